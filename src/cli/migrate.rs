@@ -1,0 +1,50 @@
+//! `lakehouse-kb migrate`: run the schema steps the database lacks, or print them.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::GlobalArgs;
+use crate::store::{SCHEMA_VERSION, Store};
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Print the steps that would run, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let path = global.db_path();
+    let plan = Store::plan(&path, global.store_options())
+        .with_context(|| format!("reading the schema version of {}", path.display()))?;
+    if plan.steps.is_empty() {
+        println!(
+            "{}: schema version {} is current, nothing to do",
+            path.display(),
+            plan.from
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: schema version {} -> {} ({} step{})",
+        path.display(),
+        plan.from,
+        plan.to,
+        plan.steps.len(),
+        if plan.steps.len() == 1 { "" } else { "s" }
+    );
+    for step in &plan.steps {
+        println!("  {:>4}  {}: {}", step.version, step.name, step.summary);
+    }
+    if args.dry_run {
+        println!("dry run: nothing changed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::create_dir_all(&global.data)
+        .with_context(|| format!("creating {}", global.data.display()))?;
+    let store = Store::open(&path, global.store_options())?;
+    println!("done: schema version {}", store.schema_version()?);
+    debug_assert_eq!(store.schema_version()?, SCHEMA_VERSION);
+    Ok(ExitCode::SUCCESS)
+}

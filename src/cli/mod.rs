@@ -1,0 +1,133 @@
+//! The `lakehouse-kb` command line: one module per subcommand, each a `run(global, args)`.
+//! Settings come from defaults in code, then `LAKEHOUSE_KB_*` environment variables, then flags.
+
+mod check;
+mod export;
+mod import;
+mod migrate;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::store::{DB_FILE, DEFAULT_CACHE_MB, StoreOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lakehouse-kb",
+    version,
+    about = "The memory of the lakehouse code-review system: verdicts, observer events and KB \
+             outcome rows in one embedded redb database, served over HTTP and exported as the \
+             legacy JSONL files",
+    after_help = "Every option can also be set with the environment variable shown in brackets."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Data directory; the database is DIR/kb.redb and exports go to DIR/_kb and DIR/_observer
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "LAKEHOUSE_KB_DATA",
+        default_value = "./data",
+        global = true
+    )]
+    pub data: PathBuf,
+    /// redb page cache size in MiB
+    #[arg(long, value_name = "MB", env = "LAKEHOUSE_KB_CACHE_MB", default_value_t = DEFAULT_CACHE_MB, global = true)]
+    pub cache_mb: usize,
+    /// Log output format (filter with LAKEHOUSE_KB_LOG, e.g. "lakehouse_kb=debug")
+    #[arg(
+        long,
+        value_enum,
+        env = "LAKEHOUSE_KB_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (default 127.0.0.1:3800, the observer's port)
+    Serve(serve::ServeArgs),
+    /// Bring a legacy lakehouse data directory into the database
+    Import(import::ImportArgs),
+    /// Write the legacy outcomes.jsonl and ops.jsonl files from the database
+    Export(export::ExportArgs),
+    /// Bring the database schema to this binary's version (or show the plan)
+    Migrate(migrate::MigrateArgs),
+    /// Verify the database: redb integrity, indexes against rows, counters against a recount
+    Check(check::CheckArgs),
+}
+
+impl GlobalArgs {
+    pub fn db_path(&self) -> PathBuf {
+        self.data.join(DB_FILE)
+    }
+
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            cache_mb: self.cache_mb,
+            on_repair: None,
+        }
+    }
+}
+
+/// Parses the command line, runs the subcommand, prints the error chain on failure.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Import(args) => import::run(&cli.global, args),
+        Command::Export(args) => export::run(&cli.global, args),
+        Command::Migrate(args) => migrate::run(&cli.global, args),
+        Command::Check(args) => check::run(&cli.global, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LAKEHOUSE_KB_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("lakehouse_kb=info,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Fails with a clear message when there is no database to work on.
+fn require_db(path: &Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        anyhow::bail!("no database at {} (is --data right?)", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! From an incoming JSON document to the records the store writes: the one place that decides
+//! what `POST /verdicts`, `POST /event` and `POST /outcomes` store, shared by the HTTP handlers,
+//! the benchmarks and the crash harness.
+
+use crate::model::outcome::SigHashRule;
+use crate::model::{FieldError, ObservedEvent, OutcomeRow, Verdict, iso_timestamp};
+use crate::store::{NewEvent, NewOutcome, NewVerdict, Record};
+
+/// A verdict, the KB row `appendVerdictToKbOutcomes` would have appended, and the event that
+/// `indexVerdictToObserver` and the observer would have produced, to be stored atomically.
+pub fn verdict_record(text: &str, now_ms: u64) -> Result<Record, FieldError> {
+    let verdict = Verdict::parse(text)?;
+    let outcome_line = verdict.kb_outcome_line();
+    let observed = ObservedEvent::parse(&verdict.observer_body(), &iso_timestamp(now_ms))?;
+    let event = event_from(observed, now_ms);
+    Ok(Record::Verdict(NewVerdict {
+        verdict,
+        outcome_line: Some(outcome_line),
+        event: Some(event),
+        received_at_ms: now_ms,
+    }))
+}
+
+/// An observer event, with the observer's rules applied at receipt time `now_ms`.
+pub fn event_record(text: &str, now_ms: u64) -> Result<Record, FieldError> {
+    let observed = ObservedEvent::parse(text, &iso_timestamp(now_ms))?;
+    Ok(Record::Event(event_from(observed, now_ms)))
+}
+
+/// A scenario runner's outcome row, kept byte for byte.
+pub fn outcome_record(bytes: &[u8], now_ms: u64) -> Result<Record, FieldError> {
+    let row = OutcomeRow::parse(bytes, SigHashRule::Required)?;
+    Ok(Record::Outcome(NewOutcome {
+        row,
+        received_at_ms: now_ms,
+    }))
+}
+
+fn event_from(observed: ObservedEvent, now_ms: u64) -> NewEvent {
+    NewEvent {
+        line: observed.op.to_line(),
+        op: observed.op,
+        body: Some(observed.body),
+        source_original: observed.source_original,
+        received_at_ms: now_ms,
+    }
+}

@@ -1,0 +1,1000 @@
+//! JavaScript-compatible JSON output and value conversions: what `JSON.stringify`, `Number()` and
+//! template-literal `String()` do in the legacy writers, reproduced byte for byte.
+
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// `JSON.stringify(x)` for a number: like `number_to_string`, but NaN and ±Infinity are written as
+/// `null`.
+pub fn write_number(out: &mut String, x: f64) {
+    if x.is_finite() {
+        push_number(out, x);
+    } else {
+        out.push_str("null");
+    }
+}
+
+/// `Number.prototype.toString()` / `String(x)` in base 10: shortest round-trip digits, JS layout
+/// rules (ECMA-262 Number::toString): 2 not 2.0, 1.5, 0.333, 0.000001, 1e-7, 1e+21,
+/// 123456789012345680000, -0 prints "0", NaN "NaN", Infinity "Infinity", -Infinity "-Infinity".
+pub fn number_to_string(x: f64) -> String {
+    let mut out = String::new();
+    push_number(&mut out, x);
+    out
+}
+
+/// ECMA-262 Number::toString(x, 10), appended to `out`.
+fn push_number(out: &mut String, x: f64) {
+    if x.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    // Covers -0 too: JS prints both zeros as "0".
+    if x == 0.0 {
+        out.push('0');
+        return;
+    }
+    if x < 0.0 {
+        out.push('-');
+    }
+    let x = x.abs();
+    if x.is_infinite() {
+        out.push_str("Infinity");
+        return;
+    }
+    // Rust's `{:e}` yields the shortest digit string that round-trips, picking the one closest to
+    // x when several qualify: the same digits ECMA-262 asks for. Format: `d[.ddd]e[-]N`.
+    let sci = format!("{x:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let k = digits.len() as i32;
+    // ECMA's n: the value is 0.d1d2...dk × 10^n, i.e. one more than the scientific exponent.
+    let n = parse_small_int(exp) + 1;
+    if k <= n && n <= 21 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', (n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        // Here n < k, so the split point lies strictly inside the ASCII digit string.
+        let (int_part, frac_part) = digits.split_at(n as usize);
+        out.push_str(int_part);
+        out.push('.');
+        out.push_str(frac_part);
+    } else if -6 < n && n <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-n) as usize));
+        out.push_str(&digits);
+    } else {
+        let mut chars = digits.chars();
+        if let Some(first) = chars.next() {
+            out.push(first);
+        }
+        let rest = chars.as_str();
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        out.push('e');
+        out.push(if n - 1 < 0 { '-' } else { '+' });
+        let _ = write!(out, "{}", (n - 1).unsigned_abs());
+    }
+}
+
+/// Parses the exponent Rust's `{:e}` prints (`-?[0-9]+`, |N| ≤ 324); total, so it cannot panic.
+fn parse_small_int(s: &str) -> i32 {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let mag = body
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0i32, |acc, b| {
+            acc.saturating_mul(10).saturating_add(i32::from(b - b'0'))
+        });
+    if neg { -mag } else { mag }
+}
+
+/// `JSON.stringify(s)` for a string, quotes included: `\"` `\\` `\b` `\f` `\n` `\r` `\t`, other
+/// U+0000..U+001F as `\u00xx` with lowercase hex; everything else (non-ASCII, U+2028, U+2029, `/`,
+/// U+007F) raw UTF-8.
+pub fn write_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    // Every escaped character is ASCII, so runs between them start and end on char boundaries.
+    let mut run_start = 0;
+    for (i, c) in s.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{0}'..='\u{1f}' => "",
+            _ => continue,
+        };
+        out.push_str(s.get(run_start..i).unwrap_or_default());
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push_str(escape);
+        }
+        run_start = i + c.len_utf8();
+    }
+    out.push_str(s.get(run_start..).unwrap_or_default());
+    out.push('"');
+}
+
+/// ECMAScript WhiteSpace and LineTerminator code points: what StringToNumber trims. Not Rust's
+/// `char::is_whitespace`, which accepts U+0085 and rejects U+FEFF.
+fn is_js_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// JS `Number(s)` for a string (StringToNumber): trim JS whitespace (WhiteSpace + LineTerminator:
+/// \t \n \v \f \r space U+00A0 U+1680 U+2000-U+200A U+2028 U+2029 U+202F U+205F U+3000 U+FEFF);
+/// empty → 0; `0x`/`0X`, `0o`/`0O`, `0b`/`0B` integer literals (no sign, no fraction); optional
+/// sign then `Infinity`; optional sign then a decimal literal (`12`, `12.`, `.5`, `1e3`,
+/// `1.5E-3`). Anything else (including "inf", "nan", "1_000", "0x", "1e", "+0x10", " 1 2 ") is
+/// NaN. Returns f64 (NaN for invalid). Rust's `f64::from_str` accepts "inf"/"nan"/"infinity":
+/// must not leak through.
+pub fn string_to_number(s: &str) -> f64 {
+    let s = s.trim_matches(is_js_space);
+    if s.is_empty() {
+        return 0.0;
+    }
+    let bytes = s.as_bytes();
+    if bytes.len() > 2 && bytes[0] == b'0' {
+        let bits_per_digit = match bytes[1] {
+            b'x' | b'X' => Some(4),
+            b'o' | b'O' => Some(3),
+            b'b' | b'B' => Some(1),
+            _ => None,
+        };
+        if let Some(bits) = bits_per_digit {
+            return parse_power_of_two_radix(&bytes[2..], bits);
+        }
+    }
+    let (negative, unsigned) = match bytes[0] {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    if unsigned == b"Infinity" {
+        return if negative {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
+    }
+    // Only a string matching the JS grammar reaches Rust's parser, so its extra spellings
+    // ("inf", "nan", "infinity") never do; on this grammar it rounds correctly, as JS does.
+    if is_decimal_literal(unsigned) {
+        s.parse::<f64>().unwrap_or(f64::NAN)
+    } else {
+        f64::NAN
+    }
+}
+
+/// StrUnsignedDecimalLiteral without `Infinity`: `D+ [. D*] [Exp] | . D+ [Exp]`, where
+/// Exp is `[eE] [+-]? D+`.
+fn is_decimal_literal(b: &[u8]) -> bool {
+    let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = int_len;
+    let mut frac_len = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        frac_len = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        i += frac_len;
+    }
+    if int_len == 0 && frac_len == 0 {
+        return false;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp_len = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if exp_len == 0 {
+            return false;
+        }
+        i += exp_len;
+    }
+    i == b.len()
+}
+
+/// Value of the digits of a `0x`/`0o`/`0b` literal, rounded to the nearest double (ties to even),
+/// as 𝔽(MV) requires for any length. NaN when empty or when a digit is out of range.
+fn parse_power_of_two_radix(digits: &[u8], bits_per_digit: u32) -> f64 {
+    let radix = 1u32 << bits_per_digit;
+    if digits.is_empty() {
+        return f64::NAN;
+    }
+    // Invariant: the value is (mantissa + fraction) × 2^dropped, where the dropped low bits are
+    // summarised by `sticky` (any of them set). Once the top bit of the mantissa is set it holds
+    // 64 significant bits, 11 more than a double keeps, so the sticky bit can only break ties.
+    let mut mantissa: u64 = 0;
+    let mut dropped: u32 = 0;
+    let mut sticky = false;
+    for &d in digits {
+        let Some(value) = char::from(d).to_digit(radix) else {
+            return f64::NAN;
+        };
+        for shift in (0..bits_per_digit).rev() {
+            let bit = (value >> shift) & 1 == 1;
+            if mantissa >> 63 == 0 {
+                mantissa = (mantissa << 1) | u64::from(bit);
+            } else {
+                dropped = dropped.saturating_add(1);
+                sticky |= bit;
+            }
+        }
+    }
+    if dropped == 0 {
+        // `as` rounds to nearest, ties to even.
+        return mantissa as f64;
+    }
+    mantissa |= u64::from(sticky);
+    if dropped > 1023 {
+        // mantissa ≥ 2^63, so the value is at least 2^1087.
+        return f64::INFINITY;
+    }
+    // Scaling by a power of two commutes with rounding; overflow gives Infinity as it should.
+    (mantissa as f64) * f64::from_bits(u64::from(1023 + dropped) << 52)
+}
+
+/// JS `Number(v)` for a parsed JSON value: null → 0, bool → 0/1, number → itself, string →
+/// string_to_number, array → Number(String(array)) (so [] → 0, [5] → 5, [1,2] → NaN), object →
+/// NaN.
+pub fn value_to_number(v: &Value) -> f64 {
+    match v {
+        Value::Null => 0.0,
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        Value::String(s) => string_to_number(s),
+        Value::Array(_) => string_to_number(&to_js_string(v)),
+        Value::Object(_) => f64::NAN,
+    }
+}
+
+/// What a template literal `${v}` produces for a parsed JSON value: string as is; number via
+/// number_to_string (serde_json numbers converted with as_f64, i.e. to the nearest double, as
+/// JSON.parse does); true/false; null → "null"; array → elements joined by "," where null elements
+/// become "" and nested arrays recurse; object → "[object Object]".
+pub fn to_js_string(v: &Value) -> String {
+    let mut out = String::new();
+    push_js_string(&mut out, v);
+    out
+}
+
+fn push_js_string(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => push_number(out, n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => out.push_str(s),
+        Value::Array(items) => {
+            // Array.prototype.join: null and undefined elements contribute the empty string.
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if !item.is_null() {
+                    push_js_string(out, item);
+                }
+            }
+        }
+        Value::Object(_) => out.push_str("[object Object]"),
+    }
+}
+
+/// Writes one JSON object field by field in the caller's order, JSON.stringify style (no spaces).
+/// A field whose value would be `undefined` in JS is simply not written: callers use the `Option`
+/// variants for that.
+pub struct ObjectWriter<'a> {
+    out: &'a mut String,
+    /// No field written yet, so the next one needs no leading comma.
+    first: bool,
+}
+
+impl<'a> ObjectWriter<'a> {
+    /// Writes `{`.
+    pub fn new(out: &'a mut String) -> Self {
+        out.push('{');
+        ObjectWriter { out, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        write_string(self.out, key);
+        self.out.push(':');
+    }
+
+    pub fn str(&mut self, key: &str, v: &str) -> &mut Self {
+        self.key(key);
+        write_string(self.out, v);
+        self
+    }
+
+    /// `None`: the field is left out.
+    pub fn opt_str(&mut self, key: &str, v: Option<&str>) -> &mut Self {
+        if let Some(v) = v {
+            self.str(key, v);
+        }
+        self
+    }
+
+    /// Via `write_number`: NaN and ±Infinity become `null`, as in JS.
+    pub fn num(&mut self, key: &str, v: f64) -> &mut Self {
+        self.key(key);
+        write_number(self.out, v);
+        self
+    }
+
+    /// `None`: the field is left out.
+    pub fn opt_num(&mut self, key: &str, v: Option<f64>) -> &mut Self {
+        if let Some(v) = v {
+            self.num(key, v);
+        }
+        self
+    }
+
+    /// As JS would print it: JS holds the value as a double, so above 2^53 it is rounded
+    /// (`v as f64`, nearest, ties to even) before printing.
+    pub fn uint(&mut self, key: &str, v: u64) -> &mut Self {
+        self.num(key, v as f64)
+    }
+
+    pub fn bool(&mut self, key: &str, v: bool) -> &mut Self {
+        self.key(key);
+        self.out.push_str(if v { "true" } else { "false" });
+        self
+    }
+
+    pub fn null(&mut self, key: &str) -> &mut Self {
+        self.key(key);
+        self.out.push_str("null");
+        self
+    }
+
+    /// Writes `"key":` then lets the closure write the value (e.g. a nested ObjectWriter).
+    pub fn with(&mut self, key: &str, f: impl FnOnce(&mut String)) -> &mut Self {
+        self.key(key);
+        f(self.out);
+        self
+    }
+
+    /// Writes `}`.
+    pub fn finish(&mut self) {
+        self.out.push('}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn json_num(x: f64) -> String {
+        let mut s = String::new();
+        write_number(&mut s, x);
+        s
+    }
+
+    fn json_str(x: &str) -> String {
+        let mut s = String::new();
+        write_string(&mut s, x);
+        s
+    }
+
+    #[test]
+    fn numbers_literal_table() {
+        let cases: &[(f64, &str)] = &[
+            (2000.0 / 1000.0, "2"),
+            (1500.0 / 1000.0, "1.5"),
+            (333.0 / 1000.0, "0.333"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1e-6, "0.000001"),
+            (1.5e-6, "0.0000015"),
+            (1e-7, "1e-7"),
+            (-1.5e-7, "-1.5e-7"),
+            (1e21, "1e+21"),
+            (1.25e21, "1.25e+21"),
+            (1e20, "100000000000000000000"),
+            (123456789012345680000.0, "123456789012345680000"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (5e-324, "5e-324"),
+            (-5e-324, "-5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
+            (9007199254740993.0, "9007199254740992"),
+            (-42.0, "-42"),
+            (123.456, "123.456"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ];
+        for &(x, want) in cases {
+            assert_eq!(number_to_string(x), want, "number_to_string({x:e})");
+            let want_json = if x.is_finite() { want } else { "null" };
+            assert_eq!(json_num(x), want_json, "write_number({x:e})");
+        }
+    }
+
+    #[test]
+    fn strings_literal_table() {
+        let cases: &[(&str, &str)] = &[
+            ("", r#""""#),
+            ("plain", r#""plain""#),
+            ("a\"b", r#""a\"b""#),
+            ("a\\b", r#""a\\b""#),
+            ("\u{8}\u{c}\n\r\t", r#""\b\f\n\r\t""#),
+            ("\u{0}", r#""\u0000""#),
+            ("\u{1}", r#""\u0001""#),
+            ("\u{1f}", r#""\u001f""#),
+            ("\u{b}", r#""\u000b""#),
+            ("\u{7f}", "\"\u{7f}\""),
+            ("\u{2028}\u{2029}", "\"\u{2028}\u{2029}\""),
+            ("a/b", r#""a/b""#),
+            ("🦀 é", "\"🦀 é\""),
+            ("é\u{1}é", "\"é\\u0001é\""),
+        ];
+        for &(s, want) in cases {
+            assert_eq!(json_str(s), want, "write_string({s:?})");
+        }
+    }
+
+    #[test]
+    fn string_to_number_literal_table() {
+        let cases: &[(&str, f64)] = &[
+            ("", 0.0),
+            ("   ", 0.0),
+            ("12", 12.0),
+            ("  12  ", 12.0),
+            ("\u{a0}7\u{feff}", 7.0),
+            ("\u{2028}\t\u{3000}8\n", 8.0),
+            ("12.", 12.0),
+            (".5", 0.5),
+            (".5e1", 5.0),
+            ("1.", 1.0),
+            ("1e3", 1000.0),
+            ("1E3", 1000.0),
+            ("1e+3", 1000.0),
+            ("1.5E-3", 0.0015),
+            ("-12.5", -12.5),
+            ("+12.5", 12.5),
+            ("00012", 12.0),
+            ("1e400", f64::INFINITY),
+            ("-1e400", f64::NEG_INFINITY),
+            ("1e-400", 0.0),
+            ("Infinity", f64::INFINITY),
+            ("+Infinity", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            ("0x1F", 31.0),
+            ("0X1f", 31.0),
+            ("0b101", 5.0),
+            ("0B11", 3.0),
+            ("0o17", 15.0),
+            ("0O17", 15.0),
+            ("0xfffffffffffffff8", 18446744073709552000.0),
+        ];
+        for &(s, want) in cases {
+            let got = string_to_number(s);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "string_to_number({s:?}) = {got}"
+            );
+        }
+        assert_eq!(string_to_number("-0").to_bits(), (-0.0f64).to_bits());
+        let nan_cases = [
+            "inf",
+            "-inf",
+            "nan",
+            "NaN",
+            "infinity",
+            "INFINITY",
+            "1_000",
+            "0x",
+            "0b",
+            "0o",
+            "1e",
+            "1e+",
+            "+0x10",
+            "-0x10",
+            "0x1.8",
+            "0b2",
+            "0o8",
+            " 1 2 ",
+            ".",
+            "+",
+            "-",
+            ".e3",
+            "e3",
+            "1..2",
+            "1e3.5",
+            "12px",
+            "\u{85}1",
+            "\u{180e}1",
+            "abc",
+        ];
+        for s in nan_cases {
+            assert!(
+                string_to_number(s).is_nan(),
+                "string_to_number({s:?}) should be NaN"
+            );
+        }
+    }
+
+    #[test]
+    fn values_literal_table() {
+        let cases: Vec<(Value, &str, f64)> = vec![
+            (json!(null), "null", 0.0),
+            (json!(true), "true", 1.0),
+            (json!(false), "false", 0.0),
+            (json!(1.5), "1.5", 1.5),
+            (json!(-7), "-7", -7.0),
+            (json!(1e21), "1e+21", 1e21),
+            (
+                json!(u64::MAX),
+                "18446744073709552000",
+                18446744073709552000.0,
+            ),
+            (json!(" 12 "), " 12 ", 12.0),
+            (json!("x"), "x", f64::NAN),
+            (json!([]), "", 0.0),
+            (json!([5]), "5", 5.0),
+            (json!([[" 5"]]), " 5", 5.0),
+            (json!([null]), "", 0.0),
+            (json!([1, 2]), "1,2", f64::NAN),
+            (json!({"a": 1}), "[object Object]", f64::NAN),
+            (
+                json!([1, [2, [3, null]], {"a": 1}]),
+                "1,2,3,,[object Object]",
+                f64::NAN,
+            ),
+            (json!([true, "a", 0.5, -0.0]), "true,a,0.5,0", f64::NAN),
+        ];
+        for (v, want_str, want_num) in cases {
+            assert_eq!(to_js_string(&v), want_str, "to_js_string({v})");
+            let got = value_to_number(&v);
+            assert!(
+                got == want_num || (got.is_nan() && want_num.is_nan()),
+                "value_to_number({v}) = {got}, want {want_num}"
+            );
+        }
+    }
+
+    #[test]
+    fn object_writer_matches_audit_row_layout() {
+        let mut s = String::new();
+        ObjectWriter::new(&mut s)
+            .str("kind", "audit")
+            .str("sig_hash", "pr6-7fe47bab")
+            .uint("pr_number", 6)
+            .opt_str("missing", None)
+            .opt_str("one_liner", Some("ok \"quoted\"\n"))
+            .num("ok_events", 1.0)
+            .with("findings", |out| {
+                ObjectWriter::new(out)
+                    .num("block", 0.0)
+                    .opt_num("warn", Some(2.0))
+                    .opt_num("info", None)
+                    .finish();
+            })
+            .num("elapsed_secs", 1500.0 / 1000.0)
+            .num("bad", f64::NAN)
+            .bool("ok", false)
+            .null("error")
+            .with("empty", |out| ObjectWriter::new(out).finish())
+            .finish();
+        assert_eq!(
+            s,
+            concat!(
+                r#"{"kind":"audit","sig_hash":"pr6-7fe47bab","pr_number":6,"#,
+                r#""one_liner":"ok \"quoted\"\n","ok_events":1,"findings":{"block":0,"warn":2},"#,
+                r#""elapsed_secs":1.5,"bad":null,"ok":false,"error":null,"empty":{}}"#
+            )
+        );
+        let mut empty = String::new();
+        ObjectWriter::new(&mut empty).finish();
+        assert_eq!(empty, "{}");
+    }
+
+    #[test]
+    fn radix_literals_round_to_nearest_even() {
+        let p60 = 2f64.powi(60);
+        // ulp(2^60) is 256: +128 is a tie (to even, down), +129 rounds up, +384 ties up to even.
+        assert_eq!(string_to_number("0x1000000000000080"), p60);
+        assert_eq!(string_to_number("0x1000000000000081"), p60 + 256.0);
+        assert_eq!(string_to_number("0x1000000000000180"), p60 + 512.0);
+        // Beyond 64 bits the dropped bits only count through the sticky bit: ulp(2^96) is 2^44.
+        let p96 = 2f64.powi(96);
+        let tie = format!("0x1{}8{}", "0".repeat(13), "0".repeat(10));
+        assert_eq!(string_to_number(&tie), p96);
+        let above_tie = format!("0x1{}8{}1", "0".repeat(13), "0".repeat(9));
+        assert_eq!(string_to_number(&above_tie), p96 + 2f64.powi(44));
+        assert!(string_to_number(&format!("0x{}", "f".repeat(256))).is_infinite());
+        assert!(string_to_number(&format!("0x{}", "f".repeat(255))).is_finite());
+        assert_eq!(string_to_number(&format!("0x{}1", "0".repeat(5000))), 1.0);
+    }
+
+    proptest! {
+        #[test]
+        fn number_to_string_round_trips(x in any::<f64>().prop_filter("finite", |x| {
+            x.is_finite()
+        })) {
+            let s = number_to_string(x);
+            // Rust's parser accepts the "e+N" form JS prints for large exponents.
+            prop_assert_eq!(s.parse::<f64>().ok(), Some(x), "{}", s);
+            prop_assert_eq!(string_to_number(&s), x, "{}", s);
+        }
+
+        #[test]
+        fn write_string_is_valid_json_for_the_same_text(s in any::<String>()) {
+            let out = json_str(&s);
+            prop_assert_eq!(serde_json::from_str::<String>(&out).ok(), Some(s));
+        }
+
+        #[test]
+        fn string_to_number_never_panics(s in "[ 0-9a-fA-FxXoObB.eE+_\\-\u{a0}\u{feff}]{0,12}") {
+            let _ = string_to_number(&s);
+        }
+    }
+
+    /// splitmix64: a fixed, dependency-free generator so the oracle inputs are reproducible.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn pick<'t, T>(&mut self, items: &'t [T]) -> &'t T {
+            &items[self.below(items.len() as u64) as usize]
+        }
+    }
+
+    fn hex(s: &str) -> String {
+        s.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(h: &str) -> String {
+        let bytes: Vec<u8> = (0..h.len() / 2)
+            .filter_map(|i| h.get(2 * i..2 * i + 2))
+            .filter_map(|p| u8::from_str_radix(p, 16).ok())
+            .collect();
+        String::from_utf8(bytes).expect("node printed valid UTF-8")
+    }
+
+    fn oracle_numbers(rng: &mut Rng) -> Vec<f64> {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+        ];
+        xs.extend([f64::MIN, f64::MIN_POSITIVE, 5e-324, f64::EPSILON, 0.1 + 0.2]);
+        for _ in 0..2000 {
+            xs.push(f64::from_bits(rng.next()));
+        }
+        for _ in 0..500 {
+            let magnitude = 1u64 << rng.below(64);
+            let i = (rng.next() % magnitude) as i64;
+            xs.push(if rng.below(2) == 0 {
+                i as f64
+            } else {
+                -(i as f64)
+            });
+        }
+        for k in 0..=2000 {
+            xs.push(f64::from(k) / 1000.0);
+        }
+        for e in -330..=310 {
+            let p: f64 = format!("1e{e}").parse().unwrap_or(0.0);
+            let bits = p.to_bits();
+            xs.extend([
+                p,
+                f64::from_bits(bits + 1),
+                f64::from_bits(bits.saturating_sub(1)),
+            ]);
+            xs.push(p * 1.5);
+        }
+        for x in [1e-7, 1e-6, 1e21, 1e20] {
+            let bits = f64::to_bits(x);
+            for d in 0..4 {
+                xs.extend([f64::from_bits(bits + d), f64::from_bits(bits - d)]);
+            }
+        }
+        xs
+    }
+
+    fn random_string(rng: &mut Rng) -> String {
+        let len = rng.below(12);
+        (0..len)
+            .filter_map(|_| {
+                let cp = match rng.below(8) {
+                    0 => rng.below(0x20) as u32,
+                    1 => *rng.pick(&[0x22, 0x5c, 0x2f, 0x7f, 0x2028, 0x2029, 0xfeff]),
+                    2 | 3 => 0x20 + rng.below(0x5f) as u32,
+                    4 => 0x80 + rng.below(0x780) as u32,
+                    5 | 6 => rng.below(0x10000) as u32,
+                    _ => 0x10000 + rng.below(0x100000) as u32,
+                };
+                char::from_u32(cp)
+            })
+            .collect()
+    }
+
+    fn random_numeric_string(rng: &mut Rng) -> String {
+        const TOKENS: &[&str] = &[
+            "0",
+            "1",
+            "9",
+            "12",
+            "007",
+            ".",
+            "e",
+            "E",
+            "+",
+            "-",
+            "x",
+            "X",
+            "o",
+            "b",
+            "0x",
+            "0b",
+            "0o",
+            "f",
+            "F",
+            "_",
+            " ",
+            "\t",
+            "\n",
+            "\u{a0}",
+            "\u{feff}",
+            "\u{2028}",
+            "\u{3000}",
+            "\u{85}",
+            "\u{180e}",
+            "\u{200b}",
+            "Infinity",
+            "inf",
+            "nan",
+            "NaN",
+            "e5",
+            "e-400",
+            "e400",
+            "123456789012345678901234567890",
+            "1e",
+            "0.",
+            ".5",
+            "n",
+        ];
+        let len = 1 + rng.below(5);
+        (0..len).map(|_| *rng.pick(TOKENS)).collect()
+    }
+
+    fn random_value(rng: &mut Rng, depth: u32) -> Value {
+        let kinds = if depth >= 3 { 5 } else { 7 };
+        match rng.below(kinds) {
+            0 => Value::Null,
+            1 => Value::Bool(rng.below(2) == 0),
+            2 => {
+                let x = f64::from_bits(rng.next());
+                serde_json::Number::from_f64(x).map_or_else(|| json!(rng.next()), Value::Number)
+            }
+            3 => json!(rng.next() as i64 >> rng.below(64)),
+            4 => Value::String(if rng.below(2) == 0 {
+                random_numeric_string(rng)
+            } else {
+                random_string(rng)
+            }),
+            5 => Value::Array(
+                (0..rng.below(4))
+                    .map(|_| random_value(rng, depth + 1))
+                    .collect(),
+            ),
+            _ => json!({"k": random_value(rng, depth + 1)}),
+        }
+    }
+
+    const NODE_SCRIPT: &str = r#"
+const fs = require('fs');
+const dv = new DataView(new ArrayBuffer(8));
+const bits = (x) => {
+  if (Number.isNaN(x)) return 'nan';
+  dv.setFloat64(0, x);
+  return dv.getBigUint64(0).toString(16);
+};
+const hex = (s) => Buffer.from(s, 'utf8').toString('hex');
+const unhex = (h) => Buffer.from(h, 'hex').toString('utf8');
+const out = [];
+for (const line of fs.readFileSync(process.argv[1], 'utf8').split('\n')) {
+  if (line === '') continue;
+  const [tag, arg] = line.split(' ');
+  if (tag === 'n') {
+    dv.setBigUint64(0, BigInt('0x' + arg));
+    const x = dv.getFloat64(0);
+    out.push(String(x) + ' ' + JSON.stringify(x));
+  } else if (tag === 's') {
+    out.push(hex(JSON.stringify(unhex(arg))));
+  } else if (tag === 't') {
+    out.push(bits(Number(unhex(arg))));
+  } else if (tag === 'j') {
+    const v = JSON.parse(unhex(arg));
+    out.push(hex(`${v}`) + ' ' + bits(Number(v)));
+  }
+}
+process.stdout.write(out.join('\n') + '\n');
+"#;
+
+    fn bits_repr(x: f64) -> String {
+        if x.is_nan() {
+            "nan".to_owned()
+        } else {
+            format!("{:x}", x.to_bits())
+        }
+    }
+
+    #[test]
+    fn matches_node_oracle() {
+        let mut rng = Rng(0x1ead_5eed);
+        let numbers = oracle_numbers(&mut rng);
+        let strings: Vec<String> = (0..3000).map(|_| random_string(&mut rng)).collect();
+        let mut numeric: Vec<String> = (0..3000).map(|_| random_numeric_string(&mut rng)).collect();
+        numeric.extend(
+            [
+                "0x",
+                "0x1F",
+                "+0x10",
+                "1_000",
+                " 1 2 ",
+                "1e",
+                "-0",
+                "1e400",
+                "0b101",
+                "0o17",
+                "1.",
+                ".5e1",
+                "\u{a0}7\u{feff}",
+                "  12  ",
+                ".",
+                "+",
+                "-",
+                "inf",
+                "nan",
+            ]
+            .map(String::from),
+        );
+        for len in [13, 14, 15, 16, 17, 20, 64, 200, 255, 256, 300] {
+            for _ in 0..10 {
+                let digits: String = (0..len)
+                    .map(|_| *rng.pick(&['0', '1', '8', 'f', 'F', '7', 'c']))
+                    .collect();
+                numeric.push(format!("0x{digits}"));
+                let bin: String = (0..len * 4).map(|_| *rng.pick(&['0', '1'])).collect();
+                numeric.push(format!("0b{bin}"));
+            }
+        }
+        let values: Vec<Value> = (0..1000).map(|_| random_value(&mut rng, 0)).collect();
+
+        let mut input = String::new();
+        for x in &numbers {
+            let _ = writeln!(input, "n {:016x}", x.to_bits());
+        }
+        for s in &strings {
+            let _ = writeln!(input, "s {}", hex(s));
+        }
+        for s in &numeric {
+            let _ = writeln!(input, "t {}", hex(s));
+        }
+        for v in &values {
+            let _ = writeln!(input, "j {}", hex(&v.to_string()));
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path =
+            std::env::temp_dir().join(format!("jsjson-oracle-{}-{nanos}.txt", std::process::id()));
+        std::fs::write(&path, &input).expect("write oracle input");
+        let output = std::process::Command::new("node")
+            .arg("-e")
+            .arg(NODE_SCRIPT)
+            .arg(&path)
+            .output();
+        let _ = std::fs::remove_file(&path);
+        let output = match output {
+            Ok(o) => o,
+            Err(e) => panic!(
+                "the Node.js oracle is required: could not run `node` ({e}); install Node.js \
+                 (v20) and put `node` on PATH"
+            ),
+        };
+        assert!(
+            output.status.success(),
+            "node failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).expect("node output is UTF-8");
+        let mut lines = stdout.lines();
+        let mut mismatches = Vec::new();
+        let mut next_line = || lines.next().unwrap_or("<missing>").to_owned();
+
+        for &x in &numbers {
+            let want = next_line();
+            let got = format!("{} {}", number_to_string(x), json_num(x));
+            if got != want {
+                mismatches.push(format!(
+                    "number {x:e} ({:016x}): rust {got}, node {want}",
+                    x.to_bits()
+                ));
+            }
+        }
+        for s in &strings {
+            let want = unhex(&next_line());
+            let got = json_str(s);
+            if got != want {
+                mismatches.push(format!("string {s:?}: rust {got}, node {want}"));
+            }
+        }
+        for s in &numeric {
+            let want = next_line();
+            let got = bits_repr(string_to_number(s));
+            if got != want {
+                mismatches.push(format!("Number({s:?}): rust {got}, node {want}"));
+            }
+        }
+        for v in &values {
+            let line = next_line();
+            let (want_str, want_num) = line.split_once(' ').unwrap_or((&line, ""));
+            let want_str = unhex(want_str);
+            let got_str = to_js_string(v);
+            let got_num = bits_repr(value_to_number(v));
+            if got_str != want_str || got_num != want_num {
+                mismatches.push(format!(
+                    "value {v}: rust ({got_str:?}, {got_num}), node ({want_str:?}, {want_num})"
+                ));
+            }
+        }
+        let total = numbers.len() + strings.len() + numeric.len() + values.len();
+        assert!(
+            mismatches.is_empty(),
+            "{} of {total} oracle cases differ from node, first ones:\n{}",
+            mismatches.len(),
+            mismatches
+                .iter()
+                .take(20)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Claims and claim hashes: how a verdict's claims are named so that two PRs making the same
+//! claim find each other (Phase F).
+//!
+//! A claim hash is the first 16 hex digits of SHA-256 of the claim text after trimming,
+//! lowercasing and collapsing runs of whitespace to one space (JavaScript's whitespace: a client
+//! computes it as `text.trim().toLowerCase().replace(/\s+/g, " ")`, then SHA-256).
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::FieldError;
+
+/// Most claims one verdict or one query may carry.
+pub const MAX_CLAIMS: usize = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClaimHash(pub u64);
+
+impl ClaimHash {
+    /// The hash of a claim's text; `None` when the text is only whitespace. This is the hash
+    /// schema version 2 defined, so the index its migration backfilled stays valid.
+    pub fn of_text(text: &str) -> Option<ClaimHash> {
+        lakehouse_kb_migrations::claim_hash_v2(text).map(ClaimHash)
+    }
+
+    /// Parses 16 hex digits (either case).
+    pub fn parse(hex: &str) -> Option<ClaimHash> {
+        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u64::from_str_radix(hex, 16).ok().map(ClaimHash)
+    }
+}
+
+impl fmt::Display for ClaimHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// One claim: its hash, and its text when the claim was given as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub hash: ClaimHash,
+    pub text: Option<String>,
+}
+
+/// The claims of a verdict JSON object: `claims` entries that are strings or objects with a
+/// string `text` (other shapes are the auditor's business and are ignored), plus the explicit
+/// `claim_hashes`, which must each be 16 hex digits. Deduplicated by hash, first text kept.
+pub fn claims_of(verdict: &Map<String, Value>) -> Result<Vec<Claim>, FieldError> {
+    let mut claims: Vec<Claim> = Vec::new();
+    let mut push = |claim: Claim| {
+        if !claims.iter().any(|c| c.hash == claim.hash) {
+            claims.push(claim);
+        }
+    };
+    if let Some(Value::Array(entries)) = verdict.get("claims") {
+        for entry in entries {
+            let text = match entry {
+                Value::String(s) => Some(s.as_str()),
+                Value::Object(o) => o.get("text").and_then(Value::as_str),
+                _ => None,
+            };
+            if let Some(hash) = text.and_then(ClaimHash::of_text) {
+                push(Claim {
+                    hash,
+                    text: text.map(str::to_owned),
+                });
+            }
+        }
+    }
+    match verdict.get("claim_hashes") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(hashes)) => {
+            for (i, h) in hashes.iter().enumerate() {
+                let hash = h.as_str().and_then(ClaimHash::parse).ok_or_else(|| {
+                    FieldError::expected(&format!("claim_hashes[{i}]"), "16 hex digits", h)
+                })?;
+                push(Claim { hash, text: None });
+            }
+        }
+        Some(other) => return Err(FieldError::expected("claim_hashes", "an array", other)),
+    }
+    if claims.len() > MAX_CLAIMS {
+        return Err(FieldError::new(
+            "claims",
+            format!(
+                "a verdict may carry at most {MAX_CLAIMS} claims, got {}",
+                claims.len()
+            ),
+        ));
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(text: &str) -> Map<String, Value> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn hash_is_documented_normalisation() {
+        // printf '%s' 'deletes dead sidecar files' | sha256sum | cut -c1-16
+        let h = ClaimHash::of_text("  Deletes\tdead\n sidecar   FILES ").unwrap();
+        assert_eq!(h.to_string(), "0988571ca2fc2cbe");
+        assert_eq!(ClaimHash::parse("0988571CA2FC2CBE"), Some(h));
+        assert_eq!(ClaimHash::parse("0988571ca2fc2cb"), None);
+        assert_eq!(ClaimHash::parse("0988571ca2fc2cbg"), None);
+    }
+
+    #[test]
+    fn claims_from_strings_objects_and_hashes() {
+        let v = obj(
+            r#"{"claims":["A",{"text":"a "},{"text":"b","source":"commit"},3,{"x":1}],
+                "claim_hashes":["0988571ca2fc2cbe"]}"#,
+        );
+        let claims = claims_of(&v).unwrap();
+        let texts: Vec<_> = claims.iter().map(|c| c.text.as_deref()).collect();
+        assert_eq!(texts, vec![Some("A"), Some("b"), None]);
+    }
+
+    #[test]
+    fn bad_claim_hashes_name_the_entry() {
+        let err = claims_of(&obj(r#"{"claim_hashes":["0988571ca2fc2cbe", 7]}"#)).unwrap_err();
+        assert_eq!(err.field, "claim_hashes[1]");
+        assert_eq!(err.message, "claim_hashes[1] must be 16 hex digits, got 7");
+        let err = claims_of(&obj(r#"{"claim_hashes":"abc"}"#)).unwrap_err();
+        assert_eq!(err.message, "claim_hashes must be an array, got \"abc\"");
+    }
+}

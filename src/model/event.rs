@@ -1,0 +1,453 @@
+//! The observer's event (contract §4): the rules that turn any `POST /event` body into an
+//! ObservedOp, exactly as the Bun observer did, and the op's `ops.jsonl` line.
+//!
+//! Where the observer was lenient it stays lenient (an unknown `source` becomes `scenario`, a
+//! non-boolean `success` falls through to `ok`); where it would have written garbage (a number
+//! as `timestamp`, an unparseable `duration_ms`) the body is refused with the field named.
+
+use serde_json::{Map, Value};
+
+use super::{FieldError, JsField, check_key_len, js_field, js_string, parse_object};
+use crate::jsjson::{self, ObjectWriter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Mcp,
+    Scenario,
+    Auditor,
+    Bot,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] = [Source::Mcp, Source::Scenario, Source::Auditor, Source::Bot];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Mcp => "mcp",
+            Source::Scenario => "scenario",
+            Source::Auditor => "auditor",
+            Source::Bot => "bot",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|src| src.as_str() == s)
+    }
+}
+
+/// The ObservedOp of the legacy observer, field for field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedOp {
+    pub timestamp: String,
+    pub endpoint: String,
+    pub input_summary: String,
+    pub success: bool,
+    /// `Number(...)`: may be non-finite (written as `null`, as `JSON.stringify` does).
+    pub duration_ms: f64,
+    pub output_summary: String,
+    pub error: JsField<String>,
+    pub source: Source,
+    pub staffer_id: JsField<String>,
+    pub sig_hash: JsField<String>,
+    pub event_kind: JsField<String>,
+}
+
+/// An accepted `POST /event` body: the op, the body as it arrived, and the body's `source`
+/// when the observer rule rewrote it (its JSON text when it was not a string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedEvent {
+    pub op: ObservedOp,
+    pub body: String,
+    pub source_original: Option<String>,
+}
+
+impl ObservedEvent {
+    /// Applies the observer's rules to a body received at `now` (an ISO 8601 timestamp).
+    pub fn parse(text: &str, now: &str) -> Result<ObservedEvent, FieldError> {
+        let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        let body = parse_object(text)?;
+        let (op, source_original) = observe(&body, now)?;
+        Ok(ObservedEvent {
+            op,
+            body: text.to_owned(),
+            source_original,
+        })
+    }
+}
+
+fn observe(
+    body: &Map<String, Value>,
+    now: &str,
+) -> Result<(ObservedOp, Option<String>), FieldError> {
+    let (source, source_original) = match js_field(body, "source") {
+        JsField::Value(Value::String(s)) => match Source::parse(s) {
+            Some(src) => (src, None),
+            None => (Source::Scenario, Some(s.clone())),
+        },
+        JsField::Value(other) => (Source::Scenario, Some(other.to_string())),
+        JsField::Absent | JsField::Null => (Source::Scenario, None),
+    };
+    if let Some(original) = &source_original {
+        check_key_len("source", original)?;
+    }
+    let success = match (body.get("success"), body.get("ok")) {
+        (Some(Value::Bool(b)), _) | (_, Some(Value::Bool(b))) => *b,
+        _ => false,
+    };
+
+    let timestamp = js_string(body, "timestamp")?;
+    let endpoint = js_string(body, "endpoint")?;
+    let input_summary = js_string(body, "input_summary")?;
+    let output_summary = js_string(body, "output_summary")?;
+    let one_liner = js_string(body, "one_liner")?;
+    let error = js_string(body, "error")?;
+    let staffer_id = js_string(body, "staffer_id")?;
+    let sig_hash = js_string(body, "sig_hash")?;
+    let event_kind = js_string(body, "event_kind")?;
+    if let JsField::Value(s) = sig_hash {
+        check_key_len("sig_hash", s)?;
+    }
+    if let JsField::Value(k) = event_kind {
+        check_key_len("event_kind", k)?;
+    }
+
+    let duration_ms = duration(body, "duration_ms")?;
+    let audit_duration_ms = duration(body, "audit_duration_ms")?;
+
+    let endpoint = match endpoint.value() {
+        Some(e) => (*e).to_owned(),
+        None => match source {
+            Source::Auditor => "auditor:verdict".to_owned(),
+            Source::Bot => "bot:cycle".to_owned(),
+            Source::Mcp | Source::Scenario => "scenario:fill".to_owned(),
+        },
+    };
+    let input_summary = match input_summary.value() {
+        Some(s) => (*s).to_owned(),
+        None => {
+            let part = |key: &str| match js_field(body, key) {
+                JsField::Value(v) => jsjson::to_js_string(v),
+                JsField::Absent | JsField::Null => "?".to_owned(),
+            };
+            format!(
+                "{} {}×{} in {}, {}",
+                part("event_kind"),
+                part("role"),
+                part("count"),
+                part("city"),
+                part("state")
+            )
+        }
+    };
+    let output_summary = match (output_summary.value(), one_liner.value()) {
+        (Some(s), _) | (None, Some(s)) => (*s).to_owned(),
+        (None, None) if success => "ok".to_owned(),
+        (None, None) => error.value().map_or("failed", |e| e).to_owned(),
+    };
+    let op = ObservedOp {
+        timestamp: timestamp.value().map_or(now, |t| t).to_owned(),
+        endpoint,
+        input_summary,
+        success,
+        duration_ms: duration_ms.or(audit_duration_ms).unwrap_or(0.0),
+        output_summary,
+        error: owned(error),
+        source,
+        staffer_id: owned(staffer_id),
+        sig_hash: owned(sig_hash),
+        event_kind: owned(event_kind),
+    };
+    Ok((op, source_original))
+}
+
+/// `Number(field)` for a field that must be a number or a string JavaScript reads as one;
+/// `None` when absent or null (so `??` falls through).
+fn duration(body: &Map<String, Value>, key: &str) -> Result<Option<f64>, FieldError> {
+    match js_field(body, key) {
+        JsField::Absent | JsField::Null => Ok(None),
+        JsField::Value(Value::Number(n)) => Ok(n.as_f64()),
+        JsField::Value(v @ Value::String(s)) => {
+            let n = jsjson::string_to_number(s);
+            if n.is_nan() {
+                Err(FieldError::expected(
+                    key,
+                    "a number or a string holding one",
+                    v,
+                ))
+            } else {
+                Ok(Some(n))
+            }
+        }
+        JsField::Value(other) => Err(FieldError::expected(
+            key,
+            "a number or a string holding one",
+            other,
+        )),
+    }
+}
+
+fn owned(field: JsField<&str>) -> JsField<String> {
+    match field {
+        JsField::Absent => JsField::Absent,
+        JsField::Null => JsField::Null,
+        JsField::Value(s) => JsField::Value(s.to_owned()),
+    }
+}
+
+impl ObservedOp {
+    /// The op's `ops.jsonl` line without the newline: `JSON.stringify(op)` in the observer's field
+    /// order, undefined fields left out, null fields written as `null`.
+    pub fn to_line(&self) -> String {
+        let mut out = String::with_capacity(256 + self.output_summary.len());
+        let mut op = ObjectWriter::new(&mut out);
+        op.str("timestamp", &self.timestamp)
+            .str("endpoint", &self.endpoint)
+            .str("input_summary", &self.input_summary)
+            .bool("success", self.success)
+            .num("duration_ms", self.duration_ms)
+            .str("output_summary", &self.output_summary);
+        optional(&mut op, "error", &self.error);
+        op.str("source", self.source.as_str());
+        optional(&mut op, "staffer_id", &self.staffer_id);
+        optional(&mut op, "sig_hash", &self.sig_hash);
+        optional(&mut op, "event_kind", &self.event_kind);
+        op.finish();
+        out
+    }
+
+    /// Reads an op back from an `ops.jsonl` line (a legacy file being imported). The line's
+    /// fields are taken as they are: it is history, not a request.
+    pub fn from_line(text: &str) -> Result<ObservedOp, FieldError> {
+        let obj = parse_object(text)?;
+        let string =
+            |key: &str| -> Result<JsField<String>, FieldError> { Ok(owned(js_string(&obj, key)?)) };
+        let required = |key: &str| -> Result<String, FieldError> {
+            string(key)?
+                .value()
+                .cloned()
+                .ok_or_else(|| FieldError::missing(key))
+        };
+        let source = match js_field(&obj, "source") {
+            JsField::Value(Value::String(s)) => Source::parse(s).unwrap_or(Source::Scenario),
+            _ => Source::Scenario,
+        };
+        let sig_hash = string("sig_hash")?;
+        let event_kind = string("event_kind")?;
+        for (key, value) in [("sig_hash", &sig_hash), ("event_kind", &event_kind)] {
+            if let JsField::Value(s) = value {
+                check_key_len(key, s)?;
+            }
+        }
+        Ok(ObservedOp {
+            timestamp: required("timestamp")?,
+            endpoint: string("endpoint")?.value().cloned().unwrap_or_default(),
+            input_summary: string("input_summary")?
+                .value()
+                .cloned()
+                .unwrap_or_default(),
+            success: obj.get("success").and_then(Value::as_bool).unwrap_or(false),
+            duration_ms: obj
+                .get("duration_ms")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::NAN),
+            output_summary: match obj.get("output_summary") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            },
+            error: string("error")?,
+            source,
+            staffer_id: string("staffer_id")?,
+            sig_hash,
+            event_kind,
+        })
+    }
+}
+
+fn optional(op: &mut ObjectWriter<'_>, key: &str, field: &JsField<String>) {
+    match field {
+        JsField::Absent => {}
+        JsField::Null => {
+            op.null(key);
+        }
+        JsField::Value(s) => {
+            op.str(key, s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: &str = "2026-11-24T12:00:00.000Z";
+
+    fn line(body: &str) -> String {
+        ObservedEvent::parse(body, NOW).unwrap().op.to_line()
+    }
+
+    fn err(body: &str) -> (String, String) {
+        let e = ObservedEvent::parse(body, NOW).unwrap_err();
+        (e.field, e.message)
+    }
+
+    #[test]
+    fn auditor_payload_matches_the_fixture_line() {
+        // Line 2 of fixtures/legacy/data/_observer/ops.jsonl, with the fixture's receipt time.
+        let body = r#"{"source":"auditor","event_kind":"audit","ok":false,"sig_hash":"pr1-e9e0d501","pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","findings_block":2,"findings_warn":2,"audit_duration_ms":14237,"audited_at":"2026-04-01T09:15:13.330Z"}"#;
+        let got = ObservedEvent::parse(body, "2026-04-01T09:15:13.330Z").unwrap();
+        assert_eq!(
+            got.op.to_line(),
+            r#"{"timestamp":"2026-04-01T09:15:13.330Z","endpoint":"auditor:verdict","input_summary":"audit ?×? in ?, ?","success":false,"duration_ms":14237,"output_summary":"PR claims 'live-verified' with no evidence in diff","source":"auditor","sig_hash":"pr1-e9e0d501","event_kind":"audit"}"#
+        );
+        assert_eq!(got.body, body);
+        assert_eq!(got.source_original, None);
+    }
+
+    #[test]
+    fn source_coercion_keeps_the_original() {
+        let got = ObservedEvent::parse(r#"{"source":"github"}"#, NOW).unwrap();
+        assert_eq!(
+            (got.op.source, got.source_original.as_deref()),
+            (Source::Scenario, Some("github"))
+        );
+        let got = ObservedEvent::parse(r#"{"source":5}"#, NOW).unwrap();
+        assert_eq!(
+            (got.op.source, got.source_original.as_deref()),
+            (Source::Scenario, Some("5"))
+        );
+        let got = ObservedEvent::parse(r#"{"source":"bot"}"#, NOW).unwrap();
+        assert_eq!((got.op.source, got.source_original), (Source::Bot, None));
+        let got = ObservedEvent::parse(r#"{"source":"AUDITOR"}"#, NOW).unwrap();
+        assert_eq!(got.op.source, Source::Scenario);
+    }
+
+    #[test]
+    fn success_from_success_then_ok_then_false() {
+        assert!(line(r#"{"success":true,"ok":false}"#).contains(r#""success":true"#));
+        assert!(line(r#"{"success":"yes","ok":true}"#).contains(r#""success":true"#));
+        assert!(line(r#"{"success":1,"ok":"true"}"#).contains(r#""success":false"#));
+        assert!(line(r#"{"ok":false}"#).contains(r#""success":false"#));
+    }
+
+    #[test]
+    fn endpoint_default_depends_on_source() {
+        assert!(line(r#"{"source":"auditor"}"#).contains(r#""endpoint":"auditor:verdict""#));
+        assert!(line(r#"{"source":"bot"}"#).contains(r#""endpoint":"bot:cycle""#));
+        assert!(line(r#"{"source":"mcp"}"#).contains(r#""endpoint":"scenario:fill""#));
+        assert!(line(r#"{"source":"x"}"#).contains(r#""endpoint":"scenario:fill""#));
+        assert!(line(r#"{"endpoint":"mine","source":"bot"}"#).contains(r#""endpoint":"mine""#));
+        assert!(line(r#"{"endpoint":null,"source":"bot"}"#).contains(r#""endpoint":"bot:cycle""#));
+    }
+
+    #[test]
+    fn input_summary_template_stringifies_like_javascript() {
+        assert_eq!(
+            line(r#"{"event_kind":"fill","role":"welder","count":2,"city":"Gary","state":"IN"}"#),
+            format!(
+                r#"{{"timestamp":"{NOW}","endpoint":"scenario:fill","input_summary":"fill welder×2 in Gary, IN","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario","event_kind":"fill"}}"#
+            )
+        );
+        assert!(
+            line(r#"{"count":2.50,"role":null,"city":[1,[2]],"state":{"a":1}}"#)
+                .contains(r#""input_summary":"? ?×2.5 in 1,2, [object Object]""#)
+        );
+        assert!(
+            line(r#"{"count":true,"role":1e21}"#)
+                .contains(r#""input_summary":"? 1e+21×true in ?, ?""#)
+        );
+        assert!(line(r#"{"input_summary":"given"}"#).contains(r#""input_summary":"given""#));
+    }
+
+    #[test]
+    fn duration_from_duration_then_audit_duration_then_zero() {
+        assert!(line(r#"{"duration_ms":5,"audit_duration_ms":7}"#).contains(r#""duration_ms":5,"#));
+        assert!(
+            line(r#"{"duration_ms":null,"audit_duration_ms":7}"#).contains(r#""duration_ms":7,"#)
+        );
+        assert!(line(r#"{"audit_duration_ms":" 1.5e3 "}"#).contains(r#""duration_ms":1500,"#));
+        assert!(line(r#"{"duration_ms":""}"#).contains(r#""duration_ms":0,"#));
+        assert!(line(r#"{"duration_ms":"0x10"}"#).contains(r#""duration_ms":16,"#));
+        assert!(line(r#"{"duration_ms":"Infinity"}"#).contains(r#""duration_ms":null,"#));
+        assert!(line(r#"{}"#).contains(r#""duration_ms":0,"#));
+        assert_eq!(
+            err(r#"{"duration_ms":"fast"}"#),
+            (
+                "duration_ms".into(),
+                r#"duration_ms must be a number or a string holding one, got "fast""#.into()
+            )
+        );
+        assert_eq!(err(r#"{"audit_duration_ms":true}"#).0, "audit_duration_ms");
+    }
+
+    #[test]
+    fn output_summary_fallbacks() {
+        assert!(
+            line(r#"{"output_summary":"o","one_liner":"l"}"#).contains(r#""output_summary":"o""#)
+        );
+        assert!(line(r#"{"one_liner":"l","success":true}"#).contains(r#""output_summary":"l""#));
+        assert!(
+            line(r#"{"success":true,"error":"e"}"#)
+                .contains(r#""output_summary":"ok","error":"e""#)
+        );
+        assert!(
+            line(r#"{"success":false,"error":"e"}"#)
+                .contains(r#""output_summary":"e","error":"e""#)
+        );
+        assert!(line(r#"{"ok":false}"#).contains(r#""output_summary":"failed""#));
+        assert!(line(r#"{"error":null}"#).contains(r#""output_summary":"failed","error":null,"#));
+    }
+
+    #[test]
+    fn timestamp_from_body_or_receipt_time() {
+        assert!(line(r#"{"timestamp":"then"}"#).starts_with(r#"{"timestamp":"then","#));
+        assert!(line(r#"{"timestamp":null}"#).starts_with(&format!(r#"{{"timestamp":"{NOW}","#)));
+    }
+
+    #[test]
+    fn copied_fields_keep_null_and_leave_out_absent() {
+        assert_eq!(
+            line(
+                r#"{"staffer_id":"s","sig_hash":null,"event_kind":"k","error":"e","success":true}"#
+            ),
+            format!(
+                r#"{{"timestamp":"{NOW}","endpoint":"scenario:fill","input_summary":"k ?×? in ?, ?","success":true,"duration_ms":0,"output_summary":"ok","error":"e","source":"scenario","staffer_id":"s","sig_hash":null,"event_kind":"k"}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_refused_with_the_field() {
+        for field in [
+            "timestamp",
+            "endpoint",
+            "input_summary",
+            "output_summary",
+            "error",
+            "staffer_id",
+            "sig_hash",
+            "event_kind",
+            "one_liner",
+        ] {
+            let (got, message) = err(&format!(r#"{{"{field}":12}}"#));
+            assert_eq!(got, field);
+            assert_eq!(message, format!("{field} must be a string, got 12"));
+        }
+        assert_eq!(err("[]").1, "body must be a JSON object, got an array");
+        assert_eq!(
+            err(&format!(r#"{{"sig_hash":"{}"}}"#, "x".repeat(600))).0,
+            "sig_hash"
+        );
+    }
+
+    #[test]
+    fn from_line_reads_back_what_to_line_wrote() {
+        for body in [
+            r#"{"source":"bot","success":true,"error":"e","staffer_id":"s","sig_hash":"h","event_kind":"k","duration_ms":3}"#,
+            r#"{"sig_hash":null,"error":null}"#,
+        ] {
+            let op = ObservedEvent::parse(body, NOW).unwrap().op;
+            assert_eq!(ObservedOp::from_line(&op.to_line()).unwrap(), op);
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Domain types: what a verdict, an observed event and a KB outcome row are, and the rules that
+//! turn incoming JSON into them (contract §1-§4). No storage or HTTP concerns live here.
+
+pub mod claims;
+pub mod event;
+pub mod outcome;
+pub mod verdict;
+
+pub use claims::ClaimHash;
+pub use event::{ObservedEvent, ObservedOp, Source};
+pub use outcome::OutcomeRow;
+pub use verdict::{Overall, Verdict};
+
+use serde_json::{Map, Value};
+
+/// Longest sig_hash, event_kind or source accepted: they become index keys.
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// An input rejected by a model rule: the field at fault and a message naming the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `"{field} must be {expected}, got {value}"`.
+    pub fn expected(field: &str, expected: &str, got: &Value) -> Self {
+        FieldError::new(
+            field,
+            format!("{field} must be {expected}, got {}", describe(got)),
+        )
+    }
+
+    pub fn missing(field: &str) -> Self {
+        FieldError::new(field, format!("{field} is required"))
+    }
+}
+
+/// A JSON field as JavaScript sees it: `undefined`, `null` or a value. The legacy writers left
+/// `undefined` out and wrote `null` as `null`, so byte compatibility needs all three.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum JsField<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<T> JsField<T> {
+    /// The value, treating null like absent (JavaScript's `??`).
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            JsField::Value(v) => Some(v),
+            JsField::Absent | JsField::Null => None,
+        }
+    }
+}
+
+/// The value for display in an error message: compact JSON, cut at 60 characters.
+pub(crate) fn describe(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Parses a request or file body that must be one JSON object.
+pub(crate) fn parse_object(text: &str) -> Result<Map<String, Value>, FieldError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(FieldError::new(
+            "body",
+            format!("body must be a JSON object, got {}", json_type(&other)),
+        )),
+        Err(e) => Err(FieldError::new(
+            "body",
+            format!("body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+pub(crate) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `obj[key]` with JavaScript's three states.
+pub(crate) fn js_field<'a>(obj: &'a Map<String, Value>, key: &str) -> JsField<&'a Value> {
+    match obj.get(key) {
+        None => JsField::Absent,
+        Some(Value::Null) => JsField::Null,
+        Some(v) => JsField::Value(v),
+    }
+}
+
+/// An optional string field: absent and null are `Absent`/`Null`, anything but a string is an
+/// error naming the field.
+pub(crate) fn js_string<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+) -> Result<JsField<&'a str>, FieldError> {
+    match js_field(obj, key) {
+        JsField::Absent => Ok(JsField::Absent),
+        JsField::Null => Ok(JsField::Null),
+        JsField::Value(Value::String(s)) => Ok(JsField::Value(s)),
+        JsField::Value(other) => Err(FieldError::expected(key, "a string", other)),
+    }
+}
+
+/// Rejects strings too long to be an index key.
+pub(crate) fn check_key_len(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.len() > MAX_KEY_BYTES {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{field} must be at most {MAX_KEY_BYTES} bytes, got {}",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `new Date(ms).toISOString()`: `2026-04-01T09:15:13.330Z`.
+pub fn iso_timestamp(ms: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_timestamp_matches_javascript() {
+        // new Date(1775034913330).toISOString()
+        assert_eq!(iso_timestamp(1_775_034_913_330), "2026-04-01T09:15:13.330Z");
+        assert_eq!(iso_timestamp(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn describe_cuts_long_values() {
+        assert_eq!(describe(&Value::String("six".into())), "\"six\"");
+        let long = Value::String("x".repeat(100));
+        assert_eq!(describe(&long).chars().count(), 63);
+    }
+}

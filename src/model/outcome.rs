@@ -1,0 +1,132 @@
+//! One row of `outcomes.jsonl` (contract §3): kept as the exact bytes it arrived as, with the
+//! `sig_hash` and `kind` read out of it for indexing. Its shape is the scenario runner's to
+//! decide, not ours.
+
+use serde_json::Value;
+
+use super::{FieldError, check_key_len, describe, parse_object};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeRow {
+    /// The row's bytes, one line without its newline.
+    pub line: String,
+    /// The row's string `sig_hash`; empty when it has none (legacy rows only).
+    pub sig_hash: String,
+    /// The row's string `kind` (`audit` for the auditor's rows); empty when it has none.
+    pub kind: String,
+}
+
+/// Whether a row without a string `sig_hash` is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigHashRule {
+    /// `POST /outcomes`: a non-empty string is required.
+    Required,
+    /// Import of a legacy file: a row without one is still a row, kept under an empty sig_hash.
+    Optional,
+}
+
+impl OutcomeRow {
+    /// Reads one row. Surrounding whitespace (a trailing newline) is not part of the row; a line
+    /// break inside it is refused, since the row must stay one line of the JSONL file.
+    pub fn parse(bytes: &[u8], rule: SigHashRule) -> Result<OutcomeRow, FieldError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            FieldError::new(
+                "body",
+                format!(
+                    "body is not valid UTF-8 (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
+            )
+        })?;
+        let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        if text.contains(['\n', '\r']) {
+            return Err(FieldError::new(
+                "body",
+                "an outcome row must be a single line of JSON (it contains a line break)",
+            ));
+        }
+        let obj = parse_object(text)?;
+        let sig_hash = match (obj.get("sig_hash"), rule) {
+            (Some(Value::String(s)), _) if !s.is_empty() => s.clone(),
+            (_, SigHashRule::Optional) => String::new(),
+            (None | Some(Value::Null), SigHashRule::Required) => {
+                return Err(FieldError::missing("sig_hash"));
+            }
+            (Some(other), SigHashRule::Required) => {
+                return Err(FieldError::new(
+                    "sig_hash",
+                    format!(
+                        "sig_hash must be a non-empty string, got {}",
+                        describe(other)
+                    ),
+                ));
+            }
+        };
+        check_key_len("sig_hash", &sig_hash)?;
+        let kind = match obj.get("kind") {
+            Some(Value::String(k)) => k.clone(),
+            _ => String::new(),
+        };
+        Ok(OutcomeRow {
+            line: text.to_owned(),
+            sig_hash,
+            kind,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_bytes_exactly() {
+        let line = r#"{"sig_hash":"6cd5d79c4f5d42c9", "elapsed_secs":15.80,"x":"\u00e9/é"}"#;
+        let row =
+            OutcomeRow::parse(format!("{line}\r\n").as_bytes(), SigHashRule::Required).unwrap();
+        assert_eq!(row.line, line);
+        assert_eq!(row.sig_hash, "6cd5d79c4f5d42c9");
+        assert_eq!(row.kind, "");
+        let audit = OutcomeRow::parse(
+            br#"{"kind":"audit","sig_hash":"pr1-e9e0d501"}"#,
+            SigHashRule::Required,
+        );
+        assert_eq!(audit.unwrap().kind, "audit");
+    }
+
+    #[test]
+    fn sig_hash_rules() {
+        let err = |body: &str| {
+            OutcomeRow::parse(body.as_bytes(), SigHashRule::Required)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(err("{}"), "sig_hash is required");
+        assert_eq!(
+            err(r#"{"sig_hash":""}"#),
+            r#"sig_hash must be a non-empty string, got """#
+        );
+        assert_eq!(
+            err(r#"{"sig_hash":7}"#),
+            "sig_hash must be a non-empty string, got 7"
+        );
+        let row = OutcomeRow::parse(br#"{"sig_hash":7}"#, SigHashRule::Optional).unwrap();
+        assert_eq!(row.sig_hash, "");
+    }
+
+    #[test]
+    fn malformed_rows() {
+        let err = |body: &[u8]| {
+            OutcomeRow::parse(body, SigHashRule::Optional)
+                .unwrap_err()
+                .message
+        };
+        assert!(err(b"{\"a\":1,\n\"sig_hash\":\"x\"}").contains("single line"));
+        assert_eq!(
+            err(b"{\"a\":\"\xff\"}"),
+            "body is not valid UTF-8 (invalid byte at offset 6)"
+        );
+        assert_eq!(err(b"[1]"), "body must be a JSON object, got an array");
+        assert!(err(b"{nope").starts_with("body is not valid JSON"));
+    }
+}

@@ -1,0 +1,473 @@
+//! The auditor's verdict (contract §1): typed known fields, the whole original JSON kept, the
+//! validation rules, and the two legacy records a verdict used to produce — the KB outcome row
+//! of `appendVerdictToKbOutcomes` (§2) and the observer payload of `indexVerdictToObserver` (§4).
+
+use serde_json::{Map, Value};
+
+use super::claims::{Claim, claims_of};
+use super::{FieldError, JsField, describe, js_field, parse_object};
+use crate::jsjson::ObjectWriter;
+
+/// Largest integer JavaScript represents exactly; beyond it the legacy writers printed rounded
+/// or exponent forms, so such a pr_number cannot be a key.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Overall {
+    Approve,
+    RequestChanges,
+    Block,
+}
+
+impl Overall {
+    pub const ALL: [Overall; 3] = [Overall::Approve, Overall::RequestChanges, Overall::Block];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overall::Approve => "approve",
+            Overall::RequestChanges => "request_changes",
+            Overall::Block => "block",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Overall> {
+        Overall::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// A validated verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub pr_number: u64,
+    pub head_sha: String,
+    pub audited_at: String,
+    pub overall: Overall,
+    pub one_liner: String,
+    pub findings_block: u64,
+    pub findings_warn: u64,
+    pub findings_info: JsField<u64>,
+    pub audit_duration_ms: JsField<f64>,
+    pub claims: Vec<Claim>,
+    /// The verdict exactly as it arrived (surrounding whitespace trimmed): unknown fields and
+    /// key order survive.
+    pub raw_json: String,
+}
+
+impl Verdict {
+    /// Parses and validates one verdict JSON document.
+    pub fn parse(text: &str) -> Result<Verdict, FieldError> {
+        let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        let obj = parse_object(text)?;
+        Verdict::from_object(&obj, text.to_owned())
+    }
+
+    /// Validates an already parsed verdict object whose source text is `raw_json`.
+    pub fn from_object(obj: &Map<String, Value>, raw_json: String) -> Result<Verdict, FieldError> {
+        let pr_number = required_count(obj, "pr_number", "pr_number")?;
+        if pr_number > MAX_SAFE_INTEGER {
+            return Err(FieldError::new(
+                "pr_number",
+                format!("pr_number must be at most {MAX_SAFE_INTEGER}, got {pr_number}"),
+            ));
+        }
+        let head_sha = match required(obj, "head_sha", "head_sha")? {
+            Value::String(s) if is_head_sha(s) => s.clone(),
+            other => {
+                return Err(FieldError::expected(
+                    "head_sha",
+                    "a string of 8 to 64 hex digits",
+                    other,
+                ));
+            }
+        };
+        let audited_at = match required(obj, "audited_at", "audited_at")? {
+            Value::String(s) if !s.is_empty() && s.len() <= super::MAX_KEY_BYTES => s.clone(),
+            other => {
+                return Err(FieldError::expected(
+                    "audited_at",
+                    "a non-empty string",
+                    other,
+                ));
+            }
+        };
+        let overall = match required(obj, "overall", "overall")? {
+            Value::String(s) => Overall::parse(s),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            FieldError::expected(
+                "overall",
+                "one of approve, request_changes, block",
+                &obj["overall"],
+            )
+        })?;
+        let one_liner = match required(obj, "one_liner", "one_liner")? {
+            Value::String(s) => s.clone(),
+            other => return Err(FieldError::expected("one_liner", "a string", other)),
+        };
+        let metrics = match required(obj, "metrics", "metrics")? {
+            Value::Object(m) => m,
+            other => return Err(FieldError::expected("metrics", "an object", other)),
+        };
+        let findings_block = required_count(metrics, "findings_block", "metrics.findings_block")?;
+        let findings_warn = required_count(metrics, "findings_warn", "metrics.findings_warn")?;
+        let findings_info = match js_field(metrics, "findings_info") {
+            JsField::Absent => JsField::Absent,
+            JsField::Null => JsField::Null,
+            JsField::Value(v) => JsField::Value(count(v, "metrics.findings_info")?),
+        };
+        let audit_duration_ms = match js_field(metrics, "audit_duration_ms") {
+            JsField::Absent => JsField::Absent,
+            JsField::Null => JsField::Null,
+            JsField::Value(v) => match v.as_f64() {
+                Some(ms) if ms >= 0.0 && ms.is_finite() => JsField::Value(ms),
+                _ => {
+                    return Err(FieldError::expected(
+                        "metrics.audit_duration_ms",
+                        "a non-negative number",
+                        v,
+                    ));
+                }
+            },
+        };
+        let claims = claims_of(obj)?;
+        Ok(Verdict {
+            pr_number,
+            head_sha,
+            audited_at,
+            overall,
+            one_liner,
+            findings_block,
+            findings_warn,
+            findings_info,
+            audit_duration_ms,
+            claims,
+            raw_json,
+        })
+    }
+
+    /// `pr{pr_number}-{head_sha[..8]}`, e.g. `pr6-7fe47bab`.
+    pub fn sig_hash(&self) -> String {
+        sig_hash(self.pr_number, &self.head_sha)
+    }
+
+    /// `(audit_duration_ms ?? 0) / 1000`, as the KB row's `elapsed_secs`.
+    pub fn elapsed_secs(&self) -> f64 {
+        self.audit_duration_ms.value().copied().unwrap_or(0.0) / 1000.0
+    }
+
+    /// The `kind:"audit"` line `appendVerdictToKbOutcomes` appended for this verdict, without
+    /// the trailing newline: `JSON.stringify(row)` with the legacy key order.
+    pub fn kb_outcome_line(&self) -> String {
+        let mut out = String::with_capacity(320 + self.one_liner.len());
+        let mut row = ObjectWriter::new(&mut out);
+        row.str("kind", "audit")
+            .str("sig_hash", &self.sig_hash())
+            .str("audited_at", &self.audited_at)
+            .uint("pr_number", self.pr_number)
+            .str("head_sha", &self.head_sha)
+            .str("overall", self.overall.as_str())
+            .str("one_liner", &self.one_liner)
+            .uint("ok_events", u64::from(self.overall == Overall::Approve))
+            .uint("total_events", 1)
+            .with("findings", |out| {
+                let mut findings = ObjectWriter::new(out);
+                findings
+                    .uint("block", self.findings_block)
+                    .uint("warn", self.findings_warn);
+                match self.findings_info {
+                    JsField::Absent => {}
+                    JsField::Null => {
+                        findings.null("info");
+                    }
+                    JsField::Value(n) => {
+                        findings.uint("info", n);
+                    }
+                }
+                findings.finish();
+            })
+            .num("elapsed_secs", self.elapsed_secs());
+        row.finish();
+        out
+    }
+
+    /// The body `indexVerdictToObserver` posted to the observer for this verdict.
+    pub fn observer_body(&self) -> String {
+        let mut out = String::with_capacity(256 + self.one_liner.len());
+        let mut body = ObjectWriter::new(&mut out);
+        body.str("source", "auditor")
+            .str("event_kind", "audit")
+            .bool("ok", self.overall == Overall::Approve)
+            .str("sig_hash", &self.sig_hash())
+            .uint("pr_number", self.pr_number)
+            .str("head_sha", &self.head_sha)
+            .str("overall", self.overall.as_str())
+            .str("one_liner", &self.one_liner)
+            .uint("findings_block", self.findings_block)
+            .uint("findings_warn", self.findings_warn);
+        match self.audit_duration_ms {
+            JsField::Absent => {}
+            JsField::Null => {
+                body.null("audit_duration_ms");
+            }
+            JsField::Value(ms) => {
+                body.num("audit_duration_ms", ms);
+            }
+        }
+        body.str("audited_at", &self.audited_at);
+        body.finish();
+        out
+    }
+}
+
+/// `pr{pr_number}-{head_sha[..8]}`; `head_sha` must be validated hex (ASCII) of 8+ digits.
+pub fn sig_hash(pr_number: u64, head_sha: &str) -> String {
+    format!("pr{pr_number}-{}", head_sha.get(..8).unwrap_or(head_sha))
+}
+
+/// The sig_hash prefix shared by every head of a PR: `pr6-` (which `pr60-...` does not start
+/// with).
+pub fn pr_prefix(pr_number: u64) -> String {
+    format!("pr{pr_number}-")
+}
+
+fn is_head_sha(s: &str) -> bool {
+    (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn required<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<&'a Value, FieldError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(FieldError::missing(field)),
+        Some(v) => Ok(v),
+    }
+}
+
+fn required_count(obj: &Map<String, Value>, key: &str, field: &str) -> Result<u64, FieldError> {
+    count(required(obj, key, field)?, field)
+}
+
+/// A non-negative integer; `3.0` is accepted (JavaScript cannot tell it from `3`).
+fn count(value: &Value, field: &str) -> Result<u64, FieldError> {
+    let n = match value {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
+                .map(|f| f as u64)
+        }),
+        _ => None,
+    };
+    n.ok_or_else(|| {
+        FieldError::new(
+            field,
+            format!(
+                "{field} must be a non-negative integer, got {}",
+                describe(value)
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = r#"{"pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","findings":[{"check":"static","severity":"info","summary":"diff touches mcp-server/observer.ts"}],"claims":[{"text":"fire-and-forget: failures do not block the Gitea post","source":"commit_message"},{"text":"observer counts auditor events separately","source":"commit_message"}],"metrics":{"findings_block":2,"findings_warn":2,"findings_info":1,"audit_duration_ms":14237},"audited_at":"2026-04-01T09:15:13.330Z"}"#;
+
+    fn with(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<Verdict, FieldError> {
+        let mut obj: Map<String, Value> = serde_json::from_str(FIXTURE).unwrap();
+        edit(&mut obj);
+        let text = serde_json::to_string(&obj).unwrap();
+        Verdict::parse(&text)
+    }
+
+    fn metrics(obj: &mut Map<String, Value>) -> &mut Map<String, Value> {
+        obj.get_mut("metrics").unwrap().as_object_mut().unwrap()
+    }
+
+    #[test]
+    fn fixture_verdict_produces_the_legacy_row_and_payload() {
+        let v = Verdict::parse(FIXTURE).unwrap();
+        assert_eq!(v.sig_hash(), "pr1-e9e0d501");
+        assert_eq!(v.raw_json, FIXTURE);
+        assert_eq!(v.claims.len(), 2);
+        // Line 2 of fixtures/legacy/data/_kb/outcomes.jsonl.
+        assert_eq!(
+            v.kb_outcome_line(),
+            r#"{"kind":"audit","sig_hash":"pr1-e9e0d501","audited_at":"2026-04-01T09:15:13.330Z","pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","ok_events":0,"total_events":1,"findings":{"block":2,"warn":2,"info":1},"elapsed_secs":14.237}"#
+        );
+        assert_eq!(
+            v.observer_body(),
+            r#"{"source":"auditor","event_kind":"audit","ok":false,"sig_hash":"pr1-e9e0d501","pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","findings_block":2,"findings_warn":2,"audit_duration_ms":14237,"audited_at":"2026-04-01T09:15:13.330Z"}"#
+        );
+    }
+
+    #[test]
+    fn absent_and_null_optional_metrics_follow_javascript() {
+        let v = with(|o| {
+            metrics(o).remove("findings_info");
+            metrics(o).remove("audit_duration_ms");
+        })
+        .unwrap();
+        let line = v.kb_outcome_line();
+        assert!(
+            line.ends_with(r#""findings":{"block":2,"warn":2},"elapsed_secs":0}"#),
+            "{line}"
+        );
+        assert!(!v.observer_body().contains("audit_duration_ms"));
+
+        let v = with(|o| {
+            metrics(o).insert("findings_info".into(), Value::Null);
+            metrics(o).insert("audit_duration_ms".into(), Value::Null);
+        })
+        .unwrap();
+        let line = v.kb_outcome_line();
+        assert!(
+            line.ends_with(r#""info":null},"elapsed_secs":0}"#),
+            "{line}"
+        );
+        assert!(v.observer_body().contains(r#""audit_duration_ms":null,"#));
+
+        let v = with(|o| {
+            metrics(o).insert("audit_duration_ms".into(), 2000.into());
+        })
+        .unwrap();
+        assert!(v.kb_outcome_line().ends_with(r#""elapsed_secs":2}"#));
+    }
+
+    /// Sets (or with `None`, removes) `path` ("a" or "a.b") in the fixture, then parses it.
+    fn edited(path: &str, value: Option<Value>) -> Result<Verdict, FieldError> {
+        with(|o| {
+            let (obj, key) = match path.split_once('.') {
+                Some((outer, key)) => (o.get_mut(outer).unwrap().as_object_mut().unwrap(), key),
+                None => (o, path),
+            };
+            match value {
+                Some(v) => obj.insert(key.to_owned(), v),
+                None => obj.remove(key),
+            };
+        })
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        use serde_json::json;
+        let cases = [
+            (
+                "pr_number",
+                Some(json!("six")),
+                r#"pr_number must be a non-negative integer, got "six""#,
+            ),
+            (
+                "pr_number",
+                Some(json!(-1)),
+                "pr_number must be a non-negative integer, got -1",
+            ),
+            (
+                "pr_number",
+                Some(json!(1.5)),
+                "pr_number must be a non-negative integer, got 1.5",
+            ),
+            (
+                "pr_number",
+                Some(json!(1u64 << 53)),
+                "pr_number must be at most 9007199254740991, got 9007199254740992",
+            ),
+            (
+                "head_sha",
+                Some(json!(7)),
+                "head_sha must be a string of 8 to 64 hex digits, got 7",
+            ),
+            (
+                "head_sha",
+                Some(json!("e9e0d50")),
+                r#"head_sha must be a string of 8 to 64 hex digits, got "e9e0d50""#,
+            ),
+            (
+                "head_sha",
+                Some(json!("zzzzzzzzzz")),
+                r#"head_sha must be a string of 8 to 64 hex digits, got "zzzzzzzzzz""#,
+            ),
+            (
+                "overall",
+                Some(json!("maybe")),
+                r#"overall must be one of approve, request_changes, block, got "maybe""#,
+            ),
+            ("audited_at", None, "audited_at is required"),
+            (
+                "audited_at",
+                Some(json!("")),
+                r#"audited_at must be a non-empty string, got """#,
+            ),
+            (
+                "one_liner",
+                Some(json!([])),
+                "one_liner must be a string, got []",
+            ),
+            ("metrics", None, "metrics is required"),
+            (
+                "metrics",
+                Some(json!(3)),
+                "metrics must be an object, got 3",
+            ),
+            (
+                "metrics.findings_warn",
+                None,
+                "metrics.findings_warn is required",
+            ),
+            (
+                "metrics.findings_block",
+                Some(json!(-2)),
+                "metrics.findings_block must be a non-negative integer, got -2",
+            ),
+            (
+                "metrics.findings_info",
+                Some(json!("1")),
+                r#"metrics.findings_info must be a non-negative integer, got "1""#,
+            ),
+            (
+                "metrics.audit_duration_ms",
+                Some(json!("fast")),
+                r#"metrics.audit_duration_ms must be a non-negative number, got "fast""#,
+            ),
+            (
+                "metrics.audit_duration_ms",
+                Some(json!(-5)),
+                "metrics.audit_duration_ms must be a non-negative number, got -5",
+            ),
+        ];
+        for (path, value, message) in cases {
+            let err = edited(path, value).unwrap_err();
+            assert_eq!((err.field.as_str(), err.message.as_str()), (path, message));
+        }
+    }
+
+    #[test]
+    fn not_an_object_or_not_json() {
+        assert_eq!(
+            Verdict::parse("[1]").unwrap_err().message,
+            "body must be a JSON object, got an array"
+        );
+        assert!(
+            Verdict::parse("{")
+                .unwrap_err()
+                .message
+                .starts_with("body is not valid JSON")
+        );
+        // A lone surrogate escape is not valid JSON text for us.
+        assert!(Verdict::parse(r#"{"one_liner":"\ud800"}"#).is_err());
+    }
+
+    #[test]
+    fn integral_float_pr_number_is_accepted() {
+        let v = with(|o| {
+            o.insert("pr_number".into(), serde_json::json!(6.0));
+        })
+        .unwrap();
+        assert_eq!(v.sig_hash(), "pr6-e9e0d501");
+        assert_eq!(pr_prefix(6), "pr6-");
+    }
+}

@@ -1,0 +1,332 @@
+//! `check`: redb's own integrity check, then ours — every index entry points at a row that has
+//! the indexed value, every row is indexed, seqs are unique, and every counter equals a recount.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::read::{event_entry, outcome_entry, verdict_entry};
+use super::tables::*;
+use super::{Stats, Store, StoreError};
+use crate::model::claims::claims_of;
+use crate::model::verdict::sig_hash;
+
+/// Problems listed in full; beyond this only their number is kept.
+const MAX_LISTED: usize = 100;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub verdicts: u64,
+    pub outcomes: u64,
+    pub events: u64,
+    pub claims: u64,
+    pub problems: Vec<String>,
+    pub n_problems: u64,
+}
+
+impl CheckReport {
+    pub fn passed(&self) -> bool {
+        self.n_problems == 0
+    }
+
+    fn problem(&mut self, text: String) {
+        self.n_problems += 1;
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(text);
+        }
+    }
+}
+
+impl Store {
+    /// Runs every check; `Err` only when the file cannot be read at all.
+    pub fn check(&mut self) -> Result<CheckReport, StoreError> {
+        let mut report = CheckReport::default();
+        if !self.db.check_integrity()? {
+            report.problem("redb integrity check failed; redb repaired the file".into());
+        }
+        let txn = self.db.begin_read()?;
+        let mut recount = Stats::default();
+        let mut seqs = Vec::new();
+        check_verdicts(&txn, &mut report, &mut recount, &mut seqs)?;
+        check_outcomes(&txn, &mut report, &mut recount, &mut seqs)?;
+        check_events(&txn, &mut report, &mut recount, &mut seqs)?;
+
+        seqs.sort_unstable();
+        for pair in seqs.windows(2) {
+            if pair[0] == pair[1] {
+                report.problem(format!("seq {} is used by two records", pair[0]));
+            }
+        }
+        let stats = self.stats()?;
+        recount.last_seq = stats.last_seq;
+        if let Some(&max) = seqs.last()
+            && max > stats.last_seq
+        {
+            report.problem(format!(
+                "seq {max} is stored but last_seq is {}",
+                stats.last_seq
+            ));
+        }
+        for row in txn.open_table(IMPORT_KEYS)?.iter()? {
+            let seq = row?.1.value();
+            if seq > stats.last_seq {
+                report.problem(format!("an import key points at seq {seq}, after last_seq"));
+            }
+        }
+        compare_counters(&mut report, &stats, &recount);
+        Ok(report)
+    }
+}
+
+fn check_verdicts(
+    txn: &ReadTransaction,
+    report: &mut CheckReport,
+    recount: &mut Stats,
+    seqs: &mut Vec<u64>,
+) -> Result<(), StoreError> {
+    let verdicts = txn.open_table(VERDICTS)?;
+    let keys = txn.open_table(VERDICT_KEYS)?;
+    let claims = txn.open_table(CLAIMS)?;
+    let mut n_claims = 0u64;
+    for row in verdicts.iter()? {
+        let (key, bytes) = row?;
+        let (sig, seq) = key.value();
+        seqs.push(seq);
+        let entry = match verdict_entry(sig, seq, bytes.value()) {
+            Ok(entry) => entry,
+            Err(e) => {
+                report.problem(e.to_string());
+                continue;
+            }
+        };
+        let v = &entry.value;
+        report.verdicts += 1;
+        recount.verdicts += 1;
+        *recount
+            .verdicts_by_overall
+            .entry(v.overall.clone())
+            .or_default() += 1;
+        if sig != sig_hash(v.pr_number, &v.head_sha) {
+            report.problem(format!(
+                "verdict seq {seq} is stored under sig_hash {sig}, not its own"
+            ));
+        }
+        let identity = (v.pr_number, v.head_sha.as_str(), v.audited_at.as_str());
+        if keys.get(identity)?.map(|s| s.value()) != Some(seq) {
+            report.problem(format!("verdict seq {seq} is missing from verdict_keys"));
+        }
+        let object = serde_json::from_str(&v.raw_json).unwrap_or_default();
+        for claim in claims_of(&object).unwrap_or_default() {
+            n_claims += 1;
+            if claims.get((claim.hash.0, seq))?.map(|s| s.value() == sig) != Some(true) {
+                report.problem(format!(
+                    "verdict seq {seq} claim {} is not indexed",
+                    claim.hash
+                ));
+            }
+        }
+    }
+    for row in keys.iter()? {
+        let (key, seq) = row?;
+        let (pr_number, head_sha, _) = key.value();
+        let seq = seq.value();
+        if verdicts
+            .get((sig_hash(pr_number, head_sha).as_str(), seq))?
+            .is_none()
+        {
+            report.problem(format!(
+                "verdict_keys points at verdict seq {seq}, which is missing"
+            ));
+        }
+    }
+    for row in claims.iter()? {
+        let (key, sig) = row?;
+        let (hash, seq) = key.value();
+        report.claims += 1;
+        if verdicts.get((sig.value(), seq))?.is_none() {
+            report.problem(format!(
+                "claims entry {hash:016x} points at missing verdict seq {seq}"
+            ));
+        }
+    }
+    if report.claims != n_claims {
+        report.problem(format!(
+            "claims index has {} entries, the verdicts carry {n_claims} claims",
+            report.claims
+        ));
+    }
+    Ok(())
+}
+
+fn check_outcomes(
+    txn: &ReadTransaction,
+    report: &mut CheckReport,
+    recount: &mut Stats,
+    seqs: &mut Vec<u64>,
+) -> Result<(), StoreError> {
+    let outcomes = txn.open_table(OUTCOMES)?;
+    let by_sig = txn.open_table(OUTCOMES_BY_SIG)?;
+    for row in outcomes.iter()? {
+        let (seq, bytes) = row?;
+        let seq = seq.value();
+        seqs.push(seq);
+        let entry = match outcome_entry(seq, bytes.value()) {
+            Ok(entry) => entry,
+            Err(e) => {
+                report.problem(e.to_string());
+                continue;
+            }
+        };
+        report.outcomes += 1;
+        recount.outcomes += 1;
+        *recount
+            .outcomes_by_kind
+            .entry(entry.value.kind.clone())
+            .or_default() += 1;
+        let sig = entry.value.sig_hash.as_str();
+        if !sig.is_empty() && by_sig.get((sig, seq))?.is_none() {
+            report.problem(format!("outcome seq {seq} is missing from outcomes_by_sig"));
+        }
+    }
+    for row in by_sig.iter()? {
+        let (key, _) = row?;
+        let (sig, seq) = key.value();
+        let indexed = outcomes.get(seq)?.map(|b| outcome_entry(seq, b.value()));
+        if !matches!(indexed, Some(Ok(ref e)) if e.value.sig_hash == sig) {
+            report.problem(format!(
+                "outcomes_by_sig entry ({sig}, {seq}) has no matching row"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_events(
+    txn: &ReadTransaction,
+    report: &mut CheckReport,
+    recount: &mut Stats,
+    seqs: &mut Vec<u64>,
+) -> Result<(), StoreError> {
+    let events = txn.open_table(EVENTS)?;
+    let indexes = [
+        ("events_by_source", txn.open_table(EVENTS_BY_SOURCE)?),
+        ("events_by_sig", txn.open_table(EVENTS_BY_SIG)?),
+        ("events_by_kind", txn.open_table(EVENTS_BY_KIND)?),
+    ];
+    let mut expected = [0u64; 3];
+    for row in events.iter()? {
+        let (seq, bytes) = row?;
+        let seq = seq.value();
+        seqs.push(seq);
+        let entry = match event_entry(seq, bytes.value()) {
+            Ok(entry) => entry,
+            Err(e) => {
+                report.problem(e.to_string());
+                continue;
+            }
+        };
+        let e = &entry.value;
+        report.events += 1;
+        recount.events += 1;
+        *if e.success {
+            &mut recount.events_success
+        } else {
+            &mut recount.events_failure
+        } += 1;
+        *recount
+            .events_by_source
+            .entry(e.source.clone())
+            .or_default() += 1;
+        if let Some(kind) = &e.event_kind {
+            *recount.events_by_kind.entry(kind.clone()).or_default() += 1;
+        }
+        let keys = [Some(&e.source), e.sig_hash.as_ref(), e.event_kind.as_ref()];
+        for (i, key) in keys.into_iter().enumerate() {
+            let Some(key) = key else { continue };
+            expected[i] += 1;
+            if indexes[i].1.get((key.as_str(), seq))?.is_none() {
+                report.problem(format!("event seq {seq} is missing from {}", indexes[i].0));
+            }
+        }
+    }
+    for (i, (name, index)) in indexes.iter().enumerate() {
+        if index.len()? != expected[i] {
+            report.problem(format!(
+                "{name} has {} entries, the events need {}",
+                index.len()?,
+                expected[i]
+            ));
+        }
+        for row in index.iter()? {
+            let (index_key, _) = row?;
+            let (key, seq) = index_key.value();
+            let value = match events.get(seq)? {
+                Some(bytes) => event_entry(seq, bytes.value()).ok().map(|e| e.value),
+                None => None,
+            };
+            let matches = value.is_some_and(|e| {
+                [Some(&e.source), e.sig_hash.as_ref(), e.event_kind.as_ref()][i]
+                    .is_some_and(|k| k == key)
+            });
+            if !matches {
+                report.problem(format!("{name} entry ({key}, {seq}) has no matching event"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn compare_counters(report: &mut CheckReport, stored: &Stats, recount: &Stats) {
+    let scalars = [
+        ("events", stored.events, recount.events),
+        (
+            "events success",
+            stored.events_success,
+            recount.events_success,
+        ),
+        (
+            "events failure",
+            stored.events_failure,
+            recount.events_failure,
+        ),
+        ("verdicts", stored.verdicts, recount.verdicts),
+        ("outcomes", stored.outcomes, recount.outcomes),
+    ];
+    for (name, counter, count) in scalars {
+        if counter != count {
+            report.problem(format!(
+                "counter {name} is {counter}, a recount gives {count}"
+            ));
+        }
+    }
+    type Counts = BTreeMap<String, u64>;
+    let maps: [(&str, &Counts, &Counts); 4] = [
+        (
+            "events by source",
+            &stored.events_by_source,
+            &recount.events_by_source,
+        ),
+        (
+            "events by kind",
+            &stored.events_by_kind,
+            &recount.events_by_kind,
+        ),
+        (
+            "verdicts by overall",
+            &stored.verdicts_by_overall,
+            &recount.verdicts_by_overall,
+        ),
+        (
+            "outcomes by kind",
+            &stored.outcomes_by_kind,
+            &recount.outcomes_by_kind,
+        ),
+    ];
+    for (name, counter, count) in maps {
+        if counter != count {
+            report.problem(format!(
+                "counters {name} are {counter:?}, a recount gives {count:?}"
+            ));
+        }
+    }
+}

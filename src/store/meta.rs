@@ -1,0 +1,85 @@
+//! Keys of the `meta` table: versions, the seq allocator, running counters and export
+//! checkpoints. Counters are updated in the same transaction as the rows they count, so they
+//! always equal a recount (`check` verifies it).
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableTable, Table};
+
+pub const CODEC_VERSION: &str = "codec_version";
+/// The highest seq ever assigned (0 before the first record). Seqs are never reused.
+pub const LAST_SEQ: &str = "last_seq";
+
+pub const EVENTS: &str = "count/events";
+pub const EVENTS_SUCCESS: &str = "count/events/success";
+pub const EVENTS_FAILURE: &str = "count/events/failure";
+pub const EVENTS_BY_SOURCE: &str = "count/events/source/";
+pub const EVENTS_BY_KIND: &str = "count/events/kind/";
+pub const VERDICTS: &str = "count/verdicts";
+pub const VERDICTS_BY_OVERALL: &str = "count/verdicts/overall/";
+pub const OUTCOMES: &str = "count/outcomes";
+pub const OUTCOMES_BY_KIND: &str = "count/outcomes/kind/";
+
+/// Keys of one export file's checkpoint.
+pub fn checkpoint_keys(file: &str) -> [String; 3] {
+    [
+        format!("export/{file}/seq"),
+        format!("export/{file}/len"),
+        format!("export/{file}/tail"),
+    ]
+}
+
+/// Counter changes collected while a transaction writes rows, applied once at its end.
+#[derive(Debug, Default)]
+pub struct CounterDeltas(BTreeMap<String, i64>);
+
+impl CounterDeltas {
+    pub fn add(&mut self, key: &str, delta: i64) {
+        *self.0.entry(key.to_owned()).or_default() += delta;
+    }
+
+    pub fn add_keyed(&mut self, prefix: &str, name: &str, delta: i64) {
+        *self.0.entry(format!("{prefix}{name}")).or_default() += delta;
+    }
+
+    /// Applies the deltas; a counter that reaches zero is removed so that, say, a `by_event_kind`
+    /// entry disappears with its last event.
+    pub fn apply(self, meta: &mut Table<&str, u64>) -> Result<(), redb::StorageError> {
+        for (key, delta) in self.0 {
+            if delta == 0 {
+                continue;
+            }
+            let old = meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+            let new = old.saturating_add_signed(delta);
+            if new == 0 {
+                meta.remove(key.as_str())?;
+            } else {
+                meta.insert(key.as_str(), new)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// All counters under `prefix`, keyed by the rest of the key.
+pub fn counters_under(
+    meta: &impl ReadableTable<&'static str, u64>,
+    prefix: &str,
+) -> Result<BTreeMap<String, u64>, redb::StorageError> {
+    let mut out = BTreeMap::new();
+    for row in meta.range(prefix..)? {
+        let (key, value) = row?;
+        let Some(name) = key.value().strip_prefix(prefix) else {
+            break;
+        };
+        out.insert(name.to_owned(), value.value());
+    }
+    Ok(out)
+}
+
+pub fn get(
+    meta: &impl ReadableTable<&'static str, u64>,
+    key: &str,
+) -> Result<u64, redb::StorageError> {
+    Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(0))
+}

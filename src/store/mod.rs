@@ -1,0 +1,223 @@
+//! The store: the only code that touches redb. It owns the file `DIR/kb.redb`, runs the schema
+//! migrations on open, writes batches of records in one durable transaction, and answers every
+//! read from a range of a table or an index.
+//!
+//! redb calls are synchronous: callers on the async runtime use the writer thread (`writer.rs`)
+//! for writes and `spawn_blocking` for reads.
+
+mod check;
+pub mod codec;
+mod meta;
+mod read;
+mod retention;
+pub mod tables;
+pub mod values;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use lakehouse_kb_migrations as migrations;
+use redb::{Database, DatabaseError, ReadableDatabase};
+
+pub use check::CheckReport;
+pub use codec::CodecError;
+pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
+pub use read::{
+    Checkpoint, EventEntry, EventFilter, Neighbor, OutcomeEntry, Page, SigRecord, Stats,
+    VerdictEntry,
+};
+pub use retention::Retention;
+pub use write::{NewEvent, NewOutcome, NewVerdict, Put, Record, Written};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "kb.redb";
+
+/// Default page cache: enough for the hot part of a few million rows, far from redb's 1 GiB.
+pub const DEFAULT_CACHE_MB: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path} is open in another process (a running lakehouse-kb server?)")]
+    InUse { path: PathBuf },
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: DatabaseError,
+    },
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error("the file's values use codec version {found}; this binary reads version {expected}")]
+    CodecVersion { found: u64, expected: u64 },
+    #[error("{table} seq {seq}: {source}")]
+    Codec {
+        table: &'static str,
+        seq: u64,
+        source: CodecError,
+    },
+    #[error("{index} points at seq {seq}, which is not stored")]
+    Dangling { index: &'static str, seq: u64 },
+    #[error("storage: {0}")]
+    Storage(#[from] redb::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Storage(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// How to open the store.
+pub struct StoreOptions {
+    /// redb page cache, in MiB.
+    pub cache_mb: usize,
+    /// Called with the progress (0.0 to 1.0) of redb's repair after an unclean shutdown.
+    pub on_repair: Option<Box<dyn Fn(f64) + Send + Sync>>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_mb: DEFAULT_CACHE_MB,
+            on_repair: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("cache_mb", &self.cache_mb)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema to the current
+    /// version, one logged step at a time. A file newer than this binary is refused untouched.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let db = open_db(path, options)?;
+        let plan = migrations::plan(&db, None)?;
+        if !plan.steps.is_empty() {
+            tracing::info!(
+                path = %path.display(),
+                from = plan.from,
+                to = plan.to,
+                "migrating database schema"
+            );
+            migrations::migrate(&db, None, &mut |step, n_rows| {
+                tracing::info!(step = step.name, rows = n_rows, "migration progress");
+            })?;
+        }
+        let store = Store {
+            db,
+            path: path.to_owned(),
+        };
+        let codec_version = store.codec_version()?;
+        if codec_version != u64::from(codec::CODEC_VERSION) {
+            return Err(StoreError::CodecVersion {
+                found: codec_version,
+                expected: codec::CODEC_VERSION.into(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// What opening `path` would migrate, without changing anything.
+    pub fn plan(path: &Path, options: StoreOptions) -> Result<Plan, StoreError> {
+        if !path.exists() {
+            return Ok(Plan {
+                from: 0,
+                to: SCHEMA_VERSION,
+                steps: migrations::STEPS.iter().collect(),
+            });
+        }
+        let db = open_db(path, options)?;
+        Ok(migrations::plan(&db, None)?)
+    }
+
+    /// Opens the file at exactly the schema version `target` (for upgrade tests and tools that
+    /// build old files): runs the steps up to it and no further.
+    pub fn create_at_version(path: &Path, target: u64) -> Result<(), StoreError> {
+        let db = open_db(path, StoreOptions::default())?;
+        migrations::migrate(&db, Some(target), &mut |_, _| {})?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        Ok(migrations::current_version(&self.db)?)
+    }
+
+    fn codec_version(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(meta::get(
+            &txn.open_table(tables::META)?,
+            meta::CODEC_VERSION,
+        )?)
+    }
+}
+
+fn open_db(path: &Path, options: StoreOptions) -> Result<Database, StoreError> {
+    refuse_newer(path)?;
+    let mut builder = Database::builder();
+    builder.set_cache_size(options.cache_mb.max(1) << 20);
+    if let Some(on_repair) = options.on_repair {
+        builder.set_repair_callback(move |session| on_repair(session.progress()));
+    }
+    builder.create(path).map_err(|source| match source {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+            path: path.to_owned(),
+        },
+        source => StoreError::Open {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// Refuses a file whose schema is newer than this binary before any writable open, since even
+/// a writable open that changes nothing rewrites redb's own bookkeeping. A file that cannot be
+/// opened read-only (it needs repair, say) is left to the writable open.
+fn refuse_newer(path: &Path) -> Result<(), StoreError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let Ok(db) = Database::builder().open_read_only(path) else {
+        return Ok(());
+    };
+    match migrations::current_version(&db) {
+        Ok(found) if found > SCHEMA_VERSION => Err(MigrateError::NewerThanBinary {
+            expected: SCHEMA_VERSION,
+            found,
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,453 @@
+//! The read paths. Each answer comes from a range of one table or index, so its cost grows with
+//! the answer, never with all history. Every call takes its own read snapshot; callers on the
+//! async runtime run them under `spawn_blocking`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase};
+
+use super::codec::decode;
+use super::meta::{self, counters_under};
+use super::tables::*;
+use super::values::{EventValue, OutcomeValue, VerdictValue};
+use super::{Store, StoreError};
+use crate::model::verdict::pr_prefix;
+use crate::model::{ClaimHash, Source};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerdictEntry {
+    pub seq: u64,
+    pub sig_hash: String,
+    pub value: VerdictValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventEntry {
+    pub seq: u64,
+    pub value: EventValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeEntry {
+    pub seq: u64,
+    pub value: OutcomeValue,
+}
+
+/// A record found under one sig_hash.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SigRecord {
+    Verdict(VerdictEntry),
+    Outcome(OutcomeEntry),
+    Event(EventEntry),
+}
+
+impl SigRecord {
+    pub fn seq(&self) -> u64 {
+        match self {
+            SigRecord::Verdict(v) => v.seq,
+            SigRecord::Outcome(o) => o.seq,
+            SigRecord::Event(e) => e.seq,
+        }
+    }
+}
+
+/// One page of results and whether more follow it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+/// Filters of `GET /events`; all given filters must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub source: Option<Source>,
+    pub event_kind: Option<String>,
+    pub sig_hash: Option<String>,
+}
+
+/// The running counters, as `GET /stats` serves them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events: u64,
+    pub events_success: u64,
+    pub events_failure: u64,
+    pub events_by_source: BTreeMap<String, u64>,
+    pub events_by_kind: BTreeMap<String, u64>,
+    pub verdicts: u64,
+    pub verdicts_by_overall: BTreeMap<String, u64>,
+    pub outcomes: u64,
+    pub outcomes_by_kind: BTreeMap<String, u64>,
+    pub last_seq: u64,
+}
+
+/// A prior verdict sharing claims with a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbor {
+    pub verdict: VerdictEntry,
+    pub shared: Vec<ClaimHash>,
+}
+
+/// Where an export file stands: rows through `seq` are in it, it is `len` bytes long, and
+/// `tail` fingerprints its last bytes (see `export/`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub len: u64,
+    pub tail: u64,
+}
+
+impl Store {
+    fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Every verdict whose sig_hash starts with `prefix`, in seq order (`pr6-` gives all heads
+    /// of PR 6).
+    pub fn verdicts_with_prefix(&self, prefix: &str) -> Result<Vec<VerdictEntry>, StoreError> {
+        let txn = self.read()?;
+        let verdicts = txn.open_table(VERDICTS)?;
+        let mut out = Vec::new();
+        for row in verdicts.range((prefix, 0)..)? {
+            let (key, value) = row?;
+            let (sig_hash, seq) = key.value();
+            if !sig_hash.starts_with(prefix) {
+                break;
+            }
+            out.push(verdict_entry(sig_hash, seq, value.value())?);
+        }
+        out.sort_by_key(|v| v.seq);
+        Ok(out)
+    }
+
+    /// Every verdict of a PR across its heads, in seq order.
+    pub fn pr_verdicts(&self, pr_number: u64) -> Result<Vec<VerdictEntry>, StoreError> {
+        self.verdicts_with_prefix(&pr_prefix(pr_number))
+    }
+
+    /// Verdicts stored under exactly `sig_hash` with seq after `after_seq`, in seq order.
+    pub fn verdicts_by_sig(
+        &self,
+        sig_hash: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Page<VerdictEntry>, StoreError> {
+        let txn = self.read()?;
+        let verdicts = txn.open_table(VERDICTS)?;
+        let mut items = Vec::new();
+        for row in verdicts.range((sig_hash, after_seq.saturating_add(1))..=(sig_hash, u64::MAX))? {
+            let (key, value) = row?;
+            let (sig, seq) = key.value();
+            if items.len() == limit {
+                return Ok(Page { items, more: true });
+            }
+            items.push(verdict_entry(sig, seq, value.value())?);
+        }
+        Ok(Page { items, more: false })
+    }
+
+    /// Everything stored under `sig_hash` (verdicts, outcome rows, events) with seq after
+    /// `after_seq`, in seq order, at most `limit`.
+    pub fn by_sig(
+        &self,
+        sig_hash: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Page<SigRecord>, StoreError> {
+        let txn = self.read()?;
+        let from = (sig_hash, after_seq.saturating_add(1));
+        let to = (sig_hash, u64::MAX);
+        let take = limit.saturating_add(1);
+        let mut all = Vec::new();
+        let verdicts = txn.open_table(VERDICTS)?;
+        for row in verdicts.range(from..=to)?.take(take) {
+            let (key, value) = row?;
+            let (sig, seq) = key.value();
+            all.push(SigRecord::Verdict(verdict_entry(sig, seq, value.value())?));
+        }
+        let outcomes = txn.open_table(OUTCOMES)?;
+        for row in txn
+            .open_table(OUTCOMES_BY_SIG)?
+            .range(from..=to)?
+            .take(take)
+        {
+            let seq = row?.0.value().1;
+            all.push(SigRecord::Outcome(outcome_at(&outcomes, seq)?));
+        }
+        let events = txn.open_table(EVENTS)?;
+        for row in txn.open_table(EVENTS_BY_SIG)?.range(from..=to)?.take(take) {
+            let seq = row?.0.value().1;
+            all.push(SigRecord::Event(event_at(&events, seq)?));
+        }
+        all.sort_by_key(SigRecord::seq);
+        let more = all.len() > limit;
+        all.truncate(limit);
+        Ok(Page { items: all, more })
+    }
+
+    /// Events newest first, with seq below `before_seq` (all when `None`), matching `filter`.
+    /// The range walked is the most selective index among the filters given.
+    pub fn events_page(
+        &self,
+        filter: &EventFilter,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<EventEntry>, StoreError> {
+        let txn = self.read()?;
+        let events = txn.open_table(EVENTS)?;
+        let below = before_seq.unwrap_or(u64::MAX);
+        let matches = |e: &EventValue| {
+            filter.source.is_none_or(|s| e.source == s.as_str())
+                && filter
+                    .event_kind
+                    .as_ref()
+                    .is_none_or(|k| e.event_kind.as_ref() == Some(k))
+                && filter
+                    .sig_hash
+                    .as_ref()
+                    .is_none_or(|h| e.sig_hash.as_ref() == Some(h))
+        };
+        let mut items = Vec::new();
+        let mut push = |entry: EventEntry| -> bool {
+            if !matches(&entry.value) {
+                return true;
+            }
+            if items.len() == limit {
+                return false;
+            }
+            items.push(entry);
+            true
+        };
+        let index = match (&filter.sig_hash, &filter.event_kind, filter.source) {
+            (Some(sig), _, _) => Some((EVENTS_BY_SIG, sig.clone())),
+            (None, Some(kind), Some(source)) => {
+                let meta = txn.open_table(META)?;
+                let n_kind = meta::get(&meta, &format!("{}{kind}", meta::EVENTS_BY_KIND))?;
+                let n_source = meta::get(
+                    &meta,
+                    &format!("{}{}", meta::EVENTS_BY_SOURCE, source.as_str()),
+                )?;
+                if n_kind <= n_source {
+                    Some((EVENTS_BY_KIND, kind.clone()))
+                } else {
+                    Some((EVENTS_BY_SOURCE, source.as_str().to_owned()))
+                }
+            }
+            (None, Some(kind), None) => Some((EVENTS_BY_KIND, kind.clone())),
+            (None, None, Some(source)) => Some((EVENTS_BY_SOURCE, source.as_str().to_owned())),
+            (None, None, None) => None,
+        };
+        let mut more = false;
+        match index {
+            Some((definition, key)) => {
+                let index = txn.open_table(definition)?;
+                for row in index.range((key.as_str(), 0)..(key.as_str(), below))?.rev() {
+                    let seq = row?.0.value().1;
+                    if !push(event_at(&events, seq)?) {
+                        more = true;
+                        break;
+                    }
+                }
+            }
+            None => {
+                for row in events.range(..below)?.rev() {
+                    let (seq, value) = row?;
+                    let seq = seq.value();
+                    if !push(event_entry(seq, value.value())?) {
+                        more = true;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Page { items, more })
+    }
+
+    /// Calls `f` with the seq and line of every outcome row after `after_seq`, in seq order,
+    /// from one snapshot; stops at the first error `f` returns.
+    pub fn for_each_outcome_line<E: From<StoreError>>(
+        &self,
+        after_seq: u64,
+        mut f: impl FnMut(u64, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let txn = self.read()?;
+        let outcomes = txn.open_table(OUTCOMES).map_err(StoreError::from)?;
+        for row in outcomes
+            .range(after_seq.saturating_add(1)..)
+            .map_err(StoreError::from)?
+        {
+            let (seq, value) = row.map_err(StoreError::from)?;
+            let entry = outcome_entry(seq.value(), value.value())?;
+            f(entry.seq, &entry.value.line)?;
+        }
+        Ok(())
+    }
+
+    /// Like [`Store::for_each_outcome_line`], for events and their `ops.jsonl` lines.
+    pub fn for_each_event_line<E: From<StoreError>>(
+        &self,
+        after_seq: u64,
+        mut f: impl FnMut(u64, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let txn = self.read()?;
+        let events = txn.open_table(EVENTS).map_err(StoreError::from)?;
+        for row in events
+            .range(after_seq.saturating_add(1)..)
+            .map_err(StoreError::from)?
+        {
+            let (seq, value) = row.map_err(StoreError::from)?;
+            let entry = event_entry(seq.value(), value.value())?;
+            f(entry.seq, &entry.value.line)?;
+        }
+        Ok(())
+    }
+
+    /// The running counters: one small range of `meta`, whatever the history size.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META)?;
+        Ok(Stats {
+            events: meta::get(&meta, meta::EVENTS)?,
+            events_success: meta::get(&meta, meta::EVENTS_SUCCESS)?,
+            events_failure: meta::get(&meta, meta::EVENTS_FAILURE)?,
+            events_by_source: counters_under(&meta, meta::EVENTS_BY_SOURCE)?,
+            events_by_kind: counters_under(&meta, meta::EVENTS_BY_KIND)?,
+            verdicts: meta::get(&meta, meta::VERDICTS)?,
+            verdicts_by_overall: counters_under(&meta, meta::VERDICTS_BY_OVERALL)?,
+            outcomes: meta::get(&meta, meta::OUTCOMES)?,
+            outcomes_by_kind: counters_under(&meta, meta::OUTCOMES_BY_KIND)?,
+            last_seq: meta::get(&meta, meta::LAST_SEQ)?,
+        })
+    }
+
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        Ok(meta::get(&txn.open_table(META)?, meta::LAST_SEQ)?)
+    }
+
+    /// Prior verdicts sharing any of `claims`, ranked by the number of shared claims, then by
+    /// recency (seq, newest first); verdicts of `exclude_pr` are left out.
+    pub fn neighbors(
+        &self,
+        claims: &[ClaimHash],
+        exclude_pr: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Neighbor>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(CLAIMS)?;
+        let excluded = exclude_pr.map(pr_prefix);
+        let mut hits: HashMap<u64, (String, Vec<ClaimHash>)> = HashMap::new();
+        for &claim in claims {
+            for row in index.range((claim.0, 0)..=(claim.0, u64::MAX))? {
+                let (key, sig_hash) = row?;
+                let sig_hash = sig_hash.value();
+                if excluded.as_deref().is_some_and(|p| sig_hash.starts_with(p)) {
+                    continue;
+                }
+                let entry = hits
+                    .entry(key.value().1)
+                    .or_insert_with(|| (sig_hash.to_owned(), vec![]));
+                if !entry.1.contains(&claim) {
+                    entry.1.push(claim);
+                }
+            }
+        }
+        let mut ranked: Vec<(u64, String, Vec<ClaimHash>)> = hits
+            .into_iter()
+            .map(|(seq, (sig, shared))| (seq, sig, shared))
+            .collect();
+        ranked.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(b.0.cmp(&a.0)));
+        ranked.truncate(limit);
+        let verdicts = txn.open_table(VERDICTS)?;
+        let mut out = Vec::with_capacity(ranked.len());
+        for (seq, sig_hash, shared) in ranked {
+            let value = verdicts
+                .get((sig_hash.as_str(), seq))?
+                .ok_or(StoreError::Dangling {
+                    index: "claims",
+                    seq,
+                })?;
+            out.push(Neighbor {
+                verdict: verdict_entry(&sig_hash, seq, value.value())?,
+                shared,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn checkpoint(&self, file: &str) -> Result<Checkpoint, StoreError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META)?;
+        let [seq, len, tail] = meta::checkpoint_keys(file);
+        Ok(Checkpoint {
+            seq: meta::get(&meta, &seq)?,
+            len: meta::get(&meta, &len)?,
+            tail: meta::get(&meta, &tail)?,
+        })
+    }
+
+    /// Records an export checkpoint durably.
+    pub fn set_checkpoint(&self, file: &str, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let [seq, len, tail] = meta::checkpoint_keys(file);
+            meta.insert(seq.as_str(), checkpoint.seq)?;
+            meta.insert(len.as_str(), checkpoint.len)?;
+            meta.insert(tail.as_str(), checkpoint.tail)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+pub(super) fn verdict_entry(
+    sig_hash: &str,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<VerdictEntry, StoreError> {
+    let value = decode(bytes).map_err(|source| StoreError::Codec {
+        table: "verdicts",
+        seq,
+        source,
+    })?;
+    Ok(VerdictEntry {
+        seq,
+        sig_hash: sig_hash.to_owned(),
+        value,
+    })
+}
+
+pub(super) fn event_entry(seq: u64, bytes: &[u8]) -> Result<EventEntry, StoreError> {
+    let value = decode(bytes).map_err(|source| StoreError::Codec {
+        table: "events",
+        seq,
+        source,
+    })?;
+    Ok(EventEntry { seq, value })
+}
+
+pub(super) fn outcome_entry(seq: u64, bytes: &[u8]) -> Result<OutcomeEntry, StoreError> {
+    let value = decode(bytes).map_err(|source| StoreError::Codec {
+        table: "outcomes",
+        seq,
+        source,
+    })?;
+    Ok(OutcomeEntry { seq, value })
+}
+
+fn event_at(events: &ReadOnlyTable<u64, &[u8]>, seq: u64) -> Result<EventEntry, StoreError> {
+    let value = events.get(seq)?.ok_or(StoreError::Dangling {
+        index: "events index",
+        seq,
+    })?;
+    event_entry(seq, value.value())
+}
+
+fn outcome_at(outcomes: &ReadOnlyTable<u64, &[u8]>, seq: u64) -> Result<OutcomeEntry, StoreError> {
+    let value = outcomes.get(seq)?.ok_or(StoreError::Dangling {
+        index: "outcomes_by_sig",
+        seq,
+    })?;
+    outcome_entry(seq, value.value())
+}

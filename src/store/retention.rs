@@ -1,0 +1,76 @@
+//! Retention for events (verdicts and outcome rows are history and are never deleted): the
+//! oldest events beyond a count or an age go, a bounded batch per transaction, with their index
+//! entries and counters in the same transaction.
+
+use redb::ReadableTable;
+
+use super::codec::decode;
+use super::meta;
+use super::tables::{EVENTS, META};
+use super::values::EventValue;
+use super::{Store, StoreError};
+
+/// Which events to keep; `None` means no limit of that kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Events received longer ago than this (milliseconds) are deleted.
+    pub max_age_ms: Option<u64>,
+    /// Only the newest this many events are kept.
+    pub max_count: Option<u64>,
+}
+
+impl Retention {
+    pub fn is_off(&self) -> bool {
+        self.max_age_ms.is_none() && self.max_count.is_none()
+    }
+}
+
+impl Store {
+    /// Deletes at most `batch` of the oldest events that break `rules`, in one durable
+    /// transaction, and returns how many it deleted: 0 means nothing is left to delete.
+    pub fn retain_events(
+        &self,
+        rules: Retention,
+        now_ms: u64,
+        batch: usize,
+    ) -> Result<u64, StoreError> {
+        if rules.is_off() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        let doomed = {
+            let n_events = meta::get(&txn.open_table(META)?, meta::EVENTS)?;
+            let mut excess = rules
+                .max_count
+                .map_or(0, |max| n_events.saturating_sub(max));
+            let cutoff = rules.max_age_ms.map(|age| now_ms.saturating_sub(age));
+            let events = txn.open_table(EVENTS)?;
+            let mut doomed = Vec::new();
+            for row in events.iter()? {
+                if doomed.len() == batch {
+                    break;
+                }
+                let (seq, bytes) = row?;
+                let seq = seq.value();
+                if excess > 0 {
+                    excess -= 1;
+                } else {
+                    let value: EventValue =
+                        decode(bytes.value()).map_err(|source| StoreError::Codec {
+                            table: "events",
+                            seq,
+                            source,
+                        })?;
+                    if cutoff.is_none_or(|cutoff| value.received_at_ms >= cutoff) {
+                        break;
+                    }
+                }
+                doomed.push(seq);
+            }
+            doomed
+        };
+        let n_deleted = super::write::delete_events(&txn, &doomed)?;
+        txn.commit()?;
+        Ok(n_deleted)
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests, one binary (one link step): storage on real redb files, the real server
+//! on an ephemeral port, the real CLI.
+
+mod cli;
+mod store;

@@ -1,0 +1,545 @@
+//! Storage tests on real redb files: batches in, every read path out, compared with a model of
+//! what was written; counters against a recount; `check` on healthy and damaged files.
+
+use std::collections::BTreeMap;
+
+use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::model::verdict::pr_prefix;
+use lakehouse_kb::model::{ClaimHash, Source, Verdict};
+use lakehouse_kb::store::{
+    EventFilter, Put, Record, Retention, SigRecord, Store, StoreOptions, Written, tables,
+};
+use lakehouse_kb::synth::Synth;
+use proptest::prelude::*;
+use redb::{ReadableDatabase, ReadableTable, TableHandle};
+
+/// What the test wrote, kept the simple way: one entry per stored record.
+#[derive(Default)]
+struct Model {
+    /// seq → (kind, sig_hash or "", line for rows and events)
+    records: BTreeMap<u64, (&'static str, String, String)>,
+    /// seq → (pr_number, sig_hash) of verdicts
+    verdicts: BTreeMap<u64, (u64, String)>,
+    /// seq → (source, event_kind, success)
+    events: BTreeMap<u64, (String, Option<String>, bool)>,
+}
+
+impl Model {
+    fn apply(&mut self, record: &Record, written: Written) {
+        let Written::Stored {
+            seq,
+            outcome_seq,
+            event_seq,
+        } = written
+        else {
+            return;
+        };
+        match record {
+            Record::Verdict(v) => {
+                let sig = v.verdict.sig_hash();
+                self.records
+                    .insert(seq, ("verdict", sig.clone(), String::new()));
+                self.verdicts
+                    .insert(seq, (v.verdict.pr_number, sig.clone()));
+                if let (Some(s), Some(line)) = (outcome_seq, &v.outcome_line) {
+                    self.records
+                        .insert(s, ("outcome", sig.clone(), line.clone()));
+                }
+                if let (Some(s), Some(e)) = (event_seq, &v.event) {
+                    self.add_event(s, e);
+                }
+            }
+            Record::Event(e) => self.add_event(seq, e),
+            Record::Outcome(o) => {
+                let row = &o.row;
+                self.records
+                    .insert(seq, ("outcome", row.sig_hash.clone(), row.line.clone()));
+            }
+        }
+    }
+
+    fn add_event(&mut self, seq: u64, e: &lakehouse_kb::store::NewEvent) {
+        let sig = e.op.sig_hash.value().cloned().unwrap_or_default();
+        self.records.insert(seq, ("event", sig, e.line.clone()));
+        let kind = e.op.event_kind.value().cloned();
+        self.events
+            .insert(seq, (e.op.source.as_str().to_owned(), kind, e.op.success));
+    }
+
+    fn lines(&self, kind: &str, after: u64) -> Vec<(u64, String)> {
+        self.records
+            .range(after + 1..)
+            .filter(|(_, r)| r.0 == kind)
+            .map(|(seq, r)| (*seq, r.2.clone()))
+            .collect()
+    }
+}
+
+fn mixed_records(synth: &mut Synth, n: usize, now_ms: u64) -> Vec<Record> {
+    (0..n)
+        .map(|_| match synth.rng().below(10) {
+            0..=2 => verdict_record(&synth.verdict(), now_ms).unwrap(),
+            3..=6 => event_record(&synth.event(), now_ms).unwrap(),
+            _ => outcome_record(synth.outcome().as_bytes(), now_ms).unwrap(),
+        })
+        .collect()
+}
+
+fn write_all(store: &Store, model: &mut Model, records: Vec<Record>, batch: usize) {
+    for chunk in records.chunks(batch) {
+        let puts: Vec<Put> = chunk.iter().cloned().map(Put::from).collect();
+        let written = store.write(&puts).unwrap();
+        assert_eq!(written.len(), puts.len());
+        for (record, w) in chunk.iter().zip(written) {
+            model.apply(record, w);
+        }
+    }
+}
+
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn hundred_thousand_mixed_records_read_back_every_way() {
+    let (dir, store) = temp_store();
+    let mut model = Model::default();
+    let mut synth = Synth::new(42, 2_000);
+    write_all(
+        &store,
+        &mut model,
+        mixed_records(&mut synth, 100_000, 1_000),
+        1_000,
+    );
+
+    // seqs are gap-free from 1.
+    let last = *model.records.keys().last().unwrap();
+    assert_eq!(model.records.len() as u64, last);
+    assert_eq!(store.last_seq().unwrap(), last);
+
+    // By seq range, as the export reads: every line, in order, from several checkpoints.
+    for after in [0, 1, last / 3, last - 1, last] {
+        let mut got = Vec::new();
+        store
+            .for_each_outcome_line::<lakehouse_kb::store::StoreError>(after, |seq, line| {
+                got.push((seq, line.to_owned()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got, model.lines("outcome", after), "outcomes after {after}");
+        let mut got = Vec::new();
+        store
+            .for_each_event_line::<lakehouse_kb::store::StoreError>(after, |seq, line| {
+                got.push((seq, line.to_owned()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got, model.lines("event", after), "events after {after}");
+    }
+
+    // By sig_hash: every record under a sample of sig_hashes, paged.
+    let sigs: Vec<String> = model
+        .records
+        .values()
+        .map(|r| r.1.clone())
+        .filter(|s| !s.is_empty())
+        .step_by(997)
+        .collect();
+    for sig in &sigs {
+        let want: Vec<u64> = model
+            .records
+            .iter()
+            .filter(|(_, r)| &r.1 == sig)
+            .map(|(s, _)| *s)
+            .collect();
+        let mut got = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.by_sig(sig, after, 2).unwrap();
+            got.extend(page.items.iter().map(SigRecord::seq));
+            after = got.last().copied().unwrap_or(after);
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(got, want, "sig_hash {sig}");
+    }
+
+    // By prefix: all heads of a sample of PRs, and pr6- is not pr60-.
+    for pr in (1..=2_000).step_by(97).chain([6, 60]) {
+        let want: Vec<u64> = model
+            .verdicts
+            .iter()
+            .filter(|(_, v)| v.0 == pr)
+            .map(|(s, _)| *s)
+            .collect();
+        let got: Vec<u64> = store
+            .pr_verdicts(pr)
+            .unwrap()
+            .iter()
+            .map(|v| v.seq)
+            .collect();
+        assert_eq!(got, want, "pr {pr}");
+        assert!(
+            store
+                .verdicts_with_prefix(&pr_prefix(pr))
+                .unwrap()
+                .iter()
+                .all(|v| v.value.pr_number == pr)
+        );
+    }
+
+    // Newest first with a cursor, per source: no seq twice, none missed.
+    for source in Source::ALL {
+        let filter = EventFilter {
+            source: Some(source),
+            ..Default::default()
+        };
+        let want: Vec<u64> = model
+            .events
+            .iter()
+            .rev()
+            .filter(|(_, e)| e.0 == source.as_str())
+            .map(|(s, _)| *s)
+            .collect();
+        let mut got = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.events_page(&filter, before, 1_000).unwrap();
+            got.extend(page.items.iter().map(|e| e.seq));
+            before = got.last().copied();
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(got, want, "source {source:?}");
+    }
+
+    // Counters equal a recount of the model.
+    let stats = store.stats().unwrap();
+    let count = |kind| model.records.values().filter(|r| r.0 == kind).count() as u64;
+    assert_eq!(stats.verdicts, count("verdict"));
+    assert_eq!(stats.outcomes, count("outcome"));
+    assert_eq!(stats.events, count("event"));
+    assert_eq!(
+        stats.events_success,
+        model.events.values().filter(|e| e.2).count() as u64
+    );
+    let mut by_source = BTreeMap::new();
+    for e in model.events.values() {
+        *by_source.entry(e.0.clone()).or_insert(0u64) += 1;
+    }
+    assert_eq!(stats.events_by_source, by_source);
+
+    let path = store.path().to_owned();
+    drop(store);
+    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+    let report = store.check().unwrap();
+    assert!(report.passed(), "{:?}", report.problems);
+    assert_eq!(report.verdicts, count("verdict"));
+    drop(dir);
+}
+
+#[test]
+fn check_finds_a_damaged_index_and_a_wrong_counter() {
+    let (_dir, store) = temp_store();
+    let mut model = Model::default();
+    let mut synth = Synth::new(3, 20);
+    write_all(
+        &store,
+        &mut model,
+        mixed_records(&mut synth, 300, 1_000),
+        100,
+    );
+    let path = store.path().to_owned();
+    drop(store);
+
+    let damage = |f: &dyn Fn(&redb::WriteTransaction)| {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        f(&txn);
+        txn.commit().unwrap();
+    };
+    let problems = || {
+        let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+        store.check().unwrap().problems
+    };
+    assert!(problems().is_empty());
+
+    // An event's sig_hash index entry removed: a row that is not indexed.
+    let (seq, sig) = model
+        .events
+        .keys()
+        .find_map(|s| Some((*s, model.records[s].1.clone())).filter(|(_, sig)| !sig.is_empty()))
+        .unwrap();
+    damage(&|txn| {
+        txn.open_table(tables::EVENTS_BY_SIG)
+            .unwrap()
+            .remove((sig.as_str(), seq))
+            .unwrap();
+    });
+    let found = problems();
+    assert!(
+        found
+            .iter()
+            .any(|p| p == &format!("event seq {seq} is missing from events_by_sig")),
+        "{found:?}"
+    );
+    damage(&|txn| {
+        txn.open_table(tables::EVENTS_BY_SIG)
+            .unwrap()
+            .insert((sig.as_str(), seq), ())
+            .unwrap();
+    });
+    assert!(problems().is_empty());
+
+    // An index entry pointing at no row.
+    damage(&|txn| {
+        txn.open_table(tables::OUTCOMES_BY_SIG)
+            .unwrap()
+            .insert(("nowhere", 999_999), ())
+            .unwrap();
+    });
+    let found = problems();
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("outcomes_by_sig entry (nowhere, 999999) has no matching row")),
+        "{found:?}"
+    );
+    damage(&|txn| {
+        txn.open_table(tables::OUTCOMES_BY_SIG)
+            .unwrap()
+            .remove(("nowhere", 999_999))
+            .unwrap();
+    });
+
+    // A counter that no longer matches the rows.
+    damage(&|txn| {
+        let mut meta = txn.open_table(tables::META).unwrap();
+        let n = meta.get("count/verdicts").unwrap().unwrap().value();
+        meta.insert("count/verdicts", n + 1).unwrap();
+    });
+    let found = problems();
+    assert!(
+        found.iter().any(|p| p.starts_with("counter verdicts is")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn repeated_verdict_is_a_duplicate_and_a_reaudit_is_new() {
+    let (_dir, store) = temp_store();
+    let mut synth = Synth::new(1, 5);
+    let text = synth.verdict();
+    let first = store
+        .write(&[verdict_record(&text, 1).unwrap().into()])
+        .unwrap()[0];
+    let Written::Stored {
+        seq,
+        outcome_seq,
+        event_seq,
+    } = first
+    else {
+        panic!("{first:?}")
+    };
+    assert_eq!((outcome_seq, event_seq), (Some(seq + 1), Some(seq + 2)));
+    // Twice in one batch and once more later: nothing new, the original seq.
+    let again = store
+        .write(&[
+            verdict_record(&text, 2).unwrap().into(),
+            verdict_record(&text, 3).unwrap().into(),
+        ])
+        .unwrap();
+    assert_eq!(
+        again,
+        vec![Written::Duplicate { seq }, Written::Duplicate { seq }]
+    );
+    assert_eq!(store.last_seq().unwrap(), seq + 2);
+
+    // Same head, new audited_at: a re-audit, stored under the same sig_hash.
+    let v = Verdict::parse(&text).unwrap();
+    let reaudit = text.replace(&v.audited_at, "2030-01-01T00:00:00.000Z");
+    let w = store
+        .write(&[verdict_record(&reaudit, 4).unwrap().into()])
+        .unwrap()[0];
+    assert!(matches!(w, Written::Stored { .. }));
+    assert_eq!(
+        store
+            .verdicts_by_sig(&v.sig_hash(), 0, 10)
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.verdicts, stats.outcomes, stats.events), (2, 2, 2));
+}
+
+#[test]
+fn import_key_makes_a_put_idempotent() {
+    let (_dir, store) = temp_store();
+    let put = |key: &[u8]| Put {
+        record: outcome_record(br#"{"sig_hash":"abc","n":1}"#, 0).unwrap(),
+        import_key: Some(key.to_vec()),
+    };
+    let first = store.write(&[put(b"k1"), put(b"k2")]).unwrap();
+    let again = store.write(&[put(b"k1"), put(b"k2"), put(b"k3")]).unwrap();
+    assert_eq!(
+        &again[..2],
+        &[
+            Written::Duplicate {
+                seq: first[0].seq()
+            },
+            Written::Duplicate {
+                seq: first[1].seq()
+            }
+        ]
+    );
+    assert!(matches!(again[2], Written::Stored { seq: 3, .. }));
+    assert_eq!(store.stats().unwrap().outcomes, 3);
+}
+
+#[test]
+fn neighbors_rank_by_shared_claims_then_recency() {
+    let (_dir, store) = temp_store();
+    let verdict = |pr: u64, head: &str, at: &str, claims: &[&str]| {
+        let claims: Vec<String> = claims.iter().map(|c| format!("{c:?}")).collect();
+        let text = format!(
+            r#"{{"pr_number":{pr},"head_sha":"{head}","overall":"block","one_liner":"x","metrics":{{"findings_block":1,"findings_warn":0}},"audited_at":"{at}","claims":[{}]}}"#,
+            claims.join(",")
+        );
+        Put::from(verdict_record(&text, 0).unwrap())
+    };
+    let written = store
+        .write(&[
+            verdict(10, "aaaaaaaa11", "t1", &["A", "B"]),
+            verdict(10, "bbbbbbbb22", "t2", &["B"]),
+            verdict(11, "cccccccc33", "t3", &["b", "C"]),
+            verdict(12, "dddddddd44", "t4", &["Z"]),
+        ])
+        .unwrap();
+    let hash = |c: &str| ClaimHash::of_text(c).unwrap();
+    let got = store
+        .neighbors(&[hash("B"), hash("C")], Some(11), 10)
+        .unwrap();
+    let seqs: Vec<(u64, usize)> = got
+        .iter()
+        .map(|n| (n.verdict.seq, n.shared.len()))
+        .collect();
+    assert_eq!(seqs, vec![(written[1].seq(), 1), (written[0].seq(), 1)]);
+    let got = store.neighbors(&[hash("a"), hash("b")], None, 10).unwrap();
+    assert_eq!(got[0].verdict.seq, written[0].seq());
+    assert_eq!(got[0].shared.len(), 2);
+    assert_eq!(store.neighbors(&[hash("A")], None, 0).unwrap().len(), 0);
+}
+
+#[test]
+fn retention_deletes_oldest_events_and_keeps_counters_true() {
+    let (_dir, store) = temp_store();
+    let mut synth = Synth::new(9, 10);
+    let old: Vec<Put> = (0..50)
+        .map(|_| event_record(&synth.event(), 1_000).unwrap().into())
+        .collect();
+    let new: Vec<Put> = (0..30)
+        .map(|_| event_record(&synth.event(), 9_000).unwrap().into())
+        .collect();
+    store.write(&old).unwrap();
+    store
+        .write(&[verdict_record(&synth.verdict(), 1_000).unwrap().into()])
+        .unwrap();
+    store.write(&new).unwrap();
+    assert_eq!(store.stats().unwrap().events, 81);
+
+    // By count, in bounded batches.
+    let rules = Retention {
+        max_age_ms: None,
+        max_count: Some(70),
+    };
+    assert_eq!(store.retain_events(rules, 10_000, 4).unwrap(), 4);
+    while store.retain_events(rules, 10_000, 4).unwrap() > 0 {}
+    assert_eq!(store.stats().unwrap().events, 70);
+
+    // By age: everything received before 10_000 - 5_000.
+    let rules = Retention {
+        max_age_ms: Some(5_000),
+        max_count: None,
+    };
+    while store.retain_events(rules, 10_000, 7).unwrap() > 0 {}
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.events, 30);
+    assert_eq!(
+        (stats.verdicts, stats.outcomes),
+        (1, 1),
+        "retention never touches history"
+    );
+
+    let path = store.path().to_owned();
+    drop(store);
+    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+    let report = store.check().unwrap();
+    assert!(report.passed(), "{:?}", report.problems);
+}
+
+#[test]
+fn version_1_file_is_upgraded_on_open_and_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    Store::create_at_version(&path, 1).unwrap();
+    let plan = Store::plan(&path, StoreOptions::default()).unwrap();
+    assert_eq!((plan.from, plan.to, plan.steps.len()), (1, 2, 1));
+    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    assert!(store.check().unwrap().passed());
+    // The migrated file has exactly the current tables.
+    drop(store);
+    let db = redb::Database::create(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let mut names: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| t.name().to_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = tables::ALL_TABLE_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(names, want);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever was written, each index answer equals a full scan of the model.
+    #[test]
+    fn index_answers_equal_a_full_scan(seed in any::<u64>(), n in 1usize..120, n_prs in 1u64..8) {
+        let (_dir, store) = temp_store();
+        let mut model = Model::default();
+        let mut synth = Synth::new(seed, n_prs);
+        let records = mixed_records(&mut synth, n, 5);
+        write_all(&store, &mut model, records, 17);
+        for pr in 1..=n_prs {
+            let want: Vec<u64> = model.verdicts.iter().filter(|(_, v)| v.0 == pr).map(|(s, _)| *s).collect();
+            let got: Vec<u64> = store.pr_verdicts(pr).unwrap().iter().map(|v| v.seq).collect();
+            prop_assert_eq!(got, want);
+        }
+        for (seq, (_, sig, _)) in &model.records {
+            if sig.is_empty() { continue; }
+            let want: Vec<u64> = model.records.iter().filter(|(_, r)| &r.1 == sig).map(|(s, _)| *s).collect();
+            let got: Vec<u64> = store.by_sig(sig, 0, 1_000).unwrap().items.iter().map(SigRecord::seq).collect();
+            prop_assert_eq!(got, want, "sig {} (seq {})", sig, seq);
+        }
+        for kind in ["fill", "search", "cycle"] {
+            let filter = EventFilter { event_kind: Some(kind.into()), source: Some(Source::Scenario), ..Default::default() };
+            let want: Vec<u64> = model.events.iter().rev()
+                .filter(|(_, e)| e.1.as_deref() == Some(kind) && e.0 == "scenario")
+                .map(|(s, _)| *s).collect();
+            let got: Vec<u64> = store.events_page(&filter, None, 1_000).unwrap().items.iter().map(|e| e.seq).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

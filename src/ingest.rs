@@ -1,15 +1,18 @@
 //! From an incoming JSON document to the records the store writes: the one place that decides
 //! what `POST /verdicts`, `POST /event` and `POST /outcomes` store, shared by the HTTP handlers,
-//! the benchmarks and the crash harness.
+//! the benchmarks and the crash harness. Each takes the body's bytes and the receipt time.
 
 use crate::model::outcome::SigHashRule;
-use crate::model::{FieldError, ObservedEvent, OutcomeRow, Verdict, iso_timestamp};
+use crate::model::{FieldError, ObservedEvent, OutcomeRow, Verdict, iso_timestamp, utf8};
 use crate::store::{NewEvent, NewOutcome, NewVerdict, Record};
+
+/// The shape shared by the three: body bytes and receipt time in, one record out.
+pub type Parse = fn(&[u8], u64) -> Result<Record, FieldError>;
 
 /// A verdict, the KB row `appendVerdictToKbOutcomes` would have appended, and the event that
 /// `indexVerdictToObserver` and the observer would have produced, to be stored atomically.
-pub fn verdict_record(text: &str, now_ms: u64) -> Result<Record, FieldError> {
-    let verdict = Verdict::parse(text)?;
+pub fn verdict_record(body: &[u8], now_ms: u64) -> Result<Record, FieldError> {
+    let verdict = Verdict::parse(utf8(body)?)?;
     let outcome_line = verdict.kb_outcome_line();
     let observed = ObservedEvent::parse(&verdict.observer_body(), &iso_timestamp(now_ms))?;
     let event = event_from(observed, now_ms);
@@ -22,14 +25,14 @@ pub fn verdict_record(text: &str, now_ms: u64) -> Result<Record, FieldError> {
 }
 
 /// An observer event, with the observer's rules applied at receipt time `now_ms`.
-pub fn event_record(text: &str, now_ms: u64) -> Result<Record, FieldError> {
-    let observed = ObservedEvent::parse(text, &iso_timestamp(now_ms))?;
+pub fn event_record(body: &[u8], now_ms: u64) -> Result<Record, FieldError> {
+    let observed = ObservedEvent::parse(utf8(body)?, &iso_timestamp(now_ms))?;
     Ok(Record::Event(event_from(observed, now_ms)))
 }
 
 /// A scenario runner's outcome row, kept byte for byte.
-pub fn outcome_record(bytes: &[u8], now_ms: u64) -> Result<Record, FieldError> {
-    let row = OutcomeRow::parse(bytes, SigHashRule::Required)?;
+pub fn outcome_record(body: &[u8], now_ms: u64) -> Result<Record, FieldError> {
+    let row = OutcomeRow::parse(body, SigHashRule::Required)?;
     Ok(Record::Outcome(NewOutcome {
         row,
         received_at_ms: now_ms,

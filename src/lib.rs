@@ -6,8 +6,11 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod http;
 pub mod ingest;
 pub mod jsjson;
+pub mod metrics;
 pub mod model;
 pub mod store;
 pub mod synth;
+pub mod writer;

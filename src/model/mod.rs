@@ -74,6 +74,19 @@ pub(crate) fn describe(value: &Value) -> String {
     }
 }
 
+/// The body as text; invalid UTF-8 is refused with the offset of the first bad byte.
+pub fn utf8(bytes: &[u8]) -> Result<&str, FieldError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        FieldError::new(
+            "body",
+            format!(
+                "body is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
 /// Parses a request or file body that must be one JSON object.
 pub(crate) fn parse_object(text: &str) -> Result<Map<String, Value>, FieldError> {
     match serde_json::from_str::<Value>(text) {

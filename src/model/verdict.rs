@@ -231,6 +231,20 @@ pub fn pr_prefix(pr_number: u64) -> String {
     format!("pr{pr_number}-")
 }
 
+/// The sentence the auditor's kb_query check emits about a PR's prior audits (Phase B):
+/// `prior 3 audits on this PR ended in [approve, block, request_changes], last reason was X.`
+/// `overalls` in audit order, oldest first; `last_reason` is the newest audit's one_liner.
+pub fn prior_audits_finding(overalls: &[&str], last_reason: &str) -> String {
+    match overalls.len() {
+        0 => "no prior audits on this PR.".to_owned(),
+        n => format!(
+            "prior {n} audit{} on this PR ended in [{}], last reason was {last_reason}.",
+            if n == 1 { "" } else { "s" },
+            overalls.join(", ")
+        ),
+    }
+}
+
 fn is_head_sha(s: &str) -> bool {
     (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -459,6 +473,19 @@ mod tests {
         );
         // A lone surrogate escape is not valid JSON text for us.
         assert!(Verdict::parse(r#"{"one_liner":"\ud800"}"#).is_err());
+    }
+
+    #[test]
+    fn finding_sentence() {
+        assert_eq!(
+            prior_audits_finding(&["approve", "block", "request_changes"], "X"),
+            "prior 3 audits on this PR ended in [approve, block, request_changes], last reason was X."
+        );
+        assert_eq!(
+            prior_audits_finding(&["block"], "tests missing"),
+            "prior 1 audit on this PR ended in [block], last reason was tests missing."
+        );
+        assert_eq!(prior_audits_finding(&[], ""), "no prior audits on this PR.");
     }
 
     #[test]

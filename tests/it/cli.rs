@@ -100,7 +100,7 @@ fn check_passes_on_a_healthy_file_and_fails_on_a_damaged_one() {
     let store = Store::open(&path, StoreOptions::default()).unwrap();
     let body = r#"{"source":"bot","event_kind":"cycle","sig_hash":"abc"}"#;
     store
-        .write(&[Put::from(event_record(body, 0).unwrap())])
+        .write(&[Put::from(event_record(body.as_bytes(), 0).unwrap())])
         .unwrap();
     drop(store);
 

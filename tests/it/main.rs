@@ -2,4 +2,8 @@
 //! on an ephemeral port, the real CLI.
 
 mod cli;
+mod ingest;
+mod lifecycle;
+mod query;
 mod store;
+mod support;

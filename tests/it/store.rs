@@ -78,8 +78,8 @@ impl Model {
 fn mixed_records(synth: &mut Synth, n: usize, now_ms: u64) -> Vec<Record> {
     (0..n)
         .map(|_| match synth.rng().below(10) {
-            0..=2 => verdict_record(&synth.verdict(), now_ms).unwrap(),
-            3..=6 => event_record(&synth.event(), now_ms).unwrap(),
+            0..=2 => verdict_record(synth.verdict().as_bytes(), now_ms).unwrap(),
+            3..=6 => event_record(synth.event().as_bytes(), now_ms).unwrap(),
             _ => outcome_record(synth.outcome().as_bytes(), now_ms).unwrap(),
         })
         .collect()
@@ -335,7 +335,7 @@ fn repeated_verdict_is_a_duplicate_and_a_reaudit_is_new() {
     let mut synth = Synth::new(1, 5);
     let text = synth.verdict();
     let first = store
-        .write(&[verdict_record(&text, 1).unwrap().into()])
+        .write(&[verdict_record(text.as_bytes(), 1).unwrap().into()])
         .unwrap()[0];
     let Written::Stored {
         seq,
@@ -349,8 +349,8 @@ fn repeated_verdict_is_a_duplicate_and_a_reaudit_is_new() {
     // Twice in one batch and once more later: nothing new, the original seq.
     let again = store
         .write(&[
-            verdict_record(&text, 2).unwrap().into(),
-            verdict_record(&text, 3).unwrap().into(),
+            verdict_record(text.as_bytes(), 2).unwrap().into(),
+            verdict_record(text.as_bytes(), 3).unwrap().into(),
         ])
         .unwrap();
     assert_eq!(
@@ -363,7 +363,7 @@ fn repeated_verdict_is_a_duplicate_and_a_reaudit_is_new() {
     let v = Verdict::parse(&text).unwrap();
     let reaudit = text.replace(&v.audited_at, "2030-01-01T00:00:00.000Z");
     let w = store
-        .write(&[verdict_record(&reaudit, 4).unwrap().into()])
+        .write(&[verdict_record(reaudit.as_bytes(), 4).unwrap().into()])
         .unwrap()[0];
     assert!(matches!(w, Written::Stored { .. }));
     assert_eq!(
@@ -411,7 +411,7 @@ fn neighbors_rank_by_shared_claims_then_recency() {
             r#"{{"pr_number":{pr},"head_sha":"{head}","overall":"block","one_liner":"x","metrics":{{"findings_block":1,"findings_warn":0}},"audited_at":"{at}","claims":[{}]}}"#,
             claims.join(",")
         );
-        Put::from(verdict_record(&text, 0).unwrap())
+        Put::from(verdict_record(text.as_bytes(), 0).unwrap())
     };
     let written = store
         .write(&[
@@ -441,14 +441,24 @@ fn retention_deletes_oldest_events_and_keeps_counters_true() {
     let (_dir, store) = temp_store();
     let mut synth = Synth::new(9, 10);
     let old: Vec<Put> = (0..50)
-        .map(|_| event_record(&synth.event(), 1_000).unwrap().into())
+        .map(|_| {
+            event_record(synth.event().as_bytes(), 1_000)
+                .unwrap()
+                .into()
+        })
         .collect();
     let new: Vec<Put> = (0..30)
-        .map(|_| event_record(&synth.event(), 9_000).unwrap().into())
+        .map(|_| {
+            event_record(synth.event().as_bytes(), 9_000)
+                .unwrap()
+                .into()
+        })
         .collect();
     store.write(&old).unwrap();
     store
-        .write(&[verdict_record(&synth.verdict(), 1_000).unwrap().into()])
+        .write(&[verdict_record(synth.verdict().as_bytes(), 1_000)
+            .unwrap()
+            .into()])
         .unwrap();
     store.write(&new).unwrap();
     assert_eq!(store.stats().unwrap().events, 81);

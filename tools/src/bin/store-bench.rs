@@ -32,8 +32,8 @@ fn mixed(synth: &mut Synth, n: usize) -> Vec<Put> {
     (0..n)
         .map(|_| {
             let record = match synth.rng().below(10) {
-                0..=2 => verdict_record(&synth.verdict(), 1).unwrap(),
-                3..=6 => event_record(&synth.event(), 1).unwrap(),
+                0..=2 => verdict_record(synth.verdict().as_bytes(), 1).unwrap(),
+                3..=6 => event_record(synth.event().as_bytes(), 1).unwrap(),
                 _ => outcome_record(synth.outcome().as_bytes(), 1).unwrap(),
             };
             Put::from(record)

@@ -1,0 +1,183 @@
+//! The API error: every failure a handler or an extractor can produce, mapped to one status and
+//! one JSON body shape, `{"error": "...", "field": "..."}` (field when one is at fault).
+//! axum's own rejections are converted here too, so no client ever sees a plain-text error.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::model::FieldError;
+use crate::store::StoreError;
+use crate::writer::WriteError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// 400: the input broke a rule; `field` names the field at fault when one is.
+    BadRequest {
+        message: String,
+        field: Option<String>,
+    },
+    /// 401: a token is configured and the request did not carry it.
+    Unauthorized,
+    NotFound(String),
+    MethodNotAllowed,
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
+    /// 503 with `Retry-After`: the service is busy or not ready; the request may be retried.
+    Unavailable {
+        message: String,
+        retry_after_secs: u32,
+    },
+    /// 500: a fault of the service itself (storage), never of the input.
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            ApiError::BadRequest { message, .. }
+            | ApiError::NotFound(message)
+            | ApiError::PayloadTooLarge(message)
+            | ApiError::UnsupportedMediaType(message)
+            | ApiError::Unavailable { message, .. }
+            | ApiError::Internal(message) => message,
+            ApiError::Unauthorized => "missing or wrong bearer token",
+            ApiError::MethodNotAllowed => "method not allowed on this route",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::BadRequest { field, .. } => field.as_deref(),
+            ApiError::PayloadTooLarge(_) => Some("body"),
+            ApiError::UnsupportedMediaType(_) => Some("content-type"),
+            ApiError::Unauthorized => Some("authorization"),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(
+                status = status.as_u16(),
+                error = self.message(),
+                "request failed"
+            );
+        }
+        let body = ErrorBody {
+            error: self.message(),
+            field: self.field(),
+        };
+        let mut response = (status, Json(body)).into_response();
+        match &self {
+            ApiError::Unavailable {
+                retry_after_secs, ..
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, (*retry_after_secs).into());
+            }
+            ApiError::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::BadRequest {
+            message: e.message,
+            field: Some(e.field),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::QueueFull(_) => ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_secs: 1,
+            },
+            WriteError::Closed => ApiError::Unavailable {
+                message: "the service is shutting down".into(),
+                retry_after_secs: 5,
+            },
+            WriteError::Store(message) => ApiError::Internal(format!("storage failure: {message}")),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(format!("storage failure: {e}"))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("body is larger than the limit (--max-body)".into())
+        } else {
+            ApiError::bad_request(
+                "body",
+                format!("cannot read the body: {}", rejection.body_text()),
+            )
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request("query", rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request("path", rejection.body_text())
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(format!("a read task failed: {e}"))
+    }
+}

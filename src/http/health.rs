@@ -1,0 +1,53 @@
+//! Operational routes: `GET /healthz` (is the database open and the writer running) and
+//! `GET /metrics` (Prometheus text).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    schema_version: u64,
+    last_seq: u64,
+    queue_depth: usize,
+}
+
+/// 200 when the database answers a read and the writer accepts work; 503 otherwise.
+pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.writer.is_closed() {
+        return Err(ApiError::Unavailable {
+            message: "the writer has stopped".into(),
+            retry_after_secs: 5,
+        });
+    }
+    let store = state.store.clone();
+    let (schema_version, last_seq) = tokio::task::spawn_blocking(move || {
+        Ok::<_, ApiError>((store.schema_version()?, store.last_seq()?))
+    })
+    .await??;
+    let health = Health {
+        status: "ok",
+        schema_version,
+        last_seq,
+        queue_depth: state.writer.depth(),
+    };
+    Ok(Json(health).into_response())
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.set_queue_depth(state.writer.depth());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}

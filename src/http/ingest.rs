@@ -1,0 +1,176 @@
+//! What the three write routes share: the body extractor (content type decides one record or
+//! an NDJSON batch), validation of every line before anything is queued, submission to the
+//! group-commit writer, and the batch report.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::ingest::Parse;
+use crate::model::now_ms;
+use crate::store::{Put, Record, Written};
+
+/// A write body: one JSON record (`application/json`) or a batch, one record a line
+/// (`application/x-ndjson`).
+#[derive(Debug)]
+pub enum IngestBody {
+    Single(Bytes),
+    Batch(Bytes),
+}
+
+impl<S: Send + Sync> FromRequest<S> for IngestBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let essence = content_type.as_deref().map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let batch = match essence.as_deref() {
+            Some("application/json") => false,
+            Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => true,
+            _ => {
+                let got = content_type.map_or_else(|| "none".to_owned(), |ct| format!("{ct:?}"));
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "content-type must be application/json or application/x-ndjson, got {got}"
+                )));
+            }
+        };
+        let bytes = Bytes::from_request(req, state).await?;
+        Ok(if batch {
+            IngestBody::Batch(bytes)
+        } else {
+            IngestBody::Single(bytes)
+        })
+    }
+}
+
+/// Commits `puts` through the group-commit writer.
+pub async fn submit(state: &AppState, puts: Vec<Put>) -> Result<Vec<Written>, ApiError> {
+    Ok(state.writer.submit(puts).await?)
+}
+
+/// Validates and commits one record; returns it with what became of it.
+pub async fn single(
+    state: &AppState,
+    body: &[u8],
+    parse: Parse,
+) -> Result<(Record, Written), ApiError> {
+    let record = parse(body, now_ms())?;
+    let written = submit(state, vec![Put::from(record.clone())]).await?;
+    let written = written
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("the writer answered without a result".into()))?;
+    Ok((record, written))
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchReport {
+    /// Present only when no line was accepted (the answer is then a 400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Lines stored now.
+    pub accepted: usize,
+    /// Lines that were already stored (same verdict identity); nothing new written for them.
+    pub duplicates: usize,
+    pub rejected: Vec<LineError>,
+    /// The highest seq this batch was given, if it stored anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+}
+
+/// Validates every line of an NDJSON batch, commits the good ones in one transaction in their
+/// order, and reports each bad one by its 1-based line number. Blank lines are skipped. The
+/// answer is 200 when at least one line was good, 400 when none was.
+pub async fn batch(state: &AppState, body: &[u8], parse: Parse) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let lines: Vec<(usize, &[u8])> = body
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let max = state.config.max_batch_lines;
+    if lines.len() > max {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "a batch may hold at most {max} lines, got {}",
+            lines.len()
+        )));
+    }
+    if lines.is_empty() {
+        return Err(ApiError::bad_request("body", "the batch has no lines"));
+    }
+    let mut puts = Vec::with_capacity(lines.len());
+    let mut rejected = Vec::new();
+    for (line_no, line) in lines {
+        match parse(line, now) {
+            Ok(record) => puts.push(Put::from(record)),
+            Err(e) => rejected.push(LineError {
+                line: line_no,
+                error: e.message,
+                field: Some(e.field),
+            }),
+        }
+    }
+    let written = if puts.is_empty() {
+        Vec::new()
+    } else {
+        submit(state, puts).await?
+    };
+    let duplicates = written
+        .iter()
+        .filter(|w| matches!(w, Written::Duplicate { .. }))
+        .count();
+    let last_seq = written
+        .iter()
+        .filter_map(|w| match *w {
+            Written::Stored {
+                seq,
+                outcome_seq,
+                event_seq,
+            } => Some(
+                seq.max(outcome_seq.unwrap_or(0))
+                    .max(event_seq.unwrap_or(0)),
+            ),
+            Written::Duplicate { .. } => None,
+        })
+        .max();
+    let (status, error) = if written.is_empty() {
+        let n = rejected.len();
+        (
+            StatusCode::BAD_REQUEST,
+            Some(format!("no line of the batch was accepted ({n} rejected)")),
+        )
+    } else {
+        (StatusCode::OK, None)
+    };
+    let accepted = written.len() - duplicates;
+    let report = BatchReport {
+        error,
+        accepted,
+        duplicates,
+        rejected,
+        last_seq,
+    };
+    Ok((status, Json(report)).into_response())
+}

@@ -1,0 +1,104 @@
+//! `GET /sig/{sig_hash}`: everything stored under one sig_hash (verdicts as their original
+//! JSON, outcome rows as stored, events), in seq order, paged with `after_seq`.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::query::{self, Params, PathParam};
+use super::{ApiError, AppState};
+use crate::model::MAX_KEY_BYTES;
+use crate::store::SigRecord;
+
+#[derive(Serialize)]
+pub struct SigPage {
+    sig_hash: String,
+    records: Vec<Item>,
+    /// Pass as `after_seq` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after_seq: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Item {
+    Verdict {
+        seq: u64,
+        verdict: Box<RawValue>,
+    },
+    Outcome {
+        seq: u64,
+        row: Box<RawValue>,
+    },
+    Event {
+        seq: u64,
+        op: Box<RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body: Option<Box<RawValue>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_original: Option<String>,
+    },
+}
+
+/// Stored JSON text, sent as is. Everything stored was validated JSON; should a value ever not
+/// be, it is sent as a JSON string rather than failing the whole page.
+pub(super) fn raw(text: String) -> Box<RawValue> {
+    RawValue::from_string(text).unwrap_or_else(|e| {
+        let quoted = serde_json::to_string(&format!("unreadable stored JSON: {e}"))
+            .unwrap_or_else(|_| "null".into());
+        RawValue::from_string(quoted).expect("a serialized string is valid JSON")
+    })
+}
+
+impl From<SigRecord> for Item {
+    fn from(record: SigRecord) -> Item {
+        match record {
+            SigRecord::Verdict(v) => Item::Verdict {
+                seq: v.seq,
+                verdict: raw(v.value.raw_json),
+            },
+            SigRecord::Outcome(o) => Item::Outcome {
+                seq: o.seq,
+                row: raw(o.value.line),
+            },
+            SigRecord::Event(e) => Item::Event {
+                seq: e.seq,
+                op: raw(e.value.line),
+                body: e.value.body.map(raw),
+                source_original: e.value.source_original,
+            },
+        }
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    PathParam(sig_hash): PathParam,
+    params: Params,
+) -> Result<Json<SigPage>, ApiError> {
+    if sig_hash.is_empty() || sig_hash.len() > MAX_KEY_BYTES {
+        return Err(ApiError::bad_request(
+            "sig_hash",
+            format!(
+                "sig_hash must be 1 to {MAX_KEY_BYTES} bytes, got {}",
+                sig_hash.len()
+            ),
+        ));
+    }
+    let limit = query::limit(params.limit.as_deref())?;
+    let after = query::cursor("after_seq", params.after_seq.as_deref())?.unwrap_or(0);
+    let key = sig_hash.clone();
+    let page = query::read(&state, move |store| store.by_sig(&key, after, limit)).await?;
+    let next_after_seq = if page.more {
+        page.items.last().map(SigRecord::seq)
+    } else {
+        None
+    };
+    let records = page.items.into_iter().map(Item::from).collect();
+    Ok(Json(SigPage {
+        sig_hash,
+        records,
+        next_after_seq,
+    }))
+}

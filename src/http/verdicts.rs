@@ -1,0 +1,68 @@
+//! `POST /verdicts`: one auditor verdict stored atomically with the KB row and the observer
+//! event it used to produce; idempotent on (pr_number, head_sha, audited_at).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::ingest::{self, IngestBody};
+use super::{ApiError, AppState};
+use crate::ingest::verdict_record;
+use crate::store::{Record, Written};
+
+#[derive(Serialize)]
+struct Posted {
+    sig_hash: String,
+    seq: u64,
+    duplicate: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_seq: Option<u64>,
+}
+
+/// 201 with the new seqs, or 200 with the original seq and `"duplicate": true` when this
+/// verdict was stored before.
+pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Response, ApiError> {
+    match body {
+        IngestBody::Single(bytes) => {
+            let (record, written) = ingest::single(&state, &bytes, verdict_record).await?;
+            let Record::Verdict(verdict) = record else {
+                return Err(ApiError::Internal(
+                    "a verdict body produced another record".into(),
+                ));
+            };
+            let sig_hash = verdict.verdict.sig_hash();
+            let (status, posted) = match written {
+                Written::Stored {
+                    seq,
+                    outcome_seq,
+                    event_seq,
+                } => (
+                    StatusCode::CREATED,
+                    Posted {
+                        sig_hash,
+                        seq,
+                        duplicate: false,
+                        outcome_seq,
+                        event_seq,
+                    },
+                ),
+                Written::Duplicate { seq } => (
+                    StatusCode::OK,
+                    Posted {
+                        sig_hash,
+                        seq,
+                        duplicate: true,
+                        outcome_seq: None,
+                        event_seq: None,
+                    },
+                ),
+            };
+            Ok((status, Json(posted)).into_response())
+        }
+        IngestBody::Batch(bytes) => ingest::batch(&state, &bytes, verdict_record).await,
+    }
+}

@@ -1,0 +1,170 @@
+//! Prometheus metrics: requests and latencies per route, commit batch sizes and times, the
+//! writer queue depth, export lag. Encoded as Prometheus text by `GET /metrics`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FileLabels {
+    file: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to ~3.3 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily<RouteLabels>,
+    commit_requests: Histogram,
+    commit_puts: Histogram,
+    commit_seconds: Histogram,
+    commit_failures: Counter,
+    queue_depth: Gauge,
+    export_lag: Family<FileLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("lakehouse_kb");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
+        let commit_requests = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let commit_puts = Histogram::new(exponential_buckets(1.0, 2.0, 15));
+        let commit_seconds = latency_histogram();
+        let commit_failures = Counter::default();
+        let queue_depth = Gauge::default();
+        let export_lag = Family::<FileLabels, Gauge>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "commit_batch_requests",
+            "Requests sharing one durable commit (group commit)",
+            commit_requests.clone(),
+        );
+        registry.register(
+            "commit_batch_puts",
+            "Records in one durable commit",
+            commit_puts.clone(),
+        );
+        registry.register(
+            "commit_duration_seconds",
+            "Time of one durable commit, fsync included",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "commit_failures",
+            "Commits that failed",
+            commit_failures.clone(),
+        );
+        registry.register(
+            "writer_queue_depth",
+            "Write requests queued or being committed",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "export_lag_rows",
+            "Records stored but not yet in the exported file",
+            export_lag.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            commit_requests,
+            commit_puts,
+            commit_seconds,
+            commit_failures,
+            queue_depth,
+            export_lag,
+        }
+    }
+
+    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let route = route.to_owned();
+        let method = method.to_owned();
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.clone(),
+                route: route.clone(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { method, route })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_commit(&self, n_requests: usize, n_puts: usize, elapsed: Duration, ok: bool) {
+        self.commit_requests.observe(n_requests as f64);
+        self.commit_puts.observe(n_puts as f64);
+        self.commit_seconds.observe(elapsed.as_secs_f64());
+        if !ok {
+            self.commit_failures.inc();
+        }
+    }
+
+    pub fn set_queue_depth(&self, depth: usize) {
+        self.queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_export_lag(&self, file: &str, rows: u64) {
+        self.export_lag
+            .get_or_create(&FileLabels {
+                file: file.to_owned(),
+            })
+            .set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

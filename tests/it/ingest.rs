@@ -1,0 +1,813 @@
+//! Ingest over real HTTP against the real binary: the observer's `POST /event` rules (one test
+//! per fallback), atomic idempotent `POST /verdicts`, byte-exact `POST /outcomes`, NDJSON
+//! batches, group commit, backpressure, every bad input, auth.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, assert_error};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy");
+
+fn fixture_verdicts() -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join("verdicts.ndjson")).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+/// Posts one event body and returns the op the server stored for it (newest event).
+fn op_for(server: &TestServer, body: &str) -> Value {
+    let posted = server.post_json("/event", body);
+    assert_eq!(posted.status, 200, "{}", posted.text);
+    assert_eq!(posted.json["ok"], true);
+    let seq = posted.json["seq"].as_u64().unwrap();
+    let page = server.get("/events?limit=1");
+    let event = &page.json["events"][0];
+    assert_eq!(event["seq"].as_u64(), Some(seq), "{}", page.text);
+    event["op"].clone()
+}
+
+#[test]
+fn seed_client_works_unchanged_and_stats_count_the_auditor() {
+    let server = TestServer::start();
+    let verdict = &fixture_verdicts()[0];
+    let out = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/js/seed_observer_client.mjs"
+        ))
+        .arg(verdict)
+        .env("LH_OBSERVER_URL", &server.base)
+        .output()
+        .expect("node runs (Node 20 is part of the CI machine)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = server.stats();
+    assert_eq!(stats["by_source"], json!({"auditor": 1}));
+    let op = &server.get("/events?limit=1").json["events"][0]["op"];
+    assert_eq!(op["endpoint"], "auditor:verdict");
+    assert_eq!(op["sig_hash"], "pr1-e9e0d501");
+    assert_eq!(op["duration_ms"], 14237);
+    assert_eq!(
+        op["output_summary"],
+        "PR claims 'live-verified' with no evidence in diff"
+    );
+    assert_eq!(op["input_summary"], "audit ?×? in ?, ?");
+}
+
+#[test]
+fn source_is_kept_when_allowed_and_coerced_with_the_original_kept_otherwise() {
+    let server = TestServer::start();
+    for source in ["mcp", "scenario", "auditor", "bot"] {
+        assert_eq!(
+            op_for(&server, &format!(r#"{{"source":"{source}"}}"#))["source"],
+            source
+        );
+    }
+    assert_eq!(
+        op_for(&server, r#"{"source":"github"}"#)["source"],
+        "scenario"
+    );
+    let event = &server.get("/events?limit=1").json["events"][0];
+    assert_eq!(event["source_original"], "github");
+    assert_eq!(op_for(&server, r#"{"source":42}"#)["source"], "scenario");
+    assert_eq!(
+        server.get("/events?limit=1").json["events"][0]["source_original"],
+        "42"
+    );
+    assert_eq!(op_for(&server, "{}")["source"], "scenario");
+    assert!(
+        server.get("/events?limit=1").json["events"][0]
+            .get("source_original")
+            .is_none()
+    );
+    assert_eq!(
+        server.stats()["by_source"],
+        json!({"mcp": 1, "scenario": 4, "auditor": 1, "bot": 1})
+    );
+}
+
+#[test]
+fn success_comes_from_success_then_ok_then_false() {
+    let server = TestServer::start();
+    assert_eq!(
+        op_for(&server, r#"{"success":true,"ok":false}"#)["success"],
+        true
+    );
+    assert_eq!(
+        op_for(&server, r#"{"success":false,"ok":true}"#)["success"],
+        false
+    );
+    assert_eq!(
+        op_for(&server, r#"{"success":"yes","ok":true}"#)["success"],
+        true
+    );
+    assert_eq!(op_for(&server, r#"{"ok":"true"}"#)["success"], false);
+    assert_eq!(op_for(&server, "{}")["success"], false);
+    let stats = server.stats();
+    assert_eq!(
+        (stats["success"].as_u64(), stats["failure"].as_u64()),
+        (Some(2), Some(3))
+    );
+}
+
+#[test]
+fn timestamp_is_the_body_s_or_the_receipt_time() {
+    let server = TestServer::start();
+    assert_eq!(
+        op_for(&server, r#"{"timestamp":"2026-01-02T03:04:05.006Z"}"#)["timestamp"],
+        "2026-01-02T03:04:05.006Z"
+    );
+    let before = lakehouse_kb::model::now_ms();
+    let op = op_for(&server, r#"{"timestamp":null}"#);
+    let stamp = op["timestamp"].as_str().unwrap();
+    assert_eq!(stamp.len(), 24, "{stamp}");
+    assert!(stamp.ends_with('Z'));
+    assert!(
+        stamp >= lakehouse_kb::model::iso_timestamp(before - 1000).as_str(),
+        "{stamp}"
+    );
+}
+
+#[test]
+fn endpoint_falls_back_by_source() {
+    let server = TestServer::start();
+    assert_eq!(
+        op_for(&server, r#"{"endpoint":"mine"}"#)["endpoint"],
+        "mine"
+    );
+    assert_eq!(
+        op_for(&server, r#"{"source":"auditor"}"#)["endpoint"],
+        "auditor:verdict"
+    );
+    assert_eq!(
+        op_for(&server, r#"{"source":"bot"}"#)["endpoint"],
+        "bot:cycle"
+    );
+    assert_eq!(
+        op_for(&server, r#"{"source":"mcp"}"#)["endpoint"],
+        "scenario:fill"
+    );
+    assert_eq!(
+        op_for(&server, r#"{"source":"elsewhere"}"#)["endpoint"],
+        "scenario:fill"
+    );
+}
+
+#[test]
+fn input_summary_falls_back_to_the_template() {
+    let server = TestServer::start();
+    assert_eq!(
+        op_for(&server, r#"{"input_summary":"given"}"#)["input_summary"],
+        "given"
+    );
+    let body = r#"{"event_kind":"fill","role":"welder","count":2,"city":"Gary","state":"IN"}"#;
+    assert_eq!(
+        op_for(&server, body)["input_summary"],
+        "fill welder×2 in Gary, IN"
+    );
+    assert_eq!(op_for(&server, "{}")["input_summary"], "? ?×? in ?, ?");
+    let odd = r#"{"count":1.50,"role":["a",null],"city":{"x":1},"state":true}"#;
+    assert_eq!(
+        op_for(&server, odd)["input_summary"],
+        "? a,×1.5 in [object Object], true"
+    );
+}
+
+#[test]
+fn duration_falls_back_to_audit_duration_then_zero_and_reads_strings_like_number() {
+    let server = TestServer::start();
+    assert_eq!(
+        op_for(&server, r#"{"duration_ms":5,"audit_duration_ms":7}"#)["duration_ms"],
+        5
+    );
+    assert_eq!(
+        op_for(&server, r#"{"audit_duration_ms":7}"#)["duration_ms"],
+        7
+    );
+    assert_eq!(
+        op_for(&server, r#"{"duration_ms":" 250 "}"#)["duration_ms"],
+        250
+    );
+    assert_eq!(
+        op_for(&server, r#"{"duration_ms":"1e3"}"#)["duration_ms"],
+        1000
+    );
+    assert_eq!(op_for(&server, "{}")["duration_ms"], 0);
+    let bad = server.post_json("/event", r#"{"duration_ms":"soon"}"#);
+    assert_error(
+        &bad,
+        400,
+        "duration_ms",
+        "must be a number or a string holding one",
+    );
+    let bad = server.post_json("/event", r#"{"audit_duration_ms":[1]}"#);
+    assert_error(&bad, 400, "audit_duration_ms", "got [1]");
+}
+
+#[test]
+fn output_summary_falls_back_to_one_liner_then_ok_or_error_or_failed() {
+    let server = TestServer::start();
+    assert_eq!(
+        op_for(&server, r#"{"output_summary":"o","one_liner":"l"}"#)["output_summary"],
+        "o"
+    );
+    assert_eq!(
+        op_for(&server, r#"{"one_liner":"l","error":"e"}"#)["output_summary"],
+        "l"
+    );
+    assert_eq!(
+        op_for(&server, r#"{"success":true,"error":"e"}"#)["output_summary"],
+        "ok"
+    );
+    assert_eq!(
+        op_for(&server, r#"{"success":false,"error":"e"}"#)["output_summary"],
+        "e"
+    );
+    assert_eq!(
+        op_for(&server, r#"{"ok":false}"#)["output_summary"],
+        "failed"
+    );
+}
+
+#[test]
+fn copied_fields_are_copied_and_the_whole_body_is_kept() {
+    let server = TestServer::start();
+    let body = r#"{"error":"e","staffer_id":"s-1","sig_hash":"abc123","event_kind":"fill","extra":{"kept":true}}"#;
+    let op = op_for(&server, body);
+    for (key, value) in [
+        ("error", "e"),
+        ("staffer_id", "s-1"),
+        ("sig_hash", "abc123"),
+        ("event_kind", "fill"),
+    ] {
+        assert_eq!(op[key], value);
+    }
+    let stored = server.get("/sig/abc123");
+    assert_eq!(stored.json["records"][0]["type"], "event");
+    assert_eq!(
+        stored.json["records"][0]["body"]["extra"],
+        json!({"kept": true})
+    );
+    for field in [
+        "timestamp",
+        "endpoint",
+        "input_summary",
+        "output_summary",
+        "error",
+        "staffer_id",
+        "sig_hash",
+        "event_kind",
+    ] {
+        let bad = server.post_json("/event", format!(r#"{{"{field}":12}}"#));
+        assert_error(
+            &bad,
+            400,
+            field,
+            &format!("{field} must be a string, got 12"),
+        );
+    }
+}
+
+#[test]
+fn verdict_is_stored_with_its_row_and_event_atomically_and_idempotently() {
+    let server = TestServer::start();
+    let verdicts = fixture_verdicts();
+    let first = server.post_json("/verdicts", verdicts[0].clone());
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.json["sig_hash"], "pr1-e9e0d501");
+    assert_eq!(first.json["duplicate"], false);
+    let seq = first.json["seq"].as_u64().unwrap();
+    assert_eq!(first.json["outcome_seq"].as_u64(), Some(seq + 1));
+    assert_eq!(first.json["event_seq"].as_u64(), Some(seq + 2));
+
+    let again = server.post_json("/verdicts", verdicts[0].clone());
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(
+        (again.json["seq"].as_u64(), &again.json["duplicate"]),
+        (Some(seq), &json!(true))
+    );
+
+    // Same head, new audited_at: a re-audit, stored.
+    let mut reaudit: Value = serde_json::from_str(&verdicts[0]).unwrap();
+    reaudit["audited_at"] = json!("2026-04-01T10:00:00.000Z");
+    let third = server.post_json("/verdicts", reaudit.to_string());
+    assert_eq!(third.status, 201, "{}", third.text);
+
+    let stats = server.stats();
+    assert_eq!(
+        (
+            stats["verdicts"].as_u64(),
+            stats["outcomes"].as_u64(),
+            stats["total"].as_u64()
+        ),
+        (Some(2), Some(2), Some(2))
+    );
+    assert_eq!(stats["by_source"], json!({"auditor": 2}));
+
+    // The KB row is the one appendVerdictToKbOutcomes wrote (line 2 of the fixture file).
+    let records = server.get("/sig/pr1-e9e0d501").json["records"].clone();
+    let types: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["verdict", "outcome", "event", "verdict", "outcome", "event"]
+    );
+    let legacy =
+        std::fs::read_to_string(Path::new(FIXTURES).join("data/_kb/outcomes.jsonl")).unwrap();
+    let want: Value = serde_json::from_str(legacy.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(records[1]["row"], want);
+    // The whole original verdict is kept, unknown fields included.
+    assert_eq!(
+        records[0]["verdict"],
+        serde_json::from_str::<Value>(&verdicts[0]).unwrap()
+    );
+}
+
+#[test]
+fn verdict_bad_inputs_are_named_and_store_nothing() {
+    let server = TestServer::start();
+    let good: Value = serde_json::from_str(&fixture_verdicts()[0]).unwrap();
+    let with = |path: &[&str], value: Option<Value>| {
+        let mut v = good.clone();
+        let (last, parents) = path.split_last().unwrap();
+        let mut obj = &mut v;
+        for p in parents {
+            obj = &mut obj[*p];
+        }
+        match value {
+            Some(x) => obj[*last] = x,
+            None => {
+                obj.as_object_mut().unwrap().remove(*last);
+            }
+        }
+        v.to_string()
+    };
+    let cases = [
+        (
+            with(&["pr_number"], Some(json!("six"))),
+            "pr_number",
+            r#"pr_number must be a non-negative integer, got "six""#,
+        ),
+        (
+            with(&["head_sha"], Some(json!(7))),
+            "head_sha",
+            "head_sha must be a string of 8 to 64 hex digits, got 7",
+        ),
+        (
+            with(&["head_sha"], Some(json!("abc123"))),
+            "head_sha",
+            r#"got "abc123""#,
+        ),
+        (
+            with(&["overall"], Some(json!("lgtm"))),
+            "overall",
+            "overall must be one of approve, request_changes, block",
+        ),
+        (
+            with(&["audited_at"], None),
+            "audited_at",
+            "audited_at is required",
+        ),
+        (
+            with(&["one_liner"], None),
+            "one_liner",
+            "one_liner is required",
+        ),
+        (
+            with(&["metrics", "findings_block"], None),
+            "metrics.findings_block",
+            "is required",
+        ),
+        (
+            with(&["metrics", "findings_warn"], Some(json!(-1))),
+            "metrics.findings_warn",
+            "non-negative integer",
+        ),
+        (
+            "{\"pr_number\": 1,".to_owned(),
+            "body",
+            "body is not valid JSON",
+        ),
+        (
+            "[1,2]".to_owned(),
+            "body",
+            "body must be a JSON object, got an array",
+        ),
+        (
+            "\"text\"".to_owned(),
+            "body",
+            "body must be a JSON object, got a string",
+        ),
+    ];
+    for (body, field, needle) in cases {
+        assert_error(&server.post_json("/verdicts", body), 400, field, needle);
+    }
+    let stats = server.stats();
+    assert_eq!(
+        (stats["verdicts"].as_u64(), stats["last_seq"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn outcome_rows_are_stored_byte_for_byte() {
+    let server = TestServer::start();
+    let row =
+        r#"{"sig_hash":"6cd5d79c4f5d42c9","elapsed_secs":15.80,"note":"caf\u00e9 é /","n":1e2}"#;
+    let posted = server.post_json("/outcomes", format!("{row}\n"));
+    assert_eq!(posted.status, 201, "{}", posted.text);
+    assert_eq!(posted.json["sig_hash"], "6cd5d79c4f5d42c9");
+    let page = server.get("/sig/6cd5d79c4f5d42c9");
+    // The row is embedded verbatim in the answer: its exact bytes, not a re-serialisation.
+    assert!(
+        page.text.contains(&format!(r#""row":{row}"#)),
+        "{}",
+        page.text
+    );
+
+    assert_error(
+        &server.post_json("/outcomes", "{}"),
+        400,
+        "sig_hash",
+        "sig_hash is required",
+    );
+    assert_error(
+        &server.post_json("/outcomes", r#"{"sig_hash":""}"#),
+        400,
+        "sig_hash",
+        "non-empty string",
+    );
+    assert_error(
+        &server.post_json("/outcomes", r#"{"sig_hash":7}"#),
+        400,
+        "sig_hash",
+        "non-empty string, got 7",
+    );
+    assert_error(
+        &server.post_json("/outcomes", "{\"sig_hash\":\"a\",\n\"b\":1}"),
+        400,
+        "body",
+        "single line",
+    );
+    assert_eq!(server.stats()["outcomes"], 1);
+}
+
+#[test]
+fn malformed_bodies_get_json_errors_and_the_server_keeps_serving() {
+    let server = TestServer::start();
+    server.post_json("/event", r#"{"source":"bot"}"#);
+    for path in ["/event", "/verdicts", "/outcomes"] {
+        assert_error(
+            &server.post_json(path, "{not json"),
+            400,
+            "body",
+            "body is not valid JSON",
+        );
+        assert_error(
+            &server.post_json(path, "42"),
+            400,
+            "body",
+            "must be a JSON object, got a number",
+        );
+        assert_error(
+            &server.post_json(path, b"{\"sig_hash\":\"\xff\xfe\"}".to_vec()),
+            400,
+            "body",
+            "not valid UTF-8",
+        );
+        // Lone surrogates: a high one without its pair, and a low one alone.
+        let high = server.post_json(path, r#"{"sig_hash":"\ud800","source":"x"}"#);
+        assert_error(&high, 400, "body", "not valid JSON");
+        let low = server.post_json(path, r#"{"sig_hash":"\udc00x"}"#);
+        assert_error(&low, 400, "body", "surrogate");
+        assert_error(
+            &server.post(path, "text/plain", "{}"),
+            415,
+            "content-type",
+            "must be application/json",
+        );
+        let unlabelled = server
+            .client()
+            .post(server.url(path))
+            .body("{}")
+            .send()
+            .unwrap();
+        assert_error(
+            &crate::support::answer(unlabelled),
+            415,
+            "content-type",
+            "got none",
+        );
+        let huge = format!(r#"{{"sig_hash":"x","pad":"{}"}}"#, "x".repeat(1 << 20));
+        assert_error(
+            &server.post_json(path, huge),
+            413,
+            "body",
+            "larger than the limit",
+        );
+    }
+    let not_found = server.get("/no/such/route");
+    assert_eq!(
+        (not_found.status, not_found.json["error"].as_str()),
+        (404, Some("no route for GET /no/such/route"))
+    );
+    let wrong_method = server.get("/verdicts");
+    assert_eq!(wrong_method.status, 405);
+    assert!(
+        wrong_method.json["error"].is_string(),
+        "{}",
+        wrong_method.text
+    );
+    assert!(
+        wrong_method
+            .content_type
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let stats = server.stats();
+    assert_eq!(
+        (stats["total"].as_u64(), stats["last_seq"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn max_body_is_configurable() {
+    let server = TestServer::start_with(&["--max-body", "64"], &[]);
+    assert_eq!(
+        server.post_json("/event", r#"{"source":"bot"}"#).status,
+        200
+    );
+    assert_error(
+        &server.post_json("/event", format!(r#"{{"pad":"{}"}}"#, "x".repeat(80))),
+        413,
+        "body",
+        "limit",
+    );
+}
+
+#[test]
+fn ten_thousand_line_batch_with_every_tenth_line_broken() {
+    let server = TestServer::start_with(&["--max-body", "8MiB"], &[]);
+    let mut body = String::new();
+    for i in 1..=10_000 {
+        if i % 10 == 0 {
+            body.push_str("{broken\n");
+        } else {
+            body.push_str(&format!(
+                r#"{{"source":"scenario","event_kind":"fill","n":{i}}}"#
+            ));
+            body.push('\n');
+        }
+    }
+    let answer = server.post_ndjson("/event", body);
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        &answer.text[..200.min(answer.text.len())]
+    );
+    assert_eq!(answer.json["accepted"], 9_000);
+    let rejected = answer.json["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1_000);
+    assert_eq!(rejected[0]["line"], 10);
+    assert_eq!(rejected[999]["line"], 10_000);
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("body is not valid JSON")
+    );
+    assert_eq!(server.stats()["total"], 9_000);
+    // Good lines are stored in order.
+    let newest = server.get("/events?limit=1").json["events"][0]["seq"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(newest, 9_000);
+}
+
+#[test]
+fn batches_on_every_route() {
+    let server = TestServer::start();
+    let verdicts = fixture_verdicts();
+    let body = format!(
+        "{}\n\n{}\n{{\"pr_number\":\"six\"}}\n{}\n",
+        verdicts[0], verdicts[1], verdicts[0]
+    );
+    let answer = server.post_ndjson("/verdicts", body);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        (
+            answer.json["accepted"].as_u64(),
+            answer.json["duplicates"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        answer.json["rejected"],
+        json!([{"line": 4, "error": r#"pr_number must be a non-negative integer, got "six""#, "field": "pr_number"}])
+    );
+    assert_eq!(answer.json["last_seq"], 6);
+
+    let rows = "{\"sig_hash\":\"a\"}\r\n{\"sig_hash\":\"b\"}\n{\"nope\":1}";
+    let answer = server.post_ndjson("/outcomes", rows);
+    assert_eq!(
+        (
+            answer.json["accepted"].as_u64(),
+            answer.json["rejected"][0]["line"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
+
+    let all_bad = server.post_ndjson("/event", "[]\n{x\n");
+    assert_eq!(all_bad.status, 400, "{}", all_bad.text);
+    assert!(
+        all_bad.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("no line of the batch was accepted")
+    );
+    assert_eq!(all_bad.json["rejected"].as_array().unwrap().len(), 2);
+    assert_error(
+        &server.post_ndjson("/event", "\n\n"),
+        400,
+        "body",
+        "no lines",
+    );
+    let limited = TestServer::start_with(&["--max-batch-lines", "3"], &[]);
+    assert_error(
+        &limited.post_ndjson("/event", "{}\n{}\n{}\n{}\n"),
+        413,
+        "body",
+        "at most 3 lines, got 4",
+    );
+}
+
+#[test]
+fn auth_is_off_by_default_and_guards_writes_when_a_token_is_set() {
+    let open = TestServer::start();
+    assert_eq!(open.post_json("/event", "{}").status, 200);
+
+    let guarded = TestServer::start_with(&[], &[("LAKEHOUSE_KB_TOKEN", "s3cret")]);
+    let missing = guarded.post_json("/event", "{}");
+    assert_error(&missing, 401, "authorization", "bearer token");
+    let with = |token: &str| {
+        let request = guarded
+            .client()
+            .post(guarded.url("/verdicts"))
+            .header("content-type", "application/json");
+        crate::support::answer(
+            request
+                .bearer_auth(token)
+                .body(fixture_verdicts()[0].clone())
+                .send()
+                .unwrap(),
+        )
+    };
+    assert_eq!(with("wrong").status, 401);
+    assert_eq!(with("s3cret").status, 201);
+    assert_eq!(guarded.get("/stats").status, 200, "reads stay open");
+    assert_eq!(guarded.stats()["verdicts"], 1);
+
+    let strict = TestServer::start_with(&["--auth-reads"], &[("LAKEHOUSE_KB_TOKEN", "s3cret")]);
+    assert_eq!(strict.get("/stats").status, 401);
+    let authed = strict
+        .client()
+        .get(strict.url("/stats"))
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap();
+    assert_eq!(authed.status().as_u16(), 200);
+    assert_eq!(
+        strict.get("/healthz").status,
+        200,
+        "health stays open for probes"
+    );
+}
+
+#[test]
+fn binding_beyond_loopback_without_a_token_warns_loudly() {
+    let server = TestServer::start_with(&["--bind", "0.0.0.0:0"], &[]);
+    let log = crate::support::server_log(&server.data);
+    assert!(
+        log.contains("WARNING: lakehouse-kb is listening on 0.0.0.0:"),
+        "{log}"
+    );
+}
+
+/// Counts of the commit-batch histogram: (commits, requests committed).
+fn commits(server: &TestServer) -> (u64, u64) {
+    let text = server.get("/metrics").text;
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    (
+        value("lakehouse_kb_commit_batch_requests_count"),
+        value("lakehouse_kb_commit_batch_requests_sum"),
+    )
+}
+
+#[test]
+fn one_client_gets_one_commit_per_request_and_many_clients_share_commits() {
+    let server = TestServer::start();
+    for i in 0..20 {
+        assert_eq!(
+            server.post_json("/event", format!(r#"{{"n":{i}}}"#)).status,
+            200
+        );
+    }
+    assert_eq!(commits(&server), (20, 20));
+
+    let clients: Vec<_> = (0..64)
+        .map(|c| {
+            let url = server.url("/event");
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                for i in 0..25 {
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(format!(r#"{{"c":{c},"i":{i}}}"#))
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status().as_u16(), 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let (n_commits, n_requests) = commits(&server);
+    assert_eq!(n_requests, 20 + 64 * 25);
+    assert!(
+        n_commits < n_requests,
+        "64 clients should share commits: {n_commits} commits for {n_requests} requests"
+    );
+    assert_eq!(server.stats()["total"], 20 + 64 * 25);
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_stores_nothing_of_it() {
+    let server = TestServer::start_with(&["--queue-capacity", "1", "--max-body", "4MiB"], &[]);
+    let batch: String = (0..2_000)
+        .map(|i| format!("{{\"source\":\"bot\",\"i\":{i}}}\n"))
+        .collect();
+    let mut saw_503 = false;
+    for _round in 0..10 {
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let server_url = server.url("/event");
+                let batch = batch.clone();
+                std::thread::spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    let request = client
+                        .post(&server_url)
+                        .header("content-type", "application/x-ndjson");
+                    crate::support::answer(request.body(batch).send().unwrap())
+                })
+            })
+            .collect();
+        for t in threads {
+            let answer = t.join().unwrap();
+            match answer.status {
+                200 => {}
+                503 => {
+                    saw_503 = true;
+                    assert_eq!(answer.retry_after.as_deref(), Some("1"));
+                    assert!(
+                        answer.text.contains("write queue is full"),
+                        "{}",
+                        answer.text
+                    );
+                }
+                other => panic!("unexpected {other}: {}", answer.text),
+            }
+        }
+        if saw_503 {
+            break;
+        }
+    }
+    assert!(
+        saw_503,
+        "16 concurrent 2000-line batches never filled a queue of 1"
+    );
+    let total = server.stats()["total"].as_u64().unwrap();
+    assert_eq!(total % 2_000, 0, "a refused batch stores nothing: {total}");
+    assert_eq!(server.get("/healthz").status, 200);
+}

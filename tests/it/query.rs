@@ -1,0 +1,483 @@
+//! The query API over real HTTP: per-PR history (Phase B), lookups by sig_hash, claim
+//! neighbours (the Phase F proof), stats, recent events, health and metrics; pagination while
+//! writes continue; every bad query input.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, assert_error};
+
+const HEAD_A: &str = "aaaaaaaa00000000000000000000000000000001";
+const HEAD_B: &str = "bbbbbbbb00000000000000000000000000000002";
+const HEAD_C: &str = "cccccccc00000000000000000000000000000003";
+
+fn verdict(
+    pr: u64,
+    head: &str,
+    at: &str,
+    overall: &str,
+    one_liner: &str,
+    claims: &[&str],
+) -> String {
+    json!({
+        "pr_number": pr,
+        "head_sha": head,
+        "overall": overall,
+        "one_liner": one_liner,
+        "claims": claims.iter().map(|c| json!({"text": c, "source": "commit_message"})).collect::<Vec<_>>(),
+        "metrics": {"findings_block": 1, "findings_warn": 2, "findings_info": 3, "audit_duration_ms": 1500},
+        "audited_at": at,
+    })
+    .to_string()
+}
+
+fn post_verdict(server: &TestServer, body: String) -> u64 {
+    let answer = server.post_json("/verdicts", body);
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    answer.json["seq"].as_u64().unwrap()
+}
+
+#[test]
+fn phase_f_proof() {
+    let server = TestServer::start();
+    let a = "Observer counts auditor events separately";
+    let b = "no behaviour change for scenario events";
+    let c = "deletes dead sidecar files";
+    let first = post_verdict(
+        &server,
+        verdict(
+            10,
+            HEAD_A,
+            "2026-04-01T09:00:00.000Z",
+            "request_changes",
+            "tests missing",
+            &[a, b],
+        ),
+    );
+    let second = post_verdict(
+        &server,
+        verdict(
+            10,
+            HEAD_B,
+            "2026-04-01T10:00:00.000Z",
+            "approve",
+            "claims match the diff",
+            &[a, b],
+        ),
+    );
+    post_verdict(
+        &server,
+        verdict(
+            11,
+            HEAD_C,
+            "2026-04-01T11:00:00.000Z",
+            "block",
+            "hard-coded path",
+            &[b, c],
+        ),
+    );
+
+    // PR 10's history lists both heads, newest first, with the finding sentence.
+    let history = server.get("/prs/10/history");
+    assert_eq!(history.status, 200, "{}", history.text);
+    assert_eq!(history.json["count"], 2);
+    assert_eq!(
+        history.json["finding"],
+        "prior 2 audits on this PR ended in [request_changes, approve], last reason was claims match the diff."
+    );
+    let heads: Vec<&str> = history.json["audits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["head_sha"].as_str().unwrap())
+        .collect();
+    assert_eq!(heads, [HEAD_B, HEAD_A]);
+    assert_eq!(
+        history.json["by_overall"],
+        json!({"approve": 1, "request_changes": 1})
+    );
+    assert_eq!(
+        history.json["audits"][1],
+        json!({
+            "sig_hash": "pr10-aaaaaaaa", "head_sha": HEAD_A, "overall": "request_changes",
+            "one_liner": "tests missing", "audited_at": "2026-04-01T09:00:00.000Z",
+            "findings": {"block": 1, "warn": 2, "info": 3}, "elapsed_secs": 1.5, "seq": first,
+        })
+    );
+
+    // PR 11's claims, PR 11 excluded: PR 10's verdicts, sharing B.
+    let neighbors = server.post_json(
+        "/neighbors",
+        json!({"claims": [b, c], "exclude_pr": 11}).to_string(),
+    );
+    assert_eq!(neighbors.status, 200, "{}", neighbors.text);
+    assert_eq!(neighbors.json["count"], 2);
+    let found = neighbors.json["neighbors"].as_array().unwrap();
+    assert_eq!(
+        found[0]["seq"].as_u64(),
+        Some(second),
+        "newest first among equals"
+    );
+    assert_eq!(found[1]["seq"].as_u64(), Some(first));
+    for n in found {
+        assert_eq!(n["pr_number"], 10);
+        assert_eq!(n["shared_count"], 1);
+        assert_eq!(n["shared"][0]["text"], b);
+        let hash = lakehouse_kb::model::ClaimHash::of_text(b)
+            .unwrap()
+            .to_string();
+        assert_eq!(n["shared"][0]["claim_hash"], hash);
+    }
+
+    // Stats count three auditor events.
+    let stats = server.stats();
+    assert_eq!(stats["by_source"], json!({"auditor": 3}));
+    assert_eq!(stats["verdicts"], 3);
+}
+
+#[test]
+fn history_excludes_the_head_under_audit_and_answers_empty_prs() {
+    let server = TestServer::start();
+    post_verdict(&server, verdict(6, HEAD_A, "t1", "block", "first", &[]));
+    post_verdict(
+        &server,
+        verdict(6, HEAD_B, "t2", "request_changes", "second", &[]),
+    );
+    post_verdict(
+        &server,
+        verdict(6, HEAD_B, "t3", "approve", "re-audit", &[]),
+    );
+    post_verdict(
+        &server,
+        verdict(60, HEAD_C, "t4", "approve", "other PR", &[]),
+    );
+
+    let all = server.get("/prs/6/history");
+    assert_eq!(
+        all.json["count"], 3,
+        "pr6- must not match pr60-: {}",
+        all.text
+    );
+    let without_b = server.get(&format!("/prs/6/history?exclude_sha={HEAD_B}"));
+    assert_eq!(without_b.json["count"], 1);
+    assert_eq!(
+        without_b.json["finding"],
+        "prior 1 audit on this PR ended in [block], last reason was first."
+    );
+    let by_prefix = server.get("/prs/6/history?exclude_sha=BBBBBBBB");
+    assert_eq!(by_prefix.json["count"], 1);
+    let limited = server.get("/prs/6/history?limit=1");
+    assert_eq!(limited.json["count"], 3);
+    assert_eq!(limited.json["audits"].as_array().unwrap().len(), 1);
+    assert_eq!(limited.json["audits"][0]["one_liner"], "re-audit");
+
+    let empty = server.get("/prs/999/history");
+    assert_eq!(empty.status, 200);
+    assert_eq!(
+        empty.json,
+        json!({"pr_number": 999, "count": 0, "by_overall": {}, "finding": "no prior audits on this PR.", "audits": []})
+    );
+}
+
+#[test]
+fn sig_lookup_returns_everything_in_seq_order_with_a_cursor() {
+    let server = TestServer::start();
+    let seq = post_verdict(&server, verdict(3, HEAD_A, "t1", "approve", "ok", &[]));
+    server.post_json(
+        "/event",
+        r#"{"sig_hash":"pr3-aaaaaaaa","event_kind":"note"}"#,
+    );
+    server.post_json("/outcomes", r#"{"sig_hash":"pr3-aaaaaaaa","k":1}"#);
+    post_verdict(&server, verdict(3, HEAD_A, "t2", "block", "re", &[]));
+
+    let mut seqs = Vec::new();
+    let mut types = Vec::new();
+    let mut path = "/sig/pr3-aaaaaaaa?limit=2".to_owned();
+    loop {
+        let page = server.get(&path);
+        assert_eq!(page.status, 200, "{}", page.text);
+        for r in page.json["records"].as_array().unwrap() {
+            seqs.push(r["seq"].as_u64().unwrap());
+            types.push(r["type"].as_str().unwrap().to_owned());
+        }
+        match page.json["next_after_seq"].as_u64() {
+            Some(next) => path = format!("/sig/pr3-aaaaaaaa?limit=2&after_seq={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seqs, (seq..seq + 8).collect::<Vec<_>>());
+    assert_eq!(
+        types,
+        [
+            "verdict", "outcome", "event", "event", "outcome", "verdict", "outcome", "event"
+        ]
+    );
+    let unknown = server.get("/sig/nothing-here");
+    assert_eq!(
+        (unknown.status, unknown.json["records"].clone()),
+        (200, json!([]))
+    );
+}
+
+#[test]
+fn events_pages_never_repeat_or_skip_while_writes_continue() {
+    let server = TestServer::start();
+    for i in 0..300 {
+        let source = ["mcp", "scenario", "bot"][i % 3];
+        server.post_json(
+            "/event",
+            format!(
+                r#"{{"source":"{source}","event_kind":"k{}","i":{i}}}"#,
+                i % 2
+            ),
+        );
+    }
+    let writer = {
+        let url = server.url("/event");
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            for i in 0..300 {
+                client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(format!(r#"{{"source":"bot","i":{i}}}"#))
+                    .send()
+                    .unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut path = "/events?source=bot&limit=7".to_owned();
+    loop {
+        let page = server.get(&path);
+        assert_eq!(page.status, 200, "{}", page.text);
+        for e in page.json["events"].as_array().unwrap() {
+            assert_eq!(e["op"]["source"], "bot");
+            seen.push(e["seq"].as_u64().unwrap());
+        }
+        match page.json["next_before_seq"].as_u64() {
+            Some(next) => path = format!("/events?source=bot&limit=7&before_seq={next}"),
+            None => break,
+        }
+    }
+    writer.join().unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no repeats"
+    );
+    // Nothing at or below the first page's newest seq was missed.
+    let top = seen[0];
+    let all = server.get("/events?source=bot&limit=1000");
+    let want: Vec<u64> = all.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .filter(|s| *s <= top)
+        .collect();
+    assert_eq!(seen, want);
+
+    let kinds = server.get("/events?event_kind=k1&source=mcp&limit=1000");
+    for e in kinds.json["events"].as_array().unwrap() {
+        assert_eq!(
+            (e["op"]["event_kind"].as_str(), e["op"]["source"].as_str()),
+            (Some("k1"), Some("mcp"))
+        );
+    }
+    assert_eq!(kinds.json["events"].as_array().unwrap().len(), 50);
+}
+
+#[test]
+fn stats_health_and_metrics() {
+    let server = TestServer::start();
+    post_verdict(&server, verdict(1, HEAD_A, "t", "block", "x", &[]));
+    server.post_json(
+        "/event",
+        r#"{"source":"bot","event_kind":"cycle","success":true}"#,
+    );
+    server.post_json("/outcomes", r#"{"sig_hash":"s"}"#);
+    let stats = server.stats();
+    assert_eq!(
+        stats,
+        json!({
+            "total": 2, "by_source": {"auditor": 1, "bot": 1}, "by_event_kind": {"audit": 1, "cycle": 1},
+            "success": 1, "failure": 1, "verdicts": 1, "by_overall": {"block": 1}, "outcomes": 2,
+            "outcomes_by_kind": {"audit": 1, "scenario": 1}, "last_seq": 5,
+        })
+    );
+    let health = server.get("/healthz");
+    assert_eq!(
+        (
+            health.status,
+            &health.json["status"],
+            &health.json["last_seq"]
+        ),
+        (200, &json!("ok"), &json!(5))
+    );
+    let metrics = server.get("/metrics");
+    assert!(metrics.content_type.unwrap().starts_with("text/plain"));
+    for needle in [
+        r#"lakehouse_kb_http_requests_total{method="POST",route="/verdicts",status="201"} 1"#,
+        "lakehouse_kb_http_request_duration_seconds_bucket",
+        "lakehouse_kb_commit_batch_puts_count 3",
+        "lakehouse_kb_writer_queue_depth 0",
+    ] {
+        assert!(
+            metrics.text.contains(needle),
+            "metrics lack {needle}:\n{}",
+            metrics.text
+        );
+    }
+}
+
+#[test]
+fn bad_query_input_is_a_json_400() {
+    let server = TestServer::start();
+    assert_error(
+        &server.get("/prs/six/history"),
+        400,
+        "pr_number",
+        r#"got "six""#,
+    );
+    assert_error(
+        &server.get("/prs/-1/history"),
+        400,
+        "pr_number",
+        "non-negative integer",
+    );
+    for limit in ["0", "1001", "ten", "-5"] {
+        assert_error(
+            &server.get(&format!("/prs/1/history?limit={limit}")),
+            400,
+            "limit",
+            "from 1 to 1000",
+        );
+        assert_error(
+            &server.get(&format!("/events?limit={limit}")),
+            400,
+            "limit",
+            "from 1 to 1000",
+        );
+        assert_error(
+            &server.get(&format!("/sig/x?limit={limit}")),
+            400,
+            "limit",
+            "from 1 to 1000",
+        );
+    }
+    assert_error(
+        &server.get("/prs/1/history?exclude_sha=abc"),
+        400,
+        "exclude_sha",
+        "at least 8 hex digits",
+    );
+    assert_error(
+        &server.get("/events?before_seq=later"),
+        400,
+        "before_seq",
+        "non-negative integer",
+    );
+    assert_error(
+        &server.get("/sig/x?after_seq=-1"),
+        400,
+        "after_seq",
+        "non-negative integer",
+    );
+    assert_error(
+        &server.get("/events?source=github"),
+        400,
+        "source",
+        "one of mcp, scenario, auditor, bot",
+    );
+    assert_error(
+        &server.get("/events?limit=%ZZ"),
+        400,
+        "limit",
+        r#"got "%ZZ""#,
+    );
+    assert_error(
+        &server.get("/events?limit=1&limit=2"),
+        400,
+        "query",
+        "duplicate field",
+    );
+
+    assert_error(
+        &server.post_json("/neighbors", "{}"),
+        400,
+        "claims",
+        "must not be empty",
+    );
+    assert_error(
+        &server.post_json("/neighbors", r#"{"claims":[]}"#),
+        400,
+        "claims",
+        "must not be empty",
+    );
+    let many: Vec<String> = (0..1001).map(|i| format!("claim {i}")).collect();
+    assert_error(
+        &server.post_json("/neighbors", json!({"claims": many}).to_string()),
+        400,
+        "claims",
+        "at most 1000",
+    );
+    assert_error(
+        &server.post_json("/neighbors", r#"{"claim_hashes":["xyz"]}"#),
+        400,
+        "claim_hashes[0]",
+        "16 hex digits",
+    );
+    assert_error(
+        &server.post_json("/neighbors", r#"{"claims":["a"],"exclude_pr":"ten"}"#),
+        400,
+        "exclude_pr",
+        "non-negative integer",
+    );
+    assert_error(
+        &server.post_json("/neighbors", r#"{"claims":["a"],"limit":0}"#),
+        400,
+        "limit",
+        "from 1 to 1000",
+    );
+    assert_error(
+        &server.post_json("/neighbors", "[1]"),
+        400,
+        "body",
+        "JSON object",
+    );
+    assert_error(
+        &server.post("/neighbors", "text/plain", r#"{"claims":["a"]}"#),
+        415,
+        "content-type",
+        "",
+    );
+    let by_hash = server.post_json("/neighbors", r#"{"claim_hashes":["0988571CA2FC2CBE"]}"#);
+    assert_eq!(
+        (by_hash.status, by_hash.json["count"].clone()),
+        (200, json!(0))
+    );
+}
+
+#[test]
+fn every_route_answers_with_json() {
+    let server = TestServer::start();
+    let routes: BTreeSet<&str> = [
+        "/healthz",
+        "/stats",
+        "/events",
+        "/prs/1/history",
+        "/sig/abc",
+    ]
+    .into_iter()
+    .collect();
+    for route in routes {
+        let answer = server.get(route);
+        assert_eq!(answer.status, 200, "{route}: {}", answer.text);
+        assert!(
+            matches!(answer.json, Value::Object(_)),
+            "{route}: {}",
+            answer.text
+        );
+    }
+}

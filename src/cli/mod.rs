@@ -64,7 +64,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (default 127.0.0.1:3800, the observer's port)
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Bring a legacy lakehouse data directory into the database
     Import(import::ImportArgs),
     /// Write the legacy outcomes.jsonl and ops.jsonl files from the database
@@ -93,7 +93,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.global.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Serve(args) => serve::run(&cli.global, *args),
         Command::Import(args) => import::run(&cli.global, args),
         Command::Export(args) => export::run(&cli.global, args),
         Command::Migrate(args) => migrate::run(&cli.global, args),

@@ -5,15 +5,21 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::ArgAction;
+use humantime::Duration as HumanDuration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::GlobalArgs;
-use crate::http::{self, AppState, ServerConfig};
+use crate::http::{
+    self, AppState, ConnectionLimits, Recovery, ServerConfig, Switch, recovering_router,
+};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::model::now_ms;
+use crate::store::{Retention, Store, StoreError, StoreOptions};
 use crate::writer::{Writer, WriterConfig};
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +48,37 @@ pub struct ServeArgs {
     /// With a token set, require it on read routes too
     #[arg(long, env = "LAKEHOUSE_KB_AUTH_READS")]
     pub auth_reads: bool,
+    /// Longest a request may take before it is abandoned with a 503 (e.g. 30s, 2m)
+    #[arg(long, env = "LAKEHOUSE_KB_REQUEST_TIMEOUT", default_value = "30s")]
+    pub request_timeout: HumanDuration,
+    /// Time a client has to send a request's headers; idle keep-alive connections close after it
+    #[arg(long, env = "LAKEHOUSE_KB_HEADER_READ_TIMEOUT", default_value = "10s")]
+    pub header_read_timeout: HumanDuration,
+    /// Longest wait for requests in flight after a shutdown signal
+    #[arg(long, env = "LAKEHOUSE_KB_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    pub shutdown_timeout: HumanDuration,
+    /// Write requests handled at once; beyond it writes get 503 + Retry-After
+    #[arg(
+        long,
+        env = "LAKEHOUSE_KB_MAX_WRITES_IN_FLIGHT",
+        default_value_t = 1024
+    )]
+    pub max_writes_in_flight: usize,
+    /// Read requests handled at once; beyond it reads get 503 + Retry-After
+    #[arg(long, env = "LAKEHOUSE_KB_MAX_READS_IN_FLIGHT", default_value_t = 256)]
+    pub max_reads_in_flight: usize,
+    /// Delete events received longer ago than this (e.g. 30days); verdicts and rows are kept
+    #[arg(long, env = "LAKEHOUSE_KB_EVENTS_MAX_AGE")]
+    pub events_max_age: Option<HumanDuration>,
+    /// Keep at most this many events, deleting the oldest; verdicts and rows are kept
+    #[arg(long, env = "LAKEHOUSE_KB_EVENTS_MAX_COUNT")]
+    pub events_max_count: Option<u64>,
+    /// How often retention runs
+    #[arg(long, env = "LAKEHOUSE_KB_RETENTION_INTERVAL", default_value = "60s")]
+    pub retention_interval: HumanDuration,
+    /// How long to wait for another process to release the database file before giving up
+    #[arg(long, env = "LAKEHOUSE_KB_OPEN_TIMEOUT", default_value = "30s")]
+    pub open_timeout: HumanDuration,
 }
 
 pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -55,7 +92,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
-    let token = args.token.filter(|t| !t.is_empty());
+    let token = args.token.clone().filter(|t| !t.is_empty());
     let listener = TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
@@ -68,15 +105,51 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         eprintln!("WARNING: {warning}");
         tracing::warn!("{warning}");
     }
-
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating the data directory {}", global.data.display()))?;
+
+    // Serve at once: while the database opens (redb may repair it after a crash, which takes
+    // time proportional to the file), /healthz answers 503 "recovering" instead of the port
+    // refusing connections.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(watch_signals(stop_tx.clone()));
+    let recovery = Recovery::default();
+    let (app_tx, app_rx) = watch::channel(None);
+    let switch = Switch::new(app_rx, recovering_router(recovery.clone()));
+    let limits = ConnectionLimits {
+        header_read_timeout: args.header_read_timeout.into(),
+        shutdown_timeout: args.shutdown_timeout.into(),
+    };
+    let server = tokio::spawn(http::serve(
+        listener,
+        switch,
+        limits,
+        stopped(stop_rx.clone()),
+    ));
+    // A machine-readable line on stdout: tests and scripts learn the port from it.
+    println!("lakehouse-kb listening on http://{addr}");
+
     let path = global.db_path();
-    let options = global.store_options();
-    let store = tokio::task::spawn_blocking(move || Store::open(&path, options))
-        .await?
-        .with_context(|| format!("opening {}", global.db_path().display()))?;
-    let store = Arc::new(store);
+    let mut options = global.store_options();
+    let report = options.on_repair.take();
+    let progress = recovery.clone();
+    options.on_repair = Some(Arc::new(move |fraction| {
+        progress.set(fraction);
+        if let Some(report) = &report {
+            report(fraction);
+        }
+    }));
+    let open_timeout: Duration = args.open_timeout.into();
+    let opened =
+        tokio::task::spawn_blocking(move || open_waiting(&path, options, open_timeout)).await?;
+    let store = match opened {
+        Ok(store) => Arc::new(store),
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            let _ = server.await;
+            return Err(e).with_context(|| format!("opening {}", global.db_path().display()));
+        }
+    };
 
     let metrics = Arc::new(Metrics::new());
     let writer_config = WriterConfig {
@@ -90,6 +163,9 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         max_batch_lines: args.max_batch_lines,
         token,
         auth_reads: args.auth_reads,
+        request_timeout: args.request_timeout.into(),
+        max_writes_in_flight: args.max_writes_in_flight,
+        max_reads_in_flight: args.max_reads_in_flight,
     };
     let state = AppState {
         store: store.clone(),
@@ -97,14 +173,32 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         config: Arc::new(config),
     };
-
-    // A machine-readable line on stdout: tests and scripts learn the port from it.
-    println!("lakehouse-kb listening on http://{addr}");
+    let _ = app_tx.send(Some(http::app(state)));
     tracing::info!(%addr, data = %global.data.display(), group_commit = args.group_commit, "serving");
-    http::serve(listener, state, shutdown_signal()).await?;
 
-    // Every handler has returned, so every writer handle is gone: the thread drains what is
-    // queued, answers it, and stops.
+    let retention = Retention {
+        max_age_ms: args.events_max_age.map(|age| age.as_millis() as u64),
+        max_count: args.events_max_count,
+        keep_after_seq: None,
+    };
+    let background = (!retention.is_off()).then(|| {
+        let interval = args.retention_interval.into();
+        tokio::spawn(retain_events(
+            store.clone(),
+            retention,
+            interval,
+            stop_rx.clone(),
+        ))
+    });
+
+    server.await??;
+    // The server has answered its last request; drop the application (and with it the last
+    // writer handles) so the writer thread drains its queue and stops.
+    let _ = app_tx.send(None);
+    drop(app_tx);
+    if let Some(task) = background {
+        let _ = task.await;
+    }
     tokio::task::spawn_blocking(move || writer_thread.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
@@ -118,15 +212,85 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes at the first SIGINT or SIGTERM; a second one exits the process at once.
-async fn shutdown_signal() {
+/// Opens the store, waiting up to `timeout` while another process holds the file (a restart
+/// racing the previous server's exit) rather than failing at once.
+fn open_waiting(
+    path: &std::path::Path,
+    options: StoreOptions,
+    timeout: Duration,
+) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut logged = false;
+    loop {
+        match Store::open(path, options.clone()) {
+            Err(StoreError::InUse { .. }) if std::time::Instant::now() < deadline => {
+                if !logged {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the database is open in another process; waiting for it to close"
+                    );
+                    logged = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Applies event retention every `interval`, in bounded transactions, until stopped.
+async fn retain_events(
+    store: Arc<Store>,
+    rules: Retention,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        let store = store.clone();
+        let deleted = tokio::task::spawn_blocking(move || {
+            let mut deleted = 0;
+            loop {
+                match store.retain_events(rules, now_ms(), RETENTION_BATCH) {
+                    Ok(0) => return Ok(deleted),
+                    Ok(n) => deleted += n,
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .await;
+        match deleted {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, "retention deleted old events"),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
+    }
+}
+
+/// Events deleted per retention transaction: keeps each one short next to the writer's.
+const RETENTION_BATCH: usize = 10_000;
+
+/// Completes once a stop has been requested.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The first SIGINT or SIGTERM requests a graceful stop; a second one exits at once.
+async fn watch_signals(stop: watch::Sender<bool>) {
     wait_for_signal().await;
     tracing::info!("shutting down: finishing requests in flight (signal again to exit at once)");
-    tokio::spawn(async {
-        wait_for_signal().await;
-        tracing::warn!("second signal: exiting without finishing");
-        std::process::exit(130);
-    });
+    let _ = stop.send(true);
+    wait_for_signal().await;
+    tracing::warn!("second signal: exiting without finishing");
+    std::process::exit(130);
 }
 
 async fn wait_for_signal() {

@@ -10,28 +10,29 @@ mod error;
 mod events;
 mod health;
 mod ingest;
+mod limits;
 mod neighbors;
 mod outcomes;
 mod prs;
 mod query;
+mod server;
 mod sig;
 mod stats;
 mod verdicts;
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
+pub use server::{ConnectionLimits, Recovery, Switch, recovering_router, serve};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -48,6 +49,12 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// With a token set, require it on read routes too.
     pub auth_reads: bool,
+    /// Longest a request may take before it is abandoned with a 503.
+    pub request_timeout: Duration,
+    /// Write requests handled at once; beyond it, 503 + Retry-After.
+    pub max_writes_in_flight: usize,
+    /// Read requests handled at once; beyond it, 503 + Retry-After.
+    pub max_reads_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +64,9 @@ impl Default for ServerConfig {
             max_batch_lines: 10_000,
             token: None,
             auth_reads: false,
+            request_timeout: Duration::from_secs(30),
+            max_writes_in_flight: 1024,
+            max_reads_in_flight: 256,
         }
     }
 }
@@ -83,10 +93,16 @@ pub fn app(state: AppState) -> Router {
         .route("/stats", get(stats::get))
         .route("/events", get(events::list))
         .route("/metrics", get(health::metrics));
-    if state.config.token.is_some() {
+    let config = &state.config;
+    let write_gate =
+        limits::Gate::new("write", config.max_writes_in_flight, config.request_timeout);
+    let read_gate = limits::Gate::new("read", config.max_reads_in_flight, config.request_timeout);
+    writes = writes.route_layer(middleware::from_fn_with_state(write_gate, limits::gate));
+    reads = reads.route_layer(middleware::from_fn_with_state(read_gate, limits::gate));
+    if config.token.is_some() {
         let auth = middleware::from_fn_with_state(state.clone(), auth::require_token);
         writes = writes.route_layer(auth.clone());
-        if state.config.auth_reads {
+        if config.auth_reads {
             reads = reads.route_layer(auth);
         }
     }
@@ -112,18 +128,6 @@ pub fn app(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
         .with_state(state)
-}
-
-/// Serves `app(state)` on `listener` until `shutdown` completes, then finishes the requests in
-/// flight. The caller stops the writer and closes the store afterwards.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// Counts every request and its latency by method, matched route and status.

@@ -15,6 +15,7 @@ pub mod values;
 mod write;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use lakehouse_kb_migrations as migrations;
 use redb::{Database, DatabaseError, ReadableDatabase};
@@ -77,12 +78,15 @@ from_redb!(
     redb::CommitError
 );
 
+/// Called with the progress (0.0 to 1.0) of redb's repair after an unclean shutdown.
+pub type RepairCallback = Arc<dyn Fn(f64) + Send + Sync>;
+
 /// How to open the store.
+#[derive(Clone)]
 pub struct StoreOptions {
     /// redb page cache, in MiB.
     pub cache_mb: usize,
-    /// Called with the progress (0.0 to 1.0) of redb's repair after an unclean shutdown.
-    pub on_repair: Option<Box<dyn Fn(f64) + Send + Sync>>,
+    pub on_repair: Option<RepairCallback>,
 }
 
 impl Default for StoreOptions {

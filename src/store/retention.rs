@@ -17,6 +17,9 @@ pub struct Retention {
     pub max_age_ms: Option<u64>,
     /// Only the newest this many events are kept.
     pub max_count: Option<u64>,
+    /// Events after this seq are never deleted (those not yet exported to `ops.jsonl`, which
+    /// is a log and must receive every event once).
+    pub keep_after_seq: Option<u64>,
 }
 
 impl Retention {
@@ -52,6 +55,9 @@ impl Store {
                 }
                 let (seq, bytes) = row?;
                 let seq = seq.value();
+                if rules.keep_after_seq.is_some_and(|keep| seq > keep) {
+                    break;
+                }
                 if excess > 0 {
                     excess -= 1;
                 } else {

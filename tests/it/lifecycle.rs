@@ -141,3 +141,223 @@ fn process_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+#[test]
+fn healthz_says_recovering_until_the_database_can_be_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    drop(lakehouse_kb::store::Store::open(&path, Default::default()).unwrap());
+    // Another process (here: this test) still holds the file, as a previous server would
+    // while it finishes exiting.
+    let held = redb::Database::create(&path).unwrap();
+    let server = TestServer::spawn_in(dir.path(), &[], &[]);
+    let health = server.get("/healthz");
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.json["status"], "recovering");
+    let write = server.post_json("/event", "{}");
+    assert_eq!(
+        (write.status, write.retry_after.as_deref()),
+        (503, Some("2"))
+    );
+    assert!(
+        write.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("being opened")
+    );
+    drop(held);
+    server.wait_healthy();
+    assert_eq!(server.post_json("/event", "{}").status, 200);
+    assert!(server_log(dir.path()).contains("open in another process; waiting"));
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_stops_the_server_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    drop(lakehouse_kb::store::Store::open(&path, Default::default()).unwrap());
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(lakehouse_kb::store::tables::META)
+            .unwrap()
+            .insert("schema_version", 9)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let server = TestServer::spawn_in(dir.path(), &[], &[]);
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert!(!status.success());
+    let log = server_log(dir.path());
+    assert!(log.contains("manual upgrade required"), "{log}");
+}
+
+#[test]
+fn a_write_flood_leaves_health_and_reads_answering() {
+    let server = TestServer::start_with(
+        &["--max-writes-in-flight", "8", "--queue-capacity", "8"],
+        &[],
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let shed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let batch: String = (0..500)
+        .map(|i| format!("{{\"source\":\"bot\",\"i\":{i}}}\n"))
+        .collect();
+    let flood: Vec<_> = (0..32)
+        .map(|_| {
+            let (url, stop, shed, batch) = (
+                server.url("/event"),
+                stop.clone(),
+                shed.clone(),
+                batch.clone(),
+            );
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/x-ndjson")
+                        .body(batch.clone())
+                        .send()
+                        .unwrap();
+                    match r.status().as_u16() {
+                        200 => {}
+                        503 => {
+                            shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        other => panic!("unexpected {other}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..20 {
+        for path in ["/healthz", "/stats", "/events?limit=5"] {
+            let start = Instant::now();
+            let answer = server.get(path);
+            assert_eq!(
+                answer.status, 200,
+                "{path} during the flood: {}",
+                answer.text
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{path} took {:?}",
+                start.elapsed()
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        t.join().unwrap();
+    }
+    assert!(
+        shed.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "32 flooding clients never hit the limit of 8"
+    );
+}
+
+#[test]
+fn slow_requests_and_slow_headers_are_cut_off() {
+    let server = TestServer::start_with(
+        &["--request-timeout", "1s", "--header-read-timeout", "1s"],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+
+    // A body that never arrives: abandoned with a JSON 503 after the request timeout.
+    let mut slow_body = TcpStream::connect(&addr).unwrap();
+    slow_body
+        .write_all(b"POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+        .unwrap();
+    slow_body
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut slow_body, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("took longer than 1s"), "{answer}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+
+    // Headers that never finish: the connection is closed after the header-read timeout.
+    let mut slow_headers = TcpStream::connect(&addr).unwrap();
+    slow_headers
+        .write_all(b"GET /stats HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
+    slow_headers
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut slow_headers, &mut rest);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "held for {:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn retention_keeps_the_newest_events_and_all_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(
+        dir.path(),
+        &["--events-max-count", "5", "--retention-interval", "100ms"],
+        &[],
+    );
+    for i in 0..20 {
+        assert_eq!(
+            server
+                .post_json("/event", format!(r#"{{"source":"bot","i":{i}}}"#))
+                .status,
+            200
+        );
+    }
+    let verdict = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/legacy/verdicts.ndjson"
+    ))
+    .unwrap();
+    assert_eq!(server.post_ndjson("/verdicts", verdict).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = server.stats();
+        if stats["total"] == 5 {
+            assert_eq!(stats["verdicts"], 26, "verdicts are history, never deleted");
+            assert_eq!(stats["outcomes"], 26);
+            let sources = stats["by_source"].as_object().unwrap();
+            assert_eq!(
+                sources.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+                5
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retention never brought events to 5: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let newest: Vec<u64> = server.get("/events?limit=10").json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(newest.len(), 5);
+    assert!(server.stop().success());
+    let out = std::process::Command::new(crate::support::BIN)
+        .arg("--data")
+        .arg(dir.path())
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -467,6 +467,7 @@ fn retention_deletes_oldest_events_and_keeps_counters_true() {
     let rules = Retention {
         max_age_ms: None,
         max_count: Some(70),
+        keep_after_seq: None,
     };
     assert_eq!(store.retain_events(rules, 10_000, 4).unwrap(), 4);
     while store.retain_events(rules, 10_000, 4).unwrap() > 0 {}
@@ -476,6 +477,7 @@ fn retention_deletes_oldest_events_and_keeps_counters_true() {
     let rules = Retention {
         max_age_ms: Some(5_000),
         max_count: None,
+        keep_after_seq: None,
     };
     while store.retain_events(rules, 10_000, 7).unwrap() > 0 {}
     let stats = store.stats().unwrap();
@@ -485,6 +487,16 @@ fn retention_deletes_oldest_events_and_keeps_counters_true() {
         (1, 1),
         "retention never touches history"
     );
+
+    // Events not yet exported are never deleted, whatever the rules say.
+    let last = store.last_seq().unwrap();
+    let rules = Retention {
+        max_age_ms: None,
+        max_count: Some(0),
+        keep_after_seq: Some(last - 10),
+    };
+    while store.retain_events(rules, 10_000, 7).unwrap() > 0 {}
+    assert_eq!(store.stats().unwrap().events, 10);
 
     let path = store.path().to_owned();
     drop(store);

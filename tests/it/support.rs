@@ -54,6 +54,13 @@ impl TestServer {
 
     /// Starts on an existing data directory (to restart over the same database).
     pub fn start_in(data: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let server = TestServer::spawn_in(data, args, env);
+        server.wait_healthy();
+        server
+    }
+
+    /// Starts and returns as soon as the server listens, before it is healthy.
+    pub fn spawn_in(data: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
         std::fs::create_dir_all(data).unwrap();
         let stderr = std::fs::File::create(data.join(STDERR_LOG)).unwrap();
         let mut command = Command::new(BIN);
@@ -86,10 +93,7 @@ impl TestServer {
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| {
                 let _ = child.kill();
-                panic!(
-                    "the server printed no listening line; see {}",
-                    data.with_extension("stderr.log").display()
-                )
+                panic!("no listening line; the server said: {}", server_log(data))
             });
         let base = line
             .strip_prefix("lakehouse-kb listening on ")
@@ -99,15 +103,19 @@ impl TestServer {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
-        let server = TestServer {
+        TestServer {
             child: Some(child),
             base,
             data: data.to_owned(),
             _dir: None,
             client,
-        };
-        server.wait_healthy();
-        server
+        }
+    }
+
+    /// Waits for the process to exit by itself; returns its status.
+    pub fn wait_exit(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        wait_exit(&mut child, timeout)
     }
 
     pub fn wait_healthy(&self) {

@@ -1,0 +1,63 @@
+//! Limits under load: a timeout on every request and a cap on requests in flight per kind
+//! (writes, reads). The excess is shed at once with a 503 and `Retry-After` rather than queued
+//! without bound, so a flood of writes cannot starve reads, and `/healthz` (outside both
+//! limits) keeps answering.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::sync::Semaphore;
+
+use super::ApiError;
+
+/// One kind's limit: a number of requests in flight and a time each may take.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    kind: &'static str,
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+    timeout: Duration,
+}
+
+impl Gate {
+    pub fn new(kind: &'static str, max_in_flight: usize, timeout: Duration) -> Gate {
+        let max_in_flight = max_in_flight.max(1);
+        Gate {
+            kind,
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            timeout,
+        }
+    }
+}
+
+/// Middleware: admits the request if a permit is free, and bounds its time.
+pub async fn gate(
+    State(gate): State<Gate>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Ok(_permit) = gate.permits.clone().try_acquire_owned() else {
+        return Err(ApiError::Unavailable {
+            message: format!(
+                "too many {} requests in flight ({}); retry shortly",
+                gate.kind, gate.max_in_flight
+            ),
+            retry_after_secs: 1,
+        });
+    };
+    match tokio::time::timeout(gate.timeout, next.run(request)).await {
+        Ok(response) => Ok(response),
+        Err(_) => Err(ApiError::Unavailable {
+            message: format!(
+                "the request took longer than {}s and was abandoned (a write may still have \
+                 been committed)",
+                gate.timeout.as_secs()
+            ),
+            retry_after_secs: 1,
+        }),
+    }
+}

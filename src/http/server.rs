@@ -1,0 +1,175 @@
+//! The accept loop: HTTP/1.1 connections with a header-read timeout (slow clients cannot hold
+//! connections forever), a per-request switch from the "recovering" placeholder to the real
+//! application once the database is open, and a graceful shutdown that answers what is in
+//! flight, bounded by a timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::Response;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::{Service, ServiceExt};
+
+use super::ApiError;
+
+/// Connection-level settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Time a client has to send a request's headers (and, idle, to start its next request).
+    pub header_read_timeout: Duration,
+    /// Longest wait, after the shutdown signal, for requests in flight to finish.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How far redb's repair has come, shared with the open that reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery(Arc<AtomicU64>);
+
+impl Recovery {
+    pub fn set(&self, progress: f64) {
+        self.0.store(progress.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Answers every request while the database is being opened (and repaired after a crash):
+/// `/healthz` says how far along it is, everything else is a 503 to retry.
+pub fn recovering_router(recovery: Recovery) -> Router {
+    async fn healthz(State(recovery): State<Recovery>) -> impl IntoResponse {
+        let body = serde_json::json!({
+            "status": "recovering",
+            "progress": (recovery.get() * 1000.0).round() / 1000.0,
+        });
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(body),
+        )
+    }
+    async fn busy() -> ApiError {
+        ApiError::Unavailable {
+            message: "the database is being opened (recovering after an unclean shutdown?)".into(),
+            retry_after_secs: 2,
+        }
+    }
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(busy)
+        .with_state(recovery)
+}
+
+/// The service every connection talks to: the recovering router until the application is
+/// published on the watch channel, the application after, decided request by request.
+#[derive(Clone)]
+pub struct Switch {
+    app: watch::Receiver<Option<Router>>,
+    recovering: Router,
+}
+
+impl Switch {
+    pub fn new(app: watch::Receiver<Option<Router>>, recovering: Router) -> Switch {
+        Switch { app, recovering }
+    }
+}
+
+impl Service<Request<Incoming>> for Switch {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let router = self
+            .app
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| self.recovering.clone());
+        Box::pin(router.oneshot(request.map(Body::new)))
+    }
+}
+
+/// Accepts connections until `shutdown` completes, then stops accepting and waits (at most
+/// `limits.shutdown_timeout`) for the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    service: Switch,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let connection = http.serve_connection(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service.clone()),
+                );
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(
+        connections = graceful.count(),
+        "no longer accepting; finishing requests in flight"
+    );
+    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_secs = limits.shutdown_timeout.as_secs(),
+            "requests still in flight after the shutdown timeout; closing anyway"
+        );
+    }
+    Ok(())
+}

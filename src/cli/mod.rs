@@ -1,10 +1,12 @@
 //! The `lakehouse-kb` command line: one module per subcommand, each a `run(global, args)`.
 //! Settings come from defaults in code, then `LAKEHOUSE_KB_*` environment variables, then flags.
 
+mod backup;
 mod check;
 mod export;
 mod import;
 mod migrate;
+mod remote;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +75,8 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Verify the database: redb integrity, indexes against rows, counters against a recount
     Check(check::CheckArgs),
+    /// Copy the database, consistently, into another directory (also while a server runs)
+    Backup(backup::BackupArgs),
 }
 
 impl GlobalArgs {
@@ -98,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(&cli.global, args),
         Command::Migrate(args) => migrate::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
+        Command::Backup(args) => backup::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,

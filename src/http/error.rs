@@ -23,6 +23,8 @@ pub enum ApiError {
     Unauthorized,
     NotFound(String),
     MethodNotAllowed,
+    /// 409: the request conflicts with what exists (a backup over an existing file).
+    Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     /// 503 with `Retry-After`: the service is busy or not ready; the request may be retried.
@@ -55,6 +57,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -66,6 +69,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { message, .. }
             | ApiError::NotFound(message)
+            | ApiError::Conflict(message)
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message)
             | ApiError::Unavailable { message, .. }

@@ -99,21 +99,24 @@ pub struct BatchReport {
     pub last_seq: Option<u64>,
 }
 
-/// Validates every line of an NDJSON batch, commits the good ones in one transaction in their
-/// order, and reports each bad one by its 1-based line number. Blank lines are skipped. The
-/// answer is 200 when at least one line was good, 400 when none was.
-pub async fn batch(state: &AppState, body: &[u8], parse: Parse) -> Result<Response, ApiError> {
-    let now = now_ms();
+/// Splits an NDJSON body into numbered lines (1-based; a trailing `\r` dropped, blank lines
+/// skipped) and parses each with `parse`: the puts of the good lines, in order, and the
+/// errors of the bad ones. Refuses a batch with no lines or more than `max_lines`.
+pub fn parse_batch(
+    body: &[u8],
+    max_lines: usize,
+    parse: Parse,
+    now_ms: u64,
+) -> Result<(Vec<Put>, Vec<LineError>), ApiError> {
     let lines: Vec<(usize, &[u8])> = body
         .split(|&b| b == b'\n')
         .enumerate()
         .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
         .collect();
-    let max = state.config.max_batch_lines;
-    if lines.len() > max {
+    if lines.len() > max_lines {
         return Err(ApiError::PayloadTooLarge(format!(
-            "a batch may hold at most {max} lines, got {}",
+            "a batch may hold at most {max_lines} lines, got {}",
             lines.len()
         )));
     }
@@ -123,7 +126,7 @@ pub async fn batch(state: &AppState, body: &[u8], parse: Parse) -> Result<Respon
     let mut puts = Vec::with_capacity(lines.len());
     let mut rejected = Vec::new();
     for (line_no, line) in lines {
-        match parse(line, now) {
+        match parse(line, now_ms) {
             Ok(record) => puts.push(Put::from(record)),
             Err(e) => rejected.push(LineError {
                 line: line_no,
@@ -132,6 +135,14 @@ pub async fn batch(state: &AppState, body: &[u8], parse: Parse) -> Result<Respon
             }),
         }
     }
+    Ok((puts, rejected))
+}
+
+/// Validates every line of an NDJSON batch, commits the good ones in one transaction in their
+/// order, and reports each bad one by its line number. The answer is 200 when at least one line
+/// was good, 400 when none was.
+pub async fn batch(state: &AppState, body: &[u8], parse: Parse) -> Result<Response, ApiError> {
+    let (puts, rejected) = parse_batch(body, state.config.max_batch_lines, parse, now_ms())?;
     let written = if puts.is_empty() {
         Vec::new()
     } else {

@@ -6,10 +6,11 @@
 //! writer, reads through `Store` methods under `spawn_blocking`.
 
 mod auth;
+mod backup;
 mod error;
 mod events;
 mod health;
-mod ingest;
+pub mod ingest;
 mod limits;
 mod neighbors;
 mod outcomes;
@@ -85,7 +86,8 @@ pub fn app(state: AppState) -> Router {
     let mut writes = Router::new()
         .route("/event", post(events::post))
         .route("/verdicts", post(verdicts::post))
-        .route("/outcomes", post(outcomes::post));
+        .route("/outcomes", post(outcomes::post))
+        .route("/backup", post(backup::post));
     let mut reads = Router::new()
         .route("/prs/{pr_number}/history", get(prs::history))
         .route("/sig/{sig_hash}", get(sig::get))

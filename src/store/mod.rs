@@ -5,6 +5,7 @@
 //! redb calls are synchronous: callers on the async runtime use the writer thread (`writer.rs`)
 //! for writes and `spawn_blocking` for reads.
 
+mod backup;
 mod check;
 pub mod codec;
 mod meta;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use lakehouse_kb_migrations as migrations;
 use redb::{Database, DatabaseError, ReadableDatabase};
 
+pub use backup::BackupReport;
 pub use check::CheckReport;
 pub use codec::CodecError;
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
@@ -55,6 +57,8 @@ pub enum StoreError {
         seq: u64,
         source: CodecError,
     },
+    #[error("backup failed: {0}")]
+    Backup(String),
     #[error("{index} points at seq {seq}, which is not stored")]
     Dangling { index: &'static str, seq: u64 },
     #[error("storage: {0}")]

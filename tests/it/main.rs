@@ -1,7 +1,9 @@
 //! Integration tests, one binary (one link step): storage on real redb files, the real server
 //! on an ephemeral port, the real CLI.
 
+mod backup;
 mod cli;
+mod fuzz;
 mod ingest;
 mod lifecycle;
 mod query;

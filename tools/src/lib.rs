@@ -1,6 +1,8 @@
 //! Shared pieces of the lakehouse-kb benchmarks and harnesses: timing, percentiles, and a
 //! markdown table printer, so every tool reports figures the same way.
 
+pub mod crash;
+
 use std::time::{Duration, Instant};
 
 /// Latency samples of one measurement.

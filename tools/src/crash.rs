@@ -1,0 +1,620 @@
+//! The crash harness: runs the real server on a data directory, has concurrent writers log
+//! every write the server acknowledged, kills the server with SIGKILL at random moments (also
+//! in the middle of a schema migration and of an export), restarts it, and finally verifies:
+//! every acknowledged record is stored exactly once; an unacknowledged verdict (with its KB
+//! row and event) or batch is wholly present or wholly absent; retried verdicts are never
+//! duplicated; counters equal a recount (`check`); the exported files equal a clean export.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use lakehouse_kb::store::{Store, tables};
+use lakehouse_kb::synth::Rng;
+use lakehouse_kb_migrations::frozen_verdict_v1::{self, VerdictV1};
+use serde_json::{Value, json};
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `lakehouse-kb` binary under test.
+    pub server: PathBuf,
+    /// The data directory (created; should be empty).
+    pub data: PathBuf,
+    /// Concurrent writers.
+    pub writers: usize,
+    /// Server kills (each followed by a restart).
+    pub kills: usize,
+    /// A server lives this long (uniformly random, ms) before it is killed.
+    pub life_ms: (u64, u64),
+    /// Verdicts in the version-1 file the first server must migrate (0: start empty, no
+    /// migration kill).
+    pub prefill_v1_verdicts: u64,
+    /// Ask for an export just before some kills (needs the export routes).
+    pub kill_during_export: bool,
+    /// More `serve` arguments (e.g. `--export-interval 300ms`).
+    pub extra_serve_args: Vec<String>,
+    pub seed: u64,
+}
+
+/// What a run found. `lost` and `duplicated` must be 0, `check_passed` and `export_matches`
+/// true.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub kills: usize,
+    pub kills_during_migration: usize,
+    pub kills_during_export: usize,
+    pub acknowledged: BTreeMap<&'static str, u64>,
+    pub unacknowledged: u64,
+    pub unacknowledged_present: u64,
+    pub retried_verdicts: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub torn: u64,
+    pub recovery_ms: Vec<u64>,
+    pub check_passed: bool,
+    pub export_matches: Option<bool>,
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.lost == 0
+            && self.duplicated == 0
+            && self.torn == 0
+            && self.check_passed
+            && self.export_matches != Some(false)
+            && self.problems.is_empty()
+    }
+}
+
+/// One write as its writer saw it.
+#[derive(Debug, Clone)]
+enum Write {
+    Event {
+        sig: String,
+    },
+    Outcome {
+        sig: String,
+    },
+    /// A verdict: its sig_hash and audited_at identify it, with its row and event.
+    Verdict {
+        body: String,
+        sig: String,
+        audited_at: String,
+    },
+    Batch {
+        sigs: Vec<String>,
+    },
+}
+
+impl Write {
+    fn kind(&self) -> &'static str {
+        match self {
+            Write::Event { .. } => "events",
+            Write::Outcome { .. } => "outcome rows",
+            Write::Verdict { .. } => "verdicts",
+            Write::Batch { .. } => "batches",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    acked: Vec<Write>,
+    unacked: Vec<Write>,
+}
+
+pub fn run(config: &Config) -> anyhow::Result<Report> {
+    std::fs::create_dir_all(&config.data)?;
+    let mut report = Report::default();
+    let mut rng = Rng::new(config.seed);
+    let log = Arc::new(Mutex::new(Log::default()));
+    let mut next_id = 0u64;
+
+    if config.prefill_v1_verdicts > 0 {
+        prefill_version_1(&config.data.join("kb.redb"), config.prefill_v1_verdicts)?;
+    }
+
+    for cycle in 0..config.kills {
+        let started = Instant::now();
+        let server = Server::spawn(config)?;
+        if cycle == 0 && config.prefill_v1_verdicts > 0 {
+            // Kill in the middle of the version-2 backfill the first start runs.
+            server.wait_for_log("migrating database schema", Duration::from_secs(60))?;
+            std::thread::sleep(Duration::from_millis(rng.below(50)));
+            let healthy = server.healthy();
+            server.kill();
+            if !healthy {
+                report.kills_during_migration += 1;
+            }
+            report.kills += 1;
+            continue;
+        }
+        server.wait_healthy(Duration::from_secs(120))?;
+        report
+            .recovery_ms
+            .push(started.elapsed().as_millis() as u64);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        // Unacknowledged verdicts are retried, as the auditor would: they must end up stored
+        // exactly once. Other unacknowledged writes are not retried.
+        let retry: Vec<Write> = {
+            let mut log = log.lock().unwrap();
+            let (verdicts, others) = std::mem::take(&mut log.unacked)
+                .into_iter()
+                .partition(|w| matches!(w, Write::Verdict { .. }));
+            log.unacked = others;
+            verdicts
+        };
+        report.retried_verdicts += retry.len() as u64;
+        let retry = Arc::new(Mutex::new(retry));
+        let writers: Vec<_> = (0..config.writers)
+            .map(|w| {
+                let base = server.base.clone();
+                let (stop, log, retry) = (stop.clone(), log.clone(), retry.clone());
+                let seed = config.seed ^ ((cycle as u64) << 32) ^ w as u64;
+                let first_id = next_id + w as u64 * 1_000_000;
+                std::thread::spawn(move || writer(&base, seed, first_id, &stop, &log, &retry))
+            })
+            .collect();
+        next_id += config.writers as u64 * 1_000_000;
+
+        let life = config.life_ms.0 + rng.below(config.life_ms.1 - config.life_ms.0 + 1);
+        std::thread::sleep(Duration::from_millis(life));
+        if config.kill_during_export && rng.chance(50) {
+            // Kill while an export is (very likely) running.
+            let base = server.base.clone();
+            std::thread::spawn(move || {
+                let _ = reqwest::blocking::Client::new()
+                    .post(format!("{base}/export"))
+                    .send();
+            });
+            std::thread::sleep(Duration::from_millis(1 + rng.below(5)));
+            report.kills_during_export += 1;
+        }
+        server.kill();
+        report.kills += 1;
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a writer panicked"))??;
+        }
+        // Whatever was being retried and was not reached stays unacknowledged.
+        let left = std::mem::take(&mut *retry.lock().unwrap());
+        log.lock().unwrap().unacked.extend(left);
+    }
+
+    // A clean last life: the server comes back by itself, then everything is verified.
+    let started = Instant::now();
+    let server = Server::spawn(config)?;
+    server.wait_healthy(Duration::from_secs(120))?;
+    report
+        .recovery_ms
+        .push(started.elapsed().as_millis() as u64);
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    verify(&server, &log, config.prefill_v1_verdicts, &mut report)?;
+    server.stop()?;
+
+    let check = Command::new(&config.server)
+        .arg("--data")
+        .arg(&config.data)
+        .arg("check")
+        .output()?;
+    report.check_passed = check.status.success();
+    if !report.check_passed {
+        report.problems.push(format!(
+            "check failed:\n{}",
+            String::from_utf8_lossy(&check.stdout)
+        ));
+    }
+    report.export_matches = compare_exports(config)?;
+    Ok(report)
+}
+
+/// One writer: a random mix of events, verdicts (new heads and re-audits), outcome rows and
+/// NDJSON batches, plus retries of verdicts a killed server never acknowledged.
+fn writer(
+    base: &str,
+    seed: u64,
+    first_id: u64,
+    stop: &AtomicBool,
+    log: &Mutex<Log>,
+    retry: &Mutex<Vec<Write>>,
+) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let mut rng = Rng::new(seed);
+    let mut id = first_id;
+    let mut heads: Vec<(u64, String)> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        id += 1;
+        let retried = if rng.chance(20) {
+            retry.lock().unwrap().pop()
+        } else {
+            None
+        };
+        let (path, content_type, body, write) = match (retried, rng.below(10)) {
+            (
+                Some(Write::Verdict {
+                    body,
+                    sig,
+                    audited_at,
+                }),
+                _,
+            ) => {
+                let write = Write::Verdict {
+                    body: body.clone(),
+                    sig,
+                    audited_at,
+                };
+                ("/verdicts", "application/json", body, write)
+            }
+            (_, 0..=2) => {
+                let sig = format!("e{id}");
+                let body =
+                    json!({"source": "bot", "event_kind": "crash", "sig_hash": sig, "n": id});
+                (
+                    "/event",
+                    "application/json",
+                    body.to_string(),
+                    Write::Event { sig },
+                )
+            }
+            (_, 3..=5) => {
+                let (pr, head) = if !heads.is_empty() && rng.chance(30) {
+                    heads[rng.below(heads.len() as u64) as usize].clone()
+                } else {
+                    let head = (
+                        1 + rng.below(40),
+                        format!("{:016x}{:024x}", id, rng.next_u64()),
+                    );
+                    heads.push(head.clone());
+                    head
+                };
+                let audited_at = format!("2026-11-24T00:00:00.000Z#{id}");
+                let body = json!({
+                    "pr_number": pr, "head_sha": head, "overall": "block", "one_liner": format!("w{id}"),
+                    "claims": [format!("claim {}", rng.below(20))],
+                    "metrics": {"findings_block": 1, "findings_warn": 0, "audit_duration_ms": id % 5000},
+                    "audited_at": audited_at,
+                })
+                .to_string();
+                let sig = format!("pr{pr}-{}", &head[..8]);
+                (
+                    "/verdicts",
+                    "application/json",
+                    body.clone(),
+                    Write::Verdict {
+                        body,
+                        sig,
+                        audited_at,
+                    },
+                )
+            }
+            (_, 6..=7) => {
+                let sig = format!("o{id}");
+                let body = json!({"sig_hash": sig, "staffer_id": "staffer-1", "n": id});
+                (
+                    "/outcomes",
+                    "application/json",
+                    body.to_string(),
+                    Write::Outcome { sig },
+                )
+            }
+            _ => {
+                let n = 5 + rng.below(16);
+                let sigs: Vec<String> = (0..n).map(|k| format!("b{id}-{k}")).collect();
+                let body: String = sigs
+                    .iter()
+                    .map(|s| format!("{}\n", json!({"source": "scenario", "sig_hash": s})))
+                    .collect();
+                (
+                    "/event",
+                    "application/x-ndjson",
+                    body,
+                    Write::Batch { sigs },
+                )
+            }
+        };
+        let sent = client
+            .post(format!("{base}{path}"))
+            .header("content-type", content_type)
+            .body(body)
+            .send();
+        match sent {
+            Ok(response) if response.status().is_success() => log.lock().unwrap().acked.push(write),
+            Ok(response) if response.status().as_u16() == 503 => {
+                log.lock().unwrap().unacked.push(write)
+            }
+            Ok(response) => {
+                let status = response.status();
+                anyhow::bail!(
+                    "{path} answered {status}: {}",
+                    response.text().unwrap_or_default()
+                );
+            }
+            Err(_) => {
+                // The server died under us: this write is unacknowledged; stop.
+                log.lock().unwrap().unacked.push(write);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the stored records against the log.
+fn verify(server: &Server, log: &Log, prefill: u64, report: &mut Report) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::new();
+    let mut by_sig: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut records = |sig: &str| -> anyhow::Result<Vec<Value>> {
+        if let Some(found) = by_sig.get(sig) {
+            return Ok(found.clone());
+        }
+        let answer: Value = client
+            .get(format!("{}/sig/{sig}?limit=1000", server.base))
+            .send()?
+            .json()?;
+        let found = answer["records"].as_array().cloned().unwrap_or_default();
+        by_sig.insert(sig.to_owned(), found.clone());
+        Ok(found)
+    };
+    for (write, acked) in log
+        .acked
+        .iter()
+        .map(|w| (w, true))
+        .chain(log.unacked.iter().map(|w| (w, false)))
+    {
+        // How many copies of the write are stored (for a verdict or batch: of each part).
+        let copies: Vec<usize> = match write {
+            Write::Event { sig } => vec![count(&records(sig)?, "event", |_| true)],
+            Write::Outcome { sig } => vec![count(&records(sig)?, "outcome", |_| true)],
+            Write::Batch { sigs } => {
+                let mut copies = Vec::new();
+                for sig in sigs {
+                    copies.push(count(&records(sig)?, "event", |_| true));
+                }
+                copies
+            }
+            Write::Verdict {
+                sig, audited_at, ..
+            } => {
+                let found = records(sig)?;
+                let at = |r: &Value, field: &str| r[field]["audited_at"] == *audited_at;
+                let body_at = |r: &Value| r["body"]["audited_at"] == *audited_at;
+                vec![
+                    count(&found, "verdict", |r| at(r, "verdict")),
+                    count(&found, "outcome", |r| at(r, "row")),
+                    count(&found, "event", body_at),
+                ]
+            }
+        };
+        let all_once = copies.iter().all(|&c| c == 1);
+        let none = copies.iter().all(|&c| c == 0);
+        if copies.iter().any(|&c| c > 1) {
+            report.duplicated += 1;
+            report
+                .problems
+                .push(format!("stored more than once: {write:?} ({copies:?})"));
+        } else if acked && !all_once {
+            report.lost += 1;
+            report
+                .problems
+                .push(format!("acknowledged but missing: {write:?} ({copies:?})"));
+        } else if !all_once && !none {
+            report.torn += 1;
+            report
+                .problems
+                .push(format!("partly stored: {write:?} ({copies:?})"));
+        }
+        if acked {
+            *report.acknowledged.entry(write.kind()).or_default() += 1;
+        } else {
+            report.unacknowledged += 1;
+            report.unacknowledged_present += u64::from(all_once);
+        }
+    }
+    let stats: Value = client
+        .get(format!("{}/stats", server.base))
+        .send()?
+        .json()?;
+    if stats["verdicts"].as_u64().unwrap_or(0) < prefill {
+        report.problems.push(format!(
+            "the {prefill} migrated verdicts are not all there: {stats}"
+        ));
+    }
+    Ok(())
+}
+
+fn count(records: &[Value], kind: &str, matches: impl Fn(&Value) -> bool) -> usize {
+    records
+        .iter()
+        .filter(|r| r["type"] == kind && matches(r))
+        .count()
+}
+
+/// `None` when the binary has no `export` command yet.
+fn compare_exports(config: &Config) -> anyhow::Result<Option<bool>> {
+    let clean = config.data.join("clean-export");
+    let _ = std::fs::remove_dir_all(&clean);
+    let run = |out: &Path| {
+        Command::new(&config.server)
+            .arg("--data")
+            .arg(&config.data)
+            .arg("export")
+            .arg("--out")
+            .arg(out)
+            .output()
+    };
+    // Bring the incremental export (left behind by the killed servers) up to date, then make
+    // a clean one from scratch, and compare.
+    let incremental = run(&config.data)?;
+    if !incremental.status.success() {
+        return Ok(None);
+    }
+    let fresh = run(&clean)?;
+    anyhow::ensure!(
+        fresh.status.success(),
+        "clean export failed: {}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+    for file in ["_kb/outcomes.jsonl", "_observer/ops.jsonl"] {
+        let a = std::fs::read(config.data.join(file))?;
+        let b = std::fs::read(clean.join(file))?;
+        if a != b {
+            return Ok(Some(false));
+        }
+    }
+    Ok(Some(true))
+}
+
+/// Writes a version-1 file with `n` verdicts (as a version-1 binary would have), so the
+/// first server must migrate it.
+fn prefill_version_1(path: &Path, n: u64) -> anyhow::Result<()> {
+    Store::create_at_version(path, 1)?;
+    let db = redb::Database::create(path)?;
+    let txn = db.begin_write()?;
+    {
+        let mut verdicts = txn.open_table(tables::VERDICTS)?;
+        let mut keys = txn.open_table(tables::VERDICT_KEYS)?;
+        let mut meta = txn.open_table(tables::META)?;
+        for seq in 1..=n {
+            let head = format!("{:08x}{seq:032x}", seq.wrapping_mul(2_654_435_761) as u32);
+            let sig = format!("pr{}-{}", 1000 + seq % 500, &head[..8]);
+            let value = VerdictV1 {
+                pr_number: 1000 + seq % 500,
+                head_sha: head.clone(),
+                audited_at: format!("v1-{seq}"),
+                overall: "approve".into(),
+                one_liner: "migrated".into(),
+                findings_block: 0,
+                findings_warn: 0,
+                findings_info: None,
+                audit_duration_ms: None,
+                received_at_ms: 0,
+                raw_json: json!({"claims": [format!("claim {}", seq % 20)]}).to_string(),
+            };
+            verdicts.insert(
+                (sig.as_str(), seq),
+                frozen_verdict_v1::encode(&value).as_slice(),
+            )?;
+            keys.insert(
+                (value.pr_number, head.as_str(), value.audited_at.as_str()),
+                seq,
+            )?;
+        }
+        meta.insert("last_seq", n)?;
+        meta.insert("count/verdicts", n)?;
+        meta.insert("count/verdicts/overall/approve", n)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// A server process under test.
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn spawn(config: &Config) -> anyhow::Result<Server> {
+        let mut child = Command::new(&config.server)
+            .arg("--data")
+            .arg(&config.data)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(&config.extra_serve_args)
+            .env("LAKEHOUSE_KB_LOG", "lakehouse_kb=info")
+            .env_remove("LAKEHOUSE_KB_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped");
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                // Let it finish saying why before reporting it.
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = reader.join();
+                let said = log.lock().unwrap().join("\n");
+                anyhow::bail!("the server never listened; it said:\n{said}");
+            }
+        };
+        let base = line
+            .strip_prefix("lakehouse-kb listening on ")
+            .ok_or_else(|| anyhow::anyhow!("unexpected first line {line:?}"))?
+            .to_owned();
+        Ok(Server { child, base, log })
+    }
+
+    fn healthy(&self) -> bool {
+        reqwest::blocking::get(format!("{}/healthz", self.base))
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    }
+
+    fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.healthy() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "not healthy after {timeout:?}: {}",
+                self.log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    fn wait_for_log(&self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the server never logged {needle:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let status = self.child.wait()?;
+        anyhow::ensure!(
+            status.success(),
+            "the server exited with {status} on SIGTERM"
+        );
+        Ok(())
+    }
+}

@@ -175,6 +175,9 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     };
     let _ = app_tx.send(Some(http::app(state)));
     tracing::info!(%addr, data = %global.data.display(), group_commit = args.group_commit, "serving");
+    // systemd `Type=notify`: ready means the database is open and the API live (a no-op
+    // outside systemd).
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
     let retention = Retention {
         max_age_ms: args.events_max_age.map(|age| age.as_millis() as u64),
@@ -192,6 +195,7 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     });
 
     server.await??;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     // The server has answered its last request; drop the application (and with it the last
     // writer handles) so the writer thread drains its queue and stops.
     let _ = app_tx.send(None);

@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -81,20 +82,68 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
 }
 
+/// Who may call a route and which in-flight limit it counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Changes stored data: token-guarded when a token is set, the write limit.
+    Write,
+    /// Reads: token-guarded with `--auth-reads`, the read limit.
+    Read,
+    /// Health probes: never guarded, never limited.
+    Open,
+}
+
+/// One route of the API.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    handler: MethodRouter<AppState>,
+}
+
+/// Every route, in one table: `app` builds the router from it and a test checks
+/// `docs/openapi.yaml` against it, so the document cannot drift from the code.
+pub fn routes() -> Vec<Route> {
+    use Access::{Open, Read, Write};
+    let route = |method: Method, path, access, handler| Route {
+        method,
+        path,
+        access,
+        handler,
+    };
+    vec![
+        route(Method::POST, "/event", Write, post(events::post)),
+        route(Method::POST, "/verdicts", Write, post(verdicts::post)),
+        route(Method::POST, "/outcomes", Write, post(outcomes::post)),
+        route(Method::POST, "/backup", Write, post(backup::post)),
+        route(
+            Method::GET,
+            "/prs/{pr_number}/history",
+            Read,
+            get(prs::history),
+        ),
+        route(Method::GET, "/sig/{sig_hash}", Read, get(sig::get)),
+        route(Method::POST, "/neighbors", Read, post(neighbors::post)),
+        route(Method::GET, "/stats", Read, get(stats::get)),
+        route(Method::GET, "/events", Read, get(events::list)),
+        route(Method::GET, "/metrics", Read, get(health::metrics)),
+        route(Method::GET, "/healthz", Open, get(health::healthz)),
+    ]
+}
+
 /// The whole API as a router.
 pub fn app(state: AppState) -> Router {
-    let mut writes = Router::new()
-        .route("/event", post(events::post))
-        .route("/verdicts", post(verdicts::post))
-        .route("/outcomes", post(outcomes::post))
-        .route("/backup", post(backup::post));
-    let mut reads = Router::new()
-        .route("/prs/{pr_number}/history", get(prs::history))
-        .route("/sig/{sig_hash}", get(sig::get))
-        .route("/neighbors", post(neighbors::post))
-        .route("/stats", get(stats::get))
-        .route("/events", get(events::list))
-        .route("/metrics", get(health::metrics));
+    let mut writes = Router::new();
+    let mut reads = Router::new();
+    let mut open = Router::new();
+    for route in routes() {
+        let group = match route.access {
+            Access::Write => &mut writes,
+            Access::Read => &mut reads,
+            Access::Open => &mut open,
+        };
+        *group = std::mem::take(group).route(route.path, route.handler);
+    }
     let config = &state.config;
     let write_gate =
         limits::Gate::new("write", config.max_writes_in_flight, config.request_timeout);
@@ -108,7 +157,6 @@ pub fn app(state: AppState) -> Router {
             reads = reads.route_layer(auth);
         }
     }
-    let open = Router::new().route("/healthz", get(health::healthz));
     Router::new()
         .merge(writes)
         .merge(reads)

@@ -3,9 +3,11 @@
 
 mod backup;
 mod cli;
+mod clients;
 mod fuzz;
 mod ingest;
 mod lifecycle;
+mod openapi;
 mod query;
 mod store;
 mod support;

@@ -46,6 +46,11 @@ pub struct GlobalArgs {
     /// redb page cache size in MiB
     #[arg(long, value_name = "MB", env = "LAKEHOUSE_KB_CACHE_MB", default_value_t = DEFAULT_CACHE_MB, global = true)]
     pub cache_mb: usize,
+    /// Save redb's allocator state with every commit so a restart after a crash is almost
+    /// instant instead of a repair proportional to the file; commits cost more (see
+    /// docs/RELIABILITY.md)
+    #[arg(long, env = "LAKEHOUSE_KB_QUICK_REPAIR", global = true)]
+    pub quick_repair: bool,
     /// Log output format (filter with LAKEHOUSE_KB_LOG, e.g. "lakehouse_kb=debug")
     #[arg(
         long,
@@ -84,10 +89,24 @@ impl GlobalArgs {
         self.data.join(DB_FILE)
     }
 
+    /// Store options with redb's crash repair reported in the log as it runs.
     pub fn store_options(&self) -> StoreOptions {
+        // One line per 5% step: redb calls back far more often on a large file.
+        let last_step = std::sync::atomic::AtomicI64::new(-1);
+        let on_repair = std::sync::Arc::new(move |progress: f64| {
+            let step = (progress * 20.0).floor() as i64;
+            if last_step.fetch_max(step, std::sync::atomic::Ordering::Relaxed) < step {
+                tracing::info!(
+                    percent = step * 5,
+                    "repairing the database after an unclean shutdown"
+                );
+            }
+        });
+
         StoreOptions {
             cache_mb: self.cache_mb,
-            on_repair: None,
+            on_repair: Some(on_repair),
+            quick_repair: self.quick_repair,
         }
     }
 }
@@ -120,9 +139,13 @@ fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LAKEHOUSE_KB_LOG")
         .unwrap_or_else(|_| EnvFilter::new("lakehouse_kb=info,tower_http=info"));
+    // Colours only for a person at a terminal, never in files or journald.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

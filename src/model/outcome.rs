@@ -29,16 +29,8 @@ impl OutcomeRow {
     /// Reads one row. Surrounding whitespace (a trailing newline) is not part of the row; a line
     /// break inside it is refused, since the row must stay one line of the JSONL file.
     pub fn parse(bytes: &[u8], rule: SigHashRule) -> Result<OutcomeRow, FieldError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            FieldError::new(
-                "body",
-                format!(
-                    "body is not valid UTF-8 (invalid byte at offset {})",
-                    e.valid_up_to()
-                ),
-            )
-        })?;
-        let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        let text = super::utf8(bytes)?.trim_matches(|c: char| c.is_ascii_whitespace());
+
         if text.contains(['\n', '\r']) {
             return Err(FieldError::new(
                 "body",

@@ -91,6 +91,9 @@ pub struct StoreOptions {
     /// redb page cache, in MiB.
     pub cache_mb: usize,
     pub on_repair: Option<RepairCallback>,
+    /// redb quick-repair: every commit also saves the allocator state (and uses two-phase
+    /// commit), so opening after a crash skips the full repair, at a cost on every commit.
+    pub quick_repair: bool,
 }
 
 impl Default for StoreOptions {
@@ -98,6 +101,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_mb: DEFAULT_CACHE_MB,
             on_repair: None,
+            quick_repair: false,
         }
     }
 }
@@ -113,6 +117,7 @@ impl std::fmt::Debug for StoreOptions {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    quick_repair: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -127,6 +132,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema to the current
     /// version, one logged step at a time. A file newer than this binary is refused untouched.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let quick_repair = options.quick_repair;
         let db = open_db(path, options)?;
         let plan = migrations::plan(&db, None)?;
         if !plan.steps.is_empty() {
@@ -143,7 +149,9 @@ impl Store {
         let store = Store {
             db,
             path: path.to_owned(),
+            quick_repair,
         };
+
         let codec_version = store.codec_version()?;
         if codec_version != u64::from(codec::CODEC_VERSION) {
             return Err(StoreError::CodecVersion {
@@ -173,6 +181,14 @@ impl Store {
         let db = open_db(path, StoreOptions::default())?;
         migrations::migrate(&db, Some(target), &mut |_, _| {})?;
         Ok(())
+    }
+
+    /// Every write transaction of the store begins here, so all of them share its settings
+    /// (a crash after a commit without quick-repair would need the full repair).
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(self.quick_repair);
+        Ok(txn)
     }
 
     pub fn path(&self) -> &Path {

@@ -388,7 +388,7 @@ impl Store {
 
     /// Records an export checkpoint durably.
     pub fn set_checkpoint(&self, file: &str, checkpoint: Checkpoint) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let [seq, len, tail] = meta::checkpoint_keys(file);

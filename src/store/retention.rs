@@ -40,7 +40,7 @@ impl Store {
         if rules.is_off() {
             return Ok(0);
         }
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         let doomed = {
             let n_events = meta::get(&txn.open_table(META)?, meta::EVENTS)?;
             let mut excess = rules

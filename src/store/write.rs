@@ -91,7 +91,7 @@ impl Store {
     /// Writes `puts` in order in one write transaction and commits it durably (fsync) before
     /// returning. Either every put is applied or, on error, none is.
     pub fn write(&self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         let written = write_in(&txn, puts)?;
         txn.commit()?;
         Ok(written)

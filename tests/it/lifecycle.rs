@@ -90,6 +90,26 @@ fn sigterm_finishes_in_flight_writes_and_closes_cleanly() {
 }
 
 #[test]
+fn a_restart_after_kill_9_repairs_and_logs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let acked = server.post_json("/event", r#"{"source":"bot"}"#);
+    assert_eq!(acked.status, 200);
+    drop(server); // SIGKILL
+    let restarted = TestServer::start_in(dir.path(), &[], &[]);
+    let log = server_log(dir.path());
+    assert!(
+        log.contains("repairing the database after an unclean shutdown"),
+        "{log}"
+    );
+    assert_eq!(
+        restarted.stats()["total"],
+        1,
+        "the acknowledged event survived"
+    );
+}
+
+#[test]
 fn a_second_signal_exits_at_once() {
     let server = TestServer::start();
     // A request whose body never finishes keeps the graceful shutdown waiting.

@@ -31,15 +31,30 @@ struct Args {
     /// The lakehouse-kb binary (default: next to this tool)
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Run the server with --quick-repair (commits save redb's allocator state)
+    #[arg(long)]
+    quick_repair: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let server = args.server.clone().unwrap_or_else(|| {
+    let binary = args.server.clone().unwrap_or_else(|| {
         std::env::current_exe()
             .expect("own path")
             .with_file_name("lakehouse-kb")
     });
+    let server = Launcher {
+        binary,
+        quick_repair: args.quick_repair,
+    };
+    println!(
+        "server mode: {}",
+        if args.quick_repair {
+            "--quick-repair"
+        } else {
+            "default"
+        }
+    );
     println!("machine: {}\n", machine());
     let mut rows = Vec::new();
     for &n in &args.records {
@@ -128,17 +143,24 @@ fn build(data: &Path, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How to start the server under test.
+struct Launcher {
+    binary: PathBuf,
+    quick_repair: bool,
+}
+
 struct Server {
     child: Child,
     base: String,
 }
 
 impl Server {
-    fn start(binary: &Path, data: &Path) -> anyhow::Result<Server> {
-        let mut child = Command::new(binary)
+    fn start(launcher: &Launcher, data: &Path) -> anyhow::Result<Server> {
+        let mut child = Command::new(&launcher.binary)
             .arg("--data")
             .arg(data)
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(launcher.quick_repair.then_some("--quick-repair"))
             .env("LAKEHOUSE_KB_LOG", "lakehouse_kb=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

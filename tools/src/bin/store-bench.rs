@@ -26,6 +26,9 @@ struct Args {
     /// Directory for the temporary database (default: the system temp dir)
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Measure commits with redb quick-repair on as well, side by side
+    #[arg(long)]
+    compare_quick_repair: bool,
 }
 
 fn mixed(synth: &mut Synth, n: usize) -> Vec<Put> {
@@ -49,44 +52,72 @@ fn main() {
     };
     println!("machine: {}\n", machine());
 
-    // Commit throughput: each batch is one durable (fsync'd) transaction.
-    let path = dir.path().join("commit.redb");
-    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    // Commit throughput: each batch is one durable (fsync'd) transaction. With
+    // --compare-quick-repair the two modes alternate per batch size, on separate files, so
+    // both see the same machine conditions.
+    let modes: &[bool] = if args.compare_quick_repair {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let stores: Vec<Store> = modes
+        .iter()
+        .map(|&quick_repair| {
+            let path = dir.path().join(format!("commit-{quick_repair}.redb"));
+            Store::open(
+                &path,
+                StoreOptions {
+                    quick_repair,
+                    ..StoreOptions::default()
+                },
+            )
+            .unwrap()
+        })
+        .collect();
     let mut synth = Synth::new(1, 5_000);
     let mut rows = Vec::new();
     let mut baseline = 0.0;
     for batch in [1usize, 64, 1024] {
-        let mut samples = Samples::default();
-        let mut n_records = 0usize;
-        let mut in_commit = std::time::Duration::ZERO;
-        let start = Instant::now();
-        while start.elapsed().as_secs_f64() < args.seconds {
-            // Generated outside the timed section: only the commit is measured.
-            let puts = mixed(&mut synth, batch);
-            let commit = Instant::now();
-            store.write(&puts).unwrap();
-            let took = commit.elapsed();
-            samples.push(took);
-            in_commit += took;
-            n_records += batch;
+        for (store, &quick_repair) in stores.iter().zip(modes) {
+            let mut samples = Samples::default();
+            let mut n_records = 0usize;
+            let mut in_commit = std::time::Duration::ZERO;
+            let start = Instant::now();
+            while start.elapsed().as_secs_f64() < args.seconds {
+                // Generated outside the timed section: only the commit is measured.
+                let puts = mixed(&mut synth, batch);
+                let commit = Instant::now();
+                store.write(&puts).unwrap();
+                let took = commit.elapsed();
+                samples.push(took);
+                in_commit += took;
+                n_records += batch;
+            }
+            let per_sec = n_records as f64 / in_commit.as_secs_f64();
+            if batch == 1 && !quick_repair {
+                baseline = per_sec;
+            }
+            rows.push(vec![
+                batch.to_string(),
+                if quick_repair {
+                    "quick-repair"
+                } else {
+                    "default"
+                }
+                .to_owned(),
+                fmt_rate(samples.len() as f64 / in_commit.as_secs_f64()),
+                fmt_rate(per_sec),
+                format!("{:.1}x", per_sec / baseline),
+                fmt_duration(samples.percentile(50.0)),
+                fmt_duration(samples.percentile(99.0)),
+            ]);
         }
-        let per_sec = n_records as f64 / in_commit.as_secs_f64();
-        if batch == 1 {
-            baseline = per_sec;
-        }
-        rows.push(vec![
-            batch.to_string(),
-            fmt_rate(samples.len() as f64 / in_commit.as_secs_f64()),
-            fmt_rate(per_sec),
-            format!("{:.1}x", per_sec / baseline),
-            fmt_duration(samples.percentile(50.0)),
-            fmt_duration(samples.percentile(99.0)),
-        ]);
     }
     println!("durable commit throughput (mixed verdicts/events/rows; a verdict is 3 records):");
     print_table(
         &[
             "batch",
+            "mode",
             "commits/s",
             "puts/s",
             "vs batch 1",
@@ -95,7 +126,7 @@ fn main() {
         ],
         &rows,
     );
-    drop(store);
+    drop(stores);
 
     // Point lookups at N rows.
     let path = dir.path().join("lookup.redb");

@@ -6,6 +6,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod export;
 pub mod ingest;
 pub mod jsjson;
 pub mod model;

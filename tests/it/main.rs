@@ -2,4 +2,5 @@
 //! on an ephemeral port, the real CLI.
 
 mod cli;
+mod export;
 mod store;

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod export;
+pub mod import;
 pub mod ingest;
 pub mod jsjson;
 pub mod model;

@@ -3,4 +3,5 @@
 
 mod cli;
 mod export;
+mod import;
 mod store;

@@ -3,10 +3,12 @@
 //! that makes importing the same line twice a no-op.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -87,6 +89,96 @@ pub(super) fn parse_object_line(bytes: &[u8]) -> Result<(&str, Map<String, Value
         Ok(Value::Object(obj)) => Ok((text, obj)),
         Ok(other) => Err(Malformed::NotAnObject(crate::model::json_type(&other))),
         Err(e) => Err(Malformed::BadJson(e.to_string())),
+    }
+}
+
+/// What the store reads out of an outcome row: its `sig_hash` and `kind` when they are strings.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct RowHead {
+    pub sig_hash: Option<String>,
+    pub kind: Option<String>,
+}
+
+/// The line as text and its [`RowHead`], validating the whole line as a JSON object without
+/// building a tree of it (most rows are scenario rows, of which only two fields are needed).
+/// A repeated key counts with its last value, as in `JSON.parse`.
+pub(super) fn parse_row(bytes: &[u8]) -> Result<(&str, RowHead), Malformed> {
+    let text = as_text(bytes)?;
+    let starts_object = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    if !starts_object {
+        // Not an object: say what it is (or why it is not JSON at all).
+        return Err(parse_object_line(bytes)
+            .err()
+            .unwrap_or(Malformed::NotAnObject("an object")));
+    }
+    serde_json::from_str::<RowHead>(text)
+        .map(|head| (text, head))
+        .map_err(|e| Malformed::BadJson(e.to_string()))
+}
+
+impl<'de> Deserialize<'de> for RowHead {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RowHead, D::Error> {
+        deserializer.deserialize_map(RowHeadVisitor)
+    }
+}
+
+struct RowHeadVisitor;
+
+impl<'de> Visitor<'de> for RowHeadVisitor {
+    type Value = RowHead;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RowHead, A::Error> {
+        let mut head = RowHead::default();
+        while let Some(key) = map.next_key::<RowKey>()? {
+            let slot = match key {
+                RowKey::SigHash => &mut head.sig_hash,
+                RowKey::Kind => &mut head.kind,
+                RowKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = match map.next_value::<Value>()? {
+                Value::String(s) => Some(s),
+                _ => None,
+            };
+        }
+        Ok(head)
+    }
+}
+
+/// A key of an outcome row, told apart without allocating.
+enum RowKey {
+    SigHash,
+    Kind,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for RowKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RowKey, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = RowKey;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<RowKey, E> {
+                Ok(match key {
+                    "sig_hash" => RowKey::SigHash,
+                    "kind" => RowKey::Kind,
+                    _ => RowKey::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
     }
 }
 
@@ -175,6 +267,56 @@ mod tests {
         let (text, obj) = parse_object_line(b" {\"a\":1}\r").unwrap();
         assert_eq!(text, " {\"a\":1}\r");
         assert_eq!(obj["a"], 1);
+    }
+
+    /// The light row parse classifies lines as the full parse does, and reads the same fields.
+    #[test]
+    fn row_parse_agrees_with_the_full_parse() {
+        let cases: &[&[u8]] = &[
+            br#"{"sig_hash":"a","kind":"audit","x":[1,{"sig_hash":"no"}]}"#,
+            br#"{"sig_hash":7,"kind":null}"#,
+            br#"{"sig_hash":"first","sig_hash":"last"}"#,
+            br#"{"sig_hash":"a","sig_hash":3}"#,
+            br#"{"s\u0069g_hash":"escaped key"}"#,
+            br#" {"kind":"k"} "#,
+            br#"{}"#,
+            br#"[1,2]"#,
+            br#""text""#,
+            br#"3"#,
+            br#"null"#,
+            br#"{"a":1,}"#,
+            br#"{"a":1} x"#,
+            br#"{"a":"\q"}"#,
+            b"{\"a\":\"\xff\"}",
+            br#""#,
+            br#"{"a""#,
+        ];
+        for &line in cases {
+            let light = parse_row(line).map(|(text, head)| (text.to_owned(), head));
+            let full = parse_object_line(line).map(|(text, obj)| {
+                let field = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+                (
+                    text.to_owned(),
+                    RowHead {
+                        sig_hash: field("sig_hash"),
+                        kind: field("kind"),
+                    },
+                )
+            });
+            match (&light, &full) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", String::from_utf8_lossy(line)),
+                (Err(a), Err(b)) => assert_eq!(
+                    std::mem::discriminant(a),
+                    std::mem::discriminant(b),
+                    "{}: {a} vs {b}",
+                    String::from_utf8_lossy(line)
+                ),
+                _ => panic!(
+                    "{}: light {light:?}, full {full:?}",
+                    String::from_utf8_lossy(line)
+                ),
+            }
+        }
     }
 
     #[test]

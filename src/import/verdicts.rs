@@ -42,8 +42,12 @@ pub(super) fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     };
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_some_and(|ext| ext == "json") && path.is_file() {
+        let entry = entry?;
+        let path = entry.path();
+        // The entry's type comes with the directory listing; only a symlink costs a stat.
+        let file_type = entry.file_type()?;
+        let is_file = file_type.is_file() || (file_type.is_symlink() && path.is_file());
+        if is_file && path.extension().is_some_and(|ext| ext == "json") {
             files.push(path);
         }
     }

@@ -21,7 +21,7 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let store = open_store_for(
         global,
         "export",
-        "use POST /export on the running server",
+        "use POST /export on the running server instead",
         false,
     )?;
     let out_dir = args.out.unwrap_or_else(|| global.data.clone());

@@ -125,7 +125,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 /// Opens the existing database for a one-off command. A running server holds the file (redb
-/// allows one process per file), so that case says what to do instead: `instead` names it.
+/// allows one process per file), so that case says what to do instead (`instead`, a whole phrase).
 /// With `create`, a missing database is created.
 fn open_store_for(
     global: &GlobalArgs,
@@ -139,9 +139,8 @@ fn open_store_for(
     }
     match Store::open(&path, global.store_options()) {
         Ok(store) => Ok(store),
-        Err(err @ StoreError::InUse { .. }) => Err(anyhow::Error::new(err).context(format!(
-            "cannot {command} while the server runs: {instead} instead"
-        ))),
+        Err(err @ StoreError::InUse { .. }) => Err(anyhow::Error::new(err)
+            .context(format!("cannot {command} while the server runs: {instead}"))),
         Err(err) => Err(anyhow::Error::new(err).context(format!("opening {}", path.display()))),
     }
 }

@@ -165,6 +165,8 @@ pub struct ImportReport {
     /// The first [`MAX_LISTED`] rejected lines and files (all are counted in the file counts).
     pub rejections: Vec<Problem>,
     pub n_warnings: u64,
+    /// Time spent inside `Store::write` (the rest is reading and parsing the legacy files).
+    pub store_write_ms: u64,
     /// The first [`MAX_LISTED`] lines kept with a warning (a field that cannot be indexed, an
     /// audit row no verdict could be made from).
     pub warnings: Vec<Problem>,
@@ -690,7 +692,9 @@ impl<'a> Batch<'a> {
         if self.puts.is_empty() {
             return Ok(());
         }
+        let start = std::time::Instant::now();
         let written = self.store.write(&self.puts)?;
+        report.store_write_ms += u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         for (slot, written) in self.slots.iter().zip(written) {
             let stored = matches!(written, Written::Stored { .. });
             let counts = match slot {

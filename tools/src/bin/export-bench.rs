@@ -213,6 +213,19 @@ fn import_into(
         legacy.jsonl_bytes,
         took,
     ));
+    let in_store = Duration::from_millis(report.store_write_ms);
+    table.push(rate_row(
+        "  of which Store::write",
+        n_rows,
+        legacy.jsonl_bytes,
+        in_store,
+    ));
+    table.push(rate_row(
+        "  of which reading, parsing, verdict files",
+        n_rows,
+        legacy.jsonl_bytes,
+        took.saturating_sub(in_store),
+    ));
     store
 }
 

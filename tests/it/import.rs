@@ -101,6 +101,10 @@ fn fixtures_round_trip_byte_identical_through_the_cli() {
     );
     assert!(stderr(&out).contains("importing:"), "plain progress lines");
 
+    // Indexes and counters agree with the rows.
+    let out = kb(&data, &["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
     let out = kb(&data, &["export"]);
     assert!(out.status.success(), "{}", stderr(&out));
     for file in [OUTCOMES, OPS] {

@@ -42,8 +42,8 @@ pub use lines::Malformed;
 /// Puts per write transaction by default. Each commit rewrites every B-tree page it touched,
 /// and the import keys and sig_hash indexes take random keys, so a commit touches pages all
 /// over those trees: fewer, larger commits rewrite each page fewer times. Measured on a
-/// 1M-line directory (docs/BENCHMARKS.md), 100,000 per commit imports about twice as fast as
-/// 10,000, for some 50 MB more memory.
+/// 1M-line directory (docs/BENCHMARKS.md), 100,000 per commit imports about 1.5 times as fast
+/// as 10,000, for about 100 MB more memory.
 pub const DEFAULT_BATCH_SIZE: usize = 100_000;
 
 /// At most this many rejections and warnings are listed in a report; all are counted.

@@ -10,7 +10,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{GlobalArgs, open_store_for};
-use crate::import::{self, ImportError, ImportOptions, ImportReport, Progress};
+use crate::import::{self, ImportError, ImportOptions, ImportReport, Progress, Unit};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -122,23 +122,27 @@ fn print_summary(report: &ImportReport, took: Duration) {
 struct Bar(Option<ProgressBar>);
 
 impl Progress for Bar {
-    fn phase(&mut self, name: &'static str, total_bytes: u64) {
+    fn phase(&mut self, name: &'static str, total: u64, unit: Unit) {
         if let Some(bar) = self.0.take() {
             bar.finish_and_clear();
         }
-        let style = ProgressStyle::with_template(
-            "{prefix:>9} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-        let bar = ProgressBar::new(total_bytes).with_style(style);
+        let template = match unit {
+            Unit::Bytes => {
+                "{prefix:>13} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
+            }
+            Unit::Files => "{prefix:>13} [{bar:40}] {pos}/{len} files ({per_sec}, eta {eta})",
+        };
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bar = ProgressBar::new(total).with_style(style);
         bar.set_prefix(name);
         self.0 = Some(bar);
     }
 
-    fn advance(&mut self, bytes: u64) {
+    fn advance(&mut self, done: u64) {
         if let Some(bar) = &self.0 {
-            bar.inc(bytes);
+            bar.inc(done);
         }
     }
 }
@@ -152,38 +156,57 @@ impl Drop for Bar {
 }
 
 /// Plain progress lines on stderr (a log file, CI), at most one every 2 seconds per phase.
-#[derive(Default)]
 struct Lines {
     name: &'static str,
     total: u64,
     done: u64,
-    last: Option<Instant>,
+    unit: Unit,
+    last: Instant,
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines {
+            name: "",
+            total: 0,
+            done: 0,
+            unit: Unit::Bytes,
+            last: Instant::now(),
+        }
+    }
+}
+
+impl Lines {
+    fn amount(&self, n: u64) -> String {
+        match self.unit {
+            Unit::Bytes => format!("{} MiB", n >> 20),
+            Unit::Files => format!("{n} files"),
+        }
+    }
 }
 
 impl Progress for Lines {
-    fn phase(&mut self, name: &'static str, total_bytes: u64) {
+    fn phase(&mut self, name: &'static str, total: u64, unit: Unit) {
         *self = Lines {
             name,
-            total: total_bytes,
+            total,
             done: 0,
-            last: Some(Instant::now()),
+            unit,
+            last: Instant::now(),
         };
-        eprintln!("{name}: {} MiB", total_bytes >> 20);
+        eprintln!("{name}: {}", self.amount(total));
     }
 
-    fn advance(&mut self, bytes: u64) {
-        self.done += bytes;
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() >= Duration::from_secs(2))
-        {
-            self.last = Some(Instant::now());
+    fn advance(&mut self, done: u64) {
+        self.done += done;
+        if self.last.elapsed() >= Duration::from_secs(2) {
+            self.last = Instant::now();
             eprintln!(
-                "{}: {}% ({} of {} MiB)",
+                "{}: {}% ({} of {})",
                 self.name,
                 self.done * 100 / self.total.max(1),
-                self.done >> 20,
-                self.total >> 20
+                self.amount(self.done),
+                self.amount(self.total)
             );
         }
     }

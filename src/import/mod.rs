@@ -70,11 +70,21 @@ impl Default for ImportOptions {
     }
 }
 
-/// Progress of an import, reported by bytes of the legacy files read.
+/// What a phase's progress counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Bytes of the JSONL files.
+    Bytes,
+    /// Verdict files.
+    Files,
+}
+
+/// Progress of an import: phases `checking` (bytes), `verdict files` (files) and `importing`
+/// (bytes).
 pub trait Progress {
-    /// A phase begins (`checking`, `importing`); `total_bytes` will be read in it.
-    fn phase(&mut self, _name: &'static str, _total_bytes: u64) {}
-    fn advance(&mut self, _bytes: u64) {}
+    /// A phase begins; `total` units will be done in it.
+    fn phase(&mut self, _name: &'static str, _total: u64, _unit: Unit) {}
+    fn advance(&mut self, _done: u64) {}
 }
 
 /// No progress output.
@@ -243,12 +253,14 @@ pub fn import(
     // judged once, here.
     let mut checked = ImportReport::default();
     let check_bytes = outcomes.len + if options.strict { ops.len } else { 0 };
-    progress.phase("checking", check_bytes);
+    progress.phase("checking", check_bytes, Unit::Bytes);
     let audit_rows = check_outcomes(&outcomes, options.strict, &mut checked, progress)?;
     if options.strict {
         check_ops(&ops, &mut checked, progress)?;
     }
-    let (matched, orphans) = sort_verdict_files(&verdict_files, &audit_rows, &mut report)?;
+    progress.phase("verdict files", verdict_files.len() as u64, Unit::Files);
+    let (mut matched, waiting) =
+        sort_verdict_files(&verdict_files, &audit_rows, &mut report, progress)?;
     let n_rejected = checked.totals().3 + report.totals().3;
     if options.strict && n_rejected > 0 {
         let mut rejections = checked.rejections;
@@ -262,11 +274,10 @@ pub fn import(
     }
 
     // Pass 2: write.
-    progress.phase("importing", outcomes.len + ops.len);
+    progress.phase("importing", outcomes.len + ops.len, Unit::Bytes);
     let now = now_ms();
     let mut batch = Batch::new(store, options.batch_size.max(1));
-    let (mut matched, mut orphans) = (matched, orphans);
-    orphans.now = now;
+    let mut orphans = Orphans { waiting, now };
     import_outcomes(
         &outcomes,
         &mut matched,
@@ -373,11 +384,16 @@ fn check_ops(
 /// is held in memory until pass 2 stores them (parsed again there: cheaper than a second read,
 /// since one open costs tens of microseconds), so the import needs about the verdict
 /// directory's size in memory.
+#[expect(
+    clippy::type_complexity,
+    reason = "a private pair of lookups, named at the call"
+)]
 fn sort_verdict_files(
     files: &[PathBuf],
     audit_rows: &HashSet<Identity>,
     report: &mut ImportReport,
-) -> Result<(HashMap<Identity, String>, Orphans), ImportError> {
+    progress: &mut dyn Progress,
+) -> Result<(HashMap<Identity, String>, VecDeque<(String, String)>), ImportError> {
     let mut matched = HashMap::new();
     let mut orphans = Vec::new();
     for path in files {
@@ -394,13 +410,14 @@ fn sort_verdict_files(
             Err(verdicts::FileProblem::Io(e)) => return Err(io_error(path)(e)),
             Err(e) => report.reject(Which::VerdictFiles, path, None, e.to_string()),
         }
+        progress.advance(1);
     }
     orphans.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let waiting = orphans
         .into_iter()
         .map(|(audited_at, _, text)| (audited_at, text))
         .collect();
-    Ok((matched, Orphans { waiting, now: 0 }))
+    Ok((matched, waiting))
 }
 
 /// Verdict files no audit row matches, by `audited_at`, waiting for their place in seq order.

@@ -6,7 +6,9 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod export;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod jsjson;
 pub mod metrics;

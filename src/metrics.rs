@@ -107,7 +107,7 @@ impl Metrics {
         );
         registry.register(
             "export_lag_rows",
-            "Records stored but not yet in the exported file",
+            "Records (seqs) committed after the exported file's checkpoint",
             export_lag.clone(),
         );
         Metrics {

@@ -1,12 +1,90 @@
-//! `lakehouse-kb export`: write the legacy JSONL files from the database.
+//! `lakehouse-kb export`: write the legacy JSONL files from the database, once. When a server
+//! holds the database, the server runs the export (`POST /export`) into its own directory.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use super::GlobalArgs;
+use anyhow::Context;
+
+use super::remote::{RemoteArgs, post_json};
+use super::{GlobalArgs, require_db};
+use crate::export::{Action, ExportJob};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, clap::Args)]
-pub struct ExportArgs {}
+pub struct ExportArgs {
+    /// Directory to write _kb/outcomes.jsonl and _observer/ops.jsonl under [default: the data
+    /// directory, --data]
+    #[arg(long, value_name = "DIR", env = "LAKEHOUSE_KB_EXPORT_OUT")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
 
-pub fn run(_global: &GlobalArgs, _args: ExportArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("export comes with the export/import issue (#5)")
+pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let path = global.db_path();
+    require_db(&path)?;
+    let store = match Store::open(&path, global.store_options()) {
+        Ok(store) => store,
+        Err(StoreError::InUse { .. }) if args.out.is_none() => return export_remotely(&args),
+        Err(err @ StoreError::InUse { .. }) => {
+            return Err(anyhow::Error::new(err).context(
+                "cannot export into --out while the server runs: the server exports into its \
+                 own directory (run without --out, or POST /export)",
+            ));
+        }
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context(format!("opening {}", path.display())));
+        }
+    };
+    let out_dir = args.out.unwrap_or_else(|| global.data.clone());
+    let job = ExportJob::new(Arc::new(store), out_dir);
+    let report = job
+        .run()
+        .with_context(|| format!("exporting into {}", job.out_dir().display()))?;
+    for file in report.files() {
+        let what = match file.action {
+            Action::Unchanged => "up to date".to_owned(),
+            Action::Appended => format!("{} rows appended", file.rows_written),
+            Action::Rebuilt => format!("rebuilt with {} rows", file.rows_written),
+        };
+        println!(
+            "{}: {what} ({} bytes, rows through seq {})",
+            file.path, file.checkpoint.len, file.checkpoint.seq
+        );
+        if let Some(reason) = &file.reason {
+            println!("  note: {reason}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The database is held by a running server: ask it to export.
+fn export_remotely(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let (status, answer) = post_json(&args.remote.url, "/export", &serde_json::json!({}))
+        .with_context(|| {
+            format!(
+                "the database is open in another process, and asking the server at {} failed \
+                 (is --url right?)",
+                args.remote.url
+            )
+        })?;
+    if status != 200 {
+        anyhow::bail!(
+            "the server refused the export ({status}): {}",
+            answer["error"]
+        );
+    }
+    for file in ["outcomes", "ops"] {
+        let f = &answer[file];
+        println!(
+            "{} (by the running server): {} rows written ({} bytes, rows through seq {})",
+            f["path"].as_str().unwrap_or(file),
+            f["rows_written"],
+            f["checkpoint"]["len"],
+            f["checkpoint"]["seq"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

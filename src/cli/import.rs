@@ -1,12 +1,213 @@
-//! `lakehouse-kb import`: bring a legacy data directory into the database.
+//! `lakehouse-kb import`: bring a legacy data directory into the database, with progress on
+//! stderr (a bar on a terminal, plain lines otherwise) and a summary on stdout.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use super::GlobalArgs;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{GlobalArgs, open_store_for};
+use crate::import::{self, ImportError, ImportOptions, ImportReport, Progress, Unit};
 
 #[derive(Debug, clap::Args)]
-pub struct ImportArgs {}
+pub struct ImportArgs {
+    /// Legacy data directory holding _kb/outcomes.jsonl, _observer/ops.jsonl and
+    /// _auditor/verdicts/*.json (any of them may be missing)
+    #[arg(long, value_name = "LEGACY_DIR")]
+    pub from: PathBuf,
+    /// Import nothing at all when any line or verdict file is malformed (default: report and
+    /// skip them, import the rest)
+    #[arg(long)]
+    pub strict: bool,
+    /// Records per write transaction
+    #[arg(long, value_name = "N", default_value_t = import::DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+}
 
-pub fn run(_global: &GlobalArgs, _args: ImportArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("import comes with the export/import issue (#5)")
+pub fn run(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&global.data)
+        .with_context(|| format!("creating {}", global.data.display()))?;
+    let store = open_store_for(
+        global,
+        "import",
+        "stop the server, import, then start it again",
+        true,
+    )?;
+    let options = ImportOptions {
+        strict: args.strict,
+        batch_size: args.batch_size,
+    };
+    let start = Instant::now();
+    let mut progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
+        Box::new(Bar::default())
+    } else {
+        Box::new(Lines::default())
+    };
+    let result = import::import(&store, &args.from, &options, progress.as_mut());
+    drop(progress);
+    let report = match result {
+        Ok(report) => report,
+        Err(ImportError::Strict {
+            dir,
+            n_rejected,
+            rejections,
+        }) => {
+            for problem in &rejections {
+                eprintln!("rejected: {problem}");
+            }
+            if n_rejected > rejections.len() as u64 {
+                eprintln!("... and {} more", n_rejected - rejections.len() as u64);
+            }
+            return Err(ImportError::Strict {
+                dir,
+                n_rejected,
+                rejections: Vec::new(),
+            }
+            .into());
+        }
+        Err(e) => return Err(e).context(format!("importing {}", args.from.display())),
+    };
+    print_summary(&report, start.elapsed());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(report: &ImportReport, took: Duration) {
+    for problem in &report.rejections {
+        eprintln!("rejected: {problem}");
+    }
+    for problem in &report.warnings {
+        eprintln!("warning: {problem}");
+    }
+    if report.n_warnings > report.warnings.len() as u64 {
+        eprintln!(
+            "... and {} more warnings",
+            report.n_warnings - report.warnings.len() as u64
+        );
+    }
+    let line = |name: &str, c: &import::FileCounts, unit: &str| {
+        let blank = if c.blank > 0 {
+            format!(", {} blank", c.blank)
+        } else {
+            String::new()
+        };
+        println!(
+            "{name}: {} {unit} read, {} stored, {} skipped as duplicates, {} rejected{blank}",
+            c.read, c.stored, c.duplicates, c.rejected
+        );
+    };
+    line(import::OUTCOMES_PATH, &report.outcomes, "lines");
+    line(import::OPS_PATH, &report.ops, "lines");
+    line(import::VERDICTS_DIR, &report.verdict_files, "files");
+    let v = &report.verdicts;
+    println!(
+        "verdicts: {} stored ({} with their verdict file's JSON, {} from their KB row, {} from a \
+         file without a row), {} skipped as duplicates",
+        v.stored, v.from_file, v.from_row, v.without_row, v.duplicates
+    );
+    let (read, stored, duplicates, rejected) = report.totals();
+    println!(
+        "total: {read} read, {stored} stored, {duplicates} skipped as duplicates, {rejected} \
+         rejected, {} warnings, in {:.1} s ({:.1} s of it writing to the database)",
+        report.n_warnings,
+        took.as_secs_f64(),
+        report.store_write_ms as f64 / 1000.0
+    );
+}
+
+/// A progress bar, for a terminal.
+#[derive(Default)]
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn phase(&mut self, name: &'static str, total: u64, unit: Unit) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+        let template = match unit {
+            Unit::Bytes => {
+                "{prefix:>13} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
+            }
+            Unit::Files => "{prefix:>13} [{bar:40}] {pos}/{len} files ({per_sec}, eta {eta})",
+        };
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bar = ProgressBar::new(total).with_style(style);
+        bar.set_prefix(name);
+        self.0 = Some(bar);
+    }
+
+    fn advance(&mut self, done: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(done);
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Plain progress lines on stderr (a log file, CI), at most one every 2 seconds per phase.
+struct Lines {
+    name: &'static str,
+    total: u64,
+    done: u64,
+    unit: Unit,
+    last: Instant,
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines {
+            name: "",
+            total: 0,
+            done: 0,
+            unit: Unit::Bytes,
+            last: Instant::now(),
+        }
+    }
+}
+
+impl Lines {
+    fn amount(&self, n: u64) -> String {
+        match self.unit {
+            Unit::Bytes => format!("{} MiB", n >> 20),
+            Unit::Files => format!("{n} files"),
+        }
+    }
+}
+
+impl Progress for Lines {
+    fn phase(&mut self, name: &'static str, total: u64, unit: Unit) {
+        *self = Lines {
+            name,
+            total,
+            done: 0,
+            unit,
+            last: Instant::now(),
+        };
+        eprintln!("{name}: {}", self.amount(total));
+    }
+
+    fn advance(&mut self, done: u64) {
+        self.done += done;
+        if self.last.elapsed() >= Duration::from_secs(2) {
+            self.last = Instant::now();
+            eprintln!(
+                "{}: {}% ({} of {})",
+                self.name,
+                self.done * 100 / self.total.max(1),
+                self.amount(self.done),
+                self.amount(self.total)
+            );
+        }
+    }
 }

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::store::{DB_FILE, DEFAULT_CACHE_MB, StoreOptions};
+use crate::store::{DB_FILE, DEFAULT_CACHE_MB, Store, StoreError, StoreOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -149,6 +149,27 @@ fn init_tracing(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Opens the existing database for a one-off command. A running server holds the file (redb
+/// allows one process per file), so that case says what to do instead (`instead`, a whole phrase).
+/// With `create`, a missing database is created.
+fn open_store_for(
+    global: &GlobalArgs,
+    command: &str,
+    instead: &str,
+    create: bool,
+) -> anyhow::Result<Store> {
+    let path = global.db_path();
+    if !create {
+        require_db(&path)?;
+    }
+    match Store::open(&path, global.store_options()) {
+        Ok(store) => Ok(store),
+        Err(err @ StoreError::InUse { .. }) => Err(anyhow::Error::new(err)
+            .context(format!("cannot {command} while the server runs: {instead}"))),
+        Err(err) => Err(anyhow::Error::new(err).context(format!("opening {}", path.display()))),
     }
 }
 

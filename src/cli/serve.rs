@@ -14,10 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::GlobalArgs;
+use crate::export::{ExportFile, ExportJob};
 use crate::http::{
     self, AppState, ConnectionLimits, Recovery, ServerConfig, Switch, recovering_router,
 };
 use crate::metrics::Metrics;
+
 use crate::model::now_ms;
 use crate::store::{Retention, Store, StoreError, StoreOptions};
 use crate::writer::{Writer, WriterConfig};
@@ -76,6 +78,13 @@ pub struct ServeArgs {
     /// How often retention runs
     #[arg(long, env = "LAKEHOUSE_KB_RETENTION_INTERVAL", default_value = "60s")]
     pub retention_interval: HumanDuration,
+    /// How often the legacy files (_kb/outcomes.jsonl, _observer/ops.jsonl) are brought up to
+    /// date; 0 turns the periodic export off (POST /export still works)
+    #[arg(long, env = "LAKEHOUSE_KB_EXPORT_INTERVAL", default_value = "2s")]
+    pub export_interval: HumanDuration,
+    /// Directory the legacy files are exported under [default: the data directory]
+    #[arg(long, value_name = "DIR", env = "LAKEHOUSE_KB_EXPORT_OUT")]
+    pub export_out: Option<std::path::PathBuf>,
     /// How long to wait for another process to release the database file before giving up
     #[arg(long, env = "LAKEHOUSE_KB_OPEN_TIMEOUT", default_value = "30s")]
     pub open_timeout: HumanDuration,
@@ -167,11 +176,17 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         max_writes_in_flight: args.max_writes_in_flight,
         max_reads_in_flight: args.max_reads_in_flight,
     };
+    let export_dir = args
+        .export_out
+        .clone()
+        .unwrap_or_else(|| global.data.clone());
+    let export = Arc::new(ExportJob::new(store.clone(), export_dir));
     let state = AppState {
         store: store.clone(),
         writer,
         metrics,
         config: Arc::new(config),
+        export: Some(export.clone()),
     };
     let _ = app_tx.send(Some(http::app(state)));
     tracing::info!(%addr, data = %global.data.display(), group_commit = args.group_commit, "serving");
@@ -184,15 +199,25 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         max_count: args.events_max_count,
         keep_after_seq: None,
     };
-    let background = (!retention.is_off()).then(|| {
+    let export_interval: Duration = args.export_interval.into();
+    let exporting = !export_interval.is_zero();
+    let mut background = Vec::new();
+    if !retention.is_off() {
         let interval = args.retention_interval.into();
-        tokio::spawn(retain_events(
+        // While the export runs, events not yet in ops.jsonl are never deleted (it is a log).
+        let task = retain_events(
             store.clone(),
             retention,
+            exporting,
             interval,
             stop_rx.clone(),
-        ))
-    });
+        );
+        background.push(tokio::spawn(task));
+    }
+    if exporting {
+        let task = export_periodically(export.clone(), export_interval, stop_rx.clone());
+        background.push(tokio::spawn(task));
+    }
 
     server.await??;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
@@ -200,12 +225,27 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     // writer handles) so the writer thread drains its queue and stops.
     let _ = app_tx.send(None);
     drop(app_tx);
-    if let Some(task) = background {
+    for task in background {
         let _ = task.await;
     }
     tokio::task::spawn_blocking(move || writer_thread.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+    // Everything acknowledged is committed; the legacy readers get it all before we exit.
+    if exporting {
+        match tokio::task::spawn_blocking(move || export.run()).await? {
+            Ok(report) => tracing::info!(
+                outcomes_rows = report.outcomes.rows_written,
+                ops_rows = report.ops.rows_written,
+                "last export done"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "the last export failed; the next start resumes it")
+            }
+        }
+    } else {
+        drop(export);
+    }
     match Arc::try_unwrap(store) {
         Ok(store) => drop(store),
         Err(_) => {
@@ -242,10 +282,32 @@ fn open_waiting(
     }
 }
 
-/// Applies event retention every `interval`, in bounded transactions, until stopped.
+/// Runs the export every `interval` until stopped; a failure is logged and retried next time.
+async fn export_periodically(
+    job: Arc<ExportJob>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        let job = job.clone();
+        match tokio::task::spawn_blocking(move || job.run()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "export failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "export task failed"),
+        }
+    }
+}
+
+/// Applies event retention every `interval`, in bounded transactions, until stopped. With
+/// `protect_unexported`, events after the ops file's checkpoint (not yet in ops.jsonl) are kept.
 async fn retain_events(
     store: Arc<Store>,
-    rules: Retention,
+    mut rules: Retention,
+    protect_unexported: bool,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -256,6 +318,9 @@ async fn retain_events(
         }
         let store = store.clone();
         let deleted = tokio::task::spawn_blocking(move || {
+            if protect_unexported {
+                rules.keep_after_seq = Some(store.checkpoint(ExportFile::Ops.name())?.seq);
+            }
             let mut deleted = 0;
             loop {
                 match store.retain_events(rules, now_ms(), RETENTION_BATCH) {

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
+use crate::export::ExportFile;
+use crate::store::StoreError;
 
 #[derive(Serialize)]
 struct Health {
@@ -42,6 +44,28 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.set_queue_depth(state.writer.depth());
+    if state.export.is_some() {
+        // Export lag: records committed after each file's checkpoint.
+        let store = state.store.clone();
+        let lags = tokio::task::spawn_blocking(move || {
+            let last = store.last_seq()?;
+            ExportFile::ALL
+                .into_iter()
+                .map(|file| {
+                    Ok((
+                        file.name(),
+                        last.saturating_sub(store.checkpoint(file.name())?.seq),
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+        .await;
+        if let Ok(Ok(lags)) = lags {
+            for (file, lag) in lags {
+                state.metrics.set_export_lag(file, lag);
+            }
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -9,6 +9,7 @@ mod auth;
 mod backup;
 mod error;
 mod events;
+mod export;
 mod health;
 pub mod ingest;
 mod limits;
@@ -36,7 +37,9 @@ use tracing::Level;
 pub use error::ApiError;
 pub use server::{ConnectionLimits, Recovery, Switch, recovering_router, serve};
 
+use crate::export::ExportJob;
 use crate::metrics::Metrics;
+
 use crate::store::Store;
 use crate::writer::Writer;
 
@@ -80,6 +83,8 @@ pub struct AppState {
     pub writer: Writer,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServerConfig>,
+    /// The export job for the legacy files, when the server has one.
+    pub export: Option<Arc<ExportJob>>,
 }
 
 /// Who may call a route and which in-flight limit it counts against.
@@ -116,6 +121,7 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, "/verdicts", Write, post(verdicts::post)),
         route(Method::POST, "/outcomes", Write, post(outcomes::post)),
         route(Method::POST, "/backup", Write, post(backup::post)),
+        route(Method::POST, "/export", Write, post(export::post)),
         route(
             Method::GET,
             "/prs/{pr_number}/history",

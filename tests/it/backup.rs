@@ -92,7 +92,7 @@ fn backup_while_writing_is_consistent_and_serves() {
 #[test]
 fn backup_without_a_server_reads_the_file_itself_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut server = TestServer::start_in(dir.path(), &[], &[]);
     let verdicts = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/legacy/verdicts.ndjson"

@@ -147,7 +147,9 @@ fn the_router_never_answers_5xx_to_client_input() {
         writer,
         metrics,
         config: Arc::new(ServerConfig::default()),
+        export: None,
     };
+
     let router = app(state);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -11,7 +11,7 @@ use crate::support::{TestServer, server_log};
 #[test]
 fn sigterm_finishes_in_flight_writes_and_closes_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut server = TestServer::start_in(dir.path(), &[], &[]);
     let acked = Arc::new(Mutex::new(Vec::new()));
     let writers: Vec<_> = (0..8)
         .map(|w| {
@@ -323,7 +323,7 @@ fn slow_requests_and_slow_headers_are_cut_off() {
 #[test]
 fn retention_keeps_the_newest_events_and_all_history() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(
+    let mut server = TestServer::start_in(
         dir.path(),
         &["--events-max-count", "5", "--retention-interval", "100ms"],
         &[],

@@ -4,7 +4,9 @@
 mod backup;
 mod cli;
 mod clients;
+mod export;
 mod fuzz;
+mod import;
 mod ingest;
 mod lifecycle;
 mod openapi;

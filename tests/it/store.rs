@@ -402,6 +402,24 @@ fn import_key_makes_a_put_idempotent() {
     assert_eq!(store.stats().unwrap().outcomes, 3);
 }
 
+/// Import keys are inserted at the end of the transaction (in key order): a key repeated
+/// within one batch must still be a duplicate the second time.
+#[test]
+fn an_import_key_twice_in_one_batch_is_stored_once() {
+    let (_dir, store) = temp_store();
+    let put = |key: &[u8]| Put {
+        record: outcome_record(br#"{"sig_hash":"abc","n":1}"#, 0).unwrap(),
+        import_key: Some(key.to_vec()),
+    };
+    let written = store.write(&[put(b"k1"), put(b"k2"), put(b"k1")]).unwrap();
+    assert!(matches!(written[0], Written::Stored { seq: 1, .. }));
+    assert!(matches!(written[1], Written::Stored { seq: 2, .. }));
+    assert_eq!(written[2], Written::Duplicate { seq: 1 });
+    assert_eq!(store.stats().unwrap().outcomes, 2);
+    let again = store.write(&[put(b"k2")]).unwrap();
+    assert_eq!(again[0], Written::Duplicate { seq: 2 });
+}
+
 #[test]
 fn neighbors_rank_by_shared_claims_then_recency() {
     let (_dir, store) = temp_store();

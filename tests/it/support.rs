@@ -170,8 +170,10 @@ impl TestServer {
     }
 
     /// SIGTERM, then wait for a clean exit; returns the exit status.
-    pub fn stop(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
+    /// The data directory stays (it goes when the `TestServer` does).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+
         signal(&child, "TERM");
         wait_exit(&mut child, Duration::from_secs(60))
     }

@@ -27,12 +27,13 @@ fn kill_nine_under_load_loses_and_duplicates_nothing() {
         kills: 4,
         life_ms: (150, 600),
         prefill_v1_verdicts: 20_000,
-        kill_during_export: false,
-        extra_serve_args: vec![],
+        kill_during_export: true,
+        extra_serve_args: vec!["--export-interval".into(), "200ms".into()],
         seed: 7,
     };
     let report = run(&config).unwrap();
     assert_eq!(report.kills, 4);
     assert!(report.acknowledged.values().sum::<u64>() > 50, "{report:?}");
+    assert_eq!(report.export_matches, Some(true), "{report:#?}");
     assert!(report.ok(), "{:#?}", report);
 }

@@ -56,8 +56,9 @@ fn main() -> anyhow::Result<ExitCode> {
         kills: args.kills,
         life_ms: (args.min_life_ms, args.max_life_ms.max(args.min_life_ms)),
         prefill_v1_verdicts: args.prefill_v1_verdicts,
-        kill_during_export: false,
-        extra_serve_args: vec![],
+        kill_during_export: true,
+        extra_serve_args: vec!["--export-interval".into(), "300ms".into()],
+
         seed: args.seed,
     };
     let started = std::time::Instant::now();

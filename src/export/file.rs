@@ -1,0 +1,452 @@
+//! One export file against its checkpoint: decide what state it is in (current, torn tail,
+//! changed, shrunk, missing, or never exported into), then append after the checkpoint, cut a
+//! torn tail and append, or rebuild it in full through a temporary file and an atomic rename.
+//!
+//! Invariant kept by every path: a checkpoint is written only after the bytes it describes are
+//! fsync'd (and, for a created or renamed file, its directory too). So after any crash the file
+//! holds at least the bytes its checkpoint says, and whatever lies beyond `len` is a tail of
+//! rows the checkpoint does not count: cutting it and appending again writes no row twice.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::hook::Hook;
+use super::{Action, ExportError, ExportFile, FileReport};
+use crate::store::{Checkpoint, Store, StoreError};
+
+/// How many of a file's last bytes the tail fingerprint covers.
+///
+/// The fingerprint makes "changed by someone else" a constant-cost check, and that is its
+/// limit: an edit that leaves the last 4 KiB before the checkpoint's `len` intact (same length,
+/// changed earlier in the file) is not detected. Appends after `len` and truncations always are.
+pub const TAIL_BYTES: u64 = 4096;
+
+/// Write buffer: large enough that a full export is a few hundred `write` calls per GiB.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// The first 8 bytes (big-endian) of SHA-256 of the last up to [`TAIL_BYTES`] bytes of `file`
+/// before offset `len`; 0 for `len` 0, which is what a checkpoint never written holds.
+pub fn tail_fingerprint(mut file: &File, len: u64) -> io::Result<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let start = len.saturating_sub(TAIL_BYTES);
+    let mut buf = vec![0; (len - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut buf)?;
+    let digest = Sha256::digest(&buf);
+    let mut first = [0; 8];
+    first.copy_from_slice(&digest[..8]);
+    Ok(u64::from_be_bytes(first))
+}
+
+/// What to do with a file, decided from its checkpoint and what is on disk.
+enum Plan {
+    /// Append the rows after `base` (cutting the file back to `base.len` first if longer).
+    Append { base: Checkpoint },
+    /// The file exists and holds bytes, but this store never exported into it (no checkpoint):
+    /// a legacy file imported in place, or a stranger's.
+    Adopt { file_len: u64 },
+    /// Rebuild in full, for this reason.
+    Rebuild { reason: String },
+}
+
+/// Brings one file up to date.
+pub(super) fn export(
+    store: &Store,
+    out_dir: &Path,
+    file: ExportFile,
+    hook: &Hook,
+) -> Result<FileReport, ExportError> {
+    let path = out_dir.join(file.relative_path());
+    let stored = store.checkpoint(file.name())?;
+    match plan(&path, stored)? {
+        Plan::Append { base } => append(store, &path, file, stored, base, hook),
+        Plan::Adopt { file_len } => adopt(store, &path, file, stored, file_len, hook),
+        Plan::Rebuild { reason } => rebuild(store, &path, file, stored, reason, hook),
+    }
+}
+
+fn plan(path: &Path, stored: Checkpoint) -> Result<Plan, ExportError> {
+    let file_len = match fs::metadata(path) {
+        Ok(meta) => Some(meta.len()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ExportError::io("stat", path)(e)),
+    };
+    let never_exported = stored == Checkpoint::default();
+    Ok(match file_len {
+        None if never_exported => Plan::Append { base: stored },
+        None => Plan::Rebuild {
+            reason: format!(
+                "the file is missing, but its checkpoint says rows through seq {} ({} bytes) \
+                 were written",
+                stored.seq, stored.len
+            ),
+        },
+        Some(0) if never_exported => Plan::Append { base: stored },
+        Some(file_len) if never_exported => Plan::Adopt { file_len },
+        Some(file_len) if file_len < stored.len => Plan::Rebuild {
+            reason: format!(
+                "the file is shorter ({file_len} bytes) than its checkpoint ({} bytes)",
+                stored.len
+            ),
+        },
+        Some(_) => {
+            let handle = File::open(path).map_err(ExportError::io("open", path))?;
+            let tail =
+                tail_fingerprint(&handle, stored.len).map_err(ExportError::io("read", path))?;
+            if tail == stored.tail {
+                Plan::Append { base: stored }
+            } else {
+                Plan::Rebuild {
+                    reason: format!(
+                        "the file was changed since the last export (its last bytes before \
+                         offset {} differ)",
+                        stored.len
+                    ),
+                }
+            }
+        }
+    })
+}
+
+/// Appends the rows after `base.seq` at offset `base.len`, cutting anything beyond it first.
+fn append(
+    store: &Store,
+    path: &Path,
+    file: ExportFile,
+    stored: Checkpoint,
+    base: Checkpoint,
+    hook: &Hook,
+) -> Result<FileReport, ExportError> {
+    let created_dirs = create_parent_dirs(path)?;
+    let existed = path.exists();
+    let handle = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(ExportError::io("open", path))?;
+    let len_now = handle
+        .metadata()
+        .map_err(ExportError::io("stat", path))?
+        .len();
+    let bytes_truncated = len_now.saturating_sub(base.len);
+    if bytes_truncated > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            checkpoint_len = base.len,
+            bytes_truncated,
+            "export file is longer than its checkpoint (a torn tail from an interrupted export, \
+             or someone else appended): cutting it back and writing those rows again"
+        );
+        handle
+            .set_len(base.len)
+            .map_err(ExportError::io("truncate", path))?;
+    }
+    (&handle)
+        .seek(SeekFrom::Start(base.len))
+        .map_err(ExportError::io("seek", path))?;
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, &handle);
+    let written = write_rows(store, path, file, base.seq, &mut writer, hook)?;
+    writer.flush().map_err(ExportError::io("write", path))?;
+    drop(writer);
+
+    let checkpoint = if written.rows == 0 {
+        base
+    } else {
+        let len = base.len + written.bytes;
+        Checkpoint {
+            seq: written.last_seq,
+            len,
+            tail: tail_fingerprint(&handle, len).map_err(ExportError::io("read", path))?,
+        }
+    };
+    let changed_bytes = written.rows > 0 || bytes_truncated > 0 || !existed;
+    // A checkpoint may only describe fsync'd bytes, including bytes adopted from a file this
+    // process did not write.
+    if changed_bytes || checkpoint != stored {
+        handle.sync_all().map_err(ExportError::io("fsync", path))?;
+        if !existed {
+            sync_dir_of(path)?;
+        }
+    }
+    sync_dirs(&created_dirs)?;
+    let action = if changed_bytes {
+        Action::Appended
+    } else {
+        Action::Unchanged
+    };
+    commit_checkpoint(store, file, stored, checkpoint, hook)?;
+    Ok(FileReport {
+        path: path.display().to_string(),
+        action,
+        reason: (bytes_truncated > 0).then(|| {
+            format!(
+                "cut {bytes_truncated} bytes beyond the checkpoint ({} bytes)",
+                base.len
+            )
+        }),
+        rows_written: written.rows,
+        bytes_written: written.bytes,
+        bytes_truncated,
+        checkpoint: checkpoint.into(),
+    })
+}
+
+/// A file this store never exported into. If it holds exactly the first rows the export would
+/// write (a legacy directory imported in place), it is kept and only the rest appended; else it
+/// is kept as `NAME.replaced-{unix ms}` (never silently destroyed: it may hold rows that were
+/// never imported) and the file is rebuilt.
+fn adopt(
+    store: &Store,
+    path: &Path,
+    file: ExportFile,
+    stored: Checkpoint,
+    file_len: u64,
+    hook: &Hook,
+) -> Result<FileReport, ExportError> {
+    enum Walk {
+        /// Every byte of the file matched rows so far; stop reading rows.
+        Covered,
+        Differs,
+        Failed(ExportError),
+    }
+    impl From<StoreError> for Walk {
+        fn from(e: StoreError) -> Walk {
+            Walk::Failed(e.into())
+        }
+    }
+    let handle = File::open(path).map_err(ExportError::io("open", path))?;
+    let mut reader = BufReader::with_capacity(WRITE_BUFFER, &handle);
+    let mut matched_len = 0u64;
+    let mut last_seq = 0;
+    let mut buf = Vec::new();
+    let walk = file.for_each_line(store, 0, |seq, line| {
+        if matched_len == file_len {
+            return Err(Walk::Covered);
+        }
+        let need = line.len() as u64 + 1;
+        if matched_len + need > file_len {
+            return Err(Walk::Differs);
+        }
+        buf.resize(need as usize, 0);
+        reader
+            .read_exact(&mut buf)
+            .map_err(|e| Walk::Failed(ExportError::io("read", path)(e)))?;
+        if &buf[..line.len()] != line.as_bytes() || buf[line.len()] != b'\n' {
+            return Err(Walk::Differs);
+        }
+        matched_len += need;
+        last_seq = seq;
+        Ok(())
+    });
+    let is_prefix = match walk {
+        Ok(()) | Err(Walk::Covered) => matched_len == file_len,
+        Err(Walk::Differs) => false,
+        Err(Walk::Failed(e)) => return Err(e),
+    };
+    if is_prefix {
+        tracing::info!(
+            path = %path.display(),
+            through_seq = last_seq,
+            bytes = file_len,
+            "export file already holds the first rows of this database (imported in place): \
+             keeping it and appending"
+        );
+        let base = Checkpoint {
+            seq: last_seq,
+            len: file_len,
+            tail: tail_fingerprint(&handle, file_len).map_err(ExportError::io("read", path))?,
+        };
+        return append(store, path, file, stored, base, hook);
+    }
+    // A hard link keeps the old bytes under another name while the rebuild still replaces the
+    // file in one atomic rename, so readers never find it missing.
+    let aside = aside_path(path);
+    fs::hard_link(path, &aside)
+        .or_else(|_| fs::copy(path, &aside).map(drop))
+        .map_err(ExportError::io("keep a copy of", path))?;
+    let reason = format!(
+        "the file existed but was not written by this database's export (no checkpoint, and its \
+         bytes are not the rows this database holds); the old file was kept as {}",
+        aside.display()
+    );
+    rebuild(store, path, file, stored, reason, hook)
+}
+
+/// Writes every row into `NAME.tmp` beside the file, fsyncs it, renames it over the file and
+/// fsyncs the directory, then records the checkpoint.
+fn rebuild(
+    store: &Store,
+    path: &Path,
+    file: ExportFile,
+    stored: Checkpoint,
+    reason: String,
+    hook: &Hook,
+) -> Result<FileReport, ExportError> {
+    tracing::warn!(path = %path.display(), reason = %reason, "rebuilding export file in full");
+    let created_dirs = create_parent_dirs(path)?;
+    let tmp = tmp_path(path);
+    let handle = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(ExportError::io("create", &tmp))?;
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, &handle);
+    let written = write_rows(store, &tmp, file, 0, &mut writer, hook)?;
+    writer.flush().map_err(ExportError::io("write", &tmp))?;
+    drop(writer);
+    handle.sync_all().map_err(ExportError::io("fsync", &tmp))?;
+    fs::rename(&tmp, path).map_err(ExportError::io("rename over", path))?;
+    sync_dir_of(path)?;
+    sync_dirs(&created_dirs)?;
+    let checkpoint = Checkpoint {
+        seq: written.last_seq,
+        len: written.bytes,
+        tail: tail_fingerprint(&handle, written.bytes).map_err(ExportError::io("read", path))?,
+    };
+    commit_checkpoint(store, file, stored, checkpoint, hook)?;
+    Ok(FileReport {
+        path: path.display().to_string(),
+        action: Action::Rebuilt,
+        reason: Some(reason),
+        rows_written: written.rows,
+        bytes_written: written.bytes,
+        bytes_truncated: 0,
+        checkpoint: checkpoint.into(),
+    })
+}
+
+/// Records `checkpoint` when it differs from the stored one. Callers have fsync'd the bytes it
+/// describes: this ordering is what makes a crash at any point recoverable.
+fn commit_checkpoint(
+    store: &Store,
+    file: ExportFile,
+    stored: Checkpoint,
+    checkpoint: Checkpoint,
+    hook: &Hook,
+) -> Result<(), ExportError> {
+    if checkpoint == stored {
+        return Ok(());
+    }
+    hook.before_checkpoint(file);
+    store.set_checkpoint(file.name(), checkpoint)?;
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Written {
+    rows: u64,
+    bytes: u64,
+    /// Seq of the last row written (0 when none).
+    last_seq: u64,
+}
+
+fn write_rows(
+    store: &Store,
+    path: &Path,
+    file: ExportFile,
+    after_seq: u64,
+    writer: &mut impl Write,
+    hook: &Hook,
+) -> Result<Written, ExportError> {
+    let mut written = Written::default();
+    file.for_each_line(store, after_seq, |seq, line| -> Result<(), ExportError> {
+        // Stored lines never hold a line break: model/ refuses them in outcome rows, ops lines
+        // are JSON.stringify output, imported lines were split on '\n'.
+        debug_assert!(!line.contains('\n'), "seq {seq} holds a line break");
+        hook.maybe_pause(file, written.rows, line, writer);
+        writer
+            .write_all(line.as_bytes())
+            .and_then(|()| writer.write_all(b"\n"))
+            .map_err(ExportError::io("write", path))?;
+        written.rows += 1;
+        written.bytes += line.len() as u64 + 1;
+        written.last_seq = seq;
+        Ok(())
+    })?;
+    Ok(written)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+fn aside_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".replaced-{}", crate::model::now_ms()));
+    path.with_file_name(name)
+}
+
+/// Creates the missing directories above `path`; returns them, outermost first, so that each
+/// one's parent can be fsync'd once the file inside exists.
+fn create_parent_dirs(path: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    let mut missing = Vec::new();
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d.to_owned());
+        dir = d.parent();
+    }
+    missing.reverse();
+    if let Some(innermost) = missing.last() {
+        fs::create_dir_all(innermost).map_err(ExportError::io("create directory", innermost))?;
+    }
+    Ok(missing)
+}
+
+/// fsyncs the parent of each directory created, so the new entries survive a crash.
+fn sync_dirs(created: &[PathBuf]) -> Result<(), ExportError> {
+    for dir in created {
+        sync_dir_of(dir)?;
+    }
+    Ok(())
+}
+
+/// fsyncs the directory holding `path`, making a create or rename of `path` durable.
+fn sync_dir_of(path: &Path) -> Result<(), ExportError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ExportError::io("fsync directory", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_covers_the_last_bytes_before_len_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut body: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&path, &body).unwrap();
+        let at = |len| tail_fingerprint(&File::open(&path).unwrap(), len).unwrap();
+        let before = at(8_000);
+        assert_eq!(at(0), 0);
+        assert_ne!(at(8_000), at(7_999));
+        // A change after len, or more than TAIL_BYTES before it, is not seen...
+        body[9_000] ^= 1;
+        body[100] ^= 1;
+        fs::write(&path, &body).unwrap();
+        assert_eq!(at(8_000), before);
+        // ...one inside the window is.
+        body[7_000] ^= 1;
+        fs::write(&path, &body).unwrap();
+        assert_ne!(at(8_000), before);
+    }
+}

@@ -1,0 +1,113 @@
+//! Test hooks for the crash-safety tests, read from one environment variable
+//! ([`HOOK_ENV`]) at the start of each run. A test hook only: nothing in production sets it, and
+//! an unrecognised value is ignored with a warning.
+//!
+//! - `abort-before-checkpoint:FILE`: abort the process right after FILE's new bytes are fsync'd
+//!   and before its checkpoint is written (FILE is `outcomes` or `ops`).
+//! - `pause-mid-line:FILE:N`: after writing N rows of FILE, write half of the next line, flush it
+//!   to the OS, print `export paused mid-line` on stderr and block forever, so that a test can
+//!   SIGKILL the process at a known point, with a torn line in the file.
+
+use std::io::Write;
+
+use super::ExportFile;
+
+/// The environment variable holding the test hook.
+pub const HOOK_ENV: &str = "LAKEHOUSE_KB_EXPORT_TEST_HOOK";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Hook {
+    None,
+    AbortBeforeCheckpoint(ExportFile),
+    PauseMidLine { file: ExportFile, after_rows: u64 },
+}
+
+impl Hook {
+    pub(super) fn from_env() -> Hook {
+        match std::env::var(HOOK_ENV) {
+            Ok(value) => Hook::parse(&value).unwrap_or_else(|| {
+                tracing::warn!(value = %value, "ignoring unrecognised {HOOK_ENV}");
+                Hook::None
+            }),
+            Err(_) => Hook::None,
+        }
+    }
+
+    fn parse(value: &str) -> Option<Hook> {
+        let file = |name: &str| ExportFile::ALL.into_iter().find(|f| f.name() == name);
+        let mut parts = value.split(':');
+        match (parts.next()?, parts.next(), parts.next(), parts.next()) {
+            ("abort-before-checkpoint", Some(name), None, None) => {
+                Some(Hook::AbortBeforeCheckpoint(file(name)?))
+            }
+            ("pause-mid-line", Some(name), Some(n), None) => Some(Hook::PauseMidLine {
+                file: file(name)?,
+                after_rows: n.parse().ok()?,
+            }),
+            _ => None,
+        }
+    }
+
+    pub(super) fn before_checkpoint(&self, file: ExportFile) {
+        if *self == Hook::AbortBeforeCheckpoint(file) {
+            eprintln!(
+                "lakehouse-kb: {HOOK_ENV}: aborting before the {} checkpoint",
+                file.name()
+            );
+            std::process::abort();
+        }
+    }
+
+    pub(super) fn maybe_pause(
+        &self,
+        file: ExportFile,
+        rows_done: u64,
+        line: &str,
+        writer: &mut impl Write,
+    ) {
+        if *self
+            != (Hook::PauseMidLine {
+                file,
+                after_rows: rows_done,
+            })
+        {
+            return;
+        }
+        let half = &line.as_bytes()[..line.len() / 2];
+        let _ = writer.write_all(half).and_then(|()| writer.flush());
+        eprintln!("lakehouse-kb: {HOOK_ENV}: export paused mid-line");
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_values_only() {
+        assert_eq!(
+            Hook::parse("abort-before-checkpoint:ops"),
+            Some(Hook::AbortBeforeCheckpoint(ExportFile::Ops))
+        );
+        assert_eq!(
+            Hook::parse("pause-mid-line:outcomes:12"),
+            Some(Hook::PauseMidLine {
+                file: ExportFile::Outcomes,
+                after_rows: 12
+            })
+        );
+        for bad in [
+            "",
+            "abort-before-checkpoint",
+            "abort-before-checkpoint:verdicts",
+            "pause-mid-line:ops",
+            "pause-mid-line:ops:x",
+            "pause-mid-line:ops:1:2",
+        ] {
+            assert_eq!(Hook::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The export job: writes the legacy `_kb/outcomes.jsonl` and `_observer/ops.jsonl` from the
+//! store, incrementally and crash-safely, for the legacy readers (report scripts, `kb_query`,
+//! the observer's consumers).
+//!
+//! The bytes are already stored: every outcome row's exact line and every event's exact
+//! `ops.jsonl` line were computed (or kept) at ingest, so exporting is writing `line + "\n"` for
+//! each record after the file's checkpoint, in seq order, from one read snapshot per file.
+//!
+//! A checkpoint per file (`Store::checkpoint`) says which seq the file holds rows through, how
+//! long the file then was, and a fingerprint of its last bytes (see [`tail_fingerprint`]). The
+//! checkpoint is written only after the appended bytes are fsync'd, so after a crash the file
+//! may be longer than its checkpoint but never shorter; [`file`] handles every state on start.
+//!
+//! A checkpoint describes content, not a directory: the bytes of the rows through a seq are the
+//! same wherever they are written. So `export --out ELSEWHERE` is safe (a directory behind the
+//! checkpoint is rebuilt in full, with a warning), but it moves the checkpoint, and the next
+//! export into the usual directory may then have to rebuild as well.
+//!
+//! Not supported: another process appending to an exported file (a legacy writer still
+//! running). Its lines land after the checkpoint and are cut as a torn tail by the next run.
+
+mod file;
+mod hook;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::store::{Checkpoint, Store, StoreError};
+
+pub use file::{TAIL_BYTES, tail_fingerprint};
+pub use hook::HOOK_ENV;
+
+/// One exported file: where it goes and which records feed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFile {
+    /// `_kb/outcomes.jsonl`: every KB outcome row (scenario rows and `kind:"audit"` rows).
+    Outcomes,
+    /// `_observer/ops.jsonl`: every observer event's ObservedOp line.
+    Ops,
+}
+
+impl ExportFile {
+    pub const ALL: [ExportFile; 2] = [ExportFile::Outcomes, ExportFile::Ops];
+
+    /// The checkpoint name in the store's meta table (`export/{name}/...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFile::Outcomes => "outcomes",
+            ExportFile::Ops => "ops",
+        }
+    }
+
+    /// Path of the file under the export directory, as the legacy writers laid it out.
+    pub fn relative_path(self) -> &'static str {
+        match self {
+            ExportFile::Outcomes => "_kb/outcomes.jsonl",
+            ExportFile::Ops => "_observer/ops.jsonl",
+        }
+    }
+
+    /// Calls `f` with every line of this file's records after `after_seq`, in seq order, from
+    /// one read snapshot.
+    fn for_each_line<E: From<StoreError>>(
+        self,
+        store: &Store,
+        after_seq: u64,
+        f: impl FnMut(u64, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self {
+            ExportFile::Outcomes => store.for_each_outcome_line(after_seq, f),
+            ExportFile::Ops => store.for_each_event_line(after_seq, f),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("export: {0}")]
+    Store(#[from] StoreError),
+    #[error("export: cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ExportError {
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ExportError {
+        let path = path.to_owned();
+        move |source| ExportError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// What one run did, per file; `POST /export` answers with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportReport {
+    pub outcomes: FileReport,
+    pub ops: FileReport,
+    pub duration_ms: u64,
+}
+
+impl ExportReport {
+    pub fn files(&self) -> [&FileReport; 2] {
+        [&self.outcomes, &self.ops]
+    }
+}
+
+/// What a run did to one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    pub path: String,
+    pub action: Action,
+    /// Why the file was rebuilt or its tail cut, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Rows written by this run (every row of the file when it was rebuilt).
+    pub rows_written: u64,
+    pub bytes_written: u64,
+    /// Bytes cut from the end of the file before appending (a torn tail left by a crash).
+    pub bytes_truncated: u64,
+    /// The file's checkpoint after the run.
+    pub checkpoint: CheckpointReport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Nothing new to write; the file was left untouched.
+    Unchanged,
+    /// New rows appended after the checkpoint (after cutting a torn tail, if any).
+    Appended,
+    /// Written in full into a temporary file and renamed over the old one.
+    Rebuilt,
+}
+
+/// A checkpoint as reported: the tail fingerprint as 16 hex digits, since JSON readers hold
+/// numbers as doubles and would round a u64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointReport {
+    pub seq: u64,
+    pub len: u64,
+    pub tail: String,
+}
+
+impl From<Checkpoint> for CheckpointReport {
+    fn from(c: Checkpoint) -> CheckpointReport {
+        CheckpointReport {
+            seq: c.seq,
+            len: c.len,
+            tail: format!("{:016x}", c.tail),
+        }
+    }
+}
+
+/// The export job. One per export directory; [`ExportJob::run`] may be called from any thread,
+/// and runs never overlap: a second caller waits for the running one, then runs itself (so its
+/// report covers every record committed before it called).
+pub struct ExportJob {
+    store: Arc<Store>,
+    out_dir: PathBuf,
+    running: Mutex<()>,
+}
+
+impl std::fmt::Debug for ExportJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportJob")
+            .field("out_dir", &self.out_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExportJob {
+    /// A job writing `out_dir/_kb/outcomes.jsonl` and `out_dir/_observer/ops.jsonl`.
+    pub fn new(store: Arc<Store>, out_dir: PathBuf) -> ExportJob {
+        ExportJob {
+            store,
+            out_dir,
+            running: Mutex::new(()),
+        }
+    }
+
+    pub fn out_dir(&self) -> &Path {
+        &self.out_dir
+    }
+
+    /// Brings both files up to date with the store and returns what it did. Blocking (file I/O,
+    /// fsync, redb reads): call it from `spawn_blocking` on the async runtime.
+    ///
+    /// Cost: proportional to the rows written since the last run, plus a constant (two
+    /// checkpoint reads, a `stat` and a read of at most [`TAIL_BYTES`] per file); a file found
+    /// changed or shrunk is rebuilt in full, with a warning in the log.
+    pub fn run(&self) -> Result<ExportReport, ExportError> {
+        // The mutex guards no data, only "one run at a time"; a run that panicked left the
+        // files in a state the next run recovers from, so a poisoned lock is taken as is.
+        let _running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = Instant::now();
+        let hook = hook::Hook::from_env();
+        let outcomes = file::export(&self.store, &self.out_dir, ExportFile::Outcomes, &hook)?;
+        let ops = file::export(&self.store, &self.out_dir, ExportFile::Ops, &hook)?;
+        let report = ExportReport {
+            outcomes,
+            ops,
+            duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        tracing::debug!(
+            outcomes_rows = report.outcomes.rows_written,
+            ops_rows = report.ops.rows_written,
+            duration_ms = report.duration_ms,
+            "export run"
+        );
+        Ok(report)
+    }
+}

@@ -1,0 +1,21 @@
+//! `POST /export`: bring `_kb/outcomes.jsonl` and `_observer/ops.jsonl` up to date now, and
+//! answer with the rows written per file and the new checkpoints. Runs never overlap: a call
+//! during a periodic export waits for it, then runs.
+
+use axum::Json;
+use axum::extract::State;
+
+use super::{ApiError, AppState};
+use crate::export::ExportReport;
+
+pub async fn post(State(state): State<AppState>) -> Result<Json<ExportReport>, ApiError> {
+    let Some(job) = state.export.clone() else {
+        return Err(ApiError::NotFound(
+            "this server has no export directory".into(),
+        ));
+    };
+    let report = tokio::task::spawn_blocking(move || job.run())
+        .await?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(report))
+}

@@ -1,0 +1,348 @@
+//! The lines of a legacy JSONL file: reading them (exact bytes, 1-based numbers), telling a
+//! malformed line (invalid UTF-8, bad JSON, not an object) from a kept one, and the import key
+//! that makes importing the same line twice a no-op.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// First byte of an import key: which legacy file the line came from.
+pub(super) const OUTCOMES_TAG: u8 = b'o';
+pub(super) const OPS_TAG: u8 = b'e';
+
+const READ_BUFFER: usize = 1 << 20;
+
+/// One line: its number, its bytes without the `\n`, whether it had one (only the last line of a
+/// file may lack it), and how many bytes it took in the file.
+pub(super) struct Line<'a> {
+    pub number: u64,
+    pub bytes: &'a [u8],
+    pub complete: bool,
+    pub consumed: u64,
+}
+
+impl Line<'_> {
+    /// A line holding nothing but ASCII whitespace: not a row, skipped without complaint.
+    pub fn is_blank(&self) -> bool {
+        self.bytes.iter().all(u8::is_ascii_whitespace)
+    }
+}
+
+/// Reads the first `len` bytes of a file line by line. Both passes of an import read exactly
+/// the length measured at its start, so a legacy writer appending meanwhile cannot make them
+/// disagree; its new lines are for the next import.
+pub(super) struct LineReader {
+    reader: BufReader<io::Take<File>>,
+    buf: Vec<u8>,
+    number: u64,
+}
+
+impl LineReader {
+    pub fn open(path: &Path, len: u64) -> io::Result<LineReader> {
+        let file = File::open(path)?;
+        Ok(LineReader {
+            reader: BufReader::with_capacity(READ_BUFFER, file.take(len)),
+            buf: Vec::with_capacity(4096),
+            number: 0,
+        })
+    }
+
+    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.buf.clear();
+        let consumed = self.reader.read_until(b'\n', &mut self.buf)?;
+        if consumed == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let complete = self.buf.last() == Some(&b'\n');
+        let end = if complete { consumed - 1 } else { consumed };
+        Ok(Some(Line {
+            number: self.number,
+            bytes: &self.buf[..end],
+            complete,
+            consumed: consumed as u64,
+        }))
+    }
+}
+
+/// Why a line is not imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("invalid UTF-8 (at byte {offset} of the line)")]
+    InvalidUtf8 { offset: usize },
+    #[error("bad JSON: {0}")]
+    BadJson(String),
+    #[error("not a JSON object (got {0})")]
+    NotAnObject(&'static str),
+}
+
+/// The line as text and as a JSON object.
+pub(super) fn parse_object_line(bytes: &[u8]) -> Result<(&str, Map<String, Value>), Malformed> {
+    let text = as_text(bytes)?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(obj)) => Ok((text, obj)),
+        Ok(other) => Err(Malformed::NotAnObject(crate::model::json_type(&other))),
+        Err(e) => Err(Malformed::BadJson(e.to_string())),
+    }
+}
+
+/// What the store reads out of an outcome row: its `sig_hash` and `kind` when they are strings.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct RowHead {
+    pub sig_hash: Option<String>,
+    pub kind: Option<String>,
+}
+
+/// The line as text and its [`RowHead`], validating the whole line as a JSON object without
+/// building a tree of it (most rows are scenario rows, of which only two fields are needed).
+/// A repeated key counts with its last value, as in `JSON.parse`.
+pub(super) fn parse_row(bytes: &[u8]) -> Result<(&str, RowHead), Malformed> {
+    let text = as_text(bytes)?;
+    let starts_object = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    if !starts_object {
+        // Not an object: say what it is (or why it is not JSON at all).
+        return Err(parse_object_line(bytes)
+            .err()
+            .unwrap_or(Malformed::NotAnObject("an object")));
+    }
+    serde_json::from_str::<RowHead>(text)
+        .map(|head| (text, head))
+        .map_err(|e| Malformed::BadJson(e.to_string()))
+}
+
+impl<'de> Deserialize<'de> for RowHead {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RowHead, D::Error> {
+        deserializer.deserialize_map(RowHeadVisitor)
+    }
+}
+
+struct RowHeadVisitor;
+
+impl<'de> Visitor<'de> for RowHeadVisitor {
+    type Value = RowHead;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RowHead, A::Error> {
+        let mut head = RowHead::default();
+        while let Some(key) = map.next_key::<RowKey>()? {
+            let slot = match key {
+                RowKey::SigHash => &mut head.sig_hash,
+                RowKey::Kind => &mut head.kind,
+                RowKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = match map.next_value::<Value>()? {
+                Value::String(s) => Some(s),
+                _ => None,
+            };
+        }
+        Ok(head)
+    }
+}
+
+/// A key of an outcome row, told apart without allocating.
+enum RowKey {
+    SigHash,
+    Kind,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for RowKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RowKey, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = RowKey;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<RowKey, E> {
+                Ok(match key {
+                    "sig_hash" => RowKey::SigHash,
+                    "kind" => RowKey::Kind,
+                    _ => RowKey::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+pub(super) fn as_text(bytes: &[u8]) -> Result<&str, Malformed> {
+    std::str::from_utf8(bytes).map_err(|e| Malformed::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })
+}
+
+/// A malformed line's message; the last line of a file without its newline is most likely a
+/// row a legacy writer was still appending, which the message says.
+pub(super) fn describe(line: &Line<'_>, why: &Malformed) -> String {
+    if line.complete {
+        why.to_string()
+    } else {
+        format!("{why} (the last line has no newline: a row still being written?)")
+    }
+}
+
+/// Import keys of one file's lines: the file tag, the first 16 bytes of SHA-256 of the line,
+/// and the occurrence number of that exact line within the file (u32 big-endian). Importing the
+/// same file again yields the same keys, so nothing is stored twice; a file that grew yields
+/// new keys for its new lines only; a line legitimately repeated keeps every copy.
+pub(super) struct ImportKeys {
+    tag: u8,
+    seen: HashMap<[u8; 16], u32>,
+}
+
+impl ImportKeys {
+    pub fn new(tag: u8) -> ImportKeys {
+        ImportKeys {
+            tag,
+            seen: HashMap::new(),
+        }
+    }
+
+    pub fn key(&mut self, line: &[u8]) -> Vec<u8> {
+        let digest = Sha256::digest(line);
+        let mut hash = [0; 16];
+        hash.copy_from_slice(&digest[..16]);
+        let occurrence = self.seen.entry(hash).or_insert(0);
+        let mut key = Vec::with_capacity(21);
+        key.push(self.tag);
+        key.extend_from_slice(&hash);
+        key.extend_from_slice(&occurrence.to_be_bytes());
+        *occurrence = occurrence.saturating_add(1);
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_count_occurrences_per_exact_line() {
+        let mut keys = ImportKeys::new(OUTCOMES_TAG);
+        let a0 = keys.key(b"{\"a\":1}");
+        let b0 = keys.key(b"{\"b\":1}");
+        let a1 = keys.key(b"{\"a\":1}");
+        assert_eq!(a0.len(), 21);
+        assert_eq!(a0[0], b'o');
+        assert_eq!(a0[..17], a1[..17]);
+        assert_eq!(a0[17..], [0, 0, 0, 0]);
+        assert_eq!(a1[17..], [0, 0, 0, 1]);
+        assert_ne!(a0[..17], b0[..17]);
+        let mut again = ImportKeys::new(OUTCOMES_TAG);
+        assert_eq!(again.key(b"{\"a\":1}"), a0);
+        assert_ne!(ImportKeys::new(OPS_TAG).key(b"{\"a\":1}"), a0);
+    }
+
+    #[test]
+    fn malformed_kinds() {
+        assert_eq!(
+            parse_object_line(b"{\"a\":\"\xff\"}").unwrap_err(),
+            Malformed::InvalidUtf8 { offset: 6 }
+        );
+        assert_eq!(
+            parse_object_line(b"[1]").unwrap_err(),
+            Malformed::NotAnObject("an array")
+        );
+        assert!(matches!(
+            parse_object_line(b"{\"a\":").unwrap_err(),
+            Malformed::BadJson(_)
+        ));
+        let (text, obj) = parse_object_line(b" {\"a\":1}\r").unwrap();
+        assert_eq!(text, " {\"a\":1}\r");
+        assert_eq!(obj["a"], 1);
+    }
+
+    /// The light row parse classifies lines as the full parse does, and reads the same fields.
+    #[test]
+    fn row_parse_agrees_with_the_full_parse() {
+        let cases: &[&[u8]] = &[
+            br#"{"sig_hash":"a","kind":"audit","x":[1,{"sig_hash":"no"}]}"#,
+            br#"{"sig_hash":7,"kind":null}"#,
+            br#"{"sig_hash":"first","sig_hash":"last"}"#,
+            br#"{"sig_hash":"a","sig_hash":3}"#,
+            br#"{"s\u0069g_hash":"escaped key"}"#,
+            br#" {"kind":"k"} "#,
+            br#"{}"#,
+            br#"[1,2]"#,
+            br#""text""#,
+            br#"3"#,
+            br#"null"#,
+            br#"{"a":1,}"#,
+            br#"{"a":1} x"#,
+            br#"{"a":"\q"}"#,
+            b"{\"a\":\"\xff\"}",
+            br#""#,
+            br#"{"a""#,
+        ];
+        for &line in cases {
+            let light = parse_row(line).map(|(text, head)| (text.to_owned(), head));
+            let full = parse_object_line(line).map(|(text, obj)| {
+                let field = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+                (
+                    text.to_owned(),
+                    RowHead {
+                        sig_hash: field("sig_hash"),
+                        kind: field("kind"),
+                    },
+                )
+            });
+            match (&light, &full) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", String::from_utf8_lossy(line)),
+                (Err(a), Err(b)) => assert_eq!(
+                    std::mem::discriminant(a),
+                    std::mem::discriminant(b),
+                    "{}: {a} vs {b}",
+                    String::from_utf8_lossy(line)
+                ),
+                _ => panic!(
+                    "{}: light {light:?}, full {full:?}",
+                    String::from_utf8_lossy(line)
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn reader_keeps_bytes_and_stops_at_the_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.jsonl");
+        std::fs::write(&path, b"one\r\n\ntwo\nthree-and-more").unwrap();
+        let mut reader = LineReader::open(&path, 13).unwrap();
+        let mut got = Vec::new();
+        while let Some(line) = reader.next_line().unwrap() {
+            got.push((
+                line.number,
+                line.bytes.to_vec(),
+                line.complete,
+                line.consumed,
+                line.is_blank(),
+            ));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (1, b"one\r".to_vec(), true, 5, false),
+                (2, b"".to_vec(), true, 1, true),
+                (3, b"two".to_vec(), true, 4, false),
+                (4, b"thr".to_vec(), false, 3, false),
+            ]
+        );
+    }
+}

@@ -1,0 +1,751 @@
+//! The legacy import: brings a lakehouse data directory (`_kb/outcomes.jsonl`,
+//! `_observer/ops.jsonl`, `_auditor/verdicts/*.json`, any of them missing) into the store, so
+//! that exporting afterwards gives back the same files byte for byte.
+//!
+//! - Every outcome row becomes an outcome row, bytes kept, order kept; a `kind:"audit"` row also
+//!   becomes a verdict, whose raw JSON is the verdict file's when one with the same
+//!   `(pr_number, head_sha, audited_at)` exists, else one made from the row's fields.
+//! - Verdict files no row matches become verdicts without a row (they predate the KB file, or
+//!   the legacy append of their row failed); exporting never invents rows for them. They are
+//!   stored in `audited_at` order, each just before the first audit row audited after it, so
+//!   that a PR's verdicts keep their audit order in seq order.
+//! - Every ops line becomes an event, its original line kept.
+//!
+//! Idempotent: each line is written with an import key (see [`lines::ImportKeys`]) and verdicts
+//! dedupe on their identity, so importing the same directory twice stores nothing the second
+//! time, and a legacy file that grew since gets only its new lines in.
+//!
+//! Two passes over the files. The first collects the audit rows' identities (to find the
+//! verdict files no row matches) and, with `strict`, validates every line and file, so that a
+//! strict import with any malformed line commits nothing. The second writes, in batches of
+//! `batch_size` puts per transaction.
+
+mod lines;
+mod verdicts;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::{JsField, MAX_KEY_BYTES, ObservedOp, OutcomeRow, Source, Verdict, now_ms};
+use crate::store::{NewEvent, NewOutcome, NewVerdict, Put, Record, Store, StoreError, Written};
+use lines::{
+    ImportKeys, Line, LineReader, OPS_TAG, OUTCOMES_TAG, RowHead, parse_object_line, parse_row,
+};
+use verdicts::Identity;
+
+pub use lines::Malformed;
+
+/// Puts per write transaction by default. Each commit rewrites every B-tree page it touched,
+/// and the import keys and sig_hash indexes take random keys, so a commit touches pages all
+/// over those trees: fewer, larger commits rewrite each page fewer times. Measured on a
+/// 1M-line directory (docs/BENCHMARKS.md), 100,000 per commit imports about 1.5 times as fast
+/// as 10,000, for about 100 MB more memory.
+pub const DEFAULT_BATCH_SIZE: usize = 100_000;
+
+/// At most this many rejections and warnings are listed in a report; all are counted.
+pub const MAX_LISTED: usize = 1_000;
+
+/// Where each legacy file lives under a legacy data directory.
+pub const OUTCOMES_PATH: &str = "_kb/outcomes.jsonl";
+pub const OPS_PATH: &str = "_observer/ops.jsonl";
+pub const VERDICTS_DIR: &str = "_auditor/verdicts";
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Abort before committing anything when any line or verdict file is malformed.
+    pub strict: bool,
+    pub batch_size: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            strict: false,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+}
+
+/// What a phase's progress counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Bytes of the JSONL files.
+    Bytes,
+    /// Verdict files.
+    Files,
+}
+
+/// Progress of an import: phases `checking` (bytes), `verdict files` (files) and `importing`
+/// (bytes).
+pub trait Progress {
+    /// A phase begins; `total` units will be done in it.
+    fn phase(&mut self, _name: &'static str, _total: u64, _unit: Unit) {}
+    fn advance(&mut self, _done: u64) {}
+}
+
+/// No progress output.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("legacy directory {0} does not exist or is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("import: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "{n_rejected} malformed line(s) or verdict file(s) in {dir}; nothing was imported \
+         (--strict)"
+    )]
+    Strict {
+        dir: PathBuf,
+        n_rejected: u64,
+        /// The first [`MAX_LISTED`] of them.
+        rejections: Vec<Problem>,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError {
+    let path = path.to_owned();
+    move |source| ImportError::Io { path, source }
+}
+
+/// A line or file that was rejected, or kept with a warning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub path: PathBuf,
+    /// 1-based line number; none for a verdict file.
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+/// Counts for one legacy file (or, for verdict files, the directory).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileCounts {
+    /// Lines read (for verdict files: files read).
+    pub read: u64,
+    pub stored: u64,
+    /// Already in the store: skipped.
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// Blank lines, skipped.
+    pub blank: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerdictCounts {
+    pub stored: u64,
+    pub duplicates: u64,
+    /// Stored from an audit row, with the matching verdict file's JSON.
+    pub from_file: u64,
+    /// Stored from an audit row's own fields (no verdict file had its head and `audited_at`).
+    pub from_row: u64,
+    /// Stored from a verdict file that no audit row matches (no outcome row).
+    pub without_row: u64,
+    /// Audit rows kept as rows but too incomplete to make a verdict from (see warnings).
+    pub not_made: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    pub outcomes: FileCounts,
+    pub ops: FileCounts,
+    pub verdict_files: FileCounts,
+    pub verdicts: VerdictCounts,
+    /// The first [`MAX_LISTED`] rejected lines and files (all are counted in the file counts).
+    pub rejections: Vec<Problem>,
+    pub n_warnings: u64,
+    /// Time spent inside `Store::write` (the rest is reading and parsing the legacy files).
+    pub store_write_ms: u64,
+    /// The first [`MAX_LISTED`] lines kept with a warning (a field that cannot be indexed, an
+    /// audit row no verdict could be made from).
+    pub warnings: Vec<Problem>,
+}
+
+impl ImportReport {
+    /// Totals over the three sources: (read, stored, duplicates, rejected).
+    pub fn totals(&self) -> (u64, u64, u64, u64) {
+        let all = [&self.outcomes, &self.ops, &self.verdict_files];
+        (
+            all.iter().map(|c| c.read).sum(),
+            all.iter().map(|c| c.stored).sum(),
+            all.iter().map(|c| c.duplicates).sum(),
+            all.iter().map(|c| c.rejected).sum(),
+        )
+    }
+
+    fn reject(&mut self, which: Which, path: &Path, line: Option<u64>, message: String) {
+        self.counts(which).rejected += 1;
+        if self.rejections.len() < MAX_LISTED {
+            self.rejections.push(Problem {
+                path: path.to_owned(),
+                line,
+                message,
+            });
+        }
+    }
+
+    fn warn(&mut self, path: &Path, line: u64, message: String) {
+        self.n_warnings += 1;
+        if self.warnings.len() < MAX_LISTED {
+            self.warnings.push(Problem {
+                path: path.to_owned(),
+                line: Some(line),
+                message,
+            });
+        }
+    }
+
+    fn counts(&mut self, which: Which) -> &mut FileCounts {
+        match which {
+            Which::Outcomes => &mut self.outcomes,
+            Which::Ops => &mut self.ops,
+            Which::VerdictFiles => &mut self.verdict_files,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Outcomes,
+    Ops,
+    VerdictFiles,
+}
+
+/// Imports the legacy directory `from` into `store`.
+pub fn import(
+    store: &Store,
+    from: &Path,
+    options: &ImportOptions,
+    progress: &mut dyn Progress,
+) -> Result<ImportReport, ImportError> {
+    if !from.is_dir() {
+        return Err(ImportError::NotADirectory(from.to_owned()));
+    }
+    let outcomes = LegacyFile::find(from.join(OUTCOMES_PATH))?;
+    let ops = LegacyFile::find(from.join(OPS_PATH))?;
+    let verdict_dir = from.join(VERDICTS_DIR);
+    let verdict_files = verdicts::list_files(&verdict_dir).map_err(io_error(&verdict_dir))?;
+    let mut report = ImportReport::default();
+
+    // Pass 1: what the rows say, and with `strict`, whether everything is well-formed. Line
+    // problems go to a scratch report (pass 2 finds them again as it reads); verdict files are
+    // judged once, here.
+    let mut checked = ImportReport::default();
+    let check_bytes = outcomes.len + if options.strict { ops.len } else { 0 };
+    progress.phase("checking", check_bytes, Unit::Bytes);
+    let audit_rows = check_outcomes(&outcomes, options.strict, &mut checked, progress)?;
+    if options.strict {
+        check_ops(&ops, &mut checked, progress)?;
+    }
+    progress.phase("verdict files", verdict_files.len() as u64, Unit::Files);
+    let (mut matched, waiting) =
+        sort_verdict_files(&verdict_files, &audit_rows, &mut report, progress)?;
+    let n_rejected = checked.totals().3 + report.totals().3;
+    if options.strict && n_rejected > 0 {
+        let mut rejections = checked.rejections;
+        rejections.extend(report.rejections);
+        rejections.truncate(MAX_LISTED);
+        return Err(ImportError::Strict {
+            dir: from.to_owned(),
+            n_rejected,
+            rejections,
+        });
+    }
+
+    // Pass 2: write.
+    progress.phase("importing", outcomes.len + ops.len, Unit::Bytes);
+    let now = now_ms();
+    let mut batch = Batch::new(store, options.batch_size.max(1));
+    let mut orphans = Orphans { waiting, now };
+    import_outcomes(
+        &outcomes,
+        &mut matched,
+        &mut orphans,
+        now,
+        &mut batch,
+        &mut report,
+        progress,
+    )?;
+    orphans.put_audited_before(None, &mut batch, &mut report)?;
+    import_ops(&ops, now, &mut batch, &mut report, progress)?;
+    batch.flush(&mut report)?;
+    Ok(report)
+}
+
+/// A legacy JSONL file and its length at the start of the import (0 when missing).
+struct LegacyFile {
+    path: PathBuf,
+    len: u64,
+}
+
+impl LegacyFile {
+    fn find(path: PathBuf) -> Result<LegacyFile, ImportError> {
+        let len = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        Ok(LegacyFile { path, len })
+    }
+
+    /// Calls `f` with every line of the file's first `len` bytes.
+    fn for_each_line(
+        &self,
+        progress: &mut dyn Progress,
+        mut f: impl FnMut(&Line<'_>) -> Result<(), ImportError>,
+    ) -> Result<(), ImportError> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        let mut reader = LineReader::open(&self.path, self.len).map_err(io_error(&self.path))?;
+        while let Some(line) = reader.next_line().map_err(io_error(&self.path))? {
+            f(&line)?;
+            progress.advance(line.consumed);
+        }
+        Ok(())
+    }
+}
+
+/// Pass 1 over `outcomes.jsonl`: the identities of its audit rows; with `strict`, every line
+/// is checked. Without it only lines that can be audit rows are parsed (the bytes `"audit"`
+/// occur in every row the auditor wrote); missing one only means its verdict file is taken
+/// for one without a row, which stores the same verdict a little earlier.
+fn check_outcomes(
+    file: &LegacyFile,
+    strict: bool,
+    report: &mut ImportReport,
+    progress: &mut dyn Progress,
+) -> Result<HashSet<Identity>, ImportError> {
+    let mut audit_rows = HashSet::new();
+    file.for_each_line(progress, |line| {
+        if line.is_blank() || !(strict || contains(line.bytes, b"\"audit\"")) {
+            return Ok(());
+        }
+        match parse_row(line.bytes) {
+            Ok((text, head)) => {
+                if head.kind.as_deref() == Some("audit")
+                    && let Ok(row) = serde_json::from_str::<Map<String, Value>>(text)
+                    && let Some(identity) = verdicts::row_identity(&row)
+                {
+                    audit_rows.insert(identity);
+                }
+            }
+            Err(why) if strict => {
+                let message = lines::describe(line, &why);
+                report.reject(Which::Outcomes, &file.path, Some(line.number), message);
+            }
+            Err(_) => {}
+        }
+        Ok(())
+    })?;
+    Ok(audit_rows)
+}
+
+/// Pass 1 over `ops.jsonl` (strict only): every line must be a JSON object.
+fn check_ops(
+    file: &LegacyFile,
+    report: &mut ImportReport,
+    progress: &mut dyn Progress,
+) -> Result<(), ImportError> {
+    file.for_each_line(progress, |line| {
+        if !line.is_blank()
+            && let Err(why) = parse_object_line(line.bytes)
+        {
+            let message = lines::describe(line, &why);
+            report.reject(Which::Ops, &file.path, Some(line.number), message);
+        }
+        Ok(())
+    })
+}
+
+/// Reads every verdict file, once: the verdicts an audit row matches (by identity, to enrich
+/// that row's verdict) and the ones none does, by `audited_at` (then by file name). Their text
+/// is held in memory until pass 2 stores them (parsed again there: cheaper than a second read,
+/// since one open costs tens of microseconds), so the import needs about the verdict
+/// directory's size in memory.
+#[expect(
+    clippy::type_complexity,
+    reason = "a private pair of lookups, named at the call"
+)]
+fn sort_verdict_files(
+    files: &[PathBuf],
+    audit_rows: &HashSet<Identity>,
+    report: &mut ImportReport,
+    progress: &mut dyn Progress,
+) -> Result<(HashMap<Identity, String>, VecDeque<(String, String)>), ImportError> {
+    let mut matched = HashMap::new();
+    let mut orphans = Vec::new();
+    for path in files {
+        report.verdict_files.read += 1;
+        match verdicts::read_file(path) {
+            Ok(verdict) => {
+                let identity = verdicts::identity_of(&verdict);
+                if audit_rows.contains(&identity) {
+                    matched.insert(identity, verdict.raw_json);
+                } else {
+                    orphans.push((verdict.audited_at, path, verdict.raw_json));
+                }
+            }
+            Err(verdicts::FileProblem::Io(e)) => return Err(io_error(path)(e)),
+            Err(e) => report.reject(Which::VerdictFiles, path, None, e.to_string()),
+        }
+        progress.advance(1);
+    }
+    orphans.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let waiting = orphans
+        .into_iter()
+        .map(|(audited_at, _, text)| (audited_at, text))
+        .collect();
+    Ok((matched, waiting))
+}
+
+/// Verdict files no audit row matches, by `audited_at`, waiting for their place in seq order.
+struct Orphans {
+    /// `(audited_at, verdict JSON)`.
+    waiting: VecDeque<(String, String)>,
+    now: u64,
+}
+
+impl Orphans {
+    /// Stores the waiting verdicts audited before `audited_at` (all of them for `None`).
+    /// ISO 8601 timestamps of one writer compare as strings.
+    fn put_audited_before(
+        &mut self,
+        audited_at: Option<&str>,
+        batch: &mut Batch<'_>,
+        report: &mut ImportReport,
+    ) -> Result<(), ImportError> {
+        while let Some((at, _)) = self.waiting.front() {
+            if audited_at.is_some_and(|limit| at.as_str() >= limit) {
+                break;
+            }
+            let Some((_, text)) = self.waiting.pop_front() else {
+                break;
+            };
+            // Validated when read in pass 1.
+            let Ok(verdict) = Verdict::parse(&text) else {
+                continue;
+            };
+            batch.push(
+                Put::from(Record::Verdict(NewVerdict {
+                    verdict,
+                    outcome_line: None,
+                    event: None,
+                    received_at_ms: self.now,
+                })),
+                Slot::VerdictWithoutRow,
+                report,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Pass 2 over `outcomes.jsonl`.
+fn import_outcomes(
+    file: &LegacyFile,
+    matched: &mut HashMap<Identity, String>,
+    orphans: &mut Orphans,
+    now: u64,
+    batch: &mut Batch<'_>,
+    report: &mut ImportReport,
+    progress: &mut dyn Progress,
+) -> Result<(), ImportError> {
+    let mut keys = ImportKeys::new(OUTCOMES_TAG);
+    file.for_each_line(progress, |line| {
+        report.outcomes.read += 1;
+        if line.is_blank() {
+            report.outcomes.blank += 1;
+            return Ok(());
+        }
+        let (text, head) = match parse_row(line.bytes) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                let message = lines::describe(line, &why);
+                report.reject(Which::Outcomes, &file.path, Some(line.number), message);
+                return Ok(());
+            }
+        };
+        let outcome = outcome_row(text, head, |message| {
+            report.warn(&file.path, line.number, message);
+        });
+        let is_audit = outcome.kind == "audit";
+        // An audit row's verdict needs all its fields: only these rows are parsed in full.
+        let row = if is_audit {
+            serde_json::from_str::<Map<String, Value>>(text).map_err(|e| e.to_string())
+        } else {
+            Err(String::new())
+        };
+        if let Ok(row) = &row
+            && let Some(audited_at) = row.get("audited_at").and_then(Value::as_str)
+        {
+            orphans.put_audited_before(Some(audited_at), batch, report)?;
+        }
+        batch.push(
+            Put {
+                record: Record::Outcome(NewOutcome {
+                    row: outcome,
+                    received_at_ms: now,
+                }),
+                import_key: Some(keys.key(line.bytes)),
+            },
+            Slot::Outcome,
+            report,
+        )?;
+        if is_audit {
+            match row.and_then(|row| audit_verdict(&row, matched)) {
+                Ok((verdict, slot)) => batch.push(
+                    Put::from(Record::Verdict(NewVerdict {
+                        verdict,
+                        outcome_line: None,
+                        event: None,
+                        received_at_ms: now,
+                    })),
+                    slot,
+                    report,
+                )?,
+                Err(message) => {
+                    report.verdicts.not_made += 1;
+                    report.warn(
+                        &file.path,
+                        line.number,
+                        format!("audit row kept, but no verdict could be made from it: {message}"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The row as the store keeps it: its exact bytes (surrounding whitespace included, so export
+/// gives back the very same line), its string `sig_hash` (empty when it has none, contract
+/// §3) and `kind`. A sig_hash too long to be an index key is left unindexed, with a warning.
+fn outcome_row(text: &str, head: RowHead, mut warn: impl FnMut(String)) -> OutcomeRow {
+    let mut sig_hash = head.sig_hash.unwrap_or_default();
+    if sig_hash.len() > MAX_KEY_BYTES {
+        warn(format!(
+            "row kept, but not indexed by sig_hash: it has {} bytes, more than {MAX_KEY_BYTES}",
+            sig_hash.len()
+        ));
+        sig_hash.clear();
+    }
+    let kind = head.kind.unwrap_or_default();
+    OutcomeRow {
+        line: text.to_owned(),
+        sig_hash,
+        kind,
+    }
+}
+
+/// The verdict of an audit row: the matching verdict file's, else one made from the row. A
+/// file's verdict is taken once; a second row of the same identity makes a duplicate anyway.
+fn audit_verdict(
+    row: &Map<String, Value>,
+    matched: &mut HashMap<Identity, String>,
+) -> Result<(Verdict, Slot), String> {
+    if let Some(text) = verdicts::row_identity(row).and_then(|id| matched.remove(&id))
+        && let Ok(verdict) = Verdict::parse(&text)
+    {
+        return Ok((verdict, Slot::VerdictFromFile));
+    }
+    verdicts::verdict_from_row(row)
+        .map(|v| (v, Slot::VerdictFromRow))
+        .map_err(|e| e.message)
+}
+
+/// Pass 2 over `ops.jsonl`.
+fn import_ops(
+    file: &LegacyFile,
+    now: u64,
+    batch: &mut Batch<'_>,
+    report: &mut ImportReport,
+    progress: &mut dyn Progress,
+) -> Result<(), ImportError> {
+    let mut keys = ImportKeys::new(OPS_TAG);
+    file.for_each_line(progress, |line| {
+        report.ops.read += 1;
+        if line.is_blank() {
+            report.ops.blank += 1;
+            return Ok(());
+        }
+        let text = match lines::as_text(line.bytes) {
+            Ok(text) => text,
+            Err(why) => {
+                let message = lines::describe(line, &why);
+                report.reject(Which::Ops, &file.path, Some(line.number), message);
+                return Ok(());
+            }
+        };
+        let op = match ObservedOp::from_line(text) {
+            Ok(op) => op,
+            Err(e) => match parse_object_line(line.bytes) {
+                Err(why) => {
+                    let message = lines::describe(line, &why);
+                    report.reject(Which::Ops, &file.path, Some(line.number), message);
+                    return Ok(());
+                }
+                Ok((_, obj)) => {
+                    report.warn(
+                        &file.path,
+                        line.number,
+                        format!("line kept, but only partly indexed: {}", e.message),
+                    );
+                    lenient_op(&obj)
+                }
+            },
+        };
+        batch.push(
+            Put {
+                record: Record::Event(NewEvent {
+                    op,
+                    line: text.to_owned(),
+                    body: None,
+                    source_original: None,
+                    received_at_ms: now,
+                }),
+                import_key: Some(keys.key(line.bytes)),
+            },
+            Slot::Op,
+            report,
+        )
+    })
+}
+
+/// An op for a line `ObservedOp::from_line` refuses (a field of the wrong type, an index key
+/// too long): the line is history and is kept; only its indexed fields (source, success,
+/// sig_hash, event_kind) matter, and a field that cannot be indexed is left out.
+fn lenient_op(obj: &Map<String, Value>) -> ObservedOp {
+    let key = |name: &str| match obj.get(name) {
+        Some(Value::String(s)) if s.len() <= MAX_KEY_BYTES => JsField::Value(s.clone()),
+        _ => JsField::Absent,
+    };
+    let text = |name: &str| obj.get(name).and_then(Value::as_str).unwrap_or_default();
+    ObservedOp {
+        timestamp: text("timestamp").to_owned(),
+        endpoint: text("endpoint").to_owned(),
+        input_summary: text("input_summary").to_owned(),
+        success: obj.get("success").and_then(Value::as_bool).unwrap_or(false),
+        duration_ms: obj
+            .get("duration_ms")
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN),
+        output_summary: text("output_summary").to_owned(),
+        error: JsField::Absent,
+        source: obj
+            .get("source")
+            .and_then(Value::as_str)
+            .and_then(Source::parse)
+            .unwrap_or(Source::Scenario),
+        staffer_id: JsField::Absent,
+        sig_hash: key("sig_hash"),
+        event_kind: key("event_kind"),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What a put in a batch was, to count its outcome.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Outcome,
+    Op,
+    VerdictFromFile,
+    VerdictFromRow,
+    VerdictWithoutRow,
+}
+
+/// Puts waiting for their transaction.
+struct Batch<'a> {
+    store: &'a Store,
+    size: usize,
+    puts: Vec<Put>,
+    slots: Vec<Slot>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(store: &'a Store, size: usize) -> Batch<'a> {
+        Batch {
+            store,
+            size,
+            puts: Vec::with_capacity(size),
+            slots: Vec::with_capacity(size),
+        }
+    }
+
+    fn push(&mut self, put: Put, slot: Slot, report: &mut ImportReport) -> Result<(), ImportError> {
+        self.puts.push(put);
+        self.slots.push(slot);
+        if self.puts.len() >= self.size {
+            self.flush(report)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, report: &mut ImportReport) -> Result<(), ImportError> {
+        if self.puts.is_empty() {
+            return Ok(());
+        }
+        let start = std::time::Instant::now();
+        let written = self.store.write(&self.puts)?;
+        report.store_write_ms += u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        for (slot, written) in self.slots.iter().zip(written) {
+            let stored = matches!(written, Written::Stored { .. });
+            let counts = match slot {
+                Slot::Outcome => Some(&mut report.outcomes),
+                Slot::Op => Some(&mut report.ops),
+                Slot::VerdictWithoutRow => Some(&mut report.verdict_files),
+                Slot::VerdictFromFile | Slot::VerdictFromRow => None,
+            };
+            if let Some(counts) = counts {
+                if stored {
+                    counts.stored += 1;
+                } else {
+                    counts.duplicates += 1;
+                }
+            }
+            if matches!(
+                slot,
+                Slot::VerdictFromFile | Slot::VerdictFromRow | Slot::VerdictWithoutRow
+            ) {
+                let v = &mut report.verdicts;
+                if !stored {
+                    v.duplicates += 1;
+                    continue;
+                }
+                v.stored += 1;
+                match slot {
+                    Slot::VerdictFromFile => v.from_file += 1,
+                    Slot::VerdictFromRow => v.from_row += 1,
+                    _ => v.without_row += 1,
+                }
+            }
+        }
+        self.puts.clear();
+        self.slots.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! Verdicts of a legacy directory: the auditor's files under `_auditor/verdicts/`, matching a
+//! `kind:"audit"` row to the file of the same head and `audited_at`, and the verdict made from a
+//! row's own fields when no file matches (a re-audit overwrote the file, or it is gone).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::jsjson::ObjectWriter;
+use crate::model::verdict::MAX_SAFE_INTEGER;
+use crate::model::{FieldError, Verdict};
+
+/// What makes a verdict the same verdict: `(pr_number, head_sha, audited_at)`, as the store's
+/// `verdict_keys` table.
+pub(super) type Identity = (u64, String, String);
+
+pub(super) fn identity_of(v: &Verdict) -> Identity {
+    (v.pr_number, v.head_sha.clone(), v.audited_at.clone())
+}
+
+/// The identity an audit row claims, when its fields have the right types.
+pub(super) fn row_identity(row: &Map<String, Value>) -> Option<Identity> {
+    let pr_number = match row.get("pr_number")? {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
+                .map(|f| f as u64)
+        })?,
+        _ => return None,
+    };
+    let head_sha = row.get("head_sha")?.as_str()?;
+    let audited_at = row.get("audited_at")?.as_str()?;
+    Some((pr_number, head_sha.to_owned(), audited_at.to_owned()))
+}
+
+/// The `*.json` files of the verdict directory, by name; none when the directory is missing.
+pub(super) fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        // The entry's type comes with the directory listing; only a symlink costs a stat.
+        let file_type = entry.file_type()?;
+        let is_file = file_type.is_file() || (file_type.is_symlink() && path.is_file());
+        if is_file && path.extension().is_some_and(|ext| ext == "json") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Why a verdict file is not imported.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FileProblem {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a valid verdict: {0}")]
+    Invalid(String),
+}
+
+/// Reads and validates one verdict file; its whole text becomes the verdict's raw JSON.
+pub(super) fn read_file(path: &Path) -> Result<Verdict, FileProblem> {
+    let bytes = std::fs::read(path)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        FileProblem::Invalid(format!(
+            "invalid UTF-8 (at byte {} of the file)",
+            e.valid_up_to()
+        ))
+    })?;
+    Verdict::parse(text).map_err(|e| FileProblem::Invalid(e.message))
+}
+
+/// A verdict made from an audit row's fields, the inverse of `appendVerdictToKbOutcomes`:
+/// `findings.{block,warn,info}` become `metrics.findings_*`, and `elapsed_secs` (which was
+/// `audit_duration_ms / 1000`) becomes `audit_duration_ms` again, rounded to the microsecond so
+/// that the division's floating-point error goes away (14.237 → 14237, not 14236.999999999998).
+/// An `elapsed_secs` of 0 gives 0: the row cannot tell an absent duration from a zero one.
+/// The verdict's raw JSON is this synthesized document, in the auditor's key order.
+pub(super) fn verdict_from_row(row: &Map<String, Value>) -> Result<Verdict, FieldError> {
+    let findings = row.get("findings").and_then(Value::as_object);
+    let mut text = String::with_capacity(400);
+    let mut doc = ObjectWriter::new(&mut text);
+    for key in ["pr_number", "head_sha", "overall", "one_liner"] {
+        copy(&mut doc, key, row.get(key));
+    }
+    doc.with("metrics", |out| {
+        let mut metrics = ObjectWriter::new(out);
+        copy(
+            &mut metrics,
+            "findings_block",
+            findings.and_then(|f| f.get("block")),
+        );
+        copy(
+            &mut metrics,
+            "findings_warn",
+            findings.and_then(|f| f.get("warn")),
+        );
+        copy(
+            &mut metrics,
+            "findings_info",
+            findings.and_then(|f| f.get("info")),
+        );
+        if let Some(secs) = row.get("elapsed_secs").and_then(Value::as_f64) {
+            metrics.num("audit_duration_ms", duration_ms_from_secs(secs));
+        }
+        metrics.finish();
+    });
+    copy(&mut doc, "audited_at", row.get("audited_at"));
+    doc.finish();
+    Verdict::parse(&text)
+}
+
+/// `elapsed_secs × 1000`, rounded to the microsecond.
+pub(super) fn duration_ms_from_secs(secs: f64) -> f64 {
+    (secs * 1_000_000.0).round() / 1000.0
+}
+
+/// Writes `key: value` when the value is present (JSON `undefined` stays out).
+fn copy(doc: &mut ObjectWriter<'_>, key: &str, value: Option<&Value>) {
+    match value {
+        None => {}
+        Some(Value::String(s)) => {
+            doc.str(key, s);
+        }
+        Some(other) => {
+            doc.with(key, |out| out.push_str(&other.to_string()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::JsField;
+
+    fn row(text: &str) -> Map<String, Value> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_row_gives_back_the_verdict_that_wrote_it() {
+        // Line 2 of fixtures/legacy/data/_kb/outcomes.jsonl.
+        let line = r#"{"kind":"audit","sig_hash":"pr1-e9e0d501","audited_at":"2026-04-01T09:15:13.330Z","pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","ok_events":0,"total_events":1,"findings":{"block":2,"warn":2,"info":1},"elapsed_secs":14.237}"#;
+        let v = verdict_from_row(&row(line)).unwrap();
+        assert_eq!(v.audit_duration_ms, JsField::Value(14237.0));
+        assert_eq!(v.findings_info, JsField::Value(1));
+        assert_eq!(v.kb_outcome_line(), line);
+        assert_eq!(
+            v.raw_json,
+            r#"{"pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","metrics":{"findings_block":2,"findings_warn":2,"findings_info":1,"audit_duration_ms":14237},"audited_at":"2026-04-01T09:15:13.330Z"}"#
+        );
+        assert_eq!(
+            row_identity(&row(line)),
+            Some((
+                1,
+                "e9e0d501ff8789cc67d571bd52f177119c19e495".into(),
+                "2026-04-01T09:15:13.330Z".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn absent_and_null_info_survive_and_bad_rows_name_the_field() {
+        let base = r#""kind":"audit","audited_at":"t","pr_number":6,"head_sha":"7fe47bab00","overall":"approve","one_liner":"x""#;
+        let v = verdict_from_row(&row(&format!(
+            r#"{{{base},"findings":{{"block":0,"warn":1}},"elapsed_secs":0}}"#
+        )))
+        .unwrap();
+        assert_eq!(v.findings_info, JsField::Absent);
+        assert_eq!(v.audit_duration_ms, JsField::Value(0.0));
+        let v = verdict_from_row(&row(&format!(
+            r#"{{{base},"findings":{{"block":0,"warn":1,"info":null}}}}"#
+        )))
+        .unwrap();
+        assert_eq!(v.findings_info, JsField::Null);
+        assert_eq!(v.audit_duration_ms, JsField::Absent);
+        let err = verdict_from_row(&row(&format!(r#"{{{base}}}"#))).unwrap_err();
+        assert_eq!(err.message, "metrics.findings_block is required");
+    }
+
+    #[test]
+    fn durations_come_back_exactly_for_whole_milliseconds() {
+        for ms in (0..200_000u64)
+            .step_by(7)
+            .chain([1, 137, 2030, 14237, 83237])
+        {
+            let secs = ms as f64 / 1000.0;
+            assert_eq!(duration_ms_from_secs(secs), ms as f64, "{ms}");
+        }
+        assert_eq!(duration_ms_from_secs(1.2345), 1234.5);
+    }
+}

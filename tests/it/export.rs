@@ -1,0 +1,844 @@
+//! The export job on real files: byte compatibility with the seed's JavaScript (computed by Node
+//! from the seed's own expressions), incremental runs, every recovery path (torn tail, file cut
+//! or edited by hand, missing, a stranger's file), and crashes of the real binary between the
+//! append and the checkpoint (abort hook) or in the middle of a line (SIGKILL).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use lakehouse_kb::export::{Action, ExportJob, ExportReport, HOOK_ENV};
+use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::store::{Put, Store, StoreOptions};
+use lakehouse_kb::synth::Synth;
+
+use crate::cli::kb;
+
+/// Fails with the first differing line only (never whole files).
+pub fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
+    if got == want {
+        return;
+    }
+    let got_lines: Vec<&[u8]> = got.split_inclusive(|&b| b == b'\n').collect();
+    let want_lines: Vec<&[u8]> = want.split_inclusive(|&b| b == b'\n').collect();
+    for i in 0..got_lines.len().max(want_lines.len()) {
+        let (g, w) = (got_lines.get(i), want_lines.get(i));
+        if g != w {
+            let show = |l: Option<&&[u8]>| {
+                l.map_or("<end of file>".to_owned(), |l| {
+                    format!("{:?}", String::from_utf8_lossy(l))
+                })
+            };
+            panic!(
+                "{what}: first difference at line {} ({} vs {} bytes in all)\n  got:  {}\n  want: {}",
+                i + 1,
+                got.len(),
+                want.len(),
+                show(g),
+                show(w)
+            );
+        }
+    }
+}
+
+pub fn open(dir: &Path) -> Store {
+    Store::open(&dir.join("kb.redb"), StoreOptions::default()).unwrap()
+}
+
+/// Mixed synthetic traffic: verdicts (with their row and event), events, scenario rows.
+pub fn load(store: &Store, seed: u64, n: usize) {
+    let mut synth = Synth::new(seed, 40);
+    let puts: Vec<Put> = (0..n)
+        .map(|i| {
+            let now = 1_775_000_000_000 + i as u64;
+            Put::from(match i % 3 {
+                0 => verdict_record(synth.verdict().as_bytes(), now).unwrap(),
+                1 => event_record(synth.event().as_bytes(), now).unwrap(),
+                _ => outcome_record(synth.outcome().as_bytes(), now).unwrap(),
+            })
+        })
+        .collect();
+    store.write(&puts).unwrap();
+}
+
+fn read(dir: &Path, file: &str) -> Vec<u8> {
+    std::fs::read(dir.join(file)).unwrap()
+}
+
+const OUTCOMES: &str = "_kb/outcomes.jsonl";
+const OPS: &str = "_observer/ops.jsonl";
+
+/// Both files as a clean export writes them: a fresh directory, the same store.
+fn clean_export(store: &Arc<Store>) -> (Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    ExportJob::new(store.clone(), dir.path().to_owned())
+        .run()
+        .unwrap();
+    (read(dir.path(), OUTCOMES), read(dir.path(), OPS))
+}
+
+fn assert_matches_clean_export(store: &Arc<Store>, out: &Path) {
+    let (outcomes, ops) = clean_export(store);
+    assert_same_bytes("outcomes.jsonl", &read(out, OUTCOMES), &outcomes);
+    assert_same_bytes("ops.jsonl", &read(out, OPS), &ops);
+}
+
+/// The seed's writers, verbatim where they compute bytes: `appendVerdictToKbOutcomes` and
+/// `indexVerdictToObserver` (auditor/audit.ts) and the observer's `POST /event` op
+/// (mcp-server/observer.ts), with `new Date().toISOString()` replaced by the receipt time.
+const SEED_JS: &str = r#"
+const input = require("fs").readFileSync(0, "utf8").split("\n").filter(Boolean);
+function observe(body, now) {
+  const allowedSource = ["mcp", "scenario", "auditor", "bot"];
+  const bodySrc = typeof body.source === "string" ? body.source : "";
+  const source = allowedSource.includes(bodySrc) ? bodySrc : "scenario";
+  const success = typeof body.success === "boolean" ? body.success
+    : typeof body.ok === "boolean" ? body.ok
+    : false;
+  return {
+    timestamp: body.timestamp ?? now,
+    endpoint: body.endpoint ?? (source === "auditor" ? "auditor:verdict"
+      : source === "bot" ? "bot:cycle"
+      : "scenario:fill"),
+    input_summary: body.input_summary ?? `${body.event_kind ?? "?"} ${body.role ?? "?"}×${body.count ?? "?"} in ${body.city ?? "?"}, ${body.state ?? "?"}`,
+    success,
+    duration_ms: Number(body.duration_ms ?? body.audit_duration_ms ?? 0),
+    output_summary: body.output_summary ?? body.one_liner ?? (success ? "ok" : (body.error ?? "failed")),
+    error: body.error,
+    source,
+    staffer_id: body.staffer_id,
+    sig_hash: body.sig_hash,
+    event_kind: body.event_kind,
+  };
+}
+let kb = "", ops = "";
+for (const item of input) {
+  const { kind, now_ms, text } = JSON.parse(item);
+  const now = new Date(now_ms).toISOString();
+  if (kind === "verdict") {
+    const v = JSON.parse(text);
+    const row = {
+      kind: "audit",
+      sig_hash: `pr${v.pr_number}-${v.head_sha.slice(0, 8)}`,
+      audited_at: v.audited_at,
+      pr_number: v.pr_number,
+      head_sha: v.head_sha,
+      overall: v.overall,
+      one_liner: v.one_liner,
+      ok_events: v.overall === "approve" ? 1 : 0,
+      total_events: 1,
+      findings: {
+        block: v.metrics.findings_block,
+        warn: v.metrics.findings_warn,
+        info: v.metrics.findings_info,
+      },
+      elapsed_secs: (v.metrics.audit_duration_ms ?? 0) / 1000,
+    };
+    kb += JSON.stringify(row) + "\n";
+    const payload = {
+      source: "auditor",
+      event_kind: "audit",
+      ok: v.overall === "approve",
+      sig_hash: `pr${v.pr_number}-${v.head_sha.slice(0, 8)}`,
+      pr_number: v.pr_number,
+      head_sha: v.head_sha,
+      overall: v.overall,
+      one_liner: v.one_liner,
+      findings_block: v.metrics.findings_block,
+      findings_warn: v.metrics.findings_warn,
+      audit_duration_ms: v.metrics.audit_duration_ms,
+      audited_at: v.audited_at,
+    };
+    // Sent as JSON.stringify(payload), read by the observer with req.json().
+    ops += JSON.stringify(observe(JSON.parse(JSON.stringify(payload)), now)) + "\n";
+  } else if (kind === "event") {
+    ops += JSON.stringify(observe(JSON.parse(text), now)) + "\n";
+  } else {
+    kb += text + "\n";
+  }
+}
+process.stdout.write(JSON.stringify({ kb, ops }));
+"#;
+
+/// Runs [`SEED_JS`] on `(kind, receipt ms, text)` items: the bytes the legacy system wrote.
+fn seed_js(items: &[(&str, u64, String)]) -> (Vec<u8>, Vec<u8>) {
+    let mut input = String::new();
+    for (kind, now_ms, text) in items {
+        let item = serde_json::json!({ "kind": kind, "now_ms": now_ms, "text": text });
+        input.push_str(&item.to_string());
+        input.push('\n');
+    }
+    let mut child = Command::new("node")
+        .args(["-e", SEED_JS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "this test needs Node.js (v20) on PATH to run the seed's JavaScript: could not \
+                 run `node` ({e})"
+            )
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "node failed");
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    (
+        value["kb"].as_str().unwrap().as_bytes().to_vec(),
+        value["ops"].as_str().unwrap().as_bytes().to_vec(),
+    )
+}
+
+fn verdict(pr: u64, one_liner: &str, metrics: &str, overall: &str, minute: u32) -> String {
+    format!(
+        r#"{{"pr_number":{pr},"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"{overall}","one_liner":{},"findings":[],"metrics":{{{metrics}}},"audited_at":"2026-04-01T09:{minute:02}:13.330Z"}}"#,
+        serde_json::to_string(one_liner).unwrap()
+    )
+}
+
+/// Contract §2 and §4, every case of the table: through ingest, the store and the export, the
+/// files hold exactly the bytes the seed's JavaScript writes.
+#[test]
+fn exported_bytes_equal_the_seed_javascript() {
+    let m = r#""findings_block":2,"findings_warn":1,"findings_info":3"#;
+    let verdicts = [
+        verdict(
+            1,
+            "two seconds",
+            &format!(r#"{m},"audit_duration_ms":2000"#),
+            "block",
+            1,
+        ),
+        verdict(
+            2,
+            "one and a half",
+            &format!(r#"{m},"audit_duration_ms":1500"#),
+            "approve",
+            2,
+        ),
+        verdict(
+            3,
+            "a third",
+            &format!(r#"{m},"audit_duration_ms":333"#),
+            "request_changes",
+            3,
+        ),
+        verdict(
+            4,
+            "no duration, no info: é ü 日本 🎉",
+            r#""findings_block":0,"findings_warn":0"#,
+            "approve",
+            4,
+        ),
+        verdict(
+            5,
+            "null duration and info \u{7f}",
+            r#""findings_block":0,"findings_warn":0,"findings_info":null,"audit_duration_ms":null"#,
+            "block",
+            5,
+        ),
+        verdict(
+            6,
+            "controls \u{1}\u{1f}\u{8}\u{c}\n\r\t\"\\ end",
+            &format!(r#"{m},"audit_duration_ms":0.001"#),
+            "block",
+            6,
+        ),
+        verdict(
+            7,
+            "separators \u{2028} \u{2029} and a slash / </script>",
+            // The double just below 1e-4, whose thousandth is exactly the double nearest 1e-7.
+            &format!(r#"{m},"audit_duration_ms":0.00009999999999999999"#),
+            "block",
+            7,
+        ),
+        verdict(
+            8,
+            "huge",
+            &format!(r#"{m},"audit_duration_ms":1e24"#),
+            "block",
+            8,
+        ),
+        verdict(
+            9007199254740991,
+            "largest pr",
+            &format!(r#"{m},"audit_duration_ms":14237"#),
+            "approve",
+            9,
+        ),
+        verdict(
+            10,
+            "zero",
+            &format!(r#"{m},"audit_duration_ms":0"#),
+            "block",
+            10,
+        ),
+    ];
+    let events = [
+        r#"{"source":"github","ok":true,"one_liner":"unknown source"}"#,
+        r#"{"source":"bot","success":false,"error":"boom \u0000 \u2028"}"#,
+        r#"{"event_kind":"fill","role":"welder","count":2.5,"city":"Gary","state":"IN","duration_ms":"1.5e3"}"#,
+        r#"{"timestamp":"2026-01-01T00:00:00.000Z","sig_hash":null,"staffer_id":"s-1","duration_ms":1e21,"success":true}"#,
+        r#"{"source":"mcp","count":[1,[2]],"city":{"a":1},"error":null,"audit_duration_ms":7}"#,
+    ];
+    let outcomes = [
+        r#"{"sig_hash":"6cd5d79c4f5d42c9", "elapsed_secs":15.80,"x":"\u00e9/é"}"#,
+        r#"{"sig_hash":"a","kind":"custom","n":1.0e0}"#,
+    ];
+
+    let mut items: Vec<(&str, u64, String)> = Vec::new();
+    let mut puts = Vec::new();
+    let mut now = 1_775_034_913_330;
+    for (i, v) in verdicts.iter().enumerate() {
+        now += 1_001;
+        items.push(("verdict", now, v.clone()));
+        puts.push(Put::from(verdict_record(v.as_bytes(), now).unwrap()));
+        let event = events[i % events.len()];
+        now += 7;
+        items.push(("event", now, event.to_owned()));
+        puts.push(Put::from(event_record(event.as_bytes(), now).unwrap()));
+        if let Some(row) = outcomes.get(i) {
+            items.push(("outcome", now, (*row).to_owned()));
+            puts.push(Put::from(outcome_record(row.as_bytes(), now).unwrap()));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    store.write(&puts).unwrap();
+    let out = dir.path().join("out");
+    ExportJob::new(store, out.clone()).run().unwrap();
+
+    let (kb_want, ops_want) = seed_js(&items);
+    let kb_got = read(&out, OUTCOMES);
+    assert_same_bytes("outcomes.jsonl vs seed JS", &kb_got, &kb_want);
+    assert_same_bytes("ops.jsonl vs seed JS", &read(&out, OPS), &ops_want);
+
+    // The contract's examples, literally, so that the test cannot pass with Node and us wrong
+    // in the same way.
+    let kb_text = String::from_utf8(kb_got).unwrap();
+    for expected in [
+        r#""elapsed_secs":2}"#,
+        r#""elapsed_secs":1.5}"#,
+        r#""elapsed_secs":0.333}"#,
+        r#""findings":{"block":0,"warn":0},"elapsed_secs":0}"#,
+        r#""findings":{"block":0,"warn":0,"info":null},"elapsed_secs":0}"#,
+        r#""elapsed_secs":0.000001}"#,
+        r#""elapsed_secs":1e-7}"#,
+        r#""elapsed_secs":1e+21}"#,
+        r#""elapsed_secs":14.237}"#,
+        r#""one_liner":"controls \u0001\u001f\b\f\n\r\t\"\\ end""#,
+        "\"one_liner\":\"separators \u{2028} \u{2029} and a slash / </script>\"",
+        "\"one_liner\":\"no duration, no info: é ü 日本 🎉\"",
+        "\"one_liner\":\"null duration and info \u{7f}\"",
+        r#""pr_number":9007199254740991,"#,
+        r#"{"sig_hash":"6cd5d79c4f5d42c9", "elapsed_secs":15.80,"x":"\u00e9/é"}"#,
+    ] {
+        assert!(
+            kb_text.contains(expected),
+            "outcomes.jsonl lacks {expected}"
+        );
+    }
+}
+
+#[test]
+fn incremental_runs_write_only_the_new_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    load(&store, 1, 300);
+    let out = dir.path().join("out");
+    let job = ExportJob::new(store.clone(), out.clone());
+    let first = job.run().unwrap();
+    assert_eq!(first.outcomes.action, Action::Appended);
+    // 100 verdicts bring 100 rows and 100 events; 100 events; 100 scenario rows.
+    assert_eq!(
+        (first.outcomes.rows_written, first.ops.rows_written),
+        (200, 200)
+    );
+    let len_before = first.outcomes.checkpoint.len;
+
+    let idle = job.run().unwrap();
+    for file in idle.files() {
+        assert_eq!((file.action, file.rows_written), (Action::Unchanged, 0));
+    }
+    assert_eq!(idle.outcomes.checkpoint, first.outcomes.checkpoint);
+
+    let before = read(&out, OUTCOMES);
+    load(&store, 2, 6);
+    let next = job.run().unwrap();
+    assert_eq!(
+        (next.outcomes.rows_written, next.ops.rows_written),
+        (4, 4),
+        "{next:?}"
+    );
+    assert_eq!(next.outcomes.action, Action::Appended);
+    assert_eq!(
+        next.outcomes.checkpoint.len,
+        len_before + next.outcomes.bytes_written
+    );
+    let after = read(&out, OUTCOMES);
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "old bytes were rewritten"
+    );
+    // The last record loaded is a scenario row.
+    assert_eq!(
+        store.checkpoint("outcomes").unwrap().seq,
+        store.last_seq().unwrap()
+    );
+    assert_matches_clean_export(&store, &out);
+}
+
+#[test]
+fn report_serializes_as_post_export_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    load(&store, 3, 3);
+    let report = ExportJob::new(store, dir.path().join("out")).run().unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    let outcomes = &json["outcomes"];
+    assert_eq!(outcomes["action"], "appended");
+    assert_eq!(outcomes["rows_written"], 2);
+    assert_eq!(outcomes["checkpoint"]["seq"], 5);
+    assert_eq!(
+        outcomes["checkpoint"]["tail"].as_str().unwrap().len(),
+        16,
+        "{json}"
+    );
+    assert!(outcomes.get("reason").is_none());
+    assert!(json["duration_ms"].is_u64());
+    let _: &ExportReport = &report;
+}
+
+/// Sets up a store with rows, exported once into `out`.
+fn exported(rows: usize) -> (tempfile::TempDir, Arc<Store>, ExportJob) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    load(&store, 4, rows);
+    let job = ExportJob::new(store.clone(), dir.path().join("out"));
+    job.run().unwrap();
+    (dir, store, job)
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_its_rows_written_once() {
+    let (_dir, store, job) = exported(90);
+    let path = job.out_dir().join(OUTCOMES);
+    // What a crash mid-append leaves: the start of the next row, no newline.
+    let torn = br#"{"sig_hash":"torn","ok_ev"#;
+    let append_torn = || {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(torn).unwrap();
+    };
+    // With nothing new to write, the cut alone must leave a clean file.
+    append_torn();
+    let report = job.run().unwrap();
+    assert_eq!(
+        (
+            report.outcomes.action,
+            report.outcomes.bytes_truncated,
+            report.outcomes.rows_written
+        ),
+        (Action::Appended, torn.len() as u64, 0)
+    );
+    assert_matches_clean_export(&store, job.out_dir());
+
+    append_torn();
+    load(&store, 5, 3);
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.bytes_truncated, torn.len() as u64);
+    assert_eq!(report.outcomes.rows_written, 2);
+    assert_matches_clean_export(&store, job.out_dir());
+}
+
+#[test]
+fn a_file_cut_by_hand_is_rebuilt() {
+    let (_dir, store, job) = exported(90);
+    let path = job.out_dir().join(OPS);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    let report = job.run().unwrap();
+    assert_eq!(report.ops.action, Action::Rebuilt);
+    assert!(report.ops.reason.as_deref().unwrap().contains("shorter"));
+    assert_eq!(report.ops.rows_written, 60);
+    assert_eq!(report.outcomes.action, Action::Unchanged);
+    assert_matches_clean_export(&store, job.out_dir());
+    assert!(!job.out_dir().join("_observer/ops.jsonl.tmp").exists());
+}
+
+#[test]
+fn a_file_edited_by_hand_is_rebuilt() {
+    let (_dir, store, job) = exported(90);
+    let path = job.out_dir().join(OUTCOMES);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Same length, one byte changed near the end: only the fingerprint can tell.
+    let at = bytes.len() - 30;
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&path, &bytes).unwrap();
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.action, Action::Rebuilt);
+    assert!(
+        report
+            .outcomes
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("changed"),
+        "{report:?}"
+    );
+    assert_matches_clean_export(&store, job.out_dir());
+}
+
+/// The documented limit of the constant-cost check: an edit of the same length further than
+/// 4 KiB before the end is not seen.
+#[test]
+fn an_edit_before_the_fingerprinted_tail_goes_unseen() {
+    let (_dir, _store, job) = exported(300);
+    let path = job.out_dir().join(OUTCOMES);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 2 * 4096);
+    bytes[10] = b' ';
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(job.run().unwrap().outcomes.action, Action::Unchanged);
+}
+
+#[test]
+fn a_missing_file_is_rebuilt() {
+    let (_dir, store, job) = exported(30);
+    std::fs::remove_dir_all(job.out_dir().join("_kb")).unwrap();
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.action, Action::Rebuilt);
+    assert!(
+        report
+            .outcomes
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("missing")
+    );
+    assert_matches_clean_export(&store, job.out_dir());
+}
+
+/// A file this database never exported into is not destroyed: it may hold rows that were never
+/// imported.
+#[test]
+fn a_strangers_file_is_kept_aside_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    load(&store, 6, 30);
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("_kb")).unwrap();
+    std::fs::write(out.join(OUTCOMES), "{\"theirs\":1}\n").unwrap();
+    let report = ExportJob::new(store.clone(), out.clone()).run().unwrap();
+    assert_eq!(report.outcomes.action, Action::Rebuilt);
+    let kept: Vec<_> = std::fs::read_dir(out.join("_kb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("outcomes.jsonl.replaced-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read(out.join("_kb").join(&kept[0])).unwrap(),
+        b"{\"theirs\":1}\n"
+    );
+    assert_matches_clean_export(&store, &out);
+}
+
+#[test]
+fn concurrent_runs_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    load(&store, 7, 3000);
+    let job = Arc::new(ExportJob::new(store.clone(), dir.path().join("out")));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let job = job.clone();
+            std::thread::spawn(move || job.run().unwrap())
+        })
+        .collect();
+    let reports: Vec<ExportReport> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let total: u64 = reports.iter().map(|r| r.outcomes.rows_written).sum();
+    assert_eq!(total, 2000, "every row written exactly once");
+    assert_matches_clean_export(&store, job.out_dir());
+}
+
+/// Kills the real binary between the fsync of the appended bytes and the checkpoint (the test
+/// hook aborts there), then runs it again: the rows after the checkpoint are cut and written
+/// once more, so nothing is doubled or missing.
+#[test]
+fn abort_between_fsync_and_checkpoint_then_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    {
+        let store = open(data);
+        load(&store, 8, 150);
+        ExportJob::new(Arc::new(store), data.to_owned())
+            .run()
+            .unwrap();
+        load(&open(data), 9, 60);
+    }
+    let out = kb_with_hook(data, &["export"], "abort-before-checkpoint:outcomes");
+    assert!(!out.status.success(), "the hook should have aborted");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("aborting before the outcomes checkpoint")
+    );
+    let store = open(data);
+    let checkpoint = store.checkpoint("outcomes").unwrap();
+    let on_disk = std::fs::metadata(data.join(OUTCOMES)).unwrap().len();
+    assert!(
+        on_disk > checkpoint.len,
+        "the new rows were appended and fsync'd but not checkpointed"
+    );
+    drop(store);
+
+    let out = kb(data, &["export"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("longer than its checkpoint"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_matches_clean_export(&Arc::new(open(data)), data);
+}
+
+/// SIGKILL in the middle of writing a line (the hook pauses there, so the kill lands at a known
+/// point): the file ends in a torn line; the next run cuts it and finishes the job.
+#[test]
+fn sigkill_mid_line_then_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    {
+        let store = open(data);
+        load(&store, 10, 90);
+        ExportJob::new(Arc::new(store), data.to_owned())
+            .run()
+            .unwrap();
+        load(&open(data), 11, 90);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
+        .arg("--data")
+        .arg(data)
+        .arg("export")
+        .env(HOOK_ENV, "pause-mid-line:ops:20")
+        .env_remove("LAKEHOUSE_KB_DATA")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut paused = false;
+    for line in stderr.lines() {
+        if line.unwrap().contains("export paused mid-line") {
+            paused = true;
+            break;
+        }
+    }
+    assert!(paused, "the export never reached the pause");
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+
+    let ops = read(data, OPS);
+    assert_ne!(
+        ops.last(),
+        Some(&b'\n'),
+        "the kill should leave a torn line"
+    );
+    let out = kb(data, &["export"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_matches_clean_export(&Arc::new(open(data)), data);
+}
+
+fn kb_with_hook(data: &Path, args: &[&str], hook: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env(HOOK_ENV, hook)
+        .env_remove("LAKEHOUSE_KB_DATA")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_export_while_a_server_runs_asks_the_server() {
+    let server = crate::support::TestServer::start_with(&["--export-interval", "0"], &[]);
+    assert_eq!(
+        server.post_json("/event", r#"{"source":"bot"}"#).status,
+        200
+    );
+    let out = kb(&server.data, &["export", "--url", &server.base]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(by the running server): 1 rows written"),
+        "{stdout}"
+    );
+    let ops = std::fs::read_to_string(server.data.join(OPS)).unwrap();
+    assert_eq!(ops.lines().count(), 1);
+
+    // --out cannot be honoured by the server: refused with the reason.
+    let elsewhere = server.data.join("elsewhere");
+    let out = kb(
+        &server.data,
+        &["export", "--out", elsewhere.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the server exports into its own directory")
+    );
+}
+
+#[test]
+fn cli_export_on_a_held_file_with_no_server_answering_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = open(dir.path());
+    let out = kb(dir.path(), &["export", "--url", "http://127.0.0.1:9"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("open in another process"), "{stderr}");
+    assert!(stderr.contains("is --url right?"), "{stderr}");
+}
+
+#[test]
+fn cli_export_writes_under_out() {
+    let dir = tempfile::tempdir().unwrap();
+    load(&open(dir.path()), 12, 9);
+    let out_dir = dir.path().join("elsewhere");
+    let out = kb(dir.path(), &["export", "--out", out_dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("6 rows appended"), "{stdout}");
+    assert!(!dir.path().join("_kb").exists());
+    assert_matches_clean_export(&Arc::new(open(dir.path())), &out_dir);
+}
+
+/// Waits until `cond` holds, polling; fails after 30 s.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn serve_exports_periodically_and_the_files_equal_a_clean_export() {
+    let mut server = crate::support::TestServer::start_with(&["--export-interval", "100ms"], &[]);
+    let verdicts = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/legacy/verdicts.ndjson"
+    ))
+    .unwrap();
+    assert_eq!(server.post_ndjson("/verdicts", verdicts).status, 200);
+    eventually("26 audit rows exported", || {
+        lines(&server.data.join(OUTCOMES)) == 26
+    });
+    eventually("26 ops exported", || lines(&server.data.join(OPS)) == 26);
+    let data = server.data.clone();
+    assert!(server.stop().success());
+    assert_matches_clean_export(&Arc::new(open(&data)), &data);
+}
+
+#[test]
+fn post_export_answers_with_rows_and_checkpoints_and_metrics_show_the_lag() {
+    let server = crate::support::TestServer::start_with(&["--export-interval", "0"], &[]);
+    for i in 0..3 {
+        server.post_json("/event", format!(r#"{{"source":"bot","i":{i}}}"#));
+    }
+    let metrics = server.get("/metrics").text;
+    assert!(
+        metrics.contains(r#"lakehouse_kb_export_lag_rows{file="ops"} 3"#),
+        "{metrics}"
+    );
+    let answer = server.post_json("/export", "");
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json["ops"]["rows_written"], 3);
+    assert_eq!(answer.json["ops"]["checkpoint"]["seq"], 3);
+    assert_eq!(answer.json["outcomes"]["rows_written"], 0);
+    let metrics = server.get("/metrics").text;
+    assert!(
+        metrics.contains(r#"lakehouse_kb_export_lag_rows{file="ops"} 0"#),
+        "{metrics}"
+    );
+    assert_eq!(lines(&server.data.join(OPS)), 3);
+}
+
+#[test]
+fn graceful_shutdown_runs_a_last_export() {
+    let mut server = crate::support::TestServer::start_with(&["--export-interval", "1h"], &[]);
+    for i in 0..10 {
+        server.post_json("/event", format!(r#"{{"source":"mcp","i":{i}}}"#));
+    }
+    assert_eq!(lines(&server.data.join(OPS)), 0);
+    let data = server.data.clone();
+    assert!(server.stop().success());
+    assert_eq!(lines(&data.join(OPS)), 10);
+    assert!(crate::support::server_log(&data).contains("last export done"));
+}
+
+#[test]
+fn retention_never_deletes_events_not_yet_exported_and_never_rewrites_the_log() {
+    let args = [
+        "--export-interval",
+        "1h",
+        "--events-max-count",
+        "0",
+        "--retention-interval",
+        "50ms",
+    ];
+    let server = crate::support::TestServer::start_with(&args, &[]);
+    for i in 0..5 {
+        server.post_json("/event", format!(r#"{{"source":"bot","i":{i}}}"#));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.stats()["total"], 5, "unexported events are kept");
+    assert_eq!(server.post_json("/export", "").status, 200);
+    eventually("retention deleted the exported events", || {
+        server.stats()["total"] == 0
+    });
+    assert_eq!(
+        lines(&server.data.join(OPS)),
+        5,
+        "ops.jsonl is a log: retention leaves it alone"
+    );
+    // The next export has nothing to append and rewrites nothing.
+    let answer = server.post_json("/export", "");
+    assert_eq!(answer.json["ops"]["action"], "unchanged", "{}", answer.text);
+}

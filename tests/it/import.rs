@@ -1,0 +1,465 @@
+//! The legacy import on real directories: the fixtures' round trip through import and export
+//! (byte-identical), idempotence, a legacy file that grew, each kind of malformed line with its
+//! file and line number, `--strict` committing nothing, and the verdict files (matched, stale,
+//! without a row, invalid).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lakehouse_kb::export::{Action, ExportJob};
+use lakehouse_kb::import::{self, ImportError, ImportOptions, ImportReport, NoProgress};
+use lakehouse_kb::model::Verdict;
+use lakehouse_kb::store::Store;
+use lakehouse_kb::synth::Synth;
+
+use crate::cli::kb;
+use crate::export::{assert_same_bytes, open};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy/data");
+const OUTCOMES: &str = "_kb/outcomes.jsonl";
+const OPS: &str = "_observer/ops.jsonl";
+
+fn fixtures() -> PathBuf {
+    let path = PathBuf::from(FIXTURES);
+    assert!(
+        path.join(OUTCOMES).is_file(),
+        "the legacy fixtures are expected at {} (vendored under tests/fixtures)",
+        path.display()
+    );
+    path
+}
+
+/// A writable copy of a directory tree.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
+        }
+    }
+}
+
+fn write(dir: &Path, file: &str, bytes: &[u8]) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn import_lib(store: &Store, from: &Path, strict: bool) -> Result<ImportReport, ImportError> {
+    let options = ImportOptions {
+        strict,
+        // Small batches, so that several transactions are exercised.
+        batch_size: 7,
+    };
+    import::import(store, from, &options, &mut NoProgress)
+}
+
+fn export_to(store: Store, out: &Path) -> lakehouse_kb::export::ExportReport {
+    ExportJob::new(Arc::new(store), out.to_owned())
+        .run()
+        .unwrap()
+}
+
+/// The issue's round trip: the fixtures into an empty database, exported, byte-identical.
+#[test]
+fn fixtures_round_trip_byte_identical_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = kb(&data, &["import", "--from", FIXTURES]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "_kb/outcomes.jsonl: 40 lines read, 40 stored, 0 skipped as duplicates, 0 rejected"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("_observer/ops.jsonl: 60 lines read, 60 stored"),
+        "{text}"
+    );
+    // 20 audit rows: 17 match their verdict file, 3 are older audits of a head whose file a
+    // re-audit overwrote.
+    assert!(
+        text.contains("verdicts: 20 stored (17 with their verdict file's JSON, 3 from their KB row, 0 from a file without a row)"),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("importing:"), "plain progress lines");
+
+    // Indexes and counters agree with the rows.
+    let out = kb(&data, &["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let out = kb(&data, &["export"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in [OUTCOMES, OPS] {
+        assert_same_bytes(
+            file,
+            &std::fs::read(data.join(file)).unwrap(),
+            &std::fs::read(fixtures().join(file)).unwrap(),
+        );
+    }
+}
+
+#[test]
+fn importing_twice_stores_nothing_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let first = import_lib(&store, &fixtures(), false).unwrap();
+    assert_eq!(first.totals(), (117, 100, 0, 0));
+    let stats = store.stats().unwrap();
+    let again = import_lib(&store, &fixtures(), false).unwrap();
+    assert_eq!(again.totals(), (117, 0, 100, 0));
+    assert_eq!((again.verdicts.stored, again.verdicts.duplicates), (0, 20));
+    assert_eq!(store.stats().unwrap(), stats);
+    drop(store);
+
+    let out = kb(dir.path(), &["import", "--from", FIXTURES]);
+    assert!(
+        stdout(&out).contains("total: 117 read, 0 stored, 100 skipped as duplicates, 0 rejected"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// A legacy writer kept appending after the first import: the second brings in only the new
+/// lines, including a new copy of a line that was already there.
+#[test]
+fn a_grown_legacy_file_brings_only_its_new_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    copy_dir(&fixtures(), &legacy);
+    let store = open(dir.path());
+    import_lib(&store, &legacy, false).unwrap();
+
+    let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
+    let first_line = outcomes
+        .split_inclusive(|&b| b == b'\n')
+        .next()
+        .unwrap()
+        .to_vec();
+    let verdict = Verdict::parse(&Synth::new(1, 5).verdict()).unwrap();
+    outcomes.extend_from_slice(&first_line);
+    outcomes.extend_from_slice(format!("{}\n", verdict.kb_outcome_line()).as_bytes());
+    write(&legacy, OUTCOMES, &outcomes);
+    let mut ops = std::fs::read(legacy.join(OPS)).unwrap();
+    ops.extend_from_slice(b"{\"timestamp\":\"2026-04-03T00:00:00.000Z\",\"endpoint\":\"bot:cycle\",\"input_summary\":\"cycle ?\\u00d7? in ?, ?\",\"success\":true,\"duration_ms\":5,\"output_summary\":\"ok\",\"source\":\"bot\"}\n");
+    write(&legacy, OPS, &ops);
+
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(
+        (report.outcomes.stored, report.outcomes.duplicates),
+        (2, 40)
+    );
+    assert_eq!((report.ops.stored, report.ops.duplicates), (1, 60));
+    assert_eq!(report.verdicts.stored, 1, "the new audit row's verdict");
+    let out = dir.path().join("out");
+    export_to(store, &out);
+    assert_same_bytes(
+        "outcomes",
+        &std::fs::read(out.join(OUTCOMES)).unwrap(),
+        &outcomes,
+    );
+    assert_same_bytes("ops", &std::fs::read(out.join(OPS)).unwrap(), &ops);
+}
+
+/// One legacy directory with every kind of malformed line (and a blank one).
+fn malformed_dir(root: &Path) -> (PathBuf, Vec<u8>, Vec<u8>) {
+    let legacy = root.join("legacy");
+    let good = [
+        r#"{"sig_hash":"6cd5d79c4f5d42c9","ok_events":4,"total_events":5,"elapsed_secs":15.8}"#,
+        r#"{"no_sig_hash":true}"#,
+        r#"{"sig_hash":"802359ae21fa2e90","ok_events":2}"#,
+    ];
+    let mut outcomes = Vec::new();
+    outcomes.extend_from_slice(format!("{}\n", good[0]).as_bytes());
+    outcomes.extend_from_slice(b"{\"sig_hash\":\"x\",\n"); // line 2: bad JSON
+    outcomes.extend_from_slice(b"[1,2]\n"); // line 3: not an object
+    outcomes.extend_from_slice(b"{\"sig_hash\":\"\xff\xfe\"}\n"); // line 4: invalid UTF-8
+    outcomes.extend_from_slice(format!("{}\n", good[1]).as_bytes());
+    outcomes.extend_from_slice(b"  \n"); // line 6: blank
+    outcomes.extend_from_slice(format!("{}\n", good[2]).as_bytes());
+    write(&legacy, OUTCOMES, &outcomes);
+    let op = r#"{"timestamp":"2026-04-01T22:51:58.709Z","endpoint":"scenario:fill","input_summary":"search welder×2 in Gary, IN","success":true,"duration_ms":3314,"output_summary":"ok","source":"scenario","event_kind":"search"}"#;
+    let ops = format!("{op}\n\"just a string\"\n{op}\n");
+    write(&legacy, OPS, ops.as_bytes());
+    let kept_outcomes = format!("{}\n{}\n{}\n", good[0], good[1], good[2]).into_bytes();
+    let kept_ops = format!("{op}\n{op}\n").into_bytes();
+    (legacy, kept_outcomes, kept_ops)
+}
+
+#[test]
+fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, kept_outcomes, kept_ops) = malformed_dir(dir.path());
+    let store = open(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    let listed: Vec<(String, Option<u64>, String)> = report
+        .rejections
+        .iter()
+        .map(|p| {
+            let file = p.path.strip_prefix(&legacy).unwrap();
+            (file.display().to_string(), p.line, p.message.clone())
+        })
+        .collect();
+    let expect = [
+        (
+            OUTCOMES,
+            2,
+            "bad JSON: EOF while parsing a value at line 1 column 16",
+        ),
+        (OUTCOMES, 3, "not a JSON object (got an array)"),
+        (OUTCOMES, 4, "invalid UTF-8 (at byte 13 of the line)"),
+        (OPS, 2, "not a JSON object (got a string)"),
+    ];
+    assert_eq!(
+        listed,
+        expect
+            .iter()
+            .map(|(f, l, m)| ((*f).to_owned(), Some(*l), (*m).to_owned()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (
+            report.outcomes.read,
+            report.outcomes.stored,
+            report.outcomes.rejected,
+            report.outcomes.blank
+        ),
+        (7, 3, 3, 1)
+    );
+    assert_eq!((report.ops.stored, report.ops.rejected), (2, 1));
+    let out = dir.path().join("out");
+    export_to(store, &out);
+    assert_same_bytes(
+        "outcomes",
+        &std::fs::read(out.join(OUTCOMES)).unwrap(),
+        &kept_outcomes,
+    );
+    assert_same_bytes("ops", &std::fs::read(out.join(OPS)).unwrap(), &kept_ops);
+
+    // The CLI says the same, file:line first.
+    let data = dir.path().join("data");
+    let out = kb(&data, &["import", "--from", legacy.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    for (file, line, message) in expect {
+        let want = format!(
+            "rejected: {}:{line}: {message}",
+            legacy.join(file).display()
+        );
+        assert!(text.contains(&want), "missing {want:?} in\n{text}");
+    }
+}
+
+#[test]
+fn strict_import_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _, _) = malformed_dir(dir.path());
+    let store = open(dir.path());
+    match import_lib(&store, &legacy, true) {
+        Err(ImportError::Strict {
+            n_rejected,
+            rejections,
+            ..
+        }) => {
+            assert_eq!(n_rejected, 4);
+            assert_eq!(
+                rejections.iter().map(|p| p.line).collect::<Vec<_>>(),
+                [Some(2), Some(3), Some(4), Some(2)]
+            );
+        }
+        other => panic!("expected a strict refusal, got {other:?}"),
+    }
+    assert_eq!(store.last_seq().unwrap(), 0);
+    drop(store);
+
+    let data = dir.path().join("data");
+    let out = kb(
+        &data,
+        &["import", "--strict", "--from", legacy.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("nothing was imported (--strict)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "rejected: {}:3: not a JSON object",
+            legacy.join(OUTCOMES).display()
+        )),
+        "{text}"
+    );
+    assert_eq!(open(&data).last_seq().unwrap(), 0);
+
+    // A well-formed directory imports the same with --strict.
+    let out = kb(&data, &["import", "--strict", "--from", FIXTURES]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(open(&data).stats().unwrap().outcomes, 40);
+}
+
+/// Verdict files: one matched by its audit row, one stale (a re-audit overwrote it), one no row
+/// matches, one invalid; and an audit row too incomplete to make a verdict from.
+#[test]
+fn verdict_files_are_matched_kept_without_rows_or_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let mut synth = Synth::new(3, 5);
+    let matched = synth.verdict_for(7, "aaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    let older = synth.verdict_for(8, "ccccccccccccdddddddddddddddddddddddddddd");
+    let reaudit = synth.verdict_for(8, "ccccccccccccdddddddddddddddddddddddddddd");
+    let without_row = synth.verdict_for(7, "eeeeeeeeeeeeffffffffffffffffffffffffffff");
+    let pretty = |text: &str| {
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        serde_json::to_string_pretty(&value).unwrap()
+    };
+    let verdicts_dir = "_auditor/verdicts";
+    write(
+        &legacy,
+        &format!("{verdicts_dir}/7-aaaaaaaaaaaa.json"),
+        pretty(&matched).as_bytes(),
+    );
+    // The file holds the re-audit, which has no row: the older audit's row does not match it.
+    write(
+        &legacy,
+        &format!("{verdicts_dir}/8-cccccccccccc.json"),
+        pretty(&reaudit).as_bytes(),
+    );
+    write(
+        &legacy,
+        &format!("{verdicts_dir}/7-eeeeeeeeeeee.json"),
+        pretty(&without_row).as_bytes(),
+    );
+    write(
+        &legacy,
+        &format!("{verdicts_dir}/9-000000000000.json"),
+        br#"{"pr_number":"nine"}"#,
+    );
+    let row = |v: &str| Verdict::parse(v).unwrap().kb_outcome_line();
+    // An orphan audited before the first audit row is stored before it.
+    let earliest = "{\"pr_number\":7,\"head_sha\":\"0123456789ab0123456789ab0123456789ab0123\",\"overall\":\"block\",\"one_liner\":\"x\",\"metrics\":{\"findings_block\":0,\"findings_warn\":0},\"audited_at\":\"2000-01-01T00:00:00.000Z\"}";
+    write(
+        &legacy,
+        &format!("{verdicts_dir}/7-0123456789ab.json"),
+        earliest.as_bytes(),
+    );
+    let incomplete = r#"{"kind":"audit","sig_hash":"pr9-00000000","pr_number":9}"#;
+    let outcomes = format!("{}\n{}\n{incomplete}\n", row(&matched), row(&older));
+    write(&legacy, OUTCOMES, outcomes.as_bytes());
+
+    let store = open(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(report.verdicts.from_file, 1);
+    assert_eq!(report.verdicts.from_row, 1);
+    // The re-audit's file, the earliest and the other file without a row match no row.
+    assert_eq!(report.verdicts.without_row, 3);
+    assert_eq!(report.verdicts.not_made, 1);
+    assert_eq!(report.verdict_files.read, 5);
+    assert_eq!(report.verdict_files.rejected, 1);
+    assert_eq!(report.rejections.len(), 1);
+    assert_eq!(report.rejections[0].line, None);
+    assert!(report.rejections[0].path.ends_with("9-000000000000.json"));
+    assert!(
+        report.rejections[0]
+            .message
+            .starts_with("not a valid verdict: pr_number must be a non-negative integer"),
+        "{:?}",
+        report.rejections[0]
+    );
+    assert_eq!(report.n_warnings, 1);
+    assert_eq!(report.warnings[0].line, Some(3));
+    assert!(
+        report.warnings[0]
+            .message
+            .contains("no verdict could be made")
+    );
+
+    // Seq order follows audit order: a file without a row takes its place among the rows by
+    // its audited_at (here both come after every audit row).
+    let pr7 = store.pr_verdicts(7).unwrap();
+    assert_eq!(pr7.len(), 3);
+    assert_eq!(pr7[0].value.raw_json, earliest);
+    assert_eq!(
+        pr7[1].value.raw_json,
+        pretty(&matched),
+        "the file's whole JSON"
+    );
+    assert_eq!(pr7[2].value.raw_json, pretty(&without_row));
+    let pr8 = store.pr_verdicts(8).unwrap();
+    assert_eq!(pr8.len(), 2);
+    let from_row = &pr8[0].value;
+    let older = Verdict::parse(&older).unwrap();
+    assert_eq!(from_row.audited_at, older.audited_at);
+    assert!(
+        !from_row.raw_json.contains("\"claims\""),
+        "made from the row, which has no claims: {}",
+        from_row.raw_json
+    );
+    assert_eq!(
+        from_row.audit_duration_ms,
+        older.audit_duration_ms.value().copied()
+    );
+    assert_eq!(pr8[1].value.raw_json, pretty(&reaudit));
+
+    let out = dir.path().join("out");
+    export_to(store, &out);
+    assert_same_bytes(
+        "outcomes: no row invented for verdicts without one",
+        &std::fs::read(out.join(OUTCOMES)).unwrap(),
+        outcomes.as_bytes(),
+    );
+}
+
+/// Importing the data directory into itself, then exporting there: the legacy files already
+/// hold the database's rows, so they are kept as they are (same inode, no rewrite).
+#[test]
+fn a_directory_imported_in_place_is_adopted_by_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&fixtures(), &data);
+    let out = kb(&data, &["import", "--from", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let inode = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().ino()
+    };
+    let before = inode(&data.join(OUTCOMES));
+    let store = open(&data);
+    let report = export_to(store, &data);
+    for file in report.files() {
+        assert_eq!(file.action, Action::Unchanged, "{file:?}");
+    }
+    assert_eq!(inode(&data.join(OUTCOMES)), before);
+    assert_eq!(report.outcomes.checkpoint.len, 10536);
+    for file in [OUTCOMES, OPS] {
+        assert_same_bytes(
+            file,
+            &std::fs::read(data.join(file)).unwrap(),
+            &std::fs::read(fixtures().join(file)).unwrap(),
+        );
+    }
+}
+
+#[test]
+fn missing_pieces_are_fine_and_a_missing_directory_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let op = r#"{"timestamp":"t","endpoint":"e","input_summary":"i","success":false,"duration_ms":1,"output_summary":"failed","source":"mcp"}"#;
+    write(&legacy, OPS, format!("{op}\n").as_bytes());
+    let store = open(dir.path());
+    let report = import_lib(&store, &legacy, true).unwrap();
+    assert_eq!(report.totals(), (1, 1, 0, 0));
+    let err = import_lib(&store, &dir.path().join("nope"), false).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}

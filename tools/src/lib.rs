@@ -1,10 +1,11 @@
 //! Shared pieces of the lakehouse-kb benchmarks and harnesses: timing, percentiles, and a
 //! markdown table printer, so every tool reports figures the same way; and one module per
-//! measurement (`loadgen`) with the pieces they share (`server`, `client`), so
+//! measurement (`loadgen`, `querybench`) with the pieces they share (`server`, `client`), so
 //! later comparisons reuse them behind thin binaries.
 
 pub mod client;
 pub mod loadgen;
+pub mod querybench;
 pub mod server;
 
 use std::time::{Duration, Instant};

@@ -98,6 +98,8 @@ pub struct CellResult {
     pub committed_requests: f64,
     /// Total time inside those commits, fsync included (from `/metrics`).
     pub commit_seconds: f64,
+    /// The machine's 1-minute load average when the window opened (the machine is shared).
+    pub load_average: String,
 }
 
 impl CellResult {
@@ -188,6 +190,7 @@ async fn run_cell(
     }
     tokio::time::sleep_until((measure_from).into()).await;
     let before = commit_metrics(addr).await?;
+    let load_average = crate::load_average();
     let mut samples = Samples::default();
     let mut errors = 0;
     let mut first_error = None;
@@ -213,6 +216,7 @@ async fn run_cell(
         commits: after.commits - before.commits,
         committed_requests: after.requests - before.requests,
         commit_seconds: after.seconds - before.seconds,
+        load_average,
     })
 }
 
@@ -329,6 +333,7 @@ pub fn print_report(results: &[CellResult]) {
                 cell.errors.to_string(),
                 format!("{:.1}", cell.requests_per_commit()),
                 fmt_duration(cell.mean_commit()),
+                cell.load_average.split(' ').next().unwrap_or("").to_owned(),
             ]);
         }
         crate::print_table(
@@ -343,6 +348,7 @@ pub fn print_report(results: &[CellResult]) {
                 "errors",
                 "requests/commit",
                 "commit mean",
+                "load avg",
             ],
             &rows,
         );

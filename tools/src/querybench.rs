@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::client::Connection;
 use crate::server::ServerProcess;
-use crate::{Samples, file_mib, fmt_duration, print_table};
+use crate::{Samples, disk_read_bytes, file_mib, fmt_duration, print_table};
 
 /// The legacy KB file, written next to the database while loading.
 pub const LEGACY_FILE: &str = "legacy/outcomes.jsonl";
@@ -95,6 +95,11 @@ pub struct SizeResult {
     pub legacy_mib: f64,
     pub legacy_lines: u64,
     pub load: Duration,
+    /// The machine's 1-minute load average when the lookups started (the machine is shared).
+    pub load_average: String,
+    /// MiB read from the disk (not the page cache) during the store and the HTTP lookups.
+    pub store_disk_mib: Option<f64>,
+    pub http_disk_mib: Option<f64>,
     pub history: QueryFigures,
     pub sig: QueryFigures,
 }
@@ -149,6 +154,8 @@ fn run_size(
     let warmup = picks.len().min(200);
 
     progress(&format!("{size} verdicts: store lookups"));
+    let load_average = crate::load_average();
+    let disk_before = disk_read_bytes(std::process::id());
     let mut history_counts = Vec::with_capacity(picks.len());
     let mut sig_counts = Vec::with_capacity(picks.len());
     let mut sig_outcome_counts = Vec::with_capacity(picks.len());
@@ -173,10 +180,13 @@ fn run_size(
             .count();
         sig_outcome_counts.push(n_rows);
     }
+    let store_disk_mib = mib_between(disk_before, disk_read_bytes(std::process::id()));
     drop(store);
 
     progress(&format!("{size} verdicts: HTTP lookups"));
     let server = ServerProcess::start(&config.bin, data, &[])?;
+    let server_pid = server.pid().expect("a started server has a pid");
+    let disk_before = disk_read_bytes(server_pid);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -187,6 +197,7 @@ fn run_size(
         &history_counts,
         &sig_counts,
     ))?;
+    let http_disk_mib = mib_between(disk_before, disk_read_bytes(server_pid));
     server.stop()?;
 
     progress(&format!("{size} verdicts: legacy scans"));
@@ -217,6 +228,9 @@ fn run_size(
         legacy_mib: file_mib(&legacy_path),
         legacy_lines,
         load,
+        load_average,
+        store_disk_mib,
+        http_disk_mib,
         history: QueryFigures {
             store: (&mut store_history).into(),
             http: (&mut http_history).into(),
@@ -230,6 +244,10 @@ fn run_size(
             mean_answer: mean(&sig_counts),
         },
     })
+}
+
+fn mib_between(before: Option<u64>, after: Option<u64>) -> Option<f64> {
+    Some(after?.saturating_sub(before?) as f64 / (1 << 20) as f64)
 }
 
 /// Loads `n_verdicts` verdicts, each put a third of the time a verdict (stored with its KB row
@@ -392,6 +410,12 @@ pub fn print_report(results: &[SizeResult], scans: usize) {
                 format!("{:.1} s", r.load.as_secs_f64()),
                 format!("{:.1}", r.history.mean_answer),
                 format!("{:.1}", r.sig.mean_answer),
+                r.load_average.split(' ').next().unwrap_or("").to_owned(),
+                format!(
+                    "{} / {}",
+                    r.store_disk_mib.map_or("-".into(), |m| format!("{m:.1}")),
+                    r.http_disk_mib.map_or("-".into(), |m| format!("{m:.1}"))
+                ),
             ]
         })
         .collect();
@@ -405,6 +429,8 @@ pub fn print_report(results: &[SizeResult], scans: usize) {
             "load",
             "audits per history",
             "records per sig",
+            "load avg",
+            "disk MiB read: store / HTTP",
         ],
         &rows,
     );

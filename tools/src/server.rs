@@ -119,6 +119,11 @@ impl ServerProcess {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The last lines of the server's stderr, for error messages.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.data.join(STDERR_LOG)).unwrap_or_default();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use lakehouse_kb_tools::loadgen::{self, LoadConfig, Route};
-use lakehouse_kb_tools::{machine, server};
+use lakehouse_kb_tools::{load_average, machine, server};
 
 #[derive(Debug, Parser)]
 #[command(about = "Durable ingest throughput and latency against the real server")]
@@ -78,16 +78,19 @@ fn main() -> anyhow::Result<ExitCode> {
         warmup,
         config.seed
     );
+    println!("load average at start: {}", load_average());
     let results = loadgen::run(&config, |cell| {
         eprintln!(
-            "{} clients={} group_commit={}: {:.0} requests/s, {} errors",
+            "{} clients={} group_commit={}: {:.0} requests/s, {} errors (load average {})",
             cell.route.path(),
             cell.clients,
             cell.group_commit,
             cell.requests_per_sec(),
-            cell.errors
+            cell.errors,
+            load_average()
         );
     })?;
+    println!("load average at end: {}\n", load_average());
     loadgen::print_report(&results);
     let errors: usize = results.iter().map(|c| c.errors).sum();
     let empty = results.iter().any(|c| c.ok == 0);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use lakehouse_kb_tools::querybench::{self, QueryConfig};
-use lakehouse_kb_tools::{machine, server};
+use lakehouse_kb_tools::{load_average, machine, server};
 
 #[derive(Debug, Parser)]
 #[command(about = "History and sig_hash lookup latency against the legacy full-file scan")]
@@ -62,7 +62,11 @@ fn main() -> anyhow::Result<()> {
     };
     println!("machine: {}", machine());
     println!("server: {}; seed {}\n", config.bin.display(), config.seed);
-    let results = querybench::run(&config, |step| eprintln!("{step}"))?;
+    println!("load average at start: {}", load_average());
+    let results = querybench::run(&config, |step| {
+        eprintln!("{step} (load average {})", load_average())
+    })?;
+    println!("load average at end: {}\n", load_average());
     querybench::print_report(&results, config.scans);
     Ok(())
 }

@@ -6,17 +6,18 @@
 //! duplicated; counters equal a recount (`check`); the exported files equal a clean export.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lakehouse_kb::store::{Store, tables};
 use lakehouse_kb::synth::Rng;
 use lakehouse_kb_migrations::frozen_verdict_v1::{self, VerdictV1};
 use serde_json::{Value, json};
+
+use crate::server::ServerProcess;
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -122,7 +123,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
 
     for cycle in 0..config.kills {
         let started = Instant::now();
-        let server = Server::spawn(config)?;
+        let mut server = spawn(config)?;
         if cycle == 0 && config.prefill_v1_verdicts > 0 {
             // Kill in the middle of the version-2 backfill the first start runs.
             server.wait_for_log("migrating database schema", Duration::from_secs(60))?;
@@ -135,7 +136,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
             report.kills += 1;
             continue;
         }
-        server.wait_healthy(Duration::from_secs(120))?;
+        server.wait_healthy_within(Duration::from_secs(120))?;
         report
             .recovery_ms
             .push(started.elapsed().as_millis() as u64);
@@ -155,7 +156,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         let retry = Arc::new(Mutex::new(retry));
         let writers: Vec<_> = (0..config.writers)
             .map(|w| {
-                let base = server.base.clone();
+                let base = server.base_url();
                 let (stop, log, retry) = (stop.clone(), log.clone(), retry.clone());
                 let seed = config.seed ^ ((cycle as u64) << 32) ^ w as u64;
                 let first_id = next_id + w as u64 * 1_000_000;
@@ -168,7 +169,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         std::thread::sleep(Duration::from_millis(life));
         if config.kill_during_export && rng.chance(50) {
             // Kill while an export is (very likely) running.
-            let base = server.base.clone();
+            let base = server.base_url();
             std::thread::spawn(move || {
                 let _ = reqwest::blocking::Client::new()
                     .post(format!("{base}/export"))
@@ -191,8 +192,8 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
 
     // A clean last life: the server comes back by itself, then everything is verified.
     let started = Instant::now();
-    let server = Server::spawn(config)?;
-    server.wait_healthy(Duration::from_secs(120))?;
+    let mut server = spawn(config)?;
+    server.wait_healthy_within(Duration::from_secs(120))?;
     report
         .recovery_ms
         .push(started.elapsed().as_millis() as u64);
@@ -350,7 +351,12 @@ fn writer(
 }
 
 /// Checks the stored records against the log.
-fn verify(server: &Server, log: &Log, prefill: u64, report: &mut Report) -> anyhow::Result<()> {
+fn verify(
+    server: &ServerProcess,
+    log: &Log,
+    prefill: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let client = reqwest::blocking::Client::new();
     let mut by_sig: HashMap<String, Vec<Value>> = HashMap::new();
     let mut records = |sig: &str| -> anyhow::Result<Vec<Value>> {
@@ -358,7 +364,7 @@ fn verify(server: &Server, log: &Log, prefill: u64, report: &mut Report) -> anyh
             return Ok(found.clone());
         }
         let answer: Value = client
-            .get(format!("{}/sig/{sig}?limit=1000", server.base))
+            .get(format!("{}/sig/{sig}?limit=1000", server.base_url()))
             .send()?
             .json()?;
         let found = answer["records"].as_array().cloned().unwrap_or_default();
@@ -421,7 +427,7 @@ fn verify(server: &Server, log: &Log, prefill: u64, report: &mut Report) -> anyh
         }
     }
     let stats: Value = client
-        .get(format!("{}/stats", server.base))
+        .get(format!("{}/stats", server.base_url()))
         .send()?
         .json()?;
     if stats["verdicts"].as_u64().unwrap_or(0) < prefill {
@@ -517,104 +523,6 @@ fn prefill_version_1(path: &Path, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A server process under test.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn spawn(config: &Config) -> anyhow::Result<Server> {
-        let mut child = Command::new(&config.server)
-            .arg("--data")
-            .arg(&config.data)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .args(&config.extra_serve_args)
-            .env("LAKEHOUSE_KB_LOG", "lakehouse_kb=info")
-            .env_remove("LAKEHOUSE_KB_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("piped");
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                // Let it finish saying why before reporting it.
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = reader.join();
-                let said = log.lock().unwrap().join("\n");
-                anyhow::bail!("the server never listened; it said:\n{said}");
-            }
-        };
-        let base = line
-            .strip_prefix("lakehouse-kb listening on ")
-            .ok_or_else(|| anyhow::anyhow!("unexpected first line {line:?}"))?
-            .to_owned();
-        Ok(Server { child, base, log })
-    }
-
-    fn healthy(&self) -> bool {
-        reqwest::blocking::get(format!("{}/healthz", self.base))
-            .is_ok_and(|r| r.status().as_u16() == 200)
-    }
-
-    fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        while !self.healthy() {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "not healthy after {timeout:?}: {}",
-                self.log.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(())
-    }
-
-    fn wait_for_log(&self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        while !self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the server never logged {needle:?}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(())
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -TERM failed");
-        let status = self.child.wait()?;
-        anyhow::ensure!(
-            status.success(),
-            "the server exited with {status} on SIGTERM"
-        );
-        Ok(())
-    }
+fn spawn(config: &Config) -> anyhow::Result<ServerProcess> {
+    ServerProcess::spawn(&config.server, &config.data, &config.extra_serve_args)
 }

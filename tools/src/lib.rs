@@ -1,5 +1,12 @@
 //! Shared pieces of the lakehouse-kb benchmarks and harnesses: timing, percentiles, and a
-//! markdown table printer, so every tool reports figures the same way.
+//! markdown table printer, so every tool reports figures the same way; and one module per
+//! measurement (`loadgen`, `querybench`) with the pieces they share (`server`, `client`), so
+//! later comparisons reuse them behind thin binaries.
+
+pub mod client;
+pub mod loadgen;
+pub mod querybench;
+pub mod server;
 
 pub mod crash;
 
@@ -91,6 +98,27 @@ pub fn file_mib(path: &std::path::Path) -> f64 {
     std::fs::metadata(path)
         .map(|m| m.len() as f64 / (1 << 20) as f64)
         .unwrap_or(0.0)
+}
+
+/// The 1, 5 and 15-minute load averages: the machine is shared, so every run logs them next to
+/// its figures to show whether someone else's work was competing for the cores.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Bytes a process has read from storage so far (`read_bytes` of `/proc/PID/io`): reads served
+/// by the page cache do not count, so a rise shows lookups that went to the disk.
+pub fn disk_read_bytes(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("read_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A one-line description of the machine, for the benchmark documents.

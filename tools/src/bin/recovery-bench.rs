@@ -6,15 +6,14 @@
 //! cargo build --release && cargo run --release -p lakehouse-kb-tools --bin recovery-bench -- \
 //!     --records 1000000,10000000 --dir /var/tmp/kb-recovery
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Store, StoreOptions};
 use lakehouse_kb::synth::Synth;
+use lakehouse_kb_tools::server::{ServerProcess, locate_binary};
 use lakehouse_kb_tools::{file_mib, machine, print_table};
 
 #[derive(Debug, Parser)]
@@ -38,14 +37,11 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let binary = args.server.clone().unwrap_or_else(|| {
-        std::env::current_exe()
-            .expect("own path")
-            .with_file_name("lakehouse-kb")
-    });
-    let server = Launcher {
-        binary,
-        quick_repair: args.quick_repair,
+    let binary = locate_binary(args.server.as_deref())?;
+    let serve_args: Vec<String> = if args.quick_repair {
+        vec!["--quick-repair".into()]
+    } else {
+        Vec::new()
     };
     println!(
         "server mode: {}",
@@ -64,23 +60,21 @@ fn main() -> anyhow::Result<()> {
         let mut clean = Vec::new();
         let mut crashed = Vec::new();
         let mut recovering_answers = 0;
+        let long = Duration::from_secs(1800);
         for _ in 0..args.rounds {
             // Clean: a graceful stop, then a start.
-            let s = Server::start(&server, &data)?;
-            s.wait_healthy()?;
-            s.stop()?;
+            ServerProcess::start(&binary, &data, &serve_args)?.stop()?;
             let start = Instant::now();
-            let s = Server::start(&server, &data)?;
-            s.wait_healthy()?;
+            let mut s = ServerProcess::spawn(&binary, &data, &serve_args)?;
+            s.wait_healthy_within(long)?;
             clean.push(start.elapsed());
             // Crashed: writes, kill -9, then a start that must repair.
-            s.post_some()?;
+            post_some(&s.base_url())?;
             s.kill();
             let start = Instant::now();
-            let s = Server::start(&server, &data)?;
-            let (_, seen) = s.wait_healthy()?;
+            let mut s = ServerProcess::spawn(&binary, &data, &serve_args)?;
+            recovering_answers += s.wait_healthy_within(long)?;
             crashed.push(start.elapsed());
-            recovering_answers += seen;
             s.stop()?;
         }
         clean.sort();
@@ -143,83 +137,15 @@ fn build(data: &Path, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How to start the server under test.
-struct Launcher {
-    binary: PathBuf,
-    quick_repair: bool,
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(launcher: &Launcher, data: &Path) -> anyhow::Result<Server> {
-        let mut child = Command::new(&launcher.binary)
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .args(launcher.quick_repair.then_some("--quick-repair"))
-            .env("LAKEHOUSE_KB_LOG", "lakehouse_kb=warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        let base = line
-            .trim()
-            .strip_prefix("lakehouse-kb listening on ")
-            .ok_or_else(|| anyhow::anyhow!("unexpected first line {line:?}"))?
-            .to_owned();
-        Ok(Server { child, base })
+fn post_some(base: &str) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::new();
+    for i in 0..100 {
+        let r = client
+            .post(format!("{base}/event"))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"source":"bot","i":{i}}}"#))
+            .send()?;
+        anyhow::ensure!(r.status().is_success());
     }
-
-    /// Polls `/healthz` until 200; returns the time and the 503 answers seen on the way.
-    fn wait_healthy(&self) -> anyhow::Result<(Duration, u64)> {
-        let start = Instant::now();
-        let client = reqwest::blocking::Client::new();
-        let mut recovering = 0;
-        loop {
-            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send() {
-                match r.status().as_u16() {
-                    200 => return Ok((start.elapsed(), recovering)),
-                    503 => recovering += 1,
-                    other => anyhow::bail!("/healthz answered {other}"),
-                }
-            }
-            anyhow::ensure!(
-                start.elapsed() < Duration::from_secs(1800),
-                "not healthy after 30 min"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn post_some(&self) -> anyhow::Result<()> {
-        let client = reqwest::blocking::Client::new();
-        for i in 0..100 {
-            let r = client
-                .post(format!("{}/event", self.base))
-                .header("content-type", "application/json")
-                .body(format!(r#"{{"source":"bot","i":{i}}}"#))
-                .send()?;
-            anyhow::ensure!(r.status().is_success());
-        }
-        Ok(())
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()?;
-        self.child.wait()?;
-        Ok(())
-    }
+    Ok(())
 }

@@ -1,0 +1,364 @@
+//! The ingest load generator: the real server binary on a fresh data directory per cell, N
+//! keep-alive connections each sending seeded realistic write requests back to back (closed
+//! loop), a warm-up, then a measured window. Reports requests/s, latency percentiles, errors,
+//! and from the server's `/metrics` how many requests shared each durable commit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use lakehouse_kb::model::Verdict;
+use lakehouse_kb::synth::Synth;
+
+use crate::client::Connection;
+use crate::server::ServerProcess;
+use crate::{Samples, fmt_duration, fmt_rate};
+
+/// A write route under load, with the bodies it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /event`: observer events from all four sources (a quarter are the auditor's own
+    /// event, the body `indexVerdictToObserver` posted).
+    Event,
+    /// `POST /verdicts`: auditor verdicts across PRs, with new heads and re-audits.
+    Verdicts,
+}
+
+impl Route {
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Event => "/event",
+            Route::Verdicts => "/verdicts",
+        }
+    }
+
+    /// The next request body for this route.
+    pub fn body(self, synth: &mut Synth) -> String {
+        match self {
+            Route::Verdicts => synth.verdict(),
+            Route::Event if synth.rng().below(4) == 0 => Verdict::parse(&synth.verdict())
+                .expect("synth verdicts are valid")
+                .observer_body(),
+            Route::Event => synth.event(),
+        }
+    }
+}
+
+impl std::str::FromStr for Route {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Route, String> {
+        match s.trim_start_matches('/') {
+            "event" => Ok(Route::Event),
+            "verdicts" => Ok(Route::Verdicts),
+            _ => Err(format!("unknown route {s:?} (event or verdicts)")),
+        }
+    }
+}
+
+/// What to run: every combination of route, client count and group-commit setting.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The server binary.
+    pub bin: PathBuf,
+    /// Where the per-cell temporary data directories go (the system temp dir if `None`).
+    pub dir: Option<PathBuf>,
+    pub routes: Vec<Route>,
+    pub clients: Vec<usize>,
+    pub group_commit: Vec<bool>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub seed: u64,
+    /// PR numbers the verdicts spread over.
+    pub n_prs: u64,
+    /// Extra `serve` arguments (e.g. `--queue-capacity 4096`).
+    pub server_args: Vec<String>,
+}
+
+/// The figures of one (route, clients, group commit) cell.
+#[derive(Debug, Clone)]
+pub struct CellResult {
+    pub route: Route,
+    pub clients: usize,
+    pub group_commit: bool,
+    /// Requests answered 2xx inside the measured window.
+    pub ok: usize,
+    /// Non-2xx answers and transport errors inside the measured window.
+    pub errors: usize,
+    pub first_error: Option<String>,
+    pub window: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    /// Durable commits the server made during the window (from `/metrics`).
+    pub commits: f64,
+    /// Requests those commits held (from `/metrics`).
+    pub committed_requests: f64,
+    /// Total time inside those commits, fsync included (from `/metrics`).
+    pub commit_seconds: f64,
+    /// The machine's 1-minute load average when the window opened (the machine is shared).
+    pub load_average: String,
+}
+
+impl CellResult {
+    pub fn requests_per_sec(&self) -> f64 {
+        self.ok as f64 / self.window.as_secs_f64()
+    }
+
+    /// Requests sharing one fsync'd commit, on average.
+    pub fn requests_per_commit(&self) -> f64 {
+        self.committed_requests / self.commits.max(1.0)
+    }
+
+    pub fn mean_commit(&self) -> Duration {
+        Duration::from_secs_f64(self.commit_seconds / self.commits.max(1.0))
+    }
+}
+
+/// Runs every cell in order (route, then group commit on/off, then clients) and returns them.
+/// `progress` hears about each cell as it finishes.
+pub fn run(
+    config: &LoadConfig,
+    mut progress: impl FnMut(&CellResult),
+) -> anyhow::Result<Vec<CellResult>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut results = Vec::new();
+    for &route in &config.routes {
+        for &group_commit in &config.group_commit {
+            for &clients in &config.clients {
+                let dir = match &config.dir {
+                    Some(d) => tempfile::tempdir_in(d)?,
+                    None => tempfile::tempdir()?,
+                };
+                let mut args = vec!["--group-commit".to_owned(), group_commit.to_string()];
+                args.extend(config.server_args.iter().cloned());
+                let server = ServerProcess::start(&config.bin, dir.path(), &args)?;
+                let cell = runtime
+                    .block_on(run_cell(config, server.addr, route, clients, group_commit))
+                    .with_context(|| format!("{} with {clients} clients", route.path()))?;
+                server.stop()?;
+                progress(&cell);
+                results.push(cell);
+            }
+        }
+    }
+    Ok(results)
+}
+
+struct ClientOutcome {
+    samples: Samples,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+async fn run_cell(
+    config: &LoadConfig,
+    addr: SocketAddr,
+    route: Route,
+    n_clients: usize,
+    group_commit: bool,
+) -> anyhow::Result<CellResult> {
+    // Connections are opened before the clock starts.
+    let mut connections = Vec::with_capacity(n_clients);
+    for _ in 0..n_clients {
+        connections.push(Connection::open(addr).await?);
+    }
+    let start = Instant::now() + Duration::from_millis(20);
+    let measure_from = start + config.warmup;
+    let measure_to = measure_from + config.duration;
+    let mut tasks = Vec::with_capacity(n_clients);
+    for (client_idx, connection) in connections.into_iter().enumerate() {
+        // Each client its own stream of records, all distinct (random 40-digit heads).
+        let seed = config
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(client_idx as u64);
+        let synth = Synth::new(seed, config.n_prs);
+        tasks.push(tokio::spawn(client_loop(
+            addr,
+            connection,
+            route,
+            synth,
+            start,
+            measure_from,
+            measure_to,
+        )));
+    }
+    tokio::time::sleep_until((measure_from).into()).await;
+    let before = commit_metrics(addr).await?;
+    let load_average = crate::load_average();
+    let mut samples = Samples::default();
+    let mut errors = 0;
+    let mut first_error = None;
+    for task in tasks {
+        let outcome = task.await?;
+        samples.extend(outcome.samples);
+        errors += outcome.errors;
+        first_error = first_error.or(outcome.first_error);
+    }
+    // Every client has stopped: the commits after `measure_to` are only the last requests'.
+    let after = commit_metrics(addr).await?;
+    Ok(CellResult {
+        route,
+        clients: n_clients,
+        group_commit,
+        ok: samples.len(),
+        errors,
+        first_error,
+        window: config.duration,
+        p50: samples.percentile(50.0),
+        p99: samples.percentile(99.0),
+        p999: samples.percentile(99.9),
+        commits: after.commits - before.commits,
+        committed_requests: after.requests - before.requests,
+        commit_seconds: after.seconds - before.seconds,
+        load_average,
+    })
+}
+
+/// One closed-loop client: the next request goes out as soon as the last one is answered.
+/// Latency and success count for requests that complete inside `[measure_from, measure_to]`.
+async fn client_loop(
+    addr: SocketAddr,
+    mut connection: Connection,
+    route: Route,
+    mut synth: Synth,
+    start: Instant,
+    measure_from: Instant,
+    measure_to: Instant,
+) -> ClientOutcome {
+    let mut outcome = ClientOutcome {
+        samples: Samples::with_capacity(1 << 14),
+        errors: 0,
+        first_error: None,
+    };
+    tokio::time::sleep_until(start.into()).await;
+    loop {
+        // The body is generated before the timer starts: only the round trip is measured.
+        let body = Bytes::from(route.body(&mut synth));
+        let sent = Instant::now();
+        if sent >= measure_to {
+            break;
+        }
+        let answer = connection.post_json(route.path(), body).await;
+        let done = Instant::now();
+        let measured = done >= measure_from && done <= measure_to;
+        let error = match answer {
+            Ok(answer) if (200..300).contains(&answer.status) => None,
+            Ok(answer) => Some(format!(
+                "{} {}: {}",
+                route.path(),
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            )),
+            Err(e) => {
+                // A broken connection is replaced; the failed request counts as an error.
+                if let Ok(fresh) = Connection::open(addr).await {
+                    connection = fresh;
+                }
+                Some(format!("{}: {e:#}", route.path()))
+            }
+        };
+        if !measured {
+            continue;
+        }
+        match error {
+            None => outcome.samples.push(done - sent),
+            Some(message) => {
+                outcome.errors += 1;
+                outcome.first_error.get_or_insert(message);
+            }
+        }
+    }
+    outcome
+}
+
+/// Cumulative commit counters read from `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitMetrics {
+    pub commits: f64,
+    pub requests: f64,
+    pub seconds: f64,
+}
+
+/// Reads `lakehouse_kb_commit_batch_requests_{count,sum}` and
+/// `lakehouse_kb_commit_duration_seconds_sum` from the server's `/metrics`.
+pub async fn commit_metrics(addr: SocketAddr) -> anyhow::Result<CommitMetrics> {
+    let mut connection = Connection::open(addr).await?;
+    let answer = connection.get("/metrics").await?;
+    let text = String::from_utf8_lossy(&answer.body);
+    let value = |name: &str| -> anyhow::Result<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("{name} missing from /metrics"))
+    };
+    Ok(CommitMetrics {
+        commits: value("lakehouse_kb_commit_batch_requests_count")?,
+        requests: value("lakehouse_kb_commit_batch_requests_sum")?,
+        seconds: value("lakehouse_kb_commit_duration_seconds_sum")?,
+    })
+}
+
+/// Prints one markdown table per route: every client count with group commit on and off, and
+/// the ratio to the one-commit-per-request baseline at the same client count.
+pub fn print_report(results: &[CellResult]) {
+    let mut routes: Vec<Route> = results.iter().map(|r| r.route).collect();
+    routes.dedup();
+    for route in routes {
+        println!("POST {}:", route.path());
+        let mut rows = Vec::new();
+        for cell in results.iter().filter(|c| c.route == route) {
+            let baseline = results
+                .iter()
+                .find(|b| b.route == route && b.clients == cell.clients && !b.group_commit);
+            let ratio = baseline.map_or("-".to_owned(), |b| {
+                format!(
+                    "{:.1}x",
+                    cell.requests_per_sec() / b.requests_per_sec().max(f64::MIN_POSITIVE)
+                )
+            });
+            rows.push(vec![
+                cell.clients.to_string(),
+                if cell.group_commit { "on" } else { "off" }.to_owned(),
+                fmt_rate(cell.requests_per_sec()),
+                ratio,
+                fmt_duration(cell.p50),
+                fmt_duration(cell.p99),
+                fmt_duration(cell.p999),
+                cell.errors.to_string(),
+                format!("{:.1}", cell.requests_per_commit()),
+                fmt_duration(cell.mean_commit()),
+                cell.load_average.split(' ').next().unwrap_or("").to_owned(),
+            ]);
+        }
+        crate::print_table(
+            &[
+                "clients",
+                "group commit",
+                "requests/s",
+                "vs off",
+                "p50",
+                "p99",
+                "p99.9",
+                "errors",
+                "requests/commit",
+                "commit mean",
+                "load avg",
+            ],
+            &rows,
+        );
+        for cell in results.iter().filter(|c| c.route == route) {
+            if let Some(e) = &cell.first_error {
+                println!(
+                    "first error at {} clients, group commit {}: {e}",
+                    cell.clients, cell.group_commit
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Smoke runs of the benchmark tools at tiny sizes: CI proves they start the real server, load
+//! it, measure and report, without asserting any figure. They run against the server binary
+//! that `cargo test --workspace` builds next to them (target/debug/lakehouse-kb).
+
+use std::process::Command;
+
+fn run_smoke(tool: &str) -> String {
+    let output = Command::new(tool)
+        .arg("--smoke")
+        .output()
+        .expect("running the tool");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{tool} --smoke failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn loadgen_smoke() {
+    let stdout = run_smoke(env!("CARGO_BIN_EXE_loadgen"));
+    assert!(stdout.contains("POST /event:"), "{stdout}");
+    assert!(stdout.contains("POST /verdicts:"), "{stdout}");
+    assert!(stdout.contains("| requests/commit |"), "{stdout}");
+}
+
+#[test]
+fn query_bench_smoke() {
+    let stdout = run_smoke(env!("CARGO_BIN_EXE_query-bench"));
+    assert!(stdout.contains("PR history"), "{stdout}");
+    assert!(stdout.contains("sig_hash lookup"), "{stdout}");
+    assert!(stdout.contains("| 300 |"), "{stdout}");
+}

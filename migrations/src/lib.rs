@@ -10,8 +10,9 @@
 
 use redb::{Database, ReadableDatabase, TableDefinition, TableError};
 
-mod v0001_initial;
+pub mod v0001_initial;
 mod v0002_claims;
+pub mod v0003_records_by_sig;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -21,7 +22,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 2;
+pub const LATEST_VERSION: u64 = 3;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -50,6 +51,13 @@ pub static STEPS: &[Step] = &[
         summary: "create the claims index (claim_hash, verdict seq) -> sig_hash and backfill it \
                   from the verdicts already stored",
         apply: v0002_claims::apply,
+    },
+    Step {
+        version: 3,
+        name: "v0003_records_by_sig",
+        summary: "merge outcomes_by_sig and events_by_sig into records_by_sig (sig_hash, seq) -> \
+                  kind, drop verdict_keys (identity is checked within a sig_hash's verdicts)",
+        apply: v0003_records_by_sig::apply,
     },
 ];
 
@@ -247,7 +255,10 @@ mod tests {
         migrate(&db, None, &mut |_, _| {}).unwrap();
         assert!(matches!(
             plan(&db, Some(1)),
-            Err(MigrateError::Downgrade { from: 2, to: 1 })
+            Err(MigrateError::Downgrade {
+                from: LATEST_VERSION,
+                to: 1
+            })
         ));
     }
 }

@@ -11,7 +11,7 @@ use crate::model::verdict::MAX_SAFE_INTEGER;
 use crate::model::{FieldError, Verdict};
 
 /// What makes a verdict the same verdict: `(pr_number, head_sha, audited_at)`, as the store's
-/// `verdict_keys` table.
+/// verdict identity (checked within a sig_hash by `Store::write`).
 pub(super) type Identity = (u64, String, String);
 
 pub(super) fn identity_of(v: &Verdict) -> Identity {

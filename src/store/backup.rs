@@ -76,12 +76,10 @@ fn copy_all(snapshot: &ReadTransaction, copy: &Database) -> Result<u64, StoreErr
     let mut rows = 0;
     rows += copy_table(snapshot, copy, META)?;
     rows += copy_table(snapshot, copy, VERDICTS)?;
-    rows += copy_table(snapshot, copy, VERDICT_KEYS)?;
     rows += copy_table(snapshot, copy, CLAIMS)?;
     rows += copy_table(snapshot, copy, OUTCOMES)?;
-    rows += copy_table(snapshot, copy, OUTCOMES_BY_SIG)?;
+    rows += copy_table(snapshot, copy, RECORDS_BY_SIG)?;
     rows += copy_table(snapshot, copy, EVENTS)?;
-    rows += copy_table(snapshot, copy, EVENTS_BY_SIG)?;
     rows += copy_table(snapshot, copy, EVENTS_BY_SOURCE)?;
     rows += copy_table(snapshot, copy, EVENTS_BY_KIND)?;
     rows += copy_table(snapshot, copy, IMPORT_KEYS)?;

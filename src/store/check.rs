@@ -50,6 +50,7 @@ impl Store {
         check_verdicts(&txn, &mut report, &mut recount, &mut seqs)?;
         check_outcomes(&txn, &mut report, &mut recount, &mut seqs)?;
         check_events(&txn, &mut report, &mut recount, &mut seqs)?;
+        check_records_by_sig(&txn, &mut report)?;
 
         seqs.sort_unstable();
         for pair in seqs.windows(2) {
@@ -85,9 +86,11 @@ fn check_verdicts(
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let verdicts = txn.open_table(VERDICTS)?;
-    let keys = txn.open_table(VERDICT_KEYS)?;
     let claims = txn.open_table(CLAIMS)?;
     let mut n_claims = 0u64;
+    // Verdicts come in (sig_hash, seq) order: identities are unique within each sig_hash run.
+    let mut run_sig = String::new();
+    let mut run_identities: Vec<(u64, String, String)> = Vec::new();
     for row in verdicts.iter()? {
         let (key, bytes) = row?;
         let (sig, seq) = key.value();
@@ -111,10 +114,17 @@ fn check_verdicts(
                 "verdict seq {seq} is stored under sig_hash {sig}, not its own"
             ));
         }
-        let identity = (v.pr_number, v.head_sha.as_str(), v.audited_at.as_str());
-        if keys.get(identity)?.map(|s| s.value()) != Some(seq) {
-            report.problem(format!("verdict seq {seq} is missing from verdict_keys"));
+        if run_sig != sig {
+            run_sig = sig.to_owned();
+            run_identities.clear();
         }
+        let identity = (v.pr_number, v.head_sha.clone(), v.audited_at.clone());
+        if run_identities.contains(&identity) {
+            report.problem(format!(
+                "verdict seq {seq} repeats an earlier verdict (same pr_number, head_sha, audited_at)"
+            ));
+        }
+        run_identities.push(identity);
         let object = serde_json::from_str(&v.raw_json).unwrap_or_default();
         for claim in claims_of(&object).unwrap_or_default() {
             n_claims += 1;
@@ -124,19 +134,6 @@ fn check_verdicts(
                     claim.hash
                 ));
             }
-        }
-    }
-    for row in keys.iter()? {
-        let (key, seq) = row?;
-        let (pr_number, head_sha, _) = key.value();
-        let seq = seq.value();
-        if verdicts
-            .get((sig_hash(pr_number, head_sha).as_str(), seq))?
-            .is_none()
-        {
-            report.problem(format!(
-                "verdict_keys points at verdict seq {seq}, which is missing"
-            ));
         }
     }
     for row in claims.iter()? {
@@ -165,7 +162,7 @@ fn check_outcomes(
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let outcomes = txn.open_table(OUTCOMES)?;
-    let by_sig = txn.open_table(OUTCOMES_BY_SIG)?;
+    let by_sig = txn.open_table(RECORDS_BY_SIG)?;
     for row in outcomes.iter()? {
         let (seq, bytes) = row?;
         let seq = seq.value();
@@ -184,18 +181,8 @@ fn check_outcomes(
             .entry(entry.value.kind.clone())
             .or_default() += 1;
         let sig = entry.value.sig_hash.as_str();
-        if !sig.is_empty() && by_sig.get((sig, seq))?.is_none() {
-            report.problem(format!("outcome seq {seq} is missing from outcomes_by_sig"));
-        }
-    }
-    for row in by_sig.iter()? {
-        let (key, _) = row?;
-        let (sig, seq) = key.value();
-        let indexed = outcomes.get(seq)?.map(|b| outcome_entry(seq, b.value()));
-        if !matches!(indexed, Some(Ok(ref e)) if e.value.sig_hash == sig) {
-            report.problem(format!(
-                "outcomes_by_sig entry ({sig}, {seq}) has no matching row"
-            ));
+        if !sig.is_empty() && by_sig.get((sig, seq))?.map(|k| k.value()) != Some(KIND_OUTCOME) {
+            report.problem(format!("outcome seq {seq} is missing from records_by_sig"));
         }
     }
     Ok(())
@@ -208,12 +195,12 @@ fn check_events(
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let events = txn.open_table(EVENTS)?;
+    let by_sig = txn.open_table(RECORDS_BY_SIG)?;
     let indexes = [
         ("events_by_source", txn.open_table(EVENTS_BY_SOURCE)?),
-        ("events_by_sig", txn.open_table(EVENTS_BY_SIG)?),
         ("events_by_kind", txn.open_table(EVENTS_BY_KIND)?),
     ];
-    let mut expected = [0u64; 3];
+    let mut expected = [0u64; 2];
     for row in events.iter()? {
         let (seq, bytes) = row?;
         let seq = seq.value();
@@ -240,7 +227,12 @@ fn check_events(
         if let Some(kind) = &e.event_kind {
             *recount.events_by_kind.entry(kind.clone()).or_default() += 1;
         }
-        let keys = [Some(&e.source), e.sig_hash.as_ref(), e.event_kind.as_ref()];
+        if let Some(sig) = &e.sig_hash
+            && by_sig.get((sig.as_str(), seq))?.map(|k| k.value()) != Some(KIND_EVENT)
+        {
+            report.problem(format!("event seq {seq} is missing from records_by_sig"));
+        }
+        let keys = [Some(&e.source), e.event_kind.as_ref()];
         for (i, key) in keys.into_iter().enumerate() {
             let Some(key) = key else { continue };
             expected[i] += 1;
@@ -265,12 +257,39 @@ fn check_events(
                 None => None,
             };
             let matches = value.is_some_and(|e| {
-                [Some(&e.source), e.sig_hash.as_ref(), e.event_kind.as_ref()][i]
-                    .is_some_and(|k| k == key)
+                [Some(&e.source), e.event_kind.as_ref()][i].is_some_and(|k| k == key)
             });
             if !matches {
                 report.problem(format!("{name} entry ({key}, {seq}) has no matching event"));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Every `records_by_sig` entry points at a row of its kind that has that sig_hash.
+fn check_records_by_sig(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+    let outcomes = txn.open_table(OUTCOMES)?;
+    let events = txn.open_table(EVENTS)?;
+    for row in txn.open_table(RECORDS_BY_SIG)?.iter()? {
+        let (key, kind) = row?;
+        let (sig, seq) = key.value();
+        let found = match kind.value() {
+            KIND_OUTCOME => outcomes
+                .get(seq)?
+                .and_then(|b| outcome_entry(seq, b.value()).ok())
+                .is_some_and(|e| e.value.sig_hash == sig),
+            KIND_EVENT => events
+                .get(seq)?
+                .and_then(|b| event_entry(seq, b.value()).ok())
+                .is_some_and(|e| e.value.sig_hash.as_deref() == Some(sig)),
+            _ => false,
+        };
+        if !found {
+            report.problem(format!(
+                "records_by_sig entry ({sig}, {seq}, kind {}) has no matching row",
+                kind.value()
+            ));
         }
     }
     Ok(())

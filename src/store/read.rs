@@ -166,18 +166,14 @@ impl Store {
             all.push(SigRecord::Verdict(verdict_entry(sig, seq, value.value())?));
         }
         let outcomes = txn.open_table(OUTCOMES)?;
-        for row in txn
-            .open_table(OUTCOMES_BY_SIG)?
-            .range(from..=to)?
-            .take(take)
-        {
-            let seq = row?.0.value().1;
-            all.push(SigRecord::Outcome(outcome_at(&outcomes, seq)?));
-        }
         let events = txn.open_table(EVENTS)?;
-        for row in txn.open_table(EVENTS_BY_SIG)?.range(from..=to)?.take(take) {
-            let seq = row?.0.value().1;
-            all.push(SigRecord::Event(event_at(&events, seq)?));
+        for row in txn.open_table(RECORDS_BY_SIG)?.range(from..=to)?.take(take) {
+            let (key, kind) = row?;
+            let seq = key.value().1;
+            all.push(match kind.value() {
+                KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, seq)?),
+                _ => SigRecord::Event(event_at(&events, seq)?),
+            });
         }
         all.sort_by_key(SigRecord::seq);
         let more = all.len() > limit;
@@ -218,9 +214,22 @@ impl Store {
             items.push(entry);
             true
         };
-        let index = match (&filter.sig_hash, &filter.event_kind, filter.source) {
-            (Some(sig), _, _) => Some((EVENTS_BY_SIG, sig.clone())),
-            (None, Some(kind), Some(source)) => {
+        if let Some(sig) = &filter.sig_hash {
+            // Events under one sig_hash: its range of records_by_sig, outcome rows skipped.
+            let index = txn.open_table(RECORDS_BY_SIG)?;
+            for row in index.range((sig.as_str(), 0)..(sig.as_str(), below))?.rev() {
+                let (key, kind) = row?;
+                if kind.value() != KIND_EVENT {
+                    continue;
+                }
+                if !push(event_at(&events, key.value().1)?) {
+                    return Ok(Page { items, more: true });
+                }
+            }
+            return Ok(Page { items, more: false });
+        }
+        let index = match (&filter.event_kind, filter.source) {
+            (Some(kind), Some(source)) => {
                 let meta = txn.open_table(META)?;
                 let n_kind = meta::get(&meta, &format!("{}{kind}", meta::EVENTS_BY_KIND))?;
                 let n_source = meta::get(
@@ -233,9 +242,9 @@ impl Store {
                     Some((EVENTS_BY_SOURCE, source.as_str().to_owned()))
                 }
             }
-            (None, Some(kind), None) => Some((EVENTS_BY_KIND, kind.clone())),
-            (None, None, Some(source)) => Some((EVENTS_BY_SOURCE, source.as_str().to_owned())),
-            (None, None, None) => None,
+            (Some(kind), None) => Some((EVENTS_BY_KIND, kind.clone())),
+            (None, Some(source)) => Some((EVENTS_BY_SOURCE, source.as_str().to_owned())),
+            (None, None) => None,
         };
         let mut more = false;
         match index {

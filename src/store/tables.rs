@@ -1,4 +1,4 @@
-//! Every redb table of the current schema (version 2), in one place. Only `store/` opens them.
+//! Every redb table of the current schema (version 3), in one place. Only `store/` opens them.
 //!
 //! These must equal the definitions frozen in the latest step of `migrations/` (a test checks
 //! that a migrated file has exactly these tables); a change here is a new migration step.
@@ -9,20 +9,21 @@ pub use lakehouse_kb_migrations::META;
 
 /// `(sig_hash, seq)` → codec-encoded [`VerdictValue`](super::values::VerdictValue).
 pub const VERDICTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("verdicts");
-/// `(pr_number, head_sha, audited_at)` → the verdict's seq: what makes ingest idempotent.
-pub const VERDICT_KEYS: TableDefinition<(u64, &str, &str), u64> =
-    TableDefinition::new("verdict_keys");
 /// `(claim_hash, verdict seq)` → the verdict's sig_hash (schema version 2).
 pub const CLAIMS: TableDefinition<(u64, u64), &str> = TableDefinition::new("claims");
+/// `(sig_hash, seq)` of every outcome row and event with a sig_hash → its kind
+/// ([`KIND_OUTCOME`], [`KIND_EVENT`]); schema version 3. A verdict's identity (pr_number,
+/// head_sha, audited_at) is checked within its sig_hash's range of [`VERDICTS`].
+pub const RECORDS_BY_SIG: TableDefinition<(&str, u64), u8> = TableDefinition::new("records_by_sig");
+/// An outcome row in [`RECORDS_BY_SIG`].
+pub const KIND_OUTCOME: u8 = 1;
+/// An event in [`RECORDS_BY_SIG`].
+pub const KIND_EVENT: u8 = 2;
+
 /// `seq` → codec-encoded [`OutcomeValue`](super::values::OutcomeValue).
 pub const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
-/// `(sig_hash, seq)` of every outcome row with a non-empty sig_hash.
-pub const OUTCOMES_BY_SIG: TableDefinition<(&str, u64), ()> =
-    TableDefinition::new("outcomes_by_sig");
 /// `seq` → codec-encoded [`EventValue`](super::values::EventValue).
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-/// `(sig_hash, seq)` of every event with a string sig_hash.
-pub const EVENTS_BY_SIG: TableDefinition<(&str, u64), ()> = TableDefinition::new("events_by_sig");
 /// `(source, seq)` of every event, by its (coerced) source.
 pub const EVENTS_BY_SOURCE: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("events_by_source");
@@ -32,15 +33,13 @@ pub const EVENTS_BY_KIND: TableDefinition<(&str, u64), ()> = TableDefinition::ne
 pub const IMPORT_KEYS: TableDefinition<&[u8], u64> = TableDefinition::new("import_keys");
 
 /// Names of all tables, for the schema test and the backup.
-pub const ALL_TABLE_NAMES: [&str; 11] = [
+pub const ALL_TABLE_NAMES: [&str; 9] = [
     "meta",
     "verdicts",
-    "verdict_keys",
     "claims",
     "outcomes",
-    "outcomes_by_sig",
+    "records_by_sig",
     "events",
-    "events_by_sig",
     "events_by_source",
     "events_by_kind",
     "import_keys",

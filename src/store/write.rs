@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::codec::encode;
+use super::codec::{decode, encode};
 use super::meta::{self, CounterDeltas};
 use super::tables::*;
 use super::values::{EventValue, OutcomeValue, VerdictValue};
@@ -110,18 +110,15 @@ impl Store {
 struct Tables<'txn> {
     meta: Table<'txn, &'static str, u64>,
     verdicts: Table<'txn, (&'static str, u64), &'static [u8]>,
-    verdict_keys: Table<'txn, (u64, &'static str, &'static str), u64>,
     claims: Table<'txn, (u64, u64), &'static str>,
     outcomes: Table<'txn, u64, &'static [u8]>,
-    outcomes_by_sig: Table<'txn, (&'static str, u64), ()>,
     events: Table<'txn, u64, &'static [u8]>,
-    events_by_sig: Table<'txn, (&'static str, u64), ()>,
+    records_by_sig: Table<'txn, (&'static str, u64), u8>,
     events_by_source: Table<'txn, (&'static str, u64), ()>,
     events_by_kind: Table<'txn, (&'static str, u64), ()>,
     import_keys: Table<'txn, &'static [u8], u64>,
-    /// `(sig_hash, seq)` entries of `outcomes_by_sig` and `events_by_sig` still to insert.
-    outcomes_by_sig_later: Vec<(String, u64)>,
-    events_by_sig_later: Vec<(String, u64)>,
+    /// `(sig_hash, seq, kind)` entries of `records_by_sig` still to insert.
+    by_sig_later: Vec<(String, u64, u8)>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -129,32 +126,48 @@ impl<'txn> Tables<'txn> {
         Ok(Tables {
             meta: txn.open_table(META)?,
             verdicts: txn.open_table(VERDICTS)?,
-            verdict_keys: txn.open_table(VERDICT_KEYS)?,
             claims: txn.open_table(CLAIMS)?,
             outcomes: txn.open_table(OUTCOMES)?,
-            outcomes_by_sig: txn.open_table(OUTCOMES_BY_SIG)?,
             events: txn.open_table(EVENTS)?,
-            events_by_sig: txn.open_table(EVENTS_BY_SIG)?,
+            records_by_sig: txn.open_table(RECORDS_BY_SIG)?,
             events_by_source: txn.open_table(EVENTS_BY_SOURCE)?,
             events_by_kind: txn.open_table(EVENTS_BY_KIND)?,
             import_keys: txn.open_table(IMPORT_KEYS)?,
-            outcomes_by_sig_later: Vec::new(),
-            events_by_sig_later: Vec::new(),
+            by_sig_later: Vec::new(),
         })
     }
 
     /// Inserts the deferred sig_hash index entries, in key order.
     fn insert_deferred(&mut self) -> Result<(), StoreError> {
-        for (entries, table) in [
-            (&mut self.outcomes_by_sig_later, &mut self.outcomes_by_sig),
-            (&mut self.events_by_sig_later, &mut self.events_by_sig),
-        ] {
-            entries.sort_unstable();
-            for (sig_hash, seq) in entries.drain(..) {
-                table.insert((sig_hash.as_str(), seq), ())?;
-            }
+        self.by_sig_later.sort_unstable();
+        for (sig_hash, seq, kind) in self.by_sig_later.drain(..) {
+            self.records_by_sig.insert((sig_hash.as_str(), seq), kind)?;
         }
         Ok(())
+    }
+
+    /// The seq of the verdict with this identity, if one is stored (or was written earlier in
+    /// this transaction): a range over the sig_hash's few verdicts.
+    fn verdict_with_identity(&self, v: &Verdict) -> Result<Option<u64>, StoreError> {
+        let sig_hash = v.sig_hash();
+        let range = (sig_hash.as_str(), 0)..=(sig_hash.as_str(), u64::MAX);
+        for row in self.verdicts.range(range)? {
+            let (key, bytes) = row?;
+            let seq = key.value().1;
+            let stored: VerdictValue =
+                decode(bytes.value()).map_err(|source| StoreError::Codec {
+                    table: "verdicts",
+                    seq,
+                    source,
+                })?;
+            if stored.pr_number == v.pr_number
+                && stored.head_sha == v.head_sha
+                && stored.audited_at == v.audited_at
+            {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -227,9 +240,8 @@ fn put_verdict(
     new: &NewVerdict,
 ) -> Result<Written, StoreError> {
     let v = &new.verdict;
-    let identity = (v.pr_number, v.head_sha.as_str(), v.audited_at.as_str());
-    if let Some(seq) = t.verdict_keys.get(identity)? {
-        return Ok(Written::Duplicate { seq: seq.value() });
+    if let Some(seq) = t.verdict_with_identity(v)? {
+        return Ok(Written::Duplicate { seq });
     }
     *last_seq += 1;
     let seq = *last_seq;
@@ -237,7 +249,6 @@ fn put_verdict(
     let value = VerdictValue::from_verdict(v, new.received_at_ms);
     t.verdicts
         .insert((sig_hash.as_str(), seq), encode(&value).as_slice())?;
-    t.verdict_keys.insert(identity, seq)?;
     for claim in &v.claims {
         t.claims.insert((claim.hash.0, seq), sig_hash.as_str())?;
     }
@@ -286,7 +297,8 @@ fn put_outcome(
     };
     t.outcomes.insert(seq, encode(&value).as_slice())?;
     if !sig_hash.is_empty() {
-        t.outcomes_by_sig_later.push((sig_hash.to_owned(), seq));
+        t.by_sig_later
+            .push((sig_hash.to_owned(), seq, KIND_OUTCOME));
     }
     counters.add(meta::OUTCOMES, 1);
     counters.add_keyed(meta::OUTCOMES_BY_KIND, kind, 1);
@@ -332,9 +344,9 @@ fn index_event(
     apply(&mut t.events_by_source, &value.source)?;
     if let Some(sig_hash) = &value.sig_hash {
         if add {
-            t.events_by_sig_later.push((sig_hash.clone(), seq));
+            t.by_sig_later.push((sig_hash.clone(), seq, KIND_EVENT));
         } else {
-            apply(&mut t.events_by_sig, sig_hash)?;
+            t.records_by_sig.remove((sig_hash.as_str(), seq))?;
         }
     }
     if let Some(kind) = &value.event_kind {

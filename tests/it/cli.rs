@@ -31,18 +31,18 @@ fn migrate_dry_run_prints_the_plan_and_creates_nothing() {
     let out = kb(&data, &["migrate", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("schema version 0 -> 2 (2 steps)"), "{text}");
+    assert!(text.contains("schema version 0 -> 3 (3 steps)"), "{text}");
     assert!(
-        text.contains("v0001_initial") && text.contains("v0002_claims"),
+        text.contains("v0001_initial") && text.contains("v0003_records_by_sig"),
         "{text}"
     );
     assert!(!data.exists());
 
     let out = kb(&data, &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("done: schema version 2"));
+    assert!(stdout(&out).contains("done: schema version 3"));
     let out = kb(&data, &["migrate", "--dry-run"]);
-    assert!(stdout(&out).contains("schema version 2 is current, nothing to do"));
+    assert!(stdout(&out).contains("schema version 3 is current, nothing to do"));
 }
 
 #[test]
@@ -51,14 +51,14 @@ fn migrate_from_version_1_runs_only_the_missing_step() {
     Store::create_at_version(&dir.path().join("kb.redb"), 1).unwrap();
     let out = kb(dir.path(), &["migrate", "--dry-run"]);
     assert!(
-        stdout(&out).contains("schema version 1 -> 2 (1 step)"),
+        stdout(&out).contains("schema version 1 -> 3 (2 steps)"),
         "{}",
         stdout(&out)
     );
     let out = kb(dir.path(), &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn newer_file_is_refused_and_left_untouched() {
         let txn = db.begin_write().unwrap();
         txn.open_table(tables::META)
             .unwrap()
-            .insert("schema_version", 3)
+            .insert("schema_version", 4)
             .unwrap();
         txn.commit().unwrap();
     }
@@ -81,7 +81,7 @@ fn newer_file_is_refused_and_left_untouched() {
         assert!(!out.status.success(), "{args:?}");
         assert!(
             stderr(&out).contains(
-                "manual upgrade required: this binary supports schema version 2 at most, found 3"
+                "manual upgrade required: this binary supports schema version 3 at most, found 4"
             ),
             "{args:?}: {}",
             stderr(&out)

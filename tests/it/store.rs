@@ -275,7 +275,7 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
         .find_map(|s| Some((*s, model.records[s].1.clone())).filter(|(_, sig)| !sig.is_empty()))
         .unwrap();
     damage(&|txn| {
-        txn.open_table(tables::EVENTS_BY_SIG)
+        txn.open_table(tables::RECORDS_BY_SIG)
             .unwrap()
             .remove((sig.as_str(), seq))
             .unwrap();
@@ -284,39 +284,69 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
     assert!(
         found
             .iter()
-            .any(|p| p == &format!("event seq {seq} is missing from events_by_sig")),
+            .any(|p| p == &format!("event seq {seq} is missing from records_by_sig")),
         "{found:?}"
     );
     damage(&|txn| {
-        txn.open_table(tables::EVENTS_BY_SIG)
+        txn.open_table(tables::RECORDS_BY_SIG)
             .unwrap()
-            .insert((sig.as_str(), seq), ())
+            .insert((sig.as_str(), seq), tables::KIND_EVENT)
             .unwrap();
     });
     assert!(problems().is_empty());
 
     // An index entry pointing at no row.
     damage(&|txn| {
-        txn.open_table(tables::OUTCOMES_BY_SIG)
+        txn.open_table(tables::RECORDS_BY_SIG)
             .unwrap()
-            .insert(("nowhere", 999_999), ())
+            .insert(("nowhere", 999_999), tables::KIND_OUTCOME)
             .unwrap();
     });
     let found = problems();
     assert!(
         found
             .iter()
-            .any(|p| p.contains("outcomes_by_sig entry (nowhere, 999999) has no matching row")),
+            .any(|p| p
+                .contains("records_by_sig entry (nowhere, 999999, kind 1) has no matching row")),
         "{found:?}"
     );
     damage(&|txn| {
-        txn.open_table(tables::OUTCOMES_BY_SIG)
+        txn.open_table(tables::RECORDS_BY_SIG)
             .unwrap()
             .remove(("nowhere", 999_999))
             .unwrap();
     });
 
+    // The same verdict stored twice under its sig_hash (what idempotency must prevent).
+    let (&vseq, (_, vsig)) = model.verdicts.iter().next().unwrap();
+    damage(&|txn| {
+        let mut verdicts = txn.open_table(tables::VERDICTS).unwrap();
+        let bytes = verdicts
+            .get((vsig.as_str(), vseq))
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        verdicts
+            .insert((vsig.as_str(), 999_998), bytes.as_slice())
+            .unwrap();
+    });
+    let found = problems();
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("verdict seq 999998 repeats an earlier verdict")),
+        "{found:?}"
+    );
+    damage(&|txn| {
+        txn.open_table(tables::VERDICTS)
+            .unwrap()
+            .remove((vsig.as_str(), 999_998))
+            .unwrap();
+    });
+
     // A counter that no longer matches the rows.
+
     damage(&|txn| {
         let mut meta = txn.open_table(tables::META).unwrap();
         let n = meta.get("count/verdicts").unwrap().unwrap().value();
@@ -529,9 +559,9 @@ fn version_1_file_is_upgraded_on_open_and_passes_check() {
     let path = dir.path().join("kb.redb");
     Store::create_at_version(&path, 1).unwrap();
     let plan = Store::plan(&path, StoreOptions::default()).unwrap();
-    assert_eq!((plan.from, plan.to, plan.steps.len()), (1, 2, 1));
+    assert_eq!((plan.from, plan.to, plan.steps.len()), (1, 3, 2));
     let mut store = Store::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     assert!(store.check().unwrap().passed());
     // The migrated file has exactly the current tables.
     drop(store);

@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lakehouse_kb::store::{Store, tables};
+use lakehouse_kb::store::Store;
 use lakehouse_kb::synth::Rng;
 use lakehouse_kb_migrations::frozen_verdict_v1::{self, VerdictV1};
+use lakehouse_kb_migrations::v0001_initial;
 use serde_json::{Value, json};
 
 use crate::server::ServerProcess;
@@ -487,9 +488,9 @@ fn prefill_version_1(path: &Path, n: u64) -> anyhow::Result<()> {
     let db = redb::Database::create(path)?;
     let txn = db.begin_write()?;
     {
-        let mut verdicts = txn.open_table(tables::VERDICTS)?;
-        let mut keys = txn.open_table(tables::VERDICT_KEYS)?;
-        let mut meta = txn.open_table(tables::META)?;
+        let mut verdicts = txn.open_table(v0001_initial::VERDICTS)?;
+        let mut keys = txn.open_table(v0001_initial::VERDICT_KEYS)?;
+        let mut meta = txn.open_table(lakehouse_kb_migrations::META)?;
         for seq in 1..=n {
             let head = format!("{:08x}{seq:032x}", seq.wrapping_mul(2_654_435_761) as u32);
             let sig = format!("pr{}-{}", 1000 + seq % 500, &head[..8]);

@@ -22,11 +22,12 @@ seed() {
 seed event_body "$fixtures/data/_observer/ops.jsonl"
 seed verdict_body "$fixtures/verdicts.ndjson"
 seed outcome_body "$fixtures/data/_kb/outcomes.jsonl"
+seed import_line "$fixtures/data/_kb/outcomes.jsonl" "$fixtures/data/_observer/ops.jsonl"
 mkdir -p corpus/ndjson_batch corpus/codec_decode
 cp "$fixtures/verdicts.ndjson" corpus/ndjson_batch/seed-verdicts
 cp "$fixtures/data/_kb/outcomes.jsonl" corpus/ndjson_batch/seed-outcomes
 printf '\x01\x05\x03abc\x00\x02{}' > corpus/codec_decode/seed-1
-for target in event_body verdict_body outcome_body ndjson_batch codec_decode; do
+for target in event_body verdict_body outcome_body ndjson_batch import_line codec_decode; do
     echo "== $target: ${seconds}s"
     cargo fuzz run -O "$target" -- -max_total_time="$seconds" -print_final_stats=1 2>&1 \
         | grep -E '^(stat::|#[0-9]+ +DONE|==[0-9]+==|SUMMARY|artifact)' || true

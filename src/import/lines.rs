@@ -83,7 +83,7 @@ pub enum Malformed {
 }
 
 /// The line as text and as a JSON object.
-pub(super) fn parse_object_line(bytes: &[u8]) -> Result<(&str, Map<String, Value>), Malformed> {
+pub fn parse_object_line(bytes: &[u8]) -> Result<(&str, Map<String, Value>), Malformed> {
     let text = as_text(bytes)?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(obj)) => Ok((text, obj)),
@@ -94,7 +94,7 @@ pub(super) fn parse_object_line(bytes: &[u8]) -> Result<(&str, Map<String, Value
 
 /// What the store reads out of an outcome row: its `sig_hash` and `kind` when they are strings.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct RowHead {
+pub struct RowHead {
     pub sig_hash: Option<String>,
     pub kind: Option<String>,
 }
@@ -102,7 +102,7 @@ pub(super) struct RowHead {
 /// The line as text and its [`RowHead`], validating the whole line as a JSON object without
 /// building a tree of it (most rows are scenario rows, of which only two fields are needed).
 /// A repeated key counts with its last value, as in `JSON.parse`.
-pub(super) fn parse_row(bytes: &[u8]) -> Result<(&str, RowHead), Malformed> {
+pub fn parse_row(bytes: &[u8]) -> Result<(&str, RowHead), Malformed> {
     let text = as_text(bytes)?;
     let starts_object = text
         .trim_start_matches([' ', '\t', '\n', '\r'])

@@ -20,7 +20,7 @@
 //! strict import with any malformed line commits nothing. The second writes, in batches of
 //! `batch_size` puts per transaction.
 
-mod lines;
+pub mod lines;
 mod verdicts;
 
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -200,3 +200,25 @@ fn the_router_never_answers_5xx_to_client_input() {
         )
         .unwrap();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3_000, ..ProptestConfig::default() })]
+
+    /// The import's light row parser (which skips building a tree of scenario rows) accepts
+    /// exactly the lines the full JSON parser accepts as objects, and reads the same `sig_hash`
+    /// and `kind`; an ops line never panics the op reader.
+    #[test]
+    fn import_line_parsers_agree(bytes in body()) {
+        use lakehouse_kb::import::lines::{parse_object_line, parse_row};
+        let light = parse_row(&bytes);
+        let full = parse_object_line(&bytes);
+        prop_assert_eq!(light.is_ok(), full.is_ok(), "{:?} vs {:?}", light.as_ref().err(), full.as_ref().err());
+        if let (Ok((_, head)), Ok((_, object))) = (&light, &full) {
+            prop_assert_eq!(head.sig_hash.as_deref(), object.get("sig_hash").and_then(Value::as_str));
+            prop_assert_eq!(head.kind.as_deref(), object.get("kind").and_then(Value::as_str));
+        }
+        if let Ok((text, _)) = full {
+            let _ = lakehouse_kb::model::ObservedOp::from_line(text);
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! later comparisons reuse them behind thin binaries.
 
 pub mod client;
+pub mod compare;
 pub mod loadgen;
 pub mod querybench;
 pub mod server;
@@ -116,6 +117,19 @@ pub fn disk_read_bytes(pid: u32) -> Option<u64> {
         .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("read_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A process's peak resident memory so far (`VmHWM` of `/proc/PID/status`), KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
         .trim()
         .parse()
         .ok()

@@ -155,29 +155,53 @@ struct ClientOutcome {
     first_error: Option<String>,
 }
 
-async fn run_cell(
-    config: &LoadConfig,
+/// What a closed-loop drive of one address measured.
+#[derive(Debug, Clone)]
+pub struct Drive {
+    /// Requests answered 2xx inside the measured window.
+    pub ok: usize,
+    pub errors: usize,
+    pub first_error: Option<String>,
+    pub window: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    /// The machine's load average when the window opened (the machine is shared).
+    pub load_average: String,
+}
+
+impl Drive {
+    pub fn requests_per_sec(&self) -> f64 {
+        self.ok as f64 / self.window.as_secs_f64()
+    }
+}
+
+/// Drives any HTTP server speaking the route (lakehouse-kb, the legacy observer, a no-op
+/// handler): `n_clients` keep-alive connections sending seeded bodies back to back for
+/// `warmup + duration`; `at_window_open` runs when the measured window opens. Each client's
+/// bodies depend only on `seed` and its index, so every server gets the same requests.
+pub async fn drive(
     addr: SocketAddr,
     route: Route,
     n_clients: usize,
-    group_commit: bool,
-) -> anyhow::Result<CellResult> {
+    warmup: Duration,
+    duration: Duration,
+    seed: u64,
+    n_prs: u64,
+) -> anyhow::Result<Drive> {
     // Connections are opened before the clock starts.
     let mut connections = Vec::with_capacity(n_clients);
     for _ in 0..n_clients {
         connections.push(Connection::open(addr).await?);
     }
     let start = Instant::now() + Duration::from_millis(20);
-    let measure_from = start + config.warmup;
-    let measure_to = measure_from + config.duration;
+    let measure_from = start + warmup;
+    let measure_to = measure_from + duration;
     let mut tasks = Vec::with_capacity(n_clients);
     for (client_idx, connection) in connections.into_iter().enumerate() {
         // Each client its own stream of records, all distinct (random 40-digit heads).
-        let seed = config
-            .seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(client_idx as u64);
-        let synth = Synth::new(seed, config.n_prs);
+        let seed = seed.wrapping_mul(1_000_003).wrapping_add(client_idx as u64);
+        let synth = Synth::new(seed, n_prs);
         tasks.push(tokio::spawn(client_loop(
             addr,
             connection,
@@ -189,7 +213,6 @@ async fn run_cell(
         )));
     }
     tokio::time::sleep_until((measure_from).into()).await;
-    let before = commit_metrics(addr).await?;
     let load_average = crate::load_average();
     let mut samples = Samples::default();
     let mut errors = 0;
@@ -200,23 +223,60 @@ async fn run_cell(
         errors += outcome.errors;
         first_error = first_error.or(outcome.first_error);
     }
-    // Every client has stopped: the commits after `measure_to` are only the last requests'.
+    Ok(Drive {
+        ok: samples.len(),
+        errors,
+        first_error,
+        window: duration,
+        p50: samples.percentile(50.0),
+        p99: samples.percentile(99.0),
+        p999: samples.percentile(99.9),
+        load_average,
+    })
+}
+
+async fn run_cell(
+    config: &LoadConfig,
+    addr: SocketAddr,
+    route: Route,
+    n_clients: usize,
+    group_commit: bool,
+) -> anyhow::Result<CellResult> {
+    // The commit counters are read as the window opens (after the warm-up) and once every
+    // client has stopped: the commits after the window are only the last requests'.
+    let metrics_at_open = async {
+        tokio::time::sleep(config.warmup + Duration::from_millis(20)).await;
+        commit_metrics(addr).await
+    };
+    let (drive, before) = tokio::join!(
+        drive(
+            addr,
+            route,
+            n_clients,
+            config.warmup,
+            config.duration,
+            config.seed,
+            config.n_prs,
+        ),
+        metrics_at_open
+    );
+    let (drive, before) = (drive?, before?);
     let after = commit_metrics(addr).await?;
     Ok(CellResult {
         route,
         clients: n_clients,
         group_commit,
-        ok: samples.len(),
-        errors,
-        first_error,
-        window: config.duration,
-        p50: samples.percentile(50.0),
-        p99: samples.percentile(99.0),
-        p999: samples.percentile(99.9),
+        ok: drive.ok,
+        errors: drive.errors,
+        first_error: drive.first_error,
+        window: drive.window,
+        p50: drive.p50,
+        p99: drive.p99,
+        p999: drive.p999,
         commits: after.commits - before.commits,
         committed_requests: after.requests - before.requests,
         commit_seconds: after.seconds - before.seconds,
-        load_average,
+        load_average: drive.load_average,
     })
 }
 

@@ -40,6 +40,21 @@ pub fn locate_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(candidate)
 }
 
+/// Takes the child's piped stdout; the returned function waits (at most its argument) for
+/// the first line. The rest of the output is drained, so the child never blocks on a full pipe.
+pub fn first_stdout_line(child: &mut Child) -> impl FnOnce(Duration) -> Option<String> + use<> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    move |timeout| rx.recv_timeout(timeout).ok()
+}
+
 /// A running server. Stopped (SIGTERM, then SIGKILL after a grace period) on `stop` or drop.
 pub struct ServerProcess {
     child: Option<Child>,
@@ -73,24 +88,14 @@ impl ServerProcess {
             .stderr(stderr)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the server never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
+        let first_line = first_stdout_line(&mut child);
         let mut server = ServerProcess {
             child: Some(child),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data: data.to_owned(),
         };
-        let line = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(line) => line,
-            Err(_) => bail!("the server printed no address line\n{}", server.log_tail()),
+        let Some(line) = first_line(Duration::from_secs(120)) else {
+            bail!("the server printed no address line\n{}", server.log_tail());
         };
         let Some(addr) = line
             .trim()

@@ -364,11 +364,23 @@ fn verify(
         if let Some(found) = by_sig.get(sig) {
             return Ok(found.clone());
         }
-        let answer: Value = client
-            .get(format!("{}/sig/{sig}?limit=1000", server.base_url()))
-            .send()?
-            .json()?;
-        let found = answer["records"].as_array().cloned().unwrap_or_default();
+        // Every page: many writes share a sig_hash (all heads of a PR start with 8 zeros).
+        let mut found = Vec::new();
+        let mut after_seq = 0;
+        loop {
+            let answer: Value = client
+                .get(format!(
+                    "{}/sig/{sig}?limit=1000&after_seq={after_seq}",
+                    server.base_url()
+                ))
+                .send()?
+                .json()?;
+            found.extend(answer["records"].as_array().cloned().unwrap_or_default());
+            match answer["next_after_seq"].as_u64() {
+                Some(next) => after_seq = next,
+                None => break,
+            }
+        }
         by_sig.insert(sig.to_owned(), found.clone());
         Ok(found)
     };

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::builder::BoolishValueParser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{GlobalArgs, open_store_for};
@@ -16,14 +17,19 @@ use crate::import::{self, ImportError, ImportOptions, ImportReport, Progress, Un
 pub struct ImportArgs {
     /// Legacy data directory holding _kb/outcomes.jsonl, _observer/ops.jsonl and
     /// _auditor/verdicts/*.json (any of them may be missing)
-    #[arg(long, value_name = "LEGACY_DIR")]
+    #[arg(long, value_name = "LEGACY_DIR", env = "LAKEHOUSE_KB_IMPORT_FROM")]
     pub from: PathBuf,
     /// Import nothing at all when any line or verdict file is malformed (default: report and
     /// skip them, import the rest)
-    #[arg(long)]
+    #[arg(long, env = "LAKEHOUSE_KB_IMPORT_STRICT", value_parser = BoolishValueParser::new())]
     pub strict: bool,
     /// Records per write transaction
-    #[arg(long, value_name = "N", default_value_t = import::DEFAULT_BATCH_SIZE)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "LAKEHOUSE_KB_IMPORT_BATCH_SIZE",
+        default_value_t = import::DEFAULT_BATCH_SIZE
+    )]
     pub batch_size: usize,
 }
 

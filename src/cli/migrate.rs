@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::builder::BoolishValueParser;
 
 use super::GlobalArgs;
 use crate::store::{SCHEMA_VERSION, Store};
@@ -10,7 +11,7 @@ use crate::store::{SCHEMA_VERSION, Store};
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
     /// Print the steps that would run, change nothing
-    #[arg(long)]
+    #[arg(long, env = "LAKEHOUSE_KB_MIGRATE_DRY_RUN", value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
 }
 

@@ -12,6 +12,7 @@ mod serve;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::store::{DB_FILE, DEFAULT_CACHE_MB, Store, StoreError, StoreOptions};
@@ -23,7 +24,9 @@ use crate::store::{DB_FILE, DEFAULT_CACHE_MB, Store, StoreError, StoreOptions};
     about = "The memory of the lakehouse code-review system: verdicts, observer events and KB \
              outcome rows in one embedded redb database, served over HTTP and exported as the \
              legacy JSONL files",
-    after_help = "Every option can also be set with the environment variable shown in brackets."
+    after_help = "Every option can also be set with the environment variable shown in brackets (a \
+                  flag's variable takes true or false, also 1/0, yes/no, on/off); a flag given \
+                  on the command line wins."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -49,9 +52,14 @@ pub struct GlobalArgs {
     /// Save redb's allocator state with every commit so a restart after a crash is almost
     /// instant instead of a repair proportional to the file; commits cost more (see
     /// docs/RELIABILITY.md)
-    #[arg(long, env = "LAKEHOUSE_KB_QUICK_REPAIR", global = true)]
+    #[arg(
+        long,
+        env = "LAKEHOUSE_KB_QUICK_REPAIR",
+        value_parser = BoolishValueParser::new(),
+        global = true
+    )]
     pub quick_repair: bool,
-    /// Log output format (filter with LAKEHOUSE_KB_LOG, e.g. "lakehouse_kb=debug")
+    /// Log output format
     #[arg(
         long,
         value_enum,
@@ -60,7 +68,19 @@ pub struct GlobalArgs {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Which log lines to write: a tracing filter, e.g. "lakehouse_kb=debug" or "warn"
+    #[arg(
+        long,
+        value_name = "FILTER",
+        env = "LAKEHOUSE_KB_LOG",
+        default_value = DEFAULT_LOG_FILTER,
+        global = true
+    )]
+    pub log: String,
 }
+
+/// The log filter when neither `--log` nor `LAKEHOUSE_KB_LOG` gives one.
+const DEFAULT_LOG_FILTER: &str = "lakehouse_kb=info,tower_http=info";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -114,7 +134,7 @@ impl GlobalArgs {
 /// Parses the command line, runs the subcommand, prints the error chain on failure.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.global.log_format);
+    init_tracing(cli.global.log_format, &cli.global.log);
     let result = match cli.command {
         Command::Serve(args) => serve::run(&cli.global, *args),
         Command::Import(args) => import::run(&cli.global, args),
@@ -135,10 +155,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LAKEHOUSE_KB_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("lakehouse_kb=info,tower_http=info"));
+    // A typo in the filter must not keep the service from starting: say so, log as by default.
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: ignoring the log filter {filter:?} (--log, LAKEHOUSE_KB_LOG): {e}");
+        EnvFilter::new(DEFAULT_LOG_FILTER)
+    });
     // Colours only for a person at a terminal, never in files or journald.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -179,4 +202,67 @@ fn require_db(path: &Path) -> anyhow::Result<()> {
         anyhow::bail!("no database at {} (is --data right?)", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{ArgAction, CommandFactory};
+
+    use super::Cli;
+
+    /// Every flag of every subcommand, as `(command path, --flag, env var)`, after clap has
+    /// propagated the global flags and added help and version.
+    fn flags() -> Vec<(String, String, Option<String>)> {
+        fn walk(
+            command: &clap::Command,
+            path: &str,
+            out: &mut Vec<(String, String, Option<String>)>,
+        ) {
+            for arg in command.get_arguments() {
+                let generated = matches!(
+                    arg.get_action(),
+                    ArgAction::Help
+                        | ArgAction::HelpShort
+                        | ArgAction::HelpLong
+                        | ArgAction::Version
+                );
+                if arg.is_positional() || generated {
+                    continue;
+                }
+                let flag = arg
+                    .get_long()
+                    .map_or_else(|| arg.get_id().to_string(), |long| format!("--{long}"));
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                out.push((path.to_owned(), flag, env));
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut command = Cli::command();
+        command.build();
+        let mut out = Vec::new();
+        walk(&command, "lakehouse-kb", &mut out);
+        out
+    }
+
+    /// A new flag without an environment variable fails here: deployments (the systemd unit)
+    /// configure the service through the environment only.
+    #[test]
+    fn every_flag_has_a_lakehouse_kb_environment_variable() {
+        let flags = flags();
+        assert!(flags.len() > 30, "the walk found too few flags: {flags:?}");
+        let missing: Vec<String> = flags
+            .iter()
+            .filter(|(_, _, env)| {
+                !env.as_deref()
+                    .is_some_and(|e| e.starts_with("LAKEHOUSE_KB_"))
+            })
+            .map(|(path, flag, env)| format!("{path} {flag} ({env:?})"))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "flags without a LAKEHOUSE_KB_* environment variable: {missing:#?}"
+        );
+    }
 }

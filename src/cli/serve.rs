@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::ArgAction;
+use clap::builder::BoolishValueParser;
 use humantime::Duration as HumanDuration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -42,13 +43,19 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEHOUSE_KB_MAX_COMMIT_BATCH", default_value_t = 4096)]
     pub max_commit_batch: usize,
     /// Share commits between concurrent requests; `false` commits each request alone
-    #[arg(long, env = "LAKEHOUSE_KB_GROUP_COMMIT", default_value_t = true, action = ArgAction::Set)]
+    #[arg(
+        long,
+        env = "LAKEHOUSE_KB_GROUP_COMMIT",
+        default_value_t = true,
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new()
+    )]
     pub group_commit: bool,
     /// Bearer token required on write routes (prefer the environment variable: argv is visible)
     #[arg(long, env = "LAKEHOUSE_KB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// With a token set, require it on read routes too
-    #[arg(long, env = "LAKEHOUSE_KB_AUTH_READS")]
+    #[arg(long, env = "LAKEHOUSE_KB_AUTH_READS", value_parser = BoolishValueParser::new())]
     pub auth_reads: bool,
     /// Longest a request may take before it is abandoned with a 503 (e.g. 30s, 2m)
     #[arg(long, env = "LAKEHOUSE_KB_REQUEST_TIMEOUT", default_value = "30s")]

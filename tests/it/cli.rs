@@ -149,9 +149,30 @@ fn help_documents_every_subcommand() {
         "export",
         "migrate",
         "check",
+        "backup",
         "LAKEHOUSE_KB_DATA",
+        "LAKEHOUSE_KB_LOG",
         "--cache-mb",
     ] {
         assert!(text.contains(word), "--help lacks {word}: {text}");
     }
+}
+
+#[test]
+fn settings_come_from_the_environment() {
+    // Everything from the environment, as the systemd unit does it: a boolean flag's variable
+    // takes 1 as well as true.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
+        .arg("migrate")
+        .env("LAKEHOUSE_KB_DATA", &data)
+        .env("LAKEHOUSE_KB_MIGRATE_DRY_RUN", "1")
+        .env("LAKEHOUSE_KB_QUICK_REPAIR", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("dry run: nothing changed"), "{text}");
+    assert!(!data.exists());
 }

@@ -265,4 +265,32 @@ mod tests {
             "flags without a LAKEHOUSE_KB_* environment variable: {missing:#?}"
         );
     }
+
+    /// The README's test command is the one `.ci/run` runs, so a fresh machine runs what CI runs.
+    #[test]
+    fn readme_test_command_is_the_ci_one() {
+        let command = include_str!("../../.ci/run")
+            .lines()
+            .find(|line| line.starts_with("cargo test"))
+            .expect(".ci/run runs cargo test");
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&format!("```sh\n{command}\n```")),
+            "README.md must give `{command}` as its test command"
+        );
+    }
+
+    /// The README's configuration table names every environment variable.
+    #[test]
+    fn readme_lists_every_environment_variable() {
+        let readme = include_str!("../../README.md");
+        let mut missing: Vec<String> = flags()
+            .into_iter()
+            .filter_map(|(_, _, env)| env)
+            .filter(|env| !readme.contains(&format!("`{env}`")))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        assert!(missing.is_empty(), "README.md does not list {missing:?}");
+    }
 }

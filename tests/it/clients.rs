@@ -46,7 +46,7 @@ fn typescript_client_against_the_real_server() {
     let out = run("node", &["--test", "test/"], &[("KB_URL", &server.base)]);
     assert_ok("node --test", &out);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("# pass 5"),
+        String::from_utf8_lossy(&out.stdout).contains("# pass 6"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -62,7 +62,7 @@ fn python_client_against_the_real_server() {
     );
     assert_ok("python3 -m unittest", &out);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Ran 5 tests"),
+        String::from_utf8_lossy(&out.stderr).contains("Ran 6 tests"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -159,6 +159,15 @@ export class KbClient {
     return this.request("POST", "/event", event, false);
   }
 
+  /**
+   * A KB outcome row (the scenario runner's `outcomes.jsonl` line), stored byte for byte: a
+   * string is sent as is, an object as `JSON.stringify(row)` (what the legacy writer appended).
+   * Not retried (not idempotent).
+   */
+  async postOutcome(row: Record<string, unknown> | string): Promise<{ sig_hash: string; seq: number }> {
+    return this.request("POST", "/outcomes", typeof row === "string" ? row : JSON.stringify(row), false);
+  }
+
   async stats(): Promise<Record<string, unknown>> {
     return this.request("GET", "/stats", undefined, true);
   }
@@ -176,7 +185,7 @@ export class KbClient {
         response = await fetch(`${this.baseUrl}${path}`, {
           method,
           headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
+          body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
           signal: AbortSignal.timeout(this.timeoutMs),
         });
       } catch (error) {

@@ -65,6 +65,12 @@ class KbClient:
         body = {"claims": claims, "claim_hashes": claim_hashes, "exclude_pr": exclude_pr, "limit": limit}
         return self._request("POST", "/neighbors", {k: v for k, v in body.items() if v is not None}, idempotent=True)
 
+    def post_outcome(self, row):
+        """A KB outcome row, stored byte for byte: a str is sent as is (pass the exact line for
+        byte-exact rows), a dict as compact JSON. Not retried (not idempotent)."""
+        line = row if isinstance(row, str) else json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+        return self._request("POST", "/outcomes", raw=line.encode("utf-8"))
+
     def stats(self):
         return self._request("GET", "/stats", idempotent=True)
 
@@ -84,8 +90,8 @@ class KbClient:
                 break
         return out
 
-    def _request(self, method, path, body=None, idempotent=False):
-        data = None if body is None else json.dumps(body).encode("utf-8")
+    def _request(self, method, path, body=None, idempotent=False, raw=None):
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode("utf-8")
         headers = {"content-type": "application/json"} if data is not None else {}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"

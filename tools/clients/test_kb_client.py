@@ -3,6 +3,7 @@ tests/it/clients.rs): python3 -m unittest test_kb_client"""
 
 import os
 import unittest
+import urllib.request
 
 from kb_client import KbClient, KbError, claim_hash
 
@@ -25,6 +26,17 @@ class KbClientTest(unittest.TestCase):
         self.assertEqual(first["sig_hash"], "pr51-eeeeeeee")
         again = KB.post_verdict(v)
         self.assertEqual((again["seq"], again["duplicate"]), (first["seq"], True))
+
+    def test_post_outcome_stores_the_row_byte_for_byte(self):
+        line = '{"sig_hash":"scn-py-1","kind":"fill","x":1.50,"note":"caf\\u00e9"}'
+        posted = KB.post_outcome(line)
+        self.assertEqual(posted["sig_hash"], "scn-py-1")
+        from_dict = KB.post_outcome({"sig_hash": "scn-py-2", "kind": "fill", "city": "Zürich"})
+        self.assertGreater(from_dict["seq"], posted["seq"])
+        with urllib.request.urlopen(KB.base_url + "/sig/scn-py-1") as response:
+            self.assertIn('"row":' + line, response.read().decode("utf-8"))
+        with urllib.request.urlopen(KB.base_url + "/sig/scn-py-2") as response:
+            self.assertIn('"row":{"sig_hash":"scn-py-2","kind":"fill","city":"Zürich"}', response.read().decode("utf-8"))
 
     def test_prior_audits_and_finding(self):
         KB.post_verdict(verdict(52, "1" * 40, "2026-04-01T09:00:00.000Z", "block", "hard-coded path"))

@@ -60,6 +60,17 @@ test("a refusal is a KbError naming the field", async () => {
   });
 });
 
+test("postOutcome stores the row byte for byte", async () => {
+  const line = '{"sig_hash":"scn-client-1","kind":"fill","x":1.50,"note":"caf\\u00e9"}';
+  const posted = await kb.postOutcome(line);
+  assert.equal(posted.sig_hash, "scn-client-1");
+  const fromObject = await kb.postOutcome({ sig_hash: "scn-client-2", kind: "fill" });
+  assert.ok(fromObject.seq > posted.seq);
+  const response = await fetch(`${process.env.KB_URL}/sig/scn-client-1`);
+  // The row comes back embedded as stored: the exact bytes, escapes and "1.50" included.
+  assert.ok((await response.text()).includes(`"row":${line}`));
+});
+
 test("postEvent speaks the observer's contract", async () => {
   const posted = await kb.postEvent({ source: "bot", event_kind: "cycle", ok: true });
   assert.equal(posted.ok, true);

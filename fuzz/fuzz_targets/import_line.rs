@@ -7,7 +7,18 @@ use lakehouse_kb::import::lines::{parse_object_line, parse_row};
 use lakehouse_kb::model::ObservedOp;
 use libfuzzer_sys::fuzz_target;
 
+/// serde_json (with its `raw_value` feature, which the service uses) reads an object whose key is
+/// this token as a raw value, so `Value` refuses such a line where the light parse does not. No
+/// legacy writer produces the key; it is left out of the comparison.
+const SERDE_JSON_RAW_VALUE_TOKEN: &[u8] = b"$serde_json::private::RawValue";
+
 fuzz_target!(|data: &[u8]| {
+    if data
+        .windows(SERDE_JSON_RAW_VALUE_TOKEN.len())
+        .any(|w| w == SERDE_JSON_RAW_VALUE_TOKEN)
+    {
+        return;
+    }
     let light = parse_row(data);
     let full = parse_object_line(data);
     assert_eq!(light.is_ok(), full.is_ok(), "{:?} vs {:?}", light.err(), full.err());

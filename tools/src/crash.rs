@@ -359,31 +359,10 @@ fn verify(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let client = reqwest::blocking::Client::new();
-    let mut by_sig: HashMap<String, Vec<Value>> = HashMap::new();
-    let mut records = |sig: &str| -> anyhow::Result<Vec<Value>> {
-        if let Some(found) = by_sig.get(sig) {
-            return Ok(found.clone());
-        }
-        // Every page: many writes share a sig_hash (all heads of a PR start with 8 zeros).
-        let mut found = Vec::new();
-        let mut after_seq = 0;
-        loop {
-            let answer: Value = client
-                .get(format!(
-                    "{}/sig/{sig}?limit=1000&after_seq={after_seq}",
-                    server.base_url()
-                ))
-                .send()?
-                .json()?;
-            found.extend(answer["records"].as_array().cloned().unwrap_or_default());
-            match answer["next_after_seq"].as_u64() {
-                Some(next) => after_seq = next,
-                None => break,
-            }
-        }
-        by_sig.insert(sig.to_owned(), found.clone());
-        Ok(found)
-    };
+    // Each sig_hash is read once and summarised: a long run puts thousands of records under
+    // one sig_hash, and hundreds of thousands of writes are checked against them.
+    let mut by_sig: HashMap<String, SigSummary> = HashMap::new();
+    let base = server.base_url();
     for (write, acked) in log
         .acked
         .iter()
@@ -392,27 +371,25 @@ fn verify(
     {
         // How many copies of the write are stored (for a verdict or batch: of each part).
         let copies: Vec<usize> = match write {
-            Write::Event { sig } => vec![count(&records(sig)?, "event", |_| true)],
-            Write::Outcome { sig } => vec![count(&records(sig)?, "outcome", |_| true)],
+            Write::Event { sig } => vec![SigSummary::get(&mut by_sig, &client, &base, sig)?.events],
+            Write::Outcome { sig } => {
+                vec![SigSummary::get(&mut by_sig, &client, &base, sig)?.outcomes]
+            }
             Write::Batch { sigs } => {
                 let mut copies = Vec::new();
                 for sig in sigs {
-                    copies.push(count(&records(sig)?, "event", |_| true));
+                    copies.push(SigSummary::get(&mut by_sig, &client, &base, sig)?.events);
                 }
                 copies
             }
             Write::Verdict {
                 sig, audited_at, ..
-            } => {
-                let found = records(sig)?;
-                let at = |r: &Value, field: &str| r[field]["audited_at"] == *audited_at;
-                let body_at = |r: &Value| r["body"]["audited_at"] == *audited_at;
-                vec![
-                    count(&found, "verdict", |r| at(r, "verdict")),
-                    count(&found, "outcome", |r| at(r, "row")),
-                    count(&found, "event", body_at),
-                ]
-            }
+            } => SigSummary::get(&mut by_sig, &client, &base, sig)?
+                .verdict_parts
+                .get(audited_at)
+                .copied()
+                .unwrap_or_default()
+                .to_vec(),
         };
         let all_once = copies.iter().all(|&c| c == 1);
         let none = copies.iter().all(|&c| c == 0);
@@ -451,11 +428,70 @@ fn verify(
     Ok(())
 }
 
-fn count(records: &[Value], kind: &str, matches: impl Fn(&Value) -> bool) -> usize {
-    records
-        .iter()
-        .filter(|r| r["type"] == kind && matches(r))
-        .count()
+/// What is stored under one sig_hash, counted for the checks.
+#[derive(Debug, Default)]
+struct SigSummary {
+    events: usize,
+    outcomes: usize,
+    /// By `audited_at`: the verdicts, the KB rows and the observer events carrying it.
+    verdict_parts: HashMap<String, [usize; 3]>,
+}
+
+impl SigSummary {
+    /// The summary of `sig`, fetched on first use.
+    fn get<'a>(
+        by_sig: &'a mut HashMap<String, SigSummary>,
+        client: &reqwest::blocking::Client,
+        base: &str,
+        sig: &str,
+    ) -> anyhow::Result<&'a SigSummary> {
+        if !by_sig.contains_key(sig) {
+            by_sig.insert(sig.to_owned(), SigSummary::fetch(client, base, sig)?);
+        }
+        Ok(&by_sig[sig])
+    }
+
+    /// Reads every page of `GET /sig/{sig}`: many writes share a sig_hash (all heads of a PR
+    /// start with 8 zeros).
+    fn fetch(
+        client: &reqwest::blocking::Client,
+        base: &str,
+        sig: &str,
+    ) -> anyhow::Result<SigSummary> {
+        let mut found = SigSummary::default();
+        let mut after_seq = 0;
+        loop {
+            let answer: Value = client
+                .get(format!("{base}/sig/{sig}?limit=1000&after_seq={after_seq}"))
+                .send()?
+                .json()?;
+            for record in answer["records"].as_array().into_iter().flatten() {
+                found.add(record);
+            }
+            match answer["next_after_seq"].as_u64() {
+                Some(next) => after_seq = next,
+                None => return Ok(found),
+            }
+        }
+    }
+
+    fn add(&mut self, record: &Value) {
+        let (part, audited_at) = match record["type"].as_str() {
+            Some("verdict") => (0, &record["verdict"]["audited_at"]),
+            Some("outcome") => {
+                self.outcomes += 1;
+                (1, &record["row"]["audited_at"])
+            }
+            Some("event") => {
+                self.events += 1;
+                (2, &record["body"]["audited_at"])
+            }
+            _ => return,
+        };
+        if let Some(at) = audited_at.as_str() {
+            self.verdict_parts.entry(at.to_owned()).or_default()[part] += 1;
+        }
+    }
 }
 
 /// `None` when the binary has no `export` command yet.

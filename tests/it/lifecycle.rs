@@ -381,3 +381,43 @@ fn retention_keeps_the_newest_events_and_all_history() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// systemd `Type=notify`: the unit's readiness is the server's own word. With `NOTIFY_SOCKET`
+/// set, the server sends `READY=1` only once the database is open and the API answers (so a
+/// unit ordered after it starts against a healthy service), and `STOPPING=1` on SIGTERM.
+#[test]
+fn systemd_is_told_ready_when_healthy_and_stopping_on_sigterm() {
+    use std::os::unix::net::UnixDatagram;
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let receive = |socket: &UnixDatagram| {
+        let mut buf = [0u8; 4096];
+        let n = socket
+            .recv(&mut buf)
+            .expect("a notification from the server");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+
+    let data = dir.path().join("data");
+    let notify_socket = socket_path.to_str().unwrap();
+    let mut server = TestServer::spawn_in(&data, &[], &[("NOTIFY_SOCKET", notify_socket)]);
+    let ready = receive(&socket);
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    // Ready means healthy: no polling needed after READY=1.
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(
+        server
+            .post_json("/event", r#"{"source":"bot","event_kind":"ready"}"#)
+            .status,
+        200
+    );
+
+    assert!(server.stop().success());
+    let stopping = receive(&socket);
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+}

@@ -18,7 +18,8 @@
 //! Two passes over the files. The first collects the audit rows' identities (to find the
 //! verdict files no row matches) and, with `strict`, validates every line and file, so that a
 //! strict import with any malformed line commits nothing. The second writes, in batches of
-//! `batch_size` puts per transaction.
+//! `batch_size` puts per transaction, committed by a writer thread in order while the next
+//! batch is parsed.
 
 pub mod lines;
 mod verdicts;
@@ -104,6 +105,8 @@ pub enum ImportError {
     },
     #[error("import: {0}")]
     Store(#[from] StoreError),
+    #[error("import: the writer thread stopped without committing every batch")]
+    WriterStopped,
     #[error(
         "{n_rejected} malformed line(s) or verdict file(s) in {dir}; nothing was imported \
          (--strict)"
@@ -175,7 +178,8 @@ pub struct ImportReport {
     /// The first [`MAX_LISTED`] rejected lines and files (all are counted in the file counts).
     pub rejections: Vec<Problem>,
     pub n_warnings: u64,
-    /// Time spent inside `Store::write` (the rest is reading and parsing the legacy files).
+    /// Time spent inside `Store::write`, on the writer thread while the reading and parsing of
+    /// the next batch goes on.
     pub store_write_ms: u64,
     /// The first [`MAX_LISTED`] lines kept with a warning (a field that cannot be indexed, an
     /// audit row no verdict could be made from).
@@ -276,20 +280,23 @@ pub fn import(
     // Pass 2: write.
     progress.phase("importing", outcomes.len + ops.len, Unit::Bytes);
     let now = now_ms();
-    let mut batch = Batch::new(store, options.batch_size.max(1));
-    let mut orphans = Orphans { waiting, now };
-    import_outcomes(
-        &outcomes,
-        &mut matched,
-        &mut orphans,
-        now,
-        &mut batch,
-        &mut report,
-        progress,
-    )?;
-    orphans.put_audited_before(None, &mut batch, &mut report)?;
-    import_ops(&ops, now, &mut batch, &mut report, progress)?;
-    batch.flush(&mut report)?;
+    std::thread::scope(|scope| {
+        let write = |puts: &[Put]| store.write(puts);
+        let mut batch = Batch::start(scope, write, options.batch_size.max(1));
+        let mut orphans = Orphans { waiting, now };
+        import_outcomes(
+            &outcomes,
+            &mut matched,
+            &mut orphans,
+            now,
+            &mut batch,
+            &mut report,
+            progress,
+        )?;
+        orphans.put_audited_before(None, &mut batch, &mut report)?;
+        import_ops(&ops, now, &mut batch, &mut report, progress)?;
+        batch.finish(&mut report)
+    })?;
     Ok(report)
 }
 
@@ -433,7 +440,7 @@ impl Orphans {
     fn put_audited_before(
         &mut self,
         audited_at: Option<&str>,
-        batch: &mut Batch<'_>,
+        batch: &mut Batch,
         report: &mut ImportReport,
     ) -> Result<(), ImportError> {
         while let Some((at, _)) = self.waiting.front() {
@@ -468,7 +475,7 @@ fn import_outcomes(
     matched: &mut HashMap<Identity, String>,
     orphans: &mut Orphans,
     now: u64,
-    batch: &mut Batch<'_>,
+    batch: &mut Batch,
     report: &mut ImportReport,
     progress: &mut dyn Progress,
 ) -> Result<(), ImportError> {
@@ -579,7 +586,7 @@ fn audit_verdict(
 fn import_ops(
     file: &LegacyFile,
     now: u64,
-    batch: &mut Batch<'_>,
+    batch: &mut Batch,
     report: &mut ImportReport,
     progress: &mut dyn Progress,
 ) -> Result<(), ImportError> {
@@ -678,21 +685,51 @@ enum Slot {
     VerdictWithoutRow,
 }
 
-/// Puts waiting for their transaction.
-struct Batch<'a> {
-    store: &'a Store,
+/// A batch handed to the writer thread, and what came back.
+type Handoff = (Vec<Put>, Vec<Slot>);
+type Committed = Result<(Vec<Slot>, Vec<Written>, std::time::Duration), StoreError>;
+
+/// Puts waiting for their transaction. Full batches go to a writer thread, which commits them
+/// one transaction each, in order, while this thread reads and parses the next batch: the
+/// import's two halves (parsing, `Store::write`) overlap on two cores. At most two batches are
+/// in memory besides the one being filled: the one being written and one handed over.
+struct Batch {
     size: usize,
     puts: Vec<Put>,
     slots: Vec<Slot>,
+    to_writer: Option<std::sync::mpsc::SyncSender<Handoff>>,
+    from_writer: std::sync::mpsc::Receiver<Committed>,
+    in_flight: usize,
 }
 
-impl<'a> Batch<'a> {
-    fn new(store: &'a Store, size: usize) -> Batch<'a> {
+impl Batch {
+    /// Starts the writer thread in `scope`; it ends when the batch is finished or dropped, or
+    /// after its first failed write.
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        write: impl Fn(&[Put]) -> Result<Vec<Written>, StoreError> + Send + 'scope,
+        size: usize,
+    ) -> Batch {
+        let (to_writer, handed) = std::sync::mpsc::sync_channel::<Handoff>(0);
+        let (done, from_writer) = std::sync::mpsc::channel::<Committed>();
+        scope.spawn(move || {
+            for (puts, slots) in handed {
+                let start = std::time::Instant::now();
+                let result = write(&puts).map(|written| (slots, written, start.elapsed()));
+                drop(puts);
+                let failed = result.is_err();
+                if done.send(result).is_err() || failed {
+                    return;
+                }
+            }
+        });
         Batch {
-            store,
             size,
             puts: Vec::with_capacity(size),
             slots: Vec::with_capacity(size),
+            to_writer: Some(to_writer),
+            from_writer,
+            in_flight: 0,
         }
     }
 
@@ -705,47 +742,162 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
+    /// Hands the puts so far to the writer (waiting while it still writes the previous batch)
+    /// and counts every batch it has committed meanwhile.
     fn flush(&mut self, report: &mut ImportReport) -> Result<(), ImportError> {
-        if self.puts.is_empty() {
-            return Ok(());
-        }
-        let start = std::time::Instant::now();
-        let written = self.store.write(&self.puts)?;
-        report.store_write_ms += u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        for (slot, written) in self.slots.iter().zip(written) {
-            let stored = matches!(written, Written::Stored { .. });
-            let counts = match slot {
-                Slot::Outcome => Some(&mut report.outcomes),
-                Slot::Op => Some(&mut report.ops),
-                Slot::VerdictWithoutRow => Some(&mut report.verdict_files),
-                Slot::VerdictFromFile | Slot::VerdictFromRow => None,
-            };
-            if let Some(counts) = counts {
-                if stored {
-                    counts.stored += 1;
-                } else {
-                    counts.duplicates += 1;
-                }
+        if !self.puts.is_empty() {
+            let puts = std::mem::replace(&mut self.puts, Vec::with_capacity(self.size));
+            let slots = std::mem::replace(&mut self.slots, Vec::with_capacity(self.size));
+            let sent = self
+                .to_writer
+                .as_ref()
+                .is_some_and(|to_writer| to_writer.send((puts, slots)).is_ok());
+            if !sent {
+                // The writer stopped: its last answer is the failed write.
+                return self.wait_all(report);
             }
-            if matches!(
-                slot,
-                Slot::VerdictFromFile | Slot::VerdictFromRow | Slot::VerdictWithoutRow
-            ) {
-                let v = &mut report.verdicts;
-                if !stored {
-                    v.duplicates += 1;
-                    continue;
-                }
-                v.stored += 1;
-                match slot {
-                    Slot::VerdictFromFile => v.from_file += 1,
-                    Slot::VerdictFromRow => v.from_row += 1,
-                    _ => v.without_row += 1,
-                }
-            }
+            self.in_flight += 1;
         }
-        self.puts.clear();
-        self.slots.clear();
+        while let Ok(committed) = self.from_writer.try_recv() {
+            self.in_flight -= 1;
+            count(committed?, report);
+        }
         Ok(())
+    }
+
+    /// Commits what is left and waits for every transaction: when this returns `Ok`, all the
+    /// batch's puts are committed.
+    fn finish(mut self, report: &mut ImportReport) -> Result<(), ImportError> {
+        self.flush(report)?;
+        self.wait_all(report)
+    }
+
+    fn wait_all(&mut self, report: &mut ImportReport) -> Result<(), ImportError> {
+        self.to_writer = None;
+        while self.in_flight > 0 {
+            let Ok(committed) = self.from_writer.recv() else {
+                break;
+            };
+            self.in_flight -= 1;
+            count(committed?, report);
+        }
+        // Fewer answers than batches: the writer thread died without one (a panic, which the
+        // scope propagates when it joins).
+        if self.in_flight > 0 {
+            return Err(ImportError::WriterStopped);
+        }
+        Ok(())
+    }
+}
+
+/// Counts one committed batch into the report.
+fn count(
+    (slots, written, took): (Vec<Slot>, Vec<Written>, std::time::Duration),
+    report: &mut ImportReport,
+) {
+    report.store_write_ms += u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    for (slot, written) in slots.iter().zip(written) {
+        let stored = matches!(written, Written::Stored { .. });
+        let counts = match slot {
+            Slot::Outcome => Some(&mut report.outcomes),
+            Slot::Op => Some(&mut report.ops),
+            Slot::VerdictWithoutRow => Some(&mut report.verdict_files),
+            Slot::VerdictFromFile | Slot::VerdictFromRow => None,
+        };
+        if let Some(counts) = counts {
+            if stored {
+                counts.stored += 1;
+            } else {
+                counts.duplicates += 1;
+            }
+        }
+        if matches!(
+            slot,
+            Slot::VerdictFromFile | Slot::VerdictFromRow | Slot::VerdictWithoutRow
+        ) {
+            let v = &mut report.verdicts;
+            if !stored {
+                v.duplicates += 1;
+                continue;
+            }
+            v.stored += 1;
+            match slot {
+                Slot::VerdictFromFile => v.from_file += 1,
+                Slot::VerdictFromRow => v.from_row += 1,
+                _ => v.without_row += 1,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn row(i: u64) -> Put {
+        let line = format!(r#"{{"sig_hash":"pr{i}-abcdef01","n":{i}}}"#);
+        Put::from(crate::ingest::outcome_record(line.as_bytes(), 0).unwrap())
+    }
+
+    /// Runs `n` outcome puts through a `Batch` of `size` whose writer answers with
+    /// `write(call_number, puts)`.
+    fn run(
+        n: u64,
+        size: usize,
+        write: impl Fn(u64, &[Put]) -> Result<Vec<Written>, StoreError> + Send + Sync,
+    ) -> (Result<(), ImportError>, ImportReport) {
+        let calls = AtomicU64::new(0);
+        let mut report = ImportReport::default();
+        let result = std::thread::scope(|scope| {
+            let write = |puts: &[Put]| write(calls.fetch_add(1, Ordering::SeqCst), puts);
+            let mut batch = Batch::start(scope, write, size);
+            for i in 0..n {
+                batch.push(row(i), Slot::Outcome, &mut report)?;
+            }
+            batch.finish(&mut report)
+        });
+        (result, report)
+    }
+
+    fn stored(puts: &[Put]) -> Vec<Written> {
+        (0..puts.len() as u64)
+            .map(|seq| Written::Stored {
+                seq,
+                outcome_seq: None,
+                event_seq: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_batch_is_committed_and_counted_by_the_time_finish_returns() {
+        let (result, report) = run(10, 3, |call, puts| {
+            // A slow writer: the reader runs ahead and must still see every answer.
+            std::thread::sleep(std::time::Duration::from_millis(5 * (call % 2)));
+            Ok(if call == 1 {
+                vec![Written::Duplicate { seq: 0 }; puts.len()]
+            } else {
+                stored(puts)
+            })
+        });
+        result.unwrap();
+        assert_eq!(report.outcomes.stored, 7);
+        assert_eq!(report.outcomes.duplicates, 3);
+    }
+
+    #[test]
+    fn a_failed_write_stops_the_import_with_its_error() {
+        let (result, report) = run(20, 2, |call, puts| {
+            if call == 2 {
+                Err(StoreError::Backup("injected".into()))
+            } else {
+                Ok(stored(puts))
+            }
+        });
+        let error = result.unwrap_err();
+        assert!(error.to_string().contains("injected"), "{error}");
+        // The two batches before the failure were committed and are counted; nothing after.
+        assert_eq!(report.outcomes.stored, 4);
     }
 }

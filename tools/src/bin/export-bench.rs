@@ -216,13 +216,13 @@ fn import_into(
     ));
     let in_store = Duration::from_millis(report.store_write_ms);
     table.push(rate_row(
-        "  of which Store::write",
+        "  in Store::write (writer thread, overlaps the parsing)",
         n_rows,
         legacy.jsonl_bytes,
         in_store,
     ));
     table.push(rate_row(
-        "  of which reading, parsing, verdict files",
+        "  wall time outside Store::write (parsing alone)",
         n_rows,
         legacy.jsonl_bytes,
         took.saturating_sub(in_store),

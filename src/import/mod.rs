@@ -105,6 +105,9 @@ pub enum ImportError {
     },
     #[error("import: {0}")]
     Store(#[from] StoreError),
+    /// The import's writer thread stopped without answering for every batch. It stops after a
+    /// failed write (reported as that write's error instead) or by panicking, which the thread
+    /// scope carries on to the caller, so this is a guard rather than an expected outcome.
     #[error("import: the writer thread stopped without committing every batch")]
     WriterStopped,
     #[error(
@@ -753,8 +756,10 @@ impl Batch {
                 .as_ref()
                 .is_some_and(|to_writer| to_writer.send((puts, slots)).is_ok());
             if !sent {
-                // The writer stopped: its last answer is the failed write.
-                return self.wait_all(report);
+                // The writer stopped: its last answer is the failed write. These puts were
+                // not committed, so this can never end in Ok.
+                self.wait_all(report)?;
+                return Err(ImportError::WriterStopped);
             }
             self.in_flight += 1;
         }
@@ -833,6 +838,7 @@ fn count(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn row(i: u64) -> Put {
@@ -841,23 +847,43 @@ mod tests {
     }
 
     /// Runs `n` outcome puts through a `Batch` of `size` whose writer answers with
-    /// `write(call_number, puts)`.
+    /// `write(call_number, puts)`. Also returns, per write call, the lines it was given.
     fn run(
         n: u64,
         size: usize,
         write: impl Fn(u64, &[Put]) -> Result<Vec<Written>, StoreError> + Send + Sync,
-    ) -> (Result<(), ImportError>, ImportReport) {
+    ) -> (Result<(), ImportError>, ImportReport, Vec<Vec<String>>) {
         let calls = AtomicU64::new(0);
+        let seen = Mutex::new(Vec::new());
         let mut report = ImportReport::default();
         let result = std::thread::scope(|scope| {
-            let write = |puts: &[Put]| write(calls.fetch_add(1, Ordering::SeqCst), puts);
+            let write = |puts: &[Put]| {
+                let lines = puts
+                    .iter()
+                    .map(|put| match &put.record {
+                        Record::Outcome(o) => o.row.line.clone(),
+                        other => panic!("only rows are put here, not {other:?}"),
+                    })
+                    .collect();
+                seen.lock().unwrap().push(lines);
+                write(calls.fetch_add(1, Ordering::SeqCst), puts)
+            };
             let mut batch = Batch::start(scope, write, size);
             for i in 0..n {
                 batch.push(row(i), Slot::Outcome, &mut report)?;
             }
             batch.finish(&mut report)
         });
-        (result, report)
+        (result, report, seen.into_inner().unwrap())
+    }
+
+    fn lines(range: std::ops::Range<u64>) -> Vec<String> {
+        range
+            .map(|i| match row(i).record {
+                Record::Outcome(o) => o.row.line,
+                _ => unreachable!(),
+            })
+            .collect()
     }
 
     fn stored(puts: &[Put]) -> Vec<Written> {
@@ -871,8 +897,8 @@ mod tests {
     }
 
     #[test]
-    fn every_batch_is_committed_and_counted_by_the_time_finish_returns() {
-        let (result, report) = run(10, 3, |call, puts| {
+    fn every_batch_is_committed_in_order_and_counted_by_the_time_finish_returns() {
+        let (result, report, seen) = run(10, 3, |call, puts| {
             // A slow writer: the reader runs ahead and must still see every answer.
             std::thread::sleep(std::time::Duration::from_millis(5 * (call % 2)));
             Ok(if call == 1 {
@@ -884,11 +910,13 @@ mod tests {
         result.unwrap();
         assert_eq!(report.outcomes.stored, 7);
         assert_eq!(report.outcomes.duplicates, 3);
+        let expected = vec![lines(0..3), lines(3..6), lines(6..9), lines(9..10)];
+        assert_eq!(seen, expected);
     }
 
     #[test]
     fn a_failed_write_stops_the_import_with_its_error() {
-        let (result, report) = run(20, 2, |call, puts| {
+        let (result, report, seen) = run(20, 2, |call, puts| {
             if call == 2 {
                 Err(StoreError::Backup("injected".into()))
             } else {
@@ -897,7 +925,9 @@ mod tests {
         });
         let error = result.unwrap_err();
         assert!(error.to_string().contains("injected"), "{error}");
-        // The two batches before the failure were committed and are counted; nothing after.
+        // The two batches before the failure were committed and are counted; the writer
+        // takes nothing after the failed one.
         assert_eq!(report.outcomes.stored, 4);
+        assert_eq!(seen, vec![lines(0..2), lines(2..4), lines(4..6)]);
     }
 }

@@ -222,7 +222,7 @@ fn import_into(
         in_store,
     ));
     table.push(rate_row(
-        "  wall time outside Store::write (parsing alone)",
+        "  wall time the writer was idle (first pass, verdict files, parsing not overlapped)",
         n_rows,
         legacy.jsonl_bytes,
         took.saturating_sub(in_store),

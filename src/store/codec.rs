@@ -2,8 +2,8 @@
 //! little-endian varints). Decoding never panics: an unknown version, a truncated or corrupt value,
 //! or trailing bytes are each a typed error.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Version 1: bincode 2.0.1, `config::standard()`, serde encoding of the structs in
 /// `store/values.rs` (field order is the format). Frozen copy: `migrations/src/v0002_claims.rs`.
@@ -33,12 +33,18 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_borrowed(bytes)
+}
+
+/// Like [`decode`], for a value that borrows its strings from `bytes` instead of copying them
+/// (the `…Ref` views in `store/values.rs`), with the same checks.
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     if version != CODEC_VERSION {
         return Err(CodecError::UnknownVersion { found: version });
     }
     let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
-    let (value, used) = bincode::serde::decode_from_slice(body, config)
+    let (value, used) = bincode::serde::borrow_decode_from_slice(body, config)
         .map_err(|e| CodecError::Corrupt(e.to_string()))?;
     if used != body.len() {
         return Err(CodecError::TrailingBytes(body.len() - used));
@@ -49,7 +55,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::values::{EventValue, OutcomeValue, VerdictValue};
+    use crate::store::values::{
+        EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue,
+    };
     use lakehouse_kb_migrations::frozen_verdict_v1::{self, VerdictV1};
     use proptest::prelude::*;
 
@@ -141,6 +149,31 @@ mod tests {
             prop_assert_eq!(decode::<OutcomeValue>(&encode(&o)).unwrap(), o);
         }
 
+        /// The borrowing views read exactly the owned values' layout.
+        #[test]
+        fn event_ref_reads_the_event_layout(e in event()) {
+            let bytes = encode(&e);
+            let r: EventValueRef = decode_borrowed(&bytes).unwrap();
+            prop_assert_eq!(r.received_at_ms, e.received_at_ms);
+            prop_assert_eq!(r.source, e.source.as_str());
+            prop_assert_eq!(r.success, e.success);
+            prop_assert_eq!(r.sig_hash, e.sig_hash.as_deref());
+            prop_assert_eq!(r.event_kind, e.event_kind.as_deref());
+            prop_assert_eq!(r.source_original, e.source_original.as_deref());
+            prop_assert_eq!(r.body, e.body.as_deref());
+            prop_assert_eq!(r.line, e.line.as_str());
+        }
+
+        #[test]
+        fn outcome_ref_reads_the_outcome_layout(o in outcome()) {
+            let bytes = encode(&o);
+            let r: OutcomeValueRef = decode_borrowed(&bytes).unwrap();
+            prop_assert_eq!(r.received_at_ms, o.received_at_ms);
+            prop_assert_eq!(r.sig_hash, o.sig_hash.as_str());
+            prop_assert_eq!(r.kind, o.kind.as_str());
+            prop_assert_eq!(r.line, o.line.as_str());
+        }
+
         /// The frozen copy in migrations/ reads exactly what the store writes.
         #[test]
         fn verdict_layout_matches_the_frozen_v1_copy(v in verdict()) {
@@ -168,6 +201,8 @@ mod tests {
             let _ = decode::<VerdictValue>(&bytes);
             let _ = decode::<EventValue>(&bytes);
             let _ = decode::<OutcomeValue>(&bytes);
+            let _ = decode_borrowed::<EventValueRef>(&bytes);
+            let _ = decode_borrowed::<OutcomeValueRef>(&bytes);
         }
 
         /// Every truncation of a valid value is an error, never a different value.

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase};
 
-use super::codec::decode;
+use super::codec::{decode, decode_borrowed};
 use super::meta::{self, counters_under};
 use super::tables::*;
-use super::values::{EventValue, OutcomeValue, VerdictValue};
+use super::values::{EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue};
 use super::{Store, StoreError};
 use crate::model::verdict::pr_prefix;
 use crate::model::{ClaimHash, Source};
@@ -286,8 +286,15 @@ impl Store {
             .map_err(StoreError::from)?
         {
             let (seq, value) = row.map_err(StoreError::from)?;
-            let entry = outcome_entry(seq.value(), value.value())?;
-            f(entry.seq, &entry.value.line)?;
+            let seq = seq.value();
+            let bytes = value.value();
+            let row: OutcomeValueRef =
+                decode_borrowed(bytes).map_err(|source| StoreError::Codec {
+                    table: "outcomes",
+                    seq,
+                    source,
+                })?;
+            f(seq, row.line)?;
         }
         Ok(())
     }
@@ -305,8 +312,15 @@ impl Store {
             .map_err(StoreError::from)?
         {
             let (seq, value) = row.map_err(StoreError::from)?;
-            let entry = event_entry(seq.value(), value.value())?;
-            f(entry.seq, &entry.value.line)?;
+            let seq = seq.value();
+            let bytes = value.value();
+            let event: EventValueRef =
+                decode_borrowed(bytes).map_err(|source| StoreError::Codec {
+                    table: "events",
+                    seq,
+                    source,
+                })?;
+            f(seq, event.line)?;
         }
         Ok(())
     }

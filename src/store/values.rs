@@ -91,3 +91,27 @@ pub struct OutcomeValue {
     pub kind: String,
     pub line: String,
 }
+
+/// An [`EventValue`] read in place: the same layout (a property test in `codec.rs` holds them
+/// together), its strings borrowed from the stored bytes. The export reads every event for its
+/// line alone and should not copy each body to get it.
+#[derive(Debug, PartialEq, Deserialize)]
+pub struct EventValueRef<'a> {
+    pub received_at_ms: u64,
+    pub source: &'a str,
+    pub success: bool,
+    pub sig_hash: Option<&'a str>,
+    pub event_kind: Option<&'a str>,
+    pub source_original: Option<&'a str>,
+    pub body: Option<&'a str>,
+    pub line: &'a str,
+}
+
+/// An [`OutcomeValue`] read in place, as [`EventValueRef`].
+#[derive(Debug, PartialEq, Deserialize)]
+pub struct OutcomeValueRef<'a> {
+    pub received_at_ms: u64,
+    pub sig_hash: &'a str,
+    pub kind: &'a str,
+    pub line: &'a str,
+}

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition, TableHandle};
 
-use super::codec::{decode, decode_borrowed};
+use super::codec::{CodecError, decode, decode_borrowed};
 use super::meta::{self, counters_under};
 use super::tables::*;
 use super::values::{EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue};
@@ -277,50 +277,52 @@ impl Store {
     pub fn for_each_outcome_line<E: From<StoreError>>(
         &self,
         after_seq: u64,
-        mut f: impl FnMut(u64, &str) -> Result<(), E>,
+        f: impl FnMut(u64, &str) -> Result<(), E>,
     ) -> Result<(), E> {
-        let txn = self.read()?;
-        let outcomes = txn.open_table(OUTCOMES).map_err(StoreError::from)?;
-        for row in outcomes
-            .range(after_seq.saturating_add(1)..)
-            .map_err(StoreError::from)?
-        {
-            let (seq, value) = row.map_err(StoreError::from)?;
-            let seq = seq.value();
-            let bytes = value.value();
-            let row: OutcomeValueRef =
-                decode_borrowed(bytes).map_err(|source| StoreError::Codec {
-                    table: "outcomes",
-                    seq,
-                    source,
-                })?;
-            f(seq, row.line)?;
-        }
-        Ok(())
+        self.for_each_line_in(
+            &OUTCOMES,
+            after_seq,
+            |bytes| decode_borrowed::<OutcomeValueRef>(bytes).map(|row| row.line),
+            f,
+        )
     }
 
     /// Like [`Store::for_each_outcome_line`], for events and their `ops.jsonl` lines.
     pub fn for_each_event_line<E: From<StoreError>>(
         &self,
         after_seq: u64,
+        f: impl FnMut(u64, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.for_each_line_in(
+            &EVENTS,
+            after_seq,
+            |bytes| decode_borrowed::<EventValueRef>(bytes).map(|event| event.line),
+            f,
+        )
+    }
+
+    /// The walk behind both: each value read in place, `line_of` picks its line.
+    fn for_each_line_in<E: From<StoreError>>(
+        &self,
+        table: &'static TableDefinition<'static, u64, &'static [u8]>,
+        after_seq: u64,
+        line_of: impl for<'b> Fn(&'b [u8]) -> Result<&'b str, CodecError>,
         mut f: impl FnMut(u64, &str) -> Result<(), E>,
     ) -> Result<(), E> {
         let txn = self.read()?;
-        let events = txn.open_table(EVENTS).map_err(StoreError::from)?;
-        for row in events
+        let rows = txn.open_table(*table).map_err(StoreError::from)?;
+        for row in rows
             .range(after_seq.saturating_add(1)..)
             .map_err(StoreError::from)?
         {
             let (seq, value) = row.map_err(StoreError::from)?;
             let seq = seq.value();
-            let bytes = value.value();
-            let event: EventValueRef =
-                decode_borrowed(bytes).map_err(|source| StoreError::Codec {
-                    table: "events",
-                    seq,
-                    source,
-                })?;
-            f(seq, event.line)?;
+            let line = line_of(value.value()).map_err(|source| StoreError::Codec {
+                table: table.name(),
+                seq,
+                source,
+            })?;
+            f(seq, line)?;
         }
         Ok(())
     }

@@ -694,8 +694,9 @@ type Committed = Result<(Vec<Slot>, Vec<Written>, std::time::Duration), StoreErr
 
 /// Puts waiting for their transaction. Full batches go to a writer thread, which commits them
 /// one transaction each, in order, while this thread reads and parses the next batch: the
-/// import's two halves (parsing, `Store::write`) overlap on two cores. At most two batches are
-/// in memory besides the one being filled: the one being written and one handed over.
+/// import's two halves (parsing, `Store::write`) overlap on two cores. The handover is a
+/// rendezvous, so at most two batches are in memory: the one being written and the next,
+/// being filled or waiting for the writer to take it.
 struct Batch {
     size: usize,
     puts: Vec<Put>,
@@ -858,14 +859,7 @@ mod tests {
         let mut report = ImportReport::default();
         let result = std::thread::scope(|scope| {
             let write = |puts: &[Put]| {
-                let lines = puts
-                    .iter()
-                    .map(|put| match &put.record {
-                        Record::Outcome(o) => o.row.line.clone(),
-                        other => panic!("only rows are put here, not {other:?}"),
-                    })
-                    .collect();
-                seen.lock().unwrap().push(lines);
+                seen.lock().unwrap().push(puts.iter().map(line).collect());
                 write(calls.fetch_add(1, Ordering::SeqCst), puts)
             };
             let mut batch = Batch::start(scope, write, size);
@@ -877,13 +871,15 @@ mod tests {
         (result, report, seen.into_inner().unwrap())
     }
 
+    fn line(put: &Put) -> String {
+        match &put.record {
+            Record::Outcome(o) => o.row.line.clone(),
+            other => panic!("only rows are put here, not {other:?}"),
+        }
+    }
+
     fn lines(range: std::ops::Range<u64>) -> Vec<String> {
-        range
-            .map(|i| match row(i).record {
-                Record::Outcome(o) => o.row.line,
-                _ => unreachable!(),
-            })
-            .collect()
+        range.map(|i| line(&row(i))).collect()
     }
 
     fn stored(puts: &[Put]) -> Vec<Written> {

@@ -86,32 +86,14 @@ fn assert_matches_clean_export(store: &Arc<Store>, out: &Path) {
 
 /// The seed's writers, verbatim where they compute bytes: `appendVerdictToKbOutcomes` and
 /// `indexVerdictToObserver` (auditor/audit.ts) and the observer's `POST /event` op
-/// (mcp-server/observer.ts), with `new Date().toISOString()` replaced by the receipt time.
+/// (mcp-server/observer.ts, kept in `tools/compare/seed-observed-op.mjs`, which the comparison
+/// benchmark's legacy observer runs too), with `new Date().toISOString()` replaced by the
+/// receipt time.
 const SEED_JS: &str = r#"
-const input = require("fs").readFileSync(0, "utf8").split("\n").filter(Boolean);
-function observe(body, now) {
-  const allowedSource = ["mcp", "scenario", "auditor", "bot"];
-  const bodySrc = typeof body.source === "string" ? body.source : "";
-  const source = allowedSource.includes(bodySrc) ? bodySrc : "scenario";
-  const success = typeof body.success === "boolean" ? body.success
-    : typeof body.ok === "boolean" ? body.ok
-    : false;
-  return {
-    timestamp: body.timestamp ?? now,
-    endpoint: body.endpoint ?? (source === "auditor" ? "auditor:verdict"
-      : source === "bot" ? "bot:cycle"
-      : "scenario:fill"),
-    input_summary: body.input_summary ?? `${body.event_kind ?? "?"} ${body.role ?? "?"}×${body.count ?? "?"} in ${body.city ?? "?"}, ${body.state ?? "?"}`,
-    success,
-    duration_ms: Number(body.duration_ms ?? body.audit_duration_ms ?? 0),
-    output_summary: body.output_summary ?? body.one_liner ?? (success ? "ok" : (body.error ?? "failed")),
-    error: body.error,
-    source,
-    staffer_id: body.staffer_id,
-    sig_hash: body.sig_hash,
-    event_kind: body.event_kind,
-  };
-}
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+const { observedOp: observe } = await import(pathToFileURL(process.env.SEED_OBSERVED_OP).href);
+const input = readFileSync(0, "utf8").split("\n").filter(Boolean);
 let kb = "", ops = "";
 for (const item of input) {
   const { kind, now_ms, text } = JSON.parse(item);
@@ -170,7 +152,14 @@ fn seed_js(items: &[(&str, u64, String)]) -> (Vec<u8>, Vec<u8>) {
         input.push('\n');
     }
     let mut child = Command::new("node")
-        .args(["-e", SEED_JS])
+        .args(["--input-type=module", "-e", SEED_JS])
+        .env(
+            "SEED_OBSERVED_OP",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tools/compare/seed-observed-op.mjs"
+            ),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -15,6 +15,7 @@ import { createReadStream } from "node:fs";
 import { appendFile, mkdir, open } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
+import { observedOp } from "./seed-observed-op.mjs";
 
 const dataDir = process.argv[2];
 const fsync = process.argv.includes("--fsync");
@@ -30,30 +31,6 @@ const ops = await open(opsPath, "a");
 const RING = 2000;
 const ring = [];
 const bySource = {};
-const allowedSource = ["mcp", "scenario", "auditor", "bot"];
-
-function observedOp(body) {
-  const bodySrc = typeof body.source === "string" ? body.source : "";
-  const source = allowedSource.includes(bodySrc) ? bodySrc : "scenario";
-  const success = typeof body.success === "boolean" ? body.success
-    : typeof body.ok === "boolean" ? body.ok
-    : false;
-  return {
-    timestamp: body.timestamp ?? new Date().toISOString(),
-    endpoint: body.endpoint ?? (source === "auditor" ? "auditor:verdict"
-      : source === "bot" ? "bot:cycle"
-      : "scenario:fill"),
-    input_summary: body.input_summary ?? `${body.event_kind ?? "?"} ${body.role ?? "?"}×${body.count ?? "?"} in ${body.city ?? "?"}, ${body.state ?? "?"}`,
-    success,
-    duration_ms: Number(body.duration_ms ?? body.audit_duration_ms ?? 0),
-    output_summary: body.output_summary ?? body.one_liner ?? (success ? "ok" : (body.error ?? "failed")),
-    error: body.error,
-    source,
-    staffer_id: body.staffer_id,
-    sig_hash: body.sig_hash,
-    event_kind: body.event_kind,
-  };
-}
 
 function send(res, status, value) {
   const text = JSON.stringify(value);
@@ -99,7 +76,7 @@ const server = createServer((req, res) => {
       } catch (e) {
         return send(res, 400, { error: String(e) });
       }
-      const op = observedOp(body ?? {});
+      const op = observedOp(body ?? {}, new Date().toISOString());
       ring.push(op);
       if (ring.length > RING) ring.shift();
       bySource[op.source] = (bySource[op.source] ?? 0) + 1;

@@ -520,9 +520,7 @@ fn compare_exports(config: &Config) -> anyhow::Result<Option<bool>> {
         String::from_utf8_lossy(&fresh.stderr)
     );
     for file in ["_kb/outcomes.jsonl", "_observer/ops.jsonl"] {
-        let a = std::fs::read(config.data.join(file))?;
-        let b = std::fs::read(clean.join(file))?;
-        if a != b {
+        if !crate::same_bytes(&config.data.join(file), &clean.join(file))? {
             return Ok(Some(false));
         }
     }

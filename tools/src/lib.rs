@@ -94,6 +94,36 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     println!();
 }
 
+/// A temporary directory inside `dir`, or in the system temp dir when `None` (the tools'
+/// `--dir`): benchmarks put their databases where the disk under test is.
+pub fn temp_dir_in(dir: Option<&std::path::Path>) -> std::io::Result<tempfile::TempDir> {
+    match dir {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+}
+
+/// Whether two files hold the same bytes, read in chunks (exports of millions of rows are
+/// compared without holding either in memory).
+pub fn same_bytes(a: &std::path::Path, b: &std::path::Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    if std::fs::metadata(a)?.len() != std::fs::metadata(b)?.len() {
+        return Ok(false);
+    }
+    let (mut a, mut b) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = a.read(&mut x)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        b.read_exact(&mut y[..n])?;
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
+    }
+}
+
 /// Size of a file in MiB.
 pub fn file_mib(path: &std::path::Path) -> f64 {
     std::fs::metadata(path)

@@ -83,28 +83,19 @@ pub struct CellResult {
     pub route: Route,
     pub clients: usize,
     pub group_commit: bool,
-    /// Requests answered 2xx inside the measured window.
-    pub ok: usize,
-    /// Non-2xx answers and transport errors inside the measured window.
-    pub errors: usize,
-    pub first_error: Option<String>,
-    pub window: Duration,
-    pub p50: Duration,
-    pub p99: Duration,
-    pub p999: Duration,
+    /// What the clients measured.
+    pub drive: Drive,
     /// Durable commits the server made during the window (from `/metrics`).
     pub commits: f64,
     /// Requests those commits held (from `/metrics`).
     pub committed_requests: f64,
     /// Total time inside those commits, fsync included (from `/metrics`).
     pub commit_seconds: f64,
-    /// The machine's 1-minute load average when the window opened (the machine is shared).
-    pub load_average: String,
 }
 
 impl CellResult {
     pub fn requests_per_sec(&self) -> f64 {
-        self.ok as f64 / self.window.as_secs_f64()
+        self.drive.requests_per_sec()
     }
 
     /// Requests sharing one fsync'd commit, on average.
@@ -130,10 +121,7 @@ pub fn run(
     for &route in &config.routes {
         for &group_commit in &config.group_commit {
             for &clients in &config.clients {
-                let dir = match &config.dir {
-                    Some(d) => tempfile::tempdir_in(d)?,
-                    None => tempfile::tempdir()?,
-                };
+                let dir = crate::temp_dir_in(config.dir.as_deref())?;
                 let mut args = vec!["--group-commit".to_owned(), group_commit.to_string()];
                 args.extend(config.server_args.iter().cloned());
                 let server = ServerProcess::start(&config.bin, dir.path(), &args)?;
@@ -160,6 +148,7 @@ struct ClientOutcome {
 pub struct Drive {
     /// Requests answered 2xx inside the measured window.
     pub ok: usize,
+    /// Non-2xx answers and transport errors inside the measured window.
     pub errors: usize,
     pub first_error: Option<String>,
     pub window: Duration,
@@ -266,17 +255,10 @@ async fn run_cell(
         route,
         clients: n_clients,
         group_commit,
-        ok: drive.ok,
-        errors: drive.errors,
-        first_error: drive.first_error,
-        window: drive.window,
-        p50: drive.p50,
-        p99: drive.p99,
-        p999: drive.p999,
+        drive,
         commits: after.commits - before.commits,
         committed_requests: after.requests - before.requests,
         commit_seconds: after.seconds - before.seconds,
-        load_average: drive.load_average,
     })
 }
 
@@ -387,13 +369,18 @@ pub fn print_report(results: &[CellResult]) {
                 if cell.group_commit { "on" } else { "off" }.to_owned(),
                 fmt_rate(cell.requests_per_sec()),
                 ratio,
-                fmt_duration(cell.p50),
-                fmt_duration(cell.p99),
-                fmt_duration(cell.p999),
-                cell.errors.to_string(),
+                fmt_duration(cell.drive.p50),
+                fmt_duration(cell.drive.p99),
+                fmt_duration(cell.drive.p999),
+                cell.drive.errors.to_string(),
                 format!("{:.1}", cell.requests_per_commit()),
                 fmt_duration(cell.mean_commit()),
-                cell.load_average.split(' ').next().unwrap_or("").to_owned(),
+                cell.drive
+                    .load_average
+                    .split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
             ]);
         }
         crate::print_table(
@@ -413,7 +400,7 @@ pub fn print_report(results: &[CellResult]) {
             &rows,
         );
         for cell in results.iter().filter(|c| c.route == route) {
-            if let Some(e) = &cell.first_error {
+            if let Some(e) = &cell.drive.first_error {
                 println!(
                     "first error at {} clients, group commit {}: {e}",
                     cell.clients, cell.group_commit

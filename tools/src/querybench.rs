@@ -117,10 +117,7 @@ pub fn run(
 ) -> anyhow::Result<Vec<SizeResult>> {
     let mut results = Vec::new();
     for &size in &config.sizes {
-        let dir = match &config.dir {
-            Some(d) => tempfile::tempdir_in(d)?,
-            None => tempfile::tempdir()?,
-        };
+        let dir = crate::temp_dir_in(config.dir.as_deref())?;
         results.push(
             run_size(config, dir.path(), size, &mut progress)
                 .with_context(|| format!("at {size} verdicts"))?,

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -190,25 +190,35 @@ impl ServerProcess {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        // SIGTERM through kill(1): the workspace forbids unsafe code, so no libc::kill here.
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                if !status.success() {
-                    bail!("the server exited with {status}\n{}", self.log_tail());
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("the server did not stop within 120 s of SIGTERM; killed");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let status = terminate(&mut child, Duration::from_secs(120))?;
+        if !status.success() {
+            bail!("the server exited with {status}\n{}", self.log_tail());
         }
+        Ok(())
+    }
+}
+
+/// Sends `child` SIGTERM and waits up to `grace` for it to exit; SIGKILLs it after that (an
+/// error: it did not stop by itself). Returns how it exited.
+pub fn terminate(child: &mut Child, grace: Duration) -> anyhow::Result<ExitStatus> {
+    // SIGTERM through kill(1): the workspace forbids unsafe code, so no libc::kill here.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + grace;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "pid {} did not stop within {grace:?} of SIGTERM; killed",
+                child.id()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

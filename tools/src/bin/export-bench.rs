@@ -18,7 +18,9 @@ use lakehouse_kb::import::{self, ImportOptions, NoProgress};
 use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Record, Store, StoreOptions};
 use lakehouse_kb::synth::Synth;
-use lakehouse_kb_tools::{Samples, fmt_duration, fmt_rate, machine, print_table};
+use lakehouse_kb_tools::{
+    Samples, fmt_duration, fmt_rate, machine, print_table, same_bytes, temp_dir_in,
+};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -278,7 +280,7 @@ fn import_and_export(
     std::fs::remove_file(work.join("cat.jsonl")).unwrap();
     for (file, legacy_file) in exported.iter().zip(&files) {
         assert!(
-            std::fs::read(file).unwrap() == std::fs::read(legacy_file).unwrap(),
+            same_bytes(file, legacy_file).unwrap(),
             "the export differs from the legacy file {}",
             legacy_file.display()
         );
@@ -302,10 +304,7 @@ fn incremental(job: &ExportJob, store: &Store, new_rows: usize, repeats: usize) 
 
 fn main() {
     let args = Args::parse();
-    let dir = match &args.dir {
-        Some(d) => tempfile::tempdir_in(d).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    };
+    let dir = temp_dir_in(args.dir.as_deref()).unwrap();
     println!("machine: {}\n", machine());
 
     let mut jobs = Vec::new();

@@ -86,14 +86,14 @@ fn main() -> anyhow::Result<ExitCode> {
             cell.clients,
             cell.group_commit,
             cell.requests_per_sec(),
-            cell.errors,
+            cell.drive.errors,
             load_average()
         );
     })?;
     println!("load average at end: {}\n", load_average());
     loadgen::print_report(&results);
-    let errors: usize = results.iter().map(|c| c.errors).sum();
-    let empty = results.iter().any(|c| c.ok == 0);
+    let errors: usize = results.iter().map(|c| c.drive.errors).sum();
+    let empty = results.iter().any(|c| c.drive.ok == 0);
     if args.smoke && (errors > 0 || empty) {
         eprintln!("smoke run failed: {errors} errors, a cell with no answered request: {empty}");
         return Ok(ExitCode::FAILURE);

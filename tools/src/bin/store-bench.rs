@@ -10,7 +10,9 @@ use clap::Parser;
 use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Store, StoreOptions};
 use lakehouse_kb::synth::Synth;
-use lakehouse_kb_tools::{Samples, file_mib, fmt_duration, fmt_rate, machine, print_table};
+use lakehouse_kb_tools::{
+    Samples, file_mib, fmt_duration, fmt_rate, machine, print_table, temp_dir_in,
+};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -46,10 +48,7 @@ fn mixed(synth: &mut Synth, n: usize) -> Vec<Put> {
 
 fn main() {
     let args = Args::parse();
-    let dir = match &args.dir {
-        Some(d) => tempfile::tempdir_in(d).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    };
+    let dir = temp_dir_in(args.dir.as_deref()).unwrap();
     println!("machine: {}\n", machine());
 
     // Commit throughput: each batch is one durable (fsync'd) transaction. With

@@ -19,7 +19,7 @@ pub mod sqlite;
 pub mod worker;
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use lakehouse_kb::synth::{Rng, Synth};
 use serde_json::Value;
 
 use crate::client::Connection;
-use crate::loadgen::{Route, drive};
+use crate::loadgen::{Drive, Route, drive};
 use crate::server::ServerProcess;
 use crate::{Samples, fmt_duration, fmt_rate, print_table};
 use peers::Peer;
@@ -100,11 +100,7 @@ impl HttpSystem {
 pub struct HttpCell {
     pub system: HttpSystem,
     pub clients: usize,
-    pub rate: f64,
-    pub p50: Duration,
-    pub p99: Duration,
-    pub errors: usize,
-    pub first_error: Option<String>,
+    pub drive: Drive,
     pub peak_rss_kib: u64,
 }
 
@@ -143,13 +139,6 @@ pub struct Report {
     pub sizes: Vec<SizeResult>,
 }
 
-fn temp_dir(config: &CompareConfig) -> anyhow::Result<tempfile::TempDir> {
-    Ok(match &config.dir {
-        Some(d) => tempfile::tempdir_in(d)?,
-        None => tempfile::tempdir()?,
-    })
-}
-
 /// Runs the parts asked for; `progress` hears what starts.
 pub fn run(
     config: &CompareConfig,
@@ -182,7 +171,7 @@ pub fn run(
                     "storage ingest: {} with {batch} per commit",
                     system.label()
                 ));
-                let dir = temp_dir(config)?;
+                let dir = crate::temp_dir_in(config.dir.as_deref())?;
                 let figures = run_in_child(&Job::Ingest {
                     system,
                     dir: dir.path().to_owned(),
@@ -200,7 +189,7 @@ pub fn run(
     }
     if parts.contains(&Part::History) {
         for &size in &config.sizes {
-            let dir = temp_dir(config)?;
+            let dir = crate::temp_dir_in(config.dir.as_deref())?;
             let result = size_run(config, dir.path(), size, &mut progress)
                 .with_context(|| format!("at {size} verdicts"))?;
             report.sizes.push(result);
@@ -215,7 +204,7 @@ fn http_cell(
     system: HttpSystem,
     clients: usize,
 ) -> anyhow::Result<HttpCell> {
-    let dir = temp_dir(config)?;
+    let dir = crate::temp_dir_in(config.dir.as_deref())?;
     enum Running {
         Kb(ServerProcess),
         Other(Peer),
@@ -230,7 +219,7 @@ fn http_cell(
         Running::Kb(s) => (s.addr, s.pid().unwrap_or(0)),
         Running::Other(p) => (p.addr, p.pid()),
     };
-    let result = runtime.block_on(drive(
+    let drive = runtime.block_on(drive(
         addr,
         Route::Event,
         clients,
@@ -247,11 +236,7 @@ fn http_cell(
     Ok(HttpCell {
         system,
         clients,
-        rate: result.requests_per_sec(),
-        p50: result.p50,
-        p99: result.p99,
-        errors: result.errors,
-        first_error: result.first_error,
+        drive,
         peak_rss_kib,
     })
 }
@@ -348,7 +333,7 @@ fn size_run(
         // Both exports must be the legacy files, byte for byte.
         for relative in [OUTCOMES_PATH, OPS_PATH] {
             ensure!(
-                same_bytes(&out_dir.join(relative), &legacy_dir.join(relative))?,
+                crate::same_bytes(&out_dir.join(relative), &legacy_dir.join(relative))?,
                 "{} export of {relative} differs from the legacy file",
                 system.label()
             );
@@ -493,27 +478,6 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-fn same_bytes(a: &Path, b: &Path) -> anyhow::Result<bool> {
-    if file_len(a) != file_len(b) {
-        return Ok(false);
-    }
-    let (mut a, mut b) = (
-        BufReader::with_capacity(1 << 20, File::open(a)?),
-        BufReader::with_capacity(1 << 20, File::open(b)?),
-    );
-    let (mut x, mut y) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-    loop {
-        let n = a.read(&mut x)?;
-        if n == 0 {
-            return Ok(true);
-        }
-        b.read_exact(&mut y[..n])?;
-        if x[..n] != y[..n] {
-            return Ok(false);
-        }
-    }
-}
-
 fn us(d: f64) -> String {
     fmt_duration(Duration::from_secs_f64(d / 1e6))
 }
@@ -552,12 +516,14 @@ pub fn print_report(config: &CompareConfig, report: &Report) {
             rows.push(vec![
                 cell.clients.to_string(),
                 cell.system.label().to_owned(),
-                fmt_rate(cell.rate),
-                fmt_duration(cell.p50),
-                fmt_duration(cell.p99),
-                cell.errors.to_string(),
+                fmt_rate(cell.drive.requests_per_sec()),
+                fmt_duration(cell.drive.p50),
+                fmt_duration(cell.drive.p99),
+                cell.drive.errors.to_string(),
                 mib(cell.peak_rss_kib),
-                kb.map_or("-".into(), |kb| ratio(kb.rate, cell.rate)),
+                kb.map_or("-".into(), |kb| {
+                    ratio(kb.drive.requests_per_sec(), cell.drive.requests_per_sec())
+                }),
             ]);
         }
         print_table(
@@ -574,7 +540,7 @@ pub fn print_report(config: &CompareConfig, report: &Report) {
             &rows,
         );
         for cell in &report.http {
-            if let Some(e) = &cell.first_error {
+            if let Some(e) = &cell.drive.first_error {
                 println!(
                     "first error, {} at {} clients: {e}",
                     cell.system.label(),

@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 /// The legacy observer script, next to this crate's sources.
 pub const LEGACY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/compare/legacy-observer.mjs");
@@ -71,18 +71,9 @@ impl Peer {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("a peer server ignored SIGTERM for 10 s; killed");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        // The exit status is not checked: the no-op server has no signal handler and dies of
+        // the SIGTERM, which is how it is meant to stop.
+        crate::server::terminate(&mut child, Duration::from_secs(10))?;
         Ok(())
     }
 }

@@ -4,18 +4,23 @@
 
 use std::process::Command;
 
-fn run_smoke(tool: &str) -> String {
+/// Runs `tool` with `args`; fails the test unless it succeeds; its stdout.
+fn run(tool: &str, args: &[&str]) -> String {
     let output = Command::new(tool)
-        .arg("--smoke")
+        .args(args)
         .output()
         .expect("running the tool");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "{tool} --smoke failed\nstdout:\n{stdout}\nstderr:\n{}",
+        "{tool} {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
+}
+
+fn run_smoke(tool: &str) -> String {
+    run(tool, &["--smoke"])
 }
 
 #[test]
@@ -39,26 +44,13 @@ fn compare_smoke() {
     // Every part at a tiny scale: lakehouse-kb, the legacy observer (Node.js), the no-op
     // server, the storage-layer workers, and a dataset whose exports are checked byte-equal to
     // the legacy files and whose history answers are checked equal across systems.
-    let output = Command::new(env!("CARGO_BIN_EXE_compare"))
-        .args([
-            "all",
-            "--clients",
-            "1,2",
-            "--warmup",
-            "0.1",
-            "--seconds",
-            "0.3",
-        ])
-        .args(["--batches", "1,4", "--storage-seconds", "0.3"])
-        .args(["--sizes", "300", "--lookups", "50", "--scans", "2"])
-        .output()
-        .expect("running compare");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "compare failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    #[rustfmt::skip]
+    let stdout = run(env!("CARGO_BIN_EXE_compare"), &[
+        "all",
+        "--clients", "1,2", "--warmup", "0.1", "--seconds", "0.3",
+        "--batches", "1,4", "--storage-seconds", "0.3",
+        "--sizes", "300", "--lookups", "50", "--scans", "2",
+    ]);
     for needle in [
         "| 2 | legacy observer + fdatasync |",
         "| 2 | no-op axum (ceiling) |",
@@ -69,4 +61,25 @@ fn compare_smoke() {
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing from\n{stdout}");
     }
+}
+
+#[test]
+fn compare_history_verdicts_only_without_bulk() {
+    // The large-size mode: a verdicts-only dataset, history answers checked equal across
+    // systems, export and import left out above `--bulk-up-to`.
+    #[rustfmt::skip]
+    let stdout = run(env!("CARGO_BIN_EXE_compare"), &[
+        "history", "--mix", "verdicts", "--bulk-up-to", "100",
+        "--sizes", "100,300", "--lookups", "50", "--scans", "2",
+    ]);
+    assert!(stdout.contains("only (each with its KB row"), "{stdout}");
+    // Every verdict brings one KB row and one ops line: 300 verdicts, 600 legacy lines.
+    assert!(stdout.contains("| 300 | 600 |"), "{stdout}");
+    // The bulk table has the 100-verdict dataset's 200 rows and nothing for 300 verdicts.
+    let bulk = stdout
+        .split("Full export")
+        .nth(1)
+        .expect("the export and import table");
+    assert!(bulk.contains("| 200 |"), "{bulk}");
+    assert!(!bulk.contains("| 600 |"), "{bulk}");
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use lakehouse_kb_tools::compare::{self, CompareConfig, Part};
+use lakehouse_kb_tools::compare::{self, CompareConfig, Mix, Part};
 use lakehouse_kb_tools::{load_average, machine, server};
 
 #[derive(Debug, Parser)]
@@ -74,6 +74,12 @@ struct Options {
     audits_per_pr: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// What the history datasets hold besides verdicts
+    #[arg(long, value_enum, default_value_t = Mix::Mixed)]
+    mix: Mix,
+    /// Run export and import only on datasets of at most this many verdicts (default: all)
+    #[arg(long)]
+    bulk_up_to: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -100,6 +106,8 @@ fn main() -> anyhow::Result<()> {
         scans: options.scans,
         audits_per_pr: options.audits_per_pr,
         seed: options.seed,
+        mix: options.mix,
+        bulk_up_to: options.bulk_up_to.unwrap_or(usize::MAX),
     };
     println!("machine: {}", machine());
     println!("load average at start: {}\n", load_average());

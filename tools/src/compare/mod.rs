@@ -59,6 +59,21 @@ pub struct CompareConfig {
     pub scans: usize,
     pub audits_per_pr: u64,
     pub seed: u64,
+    /// What the history datasets hold besides verdicts.
+    pub mix: Mix,
+    /// Export and import run only on datasets of at most this many verdicts (they need two
+    /// more copies of the data on disk).
+    pub bulk_up_to: usize,
+}
+
+/// What a history dataset holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// Verdicts interleaved with as many observer events and scenario rows (a third each).
+    Mixed,
+    /// Verdicts only (each with its KB row and observer event): the same history question in
+    /// about half the disk, for the largest sizes.
+    Verdicts,
 }
 
 /// Which parts to run.
@@ -130,6 +145,8 @@ pub struct SizeResult {
     pub export_sqlite: Figures,
     pub import_store: Figures,
     pub import_sqlite: Figures,
+    /// Whether export and import ran on this dataset (`CompareConfig::bulk_up_to`).
+    pub bulk: bool,
 }
 
 #[derive(Debug, Default)]
@@ -253,14 +270,23 @@ fn size_run(
     for d in [&kb_dir, &sqlite_dir] {
         std::fs::create_dir_all(d)?;
     }
-    progress(&format!("{size} verdicts: generating and loading"));
     let mut result = SizeResult {
         verdicts: size,
+        bulk: size <= config.bulk_up_to,
         ..SizeResult::default()
     };
-    let prs = load(config, size, &kb_dir, &sqlite_dir, &legacy_dir, &mut result)?;
+    // Export and import need every copy at once. Without them, SQLite is loaded (from the same
+    // seed, so the same data) only after the store and the legacy files are measured and gone:
+    // the disk holds one database at a time.
+    let sqlite_now = result.bulk;
+    progress(&format!("{size} verdicts: generating and loading"));
+    let targets = Targets {
+        store: Some(&kb_dir),
+        sqlite: sqlite_now.then_some(sqlite_dir.as_path()),
+        legacy: Some(&legacy_dir),
+    };
+    let prs = load(config, size, targets, &mut result)?;
     result.bytes_store = file_len(&kb_dir.join(DB_FILE));
-    result.bytes_sqlite = file_len(&sqlite_dir.join(sqlite::DB_FILE));
     result.bytes_legacy =
         file_len(&legacy_dir.join(OUTCOMES_PATH)) + file_len(&legacy_dir.join(OPS_PATH));
 
@@ -270,23 +296,15 @@ fn size_run(
         .map(|_| prs[rng.below(prs.len() as u64) as usize])
         .collect();
 
-    progress(&format!("{size} verdicts: history, store API and SQLite"));
-    for (system, dir, out) in [
-        (System::Store, &kb_dir, &mut result.history_store),
-        (System::Sqlite, &sqlite_dir, &mut result.history_sqlite),
-    ] {
-        *out = run_in_child(&Job::History {
-            system,
-            dir: dir.clone(),
-            picks: picks.clone(),
-        })?;
+    progress(&format!("{size} verdicts: history, store API"));
+    result.history_store = run_in_child(&Job::History {
+        system: System::Store,
+        dir: kb_dir.clone(),
+        picks: picks.clone(),
+    })?;
+    if sqlite_now {
+        sqlite_history(&sqlite_dir, &picks, &mut result, progress)?;
     }
-    ensure!(
-        result.history_store.answers == result.history_sqlite.answers,
-        "the store found {} audits, SQLite {}",
-        result.history_store.answers,
-        result.history_sqlite.answers
-    );
 
     progress(&format!("{size} verdicts: history over HTTP"));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -319,6 +337,26 @@ fn size_run(
     result.history_legacy.peak_rss_kib = crate::peak_rss_kib(legacy.pid()).unwrap_or(0);
     legacy.stop()?;
 
+    if !result.bulk {
+        std::fs::remove_dir_all(&kb_dir)?;
+        std::fs::remove_dir_all(&legacy_dir)?;
+        progress(&format!("{size} verdicts: loading SQLite"));
+        let mut again = SizeResult::default();
+        let targets = Targets {
+            store: None,
+            sqlite: Some(&sqlite_dir),
+            legacy: None,
+        };
+        ensure!(
+            load(config, size, targets, &mut again)? == prs,
+            "the second generation differs from the first"
+        );
+        result.load_sqlite = again.load_sqlite;
+        sqlite_history(&sqlite_dir, &picks, &mut result, progress)?;
+        result.bytes_sqlite = file_len(&sqlite_dir.join(sqlite::DB_FILE));
+        return Ok(result);
+    }
+    result.bytes_sqlite = file_len(&sqlite_dir.join(sqlite::DB_FILE));
     progress(&format!("{size} verdicts: export"));
     for (system, dir, out) in [
         (System::Store, &kb_dir, &mut result.export_store),
@@ -364,26 +402,68 @@ fn size_run(
     Ok(result)
 }
 
-/// Generates `n_verdicts` verdicts interleaved with observer events and scenario rows (a third
-/// each, as the query benchmark), and writes them, 1,000 per durable commit, to the store and to
-/// SQLite, and as lines to the legacy files the old writers would have left. Returns the PR
-/// number of every verdict.
+/// Times SQLite's history lookups and checks its answers against the store's.
+fn sqlite_history(
+    sqlite_dir: &Path,
+    picks: &[u64],
+    result: &mut SizeResult,
+    progress: &mut impl FnMut(&str),
+) -> anyhow::Result<()> {
+    progress(&format!("{} verdicts: history, SQLite", result.verdicts));
+    result.history_sqlite = run_in_child(&Job::History {
+        system: System::Sqlite,
+        dir: sqlite_dir.to_owned(),
+        picks: picks.to_vec(),
+    })?;
+    ensure!(
+        result.history_store.answers == result.history_sqlite.answers,
+        "the store found {} audits, SQLite {}",
+        result.history_store.answers,
+        result.history_sqlite.answers
+    );
+    Ok(())
+}
+
+/// Where `load` writes a dataset: the store's and SQLite's directories, and the legacy data
+/// directory; `None` leaves that copy out.
+#[derive(Debug, Clone, Copy)]
+struct Targets<'a> {
+    store: Option<&'a Path>,
+    sqlite: Option<&'a Path>,
+    legacy: Option<&'a Path>,
+}
+
+/// Generates `n_verdicts` verdicts, interleaved with observer events and scenario rows (a third
+/// each, as the query benchmark) unless `config.mix` says verdicts only, and writes them, 1,000
+/// per durable commit, to the store and to SQLite, and as lines to the legacy files the old
+/// writers would have left. The data depends only on the config, not on the targets. Returns
+/// the PR number of every verdict.
 fn load(
     config: &CompareConfig,
     n_verdicts: usize,
-    kb_dir: &Path,
-    sqlite_dir: &Path,
-    legacy_dir: &Path,
+    targets: Targets,
     result: &mut SizeResult,
 ) -> anyhow::Result<Vec<u64>> {
     const BATCH: usize = 1000;
-    let store = Store::open(&kb_dir.join(DB_FILE), StoreOptions::default())?;
-    let mut db = sqlite::Sqlite::open(&sqlite_dir.join(sqlite::DB_FILE))?;
+    let store = match targets.store {
+        Some(dir) => Some(Store::open(&dir.join(DB_FILE), StoreOptions::default())?),
+        None => None,
+    };
+    let mut db = match targets.sqlite {
+        Some(dir) => Some(sqlite::Sqlite::open(&dir.join(sqlite::DB_FILE))?),
+        None => None,
+    };
     let mut files = Vec::new();
     for relative in [OUTCOMES_PATH, OPS_PATH] {
-        let path = legacy_dir.join(relative);
-        std::fs::create_dir_all(path.parent().expect("a relative path with a parent"))?;
-        files.push(BufWriter::with_capacity(1 << 20, File::create(path)?));
+        let writer: Box<dyn Write> = match targets.legacy {
+            Some(dir) => {
+                let path = dir.join(relative);
+                std::fs::create_dir_all(path.parent().expect("a relative path with a parent"))?;
+                Box::new(BufWriter::with_capacity(1 << 20, File::create(path)?))
+            }
+            None => Box::new(std::io::sink()),
+        };
+        files.push(writer);
     }
     let n_prs = (n_verdicts as u64 / config.audits_per_pr.max(1)).max(1);
     let mut synth = Synth::new(config.seed, n_prs);
@@ -392,7 +472,11 @@ fn load(
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
     while prs.len() < n_verdicts {
         clock_ms += 1;
-        let record = match synth.rng().below(3) {
+        let pick = match config.mix {
+            Mix::Mixed => synth.rng().below(3),
+            Mix::Verdicts => 0,
+        };
+        let record = match pick {
             0 => {
                 let record = verdict_record(synth.verdict().as_bytes(), clock_ms)?;
                 let Record::Verdict(v) = &record else {
@@ -427,20 +511,26 @@ fn load(
         };
         batch.push(record);
         if batch.len() == BATCH || prs.len() == n_verdicts {
-            let refs: Vec<&Record> = batch.iter().collect();
-            let start = Instant::now();
-            db.write(&refs)?;
-            result.load_sqlite += start.elapsed();
+            if let Some(db) = &mut db {
+                let refs: Vec<&Record> = batch.iter().collect();
+                let start = Instant::now();
+                db.write(&refs)?;
+                result.load_sqlite += start.elapsed();
+            }
             let puts: Vec<Put> = batch.drain(..).map(Put::from).collect();
-            let start = Instant::now();
-            store.write(&puts)?;
-            result.load_store += start.elapsed();
+            if let Some(store) = &store {
+                let start = Instant::now();
+                store.write(&puts)?;
+                result.load_store += start.elapsed();
+            }
         }
     }
     for mut file in files {
         file.flush()?;
     }
-    db.checkpoint()?;
+    if let Some(db) = db {
+        db.checkpoint()?;
+    }
     Ok(prs)
 }
 
@@ -587,11 +677,22 @@ pub fn print_report(config: &CompareConfig, report: &Report) {
     if report.sizes.is_empty() {
         return;
     }
+    let mix = match config.mix {
+        Mix::Mixed => "interleaved with as many observer events and scenario rows",
+        Mix::Verdicts => "only (each with its KB row and observer event)",
+    };
     println!(
-        "Datasets: N verdicts (about {} audits per PR) interleaved with as many observer events \
-         and scenario rows; loaded 1,000 records per fsync'd commit.\n",
+        "Datasets: N verdicts (about {} audits per PR) {mix}; loaded 1,000 records per fsync'd \
+         commit.\n",
         config.audits_per_pr
     );
+    if report.sizes.iter().any(|r| !r.bulk) {
+        println!(
+            "Above {} verdicts no export or import ran, and the store and SQLite were loaded \
+             one after the other (the same data from the same seed), one on disk at a time.\n",
+            config.bulk_up_to
+        );
+    }
     let rows: Vec<Vec<String>> = report
         .sizes
         .iter()
@@ -692,6 +793,7 @@ pub fn print_report(config: &CompareConfig, report: &Report) {
     let rows: Vec<Vec<String>> = report
         .sizes
         .iter()
+        .filter(|r| r.bulk)
         .map(|r| {
             vec![
                 fmt_rate(r.rows as f64),

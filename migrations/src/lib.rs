@@ -13,6 +13,7 @@ use redb::{Database, ReadableDatabase, TableDefinition, TableError};
 pub mod v0001_initial;
 mod v0002_claims;
 pub mod v0003_records_by_sig;
+pub mod v0004_verdicts_by_seq;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -22,7 +23,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 3;
+pub const LATEST_VERSION: u64 = 4;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -58,6 +59,13 @@ pub static STEPS: &[Step] = &[
         summary: "merge outcomes_by_sig and events_by_sig into records_by_sig (sig_hash, seq) -> \
                   kind, drop verdict_keys (identity is checked within a sig_hash's verdicts)",
         apply: v0003_records_by_sig::apply,
+    },
+    Step {
+        version: 4,
+        name: "v0004_verdicts_by_seq",
+        summary: "move verdict values to verdicts_by_seq (seq -> value) and index each verdict \
+                  in records_by_sig (kind 3) with its sig_hash's rows and events; drop verdicts",
+        apply: v0004_verdicts_by_seq::apply,
     },
 ];
 
@@ -177,6 +185,38 @@ pub fn migrate(
         txn.commit()?;
     }
     Ok(plan)
+}
+
+/// What the steps' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use redb::{Database, ReadableDatabase, ReadableTable};
+
+    use crate::migrate;
+    use crate::v0003_records_by_sig::RECORDS_BY_SIG;
+
+    /// A new file migrated to `version`, and the temp dir that holds it.
+    pub fn db_at(version: u64) -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("kb.redb")).unwrap();
+        migrate(&db, Some(version), &mut |_, _| {}).unwrap();
+        (dir, db)
+    }
+
+    /// Every `records_by_sig` entry, in key order.
+    pub fn records_by_sig(db: &Database) -> Vec<((String, u64), u8)> {
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(RECORDS_BY_SIG).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                let (sig, seq) = k.value();
+                ((sig.to_owned(), seq), v.value())
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -51,15 +51,14 @@ pub(crate) fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{db_at, records_by_sig};
     use crate::v0001_initial::{EVENTS, OUTCOMES};
     use crate::{current_version, migrate};
-    use redb::{Database, ReadableDatabase, TableHandle};
+    use redb::{ReadableDatabase, TableHandle};
 
     #[test]
     fn upgrade_from_a_version_2_file_merges_the_sig_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("kb.redb")).unwrap();
-        migrate(&db, Some(2), &mut |_, _| {}).unwrap();
+        let (_dir, db) = db_at(2);
         let txn = db.begin_write().unwrap();
         {
             // Values are irrelevant to this step; the indexes are what it moves.
@@ -79,29 +78,18 @@ mod tests {
         txn.commit().unwrap();
 
         let mut reports = Vec::new();
-        migrate(&db, None, &mut |step, n| reports.push((step.version, n))).unwrap();
+        migrate(&db, Some(3), &mut |step, n| reports.push((step.version, n))).unwrap();
         assert_eq!(current_version(&db).unwrap(), 3);
         assert_eq!(reports.last(), Some(&(3, 3)));
-        let txn = db.begin_read().unwrap();
-        let merged: Vec<((String, u64), u8)> = txn
-            .open_table(RECORDS_BY_SIG)
-            .unwrap()
-            .iter()
-            .unwrap()
-            .map(|r| {
-                let (k, v) = r.unwrap();
-                let (sig, seq) = k.value();
-                ((sig.to_owned(), seq), v.value())
-            })
-            .collect();
         assert_eq!(
-            merged,
+            records_by_sig(&db),
             vec![
                 (("abc".into(), 4), KIND_EVENT),
                 (("pr1-aaaaaaaa".into(), 2), KIND_OUTCOME),
                 (("pr1-aaaaaaaa".into(), 3), KIND_EVENT),
             ]
         );
+        let txn = db.begin_read().unwrap();
         let names: Vec<String> = txn
             .list_tables()
             .unwrap()

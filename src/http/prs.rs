@@ -1,5 +1,5 @@
 //! `GET /prs/{pr_number}/history`: every prior audit of a PR across its heads, newest first,
-//! with the Phase B finding sentence. One prefix range of the verdicts table.
+//! with the Phase B finding sentence. One prefix range of the sig_hash index.
 
 use std::collections::BTreeMap;
 

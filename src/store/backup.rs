@@ -75,7 +75,7 @@ fn copy_all(snapshot: &ReadTransaction, copy: &Database) -> Result<u64, StoreErr
     migrations::migrate(copy, None, &mut |_, _| {})?;
     let mut rows = 0;
     rows += copy_table(snapshot, copy, META)?;
-    rows += copy_table(snapshot, copy, VERDICTS)?;
+    rows += copy_table(snapshot, copy, VERDICTS_BY_SEQ)?;
     rows += copy_table(snapshot, copy, CLAIMS)?;
     rows += copy_table(snapshot, copy, OUTCOMES)?;
     rows += copy_table(snapshot, copy, RECORDS_BY_SIG)?;

@@ -85,47 +85,34 @@ fn check_verdicts(
     recount: &mut Stats,
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
-    let verdicts = txn.open_table(VERDICTS)?;
+    let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let claims = txn.open_table(CLAIMS)?;
+    let by_sig = txn.open_table(RECORDS_BY_SIG)?;
     let mut n_claims = 0u64;
-    // Verdicts come in (sig_hash, seq) order: identities are unique within each sig_hash run.
-    let mut run_sig = String::new();
-    let mut run_identities: Vec<(u64, String, String)> = Vec::new();
     for row in verdicts.iter()? {
-        let (key, bytes) = row?;
-        let (sig, seq) = key.value();
+        let (seq, bytes) = row?;
+        let seq = seq.value();
         seqs.push(seq);
-        let entry = match verdict_entry(sig, seq, bytes.value()) {
-            Ok(entry) => entry,
+        let value = match verdict_entry("", seq, bytes.value()) {
+            Ok(entry) => entry.value,
             Err(e) => {
                 report.problem(e.to_string());
                 continue;
             }
         };
-        let v = &entry.value;
         report.verdicts += 1;
         recount.verdicts += 1;
         *recount
             .verdicts_by_overall
-            .entry(v.overall.clone())
+            .entry(value.overall.clone())
             .or_default() += 1;
-        if sig != sig_hash(v.pr_number, &v.head_sha) {
+        let sig = sig_hash(value.pr_number, &value.head_sha);
+        if by_sig.get((sig.as_str(), seq))?.map(|k| k.value()) != Some(KIND_VERDICT) {
             report.problem(format!(
-                "verdict seq {seq} is stored under sig_hash {sig}, not its own"
+                "verdict seq {seq} is not indexed under its sig_hash {sig}"
             ));
         }
-        if run_sig != sig {
-            run_sig = sig.to_owned();
-            run_identities.clear();
-        }
-        let identity = (v.pr_number, v.head_sha.clone(), v.audited_at.clone());
-        if run_identities.contains(&identity) {
-            report.problem(format!(
-                "verdict seq {seq} repeats an earlier verdict (same pr_number, head_sha, audited_at)"
-            ));
-        }
-        run_identities.push(identity);
-        let object = serde_json::from_str(&v.raw_json).unwrap_or_default();
+        let object = serde_json::from_str(&value.raw_json).unwrap_or_default();
         for claim in claims_of(&object).unwrap_or_default() {
             n_claims += 1;
             if claims.get((claim.hash.0, seq))?.map(|s| s.value() == sig) != Some(true) {
@@ -137,10 +124,10 @@ fn check_verdicts(
         }
     }
     for row in claims.iter()? {
-        let (key, sig) = row?;
+        let (key, _) = row?;
         let (hash, seq) = key.value();
         report.claims += 1;
-        if verdicts.get((sig.value(), seq))?.is_none() {
+        if verdicts.get(seq)?.is_none() {
             report.problem(format!(
                 "claims entry {hash:016x} points at missing verdict seq {seq}"
             ));
@@ -267,14 +254,40 @@ fn check_events(
     Ok(())
 }
 
-/// Every `records_by_sig` entry points at a row of its kind that has that sig_hash.
+/// Every `records_by_sig` entry points at a record of its kind that has that sig_hash, and the
+/// verdicts of one sig_hash (which come together, in seq order) have distinct identities.
 fn check_records_by_sig(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+    let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let outcomes = txn.open_table(OUTCOMES)?;
     let events = txn.open_table(EVENTS)?;
+    let mut run_sig = String::new();
+    let mut run_identities: Vec<(u64, String, String)> = Vec::new();
     for row in txn.open_table(RECORDS_BY_SIG)?.iter()? {
         let (key, kind) = row?;
         let (sig, seq) = key.value();
         let found = match kind.value() {
+            KIND_VERDICT => {
+                let value = verdicts
+                    .get(seq)?
+                    .and_then(|b| verdict_entry(sig, seq, b.value()).ok())
+                    .map(|e| e.value)
+                    .filter(|v| sig_hash(v.pr_number, &v.head_sha) == sig);
+                if let Some(v) = &value {
+                    if run_sig != sig {
+                        run_sig = sig.to_owned();
+                        run_identities.clear();
+                    }
+                    let identity = (v.pr_number, v.head_sha.clone(), v.audited_at.clone());
+                    if run_identities.contains(&identity) {
+                        report.problem(format!(
+                            "verdict seq {seq} repeats an earlier verdict (same pr_number, \
+                             head_sha, audited_at)"
+                        ));
+                    }
+                    run_identities.push(identity);
+                }
+                value.is_some()
+            }
             KIND_OUTCOME => outcomes
                 .get(seq)?
                 .and_then(|b| outcome_entry(seq, b.value()).ok())

@@ -103,18 +103,21 @@ impl Store {
     }
 
     /// Every verdict whose sig_hash starts with `prefix`, in seq order (`pr6-` gives all heads
-    /// of PR 6).
+    /// of PR 6): the prefix's range of `records_by_sig` (the heads' rows and events skipped),
+    /// each verdict read by seq.
     pub fn verdicts_with_prefix(&self, prefix: &str) -> Result<Vec<VerdictEntry>, StoreError> {
         let txn = self.read()?;
-        let verdicts = txn.open_table(VERDICTS)?;
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let mut out = Vec::new();
-        for row in verdicts.range((prefix, 0)..)? {
-            let (key, value) = row?;
+        for row in txn.open_table(RECORDS_BY_SIG)?.range((prefix, 0)..)? {
+            let (key, kind) = row?;
             let (sig_hash, seq) = key.value();
             if !sig_hash.starts_with(prefix) {
                 break;
             }
-            out.push(verdict_entry(sig_hash, seq, value.value())?);
+            if kind.value() == KIND_VERDICT {
+                out.push(verdict_at(&verdicts, sig_hash, seq)?);
+            }
         }
         out.sort_by_key(|v| v.seq);
         Ok(out)
@@ -133,15 +136,18 @@ impl Store {
         limit: usize,
     ) -> Result<Page<VerdictEntry>, StoreError> {
         let txn = self.read()?;
-        let verdicts = txn.open_table(VERDICTS)?;
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
+        let index = txn.open_table(RECORDS_BY_SIG)?;
         let mut items = Vec::new();
-        for row in verdicts.range((sig_hash, after_seq.saturating_add(1))..=(sig_hash, u64::MAX))? {
-            let (key, value) = row?;
-            let (sig, seq) = key.value();
+        for row in index.range((sig_hash, after_seq.saturating_add(1))..=(sig_hash, u64::MAX))? {
+            let (key, kind) = row?;
+            if kind.value() != KIND_VERDICT {
+                continue;
+            }
             if items.len() == limit {
                 return Ok(Page { items, more: true });
             }
-            items.push(verdict_entry(sig, seq, value.value())?);
+            items.push(verdict_at(&verdicts, sig_hash, key.value().1)?);
         }
         Ok(Page { items, more: false })
     }
@@ -159,23 +165,19 @@ impl Store {
         let to = (sig_hash, u64::MAX);
         let take = limit.saturating_add(1);
         let mut all = Vec::new();
-        let verdicts = txn.open_table(VERDICTS)?;
-        for row in verdicts.range(from..=to)?.take(take) {
-            let (key, value) = row?;
-            let (sig, seq) = key.value();
-            all.push(SigRecord::Verdict(verdict_entry(sig, seq, value.value())?));
-        }
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let outcomes = txn.open_table(OUTCOMES)?;
         let events = txn.open_table(EVENTS)?;
+        // One range in seq order: the first `limit` entries are the page.
         for row in txn.open_table(RECORDS_BY_SIG)?.range(from..=to)?.take(take) {
             let (key, kind) = row?;
             let seq = key.value().1;
             all.push(match kind.value() {
+                KIND_VERDICT => SigRecord::Verdict(verdict_at(&verdicts, sig_hash, seq)?),
                 KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, seq)?),
                 _ => SigRecord::Event(event_at(&events, seq)?),
             });
         }
-        all.sort_by_key(SigRecord::seq);
         let more = all.len() > limit;
         all.truncate(limit);
         Ok(Page { items: all, more })
@@ -383,17 +385,11 @@ impl Store {
             .collect();
         ranked.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(b.0.cmp(&a.0)));
         ranked.truncate(limit);
-        let verdicts = txn.open_table(VERDICTS)?;
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let mut out = Vec::with_capacity(ranked.len());
         for (seq, sig_hash, shared) in ranked {
-            let value = verdicts
-                .get((sig_hash.as_str(), seq))?
-                .ok_or(StoreError::Dangling {
-                    index: "claims",
-                    seq,
-                })?;
             out.push(Neighbor {
-                verdict: verdict_entry(&sig_hash, seq, value.value())?,
+                verdict: verdict_at(&verdicts, &sig_hash, seq)?,
                 shared,
             });
         }
@@ -432,7 +428,7 @@ pub(super) fn verdict_entry(
     bytes: &[u8],
 ) -> Result<VerdictEntry, StoreError> {
     let value = decode(bytes).map_err(|source| StoreError::Codec {
-        table: "verdicts",
+        table: "verdicts_by_seq",
         seq,
         source,
     })?;
@@ -459,6 +455,18 @@ pub(super) fn outcome_entry(seq: u64, bytes: &[u8]) -> Result<OutcomeEntry, Stor
         source,
     })?;
     Ok(OutcomeEntry { seq, value })
+}
+
+fn verdict_at(
+    verdicts: &ReadOnlyTable<u64, &[u8]>,
+    sig_hash: &str,
+    seq: u64,
+) -> Result<VerdictEntry, StoreError> {
+    let value = verdicts.get(seq)?.ok_or(StoreError::Dangling {
+        index: "verdict index",
+        seq,
+    })?;
+    verdict_entry(sig_hash, seq, value.value())
 }
 
 fn event_at(events: &ReadOnlyTable<u64, &[u8]>, seq: u64) -> Result<EventEntry, StoreError> {

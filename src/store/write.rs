@@ -109,7 +109,7 @@ impl Store {
 
 struct Tables<'txn> {
     meta: Table<'txn, &'static str, u64>,
-    verdicts: Table<'txn, (&'static str, u64), &'static [u8]>,
+    verdicts: Table<'txn, u64, &'static [u8]>,
     claims: Table<'txn, (u64, u64), &'static str>,
     outcomes: Table<'txn, u64, &'static [u8]>,
     events: Table<'txn, u64, &'static [u8]>,
@@ -119,13 +119,16 @@ struct Tables<'txn> {
     import_keys: Table<'txn, &'static [u8], u64>,
     /// `(sig_hash, seq, kind)` entries of `records_by_sig` still to insert.
     by_sig_later: Vec<(String, u64, u8)>,
+    /// The seqs of the verdicts this transaction wrote, by sig_hash (their `records_by_sig`
+    /// entries wait in `by_sig_later`), for the identity check.
+    new_verdicts: HashMap<String, Vec<u64>>,
 }
 
 impl<'txn> Tables<'txn> {
     fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
         Ok(Tables {
             meta: txn.open_table(META)?,
-            verdicts: txn.open_table(VERDICTS)?,
+            verdicts: txn.open_table(VERDICTS_BY_SEQ)?,
             claims: txn.open_table(CLAIMS)?,
             outcomes: txn.open_table(OUTCOMES)?,
             events: txn.open_table(EVENTS)?,
@@ -134,6 +137,7 @@ impl<'txn> Tables<'txn> {
             events_by_kind: txn.open_table(EVENTS_BY_KIND)?,
             import_keys: txn.open_table(IMPORT_KEYS)?,
             by_sig_later: Vec::new(),
+            new_verdicts: HashMap::new(),
         })
     }
 
@@ -147,16 +151,32 @@ impl<'txn> Tables<'txn> {
     }
 
     /// The seq of the verdict with this identity, if one is stored (or was written earlier in
-    /// this transaction): a range over the sig_hash's few verdicts.
-    fn verdict_with_identity(&self, v: &Verdict) -> Result<Option<u64>, StoreError> {
-        let sig_hash = v.sig_hash();
-        let range = (sig_hash.as_str(), 0)..=(sig_hash.as_str(), u64::MAX);
-        for row in self.verdicts.range(range)? {
-            let (key, bytes) = row?;
-            let seq = key.value().1;
+    /// this transaction): the sig_hash's few verdicts, found in its range of `records_by_sig`
+    /// (and in `new_verdicts`), read by seq.
+    fn verdict_with_identity(
+        &self,
+        v: &Verdict,
+        sig_hash: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let range = (sig_hash, 0)..=(sig_hash, u64::MAX);
+        let mut seqs = Vec::new();
+        for row in self.records_by_sig.range(range)? {
+            let (key, kind) = row?;
+            if kind.value() == KIND_VERDICT {
+                seqs.push(key.value().1);
+            }
+        }
+        if let Some(new) = self.new_verdicts.get(sig_hash) {
+            seqs.extend_from_slice(new);
+        }
+        for seq in seqs {
+            let bytes = self.verdicts.get(seq)?.ok_or(StoreError::Dangling {
+                index: "records_by_sig",
+                seq,
+            })?;
             let stored: VerdictValue =
                 decode(bytes.value()).map_err(|source| StoreError::Codec {
-                    table: "verdicts",
+                    table: "verdicts_by_seq",
                     seq,
                     source,
                 })?;
@@ -240,15 +260,19 @@ fn put_verdict(
     new: &NewVerdict,
 ) -> Result<Written, StoreError> {
     let v = &new.verdict;
-    if let Some(seq) = t.verdict_with_identity(v)? {
+    let sig_hash = v.sig_hash();
+    if let Some(seq) = t.verdict_with_identity(v, &sig_hash)? {
         return Ok(Written::Duplicate { seq });
     }
     *last_seq += 1;
     let seq = *last_seq;
-    let sig_hash = v.sig_hash();
     let value = VerdictValue::from_verdict(v, new.received_at_ms);
-    t.verdicts
-        .insert((sig_hash.as_str(), seq), encode(&value).as_slice())?;
+    t.verdicts.insert(seq, encode(&value).as_slice())?;
+    t.by_sig_later.push((sig_hash.clone(), seq, KIND_VERDICT));
+    t.new_verdicts
+        .entry(sig_hash.clone())
+        .or_default()
+        .push(seq);
     for claim in &v.claims {
         t.claims.insert((claim.hash.0, seq), sig_hash.as_str())?;
     }

@@ -31,18 +31,18 @@ fn migrate_dry_run_prints_the_plan_and_creates_nothing() {
     let out = kb(&data, &["migrate", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("schema version 0 -> 3 (3 steps)"), "{text}");
+    assert!(text.contains("schema version 0 -> 4 (4 steps)"), "{text}");
     assert!(
-        text.contains("v0001_initial") && text.contains("v0003_records_by_sig"),
+        text.contains("v0001_initial") && text.contains("v0004_verdicts_by_seq"),
         "{text}"
     );
     assert!(!data.exists());
 
     let out = kb(&data, &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("done: schema version 3"));
+    assert!(stdout(&out).contains("done: schema version 4"));
     let out = kb(&data, &["migrate", "--dry-run"]);
-    assert!(stdout(&out).contains("schema version 3 is current, nothing to do"));
+    assert!(stdout(&out).contains("schema version 4 is current, nothing to do"));
 }
 
 #[test]
@@ -51,14 +51,14 @@ fn migrate_from_version_1_runs_only_the_missing_step() {
     Store::create_at_version(&dir.path().join("kb.redb"), 1).unwrap();
     let out = kb(dir.path(), &["migrate", "--dry-run"]);
     assert!(
-        stdout(&out).contains("schema version 1 -> 3 (2 steps)"),
+        stdout(&out).contains("schema version 1 -> 4 (3 steps)"),
         "{}",
         stdout(&out)
     );
     let out = kb(dir.path(), &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn newer_file_is_refused_and_left_untouched() {
         let txn = db.begin_write().unwrap();
         txn.open_table(tables::META)
             .unwrap()
-            .insert("schema_version", 4)
+            .insert("schema_version", 5)
             .unwrap();
         txn.commit().unwrap();
     }
@@ -81,7 +81,7 @@ fn newer_file_is_refused_and_left_untouched() {
         assert!(!out.status.success(), "{args:?}");
         assert!(
             stderr(&out).contains(
-                "manual upgrade required: this binary supports schema version 3 at most, found 4"
+                "manual upgrade required: this binary supports schema version 4 at most, found 5"
             ),
             "{args:?}: {}",
             stderr(&out)

@@ -320,15 +320,12 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
     // The same verdict stored twice under its sig_hash (what idempotency must prevent).
     let (&vseq, (_, vsig)) = model.verdicts.iter().next().unwrap();
     damage(&|txn| {
-        let mut verdicts = txn.open_table(tables::VERDICTS).unwrap();
-        let bytes = verdicts
-            .get((vsig.as_str(), vseq))
+        let mut verdicts = txn.open_table(tables::VERDICTS_BY_SEQ).unwrap();
+        let bytes = verdicts.get(vseq).unwrap().unwrap().value().to_vec();
+        verdicts.insert(999_998, bytes.as_slice()).unwrap();
+        txn.open_table(tables::RECORDS_BY_SIG)
             .unwrap()
-            .unwrap()
-            .value()
-            .to_vec();
-        verdicts
-            .insert((vsig.as_str(), 999_998), bytes.as_slice())
+            .insert((vsig.as_str(), 999_998), tables::KIND_VERDICT)
             .unwrap();
     });
     let found = problems();
@@ -339,7 +336,11 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
         "{found:?}"
     );
     damage(&|txn| {
-        txn.open_table(tables::VERDICTS)
+        txn.open_table(tables::VERDICTS_BY_SEQ)
+            .unwrap()
+            .remove(999_998)
+            .unwrap();
+        txn.open_table(tables::RECORDS_BY_SIG)
             .unwrap()
             .remove((vsig.as_str(), 999_998))
             .unwrap();
@@ -559,9 +560,9 @@ fn version_1_file_is_upgraded_on_open_and_passes_check() {
     let path = dir.path().join("kb.redb");
     Store::create_at_version(&path, 1).unwrap();
     let plan = Store::plan(&path, StoreOptions::default()).unwrap();
-    assert_eq!((plan.from, plan.to, plan.steps.len()), (1, 3, 2));
+    assert_eq!((plan.from, plan.to, plan.steps.len()), (1, 4, 3));
     let mut store = Store::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     assert!(store.check().unwrap().passed());
     // The migrated file has exactly the current tables.
     drop(store);

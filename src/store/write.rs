@@ -1,12 +1,13 @@
 //! The write path: a batch of records committed in one durable write transaction, with every
 //! index and counter updated in that same transaction.
 //!
-//! The indexes whose keys are random (import keys are hashes; sig_hashes of scenario rows and
-//! events are hex) get their entries at the end of the transaction, in key order: inserted in
-//! put order they land all over their trees, sorted they walk each tree once, leaf after leaf.
-//! Measured on a 1M-line legacy import (100k puts per transaction): time in `Store::write`
-//! 30.4 s before, 16.3 s after. Nothing reads the indexes inside the transaction, so the
-//! result at commit is the same.
+//! The indexes whose keys are random (import keys and claim hashes are hashes; sig_hashes are
+//! hex) get their entries at the end of the transaction, in key order: inserted in put order
+//! they land all over their trees, sorted they walk each tree once, leaf after leaf. Measured
+//! on a 1M-line legacy import (100k puts per transaction): time in `Store::write` 30.4 s
+//! before, 16.3 s after (import keys and `records_by_sig`). Nothing reads these indexes inside
+//! the transaction (the identity check reads this transaction's verdicts from `new_verdicts`),
+//! so the result at commit is the same.
 
 use std::collections::HashMap;
 
@@ -119,6 +120,8 @@ struct Tables<'txn> {
     import_keys: Table<'txn, &'static [u8], u64>,
     /// `(sig_hash, seq, kind)` entries of `records_by_sig` still to insert.
     by_sig_later: Vec<(String, u64, u8)>,
+    /// `(claim_hash, seq, sig_hash)` entries of `claims` still to insert.
+    claims_later: Vec<(u64, u64, String)>,
     /// The seqs of the verdicts this transaction wrote, by sig_hash (their `records_by_sig`
     /// entries wait in `by_sig_later`), for the identity check.
     new_verdicts: HashMap<String, Vec<u64>>,
@@ -137,15 +140,20 @@ impl<'txn> Tables<'txn> {
             events_by_kind: txn.open_table(EVENTS_BY_KIND)?,
             import_keys: txn.open_table(IMPORT_KEYS)?,
             by_sig_later: Vec::new(),
+            claims_later: Vec::new(),
             new_verdicts: HashMap::new(),
         })
     }
 
-    /// Inserts the deferred sig_hash index entries, in key order.
+    /// Inserts the deferred sig_hash and claim index entries, in key order.
     fn insert_deferred(&mut self) -> Result<(), StoreError> {
         self.by_sig_later.sort_unstable();
         for (sig_hash, seq, kind) in self.by_sig_later.drain(..) {
             self.records_by_sig.insert((sig_hash.as_str(), seq), kind)?;
+        }
+        self.claims_later.sort_unstable();
+        for (hash, seq, sig_hash) in self.claims_later.drain(..) {
+            self.claims.insert((hash, seq), sig_hash.as_str())?;
         }
         Ok(())
     }
@@ -274,7 +282,7 @@ fn put_verdict(
         .or_default()
         .push(seq);
     for claim in &v.claims {
-        t.claims.insert((claim.hash.0, seq), sig_hash.as_str())?;
+        t.claims_later.push((claim.hash.0, seq, sig_hash.clone()));
     }
     counters.add(meta::VERDICTS, 1);
     counters.add_keyed(meta::VERDICTS_BY_OVERALL, v.overall.as_str(), 1);

@@ -63,8 +63,9 @@ pub static STEPS: &[Step] = &[
     Step {
         version: 4,
         name: "v0004_verdicts_by_seq",
-        summary: "move verdict values to verdicts_by_seq (seq -> value) and index each verdict \
-                  in records_by_sig (kind 3) with its sig_hash's rows and events; drop verdicts",
+        summary: "move verdict values to verdicts_by_seq (seq -> value); one sig_index \
+                  (sig_hash, kind, seq) for verdicts, outcome rows and events; drop verdicts and \
+                  records_by_sig",
         apply: v0004_verdicts_by_seq::apply,
     },
 ];

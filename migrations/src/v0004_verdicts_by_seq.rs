@@ -1,11 +1,13 @@
-//! Schema version 4: verdict values keyed by seq (`verdicts_by_seq`), and each verdict's
-//! `(sig_hash, seq)` in `records_by_sig` with the rows and events of its sig_hash, instead of a
-//! `verdicts` table keyed by `(sig_hash, seq)`. Why: a verdict's value (its whole JSON) is large
-//! and its sig_hash random, so every verdict dirtied a leaf of its own in `verdicts`, often
-//! splitting it; keyed by seq, the verdicts of one commit share pages at the end of the tree,
-//! and the index entry lands on the leaf its KB row and event dirty anyway. Measured on 64
-//! concurrent `POST /verdicts` (docs/BENCHMARKS.md). Frozen: these definitions describe
-//! version-4 files forever.
+//! Schema version 4: verdict values keyed by seq (`verdicts_by_seq`), and one index
+//! `sig_index` of `(sig_hash, kind, seq)` for verdicts, outcome rows and events, instead of a
+//! `verdicts` table keyed by `(sig_hash, seq)` and `records_by_sig` `(sig_hash, seq) -> kind`.
+//! Why: a verdict's value (its whole JSON) is large and its sig_hash random, so every verdict
+//! dirtied a leaf of its own in `verdicts`, often splitting it; keyed by seq, the verdicts of
+//! one commit share pages at the end of the tree, and the index entry lands next to its KB
+//! row's and event's, on a leaf they dirty anyway. The kind is in the key so that the verdicts
+//! of a sig_hash are one range (the identity check and PR history never walk its events).
+//! Measured on 64 concurrent `POST /verdicts` (docs/BENCHMARKS.md). Frozen: these definitions
+//! describe version-4 files forever.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -16,7 +18,13 @@ use crate::v0003_records_by_sig::RECORDS_BY_SIG;
 /// `seq` → codec-encoded verdict (the same value layout as `verdicts` had).
 pub const VERDICTS_BY_SEQ: TableDefinition<u64, &[u8]> = TableDefinition::new("verdicts_by_seq");
 
-/// Kind of a verdict in `records_by_sig` (1 and 2 are outcome rows and events, from step 3).
+/// `(sig_hash, kind, seq)` of every verdict, and of every outcome row and event with a
+/// sig_hash.
+pub const SIG_INDEX: TableDefinition<(&str, u8, u64), ()> = TableDefinition::new("sig_index");
+
+/// Kinds in [`SIG_INDEX`]: outcome rows and events keep their step-3 numbers.
+pub const KIND_OUTCOME: u8 = 1;
+pub const KIND_EVENT: u8 = 2;
 pub const KIND_VERDICT: u8 = 3;
 
 /// Verdicts between two progress reports of the move.
@@ -26,37 +34,47 @@ pub(crate) fn apply(
     txn: &WriteTransaction,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<(), MigrateError> {
-    let mut n_verdicts = 0u64;
+    let mut n_rows = 0u64;
+    let mut progress = || {
+        n_rows += 1;
+        if n_rows.is_multiple_of(PROGRESS_EVERY) {
+            on_progress(n_rows);
+        }
+    };
     {
+        let mut index = txn.open_table(SIG_INDEX)?;
+        let old_index = txn.open_table(RECORDS_BY_SIG)?;
+        for row in old_index.iter()? {
+            let (key, kind) = row?;
+            let (sig_hash, seq) = key.value();
+            index.insert((sig_hash, kind.value(), seq), ())?;
+            progress();
+        }
         let old = txn.open_table(VERDICTS)?;
         let mut by_seq = txn.open_table(VERDICTS_BY_SEQ)?;
-        let mut by_sig = txn.open_table(RECORDS_BY_SIG)?;
         for row in old.iter()? {
             let (key, value) = row?;
             let (sig_hash, seq) = key.value();
             by_seq.insert(seq, value.value())?;
-            by_sig.insert((sig_hash, seq), KIND_VERDICT)?;
-            n_verdicts += 1;
-            if n_verdicts.is_multiple_of(PROGRESS_EVERY) {
-                on_progress(n_verdicts);
-            }
+            index.insert((sig_hash, KIND_VERDICT, seq), ())?;
+            progress();
         }
     }
+    txn.delete_table(RECORDS_BY_SIG)?;
     txn.delete_table(VERDICTS)?;
-    on_progress(n_verdicts);
+    on_progress(n_rows);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{db_at, records_by_sig};
-    use crate::v0003_records_by_sig::KIND_OUTCOME;
+    use crate::test_support::db_at;
     use crate::{current_version, migrate};
     use redb::{ReadableDatabase, TableHandle};
 
     #[test]
-    fn upgrade_from_a_version_3_file_moves_verdicts_to_seq_keys() {
+    fn upgrade_from_a_version_3_file_moves_verdicts_and_merges_the_sig_indexes() {
         let (_dir, db) = db_at(3);
         let txn = db.begin_write().unwrap();
         {
@@ -65,6 +83,7 @@ mod tests {
             let mut by_sig = txn.open_table(RECORDS_BY_SIG).unwrap();
             verdicts.insert(("pr1-aaaaaaaa", 1), &b"v1"[..]).unwrap();
             by_sig.insert(("pr1-aaaaaaaa", 2), KIND_OUTCOME).unwrap();
+            by_sig.insert(("pr1-aaaaaaaa", 5), KIND_EVENT).unwrap();
             verdicts.insert(("pr1-bbbbbbbb", 4), &b"v4"[..]).unwrap();
             verdicts.insert(("pr10-cccccccc", 3), &b"v3"[..]).unwrap();
         }
@@ -73,7 +92,7 @@ mod tests {
         let mut reports = Vec::new();
         migrate(&db, None, &mut |step, n| reports.push((step.version, n))).unwrap();
         assert_eq!(current_version(&db).unwrap(), 4);
-        assert_eq!(reports.last(), Some(&(4, 3)));
+        assert_eq!(reports.last(), Some(&(4, 5)));
         let txn = db.begin_read().unwrap();
         let values: Vec<(u64, Vec<u8>)> = txn
             .open_table(VERDICTS_BY_SEQ)
@@ -93,20 +112,32 @@ mod tests {
                 (4, b"v4".to_vec())
             ]
         );
+        let index: Vec<(String, u8, u64)> = txn
+            .open_table(SIG_INDEX)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (key, _) = r.unwrap();
+                let (sig, kind, seq) = key.value();
+                (sig.to_owned(), kind, seq)
+            })
+            .collect();
         assert_eq!(
-            records_by_sig(&db),
+            index,
             vec![
-                (("pr1-aaaaaaaa".into(), 1), KIND_VERDICT),
-                (("pr1-aaaaaaaa".into(), 2), KIND_OUTCOME),
-                (("pr1-bbbbbbbb".into(), 4), KIND_VERDICT),
-                (("pr10-cccccccc".into(), 3), KIND_VERDICT),
+                ("pr1-aaaaaaaa".into(), KIND_OUTCOME, 2),
+                ("pr1-aaaaaaaa".into(), KIND_EVENT, 5),
+                ("pr1-aaaaaaaa".into(), KIND_VERDICT, 1),
+                ("pr1-bbbbbbbb".into(), KIND_VERDICT, 4),
+                ("pr10-cccccccc".into(), KIND_VERDICT, 3),
             ]
         );
-        assert!(
-            !txn.list_tables()
-                .unwrap()
-                .any(|t| t.name() == VERDICTS.name()),
-            "verdicts is still there"
-        );
+        for gone in [VERDICTS.name(), RECORDS_BY_SIG.name()] {
+            assert!(
+                !txn.list_tables().unwrap().any(|t| t.name() == gone),
+                "{gone} is still there"
+            );
+        }
     }
 }

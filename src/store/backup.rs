@@ -78,7 +78,7 @@ fn copy_all(snapshot: &ReadTransaction, copy: &Database) -> Result<u64, StoreErr
     rows += copy_table(snapshot, copy, VERDICTS_BY_SEQ)?;
     rows += copy_table(snapshot, copy, CLAIMS)?;
     rows += copy_table(snapshot, copy, OUTCOMES)?;
-    rows += copy_table(snapshot, copy, RECORDS_BY_SIG)?;
+    rows += copy_table(snapshot, copy, SIG_INDEX)?;
     rows += copy_table(snapshot, copy, EVENTS)?;
     rows += copy_table(snapshot, copy, EVENTS_BY_SOURCE)?;
     rows += copy_table(snapshot, copy, EVENTS_BY_KIND)?;

@@ -50,7 +50,7 @@ impl Store {
         check_verdicts(&txn, &mut report, &mut recount, &mut seqs)?;
         check_outcomes(&txn, &mut report, &mut recount, &mut seqs)?;
         check_events(&txn, &mut report, &mut recount, &mut seqs)?;
-        check_records_by_sig(&txn, &mut report)?;
+        check_sig_index(&txn, &mut report)?;
 
         seqs.sort_unstable();
         for pair in seqs.windows(2) {
@@ -87,7 +87,7 @@ fn check_verdicts(
 ) -> Result<(), StoreError> {
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let claims = txn.open_table(CLAIMS)?;
-    let by_sig = txn.open_table(RECORDS_BY_SIG)?;
+    let by_sig = txn.open_table(SIG_INDEX)?;
     let mut n_claims = 0u64;
     for row in verdicts.iter()? {
         let (seq, bytes) = row?;
@@ -107,7 +107,7 @@ fn check_verdicts(
             .entry(value.overall.clone())
             .or_default() += 1;
         let sig = sig_hash(value.pr_number, &value.head_sha);
-        if by_sig.get((sig.as_str(), seq))?.map(|k| k.value()) != Some(KIND_VERDICT) {
+        if by_sig.get((sig.as_str(), KIND_VERDICT, seq))?.is_none() {
             report.problem(format!(
                 "verdict seq {seq} is not indexed under its sig_hash {sig}"
             ));
@@ -124,12 +124,19 @@ fn check_verdicts(
         }
     }
     for row in claims.iter()? {
-        let (key, _) = row?;
+        let (key, sig) = row?;
         let (hash, seq) = key.value();
         report.claims += 1;
-        if verdicts.get(seq)?.is_none() {
+        let verdict_sig = match verdicts.get(seq)? {
+            Some(bytes) => verdict_entry("", seq, bytes.value())
+                .ok()
+                .map(|e| sig_hash(e.value.pr_number, &e.value.head_sha)),
+            None => None,
+        };
+        if verdict_sig.as_deref() != Some(sig.value()) {
             report.problem(format!(
-                "claims entry {hash:016x} points at missing verdict seq {seq}"
+                "claims entry {hash:016x} points at seq {seq}, which is no verdict with sig_hash {}",
+                sig.value()
             ));
         }
     }
@@ -149,7 +156,7 @@ fn check_outcomes(
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let outcomes = txn.open_table(OUTCOMES)?;
-    let by_sig = txn.open_table(RECORDS_BY_SIG)?;
+    let by_sig = txn.open_table(SIG_INDEX)?;
     for row in outcomes.iter()? {
         let (seq, bytes) = row?;
         let seq = seq.value();
@@ -168,8 +175,8 @@ fn check_outcomes(
             .entry(entry.value.kind.clone())
             .or_default() += 1;
         let sig = entry.value.sig_hash.as_str();
-        if !sig.is_empty() && by_sig.get((sig, seq))?.map(|k| k.value()) != Some(KIND_OUTCOME) {
-            report.problem(format!("outcome seq {seq} is missing from records_by_sig"));
+        if !sig.is_empty() && by_sig.get((sig, KIND_OUTCOME, seq))?.is_none() {
+            report.problem(format!("outcome seq {seq} is missing from sig_index"));
         }
     }
     Ok(())
@@ -182,7 +189,7 @@ fn check_events(
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let events = txn.open_table(EVENTS)?;
-    let by_sig = txn.open_table(RECORDS_BY_SIG)?;
+    let by_sig = txn.open_table(SIG_INDEX)?;
     let indexes = [
         ("events_by_source", txn.open_table(EVENTS_BY_SOURCE)?),
         ("events_by_kind", txn.open_table(EVENTS_BY_KIND)?),
@@ -215,9 +222,9 @@ fn check_events(
             *recount.events_by_kind.entry(kind.clone()).or_default() += 1;
         }
         if let Some(sig) = &e.sig_hash
-            && by_sig.get((sig.as_str(), seq))?.map(|k| k.value()) != Some(KIND_EVENT)
+            && by_sig.get((sig.as_str(), KIND_EVENT, seq))?.is_none()
         {
-            report.problem(format!("event seq {seq} is missing from records_by_sig"));
+            report.problem(format!("event seq {seq} is missing from sig_index"));
         }
         let keys = [Some(&e.source), e.event_kind.as_ref()];
         for (i, key) in keys.into_iter().enumerate() {
@@ -254,18 +261,18 @@ fn check_events(
     Ok(())
 }
 
-/// Every `records_by_sig` entry points at a record of its kind that has that sig_hash, and the
+/// Every `sig_index` entry points at a record of its kind that has that sig_hash, and the
 /// verdicts of one sig_hash (which come together, in seq order) have distinct identities.
-fn check_records_by_sig(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+fn check_sig_index(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let outcomes = txn.open_table(OUTCOMES)?;
     let events = txn.open_table(EVENTS)?;
     let mut run_sig = String::new();
     let mut run_identities: Vec<(u64, String, String)> = Vec::new();
-    for row in txn.open_table(RECORDS_BY_SIG)?.iter()? {
-        let (key, kind) = row?;
-        let (sig, seq) = key.value();
-        let found = match kind.value() {
+    for row in txn.open_table(SIG_INDEX)?.iter()? {
+        let key = row?.0;
+        let (sig, kind, seq) = key.value();
+        let found = match kind {
             KIND_VERDICT => {
                 let value = verdicts
                     .get(seq)?
@@ -300,8 +307,7 @@ fn check_records_by_sig(txn: &ReadTransaction, report: &mut CheckReport) -> Resu
         };
         if !found {
             report.problem(format!(
-                "records_by_sig entry ({sig}, {seq}, kind {}) has no matching row",
-                kind.value()
+                "sig_index entry ({sig}, kind {kind}, {seq}) has no matching row"
             ));
         }
     }

@@ -103,20 +103,33 @@ impl Store {
     }
 
     /// Every verdict whose sig_hash starts with `prefix`, in seq order (`pr6-` gives all heads
-    /// of PR 6): the prefix's range of `records_by_sig` (the heads' rows and events skipped),
-    /// each verdict read by seq.
+    /// of PR 6), each read by seq. The heads' verdicts are one range of `sig_index` per head;
+    /// on meeting a head's rows or events the walk jumps to its verdicts, so its cost grows
+    /// with the heads and their verdicts, not with their events.
     pub fn verdicts_with_prefix(&self, prefix: &str) -> Result<Vec<VerdictEntry>, StoreError> {
         let txn = self.read()?;
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
+        let index = txn.open_table(SIG_INDEX)?;
         let mut out = Vec::new();
-        for row in txn.open_table(RECORDS_BY_SIG)?.range((prefix, 0)..)? {
-            let (key, kind) = row?;
-            let (sig_hash, seq) = key.value();
-            if !sig_hash.starts_with(prefix) {
-                break;
-            }
-            if kind.value() == KIND_VERDICT {
+        let mut from = (prefix.to_owned(), 0u8);
+        loop {
+            // The head whose rows or events the walk met: its verdicts sort after them.
+            let mut skip_to = None;
+            for row in index.range((from.0.as_str(), from.1, 0)..)? {
+                let key = row?.0;
+                let (sig_hash, kind, seq) = key.value();
+                if !sig_hash.starts_with(prefix) {
+                    break;
+                }
+                if kind != KIND_VERDICT {
+                    skip_to = Some(sig_hash.to_owned());
+                    break;
+                }
                 out.push(verdict_at(&verdicts, sig_hash, seq)?);
+            }
+            match skip_to {
+                Some(sig_hash) => from = (sig_hash, KIND_VERDICT),
+                None => break,
             }
         }
         out.sort_by_key(|v| v.seq);
@@ -137,17 +150,15 @@ impl Store {
     ) -> Result<Page<VerdictEntry>, StoreError> {
         let txn = self.read()?;
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-        let index = txn.open_table(RECORDS_BY_SIG)?;
+        let index = txn.open_table(SIG_INDEX)?;
         let mut items = Vec::new();
-        for row in index.range((sig_hash, after_seq.saturating_add(1))..=(sig_hash, u64::MAX))? {
-            let (key, kind) = row?;
-            if kind.value() != KIND_VERDICT {
-                continue;
-            }
+        let from = (sig_hash, KIND_VERDICT, after_seq.saturating_add(1));
+        for row in index.range(from..=(sig_hash, KIND_VERDICT, u64::MAX))? {
+            let seq = row?.0.value().2;
             if items.len() == limit {
                 return Ok(Page { items, more: true });
             }
-            items.push(verdict_at(&verdicts, sig_hash, key.value().1)?);
+            items.push(verdict_at(&verdicts, sig_hash, seq)?);
         }
         Ok(Page { items, more: false })
     }
@@ -161,23 +172,25 @@ impl Store {
         limit: usize,
     ) -> Result<Page<SigRecord>, StoreError> {
         let txn = self.read()?;
-        let from = (sig_hash, after_seq.saturating_add(1));
-        let to = (sig_hash, u64::MAX);
         let take = limit.saturating_add(1);
         let mut all = Vec::new();
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let outcomes = txn.open_table(OUTCOMES)?;
         let events = txn.open_table(EVENTS)?;
-        // One range in seq order: the first `limit` entries are the page.
-        for row in txn.open_table(RECORDS_BY_SIG)?.range(from..=to)?.take(take) {
-            let (key, kind) = row?;
-            let seq = key.value().1;
-            all.push(match kind.value() {
-                KIND_VERDICT => SigRecord::Verdict(verdict_at(&verdicts, sig_hash, seq)?),
-                KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, seq)?),
-                _ => SigRecord::Event(event_at(&events, seq)?),
-            });
+        let index = txn.open_table(SIG_INDEX)?;
+        // One range per kind, each in seq order: the first `limit` of their merge are the page.
+        for kind in [KIND_VERDICT, KIND_OUTCOME, KIND_EVENT] {
+            let from = (sig_hash, kind, after_seq.saturating_add(1));
+            for row in index.range(from..=(sig_hash, kind, u64::MAX))?.take(take) {
+                let seq = row?.0.value().2;
+                all.push(match kind {
+                    KIND_VERDICT => SigRecord::Verdict(verdict_at(&verdicts, sig_hash, seq)?),
+                    KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, seq)?),
+                    _ => SigRecord::Event(event_at(&events, seq)?),
+                });
+            }
         }
+        all.sort_by_key(SigRecord::seq);
         let more = all.len() > limit;
         all.truncate(limit);
         Ok(Page { items: all, more })
@@ -217,14 +230,14 @@ impl Store {
             true
         };
         if let Some(sig) = &filter.sig_hash {
-            // Events under one sig_hash: its range of records_by_sig, outcome rows skipped.
-            let index = txn.open_table(RECORDS_BY_SIG)?;
-            for row in index.range((sig.as_str(), 0)..(sig.as_str(), below))?.rev() {
-                let (key, kind) = row?;
-                if kind.value() != KIND_EVENT {
-                    continue;
-                }
-                if !push(event_at(&events, key.value().1)?) {
+            // Events under one sig_hash: its event range of the sig_hash index.
+            let index = txn.open_table(SIG_INDEX)?;
+            let (from, to) = (
+                (sig.as_str(), KIND_EVENT, 0),
+                (sig.as_str(), KIND_EVENT, below),
+            );
+            for row in index.range(from..to)?.rev() {
+                if !push(event_at(&events, row?.0.value().2)?) {
                     return Ok(Page { items, more: true });
                 }
             }

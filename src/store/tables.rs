@@ -7,22 +7,17 @@ use redb::TableDefinition;
 
 pub use lakehouse_kb_migrations::META;
 
-/// `seq` → codec-encoded [`VerdictValue`](super::values::VerdictValue); schema version 4.
-pub const VERDICTS_BY_SEQ: TableDefinition<u64, &[u8]> = TableDefinition::new("verdicts_by_seq");
+/// The tables schema version 4 added, taken from its step so that the two cannot differ:
+/// - `VERDICTS_BY_SEQ`: `seq` → codec-encoded [`VerdictValue`](super::values::VerdictValue).
+/// - `SIG_INDEX`: `(sig_hash, kind, seq)` → `()` for every verdict, and every outcome row and
+///   event with a sig_hash; kinds [`KIND_OUTCOME`], [`KIND_EVENT`], [`KIND_VERDICT`]. The
+///   verdicts of a sig_hash are one range: a verdict's identity (pr_number, head_sha,
+///   audited_at) is checked against them, and PR history reads them head by head.
+pub use lakehouse_kb_migrations::v0004_verdicts_by_seq::{
+    KIND_EVENT, KIND_OUTCOME, KIND_VERDICT, SIG_INDEX, VERDICTS_BY_SEQ,
+};
 /// `(claim_hash, verdict seq)` → the verdict's sig_hash (schema version 2).
 pub const CLAIMS: TableDefinition<(u64, u64), &str> = TableDefinition::new("claims");
-/// `(sig_hash, seq)` of every verdict, and of every outcome row and event with a sig_hash →
-/// its kind ([`KIND_VERDICT`], [`KIND_OUTCOME`], [`KIND_EVENT`]); schema versions 3 and 4.
-/// A verdict's value is in [`VERDICTS_BY_SEQ`] (`seq` → codec-encoded
-/// [`VerdictValue`](super::values::VerdictValue)); its identity (pr_number, head_sha,
-/// audited_at) is checked against the verdicts of its sig_hash's range.
-pub const RECORDS_BY_SIG: TableDefinition<(&str, u64), u8> = TableDefinition::new("records_by_sig");
-/// An outcome row in [`RECORDS_BY_SIG`].
-pub const KIND_OUTCOME: u8 = 1;
-/// An event in [`RECORDS_BY_SIG`].
-pub const KIND_EVENT: u8 = 2;
-/// A verdict in [`RECORDS_BY_SIG`].
-pub const KIND_VERDICT: u8 = 3;
 
 /// `seq` → codec-encoded [`OutcomeValue`](super::values::OutcomeValue).
 pub const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
@@ -42,7 +37,7 @@ pub const ALL_TABLE_NAMES: [&str; 9] = [
     "verdicts_by_seq",
     "claims",
     "outcomes",
-    "records_by_sig",
+    "sig_index",
     "events",
     "events_by_source",
     "events_by_kind",

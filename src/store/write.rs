@@ -1,13 +1,14 @@
 //! The write path: a batch of records committed in one durable write transaction, with every
 //! index and counter updated in that same transaction.
 //!
-//! The indexes whose keys are random (import keys and claim hashes are hashes; sig_hashes are
-//! hex) get their entries at the end of the transaction, in key order: inserted in put order
-//! they land all over their trees, sorted they walk each tree once, leaf after leaf. Measured
-//! on a 1M-line legacy import (100k puts per transaction): time in `Store::write` 30.4 s
-//! before, 16.3 s after (import keys and `records_by_sig`). Nothing reads these indexes inside
-//! the transaction (the identity check reads this transaction's verdicts from `new_verdicts`),
-//! so the result at commit is the same.
+//! The indexes whose keys are random (import keys and claim hashes are hashes; sig_hashes
+//! carry a hex head or are the client's) get their entries at the end of the transaction, in
+//! key order: inserted in put order they land all over their trees, sorted they walk each tree
+//! once, leaf after leaf. Measured on a 1M-line legacy import (100k puts per transaction): time
+//! in `Store::write` 30.4 s before, 16.3 s after (import keys and the sig_hash index). Inside
+//! the transaction only the identity check reads one of them, the sig_hash index, for verdicts
+//! committed earlier; this transaction's verdicts it finds in `new_verdicts`. So the result at
+//! commit is the same.
 
 use std::collections::HashMap;
 
@@ -114,16 +115,16 @@ struct Tables<'txn> {
     claims: Table<'txn, (u64, u64), &'static str>,
     outcomes: Table<'txn, u64, &'static [u8]>,
     events: Table<'txn, u64, &'static [u8]>,
-    records_by_sig: Table<'txn, (&'static str, u64), u8>,
+    sig_index: Table<'txn, (&'static str, u8, u64), ()>,
     events_by_source: Table<'txn, (&'static str, u64), ()>,
     events_by_kind: Table<'txn, (&'static str, u64), ()>,
     import_keys: Table<'txn, &'static [u8], u64>,
-    /// `(sig_hash, seq, kind)` entries of `records_by_sig` still to insert.
-    by_sig_later: Vec<(String, u64, u8)>,
+    /// `(sig_hash, kind, seq)` entries of `sig_index` still to insert.
+    by_sig_later: Vec<(String, u8, u64)>,
     /// `(claim_hash, seq, sig_hash)` entries of `claims` still to insert.
     claims_later: Vec<(u64, u64, String)>,
-    /// The seqs of the verdicts this transaction wrote, by sig_hash (their `records_by_sig`
-    /// entries wait in `by_sig_later`), for the identity check.
+    /// The seqs of the verdicts this transaction wrote, by sig_hash (their `sig_index` entries
+    /// wait in `by_sig_later`), for the identity check.
     new_verdicts: HashMap<String, Vec<u64>>,
 }
 
@@ -135,7 +136,7 @@ impl<'txn> Tables<'txn> {
             claims: txn.open_table(CLAIMS)?,
             outcomes: txn.open_table(OUTCOMES)?,
             events: txn.open_table(EVENTS)?,
-            records_by_sig: txn.open_table(RECORDS_BY_SIG)?,
+            sig_index: txn.open_table(SIG_INDEX)?,
             events_by_source: txn.open_table(EVENTS_BY_SOURCE)?,
             events_by_kind: txn.open_table(EVENTS_BY_KIND)?,
             import_keys: txn.open_table(IMPORT_KEYS)?,
@@ -148,8 +149,8 @@ impl<'txn> Tables<'txn> {
     /// Inserts the deferred sig_hash and claim index entries, in key order.
     fn insert_deferred(&mut self) -> Result<(), StoreError> {
         self.by_sig_later.sort_unstable();
-        for (sig_hash, seq, kind) in self.by_sig_later.drain(..) {
-            self.records_by_sig.insert((sig_hash.as_str(), seq), kind)?;
+        for (sig_hash, kind, seq) in self.by_sig_later.drain(..) {
+            self.sig_index.insert((sig_hash.as_str(), kind, seq), ())?;
         }
         self.claims_later.sort_unstable();
         for (hash, seq, sig_hash) in self.claims_later.drain(..) {
@@ -159,27 +160,24 @@ impl<'txn> Tables<'txn> {
     }
 
     /// The seq of the verdict with this identity, if one is stored (or was written earlier in
-    /// this transaction): the sig_hash's few verdicts, found in its range of `records_by_sig`
-    /// (and in `new_verdicts`), read by seq.
+    /// this transaction): the sig_hash's few verdicts, its verdict range of `sig_index` (and
+    /// `new_verdicts`), read by seq.
     fn verdict_with_identity(
         &self,
         v: &Verdict,
         sig_hash: &str,
     ) -> Result<Option<u64>, StoreError> {
-        let range = (sig_hash, 0)..=(sig_hash, u64::MAX);
+        let range = (sig_hash, KIND_VERDICT, 0)..=(sig_hash, KIND_VERDICT, u64::MAX);
         let mut seqs = Vec::new();
-        for row in self.records_by_sig.range(range)? {
-            let (key, kind) = row?;
-            if kind.value() == KIND_VERDICT {
-                seqs.push(key.value().1);
-            }
+        for row in self.sig_index.range(range)? {
+            seqs.push(row?.0.value().2);
         }
         if let Some(new) = self.new_verdicts.get(sig_hash) {
             seqs.extend_from_slice(new);
         }
         for seq in seqs {
             let bytes = self.verdicts.get(seq)?.ok_or(StoreError::Dangling {
-                index: "records_by_sig",
+                index: "sig_index",
                 seq,
             })?;
             let stored: VerdictValue =
@@ -276,7 +274,7 @@ fn put_verdict(
     let seq = *last_seq;
     let value = VerdictValue::from_verdict(v, new.received_at_ms);
     t.verdicts.insert(seq, encode(&value).as_slice())?;
-    t.by_sig_later.push((sig_hash.clone(), seq, KIND_VERDICT));
+    t.by_sig_later.push((sig_hash.clone(), KIND_VERDICT, seq));
     t.new_verdicts
         .entry(sig_hash.clone())
         .or_default()
@@ -330,7 +328,7 @@ fn put_outcome(
     t.outcomes.insert(seq, encode(&value).as_slice())?;
     if !sig_hash.is_empty() {
         t.by_sig_later
-            .push((sig_hash.to_owned(), seq, KIND_OUTCOME));
+            .push((sig_hash.to_owned(), KIND_OUTCOME, seq));
     }
     counters.add(meta::OUTCOMES, 1);
     counters.add_keyed(meta::OUTCOMES_BY_KIND, kind, 1);
@@ -376,9 +374,9 @@ fn index_event(
     apply(&mut t.events_by_source, &value.source)?;
     if let Some(sig_hash) = &value.sig_hash {
         if add {
-            t.by_sig_later.push((sig_hash.clone(), seq, KIND_EVENT));
+            t.by_sig_later.push((sig_hash.clone(), KIND_EVENT, seq));
         } else {
-            t.records_by_sig.remove((sig_hash.as_str(), seq))?;
+            t.sig_index.remove((sig_hash.as_str(), KIND_EVENT, seq))?;
         }
     }
     if let Some(kind) = &value.event_kind {

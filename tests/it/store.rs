@@ -275,45 +275,44 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
         .find_map(|s| Some((*s, model.records[s].1.clone())).filter(|(_, sig)| !sig.is_empty()))
         .unwrap();
     damage(&|txn| {
-        txn.open_table(tables::RECORDS_BY_SIG)
+        txn.open_table(tables::SIG_INDEX)
             .unwrap()
-            .remove((sig.as_str(), seq))
+            .remove((sig.as_str(), tables::KIND_EVENT, seq))
             .unwrap();
     });
     let found = problems();
     assert!(
         found
             .iter()
-            .any(|p| p == &format!("event seq {seq} is missing from records_by_sig")),
+            .any(|p| p == &format!("event seq {seq} is missing from sig_index")),
         "{found:?}"
     );
     damage(&|txn| {
-        txn.open_table(tables::RECORDS_BY_SIG)
+        txn.open_table(tables::SIG_INDEX)
             .unwrap()
-            .insert((sig.as_str(), seq), tables::KIND_EVENT)
+            .insert((sig.as_str(), tables::KIND_EVENT, seq), ())
             .unwrap();
     });
     assert!(problems().is_empty());
 
     // An index entry pointing at no row.
     damage(&|txn| {
-        txn.open_table(tables::RECORDS_BY_SIG)
+        txn.open_table(tables::SIG_INDEX)
             .unwrap()
-            .insert(("nowhere", 999_999), tables::KIND_OUTCOME)
+            .insert(("nowhere", tables::KIND_OUTCOME, 999_999), ())
             .unwrap();
     });
     let found = problems();
     assert!(
         found
             .iter()
-            .any(|p| p
-                .contains("records_by_sig entry (nowhere, 999999, kind 1) has no matching row")),
+            .any(|p| p.contains("sig_index entry (nowhere, kind 1, 999999) has no matching row")),
         "{found:?}"
     );
     damage(&|txn| {
-        txn.open_table(tables::RECORDS_BY_SIG)
+        txn.open_table(tables::SIG_INDEX)
             .unwrap()
-            .remove(("nowhere", 999_999))
+            .remove(("nowhere", tables::KIND_OUTCOME, 999_999))
             .unwrap();
     });
 
@@ -323,9 +322,9 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
         let mut verdicts = txn.open_table(tables::VERDICTS_BY_SEQ).unwrap();
         let bytes = verdicts.get(vseq).unwrap().unwrap().value().to_vec();
         verdicts.insert(999_998, bytes.as_slice()).unwrap();
-        txn.open_table(tables::RECORDS_BY_SIG)
+        txn.open_table(tables::SIG_INDEX)
             .unwrap()
-            .insert((vsig.as_str(), 999_998), tables::KIND_VERDICT)
+            .insert((vsig.as_str(), tables::KIND_VERDICT, 999_998), ())
             .unwrap();
     });
     let found = problems();
@@ -340,9 +339,9 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
             .unwrap()
             .remove(999_998)
             .unwrap();
-        txn.open_table(tables::RECORDS_BY_SIG)
+        txn.open_table(tables::SIG_INDEX)
             .unwrap()
-            .remove((vsig.as_str(), 999_998))
+            .remove((vsig.as_str(), tables::KIND_VERDICT, 999_998))
             .unwrap();
     });
 
@@ -407,6 +406,86 @@ fn repeated_verdict_is_a_duplicate_and_a_reaudit_is_new() {
     );
     let stats = store.stats().unwrap();
     assert_eq!((stats.verdicts, stats.outcomes, stats.events), (2, 2, 2));
+}
+
+/// Verdicts share their sig_hash's index with any number of rows and events under it: history
+/// (heads of PR 6, not of PR 60), the identity check, and the paged lookups by sig_hash must
+/// keep each kind apart and merge them in seq order.
+#[test]
+fn verdict_reads_among_rows_and_events_of_the_same_sig_hash() {
+    let (_dir, store) = temp_store();
+    let verdict = |pr: u64, head: &str, at: &str| {
+        let body = format!(
+            r#"{{"pr_number":{pr},"head_sha":"{head}","audited_at":"{at}","overall":"approve",
+                "one_liner":"ok","findings":[],"claims":["c"],
+                "metrics":{{"findings_block":0,"findings_warn":0}}}}"#
+        );
+        Put::from(verdict_record(body.as_bytes(), 1).unwrap())
+    };
+    let (head_a, head_b) = (
+        &format!("aaaaaaaa{}", "1".repeat(32)),
+        &format!("bbbbbbbb{}", "2".repeat(32)),
+    );
+    let sig_a = "pr6-aaaaaaaa";
+    let event = |n: u64| {
+        let body = format!(r#"{{"source":"agent","sig_hash":"{sig_a}","n":{n}}}"#);
+        Put::from(event_record(body.as_bytes(), 1).unwrap())
+    };
+    let row =
+        Put::from(outcome_record(format!(r#"{{"sig_hash":"{sig_a}"}}"#).as_bytes(), 1).unwrap());
+
+    let mut puts = vec![event(0), row.clone()];
+    puts.push(verdict(6, head_a, "t1"));
+    puts.extend((1..40).map(event));
+    puts.push(verdict(60, head_a, "t1"));
+    puts.push(verdict(6, head_b, "t1"));
+    let first = store.write(&puts).unwrap();
+    let a1 = first[2].seq();
+    let (c1, b1) = (first[42].seq(), first[43].seq());
+    // More events first, then a re-audit of head A and its repeat, in one batch.
+    let mut puts: Vec<Put> = (40..80).map(event).collect();
+    puts.push(verdict(6, head_a, "t2"));
+    puts.push(verdict(6, head_a, "t1"));
+    puts.push(verdict(6, head_a, "t2"));
+    let second = store.write(&puts).unwrap();
+    let a2 = second[40].seq();
+    assert_eq!(second[41], Written::Duplicate { seq: a1 });
+    assert_eq!(second[42], Written::Duplicate { seq: a2 });
+
+    let seqs =
+        |v: Vec<lakehouse_kb::store::VerdictEntry>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.pr_verdicts(6).unwrap()), vec![a1, b1, a2]);
+    assert_eq!(seqs(store.pr_verdicts(60).unwrap()), vec![c1]);
+    let page = store.verdicts_by_sig(sig_a, 0, 1).unwrap();
+    assert_eq!((seqs(page.items), page.more), (vec![a1], true));
+    let page = store.verdicts_by_sig(sig_a, a1, 5).unwrap();
+    assert_eq!((seqs(page.items), page.more), (vec![a2], false));
+
+    // Everything under sig A, 7 at a time: the verdicts, their KB rows and events, the row and
+    // the 80 events, each once, in seq order.
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.by_sig(sig_a, after, 7).unwrap();
+        all.extend(page.items.iter().map(SigRecord::seq));
+        after = *all.last().unwrap();
+        if !page.more {
+            break;
+        }
+    }
+    let verdicts = all.iter().filter(|&&s| s == a1 || s == a2).count();
+    assert_eq!(verdicts, 2);
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+    // 2 verdicts with their KB row and event each, 1 row, 80 events.
+    assert_eq!(all.len(), 2 * 3 + 1 + 80);
+    let filter = EventFilter {
+        sig_hash: Some(sig_a.to_owned()),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        store.events_page(&filter, None, 1000).unwrap().items.len(),
+        80 + 2
+    );
 }
 
 #[test]

@@ -191,10 +191,10 @@ pub fn migrate(
 /// What the steps' tests share.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use redb::{Database, ReadableDatabase, ReadableTable};
+    use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
 
-    use crate::migrate;
     use crate::v0003_records_by_sig::RECORDS_BY_SIG;
+    use crate::{current_version, migrate};
 
     /// A new file migrated to `version`, and the temp dir that holds it.
     pub fn db_at(version: u64) -> (tempfile::TempDir, Database) {
@@ -202,6 +202,33 @@ pub(crate) mod test_support {
         let db = Database::create(dir.path().join("kb.redb")).unwrap();
         migrate(&db, Some(version), &mut |_, _| {}).unwrap();
         (dir, db)
+    }
+
+    /// Migrates `db` to `version` and checks it got there; the (step, rows) progress reports.
+    pub fn upgrade_to(db: &Database, version: u64) -> Vec<(u64, u64)> {
+        let mut reports = Vec::new();
+        migrate(db, Some(version), &mut |step, n| {
+            reports.push((step.version, n))
+        })
+        .unwrap();
+        assert_eq!(current_version(db).unwrap(), version);
+        reports
+    }
+
+    /// Fails unless none of `names` is a table of `db`.
+    pub fn assert_tables_gone(db: &Database, names: &[&str]) {
+        let txn = db.begin_read().unwrap();
+        let present: Vec<String> = txn
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .collect();
+        for gone in names {
+            assert!(
+                !present.iter().any(|n| n == gone),
+                "{gone} still there: {present:?}"
+            );
+        }
     }
 
     /// Every `records_by_sig` entry, in key order.

@@ -51,10 +51,8 @@ pub(crate) fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{db_at, records_by_sig};
+    use crate::test_support::{assert_tables_gone, db_at, records_by_sig, upgrade_to};
     use crate::v0001_initial::{EVENTS, OUTCOMES};
-    use crate::{current_version, migrate};
-    use redb::{ReadableDatabase, TableHandle};
 
     #[test]
     fn upgrade_from_a_version_2_file_merges_the_sig_indexes() {
@@ -77,10 +75,7 @@ mod tests {
         }
         txn.commit().unwrap();
 
-        let mut reports = Vec::new();
-        migrate(&db, Some(3), &mut |step, n| reports.push((step.version, n))).unwrap();
-        assert_eq!(current_version(&db).unwrap(), 3);
-        assert_eq!(reports.last(), Some(&(3, 3)));
+        assert_eq!(upgrade_to(&db, 3).last(), Some(&(3, 3)));
         assert_eq!(
             records_by_sig(&db),
             vec![
@@ -89,17 +84,6 @@ mod tests {
                 (("pr1-aaaaaaaa".into(), 3), KIND_EVENT),
             ]
         );
-        let txn = db.begin_read().unwrap();
-        let names: Vec<String> = txn
-            .list_tables()
-            .unwrap()
-            .map(|t| t.name().to_owned())
-            .collect();
-        for gone in ["outcomes_by_sig", "events_by_sig", "verdict_keys"] {
-            assert!(
-                !names.iter().any(|n| n == gone),
-                "{gone} still there: {names:?}"
-            );
-        }
+        assert_tables_gone(&db, &["outcomes_by_sig", "events_by_sig", "verdict_keys"]);
     }
 }

@@ -14,6 +14,8 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use crate::MigrateError;
 use crate::v0001_initial::VERDICTS;
 use crate::v0003_records_by_sig::RECORDS_BY_SIG;
+/// Kinds in [`SIG_INDEX`]: outcome rows and events keep their step-3 numbers.
+pub use crate::v0003_records_by_sig::{KIND_EVENT, KIND_OUTCOME};
 
 /// `seq` → codec-encoded verdict (the same value layout as `verdicts` had).
 pub const VERDICTS_BY_SEQ: TableDefinition<u64, &[u8]> = TableDefinition::new("verdicts_by_seq");
@@ -22,9 +24,7 @@ pub const VERDICTS_BY_SEQ: TableDefinition<u64, &[u8]> = TableDefinition::new("v
 /// sig_hash.
 pub const SIG_INDEX: TableDefinition<(&str, u8, u64), ()> = TableDefinition::new("sig_index");
 
-/// Kinds in [`SIG_INDEX`]: outcome rows and events keep their step-3 numbers.
-pub const KIND_OUTCOME: u8 = 1;
-pub const KIND_EVENT: u8 = 2;
+/// A verdict in [`SIG_INDEX`].
 pub const KIND_VERDICT: u8 = 3;
 
 /// Verdicts between two progress reports of the move.
@@ -69,8 +69,7 @@ pub(crate) fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::db_at;
-    use crate::{current_version, migrate};
+    use crate::test_support::{assert_tables_gone, db_at, upgrade_to};
     use redb::{ReadableDatabase, TableHandle};
 
     #[test]
@@ -89,10 +88,7 @@ mod tests {
         }
         txn.commit().unwrap();
 
-        let mut reports = Vec::new();
-        migrate(&db, None, &mut |step, n| reports.push((step.version, n))).unwrap();
-        assert_eq!(current_version(&db).unwrap(), 4);
-        assert_eq!(reports.last(), Some(&(4, 5)));
+        assert_eq!(upgrade_to(&db, 4).last(), Some(&(4, 5)));
         let txn = db.begin_read().unwrap();
         let values: Vec<(u64, Vec<u8>)> = txn
             .open_table(VERDICTS_BY_SEQ)
@@ -133,11 +129,6 @@ mod tests {
                 ("pr10-cccccccc".into(), KIND_VERDICT, 3),
             ]
         );
-        for gone in [VERDICTS.name(), RECORDS_BY_SIG.name()] {
-            assert!(
-                !txn.list_tables().unwrap().any(|t| t.name() == gone),
-                "{gone} is still there"
-            );
-        }
+        assert_tables_gone(&db, &[VERDICTS.name(), RECORDS_BY_SIG.name()]);
     }
 }

@@ -278,11 +278,10 @@ fn size_run(
     // Export and import need every copy at once. Without them, SQLite is loaded (from the same
     // seed, so the same data) only after the store and the legacy files are measured and gone:
     // the disk holds one database at a time.
-    let sqlite_now = result.bulk;
     progress(&format!("{size} verdicts: generating and loading"));
     let targets = Targets {
         store: Some(&kb_dir),
-        sqlite: sqlite_now.then_some(sqlite_dir.as_path()),
+        sqlite: result.bulk.then_some(sqlite_dir.as_path()),
         legacy: Some(&legacy_dir),
     };
     let prs = load(config, size, targets, &mut result)?;
@@ -302,7 +301,7 @@ fn size_run(
         dir: kb_dir.clone(),
         picks: picks.clone(),
     })?;
-    if sqlite_now {
+    if result.bulk {
         sqlite_history(&sqlite_dir, &picks, &mut result, progress)?;
     }
 
@@ -517,12 +516,13 @@ fn load(
                 db.write(&refs)?;
                 result.load_sqlite += start.elapsed();
             }
-            let puts: Vec<Put> = batch.drain(..).map(Put::from).collect();
             if let Some(store) = &store {
+                let puts: Vec<Put> = batch.drain(..).map(Put::from).collect();
                 let start = Instant::now();
                 store.write(&puts)?;
                 result.load_store += start.elapsed();
             }
+            batch.clear();
         }
     }
     for mut file in files {

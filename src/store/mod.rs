@@ -30,7 +30,7 @@ pub use read::{
     VerdictEntry,
 };
 pub use retention::Retention;
-pub use write::{NewEvent, NewOutcome, NewVerdict, Put, Record, Written};
+pub use write::{BulkWriter, NewEvent, NewOutcome, NewVerdict, Put, Record, Written};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "kb.redb";
@@ -59,6 +59,8 @@ pub enum StoreError {
     },
     #[error("backup failed: {0}")]
     Backup(String),
+    #[error("import key {0} was given twice to one bulk writer; the transaction was rolled back")]
+    RepeatedImportKey(String),
     #[error("{index} points at seq {seq}, which is not stored")]
     Dangling { index: &'static str, seq: u64 },
     #[error("storage: {0}")]

@@ -9,10 +9,13 @@
 //! the transaction only the identity check reads one of them, the sig_hash index, for verdicts
 //! committed earlier; this transaction's verdicts it finds in `new_verdicts`. So the result at
 //! commit is the same.
+//!
+//! [`BulkWriter`] (the legacy import) keeps one transaction open across many calls and defers
+//! those entries to its commit, so that each index is built in one sorted pass per transaction.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::codec::{decode, encode};
 use super::meta::{self, CounterDeltas};
@@ -103,60 +106,211 @@ impl Store {
     /// returning. Either every put is applied or, on error, none is.
     pub fn write(&self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
         let txn = self.begin_write()?;
-        let written = write_in(&txn, puts)?;
+        let mut later = Deferred::default();
+        let written = write_in(&txn, puts, &mut later, KeyCheck::Lookup)?;
+        later.insert(&txn, KeyCheck::Lookup)?;
         txn.commit()?;
         Ok(written)
     }
+
+    /// A writer for many batches of puts per transaction (the legacy import): see
+    /// [`BulkWriter`].
+    pub fn bulk_writer(&self) -> BulkWriter<'_> {
+        BulkWriter {
+            store: self,
+            txn: None,
+            later: Deferred::default(),
+            n_keys: Some(0),
+        }
+    }
+}
+
+/// Writes batches of puts into one write transaction, held open until [`BulkWriter::commit`]
+/// (the next write begins a new one). The sig_hash, claim and import key index entries of the
+/// whole transaction are inserted at its commit, sorted: each tree is then built in one pass
+/// instead of being walked once per batch. Nothing is durable before `commit` returns; dropping
+/// the writer without it, or a failed write or commit, rolls the open transaction back.
+///
+/// The puts given to one writer must not repeat an import key (the import numbers each line's
+/// occurrences, so its keys are distinct). While the `import_keys` table holds only keys this
+/// writer committed (it was empty when the writer began), no lookup is needed to know a key is
+/// new, and none is done; a repeated key is then found when the keys are inserted and fails
+/// the commit. Otherwise each key is looked up, as [`Store::write`] does.
+pub struct BulkWriter<'s> {
+    store: &'s Store,
+    txn: Option<WriteTransaction>,
+    later: Deferred,
+    /// `Some(n)`: `import_keys` held exactly the `n` keys this writer committed when its
+    /// transactions began, so its keys are new without a lookup.
+    n_keys: Option<u64>,
+}
+
+impl BulkWriter<'_> {
+    /// Applies `puts` in order in the open transaction (beginning one if none is open).
+    pub fn write(&mut self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
+        let txn = match &mut self.txn {
+            Some(txn) => txn,
+            slot @ None => {
+                let txn = self.store.begin_write()?;
+                let n_stored = txn.open_table(IMPORT_KEYS)?.len()?;
+                if self.n_keys != Some(n_stored) {
+                    self.n_keys = None;
+                }
+                slot.insert(txn)
+            }
+        };
+        let check = KeyCheck::given(self.n_keys);
+        let written = write_in(txn, puts, &mut self.later, check);
+        if written.is_err() {
+            // Part of `puts` may be applied: nothing of this transaction may be committed.
+            self.txn = None;
+            self.later = Deferred::default();
+        }
+        written
+    }
+
+    /// Inserts the deferred index entries and commits the open transaction durably, if any.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        let Some(txn) = self.txn.take() else {
+            return Ok(());
+        };
+        let later = std::mem::take(&mut self.later);
+        let check = KeyCheck::given(self.n_keys);
+        let n_new_keys = later.insert(&txn, check)?;
+        txn.commit()?;
+        self.n_keys = self.n_keys.map(|n| n + n_new_keys);
+        Ok(())
+    }
+}
+
+/// How a transaction knows whether an import key is stored already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyCheck {
+    /// Look it up in `import_keys` (and among this transaction's new keys).
+    Lookup,
+    /// It is new: `import_keys` holds none of the writer's puts' keys, which are distinct.
+    Fresh,
+}
+
+/// The index entries whose keys are random, inserted in key order when the transaction ends,
+/// and what the transaction must find of them before then.
+#[derive(Default)]
+struct Deferred {
+    /// `(sig_hash, kind, seq)` entries of `sig_index`.
+    by_sig: Vec<(String, u8, u64)>,
+    /// `(claim_hash, seq, sig_hash)` entries of `claims`.
+    claims: Vec<(u64, u64, String)>,
+    /// The seqs of the verdicts this transaction wrote, by sig_hash (their `sig_index` entries
+    /// wait in `by_sig`), for the identity check.
+    new_verdicts: HashMap<String, Vec<u64>>,
+    /// Import keys and the seqs they became, with [`KeyCheck::Lookup`]: a key seen twice in
+    /// one transaction is a duplicate the second time, as it would be across transactions.
+    new_keys: HashMap<Vec<u8>, u64>,
+    /// The same with [`KeyCheck::Fresh`], where nothing looks them up.
+    fresh_keys: Vec<(Vec<u8>, u64)>,
+}
+
+impl KeyCheck {
+    /// Fresh while the writer knows `import_keys` holds only its own keys.
+    fn given(n_keys: Option<u64>) -> KeyCheck {
+        match n_keys {
+            Some(_) => KeyCheck::Fresh,
+            None => KeyCheck::Lookup,
+        }
+    }
+}
+
+impl Deferred {
+    /// Inserts every deferred entry, each index in key order; returns how many import keys
+    /// were inserted. A large transaction's sig_hash and claim entries are sorted on a second
+    /// thread while this one sorts and inserts the import keys.
+    fn insert(self, txn: &WriteTransaction, check: KeyCheck) -> Result<u64, StoreError> {
+        /// Below this many entries a thread costs more than the sort it would take over.
+        const SORT_ASIDE: usize = 50_000;
+        type Entries = (Vec<(String, u8, u64)>, Vec<(u64, u64, String)>);
+        fn sorted((mut by_sig, mut claims): Entries) -> Entries {
+            by_sig.sort_unstable();
+            claims.sort_unstable();
+            (by_sig, claims)
+        }
+        let Deferred {
+            by_sig,
+            claims,
+            new_verdicts,
+            new_keys,
+            fresh_keys,
+        } = self;
+        drop(new_verdicts);
+        let mut keys = fresh_keys;
+        keys.extend(new_keys);
+        let large = by_sig.len() >= SORT_ASIDE;
+        let mut entries = Some((by_sig, claims));
+        std::thread::scope(|scope| {
+            let aside = match entries.take() {
+                Some(both) if large => Some(scope.spawn(move || sorted(both))),
+                other => {
+                    entries = other;
+                    None
+                }
+            };
+            keys.sort_unstable();
+            let mut table = txn.open_table(IMPORT_KEYS)?;
+            for (key, seq) in &keys {
+                if table.insert(key.as_slice(), seq)?.is_some() && check == KeyCheck::Fresh {
+                    return Err(StoreError::RepeatedImportKey(hex(key)));
+                }
+            }
+            let (by_sig, claims) = match aside {
+                Some(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => sorted(entries.take().unwrap_or_default()),
+            };
+            let mut table = txn.open_table(SIG_INDEX)?;
+            for (sig_hash, kind, seq) in &by_sig {
+                table.insert((sig_hash.as_str(), *kind, *seq), ())?;
+            }
+            let mut table = txn.open_table(CLAIMS)?;
+            for (hash, seq, sig_hash) in &claims {
+                table.insert((*hash, *seq), sig_hash.as_str())?;
+            }
+            Ok(keys.len() as u64)
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct Tables<'txn> {
     meta: Table<'txn, &'static str, u64>,
     verdicts: Table<'txn, u64, &'static [u8]>,
-    claims: Table<'txn, (u64, u64), &'static str>,
     outcomes: Table<'txn, u64, &'static [u8]>,
     events: Table<'txn, u64, &'static [u8]>,
     sig_index: Table<'txn, (&'static str, u8, u64), ()>,
     events_by_source: Table<'txn, (&'static str, u64), ()>,
     events_by_kind: Table<'txn, (&'static str, u64), ()>,
     import_keys: Table<'txn, &'static [u8], u64>,
-    /// `(sig_hash, kind, seq)` entries of `sig_index` still to insert.
-    by_sig_later: Vec<(String, u8, u64)>,
-    /// `(claim_hash, seq, sig_hash)` entries of `claims` still to insert.
-    claims_later: Vec<(u64, u64, String)>,
-    /// The seqs of the verdicts this transaction wrote, by sig_hash (their `sig_index` entries
-    /// wait in `by_sig_later`), for the identity check.
-    new_verdicts: HashMap<String, Vec<u64>>,
+    later: &'txn mut Deferred,
 }
 
 impl<'txn> Tables<'txn> {
-    fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
+    fn open(
+        txn: &'txn WriteTransaction,
+        later: &'txn mut Deferred,
+    ) -> Result<Tables<'txn>, StoreError> {
         Ok(Tables {
             meta: txn.open_table(META)?,
             verdicts: txn.open_table(VERDICTS_BY_SEQ)?,
-            claims: txn.open_table(CLAIMS)?,
             outcomes: txn.open_table(OUTCOMES)?,
             events: txn.open_table(EVENTS)?,
             sig_index: txn.open_table(SIG_INDEX)?,
             events_by_source: txn.open_table(EVENTS_BY_SOURCE)?,
             events_by_kind: txn.open_table(EVENTS_BY_KIND)?,
             import_keys: txn.open_table(IMPORT_KEYS)?,
-            by_sig_later: Vec::new(),
-            claims_later: Vec::new(),
-            new_verdicts: HashMap::new(),
+            later,
         })
-    }
-
-    /// Inserts the deferred sig_hash and claim index entries, in key order.
-    fn insert_deferred(&mut self) -> Result<(), StoreError> {
-        self.by_sig_later.sort_unstable();
-        for (sig_hash, kind, seq) in self.by_sig_later.drain(..) {
-            self.sig_index.insert((sig_hash.as_str(), kind, seq), ())?;
-        }
-        self.claims_later.sort_unstable();
-        for (hash, seq, sig_hash) in self.claims_later.drain(..) {
-            self.claims.insert((hash, seq), sig_hash.as_str())?;
-        }
-        Ok(())
     }
 
     /// The seq of the verdict with this identity, if one is stored (or was written earlier in
@@ -172,7 +326,7 @@ impl<'txn> Tables<'txn> {
         for row in self.sig_index.range(range)? {
             seqs.push(row?.0.value().2);
         }
-        if let Some(new) = self.new_verdicts.get(sig_hash) {
+        if let Some(new) = self.later.new_verdicts.get(sig_hash) {
             seqs.extend_from_slice(new);
         }
         for seq in seqs {
@@ -197,17 +351,20 @@ impl<'txn> Tables<'txn> {
     }
 }
 
-fn write_in(txn: &WriteTransaction, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
-    let mut t = Tables::open(txn)?;
+/// Applies `puts` in `txn`, leaving the random-key index entries in `later`.
+fn write_in(
+    txn: &WriteTransaction,
+    puts: &[Put],
+    later: &mut Deferred,
+    check: KeyCheck,
+) -> Result<Vec<Written>, StoreError> {
+    let mut t = Tables::open(txn, later)?;
     let mut last_seq = meta::get(&t.meta, meta::LAST_SEQ)?;
     let mut counters = CounterDeltas::default();
     let mut written = Vec::with_capacity(puts.len());
-    // Import keys stored by this batch, inserted at the end in key order; a key seen twice in
-    // one batch is a duplicate the second time, as it would be across batches.
-    let mut new_keys: HashMap<&[u8], u64> = HashMap::new();
     for put in puts {
-        if let Some(key) = &put.import_key {
-            let stored = match new_keys.get(key.as_slice()) {
+        if let (Some(key), KeyCheck::Lookup) = (&put.import_key, check) {
+            let stored = match t.later.new_keys.get(key.as_slice()) {
                 Some(&seq) => Some(seq),
                 None => t.import_keys.get(key.as_slice())?.map(|seq| seq.value()),
             };
@@ -244,16 +401,16 @@ fn write_in(txn: &WriteTransaction, puts: &[Put]) -> Result<Vec<Written>, StoreE
             }
         };
         if let (Some(key), Written::Stored { seq, .. }) = (&put.import_key, result) {
-            new_keys.insert(key.as_slice(), seq);
+            match check {
+                KeyCheck::Lookup => t.later.new_keys.insert(key.clone(), seq),
+                KeyCheck::Fresh => {
+                    t.later.fresh_keys.push((key.clone(), seq));
+                    None
+                }
+            };
         }
         written.push(result);
     }
-    let mut new_keys: Vec<(&[u8], u64)> = new_keys.into_iter().collect();
-    new_keys.sort_unstable();
-    for (key, seq) in new_keys {
-        t.import_keys.insert(key, seq)?;
-    }
-    t.insert_deferred()?;
     t.meta.insert(meta::LAST_SEQ, last_seq)?;
     counters.apply(&mut t.meta)?;
     Ok(written)
@@ -274,13 +431,14 @@ fn put_verdict(
     let seq = *last_seq;
     let value = VerdictValue::from_verdict(v, new.received_at_ms);
     t.verdicts.insert(seq, encode(&value).as_slice())?;
-    t.by_sig_later.push((sig_hash.clone(), KIND_VERDICT, seq));
-    t.new_verdicts
+    t.later.by_sig.push((sig_hash.clone(), KIND_VERDICT, seq));
+    t.later
+        .new_verdicts
         .entry(sig_hash.clone())
         .or_default()
         .push(seq);
     for claim in &v.claims {
-        t.claims_later.push((claim.hash.0, seq, sig_hash.clone()));
+        t.later.claims.push((claim.hash.0, seq, sig_hash.clone()));
     }
     counters.add(meta::VERDICTS, 1);
     counters.add_keyed(meta::VERDICTS_BY_OVERALL, v.overall.as_str(), 1);
@@ -327,7 +485,8 @@ fn put_outcome(
     };
     t.outcomes.insert(seq, encode(&value).as_slice())?;
     if !sig_hash.is_empty() {
-        t.by_sig_later
+        t.later
+            .by_sig
             .push((sig_hash.to_owned(), KIND_OUTCOME, seq));
     }
     counters.add(meta::OUTCOMES, 1);
@@ -374,7 +533,7 @@ fn index_event(
     apply(&mut t.events_by_source, &value.source)?;
     if let Some(sig_hash) = &value.sig_hash {
         if add {
-            t.by_sig_later.push((sig_hash.clone(), KIND_EVENT, seq));
+            t.later.by_sig.push((sig_hash.clone(), KIND_EVENT, seq));
         } else {
             t.sig_index.remove((sig_hash.as_str(), KIND_EVENT, seq))?;
         }
@@ -399,7 +558,8 @@ fn index_event(
 /// Deletes events `seq`s from the table and every index, keeping counters true. Used by
 /// retention; returns how many were deleted.
 pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64, StoreError> {
-    let mut t = Tables::open(txn)?;
+    let mut later = Deferred::default();
+    let mut t = Tables::open(txn, &mut later)?;
     let mut counters = CounterDeltas::default();
     let mut n_deleted = 0;
     for &seq in seqs {

@@ -530,6 +530,157 @@ fn an_import_key_twice_in_one_batch_is_stored_once() {
     assert_eq!(again[0], Written::Duplicate { seq: 2 });
 }
 
+/// Every entry of every table, for comparing two files.
+fn dump(path: &std::path::Path) -> Vec<String> {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let mut out = Vec::new();
+    macro_rules! dump {
+        ($($table:expr),*) => {$(
+            for row in txn.open_table($table).unwrap().iter().unwrap() {
+                let (key, value) = row.unwrap();
+                out.push(format!("{} {:?} {:?}", $table.name(), key.value(), value.value()));
+            }
+        )*};
+    }
+    dump!(
+        tables::META,
+        tables::VERDICTS_BY_SEQ,
+        tables::CLAIMS,
+        tables::OUTCOMES,
+        tables::SIG_INDEX,
+        tables::EVENTS,
+        tables::EVENTS_BY_SOURCE,
+        tables::EVENTS_BY_KIND,
+        tables::IMPORT_KEYS
+    );
+    out
+}
+
+fn keyed_outcome(key: &[u8]) -> Put {
+    Put {
+        record: outcome_record(br#"{"sig_hash":"abc","n":1}"#, 0).unwrap(),
+        import_key: Some(key.to_vec()),
+    }
+}
+
+/// The import's bulk writer (many writes per transaction, index entries inserted at each
+/// commit, import keys not looked up while only its own are stored) must store exactly what
+/// `Store::write` stores for the same puts, duplicates included.
+#[test]
+fn a_bulk_writer_stores_byte_for_byte_what_write_stores() {
+    let mut synth = Synth::new(7, 300);
+    let mut records = mixed_records(&mut synth, 6_000, 1_000);
+    // Verdicts given again, in the same transaction and in later ones: duplicates.
+    let verdicts: Vec<Record> = records
+        .iter()
+        .filter(|r| matches!(r, Record::Verdict(_)))
+        .take(20)
+        .cloned()
+        .collect();
+    records.splice(1_000..1_000, verdicts.clone());
+    records.extend(verdicts);
+    let puts: Vec<Put> = (0..)
+        .zip(records)
+        .map(|(i, record)| Put {
+            record,
+            import_key: Some(format!("key {i}").into_bytes()),
+        })
+        .collect();
+
+    let (plain_dir, plain) = temp_store();
+    let mut expected = Vec::new();
+    for chunk in puts.chunks(1_000) {
+        expected.extend(plain.write(chunk).unwrap());
+    }
+    let (bulk_dir, bulk) = temp_store();
+    let mut writer = bulk.bulk_writer();
+    let mut got = Vec::new();
+    for (i, chunk) in puts.chunks(300).enumerate() {
+        got.extend(writer.write(chunk).unwrap());
+        if i % 8 == 7 {
+            writer.commit().unwrap();
+        }
+    }
+    writer.commit().unwrap();
+    assert_eq!(got, expected);
+    let n_duplicates = got
+        .iter()
+        .filter(|w| matches!(w, Written::Duplicate { .. }))
+        .count();
+    assert_eq!(n_duplicates, 40);
+
+    // Now that the store holds keys, a new bulk writer looks them up: all duplicates.
+    let mut again = bulk.bulk_writer();
+    let written = again.write(&puts[..500]).unwrap();
+    again.commit().unwrap();
+    let seqs: Vec<u64> = expected[..500].iter().map(Written::seq).collect();
+    assert!(
+        written
+            .iter()
+            .zip(seqs)
+            .all(|(w, seq)| *w == Written::Duplicate { seq })
+    );
+
+    let (plain_path, bulk_path) = (plain.path().to_owned(), bulk.path().to_owned());
+    drop((plain, bulk));
+    assert_eq!(dump(&bulk_path), dump(&plain_path));
+    let mut reopened = Store::open(&bulk_path, StoreOptions::default()).unwrap();
+    let report = reopened.check().unwrap();
+    assert!(report.passed(), "{:?}", report.problems);
+    drop((plain_dir, bulk_dir));
+}
+
+/// A bulk writer skips key lookups only while `import_keys` holds nothing but its own keys:
+/// once another writer stored one, it looks them up again.
+#[test]
+fn a_bulk_writer_looks_keys_up_once_another_writer_stored_one() {
+    let (_dir, store) = temp_store();
+    let mut bulk = store.bulk_writer();
+    bulk.write(&[keyed_outcome(b"a")]).unwrap();
+    bulk.commit().unwrap();
+    store.write(&[keyed_outcome(b"b")]).unwrap();
+    let written = bulk
+        .write(&[
+            keyed_outcome(b"b"),
+            keyed_outcome(b"c"),
+            keyed_outcome(b"a"),
+        ])
+        .unwrap();
+    bulk.commit().unwrap();
+    assert_eq!(written[0], Written::Duplicate { seq: 2 });
+    assert!(matches!(written[1], Written::Stored { seq: 3, .. }));
+    assert_eq!(written[2], Written::Duplicate { seq: 1 });
+    assert_eq!(store.stats().unwrap().outcomes, 3);
+}
+
+/// Without lookups a key repeated to one bulk writer is found when the keys are inserted: the
+/// commit fails and the transaction stores nothing. A writer dropped before its commit stores
+/// nothing either.
+#[test]
+fn a_bulk_writer_stores_nothing_uncommitted_and_refuses_a_repeated_key() {
+    let (_dir, store) = temp_store();
+    let mut bulk = store.bulk_writer();
+    bulk.write(&[keyed_outcome(b"a"), keyed_outcome(b"b")])
+        .unwrap();
+    bulk.write(&[keyed_outcome(b"a")]).unwrap();
+    let error = bulk.commit().unwrap_err();
+    assert!(
+        matches!(&error, lakehouse_kb::store::StoreError::RepeatedImportKey(key) if key == "61"),
+        "{error}"
+    );
+    assert_eq!(store.last_seq().unwrap(), 0);
+
+    let mut bulk = store.bulk_writer();
+    bulk.write(&[keyed_outcome(b"a")]).unwrap();
+    drop(bulk);
+    assert_eq!(store.last_seq().unwrap(), 0);
+    assert_eq!(store.stats().unwrap().outcomes, 0);
+    // The store is still writable and the keys were never stored.
+    let written = store.write(&[keyed_outcome(b"a")]).unwrap();
+    assert!(matches!(written[0], Written::Stored { seq: 1, .. }));
+}
+
 #[test]
 fn neighbors_rank_by_shared_claims_then_recency() {
     let (_dir, store) = temp_store();

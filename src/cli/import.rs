@@ -23,7 +23,8 @@ pub struct ImportArgs {
     /// skip them, import the rest)
     #[arg(long, env = "LAKEHOUSE_KB_IMPORT_STRICT", value_parser = BoolishValueParser::new())]
     pub strict: bool,
-    /// Records per write transaction
+    /// Records per write transaction (each commits durably; a larger one holds more index
+    /// entries in memory until its commit)
     #[arg(
         long,
         value_name = "N",

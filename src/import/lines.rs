@@ -2,7 +2,6 @@
 //! malformed line (invalid UTF-8, bad JSON, not an object) from a kept one, and the import key
 //! that makes importing the same line twice a no-op.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -258,14 +257,14 @@ pub(super) fn describe(line: &Line<'_>, why: &Malformed) -> String {
 /// new keys for its new lines only; a line legitimately repeated keeps every copy.
 pub(super) struct ImportKeys {
     tag: u8,
-    seen: HashMap<[u8; 16], u32>,
+    seen: foldhash::HashMap<[u8; 16], u32>,
 }
 
 impl ImportKeys {
     pub fn new(tag: u8) -> ImportKeys {
         ImportKeys {
             tag,
-            seen: HashMap::new(),
+            seen: foldhash::HashMap::default(),
         }
     }
 

@@ -17,22 +17,24 @@
 //!
 //! Two passes over the files. The first collects the audit rows' identities (to find the
 //! verdict files no row matches) and, with `strict`, validates every line and file, so that a
-//! strict import with any malformed line commits nothing. The second writes, in batches of
-//! `batch_size` puts per transaction, committed by a writer thread in order while the next
-//! batch is parsed.
+//! strict import with any malformed line commits nothing. The second writes, in transactions
+//! of `batch_size` puts, applied by a writer thread in order while the next puts are parsed.
 
 pub mod lines;
 mod verdicts;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{JsField, MAX_KEY_BYTES, ObservedOp, OutcomeRow, Source, Verdict, now_ms};
-use crate::store::{NewEvent, NewOutcome, NewVerdict, Put, Record, Store, StoreError, Written};
+use crate::store::{
+    BulkWriter, NewEvent, NewOutcome, NewVerdict, Put, Record, Store, StoreError, Written,
+};
 use lines::{
     ImportKeys, Line, LineReader, OPS_TAG, OUTCOMES_TAG, RowHead, parse_object_line, parse_row,
 };
@@ -41,11 +43,11 @@ use verdicts::Identity;
 pub use lines::Malformed;
 
 /// Puts per write transaction by default. Each commit rewrites every B-tree page it touched,
-/// and the import keys and sig_hash indexes take random keys, so a commit touches pages all
-/// over those trees: fewer, larger commits rewrite each page fewer times. Measured on a
-/// 1M-line directory (docs/BENCHMARKS.md), 100,000 per commit imports about 1.5 times as fast
-/// as 10,000, for about 100 MB more memory.
-pub const DEFAULT_BATCH_SIZE: usize = 100_000;
+/// and the import keys, sig_hash and claim indexes take random keys, so a commit touches pages
+/// all over those trees; their entries wait for the commit, sorted, so a transaction builds
+/// each index in one pass. Fewer, larger commits: each page is rewritten fewer times, for more
+/// memory (the waiting entries). Measured on a 1M-line directory (docs/BENCHMARKS.md).
+pub const DEFAULT_BATCH_SIZE: usize = 1_000_000;
 
 /// At most this many rejections and warnings are listed in a report; all are counted.
 pub const MAX_LISTED: usize = 1_000;
@@ -284,8 +286,9 @@ pub fn import(
     progress.phase("importing", outcomes.len + ops.len, Unit::Bytes);
     let now = now_ms();
     std::thread::scope(|scope| {
-        let write = |puts: &[Put]| store.write(puts);
-        let mut batch = Batch::start(scope, write, options.batch_size.max(1));
+        let commit_every = options.batch_size.max(1);
+        let chunk = CHUNK.min(commit_every);
+        let mut batch = Batch::start(scope, store.bulk_writer(), chunk, commit_every);
         let mut orphans = Orphans { waiting, now };
         import_outcomes(
             &outcomes,
@@ -406,21 +409,19 @@ fn sort_verdict_files(
 ) -> Result<(HashMap<Identity, String>, VecDeque<(String, String)>), ImportError> {
     let mut matched = HashMap::new();
     let mut orphans = Vec::new();
-    for path in files {
+    for (path, read) in files.iter().zip(read_verdict_files(files, progress)) {
         report.verdict_files.read += 1;
-        match verdicts::read_file(path) {
-            Ok(verdict) => {
-                let identity = verdicts::identity_of(&verdict);
+        match read {
+            Ok((identity, raw_json)) => {
                 if audit_rows.contains(&identity) {
-                    matched.insert(identity, verdict.raw_json);
+                    matched.insert(identity, raw_json);
                 } else {
-                    orphans.push((verdict.audited_at, path, verdict.raw_json));
+                    orphans.push((identity.2, path, raw_json));
                 }
             }
             Err(verdicts::FileProblem::Io(e)) => return Err(io_error(path)(e)),
             Err(e) => report.reject(Which::VerdictFiles, path, None, e.to_string()),
         }
-        progress.advance(1);
     }
     orphans.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let waiting = orphans
@@ -428,6 +429,48 @@ fn sort_verdict_files(
         .map(|(audited_at, _, text)| (audited_at, text))
         .collect();
     Ok((matched, waiting))
+}
+
+/// Reads and parses every verdict file, on as many threads as there are cores (opening a file
+/// costs tens of microseconds, most of it in the kernel): each verdict's identity and JSON, in
+/// `files` order.
+fn read_verdict_files(
+    files: &[PathBuf],
+    progress: &mut dyn Progress,
+) -> Vec<Result<(Identity, String), verdicts::FileProblem>> {
+    let read =
+        |path: &PathBuf| verdicts::read_file(path).map(|v| (verdicts::identity_of(&v), v.raw_json));
+    let lanes = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    std::thread::scope(|scope| {
+        // Lane `i` reads files `i`, `i + lanes`, ...; this thread is lane 0 and reports progress.
+        let helpers: Vec<_> = (1..lanes)
+            .map(|lane| {
+                scope.spawn(move || {
+                    let lane_files = files.iter().skip(lane).step_by(lanes);
+                    lane_files.map(read).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mine: Vec<_> = files
+            .iter()
+            .step_by(lanes)
+            .map(|path| {
+                let result = read(path);
+                progress.advance(lanes as u64);
+                result
+            })
+            .collect();
+        let mut lanes_out = vec![mine.into_iter()];
+        for helper in helpers {
+            let out = helper
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            lanes_out.push(out.into_iter());
+        }
+        (0..files.len())
+            .map_while(|i| lanes_out[i % lanes].next())
+            .collect()
+    })
 }
 
 /// Verdict files no audit row matches, by `audited_at`, waiting for their place in seq order.
@@ -675,7 +718,7 @@ fn lenient_op(obj: &Map<String, Value>) -> ObservedOp {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// What a put in a batch was, to count its outcome.
@@ -688,39 +731,87 @@ enum Slot {
     VerdictWithoutRow,
 }
 
-/// A batch handed to the writer thread, and what came back.
-type Handoff = (Vec<Put>, Vec<Slot>);
-type Committed = Result<(Vec<Slot>, Vec<Written>, std::time::Duration), StoreError>;
+/// Puts handed to the writer thread at a time: small enough that the writer starts early and
+/// the two threads keep each other busy, large enough that the handovers cost nothing.
+const CHUNK: usize = 8_192;
 
-/// Puts waiting for their transaction. Full batches go to a writer thread, which commits them
-/// one transaction each, in order, while this thread reads and parses the next batch: the
-/// import's two halves (parsing, `Store::write`) overlap on two cores. The handover is a
-/// rendezvous, so at most two batches are in memory: the one being written and the next,
-/// being filled or waiting for the writer to take it.
+/// Where the writer thread writes: the store's [`BulkWriter`], or a test's fake.
+trait Sink {
+    /// Applies the puts in the open transaction.
+    fn write(&mut self, puts: &[Put]) -> Result<Vec<Written>, StoreError>;
+    /// Commits the open transaction durably.
+    fn commit(&mut self) -> Result<(), StoreError>;
+}
+
+impl Sink for BulkWriter<'_> {
+    fn write(&mut self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
+        BulkWriter::write(self, puts)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        BulkWriter::commit(self)
+    }
+}
+
+/// What the reading thread hands to the writer thread.
+enum ToWriter {
+    Chunk(Vec<Put>, Vec<Slot>),
+    /// Commit what is left; no more chunks follow.
+    Finish,
+}
+
+/// The writer's answer to each [`ToWriter`]: for a chunk, its puts (handed back to be freed on
+/// the reading thread, off the writer's path), what became of them and the time the writer
+/// spent; the open transaction is committed once `commit_every` puts are in it.
+enum FromWriter {
+    Chunk(Vec<Put>, Vec<Slot>, Vec<Written>, std::time::Duration),
+    Finished(std::time::Duration),
+}
+
+/// Puts on their way to the store. Chunks of them go to a writer thread, which applies them in
+/// order in one transaction and commits it every `commit_every` puts and at the end, while this
+/// thread reads and parses the next chunk: the import's two halves (parsing, writing) overlap
+/// on two cores. The handover is a rendezvous, so at most two chunks are in memory besides the
+/// open transaction's deferred index entries. The counts in the report are final once
+/// [`Batch::finish`] returns `Ok`; an import that stops early (a failed write, a file that
+/// cannot be read) keeps the transactions committed before, and rolls back the open one.
 struct Batch {
-    size: usize,
+    chunk: usize,
     puts: Vec<Put>,
     slots: Vec<Slot>,
-    to_writer: Option<std::sync::mpsc::SyncSender<Handoff>>,
-    from_writer: std::sync::mpsc::Receiver<Committed>,
+    to_writer: Option<std::sync::mpsc::SyncSender<ToWriter>>,
+    from_writer: std::sync::mpsc::Receiver<Result<FromWriter, StoreError>>,
     in_flight: usize,
 }
 
 impl Batch {
     /// Starts the writer thread in `scope`; it ends when the batch is finished or dropped, or
-    /// after its first failed write.
+    /// after its first failed write or commit.
     fn start<'scope>(
         scope: &'scope std::thread::Scope<'scope, '_>,
-        write: impl Fn(&[Put]) -> Result<Vec<Written>, StoreError> + Send + 'scope,
-        size: usize,
+        mut sink: impl Sink + Send + 'scope,
+        chunk: usize,
+        commit_every: usize,
     ) -> Batch {
-        let (to_writer, handed) = std::sync::mpsc::sync_channel::<Handoff>(0);
-        let (done, from_writer) = std::sync::mpsc::channel::<Committed>();
+        let (to_writer, handed) = std::sync::mpsc::sync_channel::<ToWriter>(0);
+        let (done, from_writer) = std::sync::mpsc::channel();
         scope.spawn(move || {
-            for (puts, slots) in handed {
+            let mut in_txn = 0;
+            for message in handed {
                 let start = std::time::Instant::now();
-                let result = write(&puts).map(|written| (slots, written, start.elapsed()));
-                drop(puts);
+                let result = match message {
+                    ToWriter::Chunk(puts, slots) => sink.write(&puts).and_then(|written| {
+                        in_txn += puts.len();
+                        if in_txn >= commit_every {
+                            in_txn = 0;
+                            sink.commit()?;
+                        }
+                        Ok(FromWriter::Chunk(puts, slots, written, start.elapsed()))
+                    }),
+                    ToWriter::Finish => sink
+                        .commit()
+                        .map(|()| FromWriter::Finished(start.elapsed())),
+                };
                 let failed = result.is_err();
                 if done.send(result).is_err() || failed {
                     return;
@@ -728,9 +819,9 @@ impl Batch {
             }
         });
         Batch {
-            size,
-            puts: Vec::with_capacity(size),
-            slots: Vec::with_capacity(size),
+            chunk,
+            puts: Vec::with_capacity(chunk),
+            slots: Vec::with_capacity(chunk),
             to_writer: Some(to_writer),
             from_writer,
             in_flight: 0,
@@ -740,54 +831,60 @@ impl Batch {
     fn push(&mut self, put: Put, slot: Slot, report: &mut ImportReport) -> Result<(), ImportError> {
         self.puts.push(put);
         self.slots.push(slot);
-        if self.puts.len() >= self.size {
+        if self.puts.len() >= self.chunk {
             self.flush(report)?;
         }
         Ok(())
     }
 
-    /// Hands the puts so far to the writer (waiting while it still writes the previous batch)
-    /// and counts every batch it has committed meanwhile.
+    /// Hands the puts so far to the writer (waiting while it still writes the previous chunk)
+    /// and counts every chunk it has written meanwhile.
     fn flush(&mut self, report: &mut ImportReport) -> Result<(), ImportError> {
         if !self.puts.is_empty() {
-            let puts = std::mem::replace(&mut self.puts, Vec::with_capacity(self.size));
-            let slots = std::mem::replace(&mut self.slots, Vec::with_capacity(self.size));
-            let sent = self
-                .to_writer
-                .as_ref()
-                .is_some_and(|to_writer| to_writer.send((puts, slots)).is_ok());
-            if !sent {
-                // The writer stopped: its last answer is the failed write. These puts were
-                // not committed, so this can never end in Ok.
-                self.wait_all(report)?;
-                return Err(ImportError::WriterStopped);
-            }
-            self.in_flight += 1;
+            let puts = std::mem::replace(&mut self.puts, Vec::with_capacity(self.chunk));
+            let slots = std::mem::replace(&mut self.slots, Vec::with_capacity(self.chunk));
+            self.send(ToWriter::Chunk(puts, slots), report)?;
         }
-        while let Ok(committed) = self.from_writer.try_recv() {
+        while let Ok(answer) = self.from_writer.try_recv() {
             self.in_flight -= 1;
-            count(committed?, report);
+            count(answer?, report);
         }
         Ok(())
     }
 
-    /// Commits what is left and waits for every transaction: when this returns `Ok`, all the
-    /// batch's puts are committed.
+    fn send(&mut self, message: ToWriter, report: &mut ImportReport) -> Result<(), ImportError> {
+        let sent = self
+            .to_writer
+            .as_ref()
+            .is_some_and(|to_writer| to_writer.send(message).is_ok());
+        if !sent {
+            // The writer stopped: its last answer is the failed write. These puts were not
+            // written, so this can never end in Ok.
+            self.wait_all(report)?;
+            return Err(ImportError::WriterStopped);
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Writes what is left, commits and waits for every answer: when this returns `Ok`, all
+    /// the batch's puts are committed.
     fn finish(mut self, report: &mut ImportReport) -> Result<(), ImportError> {
         self.flush(report)?;
+        self.send(ToWriter::Finish, report)?;
         self.wait_all(report)
     }
 
     fn wait_all(&mut self, report: &mut ImportReport) -> Result<(), ImportError> {
         self.to_writer = None;
         while self.in_flight > 0 {
-            let Ok(committed) = self.from_writer.recv() else {
+            let Ok(answer) = self.from_writer.recv() else {
                 break;
             };
             self.in_flight -= 1;
-            count(committed?, report);
+            count(answer?, report);
         }
-        // Fewer answers than batches: the writer thread died without one (a panic, which the
+        // Fewer answers than messages: the writer thread died without one (a panic, which the
         // scope propagates when it joins).
         if self.in_flight > 0 {
             return Err(ImportError::WriterStopped);
@@ -796,11 +893,13 @@ impl Batch {
     }
 }
 
-/// Counts one committed batch into the report.
-fn count(
-    (slots, written, took): (Vec<Slot>, Vec<Written>, std::time::Duration),
-    report: &mut ImportReport,
-) {
+/// Counts one answer of the writer into the report.
+fn count(answer: FromWriter, report: &mut ImportReport) {
+    let (puts, slots, written, took) = match answer {
+        FromWriter::Chunk(puts, slots, written, took) => (puts, slots, written, took),
+        FromWriter::Finished(took) => (Vec::new(), Vec::new(), Vec::new(), took),
+    };
+    drop(puts);
     report.store_write_ms += u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
     for (slot, written) in slots.iter().zip(written) {
         let stored = matches!(written, Written::Stored { .. });
@@ -840,35 +939,73 @@ fn count(
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, Ordering};
 
     fn row(i: u64) -> Put {
         let line = format!(r#"{{"sig_hash":"pr{i}-abcdef01","n":{i}}}"#);
         Put::from(crate::ingest::outcome_record(line.as_bytes(), 0).unwrap())
     }
 
-    /// Runs `n` outcome puts through a `Batch` of `size` whose writer answers with
-    /// `write(call_number, puts)`. Also returns, per write call, the lines it was given.
+    /// What the writer thread did, in order.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Did {
+        Write(Vec<String>),
+        Commit,
+    }
+
+    /// A sink that logs what it is asked to do and answers a write with `write(call_number,
+    /// puts)` and a commit with `commit(commit_number)`.
+    struct Fake<'a, W, C> {
+        log: &'a Mutex<Vec<Did>>,
+        writes: u64,
+        commits: u64,
+        write: W,
+        commit: C,
+    }
+
+    impl<W, C> Sink for Fake<'_, W, C>
+    where
+        W: FnMut(u64, &[Put]) -> Result<Vec<Written>, StoreError>,
+        C: FnMut(u64) -> Result<(), StoreError>,
+    {
+        fn write(&mut self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
+            let lines = puts.iter().map(line).collect();
+            self.log.lock().unwrap().push(Did::Write(lines));
+            self.writes += 1;
+            (self.write)(self.writes - 1, puts)
+        }
+
+        fn commit(&mut self) -> Result<(), StoreError> {
+            self.log.lock().unwrap().push(Did::Commit);
+            self.commits += 1;
+            (self.commit)(self.commits - 1)
+        }
+    }
+
+    /// Runs `n` outcome puts through a `Batch` handing `chunk` puts at a time to a fake sink
+    /// (see [`Fake`]) and committing every `commit_every`; returns what the sink did.
     fn run(
         n: u64,
-        size: usize,
-        write: impl Fn(u64, &[Put]) -> Result<Vec<Written>, StoreError> + Send + Sync,
-    ) -> (Result<(), ImportError>, ImportReport, Vec<Vec<String>>) {
-        let calls = AtomicU64::new(0);
-        let seen = Mutex::new(Vec::new());
+        (chunk, commit_every): (usize, usize),
+        write: impl FnMut(u64, &[Put]) -> Result<Vec<Written>, StoreError> + Send,
+        commit: impl FnMut(u64) -> Result<(), StoreError> + Send,
+    ) -> (Result<(), ImportError>, ImportReport, Vec<Did>) {
+        let log = Mutex::new(Vec::new());
         let mut report = ImportReport::default();
         let result = std::thread::scope(|scope| {
-            let write = |puts: &[Put]| {
-                seen.lock().unwrap().push(puts.iter().map(line).collect());
-                write(calls.fetch_add(1, Ordering::SeqCst), puts)
+            let sink = Fake {
+                log: &log,
+                writes: 0,
+                commits: 0,
+                write,
+                commit,
             };
-            let mut batch = Batch::start(scope, write, size);
+            let mut batch = Batch::start(scope, sink, chunk, commit_every);
             for i in 0..n {
                 batch.push(row(i), Slot::Outcome, &mut report)?;
             }
             batch.finish(&mut report)
         });
-        (result, report, seen.into_inner().unwrap())
+        (result, report, log.into_inner().unwrap())
     }
 
     fn line(put: &Put) -> String {
@@ -892,38 +1029,84 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn every_batch_is_committed_in_order_and_counted_by_the_time_finish_returns() {
-        let (result, report, seen) = run(10, 3, |call, puts| {
-            // A slow writer: the reader runs ahead and must still see every answer.
-            std::thread::sleep(std::time::Duration::from_millis(5 * (call % 2)));
-            Ok(if call == 1 {
-                vec![Written::Duplicate { seq: 0 }; puts.len()]
-            } else {
-                stored(puts)
-            })
-        });
-        result.unwrap();
-        assert_eq!(report.outcomes.stored, 7);
-        assert_eq!(report.outcomes.duplicates, 3);
-        let expected = vec![lines(0..3), lines(3..6), lines(6..9), lines(9..10)];
-        assert_eq!(seen, expected);
+    fn ok(_: u64) -> Result<(), StoreError> {
+        Ok(())
     }
 
     #[test]
-    fn a_failed_write_stops_the_import_with_its_error() {
-        let (result, report, seen) = run(20, 2, |call, puts| {
-            if call == 2 {
-                Err(StoreError::Backup("injected".into()))
-            } else {
-                Ok(stored(puts))
-            }
-        });
+    fn every_chunk_is_written_in_order_committed_and_counted_by_the_time_finish_returns() {
+        let (result, report, did) = run(
+            10,
+            (3, 6),
+            |call, puts| {
+                // A slow writer: the reader runs ahead and must still see every answer.
+                std::thread::sleep(std::time::Duration::from_millis(5 * (call % 2)));
+                Ok(if call == 1 {
+                    vec![Written::Duplicate { seq: 0 }; puts.len()]
+                } else {
+                    stored(puts)
+                })
+            },
+            ok,
+        );
+        result.unwrap();
+        assert_eq!(report.outcomes.stored, 7);
+        assert_eq!(report.outcomes.duplicates, 3);
+        let expected = vec![
+            Did::Write(lines(0..3)),
+            Did::Write(lines(3..6)),
+            // Six puts in the transaction: committed before the next chunk is written.
+            Did::Commit,
+            Did::Write(lines(6..9)),
+            Did::Write(lines(9..10)),
+            // What is left, at the end.
+            Did::Commit,
+        ];
+        assert_eq!(did, expected);
+    }
+
+    #[test]
+    fn a_failed_write_stops_the_import_with_its_error_and_commits_nothing_after_it() {
+        let (result, report, did) = run(
+            20,
+            (2, 4),
+            |call, puts| {
+                if call == 2 {
+                    Err(StoreError::Backup("injected".into()))
+                } else {
+                    Ok(stored(puts))
+                }
+            },
+            ok,
+        );
         let error = result.unwrap_err();
         assert!(error.to_string().contains("injected"), "{error}");
-        // The two batches before the failure were committed and are counted; the writer
-        // takes nothing after the failed one.
+        // The two chunks before the failure were written (and committed) and are counted; the
+        // writer takes nothing after the failed one.
         assert_eq!(report.outcomes.stored, 4);
-        assert_eq!(seen, vec![lines(0..2), lines(2..4), lines(4..6)]);
+        let expected = vec![
+            Did::Write(lines(0..2)),
+            Did::Write(lines(2..4)),
+            Did::Commit,
+            Did::Write(lines(4..6)),
+        ];
+        assert_eq!(did, expected);
+    }
+
+    #[test]
+    fn a_failed_commit_stops_the_import_with_its_error() {
+        for n in [5, 6] {
+            // 5: the commit at the end fails; 6: the one after the second chunk fails.
+            let (result, _, did) = run(
+                n,
+                (3, 6),
+                |_, puts| Ok(stored(puts)),
+                |_| Err(StoreError::Backup("commit failed".into())),
+            );
+            let error = result.unwrap_err();
+            assert!(error.to_string().contains("commit failed"), "{n}: {error}");
+            assert_eq!(did.last(), Some(&Did::Commit), "{n}");
+            assert_eq!(did.iter().filter(|d| **d == Did::Commit).count(), 1, "{n}");
+        }
     }
 }

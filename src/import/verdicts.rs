@@ -51,7 +51,8 @@ pub(super) fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             files.push(path);
         }
     }
-    files.sort();
+    // All in one directory: ordered by name, byte by byte, as `Path` would order them.
+    files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     Ok(files)
 }
 

@@ -167,6 +167,17 @@ fn cat(files: &[PathBuf], out: Option<&Path>) -> Duration {
     start.elapsed()
 }
 
+/// Reads every file of `dir` into memory, one after the other: what opening and reading the
+/// verdict files costs before any parsing.
+fn read_all(dir: &Path) -> (Duration, u64) {
+    let start = Instant::now();
+    let mut n_bytes = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        n_bytes += std::fs::read(entry.unwrap().path()).unwrap().len() as u64;
+    }
+    (start.elapsed(), n_bytes)
+}
+
 fn rate_row(what: &str, rows: u64, bytes: u64, took: Duration) -> Vec<String> {
     let secs = took.as_secs_f64();
     vec![
@@ -256,6 +267,17 @@ fn import_and_export(
         "  cat of the same files > /dev/null",
         n_rows,
         legacy.jsonl_bytes,
+        took,
+    ));
+
+    let (took, bytes) = read_all(&legacy.dir.join(import::VERDICTS_DIR));
+    table.push(rate_row(
+        &format!(
+            "  read of the {} verdict files, one thread",
+            legacy.verdict_files
+        ),
+        legacy.verdict_files,
+        bytes,
         took,
     ));
 

@@ -185,10 +185,20 @@ fn healthz_says_recovering_until_the_database_can_be_opened() {
             .unwrap()
             .contains("being opened")
     );
+    // Release the file only once the server has found it held: on a loaded machine its first
+    // attempt may come after the requests above, and would then simply succeed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !server_log(dir.path()).contains("open in another process; waiting") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never said it waits for the file: {}",
+            server_log(dir.path())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     drop(held);
     server.wait_healthy();
     assert_eq!(server.post_json("/event", "{}").status, 200);
-    assert!(server_log(dir.path()).contains("open in another process; waiting"));
 }
 
 #[test]

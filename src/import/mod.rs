@@ -110,7 +110,7 @@ pub enum ImportError {
     /// The import's writer thread stopped without answering for every batch. It stops after a
     /// failed write (reported as that write's error instead) or by panicking, which the thread
     /// scope carries on to the caller, so this is a guard rather than an expected outcome.
-    #[error("import: the writer thread stopped without committing every batch")]
+    #[error("import: the writer thread stopped without writing and committing every put")]
     WriterStopped,
     #[error(
         "{n_rejected} malformed line(s) or verdict file(s) in {dir}; nothing was imported \
@@ -416,7 +416,8 @@ fn sort_verdict_files(
                 if audit_rows.contains(&identity) {
                     matched.insert(identity, raw_json);
                 } else {
-                    orphans.push((identity.2, path, raw_json));
+                    let (_, _, audited_at) = identity;
+                    orphans.push((audited_at, path, raw_json));
                 }
             }
             Err(verdicts::FileProblem::Io(e)) => return Err(io_error(path)(e)),
@@ -431,16 +432,17 @@ fn sort_verdict_files(
     Ok((matched, waiting))
 }
 
-/// Reads and parses every verdict file, on as many threads as there are cores (opening a file
-/// costs tens of microseconds, most of it in the kernel): each verdict's identity and JSON, in
-/// `files` order.
+/// Reads and parses every verdict file, on one thread per core, at most 8 (opening a file
+/// costs microseconds, most of it in the kernel): each verdict's identity and JSON, in `files`
+/// order. A file that cannot be read is reported by the caller once all are read.
 fn read_verdict_files(
     files: &[PathBuf],
     progress: &mut dyn Progress,
 ) -> Vec<Result<(Identity, String), verdicts::FileProblem>> {
     let read =
         |path: &PathBuf| verdicts::read_file(path).map(|v| (verdicts::identity_of(&v), v.raw_json));
-    let lanes = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let lanes = cores.min(8).min(files.len()).max(1);
     std::thread::scope(|scope| {
         // Lane `i` reads files `i`, `i + lanes`, ...; this thread is lane 0 and reports progress.
         let helpers: Vec<_> = (1..lanes)
@@ -451,12 +453,12 @@ fn read_verdict_files(
                 })
             })
             .collect();
-        let mine: Vec<_> = files
-            .iter()
+        let mine: Vec<_> = (0..files.len())
             .step_by(lanes)
-            .map(|path| {
-                let result = read(path);
-                progress.advance(lanes as u64);
+            .map(|i| {
+                let result = read(&files[i]);
+                // This file and the ones the other lanes read alongside it.
+                progress.advance(lanes.min(files.len() - i) as u64);
                 result
             })
             .collect();
@@ -468,7 +470,11 @@ fn read_verdict_files(
             lanes_out.push(out.into_iter());
         }
         (0..files.len())
-            .map_while(|i| lanes_out[i % lanes].next())
+            .map(|i| {
+                let lane = &mut lanes_out[i % lanes];
+                lane.next()
+                    .expect("each lane has a result for each of its files")
+            })
             .collect()
     })
 }
@@ -755,28 +761,33 @@ impl Sink for BulkWriter<'_> {
 
 /// What the reading thread hands to the writer thread.
 enum ToWriter {
-    Chunk(Vec<Put>, Vec<Slot>),
+    /// Puts to apply, and whether to commit after them.
+    Chunk(Vec<Put>, Vec<Slot>, bool),
     /// Commit what is left; no more chunks follow.
     Finish,
 }
 
 /// The writer's answer to each [`ToWriter`]: for a chunk, its puts (handed back to be freed on
 /// the reading thread, off the writer's path), what became of them and the time the writer
-/// spent; the open transaction is committed once `commit_every` puts are in it.
+/// spent.
 enum FromWriter {
     Chunk(Vec<Put>, Vec<Slot>, Vec<Written>, std::time::Duration),
     Finished(std::time::Duration),
 }
 
 /// Puts on their way to the store. Chunks of them go to a writer thread, which applies them in
-/// order in one transaction and commits it every `commit_every` puts and at the end, while this
-/// thread reads and parses the next chunk: the import's two halves (parsing, writing) overlap
-/// on two cores. The handover is a rendezvous, so at most two chunks are in memory besides the
-/// open transaction's deferred index entries. The counts in the report are final once
+/// order in one transaction, committed after every `commit_every` puts (a chunk ends there) and
+/// at the end, while this thread reads and parses the next chunk: the import's two halves
+/// (parsing, writing) overlap on two cores. The handover is a rendezvous, so besides the open
+/// transaction's deferred index entries a few chunks are in memory: the one being filled, the
+/// one being written, and the ones handed back until the next flush frees them. The counts in the report are final once
 /// [`Batch::finish`] returns `Ok`; an import that stops early (a failed write, a file that
 /// cannot be read) keeps the transactions committed before, and rolls back the open one.
 struct Batch {
     chunk: usize,
+    commit_every: usize,
+    /// Puts handed to the writer since its last commit.
+    in_txn: usize,
     puts: Vec<Put>,
     slots: Vec<Slot>,
     to_writer: Option<std::sync::mpsc::SyncSender<ToWriter>>,
@@ -796,14 +807,11 @@ impl Batch {
         let (to_writer, handed) = std::sync::mpsc::sync_channel::<ToWriter>(0);
         let (done, from_writer) = std::sync::mpsc::channel();
         scope.spawn(move || {
-            let mut in_txn = 0;
             for message in handed {
                 let start = std::time::Instant::now();
                 let result = match message {
-                    ToWriter::Chunk(puts, slots) => sink.write(&puts).and_then(|written| {
-                        in_txn += puts.len();
-                        if in_txn >= commit_every {
-                            in_txn = 0;
+                    ToWriter::Chunk(puts, slots, commit) => sink.write(&puts).and_then(|written| {
+                        if commit {
                             sink.commit()?;
                         }
                         Ok(FromWriter::Chunk(puts, slots, written, start.elapsed()))
@@ -820,6 +828,8 @@ impl Batch {
         });
         Batch {
             chunk,
+            commit_every,
+            in_txn: 0,
             puts: Vec::with_capacity(chunk),
             slots: Vec::with_capacity(chunk),
             to_writer: Some(to_writer),
@@ -831,7 +841,7 @@ impl Batch {
     fn push(&mut self, put: Put, slot: Slot, report: &mut ImportReport) -> Result<(), ImportError> {
         self.puts.push(put);
         self.slots.push(slot);
-        if self.puts.len() >= self.chunk {
+        if self.puts.len() >= self.chunk || self.in_txn + self.puts.len() >= self.commit_every {
             self.flush(report)?;
         }
         Ok(())
@@ -843,7 +853,12 @@ impl Batch {
         if !self.puts.is_empty() {
             let puts = std::mem::replace(&mut self.puts, Vec::with_capacity(self.chunk));
             let slots = std::mem::replace(&mut self.slots, Vec::with_capacity(self.chunk));
-            self.send(ToWriter::Chunk(puts, slots), report)?;
+            self.in_txn += puts.len();
+            let commit = self.in_txn >= self.commit_every;
+            if commit {
+                self.in_txn = 0;
+            }
+            self.send(ToWriter::Chunk(puts, slots, commit), report)?;
         }
         while let Ok(answer) = self.from_writer.try_recv() {
             self.in_flight -= 1;
@@ -1089,6 +1104,22 @@ mod tests {
             Did::Write(lines(2..4)),
             Did::Commit,
             Did::Write(lines(4..6)),
+        ];
+        assert_eq!(did, expected);
+    }
+
+    #[test]
+    fn a_transaction_holds_exactly_commit_every_puts_whatever_the_chunk_size() {
+        let (result, _, did) = run(11, (4, 6), |_, puts| Ok(stored(puts)), ok);
+        result.unwrap();
+        let expected = vec![
+            Did::Write(lines(0..4)),
+            // The chunk ends where the transaction does.
+            Did::Write(lines(4..6)),
+            Did::Commit,
+            Did::Write(lines(6..10)),
+            Did::Write(lines(10..11)),
+            Did::Commit,
         ];
         assert_eq!(did, expected);
     }

@@ -61,6 +61,8 @@ pub enum StoreError {
     Backup(String),
     #[error("import key {0} was given twice to one bulk writer; the transaction was rolled back")]
     RepeatedImportKey(String),
+    #[error("this bulk writer's transaction was rolled back after an earlier error")]
+    BulkAborted,
     #[error("{index} points at seq {seq}, which is not stored")]
     Dangling { index: &'static str, seq: u64 },
     #[error("storage: {0}")]

@@ -121,6 +121,7 @@ impl Store {
             txn: None,
             later: Deferred::default(),
             n_keys: Some(0),
+            failed: false,
         }
     }
 }
@@ -129,7 +130,8 @@ impl Store {
 /// (the next write begins a new one). The sig_hash, claim and import key index entries of the
 /// whole transaction are inserted at its commit, sorted: each tree is then built in one pass
 /// instead of being walked once per batch. Nothing is durable before `commit` returns; dropping
-/// the writer without it, or a failed write or commit, rolls the open transaction back.
+/// the writer without it, or a failed write or commit, rolls the open transaction back, and
+/// after a failure every later call fails too (what the transaction had answered is gone).
 ///
 /// The puts given to one writer must not repeat an import key (the import numbers each line's
 /// occurrences, so its keys are distinct). While the `import_keys` table holds only keys this
@@ -143,11 +145,17 @@ pub struct BulkWriter<'s> {
     /// `Some(n)`: `import_keys` held exactly the `n` keys this writer committed when its
     /// transactions began, so its keys are new without a lookup.
     n_keys: Option<u64>,
+    /// A write or commit failed: what the open transaction had answered is gone, so the
+    /// writer refuses to go on.
+    failed: bool,
 }
 
 impl BulkWriter<'_> {
     /// Applies `puts` in order in the open transaction (beginning one if none is open).
     pub fn write(&mut self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
+        if self.failed {
+            return Err(StoreError::BulkAborted);
+        }
         let txn = match &mut self.txn {
             Some(txn) => txn,
             slot @ None => {
@@ -165,21 +173,34 @@ impl BulkWriter<'_> {
             // Part of `puts` may be applied: nothing of this transaction may be committed.
             self.txn = None;
             self.later = Deferred::default();
+            self.failed = true;
         }
         written
     }
 
     /// Inserts the deferred index entries and commits the open transaction durably, if any.
     pub fn commit(&mut self) -> Result<(), StoreError> {
+        if self.failed {
+            return Err(StoreError::BulkAborted);
+        }
         let Some(txn) = self.txn.take() else {
             return Ok(());
         };
         let later = std::mem::take(&mut self.later);
         let check = KeyCheck::given(self.n_keys);
-        let n_new_keys = later.insert(&txn, check)?;
-        txn.commit()?;
-        self.n_keys = self.n_keys.map(|n| n + n_new_keys);
-        Ok(())
+        let committed = later
+            .insert(&txn, check)
+            .and_then(|n_new_keys| Ok((n_new_keys, txn.commit()?)));
+        match committed {
+            Ok((n_new_keys, ())) => {
+                self.n_keys = self.n_keys.map(|n| n + n_new_keys);
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -243,15 +264,12 @@ impl Deferred {
         drop(new_verdicts);
         let mut keys = fresh_keys;
         keys.extend(new_keys);
-        let large = by_sig.len() >= SORT_ASIDE;
-        let mut entries = Some((by_sig, claims));
         std::thread::scope(|scope| {
-            let aside = match entries.take() {
-                Some(both) if large => Some(scope.spawn(move || sorted(both))),
-                other => {
-                    entries = other;
-                    None
-                }
+            // Sorted on a second thread (`aside`) when large, else here after the keys.
+            let (aside, here) = if by_sig.len() >= SORT_ASIDE {
+                (Some(scope.spawn(move || sorted((by_sig, claims)))), None)
+            } else {
+                (None, Some((by_sig, claims)))
             };
             keys.sort_unstable();
             let mut table = txn.open_table(IMPORT_KEYS)?;
@@ -260,11 +278,11 @@ impl Deferred {
                     return Err(StoreError::RepeatedImportKey(hex(key)));
                 }
             }
-            let (by_sig, claims) = match aside {
-                Some(thread) => thread
+            let (by_sig, claims) = match (aside, here) {
+                (Some(thread), _) => thread
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                None => sorted(entries.take().unwrap_or_default()),
+                (None, here) => sorted(here.unwrap_or_default()),
             };
             let mut table = txn.open_table(SIG_INDEX)?;
             for (sig_hash, kind, seq) in &by_sig {

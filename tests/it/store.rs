@@ -670,6 +670,17 @@ fn a_bulk_writer_stores_nothing_uncommitted_and_refuses_a_repeated_key() {
         "{error}"
     );
     assert_eq!(store.last_seq().unwrap(), 0);
+    // What it had answered is gone: the writer refuses to go on.
+    for error in [
+        bulk.write(&[keyed_outcome(b"c")]).unwrap_err(),
+        bulk.commit().unwrap_err(),
+    ] {
+        assert!(
+            matches!(error, lakehouse_kb::store::StoreError::BulkAborted),
+            "{error}"
+        );
+    }
+    drop(bulk);
 
     let mut bulk = store.bulk_writer();
     bulk.write(&[keyed_outcome(b"a")]).unwrap();

@@ -107,8 +107,12 @@ impl Store {
     pub fn write(&self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
         let txn = self.begin_write()?;
         let mut later = Deferred::default();
-        let written = write_in(&txn, puts, &mut later, KeyCheck::Lookup)?;
-        later.insert(&txn, KeyCheck::Lookup)?;
+        let written = {
+            let mut t = Tables::open(&txn, &mut later)?;
+            let written = write_in(&mut t, puts, KeyCheck::Lookup)?;
+            t.insert_deferred(KeyCheck::Lookup)?;
+            written
+        };
         txn.commit()?;
         Ok(written)
     }
@@ -168,7 +172,8 @@ impl BulkWriter<'_> {
             }
         };
         let check = KeyCheck::given(self.n_keys);
-        let written = write_in(txn, puts, &mut self.later, check);
+        let written =
+            Tables::open(txn, &mut self.later).and_then(|mut t| write_in(&mut t, puts, check));
         if written.is_err() {
             // Part of `puts` may be applied: nothing of this transaction may be committed.
             self.txn = None;
@@ -186,11 +191,10 @@ impl BulkWriter<'_> {
         let Some(txn) = self.txn.take() else {
             return Ok(());
         };
-        let later = std::mem::take(&mut self.later);
+        let mut later = std::mem::take(&mut self.later);
         let check = KeyCheck::given(self.n_keys);
-        let committed = later
-            .insert(&txn, check)
-            .and_then(|n_new_keys| Ok((n_new_keys, txn.commit()?)));
+        let inserted = Tables::open(&txn, &mut later).and_then(|mut t| t.insert_deferred(check));
+        let committed = inserted.and_then(|n_new_keys| Ok((n_new_keys, txn.commit()?)));
         match committed {
             Ok((n_new_keys, ())) => {
                 self.n_keys = self.n_keys.map(|n| n + n_new_keys);
@@ -245,7 +249,13 @@ impl Deferred {
     /// Inserts every deferred entry, each index in key order; returns how many import keys
     /// were inserted. A large transaction's sig_hash and claim entries are sorted on a second
     /// thread while this one sorts and inserts the import keys.
-    fn insert(self, txn: &WriteTransaction, check: KeyCheck) -> Result<u64, StoreError> {
+    fn insert(
+        self,
+        import_keys: &mut Table<'_, &'static [u8], u64>,
+        sig_index: &mut Table<'_, (&'static str, u8, u64), ()>,
+        claims_table: &mut Table<'_, (u64, u64), &'static str>,
+        check: KeyCheck,
+    ) -> Result<u64, StoreError> {
         /// Below this many entries a thread costs more than the sort it would take over.
         const SORT_ASIDE: usize = 50_000;
         type Entries = (Vec<(String, u8, u64)>, Vec<(u64, u64, String)>);
@@ -272,9 +282,8 @@ impl Deferred {
                 (None, Some((by_sig, claims)))
             };
             keys.sort_unstable();
-            let mut table = txn.open_table(IMPORT_KEYS)?;
             for (key, seq) in &keys {
-                if table.insert(key.as_slice(), seq)?.is_some() && check == KeyCheck::Fresh {
+                if import_keys.insert(key.as_slice(), seq)?.is_some() && check == KeyCheck::Fresh {
                     return Err(StoreError::RepeatedImportKey(hex(key)));
                 }
             }
@@ -284,13 +293,11 @@ impl Deferred {
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                 (None, here) => sorted(here.unwrap_or_default()),
             };
-            let mut table = txn.open_table(SIG_INDEX)?;
             for (sig_hash, kind, seq) in &by_sig {
-                table.insert((sig_hash.as_str(), *kind, *seq), ())?;
+                sig_index.insert((sig_hash.as_str(), *kind, *seq), ())?;
             }
-            let mut table = txn.open_table(CLAIMS)?;
             for (hash, seq, sig_hash) in &claims {
-                table.insert((*hash, *seq), sig_hash.as_str())?;
+                claims_table.insert((*hash, *seq), sig_hash.as_str())?;
             }
             Ok(keys.len() as u64)
         })
@@ -307,6 +314,7 @@ struct Tables<'txn> {
     outcomes: Table<'txn, u64, &'static [u8]>,
     events: Table<'txn, u64, &'static [u8]>,
     sig_index: Table<'txn, (&'static str, u8, u64), ()>,
+    claims: Table<'txn, (u64, u64), &'static str>,
     events_by_source: Table<'txn, (&'static str, u64), ()>,
     events_by_kind: Table<'txn, (&'static str, u64), ()>,
     import_keys: Table<'txn, &'static [u8], u64>,
@@ -324,6 +332,7 @@ impl<'txn> Tables<'txn> {
             outcomes: txn.open_table(OUTCOMES)?,
             events: txn.open_table(EVENTS)?,
             sig_index: txn.open_table(SIG_INDEX)?,
+            claims: txn.open_table(CLAIMS)?,
             events_by_source: txn.open_table(EVENTS_BY_SOURCE)?,
             events_by_kind: txn.open_table(EVENTS_BY_KIND)?,
             import_keys: txn.open_table(IMPORT_KEYS)?,
@@ -334,6 +343,16 @@ impl<'txn> Tables<'txn> {
     /// The seq of the verdict with this identity, if one is stored (or was written earlier in
     /// this transaction): the sig_hash's few verdicts, its verdict range of `sig_index` (and
     /// `new_verdicts`), read by seq.
+    /// Inserts the entries waiting in `later` into these tables (see [`Deferred::insert`]).
+    fn insert_deferred(&mut self, check: KeyCheck) -> Result<u64, StoreError> {
+        std::mem::take(&mut *self.later).insert(
+            &mut self.import_keys,
+            &mut self.sig_index,
+            &mut self.claims,
+            check,
+        )
+    }
+
     fn verdict_with_identity(
         &self,
         v: &Verdict,
@@ -369,14 +388,8 @@ impl<'txn> Tables<'txn> {
     }
 }
 
-/// Applies `puts` in `txn`, leaving the random-key index entries in `later`.
-fn write_in(
-    txn: &WriteTransaction,
-    puts: &[Put],
-    later: &mut Deferred,
-    check: KeyCheck,
-) -> Result<Vec<Written>, StoreError> {
-    let mut t = Tables::open(txn, later)?;
+/// Applies `puts` in `t`'s transaction, leaving the random-key index entries in `t.later`.
+fn write_in(t: &mut Tables<'_>, puts: &[Put], check: KeyCheck) -> Result<Vec<Written>, StoreError> {
     let mut last_seq = meta::get(&t.meta, meta::LAST_SEQ)?;
     let mut counters = CounterDeltas::default();
     let mut written = Vec::with_capacity(puts.len());
@@ -392,9 +405,9 @@ fn write_in(
             }
         }
         let result = match &put.record {
-            Record::Verdict(v) => put_verdict(&mut t, &mut last_seq, &mut counters, v)?,
+            Record::Verdict(v) => put_verdict(t, &mut last_seq, &mut counters, v)?,
             Record::Event(e) => {
-                let seq = put_event(&mut t, &mut last_seq, &mut counters, e)?;
+                let seq = put_event(t, &mut last_seq, &mut counters, e)?;
                 Written::Stored {
                     seq,
                     outcome_seq: None,
@@ -403,7 +416,7 @@ fn write_in(
             }
             Record::Outcome(o) => {
                 let seq = put_outcome(
-                    &mut t,
+                    t,
                     &mut last_seq,
                     &mut counters,
                     &o.row.line,

@@ -117,7 +117,8 @@ fn print_summary(report: &ImportReport, took: Duration) {
     let (read, stored, duplicates, rejected) = report.totals();
     println!(
         "total: {read} read, {stored} stored, {duplicates} skipped as duplicates, {rejected} \
-         rejected, {} warnings, in {:.1} s ({:.1} s of it writing to the database, alongside the parsing)",
+         rejected, {} warnings, in {:.1} s ({:.1} s of it writing to the database, alongside \
+         the parsing)",
         report.n_warnings,
         took.as_secs_f64(),
         report.store_write_ms as f64 / 1000.0

@@ -183,8 +183,8 @@ pub struct ImportReport {
     /// The first [`MAX_LISTED`] rejected lines and files (all are counted in the file counts).
     pub rejections: Vec<Problem>,
     pub n_warnings: u64,
-    /// Time spent inside `Store::write`, on the writer thread while the reading and parsing of
-    /// the next batch goes on.
+    /// Time the writer thread spent writing and committing, while the reading and parsing of
+    /// the next puts went on.
     pub store_write_ms: u64,
     /// The first [`MAX_LISTED`] lines kept with a warning (a field that cannot be indexed, an
     /// audit row no verdict could be made from).
@@ -443,39 +443,27 @@ fn read_verdict_files(
         |path: &PathBuf| verdicts::read_file(path).map(|v| (verdicts::identity_of(&v), v.raw_json));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let lanes = cores.min(8).min(files.len()).max(1);
+    // One contiguous part of `files` per lane; this thread reads the first and reports
+    // progress for all (the lanes go at about the same pace).
+    let mut parts = files.chunks(files.len().div_ceil(lanes).max(1));
+    let first = parts.next().unwrap_or_default();
     std::thread::scope(|scope| {
-        // Lane `i` reads files `i`, `i + lanes`, ...; this thread is lane 0 and reports progress.
-        let helpers: Vec<_> = (1..lanes)
-            .map(|lane| {
-                scope.spawn(move || {
-                    let lane_files = files.iter().skip(lane).step_by(lanes);
-                    lane_files.map(read).collect::<Vec<_>>()
-                })
-            })
+        let helpers: Vec<_> = parts
+            .map(|part| scope.spawn(move || part.iter().map(read).collect::<Vec<_>>()))
             .collect();
-        let mine: Vec<_> = (0..files.len())
-            .step_by(lanes)
-            .map(|i| {
-                let result = read(&files[i]);
-                // This file and the ones the other lanes read alongside it.
-                progress.advance(lanes.min(files.len() - i) as u64);
-                result
-            })
-            .collect();
-        let mut lanes_out = vec![mine.into_iter()];
+        let mut out = Vec::with_capacity(files.len());
+        for (i, path) in first.iter().enumerate() {
+            out.push(read(path));
+            let done = |i: usize| (i * lanes).min(files.len()) as u64;
+            progress.advance(done(i + 1) - done(i));
+        }
         for helper in helpers {
-            let out = helper
+            let part = helper
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            lanes_out.push(out.into_iter());
+            out.extend(part);
         }
-        (0..files.len())
-            .map(|i| {
-                let lane = &mut lanes_out[i % lanes];
-                lane.next()
-                    .expect("each lane has a result for each of its files")
-            })
-            .collect()
+        out
     })
 }
 
@@ -780,9 +768,10 @@ enum FromWriter {
 /// at the end, while this thread reads and parses the next chunk: the import's two halves
 /// (parsing, writing) overlap on two cores. The handover is a rendezvous, so besides the open
 /// transaction's deferred index entries a few chunks are in memory: the one being filled, the
-/// one being written, and the ones handed back until the next flush frees them. The counts in the report are final once
-/// [`Batch::finish`] returns `Ok`; an import that stops early (a failed write, a file that
-/// cannot be read) keeps the transactions committed before, and rolls back the open one.
+/// one being written, and the ones handed back until the next flush frees them. The counts in
+/// the report are final once [`Batch::finish`] returns `Ok`; an import that stops early (a
+/// failed write, a file that cannot be read) keeps the transactions committed before, and
+/// rolls back the open one.
 struct Batch {
     chunk: usize,
     commit_every: usize,
@@ -968,11 +957,10 @@ mod tests {
     }
 
     /// A sink that logs what it is asked to do and answers a write with `write(call_number,
-    /// puts)` and a commit with `commit(commit_number)`.
+    /// puts)` and a commit with `commit()`.
     struct Fake<'a, W, C> {
         log: &'a Mutex<Vec<Did>>,
         writes: u64,
-        commits: u64,
         write: W,
         commit: C,
     }
@@ -980,7 +968,7 @@ mod tests {
     impl<W, C> Sink for Fake<'_, W, C>
     where
         W: FnMut(u64, &[Put]) -> Result<Vec<Written>, StoreError>,
-        C: FnMut(u64) -> Result<(), StoreError>,
+        C: FnMut() -> Result<(), StoreError>,
     {
         fn write(&mut self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
             let lines = puts.iter().map(line).collect();
@@ -991,8 +979,7 @@ mod tests {
 
         fn commit(&mut self) -> Result<(), StoreError> {
             self.log.lock().unwrap().push(Did::Commit);
-            self.commits += 1;
-            (self.commit)(self.commits - 1)
+            (self.commit)()
         }
     }
 
@@ -1002,7 +989,7 @@ mod tests {
         n: u64,
         (chunk, commit_every): (usize, usize),
         write: impl FnMut(u64, &[Put]) -> Result<Vec<Written>, StoreError> + Send,
-        commit: impl FnMut(u64) -> Result<(), StoreError> + Send,
+        commit: impl FnMut() -> Result<(), StoreError> + Send,
     ) -> (Result<(), ImportError>, ImportReport, Vec<Did>) {
         let log = Mutex::new(Vec::new());
         let mut report = ImportReport::default();
@@ -1010,7 +997,6 @@ mod tests {
             let sink = Fake {
                 log: &log,
                 writes: 0,
-                commits: 0,
                 write,
                 commit,
             };
@@ -1044,7 +1030,7 @@ mod tests {
             .collect()
     }
 
-    fn ok(_: u64) -> Result<(), StoreError> {
+    fn ok() -> Result<(), StoreError> {
         Ok(())
     }
 
@@ -1132,7 +1118,7 @@ mod tests {
                 n,
                 (3, 6),
                 |_, puts| Ok(stored(puts)),
-                |_| Err(StoreError::Backup("commit failed".into())),
+                || Err(StoreError::Backup("commit failed".into())),
             );
             let error = result.unwrap_err();
             assert!(error.to_string().contains("commit failed"), "{n}: {error}");

@@ -17,8 +17,9 @@ use foldhash::HashMap;
 
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
-use super::codec::{decode, encode};
+use super::codec::encode;
 use super::meta::{self, CounterDeltas};
+use super::read::verdict_entry;
 use super::tables::*;
 use super::values::{EventValue, OutcomeValue, VerdictValue};
 use super::{Store, StoreError};
@@ -267,11 +268,10 @@ impl Deferred {
         let Deferred {
             by_sig,
             claims,
-            new_verdicts,
+            new_verdicts: _,
             new_keys,
             fresh_keys,
         } = self;
-        drop(new_verdicts);
         let mut keys = fresh_keys;
         keys.extend(new_keys);
         std::thread::scope(|scope| {
@@ -340,9 +340,6 @@ impl<'txn> Tables<'txn> {
         })
     }
 
-    /// The seq of the verdict with this identity, if one is stored (or was written earlier in
-    /// this transaction): the sig_hash's few verdicts, its verdict range of `sig_index` (and
-    /// `new_verdicts`), read by seq.
     /// Inserts the entries waiting in `later` into these tables (see [`Deferred::insert`]).
     fn insert_deferred(&mut self, check: KeyCheck) -> Result<u64, StoreError> {
         std::mem::take(&mut *self.later).insert(
@@ -353,6 +350,9 @@ impl<'txn> Tables<'txn> {
         )
     }
 
+    /// The seq of the verdict with this identity, if one is stored (or was written earlier in
+    /// this transaction): the sig_hash's few verdicts, its verdict range of `sig_index` (and
+    /// `new_verdicts`), read by seq.
     fn verdict_with_identity(
         &self,
         v: &Verdict,
@@ -371,12 +371,7 @@ impl<'txn> Tables<'txn> {
                 index: "sig_index",
                 seq,
             })?;
-            let stored: VerdictValue =
-                decode(bytes.value()).map_err(|source| StoreError::Codec {
-                    table: "verdicts_by_seq",
-                    seq,
-                    source,
-                })?;
+            let stored = verdict_entry(sig_hash, seq, bytes.value())?.value;
             if stored.pr_number == v.pr_number
                 && stored.head_sha == v.head_sha
                 && stored.audited_at == v.audited_at

@@ -1,14 +1,14 @@
 //! The write path: a batch of records committed in one durable write transaction, with every
 //! index and counter updated in that same transaction.
 //!
-//! The indexes whose keys are random (import keys and claim hashes are hashes; sig_hashes
-//! carry a hex head or are the client's) get their entries at the end of the transaction, in
-//! key order: inserted in put order they land all over their trees, sorted they walk each tree
-//! once, leaf after leaf. Measured on a 1M-line legacy import (100k puts per transaction): time
-//! in `Store::write` 30.4 s before, 16.3 s after (import keys and the sig_hash index). Inside
-//! the transaction only the identity check reads one of them, the sig_hash index, for verdicts
-//! committed earlier; this transaction's verdicts it finds in `new_verdicts`. So the result at
-//! commit is the same.
+//! The index entries (import keys, sig_hashes, claim hashes, event sources and kinds) are
+//! inserted at the end of the transaction, each index in key order: inserted in put order they
+//! land all over their trees (the hashes are random; a source's or kind's new entries go at the
+//! end of its range, in the middle of the tree), sorted they walk each tree once, leaf after
+//! leaf. The indexes are separate trees, so a large transaction fills them on several threads.
+//! Measured on a 1M-line legacy import (docs/BENCHMARKS.md). Inside the transaction only the
+//! identity check reads one of them, the sig_hash index, for verdicts committed earlier; this
+//! transaction's verdicts it finds in `new_verdicts`. So the result at commit is the same.
 //!
 //! [`BulkWriter`] (the legacy import) keeps one transaction open across many calls and defers
 //! those entries to its commit, so that each index is built in one sorted pass per transaction.
@@ -226,6 +226,10 @@ struct Deferred {
     by_sig: Vec<(String, u8, u64)>,
     /// `(claim_hash, seq, sig_hash)` entries of `claims`.
     claims: Vec<(u64, u64, String)>,
+    /// `(source, seq)` entries of `events_by_source`.
+    by_source: Vec<(String, u64)>,
+    /// `(event_kind, seq)` entries of `events_by_kind`.
+    by_kind: Vec<(String, u64)>,
     /// The seqs of the verdicts this transaction wrote, by sig_hash (their `sig_index` entries
     /// wait in `by_sig`), for the identity check.
     new_verdicts: HashMap<String, Vec<u64>>,
@@ -248,60 +252,145 @@ impl KeyCheck {
 
 impl Deferred {
     /// Inserts every deferred entry, each index in key order; returns how many import keys
-    /// were inserted. A large transaction's sig_hash and claim entries are sorted on a second
-    /// thread while this one sorts and inserts the import keys.
-    fn insert(
-        self,
-        import_keys: &mut Table<'_, &'static [u8], u64>,
-        sig_index: &mut Table<'_, (&'static str, u8, u64), ()>,
-        claims_table: &mut Table<'_, (u64, u64), &'static str>,
-        check: KeyCheck,
-    ) -> Result<u64, StoreError> {
-        /// Below this many entries a thread costs more than the sort it would take over.
-        const SORT_ASIDE: usize = 50_000;
-        type Entries = (Vec<(String, u8, u64)>, Vec<(u64, u64, String)>);
-        fn sorted((mut by_sig, mut claims): Entries) -> Entries {
-            by_sig.sort_unstable();
-            claims.sort_unstable();
-            (by_sig, claims)
-        }
+    /// were inserted. The five indexes are separate trees, so a large transaction sorts and
+    /// fills them on up to one thread per core, the largest first.
+    fn insert(self, t: IndexTables<'_, '_>, check: KeyCheck) -> Result<u64, StoreError> {
         let Deferred {
-            by_sig,
-            claims,
+            mut by_sig,
+            mut claims,
+            mut by_source,
+            mut by_kind,
             new_verdicts: _,
             new_keys,
-            fresh_keys,
+            mut fresh_keys,
         } = self;
+        fresh_keys.extend(new_keys);
         let mut keys = fresh_keys;
-        keys.extend(new_keys);
-        std::thread::scope(|scope| {
-            // Sorted on a second thread (`aside`) when large, else here after the keys.
-            let (aside, here) = if by_sig.len() >= SORT_ASIDE {
-                (Some(scope.spawn(move || sorted((by_sig, claims)))), None)
-            } else {
-                (None, Some((by_sig, claims)))
-            };
-            keys.sort_unstable();
-            for (key, seq) in &keys {
-                if import_keys.insert(key.as_slice(), seq)?.is_some() && check == KeyCheck::Fresh {
-                    return Err(StoreError::RepeatedImportKey(hex(key)));
-                }
-            }
-            let (by_sig, claims) = match (aside, here) {
-                (Some(thread), _) => thread
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                (None, here) => sorted(here.unwrap_or_default()),
-            };
-            for (sig_hash, kind, seq) in &by_sig {
-                sig_index.insert((sig_hash.as_str(), *kind, *seq), ())?;
-            }
-            for (hash, seq, sig_hash) in &claims {
-                claims_table.insert((*hash, *seq), sig_hash.as_str())?;
-            }
-            Ok(keys.len() as u64)
-        })
+        let n_keys = keys.len() as u64;
+        let IndexTables {
+            import_keys,
+            sig_index,
+            claims: claims_table,
+            events_by_source,
+            events_by_kind,
+        } = t;
+        let tasks: Vec<(usize, Task<'_>)> = vec![
+            (
+                keys.len(),
+                Box::new(move || {
+                    keys.sort_unstable();
+                    for (key, seq) in &keys {
+                        let before = import_keys.insert(key.as_slice(), seq)?;
+                        if before.is_some() && check == KeyCheck::Fresh {
+                            return Err(StoreError::RepeatedImportKey(hex(key)));
+                        }
+                    }
+                    Ok(())
+                }),
+            ),
+            (
+                by_sig.len(),
+                Box::new(move || {
+                    by_sig.sort_unstable();
+                    for (sig_hash, kind, seq) in &by_sig {
+                        sig_index.insert((sig_hash.as_str(), *kind, *seq), ())?;
+                    }
+                    Ok(())
+                }),
+            ),
+            (
+                claims.len(),
+                Box::new(move || {
+                    claims.sort_unstable();
+                    for (hash, seq, sig_hash) in &claims {
+                        claims_table.insert((*hash, *seq), sig_hash.as_str())?;
+                    }
+                    Ok(())
+                }),
+            ),
+            (
+                by_source.len(),
+                Box::new(move || insert_sorted(events_by_source, &mut by_source)),
+            ),
+            (
+                by_kind.len(),
+                Box::new(move || insert_sorted(events_by_kind, &mut by_kind)),
+            ),
+        ];
+        run_largest_first(tasks)?;
+        Ok(n_keys)
     }
+}
+
+/// The index tables [`Deferred::insert`] fills, borrowed apart so that each can go to a thread.
+struct IndexTables<'a, 'txn> {
+    import_keys: &'a mut Table<'txn, &'static [u8], u64>,
+    sig_index: &'a mut Table<'txn, (&'static str, u8, u64), ()>,
+    claims: &'a mut Table<'txn, (u64, u64), &'static str>,
+    events_by_source: &'a mut Table<'txn, (&'static str, u64), ()>,
+    events_by_kind: &'a mut Table<'txn, (&'static str, u64), ()>,
+}
+
+/// One index's sort and inserts.
+type Task<'a> = Box<dyn FnOnce() -> Result<(), StoreError> + Send + 'a>;
+
+fn insert_sorted(
+    table: &mut Table<'_, (&'static str, u64), ()>,
+    entries: &mut [(String, u64)],
+) -> Result<(), StoreError> {
+    entries.sort_unstable();
+    for (key, seq) in entries.iter() {
+        table.insert((key.as_str(), *seq), ())?;
+    }
+    Ok(())
+}
+
+/// Runs `tasks`, each given with its number of entries, largest first: on this thread alone
+/// for a small transaction (a thread costs more than it saves), else on up to one thread per
+/// core. redb allows it: a write transaction is `Sync`, and each task has a table of its own.
+/// After a failure the tasks not yet begun are dropped.
+fn run_largest_first(mut tasks: Vec<(usize, Task<'_>)>) -> Result<(), StoreError> {
+    /// Below this many entries in all, one thread does every task.
+    const PARALLEL_FROM: usize = 50_000;
+    let total: usize = tasks.iter().map(|(n, _)| n).sum();
+    let threads = if total < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    let threads = threads.min(tasks.len()).max(1);
+    // Smallest first, so that `pop` takes the largest.
+    tasks.sort_by_key(|(n, _)| *n);
+    let queue = std::sync::Mutex::new(tasks);
+    let take = || {
+        queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+    };
+    let work = || -> Result<(), StoreError> {
+        while let Some((_, task)) = take() {
+            if let Err(e) = task() {
+                queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clear();
+                return Err(e);
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut result = work();
+        for helper in helpers {
+            let theirs = helper
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            result = result.and(theirs);
+        }
+        result
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -342,12 +431,14 @@ impl<'txn> Tables<'txn> {
 
     /// Inserts the entries waiting in `later` into these tables (see [`Deferred::insert`]).
     fn insert_deferred(&mut self, check: KeyCheck) -> Result<u64, StoreError> {
-        std::mem::take(&mut *self.later).insert(
-            &mut self.import_keys,
-            &mut self.sig_index,
-            &mut self.claims,
-            check,
-        )
+        let tables = IndexTables {
+            import_keys: &mut self.import_keys,
+            sig_index: &mut self.sig_index,
+            claims: &mut self.claims,
+            events_by_source: &mut self.events_by_source,
+            events_by_kind: &mut self.events_by_kind,
+        };
+        std::mem::take(&mut *self.later).insert(tables, check)
     }
 
     /// The seq of the verdict with this identity, if one is stored (or was written earlier in
@@ -549,23 +640,25 @@ fn index_event(
     delta: i64,
 ) -> Result<(), StoreError> {
     let add = delta > 0;
-    let apply = |table: &mut Table<'_, (&'static str, u64), ()>, key: &str| {
-        if add {
-            table.insert((key, seq), ()).map(|_| ())
-        } else {
-            table.remove((key, seq)).map(|_| ())
+    if add {
+        let later = &mut *t.later;
+        later.by_source.push((value.source.clone(), seq));
+        if let Some(sig_hash) = &value.sig_hash {
+            later.by_sig.push((sig_hash.clone(), KIND_EVENT, seq));
         }
-    };
-    apply(&mut t.events_by_source, &value.source)?;
-    if let Some(sig_hash) = &value.sig_hash {
-        if add {
-            t.later.by_sig.push((sig_hash.clone(), KIND_EVENT, seq));
-        } else {
+        if let Some(kind) = &value.event_kind {
+            later.by_kind.push((kind.clone(), seq));
+        }
+    } else {
+        t.events_by_source.remove((value.source.as_str(), seq))?;
+        if let Some(sig_hash) = &value.sig_hash {
             t.sig_index.remove((sig_hash.as_str(), KIND_EVENT, seq))?;
+        }
+        if let Some(kind) = &value.event_kind {
+            t.events_by_kind.remove((kind.as_str(), seq))?;
         }
     }
     if let Some(kind) = &value.event_kind {
-        apply(&mut t.events_by_kind, kind)?;
         counters.add_keyed(meta::EVENTS_BY_KIND, kind, delta);
     }
     counters.add(meta::EVENTS, delta);
@@ -604,4 +697,63 @@ pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64,
     }
     counters.apply(&mut t.meta)?;
     Ok(n_deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Tasks of `sizes` entries that record their size in `ran`; the one of size `fails`
+    /// fails.
+    fn tasks<'a>(
+        sizes: &[usize],
+        fails: usize,
+        ran: &'a Mutex<Vec<usize>>,
+    ) -> Vec<(usize, Task<'a>)> {
+        sizes
+            .iter()
+            .map(|&n| {
+                let task: Task<'a> = Box::new(move || {
+                    ran.lock().unwrap().push(n);
+                    if n == fails {
+                        return Err(StoreError::BulkAborted);
+                    }
+                    Ok(())
+                });
+                (n, task)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_small_transaction_runs_its_tasks_largest_first_on_one_thread() {
+        let ran = Mutex::new(Vec::new());
+        run_largest_first(tasks(&[3, 40, 0, 7], usize::MAX, &ran)).unwrap();
+        assert_eq!(*ran.lock().unwrap(), [40, 7, 3, 0]);
+
+        let ran = Mutex::new(Vec::new());
+        let failed = run_largest_first(tasks(&[3, 40, 0, 7], 7, &ran));
+        assert!(matches!(failed, Err(StoreError::BulkAborted)));
+        assert_eq!(
+            *ran.lock().unwrap(),
+            [40, 7],
+            "after a failure no task begins"
+        );
+    }
+
+    #[test]
+    fn a_large_transaction_runs_every_task_once_and_reports_a_failure() {
+        let sizes = [90_000, 60_000, 30_000, 20_000, 10_000];
+        let ran = Mutex::new(Vec::new());
+        run_largest_first(tasks(&sizes, usize::MAX, &ran)).unwrap();
+        let mut all = ran.into_inner().unwrap();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(all, sizes);
+
+        let ran = Mutex::new(Vec::new());
+        let failed = run_largest_first(tasks(&sizes, 90_000, &ran));
+        assert!(matches!(failed, Err(StoreError::BulkAborted)));
+        assert!(ran.lock().unwrap().contains(&90_000));
+    }
 }

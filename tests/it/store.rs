@@ -566,11 +566,13 @@ fn keyed_outcome(key: &[u8]) -> Put {
 
 /// The import's bulk writer (many writes per transaction, index entries inserted at each
 /// commit, import keys not looked up while only its own are stored) must store exactly what
-/// `Store::write` stores for the same puts, duplicates included.
+/// `Store::write` stores for the same puts, duplicates included: with a commit every 2,400
+/// puts, and with one transaction large enough for its index entries to be inserted on
+/// several threads.
 #[test]
 fn a_bulk_writer_stores_byte_for_byte_what_write_stores() {
     let mut synth = Synth::new(7, 300);
-    let mut records = mixed_records(&mut synth, 6_000, 1_000);
+    let mut records = mixed_records(&mut synth, 20_000, 1_000);
     // Verdicts given again, in the same transaction and in later ones: duplicates.
     let verdicts: Vec<Record> = records
         .iter()
@@ -622,13 +624,35 @@ fn a_bulk_writer_stores_byte_for_byte_what_write_stores() {
             .all(|(w, seq)| *w == Written::Duplicate { seq })
     );
 
-    let (plain_path, bulk_path) = (plain.path().to_owned(), bulk.path().to_owned());
-    drop((plain, bulk));
-    assert_eq!(dump(&bulk_path), dump(&plain_path));
-    let mut reopened = Store::open(&bulk_path, StoreOptions::default()).unwrap();
-    let report = reopened.check().unwrap();
-    assert!(report.passed(), "{:?}", report.problems);
-    drop((plain_dir, bulk_dir));
+    let (one_dir, one) = temp_store();
+    let mut writer = one.bulk_writer();
+    let mut got = Vec::new();
+    for chunk in puts.chunks(8_192) {
+        got.extend(writer.write(chunk).unwrap());
+    }
+    writer.commit().unwrap();
+    assert_eq!(got, expected);
+
+    let paths = [plain.path(), bulk.path(), one.path()].map(std::path::Path::to_owned);
+    drop((plain, bulk, one));
+    let plain_dump = dump(&paths[0]);
+    // The parallel inserts start at 50,000 index entries in one transaction.
+    let index_entries = plain_dump
+        .iter()
+        .filter(|row| {
+            ["claims ", "sig_index ", "events_by_", "import_keys "]
+                .iter()
+                .any(|table| row.starts_with(table))
+        })
+        .count();
+    assert!(index_entries > 50_000, "{index_entries}");
+    for path in &paths[1..] {
+        assert_eq!(dump(path), plain_dump);
+        let mut reopened = Store::open(path, StoreOptions::default()).unwrap();
+        let report = reopened.check().unwrap();
+        assert!(report.passed(), "{:?}", report.problems);
+    }
+    drop((plain_dir, bulk_dir, one_dir));
 }
 
 /// A bulk writer skips key lookups only while `import_keys` holds nothing but its own keys:

@@ -6,9 +6,10 @@
 //! land all over their trees (the hashes are random; a source's or kind's new entries go at the
 //! end of its range, in the middle of the tree), sorted they walk each tree once, leaf after
 //! leaf. The indexes are separate trees, so a large transaction fills them on several threads.
-//! Measured on a 1M-line legacy import (docs/BENCHMARKS.md). Inside the transaction only the
-//! identity check reads one of them, the sig_hash index, for verdicts committed earlier; this
-//! transaction's verdicts it finds in `new_verdicts`. So the result at commit is the same.
+//! Measured on a 1M-line legacy import (docs/BENCHMARKS.md). Inside the transaction two of them
+//! are read: the sig_hash index by the identity check, for verdicts committed earlier (this
+//! transaction's it finds in `new_verdicts`), and the import keys by the duplicate check (this
+//! transaction's it finds in `new_keys`). So the result at commit is the same.
 //!
 //! [`BulkWriter`] (the legacy import) keeps one transaction open across many calls and defers
 //! those entries to its commit, so that each index is built in one sorted pass per transaction.
@@ -132,9 +133,9 @@ impl Store {
 }
 
 /// Writes batches of puts into one write transaction, held open until [`BulkWriter::commit`]
-/// (the next write begins a new one). The sig_hash, claim and import key index entries of the
-/// whole transaction are inserted at its commit, sorted: each tree is then built in one pass
-/// instead of being walked once per batch. Nothing is durable before `commit` returns; dropping
+/// (the next write begins a new one). The index entries of the whole transaction are inserted
+/// at its commit, sorted: each tree is then built in one pass instead of being walked once per
+/// batch. Nothing is durable before `commit` returns; dropping
 /// the writer without it, or a failed write or commit, rolls the open transaction back, and
 /// after a failure every later call fails too (what the transaction had answered is gone).
 ///
@@ -218,8 +219,8 @@ enum KeyCheck {
     Fresh,
 }
 
-/// The index entries whose keys are random, inserted in key order when the transaction ends,
-/// and what the transaction must find of them before then.
+/// The index entries, inserted in key order when the transaction ends, and what the
+/// transaction must find of them before then.
 #[derive(Default)]
 struct Deferred {
     /// `(sig_hash, kind, seq)` entries of `sig_index`.
@@ -256,16 +257,16 @@ impl Deferred {
     /// fills them on up to one thread per core, the largest first.
     fn insert(self, t: IndexTables<'_, '_>, check: KeyCheck) -> Result<u64, StoreError> {
         let Deferred {
-            mut by_sig,
-            mut claims,
-            mut by_source,
-            mut by_kind,
+            by_sig,
+            claims,
+            by_source,
+            by_kind,
             new_verdicts: _,
             new_keys,
             mut fresh_keys,
         } = self;
         fresh_keys.extend(new_keys);
-        let mut keys = fresh_keys;
+        let keys = fresh_keys;
         let n_keys = keys.len() as u64;
         let IndexTables {
             import_keys,
@@ -274,48 +275,30 @@ impl Deferred {
             events_by_source,
             events_by_kind,
         } = t;
-        let tasks: Vec<(usize, Task<'_>)> = vec![
-            (
-                keys.len(),
-                Box::new(move || {
-                    keys.sort_unstable();
-                    for (key, seq) in &keys {
-                        let before = import_keys.insert(key.as_slice(), seq)?;
-                        if before.is_some() && check == KeyCheck::Fresh {
-                            return Err(StoreError::RepeatedImportKey(hex(key)));
-                        }
-                    }
-                    Ok(())
-                }),
-            ),
-            (
-                by_sig.len(),
-                Box::new(move || {
-                    by_sig.sort_unstable();
-                    for (sig_hash, kind, seq) in &by_sig {
-                        sig_index.insert((sig_hash.as_str(), *kind, *seq), ())?;
-                    }
-                    Ok(())
-                }),
-            ),
-            (
-                claims.len(),
-                Box::new(move || {
-                    claims.sort_unstable();
-                    for (hash, seq, sig_hash) in &claims {
-                        claims_table.insert((*hash, *seq), sig_hash.as_str())?;
-                    }
-                    Ok(())
-                }),
-            ),
-            (
-                by_source.len(),
-                Box::new(move || insert_sorted(events_by_source, &mut by_source)),
-            ),
-            (
-                by_kind.len(),
-                Box::new(move || insert_sorted(events_by_kind, &mut by_kind)),
-            ),
+        let tasks = vec![
+            sorted_task(keys, move |(key, seq)| {
+                let before = import_keys.insert(key.as_slice(), seq)?;
+                if before.is_some() && check == KeyCheck::Fresh {
+                    return Err(StoreError::RepeatedImportKey(hex(key)));
+                }
+                Ok(())
+            }),
+            sorted_task(by_sig, move |(sig_hash, kind, seq)| {
+                sig_index.insert((sig_hash.as_str(), *kind, *seq), ())?;
+                Ok(())
+            }),
+            sorted_task(claims, move |(hash, seq, sig_hash)| {
+                claims_table.insert((*hash, *seq), sig_hash.as_str())?;
+                Ok(())
+            }),
+            sorted_task(by_source, move |(source, seq)| {
+                events_by_source.insert((source.as_str(), *seq), ())?;
+                Ok(())
+            }),
+            sorted_task(by_kind, move |(kind, seq)| {
+                events_by_kind.insert((kind.as_str(), *seq), ())?;
+                Ok(())
+            }),
         ];
         run_largest_first(tasks)?;
         Ok(n_keys)
@@ -334,22 +317,22 @@ struct IndexTables<'a, 'txn> {
 /// One index's sort and inserts.
 type Task<'a> = Box<dyn FnOnce() -> Result<(), StoreError> + Send + 'a>;
 
-fn insert_sorted(
-    table: &mut Table<'_, (&'static str, u64), ()>,
-    entries: &mut [(String, u64)],
-) -> Result<(), StoreError> {
-    entries.sort_unstable();
-    for (key, seq) in entries.iter() {
-        table.insert((key.as_str(), *seq), ())?;
-    }
-    Ok(())
+/// A task that sorts `entries` and gives them to `insert` in key order, with its size.
+fn sorted_task<'a, T: Ord + Send + 'a>(
+    mut entries: Vec<T>,
+    insert: impl FnMut(&T) -> Result<(), StoreError> + Send + 'a,
+) -> (usize, Task<'a>) {
+    let size = entries.len();
+    let task: Task<'a> = Box::new(move || {
+        entries.sort_unstable();
+        entries.iter().try_for_each(insert)
+    });
+    (size, task)
 }
 
-/// Runs `tasks`, each given with its number of entries, largest first: on this thread alone
-/// for a small transaction (a thread costs more than it saves), else on up to one thread per
-/// core. redb allows it: a write transaction is `Sync`, and each task has a table of its own.
-/// After a failure the tasks not yet begun are dropped.
-fn run_largest_first(mut tasks: Vec<(usize, Task<'_>)>) -> Result<(), StoreError> {
+/// Runs `tasks`, each given with its number of entries: on this thread alone for a small
+/// transaction (a thread costs more than it saves), else on up to one thread per core.
+fn run_largest_first(tasks: Vec<(usize, Task<'_>)>) -> Result<(), StoreError> {
     /// Below this many entries in all, one thread does every task.
     const PARALLEL_FROM: usize = 50_000;
     let total: usize = tasks.iter().map(|(n, _)| n).sum();
@@ -358,24 +341,38 @@ fn run_largest_first(mut tasks: Vec<(usize, Task<'_>)>) -> Result<(), StoreError
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     };
-    let threads = threads.min(tasks.len()).max(1);
+    run_on(tasks, threads)
+}
+
+/// Runs `tasks` largest first on up to `threads` threads (this one among them), each task
+/// taken by the next free thread. redb allows it: a write transaction is `Sync`, and each task
+/// has a table of its own. After a failure or a panic the tasks not yet begun are dropped; the
+/// error returned is one of the failed tasks', a panic is resumed here.
+fn run_on(mut tasks: Vec<(usize, Task<'_>)>, threads: usize) -> Result<(), StoreError> {
+    let threads = threads.min(tasks.len());
     // Smallest first, so that `pop` takes the largest.
     tasks.sort_by_key(|(n, _)| *n);
     let queue = std::sync::Mutex::new(tasks);
-    let take = || {
+    // Never held while a task runs, so never poisoned; were it, its tasks would still be there.
+    let queue = || {
         queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
     };
+    let next = || queue().pop();
+    let drop_the_rest = || queue().clear();
     let work = || -> Result<(), StoreError> {
-        while let Some((_, task)) = take() {
-            if let Err(e) = task() {
-                queue
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clear();
-                return Err(e);
+        while let Some((_, task)) = next() {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    drop_the_rest();
+                    return Err(e);
+                }
+                Err(panic) => {
+                    drop_the_rest();
+                    std::panic::resume_unwind(panic);
+                }
             }
         }
         Ok(())
@@ -474,7 +471,7 @@ impl<'txn> Tables<'txn> {
     }
 }
 
-/// Applies `puts` in `t`'s transaction, leaving the random-key index entries in `t.later`.
+/// Applies `puts` in `t`'s transaction, leaving their index entries in `t.later`.
 fn write_in(t: &mut Tables<'_>, puts: &[Put], check: KeyCheck) -> Result<Vec<Written>, StoreError> {
     let mut last_seq = meta::get(&t.meta, meta::LAST_SEQ)?;
     let mut counters = CounterDeltas::default();
@@ -627,37 +624,20 @@ fn put_event(
         new.received_at_ms,
     );
     t.events.insert(seq, encode(&value).as_slice())?;
-    index_event(t, counters, seq, &value, 1)?;
+    let later = &mut *t.later;
+    later.by_source.push((value.source.clone(), seq));
+    if let Some(sig_hash) = &value.sig_hash {
+        later.by_sig.push((sig_hash.clone(), KIND_EVENT, seq));
+    }
+    if let Some(kind) = &value.event_kind {
+        later.by_kind.push((kind.clone(), seq));
+    }
+    count_event(counters, &value, 1);
     Ok(seq)
 }
 
-/// Adds (`delta` 1) or removes (`delta` -1) an event's index entries and counts.
-fn index_event(
-    t: &mut Tables<'_>,
-    counters: &mut CounterDeltas,
-    seq: u64,
-    value: &EventValue,
-    delta: i64,
-) -> Result<(), StoreError> {
-    let add = delta > 0;
-    if add {
-        let later = &mut *t.later;
-        later.by_source.push((value.source.clone(), seq));
-        if let Some(sig_hash) = &value.sig_hash {
-            later.by_sig.push((sig_hash.clone(), KIND_EVENT, seq));
-        }
-        if let Some(kind) = &value.event_kind {
-            later.by_kind.push((kind.clone(), seq));
-        }
-    } else {
-        t.events_by_source.remove((value.source.as_str(), seq))?;
-        if let Some(sig_hash) = &value.sig_hash {
-            t.sig_index.remove((sig_hash.as_str(), KIND_EVENT, seq))?;
-        }
-        if let Some(kind) = &value.event_kind {
-            t.events_by_kind.remove((kind.as_str(), seq))?;
-        }
-    }
+/// Adds (`delta` 1) or takes away (`delta` -1) an event's counts.
+fn count_event(counters: &mut CounterDeltas, value: &EventValue, delta: i64) {
     if let Some(kind) = &value.event_kind {
         counters.add_keyed(meta::EVENTS_BY_KIND, kind, delta);
     }
@@ -671,11 +651,11 @@ fn index_event(
         },
         delta,
     );
-    Ok(())
 }
 
-/// Deletes events `seq`s from the table and every index, keeping counters true. Used by
-/// retention; returns how many were deleted.
+/// Deletes events `seq`s from the table and every index, at once (nothing waits for the
+/// commit), keeping counters true. Used by retention, in transactions of its own; returns how
+/// many were deleted.
 pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64, StoreError> {
     let mut later = Deferred::default();
     let mut t = Tables::open(txn, &mut later)?;
@@ -692,7 +672,14 @@ pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64,
                 source,
             })?;
         drop(bytes);
-        index_event(&mut t, &mut counters, seq, &value, -1)?;
+        t.events_by_source.remove((value.source.as_str(), seq))?;
+        if let Some(sig_hash) = &value.sig_hash {
+            t.sig_index.remove((sig_hash.as_str(), KIND_EVENT, seq))?;
+        }
+        if let Some(kind) = &value.event_kind {
+            t.events_by_kind.remove((kind.as_str(), seq))?;
+        }
+        count_event(&mut counters, &value, -1);
         n_deleted += 1;
     }
     counters.apply(&mut t.meta)?;
@@ -702,7 +689,8 @@ pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use std::sync::{Condvar, Mutex};
+    use std::time::Duration;
 
     /// Tasks of `sizes` entries that record their size in `ran`; the one of size `fails`
     /// fails.
@@ -727,33 +715,73 @@ mod tests {
     }
 
     #[test]
-    fn a_small_transaction_runs_its_tasks_largest_first_on_one_thread() {
+    fn one_thread_runs_the_tasks_largest_first_and_none_after_a_failure() {
         let ran = Mutex::new(Vec::new());
-        run_largest_first(tasks(&[3, 40, 0, 7], usize::MAX, &ran)).unwrap();
+        run_on(tasks(&[3, 40, 0, 7], usize::MAX, &ran), 1).unwrap();
         assert_eq!(*ran.lock().unwrap(), [40, 7, 3, 0]);
 
         let ran = Mutex::new(Vec::new());
-        let failed = run_largest_first(tasks(&[3, 40, 0, 7], 7, &ran));
+        let failed = run_on(tasks(&[3, 40, 0, 7], 7, &ran), 1);
         assert!(matches!(failed, Err(StoreError::BulkAborted)));
         assert_eq!(
             *ran.lock().unwrap(),
             [40, 7],
             "after a failure no task begins"
         );
+
+        // Below 50,000 entries in all, one thread, whatever the cores.
+        let ran = Mutex::new(Vec::new());
+        run_largest_first(tasks(&[3, 40, 0, 7], usize::MAX, &ran)).unwrap();
+        assert_eq!(*ran.lock().unwrap(), [40, 7, 3, 0]);
     }
 
     #[test]
-    fn a_large_transaction_runs_every_task_once_and_reports_a_failure() {
-        let sizes = [90_000, 60_000, 30_000, 20_000, 10_000];
+    fn two_threads_run_the_two_largest_tasks_at_once_and_every_task_once() {
+        // The two largest tasks each wait (up to 10 s) until both have begun: only two
+        // threads running at once let them through in time.
+        let begun = (Mutex::new(0), Condvar::new());
+        let threads = Mutex::new(Vec::new());
         let ran = Mutex::new(Vec::new());
-        run_largest_first(tasks(&sizes, usize::MAX, &ran)).unwrap();
-        let mut all = ran.into_inner().unwrap();
-        all.sort_unstable_by(|a, b| b.cmp(a));
-        assert_eq!(all, sizes);
+        let mut all: Vec<(usize, Task<'_>)> = Vec::new();
+        for n in [90_000, 60_000, 30_000, 20_000, 10_000] {
+            let (begun, threads, ran) = (&begun, &threads, &ran);
+            let task: Task<'_> = Box::new(move || {
+                threads.lock().unwrap().push(std::thread::current().id());
+                if n >= 60_000 {
+                    let (count, both) = begun;
+                    let mut count = count.lock().unwrap();
+                    *count += 1;
+                    both.notify_all();
+                    let (count, timeout) = both
+                        .wait_timeout_while(count, Duration::from_secs(10), |c| *c < 2)
+                        .unwrap();
+                    assert!(!timeout.timed_out() && *count == 2, "ran one at a time");
+                }
+                ran.lock().unwrap().push(n);
+                Ok(())
+            });
+            all.push((n, task));
+        }
+        run_on(all, 2).unwrap();
+        let mut ran = ran.into_inner().unwrap();
+        ran.sort_unstable();
+        assert_eq!(ran, [10_000, 20_000, 30_000, 60_000, 90_000]);
+        let mut ids = threads.into_inner().unwrap();
+        ids.sort_by_key(|id| format!("{id:?}"));
+        ids.dedup();
+        assert_eq!(ids.len(), 2);
 
         let ran = Mutex::new(Vec::new());
-        let failed = run_largest_first(tasks(&sizes, 90_000, &ran));
+        let failed = run_on(tasks(&[90_000, 60_000, 30_000], 90_000, &ran), 2);
         assert!(matches!(failed, Err(StoreError::BulkAborted)));
-        assert!(ran.lock().unwrap().contains(&90_000));
+    }
+
+    #[test]
+    #[should_panic(expected = "a task panicked")]
+    fn a_panic_in_a_task_reaches_the_caller() {
+        let ran = Mutex::new(Vec::new());
+        let mut all = tasks(&[5, 4], usize::MAX, &ran);
+        all.push((10, Box::new(|| panic!("a task panicked"))));
+        let _ = run_on(all, 2);
     }
 }

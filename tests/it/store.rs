@@ -716,6 +716,30 @@ fn a_bulk_writer_stores_nothing_uncommitted_and_refuses_a_repeated_key() {
     assert!(matches!(written[0], Written::Stored { seq: 1, .. }));
 }
 
+/// The same refusal from a transaction large enough for its index entries to be inserted on
+/// several threads (60,000: an import key and a sig_hash entry per row).
+#[test]
+fn a_large_bulk_transaction_with_a_repeated_key_stores_nothing() {
+    let (_dir, store) = temp_store();
+    let mut bulk = store.bulk_writer();
+    let mut puts: Vec<Put> = (0..30_000)
+        .map(|i| keyed_outcome(format!("key {i}").as_bytes()))
+        .collect();
+    puts.push(keyed_outcome(b"key 17"));
+    for chunk in puts.chunks(8_192) {
+        bulk.write(chunk).unwrap();
+    }
+    let error = bulk.commit().unwrap_err();
+    assert!(
+        matches!(&error, lakehouse_kb::store::StoreError::RepeatedImportKey(key)
+            if key == "6b6579203137"),
+        "{error}"
+    );
+    drop(bulk);
+    assert_eq!(store.last_seq().unwrap(), 0);
+    assert_eq!(store.stats().unwrap().outcomes, 0);
+}
+
 #[test]
 fn neighbors_rank_by_shared_claims_then_recency() {
     let (_dir, store) = temp_store();

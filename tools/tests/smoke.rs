@@ -83,3 +83,34 @@ fn compare_history_verdicts_only_without_bulk() {
     assert!(bulk.contains("| 200 |"), "{bulk}");
     assert!(!bulk.contains("| 600 |"), "{bulk}");
 }
+
+/// export-bench at 2,000 lines: it imports, writes the store's floor, exports (checking the
+/// export byte for byte against the legacy files) and exports incrementally.
+#[test]
+fn export_bench_small_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run(
+        env!("CARGO_BIN_EXE_export-bench"),
+        &[
+            "--rows",
+            "2000",
+            "--repeats",
+            "2",
+            "--new-rows",
+            "10",
+            "--compare-batch",
+            "0",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    for row in [
+        "| import (",
+        "store floor: the ",
+        "index entries, in key order",
+        "| full export (fsync'd) |",
+        "| 2000 |",
+    ] {
+        assert!(stdout.contains(row), "{row}: {stdout}");
+    }
+}

@@ -1,4 +1,5 @@
-//! Export and import benchmark: import of a synthetic legacy directory of N lines, full export
+//! Export and import benchmark: import of a synthetic legacy directory of N lines (next to the
+//! store's floor: the same values and index entries written by redb alone), full export
 //! of the N rows, and incremental export of 1k new rows on top of N and of N/10 (the cost must
 //! not depend on history), each next to `cat` of the same bytes measured in the same run.
 //! Figures go to docs/BENCHMARKS.md.
@@ -243,6 +244,141 @@ fn import_into(
     store
 }
 
+/// The store's floor for this import, as `cat` is the file system's: the legacy lines and
+/// verdict files as values keyed by seq in one table, then the import's own index entries
+/// (read back from `imported`, so in key order), written into a fresh redb file at `path` with
+/// the same cache, each in one transaction on one thread. Everything is in memory before the
+/// clock starts: no reading, parsing, encoding or sorting is timed.
+fn store_floor(
+    legacy: &Legacy,
+    imported: &Path,
+    path: &Path,
+    cache_mb: usize,
+    table: &mut Vec<Vec<String>>,
+) {
+    use lakehouse_kb::store::tables::{
+        CLAIMS, EVENTS_BY_KIND, EVENTS_BY_SOURCE, IMPORT_KEYS, SIG_INDEX,
+    };
+    use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+    const VALUES: TableDefinition<u64, &[u8]> = TableDefinition::new("values");
+
+    let mut values: Vec<Vec<u8>> = Vec::new();
+    for file in [import::OUTCOMES_PATH, import::OPS_PATH] {
+        let text = std::fs::read(legacy.dir.join(file)).unwrap();
+        values.extend(
+            text.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+    }
+    for entry in std::fs::read_dir(legacy.dir.join(import::VERDICTS_DIR)).unwrap() {
+        values.push(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let value_bytes: u64 = values.iter().map(|v| v.len() as u64).sum();
+
+    let mut keys: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut by_sig: Vec<(String, u8, u64)> = Vec::new();
+    let mut claims: Vec<(u64, u64, String)> = Vec::new();
+    let mut by_source: Vec<(String, u64)> = Vec::new();
+    let mut by_kind: Vec<(String, u64)> = Vec::new();
+    {
+        let db = redb::Database::open(imported).unwrap();
+        let txn = db.begin_read().unwrap();
+        for row in txn.open_table(IMPORT_KEYS).unwrap().iter().unwrap() {
+            let (k, v) = row.unwrap();
+            keys.push((k.value().to_vec(), v.value()));
+        }
+        for row in txn.open_table(SIG_INDEX).unwrap().iter().unwrap() {
+            let (key, _) = row.unwrap();
+            let (sig_hash, kind, seq) = key.value();
+            by_sig.push((sig_hash.to_owned(), kind, seq));
+        }
+        for row in txn.open_table(CLAIMS).unwrap().iter().unwrap() {
+            let (k, v) = row.unwrap();
+            let (hash, seq) = k.value();
+            claims.push((hash, seq, v.value().to_owned()));
+        }
+        for (def, out) in [
+            (EVENTS_BY_SOURCE, &mut by_source),
+            (EVENTS_BY_KIND, &mut by_kind),
+        ] {
+            for row in txn.open_table(def).unwrap().iter().unwrap() {
+                let (key, _) = row.unwrap();
+                let (name, seq) = key.value();
+                out.push((name.to_owned(), seq));
+            }
+        }
+    }
+    let n_entries = keys.len() + by_sig.len() + claims.len() + by_source.len() + by_kind.len();
+    // Bytes of their keys and values, before redb's own framing.
+    let entry_bytes: usize = keys.iter().map(|(k, _)| k.len() + 8).sum::<usize>()
+        + by_sig.iter().map(|(s, _, _)| s.len() + 9).sum::<usize>()
+        + claims.iter().map(|(_, _, s)| s.len() + 16).sum::<usize>()
+        + by_source
+            .iter()
+            .chain(&by_kind)
+            .map(|(s, _)| s.len() + 8)
+            .sum::<usize>();
+
+    let db = redb::Database::builder()
+        .set_cache_size(cache_mb.max(1) << 20)
+        .create(path)
+        .unwrap();
+    let start = Instant::now();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(VALUES).unwrap();
+        for (seq, value) in (1..).zip(&values) {
+            t.insert(seq, value.as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    table.push(rate_row(
+        &format!(
+            "  store floor: the {} lines and files as values, one table, one commit",
+            values.len()
+        ),
+        values.len() as u64,
+        value_bytes,
+        start.elapsed(),
+    ));
+
+    let start = Instant::now();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(IMPORT_KEYS).unwrap();
+        for (key, seq) in &keys {
+            t.insert(key.as_slice(), seq).unwrap();
+        }
+        let mut t = txn.open_table(SIG_INDEX).unwrap();
+        for (sig_hash, kind, seq) in &by_sig {
+            t.insert((sig_hash.as_str(), *kind, *seq), ()).unwrap();
+        }
+        let mut t = txn.open_table(CLAIMS).unwrap();
+        for (hash, seq, sig_hash) in &claims {
+            t.insert((*hash, *seq), sig_hash.as_str()).unwrap();
+        }
+        for (def, entries) in [(EVENTS_BY_SOURCE, &by_source), (EVENTS_BY_KIND, &by_kind)] {
+            let mut t = txn.open_table(def).unwrap();
+            for (name, seq) in entries {
+                t.insert((name.as_str(), *seq), ()).unwrap();
+            }
+        }
+    }
+    txn.commit().unwrap();
+    table.push(rate_row(
+        &format!(
+            "  store floor: the import's {n_entries} index entries, in key order, one thread, \
+             one commit"
+        ),
+        n_entries as u64,
+        entry_bytes as u64,
+        start.elapsed(),
+    ));
+    drop(db);
+    std::fs::remove_file(path).unwrap();
+}
+
 /// Imports `legacy` into a fresh store and exports it in full; returns the store and its job.
 fn import_and_export(
     legacy: &Legacy,
@@ -255,13 +391,11 @@ fn import_and_export(
         legacy.dir.join(import::OUTCOMES_PATH),
         legacy.dir.join(import::OPS_PATH),
     ];
-    let store = import_into(
-        legacy,
-        &work.join("kb.redb"),
-        cache_mb,
-        import::DEFAULT_BATCH_SIZE,
-        table,
-    );
+    let path = work.join("kb.redb");
+    let store = import_into(legacy, &path, cache_mb, import::DEFAULT_BATCH_SIZE, table);
+    drop(store);
+    store_floor(legacy, &path, &work.join("floor.redb"), cache_mb, table);
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
     let took = cat(&files, None);
     table.push(rate_row(
         "  cat of the same files > /dev/null",

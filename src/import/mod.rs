@@ -17,8 +17,9 @@
 //!
 //! Two passes over the files. The first collects the audit rows' identities (to find the
 //! verdict files no row matches) and, with `strict`, validates every line and file, so that a
-//! strict import with any malformed line commits nothing. The second writes, in transactions
-//! of `batch_size` puts, applied by a writer thread in order while the next puts are parsed.
+//! strict import with any malformed line commits nothing; the verdict files are read on other
+//! threads meanwhile. The second writes, in transactions of `batch_size` puts, applied by a
+//! writer thread in order while the next puts are parsed.
 
 pub mod lines;
 mod verdicts;
@@ -26,6 +27,7 @@ mod verdicts;
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::Serialize;
@@ -260,16 +262,33 @@ pub fn import(
     // Pass 1: what the rows say, and with `strict`, whether everything is well-formed. Line
     // problems go to a scratch report (pass 2 finds them again as it reads); verdict files are
     // judged once, here.
+    // The verdict files are read in the background while this thread checks the lines.
     let mut checked = ImportReport::default();
     let check_bytes = outcomes.len + if options.strict { ops.len } else { 0 };
-    progress.phase("checking", check_bytes, Unit::Bytes);
-    let audit_rows = check_outcomes(&outcomes, options.strict, &mut checked, progress)?;
-    if options.strict {
-        check_ops(&ops, &mut checked, progress)?;
-    }
-    progress.phase("verdict files", verdict_files.len() as u64, Unit::Files);
+    let reads = FileReads::default();
+    let (audit_rows, read) = std::thread::scope(|scope| {
+        let lanes = reads.start(scope, &verdict_files);
+        progress.phase("checking", check_bytes, Unit::Bytes);
+        let checks = check_outcomes(&outcomes, options.strict, &mut checked, progress).and_then(
+            |audit_rows| {
+                if options.strict {
+                    check_ops(&ops, &mut checked, progress)?;
+                }
+                Ok(audit_rows)
+            },
+        );
+        let audit_rows = match checks {
+            Ok(audit_rows) => audit_rows,
+            Err(e) => {
+                reads.stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        progress.phase("verdict files", verdict_files.len() as u64, Unit::Files);
+        Ok((audit_rows, reads.finish(lanes, progress)))
+    })?;
     let (mut matched, waiting) =
-        sort_verdict_files(&verdict_files, &audit_rows, &mut report, progress)?;
+        sort_verdict_files(&verdict_files, read, &audit_rows, &mut report)?;
     let n_rejected = checked.totals().3 + report.totals().3;
     if options.strict && n_rejected > 0 {
         let mut rejections = checked.rejections;
@@ -403,13 +422,13 @@ fn check_ops(
 )]
 fn sort_verdict_files(
     files: &[PathBuf],
+    read: Vec<FileRead>,
     audit_rows: &HashSet<Identity>,
     report: &mut ImportReport,
-    progress: &mut dyn Progress,
 ) -> Result<(HashMap<Identity, String>, VecDeque<(String, String)>), ImportError> {
     let mut matched = HashMap::new();
     let mut orphans = Vec::new();
-    for (path, read) in files.iter().zip(read_verdict_files(files, progress)) {
+    for (path, read) in files.iter().zip(read) {
         report.verdict_files.read += 1;
         match read {
             Ok((identity, raw_json)) => {
@@ -432,39 +451,75 @@ fn sort_verdict_files(
     Ok((matched, waiting))
 }
 
-/// Reads and parses every verdict file, on one thread per core, at most 8 (opening a file
-/// costs microseconds, most of it in the kernel): each verdict's identity and JSON, in `files`
-/// order. A file that cannot be read is reported by the caller once all are read.
-fn read_verdict_files(
-    files: &[PathBuf],
-    progress: &mut dyn Progress,
-) -> Vec<Result<(Identity, String), verdicts::FileProblem>> {
-    let read =
-        |path: &PathBuf| verdicts::read_file(path).map(|v| (verdicts::identity_of(&v), v.raw_json));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let lanes = cores.min(8).min(files.len()).max(1);
-    // One contiguous part of `files` per lane; this thread reads the first and reports
-    // progress for all (the lanes go at about the same pace).
-    let mut parts = files.chunks(files.len().div_ceil(lanes).max(1));
-    let first = parts.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = parts
-            .map(|part| scope.spawn(move || part.iter().map(read).collect::<Vec<_>>()))
-            .collect();
-        let mut out = Vec::with_capacity(files.len());
-        for (i, path) in first.iter().enumerate() {
-            out.push(read(path));
-            let done = |i: usize| (i * lanes).min(files.len()) as u64;
-            progress.advance(done(i + 1) - done(i));
+/// One verdict file read and parsed: the verdict's identity and JSON.
+type FileRead = Result<(Identity, String), verdicts::FileProblem>;
+
+/// The verdict files read and parsed on one thread per core, at most 8 (opening a file costs
+/// microseconds, most of it in the kernel), in the background of pass 1's line checks.
+#[derive(Default)]
+struct FileReads {
+    /// Files read so far, for the progress.
+    done: AtomicU64,
+    /// Set when the import stops before the reads are needed: the lanes stop early.
+    stop: AtomicBool,
+}
+
+impl FileReads {
+    /// Starts the lanes, each on one contiguous part of `files`.
+    fn start<'scope, 'env>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        files: &'env [PathBuf],
+    ) -> Vec<std::thread::ScopedJoinHandle<'scope, Vec<FileRead>>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let lanes = cores.min(8).min(files.len()).max(1);
+        files
+            .chunks(files.len().div_ceil(lanes).max(1))
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(part.len());
+                    for path in part {
+                        if self.stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let read = verdicts::read_file(path)
+                            .map(|v| (verdicts::identity_of(&v), v.raw_json));
+                        out.push(read);
+                        self.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    out
+                })
+            })
+            .collect()
+    }
+
+    /// Waits for the lanes, reporting their progress; every file's read, in `files` order. A
+    /// file that cannot be read is reported by the caller.
+    fn finish(
+        &self,
+        lanes: Vec<std::thread::ScopedJoinHandle<'_, Vec<FileRead>>>,
+        progress: &mut dyn Progress,
+    ) -> Vec<FileRead> {
+        let mut reported = 0;
+        loop {
+            let finished = lanes.iter().all(|lane| lane.is_finished());
+            let done = self.done.load(Ordering::Relaxed);
+            progress.advance(done - reported);
+            reported = done;
+            if finished {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        for helper in helpers {
-            let part = helper
+        let mut out = Vec::with_capacity(reported as usize);
+        for lane in lanes {
+            let part = lane
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             out.extend(part);
         }
         out
-    })
+    }
 }
 
 /// Verdict files no audit row matches, by `audited_at`, waiting for their place in seq order.

@@ -463,3 +463,24 @@ fn missing_pieces_are_fine_and_a_missing_directory_is_not() {
     let err = import_lib(&store, &dir.path().join("nope"), false).unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
+
+/// A legacy file that cannot be read stops the import with its path while the verdict files
+/// are being read in the background, and nothing is stored.
+#[test]
+fn an_unreadable_legacy_file_stops_the_import_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    copy_dir(&fixtures(), &legacy);
+    let outcomes = legacy.join(OUTCOMES);
+    std::fs::remove_file(&outcomes).unwrap();
+    // A directory where the file should be: its length reads, its bytes do not.
+    std::fs::create_dir(&outcomes).unwrap();
+    let store = open(dir.path());
+    for strict in [false, true] {
+        match import_lib(&store, &legacy, strict) {
+            Err(ImportError::Io { path, .. }) => assert_eq!(path, outcomes),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(store.last_seq().unwrap(), 0);
+}

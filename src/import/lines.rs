@@ -8,7 +8,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
 
 /// First byte of an import key: which legacy file the line came from.
@@ -91,15 +91,21 @@ pub fn parse_object_line(bytes: &[u8]) -> Result<(&str, Map<String, Value>), Mal
     }
 }
 
-/// What the store reads out of an outcome row: its `sig_hash` and `kind` when they are strings.
+/// What the import reads out of an outcome row: its `sig_hash` and `kind` when they are
+/// strings (what the store keeps of the row), and for an audit row what identifies its verdict:
+/// `pr_number` when it is a number, `head_sha` and `audited_at` when they are strings.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RowHead {
     pub sig_hash: Option<String>,
     pub kind: Option<String>,
+    pub pr_number: Option<Number>,
+    pub head_sha: Option<String>,
+    pub audited_at: Option<String>,
 }
 
 /// The line as text and its [`RowHead`], validating the whole line as a JSON object without
-/// building a tree of it (most rows are scenario rows, of which only two fields are needed).
+/// building a tree of it (most rows are scenario rows, of which only two fields are needed;
+/// an audit row's verdict made from its fields is the one case that needs the whole tree).
 /// A repeated key counts with its last value, as in `JSON.parse`.
 pub fn parse_row(bytes: &[u8]) -> Result<(&str, RowHead), Malformed> {
     let text = as_text(bytes)?;
@@ -138,6 +144,15 @@ impl<'de> Visitor<'de> for RowHeadVisitor {
             let slot = match key {
                 RowKey::SigHash => &mut head.sig_hash,
                 RowKey::Kind => &mut head.kind,
+                RowKey::HeadSha => &mut head.head_sha,
+                RowKey::AuditedAt => &mut head.audited_at,
+                RowKey::PrNumber => {
+                    head.pr_number = match map.next_value::<Value>()? {
+                        Value::Number(n) => Some(n),
+                        _ => None,
+                    };
+                    continue;
+                }
                 RowKey::Other => {
                     map.next_value::<Skip>()?;
                     continue;
@@ -210,6 +225,9 @@ impl<'de> Visitor<'de> for SkipVisitor {
 enum RowKey {
     SigHash,
     Kind,
+    PrNumber,
+    HeadSha,
+    AuditedAt,
     Other,
 }
 
@@ -227,6 +245,9 @@ impl<'de> Deserialize<'de> for RowKey {
                 Ok(match key {
                     "sig_hash" => RowKey::SigHash,
                     "kind" => RowKey::Kind,
+                    "pr_number" => RowKey::PrNumber,
+                    "head_sha" => RowKey::HeadSha,
+                    "audited_at" => RowKey::AuditedAt,
                     _ => RowKey::Other,
                 })
             }
@@ -330,6 +351,10 @@ mod tests {
             br#"{"sig_hash":7,"kind":null}"#,
             br#"{"sig_hash":"first","sig_hash":"last"}"#,
             br#"{"sig_hash":"a","sig_hash":3}"#,
+            br#"{"kind":"audit","pr_number":12,"head_sha":"abc","audited_at":"2026-01-01T00:00:00Z"}"#,
+            br#"{"pr_number":1.5e1,"head_sha":7,"audited_at":null,"pr_number":"3"}"#,
+            br#"{"pr_number":3,"pr_number":4.0,"audited_at":"a","audited_at":"b"}"#,
+            br#"{"pr_number":-2,"head_sha":"h","x":{"pr_number":5}}"#,
             br#"{"s\u0069g_hash":"escaped key"}"#,
             br#" {"kind":"k"} "#,
             br#"{}"#,
@@ -358,6 +383,9 @@ mod tests {
                     RowHead {
                         sig_hash: field("sig_hash"),
                         kind: field("kind"),
+                        pr_number: obj.get("pr_number").and_then(Value::as_number).cloned(),
+                        head_sha: field("head_sha"),
+                        audited_at: field("audited_at"),
                     },
                 )
             });

@@ -375,10 +375,9 @@ fn check_outcomes(
             return Ok(());
         }
         match parse_row(line.bytes) {
-            Ok((text, head)) => {
+            Ok((_, head)) => {
                 if head.kind.as_deref() == Some("audit")
-                    && let Ok(row) = serde_json::from_str::<Map<String, Value>>(text)
-                    && let Some(identity) = verdicts::row_identity(&row)
+                    && let Some(identity) = verdicts::head_identity(&head)
                 {
                     audit_rows.insert(identity);
                 }
@@ -589,19 +588,16 @@ fn import_outcomes(
                 return Ok(());
             }
         };
+        let is_audit = head.kind.as_deref() == Some("audit");
+        let (identity, audited_at) = if is_audit {
+            (verdicts::head_identity(&head), head.audited_at.clone())
+        } else {
+            (None, None)
+        };
         let outcome = outcome_row(text, head, |message| {
             report.warn(&file.path, line.number, message);
         });
-        let is_audit = outcome.kind == "audit";
-        // An audit row's verdict needs all its fields: only these rows are parsed in full.
-        let row = if is_audit {
-            serde_json::from_str::<Map<String, Value>>(text).map_err(|e| e.to_string())
-        } else {
-            Err(String::new())
-        };
-        if let Ok(row) = &row
-            && let Some(audited_at) = row.get("audited_at").and_then(Value::as_str)
-        {
+        if let Some(audited_at) = &audited_at {
             orphans.put_audited_before(Some(audited_at), batch, report)?;
         }
         batch.push(
@@ -616,7 +612,7 @@ fn import_outcomes(
             report,
         )?;
         if is_audit {
-            match row.and_then(|row| audit_verdict(&row, matched)) {
+            match audit_verdict(text, identity, matched) {
                 Ok((verdict, slot)) => batch.push(
                     Put::from(Record::Verdict(NewVerdict {
                         verdict,
@@ -661,18 +657,21 @@ fn outcome_row(text: &str, head: RowHead, mut warn: impl FnMut(String)) -> Outco
     }
 }
 
-/// The verdict of an audit row: the matching verdict file's, else one made from the row. A
-/// file's verdict is taken once; a second row of the same identity makes a duplicate anyway.
+/// The verdict of an audit row (`text`, claiming `identity`): the matching verdict file's,
+/// else one made from the row's fields, the one case that parses the row in full. A file's
+/// verdict is taken once; a second row of the same identity makes a duplicate anyway.
 fn audit_verdict(
-    row: &Map<String, Value>,
+    text: &str,
+    identity: Option<Identity>,
     matched: &mut HashMap<Identity, String>,
 ) -> Result<(Verdict, Slot), String> {
-    if let Some(text) = verdicts::row_identity(row).and_then(|id| matched.remove(&id))
-        && let Ok(verdict) = Verdict::parse(&text)
+    if let Some(file_text) = identity.and_then(|id| matched.remove(&id))
+        && let Ok(verdict) = Verdict::parse(&file_text)
     {
         return Ok((verdict, Slot::VerdictFromFile));
     }
-    verdicts::verdict_from_row(row)
+    let row = serde_json::from_str::<Map<String, Value>>(text).map_err(|e| e.to_string())?;
+    verdicts::verdict_from_row(&row)
         .map(|v| (v, Slot::VerdictFromRow))
         .map_err(|e| e.message)
 }

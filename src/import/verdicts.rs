@@ -4,11 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::jsjson::ObjectWriter;
 use crate::model::verdict::MAX_SAFE_INTEGER;
 use crate::model::{FieldError, Verdict};
+
+use super::lines::RowHead;
 
 /// What makes a verdict the same verdict: `(pr_number, head_sha, audited_at)`, as the store's
 /// verdict identity (checked within a sig_hash by `Store::write`).
@@ -19,17 +21,27 @@ pub(super) fn identity_of(v: &Verdict) -> Identity {
 }
 
 /// The identity an audit row claims, when its fields have the right types.
-pub(super) fn row_identity(row: &Map<String, Value>) -> Option<Identity> {
-    let pr_number = match row.get("pr_number")? {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
-                .map(|f| f as u64)
-        })?,
-        _ => return None,
-    };
-    let head_sha = row.get("head_sha")?.as_str()?;
-    let audited_at = row.get("audited_at")?.as_str()?;
+pub(super) fn head_identity(head: &RowHead) -> Option<Identity> {
+    identity_from(
+        head.pr_number.as_ref()?,
+        head.head_sha.as_deref()?,
+        head.audited_at.as_deref()?,
+    )
+}
+
+/// The identity of these fields: `pr_number` a whole number from 0 to 2^53 - 1 (written as an
+/// integer or not, `12` or `12.0`).
+pub(super) fn identity_from(
+    pr_number: &Number,
+    head_sha: &str,
+    audited_at: &str,
+) -> Option<Identity> {
+    let pr_number = pr_number.as_u64().or_else(|| {
+        pr_number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
+            .map(|f| f as u64)
+    })?;
     Some((pr_number, head_sha.to_owned(), audited_at.to_owned()))
 }
 
@@ -157,7 +169,7 @@ mod tests {
             r#"{"pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","metrics":{"findings_block":2,"findings_warn":2,"findings_info":1,"audit_duration_ms":14237},"audited_at":"2026-04-01T09:15:13.330Z"}"#
         );
         assert_eq!(
-            row_identity(&row(line)),
+            head_identity(&crate::import::lines::parse_row(line.as_bytes()).unwrap().1),
             Some((
                 1,
                 "e9e0d501ff8789cc67d571bd52f177119c19e495".into(),

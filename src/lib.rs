@@ -16,11 +16,3 @@ pub mod model;
 pub mod store;
 pub mod synth;
 pub mod writer;
-
-/// Every binary built on this crate (the service, its tools and tests) allocates with
-/// mimalloc rather than the system allocator: a legacy import allocates a few values per line
-/// and the server a few per request, freed on other threads. Measured against glibc's malloc
-/// (docs/BENCHMARKS.md): the 1M-line import 1.33x faster, `/verdicts` at 64 clients 1.2x to
-/// 1.3x.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,6 +1,6 @@
 //! Fuzz target: the legacy import's line parsers. The light row parser accepts exactly the
-//! lines the full JSON parser accepts as objects and reads the same `sig_hash` and `kind`; the
-//! ops-line reader never panics.
+//! lines the full JSON parser accepts as objects and reads the same `sig_hash`, `kind`,
+//! `pr_number`, `head_sha` and `audited_at`; the ops-line reader never panics.
 #![no_main]
 
 use lakehouse_kb::import::lines::{parse_object_line, parse_row};
@@ -26,6 +26,10 @@ fuzz_target!(|data: &[u8]| {
         let field = |key: &str| object.get(key).and_then(|v| v.as_str());
         assert_eq!(head.sig_hash.as_deref(), field("sig_hash"));
         assert_eq!(head.kind.as_deref(), field("kind"));
+        assert_eq!(head.head_sha.as_deref(), field("head_sha"));
+        assert_eq!(head.audited_at.as_deref(), field("audited_at"));
+        let pr_number = object.get("pr_number").and_then(|v| v.as_number());
+        assert_eq!(head.pr_number.as_ref(), pr_number);
         let _ = ObservedOp::from_line(text);
     }
 });

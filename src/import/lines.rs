@@ -355,6 +355,8 @@ mod tests {
             br#"{"pr_number":1.5e1,"head_sha":7,"audited_at":null,"pr_number":"3"}"#,
             br#"{"pr_number":3,"pr_number":4.0,"audited_at":"a","audited_at":"b"}"#,
             br#"{"pr_number":-2,"head_sha":"h","x":{"pr_number":5}}"#,
+            br#"{"pr_number":1e2,"h\u0065ad_sha":"escaped","audited\u005fat":"too"}"#,
+            br#"{"pr_number":18446744073709551616,"pr_number":123456789012345678901234567890}"#,
             br#"{"s\u0069g_hash":"escaped key"}"#,
             br#" {"kind":"k"} "#,
             br#"{}"#,

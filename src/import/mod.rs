@@ -268,24 +268,15 @@ pub fn import(
     let reads = FileReads::default();
     let (audit_rows, read) = std::thread::scope(|scope| {
         let lanes = reads.start(scope, &verdict_files);
+        // Should the checks fail (or panic), the lanes stop early instead of reading on.
+        let _stop = StopOnDrop(&reads.stop);
         progress.phase("checking", check_bytes, Unit::Bytes);
-        let checks = check_outcomes(&outcomes, options.strict, &mut checked, progress).and_then(
-            |audit_rows| {
-                if options.strict {
-                    check_ops(&ops, &mut checked, progress)?;
-                }
-                Ok(audit_rows)
-            },
-        );
-        let audit_rows = match checks {
-            Ok(audit_rows) => audit_rows,
-            Err(e) => {
-                reads.stop.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
-        };
+        let audit_rows = check_outcomes(&outcomes, options.strict, &mut checked, progress)?;
+        if options.strict {
+            check_ops(&ops, &mut checked, progress)?;
+        }
         progress.phase("verdict files", verdict_files.len() as u64, Unit::Files);
-        Ok((audit_rows, reads.finish(lanes, progress)))
+        Ok::<_, ImportError>((audit_rows, reads.finish(lanes, progress)))
     })?;
     let (mut matched, waiting) =
         sort_verdict_files(&verdict_files, read, &audit_rows, &mut report)?;
@@ -410,8 +401,9 @@ fn check_ops(
     })
 }
 
-/// Reads every verdict file, once: the verdicts an audit row matches (by identity, to enrich
-/// that row's verdict) and the ones none does, by `audited_at` (then by file name). Their text
+/// Sorts what was read of every verdict file (`read`, in `files` order): the verdicts an audit
+/// row matches (by identity, to enrich that row's verdict) and the ones none does, by
+/// `audited_at` (then by file name); unreadable or invalid files are reported. Their text
 /// is held in memory until pass 2 stores them (parsed again there: cheaper than a second read,
 /// since one open costs tens of microseconds), so the import needs about the verdict
 /// directory's size in memory.
@@ -425,6 +417,7 @@ fn sort_verdict_files(
     audit_rows: &HashSet<Identity>,
     report: &mut ImportReport,
 ) -> Result<(HashMap<Identity, String>, VecDeque<(String, String)>), ImportError> {
+    assert_eq!(read.len(), files.len(), "every verdict file was read");
     let mut matched = HashMap::new();
     let mut orphans = Vec::new();
     for (path, read) in files.iter().zip(read) {
@@ -517,7 +510,18 @@ impl FileReads {
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             out.extend(part);
         }
+        // A lane's last counts may not have been seen before it was found finished.
+        progress.advance(out.len() as u64 - reported);
         out
+    }
+}
+
+/// Sets the flag when dropped: however the code holding it ends.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -29,13 +29,11 @@ pub(super) fn head_identity(head: &RowHead) -> Option<Identity> {
     )
 }
 
-/// The identity of these fields: `pr_number` a whole number from 0 to 2^53 - 1 (written as an
-/// integer or not, `12` or `12.0`).
-pub(super) fn identity_from(
-    pr_number: &Number,
-    head_sha: &str,
-    audited_at: &str,
-) -> Option<Identity> {
+/// The identity of these fields, with `pr_number` an integer that fits a `u64`, or a whole
+/// number written otherwise (`12.0`, `1.2e1`) from 0 to 2^53 - 1. An integer above 2^53 - 1
+/// matches no verdict file (a verdict's `pr_number` is at most that), so it is not refused
+/// here.
+fn identity_from(pr_number: &Number, head_sha: &str, audited_at: &str) -> Option<Identity> {
     let pr_number = pr_number.as_u64().or_else(|| {
         pr_number
             .as_f64()
@@ -154,6 +152,36 @@ mod tests {
 
     fn row(text: &str) -> Map<String, Value> {
         serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn an_audit_row_claims_an_identity_only_with_fields_of_the_right_types() {
+        let identity = |line: &str| {
+            let (_, head) = crate::import::lines::parse_row(line.as_bytes()).unwrap();
+            head_identity(&head).map(|(pr, _, _)| pr)
+        };
+        let with = |pr: &str| format!(r#"{{"pr_number":{pr},"head_sha":"h","audited_at":"a"}}"#);
+        assert_eq!(identity(&with("4")), Some(4));
+        assert_eq!(identity(&with("4.0")), Some(4));
+        assert_eq!(identity(&with("1e2")), Some(100));
+        assert_eq!(
+            identity(&with("9007199254740991.0")),
+            Some(9_007_199_254_740_991)
+        );
+        assert_eq!(identity(&with("9007199254740992.0")), None);
+        assert_eq!(identity(&with("18446744073709551615")), Some(u64::MAX));
+        assert_eq!(identity(&with("-0.0")), Some(0));
+        for pr in ["4.5", "-1", "-1.0", "\"4\"", "null", "18446744073709551616"] {
+            assert_eq!(identity(&with(pr)), None, "{pr}");
+        }
+        // The last of repeated keys counts, as in JSON.parse; an escaped key is the same key.
+        let line = r#"{"pr_number":1,"head_sha":"h","audited_at":"a","pr\u005fnumber":2}"#;
+        assert_eq!(identity(line), Some(2));
+        assert_eq!(identity(r#"{"head_sha":"h","audited_at":"a"}"#), None);
+        assert_eq!(
+            identity(r#"{"pr_number":1,"head_sha":7,"audited_at":"a"}"#),
+            None
+        );
     }
 
     #[test]

@@ -473,8 +473,10 @@ fn an_unreadable_legacy_file_stops_the_import_and_stores_nothing() {
     copy_dir(&fixtures(), &legacy);
     let outcomes = legacy.join(OUTCOMES);
     std::fs::remove_file(&outcomes).unwrap();
-    // A directory where the file should be: its length reads, its bytes do not.
+    // A directory where the file should be: its length reads (not 0: it holds an entry, for
+    // file systems that size directories by their entries), its bytes do not.
     std::fs::create_dir(&outcomes).unwrap();
+    std::fs::write(outcomes.join("entry"), b"").unwrap();
     let store = open(dir.path());
     for strict in [false, true] {
         match import_lib(&store, &legacy, strict) {

@@ -4,6 +4,10 @@
 //!
 //! cargo build --release --workspace && target/release/compare all
 
+/// The service's allocator (see `src/main.rs`), so that the store runs here as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

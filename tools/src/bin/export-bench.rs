@@ -6,6 +6,10 @@
 //!
 //! cargo run --release -p lakehouse-kb-tools --bin export-bench -- --rows 1000000
 
+/// The service's allocator (see `src/main.rs`), so that the store runs here as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -5,6 +5,10 @@
 //! cargo build --release -p lakehouse-kb -p lakehouse-kb-tools
 //! target/release/query-bench --sizes 10000,100000,1000000
 
+/// The service's allocator (see `src/main.rs`), so that the store runs here as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use clap::Parser;

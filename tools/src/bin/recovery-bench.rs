@@ -6,6 +6,10 @@
 //! cargo build --release && cargo run --release -p lakehouse-kb-tools --bin recovery-bench -- \
 //!     --records 1000000,10000000 --dir /var/tmp/kb-recovery
 
+/// The service's allocator (see `src/main.rs`), so that the store runs here as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,10 @@
 //!
 //! cargo run --release -p lakehouse-kb-tools --bin store-bench -- --rows 1000000
 
+/// The service's allocator (see `src/main.rs`), so that the store runs here as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use clap::Parser;

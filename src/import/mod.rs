@@ -261,8 +261,7 @@ pub fn import(
 
     // Pass 1: what the rows say, and with `strict`, whether everything is well-formed. Line
     // problems go to a scratch report (pass 2 finds them again as it reads); verdict files are
-    // judged once, here.
-    // The verdict files are read in the background while this thread checks the lines.
+    // judged once, here, read on other threads while this one checks the lines.
     let mut checked = ImportReport::default();
     let check_bytes = outcomes.len + if options.strict { ops.len } else { 0 };
     let reads = FileReads::default();

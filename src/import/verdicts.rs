@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::jsjson::ObjectWriter;
 use crate::model::verdict::MAX_SAFE_INTEGER;
@@ -21,26 +21,17 @@ pub(super) fn identity_of(v: &Verdict) -> Identity {
 }
 
 /// The identity an audit row claims, when its fields have the right types.
+/// `pr_number` is an integer that fits a `u64`, or a whole number written otherwise (`12.0`,
+/// `1.2e1`) from 0 to 2^53 - 1. An integer above 2^53 - 1 matches no verdict file (a verdict's
+/// `pr_number` is at most that), so it is not refused here.
 pub(super) fn head_identity(head: &RowHead) -> Option<Identity> {
-    identity_from(
-        head.pr_number.as_ref()?,
-        head.head_sha.as_deref()?,
-        head.audited_at.as_deref()?,
-    )
-}
-
-/// The identity of these fields, with `pr_number` an integer that fits a `u64`, or a whole
-/// number written otherwise (`12.0`, `1.2e1`) from 0 to 2^53 - 1. An integer above 2^53 - 1
-/// matches no verdict file (a verdict's `pr_number` is at most that), so it is not refused
-/// here.
-fn identity_from(pr_number: &Number, head_sha: &str, audited_at: &str) -> Option<Identity> {
-    let pr_number = pr_number.as_u64().or_else(|| {
-        pr_number
-            .as_f64()
+    let n = head.pr_number.as_ref()?;
+    let pr_number = n.as_u64().or_else(|| {
+        n.as_f64()
             .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
             .map(|f| f as u64)
     })?;
-    Some((pr_number, head_sha.to_owned(), audited_at.to_owned()))
+    Some((pr_number, head.head_sha.clone()?, head.audited_at.clone()?))
 }
 
 /// The `*.json` files of the verdict directory, by name; none when the directory is missing.

@@ -135,9 +135,9 @@ impl Store {
 /// Writes batches of puts into one write transaction, held open until [`BulkWriter::commit`]
 /// (the next write begins a new one). The index entries of the whole transaction are inserted
 /// at its commit, sorted: each tree is then built in one pass instead of being walked once per
-/// batch. Nothing is durable before `commit` returns; dropping
-/// the writer without it, or a failed write or commit, rolls the open transaction back, and
-/// after a failure every later call fails too (what the transaction had answered is gone).
+/// batch. Nothing is durable before `commit` returns; dropping the writer without it, or a
+/// failed write or commit, rolls the open transaction back, and after a failure every later
+/// call fails too (what the transaction had answered is gone).
 ///
 /// The puts given to one writer must not repeat an import key (the import numbers each line's
 /// occurrences, so its keys are distinct). While the `import_keys` table holds only keys this

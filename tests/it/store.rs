@@ -488,15 +488,27 @@ fn verdict_reads_among_rows_and_events_of_the_same_sig_hash() {
     );
 }
 
+/// An outcome row (sig_hash `abc`) with the import key `key`.
+fn keyed_outcome(key: &[u8]) -> Put {
+    Put {
+        record: outcome_record(br#"{"sig_hash":"abc","n":1}"#, 0).unwrap(),
+        import_key: Some(key.to_vec()),
+    }
+}
+
 #[test]
 fn import_key_makes_a_put_idempotent() {
     let (_dir, store) = temp_store();
-    let put = |key: &[u8]| Put {
-        record: outcome_record(br#"{"sig_hash":"abc","n":1}"#, 0).unwrap(),
-        import_key: Some(key.to_vec()),
-    };
-    let first = store.write(&[put(b"k1"), put(b"k2")]).unwrap();
-    let again = store.write(&[put(b"k1"), put(b"k2"), put(b"k3")]).unwrap();
+    let first = store
+        .write(&[keyed_outcome(b"k1"), keyed_outcome(b"k2")])
+        .unwrap();
+    let again = store
+        .write(&[
+            keyed_outcome(b"k1"),
+            keyed_outcome(b"k2"),
+            keyed_outcome(b"k3"),
+        ])
+        .unwrap();
     assert_eq!(
         &again[..2],
         &[
@@ -517,16 +529,18 @@ fn import_key_makes_a_put_idempotent() {
 #[test]
 fn an_import_key_twice_in_one_batch_is_stored_once() {
     let (_dir, store) = temp_store();
-    let put = |key: &[u8]| Put {
-        record: outcome_record(br#"{"sig_hash":"abc","n":1}"#, 0).unwrap(),
-        import_key: Some(key.to_vec()),
-    };
-    let written = store.write(&[put(b"k1"), put(b"k2"), put(b"k1")]).unwrap();
+    let written = store
+        .write(&[
+            keyed_outcome(b"k1"),
+            keyed_outcome(b"k2"),
+            keyed_outcome(b"k1"),
+        ])
+        .unwrap();
     assert!(matches!(written[0], Written::Stored { seq: 1, .. }));
     assert!(matches!(written[1], Written::Stored { seq: 2, .. }));
     assert_eq!(written[2], Written::Duplicate { seq: 1 });
     assert_eq!(store.stats().unwrap().outcomes, 2);
-    let again = store.write(&[put(b"k2")]).unwrap();
+    let again = store.write(&[keyed_outcome(b"k2")]).unwrap();
     assert_eq!(again[0], Written::Duplicate { seq: 2 });
 }
 
@@ -555,13 +569,6 @@ fn dump(path: &std::path::Path) -> Vec<String> {
         tables::IMPORT_KEYS
     );
     out
-}
-
-fn keyed_outcome(key: &[u8]) -> Put {
-    Put {
-        record: outcome_record(br#"{"sig_hash":"abc","n":1}"#, 0).unwrap(),
-        import_key: Some(key.to_vec()),
-    }
 }
 
 /// The import's bulk writer (many writes per transaction, index entries inserted at each

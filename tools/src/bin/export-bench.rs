@@ -172,15 +172,28 @@ fn cat(files: &[PathBuf], out: Option<&Path>) -> Duration {
     start.elapsed()
 }
 
-/// Reads every file of `dir` into memory, one after the other: what opening and reading the
-/// verdict files costs before any parsing.
+/// Every file of `dir`, read into memory one after the other.
+fn read_files(dir: &Path) -> Vec<Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect()
+}
+
+/// What opening and reading the verdict files costs before any parsing: the time to read them
+/// all, and their bytes.
 fn read_all(dir: &Path) -> (Duration, u64) {
     let start = Instant::now();
-    let mut n_bytes = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        n_bytes += std::fs::read(entry.unwrap().path()).unwrap().len() as u64;
-    }
+    let n_bytes = read_files(dir).iter().map(|f| f.len() as u64).sum();
     (start.elapsed(), n_bytes)
+}
+
+/// The store's options for the benchmark's databases.
+fn store_options(cache_mb: usize) -> StoreOptions {
+    StoreOptions {
+        cache_mb,
+        ..StoreOptions::default()
+    }
 }
 
 fn rate_row(what: &str, rows: u64, bytes: u64, took: Duration) -> Vec<String> {
@@ -204,12 +217,7 @@ fn import_into(
     table: &mut Vec<Vec<String>>,
 ) -> Store {
     let n_rows = legacy.outcome_lines + legacy.ops_lines;
-    let options = StoreOptions {
-        cache_mb,
-        ..StoreOptions::default()
-    };
-
-    let store = Store::open(path, options).unwrap();
+    let store = Store::open(path, store_options(cache_mb)).unwrap();
     let import_options = ImportOptions {
         strict: false,
         batch_size,
@@ -275,9 +283,7 @@ fn store_floor(
                 .map(<[u8]>::to_vec),
         );
     }
-    for entry in std::fs::read_dir(legacy.dir.join(import::VERDICTS_DIR)).unwrap() {
-        values.push(std::fs::read(entry.unwrap().path()).unwrap());
-    }
+    values.extend(read_files(&legacy.dir.join(import::VERDICTS_DIR)));
     let value_bytes: u64 = values.iter().map(|v| v.len() as u64).sum();
 
     let mut keys: Vec<(Vec<u8>, u64)> = Vec::new();
@@ -399,7 +405,7 @@ fn import_and_export(
     let store = import_into(legacy, &path, cache_mb, import::DEFAULT_BATCH_SIZE, table);
     drop(store);
     store_floor(legacy, &path, &work.join("floor.redb"), cache_mb, table);
-    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let store = Store::open(&path, store_options(cache_mb)).unwrap();
     let took = cat(&files, None);
     table.push(rate_row(
         "  cat of the same files > /dev/null",

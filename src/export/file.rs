@@ -136,14 +136,37 @@ fn append(
         .map_err(ExportError::io("stat", path))?
         .len();
     let bytes_truncated = len_now.saturating_sub(base.len);
+    let mut kept_as = None;
     if bytes_truncated > 0 {
-        tracing::warn!(
-            path = %path.display(),
-            checkpoint_len = base.len,
-            bytes_truncated,
-            "export file is longer than its checkpoint (a torn tail from an interrupted export, \
-             or someone else appended): cutting it back and writing those rows again"
+        // The tail of an interrupted export holds the start of the very rows about to be
+        // written again; anything else was appended by someone else and is kept aside (a copy:
+        // a hard link would be cut too) before the cut.
+        let ours = matches!(
+            compare_with_rows(store, &handle, path, file, base.len, len_now, base.seq)?,
+            Match::Prefix { .. }
         );
+        if ours {
+            tracing::warn!(
+                path = %path.display(),
+                checkpoint_len = base.len,
+                bytes_truncated,
+                "export file is longer than its checkpoint (a torn tail from an interrupted \
+                 export): cutting it back and writing those rows again"
+            );
+        } else {
+            let aside = aside_path(path);
+            fs::copy(path, &aside).map_err(ExportError::io("keep a copy of", path))?;
+            tracing::warn!(
+                path = %path.display(),
+                checkpoint_len = base.len,
+                bytes_truncated,
+                kept_as = %aside.display(),
+                "export file is longer than its checkpoint, and the bytes beyond it are not \
+                 rows of this database (someone else appended): the file was kept aside, \
+                 cutting it back"
+            );
+            kept_as = Some(aside);
+        }
         handle
             .set_len(base.len)
             .map_err(ExportError::io("truncate", path))?;
@@ -186,10 +209,17 @@ fn append(
         path: path.display().to_string(),
         action,
         reason: (bytes_truncated > 0).then(|| {
-            format!(
+            let cut = format!(
                 "cut {bytes_truncated} bytes beyond the checkpoint ({} bytes)",
                 base.len
-            )
+            );
+            match &kept_as {
+                None => cut,
+                Some(aside) => format!(
+                    "{cut}: they were not rows of this database, the old file was kept as {}",
+                    aside.display()
+                ),
+            }
         }),
         rows_written: written.rows,
         bytes_written: written.bytes,
@@ -199,9 +229,8 @@ fn append(
 }
 
 /// A file this store never exported into. If it holds exactly the first rows the export would
-/// write (a legacy directory imported in place), it is kept and only the rest appended; else it
-/// is kept as `NAME.replaced-{unix ms}` (never silently destroyed: it may hold rows that were
-/// never imported) and the file is rebuilt.
+/// write (a legacy directory imported in place, or the first export, interrupted), it is kept
+/// and only the rest appended (a torn last line cut first); else it is rebuilt, and kept aside.
 fn adopt(
     store: &Store,
     path: &Path,
@@ -210,73 +239,98 @@ fn adopt(
     file_len: u64,
     hook: &Hook,
 ) -> Result<FileReport, ExportError> {
-    enum Walk {
-        /// Every byte of the file matched rows so far; stop reading rows.
+    let handle = File::open(path).map_err(ExportError::io("open", path))?;
+    match compare_with_rows(store, &handle, path, file, 0, file_len, 0)? {
+        Match::Prefix { seq, len } => {
+            tracing::info!(
+                path = %path.display(),
+                through_seq = seq,
+                bytes = len,
+                "export file already holds the first rows of this database (imported in place): \
+                 keeping it and appending"
+            );
+            let base = Checkpoint {
+                seq,
+                len,
+                tail: tail_fingerprint(&handle, len).map_err(ExportError::io("read", path))?,
+            };
+            append(store, path, file, stored, base, hook)
+        }
+        Match::Differs => {
+            let reason = "the file existed but was not written by this database's export (no \
+                          checkpoint, and its bytes are not the rows this database holds)";
+            rebuild(store, path, file, stored, reason.to_owned(), hook)
+        }
+    }
+}
+
+/// How a file's bytes compare with the lines the export writes.
+enum Match {
+    /// They are a prefix of those lines: whole lines through `seq` end at offset `len`, and
+    /// whatever follows (up to the end compared) is the start of the next line, a torn line.
+    Prefix { seq: u64, len: u64 },
+    /// They are not: someone else wrote them.
+    Differs,
+}
+
+/// Compares the bytes of `handle` from `offset` to `end` with the lines of the records after
+/// `after_seq`, each with its `\n`, as [`write_rows`] writes them; reads no further than the
+/// first difference.
+fn compare_with_rows(
+    store: &Store,
+    handle: &File,
+    path: &Path,
+    file: ExportFile,
+    offset: u64,
+    end: u64,
+    after_seq: u64,
+) -> Result<Match, ExportError> {
+    enum Stop {
+        /// Every byte up to `end` was compared; no more rows are needed.
         Covered,
         Differs,
         Failed(ExportError),
     }
-    impl From<StoreError> for Walk {
-        fn from(e: StoreError) -> Walk {
-            Walk::Failed(e.into())
+    impl From<StoreError> for Stop {
+        fn from(e: StoreError) -> Stop {
+            Stop::Failed(e.into())
         }
     }
-    let handle = File::open(path).map_err(ExportError::io("open", path))?;
-    let mut reader = BufReader::with_capacity(WRITE_BUFFER, &handle);
-    let mut matched_len = 0u64;
-    let mut last_seq = 0;
+    let mut reader = BufReader::with_capacity(WRITE_BUFFER, handle);
+    reader
+        .seek(SeekFrom::Start(offset))
+        .map_err(ExportError::io("seek", path))?;
+    let mut at = offset;
+    let mut whole = (after_seq, offset);
     let mut buf = Vec::new();
-    let walk = file.for_each_line(store, 0, |seq, line| {
-        if matched_len == file_len {
-            return Err(Walk::Covered);
+    let walk = file.for_each_line(store, after_seq, |seq, line| {
+        if at == end {
+            return Err(Stop::Covered);
         }
-        let need = line.len() as u64 + 1;
-        if matched_len + need > file_len {
-            return Err(Walk::Differs);
-        }
-        buf.resize(need as usize, 0);
+        let need = (line.len() as u64 + 1).min(end - at) as usize;
+        buf.resize(need, 0);
         reader
             .read_exact(&mut buf)
-            .map_err(|e| Walk::Failed(ExportError::io("read", path)(e)))?;
-        if &buf[..line.len()] != line.as_bytes() || buf[line.len()] != b'\n' {
-            return Err(Walk::Differs);
+            .map_err(|e| Stop::Failed(ExportError::io("read", path)(e)))?;
+        let expected = line.as_bytes().iter().chain(b"\n");
+        if !buf.iter().eq(expected.take(need)) {
+            return Err(Stop::Differs);
         }
-        matched_len += need;
-        last_seq = seq;
+        at += need as u64;
+        if need == line.len() + 1 {
+            whole = (seq, at);
+        }
         Ok(())
     });
-    let is_prefix = match walk {
-        Ok(()) | Err(Walk::Covered) => matched_len == file_len,
-        Err(Walk::Differs) => false,
-        Err(Walk::Failed(e)) => return Err(e),
-    };
-    if is_prefix {
-        tracing::info!(
-            path = %path.display(),
-            through_seq = last_seq,
-            bytes = file_len,
-            "export file already holds the first rows of this database (imported in place): \
-             keeping it and appending"
-        );
-        let base = Checkpoint {
-            seq: last_seq,
-            len: file_len,
-            tail: tail_fingerprint(&handle, file_len).map_err(ExportError::io("read", path))?,
-        };
-        return append(store, path, file, stored, base, hook);
+    match walk {
+        Ok(()) | Err(Stop::Covered) if at == end => Ok(Match::Prefix {
+            seq: whole.0,
+            len: whole.1,
+        }),
+        // The rows ended before the bytes did.
+        Ok(()) | Err(Stop::Covered | Stop::Differs) => Ok(Match::Differs),
+        Err(Stop::Failed(e)) => Err(e),
     }
-    // A hard link keeps the old bytes under another name while the rebuild still replaces the
-    // file in one atomic rename, so readers never find it missing.
-    let aside = aside_path(path);
-    fs::hard_link(path, &aside)
-        .or_else(|_| fs::copy(path, &aside).map(drop))
-        .map_err(ExportError::io("keep a copy of", path))?;
-    let reason = format!(
-        "the file existed but was not written by this database's export (no checkpoint, and its \
-         bytes are not the rows this database holds); the old file was kept as {}",
-        aside.display()
-    );
-    rebuild(store, path, file, stored, reason, hook)
 }
 
 /// Writes every row into `NAME.tmp` beside the file, fsyncs it, renames it over the file and
@@ -286,9 +340,22 @@ fn rebuild(
     path: &Path,
     file: ExportFile,
     stored: Checkpoint,
-    reason: String,
+    mut reason: String,
     hook: &Hook,
 ) -> Result<FileReport, ExportError> {
+    // A file that is more than a cut copy of the rows (edited, or someone else's) is kept
+    // aside: a hard link holds the old bytes under another name while the rename below still
+    // replaces the file atomically, so readers never find it missing.
+    if let Some(old) = open_existing(path)? {
+        let end = old.metadata().map_err(ExportError::io("stat", path))?.len();
+        if let Match::Differs = compare_with_rows(store, &old, path, file, 0, end, 0)? {
+            let aside = aside_path(path);
+            fs::hard_link(path, &aside)
+                .or_else(|_| fs::copy(path, &aside).map(drop))
+                .map_err(ExportError::io("keep a copy of", path))?;
+            reason = format!("{reason}; the old file was kept as {}", aside.display());
+        }
+    }
     tracing::warn!(path = %path.display(), reason = %reason, "rebuilding export file in full");
     let created_dirs = create_parent_dirs(path)?;
     let tmp = tmp_path(path);
@@ -373,6 +440,15 @@ fn write_rows(
         Ok(())
     })?;
     Ok(written)
+}
+
+/// The file at `path`, open for reading, if there is one.
+fn open_existing(path: &Path) -> Result<Option<File>, ExportError> {
+    match File::open(path) {
+        Ok(handle) => Ok(Some(handle)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ExportError::io("open", path)(e)),
+    }
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

@@ -17,7 +17,10 @@
 //! export into the usual directory may then have to rebuild as well.
 //!
 //! Not supported: another process appending to an exported file (a legacy writer still
-//! running). Its lines land after the checkpoint and are cut as a torn tail by the next run.
+//! running). Its lines land after the checkpoint and are cut by the next run, which first keeps
+//! the file aside (`NAME.replaced-{ms}`) since those bytes are not the rows it writes; a torn
+//! tail of its own is cut without a copy. A file rebuilt in full is kept aside the same way
+//! unless it holds nothing but the start of the rows.
 
 mod file;
 mod hook;

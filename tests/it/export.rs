@@ -415,21 +415,41 @@ fn exported(rows: usize) -> (tempfile::TempDir, Arc<Store>, ExportJob) {
     (dir, store, job)
 }
 
+/// Names of the files kept aside in `dir` (`NAME.replaced-{ms}`), sorted.
+fn kept_aside(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".replaced-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Appends `bytes` to the file at `path`.
+fn append_to(path: &Path, bytes: &[u8]) {
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
 #[test]
 fn a_torn_tail_is_cut_and_its_rows_written_once() {
     let (_dir, store, job) = exported(90);
     let path = job.out_dir().join(OUTCOMES);
-    // What a crash mid-append leaves: the start of the next row, no newline.
-    let torn = br#"{"sig_hash":"torn","ok_ev"#;
-    let append_torn = || {
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
-        file.write_all(torn).unwrap();
-    };
-    // With nothing new to write, the cut alone must leave a clean file.
-    append_torn();
+    let exported_through = store.checkpoint("outcomes").unwrap().seq;
+    load(&store, 5, 6);
+    // What a crash mid-append leaves: the first new row, then the start of the second.
+    let mut new_lines = Vec::new();
+    store
+        .for_each_outcome_line(exported_through, |_, line| {
+            new_lines.push(format!("{line}\n"));
+            Ok::<_, lakehouse_kb::store::StoreError>(())
+        })
+        .unwrap();
+    assert_eq!(new_lines.len(), 4);
+    let torn = format!("{}{}", new_lines[0], &new_lines[1][..10]);
+    let torn = torn.as_bytes();
+    append_to(&path, torn);
     let report = job.run().unwrap();
     assert_eq!(
         (
@@ -437,16 +457,71 @@ fn a_torn_tail_is_cut_and_its_rows_written_once() {
             report.outcomes.bytes_truncated,
             report.outcomes.rows_written
         ),
-        (Action::Appended, torn.len() as u64, 0)
+        (Action::Appended, torn.len() as u64, 4)
+    );
+    assert!(
+        report
+            .outcomes
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("cut "),
+        "{report:?}"
     );
     assert_matches_clean_export(&store, job.out_dir());
+    assert_eq!(kept_aside(&job.out_dir().join("_kb")), Vec::<String>::new());
+}
 
-    append_torn();
+/// Bytes beyond the checkpoint that the export did not write (someone else appended, or the
+/// file is a copy of the rows that grew elsewhere) are cut too, but not lost: the file is kept
+/// aside first.
+#[test]
+fn a_tail_someone_else_appended_is_kept_aside_then_cut() {
+    let (_dir, store, job) = exported(90);
+    let path = job.out_dir().join(OUTCOMES);
+    let before = std::fs::read(&path).unwrap();
+    let theirs = b"{\"sig_hash\":\"late\",\"appended\":\"by someone else\"}\n";
+    append_to(&path, theirs);
     load(&store, 5, 3);
     let report = job.run().unwrap();
-    assert_eq!(report.outcomes.bytes_truncated, torn.len() as u64);
+    assert_eq!(report.outcomes.bytes_truncated, theirs.len() as u64);
     assert_eq!(report.outcomes.rows_written, 2);
+    assert!(
+        report
+            .outcomes
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("kept as"),
+        "{report:?}"
+    );
     assert_matches_clean_export(&store, job.out_dir());
+    let kept = kept_aside(&job.out_dir().join("_kb"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let old = std::fs::read(job.out_dir().join("_kb").join(&kept[0])).unwrap();
+    assert_eq!(old, [before.as_slice(), theirs].concat());
+}
+
+/// The checkpoint describes content, not a directory: exporting into a second directory that
+/// holds the same rows plus a line of its own must not take that line for a torn tail.
+#[test]
+fn a_second_directory_with_a_line_of_its_own_keeps_it() {
+    let (dir, store, job) = exported(90);
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("_kb")).unwrap();
+    let mut legacy = std::fs::read(job.out_dir().join(OUTCOMES)).unwrap();
+    legacy.extend_from_slice(b"{\"sig_hash\":\"late\"}\n");
+    std::fs::write(elsewhere.join(OUTCOMES), &legacy).unwrap();
+    ExportJob::new(store.clone(), elsewhere.clone())
+        .run()
+        .unwrap();
+    assert_matches_clean_export(&store, &elsewhere);
+    let kept = kept_aside(&elsewhere.join("_kb"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read(elsewhere.join("_kb").join(&kept[0])).unwrap(),
+        legacy
+    );
 }
 
 #[test]
@@ -467,6 +542,38 @@ fn a_file_cut_by_hand_is_rebuilt() {
     assert_eq!(report.outcomes.action, Action::Unchanged);
     assert_matches_clean_export(&store, job.out_dir());
     assert!(!job.out_dir().join("_observer/ops.jsonl.tmp").exists());
+    // What was left of the file is a prefix of the rows: nothing to keep.
+    assert_eq!(
+        kept_aside(&job.out_dir().join("_observer")),
+        Vec::<String>::new()
+    );
+}
+
+/// A file shorter than its checkpoint that is not a cut copy of the rows (someone else's file
+/// in the export's place) is kept aside before the rebuild.
+#[test]
+fn a_shorter_file_that_is_not_the_rows_is_kept_aside() {
+    let (_dir, store, job) = exported(90);
+    let path = job.out_dir().join(OUTCOMES);
+    std::fs::write(&path, "{\"precious\":1}\n").unwrap();
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.action, Action::Rebuilt);
+    assert!(
+        report
+            .outcomes
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("kept as"),
+        "{report:?}"
+    );
+    assert_matches_clean_export(&store, job.out_dir());
+    let kept = kept_aside(&job.out_dir().join("_kb"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read(job.out_dir().join("_kb").join(&kept[0])).unwrap(),
+        b"{\"precious\":1}\n"
+    );
 }
 
 #[test]
@@ -490,6 +597,13 @@ fn a_file_edited_by_hand_is_rebuilt() {
         "{report:?}"
     );
     assert_matches_clean_export(&store, job.out_dir());
+    // The edit is kept.
+    let kept = kept_aside(&job.out_dir().join("_kb"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read(job.out_dir().join("_kb").join(&kept[0])).unwrap(),
+        bytes
+    );
 }
 
 /// The documented limit of the constant-cost check: an edit of the same length further than
@@ -622,6 +736,37 @@ fn sigkill_mid_line_then_rerun() {
             .unwrap();
         load(&open(data), 11, 90);
     }
+    kill_export_mid_line(data);
+    let out = kb(data, &["export"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_matches_clean_export(&Arc::new(open(data)), data);
+    assert_eq!(kept_aside(&data.join("_observer")), Vec::<String>::new());
+}
+
+/// The same in the very first export, before any checkpoint: the torn file holds only this
+/// database's rows, so it is cut and appended to, not taken for someone else's.
+#[test]
+fn sigkill_mid_line_in_the_first_export_then_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    load(&open(data), 12, 90);
+    kill_export_mid_line(data);
+    let out = kb(data, &["export"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("not written by"), "{stderr}");
+    assert!(stderr.contains("torn tail"), "{stderr}");
+    assert_matches_clean_export(&Arc::new(open(data)), data);
+    assert_eq!(kept_aside(&data.join("_observer")), Vec::<String>::new());
+}
+
+/// Runs `export` on `data` and SIGKILLs it while it is paused in the middle of the 20th ops
+/// line; checks the file was left with a torn line.
+fn kill_export_mid_line(data: &Path) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
         .arg("--data")
         .arg(data)
@@ -644,20 +789,12 @@ fn sigkill_mid_line_then_rerun() {
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success());
-
     let ops = read(data, OPS);
     assert_ne!(
         ops.last(),
         Some(&b'\n'),
         "the kill should leave a torn line"
     );
-    let out = kb(data, &["export"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_matches_clean_export(&Arc::new(open(data)), data);
 }
 
 fn kb_with_hook(data: &Path, args: &[&str], hook: &str) -> std::process::Output {

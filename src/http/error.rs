@@ -151,7 +151,12 @@ impl From<WriteError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(format!("storage failure: {e}"))
+        match e {
+            // The destination is the client's choice (POST /backup).
+            StoreError::BackupExists(_) => ApiError::Conflict(e.to_string()),
+            StoreError::BackupDest { .. } => ApiError::bad_request("dest", e.to_string()),
+            _ => ApiError::Internal(format!("storage failure: {e}")),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! is renamed into place only once complete and durable, so a backup is whole or absent.
 
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use lakehouse_kb_migrations as migrations;
@@ -27,21 +28,34 @@ pub struct BackupReport {
     pub millis: u64,
 }
 
+/// Held while a backup runs: one at a time in a process, so that two into the same place
+/// cannot both claim it (the second would remove the first's partial file).
+static RUNNING: Mutex<()> = Mutex::new(());
+
 impl Store {
-    /// Copies the database as of now into a new file at `dest`, which must not exist.
+    /// Copies the database as of now into a new file at `dest`, which must not exist. Backups
+    /// run one at a time; one that finds `dest` taken when its turn comes fails with
+    /// [`StoreError::BackupExists`], one that cannot create its file there with
+    /// [`StoreError::BackupDest`].
     pub fn backup_to(&self, dest: &Path) -> Result<BackupReport, StoreError> {
+        let _one_at_a_time = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
         let start = Instant::now();
         if dest.exists() {
-            return Err(StoreError::Backup(format!(
-                "{} already exists",
-                dest.display()
-            )));
+            return Err(StoreError::BackupExists(dest.to_owned()));
         }
+        // Left by a backup that crashed: nothing else writes it while `RUNNING` is held (and a
+        // backup without a server holds the database's own lock, so no other process does).
         let partial = dest.with_extension("redb.partial");
         let _ = std::fs::remove_file(&partial);
         let snapshot = self.db.begin_read()?;
         let last_seq = super::meta::get(&snapshot.open_table(META)?, super::meta::LAST_SEQ)?;
-        let copy = Database::builder().create(&partial)?;
+        let copy =
+            Database::builder()
+                .create(&partial)
+                .map_err(|source| StoreError::BackupDest {
+                    path: partial.clone(),
+                    source,
+                })?;
         let rows = match copy_all(&snapshot, &copy) {
             Ok(rows) => rows,
             Err(e) => {

@@ -59,6 +59,13 @@ pub enum StoreError {
     },
     #[error("backup failed: {0}")]
     Backup(String),
+    #[error("{0} already exists")]
+    BackupExists(PathBuf),
+    #[error("cannot write the backup {path}: {source}")]
+    BackupDest {
+        path: PathBuf,
+        source: DatabaseError,
+    },
     #[error("import key {0} was given twice to one bulk writer; the transaction was rolled back")]
     RepeatedImportKey(String),
     #[error("this bulk writer's transaction was rolled back after an earlier error")]

@@ -144,3 +144,66 @@ fn backup_route_refuses_bad_destinations() {
             .contains("already exists")
     );
 }
+
+/// Two backups into one place at once: one is written whole, the other refused, never a
+/// 201 for a file the other request was still writing (a second request used to remove the
+/// first one's partial file and start its own at the same path).
+#[test]
+fn two_backups_into_one_place_at_once_write_one_whole_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        lakehouse_kb::store::Store::open(
+            &dir.path().join("kb.redb"),
+            lakehouse_kb::store::StoreOptions::default(),
+        )
+        .unwrap(),
+    );
+    let mut synth = lakehouse_kb::synth::Synth::new(3, 200);
+    let puts: Vec<_> = (0..20_000)
+        .map(|i| {
+            let record = lakehouse_kb::ingest::event_record(synth.event().as_bytes(), i).unwrap();
+            lakehouse_kb::store::Put::from(record)
+        })
+        .collect();
+    store.write(&puts).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let target = dest.path().join("kb.redb");
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| store.backup_to(&target)))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let (done, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    assert_eq!((done.len(), refused.len()), (1, 1));
+    assert!(matches!(
+        refused[0],
+        Err(lakehouse_kb::store::StoreError::BackupExists(_))
+    ));
+    // Whole: as many rows as a backup made alone.
+    let alone = tempfile::tempdir().unwrap();
+    let reference = store.backup_to(&alone.path().join("kb.redb")).unwrap();
+    assert_eq!(done[0].as_ref().unwrap().rows, reference.rows);
+    assert!(reference.rows > 20_000);
+    drop(store);
+    let out = kb(dest.path(), &["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dest.path().join("kb.redb.partial").exists());
+}
+
+/// A destination the server cannot write into is the client's mistake: 400 naming `dest`.
+#[cfg(target_os = "linux")]
+#[test]
+fn backup_route_answers_400_for_a_destination_it_cannot_write() {
+    let server = TestServer::start();
+    assert_error(
+        &server.post_json("/backup", r#"{"dest":"/proc"}"#),
+        400,
+        "dest",
+        "cannot write the backup",
+    );
+}

@@ -350,9 +350,10 @@ impl LegacyFile {
 }
 
 /// Pass 1 over `outcomes.jsonl`: the identities of its audit rows; with `strict`, every line
-/// is checked. Without it only lines that can be audit rows are parsed (the bytes `"audit"`
-/// occur in every row the auditor wrote); missing one only means its verdict file is taken
-/// for one without a row, which stores the same verdict a little earlier.
+/// is checked. Without it only lines that can be audit rows are parsed: a JSON string `audit`
+/// is written either as the bytes `"audit"` or with a `\u` escape. (A missed audit row would
+/// have its verdict file taken for one without a row, and the file's JSON lost to the
+/// verdict made from the row.)
 fn check_outcomes(
     file: &LegacyFile,
     strict: bool,
@@ -361,7 +362,8 @@ fn check_outcomes(
 ) -> Result<HashSet<Identity>, ImportError> {
     let mut audit_rows = HashSet::new();
     file.for_each_line(progress, |line| {
-        if line.is_blank() || !(strict || contains(line.bytes, b"\"audit\"")) {
+        let may_be_audit = contains(line.bytes, b"\"audit\"") || contains(line.bytes, b"\\u");
+        if line.is_blank() || !(strict || may_be_audit) {
             return Ok(());
         }
         match parse_row(line.bytes) {
@@ -642,21 +644,24 @@ fn import_outcomes(
 
 /// The row as the store keeps it: its exact bytes (surrounding whitespace included, so export
 /// gives back the very same line), its string `sig_hash` (empty when it has none, contract
-/// §3) and `kind`. A sig_hash too long to be an index key is left unindexed, with a warning.
+/// §3) and `kind`. A sig_hash or kind too long to be a key is left out (the row is then not
+/// indexed by it, or not counted by it), with a warning.
 fn outcome_row(text: &str, head: RowHead, mut warn: impl FnMut(String)) -> OutcomeRow {
-    let mut sig_hash = head.sig_hash.unwrap_or_default();
-    if sig_hash.len() > MAX_KEY_BYTES {
+    let mut key = |value: Option<String>, unkeyed: &str| {
+        let value = value.unwrap_or_default();
+        if value.len() <= MAX_KEY_BYTES {
+            return value;
+        }
         warn(format!(
-            "row kept, but not indexed by sig_hash: it has {} bytes, more than {MAX_KEY_BYTES}",
-            sig_hash.len()
+            "row kept, but {unkeyed}: it has {} bytes, more than {MAX_KEY_BYTES}",
+            value.len()
         ));
-        sig_hash.clear();
-    }
-    let kind = head.kind.unwrap_or_default();
+        String::new()
+    };
     OutcomeRow {
         line: text.to_owned(),
-        sig_hash,
-        kind,
+        sig_hash: key(head.sig_hash, "not indexed by sig_hash"),
+        kind: key(head.kind, "not counted by kind"),
     }
 }
 

@@ -59,6 +59,8 @@ impl OutcomeRow {
             Some(Value::String(k)) => k.clone(),
             _ => String::new(),
         };
+        // Rows are counted by kind (`/stats`): like any key, it is bounded.
+        check_key_len("kind", &kind)?;
         Ok(OutcomeRow {
             line: text.to_owned(),
             sig_hash,
@@ -70,6 +72,22 @@ impl OutcomeRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kind_longer_than_a_key_is_refused() {
+        use crate::model::MAX_KEY_BYTES;
+        let body = format!(
+            r#"{{"sig_hash":"s","kind":"{}"}}"#,
+            "k".repeat(MAX_KEY_BYTES + 1)
+        );
+        let err = OutcomeRow::parse(body.as_bytes(), SigHashRule::Required).unwrap_err();
+        assert_eq!(err.field, "kind");
+        let body = format!(
+            r#"{{"sig_hash":"s","kind":"{}"}}"#,
+            "k".repeat(MAX_KEY_BYTES)
+        );
+        assert!(OutcomeRow::parse(body.as_bytes(), SigHashRule::Required).is_ok());
+    }
 
     #[test]
     fn keeps_bytes_exactly() {

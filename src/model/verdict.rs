@@ -264,8 +264,15 @@ fn required_count(obj: &Map<String, Value>, key: &str, field: &str) -> Result<u6
     count(required(obj, key, field)?, field)
 }
 
-/// A non-negative integer; `3.0` is accepted (JavaScript cannot tell it from `3`).
+/// A non-negative integer up to 2^53 - 1 (larger ones JavaScript would round, and the KB row
+/// would disagree with the verdict); `3.0` is accepted (JavaScript cannot tell it from `3`).
 fn count(value: &Value, field: &str) -> Result<u64, FieldError> {
+    if let Some(n) = value.as_u64().filter(|&n| n > MAX_SAFE_INTEGER) {
+        return Err(FieldError::new(
+            field,
+            format!("{field} must be at most {MAX_SAFE_INTEGER}, got {n}"),
+        ));
+    }
     let n = match value {
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()

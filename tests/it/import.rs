@@ -486,3 +486,30 @@ fn an_unreadable_legacy_file_stops_the_import_and_stores_nothing() {
     }
     assert_eq!(store.last_seq().unwrap(), 0);
 }
+
+/// An audit row whose `kind` is written with an escape (`"\u0061udit"`) still finds its
+/// verdict file: the file's JSON is kept, not replaced by a verdict made from the row.
+#[test]
+fn an_audit_row_with_an_escaped_kind_finds_its_verdict_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let file = r#"{"pr_number":7,"head_sha":"aaaaaaaabbbbbbbbccccccccdddddddd00000000","audited_at":"2026-01-01T00:00:00.000Z","overall":"block","one_liner":"file version","claims":["c1"],"metrics":{"findings_block":1,"findings_warn":0,"findings_info":0,"audit_duration_ms":1000},"extra":"kept"}"#;
+    write(
+        &legacy,
+        "_auditor/verdicts/7-aaaaaaaabbbb.json",
+        file.as_bytes(),
+    );
+    let row = r#"{"kind":"\u0061udit","sig_hash":"pr7-aaaaaaaa","audited_at":"2026-01-01T00:00:00.000Z","pr_number":7,"head_sha":"aaaaaaaabbbbbbbbccccccccdddddddd00000000","overall":"block","one_liner":"file version","ok_events":0,"total_events":1,"findings":{"block":1,"warn":0,"info":0},"elapsed_secs":1}"#;
+    write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
+    let store = open(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(
+        (
+            report.verdicts.from_file,
+            report.verdicts.from_row,
+            report.verdicts.duplicates
+        ),
+        (1, 0, 0),
+        "{report:?}"
+    );
+}

@@ -534,6 +534,19 @@ fn malformed_bodies_get_json_errors_and_the_server_keeps_serving() {
             .unwrap()
             .starts_with("application/json")
     );
+    // Invented methods are answered, but counted under one label: they cannot add series.
+    for i in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("XMETHOD{i}").as_bytes()).unwrap();
+        let answer = server
+            .client()
+            .request(method, format!("{}/stats", server.base))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 405);
+    }
+    let metrics = server.get("/metrics").text;
+    assert!(!metrics.contains("XMETHOD"), "{metrics}");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
     let stats = server.stats();
     assert_eq!(
         (stats["total"].as_u64(), stats["last_seq"].as_u64()),

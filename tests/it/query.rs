@@ -415,6 +415,12 @@ fn bad_query_input_is_a_json_400() {
         "claims",
         "must not be empty",
     );
+    assert_error(
+        &server.post_json("/neighbors", r#"{"claims":"abc"}"#),
+        400,
+        "claims",
+        "must be an array of strings or {\"text\": ...} objects, got a string",
+    );
     let many: Vec<String> = (0..1001).map(|i| format!("claim {i}")).collect();
     assert_error(
         &server.post_json("/neighbors", json!({"claims": many}).to_string()),

@@ -66,7 +66,10 @@ pub(super) fn export(
     match plan(&path, stored)? {
         Plan::Append { base } => append(store, &path, file, stored, base, hook),
         Plan::Adopt { file_len } => adopt(store, &path, file, stored, file_len, hook),
-        Plan::Rebuild { reason } => rebuild(store, &path, file, stored, reason, hook),
+        Plan::Rebuild { reason } => {
+            let reason = keep_aside_unless_rows(store, &path, file, reason)?;
+            rebuild(store, &path, file, stored, reason, hook)
+        }
     }
 }
 
@@ -257,9 +260,14 @@ fn adopt(
             append(store, path, file, stored, base, hook)
         }
         Match::Differs => {
-            let reason = "the file existed but was not written by this database's export (no \
-                          checkpoint, and its bytes are not the rows this database holds)";
-            rebuild(store, path, file, stored, reason.to_owned(), hook)
+            let aside = link_aside(path)?;
+            let reason = format!(
+                "the file existed but was not written by this database's export (no \
+                 checkpoint, and its bytes are not the rows this database holds); the old file \
+                 was kept as {}",
+                aside.display()
+            );
+            rebuild(store, path, file, stored, reason, hook)
         }
     }
 }
@@ -340,22 +348,9 @@ fn rebuild(
     path: &Path,
     file: ExportFile,
     stored: Checkpoint,
-    mut reason: String,
+    reason: String,
     hook: &Hook,
 ) -> Result<FileReport, ExportError> {
-    // A file that is more than a cut copy of the rows (edited, or someone else's) is kept
-    // aside: a hard link holds the old bytes under another name while the rename below still
-    // replaces the file atomically, so readers never find it missing.
-    if let Some(old) = open_existing(path)? {
-        let end = old.metadata().map_err(ExportError::io("stat", path))?.len();
-        if let Match::Differs = compare_with_rows(store, &old, path, file, 0, end, 0)? {
-            let aside = aside_path(path);
-            fs::hard_link(path, &aside)
-                .or_else(|_| fs::copy(path, &aside).map(drop))
-                .map_err(ExportError::io("keep a copy of", path))?;
-            reason = format!("{reason}; the old file was kept as {}", aside.display());
-        }
-    }
     tracing::warn!(path = %path.display(), reason = %reason, "rebuilding export file in full");
     let created_dirs = create_parent_dirs(path)?;
     let tmp = tmp_path(path);
@@ -442,13 +437,41 @@ fn write_rows(
     Ok(written)
 }
 
-/// The file at `path`, open for reading, if there is one.
-fn open_existing(path: &Path) -> Result<Option<File>, ExportError> {
-    match File::open(path) {
-        Ok(handle) => Ok(Some(handle)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ExportError::io("open", path)(e)),
-    }
+/// `reason` for rebuilding the file at `path`, naming where the old file was kept when it holds
+/// more than a cut copy of the rows (an edit, someone else's bytes); a missing file or a cut
+/// copy of the rows is not kept.
+fn keep_aside_unless_rows(
+    store: &Store,
+    path: &Path,
+    file: ExportFile,
+    reason: String,
+) -> Result<String, ExportError> {
+    let old = match File::open(path) {
+        Ok(handle) => handle,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(reason),
+        Err(e) => return Err(ExportError::io("open", path)(e)),
+    };
+    let end = old.metadata().map_err(ExportError::io("stat", path))?.len();
+    Ok(
+        match compare_with_rows(store, &old, path, file, 0, end, 0)? {
+            Match::Prefix { .. } => reason,
+            Match::Differs => {
+                let aside = link_aside(path)?;
+                format!("{reason}; the old file was kept as {}", aside.display())
+            }
+        },
+    )
+}
+
+/// Keeps the file at `path` under another name, `NAME.replaced-{unix ms}`, as a hard link
+/// where it can: the old bytes stay there while a rebuild's rename still replaces the file
+/// atomically, so readers never find it missing. Returns the name.
+fn link_aside(path: &Path) -> Result<PathBuf, ExportError> {
+    let aside = aside_path(path);
+    fs::hard_link(path, &aside)
+        .or_else(|_| fs::copy(path, &aside).map(drop))
+        .map_err(ExportError::io("keep a copy of", path))?;
+    Ok(aside)
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::jsjson::ObjectWriter;
-use crate::model::verdict::MAX_SAFE_INTEGER;
+use crate::model::verdict::whole_number;
 use crate::model::{FieldError, Verdict};
 
 use super::lines::RowHead;
@@ -25,12 +25,7 @@ pub(super) fn identity_of(v: &Verdict) -> Identity {
 /// `1.2e1`) from 0 to 2^53 - 1. An integer above 2^53 - 1 matches no verdict file (a verdict's
 /// `pr_number` is at most that), so it is not refused here.
 pub(super) fn head_identity(head: &RowHead) -> Option<Identity> {
-    let n = head.pr_number.as_ref()?;
-    let pr_number = n.as_u64().or_else(|| {
-        n.as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
-            .map(|f| f as u64)
-    })?;
+    let pr_number = whole_number(head.pr_number.as_ref()?)?;
     Some((pr_number, head.head_sha.clone()?, head.audited_at.clone()?))
 }
 

@@ -64,12 +64,6 @@ impl Verdict {
     /// Validates an already parsed verdict object whose source text is `raw_json`.
     pub fn from_object(obj: &Map<String, Value>, raw_json: String) -> Result<Verdict, FieldError> {
         let pr_number = required_count(obj, "pr_number", "pr_number")?;
-        if pr_number > MAX_SAFE_INTEGER {
-            return Err(FieldError::new(
-                "pr_number",
-                format!("pr_number must be at most {MAX_SAFE_INTEGER}, got {pr_number}"),
-            ));
-        }
         let head_sha = match required(obj, "head_sha", "head_sha")? {
             Value::String(s) if is_head_sha(s) => s.clone(),
             other => {
@@ -267,28 +261,29 @@ fn required_count(obj: &Map<String, Value>, key: &str, field: &str) -> Result<u6
 /// A non-negative integer up to 2^53 - 1 (larger ones JavaScript would round, and the KB row
 /// would disagree with the verdict); `3.0` is accepted (JavaScript cannot tell it from `3`).
 fn count(value: &Value, field: &str) -> Result<u64, FieldError> {
-    if let Some(n) = value.as_u64().filter(|&n| n > MAX_SAFE_INTEGER) {
-        return Err(FieldError::new(
+    match value.as_number().and_then(whole_number) {
+        Some(n) if n <= MAX_SAFE_INTEGER => Ok(n),
+        Some(n) => Err(FieldError::new(
             field,
             format!("{field} must be at most {MAX_SAFE_INTEGER}, got {n}"),
-        ));
-    }
-    let n = match value {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
-                .map(|f| f as u64)
-        }),
-        _ => None,
-    };
-    n.ok_or_else(|| {
-        FieldError::new(
+        )),
+        None => Err(FieldError::new(
             field,
             format!(
                 "{field} must be a non-negative integer, got {}",
                 describe(value)
             ),
-        )
+        )),
+    }
+}
+
+/// The number as a `u64` when it is a non-negative whole number: an integer that fits, or one
+/// written otherwise (`12.0`, `1.2e1`) from 0 to 2^53 - 1, past which a double is not exact.
+pub(crate) fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
+            .map(|f| f as u64)
     })
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use lakehouse_kb::export::{Action, ExportJob, ExportReport, HOOK_ENV};
+use lakehouse_kb::export::{Action, ExportJob, ExportReport, FileReport, HOOK_ENV};
 use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Store, StoreOptions};
 use lakehouse_kb::synth::Synth;
@@ -415,6 +415,11 @@ fn exported(rows: usize) -> (tempfile::TempDir, Arc<Store>, ExportJob) {
     (dir, store, job)
 }
 
+/// Why the run did what it did to a file (the report must say).
+fn reason(file: &FileReport) -> &str {
+    file.reason.as_deref().expect("a reason")
+}
+
 /// Names of the files kept aside in `dir` (`NAME.replaced-{ms}`), sorted.
 fn kept_aside(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -424,6 +429,18 @@ fn kept_aside(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Fails unless `dir` holds exactly one file kept aside, holding `bytes`.
+fn assert_kept_aside(dir: &Path, bytes: &[u8]) {
+    let kept = kept_aside(dir);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_same_bytes(&kept[0], &std::fs::read(dir.join(&kept[0])).unwrap(), bytes);
+}
+
+/// Fails if `dir` holds a file kept aside.
+fn assert_nothing_kept(dir: &Path) {
+    assert_eq!(kept_aside(dir), Vec::<String>::new());
 }
 
 /// Appends `bytes` to the file at `path`.
@@ -459,17 +476,9 @@ fn a_torn_tail_is_cut_and_its_rows_written_once() {
         ),
         (Action::Appended, torn.len() as u64, 4)
     );
-    assert!(
-        report
-            .outcomes
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("cut "),
-        "{report:?}"
-    );
+    assert!(reason(&report.outcomes).starts_with("cut "), "{report:?}");
     assert_matches_clean_export(&store, job.out_dir());
-    assert_eq!(kept_aside(&job.out_dir().join("_kb")), Vec::<String>::new());
+    assert_nothing_kept(&job.out_dir().join("_kb"));
 }
 
 /// Bytes beyond the checkpoint that the export did not write (someone else appended, or the
@@ -486,20 +495,12 @@ fn a_tail_someone_else_appended_is_kept_aside_then_cut() {
     let report = job.run().unwrap();
     assert_eq!(report.outcomes.bytes_truncated, theirs.len() as u64);
     assert_eq!(report.outcomes.rows_written, 2);
-    assert!(
-        report
-            .outcomes
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("kept as"),
-        "{report:?}"
-    );
+    assert!(reason(&report.outcomes).contains("kept as"), "{report:?}");
     assert_matches_clean_export(&store, job.out_dir());
-    let kept = kept_aside(&job.out_dir().join("_kb"));
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    let old = std::fs::read(job.out_dir().join("_kb").join(&kept[0])).unwrap();
-    assert_eq!(old, [before.as_slice(), theirs].concat());
+    assert_kept_aside(
+        &job.out_dir().join("_kb"),
+        &[before.as_slice(), theirs].concat(),
+    );
 }
 
 /// The checkpoint describes content, not a directory: exporting into a second directory that
@@ -516,12 +517,7 @@ fn a_second_directory_with_a_line_of_its_own_keeps_it() {
         .run()
         .unwrap();
     assert_matches_clean_export(&store, &elsewhere);
-    let kept = kept_aside(&elsewhere.join("_kb"));
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(
-        std::fs::read(elsewhere.join("_kb").join(&kept[0])).unwrap(),
-        legacy
-    );
+    assert_kept_aside(&elsewhere.join("_kb"), &legacy);
 }
 
 #[test]
@@ -537,16 +533,13 @@ fn a_file_cut_by_hand_is_rebuilt() {
         .unwrap();
     let report = job.run().unwrap();
     assert_eq!(report.ops.action, Action::Rebuilt);
-    assert!(report.ops.reason.as_deref().unwrap().contains("shorter"));
+    assert!(reason(&report.ops).contains("shorter"));
     assert_eq!(report.ops.rows_written, 60);
     assert_eq!(report.outcomes.action, Action::Unchanged);
     assert_matches_clean_export(&store, job.out_dir());
     assert!(!job.out_dir().join("_observer/ops.jsonl.tmp").exists());
     // What was left of the file is a prefix of the rows: nothing to keep.
-    assert_eq!(
-        kept_aside(&job.out_dir().join("_observer")),
-        Vec::<String>::new()
-    );
+    assert_nothing_kept(&job.out_dir().join("_observer"));
 }
 
 /// A file shorter than its checkpoint that is not a cut copy of the rows (someone else's file
@@ -558,22 +551,9 @@ fn a_shorter_file_that_is_not_the_rows_is_kept_aside() {
     std::fs::write(&path, "{\"precious\":1}\n").unwrap();
     let report = job.run().unwrap();
     assert_eq!(report.outcomes.action, Action::Rebuilt);
-    assert!(
-        report
-            .outcomes
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("kept as"),
-        "{report:?}"
-    );
+    assert!(reason(&report.outcomes).contains("kept as"), "{report:?}");
     assert_matches_clean_export(&store, job.out_dir());
-    let kept = kept_aside(&job.out_dir().join("_kb"));
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(
-        std::fs::read(job.out_dir().join("_kb").join(&kept[0])).unwrap(),
-        b"{\"precious\":1}\n"
-    );
+    assert_kept_aside(&job.out_dir().join("_kb"), b"{\"precious\":1}\n");
 }
 
 #[test]
@@ -587,23 +567,10 @@ fn a_file_edited_by_hand_is_rebuilt() {
     std::fs::write(&path, &bytes).unwrap();
     let report = job.run().unwrap();
     assert_eq!(report.outcomes.action, Action::Rebuilt);
-    assert!(
-        report
-            .outcomes
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("changed"),
-        "{report:?}"
-    );
+    assert!(reason(&report.outcomes).contains("changed"), "{report:?}");
     assert_matches_clean_export(&store, job.out_dir());
     // The edit is kept.
-    let kept = kept_aside(&job.out_dir().join("_kb"));
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(
-        std::fs::read(job.out_dir().join("_kb").join(&kept[0])).unwrap(),
-        bytes
-    );
+    assert_kept_aside(&job.out_dir().join("_kb"), &bytes);
 }
 
 /// The documented limit of the constant-cost check: an edit of the same length further than
@@ -625,14 +592,7 @@ fn a_missing_file_is_rebuilt() {
     std::fs::remove_dir_all(job.out_dir().join("_kb")).unwrap();
     let report = job.run().unwrap();
     assert_eq!(report.outcomes.action, Action::Rebuilt);
-    assert!(
-        report
-            .outcomes
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("missing")
-    );
+    assert!(reason(&report.outcomes).contains("missing"));
     assert_matches_clean_export(&store, job.out_dir());
 }
 
@@ -648,16 +608,7 @@ fn a_strangers_file_is_kept_aside_and_replaced() {
     std::fs::write(out.join(OUTCOMES), "{\"theirs\":1}\n").unwrap();
     let report = ExportJob::new(store.clone(), out.clone()).run().unwrap();
     assert_eq!(report.outcomes.action, Action::Rebuilt);
-    let kept: Vec<_> = std::fs::read_dir(out.join("_kb"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("outcomes.jsonl.replaced-"))
-        .collect();
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(
-        std::fs::read(out.join("_kb").join(&kept[0])).unwrap(),
-        b"{\"theirs\":1}\n"
-    );
+    assert_kept_aside(&out.join("_kb"), b"{\"theirs\":1}\n");
     assert_matches_clean_export(&store, &out);
 }
 
@@ -744,7 +695,7 @@ fn sigkill_mid_line_then_rerun() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_matches_clean_export(&Arc::new(open(data)), data);
-    assert_eq!(kept_aside(&data.join("_observer")), Vec::<String>::new());
+    assert_nothing_kept(&data.join("_observer"));
 }
 
 /// The same in the very first export, before any checkpoint: the torn file holds only this
@@ -761,7 +712,7 @@ fn sigkill_mid_line_in_the_first_export_then_rerun() {
     assert!(!stderr.contains("not written by"), "{stderr}");
     assert!(stderr.contains("torn tail"), "{stderr}");
     assert_matches_clean_export(&Arc::new(open(data)), data);
-    assert_eq!(kept_aside(&data.join("_observer")), Vec::<String>::new());
+    assert_nothing_kept(&data.join("_observer"));
 }
 
 /// Runs `export` on `data` and SIGKILLs it while it is paused in the middle of the 20th ops

@@ -16,12 +16,12 @@ pub fn verdict_record(body: &[u8], now_ms: u64) -> Result<Record, FieldError> {
     let outcome_line = verdict.kb_outcome_line();
     let observed = ObservedEvent::parse(&verdict.observer_body(), &iso_timestamp(now_ms))?;
     let event = event_from(observed, now_ms);
-    Ok(Record::Verdict(NewVerdict {
+    Ok(Record::Verdict(NewVerdict::new(
         verdict,
-        outcome_line: Some(outcome_line),
-        event: Some(event),
-        received_at_ms: now_ms,
-    }))
+        Some(outcome_line),
+        Some(event),
+        now_ms,
+    )))
 }
 
 /// An observer event, with the observer's rules applied at receipt time `now_ms`.

@@ -14,6 +14,7 @@ pub mod v0001_initial;
 mod v0002_claims;
 pub mod v0003_records_by_sig;
 pub mod v0004_verdicts_by_seq;
+pub mod v0005_repos_and_memory;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -23,7 +24,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 4;
+pub const LATEST_VERSION: u64 = 5;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -67,6 +68,15 @@ pub static STEPS: &[Step] = &[
                   (sig_hash, kind, seq) for verdicts, outcome rows and events; drop verdicts and \
                   records_by_sig",
         apply: v0004_verdicts_by_seq::apply,
+    },
+    Step {
+        version: 5,
+        name: "v0005_repos_and_memory",
+        summary: "repositories as namespaces (repos, by_sig replacing sig_index, claim_hashes \
+                  replacing claims), verdict_ids, pr_verdicts, prs and pr_heads for one-lookup \
+                  identity and O(1) history counts, client idempotency keys, the claim_terms \
+                  text index (built by the store); values from now on in codec version 2",
+        apply: v0005_repos_and_memory::apply,
     },
 ];
 

@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Directory the legacy files are exported under [default: the data directory]
     #[arg(long, value_name = "DIR", env = "LAKEHOUSE_KB_EXPORT_OUT")]
     pub export_out: Option<std::path::PathBuf>,
+    /// How long a client's idempotency key is remembered: a retry with the same key within it
+    /// is answered with the first attempt's result instead of storing again
+    #[arg(long, env = "LAKEHOUSE_KB_IDEMPOTENCY_WINDOW", default_value = "24h")]
+    pub idempotency_window: HumanDuration,
     /// How long to wait for another process to release the database file before giving up
     #[arg(long, env = "LAKEHOUSE_KB_OPEN_TIMEOUT", default_value = "30s")]
     pub open_timeout: HumanDuration,
@@ -225,6 +229,9 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         let task = export_periodically(export.clone(), export_interval, stop_rx.clone());
         background.push(tokio::spawn(task));
     }
+    let window: Duration = args.idempotency_window.into();
+    let task = expire_client_keys(store.clone(), window, stop_rx.clone());
+    background.push(tokio::spawn(task));
 
     server.await??;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
@@ -343,6 +350,39 @@ async fn retain_events(
             Ok(Ok(n)) => tracing::info!(deleted = n, "retention deleted old events"),
             Ok(Err(e)) => tracing::error!(error = %e, "retention failed; will retry"),
             Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
+    }
+}
+
+/// Removes client idempotency keys older than `window`, every minute (or every tenth of the
+/// window, when that is shorter), in bounded transactions, until stopped.
+async fn expire_client_keys(store: Arc<Store>, window: Duration, mut stop: watch::Receiver<bool>) {
+    let every = (window / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let store = store.clone();
+        let cutoff = now_ms().saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+        let removed = tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            loop {
+                match store.expire_client_keys(cutoff, RETENTION_BATCH) {
+                    Ok(0) => return Ok(removed),
+                    Ok(n) => removed += n,
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .await;
+        match removed {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(removed = n, "expired idempotency keys"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "expiring idempotency keys failed; will retry")
+            }
+            Err(e) => tracing::error!(error = %e, "idempotency key expiry task failed"),
         }
     }
 }

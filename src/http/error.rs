@@ -25,6 +25,12 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 409: the request conflicts with what exists (a backup over an existing file).
     Conflict(String),
+    /// 422: well-formed, but refused as it stands (an idempotency key first used with another
+    /// request); `field` names what is at fault.
+    Unprocessable {
+        message: String,
+        field: String,
+    },
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     /// 503 with `Retry-After`: the service is busy or not ready; the request may be retried.
@@ -58,6 +64,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -70,6 +77,7 @@ impl ApiError {
             ApiError::BadRequest { message, .. }
             | ApiError::NotFound(message)
             | ApiError::Conflict(message)
+            | ApiError::Unprocessable { message, .. }
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message)
             | ApiError::Unavailable { message, .. }
@@ -82,6 +90,7 @@ impl ApiError {
     fn field(&self) -> Option<&str> {
         match self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
+            ApiError::Unprocessable { field, .. } => Some(field),
             ApiError::PayloadTooLarge(_) => Some("body"),
             ApiError::UnsupportedMediaType(_) => Some("content-type"),
             ApiError::Unauthorized => Some("authorization"),
@@ -155,6 +164,12 @@ impl From<StoreError> for ApiError {
             // The destination is the client's choice (POST /backup).
             StoreError::BackupExists(_) => ApiError::Conflict(e.to_string()),
             StoreError::BackupDest { .. } => ApiError::bad_request("dest", e.to_string()),
+            StoreError::Deadline => ApiError::Unavailable {
+                message: "the read took longer than the request timeout and was stopped; \
+                          narrow it or retry"
+                    .into(),
+                retry_after_secs: 1,
+            },
             _ => ApiError::Internal(format!("storage failure: {e}")),
         }
     }

@@ -6,32 +6,43 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ingest::{self, IngestBody};
+use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
 use super::query::{self, Params};
 use super::sig::raw;
 use super::{ApiError, AppState};
 use crate::ingest::event_record;
 use crate::model::{Source, iso_timestamp};
-use crate::store::EventFilter;
+use crate::store::{EventFilter, Written};
 
 #[derive(Serialize)]
 struct Posted {
     ok: bool,
     seq: u64,
+    /// Present (true) when an idempotency key's earlier request had stored the event.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
 }
 
 /// `POST /event`: one observer event (200 with its seq) or an NDJSON batch.
-pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Response, ApiError> {
+pub async fn post(
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    body: IngestBody,
+) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (_, written) = ingest::single(&state, &bytes, event_record).await?;
+            let (_, written) =
+                ingest::single(&state, &bytes, event_record, KeyRoute::Event, &key).await?;
             Ok(Json(Posted {
                 ok: true,
                 seq: written.seq(),
+                duplicate: matches!(written, Written::Duplicate { .. }),
             })
             .into_response())
         }
-        IngestBody::Batch(bytes) => ingest::batch(&state, &bytes, event_record).await,
+        IngestBody::Batch(bytes) => {
+            ingest::batch(&state, &bytes, event_record, KeyRoute::Event, &key).await
+        }
     }
 }
 
@@ -73,6 +84,7 @@ pub async fn list(
         source,
         event_kind: params.event_kind.filter(|k| !k.is_empty()),
         sig_hash: params.sig_hash.filter(|s| !s.is_empty()),
+        repo: query::repo(params.repo.as_deref())?,
     };
     let page = query::read(&state, move |store| {
         store.events_page(&filter, before, limit)

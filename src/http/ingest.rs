@@ -1,18 +1,76 @@
 //! What the three write routes share: the body extractor (content type decides one record or
-//! an NDJSON batch), validation of every line before anything is queued, submission to the
-//! group-commit writer, and the batch report.
+//! an NDJSON batch), the idempotency key, validation of every line before anything is queued,
+//! submission to the group-commit writer, and the batch report.
+//!
+//! Idempotency keys: a write may carry an `Idempotency-Key` header; a line of an NDJSON batch
+//! may carry its own `idempotency_key` (or `event_id`) string field, and otherwise gets the
+//! header's key followed by `#` and its line number. A key is checked and stored in the same
+//! transaction as its record, so a retry with the same key (within the keys' window) is
+//! answered with what the first attempt stored (`duplicate: true`, its seq), and the same key
+//! with another request is refused (422).
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
 use crate::ingest::Parse;
 use crate::model::now_ms;
-use crate::store::{Put, Record, Written};
+use crate::store::{ClientKey, Put, Record, Written};
+
+/// Longest idempotency key accepted.
+pub const MAX_KEY_BYTES: usize = 200;
+
+/// Which write route a client key was given on: the same key on two routes is two keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRoute {
+    Verdict,
+    Event,
+    Outcome,
+}
+
+impl KeyRoute {
+    fn tag(self) -> u8 {
+        match self {
+            KeyRoute::Verdict => b'v',
+            KeyRoute::Event => b'e',
+            KeyRoute::Outcome => b'o',
+        }
+    }
+}
+
+/// The `Idempotency-Key` header: 1 to [`MAX_KEY_BYTES`] visible ASCII characters.
+#[derive(Debug, Clone, Default)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = value.to_str().ok().filter(|k| valid_key(k)).ok_or_else(|| {
+            ApiError::bad_request(
+                "idempotency-key",
+                format!(
+                    "idempotency-key must be 1 to {MAX_KEY_BYTES} visible ASCII characters, got \
+                     {:?}",
+                    String::from_utf8_lossy(value.as_bytes())
+                ),
+            )
+        })?;
+        Ok(IdempotencyKey(Some(key.to_owned())))
+    }
+}
+
+fn valid_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_BYTES && key.bytes().all(|b| b.is_ascii_graphic())
+}
 
 /// A write body: one JSON record (`application/json`) or a batch, one record a line
 /// (`application/x-ndjson`).
@@ -61,19 +119,49 @@ pub async fn submit(state: &AppState, puts: Vec<Put>) -> Result<Vec<Written>, Ap
     Ok(state.writer.submit(puts).await?)
 }
 
-/// Validates and commits one record; returns it with what became of it.
+/// Validates and commits one record; returns it with what became of it. A record stored
+/// before under the same key is `Written::Duplicate`; a key first used with another request
+/// is refused here (422).
 pub async fn single(
     state: &AppState,
     body: &[u8],
     parse: Parse,
+    route: KeyRoute,
+    key: &IdempotencyKey,
 ) -> Result<(Record, Written), ApiError> {
-    let record = parse(body, now_ms())?;
-    let written = submit(state, vec![Put::from(record.clone())]).await?;
+    let now = now_ms();
+    let record = parse(body, now)?;
+    let put = Put {
+        record: record.clone(),
+        import_key: None,
+        client_key: key
+            .0
+            .as_deref()
+            .map(|key| ClientKey::new(route.tag(), key, body, now)),
+    };
+    let written = submit(state, vec![put]).await?;
     let written = written
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::Internal("the writer answered without a result".into()))?;
+    if let Written::KeyReused { seq } = written {
+        return Err(key_reused(seq));
+    }
     Ok((record, written))
+}
+
+fn key_reused(seq: u64) -> ApiError {
+    ApiError::Unprocessable {
+        message: key_reused_message(seq),
+        field: "idempotency-key".into(),
+    }
+}
+
+fn key_reused_message(seq: u64) -> String {
+    format!(
+        "this idempotency key was first used with a different request (which stored seq {seq}); \
+         use a new key for a new request"
+    )
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -99,15 +187,68 @@ pub struct BatchReport {
     pub last_seq: Option<u64>,
 }
 
+/// A line's own idempotency key field, read without a second full parse of lines that have
+/// none.
+#[derive(Deserialize)]
+struct LineKey {
+    #[serde(default)]
+    idempotency_key: Option<serde_json::Value>,
+    #[serde(default)]
+    event_id: Option<serde_json::Value>,
+}
+
+/// The key of line `line_no`: its own `idempotency_key` (or `event_id`) field, else the batch
+/// header's key with `#` and the line number, else none.
+fn line_key(
+    line: &[u8],
+    line_no: usize,
+    header: Option<&str>,
+) -> Result<Option<String>, LineError> {
+    let mentions = |needle: &[u8]| memchr::memmem::find(line, needle).is_some();
+    if mentions(b"\"idempotency_key\"") || mentions(b"\"event_id\"") {
+        let own = serde_json::from_slice::<LineKey>(line).ok();
+        for (field, value) in own
+            .map(|k| {
+                [
+                    ("idempotency_key", k.idempotency_key),
+                    ("event_id", k.event_id),
+                ]
+            })
+            .into_iter()
+            .flatten()
+        {
+            match value {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::String(key)) if valid_key(&key) => return Ok(Some(key)),
+                Some(other) => {
+                    return Err(LineError {
+                        line: line_no,
+                        error: format!(
+                            "{field} must be 1 to {MAX_KEY_BYTES} visible ASCII characters, got \
+                             {}",
+                            crate::model::describe(&other)
+                        ),
+                        field: Some(field.to_owned()),
+                    });
+                }
+            }
+        }
+    }
+    Ok(header.map(|key| format!("{key}#{line_no}")))
+}
+
 /// Splits an NDJSON body into numbered lines (1-based; a trailing `\r` dropped, blank lines
-/// skipped) and parses each with `parse`: the puts of the good lines, in order, and the
-/// errors of the bad ones. Refuses a batch with no lines or more than `max_lines`.
+/// skipped) and parses each with `parse`: the puts of the good lines with their line numbers,
+/// in order, and the errors of the bad ones. Refuses a batch with no lines or more than
+/// `max_lines`.
 pub fn parse_batch(
     body: &[u8],
     max_lines: usize,
     parse: Parse,
     now_ms: u64,
-) -> Result<(Vec<Put>, Vec<LineError>), ApiError> {
+    route: KeyRoute,
+    header_key: Option<&str>,
+) -> Result<(Vec<(usize, Put)>, Vec<LineError>), ApiError> {
     let lines: Vec<(usize, &[u8])> = body
         .split(|&b| b == b'\n')
         .enumerate()
@@ -126,8 +267,22 @@ pub fn parse_batch(
     let mut puts = Vec::with_capacity(lines.len());
     let mut rejected = Vec::new();
     for (line_no, line) in lines {
+        let key = match line_key(line, line_no, header_key) {
+            Ok(key) => key,
+            Err(e) => {
+                rejected.push(e);
+                continue;
+            }
+        };
         match parse(line, now_ms) {
-            Ok(record) => puts.push(Put::from(record)),
+            Ok(record) => puts.push((
+                line_no,
+                Put {
+                    record,
+                    import_key: None,
+                    client_key: key.map(|key| ClientKey::new(route.tag(), &key, line, now_ms)),
+                },
+            )),
             Err(e) => rejected.push(LineError {
                 line: line_no,
                 error: e.message,
@@ -139,33 +294,46 @@ pub fn parse_batch(
 }
 
 /// Validates every line of an NDJSON batch, commits the good ones in one transaction in their
-/// order, and reports each bad one by its line number. The answer is 200 when at least one line
-/// was good, 400 when none was.
-pub async fn batch(state: &AppState, body: &[u8], parse: Parse) -> Result<Response, ApiError> {
-    let (puts, rejected) = parse_batch(body, state.config.max_batch_lines, parse, now_ms())?;
-    let written = if puts.is_empty() {
+/// order, and reports each bad one by its line number (a line whose key was first used with
+/// another request among them). The answer is 200 when at least one line was good, 400 when
+/// none was.
+pub async fn batch(
+    state: &AppState,
+    body: &[u8],
+    parse: Parse,
+    route: KeyRoute,
+    key: &IdempotencyKey,
+) -> Result<Response, ApiError> {
+    let (numbered, mut rejected) = parse_batch(
+        body,
+        state.config.max_batch_lines,
+        parse,
+        now_ms(),
+        route,
+        key.0.as_deref(),
+    )?;
+    let (line_numbers, puts): (Vec<usize>, Vec<Put>) = numbered.into_iter().unzip();
+    let mut written = if puts.is_empty() {
         Vec::new()
     } else {
         submit(state, puts).await?
     };
+    for (line, w) in line_numbers.iter().zip(&written) {
+        if let Written::KeyReused { seq } = *w {
+            rejected.push(LineError {
+                line: *line,
+                error: key_reused_message(seq),
+                field: Some("idempotency_key".into()),
+            });
+        }
+    }
+    rejected.sort_by_key(|e| e.line);
+    written.retain(|w| !matches!(w, Written::KeyReused { .. }));
     let duplicates = written
         .iter()
         .filter(|w| matches!(w, Written::Duplicate { .. }))
         .count();
-    let last_seq = written
-        .iter()
-        .filter_map(|w| match *w {
-            Written::Stored {
-                seq,
-                outcome_seq,
-                event_seq,
-            } => Some(
-                seq.max(outcome_seq.unwrap_or(0))
-                    .max(event_seq.unwrap_or(0)),
-            ),
-            Written::Duplicate { .. } => None,
-        })
-        .max();
+    let last_seq = written.iter().filter_map(Written::last_stored_seq).max();
     let (status, error) = if written.is_empty() {
         let n = rejected.len();
         (

@@ -128,6 +128,12 @@ pub fn routes() -> Vec<Route> {
             Read,
             get(prs::history),
         ),
+        route(
+            Method::GET,
+            "/prs/{pr_number}/neighbors",
+            Read,
+            get(prs::neighbors),
+        ),
         route(Method::GET, "/sig/{sig_hash}", Read, get(sig::get)),
         route(Method::POST, "/neighbors", Read, post(neighbors::post)),
         route(Method::GET, "/stats", Read, get(stats::get)),

@@ -1,38 +1,66 @@
-//! `POST /neighbors`: prior verdicts that share claims with a query (Phase C/F), ranked by the
-//! number of shared claims, then by recency. One range of the claims index per claim.
-
-use std::collections::HashMap;
+//! `POST /neighbors`: prior verdicts whose claims equal or resemble a query's (Phase C/F), best
+//! first, each with the matches that explain it, and a `context` sentence ready for the
+//! auditor's prompt. Exact matches (the same normalised claim) score 1, similar ones their
+//! BM25 relevance relative to the query claim's own, in (0, 1); a neighbour's score is the sum
+//! over query claims of their best match (`store/text_index.rs`). The same request always gets
+//! byte-identical JSON.
 
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::ingest::IngestBody;
 use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT};
 use super::{ApiError, AppState};
-use crate::model::claims::claims_of;
+use crate::model::claims::{Claim, MAX_CLAIMS, stored_claims};
 use crate::model::verdict::MAX_SAFE_INTEGER;
-use crate::model::{ClaimHash, describe, parse_object, utf8};
-use crate::store::Neighbor;
+use crate::model::{ClaimHash, Repo, describe, parse_object, utf8};
+use crate::store::{NeighborHit, NeighborQuery};
+
+/// Matches scoring below this are dropped unless the request says otherwise: a similar claim
+/// must share about a third of the query claim's weight to count.
+pub const DEFAULT_MIN_SCORE: f64 = 0.3;
+
+/// Neighbours the context sentence names.
+const CONTEXT_NEIGHBORS: usize = 5;
 
 #[derive(Serialize)]
 pub struct Neighbors {
     count: usize,
     neighbors: Vec<Found>,
+    /// A sentence for the auditor's prompt: the best neighbours and how they ended.
+    context: String,
 }
 
 #[derive(Serialize)]
 struct Found {
+    pr_number: u64,
+    /// The neighbour's repository; `null` for the default namespace.
+    repo: Option<String>,
     sig_hash: String,
     seq: u64,
-    pr_number: u64,
     head_sha: String,
     overall: String,
     one_liner: String,
     audited_at: String,
+    score: f64,
+    matches: Vec<Match>,
+    /// The exact matches' claim hashes and texts (the answer's shape before similar claims).
     shared_count: usize,
     shared: Vec<SharedClaim>,
+}
+
+#[derive(Serialize)]
+struct Match {
+    /// The query claim: its text, or its hash when it was given as a hash.
+    query: String,
+    /// The stored claim that matched it best: its text, or its hash when it has none.
+    claim: String,
+    kind: &'static str,
+    score: f64,
+    /// Index terms the two share (empty for an exact match).
+    terms: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -41,8 +69,9 @@ struct SharedClaim {
     text: Option<String>,
 }
 
-/// The body: `{"claims": [...], "claim_hashes": [...], "exclude_pr": N, "limit": K}`; claims are
-/// strings or objects with a string `text`, hashes are 16 hex digits (see `model/claims.rs`).
+/// The body: `{"claims": [...], "claim_hashes": [...], "repo": "...", "all_repos": false,
+/// "exclude_pr": N, "limit": K, "min_score": S}`; claims are strings or objects with a string
+/// `text`, hashes are 16 hex digits (see `model/claims.rs`).
 pub async fn post(
     State(state): State<AppState>,
     body: IngestBody,
@@ -53,26 +82,18 @@ pub async fn post(
         ));
     };
     let request = parse_object(utf8(&bytes)?)?;
-    // A verdict's `claims` of another shape are the auditor's business; a query's must be a list.
-    match request.get("claims") {
-        None | Some(Value::Null | Value::Array(_)) => {}
+    let claims = query_claims(&request)?;
+    let repo = Repo::of_object(&request)?;
+    let all_repos = match request.get("all_repos") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
         Some(other) => {
             return Err(ApiError::bad_request(
-                "claims",
-                format!(
-                    "claims must be an array of strings or {{\"text\": ...}} objects, got {}",
-                    crate::model::json_type(other)
-                ),
+                "all_repos",
+                format!("all_repos must be a boolean, got {}", describe(other)),
             ));
         }
-    }
-    let claims = claims_of(&request)?;
-    if claims.is_empty() {
-        return Err(ApiError::bad_request(
-            "claims",
-            "claims must not be empty: give claims (strings or {\"text\": ...}) or claim_hashes",
-        ));
-    }
+    };
     let exclude_pr = match request.get("exclude_pr") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64() {
@@ -81,7 +102,8 @@ pub async fn post(
                 return Err(ApiError::bad_request(
                     "exclude_pr",
                     format!(
-                        "exclude_pr must be a non-negative integer, got {}",
+                        "exclude_pr must be a non-negative integer (at most {MAX_SAFE_INTEGER}), \
+                         got {}",
                         describe(v)
                     ),
                 ));
@@ -103,56 +125,216 @@ pub async fn post(
             }
         },
     };
-    let query_texts: HashMap<ClaimHash, String> = claims
+    let min_score = match request.get("min_score") {
+        None | Some(Value::Null) => DEFAULT_MIN_SCORE,
+        Some(v) => match v.as_f64() {
+            Some(s) if (0.0..=1.0).contains(&s) => s,
+            _ => return Err(bad_min_score(&describe(v))),
+        },
+    };
+    let q = NeighborQuery {
+        claims,
+        repo,
+        all_repos,
+        exclude_pr,
+        limit,
+        min_score,
+        deadline: Some(query::deadline(&state)),
+    };
+    answer(&state, q).await
+}
+
+fn bad_min_score(got: &str) -> ApiError {
+    ApiError::bad_request(
+        "min_score",
+        format!("min_score must be a number from 0 to 1, got {got}"),
+    )
+}
+
+/// `min_score` as a query parameter.
+pub fn min_score_param(raw: Option<&str>) -> Result<f64, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_MIN_SCORE),
+        Some(text) => match text.parse::<f64>() {
+            Ok(s) if (0.0..=1.0).contains(&s) => Ok(s),
+            _ => Err(bad_min_score(&format!("{text:?}"))),
+        },
+    }
+}
+
+/// A query's claims: every `claims` item a non-blank string or an object with a non-blank
+/// string `text`, every `claim_hashes` item 16 hex digits, at most [`MAX_CLAIMS`] items each,
+/// at least one claim in all. Repeats (the same normalised text or hash) count once.
+fn query_claims(request: &Map<String, Value>) -> Result<Vec<Claim>, ApiError> {
+    let items = |field: &str| -> Result<&[Value], ApiError> {
+        match request.get(field) {
+            None | Some(Value::Null) => Ok(&[]),
+            Some(Value::Array(items)) if items.len() <= MAX_CLAIMS => Ok(items),
+            Some(Value::Array(items)) => Err(ApiError::bad_request(
+                field,
+                format!(
+                    "{field} may hold at most {MAX_CLAIMS} items, got {}",
+                    items.len()
+                ),
+            )),
+            Some(other) => Err(ApiError::bad_request(
+                field,
+                format!(
+                    "{field} must be an array of {}, got {}",
+                    if field == "claims" {
+                        "strings or {\"text\": ...} objects"
+                    } else {
+                        "16-hex-digit strings"
+                    },
+                    crate::model::json_type(other)
+                ),
+            )),
+        }
+    };
+    let mut claims: Vec<Claim> = Vec::new();
+    let mut push = |claim: Claim| {
+        if !claims.iter().any(|c| c.hash == claim.hash) {
+            claims.push(claim);
+        }
+    };
+    for (i, item) in items("claims")?.iter().enumerate() {
+        let text = match item {
+            Value::String(s) => Some(s.as_str()),
+            Value::Object(o) => o.get("text").and_then(Value::as_str),
+            _ => None,
+        };
+        let field = format!("claims[{i}]");
+        let Some(text) = text else {
+            return Err(ApiError::bad_request(
+                &field,
+                format!(
+                    "{field} must be a string or an object with a string text, got {}",
+                    describe(item)
+                ),
+            ));
+        };
+        let hash = ClaimHash::of_text(text).ok_or_else(|| {
+            ApiError::bad_request(&field, format!("{field} must not be blank, got {text:?}"))
+        })?;
+        push(Claim {
+            hash,
+            text: Some(text.to_owned()),
+        });
+    }
+    for (i, item) in items("claim_hashes")?.iter().enumerate() {
+        let field = format!("claim_hashes[{i}]");
+        let hash = item.as_str().and_then(ClaimHash::parse).ok_or_else(|| {
+            ApiError::bad_request(
+                &field,
+                format!("{field} must be 16 hex digits, got {}", describe(item)),
+            )
+        })?;
+        push(Claim { hash, text: None });
+    }
+    if claims.is_empty() {
+        return Err(ApiError::bad_request(
+            "claims",
+            "claims must not be empty: give claims (strings or {\"text\": ...}) or claim_hashes",
+        ));
+    }
+    Ok(claims)
+}
+
+/// Runs `q` and answers it.
+pub async fn answer(state: &AppState, q: NeighborQuery) -> Result<Json<Neighbors>, ApiError> {
+    let home = q.repo.clone();
+    let query_texts: Vec<String> = q
+        .claims
         .iter()
-        .filter_map(|c| Some((c.hash, c.text.clone()?)))
+        .map(|c| c.text.clone().unwrap_or_else(|| c.hash.to_string()))
         .collect();
-    let hashes: Vec<ClaimHash> = claims.iter().map(|c| c.hash).collect();
-    let found = query::read(&state, move |store| {
-        store.neighbors(&hashes, exclude_pr, limit)
-    })
-    .await?;
-    let neighbors: Vec<Found> = found
+    let hits = if q.claims.is_empty() {
+        Vec::new()
+    } else {
+        query::read(state, move |store| store.neighbors(&q)).await?
+    };
+    let neighbors: Vec<Found> = hits
         .into_iter()
-        .map(|n| describe_neighbor(n, &query_texts))
+        .map(|hit| describe_hit(hit, &query_texts))
         .collect();
     Ok(Json(Neighbors {
         count: neighbors.len(),
+        context: context_sentence(&neighbors, &home),
         neighbors,
     }))
 }
 
-/// A neighbour with the text of each shared claim: as the prior verdict worded it, else as the
-/// query did.
-fn describe_neighbor(neighbor: Neighbor, query_texts: &HashMap<ClaimHash, String>) -> Found {
-    let v = neighbor.verdict.value;
-    let own_texts: HashMap<ClaimHash, String> = serde_json::from_str(&v.raw_json)
-        .ok()
-        .and_then(|obj| claims_of(&obj).ok())
-        .unwrap_or_default()
+fn describe_hit(hit: NeighborHit, query_texts: &[String]) -> Found {
+    let v = hit.value;
+    let stored = stored_claims(&v.raw_json);
+    let stored_text = |index: usize| {
+        stored.get(index).map_or_else(String::new, |c| {
+            c.text.clone().unwrap_or_else(|| c.hash.to_string())
+        })
+    };
+    let mut shared = Vec::new();
+    let matches = hit
+        .matches
         .into_iter()
-        .filter_map(|c| Some((c.hash, c.text?)))
-        .collect();
-    let shared: Vec<SharedClaim> = neighbor
-        .shared
-        .iter()
-        .map(|hash| SharedClaim {
-            claim_hash: hash.to_string(),
-            text: own_texts
-                .get(hash)
-                .or_else(|| query_texts.get(hash))
-                .cloned(),
+        .map(|m| {
+            if m.kind == crate::model::text::MatchKind::Exact
+                && let Some(claim) = stored.get(m.claim)
+            {
+                shared.push(SharedClaim {
+                    claim_hash: claim.hash.to_string(),
+                    text: claim.text.clone(),
+                });
+            }
+            Match {
+                query: query_texts.get(m.query).cloned().unwrap_or_default(),
+                claim: stored_text(m.claim),
+                kind: m.kind.as_str(),
+                score: m.score,
+                terms: m.terms,
+            }
         })
         .collect();
     Found {
-        sig_hash: neighbor.verdict.sig_hash,
-        seq: neighbor.verdict.seq,
         pr_number: v.pr_number,
+        repo: (!v.repo.is_empty()).then(|| v.repo.clone()),
+        sig_hash: crate::model::verdict::sig_hash(v.pr_number, &v.head_sha),
+        seq: hit.seq,
         head_sha: v.head_sha,
         overall: v.overall,
         one_liner: v.one_liner,
         audited_at: v.audited_at,
+        score: hit.score,
+        matches,
         shared_count: shared.len(),
         shared,
     }
+}
+
+/// `similar earlier PRs: #12 request_changes (reason), #7 in gitea:x/y approve (reason).`:
+/// the best neighbours, each PR once (its best-ranked audit), a neighbour of another
+/// repository than the query's saying which.
+fn context_sentence(neighbors: &[Found], home: &Repo) -> String {
+    if neighbors.is_empty() {
+        return "no similar earlier PRs.".to_owned();
+    }
+    let mut seen = Vec::new();
+    let parts: Vec<String> = neighbors
+        .iter()
+        .filter(|n| {
+            let pr = (n.repo.as_deref(), n.pr_number);
+            let first = !seen.contains(&pr);
+            seen.push(pr);
+            first
+        })
+        .take(CONTEXT_NEIGHBORS)
+        .map(|n| {
+            let repo = match n.repo.as_deref() {
+                Some(r) if r != home.as_str() => format!(" in {r}"),
+                None if !home.is_default() => " in the default namespace".to_owned(),
+                _ => String::new(),
+            };
+            format!("#{}{repo} {} ({})", n.pr_number, n.overall, n.one_liner)
+        })
+        .collect();
+    format!("similar earlier PRs: {}.", parts.join(", "))
 }

@@ -6,35 +6,53 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ingest::{self, IngestBody};
+use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
 use super::{ApiError, AppState};
 use crate::ingest::outcome_record;
-use crate::store::Record;
+use crate::store::{Record, Written};
 
 #[derive(Serialize)]
 struct Posted {
     sig_hash: String,
     seq: u64,
+    /// Present (true) when an idempotency key's earlier request had stored the row.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
 }
 
-/// 201 with the row's seq, or an NDJSON batch report.
-pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Response, ApiError> {
+/// 201 with the row's seq (200 with `duplicate` for a retry of a keyed request), or an NDJSON
+/// batch report.
+pub async fn post(
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    body: IngestBody,
+) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (record, written) = ingest::single(&state, &bytes, outcome_record).await?;
+            let (record, written) =
+                ingest::single(&state, &bytes, outcome_record, KeyRoute::Outcome, &key).await?;
             let sig_hash = match record {
                 Record::Outcome(o) => o.row.sig_hash,
                 _ => String::new(),
             };
+            let duplicate = matches!(written, Written::Duplicate { .. });
+            let status = if duplicate {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             Ok((
-                StatusCode::CREATED,
+                status,
                 Json(Posted {
                     sig_hash,
                     seq: written.seq(),
+                    duplicate,
                 }),
             )
                 .into_response())
         }
-        IngestBody::Batch(bytes) => ingest::batch(&state, &bytes, outcome_record).await,
+        IngestBody::Batch(bytes) => {
+            ingest::batch(&state, &bytes, outcome_record, KeyRoute::Outcome, &key).await
+        }
     }
 }

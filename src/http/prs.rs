@@ -1,5 +1,7 @@
-//! `GET /prs/{pr_number}/history`: every prior audit of a PR across its heads, newest first,
-//! with the Phase B finding sentence. One prefix range of the sig_hash index.
+//! `GET /prs/{pr_number}/history`: a PR's prior audits across its heads, newest first and
+//! paged, with counts by overall and the Phase B finding sentence; and
+//! `GET /prs/{pr_number}/neighbors`: the neighbours of the PR's latest audit's claims, the one
+//! call the auditor makes for its prompt. Both within one repository (`?repo=`).
 
 use std::collections::BTreeMap;
 
@@ -7,18 +9,26 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
+use super::neighbors::{self, Neighbors};
 use super::query::{self, Params, PathParam};
 use super::{ApiError, AppState};
+use crate::model::Overall;
+use crate::model::claims::stored_claims;
 use crate::model::verdict::{MAX_SAFE_INTEGER, prior_audits_finding};
-use crate::store::VerdictEntry;
+use crate::store::{AuditEntry, HistoryQuery, NeighborQuery};
 
 #[derive(Serialize)]
 pub struct History {
     pr_number: u64,
-    count: usize,
-    by_overall: BTreeMap<String, usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo: Option<String>,
+    count: u64,
+    by_overall: BTreeMap<&'static str, u64>,
     finding: String,
     audits: Vec<Audit>,
+    /// Pass as `before_seq` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before_seq: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -40,11 +50,10 @@ struct Findings {
     info: Option<u64>,
 }
 
-impl From<VerdictEntry> for Audit {
-    fn from(entry: VerdictEntry) -> Audit {
-        let v = entry.value;
+impl From<AuditEntry> for Audit {
+    fn from(v: AuditEntry) -> Audit {
         Audit {
-            sig_hash: entry.sig_hash,
+            sig_hash: v.sig_hash,
             head_sha: v.head_sha,
             overall: v.overall,
             one_liner: v.one_liner,
@@ -55,69 +64,131 @@ impl From<VerdictEntry> for Audit {
                 info: v.findings_info,
             },
             elapsed_secs: v.audit_duration_ms.unwrap_or(0.0) / 1000.0,
-            seq: entry.seq,
+            seq: v.seq,
         }
     }
 }
 
-/// `count`, `by_overall` and `finding` cover every prior audit; `audits` holds the newest
-/// `limit` of them. `exclude_sha` (8+ hex digits, a prefix of the full sha) leaves out the head
-/// being audited now.
+/// A PR number from the path: canonical decimal digits, at most 2^53 - 1.
+pub fn pr_number(raw: &str) -> Result<u64, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "pr_number",
+            format!("pr_number must be a non-negative integer, got {raw:?}"),
+        )
+    };
+    let canonical = !raw.is_empty()
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && (raw == "0" || !raw.starts_with('0'));
+    if !canonical {
+        return Err(bad());
+    }
+    match raw.parse::<u64>() {
+        Ok(n) if n <= MAX_SAFE_INTEGER => Ok(n),
+        _ => Err(ApiError::bad_request(
+            "pr_number",
+            format!("pr_number is too large: at most {MAX_SAFE_INTEGER}, got {raw}"),
+        )),
+    }
+}
+
+/// `count`, `by_overall` and `finding` cover every prior audit (the finding lists the newest
+/// 20 outcomes and counts the rest); `audits` is a page of `limit`, newest first, older pages
+/// by `before_seq`. `exclude_sha` (8+ hex digits, a prefix of the full sha) leaves out the
+/// head being audited now.
 pub async fn history(
     State(state): State<AppState>,
-    PathParam(pr_number): PathParam,
+    PathParam(raw): PathParam,
     params: Params,
 ) -> Result<Json<History>, ApiError> {
-    let pr_number = match pr_number.parse::<u64>() {
-        Ok(n) if n <= MAX_SAFE_INTEGER => n,
-        _ => {
-            return Err(ApiError::bad_request(
-                "pr_number",
-                format!("pr_number must be a non-negative integer, got {pr_number:?}"),
-            ));
-        }
-    };
+    let pr_number = pr_number(&raw)?;
+    let repo = query::repo(params.repo.as_deref())?;
     let limit = query::limit(params.limit.as_deref())?;
-    let exclude = match params.exclude_sha.as_deref() {
+    let before_seq = query::cursor("before_seq", params.before_seq.as_deref())?;
+    let exclude_sha = match params.exclude_sha.as_deref() {
         None | Some("") => None,
-        Some(sha) if sha.len() >= 8 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+        Some(sha)
+            if sha.len() >= 8 && sha.len() <= 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
             Some(sha.to_ascii_lowercase())
         }
         Some(sha) => {
             return Err(ApiError::bad_request(
                 "exclude_sha",
-                format!("exclude_sha must be at least 8 hex digits, got {sha:?}"),
+                format!("exclude_sha must be 8 to 64 hex digits, got {sha:?}"),
             ));
         }
     };
-    let mut audits = query::read(&state, move |store| store.pr_verdicts(pr_number)).await?;
-    if let Some(exclude) = &exclude {
-        audits.retain(|a| {
-            !a.value
-                .head_sha
-                .to_ascii_lowercase()
-                .starts_with(exclude.as_str())
-        });
-    }
-    let overalls: Vec<&str> = audits.iter().map(|a| a.value.overall.as_str()).collect();
-    let last_reason = audits.last().map_or("", |a| a.value.one_liner.as_str());
-    let finding = prior_audits_finding(&overalls, last_reason);
-    let mut by_overall = BTreeMap::new();
-    for overall in &overalls {
-        *by_overall.entry((*overall).to_owned()).or_default() += 1;
-    }
-    let count = audits.len();
-    let newest: Vec<Audit> = audits
+    let q = HistoryQuery {
+        repo: repo.clone(),
+        pr_number,
+        exclude_sha,
+        before_seq,
+        limit,
+        deadline: Some(query::deadline(&state)),
+    };
+    let history = query::read(&state, move |store| store.pr_history(&q)).await?;
+    let recent: Vec<&str> = history.recent_overalls.iter().map(String::as_str).collect();
+    let finding = prior_audits_finding(
+        history.count,
+        &recent,
+        history.last_reason.as_deref().unwrap_or(""),
+    );
+    let by_overall = Overall::ALL
         .into_iter()
-        .rev()
-        .take(limit)
-        .map(Audit::from)
+        .zip(history.by_overall)
+        .filter(|(_, n)| *n > 0)
+        .map(|(overall, n)| (overall.as_str(), n))
         .collect();
+    let next_before_seq = if history.more {
+        history.audits.last().map(|a| a.seq)
+    } else {
+        None
+    };
     Ok(Json(History {
         pr_number,
-        count,
+        repo: repo.name().map(str::to_owned),
+        count: history.count,
         by_overall,
         finding,
-        audits: newest,
+        audits: history.audits.into_iter().map(Audit::from).collect(),
+        next_before_seq,
     }))
+}
+
+/// `GET /prs/{pr_number}/neighbors?repo=&limit=&min_score=&all_repos=`: the neighbours of the
+/// claims of the PR's latest audit, the PR itself left out. A PR with no audit (or whose
+/// latest audit has no claims) has no neighbours.
+pub async fn neighbors(
+    State(state): State<AppState>,
+    PathParam(raw): PathParam,
+    params: Params,
+) -> Result<Json<Neighbors>, ApiError> {
+    let pr_number = pr_number(&raw)?;
+    let repo = query::repo(params.repo.as_deref())?;
+    let limit = query::limit(params.limit.as_deref())?;
+    let min_score = neighbors::min_score_param(params.min_score.as_deref())?;
+    let all_repos = query::flag("all_repos", params.all_repos.as_deref())?;
+    let deadline = query::deadline(&state);
+    let key = repo.clone();
+    let latest = query::read(&state, move |store| {
+        let Some(seq) = store.latest_verdict_seq(&key, pr_number)? else {
+            return Ok(None);
+        };
+        store.verdict(seq)
+    })
+    .await?;
+    let claims = latest
+        .map(|v| stored_claims(&v.value.raw_json))
+        .unwrap_or_default();
+    let q = NeighborQuery {
+        claims,
+        repo,
+        all_repos,
+        exclude_pr: Some(pr_number),
+        limit,
+        min_score,
+        deadline: Some(deadline),
+    };
+    neighbors::answer(&state, q).await
 }

@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
+use crate::model::Repo;
 use crate::store::{Store, StoreError};
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -21,6 +22,9 @@ pub struct Params {
     pub source: Option<String>,
     pub event_kind: Option<String>,
     pub sig_hash: Option<String>,
+    pub repo: Option<String>,
+    pub min_score: Option<String>,
+    pub all_repos: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -68,6 +72,29 @@ pub fn cursor(name: &str, raw: Option<&str>) -> Result<Option<u64>, ApiError> {
             format!("{name} must be a non-negative integer, got {raw:?}"),
         )
     })
+}
+
+/// `repo`: a repository name; absent or empty is the default namespace.
+pub fn repo(raw: Option<&str>) -> Result<Repo, ApiError> {
+    Ok(Repo::parse("repo", raw.unwrap_or_default())?)
+}
+
+/// A boolean parameter: `true` or `false` (absent: `false`).
+pub fn flag(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            name,
+            format!("{name} must be true or false, got {other:?}"),
+        )),
+    }
+}
+
+/// When a read started now must stop: the request timeout from now. The store checks it as
+/// it goes, so a read whose answer the timeout abandoned does not go on working.
+pub fn deadline(state: &AppState) -> std::time::Instant {
+    std::time::Instant::now() + state.config.request_timeout
 }
 
 /// Runs a store read on the blocking pool: redb calls never run on the async workers.

@@ -1,5 +1,6 @@
-//! `GET /sig/{sig_hash}`: everything stored under one sig_hash (verdicts as their original
-//! JSON, outcome rows as stored, events), in seq order, paged with `after_seq`.
+//! `GET /sig/{sig_hash}?repo=`: everything stored under one sig_hash in one repository
+//! (verdicts as their original JSON, outcome rows as stored, events), in seq order, paged with
+//! `after_seq`.
 
 use axum::Json;
 use axum::extract::State;
@@ -86,10 +87,11 @@ pub async fn get(
             ),
         ));
     }
+    let repo = query::repo(params.repo.as_deref())?;
     let limit = query::limit(params.limit.as_deref())?;
     let after = query::cursor("after_seq", params.after_seq.as_deref())?.unwrap_or(0);
     let key = sig_hash.clone();
-    let page = query::read(&state, move |store| store.by_sig(&key, after, limit)).await?;
+    let page = query::read(&state, move |store| store.by_sig(&repo, &key, after, limit)).await?;
     let next_after_seq = if page.more {
         page.items.last().map(SigRecord::seq)
     } else {

@@ -20,6 +20,8 @@ pub struct StatsBody {
     failure: u64,
     verdicts: u64,
     by_overall: BTreeMap<String, u64>,
+    /// Verdicts by repository (the default namespace under `""`).
+    by_repo: BTreeMap<String, u64>,
     outcomes: u64,
     outcomes_by_kind: BTreeMap<String, u64>,
     last_seq: u64,
@@ -40,6 +42,7 @@ pub async fn get(State(state): State<AppState>) -> Result<Json<StatsBody>, ApiEr
         failure: stats.events_failure,
         verdicts: stats.verdicts,
         by_overall: stats.verdicts_by_overall,
+        by_repo: stats.verdicts_by_repo,
         outcomes: stats.outcomes,
         outcomes_by_kind,
         last_seq: stats.last_seq,

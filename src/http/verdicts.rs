@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ingest::{self, IngestBody};
+use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
 use super::{ApiError, AppState};
 use crate::ingest::verdict_record;
 use crate::store::{Record, Written};
@@ -25,10 +25,15 @@ struct Posted {
 
 /// 201 with the new seqs, or 200 with the original seq and `"duplicate": true` when this
 /// verdict was stored before.
-pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Response, ApiError> {
+pub async fn post(
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    body: IngestBody,
+) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (record, written) = ingest::single(&state, &bytes, verdict_record).await?;
+            let (record, written) =
+                ingest::single(&state, &bytes, verdict_record, KeyRoute::Verdict, &key).await?;
             let Record::Verdict(verdict) = record else {
                 return Err(ApiError::Internal(
                     "a verdict body produced another record".into(),
@@ -50,7 +55,7 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
                         event_seq,
                     },
                 ),
-                Written::Duplicate { seq } => (
+                Written::Duplicate { seq } | Written::KeyReused { seq } => (
                     StatusCode::OK,
                     Posted {
                         sig_hash,
@@ -63,6 +68,8 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
             };
             Ok((status, Json(posted)).into_response())
         }
-        IngestBody::Batch(bytes) => ingest::batch(&state, &bytes, verdict_record).await,
+        IngestBody::Batch(bytes) => {
+            ingest::batch(&state, &bytes, verdict_record, KeyRoute::Verdict, &key).await
+        }
     }
 }

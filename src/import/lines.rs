@@ -101,6 +101,8 @@ pub struct RowHead {
     pub pr_number: Option<Number>,
     pub head_sha: Option<String>,
     pub audited_at: Option<String>,
+    /// The row's `repo`, when it is a string.
+    pub repo: Option<String>,
 }
 
 /// The line as text and its [`RowHead`], validating the whole line as a JSON object without
@@ -146,6 +148,7 @@ impl<'de> Visitor<'de> for RowHeadVisitor {
                 RowKey::Kind => &mut head.kind,
                 RowKey::HeadSha => &mut head.head_sha,
                 RowKey::AuditedAt => &mut head.audited_at,
+                RowKey::Repo => &mut head.repo,
                 RowKey::PrNumber => {
                     head.pr_number = match map.next_value::<Value>()? {
                         Value::Number(n) => Some(n),
@@ -228,6 +231,7 @@ enum RowKey {
     PrNumber,
     HeadSha,
     AuditedAt,
+    Repo,
     Other,
 }
 
@@ -248,6 +252,7 @@ impl<'de> Deserialize<'de> for RowKey {
                     "pr_number" => RowKey::PrNumber,
                     "head_sha" => RowKey::HeadSha,
                     "audited_at" => RowKey::AuditedAt,
+                    "repo" => RowKey::Repo,
                     _ => RowKey::Other,
                 })
             }
@@ -388,6 +393,7 @@ mod tests {
                         pr_number: obj.get("pr_number").and_then(Value::as_number).cloned(),
                         head_sha: field("head_sha"),
                         audited_at: field("audited_at"),
+                        repo: field("repo"),
                     },
                 )
             });

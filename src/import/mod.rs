@@ -33,7 +33,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::model::{JsField, MAX_KEY_BYTES, ObservedOp, OutcomeRow, Source, Verdict, now_ms};
+use crate::model::{JsField, MAX_KEY_BYTES, ObservedOp, OutcomeRow, Repo, Source, Verdict, now_ms};
 use crate::store::{
     BulkWriter, NewEvent, NewOutcome, NewVerdict, Put, Record, Store, StoreError, Written,
 };
@@ -554,12 +554,9 @@ impl Orphans {
                 continue;
             };
             batch.push(
-                Put::from(Record::Verdict(NewVerdict {
-                    verdict,
-                    outcome_line: None,
-                    event: None,
-                    received_at_ms: self.now,
-                })),
+                Put::from(Record::Verdict(NewVerdict::new(
+                    verdict, None, None, self.now,
+                ))),
                 Slot::VerdictWithoutRow,
                 report,
             )?;
@@ -612,6 +609,7 @@ fn import_outcomes(
                     received_at_ms: now,
                 }),
                 import_key: Some(keys.key(line.bytes)),
+                client_key: None,
             },
             Slot::Outcome,
             report,
@@ -619,12 +617,7 @@ fn import_outcomes(
         if is_audit {
             match audit_verdict(text, identity, matched) {
                 Ok((verdict, slot)) => batch.push(
-                    Put::from(Record::Verdict(NewVerdict {
-                        verdict,
-                        outcome_line: None,
-                        event: None,
-                        received_at_ms: now,
-                    })),
+                    Put::from(Record::Verdict(NewVerdict::new(verdict, None, None, now))),
                     slot,
                     report,
                 )?,
@@ -658,10 +651,17 @@ fn outcome_row(text: &str, head: RowHead, mut warn: impl FnMut(String)) -> Outco
         ));
         String::new()
     };
+    // A repo that is not a valid name leaves the row in the default namespace: it is history.
+    let repo = head
+        .repo
+        .as_deref()
+        .and_then(|name| Repo::parse("repo", name).ok())
+        .unwrap_or_default();
     OutcomeRow {
         line: text.to_owned(),
         sig_hash: key(head.sig_hash, "not indexed by sig_hash"),
         kind: key(head.kind, "not counted by kind"),
+        repo,
     }
 }
 
@@ -735,6 +735,7 @@ fn import_ops(
                     received_at_ms: now,
                 }),
                 import_key: Some(keys.key(line.bytes)),
+                client_key: None,
             },
             Slot::Op,
             report,
@@ -770,6 +771,7 @@ fn lenient_op(obj: &Map<String, Value>) -> ObservedOp {
         staffer_id: JsField::Absent,
         sig_hash: key("sig_hash"),
         event_kind: key("event_kind"),
+        repo: Repo::of_line(obj),
     }
 }
 

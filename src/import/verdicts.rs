@@ -109,6 +109,13 @@ pub(super) fn verdict_from_row(row: &Map<String, Value>) -> Result<Verdict, Fiel
         metrics.finish();
     });
     copy(&mut doc, "audited_at", row.get("audited_at"));
+    // The KB row of a named repository's verdict ends with its repo (the default namespace's
+    // rows have none, and their verdicts stay exactly as before).
+    if let Some(Value::String(repo)) = row.get("repo")
+        && crate::model::Repo::parse("repo", repo).is_ok()
+    {
+        doc.str("repo", repo);
+    }
     doc.finish();
     Verdict::parse(&text)
 }

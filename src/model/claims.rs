@@ -97,6 +97,34 @@ pub fn claims_of(verdict: &Map<String, Value>) -> Result<Vec<Claim>, FieldError>
     Ok(claims)
 }
 
+/// The claims of a stored verdict's JSON, read leniently: a verdict stored under older rules
+/// that no longer parses, or whose claims break today's limits, gives what can be read (its
+/// claims in order up to the first problem), never an error. Stored claims are history.
+pub fn stored_claims(raw_json: &str) -> Vec<Claim> {
+    #[derive(serde::Deserialize)]
+    struct ClaimFields {
+        #[serde(default)]
+        claims: Option<Value>,
+        #[serde(default)]
+        claim_hashes: Option<Value>,
+    }
+    let Ok(fields) = serde_json::from_str::<ClaimFields>(raw_json) else {
+        return Vec::new();
+    };
+    let mut obj = Map::new();
+    if let Some(claims) = fields.claims {
+        obj.insert("claims".into(), claims);
+    }
+    if let Some(hashes) = fields.claim_hashes {
+        obj.insert("claim_hashes".into(), hashes);
+    }
+    claims_of(&obj).unwrap_or_else(|_| {
+        // Only explicit hashes can be refused (a bad one, or over the limit): keep the texts.
+        obj.remove("claim_hashes");
+        claims_of(&obj).unwrap_or_default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

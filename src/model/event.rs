@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use super::repo::Repo;
 use super::{FieldError, JsField, check_key_len, js_field, js_string, parse_object};
 use crate::jsjson::{self, ObjectWriter};
 
@@ -50,6 +51,9 @@ pub struct ObservedOp {
     pub staffer_id: JsField<String>,
     pub sig_hash: JsField<String>,
     pub event_kind: JsField<String>,
+    /// The body's repository (not an observer field: written last, and only when named, so
+    /// that the default namespace's lines are the observer's own).
+    pub repo: Repo,
 }
 
 /// An accepted `POST /event` body: the op, the body as it arrived, and the body's `source`
@@ -111,6 +115,7 @@ fn observe(
         check_key_len("event_kind", k)?;
     }
 
+    let repo = Repo::of_object(body)?;
     let duration_ms = duration(body, "duration_ms")?;
     let audit_duration_ms = duration(body, "audit_duration_ms")?;
 
@@ -156,6 +161,7 @@ fn observe(
         staffer_id: owned(staffer_id),
         sig_hash: owned(sig_hash),
         event_kind: owned(event_kind),
+        repo,
     };
     Ok((op, source_original))
 }
@@ -211,6 +217,9 @@ impl ObservedOp {
         optional(&mut op, "staffer_id", &self.staffer_id);
         optional(&mut op, "sig_hash", &self.sig_hash);
         optional(&mut op, "event_kind", &self.event_kind);
+        if let Some(repo) = self.repo.name() {
+            op.str("repo", repo);
+        }
         op.finish();
         out
     }
@@ -260,6 +269,7 @@ impl ObservedOp {
             staffer_id: string("staffer_id")?,
             sig_hash,
             event_kind,
+            repo: Repo::of_line(&obj),
         })
     }
 }

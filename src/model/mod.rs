@@ -4,11 +4,14 @@
 pub mod claims;
 pub mod event;
 pub mod outcome;
+pub mod repo;
+pub mod text;
 pub mod verdict;
 
 pub use claims::ClaimHash;
 pub use event::{ObservedEvent, ObservedOp, Source};
 pub use outcome::OutcomeRow;
+pub use repo::Repo;
 pub use verdict::{Overall, Verdict};
 
 use serde_json::{Map, Value};

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use super::repo::Repo;
 use super::{FieldError, check_key_len, describe, parse_object};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub struct OutcomeRow {
     pub sig_hash: String,
     /// The row's string `kind` (`audit` for the auditor's rows); empty when it has none.
     pub kind: String,
+    /// The row's `repo`: the default namespace when it names none.
+    pub repo: Repo,
 }
 
 /// Whether a row without a string `sig_hash` is accepted.
@@ -61,10 +64,15 @@ impl OutcomeRow {
         };
         // Rows are counted by kind (`/stats`): like any key, it is bounded.
         check_key_len("kind", &kind)?;
+        let repo = match rule {
+            SigHashRule::Required => Repo::of_object(&obj)?,
+            SigHashRule::Optional => Repo::of_line(&obj),
+        };
         Ok(OutcomeRow {
             line: text.to_owned(),
             sig_hash,
             kind,
+            repo,
         })
     }
 }

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::claims::{Claim, claims_of};
+use super::repo::Repo;
 use super::{FieldError, JsField, describe, js_field, parse_object};
 use crate::jsjson::ObjectWriter;
 
@@ -48,6 +49,8 @@ pub struct Verdict {
     pub findings_info: JsField<u64>,
     pub audit_duration_ms: JsField<f64>,
     pub claims: Vec<Claim>,
+    /// The repository the PR belongs to (the default namespace when the verdict names none).
+    pub repo: Repo,
     /// The verdict exactly as it arrived (surrounding whitespace trimmed): unknown fields and
     /// key order survive.
     pub raw_json: String,
@@ -125,6 +128,7 @@ impl Verdict {
             },
         };
         let claims = claims_of(obj)?;
+        let repo = Repo::of_object(obj)?;
         Ok(Verdict {
             pr_number,
             head_sha,
@@ -136,6 +140,7 @@ impl Verdict {
             findings_info,
             audit_duration_ms,
             claims,
+            repo,
             raw_json,
         })
     }
@@ -181,6 +186,11 @@ impl Verdict {
                 findings.finish();
             })
             .num("elapsed_secs", self.elapsed_secs());
+        // A verdict of a named repository says so, last, so that legacy readers (which ignore
+        // unknown keys) read the row as before; rows of the default namespace are unchanged.
+        if let Some(repo) = self.repo.name() {
+            row.str("repo", repo);
+        }
         row.finish();
         out
     }
@@ -209,6 +219,9 @@ impl Verdict {
             }
         }
         body.str("audited_at", &self.audited_at);
+        if let Some(repo) = self.repo.name() {
+            body.str("repo", repo);
+        }
         body.finish();
         out
     }
@@ -219,24 +232,27 @@ pub fn sig_hash(pr_number: u64, head_sha: &str) -> String {
     format!("pr{pr_number}-{}", head_sha.get(..8).unwrap_or(head_sha))
 }
 
-/// The sig_hash prefix shared by every head of a PR: `pr6-` (which `pr60-...` does not start
-/// with).
-pub fn pr_prefix(pr_number: u64) -> String {
-    format!("pr{pr_number}-")
-}
-
 /// The sentence the auditor's kb_query check emits about a PR's prior audits (Phase B):
 /// `prior 3 audits on this PR ended in [approve, block, request_changes], last reason was X.`
-/// `overalls` in audit order, oldest first; `last_reason` is the newest audit's one_liner.
-pub fn prior_audits_finding(overalls: &[&str], last_reason: &str) -> String {
-    match overalls.len() {
-        0 => "no prior audits on this PR.".to_owned(),
-        n => format!(
-            "prior {n} audit{} on this PR ended in [{}], last reason was {last_reason}.",
-            if n == 1 { "" } else { "s" },
-            overalls.join(", ")
-        ),
+/// `total` audits were counted; `newest` holds the overalls of the newest of them, oldest
+/// first, and the ones before are summed up front (`[5 earlier, approve, ...]`), so the
+/// sentence stays short however long the history. `last_reason` is the newest one_liner.
+pub fn prior_audits_finding(total: u64, newest: &[&str], last_reason: &str) -> String {
+    if total == 0 {
+        return "no prior audits on this PR.".to_owned();
     }
+    let earlier = total.saturating_sub(newest.len() as u64);
+    let mut outcomes = Vec::with_capacity(newest.len() + 1);
+    let summary = format!("{earlier} earlier");
+    if earlier > 0 {
+        outcomes.push(summary.as_str());
+    }
+    outcomes.extend_from_slice(newest);
+    format!(
+        "prior {total} audit{} on this PR ended in [{}], last reason was {last_reason}.",
+        if total == 1 { "" } else { "s" },
+        outcomes.join(", ")
+    )
 }
 
 fn is_head_sha(s: &str) -> bool {
@@ -480,14 +496,21 @@ mod tests {
     #[test]
     fn finding_sentence() {
         assert_eq!(
-            prior_audits_finding(&["approve", "block", "request_changes"], "X"),
+            prior_audits_finding(3, &["approve", "block", "request_changes"], "X"),
             "prior 3 audits on this PR ended in [approve, block, request_changes], last reason was X."
         );
         assert_eq!(
-            prior_audits_finding(&["block"], "tests missing"),
+            prior_audits_finding(1, &["block"], "tests missing"),
             "prior 1 audit on this PR ended in [block], last reason was tests missing."
         );
-        assert_eq!(prior_audits_finding(&[], ""), "no prior audits on this PR.");
+        assert_eq!(
+            prior_audits_finding(0, &[], ""),
+            "no prior audits on this PR."
+        );
+        assert_eq!(
+            prior_audits_finding(25, &["approve", "block"], "Y"),
+            "prior 25 audits on this PR ended in [23 earlier, approve, block], last reason was Y."
+        );
     }
 
     #[test]
@@ -497,6 +520,5 @@ mod tests {
         })
         .unwrap();
         assert_eq!(v.sig_hash(), "pr6-e9e0d501");
-        assert_eq!(pr_prefix(6), "pr6-");
     }
 }

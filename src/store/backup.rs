@@ -90,13 +90,22 @@ fn copy_all(snapshot: &ReadTransaction, copy: &Database) -> Result<u64, StoreErr
     let mut rows = 0;
     rows += copy_table(snapshot, copy, META)?;
     rows += copy_table(snapshot, copy, VERDICTS_BY_SEQ)?;
-    rows += copy_table(snapshot, copy, CLAIMS)?;
     rows += copy_table(snapshot, copy, OUTCOMES)?;
-    rows += copy_table(snapshot, copy, SIG_INDEX)?;
     rows += copy_table(snapshot, copy, EVENTS)?;
     rows += copy_table(snapshot, copy, EVENTS_BY_SOURCE)?;
     rows += copy_table(snapshot, copy, EVENTS_BY_KIND)?;
     rows += copy_table(snapshot, copy, IMPORT_KEYS)?;
+    rows += copy_table(snapshot, copy, REPOS)?;
+    rows += copy_table(snapshot, copy, REPO_NAMES)?;
+    rows += copy_table(snapshot, copy, BY_SIG)?;
+    rows += copy_table(snapshot, copy, VERDICT_IDS)?;
+    rows += copy_table(snapshot, copy, PR_VERDICTS)?;
+    rows += copy_table(snapshot, copy, PRS)?;
+    rows += copy_table(snapshot, copy, PR_HEADS)?;
+    rows += copy_table(snapshot, copy, CLAIM_HASHES)?;
+    rows += copy_table(snapshot, copy, CLAIM_TERMS)?;
+    rows += copy_table(snapshot, copy, CLIENT_KEYS)?;
+    rows += copy_table(snapshot, copy, CLIENT_KEYS_BY_TIME)?;
     // Every chunk above was committed without fsync; this commit makes them all durable.
     copy.begin_write()?.commit()?;
     Ok(rows)

@@ -1,15 +1,15 @@
 //! `check`: redb's own integrity check, then ours — every index entry points at a row that has
 //! the indexed value, every row is indexed, seqs are unique, and every counter equals a recount.
+//! The verdict-derived indexes (identity, PR counts, claims, the text index) are checked in
+//! `check_verdicts.rs`.
 
 use std::collections::BTreeMap;
 
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::read::{event_entry, outcome_entry, verdict_entry};
+use super::read::{event_entry, outcome_entry};
 use super::tables::*;
 use super::{Stats, Store, StoreError};
-use crate::model::claims::claims_of;
-use crate::model::verdict::sig_hash;
 
 /// Problems listed in full; beyond this only their number is kept.
 const MAX_LISTED: usize = 100;
@@ -29,7 +29,7 @@ impl CheckReport {
         self.n_problems == 0
     }
 
-    fn problem(&mut self, text: String) {
+    pub(super) fn problem(&mut self, text: String) {
         self.n_problems += 1;
         if self.problems.len() < MAX_LISTED {
             self.problems.push(text);
@@ -47,10 +47,11 @@ impl Store {
         let txn = self.db.begin_read()?;
         let mut recount = Stats::default();
         let mut seqs = Vec::new();
-        check_verdicts(&txn, &mut report, &mut recount, &mut seqs)?;
+        super::check_verdicts::check_verdicts(&txn, &mut report, &mut recount, &mut seqs)?;
         check_outcomes(&txn, &mut report, &mut recount, &mut seqs)?;
         check_events(&txn, &mut report, &mut recount, &mut seqs)?;
-        check_sig_index(&txn, &mut report)?;
+        check_by_sig(&txn, &mut report)?;
+        check_repos(&txn, &mut report)?;
 
         seqs.sort_unstable();
         for pair in seqs.windows(2) {
@@ -74,79 +75,27 @@ impl Store {
                 report.problem(format!("an import key points at seq {seq}, after last_seq"));
             }
         }
+        check_client_keys(&txn, &mut report, stats.last_seq)?;
         compare_counters(&mut report, &stats, &recount);
         Ok(report)
     }
 }
 
-fn check_verdicts(
-    txn: &ReadTransaction,
+/// The id a repository name has in `repos` (0 for the default namespace), or a problem.
+pub(super) fn repo_id(
+    repos: &impl ReadableTable<&'static str, u32>,
     report: &mut CheckReport,
-    recount: &mut Stats,
-    seqs: &mut Vec<u64>,
-) -> Result<(), StoreError> {
-    let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-    let claims = txn.open_table(CLAIMS)?;
-    let by_sig = txn.open_table(SIG_INDEX)?;
-    let mut n_claims = 0u64;
-    for row in verdicts.iter()? {
-        let (seq, bytes) = row?;
-        let seq = seq.value();
-        seqs.push(seq);
-        let value = match verdict_entry("", seq, bytes.value()) {
-            Ok(entry) => entry.value,
-            Err(e) => {
-                report.problem(e.to_string());
-                continue;
-            }
-        };
-        report.verdicts += 1;
-        recount.verdicts += 1;
-        *recount
-            .verdicts_by_overall
-            .entry(value.overall.clone())
-            .or_default() += 1;
-        let sig = sig_hash(value.pr_number, &value.head_sha);
-        if by_sig.get((sig.as_str(), KIND_VERDICT, seq))?.is_none() {
-            report.problem(format!(
-                "verdict seq {seq} is not indexed under its sig_hash {sig}"
-            ));
-        }
-        let object = serde_json::from_str(&value.raw_json).unwrap_or_default();
-        for claim in claims_of(&object).unwrap_or_default() {
-            n_claims += 1;
-            if claims.get((claim.hash.0, seq))?.map(|s| s.value() == sig) != Some(true) {
-                report.problem(format!(
-                    "verdict seq {seq} claim {} is not indexed",
-                    claim.hash
-                ));
-            }
-        }
+    name: &str,
+    what: &str,
+) -> Result<Option<u32>, StoreError> {
+    if name.is_empty() {
+        return Ok(Some(DEFAULT_REPO));
     }
-    for row in claims.iter()? {
-        let (key, sig) = row?;
-        let (hash, seq) = key.value();
-        report.claims += 1;
-        let verdict_sig = match verdicts.get(seq)? {
-            Some(bytes) => verdict_entry("", seq, bytes.value())
-                .ok()
-                .map(|e| sig_hash(e.value.pr_number, &e.value.head_sha)),
-            None => None,
-        };
-        if verdict_sig.as_deref() != Some(sig.value()) {
-            report.problem(format!(
-                "claims entry {hash:016x} points at seq {seq}, which is no verdict with sig_hash {}",
-                sig.value()
-            ));
-        }
+    let id = repos.get(name)?.map(|id| id.value());
+    if id.is_none() {
+        report.problem(format!("{what} names repository {name:?}, which has no id"));
     }
-    if report.claims != n_claims {
-        report.problem(format!(
-            "claims index has {} entries, the verdicts carry {n_claims} claims",
-            report.claims
-        ));
-    }
-    Ok(())
+    Ok(id)
 }
 
 fn check_outcomes(
@@ -156,7 +105,8 @@ fn check_outcomes(
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let outcomes = txn.open_table(OUTCOMES)?;
-    let by_sig = txn.open_table(SIG_INDEX)?;
+    let by_sig = txn.open_table(BY_SIG)?;
+    let repos = txn.open_table(REPOS)?;
     for row in outcomes.iter()? {
         let (seq, bytes) = row?;
         let seq = seq.value();
@@ -175,8 +125,12 @@ fn check_outcomes(
             .entry(entry.value.kind.clone())
             .or_default() += 1;
         let sig = entry.value.sig_hash.as_str();
-        if !sig.is_empty() && by_sig.get((sig, KIND_OUTCOME, seq))?.is_none() {
-            report.problem(format!("outcome seq {seq} is missing from sig_index"));
+        let what = format!("outcome seq {seq}");
+        let Some(repo) = repo_id(&repos, report, &entry.value.repo, &what)? else {
+            continue;
+        };
+        if !sig.is_empty() && by_sig.get((repo, sig, KIND_OUTCOME, seq))?.is_none() {
+            report.problem(format!("outcome seq {seq} is missing from by_sig"));
         }
     }
     Ok(())
@@ -189,7 +143,8 @@ fn check_events(
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let events = txn.open_table(EVENTS)?;
-    let by_sig = txn.open_table(SIG_INDEX)?;
+    let by_sig = txn.open_table(BY_SIG)?;
+    let repos = txn.open_table(REPOS)?;
     let indexes = [
         ("events_by_source", txn.open_table(EVENTS_BY_SOURCE)?),
         ("events_by_kind", txn.open_table(EVENTS_BY_KIND)?),
@@ -221,10 +176,12 @@ fn check_events(
         if let Some(kind) = &e.event_kind {
             *recount.events_by_kind.entry(kind.clone()).or_default() += 1;
         }
+        let what = format!("event seq {seq}");
         if let Some(sig) = &e.sig_hash
-            && by_sig.get((sig.as_str(), KIND_EVENT, seq))?.is_none()
+            && let Some(repo) = repo_id(&repos, report, &e.repo, &what)?
+            && by_sig.get((repo, sig.as_str(), KIND_EVENT, seq))?.is_none()
         {
-            report.problem(format!("event seq {seq} is missing from sig_index"));
+            report.problem(format!("event seq {seq} is missing from by_sig"));
         }
         let keys = [Some(&e.source), e.event_kind.as_ref()];
         for (i, key) in keys.into_iter().enumerate() {
@@ -261,55 +218,93 @@ fn check_events(
     Ok(())
 }
 
-/// Every `sig_index` entry points at a record of its kind that has that sig_hash, and the
-/// verdicts of one sig_hash (which come together, in seq order) have distinct identities.
-fn check_sig_index(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+/// Every `by_sig` entry points at a record of its kind that has that sig_hash and repository.
+fn check_by_sig(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let outcomes = txn.open_table(OUTCOMES)?;
     let events = txn.open_table(EVENTS)?;
-    let mut run_sig = String::new();
-    let mut run_identities: Vec<(u64, String, String)> = Vec::new();
-    for row in txn.open_table(SIG_INDEX)?.iter()? {
+    let names = txn.open_table(REPO_NAMES)?;
+    for row in txn.open_table(BY_SIG)?.iter()? {
         let key = row?.0;
-        let (sig, kind, seq) = key.value();
+        let (repo, sig, kind, seq) = key.value();
+        let name = super::repos::name_of(&names, repo)?;
         let found = match kind {
-            KIND_VERDICT => {
-                let value = verdicts
-                    .get(seq)?
-                    .and_then(|b| verdict_entry(sig, seq, b.value()).ok())
-                    .map(|e| e.value)
-                    .filter(|v| sig_hash(v.pr_number, &v.head_sha) == sig);
-                if let Some(v) = &value {
-                    if run_sig != sig {
-                        run_sig = sig.to_owned();
-                        run_identities.clear();
-                    }
-                    let identity = (v.pr_number, v.head_sha.clone(), v.audited_at.clone());
-                    if run_identities.contains(&identity) {
-                        report.problem(format!(
-                            "verdict seq {seq} repeats an earlier verdict (same pr_number, \
-                             head_sha, audited_at)"
-                        ));
-                    }
-                    run_identities.push(identity);
-                }
-                value.is_some()
-            }
+            KIND_VERDICT => verdicts
+                .get(seq)?
+                .and_then(|b| super::read::verdict_entry(sig, seq, b.value()).ok())
+                .is_some_and(|e| {
+                    e.value.repo == name
+                        && crate::model::verdict::sig_hash(e.value.pr_number, &e.value.head_sha)
+                            == sig
+                }),
             KIND_OUTCOME => outcomes
                 .get(seq)?
                 .and_then(|b| outcome_entry(seq, b.value()).ok())
-                .is_some_and(|e| e.value.sig_hash == sig),
+                .is_some_and(|e| e.value.sig_hash == sig && e.value.repo == name),
             KIND_EVENT => events
                 .get(seq)?
                 .and_then(|b| event_entry(seq, b.value()).ok())
-                .is_some_and(|e| e.value.sig_hash.as_deref() == Some(sig)),
+                .is_some_and(|e| e.value.sig_hash.as_deref() == Some(sig) && e.value.repo == name),
             _ => false,
         };
         if !found {
             report.problem(format!(
-                "sig_index entry ({sig}, kind {kind}, {seq}) has no matching row"
+                "by_sig entry (repo {repo}, {sig}, kind {kind}, {seq}) has no matching row"
             ));
         }
+    }
+    Ok(())
+}
+
+/// `repos` and `repo_names` are each other's inverse.
+fn check_repos(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+    let repos = txn.open_table(REPOS)?;
+    let names = txn.open_table(REPO_NAMES)?;
+    for row in repos.iter()? {
+        let (name, id) = row?;
+        let (name, id) = (name.value(), id.value());
+        if id == DEFAULT_REPO || names.get(id)?.map(|n| n.value() == name) != Some(true) {
+            report.problem(format!(
+                "repository {name:?} has id {id}, which names another"
+            ));
+        }
+    }
+    if repos.len()? != names.len()? {
+        report.problem(format!(
+            "repos has {} entries, repo_names {}",
+            repos.len()?,
+            names.len()?
+        ));
+    }
+    Ok(())
+}
+
+/// Client keys point at stored seqs, and each is in the expiry order once.
+fn check_client_keys(
+    txn: &ReadTransaction,
+    report: &mut CheckReport,
+    last_seq: u64,
+) -> Result<(), StoreError> {
+    let keys = txn.open_table(CLIENT_KEYS)?;
+    let by_time = txn.open_table(CLIENT_KEYS_BY_TIME)?;
+    for row in keys.iter()? {
+        let (key, value) = row?;
+        let (seq, created, _) = value.value();
+        if seq > last_seq {
+            report.problem(format!("a client key points at seq {seq}, after last_seq"));
+        }
+        if by_time.get((created, key.value()))?.is_none() {
+            report.problem(format!(
+                "a client key given at {created} is missing from client_keys_by_time"
+            ));
+        }
+    }
+    if keys.len()? != by_time.len()? {
+        report.problem(format!(
+            "client_keys has {} entries, client_keys_by_time {}",
+            keys.len()?,
+            by_time.len()?
+        ));
     }
     Ok(())
 }
@@ -338,7 +333,7 @@ fn compare_counters(report: &mut CheckReport, stored: &Stats, recount: &Stats) {
         }
     }
     type Counts = BTreeMap<String, u64>;
-    let maps: [(&str, &Counts, &Counts); 4] = [
+    let maps: [(&str, &Counts, &Counts); 5] = [
         (
             "events by source",
             &stored.events_by_source,
@@ -353,6 +348,11 @@ fn compare_counters(report: &mut CheckReport, stored: &Stats, recount: &Stats) {
             "verdicts by overall",
             &stored.verdicts_by_overall,
             &recount.verdicts_by_overall,
+        ),
+        (
+            "verdicts by repo",
+            &stored.verdicts_by_repo,
+            &recount.verdicts_by_repo,
         ),
         (
             "outcomes by kind",

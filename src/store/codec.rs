@@ -1,13 +1,26 @@
 //! The value codec: a leading format-version byte, then bincode 2 (standard configuration:
 //! little-endian varints). Decoding never panics: an unknown version, a truncated or corrupt value,
 //! or trailing bytes are each a typed error.
+//!
+//! Each value names its own version, so a file holds values of several versions side by side:
+//! this binary writes [`CODEC_VERSION`] and reads every version back to
+//! [`OLDEST_CODEC_VERSION`], each value type saying how its older layouts map to today's
+//! ([`Layout`]).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Version 1: bincode 2.0.1, `config::standard()`, serde encoding of the structs in
-/// `store/values.rs` (field order is the format). Frozen copy: `migrations/src/v0002_claims.rs`.
-pub const CODEC_VERSION: u8 = 1;
+/// The version this binary writes.
+///
+/// - Version 1: bincode 2.0.1, `config::standard()`, serde encoding of the structs in
+///   `store/values.rs` (field order is the format). Frozen copy of the verdict layout:
+///   `migrations/src/v0002_claims.rs`.
+/// - Version 2 (schema version 5): every value gains a last field, `repo`, its repository
+///   (empty for the default namespace). Version-1 values read as the default namespace.
+pub const CODEC_VERSION: u8 = 2;
+
+/// The oldest version this binary reads.
+pub const OLDEST_CODEC_VERSION: u8 = 1;
 
 /// A value larger than this is corrupt: no request body comes near it.
 const MAX_VALUE_BYTES: usize = 256 << 20;
@@ -16,12 +29,23 @@ const MAX_VALUE_BYTES: usize = 256 << 20;
 pub enum CodecError {
     #[error("empty value")]
     Empty,
-    #[error("unknown codec version {found} (this binary reads version {CODEC_VERSION})")]
+    #[error(
+        "unknown codec version {found} (this binary reads versions {OLDEST_CODEC_VERSION} to \
+         {CODEC_VERSION})"
+    )]
     UnknownVersion { found: u8 },
     #[error("corrupt value: {0}")]
     Corrupt(String),
     #[error("corrupt value: {0} trailing bytes")]
     TrailingBytes(usize),
+}
+
+/// A stored value type and its older layouts.
+pub trait Layout<'a>: Deserialize<'a> {
+    /// The same value as codec version 1 stored it.
+    type V1: Deserialize<'a>;
+    /// Today's value from a version-1 one.
+    fn from_v1(old: Self::V1) -> Self;
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -32,17 +56,22 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub fn decode<T: DeserializeOwned + for<'a> Layout<'a>>(bytes: &[u8]) -> Result<T, CodecError> {
     decode_borrowed(bytes)
 }
 
 /// Like [`decode`], for a value that borrows its strings from `bytes` instead of copying them
 /// (the `…Ref` views in `store/values.rs`), with the same checks.
-pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
+pub fn decode_borrowed<'a, T: Layout<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
-    if version != CODEC_VERSION {
-        return Err(CodecError::UnknownVersion { found: version });
+    match version {
+        CODEC_VERSION => decode_body(body),
+        1 => decode_body::<T::V1>(body).map(T::from_v1),
+        found => Err(CodecError::UnknownVersion { found }),
     }
+}
+
+fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, CodecError> {
     let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
     let (value, used) = bincode::serde::borrow_decode_from_slice(body, config)
         .map_err(|e| CodecError::Corrupt(e.to_string()))?;
@@ -56,8 +85,17 @@ pub fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Cod
 mod tests {
     use super::*;
     use crate::store::values::{
-        EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue,
+        EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue, VerdictValueRef,
     };
+
+    /// A value as a version-1 writer encoded it: the version byte, then bincode of `fields`
+    /// (a tuple in the struct's field order encodes as the struct did).
+    fn v1_bytes<T: Serialize>(fields: &T) -> Vec<u8> {
+        let mut out = vec![1];
+        bincode::serde::encode_into_std_write(fields, &mut out, bincode::config::standard())
+            .unwrap();
+        out
+    }
     use lakehouse_kb_migrations::frozen_verdict_v1::{self, VerdictV1};
     use proptest::prelude::*;
 
@@ -70,10 +108,10 @@ mod tests {
                 any::<Option<u64>>(),
                 any::<Option<f64>>(),
             ),
-            (any::<u64>(), ".*"),
+            (any::<u64>(), ".*", ".*"),
         )
             .prop_map(
-                |((pr, head, at, overall, one), (b, w, i, ms), (recv, raw))| VerdictValue {
+                |((pr, head, at, overall, one), (b, w, i, ms), (recv, raw, repo))| VerdictValue {
                     pr_number: pr,
                     head_sha: head,
                     audited_at: at,
@@ -85,6 +123,7 @@ mod tests {
                     audit_duration_ms: ms,
                     received_at_ms: recv,
                     raw_json: raw,
+                    repo,
                 },
             )
     }
@@ -97,10 +136,10 @@ mod tests {
                 any::<Option<String>>(),
                 any::<Option<String>>(),
             ),
-            (any::<Option<String>>(), ".*"),
+            (any::<Option<String>>(), ".*", ".*"),
         )
             .prop_map(
-                |((recv, source, success), (sig, kind, orig), (body, line))| EventValue {
+                |((recv, source, success), (sig, kind, orig), (body, line, repo))| EventValue {
                     received_at_ms: recv,
                     source,
                     success,
@@ -109,16 +148,20 @@ mod tests {
                     source_original: orig,
                     body,
                     line,
+                    repo,
                 },
             )
     }
 
     fn outcome() -> impl Strategy<Value = OutcomeValue> {
-        (any::<u64>(), ".*", ".*", ".*").prop_map(|(recv, sig, kind, line)| OutcomeValue {
-            received_at_ms: recv,
-            sig_hash: sig,
-            kind,
-            line,
+        (any::<u64>(), ".*", ".*", ".*", ".*").prop_map(|(recv, sig, kind, line, repo)| {
+            OutcomeValue {
+                received_at_ms: recv,
+                sig_hash: sig,
+                kind,
+                line,
+                repo,
+            }
         })
     }
 
@@ -162,6 +205,38 @@ mod tests {
             prop_assert_eq!(r.source_original, e.source_original.as_deref());
             prop_assert_eq!(r.body, e.body.as_deref());
             prop_assert_eq!(r.line, e.line.as_str());
+            prop_assert_eq!(r.repo, e.repo.as_str());
+        }
+
+        #[test]
+        fn verdict_ref_reads_the_verdict_layout(v in verdict()) {
+            let bytes = encode(&v);
+            let r: VerdictValueRef = decode_borrowed(&bytes).unwrap();
+            prop_assert_eq!(r.pr_number, v.pr_number);
+            prop_assert_eq!(r.head_sha, v.head_sha.as_str());
+            prop_assert_eq!(r.overall, v.overall.as_str());
+            prop_assert_eq!(r.one_liner, v.one_liner.as_str());
+            prop_assert_eq!(r.raw_json, v.raw_json.as_str());
+            prop_assert_eq!(r.repo, v.repo.as_str());
+        }
+
+        /// Version-1 values (every value a schema-4 file holds) read as the default namespace,
+        /// through the owned and the borrowed views alike.
+        #[test]
+        fn version_1_values_read_as_the_default_namespace(e in event(), o in outcome()) {
+            let v1_event = v1_bytes(&(
+                e.received_at_ms, &e.source, e.success, &e.sig_hash, &e.event_kind,
+                &e.source_original, &e.body, &e.line,
+            ));
+            let back: EventValue = decode(&v1_event).unwrap();
+            prop_assert_eq!(back, EventValue { repo: String::new(), ..e.clone() });
+            let r: EventValueRef = decode_borrowed(&v1_event).unwrap();
+            prop_assert_eq!((r.line, r.repo), (e.line.as_str(), ""));
+            let v1_outcome = v1_bytes(&(o.received_at_ms, &o.sig_hash, &o.kind, &o.line));
+            let back: OutcomeValue = decode(&v1_outcome).unwrap();
+            prop_assert_eq!(back, OutcomeValue { repo: String::new(), ..o.clone() });
+            let r: OutcomeValueRef = decode_borrowed(&v1_outcome).unwrap();
+            prop_assert_eq!((r.line, r.repo), (o.line.as_str(), ""));
         }
 
         #[test]
@@ -172,12 +247,13 @@ mod tests {
             prop_assert_eq!(r.sig_hash, o.sig_hash.as_str());
             prop_assert_eq!(r.kind, o.kind.as_str());
             prop_assert_eq!(r.line, o.line.as_str());
+            prop_assert_eq!(r.repo, o.repo.as_str());
         }
 
-        /// The frozen copy in migrations/ reads exactly what the store writes.
+        /// What a version-1 writer stored (the layout migrations/ froze) reads back as the
+        /// same verdict in the default namespace.
         #[test]
-        fn verdict_layout_matches_the_frozen_v1_copy(v in verdict()) {
-            let frozen = frozen_verdict_v1::decode(&encode(&v)).unwrap();
+        fn verdict_v1_values_read_back(v in verdict()) {
             let as_frozen = VerdictV1 {
                 pr_number: v.pr_number,
                 head_sha: v.head_sha.clone(),
@@ -191,8 +267,12 @@ mod tests {
                 received_at_ms: v.received_at_ms,
                 raw_json: v.raw_json.clone(),
             };
-            prop_assert_eq!(frozen_verdict_v1::encode(&as_frozen), encode(&v));
-            prop_assert_eq!(frozen.raw_json, v.raw_json);
+            let v1 = frozen_verdict_v1::encode(&as_frozen);
+            let back: VerdictValue = decode(&v1).unwrap();
+            let default_namespace = VerdictValue { repo: String::new(), ..v.clone() };
+            prop_assert!(same_verdict(&back, &default_namespace));
+            let r: VerdictValueRef = decode_borrowed(&v1).unwrap();
+            prop_assert_eq!((r.raw_json, r.repo), (v.raw_json.as_str(), ""));
         }
 
         /// Arbitrary bytes never panic the decoder: each is a value or a typed error.
@@ -203,6 +283,7 @@ mod tests {
             let _ = decode::<OutcomeValue>(&bytes);
             let _ = decode_borrowed::<EventValueRef>(&bytes);
             let _ = decode_borrowed::<OutcomeValueRef>(&bytes);
+            let _ = decode_borrowed::<VerdictValueRef>(&bytes);
         }
 
         /// Every truncation of a valid value is an error, never a different value.
@@ -222,13 +303,16 @@ mod tests {
             sig_hash: "s".into(),
             kind: String::new(),
             line: "{}".into(),
+            repo: String::new(),
         };
         let mut bytes = encode(&o);
         assert_eq!(decode::<OutcomeValue>(&[]), Err(CodecError::Empty));
-        bytes[0] = 2;
+        bytes[0] = CODEC_VERSION + 1;
         assert_eq!(
             decode::<OutcomeValue>(&bytes),
-            Err(CodecError::UnknownVersion { found: 2 })
+            Err(CodecError::UnknownVersion {
+                found: CODEC_VERSION + 1
+            })
         );
         bytes[0] = CODEC_VERSION;
         bytes.push(0);

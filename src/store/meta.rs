@@ -17,8 +17,22 @@ pub const EVENTS_BY_SOURCE: &str = "count/events/source/";
 pub const EVENTS_BY_KIND: &str = "count/events/kind/";
 pub const VERDICTS: &str = "count/verdicts";
 pub const VERDICTS_BY_OVERALL: &str = "count/verdicts/overall/";
+/// Verdicts by repository name (the default namespace is the empty name).
+pub const VERDICTS_BY_REPO: &str = "count/verdicts/repo/";
 pub const OUTCOMES: &str = "count/outcomes";
 pub const OUTCOMES_BY_KIND: &str = "count/outcomes/kind/";
+
+/// Claims in the similar-claims index (documents, for BM25), in all repositories and, under
+/// the `…/repo/{id}` keys, in each.
+pub const CLAIM_DOCS: &str = "text/claims/docs";
+/// Their total length in terms.
+pub const CLAIM_TERMS_LEN: &str = "text/claims/len";
+pub const CLAIM_DOCS_IN: &str = "text/claims/docs/repo/";
+pub const CLAIM_TERMS_LEN_IN: &str = "text/claims/len/repo/";
+/// The analyser version the claims index was completely built with (absent: not built).
+pub const CLAIM_INDEX_VERSION: &str = "text/claims/version";
+/// While the claims index is being (re)built: the seq through which verdicts are indexed.
+pub const CLAIM_INDEX_BUILT_THROUGH: &str = "text/claims/built_through";
 
 /// Keys of one export file's checkpoint.
 pub fn checkpoint_keys(file: &str) -> [String; 3] {

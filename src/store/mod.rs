@@ -6,12 +6,20 @@
 //! for writes and `spawn_blocking` for reads.
 
 mod backup;
+mod bulk;
 mod check;
+mod check_verdicts;
+mod client_keys;
 pub mod codec;
+mod deferred;
+mod history;
 mod meta;
 mod read;
+mod records;
+mod repos;
 mod retention;
 pub mod tables;
+mod text_index;
 pub mod values;
 mod write;
 
@@ -22,15 +30,17 @@ use lakehouse_kb_migrations as migrations;
 use redb::{Database, DatabaseError, ReadableDatabase};
 
 pub use backup::BackupReport;
+pub use bulk::BulkWriter;
 pub use check::CheckReport;
 pub use codec::CodecError;
+pub use history::{AuditEntry, History, HistoryQuery, SENTENCE_OUTCOMES};
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
 pub use read::{
-    Checkpoint, EventEntry, EventFilter, Neighbor, OutcomeEntry, Page, SigRecord, Stats,
-    VerdictEntry,
+    Checkpoint, EventEntry, EventFilter, OutcomeEntry, Page, SigRecord, Stats, VerdictEntry,
 };
+pub use records::{ClientKey, NewEvent, NewOutcome, NewVerdict, Put, Record, Written};
 pub use retention::Retention;
-pub use write::{BulkWriter, NewEvent, NewOutcome, NewVerdict, Put, Record, Written};
+pub use text_index::{ClaimMatch, NeighborHit, NeighborQuery};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "kb.redb";
@@ -49,7 +59,9 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Migrate(#[from] MigrateError),
-    #[error("the file's values use codec version {found}; this binary reads version {expected}")]
+    #[error(
+        "the file's values use codec version {found}; this binary reads versions up to {expected}"
+    )]
     CodecVersion { found: u64, expected: u64 },
     #[error("{table} seq {seq}: {source}")]
     Codec {
@@ -72,6 +84,8 @@ pub enum StoreError {
     BulkAborted,
     #[error("{index} points at seq {seq}, which is not stored")]
     Dangling { index: &'static str, seq: u64 },
+    #[error("the read took longer than the request may and was stopped")]
+    Deadline,
     #[error("storage: {0}")]
     Storage(#[from] redb::Error),
 }
@@ -164,12 +178,13 @@ impl Store {
         };
 
         let codec_version = store.codec_version()?;
-        if codec_version != u64::from(codec::CODEC_VERSION) {
+        if codec_version > u64::from(codec::CODEC_VERSION) {
             return Err(StoreError::CodecVersion {
                 found: codec_version,
                 expected: codec::CODEC_VERSION.into(),
             });
         }
+        store.build_text_index()?;
         Ok(store)
     }
 

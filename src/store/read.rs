@@ -2,7 +2,7 @@
 //! seq per item, so its cost grows with the answer, never with all history. Every call takes
 //! its own read snapshot; callers on the async runtime run them under `spawn_blocking`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition, TableHandle};
 
@@ -10,9 +10,9 @@ use super::codec::{CodecError, decode, decode_borrowed};
 use super::meta::{self, counters_under};
 use super::tables::*;
 use super::values::{EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue};
-use super::{Store, StoreError};
-use crate::model::verdict::pr_prefix;
-use crate::model::{ClaimHash, Source};
+use super::{Store, StoreError, repos};
+use crate::model::verdict::sig_hash;
+use crate::model::{Repo, Source};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerdictEntry {
@@ -58,12 +58,14 @@ pub struct Page<T> {
     pub more: bool,
 }
 
-/// Filters of `GET /events`; all given filters must match.
+/// Filters of `GET /events`; all given filters must match. `repo` scopes `sig_hash` (a
+/// sig_hash names a PR head within one repository).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     pub source: Option<Source>,
     pub event_kind: Option<String>,
     pub sig_hash: Option<String>,
+    pub repo: Repo,
 }
 
 /// The running counters, as `GET /stats` serves them.
@@ -76,16 +78,11 @@ pub struct Stats {
     pub events_by_kind: BTreeMap<String, u64>,
     pub verdicts: u64,
     pub verdicts_by_overall: BTreeMap<String, u64>,
+    /// Verdicts by repository name (the default namespace under the empty name).
+    pub verdicts_by_repo: BTreeMap<String, u64>,
     pub outcomes: u64,
     pub outcomes_by_kind: BTreeMap<String, u64>,
     pub last_seq: u64,
-}
-
-/// A prior verdict sharing claims with a query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Neighbor {
-    pub verdict: VerdictEntry,
-    pub shared: Vec<ClaimHash>,
 }
 
 /// Where an export file stands: rows through `seq` are in it, it is `len` bytes long, and
@@ -102,87 +99,36 @@ impl Store {
         Ok(self.db.begin_read()?)
     }
 
-    /// Every verdict whose sig_hash starts with `prefix`, in seq order (`pr6-` gives all heads
-    /// of PR 6), each read by seq. The heads' verdicts are one range of `sig_index` per head;
-    /// on meeting a head's rows or events the walk jumps to its verdicts, so its cost grows
-    /// with the heads and their verdicts, not with their events.
-    pub fn verdicts_with_prefix(&self, prefix: &str) -> Result<Vec<VerdictEntry>, StoreError> {
-        let txn = self.read()?;
-        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-        let index = txn.open_table(SIG_INDEX)?;
-        let mut out = Vec::new();
-        let mut from = (prefix.to_owned(), 0u8);
-        loop {
-            // The head whose rows or events the walk met: its verdicts sort after them.
-            let mut skip_to = None;
-            for row in index.range((from.0.as_str(), from.1, 0)..)? {
-                let key = row?.0;
-                let (sig_hash, kind, seq) = key.value();
-                if !sig_hash.starts_with(prefix) {
-                    break;
-                }
-                if kind != KIND_VERDICT {
-                    skip_to = Some(sig_hash.to_owned());
-                    break;
-                }
-                out.push(verdict_at(&verdicts, sig_hash, seq)?);
-            }
-            match skip_to {
-                Some(sig_hash) => from = (sig_hash, KIND_VERDICT),
-                None => break,
-            }
-        }
-        out.sort_by_key(|v| v.seq);
-        Ok(out)
-    }
-
-    /// Every verdict of a PR across its heads, in seq order.
-    pub fn pr_verdicts(&self, pr_number: u64) -> Result<Vec<VerdictEntry>, StoreError> {
-        self.verdicts_with_prefix(&pr_prefix(pr_number))
-    }
-
-    /// Verdicts stored under exactly `sig_hash` with seq after `after_seq`, in seq order.
-    pub fn verdicts_by_sig(
-        &self,
-        sig_hash: &str,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Page<VerdictEntry>, StoreError> {
-        let txn = self.read()?;
-        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-        let index = txn.open_table(SIG_INDEX)?;
-        let mut items = Vec::new();
-        let from = (sig_hash, KIND_VERDICT, after_seq.saturating_add(1));
-        for row in index.range(from..=(sig_hash, KIND_VERDICT, u64::MAX))? {
-            let seq = row?.0.value().2;
-            if items.len() == limit {
-                return Ok(Page { items, more: true });
-            }
-            items.push(verdict_at(&verdicts, sig_hash, seq)?);
-        }
-        Ok(Page { items, more: false })
-    }
-
-    /// Everything stored under `sig_hash` (verdicts, outcome rows, events) with seq after
-    /// `after_seq`, in seq order, at most `limit`.
+    /// Everything stored under `sig_hash` in repository `repo` (verdicts, outcome rows,
+    /// events) with seq after `after_seq`, in seq order, at most `limit`.
     pub fn by_sig(
         &self,
+        repo: &Repo,
         sig_hash: &str,
         after_seq: u64,
         limit: usize,
     ) -> Result<Page<SigRecord>, StoreError> {
         let txn = self.read()?;
+        let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, repo)? else {
+            return Ok(Page {
+                items: Vec::new(),
+                more: false,
+            });
+        };
         let take = limit.saturating_add(1);
         let mut all = Vec::new();
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let outcomes = txn.open_table(OUTCOMES)?;
         let events = txn.open_table(EVENTS)?;
-        let index = txn.open_table(SIG_INDEX)?;
+        let index = txn.open_table(BY_SIG)?;
         // One range per kind, each in seq order: the first `limit` of their merge are the page.
         for kind in [KIND_VERDICT, KIND_OUTCOME, KIND_EVENT] {
-            let from = (sig_hash, kind, after_seq.saturating_add(1));
-            for row in index.range(from..=(sig_hash, kind, u64::MAX))?.take(take) {
-                let seq = row?.0.value().2;
+            let from = (repo, sig_hash, kind, after_seq.saturating_add(1));
+            for row in index
+                .range(from..=(repo, sig_hash, kind, u64::MAX))?
+                .take(take)
+            {
+                let seq = row?.0.value().3;
                 all.push(match kind {
                     KIND_VERDICT => SigRecord::Verdict(verdict_at(&verdicts, sig_hash, seq)?),
                     KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, seq)?),
@@ -213,10 +159,9 @@ impl Store {
                     .event_kind
                     .as_ref()
                     .is_none_or(|k| e.event_kind.as_ref() == Some(k))
-                && filter
-                    .sig_hash
-                    .as_ref()
-                    .is_none_or(|h| e.sig_hash.as_ref() == Some(h))
+                && filter.sig_hash.as_ref().is_none_or(|h| {
+                    e.sig_hash.as_ref() == Some(h) && e.repo == filter.repo.as_str()
+                })
         };
         let mut items = Vec::new();
         let mut push = |entry: EventEntry| -> bool {
@@ -230,14 +175,18 @@ impl Store {
             true
         };
         if let Some(sig) = &filter.sig_hash {
-            // Events under one sig_hash: its event range of the sig_hash index.
-            let index = txn.open_table(SIG_INDEX)?;
+            // Events under one sig_hash: its event range of the sig_hash index, in the
+            // repository asked for.
+            let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, &filter.repo)? else {
+                return Ok(Page { items, more: false });
+            };
+            let index = txn.open_table(BY_SIG)?;
             let (from, to) = (
-                (sig.as_str(), KIND_EVENT, 0),
-                (sig.as_str(), KIND_EVENT, below),
+                (repo, sig.as_str(), KIND_EVENT, 0),
+                (repo, sig.as_str(), KIND_EVENT, below),
             );
             for row in index.range(from..to)?.rev() {
-                if !push(event_at(&events, row?.0.value().2)?) {
+                if !push(event_at(&events, row?.0.value().3)?) {
                     return Ok(Page { items, more: true });
                 }
             }
@@ -354,6 +303,7 @@ impl Store {
             events_by_kind: counters_under(&meta, meta::EVENTS_BY_KIND)?,
             verdicts: meta::get(&meta, meta::VERDICTS)?,
             verdicts_by_overall: counters_under(&meta, meta::VERDICTS_BY_OVERALL)?,
+            verdicts_by_repo: counters_under(&meta, meta::VERDICTS_BY_REPO)?,
             outcomes: meta::get(&meta, meta::OUTCOMES)?,
             outcomes_by_kind: counters_under(&meta, meta::OUTCOMES_BY_KIND)?,
             last_seq: meta::get(&meta, meta::LAST_SEQ)?,
@@ -365,48 +315,23 @@ impl Store {
         Ok(meta::get(&txn.open_table(META)?, meta::LAST_SEQ)?)
     }
 
-    /// Prior verdicts sharing any of `claims`, ranked by the number of shared claims, then by
-    /// recency (seq, newest first); verdicts of `exclude_pr` are left out.
-    pub fn neighbors(
-        &self,
-        claims: &[ClaimHash],
-        exclude_pr: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<Neighbor>, StoreError> {
+    /// The verdict stored under `seq`, if any.
+    pub fn verdict(&self, seq: u64) -> Result<Option<VerdictEntry>, StoreError> {
         let txn = self.read()?;
-        let index = txn.open_table(CLAIMS)?;
-        let excluded = exclude_pr.map(pr_prefix);
-        let mut hits: HashMap<u64, (String, Vec<ClaimHash>)> = HashMap::new();
-        for &claim in claims {
-            for row in index.range((claim.0, 0)..=(claim.0, u64::MAX))? {
-                let (key, sig_hash) = row?;
-                let sig_hash = sig_hash.value();
-                if excluded.as_deref().is_some_and(|p| sig_hash.starts_with(p)) {
-                    continue;
-                }
-                let entry = hits
-                    .entry(key.value().1)
-                    .or_insert_with(|| (sig_hash.to_owned(), vec![]));
-                if !entry.1.contains(&claim) {
-                    entry.1.push(claim);
-                }
-            }
-        }
-        let mut ranked: Vec<(u64, String, Vec<ClaimHash>)> = hits
-            .into_iter()
-            .map(|(seq, (sig, shared))| (seq, sig, shared))
-            .collect();
-        ranked.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(b.0.cmp(&a.0)));
-        ranked.truncate(limit);
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-        let mut out = Vec::with_capacity(ranked.len());
-        for (seq, sig_hash, shared) in ranked {
-            out.push(Neighbor {
-                verdict: verdict_at(&verdicts, &sig_hash, seq)?,
-                shared,
-            });
-        }
-        Ok(out)
+        let Some(bytes) = verdicts.get(seq)? else {
+            return Ok(None);
+        };
+        let value: VerdictValue = decode(bytes.value()).map_err(|source| StoreError::Codec {
+            table: "verdicts_by_seq",
+            seq,
+            source,
+        })?;
+        Ok(Some(VerdictEntry {
+            seq,
+            sig_hash: sig_hash(value.pr_number, &value.head_sha),
+            value,
+        }))
     }
 
     pub fn checkpoint(&self, file: &str) -> Result<Checkpoint, StoreError> {
@@ -492,7 +417,7 @@ fn event_at(events: &ReadOnlyTable<u64, &[u8]>, seq: u64) -> Result<EventEntry, 
 
 fn outcome_at(outcomes: &ReadOnlyTable<u64, &[u8]>, seq: u64) -> Result<OutcomeEntry, StoreError> {
     let value = outcomes.get(seq)?.ok_or(StoreError::Dangling {
-        index: "outcomes_by_sig",
+        index: "by_sig",
         seq,
     })?;
     outcome_entry(seq, value.value())

@@ -1,45 +1,63 @@
-//! Every redb table of the current schema (version 4), in one place. Only `store/` opens them.
+//! Every redb table of the current schema (version 5), in one place. Only `store/` opens them.
 //!
-//! These must equal the definitions frozen in the latest step of `migrations/` (a test checks
+//! These must equal the definitions frozen in the latest steps of `migrations/` (a test checks
 //! that a migrated file has exactly these tables); a change here is a new migration step.
-
-use redb::TableDefinition;
 
 pub use lakehouse_kb_migrations::META;
 
-/// The tables schema version 4 added, taken from its step so that the two cannot differ:
-/// - `VERDICTS_BY_SEQ`: `seq` → codec-encoded [`VerdictValue`](super::values::VerdictValue).
-/// - `SIG_INDEX`: `(sig_hash, kind, seq)` → `()` for every verdict, and every outcome row and
-///   event with a sig_hash; kinds [`KIND_OUTCOME`], [`KIND_EVENT`], [`KIND_VERDICT`]. The
-///   verdicts of a sig_hash are one range: a verdict's identity (pr_number, head_sha,
-///   audited_at) is checked against them, and PR history reads them head by head.
+/// Kinds of record in [`BY_SIG`]: outcome rows, events and verdicts keep the numbers they
+/// were given in schema versions 3 and 4.
 pub use lakehouse_kb_migrations::v0004_verdicts_by_seq::{
-    KIND_EVENT, KIND_OUTCOME, KIND_VERDICT, SIG_INDEX, VERDICTS_BY_SEQ,
+    KIND_EVENT, KIND_OUTCOME, KIND_VERDICT, VERDICTS_BY_SEQ,
 };
-/// `(claim_hash, verdict seq)` → the verdict's sig_hash (schema version 2).
-pub const CLAIMS: TableDefinition<(u64, u64), &str> = TableDefinition::new("claims");
 
-/// `seq` → codec-encoded [`OutcomeValue`](super::values::OutcomeValue).
-pub const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
-/// `seq` → codec-encoded [`EventValue`](super::values::EventValue).
-pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-/// `(source, seq)` of every event, by its (coerced) source.
-pub const EVENTS_BY_SOURCE: TableDefinition<(&str, u64), ()> =
-    TableDefinition::new("events_by_source");
-/// `(event_kind, seq)` of every event with a string event_kind.
-pub const EVENTS_BY_KIND: TableDefinition<(&str, u64), ()> = TableDefinition::new("events_by_kind");
-/// Import identity of a legacy line (file tag, SHA-256 prefix, occurrence) → the seq it became.
-pub const IMPORT_KEYS: TableDefinition<&[u8], u64> = TableDefinition::new("import_keys");
+/// Tables of schema version 5 (see the table in its step for what each holds):
+/// - `REPOS` / `REPO_NAMES`: repository name ↔ id; the default namespace is id
+///   [`DEFAULT_REPO`] and is in neither.
+/// - `BY_SIG`: `(repo, sig_hash, kind, seq)` of every verdict, and of every outcome row and
+///   event with a sig_hash.
+/// - `VERDICT_IDS`: a verdict's identity `(repo, pr_number, head_sha, audited_at)` → its seq.
+/// - `PR_VERDICTS`: `(repo, pr_number, seq)`, a PR's verdicts; `PRS` its counts by overall and
+///   last verdict seq; `PR_HEADS` the counts of each head (lowercase sha).
+/// - `CLAIM_HASHES`: `(claim_hash, repo, seq)`, the exact-claim tier of neighbours.
+/// - `CLAIM_TERMS`: `(term, repo, claim doc)` → `(term count, claim length)`, the BM25
+///   postings of the similar-claim tier (built by `text_index.rs`).
+/// - `CLIENT_KEYS` / `CLIENT_KEYS_BY_TIME`: idempotency keys given by clients.
+pub use lakehouse_kb_migrations::v0005_repos_and_memory::{
+    BY_SIG, CLAIM_HASHES, CLAIM_TERMS, CLIENT_KEYS, CLIENT_KEYS_BY_TIME, DEFAULT_REPO, PR_HEADS,
+    PR_VERDICTS, PRS, REPO_NAMES, REPOS, VERDICT_IDS,
+};
+
+/// `seq` → codec-encoded [`EventValue`](super::values::EventValue) (schema version 1).
+pub use lakehouse_kb_migrations::v0001_initial::EVENTS;
+/// `(event_kind, seq)` of every event with a string event_kind (schema version 1).
+pub use lakehouse_kb_migrations::v0001_initial::EVENTS_BY_KIND;
+/// `(source, seq)` of every event, by its (coerced) source (schema version 1).
+pub use lakehouse_kb_migrations::v0001_initial::EVENTS_BY_SOURCE;
+/// Import identity of a legacy line (file tag, SHA-256 prefix, occurrence) → the seq it became
+/// (schema version 1).
+pub use lakehouse_kb_migrations::v0001_initial::IMPORT_KEYS;
+/// `seq` → codec-encoded [`OutcomeValue`](super::values::OutcomeValue) (schema version 1).
+pub use lakehouse_kb_migrations::v0001_initial::OUTCOMES;
 
 /// Names of all tables, for the schema test and the backup.
-pub const ALL_TABLE_NAMES: [&str; 9] = [
+pub const ALL_TABLE_NAMES: [&str; 18] = [
     "meta",
     "verdicts_by_seq",
-    "claims",
     "outcomes",
-    "sig_index",
     "events",
     "events_by_source",
     "events_by_kind",
     "import_keys",
+    "repos",
+    "repo_names",
+    "by_sig",
+    "verdict_ids",
+    "pr_verdicts",
+    "prs",
+    "pr_heads",
+    "claim_hashes",
+    "claim_terms",
+    "client_keys",
+    "client_keys_by_time",
 ];

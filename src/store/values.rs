@@ -1,12 +1,14 @@
 //! The structs stored as values (through the codec), and their conversions to and from the
 //! domain. These are the on-disk format: their field order is the layout, so a change here is
-//! a codec version and a migration, never an edit.
+//! a codec version (with the older layout kept for reading, see [`Layout`]), never an edit.
 
+use lakehouse_kb_migrations::frozen_verdict_v1::VerdictV1;
 use serde::{Deserialize, Serialize};
 
+use super::codec::Layout;
 use crate::model::{ObservedOp, Overall, Source, Verdict};
 
-/// A verdict (codec version 1). Same layout as `frozen_verdict_v1::VerdictV1` in `migrations/`.
+/// A verdict (codec version 2: version 1 plus `repo`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerdictValue {
     pub pr_number: u64,
@@ -20,6 +22,8 @@ pub struct VerdictValue {
     pub audit_duration_ms: Option<f64>,
     pub received_at_ms: u64,
     pub raw_json: String,
+    /// The repository; empty for the default namespace.
+    pub repo: String,
 }
 
 impl VerdictValue {
@@ -36,6 +40,7 @@ impl VerdictValue {
             audit_duration_ms: v.audit_duration_ms.value().copied(),
             received_at_ms,
             raw_json: v.raw_json.clone(),
+            repo: v.repo.as_str().to_owned(),
         }
     }
 
@@ -44,8 +49,84 @@ impl VerdictValue {
     }
 }
 
-/// An observed event (codec version 1): the indexed fields typed, the exact `ops.jsonl` line,
-/// and the request body when there was one (a line imported from a legacy file has none).
+/// The version-1 verdict layout is the one `migrations/` froze.
+impl Layout<'_> for VerdictValue {
+    type V1 = VerdictV1;
+    fn from_v1(v: VerdictV1) -> VerdictValue {
+        VerdictValue {
+            pr_number: v.pr_number,
+            head_sha: v.head_sha,
+            audited_at: v.audited_at,
+            overall: v.overall,
+            one_liner: v.one_liner,
+            findings_block: v.findings_block,
+            findings_warn: v.findings_warn,
+            findings_info: v.findings_info,
+            audit_duration_ms: v.audit_duration_ms,
+            received_at_ms: v.received_at_ms,
+            raw_json: v.raw_json,
+            repo: String::new(),
+        }
+    }
+}
+
+/// A [`VerdictValue`] read in place: PR history and neighbour answers read a few fields of
+/// many verdicts and should not copy each one's whole JSON to get them.
+#[derive(Debug, PartialEq, Deserialize)]
+pub struct VerdictValueRef<'a> {
+    pub pr_number: u64,
+    pub head_sha: &'a str,
+    pub audited_at: &'a str,
+    pub overall: &'a str,
+    pub one_liner: &'a str,
+    pub findings_block: u64,
+    pub findings_warn: u64,
+    pub findings_info: Option<u64>,
+    pub audit_duration_ms: Option<f64>,
+    pub received_at_ms: u64,
+    pub raw_json: &'a str,
+    pub repo: &'a str,
+}
+
+/// [`VerdictValueRef`]'s version-1 layout.
+#[derive(Deserialize)]
+pub struct VerdictValueRefV1<'a> {
+    pr_number: u64,
+    head_sha: &'a str,
+    audited_at: &'a str,
+    overall: &'a str,
+    one_liner: &'a str,
+    findings_block: u64,
+    findings_warn: u64,
+    findings_info: Option<u64>,
+    audit_duration_ms: Option<f64>,
+    received_at_ms: u64,
+    raw_json: &'a str,
+}
+
+impl<'a> Layout<'a> for VerdictValueRef<'a> {
+    type V1 = VerdictValueRefV1<'a>;
+    fn from_v1(v: VerdictValueRefV1<'a>) -> VerdictValueRef<'a> {
+        VerdictValueRef {
+            pr_number: v.pr_number,
+            head_sha: v.head_sha,
+            audited_at: v.audited_at,
+            overall: v.overall,
+            one_liner: v.one_liner,
+            findings_block: v.findings_block,
+            findings_warn: v.findings_warn,
+            findings_info: v.findings_info,
+            audit_duration_ms: v.audit_duration_ms,
+            received_at_ms: v.received_at_ms,
+            raw_json: v.raw_json,
+            repo: "",
+        }
+    }
+}
+
+/// An observed event (codec version 2: version 1 plus `repo`): the indexed fields typed, the
+/// exact `ops.jsonl` line, and the request body when there was one (a line imported from a
+/// legacy file has none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventValue {
     pub received_at_ms: u64,
@@ -56,6 +137,8 @@ pub struct EventValue {
     pub source_original: Option<String>,
     pub body: Option<String>,
     pub line: String,
+    /// The repository; empty for the default namespace.
+    pub repo: String,
 }
 
 impl EventValue {
@@ -75,6 +158,7 @@ impl EventValue {
             source_original,
             body,
             line,
+            repo: op.repo.as_str().to_owned(),
         }
     }
 
@@ -83,13 +167,68 @@ impl EventValue {
     }
 }
 
-/// A KB outcome row (codec version 1): its exact line and what was read out of it.
+/// [`EventValue`]'s version-1 layout.
+#[derive(Deserialize)]
+pub struct EventValueV1 {
+    received_at_ms: u64,
+    source: String,
+    success: bool,
+    sig_hash: Option<String>,
+    event_kind: Option<String>,
+    source_original: Option<String>,
+    body: Option<String>,
+    line: String,
+}
+
+impl Layout<'_> for EventValue {
+    type V1 = EventValueV1;
+    fn from_v1(v: EventValueV1) -> EventValue {
+        EventValue {
+            received_at_ms: v.received_at_ms,
+            source: v.source,
+            success: v.success,
+            sig_hash: v.sig_hash,
+            event_kind: v.event_kind,
+            source_original: v.source_original,
+            body: v.body,
+            line: v.line,
+            repo: String::new(),
+        }
+    }
+}
+
+/// A KB outcome row (codec version 2: version 1 plus `repo`): its exact line and what was
+/// read out of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutcomeValue {
     pub received_at_ms: u64,
     pub sig_hash: String,
     pub kind: String,
     pub line: String,
+    /// The repository; empty for the default namespace.
+    pub repo: String,
+}
+
+/// [`OutcomeValue`]'s version-1 layout.
+#[derive(Deserialize)]
+pub struct OutcomeValueV1 {
+    received_at_ms: u64,
+    sig_hash: String,
+    kind: String,
+    line: String,
+}
+
+impl Layout<'_> for OutcomeValue {
+    type V1 = OutcomeValueV1;
+    fn from_v1(v: OutcomeValueV1) -> OutcomeValue {
+        OutcomeValue {
+            received_at_ms: v.received_at_ms,
+            sig_hash: v.sig_hash,
+            kind: v.kind,
+            line: v.line,
+            repo: String::new(),
+        }
+    }
 }
 
 /// An [`EventValue`] read in place: the same layout (a property test in `codec.rs` holds them
@@ -105,6 +244,37 @@ pub struct EventValueRef<'a> {
     pub source_original: Option<&'a str>,
     pub body: Option<&'a str>,
     pub line: &'a str,
+    pub repo: &'a str,
+}
+
+/// [`EventValueRef`]'s version-1 layout.
+#[derive(Deserialize)]
+pub struct EventValueRefV1<'a> {
+    received_at_ms: u64,
+    source: &'a str,
+    success: bool,
+    sig_hash: Option<&'a str>,
+    event_kind: Option<&'a str>,
+    source_original: Option<&'a str>,
+    body: Option<&'a str>,
+    line: &'a str,
+}
+
+impl<'a> Layout<'a> for EventValueRef<'a> {
+    type V1 = EventValueRefV1<'a>;
+    fn from_v1(v: EventValueRefV1<'a>) -> EventValueRef<'a> {
+        EventValueRef {
+            received_at_ms: v.received_at_ms,
+            source: v.source,
+            success: v.success,
+            sig_hash: v.sig_hash,
+            event_kind: v.event_kind,
+            source_original: v.source_original,
+            body: v.body,
+            line: v.line,
+            repo: "",
+        }
+    }
 }
 
 /// An [`OutcomeValue`] read in place, as [`EventValueRef`].
@@ -114,4 +284,27 @@ pub struct OutcomeValueRef<'a> {
     pub sig_hash: &'a str,
     pub kind: &'a str,
     pub line: &'a str,
+    pub repo: &'a str,
+}
+
+/// [`OutcomeValueRef`]'s version-1 layout.
+#[derive(Deserialize)]
+pub struct OutcomeValueRefV1<'a> {
+    received_at_ms: u64,
+    sig_hash: &'a str,
+    kind: &'a str,
+    line: &'a str,
+}
+
+impl<'a> Layout<'a> for OutcomeValueRef<'a> {
+    type V1 = OutcomeValueRefV1<'a>;
+    fn from_v1(v: OutcomeValueRefV1<'a>) -> OutcomeValueRef<'a> {
+        OutcomeValueRef {
+            received_at_ms: v.received_at_ms,
+            sig_hash: v.sig_hash,
+            kind: v.kind,
+            line: v.line,
+            repo: "",
+        }
+    }
 }

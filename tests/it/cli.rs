@@ -31,7 +31,11 @@ fn migrate_dry_run_prints_the_plan_and_creates_nothing() {
     let out = kb(&data, &["migrate", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("schema version 0 -> 4 (4 steps)"), "{text}");
+    let latest = lakehouse_kb::store::SCHEMA_VERSION;
+    assert!(
+        text.contains(&format!("schema version 0 -> {latest} ({latest} steps)")),
+        "{text}"
+    );
     assert!(
         text.contains("v0001_initial") && text.contains("v0004_verdicts_by_seq"),
         "{text}"
@@ -40,9 +44,11 @@ fn migrate_dry_run_prints_the_plan_and_creates_nothing() {
 
     let out = kb(&data, &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("done: schema version 4"));
+    assert!(stdout(&out).contains(&format!("done: schema version {latest}")));
     let out = kb(&data, &["migrate", "--dry-run"]);
-    assert!(stdout(&out).contains("schema version 4 is current, nothing to do"));
+    assert!(stdout(&out).contains(&format!(
+        "schema version {latest} is current, nothing to do"
+    )));
 }
 
 #[test]
@@ -50,15 +56,19 @@ fn migrate_from_version_1_runs_only_the_missing_step() {
     let dir = tempfile::tempdir().unwrap();
     Store::create_at_version(&dir.path().join("kb.redb"), 1).unwrap();
     let out = kb(dir.path(), &["migrate", "--dry-run"]);
+    let latest = lakehouse_kb::store::SCHEMA_VERSION;
     assert!(
-        stdout(&out).contains("schema version 1 -> 4 (3 steps)"),
+        stdout(&out).contains(&format!(
+            "schema version 1 -> {latest} ({} steps)",
+            latest - 1
+        )),
         "{}",
         stdout(&out)
     );
     let out = kb(dir.path(), &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), latest);
 }
 
 #[test]
@@ -71,7 +81,7 @@ fn newer_file_is_refused_and_left_untouched() {
         let txn = db.begin_write().unwrap();
         txn.open_table(tables::META)
             .unwrap()
-            .insert("schema_version", 5)
+            .insert("schema_version", lakehouse_kb::store::SCHEMA_VERSION + 1)
             .unwrap();
         txn.commit().unwrap();
     }
@@ -80,9 +90,11 @@ fn newer_file_is_refused_and_left_untouched() {
         let out = kb(dir.path(), args);
         assert!(!out.status.success(), "{args:?}");
         assert!(
-            stderr(&out).contains(
-                "manual upgrade required: this binary supports schema version 4 at most, found 5"
-            ),
+            stderr(&out).contains(&format!(
+                "manual upgrade required: this binary supports schema version {} at most, found {}",
+                lakehouse_kb::store::SCHEMA_VERSION,
+                lakehouse_kb::store::SCHEMA_VERSION + 1
+            )),
             "{args:?}: {}",
             stderr(&out)
         );

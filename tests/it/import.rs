@@ -387,7 +387,7 @@ fn verdict_files_are_matched_kept_without_rows_or_rejected() {
 
     // Seq order follows audit order: a file without a row takes its place among the rows by
     // its audited_at (here both come after every audit row).
-    let pr7 = store.pr_verdicts(7).unwrap();
+    let pr7 = store.pr_verdicts(&Default::default(), 7).unwrap();
     assert_eq!(pr7.len(), 3);
     assert_eq!(pr7[0].value.raw_json, earliest);
     assert_eq!(
@@ -396,7 +396,7 @@ fn verdict_files_are_matched_kept_without_rows_or_rejected() {
         "the file's whole JSON"
     );
     assert_eq!(pr7[2].value.raw_json, pretty(&without_row));
-    let pr8 = store.pr_verdicts(8).unwrap();
+    let pr8 = store.pr_verdicts(&Default::default(), 8).unwrap();
     assert_eq!(pr8.len(), 2);
     let from_row = &pr8[0].value;
     let older = Verdict::parse(&older).unwrap();

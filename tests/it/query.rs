@@ -302,7 +302,7 @@ fn stats_health_and_metrics() {
         stats,
         json!({
             "total": 2, "by_source": {"auditor": 1, "bot": 1}, "by_event_kind": {"audit": 1, "cycle": 1},
-            "success": 1, "failure": 1, "verdicts": 1, "by_overall": {"block": 1}, "outcomes": 2,
+            "success": 1, "failure": 1, "verdicts": 1, "by_overall": {"block": 1}, "by_repo": {"": 1}, "outcomes": 2,
             "outcomes_by_kind": {"audit": 1, "scenario": 1}, "last_seq": 5,
         })
     );
@@ -370,7 +370,7 @@ fn bad_query_input_is_a_json_400() {
         &server.get("/prs/1/history?exclude_sha=abc"),
         400,
         "exclude_sha",
-        "at least 8 hex digits",
+        "8 to 64 hex digits",
     );
     assert_error(
         &server.get("/events?before_seq=later"),
@@ -420,6 +420,32 @@ fn bad_query_input_is_a_json_400() {
         400,
         "claims",
         "must be an array of strings or {\"text\": ...} objects, got a string",
+    );
+    // A claim that is not text is refused, not dropped (it used to leave "claims must not be
+    // empty" as the only answer).
+    assert_error(
+        &server.post_json("/neighbors", r#"{"claims":["a", 5]}"#),
+        400,
+        "claims[1]",
+        "must be a string or an object with a string text, got 5",
+    );
+    assert_error(
+        &server.post_json("/neighbors", r#"{"claims":[{"text":"  "}]}"#),
+        400,
+        "claims[0]",
+        "must not be blank",
+    );
+    assert_error(
+        &server.post_json("/neighbors", r#"{"claims":["a"],"min_score":1.5}"#),
+        400,
+        "min_score",
+        "from 0 to 1",
+    );
+    assert_error(
+        &server.post_json("/neighbors", r#"{"claims":["a"],"repo":5}"#),
+        400,
+        "repo",
+        "must be a string",
     );
     let many: Vec<String> = (0..1001).map(|i| format!("claim {i}")).collect();
     assert_error(

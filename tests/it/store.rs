@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 
 use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
-use lakehouse_kb::model::verdict::pr_prefix;
-use lakehouse_kb::model::{ClaimHash, Source, Verdict};
+use lakehouse_kb::model::{ClaimHash, Repo, Source, Verdict};
 use lakehouse_kb::store::{
     EventFilter, Put, Record, Retention, SigRecord, Store, StoreOptions, Written, tables,
 };
@@ -157,7 +156,7 @@ fn hundred_thousand_mixed_records_read_back_every_way() {
         let mut got = Vec::new();
         let mut after = 0;
         loop {
-            let page = store.by_sig(sig, after, 2).unwrap();
+            let page = store.by_sig(&Repo::default(), sig, after, 2).unwrap();
             got.extend(page.items.iter().map(SigRecord::seq));
             after = got.last().copied().unwrap_or(after);
             if !page.more {
@@ -175,20 +174,8 @@ fn hundred_thousand_mixed_records_read_back_every_way() {
             .filter(|(_, v)| v.0 == pr)
             .map(|(s, _)| *s)
             .collect();
-        let got: Vec<u64> = store
-            .pr_verdicts(pr)
-            .unwrap()
-            .iter()
-            .map(|v| v.seq)
-            .collect();
+        let got = store.pr_verdict_seqs(&Repo::default(), pr).unwrap();
         assert_eq!(got, want, "pr {pr}");
-        assert!(
-            store
-                .verdicts_with_prefix(&pr_prefix(pr))
-                .unwrap()
-                .iter()
-                .all(|v| v.value.pr_number == pr)
-        );
     }
 
     // Newest first with a cursor, per source: no seq twice, none missed.
@@ -275,44 +262,45 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
         .find_map(|s| Some((*s, model.records[s].1.clone())).filter(|(_, sig)| !sig.is_empty()))
         .unwrap();
     damage(&|txn| {
-        txn.open_table(tables::SIG_INDEX)
+        txn.open_table(tables::BY_SIG)
             .unwrap()
-            .remove((sig.as_str(), tables::KIND_EVENT, seq))
+            .remove((0, sig.as_str(), tables::KIND_EVENT, seq))
             .unwrap();
     });
     let found = problems();
     assert!(
         found
             .iter()
-            .any(|p| p == &format!("event seq {seq} is missing from sig_index")),
+            .any(|p| p == &format!("event seq {seq} is missing from by_sig")),
         "{found:?}"
     );
     damage(&|txn| {
-        txn.open_table(tables::SIG_INDEX)
+        txn.open_table(tables::BY_SIG)
             .unwrap()
-            .insert((sig.as_str(), tables::KIND_EVENT, seq), ())
+            .insert((0, sig.as_str(), tables::KIND_EVENT, seq), ())
             .unwrap();
     });
     assert!(problems().is_empty());
 
     // An index entry pointing at no row.
     damage(&|txn| {
-        txn.open_table(tables::SIG_INDEX)
+        txn.open_table(tables::BY_SIG)
             .unwrap()
-            .insert(("nowhere", tables::KIND_OUTCOME, 999_999), ())
+            .insert((0, "nowhere", tables::KIND_OUTCOME, 999_999), ())
             .unwrap();
     });
     let found = problems();
     assert!(
         found
             .iter()
-            .any(|p| p.contains("sig_index entry (nowhere, kind 1, 999999) has no matching row")),
+            .any(|p| p
+                .contains("by_sig entry (repo 0, nowhere, kind 1, 999999) has no matching row")),
         "{found:?}"
     );
     damage(&|txn| {
-        txn.open_table(tables::SIG_INDEX)
+        txn.open_table(tables::BY_SIG)
             .unwrap()
-            .remove(("nowhere", tables::KIND_OUTCOME, 999_999))
+            .remove((0, "nowhere", tables::KIND_OUTCOME, 999_999))
             .unwrap();
     });
 
@@ -322,9 +310,9 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
         let mut verdicts = txn.open_table(tables::VERDICTS_BY_SEQ).unwrap();
         let bytes = verdicts.get(vseq).unwrap().unwrap().value().to_vec();
         verdicts.insert(999_998, bytes.as_slice()).unwrap();
-        txn.open_table(tables::SIG_INDEX)
+        txn.open_table(tables::BY_SIG)
             .unwrap()
-            .insert((vsig.as_str(), tables::KIND_VERDICT, 999_998), ())
+            .insert((0, vsig.as_str(), tables::KIND_VERDICT, 999_998), ())
             .unwrap();
     });
     let found = problems();
@@ -339,9 +327,9 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
             .unwrap()
             .remove(999_998)
             .unwrap();
-        txn.open_table(tables::SIG_INDEX)
+        txn.open_table(tables::BY_SIG)
             .unwrap()
-            .remove((vsig.as_str(), tables::KIND_VERDICT, 999_998))
+            .remove((0, vsig.as_str(), tables::KIND_VERDICT, 999_998))
             .unwrap();
     });
 
@@ -396,14 +384,15 @@ fn repeated_verdict_is_a_duplicate_and_a_reaudit_is_new() {
         .write(&[verdict_record(reaudit.as_bytes(), 4).unwrap().into()])
         .unwrap()[0];
     assert!(matches!(w, Written::Stored { .. }));
-    assert_eq!(
-        store
-            .verdicts_by_sig(&v.sig_hash(), 0, 10)
-            .unwrap()
-            .items
-            .len(),
-        2
-    );
+    let under_sig = store
+        .by_sig(&Repo::default(), &v.sig_hash(), 0, 10)
+        .unwrap();
+    let n_verdicts = under_sig
+        .items
+        .iter()
+        .filter(|r| matches!(r, SigRecord::Verdict(_)))
+        .count();
+    assert_eq!(n_verdicts, 2);
     let stats = store.stats().unwrap();
     assert_eq!((stats.verdicts, stats.outcomes, stats.events), (2, 2, 2));
 }
@@ -452,21 +441,16 @@ fn verdict_reads_among_rows_and_events_of_the_same_sig_hash() {
     assert_eq!(second[41], Written::Duplicate { seq: a1 });
     assert_eq!(second[42], Written::Duplicate { seq: a2 });
 
-    let seqs =
-        |v: Vec<lakehouse_kb::store::VerdictEntry>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
-    assert_eq!(seqs(store.pr_verdicts(6).unwrap()), vec![a1, b1, a2]);
-    assert_eq!(seqs(store.pr_verdicts(60).unwrap()), vec![c1]);
-    let page = store.verdicts_by_sig(sig_a, 0, 1).unwrap();
-    assert_eq!((seqs(page.items), page.more), (vec![a1], true));
-    let page = store.verdicts_by_sig(sig_a, a1, 5).unwrap();
-    assert_eq!((seqs(page.items), page.more), (vec![a2], false));
+    let d = Repo::default();
+    assert_eq!(store.pr_verdict_seqs(&d, 6).unwrap(), vec![a1, b1, a2]);
+    assert_eq!(store.pr_verdict_seqs(&d, 60).unwrap(), vec![c1]);
 
     // Everything under sig A, 7 at a time: the verdicts, their KB rows and events, the row and
     // the 80 events, each once, in seq order.
     let mut all = Vec::new();
     let mut after = 0;
     loop {
-        let page = store.by_sig(sig_a, after, 7).unwrap();
+        let page = store.by_sig(&d, sig_a, after, 7).unwrap();
         all.extend(page.items.iter().map(SigRecord::seq));
         after = *all.last().unwrap();
         if !page.more {
@@ -491,6 +475,7 @@ fn verdict_reads_among_rows_and_events_of_the_same_sig_hash() {
 /// An outcome row (sig_hash `abc`) with the import key `key`.
 fn keyed_outcome(key: &[u8]) -> Put {
     Put {
+        client_key: None,
         record: outcome_record(br#"{"sig_hash":"abc","n":1}"#, 0).unwrap(),
         import_key: Some(key.to_vec()),
     }
@@ -560,13 +545,22 @@ fn dump(path: &std::path::Path) -> Vec<String> {
     dump!(
         tables::META,
         tables::VERDICTS_BY_SEQ,
-        tables::CLAIMS,
         tables::OUTCOMES,
-        tables::SIG_INDEX,
         tables::EVENTS,
         tables::EVENTS_BY_SOURCE,
         tables::EVENTS_BY_KIND,
-        tables::IMPORT_KEYS
+        tables::IMPORT_KEYS,
+        tables::REPOS,
+        tables::REPO_NAMES,
+        tables::BY_SIG,
+        tables::VERDICT_IDS,
+        tables::PR_VERDICTS,
+        tables::PRS,
+        tables::PR_HEADS,
+        tables::CLAIM_HASHES,
+        tables::CLAIM_TERMS,
+        tables::CLIENT_KEYS,
+        tables::CLIENT_KEYS_BY_TIME
     );
     out
 }
@@ -594,6 +588,7 @@ fn a_bulk_writer_stores_byte_for_byte_what_write_stores() {
         .map(|(i, record)| Put {
             record,
             import_key: Some(format!("key {i}").into_bytes()),
+            client_key: None,
         })
         .collect();
 
@@ -647,9 +642,15 @@ fn a_bulk_writer_stores_byte_for_byte_what_write_stores() {
     let index_entries = plain_dump
         .iter()
         .filter(|row| {
-            ["claims ", "sig_index ", "events_by_", "import_keys "]
-                .iter()
-                .any(|table| row.starts_with(table))
+            [
+                "claim_hashes ",
+                "by_sig ",
+                "events_by_",
+                "import_keys ",
+                "verdict_ids ",
+            ]
+            .iter()
+            .any(|table| row.starts_with(table))
         })
         .count();
     assert!(index_entries > 50_000, "{index_entries}");
@@ -747,38 +748,90 @@ fn a_large_bulk_transaction_with_a_repeated_key_stores_nothing() {
     assert_eq!(store.stats().unwrap().outcomes, 0);
 }
 
+/// The exact tier: claims that normalise to the same hash score 1 each; a neighbour's score is
+/// the sum over the query's claims; ties go to the newer audit; the excluded PR and other
+/// repositories are left out.
 #[test]
-fn neighbors_rank_by_shared_claims_then_recency() {
+fn neighbors_rank_by_matched_claims_then_recency() {
     let (_dir, store) = temp_store();
-    let verdict = |pr: u64, head: &str, at: &str, claims: &[&str]| {
+    let verdict = |pr: u64, head: &str, at: &str, claims: &[&str], repo: &str| {
         let claims: Vec<String> = claims.iter().map(|c| format!("{c:?}")).collect();
         let text = format!(
-            r#"{{"pr_number":{pr},"head_sha":"{head}","overall":"block","one_liner":"x","metrics":{{"findings_block":1,"findings_warn":0}},"audited_at":"{at}","claims":[{}]}}"#,
+            r#"{{"pr_number":{pr},"head_sha":"{head}","overall":"block","one_liner":"x","metrics":{{"findings_block":1,"findings_warn":0}},"audited_at":"{at}","claims":[{}],"repo":"{repo}"}}"#,
             claims.join(",")
         );
         Put::from(verdict_record(text.as_bytes(), 0).unwrap())
     };
     let written = store
         .write(&[
-            verdict(10, "aaaaaaaa11", "t1", &["A", "B"]),
-            verdict(10, "bbbbbbbb22", "t2", &["B"]),
-            verdict(11, "cccccccc33", "t3", &["b", "C"]),
-            verdict(12, "dddddddd44", "t4", &["Z"]),
+            verdict(10, "aaaaaaaa11", "t1", &["Alpha one", "Beta two"], ""),
+            verdict(10, "bbbbbbbb22", "t2", &["Beta two"], ""),
+            verdict(11, "cccccccc33", "t3", &["beta  TWO", "Gamma three"], ""),
+            verdict(12, "dddddddd44", "t4", &["Zeta"], ""),
+            verdict(
+                13,
+                "eeeeeeee55",
+                "t5",
+                &["Beta two", "Gamma three"],
+                "other/repo",
+            ),
         ])
         .unwrap();
-    let hash = |c: &str| ClaimHash::of_text(c).unwrap();
+    let claim = |text: &str| lakehouse_kb::model::claims::Claim {
+        hash: ClaimHash::of_text(text).unwrap(),
+        text: None,
+    };
+    let query = |claims: Vec<lakehouse_kb::model::claims::Claim>, exclude_pr, all_repos| {
+        lakehouse_kb::store::NeighborQuery {
+            claims,
+            repo: Repo::default(),
+            all_repos,
+            exclude_pr,
+            limit: 10,
+            min_score: 0.3,
+            deadline: None,
+        }
+    };
+    let ranked = |hits: Vec<lakehouse_kb::store::NeighborHit>| {
+        hits.iter().map(|n| (n.seq, n.score)).collect::<Vec<_>>()
+    };
     let got = store
-        .neighbors(&[hash("B"), hash("C")], Some(11), 10)
+        .neighbors(&query(
+            vec![claim("Beta two"), claim("Gamma three")],
+            Some(11),
+            false,
+        ))
         .unwrap();
-    let seqs: Vec<(u64, usize)> = got
-        .iter()
-        .map(|n| (n.verdict.seq, n.shared.len()))
-        .collect();
-    assert_eq!(seqs, vec![(written[1].seq(), 1), (written[0].seq(), 1)]);
-    let got = store.neighbors(&[hash("a"), hash("b")], None, 10).unwrap();
-    assert_eq!(got[0].verdict.seq, written[0].seq());
-    assert_eq!(got[0].shared.len(), 2);
-    assert_eq!(store.neighbors(&[hash("A")], None, 0).unwrap().len(), 0);
+    // Both of PR 10's verdicts match one claim: the newer one first.
+    assert_eq!(
+        ranked(got),
+        vec![(written[1].seq(), 1.0), (written[0].seq(), 1.0)]
+    );
+    let got = store
+        .neighbors(&query(
+            vec![claim("beta two"), claim("gamma three")],
+            None,
+            false,
+        ))
+        .unwrap();
+    assert_eq!(
+        ranked(got),
+        vec![
+            (written[2].seq(), 2.0),
+            (written[1].seq(), 1.0),
+            (written[0].seq(), 1.0)
+        ]
+    );
+    let got = store
+        .neighbors(&query(vec![claim("Gamma three")], None, true))
+        .unwrap();
+    assert_eq!(
+        ranked(got),
+        vec![(written[4].seq(), 1.0), (written[2].seq(), 1.0)]
+    );
+    let mut zero = query(vec![claim("Alpha one")], None, false);
+    zero.limit = 0;
+    assert_eq!(store.neighbors(&zero).unwrap().len(), 0);
 }
 
 #[test]
@@ -856,9 +909,13 @@ fn version_1_file_is_upgraded_on_open_and_passes_check() {
     let path = dir.path().join("kb.redb");
     Store::create_at_version(&path, 1).unwrap();
     let plan = Store::plan(&path, StoreOptions::default()).unwrap();
-    assert_eq!((plan.from, plan.to, plan.steps.len()), (1, 4, 3));
+    let latest = lakehouse_kb::store::SCHEMA_VERSION;
+    assert_eq!(
+        (plan.from, plan.to, plan.steps.len() as u64),
+        (1, latest, latest - 1)
+    );
     let mut store = Store::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), latest);
     assert!(store.check().unwrap().passed());
     // The migrated file has exactly the current tables.
     drop(store);
@@ -891,13 +948,13 @@ proptest! {
         write_all(&store, &mut model, records, 17);
         for pr in 1..=n_prs {
             let want: Vec<u64> = model.verdicts.iter().filter(|(_, v)| v.0 == pr).map(|(s, _)| *s).collect();
-            let got: Vec<u64> = store.pr_verdicts(pr).unwrap().iter().map(|v| v.seq).collect();
+            let got: Vec<u64> = store.pr_verdict_seqs(&Repo::default(), pr).unwrap();
             prop_assert_eq!(got, want);
         }
         for (seq, (_, sig, _)) in &model.records {
             if sig.is_empty() { continue; }
             let want: Vec<u64> = model.records.iter().filter(|(_, r)| &r.1 == sig).map(|(s, _)| *s).collect();
-            let got: Vec<u64> = store.by_sig(sig, 0, 1_000).unwrap().items.iter().map(SigRecord::seq).collect();
+            let got: Vec<u64> = store.by_sig(&Repo::default(), sig, 0, 1_000).unwrap().items.iter().map(SigRecord::seq).collect();
             prop_assert_eq!(got, want, "sig {} (seq {})", sig, seq);
         }
         for kind in ["fill", "search", "cycle"] {

@@ -197,3 +197,17 @@ mod tests {
         assert_eq!(fmt_rate(1234567.4), "1 234 567");
     }
 }
+
+/// PR history as the API reads it (counts, the finding sentence's newest outcomes, a page of
+/// 50 audits) in the default namespace; returns how many audits the PR has.
+pub fn store_pr_history(store: &lakehouse_kb::store::Store, pr_number: u64) -> anyhow::Result<u64> {
+    let query = lakehouse_kb::store::HistoryQuery {
+        repo: lakehouse_kb::model::Repo::default(),
+        pr_number,
+        exclude_sha: None,
+        before_seq: None,
+        limit: 50,
+        deadline: None,
+    };
+    Ok(store.pr_history(&query)?.count)
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::model::Repo;
 use lakehouse_kb::store::{Put, Record, SigRecord, Store, StoreOptions, Written};
 use lakehouse_kb::synth::{Rng, Synth};
 use serde_json::Value;
@@ -157,17 +158,17 @@ fn run_size(
     let mut sig_counts = Vec::with_capacity(picks.len());
     let mut sig_outcome_counts = Vec::with_capacity(picks.len());
     for target in &picks[..warmup] {
-        store.pr_verdicts(target.pr_number)?;
-        store.by_sig(&target.sig_hash, 0, 50)?;
+        crate::store_pr_history(&store, target.pr_number)?;
+        store.by_sig(&Repo::default(), &target.sig_hash, 0, 50)?;
     }
     let mut store_history = Samples::with_capacity(picks.len());
     for target in &picks {
-        let audits = store_history.time(|| store.pr_verdicts(target.pr_number))?;
-        history_counts.push(audits.len());
+        let audits = store_history.time(|| crate::store_pr_history(&store, target.pr_number))?;
+        history_counts.push(audits as usize);
     }
     let mut store_sig = Samples::with_capacity(picks.len());
     for target in &picks {
-        let page = store_sig.time(|| store.by_sig(&target.sig_hash, 0, 50))?;
+        let page = store_sig.time(|| store.by_sig(&Repo::default(), &target.sig_hash, 0, 50))?;
         ensure!(!page.more, "{} has more than 50 records", target.sig_hash);
         sig_counts.push(page.items.len());
         let n_rows = page

@@ -269,7 +269,8 @@ fn store_floor(
     table: &mut Vec<Vec<String>>,
 ) {
     use lakehouse_kb::store::tables::{
-        CLAIMS, EVENTS_BY_KIND, EVENTS_BY_SOURCE, IMPORT_KEYS, SIG_INDEX,
+        BY_SIG, CLAIM_HASHES, CLAIM_TERMS, EVENTS_BY_KIND, EVENTS_BY_SOURCE, IMPORT_KEYS,
+        PR_VERDICTS, VERDICT_IDS,
     };
     use redb::{ReadableDatabase, ReadableTable, TableDefinition};
     const VALUES: TableDefinition<u64, &[u8]> = TableDefinition::new("values");
@@ -287,8 +288,11 @@ fn store_floor(
     let value_bytes: u64 = values.iter().map(|v| v.len() as u64).sum();
 
     let mut keys: Vec<(Vec<u8>, u64)> = Vec::new();
-    let mut by_sig: Vec<(String, u8, u64)> = Vec::new();
-    let mut claims: Vec<(u64, u64, String)> = Vec::new();
+    let mut by_sig: Vec<(u32, String, u8, u64)> = Vec::new();
+    let mut claims: Vec<(u64, u32, u64)> = Vec::new();
+    let mut ids: Vec<((u32, u64, String, String), u64)> = Vec::new();
+    let mut pr_verdicts: Vec<(u32, u64, u64)> = Vec::new();
+    let mut terms: Vec<((String, u32, u64), (u16, u16))> = Vec::new();
     let mut by_source: Vec<(String, u64)> = Vec::new();
     let mut by_kind: Vec<(String, u64)> = Vec::new();
     {
@@ -298,15 +302,26 @@ fn store_floor(
             let (k, v) = row.unwrap();
             keys.push((k.value().to_vec(), v.value()));
         }
-        for row in txn.open_table(SIG_INDEX).unwrap().iter().unwrap() {
+        for row in txn.open_table(BY_SIG).unwrap().iter().unwrap() {
             let (key, _) = row.unwrap();
-            let (sig_hash, kind, seq) = key.value();
-            by_sig.push((sig_hash.to_owned(), kind, seq));
+            let (repo, sig_hash, kind, seq) = key.value();
+            by_sig.push((repo, sig_hash.to_owned(), kind, seq));
         }
-        for row in txn.open_table(CLAIMS).unwrap().iter().unwrap() {
+        for row in txn.open_table(CLAIM_HASHES).unwrap().iter().unwrap() {
+            claims.push(row.unwrap().0.value());
+        }
+        for row in txn.open_table(VERDICT_IDS).unwrap().iter().unwrap() {
             let (k, v) = row.unwrap();
-            let (hash, seq) = k.value();
-            claims.push((hash, seq, v.value().to_owned()));
+            let (repo, pr, head, at) = k.value();
+            ids.push(((repo, pr, head.to_owned(), at.to_owned()), v.value()));
+        }
+        for row in txn.open_table(PR_VERDICTS).unwrap().iter().unwrap() {
+            pr_verdicts.push(row.unwrap().0.value());
+        }
+        for row in txn.open_table(CLAIM_TERMS).unwrap().iter().unwrap() {
+            let (k, v) = row.unwrap();
+            let (term, repo, doc) = k.value();
+            terms.push(((term.to_owned(), repo, doc), v.value()));
         }
         for (def, out) in [
             (EVENTS_BY_SOURCE, &mut by_source),
@@ -319,11 +334,30 @@ fn store_floor(
             }
         }
     }
-    let n_entries = keys.len() + by_sig.len() + claims.len() + by_source.len() + by_kind.len();
+    let n_entries = keys.len()
+        + by_sig.len()
+        + claims.len()
+        + ids.len()
+        + pr_verdicts.len()
+        + terms.len()
+        + by_source.len()
+        + by_kind.len();
     // Bytes of their keys and values, before redb's own framing.
     let entry_bytes: usize = keys.iter().map(|(k, _)| k.len() + 8).sum::<usize>()
-        + by_sig.iter().map(|(s, _, _)| s.len() + 9).sum::<usize>()
-        + claims.iter().map(|(_, _, s)| s.len() + 16).sum::<usize>()
+        + by_sig
+            .iter()
+            .map(|(_, s, _, _)| s.len() + 13)
+            .sum::<usize>()
+        + claims.len() * 20
+        + ids
+            .iter()
+            .map(|((_, _, h, a), _)| h.len() + a.len() + 20)
+            .sum::<usize>()
+        + pr_verdicts.len() * 20
+        + terms
+            .iter()
+            .map(|((t, _, _), _)| t.len() + 16)
+            .sum::<usize>()
         + by_source
             .iter()
             .chain(&by_kind)
@@ -360,13 +394,27 @@ fn store_floor(
         for (key, seq) in &keys {
             t.insert(key.as_slice(), seq).unwrap();
         }
-        let mut t = txn.open_table(SIG_INDEX).unwrap();
-        for (sig_hash, kind, seq) in &by_sig {
-            t.insert((sig_hash.as_str(), *kind, *seq), ()).unwrap();
+        let mut t = txn.open_table(BY_SIG).unwrap();
+        for (repo, sig_hash, kind, seq) in &by_sig {
+            t.insert((*repo, sig_hash.as_str(), *kind, *seq), ())
+                .unwrap();
         }
-        let mut t = txn.open_table(CLAIMS).unwrap();
-        for (hash, seq, sig_hash) in &claims {
-            t.insert((*hash, *seq), sig_hash.as_str()).unwrap();
+        let mut t = txn.open_table(CLAIM_HASHES).unwrap();
+        for key in &claims {
+            t.insert(*key, ()).unwrap();
+        }
+        let mut t = txn.open_table(VERDICT_IDS).unwrap();
+        for ((repo, pr, head, at), seq) in &ids {
+            t.insert((*repo, *pr, head.as_str(), at.as_str()), *seq)
+                .unwrap();
+        }
+        let mut t = txn.open_table(PR_VERDICTS).unwrap();
+        for key in &pr_verdicts {
+            t.insert(*key, ()).unwrap();
+        }
+        let mut t = txn.open_table(CLAIM_TERMS).unwrap();
+        for ((term, repo, doc), value) in &terms {
+            t.insert((term.as_str(), *repo, *doc), *value).unwrap();
         }
         for (def, entries) in [(EVENTS_BY_SOURCE, &by_source), (EVENTS_BY_KIND, &by_kind)] {
             let mut t = txn.open_table(def).unwrap();

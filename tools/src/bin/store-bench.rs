@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::model::Repo;
 use lakehouse_kb::store::{Put, Store, StoreOptions};
 use lakehouse_kb::synth::Synth;
 use lakehouse_kb_tools::{
@@ -159,11 +160,11 @@ fn main() {
     let sigs: Vec<String> = (0..args.lookups)
         .map(|i| {
             let pr = 1 + (i as u64 * 7919) % n_prs;
-            store
-                .pr_verdicts(pr)
-                .unwrap()
+            let first = store.pr_verdict_seqs(&Repo::default(), pr).unwrap();
+            first
                 .first()
-                .map(|v| v.sig_hash.clone())
+                .and_then(|&seq| store.verdict(seq).unwrap())
+                .map(|v| v.sig_hash)
                 .unwrap_or_default()
         })
         .filter(|s| !s.is_empty())
@@ -171,12 +172,18 @@ fn main() {
     let mut by_sig = Samples::default();
     let mut n_found = 0;
     for sig in &sigs {
-        n_found += by_sig.time(|| store.by_sig(sig, 0, 50).unwrap().items.len());
+        n_found += by_sig.time(|| {
+            store
+                .by_sig(&Repo::default(), sig, 0, 50)
+                .unwrap()
+                .items
+                .len()
+        });
     }
     let mut by_pr = Samples::default();
     for i in 0..args.lookups {
         let pr = 1 + (i as u64 * 104_729) % n_prs;
-        by_pr.time(|| store.pr_verdicts(pr).unwrap().len());
+        by_pr.time(|| lakehouse_kb_tools::store_pr_history(&store, pr).unwrap());
     }
     let row = |name: &str, s: &mut Samples, per: String| {
         vec![

@@ -240,7 +240,7 @@ fn history(system: System, dir: &Path, picks: &[u64]) -> anyhow::Result<Figures>
     let lookup: Box<dyn Fn(u64) -> anyhow::Result<usize>> = match system {
         System::Store => {
             let store = Store::open(&dir.join(DB_FILE), StoreOptions::default())?;
-            Box::new(move |pr| Ok(store.pr_verdicts(pr)?.len()))
+            Box::new(move |pr| Ok(crate::store_pr_history(&store, pr)? as usize))
         }
         System::Sqlite => {
             let db = Sqlite::open(&dir.join(sqlite::DB_FILE))?;

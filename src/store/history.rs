@@ -1,0 +1,210 @@
+//! PR history (Phase B): a PR's audit counts, its newest outcomes for the finding sentence, and
+//! a page of its audits, newest first. Counts come from `prs` and `pr_heads` (kept in the
+//! write transaction), audits from a reverse range of `pr_verdicts`, so the cost is that of the
+//! answer: O(page + sentence), plus the audits of the excluded head that the walk steps over.
+
+use std::time::Instant;
+
+use redb::ReadableDatabase;
+
+use super::repos;
+use super::tables::*;
+use super::text_index::verdict_ref;
+use super::{Store, StoreError};
+use crate::model::Repo;
+use crate::model::verdict::sig_hash;
+
+/// Newest outcomes the finding sentence lists; older ones are counted ("N earlier").
+pub const SENTENCE_OUTCOMES: usize = 20;
+
+/// What to read of a PR's history.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub repo: Repo,
+    pub pr_number: u64,
+    /// A lowercase hex prefix of the head being audited now: its audits are left out.
+    pub exclude_sha: Option<String>,
+    /// Page cursor: audits with a seq below this one.
+    pub before_seq: Option<u64>,
+    pub limit: usize,
+    /// Past this instant the read stops with [`StoreError::Deadline`].
+    pub deadline: Option<Instant>,
+}
+
+/// One audit in a history page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub sig_hash: String,
+    pub head_sha: String,
+    pub overall: String,
+    pub one_liner: String,
+    pub audited_at: String,
+    pub findings_block: u64,
+    pub findings_warn: u64,
+    pub findings_info: Option<u64>,
+    pub audit_duration_ms: Option<f64>,
+}
+
+/// A PR's history, every audit but the excluded head's counted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Audits counted.
+    pub count: u64,
+    /// Of them, approve, request_changes, block.
+    pub by_overall: [u64; 3],
+    /// The newest [`SENTENCE_OUTCOMES`] overalls, oldest first.
+    pub recent_overalls: Vec<String>,
+    /// The newest audit's one_liner.
+    pub last_reason: Option<String>,
+    /// The page, newest first.
+    pub audits: Vec<AuditEntry>,
+    /// Whether older audits follow the page.
+    pub more: bool,
+}
+
+/// Audits read between two deadline checks.
+const DEADLINE_EVERY: usize = 256;
+
+impl Store {
+    pub fn pr_history(&self, q: &HistoryQuery) -> Result<History, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, &q.repo)? else {
+            return Ok(History::default());
+        };
+        let pr = q.pr_number;
+        let mut history = History::default();
+        if let Some((a, r, b, _)) = txn.open_table(PRS)?.get((repo, pr))?.map(|v| v.value()) {
+            history.by_overall = [a, r, b];
+        }
+        if let Some(prefix) = &q.exclude_sha {
+            let heads = txn.open_table(PR_HEADS)?;
+            for row in heads.range((repo, pr, prefix.as_str())..=(repo, pr, "\u{10ffff}"))? {
+                let (key, counts) = row?;
+                if !key.value().2.starts_with(prefix.as_str()) {
+                    break;
+                }
+                let (a, r, b) = counts.value();
+                for (slot, n) in [a, r, b].into_iter().enumerate() {
+                    history.by_overall[slot] = history.by_overall[slot].saturating_sub(n);
+                }
+            }
+        }
+        history.count = history.by_overall.iter().sum();
+
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
+        let index = txn.open_table(PR_VERDICTS)?;
+        let excluded = |head: &str| {
+            q.exclude_sha
+                .as_deref()
+                .is_some_and(|prefix| head.to_ascii_lowercase().starts_with(prefix))
+        };
+        let mut walked = 0usize;
+        let mut step = || -> Result<(), StoreError> {
+            walked += 1;
+            if walked.is_multiple_of(DEADLINE_EVERY)
+                && q.deadline.is_some_and(|d| Instant::now() > d)
+            {
+                return Err(StoreError::Deadline);
+            }
+            Ok(())
+        };
+
+        let mut recent = Vec::new();
+        for row in index.range((repo, pr, 0)..=(repo, pr, u64::MAX))?.rev() {
+            if recent.len() == SENTENCE_OUTCOMES {
+                break;
+            }
+            step()?;
+            let seq = row?.0.value().2;
+            let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
+                index: "pr_verdicts",
+                seq,
+            })?;
+            let v = verdict_ref(bytes.value(), seq)?;
+            if excluded(v.head_sha) {
+                continue;
+            }
+            if history.last_reason.is_none() {
+                history.last_reason = Some(v.one_liner.to_owned());
+            }
+            recent.push(v.overall.to_owned());
+        }
+        recent.reverse();
+        history.recent_overalls = recent;
+
+        let below = q.before_seq.unwrap_or(u64::MAX);
+        for row in index.range((repo, pr, 0)..(repo, pr, below))?.rev() {
+            step()?;
+            let seq = row?.0.value().2;
+            let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
+                index: "pr_verdicts",
+                seq,
+            })?;
+            let v = verdict_ref(bytes.value(), seq)?;
+            if excluded(v.head_sha) {
+                continue;
+            }
+            if history.audits.len() == q.limit {
+                history.more = true;
+                break;
+            }
+            history.audits.push(AuditEntry {
+                seq,
+                sig_hash: sig_hash(v.pr_number, v.head_sha),
+                head_sha: v.head_sha.to_owned(),
+                overall: v.overall.to_owned(),
+                one_liner: v.one_liner.to_owned(),
+                audited_at: v.audited_at.to_owned(),
+                findings_block: v.findings_block,
+                findings_warn: v.findings_warn,
+                findings_info: v.findings_info,
+                audit_duration_ms: v.audit_duration_ms,
+            });
+        }
+        Ok(history)
+    }
+
+    /// Every verdict of a PR, oldest first (tests and tools; the API pages).
+    pub fn pr_verdicts(
+        &self,
+        repo: &Repo,
+        pr_number: u64,
+    ) -> Result<Vec<super::VerdictEntry>, StoreError> {
+        let mut out = Vec::new();
+        for seq in self.pr_verdict_seqs(repo, pr_number)? {
+            out.extend(self.verdict(seq)?);
+        }
+        Ok(out)
+    }
+
+    /// Every verdict seq of a PR, oldest first (tests and tools; the API pages).
+    pub fn pr_verdict_seqs(&self, repo: &Repo, pr_number: u64) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, repo)? else {
+            return Ok(Vec::new());
+        };
+        let index = txn.open_table(PR_VERDICTS)?;
+        let mut out = Vec::new();
+        for row in index.range((repo, pr_number, 0)..=(repo, pr_number, u64::MAX))? {
+            out.push(row?.0.value().2);
+        }
+        Ok(out)
+    }
+
+    /// The seq of a PR's newest verdict, if it has one.
+    pub fn latest_verdict_seq(
+        &self,
+        repo: &Repo,
+        pr_number: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, repo)? else {
+            return Ok(None);
+        };
+        Ok(txn
+            .open_table(PRS)?
+            .get((repo, pr_number))?
+            .map(|v| v.value().3))
+    }
+}

@@ -1,0 +1,172 @@
+//! What a write is made of: the records (a verdict with the KB row and event it implies, an
+//! event, an outcome row), each as a [`Put`] with the identities that make a repeat a
+//! duplicate, and what became of it ([`Written`]).
+
+use crate::model::claims::Claim;
+use crate::model::text::TermCounts;
+use crate::model::{ObservedOp, OutcomeRow, Verdict};
+
+/// A verdict with the records it implies. The outcome row and the event are stored only when
+/// the verdict itself is new, so a repeated verdict adds nothing at all.
+#[derive(Debug, Clone)]
+pub struct NewVerdict {
+    pub verdict: Verdict,
+    /// The KB row (`kind:"audit"`) to store with it, if any.
+    pub outcome_line: Option<String>,
+    /// The observer event to store with it, if any.
+    pub event: Option<NewEvent>,
+    pub received_at_ms: u64,
+    /// The analysed text of each claim that has text, by its index in `verdict.claims`:
+    /// computed when the record is made, so that the writer thread only inserts.
+    pub claim_terms: Vec<(u16, TermCounts)>,
+}
+
+impl NewVerdict {
+    pub fn new(
+        verdict: Verdict,
+        outcome_line: Option<String>,
+        event: Option<NewEvent>,
+        received_at_ms: u64,
+    ) -> NewVerdict {
+        let claim_terms = claim_terms_of(&verdict.claims);
+        NewVerdict {
+            verdict,
+            outcome_line,
+            event,
+            received_at_ms,
+            claim_terms,
+        }
+    }
+}
+
+/// The analysed text of each of `claims` that has text and any terms, by claim index.
+pub fn claim_terms_of(claims: &[Claim]) -> Vec<(u16, TermCounts)> {
+    claims
+        .iter()
+        .enumerate()
+        .filter_map(|(i, claim)| {
+            let counts = TermCounts::of(claim.text.as_deref()?);
+            (!counts.is_empty()).then(|| (u16::try_from(i).unwrap_or(u16::MAX), counts))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub op: ObservedOp,
+    /// The exact `ops.jsonl` line for this event.
+    pub line: String,
+    pub body: Option<String>,
+    pub source_original: Option<String>,
+    pub received_at_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOutcome {
+    pub row: OutcomeRow,
+    pub received_at_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "records live briefly in one batch; boxing would add an allocation per verdict"
+)]
+pub enum Record {
+    Verdict(NewVerdict),
+    Event(NewEvent),
+    Outcome(NewOutcome),
+}
+
+/// An idempotency key a client gave with a write: a retry with the same key is answered with
+/// what the first write stored instead of storing again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    /// The route's tag and the client's key, as stored.
+    pub key: Vec<u8>,
+    /// A fingerprint of the request the key was given with: the same key with another request
+    /// is refused rather than answered with the first request's result.
+    pub fingerprint: u64,
+    /// When the key was first seen (ms since the epoch); keys expire after a window.
+    pub created_ms: u64,
+}
+
+impl ClientKey {
+    /// The key a client gave on a write route (`route` tells the routes apart: the same key on
+    /// two routes is two keys), for the request whose bytes are `request`.
+    pub fn new(route: u8, key: &str, request: &[u8], now_ms: u64) -> ClientKey {
+        use sha2::{Digest, Sha256};
+        let mut stored = Vec::with_capacity(1 + key.len());
+        stored.push(route);
+        stored.extend_from_slice(key.as_bytes());
+        let digest = Sha256::digest(request);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        ClientKey {
+            key: stored,
+            fingerprint: u64::from_be_bytes(first),
+            created_ms: now_ms,
+        }
+    }
+}
+
+/// One record to write, with the identities that make a repeat of it a duplicate: the import
+/// key of the legacy line it came from, or the idempotency key its client gave.
+#[derive(Debug, Clone)]
+pub struct Put {
+    pub record: Record,
+    pub import_key: Option<Vec<u8>>,
+    pub client_key: Option<ClientKey>,
+}
+
+impl From<Record> for Put {
+    fn from(record: Record) -> Put {
+        Put {
+            record,
+            import_key: None,
+            client_key: None,
+        }
+    }
+}
+
+/// What became of one [`Put`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Stored under `seq`; a verdict's outcome row and event got the seqs that follow it.
+    Stored {
+        seq: u64,
+        outcome_seq: Option<u64>,
+        event_seq: Option<u64>,
+    },
+    /// Already stored (same verdict identity, import key or client key) under `seq`; nothing
+    /// written.
+    Duplicate { seq: u64 },
+    /// The client key was first given with another request, which stored `seq`; nothing
+    /// written.
+    KeyReused { seq: u64 },
+}
+
+impl Written {
+    pub fn seq(&self) -> u64 {
+        match *self {
+            Written::Stored { seq, .. }
+            | Written::Duplicate { seq }
+            | Written::KeyReused { seq } => seq,
+        }
+    }
+
+    /// The highest seq this put was given, when it stored anything.
+    pub fn last_stored_seq(&self) -> Option<u64> {
+        match *self {
+            Written::Stored {
+                seq,
+                outcome_seq,
+                event_seq,
+            } => Some(
+                seq.max(outcome_seq.unwrap_or(0))
+                    .max(event_seq.unwrap_or(0)),
+            ),
+            Written::Duplicate { .. } | Written::KeyReused { .. } => None,
+        }
+    }
+}

@@ -55,6 +55,9 @@ pub const DEFAULT_REPO: u32 = 0;
 const CODEC_VERSION_KEY: &str = "codec_version";
 /// Codec version 2 adds the repository to every value.
 const CODEC_VERSION: u64 = 2;
+/// The counter of verdicts by repository, for the default namespace (the empty name): every
+/// verdict a version-4 file holds.
+const VERDICTS_BY_REPO_DEFAULT: &str = "count/verdicts/repo/";
 
 const VERSION: u64 = 5;
 
@@ -107,6 +110,7 @@ pub(crate) fn apply(
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let mut ids = txn.open_table(VERDICT_IDS)?;
         let mut pr_verdicts = txn.open_table(PR_VERDICTS)?;
+        let mut n_verdicts = 0u64;
         let mut prs: BTreeMap<u64, [u64; 4]> = BTreeMap::new();
         let mut heads: BTreeMap<(u64, String), [u64; 3]> = BTreeMap::new();
         for row in verdicts.iter()? {
@@ -142,6 +146,7 @@ pub(crate) fn apply(
                 pr[slot] += 1;
                 head[slot] += 1;
             }
+            n_verdicts += 1;
             progress();
         }
         let mut prs_table = txn.open_table(PRS)?;
@@ -152,8 +157,11 @@ pub(crate) fn apply(
         for ((pr_number, head), [a, r, b]) in heads {
             heads_table.insert((DEFAULT_REPO, pr_number, head.as_str()), (a, r, b))?;
         }
-        txn.open_table(META)?
-            .insert(CODEC_VERSION_KEY, CODEC_VERSION)?;
+        let mut meta = txn.open_table(META)?;
+        meta.insert(CODEC_VERSION_KEY, CODEC_VERSION)?;
+        if n_verdicts > 0 {
+            meta.insert(VERDICTS_BY_REPO_DEFAULT, n_verdicts)?;
+        }
     }
     txn.delete_table(SIG_INDEX)?;
     txn.delete_table(CLAIMS)?;
@@ -262,6 +270,11 @@ mod tests {
         let claim_hashes = txn.open_table(CLAIM_HASHES).unwrap();
         assert!(claim_hashes.get((42, DEFAULT_REPO, 5)).unwrap().is_some());
         assert_eq!(txn.open_table(CLAIM_TERMS).unwrap().len().unwrap(), 0);
+        let meta = txn.open_table(META).unwrap();
+        assert_eq!(
+            meta.get(VERDICTS_BY_REPO_DEFAULT).unwrap().unwrap().value(),
+            4
+        );
         assert_eq!(
             txn.open_table(META)
                 .unwrap()

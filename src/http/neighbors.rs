@@ -18,9 +18,7 @@ use crate::model::verdict::MAX_SAFE_INTEGER;
 use crate::model::{ClaimHash, Repo, describe, parse_object, utf8};
 use crate::store::{NeighborHit, NeighborQuery};
 
-/// Matches scoring below this are dropped unless the request says otherwise: a similar claim
-/// must share about a third of the query claim's weight to count.
-pub const DEFAULT_MIN_SCORE: f64 = 0.3;
+pub use crate::model::text::DEFAULT_MIN_SCORE;
 
 /// Neighbours the context sentence names.
 const CONTEXT_NEIGHBORS: usize = 5;

@@ -10,8 +10,11 @@
 //!    `lab_ui.py`, `IVF_PQ`, `src/http/mod.rs`, `retryCount`) gives the whole word, lowercased
 //!    and unstemmed, as one term, so that it is findable as written, and each of its parts as
 //!    a plain word, so that it is findable by its parts.
-//! 3. A plain word is lowercased, dropped if it is a stop word or one character long, and
-//!    stemmed with the Snowball English stemmer (`retries` → `retri`, `uploads` → `upload`).
+//! 3. A plain word is lowercased; a number with a unit (`10mb`, `500ms`) is split into the two;
+//!    a common developer abbreviation is spelled out (`repo` → `repository`, `env` →
+//!    `environment`, `deps` → `dependencies`, `lockfile` → `lock file`: [`ABBREVIATIONS`]);
+//!    then each word is dropped if it is a stop word or one character long, and stemmed with the
+//!    Snowball English stemmer (`retries` → `retri`, `uploads` → `upload`).
 //!
 //! The terms of a text are [`TermCounts`]: each distinct term with its count, and the text's
 //! length in terms (the BM25 document length). A text is analysed on its first
@@ -55,6 +58,68 @@ const STOP_WORDS: &[&str] = &[
     "with", "within", "without", "would", "yet", "you", "your", "yours",
 ];
 
+/// Abbreviations and compounds developers write for common words, and the words they stand
+/// for: a claim written with one finds a claim written with the other. Sorted by abbreviation.
+pub const ABBREVIATIONS: &[(&str, &str)] = &[
+    ("2fa", "two factor authentication"),
+    ("a11y", "accessibility"),
+    ("admin", "administrator"),
+    ("app", "application"),
+    ("apps", "applications"),
+    ("arg", "argument"),
+    ("args", "arguments"),
+    ("async", "asynchronous"),
+    ("auth", "authentication"),
+    ("authn", "authentication"),
+    ("authz", "authorization"),
+    ("cfg", "configuration"),
+    ("codebase", "code base"),
+    ("conf", "configuration"),
+    ("config", "configuration"),
+    ("configs", "configurations"),
+    ("db", "database"),
+    ("dbs", "databases"),
+    ("dep", "dependency"),
+    ("deps", "dependencies"),
+    ("dev", "development"),
+    ("dir", "directory"),
+    ("dirs", "directories"),
+    ("doc", "documentation"),
+    ("docs", "documentation"),
+    ("e2e", "end to end"),
+    ("env", "environment"),
+    ("envs", "environments"),
+    ("filename", "file name"),
+    ("fn", "function"),
+    ("func", "function"),
+    ("i18n", "internationalization"),
+    ("impl", "implementation"),
+    ("info", "information"),
+    ("k8s", "kubernetes"),
+    ("l10n", "localization"),
+    ("lib", "library"),
+    ("libs", "libraries"),
+    ("lockfile", "lock file"),
+    ("mfa", "multi factor authentication"),
+    ("msg", "message"),
+    ("msgs", "messages"),
+    ("param", "parameter"),
+    ("params", "parameters"),
+    ("perf", "performance"),
+    ("pkg", "package"),
+    ("pkgs", "packages"),
+    ("prod", "production"),
+    ("repo", "repository"),
+    ("repos", "repositories"),
+    ("req", "request"),
+    ("reqs", "requests"),
+    ("resp", "response"),
+    ("tmp", "temporary"),
+    ("username", "user name"),
+    ("var", "variable"),
+    ("vars", "variables"),
+];
+
 static STEMMER: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
 
 fn is_connector(c: char) -> bool {
@@ -81,23 +146,51 @@ pub fn terms(text: &str) -> Vec<String> {
             out.push(word.to_lowercase());
         }
         for part in parts {
-            if let Some(term) = plain_term(part) {
-                out.push(term);
-            }
+            plain_terms(part, &mut out);
         }
     }
     out.truncate(MAX_TERMS_PER_TEXT);
     out
 }
 
-/// A plain word as a term: lowercased and stemmed; `None` for a stop word or a single
-/// character.
-fn plain_term(word: &str) -> Option<String> {
+/// A plain word as terms: lowercased, a number split from its unit, an abbreviation spelled
+/// out, each word stemmed; stop words and single characters dropped.
+fn plain_terms(word: &str, out: &mut Vec<String>) {
     let lower = word.to_lowercase();
-    if lower.chars().count() < 2 || is_stop_word(&lower) {
-        return None;
+    let (number, rest) = split_number_unit(&lower);
+    for part in number.into_iter().chain(std::iter::once(rest)) {
+        match ABBREVIATIONS.binary_search_by_key(&part, |(short, _)| short) {
+            Ok(i) => {
+                for long in ABBREVIATIONS[i].1.split(' ') {
+                    push_stemmed(long, out);
+                }
+            }
+            Err(_) => push_stemmed(part, out),
+        }
     }
-    Some(STEMMER.stem(&lower).into_owned())
+}
+
+fn push_stemmed(word: &str, out: &mut Vec<String>) {
+    if word.chars().count() < 2 || is_stop_word(word) {
+        return;
+    }
+    out.push(STEMMER.stem(word).into_owned());
+}
+
+/// `10mb` → (`10`, `mb`); anything else is left whole (`s3`, `utf8`, `v2` keep their digits).
+fn split_number_unit(word: &str) -> (Option<&str>, &str) {
+    let digits = word.bytes().take_while(u8::is_ascii_digit).count();
+    let is_unit = digits > 0
+        && digits < word.len()
+        && word[digits..].bytes().all(|b| b.is_ascii_lowercase())
+        && ABBREVIATIONS
+            .binary_search_by_key(&word, |(short, _)| short)
+            .is_err();
+    if is_unit {
+        (Some(&word[..digits]), &word[digits..])
+    } else {
+        (None, word)
+    }
 }
 
 /// A word's parts: split at connectors, then at camelCase humps (`retryCount` → `retry`,
@@ -203,6 +296,11 @@ impl MatchKind {
     }
 }
 
+/// Matches scoring below this are dropped unless a query says otherwise. A similar claim that
+/// shares only a common word with the query scores about 0.1 to 0.18; one that shares a rare
+/// identifier or most of the query's words, 0.2 and up.
+pub const DEFAULT_MIN_SCORE: f64 = 0.2;
+
 /// The highest score a similar (not exact) match can get, so that an exact match always
 /// ranks above it.
 pub const MAX_SIMILAR_SCORE: f64 = 0.999;
@@ -225,8 +323,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stop_words_are_sorted_for_binary_search() {
+    fn word_lists_are_sorted_for_binary_search() {
         assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(ABBREVIATIONS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn abbreviations_and_units_are_spelled_out() {
+        assert_eq!(terms("env vars"), terms("environment variables"));
+        assert_eq!(
+            terms("the repo's deps"),
+            terms("the repository dependencies")
+        );
+        assert_eq!(terms("lockfile"), ["lock", "file"]);
+        assert_eq!(terms("10MB limit"), ["10", "mb", "limit"]);
+        assert_eq!(terms("2FA"), ["two", "factor", "authent"]);
+        assert_eq!(terms("S3 utf8 v2"), ["s3", "utf8", "v2"]);
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! every write the server acknowledged, kills the server with SIGKILL at random moments (also
 //! in the middle of a schema migration and of an export), restarts it, and finally verifies:
 //! every acknowledged record is stored exactly once; an unacknowledged verdict (with its KB
-//! row and event) or batch is wholly present or wholly absent; retried verdicts are never
-//! duplicated; counters equal a recount (`check`); the exported files equal a clean export.
+//! row and event) or batch is wholly present or wholly absent; counters equal a recount
+//! (`check`, which also compares every index with a rebuild); the exported files equal a clean
+//! export.
+//!
+//! Every write carries an `Idempotency-Key`, and every write that got no answer (the server
+//! died) or a 503 is retried with the same key, by a writer of the next life, as an honest
+//! client would: retried writes must never be stored twice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -53,7 +58,8 @@ pub struct Report {
     pub acknowledged: BTreeMap<&'static str, u64>,
     pub unacknowledged: u64,
     pub unacknowledged_present: u64,
-    pub retried_verdicts: u64,
+    /// Writes sent again (with their key) after no answer or a 503.
+    pub retried: u64,
     pub lost: u64,
     pub duplicated: u64,
     pub torn: u64,
@@ -74,9 +80,9 @@ impl Report {
     }
 }
 
-/// One write as its writer saw it.
+/// What was stored by one write, as its writer saw it.
 #[derive(Debug, Clone)]
-enum Write {
+enum Stored {
     Event {
         sig: String,
     },
@@ -85,7 +91,6 @@ enum Write {
     },
     /// A verdict: its sig_hash and audited_at identify it, with its row and event.
     Verdict {
-        body: String,
         sig: String,
         audited_at: String,
     },
@@ -94,13 +99,24 @@ enum Write {
     },
 }
 
+/// One write: the request (sent again as it was, key included, when it is retried) and what
+/// it stores.
+#[derive(Debug, Clone)]
+struct Write {
+    path: &'static str,
+    content_type: &'static str,
+    body: String,
+    key: String,
+    stored: Stored,
+}
+
 impl Write {
     fn kind(&self) -> &'static str {
-        match self {
-            Write::Event { .. } => "events",
-            Write::Outcome { .. } => "outcome rows",
-            Write::Verdict { .. } => "verdicts",
-            Write::Batch { .. } => "batches",
+        match self.stored {
+            Stored::Event { .. } => "events",
+            Stored::Outcome { .. } => "outcome rows",
+            Stored::Verdict { .. } => "verdicts",
+            Stored::Batch { .. } => "batches",
         }
     }
 }
@@ -143,17 +159,10 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
             .push(started.elapsed().as_millis() as u64);
 
         let stop = Arc::new(AtomicBool::new(false));
-        // Unacknowledged verdicts are retried, as the auditor would: they must end up stored
-        // exactly once. Other unacknowledged writes are not retried.
-        let retry: Vec<Write> = {
-            let mut log = log.lock().unwrap();
-            let (verdicts, others) = std::mem::take(&mut log.unacked)
-                .into_iter()
-                .partition(|w| matches!(w, Write::Verdict { .. }));
-            log.unacked = others;
-            verdicts
-        };
-        report.retried_verdicts += retry.len() as u64;
+        // Unacknowledged writes are retried with their keys, as an honest client would: they
+        // must end up stored exactly once.
+        let retry: Vec<Write> = std::mem::take(&mut log.lock().unwrap().unacked);
+        report.retried += retry.len() as u64;
         let retry = Arc::new(Mutex::new(retry));
         let writers: Vec<_> = (0..config.writers)
             .map(|w| {
@@ -241,93 +250,15 @@ fn writer(
         } else {
             None
         };
-        let (path, content_type, body, write) = match (retried, rng.below(10)) {
-            (
-                Some(Write::Verdict {
-                    body,
-                    sig,
-                    audited_at,
-                }),
-                _,
-            ) => {
-                let write = Write::Verdict {
-                    body: body.clone(),
-                    sig,
-                    audited_at,
-                };
-                ("/verdicts", "application/json", body, write)
-            }
-            (_, 0..=2) => {
-                let sig = format!("e{id}");
-                let body =
-                    json!({"source": "bot", "event_kind": "crash", "sig_hash": sig, "n": id});
-                (
-                    "/event",
-                    "application/json",
-                    body.to_string(),
-                    Write::Event { sig },
-                )
-            }
-            (_, 3..=5) => {
-                let (pr, head) = if !heads.is_empty() && rng.chance(30) {
-                    heads[rng.below(heads.len() as u64) as usize].clone()
-                } else {
-                    let head = (
-                        1 + rng.below(40),
-                        format!("{:016x}{:024x}", id, rng.next_u64()),
-                    );
-                    heads.push(head.clone());
-                    head
-                };
-                let audited_at = format!("2026-11-24T00:00:00.000Z#{id}");
-                let body = json!({
-                    "pr_number": pr, "head_sha": head, "overall": "block", "one_liner": format!("w{id}"),
-                    "claims": [format!("claim {}", rng.below(20))],
-                    "metrics": {"findings_block": 1, "findings_warn": 0, "audit_duration_ms": id % 5000},
-                    "audited_at": audited_at,
-                })
-                .to_string();
-                let sig = format!("pr{pr}-{}", &head[..8]);
-                (
-                    "/verdicts",
-                    "application/json",
-                    body.clone(),
-                    Write::Verdict {
-                        body,
-                        sig,
-                        audited_at,
-                    },
-                )
-            }
-            (_, 6..=7) => {
-                let sig = format!("o{id}");
-                let body = json!({"sig_hash": sig, "staffer_id": "staffer-1", "n": id});
-                (
-                    "/outcomes",
-                    "application/json",
-                    body.to_string(),
-                    Write::Outcome { sig },
-                )
-            }
-            _ => {
-                let n = 5 + rng.below(16);
-                let sigs: Vec<String> = (0..n).map(|k| format!("b{id}-{k}")).collect();
-                let body: String = sigs
-                    .iter()
-                    .map(|s| format!("{}\n", json!({"source": "scenario", "sig_hash": s})))
-                    .collect();
-                (
-                    "/event",
-                    "application/x-ndjson",
-                    body,
-                    Write::Batch { sigs },
-                )
-            }
+        let write = match retried {
+            Some(write) => write,
+            None => new_write(&mut rng, id, &mut heads),
         };
         let sent = client
-            .post(format!("{base}{path}"))
-            .header("content-type", content_type)
-            .body(body)
+            .post(format!("{base}{}", write.path))
+            .header("content-type", write.content_type)
+            .header("idempotency-key", &write.key)
+            .body(write.body.clone())
             .send();
         match sent {
             Ok(response) if response.status().is_success() => log.lock().unwrap().acked.push(write),
@@ -337,7 +268,8 @@ fn writer(
             Ok(response) => {
                 let status = response.status();
                 anyhow::bail!(
-                    "{path} answered {status}: {}",
+                    "{} answered {status}: {}",
+                    write.path,
                     response.text().unwrap_or_default()
                 );
             }
@@ -349,6 +281,82 @@ fn writer(
         }
     }
     Ok(())
+}
+
+/// A new write: a random mix of events, verdicts (new heads and re-audits), outcome rows and
+/// NDJSON batches, each with a key of its own.
+fn new_write(rng: &mut Rng, id: u64, heads: &mut Vec<(u64, String)>) -> Write {
+    let key = format!("w{id}");
+    let (path, content_type, body, stored) = match rng.below(10) {
+        0..=2 => {
+            let sig = format!("e{id}");
+            let body = json!({"source": "bot", "event_kind": "crash", "sig_hash": sig, "n": id});
+            (
+                "/event",
+                "application/json",
+                body.to_string(),
+                Stored::Event { sig },
+            )
+        }
+        3..=5 => {
+            let (pr, head) = if !heads.is_empty() && rng.chance(30) {
+                heads[rng.below(heads.len() as u64) as usize].clone()
+            } else {
+                let head = (
+                    1 + rng.below(40),
+                    format!("{:016x}{:024x}", id, rng.next_u64()),
+                );
+                heads.push(head.clone());
+                head
+            };
+            let audited_at = format!("2026-11-24T00:00:00.000Z#{id}");
+            let body = json!({
+                "pr_number": pr, "head_sha": head, "overall": "block", "one_liner": format!("w{id}"),
+                "claims": [format!("claim {} about the {} module", rng.below(20), rng.below(7))],
+                "metrics": {"findings_block": 1, "findings_warn": 0, "audit_duration_ms": id % 5000},
+                "audited_at": audited_at,
+            })
+            .to_string();
+            let sig = format!("pr{pr}-{}", &head[..8]);
+            (
+                "/verdicts",
+                "application/json",
+                body,
+                Stored::Verdict { sig, audited_at },
+            )
+        }
+        6..=7 => {
+            let sig = format!("o{id}");
+            let body = json!({"sig_hash": sig, "staffer_id": "staffer-1", "n": id});
+            (
+                "/outcomes",
+                "application/json",
+                body.to_string(),
+                Stored::Outcome { sig },
+            )
+        }
+        _ => {
+            let n = 5 + rng.below(16);
+            let sigs: Vec<String> = (0..n).map(|k| format!("b{id}-{k}")).collect();
+            let body: String = sigs
+                .iter()
+                .map(|s| format!("{}\n", json!({"source": "scenario", "sig_hash": s})))
+                .collect();
+            (
+                "/event",
+                "application/x-ndjson",
+                body,
+                Stored::Batch { sigs },
+            )
+        }
+    };
+    Write {
+        path,
+        content_type,
+        body,
+        key,
+        stored,
+    }
 }
 
 /// Checks the stored records against the log.
@@ -370,26 +378,28 @@ fn verify(
         .chain(log.unacked.iter().map(|w| (w, false)))
     {
         // How many copies of the write are stored (for a verdict or batch: of each part).
-        let copies: Vec<usize> = match write {
-            Write::Event { sig } => vec![SigSummary::get(&mut by_sig, &client, &base, sig)?.events],
-            Write::Outcome { sig } => {
+        let copies: Vec<usize> = match &write.stored {
+            Stored::Event { sig } => {
+                vec![SigSummary::get(&mut by_sig, &client, &base, sig)?.events]
+            }
+            Stored::Outcome { sig } => {
                 vec![SigSummary::get(&mut by_sig, &client, &base, sig)?.outcomes]
             }
-            Write::Batch { sigs } => {
+            Stored::Batch { sigs } => {
                 let mut copies = Vec::new();
                 for sig in sigs {
                     copies.push(SigSummary::get(&mut by_sig, &client, &base, sig)?.events);
                 }
                 copies
             }
-            Write::Verdict {
-                sig, audited_at, ..
-            } => SigSummary::get(&mut by_sig, &client, &base, sig)?
-                .verdict_parts
-                .get(audited_at)
-                .copied()
-                .unwrap_or_default()
-                .to_vec(),
+            Stored::Verdict { sig, audited_at } => {
+                SigSummary::get(&mut by_sig, &client, &base, sig)?
+                    .verdict_parts
+                    .get(audited_at)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_vec()
+            }
         };
         let all_once = copies.iter().all(|&c| c == 1);
         let none = copies.iter().all(|&c| c == 0);

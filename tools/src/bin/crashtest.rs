@@ -78,8 +78,8 @@ fn main() -> anyhow::Result<ExitCode> {
         report.unacknowledged, report.unacknowledged_present
     );
     println!(
-        "unacknowledged verdicts retried: {}",
-        report.retried_verdicts
+        "writes retried with their idempotency key (no answer or 503): {}",
+        report.retried
     );
     println!(
         "lost: {}  duplicated: {}  partly stored: {}",

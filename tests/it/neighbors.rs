@@ -150,3 +150,96 @@ fn paraphrased_claims_find_their_earlier_verdict() {
         eval.exact_recall_at_5
     );
 }
+
+/// The answer over HTTP: a paraphrase finds the earlier PR with a similar match that says
+/// which words matched, an exact repeat scores 1, the context sentence is ready for a prompt,
+/// and the same request gets the same bytes. `GET /prs/{n}/neighbors` asks with the PR's
+/// latest audit's claims, the PR left out.
+#[test]
+fn the_answer_explains_itself_and_is_the_same_every_time() {
+    let server = crate::support::TestServer::start();
+    let post = |pr: u64, overall: &str, reason: &str, claims: &[&str]| {
+        let body = json!({
+            "pr_number": pr, "head_sha": format!("{pr:08x}{}", "a".repeat(32)), "overall": overall,
+            "one_liner": reason, "claims": claims, "audited_at": "2026-05-01T00:00:00.000Z",
+            "metrics": {"findings_block": 0, "findings_warn": 0},
+        });
+        let answer = server.post_json("/verdicts", body.to_string());
+        assert_eq!(answer.status, 201, "{}", answer.text);
+    };
+    post(
+        12,
+        "request_changes",
+        "no test covers the retry path",
+        &[
+            "adds exponential backoff retries to the S3 upload path",
+            "logs every failed upload",
+        ],
+    );
+    post(
+        7,
+        "approve",
+        "docs only",
+        &["renames the dashboard to overview"],
+    );
+    post(
+        13,
+        "block",
+        "secrets in diff",
+        &["retry S3 uploads with exponential backoff"],
+    );
+
+    let request = json!({"claims": ["retry S3 uploads with exponential backoff", "renames the dashboard to overview"], "exclude_pr": 13}).to_string();
+    let answer = server.post_json("/neighbors", request.clone());
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let found = answer.json["neighbors"].as_array().unwrap();
+    assert_eq!(found.len(), 2, "{}", answer.text);
+    // The exact repeat (score 1) ranks above the paraphrase (score below 1).
+    assert_eq!(found[0]["pr_number"], 7);
+    assert_eq!(found[0]["score"], 1.0);
+    assert_eq!(found[0]["matches"][0]["kind"], "exact");
+    assert_eq!(found[0]["shared_count"], 1);
+    let similar = &found[1];
+    assert_eq!(similar["pr_number"], 12);
+    assert_eq!(similar["repo"], serde_json::Value::Null);
+    let m = &similar["matches"][0];
+    assert_eq!(m["kind"], "similar");
+    assert_eq!(m["query"], "retry S3 uploads with exponential backoff");
+    assert_eq!(
+        m["claim"],
+        "adds exponential backoff retries to the S3 upload path"
+    );
+    let score = m["score"].as_f64().unwrap();
+    assert!(score > 0.5 && score < 1.0, "{score}");
+    assert_eq!(similar["score"], m["score"]);
+    assert_eq!(
+        m["terms"],
+        json!(["backoff", "exponenti", "retri", "s3", "upload"])
+    );
+    assert_eq!(
+        answer.json["context"],
+        "similar earlier PRs: #7 approve (docs only), #12 request_changes (no test covers the retry path)."
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            server.post_json("/neighbors", request.clone()).text,
+            answer.text
+        );
+    }
+
+    // The auditor's one call: PR 13's latest claims, PR 13 left out.
+    let by_pr = server.get("/prs/13/neighbors");
+    assert_eq!(by_pr.status, 200, "{}", by_pr.text);
+    let prs: Vec<u64> = by_pr.json["neighbors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["pr_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(prs, [12]);
+    let none = server.get("/prs/99/neighbors");
+    assert_eq!((none.status, &none.json["count"]), (200, &json!(0)));
+    assert_eq!(none.json["context"], "no similar earlier PRs.");
+    let strict = server.get("/prs/13/neighbors?min_score=0.99");
+    assert_eq!(strict.json["count"], 0, "{}", strict.text);
+}

@@ -1,0 +1,111 @@
+//! PR history over real HTTP at more than one page: counts cover every audit, the finding
+//! sentence names the newest 20 outcomes and counts the rest, `audits` pages newest first by
+//! `before_seq` with none repeated or skipped, and the excluded head is left out of all three.
+
+use serde_json::json;
+
+use crate::support::{TestServer, assert_error};
+
+const HEADS: [&str; 3] = [
+    "aaaaaaaa00000000000000000000000000000001",
+    "bbbbbbbb00000000000000000000000000000002",
+    "cccccccc00000000000000000000000000000003",
+];
+const OVERALLS: [&str; 3] = ["approve", "request_changes", "block"];
+
+#[test]
+fn a_long_history_pages_and_its_sentence_stays_short() {
+    let server = TestServer::start();
+    // 25 audits of PR 5: audit i on head i % 3 with overall i % 3 (head A: 9, B: 8, C: 8).
+    let mut body = String::new();
+    for i in 0..25 {
+        body.push_str(
+            &json!({
+                "pr_number": 5, "head_sha": HEADS[i % 3], "overall": OVERALLS[i % 3],
+                "one_liner": format!("audit {i}"), "audited_at": format!("2026-05-01T00:00:{i:02}.000Z"),
+                "metrics": {"findings_block": 0, "findings_warn": 0},
+            })
+            .to_string(),
+        );
+        body.push('\n');
+    }
+    let stored = server.post_ndjson("/verdicts", body);
+    assert_eq!(stored.json["accepted"], 25, "{}", stored.text);
+
+    let first = server.get("/prs/5/history?limit=10");
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.json["count"], 25);
+    assert_eq!(
+        first.json["by_overall"],
+        json!({"approve": 9, "request_changes": 8, "block": 8})
+    );
+    let newest: Vec<&str> = (5..25).map(|i| OVERALLS[i % 3]).collect();
+    assert_eq!(
+        first.json["finding"],
+        format!(
+            "prior 25 audits on this PR ended in [5 earlier, {}], last reason was audit 24.",
+            newest.join(", ")
+        )
+    );
+    let mut seen = Vec::new();
+    let mut page = first;
+    loop {
+        for audit in page.json["audits"].as_array().unwrap() {
+            seen.push(audit["seq"].as_u64().unwrap());
+        }
+        match page.json["next_before_seq"].as_u64() {
+            Some(cursor) => {
+                page = server.get(&format!("/prs/5/history?limit=10&before_seq={cursor}"))
+            }
+            None => break,
+        }
+    }
+    let mut expected = seen.clone();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    expected.dedup();
+    assert_eq!(seen, expected, "newest first, each once");
+    assert_eq!(seen.len(), 25);
+
+    // Head A under audit now: its 9 audits are left out of counts, sentence and pages.
+    let excluded = server.get("/prs/5/history?limit=50&exclude_sha=AAAAAAAA");
+    assert_eq!(excluded.json["count"], 16);
+    assert_eq!(
+        excluded.json["by_overall"],
+        json!({"request_changes": 8, "block": 8})
+    );
+    let audits = excluded.json["audits"].as_array().unwrap();
+    assert_eq!(audits.len(), 16);
+    assert!(audits.iter().all(|a| a["head_sha"] != HEADS[0]));
+    assert_eq!(
+        excluded.json["finding"].as_str().unwrap(),
+        format!(
+            "prior 16 audits on this PR ended in [{}], last reason was audit 23.",
+            (0..25)
+                .filter(|i| i % 3 != 0)
+                .map(|i| OVERALLS[i % 3])
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    );
+}
+
+#[test]
+fn pr_numbers_in_the_path_are_canonical_decimals() {
+    let server = TestServer::start();
+    for path in ["+1", "01", "1.0", "-1", "0x1", "%201"] {
+        assert_error(
+            &server.get(&format!("/prs/{path}/history")),
+            400,
+            "pr_number",
+            "must be a non-negative integer",
+        );
+    }
+    assert_error(
+        &server.get("/prs/9007199254740992/history"),
+        400,
+        "pr_number",
+        "too large",
+    );
+    assert_eq!(server.get("/prs/0/history").status, 200);
+    assert_eq!(server.get("/prs/9007199254740991/history").status, 200);
+}

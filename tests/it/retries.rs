@@ -1,0 +1,180 @@
+//! Safe retries, over real HTTP: a write with an `Idempotency-Key` is stored once however
+//! often it is retried (across a restart too), the retry answered with the first attempt's seq
+//! and `"duplicate": true`; the same key with another request is refused; batches key their
+//! lines; keys expire after the window.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{Answer, TestServer, answer, assert_error};
+
+fn post_keyed(
+    server: &TestServer,
+    path: &str,
+    content_type: &str,
+    key: &str,
+    body: &str,
+) -> Answer {
+    answer(
+        server
+            .client()
+            .post(server.url(path))
+            .header("content-type", content_type)
+            .header("idempotency-key", key)
+            .body(body.to_owned())
+            .send()
+            .unwrap(),
+    )
+}
+
+const EVENT: &str = r#"{"source":"bot","event_kind":"cycle","ok":true}"#;
+
+#[test]
+fn a_retried_write_is_stored_once_and_answered_with_the_first_seq() {
+    let mut server = TestServer::start();
+    let first = post_keyed(&server, "/event", "application/json", "evt-1", EVENT);
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.json.get("duplicate"), None, "{}", first.text);
+    let seq = first.json["seq"].as_u64().unwrap();
+    for _ in 0..3 {
+        let retry = post_keyed(&server, "/event", "application/json", "evt-1", EVENT);
+        assert_eq!(retry.status, 200, "{}", retry.text);
+        assert_eq!(
+            retry.json,
+            json!({"ok": true, "seq": seq, "duplicate": true})
+        );
+    }
+    // Keys are per route: the same key on /outcomes is another key.
+    let row = r#"{"sig_hash":"s1","staffer_id":"x"}"#;
+    let stored = post_keyed(&server, "/outcomes", "application/json", "evt-1", row);
+    assert_eq!(stored.status, 201, "{}", stored.text);
+    let retry = post_keyed(&server, "/outcomes", "application/json", "evt-1", row);
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    assert_eq!(retry.json["duplicate"], true);
+    assert_eq!(retry.json["seq"], stored.json["seq"]);
+    let stats = server.stats();
+    assert_eq!(
+        (stats["total"].as_u64(), stats["outcomes"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    // Keys are durable: a restart remembers them.
+    let data = server.data.clone();
+    assert!(server.stop().success());
+    let server = TestServer::start_in(&data, &[], &[]);
+    let retry = post_keyed(&server, "/event", "application/json", "evt-1", EVENT);
+    assert_eq!(
+        retry.json,
+        json!({"ok": true, "seq": seq, "duplicate": true})
+    );
+    assert_eq!(server.stats()["total"], 1);
+}
+
+#[test]
+fn a_key_reused_with_another_request_is_refused() {
+    let server = TestServer::start();
+    let first = post_keyed(&server, "/event", "application/json", "k", EVENT);
+    assert_eq!(first.status, 200);
+    let other = post_keyed(
+        &server,
+        "/event",
+        "application/json",
+        "k",
+        r#"{"source":"mcp"}"#,
+    );
+    assert_error(
+        &other,
+        422,
+        "idempotency-key",
+        "first used with a different request",
+    );
+    assert_eq!(server.stats()["total"], 1);
+    for bad in ["", "a b", &"k".repeat(201)] {
+        let answer = post_keyed(&server, "/event", "application/json", bad, EVENT);
+        assert_error(&answer, 400, "idempotency-key", "visible ASCII");
+    }
+}
+
+#[test]
+fn verdict_retries_with_a_key_answer_like_identity_duplicates() {
+    let server = TestServer::start();
+    let verdict = json!({
+        "pr_number": 4, "head_sha": "abcdef0123456789", "overall": "approve", "one_liner": "ok",
+        "metrics": {"findings_block": 0, "findings_warn": 0}, "audited_at": "2026-05-01T00:00:00.000Z",
+    })
+    .to_string();
+    let first = post_keyed(&server, "/verdicts", "application/json", "v-1", &verdict);
+    assert_eq!(first.status, 201, "{}", first.text);
+    let retry = post_keyed(&server, "/verdicts", "application/json", "v-1", &verdict);
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    assert_eq!(
+        retry.json,
+        json!({"sig_hash": "pr4-abcdef01", "seq": first.json["seq"], "duplicate": true})
+    );
+    assert_eq!(server.stats()["verdicts"], 1);
+}
+
+#[test]
+fn batch_lines_are_keyed_by_the_header_or_their_own_field() {
+    let server = TestServer::start();
+    let body = "{\"source\":\"bot\",\"n\":1}\n{\"source\":\"bot\",\"n\":2}\nnot json\n";
+    let first = post_keyed(&server, "/event", "application/x-ndjson", "batch-1", body);
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(
+        (
+            first.json["accepted"].as_u64(),
+            first.json["duplicates"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    // The whole batch again: its good lines are duplicates, its bad line is bad again.
+    let retry = post_keyed(&server, "/event", "application/x-ndjson", "batch-1", body);
+    assert_eq!(
+        (
+            retry.json["accepted"].as_u64(),
+            retry.json["duplicates"].as_u64()
+        ),
+        (Some(0), Some(2)),
+        "{}",
+        retry.text
+    );
+    assert_eq!(retry.json["rejected"][0]["line"], 3);
+    assert_eq!(server.stats()["total"], 2);
+
+    // Lines with their own keys, without a header: retried one by one in another batch.
+    let own = "{\"source\":\"bot\",\"event_id\":\"e-7\"}\n{\"source\":\"mcp\",\"idempotency_key\":\"e-8\"}\n";
+    let stored = server.post_ndjson("/event", own);
+    assert_eq!(stored.json["accepted"], 2, "{}", stored.text);
+    let mixed = "{\"source\":\"mcp\",\"idempotency_key\":\"e-8\"}\n{\"source\":\"bot\",\"event_id\":\"e-7\",\"x\":1}\n{\"source\":\"bot\",\"event_id\":5}\n";
+    let again = server.post_ndjson("/event", mixed);
+    assert_eq!(again.json["duplicates"], 1, "{}", again.text);
+    let rejected = again.json["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{}", again.text);
+    assert_eq!(
+        (rejected[0]["line"].as_u64(), rejected[0]["field"].as_str()),
+        (Some(2), Some("idempotency_key"))
+    );
+    assert_eq!(
+        (rejected[1]["line"].as_u64(), rejected[1]["field"].as_str()),
+        (Some(3), Some("event_id"))
+    );
+    assert_eq!(server.stats()["total"], 4);
+}
+
+#[test]
+fn keys_expire_after_the_window() {
+    let server = TestServer::start_with(&["--idempotency-window", "1s"], &[]);
+    let first = post_keyed(&server, "/event", "application/json", "short-lived", EVENT);
+    let seq = first.json["seq"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let again = post_keyed(&server, "/event", "application/json", "short-lived", EVENT);
+        if again.json.get("duplicate").is_none() {
+            assert!(again.json["seq"].as_u64().unwrap() > seq);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the key never expired");
+    }
+}

@@ -967,3 +967,114 @@ proptest! {
         }
     }
 }
+
+/// The similar-claims index is derived data with its own analyser version: a file migrated
+/// from schema 4 gets it built on open; a build interrupted part way resumes where it stopped;
+/// an index built by another analyser version is rebuilt; and `check` compares the index with
+/// a rebuild from the verdicts' claims both ways.
+#[test]
+fn the_claims_index_is_built_resumed_rebuilt_and_checked() {
+    let (dir, store) = temp_store();
+    let mut synth = Synth::new(11, 40);
+    let mut model = Model::default();
+    write_all(&store, &mut model, mixed_records(&mut synth, 3_000, 1), 250);
+    let path = store.path().to_owned();
+    drop(store);
+    let terms = || {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(tables::CLAIM_TERMS).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                let (term, repo, doc) = k.value();
+                (term.to_owned(), repo, doc, v.value())
+            })
+            .collect::<Vec<_>>()
+    };
+    let written = terms();
+    assert!(written.len() > 1_000, "{}", written.len());
+    let set_meta = |edit: &dyn Fn(&mut redb::Table<&str, u64>)| {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        edit(&mut txn.open_table(tables::META).unwrap());
+        txn.commit().unwrap();
+    };
+    let check = || {
+        let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+        store.check().unwrap()
+    };
+
+    // Another analyser's index: rebuilt from scratch on open, to the same entries.
+    set_meta(&|meta| {
+        meta.insert("text/claims/version", 999).unwrap();
+    });
+    assert!(check().passed());
+    assert_eq!(terms(), written);
+
+    // A build killed half way: its progress mark says so, the entries and corpus counts of
+    // the verdicts after it are not there yet. The next open carries on from the mark.
+    let half_seq = model
+        .verdicts
+        .keys()
+        .nth(model.verdicts.len() / 2)
+        .copied()
+        .unwrap();
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(tables::CLAIM_TERMS).unwrap();
+            let mut docs = BTreeMap::new();
+            for (term, repo, doc, (_, len)) in &written {
+                if doc >> 10 > half_seq {
+                    table.remove((term.as_str(), *repo, *doc)).unwrap();
+                    docs.insert(*doc, u64::from(*len));
+                }
+            }
+            let (n_docs, n_len) = (docs.len() as u64, docs.values().sum::<u64>());
+            let mut meta = txn.open_table(tables::META).unwrap();
+            for (key, less) in [
+                ("text/claims/docs", n_docs),
+                ("text/claims/len", n_len),
+                ("text/claims/docs/repo/0", n_docs),
+                ("text/claims/len/repo/0", n_len),
+            ] {
+                let now = meta.get(key).unwrap().unwrap().value();
+                meta.insert(key, now - less).unwrap();
+            }
+            meta.remove("text/claims/version").unwrap();
+            meta.insert("text/claims/built_through", half_seq).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let report = check();
+    assert!(report.passed(), "{:?}", report.problems);
+    assert_eq!(terms(), written);
+
+    // A damaged entry and a missing one are both found.
+    let (term, repo, doc, (tf, len)) = written[7].clone();
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(tables::CLAIM_TERMS).unwrap();
+            table.insert((term.as_str(), repo, doc), (tf + 1, len)).unwrap();
+            let (t2, r2, d2, _) = &written[8];
+            table.remove((t2.as_str(), *r2, *d2)).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let found = check().problems;
+    assert!(
+        found.iter().any(|p| p.contains(&format!("term {term:?}"))),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("a rebuild gives")),
+        "{found:?}"
+    );
+    drop(dir);
+}

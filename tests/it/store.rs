@@ -1061,7 +1061,9 @@ fn the_claims_index_is_built_resumed_rebuilt_and_checked() {
         let txn = db.begin_write().unwrap();
         {
             let mut table = txn.open_table(tables::CLAIM_TERMS).unwrap();
-            table.insert((term.as_str(), repo, doc), (tf + 1, len)).unwrap();
+            table
+                .insert((term.as_str(), repo, doc), (tf + 1, len))
+                .unwrap();
             let (t2, r2, d2, _) = &written[8];
             table.remove((t2.as_str(), *r2, *d2)).unwrap();
         }

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::GlobalArgs;
+use super::output::{self, Level};
 use crate::export::{ExportFile, ExportJob};
 use crate::http::{
     self, AppState, ConnectionLimits, Recovery, ServerConfig, Switch, recovering_router,
@@ -118,8 +119,8 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             "lakehouse-kb is listening on {addr}, beyond this machine, and LAKEHOUSE_KB_TOKEN is \
              not set: anyone who can reach it can write"
         );
-        eprintln!("WARNING: {warning}");
-        tracing::warn!("{warning}");
+        // Past the log filter: a service open to writers should never start unannounced.
+        output::line(Level::Warn, &warning, &format!("WARNING: {warning}"));
     }
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating the data directory {}", global.data.display()))?;

@@ -9,6 +9,7 @@ mod migrate;
 mod output;
 mod remote;
 mod serve;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

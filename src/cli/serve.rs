@@ -14,8 +14,8 @@ use humantime::Duration as HumanDuration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::GlobalArgs;
 use super::output::{self, Level};
+use super::{GlobalArgs, systemd};
 use crate::export::{ExportFile, ExportJob};
 use crate::http::{
     self, AppState, ConnectionLimits, Recovery, ServerConfig, Switch, recovering_router,
@@ -150,8 +150,18 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let mut options = global.store_options();
     let report = options.on_repair.take();
     let progress = recovery.clone();
+    // systemd hears of a repair too (STATUS=, EXTEND_TIMEOUT_USEC=), so that its start timeout
+    // does not kill a repair that is making progress.
+    let repair = systemd::Repair::default();
+    let (opened_tx, opened_rx) = watch::channel(false);
+    tokio::spawn(
+        repair
+            .clone()
+            .report_while_running(recovery.clone(), opened_rx),
+    );
     options.on_repair = Some(Arc::new(move |fraction| {
         progress.set(fraction);
+        repair.progress(fraction);
         if let Some(report) = &report {
             report(fraction);
         }
@@ -159,6 +169,7 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let open_timeout: Duration = args.open_timeout.into();
     let opened =
         tokio::task::spawn_blocking(move || open_waiting(&path, options, open_timeout)).await?;
+    let _ = opened_tx.send(true);
     let store = match opened {
         Ok(store) => Arc::new(store),
         Err(e) => {
@@ -175,6 +186,7 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         group_commit: args.group_commit,
     };
     let (writer, writer_thread) = Writer::spawn(store.clone(), writer_config, metrics.clone());
+    let watched_writer = writer.clone();
     let config = ServerConfig {
         max_body_bytes: args.max_body,
         max_batch_lines: args.max_batch_lines,
@@ -192,7 +204,7 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         store: store.clone(),
         writer,
-        metrics,
+        metrics: metrics.clone(),
         config: Arc::new(config),
         export: Some(export.clone()),
     };
@@ -200,7 +212,14 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, data = %global.data.display(), group_commit = args.group_commit, "serving");
     // systemd `Type=notify`: ready means the database is open and the API live (a no-op
     // outside systemd).
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let status = format!("serving on {addr}");
+    let _ = sd_notify::notify(
+        false,
+        &[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ],
+    );
 
     let retention = Retention {
         max_age_ms: args.events_max_age.map(|age| age.as_millis() as u64),
@@ -225,6 +244,15 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     if exporting {
         let task = export_periodically(export.clone(), export_interval, stop_rx.clone());
         background.push(tokio::spawn(task));
+    }
+    // `WatchdogSec=` in the unit: ping while the runtime and the writer live. The task ends on
+    // the stop signal, releasing its writer handle before the writer is drained.
+    if let Some(interval) = systemd::watchdog_interval() {
+        tracing::info!(interval = %humantime::format_duration(interval), "pinging the systemd watchdog");
+        let task = systemd::watchdog(interval, watched_writer, metrics, stop_rx.clone());
+        background.push(tokio::spawn(task));
+    } else {
+        drop(watched_writer);
     }
 
     server.await??;
@@ -281,6 +309,7 @@ fn open_waiting(
                         path = %path.display(),
                         "the database is open in another process; waiting for it to close"
                     );
+                    systemd::status("waiting for another process to release the database file");
                     logged = true;
                 }
                 std::thread::sleep(Duration::from_millis(100));

@@ -8,6 +8,7 @@
 mod format;
 mod process;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -73,6 +74,8 @@ pub struct Metrics {
     commit_failures: Counter,
     queue_depth: Gauge,
     export_lag: Family<FileLabels, Gauge>,
+    /// Commits completed (failed ones included): the watchdog's sign that the writer moves.
+    commits: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -163,6 +166,7 @@ impl Metrics {
             commit_failures,
             queue_depth,
             export_lag,
+            commits: AtomicU64::new(0),
         }
     }
 
@@ -188,6 +192,12 @@ impl Metrics {
         if !ok {
             self.commit_failures.inc();
         }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Commits completed so far, failed ones included.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     pub fn set_queue_depth(&self, depth: usize) {

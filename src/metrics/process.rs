@@ -1,6 +1,8 @@
 //! The standard `process_*` metrics (CPU time, memory, file descriptors, start time), read from
 //! `/proc/self` at each scrape, as the Go and Python clients do. Where `/proc` cannot be read
-//! (another OS, a sandbox hiding it) the metrics are left out rather than reported as zero.
+//! (another OS, a sandbox hiding it) the metrics are left out rather than reported as zero:
+//! the start time needs the boot time from `/proc/stat`, which the systemd unit's
+//! `ProcSubset=pid` hides, so under that unit it is the one left out.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -16,17 +18,18 @@ pub struct ProcessStats {
     pub cpu_seconds: f64,
     pub resident_bytes: u64,
     pub virtual_bytes: u64,
-    pub start_time_seconds: f64,
+    /// `None` without the boot time (`/proc/stat` hidden).
+    pub start_time_seconds: Option<f64>,
 }
 
 impl ProcessStats {
     /// Reads `/proc/self/stat` and the boot time in `/proc/stat`.
     pub fn read() -> Option<ProcessStats> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let boot_time = std::fs::read_to_string("/proc/stat").ok()?;
+        let proc_stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         ProcessStats::parse(
             &stat,
-            &boot_time,
+            &proc_stat,
             rustix::param::clock_ticks_per_second(),
             rustix::param::page_size() as u64,
         )
@@ -39,17 +42,16 @@ impl ProcessStats {
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
         let field = |n: usize| -> Option<u64> { fields.get(n - 3)?.parse().ok() };
         let ticks = ticks.max(1) as f64;
-        let boot_time: u64 = proc_stat
+        let boot_time: Option<u64> = proc_stat
             .lines()
-            .find_map(|line| line.strip_prefix("btime "))?
-            .trim()
-            .parse()
-            .ok()?;
+            .find_map(|line| line.strip_prefix("btime "))
+            .and_then(|text| text.trim().parse().ok());
+        let started = field(22)? as f64 / ticks;
         Some(ProcessStats {
             cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
             resident_bytes: field(24)?.saturating_mul(page_size),
             virtual_bytes: field(23)?,
-            start_time_seconds: boot_time as f64 + field(22)? as f64 / ticks,
+            start_time_seconds: boot_time.map(|boot| boot as f64 + started),
         })
     }
 }
@@ -83,12 +85,14 @@ impl Collector for ProcessCollector {
                 "Virtual memory size in bytes",
                 stats.virtual_bytes as f64,
             )?;
-            gauge(
-                &mut encoder,
-                "process_start_time_seconds",
-                "Start time of the process since the Unix epoch in seconds",
-                stats.start_time_seconds,
-            )?;
+            if let Some(start_time) = stats.start_time_seconds {
+                gauge(
+                    &mut encoder,
+                    "process_start_time_seconds",
+                    "Start time of the process since the Unix epoch in seconds",
+                    start_time,
+                )?;
+            }
         }
         if let Some(n) = open_fds() {
             gauge(
@@ -139,11 +143,13 @@ mod tests {
                 cpu_seconds: 3.0,
                 resident_bytes: 256 * 4096,
                 virtual_bytes: 1_048_576,
-                start_time_seconds: 1_700_000_120.0,
+                start_time_seconds: Some(1_700_000_120.0),
             }
         );
         assert_eq!(ProcessStats::parse("garbage", proc_stat, 100, 4096), None);
-        assert_eq!(ProcessStats::parse(stat, "cpu 1\n", 100, 4096), None);
+        let without_boot_time = ProcessStats::parse(stat, "", 100, 4096).unwrap();
+        assert_eq!(without_boot_time.start_time_seconds, None);
+        assert_eq!(without_boot_time.cpu_seconds, 3.0);
     }
 
     #[test]
@@ -155,8 +161,11 @@ mod tests {
             .unwrap()
             .as_secs_f64();
         // Started within the last day, not in the future (one tick of rounding allowed).
+        let started = stats
+            .start_time_seconds
+            .expect("/proc/stat is readable here");
         assert!(
-            stats.start_time_seconds <= now + 1.0 && stats.start_time_seconds > now - 86_400.0,
+            started <= now + 1.0 && started > now - 86_400.0,
             "{stats:?} at {now}"
         );
     }

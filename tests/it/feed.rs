@@ -16,7 +16,7 @@ use lakehouse_kb::synth::{Rng, Synth};
 use lakehouse_kb::writer::{Writer, WriterConfig};
 use serde_json::Value;
 
-use crate::support::{TestServer, assert_error};
+use crate::support::{TestServer, assert_error, server_log};
 
 /// One Server-Sent Event: `id`, `event` and the JSON of `data`.
 #[derive(Debug)]
@@ -658,7 +658,9 @@ fn ten_thousand_writes_reach_a_consumer_that_disconnects_a_hundred_times() {
     let mut rng = Rng::new(19);
     let mut position = 0u64;
     let mut received = Posted::default();
-    let (mut disconnects, mut long_polls) = (0, 0);
+    // Server cuts: a consumer starved of CPU on a loaded machine may be cut as too slow; it
+    // resumes like any other, so they are counted, not failed.
+    let (mut disconnects, mut long_polls, mut server_cuts) = (0, 0, 0);
     let mut take = |data: &Value, position: &mut u64| {
         let seq = data["seq"].as_u64().unwrap();
         assert_eq!(
@@ -690,14 +692,19 @@ fn ten_thousand_writes_reach_a_consumer_that_disconnects_a_hundred_times() {
             let mut read = 0;
             while read < budget && position < TOTAL {
                 let n = stream.fill((budget - read).min(8 << 10));
-                assert!(n > 0, "the stream ended by itself");
+                if n == 0 {
+                    server_cuts += 1;
+                    break;
+                }
                 read += n;
                 for event in stream.take_events() {
                     assert_eq!(event.id, event.data["seq"].as_u64());
                     take(&event.data, &mut position);
                 }
             }
-            disconnects += 1;
+            if read >= budget {
+                disconnects += 1;
+            }
         } else if disconnects < DISCONNECTS {
             let limit = 1 + rng.below(1_000);
             let page: Value = client
@@ -715,7 +722,10 @@ fn ten_thousand_writes_reach_a_consumer_that_disconnects_a_hundred_times() {
             // The last session reads to the end.
             let mut stream = Sse::open(&client, &server.url("/feed"), Some(position));
             while position < TOTAL {
-                let event = stream.next().expect("the stream runs to the end");
+                let Some(event) = stream.next() else {
+                    server_cuts += 1;
+                    break;
+                };
                 take(&event.data, &mut position);
             }
         }
@@ -731,10 +741,17 @@ fn ten_thousand_writes_reach_a_consumer_that_disconnects_a_hundred_times() {
         disconnects, DISCONNECTS,
         "the writes outlasted the planned disconnects"
     );
+    let slow_cuts = server_log(&server.data)
+        .matches("feed consumer too slow")
+        .count();
+    assert!(
+        server_cuts <= slow_cuts,
+        "a stream ended that the server did not cut as too slow"
+    );
     assert_eq!(received, posted);
     assert_eq!(server.stats()["last_seq"], TOTAL);
     eprintln!(
-        "10,000 records, {disconnects} disconnects, {long_polls} long polls: {:?}",
+        "10,000 records, {disconnects} disconnects, {long_polls} long polls, {server_cuts} cut by the server: {:?}",
         started.elapsed()
     );
 }

@@ -38,8 +38,9 @@ pub const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Records in one page of a stream.
 pub const PAGE_RECORDS: usize = 256;
 /// A page (of a stream or a long poll) stops once its records' stored text reaches this; a
-/// single larger record still goes alone (a body is at most `--max-body`).
-pub const PAGE_BYTES: usize = 1 << 20;
+/// single larger record still goes alone (a body is at most `--max-body`). With
+/// [`BUFFER_PAGES`] ready and one being read, a stream holds about three pages.
+pub const PAGE_BYTES: usize = 256 << 10;
 /// Pages a stream may hold ready for its consumer.
 pub const BUFFER_PAGES: usize = 2;
 
@@ -329,8 +330,15 @@ async fn produce(
     let send = |chunk: Vec<u8>| {
         let chunks = chunks.clone();
         let cut = cut.clone();
+        let mut closing = feed.closing.subscribe();
         async move {
-            match tokio::time::timeout(feed.stall_timeout, chunks.send(Bytes::from(chunk))).await {
+            let sending = tokio::time::timeout(feed.stall_timeout, chunks.send(Bytes::from(chunk)));
+            // A shutdown does not wait out a slow consumer's stall timeout.
+            let sent = tokio::select! {
+                sent = sending => sent,
+                _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => return false,
+            };
+            match sent {
                 Ok(sent) => sent.is_ok(),
                 Err(_) => {
                     tracing::info!(

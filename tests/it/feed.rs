@@ -481,6 +481,56 @@ fn shutdown_ends_open_streams_instead_of_waiting_for_them() {
     }
 }
 
+/// The real router and accept loop in this process, on an ephemeral port, with a feed of the
+/// given settings (timings shorter than the binary's); dropped with the returned runtime.
+fn serve_in_process(store: Arc<Store>, feed: Feed) -> (tokio::runtime::Runtime, String) {
+    let metrics = Arc::new(Metrics::new());
+    let (writer, _thread) = Writer::spawn(store.clone(), WriterConfig::default(), metrics.clone());
+    let state = AppState {
+        store,
+        writer,
+        metrics,
+        config: Arc::new(ServerConfig::default()),
+        export: None,
+        feed,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = http::app(state);
+    let switch = http::Switch::new(
+        tokio::sync::watch::channel(Some(app)).1,
+        http::recovering_router(http::Recovery::default()),
+    );
+    runtime.spawn(http::serve(
+        listener,
+        switch,
+        http::ConnectionLimits::default(),
+        std::future::pending(),
+    ));
+    (runtime, base)
+}
+
+#[test]
+fn an_idle_stream_sends_keep_alive_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap());
+    let feed = Feed::default().with_timing(Duration::from_millis(50), Duration::from_secs(10));
+    let (_server, base) = serve_in_process(store, feed);
+    let mut stream = Sse::open(&feed_client(), &format!("{base}/feed"), None);
+    while !String::from_utf8_lossy(&stream.buf).contains(": keep-alive\n\n: keep-alive\n\n") {
+        assert!(stream.fill(1 << 10) > 0, "the idle stream ended");
+    }
+    assert!(stream.take_events().is_empty(), "comments are not events");
+}
+
 /// A consumer that stops reading is cut once its buffer stays full past the stall timeout; it
 /// resumes from its last complete event with nothing lost. Run in process to shorten the
 /// timeout; `--max-feed-clients 1` shows the cut stream gave its place back.
@@ -499,34 +549,8 @@ fn a_stalled_consumer_is_cut_and_resumes_from_its_last_event() {
         })
         .collect();
     store.write(&puts).unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let (writer, _thread) = Writer::spawn(store.clone(), WriterConfig::default(), metrics.clone());
     let feed = Feed::new(1).with_timing(Duration::from_secs(15), Duration::from_millis(200));
-    let state = AppState {
-        store,
-        writer,
-        metrics,
-        config: Arc::new(ServerConfig::default()),
-        export: None,
-        feed,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (_app_tx, app_rx) = tokio::sync::watch::channel(Some(http::app(state)));
-    let switch = http::Switch::new(app_rx, http::recovering_router(http::Recovery::default()));
-    runtime.spawn(http::serve(
-        listener,
-        switch,
-        http::ConnectionLimits::default(),
-        std::future::pending(),
-    ));
+    let (_server, base) = serve_in_process(store, feed);
 
     let client = feed_client();
     let mut slow = Sse::open(&client, &format!("{base}/feed"), None);

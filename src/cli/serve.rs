@@ -18,7 +18,7 @@ use super::output::{self, Level};
 use super::{GlobalArgs, systemd};
 use crate::export::{ExportFile, ExportJob};
 use crate::http::{
-    self, AppState, ConnectionLimits, Recovery, ServerConfig, Switch, recovering_router,
+    self, AppState, ConnectionLimits, Feed, Recovery, ServerConfig, Switch, recovering_router,
 };
 use crate::metrics::Metrics;
 
@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Read requests handled at once; beyond it reads get 503 + Retry-After
     #[arg(long, env = "LAKEHOUSE_KB_MAX_READS_IN_FLIGHT", default_value_t = 256)]
     pub max_reads_in_flight: usize,
+    /// Change-feed consumers (GET /feed streams and long polls) served at once; beyond it 503
+    #[arg(long, env = "LAKEHOUSE_KB_MAX_FEED_CLIENTS", default_value_t = http::DEFAULT_MAX_FEED_CLIENTS)]
+    pub max_feed_clients: usize,
     /// Delete events received longer ago than this (e.g. 30days); verdicts and rows are kept
     #[arg(long, env = "LAKEHOUSE_KB_EVENTS_MAX_AGE")]
     pub events_max_age: Option<HumanDuration>,
@@ -201,12 +204,23 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| global.data.clone());
     let export = Arc::new(ExportJob::new(store.clone(), export_dir));
+    let feed = Feed::new(args.max_feed_clients);
+    // Open feed streams never end by themselves: end them when the stop is asked, or the
+    // graceful shutdown would wait for them until its timeout.
+    tokio::spawn({
+        let (feed, stop) = (feed.clone(), stop_rx.clone());
+        async move {
+            stopped(stop).await;
+            feed.close();
+        }
+    });
     let state = AppState {
         store: store.clone(),
         writer,
         metrics: metrics.clone(),
         config: Arc::new(config),
         export: Some(export.clone()),
+        feed,
     };
     let _ = app_tx.send(Some(http::app(state)));
     tracing::info!(%addr, data = %global.data.display(), group_commit = args.group_commit, "serving");

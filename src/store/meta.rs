@@ -20,6 +20,11 @@ pub const VERDICTS_BY_OVERALL: &str = "count/verdicts/overall/";
 pub const OUTCOMES: &str = "count/outcomes";
 pub const OUTCOMES_BY_KIND: &str = "count/outcomes/kind/";
 
+/// The highest seq of an event retention deleted (absent: none ever was). Retention deletes
+/// the oldest events first, so every event at or below it is gone: the change feed tells a
+/// consumer standing before it to resync. Written in the transaction of the deletes.
+pub const EVENTS_DELETED_THROUGH: &str = "retention/events_deleted_through";
+
 /// Keys of one export file's checkpoint.
 pub fn checkpoint_keys(file: &str) -> [String; 3] {
     [

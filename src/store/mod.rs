@@ -8,6 +8,7 @@
 mod backup;
 mod check;
 pub mod codec;
+mod feed;
 mod meta;
 mod read;
 mod retention;
@@ -24,6 +25,7 @@ use redb::{Database, DatabaseError, ReadableDatabase};
 pub use backup::BackupReport;
 pub use check::CheckReport;
 pub use codec::CodecError;
+pub use feed::{FeedPage, FeedTypes};
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
 pub use read::{
     Checkpoint, EventEntry, EventFilter, Neighbor, OutcomeEntry, Page, SigRecord, Stats,

@@ -5,13 +5,16 @@
 //!
 //! Architecture invariant: a request's reply is sent only after the commit holding its records
 //! returned, so a 2xx always means committed and fsync'd.
+//!
+//! After each commit the thread publishes the last committed seq on a watch channel, so the
+//! change feed's waiting consumers wake on a commit instead of polling the database.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
 use crate::store::{Put, Store, Written};
@@ -58,6 +61,7 @@ pub struct Writer {
     tx: mpsc::Sender<Job>,
     depth: Arc<AtomicUsize>,
     capacity: usize,
+    committed: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -79,15 +83,19 @@ impl Writer {
         let (tx, rx) = mpsc::channel(capacity);
         let depth = Arc::new(AtomicUsize::new(0));
         let thread_depth = depth.clone();
+        // Only a wake-up signal: readers take the records from the store, so a wrong start
+        // (an unreadable file, fixed by the next commit) costs a spurious read, nothing more.
+        let (published, committed) = watch::channel(store.last_seq().unwrap_or(0));
         let handle = std::thread::Builder::new()
             .name("kb-writer".into())
-            .spawn(move || run(store, config, metrics, rx, thread_depth))
+            .spawn(move || run(store, config, metrics, rx, thread_depth, published))
             .expect("spawning the writer thread");
         (
             Writer {
                 tx,
                 depth,
                 capacity,
+                committed,
             },
             handle,
         )
@@ -117,6 +125,12 @@ impl Writer {
     pub fn depth(&self) -> usize {
         self.depth.load(Ordering::Relaxed)
     }
+
+    /// The last committed seq, updated after every commit. A new receiver reports the value at
+    /// the time of the writer's last publication as unseen: call `borrow_and_update` first.
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
 }
 
 fn run(
@@ -125,6 +139,7 @@ fn run(
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Job>,
     depth: Arc<AtomicUsize>,
+    published: watch::Sender<u64>,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
@@ -143,6 +158,18 @@ fn run(
         let n_jobs = jobs.len();
         commit(&store, &metrics, jobs, n_puts);
         depth.fetch_sub(n_jobs, Ordering::Relaxed);
+        // Read back rather than taken from the answers, so that whatever the commit did (or
+        // failed to do) the value is the store's own; a read costs microseconds next to the
+        // commit's fsync, and the replies have already gone.
+        if let Ok(last_seq) = store.last_seq() {
+            published.send_if_modified(|seen| {
+                let newer = last_seq > *seen;
+                if newer {
+                    *seen = last_seq;
+                }
+                newer
+            });
+        }
     }
     tracing::debug!("writer thread stopped: every handle dropped and the queue drained");
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::output::with_spinner;
 use super::remote::{RemoteArgs, post_json};
 use super::{GlobalArgs, require_db};
 use crate::store::{DB_FILE, Store, StoreError};
@@ -35,7 +36,9 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
         Ok(store) => {
             std::fs::create_dir_all(&dest)
                 .with_context(|| format!("creating {}", dest.display()))?;
-            let report = store.backup_to(&target)?;
+            let report = with_spinner(&format!("backing up to {}", target.display()), || {
+                store.backup_to(&target)
+            })?;
             println!(
                 "backup written to {}: {} rows through seq {}, {} bytes, {} ms",
                 report.path, report.rows, report.last_seq, report.bytes, report.millis
@@ -44,14 +47,16 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
         }
         Err(StoreError::InUse { .. }) => {
             let body = serde_json::json!({ "dest": dest.display().to_string() });
-            let (status, answer) =
-                post_json(&args.remote.url, "/backup", &body).with_context(|| {
-                    format!(
-                        "the database is open in another process, and asking the server at {} \
+            let (status, answer) = with_spinner("the running server is backing up", || {
+                post_json(&args.remote.url, "/backup", &body)
+            })
+            .with_context(|| {
+                format!(
+                    "the database is open in another process, and asking the server at {} \
                      failed (is --url right?)",
-                        args.remote.url
-                    )
-                })?;
+                    args.remote.url
+                )
+            })?;
             if status != 201 {
                 anyhow::bail!(
                     "the server refused the backup ({status}): {}",

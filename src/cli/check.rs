@@ -1,18 +1,40 @@
-//! `lakehouse-kb check`: verify a database and exit non-zero when anything is wrong.
+//! `lakehouse-kb check`: verify a database. Exits 0 when it passes, 1 when it found problems,
+//! and 2 when it could not check (no database, in use, unreadable), so that a script can tell
+//! a damaged database from a wrong path or a running server.
 
 use std::process::ExitCode;
 
-use super::{GlobalArgs, require_db};
-use crate::store::Store;
+use super::{GlobalArgs, open_store_for, output};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {}
 
+/// Exit status: problems found.
+const PROBLEMS_FOUND: u8 = 1;
+/// Exit status: the check could not run.
+const COULD_NOT_CHECK: u8 = 2;
+
 pub fn run(global: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<ExitCode> {
+    match check(global) {
+        Ok(passed) if passed => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(ExitCode::from(PROBLEMS_FOUND)),
+        Err(err) => {
+            output::error(&err.context("could not check the database"));
+            Ok(ExitCode::from(COULD_NOT_CHECK))
+        }
+    }
+}
+
+/// Prints the report; `Ok(true)` when the database passed.
+fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
     let path = global.db_path();
-    require_db(&path)?;
-    let mut store = Store::open(&path, global.store_options())?;
-    let report = store.check()?;
+    let mut store = open_store_for(
+        global,
+        "check the database",
+        "check a backup of it instead (lakehouse-kb backup DEST, then --data DEST check)",
+        false,
+    )?;
+    let report = output::with_spinner(&format!("checking {}", path.display()), || store.check())?;
     println!(
         "{}: {} verdicts, {} outcome rows, {} events, {} claim index entries",
         path.display(),
@@ -23,7 +45,7 @@ pub fn run(global: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<ExitCode> {
     );
     if report.passed() {
         println!("check passed");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(true);
     }
     for problem in &report.problems {
         println!("problem: {problem}");
@@ -35,5 +57,5 @@ pub fn run(global: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("check FAILED: {} problems", report.n_problems);
-    Ok(ExitCode::FAILURE)
+    Ok(false)
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::output::with_spinner;
 use super::remote::{RemoteArgs, post_json};
 use super::{GlobalArgs, require_db};
 use crate::export::{Action, ExportJob};
@@ -40,9 +41,11 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
     };
     let out_dir = args.out.unwrap_or_else(|| global.data.clone());
     let job = ExportJob::new(Arc::new(store), out_dir);
-    let report = job
-        .run()
-        .with_context(|| format!("exporting into {}", job.out_dir().display()))?;
+    let report = with_spinner(
+        &format!("exporting into {}", job.out_dir().display()),
+        || job.run(),
+    )
+    .with_context(|| format!("exporting into {}", job.out_dir().display()))?;
     for file in report.files() {
         let what = match file.action {
             Action::Unchanged => "up to date".to_owned(),
@@ -62,14 +65,16 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
 
 /// The database is held by a running server: ask it to export.
 fn export_remotely(args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let (status, answer) = post_json(&args.remote.url, "/export", &serde_json::json!({}))
-        .with_context(|| {
-            format!(
-                "the database is open in another process, and asking the server at {} failed \
+    let (status, answer) = with_spinner("the running server is exporting", || {
+        post_json(&args.remote.url, "/export", &serde_json::json!({}))
+    })
+    .with_context(|| {
+        format!(
+            "the database is open in another process, and asking the server at {} failed \
                  (is --url right?)",
-                args.remote.url
-            )
-        })?;
+            args.remote.url
+        )
+    })?;
     if status != 200 {
         anyhow::bail!(
             "the server refused the export ({status}): {}",

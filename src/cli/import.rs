@@ -1,8 +1,7 @@
 //! `lakehouse-kb import`: bring a legacy data directory into the database, with progress on
-//! stderr (a bar on a terminal, plain lines otherwise) and a summary on stdout.
+//! stderr (a bar on a terminal, plain or JSON lines otherwise) and a summary on stdout.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::output::{self, Level};
 use super::{GlobalArgs, open_store_for};
 use crate::import::{self, ImportError, ImportOptions, ImportReport, Progress, Unit};
 
@@ -35,6 +35,8 @@ pub struct ImportArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    // Before anything is created: a wrong --from must not leave an empty database behind.
+    check_legacy_dir(&args.from)?;
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating {}", global.data.display()))?;
     let store = open_store_for(
@@ -48,7 +50,7 @@ pub fn run(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitCode> {
         batch_size: args.batch_size,
     };
     let start = Instant::now();
-    let mut progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
+    let mut progress: Box<dyn Progress> = if output::style().animate {
         Box::new(Bar::default())
     } else {
         Box::new(Lines::default())
@@ -63,10 +65,13 @@ pub fn run(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitCode> {
             rejections,
         }) => {
             for problem in &rejections {
-                eprintln!("rejected: {problem}");
+                warn(&format!("rejected: {problem}"));
             }
             if n_rejected > rejections.len() as u64 {
-                eprintln!("... and {} more", n_rejected - rejections.len() as u64);
+                warn(&format!(
+                    "... and {} more",
+                    n_rejected - rejections.len() as u64
+                ));
             }
             return Err(ImportError::Strict {
                 dir,
@@ -81,18 +86,44 @@ pub fn run(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The legacy directory must exist and hold at least one of the directories the legacy system
+/// writes: otherwise a typo in `--from` would import nothing and report success.
+fn check_legacy_dir(dir: &Path) -> anyhow::Result<()> {
+    let metadata = std::fs::metadata(dir)
+        .with_context(|| format!("reading the legacy directory {} (--from)", dir.display()))?;
+    if !metadata.is_dir() {
+        anyhow::bail!("--from {} is not a directory", dir.display());
+    }
+    if !LEGACY_PARTS.iter().any(|part| dir.join(part).is_dir()) {
+        anyhow::bail!(
+            "--from {} holds none of {}: is it the legacy data directory (the one holding \
+             _kb/outcomes.jsonl)?",
+            dir.display(),
+            LEGACY_PARTS.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The directories of a legacy data directory the import reads from.
+const LEGACY_PARTS: [&str; 3] = ["_kb", "_observer", "_auditor"];
+
+fn warn(message: &str) {
+    output::line(Level::Warn, message, message);
+}
+
 fn print_summary(report: &ImportReport, took: Duration) {
     for problem in &report.rejections {
-        eprintln!("rejected: {problem}");
+        warn(&format!("rejected: {problem}"));
     }
     for problem in &report.warnings {
-        eprintln!("warning: {problem}");
+        warn(&format!("warning: {problem}"));
     }
     if report.n_warnings > report.warnings.len() as u64 {
-        eprintln!(
+        warn(&format!(
             "... and {} more warnings",
             report.n_warnings - report.warnings.len() as u64
-        );
+        ));
     }
     let line = |name: &str, c: &import::FileCounts, unit: &str| {
         let blank = if c.blank > 0 {
@@ -163,7 +194,7 @@ impl Drop for Bar {
     }
 }
 
-/// Plain progress lines on stderr (a log file, CI), at most one every 2 seconds per phase.
+/// Progress lines on stderr (a log file, CI, JSON logs), at most one every 2 seconds per phase.
 struct Lines {
     name: &'static str,
     total: u64,
@@ -202,20 +233,24 @@ impl Progress for Lines {
             unit,
             last: Instant::now(),
         };
-        eprintln!("{name}: {}", self.amount(total));
+        info(&format!("{name}: {}", self.amount(total)));
     }
 
     fn advance(&mut self, done: u64) {
         self.done += done;
         if self.last.elapsed() >= Duration::from_secs(2) {
             self.last = Instant::now();
-            eprintln!(
+            info(&format!(
                 "{}: {}% ({} of {})",
                 self.name,
                 self.done * 100 / self.total.max(1),
                 self.amount(self.done),
                 self.amount(self.total)
-            );
+            ));
         }
     }
+}
+
+fn info(message: &str) {
+    output::line(Level::Info, message, message);
 }

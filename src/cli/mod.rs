@@ -6,14 +6,18 @@ mod check;
 mod export;
 mod import;
 mod migrate;
+mod output;
 mod remote;
 mod serve;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use output::Level;
 
 use crate::store::{DB_FILE, DEFAULT_CACHE_MB, Store, StoreError, StoreOptions};
 
@@ -133,8 +137,12 @@ impl GlobalArgs {
 
 /// Parses the command line, runs the subcommand, prints the error chain on failure.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(cli.global.log_format, &cli.global.log);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
+    let style = output::init(cli.global.log_format);
+    init_tracing(style, &cli.global.log);
     let result = match cli.command {
         Command::Serve(args) => serve::run(&cli.global, *args),
         Command::Import(args) => import::run(&cli.global, args),
@@ -146,32 +154,125 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            output::error(&err);
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_tracing(format: LogFormat, filter: &str) {
+/// Reports a command line or environment clap refused (exit 2, as clap does). A bad value
+/// read from an environment variable names the variable: the person looking at a unit file
+/// or a container's environment has no `--flag` to find.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let code = ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = err.print();
+        return code;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let message = match env_value_error(err, &args, |name| std::env::var(name).ok()) {
+        Some(message) => message,
+        None if output::style().json => err.render().to_string().trim_end().to_owned(),
+        None => {
+            // clap's own rendering, with its usage hint (and colours where the terminal
+            // wants them: clap's stream honours NO_COLOR and TERM=dumb).
+            let _ = err.print();
+            return code;
+        }
+    };
+    let message = message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_owned();
+    output::line(Level::Error, &message, &format!("error: {message}"));
+    code
+}
+
+/// The message for a value clap refused when it came from an environment variable (the flag
+/// is not on the command line and the variable holds the refused value); `None` otherwise.
+fn env_value_error(
+    err: &clap::Error,
+    args: &[String],
+    env_var: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(arg_text)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let Some(ContextValue::String(value)) = err.get(ContextKind::InvalidValue) else {
+        return None;
+    };
+    let mut command = Cli::command();
+    command.build();
+    let arg = find_arg(&command, &|arg| arg.to_string() == *arg_text)?;
+    let env = arg.get_env()?.to_str()?.to_owned();
+    let long = arg.get_long()?;
+    let flag = format!("--{long}");
+    let on_command_line = args
+        .iter()
+        .any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
+    if on_command_line || env_var(&env).as_deref() != Some(value.as_str()) {
+        return None;
+    }
+    let why = match (
+        std::error::Error::source(err),
+        err.get(ContextKind::ValidValue),
+    ) {
+        (Some(source), _) => source.to_string(),
+        (None, Some(ContextValue::Strings(valid))) => {
+            format!("expected one of {}", valid.join(", "))
+        }
+        (None, _) => "not a valid value".to_owned(),
+    };
+    Some(format!(
+        "invalid value {value:?} in {env} (the variable of {flag}): {why}"
+    ))
+}
+
+/// The first argument of `command` or its subcommands that `matches`.
+fn find_arg<'c>(
+    command: &'c clap::Command,
+    matches: &dyn Fn(&clap::Arg) -> bool,
+) -> Option<&'c clap::Arg> {
+    command
+        .get_arguments()
+        .find(|arg| matches(arg))
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|sub| find_arg(sub, matches))
+        })
+}
+
+fn init_tracing(style: output::Style, filter: &str) {
     use tracing_subscriber::EnvFilter;
     // A typo in the filter must not keep the service from starting: say so, log as by default.
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
-        eprintln!("warning: ignoring the log filter {filter:?} (--log, LAKEHOUSE_KB_LOG): {e}");
+        let message = format!("ignoring the log filter {filter:?} (--log, LAKEHOUSE_KB_LOG): {e}");
+        output::line(Level::Warn, &message, &format!("warning: {message}"));
         EnvFilter::new(DEFAULT_LOG_FILTER)
     });
-    // Colours only for a person at a terminal, never in files or journald.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Colours only for a person at a terminal who has not turned them off (NO_COLOR,
+    // TERM=dumb), never in files or journald.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+        .with_ansi(style.color);
 
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    if style.json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }
 

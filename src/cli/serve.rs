@@ -14,10 +14,11 @@ use humantime::Duration as HumanDuration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::GlobalArgs;
+use super::output::{self, Level};
+use super::{GlobalArgs, systemd};
 use crate::export::{ExportFile, ExportJob};
 use crate::http::{
-    self, AppState, ConnectionLimits, Recovery, ServerConfig, Switch, recovering_router,
+    self, AppState, ConnectionLimits, Feed, Recovery, ServerConfig, Switch, recovering_router,
 };
 use crate::metrics::Metrics;
 
@@ -76,6 +77,9 @@ pub struct ServeArgs {
     /// Read requests handled at once; beyond it reads get 503 + Retry-After
     #[arg(long, env = "LAKEHOUSE_KB_MAX_READS_IN_FLIGHT", default_value_t = 256)]
     pub max_reads_in_flight: usize,
+    /// Change-feed consumers (GET /feed streams and long polls) served at once; beyond it 503
+    #[arg(long, env = "LAKEHOUSE_KB_MAX_FEED_CLIENTS", default_value_t = http::DEFAULT_MAX_FEED_CLIENTS)]
+    pub max_feed_clients: usize,
     /// Delete events received longer ago than this (e.g. 30days); verdicts and rows are kept
     #[arg(long, env = "LAKEHOUSE_KB_EVENTS_MAX_AGE")]
     pub events_max_age: Option<HumanDuration>,
@@ -122,8 +126,8 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             "lakehouse-kb is listening on {addr}, beyond this machine, and LAKEHOUSE_KB_TOKEN is \
              not set: anyone who can reach it can write"
         );
-        eprintln!("WARNING: {warning}");
-        tracing::warn!("{warning}");
+        // Past the log filter: a service open to writers should never start unannounced.
+        output::line(Level::Warn, &warning, &format!("WARNING: {warning}"));
     }
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating the data directory {}", global.data.display()))?;
@@ -153,8 +157,18 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let mut options = global.store_options();
     let report = options.on_repair.take();
     let progress = recovery.clone();
+    // systemd hears of a repair too (STATUS=, EXTEND_TIMEOUT_USEC=), so that its start timeout
+    // does not kill a repair that is making progress.
+    let repair = systemd::Repair::default();
+    let (opened_tx, opened_rx) = watch::channel(false);
+    tokio::spawn(
+        repair
+            .clone()
+            .report_while_running(recovery.clone(), opened_rx),
+    );
     options.on_repair = Some(Arc::new(move |fraction| {
         progress.set(fraction);
+        repair.progress(fraction);
         if let Some(report) = &report {
             report(fraction);
         }
@@ -162,6 +176,7 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let open_timeout: Duration = args.open_timeout.into();
     let opened =
         tokio::task::spawn_blocking(move || open_waiting(&path, options, open_timeout)).await?;
+    let _ = opened_tx.send(true);
     let store = match opened {
         Ok(store) => Arc::new(store),
         Err(e) => {
@@ -178,6 +193,7 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         group_commit: args.group_commit,
     };
     let (writer, writer_thread) = Writer::spawn(store.clone(), writer_config, metrics.clone());
+    let watched_writer = writer.clone();
     let config = ServerConfig {
         max_body_bytes: args.max_body,
         max_batch_lines: args.max_batch_lines,
@@ -192,18 +208,36 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| global.data.clone());
     let export = Arc::new(ExportJob::new(store.clone(), export_dir));
+    let feed = Feed::new(args.max_feed_clients);
+    // Open feed streams never end by themselves: end them when the stop is asked, or the
+    // graceful shutdown would wait for them until its timeout.
+    tokio::spawn({
+        let (feed, stop) = (feed.clone(), stop_rx.clone());
+        async move {
+            stopped(stop).await;
+            feed.close();
+        }
+    });
     let state = AppState {
         store: store.clone(),
         writer,
-        metrics,
+        metrics: metrics.clone(),
         config: Arc::new(config),
         export: Some(export.clone()),
+        feed,
     };
     let _ = app_tx.send(Some(http::app(state)));
     tracing::info!(%addr, data = %global.data.display(), group_commit = args.group_commit, "serving");
     // systemd `Type=notify`: ready means the database is open and the API live (a no-op
     // outside systemd).
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let status = format!("serving on {addr}");
+    let _ = sd_notify::notify(
+        false,
+        &[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ],
+    );
 
     let retention = Retention {
         max_age_ms: args.events_max_age.map(|age| age.as_millis() as u64),
@@ -232,6 +266,15 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let window: Duration = args.idempotency_window.into();
     let task = expire_client_keys(store.clone(), window, stop_rx.clone());
     background.push(tokio::spawn(task));
+    // `WatchdogSec=` in the unit: ping while the runtime and the writer live. The task ends on
+    // the stop signal, releasing its writer handle before the writer is drained.
+    if let Some(interval) = systemd::watchdog_interval() {
+        tracing::info!(interval = %humantime::format_duration(interval), "pinging the systemd watchdog");
+        let task = systemd::watchdog(interval, watched_writer, metrics, stop_rx.clone());
+        background.push(tokio::spawn(task));
+    } else {
+        drop(watched_writer);
+    }
 
     server.await??;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
@@ -287,6 +330,7 @@ fn open_waiting(
                         path = %path.display(),
                         "the database is open in another process; waiting for it to close"
                     );
+                    systemd::status("waiting for another process to release the database file");
                     logged = true;
                 }
                 std::thread::sleep(Duration::from_millis(100));

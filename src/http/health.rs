@@ -1,14 +1,15 @@
 //! Operational routes: `GET /healthz` (is the database open and the writer running) and
-//! `GET /metrics` (Prometheus text).
+//! `GET /metrics` (OpenMetrics or Prometheus' classic text, by `Accept`).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
 use crate::export::ExportFile;
+use crate::metrics::Format;
 use crate::store::StoreError;
 
 #[derive(Serialize)]
@@ -41,8 +42,14 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
     Ok(Json(health).into_response())
 }
 
-/// Prometheus text exposition.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// The metrics, as OpenMetrics when `Accept` asks for it, else in the classic text format.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let format = Format::negotiate((!accept.is_empty()).then(|| accept.join(",")).as_deref());
     state.metrics.set_queue_depth(state.writer.depth());
     if state.export.is_some() {
         // Export lag: records committed after each file's checkpoint.
@@ -67,11 +74,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
     }
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.encode(),
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "accept"),
+        ],
+        state.metrics.encode(format),
     )
         .into_response()
 }

@@ -10,6 +10,7 @@ mod backup;
 mod error;
 mod events;
 mod export;
+mod feed;
 mod health;
 pub mod ingest;
 mod limits;
@@ -35,6 +36,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
+pub use feed::{DEFAULT_MAX_CLIENTS as DEFAULT_MAX_FEED_CLIENTS, Feed};
 pub use server::{ConnectionLimits, Recovery, Switch, recovering_router, serve};
 
 use crate::export::ExportJob;
@@ -85,6 +87,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// The export job for the legacy files, when the server has one.
     pub export: Option<Arc<ExportJob>>,
+    /// The change feed's client limit and shutdown switch.
+    pub feed: Feed,
 }
 
 /// Who may call a route and which in-flight limit it counts against.
@@ -96,6 +100,10 @@ pub enum Access {
     Read,
     /// Health probes: never guarded, never limited.
     Open,
+    /// The change feed, a read that stays open: token-guarded with `--auth-reads`, outside
+    /// the read limit and the request timeout, bounded by `--max-feed-clients` and its own
+    /// wait instead.
+    Feed,
 }
 
 /// One route of the API.
@@ -109,7 +117,7 @@ pub struct Route {
 /// Every route, in one table: `app` builds the router from it and a test checks
 /// `docs/openapi.yaml` against it, so the document cannot drift from the code.
 pub fn routes() -> Vec<Route> {
-    use Access::{Open, Read, Write};
+    use Access::{Feed, Open, Read, Write};
     let route = |method: Method, path, access, handler| Route {
         method,
         path,
@@ -138,6 +146,7 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, "/neighbors", Read, post(neighbors::post)),
         route(Method::GET, "/stats", Read, get(stats::get)),
         route(Method::GET, "/events", Read, get(events::list)),
+        route(Method::GET, "/feed", Feed, get(feed::get)),
         route(Method::GET, "/metrics", Read, get(health::metrics)),
         route(Method::GET, "/healthz", Open, get(health::healthz)),
     ]
@@ -148,11 +157,13 @@ pub fn app(state: AppState) -> Router {
     let mut writes = Router::new();
     let mut reads = Router::new();
     let mut open = Router::new();
+    let mut feeds = Router::new();
     for route in routes() {
         let group = match route.access {
             Access::Write => &mut writes,
             Access::Read => &mut reads,
             Access::Open => &mut open,
+            Access::Feed => &mut feeds,
         };
         *group = std::mem::take(group).route(route.path, route.handler);
     }
@@ -166,13 +177,15 @@ pub fn app(state: AppState) -> Router {
         let auth = middleware::from_fn_with_state(state.clone(), auth::require_token);
         writes = writes.route_layer(auth.clone());
         if config.auth_reads {
-            reads = reads.route_layer(auth);
+            reads = reads.route_layer(auth.clone());
+            feeds = feeds.route_layer(auth);
         }
     }
     Router::new()
         .merge(writes)
         .merge(reads)
         .merge(open)
+        .merge(feeds)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -33,6 +33,10 @@ pub const CLAIM_TERMS_LEN_IN: &str = "text/claims/len/repo/";
 pub const CLAIM_INDEX_VERSION: &str = "text/claims/version";
 /// While the claims index is being (re)built: the seq through which verdicts are indexed.
 pub const CLAIM_INDEX_BUILT_THROUGH: &str = "text/claims/built_through";
+/// The highest seq of an event retention deleted (absent: none ever was). Retention deletes
+/// the oldest events first, so every event at or below it is gone: the change feed tells a
+/// consumer standing before it to resync. Written in the transaction of the deletes.
+pub const EVENTS_DELETED_THROUGH: &str = "retention/events_deleted_through";
 
 /// Keys of one export file's checkpoint.
 pub fn checkpoint_keys(file: &str) -> [String; 3] {

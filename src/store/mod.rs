@@ -12,6 +12,7 @@ mod check_verdicts;
 mod client_keys;
 pub mod codec;
 mod deferred;
+mod feed;
 mod history;
 mod meta;
 mod read;
@@ -33,6 +34,7 @@ pub use backup::BackupReport;
 pub use bulk::BulkWriter;
 pub use check::CheckReport;
 pub use codec::CodecError;
+pub use feed::{FeedPage, FeedTypes};
 pub use history::{AuditEntry, History, HistoryQuery, SENTENCE_OUTCOMES};
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
 pub use read::{

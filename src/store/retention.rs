@@ -1,6 +1,7 @@
 //! Retention for events (verdicts and outcome rows are history and are never deleted): the
 //! oldest events beyond a count or an age go, a bounded batch per transaction, with their index
-//! entries and counters in the same transaction.
+//! entries and counters in the same transaction, and the mark the change feed reads to tell a
+//! consumer that events it had not seen are gone (`meta::EVENTS_DELETED_THROUGH`).
 
 use redb::ReadableTable;
 
@@ -76,6 +77,13 @@ impl Store {
             doomed
         };
         let n_deleted = super::write::delete_events(&txn, &doomed)?;
+        if let Some(&newest) = doomed.last() {
+            // The feed's resync mark, in the transaction of the deletes: a reader never sees
+            // the events gone without the mark that says so.
+            let mut meta_table = txn.open_table(META)?;
+            let through = meta::get(&meta_table, meta::EVENTS_DELETED_THROUGH)?.max(newest);
+            meta_table.insert(meta::EVENTS_DELETED_THROUGH, through)?;
+        }
         txn.commit()?;
         Ok(n_deleted)
     }

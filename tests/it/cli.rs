@@ -1,4 +1,6 @@
-//! The real `lakehouse-kb` binary: migrate (plan, run, refuse a newer file) and check.
+//! The real `lakehouse-kb` binary: migrate (plan, run, refuse a newer file), check and its exit
+//! codes, import's guard on `--from`, errors that name an environment variable, stderr as JSON
+//! lines with `--log-format json`, and colours and animation only where wanted.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -131,7 +133,7 @@ fn check_passes_on_a_healthy_file_and_fails_on_a_damaged_one() {
         txn.commit().unwrap();
     }
     let out = kb(dir.path(), &["check"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "1: problems found");
     let text = stdout(&out);
     assert!(
         text.contains("problem: event seq 1 is missing from events_by_kind"),
@@ -140,12 +142,208 @@ fn check_passes_on_a_healthy_file_and_fails_on_a_damaged_one() {
     assert!(text.contains("check FAILED"), "{text}");
 }
 
+/// Exit 2, not 1, when the check could not run: at 669becd a wrong `--data` or a running
+/// server exited 1, like a damaged database.
 #[test]
-fn check_without_a_database_says_so() {
+fn check_exits_2_when_it_could_not_check() {
     let dir = tempfile::tempdir().unwrap();
     let out = kb(&dir.path().join("nope"), &["check"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no database at"), "{}", stderr(&out));
+
+    // In use by another process (as by a running server).
+    let path = dir.path().join("kb.redb");
+    drop(Store::open(&path, StoreOptions::default()).unwrap());
+    let held = redb::Database::create(&path).unwrap();
+    let out = kb(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot check the database while the server runs"),
+        "{}",
+        stderr(&out)
+    );
+    drop(held);
+    assert_eq!(kb(dir.path(), &["check"]).status.code(), Some(0));
+
+    // Not a database at all.
+    std::fs::write(&path, b"not a redb file").unwrap();
+    let out = kb(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// At 669becd `import --from` a mistyped directory created an empty database, and one holding
+/// none of the legacy directories "imported" nothing and succeeded.
+#[test]
+fn import_from_a_directory_that_is_not_a_legacy_one_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stranger = dir.path().join("stranger");
+    std::fs::create_dir_all(stranger.join("logs")).unwrap();
+    for (from, needle) in [
+        (dir.path().join("missing"), "reading the legacy directory"),
+        (stranger.clone(), "holds none of _kb, _observer, _auditor"),
+    ] {
+        let out = kb(&data, &["import", "--from", from.to_str().unwrap()]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(needle), "{}", stderr(&out));
+        assert!(!data.exists(), "a failed import created {}", data.display());
+    }
+
+    // One of the three is enough.
+    std::fs::create_dir_all(stranger.join("_observer")).unwrap();
+    let out = kb(&data, &["import", "--from", stranger.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A bad value from the environment names the variable (at 669becd only `--cache-mb`, which
+/// the unit file or container environment being read does not hold).
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("LAKEHOUSE_KB_CACHE_MB", "abc"),
+        ("LAKEHOUSE_KB_LOG_FORMAT", "xml"),
+        ("LAKEHOUSE_KB_QUICK_REPAIR", "maybe"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
+            .arg("--data")
+            .arg(dir.path())
+            .arg("check")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let text = stderr(&out);
+        assert!(
+            text.contains(var) && text.contains(&format!("{value:?}")),
+            "{var}: {text}"
+        );
+    }
+    // On the command line, the flag is what is named.
+    let out = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
+        .args(["--cache-mb", "abc", "check"])
+        .env("LAKEHOUSE_KB_CACHE_MB", "abc")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--cache-mb"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("LAKEHOUSE_KB_CACHE_MB"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[track_caller]
+fn assert_json_lines(what: &str, text: &str) {
+    assert!(!text.trim().is_empty(), "{what}: nothing on stderr");
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{what}: a stderr line is not JSON ({e}): {line:?}"));
+        assert!(
+            value["level"].is_string() && value["fields"]["message"].is_string(),
+            "{line}"
+        );
+    }
+}
+
+/// With `--log-format json` every stderr line is JSON: at 669becd the error that ends a
+/// command, import rejections and progress, a refused environment value and the warning about
+/// listening beyond loopback were plain text.
+#[test]
+fn json_logs_make_every_stderr_line_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = ["--log-format", "json"];
+
+    let out = kb(&dir.path().join("nope"), &[&json[..], &["check"]].concat());
+    assert_json_lines("check without a database", &stderr(&out));
+
+    let legacy = dir.path().join("legacy");
+    std::fs::create_dir_all(legacy.join("_kb")).unwrap();
+    std::fs::write(
+        legacy.join("_kb/outcomes.jsonl"),
+        "{\"sig_hash\":\"a\"}\nnot json\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = kb(
+        &data,
+        &[&json[..], &["import", "--from", legacy.to_str().unwrap()]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("rejected"), "{}", stderr(&out));
+    assert_json_lines("import with a rejected line", &stderr(&out));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
+        .args(["--data", data.to_str().unwrap(), "check"])
+        .env("LAKEHOUSE_KB_LOG_FORMAT", "json")
+        .env("LAKEHOUSE_KB_CACHE_MB", "abc")
+        .output()
+        .unwrap();
+    assert_json_lines("a refused environment value", &stderr(&out));
+
+    let mut server = crate::support::TestServer::spawn_in(
+        &data,
+        &["--bind", "0.0.0.0:0"],
+        &[("LAKEHOUSE_KB_LOG_FORMAT", "json")],
+    );
+    server.wait_healthy();
+    assert!(server.stop().success());
+    let log = crate::support::server_log(&data);
+    assert!(log.contains("beyond this machine"), "{log}");
+    assert_json_lines("serve beyond loopback", &log);
+}
+
+/// Runs `args` under a pseudo-terminal (util-linux `script`), as a person at a terminal would,
+/// with `env`; returns what the terminal showed.
+fn on_a_terminal(data: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut line = format!(
+        "{} --data {}",
+        env!("CARGO_BIN_EXE_lakehouse-kb"),
+        data.display()
+    );
+    for arg in args {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    let mut command = Command::new("script");
+    command
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env_remove("LAKEHOUSE_KB_LOG_FORMAT")
+        .env("TERM", "xterm-256color");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().expect("util-linux script runs");
+    assert!(out.status.success(), "{}", stdout(&out));
+    stdout(&out)
+}
+
+/// Colours and progress animation only for a terminal that wants them: at 669becd `NO_COLOR`
+/// and `TERM=dumb` were ignored (coloured logs, an animated import bar).
+#[test]
+fn no_color_and_a_dumb_terminal_get_no_escape_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = |name: &str| dir.path().join(name);
+    let shown = on_a_terminal(&fresh("a"), &["migrate"], &[]);
+    assert!(
+        shown.contains("\x1b["),
+        "a terminal gets colours: {shown:?}"
+    );
+    for env in [[("NO_COLOR", "1")], [("TERM", "dumb")]] {
+        let shown = on_a_terminal(&fresh(env[0].0), &["migrate"], &env);
+        assert!(shown.contains("migrating database schema"), "{shown:?}");
+        assert!(!shown.contains('\x1b'), "{env:?}: {shown:?}");
+    }
+    let legacy = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy/data");
+    let shown = on_a_terminal(
+        &fresh("import"),
+        &["import", "--from", legacy],
+        &[("TERM", "dumb")],
+    );
+    assert!(!shown.contains('\x1b'), "{shown:?}");
+    assert!(shown.contains("total:"), "{shown:?}");
 }
 
 #[test]

@@ -861,7 +861,7 @@ fn post_export_answers_with_rows_and_checkpoints_and_metrics_show_the_lag() {
     }
     let metrics = server.get("/metrics").text;
     assert!(
-        metrics.contains(r#"lakehouse_kb_export_lag_rows{file="ops"} 3"#),
+        metrics.contains(r#"lakehousekb_export_lag_rows{file="ops"} 3"#),
         "{metrics}"
     );
     let answer = server.post_json("/export", "");
@@ -871,7 +871,7 @@ fn post_export_answers_with_rows_and_checkpoints_and_metrics_show_the_lag() {
     assert_eq!(answer.json["outcomes"]["rows_written"], 0);
     let metrics = server.get("/metrics").text;
     assert!(
-        metrics.contains(r#"lakehouse_kb_export_lag_rows{file="ops"} 0"#),
+        metrics.contains(r#"lakehousekb_export_lag_rows{file="ops"} 0"#),
         "{metrics}"
     );
     assert_eq!(lines(&server.data.join(OPS)), 3);

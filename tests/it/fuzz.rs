@@ -149,6 +149,7 @@ fn the_router_never_answers_5xx_to_client_input() {
         metrics,
         config: Arc::new(ServerConfig::default()),
         export: None,
+        feed: Default::default(),
     };
 
     let router = app(state);

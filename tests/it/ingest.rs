@@ -730,8 +730,8 @@ fn commits(server: &TestServer) -> (u64, u64) {
             .unwrap_or(0.0) as u64
     };
     (
-        value("lakehouse_kb_commit_batch_requests_count"),
-        value("lakehouse_kb_commit_batch_requests_sum"),
+        value("lakehousekb_commit_batch_requests_count"),
+        value("lakehousekb_commit_batch_requests_sum"),
     )
 }
 

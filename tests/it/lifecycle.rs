@@ -392,32 +392,74 @@ fn retention_keeps_the_newest_events_and_all_history() {
     );
 }
 
+/// What the server tells systemd, read from a `NOTIFY_SOCKET` as systemd would.
+struct Notifications {
+    socket: std::os::unix::net::UnixDatagram,
+    path: std::path::PathBuf,
+    seen: Vec<String>,
+}
+
+impl Notifications {
+    fn bind(dir: &std::path::Path) -> Notifications {
+        let path = dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        Notifications {
+            socket,
+            path,
+            seen: Vec::new(),
+        }
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    /// Receives datagrams until one holds the line `line`; returns every line received on the
+    /// way, that one included.
+    fn until(&mut self, line: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut buf = [0u8; 4096];
+            let n = self.socket.recv(&mut buf).unwrap_or_else(|e| {
+                panic!("no {line:?} from the server ({e}); got {:?}", self.seen)
+            });
+            let datagram = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let found = datagram.lines().any(|l| l == line);
+            lines.extend(datagram.lines().map(str::to_owned));
+            self.seen.extend(datagram.lines().map(str::to_owned));
+            if found {
+                return lines;
+            }
+        }
+    }
+}
+
 /// systemd `Type=notify`: the unit's readiness is the server's own word. With `NOTIFY_SOCKET`
 /// set, the server sends `READY=1` only once the database is open and the API answers (so a
-/// unit ordered after it starts against a healthy service), and `STOPPING=1` on SIGTERM.
+/// unit ordered after it starts against a healthy service), `STOPPING=1` on SIGTERM, and with
+/// `WATCHDOG_USEC` set (the unit's `WatchdogSec=`), `WATCHDOG=1` pings while it runs. At
+/// 669becd there were no pings: a unit with `WatchdogSec=` would have been killed.
 #[test]
-fn systemd_is_told_ready_when_healthy_and_stopping_on_sigterm() {
-    use std::os::unix::net::UnixDatagram;
-
+fn systemd_is_told_ready_when_healthy_pinged_and_stopping_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let receive = |socket: &UnixDatagram| {
-        let mut buf = [0u8; 4096];
-        let n = socket
-            .recv(&mut buf)
-            .expect("a notification from the server");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
-
+    let mut notifications = Notifications::bind(dir.path());
     let data = dir.path().join("data");
-    let notify_socket = socket_path.to_str().unwrap();
-    let mut server = TestServer::spawn_in(&data, &[], &[("NOTIFY_SOCKET", notify_socket)]);
-    let ready = receive(&socket);
-    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    let mut server = TestServer::spawn_in(
+        &data,
+        &[],
+        &[
+            ("NOTIFY_SOCKET", notifications.path()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    let ready = notifications.until("READY=1");
+    assert!(
+        ready.iter().any(|l| l.starts_with("STATUS=serving on ")),
+        "{ready:?}"
+    );
     // Ready means healthy: no polling needed after READY=1.
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(
@@ -426,8 +468,45 @@ fn systemd_is_told_ready_when_healthy_and_stopping_on_sigterm() {
             .status,
         200
     );
+    // Pings keep coming while it serves (every 100 ms for a 200 ms watchdog).
+    for _ in 0..3 {
+        notifications.until("WATCHDOG=1");
+    }
 
     assert!(server.stop().success());
-    let stopping = receive(&socket);
-    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    notifications.until("STOPPING=1");
+    let log = server_log(&data);
+    assert!(log.contains("pinging the systemd watchdog"), "{log}");
+}
+
+/// A repair at start (after `kill -9`) is reported to systemd as it runs: a status line, and
+/// extensions of the start timeout (`EXTEND_TIMEOUT_USEC`), so `TimeoutStartSec` does not kill
+/// a repair that is making progress. At 669becd systemd heard nothing until `READY=1`.
+#[test]
+fn a_repair_at_start_is_reported_to_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = TestServer::start_in(&data, &[], &[]);
+    assert_eq!(
+        server.post_json("/event", r#"{"source":"bot"}"#).status,
+        200
+    );
+    drop(server); // SIGKILL
+
+    let mut notifications = Notifications::bind(dir.path());
+    let _restarted = TestServer::spawn_in(&data, &[], &[("NOTIFY_SOCKET", notifications.path())]);
+    let before_ready = notifications.until("READY=1");
+    assert!(
+        before_ready
+            .iter()
+            .any(|l| l.starts_with("STATUS=repairing the database after an unclean shutdown: ")),
+        "{before_ready:?}"
+    );
+    assert!(
+        before_ready
+            .iter()
+            .any(|l| l == "EXTEND_TIMEOUT_USEC=60000000"),
+        "{before_ready:?}"
+    );
+    assert!(server_log(&data).contains("repairing the database"));
 }

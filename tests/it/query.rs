@@ -318,10 +318,10 @@ fn stats_health_and_metrics() {
     let metrics = server.get("/metrics");
     assert!(metrics.content_type.unwrap().starts_with("text/plain"));
     for needle in [
-        r#"lakehouse_kb_http_requests_total{method="POST",route="/verdicts",status="201"} 1"#,
-        "lakehouse_kb_http_request_duration_seconds_bucket",
-        "lakehouse_kb_commit_batch_puts_count 3",
-        "lakehouse_kb_writer_queue_depth 0",
+        r#"lakehousekb_http_requests_total{method="POST",route="/verdicts",status="201"} 1"#,
+        "lakehousekb_http_request_duration_seconds_bucket",
+        "lakehousekb_commit_batch_puts_count 3",
+        "lakehousekb_writer_queue_depth 0",
     ] {
         assert!(
             metrics.text.contains(needle),

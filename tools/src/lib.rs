@@ -3,9 +3,11 @@
 //! measurement (`loadgen`, `querybench`) with the pieces they share (`server`, `client`), so
 //! later comparisons reuse them behind thin binaries.
 
+pub mod claims;
 pub mod client;
 pub mod compare;
 pub mod loadgen;
+pub mod memorybench;
 pub mod querybench;
 pub mod server;
 

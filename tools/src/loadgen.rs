@@ -327,8 +327,8 @@ pub struct CommitMetrics {
     pub seconds: f64,
 }
 
-/// Reads `lakehouse_kb_commit_batch_requests_{count,sum}` and
-/// `lakehouse_kb_commit_duration_seconds_sum` from the server's `/metrics`.
+/// Reads `lakehousekb_commit_batch_requests_{count,sum}` and
+/// `lakehousekb_commit_duration_seconds_sum` from the server's `/metrics`.
 pub async fn commit_metrics(addr: SocketAddr) -> anyhow::Result<CommitMetrics> {
     let mut connection = Connection::open(addr).await?;
     let answer = connection.get("/metrics").await?;
@@ -340,9 +340,9 @@ pub async fn commit_metrics(addr: SocketAddr) -> anyhow::Result<CommitMetrics> {
             .with_context(|| format!("{name} missing from /metrics"))
     };
     Ok(CommitMetrics {
-        commits: value("lakehouse_kb_commit_batch_requests_count")?,
-        requests: value("lakehouse_kb_commit_batch_requests_sum")?,
-        seconds: value("lakehouse_kb_commit_duration_seconds_sum")?,
+        commits: value("lakehousekb_commit_batch_requests_count")?,
+        requests: value("lakehousekb_commit_batch_requests_sum")?,
+        seconds: value("lakehousekb_commit_duration_seconds_sum")?,
     })
 }
 

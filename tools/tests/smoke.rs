@@ -40,6 +40,13 @@ fn query_bench_smoke() {
 }
 
 #[test]
+fn memory_bench_smoke() {
+    let stdout = run_smoke(env!("CARGO_BIN_EXE_memory-bench"));
+    assert!(stdout.contains("| POST /neighbors | 500 × 3 |"), "{stdout}");
+    assert!(stdout.contains("| GET /prs/{n}/neighbors |"), "{stdout}");
+}
+
+#[test]
 fn compare_smoke() {
     // Every part at a tiny scale: lakehouse-kb, the legacy observer (Node.js), the no-op
     // server, the storage-layer workers, and a dataset whose exports are checked byte-equal to

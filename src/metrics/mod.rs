@@ -1,6 +1,14 @@
 //! Prometheus metrics: requests and latencies per route, commit batch sizes and times, the
-//! writer queue depth, export lag. Encoded as Prometheus text by `GET /metrics`.
+//! writer queue depth, export lag, the build and the process. Encoded by `GET /metrics` as
+//! OpenMetrics or as the classic text format (`format.rs`).
+//!
+//! Every name of ours starts with [`PREFIX`]; the `process_*` metrics have the names every
+//! Prometheus client gives them.
 
+mod format;
+mod process;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -9,6 +17,21 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+pub use format::Format;
+pub use process::ProcessStats;
+
+/// The prefix of our metric names. Not `lakehouse_kb`: promtool's linter reads `_kb_` in a
+/// name as an abbreviated unit (kilobytes) and fails the check.
+pub const PREFIX: &str = "lakehousekb";
+
+/// The commit the binary was built from, when the build set `LAKEHOUSE_KB_BUILD_REVISION`
+/// (e.g. `LAKEHOUSE_KB_BUILD_REVISION=$(git rev-parse HEAD) cargo build --release`); no build
+/// script, so a build from a source tarball without git works the same.
+pub const BUILD_REVISION: &str = match option_env!("LAKEHOUSE_KB_BUILD_REVISION") {
+    Some(revision) => revision,
+    None => "unknown",
+};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -21,6 +44,12 @@ struct RequestLabels {
 struct RouteLabels {
     method: String,
     route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    revision: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,6 +74,8 @@ pub struct Metrics {
     commit_failures: Counter,
     queue_depth: Gauge,
     export_lag: Family<FileLabels, Gauge>,
+    /// Commits completed (failed ones included): the watchdog's sign that the writer moves.
+    commits: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -61,7 +92,9 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("lakehouse_kb");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix(PREFIX);
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
         let commit_requests = Histogram::new(exponential_buckets(1.0, 2.0, 12));
@@ -110,8 +143,21 @@ impl Metrics {
             "Records (seqs) committed after the exported file's checkpoint",
             export_lag.clone(),
         );
+        // A gauge rather than OpenMetrics' `info` type, which the classic format lacks.
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                revision: BUILD_REVISION.to_owned(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels name the version and the commit of this binary",
+            build_info,
+        );
         Metrics {
-            registry,
+            registry: root,
             requests,
             latency,
             commit_requests,
@@ -120,6 +166,7 @@ impl Metrics {
             commit_failures,
             queue_depth,
             export_lag,
+            commits: AtomicU64::new(0),
         }
     }
 
@@ -145,6 +192,12 @@ impl Metrics {
         if !ok {
             self.commit_failures.inc();
         }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Commits completed so far, failed ones included.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     pub fn set_queue_depth(&self, depth: usize) {
@@ -160,11 +213,71 @@ impl Metrics {
             .set(i64::try_from(rows).unwrap_or(i64::MAX));
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn encode(&self) -> String {
+    /// Every metric, in `format`.
+    pub fn encode(&self, format: Format) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Classic => format::openmetrics_to_classic(&out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Format, Metrics};
+
+    /// `openmetrics_to_classic` copies help texts as they are: they must need no escaping.
+    #[test]
+    fn help_texts_need_no_escaping() {
+        let metrics = Metrics::new();
+        let body = metrics.encode(Format::OpenMetrics);
+        for line in body.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(!line.contains('\\'), "{line}");
+        }
+    }
+
+    /// Both bodies carry the same samples; only the metadata differs.
+    #[test]
+    fn both_formats_carry_the_same_samples() {
+        let metrics = Metrics::new();
+        metrics.record_request("GET", "/stats", 200, Duration::from_millis(3));
+        metrics.record_commit(2, 5, Duration::from_millis(1), false);
+        let samples = |body: &str| -> Vec<String> {
+            body.lines()
+                .filter(|l| !l.starts_with('#'))
+                // The process metrics change between two reads.
+                .filter(|l| !l.starts_with("process_"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let openmetrics = metrics.encode(Format::OpenMetrics);
+        let classic = metrics.encode(Format::Classic);
+        assert!(openmetrics.ends_with("# EOF\n"));
+        assert!(!classic.contains("# EOF"));
+        assert_eq!(samples(&openmetrics), samples(&classic));
+        for needle in [
+            "# TYPE lakehousekb_http_requests counter\n",
+            "lakehousekb_http_requests_total{method=\"GET\",route=\"/stats\",status=\"200\"} 1\n",
+            "# TYPE lakehousekb_commit_failures counter\n",
+            "lakehousekb_build_info{version=\"",
+            "# TYPE process_cpu_seconds counter\n",
+            "process_resident_memory_bytes ",
+        ] {
+            assert!(openmetrics.contains(needle), "{needle}: {openmetrics}");
+        }
+        for needle in [
+            "# TYPE lakehousekb_http_requests_total counter\n",
+            "# TYPE lakehousekb_commit_failures_total counter\n",
+            "# TYPE lakehousekb_build_info gauge\n",
+            "# TYPE process_cpu_seconds_total counter\n",
+            "# TYPE process_open_fds gauge\n",
+        ] {
+            assert!(classic.contains(needle), "{needle}: {classic}");
+        }
     }
 }

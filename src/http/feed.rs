@@ -1,0 +1,621 @@
+//! `GET /feed`: the change feed. Every record committed after the consumer's position, in seq
+//! order, as Server-Sent Events when the client accepts `text/event-stream`, else as long-poll
+//! JSON pages. The consumer owns its position (a seq); the server keeps nothing per consumer.
+//!
+//! Bounds: at most `--max-feed-clients` feed requests at once (beyond: 503); a stream sends one
+//! page (at most [`PAGE_RECORDS`] records, about [`PAGE_BYTES`] of text) at a time through a
+//! buffer of [`BUFFER_PAGES`] pages, and a consumer that leaves the buffer full for
+//! `stall_timeout` is cut (its connection dropped; it resumes from its last id). Waiting
+//! consumers wake on the writer's published seq, never by polling the database.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use http_body::Frame;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::time::Instant;
+
+use super::query;
+use super::sig::raw;
+use super::{ApiError, AppState};
+use crate::model::iso_timestamp;
+use crate::store::{FeedPage, FeedTypes, SigRecord};
+
+/// Default of `--max-feed-clients`.
+pub const DEFAULT_MAX_CLIENTS: usize = 64;
+/// Longest `wait` of a long poll.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Records in one page of a stream.
+pub const PAGE_RECORDS: usize = 256;
+/// A page (of a stream or a long poll) stops once its records' stored text reaches this; a
+/// single larger record still goes alone (a body is at most `--max-body`). With
+/// [`BUFFER_PAGES`] ready and one being read, a stream holds about three pages.
+pub const PAGE_BYTES: usize = 256 << 10;
+/// Pages a stream may hold ready for its consumer.
+pub const BUFFER_PAGES: usize = 2;
+
+/// The feed's shared state: its client limit, its timings and its shutdown switch.
+#[derive(Clone, Debug)]
+pub struct Feed {
+    clients: Arc<Semaphore>,
+    max_clients: usize,
+    keep_alive: Duration,
+    stall_timeout: Duration,
+    closing: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed::new(DEFAULT_MAX_CLIENTS)
+    }
+}
+
+impl Feed {
+    pub fn new(max_clients: usize) -> Feed {
+        let max_clients = max_clients.max(1);
+        Feed {
+            clients: Arc::new(Semaphore::new(max_clients)),
+            max_clients,
+            keep_alive: Duration::from_secs(15),
+            stall_timeout: Duration::from_secs(10),
+            closing: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    /// Sets how often an idle stream sends a keep-alive comment and how long a stream waits
+    /// for its consumer to take a page before cutting it (defaults: 15 s and 10 s).
+    pub fn with_timing(mut self, keep_alive: Duration, stall_timeout: Duration) -> Feed {
+        self.keep_alive = keep_alive;
+        self.stall_timeout = stall_timeout;
+        self
+    }
+
+    /// Ends every stream and answers every waiting long poll: at shutdown, so that open
+    /// streams do not hold the graceful shutdown until its timeout.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+}
+
+/// The query string, as given; each value is checked by hand so that a bad one is a 400 naming
+/// it.
+#[derive(Debug, Default, Deserialize)]
+pub struct FeedParams {
+    after_seq: Option<String>,
+    types: Option<String>,
+    wait: Option<String>,
+    limit: Option<String>,
+}
+
+/// One item of the feed: a record, or the notice that records the consumer had not seen were
+/// deleted by retention.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Item {
+    Verdict {
+        seq: u64,
+        received_at: String,
+        sig_hash: String,
+        verdict: Box<RawValue>,
+    },
+    Outcome {
+        seq: u64,
+        received_at: String,
+        row: Box<RawValue>,
+    },
+    Event {
+        seq: u64,
+        received_at: String,
+        op: Box<RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body: Option<Box<RawValue>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_original: Option<String>,
+    },
+    Resync {
+        after_seq: u64,
+        events_deleted_through: u64,
+        oldest_seq: u64,
+    },
+}
+
+impl Item {
+    fn seq(&self) -> Option<u64> {
+        match self {
+            Item::Verdict { seq, .. } | Item::Outcome { seq, .. } | Item::Event { seq, .. } => {
+                Some(*seq)
+            }
+            Item::Resync { .. } => None,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Item::Verdict { .. } => "verdict",
+            Item::Outcome { .. } => "outcome",
+            Item::Event { .. } => "event",
+            Item::Resync { .. } => "resync",
+        }
+    }
+}
+
+impl From<SigRecord> for Item {
+    fn from(record: SigRecord) -> Item {
+        match record {
+            SigRecord::Verdict(v) => Item::Verdict {
+                seq: v.seq,
+                received_at: iso_timestamp(v.value.received_at_ms),
+                sig_hash: v.sig_hash,
+                verdict: raw(v.value.raw_json),
+            },
+            SigRecord::Outcome(o) => Item::Outcome {
+                seq: o.seq,
+                received_at: iso_timestamp(o.value.received_at_ms),
+                row: raw(o.value.line),
+            },
+            SigRecord::Event(e) => Item::Event {
+                seq: e.seq,
+                received_at: iso_timestamp(e.value.received_at_ms),
+                op: raw(e.value.line),
+                body: e.value.body.map(raw),
+                source_original: e.value.source_original,
+            },
+        }
+    }
+}
+
+/// The resync notice when events after `after_seq` the consumer wants were deleted. Records of
+/// other types after `after_seq` are still served after it: only the deleted events are lost.
+fn resync(after_seq: u64, types: FeedTypes, page: &FeedPage) -> Option<Item> {
+    (types.events && after_seq < page.events_deleted_through).then(|| Item::Resync {
+        after_seq,
+        events_deleted_through: page.events_deleted_through,
+        oldest_seq: page.events_deleted_through + 1,
+    })
+}
+
+/// A long-poll answer.
+#[derive(Serialize)]
+struct FeedAnswer {
+    records: Vec<Item>,
+    /// The position after this answer: pass it as `after_seq` next time.
+    next_after_seq: u64,
+    /// The last seq committed when the answer was read.
+    last_seq: u64,
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<FeedParams>,
+) -> Result<Response, ApiError> {
+    let after_seq = match last_event_id(&headers)? {
+        Some(seq) => seq,
+        None => query::cursor("after_seq", params.after_seq.as_deref())?.unwrap_or(0),
+    };
+    let types = parse_types(params.types.as_deref())?;
+    let limit = query::limit(params.limit.as_deref())?;
+    let wait = parse_wait(params.wait.as_deref())?;
+    let feed = &state.feed;
+    let Ok(permit) = feed.clients.clone().try_acquire_owned() else {
+        return Err(ApiError::Unavailable {
+            message: format!(
+                "too many feed clients ({}, --max-feed-clients); retry shortly",
+                feed.max_clients
+            ),
+            retry_after_secs: 2,
+        });
+    };
+    if wants_event_stream(&headers) {
+        Ok(stream(state, permit, after_seq, types))
+    } else {
+        let answer = long_poll(&state, after_seq, types, limit, wait).await?;
+        drop(permit);
+        Ok(([(header::CACHE_CONTROL, "no-cache")], Json(answer)).into_response())
+    }
+}
+
+/// Answers at once when records are there; else waits up to `wait` for a commit that brings
+/// one (or for shutdown), and answers with what is there then.
+async fn long_poll(
+    state: &AppState,
+    after_seq: u64,
+    types: FeedTypes,
+    limit: usize,
+    wait: Duration,
+) -> Result<FeedAnswer, ApiError> {
+    // Subscribed before the first read: a commit after it wakes the wait below.
+    let mut committed = state.writer.committed();
+    committed.borrow_and_update();
+    let mut closing = state.feed.closing.subscribe();
+    let deadline = Instant::now() + wait;
+    let mut cursor = after_seq;
+    let mut notice = None;
+    loop {
+        let page = read_page(state, cursor, types, limit).await?;
+        if cursor == after_seq {
+            notice = resync(after_seq, types, &page);
+        }
+        let next_after_seq = page.next_after_seq(cursor);
+        if !page.records.is_empty() || notice.is_some() || Instant::now() >= deadline {
+            let records = notice
+                .into_iter()
+                .chain(page.records.into_iter().map(Item::from))
+                .collect();
+            return Ok(FeedAnswer {
+                records,
+                next_after_seq,
+                last_seq: page.last_seq,
+            });
+        }
+        cursor = next_after_seq;
+        let woke = tokio::select! {
+            seen = async { committed.wait_for(|&seq| seq > cursor).await.is_ok() } => seen,
+            () = tokio::time::sleep_until(deadline) => false,
+            _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => false,
+        };
+        if !woke {
+            return Ok(FeedAnswer {
+                records: notice.into_iter().collect(),
+                next_after_seq: cursor,
+                last_seq: page.last_seq,
+            });
+        }
+    }
+}
+
+async fn read_page(
+    state: &AppState,
+    after_seq: u64,
+    types: FeedTypes,
+    limit: usize,
+) -> Result<FeedPage, ApiError> {
+    query::read(state, move |store| {
+        store.feed(after_seq, types, limit, PAGE_BYTES)
+    })
+    .await
+}
+
+/// The Server-Sent Events answer: a task reads pages into a small buffer that the body drains.
+fn stream(
+    state: AppState,
+    permit: OwnedSemaphorePermit,
+    after_seq: u64,
+    types: FeedTypes,
+) -> Response {
+    let (chunks, receiver) = mpsc::channel(BUFFER_PAGES);
+    let cut = Arc::new(AtomicBool::new(false));
+    tokio::spawn(produce(state, after_seq, types, chunks, cut.clone()));
+    let body = FeedBody {
+        chunks: receiver,
+        cut,
+        _permit: permit,
+    };
+    let mut response = Body::new(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx and its kin buffer answers by default; this one must reach the consumer as sent.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// The stream's producer: pages while records are there, then waits for a commit beyond its
+/// position, sending a keep-alive comment when idle. Ends when the consumer goes away, is too
+/// slow, a read fails (the consumer reconnects and resumes), or the server shuts down.
+async fn produce(
+    state: AppState,
+    after_seq: u64,
+    types: FeedTypes,
+    chunks: mpsc::Sender<Bytes>,
+    cut: Arc<AtomicBool>,
+) {
+    let feed = state.feed.clone();
+    let mut committed = state.writer.committed();
+    committed.borrow_and_update();
+    let mut closing = feed.closing.subscribe();
+    let send = |chunk: Vec<u8>| {
+        let chunks = chunks.clone();
+        let cut = cut.clone();
+        let mut closing = feed.closing.subscribe();
+        async move {
+            let sending = tokio::time::timeout(feed.stall_timeout, chunks.send(Bytes::from(chunk)));
+            // A shutdown does not wait out a slow consumer's stall timeout.
+            let sent = tokio::select! {
+                sent = sending => sent,
+                _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => return false,
+            };
+            match sent {
+                Ok(sent) => sent.is_ok(),
+                Err(_) => {
+                    tracing::info!(
+                        stall_secs = feed.stall_timeout.as_secs_f64(),
+                        "feed consumer too slow; stream cut (it resumes from its last id)"
+                    );
+                    // Set before the sender goes, so the body fails instead of ending cleanly.
+                    cut.store(true, Ordering::Release);
+                    false
+                }
+            }
+        }
+    };
+    // The reconnection delay for EventSource clients, and first bytes that show the stream is
+    // live.
+    if !send(b"retry: 1000\n\n".to_vec()).await {
+        return;
+    }
+    let mut cursor = after_seq;
+    loop {
+        let page = match read_page(&state, cursor, types, PAGE_RECORDS).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = ?e, "feed read failed; stream ended");
+                return;
+            }
+        };
+        let mut chunk = Vec::new();
+        if cursor == after_seq
+            && let Some(notice) = resync(after_seq, types, &page)
+        {
+            write_event(&mut chunk, &notice);
+        }
+        let next_after_seq = page.next_after_seq(cursor);
+        let more = page.more;
+        for record in page.records {
+            write_event(&mut chunk, &Item::from(record));
+        }
+        if !chunk.is_empty() && !send(chunk).await {
+            return;
+        }
+        cursor = next_after_seq;
+        if more {
+            continue;
+        }
+        loop {
+            // Each branch yields a plain value: the watch guards are not `Send`.
+            let woke = tokio::select! {
+                seen = async { committed.wait_for(|&seq| seq > cursor).await.is_ok() } => {
+                    if !seen {
+                        return;
+                    }
+                    true
+                }
+                () = tokio::time::sleep(feed.keep_alive) => false,
+                _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => return,
+                () = chunks.closed() => return,
+            };
+            if woke {
+                break;
+            }
+            if !send(b": keep-alive\n\n".to_vec()).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Appends one event: `id:` the seq (none for a resync, which must not move the consumer's
+/// position), `event:` the type, `data:` the item as one line of JSON. Stored JSON may hold
+/// line breaks, but only as whitespace between tokens (JSON strings cannot), so turning them
+/// into spaces keeps the value.
+fn write_event(out: &mut Vec<u8>, item: &Item) {
+    if let Some(seq) = item.seq() {
+        out.extend_from_slice(format!("id: {seq}\n").as_bytes());
+    }
+    out.extend_from_slice(format!("event: {}\ndata: ", item.name()).as_bytes());
+    let start = out.len();
+    serde_json::to_writer(&mut *out, item).expect("an item serializes to a Vec");
+    for byte in &mut out[start..] {
+        if *byte == b'\n' || *byte == b'\r' {
+            *byte = b' ';
+        }
+    }
+    out.extend_from_slice(b"\n\n");
+}
+
+/// The body of a stream: the producer's pages; an error once the consumer was cut, so that
+/// hyper drops the connection rather than first sending what is still buffered.
+struct FeedBody {
+    chunks: mpsc::Receiver<Bytes>,
+    cut: Arc<AtomicBool>,
+    /// Counts the stream against `--max-feed-clients` until the connection lets go of it.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl HttpBody for FeedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        if this.cut.load(Ordering::Acquire) {
+            return Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "feed consumer too slow",
+            ))));
+        }
+        this.chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+/// `Last-Event-ID`, sent by an EventSource reconnecting: it wins over `after_seq`, which the
+/// reconnection repeats from the original URL.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("");
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    digits
+        .then(|| text.parse::<u64>().ok())
+        .flatten()
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "last-event-id",
+                format!(
+                    "Last-Event-ID must be a non-negative integer (a seq), got {:?}",
+                    String::from_utf8_lossy(value.as_bytes())
+                ),
+            )
+        })
+}
+
+/// `types`: a comma-separated list of `verdict`, `outcome`, `event`; all when absent.
+fn parse_types(raw: Option<&str>) -> Result<FeedTypes, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(FeedTypes::ALL);
+    };
+    let mut types = FeedTypes {
+        verdicts: false,
+        outcomes: false,
+        events: false,
+    };
+    for name in raw.split(',') {
+        match name {
+            "verdict" => types.verdicts = true,
+            "outcome" => types.outcomes = true,
+            "event" => types.events = true,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "types",
+                    format!(
+                        "types must be a comma-separated list of verdict, outcome, event, got {raw:?}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(types)
+}
+
+/// `wait`: whole seconds (`30`, `30s`) or milliseconds (`500ms`), without leading zeros, at
+/// most 30 s; 0 when absent. Exactly what the pattern in `docs/openapi.yaml` admits.
+fn parse_wait(raw: Option<&str>) -> Result<Duration, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Duration::ZERO);
+    };
+    let (digits, millis_per_unit) = if let Some(digits) = raw.strip_suffix("ms") {
+        (digits, 1)
+    } else {
+        (raw.strip_suffix('s').unwrap_or(raw), 1_000)
+    };
+    let well_formed = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    let wait = well_formed
+        .then(|| digits.parse::<u64>().ok())
+        .flatten()
+        .and_then(|n| n.checked_mul(millis_per_unit))
+        .map(Duration::from_millis);
+    match wait {
+        Some(wait) if wait <= MAX_WAIT => Ok(wait),
+        _ => Err(ApiError::bad_request(
+            "wait",
+            format!(
+                "wait must be whole seconds or milliseconds up to 30s (30, 30s, 500ms), got {raw:?}"
+            ),
+        )),
+    }
+}
+
+/// Whether the client asked for Server-Sent Events (`Accept` lists `text/event-stream`).
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            range
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_wait_and_accept() {
+        assert_eq!(parse_types(None).unwrap(), FeedTypes::ALL);
+        let only = parse_types(Some("verdict,event")).unwrap();
+        assert!(only.verdicts && only.events && !only.outcomes);
+        for bad in ["", "verdicts", "verdict,,event", "verdict, event"] {
+            let error = parse_types(Some(bad)).unwrap_err();
+            assert!(
+                matches!(error, ApiError::BadRequest { field: Some(ref f), .. } if f == "types")
+            );
+        }
+        assert_eq!(parse_wait(None).unwrap(), Duration::ZERO);
+        assert_eq!(parse_wait(Some("30")).unwrap(), MAX_WAIT);
+        assert_eq!(
+            parse_wait(Some("250ms")).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(parse_wait(Some("0ms")).unwrap(), Duration::ZERO);
+        assert_eq!(parse_wait(Some("30000ms")).unwrap(), MAX_WAIT);
+        for bad in [
+            "31s", "31", "30001ms", "1m", "-1", "+1", "05", "0.5s", "soon", "", "s", "ms", " 1",
+        ] {
+            assert!(parse_wait(Some(bad)).is_err(), "{bad}");
+        }
+        let mut headers = HeaderMap::new();
+        assert!(!wants_event_stream(&headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, Text/Event-Stream;q=0.9"),
+        );
+        assert!(wants_event_stream(&headers));
+    }
+
+    #[test]
+    fn an_event_is_one_data_line() {
+        let mut out = Vec::new();
+        let item = Item::Verdict {
+            seq: 7,
+            received_at: "t".into(),
+            sig_hash: "pr1-aaaaaaaa".into(),
+            verdict: raw("{\n  \"a\": \"x\\ny\"\r\n}".into()),
+        };
+        write_event(&mut out, &item);
+        write_event(
+            &mut out,
+            &Item::Resync {
+                after_seq: 1,
+                events_deleted_through: 5,
+                oldest_seq: 6,
+            },
+        );
+        expect_test::expect![[r#"
+            id: 7
+            event: verdict
+            data: {"type":"verdict","seq":7,"received_at":"t","sig_hash":"pr1-aaaaaaaa","verdict":{   "a": "x\ny"  }}
+
+            event: resync
+            data: {"type":"resync","after_seq":1,"events_deleted_through":5,"oldest_seq":6}
+
+        "#]]
+        .assert_eq(&String::from_utf8(out).unwrap());
+    }
+}

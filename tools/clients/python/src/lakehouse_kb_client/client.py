@@ -1,0 +1,626 @@
+"""The client: one request helper that owns headers, deadlines, retries and errors, and a
+method per route with a typed answer. Standard library only."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import http.client
+import json
+import os
+import re
+import socket
+import time
+import urllib.parse
+import uuid
+from typing import (
+    Any,
+    Dict,
+    Iterator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypedDict,
+    Union,
+    cast,
+)
+
+__version__ = "0.1.0"
+# Export and backup copy files: their attempts wait at least this long (seconds; the server's
+# own request timeout is 30 s by default).
+SLOW_WRITE_TIMEOUT = 60.0
+USER_AGENT = f"lakehouse-kb-client-python/{__version__}"
+
+JsonObject = Dict[str, Any]
+Overall = Literal["approve", "request_changes", "block"]
+FeedType = Literal["verdict", "outcome", "event"]
+ErrorKind = Literal["http", "network", "timeout", "bad_response"]
+
+
+class PostedVerdict(TypedDict, total=False):
+    sig_hash: str
+    seq: int
+    duplicate: bool
+    outcome_seq: int
+    event_seq: int
+
+
+class PostedEvent(TypedDict):
+    ok: bool
+    seq: int
+
+
+class PostedOutcome(TypedDict):
+    sig_hash: str
+    seq: int
+
+
+class LineError(TypedDict, total=False):
+    line: int
+    error: str
+    field: str
+
+
+class BatchReport(TypedDict, total=False):
+    accepted: int
+    duplicates: int
+    rejected: List[LineError]
+    last_seq: int
+
+
+class Findings(TypedDict):
+    block: int
+    warn: int
+    info: Optional[int]
+
+
+class PriorAudit(TypedDict):
+    sig_hash: str
+    head_sha: str
+    overall: Overall
+    one_liner: str
+    audited_at: str
+    findings: Findings
+    elapsed_secs: float
+    seq: int
+
+
+class PriorAudits(TypedDict):
+    pr_number: int
+    count: int
+    by_overall: Dict[str, int]
+    finding: str
+    audits: List[PriorAudit]
+
+
+class SharedClaim(TypedDict):
+    claim_hash: str
+    text: Optional[str]
+
+
+class Neighbor(TypedDict):
+    sig_hash: str
+    seq: int
+    pr_number: int
+    head_sha: str
+    overall: Overall
+    one_liner: str
+    audited_at: str
+    shared_count: int
+    shared: List[SharedClaim]
+
+
+class Neighbors(TypedDict):
+    count: int
+    neighbors: List[Neighbor]
+
+
+class SigPage(TypedDict, total=False):
+    sig_hash: str
+    records: List[JsonObject]
+    next_after_seq: int
+
+
+class EventItem(TypedDict, total=False):
+    seq: int
+    received_at: str
+    op: JsonObject
+    source_original: str
+
+
+class EventsPage(TypedDict, total=False):
+    events: List[EventItem]
+    next_before_seq: int
+
+
+class Stats(TypedDict):
+    total: int
+    by_source: Dict[str, int]
+    by_event_kind: Dict[str, int]
+    success: int
+    failure: int
+    verdicts: int
+    by_overall: Dict[str, int]
+    outcomes: int
+    outcomes_by_kind: Dict[str, int]
+    last_seq: int
+
+
+class Health(TypedDict):
+    status: str
+    schema_version: int
+    last_seq: int
+    queue_depth: int
+
+
+class FeedPage(TypedDict):
+    records: List[JsonObject]
+    next_after_seq: int
+    last_seq: int
+
+
+class KbError(Exception):
+    """Every failure of this client: an HTTP answer that is not a success, no answer, no answer
+    in time, or an answer not understood.
+
+    `status` is 0 without an HTTP answer; `field` names the input at fault; `retry_after` is the
+    server's Retry-After in seconds, capped; `may_be_committed` is set on a write that gave up
+    after an attempt whose fate is unknown (timed out, connection lost after sending, a 503
+    without Retry-After): retrying with the same idempotency key is safe; `body` is the parsed
+    JSON error body when there was one."""
+
+    def __init__(
+        self,
+        message: str,
+        kind: ErrorKind,
+        status: int = 0,
+        field: Optional[str] = None,
+        retry_after: Optional[float] = None,
+        may_be_committed: bool = False,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.status = status
+        self.field = field
+        self.retry_after = retry_after
+        self.may_be_committed = may_be_committed
+        self.body = body
+
+
+# JavaScript's whitespace (what trim() and \s match), so hashes equal a TypeScript client's.
+_JS_SPACE_RUN = re.compile("[\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+")
+
+
+def claim_hash(text: str) -> str:
+    """The claim hash the service indexes: the first 16 hex digits of SHA-256 of the text after
+    trimming, lowercasing and collapsing whitespace: text.trim().toLowerCase().replace(/\\s+/g, " ")."""
+    normal = _JS_SPACE_RUN.sub(" ", text.lower()).strip(" ")
+    return hashlib.sha256(normal.encode("utf-8")).hexdigest()[:16]
+
+
+def retry_after_secs(value: Optional[str], cap: float = 30.0) -> Optional[float]:
+    """Retry-After in seconds, from delta-seconds or an HTTP-date, capped; None when absent or
+    unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        secs = float(text)
+    else:
+        try:
+            at = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        secs = max(0.0, at.timestamp() - time.time())
+    return min(secs, cap)
+
+
+class _Answer:
+    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class KbClient:
+    """A client for one lakehouse-kb server.
+
+    `base_url` defaults to LAKEHOUSE_KB_URL, else LH_OBSERVER_URL, else http://localhost:3800;
+    `token` to LAKEHOUSE_KB_TOKEN. `timeout` bounds each attempt, headers and body together
+    (seconds); `retries` is how many times a failed call is tried again (reads after a 502, 503,
+    504, a network error or a timeout; writes after a 503 with Retry-After, a network error or a
+    timeout, always with the same Idempotency-Key); `max_retry_after` caps the server's
+    Retry-After."""
+
+    def __init__(
+        self,
+        base_url: Optional[str] = None,
+        token: Optional[str] = None,
+        timeout: float = 3.0,
+        retries: int = 3,
+        max_retry_after: float = 30.0,
+    ) -> None:
+        url = base_url or os.environ.get("LAKEHOUSE_KB_URL") or os.environ.get("LH_OBSERVER_URL") or "http://localhost:3800"
+        self.base_url = url.rstrip("/")
+        parsed = urllib.parse.urlsplit(self.base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"base_url must be an http or https URL, got {url!r}")
+        self._https = parsed.scheme == "https"
+        self._host = parsed.hostname
+        self._port = parsed.port
+        self._prefix = parsed.path
+        self.token = token if token is not None else os.environ.get("LAKEHOUSE_KB_TOKEN")
+        self.timeout = timeout
+        self.retries = retries
+        self.max_retry_after = max_retry_after
+
+    # Writes: each sends an Idempotency-Key, reused by its retries (pass your own to retry a
+    # call that gave up with may_be_committed).
+
+    def post_verdict(self, verdict: Mapping[str, Any], idempotency_key: Optional[str] = None) -> PostedVerdict:
+        """Stores a verdict with its KB row and observer event in one durable transaction; the
+        same (pr_number, head_sha, audited_at) is stored once (duplicate: True after)."""
+        return cast(PostedVerdict, self._request("POST", "/verdicts", body=_json(verdict), write=True, key=idempotency_key))
+
+    def post_event(self, event: Mapping[str, Any], idempotency_key: Optional[str] = None) -> PostedEvent:
+        """The legacy observer's call: one event, any JSON object."""
+        return cast(PostedEvent, self._request("POST", "/event", body=_json(event), write=True, key=idempotency_key))
+
+    def post_outcome(self, row: Union[Mapping[str, Any], str], idempotency_key: Optional[str] = None) -> PostedOutcome:
+        """A KB outcome row, stored byte for byte: a str is sent as is (pass the exact line for
+        byte-exact rows), a mapping as compact JSON."""
+        line = row if isinstance(row, str) else _compact(row)
+        return cast(PostedOutcome, self._request("POST", "/outcomes", body=line.encode("utf-8"), write=True, key=idempotency_key))
+
+    def post_events(self, events: Sequence[Mapping[str, Any]], idempotency_key: Optional[str] = None) -> BatchReport:
+        """Many events in one NDJSON batch, committed together; bad lines are reported."""
+        return self._batch("/event", [_compact(e) for e in events], idempotency_key)
+
+    def post_verdicts(self, verdicts: Sequence[Mapping[str, Any]], idempotency_key: Optional[str] = None) -> BatchReport:
+        return self._batch("/verdicts", [_compact(v) for v in verdicts], idempotency_key)
+
+    def post_outcomes(self, rows: Sequence[Union[Mapping[str, Any], str]], idempotency_key: Optional[str] = None) -> BatchReport:
+        """Rows given as str are sent byte for byte."""
+        return self._batch("/outcomes", [r if isinstance(r, str) else _compact(r) for r in rows], idempotency_key)
+
+    def export_now(self, idempotency_key: Optional[str] = None) -> JsonObject:
+        """Brings the exported legacy files up to date now; the export report."""
+        extra = max(0.0, SLOW_WRITE_TIMEOUT - self.timeout)
+        return cast(JsonObject, self._request("POST", "/export", write=True, key=idempotency_key, extra_time=extra))
+
+    def backup(self, body: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None) -> JsonObject:
+        """A consistent copy of the live database on the server's machine; `body` as the server
+        takes it."""
+        extra = max(0.0, SLOW_WRITE_TIMEOUT - self.timeout)
+        return cast(
+            JsonObject, self._request("POST", "/backup", body=_json(body or {}), write=True, key=idempotency_key, extra_time=extra)
+        )
+
+    # Reads.
+
+    def prior_audits(self, pr_number: int, exclude_sha: Optional[str] = None, limit: Optional[int] = None) -> PriorAudits:
+        """Phase B: prior audits of a PR across heads, newest first, with the finding sentence."""
+        query = {"exclude_sha": exclude_sha, "limit": limit}
+        return cast(PriorAudits, self._request("GET", f"/prs/{int(pr_number)}/history", query=query))
+
+    def neighbors(
+        self,
+        claims: Optional[Sequence[Union[str, Mapping[str, Any]]]] = None,
+        claim_hashes: Optional[Sequence[str]] = None,
+        exclude_pr: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> Neighbors:
+        """Prior verdicts sharing claims, most shared first, then newest."""
+        fields = {"claims": claims, "claim_hashes": claim_hashes, "exclude_pr": exclude_pr, "limit": limit}
+        body = {k: v for k, v in fields.items() if v is not None}
+        return cast(Neighbors, self._request("POST", "/neighbors", body=_json(body)))
+
+    def sig(self, sig_hash: str, after_seq: Optional[int] = None, limit: Optional[int] = None) -> SigPage:
+        """One page of everything stored under a sig_hash, in seq order."""
+        path = "/sig/" + urllib.parse.quote(sig_hash, safe="")
+        return cast(SigPage, self._request("GET", path, query={"after_seq": after_seq, "limit": limit}))
+
+    def sig_records(self, sig_hash: str) -> Iterator[JsonObject]:
+        """Every record under a sig_hash, following the pages."""
+        after: Optional[int] = None
+        while True:
+            page = self.sig(sig_hash, after_seq=after, limit=1000)
+            yield from page.get("records", [])
+            after = page.get("next_after_seq")
+            if after is None:
+                return
+
+    def events_page(
+        self,
+        source: Optional[str] = None,
+        event_kind: Optional[str] = None,
+        sig_hash: Optional[str] = None,
+        before_seq: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> EventsPage:
+        """One page of recent events, newest first."""
+        query = {"source": source, "event_kind": event_kind, "sig_hash": sig_hash, "before_seq": before_seq, "limit": limit}
+        return cast(EventsPage, self._request("GET", "/events", query=query))
+
+    def events(
+        self,
+        source: Optional[str] = None,
+        event_kind: Optional[str] = None,
+        sig_hash: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> List[EventItem]:
+        """Recent events, newest first, following the cursor to the end (or `limit` events)."""
+        out: List[EventItem] = []
+        before: Optional[int] = None
+        while limit is None or len(out) < limit:
+            page_limit = 1000 if limit is None else min(1000, limit - len(out))
+            page = self.events_page(source, event_kind, sig_hash, before, page_limit)
+            out.extend(page.get("events", []))
+            before = page.get("next_before_seq")
+            if before is None:
+                break
+        return out
+
+    def stats(self) -> Stats:
+        return cast(Stats, self._request("GET", "/stats"))
+
+    def health(self) -> Health:
+        """200 when the database answers and the writer accepts work; a KbError (503) otherwise."""
+        return cast(Health, self._request("GET", "/healthz"))
+
+    def metrics(self) -> str:
+        """The Prometheus exposition, as text."""
+        return cast(str, self._request("GET", "/metrics", text=True))
+
+    def feed(
+        self,
+        after_seq: int = 0,
+        types: Optional[Sequence[FeedType]] = None,
+        wait: Optional[float] = None,
+        limit: Optional[int] = None,
+    ) -> FeedPage:
+        """One long-poll page of the change feed; `wait` (seconds, at most 30) is how long the
+        server may hold the request when nothing is there. The attempt's timeout is extended
+        by it."""
+        query = {
+            "after_seq": after_seq,
+            "types": ",".join(types) if types else None,
+            "wait": None if wait is None else f"{round(wait * 1000)}ms",
+            "limit": limit,
+        }
+        return cast(FeedPage, self._request("GET", "/feed", query=query, extra_time=wait or 0.0))
+
+    def follow(
+        self,
+        after_seq: int = 0,
+        types: Optional[Sequence[FeedType]] = None,
+        idle_timeout: float = 45.0,
+        max_reconnect_delay: float = 5.0,
+    ) -> Iterator[JsonObject]:
+        """The change feed, live: every record after `after_seq` as it is committed, forever
+        (break out of the loop to stop). A lost connection, a cut or a restart of the server is
+        resumed from the last seq yielded, with nothing skipped or repeated. A stream silent for
+        `idle_timeout` seconds (three keep-alives) is taken as dead and reopened. An item of type
+        "resync" says events the consumer had not seen were deleted by retention."""
+        position = after_seq
+        failures = 0
+        query: Dict[str, Any] = {"types": ",".join(types) if types else None}
+        while True:
+            delay = min(max_reconnect_delay, 0.1 * 2**failures)
+            connection = self._connection(idle_timeout)
+            try:
+                headers = self._headers()
+                headers.update({"accept": "text/event-stream", "last-event-id": str(position)})
+                connection.request("GET", self._path("/feed", dict(query, after_seq=position)), headers=headers)
+                response = connection.getresponse()
+                if response.status != 200:
+                    error = self._error(response.status, response.headers, response.read())
+                    if error.status < 500 and error.status != 429:
+                        raise error
+                    if error.retry_after is not None:
+                        delay = error.retry_after
+                else:
+                    for item in _sse_items(response):
+                        seq = item.get("seq")
+                        if item.get("type") != "resync" and isinstance(seq, int):
+                            if seq <= position:
+                                continue
+                            position = seq
+                        failures = 0
+                        yield item
+                    delay = 0.1
+            except (OSError, http.client.HTTPException, ValueError):
+                pass
+            finally:
+                connection.close()
+            failures += 1
+            time.sleep(delay)
+
+    # The one way to the service.
+
+    def _batch(self, path: str, lines: List[str], key: Optional[str]) -> BatchReport:
+        body = ("\n".join(lines) + "\n").encode("utf-8")
+        answer = self._request("POST", path, body=body, content_type="application/x-ndjson", write=True, key=key)
+        return cast(BatchReport, answer)
+
+    def _headers(self) -> Dict[str, str]:
+        headers = {"user-agent": USER_AGENT}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _path(self, path: str, query: Optional[Mapping[str, Any]]) -> str:
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        return self._prefix + path + ("?" + urllib.parse.urlencode(params) if params else "")
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: Optional[Mapping[str, Any]] = None,
+        body: Optional[bytes] = None,
+        content_type: str = "application/json",
+        write: bool = False,
+        key: Optional[str] = None,
+        text: bool = False,
+        extra_time: float = 0.0,
+    ) -> Any:
+        headers = self._headers()
+        if body is not None:
+            headers["content-type"] = content_type
+        if write:
+            headers["idempotency-key"] = key or str(uuid.uuid4())
+        target = self._path(path, query)
+        uncertain = False  # an attempt of this write may have committed without our hearing
+        last: Optional[KbError] = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(last.retry_after if last and last.retry_after is not None else min(2.0, 0.1 * 2**attempt))
+            try:
+                answer = self._attempt(method, target, headers, body, self.timeout + extra_time)
+            except _Unsent as refused:
+                last = KbError(f"lakehouse-kb unreachable at {self.base_url}: {refused.cause}", "network")
+                continue
+            except (socket.timeout, TimeoutError):
+                last = KbError(f"lakehouse-kb at {self.base_url} did not answer {method} {path} within {self.timeout + extra_time:g} s", "timeout")
+                uncertain = uncertain or write
+                continue
+            except (OSError, http.client.HTTPException) as error:
+                last = KbError(f"lakehouse-kb at {self.base_url}: connection lost during {method} {path}: {error!r}", "network")
+                uncertain = uncertain or write
+                continue
+            if 200 <= answer.status < 300:
+                if text:
+                    return answer.body.decode("utf-8", "replace")
+                try:
+                    return json.loads(answer.body)
+                except ValueError:
+                    raise KbError(
+                        f"lakehouse-kb answered {answer.status} with a body that is not JSON: {_snippet(answer.body)}",
+                        "bad_response",
+                        answer.status,
+                        may_be_committed=write,
+                    ) from None
+            last = self._error(answer.status, answer.headers, answer.body)
+            if write and answer.status == 503 and last.retry_after is None:
+                uncertain = True  # the service says it may have committed it
+            retry = (answer.status in (502, 503, 504)) if not write else (answer.status == 503 and last.retry_after is not None)
+            if not retry:
+                break
+        assert last is not None
+        if write and uncertain:
+            last = KbError(
+                f"{last} (the write may have been committed: retry with idempotency_key={headers['idempotency-key']!r} to be sure)",
+                last.kind,
+                last.status,
+                last.field,
+                last.retry_after,
+                True,
+                last.body,
+            )
+        raise last
+
+    def _attempt(self, method: str, target: str, headers: Mapping[str, str], body: Optional[bytes], budget: float) -> _Answer:
+        """One request with one deadline for connecting, sending, the headers and the body."""
+        deadline = time.monotonic() + budget
+        connection = self._connection(budget)
+        try:
+            try:
+                connection.connect()
+            except OSError as error:
+                raise _Unsent(error) from error
+            connection.request(method, target, body=body, headers=dict(headers))
+            _set_deadline(connection, deadline)
+            response = connection.getresponse()
+            chunks = []
+            while True:
+                _set_deadline(connection, deadline)
+                chunk = response.read1(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return _Answer(response.status, response.headers, b"".join(chunks))
+        finally:
+            connection.close()
+
+    def _error(self, status: int, headers: http.client.HTTPMessage, body: bytes) -> KbError:
+        try:
+            answer: Any = json.loads(body)
+        except ValueError:
+            answer = None
+        fields: Mapping[str, Any] = answer if isinstance(answer, dict) else {}
+        error = fields.get("error")
+        message = error if isinstance(error, str) else f"HTTP {status} from lakehouse-kb: {_snippet(body)}"
+        field = fields.get("field")
+        return KbError(
+            message,
+            "http",
+            status,
+            field if isinstance(field, str) else None,
+            retry_after_secs(headers.get("retry-after"), self.max_retry_after),
+            False,
+            answer,
+        )
+
+
+class _Unsent(Exception):
+    """The connection could not be made: nothing was sent."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _set_deadline(connection: http.client.HTTPConnection, deadline: float) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("deadline passed")
+    if connection.sock is not None:
+        connection.sock.settimeout(remaining)
+
+
+def _sse_items(response: http.client.HTTPResponse) -> Iterator[JsonObject]:
+    """The data of each complete Server-Sent Event, parsed; a partial last event is dropped."""
+    data: List[str] = []
+    while True:
+        raw = response.readline()
+        if not raw:
+            return
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if line == "":
+            if data:
+                yield cast(JsonObject, json.loads("\n".join(data)))
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode("utf-8")
+
+
+def _compact(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _snippet(body: bytes) -> str:
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return (text[:200] + "...") if len(text) > 200 else (text or "(empty body)")
+
+
+__all__: Tuple[str, ...] = (
+    "KbClient",
+    "KbError",
+    "claim_hash",
+    "retry_after_secs",
+    "USER_AGENT",
+)

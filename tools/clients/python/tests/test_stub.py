@@ -1,0 +1,222 @@
+"""The client against a stub server that misbehaves on purpose: an HTML 502, a body that stalls,
+503 with Retry-After in both forms, a body that is not JSON, a refused connection, a feed cut
+mid-event. Every failure must be a KbError; every retry of a write must carry the same
+Idempotency-Key. Run by tests/it/clients.rs: python3 -m unittest discover -s tests"""
+
+import email.utils
+import json
+import socket
+import threading
+import time
+import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from lakehouse_kb_client import USER_AGENT, KbClient, KbError, retry_after_secs
+
+SEEN = {}  # scenario -> [(method, path, headers)]
+LOCK = threading.Lock()
+
+
+def event(seq):
+    item = {"type": "event", "seq": seq, "received_at": "t", "op": {}}
+    return f"id: {seq}\nevent: event\ndata: {json.dumps(item)}\n\n".encode()
+
+
+class Stub(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.handle_any()
+
+    def do_POST(self):
+        self.handle_any()
+
+    def handle_any(self):
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        scenario = self.path.split("/")[1]
+        with LOCK:
+            log = SEEN.setdefault(scenario, [])
+            log.append((self.command, self.path, dict((k.lower(), v) for k, v in self.headers.items())))
+            n = len(log)
+        getattr(self, "play_" + scenario)(n)
+
+    def send(self, status, body, content_type="application/json", headers=()):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def play_html502(self, n):
+        self.send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+
+    def play_stall(self, n):
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", "100")
+        self.end_headers()
+        self.wfile.write(b'{"total":')
+        self.wfile.flush()
+        time.sleep(1.5)
+        self.close_connection = True
+
+    def play_busy2(self, n):
+        if n == 1:
+            self.send(503, {"error": "the write queue is full"}, headers=[("retry-after", "2")])
+        else:
+            self.send(200, {"ok": True, "seq": 7})
+
+    def play_busydate(self, n):
+        if n == 1:
+            at = email.utils.formatdate(time.time() + 1.5, usegmt=True)
+            self.send(503, {"error": "busy"}, headers=[("retry-after", at)])
+        else:
+            self.send(200, {"ok": True, "seq": 8})
+
+    def play_busyfar(self, n):
+        at = email.utils.formatdate(time.time() + 3600, usegmt=True)
+        self.send(503, {"error": "busy for an hour"}, headers=[("retry-after", at)])
+
+    def play_maybe(self, n):
+        self.send(503, {"error": "the request took too long (a write may still have been committed)"})
+
+    def play_badjson(self, n):
+        self.send(200, b"{not json")
+
+    def play_longpoll(self, n):
+        time.sleep(0.8)
+        self.send(200, {"records": [], "next_after_seq": 5, "last_seq": 5})
+
+    def play_refuse400(self, n):
+        self.send(400, {"error": 'head_sha must be hex, got "x"', "field": "head_sha"})
+
+    def play_feedcut(self, n):
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+
+        def chunk(data):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        if n == 1:
+            chunk(b"retry: 1000\n\n" + event(1) + event(2) + event(3)[:20])
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif n == 2:
+            resync = {"type": "resync", "after_seq": 2, "events_deleted_through": 2, "oldest_seq": 3}
+            chunk(event(2) + event(3) + b"event: resync\ndata: " + json.dumps(resync).encode() + b"\n\n" + event(4))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            chunk(b": keep-alive\n\n" + event(5))
+            time.sleep(0.5)
+            self.wfile.write(b"0\r\n\r\n")
+
+
+class StubTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+        cls.server.daemon_threads = True
+        threading.Thread(target=cls.server.serve_forever, daemon=True).start()
+        cls.base = f"http://127.0.0.1:{cls.server.server_address[1]}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.shutdown()
+        cls.server.server_close()
+
+    def client(self, scenario, **options):
+        options.setdefault("timeout", 0.5)
+        return KbClient(base_url=f"{self.base}/{scenario}", **options)
+
+    def failure(self, call):
+        with self.assertRaises(KbError) as caught:
+            call()
+        return caught.exception
+
+    def test_an_html_502_is_a_kb_error_retried_for_reads(self):
+        error = self.failure(lambda: self.client("html502", retries=1).stats())
+        self.assertEqual((error.kind, error.status), ("http", 502))
+        self.assertRegex(str(error), "HTTP 502.*Bad Gateway")
+        self.assertEqual(len(SEEN["html502"]), 2)
+        self.assertEqual(SEEN["html502"][0][2]["user-agent"], USER_AGENT)
+
+    def test_a_stalled_body_times_out_and_a_write_may_have_committed(self):
+        read = self.failure(lambda: self.client("stall", retries=0).stats())
+        self.assertEqual((read.kind, read.may_be_committed), ("timeout", False))
+        write = self.failure(lambda: self.client("stall", retries=2, timeout=0.2).post_event({"source": "bot"}))
+        self.assertEqual((write.kind, write.may_be_committed), ("timeout", True))
+        self.assertIn("may have been committed", str(write))
+        keys = {headers["idempotency-key"] for method, _, headers in SEEN["stall"] if method == "POST"}
+        self.assertEqual(len([1 for method, _, _ in SEEN["stall"] if method == "POST"]), 3, "a timed-out write is retried")
+        self.assertEqual(len(keys), 1, "with the same key")
+
+    def test_503_with_retry_after_2_is_retried_with_the_same_key(self):
+        started = time.monotonic()
+        self.assertEqual(self.client("busy2").post_event({"source": "bot"})["seq"], 7)
+        self.assertGreaterEqual(time.monotonic() - started, 1.9)
+        first, second = SEEN["busy2"]
+        self.assertEqual(first[2]["idempotency-key"], second[2]["idempotency-key"])
+
+    def test_503_with_an_http_date_retry_after_is_retried_with_the_same_key(self):
+        posted = self.client("busydate").post_verdict({"pr_number": 1}, idempotency_key="caller-key-1")
+        self.assertEqual(posted["seq"], 8)
+        self.assertEqual([h["idempotency-key"] for _, _, h in SEEN["busydate"]], ["caller-key-1"] * 2)
+
+    def test_retry_after_is_capped(self):
+        error = self.failure(lambda: self.client("busyfar", retries=0).post_event({}))
+        self.assertEqual((error.status, error.retry_after), (503, 30.0))
+        capped = self.failure(lambda: self.client("busyfar", retries=1, max_retry_after=0.3).stats())
+        self.assertEqual(capped.retry_after, 0.3)
+        self.assertEqual(retry_after_secs("7"), 7.0)
+        self.assertIsNone(retry_after_secs("soon"))
+        self.assertEqual(retry_after_secs(email.utils.formatdate(time.time() - 5, usegmt=True)), 0.0)
+
+    def test_a_503_without_retry_after_to_a_write_is_not_retried(self):
+        error = self.failure(lambda: self.client("maybe").post_outcome({"sig_hash": "s"}))
+        self.assertTrue(error.may_be_committed)
+        self.assertEqual(len(SEEN["maybe"]), 1)
+
+    def test_a_body_that_is_not_json_and_a_refusal_are_kb_errors(self):
+        bad = self.failure(lambda: self.client("badjson").stats())
+        self.assertEqual((bad.kind, bad.status), ("bad_response", 200))
+        refused = self.failure(lambda: self.client("refuse400").post_verdict({"pr_number": 1}))
+        self.assertEqual((refused.kind, refused.status, refused.field, refused.may_be_committed), ("http", 400, "head_sha", False))
+        self.assertEqual(len(SEEN["refuse400"]), 1, "a 400 is not retried")
+
+    def test_a_long_polls_attempt_may_last_its_wait_on_top_of_the_timeout(self):
+        page = self.client("longpoll", retries=0).feed(after_seq=5, wait=1.0)
+        self.assertEqual(page["next_after_seq"], 5)
+        self.assertRegex(SEEN["longpoll"][0][1], "after_seq=5.*wait=1000ms")
+
+    def test_a_refused_connection_committed_nothing(self):
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        error = self.failure(lambda: KbClient(base_url=f"http://127.0.0.1:{port}", retries=1).post_event({}))
+        self.assertEqual((error.kind, error.status, error.may_be_committed), ("network", 0, False))
+        self.assertIn("unreachable", str(error))
+
+    def test_follow_resumes_after_a_cut_mid_event_yielding_each_record_once(self):
+        items = []
+        for item in self.client("feedcut").follow(max_reconnect_delay=0.05):
+            items.append("resync" if item["type"] == "resync" else item["seq"])
+            if len(items) == 6:
+                break
+        self.assertEqual(items, [1, 2, 3, "resync", 4, 5])
+        self.assertEqual([h["last-event-id"] for _, _, h in SEEN["feedcut"]], ["0", "2", "4"])
+        self.assertEqual(SEEN["feedcut"][0][2]["accept"], "text/event-stream")
+
+
+if __name__ == "__main__":
+    unittest.main()

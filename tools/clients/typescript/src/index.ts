@@ -1,0 +1,722 @@
+// lakehouse-kb-client: a typed client for lakehouse-kb, for the TypeScript auditor and other
+// Node 20 / Bun programs. No runtime dependencies: the global fetch, AbortSignal, crypto.
+//
+//   import { KbClient } from "lakehouse-kb-client";
+//   const kb = new KbClient();                      // LAKEHOUSE_KB_URL, else LH_OBSERVER_URL
+//   await kb.postVerdict(verdict);                  // replaces indexVerdictToObserver +
+//                                                   // appendVerdictToKbOutcomes, durably
+//   const prior = await kb.priorAudits(pr, { excludeSha: head });  // Phase B
+//   const similar = await kb.neighbors({ claims, excludePr: pr }); // Phase C/F
+//   for await (const item of kb.follow({ afterSeq: saved })) { ... }  // the change feed
+//
+// Every route is one call to `request`, which owns headers, timeouts, retries and errors: a new
+// route is a typed answer and a few lines.
+
+/** The client's version: the service's, from the same release. */
+export const VERSION = "0.1.0";
+
+export type Overall = "approve" | "request_changes" | "block";
+
+/** A verdict as the auditor writes it; unknown fields are kept by the service. */
+export interface Verdict {
+  pr_number: number;
+  head_sha: string;
+  audited_at: string;
+  overall: Overall;
+  one_liner: string;
+  metrics: {
+    findings_block: number;
+    findings_warn: number;
+    findings_info?: number | null;
+    audit_duration_ms?: number | null;
+  };
+  claims?: Array<string | { text: string; [key: string]: unknown }>;
+  claim_hashes?: string[];
+  [key: string]: unknown;
+}
+
+export interface PostedVerdict {
+  sig_hash: string;
+  seq: number;
+  /** true when this exact verdict (pr, head, audited_at) was stored before: nothing new. */
+  duplicate: boolean;
+  outcome_seq?: number;
+  event_seq?: number;
+  [key: string]: unknown;
+}
+
+export interface PostedEvent {
+  ok: true;
+  seq: number;
+  [key: string]: unknown;
+}
+
+export interface PostedOutcome {
+  sig_hash: string;
+  seq: number;
+  [key: string]: unknown;
+}
+
+/** The answer to an NDJSON batch: good lines are committed together, bad ones reported. */
+export interface BatchReport {
+  accepted: number;
+  duplicates: number;
+  rejected: Array<{ line: number; error: string; field?: string }>;
+  last_seq?: number;
+  [key: string]: unknown;
+}
+
+export interface PriorAudit {
+  sig_hash: string;
+  head_sha: string;
+  overall: Overall;
+  one_liner: string;
+  audited_at: string;
+  findings: { block: number; warn: number; info: number | null };
+  elapsed_secs: number;
+  seq: number;
+}
+
+export interface PriorAudits {
+  pr_number: number;
+  count: number;
+  by_overall: Partial<Record<Overall, number>>;
+  /** The sentence kb_query emits, e.g. "prior 2 audits on this PR ended in [block, approve], last reason was X." */
+  finding: string;
+  /** Newest first. */
+  audits: PriorAudit[];
+  [key: string]: unknown;
+}
+
+export interface NeighborQuery {
+  claims?: Array<string | { text: string }>;
+  claimHashes?: string[];
+  excludePr?: number;
+  limit?: number;
+}
+
+export interface Neighbor {
+  sig_hash: string;
+  seq: number;
+  pr_number: number;
+  head_sha: string;
+  overall: Overall;
+  one_liner: string;
+  audited_at: string;
+  shared_count: number;
+  shared: Array<{ claim_hash: string; text: string | null }>;
+}
+
+export interface Neighbors {
+  count: number;
+  neighbors: Neighbor[];
+}
+
+/** A record found under a sig_hash (`GET /sig/{sig_hash}`). */
+export type SigRecord =
+  | { type: "verdict"; seq: number; verdict: Record<string, unknown> }
+  | { type: "outcome"; seq: number; row: Record<string, unknown> }
+  | { type: "event"; seq: number; op: Record<string, unknown>; body?: Record<string, unknown>; source_original?: string };
+
+export interface SigPage {
+  sig_hash: string;
+  records: SigRecord[];
+  /** Pass as `afterSeq` for the next page; absent on the last one. */
+  next_after_seq?: number;
+}
+
+export interface EventItem {
+  seq: number;
+  received_at: string;
+  /** The ObservedOp, exactly as in `ops.jsonl`. */
+  op: Record<string, unknown>;
+  source_original?: string;
+}
+
+export interface EventsPage {
+  events: EventItem[];
+  /** Pass as `beforeSeq` for the next (older) page; absent on the last one. */
+  next_before_seq?: number;
+}
+
+export interface EventFilter {
+  source?: "mcp" | "scenario" | "auditor" | "bot";
+  eventKind?: string;
+  sigHash?: string;
+  beforeSeq?: number;
+  limit?: number;
+}
+
+export interface Stats {
+  total: number;
+  by_source: Record<string, number>;
+  by_event_kind: Record<string, number>;
+  success: number;
+  failure: number;
+  verdicts: number;
+  by_overall: Record<string, number>;
+  outcomes: number;
+  outcomes_by_kind: Record<string, number>;
+  last_seq: number;
+  [key: string]: unknown;
+}
+
+export interface Health {
+  status: string;
+  schema_version: number;
+  last_seq: number;
+  queue_depth: number;
+  [key: string]: unknown;
+}
+
+export interface ExportFileReport {
+  path: string;
+  action: "unchanged" | "appended" | "rebuilt";
+  reason?: string;
+  rows_written: number;
+  bytes_written: number;
+  bytes_truncated: number;
+  checkpoint: { seq: number; len: number; tail: string };
+  [key: string]: unknown;
+}
+
+export interface ExportReport {
+  outcomes: ExportFileReport;
+  ops: ExportFileReport;
+  duration_ms: number;
+  [key: string]: unknown;
+}
+
+export interface BackupReport {
+  path: string;
+  last_seq: number;
+  rows: number;
+  bytes: number;
+  millis: number;
+  [key: string]: unknown;
+}
+
+export type FeedType = "verdict" | "outcome" | "event";
+
+/** One item of the change feed (`GET /feed`). */
+export type FeedItem =
+  | { type: "verdict"; seq: number; received_at: string; sig_hash: string; verdict: Record<string, unknown> }
+  | { type: "outcome"; seq: number; received_at: string; row: Record<string, unknown> }
+  | {
+      type: "event";
+      seq: number;
+      received_at: string;
+      op: Record<string, unknown>;
+      body?: Record<string, unknown>;
+      source_original?: string;
+    }
+  /** Events after `after_seq` up to `events_deleted_through` were deleted by retention. */
+  | { type: "resync"; after_seq: number; events_deleted_through: number; oldest_seq: number };
+
+export interface FeedPage {
+  records: FeedItem[];
+  /** The position after this page: pass it as `afterSeq` next time. */
+  next_after_seq: number;
+  last_seq: number;
+}
+
+export interface FeedQuery {
+  /** The position: the last seq already seen (default 0, from the start). */
+  afterSeq?: number;
+  /** Default: all three. */
+  types?: FeedType[];
+  /** Long poll: how long the server may hold the request when nothing is there (at most 30 s). */
+  waitMs?: number;
+  limit?: number;
+}
+
+export interface FollowOptions {
+  afterSeq?: number;
+  types?: FeedType[];
+  /** Ends the iteration. */
+  signal?: AbortSignal;
+  /** A stream silent this long is taken as dead and reopened; default 45 s (3 keep-alives). */
+  idleTimeoutMs?: number;
+  /** Longest pause between reconnections; default 5 s. */
+  maxReconnectDelayMs?: number;
+}
+
+/** What went wrong: an HTTP answer, no answer, no answer in time, or an answer not understood. */
+export type KbErrorKind = "http" | "network" | "timeout" | "bad_response";
+
+/** Every failure of this client: status (0 without an HTTP answer), message, the field at fault. */
+export class KbError extends Error {
+  constructor(
+    message: string,
+    readonly kind: KbErrorKind,
+    readonly status: number,
+    readonly field?: string,
+    /** Seconds the service asked to wait (Retry-After), capped at `maxRetryAfterMs`. */
+    readonly retryAfter?: number,
+    /**
+     * A write that gave up after an attempt whose fate is unknown (timed out, connection lost
+     * after sending, a 503 without Retry-After): it may have been committed. Retrying with the
+     * same `idempotencyKey` is safe.
+     */
+    readonly mayBeCommitted = false,
+    /** The parsed JSON error body, when there was one (a batch report, for instance). */
+    readonly body?: unknown,
+  ) {
+    super(message);
+    this.name = "KbError";
+  }
+}
+
+export interface KbClientOptions {
+  /** Default: LAKEHOUSE_KB_URL, else LH_OBSERVER_URL, else http://localhost:3800. */
+  baseUrl?: string;
+  /** Bearer token; default LAKEHOUSE_KB_TOKEN. */
+  token?: string;
+  /** Per attempt, headers and body; default 3000 ms, as the auditor's observer call. */
+  timeoutMs?: number;
+  /** Retries after a 503, a network error or a timeout (writes: see `WriteOptions`); default 3. */
+  retries?: number;
+  /** Cap on a server's Retry-After; default 30 s. */
+  maxRetryAfterMs?: number;
+}
+
+export interface WriteOptions {
+  /** Sent as `Idempotency-Key` and reused by every retry; default a random UUID per call. */
+  idempotencyKey?: string;
+  /** This call's timeout per attempt, instead of the client's `timeoutMs`. */
+  timeoutMs?: number;
+}
+
+/** Export and backup copy files: their attempts wait at least this long (the server's own
+ * request timeout is 30 s by default). */
+const SLOW_WRITE_TIMEOUT_MS = 60_000;
+
+interface RequestSpec {
+  method: "GET" | "POST";
+  path: string;
+  query?: Record<string, string | number | undefined>;
+  /** A JSON body, serialized here. */
+  json?: unknown;
+  /** A body sent as is, with its content type. */
+  raw?: { body: string; contentType: string };
+  /** A write: sends an Idempotency-Key and retries only when that is safe. */
+  write?: WriteOptions;
+  /** The answer is text, not JSON (`/metrics`). */
+  text?: boolean;
+  /** This call's timeout per attempt (a long poll's includes its wait). */
+  timeoutMs?: number;
+}
+
+const USER_AGENT = `lakehouse-kb-client-ts/${VERSION}`;
+
+function env(name: string): string | undefined {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return proc?.env?.[name];
+}
+
+export class KbClient {
+  readonly baseUrl: string;
+  private readonly token?: string;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly maxRetryAfterMs: number;
+
+  constructor(options: KbClientOptions = {}) {
+    const url = options.baseUrl ?? env("LAKEHOUSE_KB_URL") ?? env("LH_OBSERVER_URL") ?? "http://localhost:3800";
+    this.baseUrl = url.replace(/\/+$/, "");
+    this.token = options.token ?? env("LAKEHOUSE_KB_TOKEN") ?? undefined;
+    this.timeoutMs = options.timeoutMs ?? 3000;
+    this.retries = options.retries ?? 3;
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
+  }
+
+  // Writes. Each sends an Idempotency-Key; a retry reuses it.
+
+  /**
+   * Stores a verdict with its KB row and observer event in one durable transaction. The same
+   * (pr_number, head_sha, audited_at) is stored once (`duplicate: true` after).
+   */
+  postVerdict(verdict: Verdict, options: WriteOptions = {}): Promise<PostedVerdict> {
+    return this.request({ method: "POST", path: "/verdicts", json: verdict, write: options });
+  }
+
+  /** The legacy observer's call: one event, any JSON object. */
+  postEvent(event: Record<string, unknown>, options: WriteOptions = {}): Promise<PostedEvent> {
+    return this.request({ method: "POST", path: "/event", json: event, write: options });
+  }
+
+  /**
+   * A KB outcome row (the scenario runner's `outcomes.jsonl` line), stored byte for byte: a
+   * string is sent as is, an object as `JSON.stringify(row)` (what the legacy writer appended).
+   */
+  postOutcome(row: Record<string, unknown> | string, options: WriteOptions = {}): Promise<PostedOutcome> {
+    const body = typeof row === "string" ? row : JSON.stringify(row);
+    return this.request({ method: "POST", path: "/outcomes", raw: { body, contentType: "application/json" }, write: options });
+  }
+
+  /** Many events in one NDJSON batch, committed together (bad lines reported, not stored). */
+  postEvents(events: Array<Record<string, unknown>>, options: WriteOptions = {}): Promise<BatchReport> {
+    return this.batch("/event", events.map((e) => JSON.stringify(e)), options);
+  }
+
+  postVerdicts(verdicts: Verdict[], options: WriteOptions = {}): Promise<BatchReport> {
+    return this.batch("/verdicts", verdicts.map((v) => JSON.stringify(v)), options);
+  }
+
+  /** Rows given as strings are sent byte for byte. */
+  postOutcomes(rows: Array<Record<string, unknown> | string>, options: WriteOptions = {}): Promise<BatchReport> {
+    return this.batch("/outcomes", rows.map((r) => (typeof r === "string" ? r : JSON.stringify(r))), options);
+  }
+
+  /** Brings the exported legacy files up to date now. */
+  exportNow(options: WriteOptions = {}): Promise<ExportReport> {
+    return this.request({ method: "POST", path: "/export", write: this.slow(options) });
+  }
+
+  /** A consistent copy of the live database, on the server's machine; `body` as the server takes it. */
+  backup(body: Record<string, unknown> = {}, options: WriteOptions = {}): Promise<BackupReport> {
+    return this.request({ method: "POST", path: "/backup", json: body, write: this.slow(options) });
+  }
+
+  // Reads.
+
+  /** Phase B: prior audits of a PR across heads, leaving out the head being audited now. */
+  priorAudits(prNumber: number, options: { excludeSha?: string; limit?: number } = {}): Promise<PriorAudits> {
+    return this.request({
+      method: "GET",
+      path: `/prs/${prNumber}/history`,
+      query: { exclude_sha: options.excludeSha, limit: options.limit },
+    });
+  }
+
+  /** Phase C/F: prior verdicts sharing claims, most shared first, then newest. */
+  neighbors(query: NeighborQuery): Promise<Neighbors> {
+    const body = { claims: query.claims, claim_hashes: query.claimHashes, exclude_pr: query.excludePr, limit: query.limit };
+    return this.request({ method: "POST", path: "/neighbors", json: body });
+  }
+
+  /** One page of everything stored under a sig_hash, in seq order. */
+  sig(sigHash: string, options: { afterSeq?: number; limit?: number } = {}): Promise<SigPage> {
+    return this.request({
+      method: "GET",
+      path: `/sig/${encodeURIComponent(sigHash)}`,
+      query: { after_seq: options.afterSeq, limit: options.limit },
+    });
+  }
+
+  /** Every record under a sig_hash, following the pages. */
+  async *sigRecords(sigHash: string): AsyncGenerator<SigRecord> {
+    let afterSeq: number | undefined;
+    do {
+      const page = await this.sig(sigHash, { afterSeq, limit: 1000 });
+      yield* page.records;
+      afterSeq = page.next_after_seq;
+    } while (afterSeq !== undefined);
+  }
+
+  /** One page of recent events, newest first. */
+  events(filter: EventFilter = {}): Promise<EventsPage> {
+    return this.request({
+      method: "GET",
+      path: "/events",
+      query: {
+        source: filter.source,
+        event_kind: filter.eventKind,
+        sig_hash: filter.sigHash,
+        before_seq: filter.beforeSeq,
+        limit: filter.limit,
+      },
+    });
+  }
+
+  /** Every event matching the filter, newest first, following the pages. */
+  async *allEvents(filter: Omit<EventFilter, "beforeSeq" | "limit"> = {}): AsyncGenerator<EventItem> {
+    let beforeSeq: number | undefined;
+    do {
+      const page = await this.events({ ...filter, beforeSeq, limit: 1000 });
+      yield* page.events;
+      beforeSeq = page.next_before_seq;
+    } while (beforeSeq !== undefined);
+  }
+
+  stats(): Promise<Stats> {
+    return this.request({ method: "GET", path: "/stats" });
+  }
+
+  /** 200 when the database answers and the writer accepts work; a KbError (503) otherwise. */
+  health(): Promise<Health> {
+    return this.request({ method: "GET", path: "/healthz" });
+  }
+
+  /** The Prometheus exposition, as text. */
+  metrics(): Promise<string> {
+    return this.request({ method: "GET", path: "/metrics", text: true });
+  }
+
+  /** One long-poll page of the change feed. */
+  feed(query: FeedQuery = {}): Promise<FeedPage> {
+    return this.request({
+      method: "GET",
+      path: "/feed",
+      query: {
+        after_seq: query.afterSeq,
+        types: query.types?.join(","),
+        wait: query.waitMs === undefined ? undefined : `${Math.round(query.waitMs)}ms`,
+        limit: query.limit,
+      },
+      timeoutMs: this.timeoutMs + (query.waitMs ?? 0),
+    });
+  }
+
+  /**
+   * The change feed, live: every record after `afterSeq` as it is committed, then forever
+   * (until `signal` aborts or the loop breaks). A lost connection, a cut or a restart of the
+   * server is resumed from the last seq yielded, with nothing skipped or repeated. A `resync`
+   * item says events the consumer had not seen were deleted by retention.
+   */
+  async *follow(options: FollowOptions = {}): AsyncGenerator<FeedItem> {
+    let position = options.afterSeq ?? 0;
+    const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+    const maxDelayMs = options.maxReconnectDelayMs ?? 5_000;
+    let failures = 0;
+    while (!options.signal?.aborted) {
+      const connection = new AbortController();
+      const abort = () => connection.abort();
+      options.signal?.addEventListener("abort", abort);
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const watchdog = () => {
+        clearTimeout(idle);
+        idle = setTimeout(abort, idleTimeoutMs);
+      };
+      let delayMs = Math.min(maxDelayMs, 100 * 2 ** failures);
+      try {
+        watchdog();
+        const query = new URLSearchParams({ after_seq: String(position) });
+        if (options.types) query.set("types", options.types.join(","));
+        const response = await fetch(`${this.baseUrl}/feed?${query}`, {
+          headers: { ...this.headers(), accept: "text/event-stream", "last-event-id": String(position) },
+          signal: connection.signal,
+        });
+        if (!response.ok || response.body === null) {
+          const error = await this.errorOf(response, await response.text());
+          if (error.status < 500 && error.status !== 429) throw error;
+          if (error.retryAfter !== undefined) delayMs = error.retryAfter * 1000;
+        } else {
+          const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buffer = "";
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            watchdog();
+            buffer += value;
+            let end: number;
+            while ((end = buffer.indexOf("\n\n")) >= 0) {
+              const item = parseEvent(buffer.slice(0, end));
+              buffer = buffer.slice(end + 2);
+              if (item === undefined) continue;
+              if (item.type !== "resync") {
+                if (item.seq <= position) continue;
+                position = item.seq;
+              }
+              failures = 0;
+              yield item;
+            }
+          }
+          delayMs = 100;
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (error instanceof KbError && error.kind === "http") throw error;
+      } finally {
+        clearTimeout(idle);
+        options.signal?.removeEventListener("abort", abort);
+        connection.abort();
+      }
+      failures += 1;
+      await sleep(delayMs, options.signal);
+    }
+  }
+
+  private slow(options: WriteOptions): WriteOptions {
+    return { ...options, timeoutMs: options.timeoutMs ?? Math.max(this.timeoutMs, SLOW_WRITE_TIMEOUT_MS) };
+  }
+
+  private batch(path: string, lines: string[], options: WriteOptions): Promise<BatchReport> {
+    const body = lines.join("\n") + "\n";
+    return this.request({ method: "POST", path, raw: { body, contentType: "application/x-ndjson" }, write: options });
+  }
+
+  private headers(): Record<string, string> {
+    const headers: Record<string, string> = { "user-agent": USER_AGENT };
+    if (this.token) headers["authorization"] = `Bearer ${this.token}`;
+    return headers;
+  }
+
+  /** The one way to the service: every route's call goes through here. */
+  private async request<T>(spec: RequestSpec): Promise<T> {
+    const headers = this.headers();
+    let body: string | undefined;
+    if (spec.json !== undefined) {
+      body = JSON.stringify(spec.json);
+      headers["content-type"] = "application/json";
+    } else if (spec.raw !== undefined) {
+      body = spec.raw.body;
+      headers["content-type"] = spec.raw.contentType;
+    }
+    const write = spec.write !== undefined;
+    if (write) headers["idempotency-key"] = spec.write?.idempotencyKey ?? crypto.randomUUID();
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(spec.query ?? {})) {
+      if (value !== undefined) query.set(key, String(value));
+    }
+    const url = `${this.baseUrl}${spec.path}${query.size > 0 ? `?${query}` : ""}`;
+    // Whether an attempt of this write may have reached the commit without its answer reaching us.
+    let uncertain = false;
+    let last: KbError | undefined;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      if (attempt > 0) await sleep(last?.retryAfter !== undefined ? last.retryAfter * 1000 : Math.min(2000, 100 * 2 ** attempt));
+      const timeoutMs = spec.timeoutMs ?? spec.write?.timeoutMs ?? this.timeoutMs;
+      const signal = AbortSignal.timeout(timeoutMs);
+      let sent = false;
+      let retry: boolean;
+      try {
+        const response = await fetch(url, { method: spec.method, headers, body, signal });
+        sent = true;
+        const text = await response.text();
+        if (response.ok) {
+          if (spec.text) return text as T;
+          try {
+            return JSON.parse(text) as T;
+          } catch {
+            throw new KbError(
+              `lakehouse-kb answered ${response.status} with a body that is not JSON: ${snippet(text)}`,
+              "bad_response",
+              response.status,
+              undefined,
+              undefined,
+              write,
+            );
+          }
+        }
+        last = await this.errorOf(response, text);
+        const readRetry = !write && [502, 503, 504].includes(response.status);
+        const writeRetry = write && response.status === 503 && last.retryAfter !== undefined;
+        // A 503 to a write without Retry-After: the service says it may have committed it.
+        if (write && response.status === 503 && last.retryAfter === undefined) uncertain = true;
+        retry = readRetry || writeRetry;
+      } catch (error) {
+        if (error instanceof KbError) throw error;
+        const timedOut = signal.aborted;
+        const refused = !sent && causeCode(error) === "ECONNREFUSED";
+        if (write && !refused) uncertain = true;
+        last = new KbError(
+          timedOut
+            ? `lakehouse-kb at ${this.baseUrl} did not answer ${spec.method} ${spec.path} within ${timeoutMs} ms`
+            : `lakehouse-kb unreachable at ${this.baseUrl}: ${describe(error)}`,
+          timedOut ? "timeout" : "network",
+          0,
+        );
+        retry = true;
+      }
+      if (!retry) break;
+    }
+    const error = last as KbError;
+    if (!(write && uncertain)) throw error;
+    throw new KbError(
+      `${error.message} (the write may have been committed: retry with idempotencyKey ${headers["idempotency-key"]} to be sure)`,
+      error.kind,
+      error.status,
+      error.field,
+      error.retryAfter,
+      true,
+      error.body,
+    );
+  }
+
+  private async errorOf(response: Response, text: string): Promise<KbError> {
+    let answer: unknown;
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      answer = undefined;
+    }
+    const fields = typeof answer === "object" && answer !== null ? (answer as Record<string, unknown>) : {};
+    const message =
+      typeof fields.error === "string" ? fields.error : `HTTP ${response.status} from lakehouse-kb: ${snippet(text)}`;
+    return new KbError(
+      message,
+      "http",
+      response.status,
+      typeof fields.field === "string" ? fields.field : undefined,
+      retryAfterSecs(response.headers.get("retry-after"), this.maxRetryAfterMs),
+      false,
+      answer,
+    );
+  }
+}
+
+/**
+ * Retry-After in seconds: delta-seconds or an HTTP-date, capped at `capMs`; undefined when
+ * absent or unreadable.
+ */
+export function retryAfterSecs(value: string | null, capMs = 30_000): number | undefined {
+  if (value === null || value.trim() === "") return undefined;
+  const text = value.trim();
+  let secs: number;
+  if (/^\d+$/.test(text)) {
+    secs = Number(text);
+  } else {
+    const at = Date.parse(text);
+    if (Number.isNaN(at)) return undefined;
+    secs = Math.max(0, (at - Date.now()) / 1000);
+  }
+  return Math.min(secs, capMs / 1000);
+}
+
+/** One SSE event block to a feed item; undefined for comments, `retry:` and the like. */
+function parseEvent(block: string): FeedItem | undefined {
+  const data: string[] = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+  }
+  if (data.length === 0) return undefined;
+  return JSON.parse(data.join("\n")) as FeedItem;
+}
+
+/**
+ * The claim hash the service indexes: the first 16 hex digits of SHA-256 of the claim text
+ * after trimming, lowercasing and collapsing whitespace.
+ */
+export async function claimHash(text: string): Promise<string> {
+  const normal = text.trim().toLowerCase().replace(/\s+/g, " ");
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(normal));
+  return Array.from(new Uint8Array(digest).slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function snippet(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}...` : flat || "(empty body)";
+}
+
+function causeCode(error: unknown): string | undefined {
+  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
+  return typeof cause?.code === "string" ? cause.code : undefined;
+}
+
+function describe(error: unknown): string {
+  const code = causeCode(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return code ? `${message} (${code})` : message;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done);
+  });
+}

@@ -1,0 +1,188 @@
+// The client against a stub server that misbehaves on purpose: an HTML 502, a body that
+// stalls, 503 with Retry-After in both forms, a body that is not JSON, a refused connection,
+// a feed cut mid-event. Every failure must be a KbError; every retry of a write must carry
+// the same Idempotency-Key. Run by tests/it/clients.rs (and `npm test`).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { KbClient, KbError, VERSION, retryAfterSecs } from "../dist/index.js";
+
+/** Requests seen, by scenario: method, path, headers. */
+const seen = new Map();
+let connections = [];
+
+/** Each scenario is the first path segment; `n` counts its requests from 1. */
+const scenarios = {
+  html502: (req, res) => {
+    res.writeHead(502, { "content-type": "text/html" });
+    res.end("<html><body><h1>502 Bad Gateway</h1></body></html>");
+  },
+  stall: (req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.write('{"total":');
+  },
+  busy2: (req, res, n) => {
+    if (n === 1) return json(res, 503, { error: "the write queue is full" }, { "retry-after": "2" });
+    json(res, 200, { ok: true, seq: 7 });
+  },
+  busydate: (req, res, n) => {
+    if (n === 1) {
+      const at = new Date(Date.now() + 1500).toUTCString();
+      return json(res, 503, { error: "busy" }, { "retry-after": at });
+    }
+    json(res, 200, { ok: true, seq: 8 });
+  },
+  busyfar: (req, res) => {
+    const at = new Date(Date.now() + 3_600_000).toUTCString();
+    json(res, 503, { error: "busy for an hour" }, { "retry-after": at });
+  },
+  maybe: (req, res) => json(res, 503, { error: "the request took too long (a write may still have been committed)" }),
+  badjson: (req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end("{not json");
+  },
+  longpoll: (req, res) => setTimeout(() => json(res, 200, { records: [], next_after_seq: 5, last_seq: 5 }), 800),
+  refuse400: (req, res) => json(res, 400, { error: "head_sha must be hex, got \"x\"", field: "head_sha" }),
+  feedcut: (req, res, n) => {
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    const event = (seq) => `id: ${seq}\nevent: event\ndata: ${JSON.stringify({ type: "event", seq, received_at: "t", op: {} })}\n\n`;
+    if (n === 1) {
+      res.write("retry: 1000\n\n" + event(1) + event(2) + event(3).slice(0, 20));
+      setTimeout(() => res.destroy(), 20);
+    } else if (n === 2) {
+      // A repeat of 2 (a server must not, but a client must not yield it twice) and a resync.
+      res.write(event(2) + event(3) + 'event: resync\ndata: {"type":"resync","after_seq":2,"events_deleted_through":2,"oldest_seq":3}\n\n');
+      res.end(event(4));
+    } else {
+      res.write(": keep-alive\n\n" + event(5));
+    }
+  },
+};
+
+function json(res, status, body, headers = {}) {
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify(body));
+}
+
+const server = http.createServer((req, res) => {
+  const name = req.url.split("/")[1];
+  const log = seen.get(name) ?? [];
+  log.push({ method: req.method, path: req.url, headers: req.headers });
+  seen.set(name, log);
+  req.resume();
+  req.on("end", () => scenarios[name](req, res, log.length));
+});
+server.on("connection", (socket) => connections.push(socket));
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const base = `http://127.0.0.1:${server.address().port}`;
+test.after(() => {
+  connections.forEach((socket) => socket.destroy());
+  server.close();
+});
+
+const client = (scenario, options = {}) => new KbClient({ baseUrl: `${base}/${scenario}`, timeoutMs: 500, ...options });
+
+async function failure(promise) {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof KbError, `a KbError, not ${error?.name}: ${error}`);
+    return error;
+  }
+  assert.fail("expected a failure");
+}
+
+test("an HTML 502 is a KbError with its status, retried for reads", async () => {
+  const error = await failure(client("html502", { retries: 1 }).stats());
+  assert.equal(error.kind, "http");
+  assert.equal(error.status, 502);
+  assert.match(error.message, /HTTP 502.*Bad Gateway/);
+  assert.equal(seen.get("html502").length, 2);
+  assert.equal(seen.get("html502")[0].headers["user-agent"], `lakehouse-kb-client-ts/${VERSION}`);
+});
+
+test("a stalled body times out as a KbError; a write says it may have been committed", async () => {
+  const read = await failure(client("stall", { retries: 0 }).stats());
+  assert.equal(read.kind, "timeout");
+  assert.equal(read.mayBeCommitted, false);
+  const write = await failure(client("stall", { retries: 2, timeoutMs: 200 }).postEvent({ source: "bot" }));
+  assert.equal(write.kind, "timeout");
+  assert.equal(write.mayBeCommitted, true);
+  assert.match(write.message, /may have been committed/);
+  const writes = seen.get("stall").filter((r) => r.method === "POST");
+  assert.equal(writes.length, 3, "a timed-out write is retried");
+  const keys = new Set(writes.map((r) => r.headers["idempotency-key"]));
+  assert.equal(keys.size, 1, "with the same key");
+  assert.match([...keys][0], /^[0-9a-f-]{36}$/);
+});
+
+test("503 with Retry-After: 2 is retried after it, with the same key", async () => {
+  const started = Date.now();
+  const posted = await client("busy2").postEvent({ source: "bot" });
+  assert.equal(posted.seq, 7);
+  assert.ok(Date.now() - started >= 1900, "waited the two seconds");
+  const [first, second] = seen.get("busy2");
+  assert.equal(first.headers["idempotency-key"], second.headers["idempotency-key"]);
+});
+
+test("503 with an HTTP-date Retry-After is retried, with the same key", async () => {
+  const posted = await client("busydate").postVerdict({ pr_number: 1 }, { idempotencyKey: "caller-key-1" });
+  assert.equal(posted.seq, 8);
+  const keys = seen.get("busydate").map((r) => r.headers["idempotency-key"]);
+  assert.deepEqual(keys, ["caller-key-1", "caller-key-1"]);
+});
+
+test("Retry-After is capped", async () => {
+  const error = await failure(client("busyfar", { retries: 0 }).postEvent({}));
+  assert.equal(error.status, 503);
+  assert.equal(error.retryAfter, 30);
+  const capped = await failure(client("busyfar", { retries: 1, maxRetryAfterMs: 300 }).stats());
+  assert.equal(capped.retryAfter, 0.3);
+  assert.equal(retryAfterSecs("7"), 7);
+  assert.equal(retryAfterSecs("soon"), undefined);
+  assert.equal(retryAfterSecs(new Date(Date.now() - 5000).toUTCString()), 0);
+});
+
+test("a 503 without Retry-After to a write is not retried and may have committed", async () => {
+  const error = await failure(client("maybe").postOutcome({ sig_hash: "s" }));
+  assert.equal(error.mayBeCommitted, true);
+  assert.equal(seen.get("maybe").length, 1);
+});
+
+test("a body that is not JSON and a refusal are KbErrors", async () => {
+  const bad = await failure(client("badjson").stats());
+  assert.equal(bad.kind, "bad_response");
+  assert.equal(bad.status, 200);
+  const refused = await failure(client("refuse400").postVerdict({ pr_number: 1 }));
+  assert.deepEqual([refused.kind, refused.status, refused.field, refused.mayBeCommitted], ["http", 400, "head_sha", false]);
+  assert.equal(seen.get("refuse400").length, 1, "a 400 is not retried");
+});
+
+test("a long poll's attempt may last its wait on top of the timeout", async () => {
+  const page = await client("longpoll", { retries: 0 }).feed({ afterSeq: 5, waitMs: 1000 });
+  assert.equal(page.next_after_seq, 5);
+  assert.match(seen.get("longpoll")[0].path, /after_seq=5.*wait=1000ms/);
+});
+
+test("a refused connection is a network KbError that committed nothing", async () => {
+  const closed = http.createServer();
+  await new Promise((resolve) => closed.listen(0, "127.0.0.1", resolve));
+  const port = closed.address().port;
+  await new Promise((resolve) => closed.close(resolve));
+  const error = await failure(new KbClient({ baseUrl: `http://127.0.0.1:${port}`, retries: 1 }).postEvent({}));
+  assert.deepEqual([error.kind, error.status, error.mayBeCommitted], ["network", 0, false]);
+  assert.match(error.message, /unreachable.*ECONNREFUSED/);
+});
+
+test("follow() resumes after a cut mid-event from its last seq, yielding each record once", async () => {
+  const items = [];
+  const stop = new AbortController();
+  for await (const item of client("feedcut").follow({ signal: stop.signal, maxReconnectDelayMs: 50 })) {
+    items.push(item.type === "resync" ? "resync" : item.seq);
+    if (items.length === 6) stop.abort();
+  }
+  assert.deepEqual(items, [1, 2, 3, "resync", 4, 5]);
+  const ids = seen.get("feedcut").map((r) => r.headers["last-event-id"]);
+  assert.deepEqual(ids, ["0", "2", "4"]);
+  assert.equal(seen.get("feedcut")[0].headers.accept, "text/event-stream");
+});

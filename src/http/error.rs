@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::observe;
 use crate::model::FieldError;
 use crate::store::StoreError;
 use crate::writer::WriteError;
@@ -29,6 +30,13 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 503 with `Retry-After`: the service is busy or not ready; the request may be retried.
     Unavailable {
+        message: String,
+        retry_after_secs: u32,
+    },
+    /// 503 with `Retry-After`: load shed by a limit (`kind` names it in the log, which says so
+    /// at most once a second per kind rather than once per request).
+    Shed {
+        kind: &'static str,
         message: String,
         retry_after_secs: u32,
     },
@@ -60,7 +68,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +81,7 @@ impl ApiError {
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message)
             | ApiError::Unavailable { message, .. }
+            | ApiError::Shed { message, .. }
             | ApiError::Internal(message) => message,
             ApiError::Unauthorized => "missing or wrong bearer token",
             ApiError::MethodNotAllowed => "method not allowed on this route",
@@ -93,12 +102,27 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::warn!(
-                status = status.as_u16(),
-                error = self.message(),
-                "request failed"
-            );
+        match &self {
+            // Shed load comes in floods: at most one line a second per kind, with a count of
+            // the ones not logged.
+            ApiError::Shed { kind, message, .. } => {
+                if let Some(suppressed) = observe::sample(kind) {
+                    tracing::warn!(kind, error = %message, suppressed, "shedding load (503)");
+                }
+            }
+            ApiError::Unavailable { message, .. } => {
+                if let Some(suppressed) = observe::sample("unavailable") {
+                    tracing::warn!(kind = "unavailable", error = %message, suppressed, "not serving (503)");
+                }
+            }
+            _ if status.is_server_error() => {
+                tracing::error!(
+                    status = status.as_u16(),
+                    error = self.message(),
+                    "request failed"
+                );
+            }
+            _ => {}
         }
         let body = ErrorBody {
             error: self.message(),
@@ -107,6 +131,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         match &self {
             ApiError::Unavailable {
+                retry_after_secs, ..
+            }
+            | ApiError::Shed {
                 retry_after_secs, ..
             } => {
                 response
@@ -136,7 +163,8 @@ impl From<FieldError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::QueueFull(_) => ApiError::Unavailable {
+            WriteError::QueueFull(_) => ApiError::Shed {
+                kind: "write-queue",
                 message: e.to_string(),
                 retry_after_secs: 1,
             },

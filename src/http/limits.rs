@@ -41,7 +41,12 @@ pub async fn gate(
     next: Next,
 ) -> Result<Response, ApiError> {
     let Ok(_permit) = gate.permits.clone().try_acquire_owned() else {
-        return Err(ApiError::Unavailable {
+        return Err(ApiError::Shed {
+            kind: if gate.kind == "read" {
+                "read-limit"
+            } else {
+                "write-limit"
+            },
             message: format!(
                 "too many {} requests in flight ({}); retry shortly",
                 gate.kind, gate.max_in_flight
@@ -51,7 +56,8 @@ pub async fn gate(
     };
     match tokio::time::timeout(gate.timeout, next.run(request)).await {
         Ok(response) => Ok(response),
-        Err(_) => Err(ApiError::Unavailable {
+        Err(_) => Err(ApiError::Shed {
+            kind: "request-timeout",
             message: format!(
                 "the request took longer than {}s and was abandoned (a write may still have \
                  been committed)",

@@ -14,6 +14,7 @@ mod health;
 pub mod ingest;
 mod limits;
 mod neighbors;
+mod observe;
 mod outcomes;
 mod prs;
 mod query;
@@ -23,19 +24,16 @@ mod stats;
 mod verdicts;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Method;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 pub use error::ApiError;
-pub use server::{ConnectionLimits, Recovery, Switch, recovering_router, serve};
+pub use server::{ConnectionLimits, Peer, Recovery, Switch, recovering_router, serve};
 
 use crate::export::ExportJob;
 use crate::metrics::Metrics;
@@ -170,45 +168,11 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), track))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", MatchedPath::as_str);
-                    tracing::debug_span!("request", method = %request.method(), route)
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-        )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
-}
-
-/// Counts every request and its latency by method, matched route and status.
-async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // A label per method name a client invents would grow the series without bound.
-    let method = match *request.method() {
-        Method::GET
-        | Method::POST
-        | Method::HEAD
-        | Method::PUT
-        | Method::DELETE
-        | Method::PATCH
-        | Method::OPTIONS => request.method().as_str().to_owned(),
-        _ => "other".to_owned(),
-    };
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    state
-        .metrics
-        .record_request(&method, &route, response.status().as_u16(), start.elapsed());
-    response
 }
 
 async fn not_found(request: Request) -> ApiError {

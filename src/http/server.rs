@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,7 @@ use tokio::sync::watch;
 use tower::{Service, ServiceExt};
 
 use super::ApiError;
+use super::observe;
 
 /// Connection-level settings.
 #[derive(Debug, Clone, Copy)]
@@ -81,8 +83,13 @@ pub fn recovering_router(recovery: Recovery) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .fallback(busy)
+        .layer(axum::middleware::from_fn(observe::observe_unmetered))
         .with_state(recovery)
 }
+
+/// The address a request came from, put in its extensions by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
 
 /// The service every connection talks to: the recovering router until the application is
 /// published on the watch channel, the application after, decided request by request.
@@ -90,11 +97,24 @@ pub fn recovering_router(recovery: Recovery) -> Router {
 pub struct Switch {
     app: watch::Receiver<Option<Router>>,
     recovering: Router,
+    peer: Option<SocketAddr>,
 }
 
 impl Switch {
     pub fn new(app: watch::Receiver<Option<Router>>, recovering: Router) -> Switch {
-        Switch { app, recovering }
+        Switch {
+            app,
+            recovering,
+            peer: None,
+        }
+    }
+
+    /// The switch for one connection: its requests carry the peer's address.
+    fn for_peer(&self, peer: SocketAddr) -> Switch {
+        Switch {
+            peer: Some(peer),
+            ..self.clone()
+        }
     }
 }
 
@@ -107,7 +127,10 @@ impl Service<Request<Incoming>> for Switch {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(Peer(peer));
+        }
         let router = self
             .app
             .borrow()
@@ -145,7 +168,7 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let connection = http.serve_connection(
                     TokioIo::new(stream),
-                    TowerToHyperService::new(service.clone()),
+                    TowerToHyperService::new(service.for_peer(peer)),
                 );
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {

@@ -9,6 +9,7 @@ mod fuzz;
 mod import;
 mod ingest;
 mod lifecycle;
+mod limits;
 mod openapi;
 mod query;
 mod store;

@@ -76,6 +76,13 @@ pub struct ServeArgs {
     /// Read requests handled at once; beyond it reads get 503 + Retry-After
     #[arg(long, env = "LAKEHOUSE_KB_MAX_READS_IN_FLIGHT", default_value_t = 256)]
     pub max_reads_in_flight: usize,
+    /// Most bytes of a list answer (/sig, /events, /neighbors, PR history); a page stops
+    /// early, with its cursor, before it would pass them (at least 1KiB)
+    #[arg(long, env = "LAKEHOUSE_KB_MAX_RESPONSE", default_value = "8MiB", value_parser = parse_response_size)]
+    pub max_response: usize,
+    /// Keys listed per map of /stats (the most frequent; the rest are summed under "omitted")
+    #[arg(long, env = "LAKEHOUSE_KB_STATS_TOP", default_value_t = 100)]
+    pub stats_top: usize,
     /// Delete events received longer ago than this (e.g. 30days); verdicts and rows are kept
     #[arg(long, env = "LAKEHOUSE_KB_EVENTS_MAX_AGE")]
     pub events_max_age: Option<HumanDuration>,
@@ -182,6 +189,8 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         request_timeout: args.request_timeout.into(),
         max_writes_in_flight: args.max_writes_in_flight,
         max_reads_in_flight: args.max_reads_in_flight,
+        max_response_bytes: args.max_response,
+        stats_top: args.stats_top,
     };
     let export_dir = args
         .export_out
@@ -392,6 +401,16 @@ async fn wait_for_signal() {
     }
 }
 
+/// A size of at least 1 KiB: a smaller answer budget would leave room for little more than
+/// the markers of omitted records.
+fn parse_response_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    if size < 1 << 10 {
+        return Err(format!("{text:?} is under 1KiB"));
+    }
+    Ok(size)
+}
+
 /// `1048576`, `512KiB`, `1MiB` (also `KB`/`MB`, `K`/`M`, read as binary units).
 fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
@@ -414,7 +433,7 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_response_size, parse_size};
 
     #[test]
     fn sizes() {
@@ -423,5 +442,7 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("1GiB").is_err());
         assert!(parse_size("lots").is_err());
+        assert!(parse_response_size("1023").is_err());
+        assert_eq!(parse_response_size("1KiB"), Ok(1024));
     }
 }

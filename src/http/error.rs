@@ -183,6 +183,14 @@ impl From<StoreError> for ApiError {
             // The destination is the client's choice (POST /backup).
             StoreError::BackupExists(_) => ApiError::Conflict(e.to_string()),
             StoreError::BackupDest { .. } => ApiError::bad_request("dest", e.to_string()),
+            StoreError::Abandoned { rows } => ApiError::Shed {
+                kind: "read-deadline",
+                message: format!(
+                    "the read was stopped after {rows} rows: it ran past the request timeout \
+                     (--request-timeout); retry shortly, or ask for less"
+                ),
+                retry_after_secs: 1,
+            },
             _ => ApiError::Internal(format!("storage failure: {e}")),
         }
     }

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::ingest::{self, IngestBody};
-use super::query::{self, Params};
+use super::page::{JsonList, Omitted};
+use super::query::{self, Params, ReadLimits};
 use super::sig::raw;
 use super::{ApiError, AppState};
 use crate::ingest::event_record;
@@ -37,7 +38,8 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
 
 #[derive(Serialize)]
 pub struct EventsPage {
-    events: Vec<EventItem>,
+    /// `EventItem`s, within the answer's byte budget (see `page.rs`).
+    events: Box<serde_json::value::RawValue>,
     /// Pass as `before_seq` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_before_seq: Option<u64>,
@@ -57,6 +59,7 @@ struct EventItem {
 pub async fn list(
     State(state): State<AppState>,
     params: Params,
+    limits: ReadLimits,
 ) -> Result<Json<EventsPage>, ApiError> {
     let limit = query::limit(params.limit.as_deref())?;
     let before = query::cursor("before_seq", params.before_seq.as_deref())?;
@@ -74,27 +77,38 @@ pub async fn list(
         event_kind: params.event_kind.filter(|k| !k.is_empty()),
         sig_hash: params.sig_hash.filter(|s| !s.is_empty()),
     };
-    let page = query::read(&state, move |store| {
-        store.events_page(&filter, before, limit)
+    let (page, _) = query::read_within(&state, limits, move |store, budget| {
+        store.events_page_within(&filter, before, limit, budget)
     })
     .await?;
-    let next_before_seq = if page.more {
-        page.items.last().map(|e| e.seq)
-    } else {
-        None
-    };
-    let events = page
-        .items
-        .into_iter()
-        .map(|e| EventItem {
-            seq: e.seq,
+    let mut events = JsonList::new(limits.max_response);
+    let mut last_seq = None;
+    for e in page.items {
+        let seq = e.seq;
+        let item = EventItem {
+            seq,
             received_at: iso_timestamp(e.value.received_at_ms),
             op: raw(e.value.line),
             source_original: e.value.source_original,
-        })
-        .collect();
+        };
+        let omitted = |omitted_bytes| Omitted {
+            kind: None,
+            seq,
+            sig_hash: None,
+            omitted_bytes,
+        };
+        if !events.push(&item, omitted)? {
+            break;
+        }
+        last_seq = Some(seq);
+    }
+    let next_before_seq = if page.more || events.was_cut() {
+        last_seq
+    } else {
+        None
+    };
     Ok(Json(EventsPage {
-        events,
+        events: events.finish()?,
         next_before_seq,
     }))
 }

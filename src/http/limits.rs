@@ -4,7 +4,7 @@
 //! limits) keeps answering.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -22,6 +22,11 @@ pub struct Gate {
     timeout: Duration,
 }
 
+/// When the request timeout ends a request: put in the request's extensions by its gate, so
+/// that the work behind it (a store read) can stop at the same moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub Instant);
+
 impl Gate {
     pub fn new(kind: &'static str, max_in_flight: usize, timeout: Duration) -> Gate {
         let max_in_flight = max_in_flight.max(1);
@@ -37,7 +42,7 @@ impl Gate {
 /// Middleware: admits the request if a permit is free, and bounds its time.
 pub async fn gate(
     State(gate): State<Gate>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let Ok(_permit) = gate.permits.clone().try_acquire_owned() else {
@@ -54,14 +59,16 @@ pub async fn gate(
             retry_after_secs: 1,
         });
     };
-    match tokio::time::timeout(gate.timeout, next.run(request)).await {
+    let deadline = Instant::now() + gate.timeout;
+    request.extensions_mut().insert(Deadline(deadline));
+    match tokio::time::timeout_at(deadline.into(), next.run(request)).await {
         Ok(response) => Ok(response),
         Err(_) => Err(ApiError::Shed {
             kind: "request-timeout",
             message: format!(
-                "the request took longer than {}s and was abandoned (a write may still have \
+                "the request took longer than {} and was abandoned (a write may still have \
                  been committed)",
-                gate.timeout.as_secs()
+                humantime::format_duration(gate.timeout)
             ),
             retry_after_secs: 1,
         }),

@@ -16,6 +16,7 @@ mod limits;
 mod neighbors;
 mod observe;
 mod outcomes;
+mod page;
 mod prs;
 mod query;
 mod server;
@@ -26,11 +27,11 @@ mod verdicts;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Method;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
+use axum::{Extension, Router};
 
 pub use error::ApiError;
 pub use server::{ConnectionLimits, Peer, Recovery, Switch, recovering_router, serve};
@@ -58,6 +59,10 @@ pub struct ServerConfig {
     pub max_writes_in_flight: usize,
     /// Read requests handled at once; beyond it, 503 + Retry-After.
     pub max_reads_in_flight: usize,
+    /// Bytes a list answer may take (`/sig`, `/events`, `/neighbors`, PR history's audits).
+    pub max_response_bytes: usize,
+    /// Keys listed per map of `/stats`.
+    pub stats_top: usize,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +75,8 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             max_writes_in_flight: 1024,
             max_reads_in_flight: 256,
+            max_response_bytes: 8 << 20,
+            stats_top: 100,
         }
     }
 }
@@ -168,6 +175,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(Extension(Arc::new(stats::StatsCache::default())))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe::observe,

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
-use super::query::{self, Params, PathParam};
+use super::page::{JsonList, Omitted};
+use super::query::{self, Params, PathParam, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::verdict::{MAX_SAFE_INTEGER, prior_audits_finding};
 use crate::store::VerdictEntry;
@@ -18,7 +20,11 @@ pub struct History {
     count: usize,
     by_overall: BTreeMap<String, usize>,
     finding: String,
-    audits: Vec<Audit>,
+    /// `Audit`s, within the answer's byte budget (see `page.rs`).
+    audits: Box<RawValue>,
+    /// Present (true) when fewer than `limit` audits are listed because more would pass `--max-response`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
 }
 
 #[derive(Serialize)]
@@ -67,6 +73,7 @@ pub async fn history(
     State(state): State<AppState>,
     PathParam(pr_number): PathParam,
     params: Params,
+    limits: ReadLimits,
 ) -> Result<Json<History>, ApiError> {
     let pr_number = match pr_number.parse::<u64>() {
         Ok(n) if n <= MAX_SAFE_INTEGER => n,
@@ -90,7 +97,10 @@ pub async fn history(
             ));
         }
     };
-    let mut audits = query::read(&state, move |store| store.pr_verdicts(pr_number)).await?;
+    let (mut audits, _) = query::read_within(&state, limits, move |store, budget| {
+        store.pr_verdicts_within(pr_number, budget)
+    })
+    .await?;
     if let Some(exclude) = &exclude {
         audits.retain(|a| {
             !a.value
@@ -107,17 +117,25 @@ pub async fn history(
         *by_overall.entry((*overall).to_owned()).or_default() += 1;
     }
     let count = audits.len();
-    let newest: Vec<Audit> = audits
-        .into_iter()
-        .rev()
-        .take(limit)
-        .map(Audit::from)
-        .collect();
+    let mut newest = JsonList::new(limits.max_response);
+    for entry in audits.into_iter().rev().take(limit) {
+        let (seq, sig_hash) = (entry.seq, entry.sig_hash.clone());
+        let omitted = |omitted_bytes| Omitted {
+            kind: None,
+            seq,
+            sig_hash: Some(&sig_hash),
+            omitted_bytes,
+        };
+        if !newest.push(&Audit::from(entry), omitted)? {
+            break;
+        }
+    }
     Ok(Json(History {
         pr_number,
         count,
         by_overall,
         finding,
-        audits: newest,
+        truncated: newest.was_cut(),
+        audits: newest.finish()?,
     }))
 }

@@ -1,5 +1,7 @@
-//! Hostile and unlucky clients against the real binary, and the request log that says what
-//! happened. Each test failed at 669becd (the story of each is in its doc comment).
+//! Hostile and unlucky clients against the real binary: answers within a byte budget, `/stats`
+//! of bounded size, reads that outlive their request, and the request log that says what
+//! happened.
+//! Each test failed at 669becd (the story of each is in its doc comment).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,286 @@ fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) 
         assert!(Instant::now() < deadline, "{what} (waited {timeout:?})");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn post_event(server: &TestServer, body: &Value) -> u64 {
+    let answer = server.post_json("/event", body.to_string());
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.json["seq"].as_u64().unwrap()
+}
+
+/// Follows a route's cursor to the end; checks every answer against the budget and returns the
+/// items, page by page.
+fn all_pages(
+    server: &TestServer,
+    first: &str,
+    list: &str,
+    cursor: &str,
+    budget: usize,
+) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut url = first.to_owned();
+    loop {
+        let page = server.get(&url);
+        assert_eq!(page.status, 200, "{}", page.text);
+        // The list is within the budget; the envelope around it is a few dozen bytes.
+        assert!(
+            page.text.len() <= budget + 100,
+            "{} bytes over a budget of {budget}",
+            page.text.len()
+        );
+        let items = page.json[list].as_array().unwrap().clone();
+        assert!(!items.is_empty(), "a page always makes progress");
+        let next = page.json[cursor].as_u64();
+        if let Some(next) = next {
+            assert_eq!(Some(next), items.last().unwrap()["seq"].as_u64());
+        }
+        pages.push(items);
+        match next {
+            Some(next) => url = format!("{first}&{}={next}", cursor.trim_start_matches("next_")),
+            None => return pages,
+        }
+    }
+}
+
+/// At 669becd a page held `limit` records whatever their size (`/sig` with 300 events of 1 MiB
+/// answered 315 MB). Now every list answer stops before `--max-response`, with its cursor, a
+/// record alone over the budget comes as a marker, and routes without a cursor say
+/// `truncated`.
+#[test]
+fn list_answers_stop_before_the_byte_budget_with_their_cursor() {
+    let budget = 16 << 10;
+    let server = TestServer::start_with(&["--max-response", "16KiB"], &[]);
+    let pad = "p".repeat(2_000);
+    let mut seqs = Vec::new();
+    for i in 0..50 {
+        let summary = if i == 20 {
+            "big ".repeat(5_000)
+        } else {
+            pad.clone()
+        };
+        let body = json!({"source": "bot", "sig_hash": "s1", "i": i, "input_summary": summary});
+        seqs.push(post_event(&server, &body));
+    }
+    let big = seqs[20];
+
+    let pages = all_pages(
+        &server,
+        "/sig/s1?limit=1000",
+        "records",
+        "next_after_seq",
+        budget,
+    );
+    assert!(pages.len() >= 10, "{} pages", pages.len());
+    let got: Vec<u64> = pages
+        .iter()
+        .flatten()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, seqs, "every record once, in order");
+    let marker = pages.iter().flatten().find(|r| r["seq"] == big).unwrap();
+    assert_eq!(marker["type"], "event");
+    assert!(
+        marker["omitted_bytes"].as_u64().unwrap() > budget as u64,
+        "{marker}"
+    );
+    assert!(marker.get("body").is_none(), "{marker}");
+
+    let pages = all_pages(
+        &server,
+        "/events?limit=1000",
+        "events",
+        "next_before_seq",
+        budget,
+    );
+    assert!(pages.len() >= 5, "{} pages", pages.len());
+    let mut got: Vec<u64> = pages
+        .iter()
+        .flatten()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    got.reverse();
+    assert_eq!(got, seqs, "every event once, newest first");
+
+    // No cursor: fewer than asked, and it says so.
+    for i in 0..20 {
+        let verdict = json!({
+            "pr_number": 7,
+            "head_sha": format!("{i:08x}00000000000000000000000000000000"),
+            "overall": "approve",
+            "one_liner": format!("{i} {pad}"),
+            "claims": ["a shared claim"],
+            "metrics": {"findings_block": 0, "findings_warn": 0},
+            "audited_at": "2026-04-01T09:00:00.000Z",
+        });
+        assert_eq!(
+            server.post_json("/verdicts", verdict.to_string()).status,
+            201
+        );
+    }
+    let neighbors = server.post_json("/neighbors", r#"{"claims":["a shared claim"],"limit":100}"#);
+    assert_eq!(neighbors.status, 200, "{}", neighbors.text);
+    assert!(neighbors.text.len() <= budget + 100);
+    assert_eq!(neighbors.json["truncated"], true);
+    let count = neighbors.json["count"].as_u64().unwrap();
+    assert!((1..20).contains(&count), "{count}");
+    assert_eq!(
+        neighbors.json["neighbors"].as_array().unwrap().len() as u64,
+        count
+    );
+
+    let history = server.get("/prs/7/history?limit=100");
+    assert_eq!(history.status, 200);
+    // The finding quotes the last audit's one_liner: it comes on top of the list.
+    assert!(
+        history.text.len() <= budget + 4_000,
+        "{}",
+        history.text.len()
+    );
+    assert_eq!(history.json["truncated"], true);
+    assert_eq!(history.json["count"], 20, "counts cover every audit");
+    assert!(history.json["audits"].as_array().unwrap().len() < 20);
+
+    let small = server.get("/prs/7/history?limit=2");
+    assert!(small.json.get("truncated").is_none(), "{}", small.text);
+}
+
+/// At 669becd every map of `/stats` listed every key: 100,000 distinct event kinds made every
+/// answer 50 MB. And an outcome kind "scenario" lost its count to the rows without a kind.
+#[test]
+fn stats_lists_the_most_frequent_keys_and_counts_the_rest() {
+    let server = TestServer::start_with(
+        &[
+            "--stats-top",
+            "3",
+            "--events-max-count",
+            "30",
+            "--retention-interval",
+            "100ms",
+            "--export-interval",
+            "0",
+        ],
+        &[],
+    );
+    // Kinds k0..k9, k{i} posted i + 1 times (55 events).
+    let batch: String = (0..10)
+        .flat_map(|i| {
+            (0..=i).map(move |_| format!("{{\"source\":\"bot\",\"event_kind\":\"k{i}\"}}\n"))
+        })
+        .collect();
+    let posted = server.post_ndjson("/event", batch);
+    assert_eq!(posted.status, 200, "{}", posted.text);
+    for row in [
+        r#"{"sig_hash":"a"}"#,
+        r#"{"sig_hash":"b","kind":"scenario"}"#,
+    ] {
+        assert_eq!(server.post_json("/outcomes", row).status, 201);
+    }
+    // Retention may already have run: read totals and maps from the same answer.
+    let stats = server.stats();
+    let total = stats["total"].as_u64().unwrap();
+    let by_kind = stats["by_event_kind"].as_object().unwrap();
+    assert_eq!(by_kind.len(), 3, "{stats}");
+    let listed: u64 = by_kind.values().map(|v| v.as_u64().unwrap()).sum();
+    let omitted = &stats["omitted"]["by_event_kind"];
+    assert_eq!(
+        listed + omitted["count"].as_u64().unwrap(),
+        total,
+        "counts stay exact: {stats}"
+    );
+    assert!(omitted["keys"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(stats["outcomes_by_kind"], json!({"scenario": 2}));
+    assert!(stats["omitted"].get("by_source").is_none(), "{stats}");
+
+    // Retention deletes events without a new seq: the kept answer must not outlive it.
+    wait_for(
+        Duration::from_secs(30),
+        "retention never showed in /stats",
+        || server.stats()["total"] == 30,
+    );
+    let stats = server.stats();
+    assert_eq!(
+        stats["by_event_kind"],
+        json!({"k7": 8, "k8": 9, "k9": 10}),
+        "the newest 30 events are 3 of k6 and all of k7..k9: {stats}"
+    );
+    assert_eq!(
+        stats["omitted"]["by_event_kind"],
+        json!({"keys": 1, "count": 3})
+    );
+    assert_eq!(server.stats(), stats, "unchanged counters, same answer");
+    post_event(&server, &json!({"source": "bot", "event_kind": "k9"}));
+    assert_ne!(server.stats()["last_seq"], stats["last_seq"]);
+}
+
+/// At 669becd a request timeout abandoned the answer but not the work: a `/neighbors` over
+/// 1,000 shared claims kept a blocking thread busy long after its client had its 503. Now the
+/// read checks its deadline as it walks and stops, and says so in the log.
+#[test]
+fn a_read_past_its_deadline_stops_its_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims: Vec<String> = (0..1_000).map(|c| format!("claim number {c}")).collect();
+    let n_verdicts = 300;
+    {
+        let mut loader = TestServer::start_in(dir.path(), &["--max-body", "16MiB"], &[]);
+        let batch: String = (0..n_verdicts)
+            .map(|i| {
+                json!({
+                    "pr_number": i,
+                    "head_sha": format!("{i:08x}00000000000000000000000000000000"),
+                    "overall": "approve",
+                    "one_liner": "ok",
+                    "claims": claims,
+                    "metrics": {"findings_block": 0, "findings_warn": 0},
+                    "audited_at": "2026-04-01T09:00:00.000Z",
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        let loaded = loader.post_ndjson("/verdicts", batch);
+        assert_eq!(loaded.json["accepted"], n_verdicts, "{}", loaded.text);
+        assert!(loader.stop().success());
+    }
+    let server = TestServer::start_in(
+        dir.path(),
+        &["--max-body", "1MiB", "--request-timeout", "200ms"],
+        &[],
+    );
+    let query = json!({"claims": claims, "limit": 1000}).to_string();
+    let answer = server.post_json("/neighbors", query);
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(answer.retry_after.as_deref(), Some("1"));
+
+    let all_rows = claims.len() as u64 * n_verdicts;
+    let mut stopped = None;
+    wait_for(
+        Duration::from_secs(60),
+        "the read never said it stopped",
+        || {
+            stopped = server_log(&server.data)
+                .lines()
+                .find(|l| l.contains("a read stopped at its deadline"))
+                .map(str::to_owned);
+            stopped.is_some()
+        },
+    );
+    let stopped = stopped.unwrap();
+    let field = |name: &str| -> f64 {
+        let start = stopped.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        let value: String = stopped[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        value.parse().unwrap()
+    };
+    let rows = field("rows") as u64;
+    assert!(
+        rows < all_rows,
+        "walked {rows} of {all_rows} rows: {stopped}"
+    );
+    assert!(field("elapsed_ms") < 10_000.0, "{stopped}");
+    assert_eq!(server.get("/healthz").status, 200);
 }
 
 /// At 669becd the default filter logged 6 lines for 5,000 requests. Now every request has one

@@ -83,6 +83,18 @@ pub struct ServeArgs {
     /// Keys listed per map of /stats (the most frequent; the rest are summed under "omitted")
     #[arg(long, env = "LAKEHOUSE_KB_STATS_TOP", default_value_t = 100)]
     pub stats_top: usize,
+    /// Longest a write to a client may wait because it does not read its answer; then the
+    /// connection is closed
+    #[arg(long, env = "LAKEHOUSE_KB_WRITE_TIMEOUT", default_value = "30s")]
+    pub write_timeout: HumanDuration,
+    /// Time a request's whole body has to arrive (it is read before the request takes a
+    /// permit); then 408
+    #[arg(long, env = "LAKEHOUSE_KB_BODY_TIMEOUT", default_value = "10s")]
+    pub body_timeout: HumanDuration,
+    /// Most bytes of request bodies read or handled at once, over all requests; beyond it
+    /// requests with a body get 503 + Retry-After (at least --max-body)
+    #[arg(long, env = "LAKEHOUSE_KB_MAX_INFLIGHT_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_inflight_bytes: usize,
     /// Delete events received longer ago than this (e.g. 30days); verdicts and rows are kept
     #[arg(long, env = "LAKEHOUSE_KB_EVENTS_MAX_AGE")]
     pub events_max_age: Option<HumanDuration>,
@@ -116,6 +128,14 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let token = args.token.clone().filter(|t| !t.is_empty());
+    if args.max_inflight_bytes < args.max_body {
+        anyhow::bail!(
+            "--max-inflight-bytes ({} bytes) must be at least --max-body ({} bytes), or no \
+             body of the largest size could ever be taken",
+            args.max_inflight_bytes,
+            args.max_body
+        );
+    }
     let listener = TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
@@ -141,6 +161,7 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let switch = Switch::new(app_rx, recovering_router(recovery.clone()));
     let limits = ConnectionLimits {
         header_read_timeout: args.header_read_timeout.into(),
+        write_timeout: args.write_timeout.into(),
         shutdown_timeout: args.shutdown_timeout.into(),
     };
     let server = tokio::spawn(http::serve(
@@ -191,6 +212,8 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         max_reads_in_flight: args.max_reads_in_flight,
         max_response_bytes: args.max_response,
         stats_top: args.stats_top,
+        body_timeout: args.body_timeout.into(),
+        max_inflight_bytes: args.max_inflight_bytes,
     };
     let export_dir = args
         .export_out
@@ -411,7 +434,7 @@ fn parse_response_size(text: &str) -> Result<usize, String> {
     Ok(size)
 }
 
-/// `1048576`, `512KiB`, `1MiB` (also `KB`/`MB`, `K`/`M`, read as binary units).
+/// `1048576`, `512KiB`, `1MiB`, `1GiB` (also `KB`/`MB`/`GB`, `K`/`M`/`G`, read as binary units).
 fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let split = text
@@ -425,7 +448,12 @@ fn parse_size(text: &str) -> Result<usize, String> {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
-        _ => return Err(format!("unknown size unit in {text:?} (use KiB or MiB)")),
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "unknown size unit in {text:?} (use KiB, MiB or GiB)"
+            ));
+        }
     };
     n.checked_mul(factor)
         .ok_or_else(|| format!("{text:?} is too large"))
@@ -440,7 +468,8 @@ mod tests {
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert_eq!(parse_size("512KiB"), Ok(512 << 10));
         assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("1GiB").is_err());
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("1TiB").is_err());
         assert!(parse_size("lots").is_err());
         assert!(parse_response_size("1023").is_err());
         assert_eq!(parse_response_size("1KiB"), Ok(1024));

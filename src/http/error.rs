@@ -28,6 +28,14 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
+    /// 415 for a `Transfer-Encoding` or `Content-Encoding` the service does not decode;
+    /// `header` names it.
+    UnsupportedEncoding {
+        header: &'static str,
+        message: String,
+    },
+    /// 408: the body did not arrive within `--body-timeout`.
+    BodyTimeout(String),
     /// 503 with `Retry-After`: the service is busy or not ready; the request may be retried.
     Unavailable {
         message: String,
@@ -67,7 +75,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } | ApiError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,6 +91,8 @@ impl ApiError {
             | ApiError::Conflict(message)
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message)
+            | ApiError::UnsupportedEncoding { message, .. }
+            | ApiError::BodyTimeout(message)
             | ApiError::Unavailable { message, .. }
             | ApiError::Shed { message, .. }
             | ApiError::Internal(message) => message,
@@ -91,8 +104,9 @@ impl ApiError {
     fn field(&self) -> Option<&str> {
         match self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
-            ApiError::PayloadTooLarge(_) => Some("body"),
+            ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) => Some("body"),
             ApiError::UnsupportedMediaType(_) => Some("content-type"),
+            ApiError::UnsupportedEncoding { header, .. } => Some(header),
             ApiError::Unauthorized => Some("authorization"),
             _ => None,
         }

@@ -25,14 +25,14 @@ struct Posted {
 pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (_, written) = ingest::single(&state, &bytes, event_record).await?;
+            let ((), written) = ingest::single(&state, bytes, event_record, |_| ()).await?;
             Ok(Json(Posted {
                 ok: true,
                 seq: written.seq(),
             })
             .into_response())
         }
-        IngestBody::Batch(bytes) => ingest::batch(&state, &bytes, event_record).await,
+        IngestBody::Batch(bytes) => ingest::batch(&state, bytes, event_record).await,
     }
 }
 

@@ -2,14 +2,23 @@
 //! (writes, reads). The excess is shed at once with a 503 and `Retry-After` rather than queued
 //! without bound, so a flood of writes cannot starve reads, and `/healthz` (outside both
 //! limits) keeps answering.
+//!
+//! A request's permit lasts until its answer is sent, not just computed: it travels in the
+//! response body and is released when hyper has written (or dropped) the body. So clients that
+//! do not read their answers hold permits, and with them the answers' memory, only until the
+//! connection's write timeout cuts them; they cannot pile up answers beyond the cap.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use tokio::sync::Semaphore;
+use http_body::{Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ApiError;
 
@@ -45,7 +54,7 @@ pub async fn gate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Ok(_permit) = gate.permits.clone().try_acquire_owned() else {
+    let Ok(permit) = gate.permits.clone().try_acquire_owned() else {
         return Err(ApiError::Shed {
             kind: if gate.kind == "read" {
                 "read-limit"
@@ -62,7 +71,7 @@ pub async fn gate(
     let deadline = Instant::now() + gate.timeout;
     request.extensions_mut().insert(Deadline(deadline));
     match tokio::time::timeout_at(deadline.into(), next.run(request)).await {
-        Ok(response) => Ok(response),
+        Ok(response) => Ok(response.map(|body| Body::new(HoldUntilSent::new(body, permit)))),
         Err(_) => Err(ApiError::Shed {
             kind: "request-timeout",
             message: format!(
@@ -72,5 +81,49 @@ pub async fn gate(
             ),
             retry_after_secs: 1,
         }),
+    }
+}
+
+/// A response body that holds a permit until hyper has taken its last frame, or drops it.
+///
+/// It never reports its end before `poll_frame` has returned `None`: hyper drops a body the
+/// moment it says it has ended, which for a body of one frame is before any byte is written;
+/// asked again, hyper polls only once its write buffer has drained.
+struct HoldUntilSent {
+    body: Body,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl HoldUntilSent {
+    fn new(body: Body, permit: OwnedSemaphorePermit) -> HoldUntilSent {
+        HoldUntilSent {
+            body,
+            permit: Some(permit),
+        }
+    }
+}
+
+impl HttpBody for HoldUntilSent {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None | Some(Err(_))) = frame {
+            this.permit = None;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.permit.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

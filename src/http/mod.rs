@@ -7,6 +7,7 @@
 
 mod auth;
 mod backup;
+mod body;
 mod error;
 mod events;
 mod export;
@@ -23,6 +24,7 @@ mod server;
 mod sig;
 mod stats;
 mod verdicts;
+mod write_timeout;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +65,10 @@ pub struct ServerConfig {
     pub max_response_bytes: usize,
     /// Keys listed per map of `/stats`.
     pub stats_top: usize,
+    /// Time a request's whole body has to arrive.
+    pub body_timeout: Duration,
+    /// Bytes of request bodies being read or handled at once; beyond it, 503 + Retry-After.
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +83,8 @@ impl Default for ServerConfig {
             max_reads_in_flight: 256,
             max_response_bytes: 8 << 20,
             stats_top: 100,
+            body_timeout: Duration::from_secs(10),
+            max_inflight_bytes: 64 << 20,
         }
     }
 }
@@ -143,6 +151,10 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The whole API as a router.
+///
+/// The layers a request meets, outermost first: its id, span, log line and metrics (every
+/// request); then, on routes with an access kind, the token (when one guards them), reading the
+/// whole body (so a slow body holds no permit), the kind's in-flight permit and timeout.
 pub fn app(state: AppState) -> Router {
     let mut writes = Router::new();
     let mut reads = Router::new();
@@ -159,8 +171,18 @@ pub fn app(state: AppState) -> Router {
     let write_gate =
         limits::Gate::new("write", config.max_writes_in_flight, config.request_timeout);
     let read_gate = limits::Gate::new("read", config.max_reads_in_flight, config.request_timeout);
-    writes = writes.route_layer(middleware::from_fn_with_state(write_gate, limits::gate));
-    reads = reads.route_layer(middleware::from_fn_with_state(read_gate, limits::gate));
+    let body_gate = body::BodyGate::new(
+        config.max_body_bytes,
+        config.body_timeout,
+        config.max_inflight_bytes,
+    );
+    let read_body = middleware::from_fn_with_state(body_gate, body::read_whole);
+    writes = writes
+        .route_layer(middleware::from_fn_with_state(write_gate, limits::gate))
+        .route_layer(read_body.clone());
+    reads = reads
+        .route_layer(middleware::from_fn_with_state(read_gate, limits::gate))
+        .route_layer(read_body);
     if config.token.is_some() {
         let auth = middleware::from_fn_with_state(state.clone(), auth::require_token);
         writes = writes.route_layer(auth.clone());

@@ -1,7 +1,7 @@
-//! The accept loop: HTTP/1.1 connections with a header-read timeout (slow clients cannot hold
-//! connections forever), a per-request switch from the "recovering" placeholder to the real
-//! application once the database is open, and a graceful shutdown that answers what is in
-//! flight, bounded by a timeout.
+//! The accept loop: HTTP/1.1 connections with a header-read timeout and a write timeout (slow
+//! clients cannot hold connections, or the answers written to them, forever), a per-request
+//! switch from the "recovering" placeholder to the real application once the database is open,
+//! and a graceful shutdown that answers what is in flight, bounded by a timeout.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,12 +28,16 @@ use tower::{Service, ServiceExt};
 
 use super::ApiError;
 use super::observe;
+use super::write_timeout::WriteTimeout;
 
 /// Connection-level settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     /// Time a client has to send a request's headers (and, idle, to start its next request).
     pub header_read_timeout: Duration,
+    /// Longest a write to a client may wait (it does not read its answer) before the
+    /// connection is closed.
+    pub write_timeout: Duration,
     /// Longest wait, after the shutdown signal, for requests in flight to finish.
     pub shutdown_timeout: Duration,
 }
@@ -42,6 +46,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
         }
     }
@@ -167,13 +172,25 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let connection = http.serve_connection(
-                    TokioIo::new(stream),
+                    TokioIo::new(WriteTimeout::new(stream, limits.write_timeout)),
                     TowerToHyperService::new(service.for_peer(peer)),
                 );
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    let Err(e) = connection.await else { return };
+                    match write_timed_out(&e) {
+                        Some(cause) => {
+                            tracing::debug!(%peer, "write timed out: connection closed");
+                            if let Some(suppressed) = observe::sample("write-timeout") {
+                                tracing::warn!(
+                                    %peer,
+                                    error = %cause,
+                                    suppressed,
+                                    "closed a connection whose client stopped reading"
+                                );
+                            }
+                        }
+                        None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
                     }
                 });
             }
@@ -195,4 +212,16 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// The timeout, when a connection ended because a write timed out (see `write_timeout.rs`).
+fn write_timed_out(error: &hyper::Error) -> Option<&std::io::Error> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return (io.kind() == std::io::ErrorKind::TimedOut).then_some(io);
+        }
+        source = cause.source();
+    }
+    None
 }

@@ -1,8 +1,10 @@
 //! Hostile and unlucky clients against the real binary: answers within a byte budget, `/stats`
-//! of bounded size, reads that outlive their request, and the request log that says what
-//! happened.
+//! of bounded size, clients that never read their answers, reads that outlive their request,
+//! bodies that trickle in, bodies that pile up, and the request log that says what happened.
 //! Each test failed at 669becd (the story of each is in its doc comment).
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -17,6 +19,27 @@ fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) 
         assert!(Instant::now() < deadline, "{what} (waited {timeout:?})");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn addr(server: &TestServer) -> String {
+    server.base.trim_start_matches("http://").to_owned()
+}
+
+/// Opens a connection and sends `head` (a request's headers and perhaps the start of a body).
+fn send_head(server: &TestServer, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr(server)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+/// A connection whose receive buffer stays small: the kernel grows an unread one to many MiB.
+fn small_buffered(server: &TestServer) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4 << 10).unwrap();
+    let addr: std::net::SocketAddr = addr(server).parse().unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
 }
 
 fn post_event(server: &TestServer, body: &Value) -> u64 {
@@ -229,6 +252,98 @@ fn stats_lists_the_most_frequent_keys_and_counts_the_rest() {
     assert_ne!(server.stats()["last_seq"], stats["last_seq"]);
 }
 
+/// At 669becd a read's permit was released when its answer was computed, not sent, and no
+/// write ever timed out: 60 clients that asked for `/stats` and never read held 3 GB for 60 s.
+/// Now the permit lasts until the answer is sent, and the write timeout cuts the connection.
+#[test]
+fn clients_that_never_read_hold_read_permits_only_until_the_write_timeout() {
+    let n_stalled = 3;
+    let server = TestServer::start_with(
+        &[
+            "--max-reads-in-flight",
+            &n_stalled.to_string(),
+            "--write-timeout",
+            "5s",
+            "--max-body",
+            "2MiB",
+            "--max-response",
+            "64MiB",
+        ],
+        // Each connection cut is a debug line naming its peer.
+        &[("LAKEHOUSE_KB_LOG", "lakehouse_kb=debug")],
+    );
+    let summary = "s".repeat(1 << 20);
+    for i in 0..8 {
+        post_event(
+            &server,
+            &json!({"source": "bot", "sig_hash": "big", "i": i, "input_summary": summary}),
+        );
+    }
+    // About 16 MiB each: far more than the kernel's buffers hold for a reader that never
+    // reads (4 MiB on the server's side at most, and 4 KiB on the client's).
+    let request = "GET /sig/big?limit=1000 HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut stalled: Vec<TcpStream> = (0..n_stalled)
+        .map(|_| {
+            let mut stream = small_buffered(&server);
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    // Once every stalled answer has begun (its status line can be peeked at without reading
+    // it, which would let the server go on), they hold every read permit.
+    for stream in &stalled {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut status = [0; 12];
+        wait_for(Duration::from_secs(60), "no answer began", || {
+            stream.peek(&mut status).unwrap() == status.len()
+        });
+        assert_eq!(&status, b"HTTP/1.1 200");
+    }
+    let busy = server.get("/stats");
+    assert_eq!(busy.status, 503, "{}", busy.text);
+    assert!(
+        busy.text.contains("too many read requests"),
+        "{}",
+        busy.text
+    );
+    let peers: Vec<String> = stalled
+        .iter()
+        .map(|s| format!("peer={}", s.local_addr().unwrap()))
+        .collect();
+    wait_for(
+        Duration::from_secs(30),
+        "the write timeout never cut the stalled connections",
+        || {
+            let log = server_log(&server.data);
+            let cuts: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("write timed out"))
+                .collect();
+            peers
+                .iter()
+                .all(|p| cuts.iter().any(|l| l.contains(p.as_str())))
+        },
+    );
+    assert_eq!(server.get("/stats").status, 200, "the permits are back");
+    assert_eq!(server.get("/healthz").status, 200);
+    for stream in &mut stalled {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received);
+        assert!(
+            received.len() < 16 << 20,
+            "the connection was cut, the answer not sent whole: {} bytes",
+            received.len()
+        );
+    }
+    let log = server_log(&server.data);
+    assert!(log.contains("read nothing for 5s"), "{log}");
+}
+
 /// At 669becd a request timeout abandoned the answer but not the work: a `/neighbors` over
 /// 1,000 shared claims kept a blocking thread busy long after its client had its 503. Now the
 /// read checks its deadline as it walks and stops, and says so in the log.
@@ -297,6 +412,85 @@ fn a_read_past_its_deadline_stops_its_work() {
     );
     assert!(field("elapsed_ms") < 10_000.0, "{stopped}");
     assert_eq!(server.get("/healthz").status, 200);
+}
+
+/// At 669becd a request took its write permit before its body was read: 1,030 connections
+/// sending a byte every 5 s held every write permit for 30 s. Now the body is read first.
+#[test]
+fn slow_bodies_take_no_write_permit() {
+    let server = TestServer::start_with(&["--max-writes-in-flight", "8"], &[]);
+    let head = "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                content-length: 100\r\n\r\n{";
+    let mut tricklers: Vec<TcpStream> = (0..200).map(|_| send_head(&server, head)).collect();
+    let start = Instant::now();
+    for round in 0..3 {
+        for stream in &mut tricklers {
+            stream.write_all(b" ").unwrap();
+        }
+        let posted = server.post_json("/event", format!(r#"{{"round":{round}}}"#));
+        assert_eq!(posted.status, 200, "{}", posted.text);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.stats()["total"], 3);
+}
+
+/// At 669becd nothing bounded the bodies held at once (400 concurrent 1 MiB batches: 4.3 GB),
+/// and every 503 was a warning of its own. Now bodies beyond `--max-inflight-bytes` get a 503
+/// at once, and the log says so at most once a second.
+#[test]
+fn bodies_in_flight_are_bounded_and_shedding_is_logged_once_a_second() {
+    let server = TestServer::start_with(
+        &["--max-body", "64KiB", "--max-inflight-bytes", "64KiB"],
+        &[],
+    );
+    let head = "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                content-length: 65536\r\n\r\n{";
+    let holder = send_head(&server, head);
+    let start = Instant::now();
+    wait_for(
+        Duration::from_secs(30),
+        "the held body never counted",
+        || server.post_json("/event", "{}").status == 503,
+    );
+    let mut shed = 0;
+    for _ in 0..300 {
+        let answer = server.post_json("/event", "{}");
+        if answer.status == 503 {
+            shed += 1;
+            assert_eq!(answer.retry_after.as_deref(), Some("1"));
+            assert!(
+                answer.text.contains("--max-inflight-bytes"),
+                "{}",
+                answer.text
+            );
+        }
+    }
+    assert!(shed > 250, "{shed} of 300 shed");
+    assert_eq!(server.get("/stats").status, 200, "bodiless reads pass");
+    let seconds = start.elapsed().as_secs() + 1;
+    drop(holder);
+    wait_for(
+        Duration::from_secs(30),
+        "the released bytes never returned",
+        || server.post_json("/event", "{}").status == 200,
+    );
+    let log = server_log(&server.data);
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("shedding load") && l.contains("inflight-bytes"))
+        .collect();
+    assert!(!warnings.is_empty(), "{log}");
+    assert!(
+        warnings.len() as u64 <= seconds + 1,
+        "{} warnings in about {seconds} s",
+        warnings.len()
+    );
+    assert!(log.contains("suppressed="), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
 }
 
 /// At 669becd the default filter logged 6 lines for 5,000 requests. Now every request has one

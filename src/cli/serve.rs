@@ -127,7 +127,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
-    let token = args.token.clone().filter(|t| !t.is_empty());
+    let token = checked_token(args.token.as_deref(), args.auth_reads)?;
     if args.max_inflight_bytes < args.max_body {
         anyhow::bail!(
             "--max-inflight-bytes ({} bytes) must be at least --max-body ({} bytes), or no \
@@ -293,6 +293,35 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The bearer token, refused when a client could never send it back as given (empty, with
+/// whitespace around it, or with characters a header cannot carry), and `--auth-reads` refused
+/// without one: each would leave the routes open, or closed to everyone, without saying so.
+fn checked_token(token: Option<&str>, auth_reads: bool) -> anyhow::Result<Option<String>> {
+    let Some(token) = token else {
+        if auth_reads {
+            anyhow::bail!(
+                "--auth-reads (LAKEHOUSE_KB_AUTH_READS) needs a token: set LAKEHOUSE_KB_TOKEN"
+            );
+        }
+        return Ok(None);
+    };
+    let problem = if token.is_empty() {
+        Some("is empty (unset the variable for no token)")
+    } else if token.trim() != token {
+        Some("has whitespace around it")
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("holds characters other than printable ASCII (no spaces)")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => {
+            anyhow::bail!("the bearer token (LAKEHOUSE_KB_TOKEN, --token) {problem}")
+        }
+        None => Ok(Some(token.to_owned())),
+    }
 }
 
 /// Opens the store, waiting up to `timeout` while another process holds the file (a restart
@@ -461,7 +490,7 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_response_size, parse_size};
+    use super::{checked_token, parse_response_size, parse_size};
 
     #[test]
     fn sizes() {
@@ -473,5 +502,26 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_response_size("1023").is_err());
         assert_eq!(parse_response_size("1KiB"), Ok(1024));
+    }
+
+    #[test]
+    fn tokens_a_client_cannot_send_back_are_refused() {
+        assert_eq!(checked_token(None, false).unwrap(), None);
+        assert_eq!(
+            checked_token(Some("s3cret"), true).unwrap().as_deref(),
+            Some("s3cret")
+        );
+        let refused = [
+            (Some(""), false, "is empty"),
+            (Some(" s3cret"), false, "whitespace around it"),
+            (Some("s3cret\n"), false, "whitespace around it"),
+            (Some("s3 cret"), false, "printable ASCII"),
+            (Some("sécret"), false, "printable ASCII"),
+            (None, true, "--auth-reads"),
+        ];
+        for (token, auth_reads, needle) in refused {
+            let error = checked_token(token, auth_reads).unwrap_err().to_string();
+            assert!(error.contains(needle), "{token:?}: {error}");
+        }
     }
 }

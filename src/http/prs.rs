@@ -75,15 +75,7 @@ pub async fn history(
     params: Params,
     limits: ReadLimits,
 ) -> Result<Json<History>, ApiError> {
-    let pr_number = match pr_number.parse::<u64>() {
-        Ok(n) if n <= MAX_SAFE_INTEGER => n,
-        _ => {
-            return Err(ApiError::bad_request(
-                "pr_number",
-                format!("pr_number must be a non-negative integer, got {pr_number:?}"),
-            ));
-        }
-    };
+    let pr_number = pr_number_of(&pr_number)?;
     let limit = query::limit(params.limit.as_deref())?;
     let exclude = match params.exclude_sha.as_deref() {
         None | Some("") => None,
@@ -138,4 +130,48 @@ pub async fn history(
         truncated: newest.was_cut(),
         audits: newest.finish()?,
     }))
+}
+
+/// A PR number in a path: canonical decimal (no sign, no leading zero: `/prs/01` is not PR 1,
+/// so one PR has one URL), at most 2^53 - 1 (what JavaScript's numbers hold exactly).
+fn pr_number_of(text: &str) -> Result<u64, ApiError> {
+    let refuse = |message: String| Err(ApiError::bad_request("pr_number", message));
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return refuse(format!(
+            "pr_number must be a non-negative integer, got {text:?}"
+        ));
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return refuse(format!(
+            "pr_number must be written without leading zeros, got {text:?}"
+        ));
+    }
+    match text.parse::<u64>() {
+        Ok(n) if n <= MAX_SAFE_INTEGER => Ok(n),
+        _ => refuse(format!(
+            "pr_number is too large: at most {MAX_SAFE_INTEGER}, got {text}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pr_number_of;
+
+    #[test]
+    fn pr_numbers_are_canonical_decimal() {
+        assert_eq!(pr_number_of("0"), Ok(0));
+        assert_eq!(pr_number_of("17"), Ok(17));
+        assert_eq!(pr_number_of("9007199254740991"), Ok(9_007_199_254_740_991));
+        for text in ["", "+1", "-1", "01", "00", "1.0", "1e3", " 1", "x"] {
+            assert!(pr_number_of(text).is_err(), "{text:?}");
+        }
+        for text in ["9007199254740992", "99999999999999999999999"] {
+            let error = format!("{:?}", pr_number_of(text).unwrap_err());
+            assert!(
+                error.contains("too large: at most 9007199254740991"),
+                "{error}"
+            );
+        }
+    }
 }

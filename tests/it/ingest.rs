@@ -709,6 +709,62 @@ fn auth_is_off_by_default_and_guards_writes_when_a_token_is_set() {
     );
 }
 
+/// At 669becd `bearer x` got a 401 (the scheme was matched case-sensitively), and an empty
+/// token started a server with no auth at all, without a word.
+#[test]
+fn the_bearer_scheme_is_case_insensitive_and_unusable_tokens_are_refused_at_start() {
+    let guarded = TestServer::start_with(&[], &[("LAKEHOUSE_KB_TOKEN", "s3cret")]);
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let answer = guarded
+            .client()
+            .post(guarded.url("/event"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("{scheme} s3cret"))
+            .body("{}")
+            .send()
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "{scheme}");
+    }
+    let basic = guarded
+        .client()
+        .post(guarded.url("/event"))
+        .header("content-type", "application/json")
+        .header("authorization", "Basic s3cret")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(basic.status().as_u16(), 401);
+
+    // (LAKEHOUSE_KB_TOKEN, --auth-reads, what the refusal says)
+    let refused = [
+        (Some(""), false, "is empty"),
+        (Some(" s3cret "), false, "whitespace around it"),
+        (Some("s3cret\n"), false, "whitespace around it"),
+        (None, true, "needs a token"),
+    ];
+    for (token, auth_reads, needle) in refused {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(crate::support::BIN);
+        command
+            .arg("--data")
+            .arg(dir.path())
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env_remove("LAKEHOUSE_KB_TOKEN")
+            .env("LAKEHOUSE_KB_AUTH_READS", auth_reads.to_string());
+        if let Some(token) = token {
+            command.env("LAKEHOUSE_KB_TOKEN", token);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{token:?} started");
+        assert!(stderr.contains(needle), "{token:?}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&output.stdout).contains("listening"),
+            "refused before listening"
+        );
+    }
+}
+
 /// Sends `request` on a new connection and returns the whole answer as text.
 fn raw_exchange(server: &TestServer, request: &[u8]) -> String {
     use std::io::{Read, Write};

@@ -346,6 +346,33 @@ fn bad_query_input_is_a_json_400() {
         "pr_number",
         "non-negative integer",
     );
+    // One PR, one URL: no sign, no leading zeros (at 669becd both were PR 1).
+    assert_error(
+        &server.get("/prs/+1/history"),
+        400,
+        "pr_number",
+        r#"got "+1""#,
+    );
+    assert_error(
+        &server.get("/prs/01/history"),
+        400,
+        "pr_number",
+        r#"without leading zeros, got "01""#,
+    );
+    assert_eq!(server.get("/prs/0/history").status, 200);
+    // 2^53: beyond what JavaScript's numbers hold exactly; the message says what the limit is.
+    assert_error(
+        &server.get("/prs/9007199254740992/history"),
+        400,
+        "pr_number",
+        "too large: at most 9007199254740991, got 9007199254740992",
+    );
+    assert_error(
+        &server.get("/prs/184467440737095516160/history"),
+        400,
+        "pr_number",
+        "too large",
+    );
     for limit in ["0", "1001", "ten", "-5"] {
         assert_error(
             &server.get(&format!("/prs/1/history?limit={limit}")),

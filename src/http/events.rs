@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::ingest::{self, IngestBody};
-use super::page::{JsonList, Omitted};
+use super::page::{self, Entry};
 use super::query::{self, Params, ReadLimits};
 use super::sig::raw;
 use super::{ApiError, AppState};
@@ -81,34 +81,19 @@ pub async fn list(
         store.events_page_within(&filter, before, limit, budget)
     })
     .await?;
-    let mut events = JsonList::new(limits.max_response);
-    let mut last_seq = None;
-    for e in page.items {
-        let seq = e.seq;
-        let item = EventItem {
-            seq,
+    let (events, next_before_seq) = page::cursored(page, limits.max_response, |e| Entry {
+        seq: e.seq,
+        kind: None,
+        sig_hash: None,
+        item: EventItem {
+            seq: e.seq,
             received_at: iso_timestamp(e.value.received_at_ms),
             op: raw(e.value.line),
             source_original: e.value.source_original,
-        };
-        let omitted = |omitted_bytes| Omitted {
-            kind: None,
-            seq,
-            sig_hash: None,
-            omitted_bytes,
-        };
-        if !events.push(&item, omitted)? {
-            break;
-        }
-        last_seq = Some(seq);
-    }
-    let next_before_seq = if page.more || events.was_cut() {
-        last_seq
-    } else {
-        None
-    };
+        },
+    })?;
     Ok(Json(EventsPage {
-        events: events.finish()?,
+        events,
         next_before_seq,
     }))
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::ingest::IngestBody;
-use super::page::{JsonList, Omitted};
+use super::page::{self, Entry};
 use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::claims::claims_of;
@@ -120,23 +120,16 @@ pub async fn post(
         store.neighbors_within(&hashes, exclude_pr, limit, budget)
     })
     .await?;
-    let mut neighbors = JsonList::new(limits.max_response);
-    for neighbor in found {
-        let (seq, sig_hash) = (neighbor.verdict.seq, neighbor.verdict.sig_hash.clone());
-        let omitted = |omitted_bytes| Omitted {
-            kind: None,
-            seq,
-            sig_hash: Some(&sig_hash),
-            omitted_bytes,
-        };
-        if !neighbors.push(&describe_neighbor(neighbor, &query_texts), omitted)? {
-            break;
-        }
-    }
+    let (neighbors, count, cut) = page::truncating(found, limits.max_response, |neighbor| Entry {
+        seq: neighbor.verdict.seq,
+        kind: None,
+        sig_hash: Some(neighbor.verdict.sig_hash.clone()),
+        item: describe_neighbor(neighbor, &query_texts),
+    })?;
     Ok(Json(Neighbors {
-        count: neighbors.len(),
-        truncated: budget.was_cut() || neighbors.was_cut(),
-        neighbors: neighbors.finish()?,
+        count,
+        truncated: budget.was_cut() || cut,
+        neighbors,
     }))
 }
 

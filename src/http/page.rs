@@ -13,6 +13,73 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::ApiError;
+use crate::store::Page;
+
+/// One item of a list answer, with what its marker would say of it.
+pub struct Entry<I> {
+    pub seq: u64,
+    /// The record's `type`, where the list has several.
+    pub kind: Option<&'static str>,
+    pub sig_hash: Option<String>,
+    pub item: I,
+}
+
+/// A store page as a list answer within `max_bytes`, and the cursor to the next page: the seq
+/// of the last item sent, when the store had more or the budget cut the list.
+pub fn cursored<T, I: Serialize>(
+    page: Page<T>,
+    max_bytes: usize,
+    entry: impl Fn(T) -> Entry<I>,
+) -> Result<(Box<RawValue>, Option<u64>), ApiError> {
+    let (list, last_seq) = fill(page.items, max_bytes, entry)?;
+    let cursor = if page.more || list.was_cut() {
+        last_seq
+    } else {
+        None
+    };
+    Ok((list.finish()?, cursor))
+}
+
+/// Items as a list answer within `max_bytes` for a route without a cursor: the list, how many
+/// items it holds, and whether the budget cut it.
+pub fn truncating<T, I: Serialize>(
+    items: impl IntoIterator<Item = T>,
+    max_bytes: usize,
+    entry: impl Fn(T) -> Entry<I>,
+) -> Result<(Box<RawValue>, usize, bool), ApiError> {
+    let (list, _) = fill(items, max_bytes, entry)?;
+    let (count, cut) = (list.len(), list.was_cut());
+    Ok((list.finish()?, count, cut))
+}
+
+/// Pushes items until the budget cuts the list; returns it with the seq of its last item.
+fn fill<T, I: Serialize>(
+    items: impl IntoIterator<Item = T>,
+    max_bytes: usize,
+    entry: impl Fn(T) -> Entry<I>,
+) -> Result<(JsonList, Option<u64>), ApiError> {
+    let mut list = JsonList::new(max_bytes);
+    let mut last_seq = None;
+    for item in items {
+        let Entry {
+            seq,
+            kind,
+            sig_hash,
+            item,
+        } = entry(item);
+        let omitted = |omitted_bytes| Omitted {
+            kind,
+            seq,
+            sig_hash: sig_hash.as_deref(),
+            omitted_bytes,
+        };
+        if !list.push(&item, omitted)? {
+            break;
+        }
+        last_seq = Some(seq);
+    }
+    Ok((list, last_seq))
+}
 
 /// The marker sent in place of a first item that alone is over the budget.
 #[derive(Debug, Serialize)]

@@ -8,7 +8,7 @@ use axum::extract::State;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::page::{JsonList, Omitted};
+use super::page::{self, Entry};
 use super::query::{self, Params, PathParam, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::verdict::{MAX_SAFE_INTEGER, prior_audits_finding};
@@ -109,26 +109,20 @@ pub async fn history(
         *by_overall.entry((*overall).to_owned()).or_default() += 1;
     }
     let count = audits.len();
-    let mut newest = JsonList::new(limits.max_response);
-    for entry in audits.into_iter().rev().take(limit) {
-        let (seq, sig_hash) = (entry.seq, entry.sig_hash.clone());
-        let omitted = |omitted_bytes| Omitted {
-            kind: None,
-            seq,
-            sig_hash: Some(&sig_hash),
-            omitted_bytes,
-        };
-        if !newest.push(&Audit::from(entry), omitted)? {
-            break;
-        }
-    }
+    let newest = audits.into_iter().rev().take(limit);
+    let (audits, _, truncated) = page::truncating(newest, limits.max_response, |entry| Entry {
+        seq: entry.seq,
+        kind: None,
+        sig_hash: Some(entry.sig_hash.clone()),
+        item: Audit::from(entry),
+    })?;
     Ok(Json(History {
         pr_number,
         count,
         by_overall,
         finding,
-        truncated: newest.was_cut(),
-        audits: newest.finish()?,
+        truncated,
+        audits,
     }))
 }
 

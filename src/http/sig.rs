@@ -7,7 +7,7 @@ use axum::extract::State;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::page::{JsonList, Omitted};
+use super::page::{self, Entry};
 use super::query::{self, Params, PathParam, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::MAX_KEY_BYTES;
@@ -106,29 +106,15 @@ pub async fn get(
         store.by_sig_within(&key, after, limit, budget)
     })
     .await?;
-    let mut records = JsonList::new(limits.max_response);
-    let mut last_seq = None;
-    for record in page.items {
-        let (seq, kind) = (record.seq(), kind_name(&record));
-        let omitted = |omitted_bytes| Omitted {
-            kind: Some(kind),
-            seq,
-            sig_hash: None,
-            omitted_bytes,
-        };
-        if !records.push(&Item::from(record), omitted)? {
-            break;
-        }
-        last_seq = Some(seq);
-    }
-    let next_after_seq = if page.more || records.was_cut() {
-        last_seq
-    } else {
-        None
-    };
+    let (records, next_after_seq) = page::cursored(page, limits.max_response, |record| Entry {
+        seq: record.seq(),
+        kind: Some(kind_name(&record)),
+        sig_hash: None,
+        item: Item::from(record),
+    })?;
     Ok(Json(SigPage {
         sig_hash,
-        records: records.finish()?,
+        records,
         next_after_seq,
     }))
 }

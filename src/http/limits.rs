@@ -26,6 +26,8 @@ use super::ApiError;
 #[derive(Clone, Debug)]
 pub struct Gate {
     kind: &'static str,
+    /// The kind of shedding logged when the gate is full.
+    shed_kind: &'static str,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     timeout: Duration,
@@ -41,6 +43,11 @@ impl Gate {
         let max_in_flight = max_in_flight.max(1);
         Gate {
             kind,
+            shed_kind: match kind {
+                "read" => "read-limit",
+                "write" => "write-limit",
+                _ => "in-flight-limit",
+            },
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             timeout,
@@ -56,11 +63,7 @@ pub async fn gate(
 ) -> Result<Response, ApiError> {
     let Ok(permit) = gate.permits.clone().try_acquire_owned() else {
         return Err(ApiError::Shed {
-            kind: if gate.kind == "read" {
-                "read-limit"
-            } else {
-                "write-limit"
-            },
+            kind: gate.shed_kind,
             message: format!(
                 "too many {} requests in flight ({}); retry shortly",
                 gate.kind, gate.max_in_flight

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::observe;
 use crate::model::FieldError;
 use crate::store::StoreError;
 use crate::writer::WriteError;
@@ -27,8 +28,23 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
+    /// 415 for a `Transfer-Encoding` or `Content-Encoding` the service does not decode;
+    /// `header` names it.
+    UnsupportedEncoding {
+        header: &'static str,
+        message: String,
+    },
+    /// 408: the body did not arrive within `--body-timeout`.
+    BodyTimeout(String),
     /// 503 with `Retry-After`: the service is busy or not ready; the request may be retried.
     Unavailable {
+        message: String,
+        retry_after_secs: u32,
+    },
+    /// 503 with `Retry-After`: load shed by a limit (`kind` names it in the log, which says so
+    /// at most once a second per kind rather than once per request).
+    Shed {
+        kind: &'static str,
         message: String,
         retry_after_secs: u32,
     },
@@ -59,8 +75,11 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable { .. } | ApiError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,7 +91,10 @@ impl ApiError {
             | ApiError::Conflict(message)
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message)
+            | ApiError::UnsupportedEncoding { message, .. }
+            | ApiError::BodyTimeout(message)
             | ApiError::Unavailable { message, .. }
+            | ApiError::Shed { message, .. }
             | ApiError::Internal(message) => message,
             ApiError::Unauthorized => "missing or wrong bearer token",
             ApiError::MethodNotAllowed => "method not allowed on this route",
@@ -82,8 +104,9 @@ impl ApiError {
     fn field(&self) -> Option<&str> {
         match self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
-            ApiError::PayloadTooLarge(_) => Some("body"),
+            ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) => Some("body"),
             ApiError::UnsupportedMediaType(_) => Some("content-type"),
+            ApiError::UnsupportedEncoding { header, .. } => Some(header),
             ApiError::Unauthorized => Some("authorization"),
             _ => None,
         }
@@ -93,12 +116,27 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::warn!(
-                status = status.as_u16(),
-                error = self.message(),
-                "request failed"
-            );
+        match &self {
+            // Shed load comes in floods: at most one line a second per kind, with a count of
+            // the ones not logged.
+            ApiError::Shed { kind, message, .. } => {
+                if let Some(suppressed) = observe::sample(kind) {
+                    tracing::warn!(kind, error = %message, suppressed, "shedding load (503)");
+                }
+            }
+            ApiError::Unavailable { message, .. } => {
+                if let Some(suppressed) = observe::sample("unavailable") {
+                    tracing::warn!(kind = "unavailable", error = %message, suppressed, "not serving (503)");
+                }
+            }
+            _ if status.is_server_error() => {
+                tracing::error!(
+                    status = status.as_u16(),
+                    error = self.message(),
+                    "request failed"
+                );
+            }
+            _ => {}
         }
         let body = ErrorBody {
             error: self.message(),
@@ -107,6 +145,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         match &self {
             ApiError::Unavailable {
+                retry_after_secs, ..
+            }
+            | ApiError::Shed {
                 retry_after_secs, ..
             } => {
                 response
@@ -136,7 +177,8 @@ impl From<FieldError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::QueueFull(_) => ApiError::Unavailable {
+            WriteError::QueueFull(_) => ApiError::Shed {
+                kind: "write-queue",
                 message: e.to_string(),
                 retry_after_secs: 1,
             },
@@ -155,6 +197,14 @@ impl From<StoreError> for ApiError {
             // The destination is the client's choice (POST /backup).
             StoreError::BackupExists(_) => ApiError::Conflict(e.to_string()),
             StoreError::BackupDest { .. } => ApiError::bad_request("dest", e.to_string()),
+            StoreError::Abandoned { rows } => ApiError::Shed {
+                kind: "read-deadline",
+                message: format!(
+                    "the read was stopped after {rows} rows: it ran past the request timeout \
+                     (--request-timeout); retry shortly, or ask for less"
+                ),
+                retry_after_secs: 1,
+            },
             _ => ApiError::Internal(format!("storage failure: {e}")),
         }
     }

@@ -61,19 +61,24 @@ pub async fn submit(state: &AppState, puts: Vec<Put>) -> Result<Vec<Written>, Ap
     Ok(state.writer.submit(puts).await?)
 }
 
-/// Validates and commits one record; returns it with what became of it.
-pub async fn single(
+/// Validates and commits one record; returns what `describe` takes from it (before it goes to
+/// the writer) with what became of it. The body is dropped once parsed: it is not held while
+/// the commit is awaited.
+pub async fn single<T>(
     state: &AppState,
-    body: &[u8],
+    body: Bytes,
     parse: Parse,
-) -> Result<(Record, Written), ApiError> {
-    let record = parse(body, now_ms())?;
-    let written = submit(state, vec![Put::from(record.clone())]).await?;
+    describe: impl FnOnce(&Record) -> T,
+) -> Result<(T, Written), ApiError> {
+    let record = parse(&body, now_ms())?;
+    drop(body);
+    let described = describe(&record);
+    let written = submit(state, vec![Put::from(record)]).await?;
     let written = written
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::Internal("the writer answered without a result".into()))?;
-    Ok((record, written))
+    Ok((described, written))
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -141,8 +146,10 @@ pub fn parse_batch(
 /// Validates every line of an NDJSON batch, commits the good ones in one transaction in their
 /// order, and reports each bad one by its line number. The answer is 200 when at least one line
 /// was good, 400 when none was.
-pub async fn batch(state: &AppState, body: &[u8], parse: Parse) -> Result<Response, ApiError> {
-    let (puts, rejected) = parse_batch(body, state.config.max_batch_lines, parse, now_ms())?;
+pub async fn batch(state: &AppState, body: Bytes, parse: Parse) -> Result<Response, ApiError> {
+    let (puts, rejected) = parse_batch(&body, state.config.max_batch_lines, parse, now_ms())?;
+    // The records hold what they need of it: the body is not held while the commit is awaited.
+    drop(body);
     let written = if puts.is_empty() {
         Vec::new()
     } else {

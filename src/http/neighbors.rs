@@ -7,9 +7,11 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::ingest::IngestBody;
-use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT};
+use super::page::{self, Entry};
+use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::claims::claims_of;
 use crate::model::verdict::MAX_SAFE_INTEGER;
@@ -19,7 +21,12 @@ use crate::store::Neighbor;
 #[derive(Serialize)]
 pub struct Neighbors {
     count: usize,
-    neighbors: Vec<Found>,
+    /// `Found`s, within the answer's byte budget (see `page.rs`).
+    neighbors: Box<RawValue>,
+    /// Present (true) when fewer than `limit` neighbours are listed because more would pass
+    /// `--max-response` (the route has no cursor: ask for fewer claims or a smaller limit).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
 }
 
 #[derive(Serialize)]
@@ -45,6 +52,7 @@ struct SharedClaim {
 /// strings or objects with a string `text`, hashes are 16 hex digits (see `model/claims.rs`).
 pub async fn post(
     State(state): State<AppState>,
+    limits: ReadLimits,
     body: IngestBody,
 ) -> Result<Json<Neighbors>, ApiError> {
     let IngestBody::Single(bytes) = body else {
@@ -108,16 +116,19 @@ pub async fn post(
         .filter_map(|c| Some((c.hash, c.text.clone()?)))
         .collect();
     let hashes: Vec<ClaimHash> = claims.iter().map(|c| c.hash).collect();
-    let found = query::read(&state, move |store| {
-        store.neighbors(&hashes, exclude_pr, limit)
+    let (found, budget) = query::read_within(&state, limits, move |store, budget| {
+        store.neighbors_within(&hashes, exclude_pr, limit, budget)
     })
     .await?;
-    let neighbors: Vec<Found> = found
-        .into_iter()
-        .map(|n| describe_neighbor(n, &query_texts))
-        .collect();
+    let (neighbors, count, cut) = page::truncating(found, limits.max_response, |neighbor| Entry {
+        seq: neighbor.verdict.seq,
+        kind: None,
+        sig_hash: Some(neighbor.verdict.sig_hash.clone()),
+        item: describe_neighbor(neighbor, &query_texts),
+    })?;
     Ok(Json(Neighbors {
-        count: neighbors.len(),
+        count,
+        truncated: budget.was_cut() || cut,
         neighbors,
     }))
 }

@@ -21,11 +21,12 @@ struct Posted {
 pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (record, written) = ingest::single(&state, &bytes, outcome_record).await?;
-            let sig_hash = match record {
-                Record::Outcome(o) => o.row.sig_hash,
-                _ => String::new(),
-            };
+            let (sig_hash, written) =
+                ingest::single(&state, bytes, outcome_record, |record| match record {
+                    Record::Outcome(o) => o.row.sig_hash.clone(),
+                    _ => String::new(),
+                })
+                .await?;
             Ok((
                 StatusCode::CREATED,
                 Json(Posted {
@@ -35,6 +36,6 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
             )
                 .into_response())
         }
-        IngestBody::Batch(bytes) => ingest::batch(&state, &bytes, outcome_record).await,
+        IngestBody::Batch(bytes) => ingest::batch(&state, bytes, outcome_record).await,
     }
 }

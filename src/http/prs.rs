@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
-use super::query::{self, Params, PathParam};
+use super::page::{self, Entry};
+use super::query::{self, Params, PathParam, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::verdict::{MAX_SAFE_INTEGER, prior_audits_finding};
 use crate::store::VerdictEntry;
@@ -18,7 +20,11 @@ pub struct History {
     count: usize,
     by_overall: BTreeMap<String, usize>,
     finding: String,
-    audits: Vec<Audit>,
+    /// `Audit`s, within the answer's byte budget (see `page.rs`).
+    audits: Box<RawValue>,
+    /// Present (true) when fewer than `limit` audits are listed because more would pass `--max-response`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
 }
 
 #[derive(Serialize)]
@@ -67,16 +73,9 @@ pub async fn history(
     State(state): State<AppState>,
     PathParam(pr_number): PathParam,
     params: Params,
+    limits: ReadLimits,
 ) -> Result<Json<History>, ApiError> {
-    let pr_number = match pr_number.parse::<u64>() {
-        Ok(n) if n <= MAX_SAFE_INTEGER => n,
-        _ => {
-            return Err(ApiError::bad_request(
-                "pr_number",
-                format!("pr_number must be a non-negative integer, got {pr_number:?}"),
-            ));
-        }
-    };
+    let pr_number = pr_number_of(&pr_number)?;
     let limit = query::limit(params.limit.as_deref())?;
     let exclude = match params.exclude_sha.as_deref() {
         None | Some("") => None,
@@ -90,7 +89,10 @@ pub async fn history(
             ));
         }
     };
-    let mut audits = query::read(&state, move |store| store.pr_verdicts(pr_number)).await?;
+    let (mut audits, _) = query::read_within(&state, limits, move |store, budget| {
+        store.pr_verdicts_within(pr_number, budget)
+    })
+    .await?;
     if let Some(exclude) = &exclude {
         audits.retain(|a| {
             !a.value
@@ -107,17 +109,63 @@ pub async fn history(
         *by_overall.entry((*overall).to_owned()).or_default() += 1;
     }
     let count = audits.len();
-    let newest: Vec<Audit> = audits
-        .into_iter()
-        .rev()
-        .take(limit)
-        .map(Audit::from)
-        .collect();
+    let newest = audits.into_iter().rev().take(limit);
+    let (audits, _, truncated) = page::truncating(newest, limits.max_response, |entry| Entry {
+        seq: entry.seq,
+        kind: None,
+        sig_hash: Some(entry.sig_hash.clone()),
+        item: Audit::from(entry),
+    })?;
     Ok(Json(History {
         pr_number,
         count,
         by_overall,
         finding,
-        audits: newest,
+        truncated,
+        audits,
     }))
+}
+
+/// A PR number in a path: canonical decimal (no sign, no leading zero: `/prs/01` is not PR 1,
+/// so one PR has one URL), at most 2^53 - 1 (what JavaScript's numbers hold exactly).
+fn pr_number_of(text: &str) -> Result<u64, ApiError> {
+    let refuse = |message: String| Err(ApiError::bad_request("pr_number", message));
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return refuse(format!(
+            "pr_number must be a non-negative integer, got {text:?}"
+        ));
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return refuse(format!(
+            "pr_number must be written without leading zeros, got {text:?}"
+        ));
+    }
+    match text.parse::<u64>() {
+        Ok(n) if n <= MAX_SAFE_INTEGER => Ok(n),
+        _ => refuse(format!(
+            "pr_number is too large: at most {MAX_SAFE_INTEGER}, got {text}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pr_number_of;
+
+    #[test]
+    fn pr_numbers_are_canonical_decimal() {
+        assert_eq!(pr_number_of("0"), Ok(0));
+        assert_eq!(pr_number_of("17"), Ok(17));
+        assert_eq!(pr_number_of("9007199254740991"), Ok(9_007_199_254_740_991));
+        for text in ["", "+1", "-1", "01", "00", "1.0", "1e3", " 1", "x"] {
+            assert!(pr_number_of(text).is_err(), "{text:?}");
+        }
+        for text in ["9007199254740992", "99999999999999999999999"] {
+            let error = format!("{:?}", pr_number_of(text).unwrap_err());
+            assert!(
+                error.contains("too large: at most 9007199254740991"),
+                "{error}"
+            );
+        }
+    }
 }

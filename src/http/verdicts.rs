@@ -28,13 +28,15 @@ struct Posted {
 pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (record, written) = ingest::single(&state, &bytes, verdict_record).await?;
-            let Record::Verdict(verdict) = record else {
-                return Err(ApiError::Internal(
-                    "a verdict body produced another record".into(),
-                ));
-            };
-            let sig_hash = verdict.verdict.sig_hash();
+            let (sig_hash, written) =
+                ingest::single(&state, bytes, verdict_record, |record| match record {
+                    Record::Verdict(verdict) => Some(verdict.verdict.sig_hash()),
+                    _ => None,
+                })
+                .await?;
+            let sig_hash = sig_hash.ok_or_else(|| {
+                ApiError::Internal("a verdict body produced another record".into())
+            })?;
             let (status, posted) = match written {
                 Written::Stored {
                     seq,
@@ -63,6 +65,6 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
             };
             Ok((status, Json(posted)).into_response())
         }
-        IngestBody::Batch(bytes) => ingest::batch(&state, &bytes, verdict_record).await,
+        IngestBody::Batch(bytes) => ingest::batch(&state, bytes, verdict_record).await,
     }
 }

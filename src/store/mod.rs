@@ -6,6 +6,7 @@
 //! for writes and `spawn_blocking` for reads.
 
 mod backup;
+mod budget;
 mod check;
 pub mod codec;
 mod feed;
@@ -23,12 +24,13 @@ use lakehouse_kb_migrations as migrations;
 use redb::{Database, DatabaseError, ReadableDatabase};
 
 pub use backup::BackupReport;
+pub use budget::ReadBudget;
 pub use check::CheckReport;
 pub use codec::CodecError;
 pub use feed::{FeedPage, FeedTypes};
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
 pub use read::{
-    Checkpoint, EventEntry, EventFilter, Neighbor, OutcomeEntry, Page, SigRecord, Stats,
+    Checkpoint, EventEntry, EventFilter, Neighbor, OutcomeEntry, Page, SigRecord, Stats, StatsMap,
     VerdictEntry,
 };
 pub use retention::Retention;
@@ -72,6 +74,9 @@ pub enum StoreError {
     RepeatedImportKey(String),
     #[error("this bulk writer's transaction was rolled back after an earlier error")]
     BulkAborted,
+    /// A read stopped before its end: past its deadline, or its caller went away.
+    #[error("the read was abandoned after {rows} rows: past its deadline or no longer awaited")]
+    Abandoned { rows: u64 },
     #[error("{index} points at seq {seq}, which is not stored")]
     Dangling { index: &'static str, seq: u64 },
     #[error("storage: {0}")]

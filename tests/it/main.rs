@@ -10,6 +10,7 @@ mod fuzz;
 mod import;
 mod ingest;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod openapi;
 mod query;

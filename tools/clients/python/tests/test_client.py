@@ -85,7 +85,7 @@ class KbClientTest(unittest.TestCase):
 
     def test_operations(self):
         self.assertEqual(KB.health()["status"], "ok")
-        self.assertIn("lakehouse_kb_http_requests_total", KB.metrics())
+        self.assertIn("lakehousekb_http_requests_total", KB.metrics())
         self.assertIn(KB.export_now()["ops"]["action"], ("unchanged", "appended", "rebuilt"))
         # The server picks the place (issue 16's --backup-dir) or, on servers before it, the
         # body names a directory: the client passes the body as given either way.

@@ -113,7 +113,7 @@ test("health, metrics, export and backup", async () => {
   const health = await kb.health();
   assert.equal(health.status, "ok");
   const metrics = await kb.metrics();
-  assert.match(metrics, /lakehouse_kb_http_requests_total/);
+  assert.match(metrics, /lakehousekb_http_requests_total/);
   const exported = await kb.exportNow();
   assert.ok(["unchanged", "appended", "rebuilt"].includes(exported.ops.action));
   // The server picks the place (issue 16's --backup-dir) or, on servers before it, the body

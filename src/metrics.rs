@@ -45,6 +45,7 @@ pub struct Metrics {
     commit_failures: Counter,
     queue_depth: Gauge,
     export_lag: Family<FileLabels, Gauge>,
+    storage_fault: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -70,6 +71,7 @@ impl Metrics {
         let commit_failures = Counter::default();
         let queue_depth = Gauge::default();
         let export_lag = Family::<FileLabels, Gauge>::default();
+        let storage_fault = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -110,6 +112,11 @@ impl Metrics {
             "Records (seqs) committed after the exported file's checkpoint",
             export_lag.clone(),
         );
+        registry.register(
+            "storage_fault",
+            "1 while the database's storage is failing and the store recovers, else 0",
+            storage_fault.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -120,6 +127,7 @@ impl Metrics {
             commit_failures,
             queue_depth,
             export_lag,
+            storage_fault,
         }
     }
 
@@ -158,6 +166,10 @@ impl Metrics {
                 file: file.to_owned(),
             })
             .set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_storage_fault(&self, faulted: bool) {
+        self.storage_fault.set(i64::from(faulted));
     }
 
     /// The Prometheus text exposition of every metric.

@@ -323,6 +323,7 @@ async fn retain_events(
             () = tokio::time::sleep(interval) => {}
             _ = stop.changed() => return,
         }
+        let store_for_faults = store.clone();
         let store = store.clone();
         let deleted = tokio::task::spawn_blocking(move || {
             if protect_unexported {
@@ -341,7 +342,10 @@ async fn retain_events(
         match deleted {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(deleted = n, "retention deleted old events"),
-            Ok(Err(e)) => tracing::error!(error = %e, "retention failed; will retry"),
+            Ok(Err(e)) => {
+                store_for_faults.note_error(&e);
+                tracing::error!(error = %e, "retention failed; will retry")
+            }
             Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
     }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::model::FieldError;
-use crate::store::StoreError;
+use crate::store::{Fault, StoreError};
 use crate::writer::WriteError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,11 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 503 with `Retry-After`: the service is busy or not ready; the request may be retried.
     Unavailable {
+        message: String,
+        retry_after_secs: u32,
+    },
+    /// 507 with `Retry-After`: no space left on the disk; writes resume once space is freed.
+    InsufficientStorage {
         message: String,
         retry_after_secs: u32,
     },
@@ -61,6 +66,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +79,7 @@ impl ApiError {
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message)
             | ApiError::Unavailable { message, .. }
+            | ApiError::InsufficientStorage { message, .. }
             | ApiError::Internal(message) => message,
             ApiError::Unauthorized => "missing or wrong bearer token",
             ApiError::MethodNotAllowed => "method not allowed on this route",
@@ -107,6 +114,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         match &self {
             ApiError::Unavailable {
+                retry_after_secs, ..
+            }
+            | ApiError::InsufficientStorage {
                 retry_after_secs, ..
             } => {
                 response
@@ -145,6 +155,7 @@ impl From<WriteError> for ApiError {
                 retry_after_secs: 5,
             },
             WriteError::Store(message) => ApiError::Internal(format!("storage failure: {message}")),
+            WriteError::Fault(fault) => fault_error(&fault),
         }
     }
 }
@@ -152,10 +163,33 @@ impl From<WriteError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
+            StoreError::Unavailable(fault) => fault_error(&fault),
             // The destination is the client's choice (POST /backup).
             StoreError::BackupExists(_) => ApiError::Conflict(e.to_string()),
             StoreError::BackupDest { .. } => ApiError::bad_request("dest", e.to_string()),
+            // A read that met the disk failing: the store is recovering (see store/fault.rs).
+            e if e.is_storage_fault() => ApiError::Unavailable {
+                message: format!("the database's storage is failing ({e}); retry shortly"),
+                retry_after_secs: 1,
+            },
             _ => ApiError::Internal(format!("storage failure: {e}")),
+        }
+    }
+}
+
+/// A storage fault: 507 when the disk is full, else 503; both with `Retry-After`.
+fn fault_error(fault: &Fault) -> ApiError {
+    let message = fault.to_string();
+    let retry_after_secs = fault.retry_after_secs;
+    if fault.no_space {
+        ApiError::InsufficientStorage {
+            message,
+            retry_after_secs,
+        }
+    } else {
+        ApiError::Unavailable {
+            message,
+            retry_after_secs,
         }
     }
 }

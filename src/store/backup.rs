@@ -47,7 +47,7 @@ impl Store {
         // backup without a server holds the database's own lock, so no other process does).
         let partial = dest.with_extension("redb.partial");
         let _ = std::fs::remove_file(&partial);
-        let snapshot = self.db.begin_read()?;
+        let snapshot = self.db()?.begin_read()?;
         let last_seq = super::meta::get(&snapshot.open_table(META)?, super::meta::LAST_SEQ)?;
         let copy =
             Database::builder()

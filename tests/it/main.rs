@@ -5,6 +5,7 @@ mod backup;
 mod cli;
 mod clients;
 mod export;
+mod faults;
 mod fuzz;
 mod import;
 mod ingest;

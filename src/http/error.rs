@@ -164,9 +164,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(fault) => fault_error(&fault),
-            // The destination is the client's choice (POST /backup).
-            StoreError::BackupExists(_) => ApiError::Conflict(e.to_string()),
-            StoreError::BackupDest { .. } => ApiError::bad_request("dest", e.to_string()),
+            // Backup errors name server paths: `http/backup.rs` answers them without.
+            StoreError::BackupExists(_) => ApiError::Conflict("the backup already exists".into()),
+            StoreError::BackupDest { .. } => {
+                ApiError::Internal("the backup could not be written".into())
+            }
             // A read that met the disk failing: the store is recovering (see store/fault.rs).
             e if e.is_storage_fault() => ApiError::Unavailable {
                 message: format!("the database's storage is failing ({e}); retry shortly"),

@@ -60,6 +60,10 @@ pub struct ServerConfig {
     pub max_writes_in_flight: usize,
     /// Read requests handled at once; beyond it, 503 + Retry-After.
     pub max_reads_in_flight: usize,
+    /// Where `POST /backup` writes (`DIR/NAME/kb.redb`); `None`: `backups` beside the database.
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// Server-made backups kept: the oldest beyond it are removed after each new one.
+    pub backup_keep: usize,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +76,8 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             max_writes_in_flight: 1024,
             max_reads_in_flight: 256,
+            backup_dir: None,
+            backup_keep: 7,
         }
     }
 }

@@ -30,7 +30,7 @@ use redb::backends::FileBackend;
 use redb::{Database, DatabaseError, ReadableDatabase, StorageError};
 
 pub use backend::BackendFactory;
-pub use backup::BackupReport;
+pub use backup::{BackupName, BackupReport, MARKER_FILE as BACKUP_MARKER_FILE};
 pub use check::CheckReport;
 pub use codec::CodecError;
 pub use fault::Fault;
@@ -89,8 +89,12 @@ pub enum StoreError {
     #[error("cannot write the backup {path}: {source}")]
     BackupDest {
         path: PathBuf,
-        source: DatabaseError,
+        source: std::io::Error,
     },
+    #[error("a backup is already running")]
+    BackupBusy,
+    #[error("the backup was cancelled")]
+    BackupCancelled,
     #[error("import key {0} was given twice to one bulk writer; the transaction was rolled back")]
     RepeatedImportKey(String),
     #[error("this bulk writer's transaction was rolled back after an earlier error")]
@@ -166,6 +170,7 @@ struct Shared {
     /// The open database; `None` only while a reopen is under way or after one failed.
     db: RwLock<Option<Arc<Database>>>,
     fault: fault::FaultState,
+    backup: backup::BackupSlot,
 }
 
 impl std::fmt::Debug for Store {
@@ -200,6 +205,7 @@ impl Store {
                 options,
                 db: RwLock::new(Some(Arc::new(db))),
                 fault: fault::FaultState::default(),
+                backup: backup::BackupSlot::new(),
             }),
         })
     }

@@ -136,12 +136,13 @@ pub struct InProcess {
     pub client: reqwest::blocking::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl InProcess {
     pub fn start(store: Arc<Store>, config: ServerConfig, export_dir: &Path) -> InProcess {
         let metrics = Arc::new(Metrics::new());
-        let (writer, _writer_thread) =
+        let (writer, writer_thread) =
             Writer::spawn(store.clone(), WriterConfig::default(), metrics.clone());
         let export = Arc::new(ExportJob::new(store.clone(), export_dir.to_owned()));
         let state = AppState {
@@ -185,6 +186,7 @@ impl InProcess {
                 .unwrap(),
             stop: Some(stop_tx),
             thread: Some(thread),
+            writer_thread: Some(writer_thread),
         }
     }
 
@@ -213,6 +215,11 @@ impl Drop for InProcess {
             let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // The runtime is gone with the router and every writer handle: the writer drains and
+        // stops, letting go of the store.
+        if let Some(thread) = self.writer_thread.take() {
             let _ = thread.join();
         }
     }

@@ -45,6 +45,7 @@ pub struct Metrics {
     commit_failures: Counter,
     queue_depth: Gauge,
     export_lag: Family<FileLabels, Gauge>,
+    export_file_state: Family<FileLabels, Gauge>,
     storage_fault: Gauge,
 }
 
@@ -71,6 +72,7 @@ impl Metrics {
         let commit_failures = Counter::default();
         let queue_depth = Gauge::default();
         let export_lag = Family::<FileLabels, Gauge>::default();
+        let export_file_state = Family::<FileLabels, Gauge>::default();
         let storage_fault = Gauge::default();
         registry.register(
             "http_requests",
@@ -113,6 +115,12 @@ impl Metrics {
             export_lag.clone(),
         );
         registry.register(
+            "export_file_state",
+            "Each exported file after the last run: 0 up to date, 1 failing (retried every run), \
+             2 paused until an operator acts",
+            export_file_state.clone(),
+        );
+        registry.register(
             "storage_fault",
             "1 while the database's storage is failing and the store recovers, else 0",
             storage_fault.clone(),
@@ -127,6 +135,7 @@ impl Metrics {
             commit_failures,
             queue_depth,
             export_lag,
+            export_file_state,
             storage_fault,
         }
     }
@@ -166,6 +175,15 @@ impl Metrics {
                 file: file.to_owned(),
             })
             .set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+
+    /// `state`: 0 up to date, 1 failing, 2 paused (see `export_file_state`).
+    pub fn set_export_file_state(&self, file: &str, state: i64) {
+        self.export_file_state
+            .get_or_create(&FileLabels {
+                file: file.to_owned(),
+            })
+            .set(state);
     }
 
     pub fn set_storage_fault(&self, faulted: bool) {

@@ -1,5 +1,5 @@
 //! Operational routes: `GET /healthz` (is the database open, the writer running, the storage
-//! healthy) and
+//! and the exported files healthy) and
 //! `GET /metrics` (Prometheus text).
 
 use axum::Json;
@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::export::ExportFile;
+use crate::export::{ExportFile, FileProblem};
 use crate::store::{Fault, StoreError};
 
 #[derive(Serialize)]
@@ -24,11 +24,15 @@ struct Health {
     /// disk) until it is over.
     #[serde(skip_serializing_if = "Option::is_none")]
     storage: Option<Fault>,
+    /// Exported files the last run could not bring up to date.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    export: Vec<FileProblem>,
 }
 
-/// 200 `ok` when the database answers and the writer accepts work. `degraded`, with a 503 so
-/// that a probe that reads only the status sees it, during a storage fault (writes refused
-/// until the store has reopened itself).
+/// 200 `ok` when the database answers and the writer accepts work. `degraded` when something
+/// needs attention: with a storage fault (writes refused until the store has reopened itself)
+/// the answer is 503, so a probe that reads only the status sees it; with an export file
+/// failing or paused it stays 200 (the database takes writes), the body says which file.
 pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
     if state.writer.is_closed() {
         return Err(ApiError::Unavailable {
@@ -47,12 +51,17 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
         Err(e) => return Err(e.into()),
     };
     let storage = state.store.fault();
-    state.metrics.set_storage_fault(storage.is_some());
+    let export = refresh_gauges(&state, storage.is_some());
     let health = Health {
-        status: if storage.is_none() { "ok" } else { "degraded" },
+        status: if storage.is_none() && export.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
         schema_version,
         last_seq,
         queue_depth: state.writer.depth(),
+        export,
         storage,
     };
     let status = if health.storage.is_some() {
@@ -63,12 +72,27 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
     Ok((status, Json(health)).into_response())
 }
 
+/// Sets the storage-fault and per-file export gauges; returns the export problems.
+fn refresh_gauges(state: &AppState, faulted: bool) -> Vec<FileProblem> {
+    state.metrics.set_storage_fault(faulted);
+    let Some(job) = &state.export else {
+        return Vec::new();
+    };
+    let problems = job.problems();
+    for file in ExportFile::ALL {
+        let level = problems
+            .iter()
+            .find(|p| p.file == file.relative_path())
+            .map_or(0, |p| if p.paused { 2 } else { 1 });
+        state.metrics.set_export_file_state(file.name(), level);
+    }
+    problems
+}
+
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.set_queue_depth(state.writer.depth());
-    state
-        .metrics
-        .set_storage_fault(state.store.fault().is_some());
+    refresh_gauges(&state, state.store.fault().is_some());
     if state.export.is_some() {
         // Export lag: records committed after each file's checkpoint.
         let store = state.store.clone();

@@ -277,7 +277,17 @@ impl Shared {
         if let Some(old) = old {
             close_when_unshared(old);
         }
-        let db = open_db(&self.path, &self.options)?;
+        // A transaction begun on the old database before it left the slot (the writer's,
+        // failing) defers its close, and its file locks, to the transaction's end: moments.
+        let deadline = Instant::now() + CLOSE_WAIT;
+        let db = loop {
+            match open_db(&self.path, &self.options) {
+                Err(StoreError::InUse { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                opened => break opened?,
+            }
+        };
         check_codec_version(&db)?;
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
         Ok(())

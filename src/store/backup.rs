@@ -349,10 +349,7 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str) -> Vec<String> {
             let name = entry.file_name().into_string().ok()?;
             let dir = entry.path();
             fsutil::require_real_dir(&dir).ok()?;
-            let marker = fs::read(dir.join(MARKER_FILE)).ok().filter(|_| {
-                fs::symlink_metadata(dir.join(MARKER_FILE)).is_ok_and(|m| m.is_file())
-            })?;
-            let marker: Marker = serde_json::from_slice(&marker).ok()?;
+            let marker: Marker = serde_json::from_slice(&read_marker(&dir)?).ok()?;
             (marker.created_by == CREATED_BY && marker.name == name)
                 .then_some((marker.created_ms, name))
         })
@@ -380,6 +377,26 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str) -> Vec<String> {
     }
     pruned
 }
+
+/// The marker of `dir`, if it is a regular file (never a link, a pipe or a device: reading
+/// one could block or never end), read up to [`MAX_MARKER_BYTES`].
+fn read_marker(dir: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let path = dir.join(MARKER_FILE);
+    if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    fsutil::open_read(&path)
+        .ok()?
+        .take(MAX_MARKER_BYTES)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
+}
+
+/// More than a marker the server writes ever holds.
+const MAX_MARKER_BYTES: u64 = 4096;
 
 fn copy_all(
     snapshot: &ReadTransaction,

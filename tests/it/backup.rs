@@ -279,13 +279,33 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
     std::os::unix::fs::symlink(outside.path(), backups.path().join("linked")).unwrap();
     std::fs::create_dir(backups.path().join("foreign")).unwrap();
     std::fs::write(backups.path().join("foreign/kb.redb"), b"someone else's").unwrap();
+    // Markers that are not regular files are no markers: a link to a valid-looking one, and a
+    // pipe (reading it would block the backup for good).
+    let marker = r#"{"created_by":"lakehouse-kb","name":"fake","created_ms":0}"#;
+    std::fs::write(outside.path().join("marker"), marker).unwrap();
+    std::fs::create_dir(backups.path().join("fake")).unwrap();
+    std::fs::write(backups.path().join("fake/kb.redb"), b"not the server's").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("marker"),
+        backups.path().join("fake/.lakehouse-kb-backup"),
+    )
+    .unwrap();
+    std::fs::create_dir(backups.path().join("stuck")).unwrap();
+    let fifo = backups.path().join("stuck/.lakehouse-kb-backup");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let dir_arg = backups.path().to_str().unwrap();
     let server = TestServer::start_with(&["--backup-dir", dir_arg, "--backup-keep", "2"], &[]);
 
     // A name taken by a link is taken: nothing is written through it.
     let a = server.post_json("/backup", r#"{"name":"linked"}"#);
     assert_eq!(a.status, 409, "{}", a.text);
-    assert_eq!(tree(outside.path()), vec!["theirs"]);
+    assert_eq!(tree(outside.path()), vec!["marker", "theirs"]);
 
     for name in ["b1", "b2", "b3"] {
         let a = server.post_json("/backup", format!(r#"{{"name":"{name}"}}"#));
@@ -304,6 +324,8 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
         "foreign/kb.redb",
         "linked",
         "b2/notes.txt",
+        "fake/kb.redb",
+        "stuck/.lakehouse-kb-backup",
     ] {
         assert!(
             listing.contains(&kept.to_owned()),
@@ -316,7 +338,7 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
         std::fs::read(backups.path().join("foreign/kb.redb")).unwrap(),
         b"someone else's"
     );
-    assert_eq!(tree(outside.path()), vec!["theirs"]);
+    assert_eq!(tree(outside.path()), vec!["marker", "theirs"]);
 }
 
 #[test]

@@ -53,17 +53,6 @@ pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
         .open(path)
 }
 
-/// Creates or truncates a scratch file of the service's own (mode 0600), refusing a link.
-pub fn create_nofollow(path: &Path, truncate: bool) -> io::Result<File> {
-    nofollow()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .mode(FILE_MODE)
-        .open(path)
-}
-
 /// Creates one directory with `mode`; an existing one is fine only when it is a real directory.
 pub fn create_dir(path: &Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -116,7 +105,6 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
         for path in [&link, &dangling] {
             assert!(open_rw(path, FILE_MODE).is_err());
-            assert!(create_nofollow(path, true).is_err());
             assert!(create_new(path, FILE_MODE).is_err());
             assert!(open_read(path).is_err());
         }

@@ -246,7 +246,9 @@ fn recover(shared: Weak<Shared>, mut delay: Duration) {
 fn probe(db_path: &Path, shared: &Shared) -> Result<(), StoreError> {
     let path = probe_path(db_path);
     let result = (|| -> io::Result<()> {
-        let file = crate::fsutil::create_nofollow(&path, true)?;
+        // Whatever is there (a probe left by a crash) is unlinked, never opened: created anew.
+        let _ = std::fs::remove_file(&path);
+        let file = crate::fsutil::create_new(&path, crate::fsutil::FILE_MODE)?;
         let backend: Box<dyn StorageBackend> = match &shared.options.backend {
             None => Box::new(FileBackend::new(file).map_err(io::Error::other)?),
             Some(wrap) => wrap(FileBackend::new(file).map_err(io::Error::other)?),

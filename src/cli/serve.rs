@@ -115,6 +115,13 @@ pub struct ServeArgs {
     /// Directory the legacy files are exported under [default: the data directory]
     #[arg(long, value_name = "DIR", env = "LAKEHOUSE_KB_EXPORT_OUT")]
     pub export_out: Option<std::path::PathBuf>,
+    /// Directory POST /backup writes under, as NAME/kb.redb [default: DATA/backups]
+    #[arg(long, value_name = "DIR", env = "LAKEHOUSE_KB_BACKUP_DIR")]
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// Server-made backups to keep; after each new one the oldest beyond it are removed
+    #[arg(long, value_name = "N", env = "LAKEHOUSE_KB_BACKUP_KEEP", default_value_t = 7,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub backup_keep: u64,
     /// How long to wait for another process to release the database file before giving up
     #[arg(long, env = "LAKEHOUSE_KB_OPEN_TIMEOUT", default_value = "30s")]
     pub open_timeout: HumanDuration,
@@ -230,6 +237,12 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         stats_top: args.stats_top,
         body_timeout: args.body_timeout.into(),
         max_inflight_bytes: args.max_inflight_bytes,
+        backup_dir: Some(
+            args.backup_dir
+                .clone()
+                .unwrap_or_else(|| global.data.join("backups")),
+        ),
+        backup_keep: usize::try_from(args.backup_keep).unwrap_or(usize::MAX),
     };
     let export_dir = args
         .export_out
@@ -428,6 +441,7 @@ async fn retain_events(
             () = tokio::time::sleep(interval) => {}
             _ = stop.changed() => return,
         }
+        let store_for_faults = store.clone();
         let store = store.clone();
         let deleted = tokio::task::spawn_blocking(move || {
             if protect_unexported {
@@ -446,7 +460,10 @@ async fn retain_events(
         match deleted {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(deleted = n, "retention deleted old events"),
-            Ok(Err(e)) => tracing::error!(error = %e, "retention failed; will retry"),
+            Ok(Err(e)) => {
+                store_for_faults.note_error(&e);
+                tracing::error!(error = %e, "retention failed; will retry")
+            }
             Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
     }

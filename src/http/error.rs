@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::observe;
 use crate::model::FieldError;
-use crate::store::StoreError;
+use crate::store::{Fault, StoreError};
 use crate::writer::WriteError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,11 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u32,
     },
+    /// 507 with `Retry-After`: no space left on the disk; writes resume once space is freed.
+    InsufficientStorage {
+        message: String,
+        retry_after_secs: u32,
+    },
     /// 500: a fault of the service itself (storage), never of the input.
     Internal(String),
 }
@@ -80,6 +85,7 @@ impl ApiError {
             }
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } | ApiError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,6 +101,7 @@ impl ApiError {
             | ApiError::BodyTimeout(message)
             | ApiError::Unavailable { message, .. }
             | ApiError::Shed { message, .. }
+            | ApiError::InsufficientStorage { message, .. }
             | ApiError::Internal(message) => message,
             ApiError::Unauthorized => "missing or wrong bearer token",
             ApiError::MethodNotAllowed => "method not allowed on this route",
@@ -149,6 +156,9 @@ impl IntoResponse for ApiError {
             }
             | ApiError::Shed {
                 retry_after_secs, ..
+            }
+            | ApiError::InsufficientStorage {
+                retry_after_secs, ..
             } => {
                 response
                     .headers_mut()
@@ -187,6 +197,7 @@ impl From<WriteError> for ApiError {
                 retry_after_secs: 5,
             },
             WriteError::Store(message) => ApiError::Internal(format!("storage failure: {message}")),
+            WriteError::Fault(fault) => fault_error(&fault),
         }
     }
 }
@@ -194,9 +205,12 @@ impl From<WriteError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            // The destination is the client's choice (POST /backup).
-            StoreError::BackupExists(_) => ApiError::Conflict(e.to_string()),
-            StoreError::BackupDest { .. } => ApiError::bad_request("dest", e.to_string()),
+            StoreError::Unavailable(fault) => fault_error(&fault),
+            // Backup errors name server paths: `http/backup.rs` answers them without.
+            StoreError::BackupExists(_) => ApiError::Conflict("the backup already exists".into()),
+            StoreError::BackupDest { .. } => {
+                ApiError::Internal("the backup could not be written".into())
+            }
             StoreError::Abandoned { rows } => ApiError::Shed {
                 kind: "read-deadline",
                 message: format!(
@@ -205,7 +219,29 @@ impl From<StoreError> for ApiError {
                 ),
                 retry_after_secs: 1,
             },
+            // A read that met the disk failing: the store is recovering (see store/fault.rs).
+            e if e.is_storage_fault() => ApiError::Unavailable {
+                message: format!("the database's storage is failing ({e}); retry shortly"),
+                retry_after_secs: 1,
+            },
             _ => ApiError::Internal(format!("storage failure: {e}")),
+        }
+    }
+}
+
+/// A storage fault: 507 when the disk is full, else 503; both with `Retry-After`.
+fn fault_error(fault: &Fault) -> ApiError {
+    let message = fault.to_string();
+    let retry_after_secs = fault.retry_after_secs;
+    if fault.no_space {
+        ApiError::InsufficientStorage {
+            message,
+            retry_after_secs,
+        }
+    } else {
+        ApiError::Unavailable {
+            message,
+            retry_after_secs,
         }
     }
 }

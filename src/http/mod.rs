@@ -71,6 +71,10 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Bytes of request bodies being read or handled at once; beyond it, 503 + Retry-After.
     pub max_inflight_bytes: usize,
+    /// Where `POST /backup` writes (`DIR/NAME/kb.redb`); `None`: `backups` beside the database.
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// Server-made backups kept: the oldest beyond it are removed after each new one.
+    pub backup_keep: usize,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +91,8 @@ impl Default for ServerConfig {
             stats_top: 100,
             body_timeout: Duration::from_secs(10),
             max_inflight_bytes: 64 << 20,
+            backup_dir: None,
+            backup_keep: 7,
         }
     }
 }

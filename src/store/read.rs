@@ -170,7 +170,7 @@ pub struct Checkpoint {
 
 impl Store {
     fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        Ok(self.db()?.begin_read()?)
     }
 
     /// Every verdict whose sig_hash starts with `prefix`, in seq order (`pr6-` gives all heads

@@ -5,6 +5,7 @@ mod backup;
 mod cli;
 mod clients;
 mod export;
+mod faults;
 mod feed;
 mod fuzz;
 mod import;

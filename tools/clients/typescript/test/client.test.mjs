@@ -116,17 +116,12 @@ test("health, metrics, export and backup", async () => {
   assert.match(metrics, /lakehousekb_http_requests_total/);
   const exported = await kb.exportNow();
   assert.ok(["unchanged", "appended", "rebuilt"].includes(exported.ops.action));
-  // The server picks the place (issue 16's --backup-dir) or, on servers before it, the body
-  // names a directory: the client passes the body as given either way.
-  let backup;
-  try {
-    backup = await kb.backup({});
-  } catch (error) {
-    if (!(error instanceof KbError && error.field === "dest")) throw error;
-    backup = await kb.backup({ dest: process.env.KB_BACKUP_DIR });
-  }
-  assert.ok(backup.path.endsWith("kb.redb"));
+  // The server picks the place (its --backup-dir) and, without a name, the name.
+  const backup = await kb.backup({});
+  assert.match(backup.name, /^kb-\d{8}T\d{6}Z/);
   assert.ok(backup.last_seq >= 1);
+  const named = await kb.backup({ name: "before-upgrade" });
+  assert.equal(named.name, "before-upgrade");
 });
 
 test("feed pages and follow() sees what is committed while it follows", async () => {

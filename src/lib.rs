@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod export;
+pub mod fsutil;
 pub mod http;
 pub mod import;
 pub mod ingest;

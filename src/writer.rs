@@ -17,7 +17,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
-use crate::store::{Put, Store, Written};
+use crate::store::{Fault, Put, Store, Written};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -47,6 +47,9 @@ pub enum WriteError {
     Closed,
     #[error("the commit failed: {0}")]
     Store(String),
+    /// The storage is failing (I/O error, full disk): the store is recovering by itself.
+    #[error("{0}")]
+    Fault(Fault),
 }
 
 struct Job {
@@ -194,6 +197,7 @@ fn commit(store: &Store, metrics: &Metrics, jobs: Vec<Job>, n_puts: usize) {
     );
     match result {
         Ok(written) => {
+            store.note_commit();
             let mut rest = written.into_iter();
             for (reply, n) in replies {
                 // A requester that went away (client disconnected) just doesn't hear back;
@@ -202,10 +206,17 @@ fn commit(store: &Store, metrics: &Metrics, jobs: Vec<Job>, n_puts: usize) {
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, requests = n_jobs, "commit failed; nothing of it stored");
-            let message = e.to_string();
+            // An I/O failure poisons the database until it is reopened: the store records the
+            // fault and recovers in the background; meanwhile every commit fails fast with it.
+            let error = match store.note_error(&e) {
+                Some(fault) => WriteError::Fault(fault),
+                None => {
+                    tracing::error!(error = %e, requests = n_jobs, "commit failed; nothing of it stored");
+                    WriteError::Store(e.to_string())
+                }
+            };
             for (reply, _) in replies {
-                let _ = reply.send(Err(WriteError::Store(message.clone())));
+                let _ = reply.send(Err(error.clone()));
             }
         }
     }

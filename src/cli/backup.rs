@@ -1,6 +1,8 @@
-//! `lakehouse-kb backup DEST`: a consistent copy of the database into the directory DEST, from
-//! one read snapshot. With no server running the command reads the file itself; when a server
-//! holds it, the server takes the snapshot (`POST /backup`) while it keeps serving.
+//! `lakehouse-kb backup`: a consistent copy of the database from one read snapshot. With no
+//! server running, `backup DEST` reads the file itself and writes `DEST/kb.redb`, wherever its
+//! own user may write. When a server holds the file, only the server can take the snapshot, and
+//! it writes only under its own `--backup-dir`: the command then asks it for a backup (named
+//! `--name`, or timestamped by the server) and refuses a DEST, which it could not honour.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,12 +12,17 @@ use anyhow::Context;
 use super::output::with_spinner;
 use super::remote::{RemoteArgs, post_json};
 use super::{GlobalArgs, require_db};
-use crate::store::{DB_FILE, Store, StoreError};
+use crate::store::{BackupName, DB_FILE, Store, StoreError};
 
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
-    /// Directory to write the copy to (DEST/kb.redb); it must not hold a database already
-    pub dest: PathBuf,
+    /// Directory to write the copy to (DEST/kb.redb) when no server runs; it must not hold a
+    /// database already
+    pub dest: Option<PathBuf>,
+    /// While a server runs: the name of the backup it writes under its --backup-dir (letters,
+    /// digits, '.', '_', '-'); without it the server picks a timestamped name
+    #[arg(long, value_name = "NAME", env = "LAKEHOUSE_KB_BACKUP_NAME")]
+    pub name: Option<String>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -23,17 +30,30 @@ pub struct BackupArgs {
 pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let path = global.db_path();
     require_db(&path)?;
-    let dest = std::path::absolute(&args.dest)
-        .with_context(|| format!("resolving {}", args.dest.display()))?;
-    let target = dest.join(DB_FILE);
-    if target.exists() {
-        anyhow::bail!(
-            "{} already exists; choose an empty directory",
-            target.display()
-        );
-    }
     match Store::open(&path, global.store_options()) {
         Ok(store) => {
+            let Some(dest) = &args.dest else {
+                anyhow::bail!(
+                    "no server holds the database: name a directory to write the copy to \
+                     (lakehouse-kb backup DEST)"
+                );
+            };
+            if args.name.is_some() {
+                anyhow::bail!(
+                    "--name names a running server's backup; no server holds the database, so \
+                     the copy goes to DEST ({})",
+                    dest.display()
+                );
+            }
+            let dest = std::path::absolute(dest)
+                .with_context(|| format!("resolving {}", dest.display()))?;
+            let target = dest.join(DB_FILE);
+            if target.exists() {
+                anyhow::bail!(
+                    "{} already exists; choose an empty directory",
+                    target.display()
+                );
+            }
             std::fs::create_dir_all(&dest)
                 .with_context(|| format!("creating {}", dest.display()))?;
             let report = with_spinner(&format!("backing up to {}", target.display()), || {
@@ -45,35 +65,51 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(StoreError::InUse { .. }) => {
-            let body = serde_json::json!({ "dest": dest.display().to_string() });
-            let (status, answer) = with_spinner("the running server is backing up", || {
-                post_json(&args.remote.url, "/backup", &body)
-            })
-            .with_context(|| {
-                format!(
-                    "the database is open in another process, and asking the server at {} \
-                     failed (is --url right?)",
-                    args.remote.url
-                )
-            })?;
-            if status != 201 {
-                anyhow::bail!(
-                    "the server refused the backup ({status}): {}",
-                    answer["error"]
-                );
-            }
-            println!(
-                "backup written by the running server to {}: {} rows through seq {}, {} bytes, \
-                 {} ms",
-                answer["path"].as_str().unwrap_or("?"),
-                answer["rows"],
-                answer["last_seq"],
-                answer["bytes"],
-                answer["millis"]
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Err(e.into()),
+        Err(StoreError::InUse { .. }) => remote(&args),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
     }
+}
+
+/// The database is held by a running server: ask it for a backup under its backup directory.
+fn remote(args: &BackupArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dest) = &args.dest {
+        anyhow::bail!(
+            "a running server holds the database, and it writes backups only under its own \
+             --backup-dir (default DATA/backups), never to a path a client names: run \
+             `lakehouse-kb backup --name NAME` (or without a name) to have it write \
+             BACKUP_DIR/NAME/kb.redb, or stop the server to write to {}",
+            dest.display()
+        );
+    }
+    let mut body = serde_json::json!({});
+    if let Some(name) = &args.name {
+        BackupName::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+        body["name"] = name.clone().into();
+    }
+    let (status, answer) = with_spinner("the running server is backing up", || {
+        post_json(&args.remote.url, "/backup", &body)
+    })
+    .with_context(|| {
+        format!(
+            "the database is open in another process, and asking the server at {} failed (is \
+             --url right?)",
+            args.remote.url
+        )
+    })?;
+    if status != 201 {
+        anyhow::bail!(
+            "the server refused the backup ({status}): {}",
+            answer["error"]
+        );
+    }
+    println!(
+        "backup {} written by the running server under its --backup-dir: {} rows through seq \
+         {}, {} bytes, {} ms",
+        answer["name"].as_str().unwrap_or("?"),
+        answer["rows"],
+        answer["last_seq"],
+        answer["bytes"],
+        answer["millis"]
+    );
+    Ok(ExitCode::SUCCESS)
 }

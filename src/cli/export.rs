@@ -51,6 +51,8 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
             Action::Unchanged => "up to date".to_owned(),
             Action::Appended => format!("{} rows appended", file.rows_written),
             Action::Rebuilt => format!("rebuilt with {} rows", file.rows_written),
+            Action::Failed => "NOT exported".to_owned(),
+            Action::Paused => "PAUSED, not exported".to_owned(),
         };
         println!(
             "{}: {what} ({} bytes, rows through seq {})",
@@ -59,8 +61,16 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
         if let Some(reason) = &file.reason {
             println!("  note: {reason}");
         }
+        if let Some(error) = &file.error {
+            eprintln!("lakehouse-kb: error: {error}");
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    // The files are independent: one failing does not stop the other, but the run failed.
+    Ok(if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The database is held by a running server: ask it to export.
@@ -81,6 +91,7 @@ fn export_remotely(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             answer["error"]
         );
     }
+    let mut failed = false;
     for file in ["outcomes", "ops"] {
         let f = &answer[file];
         println!(
@@ -90,6 +101,14 @@ fn export_remotely(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             f["checkpoint"]["len"],
             f["checkpoint"]["seq"]
         );
+        if let Some(error) = f["error"].as_str() {
+            eprintln!("lakehouse-kb: error: {error}");
+            failed = true;
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

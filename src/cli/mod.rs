@@ -131,6 +131,7 @@ impl GlobalArgs {
             cache_mb: self.cache_mb,
             on_repair: Some(on_repair),
             quick_repair: self.quick_repair,
+            ..StoreOptions::default()
         }
     }
 }

@@ -80,6 +80,25 @@ pub struct ServeArgs {
     /// Change-feed consumers (GET /feed streams and long polls) served at once; beyond it 503
     #[arg(long, env = "LAKEHOUSE_KB_MAX_FEED_CLIENTS", default_value_t = http::DEFAULT_MAX_FEED_CLIENTS)]
     pub max_feed_clients: usize,
+    /// Most bytes of a list answer (/sig, /events, /neighbors, PR history); a page stops
+    /// early, with its cursor, before it would pass them (at least 1KiB)
+    #[arg(long, env = "LAKEHOUSE_KB_MAX_RESPONSE", default_value = "8MiB", value_parser = parse_response_size)]
+    pub max_response: usize,
+    /// Keys listed per map of /stats (the most frequent; the rest are summed under "omitted")
+    #[arg(long, env = "LAKEHOUSE_KB_STATS_TOP", default_value_t = 100)]
+    pub stats_top: usize,
+    /// Longest a write to a client may wait because it does not read its answer; then the
+    /// connection is closed
+    #[arg(long, env = "LAKEHOUSE_KB_WRITE_TIMEOUT", default_value = "30s")]
+    pub write_timeout: HumanDuration,
+    /// Time a request's whole body has to arrive (it is read before the request takes a
+    /// permit); then 408
+    #[arg(long, env = "LAKEHOUSE_KB_BODY_TIMEOUT", default_value = "10s")]
+    pub body_timeout: HumanDuration,
+    /// Most bytes of request bodies read or handled at once, over all requests; beyond it
+    /// requests with a body get 503 + Retry-After (at least --max-body)
+    #[arg(long, env = "LAKEHOUSE_KB_MAX_INFLIGHT_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_inflight_bytes: usize,
     /// Delete events received longer ago than this (e.g. 30days); verdicts and rows are kept
     #[arg(long, env = "LAKEHOUSE_KB_EVENTS_MAX_AGE")]
     pub events_max_age: Option<HumanDuration>,
@@ -100,6 +119,13 @@ pub struct ServeArgs {
     /// is answered with the first attempt's result instead of storing again
     #[arg(long, env = "LAKEHOUSE_KB_IDEMPOTENCY_WINDOW", default_value = "24h")]
     pub idempotency_window: HumanDuration,
+    /// Directory POST /backup writes under, as NAME/kb.redb [default: DATA/backups]
+    #[arg(long, value_name = "DIR", env = "LAKEHOUSE_KB_BACKUP_DIR")]
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// Server-made backups to keep; after each new one the oldest beyond it are removed
+    #[arg(long, value_name = "N", env = "LAKEHOUSE_KB_BACKUP_KEEP", default_value_t = 7,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub backup_keep: u64,
     /// How long to wait for another process to release the database file before giving up
     #[arg(long, env = "LAKEHOUSE_KB_OPEN_TIMEOUT", default_value = "30s")]
     pub open_timeout: HumanDuration,
@@ -116,7 +142,15 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
-    let token = args.token.clone().filter(|t| !t.is_empty());
+    let token = checked_token(args.token.as_deref(), args.auth_reads)?;
+    if args.max_inflight_bytes < args.max_body {
+        anyhow::bail!(
+            "--max-inflight-bytes ({} bytes) must be at least --max-body ({} bytes), or no \
+             body of the largest size could ever be taken",
+            args.max_inflight_bytes,
+            args.max_body
+        );
+    }
     let listener = TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
@@ -142,6 +176,7 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let switch = Switch::new(app_rx, recovering_router(recovery.clone()));
     let limits = ConnectionLimits {
         header_read_timeout: args.header_read_timeout.into(),
+        write_timeout: args.write_timeout.into(),
         shutdown_timeout: args.shutdown_timeout.into(),
     };
     let server = tokio::spawn(http::serve(
@@ -202,6 +237,16 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         request_timeout: args.request_timeout.into(),
         max_writes_in_flight: args.max_writes_in_flight,
         max_reads_in_flight: args.max_reads_in_flight,
+        max_response_bytes: args.max_response,
+        stats_top: args.stats_top,
+        body_timeout: args.body_timeout.into(),
+        max_inflight_bytes: args.max_inflight_bytes,
+        backup_dir: Some(
+            args.backup_dir
+                .clone()
+                .unwrap_or_else(|| global.data.join("backups")),
+        ),
+        backup_keep: usize::try_from(args.backup_keep).unwrap_or(usize::MAX),
     };
     let export_dir = args
         .export_out
@@ -313,6 +358,35 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bearer token, refused when a client could never send it back as given (empty, with
+/// whitespace around it, or with characters a header cannot carry), and `--auth-reads` refused
+/// without one: each would leave the routes open, or closed to everyone, without saying so.
+fn checked_token(token: Option<&str>, auth_reads: bool) -> anyhow::Result<Option<String>> {
+    let Some(token) = token else {
+        if auth_reads {
+            anyhow::bail!(
+                "--auth-reads (LAKEHOUSE_KB_AUTH_READS) needs a token: set LAKEHOUSE_KB_TOKEN"
+            );
+        }
+        return Ok(None);
+    };
+    let problem = if token.is_empty() {
+        Some("is empty (unset the variable for no token)")
+    } else if token.trim() != token {
+        Some("has whitespace around it")
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("holds characters other than printable ASCII (no spaces)")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => {
+            anyhow::bail!("the bearer token (LAKEHOUSE_KB_TOKEN, --token) {problem}")
+        }
+        None => Ok(Some(token.to_owned())),
+    }
+}
+
 /// Opens the store, waiting up to `timeout` while another process holds the file (a restart
 /// racing the previous server's exit) rather than failing at once.
 fn open_waiting(
@@ -374,6 +448,7 @@ async fn retain_events(
             () = tokio::time::sleep(interval) => {}
             _ = stop.changed() => return,
         }
+        let store_for_faults = store.clone();
         let store = store.clone();
         let deleted = tokio::task::spawn_blocking(move || {
             if protect_unexported {
@@ -392,7 +467,10 @@ async fn retain_events(
         match deleted {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(deleted = n, "retention deleted old events"),
-            Ok(Err(e)) => tracing::error!(error = %e, "retention failed; will retry"),
+            Ok(Err(e)) => {
+                store_for_faults.note_error(&e);
+                tracing::error!(error = %e, "retention failed; will retry")
+            }
             Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
     }
@@ -476,7 +554,17 @@ async fn wait_for_signal() {
     }
 }
 
-/// `1048576`, `512KiB`, `1MiB` (also `KB`/`MB`, `K`/`M`, read as binary units).
+/// A size of at least 1 KiB: a smaller answer budget would leave room for little more than
+/// the markers of omitted records.
+fn parse_response_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    if size < 1 << 10 {
+        return Err(format!("{text:?} is under 1KiB"));
+    }
+    Ok(size)
+}
+
+/// `1048576`, `512KiB`, `1MiB`, `1GiB` (also `KB`/`MB`/`GB`, `K`/`M`/`G`, read as binary units).
 fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let split = text
@@ -490,7 +578,12 @@ fn parse_size(text: &str) -> Result<usize, String> {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
-        _ => return Err(format!("unknown size unit in {text:?} (use KiB or MiB)")),
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "unknown size unit in {text:?} (use KiB, MiB or GiB)"
+            ));
+        }
     };
     n.checked_mul(factor)
         .ok_or_else(|| format!("{text:?} is too large"))
@@ -498,14 +591,38 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{checked_token, parse_response_size, parse_size};
 
     #[test]
     fn sizes() {
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert_eq!(parse_size("512KiB"), Ok(512 << 10));
         assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("1GiB").is_err());
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("1TiB").is_err());
         assert!(parse_size("lots").is_err());
+        assert!(parse_response_size("1023").is_err());
+        assert_eq!(parse_response_size("1KiB"), Ok(1024));
+    }
+
+    #[test]
+    fn tokens_a_client_cannot_send_back_are_refused() {
+        assert_eq!(checked_token(None, false).unwrap(), None);
+        assert_eq!(
+            checked_token(Some("s3cret"), true).unwrap().as_deref(),
+            Some("s3cret")
+        );
+        let refused = [
+            (Some(""), false, "is empty"),
+            (Some(" s3cret"), false, "whitespace around it"),
+            (Some("s3cret\n"), false, "whitespace around it"),
+            (Some("s3 cret"), false, "printable ASCII"),
+            (Some("sécret"), false, "printable ASCII"),
+            (None, true, "--auth-reads"),
+        ];
+        for (token, auth_reads, needle) in refused {
+            let error = checked_token(token, auth_reads).unwrap_err().to_string();
+            assert!(error.contains(needle), "{token:?}: {error}");
+        }
     }
 }

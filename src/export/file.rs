@@ -6,8 +6,17 @@
 //! fsync'd (and, for a created or renamed file, its directory too). So after any crash the file
 //! holds at least the bytes its checkpoint says, and whatever lies beyond `len` is a tail of
 //! rows the checkpoint does not count: cutting it and appending again writes no row twice.
+//!
+//! Invariant: nothing outside the export directory is ever written, created or removed. Every
+//! file is opened without following a link (`fsutil`), the `_kb`/`_observer` directories must be
+//! real directories, temporary and kept-aside files are created exclusively; a link where a file
+//! or directory should be is an error ([`ExportError::Link`]) and the link is left alone.
+//!
+//! At most one copy of a file is kept aside (`NAME.replaced-{ms}`). Foreign bytes found again
+//! while one exists mean a foreign writer keeps writing: the file's export pauses
+//! ([`ExportError::Paused`]) until an operator removes the kept-aside copy.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::hook::Hook;
 use super::{Action, ExportError, ExportFile, FileReport};
+use crate::fsutil;
 use crate::store::{Checkpoint, Store, StoreError};
 
 /// How many of a file's last bytes the tail fingerprint covers.
@@ -62,19 +72,31 @@ pub(super) fn export(
     hook: &Hook,
 ) -> Result<FileReport, ExportError> {
     let path = out_dir.join(file.relative_path());
+    let created_dirs = prepare_dirs(out_dir, &path)?;
     let stored = store.checkpoint(file.name())?;
+    let dirs = &created_dirs;
     match plan(&path, stored)? {
-        Plan::Append { base } => append(store, &path, file, stored, base, hook),
-        Plan::Adopt { file_len } => adopt(store, &path, file, stored, file_len, hook),
+        Plan::Append { base } => append(store, &path, file, stored, base, dirs, hook),
+        Plan::Adopt { file_len } => adopt(store, &path, file, stored, file_len, dirs, hook),
         Plan::Rebuild { reason } => {
             let reason = keep_aside_unless_rows(store, &path, file, reason)?;
-            rebuild(store, &path, file, stored, reason, hook)
+            rebuild(store, &path, file, stored, reason, dirs, hook)
         }
     }
 }
 
 fn plan(path: &Path, stored: Checkpoint) -> Result<Plan, ExportError> {
-    let file_len = match fs::metadata(path) {
+    let file_len = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(ExportError::Link {
+                path: path.to_owned(),
+            });
+        }
+        Ok(meta) if !meta.is_file() => {
+            return Err(ExportError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
         Ok(meta) => Some(meta.len()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(ExportError::io("stat", path)(e)),
@@ -98,7 +120,7 @@ fn plan(path: &Path, stored: Checkpoint) -> Result<Plan, ExportError> {
             ),
         },
         Some(_) => {
-            let handle = File::open(path).map_err(ExportError::io("open", path))?;
+            let handle = open_read(path)?;
             let tail =
                 tail_fingerprint(&handle, stored.len).map_err(ExportError::io("read", path))?;
             if tail == stored.tail {
@@ -123,17 +145,12 @@ fn append(
     file: ExportFile,
     stored: Checkpoint,
     base: Checkpoint,
+    created_dirs: &[PathBuf],
     hook: &Hook,
 ) -> Result<FileReport, ExportError> {
-    let created_dirs = create_parent_dirs(path)?;
-    let existed = path.exists();
-    let handle = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(ExportError::io("open", path))?;
+    let existed = fs::symlink_metadata(path).is_ok();
+    let handle = fsutil::open_rw(path, fsutil::SHARED_FILE_MODE)
+        .map_err(|e| ExportError::opening(path, e))?;
     let len_now = handle
         .metadata()
         .map_err(ExportError::io("stat", path))?
@@ -157,8 +174,8 @@ fn append(
                  export): cutting it back and writing those rows again"
             );
         } else {
-            let aside = aside_path(path);
-            fs::copy(path, &aside).map_err(ExportError::io("keep a copy of", path))?;
+            // A copy: a hard link would be cut too.
+            let aside = copy_aside(path, &handle)?;
             tracing::warn!(
                 path = %path.display(),
                 checkpoint_len = base.len,
@@ -201,7 +218,7 @@ fn append(
             sync_dir_of(path)?;
         }
     }
-    sync_dirs(&created_dirs)?;
+    sync_dirs(created_dirs)?;
     let action = if changed_bytes {
         Action::Appended
     } else {
@@ -228,6 +245,7 @@ fn append(
         bytes_written: written.bytes,
         bytes_truncated,
         checkpoint: checkpoint.into(),
+        error: None,
     })
 }
 
@@ -240,9 +258,10 @@ fn adopt(
     file: ExportFile,
     stored: Checkpoint,
     file_len: u64,
+    created_dirs: &[PathBuf],
     hook: &Hook,
 ) -> Result<FileReport, ExportError> {
-    let handle = File::open(path).map_err(ExportError::io("open", path))?;
+    let handle = open_read(path)?;
     match compare_with_rows(store, &handle, path, file, 0, file_len, 0)? {
         Match::Prefix { seq, len } => {
             tracing::info!(
@@ -257,7 +276,7 @@ fn adopt(
                 len,
                 tail: tail_fingerprint(&handle, len).map_err(ExportError::io("read", path))?,
             };
-            append(store, path, file, stored, base, hook)
+            append(store, path, file, stored, base, created_dirs, hook)
         }
         Match::Differs => {
             let aside = link_aside(path)?;
@@ -267,7 +286,7 @@ fn adopt(
                  was kept as {}",
                 aside.display()
             );
-            rebuild(store, path, file, stored, reason, hook)
+            rebuild(store, path, file, stored, reason, created_dirs, hook)
         }
     }
 }
@@ -349,18 +368,24 @@ fn rebuild(
     file: ExportFile,
     stored: Checkpoint,
     reason: String,
+    created_dirs: &[PathBuf],
     hook: &Hook,
 ) -> Result<FileReport, ExportError> {
     tracing::warn!(path = %path.display(), reason = %reason, "rebuilding export file in full");
-    let created_dirs = create_parent_dirs(path)?;
     let tmp = tmp_path(path);
-    let handle = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(ExportError::io("create", &tmp))?;
+    // A regular file there is an interrupted rebuild's: removed. A link is refused, not
+    // followed (a rebuild would write its target) and not removed (it is not ours).
+    match fs::symlink_metadata(&tmp) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(ExportError::Link { path: tmp });
+        }
+        Ok(meta) if meta.is_file() => {
+            fs::remove_file(&tmp).map_err(ExportError::io("remove the leftover", &tmp))?;
+        }
+        _ => {}
+    }
+    let handle = fsutil::create_new(&tmp, fsutil::SHARED_FILE_MODE)
+        .map_err(|e| ExportError::opening(&tmp, e))?;
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER, &handle);
     let written = write_rows(store, &tmp, file, 0, &mut writer, hook)?;
     writer.flush().map_err(ExportError::io("write", &tmp))?;
@@ -368,7 +393,7 @@ fn rebuild(
     handle.sync_all().map_err(ExportError::io("fsync", &tmp))?;
     fs::rename(&tmp, path).map_err(ExportError::io("rename over", path))?;
     sync_dir_of(path)?;
-    sync_dirs(&created_dirs)?;
+    sync_dirs(created_dirs)?;
     let checkpoint = Checkpoint {
         seq: written.last_seq,
         len: written.bytes,
@@ -383,6 +408,7 @@ fn rebuild(
         bytes_written: written.bytes,
         bytes_truncated: 0,
         checkpoint: checkpoint.into(),
+        error: None,
     })
 }
 
@@ -446,10 +472,10 @@ fn keep_aside_unless_rows(
     file: ExportFile,
     reason: String,
 ) -> Result<String, ExportError> {
-    let old = match File::open(path) {
+    let old = match fsutil::open_read(path) {
         Ok(handle) => handle,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(reason),
-        Err(e) => return Err(ExportError::io("open", path)(e)),
+        Err(e) => return Err(ExportError::opening(path, e)),
     };
     let end = old.metadata().map_err(ExportError::io("stat", path))?.len();
     Ok(
@@ -465,13 +491,66 @@ fn keep_aside_unless_rows(
 
 /// Keeps the file at `path` under another name, `NAME.replaced-{unix ms}`, as a hard link
 /// where it can: the old bytes stay there while a rebuild's rename still replaces the file
-/// atomically, so readers never find it missing. Returns the name.
+/// atomically, so readers never find it missing. Returns the name. Paused instead when a
+/// copy kept aside earlier is still there.
 fn link_aside(path: &Path) -> Result<PathBuf, ExportError> {
-    let aside = aside_path(path);
-    fs::hard_link(path, &aside)
-        .or_else(|_| fs::copy(path, &aside).map(drop))
+    let aside = new_aside_path(path)?;
+    // link(2) never follows a link at `path` (and `path` was opened without following one) and
+    // fails when `aside` exists: it creates exclusively.
+    match fs::hard_link(path, &aside) {
+        Ok(()) => Ok(aside),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Err(ExportError::io("keep a copy of", path)(e))
+        }
+        Err(_) => copy_aside(path, &open_read(path)?),
+    }
+}
+
+/// Copies the bytes of `handle` (the file at `path`) into a new `NAME.replaced-{unix ms}`,
+/// created exclusively; paused instead when a copy kept aside earlier is still there.
+fn copy_aside(path: &Path, handle: &File) -> Result<PathBuf, ExportError> {
+    let aside = new_aside_path(path)?;
+    let mut copy = fsutil::create_new(&aside, fsutil::SHARED_FILE_MODE)
+        .map_err(|e| ExportError::opening(&aside, e))?;
+    let mut reader = handle;
+    reader
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| io::copy(&mut reader, &mut copy))
+        .and_then(|_| copy.sync_all())
         .map_err(ExportError::io("keep a copy of", path))?;
     Ok(aside)
+}
+
+/// The name for a new kept-aside copy of `path`, unless one is there already: then the bytes
+/// found now are a foreign writer's again, and the file's export pauses.
+fn new_aside_path(path: &Path) -> Result<PathBuf, ExportError> {
+    if let Some(aside) = kept_aside(path)? {
+        return Err(ExportError::Paused {
+            path: path.to_owned(),
+            aside,
+        });
+    }
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".replaced-{}", crate::model::now_ms()));
+    Ok(path.with_file_name(name))
+}
+
+/// A copy of `path` kept aside earlier (`NAME.replaced-*` beside it), if there is one.
+pub(super) fn kept_aside(path: &Path) -> Result<Option<PathBuf>, ExportError> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(None);
+    };
+    let mut prefix = name.to_owned();
+    prefix.push(".replaced-");
+    let prefix = prefix.as_encoded_bytes();
+    let entries = fs::read_dir(dir).map_err(ExportError::io("list", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(ExportError::io("list", dir))?;
+        if entry.file_name().as_encoded_bytes().starts_with(prefix) {
+            return Ok(Some(entry.path()));
+        }
+    }
+    Ok(None)
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -480,29 +559,49 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn aside_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(format!(".replaced-{}", crate::model::now_ms()));
-    path.with_file_name(name)
+fn open_read(path: &Path) -> Result<File, ExportError> {
+    fsutil::open_read(path).map_err(|e| ExportError::opening(path, e))
 }
 
-/// Creates the missing directories above `path`; returns them, outermost first, so that each
-/// one's parent can be fsync'd once the file inside exists.
-fn create_parent_dirs(path: &Path) -> Result<Vec<PathBuf>, ExportError> {
-    let mut missing = Vec::new();
-    let mut dir = path.parent();
-    while let Some(d) = dir {
-        if d.as_os_str().is_empty() || d.exists() {
-            break;
+/// Makes sure the directories between `out_dir` and `path` (`_kb`, `_observer`) are real
+/// directories, creating the missing ones; returns those created, outermost first, so that each
+/// one's parent can be fsync'd once the file inside exists. `out_dir` itself is the operator's
+/// choice and is created if missing, as given.
+fn prepare_dirs(out_dir: &Path, path: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    let mut created = Vec::new();
+    if !out_dir.as_os_str().is_empty() && !out_dir.exists() {
+        let mut missing = Vec::new();
+        let mut dir = Some(out_dir);
+        while let Some(d) = dir {
+            if d.as_os_str().is_empty() || d.exists() {
+                break;
+            }
+            missing.push(d.to_owned());
+            dir = d.parent();
         }
-        missing.push(d.to_owned());
-        dir = d.parent();
+        missing.reverse();
+        fs::create_dir_all(out_dir).map_err(ExportError::io("create directory", out_dir))?;
+        created = missing;
     }
-    missing.reverse();
-    if let Some(innermost) = missing.last() {
-        fs::create_dir_all(innermost).map_err(ExportError::io("create directory", innermost))?;
+    let relative = path.strip_prefix(out_dir).unwrap_or(path);
+    let mut dir = out_dir.to_owned();
+    for part in relative.parent().into_iter().flat_map(Path::components) {
+        dir.push(part);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(ExportError::Link { path: dir });
+            }
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(ExportError::NotAFile { path: dir }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fsutil::create_dir(&dir, fsutil::SHARED_DIR_MODE)
+                    .map_err(ExportError::io("create directory", &dir))?;
+                created.push(dir.clone());
+            }
+            Err(e) => return Err(ExportError::io("stat", &dir)(e)),
+        }
     }
-    Ok(missing)
+    Ok(created)
 }
 
 /// fsyncs the parent of each directory created, so the new entries survive a crash.
@@ -519,9 +618,7 @@ fn sync_dir_of(path: &Path) -> Result<(), ExportError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(ExportError::io("fsync directory", dir))
+    fsutil::sync_dir(dir).map_err(ExportError::io("fsync directory", dir))
 }
 
 #[cfg(test)]

@@ -20,7 +20,12 @@
 //! running). Its lines land after the checkpoint and are cut by the next run, which first keeps
 //! the file aside (`NAME.replaced-{ms}`) since those bytes are not the rows it writes; a torn
 //! tail of its own is cut without a copy. A file rebuilt in full is kept aside the same way
-//! unless it holds nothing but the start of the rows.
+//! unless it holds nothing but the start of the rows. At most one copy per file is kept: foreign
+//! bytes found again while it exists pause that file's export (an error in the log, `/healthz`
+//! and metrics) until an operator removes the copy.
+//!
+//! The two files are independent: a fault on one (a link where it should be, a full disk, a
+//! pause) is reported for that file, and the other is exported all the same.
 
 mod file;
 mod hook;
@@ -89,9 +94,38 @@ pub enum ExportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "export: {path} is a symbolic link; the export never writes through a link: remove it \
+         (the next run writes a file there)"
+    )]
+    Link { path: PathBuf },
+    #[error("export: {path} is not what the export needs there (a regular file or a directory)")]
+    NotAFile { path: PathBuf },
+    #[error(
+        "export: paused for {path}: bytes the export did not write were found in it again while \
+         {aside} still holds the copy kept aside the last time (a legacy writer still appending \
+         to it?); stop that writer, keep what you need from {aside}, then remove {aside}: the \
+         next run resumes"
+    )]
+    Paused { path: PathBuf, aside: PathBuf },
 }
 
 impl ExportError {
+    /// An error opening `path`: a link met at it (`ELOOP` under `O_NOFOLLOW`) is [`Self::Link`].
+    fn opening(path: &Path, source: std::io::Error) -> ExportError {
+        if source.raw_os_error() == Some(libc::ELOOP) {
+            ExportError::Link {
+                path: path.to_owned(),
+            }
+        } else {
+            ExportError::Io {
+                action: "open",
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+
     fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ExportError {
         let path = path.to_owned();
         move |source| ExportError::Io {
@@ -114,6 +148,11 @@ impl ExportReport {
     pub fn files(&self) -> [&FileReport; 2] {
         [&self.outcomes, &self.ops]
     }
+
+    /// Whether a file failed or is paused.
+    pub fn failed(&self) -> bool {
+        self.files().iter().any(|f| f.error.is_some())
+    }
 }
 
 /// What a run did to one file.
@@ -131,6 +170,9 @@ pub struct FileReport {
     pub bytes_truncated: u64,
     /// The file's checkpoint after the run.
     pub checkpoint: CheckpointReport,
+    /// Why this file was not brought up to date (`action` `failed` or `paused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -142,6 +184,23 @@ pub enum Action {
     Appended,
     /// Written in full into a temporary file and renamed over the old one.
     Rebuilt,
+    /// Not brought up to date: an error (see `error`); the next run tries again.
+    Failed,
+    /// Not touched: a foreign writer keeps appending to it (see `error`) until an operator acts.
+    Paused,
+}
+
+/// A file the last run could not bring up to date, as `/healthz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileProblem {
+    /// `_kb/outcomes.jsonl` or `_observer/ops.jsonl`.
+    pub file: &'static str,
+    /// Paused (an operator must act) rather than failing (retried every run).
+    pub paused: bool,
+    /// The error, with the export directory left out of its paths.
+    pub error: String,
+    /// When this problem was first seen (Unix ms).
+    pub since_ms: u64,
 }
 
 /// A checkpoint as reported: the tail fingerprint as 16 hex digits, since JSON readers hold
@@ -170,6 +229,8 @@ pub struct ExportJob {
     store: Arc<Store>,
     out_dir: PathBuf,
     running: Mutex<()>,
+    /// Each file's problem after the last run (index as in [`ExportFile::ALL`]).
+    problems: Mutex<[Option<FileProblem>; 2]>,
 }
 
 impl std::fmt::Debug for ExportJob {
@@ -187,7 +248,14 @@ impl ExportJob {
             store,
             out_dir,
             running: Mutex::new(()),
+            problems: Mutex::new([None, None]),
         }
+    }
+
+    /// The files the last run could not bring up to date.
+    pub fn problems(&self) -> Vec<FileProblem> {
+        let problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
+        problems.iter().flatten().cloned().collect()
     }
 
     pub fn out_dir(&self) -> &Path {
@@ -200,14 +268,18 @@ impl ExportJob {
     /// Cost: proportional to the rows written since the last run, plus a constant (two
     /// checkpoint reads, a `stat` and a read of at most [`TAIL_BYTES`] per file); a file found
     /// changed or shrunk is rebuilt in full, with a warning in the log.
+    ///
+    /// Each file is exported on its own: one that fails is reported in its [`FileReport`] (and
+    /// in [`ExportJob::problems`], and logged once per new problem) while the other goes on.
+    /// `Err` only when the store cannot be read at all.
     pub fn run(&self) -> Result<ExportReport, ExportError> {
         // The mutex guards no data, only "one run at a time"; a run that panicked left the
         // files in a state the next run recovers from, so a poisoned lock is taken as is.
         let _running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let start = Instant::now();
         let hook = hook::Hook::from_env();
-        let outcomes = file::export(&self.store, &self.out_dir, ExportFile::Outcomes, &hook)?;
-        let ops = file::export(&self.store, &self.out_dir, ExportFile::Ops, &hook)?;
+        let [outcomes, ops] = ExportFile::ALL.map(|file| self.run_file(file, &hook));
+        let (outcomes, ops) = (outcomes?, ops?);
         let report = ExportReport {
             outcomes,
             ops,
@@ -220,5 +292,72 @@ impl ExportJob {
             "export run"
         );
         Ok(report)
+    }
+
+    /// Exports one file, recording its problem (or its recovery) for `/healthz`.
+    fn run_file(&self, file: ExportFile, hook: &hook::Hook) -> Result<FileReport, ExportError> {
+        let result = file::export(&self.store, &self.out_dir, file, hook);
+        let index = ExportFile::ALL.iter().position(|f| *f == file).unwrap_or(0);
+        let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = &mut problems[index];
+        let error = match result {
+            Ok(report) => {
+                if slot.take().is_some() {
+                    tracing::info!(file = file.relative_path(), "export file up to date again");
+                }
+                return Ok(report);
+            }
+            Err(e) => e,
+        };
+        if let ExportError::Store(store_error) = &error {
+            // The database is failing: both files fail alike, and the store recovers itself.
+            if self.store.note_error(store_error).is_none() {
+                return Err(error);
+            }
+        }
+        let paused = matches!(error, ExportError::Paused { .. });
+        let message = self.without_dir(&error.to_string());
+        // Logged when the problem is new or changes: a periodic run would repeat it every time.
+        if slot.as_ref().is_none_or(|p| p.error != message) {
+            tracing::error!(file = file.relative_path(), paused, error = %error, "export file not brought up to date");
+            *slot = Some(FileProblem {
+                file: file.relative_path(),
+                paused,
+                error: message.clone(),
+                since_ms: crate::model::now_ms(),
+            });
+        }
+        let checkpoint = self.store.checkpoint(file.name()).unwrap_or_default();
+        Ok(FileReport {
+            path: self
+                .out_dir
+                .join(file.relative_path())
+                .display()
+                .to_string(),
+            action: if paused {
+                Action::Paused
+            } else {
+                Action::Failed
+            },
+            reason: None,
+            rows_written: 0,
+            bytes_written: 0,
+            bytes_truncated: 0,
+            checkpoint: checkpoint.into(),
+            error: Some(message),
+        })
+    }
+
+    /// `text` with the export directory left out of its paths (`/healthz` is open to anyone
+    /// who can reach the port).
+    fn without_dir(&self, text: &str) -> String {
+        let mut dir = self.out_dir.display().to_string();
+        if dir.is_empty() {
+            return text.to_owned();
+        }
+        if !dir.ends_with('/') {
+            dir.push('/');
+        }
+        text.replace(&dir, "")
     }
 }

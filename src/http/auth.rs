@@ -1,5 +1,5 @@
 //! Bearer-token authentication: with `LAKEHOUSE_KB_TOKEN` set, write routes (and reads with
-//! `--auth-reads`) require `Authorization: Bearer <token>`.
+//! `--auth-reads`) require `Authorization: Bearer <token>` (the scheme in any case).
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -23,13 +23,22 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or("");
     if token_matches(expected, given) {
         Ok(next.run(request).await)
     } else {
         Err(ApiError::Unauthorized)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110 §11.1), spaces after it are skipped; the token is taken as it is.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 /// Compares digests in constant time, so neither the token's bytes nor its length leak
@@ -42,7 +51,22 @@ fn token_matches(expected: &str, given: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::token_matches;
+    use super::{bearer_token, token_matches};
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            "Bearer  s3cret",
+        ] {
+            assert_eq!(bearer_token(value), Some("s3cret"), "{value:?}");
+        }
+        assert_eq!(bearer_token("Basic s3cret"), None);
+        assert_eq!(bearer_token("Bearers3cret"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
 
     #[test]
     fn tokens_compare_exactly() {

@@ -1,23 +1,51 @@
-//! `POST /backup`: a consistent copy of the live database from one read snapshot, written to
-//! `{dest}/kb.redb` on the server's machine (the server holds the file, so only it can read a
-//! snapshot while writes go on). A write route: guarded by the token when one is set.
+//! `POST /backup`: a consistent copy of the live database from one read snapshot, written on
+//! the server's machine under its backup directory (`--backup-dir`) only, as `NAME/kb.redb`.
+//! The body is `{}` (the server picks a timestamped name) or `{"name": "plain-name"}`; any
+//! other field is a 400. One backup at a time: a second request meanwhile gets 409 at once.
+//! A write route: guarded by the token when one is set.
+//!
+//! The copy runs on a thread of its own (not the blocking pool the reads use), and stops, leaving
+//! nothing behind, when its client goes away (the handler's future is dropped). No answer names
+//! a server path: errors say what went wrong, the log says where.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::ingest::IngestBody;
-use super::query;
 use super::{ApiError, AppState};
 use crate::model::{describe, parse_object, utf8};
-use crate::store::DB_FILE;
+use crate::store::{BackupName, StoreError};
 
-/// Body `{"dest": "/absolute/dir"}`; 201 with the report. The directory may exist but must not
-/// hold a database already.
+/// The answer: what was copied, under which name; no path.
+#[derive(Debug, Serialize)]
+struct Created {
+    name: String,
+    last_seq: u64,
+    rows: u64,
+    bytes: u64,
+    millis: u64,
+    /// Older server-made backups removed to keep the newest `--backup-keep`.
+    pruned: Vec<String>,
+}
+
+/// Sets the flag when dropped: the handler's future dropped (client gone, timeout) cancels the
+/// copy, which checks the flag once per chunk.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Response, ApiError> {
     let IngestBody::Single(bytes) = body else {
         return Err(ApiError::UnsupportedMediaType(
@@ -25,30 +53,112 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
         ));
     };
     let request = parse_object(utf8(&bytes)?)?;
-    let dest = match request.get("dest") {
-        Some(Value::String(dest)) if PathBuf::from(dest).is_absolute() => PathBuf::from(dest),
+    if let Some(field) = request.keys().find(|key| key.as_str() != "name") {
+        return Err(ApiError::bad_request(
+            field.clone(),
+            format!(
+                "unknown field {field:?}: the body is {{}} or {{\"name\": \"plain-name\"}}; \
+                 backups go to the server's backup directory only"
+            ),
+        ));
+    }
+    let name = match request.get("name") {
+        None => None,
+        Some(Value::String(name)) => {
+            Some(BackupName::parse(name).map_err(|e| ApiError::bad_request("name", e))?)
+        }
         Some(other) => {
             return Err(ApiError::bad_request(
-                "dest",
-                format!(
-                    "dest must be an absolute directory path, got {}",
-                    describe(other)
-                ),
+                "name",
+                format!("name must be a string, got {}", describe(other)),
             ));
         }
-        None => return Err(ApiError::bad_request("dest", "dest is required")),
     };
-    let target = dest.join(DB_FILE);
-    if target.exists() {
-        return Err(ApiError::Conflict(format!(
-            "{} already exists",
-            target.display()
-        )));
+    let backup_dir = backup_dir(&state);
+    let keep = state.config.backup_keep;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let store = state.store.clone();
+    let spawned = std::thread::Builder::new()
+        .name("kb-backup".into())
+        .spawn(move || {
+            let _ = reply.send(store.backup_into(&backup_dir, name, keep, &cancel));
+        });
+    if spawned.is_err() {
+        return Err(ApiError::Unavailable {
+            message: "cannot start a backup now".into(),
+            retry_after_secs: 5,
+        });
     }
-    std::fs::create_dir_all(&dest).map_err(|e| {
-        ApiError::bad_request("dest", format!("cannot create {}: {e}", dest.display()))
-    })?;
-    let report = query::read(&state, move |store| store.backup_to(&target)).await?;
-    tracing::info!(path = %report.path, rows = report.rows, millis = report.millis, "backup written");
-    Ok((StatusCode::CREATED, Json(report)).into_response())
+    let result = answer
+        .await
+        .map_err(|_| ApiError::Internal("the backup thread failed".into()))?;
+    match result {
+        Ok(report) => {
+            tracing::info!(
+                path = %report.path,
+                rows = report.rows,
+                millis = report.millis,
+                pruned = ?report.pruned,
+                "backup written"
+            );
+            let created = Created {
+                name: report.name,
+                last_seq: report.last_seq,
+                rows: report.rows,
+                bytes: report.bytes,
+                millis: report.millis,
+                pruned: report.pruned,
+            };
+            Ok((StatusCode::CREATED, Json(created)).into_response())
+        }
+        Err(e) => Err(refusal(e)),
+    }
+}
+
+fn backup_dir(state: &AppState) -> PathBuf {
+    state.config.backup_dir.clone().unwrap_or_else(|| {
+        state
+            .store
+            .path()
+            .parent()
+            .map_or_else(|| PathBuf::from("backups"), |data| data.join("backups"))
+    })
+}
+
+/// A failed backup as the client sees it: what went wrong, never where.
+fn refusal(e: StoreError) -> ApiError {
+    match e {
+        StoreError::BackupBusy => {
+            ApiError::Conflict("a backup is already running; try again when it is done".into())
+        }
+        StoreError::BackupExists(_) => {
+            ApiError::Conflict("a backup with this name already exists".into())
+        }
+        // The database itself is failing: the store's fault, as every route answers it.
+        e @ StoreError::Unavailable(_) => e.into(),
+        e => {
+            // The log has the path and the OS's words; the client gets neither.
+            tracing::error!(error = %e, "backup failed");
+            match e {
+                StoreError::BackupDest { source, .. }
+                    if source.kind() == std::io::ErrorKind::StorageFull =>
+                {
+                    ApiError::InsufficientStorage {
+                        message: "no space left for the backup; nothing of it was kept".into(),
+                        retry_after_secs: 60,
+                    }
+                }
+                StoreError::BackupCancelled => {
+                    ApiError::Internal("the backup was cancelled; nothing of it was kept".into())
+                }
+                _ => ApiError::Internal(
+                    "the backup could not be written; nothing of it was kept (the server log \
+                     says why)"
+                        .into(),
+                ),
+            }
+        }
+    }
 }

@@ -8,8 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::observe;
 use crate::model::FieldError;
-use crate::store::StoreError;
+use crate::store::{Fault, StoreError};
 use crate::writer::WriteError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +34,28 @@ pub enum ApiError {
     },
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
+    /// 415 for a `Transfer-Encoding` or `Content-Encoding` the service does not decode;
+    /// `header` names it.
+    UnsupportedEncoding {
+        header: &'static str,
+        message: String,
+    },
+    /// 408: the body did not arrive within `--body-timeout`.
+    BodyTimeout(String),
     /// 503 with `Retry-After`: the service is busy or not ready; the request may be retried.
     Unavailable {
+        message: String,
+        retry_after_secs: u32,
+    },
+    /// 503 with `Retry-After`: load shed by a limit (`kind` names it in the log, which says so
+    /// at most once a second per kind rather than once per request).
+    Shed {
+        kind: &'static str,
+        message: String,
+        retry_after_secs: u32,
+    },
+    /// 507 with `Retry-After`: no space left on the disk; writes resume once space is freed.
+    InsufficientStorage {
         message: String,
         retry_after_secs: u32,
     },
@@ -66,8 +87,12 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable { .. } | ApiError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,7 +105,11 @@ impl ApiError {
             | ApiError::Unprocessable { message, .. }
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message)
+            | ApiError::UnsupportedEncoding { message, .. }
+            | ApiError::BodyTimeout(message)
             | ApiError::Unavailable { message, .. }
+            | ApiError::Shed { message, .. }
+            | ApiError::InsufficientStorage { message, .. }
             | ApiError::Internal(message) => message,
             ApiError::Unauthorized => "missing or wrong bearer token",
             ApiError::MethodNotAllowed => "method not allowed on this route",
@@ -91,8 +120,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
             ApiError::Unprocessable { field, .. } => Some(field),
-            ApiError::PayloadTooLarge(_) => Some("body"),
+            ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) => Some("body"),
             ApiError::UnsupportedMediaType(_) => Some("content-type"),
+            ApiError::UnsupportedEncoding { header, .. } => Some(header),
             ApiError::Unauthorized => Some("authorization"),
             _ => None,
         }
@@ -102,12 +132,27 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::warn!(
-                status = status.as_u16(),
-                error = self.message(),
-                "request failed"
-            );
+        match &self {
+            // Shed load comes in floods: at most one line a second per kind, with a count of
+            // the ones not logged.
+            ApiError::Shed { kind, message, .. } => {
+                if let Some(suppressed) = observe::sample(kind) {
+                    tracing::warn!(kind, error = %message, suppressed, "shedding load (503)");
+                }
+            }
+            ApiError::Unavailable { message, .. } => {
+                if let Some(suppressed) = observe::sample("unavailable") {
+                    tracing::warn!(kind = "unavailable", error = %message, suppressed, "not serving (503)");
+                }
+            }
+            _ if status.is_server_error() => {
+                tracing::error!(
+                    status = status.as_u16(),
+                    error = self.message(),
+                    "request failed"
+                );
+            }
+            _ => {}
         }
         let body = ErrorBody {
             error: self.message(),
@@ -116,6 +161,12 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         match &self {
             ApiError::Unavailable {
+                retry_after_secs, ..
+            }
+            | ApiError::Shed {
+                retry_after_secs, ..
+            }
+            | ApiError::InsufficientStorage {
                 retry_after_secs, ..
             } => {
                 response
@@ -145,7 +196,8 @@ impl From<FieldError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::QueueFull(_) => ApiError::Unavailable {
+            WriteError::QueueFull(_) => ApiError::Shed {
+                kind: "write-queue",
                 message: e.to_string(),
                 retry_after_secs: 1,
             },
@@ -154,6 +206,7 @@ impl From<WriteError> for ApiError {
                 retry_after_secs: 5,
             },
             WriteError::Store(message) => ApiError::Internal(format!("storage failure: {message}")),
+            WriteError::Fault(fault) => fault_error(&fault),
         }
     }
 }
@@ -161,16 +214,43 @@ impl From<WriteError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            // The destination is the client's choice (POST /backup).
-            StoreError::BackupExists(_) => ApiError::Conflict(e.to_string()),
-            StoreError::BackupDest { .. } => ApiError::bad_request("dest", e.to_string()),
-            StoreError::Deadline => ApiError::Unavailable {
-                message: "the read took longer than the request timeout and was stopped; \
-                          narrow it or retry"
-                    .into(),
+            StoreError::Unavailable(fault) => fault_error(&fault),
+            // Backup errors name server paths: `http/backup.rs` answers them without.
+            StoreError::BackupExists(_) => ApiError::Conflict("the backup already exists".into()),
+            StoreError::BackupDest { .. } => {
+                ApiError::Internal("the backup could not be written".into())
+            }
+            StoreError::Abandoned { rows } => ApiError::Shed {
+                kind: "read-deadline",
+                message: format!(
+                    "the read was stopped after {rows} rows: it ran past the request timeout \
+                     (--request-timeout); retry shortly, or ask for less"
+                ),
+                retry_after_secs: 1,
+            },
+            // A read that met the disk failing: the store is recovering (see store/fault.rs).
+            e if e.is_storage_fault() => ApiError::Unavailable {
+                message: format!("the database's storage is failing ({e}); retry shortly"),
                 retry_after_secs: 1,
             },
             _ => ApiError::Internal(format!("storage failure: {e}")),
+        }
+    }
+}
+
+/// A storage fault: 507 when the disk is full, else 503; both with `Retry-After`.
+fn fault_error(fault: &Fault) -> ApiError {
+    let message = fault.to_string();
+    let retry_after_secs = fault.retry_after_secs;
+    if fault.no_space {
+        ApiError::InsufficientStorage {
+            message,
+            retry_after_secs,
+        }
+    } else {
+        ApiError::Unavailable {
+            message,
+            retry_after_secs,
         }
     }
 }

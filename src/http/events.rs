@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
-use super::query::{self, Params};
+use super::page::{self, Entry};
+use super::query::{self, Params, ReadLimits};
 use super::sig::raw;
 use super::{ApiError, AppState};
 use crate::ingest::event_record;
@@ -31,8 +32,8 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (_, written) =
-                ingest::single(&state, &bytes, event_record, KeyRoute::Event, &key).await?;
+            let ((), written) =
+                ingest::single(&state, bytes, event_record, KeyRoute::Event, &key, |_| ()).await?;
             Ok(Json(Posted {
                 ok: true,
                 seq: written.seq(),
@@ -41,14 +42,15 @@ pub async fn post(
             .into_response())
         }
         IngestBody::Batch(bytes) => {
-            ingest::batch(&state, &bytes, event_record, KeyRoute::Event, &key).await
+            ingest::batch(&state, bytes, event_record, KeyRoute::Event, &key).await
         }
     }
 }
 
 #[derive(Serialize)]
 pub struct EventsPage {
-    events: Vec<EventItem>,
+    /// `EventItem`s, within the answer's byte budget (see `page.rs`).
+    events: Box<serde_json::value::RawValue>,
     /// Pass as `before_seq` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_before_seq: Option<u64>,
@@ -64,10 +66,12 @@ struct EventItem {
     source_original: Option<String>,
 }
 
-/// `GET /events?source=&event_kind=&sig_hash=&before_seq=&limit=`: recent events newest first.
+/// `GET /events?source=&event_kind=&sig_hash=&repo=&before_seq=&limit=`: recent events newest
+/// first (`sig_hash` in `repo`).
 pub async fn list(
     State(state): State<AppState>,
     params: Params,
+    limits: ReadLimits,
 ) -> Result<Json<EventsPage>, ApiError> {
     let limit = query::limit(params.limit.as_deref())?;
     let before = query::cursor("before_seq", params.before_seq.as_deref())?;
@@ -86,25 +90,21 @@ pub async fn list(
         sig_hash: params.sig_hash.filter(|s| !s.is_empty()),
         repo: query::repo(params.repo.as_deref())?,
     };
-    let page = query::read(&state, move |store| {
-        store.events_page(&filter, before, limit)
+    let (page, _) = query::read_within(&state, limits, move |store, budget| {
+        store.events_page_within(&filter, before, limit, budget)
     })
     .await?;
-    let next_before_seq = if page.more {
-        page.items.last().map(|e| e.seq)
-    } else {
-        None
-    };
-    let events = page
-        .items
-        .into_iter()
-        .map(|e| EventItem {
+    let (events, next_before_seq) = page::cursored(page, limits.max_response, |e| Entry {
+        seq: e.seq,
+        kind: None,
+        sig_hash: None,
+        item: EventItem {
             seq: e.seq,
             received_at: iso_timestamp(e.value.received_at_ms),
             op: raw(e.value.line),
             source_original: e.value.source_original,
-        })
-        .collect();
+        },
+    })?;
     Ok(Json(EventsPage {
         events,
         next_before_seq,

@@ -119,25 +119,30 @@ pub async fn submit(state: &AppState, puts: Vec<Put>) -> Result<Vec<Written>, Ap
     Ok(state.writer.submit(puts).await?)
 }
 
-/// Validates and commits one record; returns it with what became of it. A record stored
-/// before under the same key is `Written::Duplicate`; a key first used with another request
-/// is refused here (422).
-pub async fn single(
+/// Validates and commits one record; returns what `describe` takes from it (before it goes to
+/// the writer) with what became of it. A record stored before under the same key is
+/// `Written::Duplicate`; a key first used with another request is refused here (422). The
+/// body is dropped once parsed: it is not held while the commit is awaited.
+pub async fn single<T>(
     state: &AppState,
-    body: &[u8],
+    body: Bytes,
     parse: Parse,
     route: KeyRoute,
     key: &IdempotencyKey,
-) -> Result<(Record, Written), ApiError> {
+    describe: impl FnOnce(&Record) -> T,
+) -> Result<(T, Written), ApiError> {
     let now = now_ms();
-    let record = parse(body, now)?;
+    let record = parse(&body, now)?;
+    let client_key = key
+        .0
+        .as_deref()
+        .map(|key| ClientKey::new(route.tag(), key, &body, now));
+    drop(body);
+    let described = describe(&record);
     let put = Put {
-        record: record.clone(),
+        record,
         import_key: None,
-        client_key: key
-            .0
-            .as_deref()
-            .map(|key| ClientKey::new(route.tag(), key, body, now)),
+        client_key,
     };
     let written = submit(state, vec![put]).await?;
     let written = written
@@ -147,7 +152,7 @@ pub async fn single(
     if let Written::KeyReused { seq } = written {
         return Err(key_reused(seq));
     }
-    Ok((record, written))
+    Ok((described, written))
 }
 
 fn key_reused(seq: u64) -> ApiError {
@@ -237,6 +242,9 @@ fn line_key(
     Ok(header.map(|key| format!("{key}#{line_no}")))
 }
 
+/// The puts of a batch's good lines with their line numbers, and its bad lines.
+pub type ParsedBatch = (Vec<(usize, Put)>, Vec<LineError>);
+
 /// Splits an NDJSON body into numbered lines (1-based; a trailing `\r` dropped, blank lines
 /// skipped) and parses each with `parse`: the puts of the good lines with their line numbers,
 /// in order, and the errors of the bad ones. Refuses a batch with no lines or more than
@@ -248,7 +256,7 @@ pub fn parse_batch(
     now_ms: u64,
     route: KeyRoute,
     header_key: Option<&str>,
-) -> Result<(Vec<(usize, Put)>, Vec<LineError>), ApiError> {
+) -> Result<ParsedBatch, ApiError> {
     let lines: Vec<(usize, &[u8])> = body
         .split(|&b| b == b'\n')
         .enumerate()
@@ -299,19 +307,21 @@ pub fn parse_batch(
 /// none was.
 pub async fn batch(
     state: &AppState,
-    body: &[u8],
+    body: Bytes,
     parse: Parse,
     route: KeyRoute,
     key: &IdempotencyKey,
 ) -> Result<Response, ApiError> {
     let (numbered, mut rejected) = parse_batch(
-        body,
+        &body,
         state.config.max_batch_lines,
         parse,
         now_ms(),
         route,
         key.0.as_deref(),
     )?;
+    // The records hold what they need of it: the body is not held while the commit is awaited.
+    drop(body);
     let (line_numbers, puts): (Vec<usize>, Vec<Put>) = numbered.into_iter().unzip();
     let mut written = if puts.is_empty() {
         Vec::new()

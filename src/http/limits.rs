@@ -2,14 +2,23 @@
 //! (writes, reads). The excess is shed at once with a 503 and `Retry-After` rather than queued
 //! without bound, so a flood of writes cannot starve reads, and `/healthz` (outside both
 //! limits) keeps answering.
+//!
+//! A request's permit lasts until its answer is sent, not just computed: it travels in the
+//! response body and is released when hyper has written (or dropped) the body. So clients that
+//! do not read their answers hold permits, and with them the answers' memory, only until the
+//! connection's write timeout cuts them; they cannot pile up answers beyond the cap.
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use tokio::sync::Semaphore;
+use http_body::{Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ApiError;
 
@@ -17,16 +26,28 @@ use super::ApiError;
 #[derive(Clone, Debug)]
 pub struct Gate {
     kind: &'static str,
+    /// The kind of shedding logged when the gate is full.
+    shed_kind: &'static str,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     timeout: Duration,
 }
+
+/// When the request timeout ends a request: put in the request's extensions by its gate, so
+/// that the work behind it (a store read) can stop at the same moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub Instant);
 
 impl Gate {
     pub fn new(kind: &'static str, max_in_flight: usize, timeout: Duration) -> Gate {
         let max_in_flight = max_in_flight.max(1);
         Gate {
             kind,
+            shed_kind: match kind {
+                "read" => "read-limit",
+                "write" => "write-limit",
+                _ => "in-flight-limit",
+            },
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             timeout,
@@ -37,11 +58,12 @@ impl Gate {
 /// Middleware: admits the request if a permit is free, and bounds its time.
 pub async fn gate(
     State(gate): State<Gate>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Ok(_permit) = gate.permits.clone().try_acquire_owned() else {
-        return Err(ApiError::Unavailable {
+    let Ok(permit) = gate.permits.clone().try_acquire_owned() else {
+        return Err(ApiError::Shed {
+            kind: gate.shed_kind,
             message: format!(
                 "too many {} requests in flight ({}); retry shortly",
                 gate.kind, gate.max_in_flight
@@ -49,15 +71,62 @@ pub async fn gate(
             retry_after_secs: 1,
         });
     };
-    match tokio::time::timeout(gate.timeout, next.run(request)).await {
-        Ok(response) => Ok(response),
-        Err(_) => Err(ApiError::Unavailable {
+    let deadline = Instant::now() + gate.timeout;
+    request.extensions_mut().insert(Deadline(deadline));
+    match tokio::time::timeout_at(deadline.into(), next.run(request)).await {
+        Ok(response) => Ok(response.map(|body| Body::new(HoldUntilSent::new(body, permit)))),
+        Err(_) => Err(ApiError::Shed {
+            kind: "request-timeout",
             message: format!(
-                "the request took longer than {}s and was abandoned (a write may still have \
+                "the request took longer than {} and was abandoned (a write may still have \
                  been committed)",
-                gate.timeout.as_secs()
+                humantime::format_duration(gate.timeout)
             ),
             retry_after_secs: 1,
         }),
+    }
+}
+
+/// A response body that holds a permit until hyper has taken its last frame, or drops it.
+///
+/// It never reports its end before `poll_frame` has returned `None`: hyper drops a body the
+/// moment it says it has ended, which for a body of one frame is before any byte is written;
+/// asked again, hyper polls only once its write buffer has drained.
+struct HoldUntilSent {
+    body: Body,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl HoldUntilSent {
+    fn new(body: Body, permit: OwnedSemaphorePermit) -> HoldUntilSent {
+        HoldUntilSent {
+            body,
+            permit: Some(permit),
+        }
+    }
+}
+
+impl HttpBody for HoldUntilSent {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None | Some(Err(_))) = frame {
+            this.permit = None;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.permit.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

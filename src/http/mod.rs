@@ -7,6 +7,7 @@
 
 mod auth;
 mod backup;
+mod body;
 mod error;
 mod events;
 mod export;
@@ -15,29 +16,29 @@ mod health;
 pub mod ingest;
 mod limits;
 mod neighbors;
+mod observe;
 mod outcomes;
+mod page;
 mod prs;
 mod query;
 mod server;
 mod sig;
 mod stats;
 mod verdicts;
+mod write_timeout;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Method;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use axum::{Extension, Router};
 
 pub use error::ApiError;
 pub use feed::{DEFAULT_MAX_CLIENTS as DEFAULT_MAX_FEED_CLIENTS, Feed};
-pub use server::{ConnectionLimits, Recovery, Switch, recovering_router, serve};
+pub use server::{ConnectionLimits, Peer, Recovery, Switch, recovering_router, serve};
 
 use crate::export::ExportJob;
 use crate::metrics::Metrics;
@@ -62,6 +63,18 @@ pub struct ServerConfig {
     pub max_writes_in_flight: usize,
     /// Read requests handled at once; beyond it, 503 + Retry-After.
     pub max_reads_in_flight: usize,
+    /// Bytes a list answer may take (`/sig`, `/events`, `/neighbors`, PR history's audits).
+    pub max_response_bytes: usize,
+    /// Keys listed per map of `/stats`.
+    pub stats_top: usize,
+    /// Time a request's whole body has to arrive.
+    pub body_timeout: Duration,
+    /// Bytes of request bodies being read or handled at once; beyond it, 503 + Retry-After.
+    pub max_inflight_bytes: usize,
+    /// Where `POST /backup` writes (`DIR/NAME/kb.redb`); `None`: `backups` beside the database.
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// Server-made backups kept: the oldest beyond it are removed after each new one.
+    pub backup_keep: usize,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +87,12 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             max_writes_in_flight: 1024,
             max_reads_in_flight: 256,
+            max_response_bytes: 8 << 20,
+            stats_top: 100,
+            body_timeout: Duration::from_secs(10),
+            max_inflight_bytes: 64 << 20,
+            backup_dir: None,
+            backup_keep: 7,
         }
     }
 }
@@ -153,6 +172,10 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The whole API as a router.
+///
+/// The layers a request meets, outermost first: its id, span, log line and metrics (every
+/// request); then, on routes with an access kind, the token (when one guards them), reading the
+/// whole body (so a slow body holds no permit), the kind's in-flight permit and timeout.
 pub fn app(state: AppState) -> Router {
     let mut writes = Router::new();
     let mut reads = Router::new();
@@ -171,8 +194,18 @@ pub fn app(state: AppState) -> Router {
     let write_gate =
         limits::Gate::new("write", config.max_writes_in_flight, config.request_timeout);
     let read_gate = limits::Gate::new("read", config.max_reads_in_flight, config.request_timeout);
-    writes = writes.route_layer(middleware::from_fn_with_state(write_gate, limits::gate));
-    reads = reads.route_layer(middleware::from_fn_with_state(read_gate, limits::gate));
+    let body_gate = body::BodyGate::new(
+        config.max_body_bytes,
+        config.body_timeout,
+        config.max_inflight_bytes,
+    );
+    let read_body = middleware::from_fn_with_state(body_gate, body::read_whole);
+    writes = writes
+        .route_layer(middleware::from_fn_with_state(write_gate, limits::gate))
+        .route_layer(read_body.clone());
+    reads = reads
+        .route_layer(middleware::from_fn_with_state(read_gate, limits::gate))
+        .route_layer(read_body);
     if config.token.is_some() {
         let auth = middleware::from_fn_with_state(state.clone(), auth::require_token);
         writes = writes.route_layer(auth.clone());
@@ -189,45 +222,12 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), track))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", MatchedPath::as_str);
-                    tracing::debug_span!("request", method = %request.method(), route)
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-        )
+        .layer(Extension(Arc::new(stats::StatsCache::default())))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
-}
-
-/// Counts every request and its latency by method, matched route and status.
-async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // A label per method name a client invents would grow the series without bound.
-    let method = match *request.method() {
-        Method::GET
-        | Method::POST
-        | Method::HEAD
-        | Method::PUT
-        | Method::DELETE
-        | Method::PATCH
-        | Method::OPTIONS => request.method().as_str().to_owned(),
-        _ => "other".to_owned(),
-    };
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    state
-        .metrics
-        .record_request(&method, &route, response.status().as_u16(), start.elapsed());
-    response
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -11,7 +11,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::ingest::IngestBody;
-use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT};
+use super::page::{self, Entry};
+use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::claims::{Claim, MAX_CLAIMS, stored_claims};
 use crate::model::verdict::MAX_SAFE_INTEGER;
@@ -26,7 +27,11 @@ const CONTEXT_NEIGHBORS: usize = 5;
 #[derive(Serialize)]
 pub struct Neighbors {
     count: usize,
-    neighbors: Vec<Found>,
+    /// Present (true) when the byte budget (`--max-response`) cut the list short.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+    /// `Found`s, within the answer's byte budget (see `page.rs`).
+    neighbors: Box<serde_json::value::RawValue>,
     /// A sentence for the auditor's prompt: the best neighbours and how they ended.
     context: String,
 }
@@ -72,6 +77,7 @@ struct SharedClaim {
 /// `text`, hashes are 16 hex digits (see `model/claims.rs`).
 pub async fn post(
     State(state): State<AppState>,
+    limits: ReadLimits,
     body: IngestBody,
 ) -> Result<Json<Neighbors>, ApiError> {
     let IngestBody::Single(bytes) = body else {
@@ -137,9 +143,8 @@ pub async fn post(
         exclude_pr,
         limit,
         min_score,
-        deadline: Some(query::deadline(&state)),
     };
-    answer(&state, q).await
+    answer(&state, limits, q).await
 }
 
 fn bad_min_score(got: &str) -> ApiError {
@@ -238,27 +243,43 @@ fn query_claims(request: &Map<String, Value>) -> Result<Vec<Claim>, ApiError> {
     Ok(claims)
 }
 
-/// Runs `q` and answers it.
-pub async fn answer(state: &AppState, q: NeighborQuery) -> Result<Json<Neighbors>, ApiError> {
+/// Runs `q` within `limits` and answers it.
+pub async fn answer(
+    state: &AppState,
+    limits: ReadLimits,
+    q: NeighborQuery,
+) -> Result<Json<Neighbors>, ApiError> {
     let home = q.repo.clone();
     let query_texts: Vec<String> = q
         .claims
         .iter()
         .map(|c| c.text.clone().unwrap_or_else(|| c.hash.to_string()))
         .collect();
-    let hits = if q.claims.is_empty() {
-        Vec::new()
+    let (hits, read_cut) = if q.claims.is_empty() {
+        (Vec::new(), false)
     } else {
-        query::read(state, move |store| store.neighbors(&q)).await?
+        let (hits, budget) = query::read_within(state, limits, move |store, budget| {
+            store.neighbors(&q, budget)
+        })
+        .await?;
+        (hits, budget.was_cut())
     };
-    let neighbors: Vec<Found> = hits
+    let found: Vec<Found> = hits
         .into_iter()
         .map(|hit| describe_hit(hit, &query_texts))
         .collect();
+    let context = context_sentence(&found, &home);
+    let (neighbors, count, cut) = page::truncating(found, limits.max_response, |found| Entry {
+        seq: found.seq,
+        kind: None,
+        sig_hash: Some(found.sig_hash.clone()),
+        item: found,
+    })?;
     Ok(Json(Neighbors {
-        count: neighbors.len(),
-        context: context_sentence(&neighbors, &home),
+        count,
+        truncated: read_cut || cut,
         neighbors,
+        context,
     }))
 }
 

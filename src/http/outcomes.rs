@@ -29,12 +29,19 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (record, written) =
-                ingest::single(&state, &bytes, outcome_record, KeyRoute::Outcome, &key).await?;
-            let sig_hash = match record {
-                Record::Outcome(o) => o.row.sig_hash,
+            let describe = |record: &Record| match record {
+                Record::Outcome(o) => o.row.sig_hash.clone(),
                 _ => String::new(),
             };
+            let (sig_hash, written) = ingest::single(
+                &state,
+                bytes,
+                outcome_record,
+                KeyRoute::Outcome,
+                &key,
+                describe,
+            )
+            .await?;
             let duplicate = matches!(written, Written::Duplicate { .. });
             let status = if duplicate {
                 StatusCode::OK
@@ -52,7 +59,7 @@ pub async fn post(
                 .into_response())
         }
         IngestBody::Batch(bytes) => {
-            ingest::batch(&state, &bytes, outcome_record, KeyRoute::Outcome, &key).await
+            ingest::batch(&state, bytes, outcome_record, KeyRoute::Outcome, &key).await
         }
     }
 }

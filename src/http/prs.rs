@@ -10,12 +10,13 @@ use axum::extract::State;
 use serde::Serialize;
 
 use super::neighbors::{self, Neighbors};
-use super::query::{self, Params, PathParam};
+use super::page::{self, Entry};
+use super::query::{self, Params, PathParam, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::Overall;
 use crate::model::claims::stored_claims;
 use crate::model::verdict::{MAX_SAFE_INTEGER, prior_audits_finding};
-use crate::store::{AuditEntry, HistoryQuery, NeighborQuery};
+use crate::store::{AuditEntry, HistoryQuery, NeighborQuery, Page};
 
 #[derive(Serialize)]
 pub struct History {
@@ -25,7 +26,8 @@ pub struct History {
     count: u64,
     by_overall: BTreeMap<&'static str, u64>,
     finding: String,
-    audits: Vec<Audit>,
+    /// `Audit`s, within the answer's byte budget (see `page.rs`).
+    audits: Box<serde_json::value::RawValue>,
     /// Pass as `before_seq` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_before_seq: Option<u64>,
@@ -69,29 +71,6 @@ impl From<AuditEntry> for Audit {
     }
 }
 
-/// A PR number from the path: canonical decimal digits, at most 2^53 - 1.
-pub fn pr_number(raw: &str) -> Result<u64, ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "pr_number",
-            format!("pr_number must be a non-negative integer, got {raw:?}"),
-        )
-    };
-    let canonical = !raw.is_empty()
-        && raw.bytes().all(|b| b.is_ascii_digit())
-        && (raw == "0" || !raw.starts_with('0'));
-    if !canonical {
-        return Err(bad());
-    }
-    match raw.parse::<u64>() {
-        Ok(n) if n <= MAX_SAFE_INTEGER => Ok(n),
-        _ => Err(ApiError::bad_request(
-            "pr_number",
-            format!("pr_number is too large: at most {MAX_SAFE_INTEGER}, got {raw}"),
-        )),
-    }
-}
-
 /// `count`, `by_overall` and `finding` cover every prior audit (the finding lists the newest
 /// 20 outcomes and counts the rest); `audits` is a page of `limit`, newest first, older pages
 /// by `before_seq`. `exclude_sha` (8+ hex digits, a prefix of the full sha) leaves out the
@@ -100,8 +79,9 @@ pub async fn history(
     State(state): State<AppState>,
     PathParam(raw): PathParam,
     params: Params,
+    limits: ReadLimits,
 ) -> Result<Json<History>, ApiError> {
-    let pr_number = pr_number(&raw)?;
+    let pr_number = pr_number_of(&raw)?;
     let repo = query::repo(params.repo.as_deref())?;
     let limit = query::limit(params.limit.as_deref())?;
     let before_seq = query::cursor("before_seq", params.before_seq.as_deref())?;
@@ -125,9 +105,11 @@ pub async fn history(
         exclude_sha,
         before_seq,
         limit,
-        deadline: Some(query::deadline(&state)),
     };
-    let history = query::read(&state, move |store| store.pr_history(&q)).await?;
+    let (history, _) = query::read_within(&state, limits, move |store, budget| {
+        store.pr_history(&q, budget)
+    })
+    .await?;
     let recent: Vec<&str> = history.recent_overalls.iter().map(String::as_str).collect();
     let finding = prior_audits_finding(
         history.count,
@@ -140,18 +122,23 @@ pub async fn history(
         .filter(|(_, n)| *n > 0)
         .map(|(overall, n)| (overall.as_str(), n))
         .collect();
-    let next_before_seq = if history.more {
-        history.audits.last().map(|a| a.seq)
-    } else {
-        None
+    let page = Page {
+        items: history.audits,
+        more: history.more,
     };
+    let (audits, next_before_seq) = page::cursored(page, limits.max_response, |audit| Entry {
+        seq: audit.seq,
+        kind: None,
+        sig_hash: Some(audit.sig_hash.clone()),
+        item: Audit::from(audit),
+    })?;
     Ok(Json(History {
         pr_number,
         repo: repo.name().map(str::to_owned),
         count: history.count,
         by_overall,
         finding,
-        audits: history.audits.into_iter().map(Audit::from).collect(),
+        audits,
         next_before_seq,
     }))
 }
@@ -163,15 +150,15 @@ pub async fn neighbors(
     State(state): State<AppState>,
     PathParam(raw): PathParam,
     params: Params,
+    limits: ReadLimits,
 ) -> Result<Json<Neighbors>, ApiError> {
-    let pr_number = pr_number(&raw)?;
+    let pr_number = pr_number_of(&raw)?;
     let repo = query::repo(params.repo.as_deref())?;
     let limit = query::limit(params.limit.as_deref())?;
     let min_score = neighbors::min_score_param(params.min_score.as_deref())?;
     let all_repos = query::flag("all_repos", params.all_repos.as_deref())?;
-    let deadline = query::deadline(&state);
     let key = repo.clone();
-    let latest = query::read(&state, move |store| {
+    let (latest, _) = query::read_within(&state, limits, move |store, _| {
         let Some(seq) = store.latest_verdict_seq(&key, pr_number)? else {
             return Ok(None);
         };
@@ -188,7 +175,50 @@ pub async fn neighbors(
         exclude_pr: Some(pr_number),
         limit,
         min_score,
-        deadline: Some(deadline),
     };
-    neighbors::answer(&state, q).await
+    neighbors::answer(&state, limits, q).await
+}
+
+/// A PR number in a path: canonical decimal (no sign, no leading zero: `/prs/01` is not PR 1,
+/// so one PR has one URL), at most 2^53 - 1 (what JavaScript's numbers hold exactly).
+fn pr_number_of(text: &str) -> Result<u64, ApiError> {
+    let refuse = |message: String| Err(ApiError::bad_request("pr_number", message));
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return refuse(format!(
+            "pr_number must be a non-negative integer, got {text:?}"
+        ));
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return refuse(format!(
+            "pr_number must be written without leading zeros, got {text:?}"
+        ));
+    }
+    match text.parse::<u64>() {
+        Ok(n) if n <= MAX_SAFE_INTEGER => Ok(n),
+        _ => refuse(format!(
+            "pr_number is too large: at most {MAX_SAFE_INTEGER}, got {text}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pr_number_of;
+
+    #[test]
+    fn pr_numbers_are_canonical_decimal() {
+        assert_eq!(pr_number_of("0"), Ok(0));
+        assert_eq!(pr_number_of("17"), Ok(17));
+        assert_eq!(pr_number_of("9007199254740991"), Ok(9_007_199_254_740_991));
+        for text in ["", "+1", "-1", "01", "00", "1.0", "1e3", " 1", "x"] {
+            assert!(pr_number_of(text).is_err(), "{text:?}");
+        }
+        for text in ["9007199254740992", "99999999999999999999999"] {
+            let error = format!("{:?}", pr_number_of(text).unwrap_err());
+            assert!(
+                error.contains("too large: at most 9007199254740991"),
+                "{error}"
+            );
+        }
+    }
 }

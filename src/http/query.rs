@@ -1,13 +1,19 @@
 //! Query-string parameters shared by the read routes, parsed by hand so that every bad value
-//! gets a 400 naming the parameter and the value, and the blocking-read helper.
+//! gets a 400 naming the parameter and the value, and the blocking-read helper with its limits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::Deserialize;
 
+use super::limits::Deadline;
+use super::observe;
 use super::{ApiError, AppState};
 use crate::model::Repo;
-use crate::store::{Store, StoreError};
+use crate::store::{ReadBudget, Store, StoreError};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1_000;
@@ -91,10 +97,29 @@ pub fn flag(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-/// When a read started now must stop: the request timeout from now. The store checks it as
-/// it goes, so a read whose answer the timeout abandoned does not go on working.
-pub fn deadline(state: &AppState) -> std::time::Instant {
-    std::time::Instant::now() + state.config.request_timeout
+/// What a read request may spend: until its gate's deadline, and `--max-response` bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    pub deadline: Instant,
+    pub max_response: usize,
+}
+
+impl FromRequestParts<AppState> for ReadLimits {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let deadline = parts.extensions.get::<Deadline>().map_or_else(
+            || Instant::now() + state.config.request_timeout,
+            |deadline| deadline.0,
+        );
+        Ok(ReadLimits {
+            deadline,
+            max_response: state.config.max_response_bytes,
+        })
+    }
 }
 
 /// Runs a store read on the blocking pool: redb calls never run on the async workers.
@@ -104,4 +129,49 @@ pub async fn read<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
     Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+}
+
+/// Runs a store read on the blocking pool (redb calls never run on the async workers) within
+/// `limits`: the read stops at the deadline, or as soon as this future is dropped (the request
+/// timed out or its client went away), rather than run on with nobody to answer. Returns the
+/// budget too, which says whether the answer was cut short for its bytes.
+pub async fn read_within<T: Send + 'static>(
+    state: &AppState,
+    limits: ReadLimits,
+    f: impl FnOnce(&Store, &mut ReadBudget) -> Result<T, StoreError> + Send + 'static,
+) -> Result<(T, ReadBudget), ApiError> {
+    let store = state.store.clone();
+    let abandoned = RaiseOnDrop(Arc::new(AtomicBool::new(false)));
+    let mut budget = ReadBudget::unlimited()
+        .with_deadline(limits.deadline)
+        .with_abandon_flag(abandoned.0.clone())
+        .with_max_bytes(limits.max_response);
+    let span = tracing::Span::current();
+    let read = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let result = f(&store, &mut budget);
+        if let Err(StoreError::Abandoned { rows }) = &result
+            && let Some(suppressed) = observe::sample("read-abandoned")
+        {
+            // Logged here, not by the handler: its request may be gone already.
+            let _span = span.enter();
+            tracing::warn!(
+                rows,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                suppressed,
+                "a read stopped at its deadline or when its request went away"
+            );
+        }
+        result.map(|answer| (answer, budget))
+    });
+    Ok(read.await??)
+}
+
+/// Raises its flag when dropped: when the future that awaits a read is dropped, so is this.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }

@@ -1,10 +1,11 @@
-//! The accept loop: HTTP/1.1 connections with a header-read timeout (slow clients cannot hold
-//! connections forever), a per-request switch from the "recovering" placeholder to the real
-//! application once the database is open, and a graceful shutdown that answers what is in
-//! flight, bounded by a timeout.
+//! The accept loop: HTTP/1.1 connections with a header-read timeout and a write timeout (slow
+//! clients cannot hold connections, or the answers written to them, forever), a per-request
+//! switch from the "recovering" placeholder to the real application once the database is open,
+//! and a graceful shutdown that answers what is in flight, bounded by a timeout.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,12 +27,17 @@ use tokio::sync::watch;
 use tower::{Service, ServiceExt};
 
 use super::ApiError;
+use super::observe;
+use super::write_timeout::WriteTimeout;
 
 /// Connection-level settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     /// Time a client has to send a request's headers (and, idle, to start its next request).
     pub header_read_timeout: Duration,
+    /// Longest a write to a client may wait (it does not read its answer) before the
+    /// connection is closed.
+    pub write_timeout: Duration,
     /// Longest wait, after the shutdown signal, for requests in flight to finish.
     pub shutdown_timeout: Duration,
 }
@@ -40,6 +46,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
         }
     }
@@ -81,8 +88,13 @@ pub fn recovering_router(recovery: Recovery) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .fallback(busy)
+        .layer(axum::middleware::from_fn(observe::observe_unmetered))
         .with_state(recovery)
 }
+
+/// The address a request came from, put in its extensions by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
 
 /// The service every connection talks to: the recovering router until the application is
 /// published on the watch channel, the application after, decided request by request.
@@ -90,11 +102,24 @@ pub fn recovering_router(recovery: Recovery) -> Router {
 pub struct Switch {
     app: watch::Receiver<Option<Router>>,
     recovering: Router,
+    peer: Option<SocketAddr>,
 }
 
 impl Switch {
     pub fn new(app: watch::Receiver<Option<Router>>, recovering: Router) -> Switch {
-        Switch { app, recovering }
+        Switch {
+            app,
+            recovering,
+            peer: None,
+        }
+    }
+
+    /// The switch for one connection: its requests carry the peer's address.
+    fn for_peer(&self, peer: SocketAddr) -> Switch {
+        Switch {
+            peer: Some(peer),
+            ..self.clone()
+        }
     }
 }
 
@@ -107,7 +132,10 @@ impl Service<Request<Incoming>> for Switch {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(Peer(peer));
+        }
         let router = self
             .app
             .borrow()
@@ -144,13 +172,25 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let connection = http.serve_connection(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(service.clone()),
+                    TokioIo::new(WriteTimeout::new(stream, limits.write_timeout)),
+                    TowerToHyperService::new(service.for_peer(peer)),
                 );
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    let Err(e) = connection.await else { return };
+                    match write_timed_out(&e) {
+                        Some(cause) => {
+                            tracing::debug!(%peer, "write timed out: connection closed");
+                            if let Some(suppressed) = observe::sample("write-timeout") {
+                                tracing::warn!(
+                                    %peer,
+                                    error = %cause,
+                                    suppressed,
+                                    "closed a connection whose client stopped reading"
+                                );
+                            }
+                        }
+                        None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
                     }
                 });
             }
@@ -172,4 +212,16 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// The timeout, when a connection ended because a write timed out (see `write_timeout.rs`).
+fn write_timed_out(error: &hyper::Error) -> Option<&std::io::Error> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return (io.kind() == std::io::ErrorKind::TimedOut).then_some(io);
+        }
+        source = cause.source();
+    }
+    None
 }

@@ -1,13 +1,14 @@
 //! `GET /sig/{sig_hash}?repo=`: everything stored under one sig_hash in one repository
 //! (verdicts as their original JSON, outcome rows as stored, events), in seq order, paged with
-//! `after_seq`.
+//! `after_seq`; a page also stops before `--max-response` bytes.
 
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::query::{self, Params, PathParam};
+use super::page::{self, Entry};
+use super::query::{self, Params, PathParam, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::MAX_KEY_BYTES;
 use crate::store::SigRecord;
@@ -15,7 +16,8 @@ use crate::store::SigRecord;
 #[derive(Serialize)]
 pub struct SigPage {
     sig_hash: String,
-    records: Vec<Item>,
+    /// `Item`s, within the answer's byte budget (see `page.rs`).
+    records: Box<RawValue>,
     /// Pass as `after_seq` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_after_seq: Option<u64>,
@@ -73,10 +75,20 @@ impl From<SigRecord> for Item {
     }
 }
 
+/// The `type` of a record in the answer.
+fn kind_name(record: &SigRecord) -> &'static str {
+    match record {
+        SigRecord::Verdict(_) => "verdict",
+        SigRecord::Outcome(_) => "outcome",
+        SigRecord::Event(_) => "event",
+    }
+}
+
 pub async fn get(
     State(state): State<AppState>,
     PathParam(sig_hash): PathParam,
     params: Params,
+    limits: ReadLimits,
 ) -> Result<Json<SigPage>, ApiError> {
     if sig_hash.is_empty() || sig_hash.len() > MAX_KEY_BYTES {
         return Err(ApiError::bad_request(
@@ -91,13 +103,16 @@ pub async fn get(
     let limit = query::limit(params.limit.as_deref())?;
     let after = query::cursor("after_seq", params.after_seq.as_deref())?.unwrap_or(0);
     let key = sig_hash.clone();
-    let page = query::read(&state, move |store| store.by_sig(&repo, &key, after, limit)).await?;
-    let next_after_seq = if page.more {
-        page.items.last().map(SigRecord::seq)
-    } else {
-        None
-    };
-    let records = page.items.into_iter().map(Item::from).collect();
+    let (page, _) = query::read_within(&state, limits, move |store, budget| {
+        store.by_sig_within(&repo, &key, after, limit, budget)
+    })
+    .await?;
+    let (records, next_after_seq) = page::cursored(page, limits.max_response, |record| Entry {
+        seq: record.seq(),
+        kind: Some(kind_name(&record)),
+        sig_hash: None,
+        item: Item::from(record),
+    })?;
     Ok(Json(SigPage {
         sig_hash,
         records,

@@ -32,14 +32,22 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (record, written) =
-                ingest::single(&state, &bytes, verdict_record, KeyRoute::Verdict, &key).await?;
-            let Record::Verdict(verdict) = record else {
-                return Err(ApiError::Internal(
-                    "a verdict body produced another record".into(),
-                ));
+            let describe = |record: &Record| match record {
+                Record::Verdict(verdict) => Some(verdict.verdict.sig_hash()),
+                _ => None,
             };
-            let sig_hash = verdict.verdict.sig_hash();
+            let (sig_hash, written) = ingest::single(
+                &state,
+                bytes,
+                verdict_record,
+                KeyRoute::Verdict,
+                &key,
+                describe,
+            )
+            .await?;
+            let sig_hash = sig_hash.ok_or_else(|| {
+                ApiError::Internal("a verdict body produced another record".into())
+            })?;
             let (status, posted) = match written {
                 Written::Stored {
                     seq,
@@ -69,7 +77,7 @@ pub async fn post(
             Ok((status, Json(posted)).into_response())
         }
         IngestBody::Batch(bytes) => {
-            ingest::batch(&state, &bytes, verdict_record, KeyRoute::Verdict, &key).await
+            ingest::batch(&state, bytes, verdict_record, KeyRoute::Verdict, &key).await
         }
     }
 }

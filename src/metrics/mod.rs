@@ -76,6 +76,8 @@ pub struct Metrics {
     export_lag: Family<FileLabels, Gauge>,
     /// Commits completed (failed ones included): the watchdog's sign that the writer moves.
     commits: AtomicU64,
+    export_file_state: Family<FileLabels, Gauge>,
+    storage_fault: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -103,6 +105,8 @@ impl Metrics {
         let commit_failures = Counter::default();
         let queue_depth = Gauge::default();
         let export_lag = Family::<FileLabels, Gauge>::default();
+        let export_file_state = Family::<FileLabels, Gauge>::default();
+        let storage_fault = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -143,6 +147,17 @@ impl Metrics {
             "Records (seqs) committed after the exported file's checkpoint",
             export_lag.clone(),
         );
+        registry.register(
+            "export_file_state",
+            "Each exported file after the last run: 0 up to date, 1 failing (retried every run), \
+             2 paused until an operator acts",
+            export_file_state.clone(),
+        );
+        registry.register(
+            "storage_fault",
+            "1 while the database's storage is failing and the store recovers, else 0",
+            storage_fault.clone(),
+        );
         // A gauge rather than OpenMetrics' `info` type, which the classic format lacks.
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
@@ -167,6 +182,8 @@ impl Metrics {
             queue_depth,
             export_lag,
             commits: AtomicU64::new(0),
+            export_file_state,
+            storage_fault,
         }
     }
 
@@ -211,6 +228,19 @@ impl Metrics {
                 file: file.to_owned(),
             })
             .set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+
+    /// `state`: 0 up to date, 1 failing, 2 paused (see `export_file_state`).
+    pub fn set_export_file_state(&self, file: &str, state: i64) {
+        self.export_file_state
+            .get_or_create(&FileLabels {
+                file: file.to_owned(),
+            })
+            .set(state);
+    }
+
+    pub fn set_storage_fault(&self, faulted: bool) {
+        self.storage_fault.set(i64::from(faulted));
     }
 
     /// Every metric, in `format`.

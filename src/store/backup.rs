@@ -1,111 +1,430 @@
 //! Backup: a consistent copy of the database taken from one read snapshot while writes go on
 //! (never a file copy under a writer). Rows are copied table by table into a new file, which
-//! is renamed into place only once complete and durable, so a backup is whole or absent.
+//! is linked into place only once complete and durable, so a backup is whole or absent.
+//!
+//! Two ways in. [`Store::backup_to`] writes where its caller (the CLI, as its own user) says.
+//! [`Store::backup_into`] is the server's: only under the configured backup directory, as
+//! `DIR/NAME/kb.redb` with a plain `NAME` (see [`BackupName`]), in a directory it creates itself
+//! and marks as its own, so that pruning (the newest `keep` are kept) only ever removes what the
+//! server made. Neither follows a symbolic link, overwrites a file or removes one it did not
+//! create: the copy's file is created exclusively and linked (not renamed) into place, which
+//! fails rather than replace whatever is there.
 
-use std::path::Path;
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
 
 use lakehouse_kb_migrations as migrations;
+use redb::backends::FileBackend;
 use redb::{
     Database, Durability, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
     Value,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::tables::*;
-use super::{Store, StoreError};
+use super::{DB_FILE, Store, StoreError};
+use crate::fsutil;
 
-/// Rows per write transaction of the copy: bounds the memory a transaction holds.
+/// Rows per write transaction of the copy: bounds the memory a transaction holds, and how long
+/// a cancelled copy runs on.
 const CHUNK: usize = 50_000;
+
+/// The file that marks a directory under the backup directory as made by the server: pruning
+/// touches no directory without it.
+pub const MARKER_FILE: &str = ".lakehouse-kb-backup";
+
+/// Longest backup name, in bytes.
+pub const MAX_NAME_BYTES: usize = 100;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupReport {
+    /// Where the copy is (`DEST/kb.redb`): for the CLI; the HTTP answer leaves it out.
     pub path: String,
+    /// The backup's name under the backup directory (the destination directory's name for
+    /// [`Store::backup_to`]).
+    pub name: String,
     pub last_seq: u64,
     pub rows: u64,
     pub bytes: u64,
     pub millis: u64,
+    /// Older server-made backups removed to keep the newest `keep`.
+    pub pruned: Vec<String>,
 }
 
-/// Held while a backup runs: one at a time in a process, so that two into the same place
-/// cannot both claim it (the second would remove the first's partial file).
-static RUNNING: Mutex<()> = Mutex::new(());
+/// A backup's name: a plain file name, 1 to [`MAX_NAME_BYTES`] bytes of ASCII letters, digits,
+/// `.`, `_` and `-`, starting with a letter or digit and without `..`. So no separator (`/`,
+/// `\`), no parent or hidden name, no NUL, control character, space or non-ASCII letter that
+/// could make two names look alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupName(String);
 
-impl Store {
-    /// Copies the database as of now into a new file at `dest`, which must not exist. Backups
-    /// run one at a time; one that finds `dest` taken when its turn comes fails with
-    /// [`StoreError::BackupExists`], one that cannot create its file there with
-    /// [`StoreError::BackupDest`].
-    pub fn backup_to(&self, dest: &Path) -> Result<BackupReport, StoreError> {
-        let _one_at_a_time = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
-        let start = Instant::now();
-        if dest.exists() {
-            return Err(StoreError::BackupExists(dest.to_owned()));
+impl BackupName {
+    /// Validates a client's name; the error says what is wrong without echoing more than the
+    /// rule (the name may hold control characters).
+    pub fn parse(name: &str) -> Result<BackupName, String> {
+        let rule = "a backup name is 1 to 100 ASCII letters, digits, '.', '_' or '-', starting \
+                    with a letter or digit";
+        if name.is_empty() {
+            return Err(format!("name is empty: {rule}"));
         }
-        // Left by a backup that crashed: nothing else writes it while `RUNNING` is held (and a
-        // backup without a server holds the database's own lock, so no other process does).
-        let partial = dest.with_extension("redb.partial");
-        let _ = std::fs::remove_file(&partial);
-        let snapshot = self.db.begin_read()?;
-        let last_seq = super::meta::get(&snapshot.open_table(META)?, super::meta::LAST_SEQ)?;
-        let copy =
-            Database::builder()
-                .create(&partial)
-                .map_err(|source| StoreError::BackupDest {
-                    path: partial.clone(),
-                    source,
-                })?;
-        let rows = match copy_all(&snapshot, &copy) {
-            Ok(rows) => rows,
-            Err(e) => {
-                drop(copy);
-                let _ = std::fs::remove_file(&partial);
-                return Err(e);
-            }
-        };
-        drop(copy);
-        std::fs::rename(&partial, dest).map_err(|e| StoreError::Backup(e.to_string()))?;
-        if let Some(parent) = dest.parent() {
-            // The rename is durable once the directory entry is.
-            std::fs::File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| StoreError::Backup(e.to_string()))?;
+        if name.len() > MAX_NAME_BYTES {
+            return Err(format!("name is {} bytes long: {rule}", name.len()));
         }
-        let bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
-        Ok(BackupReport {
-            path: dest.display().to_string(),
-            last_seq,
-            rows,
-            bytes,
-            millis: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
-        })
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if let Some(bad) = name.chars().find(|&c| !allowed(c)) {
+            return Err(format!("name holds {bad:?}: {rule}"));
+        }
+        if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "name {name:?} does not start with a letter or digit: {rule}"
+            ));
+        }
+        if name.contains("..") {
+            return Err(format!("name {name:?} holds \"..\": {rule}"));
+        }
+        Ok(BackupName(name.to_owned()))
+    }
+
+    /// The server's name for a backup taken at `at`: `kb-20261203T072831Z` (UTC, to the
+    /// second; a second backup in the same second gets `-2`, and so on).
+    pub fn timestamped(at: SystemTime) -> BackupName {
+        let text = humantime::format_rfc3339_seconds(at).to_string();
+        BackupName(format!("kb-{}", text.replace(['-', ':'], "")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-fn copy_all(snapshot: &ReadTransaction, copy: &Database) -> Result<u64, StoreError> {
+/// The marker's content: who made the directory and when (the order pruning goes by).
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    created_by: String,
+    name: String,
+    created_ms: u64,
+}
+
+const CREATED_BY: &str = "lakehouse-kb";
+
+/// Held while a backup of the store runs: one at a time, and a second is refused at once, never
+/// queued (a queue of backups is unbounded disk and I/O).
+pub(super) struct BackupSlot(AtomicBool);
+
+impl BackupSlot {
+    pub(super) const fn new() -> BackupSlot {
+        BackupSlot(AtomicBool::new(false))
+    }
+}
+
+/// Frees the slot when the backup ends, however it ends.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Store {
+    fn one_at_a_time(&self) -> Result<Running<'_>, StoreError> {
+        let slot = &self.shared.backup.0;
+        if slot
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(StoreError::BackupBusy);
+        }
+        Ok(Running(slot))
+    }
+}
+
+impl Store {
+    /// Copies the database as of now into a new file at `dest`, which must not exist, nor
+    /// `dest.partial` beside it (an interrupted backup's: it is not removed, since this call did
+    /// not create it). Fails with [`StoreError::BackupExists`] when either is taken,
+    /// [`StoreError::BackupBusy`] while another backup runs.
+    pub fn backup_to(&self, dest: &Path) -> Result<BackupReport, StoreError> {
+        let _one = self.one_at_a_time()?;
+        let start = Instant::now();
+        let (last_seq, rows) = self.copy_to(dest, &AtomicBool::new(false))?;
+        let name = dest
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        report(dest, name, last_seq, rows, start, Vec::new())
+    }
+
+    /// The server's backup: into `backup_dir/NAME/kb.redb` (the server picks a timestamped name
+    /// when `name` is `None`), then removes the oldest server-made backups beyond `keep`.
+    /// `cancel` is checked once per chunk of rows: set, the copy stops and leaves nothing
+    /// behind. Fails with [`StoreError::BackupExists`] when `name` is taken.
+    pub fn backup_into(
+        &self,
+        backup_dir: &Path,
+        name: Option<BackupName>,
+        keep: usize,
+        cancel: &AtomicBool,
+    ) -> Result<BackupReport, StoreError> {
+        let _one = self.one_at_a_time()?;
+        let start = Instant::now();
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::BackupDest {
+                path: path.join(what),
+                source,
+            }
+        };
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(fsutil::DIR_MODE)
+                .create(backup_dir)
+        }
+        .map_err(io("", backup_dir))?;
+        let (name, dir) = create_backup_dir(backup_dir, name)?;
+        let marker = Marker {
+            created_by: CREATED_BY.into(),
+            name: name.as_str().into(),
+            created_ms: crate::model::now_ms(),
+        };
+        let written = fsutil::create_new(&dir.join(MARKER_FILE), fsutil::FILE_MODE)
+            .and_then(|mut file| {
+                use std::io::Write;
+                file.write_all(&serde_json::to_vec(&marker).unwrap_or_default())?;
+                file.sync_all()
+            })
+            .map_err(io(MARKER_FILE, &dir));
+        let dest = dir.join(DB_FILE);
+        let copied = written.and_then(|()| self.copy_to(&dest, cancel));
+        let (last_seq, rows) = match copied {
+            Ok(copied) => copied,
+            Err(e) => {
+                // The directory and the marker are this call's: a failed or cancelled backup
+                // leaves nothing (`copy_to` removed its partial file).
+                let _ = fs::remove_file(dir.join(MARKER_FILE));
+                let _ = fs::remove_dir(&dir);
+                return Err(e);
+            }
+        };
+        fsutil::sync_dir(backup_dir).map_err(io("", backup_dir))?;
+        let pruned = prune(backup_dir, keep, name.as_str());
+        report(&dest, name.0, last_seq, rows, start, pruned)
+    }
+
+    /// Copies into `dest` through `dest.partial`, created exclusively and linked into place.
+    fn copy_to(&self, dest: &Path, cancel: &AtomicBool) -> Result<(u64, u64), StoreError> {
+        let partial = partial_path(dest);
+        let dest_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source: std::io::Error| {
+                if source.kind() == std::io::ErrorKind::AlreadyExists {
+                    StoreError::BackupExists(path)
+                } else {
+                    StoreError::BackupDest { path, source }
+                }
+            }
+        };
+        if fs::symlink_metadata(dest).is_ok() {
+            return Err(StoreError::BackupExists(dest.to_owned()));
+        }
+        let file = fsutil::create_new(&partial, fsutil::FILE_MODE).map_err(dest_error(&partial))?;
+        let copied = (|| {
+            let snapshot = self.db()?.begin_read()?;
+            let last_seq = super::meta::get(&snapshot.open_table(META)?, super::meta::LAST_SEQ)?;
+            let copy = Database::builder()
+                .create_with_backend(FileBackend::new(file)?)
+                .map_err(|e| StoreError::Backup(e.to_string()))?;
+            let rows = copy_all(&snapshot, &copy, cancel)?;
+            copy.close()
+                .map_err(|e| StoreError::Backup(e.to_string()))?;
+            Ok((last_seq, rows))
+        })()
+        .map_err(|e| match e {
+            // Mostly the copy's own file (a full disk where the backups go), not the database:
+            // never a fault of the store.
+            StoreError::Storage(redb::Error::Io(source)) => StoreError::BackupDest {
+                path: partial.clone(),
+                source,
+            },
+            e => e,
+        });
+        let linked = copied.and_then(|copied| {
+            // A hard link fails when `dest` exists (a file or a link, dangling or not), where a
+            // rename would replace it.
+            fs::hard_link(&partial, dest).map_err(dest_error(dest))?;
+            Ok(copied)
+        });
+        let _ = fs::remove_file(&partial);
+        let copied = linked?;
+        if let Some(parent) = dest.parent() {
+            // The link is durable once the directory entry is.
+            fsutil::sync_dir(parent).map_err(dest_error(parent))?;
+        }
+        Ok(copied)
+    }
+}
+
+fn report(
+    dest: &Path,
+    name: String,
+    last_seq: u64,
+    rows: u64,
+    start: Instant,
+    pruned: Vec<String>,
+) -> Result<BackupReport, StoreError> {
+    Ok(BackupReport {
+        path: dest.display().to_string(),
+        name,
+        last_seq,
+        rows,
+        bytes: fs::symlink_metadata(dest).map(|m| m.len()).unwrap_or(0),
+        millis: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        pruned,
+    })
+}
+
+fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_owned();
+    name.push(".partial");
+    dest.with_file_name(name)
+}
+
+/// Creates `backup_dir/NAME` (mode 0700) exclusively: a given name that is taken (by anything,
+/// a link included) is [`StoreError::BackupExists`]; a timestamped one gets a suffix instead.
+fn create_backup_dir(
+    backup_dir: &Path,
+    name: Option<BackupName>,
+) -> Result<(BackupName, PathBuf), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let create = |name: &BackupName| {
+        let dir = backup_dir.join(name.as_str());
+        fs::DirBuilder::new()
+            .mode(fsutil::DIR_MODE)
+            .create(&dir)
+            .map(|()| dir)
+    };
+    let exists = |e: &std::io::Error| e.kind() == std::io::ErrorKind::AlreadyExists;
+    let failed = |dir: PathBuf| move |source| StoreError::BackupDest { path: dir, source };
+    match name {
+        Some(name) => match create(&name) {
+            Ok(dir) => Ok((name, dir)),
+            Err(e) if exists(&e) => Err(StoreError::BackupExists(backup_dir.join(name.as_str()))),
+            Err(e) => Err(failed(backup_dir.join(name.as_str()))(e)),
+        },
+        None => {
+            let base = BackupName::timestamped(SystemTime::now());
+            for n in 1..1000 {
+                let name = match n {
+                    1 => base.clone(),
+                    n => BackupName(format!("{}-{n}", base.as_str())),
+                };
+                match create(&name) {
+                    Ok(dir) => return Ok((name, dir)),
+                    Err(e) if exists(&e) => continue,
+                    Err(e) => return Err(failed(backup_dir.join(name.as_str()))(e)),
+                }
+            }
+            Err(StoreError::BackupExists(backup_dir.join(base.as_str())))
+        }
+    }
+}
+
+/// Removes the oldest server-made backups beyond `keep` (the one just made counts and is never
+/// removed). A directory is the server's only when it is a real directory (not a link) holding
+/// a regular-file marker that names it; the server removes its marker, its `kb.redb` and then
+/// the directory, which fails (and is left, with a warning) when anything else is in it.
+/// Returns the names removed. Failures are logged, never fatal: the backup itself is done.
+fn prune(backup_dir: &Path, keep: usize, just_made: &str) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(backup_dir) else {
+        return Vec::new();
+    };
+    let mut ours: Vec<(u64, String)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let dir = entry.path();
+            fsutil::require_real_dir(&dir).ok()?;
+            let marker: Marker = serde_json::from_slice(&read_marker(&dir)?).ok()?;
+            (marker.created_by == CREATED_BY && marker.name == name)
+                .then_some((marker.created_ms, name))
+        })
+        .collect();
+    // Newest first; the name breaks ties the same way the timestamps would.
+    ours.sort_unstable_by(|a, b| b.cmp(a));
+    let mut pruned = Vec::new();
+    for (_, name) in ours
+        .into_iter()
+        .filter(|(_, name)| name != just_made)
+        .skip(keep.saturating_sub(1))
+    {
+        let dir = backup_dir.join(&name);
+        let _ = fs::remove_file(dir.join(DB_FILE));
+        let _ = fs::remove_file(dir.join(MARKER_FILE));
+        match fs::remove_dir(&dir) {
+            Ok(()) => pruned.push(name),
+            Err(e) => tracing::warn!(
+                dir = %dir.display(),
+                error = %e,
+                "cannot remove an old backup's directory (it holds files the server did not \
+                 make?); left as it is"
+            ),
+        }
+    }
+    pruned
+}
+
+/// The marker of `dir`, if it is a regular file (never a link, a pipe or a device: reading
+/// one could block or never end), read up to [`MAX_MARKER_BYTES`].
+fn read_marker(dir: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let path = dir.join(MARKER_FILE);
+    if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    fsutil::open_read(&path)
+        .ok()?
+        .take(MAX_MARKER_BYTES)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
+}
+
+/// More than a marker the server writes ever holds.
+const MAX_MARKER_BYTES: u64 = 4096;
+
+fn copy_all(
+    snapshot: &ReadTransaction,
+    copy: &Database,
+    cancel: &AtomicBool,
+) -> Result<u64, StoreError> {
     // The copy gets the current schema's tables first, then every row of every table
     // (meta included, so versions, seq, counters and checkpoints come along).
     migrations::migrate(copy, None, &mut |_, _| {})?;
     let mut rows = 0;
-    rows += copy_table(snapshot, copy, META)?;
-    rows += copy_table(snapshot, copy, VERDICTS_BY_SEQ)?;
-    rows += copy_table(snapshot, copy, OUTCOMES)?;
-    rows += copy_table(snapshot, copy, EVENTS)?;
-    rows += copy_table(snapshot, copy, EVENTS_BY_SOURCE)?;
-    rows += copy_table(snapshot, copy, EVENTS_BY_KIND)?;
-    rows += copy_table(snapshot, copy, IMPORT_KEYS)?;
-    rows += copy_table(snapshot, copy, REPOS)?;
-    rows += copy_table(snapshot, copy, REPO_NAMES)?;
-    rows += copy_table(snapshot, copy, BY_SIG)?;
-    rows += copy_table(snapshot, copy, VERDICT_IDS)?;
-    rows += copy_table(snapshot, copy, PR_VERDICTS)?;
-    rows += copy_table(snapshot, copy, PRS)?;
-    rows += copy_table(snapshot, copy, PR_HEADS)?;
-    rows += copy_table(snapshot, copy, CLAIM_HASHES)?;
-    rows += copy_table(snapshot, copy, CLAIM_TERMS)?;
-    rows += copy_table(snapshot, copy, CLIENT_KEYS)?;
-    rows += copy_table(snapshot, copy, CLIENT_KEYS_BY_TIME)?;
+    rows += copy_table(snapshot, copy, META, cancel)?;
+    rows += copy_table(snapshot, copy, VERDICTS_BY_SEQ, cancel)?;
+    rows += copy_table(snapshot, copy, OUTCOMES, cancel)?;
+    rows += copy_table(snapshot, copy, EVENTS, cancel)?;
+    rows += copy_table(snapshot, copy, EVENTS_BY_SOURCE, cancel)?;
+    rows += copy_table(snapshot, copy, EVENTS_BY_KIND, cancel)?;
+    rows += copy_table(snapshot, copy, IMPORT_KEYS, cancel)?;
+    rows += copy_table(snapshot, copy, REPOS, cancel)?;
+    rows += copy_table(snapshot, copy, REPO_NAMES, cancel)?;
+    rows += copy_table(snapshot, copy, BY_SIG, cancel)?;
+    rows += copy_table(snapshot, copy, VERDICT_IDS, cancel)?;
+    rows += copy_table(snapshot, copy, PR_VERDICTS, cancel)?;
+    rows += copy_table(snapshot, copy, PRS, cancel)?;
+    rows += copy_table(snapshot, copy, PR_HEADS, cancel)?;
+    rows += copy_table(snapshot, copy, CLAIM_HASHES, cancel)?;
+    rows += copy_table(snapshot, copy, CLAIM_TERMS, cancel)?;
+    rows += copy_table(snapshot, copy, CLIENT_KEYS, cancel)?;
+    rows += copy_table(snapshot, copy, CLIENT_KEYS_BY_TIME, cancel)?;
     // Every chunk above was committed without fsync; this commit makes them all durable.
     copy.begin_write()?.commit()?;
     Ok(rows)
@@ -115,11 +434,15 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
     snapshot: &ReadTransaction,
     copy: &Database,
     definition: TableDefinition<K, V>,
+    cancel: &AtomicBool,
 ) -> Result<u64, StoreError> {
     let source = snapshot.open_table(definition)?;
     let mut rows = source.iter()?;
     let mut n_rows = 0;
     loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(StoreError::BackupCancelled);
+        }
         let mut txn = copy.begin_write()?;
         txn.set_durability(Durability::None)
             .map_err(|e| StoreError::Backup(e.to_string()))?;
@@ -140,5 +463,43 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
         if done {
             return Ok(n_rows);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_plain_file_names() {
+        for good in [
+            "nightly",
+            "kb-20261203T072831Z",
+            "a",
+            "v1.2_x-3",
+            &"x".repeat(100),
+        ] {
+            assert!(BackupName::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "..",
+            "a..b",
+            "a/b",
+            "/etc",
+            "a\\b",
+            "a\0b",
+            "tab\there",
+            "new\nline",
+            "with space",
+            "-flag",
+            "é",
+            &"x".repeat(101),
+        ] {
+            assert!(BackupName::parse(bad).is_err(), "{bad:?}");
+        }
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_282_911);
+        assert_eq!(BackupName::timestamped(at).as_str(), "kb-20261203T072831Z");
     }
 }

@@ -41,10 +41,10 @@ impl Store {
     /// Runs every check; `Err` only when the file cannot be read at all.
     pub fn check(&mut self) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
-        if !self.db.check_integrity()? {
+        if !self.with_db_mut(|db| db.check_integrity())?? {
             report.problem("redb integrity check failed; redb repaired the file".into());
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let mut recount = Stats::default();
         let mut seqs = Vec::new();
         super::check_verdicts::check_verdicts(&txn, &mut report, &mut recount, &mut seqs)?;

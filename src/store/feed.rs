@@ -107,7 +107,7 @@ impl Store {
         limit: usize,
         max_bytes: usize,
     ) -> Result<FeedPage, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let (last_seq, events_deleted_through) = {
             let meta_table = txn.open_table(META)?;
             (

@@ -3,14 +3,12 @@
 //! write transaction), audits from a reverse range of `pr_verdicts`, so the cost is that of the
 //! answer: O(page + sentence), plus the audits of the excluded head that the walk steps over.
 
-use std::time::Instant;
-
 use redb::ReadableDatabase;
 
 use super::repos;
 use super::tables::*;
 use super::text_index::verdict_ref;
-use super::{Store, StoreError};
+use super::{ReadBudget, Store, StoreError};
 use crate::model::Repo;
 use crate::model::verdict::sig_hash;
 
@@ -27,8 +25,6 @@ pub struct HistoryQuery {
     /// Page cursor: audits with a seq below this one.
     pub before_seq: Option<u64>,
     pub limit: usize,
-    /// Past this instant the read stops with [`StoreError::Deadline`].
-    pub deadline: Option<Instant>,
 }
 
 /// One audit in a history page.
@@ -63,12 +59,26 @@ pub struct History {
     pub more: bool,
 }
 
-/// Audits read between two deadline checks.
-const DEADLINE_EVERY: usize = 256;
+impl AuditEntry {
+    /// About the memory this entry holds: its variable-length text.
+    pub fn held_bytes(&self) -> usize {
+        self.sig_hash.len()
+            + self.head_sha.len()
+            + self.overall.len()
+            + self.one_liner.len()
+            + self.audited_at.len()
+    }
+}
 
 impl Store {
-    pub fn pr_history(&self, q: &HistoryQuery) -> Result<History, StoreError> {
-        let txn = self.db.begin_read()?;
+    /// A PR's history (see [`History`]) within `budget`: its deadline is checked as audits are
+    /// walked, and the page stops (with `more`) before the audits it holds pass its bytes.
+    pub fn pr_history(
+        &self,
+        q: &HistoryQuery,
+        budget: &mut ReadBudget,
+    ) -> Result<History, StoreError> {
+        let txn = self.db()?.begin_read()?;
         let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, &q.repo)? else {
             return Ok(History::default());
         };
@@ -99,23 +109,13 @@ impl Store {
                 .as_deref()
                 .is_some_and(|prefix| head.to_ascii_lowercase().starts_with(prefix))
         };
-        let mut walked = 0usize;
-        let mut step = || -> Result<(), StoreError> {
-            walked += 1;
-            if walked.is_multiple_of(DEADLINE_EVERY)
-                && q.deadline.is_some_and(|d| Instant::now() > d)
-            {
-                return Err(StoreError::Deadline);
-            }
-            Ok(())
-        };
 
         let mut recent = Vec::new();
         for row in index.range((repo, pr, 0)..=(repo, pr, u64::MAX))?.rev() {
             if recent.len() == SENTENCE_OUTCOMES {
                 break;
             }
-            step()?;
+            budget.tick()?;
             let seq = row?.0.value().2;
             let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
                 index: "pr_verdicts",
@@ -135,7 +135,7 @@ impl Store {
 
         let below = q.before_seq.unwrap_or(u64::MAX);
         for row in index.range((repo, pr, 0)..(repo, pr, below))?.rev() {
-            step()?;
+            budget.tick()?;
             let seq = row?.0.value().2;
             let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
                 index: "pr_verdicts",
@@ -149,7 +149,7 @@ impl Store {
                 history.more = true;
                 break;
             }
-            history.audits.push(AuditEntry {
+            let audit = AuditEntry {
                 seq,
                 sig_hash: sig_hash(v.pr_number, v.head_sha),
                 head_sha: v.head_sha.to_owned(),
@@ -160,7 +160,12 @@ impl Store {
                 findings_warn: v.findings_warn,
                 findings_info: v.findings_info,
                 audit_duration_ms: v.audit_duration_ms,
-            });
+            };
+            if !budget.take(audit.held_bytes()) {
+                history.more = true;
+                break;
+            }
+            history.audits.push(audit);
         }
         Ok(history)
     }
@@ -180,7 +185,7 @@ impl Store {
 
     /// Every verdict seq of a PR, oldest first (tests and tools; the API pages).
     pub fn pr_verdict_seqs(&self, repo: &Repo, pr_number: u64) -> Result<Vec<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, repo)? else {
             return Ok(Vec::new());
         };
@@ -198,7 +203,7 @@ impl Store {
         repo: &Repo,
         pr_number: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, repo)? else {
             return Ok(None);
         };

@@ -79,19 +79,32 @@ impl CounterDeltas {
     }
 }
 
-/// All counters under `prefix`, keyed by the rest of the key.
-pub fn counters_under(
+/// Calls `visit` with every counter under `prefix` (keyed by the rest of the key), in key order.
+pub fn visit_counters_under(
     meta: &impl ReadableTable<&'static str, u64>,
     prefix: &str,
-) -> Result<BTreeMap<String, u64>, redb::StorageError> {
-    let mut out = BTreeMap::new();
+    visit: &mut dyn FnMut(&str, u64),
+) -> Result<(), redb::StorageError> {
     for row in meta.range(prefix..)? {
         let (key, value) = row?;
         let Some(name) = key.value().strip_prefix(prefix) else {
             break;
         };
-        out.insert(name.to_owned(), value.value());
+        visit(name, value.value());
     }
+    Ok(())
+}
+
+/// All counters under `prefix`, keyed by the rest of the key (for `check`, which recounts them
+/// all anyway).
+pub fn counters_under(
+    meta: &impl ReadableTable<&'static str, u64>,
+    prefix: &str,
+) -> Result<std::collections::BTreeMap<String, u64>, redb::StorageError> {
+    let mut out = std::collections::BTreeMap::new();
+    visit_counters_under(meta, prefix, &mut |name, count| {
+        out.insert(name.to_owned(), count);
+    })?;
     Ok(out)
 }
 

@@ -4,14 +4,22 @@
 //!
 //! redb calls are synchronous: callers on the async runtime use the writer thread (`writer.rs`)
 //! for writes and `spawn_blocking` for reads.
+//!
+//! The open `Database` sits behind a swappable slot (`RwLock<Option<Arc<Database>>>`): every
+//! transaction clones the `Arc` under a read lock held for no longer than the clone, so reads
+//! never wait on each other; the write lock is taken only to swap the database during a reopen
+//! after an I/O error (see `fault.rs`).
 
+mod backend;
 mod backup;
+mod budget;
 mod bulk;
 mod check;
 mod check_verdicts;
 mod client_keys;
 pub mod codec;
 mod deferred;
+mod fault;
 mod feed;
 mod history;
 mod meta;
@@ -25,20 +33,25 @@ pub mod values;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use lakehouse_kb_migrations as migrations;
-use redb::{Database, DatabaseError, ReadableDatabase};
+use redb::backends::FileBackend;
+use redb::{Database, DatabaseError, ReadableDatabase, StorageError};
 
-pub use backup::BackupReport;
+pub use backend::BackendFactory;
+pub use backup::{BackupName, BackupReport, MARKER_FILE as BACKUP_MARKER_FILE};
+pub use budget::ReadBudget;
 pub use bulk::BulkWriter;
 pub use check::CheckReport;
 pub use codec::CodecError;
+pub use fault::Fault;
 pub use feed::{FeedPage, FeedTypes};
 pub use history::{AuditEntry, History, HistoryQuery, SENTENCE_OUTCOMES};
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
 pub use read::{
-    Checkpoint, EventEntry, EventFilter, OutcomeEntry, Page, SigRecord, Stats, VerdictEntry,
+    Checkpoint, EventEntry, EventFilter, OutcomeEntry, Page, SigRecord, Stats, StatsMap,
+    VerdictEntry,
 };
 pub use records::{ClientKey, NewEvent, NewOutcome, NewVerdict, Put, Record, Written};
 pub use retention::Retention;
@@ -54,6 +67,21 @@ pub const DEFAULT_CACHE_MB: usize = 64;
 pub enum StoreError {
     #[error("{path} is open in another process (a running lakehouse-kb server?)")]
     InUse { path: PathBuf },
+    #[error(
+        "{path} is an empty file (0 bytes), not a database: it was cut or made by something \
+         else (or the very first start crashed before writing it); restore it from a backup \
+         (lakehouse-kb backup), or remove it to start with an empty database"
+    )]
+    EmptyFile { path: PathBuf },
+    #[error(
+        "{path} is not a redb database (it does not start with redb's magic number): it was \
+         not written by lakehouse-kb, or is damaged; move it away and restore a backup, or \
+         remove it to start with an empty database"
+    )]
+    NotADatabase { path: PathBuf },
+    /// The storage failed (an I/O error, a full disk): the store is reopening itself.
+    #[error("{0}")]
+    Unavailable(Fault),
     #[error("cannot open {path}: {source}")]
     Open {
         path: PathBuf,
@@ -78,16 +106,21 @@ pub enum StoreError {
     #[error("cannot write the backup {path}: {source}")]
     BackupDest {
         path: PathBuf,
-        source: DatabaseError,
+        source: std::io::Error,
     },
+    #[error("a backup is already running")]
+    BackupBusy,
+    #[error("the backup was cancelled")]
+    BackupCancelled,
     #[error("import key {0} was given twice to one bulk writer; the transaction was rolled back")]
     RepeatedImportKey(String),
     #[error("this bulk writer's transaction was rolled back after an earlier error")]
     BulkAborted,
+    /// A read stopped before its end: past its deadline, or its caller went away.
+    #[error("the read was abandoned after {rows} rows: past its deadline or no longer awaited")]
+    Abandoned { rows: u64 },
     #[error("{index} points at seq {seq}, which is not stored")]
     Dangling { index: &'static str, seq: u64 },
-    #[error("the read took longer than the request may and was stopped")]
-    Deadline,
     #[error("storage: {0}")]
     Storage(#[from] redb::Error),
 }
@@ -121,6 +154,9 @@ pub struct StoreOptions {
     /// redb quick-repair: every commit also saves the allocator state (and uses two-phase
     /// commit), so opening after a crash skips the full repair, at a cost on every commit.
     pub quick_repair: bool,
+    /// A test seam: wraps the file backend of the database (and of the free-space probe), e.g.
+    /// to fail writes on demand. `None` (production) opens redb's `FileBackend` as is.
+    pub backend: Option<BackendFactory>,
 }
 
 impl Default for StoreOptions {
@@ -129,6 +165,7 @@ impl Default for StoreOptions {
             cache_mb: DEFAULT_CACHE_MB,
             on_repair: None,
             quick_repair: false,
+            backend: None,
         }
     }
 }
@@ -142,15 +179,24 @@ impl std::fmt::Debug for StoreOptions {
 }
 
 pub struct Store {
-    db: Database,
+    shared: Arc<Shared>,
+}
+
+/// What the store and its recovery thread share (the thread holds it weakly, so it never keeps
+/// a dropped store's file open).
+struct Shared {
     path: PathBuf,
-    quick_repair: bool,
+    options: StoreOptions,
+    /// The open database; `None` only while a reopen is under way or after one failed.
+    db: RwLock<Option<Arc<Database>>>,
+    fault: fault::FaultState,
+    backup: backup::BackupSlot,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("path", &self.path)
+            .field("path", &self.shared.path)
             .finish_non_exhaustive()
     }
 }
@@ -159,8 +205,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema to the current
     /// version, one logged step at a time. A file newer than this binary is refused untouched.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let quick_repair = options.quick_repair;
-        let db = open_db(path, options)?;
+        let db = open_db(path, &options)?;
         let plan = migrations::plan(&db, None)?;
         if !plan.steps.is_empty() {
             tracing::info!(
@@ -173,19 +218,16 @@ impl Store {
                 tracing::info!(step = step.name, rows = n_rows, "migration progress");
             })?;
         }
+        check_codec_version(&db)?;
         let store = Store {
-            db,
-            path: path.to_owned(),
-            quick_repair,
+            shared: Arc::new(Shared {
+                path: path.to_owned(),
+                options,
+                db: RwLock::new(Some(Arc::new(db))),
+                fault: fault::FaultState::default(),
+                backup: backup::BackupSlot::new(),
+            }),
         };
-
-        let codec_version = store.codec_version()?;
-        if codec_version > u64::from(codec::CODEC_VERSION) {
-            return Err(StoreError::CodecVersion {
-                found: codec_version,
-                expected: codec::CODEC_VERSION.into(),
-            });
-        }
         store.build_text_index()?;
         Ok(store)
     }
@@ -199,14 +241,14 @@ impl Store {
                 steps: migrations::STEPS.iter().collect(),
             });
         }
-        let db = open_db(path, options)?;
+        let db = open_db(path, &options)?;
         Ok(migrations::plan(&db, None)?)
     }
 
     /// Opens the file at exactly the schema version `target` (for upgrade tests and tools that
     /// build old files): runs the steps up to it and no further.
     pub fn create_at_version(path: &Path, target: u64) -> Result<(), StoreError> {
-        let db = open_db(path, StoreOptions::default())?;
+        let db = open_db(path, &StoreOptions::default())?;
         migrations::migrate(&db, Some(target), &mut |_, _| {})?;
         Ok(())
     }
@@ -214,39 +256,113 @@ impl Store {
     /// Every write transaction of the store begins here, so all of them share its settings
     /// (a crash after a commit without quick-repair would need the full repair).
     fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_quick_repair(self.quick_repair);
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_quick_repair(self.shared.options.quick_repair);
         Ok(txn)
     }
 
+    /// The open database. The `Arc` is cloned under a read lock that is never held longer than
+    /// the clone; a transaction begun on it stays usable until a reopen closes it, after which
+    /// its reads fail (as storage faults). `Unavailable` while a reopen is under way.
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        let slot = self
+            .shared
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some(db) => Ok(db.clone()),
+            None => Err(StoreError::Unavailable(
+                self.shared
+                    .fault
+                    .current()
+                    .unwrap_or_else(|| Fault::new("the database is being reopened".into(), false)),
+            )),
+        }
+    }
+
+    /// Runs `f` on the database alone (redb's integrity check needs `&mut`): fails as
+    /// `InUse` when a transaction elsewhere still holds it.
+    fn with_db_mut<T>(&mut self, f: impl FnOnce(&mut Database) -> T) -> Result<T, StoreError> {
+        let mut slot = self
+            .shared
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match slot.as_mut().and_then(Arc::get_mut) {
+            Some(db) => Ok(f(db)),
+            None => Err(StoreError::InUse {
+                path: self.shared.path.clone(),
+            }),
+        }
+    }
+
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {
-        Ok(migrations::current_version(&self.db)?)
-    }
-
-    fn codec_version(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
-        Ok(meta::get(
-            &txn.open_table(tables::META)?,
-            meta::CODEC_VERSION,
-        )?)
+        Ok(migrations::current_version(&*self.db()?)?)
     }
 }
 
-fn open_db(path: &Path, options: StoreOptions) -> Result<Database, StoreError> {
+fn check_codec_version(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_read()?;
+    let found = meta::get(&txn.open_table(tables::META)?, meta::CODEC_VERSION)?;
+    if found > u64::from(codec::CODEC_VERSION) {
+        return Err(StoreError::CodecVersion {
+            found,
+            expected: codec::CODEC_VERSION.into(),
+        });
+    }
+    Ok(())
+}
+
+/// Opens (or creates, where no file exists) the database file. An existing file is never
+/// taken for a new database: redb initialises an empty file, so a 0-byte file (cut, or made by
+/// something else) would silently become an empty database, and the next export would empty
+/// the legacy files; it is refused instead, as is a file that is not a redb database.
+fn open_db(path: &Path, options: &StoreOptions) -> Result<Database, StoreError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => {
+            return Err(StoreError::EmptyFile {
+                path: path.to_owned(),
+            });
+        }
+        _ => {}
+    }
     refuse_newer(path)?;
     let mut builder = Database::builder();
     builder.set_cache_size(options.cache_mb.max(1) << 20);
-    if let Some(on_repair) = options.on_repair {
+    if let Some(on_repair) = options.on_repair.clone() {
         builder.set_repair_callback(move |session| on_repair(session.progress()));
     }
-    builder.create(path).map_err(|source| match source {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(DatabaseError::from)
+        .and_then(|file| {
+            let backend = FileBackend::new(file)?;
+            match &options.backend {
+                None => builder.create_with_backend(backend),
+                Some(wrap) => builder.create_with_backend(backend::DynBackend(wrap(backend))),
+            }
+        });
+    opened.map_err(|source| match source {
         DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
             path: path.to_owned(),
         },
+        // redb's "not a database": an I/O error of kind InvalidData.
+        DatabaseError::Storage(StorageError::Io(e))
+            if e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::NotADatabase {
+                path: path.to_owned(),
+            }
+        }
         source => StoreError::Open {
             path: path.to_owned(),
             source,

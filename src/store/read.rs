@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition, TableHandle};
 
 use super::codec::{CodecError, decode, decode_borrowed};
-use super::meta::{self, counters_under};
+use super::meta;
 use super::tables::*;
 use super::values::{EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue};
-use super::{Store, StoreError, repos};
+use super::{ReadBudget, Store, StoreError, repos};
 use crate::model::verdict::sig_hash;
 use crate::model::{Repo, Source};
 
@@ -51,6 +51,50 @@ impl SigRecord {
     }
 }
 
+impl VerdictEntry {
+    /// About the memory this entry holds: its variable-length text.
+    pub fn held_bytes(&self) -> usize {
+        let v = &self.value;
+        self.sig_hash.len()
+            + v.raw_json.len()
+            + v.head_sha.len()
+            + v.audited_at.len()
+            + v.overall.len()
+            + v.one_liner.len()
+    }
+}
+
+impl EventEntry {
+    /// About the memory this entry holds: its variable-length text.
+    pub fn held_bytes(&self) -> usize {
+        let v = &self.value;
+        v.line.len()
+            + v.body.as_ref().map_or(0, String::len)
+            + v.source.len()
+            + v.sig_hash.as_ref().map_or(0, String::len)
+            + v.event_kind.as_ref().map_or(0, String::len)
+            + v.source_original.as_ref().map_or(0, String::len)
+    }
+}
+
+impl OutcomeEntry {
+    /// About the memory this entry holds: its variable-length text.
+    pub fn held_bytes(&self) -> usize {
+        let v = &self.value;
+        v.line.len() + v.sig_hash.len() + v.kind.len()
+    }
+}
+
+impl SigRecord {
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            SigRecord::Verdict(v) => v.held_bytes(),
+            SigRecord::Outcome(o) => o.held_bytes(),
+            SigRecord::Event(e) => e.held_bytes(),
+        }
+    }
+}
+
 /// One page of results and whether more follow it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -85,6 +129,36 @@ pub struct Stats {
     pub last_seq: u64,
 }
 
+/// The keyed maps of [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatsMap {
+    EventsBySource,
+    EventsByKind,
+    VerdictsByOverall,
+    VerdictsByRepo,
+    OutcomesByKind,
+}
+
+impl StatsMap {
+    pub const ALL: [StatsMap; 5] = [
+        StatsMap::EventsBySource,
+        StatsMap::EventsByKind,
+        StatsMap::VerdictsByOverall,
+        StatsMap::VerdictsByRepo,
+        StatsMap::OutcomesByKind,
+    ];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            StatsMap::EventsBySource => meta::EVENTS_BY_SOURCE,
+            StatsMap::EventsByKind => meta::EVENTS_BY_KIND,
+            StatsMap::VerdictsByOverall => meta::VERDICTS_BY_OVERALL,
+            StatsMap::VerdictsByRepo => meta::VERDICTS_BY_REPO,
+            StatsMap::OutcomesByKind => meta::OUTCOMES_BY_KIND,
+        }
+    }
+}
+
 /// Where an export file stands: rows through `seq` are in it, it is `len` bytes long, and
 /// `tail` fingerprints its last bytes (see `export/`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,7 +170,7 @@ pub struct Checkpoint {
 
 impl Store {
     fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        Ok(self.db()?.begin_read()?)
     }
 
     /// Everything stored under `sig_hash` in repository `repo` (verdicts, outcome rows,
@@ -108,6 +182,26 @@ impl Store {
         after_seq: u64,
         limit: usize,
     ) -> Result<Page<SigRecord>, StoreError> {
+        self.by_sig_within(
+            repo,
+            sig_hash,
+            after_seq,
+            limit,
+            &mut ReadBudget::unlimited(),
+        )
+    }
+
+    /// [`Store::by_sig`] within `budget`: the page also stops (with `more`) before the values
+    /// it holds pass the budget's bytes. The three kinds' ranges, each in seq order, are merged
+    /// as they are walked, so only the values of the page are read.
+    pub fn by_sig_within(
+        &self,
+        repo: &Repo,
+        sig_hash: &str,
+        after_seq: u64,
+        limit: usize,
+        budget: &mut ReadBudget,
+    ) -> Result<Page<SigRecord>, StoreError> {
         let txn = self.read()?;
         let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, repo)? else {
             return Ok(Page {
@@ -115,40 +209,67 @@ impl Store {
                 more: false,
             });
         };
-        let take = limit.saturating_add(1);
-        let mut all = Vec::new();
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let outcomes = txn.open_table(OUTCOMES)?;
         let events = txn.open_table(EVENTS)?;
         let index = txn.open_table(BY_SIG)?;
-        // One range per kind, each in seq order: the first `limit` of their merge are the page.
-        for kind in [KIND_VERDICT, KIND_OUTCOME, KIND_EVENT] {
+        let kinds = [KIND_VERDICT, KIND_OUTCOME, KIND_EVENT];
+        let mut ranges = Vec::with_capacity(kinds.len());
+        let mut heads = Vec::with_capacity(kinds.len());
+        for kind in kinds {
             let from = (repo, sig_hash, kind, after_seq.saturating_add(1));
-            for row in index
-                .range(from..=(repo, sig_hash, kind, u64::MAX))?
-                .take(take)
-            {
-                let seq = row?.0.value().3;
-                all.push(match kind {
-                    KIND_VERDICT => SigRecord::Verdict(verdict_at(&verdicts, sig_hash, seq)?),
-                    KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, seq)?),
-                    _ => SigRecord::Event(event_at(&events, seq)?),
-                });
-            }
+            let mut range = index.range(from..=(repo, sig_hash, kind, u64::MAX))?;
+            heads.push(next_seq(&mut range)?);
+            ranges.push(range);
         }
-        all.sort_by_key(SigRecord::seq);
-        let more = all.len() > limit;
-        all.truncate(limit);
-        Ok(Page { items: all, more })
+        let mut items = Vec::new();
+        loop {
+            let next = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, seq)| Some((i, (*seq)?)))
+                .min_by_key(|&(_, seq)| seq);
+            let Some((i, seq)) = next else {
+                return Ok(Page { items, more: false });
+            };
+            if items.len() == limit {
+                return Ok(Page { items, more: true });
+            }
+            budget.tick()?;
+            let record = match kinds[i] {
+                KIND_VERDICT => SigRecord::Verdict(verdict_at(&verdicts, sig_hash, seq)?),
+                KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, seq)?),
+                _ => SigRecord::Event(event_at(&events, seq)?),
+            };
+            if !budget.take(record.held_bytes()) {
+                return Ok(Page { items, more: true });
+            }
+            items.push(record);
+            heads[i] = next_seq(&mut ranges[i])?;
+        }
     }
 
-    /// Events newest first, with seq below `before_seq` (all when `None`), matching `filter`.
-    /// The range walked is the most selective index among the filters given.
+    /// Events newest first, with seq below `before_seq` (all when `None`), matching `filter`,
+    /// without their bodies (`value.body` is `None`). The range walked is the most selective
+    /// index among the filters given.
     pub fn events_page(
         &self,
         filter: &EventFilter,
         before_seq: Option<u64>,
         limit: usize,
+    ) -> Result<Page<EventEntry>, StoreError> {
+        self.events_page_within(filter, before_seq, limit, &mut ReadBudget::unlimited())
+    }
+
+    /// [`Store::events_page`] within `budget`: every row walked (matching or not) counts
+    /// against its deadline, and the page stops (with `more`) before the values it holds pass
+    /// its bytes.
+    pub fn events_page_within(
+        &self,
+        filter: &EventFilter,
+        before_seq: Option<u64>,
+        limit: usize,
+        budget: &mut ReadBudget,
     ) -> Result<Page<EventEntry>, StoreError> {
         let txn = self.read()?;
         let events = txn.open_table(EVENTS)?;
@@ -164,15 +285,18 @@ impl Store {
                 })
         };
         let mut items = Vec::new();
-        let mut push = |entry: EventEntry| -> bool {
+        let mut push = |mut entry: EventEntry| -> Result<bool, StoreError> {
+            budget.tick()?;
             if !matches(&entry.value) {
-                return true;
+                return Ok(true);
             }
-            if items.len() == limit {
-                return false;
+            // A page of events is their ops; bodies, as large as a request may be, stay out.
+            entry.value.body = None;
+            if items.len() == limit || !budget.take(entry.held_bytes()) {
+                return Ok(false);
             }
             items.push(entry);
-            true
+            Ok(true)
         };
         if let Some(sig) = &filter.sig_hash {
             // Events under one sig_hash: its event range of the sig_hash index, in the
@@ -186,7 +310,7 @@ impl Store {
                 (repo, sig.as_str(), KIND_EVENT, below),
             );
             for row in index.range(from..to)?.rev() {
-                if !push(event_at(&events, row?.0.value().3)?) {
+                if !push(event_at(&events, row?.0.value().3)?)? {
                     return Ok(Page { items, more: true });
                 }
             }
@@ -216,7 +340,7 @@ impl Store {
                 let index = txn.open_table(definition)?;
                 for row in index.range((key.as_str(), 0)..(key.as_str(), below))?.rev() {
                     let seq = row?.0.value().1;
-                    if !push(event_at(&events, seq)?) {
+                    if !push(event_at(&events, seq)?)? {
                         more = true;
                         break;
                     }
@@ -226,7 +350,7 @@ impl Store {
                 for row in events.range(..below)?.rev() {
                     let (seq, value) = row?;
                     let seq = seq.value();
-                    if !push(event_entry(seq, value.value())?) {
+                    if !push(event_entry(seq, value.value())?)? {
                         more = true;
                         break;
                     }
@@ -291,23 +415,63 @@ impl Store {
         Ok(())
     }
 
-    /// The running counters: one small range of `meta`, whatever the history size.
+    /// The running counters, every map collected.
     pub fn stats(&self) -> Result<Stats, StoreError> {
+        let mut stats = Stats::default();
+        let totals = self.visit_stats(&mut |map, key, count| {
+            let map = match map {
+                StatsMap::EventsBySource => &mut stats.events_by_source,
+                StatsMap::EventsByKind => &mut stats.events_by_kind,
+                StatsMap::VerdictsByOverall => &mut stats.verdicts_by_overall,
+                StatsMap::VerdictsByRepo => &mut stats.verdicts_by_repo,
+                StatsMap::OutcomesByKind => &mut stats.outcomes_by_kind,
+            };
+            map.insert(key.to_owned(), count);
+        })?;
+        Ok(Stats {
+            events_by_source: stats.events_by_source,
+            events_by_kind: stats.events_by_kind,
+            verdicts_by_overall: stats.verdicts_by_overall,
+            verdicts_by_repo: stats.verdicts_by_repo,
+            outcomes_by_kind: stats.outcomes_by_kind,
+            ..totals
+        })
+    }
+
+    /// The running counters from one snapshot: the totals returned (maps left empty), each
+    /// keyed counter passed to `visit` in key order, map after map, so that a map of any size
+    /// (clients name event kinds) costs no memory here.
+    pub fn visit_stats(
+        &self,
+        visit: &mut dyn FnMut(StatsMap, &str, u64),
+    ) -> Result<Stats, StoreError> {
         let txn = self.read()?;
         let meta = txn.open_table(META)?;
+        for map in StatsMap::ALL {
+            meta::visit_counters_under(&meta, map.prefix(), &mut |name, count| {
+                visit(map, name, count)
+            })?;
+        }
         Ok(Stats {
             events: meta::get(&meta, meta::EVENTS)?,
             events_success: meta::get(&meta, meta::EVENTS_SUCCESS)?,
             events_failure: meta::get(&meta, meta::EVENTS_FAILURE)?,
-            events_by_source: counters_under(&meta, meta::EVENTS_BY_SOURCE)?,
-            events_by_kind: counters_under(&meta, meta::EVENTS_BY_KIND)?,
             verdicts: meta::get(&meta, meta::VERDICTS)?,
-            verdicts_by_overall: counters_under(&meta, meta::VERDICTS_BY_OVERALL)?,
-            verdicts_by_repo: counters_under(&meta, meta::VERDICTS_BY_REPO)?,
             outcomes: meta::get(&meta, meta::OUTCOMES)?,
-            outcomes_by_kind: counters_under(&meta, meta::OUTCOMES_BY_KIND)?,
             last_seq: meta::get(&meta, meta::LAST_SEQ)?,
+            ..Stats::default()
         })
+    }
+
+    /// What changes whenever any counter does: the last seq (every write) and the number of
+    /// events (retention deletes events without assigning a seq).
+    pub fn stats_version(&self) -> Result<(u64, u64), StoreError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META)?;
+        Ok((
+            meta::get(&meta, meta::LAST_SEQ)?,
+            meta::get(&meta, meta::EVENTS)?,
+        ))
     }
 
     pub fn last_seq(&self) -> Result<u64, StoreError> {
@@ -393,6 +557,16 @@ pub(super) fn outcome_entry(seq: u64, bytes: &[u8]) -> Result<OutcomeEntry, Stor
         source,
     })?;
     Ok(OutcomeEntry { seq, value })
+}
+
+/// The seq of the next `sig_index` entry of `range`, if any.
+fn next_seq(
+    range: &mut redb::Range<'_, (u32, &'static str, u8, u64), ()>,
+) -> Result<Option<u64>, StoreError> {
+    Ok(match range.next() {
+        Some(row) => Some(row?.0.value().3),
+        None => None,
+    })
 }
 
 fn verdict_at(

@@ -15,7 +15,6 @@
 //! migrated to schema 5) rebuilds it here, in bounded transactions that resume after a kill.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
 
 use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, WriteTransaction};
 
@@ -25,7 +24,7 @@ use super::records::claim_terms_of;
 use super::repos;
 use super::tables::*;
 use super::values::{VerdictValue, VerdictValueRef};
-use super::{Store, StoreError};
+use super::{ReadBudget, Store, StoreError};
 use crate::model::Repo;
 use crate::model::claims::{Claim, stored_claims};
 use crate::model::text::{
@@ -65,7 +64,7 @@ impl Store {
     /// completely (see the module documentation); a no-op otherwise.
     pub(super) fn build_text_index(&self) -> Result<(), StoreError> {
         let through = {
-            let txn = self.db.begin_read()?;
+            let txn = self.db()?.begin_read()?;
             let meta_table = txn.open_table(META)?;
             if meta::get(&meta_table, meta::CLAIM_INDEX_VERSION)? == ANALYZER_VERSION {
                 return Ok(());
@@ -208,8 +207,6 @@ pub struct NeighborQuery {
     pub limit: usize,
     /// Matches scoring below this are dropped; a neighbour without matches goes with them.
     pub min_score: f64,
-    /// Past this instant the search stops with [`StoreError::Deadline`].
-    pub deadline: Option<Instant>,
 }
 
 /// How one query claim matched a neighbour: its best-scoring stored claim.
@@ -254,17 +251,21 @@ enum Claimed {
     Hash(u64),
 }
 
-/// Postings of one term read in a search, per 4,096 of which the deadline is checked.
-const DEADLINE_EVERY: usize = 4096;
-
 impl Store {
     /// Prior verdicts whose claims equal or resemble the query's, best first (score, then the
     /// newer audit), verdicts of `exclude_pr` left out.
     ///
     /// Cost: one range of `claim_hashes` per query claim, plus every posting of the query
     /// claims' terms (in the searched repository), plus a read of each neighbour answered.
-    pub fn neighbors(&self, q: &NeighborQuery) -> Result<Vec<NeighborHit>, StoreError> {
-        let txn = self.db.begin_read()?;
+    ///
+    /// Within `budget`: its deadline is checked as postings are read, and fewer than `limit`
+    /// neighbours are read when their values would pass its bytes (`budget.was_cut()`).
+    pub fn neighbors(
+        &self,
+        q: &NeighborQuery,
+        budget: &mut ReadBudget,
+    ) -> Result<Vec<NeighborHit>, StoreError> {
+        let txn = self.db()?.begin_read()?;
         let repo = repos::lookup(&txn.open_table(REPOS)?, &q.repo)?;
         let scope = if q.all_repos {
             Scope::All
@@ -288,10 +289,6 @@ impl Store {
                 docs: meta::get(&meta_table, &format!("{}{id}", meta::CLAIM_DOCS_IN))?,
                 total_len: meta::get(&meta_table, &format!("{}{id}", meta::CLAIM_TERMS_LEN_IN))?,
             },
-        };
-        let check_deadline = || match q.deadline {
-            Some(deadline) if Instant::now() > deadline => Err(StoreError::Deadline),
-            _ => Ok(()),
         };
 
         // Per verdict seq, per query claim, the best match so far.
@@ -317,8 +314,8 @@ impl Store {
                         terms: Vec::new(),
                     },
                 );
+                budget.tick()?;
             }
-            check_deadline()?;
         }
 
         let postings = txn.open_table(CLAIM_TERMS)?;
@@ -333,7 +330,7 @@ impl Store {
             // that sums (and answers) are the same on every run.
             let mut docs: HashMap<u64, (f64, Vec<String>)> = HashMap::new();
             for (term, query_tf) in &query_terms.terms {
-                let found = read_postings(&postings, term, scope, &check_deadline)?;
+                let found = read_postings(&postings, term, scope, budget)?;
                 let idf = corpus.idf(found.len() as u64);
                 self_score += corpus.term_score(idf, *query_tf, query_terms.len);
                 for (doc, tf, len) in found {
@@ -391,7 +388,7 @@ impl Store {
             if out.len() == q.limit {
                 break;
             }
-            check_deadline()?;
+            budget.tick()?;
             let value = verdict_value(&verdicts, seq)?;
             let verdict_repo = match scope {
                 Scope::Repo(id) => id,
@@ -420,6 +417,10 @@ impl Store {
                     terms: m.terms,
                 })
                 .collect();
+            let held = value.raw_json.len() + value.one_liner.len();
+            if !budget.take(held) {
+                break;
+            }
             out.push(NeighborHit {
                 seq,
                 value,
@@ -450,17 +451,15 @@ fn read_postings(
     postings: &ReadOnlyTable<(&'static str, u32, u64), (u16, u16)>,
     term: &str,
     scope: Scope,
-    check_deadline: &impl Fn() -> Result<(), StoreError>,
+    budget: &mut ReadBudget,
 ) -> Result<Vec<(u64, u16, u16)>, StoreError> {
     let range = match scope {
         Scope::All => postings.range((term, 0, 0)..=(term, u32::MAX, u64::MAX))?,
         Scope::Repo(id) => postings.range((term, id, 0)..=(term, id, u64::MAX))?,
     };
     let mut out = Vec::new();
-    for (i, row) in range.enumerate() {
-        if i % DEADLINE_EVERY == DEADLINE_EVERY - 1 {
-            check_deadline()?;
-        }
+    for row in range {
+        budget.tick()?;
         let (key, value) = row?;
         let (tf, len) = value.value();
         out.push((key.value().2, tf, len));

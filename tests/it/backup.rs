@@ -1,10 +1,23 @@
 //! Backup: a consistent copy while the server keeps taking writes (`check` passes on it and
 //! it opens and serves), directly from the file when no server runs, and refusals.
+//!
+//! The story of the bug: `POST /backup {"dest": "/etc/anything/sub"}` answered 201 and wrote a
+//! world-readable copy there, deleted a `kb.redb.partial` it had not made, replaced a dangling
+//! `kb.redb` link, told clients which paths existed, and queued every backup behind the running
+//! one (540 requests wrote 2.6 GB while `/healthz` timed out). Now server backups go only under
+//! `--backup-dir` by a plain name, never through a link, one at a time (409 for the next), are
+//! cancelled when their client goes away, and the oldest server-made ones are pruned.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
+use lakehouse_kb::http::ServerConfig;
+
+use crate::faults::{InProcess, eventually, faulty_store};
 use crate::support::{BIN, TestServer, assert_error};
 
 fn kb(data: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -47,14 +60,11 @@ fn backup_while_writing_is_consistent_and_serves() {
     while live.stats()["last_seq"].as_u64().unwrap() < 300 {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let dest = tempfile::tempdir().unwrap();
-    let backup_dir = dest.path().join("copy");
+    let backup_dir = live.data.join("backups").join("copy");
     let out = Command::new(BIN)
         .arg("--data")
         .arg(&live.data)
-        .arg("backup")
-        .arg(&backup_dir)
-        .args(["--url", &live.base])
+        .args(["backup", "--name", "copy", "--url", &live.base])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -63,10 +73,7 @@ fn backup_while_writing_is_consistent_and_serves() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("backup written by the running server"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("written by the running server"), "{stdout}");
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.join().unwrap();
@@ -117,34 +124,6 @@ fn backup_without_a_server_reads_the_file_itself_and_refuses_to_overwrite() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
 
-#[test]
-fn backup_route_refuses_bad_destinations() {
-    let server = TestServer::start();
-    assert_error(
-        &server.post_json("/backup", r#"{"dest":"relative/dir"}"#),
-        400,
-        "dest",
-        "absolute directory path",
-    );
-    assert_error(
-        &server.post_json("/backup", "{}"),
-        400,
-        "dest",
-        "dest is required",
-    );
-    let dest = tempfile::tempdir().unwrap();
-    let body = serde_json::json!({"dest": dest.path()}).to_string();
-    assert_eq!(server.post_json("/backup", body.clone()).status, 201);
-    let again = server.post_json("/backup", body);
-    assert_eq!(again.status, 409, "{}", again.text);
-    assert!(
-        again.json["error"]
-            .as_str()
-            .unwrap()
-            .contains("already exists")
-    );
-}
-
 /// Two backups into one place at once: one is written whole, the other refused, never a
 /// 201 for a file the other request was still writing (a second request used to remove the
 /// first one's partial file and start its own at the same path).
@@ -178,7 +157,8 @@ fn two_backups_into_one_place_at_once_write_one_whole_copy() {
     assert_eq!((done.len(), refused.len()), (1, 1));
     assert!(matches!(
         refused[0],
-        Err(lakehouse_kb::store::StoreError::BackupExists(_))
+        Err(lakehouse_kb::store::StoreError::BackupExists(_)
+            | lakehouse_kb::store::StoreError::BackupBusy)
     ));
     // Whole: as many rows as a backup made alone.
     let alone = tempfile::tempdir().unwrap();
@@ -195,15 +175,305 @@ fn two_backups_into_one_place_at_once_write_one_whole_copy() {
     assert!(!dest.path().join("kb.redb.partial").exists());
 }
 
-/// A destination the server cannot write into is the client's mistake: 400 naming `dest`.
-#[cfg(target_os = "linux")]
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Every file and directory under `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if std::fs::symlink_metadata(&path).unwrap().is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
-fn backup_route_answers_400_for_a_destination_it_cannot_write() {
+fn post_backup_writes_only_under_the_backup_dir_and_reveals_no_path() {
     let server = TestServer::start();
-    assert_error(
-        &server.post_json("/backup", r#"{"dest":"/proc"}"#),
-        400,
-        "dest",
-        "cannot write the backup",
+    let data = server.data.display().to_string();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("sub");
+    let body = serde_json::json!({ "dest": target }).to_string();
+    let refused = server.post_json("/backup", body);
+    assert_error(&refused, 400, "dest", "unknown field");
+    assert!(
+        !target.exists(),
+        "a backup was written outside the backup directory"
+    );
+    assert!(!refused.text.contains(&outside.path().display().to_string()));
+
+    for bad in [
+        r#"{"name":"../escape"}"#,
+        r#"{"name":"/etc/x"}"#,
+        r#"{"name":"a/b"}"#,
+        r#"{"name":"a\\b"}"#,
+        r#"{"name":".hidden"}"#,
+        r#"{"name":""}"#,
+        r#"{"name":"nul\u0000byte"}"#,
+        r#"{"name":"tab\there"}"#,
+        r#"{"name":5}"#,
+    ] {
+        let a = server.post_json("/backup", bad);
+        assert_eq!(a.status, 400, "{bad}: {}", a.text);
+        assert_eq!(a.json["field"], "name", "{bad}: {}", a.text);
+        assert!(!a.text.contains(&data), "{bad}: {}", a.text);
+    }
+    let long = serde_json::json!({ "name": "x".repeat(101) }).to_string();
+    assert_error(&server.post_json("/backup", long), 400, "name", "101 bytes");
+    assert!(!server.data.join("backups").exists() || tree(&server.data.join("backups")).is_empty());
+
+    let first = server.post_json("/backup", "{}");
+    assert_eq!(first.status, 201, "{}", first.text);
+    let name = first.json["name"].as_str().unwrap().to_owned();
+    assert!(
+        name.len() == "kb-20261203T072831Z".len()
+            && name.starts_with("kb-")
+            && name.ends_with('Z')
+            && name.as_bytes()[11] == b'T',
+        "{name}"
+    );
+    assert!(first.json.get("path").is_none(), "{}", first.text);
+    assert!(!first.text.contains(&data), "{}", first.text);
+    let copy = server.data.join("backups").join(&name);
+    assert_eq!(mode(&copy), 0o700);
+    assert_eq!(mode(&copy.join("kb.redb")), 0o600);
+    // Two in the same second still get distinct names.
+    let second = server.post_json("/backup", "{}");
+    assert_eq!(second.status, 201, "{}", second.text);
+    assert_ne!(second.json["name"], first.json["name"]);
+
+    assert_eq!(
+        server.post_json("/backup", r#"{"name":"nightly"}"#).status,
+        201
+    );
+    let again = server.post_json("/backup", r#"{"name":"nightly"}"#);
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert!(again.text.contains("already exists"), "{}", again.text);
+    assert!(!again.text.contains(&data), "{}", again.text);
+    // A backup is a whole database.
+    assert!(
+        kb(&server.data.join("backups/nightly"), &["check"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
+    let backups = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("theirs"), b"theirs").unwrap();
+    std::os::unix::fs::symlink(outside.path(), backups.path().join("linked")).unwrap();
+    std::fs::create_dir(backups.path().join("foreign")).unwrap();
+    std::fs::write(backups.path().join("foreign/kb.redb"), b"someone else's").unwrap();
+    // Markers that are not regular files are no markers: a link to a valid-looking one, and a
+    // pipe (reading it would block the backup for good).
+    let marker = r#"{"created_by":"lakehouse-kb","name":"fake","created_ms":0}"#;
+    std::fs::write(outside.path().join("marker"), marker).unwrap();
+    std::fs::create_dir(backups.path().join("fake")).unwrap();
+    std::fs::write(backups.path().join("fake/kb.redb"), b"not the server's").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("marker"),
+        backups.path().join("fake/.lakehouse-kb-backup"),
+    )
+    .unwrap();
+    std::fs::create_dir(backups.path().join("stuck")).unwrap();
+    let fifo = backups.path().join("stuck/.lakehouse-kb-backup");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let dir_arg = backups.path().to_str().unwrap();
+    let server = TestServer::start_with(&["--backup-dir", dir_arg, "--backup-keep", "2"], &[]);
+
+    // A name taken by a link is taken: nothing is written through it.
+    let a = server.post_json("/backup", r#"{"name":"linked"}"#);
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert_eq!(tree(outside.path()), vec!["marker", "theirs"]);
+
+    for name in ["b1", "b2", "b3"] {
+        let a = server.post_json("/backup", format!(r#"{{"name":"{name}"}}"#));
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    // A server-made backup holding a file the server did not make keeps that file.
+    std::fs::write(backups.path().join("b2/notes.txt"), b"mine").unwrap();
+    let a = server.post_json("/backup", r#"{"name":"b4"}"#);
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.json["pruned"], serde_json::json!([]), "{}", a.text);
+    let listing = tree(backups.path());
+    for kept in [
+        "b3",
+        "b4",
+        "foreign",
+        "foreign/kb.redb",
+        "linked",
+        "b2/notes.txt",
+        "fake/kb.redb",
+        "stuck/.lakehouse-kb-backup",
+    ] {
+        assert!(
+            listing.contains(&kept.to_owned()),
+            "{kept} gone: {listing:?}"
+        );
+    }
+    assert!(!listing.contains(&"b1".to_owned()), "{listing:?}");
+    assert!(!listing.contains(&"b2/kb.redb".to_owned()), "{listing:?}");
+    assert_eq!(
+        std::fs::read(backups.path().join("foreign/kb.redb")).unwrap(),
+        b"someone else's"
+    );
+    assert_eq!(tree(outside.path()), vec!["marker", "theirs"]);
+}
+
+#[test]
+fn cli_backup_never_removes_or_replaces_what_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::export::load(&crate::export::open(dir.path()), 1, 30);
+    // A partial file it did not make: refused, left as it is.
+    let dest = tempfile::tempdir().unwrap();
+    std::fs::write(dest.path().join("kb.redb.partial"), b"not ours").unwrap();
+    let out = kb(dir.path(), &["backup", dest.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(
+        std::fs::read(dest.path().join("kb.redb.partial")).unwrap(),
+        b"not ours"
+    );
+    // A dangling link where the copy goes: refused, the link kept, its target never made.
+    let dest = tempfile::tempdir().unwrap();
+    let target = dest.path().join("target");
+    std::os::unix::fs::symlink(&target, dest.path().join("kb.redb")).unwrap();
+    let out = kb(dir.path(), &["backup", dest.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!target.exists());
+    assert!(
+        std::fs::symlink_metadata(dest.path().join("kb.redb"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(!dest.path().join("kb.redb.partial").exists());
+}
+
+#[test]
+fn cli_backup_while_a_server_runs_asks_for_a_named_backup_and_refuses_a_dest() {
+    let server = TestServer::start();
+    let dest = tempfile::tempdir().unwrap();
+    let elsewhere = dest.path().join("copy");
+    let out = Command::new(BIN)
+        .arg("--data")
+        .arg(&server.data)
+        .args(["backup", elsewhere.to_str().unwrap(), "--url", &server.base])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("only under its own --backup-dir"),
+        "{stderr}"
+    );
+    assert!(!elsewhere.exists());
+    let out = Command::new(BIN)
+        .arg("--data")
+        .arg(&server.data)
+        .args(["backup", "--url", &server.base])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("backup kb-"), "{stdout}");
+}
+
+/// One backup at a time: a second request while one copies is refused at once (no queue),
+/// `/healthz` keeps answering, and a copy whose client went away stops and leaves nothing.
+#[test]
+fn one_backup_at_a_time_cancelled_when_its_client_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = faulty_store(dir.path());
+    crate::export::load(&store, 3, 6_000);
+    let backups = dir.path().join("backups");
+    let config = ServerConfig {
+        backup_dir: Some(backups.clone()),
+        ..ServerConfig::default()
+    };
+    let server = InProcess::start(store, config, dir.path());
+
+    faults.hold_backup_reads.store(true, Ordering::SeqCst);
+    let base = server.base.clone();
+    let first = std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::new();
+        let r = client
+            .post(format!("{base}/backup"))
+            .header("content-type", "application/json")
+            .body(r#"{"name":"first"}"#)
+            .send()
+            .unwrap();
+        r.status().as_u16()
+    });
+    eventually("the first backup is copying", || {
+        faults.held_reads.load(Ordering::SeqCst) > 0
+    });
+    let start = Instant::now();
+    let second = server.post_json("/backup", r#"{"name":"second"}"#);
+    assert_eq!(second.status, 409, "{}", second.text);
+    assert!(second.text.contains("already running"), "{}", second.text);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "the second request waited"
+    );
+    assert!(!backups.join("second").exists());
+    // The copy starves no one: health, writes and reads are answered while it runs.
+    for i in 0..5 {
+        assert_eq!(server.get("/healthz").status, 200);
+        let write = server.post_json("/event", &format!(r#"{{"source":"bot","during":{i}}}"#));
+        assert_eq!(write.status, 200, "{}", write.text);
+        assert_eq!(server.get("/stats").status, 200);
+    }
+    faults.hold_backup_reads.store(false, Ordering::SeqCst);
+    assert_eq!(first.join().unwrap(), 201);
+
+    // A client that gives up: its copy stops and leaves nothing behind.
+    faults.hold_backup_reads.store(true, Ordering::SeqCst);
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(format!("{}/backup", server.base))
+        .header("content-type", "application/json")
+        .body(r#"{"name":"gone"}"#)
+        .send();
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    assert!(backups.join("gone").exists(), "the copy had begun");
+    faults.hold_backup_reads.store(false, Ordering::SeqCst);
+    eventually("the cancelled copy left nothing behind", || {
+        !backups.join("gone").exists()
+    });
+    // And the next one runs.
+    let next = server.post_json("/backup", r#"{"name":"next"}"#);
+    assert_eq!(next.status, 201, "{}", next.text);
+    assert_eq!(
+        tree(&backups).iter().filter(|p| !p.contains('/')).count(),
+        2
     );
 }

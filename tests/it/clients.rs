@@ -59,15 +59,11 @@ fn build_typescript() {
 fn typescript_client_against_the_real_server_and_a_stub() {
     build_typescript();
     let server = TestServer::start();
-    let backups = tempfile::tempdir().unwrap();
     let out = run(
         Path::new(TYPESCRIPT),
         "node",
         &["--test", "test/"],
-        &[
-            ("KB_URL", &server.base),
-            ("KB_BACKUP_DIR", backups.path().to_str().unwrap()),
-        ],
+        &[("KB_URL", &server.base)],
     );
     let stdout = assert_ok("node --test", &out);
     assert!(
@@ -183,14 +179,12 @@ export const isError = (e: unknown): boolean => e instanceof KbError && e.mayBeC
 #[test]
 fn python_client_against_the_real_server_and_a_stub() {
     let server = TestServer::start();
-    let backups = tempfile::tempdir().unwrap();
     let out = run(
         Path::new(PYTHON),
         "python3",
         &["-m", "unittest", "discover", "-v", "-s", "tests"],
         &[
             ("KB_URL", &server.base),
-            ("KB_BACKUP_DIR", backups.path().to_str().unwrap()),
             ("PYTHONPATH", "src"),
             ("PYTHONDONTWRITEBYTECODE", "1"),
         ],

@@ -709,6 +709,126 @@ fn auth_is_off_by_default_and_guards_writes_when_a_token_is_set() {
     );
 }
 
+/// At 669becd `bearer x` got a 401 (the scheme was matched case-sensitively), and an empty
+/// token started a server with no auth at all, without a word.
+#[test]
+fn the_bearer_scheme_is_case_insensitive_and_unusable_tokens_are_refused_at_start() {
+    let guarded = TestServer::start_with(&[], &[("LAKEHOUSE_KB_TOKEN", "s3cret")]);
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let answer = guarded
+            .client()
+            .post(guarded.url("/event"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("{scheme} s3cret"))
+            .body("{}")
+            .send()
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "{scheme}");
+    }
+    let basic = guarded
+        .client()
+        .post(guarded.url("/event"))
+        .header("content-type", "application/json")
+        .header("authorization", "Basic s3cret")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(basic.status().as_u16(), 401);
+
+    // (LAKEHOUSE_KB_TOKEN, --auth-reads, what the refusal says)
+    let refused = [
+        (Some(""), false, "is empty"),
+        (Some(" s3cret "), false, "whitespace around it"),
+        (Some("s3cret\n"), false, "whitespace around it"),
+        (None, true, "needs a token"),
+    ];
+    for (token, auth_reads, needle) in refused {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(crate::support::BIN);
+        command
+            .arg("--data")
+            .arg(dir.path())
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env_remove("LAKEHOUSE_KB_TOKEN")
+            .env("LAKEHOUSE_KB_AUTH_READS", auth_reads.to_string());
+        if let Some(token) = token {
+            command.env("LAKEHOUSE_KB_TOKEN", token);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{token:?} started");
+        assert!(stderr.contains(needle), "{token:?}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&output.stdout).contains("listening"),
+            "refused before listening"
+        );
+    }
+}
+
+/// Sends `request` on a new connection and returns the whole answer as text.
+fn raw_exchange(server: &TestServer, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let addr = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// At 669becd a gzip transfer coding under chunked was stored as the compressed bytes, and a
+/// `content-encoding` was ignored: both are refused now, before the body is read.
+#[test]
+fn bodies_in_a_coding_the_service_does_not_decode_are_refused() {
+    let server = TestServer::start();
+    let gzip_chunked = raw_exchange(
+        &server,
+        b"POST /event HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+          content-type: application/json\r\ntransfer-encoding: gzip, chunked\r\n\r\n\
+          2\r\n{}\r\n0\r\n\r\n",
+    );
+    assert!(gzip_chunked.starts_with("HTTP/1.1 415"), "{gzip_chunked}");
+    assert!(
+        gzip_chunked.contains(r#""field":"transfer-encoding""#),
+        "{gzip_chunked}"
+    );
+    let chunked = raw_exchange(
+        &server,
+        b"POST /event HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+          content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n\
+          2\r\n{}\r\n0\r\n\r\n",
+    );
+    assert!(chunked.starts_with("HTTP/1.1 200"), "{chunked}");
+
+    let post = |encoding: &str| {
+        let answer = server
+            .client()
+            .post(server.url("/outcomes"))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(r#"{"sig_hash":"s1"}"#)
+            .send()
+            .unwrap();
+        crate::support::answer(answer)
+    };
+    assert_error(
+        &post("gzip"),
+        415,
+        "content-encoding",
+        r#""gzip" is not supported"#,
+    );
+    assert_error(&post("identity, br"), 415, "content-encoding", r#""br""#);
+    assert_eq!(post("identity").status, 201);
+    let stats = server.stats();
+    assert_eq!(
+        (stats["total"].as_u64(), stats["outcomes"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
+
 #[test]
 fn binding_beyond_loopback_without_a_token_warns_loudly() {
     let server = TestServer::start_with(&["--bind", "0.0.0.0:0"], &[]);

@@ -8,7 +8,7 @@ use lakehouse_kb::ingest::verdict_record;
 use lakehouse_kb::model::claims::Claim;
 use lakehouse_kb::model::text::DEFAULT_MIN_SCORE;
 use lakehouse_kb::model::{ClaimHash, Repo};
-use lakehouse_kb::store::{NeighborQuery, Put, Store, StoreOptions};
+use lakehouse_kb::store::{NeighborQuery, Put, ReadBudget, Store, StoreOptions};
 use serde_json::json;
 
 const PARAPHRASES: &str = include_str!("../fixtures/claims/paraphrases.tsv");
@@ -88,15 +88,17 @@ fn evaluate() -> Eval {
 
     let rank_of = |claims: Vec<Claim>, want: u64| -> Option<usize> {
         let hits = store
-            .neighbors(&NeighborQuery {
-                claims,
-                repo: Repo::default(),
-                all_repos: false,
-                exclude_pr: None,
-                limit: 5,
-                min_score: DEFAULT_MIN_SCORE,
-                deadline: None,
-            })
+            .neighbors(
+                &NeighborQuery {
+                    claims,
+                    repo: Repo::default(),
+                    all_repos: false,
+                    exclude_pr: None,
+                    limit: 5,
+                    min_score: DEFAULT_MIN_SCORE,
+                },
+                &mut ReadBudget::unlimited(),
+            )
             .unwrap();
         hits.iter().position(|h| h.seq == want).map(|r| r + 1)
     };

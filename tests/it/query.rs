@@ -334,18 +334,24 @@ fn stats_health_and_metrics() {
 #[test]
 fn bad_query_input_is_a_json_400() {
     let server = TestServer::start();
-    assert_error(
-        &server.get("/prs/six/history"),
-        400,
-        "pr_number",
-        r#"got "six""#,
-    );
-    assert_error(
-        &server.get("/prs/-1/history"),
-        400,
-        "pr_number",
-        "non-negative integer",
-    );
+    // One PR, one URL: no sign, no leading zeros (at 669becd "+1" and "01" were PR 1); past
+    // 2^53 - 1 (what JavaScript's numbers hold exactly) the message says what the limit is.
+    let bad_pr_numbers = [
+        ("six", r#"got "six""#),
+        ("-1", "non-negative integer"),
+        ("+1", r#"got "+1""#),
+        ("01", r#"without leading zeros, got "01""#),
+        (
+            "9007199254740992",
+            "too large: at most 9007199254740991, got 9007199254740992",
+        ),
+        ("184467440737095516160", "too large"),
+    ];
+    for (pr_number, needle) in bad_pr_numbers {
+        let answer = server.get(&format!("/prs/{pr_number}/history"));
+        assert_error(&answer, 400, "pr_number", needle);
+    }
+    assert_eq!(server.get("/prs/0/history").status, 200);
     for limit in ["0", "1001", "ten", "-5"] {
         assert_error(
             &server.get(&format!("/prs/1/history?limit={limit}")),

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::model::{ClaimHash, Repo, Source, Verdict};
 use lakehouse_kb::store::{
-    EventFilter, Put, Record, Retention, SigRecord, Store, StoreOptions, Written, tables,
+    EventFilter, Put, ReadBudget, Record, Retention, SigRecord, Store, StoreOptions, Written,
+    tables,
 };
 use lakehouse_kb::synth::Synth;
 use proptest::prelude::*;
@@ -789,18 +790,20 @@ fn neighbors_rank_by_matched_claims_then_recency() {
             exclude_pr,
             limit: 10,
             min_score: 0.3,
-            deadline: None,
         }
     };
     let ranked = |hits: Vec<lakehouse_kb::store::NeighborHit>| {
         hits.iter().map(|n| (n.seq, n.score)).collect::<Vec<_>>()
     };
     let got = store
-        .neighbors(&query(
-            vec![claim("Beta two"), claim("Gamma three")],
-            Some(11),
-            false,
-        ))
+        .neighbors(
+            &query(
+                vec![claim("Beta two"), claim("Gamma three")],
+                Some(11),
+                false,
+            ),
+            &mut ReadBudget::unlimited(),
+        )
         .unwrap();
     // Both of PR 10's verdicts match one claim: the newer one first.
     assert_eq!(
@@ -808,11 +811,10 @@ fn neighbors_rank_by_matched_claims_then_recency() {
         vec![(written[1].seq(), 1.0), (written[0].seq(), 1.0)]
     );
     let got = store
-        .neighbors(&query(
-            vec![claim("beta two"), claim("gamma three")],
-            None,
-            false,
-        ))
+        .neighbors(
+            &query(vec![claim("beta two"), claim("gamma three")], None, false),
+            &mut ReadBudget::unlimited(),
+        )
         .unwrap();
     assert_eq!(
         ranked(got),
@@ -823,7 +825,10 @@ fn neighbors_rank_by_matched_claims_then_recency() {
         ]
     );
     let got = store
-        .neighbors(&query(vec![claim("Gamma three")], None, true))
+        .neighbors(
+            &query(vec![claim("Gamma three")], None, true),
+            &mut ReadBudget::unlimited(),
+        )
         .unwrap();
     assert_eq!(
         ranked(got),
@@ -831,7 +836,8 @@ fn neighbors_rank_by_matched_claims_then_recency() {
     );
     let mut zero = query(vec![claim("Alpha one")], None, false);
     zero.limit = 0;
-    assert_eq!(store.neighbors(&zero).unwrap().len(), 0);
+    let none = store.neighbors(&zero, &mut ReadBudget::unlimited());
+    assert_eq!(none.unwrap().len(), 0);
 }
 
 #[test]

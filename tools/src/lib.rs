@@ -209,7 +209,7 @@ pub fn store_pr_history(store: &lakehouse_kb::store::Store, pr_number: u64) -> a
         exclude_sha: None,
         before_seq: None,
         limit: 50,
-        deadline: None,
     };
-    Ok(store.pr_history(&query)?.count)
+    let mut budget = lakehouse_kb::store::ReadBudget::unlimited();
+    Ok(store.pr_history(&query, &mut budget)?.count)
 }

@@ -292,7 +292,8 @@ fn store_floor(
     let mut claims: Vec<(u64, u32, u64)> = Vec::new();
     let mut ids: Vec<((u32, u64, String, String), u64)> = Vec::new();
     let mut pr_verdicts: Vec<(u32, u64, u64)> = Vec::new();
-    let mut terms: Vec<((String, u32, u64), (u16, u16))> = Vec::new();
+    type Posting = ((String, u32, u64), (u16, u16));
+    let mut terms: Vec<Posting> = Vec::new();
     let mut by_source: Vec<(String, u64)> = Vec::new();
     let mut by_kind: Vec<(String, u64)> = Vec::new();
     {

@@ -85,17 +85,12 @@ class KbClientTest(unittest.TestCase):
 
     def test_operations(self):
         self.assertEqual(KB.health()["status"], "ok")
-        self.assertIn("lakehouse_kb_http_requests_total", KB.metrics())
+        self.assertIn("lakehousekb_http_requests_total", KB.metrics())
         self.assertIn(KB.export_now()["ops"]["action"], ("unchanged", "appended", "rebuilt"))
-        # The server picks the place (issue 16's --backup-dir) or, on servers before it, the
-        # body names a directory: the client passes the body as given either way.
-        try:
-            backup = KB.backup()
-        except KbError as error:
-            if error.field != "dest":
-                raise
-            backup = KB.backup({"dest": os.environ["KB_BACKUP_DIR"]})
-        self.assertTrue(backup["path"].endswith("kb.redb"))
+        # The server picks the place (its --backup-dir) and, without a name, the name.
+        backup = KB.backup()
+        self.assertRegex(backup["name"], r"^kb-\d{8}T\d{6}Z")
+        self.assertEqual(KB.backup({"name": "py-before-upgrade"})["name"], "py-before-upgrade")
 
     def test_feed_and_follow(self):
         start = KB.stats()["last_seq"]

@@ -188,11 +188,14 @@ export interface ExportReport {
 }
 
 export interface BackupReport {
-  path: string;
+  /** The backup's name under the server's --backup-dir (the server never names paths). */
+  name: string;
   last_seq: number;
   rows: number;
   bytes: number;
   millis: number;
+  /** Older server-made backups removed to keep the newest --backup-keep. */
+  pruned: string[];
   [key: string]: unknown;
 }
 

@@ -44,8 +44,9 @@ test("priorAudits gives the Phase B finding and excludes the head under audit", 
 test("neighbors finds earlier verdicts on the same claims, and claimHash matches the service", async () => {
   await kb.postVerdict(verdict(43, head("d"), "2026-04-01T11:00:00.000Z", "block", "first", ["Shared  CLAIM", "other"]));
   const found = await kb.neighbors({ claims: ["shared claim"], excludePr: 44 });
-  assert.equal(found.count, 1);
+  // The exact match first; claims that merely share a word may follow, scored below 1.
   assert.equal(found.neighbors[0].pr_number, 43);
+  assert.equal(found.neighbors[0].score, 1);
   assert.equal(found.neighbors[0].shared[0].claim_hash, await claimHash("  shared\tclaim "));
   const byHash = await kb.neighbors({ claimHashes: [await claimHash("other")] });
   assert.equal(byHash.neighbors[0].pr_number, 43);
@@ -113,20 +114,15 @@ test("health, metrics, export and backup", async () => {
   const health = await kb.health();
   assert.equal(health.status, "ok");
   const metrics = await kb.metrics();
-  assert.match(metrics, /lakehouse_kb_http_requests_total/);
+  assert.match(metrics, /lakehousekb_http_requests_total/);
   const exported = await kb.exportNow();
   assert.ok(["unchanged", "appended", "rebuilt"].includes(exported.ops.action));
-  // The server picks the place (issue 16's --backup-dir) or, on servers before it, the body
-  // names a directory: the client passes the body as given either way.
-  let backup;
-  try {
-    backup = await kb.backup({});
-  } catch (error) {
-    if (!(error instanceof KbError && error.field === "dest")) throw error;
-    backup = await kb.backup({ dest: process.env.KB_BACKUP_DIR });
-  }
-  assert.ok(backup.path.endsWith("kb.redb"));
+  // The server picks the place (its --backup-dir) and, without a name, the name.
+  const backup = await kb.backup({});
+  assert.match(backup.name, /^kb-\d{8}T\d{6}Z/);
   assert.ok(backup.last_seq >= 1);
+  const named = await kb.backup({ name: "before-upgrade" });
+  assert.equal(named.name, "before-upgrade");
 });
 
 test("feed pages and follow() sees what is committed while it follows", async () => {

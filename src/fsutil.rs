@@ -1,0 +1,118 @@
+//! Opening files without following symbolic links. The service writes into directories that
+//! other users may be able to write to (the export directory is the legacy lakehouse's data
+//! directory), so every file it writes is opened with `O_NOFOLLOW`, every file it creates is
+//! created exclusively where a leftover cannot be there, and a link where a file should be is
+//! an error (`ELOOP`), never a way to write elsewhere.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Mode of the files the service keeps to itself (backups, scratch files): its user's alone.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of the directories the service keeps to itself.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of the exported legacy files and their directories, which other users' readers (the
+/// report scripts) may need: what the legacy writers made, the process umask applied.
+pub const SHARED_FILE_MODE: u32 = 0o666;
+pub const SHARED_DIR_MODE: u32 = 0o777;
+
+/// Options that never follow a link at the last component of the path.
+fn nofollow() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    options
+}
+
+/// Opens an existing file for reading, refusing a link.
+pub fn open_read(path: &Path) -> io::Result<File> {
+    nofollow().read(true).open(path)
+}
+
+/// Opens a file for reading and writing, creating it with `mode` when absent; never
+/// truncates, and refuses a link, dangling or not.
+pub fn open_rw(path: &Path, mode: u32) -> io::Result<File> {
+    nofollow()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(mode)
+        .open(path)
+}
+
+/// Creates a file with `mode` that must not exist yet: fails on anything at `path`, a link
+/// included.
+pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    nofollow()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+}
+
+/// Creates one directory with `mode`; an existing one is fine only when it is a real directory.
+pub fn create_dir(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => require_real_dir(path),
+        Err(e) => Err(e),
+    }
+}
+
+/// Fails unless `path` is a directory itself, not a link to one.
+pub fn require_real_dir(path: &Path) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Err(io::Error::other(format!(
+            "{} is a symbolic link, not a directory",
+            path.display()
+        )));
+    }
+    if !meta.is_dir() {
+        return Err(io::Error::other(format!(
+            "{} is not a directory",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// fsyncs a directory, making the entries created or renamed in it durable.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    nofollow()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_DIRECTORY)
+        .open(path)?
+        .sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_refused_and_their_targets_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"theirs").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        for path in [&link, &dangling] {
+            assert!(open_rw(path, FILE_MODE).is_err());
+            assert!(create_new(path, FILE_MODE).is_err());
+            assert!(open_read(path).is_err());
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"theirs");
+        assert!(!dir.path().join("nowhere").exists());
+        let dir_link = dir.path().join("dir-link");
+        std::os::unix::fs::symlink(dir.path(), &dir_link).unwrap();
+        assert!(create_dir(&dir_link, DIR_MODE).is_err());
+        assert!(require_real_dir(dir.path()).is_ok());
+    }
+}

@@ -1,0 +1,265 @@
+//! Request bodies are read whole before a request takes an in-flight permit, so a client that
+//! trickles its body holds nothing but its own connection: not a write permit, not the writer.
+//! A body must arrive within `--body-timeout` and hold at most `--max-body` bytes, and all the
+//! bodies being read or handled at once at most `--max-inflight-bytes` (beyond it, 503 at
+//! once). Bodies this service would store without decoding (a transfer coding other than
+//! chunked, any content coding but identity) are refused before a byte of them is read.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body_util::BodyExt;
+
+use super::ApiError;
+
+/// The limits on request bodies, shared by every request.
+#[derive(Debug, Clone)]
+pub struct BodyGate {
+    max_body: usize,
+    timeout: Duration,
+    inflight: InflightBytes,
+}
+
+impl BodyGate {
+    pub fn new(max_body: usize, timeout: Duration, max_inflight_bytes: usize) -> BodyGate {
+        BodyGate {
+            max_body,
+            timeout,
+            inflight: InflightBytes {
+                used: Arc::new(AtomicUsize::new(0)),
+                max: max_inflight_bytes,
+            },
+        }
+    }
+}
+
+/// Bytes of request bodies being read or held, across all requests.
+#[derive(Debug, Clone)]
+struct InflightBytes {
+    used: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl InflightBytes {
+    fn reserve(&self, bytes: usize) -> Result<Reservation, ApiError> {
+        let mut reservation = Reservation {
+            inflight: self.clone(),
+            bytes: 0,
+        };
+        reservation.grow(bytes)?;
+        Ok(reservation)
+    }
+}
+
+/// Bytes counted against [`InflightBytes`] until dropped.
+#[derive(Debug)]
+struct Reservation {
+    inflight: InflightBytes,
+    bytes: usize,
+}
+
+impl Reservation {
+    fn grow(&mut self, bytes: usize) -> Result<(), ApiError> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let InflightBytes { used, max } = &self.inflight;
+        used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            used.checked_add(bytes).filter(|total| total <= max)
+        })
+        .map_err(|used| ApiError::Shed {
+            kind: "inflight-bytes",
+            message: format!(
+                "request bodies in flight hold {used} bytes and this one needs {bytes} more, \
+                 over the limit of {max} (--max-inflight-bytes); retry shortly"
+            ),
+            retry_after_secs: 1,
+        })?;
+        self.bytes += bytes;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.inflight.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Middleware: refuses codings it cannot store, reads the whole body within the limits, then
+/// hands the request on with the body in memory; the body's bytes count as in flight until the
+/// request is answered.
+pub async fn read_whole(
+    State(gate): State<BodyGate>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    refuse_codings(request.headers())?;
+    if request.body().is_end_stream() {
+        return Ok(next.run(request).await);
+    }
+    let declared = declared_length(request.headers());
+    if let Some(declared) = declared
+        && declared > gate.max_body
+    {
+        // Read (and drop) as much as a body may hold before answering, as if it were taken:
+        // a client still sending when the connection closes would get a reset, not the 413.
+        let discard = discard(request.into_body(), gate.max_body);
+        let _ = tokio::time::timeout(gate.timeout, discard).await;
+        return Err(too_large(gate.max_body));
+    }
+    let mut reservation = gate.inflight.reserve(declared.unwrap_or(0))?;
+    let (parts, body) = request.into_parts();
+    let collect = collect(body, gate.max_body, declared.is_none(), &mut reservation);
+    let bytes = match tokio::time::timeout(gate.timeout, collect).await {
+        Ok(bytes) => bytes?,
+        Err(_) => {
+            return Err(ApiError::BodyTimeout(format!(
+                "the body did not arrive within {} (--body-timeout)",
+                humantime::format_duration(gate.timeout)
+            )));
+        }
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    drop(reservation);
+    Ok(response)
+}
+
+/// Reads `body` to its end. A body of unknown length grows the reservation as it arrives; one
+/// with a `content-length` was reserved whole (hyper stops it at that length).
+async fn collect(
+    mut body: Body,
+    max_body: usize,
+    grows: bool,
+    reservation: &mut Reservation,
+) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request("body", format!("cannot read the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > max_body {
+            return Err(too_large(max_body));
+        }
+        if grows {
+            reservation.grow(data.len())?;
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes)
+}
+
+/// Reads and drops up to `max_bytes` of `body`.
+async fn discard(mut body: Body, max_bytes: usize) {
+    let mut seen = 0;
+    while seen < max_bytes
+        && let Some(Ok(frame)) = body.frame().await
+    {
+        seen += frame.data_ref().map_or(0, |data| data.len());
+    }
+}
+
+fn too_large(max_body: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "body is larger than the limit of {max_body} bytes (--max-body)"
+    ))
+}
+
+/// The `content-length`, when there is one (hyper has refused malformed ones already).
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Chunked is the only transfer coding hyper decodes, and the service decodes no content
+/// coding: any other would be stored as the compressed bytes it received.
+fn refuse_codings(headers: &HeaderMap) -> Result<(), ApiError> {
+    let codings = |name| {
+        headers.get_all(name).iter().flat_map(|value| {
+            String::from_utf8_lossy(value.as_bytes())
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+        })
+    };
+    if let Some(coding) = codings(header::TRANSFER_ENCODING).find(|c| c != "chunked") {
+        return Err(ApiError::UnsupportedEncoding {
+            header: "transfer-encoding",
+            message: format!(
+                "transfer-encoding {coding:?} is not supported: send the body uncompressed \
+                 (chunked is fine)"
+            ),
+        });
+    }
+    if let Some(coding) = codings(header::CONTENT_ENCODING).find(|c| c != "identity") {
+        return Err(ApiError::UnsupportedEncoding {
+            header: "content-encoding",
+            message: format!(
+                "content-encoding {coding:?} is not supported: send the body uncompressed"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn only_chunked_and_identity_pass() {
+        assert!(refuse_codings(&headers(&[])).is_ok());
+        assert!(refuse_codings(&headers(&[("transfer-encoding", "Chunked")])).is_ok());
+        assert!(refuse_codings(&headers(&[("content-encoding", "identity")])).is_ok());
+        let refused = [
+            ("transfer-encoding", "gzip, chunked"),
+            ("transfer-encoding", "deflate"),
+            ("content-encoding", "gzip"),
+            ("content-encoding", "identity, br"),
+        ];
+        for (name, value) in refused {
+            let error = refuse_codings(&headers(&[(name, value)])).unwrap_err();
+            assert_eq!(error.status().as_u16(), 415, "{name}: {value}");
+        }
+    }
+
+    #[test]
+    fn reservations_are_bounded_and_returned() {
+        let gate = BodyGate::new(10, Duration::from_secs(1), 100);
+        let a = gate.inflight.reserve(60).unwrap();
+        assert!(gate.inflight.reserve(41).is_err());
+        let mut b = gate.inflight.reserve(40).unwrap();
+        assert!(b.grow(1).is_err());
+        drop(a);
+        b.grow(60).unwrap();
+        drop(b);
+        assert_eq!(gate.inflight.used.load(Ordering::Acquire), 0);
+    }
+}

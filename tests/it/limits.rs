@@ -1,0 +1,579 @@
+//! Hostile and unlucky clients against the real binary: answers within a byte budget, `/stats`
+//! of bounded size, clients that never read their answers, reads that outlive their request,
+//! bodies that trickle in, bodies that pile up, and the request log that says what happened.
+//! Each test failed at 669becd (the story of each is in its doc comment).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, server_log};
+
+/// Polls `condition` every 20 ms until it holds; panics with `what` after `timeout`.
+#[track_caller]
+fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what} (waited {timeout:?})");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn addr(server: &TestServer) -> String {
+    server.base.trim_start_matches("http://").to_owned()
+}
+
+/// Opens a connection and sends `head` (a request's headers and perhaps the start of a body).
+fn send_head(server: &TestServer, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr(server)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+/// A connection whose receive buffer stays small: the kernel grows an unread one to many MiB.
+fn small_buffered(server: &TestServer) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4 << 10).unwrap();
+    let addr: std::net::SocketAddr = addr(server).parse().unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
+}
+
+fn post_event(server: &TestServer, body: &Value) -> u64 {
+    let answer = server.post_json("/event", body.to_string());
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.json["seq"].as_u64().unwrap()
+}
+
+/// Follows a route's cursor to the end; checks every answer against the budget and returns the
+/// items, page by page.
+fn all_pages(
+    server: &TestServer,
+    first: &str,
+    list: &str,
+    cursor: &str,
+    budget: usize,
+) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut url = first.to_owned();
+    loop {
+        let page = server.get(&url);
+        assert_eq!(page.status, 200, "{}", page.text);
+        // The list is within the budget; the envelope around it is a few dozen bytes.
+        assert!(
+            page.text.len() <= budget + 100,
+            "{} bytes over a budget of {budget}",
+            page.text.len()
+        );
+        let items = page.json[list].as_array().unwrap().clone();
+        assert!(!items.is_empty(), "a page always makes progress");
+        let next = page.json[cursor].as_u64();
+        if let Some(next) = next {
+            assert_eq!(Some(next), items.last().unwrap()["seq"].as_u64());
+        }
+        pages.push(items);
+        match next {
+            Some(next) => url = format!("{first}&{}={next}", cursor.trim_start_matches("next_")),
+            None => return pages,
+        }
+    }
+}
+
+/// At 669becd a page held `limit` records whatever their size (`/sig` with 300 events of 1 MiB
+/// answered 315 MB). Now every list answer stops before `--max-response`, with its cursor, a
+/// record alone over the budget comes as a marker, and routes without a cursor say
+/// `truncated`.
+#[test]
+fn list_answers_stop_before_the_byte_budget_with_their_cursor() {
+    let budget = 16 << 10;
+    let server = TestServer::start_with(&["--max-response", "16KiB"], &[]);
+    let pad = "p".repeat(2_000);
+    let mut seqs = Vec::new();
+    for i in 0..50 {
+        let summary = if i == 20 {
+            "big ".repeat(5_000)
+        } else {
+            pad.clone()
+        };
+        let body = json!({"source": "bot", "sig_hash": "s1", "i": i, "input_summary": summary});
+        seqs.push(post_event(&server, &body));
+    }
+    let big = seqs[20];
+
+    let pages = all_pages(
+        &server,
+        "/sig/s1?limit=1000",
+        "records",
+        "next_after_seq",
+        budget,
+    );
+    assert!(pages.len() >= 10, "{} pages", pages.len());
+    let got: Vec<u64> = pages
+        .iter()
+        .flatten()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, seqs, "every record once, in order");
+    let marker = pages.iter().flatten().find(|r| r["seq"] == big).unwrap();
+    assert_eq!(marker["type"], "event");
+    assert!(
+        marker["omitted_bytes"].as_u64().unwrap() > budget as u64,
+        "{marker}"
+    );
+    assert!(marker.get("body").is_none(), "{marker}");
+
+    let pages = all_pages(
+        &server,
+        "/events?limit=1000",
+        "events",
+        "next_before_seq",
+        budget,
+    );
+    assert!(pages.len() >= 5, "{} pages", pages.len());
+    let mut got: Vec<u64> = pages
+        .iter()
+        .flatten()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    got.reverse();
+    assert_eq!(got, seqs, "every event once, newest first");
+
+    // No cursor: fewer than asked, and it says so.
+    for i in 0..20 {
+        let verdict = json!({
+            "pr_number": 7,
+            "head_sha": format!("{i:08x}00000000000000000000000000000000"),
+            "overall": "approve",
+            "one_liner": format!("{i} {pad}"),
+            "claims": ["a shared claim"],
+            "metrics": {"findings_block": 0, "findings_warn": 0},
+            "audited_at": "2026-04-01T09:00:00.000Z",
+        });
+        assert_eq!(
+            server.post_json("/verdicts", verdict.to_string()).status,
+            201
+        );
+    }
+    let neighbors = server.post_json("/neighbors", r#"{"claims":["a shared claim"],"limit":100}"#);
+    assert_eq!(neighbors.status, 200, "{}", neighbors.text);
+    assert!(neighbors.text.len() <= budget + 100);
+    assert_eq!(neighbors.json["truncated"], true);
+    let count = neighbors.json["count"].as_u64().unwrap();
+    assert!((1..20).contains(&count), "{count}");
+    assert_eq!(
+        neighbors.json["neighbors"].as_array().unwrap().len() as u64,
+        count
+    );
+
+    let history = server.get("/prs/7/history?limit=100");
+    assert_eq!(history.status, 200);
+    // The finding quotes the last audit's one_liner: it comes on top of the list.
+    assert!(
+        history.text.len() <= budget + 4_000,
+        "{}",
+        history.text.len()
+    );
+    assert_eq!(history.json["count"], 20, "counts cover every audit");
+    let audits = history.json["audits"].as_array().unwrap();
+    assert!(audits.len() < 20);
+    // History pages by `before_seq`: the cut page carries the cursor to the rest.
+    assert_eq!(
+        history.json["next_before_seq"],
+        audits.last().unwrap()["seq"],
+        "{}",
+        history.text
+    );
+}
+
+/// At 669becd every map of `/stats` listed every key: 100,000 distinct event kinds made every
+/// answer 50 MB. And an outcome kind "scenario" lost its count to the rows without a kind.
+#[test]
+fn stats_lists_the_most_frequent_keys_and_counts_the_rest() {
+    let server = TestServer::start_with(
+        &[
+            "--stats-top",
+            "3",
+            "--events-max-count",
+            "30",
+            "--retention-interval",
+            "100ms",
+            "--export-interval",
+            "0",
+        ],
+        &[],
+    );
+    // Kinds k0..k9, k{i} posted i + 1 times (55 events).
+    let batch: String = (0..10)
+        .flat_map(|i| {
+            (0..=i).map(move |_| format!("{{\"source\":\"bot\",\"event_kind\":\"k{i}\"}}\n"))
+        })
+        .collect();
+    let posted = server.post_ndjson("/event", batch);
+    assert_eq!(posted.status, 200, "{}", posted.text);
+    for row in [
+        r#"{"sig_hash":"a"}"#,
+        r#"{"sig_hash":"b","kind":"scenario"}"#,
+    ] {
+        assert_eq!(server.post_json("/outcomes", row).status, 201);
+    }
+    // Retention may already have run: read totals and maps from the same answer.
+    let stats = server.stats();
+    let total = stats["total"].as_u64().unwrap();
+    let by_kind = stats["by_event_kind"].as_object().unwrap();
+    assert_eq!(by_kind.len(), 3, "{stats}");
+    let listed: u64 = by_kind.values().map(|v| v.as_u64().unwrap()).sum();
+    let omitted = &stats["omitted"]["by_event_kind"];
+    assert_eq!(
+        listed + omitted["count"].as_u64().unwrap(),
+        total,
+        "counts stay exact: {stats}"
+    );
+    assert!(omitted["keys"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(stats["outcomes_by_kind"], json!({"scenario": 2}));
+    assert!(stats["omitted"].get("by_source").is_none(), "{stats}");
+
+    // Retention deletes events without a new seq: the kept answer must not outlive it.
+    wait_for(
+        Duration::from_secs(30),
+        "retention never showed in /stats",
+        || server.stats()["total"] == 30,
+    );
+    let stats = server.stats();
+    assert_eq!(
+        stats["by_event_kind"],
+        json!({"k7": 8, "k8": 9, "k9": 10}),
+        "the newest 30 events are 3 of k6 and all of k7..k9: {stats}"
+    );
+    assert_eq!(
+        stats["omitted"]["by_event_kind"],
+        json!({"keys": 1, "count": 3})
+    );
+    assert_eq!(server.stats(), stats, "unchanged counters, same answer");
+    post_event(&server, &json!({"source": "bot", "event_kind": "k9"}));
+    assert_ne!(server.stats()["last_seq"], stats["last_seq"]);
+}
+
+/// At 669becd a read's permit was released when its answer was computed, not sent, and no
+/// write ever timed out: 60 clients that asked for `/stats` and never read held 3 GB for 60 s.
+/// Now the permit lasts until the answer is sent, and the write timeout cuts the connection.
+#[test]
+fn clients_that_never_read_hold_read_permits_only_until_the_write_timeout() {
+    let n_stalled = 3;
+    let server = TestServer::start_with(
+        &[
+            "--max-reads-in-flight",
+            &n_stalled.to_string(),
+            "--write-timeout",
+            "5s",
+            "--max-body",
+            "2MiB",
+            "--max-response",
+            "64MiB",
+        ],
+        // Each connection cut is a debug line naming its peer.
+        &[("LAKEHOUSE_KB_LOG", "lakehouse_kb=debug")],
+    );
+    let summary = "s".repeat(1 << 20);
+    for i in 0..8 {
+        post_event(
+            &server,
+            &json!({"source": "bot", "sig_hash": "big", "i": i, "input_summary": summary}),
+        );
+    }
+    // About 16 MiB each: far more than the kernel's buffers hold for a reader that never
+    // reads (4 MiB on the server's side at most, and 4 KiB on the client's).
+    let request = "GET /sig/big?limit=1000 HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut stalled: Vec<TcpStream> = (0..n_stalled)
+        .map(|_| {
+            let mut stream = small_buffered(&server);
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    // Once every stalled answer has begun (its status line can be peeked at without reading
+    // it, which would let the server go on), they hold every read permit.
+    for stream in &stalled {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut status = [0; 12];
+        wait_for(Duration::from_secs(60), "no answer began", || {
+            stream.peek(&mut status).unwrap() == status.len()
+        });
+        assert_eq!(&status, b"HTTP/1.1 200");
+    }
+    let busy = server.get("/stats");
+    assert_eq!(busy.status, 503, "{}", busy.text);
+    assert!(
+        busy.text.contains("too many read requests"),
+        "{}",
+        busy.text
+    );
+    let peers: Vec<String> = stalled
+        .iter()
+        .map(|s| format!("peer={}", s.local_addr().unwrap()))
+        .collect();
+    wait_for(
+        Duration::from_secs(30),
+        "the write timeout never cut the stalled connections",
+        || {
+            let log = server_log(&server.data);
+            let cuts: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("write timed out"))
+                .collect();
+            peers
+                .iter()
+                .all(|p| cuts.iter().any(|l| l.contains(p.as_str())))
+        },
+    );
+    assert_eq!(server.get("/stats").status, 200, "the permits are back");
+    assert_eq!(server.get("/healthz").status, 200);
+    for stream in &mut stalled {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received);
+        assert!(
+            received.len() < 16 << 20,
+            "the connection was cut, the answer not sent whole: {} bytes",
+            received.len()
+        );
+    }
+    let log = server_log(&server.data);
+    assert!(log.contains("read nothing for 5s"), "{log}");
+}
+
+/// At 669becd a request timeout abandoned the answer but not the work: a `/neighbors` over
+/// 1,000 shared claims kept a blocking thread busy long after its client had its 503. Now the
+/// read checks its deadline as it walks and stops, and says so in the log.
+#[test]
+fn a_read_past_its_deadline_stops_its_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims: Vec<String> = (0..1_000).map(|c| format!("claim number {c}")).collect();
+    let n_verdicts = 300;
+    {
+        let mut loader = TestServer::start_in(dir.path(), &["--max-body", "16MiB"], &[]);
+        let batch: String = (0..n_verdicts)
+            .map(|i| {
+                json!({
+                    "pr_number": i,
+                    "head_sha": format!("{i:08x}00000000000000000000000000000000"),
+                    "overall": "approve",
+                    "one_liner": "ok",
+                    "claims": claims,
+                    "metrics": {"findings_block": 0, "findings_warn": 0},
+                    "audited_at": "2026-04-01T09:00:00.000Z",
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        let loaded = loader.post_ndjson("/verdicts", batch);
+        assert_eq!(loaded.json["accepted"], n_verdicts, "{}", loaded.text);
+        assert!(loader.stop().success());
+    }
+    let server = TestServer::start_in(
+        dir.path(),
+        &["--max-body", "1MiB", "--request-timeout", "200ms"],
+        &[],
+    );
+    let query = json!({"claims": claims, "limit": 1000}).to_string();
+    let answer = server.post_json("/neighbors", query);
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(answer.retry_after.as_deref(), Some("1"));
+
+    let all_rows = claims.len() as u64 * n_verdicts;
+    let mut stopped = None;
+    wait_for(
+        Duration::from_secs(60),
+        "the read never said it stopped",
+        || {
+            stopped = server_log(&server.data)
+                .lines()
+                .find(|l| l.contains("a read stopped at its deadline"))
+                .map(str::to_owned);
+            stopped.is_some()
+        },
+    );
+    let stopped = stopped.unwrap();
+    let field = |name: &str| -> f64 {
+        let start = stopped.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        let value: String = stopped[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        value.parse().unwrap()
+    };
+    let rows = field("rows") as u64;
+    assert!(
+        rows < all_rows,
+        "walked {rows} of {all_rows} rows: {stopped}"
+    );
+    assert!(field("elapsed_ms") < 10_000.0, "{stopped}");
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+/// At 669becd a request took its write permit before its body was read: 1,030 connections
+/// sending a byte every 5 s held every write permit for 30 s. Now the body is read first.
+#[test]
+fn slow_bodies_take_no_write_permit() {
+    let server = TestServer::start_with(&["--max-writes-in-flight", "8"], &[]);
+    let head = "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                content-length: 100\r\n\r\n{";
+    let mut tricklers: Vec<TcpStream> = (0..200).map(|_| send_head(&server, head)).collect();
+    let start = Instant::now();
+    for round in 0..3 {
+        for stream in &mut tricklers {
+            stream.write_all(b" ").unwrap();
+        }
+        let posted = server.post_json("/event", format!(r#"{{"round":{round}}}"#));
+        assert_eq!(posted.status, 200, "{}", posted.text);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.stats()["total"], 3);
+}
+
+/// At 669becd nothing bounded the bodies held at once (400 concurrent 1 MiB batches: 4.3 GB),
+/// and every 503 was a warning of its own. Now bodies beyond `--max-inflight-bytes` get a 503
+/// at once, and the log says so at most once a second.
+#[test]
+fn bodies_in_flight_are_bounded_and_shedding_is_logged_once_a_second() {
+    let server = TestServer::start_with(
+        &["--max-body", "64KiB", "--max-inflight-bytes", "64KiB"],
+        &[],
+    );
+    let head = "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                content-length: 65536\r\n\r\n{";
+    // A probe that reserves its bytes first makes the holder itself the one refused: then the
+    // holder has an answer already, and tries again.
+    let mut holder = send_head(&server, head);
+    let start = Instant::now();
+    wait_for(
+        Duration::from_secs(30),
+        "the held body never counted",
+        || {
+            if server.post_json("/event", "{}").status == 503 {
+                return true;
+            }
+            holder.set_nonblocking(true).unwrap();
+            if holder.peek(&mut [0]).is_ok() {
+                holder = send_head(&server, head);
+            }
+            false
+        },
+    );
+    let mut shed = 0;
+    for _ in 0..300 {
+        let answer = server.post_json("/event", "{}");
+        if answer.status == 503 {
+            shed += 1;
+            assert_eq!(answer.retry_after.as_deref(), Some("1"));
+            assert!(
+                answer.text.contains("--max-inflight-bytes"),
+                "{}",
+                answer.text
+            );
+        }
+    }
+    assert!(shed > 250, "{shed} of 300 shed");
+    assert_eq!(server.get("/stats").status, 200, "bodiless reads pass");
+    let seconds = start.elapsed().as_secs() + 1;
+    drop(holder);
+    wait_for(
+        Duration::from_secs(30),
+        "the released bytes never returned",
+        || server.post_json("/event", "{}").status == 200,
+    );
+    let log = server_log(&server.data);
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("shedding load") && l.contains("inflight-bytes"))
+        .collect();
+    assert!(!warnings.is_empty(), "{log}");
+    assert!(
+        warnings.len() as u64 <= seconds + 1,
+        "{} warnings in about {seconds} s",
+        warnings.len()
+    );
+    assert!(log.contains("suppressed="), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+/// At 669becd the default filter logged 6 lines for 5,000 requests. Now every request has one
+/// info line with its method, path, route, status, latency, id and peer; the id is the client's
+/// `x-request-id` when sane, else made, and comes back in the answer.
+#[test]
+fn every_request_is_logged_once_with_its_id() {
+    let server = TestServer::start_with(&[], &[("LAKEHOUSE_KB_LOG_FORMAT", "json")]);
+    let get = |path: &str, id: Option<&str>| {
+        let mut request = server.client().get(server.url(path));
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        let response = request.send().unwrap();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (response.status().as_u16(), id)
+    };
+    assert_eq!(
+        get("/stats", Some("given-id.1")),
+        (200, "given-id.1".to_owned())
+    );
+    let (status, made) = get("/prs/7/history", Some("not sane {}"));
+    assert_eq!(status, 200);
+    assert_ne!(made, "not sane {}");
+    let (status, unmatched) = get("/nowhere", None);
+    assert_eq!(status, 404);
+    assert_ne!(unmatched, made);
+
+    let lines = || -> Vec<Value> {
+        server_log(&server.data)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["fields"]["message"] == "request")
+            .collect()
+    };
+    wait_for(Duration::from_secs(10), "request lines missing", || {
+        lines().len() >= 3
+    });
+    let by_id = |id: &str| -> Vec<Value> {
+        lines()
+            .into_iter()
+            .filter(|l| l["fields"]["request_id"] == id)
+            .collect()
+    };
+    let given = by_id("given-id.1");
+    assert_eq!(given.len(), 1, "{given:?}");
+    let fields = &given[0]["fields"];
+    assert_eq!(given[0]["level"], "INFO");
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["path"], "/stats");
+    assert_eq!(fields["route"], "/stats");
+    assert_eq!(fields["status"], 200);
+    assert!(fields["latency_ms"].as_f64().unwrap() >= 0.0, "{fields}");
+    assert!(
+        fields["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{fields}"
+    );
+    let history = &by_id(&made)[0]["fields"];
+    assert_eq!(
+        (&history["path"], &history["route"]),
+        (&json!("/prs/7/history"), &json!("/prs/{pr_number}/history"))
+    );
+    let missing = &by_id(&unmatched)[0]["fields"];
+    assert_eq!(
+        (&missing["route"], &missing["status"]),
+        (&json!("unmatched"), &json!(404))
+    );
+}

@@ -183,6 +183,20 @@ pub fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// PR history as the API reads it (counts, the finding sentence's newest outcomes, a page of
+/// 50 audits) in the default namespace; returns how many audits the PR has.
+pub fn store_pr_history(store: &lakehouse_kb::store::Store, pr_number: u64) -> anyhow::Result<u64> {
+    let query = lakehouse_kb::store::HistoryQuery {
+        repo: lakehouse_kb::model::Repo::default(),
+        pr_number,
+        exclude_sha: None,
+        before_seq: None,
+        limit: 50,
+    };
+    let mut budget = lakehouse_kb::store::ReadBudget::unlimited();
+    Ok(store.pr_history(&query, &mut budget)?.count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,18 +212,4 @@ mod tests {
         assert_eq!(s.percentile(100.0), Duration::from_millis(100));
         assert_eq!(fmt_rate(1234567.4), "1 234 567");
     }
-}
-
-/// PR history as the API reads it (counts, the finding sentence's newest outcomes, a page of
-/// 50 audits) in the default namespace; returns how many audits the PR has.
-pub fn store_pr_history(store: &lakehouse_kb::store::Store, pr_number: u64) -> anyhow::Result<u64> {
-    let query = lakehouse_kb::store::HistoryQuery {
-        repo: lakehouse_kb::model::Repo::default(),
-        pr_number,
-        exclude_sha: None,
-        before_seq: None,
-        limit: 50,
-    };
-    let mut budget = lakehouse_kb::store::ReadBudget::unlimited();
-    Ok(store.pr_history(&query, &mut budget)?.count)
 }

@@ -11,7 +11,7 @@
 //! | `prs` | `(repo, pr_number)` | `(approve, request_changes, block, last verdict seq)` |
 //! | `pr_heads` | `(repo, pr_number, lowercase head_sha)` | `(approve, request_changes, block)` |
 //! | `claim_hashes` | `(claim_hash, repo, verdict seq)` | `()`: replaces `claims` |
-//! | `claim_terms` | `(term, repo, claim doc)` | `(term count, claim length)`: BM25 postings; a claim doc is `seq << 10 \| claim index` |
+//! | `claim_terms` | `(term, repo, first claim doc)` | a block of up to 128 BM25 postings `(claim doc, term count, claim length)`, bincode, each doc as its distance from the one before; a claim doc is `seq << 10 \| claim index` |
 //! | `client_keys` | route tag + the client's idempotency key | `(seq, created ms, request fingerprint)` |
 //! | `client_keys_by_time` | `(created ms, key)` | `()`: expiry order |
 //!
@@ -41,7 +41,7 @@ pub const PRS: TableDefinition<(u32, u64), (u64, u64, u64, u64)> = TableDefiniti
 pub const PR_HEADS: TableDefinition<(u32, u64, &str), (u64, u64, u64)> =
     TableDefinition::new("pr_heads");
 pub const CLAIM_HASHES: TableDefinition<(u64, u32, u64), ()> = TableDefinition::new("claim_hashes");
-pub const CLAIM_TERMS: TableDefinition<(&str, u32, u64), (u16, u16)> =
+pub const CLAIM_TERMS: TableDefinition<(&str, u32, u64), &[u8]> =
     TableDefinition::new("claim_terms");
 pub const CLIENT_KEYS: TableDefinition<&[u8], (u64, u64, u64)> =
     TableDefinition::new("client_keys");

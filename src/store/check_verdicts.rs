@@ -12,6 +12,7 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::check::{CheckReport, repo_id};
 use super::meta;
+use super::postings::{self, Posting};
 use super::read::verdict_entry;
 use super::tables::*;
 use super::text_index::postings_of;
@@ -40,6 +41,9 @@ pub(super) fn check_verdicts(
     let mut heads: BTreeMap<(u32, u64, String), [u64; 3]> = BTreeMap::new();
     let mut corpus: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     let (mut n_ids, mut n_postings) = (0u64, 0u64);
+    // The text index is compared with a rebuild through a count and an order-free digest (a sum
+    // of each posting's hash), then, only when they differ, posting by posting.
+    let mut digest = 0u64;
     for row in verdicts.iter()? {
         let (seq, bytes) = row?;
         let seq = seq.value();
@@ -105,24 +109,14 @@ pub(super) fn check_verdicts(
         }
         if text_index_built {
             let mut last_doc = None;
-            for (term, repo, doc, tf, len) in postings_of(seq, repo, &claims) {
+            for (term, repo, posting) in postings_of(seq, repo, &claims) {
                 n_postings += 1;
-                let stored = claim_terms
-                    .get((term.as_str(), repo, doc))?
-                    .map(|v| v.value());
-                if stored != Some((tf, len)) {
-                    report.problem(format!(
-                        "{what}: the text index holds {stored:?} for term {term:?} of claim {}, \
-                         a rebuild gives {:?}",
-                        doc & 1023,
-                        (tf, len)
-                    ));
-                }
-                if last_doc != Some(doc) {
-                    last_doc = Some(doc);
+                digest = digest.wrapping_add(posting_hash(&term, repo, posting));
+                if last_doc != Some(posting.doc) {
+                    last_doc = Some(posting.doc);
                     let entry = corpus.entry(repo).or_default();
                     entry.0 += 1;
-                    entry.1 += u64::from(len);
+                    entry.1 += u64::from(posting.len);
                 }
             }
         }
@@ -142,15 +136,66 @@ pub(super) fn check_verdicts(
     }
     compare_pr_counts(txn, report, &prs, &heads)?;
     if text_index_built {
-        if claim_terms.len()? != n_postings {
+        let (mut stored_n, mut stored_digest) = (0u64, 0u64);
+        postings::for_each(&claim_terms, |term, repo, posting| {
+            stored_n += 1;
+            stored_digest = stored_digest.wrapping_add(posting_hash(term, repo, posting));
+        })?;
+        if (stored_n, stored_digest) != (n_postings, digest) {
             report.problem(format!(
-                "claim_terms has {} entries, a rebuild from the verdicts gives {n_postings}",
-                claim_terms.len()?
+                "claim_terms differs from a rebuild from the verdicts: it holds {stored_n} \
+                 postings (digest {stored_digest:016x}), a rebuild gives {n_postings} (digest \
+                 {digest:016x})"
             ));
+            name_differences(&verdicts, &claim_terms, &repos, report)?;
         }
         compare_corpus(&meta_table, report, &corpus)?;
     } else {
         report.problem("the similar-claims index is not built (open the store to build it)".into());
+    }
+    Ok(())
+}
+
+/// A posting's hash, for the digest that compares the index with a rebuild.
+fn posting_hash(term: &str, repo: u32, posting: Posting) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    (term, repo, posting).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The postings a rebuild would give that the index lacks or holds otherwise, each a problem.
+fn name_differences(
+    verdicts: &impl ReadableTable<u64, &'static [u8]>,
+    claim_terms: &impl ReadableTable<(&'static str, u32, u64), &'static [u8]>,
+    repos: &impl ReadableTable<&'static str, u32>,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    for row in verdicts.iter()? {
+        let (seq, bytes) = row?;
+        let seq = seq.value();
+        let Ok(entry) = verdict_entry("", seq, bytes.value()) else {
+            continue;
+        };
+        let value = entry.value;
+        let repo = if value.repo.is_empty() {
+            DEFAULT_REPO
+        } else {
+            match repos.get(value.repo.as_str())? {
+                Some(id) => id.value(),
+                None => continue,
+            }
+        };
+        for (term, repo, posting) in postings_of(seq, repo, &stored_claims(&value.raw_json)) {
+            let stored = postings::get(claim_terms, &term, repo, posting.doc)?;
+            if stored != Some(posting) {
+                report.problem(format!(
+                    "verdict seq {seq}: the text index holds {stored:?} for term {term:?} of \
+                     claim {}, a rebuild gives {posting:?}",
+                    posting.doc & 1023
+                ));
+            }
+        }
     }
     Ok(())
 }

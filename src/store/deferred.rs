@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use redb::{ReadableTable, Table};
 
 use super::StoreError;
+use super::postings::{self, Posting, PostingsTable};
 
 /// A PR's counts by overall (approve, request_changes, block) and its newest verdict.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,8 +30,8 @@ pub(super) struct Deferred {
     pub pr_verdicts: Vec<(u32, u64, u64)>,
     /// `(claim_hash, repo, seq)` entries of `claim_hashes`.
     pub claim_hashes: Vec<(u64, u32, u64)>,
-    /// `(term, repo, claim doc, term count, claim length)` entries of `claim_terms`.
-    pub claim_terms: Vec<(String, u32, u64, u16, u16)>,
+    /// `(term, repo, posting)` appended to the blocks of `claim_terms`.
+    pub claim_terms: Vec<(String, u32, Posting)>,
     /// `(source, seq)` entries of `events_by_source`.
     pub by_source: Vec<(String, u64)>,
     /// `(event_kind, seq)` entries of `events_by_kind`.
@@ -60,7 +61,7 @@ pub(super) struct IndexTables<'a, 'txn> {
     pub prs: &'a mut Table<'txn, (u32, u64), (u64, u64, u64, u64)>,
     pub pr_heads: &'a mut Table<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
     pub claim_hashes: &'a mut Table<'txn, (u64, u32, u64), ()>,
-    pub claim_terms: &'a mut Table<'txn, (&'static str, u32, u64), (u16, u16)>,
+    pub claim_terms: &'a mut PostingsTable<'txn>,
     pub events_by_source: &'a mut Table<'txn, (&'static str, u64), ()>,
     pub events_by_kind: &'a mut Table<'txn, (&'static str, u64), ()>,
     pub client_keys: &'a mut Table<'txn, &'static [u8], (u64, u64, u64)>,
@@ -152,10 +153,15 @@ impl Deferred {
                 claim_hashes_table.insert(*key, ())?;
                 Ok(())
             }),
-            sorted_task(claim_terms, move |(term, repo, doc, tf, len)| {
-                claim_terms_table.insert((term.as_str(), *repo, *doc), (*tf, *len))?;
-                Ok(())
-            }),
+            {
+                let size = claim_terms.len();
+                let mut entries = claim_terms;
+                let task: Task<'_> = Box::new(move || {
+                    entries.sort_unstable();
+                    postings::append_sorted(claim_terms_table, &entries)
+                });
+                (size, task)
+            },
             sorted_task(by_source, move |(source, seq)| {
                 events_by_source.insert((source.as_str(), *seq), ())?;
                 Ok(())

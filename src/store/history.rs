@@ -5,9 +5,10 @@
 
 use redb::ReadableDatabase;
 
+use super::codec::decode_borrowed;
 use super::repos;
 use super::tables::*;
-use super::text_index::verdict_ref;
+use super::values::VerdictValueRef;
 use super::{ReadBudget, Store, StoreError};
 use crate::model::Repo;
 use crate::model::verdict::sig_hash;
@@ -212,4 +213,13 @@ impl Store {
             .get((repo, pr_number))?
             .map(|v| v.value().3))
     }
+}
+
+/// Reads a verdict's few fields in place, without copying its JSON.
+fn verdict_ref(bytes: &[u8], seq: u64) -> Result<VerdictValueRef<'_>, StoreError> {
+    decode_borrowed(bytes).map_err(|source| StoreError::Codec {
+        table: "verdicts_by_seq",
+        seq,
+        source,
+    })
 }

@@ -23,6 +23,8 @@ mod fault;
 mod feed;
 mod history;
 mod meta;
+mod neighbors;
+pub mod postings;
 mod read;
 mod records;
 mod repos;
@@ -49,13 +51,13 @@ pub use fault::Fault;
 pub use feed::{FeedPage, FeedTypes};
 pub use history::{AuditEntry, History, HistoryQuery, SENTENCE_OUTCOMES};
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
+pub use neighbors::{ClaimMatch, NeighborHit, NeighborQuery};
 pub use read::{
     Checkpoint, EventEntry, EventFilter, OutcomeEntry, Page, SigRecord, Stats, StatsMap,
     VerdictEntry,
 };
 pub use records::{ClientKey, NewEvent, NewOutcome, NewVerdict, Put, Record, Written};
 pub use retention::Retention;
-pub use text_index::{ClaimMatch, NeighborHit, NeighborQuery};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "kb.redb";
@@ -121,6 +123,8 @@ pub enum StoreError {
     Abandoned { rows: u64 },
     #[error("{index} points at seq {seq}, which is not stored")]
     Dangling { index: &'static str, seq: u64 },
+    #[error("a corrupt index entry: {0}")]
+    CorruptIndex(String),
     #[error("storage: {0}")]
     Storage(#[from] redb::Error),
 }

@@ -20,8 +20,8 @@ pub use lakehouse_kb_migrations::v0004_verdicts_by_seq::{
 /// - `PR_VERDICTS`: `(repo, pr_number, seq)`, a PR's verdicts; `PRS` its counts by overall and
 ///   last verdict seq; `PR_HEADS` the counts of each head (lowercase sha).
 /// - `CLAIM_HASHES`: `(claim_hash, repo, seq)`, the exact-claim tier of neighbours.
-/// - `CLAIM_TERMS`: `(term, repo, claim doc)` → `(term count, claim length)`, the BM25
-///   postings of the similar-claim tier (built by `text_index.rs`).
+/// - `CLAIM_TERMS`: `(term, repo, first claim doc)` → a block of BM25 postings, the
+///   similar-claim tier (`postings.rs`; built by `text_index.rs`).
 /// - `CLIENT_KEYS` / `CLIENT_KEYS_BY_TIME`: idempotency keys given by clients.
 pub use lakehouse_kb_migrations::v0005_repos_and_memory::{
     BY_SIG, CLAIM_HASHES, CLAIM_TERMS, CLIENT_KEYS, CLIENT_KEYS_BY_TIME, DEFAULT_REPO, PR_HEADS,

@@ -1,12 +1,9 @@
-//! The claims index: neighbours by exact and by similar claims (Phase C/F).
+//! The claims index, written and rebuilt (the search is `neighbors.rs`).
 //!
-//! Two tiers, one ranking. The exact tier is `claim_hashes` `(claim_hash, repo, seq)`: a claim
-//! that normalises to the same hash as a query claim scores 1. The similar tier is
-//! `claim_terms` `(term, repo, claim doc)` → `(term count, claim length)`, BM25 postings over
-//! every claim with text (a *claim doc* is `seq << 10 | claim index`; a verdict has at most
-//! 1,000 claims), with the corpus statistics BM25 needs (claims and total length, overall and
-//! per repository) in `meta`. A stored claim's similar score is its BM25 score for the query
-//! claim over the query claim's score against itself, capped below 1 (`model/text.rs`).
+//! Two tiers. The exact tier is `claim_hashes` `(claim_hash, repo, seq)`. The similar tier is
+//! `claim_terms`: BM25 postings over every claim with text, in blocks (`postings.rs`; a *claim
+//! doc* is `seq << 10 | claim index`, a verdict having at most 1,000 claims), with the corpus
+//! statistics BM25 needs (claims and total length, overall and per repository) in `meta`.
 //!
 //! The postings are written in the same transaction as their verdict (`write.rs`), so after
 //! any crash the index equals a rebuild from the verdicts; `check` compares the two. Which
@@ -14,22 +11,18 @@
 //! records: opening a file whose index was built by another version (or not at all: a file
 //! migrated to schema 5) rebuilds it here, in bounded transactions that resume after a kill.
 
-use std::collections::{BTreeMap, HashMap};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, WriteTransaction};
-
-use super::codec::{decode, decode_borrowed};
+use super::codec::decode;
 use super::meta::{self, CounterDeltas};
+use super::postings::{self, Posting};
 use super::records::claim_terms_of;
 use super::repos;
 use super::tables::*;
-use super::values::{VerdictValue, VerdictValueRef};
-use super::{ReadBudget, Store, StoreError};
-use crate::model::Repo;
+use super::values::VerdictValue;
+use super::{Store, StoreError};
 use crate::model::claims::{Claim, stored_claims};
-use crate::model::text::{
-    ANALYZER_VERSION, Corpus, MatchKind, TermCounts, relative_score, round_score,
-};
+use crate::model::text::ANALYZER_VERSION;
 
 /// Bits of a claim doc that hold the claim's index within its verdict.
 const CLAIM_INDEX_BITS: u32 = 10;
@@ -37,14 +30,6 @@ const CLAIM_INDEX_BITS: u32 = 10;
 /// The claim doc of claim `index` of verdict `seq`.
 pub(super) fn claim_doc(seq: u64, index: u16) -> u64 {
     (seq << CLAIM_INDEX_BITS) | u64::from(index & ((1 << CLAIM_INDEX_BITS) - 1))
-}
-
-fn doc_seq(doc: u64) -> u64 {
-    doc >> CLAIM_INDEX_BITS
-}
-
-fn doc_index(doc: u64) -> usize {
-    (doc & ((1 << CLAIM_INDEX_BITS) - 1)) as usize
 }
 
 /// Adds (`delta` 1) or takes away (-1) one claim of `len` terms from the corpus statistics.
@@ -158,342 +143,39 @@ fn index_verdicts_after(txn: &WriteTransaction, after_seq: u64) -> Result<Option
         let claims = stored_claims(&value.raw_json);
         let repo = ids.id_of_stored(&value.repo)?;
         for (index, terms) in claim_terms_of(&claims) {
+            count_claim_doc(&mut counters, repo, terms.len, 1);
             let doc = claim_doc(seq, index);
             for (term, tf) in terms.terms {
-                postings.push((term, repo, doc, tf, terms.len));
+                let posting = Posting {
+                    doc,
+                    tf,
+                    len: terms.len,
+                };
+                postings.push((term, repo, posting));
             }
-            count_claim_doc(&mut counters, repo, terms.len, 1);
         }
     }
     drop(verdicts);
     postings.sort_unstable();
-    let mut table = txn.open_table(CLAIM_TERMS)?;
-    for (term, repo, doc, tf, len) in &postings {
-        table.insert((term.as_str(), *repo, *doc), (*tf, *len))?;
-    }
+    postings::append_sorted(&mut txn.open_table(CLAIM_TERMS)?, &postings)?;
     counters.apply(&mut txn.open_table(META)?)?;
     Ok(last)
 }
 
-/// The postings `(term, repo, claim doc, term count, claim length)` a verdict's claims give:
-/// what the index must hold for it (`check` compares).
-pub(super) fn postings_of(
-    seq: u64,
-    repo: u32,
-    claims: &[Claim],
-) -> Vec<(String, u32, u64, u16, u16)> {
+/// The postings `(term, repo, posting)` a verdict's claims give: what the index must hold for
+/// it (`check` compares).
+pub(super) fn postings_of(seq: u64, repo: u32, claims: &[Claim]) -> Vec<(String, u32, Posting)> {
     let mut out = Vec::new();
     for (index, terms) in claim_terms_of(claims) {
         let doc = claim_doc(seq, index);
         for (term, tf) in terms.terms {
-            out.push((term, repo, doc, tf, terms.len));
+            let posting = Posting {
+                doc,
+                tf,
+                len: terms.len,
+            };
+            out.push((term, repo, posting));
         }
     }
     out
-}
-
-/// A neighbours query.
-#[derive(Debug, Clone)]
-pub struct NeighborQuery {
-    /// The query's claims, by hash, with their text when given as text.
-    pub claims: Vec<Claim>,
-    /// The repository searched, and the one `exclude_pr` belongs to.
-    pub repo: Repo,
-    /// Search every repository instead of `repo` alone.
-    pub all_repos: bool,
-    /// A PR of `repo` whose verdicts are left out (the PR being audited).
-    pub exclude_pr: Option<u64>,
-    /// Most neighbours (PRs) answered.
-    pub limit: usize,
-    /// Matches scoring below this are dropped; a neighbour without matches goes with them.
-    pub min_score: f64,
-}
-
-/// How one query claim matched a neighbour: its best-scoring stored claim.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClaimMatch {
-    /// Index of the query claim in [`NeighborQuery::claims`].
-    pub query: usize,
-    /// The stored claim: its index among the verdict's claims (as `claims_of` lists them).
-    pub claim: usize,
-    pub kind: MatchKind,
-    /// 1 for an exact match; in (0, 1) for a similar one; rounded to 4 decimals.
-    pub score: f64,
-    /// The index terms the two share, in byte order (empty for an exact match).
-    pub terms: Vec<String>,
-}
-
-/// A prior verdict whose claims match the query's.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NeighborHit {
-    pub seq: u64,
-    pub value: VerdictValue,
-    /// The sum over query claims of their best match's score, rounded to 4 decimals.
-    pub score: f64,
-    /// One per query claim that matched, in query order.
-    pub matches: Vec<ClaimMatch>,
-}
-
-/// The best match of one query claim in one verdict, while scoring.
-#[derive(Debug, Clone)]
-struct Best {
-    claim: Claimed,
-    kind: MatchKind,
-    score: f64,
-    terms: Vec<String>,
-}
-
-/// Which stored claim matched: by index (similar tier) or by hash (exact tier, resolved to an
-/// index when the verdict is read).
-#[derive(Debug, Clone, Copy)]
-enum Claimed {
-    Index(usize),
-    Hash(u64),
-}
-
-impl Store {
-    /// Prior verdicts whose claims equal or resemble the query's, best first (score, then the
-    /// newer audit), verdicts of `exclude_pr` left out.
-    ///
-    /// Cost: one range of `claim_hashes` per query claim, plus every posting of the query
-    /// claims' terms (in the searched repository), plus a read of each neighbour answered.
-    ///
-    /// Within `budget`: its deadline is checked as postings are read, and fewer than `limit`
-    /// neighbours are read when their values would pass its bytes (`budget.was_cut()`).
-    pub fn neighbors(
-        &self,
-        q: &NeighborQuery,
-        budget: &mut ReadBudget,
-    ) -> Result<Vec<NeighborHit>, StoreError> {
-        let txn = self.db()?.begin_read()?;
-        let repo = repos::lookup(&txn.open_table(REPOS)?, &q.repo)?;
-        let scope = if q.all_repos {
-            Scope::All
-        } else {
-            match repo {
-                Some(id) => Scope::Repo(id),
-                None => return Ok(Vec::new()),
-            }
-        };
-        let excluded = match (repo, q.exclude_pr) {
-            (Some(repo), Some(pr)) => Some((repo, pr)),
-            _ => None,
-        };
-        let meta_table = txn.open_table(META)?;
-        let corpus = match scope {
-            Scope::All => Corpus {
-                docs: meta::get(&meta_table, meta::CLAIM_DOCS)?,
-                total_len: meta::get(&meta_table, meta::CLAIM_TERMS_LEN)?,
-            },
-            Scope::Repo(id) => Corpus {
-                docs: meta::get(&meta_table, &format!("{}{id}", meta::CLAIM_DOCS_IN))?,
-                total_len: meta::get(&meta_table, &format!("{}{id}", meta::CLAIM_TERMS_LEN_IN))?,
-            },
-        };
-
-        // Per verdict seq, per query claim, the best match so far.
-        let mut best: HashMap<u64, BTreeMap<usize, Best>> = HashMap::new();
-        let hashes = txn.open_table(CLAIM_HASHES)?;
-        for (query, claim) in q.claims.iter().enumerate() {
-            let range = match scope {
-                Scope::All => {
-                    hashes.range((claim.hash.0, 0, 0)..=(claim.hash.0, u32::MAX, u64::MAX))?
-                }
-                Scope::Repo(id) => {
-                    hashes.range((claim.hash.0, id, 0)..=(claim.hash.0, id, u64::MAX))?
-                }
-            };
-            for row in range {
-                let (_, _, seq) = row?.0.value();
-                best.entry(seq).or_default().insert(
-                    query,
-                    Best {
-                        claim: Claimed::Hash(claim.hash.0),
-                        kind: MatchKind::Exact,
-                        score: 1.0,
-                        terms: Vec::new(),
-                    },
-                );
-                budget.tick()?;
-            }
-        }
-
-        let postings = txn.open_table(CLAIM_TERMS)?;
-        for (query, claim) in q.claims.iter().enumerate() {
-            let Some(text) = &claim.text else { continue };
-            let query_terms = TermCounts::of(text);
-            if query_terms.is_empty() {
-                continue;
-            }
-            let mut self_score = 0.0;
-            // Per claim doc: raw score and the terms it shares, terms taken in byte order so
-            // that sums (and answers) are the same on every run.
-            let mut docs: HashMap<u64, (f64, Vec<String>)> = HashMap::new();
-            for (term, query_tf) in &query_terms.terms {
-                let found = read_postings(&postings, term, scope, budget)?;
-                let idf = corpus.idf(found.len() as u64);
-                self_score += corpus.term_score(idf, *query_tf, query_terms.len);
-                for (doc, tf, len) in found {
-                    let entry = docs.entry(doc).or_insert_with(|| (0.0, Vec::new()));
-                    entry.0 += corpus.term_score(idf, tf, len);
-                    entry.1.push(term.clone());
-                }
-            }
-            for (doc, (raw, terms)) in docs {
-                let score = round_score(relative_score(raw, self_score));
-                if score <= 0.0 || score < q.min_score {
-                    continue;
-                }
-                let slot = best.entry(doc_seq(doc)).or_default();
-                // An exact match stays; a higher score wins; a tie goes to the earlier claim.
-                let better = match slot.get(&query) {
-                    None => true,
-                    Some(old) => {
-                        old.kind == MatchKind::Similar
-                            && (score > old.score
-                                || (score == old.score && doc_index(doc) < old_index(old)))
-                    }
-                };
-                if better {
-                    slot.insert(
-                        query,
-                        Best {
-                            claim: Claimed::Index(doc_index(doc)),
-                            kind: MatchKind::Similar,
-                            score,
-                            terms,
-                        },
-                    );
-                }
-            }
-        }
-
-        let mut ranked: Vec<(f64, u64)> = best
-            .iter()
-            .filter_map(|(&seq, matches)| {
-                let score: f64 = matches
-                    .values()
-                    .filter(|m| m.score >= q.min_score)
-                    .map(|m| m.score)
-                    .sum();
-                (score > 0.0).then_some((round_score(score), seq))
-            })
-            .collect();
-        ranked.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
-
-        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-        let repo_ids = txn.open_table(REPOS)?;
-        let mut out = Vec::new();
-        for (score, seq) in ranked {
-            if out.len() == q.limit {
-                break;
-            }
-            budget.tick()?;
-            let value = verdict_value(&verdicts, seq)?;
-            let verdict_repo = match scope {
-                Scope::Repo(id) => id,
-                Scope::All => repos::lookup(
-                    &repo_ids,
-                    &Repo::parse("repo", &value.repo).unwrap_or_default(),
-                )?
-                .unwrap_or(u32::MAX),
-            };
-            if excluded == Some((verdict_repo, value.pr_number)) {
-                continue;
-            }
-            let matches = best
-                .remove(&seq)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(_, m)| m.score >= q.min_score)
-                .map(|(query, m)| ClaimMatch {
-                    query,
-                    claim: match m.claim {
-                        Claimed::Index(i) => i,
-                        Claimed::Hash(h) => claim_index_of(&value, h).unwrap_or(0),
-                    },
-                    kind: m.kind,
-                    score: m.score,
-                    terms: m.terms,
-                })
-                .collect();
-            let held = value.raw_json.len() + value.one_liner.len();
-            if !budget.take(held) {
-                break;
-            }
-            out.push(NeighborHit {
-                seq,
-                value,
-                score,
-                matches,
-            });
-        }
-        Ok(out)
-    }
-}
-
-fn old_index(best: &Best) -> usize {
-    match best.claim {
-        Claimed::Index(i) => i,
-        Claimed::Hash(_) => 0,
-    }
-}
-
-/// Which repositories a search covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scope {
-    All,
-    Repo(u32),
-}
-
-/// Every posting of `term` in `scope`: `(claim doc, term count, claim length)`.
-fn read_postings(
-    postings: &ReadOnlyTable<(&'static str, u32, u64), (u16, u16)>,
-    term: &str,
-    scope: Scope,
-    budget: &mut ReadBudget,
-) -> Result<Vec<(u64, u16, u16)>, StoreError> {
-    let range = match scope {
-        Scope::All => postings.range((term, 0, 0)..=(term, u32::MAX, u64::MAX))?,
-        Scope::Repo(id) => postings.range((term, id, 0)..=(term, id, u64::MAX))?,
-    };
-    let mut out = Vec::new();
-    for row in range {
-        budget.tick()?;
-        let (key, value) = row?;
-        let (tf, len) = value.value();
-        out.push((key.value().2, tf, len));
-    }
-    Ok(out)
-}
-
-fn verdict_value(
-    verdicts: &ReadOnlyTable<u64, &'static [u8]>,
-    seq: u64,
-) -> Result<VerdictValue, StoreError> {
-    let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
-        index: "claims index",
-        seq,
-    })?;
-    decode(bytes.value()).map_err(|source| StoreError::Codec {
-        table: "verdicts_by_seq",
-        seq,
-        source,
-    })
-}
-
-/// The index among a verdict's claims of the one with hash `hash`.
-fn claim_index_of(value: &VerdictValue, hash: u64) -> Option<usize> {
-    stored_claims(&value.raw_json)
-        .iter()
-        .position(|c| c.hash.0 == hash)
-}
-
-/// Reads a verdict's few fields in place (for callers that need no JSON).
-pub(super) fn verdict_ref(bytes: &[u8], seq: u64) -> Result<VerdictValueRef<'_>, StoreError> {
-    decode_borrowed(bytes).map_err(|source| StoreError::Codec {
-        table: "verdicts_by_seq",
-        seq,
-        source,
-    })
 }

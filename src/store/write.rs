@@ -16,6 +16,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use super::codec::encode;
 use super::deferred::{Deferred, IndexTables, KeyCheck, client_key_lookup};
 use super::meta::{self, CounterDeltas};
+use super::postings::{Posting, PostingsTable};
 use super::records::{NewEvent, NewVerdict, Put, Record, Written};
 use super::repos::RepoIds;
 use super::tables::*;
@@ -52,7 +53,7 @@ pub(super) struct Tables<'txn> {
     pub prs: Table<'txn, (u32, u64), (u64, u64, u64, u64)>,
     pub pr_heads: Table<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
     pub claim_hashes: Table<'txn, (u64, u32, u64), ()>,
-    pub claim_terms: Table<'txn, (&'static str, u32, u64), (u16, u16)>,
+    pub claim_terms: PostingsTable<'txn>,
     pub events_by_source: Table<'txn, (&'static str, u64), ()>,
     pub events_by_kind: Table<'txn, (&'static str, u64), ()>,
     pub import_keys: Table<'txn, &'static [u8], u64>,
@@ -261,9 +262,12 @@ fn put_verdict(
     for (index, terms) in &new.claim_terms {
         let doc = claim_doc(seq, *index);
         for (term, tf) in &terms.terms {
-            later
-                .claim_terms
-                .push((term.clone(), repo, doc, *tf, terms.len));
+            let posting = Posting {
+                doc,
+                tf: *tf,
+                len: terms.len,
+            };
+            later.claim_terms.push((term.clone(), repo, posting));
         }
         count_claim_doc(counters, repo, terms.len, 1);
     }

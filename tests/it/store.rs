@@ -980,32 +980,30 @@ proptest! {
 /// a rebuild from the verdicts' claims both ways.
 #[test]
 fn the_claims_index_is_built_resumed_rebuilt_and_checked() {
+    use lakehouse_kb::store::postings::{self, Posting};
     let (dir, store) = temp_store();
     let mut synth = Synth::new(11, 40);
     let mut model = Model::default();
     write_all(&store, &mut model, mixed_records(&mut synth, 3_000, 1), 250);
     let path = store.path().to_owned();
     drop(store);
-    let terms = || {
-        let db = redb::Database::open(&path).unwrap();
+    let postings_in = |path: &std::path::Path| {
+        let db = redb::Database::open(path).unwrap();
         let txn = db.begin_read().unwrap();
         let table = txn.open_table(tables::CLAIM_TERMS).unwrap();
-        table
-            .iter()
-            .unwrap()
-            .map(|r| {
-                let (k, v) = r.unwrap();
-                let (term, repo, doc) = k.value();
-                (term.to_owned(), repo, doc, v.value())
-            })
-            .collect::<Vec<_>>()
+        let mut all = Vec::new();
+        postings::for_each(&table, |term, repo, posting| {
+            all.push((term.to_owned(), repo, posting))
+        })
+        .unwrap();
+        all
     };
-    let written = terms();
+    let written = postings_in(&path);
     assert!(written.len() > 1_000, "{}", written.len());
-    let set_meta = |edit: &dyn Fn(&mut redb::Table<&str, u64>)| {
+    let edit = |f: &dyn Fn(&redb::WriteTransaction)| {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        edit(&mut txn.open_table(tables::META).unwrap());
+        f(&txn);
         txn.commit().unwrap();
     };
     let check = || {
@@ -1013,75 +1011,86 @@ fn the_claims_index_is_built_resumed_rebuilt_and_checked() {
         store.check().unwrap()
     };
 
-    // Another analyser's index: rebuilt from scratch on open, to the same entries.
-    set_meta(&|meta| {
+    // Another analyser's index: rebuilt from scratch on open, to the same postings.
+    edit(&|txn| {
+        let mut meta = txn.open_table(tables::META).unwrap();
         meta.insert("text/claims/version", 999).unwrap();
     });
     assert!(check().passed());
-    assert_eq!(terms(), written);
+    assert_eq!(postings_in(&path), written);
 
-    // A build killed half way: its progress mark says so, the entries and corpus counts of
-    // the verdicts after it are not there yet. The next open carries on from the mark.
+    // A build killed half way: its progress mark says so, and the postings and corpus counts
+    // of the verdicts after it are not there yet. The next open carries on from the mark.
     let half_seq = model
         .verdicts
         .keys()
         .nth(model.verdicts.len() / 2)
         .copied()
         .unwrap();
-    {
-        let db = redb::Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut table = txn.open_table(tables::CLAIM_TERMS).unwrap();
-            let mut docs = BTreeMap::new();
-            for (term, repo, doc, (_, len)) in &written {
-                if doc >> 10 > half_seq {
-                    table.remove((term.as_str(), *repo, *doc)).unwrap();
-                    docs.insert(*doc, u64::from(*len));
-                }
-            }
-            let (n_docs, n_len) = (docs.len() as u64, docs.values().sum::<u64>());
-            let mut meta = txn.open_table(tables::META).unwrap();
-            for (key, less) in [
-                ("text/claims/docs", n_docs),
-                ("text/claims/len", n_len),
-                ("text/claims/docs/repo/0", n_docs),
-                ("text/claims/len/repo/0", n_len),
-            ] {
-                let now = meta.get(key).unwrap().unwrap().value();
-                meta.insert(key, now - less).unwrap();
-            }
-            meta.remove("text/claims/version").unwrap();
-            meta.insert("text/claims/built_through", half_seq).unwrap();
+    edit(&|txn| {
+        let kept: Vec<(String, u32, Posting)> = written
+            .iter()
+            .filter(|(_, _, p)| p.doc >> 10 <= half_seq)
+            .cloned()
+            .collect();
+        let mut docs = BTreeMap::new();
+        for (_, _, p) in written.iter().filter(|(_, _, p)| p.doc >> 10 > half_seq) {
+            docs.insert(p.doc, u64::from(p.len));
         }
-        txn.commit().unwrap();
-    }
+        txn.delete_table(tables::CLAIM_TERMS).unwrap();
+        let mut table = txn.open_table(tables::CLAIM_TERMS).unwrap();
+        let mut sorted = kept;
+        sorted.sort_unstable();
+        postings::append_sorted(&mut table, &sorted).unwrap();
+        let (n_docs, n_len) = (docs.len() as u64, docs.values().sum::<u64>());
+        let mut meta = txn.open_table(tables::META).unwrap();
+        for (key, less) in [
+            ("text/claims/docs", n_docs),
+            ("text/claims/len", n_len),
+            ("text/claims/docs/repo/0", n_docs),
+            ("text/claims/len/repo/0", n_len),
+        ] {
+            let now = meta.get(key).unwrap().unwrap().value();
+            meta.insert(key, now - less).unwrap();
+        }
+        meta.remove("text/claims/version").unwrap();
+        meta.insert("text/claims/built_through", half_seq).unwrap();
+    });
     let report = check();
     assert!(report.passed(), "{:?}", report.problems);
-    assert_eq!(terms(), written);
+    assert_eq!(postings_in(&path), written);
 
-    // A damaged entry and a missing one are both found.
-    let (term, repo, doc, (tf, len)) = written[7].clone();
-    {
-        let db = redb::Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut table = txn.open_table(tables::CLAIM_TERMS).unwrap();
-            table
-                .insert((term.as_str(), repo, doc), (tf + 1, len))
-                .unwrap();
-            let (t2, r2, d2, _) = &written[8];
-            table.remove((t2.as_str(), *r2, *d2)).unwrap();
+    // A changed posting and a missing one are both found and named.
+    let (term, repo, posting) = written[7].clone();
+    let (gone_term, gone_repo, gone) = written[800].clone();
+    edit(&|txn| {
+        let mut all = written.clone();
+        all.retain(|(t, r, p)| !(*t == gone_term && *r == gone_repo && *p == gone));
+        for (t, r, p) in &mut all {
+            if *t == term && *r == repo && *p == posting {
+                p.tf += 1;
+            }
         }
-        txn.commit().unwrap();
-    }
+        txn.delete_table(tables::CLAIM_TERMS).unwrap();
+        let mut table = txn.open_table(tables::CLAIM_TERMS).unwrap();
+        all.sort_unstable();
+        postings::append_sorted(&mut table, &all).unwrap();
+    });
     let found = check().problems;
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("claim_terms differs from a rebuild")),
+        "{found:?}"
+    );
     assert!(
         found.iter().any(|p| p.contains(&format!("term {term:?}"))),
         "{found:?}"
     );
     assert!(
-        found.iter().any(|p| p.contains("a rebuild gives")),
+        found
+            .iter()
+            .any(|p| p.contains(&format!("holds None for term {gone_term:?}"))),
         "{found:?}"
     );
     drop(dir);

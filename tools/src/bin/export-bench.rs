@@ -292,8 +292,7 @@ fn store_floor(
     let mut claims: Vec<(u64, u32, u64)> = Vec::new();
     let mut ids: Vec<((u32, u64, String, String), u64)> = Vec::new();
     let mut pr_verdicts: Vec<(u32, u64, u64)> = Vec::new();
-    type Posting = ((String, u32, u64), (u16, u16));
-    let mut terms: Vec<Posting> = Vec::new();
+    let mut terms: Vec<((String, u32, u64), Vec<u8>)> = Vec::new();
     let mut by_source: Vec<(String, u64)> = Vec::new();
     let mut by_kind: Vec<(String, u64)> = Vec::new();
     {
@@ -322,7 +321,7 @@ fn store_floor(
         for row in txn.open_table(CLAIM_TERMS).unwrap().iter().unwrap() {
             let (k, v) = row.unwrap();
             let (term, repo, doc) = k.value();
-            terms.push(((term.to_owned(), repo, doc), v.value()));
+            terms.push(((term.to_owned(), repo, doc), v.value().to_vec()));
         }
         for (def, out) in [
             (EVENTS_BY_SOURCE, &mut by_source),
@@ -415,7 +414,8 @@ fn store_floor(
         }
         let mut t = txn.open_table(CLAIM_TERMS).unwrap();
         for ((term, repo, doc), value) in &terms {
-            t.insert((term.as_str(), *repo, *doc), *value).unwrap();
+            t.insert((term.as_str(), *repo, *doc), value.as_slice())
+                .unwrap();
         }
         for (def, entries) in [(EVENTS_BY_SOURCE, &by_source), (EVENTS_BY_KIND, &by_kind)] {
             let mut t = txn.open_table(def).unwrap();

@@ -1,0 +1,316 @@
+//! The neighbours search: prior verdicts whose claims equal or resemble a query's (Phase C/F),
+//! over the two tiers of the claims index (`text_index.rs`): `claim_hashes` for exact matches,
+//! the BM25 postings of `claim_terms` (`postings.rs`) for similar ones.
+//!
+//! A similar match's score is the stored claim's BM25 score for the query claim over the query
+//! claim's score against itself, capped below 1 (`model/text.rs`); an exact one scores 1. Each
+//! query claim counts with its best match in a verdict, and a verdict's score is the sum.
+//! Scores are rounded to 4 decimals and ties go to the newer verdict, so the same request
+//! always gets the same answer.
+
+use std::collections::{BTreeMap, HashMap};
+
+use foldhash::HashMapExt;
+use redb::{ReadOnlyTable, ReadableDatabase};
+
+use super::codec::decode;
+use super::meta;
+use super::postings::{self, Posting};
+use super::repos;
+use super::tables::*;
+use super::values::VerdictValue;
+use super::{ReadBudget, Store, StoreError};
+use crate::model::Repo;
+use crate::model::claims::{Claim, stored_claims};
+use crate::model::text::{Corpus, MatchKind, TermCounts, relative_score, round_score};
+
+/// A neighbours query.
+#[derive(Debug, Clone)]
+pub struct NeighborQuery {
+    /// The query's claims, by hash, with their text when given as text.
+    pub claims: Vec<Claim>,
+    /// The repository searched, and the one `exclude_pr` belongs to.
+    pub repo: Repo,
+    /// Search every repository instead of `repo` alone.
+    pub all_repos: bool,
+    /// A PR of `repo` whose verdicts are left out (the PR being audited).
+    pub exclude_pr: Option<u64>,
+    /// Most neighbours answered.
+    pub limit: usize,
+    /// Matches scoring below this are dropped; a neighbour without matches goes with them.
+    pub min_score: f64,
+}
+
+/// How one query claim matched a neighbour: its best-scoring stored claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimMatch {
+    /// Index of the query claim in [`NeighborQuery::claims`].
+    pub query: usize,
+    /// The stored claim: its index among the verdict's claims (as `claims_of` lists them).
+    pub claim: usize,
+    pub kind: MatchKind,
+    /// 1 for an exact match; in (0, 1) for a similar one; rounded to 4 decimals.
+    pub score: f64,
+    /// The index terms the two share, in byte order (empty for an exact match).
+    pub terms: Vec<String>,
+}
+
+/// A prior verdict whose claims match the query's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeighborHit {
+    pub seq: u64,
+    pub value: VerdictValue,
+    /// The sum over query claims of their best match's score, rounded to 4 decimals.
+    pub score: f64,
+    /// One per query claim that matched, in query order.
+    pub matches: Vec<ClaimMatch>,
+}
+
+/// The best match of one query claim in one verdict, while scoring.
+#[derive(Debug, Clone, Copy)]
+struct Best {
+    claim: Claimed,
+    kind: MatchKind,
+    score: f64,
+    /// Which of the query claim's terms the stored claim shares (bit i: its i-th term).
+    terms: u64,
+}
+
+/// Which stored claim matched: by index (similar tier) or by hash (exact tier, resolved to an
+/// index when the verdict is read).
+#[derive(Debug, Clone, Copy)]
+enum Claimed {
+    Index(usize),
+    Hash(u64),
+}
+
+/// Bits of a claim doc that hold the claim's index within its verdict (see `text_index.rs`).
+const CLAIM_INDEX_BITS: u32 = 10;
+
+impl Store {
+    /// Prior verdicts whose claims equal or resemble the query's, best first (score, then the
+    /// newer audit), verdicts of `exclude_pr` left out.
+    ///
+    /// Cost: one range of `claim_hashes` per query claim, every posting of the query claims'
+    /// terms in the searched repository (read block by block), and a read of each neighbour
+    /// answered. Within `budget`: its deadline is checked as postings are read, and fewer than
+    /// `limit` neighbours are read when their values would pass its bytes
+    /// (`budget.was_cut()`).
+    pub fn neighbors(
+        &self,
+        q: &NeighborQuery,
+        budget: &mut ReadBudget,
+    ) -> Result<Vec<NeighborHit>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let repo_ids = txn.open_table(REPOS)?;
+        let home = repos::lookup(&repo_ids, &q.repo)?;
+        let scope = if q.all_repos {
+            None
+        } else {
+            match home {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            }
+        };
+        let excluded = match (home, q.exclude_pr) {
+            (Some(repo), Some(pr)) => Some((repo, pr)),
+            _ => None,
+        };
+        let meta_table = txn.open_table(META)?;
+        let corpus = match scope {
+            None => Corpus {
+                docs: meta::get(&meta_table, meta::CLAIM_DOCS)?,
+                total_len: meta::get(&meta_table, meta::CLAIM_TERMS_LEN)?,
+            },
+            Some(id) => Corpus {
+                docs: meta::get(&meta_table, &format!("{}{id}", meta::CLAIM_DOCS_IN))?,
+                total_len: meta::get(&meta_table, &format!("{}{id}", meta::CLAIM_TERMS_LEN_IN))?,
+            },
+        };
+
+        // Per verdict seq, per query claim, the best match so far.
+        let mut best: HashMap<u64, BTreeMap<usize, Best>> = HashMap::new();
+        let hashes = txn.open_table(CLAIM_HASHES)?;
+        for (query, claim) in q.claims.iter().enumerate() {
+            let range = match scope {
+                None => hashes.range((claim.hash.0, 0, 0)..=(claim.hash.0, u32::MAX, u64::MAX))?,
+                Some(id) => hashes.range((claim.hash.0, id, 0)..=(claim.hash.0, id, u64::MAX))?,
+            };
+            for row in range {
+                budget.tick()?;
+                let (_, _, seq) = row?.0.value();
+                let exact = Best {
+                    claim: Claimed::Hash(claim.hash.0),
+                    kind: MatchKind::Exact,
+                    score: 1.0,
+                    terms: 0,
+                };
+                best.entry(seq).or_default().insert(query, exact);
+            }
+        }
+
+        let table = txn.open_table(CLAIM_TERMS)?;
+        let mut query_terms: Vec<Vec<String>> = vec![Vec::new(); q.claims.len()];
+        for (query, claim) in q.claims.iter().enumerate() {
+            let Some(text) = &claim.text else { continue };
+            let counts = TermCounts::of(text);
+            if counts.is_empty() {
+                continue;
+            }
+            for (doc, (score, terms)) in
+                similar_docs(&table, &counts, scope, corpus, q.min_score, budget)?
+            {
+                let slot = best.entry(doc >> CLAIM_INDEX_BITS).or_default();
+                let index = (doc & ((1 << CLAIM_INDEX_BITS) - 1)) as usize;
+                // An exact match stays; a higher score wins; a tie goes to the earlier claim.
+                let better = match slot.get(&query) {
+                    None => true,
+                    Some(old) => {
+                        old.kind == MatchKind::Similar
+                            && (score > old.score
+                                || (score == old.score && index < claim_index(old)))
+                    }
+                };
+                if better {
+                    let similar = Best {
+                        claim: Claimed::Index(index),
+                        kind: MatchKind::Similar,
+                        score,
+                        terms,
+                    };
+                    slot.insert(query, similar);
+                }
+            }
+            query_terms[query] = counts.terms.into_iter().map(|(term, _)| term).collect();
+        }
+
+        let mut ranked: Vec<(f64, u64)> = best
+            .iter()
+            .filter_map(|(&seq, matches)| {
+                let score: f64 = matches.values().map(|m| m.score).sum();
+                (score > 0.0).then_some((round_score(score), seq))
+            })
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
+        let mut out = Vec::new();
+        for (score, seq) in ranked {
+            if out.len() == q.limit {
+                break;
+            }
+            budget.tick()?;
+            let value = verdict_value(&verdicts, seq)?;
+            let verdict_repo = match scope {
+                Some(id) => id,
+                None => {
+                    let name = Repo::parse("repo", &value.repo).unwrap_or_default();
+                    repos::lookup(&repo_ids, &name)?.unwrap_or(u32::MAX)
+                }
+            };
+            if excluded == Some((verdict_repo, value.pr_number)) {
+                continue;
+            }
+            let matches = best
+                .remove(&seq)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(query, m)| ClaimMatch {
+                    query,
+                    claim: match m.claim {
+                        Claimed::Index(i) => i,
+                        Claimed::Hash(h) => claim_index_of(&value, h).unwrap_or(0),
+                    },
+                    kind: m.kind,
+                    score: m.score,
+                    terms: terms_of(&query_terms[query], m.terms),
+                })
+                .collect();
+            if !budget.take(value.raw_json.len() + value.one_liner.len()) {
+                break;
+            }
+            out.push(NeighborHit {
+                seq,
+                value,
+                score,
+                matches,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The claim docs similar to a query claim with `counts` terms, in `scope` (one repository or
+/// all), scoring at least `min_score`: doc → (score, the query terms it shares as bits).
+/// Reads every posting of the query's terms; each doc's score is summed in term order, so it is
+/// the same on every run.
+fn similar_docs(
+    table: &ReadOnlyTable<(&'static str, u32, u64), &'static [u8]>,
+    counts: &TermCounts,
+    scope: Option<u32>,
+    corpus: Corpus,
+    min_score: f64,
+    budget: &mut ReadBudget,
+) -> Result<Vec<(u64, (f64, u64))>, StoreError> {
+    let mut self_score = 0.0;
+    let mut docs: foldhash::HashMap<u64, (f64, u64)> = foldhash::HashMap::new();
+    for (bit, (term, query_tf)) in counts.terms.iter().enumerate() {
+        let found: Vec<Posting> = postings::read(table, term, scope, budget)?;
+        let idf = corpus.idf(found.len() as u64);
+        self_score += corpus.term_score(idf, *query_tf, counts.len);
+        if docs.capacity() == 0 {
+            docs.reserve(found.len());
+        }
+        for posting in found {
+            let entry = docs.entry(posting.doc).or_insert((0.0, 0));
+            entry.0 += corpus.term_score(idf, posting.tf, posting.len);
+            entry.1 |= 1u64 << (bit % 64);
+        }
+    }
+    Ok(docs
+        .into_iter()
+        .filter_map(|(doc, (raw, terms))| {
+            let score = round_score(relative_score(raw, self_score));
+            (score > 0.0 && score >= min_score).then_some((doc, (score, terms)))
+        })
+        .collect())
+}
+
+fn claim_index(best: &Best) -> usize {
+    match best.claim {
+        Claimed::Index(i) => i,
+        Claimed::Hash(_) => 0,
+    }
+}
+
+/// The query terms whose bits are set in `mask`, in byte order.
+fn terms_of(terms: &[String], mask: u64) -> Vec<String> {
+    terms
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1u64 << (bit % 64)) != 0)
+        .map(|(_, term)| term.clone())
+        .collect()
+}
+
+fn verdict_value(
+    verdicts: &ReadOnlyTable<u64, &'static [u8]>,
+    seq: u64,
+) -> Result<VerdictValue, StoreError> {
+    let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
+        index: "claims index",
+        seq,
+    })?;
+    decode(bytes.value()).map_err(|source| StoreError::Codec {
+        table: "verdicts_by_seq",
+        seq,
+        source,
+    })
+}
+
+/// The index among a verdict's claims of the one with hash `hash`.
+fn claim_index_of(value: &VerdictValue, hash: u64) -> Option<usize> {
+    stored_claims(&value.raw_json)
+        .iter()
+        .position(|c| c.hash.0 == hash)
+}

@@ -1,0 +1,301 @@
+//! Postings of the similar-claims index, stored in blocks: `(term, repo, first doc)` → up to
+//! [`BLOCK_LEN`] postings `(doc, term count, doc length)` of that term in that repository, in doc
+//! order, as bincode (varints; each doc as its distance from the one before, the first from the
+//! key's). A search reads every posting of its terms; in blocks that is one B-tree value per
+//! 128 postings and a tight decode, instead of a B-tree step per posting (measured in
+//! docs/BENCHMARKS.md).
+//!
+//! Docs only grow (a claim doc is `verdict seq << 10 | claim index`, and verdicts are never
+//! deleted), so writing is appending: the last block of a `(term, repo)` takes new postings
+//! until it is full, then a new block begins, keyed by its first doc.
+
+use redb::{ReadableTable, Table};
+
+use super::{ReadBudget, StoreError};
+
+/// Postings per block.
+pub const BLOCK_LEN: usize = 128;
+
+/// One posting: the claim doc, how often the term occurs in it, and its length in terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Posting {
+    pub doc: u64,
+    pub tf: u16,
+    pub len: u16,
+}
+
+/// The table as the write path holds it.
+pub type PostingsTable<'txn> = Table<'txn, (&'static str, u32, u64), &'static [u8]>;
+
+fn encode(first_doc: u64, postings: &[Posting]) -> Vec<u8> {
+    let mut previous = first_doc;
+    let gaps: Vec<(u64, u16, u16)> = postings
+        .iter()
+        .map(|p| {
+            let gap = p.doc - previous;
+            previous = p.doc;
+            (gap, p.tf, p.len)
+        })
+        .collect();
+    bincode::serde::encode_to_vec(&gaps, bincode::config::standard())
+        .expect("a Vec of integers always encodes")
+}
+
+/// Decodes a block keyed by `first_doc`, appending its postings to `out`.
+fn decode_into(first_doc: u64, bytes: &[u8], out: &mut Vec<Posting>) -> Result<(), StoreError> {
+    let config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
+    let (gaps, used): (Vec<(u64, u16, u16)>, usize) =
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| corrupt(first_doc, &e))?;
+    if used != bytes.len() || gaps.is_empty() || gaps.len() > BLOCK_LEN {
+        return Err(StoreError::CorruptIndex(format!(
+            "a claim_terms block at doc {first_doc} holds {} postings in {} of {} bytes",
+            gaps.len(),
+            used,
+            bytes.len()
+        )));
+    }
+    let mut doc = first_doc;
+    for (gap, tf, len) in gaps {
+        doc = doc
+            .checked_add(gap)
+            .ok_or_else(|| corrupt(first_doc, &"a doc past u64::MAX"))?;
+        out.push(Posting { doc, tf, len });
+    }
+    Ok(())
+}
+
+fn corrupt(first_doc: u64, e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::CorruptIndex(format!("claim_terms block at doc {first_doc}: {e}"))
+}
+
+/// Appends `new` (in doc order, every doc after those stored) to the postings of `(term,
+/// repo)`: into its last block while it has room, then in new blocks.
+pub fn append(
+    table: &mut PostingsTable<'_>,
+    term: &str,
+    repo: u32,
+    new: &[Posting],
+) -> Result<(), StoreError> {
+    let mut rest = new;
+    let last = table
+        .range((term, repo, 0)..=(term, repo, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(key, value)| (key.value().2, value.value().to_vec()));
+    if let Some((first_doc, bytes)) = last {
+        let mut block = Vec::with_capacity(BLOCK_LEN);
+        decode_into(first_doc, &bytes, &mut block)?;
+        if block.len() < BLOCK_LEN {
+            let room = (BLOCK_LEN - block.len()).min(rest.len());
+            if block.last().is_some_and(|p| rest[0].doc <= p.doc) {
+                return Err(StoreError::CorruptIndex(format!(
+                    "claim_terms: doc {} of term {term:?} is not after the last one stored",
+                    rest[0].doc
+                )));
+            }
+            block.extend_from_slice(&rest[..room]);
+            table.insert(
+                (term, repo, first_doc),
+                encode(first_doc, &block).as_slice(),
+            )?;
+            rest = &rest[room..];
+        }
+    }
+    for chunk in rest.chunks(BLOCK_LEN) {
+        let first_doc = chunk[0].doc;
+        table.insert((term, repo, first_doc), encode(first_doc, chunk).as_slice())?;
+    }
+    Ok(())
+}
+
+/// Appends postings given in `(term, repo, posting)` order, a run of one `(term, repo)` at a
+/// time.
+pub fn append_sorted(
+    table: &mut PostingsTable<'_>,
+    sorted: &[(String, u32, Posting)],
+) -> Result<(), StoreError> {
+    let mut start = 0;
+    let mut run = Vec::new();
+    while start < sorted.len() {
+        let (term, repo) = (&sorted[start].0, sorted[start].1);
+        let end = start
+            + sorted[start..]
+                .iter()
+                .take_while(|(t, r, _)| t == term && *r == repo)
+                .count();
+        run.clear();
+        run.extend(sorted[start..end].iter().map(|(_, _, p)| *p));
+        append(table, term, repo, &run)?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// Every posting of `term` in repository `repo`, or in every repository when `None`, in doc
+/// order; the budget's deadline is checked per block.
+pub fn read(
+    table: &impl ReadableTable<(&'static str, u32, u64), &'static [u8]>,
+    term: &str,
+    repo: Option<u32>,
+    budget: &mut ReadBudget,
+) -> Result<Vec<Posting>, StoreError> {
+    let (from, to) = match repo {
+        Some(id) => ((term, id, 0), (term, id, u64::MAX)),
+        None => ((term, 0, 0), (term, u32::MAX, u64::MAX)),
+    };
+    let mut out = Vec::new();
+    let mut repos = 0;
+    let mut last_repo = None;
+    for row in table.range(from..=to)? {
+        budget.tick()?;
+        let (key, value) = row?;
+        let (_, block_repo, first_doc) = key.value();
+        if last_repo != Some(block_repo) {
+            repos += 1;
+            last_repo = Some(block_repo);
+        }
+        decode_into(first_doc, value.value(), &mut out)?;
+    }
+    if repos > 1 {
+        // Each repository's blocks are in doc order; together they are not.
+        out.sort_unstable();
+    }
+    Ok(out)
+}
+
+/// The posting of `doc` for `term` in `repo`, if stored.
+pub fn get(
+    table: &impl ReadableTable<(&'static str, u32, u64), &'static [u8]>,
+    term: &str,
+    repo: u32,
+    doc: u64,
+) -> Result<Option<Posting>, StoreError> {
+    let Some(row) = table
+        .range((term, repo, 0)..=(term, repo, doc))?
+        .next_back()
+    else {
+        return Ok(None);
+    };
+    let (key, value) = row?;
+    let mut block = Vec::with_capacity(BLOCK_LEN);
+    decode_into(key.value().2, value.value(), &mut block)?;
+    Ok(block
+        .binary_search_by_key(&doc, |p| p.doc)
+        .ok()
+        .map(|i| block[i]))
+}
+
+/// Every posting of the table with its term and repository, block by block (for `check`).
+pub fn for_each(
+    table: &impl ReadableTable<(&'static str, u32, u64), &'static [u8]>,
+    mut f: impl FnMut(&str, u32, Posting),
+) -> Result<(), StoreError> {
+    let mut block = Vec::with_capacity(BLOCK_LEN);
+    for row in table.iter()? {
+        let (key, value) = row?;
+        let (term, repo, first_doc) = key.value();
+        block.clear();
+        decode_into(first_doc, value.value(), &mut block)?;
+        for posting in &block {
+            f(term, repo, *posting);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::{Database, ReadableDatabase, TableDefinition};
+
+    const TABLE: TableDefinition<(&str, u32, u64), &[u8]> = TableDefinition::new("t");
+
+    fn p(doc: u64) -> Posting {
+        Posting {
+            doc,
+            tf: (doc % 3) as u16 + 1,
+            len: (doc % 7) as u16 + 2,
+        }
+    }
+
+    #[test]
+    fn appends_fill_the_last_block_then_start_new_ones_and_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("p.redb")).unwrap();
+        let mut want_a = Vec::new();
+        let mut want_b = Vec::new();
+        // Appends of uneven sizes, interleaved across two repositories and a second term.
+        for (round, n) in [3usize, 200, 1, 127, 128, 300].into_iter().enumerate() {
+            let txn = db.begin_write().unwrap();
+            {
+                let mut table = txn.open_table(TABLE).unwrap();
+                let base = (round as u64 + 1) * 10_000;
+                let a: Vec<Posting> = (0..n as u64).map(|i| p(base + i * 3)).collect();
+                let b: Vec<Posting> = (0..n as u64).map(|i| p(base + i * 5 + 1)).collect();
+                append(&mut table, "retri", 0, &a).unwrap();
+                append(&mut table, "retri", 7, &b).unwrap();
+                append(&mut table, "upload", 0, &b).unwrap();
+                want_a.extend(a);
+                want_b.extend(b);
+            }
+            txn.commit().unwrap();
+        }
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(TABLE).unwrap();
+        let mut budget = ReadBudget::unlimited();
+        assert_eq!(read(&table, "retri", Some(0), &mut budget).unwrap(), want_a);
+        assert_eq!(read(&table, "retri", Some(7), &mut budget).unwrap(), want_b);
+        let mut both = [want_a.clone(), want_b.clone()].concat();
+        both.sort_unstable();
+        assert_eq!(read(&table, "retri", None, &mut budget).unwrap(), both);
+        assert!(read(&table, "retr", None, &mut budget).unwrap().is_empty());
+        // Every block but the last of a run is full.
+        let mut sizes = Vec::new();
+        for row in table
+            .range(("retri", 0, 0)..=("retri", 0, u64::MAX))
+            .unwrap()
+        {
+            let (key, value) = row.unwrap();
+            let mut block = Vec::new();
+            decode_into(key.value().2, value.value(), &mut block).unwrap();
+            sizes.push(block.len());
+        }
+        let n_blocks = sizes.len();
+        assert!(
+            sizes[..n_blocks - 1].iter().all(|&n| n == BLOCK_LEN),
+            "{sizes:?}"
+        );
+        assert_eq!(sizes.iter().sum::<usize>(), want_a.len());
+        for posting in want_a.iter().step_by(37) {
+            assert_eq!(
+                get(&table, "retri", 0, posting.doc).unwrap(),
+                Some(*posting)
+            );
+            assert_eq!(get(&table, "retri", 0, posting.doc + 1).unwrap(), None);
+        }
+        let mut n = 0;
+        for_each(&table, |_, _, _| n += 1).unwrap();
+        assert_eq!(n, want_a.len() + 2 * want_b.len());
+    }
+
+    #[test]
+    fn a_doc_before_the_stored_ones_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("p.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let mut table = txn.open_table(TABLE).unwrap();
+        append(&mut table, "x", 0, &[p(10), p(20)]).unwrap();
+        assert!(matches!(
+            append(&mut table, "x", 0, &[p(15)]),
+            Err(StoreError::CorruptIndex(_))
+        ));
+    }
+
+    #[test]
+    fn corrupt_blocks_are_errors() {
+        let mut out = Vec::new();
+        for bytes in [&[][..], &[5, 1][..], &[0xff; 12][..]] {
+            assert!(decode_into(0, bytes, &mut out).is_err(), "{bytes:?}");
+        }
+    }
+}

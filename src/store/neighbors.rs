@@ -240,6 +240,9 @@ impl Store {
     }
 }
 
+/// A similar claim doc's score, and the query terms it shares (bit i: the query's i-th term).
+type Similar = (f64, u64);
+
 /// The claim docs similar to a query claim with `counts` terms, in `scope` (one repository or
 /// all), scoring at least `min_score`: doc → (score, the query terms it shares as bits).
 /// Reads every posting of the query's terms; each doc's score is summed in term order, so it is
@@ -251,7 +254,7 @@ fn similar_docs(
     corpus: Corpus,
     min_score: f64,
     budget: &mut ReadBudget,
-) -> Result<Vec<(u64, (f64, u64))>, StoreError> {
+) -> Result<Vec<(u64, Similar)>, StoreError> {
     let mut self_score = 0.0;
     let mut docs: foldhash::HashMap<u64, (f64, u64)> = foldhash::HashMap::new();
     for (bit, (term, query_tf)) in counts.terms.iter().enumerate() {

@@ -54,6 +54,9 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u32,
     },
+    /// 503 without `Retry-After`: a write was queued for a commit but not answered in time;
+    /// it may have been committed (a retry with the same idempotency key learns its outcome).
+    MaybeCommitted(String),
     /// 507 with `Retry-After`: no space left on the disk; writes resume once space is freed.
     InsufficientStorage {
         message: String,
@@ -93,6 +96,7 @@ impl ApiError {
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } | ApiError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::MaybeCommitted(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +114,7 @@ impl ApiError {
             | ApiError::Unavailable { message, .. }
             | ApiError::Shed { message, .. }
             | ApiError::InsufficientStorage { message, .. }
+            | ApiError::MaybeCommitted(message)
             | ApiError::Internal(message) => message,
             ApiError::Unauthorized => "missing or wrong bearer token",
             ApiError::MethodNotAllowed => "method not allowed on this route",

@@ -114,8 +114,10 @@ impl<S: Send + Sync> FromRequest<S> for IngestBody {
     }
 }
 
-/// Commits `puts` through the group-commit writer.
+/// Commits `puts` through the group-commit writer. From the moment they are queued, a request
+/// timeout answers "may have been committed" rather than "retry" (`limits::mark_queued`).
 pub async fn submit(state: &AppState, puts: Vec<Put>) -> Result<Vec<Written>, ApiError> {
+    super::limits::mark_queued();
     Ok(state.writer.submit(puts).await?)
 }
 

@@ -10,6 +10,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,18 @@ pub struct Gate {
 /// that the work behind it (a store read) can stop at the same moment.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline(pub Instant);
+
+tokio::task_local! {
+    /// Raised by a write once its records are queued for a commit (`ingest::submit`): from
+    /// then on the request timeout can no longer say "nothing was stored".
+    static QUEUED: Arc<AtomicBool>;
+}
+
+/// Marks the request running in this task as queued for a commit (see [`QUEUED`]); outside a
+/// gated request (tests, tools) it does nothing.
+pub fn mark_queued() {
+    let _ = QUEUED.try_with(|queued| queued.store(true, Ordering::Relaxed));
+}
 
 impl Gate {
     pub fn new(kind: &'static str, max_in_flight: usize, timeout: Duration) -> Gate {
@@ -73,13 +86,23 @@ pub async fn gate(
     };
     let deadline = Instant::now() + gate.timeout;
     request.extensions_mut().insert(Deadline(deadline));
-    match tokio::time::timeout_at(deadline.into(), next.run(request)).await {
+    let queued = Arc::new(AtomicBool::new(false));
+    let run = QUEUED.scope(queued.clone(), next.run(request));
+    match tokio::time::timeout_at(deadline.into(), run).await {
         Ok(response) => Ok(response.map(|body| Body::new(HoldUntilSent::new(body, permit)))),
+        // Queued for a commit: the commit may still happen, so the client is not told to
+        // retry as if nothing was stored (no Retry-After); a retry with its idempotency key
+        // learns what became of it.
+        Err(_) if queued.load(Ordering::Relaxed) => Err(ApiError::MaybeCommitted(format!(
+            "the write was queued for a commit but not answered within {}: it may have been \
+             committed; retry with the same Idempotency-Key to learn its outcome (without a \
+             key, a retry may store it twice)",
+            humantime::format_duration(gate.timeout)
+        ))),
         Err(_) => Err(ApiError::Shed {
             kind: "request-timeout",
             message: format!(
-                "the request took longer than {} and was abandoned (a write may still have \
-                 been committed)",
+                "the request took longer than {} and was abandoned before anything was stored",
                 humantime::format_duration(gate.timeout)
             ),
             retry_after_secs: 1,

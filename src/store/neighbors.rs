@@ -8,8 +8,6 @@
 //! Scores are rounded to 4 decimals and ties go to the newer verdict, so the same request
 //! always gets the same answer.
 
-use std::collections::{BTreeMap, HashMap};
-
 use foldhash::HashMapExt;
 use redb::{ReadOnlyTable, ReadableDatabase};
 
@@ -128,10 +126,13 @@ impl Store {
             },
         };
 
-        // Per verdict seq, per query claim, the best match so far.
-        let mut best: HashMap<u64, BTreeMap<usize, Best>> = HashMap::new();
+        // Per query claim, its best match in each verdict that has one, by verdict seq.
+        let mut per_claim: Vec<Vec<(u64, Best)>> = Vec::with_capacity(q.claims.len());
+        let mut query_terms: Vec<Vec<String>> = vec![Vec::new(); q.claims.len()];
         let hashes = txn.open_table(CLAIM_HASHES)?;
+        let table = txn.open_table(CLAIM_TERMS)?;
         for (query, claim) in q.claims.iter().enumerate() {
+            let mut found: Vec<(u64, Best)> = Vec::new();
             let range = match scope {
                 None => hashes.range((claim.hash.0, 0, 0)..=(claim.hash.0, u32::MAX, u64::MAX))?,
                 Some(id) => hashes.range((claim.hash.0, id, 0)..=(claim.hash.0, id, u64::MAX))?,
@@ -145,51 +146,49 @@ impl Store {
                     score: 1.0,
                     terms: 0,
                 };
-                best.entry(seq).or_default().insert(query, exact);
+                found.push((seq, exact));
             }
-        }
-
-        let table = txn.open_table(CLAIM_TERMS)?;
-        let mut query_terms: Vec<Vec<String>> = vec![Vec::new(); q.claims.len()];
-        for (query, claim) in q.claims.iter().enumerate() {
-            let Some(text) = &claim.text else { continue };
-            let counts = TermCounts::of(text);
-            if counts.is_empty() {
-                continue;
-            }
-            for (doc, (score, terms)) in
-                similar_docs(&table, &counts, scope, corpus, q.min_score, budget)?
-            {
-                let slot = best.entry(doc >> CLAIM_INDEX_BITS).or_default();
-                let index = (doc & ((1 << CLAIM_INDEX_BITS) - 1)) as usize;
-                // An exact match stays; a higher score wins; a tie goes to the earlier claim.
-                let better = match slot.get(&query) {
-                    None => true,
-                    Some(old) => {
-                        old.kind == MatchKind::Similar
-                            && (score > old.score
-                                || (score == old.score && index < claim_index(old)))
-                    }
-                };
-                if better {
-                    let similar = Best {
-                        claim: Claimed::Index(index),
-                        kind: MatchKind::Similar,
-                        score,
-                        terms,
-                    };
-                    slot.insert(query, similar);
+            if let Some(text) = &claim.text {
+                let counts = TermCounts::of(text);
+                if !counts.is_empty() {
+                    let similar =
+                        similar_docs(&table, &counts, scope, corpus, q.min_score, budget)?;
+                    found.extend(similar.into_iter().map(|(doc, (score, terms))| {
+                        let index = (doc & ((1 << CLAIM_INDEX_BITS) - 1)) as usize;
+                        let best = Best {
+                            claim: Claimed::Index(index),
+                            kind: MatchKind::Similar,
+                            score,
+                            terms,
+                        };
+                        (doc >> CLAIM_INDEX_BITS, best)
+                    }));
+                    query_terms[query] = counts.terms.into_iter().map(|(term, _)| term).collect();
                 }
             }
-            query_terms[query] = counts.terms.into_iter().map(|(term, _)| term).collect();
+            // One match per verdict: an exact one first, then the highest score, then the
+            // earlier claim.
+            found.sort_unstable_by(|(a_seq, a), (b_seq, b)| {
+                a_seq
+                    .cmp(b_seq)
+                    .then(a.kind.cmp(&b.kind))
+                    .then(b.score.total_cmp(&a.score))
+                    .then(claim_index(a).cmp(&claim_index(b)))
+            });
+            found.dedup_by_key(|(seq, _)| *seq);
+            per_claim.push(found);
         }
 
-        let mut ranked: Vec<(f64, u64)> = best
-            .iter()
-            .filter_map(|(&seq, matches)| {
-                let score: f64 = matches.values().map(|m| m.score).sum();
-                (score > 0.0).then_some((round_score(score), seq))
-            })
+        let mut totals: foldhash::HashMap<u64, f64> = foldhash::HashMap::new();
+        for found in &per_claim {
+            for (seq, best) in found {
+                *totals.entry(*seq).or_insert(0.0) += best.score;
+            }
+        }
+        let mut ranked: Vec<(f64, u64)> = totals
+            .into_iter()
+            .map(|(seq, score)| (round_score(score), seq))
+            .filter(|(score, _)| *score > 0.0)
             .collect();
         ranked.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
 
@@ -211,19 +210,22 @@ impl Store {
             if excluded == Some((verdict_repo, value.pr_number)) {
                 continue;
             }
-            let matches = best
-                .remove(&seq)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(query, m)| ClaimMatch {
-                    query,
-                    claim: match m.claim {
-                        Claimed::Index(i) => i,
-                        Claimed::Hash(h) => claim_index_of(&value, h).unwrap_or(0),
-                    },
-                    kind: m.kind,
-                    score: m.score,
-                    terms: terms_of(&query_terms[query], m.terms),
+            let matches = per_claim
+                .iter()
+                .enumerate()
+                .filter_map(|(query, found)| {
+                    let at = found.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
+                    let m = found[at].1;
+                    Some(ClaimMatch {
+                        query,
+                        claim: match m.claim {
+                            Claimed::Index(i) => i,
+                            Claimed::Hash(h) => claim_index_of(&value, h).unwrap_or(0),
+                        },
+                        kind: m.kind,
+                        score: m.score,
+                        terms: terms_of(&query_terms[query], m.terms),
+                    })
                 })
                 .collect();
             if !budget.take(value.raw_json.len() + value.one_liner.len()) {
@@ -256,14 +258,16 @@ fn similar_docs(
     budget: &mut ReadBudget,
 ) -> Result<Vec<(u64, Similar)>, StoreError> {
     let mut self_score = 0.0;
-    let mut docs: foldhash::HashMap<u64, (f64, u64)> = foldhash::HashMap::new();
-    for (bit, (term, query_tf)) in counts.terms.iter().enumerate() {
-        let found: Vec<Posting> = postings::read(table, term, scope, budget)?;
+    let lists: Vec<Vec<Posting>> = counts
+        .terms
+        .iter()
+        .map(|(term, _)| postings::read(table, term, scope, budget))
+        .collect::<Result<_, _>>()?;
+    let most = lists.iter().map(Vec::len).sum::<usize>();
+    let mut docs: foldhash::HashMap<u64, (f64, u64)> = foldhash::HashMap::with_capacity(most);
+    for (bit, ((_, query_tf), found)) in counts.terms.iter().zip(lists).enumerate() {
         let idf = corpus.idf(found.len() as u64);
         self_score += corpus.term_score(idf, *query_tf, counts.len);
-        if docs.capacity() == 0 {
-            docs.reserve(found.len());
-        }
         for posting in found {
             let entry = docs.entry(posting.doc).or_insert((0.0, 0));
             entry.0 += corpus.term_score(idf, posting.tf, posting.len);

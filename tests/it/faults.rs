@@ -37,6 +37,10 @@ pub struct Faults {
     pub hold_backup_reads: AtomicBool,
     /// Reads waiting on `hold_backup_reads` now.
     pub held_reads: AtomicUsize,
+    /// Syncs (the fsync of a commit) wait while this is set: a commit that takes its time.
+    pub hold_syncs: AtomicBool,
+    /// Syncs waiting on `hold_syncs` now.
+    pub held_syncs: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -77,6 +81,11 @@ impl StorageBackend for FaultyBackend {
     }
     fn sync_data(&self) -> io::Result<()> {
         self.check_write()?;
+        while self.faults.hold_syncs.load(Ordering::SeqCst) {
+            self.faults.held_syncs.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            self.faults.held_syncs.fetch_sub(1, Ordering::SeqCst);
+        }
         self.inner.sync_data()
     }
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
@@ -201,11 +210,18 @@ impl InProcess {
     }
 
     pub fn post_json(&self, path: &str, body: &str) -> Answer {
-        let request = self
+        self.post_keyed(path, body, None)
+    }
+
+    pub fn post_keyed(&self, path: &str, body: &str, key: Option<&str>) -> Answer {
+        let mut request = self
             .client
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(body.to_owned());
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
         answer(request.send().unwrap())
     }
 }
@@ -233,6 +249,51 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "never: {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// At 669becd a write that timed out after it was queued got 503 with `Retry-After: 1`, and was
+/// then committed: a client that obeyed retried and stored the record twice. Now the timeout of
+/// a queued write says it may have been committed, without `Retry-After`, and a retry with the
+/// same idempotency key learns its seq instead of storing it again.
+#[test]
+fn a_queued_write_that_times_out_may_have_been_committed_and_its_key_tells() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = faulty_store(dir.path());
+    let config = ServerConfig {
+        request_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = InProcess::start(store, config, dir.path());
+    let event = r#"{"source":"bot","event_kind":"slow-disk"}"#;
+    faults.hold_syncs.store(true, Ordering::SeqCst);
+    let timed_out = server.post_keyed("/event", event, Some("k-1"));
+    assert_eq!(timed_out.status, 503, "{}", timed_out.text);
+    assert_eq!(
+        timed_out.retry_after, None,
+        "no Retry-After: it may be stored"
+    );
+    assert!(
+        timed_out.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("may have been committed"),
+        "{}",
+        timed_out.text
+    );
+    eventually("the commit waits on its sync", || {
+        faults.held_syncs.load(Ordering::SeqCst) > 0
+    });
+    faults.hold_syncs.store(false, Ordering::SeqCst);
+    // The honest client retries with its key until it gets an answer: the one commit's seq.
+    let mut retry = server.post_keyed("/event", event, Some("k-1"));
+    eventually("the retry is answered", || {
+        if retry.status == 503 {
+            retry = server.post_keyed("/event", event, Some("k-1"));
+        }
+        retry.status == 200
+    });
+    assert_eq!(retry.json["duplicate"], true, "{}", retry.text);
+    assert_eq!(server.get("/stats").json["total"], 1);
 }
 
 #[test]

@@ -247,8 +247,12 @@ type Similar = (f64, u64);
 
 /// The claim docs similar to a query claim with `counts` terms, in `scope` (one repository or
 /// all), scoring at least `min_score`: doc → (score, the query terms it shares as bits).
-/// Reads every posting of the query's terms; each doc's score is summed in term order, so it is
-/// the same on every run.
+///
+/// Every posting of the query's terms is read. The terms whose best possible contributions
+/// together stay below the threshold (the commonest ones, MaxScore's non-essential terms) only
+/// add to docs the others found: a doc that has none of the other terms cannot reach the
+/// threshold, so the answer is exact. Each doc's score is summed in term order, so it is the
+/// same on every run.
 fn similar_docs(
     table: &ReadOnlyTable<(&'static str, u32, u64), &'static [u8]>,
     counts: &TermCounts,
@@ -257,21 +261,69 @@ fn similar_docs(
     min_score: f64,
     budget: &mut ReadBudget,
 ) -> Result<Vec<(u64, Similar)>, StoreError> {
-    let mut self_score = 0.0;
     let lists: Vec<Vec<Posting>> = counts
         .terms
         .iter()
         .map(|(term, _)| postings::read(table, term, scope, budget))
         .collect::<Result<_, _>>()?;
-    let most = lists.iter().map(Vec::len).sum::<usize>();
-    let mut docs: foldhash::HashMap<u64, (f64, u64)> = foldhash::HashMap::with_capacity(most);
-    for (bit, ((_, query_tf), found)) in counts.terms.iter().zip(lists).enumerate() {
-        let idf = corpus.idf(found.len() as u64);
-        self_score += corpus.term_score(idf, *query_tf, counts.len);
-        for posting in found {
-            let entry = docs.entry(posting.doc).or_insert((0.0, 0));
-            entry.0 += corpus.term_score(idf, posting.tf, posting.len);
-            entry.1 |= 1u64 << (bit % 64);
+    let idfs: Vec<f64> = lists.iter().map(|l| corpus.idf(l.len() as u64)).collect();
+    let self_score: f64 = counts
+        .terms
+        .iter()
+        .zip(&idfs)
+        .map(|((_, query_tf), idf)| corpus.term_score(*idf, *query_tf, counts.len))
+        .sum();
+    // Each term's best contribution to any doc, and the terms that can only add to a doc
+    // another term found: the commonest, while their best contributions sum below the
+    // threshold.
+    let best: Vec<f64> = lists
+        .iter()
+        .zip(&idfs)
+        .map(|(list, idf)| {
+            list.iter()
+                .map(|p| corpus.term_score(*idf, p.tf, p.len))
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    let threshold = min_score * self_score;
+    let mut by_best: Vec<usize> = (0..lists.len()).collect();
+    by_best.sort_unstable_by(|&a, &b| best[a].total_cmp(&best[b]).then(a.cmp(&b)));
+    let mut non_essential = vec![false; lists.len()];
+    let mut sum = 0.0;
+    for &term in &by_best {
+        sum += best[term];
+        // Kept strictly below, with room for rounding: only what cannot pass is pruned.
+        if sum >= threshold * 0.999 {
+            break;
+        }
+        non_essential[term] = true;
+    }
+    let essential_postings: usize = lists
+        .iter()
+        .zip(&non_essential)
+        .filter(|(_, skip)| !**skip)
+        .map(|(list, _)| list.len())
+        .sum();
+    let mut docs: foldhash::HashMap<u64, (f64, u64)> =
+        foldhash::HashMap::with_capacity(essential_postings);
+    // The essential terms find the docs, in term order; then the others add to them.
+    for pass_essential in [true, false] {
+        for (bit, (list, idf)) in lists.iter().zip(&idfs).enumerate() {
+            if non_essential[bit] == pass_essential {
+                continue;
+            }
+            let mask = 1u64 << (bit % 64);
+            for posting in list {
+                let contribution = corpus.term_score(*idf, posting.tf, posting.len);
+                if pass_essential {
+                    let entry = docs.entry(posting.doc).or_insert((0.0, 0));
+                    entry.0 += contribution;
+                    entry.1 |= mask;
+                } else if let Some(entry) = docs.get_mut(&posting.doc) {
+                    entry.0 += contribution;
+                    entry.1 |= mask;
+                }
+            }
         }
     }
     Ok(docs

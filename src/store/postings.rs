@@ -37,7 +37,7 @@ fn encode(first_doc: u64, postings: &[Posting]) -> Vec<u8> {
             (gap, p.tf, p.len)
         })
         .collect();
-    bincode::serde::encode_to_vec(&gaps, bincode::config::standard())
+    bincode::encode_to_vec(&gaps, bincode::config::standard())
         .expect("a Vec of integers always encodes")
 }
 
@@ -45,7 +45,7 @@ fn encode(first_doc: u64, postings: &[Posting]) -> Vec<u8> {
 fn decode_into(first_doc: u64, bytes: &[u8], out: &mut Vec<Posting>) -> Result<(), StoreError> {
     let config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
     let (gaps, used): (Vec<(u64, u16, u16)>, usize) =
-        bincode::serde::decode_from_slice(bytes, config).map_err(|e| corrupt(first_doc, &e))?;
+        bincode::decode_from_slice(bytes, config).map_err(|e| corrupt(first_doc, &e))?;
     if used != bytes.len() || gaps.is_empty() || gaps.len() > BLOCK_LEN {
         return Err(StoreError::CorruptIndex(format!(
             "a claim_terms block at doc {first_doc} holds {} postings in {} of {} bytes",

@@ -245,3 +245,173 @@ fn the_answer_explains_itself_and_is_the_same_every_time() {
     let strict = server.get("/prs/13/neighbors?min_score=0.99");
     assert_eq!(strict.json["count"], 0, "{}", strict.text);
 }
+
+/// The search (blocks, pruning of the commonest terms, one best match per query claim) gives
+/// exactly what scoring every stored claim against every query claim gives, on corpora with
+/// many shared words, including exact repeats.
+#[test]
+fn the_search_equals_scoring_every_claim() {
+    use lakehouse_kb::model::text::{Corpus, TermCounts, relative_score, round_score};
+    use lakehouse_kb::synth::Rng;
+
+    const WORDS: &[&str] = &[
+        "adds",
+        "retries",
+        "upload",
+        "path",
+        "S3",
+        "cache",
+        "config",
+        "fixes",
+        "login",
+        "timeout",
+        "lab_ui.py",
+        "metrics",
+        "export",
+        "job",
+        "queue",
+        "tests",
+        "dashboard",
+        "token",
+        "the",
+        "with",
+        "backoff",
+        "worker",
+        "IVF_PQ",
+        "index",
+    ];
+    for seed in 0..12u64 {
+        let mut rng = Rng::new(seed);
+        let sentence = |rng: &mut Rng| -> String {
+            let n = 2 + rng.below(6) as usize;
+            (0..n)
+                .map(|_| {
+                    let u = rng.below(1000) as f64 / 1000.0;
+                    WORDS[((u * u) * WORDS.len() as f64) as usize]
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+        let mut stored: Vec<(u64, Vec<String>)> = Vec::new();
+        let mut puts = Vec::new();
+        let mut texts = Vec::new();
+        for pr in 1..=150u64 {
+            let claims: Vec<String> = (0..1 + rng.below(3)).map(|_| sentence(&mut rng)).collect();
+            let body = verdict_with(pr, &claims.iter().map(String::as_str).collect::<Vec<_>>());
+            puts.push(Put::from(verdict_record(body.as_bytes(), 1).unwrap()));
+            texts.push(claims);
+        }
+        for (written, claims) in store.write(&puts).unwrap().into_iter().zip(texts) {
+            // Stored claims are distinct by normalised text, first wording kept.
+            let mut distinct: Vec<String> = Vec::new();
+            for c in claims {
+                let hash = ClaimHash::of_text(&c);
+                if !distinct.iter().any(|d| ClaimHash::of_text(d) == hash) {
+                    distinct.push(c);
+                }
+            }
+            stored.push((written.seq(), distinct));
+        }
+        let docs: Vec<(u64, TermCounts, ClaimHash)> = stored
+            .iter()
+            .flat_map(|(seq, claims)| {
+                claims.iter().filter_map(move |c| {
+                    let counts = TermCounts::of(c);
+                    (!counts.is_empty()).then(|| (*seq, counts, ClaimHash::of_text(c).unwrap()))
+                })
+            })
+            .collect();
+        let corpus = Corpus {
+            docs: docs.len() as u64,
+            total_len: docs.iter().map(|(_, c, _)| u64::from(c.len)).sum(),
+        };
+        for _ in 0..10 {
+            let query: Vec<String> = (0..1 + rng.below(3)).map(|_| sentence(&mut rng)).collect();
+            let min_score = [0.0, 0.2, 0.5][rng.below(3) as usize];
+            // Every stored verdict's best match per query claim, by brute force.
+            let mut totals: HashMap<u64, f64> = HashMap::new();
+            let mut seen = Vec::new();
+            for q in &query {
+                let hash = ClaimHash::of_text(q).unwrap();
+                if seen.contains(&hash) {
+                    continue;
+                }
+                seen.push(hash);
+                let counts = TermCounts::of(q);
+                let df = |t: &str| {
+                    docs.iter()
+                        .filter(|(_, c, _)| c.terms.iter().any(|(d, _)| d == t))
+                        .count() as u64
+                };
+                let self_score: f64 = counts
+                    .terms
+                    .iter()
+                    .map(|(t, tf)| corpus.term_score(corpus.idf(df(t)), *tf, counts.len))
+                    .sum();
+                let mut best: HashMap<u64, f64> = HashMap::new();
+                for (seq, c, doc_hash) in &docs {
+                    let score = if *doc_hash == hash {
+                        1.0
+                    } else {
+                        let raw: f64 = counts
+                            .terms
+                            .iter()
+                            .filter_map(|(t, _)| {
+                                let (_, tf) = c.terms.iter().find(|(d, _)| d == t)?;
+                                Some(corpus.term_score(corpus.idf(df(t)), *tf, c.len))
+                            })
+                            .sum();
+                        round_score(relative_score(raw, self_score))
+                    };
+                    if score > 0.0 && score >= min_score {
+                        let slot = best.entry(*seq).or_insert(0.0);
+                        *slot = slot.max(score);
+                    }
+                }
+                for (seq, score) in best {
+                    *totals.entry(seq).or_insert(0.0) += score;
+                }
+            }
+            let mut want: Vec<(u64, f64)> = totals
+                .into_iter()
+                .map(|(seq, score)| (seq, round_score(score)))
+                .collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+            want.truncate(20);
+            let claims = query
+                .iter()
+                .map(|q| Claim {
+                    hash: ClaimHash::of_text(q).unwrap(),
+                    text: Some(q.clone()),
+                })
+                .fold(Vec::<Claim>::new(), |mut all, c| {
+                    if !all.iter().any(|a| a.hash == c.hash) {
+                        all.push(c);
+                    }
+                    all
+                });
+            let got: Vec<(u64, f64)> = store
+                .neighbors(
+                    &NeighborQuery {
+                        claims,
+                        repo: Repo::default(),
+                        all_repos: false,
+                        exclude_pr: None,
+                        limit: 20,
+                        min_score,
+                    },
+                    &mut ReadBudget::unlimited(),
+                )
+                .unwrap()
+                .iter()
+                .map(|h| (h.seq, h.score))
+                .collect();
+            assert_eq!(
+                got, want,
+                "seed {seed}, query {query:?}, min_score {min_score}"
+            );
+        }
+    }
+}

@@ -2,7 +2,10 @@
 //! PR descriptions ("adds exponential backoff retries to the S3 upload path"), composed from a
 //! verb, an object, a component and often a qualifier, each drawn with a skew (some words are
 //! far more common than others, as in real claims), so that a corpus of them has the common
-//! and the rare terms a real one has.
+//! and the rare terms a real one has. Components are a codebase's identifiers: an area and a
+//! kind of thing (`billing_client.py`, `/v1/search`, `UploadWorker`), some 3,000 of them, the
+//! long tail of rare terms real claims name; the verbs (40) and objects (about 100 phrases) are
+//! the common words.
 
 use lakehouse_kb::synth::Rng;
 
@@ -146,47 +149,102 @@ const OBJECTS: &[&str] = &[
     "the sidecar files",
 ];
 
-const COMPONENTS: &[&str] = &[
-    "lab_ui.py",
-    "auth_service.rs",
-    "/v1/orders",
-    "/events",
-    "S3",
-    "Postgres",
-    "Redis",
-    "IVF_PQ",
-    "config.yaml",
-    "webhook_sender.py",
-    "retryCount",
-    "UserService",
-    "api/handlers.go",
-    "src/http/mod.rs",
-    "kb_client.ts",
-    "observer.ts",
-    "audit.ts",
-    "Kafka",
-    "the gateway",
-    "the worker",
-    "the scheduler",
-    "the mobile app",
-    "the web app",
-    "the CLI",
-    "the SDK",
-    "docker-compose.yml",
-    "Makefile",
-    "Cargo.toml",
-    "package.json",
-    "the monorepo",
-    "outcomes.jsonl",
-    "ops.jsonl",
-    "the Gitea bot",
-    "the staging cluster",
-    "production",
-    "the reporting DB",
-    "the search API",
-    "the billing API",
-    "the auth middleware",
-    "the ingest service",
+/// Areas of a codebase; with a kind of thing, a component (`billing_client.py`).
+const AREAS: &[&str] = &[
+    "auth",
+    "billing",
+    "upload",
+    "search",
+    "lab",
+    "observer",
+    "audit",
+    "invoice",
+    "session",
+    "payment",
+    "report",
+    "export",
+    "import",
+    "webhook",
+    "notify",
+    "email",
+    "cache",
+    "config",
+    "metrics",
+    "trace",
+    "queue",
+    "scheduler",
+    "index",
+    "vector",
+    "embedding",
+    "tokenizer",
+    "planner",
+    "gateway",
+    "proxy",
+    "storage",
+    "backup",
+    "retention",
+    "feed",
+    "review",
+    "diff",
+    "claim",
+    "verdict",
+    "finding",
+    "dashboard",
+    "admin",
+    "profile",
+    "signup",
+    "checkout",
+    "cart",
+    "order",
+    "inventory",
+    "shipping",
+    "pricing",
+    "tax",
+    "currency",
+    "locale",
+    "theme",
+    "sidecar",
+    "uploader",
+    "thumbnail",
+    "image",
+    "video",
+    "stream",
+    "ledger",
+    "tenant",
+];
+
+/// Kinds of thing, as a codebase names them; `{}` is the area.
+const KINDS: &[&str] = &[
+    "{}_client.py",
+    "{}_service.rs",
+    "/v1/{}",
+    "{}_handler.go",
+    "{}.ts",
+    "{}Worker",
+    "{}_test.py",
+    "{}/mod.rs",
+    "{}Controller",
+    "{}_store.rs",
+    "{}.yaml",
+    "{}_job.py",
+    "{}-api",
+    "{}_ui.py",
+    "{}_utils.py",
+    "{}Repository",
+    "{}_cli.rs",
+    "{}.sql",
+    "{}_model.py",
+    "{}-service",
+    "{}_adapter.go",
+    "{}Manager",
+    "{}_schema.json",
+    "{}_middleware.ts",
+    "{}_migration.sql",
+    "{}Provider",
+    "{}_router.rs",
+    "{}_config.toml",
+    "{}_spec.rb",
+    "{}Client",
 ];
 
 const PREPOSITIONS: &[&str] = &[
@@ -243,15 +301,26 @@ impl ClaimGen {
         list[self.skewed(list.len())]
     }
 
+    /// A component: an area and a kind of thing, uniformly (a codebase has many of each).
+    fn component(&mut self) -> String {
+        let area = AREAS[self.rng.below(AREAS.len() as u64) as usize];
+        KINDS[self.rng.below(KINDS.len() as u64) as usize].replace("{}", area)
+    }
+
+    /// A claim of common words only (a verb and an object): the search's worst case, every term
+    /// in thousands of stored claims.
+    pub fn common_claim(&mut self) -> String {
+        format!("{} {}", self.pick(VERBS), self.pick(OBJECTS))
+    }
+
     /// One claim: verb, object, preposition and component, and a qualifier two times in three.
     pub fn claim(&mut self) -> String {
-        let mut text = format!(
-            "{} {} {} {}",
+        let (verb, object, preposition) = (
             self.pick(VERBS),
             self.pick(OBJECTS),
             self.pick(PREPOSITIONS),
-            self.pick(COMPONENTS)
         );
+        let mut text = format!("{verb} {object} {preposition} {}", self.component());
         if self.rng.below(3) > 0 {
             text.push(' ');
             text.push_str(self.pick(QUALIFIERS));

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use bytes::Bytes;
 use lakehouse_kb::ingest::verdict_record;
+use lakehouse_kb::model::text::TermCounts;
 use lakehouse_kb::store::{Put, Store, StoreOptions};
 use lakehouse_kb::synth::Rng;
 use serde_json::{Value, json};
@@ -52,6 +53,8 @@ pub struct MemoryResult {
     pub claims: usize,
     pub load: Duration,
     pub db_mib: f64,
+    /// The share of stored claims the commonest term is in.
+    pub commonest_term_share: f64,
     pub routes: Vec<RouteFigures>,
 }
 
@@ -79,11 +82,17 @@ pub fn run(config: &MemoryConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Res
 
     progress(&format!("loading {} verdicts", config.verdicts));
     let started = Instant::now();
+    let mut df: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     {
         let store = Store::open(&db_path, StoreOptions::default())?;
         let mut puts = Vec::with_capacity(10_000);
         for i in 0..config.verdicts {
             let texts: Vec<String> = (0..config.claims).map(|_| claims.claim()).collect();
+            for text in &texts {
+                for (term, _) in TermCounts::of(text).terms {
+                    *df.entry(term).or_default() += 1;
+                }
+            }
             let pr = 1 + (i as u64 % n_prs);
             let body = verdict_body(pr, i, &texts);
             puts.push(Put::from(verdict_record(body.as_bytes(), 1)?));
@@ -95,6 +104,8 @@ pub fn run(config: &MemoryConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Res
     }
     let load = started.elapsed();
     let db_mib = crate::file_mib(&db_path);
+    let n_claims = (config.verdicts * config.claims).max(1) as f64;
+    let commonest_term_share = df.values().copied().max().unwrap_or(0) as f64 / n_claims;
 
     progress("querying over HTTP");
     let server = ServerProcess::start(&config.bin, &data, &[])?;
@@ -105,6 +116,12 @@ pub fn run(config: &MemoryConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Res
     let queries: Vec<Bytes> = (0..config.queries)
         .map(|_| {
             let texts: Vec<String> = (0..config.claims).map(|_| claims.claim()).collect();
+            Bytes::from(json!({"claims": texts, "limit": 10}).to_string())
+        })
+        .collect();
+    let common: Vec<Bytes> = (0..config.queries)
+        .map(|_| {
+            let texts: Vec<String> = (0..config.claims).map(|_| claims.common_claim()).collect();
             Bytes::from(json!({"claims": texts, "limit": 10}).to_string())
         })
         .collect();
@@ -129,6 +146,25 @@ pub fn run(config: &MemoryConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Res
             found += neighbors_in(&answer.body)?;
         }
         let post = figures("POST /neighbors", &mut posted, found, queries.len());
+        let mut worst = Samples::with_capacity(common.len());
+        let mut found = 0usize;
+        for body in &common {
+            let start = Instant::now();
+            let answer = connection.post_json("/neighbors", body.clone()).await?;
+            worst.push(start.elapsed());
+            ensure!(
+                answer.status == 200,
+                "POST /neighbors answered {}",
+                answer.status
+            );
+            found += neighbors_in(&answer.body)?;
+        }
+        let worst = figures(
+            "POST /neighbors, common words only",
+            &mut worst,
+            found,
+            common.len(),
+        );
         let mut by_pr = Samples::with_capacity(prs.len());
         let mut found = 0usize;
         for pr in &prs {
@@ -140,7 +176,7 @@ pub fn run(config: &MemoryConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Res
             found += neighbors_in(&answer.body)?;
         }
         let get = figures("GET /prs/{n}/neighbors", &mut by_pr, found, prs.len());
-        anyhow::Ok(vec![post, get])
+        anyhow::Ok(vec![post, get, worst])
     })?;
     server.stop()?;
     Ok(MemoryResult {
@@ -148,6 +184,7 @@ pub fn run(config: &MemoryConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Res
         claims: config.claims,
         load,
         db_mib,
+        commonest_term_share,
         routes,
     })
 }

@@ -61,10 +61,12 @@ fn main() -> anyhow::Result<()> {
     println!("{}; load average {}", machine(), load_average());
     let result = memorybench::run(&config, &mut |step| eprintln!("memory-bench: {step}"))?;
     println!(
-        "loaded {} verdicts in {} ({:.0} MiB on disk)",
+        "loaded {} verdicts in {} ({:.0} MiB on disk); the commonest term is in {:.1}% of the \
+         claims",
         result.verdicts,
         fmt_duration(result.load),
-        result.db_mib
+        result.db_mib,
+        result.commonest_term_share * 100.0
     );
     print_table(
         &[

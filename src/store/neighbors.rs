@@ -8,7 +8,11 @@
 //! Scores are rounded to 4 decimals and ties go to the newer verdict, so the same request
 //! always gets the same answer.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use foldhash::HashMapExt;
+
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use super::codec::decode;
@@ -298,41 +302,61 @@ fn similar_docs(
         }
         non_essential[term] = true;
     }
-    let essential_postings: usize = lists
+    // The essential lists, merged in doc order (each is sorted), give the candidate docs; the
+    // others are walked alongside and add to them. Sequential reads throughout: a hash map of
+    // every candidate doc cost more in cache misses than the whole merge.
+    let essential: Vec<usize> = (0..lists.len()).filter(|&t| !non_essential[t]).collect();
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = essential
         .iter()
-        .zip(&non_essential)
-        .filter(|(_, skip)| !**skip)
-        .map(|(list, _)| list.len())
-        .sum();
-    let mut docs: foldhash::HashMap<u64, (f64, u64)> =
-        foldhash::HashMap::with_capacity(essential_postings);
-    // The essential terms find the docs, in term order; then the others add to them.
-    for pass_essential in [true, false] {
-        for (bit, (list, idf)) in lists.iter().zip(&idfs).enumerate() {
-            if non_essential[bit] == pass_essential {
+        .filter_map(|&t| Some(Reverse((lists[t].first()?.doc, t))))
+        .collect();
+    let mut next = vec![0usize; lists.len()];
+    let mut out = Vec::new();
+    let mut current: Option<(u64, f64, u64)> = None;
+    let mut finish = |doc: u64, mut raw: f64, mut terms: u64, next: &mut [usize]| {
+        // The non-essential terms, in term order, add what they hold of this doc.
+        for (t, list) in lists.iter().enumerate() {
+            if !non_essential[t] {
                 continue;
             }
-            let mask = 1u64 << (bit % 64);
-            for posting in list {
-                let contribution = corpus.term_score(*idf, posting.tf, posting.len);
-                if pass_essential {
-                    let entry = docs.entry(posting.doc).or_insert((0.0, 0));
-                    entry.0 += contribution;
-                    entry.1 |= mask;
-                } else if let Some(entry) = docs.get_mut(&posting.doc) {
-                    entry.0 += contribution;
-                    entry.1 |= mask;
+            let at = &mut next[t];
+            while *at < list.len() && list[*at].doc < doc {
+                *at += 1;
+            }
+            if let Some(p) = list.get(*at).filter(|p| p.doc == doc) {
+                raw += corpus.term_score(idfs[t], p.tf, p.len);
+                terms |= 1u64 << (t % 64);
+            }
+        }
+        let score = round_score(relative_score(raw, self_score));
+        if score > 0.0 && score >= min_score {
+            out.push((doc, (score, terms)));
+        }
+    };
+    while let Some(Reverse((doc, t))) = heap.pop() {
+        let p = lists[t][next[t]];
+        next[t] += 1;
+        if let Some(&next_posting) = lists[t].get(next[t]) {
+            heap.push(Reverse((next_posting.doc, t)));
+        }
+        let contribution = corpus.term_score(idfs[t], p.tf, p.len);
+        match &mut current {
+            Some((at, raw, terms)) if *at == doc => {
+                *raw += contribution;
+                *terms |= 1u64 << (t % 64);
+            }
+            _ => {
+                if let Some((at, raw, terms)) = current.take() {
+                    finish(at, raw, terms, &mut next);
                 }
+                current = Some((doc, contribution, 1u64 << (t % 64)));
             }
         }
     }
-    Ok(docs
-        .into_iter()
-        .filter_map(|(doc, (raw, terms))| {
-            let score = round_score(relative_score(raw, self_score));
-            (score > 0.0 && score >= min_score).then_some((doc, (score, terms)))
-        })
-        .collect())
+    if let Some((at, raw, terms)) = current {
+        finish(at, raw, terms, &mut next);
+    }
+    Ok(out)
 }
 
 fn claim_index(best: &Best) -> usize {

@@ -6,6 +6,7 @@
 pub mod claims;
 pub mod client;
 pub mod compare;
+pub mod costbench;
 pub mod loadgen;
 pub mod memorybench;
 pub mod querybench;

@@ -47,6 +47,13 @@ fn memory_bench_smoke() {
 }
 
 #[test]
+fn cost_bench_smoke() {
+    let stdout = run_smoke(env!("CARGO_BIN_EXE_cost-bench"));
+    assert!(stdout.contains("| re-audits of one head |"), "{stdout}");
+    assert!(stdout.contains("| new heads |"), "{stdout}");
+}
+
+#[test]
 fn compare_smoke() {
     // Every part at a tiny scale: lakehouse-kb, the legacy observer (Node.js), the no-op
     // server, the storage-layer workers, and a dataset whose exports are checked byte-equal to

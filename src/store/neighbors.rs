@@ -10,6 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use foldhash::HashMapExt;
 
@@ -135,6 +136,8 @@ impl Store {
         let mut query_terms: Vec<Vec<String>> = vec![Vec::new(); q.claims.len()];
         let hashes = txn.open_table(CLAIM_HASHES)?;
         let table = txn.open_table(CLAIM_TERMS)?;
+        // Query claims share words: each term's postings are read once per query.
+        let mut read: foldhash::HashMap<String, Arc<Vec<Posting>>> = foldhash::HashMap::new();
         for (query, claim) in q.claims.iter().enumerate() {
             let mut found: Vec<(u64, Best)> = Vec::new();
             let range = match scope {
@@ -155,8 +158,15 @@ impl Store {
             if let Some(text) = &claim.text {
                 let counts = TermCounts::of(text);
                 if !counts.is_empty() {
-                    let similar =
-                        similar_docs(&table, &counts, scope, corpus, q.min_score, budget)?;
+                    let mut lists = Vec::with_capacity(counts.terms.len());
+                    for (term, _) in &counts.terms {
+                        if !read.contains_key(term) {
+                            let list = postings::read(&table, term, scope, budget)?;
+                            read.insert(term.clone(), Arc::new(list));
+                        }
+                        lists.push(read[term].clone());
+                    }
+                    let similar = similar_docs(lists, &counts, corpus, q.min_score);
                     found.extend(similar.into_iter().map(|(doc, (score, terms))| {
                         let index = (doc & ((1 << CLAIM_INDEX_BITS) - 1)) as usize;
                         let best = Best {
@@ -249,27 +259,20 @@ impl Store {
 /// A similar claim doc's score, and the query terms it shares (bit i: the query's i-th term).
 type Similar = (f64, u64);
 
-/// The claim docs similar to a query claim with `counts` terms, in `scope` (one repository or
-/// all), scoring at least `min_score`: doc → (score, the query terms it shares as bits).
+/// The claim docs similar to a query claim with `counts` terms, whose postings are `lists` (in
+/// term order), scoring at least `min_score`: doc → (score, the query terms it shares as bits).
 ///
-/// Every posting of the query's terms is read. The terms whose best possible contributions
+/// Every posting of the query's terms is walked. The terms whose best possible contributions
 /// together stay below the threshold (the commonest ones, MaxScore's non-essential terms) only
 /// add to docs the others found: a doc that has none of the other terms cannot reach the
 /// threshold, so the answer is exact. Each doc's score is summed in term order, so it is the
 /// same on every run.
 fn similar_docs(
-    table: &ReadOnlyTable<(&'static str, u32, u64), &'static [u8]>,
+    lists: Vec<Arc<Vec<Posting>>>,
     counts: &TermCounts,
-    scope: Option<u32>,
     corpus: Corpus,
     min_score: f64,
-    budget: &mut ReadBudget,
-) -> Result<Vec<(u64, Similar)>, StoreError> {
-    let lists: Vec<Vec<Posting>> = counts
-        .terms
-        .iter()
-        .map(|(term, _)| postings::read(table, term, scope, budget))
-        .collect::<Result<_, _>>()?;
+) -> Vec<(u64, Similar)> {
     let idfs: Vec<f64> = lists.iter().map(|l| corpus.idf(l.len() as u64)).collect();
     let self_score: f64 = counts
         .terms
@@ -356,7 +359,7 @@ fn similar_docs(
     if let Some((at, raw, terms)) = current {
         finish(at, raw, terms, &mut next);
     }
-    Ok(out)
+    out
 }
 
 fn claim_index(best: &Best) -> usize {

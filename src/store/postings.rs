@@ -41,25 +41,33 @@ fn encode(first_doc: u64, postings: &[Posting]) -> Vec<u8> {
         .expect("a Vec of integers always encodes")
 }
 
-/// Decodes a block keyed by `first_doc`, appending its postings to `out`.
+/// Decodes a block keyed by `first_doc`, appending its postings to `out`: the layout
+/// [`encode`] writes (bincode's `Vec` of `(gap, tf, len)`), read one tuple at a time.
 fn decode_into(first_doc: u64, bytes: &[u8], out: &mut Vec<Posting>) -> Result<(), StoreError> {
-    let config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
-    let (gaps, used): (Vec<(u64, u16, u16)>, usize) =
+    let config = bincode::config::standard();
+    let (n, mut at): (u64, usize) =
         bincode::decode_from_slice(bytes, config).map_err(|e| corrupt(first_doc, &e))?;
-    if used != bytes.len() || gaps.is_empty() || gaps.len() > BLOCK_LEN {
+    if n == 0 || n > BLOCK_LEN as u64 {
         return Err(StoreError::CorruptIndex(format!(
-            "a claim_terms block at doc {first_doc} holds {} postings in {} of {} bytes",
-            gaps.len(),
-            used,
-            bytes.len()
+            "a claim_terms block at doc {first_doc} holds {n} postings"
         )));
     }
+    out.reserve(n as usize);
     let mut doc = first_doc;
-    for (gap, tf, len) in gaps {
+    for _ in 0..n {
+        let ((gap, tf, len), used): ((u64, u16, u16), usize) =
+            bincode::decode_from_slice(&bytes[at..], config).map_err(|e| corrupt(first_doc, &e))?;
+        at += used;
         doc = doc
             .checked_add(gap)
             .ok_or_else(|| corrupt(first_doc, &"a doc past u64::MAX"))?;
         out.push(Posting { doc, tf, len });
+    }
+    if at != bytes.len() {
+        return Err(StoreError::CorruptIndex(format!(
+            "a claim_terms block at doc {first_doc} has {} bytes after its postings",
+            bytes.len() - at
+        )));
     }
     Ok(())
 }

@@ -9,10 +9,8 @@
 //! always gets the same answer.
 
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
-
-use foldhash::HashMapExt;
 
 use redb::{ReadOnlyTable, ReadableDatabase};
 
@@ -90,6 +88,13 @@ enum Claimed {
 /// Bits of a claim doc that hold the claim's index within its verdict (see `text_index.rs`).
 const CLAIM_INDEX_BITS: u32 = 10;
 
+/// Verdict seqs scored together: the search's arrays are `WINDOW * SLOTS` long (128 KiB).
+const WINDOW: u64 = 2048;
+
+/// Claim docs per verdict that have a slot in the window's array; a verdict's later claims
+/// are summed aside.
+const SLOTS: usize = 8;
+
 impl Store {
     /// Prior verdicts whose claims equal or resemble the query's, best first (score, then the
     /// newer audit), verdicts of `exclude_pr` left out.
@@ -131,124 +136,107 @@ impl Store {
             },
         };
 
-        // Per query claim, its best match in each verdict that has one, by verdict seq.
-        let mut per_claim: Vec<Vec<(u64, Best)>> = Vec::with_capacity(q.claims.len());
-        let mut query_terms: Vec<Vec<String>> = vec![Vec::new(); q.claims.len()];
+        // The verdicts left out: those of the PR being audited.
+        let mut left_out: Vec<u64> = Vec::new();
+        if let Some((repo, pr)) = excluded {
+            let index = txn.open_table(PR_VERDICTS)?;
+            for row in index.range((repo, pr, 0)..=(repo, pr, u64::MAX))? {
+                budget.tick()?;
+                left_out.push(row?.0.value().2);
+            }
+        }
+
+        // The exact tier: each query claim's verdicts by hash, as (seq, query claim).
         let hashes = txn.open_table(CLAIM_HASHES)?;
-        let table = txn.open_table(CLAIM_TERMS)?;
-        // Query claims share words: each term's postings are read once per query.
-        let mut read: foldhash::HashMap<String, Arc<Vec<Posting>>> = foldhash::HashMap::new();
+        let mut exact: Vec<(u64, usize)> = Vec::new();
         for (query, claim) in q.claims.iter().enumerate() {
-            let mut found: Vec<(u64, Best)> = Vec::new();
             let range = match scope {
                 None => hashes.range((claim.hash.0, 0, 0)..=(claim.hash.0, u32::MAX, u64::MAX))?,
                 Some(id) => hashes.range((claim.hash.0, id, 0)..=(claim.hash.0, id, u64::MAX))?,
             };
             for row in range {
                 budget.tick()?;
-                let (_, _, seq) = row?.0.value();
-                let exact = Best {
-                    claim: Claimed::Hash(claim.hash.0),
-                    kind: MatchKind::Exact,
-                    score: 1.0,
-                    terms: 0,
-                };
-                found.push((seq, exact));
+                exact.push((row?.0.value().2, query));
             }
-            if let Some(text) = &claim.text {
-                let counts = TermCounts::of(text);
-                if !counts.is_empty() {
-                    let mut lists = Vec::with_capacity(counts.terms.len());
-                    for (term, _) in &counts.terms {
-                        if !read.contains_key(term) {
-                            let list = postings::read(&table, term, scope, budget)?;
-                            read.insert(term.clone(), Arc::new(list));
-                        }
-                        lists.push(read[term].clone());
-                    }
-                    let similar = similar_docs(lists, &counts, corpus, q.min_score);
-                    found.extend(similar.into_iter().map(|(doc, (score, terms))| {
-                        let index = (doc & ((1 << CLAIM_INDEX_BITS) - 1)) as usize;
-                        let best = Best {
-                            claim: Claimed::Index(index),
-                            kind: MatchKind::Similar,
-                            score,
-                            terms,
-                        };
-                        (doc >> CLAIM_INDEX_BITS, best)
-                    }));
-                    query_terms[query] = counts.terms.into_iter().map(|(term, _)| term).collect();
-                }
-            }
-            // One match per verdict: an exact one first, then the highest score, then the
-            // earlier claim.
-            found.sort_unstable_by(|(a_seq, a), (b_seq, b)| {
-                a_seq
-                    .cmp(b_seq)
-                    .then(a.kind.cmp(&b.kind))
-                    .then(b.score.total_cmp(&a.score))
-                    .then(claim_index(a).cmp(&claim_index(b)))
-            });
-            found.dedup_by_key(|(seq, _)| *seq);
-            per_claim.push(found);
         }
+        exact.sort_unstable();
+        exact.dedup();
 
-        let mut totals: foldhash::HashMap<u64, f64> = foldhash::HashMap::new();
-        for found in &per_claim {
-            for (seq, best) in found {
-                *totals.entry(*seq).or_insert(0.0) += best.score;
-            }
-        }
-        let mut ranked: Vec<(f64, u64)> = totals
-            .into_iter()
-            .map(|(seq, score)| (round_score(score), seq))
-            .filter(|(score, _)| *score > 0.0)
+        // The similar tier: each distinct term of the query claims, read once, with the query
+        // claims that hold it.
+        let table = txn.open_table(CLAIM_TERMS)?;
+        let counts: Vec<Option<TermCounts>> = q
+            .claims
+            .iter()
+            .map(|c| {
+                c.text
+                    .as_deref()
+                    .map(TermCounts::of)
+                    .filter(|t| !t.is_empty())
+            })
             .collect();
-        ranked.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+        let mut by_term: BTreeMap<&str, Vec<(usize, u8)>> = BTreeMap::new();
+        for (query, counts) in counts.iter().enumerate() {
+            for (bit, (term, _)) in counts.iter().flat_map(|c| c.terms.iter()).enumerate() {
+                by_term.entry(term).or_default().push((query, bit as u8));
+            }
+        }
+        let mut terms = Vec::with_capacity(by_term.len());
+        for (term, holders) in by_term {
+            let postings = postings::read(&table, term, scope, budget)?;
+            terms.push(TermList {
+                term,
+                postings,
+                holders,
+            });
+        }
+        let self_scores: Vec<f64> = counts
+            .iter()
+            .map(|c| c.as_ref().map_or(0.0, |c| self_score(c, &terms, corpus)))
+            .collect();
+        let search = Search {
+            hashes: q.claims.iter().map(|c| c.hash.0).collect(),
+            terms,
+            corpus,
+            self_scores,
+            min_score: q.min_score,
+        };
+        let ranked = search.top(&exact, &left_out, q.limit, budget)?;
 
+        let query_terms: Vec<Vec<&str>> = counts
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .flat_map(|c| c.terms.iter().map(|(t, _)| t.as_str()))
+                    .collect()
+            })
+            .collect();
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let mut out = Vec::new();
-        for (score, seq) in ranked {
-            if out.len() == q.limit {
-                break;
-            }
+        for found in ranked {
             budget.tick()?;
-            let value = verdict_value(&verdicts, seq)?;
-            let verdict_repo = match scope {
-                Some(id) => id,
-                None => {
-                    let name = Repo::parse("repo", &value.repo).unwrap_or_default();
-                    repos::lookup(&repo_ids, &name)?.unwrap_or(u32::MAX)
-                }
-            };
-            if excluded == Some((verdict_repo, value.pr_number)) {
-                continue;
-            }
-            let matches = per_claim
+            let value = verdict_value(&verdicts, found.seq)?;
+            let matches = found
+                .bests
                 .iter()
-                .enumerate()
-                .filter_map(|(query, found)| {
-                    let at = found.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
-                    let m = found[at].1;
-                    Some(ClaimMatch {
-                        query,
-                        claim: match m.claim {
-                            Claimed::Index(i) => i,
-                            Claimed::Hash(h) => claim_index_of(&value, h).unwrap_or(0),
-                        },
-                        kind: m.kind,
-                        score: m.score,
-                        terms: terms_of(&query_terms[query], m.terms),
-                    })
+                .map(|&(query, m)| ClaimMatch {
+                    query,
+                    claim: match m.claim {
+                        Claimed::Index(i) => i,
+                        Claimed::Hash(h) => claim_index_of(&value, h).unwrap_or(0),
+                    },
+                    kind: m.kind,
+                    score: m.score,
+                    terms: terms_of(&query_terms[query], m.terms),
                 })
                 .collect();
             if !budget.take(value.raw_json.len() + value.one_liner.len()) {
                 break;
             }
             out.push(NeighborHit {
-                seq,
+                seq: found.seq,
                 value,
-                score,
+                score: found.score,
                 matches,
             });
         }
@@ -256,126 +244,328 @@ impl Store {
     }
 }
 
-/// A similar claim doc's score, and the query terms it shares (bit i: the query's i-th term).
-type Similar = (f64, u64);
-
-/// The claim docs similar to a query claim with `counts` terms, whose postings are `lists` (in
-/// term order), scoring at least `min_score`: doc → (score, the query terms it shares as bits).
-///
-/// Every posting of the query's terms is walked. The terms whose best possible contributions
-/// together stay below the threshold (the commonest ones, MaxScore's non-essential terms) only
-/// add to docs the others found: a doc that has none of the other terms cannot reach the
-/// threshold, so the answer is exact. Each doc's score is summed in term order, so it is the
-/// same on every run.
-fn similar_docs(
-    lists: Vec<Arc<Vec<Posting>>>,
-    counts: &TermCounts,
-    corpus: Corpus,
-    min_score: f64,
-) -> Vec<(u64, Similar)> {
-    let idfs: Vec<f64> = lists.iter().map(|l| corpus.idf(l.len() as u64)).collect();
-    let self_score: f64 = counts
-        .terms
-        .iter()
-        .zip(&idfs)
-        .map(|((_, query_tf), idf)| corpus.term_score(*idf, *query_tf, counts.len))
-        .sum();
-    // Each term's best contribution to any doc, and the terms that can only add to a doc
-    // another term found: the commonest, while their best contributions sum below the
-    // threshold.
-    let best: Vec<f64> = lists
-        .iter()
-        .zip(&idfs)
-        .map(|(list, idf)| {
-            list.iter()
-                .map(|p| corpus.term_score(*idf, p.tf, p.len))
-                .fold(0.0, f64::max)
-        })
-        .collect();
-    let threshold = min_score * self_score;
-    let mut by_best: Vec<usize> = (0..lists.len()).collect();
-    by_best.sort_unstable_by(|&a, &b| best[a].total_cmp(&best[b]).then(a.cmp(&b)));
-    let mut non_essential = vec![false; lists.len()];
-    let mut sum = 0.0;
-    for &term in &by_best {
-        sum += best[term];
-        // Kept strictly below, with room for rounding: only what cannot pass is pruned.
-        if sum >= threshold * 0.999 {
-            break;
-        }
-        non_essential[term] = true;
-    }
-    // The essential lists, merged in doc order (each is sorted), give the candidate docs; the
-    // others are walked alongside and add to them. Sequential reads throughout: a hash map of
-    // every candidate doc cost more in cache misses than the whole merge.
-    let essential: Vec<usize> = (0..lists.len()).filter(|&t| !non_essential[t]).collect();
-    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = essential
-        .iter()
-        .filter_map(|&t| Some(Reverse((lists[t].first()?.doc, t))))
-        .collect();
-    let mut next = vec![0usize; lists.len()];
-    let mut out = Vec::new();
-    let mut current: Option<(u64, f64, u64)> = None;
-    let mut finish = |doc: u64, mut raw: f64, mut terms: u64, next: &mut [usize]| {
-        // The non-essential terms, in term order, add what they hold of this doc.
-        for (t, list) in lists.iter().enumerate() {
-            if !non_essential[t] {
-                continue;
-            }
-            let at = &mut next[t];
-            while *at < list.len() && list[*at].doc < doc {
-                *at += 1;
-            }
-            if let Some(p) = list.get(*at).filter(|p| p.doc == doc) {
-                raw += corpus.term_score(idfs[t], p.tf, p.len);
-                terms |= 1u64 << (t % 64);
-            }
-        }
-        let score = round_score(relative_score(raw, self_score));
-        if score > 0.0 && score >= min_score {
-            out.push((doc, (score, terms)));
-        }
-    };
-    while let Some(Reverse((doc, t))) = heap.pop() {
-        let p = lists[t][next[t]];
-        next[t] += 1;
-        if let Some(&next_posting) = lists[t].get(next[t]) {
-            heap.push(Reverse((next_posting.doc, t)));
-        }
-        let contribution = corpus.term_score(idfs[t], p.tf, p.len);
-        match &mut current {
-            Some((at, raw, terms)) if *at == doc => {
-                *raw += contribution;
-                *terms |= 1u64 << (t % 64);
-            }
-            _ => {
-                if let Some((at, raw, terms)) = current.take() {
-                    finish(at, raw, terms, &mut next);
-                }
-                current = Some((doc, contribution, 1u64 << (t % 64)));
-            }
-        }
-    }
-    if let Some((at, raw, terms)) = current {
-        finish(at, raw, terms, &mut next);
-    }
-    out
+/// One distinct query term: its postings in the searched repository, and the query claims that
+/// hold it (with the term's bit in each claim's `terms` mask).
+struct TermList<'q> {
+    term: &'q str,
+    postings: Vec<Posting>,
+    holders: Vec<(usize, u8)>,
 }
 
-fn claim_index(best: &Best) -> usize {
-    match best.claim {
-        Claimed::Index(i) => i,
-        Claimed::Hash(_) => 0,
+/// A query claim's score against itself: the sum over its terms of what it would score as a
+/// stored claim (the denominator of a similar match's score).
+fn self_score(counts: &TermCounts, terms: &[TermList<'_>], corpus: Corpus) -> f64 {
+    counts
+        .terms
+        .iter()
+        .map(|(term, query_tf)| {
+            let at = terms.partition_point(|t| t.term < term.as_str());
+            let idf = corpus.idf(terms[at].postings.len() as u64);
+            corpus.term_score(idf, *query_tf, counts.len)
+        })
+        .sum()
+}
+
+/// A verdict as ranked: its score and each matching query claim's best match.
+#[derive(Debug)]
+struct Ranked {
+    score: f64,
+    seq: u64,
+    bests: Vec<(usize, Best)>,
+}
+
+/// The scoring of one query over the postings of its terms.
+struct Search<'q> {
+    /// Per query claim, its hash (an exact match's claim is found by it).
+    hashes: Vec<u64>,
+    terms: Vec<TermList<'q>>,
+    corpus: Corpus,
+    /// Per query claim, its score against itself (0 for a claim without terms).
+    self_scores: Vec<f64>,
+    min_score: f64,
+}
+
+impl Search<'_> {
+    /// The `limit` best verdicts, best first, leaving out `excluded` (sorted): exact matches
+    /// from `exact` (sorted `(seq, query claim)`), similar ones from the terms' postings.
+    ///
+    /// Every posting of the query's terms is scored, a window of [`WINDOW`] verdict seqs at a
+    /// time: a claim doc is `seq << 10 | index`, so each term's postings in a window are one
+    /// run of its list. Within a window each query claim sums its terms into a flat array by
+    /// claim doc (in term order, as the brute force does), keeps each verdict's best doc, and
+    /// adds it to the verdict's total; the totals go to a heap of the best `limit`. Only those
+    /// are then scored again in detail (which claims, which terms).
+    fn top(
+        &self,
+        exact: &[(u64, usize)],
+        excluded: &[u64],
+        limit: usize,
+        budget: &mut ReadBudget,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let n = self.terms.len();
+        let claims = self.self_scores.len();
+        let idfs: Vec<f64> = self
+            .terms
+            .iter()
+            .map(|t| self.corpus.idf(t.postings.len() as u64))
+            .collect();
+        // Each query claim's terms, in term order.
+        let mut claim_terms: Vec<Vec<usize>> = vec![Vec::new(); claims];
+        for (t, term) in self.terms.iter().enumerate() {
+            for &(q, _) in &term.holders {
+                claim_terms[q].push(t);
+            }
+        }
+        let mut exact_of: Vec<Vec<u64>> = vec![Vec::new(); claims];
+        for &(seq, q) in exact {
+            exact_of[q].push(seq);
+        }
+        let mut next_exact = vec![0usize; claims];
+        let mut cursor = vec![0usize; n];
+        let mut stop = vec![0usize; n];
+
+        let window = WINDOW as usize;
+        // By window slot (`verdict * SLOTS + claim index`): a query claim's raw score.
+        let mut raw = vec![0.0f64; window * SLOTS];
+        let mut raw_touched: Vec<usize> = Vec::new();
+        // Claim docs past `SLOTS` in their verdict: (doc, contribution), in term order.
+        let mut overflow: Vec<(u64, f64)> = Vec::new();
+        // By window verdict: the query claim's best score, and the total over claims.
+        let mut claim_best = vec![0.0f64; window];
+        let mut best_touched: Vec<usize> = Vec::new();
+        let mut total = vec![0.0f64; window];
+        let mut in_total = vec![false; window];
+        let mut total_touched: Vec<usize> = Vec::new();
+        let mut top: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::with_capacity(limit + 1);
+        loop {
+            let from_terms = (0..n)
+                .filter_map(|t| self.terms[t].postings.get(cursor[t]))
+                .map(|p| p.doc >> CLAIM_INDEX_BITS)
+                .min();
+            let from_exact = (0..claims)
+                .filter_map(|q| exact_of[q].get(next_exact[q]))
+                .min()
+                .copied();
+            let base = match (from_terms, from_exact) {
+                (None, None) => break,
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or_default(),
+            };
+            budget.tick()?;
+            let end = base.saturating_add(WINDOW);
+            for t in 0..n {
+                let list = &self.terms[t].postings;
+                let end_doc = end.checked_shl(CLAIM_INDEX_BITS).unwrap_or(u64::MAX);
+                stop[t] = cursor[t] + gallop(&list[cursor[t]..], end_doc);
+            }
+            for q in 0..claims {
+                for &t in &claim_terms[q] {
+                    for p in &self.terms[t].postings[cursor[t]..stop[t]] {
+                        let contribution = self.corpus.term_score(idfs[t], p.tf, p.len);
+                        let verdict = ((p.doc >> CLAIM_INDEX_BITS) - base) as usize;
+                        let index = (p.doc & ((1 << CLAIM_INDEX_BITS) - 1)) as usize;
+                        if index >= SLOTS {
+                            overflow.push((p.doc, contribution));
+                            continue;
+                        }
+                        let slot = verdict * SLOTS + index;
+                        if raw[slot] == 0.0 {
+                            raw_touched.push(slot);
+                        }
+                        raw[slot] += contribution;
+                    }
+                }
+                let mut keep = |verdict: usize, sum: f64| {
+                    let score = round_score(relative_score(sum, self.self_scores[q]));
+                    if score > 0.0 && score >= self.min_score {
+                        if claim_best[verdict] == 0.0 {
+                            best_touched.push(verdict);
+                        }
+                        claim_best[verdict] = claim_best[verdict].max(score);
+                    }
+                };
+                for &slot in &raw_touched {
+                    keep(slot / SLOTS, raw[slot]);
+                    raw[slot] = 0.0;
+                }
+                raw_touched.clear();
+                // Stable: each doc's contributions stay in term order.
+                overflow.sort_by_key(|&(doc, _)| doc);
+                for group in overflow.chunk_by(|a, b| a.0 == b.0) {
+                    let sum = group.iter().map(|&(_, c)| c).sum();
+                    keep(((group[0].0 >> CLAIM_INDEX_BITS) - base) as usize, sum);
+                }
+                overflow.clear();
+                let seqs = &exact_of[q];
+                while let Some(&seq) = seqs.get(next_exact[q]).filter(|&&s| s < end) {
+                    let verdict = (seq - base) as usize;
+                    if claim_best[verdict] == 0.0 {
+                        best_touched.push(verdict);
+                    }
+                    claim_best[verdict] = 1.0;
+                    next_exact[q] += 1;
+                }
+                // Totals summed in query claim order, as the brute force does.
+                for &verdict in &best_touched {
+                    if !in_total[verdict] {
+                        in_total[verdict] = true;
+                        total_touched.push(verdict);
+                    }
+                    total[verdict] += claim_best[verdict];
+                    claim_best[verdict] = 0.0;
+                }
+                best_touched.clear();
+            }
+            for &verdict in &total_touched {
+                let score = round_score(total[verdict]);
+                let seq = base + verdict as u64;
+                total[verdict] = 0.0;
+                in_total[verdict] = false;
+                if score <= 0.0 || excluded.binary_search(&seq).is_ok() {
+                    continue;
+                }
+                // Better is a higher score, then a newer verdict.
+                let key = (score.to_bits(), seq);
+                if top.len() < limit {
+                    top.push(Reverse(key));
+                } else if top.peek().is_some_and(|Reverse(weakest)| key > *weakest) {
+                    top.pop();
+                    top.push(Reverse(key));
+                }
+            }
+            total_touched.clear();
+            cursor.copy_from_slice(&stop);
+        }
+
+        // The best, in detail.
+        let mut ranked: Vec<(u64, u64)> = top.into_iter().map(|Reverse(key)| key).collect();
+        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        let mut scratch = Scratch::default();
+        let mut out = Vec::with_capacity(ranked.len());
+        for (score, seq) in ranked {
+            scratch.gathered.clear();
+            for (t, term) in self.terms.iter().enumerate() {
+                let list = &term.postings;
+                let from = list.partition_point(|p| p.doc >> CLAIM_INDEX_BITS < seq);
+                for p in list[from..]
+                    .iter()
+                    .take_while(|p| p.doc >> CLAIM_INDEX_BITS == seq)
+                {
+                    let contribution = self.corpus.term_score(idfs[t], p.tf, p.len);
+                    scratch.gathered.push((p.doc, t, contribution));
+                }
+            }
+            let from = exact.partition_point(|&(s, _)| s < seq);
+            let to = exact.partition_point(|&(s, _)| s <= seq);
+            if let Some(found) = self.score(seq, &mut scratch, &exact[from..to]) {
+                debug_assert_eq!(found.score, f64::from_bits(score));
+                out.push(found);
+            }
+        }
+        Ok(out)
     }
+
+    /// Calls `f(claim index, query claim, raw score, terms as bits)` for each query claim
+    /// holding a gathered term, doc by doc in order; each doc's score summed in term order.
+    fn per_doc(&self, scratch: &mut Scratch, mut f: impl FnMut(usize, usize, f64, u64)) {
+        let Scratch { gathered, raw } = scratch;
+        gathered.sort_unstable_by_key(|&(doc, t, _)| (doc, t));
+        for group in gathered.chunk_by(|a, b| a.0 == b.0) {
+            raw.clear();
+            for &(_, t, contribution) in group {
+                for &(query, bit) in &self.terms[t].holders {
+                    let at = match raw.iter().position(|r| r.0 == query) {
+                        Some(at) => at,
+                        None => {
+                            raw.push((query, 0.0, 0));
+                            raw.len() - 1
+                        }
+                    };
+                    raw[at].1 += contribution;
+                    raw[at].2 |= 1u64 << (bit % 64);
+                }
+            }
+            let index = (group[0].0 & ((1 << CLAIM_INDEX_BITS) - 1)) as usize;
+            for &(query, sum, bits) in raw.iter() {
+                f(index, query, sum, bits);
+            }
+        }
+    }
+
+    /// A verdict's score from its gathered postings and exact matches: per query claim its
+    /// best match (an exact one first, then the highest score, then the earlier claim), summed.
+    fn score(&self, seq: u64, scratch: &mut Scratch, exact: &[(u64, usize)]) -> Option<Ranked> {
+        let mut bests: Vec<(usize, Best)> = exact
+            .iter()
+            .map(|&(_, query)| {
+                let best = Best {
+                    claim: Claimed::Hash(self.hashes[query]),
+                    kind: MatchKind::Exact,
+                    score: 1.0,
+                    terms: 0,
+                };
+                (query, best)
+            })
+            .collect();
+        self.per_doc(scratch, |index, query, sum, bits| {
+            let score = round_score(relative_score(sum, self.self_scores[query]));
+            if score <= 0.0 || score < self.min_score {
+                return;
+            }
+            let similar = Best {
+                claim: Claimed::Index(index),
+                kind: MatchKind::Similar,
+                score,
+                terms: bits,
+            };
+            match bests.iter_mut().find(|(q, _)| *q == query) {
+                None => bests.push((query, similar)),
+                Some((_, held)) => {
+                    if held.kind == MatchKind::Similar && score > held.score {
+                        *held = similar;
+                    }
+                }
+            }
+        });
+        if bests.is_empty() {
+            return None;
+        }
+        bests.sort_unstable_by_key(|(query, _)| *query);
+        let score = round_score(bests.iter().map(|(_, b)| b.score).sum());
+        (score > 0.0).then_some(Ranked { score, seq, bests })
+    }
+}
+
+/// Buffers reused from one candidate verdict to the next.
+#[derive(Default)]
+struct Scratch {
+    /// The candidate's postings: (claim doc, term, contribution).
+    gathered: Vec<(u64, usize, f64)>,
+    /// Per query claim with terms in one doc: (claim, raw score, terms as bits).
+    raw: Vec<(usize, f64, u64)>,
+}
+
+/// How many of `list`'s postings come before claim doc `from` (galloping: cheap when few do).
+fn gallop(list: &[Posting], from: u64) -> usize {
+    let mut step = 1;
+    while step < list.len() && list[step - 1].doc < from {
+        step *= 2;
+    }
+    let end = step.min(list.len());
+    let start = step / 2;
+    start + list[start..end].partition_point(|p| p.doc < from)
 }
 
 /// The query terms whose bits are set in `mask`, in byte order.
-fn terms_of(terms: &[String], mask: u64) -> Vec<String> {
+fn terms_of(terms: &[&str], mask: u64) -> Vec<String> {
     terms
         .iter()
         .enumerate()
         .filter(|(bit, _)| mask & (1u64 << (bit % 64)) != 0)
-        .map(|(_, term)| term.clone())
+        .map(|(_, term)| term.to_string())
         .collect()
 }
 

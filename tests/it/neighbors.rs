@@ -298,7 +298,13 @@ fn the_search_equals_scoring_every_claim() {
         let mut puts = Vec::new();
         let mut texts = Vec::new();
         for pr in 1..=150u64 {
-            let claims: Vec<String> = (0..1 + rng.below(3)).map(|_| sentence(&mut rng)).collect();
+            // Now and then a verdict with many claims (past the search's per-verdict slots).
+            let n = if rng.below(10) == 0 {
+                9 + rng.below(6)
+            } else {
+                1 + rng.below(3)
+            };
+            let claims: Vec<String> = (0..n).map(|_| sentence(&mut rng)).collect();
             let body = verdict_with(pr, &claims.iter().map(String::as_str).collect::<Vec<_>>());
             puts.push(Put::from(verdict_record(body.as_bytes(), 1).unwrap()));
             texts.push(claims);
@@ -330,6 +336,10 @@ fn the_search_equals_scoring_every_claim() {
         for _ in 0..10 {
             let query: Vec<String> = (0..1 + rng.below(3)).map(|_| sentence(&mut rng)).collect();
             let min_score = [0.0, 0.2, 0.5][rng.below(3) as usize];
+            // Small limits make the search prune early; a left-out PR must not be answered.
+            let limit = [1usize, 3, 20][rng.below(3) as usize];
+            let exclude_pr = (rng.below(2) == 0).then(|| 1 + rng.below(150));
+            let left_out = exclude_pr.map(|pr| stored[pr as usize - 1].0);
             // Every stored verdict's best match per query claim, by brute force.
             let mut totals: HashMap<u64, f64> = HashMap::new();
             let mut seen = Vec::new();
@@ -378,8 +388,9 @@ fn the_search_equals_scoring_every_claim() {
                 .into_iter()
                 .map(|(seq, score)| (seq, round_score(score)))
                 .collect();
+            want.retain(|(seq, _)| Some(*seq) != left_out);
             want.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-            want.truncate(20);
+            want.truncate(limit);
             let claims = query
                 .iter()
                 .map(|q| Claim {
@@ -398,8 +409,8 @@ fn the_search_equals_scoring_every_claim() {
                         claims,
                         repo: Repo::default(),
                         all_repos: false,
-                        exclude_pr: None,
-                        limit: 20,
+                        exclude_pr,
+                        limit,
                         min_score,
                     },
                     &mut ReadBudget::unlimited(),

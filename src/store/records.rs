@@ -1,10 +1,11 @@
 //! What a write is made of: the records (a verdict with the KB row and event it implies, an
-//! event, an outcome row), each as a [`Put`] with the identities that make a repeat a
-//! duplicate, and what became of it ([`Written`]).
+//! event, an outcome row, a dismissal or its revocation), each as a [`Put`] with the
+//! identities that make a repeat a duplicate, and what became of it ([`Written`]).
 
 use crate::model::claims::Claim;
+use crate::model::finding::{Finding, Fingerprint, stored_findings};
 use crate::model::text::TermCounts;
-use crate::model::{ObservedOp, OutcomeRow, Verdict};
+use crate::model::{ObservedOp, OutcomeRow, Repo, Verdict};
 
 /// A verdict with the records it implies. The outcome row and the event are stored only when
 /// the verdict itself is new, so a repeated verdict adds nothing at all.
@@ -19,6 +20,9 @@ pub struct NewVerdict {
     /// The analysed text of each claim that has text, by its index in `verdict.claims`:
     /// computed when the record is made, so that the writer thread only inserts.
     pub claim_terms: Vec<(u16, TermCounts)>,
+    /// The findings the memory remembers of it (`model::finding::findings_of`), fingerprinted
+    /// and analysed when the record is made.
+    pub findings: Vec<Finding>,
 }
 
 impl NewVerdict {
@@ -29,12 +33,14 @@ impl NewVerdict {
         received_at_ms: u64,
     ) -> NewVerdict {
         let claim_terms = claim_terms_of(&verdict.claims);
+        let findings = stored_findings(&verdict.raw_json);
         NewVerdict {
             verdict,
             outcome_line,
             event,
             received_at_ms,
             claim_terms,
+            findings,
         }
     }
 }
@@ -67,6 +73,34 @@ pub struct NewOutcome {
     pub received_at_ms: u64,
 }
 
+/// A dismissal: the finding `fingerprint` does not apply, in PR `pr_number` of `repo` or, with
+/// none, in every PR of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDismissal {
+    pub repo: Repo,
+    pub pr_number: Option<u64>,
+    pub fingerprint: Fingerprint,
+    /// The finding's check, severity and wording when known (empty strings when not).
+    pub check: String,
+    pub severity: String,
+    pub summary: String,
+    pub reason: String,
+    pub by: String,
+    pub created_ms: u64,
+}
+
+/// A change to the dismissals.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DismissalChange {
+    /// Stored under a new seq, its id (`Written::Stored`); the same live dismissal (repository,
+    /// scope, fingerprint) stored before is `Written::Duplicate` with its id.
+    New(NewDismissal),
+    /// Revokes dismissal `id`: `Written::Stored { seq: id }` when revoked now (no new seq is
+    /// given), `Written::Duplicate { seq: id }` when it was revoked before or does not exist
+    /// (callers look it up first: dismissals are never deleted, so one seen stays).
+    Revoke { id: u64, at_ms: u64 },
+}
+
 #[derive(Debug, Clone)]
 #[expect(
     clippy::large_enum_variant,
@@ -76,6 +110,7 @@ pub enum Record {
     Verdict(NewVerdict),
     Event(NewEvent),
     Outcome(NewOutcome),
+    Dismissal(DismissalChange),
 }
 
 /// An idempotency key a client gave with a write: a retry with the same key is answered with

@@ -23,7 +23,8 @@ use crate::model::{Repo, describe, iso_timestamp, now_ms, parse_object, utf8};
 use crate::store::values::{FindingValue, Sighting, TIER_EXACT, TIER_SIMILAR};
 use crate::store::{
     Applied, CheckedFinding, ClientKey, DismissalChange, DismissalEntry, DismissalsQuery,
-    FindingEntry, FindingStatus, FindingsCheck, FindingsQuery, NewDismissal, Put, Record, Written,
+    FindingEntry, FindingStatus, FindingsCheck, FindingsQuery, MAX_LIVE_PER_SCOPE, NewDismissal,
+    Put, Record, Written,
 };
 
 /// Most findings one check request may carry.
@@ -657,6 +658,15 @@ pub async fn dismiss(
         Written::Stored { seq, .. } => (StatusCode::CREATED, seq, false),
         Written::Duplicate { seq } => (StatusCode::OK, seq, true),
         Written::KeyReused { seq } => return Err(ingest::key_reused(seq)),
+        Written::Refused => {
+            return Err(ApiError::Unprocessable {
+                message: format!(
+                    "this scope already holds {MAX_LIVE_PER_SCOPE} live dismissals, as many as \
+                     it may: revoke some first"
+                ),
+                field: "pr_number".into(),
+            });
+        }
     };
     let entry = stored_dismissal(&state, id).await?;
     Ok((

@@ -33,6 +33,13 @@ use crate::model::finding::{
 };
 use crate::model::text::{MatchKind, round_score};
 
+/// Live dismissals one scope (a PR, or a whole repository) may hold: what a check reads of
+/// them is bounded by twice this. A dismissal beyond it is refused (revoke some first).
+pub const MAX_LIVE_PER_SCOPE: usize = 1_000;
+
+/// PRs looked at for the severity of a finding dismissed in a whole repository.
+const MAX_PRS_LOOKED_AT: usize = 1_000;
+
 /// The scope key of a dismissal for `pr_number` (`None`: the whole repository).
 pub(super) fn scope_of(pr_number: Option<u64>) -> u64 {
     pr_number.map_or(0, |pr| pr + 1)
@@ -103,6 +110,14 @@ pub(super) fn dismiss(
     let fp = new.fingerprint.0;
     if let Some(id) = t.ids.get((repo, scope, fp))? {
         return Ok(Written::Duplicate { seq: id.value() });
+    }
+    let live = t
+        .by_scope
+        .range((repo, scope, 0)..=(repo, scope, u64::MAX))?
+        .take(MAX_LIVE_PER_SCOPE)
+        .count();
+    if live >= MAX_LIVE_PER_SCOPE {
+        return Ok(Written::Refused);
     }
     *last_seq += 1;
     let id = *last_seq;
@@ -353,7 +368,8 @@ impl Store {
             None => (0, u64::MAX),
         };
         let mut known: Option<KnownFinding> = None;
-        for row in fps.range((repo, fp.0, lo)..=(repo, fp.0, hi))? {
+        let range = fps.range((repo, fp.0, lo)..=(repo, fp.0, hi))?;
+        for row in range.take(MAX_PRS_LOOKED_AT) {
             budget.tick()?;
             let (key, canonical) = row?;
             let pr = key.value().2;

@@ -48,6 +48,12 @@ use crate::model::text::ANALYZER_VERSION;
 /// PR is pushed. `times_raised` counts on beyond it.
 pub(super) const MAX_HEADS: usize = 64;
 
+/// A rewording is looked for among the PR's this many most recently raised findings (ties: the
+/// higher fingerprint first). A PR has far fewer; the bound keeps what a hostile PR costs each
+/// audit (and each check) at [`MAX_FINDINGS_PER_VERDICT`](crate::model::finding::MAX_FINDINGS_PER_VERDICT)
+/// (or 200) times this many comparisons, however many findings it collects.
+pub const MAX_SIMILAR_CANDIDATES: usize = 256;
+
 /// Verdicts remembered per transaction of a build: bounds its memory and the work a kill
 /// loses.
 const BUILD_BATCH: usize = 20_000;
@@ -57,8 +63,9 @@ const BUILD_BATCH: usize = 20_000;
 pub(super) trait Memory {
     /// The remembered finding that fingerprint `fp` (of any of its wordings) names.
     fn canonical(&self, repo: u32, pr: u64, fp: u64) -> Result<Option<u64>, StoreError>;
-    /// Every remembered finding of the PR.
-    fn findings_of(&self, repo: u32, pr: u64) -> Result<Vec<(u64, FindingValue)>, StoreError>;
+    /// The PR's [`MAX_SIMILAR_CANDIDATES`] most recently raised findings: the candidates of
+    /// the similar tier.
+    fn candidates(&self, repo: u32, pr: u64) -> Result<Vec<(u64, FindingValue)>, StoreError>;
     fn get(&self, repo: u32, pr: u64, key: u64) -> Result<Option<FindingValue>, StoreError>;
     /// Stores finding `key`, last seen at `previous_last_seen` before (`None`: it is new).
     fn put(
@@ -113,7 +120,7 @@ pub(super) fn remember(
         .map(|f| mem.canonical(repo, pr, f.fingerprint.0))
         .collect::<Result<Vec<_>, _>>()?;
     let remembered = if exact.iter().any(Option::is_none) {
-        mem.findings_of(repo, pr)?
+        mem.candidates(repo, pr)?
     } else {
         Vec::new()
     };
@@ -208,9 +215,15 @@ impl Memory for MemoryTables<'_, '_> {
         Ok(self.fps.get((repo, fp, pr))?.map(|v| v.value()))
     }
 
-    fn findings_of(&self, repo: u32, pr: u64) -> Result<Vec<(u64, FindingValue)>, StoreError> {
-        // The writer's reads are bounded by the PR, which a write may not refuse to read.
-        read_pr(&*self.findings, repo, pr, &mut ReadBudget::unlimited())
+    fn candidates(&self, repo: u32, pr: u64) -> Result<Vec<(u64, FindingValue)>, StoreError> {
+        // Bounded by MAX_SIMILAR_CANDIDATES: the writer needs no deadline.
+        recent_findings(
+            &*self.by_last_seen,
+            &*self.findings,
+            repo,
+            pr,
+            &mut ReadBudget::unlimited(),
+        )
     }
 
     fn get(&self, repo: u32, pr: u64, key: u64) -> Result<Option<FindingValue>, StoreError> {
@@ -263,19 +276,24 @@ fn get_finding(
     }
 }
 
-/// Every remembered finding of a PR, by key.
-fn read_pr(
-    table: &impl ReadableTable<(u32, u64, u64), &'static [u8]>,
+/// The PR's [`MAX_SIMILAR_CANDIDATES`] most recently raised findings, newest first.
+fn recent_findings(
+    by_last_seen: &impl ReadableTable<(u32, u64, u64, u64), ()>,
+    findings: &impl ReadableTable<(u32, u64, u64), &'static [u8]>,
     repo: u32,
     pr: u64,
     budget: &mut ReadBudget,
 ) -> Result<Vec<(u64, FindingValue)>, StoreError> {
     let mut out = Vec::new();
-    for row in table.range((repo, pr, 0)..=(repo, pr, u64::MAX))? {
+    let range = by_last_seen.range((repo, pr, 0, 0)..=(repo, pr, u64::MAX, u64::MAX))?;
+    for row in range.rev().take(MAX_SIMILAR_CANDIDATES) {
         budget.tick()?;
-        let (key, bytes) = row?;
-        let key = key.value().2;
-        out.push((key, decode_finding(bytes.value(), key)?));
+        let (_, _, seen, key) = row?.0.value();
+        let value = get_finding(findings, repo, pr, key)?.ok_or(StoreError::Dangling {
+            index: "findings_by_last_seen",
+            seq: seen,
+        })?;
+        out.push((key, value));
     }
     Ok(out)
 }
@@ -292,8 +310,13 @@ impl Memory for Replay {
         Ok(self.fps.get(&fp).copied())
     }
 
-    fn findings_of(&self, _: u32, _: u64) -> Result<Vec<(u64, FindingValue)>, StoreError> {
-        Ok(self.findings.iter().map(|(k, v)| (*k, v.clone())).collect())
+    fn candidates(&self, _: u32, _: u64) -> Result<Vec<(u64, FindingValue)>, StoreError> {
+        let mut all: Vec<(u64, FindingValue)> =
+            self.findings.iter().map(|(k, v)| (*k, v.clone())).collect();
+        // The order of `findings_by_last_seen` read backwards.
+        all.sort_by(|a, b| (b.1.last_seen.seq, b.0).cmp(&(a.1.last_seen.seq, a.0)));
+        all.truncate(MAX_SIMILAR_CANDIDATES);
+        Ok(all)
     }
 
     fn get(&self, _: u32, _: u64, key: u64) -> Result<Option<FindingValue>, StoreError> {
@@ -584,13 +607,14 @@ impl Store {
         let pr = q.pr_number;
         let fps = txn.open_table(FINDING_FPS)?;
         let findings = txn.open_table(FINDINGS)?;
+        let by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
         let exact = q
             .findings
             .iter()
             .map(|f| Ok(fps.get((repo, f.fingerprint.0, pr))?.map(|v| v.value())))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let remembered = if exact.iter().any(Option::is_none) {
-            read_pr(&findings, repo, pr, budget)?
+            recent_findings(&by_last_seen, &findings, repo, pr, budget)?
         } else {
             Vec::new()
         };

@@ -49,11 +49,12 @@ pub use budget::ReadBudget;
 pub use bulk::BulkWriter;
 pub use check::CheckReport;
 pub use codec::CodecError;
-pub use dismissals::{Applied, DismissalEntry, DismissalsQuery, KnownFinding};
+pub use dismissals::{Applied, DismissalEntry, DismissalsQuery, KnownFinding, MAX_LIVE_PER_SCOPE};
 pub use fault::Fault;
 pub use feed::{FeedPage, FeedTypes};
 pub use findings::{
     CheckedFinding, FindingEntry, FindingStatus, FindingsCheck, FindingsPage, FindingsQuery,
+    MAX_SIMILAR_CANDIDATES,
 };
 pub use history::{AuditEntry, History, HistoryQuery, LatestFindings, SENTENCE_OUTCOMES};
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};

@@ -93,7 +93,8 @@ pub struct NewDismissal {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DismissalChange {
     /// Stored under a new seq, its id (`Written::Stored`); the same live dismissal (repository,
-    /// scope, fingerprint) stored before is `Written::Duplicate` with its id.
+    /// scope, fingerprint) stored before is `Written::Duplicate` with its id; one more than its
+    /// scope may hold is `Written::Refused`.
     New(NewDismissal),
     /// Revokes dismissal `id`: `Written::Stored { seq: id }` when revoked now (no new seq is
     /// given), `Written::Duplicate { seq: id }` when it was revoked before or does not exist
@@ -179,14 +180,18 @@ pub enum Written {
     /// The client key was first given with another request, which stored `seq`; nothing
     /// written.
     KeyReused { seq: u64 },
+    /// Refused by a bound on what is stored (a scope's live dismissals); nothing written.
+    Refused,
 }
 
 impl Written {
+    /// The seq stored (or stored before); 0 for a refused put, which has none.
     pub fn seq(&self) -> u64 {
         match *self {
             Written::Stored { seq, .. }
             | Written::Duplicate { seq }
             | Written::KeyReused { seq } => seq,
+            Written::Refused => 0,
         }
     }
 
@@ -201,7 +206,7 @@ impl Written {
                 seq.max(outcome_seq.unwrap_or(0))
                     .max(event_seq.unwrap_or(0)),
             ),
-            Written::Duplicate { .. } | Written::KeyReused { .. } => None,
+            Written::Duplicate { .. } | Written::KeyReused { .. } | Written::Refused => None,
         }
     }
 }

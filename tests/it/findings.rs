@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use lakehouse_kb::ingest::verdict_record;
 use lakehouse_kb::model::Repo;
 use lakehouse_kb::model::finding::{Finding, Fingerprint, Match};
-use lakehouse_kb::store::{FindingsCheck, Put, ReadBudget, Store, StoreOptions, tables};
+use lakehouse_kb::store::{
+    DismissalChange, FindingsCheck, MAX_LIVE_PER_SCOPE, NewDismissal, Put, ReadBudget, Record,
+    Store, StoreOptions, Written, tables,
+};
 use serde_json::{Value, json};
 
 use crate::support::{Answer, TestServer, answer, assert_error};
@@ -1186,4 +1189,117 @@ fn copy_memory(from: &std::path::Path, txn: &redb::WriteTransaction) {
     {
         by_last.insert(row.unwrap().0.value(), ()).unwrap();
     }
+}
+
+fn dismissal_put(repo: &str, pr: Option<u64>, fingerprint: u64) -> Put {
+    Put::from(Record::Dismissal(DismissalChange::New(NewDismissal {
+        repo: Repo::parse("repo", repo).unwrap(),
+        pr_number: pr,
+        fingerprint: Fingerprint(fingerprint),
+        check: String::new(),
+        severity: String::new(),
+        summary: String::new(),
+        reason: "bulk".into(),
+        by: "test".into(),
+        created_ms: 1,
+    })))
+}
+
+/// What a hostile client can make a check (or an audit) cost is bounded: a scope holds at most
+/// MAX_LIVE_PER_SCOPE live dismissals (one more is a 422, a revoked one makes room), and a
+/// rewording is looked for among the PR's MAX_SIMILAR_CANDIDATES most recently raised findings.
+#[test]
+fn dismissals_per_scope_and_similar_candidates_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_id = {
+        let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+        let full: Vec<Put> = (0..MAX_LIVE_PER_SCOPE as u64)
+            .map(|fp| dismissal_put(REPO, Some(5), fp))
+            .collect();
+        let written = store.write(&full).unwrap();
+        assert!(written.iter().all(|w| matches!(w, Written::Stored { .. })));
+        let first = written[0].seq();
+        // Another scope is another budget.
+        let elsewhere = store
+            .write(&[
+                dismissal_put(REPO, Some(6), 1),
+                dismissal_put(REPO, Some(5), 1),
+            ])
+            .unwrap();
+        assert!(
+            matches!(elsewhere[0], Written::Stored { .. }),
+            "{elsewhere:?}"
+        );
+        assert!(
+            matches!(elsewhere[1], Written::Duplicate { .. }),
+            "{elsewhere:?}"
+        );
+        assert_eq!(
+            store.write(&[dismissal_put(REPO, Some(5), 5_000)]).unwrap(),
+            [Written::Refused]
+        );
+
+        // 300 findings of one check in PR 9: the 44 raised first are no longer candidates.
+        let old: Vec<String> = (0..44)
+            .map(|i| format!("function old_handler_{i} ignores the error of write_all"))
+            .collect();
+        let recent: Vec<String> = (0..256)
+            .map(|i| format!("function new_handler_{i} ignores the error of write_all"))
+            .collect();
+        let verdict = |head: &str, at: u32, summaries: &[String]| {
+            let findings: Vec<Value> = summaries
+                .iter()
+                .map(|s| json!({"check": "static", "severity": "warn", "summary": s}))
+                .collect();
+            let body = json!({"pr_number": 9, "head_sha": head, "overall": "approve", "one_liner": "x", "findings": findings,
+                "metrics": {"findings_block": 0, "findings_warn": 0}, "audited_at": format!("2026-06-01T00:00:{at:02}.000Z")});
+            Put::from(verdict_record(body.to_string().as_bytes(), 1).unwrap())
+        };
+        store
+            .write(&[verdict(HEAD_A, 1, &old), verdict(HEAD_B, 2, &recent)])
+            .unwrap();
+        let ask = |summary: &str| {
+            store
+                .check_findings(
+                    &FindingsCheck {
+                        repo: Repo::default(),
+                        pr_number: 9,
+                        findings: vec![Finding::new("static", "warn", summary)],
+                    },
+                    &mut ReadBudget::unlimited(),
+                )
+                .unwrap()[0]
+                .matched
+        };
+        assert!(matches!(
+            ask("new_handler_7 ignores the error that write_all returns"),
+            Match::Similar(..)
+        ));
+        assert_eq!(
+            ask("old_handler_7 ignores the error that write_all returns"),
+            Match::New
+        );
+        // The exact tier is not bounded: every wording is looked up.
+        assert!(matches!(
+            ask("function old_handler_7 ignores the error of write_all"),
+            Match::Exact(_)
+        ));
+        let mut store = store;
+        assert!(store.check().unwrap().passed());
+        first
+    };
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let refused = dismiss(
+        &server,
+        json!({"repo": REPO, "pr_number": 5, "fingerprint": "00000000000013ff", "reason": "r", "by": "b"}),
+        None,
+    );
+    assert_error(&refused, 422, "pr_number", "1000 live dismissals");
+    assert_eq!(revoke(&server, first_id).status, 200);
+    let room = dismiss(
+        &server,
+        json!({"repo": REPO, "pr_number": 5, "fingerprint": "00000000000013ff", "reason": "r", "by": "b"}),
+        None,
+    );
+    assert_eq!(room.status, 201, "{}", room.text);
 }

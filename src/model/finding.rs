@@ -32,7 +32,6 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::text::{self, MAX_TERMS_PER_TEXT};
@@ -400,17 +399,12 @@ fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
 }
 
 /// The findings of a stored verdict's JSON (see [`findings_of`]); none when it does not parse.
+/// Read from the whole object, as the verdict was when it was stored (a key given twice counts
+/// as its last), so that a rebuild of the memory finds what the write path found.
 pub fn stored_findings(raw_json: &str) -> Vec<Finding> {
-    #[derive(Deserialize)]
-    struct Fields {
-        #[serde(default)]
-        findings: Option<Value>,
-    }
-    match serde_json::from_str::<Fields>(raw_json) {
-        Ok(Fields {
-            findings: Some(Value::Array(entries)),
-        }) => findings_of_entries(&entries),
-        _ => Vec::new(),
+    match serde_json::from_str::<Map<String, Value>>(raw_json) {
+        Ok(verdict) => findings_of(&verdict),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -688,6 +682,28 @@ mod tests {
         assert_eq!(out[3], Match::Exact(2));
     }
 
+    /// A verdict is stored whole whatever it holds; what the memory takes of it is bounded.
+    #[test]
+    fn a_verdict_s_findings_are_bounded_in_number_and_size() {
+        let entries: Vec<Value> = (0..300)
+            .map(|i| serde_json::json!({"check": "static", "summary": format!("finding {i} of write_{i}")}))
+            .chain([serde_json::json!({"check": "static", "summary": "é".repeat(10_000)})])
+            .collect();
+        let mut v = Map::new();
+        v.insert("findings".into(), Value::Array(entries));
+        let found = findings_of(&v);
+        assert_eq!(found.len(), MAX_FINDINGS_PER_VERDICT);
+        let long = Finding::new("static", "", &"é".repeat(10_000));
+        assert_eq!(long.summary.len(), MAX_SUMMARY_BYTES);
+        assert_eq!(
+            long.fingerprint,
+            Fingerprint::of("static", &"é".repeat(10_000))
+        );
+        let many_words = format!("{} write_all", "word ".repeat(10_000));
+        let terms = FindingTerms::of(&many_words);
+        assert!(terms.words.len() + terms.ids.len() <= MAX_TERMS_PER_TEXT);
+    }
+
     #[test]
     fn verdict_findings_are_read_leniently_and_request_findings_strictly() {
         let v: Map<String, Value> = serde_json::from_str(
@@ -710,6 +726,11 @@ mod tests {
             ]
         );
         assert!(stored_findings(r#"{"findings":"none"}"#).is_empty());
+        // A key given twice counts as its last, as when the verdict was parsed.
+        let twice = r#"{"findings":[{"check":"a","summary":"first"}],"findings":[{"check":"b","summary":"last"}]}"#;
+        let parsed: Map<String, Value> = serde_json::from_str(twice).unwrap();
+        assert_eq!(stored_findings(twice), findings_of(&parsed));
+        assert_eq!(stored_findings(twice)[0].summary, "last");
         assert!(stored_findings("not json").is_empty());
 
         let err = |v: Value| request_finding(&v, "findings[2]").unwrap_err();

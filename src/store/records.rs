@@ -3,7 +3,7 @@
 //! identities that make a repeat a duplicate, and what became of it ([`Written`]).
 
 use crate::model::claims::Claim;
-use crate::model::finding::{Finding, Fingerprint, stored_findings};
+use crate::model::finding::Fingerprint;
 use crate::model::text::TermCounts;
 use crate::model::{ObservedOp, OutcomeRow, Repo, Verdict};
 
@@ -20,9 +20,6 @@ pub struct NewVerdict {
     /// The analysed text of each claim that has text, by its index in `verdict.claims`:
     /// computed when the record is made, so that the writer thread only inserts.
     pub claim_terms: Vec<(u16, TermCounts)>,
-    /// The findings the memory remembers of it (`model::finding::findings_of`), fingerprinted
-    /// and analysed when the record is made.
-    pub findings: Vec<Finding>,
 }
 
 impl NewVerdict {
@@ -33,14 +30,12 @@ impl NewVerdict {
         received_at_ms: u64,
     ) -> NewVerdict {
         let claim_terms = claim_terms_of(&verdict.claims);
-        let findings = stored_findings(&verdict.raw_json);
         NewVerdict {
             verdict,
             outcome_line,
             event,
             received_at_ms,
             claim_terms,
-            findings,
         }
     }
 }

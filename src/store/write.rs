@@ -334,7 +334,8 @@ fn put_verdict(
         head_sha: v.head_sha.clone(),
         audited_at: v.audited_at.clone(),
     };
-    findings::remember(&mut t.memory(), repo, v.pr_number, &sighting, &new.findings)?;
+    // The findings were fingerprinted and analysed when the verdict was parsed, off this thread.
+    findings::remember(&mut t.memory(), repo, v.pr_number, &sighting, &v.findings)?;
     counters.add(meta::VERDICTS, 1);
     counters.add_keyed(meta::VERDICTS_BY_OVERALL, v.overall.as_str(), 1);
     counters.add_keyed(meta::VERDICTS_BY_REPO, v.repo.as_str(), 1);

@@ -28,6 +28,7 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetada
 use super::budget::ReadBudget;
 use super::check::CheckReport;
 use super::codec::{decode, encode};
+use super::derived::Build;
 use super::dismissals;
 use super::history::verdict_ref;
 use super::meta;
@@ -314,7 +315,7 @@ impl Memory for Replay {
         let mut all: Vec<(u64, FindingValue)> =
             self.findings.iter().map(|(k, v)| (*k, v.clone())).collect();
         // The order of `findings_by_last_seen` read backwards.
-        all.sort_by(|a, b| (b.1.last_seen.seq, b.0).cmp(&(a.1.last_seen.seq, a.0)));
+        all.sort_by_key(|(key, value)| std::cmp::Reverse((value.last_seen.seq, *key)));
         all.truncate(MAX_SIMILAR_CANDIDATES);
         Ok(all)
     }
@@ -345,71 +346,36 @@ impl Store {
     /// Builds the findings memory from the stored verdicts when it was built under other rules
     /// or not completely (see the module documentation); a no-op otherwise.
     pub(super) fn build_findings_memory(&self) -> Result<(), StoreError> {
-        let through = {
-            let txn = self.db()?.begin_read()?;
-            let meta_table = txn.open_table(META)?;
-            let built = meta::get(&meta_table, meta::FINDINGS_RULES_VERSION)?
-                == FINDING_RULES_VERSION
-                && meta::get(&meta_table, meta::FINDINGS_ANALYZER_VERSION)? == ANALYZER_VERSION;
-            if built {
-                return Ok(());
-            }
-            meta_table
-                .get(meta::FINDINGS_BUILT_THROUGH)?
-                .map(|v| v.value())
-        };
-        let mut through = match through {
-            Some(through) => through,
-            None => {
-                // A build from scratch: what older rules left goes first.
-                let txn = self.begin_write()?;
+        self.build_derived(&Build {
+            what: "the findings memory",
+            mark: meta::FINDINGS_BUILT_THROUGH,
+            is_current: &|meta_table| {
+                Ok(
+                    meta::get(meta_table, meta::FINDINGS_RULES_VERSION)? == FINDING_RULES_VERSION
+                        && meta::get(meta_table, meta::FINDINGS_ANALYZER_VERSION)?
+                            == ANALYZER_VERSION,
+                )
+            },
+            // What older rules left goes first.
+            clear: &|txn| {
                 txn.delete_table(FINDINGS)?;
                 txn.delete_table(FINDING_FPS)?;
                 txn.delete_table(FINDINGS_BY_LAST_SEEN)?;
                 txn.open_table(FINDINGS)?;
                 txn.open_table(FINDING_FPS)?;
                 txn.open_table(FINDINGS_BY_LAST_SEEN)?;
-                {
-                    let mut meta_table = txn.open_table(META)?;
-                    meta_table.remove(meta::FINDINGS_RULES_VERSION)?;
-                    meta_table.remove(meta::FINDINGS_ANALYZER_VERSION)?;
-                    meta_table.insert(meta::FINDINGS_BUILT_THROUGH, 0)?;
-                }
-                txn.commit()?;
-                0
-            }
-        };
-        tracing::info!(
-            rules_version = FINDING_RULES_VERSION,
-            analyzer_version = ANALYZER_VERSION,
-            from_seq = through,
-            "building the findings memory"
-        );
-        loop {
-            let txn = self.begin_write()?;
-            let next = remember_verdicts_after(&txn, through)?;
-            let done = next.is_none();
-            {
                 let mut meta_table = txn.open_table(META)?;
-                match next {
-                    Some(seq) => {
-                        meta_table.insert(meta::FINDINGS_BUILT_THROUGH, seq)?;
-                        through = seq;
-                    }
-                    None => {
-                        meta_table.remove(meta::FINDINGS_BUILT_THROUGH)?;
-                        meta_table.insert(meta::FINDINGS_RULES_VERSION, FINDING_RULES_VERSION)?;
-                        meta_table.insert(meta::FINDINGS_ANALYZER_VERSION, ANALYZER_VERSION)?;
-                    }
-                }
-            }
-            txn.commit()?;
-            if done {
-                tracing::info!("the findings memory is built");
-                return Ok(());
-            }
-            tracing::info!(through_seq = through, "findings memory progress");
-        }
+                meta_table.remove(meta::FINDINGS_RULES_VERSION)?;
+                meta_table.remove(meta::FINDINGS_ANALYZER_VERSION)?;
+                Ok(())
+            },
+            step: &remember_verdicts_after,
+            finish: &|meta_table| {
+                meta_table.insert(meta::FINDINGS_RULES_VERSION, FINDING_RULES_VERSION)?;
+                meta_table.insert(meta::FINDINGS_ANALYZER_VERSION, ANALYZER_VERSION)?;
+                Ok(())
+            },
+        })
     }
 }
 

@@ -19,6 +19,7 @@ mod check_verdicts;
 mod client_keys;
 pub mod codec;
 mod deferred;
+mod derived;
 mod dismissals;
 mod fault;
 mod feed;

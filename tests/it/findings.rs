@@ -11,8 +11,8 @@ use lakehouse_kb::ingest::verdict_record;
 use lakehouse_kb::model::Repo;
 use lakehouse_kb::model::finding::{Finding, Fingerprint, Match};
 use lakehouse_kb::store::{
-    DismissalChange, FindingsCheck, MAX_LIVE_PER_SCOPE, NewDismissal, Put, ReadBudget, Record,
-    Store, StoreOptions, Written, tables,
+    DismissalChange, FindingStatus, FindingsCheck, FindingsQuery, MAX_LIVE_PER_SCOPE, NewDismissal,
+    Put, ReadBudget, Record, Store, StoreOptions, Written, tables,
 };
 use serde_json::{Value, json};
 
@@ -1302,4 +1302,81 @@ fn dismissals_per_scope_and_similar_candidates_are_bounded() {
         None,
     );
     assert_eq!(room.status, 201, "{}", room.text);
+}
+
+const LEGACY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy/data");
+
+/// A legacy import brings the findings of its verdict files in with them (through the write
+/// path), and a backup carries the memory and the dismissals, which its copy's `check` passes.
+#[test]
+fn legacy_findings_come_in_with_their_verdicts_and_backups_carry_the_memory() {
+    use lakehouse_kb::import::{self, ImportOptions, NoProgress};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    let options = ImportOptions {
+        strict: false,
+        batch_size: 5,
+    };
+    import::import(
+        &store,
+        std::path::Path::new(LEGACY),
+        &options,
+        &mut NoProgress,
+    )
+    .unwrap();
+    // PR 9 was audited on three heads: observer.ts on the first, audit.ts on the next two.
+    let page = store
+        .pr_findings(
+            &FindingsQuery {
+                repo: Repo::default(),
+                pr_number: 9,
+                status: FindingStatus::All,
+                below: None,
+                limit: 50,
+            },
+            &mut ReadBudget::unlimited(),
+        )
+        .unwrap();
+    let found: Vec<(&str, u64, bool)> = page
+        .items
+        .iter()
+        .map(|e| (e.value.summary.as_str(), e.value.times_raised, e.open))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("diff touches auditor/audit.ts", 2, true),
+            ("diff touches mcp-server/observer.ts", 1, false),
+        ]
+    );
+    store
+        .write(&[dismissal_put(
+            "",
+            Some(9),
+            Fingerprint::of("static", "diff touches auditor/audit.ts").0,
+        )])
+        .unwrap();
+    let copy = dir.path().join("copy").join("kb.redb");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    store.backup_to(&copy).unwrap();
+    drop(store);
+    let mut restored = Store::open(&copy, StoreOptions::default()).unwrap();
+    let report = restored.check().unwrap();
+    assert!(report.passed(), "{:?}", report.problems);
+    let ask = restored
+        .check_findings(
+            &FindingsCheck {
+                repo: Repo::default(),
+                pr_number: 9,
+                findings: vec![Finding::new(
+                    "static",
+                    "info",
+                    "diff touches auditor/audit.ts",
+                )],
+            },
+            &mut ReadBudget::unlimited(),
+        )
+        .unwrap();
+    assert!(ask[0].dismissal.is_some(), "{ask:?}");
+    assert!(matches!(ask[0].matched, Match::Exact(_)));
 }

@@ -23,6 +23,7 @@ use lakehouse_kb::synth::Rng;
 use serde_json::{Value, json};
 
 use crate::client::Connection;
+use crate::loadgen::{CommitMetrics, commit_metrics};
 use crate::server::ServerProcess;
 use crate::{Samples, fmt_duration};
 
@@ -72,6 +73,11 @@ pub struct WriteFigures {
     pub p50: Duration,
     pub p99: Duration,
     pub errors: usize,
+    /// From the server's `/metrics` over this variant's rounds: durable commits, the requests
+    /// they held, and the time inside them (fsync included).
+    pub commits: f64,
+    pub committed_requests: f64,
+    pub commit_seconds: f64,
 }
 
 impl WriteFigures {
@@ -305,6 +311,7 @@ pub fn run(
         let mut ignored_rounds = Vec::new();
         let mut samples = [Samples::default(), Samples::default()];
         let mut errors = [0usize; 2];
+        let mut commits = [CommitMetrics::default(); 2];
         for round in 0..config.rounds {
             let order = if round % 2 == 0 {
                 [Variant::Remembered, Variant::Ignored]
@@ -320,9 +327,14 @@ pub fn run(
                     clients,
                     variant,
                 );
+                let before = runtime.block_on(commit_metrics(server.addr))?;
                 let (rps, round_samples, round_errors) =
                     runtime.block_on(drive(server.addr, bodies, config.round))?;
+                let after = runtime.block_on(commit_metrics(server.addr))?;
                 let slot = usize::from(variant == Variant::Ignored);
+                commits[slot].commits += after.commits - before.commits;
+                commits[slot].requests += after.requests - before.requests;
+                commits[slot].seconds += after.seconds - before.seconds;
                 samples[slot].extend(round_samples);
                 errors[slot] += round_errors;
                 match variant {
@@ -345,6 +357,9 @@ pub fn run(
                 p50: samples[slot].percentile(50.0),
                 p99: samples[slot].percentile(99.0),
                 errors: errors[slot],
+                commits: commits[slot].commits,
+                committed_requests: commits[slot].requests,
+                commit_seconds: commits[slot].seconds,
             });
         }
     }
@@ -617,6 +632,20 @@ pub fn print(result: &FindingsResult, config: &FindingsConfig) {
             format!("{:.2}x", off.median_rps() / on.median_rps().max(1e-9)),
             format!("{} / {}", fmt_duration(on.p50), fmt_duration(off.p50)),
             format!("{} / {}", fmt_duration(on.p99), fmt_duration(off.p99)),
+            format!(
+                "{:.1} / {:.1}",
+                on.committed_requests / on.commits.max(1.0),
+                off.committed_requests / off.commits.max(1.0)
+            ),
+            format!(
+                "{} / {}",
+                fmt_duration(Duration::from_secs_f64(
+                    on.commit_seconds / on.commits.max(1.0)
+                )),
+                fmt_duration(Duration::from_secs_f64(
+                    off.commit_seconds / off.commits.max(1.0)
+                ))
+            ),
             format!("{} / {}", on.errors, off.errors),
         ]);
     }
@@ -628,6 +657,8 @@ pub fn print(result: &FindingsResult, config: &FindingsConfig) {
             "cost (not / remembered)",
             "p50 remembered / not",
             "p99 remembered / not",
+            "requests/commit",
+            "mean commit",
             "errors",
         ],
         &rows,

@@ -15,6 +15,7 @@ mod v0002_claims;
 pub mod v0003_records_by_sig;
 pub mod v0004_verdicts_by_seq;
 pub mod v0005_repos_and_memory;
+pub mod v0006_findings_memory;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -24,7 +25,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 5;
+pub const LATEST_VERSION: u64 = 6;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -77,6 +78,14 @@ pub static STEPS: &[Step] = &[
                   identity and O(1) history counts, client idempotency keys, the claim_terms \
                   text index (built by the store); values from now on in codec version 2",
         apply: v0005_repos_and_memory::apply,
+    },
+    Step {
+        version: 6,
+        name: "v0006_findings_memory",
+        summary: "create the findings memory (findings, finding_fps, findings_by_last_seen; \
+                  built from the stored verdicts by the store) and the dismissals with their \
+                  indexes (dismissal_ids, dismissals_by_repo, dismissals_by_scope)",
+        apply: v0006_findings_memory::apply,
     },
 ];
 

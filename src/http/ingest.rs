@@ -31,14 +31,16 @@ pub enum KeyRoute {
     Verdict,
     Event,
     Outcome,
+    Dismissal,
 }
 
 impl KeyRoute {
-    fn tag(self) -> u8 {
+    pub(super) fn tag(self) -> u8 {
         match self {
             KeyRoute::Verdict => b'v',
             KeyRoute::Event => b'e',
             KeyRoute::Outcome => b'o',
+            KeyRoute::Dismissal => b'd',
         }
     }
 }
@@ -157,7 +159,7 @@ pub async fn single<T>(
     Ok((described, written))
 }
 
-fn key_reused(seq: u64) -> ApiError {
+pub(super) fn key_reused(seq: u64) -> ApiError {
     ApiError::Unprocessable {
         message: key_reused_message(seq),
         field: "idempotency-key".into(),

@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod export;
 mod feed;
+mod findings;
 mod health;
 pub mod ingest;
 mod limits;
@@ -33,7 +34,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Method;
 use axum::middleware;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Extension, Router};
 
 pub use error::ApiError;
@@ -160,6 +161,37 @@ pub fn routes() -> Vec<Route> {
             "/prs/{pr_number}/neighbors",
             Read,
             get(prs::neighbors),
+        ),
+        route(
+            Method::GET,
+            "/prs/{pr_number}/findings",
+            Read,
+            get(findings::list),
+        ),
+        // A read: it stores nothing.
+        route(
+            Method::POST,
+            "/prs/{pr_number}/findings/check",
+            Read,
+            post(findings::check),
+        ),
+        route(
+            Method::POST,
+            "/findings/dismissals",
+            Write,
+            post(findings::dismiss),
+        ),
+        route(
+            Method::GET,
+            "/findings/dismissals",
+            Read,
+            get(findings::list_dismissals),
+        ),
+        route(
+            Method::DELETE,
+            "/findings/dismissals/{id}",
+            Write,
+            delete(findings::revoke),
         ),
         route(Method::GET, "/sig/{sig_hash}", Read, get(sig::get)),
         route(Method::POST, "/neighbors", Read, post(neighbors::post)),

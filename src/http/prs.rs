@@ -1,5 +1,6 @@
 //! `GET /prs/{pr_number}/history`: a PR's prior audits across its heads, newest first and
-//! paged, with counts by overall and the Phase B finding sentence; and
+//! paged, with counts by overall, the Phase B finding sentence and how many of the latest
+//! audit's findings repeat earlier heads; and
 //! `GET /prs/{pr_number}/neighbors`: the neighbours of the PR's latest audit's claims, the one
 //! call the auditor makes for its prompt. Both within one repository (`?repo=`).
 
@@ -26,11 +27,22 @@ pub struct History {
     count: u64,
     by_overall: BTreeMap<&'static str, u64>,
     finding: String,
+    /// The latest audit's findings in the findings memory, and how many of them an audit of
+    /// an earlier head raised; absent when the PR has no audit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_audit_findings: Option<LatestFindings>,
     /// `Audit`s, within the answer's byte budget (see `page.rs`).
     audits: Box<serde_json::value::RawValue>,
     /// Pass as `before_seq` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_before_seq: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct LatestFindings {
+    seq: u64,
+    raised: u64,
+    repeat_earlier_heads: u64,
 }
 
 #[derive(Serialize)]
@@ -138,6 +150,11 @@ pub async fn history(
         count: history.count,
         by_overall,
         finding,
+        latest_audit_findings: history.latest_findings.map(|l| LatestFindings {
+            seq: l.seq,
+            raised: l.raised,
+            repeat_earlier_heads: l.repeated,
+        }),
         audits,
         next_before_seq,
     }))
@@ -181,7 +198,7 @@ pub async fn neighbors(
 
 /// A PR number in a path: canonical decimal (no sign, no leading zero: `/prs/01` is not PR 1,
 /// so one PR has one URL), at most 2^53 - 1 (what JavaScript's numbers hold exactly).
-fn pr_number_of(text: &str) -> Result<u64, ApiError> {
+pub(super) fn pr_number_of(text: &str) -> Result<u64, ApiError> {
     let refuse = |message: String| Err(ApiError::bad_request("pr_number", message));
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return refuse(format!(

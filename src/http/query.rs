@@ -31,6 +31,9 @@ pub struct Params {
     pub repo: Option<String>,
     pub min_score: Option<String>,
     pub all_repos: Option<String>,
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    pub pr_number: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {

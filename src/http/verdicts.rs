@@ -73,6 +73,10 @@ pub async fn post(
                         event_seq: None,
                     },
                 ),
+                // Only dismissals are refused.
+                Written::Refused => {
+                    return Err(ApiError::Internal("the writer refused a verdict".into()));
+                }
             };
             Ok((status, Json(posted)).into_response())
         }

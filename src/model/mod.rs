@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod event;
+pub mod finding;
 pub mod outcome;
 pub mod repo;
 pub mod text;

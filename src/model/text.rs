@@ -122,7 +122,8 @@ pub const ABBREVIATIONS: &[(&str, &str)] = &[
 
 static STEMMER: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
 
-fn is_connector(c: char) -> bool {
+/// Characters that join the parts of an identifier: `_ . - / : \`.
+pub fn is_connector(c: char) -> bool {
     matches!(c, '_' | '.' | '-' | '/' | ':' | '\\')
 }
 
@@ -130,14 +131,17 @@ fn is_stop_word(word: &str) -> bool {
     STOP_WORDS.binary_search(&word).is_ok()
 }
 
+/// The words of `text` (step 1 of the module documentation), before any term is made of them.
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_alphanumeric() || is_connector(c)))
+        .map(|w| w.trim_matches(is_connector))
+        .filter(|w| !w.is_empty())
+}
+
 /// The terms of `text`, in order, with repeats: see the module documentation.
 pub fn terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let words = text
-        .split(|c: char| !(c.is_alphanumeric() || is_connector(c)))
-        .map(|w| w.trim_matches(is_connector))
-        .filter(|w| !w.is_empty());
-    for word in words {
+    for word in words(text) {
         if out.len() >= MAX_TERMS_PER_TEXT {
             break;
         }
@@ -155,7 +159,7 @@ pub fn terms(text: &str) -> Vec<String> {
 
 /// A plain word as terms: lowercased, a number split from its unit, an abbreviation spelled
 /// out, each word stemmed; stop words and single characters dropped.
-fn plain_terms(word: &str, out: &mut Vec<String>) {
+pub fn plain_terms(word: &str, out: &mut Vec<String>) {
     let lower = word.to_lowercase();
     let (number, rest) = split_number_unit(&lower);
     for part in number.into_iter().chain(std::iter::once(rest)) {
@@ -195,7 +199,7 @@ fn split_number_unit(word: &str) -> (Option<&str>, &str) {
 
 /// A word's parts: split at connectors, then at camelCase humps (`retryCount` → `retry`,
 /// `Count`; `HTTPServer` → `HTTP`, `Server`). Digits never split a part (`S3`, `utf8`).
-fn parts_of(word: &str) -> Vec<&str> {
+pub fn parts_of(word: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     for piece in word.split(is_connector).filter(|p| !p.is_empty()) {
         let chars: Vec<(usize, char)> = piece.char_indices().collect();

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::claims::{Claim, claims_of};
+use super::finding::{Finding, findings_of};
 use super::repo::Repo;
 use super::{FieldError, JsField, describe, js_field, parse_object};
 use crate::jsjson::ObjectWriter;
@@ -49,6 +50,9 @@ pub struct Verdict {
     pub findings_info: JsField<u64>,
     pub audit_duration_ms: JsField<f64>,
     pub claims: Vec<Claim>,
+    /// The findings the findings memory remembers of it (read leniently: see
+    /// `finding::findings_of`).
+    pub findings: Vec<Finding>,
     /// The repository the PR belongs to (the default namespace when the verdict names none).
     pub repo: Repo,
     /// The verdict exactly as it arrived (surrounding whitespace trimmed): unknown fields and
@@ -128,6 +132,7 @@ impl Verdict {
             },
         };
         let claims = claims_of(obj)?;
+        let findings = findings_of(obj);
         let repo = Repo::of_object(obj)?;
         Ok(Verdict {
             pr_number,
@@ -140,6 +145,7 @@ impl Verdict {
             findings_info,
             audit_duration_ms,
             claims,
+            findings,
             repo,
             raw_json,
         })

@@ -1,7 +1,8 @@
 //! `check`: redb's own integrity check, then ours — every index entry points at a row that has
 //! the indexed value, every row is indexed, seqs are unique, and every counter equals a recount.
 //! The verdict-derived indexes (identity, PR counts, claims, the text index) are checked in
-//! `check_verdicts.rs`.
+//! `check_verdicts.rs`, the findings memory in `findings.rs` and the dismissals in
+//! `dismissals.rs`.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +53,8 @@ impl Store {
         check_events(&txn, &mut report, &mut recount, &mut seqs)?;
         check_by_sig(&txn, &mut report)?;
         check_repos(&txn, &mut report)?;
+        super::findings::check_memory(&txn, &mut report)?;
+        super::dismissals::check_dismissals(&txn, &mut report, &mut seqs)?;
 
         seqs.sort_unstable();
         for pair in seqs.windows(2) {

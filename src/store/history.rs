@@ -1,5 +1,6 @@
-//! PR history (Phase B): a PR's audit counts, its newest outcomes for the finding sentence, and
-//! a page of its audits, newest first. Counts come from `prs` and `pr_heads` (kept in the
+//! PR history (Phase B): a PR's audit counts, its newest outcomes for the finding sentence, how
+//! many of its latest audit's findings earlier heads raised, and a page of its audits, newest
+//! first. Counts come from `prs` and `pr_heads` (kept in the
 //! write transaction), audits from a reverse range of `pr_verdicts`, so the cost is that of the
 //! answer: O(page + sentence), plus the audits of the excluded head that the walk steps over.
 
@@ -43,6 +44,17 @@ pub struct AuditEntry {
     pub audit_duration_ms: Option<f64>,
 }
 
+/// What the findings memory says of the latest audit's findings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatestFindings {
+    /// The audit's seq.
+    pub seq: u64,
+    /// Its findings the memory holds.
+    pub raised: u64,
+    /// Of them, those an earlier audit of another head raised.
+    pub repeated: u64,
+}
+
 /// A PR's history, every audit but the excluded head's counted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
@@ -54,6 +66,8 @@ pub struct History {
     pub recent_overalls: Vec<String>,
     /// The newest audit's one_liner.
     pub last_reason: Option<String>,
+    /// The newest audit's findings and their repeats.
+    pub latest_findings: Option<LatestFindings>,
     /// The page, newest first.
     pub audits: Vec<AuditEntry>,
     /// Whether older audits follow the page.
@@ -128,6 +142,13 @@ impl Store {
             }
             if history.last_reason.is_none() {
                 history.last_reason = Some(v.one_liner.to_owned());
+                let (raised, repeated) =
+                    super::findings::audit_repeats(&txn, repo, pr, seq, v.head_sha, v.raw_json)?;
+                history.latest_findings = Some(LatestFindings {
+                    seq,
+                    raised,
+                    repeated,
+                });
             }
             recent.push(v.overall.to_owned());
         }
@@ -216,7 +237,7 @@ impl Store {
 }
 
 /// Reads a verdict's few fields in place, without copying its JSON.
-fn verdict_ref(bytes: &[u8], seq: u64) -> Result<VerdictValueRef<'_>, StoreError> {
+pub(super) fn verdict_ref(bytes: &[u8], seq: u64) -> Result<VerdictValueRef<'_>, StoreError> {
     decode_borrowed(bytes).map_err(|source| StoreError::Codec {
         table: "verdicts_by_seq",
         seq,

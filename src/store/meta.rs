@@ -38,6 +38,13 @@ pub const CLAIM_INDEX_BUILT_THROUGH: &str = "text/claims/built_through";
 /// consumer standing before it to resync. Written in the transaction of the deletes.
 pub const EVENTS_DELETED_THROUGH: &str = "retention/events_deleted_through";
 
+/// The rules the findings memory was completely built with: `FINDING_RULES_VERSION` and the
+/// analyser's version (absent: not built).
+pub const FINDINGS_RULES_VERSION: &str = "findings/rules_version";
+pub const FINDINGS_ANALYZER_VERSION: &str = "findings/analyzer_version";
+/// While the findings memory is being (re)built: the seq through which verdicts are remembered.
+pub const FINDINGS_BUILT_THROUGH: &str = "findings/built_through";
+
 /// Keys of one export file's checkpoint.
 pub fn checkpoint_keys(file: &str) -> [String; 3] {
     [

@@ -19,8 +19,11 @@ mod check_verdicts;
 mod client_keys;
 pub mod codec;
 mod deferred;
+mod derived;
+mod dismissals;
 mod fault;
 mod feed;
+mod findings;
 mod history;
 mod meta;
 mod neighbors;
@@ -47,16 +50,24 @@ pub use budget::ReadBudget;
 pub use bulk::BulkWriter;
 pub use check::CheckReport;
 pub use codec::CodecError;
+pub use dismissals::{Applied, DismissalEntry, DismissalsQuery, KnownFinding, MAX_LIVE_PER_SCOPE};
 pub use fault::Fault;
 pub use feed::{FeedPage, FeedTypes};
-pub use history::{AuditEntry, History, HistoryQuery, SENTENCE_OUTCOMES};
+pub use findings::{
+    CheckedFinding, FindingEntry, FindingStatus, FindingsCheck, FindingsPage, FindingsQuery,
+    MAX_SIMILAR_CANDIDATES,
+};
+pub use history::{AuditEntry, History, HistoryQuery, LatestFindings, SENTENCE_OUTCOMES};
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
 pub use neighbors::{ClaimMatch, NeighborHit, NeighborQuery};
 pub use read::{
     Checkpoint, EventEntry, EventFilter, OutcomeEntry, Page, SigRecord, Stats, StatsMap,
     VerdictEntry,
 };
-pub use records::{ClientKey, NewEvent, NewOutcome, NewVerdict, Put, Record, Written};
+pub use records::{
+    ClientKey, DismissalChange, NewDismissal, NewEvent, NewOutcome, NewVerdict, Put, Record,
+    Written,
+};
 pub use retention::Retention;
 
 /// File name of the database inside the data directory.
@@ -233,6 +244,7 @@ impl Store {
             }),
         };
         store.build_text_index()?;
+        store.build_findings_memory()?;
         Ok(store)
     }
 

@@ -1,10 +1,11 @@
 //! What a write is made of: the records (a verdict with the KB row and event it implies, an
-//! event, an outcome row), each as a [`Put`] with the identities that make a repeat a
-//! duplicate, and what became of it ([`Written`]).
+//! event, an outcome row, a dismissal or its revocation), each as a [`Put`] with the
+//! identities that make a repeat a duplicate, and what became of it ([`Written`]).
 
 use crate::model::claims::Claim;
+use crate::model::finding::Fingerprint;
 use crate::model::text::TermCounts;
-use crate::model::{ObservedOp, OutcomeRow, Verdict};
+use crate::model::{ObservedOp, OutcomeRow, Repo, Verdict};
 
 /// A verdict with the records it implies. The outcome row and the event are stored only when
 /// the verdict itself is new, so a repeated verdict adds nothing at all.
@@ -67,6 +68,35 @@ pub struct NewOutcome {
     pub received_at_ms: u64,
 }
 
+/// A dismissal: the finding `fingerprint` does not apply, in PR `pr_number` of `repo` or, with
+/// none, in every PR of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDismissal {
+    pub repo: Repo,
+    pub pr_number: Option<u64>,
+    pub fingerprint: Fingerprint,
+    /// The finding's check, severity and wording when known (empty strings when not).
+    pub check: String,
+    pub severity: String,
+    pub summary: String,
+    pub reason: String,
+    pub by: String,
+    pub created_ms: u64,
+}
+
+/// A change to the dismissals.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DismissalChange {
+    /// Stored under a new seq, its id (`Written::Stored`); the same live dismissal (repository,
+    /// scope, fingerprint) stored before is `Written::Duplicate` with its id; one more than its
+    /// scope may hold is `Written::Refused`.
+    New(NewDismissal),
+    /// Revokes dismissal `id`: `Written::Stored { seq: id }` when revoked now (no new seq is
+    /// given), `Written::Duplicate { seq: id }` when it was revoked before or does not exist
+    /// (callers look it up first: dismissals are never deleted, so one seen stays).
+    Revoke { id: u64, at_ms: u64 },
+}
+
 #[derive(Debug, Clone)]
 #[expect(
     clippy::large_enum_variant,
@@ -76,6 +106,7 @@ pub enum Record {
     Verdict(NewVerdict),
     Event(NewEvent),
     Outcome(NewOutcome),
+    Dismissal(DismissalChange),
 }
 
 /// An idempotency key a client gave with a write: a retry with the same key is answered with
@@ -144,14 +175,18 @@ pub enum Written {
     /// The client key was first given with another request, which stored `seq`; nothing
     /// written.
     KeyReused { seq: u64 },
+    /// Refused by a bound on what is stored (a scope's live dismissals); nothing written.
+    Refused,
 }
 
 impl Written {
+    /// The seq stored (or stored before); 0 for a refused put, which has none.
     pub fn seq(&self) -> u64 {
         match *self {
             Written::Stored { seq, .. }
             | Written::Duplicate { seq }
             | Written::KeyReused { seq } => seq,
+            Written::Refused => 0,
         }
     }
 
@@ -166,7 +201,7 @@ impl Written {
                 seq.max(outcome_seq.unwrap_or(0))
                     .max(event_seq.unwrap_or(0)),
             ),
-            Written::Duplicate { .. } | Written::KeyReused { .. } => None,
+            Written::Duplicate { .. } | Written::KeyReused { .. } | Written::Refused => None,
         }
     }
 }

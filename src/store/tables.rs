@@ -1,4 +1,4 @@
-//! Every redb table of the current schema (version 5), in one place. Only `store/` opens them.
+//! Every redb table of the current schema (version 6), in one place. Only `store/` opens them.
 //!
 //! These must equal the definitions frozen in the latest steps of `migrations/` (a test checks
 //! that a migrated file has exactly these tables); a change here is a new migration step.
@@ -28,6 +28,21 @@ pub use lakehouse_kb_migrations::v0005_repos_and_memory::{
     PR_VERDICTS, PRS, REPO_NAMES, REPOS, VERDICT_IDS,
 };
 
+/// Tables of schema version 6 (see the table in its step):
+/// - `FINDINGS`: `(repo, pr_number, fingerprint)` → codec
+///   [`FindingValue`](super::values::FindingValue), each PR's remembered findings, under the
+///   fingerprint of their first wording; `FINDING_FPS` `(repo, fingerprint, pr_number)` → that
+///   fingerprint, for every wording's; `FINDINGS_BY_LAST_SEEN` `(repo, pr_number, seq,
+///   fingerprint)`, a PR's findings by the audit that last raised them. Built by
+///   `findings.rs`.
+/// - `DISMISSALS`: id → codec [`DismissalValue`](super::values::DismissalValue);
+///   `DISMISSAL_IDS` `(repo, scope, fingerprint)` → id, `DISMISSALS_BY_REPO` `(repo, id)` →
+///   scope and `DISMISSALS_BY_SCOPE` `(repo, scope, id)`, the live ones (`dismissals.rs`).
+pub use lakehouse_kb_migrations::v0006_findings_memory::{
+    DISMISSAL_IDS, DISMISSALS, DISMISSALS_BY_REPO, DISMISSALS_BY_SCOPE, FINDING_FPS, FINDINGS,
+    FINDINGS_BY_LAST_SEEN,
+};
+
 /// `seq` → codec-encoded [`EventValue`](super::values::EventValue) (schema version 1).
 pub use lakehouse_kb_migrations::v0001_initial::EVENTS;
 /// `(event_kind, seq)` of every event with a string event_kind (schema version 1).
@@ -41,7 +56,7 @@ pub use lakehouse_kb_migrations::v0001_initial::IMPORT_KEYS;
 pub use lakehouse_kb_migrations::v0001_initial::OUTCOMES;
 
 /// Names of all tables, for the schema test and the backup.
-pub const ALL_TABLE_NAMES: [&str; 18] = [
+pub const ALL_TABLE_NAMES: [&str; 25] = [
     "meta",
     "verdicts_by_seq",
     "outcomes",
@@ -60,4 +75,11 @@ pub const ALL_TABLE_NAMES: [&str; 18] = [
     "claim_terms",
     "client_keys",
     "client_keys_by_time",
+    "findings",
+    "finding_fps",
+    "findings_by_last_seen",
+    "dismissals",
+    "dismissal_ids",
+    "dismissals_by_repo",
+    "dismissals_by_scope",
 ];

@@ -11,9 +11,10 @@
 //! records: opening a file whose index was built by another version (or not at all: a file
 //! migrated to schema 5) rebuilds it here, in bounded transactions that resume after a kill.
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::codec::decode;
+use super::derived::Build;
 use super::meta::{self, CounterDeltas};
 use super::postings::{self, Posting};
 use super::records::claim_terms_of;
@@ -48,57 +49,20 @@ impl Store {
     /// Builds the claims index when it was built by another analyser version or not
     /// completely (see the module documentation); a no-op otherwise.
     pub(super) fn build_text_index(&self) -> Result<(), StoreError> {
-        let through = {
-            let txn = self.db()?.begin_read()?;
-            let meta_table = txn.open_table(META)?;
-            if meta::get(&meta_table, meta::CLAIM_INDEX_VERSION)? == ANALYZER_VERSION {
-                return Ok(());
-            }
-            meta_table
-                .get(meta::CLAIM_INDEX_BUILT_THROUGH)?
-                .map(|v| v.value())
-        };
-        let mut through = match through {
-            Some(through) => through,
-            None => {
-                // A build from scratch: whatever an older analyser left goes first.
-                let txn = self.begin_write()?;
-                clear_claim_terms(&txn)?;
-                txn.open_table(META)?
-                    .insert(meta::CLAIM_INDEX_BUILT_THROUGH, 0)?;
-                txn.commit()?;
-                0
-            }
-        };
-        tracing::info!(
-            analyzer_version = ANALYZER_VERSION,
-            from_seq = through,
-            "building the similar-claims index"
-        );
-        loop {
-            let txn = self.begin_write()?;
-            let next = index_verdicts_after(&txn, through)?;
-            let done = next.is_none();
-            {
-                let mut meta_table = txn.open_table(META)?;
-                match next {
-                    Some(seq) => {
-                        meta_table.insert(meta::CLAIM_INDEX_BUILT_THROUGH, seq)?;
-                        through = seq;
-                    }
-                    None => {
-                        meta_table.remove(meta::CLAIM_INDEX_BUILT_THROUGH)?;
-                        meta_table.insert(meta::CLAIM_INDEX_VERSION, ANALYZER_VERSION)?;
-                    }
-                }
-            }
-            txn.commit()?;
-            if done {
-                tracing::info!("the similar-claims index is built");
-                return Ok(());
-            }
-            tracing::info!(through_seq = through, "similar-claims index progress");
-        }
+        self.build_derived(&Build {
+            what: "the similar-claims index",
+            mark: meta::CLAIM_INDEX_BUILT_THROUGH,
+            is_current: &|meta_table| {
+                Ok(meta::get(meta_table, meta::CLAIM_INDEX_VERSION)? == ANALYZER_VERSION)
+            },
+            // Whatever an older analyser left goes first.
+            clear: &clear_claim_terms,
+            step: &index_verdicts_after,
+            finish: &|meta_table| {
+                meta_table.insert(meta::CLAIM_INDEX_VERSION, ANALYZER_VERSION)?;
+                Ok(())
+            },
+        })
     }
 }
 

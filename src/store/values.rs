@@ -6,6 +6,7 @@ use lakehouse_kb_migrations::frozen_verdict_v1::VerdictV1;
 use serde::{Deserialize, Serialize};
 
 use super::codec::Layout;
+use crate::model::finding::FindingTerms;
 use crate::model::{ObservedOp, Overall, Source, Verdict};
 
 /// A verdict (codec version 2: version 1 plus `repo`).
@@ -306,5 +307,114 @@ impl<'a> Layout<'a> for OutcomeValueRef<'a> {
             line: v.line,
             repo: "",
         }
+    }
+}
+
+/// The layout a value type first stored in codec version 2 has in version 1: none. Decoding a
+/// version-1 value of such a type fails, as a corrupt value should.
+#[derive(Debug, Deserialize)]
+pub enum NoV1 {}
+
+/// Where an audit raised a finding: the verdict's seq, head and audit time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    pub seq: u64,
+    pub head_sha: String,
+    pub audited_at: String,
+}
+
+/// A head that raised a finding, and the seq of the first audit of it that did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadSeen {
+    pub head_sha: String,
+    pub seq: u64,
+}
+
+/// The terms of a finding's wording, as the similar tier compares them (the on-disk form of
+/// [`FindingTerms`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermsValue {
+    pub words: Vec<String>,
+    pub ids: Vec<String>,
+}
+
+impl From<&FindingTerms> for TermsValue {
+    fn from(t: &FindingTerms) -> TermsValue {
+        TermsValue {
+            words: t.words.clone(),
+            ids: t.ids.clone(),
+        }
+    }
+}
+
+impl From<&TermsValue> for FindingTerms {
+    fn from(t: &TermsValue) -> FindingTerms {
+        FindingTerms {
+            words: t.words.clone(),
+            ids: t.ids.clone(),
+        }
+    }
+}
+
+/// How the latest audit that raised a finding matched it (`FindingValue::last_tier`).
+pub const TIER_NEW: u8 = 0;
+pub const TIER_EXACT: u8 = 1;
+pub const TIER_SIMILAR: u8 = 2;
+
+/// One remembered finding of a PR (table `findings`, codec version 2), under the fingerprint
+/// of its first wording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingValue {
+    pub check: String,
+    /// The latest audit's severity and wording, and the terms of that wording.
+    pub severity: String,
+    pub summary: String,
+    pub terms: TermsValue,
+    /// The terms of the first wording: a rewording is matched against both.
+    pub first_terms: TermsValue,
+    pub first_seen: Sighting,
+    pub last_seen: Sighting,
+    /// Audits that raised it.
+    pub times_raised: u64,
+    /// Distinct heads (by lowercase sha) that raised it, oldest first; at most
+    /// `findings::MAX_HEADS` are kept.
+    pub heads: Vec<HeadSeen>,
+    /// How the latest audit that raised it matched it: [`TIER_NEW`] (it was the first),
+    /// [`TIER_EXACT`] or [`TIER_SIMILAR`].
+    pub last_tier: u8,
+}
+
+impl Layout<'_> for FindingValue {
+    type V1 = NoV1;
+    fn from_v1(never: NoV1) -> FindingValue {
+        match never {}
+    }
+}
+
+/// A dismissal (table `dismissals`, codec version 2): a finding that does not apply, in one PR
+/// or a whole repository. Revoked ones are kept, with when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DismissalValue {
+    /// The repository; empty for the default namespace.
+    pub repo: String,
+    /// The PR it applies to; `None`: every PR of the repository.
+    pub pr_number: Option<u64>,
+    pub fingerprint: u64,
+    /// The finding's check, severity and wording when known (given, or found in the memory);
+    /// empty when the dismissal named a fingerprint the memory did not know. Its terms are
+    /// made when it is matched, under the rules of the day.
+    pub check: String,
+    pub severity: String,
+    pub summary: String,
+    pub reason: String,
+    pub by: String,
+    pub created_ms: u64,
+    pub revoked_ms: Option<u64>,
+}
+
+impl Layout<'_> for DismissalValue {
+    type V1 = NoV1;
+    fn from_v1(never: NoV1) -> DismissalValue {
+        match never {}
     }
 }

@@ -9,19 +9,25 @@
 //! Costs per record are bounded by the record: a verdict's identity is one lookup
 //! (`verdict_ids`), its PR counts one read-modify-write per PR and head per transaction, its
 //! claims one entry per claim and per distinct term of a claim's first
-//! [`MAX_TERMS_PER_TEXT`](crate::model::text::MAX_TERMS_PER_TEXT) terms.
+//! [`MAX_TERMS_PER_TEXT`](crate::model::text::MAX_TERMS_PER_TEXT) terms, its findings what
+//! `findings.rs` says (bounded by the verdict's findings and its PR's).
+//!
+//! The findings memory and the dismissals are written at once rather than deferred: the next
+//! record of the transaction (a verdict of the same PR, the same dismissal again) must see them.
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::encode;
 use super::deferred::{Deferred, IndexTables, KeyCheck, client_key_lookup};
+use super::dismissals::{self, DismissalTables};
+use super::findings::{self, MemoryTables};
 use super::meta::{self, CounterDeltas};
 use super::postings::{Posting, PostingsTable};
-use super::records::{NewEvent, NewVerdict, Put, Record, Written};
+use super::records::{DismissalChange, NewEvent, NewVerdict, Put, Record, Written};
 use super::repos::RepoIds;
 use super::tables::*;
 use super::text_index::{claim_doc, count_claim_doc};
-use super::values::{EventValue, OutcomeValue, VerdictValue};
+use super::values::{EventValue, OutcomeValue, Sighting, VerdictValue};
 use super::{Store, StoreError};
 
 impl Store {
@@ -59,6 +65,13 @@ pub(super) struct Tables<'txn> {
     pub import_keys: Table<'txn, &'static [u8], u64>,
     pub client_keys: Table<'txn, &'static [u8], (u64, u64, u64)>,
     pub client_keys_by_time: Table<'txn, (u64, &'static [u8]), ()>,
+    pub findings: Table<'txn, (u32, u64, u64), &'static [u8]>,
+    pub finding_fps: Table<'txn, (u32, u64, u64), u64>,
+    pub findings_by_last_seen: Table<'txn, (u32, u64, u64, u64), ()>,
+    pub dismissals: Table<'txn, u64, &'static [u8]>,
+    pub dismissal_ids: Table<'txn, (u32, u64, u64), u64>,
+    pub dismissals_by_repo: Table<'txn, (u32, u64), u64>,
+    pub dismissals_by_scope: Table<'txn, (u32, u64, u64), ()>,
     pub repos: RepoIds<'txn>,
     pub later: &'txn mut Deferred,
 }
@@ -85,6 +98,13 @@ impl<'txn> Tables<'txn> {
             import_keys: txn.open_table(IMPORT_KEYS)?,
             client_keys: txn.open_table(CLIENT_KEYS)?,
             client_keys_by_time: txn.open_table(CLIENT_KEYS_BY_TIME)?,
+            findings: txn.open_table(FINDINGS)?,
+            finding_fps: txn.open_table(FINDING_FPS)?,
+            findings_by_last_seen: txn.open_table(FINDINGS_BY_LAST_SEEN)?,
+            dismissals: txn.open_table(DISMISSALS)?,
+            dismissal_ids: txn.open_table(DISMISSAL_IDS)?,
+            dismissals_by_repo: txn.open_table(DISMISSALS_BY_REPO)?,
+            dismissals_by_scope: txn.open_table(DISMISSALS_BY_SCOPE)?,
             repos: RepoIds::open(txn)?,
             later,
         })
@@ -107,6 +127,23 @@ impl<'txn> Tables<'txn> {
             client_keys_by_time: &mut self.client_keys_by_time,
         };
         std::mem::take(&mut *self.later).insert(tables, check)
+    }
+
+    fn memory(&mut self) -> MemoryTables<'_, 'txn> {
+        MemoryTables {
+            findings: &mut self.findings,
+            fps: &mut self.finding_fps,
+            by_last_seen: &mut self.findings_by_last_seen,
+        }
+    }
+
+    fn dismissal_tables(&mut self) -> DismissalTables<'_, 'txn> {
+        DismissalTables {
+            dismissals: &mut self.dismissals,
+            ids: &mut self.dismissal_ids,
+            by_repo: &mut self.dismissals_by_repo,
+            by_scope: &mut self.dismissals_by_scope,
+        }
     }
 
     /// The seq of the verdict with this identity, if one is stored or was written earlier in
@@ -186,6 +223,27 @@ pub(super) fn write_in(
                     outcome_seq: None,
                     event_seq: None,
                 }
+            }
+            Record::Dismissal(DismissalChange::New(new)) => {
+                let repo = t.repos.id_for_write(new.repo.as_str())?;
+                dismissals::dismiss(t.dismissal_tables(), repo, &mut last_seq, new)?
+            }
+            Record::Dismissal(DismissalChange::Revoke { id, at_ms }) => {
+                let Tables {
+                    dismissals,
+                    dismissal_ids,
+                    dismissals_by_repo,
+                    dismissals_by_scope,
+                    repos,
+                    ..
+                } = &mut *t;
+                let tables = DismissalTables {
+                    dismissals,
+                    ids: dismissal_ids,
+                    by_repo: dismissals_by_repo,
+                    by_scope: dismissals_by_scope,
+                };
+                dismissals::revoke(tables, repos, *id, *at_ms)?
             }
         };
         if let Written::Stored { seq, .. } = result {
@@ -271,6 +329,13 @@ fn put_verdict(
         }
         count_claim_doc(counters, repo, terms.len, 1);
     }
+    let sighting = Sighting {
+        seq,
+        head_sha: v.head_sha.clone(),
+        audited_at: v.audited_at.clone(),
+    };
+    // The findings were fingerprinted and analysed when the verdict was parsed, off this thread.
+    findings::remember(&mut t.memory(), repo, v.pr_number, &sighting, &v.findings)?;
     counters.add(meta::VERDICTS, 1);
     counters.add_keyed(meta::VERDICTS_BY_OVERALL, v.overall.as_str(), 1);
     counters.add_keyed(meta::VERDICTS_BY_REPO, v.repo.as_str(), 1);

@@ -174,6 +174,8 @@ fn the_router_never_answers_5xx_to_client_input() {
         "/outcomes",
         "/neighbors",
         "/backup",
+        "/prs/7/findings/check",
+        "/findings/dismissals",
     ]);
     runner
         .run(

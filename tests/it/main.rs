@@ -7,6 +7,7 @@ mod clients;
 mod export;
 mod faults;
 mod feed;
+mod findings;
 mod fuzz;
 mod history;
 mod import;

@@ -313,6 +313,7 @@ fn new_write(rng: &mut Rng, id: u64, heads: &mut Vec<(u64, String)>) -> Write {
             let body = json!({
                 "pr_number": pr, "head_sha": head, "overall": "block", "one_liner": format!("w{id}"),
                 "claims": [format!("claim {} about the {} module", rng.below(20), rng.below(7))],
+                "findings": findings(rng, pr),
                 "metrics": {"findings_block": 1, "findings_warn": 0, "audit_duration_ms": id % 5000},
                 "audited_at": audited_at,
             })
@@ -357,6 +358,52 @@ fn new_write(rng: &mut Rng, id: u64, heads: &mut Vec<(u64, String)>) -> Write {
         key,
         stored,
     }
+}
+
+/// A verdict's findings: a few of its PR's, each as first worded or reworded, its line
+/// moved, so that the findings memory (checked against a rebuild by `check`) sees repeats,
+/// rewordings, findings that go and come back, and new ones.
+fn findings(rng: &mut Rng, pr: u64) -> Value {
+    const SUBJECTS: [&str; 5] = [
+        "parse_body",
+        "write_batch",
+        "export_now",
+        "check_token",
+        "upload_with_retry",
+    ];
+    let wordings: [(&str, [&str; 2]); 3] = [
+        (
+            "static",
+            [
+                "unwrap() on user input in {s} (src/lib.rs:{n}) can panic",
+                "{s} unwraps user input at src/lib.rs:{n} and can panic",
+            ],
+        ),
+        (
+            "tests",
+            [
+                "no test covers the error path of {s}",
+                "the error path of {s} has no test covering it",
+            ],
+        ),
+        (
+            "security",
+            [
+                "{s} logs the bearer token at info level",
+                "the bearer token is logged at info level by {s}",
+            ],
+        ),
+    ];
+    (0..rng.below(4))
+        .map(|_| {
+            let (check, forms) = wordings[rng.below(3) as usize];
+            let subject = SUBJECTS[((pr + rng.below(2)) % 5) as usize];
+            let summary = forms[rng.below(2) as usize]
+                .replace("{s}", subject)
+                .replace("{n}", &(10 + rng.below(90)).to_string());
+            json!({"check": check, "severity": "warn", "summary": summary})
+        })
+        .collect()
 }
 
 /// Checks the stored records against the log.

@@ -7,6 +7,7 @@ pub mod claims;
 pub mod client;
 pub mod compare;
 pub mod costbench;
+pub mod findingsbench;
 pub mod loadgen;
 pub mod memorybench;
 pub mod querybench;

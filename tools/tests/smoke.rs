@@ -32,6 +32,17 @@ fn loadgen_smoke() {
 }
 
 #[test]
+fn findings_bench_smoke() {
+    let stdout = run_smoke(env!("CARGO_BIN_EXE_findings-bench"));
+    assert!(stdout.contains("POST /prs/{n}/findings/check"), "{stdout}");
+    assert!(stdout.contains("| 2 |"), "{stdout}");
+    assert!(
+        stdout.contains("Store::write, batches of 20 verdicts"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn query_bench_smoke() {
     let stdout = run_smoke(env!("CARGO_BIN_EXE_query-bench"));
     assert!(stdout.contains("PR history"), "{stdout}");

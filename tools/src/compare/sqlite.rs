@@ -139,6 +139,8 @@ impl Sqlite {
                         outcome.execute(params![seq, o.row.sig_hash, o.row.kind, o.row.line])?;
                         seq += 1;
                     }
+                    // The comparison's traffic has none; the legacy system had no dismissals.
+                    Record::Dismissal(_) => {}
                 }
             }
             self.next_seq = seq;

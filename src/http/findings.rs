@@ -1,0 +1,796 @@
+//! The findings memory over HTTP: `GET /prs/{n}/findings` (a PR's remembered findings, open or
+//! resolved, paged), `POST /prs/{n}/findings/check` (what the auditor asks before it posts a
+//! review: for each finding, new, repeat, reopened or dismissed, and which tier matched; a
+//! read), and the dismissals: `POST /findings/dismissals`, `GET /findings/dismissals`,
+//! `DELETE /findings/dismissals/{id}` (writes through the group-commit writer).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
+use super::page::{JsonList, Omitted};
+use super::prs::pr_number_of as pr_number;
+use super::query::{self, Params, PathParam, ReadLimits};
+use super::{ApiError, AppState};
+use crate::model::finding::{Finding, Fingerprint, Match, request_finding};
+use crate::model::verdict::MAX_SAFE_INTEGER;
+use crate::model::{Repo, describe, iso_timestamp, now_ms, parse_object, utf8};
+use crate::store::values::{FindingValue, Sighting, TIER_EXACT, TIER_SIMILAR};
+use crate::store::{
+    Applied, CheckedFinding, ClientKey, DismissalChange, DismissalEntry, DismissalsQuery,
+    FindingEntry, FindingStatus, FindingsCheck, FindingsQuery, MAX_LIVE_PER_SCOPE, NewDismissal,
+    Put, Record, Written,
+};
+
+/// Most findings one check request may carry.
+pub const MAX_CHECK_FINDINGS: usize = 200;
+/// Longest `reason` of a dismissal.
+pub const MAX_REASON_BYTES: usize = 2000;
+/// Longest `by` of a dismissal.
+pub const MAX_BY_BYTES: usize = 200;
+
+#[derive(Serialize)]
+struct Seen {
+    head_sha: String,
+    audited_at: String,
+    seq: u64,
+}
+
+impl From<&Sighting> for Seen {
+    fn from(s: &Sighting) -> Seen {
+        Seen {
+            head_sha: s.head_sha.clone(),
+            audited_at: s.audited_at.clone(),
+            seq: s.seq,
+        }
+    }
+}
+
+/// A remembered finding as the API shows it.
+#[derive(Serialize)]
+struct Remembered {
+    /// The fingerprint it is remembered under: its first wording's.
+    fingerprint: String,
+    check: String,
+    severity: String,
+    /// The latest wording.
+    summary: String,
+    /// `open`: the PR's latest audit raised it; `resolved`: a later audit did not.
+    status: &'static str,
+    times_raised: u64,
+    first_seen: Seen,
+    last_seen: Seen,
+    /// The distinct heads that raised it, oldest first (the first 64).
+    heads: Vec<String>,
+    /// How the latest audit that raised it matched it: `new` (it was the first), `exact` or
+    /// `similar`.
+    last_match: &'static str,
+}
+
+fn tier_name(tier: u8) -> &'static str {
+    match tier {
+        TIER_EXACT => "exact",
+        TIER_SIMILAR => "similar",
+        _ => "new",
+    }
+}
+
+impl From<&FindingEntry> for Remembered {
+    fn from(e: &FindingEntry) -> Remembered {
+        let v: &FindingValue = &e.value;
+        Remembered {
+            fingerprint: e.fingerprint.to_string(),
+            check: v.check.clone(),
+            severity: v.severity.clone(),
+            summary: v.summary.clone(),
+            status: if e.open { "open" } else { "resolved" },
+            times_raised: v.times_raised,
+            first_seen: Seen::from(&v.first_seen),
+            last_seen: Seen::from(&v.last_seen),
+            heads: v.heads.iter().map(|h| h.head_sha.clone()).collect(),
+            last_match: tier_name(v.last_tier),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct FindingsList {
+    pr_number: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo: Option<String>,
+    status: &'static str,
+    /// The seq of the PR's latest audit; `null` when it has none.
+    latest_seq: Option<u64>,
+    count: usize,
+    /// `Remembered` findings, within the answer's byte budget (see `page.rs`).
+    findings: Box<RawValue>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// `status`: open, resolved or all (absent: all).
+fn status_param(raw: Option<&str>) -> Result<FindingStatus, ApiError> {
+    match raw {
+        None | Some("all") => Ok(FindingStatus::All),
+        Some("open") => Ok(FindingStatus::Open),
+        Some("resolved") => Ok(FindingStatus::Resolved),
+        Some(other) => Err(ApiError::bad_request(
+            "status",
+            format!("status must be open, resolved or all, got {other:?}"),
+        )),
+    }
+}
+
+/// The findings cursor, `{seq}-{fingerprint}` (what `next_cursor` gave).
+fn findings_cursor(raw: Option<&str>) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let parsed = raw
+        .split_once('-')
+        .and_then(|(seq, fp)| Some((seq.parse::<u64>().ok()?, Fingerprint::parse(fp)?.0)));
+    parsed.map(Some).ok_or_else(|| {
+        ApiError::bad_request(
+            "cursor",
+            format!("cursor must be a next_cursor this route gave, got {raw:?}"),
+        )
+    })
+}
+
+/// `items` as a list answer within `max_bytes` (see `page.rs`): the list, how many items it
+/// holds, and the cursor after its last item when the budget cut it.
+fn fill<T, C: Copy, I: Serialize>(
+    items: &[T],
+    max_bytes: usize,
+    cursor_of: impl Fn(&T) -> (u64, C),
+    item_of: impl Fn(&T) -> I,
+) -> Result<(Box<RawValue>, usize, Option<C>), ApiError> {
+    let mut list = JsonList::new(max_bytes);
+    let mut last = None;
+    for t in items {
+        let (seq, cursor) = cursor_of(t);
+        let omitted = |omitted_bytes| Omitted {
+            kind: None,
+            seq,
+            sig_hash: None,
+            omitted_bytes,
+        };
+        if !list.push(&item_of(t), omitted)? {
+            break;
+        }
+        last = Some(cursor);
+    }
+    let cut = list.was_cut().then_some(last).flatten();
+    let count = list.len();
+    Ok((list.finish()?, count, cut))
+}
+
+/// `GET /prs/{pr_number}/findings?repo=&status=open|resolved|all&limit=&cursor=`: the PR's
+/// distinct findings, newest last seen first, within `--max-response` bytes (a page cut short
+/// for its bytes has a cursor like any other).
+pub async fn list(
+    State(state): State<AppState>,
+    PathParam(raw): PathParam,
+    params: Params,
+    limits: ReadLimits,
+) -> Result<Json<FindingsList>, ApiError> {
+    let pr_number = pr_number(&raw)?;
+    let repo = query::repo(params.repo.as_deref())?;
+    let status = status_param(params.status.as_deref())?;
+    let limit = query::limit(params.limit.as_deref())?;
+    let below = findings_cursor(params.cursor.as_deref())?;
+    let q = FindingsQuery {
+        repo: repo.clone(),
+        pr_number,
+        status,
+        below,
+        limit,
+    };
+    let (page, _) = query::read_within(&state, limits, move |store, budget| {
+        store.pr_findings(&q, budget)
+    })
+    .await?;
+    let (findings, count, cut) = fill(
+        &page.items,
+        limits.max_response,
+        |e| {
+            (
+                e.value.last_seen.seq,
+                (e.value.last_seen.seq, e.fingerprint.0),
+            )
+        },
+        |e| Remembered::from(e),
+    )?;
+    let next = cut.or(page.next);
+    Ok(Json(FindingsList {
+        pr_number,
+        repo: repo.name().map(str::to_owned),
+        status: match status {
+            FindingStatus::Open => "open",
+            FindingStatus::Resolved => "resolved",
+            FindingStatus::All => "all",
+        },
+        latest_seq: page.latest_seq,
+        count,
+        findings,
+        next_cursor: next.map(|(seq, fp)| format!("{seq}-{}", Fingerprint(fp))),
+    }))
+}
+
+/// A dismissal as the API shows it.
+#[derive(Serialize)]
+struct Dismissal {
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo: Option<String>,
+    /// `pr`: it applies to `pr_number`; `repo`: to every PR of the repository.
+    scope: &'static str,
+    pr_number: Option<u64>,
+    fingerprint: String,
+    /// The finding's check, severity and wording, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    reason: String,
+    by: String,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+impl From<&DismissalEntry> for Dismissal {
+    fn from(e: &DismissalEntry) -> Dismissal {
+        let v = &e.value;
+        Dismissal {
+            id: e.id,
+            repo: non_empty(&v.repo),
+            scope: if v.pr_number.is_some() { "pr" } else { "repo" },
+            pr_number: v.pr_number,
+            fingerprint: Fingerprint(v.fingerprint).to_string(),
+            check: non_empty(&v.check),
+            severity: non_empty(&v.severity),
+            summary: non_empty(&v.summary),
+            reason: v.reason.clone(),
+            by: v.by.clone(),
+            created_at: iso_timestamp(v.created_ms),
+            revoked_at: v.revoked_ms.map(iso_timestamp),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MatchTier {
+    /// `exact`: the fingerprint; `similar`: a rewording.
+    tier: &'static str,
+    /// The fingerprint of the remembered finding it matched (in a dismissal's match: absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
+    score: f64,
+}
+
+#[derive(Serialize)]
+struct AppliedDismissal {
+    #[serde(flatten)]
+    dismissal: Dismissal,
+    /// How the dismissal matched the finding.
+    #[serde(rename = "match")]
+    matched: MatchTier,
+}
+
+impl From<&Applied> for AppliedDismissal {
+    /// Without the finding's check, severity and wording: the answer holds the finding beside
+    /// it, and stays proportional to the request.
+    fn from(a: &Applied) -> AppliedDismissal {
+        AppliedDismissal {
+            dismissal: Dismissal {
+                check: None,
+                severity: None,
+                summary: None,
+                ..Dismissal::from(&a.entry)
+            },
+            matched: MatchTier {
+                tier: a.kind.as_str(),
+                fingerprint: None,
+                score: a.score,
+            },
+        }
+    }
+}
+
+/// One finding of a check request, and what the memory says of it.
+#[derive(Serialize)]
+struct Checked {
+    check: String,
+    severity: String,
+    summary: String,
+    /// This wording's fingerprint.
+    fingerprint: String,
+    /// `new`, `repeat` (the PR's latest audit raised it), `reopened` (raised before, absent
+    /// from a later audit) or `dismissed` (a dismissal applies; `dismissal` says which).
+    status: &'static str,
+    /// The remembered finding it matched, and by which tier; `null` when none.
+    #[serde(rename = "match")]
+    matched: Option<MatchTier>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    times_raised: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_seen: Option<Seen>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seen: Option<Seen>,
+    /// Whether the head being checked already raised it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raised_on_head: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dismissal: Option<AppliedDismissal>,
+}
+
+#[derive(Serialize, Default)]
+struct Counts {
+    new: usize,
+    repeat: usize,
+    reopened: usize,
+    dismissed: usize,
+}
+
+#[derive(Serialize)]
+pub struct CheckAnswer {
+    pr_number: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo: Option<String>,
+    head_sha: String,
+    counts: Counts,
+    findings: Vec<Checked>,
+}
+
+/// Either sha may be a prefix of the other (both at least 8 hex digits).
+fn same_head(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    a.starts_with(&b) || b.starts_with(&a)
+}
+
+fn checked(finding: Finding, answer: CheckedFinding, head_sha: &str) -> Checked {
+    let status = match (&answer.dismissal, &answer.remembered) {
+        (Some(_), _) => "dismissed",
+        (None, None) => "new",
+        (None, Some(r)) if r.open => "repeat",
+        (None, Some(_)) => "reopened",
+    };
+    let matched = match answer.matched {
+        Match::New => None,
+        Match::Exact(key) => Some(MatchTier {
+            tier: "exact",
+            fingerprint: Some(Fingerprint(key).to_string()),
+            score: 1.0,
+        }),
+        Match::Similar(key, score) => Some(MatchTier {
+            tier: "similar",
+            fingerprint: Some(Fingerprint(key).to_string()),
+            score,
+        }),
+    };
+    let r = answer.remembered.as_ref().map(|r| &r.value);
+    Checked {
+        check: finding.check,
+        severity: finding.severity,
+        summary: finding.summary,
+        fingerprint: finding.fingerprint.to_string(),
+        status,
+        matched,
+        times_raised: r.map(|v| v.times_raised),
+        first_seen: r.map(|v| Seen::from(&v.first_seen)),
+        last_seen: r.map(|v| Seen::from(&v.last_seen)),
+        raised_on_head: r.map(|v| v.heads.iter().any(|h| same_head(&h.head_sha, head_sha))),
+        dismissal: answer.dismissal.as_ref().map(AppliedDismissal::from),
+    }
+}
+
+fn json_body(body: IngestBody, route: &str) -> Result<Map<String, Value>, ApiError> {
+    let IngestBody::Single(bytes) = body else {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "content-type must be application/json for {route}"
+        )));
+    };
+    Ok(parse_object(utf8(&bytes)?)?)
+}
+
+/// `POST /prs/{pr_number}/findings/check {repo, head_sha, findings: [{check, severity,
+/// summary}]}`: for each finding, what the memory and the dismissals say. Stores nothing.
+pub async fn check(
+    State(state): State<AppState>,
+    PathParam(raw): PathParam,
+    limits: ReadLimits,
+    body: IngestBody,
+) -> Result<Json<CheckAnswer>, ApiError> {
+    let pr_number = pr_number(&raw)?;
+    let request = json_body(body, "/prs/{pr_number}/findings/check")?;
+    let repo = Repo::of_object(&request)?;
+    let head_sha = match request.get("head_sha") {
+        Some(Value::String(s))
+            if (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            s.clone()
+        }
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request("head_sha", "head_sha is required"));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "head_sha",
+                format!(
+                    "head_sha must be a string of 8 to 64 hex digits, got {}",
+                    describe(other)
+                ),
+            ));
+        }
+    };
+    let items = match request.get("findings") {
+        Some(Value::Array(items)) if items.len() <= MAX_CHECK_FINDINGS => items,
+        Some(Value::Array(items)) => {
+            return Err(ApiError::bad_request(
+                "findings",
+                format!(
+                    "findings may hold at most {MAX_CHECK_FINDINGS} findings, got {}",
+                    items.len()
+                ),
+            ));
+        }
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request("findings", "findings is required"));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "findings",
+                format!("findings must be an array, got {}", describe(other)),
+            ));
+        }
+    };
+    let findings = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| request_finding(item, &format!("findings[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let q = FindingsCheck {
+        repo: repo.clone(),
+        pr_number,
+        findings: findings.clone(),
+    };
+    let (answers, _) = query::read_within(&state, limits, move |store, budget| {
+        store.check_findings(&q, budget)
+    })
+    .await?;
+    let mut counts = Counts::default();
+    let findings: Vec<Checked> = findings
+        .into_iter()
+        .zip(answers)
+        .map(|(f, a)| checked(f, a, &head_sha))
+        .collect();
+    for f in &findings {
+        *match f.status {
+            "new" => &mut counts.new,
+            "repeat" => &mut counts.repeat,
+            "reopened" => &mut counts.reopened,
+            _ => &mut counts.dismissed,
+        } += 1;
+    }
+    Ok(Json(CheckAnswer {
+        pr_number,
+        repo: repo.name().map(str::to_owned),
+        head_sha,
+        counts,
+        findings,
+    }))
+}
+
+/// A required, non-blank string of at most `max` bytes.
+fn text_field<'a>(
+    request: &'a Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<&'a str, ApiError> {
+    match request.get(field) {
+        None | Some(Value::Null) => {
+            Err(ApiError::bad_request(field, format!("{field} is required")))
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => Err(ApiError::bad_request(
+            field,
+            format!("{field} must not be blank, got {s:?}"),
+        )),
+        Some(Value::String(s)) if s.len() > max => Err(ApiError::bad_request(
+            field,
+            format!("{field} must be at most {max} bytes, got {}", s.len()),
+        )),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(ApiError::bad_request(
+            field,
+            format!("{field} must be a string, got {}", describe(other)),
+        )),
+    }
+}
+
+#[derive(Serialize)]
+struct Dismissed {
+    #[serde(flatten)]
+    dismissal: Dismissal,
+    /// True when this dismissal was stored before (the same repository, scope and finding, or
+    /// the same idempotency key): its first id is answered and nothing new is stored.
+    duplicate: bool,
+}
+
+/// What a dismissal names.
+enum Named {
+    Fingerprint(Fingerprint),
+    Finding(Finding),
+}
+
+/// `POST /findings/dismissals {repo, pr_number?, fingerprint | finding, reason, by, confirm?}`:
+/// 201 with the new dismissal; 200 with the first one when the same live dismissal exists. A
+/// `block` finding (as given, or as the memory holds it in the scope) needs `"confirm": true`.
+pub async fn dismiss(
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    limits: ReadLimits,
+    body: IngestBody,
+) -> Result<Response, ApiError> {
+    let IngestBody::Single(bytes) = &body else {
+        return Err(ApiError::UnsupportedMediaType(
+            "content-type must be application/json for /findings/dismissals".into(),
+        ));
+    };
+    let bytes = bytes.clone();
+    let request = json_body(body, "/findings/dismissals")?;
+    let repo = Repo::of_object(&request)?;
+    let pr = match request.get("pr_number") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= MAX_SAFE_INTEGER => Some(n),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "pr_number",
+                    format!(
+                        "pr_number must be a non-negative integer (at most {MAX_SAFE_INTEGER}), \
+                         got {}",
+                        describe(v)
+                    ),
+                ));
+            }
+        },
+    };
+    let named = match (
+        request.get("fingerprint").filter(|v| !v.is_null()),
+        request.get("finding").filter(|v| !v.is_null()),
+    ) {
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "fingerprint",
+                "fingerprint (16 hex digits) or finding ({check, severity, summary}) is required",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "fingerprint",
+                "give fingerprint or finding, not both",
+            ));
+        }
+        (Some(f), None) => {
+            Named::Fingerprint(f.as_str().and_then(Fingerprint::parse).ok_or_else(|| {
+                ApiError::bad_request(
+                    "fingerprint",
+                    format!("fingerprint must be 16 hex digits, got {}", describe(f)),
+                )
+            })?)
+        }
+        (None, Some(finding)) => Named::Finding(request_finding(finding, "finding")?),
+    };
+    let reason = text_field(&request, "reason", MAX_REASON_BYTES)?.to_owned();
+    let by = text_field(&request, "by", MAX_BY_BYTES)?.to_owned();
+    let confirm = match request.get("confirm") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "confirm",
+                format!("confirm must be a boolean, got {}", describe(other)),
+            ));
+        }
+    };
+    let (fingerprint, check, severity, summary, block) = match named {
+        Named::Finding(finding) => {
+            let block = finding.severity == "block";
+            (
+                finding.fingerprint,
+                finding.check,
+                finding.severity,
+                finding.summary,
+                block,
+            )
+        }
+        Named::Fingerprint(fp) => {
+            let scope_repo = repo.clone();
+            let (known, _) = query::read_within(&state, limits, move |store, budget| {
+                store.known_finding(&scope_repo, pr, fp, budget)
+            })
+            .await?;
+            match known {
+                Some(k) => (fp, k.check, k.severity, k.summary, k.block),
+                None => (fp, String::new(), String::new(), String::new(), false),
+            }
+        }
+    };
+    if block && !confirm {
+        return Err(ApiError::Unprocessable {
+            message: format!(
+                "finding {fingerprint} is a block finding: dismissing it needs \"confirm\": true"
+            ),
+            field: "confirm".into(),
+        });
+    }
+    let now = now_ms();
+    let put = Put {
+        record: Record::Dismissal(DismissalChange::New(NewDismissal {
+            repo,
+            pr_number: pr,
+            fingerprint,
+            check,
+            severity,
+            summary,
+            reason,
+            by,
+            created_ms: now,
+        })),
+        import_key: None,
+        client_key: key
+            .0
+            .as_deref()
+            .map(|key| ClientKey::new(KeyRoute::Dismissal.tag(), key, &bytes, now)),
+    };
+    let written = single_write(&state, put).await?;
+    let (status, id, duplicate) = match written {
+        Written::Stored { seq, .. } => (StatusCode::CREATED, seq, false),
+        Written::Duplicate { seq } => (StatusCode::OK, seq, true),
+        Written::KeyReused { seq } => return Err(ingest::key_reused(seq)),
+        Written::Refused => {
+            return Err(ApiError::Unprocessable {
+                message: format!(
+                    "this scope already holds {MAX_LIVE_PER_SCOPE} live dismissals, as many as \
+                     it may: revoke some first"
+                ),
+                field: "pr_number".into(),
+            });
+        }
+    };
+    let entry = stored_dismissal(&state, id).await?;
+    Ok((
+        status,
+        Json(Dismissed {
+            dismissal: Dismissal::from(&entry),
+            duplicate,
+        }),
+    )
+        .into_response())
+}
+
+async fn single_write(state: &AppState, put: Put) -> Result<Written, ApiError> {
+    ingest::submit(state, vec![put])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("the writer answered without a result".into()))
+}
+
+async fn stored_dismissal(state: &AppState, id: u64) -> Result<DismissalEntry, ApiError> {
+    query::read(state, move |store| store.dismissal(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no dismissal has id {id}")))
+}
+
+/// A dismissal id from the path: canonical decimal digits.
+fn dismissal_id(raw: &str) -> Result<u64, ApiError> {
+    let canonical = !raw.is_empty()
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && (raw == "0" || !raw.starts_with('0'));
+    match raw.parse::<u64>() {
+        Ok(id) if canonical => Ok(id),
+        _ => Err(ApiError::bad_request(
+            "id",
+            format!("id must be a dismissal id (a non-negative integer), got {raw:?}"),
+        )),
+    }
+}
+
+#[derive(Serialize)]
+pub struct Revoked {
+    #[serde(flatten)]
+    dismissal: Dismissal,
+    /// False when it had been revoked before (nothing changed).
+    revoked_now: bool,
+}
+
+/// `DELETE /findings/dismissals/{id}`: revokes the dismissal, durably; 200 with it (revoking
+/// it again changes nothing and answers the same), 404 when no dismissal has that id.
+pub async fn revoke(
+    State(state): State<AppState>,
+    PathParam(raw): PathParam,
+) -> Result<Json<Revoked>, ApiError> {
+    let id = dismissal_id(&raw)?;
+    // Dismissals are never deleted: one that exists now exists when the writer revokes it.
+    stored_dismissal(&state, id).await?;
+    let put = Put::from(Record::Dismissal(DismissalChange::Revoke {
+        id,
+        at_ms: now_ms(),
+    }));
+    let revoked_now = matches!(single_write(&state, put).await?, Written::Stored { .. });
+    let entry = stored_dismissal(&state, id).await?;
+    Ok(Json(Revoked {
+        dismissal: Dismissal::from(&entry),
+        revoked_now,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct DismissalList {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo: Option<String>,
+    pr_number: Option<u64>,
+    count: usize,
+    /// `Dismissal`s, within the answer's byte budget (see `page.rs`).
+    dismissals: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// `GET /findings/dismissals?repo=&pr_number=&limit=&cursor=`: the repository's live
+/// dismissals, or (with `pr_number`) those that apply to the PR, newest first.
+pub async fn list_dismissals(
+    State(state): State<AppState>,
+    params: Params,
+    limits: ReadLimits,
+) -> Result<Json<DismissalList>, ApiError> {
+    let repo = query::repo(params.repo.as_deref())?;
+    let pr = match params.pr_number.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(pr_number(raw)?),
+    };
+    let limit = query::limit(params.limit.as_deref())?;
+    let below_id = query::cursor("cursor", params.cursor.as_deref())?;
+    let q = DismissalsQuery {
+        repo: repo.clone(),
+        pr_number: pr,
+        below_id,
+        limit,
+    };
+    let (page, _) = query::read_within(&state, limits, move |store, budget| {
+        store.dismissals_page(&q, budget)
+    })
+    .await?;
+    let (dismissals, count, cut) = fill(
+        &page.items,
+        limits.max_response,
+        |e| (e.id, e.id),
+        |e| Dismissal::from(e),
+    )?;
+    let next = cut.or_else(|| {
+        if page.more {
+            page.items.last().map(|e| e.id)
+        } else {
+            None
+        }
+    });
+    let next_cursor = next.map(|id| id.to_string());
+    Ok(Json(DismissalList {
+        repo: repo.name().map(str::to_owned),
+        pr_number: pr,
+        count,
+        dismissals,
+        next_cursor,
+    }))
+}

@@ -1,0 +1,80 @@
+//! Indexes derived from the stored verdicts by rules with a version of their own (the claims
+//! index, the findings memory): built by the store on open when the version recorded with them
+//! is not today's, in bounded transactions behind a progress mark, so that a kill in the middle
+//! of a build loses one transaction's work and the next open goes on from the mark.
+
+use redb::{ReadOnlyTable, ReadableDatabase, Table, WriteTransaction};
+
+use super::tables::META;
+use super::{Store, StoreError};
+
+type Meta<'txn> = Table<'txn, &'static str, u64>;
+type IsCurrent = dyn Fn(&ReadOnlyTable<&'static str, u64>) -> Result<bool, StoreError>;
+type Clear = dyn Fn(&WriteTransaction) -> Result<(), StoreError>;
+type Step = dyn Fn(&WriteTransaction, u64) -> Result<Option<u64>, StoreError>;
+type Finish = dyn Fn(&mut Meta<'_>) -> Result<(), StoreError>;
+
+/// One derived index's build.
+pub(super) struct Build<'a> {
+    /// What is built, for the log.
+    pub what: &'static str,
+    /// The `meta` key of the progress mark: the seq through which verdicts are done.
+    pub mark: &'static str,
+    /// Whether it is built under today's rules (read from `meta`).
+    pub is_current: &'a IsCurrent,
+    /// Empties what an older build left, for a build from scratch.
+    pub clear: &'a Clear,
+    /// Does the verdicts after a seq (a bounded number of them) in one transaction; returns
+    /// the last seq done, `None` when none was left.
+    pub step: &'a Step,
+    /// Records that it is built under today's rules.
+    pub finish: &'a Finish,
+}
+
+impl Store {
+    /// Runs `build` unless the index is current (see the module documentation).
+    pub(super) fn build_derived(&self, build: &Build<'_>) -> Result<(), StoreError> {
+        let through = {
+            let txn = self.db()?.begin_read()?;
+            let meta_table = txn.open_table(META)?;
+            if (build.is_current)(&meta_table)? {
+                return Ok(());
+            }
+            meta_table.get(build.mark)?.map(|v| v.value())
+        };
+        let mut through = match through {
+            Some(through) => through,
+            None => {
+                let txn = self.begin_write()?;
+                (build.clear)(&txn)?;
+                txn.open_table(META)?.insert(build.mark, 0)?;
+                txn.commit()?;
+                0
+            }
+        };
+        tracing::info!(what = build.what, from_seq = through, "building");
+        loop {
+            let txn = self.begin_write()?;
+            let next = (build.step)(&txn, through)?;
+            {
+                let mut meta_table = txn.open_table(META)?;
+                match next {
+                    Some(seq) => {
+                        meta_table.insert(build.mark, seq)?;
+                        through = seq;
+                    }
+                    None => {
+                        meta_table.remove(build.mark)?;
+                        (build.finish)(&mut meta_table)?;
+                    }
+                }
+            }
+            txn.commit()?;
+            if next.is_none() {
+                tracing::info!(what = build.what, "built");
+                return Ok(());
+            }
+            tracing::info!(what = build.what, through_seq = through, "build progress");
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! Dismissals: a team's word that a finding does not apply, in one PR or in every PR of a
+//! repository. They are client writes (through the writer, in the write transaction, durable,
+//! in backups), never derived: the findings memory can be rebuilt, dismissals cannot.
+//!
+//! A dismissal's id is the seq it was stored under. Its scope is 0 for the whole repository and
+//! `pr_number + 1` for one PR. Live dismissals are indexed three ways: `dismissal_ids`
+//! `(repo, scope, fingerprint) → id` (one live dismissal per finding and scope: the same
+//! dismissal twice is one), `dismissals_by_repo` `(repo, id) → scope` (a repository's, newest
+//! first) and `dismissals_by_scope` `(repo, scope, id)` (the ones that apply to a PR: its own
+//! scope and the repository's). Revoking keeps the dismissal, marked with when, and takes it
+//! out of the three indexes.
+//!
+//! A dismissal applies to a finding of its scope whose fingerprint it names (the finding's own,
+//! or that of any wording of the remembered finding it matched), or, when the dismissal knows
+//! the finding's check and wording, to a rewording of it (the memory's similar tier).
+
+use std::cmp::Reverse;
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table};
+
+use super::budget::ReadBudget;
+use super::check::{CheckReport, repo_id};
+use super::codec::{decode, encode};
+use super::read::Page;
+use super::records::{NewDismissal, Written};
+use super::repos::{self, RepoIds};
+use super::tables::*;
+use super::values::DismissalValue;
+use super::{Store, StoreError};
+use crate::model::Repo;
+use crate::model::finding::{
+    Finding, FindingTerms, Fingerprint, Match, SIMILAR_THRESHOLD, normalise_check,
+};
+use crate::model::text::{MatchKind, round_score};
+
+/// Live dismissals one scope (a PR, or a whole repository) may hold: what a check reads of
+/// them is bounded by twice this. A dismissal beyond it is refused (revoke some first).
+pub const MAX_LIVE_PER_SCOPE: usize = 1_000;
+
+/// PRs looked at for the severity of a finding dismissed in a whole repository.
+const MAX_PRS_LOOKED_AT: usize = 1_000;
+
+/// The scope key of a dismissal for `pr_number` (`None`: the whole repository).
+pub(super) fn scope_of(pr_number: Option<u64>) -> u64 {
+    pr_number.map_or(0, |pr| pr + 1)
+}
+
+/// A stored dismissal and its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DismissalEntry {
+    pub id: u64,
+    pub value: DismissalValue,
+}
+
+/// A dismissal that applies to a finding, and how it matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub entry: DismissalEntry,
+    pub kind: MatchKind,
+    /// 1 for an exact match; the similarity for a similar one, rounded to 4 decimals.
+    pub score: f64,
+}
+
+/// What the memory holds of a fingerprint, for a dismissal of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownFinding {
+    pub check: String,
+    pub severity: String,
+    pub summary: String,
+    /// Whether it is a `block` finding in any PR of the scope.
+    pub block: bool,
+}
+
+/// `GET /findings/dismissals`: a repository's live dismissals, or those that apply to one PR
+/// (its own and the repository's), newest first.
+#[derive(Debug, Clone)]
+pub struct DismissalsQuery {
+    pub repo: Repo,
+    pub pr_number: Option<u64>,
+    /// Continue below this id (the previous page's last).
+    pub below_id: Option<u64>,
+    pub limit: usize,
+}
+
+/// The dismissal tables of a write transaction.
+pub(super) struct DismissalTables<'a, 'txn> {
+    pub dismissals: &'a mut Table<'txn, u64, &'static [u8]>,
+    pub ids: &'a mut Table<'txn, (u32, u64, u64), u64>,
+    pub by_repo: &'a mut Table<'txn, (u32, u64), u64>,
+    pub by_scope: &'a mut Table<'txn, (u32, u64, u64), ()>,
+}
+
+fn decode_dismissal(bytes: &[u8], id: u64) -> Result<DismissalValue, StoreError> {
+    decode(bytes).map_err(|source| StoreError::Codec {
+        table: "dismissals",
+        seq: id,
+        source,
+    })
+}
+
+/// Stores `new` under the next seq, unless the same live dismissal (repository, scope,
+/// fingerprint) is stored: then its id, as a duplicate.
+pub(super) fn dismiss(
+    t: DismissalTables<'_, '_>,
+    repo: u32,
+    last_seq: &mut u64,
+    new: &NewDismissal,
+) -> Result<Written, StoreError> {
+    let scope = scope_of(new.pr_number);
+    let fp = new.fingerprint.0;
+    if let Some(id) = t.ids.get((repo, scope, fp))? {
+        return Ok(Written::Duplicate { seq: id.value() });
+    }
+    let live = t
+        .by_scope
+        .range((repo, scope, 0)..=(repo, scope, u64::MAX))?
+        .take(MAX_LIVE_PER_SCOPE)
+        .count();
+    if live >= MAX_LIVE_PER_SCOPE {
+        return Ok(Written::Refused);
+    }
+    *last_seq += 1;
+    let id = *last_seq;
+    let value = DismissalValue {
+        repo: new.repo.as_str().to_owned(),
+        pr_number: new.pr_number,
+        fingerprint: fp,
+        check: new.check.clone(),
+        severity: new.severity.clone(),
+        summary: new.summary.clone(),
+        reason: new.reason.clone(),
+        by: new.by.clone(),
+        created_ms: new.created_ms,
+        revoked_ms: None,
+    };
+    t.dismissals.insert(id, encode(&value).as_slice())?;
+    t.ids.insert((repo, scope, fp), id)?;
+    t.by_repo.insert((repo, id), scope)?;
+    t.by_scope.insert((repo, scope, id), ())?;
+    Ok(Written::Stored {
+        seq: id,
+        outcome_seq: None,
+        event_seq: None,
+    })
+}
+
+/// Revokes dismissal `id` at `at_ms` (see `DismissalChange::Revoke` for the answers).
+pub(super) fn revoke(
+    t: DismissalTables<'_, '_>,
+    repos: &mut RepoIds<'_>,
+    id: u64,
+    at_ms: u64,
+) -> Result<Written, StoreError> {
+    let stored = match t.dismissals.get(id)? {
+        Some(bytes) => decode_dismissal(bytes.value(), id)?,
+        None => return Ok(Written::Duplicate { seq: id }),
+    };
+    if stored.revoked_ms.is_some() {
+        return Ok(Written::Duplicate { seq: id });
+    }
+    let mut value = stored;
+    value.revoked_ms = Some(at_ms);
+    t.dismissals.insert(id, encode(&value).as_slice())?;
+    let repo = repos.id_of_stored(&value.repo)?;
+    let scope = scope_of(value.pr_number);
+    let key = (repo, scope, value.fingerprint);
+    if t.ids.get(key)?.map(|v| v.value()) == Some(id) {
+        t.ids.remove(key)?;
+    }
+    t.by_repo.remove((repo, id))?;
+    t.by_scope.remove((repo, scope, id))?;
+    Ok(Written::Stored {
+        seq: id,
+        outcome_seq: None,
+        event_seq: None,
+    })
+}
+
+/// A live dismissal that applies to a PR, ready to be matched: its check and the terms of its
+/// wording, made under today's rules.
+#[derive(Debug, Clone)]
+pub(super) struct Live {
+    pub entry: DismissalEntry,
+    check_key: String,
+    terms: FindingTerms,
+    /// Whether it is the PR's own (else the repository's).
+    own: bool,
+}
+
+impl Live {
+    pub fn fingerprint(&self) -> u64 {
+        self.entry.value.fingerprint
+    }
+}
+
+/// The live dismissals that apply to PR `pr` of repository `repo`: its own, then the
+/// repository's, each by id.
+pub(super) fn applicable(
+    txn: &ReadTransaction,
+    repo: u32,
+    pr: u64,
+    budget: &mut ReadBudget,
+) -> Result<Vec<Live>, StoreError> {
+    let by_scope = txn.open_table(DISMISSALS_BY_SCOPE)?;
+    let dismissals = txn.open_table(DISMISSALS)?;
+    let mut out = Vec::new();
+    for scope in [scope_of(Some(pr)), scope_of(None)] {
+        for row in by_scope.range((repo, scope, 0)..=(repo, scope, u64::MAX))? {
+            budget.tick()?;
+            let id = row?.0.value().2;
+            let Some(bytes) = dismissals.get(id)? else {
+                return Err(StoreError::Dangling {
+                    index: "dismissals_by_scope",
+                    seq: id,
+                });
+            };
+            let value = decode_dismissal(bytes.value(), id)?;
+            out.push(Live {
+                check_key: normalise_check(&value.check),
+                terms: FindingTerms::of(&value.summary),
+                own: scope != 0,
+                entry: DismissalEntry { id, value },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The dismissal of `live` that applies to `finding`, which matched the memory as `matched`;
+/// `named[i]` is the remembered finding of the PR that `live[i]`'s fingerprint names. The PR's
+/// own dismissals come before the repository's; within them an exact match before a similar
+/// one, a higher score first, then the older dismissal.
+pub(super) fn which_applies(
+    live: &[Live],
+    named: &[Option<u64>],
+    finding: &Finding,
+    matched: Match,
+) -> Option<Applied> {
+    // Smaller is better: the PR's own, exact, the higher score, the older.
+    type Rank = (bool, MatchKind, Reverse<u64>, u64);
+    let mut best: Option<(Rank, MatchKind, f64, usize)> = None;
+    for (i, d) in live.iter().enumerate() {
+        let names_it = named[i].is_some() && named[i] == matched.canonical();
+        let (kind, score) = if d.fingerprint() == finding.fingerprint.0
+            || (names_it && matches!(matched, Match::Exact(_)))
+        {
+            (MatchKind::Exact, 1.0)
+        } else if let (true, Match::Similar(_, score)) = (names_it, matched) {
+            (MatchKind::Similar, score)
+        } else {
+            let score = if d.check_key == finding.check_key() {
+                d.terms.similarity(&finding.terms)
+            } else {
+                0.0
+            };
+            if score < SIMILAR_THRESHOLD {
+                continue;
+            }
+            (MatchKind::Similar, round_score(score))
+        };
+        // Scores are non-negative, so their bits order as they do.
+        let rank = (!d.own, kind, Reverse(score.to_bits()), d.entry.id);
+        if best.as_ref().is_none_or(|(r, ..)| rank < *r) {
+            best = Some((rank, kind, score, i));
+        }
+    }
+    best.map(|(_, kind, score, i)| Applied {
+        entry: live[i].entry.clone(),
+        kind,
+        score,
+    })
+}
+
+impl Store {
+    /// Dismissal `id`, revoked or not.
+    pub fn dismissal(&self, id: u64) -> Result<Option<DismissalEntry>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(DISMISSALS)?;
+        match table.get(id)? {
+            Some(bytes) => Ok(Some(DismissalEntry {
+                id,
+                value: decode_dismissal(bytes.value(), id)?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of live dismissals (see [`DismissalsQuery`]) within `budget` (the page stops,
+    /// with `more`, before the dismissals it holds pass its bytes). Cost: one or two index
+    /// ranges and a get per dismissal answered.
+    pub fn dismissals_page(
+        &self,
+        q: &DismissalsQuery,
+        budget: &mut ReadBudget,
+    ) -> Result<Page<DismissalEntry>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, &q.repo)? else {
+            return Ok(Page {
+                items: Vec::new(),
+                more: false,
+            });
+        };
+        let below = q.below_id.unwrap_or(u64::MAX);
+        let want = q.limit + 1;
+        let mut ids: Vec<u64> = Vec::new();
+        match q.pr_number {
+            None => {
+                let by_repo = txn.open_table(DISMISSALS_BY_REPO)?;
+                for row in by_repo.range((repo, 0)..(repo, below))?.rev().take(want) {
+                    ids.push(row?.0.value().1);
+                }
+            }
+            Some(pr) => {
+                let by_scope = txn.open_table(DISMISSALS_BY_SCOPE)?;
+                for scope in [scope_of(Some(pr)), scope_of(None)] {
+                    for row in by_scope
+                        .range((repo, scope, 0)..(repo, scope, below))?
+                        .rev()
+                        .take(want)
+                    {
+                        ids.push(row?.0.value().2);
+                    }
+                }
+                ids.sort_unstable_by(|a, b| b.cmp(a));
+                ids.truncate(want);
+            }
+        }
+        let mut more = ids.len() > q.limit;
+        ids.truncate(q.limit);
+        let table = txn.open_table(DISMISSALS)?;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            budget.tick()?;
+            let bytes = table.get(id)?.ok_or(StoreError::Dangling {
+                index: "dismissals_by_repo",
+                seq: id,
+            })?;
+            if !budget.take(bytes.value().len()) {
+                more = true;
+                break;
+            }
+            items.push(DismissalEntry {
+                id,
+                value: decode_dismissal(bytes.value(), id)?,
+            });
+        }
+        Ok(Page { items, more })
+    }
+
+    /// What the findings memory holds of fingerprint `fp` in PR `pr_number` of `repo`, or in
+    /// any of its PRs when `None` (its first PR's wording; `block` if it is one anywhere).
+    /// Cost: one lookup and get, or one per PR that raised it (`budget`'s deadline checked).
+    pub fn known_finding(
+        &self,
+        repo: &Repo,
+        pr_number: Option<u64>,
+        fp: Fingerprint,
+        budget: &mut ReadBudget,
+    ) -> Result<Option<KnownFinding>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, repo)? else {
+            return Ok(None);
+        };
+        let fps = txn.open_table(FINDING_FPS)?;
+        let findings = txn.open_table(FINDINGS)?;
+        let (lo, hi) = match pr_number {
+            Some(pr) => (pr, pr),
+            None => (0, u64::MAX),
+        };
+        let mut known: Option<KnownFinding> = None;
+        let range = fps.range((repo, fp.0, lo)..=(repo, fp.0, hi))?;
+        for row in range.take(MAX_PRS_LOOKED_AT) {
+            budget.tick()?;
+            let (key, canonical) = row?;
+            let pr = key.value().2;
+            let canonical = canonical.value();
+            let Some(bytes) = findings.get((repo, pr, canonical))? else {
+                continue;
+            };
+            let value: super::values::FindingValue =
+                decode(bytes.value()).map_err(|source| StoreError::Codec {
+                    table: "findings",
+                    seq: canonical,
+                    source,
+                })?;
+            let block = value.severity == "block";
+            match &mut known {
+                Some(k) => k.block |= block,
+                None => {
+                    known = Some(KnownFinding {
+                        check: value.check,
+                        severity: value.severity,
+                        summary: value.summary,
+                        block,
+                    })
+                }
+            }
+        }
+        Ok(known)
+    }
+}
+
+/// `check` of the dismissals: every dismissal decodes and its id is a seq (collected into
+/// `seqs`); the live ones are in the three indexes, the revoked ones in none, and the indexes
+/// hold nothing else.
+pub(super) fn check_dismissals(
+    txn: &ReadTransaction,
+    report: &mut CheckReport,
+    seqs: &mut Vec<u64>,
+) -> Result<(), StoreError> {
+    let dismissals = txn.open_table(DISMISSALS)?;
+    let ids = txn.open_table(DISMISSAL_IDS)?;
+    let by_repo = txn.open_table(DISMISSALS_BY_REPO)?;
+    let by_scope = txn.open_table(DISMISSALS_BY_SCOPE)?;
+    let repos = txn.open_table(REPOS)?;
+    let mut n_live = 0u64;
+    for row in dismissals.iter()? {
+        let (id, bytes) = row?;
+        let id = id.value();
+        seqs.push(id);
+        let value = match decode_dismissal(bytes.value(), id) {
+            Ok(value) => value,
+            Err(e) => {
+                report.problem(e.to_string());
+                continue;
+            }
+        };
+        let what = format!("dismissal {id}");
+        let Some(repo) = repo_id(&repos, report, &value.repo, &what)? else {
+            continue;
+        };
+        let scope = scope_of(value.pr_number);
+        let indexed = [
+            ids.get((repo, scope, value.fingerprint))?
+                .map(|v| v.value())
+                == Some(id),
+            by_repo.get((repo, id))?.map(|v| v.value()) == Some(scope),
+            by_scope.get((repo, scope, id))?.is_some(),
+        ];
+        let live = value.revoked_ms.is_none();
+        if live {
+            n_live += 1;
+        }
+        if indexed != [live; 3] {
+            report.problem(format!(
+                "{what} ({}) is indexed as {indexed:?} (dismissal_ids, dismissals_by_repo, \
+                 dismissals_by_scope)",
+                if live { "live" } else { "revoked" }
+            ));
+        }
+    }
+    let sizes = [
+        ("dismissal_ids", ids.len()?),
+        ("dismissals_by_repo", by_repo.len()?),
+        ("dismissals_by_scope", by_scope.len()?),
+    ];
+    for (name, has) in sizes {
+        if has != n_live {
+            report.problem(format!(
+                "{name} has {has} entries, there are {n_live} live dismissals"
+            ));
+        }
+    }
+    Ok(())
+}

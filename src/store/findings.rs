@@ -1,0 +1,773 @@
+//! The findings memory: every finding of every stored verdict, remembered per `(repo, PR)`.
+//!
+//! A remembered finding is keyed by the fingerprint of its first wording (`findings`); every
+//! wording's fingerprint names it (`finding_fps`), so a wording seen once is an exact match
+//! from then on; `findings_by_last_seen` orders a PR's findings by the audit that last raised
+//! them, so its open findings (last raised by its latest audit, the seq `prs` holds) are one
+//! range and its resolved ones another. How an audit's findings match the remembered ones is
+//! the model's rule (`model/finding.rs`: fingerprint first, then a rewording of the same check,
+//! each remembered finding matched once per audit); this module applies it.
+//!
+//! The memory is written in the verdict's transaction (`write.rs`), directly rather than
+//! deferred to the commit, because the next verdict of the same PR in that transaction must
+//! see it. It is derived data: a function of the PR's verdicts in seq order and of the rules'
+//! versions. So the store builds it on open when it was built under other rules or not at all
+//! (a file migrated to schema 6), in bounded transactions that resume after a kill, and
+//! `check` compares it, PR by PR, with a rebuild from the verdicts.
+//!
+//! Costs: an audit's findings cost one `finding_fps` lookup each, plus, when one of them is
+//! not known by its fingerprint, a read of the PR's remembered findings (the candidates of the
+//! similar tier); each finding raised rewrites its value and moves its `findings_by_last_seen`
+//! entry. Nothing is read beyond the PR.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table};
+
+use super::budget::ReadBudget;
+use super::check::CheckReport;
+use super::codec::{decode, encode};
+use super::derived::Build;
+use super::dismissals;
+use super::history::verdict_ref;
+use super::meta;
+use super::repos;
+use super::tables::*;
+use super::values::{
+    FindingValue, HeadSeen, Sighting, TIER_EXACT, TIER_NEW, TIER_SIMILAR, TermsValue,
+};
+use super::{Store, StoreError};
+use crate::model::Repo;
+use crate::model::finding::{
+    Candidate, FINDING_RULES_VERSION, Finding, FindingTerms, Fingerprint, Match, assign,
+    normalise_check, stored_findings,
+};
+use crate::model::text::ANALYZER_VERSION;
+
+/// Distinct heads kept per remembered finding (the oldest): bounds a value however often a
+/// PR is pushed. `times_raised` counts on beyond it.
+pub(super) const MAX_HEADS: usize = 64;
+
+/// A rewording is looked for among the PR's this many most recently raised findings (ties: the
+/// higher fingerprint first). A PR has far fewer; the bound keeps what a hostile PR costs each
+/// audit (and each check) at [`MAX_FINDINGS_PER_VERDICT`](crate::model::finding::MAX_FINDINGS_PER_VERDICT)
+/// (or 200) times this many comparisons, however many findings it collects.
+pub const MAX_SIMILAR_CANDIDATES: usize = 256;
+
+/// Verdicts remembered per transaction of a build: bounds its memory and the work a kill
+/// loses.
+const BUILD_BATCH: usize = 20_000;
+
+/// One PR's memory as the rules need it: over the tables (writes, the build) and over maps
+/// (`check`'s rebuild), so that both run the same code.
+pub(super) trait Memory {
+    /// The remembered finding that fingerprint `fp` (of any of its wordings) names.
+    fn canonical(&self, repo: u32, pr: u64, fp: u64) -> Result<Option<u64>, StoreError>;
+    /// The PR's [`MAX_SIMILAR_CANDIDATES`] most recently raised findings: the candidates of
+    /// the similar tier.
+    fn candidates(&self, repo: u32, pr: u64) -> Result<Vec<(u64, FindingValue)>, StoreError>;
+    fn get(&self, repo: u32, pr: u64, key: u64) -> Result<Option<FindingValue>, StoreError>;
+    /// Stores finding `key`, last seen at `previous_last_seen` before (`None`: it is new).
+    fn put(
+        &mut self,
+        repo: u32,
+        pr: u64,
+        key: u64,
+        previous_last_seen: Option<u64>,
+        value: &FindingValue,
+    ) -> Result<(), StoreError>;
+    /// Records that fingerprint `fp` names finding `key`.
+    fn name(&mut self, repo: u32, pr: u64, fp: u64, key: u64) -> Result<(), StoreError>;
+}
+
+/// The matches of `findings` against a PR's memory: `exact[i]` is what finding `i`'s
+/// fingerprint names; `remembered` the PR's findings, the candidates of the similar tier.
+pub(super) fn match_findings(
+    findings: &[Finding],
+    exact: &[Option<u64>],
+    remembered: &[(u64, FindingValue)],
+) -> Vec<Match> {
+    let terms: Vec<[FindingTerms; 2]> = remembered
+        .iter()
+        .map(|(_, v)| [(&v.terms).into(), (&v.first_terms).into()])
+        .collect();
+    let candidates: Vec<Candidate<'_>> = remembered
+        .iter()
+        .zip(&terms)
+        .map(|((key, value), [latest, first])| Candidate {
+            key: *key,
+            check_key: normalise_check(&value.check),
+            wordings: vec![latest, first],
+        })
+        .collect();
+    let incoming: Vec<&Finding> = findings.iter().collect();
+    assign(&incoming, exact, &candidates)
+}
+
+/// Remembers the findings of the verdict `sighting` (of PR `pr` in repository `repo`).
+pub(super) fn remember(
+    mem: &mut impl Memory,
+    repo: u32,
+    pr: u64,
+    sighting: &Sighting,
+    findings: &[Finding],
+) -> Result<(), StoreError> {
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let exact = findings
+        .iter()
+        .map(|f| mem.canonical(repo, pr, f.fingerprint.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let remembered = if exact.iter().any(Option::is_none) {
+        mem.candidates(repo, pr)?
+    } else {
+        Vec::new()
+    };
+    let matches = match_findings(findings, &exact, &remembered);
+    let mut raised = BTreeSet::new();
+    for (finding, matched) in findings.iter().zip(matches) {
+        let fp = finding.fingerprint.0;
+        let (key, tier) = match matched {
+            Match::New => {
+                raised.insert(fp);
+                mem.name(repo, pr, fp, fp)?;
+                mem.put(repo, pr, fp, None, &first_sighting(finding, sighting))?;
+                continue;
+            }
+            Match::Exact(key) => (key, TIER_EXACT),
+            Match::Similar(key, _) => {
+                mem.name(repo, pr, fp, key)?;
+                (key, TIER_SIMILAR)
+            }
+        };
+        // Two wordings of one finding in one audit raise it once.
+        if !raised.insert(key) {
+            continue;
+        }
+        let (mut value, before) = match mem.get(repo, pr, key)? {
+            Some(value) => {
+                let before = value.last_seen.seq;
+                (value, Some(before))
+            }
+            None => {
+                // A fingerprint naming a finding that is not there: `check` reports it; the
+                // write goes on, remembering the finding afresh.
+                tracing::warn!(repo, pr, key, "finding_fps names a missing finding");
+                (first_sighting(finding, sighting), None)
+            }
+        };
+        if before.is_some() {
+            raise(&mut value, finding, sighting, tier);
+        }
+        mem.put(repo, pr, key, before, &value)?;
+    }
+    Ok(())
+}
+
+fn first_sighting(finding: &Finding, sighting: &Sighting) -> FindingValue {
+    let terms = TermsValue::from(&finding.terms);
+    FindingValue {
+        check: finding.check.clone(),
+        severity: finding.severity.clone(),
+        summary: finding.summary.clone(),
+        first_terms: terms.clone(),
+        terms,
+        first_seen: sighting.clone(),
+        last_seen: sighting.clone(),
+        times_raised: 1,
+        heads: vec![HeadSeen {
+            head_sha: sighting.head_sha.clone(),
+            seq: sighting.seq,
+        }],
+        last_tier: TIER_NEW,
+    }
+}
+
+fn raise(value: &mut FindingValue, finding: &Finding, sighting: &Sighting, tier: u8) {
+    value.severity = finding.severity.clone();
+    value.summary = finding.summary.clone();
+    value.terms = TermsValue::from(&finding.terms);
+    value.last_seen = sighting.clone();
+    value.times_raised += 1;
+    value.last_tier = tier;
+    let known = value
+        .heads
+        .iter()
+        .any(|h| h.head_sha.eq_ignore_ascii_case(&sighting.head_sha));
+    if !known && value.heads.len() < MAX_HEADS {
+        value.heads.push(HeadSeen {
+            head_sha: sighting.head_sha.clone(),
+            seq: sighting.seq,
+        });
+    }
+}
+
+/// The memory tables of a write transaction.
+pub(super) struct MemoryTables<'a, 'txn> {
+    pub findings: &'a mut Table<'txn, (u32, u64, u64), &'static [u8]>,
+    pub fps: &'a mut Table<'txn, (u32, u64, u64), u64>,
+    pub by_last_seen: &'a mut Table<'txn, (u32, u64, u64, u64), ()>,
+}
+
+impl Memory for MemoryTables<'_, '_> {
+    fn canonical(&self, repo: u32, pr: u64, fp: u64) -> Result<Option<u64>, StoreError> {
+        Ok(self.fps.get((repo, fp, pr))?.map(|v| v.value()))
+    }
+
+    fn candidates(&self, repo: u32, pr: u64) -> Result<Vec<(u64, FindingValue)>, StoreError> {
+        // Bounded by MAX_SIMILAR_CANDIDATES: the writer needs no deadline.
+        recent_findings(
+            &*self.by_last_seen,
+            &*self.findings,
+            repo,
+            pr,
+            &mut ReadBudget::unlimited(),
+        )
+    }
+
+    fn get(&self, repo: u32, pr: u64, key: u64) -> Result<Option<FindingValue>, StoreError> {
+        get_finding(&*self.findings, repo, pr, key)
+    }
+
+    fn put(
+        &mut self,
+        repo: u32,
+        pr: u64,
+        key: u64,
+        previous_last_seen: Option<u64>,
+        value: &FindingValue,
+    ) -> Result<(), StoreError> {
+        self.findings
+            .insert((repo, pr, key), encode(value).as_slice())?;
+        let seen = value.last_seen.seq;
+        if let Some(before) = previous_last_seen
+            && before != seen
+        {
+            self.by_last_seen.remove((repo, pr, before, key))?;
+        }
+        self.by_last_seen.insert((repo, pr, seen, key), ())?;
+        Ok(())
+    }
+
+    fn name(&mut self, repo: u32, pr: u64, fp: u64, key: u64) -> Result<(), StoreError> {
+        self.fps.insert((repo, fp, pr), key)?;
+        Ok(())
+    }
+}
+
+fn decode_finding(bytes: &[u8], key: u64) -> Result<FindingValue, StoreError> {
+    decode(bytes).map_err(|source| StoreError::Codec {
+        table: "findings",
+        seq: key,
+        source,
+    })
+}
+
+fn get_finding(
+    table: &impl ReadableTable<(u32, u64, u64), &'static [u8]>,
+    repo: u32,
+    pr: u64,
+    key: u64,
+) -> Result<Option<FindingValue>, StoreError> {
+    match table.get((repo, pr, key))? {
+        Some(bytes) => Ok(Some(decode_finding(bytes.value(), key)?)),
+        None => Ok(None),
+    }
+}
+
+/// The PR's [`MAX_SIMILAR_CANDIDATES`] most recently raised findings, newest first.
+fn recent_findings(
+    by_last_seen: &impl ReadableTable<(u32, u64, u64, u64), ()>,
+    findings: &impl ReadableTable<(u32, u64, u64), &'static [u8]>,
+    repo: u32,
+    pr: u64,
+    budget: &mut ReadBudget,
+) -> Result<Vec<(u64, FindingValue)>, StoreError> {
+    let mut out = Vec::new();
+    let range = by_last_seen.range((repo, pr, 0, 0)..=(repo, pr, u64::MAX, u64::MAX))?;
+    for row in range.rev().take(MAX_SIMILAR_CANDIDATES) {
+        budget.tick()?;
+        let (_, _, seen, key) = row?.0.value();
+        let value = get_finding(findings, repo, pr, key)?.ok_or(StoreError::Dangling {
+            index: "findings_by_last_seen",
+            seq: seen,
+        })?;
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// One PR's memory in maps: what a rebuild from its verdicts gives (`check`).
+#[derive(Debug, Default)]
+struct Replay {
+    findings: BTreeMap<u64, FindingValue>,
+    fps: BTreeMap<u64, u64>,
+}
+
+impl Memory for Replay {
+    fn canonical(&self, _: u32, _: u64, fp: u64) -> Result<Option<u64>, StoreError> {
+        Ok(self.fps.get(&fp).copied())
+    }
+
+    fn candidates(&self, _: u32, _: u64) -> Result<Vec<(u64, FindingValue)>, StoreError> {
+        let mut all: Vec<(u64, FindingValue)> =
+            self.findings.iter().map(|(k, v)| (*k, v.clone())).collect();
+        // The order of `findings_by_last_seen` read backwards.
+        all.sort_by_key(|(key, value)| std::cmp::Reverse((value.last_seen.seq, *key)));
+        all.truncate(MAX_SIMILAR_CANDIDATES);
+        Ok(all)
+    }
+
+    fn get(&self, _: u32, _: u64, key: u64) -> Result<Option<FindingValue>, StoreError> {
+        Ok(self.findings.get(&key).cloned())
+    }
+
+    fn put(
+        &mut self,
+        _: u32,
+        _: u64,
+        key: u64,
+        _: Option<u64>,
+        value: &FindingValue,
+    ) -> Result<(), StoreError> {
+        self.findings.insert(key, value.clone());
+        Ok(())
+    }
+
+    fn name(&mut self, _: u32, _: u64, fp: u64, key: u64) -> Result<(), StoreError> {
+        self.fps.insert(fp, key);
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Builds the findings memory from the stored verdicts when it was built under other rules
+    /// or not completely (see the module documentation); a no-op otherwise.
+    pub(super) fn build_findings_memory(&self) -> Result<(), StoreError> {
+        self.build_derived(&Build {
+            what: "the findings memory",
+            mark: meta::FINDINGS_BUILT_THROUGH,
+            is_current: &|meta_table| {
+                Ok(
+                    meta::get(meta_table, meta::FINDINGS_RULES_VERSION)? == FINDING_RULES_VERSION
+                        && meta::get(meta_table, meta::FINDINGS_ANALYZER_VERSION)?
+                            == ANALYZER_VERSION,
+                )
+            },
+            // What older rules left goes first.
+            clear: &|txn| {
+                txn.delete_table(FINDINGS)?;
+                txn.delete_table(FINDING_FPS)?;
+                txn.delete_table(FINDINGS_BY_LAST_SEEN)?;
+                txn.open_table(FINDINGS)?;
+                txn.open_table(FINDING_FPS)?;
+                txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+                let mut meta_table = txn.open_table(META)?;
+                meta_table.remove(meta::FINDINGS_RULES_VERSION)?;
+                meta_table.remove(meta::FINDINGS_ANALYZER_VERSION)?;
+                Ok(())
+            },
+            step: &remember_verdicts_after,
+            finish: &|meta_table| {
+                meta_table.insert(meta::FINDINGS_RULES_VERSION, FINDING_RULES_VERSION)?;
+                meta_table.insert(meta::FINDINGS_ANALYZER_VERSION, ANALYZER_VERSION)?;
+                Ok(())
+            },
+        })
+    }
+}
+
+/// Remembers the findings of up to [`BUILD_BATCH`] verdicts after `after_seq`, in seq order;
+/// returns the last seq done, `None` when there was none left.
+fn remember_verdicts_after(
+    txn: &redb::WriteTransaction,
+    after_seq: u64,
+) -> Result<Option<u64>, StoreError> {
+    let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
+    let mut findings = txn.open_table(FINDINGS)?;
+    let mut fps = txn.open_table(FINDING_FPS)?;
+    let mut by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+    let mut ids = repos::RepoIds::open(txn)?;
+    let mut mem = MemoryTables {
+        findings: &mut findings,
+        fps: &mut fps,
+        by_last_seen: &mut by_last_seen,
+    };
+    let mut last = None;
+    for row in verdicts
+        .range(after_seq.saturating_add(1)..)?
+        .take(BUILD_BATCH)
+    {
+        let (seq, bytes) = row?;
+        let seq = seq.value();
+        last = Some(seq);
+        let v = verdict_ref(bytes.value(), seq)?;
+        let repo = ids.id_of_stored(v.repo)?;
+        let sighting = Sighting {
+            seq,
+            head_sha: v.head_sha.to_owned(),
+            audited_at: v.audited_at.to_owned(),
+        };
+        remember(
+            &mut mem,
+            repo,
+            v.pr_number,
+            &sighting,
+            &stored_findings(v.raw_json),
+        )?;
+    }
+    Ok(last)
+}
+
+/// Which of a PR's findings to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingStatus {
+    /// Raised by the PR's latest audit.
+    Open,
+    /// Raised before, not by the latest audit.
+    Resolved,
+    All,
+}
+
+/// A page of a PR's findings: `GET /prs/{n}/findings`.
+#[derive(Debug, Clone)]
+pub struct FindingsQuery {
+    pub repo: Repo,
+    pub pr_number: u64,
+    pub status: FindingStatus,
+    /// Continue below this `(last seen seq, fingerprint)`: the previous page's last.
+    pub below: Option<(u64, u64)>,
+    pub limit: usize,
+}
+
+/// A remembered finding, with its key and whether the PR's latest audit raised it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingEntry {
+    pub fingerprint: Fingerprint,
+    pub value: FindingValue,
+    pub open: bool,
+}
+
+/// A page of findings, newest last seen first, and where the next page starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FindingsPage {
+    /// The seq of the PR's latest audit, if it has one.
+    pub latest_seq: Option<u64>,
+    pub items: Vec<FindingEntry>,
+    /// Pass as [`FindingsQuery::below`] for the next page; `None` on the last.
+    pub next: Option<(u64, u64)>,
+}
+
+impl FindingsPage {
+    /// The cursor after the page's last finding.
+    pub fn last_cursor(&self) -> Option<(u64, u64)> {
+        self.items
+            .last()
+            .map(|e| (e.value.last_seen.seq, e.fingerprint.0))
+    }
+}
+
+/// What the memory says of one finding of a check request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedFinding {
+    pub matched: Match,
+    /// The remembered finding it matched, and whether the PR's latest audit raised it.
+    pub remembered: Option<FindingEntry>,
+    /// The dismissal that applies to it, if any.
+    pub dismissal: Option<dismissals::Applied>,
+}
+
+/// `POST /prs/{n}/findings/check`.
+#[derive(Debug, Clone)]
+pub struct FindingsCheck {
+    pub repo: Repo,
+    pub pr_number: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl Store {
+    /// A page of a PR's remembered findings (see [`FindingsQuery`]) within `budget`: the page
+    /// stops early (with a cursor) before the findings it holds pass its bytes. Cost: one range
+    /// of `findings_by_last_seen` and one get per finding answered.
+    pub fn pr_findings(
+        &self,
+        q: &FindingsQuery,
+        budget: &mut ReadBudget,
+    ) -> Result<FindingsPage, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, &q.repo)? else {
+            return Ok(FindingsPage::default());
+        };
+        let pr = q.pr_number;
+        let Some(latest) = latest_seq(&txn, repo, pr)? else {
+            return Ok(FindingsPage::default());
+        };
+        let (lo, hi) = match q.status {
+            FindingStatus::Open => (latest, latest),
+            FindingStatus::Resolved if latest == 0 => return Ok(FindingsPage::default()),
+            FindingStatus::Resolved => (0, latest - 1),
+            FindingStatus::All => (0, u64::MAX),
+        };
+        // A cursor beyond the status's range (given with another status) starts at its top;
+        // one below it leaves nothing.
+        let upper = match q.below {
+            Some((seq, _)) if seq < lo => return Ok(page_of(latest)),
+            Some((seq, fp)) if seq <= hi => Bound::Excluded((repo, pr, seq, fp)),
+            _ => Bound::Included((repo, pr, hi, u64::MAX)),
+        };
+        let index = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+        let findings = txn.open_table(FINDINGS)?;
+        let mut page = page_of(latest);
+        for row in index
+            .range((Bound::Included((repo, pr, lo, 0)), upper))?
+            .rev()
+        {
+            budget.tick()?;
+            let (_, _, seen, key) = row?.0.value();
+            if page.items.len() == q.limit {
+                page.next = page.last_cursor();
+                break;
+            }
+            let bytes = findings.get((repo, pr, key))?.ok_or(StoreError::Dangling {
+                index: "findings_by_last_seen",
+                seq: seen,
+            })?;
+            if !budget.take(bytes.value().len()) {
+                page.next = page.last_cursor();
+                break;
+            }
+            let value = decode_finding(bytes.value(), key)?;
+            page.items.push(FindingEntry {
+                fingerprint: Fingerprint(key),
+                open: value.last_seen.seq == latest,
+                value,
+            });
+        }
+        Ok(page)
+    }
+
+    /// What the memory and the dismissals say of each finding of `q`: its match (exact,
+    /// similar or none), the finding it matched and whether the PR's latest audit raised it,
+    /// and the dismissal that applies. Stores nothing. Cost: one lookup per finding, the PR's
+    /// remembered findings when one is not known by its fingerprint, and the dismissals that
+    /// apply to the PR; `budget`'s deadline is checked as they are read.
+    pub fn check_findings(
+        &self,
+        q: &FindingsCheck,
+        budget: &mut ReadBudget,
+    ) -> Result<Vec<CheckedFinding>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, &q.repo)? else {
+            return Ok(q
+                .findings
+                .iter()
+                .map(|_| CheckedFinding {
+                    matched: Match::New,
+                    remembered: None,
+                    dismissal: None,
+                })
+                .collect());
+        };
+        let pr = q.pr_number;
+        let fps = txn.open_table(FINDING_FPS)?;
+        let findings = txn.open_table(FINDINGS)?;
+        let by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+        let exact = q
+            .findings
+            .iter()
+            .map(|f| Ok(fps.get((repo, f.fingerprint.0, pr))?.map(|v| v.value())))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let remembered = if exact.iter().any(Option::is_none) {
+            recent_findings(&by_last_seen, &findings, repo, pr, budget)?
+        } else {
+            Vec::new()
+        };
+        let matches = match_findings(&q.findings, &exact, &remembered);
+        let latest = latest_seq(&txn, repo, pr)?;
+        let applicable = dismissals::applicable(&txn, repo, pr, budget)?;
+        // Which remembered finding of this PR each applicable dismissal names, if any.
+        let named: Vec<Option<u64>> = applicable
+            .iter()
+            .map(|d| Ok(fps.get((repo, d.fingerprint(), pr))?.map(|v| v.value())))
+            .collect::<Result<_, StoreError>>()?;
+        let mut out = Vec::with_capacity(q.findings.len());
+        for (finding, matched) in q.findings.iter().zip(matches) {
+            let remembered = match matched.canonical() {
+                Some(key) => get_finding(&findings, repo, pr, key)?.map(|value| FindingEntry {
+                    fingerprint: Fingerprint(key),
+                    open: Some(value.last_seen.seq) == latest,
+                    value,
+                }),
+                None => None,
+            };
+            let dismissal = dismissals::which_applies(&applicable, &named, finding, matched);
+            out.push(CheckedFinding {
+                matched,
+                remembered,
+                dismissal,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn page_of(latest: u64) -> FindingsPage {
+    FindingsPage {
+        latest_seq: Some(latest),
+        ..FindingsPage::default()
+    }
+}
+
+fn latest_seq(txn: &ReadTransaction, repo: u32, pr: u64) -> Result<Option<u64>, StoreError> {
+    Ok(txn.open_table(PRS)?.get((repo, pr))?.map(|v| v.value().3))
+}
+
+/// Of the findings of the audit `seq` on `head_sha` (its JSON `raw_json`), how many the memory
+/// holds, and how many of those an earlier audit of another head raised: `(raised, repeated)`.
+/// Cost: a lookup and a get per finding of the audit.
+pub(super) fn audit_repeats(
+    txn: &ReadTransaction,
+    repo: u32,
+    pr: u64,
+    seq: u64,
+    head_sha: &str,
+    raw_json: &str,
+) -> Result<(u64, u64), StoreError> {
+    let fps = txn.open_table(FINDING_FPS)?;
+    let findings = txn.open_table(FINDINGS)?;
+    let mut keys = BTreeSet::new();
+    for finding in stored_findings(raw_json) {
+        if let Some(key) = fps.get((repo, finding.fingerprint.0, pr))? {
+            keys.insert(key.value());
+        }
+    }
+    let mut repeated = 0;
+    for &key in &keys {
+        let Some(value) = get_finding(&findings, repo, pr, key)? else {
+            continue;
+        };
+        if value
+            .heads
+            .iter()
+            .any(|h| h.seq < seq && !h.head_sha.eq_ignore_ascii_case(head_sha))
+        {
+            repeated += 1;
+        }
+    }
+    Ok((keys.len() as u64, repeated))
+}
+
+/// `check` of the findings memory: for each PR, a rebuild from its verdicts in seq order must
+/// equal what is stored (values, the fingerprints naming them, the last-seen index), and the
+/// tables hold nothing more. One PR is held in memory at a time.
+pub(super) fn check_memory(
+    txn: &ReadTransaction,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let meta_table = txn.open_table(META)?;
+    let built = meta::get(&meta_table, meta::FINDINGS_RULES_VERSION)? == FINDING_RULES_VERSION
+        && meta::get(&meta_table, meta::FINDINGS_ANALYZER_VERSION)? == ANALYZER_VERSION;
+    if !built {
+        report.problem("the findings memory is not built (open the store to build it)".into());
+        return Ok(());
+    }
+    let prs = txn.open_table(PRS)?;
+    let pr_verdicts = txn.open_table(PR_VERDICTS)?;
+    let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
+    let findings = txn.open_table(FINDINGS)?;
+    let fps = txn.open_table(FINDING_FPS)?;
+    let by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+    let (mut n_findings, mut n_fps) = (0u64, 0u64);
+    for row in prs.iter()? {
+        let (repo, pr) = row?.0.value();
+        let mut replay = Replay::default();
+        for entry in pr_verdicts.range((repo, pr, 0)..=(repo, pr, u64::MAX))? {
+            let seq = entry?.0.value().2;
+            let Some(bytes) = verdicts.get(seq)? else {
+                continue; // `check_verdicts` reports it
+            };
+            let Ok(v) = verdict_ref(bytes.value(), seq) else {
+                continue;
+            };
+            let sighting = Sighting {
+                seq,
+                head_sha: v.head_sha.to_owned(),
+                audited_at: v.audited_at.to_owned(),
+            };
+            remember(
+                &mut replay,
+                repo,
+                pr,
+                &sighting,
+                &stored_findings(v.raw_json),
+            )?;
+        }
+        let mut stored = Vec::new();
+        for row in findings.range((repo, pr, 0)..=(repo, pr, u64::MAX))? {
+            let (key, bytes) = row?;
+            let key = key.value().2;
+            match decode_finding(bytes.value(), key) {
+                Ok(value) => stored.push((key, value)),
+                Err(e) => report.problem(format!("PR {pr} of repository {repo}: {e}")),
+            }
+        }
+        let rebuilt: Vec<(u64, FindingValue)> = replay.findings.into_iter().collect();
+        n_findings += rebuilt.len() as u64;
+        n_fps += replay.fps.len() as u64;
+        if stored != rebuilt {
+            let keys = |v: &[(u64, FindingValue)]| {
+                v.iter()
+                    .map(|(k, _)| Fingerprint(*k).to_string())
+                    .collect::<Vec<_>>()
+            };
+            report.problem(format!(
+                "PR {pr} of repository {repo}: the findings memory holds {:?}, a rebuild from \
+                 its verdicts gives {:?}{}",
+                keys(&stored),
+                keys(&rebuilt),
+                if keys(&stored) == keys(&rebuilt) {
+                    " (values differ)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for (fp, key) in &replay.fps {
+            if fps.get((repo, *fp, pr))?.map(|v| v.value()) != Some(*key) {
+                report.problem(format!(
+                    "PR {pr} of repository {repo}: fingerprint {} should name finding {}",
+                    Fingerprint(*fp),
+                    Fingerprint(*key)
+                ));
+            }
+        }
+        for (key, value) in &rebuilt {
+            if by_last_seen
+                .get((repo, pr, value.last_seen.seq, *key))?
+                .is_none()
+            {
+                report.problem(format!(
+                    "PR {pr} of repository {repo}: finding {} is missing from \
+                     findings_by_last_seen at seq {}",
+                    Fingerprint(*key),
+                    value.last_seen.seq
+                ));
+            }
+        }
+    }
+    let sizes = [
+        ("findings", findings.len()?, n_findings),
+        ("finding_fps", fps.len()?, n_fps),
+        ("findings_by_last_seen", by_last_seen.len()?, n_findings),
+    ];
+    for (name, has, needs) in sizes {
+        if has != needs {
+            report.problem(format!(
+                "{name} has {has} entries, a rebuild from the verdicts gives {needs}"
+            ));
+        }
+    }
+    Ok(())
+}

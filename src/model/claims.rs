@@ -101,23 +101,10 @@ pub fn claims_of(verdict: &Map<String, Value>) -> Result<Vec<Claim>, FieldError>
 /// that no longer parses, or whose claims break today's limits, gives what can be read (its
 /// claims in order up to the first problem), never an error. Stored claims are history.
 pub fn stored_claims(raw_json: &str) -> Vec<Claim> {
-    #[derive(serde::Deserialize)]
-    struct ClaimFields {
-        #[serde(default)]
-        claims: Option<Value>,
-        #[serde(default)]
-        claim_hashes: Option<Value>,
-    }
-    let Ok(fields) = serde_json::from_str::<ClaimFields>(raw_json) else {
+    let Ok(ClaimFields(obj)) = serde_json::from_str::<ClaimFields>(raw_json) else {
         return Vec::new();
     };
-    let mut obj = Map::new();
-    if let Some(claims) = fields.claims {
-        obj.insert("claims".into(), claims);
-    }
-    if let Some(hashes) = fields.claim_hashes {
-        obj.insert("claim_hashes".into(), hashes);
-    }
+    let mut obj = obj;
     claims_of(&obj).unwrap_or_else(|_| {
         // Only explicit hashes can be refused (a bad one, or over the limit): keep the texts.
         obj.remove("claim_hashes");
@@ -125,9 +112,50 @@ pub fn stored_claims(raw_json: &str) -> Vec<Claim> {
     })
 }
 
+/// A verdict's `claims` and `claim_hashes`, the rest of its JSON skipped unparsed; a key given
+/// twice keeps its last value, as the write path's parse into a map does.
+struct ClaimFields(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for ClaimFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = ClaimFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a verdict object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ClaimFields, A::Error> {
+                let mut obj = Map::new();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "claims" || key == "claim_hashes" {
+                        obj.insert(key.into_owned(), map.next_value::<Value>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(ClaimFields(obj))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_given_twice_keeps_its_last_value_as_the_write_path_does() {
+        let raw = r#"{"claims": ["first"], "pr_number": 1, "claims": ["second", "third"]}"#;
+        let parsed: Map<String, Value> = serde_json::from_str(raw).unwrap();
+        assert_eq!(stored_claims(raw), claims_of(&parsed).unwrap());
+        assert_eq!(stored_claims(raw).len(), 2);
+        assert!(stored_claims("[1, 2]").is_empty());
+        assert!(stored_claims("{\"claims\": [\"x\"]").is_empty());
+    }
 
     fn obj(text: &str) -> Map<String, Value> {
         serde_json::from_str(text).unwrap()

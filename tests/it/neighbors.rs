@@ -426,3 +426,40 @@ fn the_search_equals_scoring_every_claim() {
         }
     }
 }
+
+#[test]
+fn a_verdict_giving_claims_twice_is_indexed_by_the_last_and_checks_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    let body = verdict_with(1, &["the upload retries forever"]).replacen(
+        "\"claims\"",
+        "\"claims\":[\"the export job drops rows\"],\"claims\"",
+        1,
+    );
+    assert_eq!(body.matches("\"claims\"").count(), 2, "{body}");
+    store
+        .write(&[Put::from(verdict_record(body.as_bytes(), 1).unwrap())])
+        .unwrap();
+    let report = store.check().unwrap();
+    assert!(report.passed(), "{report:?}");
+    let find = |text: &str| {
+        let claim = Claim {
+            hash: ClaimHash::of_text(text).unwrap(),
+            text: None,
+        };
+        let q = NeighborQuery {
+            claims: vec![claim],
+            repo: Repo::default(),
+            all_repos: false,
+            exclude_pr: None,
+            limit: 5,
+            min_score: DEFAULT_MIN_SCORE,
+        };
+        store
+            .neighbors(&q, &mut ReadBudget::unlimited())
+            .unwrap()
+            .len()
+    };
+    assert_eq!(find("the upload retries forever"), 1);
+    assert_eq!(find("the export job drops rows"), 0);
+}

@@ -54,6 +54,56 @@ class KbClientTest(unittest.TestCase):
         self.assertEqual(found["neighbors"][0]["pr_number"], 53)
         self.assertEqual(found["neighbors"][0]["shared"][0]["claim_hash"], claim_hash(" REPORT script\treads kb "))
 
+    def test_a_repository_is_a_namespace_and_neighbours_explain_themselves(self):
+        repo = "gitea:profit/client-py"
+        in_repo = KbClient(base_url=os.environ.get("KB_URL"), retries=1, timeout=30.0, repo=repo)
+        KB.post_verdict(verdict(61, "a" * 40, "2026-04-05T09:00:00.000Z", "block", "default ns", ["retry the S3 upload"]))
+        in_repo.post_verdict(dict(verdict(61, "b" * 40, "2026-04-05T10:00:00.000Z", "approve", "named", ["retries S3 uploads with backoff"]), repo=repo))
+        in_repo.post_verdict(dict(verdict(62, "c" * 40, "2026-04-05T11:00:00.000Z", "request_changes", "newer", ["S3 upload retry loop"]), repo=repo))
+        history = in_repo.prior_audits(61)
+        self.assertEqual((history.get("repo"), history["count"], history["audits"][0]["one_liner"]), (repo, 1, "named"))
+        self.assertEqual(KB.prior_audits(61)["audits"][0]["one_liner"], "default ns")
+        near = in_repo.pr_neighbors(62)
+        first = near["neighbors"][0]
+        self.assertEqual((first["pr_number"], first["repo"], first["matches"][0]["kind"]), (61, repo, "similar"))
+        self.assertIn("s3", first["matches"][0]["terms"])
+        self.assertIn("#61 approve", near.get("context", ""))
+        everywhere = in_repo.neighbors(claims=["retry the S3 upload"], all_repos=True, min_score=0.5)
+        self.assertTrue(any(n["repo"] is None and n["pr_number"] == 61 for n in everywhere["neighbors"]))
+        self.assertEqual(KB.stats().get("by_repo", {}).get(repo), 2)
+
+    def test_history_pages_with_before_seq(self):
+        for i in range(3):
+            KB.post_verdict(verdict(63, str(i + 2) * 40, f"2026-04-06T0{i}:00:00.000Z", "approve", f"audit {i}"))
+        first = KB.prior_audits(63, limit=2)
+        self.assertEqual([a["one_liner"] for a in first["audits"]], ["audit 2", "audit 1"])
+        rest = KB.prior_audits(63, limit=2, before_seq=first.get("next_before_seq"))
+        self.assertEqual([a["one_liner"] for a in rest["audits"]], ["audit 0"])
+        self.assertNotIn("next_before_seq", rest)
+
+    def test_findings_are_remembered_and_dismissals_stick_until_revoked(self):
+        unwrap = {"check": "static", "severity": "warn", "summary": "unwrap() on user input in parse_body can panic"}
+        sql = {"check": "security", "severity": "block", "summary": "SQL built by concatenating the name parameter"}
+        KB.post_verdict(dict(verdict(64, "7" * 40, "2026-04-07T09:00:00.000Z", "block", "sql"), findings=[unwrap, sql]))
+        self.assertEqual(sorted(f["summary"] for f in KB.all_findings(64)), sorted([unwrap["summary"], sql["summary"]]))
+        check = KB.check_findings(64, "8" * 40, [unwrap, {"check": "tests", "summary": "no test for the retry path"}])
+        self.assertEqual([f["status"] for f in check["findings"]], ["repeat", "new"])
+        with self.assertRaises(KbError) as caught:
+            KB.dismiss_finding("fixture", "ana", finding=sql, pr_number=64)
+        self.assertEqual((caught.exception.status, caught.exception.field), (422, "confirm"))
+        dismissal = KB.dismiss_finding("input is validated first", "ana", finding=unwrap, pr_number=64)
+        self.assertFalse(dismissal["duplicate"])
+        again = KB.dismiss_finding("again", "bo", fingerprint=dismissal["fingerprint"], pr_number=64)
+        self.assertEqual((again["id"], again["duplicate"]), (dismissal["id"], True))
+        self.assertEqual(KB.check_findings(64, "8" * 40, [unwrap])["findings"][0]["status"], "dismissed")
+        self.assertEqual([d["id"] for d in KB.dismissals(pr_number=64)["dismissals"]], [dismissal["id"]])
+        self.assertTrue(KB.revoke_dismissal(dismissal["id"])["revoked_now"])
+        self.assertFalse(KB.revoke_dismissal(dismissal["id"])["revoked_now"])
+        self.assertEqual(KB.check_findings(64, "8" * 40, [unwrap])["findings"][0]["status"], "repeat")
+        with self.assertRaises(KbError) as bad:
+            KB.findings(-1)
+        self.assertEqual(bad.exception.kind, "bad_request")
+
     def test_refusal_names_the_field(self):
         with self.assertRaises(KbError) as caught:
             KB.post_verdict(verdict(55, "4" * 40, "t", "maybe", "x"))

@@ -6,7 +6,8 @@
 //   await kb.postVerdict(verdict);                  // replaces indexVerdictToObserver +
 //                                                   // appendVerdictToKbOutcomes, durably
 //   const prior = await kb.priorAudits(pr, { excludeSha: head });  // Phase B
-//   const similar = await kb.neighbors({ claims, excludePr: pr }); // Phase C/F
+//   const similar = await kb.prNeighbors(pr);      // Phase C/F: neighbours of its last audit
+//   const seen = await kb.checkFindings(pr, { headSha: head, findings }); // repeats, dismissals
 //   for await (const item of kb.follow({ afterSeq: saved })) { ... }  // the change feed
 //
 // Every route is one call to `request`, which owns headers, timeouts, retries and errors: a new
@@ -32,7 +33,20 @@ export interface Verdict {
   };
   claims?: Array<string | { text: string; [key: string]: unknown }>;
   claim_hashes?: string[];
+  /** The repository the PR belongs to; absent or null for the default namespace. */
+  repo?: string | null;
+  /** Remembered across pushes by the findings memory. */
+  findings?: Array<FindingInput & { [key: string]: unknown }>;
   [key: string]: unknown;
+}
+
+export type Severity = "block" | "warn" | "info";
+
+/** A finding as the auditor writes it. */
+export interface FindingInput {
+  check: string;
+  severity?: Severity;
+  summary: string;
 }
 
 export interface PostedVerdict {
@@ -79,30 +93,77 @@ export interface PriorAudit {
 
 export interface PriorAudits {
   pr_number: number;
+  /** Present when the PR belongs to a named repository. */
+  repo?: string;
   count: number;
   by_overall: Partial<Record<Overall, number>>;
   /** The sentence kb_query emits, e.g. "prior 2 audits on this PR ended in [block, approve], last reason was X." */
   finding: string;
   /** Newest first. */
   audits: PriorAudit[];
+  /** Pass as `beforeSeq` for the next, older page; absent on the last one. */
+  next_before_seq?: number;
+  /** Of the latest audit: findings remembered and how many an earlier head raised too. */
+  latest_audit_findings?: { seq: number; raised: number; repeat_earlier_heads: number };
   [key: string]: unknown;
+}
+
+export interface PriorAuditsOptions {
+  /** Leaves out the head being audited (8 to 64 hex digits, a prefix of the sha). */
+  excludeSha?: string;
+  limit?: number;
+  /** The page before this seq (a previous answer's `next_before_seq`). */
+  beforeSeq?: number;
+  /** Default: the client's `repo`. */
+  repo?: string;
 }
 
 export interface NeighborQuery {
   claims?: Array<string | { text: string }>;
   claimHashes?: string[];
+  /** A PR of `repo` left out (the one being audited). */
   excludePr?: number;
   limit?: number;
+  /** Matches scoring below this are dropped (0 to 1; the server's default 0.2). */
+  minScore?: number;
+  /** The repository searched; default the client's `repo`. */
+  repo?: string;
+  /** Search every repository. */
+  allRepos?: boolean;
+}
+
+export interface PrNeighborsOptions {
+  limit?: number;
+  minScore?: number;
+  repo?: string;
+  allRepos?: boolean;
+}
+
+/** Why a neighbour was found: one query claim's best match among its claims. */
+export interface ClaimMatch {
+  /** The query claim (its text, or its hash when given as a hash). */
+  query: string;
+  /** The stored claim that matched. */
+  claim: string;
+  /** `exact`: the same text after normalisation (score 1); `similar`: shared terms. */
+  kind: "exact" | "similar";
+  score: number;
+  /** The index terms the two share (stemmed words, identifiers). */
+  terms: string[];
 }
 
 export interface Neighbor {
   sig_hash: string;
   seq: number;
   pr_number: number;
+  repo: string | null;
   head_sha: string;
   overall: Overall;
   one_liner: string;
   audited_at: string;
+  /** The sum over query claims of their best match's score. */
+  score: number;
+  matches: ClaimMatch[];
   shared_count: number;
   shared: Array<{ claim_hash: string; text: string | null }>;
 }
@@ -110,6 +171,126 @@ export interface Neighbor {
 export interface Neighbors {
   count: number;
   neighbors: Neighbor[];
+  /** A sentence for the auditor's prompt naming the best earlier PRs and how they ended. */
+  context?: string;
+  /** Fewer neighbours than asked because the answer reached the server's size budget. */
+  truncated?: boolean;
+  [key: string]: unknown;
+}
+
+/** Where a remembered finding was seen. */
+export interface SeenAt {
+  head_sha: string;
+  audited_at: string;
+  seq: number;
+}
+
+/** A finding the memory holds for a PR (`GET /prs/{n}/findings`). */
+export interface RememberedFinding {
+  fingerprint: string;
+  check: string;
+  severity: Severity | null;
+  summary: string;
+  status: "open" | "resolved";
+  times_raised: number;
+  first_seen: SeenAt;
+  last_seen: SeenAt;
+  heads: string[];
+  last_match: "new" | "exact" | "similar";
+  [key: string]: unknown;
+}
+
+export interface FindingsPage {
+  pr_number: number;
+  repo?: string;
+  status: "open" | "resolved" | "all";
+  latest_seq?: number;
+  count: number;
+  findings: RememberedFinding[];
+  /** Pass as `cursor` for the next page; absent on the last one. */
+  next_cursor?: string;
+  [key: string]: unknown;
+}
+
+export interface FindingsOptions {
+  repo?: string;
+  status?: "open" | "resolved" | "all";
+  limit?: number;
+  cursor?: string;
+}
+
+export interface Dismissal {
+  id: number;
+  repo: string | null;
+  scope: "pr" | "repo";
+  pr_number: number | null;
+  fingerprint: string;
+  check: string;
+  severity: Severity | null;
+  summary: string;
+  reason: string;
+  by: string;
+  created_at: string;
+  revoked_at: string | null;
+  /** On a check: how the finding matched the dismissal. */
+  match?: { tier: "exact" | "similar"; score: number };
+  /** On a post: the same live dismissal was stored before (nothing new). */
+  duplicate?: boolean;
+  /** On a revoke: whether this call revoked it (false when it was already). */
+  revoked_now?: boolean;
+  [key: string]: unknown;
+}
+
+/** One checked finding (`POST /prs/{n}/findings/check`). */
+export interface CheckedFinding extends FindingInput {
+  fingerprint: string;
+  status: "new" | "repeat" | "reopened" | "dismissed";
+  /** The remembered finding it matched, or null. */
+  match: { tier: "exact" | "similar"; fingerprint: string; score: number } | null;
+  times_raised?: number;
+  first_seen?: SeenAt;
+  last_seen?: SeenAt;
+  raised_on_head?: boolean;
+  dismissal?: Dismissal;
+  [key: string]: unknown;
+}
+
+export interface FindingsCheck {
+  pr_number: number;
+  repo?: string;
+  head_sha: string;
+  counts: { new: number; repeat: number; reopened: number; dismissed: number };
+  findings: CheckedFinding[];
+  [key: string]: unknown;
+}
+
+export interface CheckFindingsOptions {
+  /** The head being audited (8 to 64 hex digits). */
+  headSha: string;
+  findings: FindingInput[];
+  repo?: string;
+}
+
+/** A dismissal to record: by fingerprint or by the finding itself. */
+export interface DismissalInput {
+  repo?: string;
+  /** Absent (or null) for every PR of the repository. */
+  prNumber?: number | null;
+  fingerprint?: string;
+  finding?: FindingInput;
+  reason: string;
+  by: string;
+  /** Needed to dismiss a block finding. */
+  confirm?: boolean;
+}
+
+export interface DismissalsPage {
+  repo: string | null;
+  pr_number: number | null;
+  count: number;
+  dismissals: Dismissal[];
+  next_cursor?: string;
+  [key: string]: unknown;
 }
 
 /** A record found under a sig_hash (`GET /sig/{sig_hash}`). */
@@ -141,6 +322,8 @@ export interface EventsPage {
 
 export interface EventFilter {
   source?: "mcp" | "scenario" | "auditor" | "bot";
+  /** Default: the client's `repo`. */
+  repo?: string;
   eventKind?: string;
   sigHash?: string;
   beforeSeq?: number;
@@ -157,6 +340,8 @@ export interface Stats {
   by_overall: Record<string, number>;
   outcomes: number;
   outcomes_by_kind: Record<string, number>;
+  /** Verdicts per repository ("" is the default namespace). */
+  by_repo?: Record<string, number>;
   last_seq: number;
   [key: string]: unknown;
 }
@@ -244,8 +429,11 @@ export interface FollowOptions {
   maxReconnectDelayMs?: number;
 }
 
-/** What went wrong: an HTTP answer, no answer, no answer in time, or an answer not understood. */
-export type KbErrorKind = "http" | "network" | "timeout" | "bad_response";
+/**
+ * What went wrong: an HTTP answer, no answer, no answer in time, an answer not understood, or
+ * arguments refused before anything was sent.
+ */
+export type KbErrorKind = "http" | "network" | "timeout" | "bad_response" | "bad_request";
 
 /** Every failure of this client: status (0 without an HTTP answer), message, the field at fault. */
 export class KbError extends Error {
@@ -281,6 +469,12 @@ export interface KbClientOptions {
   retries?: number;
   /** Cap on a server's Retry-After; default 30 s. */
   maxRetryAfterMs?: number;
+  /**
+   * The repository this client works in (e.g. "gitea:profit/lakehouse"): sent with every
+   * read that takes one unless the call names another; default LAKEHOUSE_KB_REPO, else the
+   * default namespace. Writes carry their repository in their own `repo` field.
+   */
+  repo?: string;
 }
 
 export interface WriteOptions {
@@ -295,7 +489,7 @@ export interface WriteOptions {
 const SLOW_WRITE_TIMEOUT_MS = 60_000;
 
 interface RequestSpec {
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "DELETE";
   path: string;
   query?: Record<string, string | number | undefined>;
   /** A JSON body, serialized here. */
@@ -323,6 +517,7 @@ export class KbClient {
   private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly maxRetryAfterMs: number;
+  readonly repo?: string;
 
   constructor(options: KbClientOptions = {}) {
     const url = options.baseUrl ?? env("LAKEHOUSE_KB_URL") ?? env("LH_OBSERVER_URL") ?? "http://localhost:3800";
@@ -331,6 +526,7 @@ export class KbClient {
     this.timeoutMs = options.timeoutMs ?? 3000;
     this.retries = options.retries ?? 3;
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
+    this.repo = options.repo ?? env("LAKEHOUSE_KB_REPO") ?? undefined;
   }
 
   // Writes. Each sends an Idempotency-Key; a retry reuses it.
@@ -384,34 +580,120 @@ export class KbClient {
   // Reads.
 
   /** Phase B: prior audits of a PR across heads, leaving out the head being audited now. */
-  priorAudits(prNumber: number, options: { excludeSha?: string; limit?: number } = {}): Promise<PriorAudits> {
+  priorAudits(prNumber: number, options: PriorAuditsOptions = {}): Promise<PriorAudits> {
     return this.request({
       method: "GET",
-      path: `/prs/${prNumber}/history`,
-      query: { exclude_sha: options.excludeSha, limit: options.limit },
+      path: `/prs/${pr(prNumber)}/history`,
+      query: {
+        repo: options.repo ?? this.repo,
+        exclude_sha: options.excludeSha,
+        limit: options.limit,
+        before_seq: options.beforeSeq,
+      },
     });
   }
 
-  /** Phase C/F: prior verdicts sharing claims, most shared first, then newest. */
+  /**
+   * Phase C/F: prior verdicts whose claims equal or resemble the query's, best first (score,
+   * then the newer audit); each says which claims matched and why.
+   */
   neighbors(query: NeighborQuery): Promise<Neighbors> {
-    const body = { claims: query.claims, claim_hashes: query.claimHashes, exclude_pr: query.excludePr, limit: query.limit };
+    const body = {
+      claims: query.claims,
+      claim_hashes: query.claimHashes,
+      repo: query.repo ?? this.repo,
+      all_repos: query.allRepos,
+      exclude_pr: query.excludePr,
+      limit: query.limit,
+      min_score: query.minScore,
+    };
     return this.request({ method: "POST", path: "/neighbors", json: body });
   }
 
+  /** The neighbours of a PR's latest audit's claims, the PR itself left out. */
+  prNeighbors(prNumber: number, options: PrNeighborsOptions = {}): Promise<Neighbors> {
+    return this.request({
+      method: "GET",
+      path: `/prs/${pr(prNumber)}/neighbors`,
+      query: {
+        repo: options.repo ?? this.repo,
+        limit: options.limit,
+        min_score: options.minScore,
+        all_repos: options.allRepos === undefined ? undefined : String(options.allRepos),
+      },
+    });
+  }
+
+  /** One page of the findings the memory holds for a PR. */
+  findings(prNumber: number, options: FindingsOptions = {}): Promise<FindingsPage> {
+    return this.request({
+      method: "GET",
+      path: `/prs/${pr(prNumber)}/findings`,
+      query: { repo: options.repo ?? this.repo, status: options.status, limit: options.limit, cursor: options.cursor },
+    });
+  }
+
+  /** Every finding the memory holds for a PR, following the pages. */
+  async *allFindings(prNumber: number, options: Omit<FindingsOptions, "cursor" | "limit"> = {}): AsyncGenerator<RememberedFinding> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.findings(prNumber, { ...options, cursor, limit: 1000 });
+      yield* page.findings;
+      cursor = page.next_cursor;
+    } while (cursor !== undefined);
+  }
+
+  /**
+   * Before posting a review of a head: which of its findings are new, repeats of the PR's
+   * latest audit, reopened, or dismissed. A read: nothing is stored.
+   */
+  checkFindings(prNumber: number, options: CheckFindingsOptions): Promise<FindingsCheck> {
+    const body = { repo: options.repo ?? this.repo, head_sha: options.headSha, findings: options.findings };
+    return this.request({ method: "POST", path: `/prs/${pr(prNumber)}/findings/check`, json: body });
+  }
+
+  /** Records that a finding does not apply, in one PR or in every PR of the repository. */
+  dismissFinding(dismissal: DismissalInput, options: WriteOptions = {}): Promise<Dismissal> {
+    const body = {
+      repo: dismissal.repo ?? this.repo,
+      pr_number: dismissal.prNumber,
+      fingerprint: dismissal.fingerprint,
+      finding: dismissal.finding,
+      reason: dismissal.reason,
+      by: dismissal.by,
+      confirm: dismissal.confirm,
+    };
+    return this.request({ method: "POST", path: "/findings/dismissals", json: body, write: options });
+  }
+
+  /** One page of live dismissals: the repository's, or with `prNumber` those that apply to it. */
+  dismissals(options: { repo?: string; prNumber?: number; limit?: number; cursor?: string } = {}): Promise<DismissalsPage> {
+    return this.request({
+      method: "GET",
+      path: "/findings/dismissals",
+      query: { repo: options.repo ?? this.repo, pr_number: options.prNumber, limit: options.limit, cursor: options.cursor },
+    });
+  }
+
+  /** Revokes a dismissal (by its id); revoking it again changes nothing. */
+  revokeDismissal(id: number, options: WriteOptions = {}): Promise<Dismissal> {
+    return this.request({ method: "DELETE", path: `/findings/dismissals/${pr(id)}`, write: options });
+  }
+
   /** One page of everything stored under a sig_hash, in seq order. */
-  sig(sigHash: string, options: { afterSeq?: number; limit?: number } = {}): Promise<SigPage> {
+  sig(sigHash: string, options: { afterSeq?: number; limit?: number; repo?: string } = {}): Promise<SigPage> {
     return this.request({
       method: "GET",
       path: `/sig/${encodeURIComponent(sigHash)}`,
-      query: { after_seq: options.afterSeq, limit: options.limit },
+      query: { repo: options.repo ?? this.repo, after_seq: options.afterSeq, limit: options.limit },
     });
   }
 
   /** Every record under a sig_hash, following the pages. */
-  async *sigRecords(sigHash: string): AsyncGenerator<SigRecord> {
+  async *sigRecords(sigHash: string, options: { repo?: string } = {}): AsyncGenerator<SigRecord> {
     let afterSeq: number | undefined;
     do {
-      const page = await this.sig(sigHash, { afterSeq, limit: 1000 });
+      const page = await this.sig(sigHash, { afterSeq, limit: 1000, repo: options.repo });
       yield* page.records;
       afterSeq = page.next_after_seq;
     } while (afterSeq !== undefined);
@@ -424,6 +706,7 @@ export class KbClient {
       path: "/events",
       query: {
         source: filter.source,
+        repo: filter.repo ?? this.repo,
         event_kind: filter.eventKind,
         sig_hash: filter.sigHash,
         before_seq: filter.beforeSeq,
@@ -694,6 +977,14 @@ export async function claimHash(text: string): Promise<string> {
   const normal = text.trim().toLowerCase().replace(/\s+/g, " ");
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(normal));
   return Array.from(new Uint8Array(digest).slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A PR number or id as a path segment: a non-negative integer, or a KbError before sending. */
+function pr(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new KbError(`expected a non-negative integer, got ${n}`, "bad_request", 0);
+  }
+  return String(n);
 }
 
 function snippet(text: string): string {

@@ -52,6 +52,66 @@ test("neighbors finds earlier verdicts on the same claims, and claimHash matches
   assert.equal(byHash.neighbors[0].pr_number, 43);
 });
 
+test("a client's repository is a namespace: the same PR number elsewhere is not seen", async () => {
+  const repo = "gitea:profit/client-ts";
+  const inRepo = new KbClient({ baseUrl: process.env.KB_URL, retries: 1, timeoutMs: 30_000, repo });
+  await kb.postVerdict({ ...verdict(56, head("e"), "2026-04-02T09:00:00.000Z", "block", "default ns", ["retry the S3 upload"]) });
+  await inRepo.postVerdict({ ...verdict(56, head("f"), "2026-04-02T10:00:00.000Z", "approve", "named", ["retries S3 uploads with backoff"]), repo });
+  await inRepo.postVerdict({ ...verdict(57, head("1"), "2026-04-02T11:00:00.000Z", "request_changes", "newer", ["S3 upload retry loop"]), repo });
+  const history = await inRepo.priorAudits(56);
+  assert.deepEqual([history.repo, history.count, history.audits[0].one_liner], [repo, 1, "named"]);
+  assert.equal((await kb.priorAudits(56)).audits[0].one_liner, "default ns");
+  // Similar claims, explained; the PR itself left out.
+  const near = await inRepo.prNeighbors(57);
+  assert.equal(near.neighbors[0].pr_number, 56);
+  assert.equal(near.neighbors[0].repo, repo);
+  assert.equal(near.neighbors[0].matches[0].kind, "similar");
+  assert.ok(near.neighbors[0].matches[0].terms.includes("s3"));
+  assert.match(near.context ?? "", /#56 approve/);
+  const everywhere = await inRepo.neighbors({ claims: ["retry the S3 upload"], allRepos: true, minScore: 0.5 });
+  assert.ok(everywhere.neighbors.some((n) => n.repo === null && n.pr_number === 56));
+  const stats = await kb.stats();
+  assert.equal(stats.by_repo?.[repo], 2);
+});
+
+test("history pages with beforeSeq", async () => {
+  for (let i = 0; i < 3; i++) {
+    await kb.postVerdict(verdict(58, head(String(i + 2)), `2026-04-03T0${i}:00:00.000Z`, "approve", `audit ${i}`, []));
+  }
+  const first = await kb.priorAudits(58, { limit: 2 });
+  assert.deepEqual(first.audits.map((a) => a.one_liner), ["audit 2", "audit 1"]);
+  const rest = await kb.priorAudits(58, { limit: 2, beforeSeq: first.next_before_seq });
+  assert.deepEqual(rest.audits.map((a) => a.one_liner), ["audit 0"]);
+  assert.equal(rest.next_before_seq, undefined);
+});
+
+test("findings are remembered across heads and dismissals stick until revoked", async () => {
+  const unwrap = { check: "static", severity: "warn", summary: "unwrap() on user input in parse_body can panic" };
+  const sql = { check: "security", severity: "block", summary: "SQL built by concatenating the name parameter" };
+  await kb.postVerdict({ ...verdict(59, head("7"), "2026-04-04T09:00:00.000Z", "block", "sql", []), findings: [unwrap, sql] });
+  const open = [];
+  for await (const f of kb.allFindings(59)) open.push(f.summary);
+  assert.deepEqual(open.sort(), [unwrap.summary, sql.summary].sort());
+  const check = await kb.checkFindings(59, { headSha: head("8"), findings: [unwrap, { check: "tests", summary: "no test for the retry path" }] });
+  assert.deepEqual(check.findings.map((f) => f.status), ["repeat", "new"]);
+  await assert.rejects(kb.dismissFinding({ prNumber: 59, finding: sql, reason: "fixture", by: "ana" }), (error) => {
+    assert.ok(error instanceof KbError);
+    assert.deepEqual([error.status, error.field], [422, "confirm"]);
+    return true;
+  });
+  const dismissal = await kb.dismissFinding({ prNumber: 59, finding: unwrap, reason: "input is validated first", by: "ana" });
+  assert.equal(dismissal.duplicate, false);
+  const again = await kb.dismissFinding({ prNumber: 59, fingerprint: dismissal.fingerprint, reason: "again", by: "bo" });
+  assert.deepEqual([again.id, again.duplicate], [dismissal.id, true]);
+  assert.equal((await kb.checkFindings(59, { headSha: head("8"), findings: [unwrap] })).findings[0].status, "dismissed");
+  assert.deepEqual((await kb.dismissals({ prNumber: 59 })).dismissals.map((d) => d.id), [dismissal.id]);
+  const revoked = await kb.revokeDismissal(dismissal.id);
+  assert.equal(revoked.revoked_now, true);
+  assert.equal((await kb.revokeDismissal(dismissal.id)).revoked_now, false);
+  assert.equal((await kb.checkFindings(59, { headSha: head("8"), findings: [unwrap] })).findings[0].status, "repeat");
+  assert.throws(() => kb.findings(-1), (error) => error instanceof KbError && error.kind === "bad_request");
+});
+
 test("a refusal is a KbError naming the field", async () => {
   const bad = verdict(45, "not-hex", "t", "approve", "x", []);
   await assert.rejects(kb.postVerdict(bad), (error) => {

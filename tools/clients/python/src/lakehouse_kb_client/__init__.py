@@ -4,6 +4,8 @@
     kb = KbClient()                          # LAKEHOUSE_KB_URL, else http://localhost:3800
     kb.post_verdict(verdict)                 # durable; retried safely with an Idempotency-Key
     prior = kb.prior_audits(6, exclude_sha="7fe47bab")
+    similar = kb.pr_neighbors(6)             # earlier PRs with similar claims, and why
+    seen = kb.check_findings(6, head_sha, findings)  # new, repeat, reopened or dismissed
     print(prior["finding"])                  # prior 3 audits on this PR ended in [...]
     for item in kb.follow(after_seq=saved):  # the change feed, live, resumed after any cut
         ...
@@ -13,12 +15,18 @@ keep reading the exported data/_kb/outcomes.jsonl, which the service keeps byte-
 """
 
 from .client import (
-    USER_AGENT,
     BatchReport,
+    CheckedFinding,
+    ClaimMatch,
+    Dismissal,
+    DismissalsPage,
     EventItem,
     EventsPage,
     FeedPage,
     FeedType,
+    FindingInput,
+    FindingsCheck,
+    FindingsPage,
     Health,
     KbClient,
     KbError,
@@ -29,20 +37,29 @@ from .client import (
     PostedVerdict,
     PriorAudit,
     PriorAudits,
+    RememberedFinding,
+    Severity,
     SigPage,
     Stats,
+    USER_AGENT,
     __version__,
     claim_hash,
     retry_after_secs,
 )
 
 __all__ = [
-    "USER_AGENT",
     "BatchReport",
+    "CheckedFinding",
+    "ClaimMatch",
+    "Dismissal",
+    "DismissalsPage",
     "EventItem",
     "EventsPage",
     "FeedPage",
     "FeedType",
+    "FindingInput",
+    "FindingsCheck",
+    "FindingsPage",
     "Health",
     "KbClient",
     "KbError",
@@ -53,8 +70,11 @@ __all__ = [
     "PostedVerdict",
     "PriorAudit",
     "PriorAudits",
+    "RememberedFinding",
+    "Severity",
     "SigPage",
     "Stats",
+    "USER_AGENT",
     "__version__",
     "claim_hash",
     "retry_after_secs",

@@ -37,7 +37,8 @@ USER_AGENT = f"lakehouse-kb-client-python/{__version__}"
 JsonObject = Dict[str, Any]
 Overall = Literal["approve", "request_changes", "block"]
 FeedType = Literal["verdict", "outcome", "event"]
-ErrorKind = Literal["http", "network", "timeout", "bad_response"]
+ErrorKind = Literal["http", "network", "timeout", "bad_response", "bad_request"]
+Severity = Literal["block", "warn", "info"]
 
 
 class PostedVerdict(TypedDict, total=False):
@@ -88,7 +89,13 @@ class PriorAudit(TypedDict):
     seq: int
 
 
-class PriorAudits(TypedDict):
+class LatestAuditFindings(TypedDict):
+    seq: int
+    raised: int
+    repeat_earlier_heads: int
+
+
+class _PriorAuditsRequired(TypedDict):
     pr_number: int
     count: int
     by_overall: Dict[str, int]
@@ -96,26 +103,135 @@ class PriorAudits(TypedDict):
     audits: List[PriorAudit]
 
 
+class PriorAudits(_PriorAuditsRequired, total=False):
+    repo: str
+    next_before_seq: int
+    latest_audit_findings: LatestAuditFindings
+
+
 class SharedClaim(TypedDict):
     claim_hash: str
     text: Optional[str]
+
+
+class ClaimMatch(TypedDict):
+    """Why a neighbour was found: one query claim's best match among its claims."""
+
+    query: str
+    claim: str
+    kind: Literal["exact", "similar"]
+    score: float
+    terms: List[str]
 
 
 class Neighbor(TypedDict):
     sig_hash: str
     seq: int
     pr_number: int
+    repo: Optional[str]
     head_sha: str
     overall: Overall
     one_liner: str
     audited_at: str
+    score: float
+    matches: List[ClaimMatch]
     shared_count: int
     shared: List[SharedClaim]
 
 
-class Neighbors(TypedDict):
+class _NeighborsRequired(TypedDict):
     count: int
     neighbors: List[Neighbor]
+
+
+class Neighbors(_NeighborsRequired, total=False):
+    context: str
+    truncated: bool
+
+
+class FindingInput(TypedDict, total=False):
+    """A finding as the auditor writes it: check and summary required, severity optional."""
+
+    check: str
+    severity: Severity
+    summary: str
+
+
+class SeenAt(TypedDict):
+    head_sha: str
+    audited_at: str
+    seq: int
+
+
+class RememberedFinding(TypedDict):
+    fingerprint: str
+    check: str
+    severity: Optional[Severity]
+    summary: str
+    status: Literal["open", "resolved"]
+    times_raised: int
+    first_seen: SeenAt
+    last_seen: SeenAt
+    heads: List[str]
+    last_match: Literal["new", "exact", "similar"]
+
+
+class FindingsPage(TypedDict, total=False):
+    pr_number: int
+    repo: str
+    status: Literal["open", "resolved", "all"]
+    latest_seq: int
+    count: int
+    findings: List[RememberedFinding]
+    next_cursor: str
+
+
+class Dismissal(TypedDict, total=False):
+    id: int
+    repo: Optional[str]
+    scope: Literal["pr", "repo"]
+    pr_number: Optional[int]
+    fingerprint: str
+    check: str
+    severity: Optional[Severity]
+    summary: str
+    reason: str
+    by: str
+    created_at: str
+    revoked_at: Optional[str]
+    match: JsonObject
+    duplicate: bool
+    revoked_now: bool
+
+
+class CheckedFinding(TypedDict, total=False):
+    check: str
+    severity: Severity
+    summary: str
+    fingerprint: str
+    status: Literal["new", "repeat", "reopened", "dismissed"]
+    match: Optional[JsonObject]
+    times_raised: int
+    first_seen: SeenAt
+    last_seen: SeenAt
+    raised_on_head: bool
+    dismissal: Dismissal
+
+
+class FindingsCheck(TypedDict, total=False):
+    pr_number: int
+    repo: str
+    head_sha: str
+    counts: Dict[str, int]
+    findings: List[CheckedFinding]
+
+
+class DismissalsPage(TypedDict, total=False):
+    repo: Optional[str]
+    pr_number: Optional[int]
+    count: int
+    dismissals: List[Dismissal]
+    next_cursor: str
 
 
 class SigPage(TypedDict, total=False):
@@ -136,7 +252,7 @@ class EventsPage(TypedDict, total=False):
     next_before_seq: int
 
 
-class Stats(TypedDict):
+class _StatsRequired(TypedDict):
     total: int
     by_source: Dict[str, int]
     by_event_kind: Dict[str, int]
@@ -147,6 +263,10 @@ class Stats(TypedDict):
     outcomes: int
     outcomes_by_kind: Dict[str, int]
     last_seq: int
+
+
+class Stats(_StatsRequired, total=False):
+    by_repo: Dict[str, int]  # verdicts per repository ("" is the default namespace)
 
 
 class Health(TypedDict):
@@ -234,7 +354,9 @@ class KbClient:
     (seconds); `retries` is how many times a failed call is tried again (reads after a 502, 503,
     504, a network error or a timeout; writes after a 503 with Retry-After, a network error or a
     timeout, always with the same Idempotency-Key); `max_retry_after` caps the server's
-    Retry-After."""
+    Retry-After. `repo` (default LAKEHOUSE_KB_REPO, else the default namespace) is the
+    repository this client works in: sent with every read that takes one unless the call names
+    another (writes carry their repository in their own `repo` field)."""
 
     def __init__(
         self,
@@ -243,6 +365,7 @@ class KbClient:
         timeout: float = 3.0,
         retries: int = 3,
         max_retry_after: float = 30.0,
+        repo: Optional[str] = None,
     ) -> None:
         url = base_url or os.environ.get("LAKEHOUSE_KB_URL") or os.environ.get("LH_OBSERVER_URL") or "http://localhost:3800"
         self.base_url = url.rstrip("/")
@@ -257,6 +380,7 @@ class KbClient:
         self.timeout = timeout
         self.retries = retries
         self.max_retry_after = max_retry_after
+        self.repo = repo if repo is not None else os.environ.get("LAKEHOUSE_KB_REPO")
 
     # Writes: each sends an Idempotency-Key, reused by its retries (pass your own to retry a
     # call that gave up with may_be_committed).
@@ -302,10 +426,18 @@ class KbClient:
 
     # Reads.
 
-    def prior_audits(self, pr_number: int, exclude_sha: Optional[str] = None, limit: Optional[int] = None) -> PriorAudits:
-        """Phase B: prior audits of a PR across heads, newest first, with the finding sentence."""
-        query = {"exclude_sha": exclude_sha, "limit": limit}
-        return cast(PriorAudits, self._request("GET", f"/prs/{int(pr_number)}/history", query=query))
+    def prior_audits(
+        self,
+        pr_number: int,
+        exclude_sha: Optional[str] = None,
+        limit: Optional[int] = None,
+        before_seq: Optional[int] = None,
+        repo: Optional[str] = None,
+    ) -> PriorAudits:
+        """Phase B: prior audits of a PR across heads, newest first, with the finding sentence;
+        `before_seq` (a previous answer's next_before_seq) fetches the next, older page."""
+        query = {"repo": self._repo(repo), "exclude_sha": exclude_sha, "limit": limit, "before_seq": before_seq}
+        return cast(PriorAudits, self._request("GET", f"/prs/{_id(pr_number)}/history", query=query))
 
     def neighbors(
         self,
@@ -313,22 +445,138 @@ class KbClient:
         claim_hashes: Optional[Sequence[str]] = None,
         exclude_pr: Optional[int] = None,
         limit: Optional[int] = None,
+        min_score: Optional[float] = None,
+        repo: Optional[str] = None,
+        all_repos: Optional[bool] = None,
     ) -> Neighbors:
-        """Prior verdicts sharing claims, most shared first, then newest."""
-        fields = {"claims": claims, "claim_hashes": claim_hashes, "exclude_pr": exclude_pr, "limit": limit}
+        """Phase C/F: prior verdicts whose claims equal or resemble the query's, best first
+        (score, then the newer audit); each neighbour's `matches` say which claims matched and
+        why."""
+        fields = {
+            "claims": claims,
+            "claim_hashes": claim_hashes,
+            "repo": self._repo(repo),
+            "all_repos": all_repos,
+            "exclude_pr": exclude_pr,
+            "limit": limit,
+            "min_score": min_score,
+        }
         body = {k: v for k, v in fields.items() if v is not None}
         return cast(Neighbors, self._request("POST", "/neighbors", body=_json(body)))
 
-    def sig(self, sig_hash: str, after_seq: Optional[int] = None, limit: Optional[int] = None) -> SigPage:
+    def pr_neighbors(
+        self,
+        pr_number: int,
+        limit: Optional[int] = None,
+        min_score: Optional[float] = None,
+        repo: Optional[str] = None,
+        all_repos: Optional[bool] = None,
+    ) -> Neighbors:
+        """The neighbours of a PR's latest audit's claims, the PR itself left out."""
+        query = {
+            "repo": self._repo(repo),
+            "limit": limit,
+            "min_score": min_score,
+            "all_repos": None if all_repos is None else str(all_repos).lower(),
+        }
+        return cast(Neighbors, self._request("GET", f"/prs/{_id(pr_number)}/neighbors", query=query))
+
+    def findings(
+        self,
+        pr_number: int,
+        status: Optional[Literal["open", "resolved", "all"]] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+        repo: Optional[str] = None,
+    ) -> FindingsPage:
+        """One page of the findings the memory holds for a PR; `cursor` is a previous page's
+        next_cursor."""
+        query = {"repo": self._repo(repo), "status": status, "limit": limit, "cursor": cursor}
+        return cast(FindingsPage, self._request("GET", f"/prs/{_id(pr_number)}/findings", query=query))
+
+    def all_findings(
+        self,
+        pr_number: int,
+        status: Optional[Literal["open", "resolved", "all"]] = None,
+        repo: Optional[str] = None,
+    ) -> Iterator[RememberedFinding]:
+        """Every finding the memory holds for a PR, following the pages."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.findings(pr_number, status=status, limit=1000, cursor=cursor, repo=repo)
+            yield from page.get("findings", [])
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                return
+
+    def check_findings(
+        self,
+        pr_number: int,
+        head_sha: str,
+        findings: Sequence[FindingInput],
+        repo: Optional[str] = None,
+    ) -> FindingsCheck:
+        """Before posting a review of a head: which of its findings are new, repeats of the PR's
+        latest audit, reopened, or dismissed. A read: nothing is stored."""
+        body = {"repo": self._repo(repo), "head_sha": head_sha, "findings": list(findings)}
+        body = {k: v for k, v in body.items() if v is not None}
+        return cast(FindingsCheck, self._request("POST", f"/prs/{_id(pr_number)}/findings/check", body=_json(body)))
+
+    def dismiss_finding(
+        self,
+        reason: str,
+        by: str,
+        fingerprint: Optional[str] = None,
+        finding: Optional[FindingInput] = None,
+        pr_number: Optional[int] = None,
+        confirm: Optional[bool] = None,
+        repo: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Dismissal:
+        """Records that a finding (by fingerprint, or the finding itself) does not apply: in PR
+        `pr_number`, or in every PR of the repository when it is None. A block finding needs
+        confirm=True."""
+        fields = {
+            "repo": self._repo(repo),
+            "pr_number": pr_number,
+            "fingerprint": fingerprint,
+            "finding": finding,
+            "reason": reason,
+            "by": by,
+            "confirm": confirm,
+        }
+        body = {k: v for k, v in fields.items() if v is not None}
+        return cast(Dismissal, self._request("POST", "/findings/dismissals", body=_json(body), write=True, key=idempotency_key))
+
+    def dismissals(
+        self,
+        pr_number: Optional[int] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+        repo: Optional[str] = None,
+    ) -> DismissalsPage:
+        """One page of live dismissals: the repository's, or with `pr_number` those that apply
+        to that PR (its own and the repository's)."""
+        query = {"repo": self._repo(repo), "pr_number": pr_number, "limit": limit, "cursor": cursor}
+        return cast(DismissalsPage, self._request("GET", "/findings/dismissals", query=query))
+
+    def revoke_dismissal(self, dismissal_id: int, idempotency_key: Optional[str] = None) -> Dismissal:
+        """Revokes a dismissal by its id; revoking it again changes nothing (revoked_now False)."""
+        path = f"/findings/dismissals/{_id(dismissal_id)}"
+        return cast(Dismissal, self._request("DELETE", path, write=True, key=idempotency_key))
+
+    def sig(
+        self, sig_hash: str, after_seq: Optional[int] = None, limit: Optional[int] = None, repo: Optional[str] = None
+    ) -> SigPage:
         """One page of everything stored under a sig_hash, in seq order."""
         path = "/sig/" + urllib.parse.quote(sig_hash, safe="")
-        return cast(SigPage, self._request("GET", path, query={"after_seq": after_seq, "limit": limit}))
+        return cast(SigPage, self._request("GET", path, query={"repo": self._repo(repo), "after_seq": after_seq, "limit": limit}))
 
-    def sig_records(self, sig_hash: str) -> Iterator[JsonObject]:
+    def sig_records(self, sig_hash: str, repo: Optional[str] = None) -> Iterator[JsonObject]:
         """Every record under a sig_hash, following the pages."""
         after: Optional[int] = None
         while True:
-            page = self.sig(sig_hash, after_seq=after, limit=1000)
+            page = self.sig(sig_hash, after_seq=after, limit=1000, repo=repo)
             yield from page.get("records", [])
             after = page.get("next_after_seq")
             if after is None:
@@ -341,9 +589,17 @@ class KbClient:
         sig_hash: Optional[str] = None,
         before_seq: Optional[int] = None,
         limit: Optional[int] = None,
+        repo: Optional[str] = None,
     ) -> EventsPage:
         """One page of recent events, newest first."""
-        query = {"source": source, "event_kind": event_kind, "sig_hash": sig_hash, "before_seq": before_seq, "limit": limit}
+        query = {
+            "source": source,
+            "repo": self._repo(repo),
+            "event_kind": event_kind,
+            "sig_hash": sig_hash,
+            "before_seq": before_seq,
+            "limit": limit,
+        }
         return cast(EventsPage, self._request("GET", "/events", query=query))
 
     def events(
@@ -352,13 +608,14 @@ class KbClient:
         event_kind: Optional[str] = None,
         sig_hash: Optional[str] = None,
         limit: Optional[int] = None,
+        repo: Optional[str] = None,
     ) -> List[EventItem]:
         """Recent events, newest first, following the cursor to the end (or `limit` events)."""
         out: List[EventItem] = []
         before: Optional[int] = None
         while limit is None or len(out) < limit:
             page_limit = 1000 if limit is None else min(1000, limit - len(out))
-            page = self.events_page(source, event_kind, sig_hash, before, page_limit)
+            page = self.events_page(source, event_kind, sig_hash, before, page_limit, repo)
             out.extend(page.get("events", []))
             before = page.get("next_before_seq")
             if before is None:
@@ -446,6 +703,9 @@ class KbClient:
         body = ("\n".join(lines) + "\n").encode("utf-8")
         answer = self._request("POST", path, body=body, content_type="application/x-ndjson", write=True, key=key)
         return cast(BatchReport, answer)
+
+    def _repo(self, repo: Optional[str]) -> Optional[str]:
+        return repo if repo is not None else self.repo
 
     def _headers(self) -> Dict[str, str]:
         headers = {"user-agent": USER_AGENT}
@@ -602,6 +862,14 @@ def _sse_items(response: http.client.HTTPResponse) -> Iterator[JsonObject]:
             data = []
         elif line.startswith("data:"):
             data.append(line[6:] if line.startswith("data: ") else line[5:])
+
+
+def _id(value: int) -> str:
+    """A PR number or id as a path segment: a non-negative integer, else a KbError before
+    anything is sent."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise KbError(f"expected a non-negative integer, got {value!r}", "bad_request")
+    return str(value)
 
 
 def _json(value: Any) -> bytes:

@@ -71,6 +71,17 @@ impl ReadBudget {
         Ok(())
     }
 
+    /// Counts `rows` walked at once (a run of postings scored in a tight loop); fails as
+    /// [`ReadBudget::tick`] does whenever the count passes another multiple of the check interval.
+    pub fn walk(&mut self, rows: u64) -> Result<(), StoreError> {
+        let before = self.rows / CHECK_EVERY;
+        self.rows = self.rows.saturating_add(rows);
+        if self.rows / CHECK_EVERY != before {
+            self.check()?;
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         let late = self.deadline.is_some_and(|d| Instant::now() >= d);
         let abandoned = self

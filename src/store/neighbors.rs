@@ -363,6 +363,7 @@ impl Search<'_> {
             }
             for q in 0..claims {
                 for &t in &claim_terms[q] {
+                    budget.walk((stop[t] - cursor[t]) as u64)?;
                     for p in &self.terms[t].postings[cursor[t]..stop[t]] {
                         let contribution = self.corpus.term_score(idfs[t], p.tf, p.len);
                         let verdict = ((p.doc >> CLAIM_INDEX_BITS) - base) as usize;

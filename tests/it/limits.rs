@@ -387,7 +387,6 @@ fn a_read_past_its_deadline_stops_its_work() {
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert_eq!(answer.retry_after.as_deref(), Some("1"));
 
-    let all_rows = claims.len() as u64 * n_verdicts;
     let mut stopped = None;
     wait_for(
         Duration::from_secs(60),
@@ -409,12 +408,14 @@ fn a_read_past_its_deadline_stops_its_work() {
             .collect();
         value.parse().unwrap()
     };
-    let rows = field("rows") as u64;
+    // Scoring every claim against every other takes many seconds; the read must stop at its
+    // 200 ms deadline, give or take one run of postings.
+    assert!(field("rows") > 0.0, "{stopped}");
     assert!(
-        rows < all_rows,
-        "walked {rows} of {all_rows} rows: {stopped}"
+        field("elapsed_ms") < 2_000.0,
+        "the read ran on past its deadline: {stopped} (of {} claims × {n_verdicts} verdicts)",
+        claims.len()
     );
-    assert!(field("elapsed_ms") < 10_000.0, "{stopped}");
     assert_eq!(server.get("/healthz").status, 200);
 }
 

@@ -3,7 +3,7 @@
 //! range of `verdicts`). Why: every randomly keyed tree a write touches dirties a page of its
 //! own; a verdict's KB row and event share its sig_hash and follow it in seq, so in one index
 //! they share a page. Measured on 64 concurrent `POST /verdicts`: +20-50% requests/s
-//! (docs/BENCHMARKS.md). Frozen: these definitions describe version-3 files forever.
+//! (docs/benchmarks/log-2026-11.md). Frozen: these definitions describe version-3 files forever.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 

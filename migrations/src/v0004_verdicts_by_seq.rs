@@ -6,7 +6,7 @@
 //! one commit share pages at the end of the tree, and the index entry lands next to its KB
 //! row's and event's, on a leaf they dirty anyway. The kind is in the key so that the verdicts
 //! of a sig_hash are one range (the identity check and PR history never walk its events).
-//! Measured on 64 concurrent `POST /verdicts` (docs/BENCHMARKS.md). Frozen: these definitions
+//! Measured on 64 concurrent `POST /verdicts` (docs/benchmarks/log-2026-11.md). Frozen: these definitions
 //! describe version-4 files forever.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};

@@ -48,7 +48,7 @@ pub use lines::Malformed;
 /// and the import keys, sig_hash and claim indexes take random keys, so a commit touches pages
 /// all over those trees; their entries wait for the commit, sorted, so a transaction builds
 /// each index in one pass. Fewer, larger commits: each page is rewritten fewer times, for more
-/// memory (the waiting entries). Measured on a 1M-line directory (docs/BENCHMARKS.md).
+/// memory (the waiting entries). Measured on a 1M-line directory (docs/benchmarks/log-2026-11.md).
 pub const DEFAULT_BATCH_SIZE: usize = 1_000_000;
 
 /// At most this many rejections and warnings are listed in a report; all are counted.

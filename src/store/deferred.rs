@@ -4,8 +4,8 @@
 //! Inserted in put order, entries land all over their trees (hashes and identities are random;
 //! a source's or PR's new entries go at the end of its range, in the middle of the tree);
 //! sorted, they walk each tree once, leaf after leaf. Measured on a 1M-line legacy import
-//! (docs/BENCHMARKS.md). What the transaction must find before its end (a verdict identity, an
-//! import key, a client key it wrote itself) it finds in the maps kept here.
+//! (docs/benchmarks/log-2026-11.md). What the transaction must find before its end (a verdict
+//! identity, an import key, a client key it wrote itself) it finds in the maps kept here.
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! [`BLOCK_LEN`] postings `(doc, term count, doc length)` of that term in that repository, in doc
 //! order, as bincode (varints; each doc as its distance from the one before, the first from the
 //! key's). A search reads every posting of its terms; in blocks that is one B-tree value per
-//! 128 postings and a tight decode, instead of a B-tree step per posting (measured in
+//! 128 postings and a tight decode, instead of a B-tree step per posting (`memory-bench`:
 //! docs/BENCHMARKS.md).
 //!
 //! Docs only grow (a claim doc is `verdict seq << 10 | claim index`, and verdicts are never

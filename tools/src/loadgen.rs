@@ -24,13 +24,25 @@ pub enum Route {
     Event,
     /// `POST /verdicts`: auditor verdicts across PRs, with new heads and re-audits.
     Verdicts,
+    /// `POST /verdicts` with the same verdicts' claims left out: run beside `verdicts`, it
+    /// measures what indexing the claims (hashes and postings) costs a write.
+    VerdictsWithoutClaims,
 }
 
 impl Route {
     pub fn path(self) -> &'static str {
         match self {
             Route::Event => "/event",
-            Route::Verdicts => "/verdicts",
+            Route::Verdicts | Route::VerdictsWithoutClaims => "/verdicts",
+        }
+    }
+
+    /// The route's name in tables and errors.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Event => "POST /event",
+            Route::Verdicts => "POST /verdicts",
+            Route::VerdictsWithoutClaims => "POST /verdicts, claims left out",
         }
     }
 
@@ -38,6 +50,15 @@ impl Route {
     pub fn body(self, synth: &mut Synth) -> String {
         match self {
             Route::Verdicts => synth.verdict(),
+            Route::VerdictsWithoutClaims => {
+                let mut verdict: serde_json::Value =
+                    serde_json::from_str(&synth.verdict()).expect("synth verdicts are JSON");
+                verdict
+                    .as_object_mut()
+                    .expect("synth verdicts are objects")
+                    .remove("claims");
+                verdict.to_string()
+            }
             Route::Event if synth.rng().below(4) == 0 => Verdict::parse(&synth.verdict())
                 .expect("synth verdicts are valid")
                 .observer_body(),
@@ -53,7 +74,10 @@ impl std::str::FromStr for Route {
         match s.trim_start_matches('/') {
             "event" => Ok(Route::Event),
             "verdicts" => Ok(Route::Verdicts),
-            _ => Err(format!("unknown route {s:?} (event or verdicts)")),
+            "verdicts-without-claims" => Ok(Route::VerdictsWithoutClaims),
+            _ => Err(format!(
+                "unknown route {s:?} (event, verdicts or verdicts-without-claims)"
+            )),
         }
     }
 }
@@ -127,7 +151,7 @@ pub fn run(
                 let server = ServerProcess::start(&config.bin, dir.path(), &args)?;
                 let cell = runtime
                     .block_on(run_cell(config, server.addr, route, clients, group_commit))
-                    .with_context(|| format!("{} with {clients} clients", route.path()))?;
+                    .with_context(|| format!("{} with {clients} clients", route.label()))?;
                 server.stop()?;
                 progress(&cell);
                 results.push(cell);
@@ -302,7 +326,7 @@ async fn client_loop(
                 if let Ok(fresh) = Connection::open(addr).await {
                     connection = fresh;
                 }
-                Some(format!("{}: {e:#}", route.path()))
+                Some(format!("{}: {e:#}", route.label()))
             }
         };
         if !measured {
@@ -352,7 +376,7 @@ pub fn print_report(results: &[CellResult]) {
     let mut routes: Vec<Route> = results.iter().map(|r| r.route).collect();
     routes.dedup();
     for route in routes {
-        println!("POST {}:", route.path());
+        println!("{}:", route.label());
         let mut rows = Vec::new();
         for cell in results.iter().filter(|c| c.route == route) {
             let baseline = results

@@ -1,7 +1,7 @@
 //! The review-memory benchmark: neighbours by similar claims over HTTP against the real server
 //! on a database of N verdicts with 3 claims each (`POST /neighbors` with a new PR's claims, and
-//! `GET /prs/{n}/neighbors`), as latency percentiles; and the cost of writing that memory,
-//! measured by `loadgen` against a binary without it (see docs/BENCHMARKS.md for the commands).
+//! `GET /prs/{n}/neighbors`), as latency percentiles. What writing that memory costs is
+//! measured by `loadgen --routes verdicts,verdicts-without-claims` (docs/BENCHMARKS.md).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

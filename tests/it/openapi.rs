@@ -78,6 +78,63 @@ fn openapi_lists_exactly_the_router_s_routes() {
     );
 }
 
+/// Every operation has one operationId, unique in the file; an example of its answer; and,
+/// when it takes a body, an example of the body. Every link names an operation that exists.
+#[test]
+fn every_operation_has_an_operation_id_and_examples() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml")).unwrap();
+    let is_example = |line: &str| {
+        let key = line.trim_start();
+        key.starts_with("example:") || key.starts_with("examples:")
+    };
+    let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
+    for op in operations() {
+        let name = format!("{} {}", op.method, op.path);
+        let own_ids: Vec<&str> = op
+            .lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("      operationId: "))
+            .collect();
+        match own_ids[..] {
+            [id] if ids.insert(id.to_owned()) => {}
+            [id] => problems.push(format!("{name}: operationId {id} is used twice")),
+            _ => problems.push(format!("{name}: {} operationIds", own_ids.len())),
+        }
+        let section = |key: &str| {
+            let start = op.lines.iter().position(|l| l == &format!("      {key}:"));
+            start.map(|start| {
+                let end = op.lines[start + 1..]
+                    .iter()
+                    .position(|l| !l.starts_with("       "))
+                    .map_or(op.lines.len(), |n| start + 1 + n);
+                &op.lines[start + 1..end]
+            })
+        };
+        match section("responses") {
+            Some(responses) if responses.iter().any(|l| is_example(l)) => {}
+            _ => problems.push(format!("{name}: no example of an answer")),
+        }
+        if let Some(body) = section("requestBody")
+            && !body.iter().any(|l| is_example(l))
+        {
+            problems.push(format!("{name}: no example of its body"));
+        }
+    }
+    for line in text.lines() {
+        if let Some(id) = line.strip_prefix("      operationId: ")
+            && !ids.contains(id)
+        {
+            problems.push(format!(
+                "a link names operationId {id}, which no operation has"
+            ));
+        }
+    }
+    assert!(ids.len() >= 10, "parsed too few operationIds: {ids:?}");
+    assert!(problems.is_empty(), "docs/openapi.yaml: {problems:#?}");
+}
+
 /// Every route has a `### \`METHOD /path\`` section in API.md (a query string may follow the
 /// path) holding at least one `curl` example.
 #[test]

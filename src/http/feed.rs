@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -197,12 +198,12 @@ struct FeedAnswer {
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<FeedParams>,
+    params: Result<Query<FeedParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let after_seq = match last_event_id(&headers)? {
-        Some(seq) => seq,
-        None => query::cursor("after_seq", params.after_seq.as_deref())?.unwrap_or(0),
-    };
+    let Query(params) = params?;
+    // Both are checked: a bad after_seq is a 400 even when Last-Event-ID wins over it.
+    let after_seq = query::cursor("after_seq", params.after_seq.as_deref())?.unwrap_or(0);
+    let after_seq = last_event_id(&headers)?.unwrap_or(after_seq);
     let types = parse_types(params.types.as_deref())?;
     let limit = query::limit(params.limit.as_deref())?;
     let wait = parse_wait(params.wait.as_deref())?;
@@ -463,20 +464,16 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or("");
-    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-    digits
-        .then(|| text.parse::<u64>().ok())
-        .flatten()
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "last-event-id",
-                format!(
-                    "Last-Event-ID must be a non-negative integer (a seq), got {:?}",
-                    String::from_utf8_lossy(value.as_bytes())
-                ),
-            )
-        })
+    query::integer(text).map(Some).ok_or_else(|| {
+        ApiError::bad_request(
+            "last-event-id",
+            format!(
+                "Last-Event-ID must be a non-negative integer (a seq, at most \
+                     9007199254740991), got {:?}",
+                String::from_utf8_lossy(value.as_bytes())
+            ),
+        )
+    })
 }
 
 /// `types`: a comma-separated list of `verdict`, `outcome`, `event`; all when absent.

@@ -132,7 +132,7 @@ fn findings_cursor(raw: Option<&str>) -> Result<Option<(u64, u64)>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
     let parsed = raw
         .split_once('-')
-        .and_then(|(seq, fp)| Some((seq.parse::<u64>().ok()?, Fingerprint::parse(fp)?.0)));
+        .and_then(|(seq, fp)| Some((query::integer(seq)?, Fingerprint::parse(fp)?.0)));
     parsed.map(Some).ok_or_else(|| {
         ApiError::bad_request(
             "cursor",
@@ -551,9 +551,9 @@ pub async fn dismiss(
     let repo = Repo::of_object(&request)?;
     let pr = match request.get("pr_number") {
         None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64() {
-            Some(n) if n <= MAX_SAFE_INTEGER => Some(n),
-            _ => {
+        Some(v) => match query::json_integer(v) {
+            Some(n) => Some(n),
+            None => {
                 return Err(ApiError::bad_request(
                     "pr_number",
                     format!(
@@ -693,16 +693,17 @@ async fn stored_dismissal(state: &AppState, id: u64) -> Result<DismissalEntry, A
         .ok_or_else(|| ApiError::NotFound(format!("no dismissal has id {id}")))
 }
 
-/// A dismissal id from the path: canonical decimal digits.
+/// A dismissal id from the path: canonical decimal digits, at most 2^53 - 1.
 fn dismissal_id(raw: &str) -> Result<u64, ApiError> {
-    let canonical = !raw.is_empty()
-        && raw.bytes().all(|b| b.is_ascii_digit())
-        && (raw == "0" || !raw.starts_with('0'));
-    match raw.parse::<u64>() {
-        Ok(id) if canonical => Ok(id),
+    let canonical = raw == "0" || !raw.starts_with('0');
+    match query::integer(raw) {
+        Some(id) if canonical => Ok(id),
         _ => Err(ApiError::bad_request(
             "id",
-            format!("id must be a dismissal id (a non-negative integer), got {raw:?}"),
+            format!(
+                "id must be a dismissal id (a non-negative integer, at most {MAX_SAFE_INTEGER}), \
+                 got {raw:?}"
+            ),
         )),
     }
 }
@@ -756,8 +757,9 @@ pub async fn list_dismissals(
     limits: ReadLimits,
 ) -> Result<Json<DismissalList>, ApiError> {
     let repo = query::repo(params.repo.as_deref())?;
+    // Like every number in a query, an empty pr_number is a 400, not "absent".
     let pr = match params.pr_number.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(raw) => Some(pr_number(raw)?),
     };
     let limit = query::limit(params.limit.as_deref())?;

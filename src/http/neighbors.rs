@@ -100,9 +100,9 @@ pub async fn post(
     };
     let exclude_pr = match request.get("exclude_pr") {
         None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64() {
-            Some(n) if n <= MAX_SAFE_INTEGER => Some(n),
-            _ => {
+        Some(v) => match query::json_integer(v) {
+            Some(n) => Some(n),
+            None => {
                 return Err(ApiError::bad_request(
                     "exclude_pr",
                     format!(
@@ -116,7 +116,7 @@ pub async fn post(
     };
     let limit = match request.get("limit") {
         None | Some(Value::Null) => DEFAULT_LIMIT,
-        Some(v) => match v.as_u64() {
+        Some(v) => match query::json_integer(v) {
             Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => n as usize,
             _ => {
                 return Err(ApiError::bad_request(

@@ -13,6 +13,7 @@ use super::limits::Deadline;
 use super::observe;
 use super::{ApiError, AppState};
 use crate::model::Repo;
+use crate::model::verdict::{MAX_SAFE_INTEGER, whole_number};
 use crate::store::{ReadBudget, Store, StoreError};
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -58,13 +59,31 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     }
 }
 
+/// An integer in a query value or a header: decimal digits only (no sign, no spaces), at most
+/// 2^53 - 1, as every integer this API takes (what JavaScript's numbers hold exactly).
+pub fn integer(raw: &str) -> Option<u64> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse::<u64>().ok().filter(|&n| n <= MAX_SAFE_INTEGER)
+}
+
+/// An integer in a JSON body: a non-negative whole number (`3.0` too: JSON has one number
+/// type), at most 2^53 - 1.
+pub fn json_integer(value: &serde_json::Value) -> Option<u64> {
+    value
+        .as_number()
+        .and_then(whole_number)
+        .filter(|&n| n <= MAX_SAFE_INTEGER)
+}
+
 /// `limit`: 1 to 1,000, default 50.
 pub fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_LIMIT);
     };
-    match raw.parse::<usize>() {
-        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+    match integer(raw) {
+        Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => Ok(n as usize),
         _ => Err(ApiError::bad_request(
             "limit",
             format!("limit must be an integer from 1 to {MAX_LIMIT}, got {raw:?}"),
@@ -72,13 +91,15 @@ pub fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-/// A seq cursor (`after_seq`, `before_seq`): a non-negative integer.
+/// A seq cursor (`after_seq`, `before_seq`): a non-negative integer, at most 2^53 - 1.
 pub fn cursor(name: &str, raw: Option<&str>) -> Result<Option<u64>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
-    raw.parse::<u64>().map(Some).map_err(|_| {
+    integer(raw).map(Some).ok_or_else(|| {
         ApiError::bad_request(
             name,
-            format!("{name} must be a non-negative integer, got {raw:?}"),
+            format!(
+                "{name} must be a non-negative integer (at most {MAX_SAFE_INTEGER}), got {raw:?}"
+            ),
         )
     })
 }

@@ -83,17 +83,20 @@ fn observe(
     body: &Map<String, Value>,
     now: &str,
 ) -> Result<(ObservedOp, Option<String>), FieldError> {
+    // A string source is bounded like a key; another JSON value is kept as its JSON text
+    // whatever its length, as the legacy observer took it (the body's limit bounds it, and the
+    // body is stored whole anyway).
     let (source, source_original) = match js_field(body, "source") {
-        JsField::Value(Value::String(s)) => match Source::parse(s) {
-            Some(src) => (src, None),
-            None => (Source::Scenario, Some(s.clone())),
-        },
+        JsField::Value(Value::String(s)) => {
+            check_key_len("source", s)?;
+            match Source::parse(s) {
+                Some(src) => (src, None),
+                None => (Source::Scenario, Some(s.clone())),
+            }
+        }
         JsField::Value(other) => (Source::Scenario, Some(other.to_string())),
         JsField::Absent | JsField::Null => (Source::Scenario, None),
     };
-    if let Some(original) = &source_original {
-        check_key_len("source", original)?;
-    }
     let success = match (body.get("success"), body.get("ok")) {
         (Some(Value::Bool(b)), _) | (_, Some(Value::Bool(b))) => *b,
         _ => false,

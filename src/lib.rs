@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod jsjson;
 pub mod metrics;
 pub mod model;
+pub mod service;
 pub mod store;
 pub mod synth;
 pub mod writer;

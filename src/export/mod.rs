@@ -62,7 +62,7 @@ impl ExportFile {
     }
 
     /// Path of the file under the export directory, as the legacy writers laid it out.
-    pub fn relative_path(self) -> &'static str {
+    pub const fn relative_path(self) -> &'static str {
         match self {
             ExportFile::Outcomes => "_kb/outcomes.jsonl",
             ExportFile::Ops => "_observer/ops.jsonl",

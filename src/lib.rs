@@ -10,7 +10,7 @@ pub mod export;
 pub mod fsutil;
 pub mod http;
 pub mod import;
-pub mod ingest;
+pub mod intake;
 pub mod jsjson;
 pub mod metrics;
 pub mod model;

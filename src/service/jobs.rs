@@ -166,7 +166,7 @@ fn expire_client_keys(store: &Store, window: Duration) -> Result<u64, StoreError
 mod tests {
     use super::retain_events;
     use crate::export::ExportJob;
-    use crate::ingest::event_record;
+    use crate::intake::event_record;
     use crate::store::{Put, Retention, Store, StoreOptions};
 
     fn store_with_events(n: u64) -> (tempfile::TempDir, std::sync::Arc<Store>) {

@@ -128,7 +128,7 @@ fn two_backups_into_one_place_at_once_write_one_whole_copy() {
     let mut synth = lakehouse_kb::synth::Synth::new(3, 200);
     let puts: Vec<_> = (0..20_000)
         .map(|i| {
-            let record = lakehouse_kb::ingest::event_record(synth.event().as_bytes(), i).unwrap();
+            let record = lakehouse_kb::intake::event_record(synth.event().as_bytes(), i).unwrap();
             lakehouse_kb::store::Put::from(record)
         })
         .collect();

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use lakehouse_kb::ingest::event_record;
+use lakehouse_kb::intake::event_record;
 use lakehouse_kb::store::{Put, Store, StoreOptions, tables};
 
 use crate::support::{LEGACY_DATA, OUTCOMES, kb, stderr, stdout};

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use lakehouse_kb::export::{Action, ExportJob, ExportReport, FileReport, HOOK_ENV};
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Store};
 
 use crate::support::{

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lakehouse_kb::http::{self, AppState, Feed, ServerConfig};
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::metrics::Metrics;
 use lakehouse_kb::store::{FeedTypes, Put, Retention, SigRecord, Store, StoreOptions};
 use lakehouse_kb::synth::{Rng, Synth};

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use lakehouse_kb::ingest::verdict_record;
+use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::model::Repo;
 use lakehouse_kb::model::finding::{Finding, Fingerprint, Match};
 use lakehouse_kb::store::{

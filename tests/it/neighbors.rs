@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::support::InProcessServer;
-use lakehouse_kb::ingest::verdict_record;
+use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::model::claims::Claim;
 use lakehouse_kb::model::text::DEFAULT_MIN_SCORE;
 use lakehouse_kb::model::{ClaimHash, Repo};

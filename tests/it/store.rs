@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::model::{ClaimHash, Repo, Source, Verdict};
 use lakehouse_kb::store::{
     EventFilter, Put, ReadBudget, Record, Retention, SigRecord, Store, StoreOptions, Written,

@@ -24,7 +24,7 @@ use lakehouse_kb::export::{ExportFile, ExportJob};
 use lakehouse_kb::http::{
     self, AppState, ConnectionLimits, Recovery, ServerConfig, Switch, recovering_router,
 };
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::metrics::Metrics;
 use lakehouse_kb::service::{self, ServiceConfig, ServiceError};
 use lakehouse_kb::store::{Put, Store, StoreOptions};

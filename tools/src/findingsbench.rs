@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use bytes::Bytes;
-use lakehouse_kb::ingest::verdict_record;
+use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::store::{Put, Store, StoreOptions};
 use lakehouse_kb::synth::Rng;
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use bytes::Bytes;
-use lakehouse_kb::ingest::verdict_record;
+use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::model::text::TermCounts;
 use lakehouse_kb::store::{Put, Store, StoreOptions};
 use lakehouse_kb::synth::Rng;

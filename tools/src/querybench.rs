@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::model::Repo;
 use lakehouse_kb::store::{Put, Record, SigRecord, Store, StoreOptions, Written};
 use lakehouse_kb::synth::{Rng, Synth};

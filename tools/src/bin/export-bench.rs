@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use lakehouse_kb::export::ExportJob;
 use lakehouse_kb::import::{self, ImportOptions, NoProgress};
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Record, Store, StoreOptions};
 use lakehouse_kb::synth::Synth;
 use lakehouse_kb_tools::{

@@ -11,7 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use clap::Parser;
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::model::Repo;
 use lakehouse_kb::store::{Put, Store, StoreOptions};
 use lakehouse_kb::synth::Synth;

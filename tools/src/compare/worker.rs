@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use lakehouse_kb::export::ExportJob;
 use lakehouse_kb::import::{self, ImportOptions, NoProgress};
-use lakehouse_kb::ingest::event_record;
+use lakehouse_kb::intake::event_record;
 use lakehouse_kb::store::{DB_FILE, Put, Record, Store, StoreOptions};
 use lakehouse_kb::synth::Synth;
 use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};

@@ -16,5 +16,4 @@ pub mod metrics;
 pub mod model;
 pub mod service;
 pub mod store;
-pub mod synth;
 pub mod writer;

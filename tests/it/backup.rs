@@ -31,7 +31,7 @@ fn backup_while_writing_is_consistent_and_serves() {
             let (url, stop) = (live.base.clone(), stop.clone());
             std::thread::spawn(move || {
                 let client = reqwest::blocking::Client::new();
-                let mut synth = lakehouse_kb::synth::Synth::new(w, 50);
+                let mut synth = crate::synth::Synth::new(w, 50);
                 while !stop.load(Ordering::Relaxed) {
                     let (path, body) = match synth.rng().below(3) {
                         0 => ("/verdicts", synth.verdict()),
@@ -125,7 +125,7 @@ fn two_backups_into_one_place_at_once_write_one_whole_copy() {
         )
         .unwrap(),
     );
-    let mut synth = lakehouse_kb::synth::Synth::new(3, 200);
+    let mut synth = crate::synth::Synth::new(3, 200);
     let puts: Vec<_> = (0..20_000)
         .map(|i| {
             let record = lakehouse_kb::intake::event_record(synth.event().as_bytes(), i).unwrap();

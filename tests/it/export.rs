@@ -8,13 +8,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use lakehouse_kb::export::{Action, ExportJob, ExportReport, FileReport, HOOK_ENV};
+use lakehouse_kb::export::{Action, CrashHook, ExportJob, ExportReport, FileReport};
 use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Store};
 
 use crate::support::{
-    InProcessServer, LEGACY_VERDICTS, OPS, OUTCOMES, assert_same_bytes, eventually, kb,
-    kb_with_env, load, open_store,
+    EXPORT_CRASH_CHILD, InProcessServer, LEGACY_VERDICTS, OPS, OUTCOMES, assert_same_bytes,
+    eventually, kb, load, open_store, spawn_export_crash,
 };
 
 fn read(dir: &Path, file: &str) -> Vec<u8> {
@@ -591,8 +591,23 @@ fn concurrent_runs_take_turns() {
     assert_matches_clean_export(&store, job.out_dir());
 }
 
-/// Kills the real binary between the fsync of the appended bytes and the checkpoint (the test
-/// hook aborts there), then runs it again: the rows after the checkpoint are cut and written
+/// The child process of the crash tests, not a test of its own: without
+/// [`EXPORT_CRASH_CHILD`] in its environment it returns at once.
+#[test]
+fn export_crash_child() {
+    let Ok(spec) = std::env::var(EXPORT_CRASH_CHILD) else {
+        return;
+    };
+    let (hook, data) = spec.split_once('\t').unwrap();
+    let hook = CrashHook::parse(hook).unwrap_or_else(|| panic!("unknown crash hook {hook:?}"));
+    let store = Arc::new(open_store(Path::new(data)));
+    let job = ExportJob::new(store, data.into()).with_crash_hook(hook);
+    job.run().unwrap();
+    panic!("the crash hook never stopped the export");
+}
+
+/// Kills an export between the fsync of the appended bytes and the checkpoint (the crash hook
+/// aborts there), then runs the real binary's export again: the rows after the checkpoint are cut and written
 /// once more, so nothing is doubled or missing.
 #[test]
 fn abort_between_fsync_and_checkpoint_then_rerun() {
@@ -606,11 +621,9 @@ fn abort_between_fsync_and_checkpoint_then_rerun() {
             .unwrap();
         load(&open_store(data), 9, 60);
     }
-    let out = kb_with_env(
-        data,
-        &["export"],
-        &[(HOOK_ENV, "abort-before-checkpoint:outcomes")],
-    );
+    let out = spawn_export_crash(data, "abort-before-checkpoint:outcomes")
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "the hook should have aborted");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("aborting before the outcomes checkpoint")
@@ -680,15 +693,10 @@ fn sigkill_mid_line_in_the_first_export_then_rerun() {
     assert_nothing_kept(&data.join("_observer"));
 }
 
-/// Runs `export` on `data` and SIGKILLs it while it is paused in the middle of the 20th ops
-/// line; checks the file was left with a torn line.
+/// Runs an export of `data` in a child process and SIGKILLs it while it is paused in the
+/// middle of the 20th ops line; checks the file was left with a torn line.
 fn kill_export_mid_line(data: &Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
-        .arg("--data")
-        .arg(data)
-        .arg("export")
-        .env(HOOK_ENV, "pause-mid-line:ops:20")
-        .env_remove("LAKEHOUSE_KB_DATA")
+    let mut child = spawn_export_crash(data, "pause-mid-line:ops:20")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

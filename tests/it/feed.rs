@@ -8,11 +8,11 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::synth::{Rng, Synth};
 use lakehouse_kb::http::{self, AppState, Feed, ServerConfig};
 use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::metrics::Metrics;
 use lakehouse_kb::store::{FeedTypes, Put, Retention, SigRecord, Store, StoreOptions};
-use lakehouse_kb::synth::{Rng, Synth};
 use lakehouse_kb::writer::{Writer, WriterConfig};
 use serde_json::Value;
 

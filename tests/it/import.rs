@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::synth::Synth;
 use lakehouse_kb::export::{Action, ExportJob};
 use lakehouse_kb::import::{self, ImportError, ImportOptions, ImportReport, NoProgress};
 use lakehouse_kb::model::Verdict;
 use lakehouse_kb::store::Store;
-use lakehouse_kb::synth::Synth;
 
 use crate::support::{
     LEGACY_DATA, OPS, OUTCOMES, assert_same_bytes, kb, open_store, stderr, stdout,

@@ -252,8 +252,8 @@ fn the_answer_explains_itself_and_is_the_same_every_time() {
 /// many shared words, including exact repeats.
 #[test]
 fn the_search_equals_scoring_every_claim() {
+    use crate::synth::Rng;
     use lakehouse_kb::model::text::{Corpus, TermCounts, relative_score, round_score};
-    use lakehouse_kb::synth::Rng;
 
     const WORDS: &[&str] = &[
         "adds",

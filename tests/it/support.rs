@@ -18,6 +18,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::synth::Synth;
 use clap::Parser;
 use lakehouse_kb::cli::{Cli, Command as Subcommand, service_config};
 use lakehouse_kb::export::{ExportFile, ExportJob};
@@ -28,7 +29,6 @@ use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::metrics::Metrics;
 use lakehouse_kb::service::{self, ServiceConfig, ServiceError};
 use lakehouse_kb::store::{Put, Store, StoreOptions};
-use lakehouse_kb::synth::Synth;
 use lakehouse_kb::writer::{Writer, WriterConfig};
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
@@ -618,23 +618,30 @@ pub const LEGACY_VERDICTS: &str = concat!(
     "/tests/fixtures/legacy/verdicts.ndjson"
 );
 
-/// Runs the real binary over `data` with `args`.
-pub fn kb(data: &Path, args: &[&str]) -> Output {
-    kb_with_env(data, args, &[])
+/// Set in a child copy of this test binary, to `HOOK\tDATA`: the child runs the export of
+/// `DATA` with that crash hook and stops where it says (sled's crash tests re-run their binary
+/// the same way), so that no crash switch lives in the product.
+pub const EXPORT_CRASH_CHILD: &str = "LAKEHOUSE_KB_TEST_EXPORT_CRASH_CHILD";
+
+/// A child copy of this test binary exporting `data` with the crash hook `hook` (the test
+/// `export::export_crash_child` is what it runs).
+pub fn spawn_export_crash(data: &Path, hook: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "export::export_crash_child", "--nocapture"])
+        .env(EXPORT_CRASH_CHILD, format!("{hook}\t{}", data.display()));
+    command
 }
 
-/// Runs the real binary over `data` with `args` and extra environment.
-pub fn kb_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(BIN);
-    command
+/// Runs the real binary over `data` with `args`.
+pub fn kb(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
         .arg("--data")
         .arg(data)
         .args(args)
-        .env_remove("LAKEHOUSE_KB_DATA");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("the lakehouse-kb binary runs")
+        .env_remove("LAKEHOUSE_KB_DATA")
+        .output()
+        .expect("the lakehouse-kb binary runs")
 }
 
 pub fn stdout(out: &Output) -> String {

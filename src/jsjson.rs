@@ -127,8 +127,9 @@ pub fn write_string(out: &mut String, s: &str) {
 }
 
 /// ECMAScript WhiteSpace and LineTerminator code points: what StringToNumber trims. Not Rust's
-/// `char::is_whitespace`, which accepts U+0085 and rejects U+FEFF.
-fn is_js_space(c: char) -> bool {
+/// `char::is_whitespace`, which accepts U+0085 and rejects U+FEFF. Also the set of `\s` and
+/// `trim` in a regular expression.
+pub fn is_js_space(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'

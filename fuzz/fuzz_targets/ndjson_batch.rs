@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lakehouse_kb::http::ingest::parse_batch;
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 
 fuzz_target!(|data: &[u8]| {
     for parse in [event_record, verdict_record, outcome_record] {

@@ -9,7 +9,6 @@ mod migrate;
 mod output;
 mod remote;
 mod serve;
-mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +17,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use output::Level;
+pub use serve::{ServeArgs, service_config};
 
 use crate::store::{DB_FILE, DEFAULT_CACHE_MB, Store, StoreError, StoreOptions};
 

@@ -1,10 +1,9 @@
-//! `lakehouse-kb serve`: run the HTTP service until SIGINT or SIGTERM, then stop accepting,
-//! answer the requests in flight, drain the writer and close the database cleanly. A second
-//! signal exits at once.
+//! `lakehouse-kb serve`: maps the flags to a [`ServiceConfig`], binds the listener and runs
+//! [`service::run`] until SIGINT or SIGTERM (the service then stops in order: see
+//! `service/mod.rs`). A second signal exits at once.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,19 +11,13 @@ use clap::ArgAction;
 use clap::builder::BoolishValueParser;
 use humantime::Duration as HumanDuration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
+use super::GlobalArgs;
 use super::output::{self, Level};
-use super::{GlobalArgs, systemd};
-use crate::export::{ExportFile, ExportJob};
-use crate::http::{
-    self, AppState, ConnectionLimits, Feed, Recovery, ServerConfig, Switch, recovering_router,
-};
-use crate::metrics::Metrics;
-
-use crate::model::now_ms;
-use crate::store::{Retention, Store, StoreError, StoreOptions};
-use crate::writer::{Writer, WriterConfig};
+use crate::http::{self, ConnectionLimits, ServerConfig};
+use crate::service::{self, ServiceConfig, systemd};
+use crate::store::Retention;
+use crate::writer::WriterConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -141,7 +134,9 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
+/// The service's configuration from the flags (and their environment variables), refusing
+/// combinations that could never work.
+pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<ServiceConfig> {
     let token = checked_token(args.token.as_deref(), args.auth_reads)?;
     if args.max_inflight_bytes < args.max_body {
         anyhow::bail!(
@@ -151,11 +146,64 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             args.max_body
         );
     }
+    let export_interval: Duration = args.export_interval.into();
+    Ok(ServiceConfig {
+        db_path: global.db_path(),
+        store: global.store_options(),
+        open_timeout: args.open_timeout.into(),
+        http: ServerConfig {
+            max_body_bytes: args.max_body,
+            max_batch_lines: args.max_batch_lines,
+            token,
+            auth_reads: args.auth_reads,
+            request_timeout: args.request_timeout.into(),
+            max_writes_in_flight: args.max_writes_in_flight,
+            max_reads_in_flight: args.max_reads_in_flight,
+            max_response_bytes: args.max_response,
+            stats_top: args.stats_top,
+            body_timeout: args.body_timeout.into(),
+            max_inflight_bytes: args.max_inflight_bytes,
+            backup_dir: Some(
+                args.backup_dir
+                    .clone()
+                    .unwrap_or_else(|| global.data.join("backups")),
+            ),
+            backup_keep: usize::try_from(args.backup_keep).unwrap_or(usize::MAX),
+        },
+        connections: ConnectionLimits {
+            header_read_timeout: args.header_read_timeout.into(),
+            write_timeout: args.write_timeout.into(),
+            shutdown_timeout: args.shutdown_timeout.into(),
+        },
+        writer: WriterConfig {
+            queue_capacity: args.queue_capacity,
+            max_batch_puts: args.max_commit_batch,
+            group_commit: args.group_commit,
+        },
+        max_feed_clients: args.max_feed_clients,
+        export_dir: args
+            .export_out
+            .clone()
+            .unwrap_or_else(|| global.data.clone()),
+        export_interval: (!export_interval.is_zero()).then_some(export_interval),
+        retention: Retention {
+            max_age_ms: args.events_max_age.map(|age| age.as_millis() as u64),
+            max_count: args.events_max_count,
+            keep_after_seq: None,
+        },
+        retention_interval: args.retention_interval.into(),
+        idempotency_window: args.idempotency_window.into(),
+        watchdog: systemd::watchdog_interval(),
+    })
+}
+
+async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let config = service_config(global, &args)?;
     let listener = TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() && token.is_none() {
+    if !addr.ip().is_loopback() && config.http.token.is_none() {
         let warning = format!(
             "lakehouse-kb is listening on {addr}, beyond this machine, and LAKEHOUSE_KB_TOKEN is \
              not set: anyone who can reach it can write"
@@ -165,196 +213,9 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating the data directory {}", global.data.display()))?;
-
-    // Serve at once: while the database opens (redb may repair it after a crash, which takes
-    // time proportional to the file), /healthz answers 503 "recovering" instead of the port
-    // refusing connections.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(watch_signals(stop_tx.clone()));
-    let recovery = Recovery::default();
-    let (app_tx, app_rx) = watch::channel(None);
-    let switch = Switch::new(app_rx, recovering_router(recovery.clone()));
-    let limits = ConnectionLimits {
-        header_read_timeout: args.header_read_timeout.into(),
-        write_timeout: args.write_timeout.into(),
-        shutdown_timeout: args.shutdown_timeout.into(),
-    };
-    let server = tokio::spawn(http::serve(
-        listener,
-        switch,
-        limits,
-        stopped(stop_rx.clone()),
-    ));
     // A machine-readable line on stdout: tests and scripts learn the port from it.
     println!("lakehouse-kb listening on http://{addr}");
-
-    let path = global.db_path();
-    let mut options = global.store_options();
-    let report = options.on_repair.take();
-    let progress = recovery.clone();
-    // systemd hears of a repair too (STATUS=, EXTEND_TIMEOUT_USEC=), so that its start timeout
-    // does not kill a repair that is making progress.
-    let repair = systemd::Repair::default();
-    let (opened_tx, opened_rx) = watch::channel(false);
-    tokio::spawn(
-        repair
-            .clone()
-            .report_while_running(recovery.clone(), opened_rx),
-    );
-    options.on_repair = Some(Arc::new(move |fraction| {
-        progress.set(fraction);
-        repair.progress(fraction);
-        if let Some(report) = &report {
-            report(fraction);
-        }
-    }));
-    let open_timeout: Duration = args.open_timeout.into();
-    let opened =
-        tokio::task::spawn_blocking(move || open_waiting(&path, options, open_timeout)).await?;
-    let _ = opened_tx.send(true);
-    let store = match opened {
-        Ok(store) => Arc::new(store),
-        Err(e) => {
-            let _ = stop_tx.send(true);
-            let _ = server.await;
-            return Err(e).with_context(|| format!("opening {}", global.db_path().display()));
-        }
-    };
-
-    let metrics = Arc::new(Metrics::new());
-    let writer_config = WriterConfig {
-        queue_capacity: args.queue_capacity,
-        max_batch_puts: args.max_commit_batch,
-        group_commit: args.group_commit,
-    };
-    let (writer, writer_thread) = Writer::spawn(store.clone(), writer_config, metrics.clone());
-    let watched_writer = writer.clone();
-    let config = ServerConfig {
-        max_body_bytes: args.max_body,
-        max_batch_lines: args.max_batch_lines,
-        token,
-        auth_reads: args.auth_reads,
-        request_timeout: args.request_timeout.into(),
-        max_writes_in_flight: args.max_writes_in_flight,
-        max_reads_in_flight: args.max_reads_in_flight,
-        max_response_bytes: args.max_response,
-        stats_top: args.stats_top,
-        body_timeout: args.body_timeout.into(),
-        max_inflight_bytes: args.max_inflight_bytes,
-        backup_dir: Some(
-            args.backup_dir
-                .clone()
-                .unwrap_or_else(|| global.data.join("backups")),
-        ),
-        backup_keep: usize::try_from(args.backup_keep).unwrap_or(usize::MAX),
-    };
-    let export_dir = args
-        .export_out
-        .clone()
-        .unwrap_or_else(|| global.data.clone());
-    let export = Arc::new(ExportJob::new(store.clone(), export_dir));
-    let feed = Feed::new(args.max_feed_clients);
-    // Open feed streams never end by themselves: end them when the stop is asked, or the
-    // graceful shutdown would wait for them until its timeout.
-    tokio::spawn({
-        let (feed, stop) = (feed.clone(), stop_rx.clone());
-        async move {
-            stopped(stop).await;
-            feed.close();
-        }
-    });
-    let state = AppState {
-        store: store.clone(),
-        writer,
-        metrics: metrics.clone(),
-        config: Arc::new(config),
-        export: Some(export.clone()),
-        feed,
-    };
-    let _ = app_tx.send(Some(http::app(state)));
-    tracing::info!(%addr, data = %global.data.display(), group_commit = args.group_commit, "serving");
-    // systemd `Type=notify`: ready means the database is open and the API live (a no-op
-    // outside systemd).
-    let status = format!("serving on {addr}");
-    let _ = sd_notify::notify(
-        false,
-        &[
-            sd_notify::NotifyState::Ready,
-            sd_notify::NotifyState::Status(&status),
-        ],
-    );
-
-    let retention = Retention {
-        max_age_ms: args.events_max_age.map(|age| age.as_millis() as u64),
-        max_count: args.events_max_count,
-        keep_after_seq: None,
-    };
-    let export_interval: Duration = args.export_interval.into();
-    let exporting = !export_interval.is_zero();
-    let mut background = Vec::new();
-    if !retention.is_off() {
-        let interval = args.retention_interval.into();
-        // While the export runs, events not yet in ops.jsonl are never deleted (it is a log).
-        let task = retain_events(
-            store.clone(),
-            retention,
-            exporting,
-            interval,
-            stop_rx.clone(),
-        );
-        background.push(tokio::spawn(task));
-    }
-    if exporting {
-        let task = export_periodically(export.clone(), export_interval, stop_rx.clone());
-        background.push(tokio::spawn(task));
-    }
-    let window: Duration = args.idempotency_window.into();
-    let task = expire_client_keys(store.clone(), window, stop_rx.clone());
-    background.push(tokio::spawn(task));
-    // `WatchdogSec=` in the unit: ping while the runtime and the writer live. The task ends on
-    // the stop signal, releasing its writer handle before the writer is drained.
-    if let Some(interval) = systemd::watchdog_interval() {
-        tracing::info!(interval = %humantime::format_duration(interval), "pinging the systemd watchdog");
-        let task = systemd::watchdog(interval, watched_writer, metrics, stop_rx.clone());
-        background.push(tokio::spawn(task));
-    } else {
-        drop(watched_writer);
-    }
-
-    server.await??;
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    // The server has answered its last request; drop the application (and with it the last
-    // writer handles) so the writer thread drains its queue and stops.
-    let _ = app_tx.send(None);
-    drop(app_tx);
-    for task in background {
-        let _ = task.await;
-    }
-    tokio::task::spawn_blocking(move || writer_thread.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
-    // Everything acknowledged is committed; the legacy readers get it all before we exit.
-    if exporting {
-        match tokio::task::spawn_blocking(move || export.run()).await? {
-            Ok(report) => tracing::info!(
-                outcomes_rows = report.outcomes.rows_written,
-                ops_rows = report.ops.rows_written,
-                "last export done"
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "the last export failed; the next start resumes it")
-            }
-        }
-    } else {
-        drop(export);
-    }
-    match Arc::try_unwrap(store) {
-        Ok(store) => drop(store),
-        Err(_) => {
-            tracing::warn!("the database is still referenced at exit; redb closes it on drop")
-        }
-    }
-    tracing::info!("stopped cleanly");
+    service::run(config, listener, first_signal()).await?;
     Ok(())
 }
 
@@ -387,148 +248,16 @@ fn checked_token(token: Option<&str>, auth_reads: bool) -> anyhow::Result<Option
     }
 }
 
-/// Opens the store, waiting up to `timeout` while another process holds the file (a restart
-/// racing the previous server's exit) rather than failing at once.
-fn open_waiting(
-    path: &std::path::Path,
-    options: StoreOptions,
-    timeout: Duration,
-) -> Result<Store, StoreError> {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut logged = false;
-    loop {
-        match Store::open(path, options.clone()) {
-            Err(StoreError::InUse { .. }) if std::time::Instant::now() < deadline => {
-                if !logged {
-                    tracing::warn!(
-                        path = %path.display(),
-                        "the database is open in another process; waiting for it to close"
-                    );
-                    systemd::status("waiting for another process to release the database file");
-                    logged = true;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Runs the export every `interval` until stopped; a failure is logged and retried next time.
-async fn export_periodically(
-    job: Arc<ExportJob>,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
-        }
-        let job = job.clone();
-        match tokio::task::spawn_blocking(move || job.run()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "export failed; will retry"),
-            Err(e) => tracing::error!(error = %e, "export task failed"),
-        }
-    }
-}
-
-/// Applies event retention every `interval`, in bounded transactions, until stopped. With
-/// `protect_unexported`, events after the ops file's checkpoint (not yet in ops.jsonl) are kept.
-async fn retain_events(
-    store: Arc<Store>,
-    mut rules: Retention,
-    protect_unexported: bool,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
-        }
-        let store_for_faults = store.clone();
-        let store = store.clone();
-        let deleted = tokio::task::spawn_blocking(move || {
-            if protect_unexported {
-                rules.keep_after_seq = Some(store.checkpoint(ExportFile::Ops.name())?.seq);
-            }
-            let mut deleted = 0;
-            loop {
-                match store.retain_events(rules, now_ms(), RETENTION_BATCH) {
-                    Ok(0) => return Ok(deleted),
-                    Ok(n) => deleted += n,
-                    Err(e) => return Err(e),
-                }
-            }
-        })
-        .await;
-        match deleted {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(deleted = n, "retention deleted old events"),
-            Ok(Err(e)) => {
-                store_for_faults.note_error(&e);
-                tracing::error!(error = %e, "retention failed; will retry")
-            }
-            Err(e) => tracing::error!(error = %e, "retention task failed"),
-        }
-    }
-}
-
-/// Removes client idempotency keys older than `window`, every minute (or every tenth of the
-/// window, when that is shorter), in bounded transactions, until stopped.
-async fn expire_client_keys(store: Arc<Store>, window: Duration, mut stop: watch::Receiver<bool>) {
-    let every = (window / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        let store = store.clone();
-        let cutoff = now_ms().saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
-        let removed = tokio::task::spawn_blocking(move || {
-            let mut removed = 0;
-            loop {
-                match store.expire_client_keys(cutoff, RETENTION_BATCH) {
-                    Ok(0) => return Ok(removed),
-                    Ok(n) => removed += n,
-                    Err(e) => return Err(e),
-                }
-            }
-        })
-        .await;
-        match removed {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::debug!(removed = n, "expired idempotency keys"),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "expiring idempotency keys failed; will retry")
-            }
-            Err(e) => tracing::error!(error = %e, "idempotency key expiry task failed"),
-        }
-    }
-}
-
-/// Events deleted per retention transaction: keeps each one short next to the writer's.
-const RETENTION_BATCH: usize = 10_000;
-
-/// Completes once a stop has been requested.
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow_and_update() {
-        if stop.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// The first SIGINT or SIGTERM requests a graceful stop; a second one exits at once.
-async fn watch_signals(stop: watch::Sender<bool>) {
+/// Completes on the first SIGINT or SIGTERM, which asks for a graceful stop; a second one
+/// exits at once.
+async fn first_signal() {
     wait_for_signal().await;
     tracing::info!("shutting down: finishing requests in flight (signal again to exit at once)");
-    let _ = stop.send(true);
-    wait_for_signal().await;
-    tracing::warn!("second signal: exiting without finishing");
-    std::process::exit(130);
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting without finishing");
+        std::process::exit(130);
+    });
 }
 
 async fn wait_for_signal() {

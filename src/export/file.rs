@@ -18,6 +18,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -64,6 +65,19 @@ enum Plan {
     Rebuild { reason: String },
 }
 
+/// The file being brought up to date and what every step needs of it.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    store: &'a Store,
+    path: &'a Path,
+    file: ExportFile,
+    /// The checkpoint as stored when the run began.
+    stored: Checkpoint,
+    /// Directories this run created, fsync'd once the file is in place.
+    created_dirs: &'a [PathBuf],
+    hook: &'a Hook,
+}
+
 /// Brings one file up to date.
 pub(super) fn export(
     store: &Store,
@@ -74,13 +88,20 @@ pub(super) fn export(
     let path = out_dir.join(file.relative_path());
     let created_dirs = prepare_dirs(out_dir, &path)?;
     let stored = store.checkpoint(file.name())?;
-    let dirs = &created_dirs;
+    let target = Target {
+        store,
+        path: &path,
+        file,
+        stored,
+        created_dirs: &created_dirs,
+        hook,
+    };
     match plan(&path, stored)? {
-        Plan::Append { base } => append(store, &path, file, stored, base, dirs, hook),
-        Plan::Adopt { file_len } => adopt(store, &path, file, stored, file_len, dirs, hook),
+        Plan::Append { base } => append(target, base),
+        Plan::Adopt { file_len } => adopt(target, file_len),
         Plan::Rebuild { reason } => {
             let reason = keep_aside_unless_rows(store, &path, file, reason)?;
-            rebuild(store, &path, file, stored, reason, dirs, hook)
+            rebuild(target, reason)
         }
     }
 }
@@ -139,15 +160,15 @@ fn plan(path: &Path, stored: Checkpoint) -> Result<Plan, ExportError> {
 }
 
 /// Appends the rows after `base.seq` at offset `base.len`, cutting anything beyond it first.
-fn append(
-    store: &Store,
-    path: &Path,
-    file: ExportFile,
-    stored: Checkpoint,
-    base: Checkpoint,
-    created_dirs: &[PathBuf],
-    hook: &Hook,
-) -> Result<FileReport, ExportError> {
+fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
+    let Target {
+        store,
+        path,
+        file,
+        stored,
+        created_dirs,
+        hook,
+    } = target;
     let existed = fs::symlink_metadata(path).is_ok();
     let handle = fsutil::open_rw(path, fsutil::SHARED_FILE_MODE)
         .map_err(|e| ExportError::opening(path, e))?;
@@ -162,7 +183,7 @@ fn append(
         // written again; anything else was appended by someone else and is kept aside (a copy:
         // a hard link would be cut too) before the cut.
         let ours = matches!(
-            compare_with_rows(store, &handle, path, file, base.len, len_now, base.seq)?,
+            compare_with_rows(store, &handle, path, file, base.len..len_now, base.seq)?,
             Match::Prefix { .. }
         );
         if ours {
@@ -252,17 +273,12 @@ fn append(
 /// A file this store never exported into. If it holds exactly the first rows the export would
 /// write (a legacy directory imported in place, or the first export, interrupted), it is kept
 /// and only the rest appended (a torn last line cut first); else it is rebuilt, and kept aside.
-fn adopt(
-    store: &Store,
-    path: &Path,
-    file: ExportFile,
-    stored: Checkpoint,
-    file_len: u64,
-    created_dirs: &[PathBuf],
-    hook: &Hook,
-) -> Result<FileReport, ExportError> {
+fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
+    let Target {
+        store, path, file, ..
+    } = target;
     let handle = open_read(path)?;
-    match compare_with_rows(store, &handle, path, file, 0, file_len, 0)? {
+    match compare_with_rows(store, &handle, path, file, 0..file_len, 0)? {
         Match::Prefix { seq, len } => {
             tracing::info!(
                 path = %path.display(),
@@ -276,7 +292,7 @@ fn adopt(
                 len,
                 tail: tail_fingerprint(&handle, len).map_err(ExportError::io("read", path))?,
             };
-            append(store, path, file, stored, base, created_dirs, hook)
+            append(target, base)
         }
         Match::Differs => {
             let aside = link_aside(path)?;
@@ -286,7 +302,7 @@ fn adopt(
                  was kept as {}",
                 aside.display()
             );
-            rebuild(store, path, file, stored, reason, created_dirs, hook)
+            rebuild(target, reason)
         }
     }
 }
@@ -300,7 +316,7 @@ enum Match {
     Differs,
 }
 
-/// Compares the bytes of `handle` from `offset` to `end` with the lines of the records after
+/// Compares the `bytes` of `handle` (a range of offsets) with the lines of the records after
 /// `after_seq`, each with its `\n`, as [`write_rows`] writes them; reads no further than the
 /// first difference.
 fn compare_with_rows(
@@ -308,10 +324,10 @@ fn compare_with_rows(
     handle: &File,
     path: &Path,
     file: ExportFile,
-    offset: u64,
-    end: u64,
+    bytes: Range<u64>,
     after_seq: u64,
 ) -> Result<Match, ExportError> {
+    let Range { start: offset, end } = bytes;
     enum Stop {
         /// Every byte up to `end` was compared; no more rows are needed.
         Covered,
@@ -362,15 +378,15 @@ fn compare_with_rows(
 
 /// Writes every row into `NAME.tmp` beside the file, fsyncs it, renames it over the file and
 /// fsyncs the directory, then records the checkpoint.
-fn rebuild(
-    store: &Store,
-    path: &Path,
-    file: ExportFile,
-    stored: Checkpoint,
-    reason: String,
-    created_dirs: &[PathBuf],
-    hook: &Hook,
-) -> Result<FileReport, ExportError> {
+fn rebuild(target: Target, reason: String) -> Result<FileReport, ExportError> {
+    let Target {
+        store,
+        path,
+        file,
+        stored,
+        created_dirs,
+        hook,
+    } = target;
     tracing::warn!(path = %path.display(), reason = %reason, "rebuilding export file in full");
     let tmp = tmp_path(path);
     // A regular file there is an interrupted rebuild's: removed. A link is refused, not
@@ -479,7 +495,7 @@ fn keep_aside_unless_rows(
     };
     let end = old.metadata().map_err(ExportError::io("stat", path))?.len();
     Ok(
-        match compare_with_rows(store, &old, path, file, 0, end, 0)? {
+        match compare_with_rows(store, &old, path, file, 0..end, 0)? {
             Match::Prefix { .. } => reason,
             Match::Differs => {
                 let aside = link_aside(path)?;

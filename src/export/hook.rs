@@ -1,39 +1,34 @@
-//! Test hooks for the crash-safety tests, read from one environment variable
-//! ([`HOOK_ENV`]) at the start of each run. A test hook only: nothing in production sets it, and
-//! an unrecognised value is ignored with a warning.
+//! The crash tests' seam: a job the tests build with [`ExportJob::with_crash_hook`] stops at
+//! a known point, in the test binary's own child process (the way sled's crash tests re-run
+//! their binary). Nothing in the service or the CLI sets one: a production job's hook is
+//! [`Hook::None`], a field compared at each checkpoint and row, never read from outside.
 //!
 //! - `abort-before-checkpoint:FILE`: abort the process right after FILE's new bytes are fsync'd
 //!   and before its checkpoint is written (FILE is `outcomes` or `ops`).
 //! - `pause-mid-line:FILE:N`: after writing N rows of FILE, write half of the next line, flush it
 //!   to the OS, print `export paused mid-line` on stderr and block forever, so that a test can
 //!   SIGKILL the process at a known point, with a torn line in the file.
+//!
+//! [`ExportJob::with_crash_hook`]: super::ExportJob::with_crash_hook
 
 use std::io::Write;
 
 use super::ExportFile;
 
-/// The environment variable holding the test hook.
-pub const HOOK_ENV: &str = "LAKEHOUSE_KB_EXPORT_TEST_HOOK";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Hook {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Hook {
+    #[default]
     None,
     AbortBeforeCheckpoint(ExportFile),
-    PauseMidLine { file: ExportFile, after_rows: u64 },
+    PauseMidLine {
+        file: ExportFile,
+        after_rows: u64,
+    },
 }
 
 impl Hook {
-    pub(super) fn from_env() -> Hook {
-        match std::env::var(HOOK_ENV) {
-            Ok(value) => Hook::parse(&value).unwrap_or_else(|| {
-                tracing::warn!(value = %value, "ignoring unrecognised {HOOK_ENV}");
-                Hook::None
-            }),
-            Err(_) => Hook::None,
-        }
-    }
-
-    fn parse(value: &str) -> Option<Hook> {
+    /// One of the values the module documentation lists.
+    pub fn parse(value: &str) -> Option<Hook> {
         let file = |name: &str| ExportFile::ALL.into_iter().find(|f| f.name() == name);
         let mut parts = value.split(':');
         match (parts.next()?, parts.next(), parts.next(), parts.next()) {
@@ -51,7 +46,7 @@ impl Hook {
     pub(super) fn before_checkpoint(&self, file: ExportFile) {
         if *self == Hook::AbortBeforeCheckpoint(file) {
             eprintln!(
-                "lakehouse-kb: {HOOK_ENV}: aborting before the {} checkpoint",
+                "export crash hook: aborting before the {} checkpoint",
                 file.name()
             );
             std::process::abort();
@@ -75,7 +70,7 @@ impl Hook {
         }
         let half = &line.as_bytes()[..line.len() / 2];
         let _ = writer.write_all(half).and_then(|()| writer.flush());
-        eprintln!("lakehouse-kb: {HOOK_ENV}: export paused mid-line");
+        eprintln!("export crash hook: export paused mid-line");
         loop {
             std::thread::park();
         }

@@ -39,7 +39,7 @@ use serde::Serialize;
 use crate::store::{Checkpoint, Store, StoreError};
 
 pub use file::{TAIL_BYTES, tail_fingerprint};
-pub use hook::HOOK_ENV;
+pub use hook::Hook as CrashHook;
 
 /// One exported file: where it goes and which records feed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl ExportFile {
     }
 
     /// Path of the file under the export directory, as the legacy writers laid it out.
-    pub fn relative_path(self) -> &'static str {
+    pub const fn relative_path(self) -> &'static str {
         match self {
             ExportFile::Outcomes => "_kb/outcomes.jsonl",
             ExportFile::Ops => "_observer/ops.jsonl",
@@ -231,6 +231,8 @@ pub struct ExportJob {
     running: Mutex<()>,
     /// Each file's problem after the last run (index as in [`ExportFile::ALL`]).
     problems: Mutex<[Option<FileProblem>; 2]>,
+    /// The crash tests' stop; `CrashHook::None` everywhere else.
+    crash_hook: CrashHook,
 }
 
 impl std::fmt::Debug for ExportJob {
@@ -249,7 +251,14 @@ impl ExportJob {
             out_dir,
             running: Mutex::new(()),
             problems: Mutex::new([None, None]),
+            crash_hook: CrashHook::None,
         }
+    }
+
+    /// This job, stopping where `hook` says (the crash tests' seam; see `export/hook.rs`).
+    pub fn with_crash_hook(mut self, hook: CrashHook) -> ExportJob {
+        self.crash_hook = hook;
+        self
     }
 
     /// The files the last run could not bring up to date.
@@ -277,8 +286,7 @@ impl ExportJob {
         // files in a state the next run recovers from, so a poisoned lock is taken as is.
         let _running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let start = Instant::now();
-        let hook = hook::Hook::from_env();
-        let [outcomes, ops] = ExportFile::ALL.map(|file| self.run_file(file, &hook));
+        let [outcomes, ops] = ExportFile::ALL.map(|file| self.run_file(file, &self.crash_hook));
         let (outcomes, ops) = (outcomes?, ops?);
         let report = ExportReport {
             outcomes,

@@ -6,12 +6,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
+use super::ingest::{self, EVENTS, IdempotencyKey, IngestBody};
 use super::page::{self, Entry};
 use super::query::{self, Params, ReadLimits};
 use super::sig::raw;
 use super::{ApiError, AppState};
-use crate::ingest::event_record;
 use crate::model::{Source, iso_timestamp};
 use crate::store::{EventFilter, Written};
 
@@ -32,8 +31,7 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let ((), written) =
-                ingest::single(&state, bytes, event_record, KeyRoute::Event, &key, |_| ()).await?;
+            let ((), written) = ingest::single(&state, bytes, &EVENTS, &key, |_| ()).await?;
             Ok(Json(Posted {
                 ok: true,
                 seq: written.seq(),
@@ -41,9 +39,7 @@ pub async fn post(
             })
             .into_response())
         }
-        IngestBody::Batch(bytes) => {
-            ingest::batch(&state, bytes, event_record, KeyRoute::Event, &key).await
-        }
+        IngestBody::Batch(bytes) => ingest::batch(&state, bytes, &EVENTS, &key).await,
     }
 }
 

@@ -18,9 +18,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
-use crate::ingest::Parse;
+use crate::intake::{self, Parse};
 use crate::model::now_ms;
-use crate::store::{ClientKey, Put, Record, Written};
+use crate::store::{ClientKey, NewEvent, NewOutcome, NewVerdict, Put, Record, Written};
 
 /// Longest idempotency key accepted.
 pub const MAX_KEY_BYTES: usize = 200;
@@ -41,6 +41,43 @@ impl KeyRoute {
             KeyRoute::Event => b'e',
             KeyRoute::Outcome => b'o',
             KeyRoute::Dismissal => b'd',
+        }
+    }
+}
+
+/// What a write route stores: how a body becomes its record (whose type tells its kind), how
+/// that becomes the store's `Record`, and which route its idempotency keys belong to.
+pub struct RecordKind<R> {
+    pub parse: Parse<R>,
+    pub into_record: fn(R) -> Record,
+    pub route: KeyRoute,
+}
+
+pub const VERDICTS: RecordKind<NewVerdict> = RecordKind {
+    parse: intake::verdict,
+    into_record: Record::Verdict,
+    route: KeyRoute::Verdict,
+};
+
+pub const EVENTS: RecordKind<NewEvent> = RecordKind {
+    parse: intake::event,
+    into_record: Record::Event,
+    route: KeyRoute::Event,
+};
+
+pub const OUTCOMES: RecordKind<NewOutcome> = RecordKind {
+    parse: intake::outcome,
+    into_record: Record::Outcome,
+    route: KeyRoute::Outcome,
+};
+
+impl<R> RecordKind<R> {
+    /// The put for a body's record, with its client key when the request gave one.
+    fn put(&self, record: R, body: &[u8], key: Option<&str>, now_ms: u64) -> Put {
+        Put {
+            record: (self.into_record)(record),
+            import_key: None,
+            client_key: key.map(|key| ClientKey::new(self.route.tag(), key, body, now_ms)),
         }
     }
 }
@@ -127,27 +164,18 @@ pub async fn submit(state: &AppState, puts: Vec<Put>) -> Result<Vec<Written>, Ap
 /// the writer) with what became of it. A record stored before under the same key is
 /// `Written::Duplicate`; a key first used with another request is refused here (422). The
 /// body is dropped once parsed: it is not held while the commit is awaited.
-pub async fn single<T>(
+pub async fn single<R, T>(
     state: &AppState,
     body: Bytes,
-    parse: Parse,
-    route: KeyRoute,
+    kind: &RecordKind<R>,
     key: &IdempotencyKey,
-    describe: impl FnOnce(&Record) -> T,
+    describe: impl FnOnce(&R) -> T,
 ) -> Result<(T, Written), ApiError> {
     let now = now_ms();
-    let record = parse(&body, now)?;
-    let client_key = key
-        .0
-        .as_deref()
-        .map(|key| ClientKey::new(route.tag(), key, &body, now));
-    drop(body);
+    let record = (kind.parse)(&body, now)?;
     let described = describe(&record);
-    let put = Put {
-        record,
-        import_key: None,
-        client_key,
-    };
+    let put = kind.put(record, &body, key.0.as_deref(), now);
+    drop(body);
     let written = submit(state, vec![put]).await?;
     let written = written
         .into_iter()
@@ -253,12 +281,11 @@ pub type ParsedBatch = (Vec<(usize, Put)>, Vec<LineError>);
 /// skipped) and parses each with `parse`: the puts of the good lines with their line numbers,
 /// in order, and the errors of the bad ones. Refuses a batch with no lines or more than
 /// `max_lines`.
-pub fn parse_batch(
+pub fn parse_batch<R>(
     body: &[u8],
     max_lines: usize,
-    parse: Parse,
+    kind: &RecordKind<R>,
     now_ms: u64,
-    route: KeyRoute,
     header_key: Option<&str>,
 ) -> Result<ParsedBatch, ApiError> {
     let lines: Vec<(usize, &[u8])> = body
@@ -286,15 +313,8 @@ pub fn parse_batch(
                 continue;
             }
         };
-        match parse(line, now_ms) {
-            Ok(record) => puts.push((
-                line_no,
-                Put {
-                    record,
-                    import_key: None,
-                    client_key: key.map(|key| ClientKey::new(route.tag(), &key, line, now_ms)),
-                },
-            )),
+        match (kind.parse)(line, now_ms) {
+            Ok(record) => puts.push((line_no, kind.put(record, line, key.as_deref(), now_ms))),
             Err(e) => rejected.push(LineError {
                 line: line_no,
                 error: e.message,
@@ -309,19 +329,17 @@ pub fn parse_batch(
 /// order, and reports each bad one by its line number (a line whose key was first used with
 /// another request among them). The answer is 200 when at least one line was good, 400 when
 /// none was.
-pub async fn batch(
+pub async fn batch<R>(
     state: &AppState,
     body: Bytes,
-    parse: Parse,
-    route: KeyRoute,
+    kind: &RecordKind<R>,
     key: &IdempotencyKey,
 ) -> Result<Response, ApiError> {
     let (numbered, mut rejected) = parse_batch(
         &body,
         state.config.max_batch_lines,
-        parse,
+        kind,
         now_ms(),
-        route,
         key.0.as_deref(),
     )?;
     // The records hold what they need of it: the body is not held while the commit is awaited.

@@ -6,10 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
+use super::ingest::{self, IdempotencyKey, IngestBody, OUTCOMES};
 use super::{ApiError, AppState};
-use crate::ingest::outcome_record;
-use crate::store::{Record, Written};
+use crate::store::Written;
 
 #[derive(Serialize)]
 struct Posted {
@@ -29,18 +28,9 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let describe = |record: &Record| match record {
-                Record::Outcome(o) => o.row.sig_hash.clone(),
-                _ => String::new(),
-            };
-            let (sig_hash, written) = ingest::single(
-                &state,
-                bytes,
-                outcome_record,
-                KeyRoute::Outcome,
-                &key,
-                describe,
-            )
+            let (sig_hash, written) = ingest::single(&state, bytes, &OUTCOMES, &key, |new| {
+                new.row.sig_hash.clone()
+            })
             .await?;
             let duplicate = matches!(written, Written::Duplicate { .. });
             let status = if duplicate {
@@ -58,8 +48,6 @@ pub async fn post(
             )
                 .into_response())
         }
-        IngestBody::Batch(bytes) => {
-            ingest::batch(&state, bytes, outcome_record, KeyRoute::Outcome, &key).await
-        }
+        IngestBody::Batch(bytes) => ingest::batch(&state, bytes, &OUTCOMES, &key).await,
     }
 }

@@ -7,10 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
+use super::ingest::{self, IdempotencyKey, IngestBody, VERDICTS};
 use super::{ApiError, AppState};
-use crate::ingest::verdict_record;
-use crate::store::{Record, Written};
+use crate::store::Written;
 
 #[derive(Serialize)]
 struct Posted {
@@ -32,22 +31,9 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let describe = |record: &Record| match record {
-                Record::Verdict(verdict) => Some(verdict.verdict.sig_hash()),
-                _ => None,
-            };
-            let (sig_hash, written) = ingest::single(
-                &state,
-                bytes,
-                verdict_record,
-                KeyRoute::Verdict,
-                &key,
-                describe,
-            )
-            .await?;
-            let sig_hash = sig_hash.ok_or_else(|| {
-                ApiError::Internal("a verdict body produced another record".into())
-            })?;
+            let (sig_hash, written) =
+                ingest::single(&state, bytes, &VERDICTS, &key, |new| new.verdict.sig_hash())
+                    .await?;
             let (status, posted) = match written {
                 Written::Stored {
                     seq,
@@ -80,8 +66,6 @@ pub async fn post(
             };
             Ok((status, Json(posted)).into_response())
         }
-        IngestBody::Batch(bytes) => {
-            ingest::batch(&state, bytes, verdict_record, KeyRoute::Verdict, &key).await
-        }
+        IngestBody::Batch(bytes) => ingest::batch(&state, bytes, &VERDICTS, &key).await,
     }
 }

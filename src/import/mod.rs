@@ -205,8 +205,8 @@ impl ImportReport {
         )
     }
 
-    fn reject(&mut self, which: Which, path: &Path, line: Option<u64>, message: String) {
-        self.counts(which).rejected += 1;
+    fn reject(&mut self, file: FileKind, path: &Path, line: Option<u64>, message: String) {
+        self.counts(file).rejected += 1;
         if self.rejections.len() < MAX_LISTED {
             self.rejections.push(Problem {
                 path: path.to_owned(),
@@ -227,17 +227,18 @@ impl ImportReport {
         }
     }
 
-    fn counts(&mut self, which: Which) -> &mut FileCounts {
-        match which {
-            Which::Outcomes => &mut self.outcomes,
-            Which::Ops => &mut self.ops,
-            Which::VerdictFiles => &mut self.verdict_files,
+    fn counts(&mut self, file: FileKind) -> &mut FileCounts {
+        match file {
+            FileKind::Outcomes => &mut self.outcomes,
+            FileKind::Ops => &mut self.ops,
+            FileKind::VerdictFiles => &mut self.verdict_files,
         }
     }
 }
 
+/// The legacy file a count or a rejection belongs to.
 #[derive(Debug, Clone, Copy)]
-enum Which {
+enum FileKind {
     Outcomes,
     Ops,
     VerdictFiles,
@@ -376,7 +377,7 @@ fn check_outcomes(
             }
             Err(why) if strict => {
                 let message = lines::describe(line, &why);
-                report.reject(Which::Outcomes, &file.path, Some(line.number), message);
+                report.reject(FileKind::Outcomes, &file.path, Some(line.number), message);
             }
             Err(_) => {}
         }
@@ -396,7 +397,7 @@ fn check_ops(
             && let Err(why) = parse_object_line(line.bytes)
         {
             let message = lines::describe(line, &why);
-            report.reject(Which::Ops, &file.path, Some(line.number), message);
+            report.reject(FileKind::Ops, &file.path, Some(line.number), message);
         }
         Ok(())
     })
@@ -433,7 +434,7 @@ fn sort_verdict_files(
                 }
             }
             Err(verdicts::FileProblem::Io(e)) => return Err(io_error(path)(e)),
-            Err(e) => report.reject(Which::VerdictFiles, path, None, e.to_string()),
+            Err(e) => report.reject(FileKind::VerdictFiles, path, None, e.to_string()),
         }
     }
     orphans.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
@@ -557,7 +558,7 @@ impl Orphans {
                 Put::from(Record::Verdict(NewVerdict::new(
                     verdict, None, None, self.now,
                 ))),
-                Slot::VerdictWithoutRow,
+                PutOrigin::VerdictWithoutRow,
                 report,
             )?;
         }
@@ -586,7 +587,7 @@ fn import_outcomes(
             Ok(parsed) => parsed,
             Err(why) => {
                 let message = lines::describe(line, &why);
-                report.reject(Which::Outcomes, &file.path, Some(line.number), message);
+                report.reject(FileKind::Outcomes, &file.path, Some(line.number), message);
                 return Ok(());
             }
         };
@@ -611,7 +612,7 @@ fn import_outcomes(
                 import_key: Some(keys.key(line.bytes)),
                 client_key: None,
             },
-            Slot::Outcome,
+            PutOrigin::Outcome,
             report,
         )?;
         if is_audit {
@@ -672,15 +673,15 @@ fn audit_verdict(
     text: &str,
     identity: Option<Identity>,
     matched: &mut HashMap<Identity, String>,
-) -> Result<(Verdict, Slot), String> {
+) -> Result<(Verdict, PutOrigin), String> {
     if let Some(file_text) = identity.and_then(|id| matched.remove(&id))
         && let Ok(verdict) = Verdict::parse(&file_text)
     {
-        return Ok((verdict, Slot::VerdictFromFile));
+        return Ok((verdict, PutOrigin::VerdictFromFile));
     }
     let row = serde_json::from_str::<Map<String, Value>>(text).map_err(|e| e.to_string())?;
     verdicts::verdict_from_row(&row)
-        .map(|v| (v, Slot::VerdictFromRow))
+        .map(|v| (v, PutOrigin::VerdictFromRow))
         .map_err(|e| e.message)
 }
 
@@ -703,7 +704,7 @@ fn import_ops(
             Ok(text) => text,
             Err(why) => {
                 let message = lines::describe(line, &why);
-                report.reject(Which::Ops, &file.path, Some(line.number), message);
+                report.reject(FileKind::Ops, &file.path, Some(line.number), message);
                 return Ok(());
             }
         };
@@ -712,7 +713,7 @@ fn import_ops(
             Err(e) => match parse_object_line(line.bytes) {
                 Err(why) => {
                     let message = lines::describe(line, &why);
-                    report.reject(Which::Ops, &file.path, Some(line.number), message);
+                    report.reject(FileKind::Ops, &file.path, Some(line.number), message);
                     return Ok(());
                 }
                 Ok((_, obj)) => {
@@ -737,7 +738,7 @@ fn import_ops(
                 import_key: Some(keys.key(line.bytes)),
                 client_key: None,
             },
-            Slot::Op,
+            PutOrigin::Op,
             report,
         )
     })
@@ -781,7 +782,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// What a put in a batch was, to count its outcome.
 #[derive(Debug, Clone, Copy)]
-enum Slot {
+enum PutOrigin {
     Outcome,
     Op,
     VerdictFromFile,
@@ -814,7 +815,7 @@ impl Sink for BulkWriter<'_> {
 /// What the reading thread hands to the writer thread.
 enum ToWriter {
     /// Puts to apply, and whether to commit after them.
-    Chunk(Vec<Put>, Vec<Slot>, bool),
+    Chunk(Vec<Put>, Vec<PutOrigin>, bool),
     /// Commit what is left; no more chunks follow.
     Finish,
 }
@@ -823,7 +824,7 @@ enum ToWriter {
 /// the reading thread, off the writer's path), what became of them and the time the writer
 /// spent.
 enum FromWriter {
-    Chunk(Vec<Put>, Vec<Slot>, Vec<Written>, std::time::Duration),
+    Chunk(Vec<Put>, Vec<PutOrigin>, Vec<Written>, std::time::Duration),
     Finished(std::time::Duration),
 }
 
@@ -842,7 +843,7 @@ struct Batch {
     /// Puts handed to the writer since its last commit.
     in_txn: usize,
     puts: Vec<Put>,
-    slots: Vec<Slot>,
+    slots: Vec<PutOrigin>,
     to_writer: Option<std::sync::mpsc::SyncSender<ToWriter>>,
     from_writer: std::sync::mpsc::Receiver<Result<FromWriter, StoreError>>,
     in_flight: usize,
@@ -891,7 +892,12 @@ impl Batch {
         }
     }
 
-    fn push(&mut self, put: Put, slot: Slot, report: &mut ImportReport) -> Result<(), ImportError> {
+    fn push(
+        &mut self,
+        put: Put,
+        slot: PutOrigin,
+        report: &mut ImportReport,
+    ) -> Result<(), ImportError> {
         self.puts.push(put);
         self.slots.push(slot);
         if self.puts.len() >= self.chunk || self.in_txn + self.puts.len() >= self.commit_every {
@@ -972,10 +978,10 @@ fn count(answer: FromWriter, report: &mut ImportReport) {
     for (slot, written) in slots.iter().zip(written) {
         let stored = matches!(written, Written::Stored { .. });
         let counts = match slot {
-            Slot::Outcome => Some(&mut report.outcomes),
-            Slot::Op => Some(&mut report.ops),
-            Slot::VerdictWithoutRow => Some(&mut report.verdict_files),
-            Slot::VerdictFromFile | Slot::VerdictFromRow => None,
+            PutOrigin::Outcome => Some(&mut report.outcomes),
+            PutOrigin::Op => Some(&mut report.ops),
+            PutOrigin::VerdictWithoutRow => Some(&mut report.verdict_files),
+            PutOrigin::VerdictFromFile | PutOrigin::VerdictFromRow => None,
         };
         if let Some(counts) = counts {
             if stored {
@@ -986,7 +992,7 @@ fn count(answer: FromWriter, report: &mut ImportReport) {
         }
         if matches!(
             slot,
-            Slot::VerdictFromFile | Slot::VerdictFromRow | Slot::VerdictWithoutRow
+            PutOrigin::VerdictFromFile | PutOrigin::VerdictFromRow | PutOrigin::VerdictWithoutRow
         ) {
             let v = &mut report.verdicts;
             if !stored {
@@ -995,8 +1001,8 @@ fn count(answer: FromWriter, report: &mut ImportReport) {
             }
             v.stored += 1;
             match slot {
-                Slot::VerdictFromFile => v.from_file += 1,
-                Slot::VerdictFromRow => v.from_row += 1,
+                PutOrigin::VerdictFromFile => v.from_file += 1,
+                PutOrigin::VerdictFromRow => v.from_row += 1,
                 _ => v.without_row += 1,
             }
         }
@@ -1010,7 +1016,7 @@ mod tests {
 
     fn row(i: u64) -> Put {
         let line = format!(r#"{{"sig_hash":"pr{i}-abcdef01","n":{i}}}"#);
-        Put::from(crate::ingest::outcome_record(line.as_bytes(), 0).unwrap())
+        Put::from(crate::intake::outcome_record(line.as_bytes(), 0).unwrap())
     }
 
     /// What the writer thread did, in order.
@@ -1066,7 +1072,7 @@ mod tests {
             };
             let mut batch = Batch::start(scope, sink, chunk, commit_every);
             for i in 0..n {
-                batch.push(row(i), Slot::Outcome, &mut report)?;
+                batch.push(row(i), PutOrigin::Outcome, &mut report)?;
             }
             batch.finish(&mut report)
         });

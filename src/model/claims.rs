@@ -9,8 +9,10 @@ use std::collections::HashSet;
 use std::fmt;
 
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::FieldError;
+use crate::jsjson::is_js_space;
 
 /// Most claims one verdict or one query may carry.
 pub const MAX_CLAIMS: usize = 1_000;
@@ -19,10 +21,20 @@ pub const MAX_CLAIMS: usize = 1_000;
 pub struct ClaimHash(pub u64);
 
 impl ClaimHash {
-    /// The hash of a claim's text; `None` when the text is only whitespace. This is the hash
-    /// schema version 2 defined, so the index its migration backfilled stays valid.
+    /// The hash of a claim's text; `None` when the text is only whitespace. The rule lives
+    /// here; schema version 2's migration keeps a frozen copy of it for its backfill, and the
+    /// two must agree for that index to stay valid (tested).
     pub fn of_text(text: &str) -> Option<ClaimHash> {
-        lakehouse_kb_migrations::claim_hash_v2(text).map(ClaimHash)
+        // Lowercase the whole text first: the final-sigma rule (JS and Rust agree) needs context.
+        let lower = text.to_lowercase();
+        let words: Vec<&str> = lower.split(is_js_space).filter(|w| !w.is_empty()).collect();
+        if words.is_empty() {
+            return None;
+        }
+        let digest = Sha256::digest(words.join(" ").as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        Some(ClaimHash(u64::from_be_bytes(first)))
     }
 
     /// Parses 16 hex digits (either case).
@@ -159,6 +171,26 @@ mod tests {
 
     fn obj(text: &str) -> Map<String, Value> {
         serde_json::from_str(text).unwrap()
+    }
+
+    /// The claims index schema 2 backfilled holds the frozen step's hashes: today's rule must
+    /// give the same ones.
+    #[test]
+    fn the_hash_is_the_one_schema_2_backfilled() {
+        for text in [
+            "Adds a cache",
+            "  adds   A\tcache\n",
+            "ΟΔΟΣ",
+            "a\u{2028}b\u{feff}c\u{85}d",
+            "",
+            " \u{3000} ",
+        ] {
+            assert_eq!(
+                ClaimHash::of_text(text).map(|h| h.0),
+                lakehouse_kb_migrations::claim_hash_v2(text),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -295,10 +295,6 @@ mod tests {
 
     const NOW: &str = "2026-11-24T12:00:00.000Z";
 
-    fn line(body: &str) -> String {
-        ObservedEvent::parse(body, NOW).unwrap().op.to_line()
-    }
-
     fn err(body: &str) -> (String, String) {
         let e = ObservedEvent::parse(body, NOW).unwrap_err();
         (e.field, e.message)
@@ -317,116 +313,167 @@ mod tests {
         assert_eq!(got.source_original, None);
     }
 
+    /// The observer's rules as one table: each body, then the `ops.jsonl` line it makes when
+    /// received at `NOW` (and the original source kept beside it, if any), or its refusal as
+    /// `! field: message`. A change shows as a diff of this table; after a deliberate one,
+    /// `UPDATE_EXPECT=1 cargo test -p lakehouse-kb --lib observer_rules` rewrites it.
     #[test]
-    fn source_coercion_keeps_the_original() {
-        let got = ObservedEvent::parse(r#"{"source":"github"}"#, NOW).unwrap();
-        assert_eq!(
-            (got.op.source, got.source_original.as_deref()),
-            (Source::Scenario, Some("github"))
-        );
-        let got = ObservedEvent::parse(r#"{"source":5}"#, NOW).unwrap();
-        assert_eq!(
-            (got.op.source, got.source_original.as_deref()),
-            (Source::Scenario, Some("5"))
-        );
-        let got = ObservedEvent::parse(r#"{"source":"bot"}"#, NOW).unwrap();
-        assert_eq!((got.op.source, got.source_original), (Source::Bot, None));
-        let got = ObservedEvent::parse(r#"{"source":"AUDITOR"}"#, NOW).unwrap();
-        assert_eq!(got.op.source, Source::Scenario);
-    }
-
-    #[test]
-    fn success_from_success_then_ok_then_false() {
-        assert!(line(r#"{"success":true,"ok":false}"#).contains(r#""success":true"#));
-        assert!(line(r#"{"success":"yes","ok":true}"#).contains(r#""success":true"#));
-        assert!(line(r#"{"success":1,"ok":"true"}"#).contains(r#""success":false"#));
-        assert!(line(r#"{"ok":false}"#).contains(r#""success":false"#));
-    }
-
-    #[test]
-    fn endpoint_default_depends_on_source() {
-        assert!(line(r#"{"source":"auditor"}"#).contains(r#""endpoint":"auditor:verdict""#));
-        assert!(line(r#"{"source":"bot"}"#).contains(r#""endpoint":"bot:cycle""#));
-        assert!(line(r#"{"source":"mcp"}"#).contains(r#""endpoint":"scenario:fill""#));
-        assert!(line(r#"{"source":"x"}"#).contains(r#""endpoint":"scenario:fill""#));
-        assert!(line(r#"{"endpoint":"mine","source":"bot"}"#).contains(r#""endpoint":"mine""#));
-        assert!(line(r#"{"endpoint":null,"source":"bot"}"#).contains(r#""endpoint":"bot:cycle""#));
-    }
-
-    #[test]
-    fn input_summary_template_stringifies_like_javascript() {
-        assert_eq!(
-            line(r#"{"event_kind":"fill","role":"welder","count":2,"city":"Gary","state":"IN"}"#),
-            format!(
-                r#"{{"timestamp":"{NOW}","endpoint":"scenario:fill","input_summary":"fill welder×2 in Gary, IN","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario","event_kind":"fill"}}"#
-            )
-        );
-        assert!(
-            line(r#"{"count":2.50,"role":null,"city":[1,[2]],"state":{"a":1}}"#)
-                .contains(r#""input_summary":"? ?×2.5 in 1,2, [object Object]""#)
-        );
-        assert!(
-            line(r#"{"count":true,"role":1e21}"#)
-                .contains(r#""input_summary":"? 1e+21×true in ?, ?""#)
-        );
-        assert!(line(r#"{"input_summary":"given"}"#).contains(r#""input_summary":"given""#));
-    }
-
-    #[test]
-    fn duration_from_duration_then_audit_duration_then_zero() {
-        assert!(line(r#"{"duration_ms":5,"audit_duration_ms":7}"#).contains(r#""duration_ms":5,"#));
-        assert!(
-            line(r#"{"duration_ms":null,"audit_duration_ms":7}"#).contains(r#""duration_ms":7,"#)
-        );
-        assert!(line(r#"{"audit_duration_ms":" 1.5e3 "}"#).contains(r#""duration_ms":1500,"#));
-        assert!(line(r#"{"duration_ms":""}"#).contains(r#""duration_ms":0,"#));
-        assert!(line(r#"{"duration_ms":"0x10"}"#).contains(r#""duration_ms":16,"#));
-        assert!(line(r#"{"duration_ms":"Infinity"}"#).contains(r#""duration_ms":null,"#));
-        assert!(line(r#"{}"#).contains(r#""duration_ms":0,"#));
-        assert_eq!(
-            err(r#"{"duration_ms":"fast"}"#),
-            (
-                "duration_ms".into(),
-                r#"duration_ms must be a number or a string holding one, got "fast""#.into()
-            )
-        );
-        assert_eq!(err(r#"{"audit_duration_ms":true}"#).0, "audit_duration_ms");
-    }
-
-    #[test]
-    fn output_summary_fallbacks() {
-        assert!(
-            line(r#"{"output_summary":"o","one_liner":"l"}"#).contains(r#""output_summary":"o""#)
-        );
-        assert!(line(r#"{"one_liner":"l","success":true}"#).contains(r#""output_summary":"l""#));
-        assert!(
-            line(r#"{"success":true,"error":"e"}"#)
-                .contains(r#""output_summary":"ok","error":"e""#)
-        );
-        assert!(
-            line(r#"{"success":false,"error":"e"}"#)
-                .contains(r#""output_summary":"e","error":"e""#)
-        );
-        assert!(line(r#"{"ok":false}"#).contains(r#""output_summary":"failed""#));
-        assert!(line(r#"{"error":null}"#).contains(r#""output_summary":"failed","error":null,"#));
-    }
-
-    #[test]
-    fn timestamp_from_body_or_receipt_time() {
-        assert!(line(r#"{"timestamp":"then"}"#).starts_with(r#"{"timestamp":"then","#));
-        assert!(line(r#"{"timestamp":null}"#).starts_with(&format!(r#"{{"timestamp":"{NOW}","#)));
-    }
-
-    #[test]
-    fn copied_fields_keep_null_and_leave_out_absent() {
-        assert_eq!(
-            line(
-                r#"{"staffer_id":"s","sig_hash":null,"event_kind":"k","error":"e","success":true}"#
-            ),
-            format!(
-                r#"{{"timestamp":"{NOW}","endpoint":"scenario:fill","input_summary":"k ?×? in ?, ?","success":true,"duration_ms":0,"output_summary":"ok","error":"e","source":"scenario","staffer_id":"s","sig_hash":null,"event_kind":"k"}}"#
-            )
-        );
+    fn observer_rules() {
+        let cases = [
+            // source: kept when allowed, else scenario with the original kept
+            r#"{"source":"mcp"}"#,
+            r#"{"source":"scenario"}"#,
+            r#"{"source":"auditor"}"#,
+            r#"{"source":"bot"}"#,
+            r#"{"source":"github"}"#,
+            r#"{"source":5}"#,
+            r#"{"source":"AUDITOR"}"#,
+            r#"{}"#,
+            // success: success if boolean, else ok === true, else false
+            r#"{"success":true,"ok":false}"#,
+            r#"{"success":false,"ok":true}"#,
+            r#"{"success":"yes","ok":true}"#,
+            r#"{"success":1,"ok":"true"}"#,
+            r#"{"ok":false}"#,
+            // endpoint: given, else by source
+            r#"{"source":"x"}"#,
+            r#"{"endpoint":"mine","source":"bot"}"#,
+            r#"{"endpoint":null,"source":"bot"}"#,
+            // input_summary: given, else the template, stringified as JavaScript does
+            r#"{"input_summary":"given"}"#,
+            r#"{"event_kind":"fill","role":"welder","count":2,"city":"Gary","state":"IN"}"#,
+            r#"{"count":2.50,"role":null,"city":[1,[2]],"state":{"a":1}}"#,
+            r#"{"count":true,"role":1e21}"#,
+            r#"{"count":1.50,"role":["a",null],"city":{"x":1},"state":true}"#,
+            // duration_ms: duration_ms, else audit_duration_ms, else 0; strings read by Number()
+            r#"{"duration_ms":5,"audit_duration_ms":7}"#,
+            r#"{"duration_ms":null,"audit_duration_ms":7}"#,
+            r#"{"audit_duration_ms":" 1.5e3 "}"#,
+            r#"{"duration_ms":" 250 "}"#,
+            r#"{"duration_ms":""}"#,
+            r#"{"duration_ms":"0x10"}"#,
+            r#"{"duration_ms":"Infinity"}"#,
+            r#"{"duration_ms":"fast"}"#,
+            r#"{"audit_duration_ms":true}"#,
+            r#"{"audit_duration_ms":[1]}"#,
+            // output_summary: given, else one_liner, else ok / the error / failed
+            r#"{"output_summary":"o","one_liner":"l"}"#,
+            r#"{"one_liner":"l","success":true}"#,
+            r#"{"one_liner":"l","error":"e"}"#,
+            r#"{"success":true,"error":"e"}"#,
+            r#"{"success":false,"error":"e"}"#,
+            r#"{"error":null}"#,
+            // timestamp: the body's, else the receipt time
+            r#"{"timestamp":"then"}"#,
+            r#"{"timestamp":null}"#,
+            // copied fields: null kept, absent left out, anything else not copied
+            r#"{"staffer_id":"s","sig_hash":null,"event_kind":"k","error":"e","success":true}"#,
+            r#"{"error":"e","staffer_id":"s-1","sig_hash":"abc123","event_kind":"fill","extra":{"kept":true}}"#,
+        ];
+        let mut table = String::new();
+        for body in cases {
+            let outcome = match ObservedEvent::parse(body, NOW) {
+                Ok(event) => {
+                    assert_eq!(event.body, body, "the whole body is kept");
+                    match event.source_original {
+                        Some(original) => {
+                            format!("{}\n  source_original: {original}", event.op.to_line())
+                        }
+                        None => event.op.to_line(),
+                    }
+                }
+                Err(e) => format!("! {}: {}", e.field, e.message),
+            };
+            table.push_str(&format!("{body}\n  {outcome}\n"));
+        }
+        expect_test::expect![[r#"
+            {"source":"mcp"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"mcp"}
+            {"source":"scenario"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"source":"auditor"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"auditor:verdict","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"auditor"}
+            {"source":"bot"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"bot:cycle","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"bot"}
+            {"source":"github"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+              source_original: github
+            {"source":5}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+              source_original: 5
+            {"source":"AUDITOR"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+              source_original: AUDITOR
+            {}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"success":true,"ok":false}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":true,"duration_ms":0,"output_summary":"ok","source":"scenario"}
+            {"success":false,"ok":true}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"success":"yes","ok":true}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":true,"duration_ms":0,"output_summary":"ok","source":"scenario"}
+            {"success":1,"ok":"true"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"ok":false}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"source":"x"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+              source_original: x
+            {"endpoint":"mine","source":"bot"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"mine","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"bot"}
+            {"endpoint":null,"source":"bot"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"bot:cycle","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"bot"}
+            {"input_summary":"given"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"given","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"event_kind":"fill","role":"welder","count":2,"city":"Gary","state":"IN"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"fill welder×2 in Gary, IN","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario","event_kind":"fill"}
+            {"count":2.50,"role":null,"city":[1,[2]],"state":{"a":1}}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×2.5 in 1,2, [object Object]","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"count":true,"role":1e21}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? 1e+21×true in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"count":1.50,"role":["a",null],"city":{"x":1},"state":true}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? a,×1.5 in [object Object], true","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"duration_ms":5,"audit_duration_ms":7}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":5,"output_summary":"failed","source":"scenario"}
+            {"duration_ms":null,"audit_duration_ms":7}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":7,"output_summary":"failed","source":"scenario"}
+            {"audit_duration_ms":" 1.5e3 "}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":1500,"output_summary":"failed","source":"scenario"}
+            {"duration_ms":" 250 "}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":250,"output_summary":"failed","source":"scenario"}
+            {"duration_ms":""}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"duration_ms":"0x10"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":16,"output_summary":"failed","source":"scenario"}
+            {"duration_ms":"Infinity"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":null,"output_summary":"failed","source":"scenario"}
+            {"duration_ms":"fast"}
+              ! duration_ms: duration_ms must be a number or a string holding one, got "fast"
+            {"audit_duration_ms":true}
+              ! audit_duration_ms: audit_duration_ms must be a number or a string holding one, got true
+            {"audit_duration_ms":[1]}
+              ! audit_duration_ms: audit_duration_ms must be a number or a string holding one, got [1]
+            {"output_summary":"o","one_liner":"l"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"o","source":"scenario"}
+            {"one_liner":"l","success":true}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":true,"duration_ms":0,"output_summary":"l","source":"scenario"}
+            {"one_liner":"l","error":"e"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"l","error":"e","source":"scenario"}
+            {"success":true,"error":"e"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":true,"duration_ms":0,"output_summary":"ok","error":"e","source":"scenario"}
+            {"success":false,"error":"e"}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"e","error":"e","source":"scenario"}
+            {"error":null}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","error":null,"source":"scenario"}
+            {"timestamp":"then"}
+              {"timestamp":"then","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"timestamp":null}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
+            {"staffer_id":"s","sig_hash":null,"event_kind":"k","error":"e","success":true}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"k ?×? in ?, ?","success":true,"duration_ms":0,"output_summary":"ok","error":"e","source":"scenario","staffer_id":"s","sig_hash":null,"event_kind":"k"}
+            {"error":"e","staffer_id":"s-1","sig_hash":"abc123","event_kind":"fill","extra":{"kept":true}}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"fill ?×? in ?, ?","success":false,"duration_ms":0,"output_summary":"e","error":"e","source":"scenario","staffer_id":"s-1","sig_hash":"abc123","event_kind":"fill"}
+        "#]].assert_eq(&table);
     }
 
     #[test]

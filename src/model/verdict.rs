@@ -70,8 +70,8 @@ impl Verdict {
 
     /// Validates an already parsed verdict object whose source text is `raw_json`.
     pub fn from_object(obj: &Map<String, Value>, raw_json: String) -> Result<Verdict, FieldError> {
-        let pr_number = required_count(obj, "pr_number", "pr_number")?;
-        let head_sha = match required(obj, "head_sha", "head_sha")? {
+        let pr_number = required_count(obj, "pr_number")?;
+        let head_sha = match required(obj, "head_sha")? {
             Value::String(s) if is_head_sha(s) => s.clone(),
             other => {
                 return Err(FieldError::expected(
@@ -81,7 +81,7 @@ impl Verdict {
                 ));
             }
         };
-        let audited_at = match required(obj, "audited_at", "audited_at")? {
+        let audited_at = match required(obj, "audited_at")? {
             Value::String(s) if !s.is_empty() && s.len() <= super::MAX_KEY_BYTES => s.clone(),
             other => {
                 return Err(FieldError::expected(
@@ -91,7 +91,7 @@ impl Verdict {
                 ));
             }
         };
-        let overall = match required(obj, "overall", "overall")? {
+        let overall = match required(obj, "overall")? {
             Value::String(s) => Overall::parse(s),
             _ => None,
         }
@@ -102,16 +102,16 @@ impl Verdict {
                 &obj["overall"],
             )
         })?;
-        let one_liner = match required(obj, "one_liner", "one_liner")? {
+        let one_liner = match required(obj, "one_liner")? {
             Value::String(s) => s.clone(),
             other => return Err(FieldError::expected("one_liner", "a string", other)),
         };
-        let metrics = match required(obj, "metrics", "metrics")? {
+        let metrics = match required(obj, "metrics")? {
             Value::Object(m) => m,
             other => return Err(FieldError::expected("metrics", "an object", other)),
         };
-        let findings_block = required_count(metrics, "findings_block", "metrics.findings_block")?;
-        let findings_warn = required_count(metrics, "findings_warn", "metrics.findings_warn")?;
+        let findings_block = required_count(metrics, "metrics.findings_block")?;
+        let findings_warn = required_count(metrics, "metrics.findings_warn")?;
         let findings_info = match js_field(metrics, "findings_info") {
             JsField::Absent => JsField::Absent,
             JsField::Null => JsField::Null,
@@ -265,19 +265,18 @@ fn is_head_sha(s: &str) -> bool {
     (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn required<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    field: &str,
-) -> Result<&'a Value, FieldError> {
+/// The member of `obj` that `field` names by its last part (`metrics.findings_block` is the
+/// metrics object's `findings_block`), present and not null; an error names the whole `field`.
+fn required<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a Value, FieldError> {
+    let key = field.rsplit('.').next().unwrap_or(field);
     match obj.get(key) {
         None | Some(Value::Null) => Err(FieldError::missing(field)),
         Some(v) => Ok(v),
     }
 }
 
-fn required_count(obj: &Map<String, Value>, key: &str, field: &str) -> Result<u64, FieldError> {
-    count(required(obj, key, field)?, field)
+fn required_count(obj: &Map<String, Value>, field: &str) -> Result<u64, FieldError> {
+    count(required(obj, field)?, field)
 }
 
 /// A non-negative integer up to 2^53 - 1 (larger ones JavaScript would round, and the KB row

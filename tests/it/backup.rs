@@ -17,29 +17,21 @@ use std::time::{Duration, Instant};
 
 use lakehouse_kb::http::ServerConfig;
 
-use crate::faults::{InProcess, eventually, faulty_store};
-use crate::support::{BIN, TestServer, assert_error};
-
-fn kb(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("LAKEHOUSE_KB_DATA")
-        .output()
-        .unwrap()
-}
+use crate::support::{
+    BIN, InProcessServer, LEGACY_VERDICTS, RouterServer, TestServer, assert_error, eventually,
+    faulty_store, kb, load, open_store,
+};
 
 #[test]
 fn backup_while_writing_is_consistent_and_serves() {
-    let live = TestServer::start();
+    let live = InProcessServer::start();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|w| {
             let (url, stop) = (live.base.clone(), stop.clone());
             std::thread::spawn(move || {
                 let client = reqwest::blocking::Client::new();
-                let mut synth = lakehouse_kb::synth::Synth::new(w, 50);
+                let mut synth = crate::synth::Synth::new(w, 50);
                 while !stop.load(Ordering::Relaxed) {
                     let (path, body) = match synth.rng().below(3) {
                         0 => ("/verdicts", synth.verdict()),
@@ -100,11 +92,7 @@ fn backup_while_writing_is_consistent_and_serves() {
 fn backup_without_a_server_reads_the_file_itself_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start_in(dir.path(), &[], &[]);
-    let verdicts = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/legacy/verdicts.ndjson"
-    ))
-    .unwrap();
+    let verdicts = std::fs::read_to_string(LEGACY_VERDICTS).unwrap();
     assert_eq!(server.post_ndjson("/verdicts", verdicts).status, 200);
     assert!(server.stop().success());
 
@@ -137,10 +125,10 @@ fn two_backups_into_one_place_at_once_write_one_whole_copy() {
         )
         .unwrap(),
     );
-    let mut synth = lakehouse_kb::synth::Synth::new(3, 200);
+    let mut synth = crate::synth::Synth::new(3, 200);
     let puts: Vec<_> = (0..20_000)
         .map(|i| {
-            let record = lakehouse_kb::ingest::event_record(synth.event().as_bytes(), i).unwrap();
+            let record = lakehouse_kb::intake::event_record(synth.event().as_bytes(), i).unwrap();
             lakehouse_kb::store::Put::from(record)
         })
         .collect();
@@ -202,7 +190,7 @@ fn tree(dir: &Path) -> Vec<String> {
 
 #[test]
 fn post_backup_writes_only_under_the_backup_dir_and_reveals_no_path() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let data = server.data.display().to_string();
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().join("sub");
@@ -300,7 +288,7 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
             .success()
     );
     let dir_arg = backups.path().to_str().unwrap();
-    let server = TestServer::start_with(&["--backup-dir", dir_arg, "--backup-keep", "2"], &[]);
+    let server = InProcessServer::start_with(&["--backup-dir", dir_arg, "--backup-keep", "2"]);
 
     // A name taken by a link is taken: nothing is written through it.
     let a = server.post_json("/backup", r#"{"name":"linked"}"#);
@@ -344,7 +332,7 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
 #[test]
 fn cli_backup_never_removes_or_replaces_what_it_did_not_make() {
     let dir = tempfile::tempdir().unwrap();
-    crate::export::load(&crate::export::open(dir.path()), 1, 30);
+    load(&open_store(dir.path()), 1, 30);
     // A partial file it did not make: refused, left as it is.
     let dest = tempfile::tempdir().unwrap();
     std::fs::write(dest.path().join("kb.redb.partial"), b"not ours").unwrap();
@@ -373,7 +361,7 @@ fn cli_backup_never_removes_or_replaces_what_it_did_not_make() {
 
 #[test]
 fn cli_backup_while_a_server_runs_asks_for_a_named_backup_and_refuses_a_dest() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let dest = tempfile::tempdir().unwrap();
     let elsewhere = dest.path().join("copy");
     let out = Command::new(BIN)
@@ -410,13 +398,13 @@ fn cli_backup_while_a_server_runs_asks_for_a_named_backup_and_refuses_a_dest() {
 fn one_backup_at_a_time_cancelled_when_its_client_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = faulty_store(dir.path());
-    crate::export::load(&store, 3, 6_000);
+    load(&store, 3, 6_000);
     let backups = dir.path().join("backups");
     let config = ServerConfig {
         backup_dir: Some(backups.clone()),
         ..ServerConfig::default()
     };
-    let server = InProcess::start(store, config, dir.path());
+    let server = RouterServer::start(store, config, dir.path());
 
     faults.hold_backup_reads.store(true, Ordering::SeqCst);
     let base = server.base.clone();
@@ -445,7 +433,7 @@ fn one_backup_at_a_time_cancelled_when_its_client_goes_away() {
     // The copy starves no one: health, writes and reads are answered while it runs.
     for i in 0..5 {
         assert_eq!(server.get("/healthz").status, 200);
-        let write = server.post_json("/event", &format!(r#"{{"source":"bot","during":{i}}}"#));
+        let write = server.post_json("/event", format!(r#"{{"source":"bot","during":{i}}}"#));
         assert_eq!(write.status, 200, "{}", write.text);
         assert_eq!(server.get("/stats").status, 200);
     }

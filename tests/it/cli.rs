@@ -3,28 +3,12 @@
 //! lines with `--log-format json`, and colours and animation only where wanted.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use lakehouse_kb::ingest::event_record;
+use lakehouse_kb::intake::event_record;
 use lakehouse_kb::store::{Put, Store, StoreOptions, tables};
 
-pub fn kb(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("LAKEHOUSE_KB_DATA")
-        .output()
-        .expect("the lakehouse-kb binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{LEGACY_DATA, OUTCOMES, kb, stderr, stdout};
 
 #[test]
 fn migrate_dry_run_prints_the_plan_and_creates_nothing() {
@@ -260,11 +244,7 @@ fn json_logs_make_every_stderr_line_json() {
 
     let legacy = dir.path().join("legacy");
     std::fs::create_dir_all(legacy.join("_kb")).unwrap();
-    std::fs::write(
-        legacy.join("_kb/outcomes.jsonl"),
-        "{\"sig_hash\":\"a\"}\nnot json\n",
-    )
-    .unwrap();
+    std::fs::write(legacy.join(OUTCOMES), "{\"sig_hash\":\"a\"}\nnot json\n").unwrap();
     let data = dir.path().join("data");
     let out = kb(
         &data,
@@ -336,7 +316,7 @@ fn no_color_and_a_dumb_terminal_get_no_escape_sequences() {
         assert!(shown.contains("migrating database schema"), "{shown:?}");
         assert!(!shown.contains('\x1b'), "{env:?}: {shown:?}");
     }
-    let legacy = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy/data");
+    let legacy = LEGACY_DATA;
     let shown = on_a_terminal(
         &fresh("import"),
         &["import", "--from", legacy],

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::TestServer;
+use crate::support::InProcessServer;
 
 const TYPESCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/clients/typescript");
 const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/clients/python");
@@ -58,7 +58,7 @@ fn build_typescript() {
 #[test]
 fn typescript_client_against_the_real_server_and_a_stub() {
     build_typescript();
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let out = run(
         Path::new(TYPESCRIPT),
         "node",
@@ -178,7 +178,7 @@ export const isError = (e: unknown): boolean => e instanceof KbError && e.mayBeC
 
 #[test]
 fn python_client_against_the_real_server_and_a_stub() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let out = run(
         Path::new(PYTHON),
         "python3",

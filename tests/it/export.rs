@@ -8,66 +8,18 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use lakehouse_kb::export::{Action, ExportJob, ExportReport, FileReport, HOOK_ENV};
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
-use lakehouse_kb::store::{Put, Store, StoreOptions};
-use lakehouse_kb::synth::Synth;
+use lakehouse_kb::export::{Action, CrashHook, ExportJob, ExportReport, FileReport};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::store::{Put, Store};
 
-use crate::cli::kb;
-
-/// Fails with the first differing line only (never whole files).
-pub fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let got_lines: Vec<&[u8]> = got.split_inclusive(|&b| b == b'\n').collect();
-    let want_lines: Vec<&[u8]> = want.split_inclusive(|&b| b == b'\n').collect();
-    for i in 0..got_lines.len().max(want_lines.len()) {
-        let (g, w) = (got_lines.get(i), want_lines.get(i));
-        if g != w {
-            let show = |l: Option<&&[u8]>| {
-                l.map_or("<end of file>".to_owned(), |l| {
-                    format!("{:?}", String::from_utf8_lossy(l))
-                })
-            };
-            panic!(
-                "{what}: first difference at line {} ({} vs {} bytes in all)\n  got:  {}\n  want: {}",
-                i + 1,
-                got.len(),
-                want.len(),
-                show(g),
-                show(w)
-            );
-        }
-    }
-}
-
-pub fn open(dir: &Path) -> Store {
-    Store::open(&dir.join("kb.redb"), StoreOptions::default()).unwrap()
-}
-
-/// Mixed synthetic traffic: verdicts (with their row and event), events, scenario rows.
-pub fn load(store: &Store, seed: u64, n: usize) {
-    let mut synth = Synth::new(seed, 40);
-    let puts: Vec<Put> = (0..n)
-        .map(|i| {
-            let now = 1_775_000_000_000 + i as u64;
-            Put::from(match i % 3 {
-                0 => verdict_record(synth.verdict().as_bytes(), now).unwrap(),
-                1 => event_record(synth.event().as_bytes(), now).unwrap(),
-                _ => outcome_record(synth.outcome().as_bytes(), now).unwrap(),
-            })
-        })
-        .collect();
-    store.write(&puts).unwrap();
-}
+use crate::support::{
+    EXPORT_CRASH_CHILD, InProcessServer, LEGACY_VERDICTS, OPS, OUTCOMES, assert_same_bytes,
+    eventually, kb, load, open_store, spawn_export_crash,
+};
 
 fn read(dir: &Path, file: &str) -> Vec<u8> {
     std::fs::read(dir.join(file)).unwrap()
 }
-
-const OUTCOMES: &str = "_kb/outcomes.jsonl";
-const OPS: &str = "_observer/ops.jsonl";
 
 /// Both files as a clean export writes them: a fresh directory, the same store.
 fn clean_export(store: &Arc<Store>) -> (Vec<u8>, Vec<u8>) {
@@ -298,7 +250,7 @@ fn exported_bytes_equal_the_seed_javascript() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
+    let store = Arc::new(open_store(dir.path()));
     store.write(&puts).unwrap();
     let out = dir.path().join("out");
     ExportJob::new(store, out.clone()).run().unwrap();
@@ -338,7 +290,7 @@ fn exported_bytes_equal_the_seed_javascript() {
 #[test]
 fn incremental_runs_write_only_the_new_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
+    let store = Arc::new(open_store(dir.path()));
     load(&store, 1, 300);
     let out = dir.path().join("out");
     let job = ExportJob::new(store.clone(), out.clone());
@@ -387,7 +339,7 @@ fn incremental_runs_write_only_the_new_rows() {
 #[test]
 fn report_serializes_as_post_export_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
+    let store = Arc::new(open_store(dir.path()));
     load(&store, 3, 3);
     let report = ExportJob::new(store, dir.path().join("out")).run().unwrap();
     let json = serde_json::to_value(&report).unwrap();
@@ -401,14 +353,23 @@ fn report_serializes_as_post_export_answers() {
         "{json}"
     );
     assert!(outcomes.get("reason").is_none());
-    assert!(json["duration_ms"].is_u64());
-    let _: &ExportReport = &report;
+    assert_eq!(json["duration_ms"], report.duration_ms);
+    // The answer holds the report's fields and nothing else.
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["duration_ms", "ops", "outcomes"]);
+    assert_eq!(json["ops"]["rows_written"], report.ops.rows_written);
 }
 
 /// Sets up a store with rows, exported once into `out`.
 fn exported(rows: usize) -> (tempfile::TempDir, Arc<Store>, ExportJob) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
+    let store = Arc::new(open_store(dir.path()));
     load(&store, 4, rows);
     let job = ExportJob::new(store.clone(), dir.path().join("out"));
     job.run().unwrap();
@@ -601,7 +562,7 @@ fn a_missing_file_is_rebuilt() {
 #[test]
 fn a_strangers_file_is_kept_aside_and_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
+    let store = Arc::new(open_store(dir.path()));
     load(&store, 6, 30);
     let out = dir.path().join("out");
     std::fs::create_dir_all(out.join("_kb")).unwrap();
@@ -615,7 +576,7 @@ fn a_strangers_file_is_kept_aside_and_replaced() {
 #[test]
 fn concurrent_runs_take_turns() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
+    let store = Arc::new(open_store(dir.path()));
     load(&store, 7, 3000);
     let job = Arc::new(ExportJob::new(store.clone(), dir.path().join("out")));
     let handles: Vec<_> = (0..4)
@@ -630,27 +591,44 @@ fn concurrent_runs_take_turns() {
     assert_matches_clean_export(&store, job.out_dir());
 }
 
-/// Kills the real binary between the fsync of the appended bytes and the checkpoint (the test
-/// hook aborts there), then runs it again: the rows after the checkpoint are cut and written
+/// The child process of the crash tests, not a test of its own: without
+/// [`EXPORT_CRASH_CHILD`] in its environment it returns at once.
+#[test]
+fn export_crash_child() {
+    let Ok(spec) = std::env::var(EXPORT_CRASH_CHILD) else {
+        return;
+    };
+    let (hook, data) = spec.split_once('\t').unwrap();
+    let hook = CrashHook::parse(hook).unwrap_or_else(|| panic!("unknown crash hook {hook:?}"));
+    let store = Arc::new(open_store(Path::new(data)));
+    let job = ExportJob::new(store, data.into()).with_crash_hook(hook);
+    job.run().unwrap();
+    panic!("the crash hook never stopped the export");
+}
+
+/// Kills an export between the fsync of the appended bytes and the checkpoint (the crash hook
+/// aborts there), then runs the real binary's export again: the rows after the checkpoint are cut and written
 /// once more, so nothing is doubled or missing.
 #[test]
 fn abort_between_fsync_and_checkpoint_then_rerun() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     {
-        let store = open(data);
+        let store = open_store(data);
         load(&store, 8, 150);
         ExportJob::new(Arc::new(store), data.to_owned())
             .run()
             .unwrap();
-        load(&open(data), 9, 60);
+        load(&open_store(data), 9, 60);
     }
-    let out = kb_with_hook(data, &["export"], "abort-before-checkpoint:outcomes");
+    let out = spawn_export_crash(data, "abort-before-checkpoint:outcomes")
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "the hook should have aborted");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("aborting before the outcomes checkpoint")
     );
-    let store = open(data);
+    let store = open_store(data);
     let checkpoint = store.checkpoint("outcomes").unwrap();
     let on_disk = std::fs::metadata(data.join(OUTCOMES)).unwrap().len();
     assert!(
@@ -670,7 +648,7 @@ fn abort_between_fsync_and_checkpoint_then_rerun() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_matches_clean_export(&Arc::new(open(data)), data);
+    assert_matches_clean_export(&Arc::new(open_store(data)), data);
 }
 
 /// SIGKILL in the middle of writing a line (the hook pauses there, so the kill lands at a known
@@ -680,12 +658,12 @@ fn sigkill_mid_line_then_rerun() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     {
-        let store = open(data);
+        let store = open_store(data);
         load(&store, 10, 90);
         ExportJob::new(Arc::new(store), data.to_owned())
             .run()
             .unwrap();
-        load(&open(data), 11, 90);
+        load(&open_store(data), 11, 90);
     }
     kill_export_mid_line(data);
     let out = kb(data, &["export"]);
@@ -694,7 +672,7 @@ fn sigkill_mid_line_then_rerun() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_matches_clean_export(&Arc::new(open(data)), data);
+    assert_matches_clean_export(&Arc::new(open_store(data)), data);
     assert_nothing_kept(&data.join("_observer"));
 }
 
@@ -704,26 +682,21 @@ fn sigkill_mid_line_then_rerun() {
 fn sigkill_mid_line_in_the_first_export_then_rerun() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    load(&open(data), 12, 90);
+    load(&open_store(data), 12, 90);
     kill_export_mid_line(data);
     let out = kb(data, &["export"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("not written by"), "{stderr}");
     assert!(stderr.contains("torn tail"), "{stderr}");
-    assert_matches_clean_export(&Arc::new(open(data)), data);
+    assert_matches_clean_export(&Arc::new(open_store(data)), data);
     assert_nothing_kept(&data.join("_observer"));
 }
 
-/// Runs `export` on `data` and SIGKILLs it while it is paused in the middle of the 20th ops
-/// line; checks the file was left with a torn line.
+/// Runs an export of `data` in a child process and SIGKILLs it while it is paused in the
+/// middle of the 20th ops line; checks the file was left with a torn line.
 fn kill_export_mid_line(data: &Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
-        .arg("--data")
-        .arg(data)
-        .arg("export")
-        .env(HOOK_ENV, "pause-mid-line:ops:20")
-        .env_remove("LAKEHOUSE_KB_DATA")
+    let mut child = spawn_export_crash(data, "pause-mid-line:ops:20")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -748,20 +721,9 @@ fn kill_export_mid_line(data: &Path) {
     );
 }
 
-fn kb_with_hook(data: &Path, args: &[&str], hook: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env(HOOK_ENV, hook)
-        .env_remove("LAKEHOUSE_KB_DATA")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn cli_export_while_a_server_runs_asks_the_server() {
-    let server = crate::support::TestServer::start_with(&["--export-interval", "0"], &[]);
+    let server = InProcessServer::start_with(&["--export-interval", "0"]);
     assert_eq!(
         server.post_json("/event", r#"{"source":"bot"}"#).status,
         200
@@ -795,7 +757,7 @@ fn cli_export_while_a_server_runs_asks_the_server() {
 #[test]
 fn cli_export_on_a_held_file_with_no_server_answering_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let _held = open(dir.path());
+    let _held = open_store(dir.path());
     let out = kb(dir.path(), &["export", "--url", "http://127.0.0.1:9"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -806,7 +768,7 @@ fn cli_export_on_a_held_file_with_no_server_answering_says_so() {
 #[test]
 fn cli_export_writes_under_out() {
     let dir = tempfile::tempdir().unwrap();
-    load(&open(dir.path()), 12, 9);
+    load(&open_store(dir.path()), 12, 9);
     let out_dir = dir.path().join("elsewhere");
     let out = kb(dir.path(), &["export", "--out", out_dir.to_str().unwrap()]);
     assert!(
@@ -817,16 +779,7 @@ fn cli_export_writes_under_out() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("6 rows appended"), "{stdout}");
     assert!(!dir.path().join("_kb").exists());
-    assert_matches_clean_export(&Arc::new(open(dir.path())), &out_dir);
-}
-
-/// Waits until `cond` holds, polling; fails after 30 s.
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    assert_matches_clean_export(&Arc::new(open_store(dir.path())), &out_dir);
 }
 
 fn lines(path: &Path) -> usize {
@@ -838,11 +791,7 @@ fn lines(path: &Path) -> usize {
 #[test]
 fn serve_exports_periodically_and_the_files_equal_a_clean_export() {
     let mut server = crate::support::TestServer::start_with(&["--export-interval", "100ms"], &[]);
-    let verdicts = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/legacy/verdicts.ndjson"
-    ))
-    .unwrap();
+    let verdicts = std::fs::read_to_string(LEGACY_VERDICTS).unwrap();
     assert_eq!(server.post_ndjson("/verdicts", verdicts).status, 200);
     eventually("26 audit rows exported", || {
         lines(&server.data.join(OUTCOMES)) == 26
@@ -850,12 +799,12 @@ fn serve_exports_periodically_and_the_files_equal_a_clean_export() {
     eventually("26 ops exported", || lines(&server.data.join(OPS)) == 26);
     let data = server.data.clone();
     assert!(server.stop().success());
-    assert_matches_clean_export(&Arc::new(open(&data)), &data);
+    assert_matches_clean_export(&Arc::new(open_store(&data)), &data);
 }
 
 #[test]
 fn post_export_answers_with_rows_and_checkpoints_and_metrics_show_the_lag() {
-    let server = crate::support::TestServer::start_with(&["--export-interval", "0"], &[]);
+    let server = InProcessServer::start_with(&["--export-interval", "0"]);
     for i in 0..3 {
         server.post_json("/event", format!(r#"{{"source":"bot","i":{i}}}"#));
     }
@@ -900,7 +849,7 @@ fn retention_never_deletes_events_not_yet_exported_and_never_rewrites_the_log() 
         "--retention-interval",
         "50ms",
     ];
-    let server = crate::support::TestServer::start_with(&args, &[]);
+    let server = InProcessServer::start_with(&args);
     for i in 0..5 {
         server.post_json("/event", format!(r#"{{"source":"bot","i":{i}}}"#));
     }
@@ -967,7 +916,7 @@ fn a_link_at_the_temporary_file_is_refused_and_its_target_untouched() {
 #[test]
 fn a_dangling_link_at_ops_is_refused_and_its_target_never_created() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
+    let store = Arc::new(open_store(dir.path()));
     load(&store, 8, 30);
     let out = dir.path().join("out");
     std::fs::create_dir_all(out.join("_observer")).unwrap();
@@ -987,7 +936,7 @@ fn a_dangling_link_at_ops_is_refused_and_its_target_never_created() {
 #[test]
 fn a_link_instead_of_the_kb_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(dir.path()));
+    let store = Arc::new(open_store(dir.path()));
     load(&store, 9, 30);
     let out = dir.path().join("out");
     let elsewhere = dir.path().join("elsewhere");

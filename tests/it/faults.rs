@@ -9,247 +9,14 @@
 //! acknowledged is lost. Also here: a 0-byte or foreign `kb.redb` is refused at start instead of
 //! being taken for a new, empty database.
 
-use std::io;
-use std::ops::Bound;
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use lakehouse_kb::export::ExportJob;
-use lakehouse_kb::http::{
-    self, AppState, ConnectionLimits, Recovery, ServerConfig, Switch, recovering_router,
-};
-use lakehouse_kb::metrics::Metrics;
+use lakehouse_kb::http::ServerConfig;
 use lakehouse_kb::store::{Store, StoreError, StoreOptions};
-use lakehouse_kb::writer::{Writer, WriterConfig};
-use redb::backends::FileBackend;
-use redb::{BackendError, StorageBackend};
 
-use crate::support::{Answer, answer};
-
-/// What the tests switch on and off in [`FaultyBackend`].
-#[derive(Debug, Default)]
-pub struct Faults {
-    /// Every write, resize and sync fails with "no space left on device".
-    pub fail_writes: AtomicBool,
-    /// Reads on the `kb-backup` thread wait while this is set.
-    pub hold_backup_reads: AtomicBool,
-    /// Reads waiting on `hold_backup_reads` now.
-    pub held_reads: AtomicUsize,
-    /// Syncs (the fsync of a commit) wait while this is set: a commit that takes its time.
-    pub hold_syncs: AtomicBool,
-    /// Syncs waiting on `hold_syncs` now.
-    pub held_syncs: AtomicUsize,
-}
-
-#[derive(Debug)]
-struct FaultyBackend {
-    inner: FileBackend,
-    faults: Arc<Faults>,
-}
-
-impl FaultyBackend {
-    fn check_write(&self) -> io::Result<()> {
-        if self.faults.fail_writes.load(Ordering::SeqCst) {
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "no space left on device (injected)",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl StorageBackend for FaultyBackend {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        if std::thread::current().name() == Some("kb-backup") {
-            while self.faults.hold_backup_reads.load(Ordering::SeqCst) {
-                self.faults.held_reads.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(2));
-                self.faults.held_reads.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        self.inner.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.check_write()?;
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.check_write()?;
-        while self.faults.hold_syncs.load(Ordering::SeqCst) {
-            self.faults.held_syncs.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(2));
-            self.faults.held_syncs.fetch_sub(1, Ordering::SeqCst);
-        }
-        self.inner.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.check_write()?;
-        self.inner.write(offset, data)
-    }
-    fn close(&self) -> io::Result<()> {
-        self.inner.close()
-    }
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.inner.try_lock_range(start, end)
-    }
-    fn try_lock_shared_range(
-        &self,
-        start: Bound<u64>,
-        end: Bound<u64>,
-    ) -> Result<bool, BackendError> {
-        self.inner.try_lock_shared_range(start, end)
-    }
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.lock_range(start, end)
-    }
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.lock_shared_range(start, end)
-    }
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.unlock_range(start, end)
-    }
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.inner.query_lock_range(start, end)
-    }
-}
-
-/// Opens `dir/kb.redb` through a [`FaultyBackend`] driven by the returned switches; a small
-/// page cache, so that reads reach the backend.
-pub fn faulty_store(dir: &Path) -> (Arc<Store>, Arc<Faults>) {
-    let faults = Arc::new(Faults::default());
-    let switches = faults.clone();
-    let options = StoreOptions {
-        cache_mb: 1,
-        backend: Some(Arc::new(move |inner| {
-            Box::new(FaultyBackend {
-                inner,
-                faults: switches.clone(),
-            })
-        })),
-        ..StoreOptions::default()
-    };
-    let store = Store::open(&dir.join("kb.redb"), options).unwrap();
-    (Arc::new(store), faults)
-}
-
-/// The real router around `store`, with its writer and an export job, served by the real
-/// accept loop on an ephemeral port from a runtime of its own; stops when dropped.
-pub struct InProcess {
-    pub base: String,
-    pub client: reqwest::blocking::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    writer_thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl InProcess {
-    pub fn start(store: Arc<Store>, config: ServerConfig, export_dir: &Path) -> InProcess {
-        let metrics = Arc::new(Metrics::new());
-        let (writer, writer_thread) =
-            Writer::spawn(store.clone(), WriterConfig::default(), metrics.clone());
-        let export = Arc::new(ExportJob::new(store.clone(), export_dir.to_owned()));
-        let state = AppState {
-            store,
-            writer,
-            metrics,
-            config: Arc::new(config),
-            export: Some(export),
-            feed: Default::default(),
-        };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let (_app_tx, app_rx) = tokio::sync::watch::channel(Some(http::app(state)));
-                let switch = Switch::new(app_rx, recovering_router(Recovery::default()));
-                let limits = ConnectionLimits {
-                    shutdown_timeout: Duration::from_secs(1),
-                    ..ConnectionLimits::default()
-                };
-                let shutdown = async move {
-                    let _ = stop_rx.await;
-                };
-                http::serve(listener, switch, limits, shutdown)
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).unwrap();
-        InProcess {
-            base: format!("http://{addr}"),
-            client: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
-            stop: Some(stop_tx),
-            thread: Some(thread),
-            writer_thread: Some(writer_thread),
-        }
-    }
-
-    pub fn get(&self, path: &str) -> Answer {
-        answer(
-            self.client
-                .get(format!("{}{path}", self.base))
-                .send()
-                .unwrap(),
-        )
-    }
-
-    pub fn post_json(&self, path: &str, body: &str) -> Answer {
-        self.post_keyed(path, body, None)
-    }
-
-    pub fn post_keyed(&self, path: &str, body: &str, key: Option<&str>) -> Answer {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        answer(request.send().unwrap())
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        // The runtime is gone with the router and every writer handle: the writer drains and
-        // stops, letting go of the store.
-        if let Some(thread) = self.writer_thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Waits until `cond` holds, polling; fails after 60 s.
-pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::support::{OPS, OUTCOMES, RouterServer, eventually, faulty_store, kb, load};
 
 /// At 669becd a write that timed out after it was queued got 503 with `Retry-After: 1`, and was
 /// then committed: a client that obeyed retried and stored the record twice. Now the timeout of
@@ -263,10 +30,10 @@ fn a_queued_write_that_times_out_may_have_been_committed_and_its_key_tells() {
         request_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     };
-    let server = InProcess::start(store, config, dir.path());
+    let server = RouterServer::start(store, config, dir.path());
     let event = r#"{"source":"bot","event_kind":"slow-disk"}"#;
     faults.hold_syncs.store(true, Ordering::SeqCst);
-    let timed_out = server.post_keyed("/event", event, Some("k-1"));
+    let timed_out = server.post_keyed("/event", "application/json", Some("k-1"), event);
     assert_eq!(timed_out.status, 503, "{}", timed_out.text);
     assert_eq!(
         timed_out.retry_after, None,
@@ -285,10 +52,10 @@ fn a_queued_write_that_times_out_may_have_been_committed_and_its_key_tells() {
     });
     faults.hold_syncs.store(false, Ordering::SeqCst);
     // The honest client retries with its key until it gets an answer: the one commit's seq.
-    let mut retry = server.post_keyed("/event", event, Some("k-1"));
+    let mut retry = server.post_keyed("/event", "application/json", Some("k-1"), event);
     eventually("the retry is answered", || {
         if retry.status == 503 {
-            retry = server.post_keyed("/event", event, Some("k-1"));
+            retry = server.post_keyed("/event", "application/json", Some("k-1"), event);
         }
         retry.status == 200
     });
@@ -300,10 +67,10 @@ fn a_queued_write_that_times_out_may_have_been_committed_and_its_key_tells() {
 fn a_full_disk_degrades_then_the_store_reopens_itself_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = faulty_store(dir.path());
-    let server = InProcess::start(store.clone(), ServerConfig::default(), dir.path());
+    let server = RouterServer::start(store.clone(), ServerConfig::default(), dir.path());
     let mut acknowledged = Vec::new();
     for i in 0..20 {
-        let a = server.post_json("/event", &format!(r#"{{"source":"bot","i":{i}}}"#));
+        let a = server.post_json("/event", format!(r#"{{"source":"bot","i":{i}}}"#));
         assert_eq!(a.status, 200, "{}", a.text);
         acknowledged.push(a.json["seq"].as_u64().unwrap());
     }
@@ -311,7 +78,7 @@ fn a_full_disk_degrades_then_the_store_reopens_itself_and_loses_nothing() {
 
     faults.fail_writes.store(true, Ordering::SeqCst);
     for i in 0..5 {
-        let a = server.post_json("/event", &format!(r#"{{"source":"bot","lost":{i}}}"#));
+        let a = server.post_json("/event", format!(r#"{{"source":"bot","lost":{i}}}"#));
         assert_eq!(a.status, 507, "{}", a.text);
         assert!(a.retry_after.is_some(), "no Retry-After: {a:?}");
         let error = a.json["error"].as_str().unwrap();
@@ -384,7 +151,7 @@ fn a_full_disk_degrades_then_the_store_reopens_itself_and_loses_nothing() {
 fn the_store_records_a_fault_and_recovers_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = faulty_store(dir.path());
-    crate::export::load(&store, 1, 30);
+    load(&store, 1, 30);
     let before = store.last_seq().unwrap();
     faults.fail_writes.store(true, Ordering::SeqCst);
     let failed = store
@@ -400,7 +167,7 @@ fn the_store_records_a_fault_and_recovers_without_a_restart() {
     assert!(store.fault().is_some());
     faults.fail_writes.store(false, Ordering::SeqCst);
     eventually("the store recovered", || store.fault().is_none());
-    crate::export::load(&store, 2, 30);
+    load(&store, 2, 30);
     assert_eq!(
         store.last_seq().unwrap(),
         2 * before,
@@ -424,10 +191,10 @@ fn an_empty_or_foreign_database_file_is_refused_at_start() {
         std::fs::create_dir_all(data.join("_observer")).unwrap();
         let outcomes = b"{\"sig_hash\":\"pr1-aaaaaaaa\",\"legacy\":true}\n";
         let ops = b"{\"timestamp\":\"2026-01-01T00:00:00.000Z\",\"endpoint\":\"scenario:fill\"}\n";
-        std::fs::write(data.join("_kb/outcomes.jsonl"), outcomes).unwrap();
-        std::fs::write(data.join("_observer/ops.jsonl"), ops).unwrap();
+        std::fs::write(data.join(OUTCOMES), outcomes).unwrap();
+        std::fs::write(data.join(OPS), ops).unwrap();
 
-        let export = crate::cli::kb(data, &["export"]);
+        let export = kb(data, &["export"]);
         assert!(!export.status.success());
         let stderr = String::from_utf8_lossy(&export.stderr);
         assert!(stderr.contains(needle), "{stderr}");
@@ -453,14 +220,8 @@ fn an_empty_or_foreign_database_file_is_refused_at_start() {
         assert!(stderr.contains(needle), "{stderr}");
 
         assert_eq!(std::fs::read(data.join("kb.redb")).unwrap(), content);
-        assert_eq!(
-            std::fs::read(data.join("_kb/outcomes.jsonl")).unwrap(),
-            outcomes
-        );
-        assert_eq!(
-            std::fs::read(data.join("_observer/ops.jsonl")).unwrap(),
-            ops
-        );
+        assert_eq!(std::fs::read(data.join(OUTCOMES)).unwrap(), outcomes);
+        assert_eq!(std::fs::read(data.join(OPS)).unwrap(), ops);
         for sub in ["_kb", "_observer"] {
             assert_eq!(std::fs::read_dir(data.join(sub)).unwrap().count(), 1);
         }

@@ -8,15 +8,15 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::synth::{Rng, Synth};
 use lakehouse_kb::http::{self, AppState, Feed, ServerConfig};
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::metrics::Metrics;
 use lakehouse_kb::store::{FeedTypes, Put, Retention, SigRecord, Store, StoreOptions};
-use lakehouse_kb::synth::{Rng, Synth};
 use lakehouse_kb::writer::{Writer, WriterConfig};
 use serde_json::Value;
 
-use crate::support::{TestServer, assert_error, server_log};
+use crate::support::{Http, InProcessServer, TestServer, assert_error, server_log};
 
 /// One Server-Sent Event: `id`, `event` and the JSON of `data`.
 #[derive(Debug)]
@@ -110,7 +110,7 @@ fn feed_client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-fn post_events(server: &TestServer, n: usize) {
+fn post_events(server: &Http, n: usize) {
     let lines: Vec<String> = (0..n)
         .map(|i| format!(r#"{{"source":"bot","event_kind":"cycle","n":{i}}}"#))
         .collect();
@@ -252,7 +252,7 @@ fn the_store_merges_the_three_tables_in_seq_order_by_type_and_budget() {
 
 #[test]
 fn a_long_poll_answers_at_once_or_wakes_on_the_next_commit() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     post_events(&server, 3);
     let page = server.get("/feed?after_seq=1&limit=1");
     assert_eq!(page.status, 200, "{}", page.text);
@@ -319,7 +319,7 @@ fn a_long_poll_answers_at_once_or_wakes_on_the_next_commit() {
 
 #[test]
 fn a_stream_sends_each_record_with_its_seq_and_resumes_after_the_last_event_id() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     post_events(&server, 5);
     let client = feed_client();
     let mut stream = Sse::open(&client, &server.url("/feed?types=event"), None);
@@ -350,17 +350,14 @@ fn a_stream_sends_each_record_with_its_seq_and_resumes_after_the_last_event_id()
 
 #[test]
 fn a_position_older_than_retention_gets_one_resync_then_what_is_left() {
-    let server = TestServer::start_with(
-        &[
-            "--events-max-count",
-            "2",
-            "--retention-interval",
-            "50ms",
-            "--export-interval",
-            "0",
-        ],
-        &[],
-    );
+    let server = InProcessServer::start_with(&[
+        "--events-max-count",
+        "2",
+        "--retention-interval",
+        "50ms",
+        "--export-interval",
+        "0",
+    ]);
     post_events(&server, 5);
     let outcome = Synth::new(2, 1).outcome();
     assert_eq!(server.post_json("/outcomes", outcome).status, 201);
@@ -400,7 +397,7 @@ fn a_position_older_than_retention_gets_one_resync_then_what_is_left() {
 
 #[test]
 fn feed_clients_are_bounded_and_bad_parameters_are_refused() {
-    let server = TestServer::start_with(&["--max-feed-clients", "1"], &[]);
+    let server = InProcessServer::start_with(&["--max-feed-clients", "1"]);
     let client = feed_client();
     let stream = Sse::open(&client, &server.url("/feed"), None);
     let refused = server.get("/feed");
@@ -448,7 +445,7 @@ fn feed_clients_are_bounded_and_bad_parameters_are_refused() {
 
 #[test]
 fn the_feed_is_a_read_guarded_with_auth_reads() {
-    let server = TestServer::start_with(&["--auth-reads"], &[("LAKEHOUSE_KB_TOKEN", "s3cret")]);
+    let server = InProcessServer::start_with(&["--auth-reads", "--token", "s3cret"]);
     assert_error(&server.get("/feed"), 401, "authorization", "token");
     let answer = server
         .client()

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use lakehouse_kb::ingest::verdict_record;
+use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::model::Repo;
 use lakehouse_kb::model::finding::{Finding, Fingerprint, Match};
 use lakehouse_kb::store::{
@@ -16,7 +16,7 @@ use lakehouse_kb::store::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{Answer, TestServer, answer, assert_error};
+use crate::support::{Answer, Http, InProcessServer, LEGACY_DATA, answer, assert_error};
 
 const REPO: &str = "gitea:team/app";
 const OTHER_REPO: &str = "gitea:team/other";
@@ -91,12 +91,12 @@ fn verdict(repo: Option<&str>, pr: u64, head: &str, at: u32, findings: &[F]) -> 
     v.to_string()
 }
 
-fn post_verdict(server: &TestServer, body: String) {
+fn post_verdict(server: &Http, body: String) {
     let a = server.post_json("/verdicts", body);
     assert_eq!(a.status, 201, "{}", a.text);
 }
 
-fn check(server: &TestServer, repo: Option<&str>, pr: u64, head: &str, findings: &[F]) -> Answer {
+fn check(server: &Http, repo: Option<&str>, pr: u64, head: &str, findings: &[F]) -> Answer {
     let mut body = json!({"head_sha": head, "findings": findings_json(findings)});
     if let Some(repo) = repo {
         body["repo"] = json!(repo);
@@ -112,7 +112,7 @@ fn repo_param(repo: Option<&str>) -> String {
     })
 }
 
-fn list(server: &TestServer, repo: Option<&str>, pr: u64, status: &str) -> Vec<Value> {
+fn list(server: &Http, repo: Option<&str>, pr: u64, status: &str) -> Vec<Value> {
     let a = server.get(&format!(
         "/prs/{pr}/findings?status={status}{}",
         repo_param(repo)
@@ -148,7 +148,7 @@ fn row(check: &str, times: u64, status: &str, tier: &str) -> (String, u64, Strin
 /// Another repository's PR 7 and the default namespace's are never touched.
 #[test]
 fn a_pr_audited_on_three_heads_gives_each_finding_its_status() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let repo = Some(REPO);
     post_verdict(&server, verdict(repo, 7, HEAD_A, 1, &[F1, F2, F3]));
     post_verdict(&server, verdict(Some(OTHER_REPO), 7, HEAD_A, 1, &[F1, F4]));
@@ -274,7 +274,7 @@ fn a_pr_audited_on_three_heads_gives_each_finding_its_status() {
 /// Pages of findings: newest last seen first, none repeated or skipped, by `next_cursor`.
 #[test]
 fn findings_page_by_cursor() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let many: Vec<F> = (0..7)
         .map(|i| -> F {
             let summary: &'static str =
@@ -308,7 +308,7 @@ fn findings_page_by_cursor() {
     );
 }
 
-fn dismiss(server: &TestServer, body: Value, key: Option<&str>) -> Answer {
+fn dismiss(server: &Http, body: Value, key: Option<&str>) -> Answer {
     let mut request = server
         .client()
         .post(server.url("/findings/dismissals"))
@@ -319,7 +319,7 @@ fn dismiss(server: &TestServer, body: Value, key: Option<&str>) -> Answer {
     answer(request.body(body.to_string()).send().unwrap())
 }
 
-fn revoke(server: &TestServer, id: u64) -> Answer {
+fn revoke(server: &Http, id: u64) -> Answer {
     answer(
         server
             .client()
@@ -363,7 +363,7 @@ const DOCS_REWORDED: F = (
 /// is one; a block finding needs confirming; revoking stops it; all of it survives a restart.
 #[test]
 fn dismissals_apply_to_their_scope_and_stop_applying_when_revoked() {
-    let mut server = TestServer::start();
+    let mut server = InProcessServer::start();
     let repo = Some(REPO);
     post_verdict(&server, verdict(repo, 1, HEAD_A, 1, &[DOCS, F3]));
     post_verdict(&server, verdict(repo, 2, HEAD_A, 2, &[DOCS]));
@@ -545,8 +545,8 @@ fn dismissals_apply_to_their_scope_and_stop_applying_when_revoked() {
         200
     );
 
-    server.stop();
-    let restarted = TestServer::start_in(&server.data, &[], &[]);
+    server.stop().unwrap();
+    let restarted = InProcessServer::start_in(&server.data, &[]);
     assert_eq!(
         statuses(&check(&restarted, repo, 2, HEAD_C, &[DOCS])),
         ["repeat"]
@@ -562,7 +562,7 @@ fn dismissals_apply_to_their_scope_and_stop_applying_when_revoked() {
 /// Dismissals are writes: behind the token, like the other writes; the check is a read.
 #[test]
 fn dismissals_need_the_token_and_the_check_does_not() {
-    let server = TestServer::start_with(&[], &[("LAKEHOUSE_KB_TOKEN", "s3cret")]);
+    let server = InProcessServer::start_with(&["--token", "s3cret"]);
     let body = json!({"fingerprint": "0123456789abcdef", "reason": "r", "by": "b"});
     assert_error(
         &dismiss(&server, body.clone(), None),
@@ -589,7 +589,7 @@ fn dismissals_need_the_token_and_the_check_does_not() {
 /// Every bad input is a 4xx with a JSON body naming the field.
 #[test]
 fn bad_input_is_a_4xx_naming_the_field() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let good = json!({"check": "static", "summary": "x"});
     let cases: Vec<(&str, Value, u16, &str, &str)> = vec![
         (
@@ -1288,7 +1288,7 @@ fn dismissals_per_scope_and_similar_candidates_are_bounded() {
         assert!(store.check().unwrap().passed());
         first
     };
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = InProcessServer::start_in(dir.path(), &[]);
     let refused = dismiss(
         &server,
         json!({"repo": REPO, "pr_number": 5, "fingerprint": "00000000000013ff", "reason": "r", "by": "b"}),
@@ -1304,8 +1304,6 @@ fn dismissals_per_scope_and_similar_candidates_are_bounded() {
     assert_eq!(room.status, 201, "{}", room.text);
 }
 
-const LEGACY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy/data");
-
 /// A legacy import brings the findings of its verdict files in with them (through the write
 /// path), and a backup carries the memory and the dismissals, which its copy's `check` passes.
 #[test]
@@ -1319,7 +1317,7 @@ fn legacy_findings_come_in_with_their_verdicts_and_backups_carry_the_memory() {
     };
     import::import(
         &store,
-        std::path::Path::new(LEGACY),
+        std::path::Path::new(LEGACY_DATA),
         &options,
         &mut NoProgress,
     )

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
-use lakehouse_kb::http::ingest::{KeyRoute, parse_batch};
+use lakehouse_kb::http::ingest::{KeyRoute, RecordKind, parse_batch};
 use lakehouse_kb::http::{AppState, ServerConfig, app};
-use lakehouse_kb::ingest::{Parse, event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{Parse, event_record, outcome_record, verdict_record};
 use lakehouse_kb::metrics::Metrics;
 use lakehouse_kb::store::{Store, StoreOptions};
 use lakehouse_kb::writer::{Writer, WriterConfig};
@@ -125,7 +125,12 @@ proptest! {
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
             .count();
         for (_, parse) in PARSERS {
-            match parse_batch(&body, 10_000, parse, 0, KeyRoute::Event, Some("k")) {
+            let kind = RecordKind {
+                parse,
+                into_record: |record| record,
+                route: KeyRoute::Event,
+            };
+            match parse_batch(&body, 10_000, &kind, 0, Some("k")) {
                 Ok((puts, rejected)) => {
                     prop_assert_eq!(puts.len() + rejected.len(), n_lines);
                     prop_assert!(rejected.iter().all(|r| r.line >= 1 && !r.error.is_empty()));

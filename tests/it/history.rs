@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::{TestServer, assert_error};
+use crate::support::{InProcessServer, assert_error};
 
 const HEADS: [&str; 3] = [
     "aaaaaaaa00000000000000000000000000000001",
@@ -15,7 +15,7 @@ const OVERALLS: [&str; 3] = ["approve", "request_changes", "block"];
 
 #[test]
 fn a_long_history_pages_and_its_sentence_stays_short() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     // 25 audits of PR 5: audit i on head i % 3 with overall i % 3 (head A: 9, B: 8, C: 8).
     let mut body = String::new();
     for i in 0..25 {
@@ -91,7 +91,7 @@ fn a_long_history_pages_and_its_sentence_stays_short() {
 
 #[test]
 fn pr_numbers_in_the_path_are_canonical_decimals() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     for path in ["+1", "1.0", "-1", "0x1", "%201"] {
         assert_error(
             &server.get(&format!("/prs/{path}/history")),

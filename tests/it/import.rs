@@ -6,21 +6,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::synth::Synth;
 use lakehouse_kb::export::{Action, ExportJob};
 use lakehouse_kb::import::{self, ImportError, ImportOptions, ImportReport, NoProgress};
 use lakehouse_kb::model::Verdict;
 use lakehouse_kb::store::Store;
-use lakehouse_kb::synth::Synth;
 
-use crate::cli::kb;
-use crate::export::{assert_same_bytes, open};
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy/data");
-const OUTCOMES: &str = "_kb/outcomes.jsonl";
-const OPS: &str = "_observer/ops.jsonl";
+use crate::support::{
+    LEGACY_DATA, OPS, OUTCOMES, assert_same_bytes, kb, open_store, stderr, stdout,
+};
 
 fn fixtures() -> PathBuf {
-    let path = PathBuf::from(FIXTURES);
+    let path = PathBuf::from(LEGACY_DATA);
     assert!(
         path.join(OUTCOMES).is_file(),
         "the legacy fixtures are expected at {} (vendored under tests/fixtures)",
@@ -49,14 +46,6 @@ fn write(dir: &Path, file: &str, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn import_lib(store: &Store, from: &Path, strict: bool) -> Result<ImportReport, ImportError> {
     let options = ImportOptions {
         strict,
@@ -77,7 +66,7 @@ fn export_to(store: Store, out: &Path) -> lakehouse_kb::export::ExportReport {
 fn fixtures_round_trip_byte_identical_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = kb(&data, &["import", "--from", FIXTURES]);
+    let out = kb(&data, &["import", "--from", LEGACY_DATA]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -116,7 +105,7 @@ fn fixtures_round_trip_byte_identical_through_the_cli() {
 #[test]
 fn importing_twice_stores_nothing_the_second_time() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let first = import_lib(&store, &fixtures(), false).unwrap();
     assert_eq!(first.totals(), (117, 100, 0, 0));
     let stats = store.stats().unwrap();
@@ -126,7 +115,7 @@ fn importing_twice_stores_nothing_the_second_time() {
     assert_eq!(store.stats().unwrap(), stats);
     drop(store);
 
-    let out = kb(dir.path(), &["import", "--from", FIXTURES]);
+    let out = kb(dir.path(), &["import", "--from", LEGACY_DATA]);
     assert!(
         stdout(&out).contains("total: 117 read, 0 stored, 100 skipped as duplicates, 0 rejected"),
         "{}",
@@ -141,7 +130,7 @@ fn a_grown_legacy_file_brings_only_its_new_lines() {
     let dir = tempfile::tempdir().unwrap();
     let legacy = dir.path().join("legacy");
     copy_dir(&fixtures(), &legacy);
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     import_lib(&store, &legacy, false).unwrap();
 
     let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
@@ -204,7 +193,7 @@ fn malformed_dir(root: &Path) -> (PathBuf, Vec<u8>, Vec<u8>) {
 fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let (legacy, kept_outcomes, kept_ops) = malformed_dir(dir.path());
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let report = import_lib(&store, &legacy, false).unwrap();
     let listed: Vec<(String, Option<u64>, String)> = report
         .rejections
@@ -268,7 +257,7 @@ fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
 fn strict_import_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (legacy, _, _) = malformed_dir(dir.path());
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     match import_lib(&store, &legacy, true) {
         Err(ImportError::Strict {
             n_rejected,
@@ -301,12 +290,12 @@ fn strict_import_commits_nothing() {
         )),
         "{text}"
     );
-    assert_eq!(open(&data).last_seq().unwrap(), 0);
+    assert_eq!(open_store(&data).last_seq().unwrap(), 0);
 
     // A well-formed directory imports the same with --strict.
-    let out = kb(&data, &["import", "--strict", "--from", FIXTURES]);
+    let out = kb(&data, &["import", "--strict", "--from", LEGACY_DATA]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(open(&data).stats().unwrap().outcomes, 40);
+    assert_eq!(open_store(&data).stats().unwrap().outcomes, 40);
 }
 
 /// Verdict files: one matched by its audit row, one stale (a re-audit overwrote it), one no row
@@ -358,7 +347,7 @@ fn verdict_files_are_matched_kept_without_rows_or_rejected() {
     let outcomes = format!("{}\n{}\n{incomplete}\n", row(&matched), row(&older));
     write(&legacy, OUTCOMES, outcomes.as_bytes());
 
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let report = import_lib(&store, &legacy, false).unwrap();
     assert_eq!(report.verdicts.from_file, 1);
     assert_eq!(report.verdicts.from_row, 1);
@@ -435,7 +424,7 @@ fn a_directory_imported_in_place_is_adopted_by_the_export() {
         std::fs::metadata(p).unwrap().ino()
     };
     let before = inode(&data.join(OUTCOMES));
-    let store = open(&data);
+    let store = open_store(&data);
     let report = export_to(store, &data);
     for file in report.files() {
         assert_eq!(file.action, Action::Unchanged, "{file:?}");
@@ -457,7 +446,7 @@ fn missing_pieces_are_fine_and_a_missing_directory_is_not() {
     let legacy = dir.path().join("legacy");
     let op = r#"{"timestamp":"t","endpoint":"e","input_summary":"i","success":false,"duration_ms":1,"output_summary":"failed","source":"mcp"}"#;
     write(&legacy, OPS, format!("{op}\n").as_bytes());
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let report = import_lib(&store, &legacy, true).unwrap();
     assert_eq!(report.totals(), (1, 1, 0, 0));
     let err = import_lib(&store, &dir.path().join("nope"), false).unwrap_err();
@@ -477,7 +466,7 @@ fn an_unreadable_legacy_file_stops_the_import_and_stores_nothing() {
     // file systems that size directories by their entries), its bytes do not.
     std::fs::create_dir(&outcomes).unwrap();
     std::fs::write(outcomes.join("entry"), b"").unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     for strict in [false, true] {
         match import_lib(&store, &legacy, strict) {
             Err(ImportError::Io { path, .. }) => assert_eq!(path, outcomes),
@@ -501,7 +490,7 @@ fn an_audit_row_with_an_escaped_kind_finds_its_verdict_file() {
     );
     let row = r#"{"kind":"\u0061udit","sig_hash":"pr7-aaaaaaaa","audited_at":"2026-01-01T00:00:00.000Z","pr_number":7,"head_sha":"aaaaaaaabbbbbbbbccccccccdddddddd00000000","overall":"block","one_liner":"file version","ok_events":0,"total_events":1,"findings":{"block":1,"warn":0,"info":0},"elapsed_secs":1}"#;
     write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let report = import_lib(&store, &legacy, false).unwrap();
     assert_eq!(
         (

@@ -1,23 +1,25 @@
-//! Ingest over real HTTP against the real binary: the observer's `POST /event` rules (one test
-//! per fallback), atomic idempotent `POST /verdicts`, byte-exact `POST /outcomes`, NDJSON
-//! batches, group commit, backpressure, every bad input, auth.
+//! Ingest over real HTTP against the real service: the observer's `POST /event` end to end
+//! (the seed's client, sources, success counts, the receipt time, copied fields and the body
+//! kept; every rule case is in the table of `model/event.rs`), atomic idempotent
+//! `POST /verdicts`, byte-exact `POST /outcomes`, NDJSON batches, group commit, backpressure,
+//! every bad input, auth.
 
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, assert_error};
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy");
+use crate::support::{
+    Http, InProcessServer, LEGACY_DATA, LEGACY_VERDICTS, OUTCOMES, TestServer, assert_error,
+};
 
 fn fixture_verdicts() -> Vec<String> {
-    let text = std::fs::read_to_string(Path::new(FIXTURES).join("verdicts.ndjson")).unwrap();
+    let text = std::fs::read_to_string(Path::new(LEGACY_VERDICTS)).unwrap();
     text.lines().map(str::to_owned).collect()
 }
 
 /// Posts one event body and returns the op the server stored for it (newest event).
-fn op_for(server: &TestServer, body: &str) -> Value {
+fn op_for(server: &Http, body: &str) -> Value {
     let posted = server.post_json("/event", body);
     assert_eq!(posted.status, 200, "{}", posted.text);
     assert_eq!(posted.json["ok"], true);
@@ -30,7 +32,7 @@ fn op_for(server: &TestServer, body: &str) -> Value {
 
 #[test]
 fn seed_client_works_unchanged_and_stats_count_the_auditor() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let verdict = &fixture_verdicts()[0];
     let out = Command::new("node")
         .arg(concat!(
@@ -61,7 +63,7 @@ fn seed_client_works_unchanged_and_stats_count_the_auditor() {
 
 #[test]
 fn source_is_kept_when_allowed_and_coerced_with_the_original_kept_otherwise() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     for source in ["mcp", "scenario", "auditor", "bot"] {
         assert_eq!(
             op_for(&server, &format!(r#"{{"source":"{source}"}}"#))["source"],
@@ -93,7 +95,7 @@ fn source_is_kept_when_allowed_and_coerced_with_the_original_kept_otherwise() {
 
 #[test]
 fn success_comes_from_success_then_ok_then_false() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     assert_eq!(
         op_for(&server, r#"{"success":true,"ok":false}"#)["success"],
         true
@@ -117,7 +119,7 @@ fn success_comes_from_success_then_ok_then_false() {
 
 #[test]
 fn timestamp_is_the_body_s_or_the_receipt_time() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     assert_eq!(
         op_for(&server, r#"{"timestamp":"2026-01-02T03:04:05.006Z"}"#)["timestamp"],
         "2026-01-02T03:04:05.006Z"
@@ -134,109 +136,8 @@ fn timestamp_is_the_body_s_or_the_receipt_time() {
 }
 
 #[test]
-fn endpoint_falls_back_by_source() {
-    let server = TestServer::start();
-    assert_eq!(
-        op_for(&server, r#"{"endpoint":"mine"}"#)["endpoint"],
-        "mine"
-    );
-    assert_eq!(
-        op_for(&server, r#"{"source":"auditor"}"#)["endpoint"],
-        "auditor:verdict"
-    );
-    assert_eq!(
-        op_for(&server, r#"{"source":"bot"}"#)["endpoint"],
-        "bot:cycle"
-    );
-    assert_eq!(
-        op_for(&server, r#"{"source":"mcp"}"#)["endpoint"],
-        "scenario:fill"
-    );
-    assert_eq!(
-        op_for(&server, r#"{"source":"elsewhere"}"#)["endpoint"],
-        "scenario:fill"
-    );
-}
-
-#[test]
-fn input_summary_falls_back_to_the_template() {
-    let server = TestServer::start();
-    assert_eq!(
-        op_for(&server, r#"{"input_summary":"given"}"#)["input_summary"],
-        "given"
-    );
-    let body = r#"{"event_kind":"fill","role":"welder","count":2,"city":"Gary","state":"IN"}"#;
-    assert_eq!(
-        op_for(&server, body)["input_summary"],
-        "fill welder×2 in Gary, IN"
-    );
-    assert_eq!(op_for(&server, "{}")["input_summary"], "? ?×? in ?, ?");
-    let odd = r#"{"count":1.50,"role":["a",null],"city":{"x":1},"state":true}"#;
-    assert_eq!(
-        op_for(&server, odd)["input_summary"],
-        "? a,×1.5 in [object Object], true"
-    );
-}
-
-#[test]
-fn duration_falls_back_to_audit_duration_then_zero_and_reads_strings_like_number() {
-    let server = TestServer::start();
-    assert_eq!(
-        op_for(&server, r#"{"duration_ms":5,"audit_duration_ms":7}"#)["duration_ms"],
-        5
-    );
-    assert_eq!(
-        op_for(&server, r#"{"audit_duration_ms":7}"#)["duration_ms"],
-        7
-    );
-    assert_eq!(
-        op_for(&server, r#"{"duration_ms":" 250 "}"#)["duration_ms"],
-        250
-    );
-    assert_eq!(
-        op_for(&server, r#"{"duration_ms":"1e3"}"#)["duration_ms"],
-        1000
-    );
-    assert_eq!(op_for(&server, "{}")["duration_ms"], 0);
-    let bad = server.post_json("/event", r#"{"duration_ms":"soon"}"#);
-    assert_error(
-        &bad,
-        400,
-        "duration_ms",
-        "must be a number or a string holding one",
-    );
-    let bad = server.post_json("/event", r#"{"audit_duration_ms":[1]}"#);
-    assert_error(&bad, 400, "audit_duration_ms", "got [1]");
-}
-
-#[test]
-fn output_summary_falls_back_to_one_liner_then_ok_or_error_or_failed() {
-    let server = TestServer::start();
-    assert_eq!(
-        op_for(&server, r#"{"output_summary":"o","one_liner":"l"}"#)["output_summary"],
-        "o"
-    );
-    assert_eq!(
-        op_for(&server, r#"{"one_liner":"l","error":"e"}"#)["output_summary"],
-        "l"
-    );
-    assert_eq!(
-        op_for(&server, r#"{"success":true,"error":"e"}"#)["output_summary"],
-        "ok"
-    );
-    assert_eq!(
-        op_for(&server, r#"{"success":false,"error":"e"}"#)["output_summary"],
-        "e"
-    );
-    assert_eq!(
-        op_for(&server, r#"{"ok":false}"#)["output_summary"],
-        "failed"
-    );
-}
-
-#[test]
 fn copied_fields_are_copied_and_the_whole_body_is_kept() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let body = r#"{"error":"e","staffer_id":"s-1","sig_hash":"abc123","event_kind":"fill","extra":{"kept":true}}"#;
     let op = op_for(&server, body);
     for (key, value) in [
@@ -275,7 +176,7 @@ fn copied_fields_are_copied_and_the_whole_body_is_kept() {
 
 #[test]
 fn verdict_is_stored_with_its_row_and_event_atomically_and_idempotently() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let verdicts = fixture_verdicts();
     let first = server.post_json("/verdicts", verdicts[0].clone());
     assert_eq!(first.status, 201, "{}", first.text);
@@ -321,8 +222,7 @@ fn verdict_is_stored_with_its_row_and_event_atomically_and_idempotently() {
         types,
         ["verdict", "outcome", "event", "verdict", "outcome", "event"]
     );
-    let legacy =
-        std::fs::read_to_string(Path::new(FIXTURES).join("data/_kb/outcomes.jsonl")).unwrap();
+    let legacy = std::fs::read_to_string(Path::new(LEGACY_DATA).join(OUTCOMES)).unwrap();
     let want: Value = serde_json::from_str(legacy.lines().nth(1).unwrap()).unwrap();
     assert_eq!(records[1]["row"], want);
     // The whole original verdict is kept, unknown fields included.
@@ -334,7 +234,7 @@ fn verdict_is_stored_with_its_row_and_event_atomically_and_idempotently() {
 
 #[test]
 fn verdict_bad_inputs_are_named_and_store_nothing() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let good: Value = serde_json::from_str(&fixture_verdicts()[0]).unwrap();
     let with = |path: &[&str], value: Option<Value>| {
         let mut v = good.clone();
@@ -421,7 +321,7 @@ fn verdict_bad_inputs_are_named_and_store_nothing() {
 
 #[test]
 fn outcome_rows_are_stored_byte_for_byte() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let row =
         r#"{"sig_hash":"6cd5d79c4f5d42c9","elapsed_secs":15.80,"note":"caf\u00e9 é /","n":1e2}"#;
     let posted = server.post_json("/outcomes", format!("{row}\n"));
@@ -464,7 +364,7 @@ fn outcome_rows_are_stored_byte_for_byte() {
 
 #[test]
 fn malformed_bodies_get_json_errors_and_the_server_keeps_serving() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     server.post_json("/event", r#"{"source":"bot"}"#);
     for path in ["/event", "/verdicts", "/outcomes"] {
         assert_error(
@@ -557,7 +457,7 @@ fn malformed_bodies_get_json_errors_and_the_server_keeps_serving() {
 
 #[test]
 fn max_body_is_configurable() {
-    let server = TestServer::start_with(&["--max-body", "64"], &[]);
+    let server = InProcessServer::start_with(&["--max-body", "64"]);
     assert_eq!(
         server.post_json("/event", r#"{"source":"bot"}"#).status,
         200
@@ -572,7 +472,7 @@ fn max_body_is_configurable() {
 
 #[test]
 fn ten_thousand_line_batch_with_every_tenth_line_broken() {
-    let server = TestServer::start_with(&["--max-body", "8MiB"], &[]);
+    let server = InProcessServer::start_with(&["--max-body", "8MiB"]);
     let mut body = String::new();
     for i in 1..=10_000 {
         if i % 10 == 0 {
@@ -612,7 +512,7 @@ fn ten_thousand_line_batch_with_every_tenth_line_broken() {
 
 #[test]
 fn batches_on_every_route() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let verdicts = fixture_verdicts();
     let body = format!(
         "{}\n\n{}\n{{\"pr_number\":\"six\"}}\n{}\n",
@@ -658,7 +558,7 @@ fn batches_on_every_route() {
         "body",
         "no lines",
     );
-    let limited = TestServer::start_with(&["--max-batch-lines", "3"], &[]);
+    let limited = InProcessServer::start_with(&["--max-batch-lines", "3"]);
     assert_error(
         &limited.post_ndjson("/event", "{}\n{}\n{}\n{}\n"),
         413,
@@ -669,10 +569,10 @@ fn batches_on_every_route() {
 
 #[test]
 fn auth_is_off_by_default_and_guards_writes_when_a_token_is_set() {
-    let open = TestServer::start();
+    let open = InProcessServer::start();
     assert_eq!(open.post_json("/event", "{}").status, 200);
 
-    let guarded = TestServer::start_with(&[], &[("LAKEHOUSE_KB_TOKEN", "s3cret")]);
+    let guarded = InProcessServer::start_with(&["--token", "s3cret"]);
     let missing = guarded.post_json("/event", "{}");
     assert_error(&missing, 401, "authorization", "bearer token");
     let with = |token: &str| {
@@ -693,7 +593,7 @@ fn auth_is_off_by_default_and_guards_writes_when_a_token_is_set() {
     assert_eq!(guarded.get("/stats").status, 200, "reads stay open");
     assert_eq!(guarded.stats()["verdicts"], 1);
 
-    let strict = TestServer::start_with(&["--auth-reads"], &[("LAKEHOUSE_KB_TOKEN", "s3cret")]);
+    let strict = InProcessServer::start_with(&["--auth-reads", "--token", "s3cret"]);
     assert_eq!(strict.get("/stats").status, 401);
     let authed = strict
         .client()
@@ -766,7 +666,7 @@ fn the_bearer_scheme_is_case_insensitive_and_unusable_tokens_are_refused_at_star
 }
 
 /// Sends `request` on a new connection and returns the whole answer as text.
-fn raw_exchange(server: &TestServer, request: &[u8]) -> String {
+fn raw_exchange(server: &Http, request: &[u8]) -> String {
     use std::io::{Read, Write};
     let addr = server.base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -783,7 +683,7 @@ fn raw_exchange(server: &TestServer, request: &[u8]) -> String {
 /// `content-encoding` was ignored: both are refused now, before the body is read.
 #[test]
 fn bodies_in_a_coding_the_service_does_not_decode_are_refused() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let gzip_chunked = raw_exchange(
         &server,
         b"POST /event HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
@@ -840,7 +740,7 @@ fn binding_beyond_loopback_without_a_token_warns_loudly() {
 }
 
 /// Counts of the commit-batch histogram: (commits, requests committed).
-fn commits(server: &TestServer) -> (u64, u64) {
+fn commits(server: &Http) -> (u64, u64) {
     let text = server.get("/metrics").text;
     let value = |name: &str| -> u64 {
         text.lines()
@@ -857,7 +757,7 @@ fn commits(server: &TestServer) -> (u64, u64) {
 
 #[test]
 fn one_client_gets_one_commit_per_request_and_many_clients_share_commits() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     for i in 0..20 {
         assert_eq!(
             server.post_json("/event", format!(r#"{{"n":{i}}}"#)).status,
@@ -897,7 +797,7 @@ fn one_client_gets_one_commit_per_request_and_many_clients_share_commits() {
 
 #[test]
 fn a_full_queue_answers_503_with_retry_after_and_stores_nothing_of_it() {
-    let server = TestServer::start_with(&["--queue-capacity", "1", "--max-body", "4MiB"], &[]);
+    let server = InProcessServer::start_with(&["--queue-capacity", "1", "--max-body", "4MiB"]);
     let batch: String = (0..2_000)
         .map(|i| format!("{{\"source\":\"bot\",\"i\":{i}}}\n"))
         .collect();

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{TestServer, server_log};
+use crate::support::{LEGACY_VERDICTS, TestServer, server_log};
 
 #[test]
 fn sigterm_finishes_in_flight_writes_and_closes_cleanly() {
@@ -346,11 +346,7 @@ fn retention_keeps_the_newest_events_and_all_history() {
             200
         );
     }
-    let verdict = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/legacy/verdicts.ndjson"
-    ))
-    .unwrap();
+    let verdict = std::fs::read_to_string(LEGACY_VERDICTS).unwrap();
     assert_eq!(server.post_ndjson("/verdicts", verdict).status, 200);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

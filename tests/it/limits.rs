@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, server_log};
+use crate::support::{Http, InProcessServer, TestServer, server_log};
 
 /// Polls `condition` every 20 ms until it holds; panics with `what` after `timeout`.
 #[track_caller]
@@ -21,19 +21,19 @@ fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) 
     }
 }
 
-fn addr(server: &TestServer) -> String {
+fn addr(server: &Http) -> String {
     server.base.trim_start_matches("http://").to_owned()
 }
 
 /// Opens a connection and sends `head` (a request's headers and perhaps the start of a body).
-fn send_head(server: &TestServer, head: &str) -> TcpStream {
+fn send_head(server: &Http, head: &str) -> TcpStream {
     let mut stream = TcpStream::connect(addr(server)).unwrap();
     stream.write_all(head.as_bytes()).unwrap();
     stream
 }
 
 /// A connection whose receive buffer stays small: the kernel grows an unread one to many MiB.
-fn small_buffered(server: &TestServer) -> TcpStream {
+fn small_buffered(server: &Http) -> TcpStream {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4 << 10).unwrap();
@@ -42,7 +42,7 @@ fn small_buffered(server: &TestServer) -> TcpStream {
     socket.into()
 }
 
-fn post_event(server: &TestServer, body: &Value) -> u64 {
+fn post_event(server: &Http, body: &Value) -> u64 {
     let answer = server.post_json("/event", body.to_string());
     assert_eq!(answer.status, 200, "{}", answer.text);
     answer.json["seq"].as_u64().unwrap()
@@ -51,7 +51,7 @@ fn post_event(server: &TestServer, body: &Value) -> u64 {
 /// Follows a route's cursor to the end; checks every answer against the budget and returns the
 /// items, page by page.
 fn all_pages(
-    server: &TestServer,
+    server: &Http,
     first: &str,
     list: &str,
     cursor: &str,
@@ -89,7 +89,7 @@ fn all_pages(
 #[test]
 fn list_answers_stop_before_the_byte_budget_with_their_cursor() {
     let budget = 16 << 10;
-    let server = TestServer::start_with(&["--max-response", "16KiB"], &[]);
+    let server = InProcessServer::start_with(&["--max-response", "16KiB"]);
     let pad = "p".repeat(2_000);
     let mut seqs = Vec::new();
     for i in 0..50 {
@@ -192,19 +192,16 @@ fn list_answers_stop_before_the_byte_budget_with_their_cursor() {
 /// answer 50 MB. And an outcome kind "scenario" lost its count to the rows without a kind.
 #[test]
 fn stats_lists_the_most_frequent_keys_and_counts_the_rest() {
-    let server = TestServer::start_with(
-        &[
-            "--stats-top",
-            "3",
-            "--events-max-count",
-            "30",
-            "--retention-interval",
-            "100ms",
-            "--export-interval",
-            "0",
-        ],
-        &[],
-    );
+    let server = InProcessServer::start_with(&[
+        "--stats-top",
+        "3",
+        "--events-max-count",
+        "30",
+        "--retention-interval",
+        "100ms",
+        "--export-interval",
+        "0",
+    ]);
     // Kinds k0..k9, k{i} posted i + 1 times (55 events).
     let batch: String = (0..10)
         .flat_map(|i| {
@@ -423,7 +420,7 @@ fn a_read_past_its_deadline_stops_its_work() {
 /// sending a byte every 5 s held every write permit for 30 s. Now the body is read first.
 #[test]
 fn slow_bodies_take_no_write_permit() {
-    let server = TestServer::start_with(&["--max-writes-in-flight", "8"], &[]);
+    let server = InProcessServer::start_with(&["--max-writes-in-flight", "8"]);
     let head = "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
                 content-length: 100\r\n\r\n{";
     let mut tricklers: Vec<TcpStream> = (0..200).map(|_| send_head(&server, head)).collect();

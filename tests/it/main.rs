@@ -22,3 +22,8 @@ mod repos;
 mod retries;
 mod store;
 mod support;
+// Test traffic lives with the tools (it is not part of the service); the tests compile the
+// same file. Each test module uses only some of it.
+#[allow(dead_code)]
+#[path = "../../tools/src/synth.rs"]
+mod synth;

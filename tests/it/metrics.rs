@@ -4,14 +4,14 @@
 //! typed `unknown`, and promtool failed the names (`_kb_` reads as kilobytes). Now the body
 //! follows `Accept`; `.ci/check-metrics` runs promtool and a strict OpenMetrics parser on both.
 
-use crate::support::TestServer;
+use crate::support::{Http, InProcessServer};
 
 /// promlint's abbreviated units: a name holding `_{unit}_` or ending in `_{unit}` fails.
 const ABBREVIATED_UNITS: [&str; 14] = [
     "s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d",
 ];
 
-fn get_metrics(server: &TestServer, accept: Option<&str>) -> (String, String, String) {
+fn get_metrics(server: &Http, accept: Option<&str>) -> (String, String, String) {
     let mut request = server.client().get(server.url("/metrics"));
     if let Some(accept) = accept {
         request = request.header("accept", accept);
@@ -69,7 +69,7 @@ fn assert_classic(body: &str) {
 
 #[test]
 fn metrics_follow_accept_in_both_prometheus_formats() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     assert_eq!(
         server.post_json("/event", r#"{"source":"bot"}"#).status,
         200

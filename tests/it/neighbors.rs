@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use lakehouse_kb::ingest::verdict_record;
+use crate::support::InProcessServer;
+use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::model::claims::Claim;
 use lakehouse_kb::model::text::DEFAULT_MIN_SCORE;
 use lakehouse_kb::model::{ClaimHash, Repo};
@@ -159,7 +160,7 @@ fn paraphrased_claims_find_their_earlier_verdict() {
 /// latest audit's claims, the PR left out.
 #[test]
 fn the_answer_explains_itself_and_is_the_same_every_time() {
-    let server = crate::support::TestServer::start();
+    let server = InProcessServer::start();
     let post = |pr: u64, overall: &str, reason: &str, claims: &[&str]| {
         let body = json!({
             "pr_number": pr, "head_sha": format!("{pr:08x}{}", "a".repeat(32)), "overall": overall,
@@ -251,8 +252,8 @@ fn the_answer_explains_itself_and_is_the_same_every_time() {
 /// many shared words, including exact repeats.
 #[test]
 fn the_search_equals_scoring_every_claim() {
+    use crate::synth::Rng;
     use lakehouse_kb::model::text::{Corpus, TermCounts, relative_score, round_score};
-    use lakehouse_kb::synth::Rng;
 
     const WORDS: &[&str] = &[
         "adds",

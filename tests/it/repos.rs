@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, assert_error};
+use crate::support::{InProcessServer, OPS, OUTCOMES, assert_error};
 
 const HEAD: &str = "1234abcd00000000000000000000000000000001";
 
@@ -41,7 +41,7 @@ fn seqs(records: &Value) -> Vec<(String, u64)> {
 
 #[test]
 fn two_repositories_with_pr_1_never_see_each_other() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let (a, b) = ("gitea:profit/lakehouse", "github:acme/widgets");
     let claim = "adds exponential backoff retries to the S3 upload path";
     let in_a = server.post_json("/verdicts", verdict(Some(a), 1, "t1", "block", &[claim]));
@@ -137,7 +137,7 @@ fn two_repositories_with_pr_1_never_see_each_other() {
     // with its repo.
     let export = server.post_json("/export", "{}");
     assert_eq!(export.status, 200, "{}", export.text);
-    let outcomes = std::fs::read_to_string(server.data.join("_kb/outcomes.jsonl")).unwrap();
+    let outcomes = std::fs::read_to_string(server.data.join(OUTCOMES)).unwrap();
     let rows: Vec<&str> = outcomes.lines().collect();
     assert_eq!(rows.len(), 3);
     assert!(
@@ -146,7 +146,7 @@ fn two_repositories_with_pr_1_never_see_each_other() {
         rows[0]
     );
     assert!(rows[2].ends_with(r#""elapsed_secs":2}"#), "{}", rows[2]);
-    let ops = std::fs::read_to_string(server.data.join("_observer/ops.jsonl")).unwrap();
+    let ops = std::fs::read_to_string(server.data.join(OPS)).unwrap();
     let ops: Vec<&str> = ops.lines().collect();
     assert!(
         ops[1].ends_with(&format!(r#""event_kind":"audit","repo":"{b}"}}"#)),
@@ -158,7 +158,7 @@ fn two_repositories_with_pr_1_never_see_each_other() {
 
 #[test]
 fn bad_repository_names_are_refused() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let long = "r".repeat(201);
     assert_error(
         &server.post_json("/verdicts", verdict(Some(&long), 1, "t", "block", &[])),
@@ -194,7 +194,7 @@ fn bad_repository_names_are_refused() {
 }
 
 /// Percent-encodes a query value (repository names hold `:` and `/`).
-pub fn urlencode(value: &str) -> String {
+fn urlencode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

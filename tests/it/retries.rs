@@ -7,38 +7,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{Answer, TestServer, answer, assert_error};
-
-fn post_keyed(
-    server: &TestServer,
-    path: &str,
-    content_type: &str,
-    key: &str,
-    body: &str,
-) -> Answer {
-    answer(
-        server
-            .client()
-            .post(server.url(path))
-            .header("content-type", content_type)
-            .header("idempotency-key", key)
-            .body(body.to_owned())
-            .send()
-            .unwrap(),
-    )
-}
+use crate::support::{InProcessServer, TestServer, assert_error};
 
 const EVENT: &str = r#"{"source":"bot","event_kind":"cycle","ok":true}"#;
 
 #[test]
 fn a_retried_write_is_stored_once_and_answered_with_the_first_seq() {
     let mut server = TestServer::start();
-    let first = post_keyed(&server, "/event", "application/json", "evt-1", EVENT);
+    let first = server.post_keyed("/event", "application/json", Some("evt-1"), EVENT);
     assert_eq!(first.status, 200, "{}", first.text);
     assert_eq!(first.json.get("duplicate"), None, "{}", first.text);
     let seq = first.json["seq"].as_u64().unwrap();
     for _ in 0..3 {
-        let retry = post_keyed(&server, "/event", "application/json", "evt-1", EVENT);
+        let retry = server.post_keyed("/event", "application/json", Some("evt-1"), EVENT);
         assert_eq!(retry.status, 200, "{}", retry.text);
         assert_eq!(
             retry.json,
@@ -47,9 +28,9 @@ fn a_retried_write_is_stored_once_and_answered_with_the_first_seq() {
     }
     // Keys are per route: the same key on /outcomes is another key.
     let row = r#"{"sig_hash":"s1","staffer_id":"x"}"#;
-    let stored = post_keyed(&server, "/outcomes", "application/json", "evt-1", row);
+    let stored = server.post_keyed("/outcomes", "application/json", Some("evt-1"), row);
     assert_eq!(stored.status, 201, "{}", stored.text);
-    let retry = post_keyed(&server, "/outcomes", "application/json", "evt-1", row);
+    let retry = server.post_keyed("/outcomes", "application/json", Some("evt-1"), row);
     assert_eq!(retry.status, 200, "{}", retry.text);
     assert_eq!(retry.json["duplicate"], true);
     assert_eq!(retry.json["seq"], stored.json["seq"]);
@@ -63,7 +44,7 @@ fn a_retried_write_is_stored_once_and_answered_with_the_first_seq() {
     let data = server.data.clone();
     assert!(server.stop().success());
     let server = TestServer::start_in(&data, &[], &[]);
-    let retry = post_keyed(&server, "/event", "application/json", "evt-1", EVENT);
+    let retry = server.post_keyed("/event", "application/json", Some("evt-1"), EVENT);
     assert_eq!(
         retry.json,
         json!({"ok": true, "seq": seq, "duplicate": true})
@@ -73,14 +54,13 @@ fn a_retried_write_is_stored_once_and_answered_with_the_first_seq() {
 
 #[test]
 fn a_key_reused_with_another_request_is_refused() {
-    let server = TestServer::start();
-    let first = post_keyed(&server, "/event", "application/json", "k", EVENT);
+    let server = InProcessServer::start();
+    let first = server.post_keyed("/event", "application/json", Some("k"), EVENT);
     assert_eq!(first.status, 200);
-    let other = post_keyed(
-        &server,
+    let other = server.post_keyed(
         "/event",
         "application/json",
-        "k",
+        Some("k"),
         r#"{"source":"mcp"}"#,
     );
     assert_error(
@@ -91,22 +71,32 @@ fn a_key_reused_with_another_request_is_refused() {
     );
     assert_eq!(server.stats()["total"], 1);
     for bad in ["", "a b", &"k".repeat(201)] {
-        let answer = post_keyed(&server, "/event", "application/json", bad, EVENT);
+        let answer = server.post_keyed("/event", "application/json", Some(bad), EVENT);
         assert_error(&answer, 400, "idempotency-key", "visible ASCII");
     }
 }
 
 #[test]
 fn verdict_retries_with_a_key_answer_like_identity_duplicates() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let verdict = json!({
         "pr_number": 4, "head_sha": "abcdef0123456789", "overall": "approve", "one_liner": "ok",
         "metrics": {"findings_block": 0, "findings_warn": 0}, "audited_at": "2026-05-01T00:00:00.000Z",
     })
     .to_string();
-    let first = post_keyed(&server, "/verdicts", "application/json", "v-1", &verdict);
+    let first = server.post_keyed(
+        "/verdicts",
+        "application/json",
+        Some("v-1"),
+        verdict.as_str(),
+    );
     assert_eq!(first.status, 201, "{}", first.text);
-    let retry = post_keyed(&server, "/verdicts", "application/json", "v-1", &verdict);
+    let retry = server.post_keyed(
+        "/verdicts",
+        "application/json",
+        Some("v-1"),
+        verdict.as_str(),
+    );
     assert_eq!(retry.status, 200, "{}", retry.text);
     assert_eq!(
         retry.json,
@@ -117,9 +107,9 @@ fn verdict_retries_with_a_key_answer_like_identity_duplicates() {
 
 #[test]
 fn batch_lines_are_keyed_by_the_header_or_their_own_field() {
-    let server = TestServer::start();
+    let server = InProcessServer::start();
     let body = "{\"source\":\"bot\",\"n\":1}\n{\"source\":\"bot\",\"n\":2}\nnot json\n";
-    let first = post_keyed(&server, "/event", "application/x-ndjson", "batch-1", body);
+    let first = server.post_keyed("/event", "application/x-ndjson", Some("batch-1"), body);
     assert_eq!(first.status, 200, "{}", first.text);
     assert_eq!(
         (
@@ -129,7 +119,7 @@ fn batch_lines_are_keyed_by_the_header_or_their_own_field() {
         (Some(2), Some(0))
     );
     // The whole batch again: its good lines are duplicates, its bad line is bad again.
-    let retry = post_keyed(&server, "/event", "application/x-ndjson", "batch-1", body);
+    let retry = server.post_keyed("/event", "application/x-ndjson", Some("batch-1"), body);
     assert_eq!(
         (
             retry.json["accepted"].as_u64(),
@@ -164,13 +154,13 @@ fn batch_lines_are_keyed_by_the_header_or_their_own_field() {
 
 #[test]
 fn keys_expire_after_the_window() {
-    let server = TestServer::start_with(&["--idempotency-window", "1s"], &[]);
-    let first = post_keyed(&server, "/event", "application/json", "short-lived", EVENT);
+    let server = InProcessServer::start_with(&["--idempotency-window", "1s"]);
+    let first = server.post_keyed("/event", "application/json", Some("short-lived"), EVENT);
     let seq = first.json["seq"].as_u64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let again = post_keyed(&server, "/event", "application/json", "short-lived", EVENT);
+        let again = server.post_keyed("/event", "application/json", Some("short-lived"), EVENT);
         if again.json.get("duplicate").is_none() {
             assert!(again.json["seq"].as_u64().unwrap() > seq);
             break;

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use crate::synth::Synth;
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::model::{ClaimHash, Repo, Source, Verdict};
 use lakehouse_kb::store::{
     EventFilter, Put, ReadBudget, Record, Retention, SigRecord, Store, StoreOptions, Written,
     tables,
 };
-use lakehouse_kb::synth::Synth;
 use proptest::prelude::*;
 use redb::{ReadableDatabase, ReadableTable, TableHandle};
 

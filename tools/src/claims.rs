@@ -7,7 +7,7 @@
 //! long tail of rare terms real claims name; the verbs (40) and objects (about 100 phrases) are
 //! the common words.
 
-use lakehouse_kb::synth::Rng;
+use crate::synth::Rng;
 
 const VERBS: &[&str] = &[
     "adds",

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::synth::Rng;
 use lakehouse_kb::store::Store;
-use lakehouse_kb::synth::Rng;
 use lakehouse_kb_migrations::frozen_verdict_v1::{self, VerdictV1};
 use lakehouse_kb_migrations::v0001_initial;
 use serde_json::{Value, json};

@@ -15,11 +15,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::synth::Rng;
 use anyhow::{Context, ensure};
 use bytes::Bytes;
-use lakehouse_kb::ingest::verdict_record;
+use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::store::{Put, Store, StoreOptions};
-use lakehouse_kb::synth::Rng;
 use serde_json::{Value, json};
 
 use crate::client::Connection;

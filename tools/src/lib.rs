@@ -12,6 +12,7 @@ pub mod loadgen;
 pub mod memorybench;
 pub mod querybench;
 pub mod server;
+pub mod synth;
 
 pub mod crash;
 

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::synth::Synth;
 use anyhow::Context;
 use bytes::Bytes;
 use lakehouse_kb::model::Verdict;
-use lakehouse_kb::synth::Synth;
 
 use crate::client::Connection;
 use crate::server::ServerProcess;

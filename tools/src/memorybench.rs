@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::synth::Rng;
 use anyhow::ensure;
 use bytes::Bytes;
-use lakehouse_kb::ingest::verdict_record;
+use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::model::text::TermCounts;
 use lakehouse_kb::store::{Put, Store, StoreOptions};
-use lakehouse_kb::synth::Rng;
 use serde_json::{Value, json};
 
 use crate::claims::ClaimGen;

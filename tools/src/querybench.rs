@@ -9,11 +9,11 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::synth::{Rng, Synth};
 use anyhow::{Context, bail, ensure};
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::model::Repo;
 use lakehouse_kb::store::{Put, Record, SigRecord, Store, StoreOptions, Written};
-use lakehouse_kb::synth::{Rng, Synth};
 use serde_json::Value;
 
 use crate::client::Connection;

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use lakehouse_kb::export::ExportJob;
 use lakehouse_kb::import::{self, ImportOptions, NoProgress};
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Record, Store, StoreOptions};
-use lakehouse_kb::synth::Synth;
+use lakehouse_kb_tools::synth::Synth;
 use lakehouse_kb_tools::{
     Samples, fmt_duration, fmt_rate, machine, print_table, same_bytes, temp_dir_in,
 };

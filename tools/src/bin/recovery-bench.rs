@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Store, StoreOptions};
-use lakehouse_kb::synth::Synth;
 use lakehouse_kb_tools::server::{ServerProcess, locate_binary};
+use lakehouse_kb_tools::synth::Synth;
 use lakehouse_kb_tools::{file_mib, machine, print_table};
 
 #[derive(Debug, Parser)]

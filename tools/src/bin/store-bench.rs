@@ -11,10 +11,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use clap::Parser;
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::model::Repo;
 use lakehouse_kb::store::{Put, Store, StoreOptions};
-use lakehouse_kb::synth::Synth;
+use lakehouse_kb_tools::synth::Synth;
 use lakehouse_kb_tools::{
     Samples, file_mib, fmt_duration, fmt_rate, machine, print_table, temp_dir_in,
 };

@@ -23,11 +23,11 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::synth::{Rng, Synth};
 use anyhow::{Context, bail, ensure};
 use lakehouse_kb::import::{OPS_PATH, OUTCOMES_PATH};
-use lakehouse_kb::ingest::{event_record, outcome_record, verdict_record};
+use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{DB_FILE, Put, Record, Store, StoreOptions};
-use lakehouse_kb::synth::{Rng, Synth};
 use serde_json::Value;
 
 use crate::client::Connection;

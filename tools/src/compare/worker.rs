@@ -7,12 +7,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::synth::Synth;
 use anyhow::{Context, bail, ensure};
 use lakehouse_kb::export::ExportJob;
 use lakehouse_kb::import::{self, ImportOptions, NoProgress};
-use lakehouse_kb::ingest::event_record;
+use lakehouse_kb::intake::event_record;
 use lakehouse_kb::store::{DB_FILE, Put, Record, Store, StoreOptions};
-use lakehouse_kb::synth::Synth;
 use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 

@@ -1,8 +1,10 @@
 //! Deterministic, realistic synthetic traffic for tests, benchmarks and the crash harness:
 //! verdicts across PRs with new heads and re-audits, observer events from all four sources,
-//! and scenario outcome rows shaped like the legacy fixtures. Same seed, same bytes.
+//! and scenario outcome rows shaped like the legacy fixtures. Same seed, same bytes. Not part
+//! of the service: it lives with the tools, and the integration tests compile this same file
+//! (`tests/it/main.rs`).
 
-use crate::jsjson::ObjectWriter;
+use lakehouse_kb::jsjson::ObjectWriter;
 
 /// SplitMix64: tiny, fast and good enough for test data (not for anything secret).
 #[derive(Debug, Clone)]
@@ -115,7 +117,7 @@ impl Synth {
 
     fn tick(&mut self) -> String {
         self.clock_ms += 1 + self.rng.below(5_000);
-        crate::model::iso_timestamp(self.clock_ms)
+        lakehouse_kb::model::iso_timestamp(self.clock_ms)
     }
 
     /// A claim text from a vocabulary of 500, so that verdicts share claims.
@@ -261,7 +263,7 @@ impl Synth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ObservedEvent, OutcomeRow, Verdict, outcome::SigHashRule};
+    use lakehouse_kb::model::{ObservedEvent, OutcomeRow, Verdict, outcome::SigHashRule};
 
     #[test]
     fn generated_records_are_valid_and_deterministic() {

@@ -1,7 +1,7 @@
-//! What `serve` tells systemd (`Type=notify`, `NOTIFY_SOCKET`): `STATUS=` and
-//! `EXTEND_TIMEOUT_USEC=` while a crash repair runs at start, `READY=1` and `STOPPING=1` (in
-//! `serve.rs`), and `WATCHDOG=1` pings when the unit sets `WatchdogSec=`. Every function is a
-//! no-op outside systemd (no `NOTIFY_SOCKET`).
+//! What the service tells systemd (`Type=notify`, `NOTIFY_SOCKET`): `STATUS=` and
+//! `EXTEND_TIMEOUT_USEC=` while a crash repair runs at start, `READY=1` and `STOPPING=1`, and
+//! `WATCHDOG=1` pings when the unit sets `WatchdogSec=`. Every function is a no-op outside
+//! systemd (no `NOTIFY_SOCKET`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -23,6 +23,16 @@ const REPAIR_REPORT_EVERY: Duration = Duration::from_secs(10);
 fn notify(states: &[NotifyState]) {
     // A lost notification is not worth failing for: systemd's timeouts catch what matters.
     let _ = sd_notify::notify(false, states);
+}
+
+/// The database is open and the API live; `text` becomes the status line.
+pub fn ready(text: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(text)]);
+}
+
+/// The service has stopped serving and is closing.
+pub fn stopping() {
+    notify(&[NotifyState::Stopping]);
 }
 
 /// Sets the unit's status line (`systemctl status`).

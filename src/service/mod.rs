@@ -1,0 +1,275 @@
+//! The service's life as a library function: open the database while a "recovering" router
+//! answers, start the writer and the background jobs, serve until `shutdown`, then stop in
+//! order (stop accepting, answer what is in flight, drain the writer, export the last rows,
+//! close the database). `lakehouse-kb serve` maps its flags to a [`ServiceConfig`] and calls
+//! [`run`]; the tests call it in process.
+//!
+//! Shutdown order (each step waits for the one before):
+//! 1. `shutdown` completes: the accept loop stops, open feed streams end, the background jobs
+//!    stop at their next tick;
+//! 2. the requests in flight are answered (bounded by `shutdown_timeout`);
+//! 3. the application, holding the last writer handles, is dropped, and the writer thread
+//!    commits what is queued and ends;
+//! 4. the periodic export, if on, runs once more: the legacy readers get every acknowledged row;
+//! 5. the database is closed.
+
+mod jobs;
+pub mod systemd;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::export::ExportJob;
+use crate::http::{
+    self, AppState, ConnectionLimits, Feed, Recovery, ServerConfig, Switch, recovering_router,
+};
+use crate::metrics::Metrics;
+use crate::store::{Retention, Store, StoreError, StoreOptions};
+use crate::writer::{Writer, WriterConfig};
+
+pub use jobs::{RETENTION_BATCH, retain_events};
+
+/// Everything [`run`] needs; the CLI builds it from flags and environment variables.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The database file.
+    pub db_path: PathBuf,
+    pub store: StoreOptions,
+    /// How long to wait for another process to release the database file.
+    pub open_timeout: Duration,
+    pub http: ServerConfig,
+    pub connections: ConnectionLimits,
+    pub writer: WriterConfig,
+    /// Change-feed consumers served at once.
+    pub max_feed_clients: usize,
+    /// The directory the legacy files are exported under.
+    pub export_dir: PathBuf,
+    /// How often the legacy files are brought up to date; `None`: never by itself (nor at
+    /// shutdown), only on `POST /export`.
+    pub export_interval: Option<Duration>,
+    /// Which events retention deletes (`keep_after_seq` is set by the job itself).
+    pub retention: Retention,
+    pub retention_interval: Duration,
+    /// How long a client's idempotency key is remembered.
+    pub idempotency_window: Duration,
+    /// `WATCHDOG=1` pings to systemd at half this interval, while the writer lives.
+    pub watchdog: Option<Duration>,
+}
+
+impl ServiceConfig {
+    /// The defaults of `lakehouse-kb serve` for a database at `db_path`, exporting beside it.
+    pub fn new(db_path: PathBuf) -> ServiceConfig {
+        let dir = db_path.parent().map(Path::to_owned).unwrap_or_default();
+        ServiceConfig {
+            db_path,
+            store: StoreOptions::default(),
+            open_timeout: Duration::from_secs(30),
+            http: ServerConfig::default(),
+            connections: ConnectionLimits::default(),
+            writer: WriterConfig::default(),
+            max_feed_clients: http::DEFAULT_MAX_FEED_CLIENTS,
+            export_dir: dir,
+            export_interval: Some(Duration::from_secs(2)),
+            retention: Retention::default(),
+            retention_interval: Duration::from_secs(60),
+            idempotency_window: Duration::from_secs(24 * 60 * 60),
+            watchdog: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("opening {path}: {source}")]
+    Open { path: PathBuf, source: StoreError },
+    #[error("serving: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error("a service task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the writer thread panicked")]
+    WriterPanicked,
+}
+
+/// Runs the service on `listener` until `shutdown` completes, then stops in the order the
+/// module documentation gives. Returns once the database is closed. The listener answers at
+/// once: `/healthz` says "recovering" while the database opens (redb may repair it after a
+/// crash, in time proportional to the file) instead of the port refusing connections.
+pub async fn run(
+    config: ServiceConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        }
+    });
+    let recovery = Recovery::default();
+    let (app_tx, app_rx) = watch::channel(None);
+    let switch = Switch::new(app_rx, recovering_router(recovery.clone()));
+    let server = tokio::spawn(http::serve(
+        listener,
+        switch,
+        config.connections,
+        stopped(stop_rx.clone()),
+    ));
+
+    let store = match open(&config, recovery).await? {
+        Ok(store) => Arc::new(store),
+        Err(source) => {
+            let _ = stop_tx.send(true);
+            let _ = server.await;
+            return Err(ServiceError::Open {
+                path: config.db_path,
+                source,
+            });
+        }
+    };
+
+    let metrics = Arc::new(Metrics::new());
+    let (writer, writer_thread) = Writer::spawn(store.clone(), config.writer, metrics.clone());
+    let export = Arc::new(ExportJob::new(store.clone(), config.export_dir.clone()));
+    let feed = Feed::new(config.max_feed_clients);
+    // Open feed streams never end by themselves: end them when the stop is asked, or the
+    // graceful shutdown would wait for them until its timeout.
+    tokio::spawn({
+        let (feed, stop) = (feed.clone(), stop_rx.clone());
+        async move {
+            stopped(stop).await;
+            feed.close();
+        }
+    });
+    let state = AppState {
+        store: store.clone(),
+        writer: writer.clone(),
+        metrics: metrics.clone(),
+        config: Arc::new(config.http.clone()),
+        export: Some(export.clone()),
+        feed,
+    };
+    let _ = app_tx.send(Some(http::app(state)));
+    tracing::info!(%addr, db = %config.db_path.display(), group_commit = config.writer.group_commit, "serving");
+    // systemd `Type=notify`: ready means the database is open and the API live (a no-op
+    // outside systemd).
+    systemd::ready(&format!("serving on {addr}"));
+
+    let background = jobs::spawn(
+        &config,
+        jobs::Handles {
+            store: store.clone(),
+            export: export.clone(),
+            writer,
+            metrics,
+        },
+        &stop_rx,
+    );
+
+    server.await??;
+    systemd::stopping();
+    // The server has answered its last request; drop the application (and with it the last
+    // writer handles) so the writer thread drains its queue and stops. The background jobs
+    // end on the stop signal, releasing theirs.
+    let _ = app_tx.send(None);
+    drop(app_tx);
+    for task in background {
+        let _ = task.await;
+    }
+    tokio::task::spawn_blocking(move || writer_thread.join())
+        .await?
+        .map_err(|_| ServiceError::WriterPanicked)?;
+    // Everything acknowledged is committed; the legacy readers get it all before we exit.
+    if config.export_interval.is_some() {
+        match tokio::task::spawn_blocking(move || export.run()).await? {
+            Ok(report) => tracing::info!(
+                outcomes_rows = report.outcomes.rows_written,
+                ops_rows = report.ops.rows_written,
+                "last export done"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "the last export failed; the next start resumes it")
+            }
+        }
+    } else {
+        drop(export);
+    }
+    match Arc::try_unwrap(store) {
+        Ok(store) => drop(store),
+        Err(_) => {
+            tracing::warn!("the database is still referenced at exit; redb closes it on drop")
+        }
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Opens the store on a blocking thread, telling `recovery` (for `/healthz`) and systemd how a
+/// crash repair progresses.
+async fn open(
+    config: &ServiceConfig,
+    recovery: Recovery,
+) -> Result<Result<Store, StoreError>, ServiceError> {
+    let mut options = config.store.clone();
+    let report = options.on_repair.take();
+    let progress = recovery.clone();
+    // systemd hears of a repair too (STATUS=, EXTEND_TIMEOUT_USEC=), so that its start timeout
+    // does not kill a repair that is making progress.
+    let repair = systemd::Repair::default();
+    let (opened_tx, opened_rx) = watch::channel(false);
+    tokio::spawn(repair.clone().report_while_running(recovery, opened_rx));
+    options.on_repair = Some(Arc::new(move |fraction| {
+        progress.set(fraction);
+        repair.progress(fraction);
+        if let Some(report) = &report {
+            report(fraction);
+        }
+    }));
+    let (path, timeout) = (config.db_path.clone(), config.open_timeout);
+    let opened = tokio::task::spawn_blocking(move || open_waiting(&path, options, timeout)).await;
+    let _ = opened_tx.send(true);
+    Ok(opened?)
+}
+
+/// Opens the store, waiting up to `timeout` while another process holds the file (a restart
+/// racing the previous server's exit) rather than failing at once.
+fn open_waiting(
+    path: &Path,
+    options: StoreOptions,
+    timeout: Duration,
+) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut logged = false;
+    loop {
+        match Store::open(path, options.clone()) {
+            Err(StoreError::InUse { .. }) if std::time::Instant::now() < deadline => {
+                if !logged {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the database is open in another process; waiting for it to close"
+                    );
+                    systemd::status("waiting for another process to release the database file");
+                    logged = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Completes once a stop has been requested (at once if it already was).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -18,7 +18,7 @@ use crate::writer::Writer;
 
 /// Events deleted (or keys expired) per transaction: keeps each one short next to the
 /// writer's.
-pub const RETENTION_BATCH: usize = 10_000;
+const RETENTION_BATCH: usize = 10_000;
 
 /// What the jobs work on.
 pub(super) struct Handles {

@@ -32,9 +32,10 @@ use crate::metrics::Metrics;
 use crate::store::{Retention, Store, StoreError, StoreOptions};
 use crate::writer::{Writer, WriterConfig};
 
-pub use jobs::{RETENTION_BATCH, retain_events};
+pub use jobs::retain_events;
 
-/// Everything [`run`] needs; the CLI builds it from flags and environment variables.
+/// Everything [`run`] needs. Its defaults live in one place, `serve`'s flags: the CLI builds
+/// it (`cli::service_config`), and so do the in-process tests, from the same flags.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     /// The database file.
@@ -59,28 +60,6 @@ pub struct ServiceConfig {
     pub idempotency_window: Duration,
     /// `WATCHDOG=1` pings to systemd at half this interval, while the writer lives.
     pub watchdog: Option<Duration>,
-}
-
-impl ServiceConfig {
-    /// The defaults of `lakehouse-kb serve` for a database at `db_path`, exporting beside it.
-    pub fn new(db_path: PathBuf) -> ServiceConfig {
-        let dir = db_path.parent().map(Path::to_owned).unwrap_or_default();
-        ServiceConfig {
-            db_path,
-            store: StoreOptions::default(),
-            open_timeout: Duration::from_secs(30),
-            http: ServerConfig::default(),
-            connections: ConnectionLimits::default(),
-            writer: WriterConfig::default(),
-            max_feed_clients: http::DEFAULT_MAX_FEED_CLIENTS,
-            export_dir: dir,
-            export_interval: Some(Duration::from_secs(2)),
-            retention: Retention::default(),
-            retention_interval: Duration::from_secs(60),
-            idempotency_window: Duration::from_secs(24 * 60 * 60),
-            watchdog: None,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,11 +3,14 @@
 //! decode unchanged (compared as bytes, so NaNs compare too).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use lakehouse_kb::store::codec::{decode, encode};
+use lakehouse_kb::store::codec::{Layout, decode, encode};
 use lakehouse_kb::store::values::{EventValue, OutcomeValue, VerdictValue};
+use libfuzzer_sys::fuzz_target;
 
-fn stable<T: serde::Serialize + serde::de::DeserializeOwned>(data: &[u8]) {
+fn stable<T>(data: &[u8])
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + for<'a> Layout<'a>,
+{
     if let Ok(value) = decode::<T>(data) {
         let once = encode(&value);
         let again: T = decode(&once).expect("a re-encoded value decodes");

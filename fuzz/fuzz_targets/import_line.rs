@@ -21,7 +21,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let light = parse_row(data);
     let full = parse_object_line(data);
-    assert_eq!(light.is_ok(), full.is_ok(), "{:?} vs {:?}", light.err(), full.err());
+    assert_eq!(
+        light.is_ok(),
+        full.is_ok(),
+        "{:?} vs {:?}",
+        light.err(),
+        full.err()
+    );
     if let (Ok((_, head)), Ok((text, object))) = (light, full) {
         let field = |key: &str| object.get(key).and_then(|v| v.as_str());
         assert_eq!(head.sig_hash.as_deref(), field("sig_hash"));

@@ -354,24 +354,32 @@ fn a_read_past_its_deadline_stops_its_work() {
     let claims: Vec<String> = (0..1_000).map(|c| format!("claim number {c}")).collect();
     let n_verdicts = 300;
     {
-        let mut loader = TestServer::start_in(dir.path(), &["--max-body", "16MiB"], &[]);
-        let batch: String = (0..n_verdicts)
-            .map(|i| {
-                json!({
-                    "pr_number": i,
-                    "head_sha": format!("{i:08x}00000000000000000000000000000000"),
-                    "overall": "approve",
-                    "one_liner": "ok",
-                    "claims": claims,
-                    "metrics": {"findings_block": 0, "findings_warn": 0},
-                    "audited_at": "2026-04-01T09:00:00.000Z",
+        // Loaded in batches of 50, each with time to spare: 300,000 claims to index take a
+        // while on a busy machine, and this test is about the read below, not the load.
+        let mut loader = TestServer::start_in(
+            dir.path(),
+            &["--max-body", "16MiB", "--request-timeout", "300s"],
+            &[],
+        );
+        for first in (0..n_verdicts).step_by(50) {
+            let batch: String = (first..first + 50)
+                .map(|i| {
+                    json!({
+                        "pr_number": i,
+                        "head_sha": format!("{i:08x}00000000000000000000000000000000"),
+                        "overall": "approve",
+                        "one_liner": "ok",
+                        "claims": claims,
+                        "metrics": {"findings_block": 0, "findings_warn": 0},
+                        "audited_at": "2026-04-01T09:00:00.000Z",
+                    })
+                    .to_string()
+                        + "\n"
                 })
-                .to_string()
-                    + "\n"
-            })
-            .collect();
-        let loaded = loader.post_ndjson("/verdicts", batch);
-        assert_eq!(loaded.json["accepted"], n_verdicts, "{}", loaded.text);
+                .collect();
+            let loaded = loader.post_ndjson("/verdicts", batch);
+            assert_eq!(loaded.json["accepted"], 50, "{}", loaded.text);
+        }
         assert!(loader.stop().success());
     }
     let server = TestServer::start_in(

@@ -14,7 +14,7 @@ use super::pipeline::{Batch, CHUNK, PutKind};
 use super::report::{ImportError, ImportReport, LegacySource};
 use super::verdicts::{self, Identity};
 use super::{LegacyDir, LegacyFile, Progress, Unit};
-use crate::model::{JsField, MAX_KEY_BYTES, ObservedOp, OutcomeRow, Repo, Source, Verdict, now_ms};
+use crate::model::{ObservedOp, OutcomeRow, Verdict, now_ms};
 use crate::store::{NewEvent, NewOutcome, NewVerdict, Put, Record, Store};
 
 /// Pass 2: writes the lines of `dir` and the verdict files pass 1 `found`, committing every
@@ -119,7 +119,7 @@ impl Pass2<'_> {
                 ..
             } = head;
             let report = &mut *self.report;
-            let row = outcome_row(text, sig_hash, kind, repo.as_deref(), |message| {
+            let row = OutcomeRow::from_legacy(text, sig_hash, kind, repo.as_deref(), |message| {
                 report.warn(&file.path, line.number, message);
             });
             if let Some(audited_at) = &audited_at {
@@ -191,7 +191,7 @@ impl Pass2<'_> {
                             line.number,
                             format!("line kept, but only partly indexed: {}", e.message),
                         );
-                        lenient_op(&obj)
+                        ObservedOp::from_line_lenient(&obj)
                     }
                 },
             };
@@ -228,70 +228,4 @@ fn audit_verdict(
     verdicts::verdict_from_row(&row)
         .map(|v| (v, PutKind::VerdictFromRow))
         .map_err(|e| e.message)
-}
-
-/// The row as the store keeps it: its exact bytes (surrounding whitespace included, so export
-/// gives back the very same line), its string `sig_hash` (empty when it has none, contract
-/// §3) and `kind`. A sig_hash or kind too long to be a key is left out (the row is then not
-/// indexed by it, or not counted by it), with a warning.
-fn outcome_row(
-    text: &str,
-    sig_hash: Option<String>,
-    kind: Option<String>,
-    repo: Option<&str>,
-    mut warn: impl FnMut(String),
-) -> OutcomeRow {
-    let mut key = |value: Option<String>, unkeyed: &str| {
-        let value = value.unwrap_or_default();
-        if value.len() <= MAX_KEY_BYTES {
-            return value;
-        }
-        warn(format!(
-            "row kept, but {unkeyed}: it has {} bytes, more than {MAX_KEY_BYTES}",
-            value.len()
-        ));
-        String::new()
-    };
-    // A repo that is not a valid name leaves the row in the default namespace: it is history.
-    let repo = repo
-        .and_then(|name| Repo::parse("repo", name).ok())
-        .unwrap_or_default();
-    OutcomeRow {
-        line: text.to_owned(),
-        sig_hash: key(sig_hash, "not indexed by sig_hash"),
-        kind: key(kind, "not counted by kind"),
-        repo,
-    }
-}
-
-/// An op for a line `ObservedOp::from_line` refuses (a field of the wrong type, an index key
-/// too long): the line is history and is kept; only its indexed fields (source, success,
-/// sig_hash, event_kind) matter, and a field that cannot be indexed is left out.
-fn lenient_op(obj: &Map<String, Value>) -> ObservedOp {
-    let key = |name: &str| match obj.get(name) {
-        Some(Value::String(s)) if s.len() <= MAX_KEY_BYTES => JsField::Value(s.clone()),
-        _ => JsField::Absent,
-    };
-    let text = |name: &str| obj.get(name).and_then(Value::as_str).unwrap_or_default();
-    ObservedOp {
-        timestamp: text("timestamp").to_owned(),
-        endpoint: text("endpoint").to_owned(),
-        input_summary: text("input_summary").to_owned(),
-        success: obj.get("success").and_then(Value::as_bool).unwrap_or(false),
-        duration_ms: obj
-            .get("duration_ms")
-            .and_then(Value::as_f64)
-            .unwrap_or(f64::NAN),
-        output_summary: text("output_summary").to_owned(),
-        error: JsField::Absent,
-        source: obj
-            .get("source")
-            .and_then(Value::as_str)
-            .and_then(Source::parse)
-            .unwrap_or(Source::Scenario),
-        staffer_id: JsField::Absent,
-        sig_hash: key("sig_hash"),
-        event_kind: key("event_kind"),
-        repo: Repo::of_line(obj),
-    }
 }

@@ -145,7 +145,12 @@ fn print_summary(report: &ImportReport, took: Duration) {
          file without a row), {} skipped as duplicates",
         v.stored, v.from_file, v.from_row, v.without_row, v.duplicates
     );
-    let (read, stored, duplicates, rejected) = report.totals();
+    let import::Totals {
+        read,
+        stored,
+        duplicates,
+        rejected,
+    } = report.totals();
     println!(
         "total: {read} read, {stored} stored, {duplicates} skipped as duplicates, {rejected} \
          rejected, {} warnings, in {:.1} s ({:.1} s of it writing to the database, alongside \

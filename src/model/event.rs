@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::repo::Repo;
-use super::{FieldError, JsField, check_key_len, js_field, js_string, parse_object};
+use super::{FieldError, JsField, MAX_KEY_BYTES, check_key_len, js_field, js_string, parse_object};
 use crate::jsjson::{self, ObjectWriter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -239,10 +239,6 @@ impl ObservedOp {
                 .cloned()
                 .ok_or_else(|| FieldError::missing(key))
         };
-        let source = match js_field(&obj, "source") {
-            JsField::Value(Value::String(s)) => Source::parse(s).unwrap_or(Source::Scenario),
-            _ => Source::Scenario,
-        };
         let sig_hash = string("sig_hash")?;
         let event_kind = string("event_kind")?;
         for (key, value) in [("sig_hash", &sig_hash), ("event_kind", &event_kind)] {
@@ -257,24 +253,68 @@ impl ObservedOp {
                 .value()
                 .cloned()
                 .unwrap_or_default(),
-            success: obj.get("success").and_then(Value::as_bool).unwrap_or(false),
-            duration_ms: obj
-                .get("duration_ms")
-                .and_then(Value::as_f64)
-                .unwrap_or(f64::NAN),
+            success: line_success(&obj),
+            duration_ms: line_duration_ms(&obj),
             output_summary: match obj.get("output_summary") {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
                 None => String::new(),
             },
             error: string("error")?,
-            source,
+            source: line_source(&obj),
             staffer_id: string("staffer_id")?,
             sig_hash,
             event_kind,
             repo: Repo::of_line(&obj),
         })
     }
+
+    /// An op for a legacy line [`ObservedOp::from_line`] refuses (a field of the wrong type, an
+    /// index key too long), from the line's object: the line is history and is kept; only its
+    /// indexed fields (source, success, sig_hash, event_kind) matter, and a field that cannot be
+    /// indexed is left out.
+    pub fn from_line_lenient(obj: &Map<String, Value>) -> ObservedOp {
+        let key = |name: &str| match obj.get(name) {
+            Some(Value::String(s)) if s.len() <= MAX_KEY_BYTES => JsField::Value(s.clone()),
+            _ => JsField::Absent,
+        };
+        let text = |name: &str| obj.get(name).and_then(Value::as_str).unwrap_or_default();
+        ObservedOp {
+            timestamp: text("timestamp").to_owned(),
+            endpoint: text("endpoint").to_owned(),
+            input_summary: text("input_summary").to_owned(),
+            success: line_success(obj),
+            duration_ms: line_duration_ms(obj),
+            output_summary: text("output_summary").to_owned(),
+            error: JsField::Absent,
+            source: line_source(obj),
+            staffer_id: JsField::Absent,
+            sig_hash: key("sig_hash"),
+            event_kind: key("event_kind"),
+            repo: Repo::of_line(obj),
+        }
+    }
+}
+
+/// A line's `source`, read back leniently: anything but a known source is `scenario`.
+fn line_source(obj: &Map<String, Value>) -> Source {
+    obj.get("source")
+        .and_then(Value::as_str)
+        .and_then(Source::parse)
+        .unwrap_or(Source::Scenario)
+}
+
+/// A line's `success`: anything but a boolean is `false`.
+fn line_success(obj: &Map<String, Value>) -> bool {
+    obj.get("success").and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// A line's `duration_ms`: anything but a number (`null` for a non-finite one) is NaN, which
+/// is written back as `null`.
+fn line_duration_ms(obj: &Map<String, Value>) -> f64 {
+    obj.get("duration_ms")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::NAN)
 }
 
 fn optional(op: &mut ObjectWriter<'_>, key: &str, field: &JsField<String>) {
@@ -497,6 +537,21 @@ mod tests {
         assert_eq!(
             err(&format!(r#"{{"sig_hash":"{}"}}"#, "x".repeat(600))).0,
             "sig_hash"
+        );
+    }
+
+    #[test]
+    fn a_legacy_line_from_line_refuses_keeps_its_indexed_fields() {
+        let line = format!(
+            r#"{{"timestamp":7,"endpoint":"e","success":true,"duration_ms":"5","output_summary":3,"error":"x","source":"bot","staffer_id":"s","sig_hash":"{}","event_kind":"k","repo":"r"}}"#,
+            "h".repeat(MAX_KEY_BYTES + 1)
+        );
+        assert!(ObservedOp::from_line(&line).is_err());
+        let obj = parse_object(&line).unwrap();
+        let op = ObservedOp::from_line_lenient(&obj);
+        assert_eq!(
+            op.to_line(),
+            r#"{"timestamp":"","endpoint":"e","input_summary":"","success":true,"duration_ms":null,"output_summary":"","source":"bot","event_kind":"k","repo":"r"}"#
         );
     }
 

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::repo::Repo;
-use super::{FieldError, check_key_len, describe, parse_object};
+use super::{FieldError, MAX_KEY_BYTES, check_key_len, describe, parse_object};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeRow {
@@ -24,7 +24,8 @@ pub struct OutcomeRow {
 pub enum SigHashRule {
     /// `POST /outcomes`: a non-empty string is required.
     Required,
-    /// Import of a legacy file: a row without one is still a row, kept under an empty sig_hash.
+    /// A legacy file read whole (the comparison tools): a row without one is still a row,
+    /// kept under an empty sig_hash. The import keeps more, see [`OutcomeRow::from_legacy`].
     Optional,
 }
 
@@ -75,11 +76,74 @@ impl OutcomeRow {
             repo,
         })
     }
+
+    /// A row of a legacy `outcomes.jsonl`, which is history: every row is kept. `line` is the
+    /// row's exact text (surrounding whitespace included, so that export gives back the very
+    /// same line); `sig_hash`, `kind` and `repo` are its fields when they are strings. A
+    /// sig_hash or kind too long to be a key is left out (the row is then not indexed by it, or
+    /// not counted by it) and said to `warn`; a repo that is not a valid name leaves the row
+    /// in the default namespace.
+    pub fn from_legacy(
+        line: &str,
+        sig_hash: Option<String>,
+        kind: Option<String>,
+        repo: Option<&str>,
+        mut warn: impl FnMut(String),
+    ) -> OutcomeRow {
+        let mut key = |value: Option<String>, unkeyed: &str| {
+            let value = value.unwrap_or_default();
+            if value.len() <= MAX_KEY_BYTES {
+                return value;
+            }
+            warn(format!(
+                "row kept, but {unkeyed}: it has {} bytes, more than {MAX_KEY_BYTES}",
+                value.len()
+            ));
+            String::new()
+        };
+        OutcomeRow {
+            line: line.to_owned(),
+            sig_hash: key(sig_hash, "not indexed by sig_hash"),
+            kind: key(kind, "not counted by kind"),
+            repo: Repo::of_legacy(repo),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_legacy_row_is_kept_whole_and_loses_only_what_cannot_be_a_key() {
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
+        let mut warnings = Vec::new();
+        let row = OutcomeRow::from_legacy(
+            " {\"x\":1} ",
+            Some("s".into()),
+            Some(long.clone()),
+            Some("not\na repo"),
+            |w| warnings.push(w),
+        );
+        assert_eq!(
+            row,
+            OutcomeRow {
+                line: " {\"x\":1} ".into(),
+                sig_hash: "s".into(),
+                kind: String::new(),
+                repo: Repo::default(),
+            }
+        );
+        assert_eq!(
+            warnings,
+            [format!(
+                "row kept, but not counted by kind: it has {} bytes, more than {MAX_KEY_BYTES}",
+                MAX_KEY_BYTES + 1
+            )]
+        );
+        let row = OutcomeRow::from_legacy("{}", Some(long), None, Some("r"), |_| {});
+        assert_eq!((row.sig_hash.as_str(), row.repo.name()), ("", Some("r")));
+    }
 
     #[test]
     fn a_kind_longer_than_a_key_is_refused() {

@@ -68,7 +68,14 @@ impl Repo {
     /// Like [`Repo::of_object`] for a line of a legacy file, which is history, not a request:
     /// a `repo` that is not a valid name is ignored (the line is kept in the default namespace).
     pub fn of_line(obj: &Map<String, Value>) -> Repo {
-        Repo::of_object(obj).unwrap_or_default()
+        Repo::of_legacy(obj.get("repo").and_then(Value::as_str))
+    }
+
+    /// The repository of a legacy line whose `repo` is `name` when it is a string: a name that
+    /// is not valid leaves the line in the default namespace.
+    pub fn of_legacy(name: Option<&str>) -> Repo {
+        name.and_then(|name| Repo::parse("repo", name).ok())
+            .unwrap_or_default()
     }
 }
 

@@ -239,7 +239,7 @@ impl Store {
             let record = match kinds[i] {
                 KIND_VERDICT => SigRecord::Verdict(verdict_at(&verdicts, sig_hash, seq)?),
                 KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, seq)?),
-                _ => SigRecord::Event(event_at(&events, seq)?),
+                _ => SigRecord::Event(event_at(&events, "by_sig", seq)?),
             };
             if !budget.take(record.held_bytes()) {
                 return Ok(Page { items, more: true });
@@ -310,7 +310,7 @@ impl Store {
                 (repo, sig.as_str(), KIND_EVENT, below),
             );
             for row in index.range(from..to)?.rev() {
-                if !push(event_at(&events, row?.0.value().3)?)? {
+                if !push(event_at(&events, "by_sig", row?.0.value().3)?)? {
                     return Ok(Page { items, more: true });
                 }
             }
@@ -325,22 +325,30 @@ impl Store {
                     &format!("{}{}", meta::EVENTS_BY_SOURCE, source.as_str()),
                 )?;
                 if n_kind <= n_source {
-                    Some((EVENTS_BY_KIND, kind.clone()))
+                    Some((EVENTS_BY_KIND, "events_by_kind", kind.clone()))
                 } else {
-                    Some((EVENTS_BY_SOURCE, source.as_str().to_owned()))
+                    Some((
+                        EVENTS_BY_SOURCE,
+                        "events_by_source",
+                        source.as_str().to_owned(),
+                    ))
                 }
             }
-            (Some(kind), None) => Some((EVENTS_BY_KIND, kind.clone())),
-            (None, Some(source)) => Some((EVENTS_BY_SOURCE, source.as_str().to_owned())),
+            (Some(kind), None) => Some((EVENTS_BY_KIND, "events_by_kind", kind.clone())),
+            (None, Some(source)) => Some((
+                EVENTS_BY_SOURCE,
+                "events_by_source",
+                source.as_str().to_owned(),
+            )),
             (None, None) => None,
         };
         let mut more = false;
         match index {
-            Some((definition, key)) => {
+            Some((definition, index_name, key)) => {
                 let index = txn.open_table(definition)?;
                 for row in index.range((key.as_str(), 0)..(key.as_str(), below))?.rev() {
                     let seq = row?.0.value().1;
-                    if !push(event_at(&events, seq)?)? {
+                    if !push(event_at(&events, index_name, seq)?)? {
                         more = true;
                         break;
                     }
@@ -559,7 +567,7 @@ pub(super) fn outcome_entry(seq: u64, bytes: &[u8]) -> Result<OutcomeEntry, Stor
     Ok(OutcomeEntry { seq, value })
 }
 
-/// The seq of the next `sig_index` entry of `range`, if any.
+/// The seq of the next `by_sig` entry of `range`, if any.
 fn next_seq(
     range: &mut redb::Range<'_, (u32, &'static str, u8, u64), ()>,
 ) -> Result<Option<u64>, StoreError> {
@@ -575,17 +583,21 @@ fn verdict_at(
     seq: u64,
 ) -> Result<VerdictEntry, StoreError> {
     let value = verdicts.get(seq)?.ok_or(StoreError::Dangling {
-        index: "verdict index",
+        index: "by_sig",
         seq,
     })?;
     verdict_entry(sig_hash, seq, value.value())
 }
 
-fn event_at(events: &ReadOnlyTable<u64, &[u8]>, seq: u64) -> Result<EventEntry, StoreError> {
-    let value = events.get(seq)?.ok_or(StoreError::Dangling {
-        index: "events index",
-        seq,
-    })?;
+/// The event at `seq`, which an entry of the index `index` points at.
+fn event_at(
+    events: &ReadOnlyTable<u64, &[u8]>,
+    index: &'static str,
+    seq: u64,
+) -> Result<EventEntry, StoreError> {
+    let value = events
+        .get(seq)?
+        .ok_or(StoreError::Dangling { index, seq })?;
     event_entry(seq, value.value())
 }
 

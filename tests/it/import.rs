@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::synth::Synth;
 use lakehouse_kb::export::{Action, ExportJob};
-use lakehouse_kb::import::{self, ImportError, ImportOptions, ImportReport, NoProgress};
+use lakehouse_kb::import::{self, ImportError, ImportOptions, ImportReport, NoProgress, Totals};
 use lakehouse_kb::model::Verdict;
 use lakehouse_kb::store::Store;
 
@@ -107,10 +107,26 @@ fn importing_twice_stores_nothing_the_second_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let first = import_lib(&store, &fixtures(), false).unwrap();
-    assert_eq!(first.totals(), (117, 100, 0, 0));
+    assert_eq!(
+        first.totals(),
+        Totals {
+            read: 117,
+            stored: 100,
+            duplicates: 0,
+            rejected: 0
+        }
+    );
     let stats = store.stats().unwrap();
     let again = import_lib(&store, &fixtures(), false).unwrap();
-    assert_eq!(again.totals(), (117, 0, 100, 0));
+    assert_eq!(
+        again.totals(),
+        Totals {
+            read: 117,
+            stored: 0,
+            duplicates: 100,
+            rejected: 0
+        }
+    );
     assert_eq!((again.verdicts.stored, again.verdicts.duplicates), (0, 20));
     assert_eq!(store.stats().unwrap(), stats);
     drop(store);
@@ -448,7 +464,15 @@ fn missing_pieces_are_fine_and_a_missing_directory_is_not() {
     write(&legacy, OPS, format!("{op}\n").as_bytes());
     let store = open_store(dir.path());
     let report = import_lib(&store, &legacy, true).unwrap();
-    assert_eq!(report.totals(), (1, 1, 0, 0));
+    assert_eq!(
+        report.totals(),
+        Totals {
+            read: 1,
+            stored: 1,
+            duplicates: 0,
+            rejected: 0
+        }
+    );
     let err = import_lib(&store, &dir.path().join("nope"), false).unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
 }

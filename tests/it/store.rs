@@ -350,6 +350,61 @@ fn check_finds_a_damaged_index_and_a_wrong_counter() {
     );
 }
 
+/// A read that meets an index entry pointing at no record says which index it was (it used to
+/// say "verdict index" or "events index", names of no table).
+#[test]
+fn a_dangling_index_entry_is_reported_with_its_table() {
+    let (_dir, store) = temp_store();
+    let mut model = Model::default();
+    let mut synth = Synth::new(5, 10);
+    write_all(&store, &mut model, mixed_records(&mut synth, 20, 1_000), 20);
+    let path = store.path().to_owned();
+    drop(store);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let mut by_sig = txn.open_table(tables::BY_SIG).unwrap();
+        by_sig
+            .insert((0, "gone-verdict", tables::KIND_VERDICT, 999_999), ())
+            .unwrap();
+        by_sig
+            .insert((0, "gone-event", tables::KIND_EVENT, 999_998), ())
+            .unwrap();
+        drop(by_sig);
+        txn.open_table(tables::EVENTS_BY_KIND)
+            .unwrap()
+            .insert(("gone", 999_997), ())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let by_sig = |sig: &str| {
+        store
+            .by_sig(&Repo::default(), sig, 0, 10)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        by_sig("gone-verdict"),
+        "by_sig points at seq 999999, which is not stored"
+    );
+    assert_eq!(
+        by_sig("gone-event"),
+        "by_sig points at seq 999998, which is not stored"
+    );
+    let filter = EventFilter {
+        event_kind: Some("gone".into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        store
+            .events_page(&filter, None, 10)
+            .unwrap_err()
+            .to_string(),
+        "events_by_kind points at seq 999997, which is not stored"
+    );
+}
+
 #[test]
 fn repeated_verdict_is_a_duplicate_and_a_reaudit_is_new() {
     let (_dir, store) = temp_store();

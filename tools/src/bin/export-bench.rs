@@ -228,7 +228,7 @@ fn import_into(
     let report = import::import(&store, &legacy.dir, &import_options, &mut NoProgress).unwrap();
     let took = start.elapsed();
     assert_eq!(
-        report.totals().3,
+        report.totals().rejected,
         0,
         "the generated directory is well-formed"
     );

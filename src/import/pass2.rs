@@ -1,0 +1,231 @@
+//! Pass 2 of the import: every line of the legacy files becomes a put, in file order, with the
+//! verdict files no row matches put among the rows by `audited_at`.
+
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
+use serde_json::{Map, Value};
+
+use super::lines::{
+    self, ImportKeys, OPS_TAG, OUTCOMES_TAG, RowHead, parse_object_line, parse_row,
+};
+use super::pass1::Found;
+use super::pipeline::{Batch, CHUNK, PutKind};
+use super::report::{ImportError, ImportReport, LegacySource};
+use super::verdicts::{self, Identity};
+use super::{LegacyDir, LegacyFile, Progress, Unit};
+use crate::model::{ObservedOp, OutcomeRow, Verdict, now_ms};
+use crate::store::{NewEvent, NewOutcome, NewVerdict, Put, Record, Store};
+
+/// Pass 2: writes the lines of `dir` and the verdict files pass 1 `found`, committing every
+/// `batch_size` puts; the counts go to `report`.
+pub(super) fn run(
+    store: &Store,
+    dir: &LegacyDir,
+    found: Found,
+    batch_size: usize,
+    report: &mut ImportReport,
+    progress: &mut dyn Progress,
+) -> Result<(), ImportError> {
+    progress.phase("importing", dir.outcomes.len + dir.ops.len, Unit::Bytes);
+    std::thread::scope(|scope| {
+        let commit_every = batch_size.max(1);
+        let chunk = CHUNK.min(commit_every);
+        let mut pass = Pass2 {
+            batch: Batch::start(scope, store.bulk_writer(), chunk, commit_every),
+            report,
+            matched: found.matched,
+            orphans: found.waiting,
+            now: now_ms(),
+        };
+        pass.outcomes(&dir.outcomes, progress)?;
+        pass.put_orphans_audited_before(None)?;
+        pass.ops(&dir.ops, progress)?;
+        pass.batch.finish(pass.report)
+    })
+}
+
+/// Pass 2 under way: where its puts go and where they are counted.
+struct Pass2<'r> {
+    batch: Batch,
+    report: &'r mut ImportReport,
+    /// The verdict files an audit row matches, by identity, until that row takes its file.
+    matched: HashMap<Identity, String>,
+    /// Verdict files no audit row matches, `(audited_at, JSON)` by `audited_at`, waiting for
+    /// their place in seq order.
+    orphans: VecDeque<(String, String)>,
+    /// The receipt time of every record the import makes.
+    now: u64,
+}
+
+impl Pass2<'_> {
+    fn push(&mut self, put: Put, kind: PutKind) -> Result<(), ImportError> {
+        self.batch.push(put, kind, self.report)
+    }
+
+    /// Stores the waiting verdicts audited before `audited_at` (all of them for `None`).
+    /// ISO 8601 timestamps of one writer compare as strings.
+    fn put_orphans_audited_before(&mut self, audited_at: Option<&str>) -> Result<(), ImportError> {
+        while let Some((at, _)) = self.orphans.front() {
+            if audited_at.is_some_and(|limit| at.as_str() >= limit) {
+                break;
+            }
+            let Some((_, text)) = self.orphans.pop_front() else {
+                break;
+            };
+            // Validated when read in pass 1.
+            let Ok(verdict) = Verdict::parse(&text) else {
+                continue;
+            };
+            let record = Record::Verdict(NewVerdict::new(verdict, None, None, self.now));
+            self.push(Put::from(record), PutKind::VerdictWithoutRow)?;
+        }
+        Ok(())
+    }
+
+    /// Pass 2 over `outcomes.jsonl`.
+    fn outcomes(
+        &mut self,
+        file: &LegacyFile,
+        progress: &mut dyn Progress,
+    ) -> Result<(), ImportError> {
+        let mut keys = ImportKeys::new(OUTCOMES_TAG);
+        file.for_each_line(progress, |line| {
+            self.report.outcomes.read += 1;
+            if line.is_blank() {
+                self.report.outcomes.blank += 1;
+                return Ok(());
+            }
+            let (text, head) = match parse_row(line.bytes) {
+                Ok(parsed) => parsed,
+                Err(why) => {
+                    let message = lines::describe(line, &why);
+                    let number = Some(line.number);
+                    let source = LegacySource::Outcomes;
+                    self.report.reject(source, &file.path, number, message);
+                    return Ok(());
+                }
+            };
+            let is_audit = head.kind.as_deref() == Some("audit");
+            let (identity, audited_at) = if is_audit {
+                (verdicts::head_identity(&head), head.audited_at.clone())
+            } else {
+                (None, None)
+            };
+            let RowHead {
+                sig_hash,
+                kind,
+                repo,
+                ..
+            } = head;
+            let report = &mut *self.report;
+            let row = OutcomeRow::from_legacy(text, sig_hash, kind, repo.as_deref(), |message| {
+                report.warn(&file.path, line.number, message);
+            });
+            if let Some(audited_at) = &audited_at {
+                self.put_orphans_audited_before(Some(audited_at))?;
+            }
+            let put = Put {
+                record: Record::Outcome(NewOutcome {
+                    row,
+                    received_at_ms: self.now,
+                }),
+                import_key: Some(keys.key(line.bytes)),
+                client_key: None,
+            };
+            self.push(put, PutKind::Outcome)?;
+            if is_audit {
+                match audit_verdict(text, identity, &mut self.matched) {
+                    Ok((verdict, put_kind)) => {
+                        let record =
+                            Record::Verdict(NewVerdict::new(verdict, None, None, self.now));
+                        self.push(Put::from(record), put_kind)?;
+                    }
+                    Err(message) => {
+                        self.report.verdicts.not_made += 1;
+                        self.report.warn(
+                            &file.path,
+                            line.number,
+                            format!(
+                                "audit row kept, but no verdict could be made from it: {message}"
+                            ),
+                        );
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Pass 2 over `ops.jsonl`.
+    fn ops(&mut self, file: &LegacyFile, progress: &mut dyn Progress) -> Result<(), ImportError> {
+        let mut keys = ImportKeys::new(OPS_TAG);
+        file.for_each_line(progress, |line| {
+            self.report.ops.read += 1;
+            if line.is_blank() {
+                self.report.ops.blank += 1;
+                return Ok(());
+            }
+            let number = Some(line.number);
+            let text = match lines::as_text(line.bytes) {
+                Ok(text) => text,
+                Err(why) => {
+                    let message = lines::describe(line, &why);
+                    self.report
+                        .reject(LegacySource::Ops, &file.path, number, message);
+                    return Ok(());
+                }
+            };
+            let op = match ObservedOp::from_line(text) {
+                Ok(op) => op,
+                Err(e) => match parse_object_line(line.bytes) {
+                    Err(why) => {
+                        let message = lines::describe(line, &why);
+                        self.report
+                            .reject(LegacySource::Ops, &file.path, number, message);
+                        return Ok(());
+                    }
+                    Ok((_, obj)) => {
+                        self.report.warn(
+                            &file.path,
+                            line.number,
+                            format!("line kept, but only partly indexed: {}", e.message),
+                        );
+                        ObservedOp::from_line_lenient(&obj)
+                    }
+                },
+            };
+            let put = Put {
+                record: Record::Event(NewEvent {
+                    op,
+                    line: text.to_owned(),
+                    body: None,
+                    source_original: None,
+                    received_at_ms: self.now,
+                }),
+                import_key: Some(keys.key(line.bytes)),
+                client_key: None,
+            };
+            self.push(put, PutKind::Op)
+        })
+    }
+}
+
+/// The verdict of an audit row (`text`, claiming `identity`): the matching verdict file's,
+/// else one made from the row's fields, the one case that parses the row in full. A file's
+/// verdict is taken once; a second row of the same identity makes a duplicate anyway.
+fn audit_verdict(
+    text: &str,
+    identity: Option<Identity>,
+    matched: &mut HashMap<Identity, String>,
+) -> Result<(Verdict, PutKind), String> {
+    if let Some(file_text) = identity.and_then(|id| matched.remove(&id))
+        && let Ok(verdict) = Verdict::parse(&file_text)
+    {
+        return Ok((verdict, PutKind::VerdictFromFile));
+    }
+    let row = serde_json::from_str::<Map<String, Value>>(text).map_err(|e| e.to_string())?;
+    verdicts::verdict_from_row(&row)
+        .map(|v| (v, PutKind::VerdictFromRow))
+        .map_err(|e| e.message)
+}

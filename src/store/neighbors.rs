@@ -101,9 +101,9 @@ impl Store {
     ///
     /// Cost: one range of `claim_hashes` per query claim, every posting of the query claims'
     /// terms in the searched repository (read block by block), and a read of each neighbour
-    /// answered. Within `budget`: its deadline is checked as postings are read, and fewer than
-    /// `limit` neighbours are read when their values would pass its bytes
-    /// (`budget.was_cut()`).
+    /// answered. Within `budget`: its deadline is checked as postings are read and as they are
+    /// scored, and fewer than `limit` neighbours are read when their values would pass its
+    /// bytes (`budget.was_cut()`).
     pub fn neighbors(
         &self,
         q: &NeighborQuery,

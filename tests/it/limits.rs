@@ -415,7 +415,6 @@ fn a_read_past_its_deadline_stops_its_work() {
     };
     // Scoring every claim against every other takes many seconds; the read must stop at its
     // 200 ms deadline, give or take one run of postings.
-    assert!(field("rows") > 0.0, "{stopped}");
     assert!(
         field("elapsed_ms") < 2_000.0,
         "the read ran on past its deadline: {stopped} (of {} claims × {n_verdicts} verdicts)",

@@ -3,13 +3,15 @@
 //! explanation of each match, determinism, and the index against a rebuild.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::support::InProcessServer;
 use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::model::claims::Claim;
 use lakehouse_kb::model::text::DEFAULT_MIN_SCORE;
 use lakehouse_kb::model::{ClaimHash, Repo};
-use lakehouse_kb::store::{NeighborQuery, Put, ReadBudget, Store, StoreOptions};
+use lakehouse_kb::store::{NeighborQuery, Put, ReadBudget, Store, StoreError, StoreOptions};
 use serde_json::json;
 
 const PARAPHRASES: &str = include_str!("../fixtures/claims/paraphrases.tsv");
@@ -463,4 +465,61 @@ fn a_verdict_giving_claims_twice_is_indexed_by_the_last_and_checks_clean() {
     };
     assert_eq!(find("the upload retries forever"), 1);
     assert_eq!(find("the export job drops rows"), 0);
+}
+
+/// A search stops when its caller gives up even while it scores: a thousand verdicts' postings
+/// of one term are read in 8 blocks (too few reads to reach a check of the budget), then scored
+/// once per query claim, 500 times over. Before the scoring loop checked the budget, this search
+/// ran to its end however long ago its request had been abandoned.
+#[test]
+fn an_abandoned_search_stops_while_it_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    let puts: Vec<Put> = (0..1_000u64)
+        .map(|pr| {
+            let claims: Vec<String> = (0..5)
+                .map(|c| match c {
+                    0 => format!("upload retries bucket{pr}"),
+                    _ => format!("bucket{pr}x{c}"),
+                })
+                .collect();
+            let claims: Vec<&str> = claims.iter().map(String::as_str).collect();
+            Put::from(verdict_record(verdict_with(pr, &claims).as_bytes(), 1).unwrap())
+        })
+        .collect();
+    store.write(&puts).unwrap();
+    let query = NeighborQuery {
+        claims: (0..500)
+            .map(|q| {
+                let text = format!("upload retries query{q}");
+                Claim {
+                    hash: ClaimHash::of_text(&text).unwrap(),
+                    text: Some(text),
+                }
+            })
+            .collect(),
+        repo: Repo::default(),
+        all_repos: false,
+        exclude_pr: None,
+        limit: 5,
+        min_score: 0.01,
+    };
+    assert!(
+        !store
+            .neighbors(&query, &mut ReadBudget::unlimited())
+            .unwrap()
+            .is_empty(),
+        "the query must match the stored claims for the test to mean anything"
+    );
+    let gave_up = Arc::new(AtomicBool::new(true));
+    let answer = store
+        .neighbors(
+            &query,
+            &mut ReadBudget::unlimited().with_abandon_flag(gave_up),
+        )
+        .map(|hits| hits.len());
+    assert!(
+        matches!(answer, Err(StoreError::Abandoned { .. })),
+        "the search ran on after its caller gave up: {answer:?} neighbours"
+    );
 }

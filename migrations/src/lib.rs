@@ -16,6 +16,7 @@ pub mod v0003_records_by_sig;
 pub mod v0004_verdicts_by_seq;
 pub mod v0005_repos_and_memory;
 pub mod v0006_findings_memory;
+pub mod v0007_codec_dictionaries;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -25,7 +26,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 6;
+pub const LATEST_VERSION: u64 = 7;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -86,6 +87,14 @@ pub static STEPS: &[Step] = &[
                   built from the stored verdicts by the store) and the dismissals with their \
                   indexes (dismissal_ids, dismissals_by_repo, dismissals_by_scope)",
         apply: v0006_findings_memory::apply,
+    },
+    Step {
+        version: 7,
+        name: "v0007_codec_dictionaries",
+        summary: "create codec_dictionaries, the zstd dictionaries of codec version 3 (the \
+                  store trains one from the values and rewrites them compressed, in bounded, \
+                  resumable transactions)",
+        apply: v0007_codec_dictionaries::apply,
     },
 ];
 

@@ -408,6 +408,7 @@ fn copy_all(
     migrations::migrate(copy, None, &mut |_, _| {})?;
     let mut rows = 0;
     rows += copy_table(snapshot, copy, META, cancel)?;
+    rows += copy_table(snapshot, copy, CODEC_DICTIONARIES, cancel)?;
     rows += copy_table(snapshot, copy, VERDICTS_BY_SEQ, cancel)?;
     rows += copy_table(snapshot, copy, OUTCOMES, cancel)?;
     rows += copy_table(snapshot, copy, EVENTS, cancel)?;

@@ -65,8 +65,9 @@ impl BulkWriter<'_> {
             }
         };
         let check = KeyCheck::given(self.n_keys);
-        let written =
-            Tables::open(txn, &mut self.later).and_then(|mut t| write_in(&mut t, puts, check));
+        let dictionary = self.store.shared.codec.current();
+        let written = Tables::open(txn, &mut self.later, dictionary)
+            .and_then(|mut t| write_in(&mut t, puts, check));
         if written.is_err() {
             // Part of `puts` may be applied: nothing of this transaction may be committed.
             self.txn = None;
@@ -86,11 +87,15 @@ impl BulkWriter<'_> {
         };
         let mut later = std::mem::take(&mut self.later);
         let check = KeyCheck::given(self.n_keys);
-        let inserted = Tables::open(&txn, &mut later).and_then(|mut t| t.insert_deferred(check));
+        let inserted =
+            Tables::open(&txn, &mut later, None).and_then(|mut t| t.insert_deferred(check));
         let committed = inserted.and_then(|n_new_keys| Ok((n_new_keys, txn.commit()?)));
         match committed {
             Ok((n_new_keys, ())) => {
                 self.n_keys = self.n_keys.map(|n| n + n_new_keys);
+                if self.store.shared.codec.current().is_none() {
+                    self.store.after_plain_writes(usize::MAX);
+                }
                 Ok(())
             }
             Err(e) => {

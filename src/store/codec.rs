@@ -1,29 +1,53 @@
 //! The value codec: a leading format-version byte, then bincode 2 (standard configuration:
-//! little-endian varints). Decoding never panics: an unknown version, a truncated or corrupt value,
-//! or trailing bytes are each a typed error.
+//! little-endian varints), compressed from version 3 on. Decoding never panics: an unknown
+//! version, a truncated or corrupt value, a dictionary the process does not know, or trailing
+//! bytes are each a typed error.
 //!
 //! Each value names its own version, so a file holds values of several versions side by side:
-//! this binary writes [`CODEC_VERSION`] and reads every version back to
-//! [`OLDEST_CODEC_VERSION`], each value type saying how its older layouts map to today's
-//! ([`Layout`]).
+//! this binary writes [`CODEC_VERSION`] (or [`PLAIN_VERSION`] where compressing does not pay)
+//! and reads every version back to [`OLDEST_CODEC_VERSION`], each value type saying how its older
+//! layouts map to today's ([`Layout`]).
+//!
+//! Compression: a verdict, outcome row or event is a JSON-ish record of a few hundred bytes;
+//! alone it hardly compresses, but with a zstd dictionary trained on the database's own values
+//! (`store/dictionary.rs`) it shrinks 3-5x. A version-3 value is one zstd frame that names its
+//! dictionary by the dictionary's zstd id, which zstd derives from the dictionary's content:
+//! the ids are therefore the same in every database that holds the same dictionary, and the
+//! process-wide [`registry`] of prepared dictionaries is shared by every store it opens.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use zstd::zstd_safe::{self, CCtx, CDict, DCtx, DDict};
 
-/// The version this binary writes.
+/// The version this binary writes for a compressed value.
 ///
 /// - Version 1: bincode 2.0.1, `config::standard()`, serde encoding of the structs in
 ///   `store/values.rs` (field order is the format). Frozen copy of the verdict layout:
 ///   `migrations/src/v0002_claims.rs`.
 /// - Version 2 (schema version 5): every value gains a last field, `repo`, its repository
 ///   (empty for the default namespace). Version-1 values read as the default namespace.
-pub const CODEC_VERSION: u8 = 2;
+/// - Version 3 (schema version 7): the version-2 body as one zstd frame compressed with a
+///   dictionary of `codec_dictionaries`, which the frame names (its dictionary id).
+pub const CODEC_VERSION: u8 = 3;
+
+/// The version this binary writes for a value it does not compress: the database has no
+/// dictionary yet, or the value is one of the small ones (findings, dismissals).
+pub const PLAIN_VERSION: u8 = 2;
 
 /// The oldest version this binary reads.
 pub const OLDEST_CODEC_VERSION: u8 = 1;
 
 /// A value larger than this is corrupt: no request body comes near it.
 const MAX_VALUE_BYTES: usize = 256 << 20;
+
+/// The zstd level values are compressed at: with a dictionary, small records gain little
+/// from higher levels and cost more to write.
+const LEVEL: i32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
@@ -38,6 +62,8 @@ pub enum CodecError {
     Corrupt(String),
     #[error("corrupt value: {0} trailing bytes")]
     TrailingBytes(usize),
+    #[error("the value was compressed with dictionary {0}, which this database does not hold")]
+    UnknownDictionary(u32),
 }
 
 /// A stored value type and its older layouts.
@@ -48,24 +74,179 @@ pub trait Layout<'a>: Deserialize<'a> {
     fn from_v1(old: Self::V1) -> Self;
 }
 
+/// A trained dictionary, prepared for compressing and decompressing.
+pub struct Dictionary {
+    id: u32,
+    bytes: Vec<u8>,
+    compress: CDict<'static>,
+    decompress: DDict<'static>,
+}
+
+impl std::fmt::Debug for Dictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dictionary")
+            .field("id", &self.id)
+            .field("bytes", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dictionary {
+    /// Prepares the dictionary `bytes` (as zstd's trainer made them); `None` when they are not
+    /// a zstd dictionary (no dictionary id).
+    pub fn new(bytes: Vec<u8>) -> Option<Dictionary> {
+        let id = zstd_safe::get_dict_id_from_dict(&bytes)?.get();
+        Some(Dictionary {
+            id,
+            compress: CDict::create(&bytes, LEVEL),
+            decompress: DDict::create(&bytes),
+            bytes,
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The dictionaries this process has loaded, by id (see the module doc).
+pub mod registry {
+    use super::*;
+
+    static DICTIONARIES: LazyLock<RwLock<HashMap<u32, Arc<Dictionary>>>> =
+        LazyLock::new(Default::default);
+
+    /// Makes `bytes` known as a dictionary and returns it prepared. Registering the same
+    /// dictionary again returns the one already known; `None` when `bytes` are not a zstd
+    /// dictionary, or when another dictionary with the same id is already known (zstd's ids
+    /// are 31-bit hashes of the content: two dictionaries that collide are refused rather than
+    /// ever confused).
+    pub fn register(bytes: &[u8]) -> Option<Arc<Dictionary>> {
+        let id = zstd_safe::get_dict_id_from_dict(bytes)?.get();
+        if let Some(known) = get(id) {
+            return (known.bytes == bytes).then_some(known);
+        }
+        let prepared = Arc::new(Dictionary::new(bytes.to_vec())?);
+        let mut all = DICTIONARIES.write().unwrap_or_else(PoisonError::into_inner);
+        let known = all.entry(id).or_insert(prepared);
+        (known.bytes == bytes).then(|| known.clone())
+    }
+
+    pub fn get(id: u32) -> Option<Arc<Dictionary>> {
+        DICTIONARIES
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+}
+
+thread_local! {
+    /// Each thread's zstd contexts (making one allocates) and last dictionary looked up.
+    static CONTEXTS: RefCell<Contexts> = RefCell::new(Contexts {
+        compress: CCtx::create(),
+        decompress: DCtx::create(),
+        last: None,
+    });
+}
+
+struct Contexts {
+    compress: CCtx<'static>,
+    decompress: DCtx<'static>,
+    last: Option<Arc<Dictionary>>,
+}
+
+/// Encodes `value` uncompressed, in [`PLAIN_VERSION`].
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    out.push(CODEC_VERSION);
+    out.push(PLAIN_VERSION);
     bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())
         .expect("the value structs always encode and writing to a Vec cannot fail");
     out
 }
 
-pub fn decode<T: DeserializeOwned + for<'a> Layout<'a>>(bytes: &[u8]) -> Result<T, CodecError> {
-    decode_borrowed(bytes)
+/// Encodes `value` compressed with `dictionary` ([`CODEC_VERSION`]), or uncompressed when there
+/// is none or compressing would not make it smaller.
+pub fn encode_with<T: Serialize>(value: &T, dictionary: Option<&Dictionary>) -> Vec<u8> {
+    let plain = encode(value);
+    match dictionary {
+        Some(dictionary) => compress(&plain, dictionary).unwrap_or(plain),
+        None => plain,
+    }
 }
 
-/// Like [`decode`], for a value that borrows its strings from `bytes` instead of copying them
-/// (the `…Ref` views in `store/values.rs`), with the same checks.
+/// A plain value (version byte then body) as a version-3 value, when that is smaller.
+pub(super) fn compress(plain: &[u8], dictionary: &Dictionary) -> Option<Vec<u8>> {
+    let (&version, body) = plain.split_first()?;
+    if version != PLAIN_VERSION {
+        return None;
+    }
+    let mut out = vec![0; 1 + zstd_safe::compress_bound(body.len())];
+    out[0] = CODEC_VERSION;
+    // The frame keeps its content size (decoding allocates exactly) and the dictionary's id
+    // (decoding finds the dictionary); no checksum: redb checksums its pages.
+    let written = CONTEXTS
+        .with_borrow_mut(|c| {
+            c.compress
+                .compress_using_cdict(&mut out[1..], body, &dictionary.compress)
+        })
+        .ok()?;
+    out.truncate(1 + written);
+    (out.len() < plain.len()).then_some(out)
+}
+
+pub fn decode<T: DeserializeOwned + for<'a> Layout<'a>>(bytes: &[u8]) -> Result<T, CodecError> {
+    let plain = open(bytes)?;
+    decode_borrowed(&plain)
+}
+
+/// A stored value as its plain form (version byte then bincode body): borrowed when it was
+/// stored plain, decompressed when it was compressed. The `…Ref` views borrow from it.
+pub fn open(bytes: &[u8]) -> Result<Cow<'_, [u8]>, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != CODEC_VERSION {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let size = match zstd_safe::get_frame_content_size(body) {
+        Ok(Some(size)) if size <= MAX_VALUE_BYTES as u64 => size as usize,
+        Ok(Some(size)) => return Err(CodecError::Corrupt(format!("{size} bytes compressed"))),
+        Ok(None) | Err(_) => return Err(CodecError::Corrupt("not a zstd frame".into())),
+    };
+    let id = zstd_safe::get_dict_id_from_frame(body).map_or(0, |id| id.get());
+    let mut plain = vec![0; 1 + size];
+    plain[0] = PLAIN_VERSION;
+    let written = CONTEXTS.with_borrow_mut(|c| {
+        let dictionary = match &c.last {
+            Some(d) if d.id == id => d.clone(),
+            _ => {
+                let d = registry::get(id).ok_or(CodecError::UnknownDictionary(id))?;
+                c.last = Some(d.clone());
+                d
+            }
+        };
+        c.decompress
+            .decompress_using_ddict(&mut plain[1..], body, &dictionary.decompress)
+            .map_err(|code| CodecError::Corrupt(zstd_safe::get_error_name(code).to_owned()))
+    })?;
+    if written != size {
+        return Err(CodecError::Corrupt(
+            "zstd frame shorter than it says".into(),
+        ));
+    }
+    Ok(Cow::Owned(plain))
+}
+
+/// Decodes a plain value ([`open`]'s output, or a value stored plain) into a view that borrows
+/// its strings from `bytes` instead of copying them (the `…Ref` views in `store/values.rs`),
+/// with the same checks.
 pub fn decode_borrowed<'a, T: Layout<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     match version {
-        CODEC_VERSION => decode_body(body),
+        PLAIN_VERSION => decode_body(body),
         1 => decode_body::<T::V1>(body).map(T::from_v1),
         found => Err(CodecError::UnknownVersion { found }),
     }
@@ -314,7 +495,7 @@ mod tests {
                 found: CODEC_VERSION + 1
             })
         );
-        bytes[0] = CODEC_VERSION;
+        bytes[0] = PLAIN_VERSION;
         bytes.push(0);
         assert_eq!(
             decode::<OutcomeValue>(&bytes),
@@ -323,7 +504,7 @@ mod tests {
         // received_at_ms = 1, then a sig_hash length of ~2^63 (varint marker 0xfd + u64):
         // refused by the limit without allocating it.
         let huge = [
-            CODEC_VERSION,
+            PLAIN_VERSION,
             1,
             0xfd,
             0xff,
@@ -340,5 +521,100 @@ mod tests {
             matches!(err, CodecError::Corrupt(ref m) if m.contains("imit")),
             "{err:?}"
         );
+    }
+
+    /// A dictionary trained on `n` outcome rows like the store's (different PRs, same shape).
+    fn trained(n: usize, salt: &str) -> Arc<Dictionary> {
+        let samples: Vec<Vec<u8>> = (0..n)
+            .map(|i| encode(&sample(i, salt))[1..].to_vec())
+            .collect();
+        let bytes = zstd::dict::from_samples(&samples, 8 << 10).unwrap();
+        registry::register(&bytes).unwrap()
+    }
+
+    fn sample(i: usize, salt: &str) -> OutcomeValue {
+        OutcomeValue {
+            received_at_ms: 1_775_000_000_000 + i as u64,
+            sig_hash: format!("pr{}-{:08x}", i % 97, i * 7919),
+            kind: "audit".into(),
+            line: format!(
+                r#"{{"kind":"audit","sig_hash":"pr{}-{:08x}","overall":"{}","reason":"{salt} check {i}","ts":"2026-11-{:02}T10:00:00Z"}}"#,
+                i % 97,
+                i * 7919,
+                ["approve", "block", "request_changes"][i % 3],
+                1 + i % 28
+            ),
+            repo: String::new(),
+        }
+    }
+
+    static DICTIONARY: LazyLock<Arc<Dictionary>> = LazyLock::new(|| trained(500, "shared"));
+
+    proptest! {
+        /// Compressed values read back as the same value, through the owned and the borrowed
+        /// views, and are smaller than plain ones or not written compressed at all.
+        #[test]
+        fn compressed_values_round_trip(o in outcome(), v in verdict()) {
+            let compressed = encode_with(&o, Some(&DICTIONARY));
+            prop_assert!(compressed.len() <= encode(&o).len());
+            prop_assert_eq!(decode::<OutcomeValue>(&compressed).unwrap(), o.clone());
+            let plain = open(&compressed).unwrap();
+            let r: OutcomeValueRef = decode_borrowed(&plain).unwrap();
+            prop_assert_eq!(r.line, o.line.as_str());
+            let compressed = encode_with(&v, Some(&DICTIONARY));
+            prop_assert!(same_verdict(&decode::<VerdictValue>(&compressed).unwrap(), &v));
+        }
+
+        /// Every truncation of a compressed value, and any byte of it changed, is an error or
+        /// (for a changed byte zstd cannot detect) a value, never a panic.
+        #[test]
+        fn damaged_compressed_values_fail_cleanly(i in 0usize..1000, flip in any::<usize>()) {
+            let bytes = encode_with(&sample(i, "shared"), Some(&DICTIONARY));
+            prop_assert_eq!(bytes[0], CODEC_VERSION);
+            for cut in 0..bytes.len() {
+                prop_assert!(decode::<OutcomeValue>(&bytes[..cut]).is_err());
+            }
+            let mut damaged = bytes.clone();
+            damaged[flip % bytes.len()] ^= 0x5a;
+            let _ = decode::<OutcomeValue>(&damaged);
+        }
+    }
+
+    #[test]
+    fn compression_pays_on_records_like_the_dictionarys() {
+        let plain: usize = (1000..1100)
+            .map(|i| encode(&sample(i, "shared")).len())
+            .sum();
+        let compressed: usize = (1000..1100)
+            .map(|i| encode_with(&sample(i, "shared"), Some(&DICTIONARY)).len())
+            .sum();
+        assert!(compressed * 2 < plain, "{compressed} of {plain} bytes");
+    }
+
+    #[test]
+    fn a_value_naming_an_unknown_dictionary_is_a_typed_error() {
+        // A dictionary this process has never registered: train one, then forget it by
+        // compressing with an unregistered copy.
+        let samples: Vec<Vec<u8>> = (0..300)
+            .map(|i| encode(&sample(i, "unregistered"))[1..].to_vec())
+            .collect();
+        let bytes = zstd::dict::from_samples(&samples, 4 << 10).unwrap();
+        let unknown = Dictionary::new(bytes).unwrap();
+        let value = encode_with(&sample(1, "unregistered"), Some(&unknown));
+        assert_eq!(value[0], CODEC_VERSION);
+        if registry::get(unknown.id()).is_none() {
+            assert_eq!(
+                decode::<OutcomeValue>(&value),
+                Err(CodecError::UnknownDictionary(unknown.id()))
+            );
+        }
+    }
+
+    #[test]
+    fn the_registry_keeps_one_dictionary_per_id() {
+        let d = trained(300, "registry");
+        let again = registry::register(d.bytes()).unwrap();
+        assert!(Arc::ptr_eq(&d, &again));
+        assert!(registry::register(b"not a dictionary").is_none());
     }
 }

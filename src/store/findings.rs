@@ -30,7 +30,7 @@ use super::check::CheckReport;
 use super::codec::{decode, encode};
 use super::derived::Build;
 use super::dismissals;
-use super::history::verdict_ref;
+use super::history::{plain_verdict, verdict_ref};
 use super::meta;
 use super::repos;
 use super::tables::*;
@@ -403,7 +403,8 @@ fn remember_verdicts_after(
         let (seq, bytes) = row?;
         let seq = seq.value();
         last = Some(seq);
-        let v = verdict_ref(bytes.value(), seq)?;
+        let plain = plain_verdict(bytes.value(), seq)?;
+        let v = verdict_ref(&plain, seq)?;
         let repo = ids.id_of_stored(v.repo)?;
         let sighting = Sighting {
             seq,
@@ -688,7 +689,10 @@ pub(super) fn check_memory(
             let Some(bytes) = verdicts.get(seq)? else {
                 continue; // `check_verdicts` reports it
             };
-            let Ok(v) = verdict_ref(bytes.value(), seq) else {
+            let Ok(plain) = plain_verdict(bytes.value(), seq) else {
+                continue;
+            };
+            let Ok(v) = verdict_ref(&plain, seq) else {
                 continue;
             };
             let sighting = Sighting {

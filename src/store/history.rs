@@ -6,7 +6,9 @@
 
 use redb::ReadableDatabase;
 
-use super::codec::decode_borrowed;
+use std::borrow::Cow;
+
+use super::codec::{self, decode_borrowed};
 use super::repos;
 use super::tables::*;
 use super::values::VerdictValueRef;
@@ -136,7 +138,8 @@ impl Store {
                 index: "pr_verdicts",
                 seq,
             })?;
-            let v = verdict_ref(bytes.value(), seq)?;
+            let plain = plain_verdict(bytes.value(), seq)?;
+            let v = verdict_ref(&plain, seq)?;
             if excluded(v.head_sha) {
                 continue;
             }
@@ -163,7 +166,8 @@ impl Store {
                 index: "pr_verdicts",
                 seq,
             })?;
-            let v = verdict_ref(bytes.value(), seq)?;
+            let plain = plain_verdict(bytes.value(), seq)?;
+            let v = verdict_ref(&plain, seq)?;
             if excluded(v.head_sha) {
                 continue;
             }
@@ -236,7 +240,17 @@ impl Store {
     }
 }
 
-/// Reads a verdict's few fields in place, without copying its JSON.
+/// A stored verdict as its plain value (decompressed if it was compressed), for
+/// [`verdict_ref`].
+pub(super) fn plain_verdict(bytes: &[u8], seq: u64) -> Result<Cow<'_, [u8]>, StoreError> {
+    codec::open(bytes).map_err(|source| StoreError::Codec {
+        table: "verdicts_by_seq",
+        seq,
+        source,
+    })
+}
+
+/// Reads a plain verdict's few fields in place, without copying its JSON.
 pub(super) fn verdict_ref(bytes: &[u8], seq: u64) -> Result<VerdictValueRef<'_>, StoreError> {
     decode_borrowed(bytes).map_err(|source| StoreError::Codec {
         table: "verdicts_by_seq",

@@ -20,6 +20,7 @@ mod client_keys;
 pub mod codec;
 mod deferred;
 mod derived;
+mod dictionary;
 mod dismissals;
 mod fault;
 mod feed;
@@ -50,6 +51,7 @@ pub use budget::ReadBudget;
 pub use bulk::BulkWriter;
 pub use check::CheckReport;
 pub use codec::CodecError;
+pub use dictionary::DictionaryOptions;
 pub use dismissals::{Applied, DismissalEntry, DismissalsQuery, KnownFinding, MAX_LIVE_PER_SCOPE};
 pub use fault::Fault;
 pub use feed::{FeedPage, FeedTypes};
@@ -172,6 +174,9 @@ pub struct StoreOptions {
     /// A test seam: wraps the file backend of the database (and of the free-space probe), e.g.
     /// to fail writes on demand. `None` (production) opens redb's `FileBackend` as is.
     pub backend: Option<BackendFactory>,
+    /// When the values' compression dictionary is trained and how stored values are converted
+    /// (`dictionary.rs`); tests make them small.
+    pub dictionary: DictionaryOptions,
 }
 
 impl Default for StoreOptions {
@@ -181,6 +186,7 @@ impl Default for StoreOptions {
             on_repair: None,
             quick_repair: false,
             backend: None,
+            dictionary: DictionaryOptions::default(),
         }
     }
 }
@@ -206,6 +212,7 @@ struct Shared {
     db: RwLock<Option<Arc<Database>>>,
     fault: fault::FaultState,
     backup: backup::BackupSlot,
+    codec: dictionary::CodecState,
 }
 
 impl std::fmt::Debug for Store {
@@ -241,8 +248,10 @@ impl Store {
                 db: RwLock::new(Some(Arc::new(db))),
                 fault: fault::FaultState::default(),
                 backup: backup::BackupSlot::new(),
+                codec: dictionary::CodecState::default(),
             }),
         };
+        store.open_dictionaries()?;
         store.build_text_index()?;
         store.build_findings_memory()?;
         Ok(store)
@@ -320,6 +329,36 @@ impl Store {
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         Ok(migrations::current_version(&*self.db()?)?)
     }
+
+    /// Bytes each table holds (its entries, then redb's pages around them), by table name:
+    /// what the file is made of.
+    pub fn table_sizes(&self) -> Result<Vec<TableSize>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let mut sizes = Vec::new();
+        for handle in txn.list_tables()? {
+            let name = redb::TableHandle::name(&handle).to_owned();
+            let stats = redb::ReadableTableMetadata::stats(&txn.open_untyped_table(handle)?)?;
+            sizes.push(TableSize {
+                name,
+                stored_bytes: stats.stored_bytes(),
+                metadata_bytes: stats.metadata_bytes(),
+                fragmented_bytes: stats.fragmented_bytes(),
+            });
+        }
+        Ok(sizes)
+    }
+}
+
+/// What one table costs on disk ([`Store::table_sizes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSize {
+    pub name: String,
+    /// Keys and values.
+    pub stored_bytes: u64,
+    /// Page headers and branch pages.
+    pub metadata_bytes: u64,
+    /// Unused space in the table's pages.
+    pub fragmented_bytes: u64,
 }
 
 fn check_codec_version(db: &Database) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition, TableHandle};
 
-use super::codec::{CodecError, decode, decode_borrowed};
+use super::codec::{self, CodecError, decode, decode_borrowed};
 use super::meta;
 use super::tables::*;
 use super::values::{EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue};
@@ -413,11 +413,13 @@ impl Store {
         {
             let (seq, value) = row.map_err(StoreError::from)?;
             let seq = seq.value();
-            let line = line_of(value.value()).map_err(|source| StoreError::Codec {
+            let codec_error = |source| StoreError::Codec {
                 table: table.name(),
                 seq,
                 source,
-            })?;
+            };
+            let plain = codec::open(value.value()).map_err(codec_error)?;
+            let line = line_of(&plain).map_err(codec_error)?;
             f(seq, line)?;
         }
         Ok(())

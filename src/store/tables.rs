@@ -1,4 +1,4 @@
-//! Every redb table of the current schema (version 6), in one place. Only `store/` opens them.
+//! Every redb table of the current schema (version 7), in one place. Only `store/` opens them.
 //!
 //! These must equal the definitions frozen in the latest steps of `migrations/` (a test checks
 //! that a migrated file has exactly these tables); a change here is a new migration step.
@@ -43,6 +43,10 @@ pub use lakehouse_kb_migrations::v0006_findings_memory::{
     FINDINGS_BY_LAST_SEEN,
 };
 
+/// Tables of schema version 7: `CODEC_DICTIONARIES`, dictionary id → the zstd dictionary that
+/// codec-version-3 values name (`dictionary.rs`).
+pub use lakehouse_kb_migrations::v0007_codec_dictionaries::CODEC_DICTIONARIES;
+
 /// `seq` → codec-encoded [`EventValue`](super::values::EventValue) (schema version 1).
 pub use lakehouse_kb_migrations::v0001_initial::EVENTS;
 /// `(event_kind, seq)` of every event with a string event_kind (schema version 1).
@@ -56,7 +60,7 @@ pub use lakehouse_kb_migrations::v0001_initial::IMPORT_KEYS;
 pub use lakehouse_kb_migrations::v0001_initial::OUTCOMES;
 
 /// Names of all tables, for the schema test and the backup.
-pub const ALL_TABLE_NAMES: [&str; 25] = [
+pub const ALL_TABLE_NAMES: [&str; 26] = [
     "meta",
     "verdicts_by_seq",
     "outcomes",
@@ -82,4 +86,5 @@ pub const ALL_TABLE_NAMES: [&str; 25] = [
     "dismissal_ids",
     "dismissals_by_repo",
     "dismissals_by_scope",
+    "codec_dictionaries",
 ];

@@ -17,7 +17,9 @@
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::codec::encode;
+use std::sync::Arc;
+
+use super::codec::{Dictionary, encode_with};
 use super::deferred::{Deferred, IndexTables, KeyCheck, client_key_lookup};
 use super::dismissals::{self, DismissalTables};
 use super::findings::{self, MemoryTables};
@@ -36,13 +38,18 @@ impl Store {
     pub fn write(&self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
         let txn = self.begin_write()?;
         let mut later = Deferred::default();
+        let dictionary = self.shared.codec.current();
+        let plain = dictionary.is_none();
         let written = {
-            let mut t = Tables::open(&txn, &mut later)?;
+            let mut t = Tables::open(&txn, &mut later, dictionary)?;
             let written = write_in(&mut t, puts, KeyCheck::Lookup)?;
             t.insert_deferred(KeyCheck::Lookup)?;
             written
         };
         txn.commit()?;
+        if plain {
+            self.after_plain_writes(puts.len());
+        }
         Ok(written)
     }
 }
@@ -74,12 +81,15 @@ pub(super) struct Tables<'txn> {
     pub dismissals_by_scope: Table<'txn, (u32, u64, u64), ()>,
     pub repos: RepoIds<'txn>,
     pub later: &'txn mut Deferred,
+    /// What verdicts, outcome rows and events are compressed with (none: stored plain).
+    pub dictionary: Option<Arc<Dictionary>>,
 }
 
 impl<'txn> Tables<'txn> {
     pub(super) fn open(
         txn: &'txn WriteTransaction,
         later: &'txn mut Deferred,
+        dictionary: Option<Arc<Dictionary>>,
     ) -> Result<Tables<'txn>, StoreError> {
         Ok(Tables {
             meta: txn.open_table(META)?,
@@ -107,6 +117,7 @@ impl<'txn> Tables<'txn> {
             dismissals_by_scope: txn.open_table(DISMISSALS_BY_SCOPE)?,
             repos: RepoIds::open(txn)?,
             later,
+            dictionary,
         })
     }
 
@@ -296,7 +307,8 @@ fn put_verdict(
     *last_seq += 1;
     let seq = *last_seq;
     let value = VerdictValue::from_verdict(v, new.received_at_ms);
-    t.verdicts.insert(seq, encode(&value).as_slice())?;
+    t.verdicts
+        .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
     let later = &mut *t.later;
     later
         .by_sig
@@ -374,7 +386,8 @@ fn put_outcome(
 ) -> Result<u64, StoreError> {
     *last_seq += 1;
     let seq = *last_seq;
-    t.outcomes.insert(seq, encode(&value).as_slice())?;
+    t.outcomes
+        .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
     if !value.sig_hash.is_empty() {
         let repo = t.repos.id_for_write(&value.repo)?;
         t.later
@@ -401,7 +414,8 @@ fn put_event(
         new.source_original.clone(),
         new.received_at_ms,
     );
-    t.events.insert(seq, encode(&value).as_slice())?;
+    t.events
+        .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
     let repo = t.repos.id_for_write(&value.repo)?;
     let later = &mut *t.later;
     later.by_source.push((value.source.clone(), seq));

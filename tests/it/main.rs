@@ -4,6 +4,7 @@
 mod backup;
 mod cli;
 mod clients;
+mod compression;
 mod export;
 mod faults;
 mod feed;

@@ -38,6 +38,8 @@ enum Command {
     /// (internal) the no-op axum server
     #[command(hide = true)]
     NoopServer,
+    /// What one dataset costs on disk: the store table by table, SQLite and the legacy files
+    Sizes(Options),
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +97,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ingest(o) => (o, vec![Part::Ingest]),
         Command::Storage(o) => (o, vec![Part::Storage]),
         Command::History(o) => (o, vec![Part::History]),
+        Command::Sizes(o) => (o, vec![]),
     };
     let config = CompareConfig {
         bin: server::locate_binary(options.bin.as_deref())?,
@@ -113,6 +116,13 @@ fn main() -> anyhow::Result<()> {
         mix: options.mix,
         bulk_up_to: options.bulk_up_to.unwrap_or(usize::MAX),
     };
+    if parts.is_empty() {
+        let dir = lakehouse_kb_tools::temp_dir_in(config.dir.as_deref())?;
+        for &n in &config.sizes {
+            compare::print_sizes(&config, &dir.path().join(n.to_string()), n)?;
+        }
+        return Ok(());
+    }
     println!("machine: {}", machine());
     println!("load average at start: {}\n", load_average());
     let report = compare::run(&config, &parts, |what| {

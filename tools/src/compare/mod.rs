@@ -401,6 +401,71 @@ fn size_run(
     Ok(result)
 }
 
+/// Loads one dataset of `n_verdicts` into the store, SQLite and the legacy files under `dir`
+/// and prints what each costs on disk, the store table by table.
+pub fn print_sizes(config: &CompareConfig, dir: &Path, n_verdicts: usize) -> anyhow::Result<()> {
+    let kb_dir = dir.join("kb");
+    let sqlite_dir = dir.join("sqlite");
+    let legacy_dir = dir.join("legacy");
+    for d in [&kb_dir, &sqlite_dir] {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut result = SizeResult::default();
+    let targets = Targets {
+        store: Some(&kb_dir),
+        sqlite: Some(&sqlite_dir),
+        legacy: Some(&legacy_dir),
+    };
+    load(config, n_verdicts, targets, &mut result)?;
+    let store = Store::open(&kb_dir.join(DB_FILE), StoreOptions::default())?;
+    let mut sizes = store.table_sizes()?;
+    sizes
+        .sort_by_key(|t| std::cmp::Reverse(t.stored_bytes + t.metadata_bytes + t.fragmented_bytes));
+    let per_line = |bytes: u64| format!("{:.0}", bytes as f64 / result.rows.max(1) as f64);
+    let mut rows: Vec<Vec<String>> = sizes
+        .iter()
+        .filter(|t| t.stored_bytes > 0)
+        .map(|t| {
+            let all = t.stored_bytes + t.metadata_bytes + t.fragmented_bytes;
+            vec![
+                t.name.clone(),
+                per_line(t.stored_bytes),
+                per_line(t.metadata_bytes),
+                per_line(t.fragmented_bytes),
+                per_line(all),
+            ]
+        })
+        .collect();
+    drop(store);
+    let blocks = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).map(|m| m.blocks() * 512).unwrap_or(0)
+    };
+    let legacy = file_len(&legacy_dir.join(OUTCOMES_PATH)) + file_len(&legacy_dir.join(OPS_PATH));
+    let (kb_file, sqlite_file) = (kb_dir.join(DB_FILE), sqlite_dir.join(sqlite::DB_FILE));
+    for (name, bytes) in [
+        ("store file: length", file_len(&kb_file)),
+        ("store file: blocks on disk", blocks(&kb_file)),
+        ("SQLite file: length", file_len(&sqlite_file)),
+        ("SQLite file: blocks on disk", blocks(&sqlite_file)),
+        ("legacy JSONL", legacy),
+    ] {
+        rows.push(vec![
+            name.into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            per_line(bytes),
+        ]);
+    }
+    println!(
+        "{n_verdicts} verdicts, {} legacy lines; bytes per legacy line",
+        result.rows
+    );
+    crate::print_table(&["table", "stored", "metadata", "fragmented", "all"], &rows);
+    Ok(())
+}
+
 /// Times SQLite's history lookups and checks its answers against the store's.
 fn sqlite_history(
     sqlite_dir: &Path,

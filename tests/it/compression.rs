@@ -1,0 +1,197 @@
+//! Compressed values (codec version 3, `store/dictionary.rs`): the dictionary is trained from
+//! a database's values, old databases are converted by bounded, resumable transactions, and
+//! nothing a reader sees changes.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use lakehouse_kb::export::ExportJob;
+use lakehouse_kb::store::codec::CODEC_VERSION;
+use lakehouse_kb::store::tables::{EVENTS, META, OUTCOMES as OUTCOME_ROWS, VERDICTS_BY_SEQ};
+use lakehouse_kb::store::{DictionaryOptions, Store, StoreOptions};
+use redb::{ReadableDatabase, ReadableTable};
+
+use crate::support::{BIN, OPS, OUTCOMES, assert_same_bytes, kb, load, stderr};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/db-669becd");
+
+fn options(train_at: u64, convert_batch: u64) -> StoreOptions {
+    StoreOptions {
+        dictionary: DictionaryOptions {
+            train_at,
+            convert_batch,
+        },
+        ..StoreOptions::default()
+    }
+}
+
+/// How many values of the three compressed tables are stored compressed, and how many in all.
+fn compressed_values(path: &Path) -> (u64, u64) {
+    // A writable open: after a kill, redb repairs the file first.
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let (mut compressed, mut all) = (0, 0);
+    for table in [VERDICTS_BY_SEQ, OUTCOME_ROWS, EVENTS] {
+        for row in txn.open_table(table).unwrap().iter().unwrap() {
+            let (_, value) = row.unwrap();
+            all += 1;
+            compressed += u64::from(value.value()[0] == CODEC_VERSION);
+        }
+    }
+    (compressed, all)
+}
+
+fn meta_value(path: &Path, key: &str) -> Option<u64> {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(META).unwrap();
+    meta.get(key).unwrap().map(|v| v.value())
+}
+
+fn read(dir: &Path, file: &str) -> Vec<u8> {
+    std::fs::read(dir.join(file)).unwrap()
+}
+
+#[test]
+fn a_database_made_by_669becd_is_converted_and_exports_the_same_bytes() {
+    // The file the binary of commit 669becd (schema 4, codec version 1) made from the legacy
+    // fixtures and 26 verdicts and 30 events posted to it, and the files it exported
+    // (tests/fixtures/db-669becd/README.md).
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let packed = std::fs::read(Path::new(FIXTURE).join("kb.redb.zst")).unwrap();
+    let path = data.join("kb.redb");
+    std::fs::write(&path, zstd::decode_all(packed.as_slice()).unwrap()).unwrap();
+    let (compressed, all) = compressed_values(&path);
+    assert_eq!((compressed, all), (0, 168));
+
+    // Few values, so a low threshold to train from them; small batches, so the conversion
+    // takes many transactions.
+    let mut store = Store::open(&path, options(10, 16)).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 7);
+    let report = store.check().unwrap();
+    assert!(report.passed(), "{report:?}");
+    drop(store);
+    let (compressed, all) = compressed_values(&path);
+    assert_eq!(all, 168);
+    assert!(compressed > 150, "{compressed} of {all} values compressed");
+    assert_eq!(meta_value(&path, "codec/plain_below"), None);
+
+    // The export of the converted file is the export the old binary wrote, byte for byte.
+    let out = kb(&data, &["export"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in [OUTCOMES, OPS] {
+        assert_same_bytes(file, &read(&data, file), &read(Path::new(FIXTURE), file));
+    }
+    let out = kb(&data, &["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_new_database_trains_its_dictionary_and_compresses_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let store = Arc::new(Store::open(&path, options(1_000, 64)).unwrap());
+    load(&store, 3, 300);
+    let before = export_of(&store);
+    drop(store);
+    // Below the threshold: plain.
+    assert_eq!(compressed_values(&path).0, 0);
+    let mut store = Arc::new(Store::open(&path, options(1_000, 64)).unwrap());
+    // One write brings it over the threshold: the dictionary is trained after that write
+    // commits and the values before it are converted.
+    load(&store, 4, 300);
+    let after = export_of(&store);
+    let report = Arc::get_mut(&mut store).unwrap().check().unwrap();
+    assert!(report.passed(), "{report:?}");
+    drop(store);
+    let (compressed, all) = compressed_values(&path);
+    assert!(
+        compressed * 10 > all * 9,
+        "{compressed} of {all} values compressed"
+    );
+    assert!(meta_value(&path, "codec/dictionary").is_some());
+    assert_eq!(meta_value(&path, "codec/plain_below"), None);
+    // What was exported before is still the start of what is exported now.
+    assert!(after.0.starts_with(&before.0) && after.1.starts_with(&before.1));
+    assert!(after.0.len() > before.0.len() && after.1.len() > before.1.len());
+}
+
+/// Both legacy files as a clean export writes them.
+fn export_of(store: &Arc<Store>) -> (Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    ExportJob::new(store.clone(), dir.path().to_owned())
+        .run()
+        .unwrap();
+    (read(dir.path(), OUTCOMES), read(dir.path(), OPS))
+}
+
+#[test]
+fn a_conversion_killed_midway_finishes_on_the_next_open() {
+    // A file of plain values (as every file made before schema 7 is), large enough that its
+    // conversion takes many transactions.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_owned();
+    let path = data.join("kb.redb");
+    let store = Arc::new(Store::open(&path, options(u64::MAX, 4_096)).unwrap());
+    for seed in 0..10 {
+        load(&store, seed, 3_000);
+    }
+    let before = export_of(&store);
+    drop(store);
+    assert_eq!(compressed_values(&path).0, 0);
+
+    // The binary trains the dictionary on open and converts; it is killed once it has
+    // committed some of the conversion.
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .arg("check")
+        .env_remove("LAKEHOUSE_KB_DATA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the binary ended before converting anything: {log}"))
+            .unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("build progress") && line.contains("compressed values") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mark = meta_value(&path, "codec/converted_through");
+    assert!(
+        mark.is_some() && meta_value(&path, "codec/plain_below").is_some(),
+        "killed after the conversion ended: {log}"
+    );
+    let (compressed, all) = compressed_values(&path);
+    assert!(compressed > 0 && compressed < all, "{compressed} of {all}");
+
+    // The next open goes on from the mark and finishes; nothing a reader sees changed.
+    let out = kb(&data, &["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("from_seq={}", mark.unwrap())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(meta_value(&path, "codec/plain_below"), None);
+    let (compressed, all) = compressed_values(&path);
+    assert!(
+        compressed * 10 > all * 9,
+        "{compressed} of {all} values compressed"
+    );
+    let store = Arc::new(Store::open(&path, StoreOptions::default()).unwrap());
+    assert_eq!(export_of(&store), before);
+}

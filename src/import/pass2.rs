@@ -32,7 +32,12 @@ pub(super) fn run(
         let commit_every = batch_size.max(1);
         let chunk = CHUNK.min(commit_every);
         let mut pass = Pass2 {
-            batch: Batch::start(scope, store.bulk_writer(), chunk, commit_every),
+            batch: match store.values_before_dictionary() {
+                // Puts are at least as many values as that: one verdict is up to three.
+                Some(n) => Batch::start(scope, store.bulk_writer(), chunk, commit_every)
+                    .first_commit_after(usize::try_from(n).unwrap_or(usize::MAX)),
+                None => Batch::start(scope, store.bulk_writer(), chunk, commit_every),
+            },
             report,
             matched: found.matched,
             orphans: found.waiting,

@@ -66,6 +66,9 @@ enum FromWriter {
 pub(super) struct Batch {
     chunk: usize,
     commit_every: usize,
+    /// Where the first transaction ends, when not at `commit_every` (see
+    /// [`Batch::first_commit_after`]).
+    first_commit: Option<usize>,
     /// Puts handed to the writer since its last commit.
     in_txn: usize,
     puts: Vec<Put>,
@@ -78,6 +81,17 @@ pub(super) struct Batch {
 impl Batch {
     /// Starts the writer thread in `scope`; it ends when the batch is finished or dropped, or
     /// after its first failed write or commit.
+    /// Ends the first transaction after `n` puts (at most `commit_every`): a store without a
+    /// compression dictionary trains one once that much is committed, and compresses the rest.
+    pub(super) fn first_commit_after(mut self, n: usize) -> Batch {
+        self.first_commit = Some(n.clamp(1, self.commit_every));
+        self
+    }
+
+    fn commit_limit(&self) -> usize {
+        self.first_commit.unwrap_or(self.commit_every)
+    }
+
     pub(super) fn start<'scope>(
         scope: &'scope std::thread::Scope<'scope, '_>,
         mut sink: impl Sink + Send + 'scope,
@@ -109,6 +123,7 @@ impl Batch {
         Batch {
             chunk,
             commit_every,
+            first_commit: None,
             in_txn: 0,
             puts: Vec::with_capacity(chunk),
             kinds: Vec::with_capacity(chunk),
@@ -126,7 +141,7 @@ impl Batch {
     ) -> Result<(), ImportError> {
         self.puts.push(put);
         self.kinds.push(kind);
-        if self.puts.len() >= self.chunk || self.in_txn + self.puts.len() >= self.commit_every {
+        if self.puts.len() >= self.chunk || self.in_txn + self.puts.len() >= self.commit_limit() {
             self.flush(report)?;
         }
         Ok(())
@@ -139,9 +154,10 @@ impl Batch {
             let puts = std::mem::replace(&mut self.puts, Vec::with_capacity(self.chunk));
             let kinds = std::mem::replace(&mut self.kinds, Vec::with_capacity(self.chunk));
             self.in_txn += puts.len();
-            let commit = self.in_txn >= self.commit_every;
+            let commit = self.in_txn >= self.commit_limit();
             if commit {
                 self.in_txn = 0;
+                self.first_commit = None;
             }
             self.send(ToWriter::Chunk(puts, kinds, commit), report)?;
         }
@@ -288,6 +304,17 @@ mod tests {
         write: impl FnMut(u64, &[Put]) -> Result<Vec<Written>, StoreError> + Send,
         commit: impl FnMut() -> Result<(), StoreError> + Send,
     ) -> (Result<(), ImportError>, ImportReport, Vec<Did>) {
+        run_first(n, (chunk, commit_every), None, write, commit)
+    }
+
+    /// [`run`], with the first transaction ending after `first` puts when given.
+    fn run_first(
+        n: u64,
+        (chunk, commit_every): (usize, usize),
+        first: Option<usize>,
+        write: impl FnMut(u64, &[Put]) -> Result<Vec<Written>, StoreError> + Send,
+        commit: impl FnMut() -> Result<(), StoreError> + Send,
+    ) -> (Result<(), ImportError>, ImportReport, Vec<Did>) {
         let log = Mutex::new(Vec::new());
         let mut report = ImportReport::default();
         let result = std::thread::scope(|scope| {
@@ -298,6 +325,9 @@ mod tests {
                 commit,
             };
             let mut batch = Batch::start(scope, sink, chunk, commit_every);
+            if let Some(first) = first {
+                batch = batch.first_commit_after(first);
+            }
             for i in 0..n {
                 batch.push(row(i), PutKind::Outcome, &mut report)?;
             }
@@ -402,6 +432,24 @@ mod tests {
             Did::Commit,
             Did::Write(lines(6..10)),
             Did::Write(lines(10..11)),
+            Did::Commit,
+        ];
+        assert_eq!(did, expected);
+    }
+
+    /// The first transaction can end early (a store training its dictionary); the others
+    /// hold `commit_every` puts.
+    #[test]
+    fn the_first_transaction_can_end_early() {
+        let (result, _, did) = run_first(13, (4, 6), Some(3), |_, puts| Ok(stored(puts)), ok);
+        result.unwrap();
+        let expected = vec![
+            Did::Write(lines(0..3)),
+            Did::Commit,
+            Did::Write(lines(3..7)),
+            Did::Write(lines(7..9)),
+            Did::Commit,
+            Did::Write(lines(9..13)),
             Did::Commit,
         ];
         assert_eq!(did, expected);

@@ -133,6 +133,14 @@ impl Store {
         self.convert_plain_values()
     }
 
+    /// While the store has no dictionary: the values it needs before it trains one. A bulk
+    /// writer (the import) commits its first transaction there, so that the rest is written
+    /// compressed rather than written plain and converted afterwards.
+    pub fn values_before_dictionary(&self) -> Option<u64> {
+        let train_at = self.shared.options.dictionary.train_at;
+        (self.shared.codec.current().is_none() && train_at != u64::MAX).then_some(train_at)
+    }
+
     /// Called by writes while there is no dictionary, with the number of puts written: every
     /// [`CHECK_EVERY`] puts, trains one if the file holds enough values ([`DictionaryOptions`]), and then
     /// converts the values written before it. Never fails the write that called it.

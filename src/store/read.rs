@@ -407,6 +407,7 @@ impl Store {
     ) -> Result<(), E> {
         let txn = self.read()?;
         let rows = txn.open_table(*table).map_err(StoreError::from)?;
+        let mut scratch = Vec::new();
         for row in rows
             .range(after_seq.saturating_add(1)..)
             .map_err(StoreError::from)?
@@ -418,8 +419,8 @@ impl Store {
                 seq,
                 source,
             };
-            let plain = codec::open(value.value()).map_err(codec_error)?;
-            let line = line_of(&plain).map_err(codec_error)?;
+            let plain = codec::open_in(value.value(), &mut scratch).map_err(codec_error)?;
+            let line = line_of(plain).map_err(codec_error)?;
             f(seq, line)?;
         }
         Ok(())

@@ -463,6 +463,7 @@ pub fn print_sizes(config: &CompareConfig, dir: &Path, n_verdicts: usize) -> any
         result.rows
     );
     crate::print_table(&["table", "stored", "metadata", "fragmented", "all"], &rows);
+    std::fs::remove_dir_all(dir)?;
     Ok(())
 }
 

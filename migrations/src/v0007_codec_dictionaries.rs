@@ -21,11 +21,16 @@ use crate::MigrateError;
 pub const CODEC_DICTIONARIES: TableDefinition<u32, &[u8]> =
     TableDefinition::new("codec_dictionaries");
 
+/// The `meta` key of the newest codec version the file may hold.
+pub const CODEC_VERSION_KEY: &str = "codec_version";
+
 pub(crate) fn apply(
     txn: &WriteTransaction,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<(), MigrateError> {
     txn.open_table(CODEC_DICTIONARIES)?;
+    // The values' newest codec version from now on (version 3 may be written).
+    txn.open_table(crate::META)?.insert(CODEC_VERSION_KEY, 3)?;
     on_progress(0);
     Ok(())
 }
@@ -55,5 +60,7 @@ mod tests {
         );
         let verdicts = txn.open_table(VERDICTS_BY_SEQ).unwrap();
         assert_eq!(verdicts.get(1).unwrap().unwrap().value(), [2u8, 0]);
+        let meta = txn.open_table(crate::META).unwrap();
+        assert_eq!(meta.get(CODEC_VERSION_KEY).unwrap().unwrap().value(), 3);
     }
 }

@@ -79,8 +79,6 @@ pub(super) struct Batch {
 }
 
 impl Batch {
-    /// Starts the writer thread in `scope`; it ends when the batch is finished or dropped, or
-    /// after its first failed write or commit.
     /// Ends the first transaction after `n` puts (at most `commit_every`): a store without a
     /// compression dictionary trains one once that much is committed, and compresses the rest.
     pub(super) fn first_commit_after(mut self, n: usize) -> Batch {
@@ -92,6 +90,8 @@ impl Batch {
         self.first_commit.unwrap_or(self.commit_every)
     }
 
+    /// Starts the writer thread in `scope`; it ends when the batch is finished or dropped, or
+    /// after its first failed write or commit.
     pub(super) fn start<'scope>(
         scope: &'scope std::thread::Scope<'scope, '_>,
         mut sink: impl Sink + Send + 'scope,

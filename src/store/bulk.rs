@@ -65,9 +65,8 @@ impl BulkWriter<'_> {
             }
         };
         let check = KeyCheck::given(self.n_keys);
-        let dictionary = self.store.shared.codec.current();
-        let written = Tables::open(txn, &mut self.later, dictionary)
-            .and_then(|mut t| write_in(&mut t, puts, check));
+        let written =
+            Tables::open(txn, &mut self.later).and_then(|mut t| write_in(&mut t, puts, check));
         if written.is_err() {
             // Part of `puts` may be applied: nothing of this transaction may be committed.
             self.txn = None;
@@ -87,8 +86,7 @@ impl BulkWriter<'_> {
         };
         let mut later = std::mem::take(&mut self.later);
         let check = KeyCheck::given(self.n_keys);
-        let inserted =
-            Tables::open(&txn, &mut later, None).and_then(|mut t| t.insert_deferred(check));
+        let inserted = Tables::open(&txn, &mut later).and_then(|mut t| t.insert_deferred(check));
         let committed = inserted.and_then(|n_new_keys| Ok((n_new_keys, txn.commit()?)));
         match committed {
             Ok((n_new_keys, ())) => {

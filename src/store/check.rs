@@ -55,6 +55,7 @@ impl Store {
         check_repos(&txn, &mut report)?;
         super::findings::check_memory(&txn, &mut report)?;
         super::dismissals::check_dismissals(&txn, &mut report, &mut seqs)?;
+        super::dictionary::check_dictionaries(&txn, &mut report)?;
 
         seqs.sort_unstable();
         for pair in seqs.windows(2) {

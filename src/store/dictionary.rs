@@ -11,8 +11,8 @@
 //! `meta` keys: [`CURRENT`] (the dictionary new values use), [`PLAIN_BELOW`] (present while
 //! values below that seq may still be plain) and [`CONVERTED_THROUGH`] (the conversion's mark).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use redb::{ReadTransaction, WriteTransaction};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -53,6 +53,10 @@ impl Default for DictionaryOptions {
 }
 /// Values sampled for training, at most, spread evenly over each table.
 const MAX_SAMPLES: u64 = 8_192;
+/// Bytes of one sample, at most (a large value's start shows its shape).
+const MAX_SAMPLE_BYTES: usize = 4 << 10;
+/// Bytes of all samples, at most: about 100 times the dictionary, as zstd advises.
+const MAX_TRAINING_BYTES: usize = 4 << 20;
 /// The dictionary's size. zstd's guidance is about a hundredth of the samples' bytes.
 const DICTIONARY_BYTES: usize = 32 << 10;
 /// Writes between two checks of whether to train, while there is no dictionary.
@@ -75,62 +79,68 @@ const COMPRESSED: [(&str, ValueTable, fn(&[u8]) -> Result<Vec<u8>, CodecError>);
     }),
 ];
 
-/// What the store knows about its dictionary between transactions.
+/// What the store knows about its dictionary between transactions: a cache of `meta`'s
+/// [`CURRENT`] (writes read `meta` itself, see [`current_in`]), and the lock that makes one
+/// training and conversion run at a time.
 #[derive(Debug, Default)]
 pub(super) struct CodecState {
     current: std::sync::RwLock<Option<Arc<Dictionary>>>,
     /// Puts until the next check of whether to train (while there is no dictionary).
     until_check: AtomicU64,
+    training: Mutex<()>,
 }
 
 impl CodecState {
-    /// The dictionary values are written with now.
+    /// The dictionary values are written with now, as last seen.
     pub(super) fn current(&self) -> Option<Arc<Dictionary>> {
         self.current
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
     fn set(&self, dictionary: Arc<Dictionary>) {
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dictionary);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(dictionary);
     }
+}
+
+/// The dictionary a write transaction compresses with: the one `meta` names, so that a value
+/// is only ever compressed with a dictionary committed in the same file before it (or in the
+/// same transaction). `None` while there is none, or when the process cannot use it (values
+/// are then written plain; `check` reports the dictionary).
+pub(super) fn current_in(
+    meta_table: &impl ReadableTable<&'static str, u64>,
+) -> Result<Option<Arc<Dictionary>>, StoreError> {
+    let id = meta::get(meta_table, CURRENT)?;
+    Ok(u32::try_from(id).ok().and_then(registry::get))
 }
 
 impl Store {
     /// Makes the file's dictionaries known to the process and picks the current one; trains
     /// one if the file has enough values and none; converts the values still stored plain.
+    /// Never fails the open: a dictionary the process cannot load, or a training or
+    /// conversion that fails, is logged and leaves values as they are (`check` reports what
+    /// is wrong; the next open tries again).
     pub(super) fn open_dictionaries(&self) -> Result<(), StoreError> {
         let txn = self.db()?.begin_read()?;
         for row in txn.open_table(CODEC_DICTIONARIES)?.iter()? {
             let (id, bytes) = row?;
             if registry::register(bytes.value()).is_none() {
-                return Err(StoreError::Codec {
-                    table: "codec_dictionaries",
-                    seq: id.value().into(),
-                    source: CodecError::Corrupt(
-                        "not a zstd dictionary, or another with its id is loaded".into(),
-                    ),
-                });
+                tracing::warn!(
+                    dictionary = id.value(),
+                    "cannot load this compression dictionary (not one, or another with its \
+                     id is loaded): values that name it cannot be read"
+                );
             }
         }
-        let current = meta::get(&txn.open_table(META)?, CURRENT)?;
-        drop(txn);
-        if current != 0 {
-            let id = u32::try_from(current).unwrap_or(0);
-            let dictionary = registry::get(id).ok_or(StoreError::Codec {
-                table: "meta",
-                seq: current,
-                source: CodecError::UnknownDictionary(id),
-            })?;
+        if let Some(dictionary) = current_in(&txn.open_table(META)?)? {
             self.shared.codec.set(dictionary);
-        } else if !self.train_if_due()? {
-            return Ok(());
         }
-        self.convert_plain_values()
+        drop(txn);
+        if let Err(error) = self.train_and_convert() {
+            tracing::warn!(%error, "could not train or apply the compression dictionary");
+        }
+        Ok(())
     }
 
     /// While the store has no dictionary: the values it needs before it trains one. A bulk
@@ -142,36 +152,54 @@ impl Store {
     }
 
     /// Called by writes while there is no dictionary, with the number of puts written: every
-    /// [`CHECK_EVERY`] puts, trains one if the file holds enough values ([`DictionaryOptions`]), and then
-    /// converts the values written before it. Never fails the write that called it.
+    /// [`CHECK_EVERY`] puts, trains one if the file holds enough values
+    /// ([`DictionaryOptions`]), and then converts the values written before it. Never fails
+    /// the write that called it.
     pub(super) fn after_plain_writes(&self, n_puts: usize) {
         let codec = &self.shared.codec;
         let n = n_puts as u64;
-        let left = codec.until_check.load(Ordering::Relaxed);
+        let left = codec
+            .until_check
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_sub(n))
+            })
+            .unwrap_or(0);
         if left > n {
-            codec.until_check.store(left - n, Ordering::Relaxed);
             return;
         }
-        codec.until_check.store(CHECK_EVERY, Ordering::Relaxed);
         // The write is committed whatever happens here: a failure only leaves values plain
         // for longer (the next check, or the next open, tries again).
-        let trained = self.train_if_due().and_then(|trained| {
-            if trained {
-                self.convert_plain_values()?;
+        match self.train_and_convert() {
+            Ok(true) => {}
+            Ok(false) => codec.until_check.store(CHECK_EVERY, Ordering::Relaxed),
+            Err(error) => {
+                // Not again for a while: training reads the stored values.
+                let later = self.shared.options.dictionary.train_at.max(CHECK_EVERY);
+                codec.until_check.store(later, Ordering::Relaxed);
+                tracing::warn!(%error, "could not train or apply the compression dictionary");
             }
-            Ok(())
-        });
-        if let Err(error) = trained {
-            tracing::warn!(%error, "could not train or apply the compression dictionary");
         }
     }
 
-    /// Trains a dictionary from the stored values and makes it current, if there is none and
-    /// the file holds enough values; returns whether it did.
-    fn train_if_due(&self) -> Result<bool, StoreError> {
-        if self.shared.codec.current().is_some() {
+    /// Trains a dictionary if there is none and the file holds enough values, then converts
+    /// the values stored plain; one at a time. Returns whether there is a dictionary now.
+    fn train_and_convert(&self) -> Result<bool, StoreError> {
+        let _one_at_a_time = self
+            .shared
+            .codec
+            .training
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.shared.codec.current().is_none() && !self.train_if_due()? {
             return Ok(false);
         }
+        self.convert_plain_values()?;
+        Ok(true)
+    }
+
+    /// Trains a dictionary from the stored values and makes it current, if the file holds
+    /// enough values; returns whether there is a dictionary now.
+    fn train_if_due(&self) -> Result<bool, StoreError> {
         let samples = {
             let txn = self.db()?.begin_read()?;
             let mut total = 0;
@@ -191,32 +219,44 @@ impl Store {
             return Ok(false);
         };
         let txn = self.begin_write()?;
-        {
-            txn.open_table(CODEC_DICTIONARIES)?
-                .insert(dictionary.id(), dictionary.bytes())?;
+        let current = {
             let mut meta_table = txn.open_table(META)?;
-            let next_seq = meta::get(&meta_table, meta::LAST_SEQ)? + 1;
-            meta_table.insert(CURRENT, u64::from(dictionary.id()))?;
-            meta_table.insert(PLAIN_BELOW, next_seq)?;
-        }
+            match current_in(&meta_table)? {
+                // Another process or an earlier open trained one meanwhile: it stays current.
+                Some(current) => current,
+                None => {
+                    txn.open_table(CODEC_DICTIONARIES)?
+                        .insert(dictionary.id(), dictionary.bytes())?;
+                    let next_seq = meta::get(&meta_table, meta::LAST_SEQ)? + 1;
+                    meta_table.insert(CURRENT, u64::from(dictionary.id()))?;
+                    meta_table.insert(PLAIN_BELOW, next_seq)?;
+                    dictionary
+                }
+            }
+        };
         txn.commit()?;
         tracing::info!(
-            dictionary = dictionary.id(),
-            bytes = dictionary.bytes().len(),
+            dictionary = current.id(),
+            bytes = current.bytes().len(),
             samples = samples.len(),
             "trained the values' compression dictionary"
         );
-        self.shared.codec.set(dictionary);
+        self.shared.codec.set(current);
         Ok(true)
     }
 
     /// Rewrites compressed every value stored plain below [`PLAIN_BELOW`].
     fn convert_plain_values(&self) -> Result<(), StoreError> {
         let batch = self.shared.options.dictionary.convert_batch.max(1);
-        let (Some(dictionary), plain_below) = (self.shared.codec.current(), {
+        let (dictionary, plain_below) = {
             let txn = self.db()?.begin_read()?;
-            meta::get(&txn.open_table(META)?, PLAIN_BELOW)?
-        }) else {
+            let meta_table = txn.open_table(META)?;
+            (
+                current_in(&meta_table)?,
+                meta::get(&meta_table, PLAIN_BELOW)?,
+            )
+        };
+        let Some(dictionary) = dictionary else {
             return Ok(());
         };
         self.build_derived(&Build {
@@ -233,23 +273,30 @@ impl Store {
     }
 }
 
-/// Up to [`MAX_SAMPLES`] plain values, spread evenly over the tables and within each.
+/// Up to [`MAX_SAMPLES`] plain values, spread evenly over the tables and within each, each
+/// cut to [`MAX_SAMPLE_BYTES`] and [`MAX_TRAINING_BYTES`] in all: training costs a bounded
+/// amount of memory whatever the values. A value that cannot be read is left out (`check`
+/// reports it).
 fn samples(txn: &ReadTransaction, total: u64) -> Result<Vec<Vec<u8>>, StoreError> {
     let step = total.div_ceil(MAX_SAMPLES).max(1);
     let mut out = Vec::new();
-    for (name, table, plain_of) in COMPRESSED {
+    let mut bytes = 0;
+    for (_, table, plain_of) in COMPRESSED {
         for (i, row) in txn.open_table(table)?.iter()?.enumerate() {
             if !(i as u64).is_multiple_of(step) {
                 continue;
             }
-            let (seq, value) = row?;
-            let mut plain = plain_of(value.value()).map_err(|source| StoreError::Codec {
-                table: name,
-                seq: seq.value(),
-                source,
-            })?;
+            let (_, value) = row?;
+            let Ok(mut plain) = plain_of(value.value()) else {
+                continue;
+            };
+            plain.truncate(1 + MAX_SAMPLE_BYTES);
             plain.remove(0);
+            bytes += plain.len();
             out.push(plain);
+            if bytes >= MAX_TRAINING_BYTES {
+                return Ok(out);
+            }
         }
     }
     Ok(out)
@@ -276,11 +323,14 @@ fn convert_after(
             if value.value().first() == Some(&codec::CODEC_VERSION) {
                 continue;
             }
-            let plain = plain_of(value.value()).map_err(|source| StoreError::Codec {
-                table: name,
-                seq: seq.value(),
-                source,
-            })?;
+            let plain = match plain_of(value.value()) {
+                Ok(plain) => plain,
+                Err(error) => {
+                    // Left as it is: `check` reports it, and reading it fails as before.
+                    tracing::warn!(table = name, seq = seq.value(), %error, "value not converted");
+                    continue;
+                }
+            };
             if let Some(compressed) = codec::compress(&plain, dictionary) {
                 rewritten.push((seq.value(), compressed));
             }
@@ -290,4 +340,57 @@ fn convert_after(
         }
     }
     Ok(Some(through))
+}
+
+/// `check`'s part: every dictionary is stored under its own id, the current one is stored,
+/// every compressed value names a dictionary of this file (not only one the process knows from
+/// another), and the conversion's marks agree.
+pub(super) fn check_dictionaries(
+    txn: &ReadTransaction,
+    report: &mut super::CheckReport,
+) -> Result<(), StoreError> {
+    let mut stored = std::collections::HashSet::new();
+    for row in txn.open_table(CODEC_DICTIONARIES)?.iter()? {
+        let (id, bytes) = row?;
+        let own = zstd::zstd_safe::get_dict_id_from_dict(bytes.value()).map(|id| id.get());
+        if own != Some(id.value()) {
+            report.problem(format!(
+                "codec_dictionaries: the dictionary under id {} has id {own:?}",
+                id.value()
+            ));
+        }
+        stored.insert(id.value());
+    }
+    let meta_table = txn.open_table(META)?;
+    let current = meta::get(&meta_table, CURRENT)?;
+    if current != 0 && !u32::try_from(current).is_ok_and(|id| stored.contains(&id)) {
+        report.problem(format!(
+            "meta names dictionary {current}, which is not stored"
+        ));
+    }
+    let (plain_below, converted) = (
+        meta::get(&meta_table, PLAIN_BELOW)?,
+        meta_table.get(CONVERTED_THROUGH)?.map(|v| v.value()),
+    );
+    if let Some(converted) = converted
+        && (plain_below == 0 || converted >= plain_below)
+    {
+        report.problem(format!(
+            "the conversion's mark {converted} is not below its end {plain_below}"
+        ));
+    }
+    for (name, table, _) in COMPRESSED {
+        for row in txn.open_table(table)?.iter()? {
+            let (seq, value) = row?;
+            if let Some(id) = codec::dictionary_of(value.value())
+                && !stored.contains(&id)
+            {
+                report.problem(format!(
+                    "{name} seq {}: compressed with dictionary {id}, which is not stored",
+                    seq.value()
+                ));
+            }
+        }
+    }
+    Ok(())
 }

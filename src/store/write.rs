@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use super::codec::{Dictionary, encode_with};
 use super::deferred::{Deferred, IndexTables, KeyCheck, client_key_lookup};
+use super::dictionary::current_in;
 use super::dismissals::{self, DismissalTables};
 use super::findings::{self, MemoryTables};
 use super::meta::{self, CounterDeltas};
@@ -38,13 +39,12 @@ impl Store {
     pub fn write(&self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
         let txn = self.begin_write()?;
         let mut later = Deferred::default();
-        let dictionary = self.shared.codec.current();
-        let plain = dictionary.is_none();
-        let written = {
-            let mut t = Tables::open(&txn, &mut later, dictionary)?;
+        let (written, plain) = {
+            let mut t = Tables::open(&txn, &mut later)?;
+            let plain = t.dictionary.is_none();
             let written = write_in(&mut t, puts, KeyCheck::Lookup)?;
             t.insert_deferred(KeyCheck::Lookup)?;
-            written
+            (written, plain)
         };
         txn.commit()?;
         if plain {
@@ -81,7 +81,8 @@ pub(super) struct Tables<'txn> {
     pub dismissals_by_scope: Table<'txn, (u32, u64, u64), ()>,
     pub repos: RepoIds<'txn>,
     pub later: &'txn mut Deferred,
-    /// What verdicts, outcome rows and events are compressed with (none: stored plain).
+    /// What verdicts, outcome rows and events are compressed with (none: stored plain): the
+    /// dictionary `meta` names in this transaction.
     pub dictionary: Option<Arc<Dictionary>>,
 }
 
@@ -89,10 +90,11 @@ impl<'txn> Tables<'txn> {
     pub(super) fn open(
         txn: &'txn WriteTransaction,
         later: &'txn mut Deferred,
-        dictionary: Option<Arc<Dictionary>>,
     ) -> Result<Tables<'txn>, StoreError> {
+        let meta = txn.open_table(META)?;
+        let dictionary = current_in(&meta)?;
         Ok(Tables {
-            meta: txn.open_table(META)?,
+            meta,
             verdicts: txn.open_table(VERDICTS_BY_SEQ)?,
             outcomes: txn.open_table(OUTCOMES)?,
             events: txn.open_table(EVENTS)?,

@@ -195,3 +195,74 @@ fn a_conversion_killed_midway_finishes_on_the_next_open() {
     let store = Arc::new(Store::open(&path, StoreOptions::default()).unwrap());
     assert_eq!(export_of(&store), before);
 }
+
+/// Overwrites the value of `seq` in `table` of the file at `path` (as damage would).
+fn put_raw(path: &Path, table: redb::TableDefinition<u64, &[u8]>, seq: u64, bytes: &[u8]) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(table).unwrap().insert(seq, bytes).unwrap();
+    txn.commit().unwrap();
+}
+
+fn first_seq(path: &Path, table: redb::TableDefinition<u64, &[u8]>) -> (u64, Vec<u8>) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(table).unwrap();
+    let (seq, value) = t.first().unwrap().unwrap();
+    (seq.value(), value.value().to_vec())
+}
+
+#[test]
+fn a_damaged_value_neither_stops_the_open_nor_the_conversion_and_check_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let store = Store::open(&path, options(u64::MAX, 64)).unwrap();
+    load(&store, 5, 1_200);
+    drop(store);
+    let (seq, _) = first_seq(&path, OUTCOME_ROWS);
+    // A plain value whose body is cut short.
+    put_raw(&path, OUTCOME_ROWS, seq, &[2, 1]);
+
+    let mut store = Store::open(&path, options(1_000, 64)).unwrap();
+    let report = store.check().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("outcomes") && p.contains(&seq.to_string())),
+        "{:?}",
+        report.problems
+    );
+    drop(store);
+    let (compressed, all) = compressed_values(&path);
+    assert_eq!(compressed, all - 1, "every other value is converted");
+}
+
+#[test]
+fn check_refuses_a_value_compressed_with_a_dictionary_of_another_file() {
+    // Two files in one process: the first's dictionary is known to the process, not to the
+    // second file, whose check must say so even though the value can be read.
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one.redb"), dir.path().join("two.redb"));
+    let store = Store::open(&one, options(500, 64)).unwrap();
+    load(&store, 6, 600);
+    drop(store);
+    let (_, foreign) = first_seq(&one, OUTCOME_ROWS);
+    assert_eq!(foreign[0], CODEC_VERSION);
+
+    let store = Store::open(&two, options(u64::MAX, 64)).unwrap();
+    load(&store, 7, 30);
+    drop(store);
+    let (seq, _) = first_seq(&two, OUTCOME_ROWS);
+    put_raw(&two, OUTCOME_ROWS, seq, &foreign);
+    let mut store = Store::open(&two, options(u64::MAX, 64)).unwrap();
+    let report = store.check().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!("outcomes seq {seq}: compressed with dictionary"))),
+        "{:?}",
+        report.problems
+    );
+}

@@ -211,7 +211,10 @@ impl Store {
             }
             samples(&txn, total)?
         };
-        let Ok(bytes) = zstd::dict::from_samples(&samples, DICTIONARY_BYTES) else {
+        let started = std::time::Instant::now();
+        let trained = zstd::dict::from_samples(&samples, DICTIONARY_BYTES);
+        let training_ms = started.elapsed().as_millis() as u64;
+        let Ok(bytes) = trained else {
             // Too few distinct samples to learn from: plain values until the next check.
             return Ok(false);
         };
@@ -239,6 +242,8 @@ impl Store {
             dictionary = current.id(),
             bytes = current.bytes().len(),
             samples = samples.len(),
+            sample_bytes = samples.iter().map(Vec::len).sum::<usize>(),
+            training_ms,
             "trained the values' compression dictionary"
         );
         self.shared.codec.set(current);

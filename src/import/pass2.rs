@@ -31,13 +31,13 @@ pub(super) fn run(
     std::thread::scope(|scope| {
         let commit_every = batch_size.max(1);
         let chunk = CHUNK.min(commit_every);
+        let mut batch = Batch::start(scope, store.bulk_writer(), chunk, commit_every);
+        if let Some(n) = store.values_before_dictionary() {
+            // Puts are at least as many values as that: one verdict is up to three.
+            batch = batch.first_commit_after(usize::try_from(n).unwrap_or(usize::MAX));
+        }
         let mut pass = Pass2 {
-            batch: match store.values_before_dictionary() {
-                // Puts are at least as many values as that: one verdict is up to three.
-                Some(n) => Batch::start(scope, store.bulk_writer(), chunk, commit_every)
-                    .first_commit_after(usize::try_from(n).unwrap_or(usize::MAX)),
-                None => Batch::start(scope, store.bulk_writer(), chunk, commit_every),
-            },
+            batch,
             report,
             matched: found.matched,
             orphans: found.waiting,

@@ -17,6 +17,7 @@ pub mod v0004_verdicts_by_seq;
 pub mod v0005_repos_and_memory;
 pub mod v0006_findings_memory;
 pub mod v0007_codec_dictionaries;
+pub mod v0008_verdict_identities;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -26,7 +27,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 7;
+pub const LATEST_VERSION: u64 = 8;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -95,6 +96,14 @@ pub static STEPS: &[Step] = &[
                   store trains one from the values and rewrites them compressed, in bounded, \
                   resumable transactions)",
         apply: v0007_codec_dictionaries::apply,
+    },
+    Step {
+        version: 8,
+        name: "v0008_verdict_identities",
+        summary: "index a verdict's identity by a 64-bit hash of (pr_number, head_sha, \
+                  audited_at) in verdict_identities (repo, hash, seq) instead of its text; drop \
+                  verdict_ids",
+        apply: v0008_verdict_identities::apply,
     },
 ];
 

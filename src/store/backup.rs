@@ -418,7 +418,7 @@ fn copy_all(
     rows += copy_table(snapshot, copy, REPOS, cancel)?;
     rows += copy_table(snapshot, copy, REPO_NAMES, cancel)?;
     rows += copy_table(snapshot, copy, BY_SIG, cancel)?;
-    rows += copy_table(snapshot, copy, VERDICT_IDS, cancel)?;
+    rows += copy_table(snapshot, copy, VERDICT_IDENTITIES, cancel)?;
     rows += copy_table(snapshot, copy, PR_VERDICTS, cancel)?;
     rows += copy_table(snapshot, copy, PRS, cancel)?;
     rows += copy_table(snapshot, copy, PR_HEADS, cancel)?;

@@ -29,7 +29,7 @@ pub(super) fn check_verdicts(
 ) -> Result<(), StoreError> {
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let by_sig = txn.open_table(BY_SIG)?;
-    let ids = txn.open_table(VERDICT_IDS)?;
+    let ids = txn.open_table(VERDICT_IDENTITIES)?;
     let pr_verdicts = txn.open_table(PR_VERDICTS)?;
     let claim_hashes = txn.open_table(CLAIM_HASHES)?;
     let claim_terms = txn.open_table(CLAIM_TERMS)?;
@@ -77,14 +77,30 @@ pub(super) fn check_verdicts(
         {
             report.problem(format!("{what} is not indexed under its sig_hash {sig}"));
         }
-        let identity = (repo, pr, value.head_sha.as_str(), value.audited_at.as_str());
-        match ids.get(identity)?.map(|s| s.value()) {
-            Some(found) if found == seq => n_ids += 1,
-            Some(found) if found < seq => report.problem(format!(
-                "{what} repeats an earlier verdict (seq {found}: the same repo, pr_number, \
-                 head_sha and audited_at)"
-            )),
-            _ => report.problem(format!("{what} is missing from verdict_ids")),
+        let hash = verdict_identity_hash(pr, &value.head_sha, &value.audited_at);
+        if ids.get((repo, hash, seq))?.is_some() {
+            n_ids += 1;
+        } else {
+            report.problem(format!("{what} is missing from verdict_identities"));
+        }
+        // An earlier verdict under the same hash with the same identity is a repeat (reading
+        // it is rare: identities share a hash only when they are the same or collide).
+        for row in ids.range((repo, hash, 0)..(repo, hash, seq))? {
+            let earlier = row?.0.value().2;
+            let same = match verdicts.get(earlier)? {
+                Some(bytes) => verdict_entry("", earlier, bytes.value()).is_ok_and(|e| {
+                    e.value.pr_number == pr
+                        && e.value.head_sha == value.head_sha
+                        && e.value.audited_at == value.audited_at
+                }),
+                None => false,
+            };
+            if same {
+                report.problem(format!(
+                    "{what} repeats an earlier verdict (seq {earlier}: the same repo, \
+                     pr_number, head_sha and audited_at)"
+                ));
+            }
         }
         if pr_verdicts.get((repo, pr, seq))?.is_none() {
             report.problem(format!("{what} is missing from pr_verdicts"));
@@ -123,7 +139,7 @@ pub(super) fn check_verdicts(
     }
 
     let sizes = [
-        ("verdict_ids", ids.len()?, n_ids),
+        ("verdict_identities", ids.len()?, n_ids),
         ("pr_verdicts", pr_verdicts.len()?, report.verdicts),
         ("claim_hashes", claim_hashes.len()?, report.claims),
     ];

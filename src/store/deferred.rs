@@ -13,6 +13,7 @@ use redb::{ReadableTable, Table};
 
 use super::StoreError;
 use super::postings::{self, Posting, PostingsTable};
+use super::tables::verdict_identity_hash;
 
 /// A PR's counts by overall (approve, request_changes, block) and its newest verdict.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,7 +57,7 @@ pub(super) struct Deferred {
 pub(super) struct IndexTables<'a, 'txn> {
     pub import_keys: &'a mut Table<'txn, &'static [u8], u64>,
     pub by_sig: &'a mut Table<'txn, (u32, &'static str, u8, u64), ()>,
-    pub verdict_ids: &'a mut Table<'txn, (u32, u64, &'static str, &'static str), u64>,
+    pub verdict_identities: &'a mut Table<'txn, (u32, u64, u64), ()>,
     pub pr_verdicts: &'a mut Table<'txn, (u32, u64, u64), ()>,
     pub prs: &'a mut Table<'txn, (u32, u64), (u64, u64, u64, u64)>,
     pub pr_heads: &'a mut Table<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
@@ -102,7 +103,7 @@ impl Deferred {
         let IndexTables {
             import_keys,
             by_sig: by_sig_table,
-            verdict_ids,
+            verdict_identities,
             pr_verdicts: pr_verdicts_table,
             prs: prs_table,
             pr_heads,
@@ -113,7 +114,10 @@ impl Deferred {
             client_keys,
             client_keys_by_time,
         } = t;
-        let ids: Vec<_> = new_ids.into_iter().collect();
+        let ids: Vec<_> = new_ids
+            .into_iter()
+            .map(|((repo, pr, head, at), seq)| (repo, verdict_identity_hash(pr, &head, &at), seq))
+            .collect();
         let prs: Vec<_> = prs.into_iter().collect();
         let heads: Vec<_> = heads.into_iter().collect();
         let client: Vec<_> = new_client_keys.into_iter().collect();
@@ -128,8 +132,8 @@ impl Deferred {
             by_sig_table.insert((*repo, sig_hash.as_str(), *kind, *seq), ())?;
             Ok(())
         })?;
-        insert_sorted(ids, |((repo, pr, head, at), seq)| {
-            verdict_ids.insert((*repo, *pr, head.as_str(), at.as_str()), seq)?;
+        insert_sorted(ids, |key| {
+            verdict_identities.insert(*key, ())?;
             Ok(())
         })?;
         insert_sorted(pr_verdicts, |key| {

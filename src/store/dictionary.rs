@@ -1,6 +1,7 @@
 //! The compression dictionary of codec version 3 (`codec.rs`): trained from the database's own
 //! verdicts, outcome rows and events once it holds enough of them ([`DictionaryOptions`]), kept in
-//! `codec_dictionaries`, and used for every such value written after it.
+//! `codec_dictionaries`, and used for every such value written after it, and for the findings
+//! memory's values (`findings.rs`).
 //!
 //! The values stored before the dictionary (all of them, in a file made before schema 7) are
 //! rewritten compressed by a conversion that runs like a derived-index build (`derived.rs`):

@@ -27,8 +27,9 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetada
 
 use super::budget::ReadBudget;
 use super::check::CheckReport;
-use super::codec::{decode, encode};
+use super::codec::{Dictionary, decode, encode_with};
 use super::derived::Build;
+use super::dictionary::current_in;
 use super::dismissals;
 use super::history::{plain_verdict, verdict_ref};
 use super::meta;
@@ -209,6 +210,8 @@ pub(super) struct MemoryTables<'a, 'txn> {
     pub findings: &'a mut Table<'txn, (u32, u64, u64), &'static [u8]>,
     pub fps: &'a mut Table<'txn, (u32, u64, u64), u64>,
     pub by_last_seen: &'a mut Table<'txn, (u32, u64, u64, u64), ()>,
+    /// What values are compressed with (see `write.rs`'s `Tables::dictionary`).
+    pub dictionary: Option<&'a Dictionary>,
 }
 
 impl Memory for MemoryTables<'_, '_> {
@@ -239,8 +242,10 @@ impl Memory for MemoryTables<'_, '_> {
         previous_last_seen: Option<u64>,
         value: &FindingValue,
     ) -> Result<(), StoreError> {
-        self.findings
-            .insert((repo, pr, key), encode(value).as_slice())?;
+        self.findings.insert(
+            (repo, pr, key),
+            encode_with(value, self.dictionary).as_slice(),
+        )?;
         let seen = value.last_seen.seq;
         if let Some(before) = previous_last_seen
             && before != seen
@@ -390,10 +395,12 @@ fn remember_verdicts_after(
     let mut fps = txn.open_table(FINDING_FPS)?;
     let mut by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
     let mut ids = repos::RepoIds::open(txn)?;
+    let dictionary = current_in(&txn.open_table(META)?)?;
     let mut mem = MemoryTables {
         findings: &mut findings,
         fps: &mut fps,
         by_last_seen: &mut by_last_seen,
+        dictionary: dictionary.as_deref(),
     };
     let mut last = None;
     for row in verdicts

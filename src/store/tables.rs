@@ -1,4 +1,4 @@
-//! Every redb table of the current schema (version 7), in one place. Only `store/` opens them.
+//! Every redb table of the current schema (version 8), in one place. Only `store/` opens them.
 //!
 //! These must equal the definitions frozen in the latest steps of `migrations/` (a test checks
 //! that a migrated file has exactly these tables); a change here is a new migration step.
@@ -16,7 +16,6 @@ pub use lakehouse_kb_migrations::v0004_verdicts_by_seq::{
 ///   [`DEFAULT_REPO`] and is in neither.
 /// - `BY_SIG`: `(repo, sig_hash, kind, seq)` of every verdict, and of every outcome row and
 ///   event with a sig_hash.
-/// - `VERDICT_IDS`: a verdict's identity `(repo, pr_number, head_sha, audited_at)` → its seq.
 /// - `PR_VERDICTS`: `(repo, pr_number, seq)`, a PR's verdicts; `PRS` its counts by overall and
 ///   last verdict seq; `PR_HEADS` the counts of each head (lowercase sha).
 /// - `CLAIM_HASHES`: `(claim_hash, repo, seq)`, the exact-claim tier of neighbours.
@@ -25,7 +24,7 @@ pub use lakehouse_kb_migrations::v0004_verdicts_by_seq::{
 /// - `CLIENT_KEYS` / `CLIENT_KEYS_BY_TIME`: idempotency keys given by clients.
 pub use lakehouse_kb_migrations::v0005_repos_and_memory::{
     BY_SIG, CLAIM_HASHES, CLAIM_TERMS, CLIENT_KEYS, CLIENT_KEYS_BY_TIME, DEFAULT_REPO, PR_HEADS,
-    PR_VERDICTS, PRS, REPO_NAMES, REPOS, VERDICT_IDS,
+    PR_VERDICTS, PRS, REPO_NAMES, REPOS,
 };
 
 /// Tables of schema version 6 (see the table in its step):
@@ -46,6 +45,13 @@ pub use lakehouse_kb_migrations::v0006_findings_memory::{
 /// Tables of schema version 7: `CODEC_DICTIONARIES`, dictionary id → the zstd dictionary that
 /// codec-version-3 values name (`dictionary.rs`).
 pub use lakehouse_kb_migrations::v0007_codec_dictionaries::CODEC_DICTIONARIES;
+
+/// Tables of schema version 8: `VERDICT_IDENTITIES`, `(repo, hash of (pr_number, head_sha,
+/// audited_at), seq)`, a verdict's identity in 20 bytes (`write.rs` compares the verdicts under
+/// a hash with the identity asked for).
+pub use lakehouse_kb_migrations::v0008_verdict_identities::{
+    VERDICT_IDENTITIES, verdict_identity_hash,
+};
 
 /// `seq` → codec-encoded [`EventValue`](super::values::EventValue) (schema version 1).
 pub use lakehouse_kb_migrations::v0001_initial::EVENTS;
@@ -71,7 +77,7 @@ pub const ALL_TABLE_NAMES: [&str; 26] = [
     "repos",
     "repo_names",
     "by_sig",
-    "verdict_ids",
+    "verdict_identities",
     "pr_verdicts",
     "prs",
     "pr_heads",

@@ -7,7 +7,7 @@
 //! result at commit is the same as if every entry had been inserted at once.
 //!
 //! Costs per record are bounded by the record: a verdict's identity is one lookup
-//! (`verdict_ids`), its PR counts one read-modify-write per PR and head per transaction, its
+//! (`verdict_identities`), its PR counts one read-modify-write per PR and head per transaction, its
 //! claims one entry per claim and per distinct term of a claim's first
 //! [`MAX_TERMS_PER_TEXT`](crate::model::text::MAX_TERMS_PER_TEXT) terms, its findings what
 //! `findings.rs` says (bounded by the verdict's findings and its PR's).
@@ -24,6 +24,7 @@ use super::deferred::{Deferred, IndexTables, KeyCheck, client_key_lookup};
 use super::dictionary::current_in;
 use super::dismissals::{self, DismissalTables};
 use super::findings::{self, MemoryTables};
+use super::history::{plain_verdict, verdict_ref};
 use super::meta::{self, CounterDeltas};
 use super::postings::{Posting, PostingsTable};
 use super::records::{DismissalChange, NewEvent, NewVerdict, Put, Record, Written};
@@ -61,7 +62,7 @@ pub(super) struct Tables<'txn> {
     pub outcomes: Table<'txn, u64, &'static [u8]>,
     pub events: Table<'txn, u64, &'static [u8]>,
     pub by_sig: Table<'txn, (u32, &'static str, u8, u64), ()>,
-    pub verdict_ids: Table<'txn, (u32, u64, &'static str, &'static str), u64>,
+    pub verdict_identities: Table<'txn, (u32, u64, u64), ()>,
     pub pr_verdicts: Table<'txn, (u32, u64, u64), ()>,
     pub prs: Table<'txn, (u32, u64), (u64, u64, u64, u64)>,
     pub pr_heads: Table<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
@@ -81,7 +82,7 @@ pub(super) struct Tables<'txn> {
     pub dismissals_by_scope: Table<'txn, (u32, u64, u64), ()>,
     pub repos: RepoIds<'txn>,
     pub later: &'txn mut Deferred,
-    /// What verdicts, outcome rows and events are compressed with (none: stored plain): the
+    /// What verdicts, outcome rows, events and findings are compressed with (none: stored plain): the
     /// dictionary `meta` names in this transaction.
     pub dictionary: Option<Arc<Dictionary>>,
 }
@@ -99,7 +100,7 @@ impl<'txn> Tables<'txn> {
             outcomes: txn.open_table(OUTCOMES)?,
             events: txn.open_table(EVENTS)?,
             by_sig: txn.open_table(BY_SIG)?,
-            verdict_ids: txn.open_table(VERDICT_IDS)?,
+            verdict_identities: txn.open_table(VERDICT_IDENTITIES)?,
             pr_verdicts: txn.open_table(PR_VERDICTS)?,
             prs: txn.open_table(PRS)?,
             pr_heads: txn.open_table(PR_HEADS)?,
@@ -128,7 +129,7 @@ impl<'txn> Tables<'txn> {
         let tables = IndexTables {
             import_keys: &mut self.import_keys,
             by_sig: &mut self.by_sig,
-            verdict_ids: &mut self.verdict_ids,
+            verdict_identities: &mut self.verdict_identities,
             pr_verdicts: &mut self.pr_verdicts,
             prs: &mut self.prs,
             pr_heads: &mut self.pr_heads,
@@ -147,6 +148,7 @@ impl<'txn> Tables<'txn> {
             findings: &mut self.findings,
             fps: &mut self.finding_fps,
             by_last_seen: &mut self.findings_by_last_seen,
+            dictionary: self.dictionary.as_deref(),
         }
     }
 
@@ -160,7 +162,9 @@ impl<'txn> Tables<'txn> {
     }
 
     /// The seq of the verdict with this identity, if one is stored or was written earlier in
-    /// this transaction: one lookup.
+    /// this transaction: one range lookup of its hash, and a read of each verdict under that
+    /// hash (none for a new verdict, one for a repeated one, more only when two identities
+    /// share a 64-bit SHA-256 prefix).
     fn verdict_with_identity(
         &self,
         identity: &(u32, u64, String, String),
@@ -169,10 +173,25 @@ impl<'txn> Tables<'txn> {
             return Ok(Some(seq));
         }
         let (repo, pr, head, at) = identity;
-        Ok(self
-            .verdict_ids
-            .get((*repo, *pr, head.as_str(), at.as_str()))?
-            .map(|seq| seq.value()))
+        let hash = verdict_identity_hash(*pr, head, at);
+        for row in self
+            .verdict_identities
+            .range((*repo, hash, 0)..=(*repo, hash, u64::MAX))?
+        {
+            let seq = row?.0.value().2;
+            let Some(bytes) = self.verdicts.get(seq)? else {
+                return Err(StoreError::Dangling {
+                    index: "verdict_identities",
+                    seq,
+                });
+            };
+            let plain = plain_verdict(bytes.value(), seq)?;
+            let stored = verdict_ref(&plain, seq)?;
+            if stored.pr_number == *pr && stored.head_sha == head && stored.audited_at == at {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -8,9 +8,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use lakehouse_kb::export::ExportJob;
+use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::store::codec::CODEC_VERSION;
 use lakehouse_kb::store::tables::{EVENTS, META, OUTCOMES as OUTCOME_ROWS, VERDICTS_BY_SEQ};
-use lakehouse_kb::store::{DictionaryOptions, Store, StoreOptions};
+use lakehouse_kb::store::{DictionaryOptions, SCHEMA_VERSION, Store, StoreOptions, Written};
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::support::{BIN, OPS, OUTCOMES, assert_same_bytes, kb, load, stderr};
@@ -71,9 +72,24 @@ fn a_database_made_by_669becd_is_converted_and_exports_the_same_bytes() {
     // Few values, so a low threshold to train from them; small batches, so the conversion
     // takes many transactions.
     let mut store = Store::open(&path, options(10, 16)).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     let report = store.check().unwrap();
     assert!(report.passed(), "{report:?}");
+    // The migrated identity index (schema 8) knows every verdict: each one sent again is a
+    // duplicate of itself.
+    let mut n_verdicts = 0;
+    for seq in 1..=store.last_seq().unwrap() {
+        let Some(entry) = store.verdict(seq).unwrap() else {
+            continue;
+        };
+        n_verdicts += 1;
+        let again = verdict_record(entry.value.raw_json.as_bytes(), 1).unwrap();
+        assert_eq!(
+            store.write(&[again.into()]).unwrap(),
+            [Written::Duplicate { seq }]
+        );
+    }
+    assert!(n_verdicts > 20, "{n_verdicts}");
     drop(store);
     let (compressed, all) = compressed_values(&path);
     assert_eq!(all, 168);

@@ -470,6 +470,60 @@ fn repeated_verdict_is_a_duplicate_and_a_reaudit_is_new() {
     assert_eq!((stats.verdicts, stats.outcomes, stats.events), (2, 2, 2));
 }
 
+/// Verdict identities are indexed by a 64-bit hash: a verdict whose hash is already taken by
+/// another identity (forced here by an entry written under the new identity's hash) is stored,
+/// not taken for a repeat of the other one, and a retry of either is still a duplicate.
+#[test]
+fn a_verdict_whose_identity_hash_is_taken_by_another_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let mut synth = Synth::new(2, 5);
+    let (first, second) = (synth.verdict(), synth.verdict());
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let written = store
+        .write(&[verdict_record(first.as_bytes(), 1).unwrap().into()])
+        .unwrap()[0];
+    let Written::Stored { seq: first_seq, .. } = written else {
+        panic!("{written:?}")
+    };
+    drop(store);
+    let v = Verdict::parse(&second).unwrap();
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let hash = tables::verdict_identity_hash(v.pr_number, &v.head_sha, &v.audited_at);
+        txn.open_table(tables::VERDICT_IDENTITIES)
+            .unwrap()
+            .insert((tables::DEFAULT_REPO, hash, first_seq), ())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let written = store
+        .write(&[verdict_record(second.as_bytes(), 2).unwrap().into()])
+        .unwrap()[0];
+    let Written::Stored {
+        seq: second_seq, ..
+    } = written
+    else {
+        panic!("{written:?}")
+    };
+    let again = store
+        .write(&[
+            verdict_record(second.as_bytes(), 3).unwrap().into(),
+            verdict_record(first.as_bytes(), 3).unwrap().into(),
+        ])
+        .unwrap();
+    assert_eq!(
+        again,
+        vec![
+            Written::Duplicate { seq: second_seq },
+            Written::Duplicate { seq: first_seq }
+        ]
+    );
+    assert_eq!(store.stats().unwrap().verdicts, 2);
+}
+
 /// Verdicts share their sig_hash's index with any number of rows and events under it: history
 /// (heads of PR 6, not of PR 60), the identity check, and the paged lookups by sig_hash must
 /// keep each kind apart and merge them in seq order.
@@ -626,7 +680,7 @@ fn dump(path: &std::path::Path) -> Vec<String> {
         tables::REPOS,
         tables::REPO_NAMES,
         tables::BY_SIG,
-        tables::VERDICT_IDS,
+        tables::VERDICT_IDENTITIES,
         tables::PR_VERDICTS,
         tables::PRS,
         tables::PR_HEADS,
@@ -720,7 +774,7 @@ fn a_bulk_writer_stores_byte_for_byte_what_write_stores() {
                 "by_sig ",
                 "events_by_",
                 "import_keys ",
-                "verdict_ids ",
+                "verdict_identities ",
             ]
             .iter()
             .any(|table| row.starts_with(table))

@@ -272,7 +272,7 @@ fn store_floor(
 ) {
     use lakehouse_kb::store::tables::{
         BY_SIG, CLAIM_HASHES, CLAIM_TERMS, EVENTS_BY_KIND, EVENTS_BY_SOURCE, IMPORT_KEYS,
-        PR_VERDICTS, VERDICT_IDS,
+        PR_VERDICTS, VERDICT_IDENTITIES,
     };
     use redb::{ReadableDatabase, ReadableTable, TableDefinition};
     const VALUES: TableDefinition<u64, &[u8]> = TableDefinition::new("values");
@@ -292,7 +292,7 @@ fn store_floor(
     let mut keys: Vec<(Vec<u8>, u64)> = Vec::new();
     let mut by_sig: Vec<(u32, String, u8, u64)> = Vec::new();
     let mut claims: Vec<(u64, u32, u64)> = Vec::new();
-    let mut ids: Vec<((u32, u64, String, String), u64)> = Vec::new();
+    let mut ids: Vec<(u32, u64, u64)> = Vec::new();
     let mut pr_verdicts: Vec<(u32, u64, u64)> = Vec::new();
     let mut terms: Vec<((String, u32, u64), Vec<u8>)> = Vec::new();
     let mut by_source: Vec<(String, u64)> = Vec::new();
@@ -312,10 +312,8 @@ fn store_floor(
         for row in txn.open_table(CLAIM_HASHES).unwrap().iter().unwrap() {
             claims.push(row.unwrap().0.value());
         }
-        for row in txn.open_table(VERDICT_IDS).unwrap().iter().unwrap() {
-            let (k, v) = row.unwrap();
-            let (repo, pr, head, at) = k.value();
-            ids.push(((repo, pr, head.to_owned(), at.to_owned()), v.value()));
+        for row in txn.open_table(VERDICT_IDENTITIES).unwrap().iter().unwrap() {
+            ids.push(row.unwrap().0.value());
         }
         for row in txn.open_table(PR_VERDICTS).unwrap().iter().unwrap() {
             pr_verdicts.push(row.unwrap().0.value());
@@ -351,10 +349,7 @@ fn store_floor(
             .map(|(_, s, _, _)| s.len() + 13)
             .sum::<usize>()
         + claims.len() * 20
-        + ids
-            .iter()
-            .map(|((_, _, h, a), _)| h.len() + a.len() + 20)
-            .sum::<usize>()
+        + ids.len() * 20
         + pr_verdicts.len() * 20
         + terms
             .iter()
@@ -405,10 +400,9 @@ fn store_floor(
         for key in &claims {
             t.insert(*key, ()).unwrap();
         }
-        let mut t = txn.open_table(VERDICT_IDS).unwrap();
-        for ((repo, pr, head, at), seq) in &ids {
-            t.insert((*repo, *pr, head.as_str(), at.as_str()), *seq)
-                .unwrap();
+        let mut t = txn.open_table(VERDICT_IDENTITIES).unwrap();
+        for key in &ids {
+            t.insert(*key, ()).unwrap();
         }
         let mut t = txn.open_table(PR_VERDICTS).unwrap();
         for key in &pr_verdicts {

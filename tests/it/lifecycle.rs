@@ -211,7 +211,7 @@ fn a_database_that_cannot_be_opened_stops_the_server_with_the_reason() {
         let txn = db.begin_write().unwrap();
         txn.open_table(lakehouse_kb::store::tables::META)
             .unwrap()
-            .insert("schema_version", 9)
+            .insert("schema_version", lakehouse_kb::store::SCHEMA_VERSION + 1)
             .unwrap();
         txn.commit().unwrap();
     }

@@ -602,8 +602,13 @@ impl Store {
             .collect::<Result<_, StoreError>>()?;
         let mut out = Vec::with_capacity(q.findings.len());
         for (finding, matched) in q.findings.iter().zip(matches) {
+            // A candidate read above is not read (and decompressed) again.
+            let read = |key: u64| match remembered.iter().find(|(k, _)| *k == key) {
+                Some((_, value)) => Ok(Some(value.clone())),
+                None => get_finding(&findings, repo, pr, key),
+            };
             let remembered = match matched.canonical() {
-                Some(key) => get_finding(&findings, repo, pr, key)?.map(|value| FindingEntry {
+                Some(key) => read(key)?.map(|value| FindingEntry {
                     fingerprint: Fingerprint(key),
                     open: Some(value.last_seen.seq) == latest,
                     value,

@@ -12,8 +12,8 @@ use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
 
 /// First byte of an import key: which legacy file the line came from.
-pub(super) const OUTCOMES_TAG: u8 = b'o';
-pub(super) const OPS_TAG: u8 = b'e';
+pub const OUTCOMES_TAG: u8 = b'o';
+pub const OPS_TAG: u8 = b'e';
 
 const READ_BUFFER: usize = 1 << 20;
 
@@ -280,8 +280,9 @@ pub(super) fn describe(line: &Line<'_>, why: &Malformed) -> String {
 /// Import keys of one file's lines: the file tag, the first 16 bytes of SHA-256 of the line,
 /// and the occurrence number of that exact line within the file (u32 big-endian). Importing the
 /// same file again yields the same keys, so nothing is stored twice; a file that grew yields
-/// new keys for its new lines only; a line legitimately repeated keeps every copy.
-pub(super) struct ImportKeys {
+/// new keys for its new lines only; a line legitimately repeated keeps every copy. (Public for
+/// the benchmarks, whose SQLite import keeps the same keys.)
+pub struct ImportKeys {
     tag: u8,
     seen: foldhash::HashMap<[u8; 16], u32>,
 }

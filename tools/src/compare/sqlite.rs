@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context;
+use lakehouse_kb::import::lines::{ImportKeys, OPS_TAG, OUTCOMES_TAG};
 use lakehouse_kb::import::{OPS_PATH, OUTCOMES_PATH};
 use lakehouse_kb::model::outcome::SigHashRule;
 use lakehouse_kb::model::{ObservedOp, OutcomeRow};
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_sig ON events (sig_hash, seq);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS import_keys (key BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
 /// One SQLite database with the KB's tables.
@@ -77,8 +79,19 @@ impl Sqlite {
 
     /// Writes `records` in one transaction (fsync'd on commit), as the store's `write` does.
     pub fn write(&mut self, records: &[&Record]) -> anyhow::Result<()> {
+        self.write_keyed(records.iter().map(|&record| (None, record)))
+    }
+
+    /// [`Sqlite::write`], where a record with an import key is skipped when `import_keys`
+    /// holds the key already, as the store's import does (a unique key doing the same job).
+    fn write_keyed<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (Option<&'a [u8]>, &'a Record)>,
+    ) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         {
+            let mut import_key =
+                tx.prepare_cached("INSERT OR IGNORE INTO import_keys (key, seq) VALUES (?1, ?2)")?;
             let mut verdict = tx.prepare_cached(
                 "INSERT INTO verdicts (seq, sig_hash, pr_number, head_sha, audited_at, overall, \
                  one_liner, raw_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -107,7 +120,12 @@ impl Sqlite {
                 count.execute(params![format!("source:{}", e.op.source.as_str())])?;
                 Ok(())
             };
-            for record in records {
+            for (key, record) in records {
+                if let Some(key) = key
+                    && import_key.execute(params![key, seq])? == 0
+                {
+                    continue;
+                }
                 match record {
                     Record::Verdict(v) => {
                         let sig_hash = v.verdict.sig_hash();
@@ -198,17 +216,29 @@ impl Sqlite {
     }
 
     /// Imports the legacy `outcomes.jsonl` and `ops.jsonl` under `from`, parsed by the same
-    /// functions the store's import uses, `batch` lines per transaction. Returns the rows.
+    /// functions the store's import uses, `batch` lines per transaction, idempotently: each
+    /// line with the store's import key, kept in `import_keys` (a second import of the same
+    /// files stores nothing). Returns the rows read.
     pub fn import(&mut self, from: &Path, batch: usize) -> anyhow::Result<u64> {
         let mut rows = 0;
-        let mut pending: Vec<Record> = Vec::with_capacity(batch);
-        for relative in [OUTCOMES_PATH, OPS_PATH] {
+        let mut pending: Vec<(Vec<u8>, Record)> = Vec::with_capacity(batch);
+        let flush = |db: &mut Sqlite, pending: &mut Vec<(Vec<u8>, Record)>| {
+            let keyed = pending
+                .iter()
+                .map(|(key, record)| (Some(key.as_slice()), record));
+            let written = db.write_keyed(keyed);
+            pending.clear();
+            written
+        };
+        for (relative, tag) in [(OUTCOMES_PATH, OUTCOMES_TAG), (OPS_PATH, OPS_TAG)] {
+            let mut keys = ImportKeys::new(tag);
             let reader = BufReader::with_capacity(1 << 20, File::open(from.join(relative))?);
             for line in reader.lines() {
                 let line = line?;
                 if line.trim().is_empty() {
                     continue;
                 }
+                let key = keys.key(line.as_bytes());
                 let record = if relative == OUTCOMES_PATH {
                     let Ok(row) = OutcomeRow::parse(line.as_bytes(), SigHashRule::Optional) else {
                         continue;
@@ -229,16 +259,15 @@ impl Sqlite {
                         received_at_ms: 0,
                     })
                 };
-                pending.push(record);
+                pending.push((key, record));
                 if pending.len() == batch {
                     rows += pending.len() as u64;
-                    self.write(&pending.iter().collect::<Vec<_>>())?;
-                    pending.clear();
+                    flush(self, &mut pending)?;
                 }
             }
         }
         rows += pending.len() as u64;
-        self.write(&pending.iter().collect::<Vec<_>>())?;
+        flush(self, &mut pending)?;
         Ok(rows)
     }
 
@@ -247,5 +276,44 @@ impl Sqlite {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(db: &Sqlite, table: &str) -> i64 {
+        db.conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// The SQLite import does the store's idempotency job: a second import of the same files
+    /// stores nothing, a line repeated within a file keeps both copies, and a grown file adds
+    /// only its new lines.
+    #[test]
+    fn import_is_idempotent_like_the_stores() {
+        let legacy = tempfile::tempdir().unwrap();
+        let row = r#"{"kind":"scenario","sig_hash":"pr1-aaaaaaaa","ok":true}"#;
+        let op = r#"{"timestamp":"2026-01-01T00:00:00.000Z","source":"bot","success":true}"#;
+        let write = |outcomes: &str, ops: &str| {
+            for (path, text) in [(OUTCOMES_PATH, outcomes), (OPS_PATH, ops)] {
+                let path = legacy.path().join(path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, text).unwrap();
+            }
+        };
+        write(&format!("{row}\n{row}\n"), &format!("{op}\n"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Sqlite::open(&dir.path().join(DB_FILE)).unwrap();
+        assert_eq!(db.import(legacy.path(), 2).unwrap(), 3);
+        assert_eq!((count(&db, "outcomes"), count(&db, "events")), (2, 1));
+        db.import(legacy.path(), 2).unwrap();
+        assert_eq!((count(&db, "outcomes"), count(&db, "events")), (2, 1));
+        write(&format!("{row}\n{row}\n{row}\n"), &format!("{op}\n"));
+        db.import(legacy.path(), 2).unwrap();
+        assert_eq!((count(&db, "outcomes"), count(&db, "events")), (3, 1));
+        assert_eq!(count(&db, "import_keys"), 4);
     }
 }

@@ -278,7 +278,8 @@ impl ExportJob {
     /// checkpoint reads, a `stat` and a read of at most [`TAIL_BYTES`] per file); a file found
     /// changed or shrunk is rebuilt in full, with a warning in the log.
     ///
-    /// Each file is exported on its own: one that fails is reported in its [`FileReport`] (and
+    /// Each file is exported on its own, both at once (on this thread and a scoped one): one
+    /// that fails is reported in its [`FileReport`] (and
     /// in [`ExportJob::problems`], and logged once per new problem) while the other goes on.
     /// `Err` only when the store cannot be read at all.
     pub fn run(&self) -> Result<ExportReport, ExportError> {
@@ -286,7 +287,16 @@ impl ExportJob {
         // files in a state the next run recovers from, so a poisoned lock is taken as is.
         let _running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let start = Instant::now();
-        let [outcomes, ops] = ExportFile::ALL.map(|file| self.run_file(file, &self.crash_hook));
+        // The two files share nothing but the store (each reads its own snapshot and keeps its
+        // own checkpoint): they are written at once, on this thread and one more.
+        let (outcomes, ops) = std::thread::scope(|scope| {
+            let ops = scope.spawn(|| self.run_file(ExportFile::Ops, &self.crash_hook));
+            let outcomes = self.run_file(ExportFile::Outcomes, &self.crash_hook);
+            let ops = ops
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (outcomes, ops)
+        });
         let (outcomes, ops) = (outcomes?, ops?);
         let report = ExportReport {
             outcomes,

@@ -26,6 +26,7 @@ mod pass1;
 mod pass2;
 mod pipeline;
 mod report;
+mod spill;
 mod verdicts;
 
 use std::path::{Path, PathBuf};
@@ -104,7 +105,9 @@ pub fn import(
     }
     let dir = LegacyDir::find(from)?;
     let mut report = ImportReport::default();
-    let found = pass1::run(&dir, options.strict, &mut report, progress)?;
+    // The verdict texts wait between the passes in an unnamed file beside the database.
+    let spill_dir = store.path().parent().unwrap_or(Path::new("."));
+    let found = pass1::run(&dir, spill_dir, options.strict, &mut report, progress)?;
     let n_rejected = found.line_problems.totals().rejected + report.totals().rejected;
     if options.strict && n_rejected > 0 {
         let mut rejections = found.line_problems.rejections;

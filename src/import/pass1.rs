@@ -2,22 +2,26 @@
 //! and, with `strict`, a check of every line, while other threads read the verdict files.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::lines::{self, parse_object_line, parse_row};
 use super::report::{ImportError, ImportReport, LegacySource, io_error};
+use super::spill::{SpillReader, SpillWriter, Spilled};
 use super::verdicts::{self, Identity};
 use super::{LegacyDir, LegacyFile, Progress, Unit};
 
 /// What pass 1 found, for pass 2.
 pub(super) struct Found {
-    /// The verdict files an audit row matches, by identity: their JSON.
-    pub matched: HashMap<Identity, String>,
-    /// The verdict files no audit row matches, by `audited_at`: `(audited_at, JSON)`.
-    pub waiting: VecDeque<(String, String)>,
+    /// The verdict files an audit row matches, by identity: where their JSON is in `spill`.
+    pub matched: HashMap<Identity, Spilled>,
+    /// The verdict files no audit row matches, by `audited_at`: `(audited_at, JSON in
+    /// `spill`)`.
+    pub waiting: VecDeque<(String, Spilled)>,
+    /// The verdict files' texts.
+    pub spill: SpillReader,
     /// With `strict`, the malformed lines (pass 2 would find them again as it reads, so they
     /// are not in the import's report).
     pub line_problems: ImportReport,
@@ -28,13 +32,19 @@ pub(super) struct Found {
 /// the verdict files' problems go to `report`.
 pub(super) fn run(
     dir: &LegacyDir,
+    spill_dir: &Path,
     strict: bool,
     report: &mut ImportReport,
     progress: &mut dyn Progress,
 ) -> Result<Found, ImportError> {
     let mut line_problems = ImportReport::default();
     let check_bytes = dir.outcomes.len + if strict { dir.ops.len } else { 0 };
-    let reads = FileReads::default();
+    let spill = SpillWriter::create_in(spill_dir).map_err(io_error(spill_dir))?;
+    let reads = FileReads {
+        done: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        spill,
+    };
     let (audit_rows, read) = std::thread::scope(|scope| {
         let lanes = reads.start(scope, &dir.verdict_files);
         // Should the checks fail (or panic), the lanes stop early instead of reading on.
@@ -48,10 +58,13 @@ pub(super) fn run(
         progress.phase("verdict files", n_files, Unit::Files);
         Ok::<_, ImportError>((audit_rows, reads.finish(lanes, progress)))
     })?;
-    let (matched, waiting) = sort_verdict_files(&dir.verdict_files, read, &audit_rows, report)?;
+    let (matched, waiting) =
+        sort_verdict_files(&dir.verdict_files, read, &audit_rows, spill_dir, report)?;
+    let spill = reads.spill.finish().map_err(io_error(spill_dir))?;
     Ok(Found {
         matched,
         waiting,
+        spill,
         line_problems,
     })
 }
@@ -117,9 +130,8 @@ fn check_ops(
 /// Sorts what was read of every verdict file (`read`, in `files` order): the verdicts an audit
 /// row matches (by identity, to enrich that row's verdict) and the ones none does, by
 /// `audited_at` (then by file name); unreadable or invalid files are reported. Their text
-/// is held in memory until pass 2 stores them (parsed again there: cheaper than a second read,
-/// since one open costs tens of microseconds), so the import needs about the verdict
-/// directory's size in memory.
+/// waits in the spill file until pass 2 stores them (parsed again there: cheaper than a second
+/// read of the file, since one open costs tens of microseconds).
 #[expect(
     clippy::type_complexity,
     reason = "a private pair of lookups, named at the call"
@@ -128,23 +140,25 @@ fn sort_verdict_files(
     files: &[PathBuf],
     read: Vec<FileRead>,
     audit_rows: &HashSet<Identity>,
+    spill_dir: &Path,
     report: &mut ImportReport,
-) -> Result<(HashMap<Identity, String>, VecDeque<(String, String)>), ImportError> {
+) -> Result<(HashMap<Identity, Spilled>, VecDeque<(String, Spilled)>), ImportError> {
     assert_eq!(read.len(), files.len(), "every verdict file was read");
     let mut matched = HashMap::new();
     let mut orphans = Vec::new();
     for (path, read) in files.iter().zip(read) {
         report.verdict_files.read += 1;
         match read {
-            Ok((identity, raw_json)) => {
+            Ok((identity, spilled)) => {
                 if audit_rows.contains(&identity) {
-                    matched.insert(identity, raw_json);
+                    matched.insert(identity, spilled);
                 } else {
                     let (_, _, audited_at) = identity;
-                    orphans.push((audited_at, path, raw_json));
+                    orphans.push((audited_at, path, spilled));
                 }
             }
             Err(verdicts::FileProblem::Io(e)) => return Err(io_error(path)(e)),
+            Err(verdicts::FileProblem::Spill(e)) => return Err(io_error(spill_dir)(e)),
             Err(e) => report.reject(LegacySource::VerdictFiles, path, None, e.to_string()),
         }
     }
@@ -156,17 +170,18 @@ fn sort_verdict_files(
     Ok((matched, waiting))
 }
 
-/// One verdict file read and parsed: the verdict's identity and JSON.
-type FileRead = Result<(Identity, String), verdicts::FileProblem>;
+/// One verdict file read and parsed: the verdict's identity and where its JSON went.
+type FileRead = Result<(Identity, Spilled), verdicts::FileProblem>;
 
 /// The verdict files read and parsed on one thread per core, at most 8 (opening a file costs
 /// microseconds, most of it in the kernel), in the background of pass 1's line checks.
-#[derive(Default)]
 struct FileReads {
     /// Files read so far, for the progress.
     done: AtomicU64,
     /// Set when the import stops before the reads are needed: the lanes stop early.
     stop: AtomicBool,
+    /// Where the lanes put the texts.
+    spill: SpillWriter,
 }
 
 impl FileReads {
@@ -187,8 +202,13 @@ impl FileReads {
                         if self.stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        let read = verdicts::read_file(path)
-                            .map(|v| (verdicts::identity_of(&v), v.raw_json));
+                        let read = verdicts::read_file(path).and_then(|v| {
+                            let spilled = self
+                                .spill
+                                .append(&v.raw_json)
+                                .map_err(verdicts::FileProblem::Spill)?;
+                            Ok((verdicts::identity_of(&v), spilled))
+                        });
                         out.push(read);
                         self.done.fetch_add(1, Ordering::Relaxed);
                     }

@@ -11,7 +11,8 @@ use super::lines::{
 };
 use super::pass1::Found;
 use super::pipeline::{Batch, CHUNK, PutKind};
-use super::report::{ImportError, ImportReport, LegacySource};
+use super::report::{ImportError, ImportReport, LegacySource, io_error};
+use super::spill::{SpillReader, Spilled};
 use super::verdicts::{self, Identity};
 use super::{LegacyDir, LegacyFile, Progress, Unit};
 use crate::model::{ObservedOp, OutcomeRow, Verdict, now_ms};
@@ -41,6 +42,8 @@ pub(super) fn run(
             report,
             matched: found.matched,
             orphans: found.waiting,
+            spill: found.spill,
+            spill_dir: store.path().parent().unwrap_or(std::path::Path::new(".")),
             now: now_ms(),
         };
         pass.outcomes(&dir.outcomes, progress)?;
@@ -55,10 +58,13 @@ struct Pass2<'r> {
     batch: Batch,
     report: &'r mut ImportReport,
     /// The verdict files an audit row matches, by identity, until that row takes its file.
-    matched: HashMap<Identity, String>,
+    matched: HashMap<Identity, Spilled>,
     /// Verdict files no audit row matches, `(audited_at, JSON)` by `audited_at`, waiting for
     /// their place in seq order.
-    orphans: VecDeque<(String, String)>,
+    orphans: VecDeque<(String, Spilled)>,
+    /// The verdict files' texts, and the directory it is in (for its errors).
+    spill: SpillReader,
+    spill_dir: &'r std::path::Path,
     /// The receipt time of every record the import makes.
     now: u64,
 }
@@ -75,9 +81,10 @@ impl Pass2<'_> {
             if audited_at.is_some_and(|limit| at.as_str() >= limit) {
                 break;
             }
-            let Some((_, text)) = self.orphans.pop_front() else {
+            let Some((_, spilled)) = self.orphans.pop_front() else {
                 break;
             };
+            let text = self.spill.read(spilled).map_err(io_error(self.spill_dir))?;
             // Validated when read in pass 1.
             let Ok(verdict) = Verdict::parse(&text) else {
                 continue;
@@ -140,7 +147,12 @@ impl Pass2<'_> {
             };
             self.push(put, PutKind::Outcome)?;
             if is_audit {
-                match audit_verdict(text, identity, &mut self.matched) {
+                let file_text = identity
+                    .and_then(|id| self.matched.remove(&id))
+                    .map(|spilled| self.spill.read(spilled))
+                    .transpose()
+                    .map_err(io_error(self.spill_dir))?;
+                match audit_verdict(text, file_text) {
                     Ok((verdict, put_kind)) => {
                         let record =
                             Record::Verdict(NewVerdict::new(verdict, None, None, self.now));
@@ -216,15 +228,12 @@ impl Pass2<'_> {
     }
 }
 
-/// The verdict of an audit row (`text`, claiming `identity`): the matching verdict file's,
-/// else one made from the row's fields, the one case that parses the row in full. A file's
-/// verdict is taken once; a second row of the same identity makes a duplicate anyway.
-fn audit_verdict(
-    text: &str,
-    identity: Option<Identity>,
-    matched: &mut HashMap<Identity, String>,
-) -> Result<(Verdict, PutKind), String> {
-    if let Some(file_text) = identity.and_then(|id| matched.remove(&id))
+/// The verdict of an audit row (`text`): the matching verdict file's (`file_text`, taken from
+/// the matched files by the row's identity), else one made from the row's fields, the one case
+/// that parses the row in full. A file's verdict is taken once; a second row of the same
+/// identity makes a duplicate anyway.
+fn audit_verdict(text: &str, file_text: Option<String>) -> Result<(Verdict, PutKind), String> {
+    if let Some(file_text) = file_text
         && let Ok(verdict) = Verdict::parse(&file_text)
     {
         return Ok((verdict, PutKind::VerdictFromFile));

@@ -59,6 +59,9 @@ pub(super) enum FileProblem {
     Io(#[from] std::io::Error),
     #[error("not a valid verdict: {0}")]
     Invalid(String),
+    /// Read and valid, but its text could not be kept for pass 2 (the spill file's error).
+    #[error("keeping its text for pass 2: {0}")]
+    Spill(std::io::Error),
 }
 
 /// Reads and validates one verdict file; its whole text becomes the verdict's raw JSON.

@@ -106,7 +106,7 @@ pub fn import(
     let dir = LegacyDir::find(from)?;
     let mut report = ImportReport::default();
     // The verdict texts wait between the passes in an unnamed file beside the database.
-    let spill_dir = store.path().parent().unwrap_or(Path::new("."));
+    let spill_dir = spill::dir_of(store.path());
     let found = pass1::run(&dir, spill_dir, options.strict, &mut report, progress)?;
     let n_rejected = found.line_problems.totals().rejected + report.totals().rejected;
     if options.strict && n_rejected > 0 {

@@ -43,7 +43,7 @@ pub(super) fn run(
             matched: found.matched,
             orphans: found.waiting,
             spill: found.spill,
-            spill_dir: store.path().parent().unwrap_or(std::path::Path::new(".")),
+            spill_dir: super::spill::dir_of(store.path()),
             now: now_ms(),
         };
         pass.outcomes(&dir.outcomes, progress)?;

@@ -14,6 +14,14 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
+/// The directory the spill file goes in: the database's.
+pub(super) fn dir_of(db_path: &Path) -> &Path {
+    match db_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// Where one text went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Spilled {

@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use redb::{ReadableTable, Table};
 
 use super::StoreError;
-use super::postings::{self, Posting, PostingsTable};
-use super::tables::verdict_identity_hash;
+use super::postings::{NewPostings, PostingsTable};
 
 /// A PR's counts by overall (approve, request_changes, block) and its newest verdict.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,15 +30,15 @@ pub(super) struct Deferred {
     pub pr_verdicts: Vec<(u32, u64, u64)>,
     /// `(claim_hash, repo, seq)` entries of `claim_hashes`.
     pub claim_hashes: Vec<(u64, u32, u64)>,
-    /// `(term, repo, posting)` appended to the blocks of `claim_terms`.
-    pub claim_terms: Vec<(String, u32, Posting)>,
+    /// Postings appended to the blocks of `claim_terms`.
+    pub claim_terms: NewPostings,
     /// `(source, seq)` entries of `events_by_source`.
-    pub by_source: Vec<(String, u64)>,
+    pub by_source: SeqsByText,
     /// `(event_kind, seq)` entries of `events_by_kind`.
-    pub by_kind: Vec<(String, u64)>,
-    /// Verdict identities `(repo, pr_number, head_sha, audited_at)` written by this
-    /// transaction, and their seqs: looked up by the identity check, inserted at the end.
-    pub new_ids: HashMap<(u32, u64, String, String), u64>,
+    pub by_kind: SeqsByText,
+    /// Verdict identities written by this transaction: looked up by the identity check,
+    /// inserted at the end.
+    pub new_ids: NewIdentities,
     /// Import keys and the seqs they became, when each key is looked up: a key seen twice in
     /// one transaction is a duplicate the second time, as it would be across transactions.
     pub new_keys: HashMap<Vec<u8>, u64>,
@@ -114,10 +113,7 @@ impl Deferred {
             client_keys,
             client_keys_by_time,
         } = t;
-        let ids: Vec<_> = new_ids
-            .into_iter()
-            .map(|((repo, pr, head, at), seq)| (repo, verdict_identity_hash(pr, &head, &at), seq))
-            .collect();
+        let ids = new_ids.into_entries();
         let prs: Vec<_> = prs.into_iter().collect();
         let heads: Vec<_> = heads.into_iter().collect();
         let client: Vec<_> = new_client_keys.into_iter().collect();
@@ -156,23 +152,87 @@ impl Deferred {
             claim_hashes_table.insert(*key, ())?;
             Ok(())
         })?;
-        let mut claim_terms = claim_terms;
-        claim_terms.sort_unstable();
-        postings::append_sorted(claim_terms_table, &claim_terms)?;
-        insert_sorted(by_source, |(source, seq)| {
-            events_by_source.insert((source.as_str(), *seq), ())?;
-            Ok(())
-        })?;
-        insert_sorted(by_kind, |(kind, seq)| {
-            events_by_kind.insert((kind.as_str(), *seq), ())?;
-            Ok(())
-        })?;
+        claim_terms.append_all(claim_terms_table)?;
+        by_source.insert_into(events_by_source)?;
+        by_kind.insert_into(events_by_kind)?;
         insert_sorted(client, |(key, (seq, created, fingerprint))| {
             client_keys.insert(key.as_slice(), (*seq, *created, *fingerprint))?;
             client_keys_by_time.insert((*created, key.as_slice()), ())?;
             Ok(())
         })?;
         Ok(n_keys)
+    }
+}
+
+/// `(text, seq)` index entries grouped by text (an event's source or kind: few texts, many
+/// seqs), one copy of each text per transaction.
+#[derive(Default)]
+pub(super) struct SeqsByText(foldhash::HashMap<String, Vec<u64>>);
+
+impl SeqsByText {
+    pub(super) fn push(&mut self, text: &str, seq: u64) {
+        match self.0.get_mut(text) {
+            Some(seqs) => seqs.push(seq),
+            None => {
+                self.0.insert(text.to_owned(), vec![seq]);
+            }
+        }
+    }
+
+    /// Inserts every entry, in key order.
+    fn insert_into(self, table: &mut Table<'_, (&'static str, u64), ()>) -> Result<(), StoreError> {
+        let mut groups: Vec<_> = self.0.into_iter().collect();
+        groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (text, mut seqs) in groups {
+            seqs.sort_unstable();
+            for seq in seqs {
+                table.insert((text.as_str(), seq), ())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Verdict identities written by a transaction, as `verdict_identities` keys them: `(repo,
+/// identity hash)` → seq. Two verdicts of one hash in one transaction (a repeated verdict
+/// finds the first and is not written, so only two identities sharing a hash) keep the second
+/// and later seqs in `more`.
+#[derive(Default)]
+pub(super) struct NewIdentities {
+    first: foldhash::HashMap<(u32, u64), u64>,
+    more: Vec<(u32, u64, u64)>,
+}
+
+impl NewIdentities {
+    pub(super) fn insert(&mut self, repo: u32, hash: u64, seq: u64) {
+        if let Some(&first) = self.first.get(&(repo, hash)) {
+            if first != seq {
+                self.more.push((repo, hash, seq));
+            }
+        } else {
+            self.first.insert((repo, hash), seq);
+        }
+    }
+
+    /// The seqs written under `(repo, hash)`, in write order.
+    pub(super) fn seqs(&self, repo: u32, hash: u64) -> impl Iterator<Item = u64> + '_ {
+        let first = self.first.get(&(repo, hash)).copied();
+        let more = self
+            .more
+            .iter()
+            .filter(move |&&(r, h, _)| (r, h) == (repo, hash))
+            .map(|&(_, _, seq)| seq);
+        first.into_iter().chain(more)
+    }
+
+    fn into_entries(self) -> Vec<(u32, u64, u64)> {
+        let mut entries: Vec<_> = self
+            .first
+            .into_iter()
+            .map(|((repo, hash), seq)| (repo, hash, seq))
+            .collect();
+        entries.extend(self.more);
+        entries
     }
 }
 
@@ -202,4 +262,38 @@ fn insert_sorted<T: Ord>(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_sharing_a_hash_in_one_transaction_keep_every_seq() {
+        let mut ids = NewIdentities::default();
+        ids.insert(1, 77, 10);
+        ids.insert(1, 77, 12);
+        ids.insert(2, 77, 11);
+        ids.insert(1, 78, 13);
+        assert_eq!(ids.seqs(1, 77).collect::<Vec<_>>(), [10, 12]);
+        assert_eq!(ids.seqs(2, 77).collect::<Vec<_>>(), [11]);
+        assert_eq!(ids.seqs(3, 77).count(), 0);
+        let mut entries = ids.into_entries();
+        entries.sort_unstable();
+        assert_eq!(
+            entries,
+            [(1, 77, 10), (1, 77, 12), (1, 78, 13), (2, 77, 11)]
+        );
+    }
+
+    #[test]
+    fn seqs_are_grouped_under_one_copy_of_their_text() {
+        let mut by_text = SeqsByText::default();
+        for (text, seq) in [("b", 3), ("a", 5), ("b", 1), ("a", 2)] {
+            by_text.push(text, seq);
+        }
+        let mut groups: Vec<_> = by_text.0.into_iter().collect();
+        groups.sort_unstable();
+        assert_eq!(groups, [("a".into(), vec![5, 2]), ("b".into(), vec![3, 1])]);
+    }
 }

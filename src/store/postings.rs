@@ -139,27 +139,44 @@ pub fn append(
     Ok(())
 }
 
-/// Appends postings given in `(term, repo, posting)` order, a run of one `(term, repo)` at a
-/// time.
-pub fn append_sorted(
-    table: &mut PostingsTable<'_>,
-    sorted: &[(String, u32, Posting)],
-) -> Result<(), StoreError> {
-    let mut start = 0;
-    let mut run = Vec::new();
-    while start < sorted.len() {
-        let (term, repo) = (&sorted[start].0, sorted[start].1);
-        let end = start
-            + sorted[start..]
-                .iter()
-                .take_while(|(t, r, _)| t == term && *r == repo)
-                .count();
-        run.clear();
-        run.extend(sorted[start..end].iter().map(|(_, _, p)| *p));
-        append(table, term, repo, &run)?;
-        start = end;
+/// Postings waiting to be appended, grouped by `(term, repo)`: one copy of each term per group
+/// rather than one per posting (a large import's transaction holds millions of postings of a
+/// few thousand terms).
+#[derive(Default)]
+pub struct NewPostings {
+    /// repo → term → postings, in the order pushed.
+    by_repo: foldhash::HashMap<u32, foldhash::HashMap<String, Vec<Posting>>>,
+}
+
+impl NewPostings {
+    pub fn push(&mut self, term: &str, repo: u32, posting: Posting) {
+        let terms = self.by_repo.entry(repo).or_default();
+        match terms.get_mut(term) {
+            Some(postings) => postings.push(posting),
+            None => {
+                terms.insert(term.to_owned(), vec![posting]);
+            }
+        }
     }
-    Ok(())
+
+    /// Appends every group, in `(term, repo)` key order, each group's postings in doc order.
+    pub fn append_all(self, table: &mut PostingsTable<'_>) -> Result<(), StoreError> {
+        let mut groups: Vec<(String, u32, Vec<Posting>)> = self
+            .by_repo
+            .into_iter()
+            .flat_map(|(repo, terms)| {
+                terms
+                    .into_iter()
+                    .map(move |(term, postings)| (term, repo, postings))
+            })
+            .collect();
+        groups.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        for (term, repo, mut postings) in groups {
+            postings.sort_unstable();
+            append(table, &term, repo, &postings)?;
+        }
+        Ok(())
+    }
 }
 
 /// Every posting of `term` in repository `repo`, or in every repository when `None`, in doc

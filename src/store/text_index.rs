@@ -88,7 +88,7 @@ fn clear_claim_terms(txn: &WriteTransaction) -> Result<(), StoreError> {
 /// seq indexed, `None` when there was none left.
 fn index_verdicts_after(txn: &WriteTransaction, after_seq: u64) -> Result<Option<u64>, StoreError> {
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-    let mut postings = Vec::new();
+    let mut postings = postings::NewPostings::default();
     let mut counters = CounterDeltas::default();
     let mut last = None;
     let mut ids = repos::RepoIds::open(txn)?;
@@ -115,13 +115,12 @@ fn index_verdicts_after(txn: &WriteTransaction, after_seq: u64) -> Result<Option
                     tf,
                     len: terms.len,
                 };
-                postings.push((term, repo, posting));
+                postings.push(&term, repo, posting);
             }
         }
     }
     drop(verdicts);
-    postings.sort_unstable();
-    postings::append_sorted(&mut txn.open_table(CLAIM_TERMS)?, &postings)?;
+    postings.append_all(&mut txn.open_table(CLAIM_TERMS)?)?;
     counters.apply(&mut txn.open_table(META)?)?;
     Ok(last)
 }

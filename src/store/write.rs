@@ -162,23 +162,25 @@ impl<'txn> Tables<'txn> {
     }
 
     /// The seq of the verdict with this identity, if one is stored or was written earlier in
-    /// this transaction: one range lookup of its hash, and a read of each verdict under that
-    /// hash (none for a new verdict, one for a repeated one, more only when two identities
-    /// share a 64-bit SHA-256 prefix).
+    /// this transaction, and the identity's hash: one range lookup of the hash, and a read of
+    /// each verdict under it (none for a new verdict, one for a repeated one, more only when
+    /// two identities share a 64-bit SHA-256 prefix).
     fn verdict_with_identity(
         &self,
-        identity: &(u32, u64, String, String),
-    ) -> Result<Option<u64>, StoreError> {
-        if let Some(&seq) = self.later.new_ids.get(identity) {
-            return Ok(Some(seq));
-        }
-        let (repo, pr, head, at) = identity;
-        let hash = verdict_identity_hash(*pr, head, at);
+        repo: u32,
+        pr: u64,
+        head: &str,
+        at: &str,
+    ) -> Result<(u64, Option<u64>), StoreError> {
+        let hash = verdict_identity_hash(pr, head, at);
+        let mut stored = Vec::new();
         for row in self
             .verdict_identities
-            .range((*repo, hash, 0)..=(*repo, hash, u64::MAX))?
+            .range((repo, hash, 0)..=(repo, hash, u64::MAX))?
         {
-            let seq = row?.0.value().2;
+            stored.push(row?.0.value().2);
+        }
+        for seq in self.later.new_ids.seqs(repo, hash).chain(stored) {
             let Some(bytes) = self.verdicts.get(seq)? else {
                 return Err(StoreError::Dangling {
                     index: "verdict_identities",
@@ -186,12 +188,12 @@ impl<'txn> Tables<'txn> {
                 });
             };
             let plain = plain_verdict(bytes.value(), seq)?;
-            let stored = verdict_ref(&plain, seq)?;
-            if stored.pr_number == *pr && stored.head_sha == head && stored.audited_at == at {
-                return Ok(Some(seq));
+            let found = verdict_ref(&plain, seq)?;
+            if found.pr_number == pr && found.head_sha == head && found.audited_at == at {
+                return Ok((hash, Some(seq)));
             }
         }
-        Ok(None)
+        Ok((hash, None))
     }
 }
 
@@ -320,8 +322,9 @@ fn put_verdict(
 ) -> Result<Written, StoreError> {
     let v = &new.verdict;
     let repo = t.repos.id_for_write(v.repo.as_str())?;
-    let identity = (repo, v.pr_number, v.head_sha.clone(), v.audited_at.clone());
-    if let Some(seq) = t.verdict_with_identity(&identity)? {
+    let (identity_hash, found) =
+        t.verdict_with_identity(repo, v.pr_number, &v.head_sha, &v.audited_at)?;
+    if let Some(seq) = found {
         return Ok(Written::Duplicate { seq });
     }
     let sig_hash = v.sig_hash();
@@ -334,7 +337,7 @@ fn put_verdict(
     later
         .by_sig
         .push((repo, sig_hash.clone(), KIND_VERDICT, seq));
-    later.new_ids.insert(identity, seq);
+    later.new_ids.insert(repo, identity_hash, seq);
     later.pr_verdicts.push((repo, v.pr_number, seq));
     let slot = overall_slot(v.overall.as_str());
     let pr = later.prs.entry((repo, v.pr_number)).or_default();
@@ -358,7 +361,7 @@ fn put_verdict(
                 tf: *tf,
                 len: terms.len,
             };
-            later.claim_terms.push((term.clone(), repo, posting));
+            later.claim_terms.push(term, repo, posting);
         }
         count_claim_doc(counters, repo, terms.len, 1);
     }
@@ -439,12 +442,12 @@ fn put_event(
         .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
     let repo = t.repos.id_for_write(&value.repo)?;
     let later = &mut *t.later;
-    later.by_source.push((value.source.clone(), seq));
+    later.by_source.push(&value.source, seq);
     if let Some(sig_hash) = &value.sig_hash {
         later.by_sig.push((repo, sig_hash.clone(), KIND_EVENT, seq));
     }
     if let Some(kind) = &value.event_kind {
-        later.by_kind.push((kind.clone(), seq));
+        later.by_kind.push(kind, seq);
     }
     count_event(counters, &value, 1);
     Ok(seq)

@@ -468,6 +468,21 @@ fn repeated_verdict_is_a_duplicate_and_a_reaudit_is_new() {
     assert_eq!(n_verdicts, 2);
     let stats = store.stats().unwrap();
     assert_eq!((stats.verdicts, stats.outcomes, stats.events), (2, 2, 2));
+
+    // A new verdict twice in the batch that stores it: the second finds the first, written
+    // earlier in the same transaction.
+    let other = synth.verdict();
+    let both = store
+        .write(&[
+            verdict_record(other.as_bytes(), 5).unwrap().into(),
+            verdict_record(other.as_bytes(), 6).unwrap().into(),
+        ])
+        .unwrap();
+    let Written::Stored { seq: new_seq, .. } = both[0] else {
+        panic!("{both:?}")
+    };
+    assert_eq!(both[1], Written::Duplicate { seq: new_seq });
+    assert_eq!(store.stats().unwrap().verdicts, 3);
 }
 
 /// Verdict identities are indexed by a 64-bit hash: a verdict whose hash is already taken by
@@ -1165,9 +1180,7 @@ fn the_claims_index_is_built_resumed_rebuilt_and_checked() {
         }
         txn.delete_table(tables::CLAIM_TERMS).unwrap();
         let mut table = txn.open_table(tables::CLAIM_TERMS).unwrap();
-        let mut sorted = kept;
-        sorted.sort_unstable();
-        postings::append_sorted(&mut table, &sorted).unwrap();
+        write_postings(&mut table, &kept);
         let (n_docs, n_len) = (docs.len() as u64, docs.values().sum::<u64>());
         let mut meta = txn.open_table(tables::META).unwrap();
         for (key, less) in [
@@ -1199,8 +1212,7 @@ fn the_claims_index_is_built_resumed_rebuilt_and_checked() {
         }
         txn.delete_table(tables::CLAIM_TERMS).unwrap();
         let mut table = txn.open_table(tables::CLAIM_TERMS).unwrap();
-        all.sort_unstable();
-        postings::append_sorted(&mut table, &all).unwrap();
+        write_postings(&mut table, &all);
     });
     let found = check().problems;
     assert!(
@@ -1220,4 +1232,16 @@ fn the_claims_index_is_built_resumed_rebuilt_and_checked() {
         "{found:?}"
     );
     drop(dir);
+}
+
+/// Writes `entries` into an emptied `claim_terms` table as the write path would.
+fn write_postings(
+    table: &mut lakehouse_kb::store::postings::PostingsTable<'_>,
+    entries: &[(String, u32, lakehouse_kb::store::postings::Posting)],
+) {
+    let mut new = lakehouse_kb::store::postings::NewPostings::default();
+    for (term, repo, posting) in entries {
+        new.push(term, *repo, *posting);
+    }
+    new.append_all(table).unwrap();
 }

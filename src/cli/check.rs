@@ -30,6 +30,7 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
     let path = global.db_path();
     let mut store = open_store_for(
         global,
+        global.store_options(),
         "check the database",
         "check a backup of it instead (lakehouse-kb backup DEST, then --data DEST check)",
         false,

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::output::{self, Level};
 use super::{GlobalArgs, open_store_for};
 use crate::import::{self, ImportError, ImportOptions, ImportReport, Progress, Unit};
+use crate::store::IMPORT_CACHE_MB;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -41,6 +42,7 @@ pub fn run(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating {}", global.data.display()))?;
     let store = open_store_for(
         global,
+        global.store_options_with_cache(IMPORT_CACHE_MB),
         "import",
         "stop the server, import, then start it again",
         true,

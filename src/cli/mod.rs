@@ -50,9 +50,10 @@ pub struct GlobalArgs {
         global = true
     )]
     pub data: PathBuf,
-    /// redb page cache size in MiB
-    #[arg(long, value_name = "MB", env = "LAKEHOUSE_KB_CACHE_MB", default_value_t = DEFAULT_CACHE_MB, global = true)]
-    pub cache_mb: usize,
+    /// redb page cache size in MiB [default: 64; for import 32, which writes and gains nothing
+    /// from a larger read cache]
+    #[arg(long, value_name = "MB", env = "LAKEHOUSE_KB_CACHE_MB", global = true)]
+    pub cache_mb: Option<usize>,
     /// Save redb's allocator state with every commit so a restart after a crash is almost
     /// instant instead of a repair proportional to the file; commits cost more (see
     /// docs/RELIABILITY.md)
@@ -115,6 +116,12 @@ impl GlobalArgs {
 
     /// Store options with redb's crash repair reported in the log as it runs.
     pub fn store_options(&self) -> StoreOptions {
+        self.store_options_with_cache(DEFAULT_CACHE_MB)
+    }
+
+    /// [`GlobalArgs::store_options`], with a page cache of `default_mb` unless `--cache-mb`
+    /// says otherwise.
+    pub fn store_options_with_cache(&self, default_mb: usize) -> StoreOptions {
         // One line per 5% step: redb calls back far more often on a large file.
         let last_step = std::sync::atomic::AtomicI64::new(-1);
         let on_repair = std::sync::Arc::new(move |progress: f64| {
@@ -128,7 +135,7 @@ impl GlobalArgs {
         });
 
         StoreOptions {
-            cache_mb: self.cache_mb,
+            cache_mb: self.cache_mb.unwrap_or(default_mb),
             on_repair: Some(on_repair),
             quick_repair: self.quick_repair,
             ..StoreOptions::default()
@@ -282,6 +289,7 @@ fn init_tracing(style: output::Style, filter: &str) {
 /// With `create`, a missing database is created.
 fn open_store_for(
     global: &GlobalArgs,
+    options: StoreOptions,
     command: &str,
     instead: &str,
     create: bool,
@@ -290,7 +298,7 @@ fn open_store_for(
     if !create {
         require_db(&path)?;
     }
-    match Store::open(&path, global.store_options()) {
+    match Store::open(&path, options) {
         Ok(store) => Ok(store),
         Err(err @ StoreError::InUse { .. }) => Err(anyhow::Error::new(err)
             .context(format!("cannot {command} while the server runs: {instead}"))),

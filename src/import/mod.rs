@@ -41,10 +41,10 @@ pub use report::{FileCounts, ImportError, ImportReport, Problem, Totals, Verdict
 /// Puts per write transaction by default. Each commit rewrites every B-tree page it touched,
 /// and the import keys, sig_hash and claim indexes take random keys, so a commit touches pages
 /// all over those trees; their entries wait for the commit, sorted, so a transaction builds
-/// each index in one pass. Fewer, larger commits: each page is rewritten fewer times, for more
-/// memory (the waiting entries). Measured on a 1M-line directory
-/// (docs/benchmarks/log-2026-11.md).
-pub const DEFAULT_BATCH_SIZE: usize = 1_000_000;
+/// each index in one pass. Fewer, larger commits rewrite each page fewer times, for more memory
+/// (the waiting entries). On a 1M-line directory, 250,000 took as long as 1,000,000 and held
+/// about 100 MiB less at its peak (docs/BENCHMARKS.md).
+pub const DEFAULT_BATCH_SIZE: usize = 250_000;
 
 /// At most this many rejections and warnings are listed in a report; all are counted.
 pub const MAX_LISTED: usize = 1_000;
@@ -103,11 +103,13 @@ pub fn import(
     if !from.is_dir() {
         return Err(ImportError::NotADirectory(from.to_owned()));
     }
-    let dir = LegacyDir::find(from)?;
+    let mut dir = LegacyDir::find(from)?;
     let mut report = ImportReport::default();
     // The verdict texts wait between the passes in an unnamed file beside the database.
     let spill_dir = spill::dir_of(store.path());
     let found = pass1::run(&dir, spill_dir, options.strict, &mut report, progress)?;
+    // Pass 2 reads the texts from the spill file, not the files: their list goes.
+    dir.verdict_files = Vec::new();
     let n_rejected = found.line_problems.totals().rejected + report.totals().rejected;
     if options.strict && n_rejected > 0 {
         let mut rejections = found.line_problems.rejections;

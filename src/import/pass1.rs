@@ -149,11 +149,10 @@ fn sort_verdict_files(
     for (path, read) in files.iter().zip(read) {
         report.verdict_files.read += 1;
         match read {
-            Ok((identity, spilled)) => {
+            Ok((identity, audited_at, spilled)) => {
                 if audit_rows.contains(&identity) {
                     matched.insert(identity, spilled);
                 } else {
-                    let (_, _, audited_at) = identity;
                     orphans.push((audited_at, path, spilled));
                 }
             }
@@ -170,8 +169,9 @@ fn sort_verdict_files(
     Ok((matched, waiting))
 }
 
-/// One verdict file read and parsed: the verdict's identity and where its JSON went.
-type FileRead = Result<(Identity, Spilled), verdicts::FileProblem>;
+/// One verdict file read and parsed: the verdict's identity, its `audited_at` and where its
+/// JSON went.
+type FileRead = Result<(Identity, String, Spilled), verdicts::FileProblem>;
 
 /// The verdict files read and parsed on one thread per core, at most 8 (opening a file costs
 /// microseconds, most of it in the kernel), in the background of pass 1's line checks.
@@ -207,7 +207,7 @@ impl FileReads {
                                 .spill
                                 .append(&v.raw_json)
                                 .map_err(verdicts::FileProblem::Spill)?;
-                            Ok((verdicts::identity_of(&v), spilled))
+                            Ok((verdicts::identity_of(&v), v.audited_at, spilled))
                         });
                         out.push(read);
                         self.done.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::jsjson::ObjectWriter;
 use crate::model::verdict::whole_number;
@@ -13,11 +14,28 @@ use crate::model::{FieldError, Verdict};
 use super::lines::RowHead;
 
 /// What makes a verdict the same verdict: `(pr_number, head_sha, audited_at)`, as the store's
-/// verdict identity (checked within a sig_hash by `Store::write`).
-pub(super) type Identity = (u64, String, String);
+/// verdict identity. Held as the first 16 bytes of SHA-256 over the three fields: the import
+/// keeps one per verdict file between its passes, and the fields' texts would take several
+/// times the room (a collision, at 2^-128 per pair, would give a row another file's verdict).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Identity([u8; 16]);
+
+impl Identity {
+    pub(super) fn of(pr_number: u64, head_sha: &str, audited_at: &str) -> Identity {
+        let mut hasher = Sha256::new();
+        hasher.update(pr_number.to_le_bytes());
+        // The head's length first, so that no two field splits hash the same bytes.
+        hasher.update((head_sha.len() as u64).to_le_bytes());
+        hasher.update(head_sha.as_bytes());
+        hasher.update(audited_at.as_bytes());
+        let mut bytes = [0; 16];
+        bytes.copy_from_slice(&hasher.finalize()[..16]);
+        Identity(bytes)
+    }
+}
 
 pub(super) fn identity_of(v: &Verdict) -> Identity {
-    (v.pr_number, v.head_sha.clone(), v.audited_at.clone())
+    Identity::of(v.pr_number, &v.head_sha, &v.audited_at)
 }
 
 /// The identity an audit row claims, when its fields have the right types.
@@ -26,7 +44,11 @@ pub(super) fn identity_of(v: &Verdict) -> Identity {
 /// `pr_number` is at most that), so it is not refused here.
 pub(super) fn head_identity(head: &RowHead) -> Option<Identity> {
     let pr_number = whole_number(head.pr_number.as_ref()?)?;
-    Some((pr_number, head.head_sha.clone()?, head.audited_at.clone()?))
+    Some(Identity::of(
+        pr_number,
+        head.head_sha.as_deref()?,
+        head.audited_at.as_deref()?,
+    ))
 }
 
 /// The `*.json` files of the verdict directory, by name; none when the directory is missing.
@@ -154,30 +176,46 @@ mod tests {
     fn an_audit_row_claims_an_identity_only_with_fields_of_the_right_types() {
         let identity = |line: &str| {
             let (_, head) = crate::import::lines::parse_row(line.as_bytes()).unwrap();
-            head_identity(&head).map(|(pr, _, _)| pr)
+            head_identity(&head)
         };
+        let id = |pr| Some(Identity::of(pr, "h", "a"));
         let with = |pr: &str| format!(r#"{{"pr_number":{pr},"head_sha":"h","audited_at":"a"}}"#);
-        assert_eq!(identity(&with("4")), Some(4));
-        assert_eq!(identity(&with("4.0")), Some(4));
-        assert_eq!(identity(&with("1e2")), Some(100));
+        assert_eq!(identity(&with("4")), id(4));
+        assert_eq!(identity(&with("4.0")), id(4));
+        assert_eq!(identity(&with("1e2")), id(100));
         assert_eq!(
             identity(&with("9007199254740991.0")),
-            Some(9_007_199_254_740_991)
+            id(9_007_199_254_740_991)
         );
         assert_eq!(identity(&with("9007199254740992.0")), None);
-        assert_eq!(identity(&with("18446744073709551615")), Some(u64::MAX));
-        assert_eq!(identity(&with("-0.0")), Some(0));
+        assert_eq!(identity(&with("18446744073709551615")), id(u64::MAX));
+        assert_eq!(identity(&with("-0.0")), id(0));
         for pr in ["4.5", "-1", "-1.0", "\"4\"", "null", "18446744073709551616"] {
             assert_eq!(identity(&with(pr)), None, "{pr}");
         }
         // The last of repeated keys counts, as in JSON.parse; an escaped key is the same key.
         let line = r#"{"pr_number":1,"head_sha":"h","audited_at":"a","pr\u005fnumber":2}"#;
-        assert_eq!(identity(line), Some(2));
+        assert_eq!(identity(line), id(2));
         assert_eq!(identity(r#"{"head_sha":"h","audited_at":"a"}"#), None);
         assert_eq!(
             identity(r#"{"pr_number":1,"head_sha":7,"audited_at":"a"}"#),
             None
         );
+    }
+
+    #[test]
+    fn identities_differ_when_any_field_or_the_split_between_them_does() {
+        let base = Identity::of(1, "ab", "c");
+        assert_eq!(base, Identity::of(1, "ab", "c"));
+        for other in [
+            Identity::of(2, "ab", "c"),
+            Identity::of(1, "AB", "c"),
+            Identity::of(1, "a", "bc"),
+            Identity::of(1, "abc", ""),
+            Identity::of(1, "ab", "d"),
+        ] {
+            assert_ne!(base, other);
+        }
     }
 
     #[test]
@@ -194,10 +232,10 @@ mod tests {
         );
         assert_eq!(
             head_identity(&crate::import::lines::parse_row(line.as_bytes()).unwrap().1),
-            Some((
+            Some(Identity::of(
                 1,
-                "e9e0d501ff8789cc67d571bd52f177119c19e495".into(),
-                "2026-04-01T09:15:13.330Z".into()
+                "e9e0d501ff8789cc67d571bd52f177119c19e495",
+                "2026-04-01T09:15:13.330Z"
             ))
         );
     }

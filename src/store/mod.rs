@@ -78,6 +78,11 @@ pub const DB_FILE: &str = "kb.redb";
 /// Default page cache: enough for the hot part of a few million rows, far from redb's 1 GiB.
 pub const DEFAULT_CACHE_MB: usize = 64;
 
+/// The import's default page cache. The import writes; a larger read cache does not speed it
+/// (1M legacy lines took the same time with 16, 32 and 64 MiB: docs/BENCHMARKS.md) and only
+/// adds to its peak memory.
+pub const IMPORT_CACHE_MB: usize = 32;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path} is open in another process (a running lakehouse-kb server?)")]

@@ -12,7 +12,7 @@ use anyhow::{Context, bail, ensure};
 use lakehouse_kb::export::ExportJob;
 use lakehouse_kb::import::{self, ImportOptions, NoProgress};
 use lakehouse_kb::intake::event_record;
-use lakehouse_kb::store::{DB_FILE, Put, Record, Store, StoreOptions};
+use lakehouse_kb::store::{DB_FILE, IMPORT_CACHE_MB, Put, Record, Store, StoreOptions};
 use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -283,7 +283,12 @@ fn import_into(system: System, dir: &Path, from: &Path) -> anyhow::Result<Figure
     let start = Instant::now();
     let rows = match system {
         System::Store => {
-            let store = Store::open(&dir.join(DB_FILE), StoreOptions::default())?;
+            // As `lakehouse-kb import` opens it.
+            let options = StoreOptions {
+                cache_mb: IMPORT_CACHE_MB,
+                ..StoreOptions::default()
+            };
+            let store = Store::open(&dir.join(DB_FILE), options)?;
             let report = import::import(&store, from, &ImportOptions::default(), &mut NoProgress)?;
             ensure!(
                 report.outcomes.rejected + report.ops.rejected == 0,

@@ -284,14 +284,29 @@ pub(super) fn describe(line: &Line<'_>, why: &Malformed) -> String {
 /// the benchmarks, whose SQLite import keeps the same keys.)
 pub struct ImportKeys {
     tag: u8,
+    /// Occurrences so far of each line counted.
     seen: foldhash::HashMap<[u8; 16], u32>,
+    /// When known, the only lines that can occur more than once: the others are not counted.
+    repeats: Option<Repeats>,
 }
 
 impl ImportKeys {
+    /// Keys that count every line's occurrences (a map entry per distinct line).
     pub fn new(tag: u8) -> ImportKeys {
         ImportKeys {
             tag,
             seen: foldhash::HashMap::default(),
+            repeats: None,
+        }
+    }
+
+    /// Keys that count only the occurrences of the lines `repeats` names (found by a first
+    /// read of the same lines), every other line being its file's only copy: the same keys as
+    /// [`ImportKeys::new`] gives, without an entry per line.
+    pub fn with_repeats(tag: u8, repeats: Repeats) -> ImportKeys {
+        ImportKeys {
+            repeats: Some(repeats),
+            ..ImportKeys::new(tag)
         }
     }
 
@@ -299,19 +314,87 @@ impl ImportKeys {
         let digest = Sha256::digest(line);
         let mut hash = [0; 16];
         hash.copy_from_slice(&digest[..16]);
-        let occurrence = self.seen.entry(hash).or_insert(0);
+        let occurrence = match &self.repeats {
+            Some(repeats) if !repeats.may_repeat(line) => 0,
+            _ => {
+                let seen = self.seen.entry(hash).or_insert(0);
+                let occurrence = *seen;
+                *seen = seen.saturating_add(1);
+                occurrence
+            }
+        };
         let mut key = Vec::with_capacity(21);
         key.push(self.tag);
         key.extend_from_slice(&hash);
         key.extend_from_slice(&occurrence.to_be_bytes());
-        *occurrence = occurrence.saturating_add(1);
         key
     }
+}
+
+/// The lines of a file that may occur in it more than once, by a 64-bit hash of their bytes:
+/// every hash met twice while the file is read. A line met twice is always among them; another
+/// line whose hash it shares is too, and is merely counted. Finding them holds 8 bytes per line
+/// until [`RepeatsFinder::finish`]; the result, only the repeated hashes.
+#[derive(Debug, Default)]
+pub struct Repeats(foldhash::HashSet<u64>);
+
+impl Repeats {
+    pub fn may_repeat(&self, line: &[u8]) -> bool {
+        !self.0.is_empty() && self.0.contains(&line_hash(line))
+    }
+}
+
+/// Collects the hashes of a file's lines for [`Repeats`].
+#[derive(Debug, Default)]
+pub struct RepeatsFinder(Vec<u64>);
+
+impl RepeatsFinder {
+    pub fn add(&mut self, line: &[u8]) {
+        self.0.push(line_hash(line));
+    }
+
+    pub fn finish(self) -> Repeats {
+        let mut hashes = self.0;
+        hashes.sort_unstable();
+        Repeats(
+            hashes
+                .windows(2)
+                .filter(|pair| pair[0] == pair[1])
+                .map(|pair| pair[0])
+                .collect(),
+        )
+    }
+}
+
+/// The same hash for the same bytes in every run (a fixed seed).
+fn line_hash(line: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::with_seed(0x6c61_6b65_686f_7573).hash_one(line)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_counting_only_repeats_equal_keys_counting_every_line() {
+        let lines: Vec<&[u8]> = vec![b"a", b"b", b"a", b"c", b"b", b"a", b"d", b"", b"c"];
+        let mut finder = RepeatsFinder::default();
+        lines.iter().for_each(|line| finder.add(line));
+        let repeats = finder.finish();
+        assert!(repeats.may_repeat(b"a") && repeats.may_repeat(b"b") && repeats.may_repeat(b"c"));
+        assert!(!repeats.may_repeat(b"d") && !repeats.may_repeat(b""));
+        let mut every = ImportKeys::new(OPS_TAG);
+        let mut only = ImportKeys::with_repeats(OPS_TAG, repeats);
+        for line in &lines {
+            assert_eq!(only.key(line), every.key(line), "{line:?}");
+        }
+        // Only the repeated lines were counted.
+        assert_eq!(only.seen.len(), 3);
+        assert_eq!(every.seen.len(), 5);
+        // A line the first read did not see (the file grew since) is taken for a single one.
+        assert_eq!(only.key(b"e"), ImportKeys::new(OPS_TAG).key(b"e"));
+    }
 
     #[test]
     fn keys_count_occurrences_per_exact_line() {

@@ -16,9 +16,10 @@
 //! time, and a legacy file that grew since gets only its new lines in.
 //!
 //! Two passes over the files. The first collects the audit rows' identities (to find the
-//! verdict files no row matches) and, with `strict`, validates every line and file, so that a
-//! strict import with any malformed line commits nothing; the verdict files are read on other
-//! threads meanwhile. The second writes, in transactions of `batch_size` puts, applied by a
+//! verdict files no row matches) and the lines each file repeats (so that the import keys
+//! count occurrences of those lines only, not of every line), and, with `strict`, validates
+//! every line and file, so that a strict import with any malformed line commits nothing; the
+//! verdict files are read on other threads meanwhile. The second writes, in transactions of `batch_size` puts, applied by a
 //! writer thread in order while the next puts are parsed.
 
 pub mod lines;

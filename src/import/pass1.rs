@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
-use super::lines::{self, parse_object_line, parse_row};
+use super::lines::{self, Repeats, RepeatsFinder, parse_object_line, parse_row};
 use super::report::{ImportError, ImportReport, LegacySource, io_error};
 use super::spill::{SpillReader, SpillWriter, Spilled};
 use super::verdicts::{self, Identity};
@@ -25,11 +25,14 @@ pub(super) struct Found {
     /// With `strict`, the malformed lines (pass 2 would find them again as it reads, so they
     /// are not in the import's report).
     pub line_problems: ImportReport,
+    /// The lines of each file that may occur in it more than once, for its import keys.
+    pub outcomes_repeats: Repeats,
+    pub ops_repeats: Repeats,
 }
 
-/// Pass 1: checks the lines of `dir` (with `strict`, all of them; else only what can be an
-/// audit row) while the verdict files are read on other threads, and sorts the verdict files;
-/// the verdict files' problems go to `report`.
+/// Pass 1: reads the lines of `dir` for the lines each file repeats and checks them (with
+/// `strict`, all of them; else only what can be an audit row) while the verdict files are read
+/// on other threads, and sorts the verdict files; the verdict files' problems go to `report`.
 pub(super) fn run(
     dir: &LegacyDir,
     spill_dir: &Path,
@@ -38,25 +41,29 @@ pub(super) fn run(
     progress: &mut dyn Progress,
 ) -> Result<Found, ImportError> {
     let mut line_problems = ImportReport::default();
-    let check_bytes = dir.outcomes.len + if strict { dir.ops.len } else { 0 };
+    let check_bytes = dir.outcomes.len + dir.ops.len;
     let spill = SpillWriter::create_in(spill_dir).map_err(io_error(spill_dir))?;
     let reads = FileReads {
         done: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         spill,
     };
-    let (audit_rows, read) = std::thread::scope(|scope| {
+    let (audit_rows, outcomes_repeats, ops_repeats, read) = std::thread::scope(|scope| {
         let lanes = reads.start(scope, &dir.verdict_files);
         // Should the checks fail (or panic), the lanes stop early instead of reading on.
         let _stop = StopOnDrop(&reads.stop);
         progress.phase("checking", check_bytes, Unit::Bytes);
-        let audit_rows = check_outcomes(&dir.outcomes, strict, &mut line_problems, progress)?;
-        if strict {
-            check_ops(&dir.ops, &mut line_problems, progress)?;
-        }
+        let (audit_rows, outcomes_repeats) =
+            check_outcomes(&dir.outcomes, strict, &mut line_problems, progress)?;
+        let ops_repeats = check_ops(&dir.ops, strict, &mut line_problems, progress)?;
         let n_files = dir.verdict_files.len() as u64;
         progress.phase("verdict files", n_files, Unit::Files);
-        Ok::<_, ImportError>((audit_rows, reads.finish(lanes, progress)))
+        Ok::<_, ImportError>((
+            audit_rows,
+            outcomes_repeats,
+            ops_repeats,
+            reads.finish(lanes, progress),
+        ))
     })?;
     let (matched, waiting) =
         sort_verdict_files(&dir.verdict_files, read, &audit_rows, spill_dir, report)?;
@@ -66,11 +73,13 @@ pub(super) fn run(
         waiting,
         spill,
         line_problems,
+        outcomes_repeats,
+        ops_repeats,
     })
 }
 
-/// Pass 1 over `outcomes.jsonl`: the identities of its audit rows; with `strict`, every line
-/// is checked. Without it only lines that can be audit rows are parsed: a JSON string `audit`
+/// Pass 1 over `outcomes.jsonl`: the identities of its audit rows and the lines it repeats;
+/// with `strict`, every line is checked. Without it only lines that can be audit rows are parsed: a JSON string `audit`
 /// is written either as the bytes `"audit"` or with a `\u` escape. (A missed audit row would
 /// have its verdict file taken for one without a row, and the file's JSON lost to the
 /// verdict made from the row.)
@@ -79,9 +88,13 @@ fn check_outcomes(
     strict: bool,
     report: &mut ImportReport,
     progress: &mut dyn Progress,
-) -> Result<HashSet<Identity>, ImportError> {
+) -> Result<(HashSet<Identity>, Repeats), ImportError> {
     let mut audit_rows = HashSet::new();
+    let mut repeats = RepeatsFinder::default();
     file.for_each_line(progress, |line| {
+        if !line.is_blank() {
+            repeats.add(line.bytes);
+        }
         let may_be_audit = contains(line.bytes, b"\"audit\"") || contains(line.bytes, b"\\u");
         if line.is_blank() || !(strict || may_be_audit) {
             return Ok(());
@@ -107,24 +120,30 @@ fn check_outcomes(
         }
         Ok(())
     })?;
-    Ok(audit_rows)
+    Ok((audit_rows, repeats.finish()))
 }
 
-/// Pass 1 over `ops.jsonl` (strict only): every line must be a JSON object.
+/// Pass 1 over `ops.jsonl`: the lines it repeats; with `strict`, every line must be a JSON
+/// object.
 fn check_ops(
     file: &LegacyFile,
+    strict: bool,
     report: &mut ImportReport,
     progress: &mut dyn Progress,
-) -> Result<(), ImportError> {
+) -> Result<Repeats, ImportError> {
+    let mut repeats = RepeatsFinder::default();
     file.for_each_line(progress, |line| {
-        if !line.is_blank()
-            && let Err(why) = parse_object_line(line.bytes)
-        {
+        if line.is_blank() {
+            return Ok(());
+        }
+        repeats.add(line.bytes);
+        if strict && let Err(why) = parse_object_line(line.bytes) {
             let message = lines::describe(line, &why);
             report.reject(LegacySource::Ops, &file.path, Some(line.number), message);
         }
         Ok(())
-    })
+    })?;
+    Ok(repeats.finish())
 }
 
 /// Sorts what was read of every verdict file (`read`, in `files` order): the verdicts an audit

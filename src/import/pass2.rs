@@ -7,7 +7,7 @@ use foldhash::HashMap;
 use serde_json::{Map, Value};
 
 use super::lines::{
-    self, ImportKeys, OPS_TAG, OUTCOMES_TAG, RowHead, parse_object_line, parse_row,
+    self, ImportKeys, OPS_TAG, OUTCOMES_TAG, Repeats, RowHead, parse_object_line, parse_row,
 };
 use super::pass1::Found;
 use super::pipeline::{Batch, CHUNK, PutKind};
@@ -46,9 +46,9 @@ pub(super) fn run(
             spill_dir: super::spill::dir_of(store.path()),
             now: now_ms(),
         };
-        pass.outcomes(&dir.outcomes, progress)?;
+        pass.outcomes(&dir.outcomes, found.outcomes_repeats, progress)?;
         pass.put_orphans_audited_before(None)?;
-        pass.ops(&dir.ops, progress)?;
+        pass.ops(&dir.ops, found.ops_repeats, progress)?;
         pass.batch.finish(pass.report)
     })
 }
@@ -95,13 +95,14 @@ impl Pass2<'_> {
         Ok(())
     }
 
-    /// Pass 2 over `outcomes.jsonl`.
+    /// Pass 2 over `outcomes.jsonl`, whose repeated lines pass 1 found.
     fn outcomes(
         &mut self,
         file: &LegacyFile,
+        repeats: Repeats,
         progress: &mut dyn Progress,
     ) -> Result<(), ImportError> {
-        let mut keys = ImportKeys::new(OUTCOMES_TAG);
+        let mut keys = ImportKeys::with_repeats(OUTCOMES_TAG, repeats);
         file.for_each_line(progress, |line| {
             self.report.outcomes.read += 1;
             if line.is_blank() {
@@ -174,9 +175,14 @@ impl Pass2<'_> {
         })
     }
 
-    /// Pass 2 over `ops.jsonl`.
-    fn ops(&mut self, file: &LegacyFile, progress: &mut dyn Progress) -> Result<(), ImportError> {
-        let mut keys = ImportKeys::new(OPS_TAG);
+    /// Pass 2 over `ops.jsonl`, whose repeated lines pass 1 found.
+    fn ops(
+        &mut self,
+        file: &LegacyFile,
+        repeats: Repeats,
+        progress: &mut dyn Progress,
+    ) -> Result<(), ImportError> {
+        let mut keys = ImportKeys::with_repeats(OPS_TAG, repeats);
         file.for_each_line(progress, |line| {
             self.report.ops.read += 1;
             if line.is_blank() {

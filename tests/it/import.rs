@@ -180,6 +180,33 @@ fn a_grown_legacy_file_brings_only_its_new_lines() {
     assert_same_bytes("ops", &std::fs::read(out.join(OPS)).unwrap(), &ops);
 }
 
+/// The same line three times in one file is three records, and a second import of the file
+/// stores none of them again (its import keys count that line's occurrences; a line met once
+/// is not counted).
+#[test]
+fn a_line_repeated_in_its_file_keeps_every_copy_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    copy_dir(&fixtures(), &legacy);
+    let mut ops = std::fs::read(legacy.join(OPS)).unwrap();
+    let first_line = ops
+        .split_inclusive(|&b| b == b'\n')
+        .next()
+        .unwrap()
+        .to_vec();
+    ops.extend_from_slice(&first_line);
+    ops.extend_from_slice(&first_line);
+    write(&legacy, OPS, &ops);
+    let store = open_store(dir.path());
+    let first = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!((first.ops.stored, first.ops.duplicates), (62, 0));
+    let again = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!((again.ops.stored, again.ops.duplicates), (0, 62));
+    let out = dir.path().join("out");
+    export_to(store, &out);
+    assert_same_bytes("ops", &std::fs::read(out.join(OPS)).unwrap(), &ops);
+}
+
 /// One legacy directory with every kind of malformed line (and a blank one).
 fn malformed_dir(root: &Path) -> (PathBuf, Vec<u8>, Vec<u8>) {
     let legacy = root.join("legacy");

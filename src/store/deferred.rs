@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use redb::{ReadableTable, Table};
 
 use super::StoreError;
-use super::postings::{NewPostings, PostingsTable};
+use super::postings::NewPostings;
+use super::write::Lazy;
 
 /// A PR's counts by overall (approve, request_changes, block) and its newest verdict.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,20 +53,21 @@ pub(super) struct Deferred {
     pub heads: HashMap<(u32, u64, String), [u64; 3]>,
 }
 
-/// The index tables [`Deferred::insert`] fills, borrowed from the writer's open tables.
+/// The index tables [`Deferred::insert`] fills, borrowed from the writer's tables (each opened
+/// only when entries wait for it).
 pub(super) struct IndexTables<'a, 'txn> {
-    pub import_keys: &'a mut Table<'txn, &'static [u8], u64>,
-    pub by_sig: &'a mut Table<'txn, (u32, &'static str, u8, u64), ()>,
-    pub verdict_identities: &'a mut Table<'txn, (u32, u64, u64), ()>,
-    pub pr_verdicts: &'a mut Table<'txn, (u32, u64, u64), ()>,
-    pub prs: &'a mut Table<'txn, (u32, u64), (u64, u64, u64, u64)>,
-    pub pr_heads: &'a mut Table<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
-    pub claim_hashes: &'a mut Table<'txn, (u64, u32, u64), ()>,
-    pub claim_terms: &'a mut PostingsTable<'txn>,
-    pub events_by_source: &'a mut Table<'txn, (&'static str, u64), ()>,
-    pub events_by_kind: &'a mut Table<'txn, (&'static str, u64), ()>,
-    pub client_keys: &'a mut Table<'txn, &'static [u8], (u64, u64, u64)>,
-    pub client_keys_by_time: &'a mut Table<'txn, (u64, &'static [u8]), ()>,
+    pub import_keys: &'a mut Lazy<'txn, &'static [u8], u64>,
+    pub by_sig: &'a mut Lazy<'txn, (u32, &'static str, u8, u64), ()>,
+    pub verdict_identities: &'a mut Lazy<'txn, (u32, u64, u64), ()>,
+    pub pr_verdicts: &'a mut Lazy<'txn, (u32, u64, u64), ()>,
+    pub prs: &'a mut Lazy<'txn, (u32, u64), (u64, u64, u64, u64)>,
+    pub pr_heads: &'a mut Lazy<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
+    pub claim_hashes: &'a mut Lazy<'txn, (u64, u32, u64), ()>,
+    pub claim_terms: &'a mut Lazy<'txn, (&'static str, u32, u64), &'static [u8]>,
+    pub events_by_source: &'a mut Lazy<'txn, (&'static str, u64), ()>,
+    pub events_by_kind: &'a mut Lazy<'txn, (&'static str, u64), ()>,
+    pub client_keys: &'a mut Lazy<'txn, &'static [u8], (u64, u64, u64)>,
+    pub client_keys_by_time: &'a mut Lazy<'txn, (u64, &'static [u8]), ()>,
 }
 
 /// How a transaction knows whether an import key is stored already.
@@ -117,49 +119,62 @@ impl Deferred {
         let prs: Vec<_> = prs.into_iter().collect();
         let heads: Vec<_> = heads.into_iter().collect();
         let client: Vec<_> = new_client_keys.into_iter().collect();
-        insert_sorted(keys, |(key, seq)| {
-            let before = import_keys.insert(key.as_slice(), seq)?;
+        insert_sorted(keys, import_keys, |table, (key, seq)| {
+            let before = table.insert(key.as_slice(), seq)?;
             if before.is_some() && check == KeyCheck::Fresh {
                 return Err(StoreError::RepeatedImportKey(hex(key)));
             }
             Ok(())
         })?;
-        insert_sorted(by_sig, |(repo, sig_hash, kind, seq)| {
-            by_sig_table.insert((*repo, sig_hash.as_str(), *kind, *seq), ())?;
+        insert_sorted(
+            by_sig,
+            by_sig_table,
+            |table, (repo, sig_hash, kind, seq)| {
+                table.insert((*repo, sig_hash.as_str(), *kind, *seq), ())?;
+                Ok(())
+            },
+        )?;
+        insert_sorted(ids, verdict_identities, |table, key| {
+            table.insert(*key, ())?;
             Ok(())
         })?;
-        insert_sorted(ids, |key| {
-            verdict_identities.insert(*key, ())?;
+        insert_sorted(pr_verdicts, pr_verdicts_table, |table, key| {
+            table.insert(*key, ())?;
             Ok(())
         })?;
-        insert_sorted(pr_verdicts, |key| {
-            pr_verdicts_table.insert(*key, ())?;
-            Ok(())
-        })?;
-        insert_sorted(prs, |(key, delta)| {
-            let (a, r, b, last) = prs_table.get(*key)?.map_or((0, 0, 0, 0), |v| v.value());
+        insert_sorted(prs, prs_table, |table, (key, delta)| {
+            let (a, r, b, last) = table.get(*key)?.map_or((0, 0, 0, 0), |v| v.value());
             let [da, dr, db] = delta.by_overall;
-            prs_table.insert(*key, (a + da, r + dr, b + db, last.max(delta.last_seq)))?;
+            table.insert(*key, (a + da, r + dr, b + db, last.max(delta.last_seq)))?;
             Ok(())
         })?;
-        insert_sorted(heads, |((repo, pr, head), [da, dr, db])| {
-            let key = (*repo, *pr, head.as_str());
-            let (a, r, b) = pr_heads.get(key)?.map_or((0, 0, 0), |v| v.value());
-            pr_heads.insert(key, (a + da, r + dr, b + db))?;
+        insert_sorted(
+            heads,
+            pr_heads,
+            |table, ((repo, pr, head), [da, dr, db])| {
+                let key = (*repo, *pr, head.as_str());
+                let (a, r, b) = table.get(key)?.map_or((0, 0, 0), |v| v.value());
+                table.insert(key, (a + da, r + dr, b + db))?;
+                Ok(())
+            },
+        )?;
+        insert_sorted(claim_hashes, claim_hashes_table, |table, key| {
+            table.insert(*key, ())?;
             Ok(())
         })?;
-        insert_sorted(claim_hashes, |key| {
-            claim_hashes_table.insert(*key, ())?;
-            Ok(())
-        })?;
-        claim_terms.append_all(claim_terms_table)?;
+        if !claim_terms.is_empty() {
+            claim_terms.append_all(claim_terms_table.open()?)?;
+        }
         by_source.insert_into(events_by_source)?;
         by_kind.insert_into(events_by_kind)?;
-        insert_sorted(client, |(key, (seq, created, fingerprint))| {
-            client_keys.insert(key.as_slice(), (*seq, *created, *fingerprint))?;
-            client_keys_by_time.insert((*created, key.as_slice()), ())?;
-            Ok(())
-        })?;
+        if !client.is_empty() {
+            let by_time = client_keys_by_time.open()?;
+            insert_sorted(client, client_keys, |table, (key, (seq, created, fp))| {
+                table.insert(key.as_slice(), (*seq, *created, *fp))?;
+                by_time.insert((*created, key.as_slice()), ())?;
+                Ok(())
+            })?;
+        }
         Ok(n_keys)
     }
 }
@@ -180,7 +195,11 @@ impl SeqsByText {
     }
 
     /// Inserts every entry, in key order.
-    fn insert_into(self, table: &mut Table<'_, (&'static str, u64), ()>) -> Result<(), StoreError> {
+    fn insert_into(self, table: &mut Lazy<'_, (&'static str, u64), ()>) -> Result<(), StoreError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let table = table.open()?;
         let mut groups: Vec<_> = self.0.into_iter().collect();
         groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (text, mut seqs) in groups {
@@ -251,13 +270,19 @@ pub(super) fn client_key_lookup(
     }))
 }
 
-/// Sorts `entries` and gives them to `insert` in key order.
-fn insert_sorted<T: Ord>(
+/// Sorts `entries` and gives them to `insert` in key order, with `table`, opened only when there
+/// is an entry.
+fn insert_sorted<'txn, T: Ord, K: redb::Key + 'static, V: redb::Value + 'static>(
     mut entries: Vec<T>,
-    insert: impl FnMut(&T) -> Result<(), StoreError>,
+    table: &mut Lazy<'txn, K, V>,
+    mut insert: impl FnMut(&mut Table<'txn, K, V>, &T) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let table = table.open()?;
     entries.sort_unstable();
-    entries.iter().try_for_each(insert)
+    entries.iter().try_for_each(|entry| insert(table, entry))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -159,6 +159,10 @@ impl NewPostings {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.by_repo.is_empty()
+    }
+
     /// Appends every group, in `(term, repo)` key order, each group's postings in doc order.
     pub fn append_all(self, table: &mut PostingsTable<'_>) -> Result<(), StoreError> {
         let mut groups: Vec<(String, u32, Vec<Posting>)> = self

@@ -15,7 +15,7 @@
 //! The findings memory and the dismissals are written at once rather than deferred: the next
 //! record of the transaction (a verdict of the same PR, the same dismissal again) must see them.
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ use super::dismissals::{self, DismissalTables};
 use super::findings::{self, MemoryTables};
 use super::history::{plain_verdict, verdict_ref};
 use super::meta::{self, CounterDeltas};
-use super::postings::{Posting, PostingsTable};
+use super::postings::Posting;
 use super::records::{DismissalChange, NewEvent, NewVerdict, Put, Record, Written};
 use super::repos::RepoIds;
 use super::tables::*;
@@ -55,36 +55,63 @@ impl Store {
     }
 }
 
-/// Every table a write touches, open in one transaction.
+/// Every table a write may touch, in one transaction; each is opened when first used, so that
+/// a transaction opens only the tables its records touch (opening all of them took 13% of a
+/// one-event commit's CPU time: docs/BENCHMARKS.md).
 pub(super) struct Tables<'txn> {
     pub meta: Table<'txn, &'static str, u64>,
-    pub verdicts: Table<'txn, u64, &'static [u8]>,
-    pub outcomes: Table<'txn, u64, &'static [u8]>,
-    pub events: Table<'txn, u64, &'static [u8]>,
-    pub by_sig: Table<'txn, (u32, &'static str, u8, u64), ()>,
-    pub verdict_identities: Table<'txn, (u32, u64, u64), ()>,
-    pub pr_verdicts: Table<'txn, (u32, u64, u64), ()>,
-    pub prs: Table<'txn, (u32, u64), (u64, u64, u64, u64)>,
-    pub pr_heads: Table<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
-    pub claim_hashes: Table<'txn, (u64, u32, u64), ()>,
-    pub claim_terms: PostingsTable<'txn>,
-    pub events_by_source: Table<'txn, (&'static str, u64), ()>,
-    pub events_by_kind: Table<'txn, (&'static str, u64), ()>,
-    pub import_keys: Table<'txn, &'static [u8], u64>,
-    pub client_keys: Table<'txn, &'static [u8], (u64, u64, u64)>,
-    pub client_keys_by_time: Table<'txn, (u64, &'static [u8]), ()>,
-    pub findings: Table<'txn, (u32, u64, u64), &'static [u8]>,
-    pub finding_fps: Table<'txn, (u32, u64, u64), u64>,
-    pub findings_by_last_seen: Table<'txn, (u32, u64, u64, u64), ()>,
-    pub dismissals: Table<'txn, u64, &'static [u8]>,
-    pub dismissal_ids: Table<'txn, (u32, u64, u64), u64>,
-    pub dismissals_by_repo: Table<'txn, (u32, u64), u64>,
-    pub dismissals_by_scope: Table<'txn, (u32, u64, u64), ()>,
+    pub verdicts: Lazy<'txn, u64, &'static [u8]>,
+    pub outcomes: Lazy<'txn, u64, &'static [u8]>,
+    pub events: Lazy<'txn, u64, &'static [u8]>,
+    pub by_sig: Lazy<'txn, (u32, &'static str, u8, u64), ()>,
+    pub verdict_identities: Lazy<'txn, (u32, u64, u64), ()>,
+    pub pr_verdicts: Lazy<'txn, (u32, u64, u64), ()>,
+    pub prs: Lazy<'txn, (u32, u64), (u64, u64, u64, u64)>,
+    pub pr_heads: Lazy<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
+    pub claim_hashes: Lazy<'txn, (u64, u32, u64), ()>,
+    pub claim_terms: Lazy<'txn, (&'static str, u32, u64), &'static [u8]>,
+    pub events_by_source: Lazy<'txn, (&'static str, u64), ()>,
+    pub events_by_kind: Lazy<'txn, (&'static str, u64), ()>,
+    pub import_keys: Lazy<'txn, &'static [u8], u64>,
+    pub client_keys: Lazy<'txn, &'static [u8], (u64, u64, u64)>,
+    pub client_keys_by_time: Lazy<'txn, (u64, &'static [u8]), ()>,
+    pub findings: Lazy<'txn, (u32, u64, u64), &'static [u8]>,
+    pub finding_fps: Lazy<'txn, (u32, u64, u64), u64>,
+    pub findings_by_last_seen: Lazy<'txn, (u32, u64, u64, u64), ()>,
+    pub dismissals: Lazy<'txn, u64, &'static [u8]>,
+    pub dismissal_ids: Lazy<'txn, (u32, u64, u64), u64>,
+    pub dismissals_by_repo: Lazy<'txn, (u32, u64), u64>,
+    pub dismissals_by_scope: Lazy<'txn, (u32, u64, u64), ()>,
     pub repos: RepoIds<'txn>,
     pub later: &'txn mut Deferred,
     /// What verdicts, outcome rows, events and findings are compressed with (none: stored plain): the
     /// dictionary `meta` names in this transaction.
     pub dictionary: Option<Arc<Dictionary>>,
+}
+
+/// A table of a write transaction, opened the first time it is used.
+pub(super) struct Lazy<'txn, K: Key + 'static, V: Value + 'static> {
+    txn: &'txn WriteTransaction,
+    definition: TableDefinition<'static, K, V>,
+    table: Option<Table<'txn, K, V>>,
+}
+
+impl<'txn, K: Key + 'static, V: Value + 'static> Lazy<'txn, K, V> {
+    fn new(txn: &'txn WriteTransaction, definition: TableDefinition<'static, K, V>) -> Self {
+        Lazy {
+            txn,
+            definition,
+            table: None,
+        }
+    }
+
+    /// The table, opened now if it was not yet.
+    pub(super) fn open(&mut self) -> Result<&mut Table<'txn, K, V>, StoreError> {
+        match &mut self.table {
+            Some(table) => Ok(table),
+            slot @ None => Ok(slot.insert(self.txn.open_table(self.definition)?)),
+        }
+    }
 }
 
 impl<'txn> Tables<'txn> {
@@ -96,28 +123,28 @@ impl<'txn> Tables<'txn> {
         let dictionary = current_in(&meta)?;
         Ok(Tables {
             meta,
-            verdicts: txn.open_table(VERDICTS_BY_SEQ)?,
-            outcomes: txn.open_table(OUTCOMES)?,
-            events: txn.open_table(EVENTS)?,
-            by_sig: txn.open_table(BY_SIG)?,
-            verdict_identities: txn.open_table(VERDICT_IDENTITIES)?,
-            pr_verdicts: txn.open_table(PR_VERDICTS)?,
-            prs: txn.open_table(PRS)?,
-            pr_heads: txn.open_table(PR_HEADS)?,
-            claim_hashes: txn.open_table(CLAIM_HASHES)?,
-            claim_terms: txn.open_table(CLAIM_TERMS)?,
-            events_by_source: txn.open_table(EVENTS_BY_SOURCE)?,
-            events_by_kind: txn.open_table(EVENTS_BY_KIND)?,
-            import_keys: txn.open_table(IMPORT_KEYS)?,
-            client_keys: txn.open_table(CLIENT_KEYS)?,
-            client_keys_by_time: txn.open_table(CLIENT_KEYS_BY_TIME)?,
-            findings: txn.open_table(FINDINGS)?,
-            finding_fps: txn.open_table(FINDING_FPS)?,
-            findings_by_last_seen: txn.open_table(FINDINGS_BY_LAST_SEEN)?,
-            dismissals: txn.open_table(DISMISSALS)?,
-            dismissal_ids: txn.open_table(DISMISSAL_IDS)?,
-            dismissals_by_repo: txn.open_table(DISMISSALS_BY_REPO)?,
-            dismissals_by_scope: txn.open_table(DISMISSALS_BY_SCOPE)?,
+            verdicts: Lazy::new(txn, VERDICTS_BY_SEQ),
+            outcomes: Lazy::new(txn, OUTCOMES),
+            events: Lazy::new(txn, EVENTS),
+            by_sig: Lazy::new(txn, BY_SIG),
+            verdict_identities: Lazy::new(txn, VERDICT_IDENTITIES),
+            pr_verdicts: Lazy::new(txn, PR_VERDICTS),
+            prs: Lazy::new(txn, PRS),
+            pr_heads: Lazy::new(txn, PR_HEADS),
+            claim_hashes: Lazy::new(txn, CLAIM_HASHES),
+            claim_terms: Lazy::new(txn, CLAIM_TERMS),
+            events_by_source: Lazy::new(txn, EVENTS_BY_SOURCE),
+            events_by_kind: Lazy::new(txn, EVENTS_BY_KIND),
+            import_keys: Lazy::new(txn, IMPORT_KEYS),
+            client_keys: Lazy::new(txn, CLIENT_KEYS),
+            client_keys_by_time: Lazy::new(txn, CLIENT_KEYS_BY_TIME),
+            findings: Lazy::new(txn, FINDINGS),
+            finding_fps: Lazy::new(txn, FINDING_FPS),
+            findings_by_last_seen: Lazy::new(txn, FINDINGS_BY_LAST_SEEN),
+            dismissals: Lazy::new(txn, DISMISSALS),
+            dismissal_ids: Lazy::new(txn, DISMISSAL_IDS),
+            dismissals_by_repo: Lazy::new(txn, DISMISSALS_BY_REPO),
+            dismissals_by_scope: Lazy::new(txn, DISMISSALS_BY_SCOPE),
             repos: RepoIds::open(txn)?,
             later,
             dictionary,
@@ -143,22 +170,22 @@ impl<'txn> Tables<'txn> {
         std::mem::take(&mut *self.later).insert(tables, check)
     }
 
-    fn memory(&mut self) -> MemoryTables<'_, 'txn> {
-        MemoryTables {
-            findings: &mut self.findings,
-            fps: &mut self.finding_fps,
-            by_last_seen: &mut self.findings_by_last_seen,
+    fn memory(&mut self) -> Result<MemoryTables<'_, 'txn>, StoreError> {
+        Ok(MemoryTables {
+            findings: self.findings.open()?,
+            fps: self.finding_fps.open()?,
+            by_last_seen: self.findings_by_last_seen.open()?,
             dictionary: self.dictionary.as_deref(),
-        }
+        })
     }
 
-    fn dismissal_tables(&mut self) -> DismissalTables<'_, 'txn> {
-        DismissalTables {
-            dismissals: &mut self.dismissals,
-            ids: &mut self.dismissal_ids,
-            by_repo: &mut self.dismissals_by_repo,
-            by_scope: &mut self.dismissals_by_scope,
-        }
+    fn dismissal_tables(&mut self) -> Result<DismissalTables<'_, 'txn>, StoreError> {
+        Ok(DismissalTables {
+            dismissals: self.dismissals.open()?,
+            ids: self.dismissal_ids.open()?,
+            by_repo: self.dismissals_by_repo.open()?,
+            by_scope: self.dismissals_by_scope.open()?,
+        })
     }
 
     /// The seq of the verdict with this identity, if one is stored or was written earlier in
@@ -166,7 +193,7 @@ impl<'txn> Tables<'txn> {
     /// each verdict under it (none for a new verdict, one for a repeated one, more only when
     /// two identities share a 64-bit SHA-256 prefix).
     fn verdict_with_identity(
-        &self,
+        &mut self,
         repo: u32,
         pr: u64,
         head: &str,
@@ -176,12 +203,13 @@ impl<'txn> Tables<'txn> {
         let mut stored = Vec::new();
         for row in self
             .verdict_identities
+            .open()?
             .range((repo, hash, 0)..=(repo, hash, u64::MAX))?
         {
             stored.push(row?.0.value().2);
         }
         for seq in self.later.new_ids.seqs(repo, hash).chain(stored) {
-            let Some(bytes) = self.verdicts.get(seq)? else {
+            let Some(bytes) = self.verdicts.open()?.get(seq)? else {
                 return Err(StoreError::Dangling {
                     index: "verdict_identities",
                     seq,
@@ -210,7 +238,11 @@ pub(super) fn write_in(
         if let (Some(key), KeyCheck::Lookup) = (&put.import_key, check) {
             let stored = match t.later.new_keys.get(key.as_slice()) {
                 Some(&seq) => Some(seq),
-                None => t.import_keys.get(key.as_slice())?.map(|seq| seq.value()),
+                None => t
+                    .import_keys
+                    .open()?
+                    .get(key.as_slice())?
+                    .map(|seq| seq.value()),
             };
             if let Some(seq) = stored {
                 written.push(Written::Duplicate { seq });
@@ -219,7 +251,7 @@ pub(super) fn write_in(
         }
         if let Some(client) = &put.client_key
             && let Some((seq, fingerprint)) =
-                client_key_lookup(t.later, &t.client_keys, &client.key)?
+                client_key_lookup(t.later, &*t.client_keys.open()?, &client.key)?
         {
             written.push(if fingerprint == client.fingerprint {
                 Written::Duplicate { seq }
@@ -260,7 +292,7 @@ pub(super) fn write_in(
             }
             Record::Dismissal(DismissalChange::New(new)) => {
                 let repo = t.repos.id_for_write(new.repo.as_str())?;
-                dismissals::dismiss(t.dismissal_tables(), repo, &mut last_seq, new)?
+                dismissals::dismiss(t.dismissal_tables()?, repo, &mut last_seq, new)?
             }
             Record::Dismissal(DismissalChange::Revoke { id, at_ms }) => {
                 let Tables {
@@ -272,10 +304,10 @@ pub(super) fn write_in(
                     ..
                 } = &mut *t;
                 let tables = DismissalTables {
-                    dismissals,
-                    ids: dismissal_ids,
-                    by_repo: dismissals_by_repo,
-                    by_scope: dismissals_by_scope,
+                    dismissals: dismissals.open()?,
+                    ids: dismissal_ids.open()?,
+                    by_repo: dismissals_by_repo.open()?,
+                    by_scope: dismissals_by_scope.open()?,
                 };
                 dismissals::revoke(tables, repos, *id, *at_ms)?
             }
@@ -332,6 +364,7 @@ fn put_verdict(
     let seq = *last_seq;
     let value = VerdictValue::from_verdict(v, new.received_at_ms);
     t.verdicts
+        .open()?
         .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
     let later = &mut *t.later;
     later
@@ -371,7 +404,7 @@ fn put_verdict(
         audited_at: v.audited_at.clone(),
     };
     // The findings were fingerprinted and analysed when the verdict was parsed, off this thread.
-    findings::remember(&mut t.memory(), repo, v.pr_number, &sighting, &v.findings)?;
+    findings::remember(&mut t.memory()?, repo, v.pr_number, &sighting, &v.findings)?;
     counters.add(meta::VERDICTS, 1);
     counters.add_keyed(meta::VERDICTS_BY_OVERALL, v.overall.as_str(), 1);
     counters.add_keyed(meta::VERDICTS_BY_REPO, v.repo.as_str(), 1);
@@ -411,6 +444,7 @@ fn put_outcome(
     *last_seq += 1;
     let seq = *last_seq;
     t.outcomes
+        .open()?
         .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
     if !value.sig_hash.is_empty() {
         let repo = t.repos.id_for_write(&value.repo)?;
@@ -439,6 +473,7 @@ fn put_event(
         new.received_at_ms,
     );
     t.events
+        .open()?
         .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
     let repo = t.repos.id_for_write(&value.repo)?;
     let later = &mut *t.later;

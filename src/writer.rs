@@ -158,9 +158,7 @@ fn run(
                 }
             }
         }
-        let n_jobs = jobs.len();
-        commit(&store, &metrics, jobs, n_puts);
-        depth.fetch_sub(n_jobs, Ordering::Relaxed);
+        commit(&store, &metrics, &depth, jobs, n_puts);
         // Read back rather than taken from the answers, so that whatever the commit did (or
         // failed to do) the value is the store's own; a read costs microseconds next to the
         // commit's fsync, and the replies have already gone.
@@ -177,7 +175,9 @@ fn run(
     tracing::debug!("writer thread stopped: every handle dropped and the queue drained");
 }
 
-fn commit(store: &Store, metrics: &Metrics, jobs: Vec<Job>, n_puts: usize) {
+/// Commits `jobs` as one transaction and answers each. They leave the queue `depth` before any
+/// is answered, so that a client that has its answer never counts itself as still queued.
+fn commit(store: &Store, metrics: &Metrics, depth: &AtomicUsize, jobs: Vec<Job>, n_puts: usize) {
     let n_jobs = jobs.len();
     let mut puts = Vec::with_capacity(n_puts);
     let mut replies = Vec::with_capacity(n_jobs);
@@ -188,6 +188,7 @@ fn commit(store: &Store, metrics: &Metrics, jobs: Vec<Job>, n_puts: usize) {
     let start = Instant::now();
     let result = store.write(&puts);
     let elapsed = start.elapsed();
+    depth.fetch_sub(n_jobs, Ordering::Relaxed);
     metrics.record_commit(n_jobs, n_puts, elapsed, result.is_ok());
     tracing::trace!(
         requests = n_jobs,

@@ -19,8 +19,8 @@
 //! verdict files no row matches) and the lines each file repeats (so that the import keys
 //! count occurrences of those lines only, not of every line), and, with `strict`, validates
 //! every line and file, so that a strict import with any malformed line commits nothing; the
-//! verdict files are read on other threads meanwhile. The second writes, in transactions of `batch_size` puts, applied by a
-//! writer thread in order while the next puts are parsed.
+//! verdict files are read on other threads meanwhile. The second writes, in transactions of
+//! `batch_size` puts, applied by a writer thread in order while the next puts are parsed.
 
 pub mod lines;
 mod pass1;
@@ -108,9 +108,17 @@ pub fn import(
     let mut report = ImportReport::default();
     // The verdict texts wait between the passes in an unnamed file beside the database.
     let spill_dir = spill::dir_of(store.path());
-    let found = pass1::run(&dir, spill_dir, options.strict, &mut report, progress)?;
-    // Pass 2 reads the texts from the spill file, not the files: their list goes.
-    dir.verdict_files = Vec::new();
+    // Pass 1 takes the verdict file list and drops it: pass 2 reads their texts from the
+    // spill file.
+    let verdict_files = std::mem::take(&mut dir.verdict_files);
+    let found = pass1::run(
+        &dir,
+        verdict_files,
+        spill_dir,
+        options.strict,
+        &mut report,
+        progress,
+    )?;
     let n_rejected = found.line_problems.totals().rejected + report.totals().rejected;
     if options.strict && n_rejected > 0 {
         let mut rejections = found.line_problems.rejections;

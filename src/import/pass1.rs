@@ -31,10 +31,11 @@ pub(super) struct Found {
 }
 
 /// Pass 1: reads the lines of `dir` for the lines each file repeats and checks them (with
-/// `strict`, all of them; else only what can be an audit row) while the verdict files are read
+/// `strict`, all of them; else only what can be an audit row) while `verdict_files` are read
 /// on other threads, and sorts the verdict files; the verdict files' problems go to `report`.
 pub(super) fn run(
     dir: &LegacyDir,
+    verdict_files: Vec<PathBuf>,
     spill_dir: &Path,
     strict: bool,
     report: &mut ImportReport,
@@ -49,14 +50,14 @@ pub(super) fn run(
         spill,
     };
     let (audit_rows, outcomes_repeats, ops_repeats, read) = std::thread::scope(|scope| {
-        let lanes = reads.start(scope, &dir.verdict_files);
+        let lanes = reads.start(scope, &verdict_files);
         // Should the checks fail (or panic), the lanes stop early instead of reading on.
         let _stop = StopOnDrop(&reads.stop);
         progress.phase("checking", check_bytes, Unit::Bytes);
         let (audit_rows, outcomes_repeats) =
             check_outcomes(&dir.outcomes, strict, &mut line_problems, progress)?;
         let ops_repeats = check_ops(&dir.ops, strict, &mut line_problems, progress)?;
-        let n_files = dir.verdict_files.len() as u64;
+        let n_files = verdict_files.len() as u64;
         progress.phase("verdict files", n_files, Unit::Files);
         Ok::<_, ImportError>((
             audit_rows,
@@ -66,7 +67,7 @@ pub(super) fn run(
         ))
     })?;
     let (matched, waiting) =
-        sort_verdict_files(&dir.verdict_files, read, &audit_rows, spill_dir, report)?;
+        sort_verdict_files(&verdict_files, read, &audit_rows, spill_dir, report)?;
     let spill = reads.spill.finish().map_err(io_error(spill_dir))?;
     Ok(Found {
         matched,
@@ -92,11 +93,12 @@ fn check_outcomes(
     let mut audit_rows = HashSet::new();
     let mut repeats = RepeatsFinder::default();
     file.for_each_line(progress, |line| {
-        if !line.is_blank() {
-            repeats.add(line.bytes);
+        if line.is_blank() {
+            return Ok(());
         }
+        repeats.add(line.bytes);
         let may_be_audit = contains(line.bytes, b"\"audit\"") || contains(line.bytes, b"\\u");
-        if line.is_blank() || !(strict || may_be_audit) {
+        if !(strict || may_be_audit) {
             return Ok(());
         }
         match parse_row(line.bytes) {

@@ -8,12 +8,13 @@
 //! identity, an import key, a client key it wrote itself) it finds in the maps kept here.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use redb::{ReadableTable, Table};
 
 use super::StoreError;
 use super::postings::NewPostings;
-use super::write::Lazy;
+use super::write::{Lazy, Tables};
 
 /// A PR's counts by overall (approve, request_changes, block) and its newest verdict.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,23 +54,6 @@ pub(super) struct Deferred {
     pub heads: HashMap<(u32, u64, String), [u64; 3]>,
 }
 
-/// The index tables [`Deferred::insert`] fills, borrowed from the writer's tables (each opened
-/// only when entries wait for it).
-pub(super) struct IndexTables<'a, 'txn> {
-    pub import_keys: &'a mut Lazy<'txn, &'static [u8], u64>,
-    pub by_sig: &'a mut Lazy<'txn, (u32, &'static str, u8, u64), ()>,
-    pub verdict_identities: &'a mut Lazy<'txn, (u32, u64, u64), ()>,
-    pub pr_verdicts: &'a mut Lazy<'txn, (u32, u64, u64), ()>,
-    pub prs: &'a mut Lazy<'txn, (u32, u64), (u64, u64, u64, u64)>,
-    pub pr_heads: &'a mut Lazy<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
-    pub claim_hashes: &'a mut Lazy<'txn, (u64, u32, u64), ()>,
-    pub claim_terms: &'a mut Lazy<'txn, (&'static str, u32, u64), &'static [u8]>,
-    pub events_by_source: &'a mut Lazy<'txn, (&'static str, u64), ()>,
-    pub events_by_kind: &'a mut Lazy<'txn, (&'static str, u64), ()>,
-    pub client_keys: &'a mut Lazy<'txn, &'static [u8], (u64, u64, u64)>,
-    pub client_keys_by_time: &'a mut Lazy<'txn, (u64, &'static [u8]), ()>,
-}
-
 /// How a transaction knows whether an import key is stored already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum KeyCheck {
@@ -80,10 +64,11 @@ pub(super) enum KeyCheck {
 }
 
 impl Deferred {
-    /// Inserts every deferred entry, each index in key order, one index after the other;
-    /// returns how many import keys were inserted. (Filling the indexes on one thread per core
-    /// did not pay in a same-run benchmark of the import: see the commit that removed it.)
-    pub(super) fn insert(self, t: IndexTables<'_, '_>, check: KeyCheck) -> Result<u64, StoreError> {
+    /// Inserts every deferred entry into `t`'s tables (opening only those entries wait for),
+    /// each index in key order, one index after the other; returns how many import keys were
+    /// inserted. (Filling the indexes on one thread per core did not pay in a same-run
+    /// benchmark of the import: see the commit that removed it.)
+    pub(super) fn insert(self, t: &mut Tables<'_>, check: KeyCheck) -> Result<u64, StoreError> {
         let Deferred {
             by_sig,
             pr_verdicts,
@@ -101,7 +86,7 @@ impl Deferred {
         fresh_keys.extend(new_keys);
         let keys = fresh_keys;
         let n_keys = keys.len() as u64;
-        let IndexTables {
+        let Tables {
             import_keys,
             by_sig: by_sig_table,
             verdict_identities,
@@ -114,6 +99,7 @@ impl Deferred {
             events_by_kind,
             client_keys,
             client_keys_by_time,
+            ..
         } = t;
         let ids = new_ids.into_entries();
         let prs: Vec<_> = prs.into_iter().collect();
@@ -224,12 +210,11 @@ pub(super) struct NewIdentities {
 
 impl NewIdentities {
     pub(super) fn insert(&mut self, repo: u32, hash: u64, seq: u64) {
-        if let Some(&first) = self.first.get(&(repo, hash)) {
-            if first != seq {
-                self.more.push((repo, hash, seq));
+        match self.first.entry((repo, hash)) {
+            Entry::Occupied(_) => self.more.push((repo, hash, seq)),
+            Entry::Vacant(slot) => {
+                slot.insert(seq);
             }
-        } else {
-            self.first.insert((repo, hash), seq);
         }
     }
 

@@ -20,7 +20,7 @@ use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 use std::sync::Arc;
 
 use super::codec::{Dictionary, encode_with};
-use super::deferred::{Deferred, IndexTables, KeyCheck, client_key_lookup};
+use super::deferred::{Deferred, KeyCheck, client_key_lookup};
 use super::dictionary::current_in;
 use super::dismissals::{self, DismissalTables};
 use super::findings::{self, MemoryTables};
@@ -153,21 +153,7 @@ impl<'txn> Tables<'txn> {
 
     /// Inserts the entries waiting in `later` into these tables (see [`Deferred::insert`]).
     pub(super) fn insert_deferred(&mut self, check: KeyCheck) -> Result<u64, StoreError> {
-        let tables = IndexTables {
-            import_keys: &mut self.import_keys,
-            by_sig: &mut self.by_sig,
-            verdict_identities: &mut self.verdict_identities,
-            pr_verdicts: &mut self.pr_verdicts,
-            prs: &mut self.prs,
-            pr_heads: &mut self.pr_heads,
-            claim_hashes: &mut self.claim_hashes,
-            claim_terms: &mut self.claim_terms,
-            events_by_source: &mut self.events_by_source,
-            events_by_kind: &mut self.events_by_kind,
-            client_keys: &mut self.client_keys,
-            client_keys_by_time: &mut self.client_keys_by_time,
-        };
-        std::mem::take(&mut *self.later).insert(tables, check)
+        std::mem::take(&mut *self.later).insert(self, check)
     }
 
     fn memory(&mut self) -> Result<MemoryTables<'_, 'txn>, StoreError> {
@@ -200,16 +186,8 @@ impl<'txn> Tables<'txn> {
         at: &str,
     ) -> Result<(u64, Option<u64>), StoreError> {
         let hash = verdict_identity_hash(pr, head, at);
-        let mut stored = Vec::new();
-        for row in self
-            .verdict_identities
-            .open()?
-            .range((repo, hash, 0)..=(repo, hash, u64::MAX))?
-        {
-            stored.push(row?.0.value().2);
-        }
-        for seq in self.later.new_ids.seqs(repo, hash).chain(stored) {
-            let Some(bytes) = self.verdicts.open()?.get(seq)? else {
+        let is_it = |verdicts: &mut Lazy<'txn, u64, &'static [u8]>, seq: u64| {
+            let Some(bytes) = verdicts.open()?.get(seq)? else {
                 return Err(StoreError::Dangling {
                     index: "verdict_identities",
                     seq,
@@ -217,7 +195,20 @@ impl<'txn> Tables<'txn> {
             };
             let plain = plain_verdict(bytes.value(), seq)?;
             let found = verdict_ref(&plain, seq)?;
-            if found.pr_number == pr && found.head_sha == head && found.audited_at == at {
+            Ok(found.pr_number == pr && found.head_sha == head && found.audited_at == at)
+        };
+        for seq in self.later.new_ids.seqs(repo, hash) {
+            if is_it(&mut self.verdicts, seq)? {
+                return Ok((hash, Some(seq)));
+            }
+        }
+        for row in self
+            .verdict_identities
+            .open()?
+            .range((repo, hash, 0)..=(repo, hash, u64::MAX))?
+        {
+            let seq = row?.0.value().2;
+            if is_it(&mut self.verdicts, seq)? {
                 return Ok((hash, Some(seq)));
             }
         }

@@ -40,6 +40,15 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The first line of a JSONL file's bytes, with its newline.
+fn first_line(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .split_inclusive(|&b| b == b'\n')
+        .next()
+        .unwrap()
+        .to_vec()
+}
+
 fn write(dir: &Path, file: &str, bytes: &[u8]) {
     let path = dir.join(file);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -150,11 +159,7 @@ fn a_grown_legacy_file_brings_only_its_new_lines() {
     import_lib(&store, &legacy, false).unwrap();
 
     let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
-    let first_line = outcomes
-        .split_inclusive(|&b| b == b'\n')
-        .next()
-        .unwrap()
-        .to_vec();
+    let first_line = first_line(&outcomes);
     let verdict = Verdict::parse(&Synth::new(1, 5).verdict()).unwrap();
     outcomes.extend_from_slice(&first_line);
     outcomes.extend_from_slice(format!("{}\n", verdict.kb_outcome_line()).as_bytes());
@@ -189,11 +194,7 @@ fn a_line_repeated_in_its_file_keeps_every_copy_once() {
     let legacy = dir.path().join("legacy");
     copy_dir(&fixtures(), &legacy);
     let mut ops = std::fs::read(legacy.join(OPS)).unwrap();
-    let first_line = ops
-        .split_inclusive(|&b| b == b'\n')
-        .next()
-        .unwrap()
-        .to_vec();
+    let first_line = first_line(&ops);
     ops.extend_from_slice(&first_line);
     ops.extend_from_slice(&first_line);
     write(&legacy, OPS, &ops);

@@ -18,6 +18,7 @@ pub mod v0005_repos_and_memory;
 pub mod v0006_findings_memory;
 pub mod v0007_codec_dictionaries;
 pub mod v0008_verdict_identities;
+pub mod v0009_verdict_lines;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -27,7 +28,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 8;
+pub const LATEST_VERSION: u64 = 9;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -104,6 +105,14 @@ pub static STEPS: &[Step] = &[
                   audited_at) in verdict_identities (repo, hash, seq) instead of its text; drop \
                   verdict_ids",
         apply: v0008_verdict_identities::apply,
+    },
+    Step {
+        version: 9,
+        name: "v0009_verdict_lines",
+        summary: "allow codec version 4: a verdict's own KB row and observer event stored as a \
+                  reference to the verdict (the store rewrites the records it can recompute, \
+                  in bounded, resumable transactions)",
+        apply: v0009_verdict_lines::apply,
     },
 ];
 

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::claims::{Claim, claims_of};
+use super::event::{ObservedOp, Source};
 use super::finding::{Finding, findings_of};
 use super::repo::Repo;
 use super::{FieldError, JsField, describe, js_field, parse_object};
@@ -233,6 +234,28 @@ impl Verdict {
     }
 }
 
+impl Verdict {
+    /// The op the observer makes of [`Verdict::observer_body`] received at `timestamp`, built
+    /// from the verdict's fields instead of parsing the body (a test holds the two equal): how
+    /// the store recomputes a verdict's event without a JSON parse.
+    pub fn observed_op(&self, timestamp: String) -> ObservedOp {
+        ObservedOp {
+            timestamp,
+            endpoint: "auditor:verdict".to_owned(),
+            input_summary: "audit ?×? in ?, ?".to_owned(),
+            success: self.overall == Overall::Approve,
+            duration_ms: self.audit_duration_ms.value().copied().unwrap_or(0.0),
+            output_summary: self.one_liner.clone(),
+            error: JsField::Absent,
+            source: Source::Auditor,
+            staffer_id: JsField::Absent,
+            sig_hash: JsField::Value(self.sig_hash()),
+            event_kind: JsField::Value("audit".to_owned()),
+            repo: self.repo.clone(),
+        }
+    }
+}
+
 /// `pr{pr_number}-{head_sha[..8]}`; `head_sha` must be validated hex (ASCII) of 8+ digits.
 pub fn sig_hash(pr_number: u64, head_sha: &str) -> String {
     format!("pr{pr_number}-{}", head_sha.get(..8).unwrap_or(head_sha))
@@ -340,6 +363,44 @@ mod tests {
             v.observer_body(),
             r#"{"source":"auditor","event_kind":"audit","ok":false,"sig_hash":"pr1-e9e0d501","pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","findings_block":2,"findings_warn":2,"audit_duration_ms":14237,"audited_at":"2026-04-01T09:15:13.330Z"}"#
         );
+    }
+
+    /// The op built from the fields is the op the observer's rules make of the body, for every
+    /// shape of the fields it reads.
+    #[test]
+    fn observed_op_is_what_the_observer_makes_of_the_body() {
+        type Edit = fn(&mut Map<String, Value>);
+        let cases: [(&str, Edit); 8] = [
+            ("fixture", |_| {}),
+            ("approve", |o| {
+                o.insert("overall".into(), "approve".into());
+            }),
+            ("no duration", |o| {
+                metrics(o).remove("audit_duration_ms");
+            }),
+            ("null duration", |o| {
+                metrics(o).insert("audit_duration_ms".into(), Value::Null);
+            }),
+            ("fractional duration", |o| {
+                metrics(o).insert("audit_duration_ms".into(), serde_json::json!(0.1 + 0.2));
+            }),
+            ("named repository", |o| {
+                o.insert("repo".into(), "gitea:profit/lakehouse".into());
+            }),
+            ("one-liner to escape", |o| {
+                o.insert("one_liner".into(), "quote \" and \u{2028} and é".into());
+            }),
+            ("empty one-liner", |o| {
+                o.insert("one_liner".into(), "".into());
+            }),
+        ];
+        for (name, edit) in cases {
+            let v = with(edit).unwrap();
+            let timestamp = "2026-04-01T09:15:20.004Z";
+            let parsed = super::super::ObservedEvent::parse(&v.observer_body(), timestamp).unwrap();
+            assert_eq!(v.observed_op(timestamp.to_owned()), parsed.op, "{name}");
+            assert_eq!(parsed.source_original, None, "{name}");
+        }
     }
 
     #[test]

@@ -109,13 +109,14 @@ fn check_outcomes(
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let outcomes = txn.open_table(OUTCOMES)?;
+    let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let by_sig = txn.open_table(BY_SIG)?;
     let repos = txn.open_table(REPOS)?;
     for row in outcomes.iter()? {
         let (seq, bytes) = row?;
         let seq = seq.value();
         seqs.push(seq);
-        let entry = match outcome_entry(seq, bytes.value()) {
+        let entry = match outcome_entry(&verdicts, seq, bytes.value()) {
             Ok(entry) => entry,
             Err(e) => {
                 report.problem(e.to_string());
@@ -147,6 +148,7 @@ fn check_events(
     seqs: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let events = txn.open_table(EVENTS)?;
+    let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let by_sig = txn.open_table(BY_SIG)?;
     let repos = txn.open_table(REPOS)?;
     let indexes = [
@@ -158,7 +160,7 @@ fn check_events(
         let (seq, bytes) = row?;
         let seq = seq.value();
         seqs.push(seq);
-        let entry = match event_entry(seq, bytes.value()) {
+        let entry = match event_entry(&verdicts, seq, bytes.value()) {
             Ok(entry) => entry,
             Err(e) => {
                 report.problem(e.to_string());
@@ -208,7 +210,9 @@ fn check_events(
             let (index_key, _) = row?;
             let (key, seq) = index_key.value();
             let value = match events.get(seq)? {
-                Some(bytes) => event_entry(seq, bytes.value()).ok().map(|e| e.value),
+                Some(bytes) => event_entry(&verdicts, seq, bytes.value())
+                    .ok()
+                    .map(|e| e.value),
                 None => None,
             };
             let matches = value.is_some_and(|e| {
@@ -243,11 +247,11 @@ fn check_by_sig(txn: &ReadTransaction, report: &mut CheckReport) -> Result<(), S
                 }),
             KIND_OUTCOME => outcomes
                 .get(seq)?
-                .and_then(|b| outcome_entry(seq, b.value()).ok())
+                .and_then(|b| outcome_entry(&verdicts, seq, b.value()).ok())
                 .is_some_and(|e| e.value.sig_hash == sig && e.value.repo == name),
             KIND_EVENT => events
                 .get(seq)?
-                .and_then(|b| event_entry(seq, b.value()).ok())
+                .and_then(|b| event_entry(&verdicts, seq, b.value()).ok())
                 .is_some_and(|e| e.value.sig_hash.as_deref() == Some(sig) && e.value.repo == name),
             _ => false,
         };

@@ -35,7 +35,18 @@ use zstd::zstd_safe::{self, CCtx, CDict, DCtx, DDict};
 ///   (empty for the default namespace). Version-1 values read as the default namespace.
 /// - Version 3 (schema version 7): the version-2 body as one zstd frame compressed with a
 ///   dictionary of `codec_dictionaries`, which the frame names (its dictionary id).
+/// - Version 4 (schema version 9): not a value but a reference to the verdict a KB row or event
+///   is recomputed from ([`REFERENCE_VERSION`]).
 pub const CODEC_VERSION: u8 = 3;
+
+/// The version of a reference (schema version 9): the value of a verdict's own KB row or
+/// observer event when the verdict recomputes it exactly, the byte `4` then the distance back
+/// to the verdict's seq (a bincode varint). It is not a value of its own type: [`decode`]
+/// refuses it, and `store/verdict_lines.rs` resolves it against the verdict.
+pub const REFERENCE_VERSION: u8 = 4;
+
+/// The newest version a file this binary opens may hold.
+pub const NEWEST_VERSION: u8 = REFERENCE_VERSION;
 
 /// The version this binary writes for a value it does not compress: the database has no
 /// dictionary yet, or the value is one of the small ones (findings, dismissals).
@@ -59,7 +70,7 @@ pub enum CodecError {
     Empty,
     #[error(
         "unknown codec version {found} (this binary reads versions {OLDEST_CODEC_VERSION} to \
-         {CODEC_VERSION})"
+         {NEWEST_VERSION})"
     )]
     UnknownVersion { found: u8 },
     #[error("corrupt value: {0}")]
@@ -68,6 +79,10 @@ pub enum CodecError {
     TrailingBytes(usize),
     #[error("the value was compressed with dictionary {0}, which this database does not hold")]
     UnknownDictionary(u32),
+    #[error("a reference to the verdict {0} seqs away, read as a value of its own")]
+    Reference(i64),
+    #[error("a reference to the verdict at seq {0}, which does not recompute this record")]
+    BrokenReference(u64),
 }
 
 /// A stored value type and its older layouts.
@@ -208,6 +223,32 @@ pub fn decode<T: DeserializeOwned + for<'a> Layout<'a>>(bytes: &[u8]) -> Result<
     decode_borrowed(&plain)
 }
 
+/// The value stored for a record whose seq is `distance` after (or, negative, before) the
+/// seq of the verdict it is recomputed from.
+pub fn reference(distance: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4);
+    out.push(REFERENCE_VERSION);
+    bincode::serde::encode_into_std_write(distance, &mut out, bincode::config::standard())
+        .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// For a value stored under `seq`: the seq of the verdict it refers to when it is a
+/// [`reference`], `None` when it is a value of its own.
+pub fn referenced_seq(seq: u64, bytes: &[u8]) -> Result<Option<u64>, CodecError> {
+    let Some((&REFERENCE_VERSION, body)) = bytes.split_first() else {
+        return Ok(None);
+    };
+    let distance: i64 = decode_body(body)?;
+    let verdict = i128::from(seq) - i128::from(distance);
+    match u64::try_from(verdict) {
+        Ok(verdict) if distance != 0 && verdict > 0 => Ok(Some(verdict)),
+        _ => Err(CodecError::Corrupt(format!(
+            "a reference {distance} seqs from seq {seq}"
+        ))),
+    }
+}
+
 /// A stored value as its plain form (version byte then bincode body): borrowed when it was
 /// stored plain, decompressed when it was compressed. The `…Ref` views borrow from it.
 pub fn open(bytes: &[u8]) -> Result<Cow<'_, [u8]>, CodecError> {
@@ -292,6 +333,7 @@ pub fn decode_borrowed<'a, T: Layout<'a>>(bytes: &'a [u8]) -> Result<T, CodecErr
     match version {
         PLAIN_VERSION => decode_body(body),
         1 => decode_body::<T::V1>(body).map(T::from_v1),
+        REFERENCE_VERSION => Err(CodecError::Reference(decode_body(body).unwrap_or(0))),
         found => Err(CodecError::UnknownVersion { found }),
     }
 }
@@ -532,13 +574,30 @@ mod tests {
         };
         let mut bytes = encode(&o);
         assert_eq!(decode::<OutcomeValue>(&[]), Err(CodecError::Empty));
-        bytes[0] = CODEC_VERSION + 1;
+        bytes[0] = NEWEST_VERSION + 1;
         assert_eq!(
             decode::<OutcomeValue>(&bytes),
             Err(CodecError::UnknownVersion {
-                found: CODEC_VERSION + 1
+                found: NEWEST_VERSION + 1
             })
         );
+        // A reference is not a value of its own: only `verdict_lines.rs` resolves one.
+        assert_eq!(
+            decode::<OutcomeValue>(&reference(2)),
+            Err(CodecError::Reference(2))
+        );
+        assert_eq!(referenced_seq(10, &reference(2)), Ok(Some(8)));
+        assert_eq!(referenced_seq(10, &reference(-1)), Ok(Some(11)));
+        assert_eq!(referenced_seq(10, &bytes), Ok(None));
+        let before_the_start = reference(i64::MAX);
+        for bad in [
+            reference(0),
+            reference(10),
+            before_the_start,
+            vec![REFERENCE_VERSION],
+        ] {
+            assert!(referenced_seq(10, &bad).is_err(), "{bad:?}");
+        }
         bytes[0] = PLAIN_VERSION;
         bytes.push(0);
         assert_eq!(

@@ -326,7 +326,11 @@ fn convert_after(
         let mut rewritten = Vec::new();
         for row in table.range(after + 1..=through)? {
             let (seq, value) = row?;
-            if value.value().first() == Some(&codec::CODEC_VERSION) {
+            // Compressed already, or a reference to a verdict (`verdict_lines.rs`).
+            if matches!(
+                value.value().first(),
+                Some(&codec::CODEC_VERSION | &codec::REFERENCE_VERSION)
+            ) {
                 continue;
             }
             let plain = match plain_of(value.value()) {

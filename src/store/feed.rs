@@ -161,8 +161,8 @@ impl Store {
                         value,
                     })
                 }
-                Kind::Outcome => SigRecord::Outcome(outcome_entry(seq, bytes)?),
-                Kind::Event => SigRecord::Event(event_entry(seq, bytes)?),
+                Kind::Outcome => SigRecord::Outcome(outcome_entry(&verdicts, seq, bytes)?),
+                Kind::Event => SigRecord::Event(event_entry(&verdicts, seq, bytes)?),
             };
             n_bytes = n_bytes.saturating_add(text_len(&record));
             records.push(record);

@@ -36,6 +36,7 @@ mod retention;
 pub mod tables;
 mod text_index;
 pub mod values;
+mod verdict_lines;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -257,6 +258,7 @@ impl Store {
             }),
         };
         store.open_dictionaries()?;
+        store.rewrite_verdict_lines()?;
         store.build_text_index()?;
         store.build_findings_memory()?;
         Ok(store)
@@ -369,10 +371,10 @@ pub struct TableSize {
 fn check_codec_version(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_read()?;
     let found = meta::get(&txn.open_table(tables::META)?, meta::CODEC_VERSION)?;
-    if found > u64::from(codec::CODEC_VERSION) {
+    if found > u64::from(codec::NEWEST_VERSION) {
         return Err(StoreError::CodecVersion {
             found,
-            expected: codec::CODEC_VERSION.into(),
+            expected: codec::NEWEST_VERSION.into(),
         });
     }
     Ok(())

@@ -4,13 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition, TableHandle};
+use redb::{
+    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+};
 
 use super::codec::{self, CodecError, decode, decode_borrowed};
 use super::meta;
 use super::tables::*;
 use super::values::{EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue};
-use super::{ReadBudget, Store, StoreError, repos};
+use super::{ReadBudget, Store, StoreError, repos, verdict_lines};
 use crate::model::verdict::sig_hash;
 use crate::model::{Repo, Source};
 
@@ -238,8 +240,8 @@ impl Store {
             budget.tick()?;
             let record = match kinds[i] {
                 KIND_VERDICT => SigRecord::Verdict(verdict_at(&verdicts, sig_hash, seq)?),
-                KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, seq)?),
-                _ => SigRecord::Event(event_at(&events, "by_sig", seq)?),
+                KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, &verdicts, seq)?),
+                _ => SigRecord::Event(event_at(&events, &verdicts, "by_sig", seq)?),
             };
             if !budget.take(record.held_bytes()) {
                 return Ok(Page { items, more: true });
@@ -273,6 +275,7 @@ impl Store {
     ) -> Result<Page<EventEntry>, StoreError> {
         let txn = self.read()?;
         let events = txn.open_table(EVENTS)?;
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let below = before_seq.unwrap_or(u64::MAX);
         let matches = |e: &EventValue| {
             filter.source.is_none_or(|s| e.source == s.as_str())
@@ -310,7 +313,7 @@ impl Store {
                 (repo, sig.as_str(), KIND_EVENT, below),
             );
             for row in index.range(from..to)?.rev() {
-                if !push(event_at(&events, "by_sig", row?.0.value().3)?)? {
+                if !push(event_at(&events, &verdicts, "by_sig", row?.0.value().3)?)? {
                     return Ok(Page { items, more: true });
                 }
             }
@@ -348,7 +351,7 @@ impl Store {
                 let index = txn.open_table(definition)?;
                 for row in index.range((key.as_str(), 0)..(key.as_str(), below))?.rev() {
                     let seq = row?.0.value().1;
-                    if !push(event_at(&events, index_name, seq)?)? {
+                    if !push(event_at(&events, &verdicts, index_name, seq)?)? {
                         more = true;
                         break;
                     }
@@ -358,7 +361,7 @@ impl Store {
                 for row in events.range(..below)?.rev() {
                     let (seq, value) = row?;
                     let seq = seq.value();
-                    if !push(event_entry(seq, value.value())?)? {
+                    if !push(event_entry(&verdicts, seq, value.value())?)? {
                         more = true;
                         break;
                     }
@@ -379,6 +382,7 @@ impl Store {
             &OUTCOMES,
             after_seq,
             |bytes| decode_borrowed::<OutcomeValueRef>(bytes).map(|row| row.line),
+            |verdicts, seq, bytes| Ok(verdict_lines::outcome(verdicts, seq, bytes)?.line),
             f,
         )
     }
@@ -393,20 +397,24 @@ impl Store {
             &EVENTS,
             after_seq,
             |bytes| decode_borrowed::<EventValueRef>(bytes).map(|event| event.line),
+            |verdicts, seq, bytes| Ok(verdict_lines::event(verdicts, seq, bytes)?.line),
             f,
         )
     }
 
-    /// The walk behind both: each value read in place, `line_of` picks its line.
+    /// The walk behind both: each value read in place, `line_of` picks its line; a verdict's
+    /// own record stored as a reference is recomputed by `recompute`.
     fn for_each_line_in<E: From<StoreError>>(
         &self,
         table: &'static TableDefinition<'static, u64, &'static [u8]>,
         after_seq: u64,
         line_of: impl for<'b> Fn(&'b [u8]) -> Result<&'b str, CodecError>,
+        recompute: impl Fn(&ReadOnlyTable<u64, &'static [u8]>, u64, &[u8]) -> Result<String, StoreError>,
         mut f: impl FnMut(u64, &str) -> Result<(), E>,
     ) -> Result<(), E> {
         let txn = self.read()?;
         let rows = txn.open_table(*table).map_err(StoreError::from)?;
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ).map_err(StoreError::from)?;
         let mut scratch = Vec::new();
         for row in rows
             .range(after_seq.saturating_add(1)..)
@@ -414,12 +422,17 @@ impl Store {
         {
             let (seq, value) = row.map_err(StoreError::from)?;
             let seq = seq.value();
+            let bytes = value.value();
+            if bytes.first() == Some(&codec::REFERENCE_VERSION) {
+                f(seq, &recompute(&verdicts, seq, bytes)?)?;
+                continue;
+            }
             let codec_error = |source| StoreError::Codec {
                 table: table.name(),
                 seq,
                 source,
             };
-            let plain = codec::open_in(value.value(), &mut scratch).map_err(codec_error)?;
+            let plain = codec::open_in(bytes, &mut scratch).map_err(codec_error)?;
             let line = line_of(plain).map_err(codec_error)?;
             f(seq, line)?;
         }
@@ -552,21 +565,23 @@ pub(super) fn verdict_entry(
     })
 }
 
-pub(super) fn event_entry(seq: u64, bytes: &[u8]) -> Result<EventEntry, StoreError> {
-    let value = decode(bytes).map_err(|source| StoreError::Codec {
-        table: "events",
-        seq,
-        source,
-    })?;
+/// The event stored under `seq` as `bytes` (a reference resolved against `verdicts`).
+pub(super) fn event_entry(
+    verdicts: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<EventEntry, StoreError> {
+    let value = verdict_lines::event(verdicts, seq, bytes)?;
     Ok(EventEntry { seq, value })
 }
 
-pub(super) fn outcome_entry(seq: u64, bytes: &[u8]) -> Result<OutcomeEntry, StoreError> {
-    let value = decode(bytes).map_err(|source| StoreError::Codec {
-        table: "outcomes",
-        seq,
-        source,
-    })?;
+/// The outcome row stored under `seq` as `bytes` (a reference resolved against `verdicts`).
+pub(super) fn outcome_entry(
+    verdicts: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<OutcomeEntry, StoreError> {
+    let value = verdict_lines::outcome(verdicts, seq, bytes)?;
     Ok(OutcomeEntry { seq, value })
 }
 
@@ -595,19 +610,24 @@ fn verdict_at(
 /// The event at `seq`, which an entry of the index `index` points at.
 fn event_at(
     events: &ReadOnlyTable<u64, &[u8]>,
+    verdicts: &ReadOnlyTable<u64, &[u8]>,
     index: &'static str,
     seq: u64,
 ) -> Result<EventEntry, StoreError> {
     let value = events
         .get(seq)?
         .ok_or(StoreError::Dangling { index, seq })?;
-    event_entry(seq, value.value())
+    event_entry(verdicts, seq, value.value())
 }
 
-fn outcome_at(outcomes: &ReadOnlyTable<u64, &[u8]>, seq: u64) -> Result<OutcomeEntry, StoreError> {
+fn outcome_at(
+    outcomes: &ReadOnlyTable<u64, &[u8]>,
+    verdicts: &ReadOnlyTable<u64, &[u8]>,
+    seq: u64,
+) -> Result<OutcomeEntry, StoreError> {
     let value = outcomes.get(seq)?.ok_or(StoreError::Dangling {
         index: "by_sig",
         seq,
     })?;
-    outcome_entry(seq, value.value())
+    outcome_entry(verdicts, seq, value.value())
 }

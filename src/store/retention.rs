@@ -5,11 +5,9 @@
 
 use redb::ReadableTable;
 
-use super::codec::decode;
 use super::meta;
-use super::tables::{EVENTS, META};
-use super::values::EventValue;
-use super::{Store, StoreError};
+use super::tables::{EVENTS, META, VERDICTS_BY_SEQ};
+use super::{Store, StoreError, verdict_lines};
 
 /// Which events to keep; `None` means no limit of that kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +47,7 @@ impl Store {
                 .map_or(0, |max| n_events.saturating_sub(max));
             let cutoff = rules.max_age_ms.map(|age| now_ms.saturating_sub(age));
             let events = txn.open_table(EVENTS)?;
+            let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
             let mut doomed = Vec::new();
             for row in events.iter()? {
                 if doomed.len() == batch {
@@ -62,12 +61,7 @@ impl Store {
                 if excess > 0 {
                     excess -= 1;
                 } else {
-                    let value: EventValue =
-                        decode(bytes.value()).map_err(|source| StoreError::Codec {
-                            table: "events",
-                            seq,
-                            source,
-                        })?;
+                    let value = verdict_lines::event(&verdicts, seq, bytes.value())?;
                     if cutoff.is_none_or(|cutoff| value.received_at_ms >= cutoff) {
                         break;
                     }

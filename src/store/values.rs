@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::Layout;
 use crate::model::finding::FindingTerms;
-use crate::model::{ObservedOp, Overall, Source, Verdict};
+use crate::model::{JsField, ObservedOp, Overall, Repo, Source, Verdict};
 
 /// A verdict (codec version 2: version 1 plus `repo`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +47,31 @@ impl VerdictValue {
 
     pub fn overall(&self) -> Option<Overall> {
         Overall::parse(&self.overall)
+    }
+
+    /// The verdict as far as its KB row and observer event need it (no claims or findings, no
+    /// JSON): `None` when a field could not have come from a valid verdict. An absent and a
+    /// null optional metric are both stored as `None` and come back absent, so a record made
+    /// from a null one does not recompute (and is stored whole, see `verdict_lines.rs`).
+    pub fn to_verdict(&self) -> Option<Verdict> {
+        fn absent_if_none<T>(v: Option<T>) -> JsField<T> {
+            v.map_or(JsField::Absent, JsField::Value)
+        }
+        Some(Verdict {
+            pr_number: self.pr_number,
+            head_sha: self.head_sha.clone(),
+            audited_at: self.audited_at.clone(),
+            overall: self.overall()?,
+            one_liner: self.one_liner.clone(),
+            findings_block: self.findings_block,
+            findings_warn: self.findings_warn,
+            findings_info: absent_if_none(self.findings_info),
+            audit_duration_ms: absent_if_none(self.audit_duration_ms),
+            claims: Vec::new(),
+            findings: Vec::new(),
+            repo: Repo::parse("repo", &self.repo).ok()?,
+            raw_json: String::new(),
+        })
     }
 }
 

@@ -32,7 +32,7 @@ use super::repos::RepoIds;
 use super::tables::*;
 use super::text_index::{claim_doc, count_claim_doc};
 use super::values::{EventValue, OutcomeValue, Sighting, VerdictValue};
-use super::{Store, StoreError};
+use super::{Store, StoreError, verdict_lines};
 
 impl Store {
     /// Writes `puts` in order in one write transaction and commits it durably (fsync) before
@@ -225,7 +225,11 @@ pub(super) fn write_in(
     let mut last_seq = meta::get(&t.meta, meta::LAST_SEQ)?;
     let mut counters = CounterDeltas::default();
     let mut written = Vec::with_capacity(puts.len());
+    // The outcome row the previous put stored, when it was an audit row: the legacy import
+    // stores a verdict's KB row just before the verdict (`verdict_lines.rs`).
+    let mut audit_row: Option<(u64, OutcomeValue)> = None;
     for put in puts {
+        let previous_row = audit_row.take();
         if let (Some(key), KeyCheck::Lookup) = (&put.import_key, check) {
             let stored = match t.later.new_keys.get(key.as_slice()) {
                 Some(&seq) => Some(seq),
@@ -252,9 +256,9 @@ pub(super) fn write_in(
             continue;
         }
         let result = match &put.record {
-            Record::Verdict(v) => put_verdict(t, &mut last_seq, &mut counters, v)?,
+            Record::Verdict(v) => put_verdict(t, &mut last_seq, &mut counters, v, previous_row)?,
             Record::Event(e) => {
-                let seq = put_event(t, &mut last_seq, &mut counters, e)?;
+                let seq = put_event(t, &mut last_seq, &mut counters, e, None)?;
                 Written::Stored {
                     seq,
                     outcome_seq: None,
@@ -263,18 +267,17 @@ pub(super) fn write_in(
             }
             Record::Outcome(o) => {
                 let row = &o.row;
-                let seq = put_outcome(
-                    t,
-                    &mut last_seq,
-                    &mut counters,
-                    OutcomeValue {
-                        received_at_ms: o.received_at_ms,
-                        sig_hash: row.sig_hash.clone(),
-                        kind: row.kind.clone(),
-                        line: row.line.clone(),
-                        repo: row.repo.as_str().to_owned(),
-                    },
-                )?;
+                let value = OutcomeValue {
+                    received_at_ms: o.received_at_ms,
+                    sig_hash: row.sig_hash.clone(),
+                    kind: row.kind.clone(),
+                    line: row.line.clone(),
+                    repo: row.repo.as_str().to_owned(),
+                };
+                let seq = put_outcome(t, &mut last_seq, &mut counters, &value, None)?;
+                if value.kind == "audit" {
+                    audit_row = Some((seq, value));
+                }
                 Written::Stored {
                     seq,
                     outcome_seq: None,
@@ -337,11 +340,15 @@ pub(super) fn overall_slot(overall: &str) -> Option<usize> {
     }
 }
 
+/// Stores a verdict, with its KB row and event when it brings them; `previous_row` is the
+/// audit row stored by the put before it, which becomes a reference to it when the verdict
+/// recomputes it.
 fn put_verdict(
     t: &mut Tables<'_>,
     last_seq: &mut u64,
     counters: &mut CounterDeltas,
     new: &NewVerdict,
+    previous_row: Option<(u64, OutcomeValue)>,
 ) -> Result<Written, StoreError> {
     let v = &new.verdict;
     let repo = t.repos.id_for_write(v.repo.as_str())?;
@@ -357,6 +364,14 @@ fn put_verdict(
     t.verdicts
         .open()?
         .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
+    if let Some((row_seq, row)) = previous_row
+        && row_seq + 1 == seq
+        && let Some(reference) =
+            verdict_lines::reference(&row, row_seq, seq, &value, verdict_lines::outcome_of)
+    {
+        t.outcomes.open()?.insert(row_seq, reference.as_slice())?;
+    }
+    let from = Some((seq, &value));
     let later = &mut *t.later;
     later
         .by_sig
@@ -405,18 +420,19 @@ fn put_verdict(
             t,
             last_seq,
             counters,
-            OutcomeValue {
+            &OutcomeValue {
                 received_at_ms: new.received_at_ms,
                 sig_hash: sig_hash.clone(),
                 kind: "audit".into(),
                 line: line.clone(),
                 repo: v.repo.as_str().to_owned(),
             },
+            from,
         )?),
         None => None,
     };
     let event_seq = match &new.event {
-        Some(event) => Some(put_event(t, last_seq, counters, event)?),
+        Some(event) => Some(put_event(t, last_seq, counters, event, from)?),
         None => None,
     };
     Ok(Written::Stored {
@@ -426,33 +442,40 @@ fn put_verdict(
     })
 }
 
+/// Stores an outcome row; `verdict` is the verdict (and its seq) the row was made from, if
+/// any, which stores it as a reference when it recomputes it (`verdict_lines.rs`).
 fn put_outcome(
     t: &mut Tables<'_>,
     last_seq: &mut u64,
     counters: &mut CounterDeltas,
-    value: OutcomeValue,
+    value: &OutcomeValue,
+    verdict: Option<(u64, &VerdictValue)>,
 ) -> Result<u64, StoreError> {
     *last_seq += 1;
     let seq = *last_seq;
-    t.outcomes
-        .open()?
-        .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
+    let dictionary = t.dictionary.as_deref();
+    let stored = verdict_lines::stored(value, seq, verdict, verdict_lines::outcome_of, |v| {
+        encode_with(v, dictionary)
+    });
+    t.outcomes.open()?.insert(seq, stored.as_slice())?;
     if !value.sig_hash.is_empty() {
         let repo = t.repos.id_for_write(&value.repo)?;
         t.later
             .by_sig
-            .push((repo, value.sig_hash, KIND_OUTCOME, seq));
+            .push((repo, value.sig_hash.clone(), KIND_OUTCOME, seq));
     }
     counters.add(meta::OUTCOMES, 1);
     counters.add_keyed(meta::OUTCOMES_BY_KIND, &value.kind, 1);
     Ok(seq)
 }
 
+/// Stores an event; `verdict` as for [`put_outcome`].
 fn put_event(
     t: &mut Tables<'_>,
     last_seq: &mut u64,
     counters: &mut CounterDeltas,
     new: &NewEvent,
+    verdict: Option<(u64, &VerdictValue)>,
 ) -> Result<u64, StoreError> {
     *last_seq += 1;
     let seq = *last_seq;
@@ -463,9 +486,11 @@ fn put_event(
         new.source_original.clone(),
         new.received_at_ms,
     );
-    t.events
-        .open()?
-        .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
+    let dictionary = t.dictionary.as_deref();
+    let stored = verdict_lines::stored(&value, seq, verdict, verdict_lines::event_of, |v| {
+        encode_with(v, dictionary)
+    });
+    t.events.open()?.insert(seq, stored.as_slice())?;
     let repo = t.repos.id_for_write(&value.repo)?;
     let later = &mut *t.later;
     later.by_source.push(&value.source, seq);
@@ -501,6 +526,7 @@ fn count_event(counters: &mut CounterDeltas, value: &EventValue, delta: i64) {
 /// many were deleted.
 pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64, StoreError> {
     let mut events = txn.open_table(EVENTS)?;
+    let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let mut by_source = txn.open_table(EVENTS_BY_SOURCE)?;
     let mut by_kind = txn.open_table(EVENTS_BY_KIND)?;
     let mut by_sig = txn.open_table(BY_SIG)?;
@@ -511,12 +537,7 @@ pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64,
         let Some(bytes) = events.remove(seq)? else {
             continue;
         };
-        let value: EventValue =
-            super::codec::decode(bytes.value()).map_err(|source| StoreError::Codec {
-                table: "events",
-                seq,
-                source,
-            })?;
+        let value = verdict_lines::event(&verdicts, seq, bytes.value())?;
         drop(bytes);
         by_source.remove((value.source.as_str(), seq))?;
         if let Some(sig_hash) = &value.sig_hash {

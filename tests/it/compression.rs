@@ -2,19 +2,17 @@
 //! a database's values, old databases are converted by bounded, resumable transactions, and
 //! nothing a reader sees changes.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use lakehouse_kb::export::ExportJob;
 use lakehouse_kb::intake::verdict_record;
-use lakehouse_kb::store::codec::CODEC_VERSION;
+use lakehouse_kb::store::codec::{CODEC_VERSION, REFERENCE_VERSION};
 use lakehouse_kb::store::tables::{EVENTS, META, OUTCOMES as OUTCOME_ROWS, VERDICTS_BY_SEQ};
 use lakehouse_kb::store::{DictionaryOptions, SCHEMA_VERSION, Store, StoreOptions, Written};
 use redb::{ReadableDatabase, ReadableTable};
 
-use crate::support::{BIN, OPS, OUTCOMES, assert_same_bytes, kb, load, stderr};
+use crate::support::{OPS, OUTCOMES, assert_same_bytes, kb, kill_check_midway, load, stderr};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/db-669becd");
 
@@ -28,20 +26,29 @@ fn options(train_at: u64, convert_batch: u64) -> StoreOptions {
     }
 }
 
-/// How many values of the three compressed tables are stored compressed, and how many in all.
+/// How many values of the three compressed tables are stored compressed, and how many in all,
+/// leaving out references to a verdict (`store/verdict_lines.rs`), which are not values of
+/// their own.
 fn compressed_values(path: &Path) -> (u64, u64) {
+    let (compressed, references, all) = stored_values(path);
+    (compressed, all - references)
+}
+
+/// Values of the three compressed tables: compressed, references to a verdict, all.
+fn stored_values(path: &Path) -> (u64, u64, u64) {
     // A writable open: after a kill, redb repairs the file first.
     let db = redb::Database::open(path).unwrap();
     let txn = db.begin_read().unwrap();
-    let (mut compressed, mut all) = (0, 0);
+    let (mut compressed, mut references, mut all) = (0, 0, 0);
     for table in [VERDICTS_BY_SEQ, OUTCOME_ROWS, EVENTS] {
         for row in txn.open_table(table).unwrap().iter().unwrap() {
             let (_, value) = row.unwrap();
             all += 1;
             compressed += u64::from(value.value()[0] == CODEC_VERSION);
+            references += u64::from(value.value()[0] == REFERENCE_VERSION);
         }
     }
-    (compressed, all)
+    (compressed, references, all)
 }
 
 fn meta_value(path: &Path, key: &str) -> Option<u64> {
@@ -91,10 +98,18 @@ fn a_database_made_by_669becd_is_converted_and_exports_the_same_bytes() {
     }
     assert!(n_verdicts > 20, "{n_verdicts}");
     drop(store);
-    let (compressed, all) = compressed_values(&path);
+    // Schema 9: every audit row is a reference to its verdict now (the 20 the import stored
+    // just before the verdict it made of each, and the KB rows of the six verdicts posted that
+    // the import had not brought), and so are those six verdicts' events.
+    let (compressed, references, all) = stored_values(&path);
     assert_eq!(all, 168);
-    assert!(compressed > 150, "{compressed} of {all} values compressed");
+    assert_eq!(references, 20 + 2 * 6);
+    assert!(
+        compressed + references > 150,
+        "{compressed} of {all} values compressed, {references} references"
+    );
     assert_eq!(meta_value(&path, "codec/plain_below"), None);
+    assert_eq!(meta_value(&path, "lines/references"), Some(1));
 
     // The export of the converted file is the export the old binary wrote, byte for byte.
     let out = kb(&data, &["export"]);
@@ -162,30 +177,7 @@ fn a_conversion_killed_midway_finishes_on_the_next_open() {
 
     // The binary trains the dictionary on open and converts; it is killed once it has
     // committed some of the conversion.
-    let mut child = Command::new(BIN)
-        .arg("--data")
-        .arg(&data)
-        .arg("check")
-        .env_remove("LAKEHOUSE_KB_DATA")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = String::new();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("the binary ended before converting anything: {log}"))
-            .unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("build progress") && line.contains("compressed values") {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let log = kill_check_midway(&data, "compressed values");
     let mark = meta_value(&path, "codec/converted_through");
     assert!(
         mark.is_some() && meta_value(&path, "codec/plain_below").is_some(),
@@ -220,12 +212,17 @@ fn put_raw(path: &Path, table: redb::TableDefinition<u64, &[u8]>, seq: u64, byte
     txn.commit().unwrap();
 }
 
+/// The first value of `table` that is a value of its own (not a reference to a verdict).
 fn first_seq(path: &Path, table: redb::TableDefinition<u64, &[u8]>) -> (u64, Vec<u8>) {
     let db = redb::Database::open(path).unwrap();
     let txn = db.begin_read().unwrap();
     let t = txn.open_table(table).unwrap();
-    let (seq, value) = t.first().unwrap().unwrap();
-    (seq.value(), value.value().to_vec())
+    t.iter()
+        .unwrap()
+        .map(Result::unwrap)
+        .map(|(seq, value)| (seq.value(), value.value().to_vec()))
+        .find(|(_, value)| value[0] != REFERENCE_VERSION)
+        .unwrap()
 }
 
 #[test]

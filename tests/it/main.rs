@@ -23,6 +23,7 @@ mod repos;
 mod retries;
 mod store;
 mod support;
+mod verdict_lines;
 // Test traffic lives with the tools (it is not part of the service); the tests compile the
 // same file. Each test module uses only some of it.
 #[allow(dead_code)]

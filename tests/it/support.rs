@@ -710,3 +710,34 @@ pub fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
         }
     }
 }
+
+/// Runs `lakehouse-kb check` on `data` and kills it (SIGKILL) once its log reports progress of
+/// the open-time build or conversion whose name contains `what`, that is once it has committed
+/// part of it; returns the log up to there.
+pub fn kill_check_midway(data: &Path, what: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .arg("check")
+        .env_remove("LAKEHOUSE_KB_DATA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the binary ended before any {what} progress: {log}"))
+            .unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("build progress") && line.contains(what) {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    log
+}

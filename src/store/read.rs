@@ -12,7 +12,8 @@ use super::codec::{self, CodecError, decode, decode_borrowed};
 use super::meta;
 use super::tables::*;
 use super::values::{EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue};
-use super::{ReadBudget, Store, StoreError, repos, verdict_lines};
+use super::verdict_lines::{self, References};
+use super::{ReadBudget, Store, StoreError, repos};
 use crate::model::verdict::sig_hash;
 use crate::model::{Repo, Source};
 
@@ -382,7 +383,11 @@ impl Store {
             &OUTCOMES,
             after_seq,
             |bytes| decode_borrowed::<OutcomeValueRef>(bytes).map(|row| row.line),
-            |verdicts, seq, bytes| Ok(verdict_lines::outcome(verdicts, seq, bytes)?.line),
+            |references, seq, bytes| {
+                Ok(references
+                    .resolve(seq, bytes, verdict_lines::outcome_of)?
+                    .line)
+            },
             f,
         )
     }
@@ -397,7 +402,11 @@ impl Store {
             &EVENTS,
             after_seq,
             |bytes| decode_borrowed::<EventValueRef>(bytes).map(|event| event.line),
-            |verdicts, seq, bytes| Ok(verdict_lines::event(verdicts, seq, bytes)?.line),
+            |references, seq, bytes| {
+                Ok(references
+                    .resolve(seq, bytes, verdict_lines::event_of)?
+                    .line)
+            },
             f,
         )
     }
@@ -409,12 +418,14 @@ impl Store {
         table: &'static TableDefinition<'static, u64, &'static [u8]>,
         after_seq: u64,
         line_of: impl for<'b> Fn(&'b [u8]) -> Result<&'b str, CodecError>,
-        recompute: impl Fn(&ReadOnlyTable<u64, &'static [u8]>, u64, &[u8]) -> Result<String, StoreError>,
+        recompute: impl Fn(&mut References<'_>, u64, &[u8]) -> Result<String, StoreError>,
         mut f: impl FnMut(u64, &str) -> Result<(), E>,
     ) -> Result<(), E> {
         let txn = self.read()?;
         let rows = txn.open_table(*table).map_err(StoreError::from)?;
         let verdicts = txn.open_table(VERDICTS_BY_SEQ).map_err(StoreError::from)?;
+        let from = after_seq.saturating_add(1);
+        let mut references = References::new(table.name(), &verdicts, from)?;
         let mut scratch = Vec::new();
         for row in rows
             .range(after_seq.saturating_add(1)..)
@@ -424,7 +435,7 @@ impl Store {
             let seq = seq.value();
             let bytes = value.value();
             if bytes.first() == Some(&codec::REFERENCE_VERSION) {
-                f(seq, &recompute(&verdicts, seq, bytes)?)?;
+                f(seq, &recompute(&mut references, seq, bytes)?)?;
                 continue;
             }
             let codec_error = |source| StoreError::Codec {

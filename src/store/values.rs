@@ -49,29 +49,22 @@ impl VerdictValue {
         Overall::parse(&self.overall)
     }
 
-    /// The verdict as far as its KB row and observer event need it (no claims or findings, no
-    /// JSON): `None` when a field could not have come from a valid verdict. An absent and a
-    /// null optional metric are both stored as `None` and come back absent, so a record made
-    /// from a null one does not recompute (and is stored whole, see `verdict_lines.rs`).
-    pub fn to_verdict(&self) -> Option<Verdict> {
-        fn absent_if_none<T>(v: Option<T>) -> JsField<T> {
-            v.map_or(JsField::Absent, JsField::Value)
-        }
-        Some(Verdict {
+    /// The same value as a borrowing view.
+    pub fn as_view(&self) -> VerdictValueRef<'_> {
+        VerdictValueRef {
             pr_number: self.pr_number,
-            head_sha: self.head_sha.clone(),
-            audited_at: self.audited_at.clone(),
-            overall: self.overall()?,
-            one_liner: self.one_liner.clone(),
+            head_sha: &self.head_sha,
+            audited_at: &self.audited_at,
+            overall: &self.overall,
+            one_liner: &self.one_liner,
             findings_block: self.findings_block,
             findings_warn: self.findings_warn,
-            findings_info: absent_if_none(self.findings_info),
-            audit_duration_ms: absent_if_none(self.audit_duration_ms),
-            claims: Vec::new(),
-            findings: Vec::new(),
-            repo: Repo::parse("repo", &self.repo).ok()?,
-            raw_json: String::new(),
-        })
+            findings_info: self.findings_info,
+            audit_duration_ms: self.audit_duration_ms,
+            received_at_ms: self.received_at_ms,
+            raw_json: &self.raw_json,
+            repo: &self.repo,
+        }
     }
 }
 
@@ -112,6 +105,33 @@ pub struct VerdictValueRef<'a> {
     pub received_at_ms: u64,
     pub raw_json: &'a str,
     pub repo: &'a str,
+}
+
+impl VerdictValueRef<'_> {
+    /// The verdict as far as its KB row and observer event need it (no claims or findings, no
+    /// JSON): `None` when a field could not have come from a valid verdict. An absent and a
+    /// null optional metric are both stored as `None` and come back absent, so a record made
+    /// from a null one does not recompute (and is stored whole, see `verdict_lines.rs`).
+    pub fn to_verdict(&self) -> Option<Verdict> {
+        fn absent_if_none<T>(v: Option<T>) -> JsField<T> {
+            v.map_or(JsField::Absent, JsField::Value)
+        }
+        Some(Verdict {
+            pr_number: self.pr_number,
+            head_sha: self.head_sha.to_owned(),
+            audited_at: self.audited_at.to_owned(),
+            overall: Overall::parse(self.overall)?,
+            one_liner: self.one_liner.to_owned(),
+            findings_block: self.findings_block,
+            findings_warn: self.findings_warn,
+            findings_info: absent_if_none(self.findings_info),
+            audit_duration_ms: absent_if_none(self.audit_duration_ms),
+            claims: Vec::new(),
+            findings: Vec::new(),
+            repo: Repo::parse("repo", self.repo).ok()?,
+            raw_json: String::new(),
+        })
+    }
 }
 
 /// [`VerdictValueRef`]'s version-1 layout.

@@ -21,7 +21,7 @@ use super::codec::{self, CodecError, decode};
 use super::derived::Build;
 use super::meta;
 use super::tables::{EVENTS, OUTCOMES, VERDICTS_BY_SEQ};
-use super::values::{EventValue, OutcomeValue, VerdictValue};
+use super::values::{EventValue, OutcomeValue, VerdictValue, VerdictValueRef};
 use super::{Store, StoreError};
 use crate::model::iso_timestamp;
 
@@ -32,20 +32,23 @@ const REWRITTEN_THROUGH: &str = "lines/references_through";
 /// Verdicts per transaction of the rewrite.
 const REWRITE_BATCH: u64 = 4_096;
 
+/// How a verdict recomputes one of its records.
+pub(super) type Recompute<T> = fn(&VerdictValueRef<'_>) -> Option<T>;
+
 /// The KB row the verdict recomputes.
-pub(super) fn outcome_of(verdict: &VerdictValue) -> Option<OutcomeValue> {
+pub(super) fn outcome_of(verdict: &VerdictValueRef<'_>) -> Option<OutcomeValue> {
     let v = verdict.to_verdict()?;
     Some(OutcomeValue {
         received_at_ms: verdict.received_at_ms,
         sig_hash: v.sig_hash(),
         kind: "audit".to_owned(),
         line: v.kb_outcome_line(),
-        repo: verdict.repo.clone(),
+        repo: verdict.repo.to_owned(),
     })
 }
 
 /// The observer event the verdict recomputes: received when the verdict was.
-pub(super) fn event_of(verdict: &VerdictValue) -> Option<EventValue> {
+pub(super) fn event_of(verdict: &VerdictValueRef<'_>) -> Option<EventValue> {
     let v = verdict.to_verdict()?;
     let op = v.observed_op(iso_timestamp(verdict.received_at_ms));
     Some(EventValue::new(
@@ -63,11 +66,13 @@ pub(super) fn stored<T: PartialEq>(
     record: &T,
     seq: u64,
     verdict: Option<(u64, &VerdictValue)>,
-    recompute: fn(&VerdictValue) -> Option<T>,
+    recompute: Recompute<T>,
     whole: impl FnOnce(&T) -> Vec<u8>,
 ) -> Vec<u8> {
     verdict
-        .and_then(|(verdict_seq, value)| reference(record, seq, verdict_seq, value, recompute))
+        .and_then(|(verdict_seq, value)| {
+            reference(record, seq, verdict_seq, &value.as_view(), recompute)
+        })
         .unwrap_or_else(|| whole(record))
 }
 
@@ -77,8 +82,8 @@ pub(super) fn reference<T: PartialEq>(
     record: &T,
     seq: u64,
     verdict_seq: u64,
-    verdict: &VerdictValue,
-    recompute: fn(&VerdictValue) -> Option<T>,
+    verdict: &VerdictValueRef<'_>,
+    recompute: Recompute<T>,
 ) -> Option<Vec<u8>> {
     let distance = i64::try_from(i128::from(seq) - i128::from(verdict_seq)).ok()?;
     (distance != 0 && recompute(verdict).as_ref() == Some(record))
@@ -108,7 +113,7 @@ fn read<T: serde::de::DeserializeOwned + for<'a> codec::Layout<'a>>(
     table: &'static str,
     seq: u64,
     bytes: &[u8],
-    recompute: fn(&VerdictValue) -> Option<T>,
+    recompute: Recompute<T>,
 ) -> Result<T, StoreError> {
     let codec_error = |source| StoreError::Codec { table, seq, source };
     match codec::referenced_seq(seq, bytes).map_err(codec_error)? {
@@ -118,17 +123,120 @@ fn read<T: serde::de::DeserializeOwned + for<'a> codec::Layout<'a>>(
                 .get(verdict_seq)?
                 .ok_or(CodecError::BrokenReference(verdict_seq))
                 .map_err(codec_error)?;
-            let verdict: VerdictValue =
-                decode(verdict.value()).map_err(|source| StoreError::Codec {
-                    table: "verdicts_by_seq",
-                    seq: verdict_seq,
-                    source,
-                })?;
-            recompute(&verdict)
-                .ok_or(CodecError::BrokenReference(verdict_seq))
-                .map_err(codec_error)
+            recompute_from(verdict.value(), verdict_seq, &mut Vec::new(), recompute).and_then(
+                |found| {
+                    found.ok_or(StoreError::Codec {
+                        table,
+                        seq,
+                        source: CodecError::BrokenReference(verdict_seq),
+                    })
+                },
+            )
         }
     }
+}
+
+/// What the verdict stored as `bytes` under `verdict_seq` recomputes, read in place (through
+/// `scratch` when compressed).
+fn recompute_from<T>(
+    bytes: &[u8],
+    verdict_seq: u64,
+    scratch: &mut Vec<u8>,
+    recompute: Recompute<T>,
+) -> Result<Option<T>, StoreError> {
+    let codec_error = |source| StoreError::Codec {
+        table: "verdicts_by_seq",
+        seq: verdict_seq,
+        source,
+    };
+    let plain = codec::open_in(bytes, scratch).map_err(codec_error)?;
+    let verdict: VerdictValueRef = codec::decode_borrowed(plain).map_err(codec_error)?;
+    Ok(recompute(&verdict))
+}
+
+/// The export's reader of the references in one table, walked in seq order: the verdicts they
+/// name come in seq order too (a verdict's records are next to it), so one forward range over
+/// the verdicts finds each, and each is decompressed into one reused buffer.
+pub(super) struct References<'t> {
+    table: &'static str,
+    verdicts: redb::Range<'t, u64, &'static [u8]>,
+    /// The verdict the range stopped at.
+    current: Option<StoredVerdict<'t>>,
+    scratch: Vec<u8>,
+}
+
+impl<'t> References<'t> {
+    /// For a walk over `table` from seq `from`.
+    pub(super) fn new(
+        table: &'static str,
+        verdicts: &'t redb::ReadOnlyTable<u64, &'static [u8]>,
+        from: u64,
+    ) -> Result<References<'t>, StoreError> {
+        // A record refers to a verdict at most two seqs before it.
+        let mut verdicts = verdicts.range(from.saturating_sub(2)..)?;
+        let current = next_verdict(&mut verdicts)?;
+        Ok(References {
+            table,
+            verdicts,
+            current,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The record stored under `seq` as the reference `bytes`, recomputed.
+    pub(super) fn resolve<T>(
+        &mut self,
+        seq: u64,
+        bytes: &[u8],
+        recompute: Recompute<T>,
+    ) -> Result<T, StoreError> {
+        let (table, codec_error) = (self.table, |source| StoreError::Codec {
+            table: self.table,
+            seq,
+            source,
+        });
+        let broken = |verdict_seq| StoreError::Codec {
+            table,
+            seq,
+            source: CodecError::BrokenReference(verdict_seq),
+        };
+        let verdict_seq = codec::referenced_seq(seq, bytes)
+            .map_err(codec_error)?
+            .ok_or(StoreError::Codec {
+                table,
+                seq,
+                source: CodecError::Corrupt("not a reference".into()),
+            })?;
+        while self
+            .current
+            .as_ref()
+            .is_some_and(|(at, _)| *at < verdict_seq)
+        {
+            self.current = next_verdict(&mut self.verdicts)?;
+        }
+        match &self.current {
+            Some((at, verdict)) if *at == verdict_seq => {
+                recompute_from(verdict.value(), verdict_seq, &mut self.scratch, recompute)?
+                    .ok_or_else(|| broken(verdict_seq))
+            }
+            _ => Err(broken(verdict_seq)),
+        }
+    }
+}
+
+/// A verdict's seq and stored value.
+type StoredVerdict<'t> = (u64, redb::AccessGuard<'t, &'static [u8]>);
+
+fn next_verdict<'t>(
+    range: &mut redb::Range<'t, u64, &'static [u8]>,
+) -> Result<Option<StoredVerdict<'t>>, StoreError> {
+    Ok(match range.next() {
+        Some(row) => {
+            let (seq, value) = row?;
+            Some((seq.value(), value))
+        }
+        None => None,
+    })
 }
 
 impl Store {
@@ -178,13 +286,15 @@ fn rewrite_after(
         for seq in before.into_iter().chain(verdict_seq + 1..=verdict_seq + 2) {
             if let Some(stored) = outcomes.get(seq)?
                 && let Ok(row) = decode::<OutcomeValue>(stored.value())
-                && let Some(reference) = reference(&row, seq, verdict_seq, &verdict, outcome_of)
+                && let Some(reference) =
+                    reference(&row, seq, verdict_seq, &verdict.as_view(), outcome_of)
             {
                 rewrites.push((true, seq, reference));
             }
             if let Some(stored) = events.get(seq)?
                 && let Ok(event) = decode::<EventValue>(stored.value())
-                && let Some(reference) = reference(&event, seq, verdict_seq, &verdict, event_of)
+                && let Some(reference) =
+                    reference(&event, seq, verdict_seq, &verdict.as_view(), event_of)
             {
                 rewrites.push((false, seq, reference));
             }

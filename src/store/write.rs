@@ -366,8 +366,13 @@ fn put_verdict(
         .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
     if let Some((row_seq, row)) = previous_row
         && row_seq + 1 == seq
-        && let Some(reference) =
-            verdict_lines::reference(&row, row_seq, seq, &value, verdict_lines::outcome_of)
+        && let Some(reference) = verdict_lines::reference(
+            &row,
+            row_seq,
+            seq,
+            &value.as_view(),
+            verdict_lines::outcome_of,
+        )
     {
         t.outcomes.open()?.insert(row_seq, reference.as_slice())?;
     }

@@ -6,8 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{
+    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+};
 
+use super::codec;
 use super::read::{event_entry, outcome_entry};
 use super::tables::*;
 use super::{Stats, Store, StoreError};
@@ -134,8 +137,15 @@ fn check_outcomes(
         let Some(repo) = repo_id(&repos, report, &entry.value.repo, &what)? else {
             continue;
         };
-        if !sig.is_empty() && by_sig.get((repo, sig, KIND_OUTCOME, seq))?.is_none() {
-            report.problem(format!("outcome seq {seq} is missing from by_sig"));
+        if !sig.is_empty() {
+            let reference = codec::referenced_seq(seq, bytes.value()).ok().flatten();
+            check_sig_entry(
+                &by_sig,
+                report,
+                (repo, sig, KIND_OUTCOME, seq),
+                reference,
+                &what,
+            )?;
         }
     }
     Ok(())
@@ -185,9 +195,10 @@ fn check_events(
         let what = format!("event seq {seq}");
         if let Some(sig) = &e.sig_hash
             && let Some(repo) = repo_id(&repos, report, &e.repo, &what)?
-            && by_sig.get((repo, sig.as_str(), KIND_EVENT, seq))?.is_none()
         {
-            report.problem(format!("event seq {seq} is missing from by_sig"));
+            let reference = codec::referenced_seq(seq, bytes.value()).ok().flatten();
+            let entry = (repo, sig.as_str(), KIND_EVENT, seq);
+            check_sig_entry(&by_sig, report, entry, reference, &what)?;
         }
         let keys = [Some(&e.source), e.event_kind.as_ref()];
         for (i, key) in keys.into_iter().enumerate() {
@@ -222,6 +233,32 @@ fn check_events(
                 report.problem(format!("{name} entry ({key}, {seq}) has no matching event"));
             }
         }
+    }
+    Ok(())
+}
+
+/// A record with a sig_hash has its `by_sig` entry; one stored as a reference to a verdict
+/// has none of its own, and is found through its verdict's (`verdict_lines.rs`).
+fn check_sig_entry(
+    by_sig: &ReadOnlyTable<(u32, &'static str, u8, u64), ()>,
+    report: &mut CheckReport,
+    entry: (u32, &str, u8, u64),
+    reference: Option<u64>,
+    what: &str,
+) -> Result<(), StoreError> {
+    let (repo, sig, _, _) = entry;
+    let own = by_sig.get(entry)?.is_some();
+    match reference {
+        None if !own => report.problem(format!("{what} is missing from by_sig")),
+        Some(_) if own => report.problem(format!(
+            "{what} is a reference to a verdict but has a by_sig entry of its own"
+        )),
+        Some(verdict) if by_sig.get((repo, sig, KIND_VERDICT, verdict))?.is_none() => report
+            .problem(format!(
+                "{what} refers to verdict seq {verdict}, which by_sig does not hold under its \
+                 sig_hash"
+            )),
+        _ => {}
     }
     Ok(())
 }

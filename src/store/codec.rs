@@ -233,6 +233,11 @@ pub fn reference(distance: i64) -> Vec<u8> {
     out
 }
 
+/// Whether the stored value `bytes` is a [`reference`].
+pub fn is_reference(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&REFERENCE_VERSION)
+}
+
 /// For a value stored under `seq`: the seq of the verdict it refers to when it is a
 /// [`reference`], `None` when it is a value of its own.
 pub fn referenced_seq(seq: u64, bytes: &[u8]) -> Result<Option<u64>, CodecError> {

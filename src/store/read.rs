@@ -12,7 +12,7 @@ use super::codec::{self, CodecError, decode, decode_borrowed};
 use super::meta;
 use super::tables::*;
 use super::values::{EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue};
-use super::verdict_lines::{self, References};
+use super::verdict_lines::{self, References, WithReferences};
 use super::{ReadBudget, Store, StoreError, repos};
 use crate::model::verdict::sig_hash;
 use crate::model::{Repo, Source};
@@ -216,30 +216,62 @@ impl Store {
         let outcomes = txn.open_table(OUTCOMES)?;
         let events = txn.open_table(EVENTS)?;
         let index = txn.open_table(BY_SIG)?;
-        let kinds = [KIND_VERDICT, KIND_OUTCOME, KIND_EVENT];
-        let mut ranges = Vec::with_capacity(kinds.len());
-        let mut heads = Vec::with_capacity(kinds.len());
-        for kind in kinds {
-            let from = (repo, sig_hash, kind, after_seq.saturating_add(1));
-            let mut range = index.range(from..=(repo, sig_hash, kind, u64::MAX))?;
-            heads.push(next_seq(&mut range)?);
-            ranges.push(range);
-        }
-        let mut items = Vec::new();
+        let entries = |kind: u8, from: u64| {
+            index
+                .range((repo, sig_hash, kind, from)..=(repo, sig_hash, kind, u64::MAX))
+                .map(sig_seqs)
+        };
+        // The verdicts with their records stored as references, which sit up to two seqs
+        // after them (the walk starts early enough to find them), and the records stored
+        // whole, each kind in seq order.
+        let mut with_references = WithReferences::new(
+            entries(KIND_VERDICT, after_seq.saturating_sub(1))?,
+            true,
+            &[KIND_VERDICT, KIND_OUTCOME, KIND_EVENT],
+            &outcomes,
+            &events,
+        );
+        let mut outcome_entries = entries(KIND_OUTCOME, after_seq.saturating_add(1))?;
+        let mut event_entries = entries(KIND_EVENT, after_seq.saturating_add(1))?;
+        let mut lane = |i: usize| -> Result<Option<(u64, u8)>, StoreError> {
+            Ok(match i {
+                0 => loop {
+                    match with_references.next_item()? {
+                        Some((seq, _)) if seq <= after_seq => continue,
+                        item => break item,
+                    }
+                },
+                1 => outcome_entries
+                    .next()
+                    .transpose()?
+                    .map(|seq| (seq, KIND_OUTCOME)),
+                _ => event_entries
+                    .next()
+                    .transpose()?
+                    .map(|seq| (seq, KIND_EVENT)),
+            })
+        };
+        let mut heads = [lane(0)?, lane(1)?, lane(2)?];
+        let mut items: Vec<SigRecord> = Vec::new();
         loop {
             let next = heads
                 .iter()
                 .enumerate()
-                .filter_map(|(i, seq)| Some((i, (*seq)?)))
-                .min_by_key(|&(_, seq)| seq);
-            let Some((i, seq)) = next else {
+                .filter_map(|(i, head)| Some((i, (*head)?)))
+                .min_by_key(|&(_, (seq, _))| seq);
+            let Some((i, (seq, kind))) = next else {
                 return Ok(Page { items, more: false });
             };
+            heads[i] = lane(i)?;
+            // A record found both ways (an entry left for a reference) is answered once.
+            if items.last().is_some_and(|last| last.seq() == seq) {
+                continue;
+            }
             if items.len() == limit {
                 return Ok(Page { items, more: true });
             }
             budget.tick()?;
-            let record = match kinds[i] {
+            let record = match kind {
                 KIND_VERDICT => SigRecord::Verdict(verdict_at(&verdicts, sig_hash, seq)?),
                 KIND_OUTCOME => SigRecord::Outcome(outcome_at(&outcomes, &verdicts, seq)?),
                 _ => SigRecord::Event(event_at(&events, &verdicts, "by_sig", seq)?),
@@ -248,7 +280,6 @@ impl Store {
                 return Ok(Page { items, more: true });
             }
             items.push(record);
-            heads[i] = next_seq(&mut ranges[i])?;
         }
     }
 
@@ -303,22 +334,62 @@ impl Store {
             Ok(true)
         };
         if let Some(sig) = &filter.sig_hash {
-            // Events under one sig_hash: its event range of the sig_hash index, in the
-            // repository asked for.
+            // Events under one sig_hash, newest first: its event range of the sig_hash index
+            // merged with the events its verdicts' entries stand for (those stored as
+            // references sit up to two seqs after their verdict), in the repository asked for.
             let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, &filter.repo)? else {
                 return Ok(Page { items, more: false });
             };
             let index = txn.open_table(BY_SIG)?;
-            let (from, to) = (
-                (repo, sig.as_str(), KIND_EVENT, 0),
-                (repo, sig.as_str(), KIND_EVENT, below),
+            let sig = sig.as_str();
+            let entries = |kind: u8, below: u64| {
+                index
+                    .range((repo, sig, kind, 0)..(repo, sig, kind, below))
+                    .map(|range| sig_seqs(range.rev()))
+            };
+            let outcomes = txn.open_table(OUTCOMES)?;
+            let mut with_references = WithReferences::new(
+                entries(KIND_VERDICT, below)?,
+                false,
+                &[KIND_EVENT],
+                &outcomes,
+                &events,
             );
-            for row in index.range(from..to)?.rev() {
-                if !push(event_at(&events, &verdicts, "by_sig", row?.0.value().3)?)? {
+            let mut referenced = || -> Result<Option<u64>, StoreError> {
+                loop {
+                    match with_references.next_item()? {
+                        Some((seq, _)) if seq >= below => continue,
+                        item => return Ok(item.map(|(seq, _)| seq)),
+                    }
+                }
+            };
+            let mut whole = entries(KIND_EVENT, below)?;
+            let (mut a, mut b) = (referenced()?, whole.next().transpose()?);
+            let mut last = None;
+            loop {
+                let seq = match (a, b) {
+                    (Some(x), Some(y)) if x >= y => {
+                        a = referenced()?;
+                        x
+                    }
+                    (_, Some(y)) => {
+                        b = whole.next().transpose()?;
+                        y
+                    }
+                    (Some(x), None) => {
+                        a = referenced()?;
+                        x
+                    }
+                    (None, None) => return Ok(Page { items, more: false }),
+                };
+                // An event found both ways (an entry left for a reference) is answered once.
+                if last.replace(seq) == Some(seq) {
+                    continue;
+                }
+                if !push(event_at(&events, &verdicts, "by_sig", seq)?)? {
                     return Ok(Page { items, more: true });
                 }
             }
-            return Ok(Page { items, more: false });
         }
         let index = match (&filter.event_kind, filter.source) {
             (Some(kind), Some(source)) => {
@@ -385,7 +456,7 @@ impl Store {
             |bytes| decode_borrowed::<OutcomeValueRef>(bytes).map(|row| row.line),
             |references, seq, bytes| {
                 Ok(references
-                    .resolve(seq, bytes, verdict_lines::outcome_of)?
+                    .resolve(&verdict_lines::OUTCOME, seq, bytes)?
                     .line)
             },
             f,
@@ -403,9 +474,7 @@ impl Store {
             after_seq,
             |bytes| decode_borrowed::<EventValueRef>(bytes).map(|event| event.line),
             |references, seq, bytes| {
-                Ok(references
-                    .resolve(seq, bytes, verdict_lines::event_of)?
-                    .line)
+                Ok(references.resolve(&verdict_lines::EVENT, seq, bytes)?.line)
             },
             f,
         )
@@ -425,7 +494,7 @@ impl Store {
         let rows = txn.open_table(*table).map_err(StoreError::from)?;
         let verdicts = txn.open_table(VERDICTS_BY_SEQ).map_err(StoreError::from)?;
         let from = after_seq.saturating_add(1);
-        let mut references = References::new(table.name(), &verdicts, from)?;
+        let mut references = References::new(&verdicts, from)?;
         let mut scratch = Vec::new();
         for row in rows
             .range(after_seq.saturating_add(1)..)
@@ -434,7 +503,7 @@ impl Store {
             let (seq, value) = row.map_err(StoreError::from)?;
             let seq = seq.value();
             let bytes = value.value();
-            if bytes.first() == Some(&codec::REFERENCE_VERSION) {
+            if codec::is_reference(bytes) {
                 f(seq, &recompute(&mut references, seq, bytes)?)?;
                 continue;
             }
@@ -596,14 +665,17 @@ pub(super) fn outcome_entry(
     Ok(OutcomeEntry { seq, value })
 }
 
-/// The seq of the next `by_sig` entry of `range`, if any.
-fn next_seq(
-    range: &mut redb::Range<'_, (u32, &'static str, u8, u64), ()>,
-) -> Result<Option<u64>, StoreError> {
-    Ok(match range.next() {
-        Some(row) => Some(row?.0.value().3),
-        None => None,
-    })
+/// A `by_sig` entry as redb hands it out.
+type SigEntry<'a> = (
+    redb::AccessGuard<'a, (u32, &'static str, u8, u64)>,
+    redb::AccessGuard<'a, ()>,
+);
+
+/// The seqs of a walk over `by_sig` entries.
+fn sig_seqs<'a>(
+    rows: impl Iterator<Item = Result<SigEntry<'a>, redb::StorageError>> + 'a,
+) -> impl Iterator<Item = Result<u64, StoreError>> + 'a {
+    rows.map(|row| Ok(row?.0.value().3))
 }
 
 fn verdict_at(

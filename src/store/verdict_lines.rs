@@ -2,25 +2,34 @@
 //!
 //! `POST /verdicts` stores three records: the verdict, its `kind:"audit"` KB row (seq + 1) and
 //! its observer event (the next seq), and the last two are computed from the first
-//! (`Verdict::kb_outcome_line`, `Verdict::observer_body`, the observer's rules). Kept whole, they
-//! repeat the verdict's sha, one-liner and timestamps in three compressed values. From schema
+//! (`Verdict::kb_outcome_line`, `Verdict::observer_body`, the observer's rules); the legacy
+//! import stores an audit row just before the verdict it makes of it. Kept whole, such records
+//! repeat the verdict's sha, one-liner and timestamps in more compressed values. From schema
 //! version 9, such a record is stored as a reference to its verdict ([`codec::reference`]: one
-//! version byte and the distance back to the verdict, two bytes in all) whenever recomputing it
-//! from the stored verdict gives back the record that would have been stored, field for field;
+//! version byte and the distance to the verdict, two bytes in all) whenever recomputing it from
+//! the stored verdict gives back the record that would have been stored, field for field;
 //! otherwise (a null optional metric, which the verdict keeps as absent; a legacy line
 //! formatted otherwise) it is stored whole. Reading resolves a reference by recomputing, so a
 //! reader cannot tell the two apart, and the recomputation is checked against the record before
 //! a reference is ever written: a reference is exact by construction.
 //!
+//! A reference sits at one of a few places next to its verdict ([`Own::places`]), and has no
+//! `by_sig` entry of its own: it has its verdict's sig_hash and repository, so a sig_hash
+//! lookup finds it through the verdict's entry ([`references_of`]).
+//!
 //! Records stored before schema 9 are rewritten as references when they qualify, after the
 //! migration, in bounded transactions behind a progress mark (`derived.rs`).
 
 use redb::{ReadableTable, WriteTransaction};
+use serde::de::DeserializeOwned;
 
-use super::codec::{self, CodecError, decode};
+use super::codec::{self, CodecError, Layout, decode};
 use super::derived::Build;
 use super::meta;
-use super::tables::{EVENTS, OUTCOMES, VERDICTS_BY_SEQ};
+use super::repos::RepoIds;
+use super::tables::{
+    BY_SIG, EVENTS, KIND_EVENT, KIND_OUTCOME, KIND_VERDICT, OUTCOMES, VERDICTS_BY_SEQ,
+};
 use super::values::{EventValue, OutcomeValue, VerdictValue, VerdictValueRef};
 use super::{Store, StoreError};
 use crate::model::iso_timestamp;
@@ -34,6 +43,33 @@ const REWRITE_BATCH: u64 = 4_096;
 
 /// How a verdict recomputes one of its records.
 pub(super) type Recompute<T> = fn(&VerdictValueRef<'_>) -> Option<T>;
+
+/// One kind of record a verdict recomputes.
+pub(super) struct Own<T: 'static> {
+    /// The table it is stored in.
+    pub table: &'static str,
+    /// Its kind in `by_sig`.
+    pub kind: u8,
+    /// Where a reference of this kind may sit: its seq minus its verdict's.
+    pub places: &'static [i64],
+    pub recompute: Recompute<T>,
+}
+
+/// A verdict's KB row: the seq after it (`POST /verdicts`), or before it (the import).
+pub(super) const OUTCOME: Own<OutcomeValue> = Own {
+    table: "outcomes",
+    kind: KIND_OUTCOME,
+    places: &[-1, 1],
+    recompute: outcome_of,
+};
+
+/// A verdict's observer event: after it, after its KB row when it has one.
+pub(super) const EVENT: Own<EventValue> = Own {
+    table: "events",
+    kind: KIND_EVENT,
+    places: &[1, 2],
+    recompute: event_of,
+};
 
 /// The KB row the verdict recomputes.
 pub(super) fn outcome_of(verdict: &VerdictValueRef<'_>) -> Option<OutcomeValue> {
@@ -60,34 +96,96 @@ pub(super) fn event_of(verdict: &VerdictValueRef<'_>) -> Option<EventValue> {
     ))
 }
 
-/// What is stored under `seq` for `record`, made from `verdict` (stored under its seq, given
-/// with it): a reference when the verdict recomputes it exactly, else `whole`'s encoding of it.
-pub(super) fn stored<T: PartialEq>(
-    record: &T,
-    seq: u64,
-    verdict: Option<(u64, &VerdictValue)>,
-    recompute: Recompute<T>,
-    whole: impl FnOnce(&T) -> Vec<u8>,
-) -> Vec<u8> {
-    verdict
-        .and_then(|(verdict_seq, value)| {
-            reference(record, seq, verdict_seq, &value.as_view(), recompute)
-        })
-        .unwrap_or_else(|| whole(record))
-}
+impl<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>> Own<T> {
+    /// What is stored under `seq` for `record`, made from `verdict` (stored under its seq,
+    /// given with it): a reference when the verdict recomputes it exactly, else `whole`'s
+    /// encoding of it.
+    pub(super) fn stored(
+        &self,
+        record: &T,
+        seq: u64,
+        verdict: Option<(u64, &VerdictValue)>,
+        whole: impl FnOnce(&T) -> Vec<u8>,
+    ) -> Vec<u8> {
+        verdict
+            .and_then(|(verdict_seq, value)| {
+                self.reference(record, seq, verdict_seq, &value.as_view())
+            })
+            .unwrap_or_else(|| whole(record))
+    }
 
-/// The reference to store under `seq` for `record` when `verdict`, stored under `verdict_seq`,
-/// recomputes it exactly.
-pub(super) fn reference<T: PartialEq>(
-    record: &T,
-    seq: u64,
-    verdict_seq: u64,
-    verdict: &VerdictValueRef<'_>,
-    recompute: Recompute<T>,
-) -> Option<Vec<u8>> {
-    let distance = i64::try_from(i128::from(seq) - i128::from(verdict_seq)).ok()?;
-    (distance != 0 && recompute(verdict).as_ref() == Some(record))
-        .then(|| codec::reference(distance))
+    /// The reference to store under `seq` for `record` when `verdict`, stored under
+    /// `verdict_seq`, recomputes it exactly and `seq` is one of its places.
+    pub(super) fn reference(
+        &self,
+        record: &T,
+        seq: u64,
+        verdict_seq: u64,
+        verdict: &VerdictValueRef<'_>,
+    ) -> Option<Vec<u8>> {
+        let distance = i64::try_from(i128::from(seq) - i128::from(verdict_seq)).ok()?;
+        (self.places.contains(&distance) && (self.recompute)(verdict).as_ref() == Some(record))
+            .then(|| codec::reference(distance))
+    }
+
+    /// The seq of the verdict the value `bytes` stored under `seq` refers to, `None` for a
+    /// record stored whole; a reference away from this kind's places is corrupt.
+    fn verdict_seq(&self, seq: u64, bytes: &[u8]) -> Result<Option<u64>, StoreError> {
+        let codec_error = |source| StoreError::Codec {
+            table: self.table,
+            seq,
+            source,
+        };
+        let verdict_seq = codec::referenced_seq(seq, bytes).map_err(codec_error)?;
+        match verdict_seq {
+            Some(v)
+                if !self
+                    .places
+                    .iter()
+                    .any(|&d| v.checked_add_signed(d) == Some(seq)) =>
+            {
+                Err(codec_error(CodecError::Corrupt(format!(
+                    "a reference to seq {v}, out of place"
+                ))))
+            }
+            _ => Ok(verdict_seq),
+        }
+    }
+
+    /// The record stored under `seq` as `bytes`, a reference resolved against `verdicts`.
+    pub(super) fn read(
+        &self,
+        verdicts: &impl ReadableTable<u64, &'static [u8]>,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
+        let Some(verdict_seq) = self.verdict_seq(seq, bytes)? else {
+            return decode(bytes).map_err(|source| StoreError::Codec {
+                table: self.table,
+                seq,
+                source,
+            });
+        };
+        let verdict = verdicts.get(verdict_seq)?;
+        let found = match &verdict {
+            Some(verdict) => recompute_from(
+                verdict.value(),
+                verdict_seq,
+                &mut Vec::new(),
+                self.recompute,
+            )?,
+            None => None,
+        };
+        found.ok_or_else(|| self.broken(seq, verdict_seq))
+    }
+
+    fn broken(&self, seq: u64, verdict_seq: u64) -> StoreError {
+        StoreError::Codec {
+            table: self.table,
+            seq,
+            source: CodecError::BrokenReference(verdict_seq),
+        }
+    }
 }
 
 /// Reads the outcome row stored under `seq` as `bytes`, resolving a reference.
@@ -96,7 +194,7 @@ pub(super) fn outcome(
     seq: u64,
     bytes: &[u8],
 ) -> Result<OutcomeValue, StoreError> {
-    read(verdicts, "outcomes", seq, bytes, outcome_of)
+    OUTCOME.read(verdicts, seq, bytes)
 }
 
 /// Reads the event stored under `seq` as `bytes`, resolving a reference.
@@ -105,34 +203,127 @@ pub(super) fn event(
     seq: u64,
     bytes: &[u8],
 ) -> Result<EventValue, StoreError> {
-    read(verdicts, "events", seq, bytes, event_of)
+    EVENT.read(verdicts, seq, bytes)
 }
 
-fn read<T: serde::de::DeserializeOwned + for<'a> codec::Layout<'a>>(
-    verdicts: &impl ReadableTable<u64, &'static [u8]>,
-    table: &'static str,
-    seq: u64,
-    bytes: &[u8],
-    recompute: Recompute<T>,
-) -> Result<T, StoreError> {
-    let codec_error = |source| StoreError::Codec { table, seq, source };
-    match codec::referenced_seq(seq, bytes).map_err(codec_error)? {
-        None => decode(bytes).map_err(codec_error),
-        Some(verdict_seq) => {
-            let verdict = verdicts
-                .get(verdict_seq)?
-                .ok_or(CodecError::BrokenReference(verdict_seq))
-                .map_err(codec_error)?;
-            recompute_from(verdict.value(), verdict_seq, &mut Vec::new(), recompute).and_then(
-                |found| {
-                    found.ok_or(StoreError::Codec {
-                        table,
-                        seq,
-                        source: CodecError::BrokenReference(verdict_seq),
-                    })
-                },
-            )
+/// The records of the verdict stored under `verdict_seq` that are stored as references to it,
+/// as `(seq, by_sig kind)` in seq order: at most four point lookups.
+pub(super) fn references_of(
+    verdict_seq: u64,
+    outcomes: &dyn Refers,
+    events: &dyn Refers,
+) -> Result<Vec<(u64, u8)>, StoreError> {
+    let mut found = Vec::with_capacity(2);
+    for (table, places, kind) in [
+        (outcomes, OUTCOME.places, OUTCOME.kind),
+        (events, EVENT.places, EVENT.kind),
+    ] {
+        for &place in places {
+            if let Some(seq) = verdict_seq.checked_add_signed(place)
+                && table.refers(seq, verdict_seq)?
+            {
+                found.push((seq, kind));
+            }
         }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// The verdicts of a `by_sig` walk, each with its records stored as references (which have no
+/// entry of their own), as `(seq, by_sig kind)` in the walk's order. A verdict's records sit
+/// within two seqs of it, so an item is handed out once no verdict still to come could place
+/// one on the near side of it.
+pub(super) struct WithReferences<'t, I> {
+    verdicts: I,
+    /// The next verdict, not yet expanded into its items.
+    next_verdict: Option<u64>,
+    forward: bool,
+    /// Only these kinds are handed out.
+    kinds: &'static [u8],
+    outcomes: &'t dyn Refers,
+    events: &'t dyn Refers,
+    pending: std::collections::BTreeSet<(u64, u8)>,
+}
+
+impl<'t, I: Iterator<Item = Result<u64, StoreError>>> WithReferences<'t, I> {
+    /// `verdicts` are seqs of verdict entries, ascending when `forward`, else descending.
+    pub(super) fn new(
+        verdicts: I,
+        forward: bool,
+        kinds: &'static [u8],
+        outcomes: &'t impl ReadableTable<u64, &'static [u8]>,
+        events: &'t impl ReadableTable<u64, &'static [u8]>,
+    ) -> Self {
+        WithReferences {
+            verdicts,
+            next_verdict: None,
+            forward,
+            kinds,
+            outcomes,
+            events,
+            pending: std::collections::BTreeSet::new(),
+        }
+    }
+
+    pub(super) fn next_item(&mut self) -> Result<Option<(u64, u8)>, StoreError> {
+        loop {
+            if self.next_verdict.is_none() {
+                self.next_verdict = self.verdicts.next().transpose()?;
+            }
+            let next_verdict = self.next_verdict;
+            let nearest = if self.forward {
+                self.pending.first()
+            } else {
+                self.pending.last()
+            };
+            // Forward, the next verdict's items are at or after its seq - 1, and the seq just
+            // before it, if pending, is another verdict's; backward, they are at or before its
+            // seq + 2, and that seq, if pending, is another's.
+            let safe = |seq: u64, verdict: u64| {
+                if self.forward {
+                    seq < verdict
+                } else {
+                    seq > verdict.saturating_add(1)
+                }
+            };
+            match (nearest.copied(), next_verdict) {
+                (Some(item), Some(verdict)) if safe(item.0, verdict) => {
+                    self.pending.remove(&item);
+                    return Ok(Some(item));
+                }
+                (Some(item), None) => {
+                    self.pending.remove(&item);
+                    return Ok(Some(item));
+                }
+                (_, Some(verdict)) => {
+                    self.next_verdict = None;
+                    if self.kinds.contains(&KIND_VERDICT) {
+                        self.pending.insert((verdict, KIND_VERDICT));
+                    }
+                    for item in references_of(verdict, self.outcomes, self.events)? {
+                        if self.kinds.contains(&item.1) {
+                            self.pending.insert(item);
+                        }
+                    }
+                }
+                (None, None) => return Ok(None),
+            }
+        }
+    }
+}
+
+/// A table whose values may be references.
+pub(super) trait Refers {
+    /// Whether the value under `seq` is a reference to the verdict under `verdict_seq`.
+    fn refers(&self, seq: u64, verdict_seq: u64) -> Result<bool, StoreError>;
+}
+
+impl<T: ReadableTable<u64, &'static [u8]>> Refers for T {
+    fn refers(&self, seq: u64, verdict_seq: u64) -> Result<bool, StoreError> {
+        Ok(self.get(seq)?.is_some_and(|value| {
+            codec::referenced_seq(seq, value.value()).ok().flatten() == Some(verdict_seq)
+        }))
     }
 }
 
@@ -158,7 +349,6 @@ fn recompute_from<T>(
 /// name come in seq order too (a verdict's records are next to it), so one forward range over
 /// the verdicts finds each, and each is decompressed into one reused buffer.
 pub(super) struct References<'t> {
-    table: &'static str,
     verdicts: redb::Range<'t, u64, &'static [u8]>,
     /// The verdict the range stopped at.
     current: Option<StoredVerdict<'t>>,
@@ -166,47 +356,35 @@ pub(super) struct References<'t> {
 }
 
 impl<'t> References<'t> {
-    /// For a walk over `table` from seq `from`.
+    /// For a walk from seq `from`.
     pub(super) fn new(
-        table: &'static str,
         verdicts: &'t redb::ReadOnlyTable<u64, &'static [u8]>,
         from: u64,
     ) -> Result<References<'t>, StoreError> {
-        // A record refers to a verdict at most two seqs before it.
+        // A record sits at most two seqs after its verdict.
         let mut verdicts = verdicts.range(from.saturating_sub(2)..)?;
         let current = next_verdict(&mut verdicts)?;
         Ok(References {
-            table,
             verdicts,
             current,
             scratch: Vec::new(),
         })
     }
 
-    /// The record stored under `seq` as the reference `bytes`, recomputed.
-    pub(super) fn resolve<T>(
+    /// The record of kind `own` stored under `seq` as the reference `bytes`, recomputed.
+    pub(super) fn resolve<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>>(
         &mut self,
+        own: &Own<T>,
         seq: u64,
         bytes: &[u8],
-        recompute: Recompute<T>,
     ) -> Result<T, StoreError> {
-        let (table, codec_error) = (self.table, |source| StoreError::Codec {
-            table: self.table,
-            seq,
-            source,
-        });
-        let broken = |verdict_seq| StoreError::Codec {
-            table,
-            seq,
-            source: CodecError::BrokenReference(verdict_seq),
-        };
-        let verdict_seq = codec::referenced_seq(seq, bytes)
-            .map_err(codec_error)?
-            .ok_or(StoreError::Codec {
-                table,
+        let Some(verdict_seq) = own.verdict_seq(seq, bytes)? else {
+            return Err(StoreError::Codec {
+                table: own.table,
                 seq,
                 source: CodecError::Corrupt("not a reference".into()),
-            })?;
+            });
+        };
         while self
             .current
             .as_ref()
@@ -214,13 +392,16 @@ impl<'t> References<'t> {
         {
             self.current = next_verdict(&mut self.verdicts)?;
         }
-        match &self.current {
-            Some((at, verdict)) if *at == verdict_seq => {
-                recompute_from(verdict.value(), verdict_seq, &mut self.scratch, recompute)?
-                    .ok_or_else(|| broken(verdict_seq))
-            }
-            _ => Err(broken(verdict_seq)),
-        }
+        let found = match &self.current {
+            Some((at, verdict)) if *at == verdict_seq => recompute_from(
+                verdict.value(),
+                verdict_seq,
+                &mut self.scratch,
+                own.recompute,
+            )?,
+            _ => None,
+        };
+        found.ok_or_else(|| own.broken(seq, verdict_seq))
     }
 }
 
@@ -257,10 +438,13 @@ impl Store {
     }
 }
 
-/// Rewrites the records of up to `batch` verdicts after seq `after`: the outcome rows and
-/// events next to each verdict (a KB row the import stored just before its verdict, the row and
-/// event `POST /verdicts` stored just after), when it recomputes them. Returns the last
-/// verdict's seq, `None` when no verdict is left.
+/// A record to rewrite as a reference: whether it is an outcome row (else an event), its seq,
+/// the reference, and the repository and sig_hash of its `by_sig` entry.
+type Rewrite = (bool, u64, Vec<u8>, Option<(String, String)>);
+
+/// Rewrites the records of up to `batch` verdicts after seq `after`: each record in one of
+/// its kind's places next to a verdict that recomputes it becomes a reference, and leaves
+/// `by_sig`. Returns the last verdict's seq, `None` when no verdict is left.
 fn rewrite_after(
     txn: &WriteTransaction,
     after: u64,
@@ -269,8 +453,10 @@ fn rewrite_after(
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let mut outcomes = txn.open_table(OUTCOMES)?;
     let mut events = txn.open_table(EVENTS)?;
+    let mut by_sig = txn.open_table(BY_SIG)?;
+    let mut repos = RepoIds::open(txn)?;
     let mut last = None;
-    let mut rewrites: Vec<(bool, u64, Vec<u8>)> = Vec::new();
+    let mut rewrites: Vec<Rewrite> = Vec::new();
     for row in verdicts
         .range(after.saturating_add(1)..)?
         .take(batch as usize)
@@ -282,31 +468,42 @@ fn rewrite_after(
             // Left as it is: `check` reports the verdict.
             continue;
         };
-        let before = verdict_seq.checked_sub(1).filter(|&seq| seq > 0);
-        for seq in before.into_iter().chain(verdict_seq + 1..=verdict_seq + 2) {
+        let verdict = verdict.as_view();
+        for &place in OUTCOME.places {
+            let Some(seq) = verdict_seq.checked_add_signed(place) else {
+                continue;
+            };
             if let Some(stored) = outcomes.get(seq)?
                 && let Ok(row) = decode::<OutcomeValue>(stored.value())
-                && let Some(reference) =
-                    reference(&row, seq, verdict_seq, &verdict.as_view(), outcome_of)
+                && let Some(reference) = OUTCOME.reference(&row, seq, verdict_seq, &verdict)
             {
-                rewrites.push((true, seq, reference));
+                rewrites.push((true, seq, reference, Some((row.repo, row.sig_hash))));
             }
+        }
+        for &place in EVENT.places {
+            let Some(seq) = verdict_seq.checked_add_signed(place) else {
+                continue;
+            };
             if let Some(stored) = events.get(seq)?
                 && let Ok(event) = decode::<EventValue>(stored.value())
-                && let Some(reference) =
-                    reference(&event, seq, verdict_seq, &verdict.as_view(), event_of)
+                && let Some(reference) = EVENT.reference(&event, seq, verdict_seq, &verdict)
             {
-                rewrites.push((false, seq, reference));
+                let entry = event.sig_hash.map(|sig| (event.repo, sig));
+                rewrites.push((false, seq, reference, entry));
             }
         }
     }
-    for (is_outcome, seq, reference) in rewrites {
-        let table = if is_outcome {
-            &mut outcomes
+    for (is_outcome, seq, reference, entry) in rewrites {
+        let (table, kind) = if is_outcome {
+            (&mut outcomes, KIND_OUTCOME)
         } else {
-            &mut events
+            (&mut events, KIND_EVENT)
         };
         table.insert(seq, reference.as_slice())?;
+        if let Some((repo, sig)) = entry {
+            let repo = repos.id_of_stored(&repo)?;
+            by_sig.remove((repo, sig.as_str(), kind, seq))?;
+        }
     }
     Ok(last)
 }

@@ -19,7 +19,7 @@ use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
 use std::sync::Arc;
 
-use super::codec::{Dictionary, encode_with};
+use super::codec::{self, Dictionary, encode_with};
 use super::deferred::{Deferred, KeyCheck, client_key_lookup};
 use super::dictionary::current_in;
 use super::dismissals::{self, DismissalTables};
@@ -32,7 +32,8 @@ use super::repos::RepoIds;
 use super::tables::*;
 use super::text_index::{claim_doc, count_claim_doc};
 use super::values::{EventValue, OutcomeValue, Sighting, VerdictValue};
-use super::{Store, StoreError, verdict_lines};
+use super::verdict_lines::{self, EVENT, OUTCOME};
+use super::{Store, StoreError};
 
 impl Store {
     /// Writes `puts` in order in one write transaction and commits it durably (fsync) before
@@ -365,16 +366,14 @@ fn put_verdict(
         .open()?
         .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
     if let Some((row_seq, row)) = previous_row
-        && row_seq + 1 == seq
-        && let Some(reference) = verdict_lines::reference(
-            &row,
-            row_seq,
-            seq,
-            &value.as_view(),
-            verdict_lines::outcome_of,
-        )
+        && let Some(reference) = OUTCOME.reference(&row, row_seq, seq, &value.as_view())
     {
         t.outcomes.open()?.insert(row_seq, reference.as_slice())?;
+        // Found through the verdict's entry from now on.
+        let entry = (repo, row.sig_hash, KIND_OUTCOME, row_seq);
+        if let Some(at) = t.later.by_sig.iter().rposition(|e| *e == entry) {
+            t.later.by_sig.remove(at);
+        }
     }
     let from = Some((seq, &value));
     let later = &mut *t.later;
@@ -459,11 +458,10 @@ fn put_outcome(
     *last_seq += 1;
     let seq = *last_seq;
     let dictionary = t.dictionary.as_deref();
-    let stored = verdict_lines::stored(value, seq, verdict, verdict_lines::outcome_of, |v| {
-        encode_with(v, dictionary)
-    });
+    let stored = OUTCOME.stored(value, seq, verdict, |v| encode_with(v, dictionary));
     t.outcomes.open()?.insert(seq, stored.as_slice())?;
-    if !value.sig_hash.is_empty() {
+    // A reference is found through its verdict's `by_sig` entry (`verdict_lines.rs`).
+    if !value.sig_hash.is_empty() && !codec::is_reference(&stored) {
         let repo = t.repos.id_for_write(&value.repo)?;
         t.later
             .by_sig
@@ -492,14 +490,14 @@ fn put_event(
         new.received_at_ms,
     );
     let dictionary = t.dictionary.as_deref();
-    let stored = verdict_lines::stored(&value, seq, verdict, verdict_lines::event_of, |v| {
-        encode_with(v, dictionary)
-    });
+    let stored = EVENT.stored(&value, seq, verdict, |v| encode_with(v, dictionary));
     t.events.open()?.insert(seq, stored.as_slice())?;
     let repo = t.repos.id_for_write(&value.repo)?;
     let later = &mut *t.later;
     later.by_source.push(&value.source, seq);
-    if let Some(sig_hash) = &value.sig_hash {
+    if let Some(sig_hash) = &value.sig_hash
+        && !codec::is_reference(&stored)
+    {
         later.by_sig.push((repo, sig_hash.clone(), KIND_EVENT, seq));
     }
     if let Some(kind) = &value.event_kind {

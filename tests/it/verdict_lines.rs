@@ -375,3 +375,124 @@ fn records_stored_whole_before_references_are_rewritten_resumably() {
     let page = store.by_sig(&Repo::default(), "none", 0, 1).unwrap();
     assert!(page.items.is_empty());
 }
+
+#[test]
+fn sig_hash_lookups_find_references_through_their_verdicts_page_by_page() {
+    // Several audits of one head (one sig_hash), each posted with its row and event; an audit
+    // row written just before its verdict (as the import does); and events and rows of their
+    // own under the same sig_hashes, between them.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    // seq → sig_hash of every record stored, and the events among them
+    let mut sigs: Vec<(u64, String)> = Vec::new();
+    let mut events: Vec<u64> = Vec::new();
+    for i in 0..40u64 {
+        let mut obj: Map<String, Value> = serde_json::from_str(VERDICT).unwrap();
+        obj.insert("pr_number".into(), (i % 3).into());
+        obj.insert(
+            "audited_at".into(),
+            format!("2026-04-01T09:15:{i:02}.000Z").into(),
+        );
+        let now = RECEIVED_MS + i;
+        let new = intake::verdict(serde_json::to_string(&obj).unwrap().as_bytes(), now).unwrap();
+        let sig = new.verdict.sig_hash();
+        let event = format!(r#"{{"source":"bot","sig_hash":"{sig}","event_kind":"poke"}}"#);
+        let mut puts = vec![Put::from(
+            intake::event_record(event.as_bytes(), now).unwrap(),
+        )];
+        if i % 4 == 0 {
+            // The import's order: the row, then a verdict without its own.
+            let row = intake::outcome_record(new.outcome_line.as_ref().unwrap().as_bytes(), now);
+            puts.push(Put::from(row.unwrap()));
+            let verdict = lakehouse_kb::store::NewVerdict::new(new.verdict, None, None, now);
+            puts.push(Put::from(lakehouse_kb::store::Record::Verdict(verdict)));
+        } else {
+            puts.push(Put::from(lakehouse_kb::store::Record::Verdict(new)));
+        }
+        let written = store.write(&puts).unwrap();
+        for (j, w) in written.into_iter().enumerate() {
+            let lakehouse_kb::store::Written::Stored {
+                seq,
+                outcome_seq,
+                event_seq,
+            } = w
+            else {
+                panic!("{w:?}")
+            };
+            for s in [Some(seq), outcome_seq, event_seq].into_iter().flatten() {
+                sigs.push((s, sig.clone()));
+            }
+            // The first put is the event of its own.
+            events.extend(if j == 0 { Some(seq) } else { event_seq });
+        }
+    }
+    drop(store);
+    // Every verdict's row and event is a reference (ten verdicts came without an event), and
+    // none of them has a by_sig entry.
+    let referenced: Vec<u64> = [OUTCOME_ROWS, EVENTS]
+        .into_iter()
+        .flat_map(|t| references(&path, t))
+        .filter(|(_, reference)| *reference)
+        .map(|(seq, _)| seq)
+        .collect();
+    assert_eq!(referenced.len(), 40 * 2 - 10, "{referenced:?}");
+    let db = redb::Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let index = txn.open_table(lakehouse_kb::store::tables::BY_SIG).unwrap();
+    for row in index.iter().unwrap() {
+        let seq = row.unwrap().0.value().3;
+        assert!(!referenced.contains(&seq), "{seq} has an entry");
+    }
+    drop((index, txn, db));
+
+    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+    assert!(store.check().unwrap().passed());
+    let mut distinct: Vec<&String> = sigs.iter().map(|(_, sig)| sig).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3);
+    for sig in distinct {
+        let want: Vec<u64> = sigs
+            .iter()
+            .filter(|(_, s)| s == sig)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for limit in [1, 2, 5, 1_000] {
+            let mut got = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = store.by_sig(&Repo::default(), sig, after, limit).unwrap();
+                got.extend(page.items.iter().map(SigRecord::seq));
+                after = got.last().copied().unwrap_or(after);
+                if !page.more {
+                    break;
+                }
+            }
+            assert_eq!(got, want, "{sig}, {limit} a page");
+        }
+        let want: Vec<u64> = want
+            .iter()
+            .rev()
+            .copied()
+            .filter(|s| events.contains(s))
+            .collect();
+        for limit in [1, 3, 1_000] {
+            let filter = lakehouse_kb::store::EventFilter {
+                sig_hash: Some(sig.clone()),
+                ..Default::default()
+            };
+            let mut got = Vec::new();
+            let mut before = None;
+            loop {
+                let page = store.events_page(&filter, before, limit).unwrap();
+                got.extend(page.items.iter().map(|e| e.seq));
+                before = got.last().copied();
+                if !page.more {
+                    break;
+                }
+            }
+            assert_eq!(got, want, "events of {sig}, {limit} a page");
+        }
+    }
+}

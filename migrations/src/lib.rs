@@ -19,6 +19,7 @@ pub mod v0006_findings_memory;
 pub mod v0007_codec_dictionaries;
 pub mod v0008_verdict_identities;
 pub mod v0009_verdict_lines;
+pub mod v0010_event_seq_blocks;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -28,7 +29,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 9;
+pub const LATEST_VERSION: u64 = 10;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -113,6 +114,14 @@ pub static STEPS: &[Step] = &[
                   reference to the verdict (the store rewrites the records it can recompute, \
                   in bounded, resumable transactions)",
         apply: v0009_verdict_lines::apply,
+    },
+    Step {
+        version: 10,
+        name: "v0010_event_seq_blocks",
+        summary: "keep the event filters as blocks of up to 128 seqs in event_source_seqs and \
+                  event_kind_seqs (text, first seq) instead of an entry per event; drop \
+                  events_by_source and events_by_kind",
+        apply: v0010_event_seq_blocks::apply,
     },
 ];
 

@@ -412,8 +412,8 @@ fn copy_all(
     rows += copy_table(snapshot, copy, VERDICTS_BY_SEQ, cancel)?;
     rows += copy_table(snapshot, copy, OUTCOMES, cancel)?;
     rows += copy_table(snapshot, copy, EVENTS, cancel)?;
-    rows += copy_table(snapshot, copy, EVENTS_BY_SOURCE, cancel)?;
-    rows += copy_table(snapshot, copy, EVENTS_BY_KIND, cancel)?;
+    rows += copy_table(snapshot, copy, EVENT_SOURCE_SEQS, cancel)?;
+    rows += copy_table(snapshot, copy, EVENT_KIND_SEQS, cancel)?;
     rows += copy_table(snapshot, copy, IMPORT_KEYS, cancel)?;
     rows += copy_table(snapshot, copy, REPOS, cancel)?;
     rows += copy_table(snapshot, copy, REPO_NAMES, cancel)?;

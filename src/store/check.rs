@@ -12,6 +12,7 @@ use redb::{
 
 use super::codec;
 use super::read::{event_entry, outcome_entry};
+use super::seq_blocks;
 use super::tables::*;
 use super::{Stats, Store, StoreError};
 
@@ -161,10 +162,28 @@ fn check_events(
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let by_sig = txn.open_table(BY_SIG)?;
     let repos = txn.open_table(REPOS)?;
-    let indexes = [
-        ("events_by_source", txn.open_table(EVENTS_BY_SOURCE)?),
-        ("events_by_kind", txn.open_table(EVENTS_BY_KIND)?),
-    ];
+    // Each filter's seqs by text, read once: a damaged block is a problem of its own.
+    let mut indexed: [BTreeMap<String, Vec<u64>>; 2] = Default::default();
+    let names = ["event_source_seqs", "event_kind_seqs"];
+    for (i, definition) in [EVENT_SOURCE_SEQS, EVENT_KIND_SEQS].into_iter().enumerate() {
+        for row in txn.open_table(definition)?.iter()? {
+            let (key, value) = row?;
+            let (text, first) = key.value();
+            match seq_blocks::decode(names[i], text, first, value.value()) {
+                Ok(block) => {
+                    let seqs = indexed[i].entry(text.to_owned()).or_default();
+                    if seqs.last().is_some_and(|&last| last >= first) {
+                        report.problem(format!(
+                            "{}: the block ({text:?}, {first}) overlaps the one before it",
+                            names[i]
+                        ));
+                    }
+                    seqs.extend(block);
+                }
+                Err(e) => report.problem(e.to_string()),
+            }
+        }
+    }
     let mut expected = [0u64; 2];
     for row in events.iter()? {
         let (seq, bytes) = row?;
@@ -204,33 +223,37 @@ fn check_events(
         for (i, key) in keys.into_iter().enumerate() {
             let Some(key) = key else { continue };
             expected[i] += 1;
-            if indexes[i].1.get((key.as_str(), seq))?.is_none() {
-                report.problem(format!("event seq {seq} is missing from {}", indexes[i].0));
+            let found = indexed[i]
+                .get(key.as_str())
+                .is_some_and(|seqs| seqs.binary_search(&seq).is_ok());
+            if !found {
+                report.problem(format!("event seq {seq} is missing from {}", names[i]));
             }
         }
     }
-    for (i, (name, index)) in indexes.iter().enumerate() {
-        if index.len()? != expected[i] {
+    for (i, by_text) in indexed.iter().enumerate() {
+        let name = names[i];
+        let n: u64 = by_text.values().map(|seqs| seqs.len() as u64).sum();
+        if n != expected[i] {
             report.problem(format!(
-                "{name} has {} entries, the events need {}",
-                index.len()?,
+                "{name} has {n} entries, the events need {}",
                 expected[i]
             ));
         }
-        for row in index.iter()? {
-            let (index_key, _) = row?;
-            let (key, seq) = index_key.value();
-            let value = match events.get(seq)? {
-                Some(bytes) => event_entry(&verdicts, seq, bytes.value())
-                    .ok()
-                    .map(|e| e.value),
-                None => None,
-            };
-            let matches = value.is_some_and(|e| {
-                [Some(&e.source), e.event_kind.as_ref()][i].is_some_and(|k| k == key)
-            });
-            if !matches {
-                report.problem(format!("{name} entry ({key}, {seq}) has no matching event"));
+        for (key, seqs) in by_text {
+            for &seq in seqs {
+                let value = match events.get(seq)? {
+                    Some(bytes) => event_entry(&verdicts, seq, bytes.value())
+                        .ok()
+                        .map(|e| e.value),
+                    None => None,
+                };
+                let matches = value.is_some_and(|e| {
+                    [Some(&e.source), e.event_kind.as_ref()][i].is_some_and(|k| k == key)
+                });
+                if !matches {
+                    report.problem(format!("{name} entry ({key}, {seq}) has no matching event"));
+                }
             }
         }
     }

@@ -14,6 +14,7 @@ use redb::{ReadableTable, Table};
 
 use super::StoreError;
 use super::postings::NewPostings;
+use super::seq_blocks;
 use super::write::{Lazy, Tables};
 
 /// A PR's counts by overall (approve, request_changes, block) and its newest verdict.
@@ -34,9 +35,9 @@ pub(super) struct Deferred {
     pub claim_hashes: Vec<(u64, u32, u64)>,
     /// Postings appended to the blocks of `claim_terms`.
     pub claim_terms: NewPostings,
-    /// `(source, seq)` entries of `events_by_source`.
+    /// Seqs of `event_source_seqs`, by source.
     pub by_source: SeqsByText,
-    /// `(event_kind, seq)` entries of `events_by_kind`.
+    /// Seqs of `event_kind_seqs`, by event_kind.
     pub by_kind: SeqsByText,
     /// Verdict identities written by this transaction: looked up by the identity check,
     /// inserted at the end.
@@ -95,8 +96,8 @@ impl Deferred {
             pr_heads,
             claim_hashes: claim_hashes_table,
             claim_terms: claim_terms_table,
-            events_by_source,
-            events_by_kind,
+            event_source_seqs,
+            event_kind_seqs,
             client_keys,
             client_keys_by_time,
             ..
@@ -151,8 +152,8 @@ impl Deferred {
         if !claim_terms.is_empty() {
             claim_terms.append_all(claim_terms_table.open()?)?;
         }
-        by_source.insert_into(events_by_source)?;
-        by_kind.insert_into(events_by_kind)?;
+        by_source.insert_into(event_source_seqs, "event_source_seqs")?;
+        by_kind.insert_into(event_kind_seqs, "event_kind_seqs")?;
         if !client.is_empty() {
             let by_time = client_keys_by_time.open()?;
             insert_sorted(client, client_keys, |table, (key, (seq, created, fp))| {
@@ -180,8 +181,12 @@ impl SeqsByText {
         }
     }
 
-    /// Inserts every entry, in key order.
-    fn insert_into(self, table: &mut Lazy<'_, (&'static str, u64), ()>) -> Result<(), StoreError> {
+    /// Adds every seq to its text's blocks (`seq_blocks.rs`), text after text in key order.
+    fn insert_into(
+        self,
+        table: &mut Lazy<'_, (&'static str, u64), &'static [u8]>,
+        name: &str,
+    ) -> Result<(), StoreError> {
         if self.0.is_empty() {
             return Ok(());
         }
@@ -190,9 +195,7 @@ impl SeqsByText {
         groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (text, mut seqs) in groups {
             seqs.sort_unstable();
-            for seq in seqs {
-                table.insert((text.as_str(), seq), ())?;
-            }
+            seq_blocks::insert(table, name, &text, &seqs)?;
         }
         Ok(())
     }

@@ -33,6 +33,7 @@ mod read;
 mod records;
 mod repos;
 mod retention;
+mod seq_blocks;
 pub mod tables;
 mod text_index;
 pub mod values;

@@ -10,6 +10,7 @@ use redb::{
 
 use super::codec::{self, CodecError, decode, decode_borrowed};
 use super::meta;
+use super::seq_blocks::NewestFirst;
 use super::tables::*;
 use super::values::{EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue};
 use super::verdict_lines::{self, References, WithReferences};
@@ -400,19 +401,19 @@ impl Store {
                     &format!("{}{}", meta::EVENTS_BY_SOURCE, source.as_str()),
                 )?;
                 if n_kind <= n_source {
-                    Some((EVENTS_BY_KIND, "events_by_kind", kind.clone()))
+                    Some((EVENT_KIND_SEQS, "event_kind_seqs", kind.clone()))
                 } else {
                     Some((
-                        EVENTS_BY_SOURCE,
-                        "events_by_source",
+                        EVENT_SOURCE_SEQS,
+                        "event_source_seqs",
                         source.as_str().to_owned(),
                     ))
                 }
             }
-            (Some(kind), None) => Some((EVENTS_BY_KIND, "events_by_kind", kind.clone())),
+            (Some(kind), None) => Some((EVENT_KIND_SEQS, "event_kind_seqs", kind.clone())),
             (None, Some(source)) => Some((
-                EVENTS_BY_SOURCE,
-                "events_by_source",
+                EVENT_SOURCE_SEQS,
+                "event_source_seqs",
                 source.as_str().to_owned(),
             )),
             (None, None) => None,
@@ -421,9 +422,8 @@ impl Store {
         match index {
             Some((definition, index_name, key)) => {
                 let index = txn.open_table(definition)?;
-                for row in index.range((key.as_str(), 0)..(key.as_str(), below))?.rev() {
-                    let seq = row?.0.value().1;
-                    if !push(event_at(&events, &verdicts, index_name, seq)?)? {
+                for seq in NewestFirst::new(&index, index_name, &key, below)? {
+                    if !push(event_at(&events, &verdicts, index_name, seq?)?)? {
                         more = true;
                         break;
                     }

@@ -1,4 +1,4 @@
-//! Every redb table of the current schema (version 9, whose step changed no table), in one place. Only `store/` opens them.
+//! Every redb table of the current schema (version 10), in one place. Only `store/` opens them.
 //!
 //! These must equal the definitions frozen in the latest steps of `migrations/` (a test checks
 //! that a migrated file has exactly these tables); a change here is a new migration step.
@@ -53,12 +53,15 @@ pub use lakehouse_kb_migrations::v0008_verdict_identities::{
     VERDICT_IDENTITIES, verdict_identity_hash,
 };
 
+/// Tables of schema version 10: `EVENT_SOURCE_SEQS` and `EVENT_KIND_SEQS`, `(text, first
+/// seq)` → a block of up to [`BLOCK_LEN`] seqs of the events with that (coerced) source or
+/// string event_kind (`seq_blocks.rs`).
+pub use lakehouse_kb_migrations::v0010_event_seq_blocks::{
+    BLOCK_LEN, EVENT_KIND_SEQS, EVENT_SOURCE_SEQS, decode_seq_block, encode_seq_block,
+};
+
 /// `seq` → codec-encoded [`EventValue`](super::values::EventValue) (schema version 1).
 pub use lakehouse_kb_migrations::v0001_initial::EVENTS;
-/// `(event_kind, seq)` of every event with a string event_kind (schema version 1).
-pub use lakehouse_kb_migrations::v0001_initial::EVENTS_BY_KIND;
-/// `(source, seq)` of every event, by its (coerced) source (schema version 1).
-pub use lakehouse_kb_migrations::v0001_initial::EVENTS_BY_SOURCE;
 /// Import identity of a legacy line (file tag, SHA-256 prefix, occurrence) → the seq it became
 /// (schema version 1).
 pub use lakehouse_kb_migrations::v0001_initial::IMPORT_KEYS;
@@ -71,8 +74,8 @@ pub const ALL_TABLE_NAMES: [&str; 26] = [
     "verdicts_by_seq",
     "outcomes",
     "events",
-    "events_by_source",
-    "events_by_kind",
+    "event_source_seqs",
+    "event_kind_seqs",
     "import_keys",
     "repos",
     "repo_names",

@@ -29,6 +29,7 @@ use super::meta::{self, CounterDeltas};
 use super::postings::Posting;
 use super::records::{DismissalChange, NewEvent, NewVerdict, Put, Record, Written};
 use super::repos::RepoIds;
+use super::seq_blocks;
 use super::tables::*;
 use super::text_index::{claim_doc, count_claim_doc};
 use super::values::{EventValue, OutcomeValue, Sighting, VerdictValue};
@@ -71,8 +72,8 @@ pub(super) struct Tables<'txn> {
     pub pr_heads: Lazy<'txn, (u32, u64, &'static str), (u64, u64, u64)>,
     pub claim_hashes: Lazy<'txn, (u64, u32, u64), ()>,
     pub claim_terms: Lazy<'txn, (&'static str, u32, u64), &'static [u8]>,
-    pub events_by_source: Lazy<'txn, (&'static str, u64), ()>,
-    pub events_by_kind: Lazy<'txn, (&'static str, u64), ()>,
+    pub event_source_seqs: Lazy<'txn, (&'static str, u64), &'static [u8]>,
+    pub event_kind_seqs: Lazy<'txn, (&'static str, u64), &'static [u8]>,
     pub import_keys: Lazy<'txn, &'static [u8], u64>,
     pub client_keys: Lazy<'txn, &'static [u8], (u64, u64, u64)>,
     pub client_keys_by_time: Lazy<'txn, (u64, &'static [u8]), ()>,
@@ -134,8 +135,8 @@ impl<'txn> Tables<'txn> {
             pr_heads: Lazy::new(txn, PR_HEADS),
             claim_hashes: Lazy::new(txn, CLAIM_HASHES),
             claim_terms: Lazy::new(txn, CLAIM_TERMS),
-            events_by_source: Lazy::new(txn, EVENTS_BY_SOURCE),
-            events_by_kind: Lazy::new(txn, EVENTS_BY_KIND),
+            event_source_seqs: Lazy::new(txn, EVENT_SOURCE_SEQS),
+            event_kind_seqs: Lazy::new(txn, EVENT_KIND_SEQS),
             import_keys: Lazy::new(txn, IMPORT_KEYS),
             client_keys: Lazy::new(txn, CLIENT_KEYS),
             client_keys_by_time: Lazy::new(txn, CLIENT_KEYS_BY_TIME),
@@ -530,8 +531,8 @@ fn count_event(counters: &mut CounterDeltas, value: &EventValue, delta: i64) {
 pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64, StoreError> {
     let mut events = txn.open_table(EVENTS)?;
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-    let mut by_source = txn.open_table(EVENTS_BY_SOURCE)?;
-    let mut by_kind = txn.open_table(EVENTS_BY_KIND)?;
+    let mut by_source = txn.open_table(EVENT_SOURCE_SEQS)?;
+    let mut by_kind = txn.open_table(EVENT_KIND_SEQS)?;
     let mut by_sig = txn.open_table(BY_SIG)?;
     let mut repos = RepoIds::open(txn)?;
     let mut counters = CounterDeltas::default();
@@ -542,13 +543,13 @@ pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64,
         };
         let value = verdict_lines::event(&verdicts, seq, bytes.value())?;
         drop(bytes);
-        by_source.remove((value.source.as_str(), seq))?;
+        seq_blocks::remove(&mut by_source, "event_source_seqs", &value.source, seq)?;
         if let Some(sig_hash) = &value.sig_hash {
             let repo = repos.id_of_stored(&value.repo)?;
             by_sig.remove((repo, sig_hash.as_str(), KIND_EVENT, seq))?;
         }
         if let Some(kind) = &value.event_kind {
-            by_kind.remove((kind.as_str(), seq))?;
+            seq_blocks::remove(&mut by_kind, "event_kind_seqs", kind, seq)?;
         }
         count_event(&mut counters, &value, -1);
         n_deleted += 1;

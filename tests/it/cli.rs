@@ -110,7 +110,7 @@ fn check_passes_on_a_healthy_file_and_fails_on_a_damaged_one() {
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(tables::EVENTS_BY_KIND)
+        txn.open_table(tables::EVENT_KIND_SEQS)
             .unwrap()
             .remove(("cycle", 1))
             .unwrap();
@@ -120,7 +120,7 @@ fn check_passes_on_a_healthy_file_and_fails_on_a_damaged_one() {
     assert_eq!(out.status.code(), Some(1), "1: problems found");
     let text = stdout(&out);
     assert!(
-        text.contains("problem: event seq 1 is missing from events_by_kind"),
+        text.contains("problem: event seq 1 is missing from event_kind_seqs"),
         "{text}"
     );
     assert!(text.contains("check FAILED"), "{text}");

@@ -396,9 +396,12 @@ fn a_dangling_index_entry_is_reported_with_its_table() {
             .insert((0, "gone-event", tables::KIND_EVENT, 999_998), ())
             .unwrap();
         drop(by_sig);
-        txn.open_table(tables::EVENTS_BY_KIND)
+        txn.open_table(tables::EVENT_KIND_SEQS)
             .unwrap()
-            .insert(("gone", 999_997), ())
+            .insert(
+                ("gone", 999_997),
+                tables::encode_seq_block(&[999_997]).as_slice(),
+            )
             .unwrap();
         txn.commit().unwrap();
     }
@@ -426,7 +429,7 @@ fn a_dangling_index_entry_is_reported_with_its_table() {
             .events_page(&filter, None, 10)
             .unwrap_err()
             .to_string(),
-        "events_by_kind points at seq 999997, which is not stored"
+        "event_kind_seqs points at seq 999997, which is not stored"
     );
 }
 
@@ -699,8 +702,8 @@ fn dump(path: &std::path::Path) -> Vec<String> {
         tables::VERDICTS_BY_SEQ,
         tables::OUTCOMES,
         tables::EVENTS,
-        tables::EVENTS_BY_SOURCE,
-        tables::EVENTS_BY_KIND,
+        tables::EVENT_SOURCE_SEQS,
+        tables::EVENT_KIND_SEQS,
         tables::IMPORT_KEYS,
         tables::REPOS,
         tables::REPO_NAMES,

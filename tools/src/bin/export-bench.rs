@@ -271,7 +271,7 @@ fn store_floor(
     table: &mut Vec<Vec<String>>,
 ) {
     use lakehouse_kb::store::tables::{
-        BY_SIG, CLAIM_HASHES, CLAIM_TERMS, EVENTS_BY_KIND, EVENTS_BY_SOURCE, IMPORT_KEYS,
+        BY_SIG, CLAIM_HASHES, CLAIM_TERMS, EVENT_KIND_SEQS, EVENT_SOURCE_SEQS, IMPORT_KEYS,
         PR_VERDICTS, VERDICT_IDENTITIES,
     };
     use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -295,8 +295,8 @@ fn store_floor(
     let mut ids: Vec<(u32, u64, u64)> = Vec::new();
     let mut pr_verdicts: Vec<(u32, u64, u64)> = Vec::new();
     let mut terms: Vec<((String, u32, u64), Vec<u8>)> = Vec::new();
-    let mut by_source: Vec<(String, u64)> = Vec::new();
-    let mut by_kind: Vec<(String, u64)> = Vec::new();
+    let mut by_source: Vec<((String, u64), Vec<u8>)> = Vec::new();
+    let mut by_kind: Vec<((String, u64), Vec<u8>)> = Vec::new();
     {
         let db = redb::Database::open(imported).unwrap();
         let txn = db.begin_read().unwrap();
@@ -324,13 +324,13 @@ fn store_floor(
             terms.push(((term.to_owned(), repo, doc), v.value().to_vec()));
         }
         for (def, out) in [
-            (EVENTS_BY_SOURCE, &mut by_source),
-            (EVENTS_BY_KIND, &mut by_kind),
+            (EVENT_SOURCE_SEQS, &mut by_source),
+            (EVENT_KIND_SEQS, &mut by_kind),
         ] {
             for row in txn.open_table(def).unwrap().iter().unwrap() {
-                let (key, _) = row.unwrap();
-                let (name, seq) = key.value();
-                out.push((name.to_owned(), seq));
+                let (key, value) = row.unwrap();
+                let (name, first) = key.value();
+                out.push(((name.to_owned(), first), value.value().to_vec()));
             }
         }
     }
@@ -358,7 +358,7 @@ fn store_floor(
         + by_source
             .iter()
             .chain(&by_kind)
-            .map(|(s, _)| s.len() + 8)
+            .map(|((s, _), block)| s.len() + 8 + block.len())
             .sum::<usize>();
 
     let db = redb::Database::builder()
@@ -413,10 +413,10 @@ fn store_floor(
             t.insert((term.as_str(), *repo, *doc), value.as_slice())
                 .unwrap();
         }
-        for (def, entries) in [(EVENTS_BY_SOURCE, &by_source), (EVENTS_BY_KIND, &by_kind)] {
+        for (def, blocks) in [(EVENT_SOURCE_SEQS, &by_source), (EVENT_KIND_SEQS, &by_kind)] {
             let mut t = txn.open_table(def).unwrap();
-            for (name, seq) in entries {
-                t.insert((name.as_str(), *seq), ()).unwrap();
+            for ((name, first), block) in blocks {
+                t.insert((name.as_str(), *first), block.as_slice()).unwrap();
             }
         }
     }

@@ -162,10 +162,19 @@ pub fn now_ms() -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `new Date(ms).toISOString()`: `2026-04-01T09:15:13.330Z`.
+/// The last millisecond `toISOString` writes with a four-digit year (9999-12-31T23:59:59.999Z).
+pub const MAX_ISO_MS: u64 = 253_402_300_799_999;
+
+/// `new Date(ms).toISOString()`: `2026-04-01T09:15:13.330Z`, for a time up to [`MAX_ISO_MS`];
+/// a later one (only a damaged or absurd clock gives one) is written as that last millisecond.
 pub fn iso_timestamp(ms: u64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.min(MAX_ISO_MS));
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// [`iso_timestamp`], `None` past [`MAX_ISO_MS`] instead of the last millisecond.
+pub fn iso_timestamp_checked(ms: u64) -> Option<String> {
+    (ms <= MAX_ISO_MS).then(|| iso_timestamp(ms))
 }
 
 #[cfg(test)]
@@ -177,6 +186,10 @@ mod tests {
         // new Date(1775034913330).toISOString()
         assert_eq!(iso_timestamp(1_775_034_913_330), "2026-04-01T09:15:13.330Z");
         assert_eq!(iso_timestamp(0), "1970-01-01T00:00:00.000Z");
+        // Past year 9999 (a damaged receipt time): never a panic.
+        assert_eq!(iso_timestamp(MAX_ISO_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso_timestamp(u64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso_timestamp_checked(MAX_ISO_MS + 1), None);
     }
 
     #[test]

@@ -359,6 +359,12 @@ mod tests {
             v.kb_outcome_line(),
             r#"{"kind":"audit","sig_hash":"pr1-e9e0d501","audited_at":"2026-04-01T09:15:13.330Z","pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","ok_events":0,"total_events":1,"findings":{"block":2,"warn":2,"info":1},"elapsed_secs":14.237}"#
         );
+        // Line 2 of fixtures/legacy/data/_observer/ops.jsonl (stamped with the audit time).
+        assert_eq!(
+            v.observed_op("2026-04-01T09:15:13.330Z".to_owned())
+                .to_line(),
+            r#"{"timestamp":"2026-04-01T09:15:13.330Z","endpoint":"auditor:verdict","input_summary":"audit ?×? in ?, ?","success":false,"duration_ms":14237,"output_summary":"PR claims 'live-verified' with no evidence in diff","source":"auditor","sig_hash":"pr1-e9e0d501","event_kind":"audit"}"#
+        );
         assert_eq!(
             v.observer_body(),
             r#"{"source":"auditor","event_kind":"audit","ok":false,"sig_hash":"pr1-e9e0d501","pr_number":1,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","findings_block":2,"findings_warn":2,"audit_duration_ms":14237,"audited_at":"2026-04-01T09:15:13.330Z"}"#

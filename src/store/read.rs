@@ -231,6 +231,7 @@ impl Store {
             &[KIND_VERDICT, KIND_OUTCOME, KIND_EVENT],
             &outcomes,
             &events,
+            budget.clone(),
         );
         let mut outcome_entries = entries(KIND_OUTCOME, after_seq.saturating_add(1))?;
         let mut event_entries = entries(KIND_EVENT, after_seq.saturating_add(1))?;
@@ -321,6 +322,8 @@ impl Store {
                 })
         };
         let mut items = Vec::new();
+        // The sig_hash walk's copy of the deadline (`push` holds the budget itself).
+        let walk_budget = budget.clone();
         let mut push = |mut entry: EventEntry| -> Result<bool, StoreError> {
             budget.tick()?;
             if !matches(&entry.value) {
@@ -355,6 +358,7 @@ impl Store {
                 &[KIND_EVENT],
                 &outcomes,
                 &events,
+                walk_budget,
             );
             let mut referenced = || -> Result<Option<u64>, StoreError> {
                 loop {

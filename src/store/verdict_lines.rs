@@ -26,13 +26,14 @@ use serde::de::DeserializeOwned;
 use super::codec::{self, CodecError, Layout, decode};
 use super::derived::Build;
 use super::meta;
-use super::repos::RepoIds;
+use super::repos;
 use super::tables::{
-    BY_SIG, EVENTS, KIND_EVENT, KIND_OUTCOME, KIND_VERDICT, OUTCOMES, VERDICTS_BY_SEQ,
+    BY_SIG, EVENTS, KIND_EVENT, KIND_OUTCOME, KIND_VERDICT, OUTCOMES, REPOS, VERDICTS_BY_SEQ,
 };
 use super::values::{EventValue, OutcomeValue, VerdictValue, VerdictValueRef};
-use super::{Store, StoreError};
-use crate::model::iso_timestamp;
+use super::{ReadBudget, Store, StoreError};
+use crate::model::verdict::sig_hash;
+use crate::model::{Repo, iso_timestamp_checked};
 
 /// The `meta` key recording that the records stored before references were rewritten.
 const REWRITTEN: &str = "lines/references";
@@ -86,7 +87,9 @@ pub(super) fn outcome_of(verdict: &VerdictValueRef<'_>) -> Option<OutcomeValue> 
 /// The observer event the verdict recomputes: received when the verdict was.
 pub(super) fn event_of(verdict: &VerdictValueRef<'_>) -> Option<EventValue> {
     let v = verdict.to_verdict()?;
-    let op = v.observed_op(iso_timestamp(verdict.received_at_ms));
+    // A receipt time past year 9999 (damaged) recomputes nothing: the event stays whole, or
+    // its reference reads as broken.
+    let op = v.observed_op(iso_timestamp_checked(verdict.received_at_ms)?);
     Some(EventValue::new(
         &op,
         op.to_line(),
@@ -206,10 +209,11 @@ pub(super) fn event(
     EVENT.read(verdicts, seq, bytes)
 }
 
-/// The records of the verdict stored under `verdict_seq` that are stored as references to it,
-/// as `(seq, by_sig kind)` in seq order: at most four point lookups.
+/// The records of the verdict stored under `verdict_seq` of the `kinds` wanted that are stored
+/// as references to it, as `(seq, by_sig kind)` in seq order: at most four point lookups.
 pub(super) fn references_of(
     verdict_seq: u64,
+    kinds: &[u8],
     outcomes: &dyn Refers,
     events: &dyn Refers,
 ) -> Result<Vec<(u64, u8)>, StoreError> {
@@ -218,6 +222,9 @@ pub(super) fn references_of(
         (outcomes, OUTCOME.places, OUTCOME.kind),
         (events, EVENT.places, EVENT.kind),
     ] {
+        if !kinds.contains(&kind) {
+            continue;
+        }
         for &place in places {
             if let Some(seq) = verdict_seq.checked_add_signed(place)
                 && table.refers(seq, verdict_seq)?
@@ -233,7 +240,8 @@ pub(super) fn references_of(
 /// The verdicts of a `by_sig` walk, each with its records stored as references (which have no
 /// entry of their own), as `(seq, by_sig kind)` in the walk's order. A verdict's records sit
 /// within two seqs of it, so an item is handed out once no verdict still to come could place
-/// one on the near side of it.
+/// one on the near side of it. Each verdict expanded counts against the read's budget (a
+/// sig_hash may have many verdicts whose records are stored whole).
 pub(super) struct WithReferences<'t, I> {
     verdicts: I,
     /// The next verdict, not yet expanded into its items.
@@ -244,6 +252,8 @@ pub(super) struct WithReferences<'t, I> {
     outcomes: &'t dyn Refers,
     events: &'t dyn Refers,
     pending: std::collections::BTreeSet<(u64, u8)>,
+    /// The read's deadline and abandon flag (a copy: its counts are this walk's).
+    budget: ReadBudget,
 }
 
 impl<'t, I: Iterator<Item = Result<u64, StoreError>>> WithReferences<'t, I> {
@@ -254,6 +264,7 @@ impl<'t, I: Iterator<Item = Result<u64, StoreError>>> WithReferences<'t, I> {
         kinds: &'static [u8],
         outcomes: &'t impl ReadableTable<u64, &'static [u8]>,
         events: &'t impl ReadableTable<u64, &'static [u8]>,
+        budget: ReadBudget,
     ) -> Self {
         WithReferences {
             verdicts,
@@ -263,6 +274,7 @@ impl<'t, I: Iterator<Item = Result<u64, StoreError>>> WithReferences<'t, I> {
             outcomes,
             events,
             pending: std::collections::BTreeSet::new(),
+            budget,
         }
     }
 
@@ -301,10 +313,9 @@ impl<'t, I: Iterator<Item = Result<u64, StoreError>>> WithReferences<'t, I> {
                     if self.kinds.contains(&KIND_VERDICT) {
                         self.pending.insert((verdict, KIND_VERDICT));
                     }
-                    for item in references_of(verdict, self.outcomes, self.events)? {
-                        if self.kinds.contains(&item.1) {
-                            self.pending.insert(item);
-                        }
+                    self.budget.tick()?;
+                    for item in references_of(verdict, self.kinds, self.outcomes, self.events)? {
+                        self.pending.insert(item);
                     }
                 }
                 (None, None) => return Ok(None),
@@ -438,13 +449,11 @@ impl Store {
     }
 }
 
-/// A record to rewrite as a reference: whether it is an outcome row (else an event), its seq,
-/// the reference, and the repository and sig_hash of its `by_sig` entry.
-type Rewrite = (bool, u64, Vec<u8>, Option<(String, String)>);
-
 /// Rewrites the records of up to `batch` verdicts after seq `after`: each record in one of
 /// its kind's places next to a verdict that recomputes it becomes a reference, and leaves
-/// `by_sig`. Returns the last verdict's seq, `None` when no verdict is left.
+/// `by_sig` (where the verdict's own entry stands for it; a verdict missing from `by_sig`, which
+/// `check` reports, keeps its records whole). Returns the last verdict's seq, `None` when no
+/// verdict is left.
 fn rewrite_after(
     txn: &WriteTransaction,
     after: u64,
@@ -454,9 +463,10 @@ fn rewrite_after(
     let mut outcomes = txn.open_table(OUTCOMES)?;
     let mut events = txn.open_table(EVENTS)?;
     let mut by_sig = txn.open_table(BY_SIG)?;
-    let mut repos = RepoIds::open(txn)?;
+    let repo_ids = txn.open_table(REPOS)?;
     let mut last = None;
-    let mut rewrites: Vec<Rewrite> = Vec::new();
+    // (the by_sig kind, seq, reference, repository id, sig_hash)
+    let mut rewrites: Vec<(u8, u64, Vec<u8>, u32, String)> = Vec::new();
     for row in verdicts
         .range(after.saturating_add(1)..)?
         .take(batch as usize)
@@ -469,6 +479,19 @@ fn rewrite_after(
             continue;
         };
         let verdict = verdict.as_view();
+        // A recomputed record has the verdict's sig_hash and repository.
+        let sig = sig_hash(verdict.pr_number, verdict.head_sha);
+        let repo = match Repo::parse("repo", verdict.repo) {
+            Ok(repo) => repos::lookup(&repo_ids, &repo)?,
+            Err(_) => None,
+        };
+        let Some(repo) = repo else { continue };
+        if by_sig
+            .get((repo, sig.as_str(), KIND_VERDICT, verdict_seq))?
+            .is_none()
+        {
+            continue;
+        }
         for &place in OUTCOME.places {
             let Some(seq) = verdict_seq.checked_add_signed(place) else {
                 continue;
@@ -477,7 +500,7 @@ fn rewrite_after(
                 && let Ok(row) = decode::<OutcomeValue>(stored.value())
                 && let Some(reference) = OUTCOME.reference(&row, seq, verdict_seq, &verdict)
             {
-                rewrites.push((true, seq, reference, Some((row.repo, row.sig_hash))));
+                rewrites.push((KIND_OUTCOME, seq, reference, repo, sig.clone()));
             }
         }
         for &place in EVENT.places {
@@ -488,22 +511,67 @@ fn rewrite_after(
                 && let Ok(event) = decode::<EventValue>(stored.value())
                 && let Some(reference) = EVENT.reference(&event, seq, verdict_seq, &verdict)
             {
-                let entry = event.sig_hash.map(|sig| (event.repo, sig));
-                rewrites.push((false, seq, reference, entry));
+                rewrites.push((KIND_EVENT, seq, reference, repo, sig.clone()));
             }
         }
     }
-    for (is_outcome, seq, reference, entry) in rewrites {
-        let (table, kind) = if is_outcome {
-            (&mut outcomes, KIND_OUTCOME)
+    for (kind, seq, reference, repo, sig) in rewrites {
+        let table = if kind == KIND_OUTCOME {
+            &mut outcomes
         } else {
-            (&mut events, KIND_EVENT)
+            &mut events
         };
         table.insert(seq, reference.as_slice())?;
-        if let Some((repo, sig)) = entry {
-            let repo = repos.id_of_stored(&repo)?;
-            by_sig.remove((repo, sig.as_str(), kind, seq))?;
-        }
+        by_sig.remove((repo, sig.as_str(), kind, seq))?;
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MAX_ISO_MS;
+
+    fn verdict(received_at_ms: u64) -> VerdictValue {
+        let v = crate::model::Verdict::parse(
+            r#"{"pr_number":1,"head_sha":"e9e0d501ff8789cc","overall":"approve","one_liner":"ok","metrics":{"findings_block":0,"findings_warn":1},"audited_at":"2026-04-01T09:15:13.330Z"}"#,
+        )
+        .unwrap();
+        VerdictValue::from_verdict(&v, received_at_ms)
+    }
+
+    /// A receipt time no timestamp can show (a damaged verdict) recomputes no event, rather
+    /// than failing the read that resolves one.
+    #[test]
+    fn a_verdict_received_past_year_9999_recomputes_no_event() {
+        assert!(event_of(&verdict(MAX_ISO_MS).as_view()).is_some());
+        assert!(event_of(&verdict(MAX_ISO_MS + 1).as_view()).is_none());
+        assert!(event_of(&verdict(u64::MAX).as_view()).is_none());
+        assert!(outcome_of(&verdict(u64::MAX).as_view()).is_some());
+    }
+
+    /// A reference is made only at its kind's places, and read back only from them.
+    #[test]
+    fn references_sit_only_at_their_places() {
+        let v = verdict(1_775_000_000_000);
+        let row = outcome_of(&v.as_view()).unwrap();
+        let event = event_of(&v.as_view()).unwrap();
+        for (seq, row_place, event_place) in [(9, true, false), (11, true, true), (12, false, true)]
+        {
+            assert_eq!(
+                OUTCOME.reference(&row, seq, 10, &v.as_view()).is_some(),
+                row_place
+            );
+            assert_eq!(
+                EVENT.reference(&event, seq, 10, &v.as_view()).is_some(),
+                event_place
+            );
+        }
+        assert!(OUTCOME.verdict_seq(13, &codec::reference(3)).is_err());
+        assert_eq!(
+            OUTCOME.verdict_seq(9, &codec::reference(-1)).unwrap(),
+            Some(10)
+        );
+        assert!(EVENT.verdict_seq(9, &codec::reference(-1)).is_err());
+    }
 }

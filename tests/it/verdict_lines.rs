@@ -496,3 +496,41 @@ fn sig_hash_lookups_find_references_through_their_verdicts_page_by_page() {
         }
     }
 }
+
+#[test]
+fn a_sig_hash_walk_over_verdicts_without_references_keeps_to_the_deadline() {
+    // Verdicts of one head whose events are stored whole (a null duration): an events page by
+    // sig_hash walks every verdict looking for references, and that walk counts against the
+    // read's deadline.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    let mut puts = Vec::new();
+    for i in 0..200u64 {
+        let mut obj: Map<String, Value> = serde_json::from_str(VERDICT).unwrap();
+        metrics(&mut obj).insert("audit_duration_ms".into(), Value::Null);
+        obj.insert(
+            "audited_at".into(),
+            format!("2026-04-01T09:{:02}:{:02}.000Z", i / 60, i % 60).into(),
+        );
+        let body = serde_json::to_string(&obj).unwrap();
+        puts.push(Put::from(
+            intake::verdict_record(body.as_bytes(), RECEIVED_MS + i).unwrap(),
+        ));
+    }
+    store.write(&puts).unwrap();
+    let filter = lakehouse_kb::store::EventFilter {
+        sig_hash: Some("pr7-e9e0d501".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.events_page(&filter, None, 1).unwrap().items.len(), 1);
+    let past =
+        lakehouse_kb::store::ReadBudget::unlimited().with_deadline(std::time::Instant::now());
+    let result = store.events_page_within(&filter, None, 1, &mut past.clone());
+    assert!(
+        matches!(
+            result,
+            Err(lakehouse_kb::store::StoreError::Abandoned { .. })
+        ),
+        "{result:?}"
+    );
+}

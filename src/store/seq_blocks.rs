@@ -3,7 +3,7 @@
 //! [`BLOCK_LEN`] keyed by `(text, first seq)`, whose layout the schema step freezes
 //! (`migrations/src/v0010_event_seq_blocks.rs`). New seqs are past every stored one, so a
 //! write appends to a text's last block while it has room, then starts another; a deletion
-//! rewrites the one block that holds the seq. Reading a text newest first walks its blocks
+//! rewrites each block that held a deleted seq once. Reading a text newest first walks its blocks
 //! backwards from a seq.
 
 use redb::{ReadOnlyTable, ReadableTable, Table};
@@ -73,30 +73,45 @@ pub(super) fn insert(
     Ok(())
 }
 
-/// Takes `seq` out of the blocks of `text`; whether it was there.
+/// Takes `seqs` (ascending) out of the blocks of `text`, rewriting each block they were in
+/// once; how many were there.
 pub(super) fn remove(
     table: &mut Blocks<'_>,
     name: &str,
     text: &str,
-    seq: u64,
-) -> Result<bool, StoreError> {
-    let (first, mut block) = match table.range((text, 0)..=(text, seq))?.next_back() {
-        Some(row) => {
-            let (key, value) = row?;
-            let first = key.value().1;
-            (first, decode(name, text, first, value.value())?)
+    seqs: &[u64],
+) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    let mut rest = seqs;
+    while let Some(&seq) = rest.first() {
+        let (first, mut block) = match table.range((text, 0)..=(text, seq))?.next_back() {
+            Some(row) => {
+                let (key, value) = row?;
+                let first = key.value().1;
+                (first, decode(name, text, first, value.value())?)
+            }
+            None => {
+                // Before every block of the text: not there.
+                rest = &rest[1..];
+                continue;
+            }
+        };
+        let last = block.last().copied().unwrap_or(first);
+        let here = rest.partition_point(|&s| s <= last).max(1);
+        let (mine, after) = rest.split_at(here);
+        rest = after;
+        let before = block.len();
+        block.retain(|s| mine.binary_search(s).is_err());
+        if block.len() == before {
+            continue;
         }
-        None => return Ok(false),
-    };
-    let Ok(at) = block.binary_search(&seq) else {
-        return Ok(false);
-    };
-    block.remove(at);
-    table.remove((text, first))?;
-    if let Some(&new_first) = block.first() {
-        table.insert((text, new_first), encode_seq_block(&block).as_slice())?;
+        removed += (before - block.len()) as u64;
+        table.remove((text, first))?;
+        if let Some(&new_first) = block.first() {
+            table.insert((text, new_first), encode_seq_block(&block).as_slice())?;
+        }
     }
-    Ok(true)
+    Ok(removed)
 }
 
 /// The seqs of `text` below `below`, newest first.
@@ -168,8 +183,8 @@ mod tests {
         Append { text: usize, n: usize, gap: u64 },
         /// Seqs anywhere, across blocks (a block split, a new first block).
         Insert { text: usize, seqs: BTreeSet<u64> },
-        /// One seq out, present or not.
-        Remove { text: usize, seq: u64 },
+        /// Seqs out, present or not.
+        Remove { text: usize, seqs: BTreeSet<u64> },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -181,7 +196,8 @@ mod tests {
             }),
             (0..3usize, prop::collection::btree_set(0..2_000u64, 1..200))
                 .prop_map(|(text, seqs)| Op::Insert { text, seqs }),
-            (0..3usize, 0..2_000u64).prop_map(|(text, seq)| Op::Remove { text, seq }),
+            (0..3usize, prop::collection::btree_set(0..2_500u64, 1..300))
+                .prop_map(|(text, seqs)| Op::Remove { text, seqs }),
         ]
     }
 
@@ -212,9 +228,11 @@ mod tests {
                             insert(&mut table, "t", TEXTS[text], &seqs).unwrap();
                             model.entry(TEXTS[text]).or_default().extend(seqs);
                         }
-                        Op::Remove { text, seq } => {
-                            let there = model.entry(TEXTS[text]).or_default().remove(&seq);
-                            prop_assert_eq!(remove(&mut table, "t", TEXTS[text], seq).unwrap(), there);
+                        Op::Remove { text, seqs } => {
+                            let set = model.entry(TEXTS[text]).or_default();
+                            let there = seqs.iter().filter(|s| set.remove(s)).count() as u64;
+                            let seqs: Vec<u64> = seqs.into_iter().collect();
+                            prop_assert_eq!(remove(&mut table, "t", TEXTS[text], &seqs).unwrap(), there);
                         }
                     }
                 }

@@ -17,6 +17,7 @@
 
 use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::codec::{self, Dictionary, encode_with};
@@ -537,22 +538,34 @@ pub(super) fn delete_events(txn: &WriteTransaction, seqs: &[u64]) -> Result<u64,
     let mut repos = RepoIds::open(txn)?;
     let mut counters = CounterDeltas::default();
     let mut n_deleted = 0;
+    // The filters' seqs, by text: each block loses all of its deleted seqs in one rewrite.
+    let mut sources: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for &seq in seqs {
         let Some(bytes) = events.remove(seq)? else {
             continue;
         };
         let value = verdict_lines::event(&verdicts, seq, bytes.value())?;
         drop(bytes);
-        seq_blocks::remove(&mut by_source, "event_source_seqs", &value.source, seq)?;
         if let Some(sig_hash) = &value.sig_hash {
             let repo = repos.id_of_stored(&value.repo)?;
             by_sig.remove((repo, sig_hash.as_str(), KIND_EVENT, seq))?;
         }
-        if let Some(kind) = &value.event_kind {
-            seq_blocks::remove(&mut by_kind, "event_kind_seqs", kind, seq)?;
-        }
         count_event(&mut counters, &value, -1);
+        sources.entry(value.source).or_default().push(seq);
+        if let Some(kind) = value.event_kind {
+            kinds.entry(kind).or_default().push(seq);
+        }
         n_deleted += 1;
+    }
+    for (table, name, by_text) in [
+        (&mut by_source, "event_source_seqs", sources),
+        (&mut by_kind, "event_kind_seqs", kinds),
+    ] {
+        for (text, mut seqs) in by_text {
+            seqs.sort_unstable();
+            seq_blocks::remove(table, name, &text, &seqs)?;
+        }
     }
     counters.apply(&mut txn.open_table(META)?)?;
     Ok(n_deleted)

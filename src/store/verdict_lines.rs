@@ -182,6 +182,27 @@ impl<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>> Own<T> {
         found.ok_or_else(|| self.broken(seq, verdict_seq))
     }
 
+    /// The records of this kind stored whole in `table` at the places next to the verdict
+    /// under `verdict_seq` that it recomputes, each with the reference to store instead.
+    fn rewritable(
+        &self,
+        table: &impl ReadableTable<u64, &'static [u8]>,
+        verdict_seq: u64,
+        verdict: &VerdictValueRef<'_>,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut found = Vec::new();
+        for &place in self.places {
+            if let Some(seq) = verdict_seq.checked_add_signed(place)
+                && let Some(stored) = table.get(seq)?
+                && let Ok(record) = decode::<T>(stored.value())
+                && let Some(reference) = self.reference(&record, seq, verdict_seq, verdict)
+            {
+                found.push((seq, reference));
+            }
+        }
+        Ok(found)
+    }
+
     fn broken(&self, seq: u64, verdict_seq: u64) -> StoreError {
         StoreError::Codec {
             table: self.table,
@@ -492,27 +513,18 @@ fn rewrite_after(
         {
             continue;
         }
-        for &place in OUTCOME.places {
-            let Some(seq) = verdict_seq.checked_add_signed(place) else {
-                continue;
-            };
-            if let Some(stored) = outcomes.get(seq)?
-                && let Ok(row) = decode::<OutcomeValue>(stored.value())
-                && let Some(reference) = OUTCOME.reference(&row, seq, verdict_seq, &verdict)
-            {
-                rewrites.push((KIND_OUTCOME, seq, reference, repo, sig.clone()));
-            }
-        }
-        for &place in EVENT.places {
-            let Some(seq) = verdict_seq.checked_add_signed(place) else {
-                continue;
-            };
-            if let Some(stored) = events.get(seq)?
-                && let Ok(event) = decode::<EventValue>(stored.value())
-                && let Some(reference) = EVENT.reference(&event, seq, verdict_seq, &verdict)
-            {
-                rewrites.push((KIND_EVENT, seq, reference, repo, sig.clone()));
-            }
+        let found = OUTCOME
+            .rewritable(&outcomes, verdict_seq, &verdict)?
+            .into_iter()
+            .map(|(seq, reference)| (KIND_OUTCOME, seq, reference))
+            .chain(
+                EVENT
+                    .rewritable(&events, verdict_seq, &verdict)?
+                    .into_iter()
+                    .map(|(seq, reference)| (KIND_EVENT, seq, reference)),
+            );
+        for (kind, seq, reference) in found {
+            rewrites.push((kind, seq, reference, repo, sig.clone()));
         }
     }
     for (kind, seq, reference, repo, sig) in rewrites {

@@ -12,7 +12,9 @@ use lakehouse_kb::store::tables::{EVENTS, META, OUTCOMES as OUTCOME_ROWS, VERDIC
 use lakehouse_kb::store::{DictionaryOptions, SCHEMA_VERSION, Store, StoreOptions, Written};
 use redb::{ReadableDatabase, ReadableTable};
 
-use crate::support::{OPS, OUTCOMES, assert_same_bytes, kb, kill_check_midway, load, stderr};
+use crate::support::{
+    OPS, OUTCOMES, assert_same_bytes, check_resumes_from, kb, kill_check_midway, load, stderr,
+};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/db-669becd");
 
@@ -187,13 +189,7 @@ fn a_conversion_killed_midway_finishes_on_the_next_open() {
     assert!(compressed > 0 && compressed < all, "{compressed} of {all}");
 
     // The next open goes on from the mark and finishes; nothing a reader sees changed.
-    let out = kb(&data, &["check"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("from_seq={}", mark.unwrap())),
-        "{}",
-        stderr(&out)
-    );
+    check_resumes_from(&data, mark.unwrap());
     assert_eq!(meta_value(&path, "codec/plain_below"), None);
     let (compressed, all) = compressed_values(&path);
     assert!(

@@ -741,3 +741,16 @@ pub fn kill_check_midway(data: &Path, what: &str) -> String {
     child.wait().unwrap();
     log
 }
+
+/// Runs `lakehouse-kb check` on `data` after [`kill_check_midway`]: it passes, and the build
+/// or conversion it finishes went on from the mark `mark` the killed run left.
+#[track_caller]
+pub fn check_resumes_from(data: &Path, mark: u64) {
+    let out = kb(data, &["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("from_seq={mark}")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -17,7 +17,8 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde_json::{Map, Value};
 
 use crate::support::{
-    LEGACY_DATA, OPS, OUTCOMES, assert_same_bytes, kb, kill_check_midway, load, open_store, stderr,
+    LEGACY_DATA, OPS, OUTCOMES, assert_same_bytes, check_resumes_from, kill_check_midway, load,
+    open_store,
 };
 
 const VERDICT: &str = r#"{"pr_number":7,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"PR claims 'live-verified' with no evidence in diff","findings":[{"check":"static","severity":"warn","summary":"diff touches observer.ts"}],"claims":[{"text":"observer counts auditor events separately","source":"commit_message"}],"metrics":{"findings_block":2,"findings_warn":2,"findings_info":1,"audit_duration_ms":14237},"audited_at":"2026-04-01T09:15:13.330Z"}"#;
@@ -362,13 +363,7 @@ fn records_stored_whole_before_references_are_rewritten_resumably() {
     );
 
     // The next open goes on from the mark and finishes; nothing a reader sees changed.
-    let out = kb(&data, &["check"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("from_seq={}", mark.unwrap())),
-        "{}",
-        stderr(&out)
-    );
+    check_resumes_from(&data, mark.unwrap());
     assert_eq!(n_references(&path), n_made);
     let store = Arc::new(Store::open(&path, StoreOptions::default()).unwrap());
     assert_eq!(export_of(&store), before);

@@ -25,74 +25,23 @@ pub fn number_to_string(x: f64) -> String {
 
 /// ECMA-262 Number::toString(x, 10), appended to `out`.
 fn push_number(out: &mut String, x: f64) {
-    if x.is_nan() {
-        out.push_str("NaN");
-        return;
-    }
-    // Covers -0 too: JS prints both zeros as "0".
-    if x == 0.0 {
-        out.push('0');
-        return;
-    }
-    if x < 0.0 {
-        out.push('-');
-    }
-    let x = x.abs();
-    if x.is_infinite() {
-        out.push_str("Infinity");
-        return;
-    }
-    // Rust's `{:e}` yields the shortest digit string that round-trips, picking the one closest to
-    // x when several qualify: the same digits ECMA-262 asks for. Format: `d[.ddd]e[-]N`.
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let k = digits.len() as i32;
-    // ECMA's n: the value is 0.d1d2...dk × 10^n, i.e. one more than the scientific exponent.
-    let n = parse_small_int(exp) + 1;
-    if k <= n && n <= 21 {
-        out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', (n - k) as usize));
-    } else if 0 < n && n <= 21 {
-        // Here n < k, so the split point lies strictly inside the ASCII digit string.
-        let (int_part, frac_part) = digits.split_at(n as usize);
-        out.push_str(int_part);
-        out.push('.');
-        out.push_str(frac_part);
-    } else if -6 < n && n <= 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', (-n) as usize));
-        out.push_str(&digits);
-    } else {
-        let mut chars = digits.chars();
-        if let Some(first) = chars.next() {
-            out.push(first);
+    // Integers below 2^53 are most of what the legacy lines hold (counts, PR numbers): each has
+    // a double of its own on either side, so the shortest digits that round-trip are the
+    // integer's own, printed as is (-0 included: JS prints both zeros as "0").
+    if x.fract() == 0.0 && x.abs() < MAX_SAFE_INTEGER {
+        if x < 0.0 {
+            out.push('-');
         }
-        let rest = chars.as_str();
-        if !rest.is_empty() {
-            out.push('.');
-            out.push_str(rest);
-        }
-        out.push('e');
-        out.push(if n - 1 < 0 { '-' } else { '+' });
-        let _ = write!(out, "{}", (n - 1).unsigned_abs());
+        out.push_str(itoa::Buffer::new().format(x.abs() as u64));
+        return;
     }
+    // ryu-js: the shortest digits that round-trip, the one closest to x when several qualify,
+    // laid out by ECMA-262's rules; NaN and the infinities as JS spells them.
+    out.push_str(ryu_js::Buffer::new().format(x));
 }
 
-/// Parses the exponent Rust's `{:e}` prints (`-?[0-9]+`, |N| ≤ 324); total, so it cannot panic.
-fn parse_small_int(s: &str) -> i32 {
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let mag = body
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .fold(0i32, |acc, b| {
-            acc.saturating_mul(10).saturating_add(i32::from(b - b'0'))
-        });
-    if neg { -mag } else { mag }
-}
+/// 2^53: below it, every integer is a double.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
 
 /// `JSON.stringify(s)` for a string, quotes included: `\"` `\\` `\b` `\f` `\n` `\r` `\t`, other
 /// U+0000..U+001F as `\u00xx` with lowercase hex; everything else (non-ASCII, U+2028, U+2029, `/`,
@@ -100,27 +49,28 @@ fn parse_small_int(s: &str) -> i32 {
 pub fn write_string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
-    // Every escaped character is ASCII, so runs between them start and end on char boundaries.
+    // Every escaped character is ASCII and no byte of a multi-byte UTF-8 sequence is, so a
+    // byte scan finds them, and the runs between them start and end on char boundaries.
     let mut run_start = 0;
-    for (i, c) in s.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{0}'..='\u{1f}' => "",
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
             _ => continue,
         };
         out.push_str(s.get(run_start..i).unwrap_or_default());
         if escape.is_empty() {
-            let _ = write!(out, "\\u{:04x}", u32::from(c));
+            let _ = write!(out, "\\u{b:04x}");
         } else {
             out.push_str(escape);
         }
-        run_start = i + c.len_utf8();
+        run_start = i + 1;
     }
     out.push_str(s.get(run_start..).unwrap_or_default());
     out.push('"');

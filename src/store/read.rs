@@ -458,11 +458,7 @@ impl Store {
             &OUTCOMES,
             after_seq,
             |bytes| decode_borrowed::<OutcomeValueRef>(bytes).map(|row| row.line),
-            |references, seq, bytes| {
-                Ok(references
-                    .resolve(&verdict_lines::OUTCOME, seq, bytes)?
-                    .line)
-            },
+            |references, seq, bytes| references.line(&verdict_lines::OUTCOME, seq, bytes),
             f,
         )
     }
@@ -477,9 +473,7 @@ impl Store {
             &EVENTS,
             after_seq,
             |bytes| decode_borrowed::<EventValueRef>(bytes).map(|event| event.line),
-            |references, seq, bytes| {
-                Ok(references.resolve(&verdict_lines::EVENT, seq, bytes)?.line)
-            },
+            |references, seq, bytes| references.line(&verdict_lines::EVENT, seq, bytes),
             f,
         )
     }

@@ -54,6 +54,9 @@ pub(super) struct Own<T: 'static> {
     /// Where a reference of this kind may sit: its seq minus its verdict's.
     pub places: &'static [i64],
     pub recompute: Recompute<T>,
+    /// The record's legacy line alone, as `recompute` makes it: what the export writes, without
+    /// the rest of the record.
+    pub line: Recompute<String>,
 }
 
 /// A verdict's KB row: the seq after it (`POST /verdicts`), or before it (the import).
@@ -62,6 +65,7 @@ pub(super) const OUTCOME: Own<OutcomeValue> = Own {
     kind: KIND_OUTCOME,
     places: &[-1, 1],
     recompute: outcome_of,
+    line: |verdict| Some(verdict.to_verdict()?.kb_outcome_line()),
 };
 
 /// A verdict's observer event: after it, after its KB row when it has one.
@@ -70,6 +74,13 @@ pub(super) const EVENT: Own<EventValue> = Own {
     kind: KIND_EVENT,
     places: &[1, 2],
     recompute: event_of,
+    line: |verdict| {
+        let v = verdict.to_verdict()?;
+        Some(
+            v.observed_op(iso_timestamp_checked(verdict.received_at_ms)?)
+                .to_line(),
+        )
+    },
 };
 
 /// The KB row the verdict recomputes.
@@ -403,13 +414,14 @@ impl<'t> References<'t> {
         })
     }
 
-    /// The record of kind `own` stored under `seq` as the reference `bytes`, recomputed.
-    pub(super) fn resolve<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>>(
+    /// The line of the record of kind `own` stored under `seq` as the reference `bytes`,
+    /// recomputed.
+    pub(super) fn line<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>>(
         &mut self,
         own: &Own<T>,
         seq: u64,
         bytes: &[u8],
-    ) -> Result<T, StoreError> {
+    ) -> Result<String, StoreError> {
         let Some(verdict_seq) = own.verdict_seq(seq, bytes)? else {
             return Err(StoreError::Codec {
                 table: own.table,
@@ -425,12 +437,9 @@ impl<'t> References<'t> {
             self.current = next_verdict(&mut self.verdicts)?;
         }
         let found = match &self.current {
-            Some((at, verdict)) if *at == verdict_seq => recompute_from(
-                verdict.value(),
-                verdict_seq,
-                &mut self.scratch,
-                own.recompute,
-            )?,
+            Some((at, verdict)) if *at == verdict_seq => {
+                recompute_from(verdict.value(), verdict_seq, &mut self.scratch, own.line)?
+            }
             _ => None,
         };
         found.ok_or_else(|| own.broken(seq, verdict_seq))
@@ -560,6 +569,55 @@ mod tests {
         assert!(event_of(&verdict(MAX_ISO_MS + 1).as_view()).is_none());
         assert!(event_of(&verdict(u64::MAX).as_view()).is_none());
         assert!(outcome_of(&verdict(u64::MAX).as_view()).is_some());
+    }
+
+    /// The export's line of a reference is the line of the record it stands for, for every
+    /// shape of verdict (the optional metrics absent, null or given; a repository; text that
+    /// JSON escapes; a receipt time no timestamp can show).
+    #[test]
+    fn a_references_line_is_its_records_line() {
+        let cases = [
+            (r#""overall":"approve","one_liner":"ok""#, 1_775_000_000_000),
+            (
+                r#""overall":"block","one_liner":"tab\there \"q\" \u0001 é""#,
+                1,
+            ),
+            (
+                r#""overall":"request_changes","one_liner":"","repo":"acme/api""#,
+                7,
+            ),
+            (
+                r#""overall":"approve","one_liner":"x","audit_duration_ms":1234.5"#,
+                2,
+            ),
+            (
+                r#""overall":"approve","one_liner":"x","audit_duration_ms":null"#,
+                3,
+            ),
+            (
+                r#""overall":"block","one_liner":"x","audit_duration_ms":0.1"#,
+                MAX_ISO_MS + 1,
+            ),
+        ];
+        for (fields, received_at_ms) in cases {
+            let json = format!(
+                r#"{{"pr_number":9007199254740991,"head_sha":"e9e0d501ff8789cc",{fields},"metrics":{{"findings_block":2,"findings_warn":1,"findings_info":3}},"audited_at":"2026-04-01T09:15:13.330Z"}}"#
+            );
+            let v = crate::model::Verdict::parse(&json).unwrap();
+            let stored = VerdictValue::from_verdict(&v, received_at_ms);
+            let view = stored.as_view();
+            assert_eq!(
+                (OUTCOME.line)(&view),
+                (OUTCOME.recompute)(&view).map(|row| row.line),
+                "{json}"
+            );
+            assert_eq!(
+                (EVENT.line)(&view),
+                (EVENT.recompute)(&view).map(|event| event.line),
+                "{json}"
+            );
+            assert!((OUTCOME.line)(&view).is_some());
+        }
     }
 
     /// A reference is made only at its kind's places, and read back only from them.

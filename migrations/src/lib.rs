@@ -20,6 +20,7 @@ pub mod v0007_codec_dictionaries;
 pub mod v0008_verdict_identities;
 pub mod v0009_verdict_lines;
 pub mod v0010_event_seq_blocks;
+pub mod v0011_verdict_heads;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -29,7 +30,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 10;
+pub const LATEST_VERSION: u64 = 11;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -122,6 +123,14 @@ pub static STEPS: &[Step] = &[
                   event_kind_seqs (text, first seq) instead of an entry per event; drop \
                   events_by_source and events_by_kind",
         apply: v0010_event_seq_blocks::apply,
+    },
+    Step {
+        version: 11,
+        name: "v0011_verdict_heads",
+        summary: "allow codec version 5: a verdict compressed so that its fields but its JSON \
+                  read from the first block of its frame (no table changes; verdicts stored \
+                  before stay as they are)",
+        apply: v0011_verdict_heads::apply,
     },
 ];
 

@@ -37,6 +37,8 @@ use zstd::zstd_safe::{self, CCtx, CDict, DCtx, DDict};
 ///   dictionary of `codec_dictionaries`, which the frame names (its dictionary id).
 /// - Version 4 (schema version 9): not a value but a reference to the verdict a KB row or event
 ///   is recomputed from ([`REFERENCE_VERSION`]).
+/// - Version 5 (schema version 11): a version-3 value whose start can be read alone
+///   ([`SPLIT_VERSION`]).
 pub const CODEC_VERSION: u8 = 3;
 
 /// The version of a reference (schema version 9): the value of a verdict's own KB row or
@@ -45,8 +47,16 @@ pub const CODEC_VERSION: u8 = 3;
 /// refuses it, and `store/verdict_lines.rs` resolves it against the verdict.
 pub const REFERENCE_VERSION: u8 = 4;
 
+/// The version of a value whose start can be read without decompressing the rest (schema
+/// version 11): one zstd frame, with the dictionary as in version 3, of a *lead* (a bincode
+/// string) then the version-2 body, the frame's first block ending part-way into the body. A
+/// verdict is stored so, its repository as the lead and the first block ending where its JSON
+/// begins: the export and the history read a verdict's few fields from the first block
+/// ([`open_first_block`]), not its JSON. Every other reader sees the version-2 body ([`open`]).
+pub const SPLIT_VERSION: u8 = 5;
+
 /// The newest version a file this binary opens may hold.
-pub const NEWEST_VERSION: u8 = REFERENCE_VERSION;
+pub const NEWEST_VERSION: u8 = SPLIT_VERSION;
 
 /// The version this binary writes for a value it does not compress: the database has no
 /// dictionary yet, or the value is one of the small ones (findings, dismissals).
@@ -218,6 +228,47 @@ pub(super) fn compress(plain: &[u8], dictionary: &Dictionary) -> Option<Vec<u8>>
     (out.len() < plain.len()).then_some(out)
 }
 
+/// A plain value (version byte then body) as a version-5 value: `lead` then the body in one
+/// frame whose first block ends `first` bytes into the body, when that is smaller. `None` when
+/// it is not, when `plain` is not plain or `first` is past its end.
+pub(super) fn compress_split(
+    plain: &[u8],
+    lead: &str,
+    first: usize,
+    dictionary: &Dictionary,
+) -> Option<Vec<u8>> {
+    let (&PLAIN_VERSION, body) = plain.split_first()? else {
+        return None;
+    };
+    let mut content = Vec::with_capacity(lead.len() + 1 + body.len());
+    bincode::serde::encode_into_std_write(lead, &mut content, bincode::config::standard())
+        .expect("writing to a Vec cannot fail");
+    let first = content.len() + first;
+    content.extend_from_slice(body);
+    let (head, rest) = (content.get(..first)?, content.get(first..)?);
+    let mut out = vec![0; 1 + zstd_safe::compress_bound(content.len()) + 8];
+    out[0] = SPLIT_VERSION;
+    let written = CONTEXTS.with_borrow_mut(|c| -> Result<usize, usize> {
+        let cctx = &mut c.compress;
+        cctx.reset(zstd_safe::ResetDirective::SessionAndParameters)?;
+        cctx.ref_cdict(&dictionary.compress)?;
+        cctx.set_pledged_src_size(Some(content.len() as u64))?;
+        let mut output = zstd_safe::OutBuffer::around(&mut out[1..]);
+        // A flush ends the block at `first`; the rest goes on in the same frame, so its
+        // matches still reach back into the first block.
+        for (part, end) in [
+            (head, zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_flush),
+            (rest, zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_end),
+        ] {
+            let mut input = zstd_safe::InBuffer::around(part);
+            while cctx.compress_stream2(&mut output, &mut input, end)? != 0 {}
+        }
+        Ok(output.pos())
+    });
+    out.truncate(1 + written.ok()?);
+    (out.len() < plain.len()).then_some(out)
+}
+
 pub fn decode<T: DeserializeOwned + for<'a> Layout<'a>>(bytes: &[u8]) -> Result<T, CodecError> {
     let plain = open(bytes)?;
     decode_borrowed(&plain)
@@ -257,19 +308,28 @@ pub fn referenced_seq(seq: u64, bytes: &[u8]) -> Result<Option<u64>, CodecError>
 /// A stored value as its plain form (version byte then bincode body): borrowed when it was
 /// stored plain, decompressed when it was compressed. The `…Ref` views borrow from it.
 pub fn open(bytes: &[u8]) -> Result<Cow<'_, [u8]>, CodecError> {
-    let Some((size, dictionary)) = compressed(bytes)? else {
-        return Ok(Cow::Borrowed(bytes));
-    };
-    let mut plain = vec![0; 1 + size];
-    decompress(bytes, &dictionary, &mut plain)?;
-    Ok(Cow::Owned(plain))
+    let mut plain = Vec::new();
+    match decompress_into(bytes, &mut plain)? {
+        None => Ok(Cow::Borrowed(bytes)),
+        Some(0) => Ok(Cow::Owned(plain)),
+        Some(start) => Ok(Cow::Owned(plain.split_off(start))),
+    }
 }
 
 /// [`open`] into `scratch`, reused from value to value (a walk over many values allocates
 /// once instead of once per value).
 pub fn open_in<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<&'a [u8], CodecError> {
+    match decompress_into(bytes, scratch)? {
+        None => Ok(bytes),
+        Some(start) => Ok(&scratch[start..]),
+    }
+}
+
+/// Decompresses a compressed value into `scratch` and says where in it the plain value
+/// (version byte then body) starts; `None` for a value stored plain.
+fn decompress_into(bytes: &[u8], scratch: &mut Vec<u8>) -> Result<Option<usize>, CodecError> {
     let Some((size, dictionary)) = compressed(bytes)? else {
-        return Ok(bytes);
+        return Ok(None);
     };
     // Only growth is zero-filled: a reused buffer is just cut to length.
     if scratch.len() < 1 + size {
@@ -278,13 +338,91 @@ pub fn open_in<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<&'a [u8]
         scratch.truncate(1 + size);
     }
     decompress(bytes, &dictionary, scratch)?;
-    Ok(scratch)
+    if bytes[0] != SPLIT_VERSION {
+        return Ok(Some(0));
+    }
+    // Past the lead: its last byte becomes the version byte of the body after it.
+    let lead = lead_len(&scratch[1..])?;
+    scratch[lead] = PLAIN_VERSION;
+    Ok(Some(lead))
+}
+
+/// The length of the lead a version-5 value's content starts with.
+fn lead_len(content: &[u8]) -> Result<usize, CodecError> {
+    let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
+    let (_, used): (&str, usize) = bincode::serde::borrow_decode_from_slice(content, config)
+        .map_err(|e| CodecError::Corrupt(format!("the lead: {e}")))?;
+    Ok(used)
+}
+
+/// The start of a version-5 value, decompressed alone into `scratch`: its lead, and as much of
+/// its body as the frame's first block holds (read it with [`decode_prefix`]). `None` for a
+/// value of another version (read it whole).
+pub fn open_first_block<'a>(
+    bytes: &[u8],
+    scratch: &'a mut Vec<u8>,
+) -> Result<Option<(&'a str, &'a [u8])>, CodecError> {
+    if bytes.first() != Some(&SPLIT_VERSION) {
+        return Ok(None);
+    }
+    let Some((size, dictionary)) = compressed(bytes)? else {
+        return Ok(None);
+    };
+    let frame = &bytes[1..];
+    let first_block = first_block_end(frame)
+        .ok_or_else(|| CodecError::Corrupt("a zstd frame without a whole first block".into()))?;
+    // A block holds at most 128 KiB (RFC 8878), whatever the frame claims in all.
+    scratch.clear();
+    scratch.resize(size.min(128 << 10), 0);
+    let written = CONTEXTS
+        .with_borrow_mut(|c| -> Result<usize, usize> {
+            let dctx = &mut c.decompress;
+            dctx.reset(zstd_safe::ResetDirective::SessionAndParameters)?;
+            dctx.ref_ddict(&dictionary.decompress)?;
+            let mut output = zstd_safe::OutBuffer::around(&mut scratch[..]);
+            let mut input = zstd_safe::InBuffer::around(&frame[..first_block]);
+            dctx.decompress_stream(&mut output, &mut input)?;
+            Ok(output.pos())
+        })
+        .map_err(|code| CodecError::Corrupt(zstd_safe::get_error_name(code).to_owned()))?;
+    let content = &scratch[..written];
+    let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
+    let (lead, used): (&str, usize) = bincode::serde::borrow_decode_from_slice(content, config)
+        .map_err(|e| CodecError::Corrupt(format!("the lead: {e}")))?;
+    Ok(Some((lead, &content[used..])))
+}
+
+/// Where the first block of the zstd `frame` ends (RFC 8878: the frame header, then blocks of
+/// a 3-byte header each), `None` when the frame is cut before it.
+fn first_block_end(frame: &[u8]) -> Option<usize> {
+    let descriptor = *frame.get(4)?;
+    let single_segment = descriptor & 0x20 != 0;
+    let dictionary_id = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    let content_size = match descriptor >> 6 {
+        0 => usize::from(single_segment),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let header = 5 + usize::from(!single_segment) + dictionary_id + content_size;
+    let block = frame.get(header..header + 3)?;
+    let block = u32::from(block[0]) | u32::from(block[1]) << 8 | u32::from(block[2]) << 16;
+    // Raw blocks carry their size in bytes, RLE blocks one byte, compressed ones their size.
+    let stored = match (block >> 1) & 3 {
+        0 | 2 => usize::try_from(block >> 3).ok()?,
+        1 => 1,
+        _ => return None,
+    };
+    let end = header + 3 + stored;
+    (end <= frame.len()).then_some(end)
 }
 
 /// The dictionary id a compressed value names (`None` for a plain value or no id).
 pub fn dictionary_of(bytes: &[u8]) -> Option<u32> {
     match bytes.split_first() {
-        Some((&CODEC_VERSION, body)) => zstd_safe::get_dict_id_from_frame(body).map(|id| id.get()),
+        Some((&(CODEC_VERSION | SPLIT_VERSION), body)) => {
+            zstd_safe::get_dict_id_from_frame(body).map(|id| id.get())
+        }
         _ => None,
     }
 }
@@ -294,7 +432,7 @@ pub fn dictionary_of(bytes: &[u8]) -> Option<u32> {
 /// [`MAX_VALUE_BYTES`]: a damaged value costs at most that.
 fn compressed(bytes: &[u8]) -> Result<Option<(usize, Arc<Dictionary>)>, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
-    if version != CODEC_VERSION {
+    if version != CODEC_VERSION && version != SPLIT_VERSION {
         return Ok(None);
     }
     let id = zstd_safe::get_dict_id_from_frame(body).map_or(0, |id| id.get());
@@ -343,6 +481,15 @@ pub fn decode_borrowed<'a, T: Layout<'a>>(bytes: &'a [u8]) -> Result<T, CodecErr
     }
 }
 
+/// Decodes the fields of `T` from the start of a version-2 body, whatever follows them (the
+/// first block of a version-5 value, [`open_first_block`]).
+pub fn decode_prefix<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, CodecError> {
+    let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
+    bincode::serde::borrow_decode_from_slice(body, config)
+        .map(|(value, _)| value)
+        .map_err(|e| CodecError::Corrupt(e.to_string()))
+}
+
 fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, CodecError> {
     let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
     let (value, used) = bincode::serde::borrow_decode_from_slice(body, config)
@@ -357,7 +504,8 @@ fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, CodecError> 
 mod tests {
     use super::*;
     use crate::store::values::{
-        EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictValue, VerdictValueRef,
+        EventValue, EventValueRef, OutcomeValue, OutcomeValueRef, VerdictHead, VerdictValue,
+        VerdictValueRef,
     };
 
     /// A value as a version-1 writer encoded it: the version byte, then bincode of `fields`
@@ -689,6 +837,127 @@ mod tests {
             damaged[flip % bytes.len()] ^= 0x5a;
             let _ = decode::<OutcomeValue>(&damaged);
         }
+    }
+
+    /// A verdict like the auditor's: its JSON repeats its fields and carries findings.
+    fn realistic_verdict(i: usize, repo: &str) -> VerdictValue {
+        let sha = format!("{:040x}", i * 2_654_435_761);
+        let one_liner = format!("check {i}: {} findings need a look", i % 7);
+        let findings: Vec<String> = (0..i % 5 + 1)
+            .map(|f| format!(r#"{{"severity":"warn","check":"static","summary":"finding {f} of {i} in src/mod{f}.rs"}}"#))
+            .collect();
+        VerdictValue {
+            pr_number: i as u64 % 500,
+            head_sha: sha.clone(),
+            audited_at: "2026-11-20T10:00:00.000Z".into(),
+            overall: "request_changes".into(),
+            one_liner: one_liner.clone(),
+            findings_block: 0,
+            findings_warn: (i % 5 + 1) as u64,
+            findings_info: Some(2),
+            audit_duration_ms: Some(1234.5),
+            received_at_ms: 1_775_000_000_000 + i as u64,
+            raw_json: format!(
+                r#"{{"pr_number":{},"head_sha":"{sha}","overall":"request_changes","one_liner":"{one_liner}","findings":[{}],"metrics":{{"findings_block":0,"findings_warn":{}}}}}"#,
+                i % 500,
+                findings.join(","),
+                i % 5 + 1
+            ),
+            repo: repo.into(),
+        }
+    }
+
+    /// The head read in place equals the verdict's, NaN durations compared by bits.
+    fn same_head(a: VerdictHead<'_>, b: VerdictHead<'_>) -> bool {
+        let bits = |h: &VerdictHead<'_>| h.audit_duration_ms.map(f64::to_bits);
+        bits(&a) == bits(&b)
+            && VerdictHead {
+                audit_duration_ms: None,
+                ..a
+            } == VerdictHead {
+                audit_duration_ms: None,
+                ..b
+            }
+    }
+
+    /// Asserts what a stored verdict must read back as, through every reader; returns whether
+    /// it was stored by version 5.
+    fn reads_back(v: &VerdictValue, bytes: &[u8]) -> bool {
+        assert!(same_verdict(&decode::<VerdictValue>(bytes).unwrap(), v));
+        let plain = open(bytes).unwrap();
+        let view: VerdictValueRef = decode_borrowed(&plain).unwrap();
+        assert_eq!(view.raw_json, v.raw_json);
+        assert_eq!(view.repo, v.repo);
+        let mut scratch = vec![0xee; 4096];
+        let plain = open_in(bytes, &mut scratch).unwrap();
+        assert_eq!(
+            decode_borrowed::<VerdictValueRef>(plain).unwrap().raw_json,
+            v.raw_json
+        );
+        let mut scratch = vec![0xee; 7];
+        assert!(same_head(
+            VerdictHead::read(bytes, &mut scratch).unwrap(),
+            v.as_view().head()
+        ));
+        if bytes[0] != SPLIT_VERSION {
+            return false;
+        }
+        // The first block holds the lead and the body up to the JSON, not the JSON.
+        let (lead, body) = open_first_block(bytes, &mut scratch).unwrap().unwrap();
+        assert_eq!(lead, v.repo);
+        let json_and_after = v.raw_json.len() + encode(&v.repo).len() - 1;
+        assert_eq!(body.len(), encode(v).len() - 1 - json_and_after);
+        true
+    }
+
+    proptest! {
+        /// A verdict stored by version 5 (when that pays) reads back whole through every
+        /// reader, and its head alone from its first block.
+        #[test]
+        fn split_verdicts_read_back_whole_and_by_their_head(v in verdict()) {
+            reads_back(&v, &v.encode(Some(&DICTIONARY)));
+            reads_back(&v, &v.encode(None));
+        }
+
+        /// Any byte of a version-5 verdict changed is an error or a value, never a panic; a
+        /// cut one never reads whole, and reads its head only when the cut spares its first
+        /// block.
+        #[test]
+        fn damaged_split_verdicts_fail_cleanly(i in 0usize..1000, flip in any::<usize>()) {
+            let v = realistic_verdict(i, if i % 2 == 0 { "" } else { "acme/api" });
+            let bytes = v.encode(Some(&DICTIONARY));
+            prop_assert_eq!(bytes[0], SPLIT_VERSION);
+            let first_block = first_block_end(&bytes[1..]).unwrap();
+            let mut scratch = Vec::new();
+            for cut in 0..bytes.len() {
+                prop_assert!(decode::<VerdictValue>(&bytes[..cut]).is_err());
+                let head = VerdictHead::read(&bytes[..cut], &mut scratch);
+                prop_assert_eq!(head.is_ok(), cut > first_block, "cut at {}", cut);
+            }
+            let mut damaged = bytes.clone();
+            damaged[flip % bytes.len()] ^= 0x5a;
+            let _ = decode::<VerdictValue>(&damaged);
+            let _ = VerdictHead::read(&damaged, &mut scratch);
+        }
+    }
+
+    /// Verdicts like the auditor's are stored by version 5, in about the bytes version 3 took.
+    #[test]
+    fn realistic_verdicts_are_split_at_little_cost() {
+        let (mut split, mut whole) = (0, 0);
+        for i in 0..200 {
+            for repo in ["", "acme/api"] {
+                let v = realistic_verdict(i, repo);
+                let bytes = v.encode(Some(&DICTIONARY));
+                assert!(reads_back(&v, &bytes), "verdict {i} not split");
+                split += bytes.len();
+                whole += encode_with(&v, Some(&DICTIONARY)).len();
+            }
+        }
+        assert!(
+            split * 100 <= whole * 105,
+            "{split} bytes split, {whole} whole"
+        );
     }
 
     #[test]

@@ -329,7 +329,7 @@ fn convert_after(
             // Compressed already, or a reference to a verdict (`verdict_lines.rs`).
             if matches!(
                 value.value().first(),
-                Some(&codec::CODEC_VERSION | &codec::REFERENCE_VERSION)
+                Some(&codec::CODEC_VERSION | &codec::REFERENCE_VERSION | &codec::SPLIT_VERSION)
             ) {
                 continue;
             }

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use super::codec::{self, decode_borrowed};
 use super::repos;
 use super::tables::*;
-use super::values::VerdictValueRef;
+use super::values::{VerdictHead, VerdictValueRef};
 use super::{ReadBudget, Store, StoreError};
 use crate::model::Repo;
 use crate::model::verdict::sig_hash;
@@ -127,6 +127,9 @@ impl Store {
                 .is_some_and(|prefix| head.to_ascii_lowercase().starts_with(prefix))
         };
 
+        // The audits' fields but their JSON, each read into one reused buffer (from the first
+        // block of a verdict stored by codec version 5).
+        let mut scratch = Vec::new();
         let mut recent = Vec::new();
         for row in index.range((repo, pr, 0)..=(repo, pr, u64::MAX))?.rev() {
             if recent.len() == SENTENCE_OUTCOMES {
@@ -138,13 +141,15 @@ impl Store {
                 index: "pr_verdicts",
                 seq,
             })?;
-            let plain = plain_verdict(bytes.value(), seq)?;
-            let v = verdict_ref(&plain, seq)?;
+            let v = verdict_head(bytes.value(), seq, &mut scratch)?;
             if excluded(v.head_sha) {
                 continue;
             }
             if history.last_reason.is_none() {
                 history.last_reason = Some(v.one_liner.to_owned());
+                // The newest audit's findings: its JSON, read whole.
+                let plain = plain_verdict(bytes.value(), seq)?;
+                let v = verdict_ref(&plain, seq)?;
                 let (raised, repeated) =
                     super::findings::audit_repeats(&txn, repo, pr, seq, v.head_sha, v.raw_json)?;
                 history.latest_findings = Some(LatestFindings {
@@ -166,8 +171,7 @@ impl Store {
                 index: "pr_verdicts",
                 seq,
             })?;
-            let plain = plain_verdict(bytes.value(), seq)?;
-            let v = verdict_ref(&plain, seq)?;
+            let v = verdict_head(bytes.value(), seq, &mut scratch)?;
             if excluded(v.head_sha) {
                 continue;
             }
@@ -244,6 +248,19 @@ impl Store {
 /// [`verdict_ref`].
 pub(super) fn plain_verdict(bytes: &[u8], seq: u64) -> Result<Cow<'_, [u8]>, StoreError> {
     codec::open(bytes).map_err(|source| StoreError::Codec {
+        table: "verdicts_by_seq",
+        seq,
+        source,
+    })
+}
+
+/// A stored verdict's fields but its JSON, read in place (through `scratch` when compressed).
+pub(super) fn verdict_head<'a>(
+    bytes: &'a [u8],
+    seq: u64,
+    scratch: &'a mut Vec<u8>,
+) -> Result<VerdictHead<'a>, StoreError> {
+    VerdictHead::read(bytes, scratch).map_err(|source| StoreError::Codec {
         table: "verdicts_by_seq",
         seq,
         source,

@@ -5,7 +5,7 @@
 use lakehouse_kb_migrations::frozen_verdict_v1::VerdictV1;
 use serde::{Deserialize, Serialize};
 
-use super::codec::Layout;
+use super::codec::{self, CodecError, Dictionary, Layout};
 use crate::model::finding::FindingTerms;
 use crate::model::{JsField, ObservedOp, Overall, Repo, Source, Verdict};
 
@@ -47,6 +47,20 @@ impl VerdictValue {
 
     pub fn overall(&self) -> Option<Overall> {
         Overall::parse(&self.overall)
+    }
+
+    /// The value stored for it: with a dictionary, codec version 5, its repository as the lead
+    /// and its first block ending where its JSON begins (so that its other fields read without
+    /// the JSON, [`VerdictHead::read`]), when that is smaller than plain; else plain.
+    pub fn encode(&self, dictionary: Option<&Dictionary>) -> Vec<u8> {
+        let plain = codec::encode(self);
+        let Some(dictionary) = dictionary else {
+            return plain;
+        };
+        // The body ends with the JSON then the repository (field order).
+        let tail = self.raw_json.len() + codec::encode(&self.repo).len() - 1;
+        let first = plain.len() - 1 - tail;
+        codec::compress_split(&plain, &self.repo, first, dictionary).unwrap_or(plain)
     }
 
     /// The same value as a borrowing view.
@@ -107,7 +121,85 @@ pub struct VerdictValueRef<'a> {
     pub repo: &'a str,
 }
 
-impl VerdictValueRef<'_> {
+impl<'a> VerdictValueRef<'a> {
+    /// Its fields but the JSON.
+    pub fn head(&self) -> VerdictHead<'a> {
+        VerdictHead {
+            pr_number: self.pr_number,
+            head_sha: self.head_sha,
+            audited_at: self.audited_at,
+            overall: self.overall,
+            one_liner: self.one_liner,
+            findings_block: self.findings_block,
+            findings_warn: self.findings_warn,
+            findings_info: self.findings_info,
+            audit_duration_ms: self.audit_duration_ms,
+            received_at_ms: self.received_at_ms,
+            repo: self.repo,
+        }
+    }
+}
+
+/// A verdict's fields but its JSON: what its KB row and observer event are recomputed from. A
+/// verdict stored by codec version 5 gives them without decompressing its JSON
+/// ([`VerdictHead::read`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VerdictHead<'a> {
+    pub pr_number: u64,
+    pub head_sha: &'a str,
+    pub audited_at: &'a str,
+    pub overall: &'a str,
+    pub one_liner: &'a str,
+    pub findings_block: u64,
+    pub findings_warn: u64,
+    pub findings_info: Option<u64>,
+    pub audit_duration_ms: Option<f64>,
+    pub received_at_ms: u64,
+    pub repo: &'a str,
+}
+
+/// The fields a version-2 verdict body starts with, in its order: all but the JSON and the
+/// repository, which follow.
+#[derive(Deserialize)]
+struct HeadFields<'a> {
+    pr_number: u64,
+    head_sha: &'a str,
+    audited_at: &'a str,
+    overall: &'a str,
+    one_liner: &'a str,
+    findings_block: u64,
+    findings_warn: u64,
+    findings_info: Option<u64>,
+    audit_duration_ms: Option<f64>,
+    received_at_ms: u64,
+}
+
+impl<'a> VerdictHead<'a> {
+    /// The head of the stored verdict `bytes`: from the first block of a version-5 value (its
+    /// repository is the lead), else from the whole value, decompressed into `scratch`.
+    pub fn read(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<VerdictHead<'a>, CodecError> {
+        if bytes.first() != Some(&codec::SPLIT_VERSION) {
+            let plain = codec::open_in(bytes, scratch)?;
+            return Ok(codec::decode_borrowed::<VerdictValueRef>(plain)?.head());
+        }
+        let (repo, body) = codec::open_first_block(bytes, scratch)?
+            .ok_or_else(|| CodecError::Corrupt("not a version-5 value".into()))?;
+        let f: HeadFields = codec::decode_prefix(body)?;
+        Ok(VerdictHead {
+            pr_number: f.pr_number,
+            head_sha: f.head_sha,
+            audited_at: f.audited_at,
+            overall: f.overall,
+            one_liner: f.one_liner,
+            findings_block: f.findings_block,
+            findings_warn: f.findings_warn,
+            findings_info: f.findings_info,
+            audit_duration_ms: f.audit_duration_ms,
+            received_at_ms: f.received_at_ms,
+            repo,
+        })
+    }
+
     /// The verdict as far as its KB row and observer event need it (no claims or findings, no
     /// JSON): `None` when a field could not have come from a valid verdict. An absent and a
     /// null optional metric are both stored as `None` and come back absent, so a record made

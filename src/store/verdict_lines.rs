@@ -30,7 +30,7 @@ use super::repos;
 use super::tables::{
     BY_SIG, EVENTS, KIND_EVENT, KIND_OUTCOME, KIND_VERDICT, OUTCOMES, REPOS, VERDICTS_BY_SEQ,
 };
-use super::values::{EventValue, OutcomeValue, VerdictValue, VerdictValueRef};
+use super::values::{EventValue, OutcomeValue, VerdictHead, VerdictValue};
 use super::{ReadBudget, Store, StoreError};
 use crate::model::verdict::sig_hash;
 use crate::model::{Repo, iso_timestamp_checked};
@@ -43,7 +43,7 @@ const REWRITTEN_THROUGH: &str = "lines/references_through";
 const REWRITE_BATCH: u64 = 4_096;
 
 /// How a verdict recomputes one of its records.
-pub(super) type Recompute<T> = fn(&VerdictValueRef<'_>) -> Option<T>;
+pub(super) type Recompute<T> = fn(&VerdictHead<'_>) -> Option<T>;
 
 /// One kind of record a verdict recomputes.
 pub(super) struct Own<T: 'static> {
@@ -84,7 +84,7 @@ pub(super) const EVENT: Own<EventValue> = Own {
 };
 
 /// The KB row the verdict recomputes.
-pub(super) fn outcome_of(verdict: &VerdictValueRef<'_>) -> Option<OutcomeValue> {
+pub(super) fn outcome_of(verdict: &VerdictHead<'_>) -> Option<OutcomeValue> {
     let v = verdict.to_verdict()?;
     Some(OutcomeValue {
         received_at_ms: verdict.received_at_ms,
@@ -96,7 +96,7 @@ pub(super) fn outcome_of(verdict: &VerdictValueRef<'_>) -> Option<OutcomeValue> 
 }
 
 /// The observer event the verdict recomputes: received when the verdict was.
-pub(super) fn event_of(verdict: &VerdictValueRef<'_>) -> Option<EventValue> {
+pub(super) fn event_of(verdict: &VerdictHead<'_>) -> Option<EventValue> {
     let v = verdict.to_verdict()?;
     // A receipt time past year 9999 (damaged) recomputes nothing: the event stays whole, or
     // its reference reads as broken.
@@ -123,7 +123,7 @@ impl<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>> Own<T> {
     ) -> Vec<u8> {
         verdict
             .and_then(|(verdict_seq, value)| {
-                self.reference(record, seq, verdict_seq, &value.as_view())
+                self.reference(record, seq, verdict_seq, &value.as_view().head())
             })
             .unwrap_or_else(|| whole(record))
     }
@@ -135,7 +135,7 @@ impl<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>> Own<T> {
         record: &T,
         seq: u64,
         verdict_seq: u64,
-        verdict: &VerdictValueRef<'_>,
+        verdict: &VerdictHead<'_>,
     ) -> Option<Vec<u8>> {
         let distance = i64::try_from(i128::from(seq) - i128::from(verdict_seq)).ok()?;
         (self.places.contains(&distance) && (self.recompute)(verdict).as_ref() == Some(record))
@@ -199,7 +199,7 @@ impl<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>> Own<T> {
         &self,
         table: &impl ReadableTable<u64, &'static [u8]>,
         verdict_seq: u64,
-        verdict: &VerdictValueRef<'_>,
+        verdict: &VerdictHead<'_>,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut found = Vec::new();
         for &place in self.places {
@@ -370,8 +370,8 @@ impl<T: ReadableTable<u64, &'static [u8]>> Refers for T {
     }
 }
 
-/// What the verdict stored as `bytes` under `verdict_seq` recomputes, read in place (through
-/// `scratch` when compressed).
+/// What the verdict stored as `bytes` under `verdict_seq` recomputes, from its head read in
+/// place (through `scratch` when compressed; without its JSON when stored by version 5).
 fn recompute_from<T>(
     bytes: &[u8],
     verdict_seq: u64,
@@ -383,8 +383,7 @@ fn recompute_from<T>(
         seq: verdict_seq,
         source,
     };
-    let plain = codec::open_in(bytes, scratch).map_err(codec_error)?;
-    let verdict: VerdictValueRef = codec::decode_borrowed(plain).map_err(codec_error)?;
+    let verdict = VerdictHead::read(bytes, scratch).map_err(codec_error)?;
     Ok(recompute(&verdict))
 }
 
@@ -508,7 +507,7 @@ fn rewrite_after(
             // Left as it is: `check` reports the verdict.
             continue;
         };
-        let verdict = verdict.as_view();
+        let verdict = verdict.as_view().head();
         // A recomputed record has the verdict's sig_hash and repository.
         let sig = sig_hash(verdict.pr_number, verdict.head_sha);
         let repo = match Repo::parse("repo", verdict.repo) {
@@ -565,10 +564,10 @@ mod tests {
     /// than failing the read that resolves one.
     #[test]
     fn a_verdict_received_past_year_9999_recomputes_no_event() {
-        assert!(event_of(&verdict(MAX_ISO_MS).as_view()).is_some());
-        assert!(event_of(&verdict(MAX_ISO_MS + 1).as_view()).is_none());
-        assert!(event_of(&verdict(u64::MAX).as_view()).is_none());
-        assert!(outcome_of(&verdict(u64::MAX).as_view()).is_some());
+        assert!(event_of(&verdict(MAX_ISO_MS).as_view().head()).is_some());
+        assert!(event_of(&verdict(MAX_ISO_MS + 1).as_view().head()).is_none());
+        assert!(event_of(&verdict(u64::MAX).as_view().head()).is_none());
+        assert!(outcome_of(&verdict(u64::MAX).as_view().head()).is_some());
     }
 
     /// The export's line of a reference is the line of the record it stands for, for every
@@ -605,7 +604,7 @@ mod tests {
             );
             let v = crate::model::Verdict::parse(&json).unwrap();
             let stored = VerdictValue::from_verdict(&v, received_at_ms);
-            let view = stored.as_view();
+            let view = stored.as_view().head();
             assert_eq!(
                 (OUTCOME.line)(&view),
                 (OUTCOME.recompute)(&view).map(|row| row.line),
@@ -624,16 +623,20 @@ mod tests {
     #[test]
     fn references_sit_only_at_their_places() {
         let v = verdict(1_775_000_000_000);
-        let row = outcome_of(&v.as_view()).unwrap();
-        let event = event_of(&v.as_view()).unwrap();
+        let row = outcome_of(&v.as_view().head()).unwrap();
+        let event = event_of(&v.as_view().head()).unwrap();
         for (seq, row_place, event_place) in [(9, true, false), (11, true, true), (12, false, true)]
         {
             assert_eq!(
-                OUTCOME.reference(&row, seq, 10, &v.as_view()).is_some(),
+                OUTCOME
+                    .reference(&row, seq, 10, &v.as_view().head())
+                    .is_some(),
                 row_place
             );
             assert_eq!(
-                EVENT.reference(&event, seq, 10, &v.as_view()).is_some(),
+                EVENT
+                    .reference(&event, seq, 10, &v.as_view().head())
+                    .is_some(),
                 event_place
             );
         }

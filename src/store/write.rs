@@ -25,7 +25,7 @@ use super::deferred::{Deferred, KeyCheck, client_key_lookup};
 use super::dictionary::current_in;
 use super::dismissals::{self, DismissalTables};
 use super::findings::{self, MemoryTables};
-use super::history::{plain_verdict, verdict_ref};
+use super::history::verdict_head;
 use super::meta::{self, CounterDeltas};
 use super::postings::Posting;
 use super::records::{DismissalChange, NewEvent, NewVerdict, Put, Record, Written};
@@ -196,8 +196,8 @@ impl<'txn> Tables<'txn> {
                     seq,
                 });
             };
-            let plain = plain_verdict(bytes.value(), seq)?;
-            let found = verdict_ref(&plain, seq)?;
+            let mut scratch = Vec::new();
+            let found = verdict_head(bytes.value(), seq, &mut scratch)?;
             Ok(found.pr_number == pr && found.head_sha == head && found.audited_at == at)
         };
         for seq in self.later.new_ids.seqs(repo, hash) {
@@ -366,9 +366,9 @@ fn put_verdict(
     let value = VerdictValue::from_verdict(v, new.received_at_ms);
     t.verdicts
         .open()?
-        .insert(seq, encode_with(&value, t.dictionary.as_deref()).as_slice())?;
+        .insert(seq, value.encode(t.dictionary.as_deref()).as_slice())?;
     if let Some((row_seq, row)) = previous_row
-        && let Some(reference) = OUTCOME.reference(&row, row_seq, seq, &value.as_view())
+        && let Some(reference) = OUTCOME.reference(&row, row_seq, seq, &value.as_view().head())
     {
         t.outcomes.open()?.insert(row_seq, reference.as_slice())?;
         // Found through the verdict's entry from now on.

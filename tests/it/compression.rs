@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use lakehouse_kb::export::ExportJob;
 use lakehouse_kb::intake::verdict_record;
-use lakehouse_kb::store::codec::{CODEC_VERSION, REFERENCE_VERSION};
+use lakehouse_kb::model::Repo;
+use lakehouse_kb::store::codec::{CODEC_VERSION, REFERENCE_VERSION, SPLIT_VERSION};
 use lakehouse_kb::store::tables::{EVENTS, META, OUTCOMES as OUTCOME_ROWS, VERDICTS_BY_SEQ};
-use lakehouse_kb::store::{DictionaryOptions, SCHEMA_VERSION, Store, StoreOptions, Written};
+use lakehouse_kb::store::{
+    DictionaryOptions, HistoryQuery, ReadBudget, SCHEMA_VERSION, Store, StoreOptions, Written,
+};
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::support::{
@@ -46,7 +49,7 @@ fn stored_values(path: &Path) -> (u64, u64, u64) {
         for row in txn.open_table(table).unwrap().iter().unwrap() {
             let (_, value) = row.unwrap();
             all += 1;
-            compressed += u64::from(value.value()[0] == CODEC_VERSION);
+            compressed += u64::from(matches!(value.value()[0], CODEC_VERSION | SPLIT_VERSION));
             references += u64::from(value.value()[0] == REFERENCE_VERSION);
         }
     }
@@ -151,6 +154,72 @@ fn a_new_database_trains_its_dictionary_and_compresses_what_came_before() {
     // What was exported before is still the start of what is exported now.
     assert!(after.0.starts_with(&before.0) && after.1.starts_with(&before.1));
     assert!(after.0.len() > before.0.len() && after.1.len() > before.1.len());
+}
+
+/// How many verdicts are stored by codec version 5, and how many in all.
+fn split_verdicts(path: &Path) -> (usize, usize) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let verdicts = txn.open_table(VERDICTS_BY_SEQ).unwrap();
+    let firsts: Vec<u8> = verdicts
+        .iter()
+        .unwrap()
+        .map(|row| row.unwrap().1.value()[0])
+        .collect();
+    let split = firsts.iter().filter(|&&v| v == SPLIT_VERSION).count();
+    (split, firsts.len())
+}
+
+/// Verdicts written once the dictionary exists are stored by codec version 5 (their fields
+/// readable without their JSON), beside the older ones it converted (version 3); a file so
+/// made exports, answers PR histories and verdicts, and checks as one without a dictionary.
+#[test]
+fn verdicts_split_at_their_json_read_as_without_a_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [dir.path().join("split.redb"), dir.path().join("plain.redb")];
+    let mut stores = [
+        Arc::new(Store::open(&paths[0], options(200, 64)).unwrap()),
+        Arc::new(Store::open(&paths[1], options(u64::MAX, 64)).unwrap()),
+    ];
+    for store in &stores {
+        // Over the threshold, then written with the dictionary.
+        load(store, 5, 300);
+        load(store, 6, 600);
+    }
+    let [split, plain] = &stores;
+    assert_eq!(export_of(split), export_of(plain));
+    let mut answers = 0;
+    for pr_number in 0..60 {
+        for exclude_sha in [None, Some("0".to_owned())] {
+            let q = HistoryQuery {
+                repo: Repo::default(),
+                pr_number,
+                exclude_sha,
+                before_seq: None,
+                limit: 5,
+            };
+            let [a, b] = [split, plain].map(|s| s.pr_history(&q, &mut ReadBudget::unlimited()));
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a, b, "PR {pr_number}");
+            answers += a.audits.len();
+        }
+    }
+    assert!(answers > 100, "{answers} audits answered");
+    for seq in 1..=split.last_seq().unwrap() {
+        let [a, b] = [split, plain].map(|s| s.verdict(seq).unwrap());
+        assert_eq!(a.map(|e| e.value), b.map(|e| e.value), "seq {seq}");
+    }
+    for store in &mut stores {
+        let report = Arc::get_mut(store).unwrap().check().unwrap();
+        assert!(report.passed(), "{report:?}");
+    }
+    drop(stores);
+    let (n_split, n_verdicts) = split_verdicts(&paths[0]);
+    assert!(
+        n_split >= 190 && n_split < n_verdicts,
+        "{n_split} of {n_verdicts} verdicts split"
+    );
+    assert_eq!(split_verdicts(&paths[1]).0, 0);
 }
 
 /// Both legacy files as a clean export writes them.

@@ -49,6 +49,16 @@ const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
 pub fn write_string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
+    // Most strings need no escape: one pass over all bytes (which the compiler vectorises)
+    // says so, and the string goes out as it is.
+    let plain = s.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // Every escaped character is ASCII and no byte of a multi-byte UTF-8 sequence is, so a
     // byte scan finds them, and the runs between them start and end on char boundaries.
     let mut run_start = 0;

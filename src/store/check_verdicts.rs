@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::check::{CheckReport, repo_id};
+use super::codec;
 use super::meta;
 use super::postings::{self, Posting};
 use super::read::verdict_entry;
 use super::tables::*;
 use super::text_index::postings_of;
+use super::values::VerdictHead;
 use super::{Stats, StoreError};
 use crate::model::claims::stored_claims;
 use crate::model::text::ANALYZER_VERSION;
@@ -55,6 +57,16 @@ pub(super) fn check_verdicts(
                 continue;
             }
         };
+        // A verdict stored by codec version 5 reads its fields from its first block (export,
+        // history): they must be the whole value's.
+        if codec::is_split(bytes.value())
+            && VerdictHead::read(bytes.value(), &mut Vec::new()).ok()
+                != Some(value.as_view().head())
+        {
+            report.problem(format!(
+                "verdict seq {seq}: its first block does not give its fields"
+            ));
+        }
         report.verdicts += 1;
         recount.verdicts += 1;
         *recount

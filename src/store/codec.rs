@@ -68,6 +68,17 @@ pub const OLDEST_CODEC_VERSION: u8 = 1;
 /// A value larger than this is corrupt: no request body comes near it.
 const MAX_VALUE_BYTES: usize = 256 << 20;
 
+/// A zstd block holds at most 128 KiB (RFC 8878): a version-5 value's lead and the body
+/// before the split must fit in its first block, with room to spare.
+const MAX_FIRST_BLOCK: usize = 128 << 10;
+
+/// The content of a version-5 value, at most: its first block is read with zstd's streaming
+/// decoder, whose window (the frame's content, for a value) is capped at this
+/// ([`SPLIT_WINDOW_LOG`]), so that a damaged frame header cannot make the thread's decoder
+/// hold more. A larger verdict is stored by version 3.
+const MAX_SPLIT_CONTENT: usize = 1 << SPLIT_WINDOW_LOG;
+const SPLIT_WINDOW_LOG: u32 = 20;
+
 /// The zstd level values are compressed at. With a dictionary, small records gain little from
 /// higher levels: level 3 made the synthetic mix's file 1% smaller than level 1 (`compare
 /// sizes`, 100k verdicts) while compression was 13% of the CPU of a storage-layer ingest of 64
@@ -230,8 +241,11 @@ pub(super) fn compress(plain: &[u8], dictionary: &Dictionary) -> Option<Vec<u8>>
 
 /// A plain value (version byte then body) as a version-5 value: `lead` then the body in one
 /// frame whose first block ends `first` bytes into the body, when that is smaller. `None` when
-/// it is not, when `plain` is not plain or `first` is past its end.
-pub(super) fn compress_split(
+/// it is not, when `plain` is not plain, `first` is past its end, or the value is too large
+/// for its first block to be read alone within the bounds ([`MAX_FIRST_BLOCK`],
+/// [`MAX_SPLIT_CONTENT`]). The caller checks that the first block reads back
+/// (`VerdictValue::encode`): a value is version 5 only when it does.
+pub fn compress_split(
     plain: &[u8],
     lead: &str,
     first: usize,
@@ -240,6 +254,9 @@ pub(super) fn compress_split(
     let (&PLAIN_VERSION, body) = plain.split_first()? else {
         return None;
     };
+    if lead.len() + first >= MAX_FIRST_BLOCK || body.len() + lead.len() + 9 > MAX_SPLIT_CONTENT {
+        return None;
+    }
     let mut content = Vec::with_capacity(lead.len() + 1 + body.len());
     bincode::serde::encode_into_std_write(lead, &mut content, bincode::config::standard())
         .expect("writing to a Vec cannot fail");
@@ -282,6 +299,11 @@ pub fn reference(distance: i64) -> Vec<u8> {
     bincode::serde::encode_into_std_write(distance, &mut out, bincode::config::standard())
         .expect("writing to a Vec cannot fail");
     out
+}
+
+/// Whether the stored value `bytes` is a version-5 value ([`SPLIT_VERSION`]).
+pub fn is_split(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&SPLIT_VERSION)
 }
 
 /// Whether the stored value `bytes` is a [`reference`].
@@ -362,7 +384,7 @@ pub fn open_first_block<'a>(
     bytes: &[u8],
     scratch: &'a mut Vec<u8>,
 ) -> Result<Option<(&'a str, &'a [u8])>, CodecError> {
-    if bytes.first() != Some(&SPLIT_VERSION) {
+    if !is_split(bytes) {
         return Ok(None);
     }
     let Some((size, dictionary)) = compressed(bytes)? else {
@@ -371,13 +393,14 @@ pub fn open_first_block<'a>(
     let frame = &bytes[1..];
     let first_block = first_block_end(frame)
         .ok_or_else(|| CodecError::Corrupt("a zstd frame without a whole first block".into()))?;
-    // A block holds at most 128 KiB (RFC 8878), whatever the frame claims in all.
+    // A block holds at most 128 KiB, whatever the frame claims in all.
     scratch.clear();
-    scratch.resize(size.min(128 << 10), 0);
+    scratch.resize(size.min(MAX_FIRST_BLOCK), 0);
     let written = CONTEXTS
         .with_borrow_mut(|c| -> Result<usize, usize> {
             let dctx = &mut c.decompress;
             dctx.reset(zstd_safe::ResetDirective::SessionAndParameters)?;
+            dctx.set_parameter(zstd_safe::DParameter::WindowLogMax(SPLIT_WINDOW_LOG))?;
             dctx.ref_ddict(&dictionary.decompress)?;
             let mut output = zstd_safe::OutBuffer::around(&mut scratch[..]);
             let mut input = zstd_safe::InBuffer::around(&frame[..first_block]);
@@ -392,19 +415,40 @@ pub fn open_first_block<'a>(
     Ok(Some((lead, &content[used..])))
 }
 
-/// Where the first block of the zstd `frame` ends (RFC 8878: the frame header, then blocks of
-/// a 3-byte header each), `None` when the frame is cut before it.
+/// The layout of a zstd frame header (RFC 8878): the magic number, the descriptor byte, a
+/// window byte unless the frame is a single segment, the dictionary id, the content size.
+struct FrameHeader {
+    /// Where the dictionary id is (the tests forge headers around it).
+    #[cfg(test)]
+    dictionary_id: std::ops::Range<usize>,
+    /// The header's length: where the first block's header starts.
+    len: usize,
+}
+
+impl FrameHeader {
+    fn of(frame: &[u8]) -> Option<FrameHeader> {
+        let descriptor = *frame.get(4)?;
+        let single_segment = descriptor & 0x20 != 0;
+        let dictionary_id_len = [0, 1, 2, 4][usize::from(descriptor & 3)];
+        let content_size_len = match descriptor >> 6 {
+            0 => usize::from(single_segment),
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let dictionary_id_at = 5 + usize::from(!single_segment);
+        Some(FrameHeader {
+            #[cfg(test)]
+            dictionary_id: dictionary_id_at..dictionary_id_at + dictionary_id_len,
+            len: dictionary_id_at + dictionary_id_len + content_size_len,
+        })
+    }
+}
+
+/// Where the first block of the zstd `frame` ends (the frame header, then blocks of a 3-byte
+/// header each), `None` when the frame is cut before it.
 fn first_block_end(frame: &[u8]) -> Option<usize> {
-    let descriptor = *frame.get(4)?;
-    let single_segment = descriptor & 0x20 != 0;
-    let dictionary_id = [0, 1, 2, 4][usize::from(descriptor & 3)];
-    let content_size = match descriptor >> 6 {
-        0 => usize::from(single_segment),
-        1 => 2,
-        2 => 4,
-        _ => 8,
-    };
-    let header = 5 + usize::from(!single_segment) + dictionary_id + content_size;
+    let header = FrameHeader::of(frame)?.len;
     let block = frame.get(header..header + 3)?;
     let block = u32::from(block[0]) | u32::from(block[1]) << 8 | u32::from(block[2]) << 16;
     // Raw blocks carry their size in bytes, RLE blocks one byte, compressed ones their size.
@@ -910,11 +954,35 @@ mod tests {
         true
     }
 
+    /// Verdicts whose JSON repeats itself (as a real one does), so that compressing pays and
+    /// they are stored by version 5; any text in every field, escapes and non-ASCII included.
+    fn compressible_verdict() -> impl Strategy<Value = VerdictValue> {
+        let text = "(check|src/mod.rs|é|\"|\\\\|\n| |[a-z0-9]){0,40}";
+        (verdict(), text, text, text, 3usize..40).prop_map(
+            |(v, head_sha, one_liner, finding, n)| {
+                let findings = vec![format!(r#"{{"summary":"{finding}"}}"#); n].join(",");
+                VerdictValue {
+                    head_sha,
+                    one_liner,
+                    raw_json: format!(r#"{{"findings":[{findings}],"tail":{:?}}}"#, v.raw_json),
+                    ..v
+                }
+            },
+        )
+    }
+
     proptest! {
         /// A verdict stored by version 5 (when that pays) reads back whole through every
         /// reader, and its head alone from its first block.
         #[test]
-        fn split_verdicts_read_back_whole_and_by_their_head(v in verdict()) {
+        fn split_verdicts_read_back_whole_and_by_their_head(v in compressible_verdict()) {
+            prop_assert!(reads_back(&v, &v.encode(Some(&DICTIONARY))), "not split");
+            prop_assert!(!reads_back(&v, &v.encode(None)));
+        }
+
+        /// Any verdict, compressing or not, reads back through every reader.
+        #[test]
+        fn any_verdict_reads_back_through_every_reader(v in verdict()) {
             reads_back(&v, &v.encode(Some(&DICTIONARY)));
             reads_back(&v, &v.encode(None));
         }
@@ -939,6 +1007,52 @@ mod tests {
             let _ = decode::<VerdictValue>(&damaged);
             let _ = VerdictHead::read(&damaged, &mut scratch);
         }
+    }
+
+    /// A verdict whose fields before its JSON do not fit in one block, or too large for the
+    /// bounded decoder, is stored by version 3, and reads back.
+    #[test]
+    fn verdicts_too_large_to_split_are_stored_whole() {
+        for (one_liner, json, split) in [
+            (100_000, 0, true),
+            (131_000, 0, false),
+            (140_000, 0, false),
+            (10, 600_000, true),
+            (10, 1_100_000, false),
+        ] {
+            let mut v = realistic_verdict(3, "acme/api");
+            v.one_liner = "abcdefghij".repeat(one_liner / 10);
+            v.raw_json = format!("{}{}", v.raw_json, " ".repeat(json));
+            let bytes = v.encode(Some(&DICTIONARY));
+            let want = if split { SPLIT_VERSION } else { CODEC_VERSION };
+            assert_eq!(bytes[0], want, "one-liner {one_liner}, JSON +{json}");
+            assert_eq!(reads_back(&v, &bytes), split);
+        }
+    }
+
+    /// A version-5 value whose frame header was damaged to claim a window and content far
+    /// larger than any split value's is refused by the head reader, which keeps its decoder
+    /// small.
+    #[test]
+    fn a_damaged_window_claim_costs_the_head_reader_no_memory() {
+        let bytes = realistic_verdict(5, "acme/api").encode(Some(&DICTIONARY));
+        assert_eq!(bytes[0], SPLIT_VERSION);
+        let frame = &bytes[1..];
+        let header = FrameHeader::of(frame).unwrap();
+        let id = header.dictionary_id.clone();
+        // 8 bytes of content size, not a single segment, so a window descriptor: 2^27.
+        let mut damaged = vec![SPLIT_VERSION];
+        damaged.extend_from_slice(&frame[..4]);
+        damaged.push(0xc0 | (frame[4] & 3));
+        damaged.push((27 - 10) << 3);
+        damaged.extend_from_slice(&frame[id]);
+        damaged.extend_from_slice(&(200u64 << 20).to_le_bytes());
+        damaged.extend_from_slice(&frame[header.len..]);
+        let mut scratch = Vec::new();
+        assert!(VerdictHead::read(&damaged, &mut scratch).is_err());
+        assert!(scratch.len() <= MAX_FIRST_BLOCK);
+        let held = CONTEXTS.with_borrow(|c| c.decompress.sizeof());
+        assert!(held < 4 << 20, "the decoder holds {held} bytes");
     }
 
     /// Verdicts like the auditor's are stored by version 5, in about the bytes version 3 took.

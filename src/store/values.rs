@@ -51,7 +51,8 @@ impl VerdictValue {
 
     /// The value stored for it: with a dictionary, codec version 5, its repository as the lead
     /// and its first block ending where its JSON begins (so that its other fields read without
-    /// the JSON, [`VerdictHead::read`]), when that is smaller than plain; else plain.
+    /// the JSON, [`VerdictHead::read`]), when that is smaller than plain and its first block
+    /// reads back; else version 3 when that is smaller; else plain.
     pub fn encode(&self, dictionary: Option<&Dictionary>) -> Vec<u8> {
         let plain = codec::encode(self);
         let Some(dictionary) = dictionary else {
@@ -60,7 +61,14 @@ impl VerdictValue {
         // The body ends with the JSON then the repository (field order).
         let tail = self.raw_json.len() + codec::encode(&self.repo).len() - 1;
         let first = plain.len() - 1 - tail;
-        codec::compress_split(&plain, &self.repo, first, dictionary).unwrap_or(plain)
+        // Version 5 only when its first block gives back this verdict's head: by construction,
+        // whatever blocks zstd made.
+        codec::compress_split(&plain, &self.repo, first, dictionary)
+            .filter(|split| {
+                VerdictHead::read(split, &mut Vec::new()).ok() == Some(self.as_view().head())
+            })
+            .or_else(|| codec::compress(&plain, dictionary))
+            .unwrap_or(plain)
     }
 
     /// The same value as a borrowing view.
@@ -178,7 +186,7 @@ impl<'a> VerdictHead<'a> {
     /// The head of the stored verdict `bytes`: from the first block of a version-5 value (its
     /// repository is the lead), else from the whole value, decompressed into `scratch`.
     pub fn read(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<VerdictHead<'a>, CodecError> {
-        if bytes.first() != Some(&codec::SPLIT_VERSION) {
+        if !codec::is_split(bytes) {
             let plain = codec::open_in(bytes, scratch)?;
             return Ok(codec::decode_borrowed::<VerdictValueRef>(plain)?.head());
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use lakehouse_kb::export::ExportJob;
 use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::model::Repo;
-use lakehouse_kb::store::codec::{CODEC_VERSION, REFERENCE_VERSION, SPLIT_VERSION};
+use lakehouse_kb::store::codec::{self, CODEC_VERSION, REFERENCE_VERSION, SPLIT_VERSION};
 use lakehouse_kb::store::tables::{EVENTS, META, OUTCOMES as OUTCOME_ROWS, VERDICTS_BY_SEQ};
 use lakehouse_kb::store::{
     DictionaryOptions, HistoryQuery, ReadBudget, SCHEMA_VERSION, Store, StoreOptions, Written,
@@ -314,6 +314,80 @@ fn a_damaged_value_neither_stops_the_open_nor_the_conversion_and_check_names_it(
     drop(store);
     let (compressed, all) = compressed_values(&path);
     assert_eq!(compressed, all - 1, "every other value is converted");
+}
+
+/// A verdict whose first block would name another repository than its body (damage, or a
+/// writer's mistake) is reported by `check`: the export and the history read the first block.
+#[test]
+fn check_names_a_verdict_whose_first_block_disagrees_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let store = Store::open(&path, options(200, 64)).unwrap();
+    load(&store, 5, 300);
+    load(&store, 6, 300);
+    let seq = store.last_seq().unwrap();
+    let (seq, value) = (seq - 5..=seq)
+        .find_map(|seq| store.verdict(seq).unwrap().map(|e| (seq, e.value)))
+        .unwrap();
+    drop(store);
+    let id = meta_value(&path, "codec/dictionary").unwrap();
+    let dictionary = codec::registry::get(u32::try_from(id).unwrap()).unwrap();
+    let plain = codec::encode(&value);
+    let first = plain.len() - 1 - value.raw_json.len() - codec::encode(&value.repo).len() + 1;
+    let other = codec::compress_split(&plain, "other/repo", first, &dictionary).unwrap();
+    put_raw(&path, VERDICTS_BY_SEQ, seq, &other);
+
+    let mut store = Store::open(&path, options(200, 64)).unwrap();
+    let report = store.check().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!("verdict seq {seq}")) && p.contains("first block")),
+        "{:?}",
+        report.problems
+    );
+}
+
+/// A verdict too long to split at its JSON (a one-liner past a block) is stored by version 3
+/// and serves every reader: export, history, a retry, check.
+#[test]
+fn a_verdict_too_long_to_split_is_stored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let mut store = Arc::new(Store::open(&path, options(200, 64)).unwrap());
+    load(&store, 5, 300);
+    let one_liner = "a long reason ".repeat(10_000);
+    let json = format!(
+        r#"{{"pr_number":4242,"head_sha":"e9e0d501ff8789cc67d571bd52f177119c19e495","overall":"block","one_liner":"{one_liner}","metrics":{{"findings_block":1,"findings_warn":0}},"audited_at":"2026-04-01T09:15:13.330Z"}}"#
+    );
+    let put = || {
+        verdict_record(json.as_bytes(), 1_775_000_000_000)
+            .unwrap()
+            .into()
+    };
+    let Written::Stored { seq, .. } = store.write(&[put()]).unwrap()[0] else {
+        panic!("not stored");
+    };
+    assert_eq!(store.write(&[put()]).unwrap(), [Written::Duplicate { seq }]);
+    let q = HistoryQuery {
+        repo: Repo::default(),
+        pr_number: 4242,
+        exclude_sha: None,
+        before_seq: None,
+        limit: 5,
+    };
+    let history = store.pr_history(&q, &mut ReadBudget::unlimited()).unwrap();
+    assert_eq!(history.audits[0].one_liner, one_liner);
+    let (outcomes, _) = export_of(&store);
+    assert!(String::from_utf8(outcomes).unwrap().contains(&one_liner));
+    let report = Arc::get_mut(&mut store).unwrap().check().unwrap();
+    assert!(report.passed(), "{report:?}");
+    drop(store);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let stored = txn.open_table(VERDICTS_BY_SEQ).unwrap();
+    assert_eq!(stored.get(seq).unwrap().unwrap().value()[0], CODEC_VERSION);
 }
 
 #[test]

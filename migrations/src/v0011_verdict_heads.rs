@@ -10,8 +10,10 @@
 //! its start.
 //!
 //! The step only raises the newest codec version the file may hold to 5, so that a binary that
-//! cannot read such a value refuses the file instead of failing on its values. Verdicts stored
-//! before it stay as they are (version 3 reads whole, as before).
+//! cannot read such a value refuses the file instead of failing on its values. The verdicts
+//! stored before it stay readable as they are; the store rewrites them as version 5 after this
+//! step, in bounded transactions that resume where a killed run stopped
+//! (`store/verdict_heads.rs`): a conversion of values is not a schema change.
 
 use redb::WriteTransaction;
 

@@ -341,7 +341,16 @@ fn convert_after(
                     continue;
                 }
             };
-            if let Some(compressed) = codec::compress(&plain, dictionary) {
+            // A verdict is split at its JSON (codec version 5, `values.rs`) as when written.
+            let compressed = if name == "verdicts_by_seq" {
+                codec::decode::<VerdictValue>(&plain)
+                    .map(|v| v.encode(Some(dictionary)))
+                    .ok()
+                    .filter(|encoded| encoded.first() != Some(&codec::PLAIN_VERSION))
+            } else {
+                codec::compress(&plain, dictionary)
+            };
+            if let Some(compressed) = compressed {
                 rewritten.push((seq.value(), compressed));
             }
         }

@@ -37,6 +37,7 @@ mod seq_blocks;
 pub mod tables;
 mod text_index;
 pub mod values;
+mod verdict_heads;
 mod verdict_lines;
 mod write;
 
@@ -259,6 +260,7 @@ impl Store {
             }),
         };
         store.open_dictionaries()?;
+        store.split_verdicts()?;
         store.rewrite_verdict_lines()?;
         store.build_text_index()?;
         store.build_findings_memory()?;

@@ -8,8 +8,13 @@ use std::sync::Arc;
 use lakehouse_kb::export::ExportJob;
 use lakehouse_kb::intake::verdict_record;
 use lakehouse_kb::model::Repo;
-use lakehouse_kb::store::codec::{self, CODEC_VERSION, REFERENCE_VERSION, SPLIT_VERSION};
-use lakehouse_kb::store::tables::{EVENTS, META, OUTCOMES as OUTCOME_ROWS, VERDICTS_BY_SEQ};
+use lakehouse_kb::store::codec::{
+    self, CODEC_VERSION, Dictionary, REFERENCE_VERSION, SPLIT_VERSION,
+};
+use lakehouse_kb::store::tables::{
+    CODEC_DICTIONARIES, EVENTS, META, OUTCOMES as OUTCOME_ROWS, VERDICTS_BY_SEQ,
+};
+use lakehouse_kb::store::values::VerdictValue;
 use lakehouse_kb::store::{
     DictionaryOptions, HistoryQuery, ReadBudget, SCHEMA_VERSION, Store, StoreOptions, Written,
 };
@@ -314,8 +319,31 @@ fn a_damaged_value_neither_stops_the_open_nor_the_conversion_and_check_names_it(
     assert_eq!(compressed, all - 1, "every other value is converted");
 }
 
+/// Stores `verdicts` as schema 10 did (codec version 3, one zstd block with the file's
+/// dictionary) and forgets that they were split; returns the dictionary.
+fn set_back_to_version_3(path: &Path, verdicts: &[(u64, VerdictValue)]) -> Arc<Dictionary> {
+    let id = meta_value(path, "codec/dictionary").unwrap();
+    let dictionary = codec::registry::get(u32::try_from(id).unwrap()).unwrap();
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(VERDICTS_BY_SEQ).unwrap();
+        for (seq, value) in verdicts {
+            let whole = codec::encode_with(value, Some(&dictionary));
+            assert_eq!(whole[0], CODEC_VERSION);
+            table.insert(*seq, whole.as_slice()).unwrap();
+        }
+        txn.open_table(META)
+            .unwrap()
+            .remove("codec/verdicts_split")
+            .unwrap();
+    }
+    txn.commit().unwrap();
+    dictionary
+}
+
 /// The verdicts of a file made before schema 11 (codec version 3) are rewritten as version 5
-/// on open, several transactions of 4,096 for this file; a kill midway loses one, the next open
+/// on open, four transactions of 4,096 for this file; a kill midway loses one, the next open
 /// goes on from the mark, and no reader sees a difference.
 #[test]
 fn verdicts_stored_before_schema_11_are_split_resumably() {
@@ -323,7 +351,7 @@ fn verdicts_stored_before_schema_11_are_split_resumably() {
     let data = dir.path().to_owned();
     let path = data.join("kb.redb");
     let store = Arc::new(Store::open(&path, options(1_000, 4_096)).unwrap());
-    for seed in 0..10 {
+    for seed in 0..13 {
         load(&store, seed, 3_000);
     }
     let before = export_of(&store);
@@ -335,25 +363,7 @@ fn verdicts_stored_before_schema_11_are_split_resumably() {
     // Those written before the dictionary too: its conversion splits verdicts.
     assert_eq!(n_split, n_verdicts);
     // As schema 10 stored them: one zstd block with the file's dictionary.
-    let id = meta_value(&path, "codec/dictionary").unwrap();
-    let dictionary = codec::registry::get(u32::try_from(id).unwrap()).unwrap();
-    {
-        let db = redb::Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut table = txn.open_table(VERDICTS_BY_SEQ).unwrap();
-            for (seq, value) in &verdicts {
-                let whole = codec::encode_with(value, Some(&dictionary));
-                assert_eq!(whole[0], CODEC_VERSION);
-                table.insert(*seq, whole.as_slice()).unwrap();
-            }
-            txn.open_table(META)
-                .unwrap()
-                .remove("codec/verdicts_split")
-                .unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    set_back_to_version_3(&path, &verdicts);
     assert_eq!(split_verdicts(&path).0, 0);
 
     let log = kill_check_midway(&data, "split");
@@ -373,6 +383,44 @@ fn verdicts_stored_before_schema_11_are_split_resumably() {
     for (seq, value) in &verdicts {
         assert_eq!(store.verdict(*seq).unwrap().unwrap().value, *value);
     }
+}
+
+/// A file whose dictionary this process cannot load keeps its version-3 verdicts for an open
+/// that can, instead of marking the rewrite done.
+#[test]
+fn verdicts_are_split_by_the_first_open_that_can_load_the_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_owned();
+    let path = data.join("kb.redb");
+    let store = Store::open(&path, options(200, 4_096)).unwrap();
+    load(&store, 5, 900);
+    let verdicts: Vec<(u64, _)> = (1..=store.last_seq().unwrap())
+        .filter_map(|seq| store.verdict(seq).unwrap().map(|e| (seq, e.value)))
+        .collect();
+    drop(store);
+    let dictionary = set_back_to_version_3(&path, &verdicts);
+    let id = dictionary.id();
+    let set_dictionary = |bytes: &[u8]| {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(CODEC_DICTIONARIES)
+            .unwrap()
+            .insert(id, bytes)
+            .unwrap();
+        txn.commit().unwrap();
+    };
+    set_dictionary(b"not a dictionary");
+    // A new process, which knows only what the file holds.
+    let out = kb(&data, &["check"]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert_eq!(meta_value(&path, "codec/verdicts_split"), None);
+    assert_eq!(split_verdicts(&path), (0, verdicts.len()));
+
+    set_dictionary(dictionary.bytes());
+    let out = kb(&data, &["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(meta_value(&path, "codec/verdicts_split"), Some(1));
+    assert_eq!(split_verdicts(&path), (verdicts.len(), verdicts.len()));
 }
 
 /// A verdict whose first block would name another repository than its body (damage, or a

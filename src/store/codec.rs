@@ -364,31 +364,25 @@ fn decompress_into(bytes: &[u8], scratch: &mut Vec<u8>) -> Result<Option<usize>,
         return Ok(Some(0));
     }
     // Past the lead: its last byte becomes the version byte of the body after it.
-    let lead = lead_len(&scratch[1..])?;
+    let (_, lead) = read_lead(&scratch[1..])?;
     scratch[lead] = PLAIN_VERSION;
     Ok(Some(lead))
 }
 
-/// The length of the lead a version-5 value's content starts with.
-fn lead_len(content: &[u8]) -> Result<usize, CodecError> {
-    let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
-    let (_, used): (&str, usize) = bincode::serde::borrow_decode_from_slice(content, config)
-        .map_err(|e| CodecError::Corrupt(format!("the lead: {e}")))?;
-    Ok(used)
+/// The lead a version-5 value's content starts with, and its length in bytes.
+fn read_lead(content: &[u8]) -> Result<(&str, usize), CodecError> {
+    decode_start(content).map_err(|e| CodecError::Corrupt(format!("the lead: {e}")))
 }
 
-/// The start of a version-5 value, decompressed alone into `scratch`: its lead, and as much of
-/// its body as the frame's first block holds (read it with [`decode_prefix`]). `None` for a
-/// value of another version (read it whole).
+/// The start of a version-5 value ([`is_split`]), decompressed alone into `scratch`: its
+/// lead, and as much of its body as the frame's first block holds (read it with
+/// [`decode_prefix`]). A value of another version is corrupt here.
 pub fn open_first_block<'a>(
     bytes: &[u8],
     scratch: &'a mut Vec<u8>,
-) -> Result<Option<(&'a str, &'a [u8])>, CodecError> {
-    if !is_split(bytes) {
-        return Ok(None);
-    }
-    let Some((size, dictionary)) = compressed(bytes)? else {
-        return Ok(None);
+) -> Result<(&'a str, &'a [u8]), CodecError> {
+    let (true, Some((size, dictionary))) = (is_split(bytes), compressed(bytes)?) else {
+        return Err(CodecError::Corrupt("not a version-5 value".into()));
     };
     let frame = &bytes[1..];
     let first_block = first_block_end(frame)
@@ -409,10 +403,8 @@ pub fn open_first_block<'a>(
         })
         .map_err(|code| CodecError::Corrupt(zstd_safe::get_error_name(code).to_owned()))?;
     let content = &scratch[..written];
-    let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
-    let (lead, used): (&str, usize) = bincode::serde::borrow_decode_from_slice(content, config)
-        .map_err(|e| CodecError::Corrupt(format!("the lead: {e}")))?;
-    Ok(Some((lead, &content[used..])))
+    let (lead, used) = read_lead(content)?;
+    Ok((lead, &content[used..]))
 }
 
 /// The layout of a zstd frame header (RFC 8878): the magic number, the descriptor byte, a
@@ -528,16 +520,18 @@ pub fn decode_borrowed<'a, T: Layout<'a>>(bytes: &'a [u8]) -> Result<T, CodecErr
 /// Decodes the fields of `T` from the start of a version-2 body, whatever follows them (the
 /// first block of a version-5 value, [`open_first_block`]).
 pub fn decode_prefix<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, CodecError> {
+    decode_start(body).map(|(value, _)| value)
+}
+
+/// A `T` decoded from the start of `bytes`, and the bytes it took.
+fn decode_start<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, usize), CodecError> {
     let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
-    bincode::serde::borrow_decode_from_slice(body, config)
-        .map(|(value, _)| value)
+    bincode::serde::borrow_decode_from_slice(bytes, config)
         .map_err(|e| CodecError::Corrupt(e.to_string()))
 }
 
 fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, CodecError> {
-    let config = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
-    let (value, used) = bincode::serde::borrow_decode_from_slice(body, config)
-        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    let (value, used) = decode_start(body)?;
     if used != body.len() {
         return Err(CodecError::TrailingBytes(body.len() - used));
     }
@@ -947,7 +941,7 @@ mod tests {
             return false;
         }
         // The first block holds the lead and the body up to the JSON, not the JSON.
-        let (lead, body) = open_first_block(bytes, &mut scratch).unwrap().unwrap();
+        let (lead, body) = open_first_block(bytes, &mut scratch).unwrap();
         assert_eq!(lead, v.repo);
         let json_and_after = v.raw_json.len() + encode(&v.repo).len() - 1;
         assert_eq!(body.len(), encode(v).len() - 1 - json_and_after);

@@ -65,19 +65,42 @@ const CHECK_EVERY: u64 = 256;
 
 type ValueTable = TableDefinition<'static, u64, &'static [u8]>;
 
-/// The tables whose values are compressed, each with how a stored value of any codec version
-/// becomes today's plain value.
-#[expect(clippy::type_complexity, reason = "a table of three rows")]
-const COMPRESSED: [(&str, ValueTable, fn(&[u8]) -> Result<Vec<u8>, CodecError>); 3] = [
-    ("verdicts_by_seq", VERDICTS_BY_SEQ, |v| {
-        Ok(codec::encode(&codec::decode::<VerdictValue>(v)?))
-    }),
-    ("outcomes", OUTCOMES, |v| {
-        Ok(codec::encode(&codec::decode::<OutcomeValue>(v)?))
-    }),
-    ("events", EVENTS, |v| {
-        Ok(codec::encode(&codec::decode::<EventValue>(v)?))
-    }),
+/// A table whose values are compressed.
+struct Compressed {
+    name: &'static str,
+    table: ValueTable,
+    /// How a stored value of any codec version becomes today's plain value.
+    plain_of: fn(&[u8]) -> Result<Vec<u8>, CodecError>,
+    /// How a plain value is compressed with the dictionary, as a write would store it; `None`
+    /// when it stays plain.
+    compress: fn(&[u8], &Dictionary) -> Option<Vec<u8>>,
+}
+
+const COMPRESSED: [Compressed; 3] = [
+    Compressed {
+        name: "verdicts_by_seq",
+        table: VERDICTS_BY_SEQ,
+        plain_of: |v| Ok(codec::encode(&codec::decode::<VerdictValue>(v)?)),
+        // Split at its JSON (codec version 5, `values.rs`).
+        compress: |plain, dictionary| {
+            codec::decode::<VerdictValue>(plain)
+                .ok()
+                .map(|v| v.encode(Some(dictionary)))
+                .filter(|encoded| encoded.first() != Some(&codec::PLAIN_VERSION))
+        },
+    },
+    Compressed {
+        name: "outcomes",
+        table: OUTCOMES,
+        plain_of: |v| Ok(codec::encode(&codec::decode::<OutcomeValue>(v)?)),
+        compress: codec::compress,
+    },
+    Compressed {
+        name: "events",
+        table: EVENTS,
+        plain_of: |v| Ok(codec::encode(&codec::decode::<EventValue>(v)?)),
+        compress: codec::compress,
+    },
 ];
 
 /// What the store knows about its dictionary between transactions: a cache of `meta`'s
@@ -204,7 +227,7 @@ impl Store {
         let samples = {
             let txn = self.db()?.begin_read()?;
             let mut total = 0;
-            for (_, table, _) in COMPRESSED {
+            for Compressed { table, .. } in COMPRESSED {
                 total += txn.open_table(table)?.len()?;
             }
             if total < self.shared.options.dictionary.train_at.max(1) {
@@ -287,7 +310,10 @@ fn samples(txn: &ReadTransaction, total: u64) -> Result<Vec<Vec<u8>>, StoreError
     let step = total.div_ceil(MAX_SAMPLES).max(1);
     let mut out = Vec::new();
     let mut bytes = 0;
-    for (_, table, plain_of) in COMPRESSED {
+    for Compressed {
+        table, plain_of, ..
+    } in COMPRESSED
+    {
         for (i, row) in txn.open_table(table)?.iter()?.enumerate() {
             if !(i as u64).is_multiple_of(step) {
                 continue;
@@ -321,7 +347,13 @@ fn convert_after(
         return Ok(None);
     }
     let through = after.saturating_add(batch).min(plain_below - 1);
-    for (name, definition, plain_of) in COMPRESSED {
+    for Compressed {
+        name,
+        table: definition,
+        plain_of,
+        compress,
+    } in COMPRESSED
+    {
         let mut table = txn.open_table(definition)?;
         let mut rewritten = Vec::new();
         for row in table.range(after + 1..=through)? {
@@ -341,16 +373,7 @@ fn convert_after(
                     continue;
                 }
             };
-            // A verdict is split at its JSON (codec version 5, `values.rs`) as when written.
-            let compressed = if name == "verdicts_by_seq" {
-                codec::decode::<VerdictValue>(&plain)
-                    .map(|v| v.encode(Some(dictionary)))
-                    .ok()
-                    .filter(|encoded| encoded.first() != Some(&codec::PLAIN_VERSION))
-            } else {
-                codec::compress(&plain, dictionary)
-            };
-            if let Some(compressed) = compressed {
+            if let Some(compressed) = compress(&plain, dictionary) {
                 rewritten.push((seq.value(), compressed));
             }
         }
@@ -398,7 +421,7 @@ pub(super) fn check_dictionaries(
             "the conversion's mark {converted} is not below its end {plain_below}"
         ));
     }
-    for (name, table, _) in COMPRESSED {
+    for Compressed { name, table, .. } in COMPRESSED {
         for row in txn.open_table(table)?.iter()? {
             let (seq, value) = row?;
             if let Some(id) = codec::dictionary_of(value.value())

@@ -150,8 +150,9 @@ impl<'a> VerdictValueRef<'a> {
 
 /// A verdict's fields but its JSON: what its KB row and observer event are recomputed from. A
 /// verdict stored by codec version 5 gives them without decompressing its JSON
-/// ([`VerdictHead::read`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// ([`VerdictHead::read`]). Deserialized, it is the start of a version-2 verdict body, whose
+/// fields come in this order up to the JSON; the repository, after the JSON there, is not read.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 pub struct VerdictHead<'a> {
     pub pr_number: u64,
     pub head_sha: &'a str,
@@ -163,23 +164,8 @@ pub struct VerdictHead<'a> {
     pub findings_info: Option<u64>,
     pub audit_duration_ms: Option<f64>,
     pub received_at_ms: u64,
+    #[serde(skip_deserializing)]
     pub repo: &'a str,
-}
-
-/// The fields a version-2 verdict body starts with, in its order: all but the JSON and the
-/// repository, which follow.
-#[derive(Deserialize)]
-struct HeadFields<'a> {
-    pr_number: u64,
-    head_sha: &'a str,
-    audited_at: &'a str,
-    overall: &'a str,
-    one_liner: &'a str,
-    findings_block: u64,
-    findings_warn: u64,
-    findings_info: Option<u64>,
-    audit_duration_ms: Option<f64>,
-    received_at_ms: u64,
 }
 
 impl<'a> VerdictHead<'a> {
@@ -190,21 +176,10 @@ impl<'a> VerdictHead<'a> {
             let plain = codec::open_in(bytes, scratch)?;
             return Ok(codec::decode_borrowed::<VerdictValueRef>(plain)?.head());
         }
-        let (repo, body) = codec::open_first_block(bytes, scratch)?
-            .ok_or_else(|| CodecError::Corrupt("not a version-5 value".into()))?;
-        let f: HeadFields = codec::decode_prefix(body)?;
+        let (repo, body) = codec::open_first_block(bytes, scratch)?;
         Ok(VerdictHead {
-            pr_number: f.pr_number,
-            head_sha: f.head_sha,
-            audited_at: f.audited_at,
-            overall: f.overall,
-            one_liner: f.one_liner,
-            findings_block: f.findings_block,
-            findings_warn: f.findings_warn,
-            findings_info: f.findings_info,
-            audit_duration_ms: f.audit_duration_ms,
-            received_at_ms: f.received_at_ms,
             repo,
+            ..codec::decode_prefix(body)?
         })
     }
 

@@ -33,7 +33,7 @@ use super::tables::{
 use super::values::{EventValue, OutcomeValue, VerdictHead, VerdictValue};
 use super::{ReadBudget, Store, StoreError};
 use crate::model::verdict::sig_hash;
-use crate::model::{Repo, iso_timestamp_checked};
+use crate::model::{ObservedOp, Repo, Verdict, iso_timestamp_checked};
 
 /// The `meta` key recording that the records stored before references were rewritten.
 const REWRITTEN: &str = "lines/references";
@@ -74,13 +74,7 @@ pub(super) const EVENT: Own<EventValue> = Own {
     kind: KIND_EVENT,
     places: &[1, 2],
     recompute: event_of,
-    line: |verdict| {
-        let v = verdict.to_verdict()?;
-        Some(
-            v.observed_op(iso_timestamp_checked(verdict.received_at_ms)?)
-                .to_line(),
-        )
-    },
+    line: |verdict| Some(observed_op_of(verdict)?.1.to_line()),
 };
 
 /// The KB row the verdict recomputes.
@@ -97,10 +91,7 @@ pub(super) fn outcome_of(verdict: &VerdictHead<'_>) -> Option<OutcomeValue> {
 
 /// The observer event the verdict recomputes: received when the verdict was.
 pub(super) fn event_of(verdict: &VerdictHead<'_>) -> Option<EventValue> {
-    let v = verdict.to_verdict()?;
-    // A receipt time past year 9999 (damaged) recomputes nothing: the event stays whole, or
-    // its reference reads as broken.
-    let op = v.observed_op(iso_timestamp_checked(verdict.received_at_ms)?);
+    let (v, op) = observed_op_of(verdict)?;
     Some(EventValue::new(
         &op,
         op.to_line(),
@@ -108,6 +99,15 @@ pub(super) fn event_of(verdict: &VerdictHead<'_>) -> Option<EventValue> {
         None,
         verdict.received_at_ms,
     ))
+}
+
+/// The verdict, and the observer's op of its event: received when the verdict was. A receipt
+/// time past year 9999 (damaged) recomputes nothing: the event stays whole, or its reference
+/// reads as broken.
+fn observed_op_of(verdict: &VerdictHead<'_>) -> Option<(Verdict, ObservedOp)> {
+    let v = verdict.to_verdict()?;
+    let op = v.observed_op(iso_timestamp_checked(verdict.received_at_ms)?);
+    Some((v, op))
 }
 
 impl<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>> Own<T> {

@@ -59,11 +59,12 @@ pub fn outcome_record(body: &[u8], now_ms: u64) -> Result<Record, FieldError> {
 }
 
 fn event_from(observed: ObservedEvent, now_ms: u64) -> NewEvent {
-    NewEvent {
-        line: observed.op.to_line(),
-        op: observed.op,
-        body: Some(observed.body),
-        source_original: observed.source_original,
-        received_at_ms: now_ms,
-    }
+    let line = observed.op.to_line();
+    NewEvent::new(
+        &observed.op,
+        line,
+        Some(observed.body),
+        observed.source_original,
+        now_ms,
+    )
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
-use crate::store::{Fault, Put, Store, Written};
+use crate::store::{Fault, Put, Store, StoreError, Written};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -50,6 +50,10 @@ pub enum WriteError {
     /// The storage is failing (I/O error, full disk): the store is recovering by itself.
     #[error("{0}")]
     Fault(Fault),
+    /// The commit failed in a way that leaves it unknown whether it will be stored (the store
+    /// recovers by itself); a retry with the same idempotency key learns the outcome.
+    #[error("{0}")]
+    MaybeCommitted(String),
 }
 
 struct Job {
@@ -211,6 +215,10 @@ fn commit(store: &Store, metrics: &Metrics, depth: &AtomicUsize, jobs: Vec<Job>,
             // fault and recovers in the background; meanwhile every commit fails fast with it.
             let error = match store.note_error(&e) {
                 Some(fault) => WriteError::Fault(fault),
+                None if matches!(e, StoreError::MaybeStored(_)) => {
+                    tracing::error!(error = %e, requests = n_jobs, "commit failed; it may be stored");
+                    WriteError::MaybeCommitted(e.to_string())
+                }
                 None => {
                     tracing::error!(error = %e, requests = n_jobs, "commit failed; nothing of it stored");
                     WriteError::Store(e.to_string())

@@ -21,6 +21,7 @@ pub mod v0008_verdict_identities;
 pub mod v0009_verdict_lines;
 pub mod v0010_event_seq_blocks;
 pub mod v0011_verdict_heads;
+pub mod v0012_journal;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -30,7 +31,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 11;
+pub const LATEST_VERSION: u64 = 12;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -131,6 +132,14 @@ pub static STEPS: &[Step] = &[
                   read from the first block of its frame (no table changes; verdicts stored \
                   before stay as they are)",
         apply: v0011_verdict_heads::apply,
+    },
+    Step {
+        version: 12,
+        name: "v0012_journal",
+        summary: "event batches may be durable in the write-ahead journal (kb.redb-journal) \
+                  before the file holds them; meta's journal/lsn says which the file holds (no \
+                  table changes)",
+        apply: v0012_journal::apply,
     },
 ];
 

@@ -212,6 +212,9 @@ impl From<WriteError> for ApiError {
             },
             WriteError::Store(message) => ApiError::Internal(format!("storage failure: {message}")),
             WriteError::Fault(fault) => fault_error(&fault),
+            WriteError::MaybeCommitted(message) => ApiError::MaybeCommitted(format!(
+                "{message}; a retry with the same Idempotency-Key learns whether it was"
+            )),
         }
     }
 }

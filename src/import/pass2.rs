@@ -219,13 +219,7 @@ impl Pass2<'_> {
                 },
             };
             let put = Put {
-                record: Record::Event(NewEvent {
-                    op,
-                    line: text.to_owned(),
-                    body: None,
-                    source_original: None,
-                    received_at_ms: self.now,
-                }),
+                record: Record::Event(NewEvent::new(&op, text.to_owned(), None, None, self.now)),
                 import_key: Some(keys.key(line.bytes)),
                 client_key: None,
             };

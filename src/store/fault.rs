@@ -21,7 +21,7 @@ use redb::backends::FileBackend;
 use redb::{Database, DatabaseError, StorageBackend};
 use serde::Serialize;
 
-use super::{Shared, Store, StoreError, check_codec_version, open_db};
+use super::{Shared, Store, StoreError, check_codec_version, journaled, open_db};
 
 /// First delay before a recovery attempt; it doubles after each failed attempt (and each fault
 /// episode that follows a reopen without a successful commit in between), up to [`MAX_DELAY`].
@@ -291,7 +291,12 @@ impl Shared {
             }
         };
         check_codec_version(&db)?;
+        // The journal's writes the old database had not synced are applied again before any
+        // write reaches the new one (writers wait on the journal's lock, or find no database).
+        let mut journal = self.journal.lock();
+        *journal = journaled::recover(&db, &self.path, &self.options)?;
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
+        drop(journal);
         Ok(())
     }
 }

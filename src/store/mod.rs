@@ -26,6 +26,8 @@ mod fault;
 mod feed;
 mod findings;
 mod history;
+mod journal;
+mod journaled;
 mod meta;
 mod neighbors;
 pub mod postings;
@@ -146,6 +148,13 @@ pub enum StoreError {
     Dangling { index: &'static str, seq: u64 },
     #[error("a corrupt index entry: {0}")]
     CorruptIndex(String),
+    /// The write-ahead journal cannot be applied as it is (`journaled.rs`).
+    #[error("journal: {0}")]
+    Journal(String),
+    /// A write failed after its journal entry was written, and the entry could not be erased:
+    /// the store, recovering, may apply it. A retry with the same idempotency key learns which.
+    #[error("the write may have been stored: {0}")]
+    MaybeStored(String),
     #[error("storage: {0}")]
     Storage(#[from] redb::Error),
 }
@@ -185,6 +194,10 @@ pub struct StoreOptions {
     /// When the values' compression dictionary is trained and how stored values are converted
     /// (`dictionary.rs`); tests make them small.
     pub dictionary: DictionaryOptions,
+    /// Size of the write-ahead journal file for event batches (`journaled.rs`); 0 commits
+    /// every batch durably in redb instead. A journal left by an earlier run is applied either
+    /// way.
+    pub journal_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -195,6 +208,7 @@ impl Default for StoreOptions {
             quick_repair: false,
             backend: None,
             dictionary: DictionaryOptions::default(),
+            journal_bytes: journaled::DEFAULT_JOURNAL_BYTES,
         }
     }
 }
@@ -203,6 +217,7 @@ impl std::fmt::Debug for StoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreOptions")
             .field("cache_mb", &self.cache_mb)
+            .field("journal_bytes", &self.journal_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +236,7 @@ struct Shared {
     fault: fault::FaultState,
     backup: backup::BackupSlot,
     codec: dictionary::CodecState,
+    journal: journaled::JournalSlot,
 }
 
 impl std::fmt::Debug for Store {
@@ -238,6 +254,7 @@ impl Store {
         let db = open_db(path, &options)?;
         let plan = migrations::plan(&db, None)?;
         if !plan.steps.is_empty() {
+            journaled::refuse_pending_before_migration(&db, path)?;
             tracing::info!(
                 path = %path.display(),
                 from = plan.from,
@@ -257,9 +274,11 @@ impl Store {
                 fault: fault::FaultState::default(),
                 backup: backup::BackupSlot::new(),
                 codec: dictionary::CodecState::default(),
+                journal: journaled::JournalSlot::default(),
             }),
         };
         store.open_dictionaries()?;
+        store.recover_journal()?;
         store.split_verdicts()?;
         store.rewrite_verdict_lines()?;
         store.build_text_index()?;

@@ -7,6 +7,8 @@ use crate::model::finding::Fingerprint;
 use crate::model::text::TermCounts;
 use crate::model::{ObservedOp, OutcomeRow, Repo, Verdict};
 
+use super::values::EventValue;
+
 /// A verdict with the records it implies. The outcome row and the event are stored only when
 /// the verdict itself is new, so a repeated verdict adds nothing at all.
 #[derive(Debug, Clone)]
@@ -52,14 +54,27 @@ pub fn claim_terms_of(claims: &[Claim]) -> Vec<(u16, TermCounts)> {
         .collect()
 }
 
-#[derive(Debug, Clone)]
+/// An observer event as it is stored: its op's indexed fields, its exact `ops.jsonl` line, the
+/// request body when there was one. Only what is stored, so that the journal can keep it
+/// (`journaled.rs`) and apply it again after a crash exactly as it was applied first.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
-    pub op: ObservedOp,
-    /// The exact `ops.jsonl` line for this event.
-    pub line: String,
-    pub body: Option<String>,
-    pub source_original: Option<String>,
-    pub received_at_ms: u64,
+    pub value: EventValue,
+}
+
+impl NewEvent {
+    /// `line` is `op`'s exact `ops.jsonl` line.
+    pub fn new(
+        op: &ObservedOp,
+        line: String,
+        body: Option<String>,
+        source_original: Option<String>,
+        received_at_ms: u64,
+    ) -> NewEvent {
+        NewEvent {
+            value: EventValue::new(op, line, body, source_original, received_at_ms),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +126,7 @@ pub enum Record {
 
 /// An idempotency key a client gave with a write: a retry with the same key is answered with
 /// what the first write stored instead of storing again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientKey {
     /// The route's tag and the client's key, as stored.
     pub key: Vec<u8>,

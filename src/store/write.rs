@@ -38,24 +38,54 @@ use super::verdict_lines::{self, EVENT, OUTCOME};
 use super::{Store, StoreError};
 
 impl Store {
-    /// Writes `puts` in order in one write transaction and commits it durably (fsync) before
-    /// returning. Either every put is applied or, on error, none is.
+    /// Writes `puts` in order in one write transaction, durable (synced) before it returns:
+    /// through the write-ahead journal for a batch of events (`journaled.rs`), else by a
+    /// durable commit. Either every put is applied or, on error, none is.
     pub fn write(&self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
-        let txn = self.begin_write()?;
-        let mut later = Deferred::default();
-        let (written, plain) = {
-            let mut t = Tables::open(&txn, &mut later)?;
-            let plain = t.dictionary.is_none();
-            let written = write_in(&mut t, puts, KeyCheck::Lookup)?;
-            t.insert_deferred(KeyCheck::Lookup)?;
-            (written, plain)
+        let mut journal = self.shared.journal.lock();
+        let (written, plain) = match self.write_journaled(&mut journal, puts)? {
+            Some(done) => done,
+            None => {
+                let done = self.write_durably(puts)?;
+                // Durable now: everything the journal holds.
+                if let Some(journal) = journal.as_mut() {
+                    journal.restart();
+                }
+                done
+            }
         };
-        txn.commit()?;
+        drop(journal);
         if plain {
             self.after_plain_writes(puts.len());
         }
         Ok(written)
     }
+
+    fn write_durably(&self, puts: &[Put]) -> Result<(Vec<Written>, bool), StoreError> {
+        let txn = self.begin_write()?;
+        let done = apply_batch(&txn, puts, None)?;
+        txn.commit()?;
+        Ok(done)
+    }
+}
+
+/// Applies `puts` in `txn`, index entries included, and records `journal_lsn`, the journal
+/// entry they came from (`journaled.rs`), when they came through the journal. Returns what
+/// became of each put, and whether values were stored plain (the file has no dictionary yet).
+pub(super) fn apply_batch(
+    txn: &WriteTransaction,
+    puts: &[Put],
+    journal_lsn: Option<u64>,
+) -> Result<(Vec<Written>, bool), StoreError> {
+    let mut later = Deferred::default();
+    let mut t = Tables::open(txn, &mut later)?;
+    let plain = t.dictionary.is_none();
+    let written = write_in(&mut t, puts, KeyCheck::Lookup)?;
+    t.insert_deferred(KeyCheck::Lookup)?;
+    if let Some(lsn) = journal_lsn {
+        t.meta.insert(super::journaled::JOURNAL_LSN, lsn)?;
+    }
+    Ok((written, plain))
 }
 
 /// Every table a write may touch, in one transaction; each is opened when first used, so that
@@ -484,15 +514,9 @@ fn put_event(
 ) -> Result<u64, StoreError> {
     *last_seq += 1;
     let seq = *last_seq;
-    let value = EventValue::new(
-        &new.op,
-        new.line.clone(),
-        new.body.clone(),
-        new.source_original.clone(),
-        new.received_at_ms,
-    );
+    let value = &new.value;
     let dictionary = t.dictionary.as_deref();
-    let stored = EVENT.stored(&value, seq, verdict, |v| encode_with(v, dictionary));
+    let stored = EVENT.stored(value, seq, verdict, |v| encode_with(v, dictionary));
     t.events.open()?.insert(seq, stored.as_slice())?;
     let repo = t.repos.id_for_write(&value.repo)?;
     let later = &mut *t.later;
@@ -505,7 +529,7 @@ fn put_event(
     if let Some(kind) = &value.event_kind {
         later.by_kind.push(kind, seq);
     }
-    count_event(counters, &value, 1);
+    count_event(counters, value, 1);
     Ok(seq)
 }
 

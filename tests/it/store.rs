@@ -61,11 +61,11 @@ impl Model {
     }
 
     fn add_event(&mut self, seq: u64, e: &lakehouse_kb::store::NewEvent) {
-        let sig = e.op.sig_hash.value().cloned().unwrap_or_default();
+        let e = &e.value;
+        let sig = e.sig_hash.clone().unwrap_or_default();
         self.records.insert(seq, ("event", sig, e.line.clone()));
-        let kind = e.op.event_kind.value().cloned();
         self.events
-            .insert(seq, (e.op.source.as_str().to_owned(), kind, e.op.success));
+            .insert(seq, (e.source.clone(), e.event_kind.clone(), e.success));
     }
 
     fn lines(&self, kind: &str, after: u64) -> Vec<(u64, String)> {

@@ -184,8 +184,8 @@ fn a_verdicts_own_records_are_references_only_when_it_recomputes_them() {
                 panic!("{case}: {records:?}")
             };
             assert_eq!(e.seq, 3, "{case}");
-            assert_eq!(e.value.line, event.line, "{case}");
-            assert_eq!(e.value.body, event.body, "{case}");
+            assert_eq!(e.value.line, event.value.line, "{case}");
+            assert_eq!(e.value.body, event.value.body, "{case}");
             assert_eq!(e.value.received_at_ms, RECEIVED_MS, "{case}");
             assert_eq!(e.value.sig_hash.as_deref(), Some(sig.as_str()), "{case}");
         }
@@ -195,10 +195,10 @@ fn a_verdicts_own_records_are_references_only_when_it_recomputes_them() {
         };
         let events = store.events_page(&filter, None, 10).unwrap().items;
         assert_eq!(events.len(), 1, "{case}");
-        assert_eq!(events[0].value.line, event.line, "{case}");
+        assert_eq!(events[0].value.line, event.value.line, "{case}");
         let (outcomes, ops) = export_of(&store);
         assert_same_bytes(case, &outcomes, format!("{row_line}\n").as_bytes());
-        assert_same_bytes(case, &ops, format!("{}\n", event.line).as_bytes());
+        assert_same_bytes(case, &ops, format!("{}\n", event.value.line).as_bytes());
         let mut store = Arc::into_inner(store).unwrap();
         let report = store.check().unwrap();
         assert!(report.passed(), "{case}: {report:?}");
@@ -224,7 +224,7 @@ fn only_records_next_to_their_verdict_refer_to_it() {
     // stores them) becomes a reference, like the verdict's own row and event.
     let new = intake::verdict(VERDICT.as_bytes(), RECEIVED_MS).unwrap();
     let row = new.outcome_line.clone().unwrap();
-    let body = new.event.clone().unwrap().body.unwrap();
+    let body = new.event.clone().unwrap().value.body.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kb.redb");
     let store = Store::open(&path, StoreOptions::default()).unwrap();

@@ -81,7 +81,7 @@ fn write_legacy(dir: &Path, n_lines: usize, seed: u64) -> Legacy {
         match mixed(&mut synth, now) {
             Record::Verdict(v) => {
                 let row = v.outcome_line.unwrap();
-                let op = v.event.unwrap().line;
+                let op = v.event.unwrap().value.line;
                 writeln!(outcomes, "{row}").unwrap();
                 writeln!(ops, "{op}").unwrap();
                 bytes += (row.len() + op.len() + 2) as u64;
@@ -91,8 +91,8 @@ fn write_legacy(dir: &Path, n_lines: usize, seed: u64) -> Legacy {
                 std::fs::write(verdicts.join(name), &v.verdict.raw_json).unwrap();
             }
             Record::Event(e) => {
-                writeln!(ops, "{}", e.line).unwrap();
-                bytes += e.line.len() as u64 + 1;
+                writeln!(ops, "{}", e.value.line).unwrap();
+                bytes += e.value.line.len() as u64 + 1;
                 n_ops += 1;
             }
             Record::Outcome(o) => {

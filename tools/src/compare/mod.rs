@@ -553,7 +553,7 @@ fn load(
                     result.rows += 1;
                 }
                 if let Some(e) = &v.event {
-                    writeln!(files[1], "{}", e.line)?;
+                    writeln!(files[1], "{}", e.value.line)?;
                     result.rows += 1;
                 }
                 record
@@ -563,7 +563,7 @@ fn load(
                 let Record::Event(e) = &record else {
                     bail!("an event body produced another record");
                 };
-                writeln!(files[1], "{}", e.line)?;
+                writeln!(files[1], "{}", e.value.line)?;
                 result.rows += 1;
                 record
             }

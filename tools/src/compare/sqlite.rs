@@ -109,15 +109,16 @@ impl Sqlite {
             )?;
             let mut seq = self.next_seq;
             let mut put_event = |seq: i64, e: &NewEvent| -> rusqlite::Result<()> {
+                let e = &e.value;
                 event.execute(params![
                     seq,
-                    e.op.source.as_str(),
-                    e.op.event_kind.value(),
-                    e.op.sig_hash.value(),
+                    e.source,
+                    e.event_kind,
+                    e.sig_hash,
                     e.line,
                     e.body
                 ])?;
-                count.execute(params![format!("source:{}", e.op.source.as_str())])?;
+                count.execute(params![format!("source:{}", e.source)])?;
                 Ok(())
             };
             for (key, record) in records {
@@ -251,13 +252,7 @@ impl Sqlite {
                     let Ok(op) = ObservedOp::from_line(&line) else {
                         continue;
                     };
-                    Record::Event(NewEvent {
-                        op,
-                        line,
-                        body: None,
-                        source_original: None,
-                        received_at_ms: 0,
-                    })
+                    Record::Event(NewEvent::new(&op, line, None, None, 0))
                 };
                 pending.push((key, record));
                 if pending.len() == batch {

@@ -204,7 +204,7 @@ fn ingest(
                                 unreachable!("the pool holds events")
                             };
                             seq += 1;
-                            table.insert(seq, e.line.as_bytes())?;
+                            table.insert(seq, e.value.line.as_bytes())?;
                         }
                     }
                     tx.commit()?;

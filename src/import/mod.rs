@@ -44,7 +44,7 @@ pub use report::{FileCounts, ImportError, ImportReport, Problem, Totals, Verdict
 /// all over those trees; their entries wait for the commit, sorted, so a transaction builds
 /// each index in one pass. Fewer, larger commits rewrite each page fewer times, for more memory
 /// (the waiting entries). On a 1M-line directory, 250,000 took as long as 1,000,000 and held
-/// about 100 MiB less at its peak (docs/BENCHMARKS.md).
+/// about 100 MiB less at its peak (docs/benchmarks/log-2026-12.md).
 pub const DEFAULT_BATCH_SIZE: usize = 250_000;
 
 /// At most this many rejections and warnings are listed in a report; all are counted.

@@ -9,8 +9,8 @@
 //!
 //! Invariants:
 //! - A batch's entry is synced before its commit becomes visible to readers, and before it is
-//!   answered. A batch of [`OVERLAP_PUTS`] or more puts is applied while the entry syncs, on the
-//!   journal's sync thread, and committed only after the sync returns.
+//!   answered. The batch may be applied while the entry syncs, on the journal's sync thread
+//!   ([`Pace`] says when), and is committed only after the sync returned.
 //! - Each journaled commit records its entry's lsn in `meta` (`journal/lsn`), in the same
 //!   transaction. So the database's durable state says which entries it holds.
 //! - Applying a batch is a function of the database and the batch (seqs, counters, index
@@ -49,10 +49,24 @@ pub const JOURNAL_LSN: &str = migrations::v0012_journal::JOURNAL_LSN_KEY;
 /// (1,000 pages of 4 KiB), about 10,000 events.
 pub const DEFAULT_JOURNAL_BYTES: u64 = 4 << 20;
 
-/// From this many puts a batch is applied while its entry syncs on the sync thread. Below, the
-/// hand-over to the thread costs more than it saves (one event: 161 µs a commit synced in line,
-/// 227 µs handed over; 16 events: 307 µs against 227 µs, docs/BENCHMARKS.md).
-pub const OVERLAP_PUTS: usize = 4;
+/// What a write's caller knows of the writes around it: it decides how the entry's sync is
+/// waited for. On a virtual machine waking a sleeping thread costs tens of microseconds (about
+/// 65 µs a one-event commit on the benchmark machine, docs/benchmarks/log-2026-12.md), a good
+/// part of a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// One batch after another, the cores otherwise idle: the batch is applied while the entry
+    /// syncs on the journal's sync thread, and both sides of the hand-over spin (bounded)
+    /// rather than sleep.
+    Alone,
+    /// Other work wants the cores (requests being read while this batch commits): nothing
+    /// spins; a small batch syncs in line, a larger one is applied while the entry syncs.
+    Busy,
+}
+
+/// From this many puts a [`Pace::Busy`] batch is applied while its entry syncs; below, waking the
+/// sync thread costs more than the overlap saves.
+const OVERLAP_PUTS: usize = 4;
 
 /// The journal, when the store has one open; locked for the whole of every `Store::write`.
 #[derive(Debug, Default)]
@@ -114,6 +128,7 @@ impl Store {
         &self,
         slot: &mut Option<Journal>,
         puts: &[Put],
+        pace: Pace,
     ) -> Result<Option<(Vec<Written>, bool)>, StoreError> {
         let options = &self.shared.options;
         if options.journal_bytes == 0 {
@@ -148,7 +163,7 @@ impl Store {
                 return Err(io_error(e));
             }
         };
-        match sync_and_apply(&db, journal, staged, puts, options.quick_repair) {
+        match sync_and_apply(&db, journal, staged, puts, pace, options.quick_repair) {
             Ok(done) => Ok(Some(done)),
             // Not applied, so not to be applied by a recovery either: the entry goes.
             Err(e) => match journal.erase_next() {
@@ -268,18 +283,21 @@ fn open_journal(
     Ok(journal)
 }
 
-/// Syncs the journal's staged entry and applies `puts` in a commit that does not sync; the entry
-/// is the journal's for good only when all of it succeeded.
+/// Syncs the journal's staged entry (on the journal's sync thread while `puts` are applied, or
+/// first, in line, for a small busy batch) and applies `puts` in a transaction that does not
+/// sync, committed once the sync returned. The entry is the journal's for good only when all of
+/// it succeeded.
 fn sync_and_apply(
     db: &Database,
     journal: &mut Journal,
     staged: journal::Staged,
     puts: &[Put],
+    pace: Pace,
     quick_repair: bool,
 ) -> Result<(Vec<Written>, bool), StoreError> {
-    let overlap = puts.len() >= OVERLAP_PUTS;
+    let overlap = pace == Pace::Alone || puts.len() >= OVERLAP_PUTS;
     if overlap {
-        journal.start_sync().map_err(io_error)?;
+        journal.start_sync(pace == Pace::Alone).map_err(io_error)?;
     } else {
         journal.sync().map_err(io_error)?;
     }
@@ -480,6 +498,31 @@ mod tests {
         let retry = recovered.write(&events(4, 1)).unwrap();
         assert_eq!(retry, [Written::Duplicate { seq: 5 }]);
         assert_eq!(recovered.last_seq().unwrap(), next);
+    }
+
+    /// Each way of waiting for the sync (in line, handed over, spinning) keeps what it
+    /// acknowledged.
+    #[test]
+    fn every_pace_survives_a_crash() {
+        let live = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(&live.path().join("kb.redb"), options(DEFAULT_JOURNAL_BYTES)).unwrap();
+        let mut next = 0;
+        for (size, pace) in [
+            (1, Pace::Busy),
+            (OVERLAP_PUTS as u64, Pace::Busy),
+            (1, Pace::Alone),
+            (17, Pace::Busy),
+            (17, Pace::Alone),
+        ] {
+            store.write_paced(&events(next, size), pace).unwrap();
+            next += size;
+        }
+        let crashed = tempfile::tempdir().unwrap();
+        crash_copy(live.path(), crashed.path());
+        let recovered = reopened(crashed.path());
+        assert_eq!(recovered.last_seq().unwrap(), next);
+        assert_eq!(contents(&recovered), contents(&store));
     }
 
     /// A small journal fills many times over: each time the database checkpoints and the

@@ -65,6 +65,7 @@ pub use findings::{
     MAX_SIMILAR_CANDIDATES,
 };
 pub use history::{AuditEntry, History, HistoryQuery, LatestFindings, SENTENCE_OUTCOMES};
+pub use journaled::Pace;
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
 pub use neighbors::{ClaimMatch, NeighborHit, NeighborQuery};
 pub use read::{
@@ -84,7 +85,7 @@ pub const DB_FILE: &str = "kb.redb";
 pub const DEFAULT_CACHE_MB: usize = 64;
 
 /// The import's default page cache. The import writes; a larger read cache does not speed it
-/// (1M legacy lines took the same time with 16, 32 and 64 MiB: docs/BENCHMARKS.md) and only
+/// (1M legacy lines took the same time with 16, 32 and 64 MiB: docs/benchmarks/log-2026-12.md) and only
 /// adds to its peak memory.
 pub const IMPORT_CACHE_MB: usize = 32;
 

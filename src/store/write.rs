@@ -26,6 +26,7 @@ use super::dictionary::current_in;
 use super::dismissals::{self, DismissalTables};
 use super::findings::{self, MemoryTables};
 use super::history::verdict_head;
+use super::journaled::Pace;
 use super::meta::{self, CounterDeltas};
 use super::postings::Posting;
 use super::records::{DismissalChange, NewEvent, NewVerdict, Put, Record, Written};
@@ -41,9 +42,16 @@ impl Store {
     /// Writes `puts` in order in one write transaction, durable (synced) before it returns:
     /// through the write-ahead journal for a batch of events (`journaled.rs`), else by a
     /// durable commit. Either every put is applied or, on error, none is.
+    /// For a caller that writes batch after batch with nothing else to run ([`Pace::Alone`]).
     pub fn write(&self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
+        self.write_paced(puts, Pace::Alone)
+    }
+
+    /// [`Store::write`], with what the caller knows of the writes around this one (the writer
+    /// thread knows how busy the server is).
+    pub fn write_paced(&self, puts: &[Put], pace: Pace) -> Result<Vec<Written>, StoreError> {
         let mut journal = self.shared.journal.lock();
-        let (written, plain) = match self.write_journaled(&mut journal, puts)? {
+        let (written, plain) = match self.write_journaled(&mut journal, puts, pace)? {
             Some(done) => done,
             None => {
                 let done = self.write_durably(puts)?;
@@ -90,7 +98,7 @@ pub(super) fn apply_batch(
 
 /// Every table a write may touch, in one transaction; each is opened when first used, so that
 /// a transaction opens only the tables its records touch (opening all of them took 13% of a
-/// one-event commit's CPU time: docs/BENCHMARKS.md).
+/// one-event commit's CPU time: docs/benchmarks/log-2026-12.md).
 pub(super) struct Tables<'txn> {
     pub meta: Table<'txn, &'static str, u64>,
     pub verdicts: Lazy<'txn, u64, &'static [u8]>,

@@ -4,7 +4,7 @@
 //! From this version a batch of observer events is durable once its entry in the journal is
 //! synced; the file receives it in a commit that does not sync, and holds it durably from the
 //! next checkpoint on. `meta`'s `journal/lsn` is the number of the last journal entry the file
-//! holds. A binary that does not read the journal would open the file without those writes, so
+//! holds, and `journal/id` the id its journal's entries carry. A binary that does not read the journal would open the file without those writes, so
 //! the step only raises the schema version: such a binary refuses the file.
 
 use redb::WriteTransaction;
@@ -13,6 +13,11 @@ use crate::MigrateError;
 
 /// The key of `meta` holding the number of the last journal entry the file holds.
 pub const JOURNAL_LSN_KEY: &str = "journal/lsn";
+
+/// The key of `meta` holding the file's journal id (random, not 0): every journal entry
+/// carries it, and a journal whose entries carry another (a backup put in place beside the
+/// journal of the database it copies) is not this file's.
+pub const JOURNAL_ID_KEY: &str = "journal/id";
 
 pub(crate) fn apply(
     txn: &WriteTransaction,

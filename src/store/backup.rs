@@ -433,8 +433,12 @@ fn copy_all(
     rows += copy_table(snapshot, copy, DISMISSAL_IDS, cancel)?;
     rows += copy_table(snapshot, copy, DISMISSALS_BY_REPO, cancel)?;
     rows += copy_table(snapshot, copy, DISMISSALS_BY_SCOPE, cancel)?;
+    // The copy is another database: the journal of the one copied (which a restore may leave
+    // beside it) is not its own. Without an id it takes a new one at its first open.
+    let txn = copy.begin_write()?;
+    txn.open_table(META)?.remove(super::journaled::JOURNAL_ID)?;
     // Every chunk above was committed without fsync; this commit makes them all durable.
-    copy.begin_write()?.commit()?;
+    txn.commit()?;
     Ok(rows)
 }
 

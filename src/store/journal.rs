@@ -7,15 +7,16 @@
 //! | bytes | field |
 //! |---|---|
 //! | 0..4 | payload length `n` (at least 1) |
-//! | 4..8 | CRC-32 of bytes 8..24+n |
-//! | 8..16 | lsn: the entry's number, one more than the entry before it |
+//! | 4..8 | CRC-32 of bytes 8..32+n |
+//! | 8..16 | lsn: the entry's number (neither 0 nor `u64::MAX`), one more than the entry before it |
 //! | 16..24 | the schema version of the binary that wrote it |
-//! | 24..24+n | payload |
+//! | 24..32 | the id of the database file it belongs to (`meta`'s `journal/id`) |
+//! | 32..32+n | payload |
 //!
 //! Entries follow each other with no gap. The chain is read from offset 0 and ends at the first
 //! entry that does not check: a zero length (the file's zero fill), a length past the file's end,
-//! a CRC that does not match (an entry torn by a crash mid-write), or an lsn that is not one more
-//! than the previous one. Once everything in the journal is durable in the database, writing
+//! a CRC that does not match (an entry torn by a crash mid-write), an lsn that is not one more
+//! than the previous one, or another file's id. Once everything in the journal is durable in the database, writing
 //! starts again from offset 0 ([`Journal::restart`]); the older entries left further on have
 //! smaller lsns, so the chain stops before them.
 //!
@@ -35,7 +36,7 @@ use super::backend::BackendFactory;
 use crate::fsutil;
 
 /// Bytes of an entry before its payload.
-pub(super) const HEADER_BYTES: u64 = 24;
+pub(super) const HEADER_BYTES: u64 = 32;
 
 /// The largest journal file read: a file larger than this was not made by the store.
 pub(super) const MAX_FILE_BYTES: u64 = 1 << 30;
@@ -55,6 +56,7 @@ pub(super) fn path_of(db_path: &Path) -> PathBuf {
 pub(super) struct Entry {
     pub lsn: u64,
     pub schema: u64,
+    pub id: u64,
     pub payload: Vec<u8>,
 }
 
@@ -73,6 +75,8 @@ pub(super) struct Journal {
     end: u64,
     /// The lsn of the next entry.
     next_lsn: u64,
+    /// The id of the database file the entries belong to.
+    id: u64,
     /// Syncs the file on its own thread, so that a large batch is applied while it syncs.
     syncer: Option<Syncer>,
     buf: Vec<u8>,
@@ -134,12 +138,13 @@ impl Journal {
             .iter()
             .map(|e| HEADER_BYTES + e.payload.len() as u64)
             .sum();
-        let next_lsn = entries.last().map_or(1, |e| e.lsn + 1);
+        let next_lsn = entries.last().map_or(1, |e| e.lsn.saturating_add(1));
         let journal = Journal {
             file,
             capacity: capacity.max(len),
             end,
             next_lsn,
+            id: 0,
             syncer: None,
             buf: Vec::new(),
         };
@@ -147,12 +152,15 @@ impl Journal {
     }
 
     /// The lsn the next entry gets.
+    #[cfg(test)]
     pub fn next_lsn(&self) -> u64 {
         self.next_lsn
     }
 
-    /// Numbers the next entry `lsn` (after a recovery found the database ahead of the file).
-    pub fn set_next_lsn(&mut self, lsn: u64) {
+    /// Numbers the next entry `lsn`, and marks the entries from now on as `id`'s: the
+    /// database's, after a recovery.
+    pub fn continue_for(&mut self, id: u64, lsn: u64) {
+        self.id = id;
         self.next_lsn = lsn;
     }
 
@@ -166,8 +174,9 @@ impl Journal {
         self.end + HEADER_BYTES + n as u64 <= self.capacity
     }
 
-    /// Writes the next entry (not synced). Nothing is advanced: a failed write or sync leaves
-    /// the next entry to be written in the same place with the same lsn.
+    /// Writes the next entry (not synced), its length and CRC last. Nothing is advanced: a
+    /// failed write or sync leaves the next entry to be written in the same place with the same
+    /// lsn.
     pub fn stage(&mut self, schema: u64, payload: &[u8]) -> io::Result<Staged> {
         debug_assert!(self.has_room(payload.len()) && !payload.is_empty());
         let len = u32::try_from(payload.len())
@@ -178,10 +187,15 @@ impl Journal {
         self.buf.extend_from_slice(&[0; 4]);
         self.buf.extend_from_slice(&lsn.to_le_bytes());
         self.buf.extend_from_slice(&schema.to_le_bytes());
+        self.buf.extend_from_slice(&self.id.to_le_bytes());
         self.buf.extend_from_slice(payload);
         let crc = crc32fast::hash(&self.buf[8..]);
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        self.file.write(self.end, &self.buf)?;
+        // The length and CRC last: until they are written the place holds no entry (zeros, an
+        // erased or an older one's, which cannot match these bytes), so a write that fails
+        // part-way leaves none.
+        self.file.write(self.end + 8, &self.buf[8..])?;
+        self.file.write(self.end, &self.buf[..8])?;
         Ok(Staged {
             lsn,
             len: self.buf.len() as u64,
@@ -242,21 +256,23 @@ pub(super) fn chain(content: &[u8]) -> Vec<Entry> {
         let word = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().expect("8 bytes"));
         let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-        let (lsn, schema) = (word(8), word(16));
+        let (lsn, schema, id) = (word(8), word(16), word(24));
         let body_end = at + HEADER_BYTES as usize + len;
         let Some(checked) = content.get(at + 8..body_end) else {
             break;
         };
         let follows = entries
             .last()
-            .is_none_or(|e| e.lsn.checked_add(1) == Some(lsn));
-        if len == 0 || crc32fast::hash(checked) != crc || !follows {
+            .is_none_or(|e| e.lsn.checked_add(1) == Some(lsn) && e.id == id);
+        let numbered = lsn != 0 && lsn != u64::MAX;
+        if len == 0 || crc32fast::hash(checked) != crc || !follows || !numbered {
             break;
         }
         entries.push(Entry {
             lsn,
             schema,
-            payload: checked[16..].to_vec(),
+            id,
+            payload: checked[24..].to_vec(),
         });
         at = body_end;
     }
@@ -455,10 +471,10 @@ mod tests {
         let second = (HEADER_BYTES + 5) as usize;
         let third = second + (HEADER_BYTES + 6) as usize;
         type Damage<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
-        let cases: [(&str, Damage<'_>, usize); 5] = [
+        let cases: [(&str, Damage<'_>, usize); 6] = [
             (
                 "a payload byte flipped",
-                Box::new(|b| b[second + 26] ^= 1),
+                Box::new(|b| b[second + 34] ^= 1),
                 1,
             ),
             ("a header byte flipped", Box::new(|b| b[second + 9] ^= 1), 1),
@@ -469,8 +485,17 @@ mod tests {
             ),
             (
                 "torn: the third entry's last bytes never written",
-                Box::new(|b| b[third + 24..third + 29].fill(0)),
+                Box::new(|b| b[third + 32..third + 37].fill(0)),
                 2,
+            ),
+            (
+                "another file's entry",
+                Box::new(|b| {
+                    b[second + 24] ^= 1;
+                    let crc = crc32fast::hash(&b[second + 8..third]);
+                    b[second + 4..second + 8].copy_from_slice(&crc.to_le_bytes());
+                }),
+                1,
             ),
             (
                 "an lsn out of sequence (an older entry after a restart)",
@@ -550,6 +575,27 @@ mod tests {
         journal.wait_sync().unwrap();
         journal.advance(staged);
         assert_eq!(open(&path).1.len(), 1);
+    }
+
+    /// A damaged file whose only entry, with a valid CRC, is numbered `u64::MAX` (or 0): not an
+    /// entry, and no panic.
+    #[test]
+    fn an_entry_numbered_out_of_range_is_not_read() {
+        for lsn in [0, u64::MAX] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("j");
+            let mut bytes = vec![0u8; CAPACITY as usize];
+            bytes[0..4].copy_from_slice(&1u32.to_le_bytes());
+            bytes[8..16].copy_from_slice(&lsn.to_le_bytes());
+            bytes[16..24].copy_from_slice(&12u64.to_le_bytes());
+            bytes[32] = b'x';
+            let crc = crc32fast::hash(&bytes[8..33]);
+            bytes[4..8].copy_from_slice(&crc.to_le_bytes());
+            std::fs::write(&path, &bytes).unwrap();
+            let (journal, entries) = Journal::open(&path, CAPACITY, None).unwrap();
+            assert!(entries.is_empty(), "lsn {lsn}");
+            assert_eq!(journal.next_lsn(), 1);
+        }
     }
 
     proptest! {

@@ -45,6 +45,9 @@ use super::{SCHEMA_VERSION, Store, StoreError, StoreOptions, meta};
 /// The lsn of the last journal entry whose batch the database holds (0: none yet).
 pub const JOURNAL_LSN: &str = migrations::v0012_journal::JOURNAL_LSN_KEY;
 
+/// The database file's journal id: its journal's entries carry it (0: none given yet).
+pub const JOURNAL_ID: &str = migrations::v0012_journal::JOURNAL_ID_KEY;
+
 /// The default size of the journal file: SQLite's default WAL size before it checkpoints
 /// (1,000 pages of 4 KiB), about 10,000 events.
 pub const DEFAULT_JOURNAL_BYTES: u64 = 4 << 20;
@@ -157,8 +160,8 @@ impl Store {
         let staged = match journal.stage(SCHEMA_VERSION, &payload) {
             Ok(staged) => staged,
             Err(e) => {
-                // Not written whole, so its checksum fails: nothing to take back, but the
-                // bytes in place are cleared when the disk allows.
+                // Its length and CRC are written last, so a failed stage left no entry: the
+                // bytes in place are cleared when the disk allows, and the write was not stored.
                 let _ = journal.erase_next();
                 return Err(io_error(e));
             }
@@ -208,10 +211,25 @@ pub(super) fn recover(
     )
     .map_err(io_error)?;
     let applied_through = applied_lsn(db)?;
+    let id = journal_id(db)?;
     let pending: Vec<_> = entries
         .into_iter()
         .filter(|e| e.lsn > applied_through)
         .collect();
+    let pending = match pending.first() {
+        // Another file's journal: the database was replaced by a copy (a backup put in
+        // place), whose own writes are all in it.
+        Some(first) if first.id != id => {
+            tracing::warn!(
+                journal = %journal_path.display(),
+                entries = pending.len(),
+                "the journal belongs to another database file (a backup put in place?): its \
+                 entries are not applied"
+            );
+            Vec::new()
+        }
+        _ => pending,
+    };
     if let Some(first) = pending.first()
         && first.lsn != applied_through + 1
     {
@@ -241,13 +259,17 @@ pub(super) fn recover(
                 entry.lsn
             ))
         })?;
+        // An entry left in the journal was applied once (a failed one is erased): failing now
+        // means the file or the disk is not what it was, and nothing is skipped.
         match apply(db, &puts, entry.lsn, options.quick_repair) {
             Ok((txn, _, _)) => txn.commit()?,
             Err(e) if e.is_storage_fault() => return Err(e),
             Err(e) => {
-                // It failed the same way when first applied (applying is deterministic), and
-                // its writer was told so: it stores nothing now either.
-                tracing::warn!(lsn = entry.lsn, error = %e, "journal entry not applied");
+                return Err(StoreError::Journal(format!(
+                    "{} entry {} cannot be applied again: {e}",
+                    journal_path.display(),
+                    entry.lsn
+                )));
             }
         }
     }
@@ -258,8 +280,9 @@ pub(super) fn recover(
             "applied the journal's writes the database did not hold"
         );
     }
+    let id = give_id(db, id)?;
     checkpoint(db)?;
-    journal.set_next_lsn(journal.next_lsn().max(applied_lsn(db)? + 1));
+    journal.continue_for(id, applied_lsn(db)? + 1);
     journal.restart();
     Ok((options.journal_bytes > 0).then_some(journal))
 }
@@ -279,7 +302,8 @@ fn open_journal(
         options.backend.as_ref(),
     )
     .map_err(io_error)?;
-    journal.set_next_lsn(applied_lsn(db)? + 1);
+    let id = give_id(db, journal_id(db)?)?;
+    journal.continue_for(id, applied_lsn(db)? + 1);
     Ok(journal)
 }
 
@@ -342,12 +366,41 @@ pub(super) fn checkpoint(db: &Database) -> Result<(), StoreError> {
 
 /// The database's `journal/lsn`.
 fn applied_lsn(db: &Database) -> Result<u64, StoreError> {
+    meta_value(db, JOURNAL_LSN)
+}
+
+/// The database's `journal/id` (0: none yet).
+fn journal_id(db: &Database) -> Result<u64, StoreError> {
+    meta_value(db, JOURNAL_ID)
+}
+
+fn meta_value(db: &Database, key: &str) -> Result<u64, StoreError> {
     let txn = db.begin_read()?;
     match txn.open_table(META) {
-        Ok(meta) => Ok(meta::get(&meta, JOURNAL_LSN)?),
+        Ok(meta) => Ok(meta::get(&meta, key)?),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `id` when the database has one, else a new random id, committed durably before any entry
+/// carries it.
+fn give_id(db: &Database, id: u64) -> Result<u64, StoreError> {
+    if id != 0 {
+        return Ok(id);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let id = hasher.finish().max(1);
+    let txn = db.begin_write()?;
+    txn.open_table(META)?.insert(JOURNAL_ID, id)?;
+    txn.commit()?;
+    Ok(id)
 }
 
 /// Refuses to migrate a database whose journal holds writes it does not: they were made by the
@@ -361,15 +414,19 @@ pub(super) fn refuse_pending_before_migration(
         return Ok(());
     }
     let content = crate::fsutil::open_read(&journal_path)
-        .and_then(|mut f| {
+        .and_then(|f| {
             let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(f, journal::MAX_FILE_BYTES),
+                &mut bytes,
+            )
+            .map(|_| bytes)
         })
         .map_err(io_error)?;
-    let applied_through = applied_lsn(db)?;
+    let (applied_through, id) = (applied_lsn(db)?, journal_id(db)?);
     match journal::chain(&content)
         .iter()
-        .find(|e| e.lsn > applied_through)
+        .find(|e| e.lsn > applied_through && e.id == id)
     {
         None => Ok(()),
         Some(e) => Err(StoreError::Journal(format!(
@@ -577,7 +634,7 @@ mod tests {
         let entries = journal::chain(&bytes);
         assert_eq!(entries.len(), 2);
         let second = (journal::HEADER_BYTES as usize) + entries[0].payload.len();
-        bytes[second + 30] ^= 0x40;
+        bytes[second + 34] ^= 0x40;
         std::fs::write(&journal_path, &bytes).unwrap();
         assert_eq!(contents(&reopened(crashed.path())), before);
     }
@@ -668,5 +725,54 @@ mod tests {
         // And then writes without it.
         recovered.write(&events(5, 1)).unwrap();
         assert_eq!(recovered.last_seq().unwrap(), 6);
+    }
+
+    /// A backup put in place of the database (the server stopped), beside the journal of the
+    /// database it copies: the restore is the backup, and it opens whatever the journal did
+    /// since. (Found by review: the journal's later entries were applied to the copy, or the
+    /// copy was refused as missing entries.)
+    #[test]
+    fn a_backup_put_in_place_is_the_backup_whatever_the_journal_beside_it_holds() {
+        let outcome = |at| {
+            Put::from(
+                crate::intake::outcome_record(br#"{"sig_hash":"pr1-abcdef12","kind":"x"}"#, at)
+                    .unwrap(),
+            )
+        };
+        // After the backup: events only (the journal keeps them), or events between durable
+        // writes (the journal restarts and numbers on).
+        for durable_between in [false, true] {
+            let live = tempfile::tempdir().unwrap();
+            let backups = tempfile::tempdir().unwrap();
+            let store =
+                Store::open(&live.path().join("kb.redb"), options(DEFAULT_JOURNAL_BYTES)).unwrap();
+            store.write(&events(0, 3)).unwrap();
+            store.backup_to(&backups.path().join("kb.redb")).unwrap();
+            let at_backup = contents(&store);
+            for i in 0..2 {
+                if durable_between {
+                    store.write(&[outcome(5 + i)]).unwrap();
+                }
+                store.write(&events(3 + i, 1)).unwrap();
+            }
+            let crashed = tempfile::tempdir().unwrap();
+            crash_copy(live.path(), crashed.path());
+            drop(store);
+            for dir in [live.path(), crashed.path()] {
+                std::fs::copy(backups.path().join("kb.redb"), dir.join("kb.redb")).unwrap();
+                let restored = reopened(dir);
+                assert_eq!(
+                    contents(&restored),
+                    at_backup,
+                    "durable between: {durable_between}"
+                );
+                // And it journals its own writes from then on.
+                restored.write(&events(10, 2)).unwrap();
+                let after = contents(&restored);
+                let again = tempfile::tempdir().unwrap();
+                crash_copy(dir, again.path());
+                assert_eq!(contents(&reopened(again.path())), after);
+            }
+        }
     }
 }

@@ -16,9 +16,9 @@
 //! Entries follow each other with no gap. The chain is read from offset 0 and ends at the first
 //! entry that does not check: a zero length (the file's zero fill), a length past the file's end,
 //! a CRC that does not match (an entry torn by a crash mid-write), an lsn that is not one more
-//! than the previous one, or another file's id. Once everything in the journal is durable in the database, writing
-//! starts again from offset 0 ([`Journal::restart`]); the older entries left further on have
-//! smaller lsns, so the chain stops before them.
+//! than the previous one, or another file's id. Once everything in the journal is durable in the
+//! database, writing starts again from offset 0 ([`Journal::restart`]); the older entries left
+//! further on have smaller lsns, so the chain stops before them.
 //!
 //! Overwriting a zero-filled file in place means a sync writes data blocks only: no block
 //! allocation and no size change for the file system to journal.
@@ -109,18 +109,7 @@ impl Journal {
             None => Arc::new(backend),
         };
         let len = file.len()?;
-        if len > MAX_FILE_BYTES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} is {len} bytes, more than a journal may be ({MAX_FILE_BYTES})",
-                    path.display()
-                ),
-            ));
-        }
-        let mut content = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        file.read(0, &mut content)?;
-        let entries = chain(&content);
+        let entries = entries_of(&*file, len, path)?;
         if len < capacity {
             let zeros = vec![0u8; FILL_CHUNK];
             let mut at = len;
@@ -232,7 +221,7 @@ impl Journal {
     /// must not be applied by a recovery either.
     pub fn erase_next(&mut self) -> io::Result<()> {
         self.file.write(self.end, &[0; HEADER_BYTES as usize])?;
-        self.file.sync_data()
+        self.sync()
     }
 
     /// The staged entry is synced (and applied): the next one follows it.
@@ -246,6 +235,29 @@ impl Journal {
     pub fn restart(&mut self) {
         self.end = 0;
     }
+}
+
+/// The entries of the journal at `path`, read without opening it for writing (nothing changes).
+pub(super) fn read_entries(path: &Path) -> io::Result<Vec<Entry>> {
+    let file = FileBackend::new(fsutil::open_read(path)?).map_err(io::Error::other)?;
+    entries_of(&file, file.len()?, path)
+}
+
+/// The entries of the journal `file`, `len` bytes long, refusing a file longer than
+/// [`MAX_FILE_BYTES`]: the whole file is read at once.
+fn entries_of(file: &dyn StorageBackend, len: u64, path: &Path) -> io::Result<Vec<Entry>> {
+    if len > MAX_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is {len} bytes, more than a journal may be ({MAX_FILE_BYTES})",
+                path.display()
+            ),
+        ));
+    }
+    let mut content = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    file.read(0, &mut content)?;
+    Ok(chain(&content))
 }
 
 /// The entries of `content` from its start, as far as they chain (see the module's doc).
@@ -290,7 +302,7 @@ struct Syncer {
 }
 
 struct SyncShared {
-    /// Syncs asked for, counted; the thread syncs whenever this is ahead of `done`.
+    /// Syncs asked for, counted; the thread syncs whenever this is ahead of what it synced.
     asked: AtomicU64,
     /// Syncs finished, counted.
     done: AtomicU64,
@@ -305,6 +317,18 @@ struct SyncShared {
 
 /// Longest a side spins before it parks.
 const SPIN: Duration = Duration::from_micros(200);
+
+impl SyncShared {
+    /// How long a side spins for the other: [`SPIN`] when the last ask said the next comes
+    /// soon, else not at all.
+    fn spin(&self) -> Duration {
+        if self.next_soon.load(Ordering::Acquire) {
+            SPIN
+        } else {
+            Duration::ZERO
+        }
+    }
+}
 
 /// Spins until `ready` or for `spin`, then parks until it is.
 fn wait_until(spin: Duration, ready: impl Fn() -> bool) {
@@ -335,12 +359,7 @@ impl Syncer {
                 let shared = theirs;
                 let mut synced = 0;
                 loop {
-                    let spin = if shared.next_soon.load(Ordering::Acquire) {
-                        SPIN
-                    } else {
-                        Duration::ZERO
-                    };
-                    wait_until(spin, || {
+                    wait_until(shared.spin(), || {
                         shared.asked.load(Ordering::Acquire) > synced
                             || shared.stop.load(Ordering::Acquire)
                     });
@@ -377,12 +396,9 @@ impl Syncer {
 
     fn wait(&self) -> io::Result<()> {
         let asked = self.shared.asked.load(Ordering::Acquire);
-        let spin = if self.shared.next_soon.load(Ordering::Acquire) {
-            SPIN
-        } else {
-            Duration::ZERO
-        };
-        wait_until(spin, || self.shared.done.load(Ordering::Acquire) >= asked);
+        wait_until(self.shared.spin(), || {
+            self.shared.done.load(Ordering::Acquire) >= asked
+        });
         match self
             .shared
             .error

@@ -20,7 +20,7 @@
 //!   commit durably under redb's write lock, and so never come between a journaled write's
 //!   place in the lsn order and its place in the database.
 //! - Recovery (every open and every reopen after a fault) applies the entries after the
-//!   database's `journal/lsn`, in order, then checkpoints. An entry of another schema version
+//!   database's `journal/lsn`, in order, then checkpoints if it applied any. An entry of another schema version
 //!   pending there is refused, not guessed at: the binary that wrote it applies it.
 //! - The journal is written again from its start only after a durable commit that holds every
 //!   entry in it.
@@ -35,12 +35,12 @@ use lakehouse_kb_migrations as migrations;
 use redb::{Database, Durability, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 
-use super::journal::{self, Journal};
+use super::journal::{self, Entry, Journal};
 use super::records::{ClientKey, NewEvent, Put, Record, Written};
 use super::tables::META;
 use super::values::EventValue;
 use super::write::apply_batch;
-use super::{SCHEMA_VERSION, Store, StoreError, StoreOptions, meta};
+use super::{SCHEMA_VERSION, Store, StoreError, StoreOptions, begin_write_in, meta};
 
 /// The lsn of the last journal entry whose batch the database holds (0: none yet).
 pub const JOURNAL_LSN: &str = migrations::v0012_journal::JOURNAL_LSN_KEY;
@@ -81,12 +81,20 @@ impl JournalSlot {
     }
 }
 
-/// One put of a journaled batch, as the entry keeps it.
-#[derive(Serialize, Deserialize)]
+/// One put of a journaled batch, as the entry keeps it (read back).
+#[derive(Deserialize)]
 struct JournalPut {
     event: EventValue,
     import_key: Option<Vec<u8>>,
     client_key: Option<ClientKey>,
+}
+
+/// [`JournalPut`] as written: the same layout, borrowed from the put.
+#[derive(Serialize)]
+struct JournalPutRef<'a> {
+    event: &'a EventValue,
+    import_key: &'a Option<Vec<u8>>,
+    client_key: &'a Option<ClientKey>,
 }
 
 /// The entry's payload for `puts`, when they are all events.
@@ -94,10 +102,10 @@ fn payload_of(puts: &[Put]) -> Option<Vec<u8>> {
     let kept = puts
         .iter()
         .map(|put| match &put.record {
-            Record::Event(e) => Some(JournalPut {
-                event: e.value.clone(),
-                import_key: put.import_key.clone(),
-                client_key: put.client_key.clone(),
+            Record::Event(e) => Some(JournalPutRef {
+                event: &e.value,
+                import_key: &put.import_key,
+                client_key: &put.client_key,
             }),
             _ => None,
         })
@@ -154,7 +162,7 @@ impl Store {
             return Ok(None);
         }
         if !journal.has_room(payload.len()) {
-            checkpoint(&db)?;
+            checkpoint(&db, options, None)?;
             journal.restart();
         }
         let staged = match journal.stage(SCHEMA_VERSION, &payload) {
@@ -166,7 +174,7 @@ impl Store {
                 return Err(io_error(e));
             }
         };
-        match sync_and_apply(&db, journal, staged, puts, pace, options.quick_repair) {
+        match sync_and_apply(&db, journal, staged, puts, pace, options) {
             Ok(done) => Ok(Some(done)),
             // Not applied, so not to be applied by a recovery either: the entry goes.
             Err(e) => match journal.erase_next() {
@@ -183,7 +191,7 @@ impl Store {
         }
     }
 
-    /// Applies what the journal holds beyond the database, then checkpoints; keeps the journal
+    /// Applies what the journal holds beyond the database and makes it durable; keeps the journal
     /// for the writes to come when the store journals. Called by the open, before anyone
     /// else writes.
     pub(super) fn recover_journal(&self) -> Result<(), StoreError> {
@@ -194,7 +202,8 @@ impl Store {
 }
 
 /// Opens the journal of the database at `path`, when it has one, applies what it holds beyond
-/// the database, and checkpoints. Returns it for the writes to come when the store journals.
+/// the database, and makes that durable. Returns it for the writes to come when the store
+/// journals.
 pub(super) fn recover(
     db: &Database,
     path: &std::path::Path,
@@ -210,25 +219,18 @@ pub(super) fn recover(
         options.backend.as_ref(),
     )
     .map_err(io_error)?;
-    let applied_through = applied_lsn(db)?;
-    let id = journal_id(db)?;
-    let pending: Vec<_> = entries
-        .into_iter()
-        .filter(|e| e.lsn > applied_through)
-        .collect();
-    let pending = match pending.first() {
-        // Another file's journal: the database was replaced by a copy (a backup put in
-        // place), whose own writes are all in it.
-        Some(first) if first.id != id => {
+    let (applied_through, id) = (applied_lsn(db)?, journal_id(db)?);
+    let pending = match pending(entries, applied_through, id) {
+        Ok(pending) => pending,
+        Err(foreign) => {
             tracing::warn!(
                 journal = %journal_path.display(),
-                entries = pending.len(),
+                entries = foreign,
                 "the journal belongs to another database file (a backup put in place?): its \
                  entries are not applied"
             );
             Vec::new()
         }
-        _ => pending,
     };
     if let Some(first) = pending.first()
         && first.lsn != applied_through + 1
@@ -261,7 +263,7 @@ pub(super) fn recover(
         })?;
         // An entry left in the journal was applied once (a failed one is erased): failing now
         // means the file or the disk is not what it was, and nothing is skipped.
-        match apply(db, &puts, entry.lsn, options.quick_repair) {
+        match apply(db, &puts, entry.lsn, options) {
             Ok((txn, _, _)) => txn.commit()?,
             Err(e) if e.is_storage_fault() => return Err(e),
             Err(e) => {
@@ -280,9 +282,13 @@ pub(super) fn recover(
             "applied the journal's writes the database did not hold"
         );
     }
-    let id = give_id(db, id)?;
-    checkpoint(db)?;
-    journal.continue_for(id, applied_lsn(db)? + 1);
+    // The database was just opened, so it held nothing but durable commits until the entries
+    // applied above; one checkpoint makes those, and a new id, durable.
+    let new_id = (id == 0).then(new_journal_id);
+    if !pending.is_empty() || new_id.is_some() {
+        checkpoint(db, options, new_id)?;
+    }
+    journal.continue_for(new_id.unwrap_or(id), applied_lsn(db)? + 1);
     journal.restart();
     Ok((options.journal_bytes > 0).then_some(journal))
 }
@@ -302,7 +308,16 @@ fn open_journal(
         options.backend.as_ref(),
     )
     .map_err(io_error)?;
-    let id = give_id(db, journal_id(db)?)?;
+    let id = match journal_id(db)? {
+        0 => {
+            // Durable before any entry carries it: entries with an id the file lacks are
+            // another file's.
+            let id = new_journal_id();
+            checkpoint(db, options, Some(id))?;
+            id
+        }
+        id => id,
+    };
     journal.continue_for(id, applied_lsn(db)? + 1);
     Ok(journal)
 }
@@ -317,7 +332,7 @@ fn sync_and_apply(
     staged: journal::Staged,
     puts: &[Put],
     pace: Pace,
-    quick_repair: bool,
+    options: &StoreOptions,
 ) -> Result<(Vec<Written>, bool), StoreError> {
     let overlap = pace == Pace::Alone || puts.len() >= OVERLAP_PUTS;
     if overlap {
@@ -325,7 +340,7 @@ fn sync_and_apply(
     } else {
         journal.sync().map_err(io_error)?;
     }
-    let applied = apply(db, puts, staged.lsn, quick_repair);
+    let applied = apply(db, puts, staged.lsn, options);
     if overlap {
         // Waited for whatever the apply did: the entry's fate must be known before the
         // transaction commits, and before anything else is written to the journal.
@@ -342,23 +357,30 @@ fn apply(
     db: &Database,
     puts: &[Put],
     lsn: u64,
-    quick_repair: bool,
+    options: &StoreOptions,
 ) -> Result<(redb::WriteTransaction, Vec<Written>, bool), StoreError> {
-    let mut txn = db.begin_write()?;
-    txn.set_quick_repair(quick_repair);
+    let mut txn = begin_write_in(db, options)?;
     txn.set_durability(Durability::None)
         .map_err(|e| StoreError::Journal(e.to_string()))?;
     let (written, plain) = apply_batch(&txn, puts, Some(lsn))?;
     Ok((txn, written, plain))
 }
 
-/// A durable commit: everything committed before it is durable after it.
-pub(super) fn checkpoint(db: &Database) -> Result<(), StoreError> {
-    let txn = db.begin_write()?;
+/// A durable commit: everything committed before it is durable after it. It gives the file the
+/// journal id `new_id`, when there is one.
+fn checkpoint(
+    db: &Database,
+    options: &StoreOptions,
+    new_id: Option<u64>,
+) -> Result<(), StoreError> {
+    let txn = begin_write_in(db, options)?;
     {
         let mut meta = txn.open_table(META)?;
         let lsn = meta::get(&meta, JOURNAL_LSN)?;
         meta.insert(JOURNAL_LSN, lsn)?;
+        if let Some(id) = new_id {
+            meta.insert(JOURNAL_ID, id)?;
+        }
     }
     txn.commit()?;
     Ok(())
@@ -383,12 +405,8 @@ fn meta_value(db: &Database, key: &str) -> Result<u64, StoreError> {
     }
 }
 
-/// `id` when the database has one, else a new random id, committed durably before any entry
-/// carries it.
-fn give_id(db: &Database, id: u64) -> Result<u64, StoreError> {
-    if id != 0 {
-        return Ok(id);
-    }
+/// A new random journal id (not 0, which means none).
+fn new_journal_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
@@ -396,11 +414,21 @@ fn give_id(db: &Database, id: u64) -> Result<u64, StoreError> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
-    let id = hasher.finish().max(1);
-    let txn = db.begin_write()?;
-    txn.open_table(META)?.insert(JOURNAL_ID, id)?;
-    txn.commit()?;
-    Ok(id)
+    hasher.finish().max(1)
+}
+
+/// The entries of a journal the database does not hold yet: those after `applied_through`, when
+/// the journal is the database's (`id`); `Err` with their number when it is another file's.
+fn pending(entries: Vec<Entry>, applied_through: u64, id: u64) -> Result<Vec<Entry>, usize> {
+    let pending: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| e.lsn > applied_through)
+        .collect();
+    // A chain carries one id (`journal.rs`), so its first entry speaks for all.
+    match pending.first() {
+        Some(first) if first.id != id => Err(pending.len()),
+        _ => Ok(pending),
+    }
 }
 
 /// Refuses to migrate a database whose journal holds writes it does not: they were made by the
@@ -413,20 +441,11 @@ pub(super) fn refuse_pending_before_migration(
     if !journal_path.exists() {
         return Ok(());
     }
-    let content = crate::fsutil::open_read(&journal_path)
-        .and_then(|f| {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(f, journal::MAX_FILE_BYTES),
-                &mut bytes,
-            )
-            .map(|_| bytes)
-        })
-        .map_err(io_error)?;
+    let entries = journal::read_entries(&journal_path).map_err(io_error)?;
     let (applied_through, id) = (applied_lsn(db)?, journal_id(db)?);
-    match journal::chain(&content)
-        .iter()
-        .find(|e| e.lsn > applied_through && e.id == id)
+    match pending(entries, applied_through, id)
+        .unwrap_or_default()
+        .first()
     {
         None => Ok(()),
         Some(e) => Err(StoreError::Journal(format!(

@@ -311,9 +311,7 @@ impl Store {
     /// Every write transaction of the store begins here, so all of them share its settings
     /// (a crash after a commit without quick-repair would need the full repair).
     fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
-        let mut txn = self.db()?.begin_write()?;
-        txn.set_quick_repair(self.shared.options.quick_repair);
-        Ok(txn)
+        begin_write_in(&*self.db()?, &self.shared.options)
     }
 
     /// The open database. The `Arc` is cloned under a read lock that is never held longer than
@@ -401,6 +399,18 @@ fn check_codec_version(db: &Database) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// A write transaction on `db` with the store's settings: every write transaction of the store,
+/// including those on a database not yet in the store's slot (the journal's recovery), begins
+/// here.
+fn begin_write_in(
+    db: &Database,
+    options: &StoreOptions,
+) -> Result<redb::WriteTransaction, StoreError> {
+    let mut txn = db.begin_write()?;
+    txn.set_quick_repair(options.quick_repair);
+    Ok(txn)
 }
 
 /// Opens (or creates, where no file exists) the database file. An existing file is never

@@ -42,6 +42,7 @@ impl Store {
     /// Writes `puts` in order in one write transaction, durable (synced) before it returns:
     /// through the write-ahead journal for a batch of events (`journaled.rs`), else by a
     /// durable commit. Either every put is applied or, on error, none is.
+    ///
     /// For a caller that writes batch after batch with nothing else to run ([`Pace::Alone`]).
     pub fn write(&self, puts: &[Put]) -> Result<Vec<Written>, StoreError> {
         self.write_paced(puts, Pace::Alone)

@@ -86,6 +86,10 @@ struct Options {
     /// Run export and import only on datasets of at most this many verdicts (default: all)
     #[arg(long)]
     bulk_up_to: Option<usize>,
+    /// `sizes` only: keep the datasets (`kb/`, `sqlite/`, `legacy/` per size under --dir) to
+    /// profile the store, SQLite and the CLI on them, e.g. `lakehouse-kb --data DIR/kb export`
+    #[arg(long)]
+    keep: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -115,11 +119,15 @@ fn main() -> anyhow::Result<()> {
         seed: options.seed,
         mix: options.mix,
         bulk_up_to: options.bulk_up_to.unwrap_or(usize::MAX),
+        keep: options.keep,
     };
     if parts.is_empty() {
         let dir = lakehouse_kb_tools::temp_dir_in(config.dir.as_deref())?;
         for &n in &config.sizes {
             compare::print_sizes(&config, &dir.path().join(n.to_string()), n)?;
+        }
+        if config.keep {
+            eprintln!("datasets kept under {}", dir.keep().display());
         }
         return Ok(());
     }
@@ -129,6 +137,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("{what} (load average {})", load_average());
     })?;
     compare::print_report(&config, &report);
+    compare::print_scorecard(&report);
     println!("load average at end: {}", load_average());
     Ok(())
 }

@@ -15,8 +15,11 @@
 //! own. The report prints one table per figure with ratios to the alternatives.
 
 pub mod peers;
+mod scorecard;
 pub mod sqlite;
 pub mod worker;
+
+pub use scorecard::print as print_scorecard;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -64,6 +67,8 @@ pub struct CompareConfig {
     /// Export and import run only on datasets of at most this many verdicts (they need two
     /// more copies of the data on disk).
     pub bulk_up_to: usize,
+    /// `sizes`: keep the datasets on disk rather than removing them.
+    pub keep: bool,
 }
 
 /// What a history dataset holds.
@@ -137,6 +142,9 @@ pub struct SizeResult {
     pub bytes_store: u64,
     pub bytes_sqlite: u64,
     pub bytes_legacy: u64,
+    /// What the files take on disk (allocated blocks): the store's length runs ahead of it.
+    pub disk_store: u64,
+    pub disk_sqlite: u64,
     pub history_store: Figures,
     pub history_sqlite: Figures,
     pub history_http: Figures,
@@ -286,6 +294,7 @@ fn size_run(
     };
     let prs = load(config, size, targets, &mut result)?;
     result.bytes_store = file_len(&kb_dir.join(DB_FILE));
+    result.disk_store = disk_len(&kb_dir.join(DB_FILE));
     result.bytes_legacy =
         file_len(&legacy_dir.join(OUTCOMES_PATH)) + file_len(&legacy_dir.join(OPS_PATH));
 
@@ -353,9 +362,11 @@ fn size_run(
         result.load_sqlite = again.load_sqlite;
         sqlite_history(&sqlite_dir, &picks, &mut result, progress)?;
         result.bytes_sqlite = file_len(&sqlite_dir.join(sqlite::DB_FILE));
+        result.disk_sqlite = disk_len(&sqlite_dir.join(sqlite::DB_FILE));
         return Ok(result);
     }
     result.bytes_sqlite = file_len(&sqlite_dir.join(sqlite::DB_FILE));
+    result.disk_sqlite = disk_len(&sqlite_dir.join(sqlite::DB_FILE));
     progress(&format!("{size} verdicts: export"));
     for (system, dir, out) in [
         (System::Store, &kb_dir, &mut result.export_store),
@@ -437,17 +448,13 @@ pub fn print_sizes(config: &CompareConfig, dir: &Path, n_verdicts: usize) -> any
         })
         .collect();
     drop(store);
-    let blocks = |p: &Path| {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(p).map(|m| m.blocks() * 512).unwrap_or(0)
-    };
     let legacy = file_len(&legacy_dir.join(OUTCOMES_PATH)) + file_len(&legacy_dir.join(OPS_PATH));
     let (kb_file, sqlite_file) = (kb_dir.join(DB_FILE), sqlite_dir.join(sqlite::DB_FILE));
     for (name, bytes) in [
         ("store file: length", file_len(&kb_file)),
-        ("store file: blocks on disk", blocks(&kb_file)),
+        ("store file: blocks on disk", disk_len(&kb_file)),
         ("SQLite file: length", file_len(&sqlite_file)),
-        ("SQLite file: blocks on disk", blocks(&sqlite_file)),
+        ("SQLite file: blocks on disk", disk_len(&sqlite_file)),
         ("legacy JSONL", legacy),
     ] {
         rows.push(vec![
@@ -463,7 +470,9 @@ pub fn print_sizes(config: &CompareConfig, dir: &Path, n_verdicts: usize) -> any
         result.rows
     );
     crate::print_table(&["table", "stored", "metadata", "fragmented", "all"], &rows);
-    std::fs::remove_dir_all(dir)?;
+    if !config.keep {
+        std::fs::remove_dir_all(dir)?;
+    }
     Ok(())
 }
 
@@ -628,6 +637,12 @@ async fn http_history(
         answers += count;
     }
     Ok(Figures::timed(&mut samples, start.elapsed(), answers))
+}
+
+/// The bytes `path` takes on disk: its allocated blocks (0 when it cannot be read).
+fn disk_len(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or(0, |m| m.blocks() * 512)
 }
 
 fn file_len(path: &Path) -> u64 {

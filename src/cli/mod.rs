@@ -159,6 +159,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
     };
+    flush_logs();
     match result {
         Ok(code) => code,
         Err(err) => {
@@ -166,6 +167,20 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The log writer's guard, while logging runs (`init_tracing`).
+static LOG_WRITER: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> =
+    std::sync::Mutex::new(None);
+
+/// Writes out the log lines still queued (waiting at most about a second for stderr), then
+/// logs nothing more: call it last, or before exiting the process at once.
+pub fn flush_logs() {
+    let guard = LOG_WRITER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    drop(guard);
 }
 
 /// Reports a command line or environment clap refused (exit 2, as clap does). A bad value
@@ -262,6 +277,14 @@ fn find_arg<'c>(
         })
 }
 
+/// Most log lines queued for stderr. Beyond it lines are dropped (and counted,
+/// `lakehousekb_log_lines_dropped_total`) rather than wait: a reader of stderr that stalls (a
+/// full pipe, a paused terminal, a journal that falls behind) must not stall the requests that
+/// log. About 4 MiB of lines of 256 bytes.
+const LOG_QUEUE_LINES: usize = 16_384;
+
+/// Sets up logging to stderr, written by a thread of its own from a bounded queue (see
+/// [`LOG_QUEUE_LINES`]); [`flush_logs`] writes out what is queued.
 fn init_tracing(style: output::Style, filter: &str) {
     use tracing_subscriber::EnvFilter;
     // A typo in the filter must not keep the service from starting: say so, log as by default.
@@ -272,9 +295,15 @@ fn init_tracing(style: output::Style, filter: &str) {
     });
     // Colours only for a person at a terminal who has not turned them off (NO_COLOR,
     // TERM=dumb), never in files or journald.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("kb-log")
+        .finish(std::io::stderr());
+    crate::metrics::count_dropped_log_lines(writer.error_counter());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(style.color);
 
     if style.json {
@@ -282,6 +311,9 @@ fn init_tracing(style: output::Style, filter: &str) {
     } else {
         builder.init();
     }
+    *LOG_WRITER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
 }
 
 /// Opens the existing database for a one-off command. A running server holds the file (redb

@@ -256,6 +256,7 @@ async fn first_signal() {
     tokio::spawn(async {
         wait_for_signal().await;
         tracing::warn!("second signal: exiting without finishing");
+        super::flush_logs();
         std::process::exit(130);
     });
 }

@@ -8,18 +8,50 @@
 mod format;
 mod process;
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tracing_appender::non_blocking::ErrorCounter;
 
 pub use format::Format;
 pub use process::ProcessStats;
+
+/// The log writer's count of lines it dropped, once logging is set up (`cli::init_tracing`).
+static DROPPED_LOG_LINES: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Reports `counter` (the log writer's dropped lines) as `lakehousekb_log_lines_dropped_total`.
+pub fn count_dropped_log_lines(counter: ErrorCounter) {
+    let _ = DROPPED_LOG_LINES.set(counter);
+}
+
+/// `log_lines_dropped`: read at each scrape; 0 where logging was not set up (tests).
+#[derive(Debug)]
+struct LogCollector;
+
+impl Collector for LogCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let dropped = DROPPED_LOG_LINES
+            .get()
+            .map_or(0, ErrorCounter::dropped_lines);
+        let counter = ConstCounter::new(dropped as u64);
+        let metric = encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines dropped because stderr was not read fast enough",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
+    }
+}
 
 /// The prefix of our metric names. Not `lakehouse_kb`: promtool's linter reads `_kb_` in a
 /// name as an abbreviated unit (kilobytes) and fails the check.
@@ -158,6 +190,7 @@ impl Metrics {
             "1 while the database's storage is failing and the store recovers, else 0",
             storage_fault.clone(),
         );
+        registry.register_collector(Box::new(LogCollector));
         // A gauge rather than OpenMetrics' `info` type, which the classic format lacks.
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info

@@ -504,5 +504,92 @@ fn a_repair_at_start_is_reported_to_systemd() {
             .any(|l| l == "EXTEND_TIMEOUT_USEC=60000000"),
         "{before_ready:?}"
     );
-    assert!(server_log(&data).contains("repairing the database"));
+    crate::support::log_with(&data, "repairing the database", 1);
+}
+
+/// stderr is a pipe nobody reads while the requests run: once the pipe's buffer (64 KiB on
+/// Linux) is full, a server that wrote its request lines in the request would stop answering.
+/// The lines wait in the log writer's queue instead, and all come out once stderr is read.
+#[test]
+fn a_stalled_stderr_reader_stalls_no_request() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    const REQUESTS: usize = 1_500;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(crate::support::BIN)
+        .arg("--data")
+        .arg(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_remove("LAKEHOUSE_KB_TOKEN")
+        .env("LAKEHOUSE_KB_LOG", "lakehouse_kb=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("lakehouse-kb listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    while client
+        .get(format!("{base}/healthz"))
+        .send()
+        .map_or(true, |r| !r.status().is_success())
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "never healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 0..REQUESTS {
+        let answer = client
+            .post(format!("{base}/event"))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"source":"mcp","event_kind":"stderr_{i}","success":true,"note":"{}"}}"#,
+                "x".repeat(200)
+            ))
+            .send()
+            .unwrap_or_else(|e| panic!("request {i} of {REQUESTS} failed: {e}"));
+        assert!(
+            answer.status().is_success(),
+            "request {i}: {}",
+            answer.status()
+        );
+    }
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("lakehousekb_log_lines_dropped_total 0"),
+        "no line dropped while the queue had room: {metrics}"
+    );
+    // Now stderr is read: every request's line was kept.
+    let mut stderr = child.stderr.take().unwrap();
+    crate::support::signal(&child, "TERM");
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    crate::support::wait_exit(&mut child, Duration::from_secs(30));
+    let logged = log.lines().filter(|l| l.contains("route=/event")).count();
+    assert!(
+        logged >= REQUESTS,
+        "{logged} request lines of {REQUESTS} in {} bytes of log",
+        log.len()
+    );
+    assert!(
+        log.len() > 4 * 65_536,
+        "the log ({} bytes) must be well beyond a pipe's buffer for the test to mean anything",
+        log.len()
+    );
+    eprintln!("{REQUESTS} requests in {:?}", start.elapsed());
 }

@@ -45,6 +45,23 @@ pub fn server_log(data: &Path) -> String {
     std::fs::read_to_string(data.join(STDERR_LOG)).unwrap_or_default()
 }
 
+/// The log of the server in `data` once it holds `count` lines containing `needle` (its log is
+/// written by a thread of its own, a moment after what it tells of); panics after 10 s.
+pub fn log_with(data: &Path, needle: &str, count: usize) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let log = server_log(data);
+        if log.lines().filter(|l| l.contains(needle)).count() >= count {
+            return log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "fewer than {count} lines with {needle:?} in the log: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A client of a server under test: its base URL and a blocking HTTP client.
 pub struct Http {
     pub base: String,

@@ -444,9 +444,10 @@ impl Search<'_> {
         // The best, in detail.
         let mut ranked: Vec<(u64, u64)> = top.into_iter().map(|Reverse(key)| key).collect();
         ranked.sort_unstable_by(|a, b| b.cmp(a));
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::for_claims(claims);
         let mut out = Vec::with_capacity(ranked.len());
         for (score, seq) in ranked {
+            budget.walk(n as u64)?;
             scratch.gathered.clear();
             for (t, term) in self.terms.iter().enumerate() {
                 let list = &term.postings;
@@ -461,7 +462,7 @@ impl Search<'_> {
             }
             let from = exact.partition_point(|&(s, _)| s < seq);
             let to = exact.partition_point(|&(s, _)| s <= seq);
-            if let Some(found) = self.score(seq, &mut scratch, &exact[from..to]) {
+            if let Some(found) = self.score(seq, &mut scratch, &exact[from..to], budget)? {
                 debug_assert_eq!(found.score, f64::from_bits(score));
                 out.push(found);
             }
@@ -470,48 +471,68 @@ impl Search<'_> {
     }
 
     /// Calls `f(claim index, query claim, raw score, terms as bits)` for each query claim
-    /// holding a gathered term, doc by doc in order; each doc's score summed in term order.
-    fn per_doc(&self, scratch: &mut Scratch, mut f: impl FnMut(usize, usize, f64, u64)) {
-        let Scratch { gathered, raw } = scratch;
+    /// holding a gathered term, doc by doc in order, query claims in the order the doc's terms
+    /// first name them; each doc's score summed in term order. Costs one step per (posting,
+    /// query claim holding its term), counted in `budget`.
+    fn per_doc(
+        &self,
+        scratch: &mut Scratch,
+        budget: &mut ReadBudget,
+        mut f: impl FnMut(usize, usize, f64, u64),
+    ) -> Result<(), StoreError> {
+        let Scratch {
+            gathered,
+            raw,
+            touched,
+            ..
+        } = scratch;
         gathered.sort_unstable_by_key(|&(doc, t, _)| (doc, t));
         for group in gathered.chunk_by(|a, b| a.0 == b.0) {
-            raw.clear();
             for &(_, t, contribution) in group {
-                for &(query, bit) in &self.terms[t].holders {
-                    let at = match raw.iter().position(|r| r.0 == query) {
-                        Some(at) => at,
-                        None => {
-                            raw.push((query, 0.0, 0));
-                            raw.len() - 1
-                        }
-                    };
-                    raw[at].1 += contribution;
-                    raw[at].2 |= 1u64 << (bit % 64);
+                let holders = &self.terms[t].holders;
+                budget.walk(holders.len() as u64)?;
+                for &(query, bit) in holders {
+                    let (sum, bits) = &mut raw[query];
+                    // Every holder sets a bit: no bits yet means not yet met in this doc.
+                    if *bits == 0 {
+                        touched.push(query);
+                    }
+                    *sum += contribution;
+                    *bits |= 1u64 << (bit % 64);
                 }
             }
             let index = (group[0].0 & ((1 << CLAIM_INDEX_BITS) - 1)) as usize;
-            for &(query, sum, bits) in raw.iter() {
+            for &query in touched.iter() {
+                let (sum, bits) = std::mem::take(&mut raw[query]);
                 f(index, query, sum, bits);
             }
+            touched.clear();
         }
+        Ok(())
     }
 
     /// A verdict's score from its gathered postings and exact matches: per query claim its
     /// best match (an exact one first, then the highest score, then the earlier claim), summed.
-    fn score(&self, seq: u64, scratch: &mut Scratch, exact: &[(u64, usize)]) -> Option<Ranked> {
-        let mut bests: Vec<(usize, Best)> = exact
-            .iter()
-            .map(|&(_, query)| {
-                let best = Best {
-                    claim: Claimed::Hash(self.hashes[query]),
-                    kind: MatchKind::Exact,
-                    score: 1.0,
-                    terms: 0,
-                };
-                (query, best)
-            })
-            .collect();
-        self.per_doc(scratch, |index, query, sum, bits| {
+    fn score(
+        &self,
+        seq: u64,
+        scratch: &mut Scratch,
+        exact: &[(u64, usize)],
+        budget: &mut ReadBudget,
+    ) -> Result<Option<Ranked>, StoreError> {
+        let mut best_at = std::mem::take(&mut scratch.best_at);
+        let mut bests: Vec<(usize, Best)> = Vec::with_capacity(exact.len());
+        for &(_, query) in exact {
+            best_at[query] = bests.len();
+            let best = Best {
+                claim: Claimed::Hash(self.hashes[query]),
+                kind: MatchKind::Exact,
+                score: 1.0,
+                terms: 0,
+            };
+            bests.push((query, best));
+        }
+        let scored = self.per_doc(scratch, budget, |index, query, sum, bits| {
             let score = round_score(relative_score(sum, self.self_scores[query]));
             if score <= 0.0 || score < self.min_score {
                 return;
@@ -522,31 +543,60 @@ impl Search<'_> {
                 score,
                 terms: bits,
             };
-            match bests.iter_mut().find(|(q, _)| *q == query) {
-                None => bests.push((query, similar)),
-                Some((_, held)) => {
+            match best_at[query] {
+                NO_BEST => {
+                    best_at[query] = bests.len();
+                    bests.push((query, similar));
+                }
+                at => {
+                    let held = &mut bests[at].1;
                     if held.kind == MatchKind::Similar && score > held.score {
                         *held = similar;
                     }
                 }
             }
         });
+        for &(query, _) in &bests {
+            best_at[query] = NO_BEST;
+        }
+        scratch.best_at = best_at;
+        scored?;
         if bests.is_empty() {
-            return None;
+            return Ok(None);
         }
         bests.sort_unstable_by_key(|(query, _)| *query);
         let score = round_score(bests.iter().map(|(_, b)| b.score).sum());
-        (score > 0.0).then_some(Ranked { score, seq, bests })
+        Ok((score > 0.0).then_some(Ranked { score, seq, bests }))
     }
 }
 
-/// Buffers reused from one candidate verdict to the next.
-#[derive(Default)]
+/// [`Scratch::best_at`] of a query claim with no best yet.
+const NO_BEST: usize = usize::MAX;
+
+/// Buffers reused from one candidate verdict to the next, indexed by query claim where they
+/// are per claim: a query of many claims sharing terms costs each posting one step per claim
+/// holding its term, not a search among them.
 struct Scratch {
     /// The candidate's postings: (claim doc, term, contribution).
     gathered: Vec<(u64, usize, f64)>,
-    /// Per query claim with terms in one doc: (claim, raw score, terms as bits).
-    raw: Vec<(usize, f64, u64)>,
+    /// By query claim: its raw score and terms (as bits) in the doc being summed; (0.0, 0) when
+    /// the doc has none of its terms.
+    raw: Vec<(f64, u64)>,
+    /// The query claims `raw` holds for the doc, in the order first met.
+    touched: Vec<usize>,
+    /// By query claim: where its best match is in the candidate's list, [`NO_BEST`] if none.
+    best_at: Vec<usize>,
+}
+
+impl Scratch {
+    fn for_claims(claims: usize) -> Scratch {
+        Scratch {
+            gathered: Vec::new(),
+            raw: vec![(0.0, 0); claims],
+            touched: Vec::new(),
+            best_at: vec![NO_BEST; claims],
+        }
+    }
 }
 
 /// How many of `list`'s postings come before claim doc `from` (galloping: cheap when few do).

@@ -471,39 +471,52 @@ fn a_verdict_giving_claims_twice_is_indexed_by_the_last_and_checks_clean() {
 /// of one term are read in 8 blocks (too few reads to reach a check of the budget), then scored
 /// once per query claim, 500 times over. Before the scoring loop checked the budget, this search
 /// ran to its end however long ago its request had been abandoned.
-#[test]
-fn an_abandoned_search_stops_while_it_scores() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
-    let puts: Vec<Put> = (0..1_000u64)
+/// Stores one verdict per PR `0..prs`, with the claims `claims_of(pr)`, in one commit.
+fn write_verdicts(store: &Store, prs: u64, claims_of: impl Fn(u64) -> Vec<String>) {
+    let puts: Vec<Put> = (0..prs)
         .map(|pr| {
-            let claims: Vec<String> = (0..5)
-                .map(|c| match c {
-                    0 => format!("upload retries bucket{pr}"),
-                    _ => format!("bucket{pr}x{c}"),
-                })
-                .collect();
+            let claims = claims_of(pr);
             let claims: Vec<&str> = claims.iter().map(String::as_str).collect();
             Put::from(verdict_record(verdict_with(pr, &claims).as_bytes(), 1).unwrap())
         })
         .collect();
     store.write(&puts).unwrap();
-    let query = NeighborQuery {
-        claims: (0..500)
-            .map(|q| {
-                let text = format!("upload retries query{q}");
-                Claim {
-                    hash: ClaimHash::of_text(&text).unwrap(),
-                    text: Some(text),
-                }
+}
+
+/// A query of the claims `texts` in the default repository.
+fn text_query(texts: impl Iterator<Item = String>, limit: usize, min_score: f64) -> NeighborQuery {
+    NeighborQuery {
+        claims: texts
+            .map(|text| Claim {
+                hash: ClaimHash::of_text(&text).unwrap(),
+                text: Some(text),
             })
             .collect(),
         repo: Repo::default(),
         all_repos: false,
         exclude_pr: None,
-        limit: 5,
-        min_score: 0.01,
-    };
+        limit,
+        min_score,
+    }
+}
+
+#[test]
+fn an_abandoned_search_stops_while_it_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    write_verdicts(&store, 1_000, |pr| {
+        (0..5)
+            .map(|c| match c {
+                0 => format!("upload retries bucket{pr}"),
+                _ => format!("bucket{pr}x{c}"),
+            })
+            .collect()
+    });
+    let query = text_query(
+        (0..500).map(|q| format!("upload retries query{q}")),
+        5,
+        0.01,
+    );
     assert!(
         !store
             .neighbors(&query, &mut ReadBudget::unlimited())
@@ -522,4 +535,40 @@ fn an_abandoned_search_stops_while_it_scores() {
         matches!(answer, Err(StoreError::Abandoned { .. })),
         "the search ran on after its caller gave up: {answer:?} neighbours"
     );
+}
+
+/// Found by a hostile client at f3eedc8: a query of 1,000 claims that share their words with
+/// every stored claim scored its best candidates in detail without looking at the deadline, in
+/// a time that grew with the square of the query's claims: one 44 KB `POST /neighbors` kept a
+/// core busy for 95 s after its 503. The detail now counts its steps against the budget, one
+/// per posting and query claim holding its term.
+#[test]
+fn a_search_of_many_claims_sharing_words_stops_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    // Eight claims a verdict (no claim past the search's slots): the search's first pass is
+    // quick, and the detail of the best candidates is where the time went.
+    write_verdicts(&store, 300, |pr| {
+        (0..8)
+            .map(|c| format!("retry upload backoff s3 path handler {c} {pr}"))
+            .collect()
+    });
+    let query = text_query(
+        (0..1_000).map(|q| format!("retry upload backoff s3 path handler {q}")),
+        1_000,
+        0.0,
+    );
+    let start = std::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(3);
+    let answer = store.neighbors(&query, &mut ReadBudget::unlimited().with_deadline(deadline));
+    let took = start.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the search ran {took:?} past a 3 s deadline"
+    );
+    match answer {
+        Ok(hits) => assert_eq!(hits.len(), 300, "every verdict shares words with the query"),
+        Err(StoreError::Abandoned { .. }) => {}
+        Err(e) => panic!("{e}"),
+    }
 }

@@ -1,8 +1,8 @@
 //! Request bodies are read whole before a request takes an in-flight permit, so a client that
 //! trickles its body holds nothing but its own connection: not a write permit, not the writer.
 //! A body must arrive within `--body-timeout` and hold at most `--max-body` bytes, and all the
-//! bodies being read or handled at once at most `--max-inflight-bytes` (beyond it, 503 at
-//! once). Bodies this service would store without decoding (a transfer coding other than
+//! bodies being read or handled at once at most `--max-inflight-bytes`, counted as their bytes
+//! arrive (beyond it, 503 at once). Bodies this service would store without decoding (a transfer coding other than
 //! chunked, any content coding but identity) are refused before a byte of them is read.
 
 use std::sync::Arc;
@@ -114,9 +114,11 @@ pub async fn read_whole(
         let _ = tokio::time::timeout(gate.timeout, discard).await;
         return Err(too_large(gate.max_body));
     }
-    let mut reservation = gate.inflight.reserve(declared.unwrap_or(0))?;
+    // Counted as the bytes arrive, not as declared: a client that declares a large body and
+    // stalls holds only what it sent, so a few such clients cannot shed everyone's writes.
+    let mut reservation = gate.inflight.reserve(0)?;
     let (parts, body) = request.into_parts();
-    let collect = collect(body, gate.max_body, declared.is_none(), &mut reservation);
+    let collect = collect(body, gate.max_body, &mut reservation);
     let bytes = match tokio::time::timeout(gate.timeout, collect).await {
         Ok(bytes) => bytes?,
         Err(_) => {
@@ -133,12 +135,11 @@ pub async fn read_whole(
     Ok(response)
 }
 
-/// Reads `body` to its end. A body of unknown length grows the reservation as it arrives; one
-/// with a `content-length` was reserved whole (hyper stops it at that length).
+/// Reads `body` to its end, growing the reservation as it arrives (hyper stops a body with a
+/// `content-length` at that length).
 async fn collect(
     mut body: Body,
     max_body: usize,
-    grows: bool,
     reservation: &mut Reservation,
 ) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
@@ -151,9 +152,7 @@ async fn collect(
         if bytes.len() + data.len() > max_body {
             return Err(too_large(max_body));
         }
-        if grows {
-            reservation.grow(data.len())?;
-        }
+        reservation.grow(data.len())?;
         bytes.extend_from_slice(&data);
     }
     Ok(bytes)

@@ -446,6 +446,26 @@ fn slow_bodies_take_no_write_permit() {
     assert_eq!(server.stats()["total"], 3);
 }
 
+/// Found by a hostile client at f3eedc8: 64 connections that each declared a 1 MiB body, sent
+/// a byte and stalled reserved all of `--max-inflight-bytes` (64 MiB) until the body timeout,
+/// and every write of every other client was a 503 meanwhile. Bodies now count as their bytes
+/// arrive, so declaring costs nothing.
+#[test]
+fn declared_but_unsent_bodies_hold_no_inflight_bytes() {
+    let server = InProcessServer::start_with(&["--max-inflight-bytes", "4MiB"]);
+    let head = "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                content-length: 1048576\r\n\r\n{";
+    // Four times the bytes in flight allowed, declared.
+    let stalled: Vec<TcpStream> = (0..16).map(|_| send_head(&server, head)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..20 {
+        let posted = server.post_json("/event", format!(r#"{{"i":{i}}}"#));
+        assert_eq!(posted.status, 200, "{}", posted.text);
+    }
+    assert_eq!(server.stats()["total"], 20);
+    drop(stalled);
+}
+
 /// At 669becd nothing bounded the bodies held at once (400 concurrent 1 MiB batches: 4.3 GB),
 /// and every 503 was a warning of its own. Now bodies beyond `--max-inflight-bytes` get a 503
 /// at once, and the log says so at most once a second.
@@ -455,10 +475,15 @@ fn bodies_in_flight_are_bounded_and_shedding_is_logged_once_a_second() {
         &["--max-body", "64KiB", "--max-inflight-bytes", "64KiB"],
         &[],
     );
-    let head = "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
-                content-length: 65536\r\n\r\n{";
-    // A probe that reserves its bytes first makes the holder itself the one refused: then the
-    // holder has an answer already, and tries again.
+    // All but the last byte of a 64 KiB body: bodies count as their bytes arrive.
+    let head = format!(
+        "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: 65536\r\n\r\n{{{}",
+        " ".repeat(65_534)
+    );
+    let head = head.as_str();
+    // A probe whose bytes come first makes the holder itself the one refused: then the holder
+    // has an answer already, and tries again.
     let mut holder = send_head(&server, head);
     let start = Instant::now();
     wait_for(

@@ -2,7 +2,68 @@
 //! template-literal `String()` do in the legacy writers, reproduced byte for byte.
 
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt::Write as _;
+
+/// `text` (JSON) with every escaped lone surrogate (`\ud83d` not followed by a low surrogate's
+/// escape, or a low one alone) written as `\ufffd`, the replacement character; borrowed when
+/// there is none. JavaScript's `JSON.parse` takes lone surrogates and `JSON.stringify` writes
+/// them (a string cut in the middle of an emoji); a Rust string cannot hold one, so the text is
+/// mended before it is parsed, and kept mended: each lone unit decodes as
+/// `String::from_utf16_lossy` would decode it. Other escapes, and text outside escapes, are left
+/// as they are.
+pub fn lone_surrogates_replaced(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let unit_at = |at: usize| -> Option<u16> {
+        if bytes.get(at) != Some(&b'\\') || bytes.get(at + 1) != Some(&b'u') {
+            return None;
+        }
+        let hex = bytes.get(at + 2..at + 6)?;
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut mended: Option<String> = None;
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(found) = bytes
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
+    {
+        at += found;
+        let Some(unit) = unit_at(at) else {
+            // Another escape (`\\` included): its two bytes are not the start of one.
+            at += 2;
+            continue;
+        };
+        let lone = match unit {
+            0xD800..=0xDBFF => {
+                if matches!(unit_at(at + 6), Some(0xDC00..=0xDFFF)) {
+                    at += 12;
+                    continue;
+                }
+                true
+            }
+            0xDC00..=0xDFFF => true,
+            _ => false,
+        };
+        if lone {
+            let out = mended.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..at]);
+            out.push_str("\\ufffd");
+            copied = at + 6;
+        }
+        at += 6;
+    }
+    match mended {
+        None => Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            Cow::Owned(out)
+        }
+    }
+}
 
 /// `JSON.stringify(x)` for a number: like `number_to_string`, but NaN and ±Infinity are written as
 /// `null`.
@@ -597,7 +658,71 @@ mod tests {
         assert_eq!(string_to_number(&format!("0x{}1", "0".repeat(5000))), 1.0);
     }
 
+    /// JSON text of `units` as JavaScript's `JSON.stringify` writes a string holding them: lone
+    /// surrogates escaped, the rest as the characters they make (with the escapes JSON needs).
+    fn js_stringified(units: &[u16]) -> String {
+        let mut out = String::from("\"");
+        for decoded in char::decode_utf16(units.iter().copied()) {
+            match decoded {
+                Ok(c) => {
+                    let one = serde_json::to_string(&c.to_string()).unwrap();
+                    out.push_str(&one[1..one.len() - 1]);
+                }
+                Err(lone) => {
+                    write!(out, "\\u{:04x}", lone.unpaired_surrogate()).unwrap();
+                }
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn lone_surrogates_are_mended_and_nothing_else() {
+        let cases = [
+            (r#""a\ud83d""#, r#""a\ufffd""#),
+            (r#""\ud83d\ude00""#, r#""\ud83d\ude00""#),
+            (r#""\ude00\ud83d""#, r#""\ufffd\ufffd""#),
+            (r#""\ud83d\ud83d\ude00""#, r#""\ufffd\ud83d\ude00""#),
+            (r#""\\ud83d""#, r#""\\ud83d""#),
+            (r#""\\\ud83d""#, r#""\\\ufffd""#),
+            (r#""\uD83D x""#, r#""\ufffd x""#),
+            (r#""\u+d80""#, r#""\u+d80""#),
+            ("\\", "\\"),
+            ("x\\", "x\\"),
+            (r#""\ud8"#, r#""\ud8"#),
+            ("", ""),
+        ];
+        for (text, mended) in cases {
+            assert_eq!(lone_surrogates_replaced(text), mended, "{text}");
+        }
+        assert!(matches!(
+            lone_surrogates_replaced(r#"{"a":"\ud83d\ude00 \n"}"#),
+            Cow::Borrowed(_)
+        ));
+    }
+
     proptest! {
+        /// Whatever UTF-16 JavaScript held, the mended text parses, as `from_utf16_lossy`
+        /// decodes the units.
+        #[test]
+        fn any_javascript_string_parses_once_mended(units in proptest::collection::vec(
+            prop_oneof![any::<u16>(), 0xd800u16..0xe000, Just(0x5cu16), Just(0x75u16)],
+            0..40,
+        )) {
+            let text = js_stringified(&units);
+            let mended = lone_surrogates_replaced(&text);
+            let parsed: String = serde_json::from_str(&mended).unwrap();
+            prop_assert_eq!(parsed, String::from_utf16_lossy(&units));
+        }
+
+        /// Text serde writes holds no lone surrogate, and is left as it is.
+        #[test]
+        fn valid_json_text_is_left_alone(s in any::<String>()) {
+            let text = serde_json::to_string(&s).unwrap();
+            prop_assert!(matches!(lone_surrogates_replaced(&text), Cow::Borrowed(t) if t == text));
+        }
+
         #[test]
         fn number_to_string_round_trips(x in any::<f64>().prop_filter("finite", |x| {
             x.is_finite()

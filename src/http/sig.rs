@@ -47,7 +47,12 @@ enum Item {
 /// Stored JSON text, sent as is. Everything stored was validated JSON; should a value ever not
 /// be, it is sent as a JSON string rather than failing the whole page.
 pub(super) fn raw(text: String) -> Box<RawValue> {
-    RawValue::from_string(text).unwrap_or_else(|e| {
+    // A legacy line is kept as JavaScript wrote it, lone surrogates included; sent as U+FFFD.
+    let mended = match crate::jsjson::lone_surrogates_replaced(&text) {
+        std::borrow::Cow::Owned(mended) => Some(mended),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    RawValue::from_string(mended.unwrap_or(text)).unwrap_or_else(|e| {
         let quoted = serde_json::to_string(&format!("unreadable stored JSON: {e}"))
             .unwrap_or_else(|_| "null".into());
         RawValue::from_string(quoted).expect("a serialized string is valid JSON")

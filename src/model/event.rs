@@ -68,12 +68,14 @@ pub struct ObservedEvent {
 impl ObservedEvent {
     /// Applies the observer's rules to a body received at `now` (an ISO 8601 timestamp).
     pub fn parse(text: &str, now: &str) -> Result<ObservedEvent, FieldError> {
-        let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
-        let body = parse_object(text)?;
+        let text = crate::jsjson::lone_surrogates_replaced(
+            text.trim_matches(|c: char| c.is_ascii_whitespace()),
+        );
+        let body = parse_object(&text)?;
         let (op, source_original) = observe(&body, now)?;
         Ok(ObservedEvent {
             op,
-            body: text.to_owned(),
+            body: text.into_owned(),
             source_original,
         })
     }

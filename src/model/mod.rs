@@ -92,8 +92,10 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, FieldError> {
 }
 
 /// Parses a request or file body that must be one JSON object.
+/// Lone surrogates, which JavaScript's `JSON.parse` takes, are read as U+FFFD
+/// ([`crate::jsjson::lone_surrogates_replaced`]); callers that keep the text keep it mended.
 pub(crate) fn parse_object(text: &str) -> Result<Map<String, Value>, FieldError> {
-    match serde_json::from_str::<Value>(text) {
+    match serde_json::from_str::<Value>(&crate::jsjson::lone_surrogates_replaced(text)) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(FieldError::new(
             "body",

@@ -33,7 +33,10 @@ impl OutcomeRow {
     /// Reads one row. Surrounding whitespace (a trailing newline) is not part of the row; a line
     /// break inside it is refused, since the row must stay one line of the JSONL file.
     pub fn parse(bytes: &[u8], rule: SigHashRule) -> Result<OutcomeRow, FieldError> {
-        let text = super::utf8(bytes)?.trim_matches(|c: char| c.is_ascii_whitespace());
+        let text = crate::jsjson::lone_surrogates_replaced(
+            super::utf8(bytes)?.trim_matches(|c: char| c.is_ascii_whitespace()),
+        );
+        let text = text.as_ref();
 
         if text.contains(['\n', '\r']) {
             return Err(FieldError::new(

@@ -64,9 +64,11 @@ pub struct Verdict {
 impl Verdict {
     /// Parses and validates one verdict JSON document.
     pub fn parse(text: &str) -> Result<Verdict, FieldError> {
-        let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
-        let obj = parse_object(text)?;
-        Verdict::from_object(&obj, text.to_owned())
+        let text = crate::jsjson::lone_surrogates_replaced(
+            text.trim_matches(|c: char| c.is_ascii_whitespace()),
+        );
+        let obj = parse_object(&text)?;
+        Verdict::from_object(&obj, text.into_owned())
     }
 
     /// Validates an already parsed verdict object whose source text is `raw_json`.
@@ -561,8 +563,13 @@ mod tests {
                 .message
                 .starts_with("body is not valid JSON")
         );
-        // A lone surrogate escape is not valid JSON text for us.
-        assert!(Verdict::parse(r#"{"one_liner":"\ud800"}"#).is_err());
+        assert_eq!(
+            Verdict::parse(r#"{"one_liner":"\ud800"}"#)
+                .unwrap_err()
+                .field,
+            "pr_number",
+            "a lone surrogate, which JavaScript writes, is no JSON error"
+        );
     }
 
     #[test]

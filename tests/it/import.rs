@@ -70,6 +70,17 @@ fn export_to(store: Store, out: &Path) -> lakehouse_kb::export::ExportReport {
         .unwrap()
 }
 
+/// Exports `store` into `out` and checks both files are `outcomes` and `ops`, byte for byte.
+fn exports_as(store: Store, out: &Path, outcomes: &[u8], ops: &[u8]) {
+    export_to(store, out);
+    assert_same_bytes(
+        "outcomes",
+        &std::fs::read(out.join(OUTCOMES)).unwrap(),
+        outcomes,
+    );
+    assert_same_bytes("ops", &std::fs::read(out.join(OPS)).unwrap(), ops);
+}
+
 /// The issue's round trip: the fixtures into an empty database, exported, byte-identical.
 #[test]
 fn fixtures_round_trip_byte_identical_through_the_cli() {
@@ -175,14 +186,7 @@ fn a_grown_legacy_file_brings_only_its_new_lines() {
     );
     assert_eq!((report.ops.stored, report.ops.duplicates), (1, 60));
     assert_eq!(report.verdicts.stored, 1, "the new audit row's verdict");
-    let out = dir.path().join("out");
-    export_to(store, &out);
-    assert_same_bytes(
-        "outcomes",
-        &std::fs::read(out.join(OUTCOMES)).unwrap(),
-        &outcomes,
-    );
-    assert_same_bytes("ops", &std::fs::read(out.join(OPS)).unwrap(), &ops);
+    exports_as(store, &dir.path().join("out"), &outcomes, &ops);
 }
 
 /// The same line three times in one file is three records, and a second import of the file
@@ -553,4 +557,38 @@ fn an_audit_row_with_an_escaped_kind_finds_its_verdict_file() {
         (1, 0, 0),
         "{report:?}"
     );
+}
+
+/// JavaScript writes half an emoji as a lone surrogate escape (`"\ud83d"`) and reads it back:
+/// a legacy line holding one is imported (read as U+FFFD), kept as written, exported
+/// byte-identical, and served as U+FFFD.
+#[test]
+fn legacy_lines_with_lone_surrogates_are_kept_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    copy_dir(&fixtures(), &legacy);
+    let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
+    outcomes.extend_from_slice(
+        br#"{"sig_hash":"pr9-0badcafe","note":"half \ud83d and \udc00","ok_events":1,"total_events":1}"#,
+    );
+    outcomes.push(b'\n');
+    write(&legacy, OUTCOMES, &outcomes);
+    let mut ops = std::fs::read(legacy.join(OPS)).unwrap();
+    let mut line = first_line(&ops);
+    line.pop();
+    let line = String::from_utf8(line).unwrap();
+    let cut = line.rfind('}').unwrap();
+    ops.extend_from_slice(format!("{},\"note\":\"x\\ud83d\"}}\n", &line[..cut]).as_bytes());
+    write(&legacy, OPS, &ops);
+
+    let mut store = open_store(dir.path());
+    let report = import_lib(&store, &legacy, true).unwrap();
+    assert_eq!(report.outcomes.rejected + report.ops.rejected, 0);
+    let checked = store.check().unwrap();
+    assert!(checked.problems.is_empty(), "{:?}", checked.problems);
+    let records = store
+        .by_sig(&Default::default(), "pr9-0badcafe", 0, 10)
+        .unwrap();
+    assert_eq!(records.items.len(), 1, "{:?}", records.items);
+    exports_as(store, &dir.path().join("out"), &outcomes, &ops);
 }

@@ -385,11 +385,8 @@ fn malformed_bodies_get_json_errors_and_the_server_keeps_serving() {
             "body",
             "not valid UTF-8",
         );
-        // Lone surrogates: a high one without its pair, and a low one alone.
-        let high = server.post_json(path, r#"{"sig_hash":"\ud800","source":"x"}"#);
-        assert_error(&high, 400, "body", "not valid JSON");
-        let low = server.post_json(path, r#"{"sig_hash":"\udc00x"}"#);
-        assert_error(&low, 400, "body", "surrogate");
+        // Lone surrogates are no error, as in JavaScript: see
+        // `lone_surrogates_javascript_writes_are_taken_as_replacement_characters`.
         assert_error(
             &server.post(path, "text/plain", "{}"),
             415,
@@ -843,4 +840,51 @@ fn a_full_queue_answers_503_with_retry_after_and_stores_nothing_of_it() {
     let total = server.stats()["total"].as_u64().unwrap();
     assert_eq!(total % 2_000, 0, "a refused batch stores nothing: {total}");
     assert_eq!(server.get("/healthz").status, 200);
+}
+
+/// Found by a hostile client at f3eedc8: JavaScript cuts strings in the middle of an emoji
+/// (`"Fixes the parser 😀 bug".slice(0, 18)`), `JSON.stringify` writes the lone half as
+/// `\ud83d`, and Node's `JSON.parse` in the legacy observer took it; this service answered 400,
+/// which the auditor counts as a failure. Now a lone half reads as U+FFFD, on every route that
+/// stores what it is sent, and the stored text is that mended JSON.
+#[test]
+fn lone_surrogates_javascript_writes_are_taken_as_replacement_characters() {
+    let server = InProcessServer::start();
+    let op = op_for(
+        &server,
+        r#"{"source":"auditor","event_kind":"audit","one_liner":"Fixes the parser \ud83d"}"#,
+    );
+    assert_eq!(op["event_kind"], "audit", "{op}");
+    let verdict = server.post_json(
+        "/verdicts",
+        r#"{"pr_number":77,"head_sha":"0123abcd","overall":"approve","one_liner":"Fixes the parser \ud83d","metrics":{"findings_block":0,"findings_warn":0},"audited_at":"2026-04-22T17:20:00.000Z"}"#,
+    );
+    assert_eq!(verdict.status, 201, "{}", verdict.text);
+    let outcome = server.post_json(
+        "/outcomes",
+        r#"{"sig_hash":"pr77-0123abcd","note":"\udc00 then \ud83d\ude00","ok_events":1,"total_events":1}"#,
+    );
+    assert_eq!(outcome.status, 201, "{}", outcome.text);
+    let history = server.get("/prs/77/history");
+    assert_eq!(history.status, 200, "{}", history.text);
+    assert!(
+        history
+            .json
+            .to_string()
+            .contains("Fixes the parser \u{fffd}"),
+        "{}",
+        history.text
+    );
+    let sig = server.get("/sig/pr77-0123abcd");
+    assert!(
+        sig.json.to_string().contains("\u{fffd} then \u{1f600}"),
+        "the pair is kept, the lone half mended: {}",
+        sig.text
+    );
+    // A batch line too.
+    let batch = server.post_ndjson(
+        "/event",
+        "{\"source\":\"mcp\",\"note\":\"\\ud83d\"}\n{\"source\":\"mcp\"}\n",
+    );
+    assert_eq!(batch.json["accepted"], 2, "{}", batch.text);
 }

@@ -243,7 +243,11 @@ fn line_key(
 ) -> Result<Option<String>, LineError> {
     let mentions = |needle: &[u8]| memchr::memmem::find(line, needle).is_some();
     if mentions(b"\"idempotency_key\"") || mentions(b"\"event_id\"") {
-        let own = serde_json::from_slice::<LineKey>(line).ok();
+        // The line as its record is read (lone surrogates mended), so that its key is found
+        // whenever the record is.
+        let own = std::str::from_utf8(line).ok().and_then(|text| {
+            serde_json::from_str::<LineKey>(&crate::jsjson::lone_surrogates_replaced(text)).ok()
+        });
         for (field, value) in own
             .map(|k| {
                 [

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// requests with a body get 503 + Retry-After (at least --max-body)
     #[arg(long, env = "LAKEHOUSE_KB_MAX_INFLIGHT_BYTES", default_value = "64MiB", value_parser = parse_size)]
     pub max_inflight_bytes: usize,
+    /// Most bytes of read answers held at once until sent (clients that do not read their
+    /// answers hold them); beyond it reads get 503 + Retry-After [default: 32 × --max-response;
+    /// at least --max-response]
+    #[arg(long, env = "LAKEHOUSE_KB_MAX_ANSWER_BYTES", value_parser = parse_size)]
+    pub max_answer_bytes: Option<usize>,
     /// Delete events received longer ago than this (e.g. 30days); verdicts and rows are kept
     #[arg(long, env = "LAKEHOUSE_KB_EVENTS_MAX_AGE")]
     pub events_max_age: Option<HumanDuration>,
@@ -146,6 +151,16 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
             args.max_body
         );
     }
+    let max_answer_bytes = args
+        .max_answer_bytes
+        .unwrap_or(args.max_response.saturating_mul(http::ANSWERS_HELD));
+    if max_answer_bytes < args.max_response {
+        anyhow::bail!(
+            "--max-answer-bytes ({max_answer_bytes} bytes) must be at least --max-response ({} \
+             bytes), or no answer of the largest size could ever be sent",
+            args.max_response
+        );
+    }
     let export_interval: Duration = args.export_interval.into();
     Ok(ServiceConfig {
         db_path: global.db_path(),
@@ -163,6 +178,7 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
             stats_top: args.stats_top,
             body_timeout: args.body_timeout.into(),
             max_inflight_bytes: args.max_inflight_bytes,
+            max_answer_bytes,
             backup_dir: Some(
                 args.backup_dir
                     .clone()

@@ -6,11 +6,14 @@
 //! A request's permit lasts until its answer is sent, not just computed: it travels in the
 //! response body and is released when hyper has written (or dropped) the body. So clients that
 //! do not read their answers hold permits, and with them the answers' memory, only until the
-//! connection's write timeout cuts them; they cannot pile up answers beyond the cap.
+//! connection's write timeout cuts them; they cannot pile up answers beyond the cap. The read
+//! gate also bounds the bytes of the answers it holds at once ([`Gate::with_answer_bytes`]):
+//! many clients asking for the largest answers and reading none of them get a 503 once the
+//! answers held pass it, rather than the permits times `--max-response` of memory.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,8 @@ pub struct Gate {
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     timeout: Duration,
+    /// Bytes of the answers this gate's requests hold until sent, and their limit.
+    answers: Option<(Arc<AtomicUsize>, usize)>,
 }
 
 /// When the request timeout ends a request: put in the request's extensions by its gate, so
@@ -64,8 +69,53 @@ impl Gate {
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             timeout,
+            answers: None,
         }
     }
+
+    /// This gate, also holding the answers of its requests (their exact length, until sent) to
+    /// at most `max` bytes at once: an answer that would pass it is a 503 instead.
+    pub fn with_answer_bytes(mut self, max: usize) -> Gate {
+        self.answers = Some((Arc::new(AtomicUsize::new(0)), max));
+        self
+    }
+}
+
+/// Bytes of an answer counted against its gate's limit until dropped.
+struct HeldAnswer {
+    used: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Drop for HeldAnswer {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Counts `response`'s bytes against `gate`'s answer limit, when it has one.
+fn hold_answer(gate: &Gate, response: &Response) -> Result<Option<HeldAnswer>, ApiError> {
+    let Some((used, max)) = &gate.answers else {
+        return Ok(None);
+    };
+    // Every gated answer is whole in memory (JSON); a body of unknown length counts as its
+    // lower bound.
+    let bytes = usize::try_from(response.body().size_hint().lower()).unwrap_or(usize::MAX);
+    used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+        held.checked_add(bytes).filter(|total| total <= max)
+    })
+    .map_err(|held| ApiError::Shed {
+        kind: "answer-bytes",
+        message: format!(
+            "answers not yet sent hold {held} bytes and this one has {bytes} more, over the \
+             limit of {max}; retry shortly"
+        ),
+        retry_after_secs: 1,
+    })?;
+    Ok(Some(HeldAnswer {
+        used: used.clone(),
+        bytes,
+    }))
 }
 
 /// Middleware: admits the request if a permit is free, and bounds its time.
@@ -89,7 +139,10 @@ pub async fn gate(
     let queued = Arc::new(AtomicBool::new(false));
     let run = QUEUED.scope(queued.clone(), next.run(request));
     match tokio::time::timeout_at(deadline.into(), run).await {
-        Ok(response) => Ok(response.map(|body| Body::new(HoldUntilSent::new(body, permit)))),
+        Ok(response) => {
+            let held = hold_answer(&gate, &response)?;
+            Ok(response.map(|body| Body::new(HoldUntilSent::new(body, permit, held))))
+        }
         // Queued for a commit: the commit may still happen, so the client is not told to
         // retry as if nothing was stored (no Retry-After); a retry with its idempotency key
         // learns what became of it.
@@ -117,14 +170,15 @@ pub async fn gate(
 /// asked again, hyper polls only once its write buffer has drained.
 struct HoldUntilSent {
     body: Body,
-    permit: Option<OwnedSemaphorePermit>,
+    /// The permit, and the answer's bytes when its gate counts them; released together.
+    permit: Option<(OwnedSemaphorePermit, Option<HeldAnswer>)>,
 }
 
 impl HoldUntilSent {
-    fn new(body: Body, permit: OwnedSemaphorePermit) -> HoldUntilSent {
+    fn new(body: Body, permit: OwnedSemaphorePermit, held: Option<HeldAnswer>) -> HoldUntilSent {
         HoldUntilSent {
             body,
-            permit: Some(permit),
+            permit: Some((permit, held)),
         }
     }
 }

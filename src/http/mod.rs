@@ -47,6 +47,10 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::writer::Writer;
 
+/// The default of `--max-answer-bytes`, in units of `--max-response`: the answers of reads
+/// held at once until sent (see `limits.rs`).
+pub const ANSWERS_HELD: usize = 32;
+
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -72,6 +76,8 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Bytes of request bodies being read or handled at once; beyond it, 503 + Retry-After.
     pub max_inflight_bytes: usize,
+    /// Bytes of read answers held at once until sent; beyond it, 503 + Retry-After.
+    pub max_answer_bytes: usize,
     /// Where `POST /backup` writes (`DIR/NAME/kb.redb`); `None`: `backups` beside the database.
     pub backup_dir: Option<std::path::PathBuf>,
     /// Server-made backups kept: the oldest beyond it are removed after each new one.
@@ -92,6 +98,7 @@ impl Default for ServerConfig {
             stats_top: 100,
             body_timeout: Duration::from_secs(10),
             max_inflight_bytes: 64 << 20,
+            max_answer_bytes: ANSWERS_HELD * (8 << 20),
             backup_dir: None,
             backup_keep: 7,
         }
@@ -225,7 +232,8 @@ pub fn app(state: AppState) -> Router {
     let config = &state.config;
     let write_gate =
         limits::Gate::new("write", config.max_writes_in_flight, config.request_timeout);
-    let read_gate = limits::Gate::new("read", config.max_reads_in_flight, config.request_timeout);
+    let read_gate = limits::Gate::new("read", config.max_reads_in_flight, config.request_timeout)
+        .with_answer_bytes(config.max_answer_bytes);
     let body_gate = body::BodyGate::new(
         config.max_body_bytes,
         config.body_timeout,

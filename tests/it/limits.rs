@@ -253,6 +253,67 @@ fn stats_lists_the_most_frequent_keys_and_counts_the_rest() {
     assert_ne!(server.stats()["last_seq"], stats["last_seq"]);
 }
 
+/// Found by a hostile client at f3eedc8: 256 clients that asked for 8 MiB answers and read none
+/// of them held 2.2 GB (every read permit times `--max-response`). Now the answers held until
+/// sent are bounded in bytes (`--max-answer-bytes`, 32 × `--max-response` by default): a read
+/// whose answer would pass it is a 503 at once, and a small one still fits.
+#[test]
+fn answers_not_read_are_bounded_in_bytes() {
+    let server = TestServer::start_with(
+        &[
+            "--max-body",
+            "2MiB",
+            "--max-response",
+            "8MiB",
+            "--max-answer-bytes",
+            "20MiB",
+            "--write-timeout",
+            "60s",
+        ],
+        &[],
+    );
+    let summary = "s".repeat(1 << 20);
+    for i in 0..6 {
+        post_event(
+            &server,
+            &json!({"source": "bot", "sig_hash": "big", "i": i, "input_summary": summary}),
+        );
+    }
+    // About 6 MiB each, more than the kernel's buffers hold for a reader that never reads.
+    let request = "GET /sig/big?limit=1000 HTTP/1.1\r\nhost: x\r\n\r\n";
+    let stalled: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = small_buffered(&server);
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    for stream in &stalled {
+        let mut status = [0; 12];
+        wait_for(Duration::from_secs(60), "no answer began", || {
+            stream.peek(&mut status).unwrap() == status.len()
+        });
+        assert_eq!(&status, b"HTTP/1.1 200");
+    }
+    // About 18 MiB held: one more such answer would pass 20 MiB; a small one fits.
+    let shed = server.get("/sig/big?limit=1000");
+    assert_eq!(
+        shed.status,
+        503,
+        "{}",
+        &shed.text[..shed.text.len().min(300)]
+    );
+    assert_eq!(shed.retry_after.as_deref(), Some("1"));
+    assert!(shed.text.contains("answers not yet sent"), "{}", shed.text);
+    assert_eq!(server.get("/stats").status, 200);
+    drop(stalled);
+    wait_for(
+        Duration::from_secs(30),
+        "the answers' bytes never came back",
+        || server.get("/sig/big?limit=1000").status == 200,
+    );
+}
+
 /// At 669becd a read's permit was released when its answer was computed, not sent, and no
 /// write ever timed out: 60 clients that asked for `/stats` and never read held 3 GB for 60 s.
 /// Now the permit lasts until the answer is sent, and the write timeout cuts the connection.

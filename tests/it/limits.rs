@@ -48,6 +48,38 @@ fn post_event(server: &Http, body: &Value) -> u64 {
     answer.json["seq"].as_u64().unwrap()
 }
 
+/// Stores `events` events of 1 MiB under sig_hash `big`, then asks for them on `n` connections
+/// that never read (small receive buffers); returns once every answer has begun (its status
+/// line peeked at without reading it, which would let the server go on).
+fn stalled_big_answers(server: &Http, events: usize, n: usize) -> Vec<TcpStream> {
+    let summary = "s".repeat(1 << 20);
+    for i in 0..events {
+        post_event(
+            server,
+            &json!({"source": "bot", "sig_hash": "big", "i": i, "input_summary": summary}),
+        );
+    }
+    let request = "GET /sig/big?limit=1000 HTTP/1.1\r\nhost: x\r\n\r\n";
+    let stalled: Vec<TcpStream> = (0..n)
+        .map(|_| {
+            let mut stream = small_buffered(server);
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    for stream in &stalled {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut status = [0; 12];
+        wait_for(Duration::from_secs(60), "no answer began", || {
+            stream.peek(&mut status).unwrap() == status.len()
+        });
+        assert_eq!(&status, b"HTTP/1.1 200");
+    }
+    stalled
+}
+
 /// Follows a route's cursor to the end; checks every answer against the budget and returns the
 /// items, page by page.
 fn all_pages(
@@ -272,29 +304,9 @@ fn answers_not_read_are_bounded_in_bytes() {
         ],
         &[],
     );
-    let summary = "s".repeat(1 << 20);
-    for i in 0..6 {
-        post_event(
-            &server,
-            &json!({"source": "bot", "sig_hash": "big", "i": i, "input_summary": summary}),
-        );
-    }
-    // About 6 MiB each, more than the kernel's buffers hold for a reader that never reads.
-    let request = "GET /sig/big?limit=1000 HTTP/1.1\r\nhost: x\r\n\r\n";
-    let stalled: Vec<TcpStream> = (0..3)
-        .map(|_| {
-            let mut stream = small_buffered(&server);
-            stream.write_all(request.as_bytes()).unwrap();
-            stream
-        })
-        .collect();
-    for stream in &stalled {
-        let mut status = [0; 12];
-        wait_for(Duration::from_secs(60), "no answer began", || {
-            stream.peek(&mut status).unwrap() == status.len()
-        });
-        assert_eq!(&status, b"HTTP/1.1 200");
-    }
+    // Pages of three events (about 6 MiB), more than the kernel's buffers hold for a reader
+    // that never reads.
+    let stalled = stalled_big_answers(&server, 6, 3);
     // About 18 MiB held: one more such answer would pass 20 MiB; a small one fits.
     let shed = server.get("/sig/big?limit=1000");
     assert_eq!(
@@ -334,35 +346,10 @@ fn clients_that_never_read_hold_read_permits_only_until_the_write_timeout() {
         // Each connection cut is a debug line naming its peer.
         &[("LAKEHOUSE_KB_LOG", "lakehouse_kb=debug")],
     );
-    let summary = "s".repeat(1 << 20);
-    for i in 0..8 {
-        post_event(
-            &server,
-            &json!({"source": "bot", "sig_hash": "big", "i": i, "input_summary": summary}),
-        );
-    }
     // About 16 MiB each: far more than the kernel's buffers hold for a reader that never
-    // reads (4 MiB on the server's side at most, and 4 KiB on the client's).
-    let request = "GET /sig/big?limit=1000 HTTP/1.1\r\nhost: x\r\n\r\n";
-    let mut stalled: Vec<TcpStream> = (0..n_stalled)
-        .map(|_| {
-            let mut stream = small_buffered(&server);
-            stream.write_all(request.as_bytes()).unwrap();
-            stream
-        })
-        .collect();
-    // Once every stalled answer has begun (its status line can be peeked at without reading
-    // it, which would let the server go on), they hold every read permit.
-    for stream in &stalled {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut status = [0; 12];
-        wait_for(Duration::from_secs(60), "no answer began", || {
-            stream.peek(&mut status).unwrap() == status.len()
-        });
-        assert_eq!(&status, b"HTTP/1.1 200");
-    }
+    // reads (4 MiB on the server's side at most, and 4 KiB on the client's). Once every
+    // stalled answer has begun, they hold every read permit.
+    let mut stalled = stalled_big_answers(&server, 8, n_stalled);
     let busy = server.get("/stats");
     assert_eq!(busy.status, 503, "{}", busy.text);
     assert!(

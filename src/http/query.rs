@@ -41,9 +41,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        refuse_bad_utf8(parts.uri.query().unwrap_or(""))?;
         let Query(params) = Query::<Params>::from_request_parts(parts, state).await?;
         Ok(params)
     }
+}
+
+/// A 400 naming the parameter whose name or value is not UTF-8 once percent-decoded, as a
+/// path's is: the form decoding behind `Query` would read it as U+FFFD instead (`repo=%ff`
+/// would be the repository "\u{fffd}").
+fn refuse_bad_utf8(query: &str) -> Result<(), ApiError> {
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decodes = |text: &str| {
+            percent_encoding::percent_decode_str(&text.replace('+', " "))
+                .decode_utf8()
+                .is_ok()
+        };
+        if !decodes(name) || !decodes(value) {
+            let shown = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            return Err(ApiError::bad_request(
+                shown.as_ref(),
+                format!("query parameter {shown:?} is not valid UTF-8 once percent-decoded"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The one path parameter of a route, as text; a bad percent-encoding is a JSON 400.

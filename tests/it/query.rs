@@ -549,3 +549,20 @@ fn every_route_answers_with_json() {
     }
     assert_eq!(walked, lakehouse_kb::http::routes().len());
 }
+
+/// Found by a hostile client at f3eedc8: `?repo=%ff` was the repository "\u{fffd}" while
+/// `/sig/%ff` was a 400. Every query parameter is now refused by name when it is not UTF-8
+/// once percent-decoded; valid percent-encoded UTF-8 reads as before.
+#[test]
+fn query_parameters_that_are_not_utf8_are_a_400_naming_them() {
+    let server = InProcessServer::start();
+    for (path, field) in [
+        ("/prs/10/history?repo=%ff", "repo"),
+        ("/events?source=%C3%28", "source"),
+        ("/events?limit=5&event_kind=a%80b", "event_kind"),
+    ] {
+        assert_error(&server.get(path), 400, field, "not valid UTF-8");
+    }
+    assert_eq!(server.get("/events?event_kind=caf%C3%A9+x").status, 200);
+    assert_eq!(server.get("/prs/10/history?repo=acme%2Fkb").status, 200);
+}

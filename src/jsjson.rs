@@ -27,10 +27,7 @@ pub fn lone_surrogates_replaced(text: &str) -> Cow<'_, str> {
     let mut mended: Option<String> = None;
     let mut copied = 0;
     let mut at = 0;
-    while let Some(found) = bytes
-        .get(at..)
-        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
-    {
+    while let Some(found) = bytes.get(at..).and_then(|rest| memchr::memchr(b'\\', rest)) {
         at += found;
         let Some(unit) = unit_at(at) else {
             // Another escape (`\\` included): its two bytes are not the start of one.
@@ -63,6 +60,12 @@ pub fn lone_surrogates_replaced(text: &str) -> Cow<'_, str> {
             Cow::Owned(out)
         }
     }
+}
+
+/// Parses JSON `text` as JavaScript's `JSON.parse` reads it as far as a Rust value can hold it:
+/// lone surrogates as U+FFFD ([`lone_surrogates_replaced`]).
+pub fn parse_js<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_str(&lone_surrogates_replaced(text))
 }
 
 /// `JSON.stringify(x)` for a number: like `number_to_string`, but NaN and ±Infinity are written as

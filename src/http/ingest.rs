@@ -245,9 +245,9 @@ fn line_key(
     if mentions(b"\"idempotency_key\"") || mentions(b"\"event_id\"") {
         // The line as its record is read (lone surrogates mended), so that its key is found
         // whenever the record is.
-        let own = std::str::from_utf8(line).ok().and_then(|text| {
-            serde_json::from_str::<LineKey>(&crate::jsjson::lone_surrogates_replaced(text)).ok()
-        });
+        let own = std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| crate::jsjson::parse_js::<LineKey>(text).ok());
         for (field, value) in own
             .map(|k| {
                 [

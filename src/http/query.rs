@@ -53,8 +53,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 fn refuse_bad_utf8(query: &str) -> Result<(), ApiError> {
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        // `+` (a space in a form) is ASCII either way: it cannot make text invalid.
         let decodes = |text: &str| {
-            percent_encoding::percent_decode_str(&text.replace('+', " "))
+            percent_encoding::percent_decode_str(text)
                 .decode_utf8()
                 .is_ok()
         };

@@ -86,7 +86,7 @@ pub fn parse_object_line(bytes: &[u8]) -> Result<(&str, Map<String, Value>), Mal
     let text = as_text(bytes)?;
     // The line is kept as the legacy writer wrote it (its export is the same bytes); a lone
     // surrogate in it, which JavaScript wrote, is read as U+FFFD.
-    match serde_json::from_str::<Value>(&crate::jsjson::lone_surrogates_replaced(text)) {
+    match crate::jsjson::parse_js::<Value>(text) {
         Ok(Value::Object(obj)) => Ok((text, obj)),
         Ok(other) => Err(Malformed::NotAnObject(crate::model::json_type(&other))),
         Err(e) => Err(Malformed::BadJson(e.to_string())),
@@ -122,7 +122,7 @@ pub fn parse_row(bytes: &[u8]) -> Result<(&str, RowHead), Malformed> {
             .err()
             .unwrap_or(Malformed::NotAnObject("an object")));
     }
-    serde_json::from_str::<RowHead>(&crate::jsjson::lone_surrogates_replaced(text))
+    crate::jsjson::parse_js::<RowHead>(text)
         .map(|head| (text, head))
         .map_err(|e| Malformed::BadJson(e.to_string()))
 }

@@ -238,9 +238,7 @@ fn audit_verdict(text: &str, file_text: Option<String>) -> Result<(Verdict, PutK
     {
         return Ok((verdict, PutKind::VerdictFromFile));
     }
-    let row =
-        serde_json::from_str::<Map<String, Value>>(&crate::jsjson::lone_surrogates_replaced(text))
-            .map_err(|e| e.to_string())?;
+    let row = crate::jsjson::parse_js::<Map<String, Value>>(text).map_err(|e| e.to_string())?;
     verdicts::verdict_from_row(&row)
         .map(|v| (v, PutKind::VerdictFromRow))
         .map_err(|e| e.message)

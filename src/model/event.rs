@@ -8,7 +8,10 @@
 use serde_json::{Map, Value};
 
 use super::repo::Repo;
-use super::{FieldError, JsField, MAX_KEY_BYTES, check_key_len, js_field, js_string, parse_object};
+use super::{
+    FieldError, JsField, MAX_KEY_BYTES, check_key_len, js_field, js_string, parse_kept,
+    parse_object,
+};
 use crate::jsjson::{self, ObjectWriter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,10 +71,7 @@ pub struct ObservedEvent {
 impl ObservedEvent {
     /// Applies the observer's rules to a body received at `now` (an ISO 8601 timestamp).
     pub fn parse(text: &str, now: &str) -> Result<ObservedEvent, FieldError> {
-        let text = crate::jsjson::lone_surrogates_replaced(
-            text.trim_matches(|c: char| c.is_ascii_whitespace()),
-        );
-        let body = parse_object(&text)?;
+        let (text, body) = parse_kept(text)?;
         let (op, source_original) = observe(&body, now)?;
         Ok(ObservedEvent {
             op,

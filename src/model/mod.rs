@@ -15,6 +15,8 @@ pub use outcome::OutcomeRow;
 pub use repo::Repo;
 pub use verdict::{Overall, Verdict};
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 /// Longest sig_hash, event_kind or source accepted: they become index keys.
@@ -91,11 +93,25 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, FieldError> {
     })
 }
 
-/// Parses a request or file body that must be one JSON object.
-/// Lone surrogates, which JavaScript's `JSON.parse` takes, are read as U+FFFD
-/// ([`crate::jsjson::lone_surrogates_replaced`]); callers that keep the text keep it mended.
+/// Parses a request or file body that must be one JSON object. Lone surrogates, which
+/// JavaScript's `JSON.parse` takes, are read as U+FFFD ([`crate::jsjson::parse_js`]).
 pub(crate) fn parse_object(text: &str) -> Result<Map<String, Value>, FieldError> {
-    match serde_json::from_str::<Value>(&crate::jsjson::lone_surrogates_replaced(text)) {
+    object_of(crate::jsjson::parse_js(text))
+}
+
+/// A body that is kept as well as read: trimmed of surrounding ASCII whitespace and mended
+/// (lone surrogates as `\ufffd`, so that what is kept is JSON every reader takes), with its
+/// object. The text is scanned for lone surrogates once.
+pub(crate) fn parse_kept(text: &str) -> Result<(Cow<'_, str>, Map<String, Value>), FieldError> {
+    let text = crate::jsjson::lone_surrogates_replaced(
+        text.trim_matches(|c: char| c.is_ascii_whitespace()),
+    );
+    let obj = object_of(serde_json::from_str(&text))?;
+    Ok((text, obj))
+}
+
+fn object_of(parsed: serde_json::Result<Value>) -> Result<Map<String, Value>, FieldError> {
+    match parsed {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(FieldError::new(
             "body",

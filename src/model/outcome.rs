@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::repo::Repo;
-use super::{FieldError, MAX_KEY_BYTES, check_key_len, describe, parse_object};
+use super::{FieldError, MAX_KEY_BYTES, check_key_len, describe, parse_kept};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeRow {
@@ -33,10 +33,7 @@ impl OutcomeRow {
     /// Reads one row. Surrounding whitespace (a trailing newline) is not part of the row; a line
     /// break inside it is refused, since the row must stay one line of the JSONL file.
     pub fn parse(bytes: &[u8], rule: SigHashRule) -> Result<OutcomeRow, FieldError> {
-        let text = crate::jsjson::lone_surrogates_replaced(
-            super::utf8(bytes)?.trim_matches(|c: char| c.is_ascii_whitespace()),
-        );
-        let text = text.as_ref();
+        let text = super::utf8(bytes)?.trim_matches(|c: char| c.is_ascii_whitespace());
 
         if text.contains(['\n', '\r']) {
             return Err(FieldError::new(
@@ -44,7 +41,7 @@ impl OutcomeRow {
                 "an outcome row must be a single line of JSON (it contains a line break)",
             ));
         }
-        let obj = parse_object(text)?;
+        let (text, obj) = parse_kept(text)?;
         let sig_hash = match (obj.get("sig_hash"), rule) {
             (Some(Value::String(s)), _) if !s.is_empty() => s.clone(),
             (_, SigHashRule::Optional) => String::new(),
@@ -73,7 +70,7 @@ impl OutcomeRow {
             SigHashRule::Optional => Repo::of_line(&obj),
         };
         Ok(OutcomeRow {
-            line: text.to_owned(),
+            line: text.into_owned(),
             sig_hash,
             kind,
             repo,

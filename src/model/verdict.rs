@@ -8,7 +8,7 @@ use super::claims::{Claim, claims_of};
 use super::event::{ObservedOp, Source};
 use super::finding::{Finding, findings_of};
 use super::repo::Repo;
-use super::{FieldError, JsField, describe, js_field, parse_object};
+use super::{FieldError, JsField, describe, js_field, parse_kept};
 use crate::jsjson::ObjectWriter;
 
 /// Largest integer JavaScript represents exactly; beyond it the legacy writers printed rounded
@@ -64,10 +64,7 @@ pub struct Verdict {
 impl Verdict {
     /// Parses and validates one verdict JSON document.
     pub fn parse(text: &str) -> Result<Verdict, FieldError> {
-        let text = crate::jsjson::lone_surrogates_replaced(
-            text.trim_matches(|c: char| c.is_ascii_whitespace()),
-        );
-        let obj = parse_object(&text)?;
+        let (text, obj) = parse_kept(text)?;
         Verdict::from_object(&obj, text.into_owned())
     }
 

@@ -445,6 +445,8 @@ impl Search<'_> {
         let mut ranked: Vec<(u64, u64)> = top.into_iter().map(|Reverse(key)| key).collect();
         ranked.sort_unstable_by(|a, b| b.cmp(a));
         let mut scratch = Scratch::for_claims(claims);
+        // By query claim: where its best match is in the candidate's list, [`NO_BEST`] if none.
+        let mut best_at = vec![NO_BEST; claims];
         let mut out = Vec::with_capacity(ranked.len());
         for (score, seq) in ranked {
             budget.walk(n as u64)?;
@@ -462,7 +464,9 @@ impl Search<'_> {
             }
             let from = exact.partition_point(|&(s, _)| s < seq);
             let to = exact.partition_point(|&(s, _)| s <= seq);
-            if let Some(found) = self.score(seq, &mut scratch, &exact[from..to], budget)? {
+            if let Some(found) =
+                self.score(seq, &mut scratch, &mut best_at, &exact[from..to], budget)?
+            {
                 debug_assert_eq!(found.score, f64::from_bits(score));
                 out.push(found);
             }
@@ -484,7 +488,6 @@ impl Search<'_> {
             gathered,
             raw,
             touched,
-            ..
         } = scratch;
         gathered.sort_unstable_by_key(|&(doc, t, _)| (doc, t));
         for group in gathered.chunk_by(|a, b| a.0 == b.0) {
@@ -513,14 +516,15 @@ impl Search<'_> {
 
     /// A verdict's score from its gathered postings and exact matches: per query claim its
     /// best match (an exact one first, then the highest score, then the earlier claim), summed.
+    /// `best_at` is by query claim, [`NO_BEST`] throughout, and left so.
     fn score(
         &self,
         seq: u64,
         scratch: &mut Scratch,
+        best_at: &mut [usize],
         exact: &[(u64, usize)],
         budget: &mut ReadBudget,
     ) -> Result<Option<Ranked>, StoreError> {
-        let mut best_at = std::mem::take(&mut scratch.best_at);
         let mut bests: Vec<(usize, Best)> = Vec::with_capacity(exact.len());
         for &(_, query) in exact {
             best_at[query] = bests.len();
@@ -559,7 +563,6 @@ impl Search<'_> {
         for &(query, _) in &bests {
             best_at[query] = NO_BEST;
         }
-        scratch.best_at = best_at;
         scored?;
         if bests.is_empty() {
             return Ok(None);
@@ -570,7 +573,7 @@ impl Search<'_> {
     }
 }
 
-/// [`Scratch::best_at`] of a query claim with no best yet.
+/// A query claim's place in a candidate's best matches before it has one.
 const NO_BEST: usize = usize::MAX;
 
 /// Buffers reused from one candidate verdict to the next, indexed by query claim where they
@@ -584,8 +587,6 @@ struct Scratch {
     raw: Vec<(f64, u64)>,
     /// The query claims `raw` holds for the doc, in the order first met.
     touched: Vec<usize>,
-    /// By query claim: where its best match is in the candidate's list, [`NO_BEST`] if none.
-    best_at: Vec<usize>,
 }
 
 impl Scratch {
@@ -594,7 +595,6 @@ impl Scratch {
             gathered: Vec::new(),
             raw: vec![(0.0, 0); claims],
             touched: Vec::new(),
-            best_at: vec![NO_BEST; claims],
         }
     }
 }

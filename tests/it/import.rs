@@ -591,4 +591,12 @@ fn legacy_lines_with_lone_surrogates_are_kept_as_written() {
         .unwrap();
     assert_eq!(records.items.len(), 1, "{:?}", records.items);
     exports_as(store, &dir.path().join("out"), &outcomes, &ops);
+    // Served mended: the kept line is not JSON serde reads as it is.
+    let server = crate::support::InProcessServer::start_in(dir.path(), &[]);
+    let sig = server.get("/sig/pr9-0badcafe");
+    assert!(
+        sig.json.to_string().contains("half \u{fffd} and \u{fffd}"),
+        "{}",
+        sig.text
+    );
 }

@@ -471,6 +471,13 @@ fn a_verdict_giving_claims_twice_is_indexed_by_the_last_and_checks_clean() {
 /// of one term are read in 8 blocks (too few reads to reach a check of the budget), then scored
 /// once per query claim, 500 times over. Before the scoring loop checked the budget, this search
 /// ran to its end however long ago its request had been abandoned.
+/// An empty store in a temporary directory (gone with the directory).
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    (dir, store)
+}
+
 /// Stores one verdict per PR `0..prs`, with the claims `claims_of(pr)`, in one commit.
 fn write_verdicts(store: &Store, prs: u64, claims_of: impl Fn(u64) -> Vec<String>) {
     let puts: Vec<Put> = (0..prs)
@@ -502,8 +509,7 @@ fn text_query(texts: impl Iterator<Item = String>, limit: usize, min_score: f64)
 
 #[test]
 fn an_abandoned_search_stops_while_it_scores() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    let (_dir, store) = temp_store();
     write_verdicts(&store, 1_000, |pr| {
         (0..5)
             .map(|c| match c {
@@ -544,8 +550,7 @@ fn an_abandoned_search_stops_while_it_scores() {
 /// per posting and query claim holding its term.
 #[test]
 fn a_search_of_many_claims_sharing_words_stops_at_its_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    let (_dir, store) = temp_store();
     // Eight claims a verdict (no claim past the search's slots): the search's first pass is
     // quick, and the detail of the best candidates is where the time went.
     write_verdicts(&store, 300, |pr| {

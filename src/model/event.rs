@@ -205,27 +205,68 @@ fn owned(field: JsField<&str>) -> JsField<String> {
     }
 }
 
+/// An op's line fields, borrowed: what [`ObservedOp::to_line`] writes, and what a verdict's
+/// observer event is written from by the export without building the op
+/// (`AuditFields::write_op_line`): one writer for both.
+#[derive(Debug, Clone, Copy)]
+pub struct OpLine<'a> {
+    pub timestamp: &'a str,
+    pub endpoint: &'a str,
+    pub input_summary: &'a str,
+    pub success: bool,
+    pub duration_ms: f64,
+    pub output_summary: &'a str,
+    pub error: JsField<&'a str>,
+    pub source: Source,
+    pub staffer_id: JsField<&'a str>,
+    pub sig_hash: JsField<&'a str>,
+    pub event_kind: JsField<&'a str>,
+    /// `None` for the default namespace.
+    pub repo: Option<&'a str>,
+}
+
+impl OpLine<'_> {
+    /// The line, appended to `out`.
+    pub fn write(&self, out: &mut String) {
+        let mut op = ObjectWriter::new(out);
+        op.str("timestamp", self.timestamp)
+            .str("endpoint", self.endpoint)
+            .str("input_summary", self.input_summary)
+            .bool("success", self.success)
+            .num("duration_ms", self.duration_ms)
+            .str("output_summary", self.output_summary);
+        optional(&mut op, "error", self.error);
+        op.str("source", self.source.as_str());
+        optional(&mut op, "staffer_id", self.staffer_id);
+        optional(&mut op, "sig_hash", self.sig_hash);
+        optional(&mut op, "event_kind", self.event_kind);
+        if let Some(repo) = self.repo {
+            op.str("repo", repo);
+        }
+        op.finish();
+    }
+}
+
 impl ObservedOp {
     /// The op's `ops.jsonl` line without the newline: `JSON.stringify(op)` in the observer's field
     /// order, undefined fields left out, null fields written as `null`.
     pub fn to_line(&self) -> String {
         let mut out = String::with_capacity(256 + self.output_summary.len());
-        let mut op = ObjectWriter::new(&mut out);
-        op.str("timestamp", &self.timestamp)
-            .str("endpoint", &self.endpoint)
-            .str("input_summary", &self.input_summary)
-            .bool("success", self.success)
-            .num("duration_ms", self.duration_ms)
-            .str("output_summary", &self.output_summary);
-        optional(&mut op, "error", &self.error);
-        op.str("source", self.source.as_str());
-        optional(&mut op, "staffer_id", &self.staffer_id);
-        optional(&mut op, "sig_hash", &self.sig_hash);
-        optional(&mut op, "event_kind", &self.event_kind);
-        if let Some(repo) = self.repo.name() {
-            op.str("repo", repo);
+        OpLine {
+            timestamp: &self.timestamp,
+            endpoint: &self.endpoint,
+            input_summary: &self.input_summary,
+            success: self.success,
+            duration_ms: self.duration_ms,
+            output_summary: &self.output_summary,
+            error: self.error.as_deref(),
+            source: self.source,
+            staffer_id: self.staffer_id.as_deref(),
+            sig_hash: self.sig_hash.as_deref(),
+            event_kind: self.event_kind.as_deref(),
+            repo: self.repo.name(),
         }
-        op.finish();
+        .write(&mut out);
         out
     }
 
@@ -319,7 +360,7 @@ fn line_duration_ms(obj: &Map<String, Value>) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn optional(op: &mut ObjectWriter<'_>, key: &str, field: &JsField<String>) {
+fn optional(op: &mut ObjectWriter<'_>, key: &str, field: JsField<&str>) {
     match field {
         JsField::Absent => {}
         JsField::Null => {

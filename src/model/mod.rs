@@ -61,6 +61,17 @@ pub enum JsField<T> {
     Value(T),
 }
 
+impl JsField<String> {
+    /// The same field, borrowing its text.
+    pub fn as_deref(&self) -> JsField<&str> {
+        match self {
+            JsField::Absent => JsField::Absent,
+            JsField::Null => JsField::Null,
+            JsField::Value(s) => JsField::Value(s),
+        }
+    }
+}
+
 impl<T> JsField<T> {
     /// The value, treating null like absent (JavaScript's `??`).
     pub fn value(&self) -> Option<&T> {

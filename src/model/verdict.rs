@@ -2,10 +2,12 @@
 //! validation rules, and the two legacy records a verdict used to produce — the KB outcome row
 //! of `appendVerdictToKbOutcomes` (§2) and the observer payload of `indexVerdictToObserver` (§4).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::claims::{Claim, claims_of};
-use super::event::{ObservedOp, Source};
+use super::event::{ObservedOp, OpLine, Source};
 use super::finding::{Finding, findings_of};
 use super::repo::Repo;
 use super::{FieldError, JsField, describe, js_field, parse_kept};
@@ -158,46 +160,30 @@ impl Verdict {
 
     /// `(audit_duration_ms ?? 0) / 1000`, as the KB row's `elapsed_secs`.
     pub fn elapsed_secs(&self) -> f64 {
-        self.audit_duration_ms.value().copied().unwrap_or(0.0) / 1000.0
+        self.audit_fields().elapsed_secs()
+    }
+
+    /// The fields its KB row and observer event are written from.
+    pub fn audit_fields(&self) -> AuditFields<'_> {
+        AuditFields {
+            pr_number: self.pr_number,
+            head_sha: &self.head_sha,
+            audited_at: &self.audited_at,
+            overall: self.overall,
+            one_liner: &self.one_liner,
+            findings_block: self.findings_block,
+            findings_warn: self.findings_warn,
+            findings_info: self.findings_info,
+            audit_duration_ms: self.audit_duration_ms,
+            repo: self.repo.name(),
+        }
     }
 
     /// The `kind:"audit"` line `appendVerdictToKbOutcomes` appended for this verdict, without
     /// the trailing newline: `JSON.stringify(row)` with the legacy key order.
     pub fn kb_outcome_line(&self) -> String {
         let mut out = String::with_capacity(320 + self.one_liner.len());
-        let mut row = ObjectWriter::new(&mut out);
-        row.str("kind", "audit")
-            .str("sig_hash", &self.sig_hash())
-            .str("audited_at", &self.audited_at)
-            .uint("pr_number", self.pr_number)
-            .str("head_sha", &self.head_sha)
-            .str("overall", self.overall.as_str())
-            .str("one_liner", &self.one_liner)
-            .uint("ok_events", u64::from(self.overall == Overall::Approve))
-            .uint("total_events", 1)
-            .with("findings", |out| {
-                let mut findings = ObjectWriter::new(out);
-                findings
-                    .uint("block", self.findings_block)
-                    .uint("warn", self.findings_warn);
-                match self.findings_info {
-                    JsField::Absent => {}
-                    JsField::Null => {
-                        findings.null("info");
-                    }
-                    JsField::Value(n) => {
-                        findings.uint("info", n);
-                    }
-                }
-                findings.finish();
-            })
-            .num("elapsed_secs", self.elapsed_secs());
-        // A verdict of a named repository says so, last, so that legacy readers (which ignore
-        // unknown keys) read the row as before; rows of the default namespace are unchanged.
-        if let Some(repo) = self.repo.name() {
-            row.str("repo", repo);
-        }
-        row.finish();
+        self.audit_fields().write_kb_outcome_line(&mut out);
         out
     }
 
@@ -240,8 +226,8 @@ impl Verdict {
     pub fn observed_op(&self, timestamp: String) -> ObservedOp {
         ObservedOp {
             timestamp,
-            endpoint: "auditor:verdict".to_owned(),
-            input_summary: "audit ?×? in ?, ?".to_owned(),
+            endpoint: VERDICT_ENDPOINT.to_owned(),
+            input_summary: VERDICT_INPUT_SUMMARY.to_owned(),
             success: self.overall == Overall::Approve,
             duration_ms: self.audit_duration_ms.value().copied().unwrap_or(0.0),
             output_summary: self.one_liner.clone(),
@@ -249,7 +235,7 @@ impl Verdict {
             source: Source::Auditor,
             staffer_id: JsField::Absent,
             sig_hash: JsField::Value(self.sig_hash()),
-            event_kind: JsField::Value("audit".to_owned()),
+            event_kind: JsField::Value(VERDICT_EVENT_KIND.to_owned()),
             repo: self.repo.clone(),
         }
     }
@@ -257,8 +243,134 @@ impl Verdict {
 
 /// `pr{pr_number}-{head_sha[..8]}`; `head_sha` must be validated hex (ASCII) of 8+ digits.
 pub fn sig_hash(pr_number: u64, head_sha: &str) -> String {
-    format!("pr{pr_number}-{}", head_sha.get(..8).unwrap_or(head_sha))
+    sig_hash_in(pr_number, head_sha, &mut [0; SIG_HASH_BYTES]).into_owned()
 }
+
+/// Bytes of the longest sig_hash of a validated verdict: `pr`, 20 digits, `-`, 8 hex digits.
+const SIG_HASH_BYTES: usize = 31;
+
+/// [`sig_hash`] written into `buf` (the export writes one per recomputed line); allocated only
+/// when it does not fit, which a validated `head_sha` never makes it do.
+fn sig_hash_in<'b>(
+    pr_number: u64,
+    head_sha: &str,
+    buf: &'b mut [u8; SIG_HASH_BYTES],
+) -> Cow<'b, str> {
+    let mut digits = itoa::Buffer::new();
+    let parts = [
+        "pr",
+        digits.format(pr_number),
+        "-",
+        head_sha.get(..8).unwrap_or(head_sha),
+    ];
+    let len = parts.iter().map(|p| p.len()).sum::<usize>();
+    if len > buf.len() {
+        return Cow::Owned(parts.concat());
+    }
+    let mut at = 0;
+    for part in parts {
+        buf[at..at + part.len()].copy_from_slice(part.as_bytes());
+        at += part.len();
+    }
+    // Whole strs laid end to end.
+    Cow::Borrowed(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+}
+
+/// The fields a verdict's KB row and observer event are written from, borrowed: from a parsed
+/// [`Verdict`] when it is stored, and from a stored verdict's head when the export recomputes
+/// its lines (no verdict built, no field copied). One writer serves both, so a line
+/// the export recomputes is the line that was compared with the record before a reference to
+/// it was stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuditFields<'a> {
+    pub pr_number: u64,
+    pub head_sha: &'a str,
+    pub audited_at: &'a str,
+    pub overall: Overall,
+    pub one_liner: &'a str,
+    pub findings_block: u64,
+    pub findings_warn: u64,
+    pub findings_info: JsField<u64>,
+    pub audit_duration_ms: JsField<f64>,
+    /// `None` for the default namespace.
+    pub repo: Option<&'a str>,
+}
+
+impl AuditFields<'_> {
+    /// `(audit_duration_ms ?? 0) / 1000`, as the KB row's `elapsed_secs`.
+    pub fn elapsed_secs(&self) -> f64 {
+        self.audit_duration_ms.value().copied().unwrap_or(0.0) / 1000.0
+    }
+
+    /// [`Verdict::kb_outcome_line`], appended to `out`.
+    pub fn write_kb_outcome_line(&self, out: &mut String) {
+        let mut sig = [0; SIG_HASH_BYTES];
+        let mut row = ObjectWriter::new(out);
+        row.str("kind", "audit")
+            .str(
+                "sig_hash",
+                &sig_hash_in(self.pr_number, self.head_sha, &mut sig),
+            )
+            .str("audited_at", self.audited_at)
+            .uint("pr_number", self.pr_number)
+            .str("head_sha", self.head_sha)
+            .str("overall", self.overall.as_str())
+            .str("one_liner", self.one_liner)
+            .uint("ok_events", u64::from(self.overall == Overall::Approve))
+            .uint("total_events", 1)
+            .with("findings", |out| {
+                let mut findings = ObjectWriter::new(out);
+                findings
+                    .uint("block", self.findings_block)
+                    .uint("warn", self.findings_warn);
+                match self.findings_info {
+                    JsField::Absent => {}
+                    JsField::Null => {
+                        findings.null("info");
+                    }
+                    JsField::Value(n) => {
+                        findings.uint("info", n);
+                    }
+                }
+                findings.finish();
+            })
+            .num("elapsed_secs", self.elapsed_secs());
+        // A verdict of a named repository says so, last, so that legacy readers (which ignore
+        // unknown keys) read the row as before; rows of the default namespace are unchanged.
+        if let Some(repo) = self.repo {
+            row.str("repo", repo);
+        }
+        row.finish();
+    }
+
+    /// The `ops.jsonl` line of the op [`Verdict::observed_op`] makes received at `timestamp`,
+    /// appended to `out`, written as [`ObservedOp::to_line`] writes it (through the same
+    /// [`OpLine`]) without building the op.
+    pub fn write_op_line(&self, timestamp: &str, out: &mut String) {
+        let mut sig = [0; SIG_HASH_BYTES];
+        let sig = sig_hash_in(self.pr_number, self.head_sha, &mut sig);
+        OpLine {
+            timestamp,
+            endpoint: VERDICT_ENDPOINT,
+            input_summary: VERDICT_INPUT_SUMMARY,
+            success: self.overall == Overall::Approve,
+            duration_ms: self.audit_duration_ms.value().copied().unwrap_or(0.0),
+            output_summary: self.one_liner,
+            error: JsField::Absent,
+            source: Source::Auditor,
+            staffer_id: JsField::Absent,
+            sig_hash: JsField::Value(&sig),
+            event_kind: JsField::Value(VERDICT_EVENT_KIND),
+            repo: self.repo,
+        }
+        .write(out);
+    }
+}
+
+/// The observer's fields for a verdict's event: what it made of a body without them.
+const VERDICT_ENDPOINT: &str = "auditor:verdict";
+const VERDICT_INPUT_SUMMARY: &str = "audit ?×? in ?, ?";
+const VERDICT_EVENT_KIND: &str = "audit";
 
 /// The sentence the auditor's kb_query check emits about a PR's prior audits (Phase B):
 /// `prior 3 audits on this PR ended in [approve, block, request_changes], last reason was X.`
@@ -405,6 +517,25 @@ mod tests {
             let parsed = super::super::ObservedEvent::parse(&v.observer_body(), timestamp).unwrap();
             assert_eq!(v.observed_op(timestamp.to_owned()), parsed.op, "{name}");
             assert_eq!(parsed.source_original, None, "{name}");
+            // The export writes the same line from the fields, without the op.
+            let mut line = "kept ".to_owned();
+            v.audit_fields().write_op_line(timestamp, &mut line);
+            assert_eq!(line, format!("kept {}", parsed.op.to_line()), "{name}");
+        }
+    }
+
+    #[test]
+    fn sig_hash_is_the_legacy_format_whatever_fits() {
+        let long = format!("abcdefg{}", "é".repeat(40));
+        let cases: [(u64, &str, &str); 4] = [
+            (6, "7fe47bab00", "pr6-7fe47bab"),
+            (u64::MAX, "7fe47bab", "pr18446744073709551615-7fe47bab"),
+            (1, "abc", "pr1-abc"),
+            // The 8th byte is inside a character: the whole sha, past the inline buffer.
+            (u64::MAX, &long, &format!("pr18446744073709551615-{long}")),
+        ];
+        for (pr, sha, expected) in cases {
+            assert_eq!(sig_hash(pr, sha), expected);
         }
     }
 

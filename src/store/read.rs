@@ -458,7 +458,7 @@ impl Store {
             &OUTCOMES,
             after_seq,
             |bytes| decode_borrowed::<OutcomeValueRef>(bytes).map(|row| row.line),
-            |references, seq, bytes| references.line(&verdict_lines::OUTCOME, seq, bytes),
+            |references, seq, bytes, out| references.line(&verdict_lines::OUTCOME, seq, bytes, out),
             f,
         )
     }
@@ -473,19 +473,19 @@ impl Store {
             &EVENTS,
             after_seq,
             |bytes| decode_borrowed::<EventValueRef>(bytes).map(|event| event.line),
-            |references, seq, bytes| references.line(&verdict_lines::EVENT, seq, bytes),
+            |references, seq, bytes, out| references.line(&verdict_lines::EVENT, seq, bytes, out),
             f,
         )
     }
 
     /// The walk behind both: each value read in place, `line_of` picks its line; a verdict's
-    /// own record stored as a reference is recomputed by `recompute`.
+    /// own record stored as a reference is recomputed by `recompute` into one reused `String`.
     fn for_each_line_in<E: From<StoreError>>(
         &self,
         table: &'static TableDefinition<'static, u64, &'static [u8]>,
         after_seq: u64,
         line_of: impl for<'b> Fn(&'b [u8]) -> Result<&'b str, CodecError>,
-        recompute: impl Fn(&mut References<'_>, u64, &[u8]) -> Result<String, StoreError>,
+        recompute: impl Fn(&mut References<'_>, u64, &[u8], &mut String) -> Result<(), StoreError>,
         mut f: impl FnMut(u64, &str) -> Result<(), E>,
     ) -> Result<(), E> {
         let txn = self.read()?;
@@ -494,6 +494,7 @@ impl Store {
         let from = after_seq.saturating_add(1);
         let mut references = References::new(&verdicts, from)?;
         let mut scratch = Vec::new();
+        let mut recomputed = String::new();
         for row in rows
             .range(after_seq.saturating_add(1)..)
             .map_err(StoreError::from)?
@@ -502,7 +503,8 @@ impl Store {
             let seq = seq.value();
             let bytes = value.value();
             if codec::is_reference(bytes) {
-                f(seq, &recompute(&mut references, seq, bytes)?)?;
+                recompute(&mut references, seq, bytes, &mut recomputed)?;
+                f(seq, &recomputed)?;
                 continue;
             }
             let codec_error = |source| StoreError::Codec {

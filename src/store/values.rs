@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError, Dictionary, Layout};
 use crate::model::finding::FindingTerms;
+use crate::model::verdict::AuditFields;
 use crate::model::{JsField, ObservedOp, Overall, Repo, Source, Verdict};
 
 /// A verdict (codec version 2: version 1 plus `repo`).
@@ -183,24 +184,43 @@ impl<'a> VerdictHead<'a> {
         })
     }
 
-    /// The verdict as far as its KB row and observer event need it (no claims or findings, no
-    /// JSON): `None` when a field could not have come from a valid verdict. An absent and a
-    /// null optional metric are both stored as `None` and come back absent, so a record made
-    /// from a null one does not recompute (and is stored whole, see `verdict_lines.rs`).
-    pub fn to_verdict(&self) -> Option<Verdict> {
+    /// The fields its KB row and observer event are written from: `None` when a field could
+    /// not have come from a valid verdict. An absent and a null optional metric are both stored
+    /// as `None` and come back absent, so a record made from a null one does not recompute (and
+    /// is stored whole, see `verdict_lines.rs`).
+    pub fn audit_fields(&self) -> Option<AuditFields<'a>> {
         fn absent_if_none<T>(v: Option<T>) -> JsField<T> {
             v.map_or(JsField::Absent, JsField::Value)
         }
-        Some(Verdict {
+        let repo = Repo::parse("repo", self.repo).ok()?;
+        Some(AuditFields {
             pr_number: self.pr_number,
-            head_sha: self.head_sha.to_owned(),
-            audited_at: self.audited_at.to_owned(),
+            head_sha: self.head_sha,
+            audited_at: self.audited_at,
             overall: Overall::parse(self.overall)?,
-            one_liner: self.one_liner.to_owned(),
+            one_liner: self.one_liner,
             findings_block: self.findings_block,
             findings_warn: self.findings_warn,
             findings_info: absent_if_none(self.findings_info),
             audit_duration_ms: absent_if_none(self.audit_duration_ms),
+            repo: repo.name().map(|_| self.repo),
+        })
+    }
+
+    /// The verdict as far as its KB row and observer event need it (no claims or findings, no
+    /// JSON): [`VerdictHead::audit_fields`] owned.
+    pub fn to_verdict(&self) -> Option<Verdict> {
+        let fields = self.audit_fields()?;
+        Some(Verdict {
+            pr_number: fields.pr_number,
+            head_sha: fields.head_sha.to_owned(),
+            audited_at: fields.audited_at.to_owned(),
+            overall: fields.overall,
+            one_liner: fields.one_liner.to_owned(),
+            findings_block: fields.findings_block,
+            findings_warn: fields.findings_warn,
+            findings_info: fields.findings_info,
+            audit_duration_ms: fields.audit_duration_ms,
             claims: Vec::new(),
             findings: Vec::new(),
             repo: Repo::parse("repo", self.repo).ok()?,

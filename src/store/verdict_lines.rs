@@ -54,9 +54,9 @@ pub(super) struct Own<T: 'static> {
     /// Where a reference of this kind may sit: its seq minus its verdict's.
     pub places: &'static [i64],
     pub recompute: Recompute<T>,
-    /// The record's legacy line alone, as `recompute` makes it: what the export writes, without
-    /// the rest of the record.
-    pub line: Recompute<String>,
+    /// The record's legacy line alone, as `recompute` makes it, appended to the `String`: what
+    /// the export writes, without the rest of the record. False when `recompute` gives `None`.
+    pub line: fn(&VerdictHead<'_>, &mut String) -> bool,
 }
 
 /// A verdict's KB row: the seq after it (`POST /verdicts`), or before it (the import).
@@ -65,7 +65,12 @@ pub(super) const OUTCOME: Own<OutcomeValue> = Own {
     kind: KIND_OUTCOME,
     places: &[-1, 1],
     recompute: outcome_of,
-    line: |verdict| Some(verdict.to_verdict()?.kb_outcome_line()),
+    line: |verdict, out| {
+        verdict
+            .audit_fields()
+            .map(|fields| fields.write_kb_outcome_line(out))
+            .is_some()
+    },
 };
 
 /// A verdict's observer event: after it, after its KB row when it has one.
@@ -74,7 +79,16 @@ pub(super) const EVENT: Own<EventValue> = Own {
     kind: KIND_EVENT,
     places: &[1, 2],
     recompute: event_of,
-    line: |verdict| Some(observed_op_of(verdict)?.1.to_line()),
+    line: |verdict, out| {
+        let (Some(fields), Some(timestamp)) = (
+            verdict.audit_fields(),
+            iso_timestamp_checked(verdict.received_at_ms),
+        ) else {
+            return false;
+        };
+        fields.write_op_line(&timestamp, out);
+        true
+    },
 };
 
 /// The KB row the verdict recomputes.
@@ -414,13 +428,14 @@ impl<'t> References<'t> {
     }
 
     /// The line of the record of kind `own` stored under `seq` as the reference `bytes`,
-    /// recomputed.
+    /// recomputed into `out` (cleared first).
     pub(super) fn line<T: PartialEq + DeserializeOwned + for<'a> Layout<'a>>(
         &mut self,
         own: &Own<T>,
         seq: u64,
         bytes: &[u8],
-    ) -> Result<String, StoreError> {
+        out: &mut String,
+    ) -> Result<(), StoreError> {
         let Some(verdict_seq) = own.verdict_seq(seq, bytes)? else {
             return Err(StoreError::Codec {
                 table: own.table,
@@ -435,13 +450,26 @@ impl<'t> References<'t> {
         {
             self.current = next_verdict(&mut self.verdicts)?;
         }
+        out.clear();
         let found = match &self.current {
             Some((at, verdict)) if *at == verdict_seq => {
-                recompute_from(verdict.value(), verdict_seq, &mut self.scratch, own.line)?
+                let head =
+                    VerdictHead::read(verdict.value(), &mut self.scratch).map_err(|source| {
+                        StoreError::Codec {
+                            table: "verdicts_by_seq",
+                            seq: verdict_seq,
+                            source,
+                        }
+                    })?;
+                (own.line)(&head, out)
             }
-            _ => None,
+            _ => false,
         };
-        found.ok_or_else(|| own.broken(seq, verdict_seq))
+        if found {
+            Ok(())
+        } else {
+            Err(own.broken(seq, verdict_seq))
+        }
     }
 }
 
@@ -605,17 +633,24 @@ mod tests {
             let v = crate::model::Verdict::parse(&json).unwrap();
             let stored = VerdictValue::from_verdict(&v, received_at_ms);
             let view = stored.as_view().head();
+            // Appended to what the buffer holds; nothing written when there is no line.
+            let line = |own: fn(&VerdictHead<'_>, &mut String) -> bool| {
+                let mut out = "before".to_owned();
+                let written = own(&view, &mut out);
+                assert_eq!(written, out != "before", "{json}");
+                written.then(|| out["before".len()..].to_owned())
+            };
             assert_eq!(
-                (OUTCOME.line)(&view),
+                line(OUTCOME.line),
                 (OUTCOME.recompute)(&view).map(|row| row.line),
                 "{json}"
             );
             assert_eq!(
-                (EVENT.line)(&view),
+                line(EVENT.line),
                 (EVENT.recompute)(&view).map(|event| event.line),
                 "{json}"
             );
-            assert!((OUTCOME.line)(&view).is_some());
+            assert!(line(OUTCOME.line).is_some());
         }
     }
 

@@ -341,23 +341,31 @@ impl<'a> ObjectWriter<'a> {
         ObjectWriter { out, first: true }
     }
 
-    fn key(&mut self, key: &str) {
+    /// Keys are the legacy writers' field names, literals that JSON writes as they are (the
+    /// export writes a few million of them: no escaping pass).
+    fn key(&mut self, key: &'static str) {
+        debug_assert!(
+            key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'),
+            "{key:?} needs escaping"
+        );
+        self.out.reserve(key.len() + 4);
         if !self.first {
             self.out.push(',');
         }
         self.first = false;
-        write_string(self.out, key);
-        self.out.push(':');
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
     }
 
-    pub fn str(&mut self, key: &str, v: &str) -> &mut Self {
+    pub fn str(&mut self, key: &'static str, v: &str) -> &mut Self {
         self.key(key);
         write_string(self.out, v);
         self
     }
 
     /// `None`: the field is left out.
-    pub fn opt_str(&mut self, key: &str, v: Option<&str>) -> &mut Self {
+    pub fn opt_str(&mut self, key: &'static str, v: Option<&str>) -> &mut Self {
         if let Some(v) = v {
             self.str(key, v);
         }
@@ -365,14 +373,14 @@ impl<'a> ObjectWriter<'a> {
     }
 
     /// Via `write_number`: NaN and ±Infinity become `null`, as in JS.
-    pub fn num(&mut self, key: &str, v: f64) -> &mut Self {
+    pub fn num(&mut self, key: &'static str, v: f64) -> &mut Self {
         self.key(key);
         write_number(self.out, v);
         self
     }
 
     /// `None`: the field is left out.
-    pub fn opt_num(&mut self, key: &str, v: Option<f64>) -> &mut Self {
+    pub fn opt_num(&mut self, key: &'static str, v: Option<f64>) -> &mut Self {
         if let Some(v) = v {
             self.num(key, v);
         }
@@ -381,24 +389,24 @@ impl<'a> ObjectWriter<'a> {
 
     /// As JS would print it: JS holds the value as a double, so above 2^53 it is rounded
     /// (`v as f64`, nearest, ties to even) before printing.
-    pub fn uint(&mut self, key: &str, v: u64) -> &mut Self {
+    pub fn uint(&mut self, key: &'static str, v: u64) -> &mut Self {
         self.num(key, v as f64)
     }
 
-    pub fn bool(&mut self, key: &str, v: bool) -> &mut Self {
+    pub fn bool(&mut self, key: &'static str, v: bool) -> &mut Self {
         self.key(key);
         self.out.push_str(if v { "true" } else { "false" });
         self
     }
 
-    pub fn null(&mut self, key: &str) -> &mut Self {
+    pub fn null(&mut self, key: &'static str) -> &mut Self {
         self.key(key);
         self.out.push_str("null");
         self
     }
 
     /// Writes `"key":` then lets the closure write the value (e.g. a nested ObjectWriter).
-    pub fn with(&mut self, key: &str, f: impl FnOnce(&mut String)) -> &mut Self {
+    pub fn with(&mut self, key: &'static str, f: impl FnOnce(&mut String)) -> &mut Self {
         self.key(key);
         f(self.out);
         self

@@ -151,7 +151,7 @@ pub(super) fn duration_ms_from_secs(secs: f64) -> f64 {
 }
 
 /// Writes `key: value` when the value is present (JSON `undefined` stays out).
-fn copy(doc: &mut ObjectWriter<'_>, key: &str, value: Option<&Value>) {
+fn copy(doc: &mut ObjectWriter<'_>, key: &'static str, value: Option<&Value>) {
     match value {
         None => {}
         Some(Value::String(s)) => {

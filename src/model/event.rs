@@ -360,7 +360,7 @@ fn line_duration_ms(obj: &Map<String, Value>) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn optional(op: &mut ObjectWriter<'_>, key: &str, field: JsField<&str>) {
+fn optional(op: &mut ObjectWriter<'_>, key: &'static str, field: JsField<&str>) {
     match field {
         JsField::Absent => {}
         JsField::Null => {

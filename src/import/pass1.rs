@@ -12,6 +12,7 @@ use super::report::{ImportError, ImportReport, LegacySource, io_error};
 use super::spill::{SpillReader, SpillWriter, Spilled};
 use super::verdicts::{self, Identity};
 use super::{LegacyDir, LegacyFile, Progress, Unit};
+use crate::model::claims::MAX_CLAIMS;
 
 /// What pass 1 found, for pass 2.
 pub(super) struct Found {
@@ -170,11 +171,21 @@ fn sort_verdict_files(
     for (path, read) in files.iter().zip(read) {
         report.verdict_files.read += 1;
         match read {
-            Ok((identity, audited_at, spilled)) => {
-                if audit_rows.contains(&identity) {
-                    matched.insert(identity, spilled);
+            Ok(found) => {
+                if found.more_claims {
+                    report.warn(
+                        path,
+                        None,
+                        format!(
+                            "kept whole, but it holds more than {MAX_CLAIMS} distinct claims: \
+                             the first {MAX_CLAIMS} are indexed for neighbours"
+                        ),
+                    );
+                }
+                if audit_rows.contains(&found.identity) {
+                    matched.insert(found.identity, found.spilled);
                 } else {
-                    orphans.push((audited_at, path, spilled));
+                    orphans.push((found.audited_at, path, found.spilled));
                 }
             }
             Err(verdicts::FileProblem::Io(e)) => return Err(io_error(path)(e)),
@@ -192,7 +203,17 @@ fn sort_verdict_files(
 
 /// One verdict file read and parsed: the verdict's identity, its `audited_at` and where its
 /// JSON went.
-type FileRead = Result<(Identity, String, Spilled), verdicts::FileProblem>;
+type FileRead = Result<FileFound, verdicts::FileProblem>;
+
+/// A verdict file read and valid.
+struct FileFound {
+    identity: Identity,
+    audited_at: String,
+    /// Where its text went.
+    spilled: Spilled,
+    /// It holds more claims than are indexed.
+    more_claims: bool,
+}
 
 /// The verdict files read and parsed on one thread per core, at most 8 (opening a file costs
 /// microseconds, most of it in the kernel), in the background of pass 1's line checks.
@@ -223,12 +244,17 @@ impl FileReads {
                         if self.stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        let read = verdicts::read_file(path).and_then(|v| {
+                        let read = verdicts::read_file(path).and_then(|(v, more_claims)| {
                             let spilled = self
                                 .spill
                                 .append(&v.raw_json)
                                 .map_err(verdicts::FileProblem::Spill)?;
-                            Ok((verdicts::identity_of(&v), v.audited_at, spilled))
+                            Ok(FileFound {
+                                identity: verdicts::identity_of(&v),
+                                audited_at: v.audited_at,
+                                spilled,
+                                more_claims,
+                            })
                         });
                         out.push(read);
                         self.done.fetch_add(1, Ordering::Relaxed);

@@ -86,7 +86,7 @@ impl Pass2<'_> {
             };
             let text = self.spill.read(spilled).map_err(io_error(self.spill_dir))?;
             // Validated when read in pass 1.
-            let Ok(verdict) = Verdict::parse(&text) else {
+            let Ok((verdict, _)) = Verdict::parse_history(&text) else {
                 continue;
             };
             let record = Record::Verdict(NewVerdict::new(verdict, None, None, self.now));
@@ -133,7 +133,7 @@ impl Pass2<'_> {
             } = head;
             let report = &mut *self.report;
             let row = OutcomeRow::from_legacy(text, sig_hash, kind, repo.as_deref(), |message| {
-                report.warn(&file.path, line.number, message);
+                report.warn(&file.path, Some(line.number), message);
             });
             if let Some(audited_at) = &audited_at {
                 self.put_orphans_audited_before(Some(audited_at))?;
@@ -163,7 +163,7 @@ impl Pass2<'_> {
                         self.report.verdicts.not_made += 1;
                         self.report.warn(
                             &file.path,
-                            line.number,
+                            Some(line.number),
                             format!(
                                 "audit row kept, but no verdict could be made from it: {message}"
                             ),
@@ -211,7 +211,7 @@ impl Pass2<'_> {
                     Ok((_, obj)) => {
                         self.report.warn(
                             &file.path,
-                            line.number,
+                            Some(line.number),
                             format!("line kept, but only partly indexed: {}", e.message),
                         );
                         ObservedOp::from_line_lenient(&obj)
@@ -234,7 +234,7 @@ impl Pass2<'_> {
 /// identity makes a duplicate anyway.
 fn audit_verdict(text: &str, file_text: Option<String>) -> Result<(Verdict, PutKind), String> {
     if let Some(file_text) = file_text
-        && let Ok(verdict) = Verdict::parse(&file_text)
+        && let Ok((verdict, _)) = Verdict::parse_history(&file_text)
     {
         return Ok((verdict, PutKind::VerdictFromFile));
     }

@@ -144,12 +144,12 @@ impl ImportReport {
         }
     }
 
-    pub(super) fn warn(&mut self, path: &Path, line: u64, message: String) {
+    pub(super) fn warn(&mut self, path: &Path, line: Option<u64>, message: String) {
         self.n_warnings += 1;
         if self.warnings.len() < MAX_LISTED {
             self.warnings.push(Problem {
                 path: path.to_owned(),
-                line: Some(line),
+                line,
                 message,
             });
         }

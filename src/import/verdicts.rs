@@ -86,8 +86,9 @@ pub(super) enum FileProblem {
     Spill(std::io::Error),
 }
 
-/// Reads and validates one verdict file; its whole text becomes the verdict's raw JSON.
-pub(super) fn read_file(path: &Path) -> Result<Verdict, FileProblem> {
+/// Reads and validates one verdict file; its whole text becomes the verdict's raw JSON. True
+/// when it holds more claims than are indexed (`Verdict::parse_history`).
+pub(super) fn read_file(path: &Path) -> Result<(Verdict, bool), FileProblem> {
     let bytes = std::fs::read(path)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         FileProblem::Invalid(format!(
@@ -95,7 +96,7 @@ pub(super) fn read_file(path: &Path) -> Result<Verdict, FileProblem> {
             e.valid_up_to()
         ))
     })?;
-    Verdict::parse(text).map_err(|e| FileProblem::Invalid(e.message))
+    Verdict::parse_history(text).map_err(|e| FileProblem::Invalid(e.message))
 }
 
 /// A verdict made from an audit row's fields, the inverse of `appendVerdictToKbOutcomes`:

@@ -65,16 +65,40 @@ pub struct Claim {
 /// most [`MAX_CLAIMS`] distinct ones, refused as soon as one more is found (the cost of a
 /// refused body stays that of reading it).
 pub fn claims_of(verdict: &Map<String, Value>) -> Result<Vec<Claim>, FieldError> {
+    collect(verdict, Beyond::Refuse).map(|(claims, _)| claims)
+}
+
+/// [`claims_of`] for history (a legacy verdict file, a stored verdict), which is not refused
+/// for its number of claims: the first [`MAX_CLAIMS`] distinct ones, and whether it holds more
+/// (those stay in its JSON, unindexed).
+pub fn claims_of_history(verdict: &Map<String, Value>) -> Result<(Vec<Claim>, bool), FieldError> {
+    collect(verdict, Beyond::Skip)
+}
+
+/// What becomes of the distinct claims after the first [`MAX_CLAIMS`].
+#[derive(Clone, Copy, PartialEq)]
+enum Beyond {
+    Refuse,
+    Skip,
+}
+
+fn collect(verdict: &Map<String, Value>, beyond: Beyond) -> Result<(Vec<Claim>, bool), FieldError> {
     let mut claims: Vec<Claim> = Vec::new();
     let mut seen = HashSet::new();
+    let mut more = false;
     let mut push = |claim: Claim| {
-        if seen.insert(claim.hash) {
-            if claims.len() == MAX_CLAIMS {
-                return Err(FieldError::new(
-                    "claims",
-                    format!("at most {MAX_CLAIMS} distinct claims are allowed, got more"),
-                ));
+        if claims.len() == MAX_CLAIMS {
+            // Only a claim not seen yet is one more; the set stops growing here.
+            if !seen.contains(&claim.hash) {
+                if beyond == Beyond::Refuse {
+                    return Err(FieldError::new(
+                        "claims",
+                        format!("at most {MAX_CLAIMS} distinct claims are allowed, got more"),
+                    ));
+                }
+                more = true;
             }
+        } else if seen.insert(claim.hash) {
             claims.push(claim);
         }
         Ok(())
@@ -106,22 +130,23 @@ pub fn claims_of(verdict: &Map<String, Value>) -> Result<Vec<Claim>, FieldError>
         }
         Some(other) => return Err(FieldError::expected("claim_hashes", "an array", other)),
     }
-    Ok(claims)
+    Ok((claims, more))
 }
 
 /// The claims of a stored verdict's JSON, read leniently: a verdict stored under older rules
-/// that no longer parses, or whose claims break today's limits, gives what can be read (its
-/// claims in order up to the first problem), never an error. Stored claims are history.
+/// that no longer parses gives what can be read, never an error; one with more claims than
+/// [`MAX_CLAIMS`] gives the first ones, as its import indexed them. Stored claims are history.
 pub fn stored_claims(raw_json: &str) -> Vec<Claim> {
     let Ok(ClaimFields(obj)) = serde_json::from_str::<ClaimFields>(raw_json) else {
         return Vec::new();
     };
     let mut obj = obj;
-    claims_of(&obj).unwrap_or_else(|_| {
-        // Only explicit hashes can be refused (a bad one, or over the limit): keep the texts.
+    let claims = claims_of_history(&obj).unwrap_or_else(|_| {
+        // Only explicit hashes can be refused (a bad one): keep the texts.
         obj.remove("claim_hashes");
-        claims_of(&obj).unwrap_or_default()
-    })
+        claims_of_history(&obj).unwrap_or_default()
+    });
+    claims.0
 }
 
 /// A verdict's `claims` and `claim_hashes`, the rest of its JSON skipped unparsed; a key given
@@ -223,17 +248,23 @@ mod tests {
         assert_eq!(err.message, "claim_hashes must be an array, got \"abc\"");
     }
 
+    /// A verdict object whose `claims` are `texts`.
+    fn body(texts: Vec<String>) -> Map<String, Value> {
+        let mut v = Map::new();
+        v.insert(
+            "claims".into(),
+            texts.into_iter().map(Value::String).collect(),
+        );
+        v
+    }
+
+    /// `n` different claim texts.
+    fn distinct(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("claim {i}")).collect()
+    }
+
     #[test]
     fn at_most_max_claims_distinct_ones_and_duplicates_do_not_count() {
-        let body = |texts: Vec<String>| {
-            let mut v = Map::new();
-            v.insert(
-                "claims".into(),
-                texts.into_iter().map(Value::String).collect(),
-            );
-            v
-        };
-        let distinct = |n: usize| (0..n).map(|i| format!("claim {i}")).collect::<Vec<_>>();
         assert_eq!(
             claims_of(&body(distinct(MAX_CLAIMS))).unwrap().len(),
             MAX_CLAIMS
@@ -251,6 +282,41 @@ mod tests {
         let mut v = body(distinct(MAX_CLAIMS));
         v.insert("claim_hashes".into(), Value::from(vec!["0988571ca2fc2cbe"]));
         assert_eq!(claims_of(&v).unwrap_err().field, "claims");
+    }
+
+    /// History keeps the first distinct claims and says whether there were more; repeats of
+    /// kept ones are not more.
+    #[test]
+    fn history_indexes_the_first_max_claims() {
+        let mut repeated = distinct(MAX_CLAIMS);
+        repeated.extend(distinct(MAX_CLAIMS));
+        let cases: [(Vec<String>, bool); 4] = [
+            (distinct(3), false),
+            (distinct(MAX_CLAIMS), false),
+            (repeated, false),
+            (distinct(MAX_CLAIMS + 5), true),
+        ];
+        for (texts, more) in cases {
+            let v = body(texts.clone());
+            let (claims, got_more) = claims_of_history(&v).unwrap();
+            let expected: Vec<_> = texts
+                .iter()
+                .take(MAX_CLAIMS)
+                .map(|t| Some(t.as_str()))
+                .collect();
+            let kept: Vec<_> = claims.iter().map(|c| c.text.as_deref()).collect();
+            assert_eq!(kept, expected[..kept.len().min(expected.len())]);
+            assert_eq!(
+                claims.len(),
+                texts.len().min(MAX_CLAIMS),
+                "{} texts",
+                texts.len()
+            );
+            assert_eq!(got_more, more, "{} texts", texts.len());
+            // What a stored verdict's claims read back as: the same.
+            let json = serde_json::to_string(&v).unwrap();
+            assert_eq!(stored_claims(&json), claims);
+        }
     }
 
     /// A large list is refused in time linear in its length (it was quadratic): 200,000

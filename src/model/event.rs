@@ -308,14 +308,17 @@ impl ObservedOp {
             staffer_id: string("staffer_id")?,
             sig_hash,
             event_kind,
-            repo: Repo::of_line(&obj),
+            // Not a valid name: refused here, so that the import keeps the line in the default
+            // namespace with a warning (`from_line_lenient`).
+            repo: Repo::of_object(&obj)?,
         })
     }
 
     /// An op for a legacy line [`ObservedOp::from_line`] refuses (a field of the wrong type, an
-    /// index key too long), from the line's object: the line is history and is kept; only its
-    /// indexed fields (source, success, sig_hash, event_kind) matter, and a field that cannot be
-    /// indexed is left out.
+    /// index key too long, a repo that is not a valid name), from the line's object: the line
+    /// is history and is kept; only its indexed fields (source, success, sig_hash, event_kind,
+    /// repo) matter, and a field that cannot be indexed is left out (the repo: the default
+    /// namespace).
     pub fn from_line_lenient(obj: &Map<String, Value>) -> ObservedOp {
         let key = |name: &str| match obj.get(name) {
             Some(Value::String(s)) if s.len() <= MAX_KEY_BYTES => JsField::Value(s.clone()),

@@ -82,7 +82,7 @@ impl OutcomeRow {
     /// same line); `sig_hash`, `kind` and `repo` are its fields when they are strings. A
     /// sig_hash or kind too long to be a key is left out (the row is then not indexed by it, or
     /// not counted by it) and said to `warn`; a repo that is not a valid name leaves the row
-    /// in the default namespace.
+    /// in the default namespace, said to `warn` too.
     pub fn from_legacy(
         line: &str,
         sig_hash: Option<String>,
@@ -101,11 +101,21 @@ impl OutcomeRow {
             ));
             String::new()
         };
+        let sig_hash = key(sig_hash, "not indexed by sig_hash");
+        let kind = key(kind, "not counted by kind");
+        let repo = match repo.map(|name| Repo::parse("repo", name)) {
+            Some(Ok(repo)) => repo,
+            Some(Err(e)) => {
+                warn(format!("row kept in the default namespace: {}", e.message));
+                Repo::default()
+            }
+            None => Repo::default(),
+        };
         OutcomeRow {
             line: line.to_owned(),
-            sig_hash: key(sig_hash, "not indexed by sig_hash"),
-            kind: key(kind, "not counted by kind"),
-            repo: Repo::of_legacy(repo),
+            sig_hash,
+            kind,
+            repo,
         }
     }
 }
@@ -136,10 +146,15 @@ mod tests {
         );
         assert_eq!(
             warnings,
-            [format!(
-                "row kept, but not counted by kind: it has {} bytes, more than {MAX_KEY_BYTES}",
-                MAX_KEY_BYTES + 1
-            )]
+            [
+                format!(
+                    "row kept, but not counted by kind: it has {} bytes, more than {MAX_KEY_BYTES}",
+                    MAX_KEY_BYTES + 1
+                ),
+                "row kept in the default namespace: repo must not contain control characters, \
+                 got \"not\\na repo\""
+                    .to_owned()
+            ]
         );
         let row = OutcomeRow::from_legacy("{}", Some(long), None, Some("r"), |_| {});
         assert_eq!((row.sig_hash.as_str(), row.repo.name()), ("", Some("r")));

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::claims::{Claim, claims_of};
+use super::claims::{Claim, claims_of, claims_of_history};
 use super::event::{ObservedOp, OpLine, Source};
 use super::finding::{Finding, findings_of};
 use super::repo::Repo;
@@ -40,6 +40,15 @@ impl Overall {
     }
 }
 
+/// Where a verdict document comes from, for the rules that differ.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// A request: too many claims is refused.
+    Request,
+    /// History (a legacy file): too many claims are kept, the first indexed.
+    History,
+}
+
 /// A validated verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
@@ -67,11 +76,25 @@ impl Verdict {
     /// Parses and validates one verdict JSON document.
     pub fn parse(text: &str) -> Result<Verdict, FieldError> {
         let (text, obj) = parse_kept(text)?;
-        Verdict::from_object(&obj, text.into_owned())
+        let (verdict, _) = Verdict::from_object(&obj, text.into_owned(), Origin::Request)?;
+        Ok(verdict)
     }
 
-    /// Validates an already parsed verdict object whose source text is `raw_json`.
-    pub fn from_object(obj: &Map<String, Value>, raw_json: String) -> Result<Verdict, FieldError> {
+    /// [`Verdict::parse`] for history (a legacy verdict file): a verdict with more than
+    /// [`MAX_CLAIMS`](super::claims::MAX_CLAIMS) distinct claims is not refused but keeps them
+    /// all in its JSON and indexes the first ones; true when it had more.
+    pub fn parse_history(text: &str) -> Result<(Verdict, bool), FieldError> {
+        let (text, obj) = parse_kept(text)?;
+        Verdict::from_object(&obj, text.into_owned(), Origin::History)
+    }
+
+    /// Validates an already parsed verdict object whose source text is `raw_json`; true when
+    /// its origin let it hold more claims than are indexed.
+    fn from_object(
+        obj: &Map<String, Value>,
+        raw_json: String,
+        origin: Origin,
+    ) -> Result<(Verdict, bool), FieldError> {
         let pr_number = required_count(obj, "pr_number")?;
         let head_sha = match required(obj, "head_sha")? {
             Value::String(s) if is_head_sha(s) => s.clone(),
@@ -133,10 +156,13 @@ impl Verdict {
                 }
             },
         };
-        let claims = claims_of(obj)?;
+        let (claims, more_claims) = match origin {
+            Origin::Request => (claims_of(obj)?, false),
+            Origin::History => claims_of_history(obj)?,
+        };
         let findings = findings_of(obj);
         let repo = Repo::of_object(obj)?;
-        Ok(Verdict {
+        let verdict = Verdict {
             pr_number,
             head_sha,
             audited_at,
@@ -150,7 +176,8 @@ impl Verdict {
             findings,
             repo,
             raw_json,
-        })
+        };
+        Ok((verdict, more_claims))
     }
 
     /// `pr{pr_number}-{head_sha[..8]}`, e.g. `pr6-7fe47bab`.

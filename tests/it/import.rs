@@ -10,6 +10,7 @@ use crate::synth::Synth;
 use lakehouse_kb::export::{Action, ExportJob};
 use lakehouse_kb::import::{self, ImportError, ImportOptions, ImportReport, NoProgress, Totals};
 use lakehouse_kb::model::Verdict;
+use lakehouse_kb::model::claims::MAX_CLAIMS;
 use lakehouse_kb::store::Store;
 
 use crate::support::{
@@ -556,6 +557,121 @@ fn an_audit_row_with_an_escaped_kind_finds_its_verdict_file() {
         ),
         (1, 0, 0),
         "{report:?}"
+    );
+}
+
+/// A legacy verdict file is history: one with more claims than a request may carry is kept
+/// whole, its first claims indexed, with a warning naming it (it was rejected, and the verdict
+/// made from its KB row lost its claims, findings and unknown fields).
+#[test]
+fn a_verdict_file_with_more_claims_than_a_request_may_carry_is_kept_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let claims: Vec<String> = (0..=MAX_CLAIMS).map(|i| format!("claim {i}")).collect();
+    let file = serde_json::json!({
+        "pr_number": 6,
+        "head_sha": "7fe47bab0c9d7fe47bab0c9d7fe47bab0c9d7fe4",
+        "audited_at": "2026-04-22T17:20:00.000Z",
+        "overall": "block",
+        "one_liner": "x",
+        "claims": claims,
+        "metrics": {"findings_block": 1, "findings_warn": 0, "findings_info": 0, "audit_duration_ms": 5},
+        "extra": "kept",
+    })
+    .to_string();
+    assert!(
+        Verdict::parse(&file).is_err(),
+        "a request this large is refused"
+    );
+    write(
+        &legacy,
+        "_auditor/verdicts/6-7fe47bab0c9d.json",
+        file.as_bytes(),
+    );
+    let (verdict, more) = Verdict::parse_history(&file).unwrap();
+    assert!(more);
+    assert_eq!(verdict.claims.len(), MAX_CLAIMS);
+    let row = verdict.kb_outcome_line();
+    write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
+
+    let mut store = open_store(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(
+        (
+            report.verdicts.from_file,
+            report.verdicts.from_row,
+            report.verdict_files.rejected
+        ),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.n_warnings, 1, "{report:?}");
+    assert_eq!(report.warnings[0].line, None);
+    assert!(report.warnings[0].path.ends_with("6-7fe47bab0c9d.json"));
+    assert!(
+        report.warnings[0]
+            .message
+            .contains("the first 1000 are indexed"),
+        "{:?}",
+        report.warnings[0]
+    );
+    let stored = store.pr_verdicts(&Default::default(), 6).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].value.raw_json, file);
+    // The claims index holds the first ones, as a reread of the stored verdict gives them.
+    let check = store.check().unwrap();
+    assert!(check.passed(), "{check:?}");
+}
+
+/// A legacy line whose `repo` is not a valid name is kept, in the default namespace, with a
+/// warning naming it (it was silent), and exported as written.
+#[test]
+fn a_legacy_line_with_an_invalid_repo_is_kept_in_the_default_namespace_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let long = "r".repeat(300);
+    let outcomes = format!(
+        "{{\"sig_hash\":\"a\",\"repo\":\"{long}\",\"x\":5}}\n{{\"sig_hash\":\"a\",\"repo\":\"acme/api\",\"x\":6}}\n"
+    );
+    let ops = "{\"timestamp\":\"2026-01-01T00:00:00.000Z\",\"endpoint\":\"e\",\"input_summary\":\"i\",\"success\":true,\"duration_ms\":1,\"output_summary\":\"o\",\"source\":\"bot\",\"sig_hash\":\"a\",\"repo\":\"a\\nb\"}\n";
+    write(&legacy, OUTCOMES, outcomes.as_bytes());
+    write(&legacy, OPS, ops.as_bytes());
+    let store = open_store(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(
+        (report.outcomes.stored, report.ops.stored, report.n_warnings),
+        (2, 1, 2),
+        "{report:?}"
+    );
+    let messages: Vec<(Option<u64>, &str)> = report
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            (
+                Some(1),
+                "row kept in the default namespace: repo must be at most 200 bytes, got 300"
+            ),
+            (
+                Some(1),
+                "line kept, but only partly indexed: repo must not contain control characters, \
+                 got \"a\\nb\""
+            ),
+        ]
+    );
+    // The default namespace answers for both invalid ones; the valid name has its own.
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.outcomes, 2);
+    let default_sig = store.by_sig(&Default::default(), "a", 0, 100).unwrap();
+    assert_eq!(default_sig.items.len(), 2, "{default_sig:?}");
+    exports_as(
+        store,
+        &dir.path().join("out"),
+        outcomes.as_bytes(),
+        ops.as_bytes(),
     );
 }
 

@@ -348,22 +348,25 @@ pub(super) fn write_in(
                 dismissals::revoke(tables, repos, *id, *at_ms)?
             }
         };
-        if let Written::Stored { seq, .. } = result {
-            if let Some(key) = &put.import_key {
-                match check {
-                    KeyCheck::Lookup => t.later.new_keys.insert(key.clone(), seq),
-                    KeyCheck::Fresh => {
-                        t.later.fresh_keys.push((key.clone(), seq));
-                        None
-                    }
-                };
-            }
-            if let Some(client) = &put.client_key {
-                t.later.new_client_keys.insert(
-                    client.key.clone(),
-                    (seq, client.created_ms, client.fingerprint),
-                );
-            }
+        if let (Written::Stored { seq, .. }, Some(key)) = (&result, &put.import_key) {
+            match check {
+                KeyCheck::Lookup => t.later.new_keys.insert(key.clone(), *seq),
+                KeyCheck::Fresh => {
+                    t.later.fresh_keys.push((key.clone(), *seq));
+                    None
+                }
+            };
+        }
+        // A key is first used by this request whether it stored its record or found it stored
+        // already (a verdict or dismissal by its identity): either way the key now names that
+        // seq, so that another request under it is refused and a retry answered alike.
+        if let (Written::Stored { seq, .. } | Written::Duplicate { seq }, Some(client)) =
+            (&result, &put.client_key)
+        {
+            t.later.new_client_keys.insert(
+                client.key.clone(),
+                (*seq, client.created_ms, client.fingerprint),
+            );
         }
         written.push(result);
     }

@@ -399,6 +399,19 @@ fn dismissals_apply_to_their_scope_and_stop_applying_when_revoked() {
         again.text
     );
     assert_eq!(again.json["reason"], "plan edits are expected");
+    // A key first used on that duplicate names it: another dismissal under the key is refused.
+    let keyed = dismiss(&server, body.clone(), Some("dismiss-dup-1"));
+    assert_eq!(
+        (keyed.status, keyed.json["id"].as_u64()),
+        (200, Some(pr_scoped)),
+        "{}",
+        keyed.text
+    );
+    let other =
+        json!({"repo": REPO, "pr_number": 2, "fingerprint": docs_fp, "reason": "x", "by": "bo"});
+    let other = dismiss(&server, other, Some("dismiss-dup-1"));
+    assert_eq!(other.status, 422, "{}", other.text);
+    assert_eq!(other.json["field"], "idempotency-key", "{}", other.text);
 
     let pr1 = check(&server, repo, 1, HEAD_B, &[DOCS, DOCS_REWORDED]);
     assert_eq!(statuses(&pr1), ["dismissed", "dismissed"], "{}", pr1.text);

@@ -105,6 +105,53 @@ fn verdict_retries_with_a_key_answer_like_identity_duplicates() {
     assert_eq!(server.stats()["verdicts"], 1);
 }
 
+/// A key first used on a request answered as a duplicate by its record's identity names that
+/// record from then on: another request under it is refused, a retry answered alike. (It was
+/// not recorded: a different verdict under the key was stored, and the first request's retry
+/// then refused as "a different request".)
+#[test]
+fn a_key_first_used_on_an_identity_duplicate_names_that_record() {
+    let server = InProcessServer::start();
+    let verdict = |pr: u64| {
+        json!({
+            "pr_number": pr, "head_sha": "abcdef0123456789", "overall": "approve",
+            "one_liner": "ok", "metrics": {"findings_block": 0, "findings_warn": 0},
+            "audited_at": "2026-05-01T00:00:00.000Z",
+        })
+        .to_string()
+    };
+    let post = |key: Option<&str>, body: &str| {
+        server.post_keyed("/verdicts", "application/json", key, body)
+    };
+    let stored = post(None, &verdict(4));
+    assert_eq!(stored.status, 201, "{}", stored.text);
+    let seq = stored.json["seq"].clone();
+    // (key, body, status, duplicate of the first verdict)
+    let steps: [(Option<&str>, String, u16, bool); 4] = [
+        (Some("k"), verdict(4), 200, true),
+        (Some("k"), verdict(5), 422, false),
+        (Some("k"), verdict(4), 200, true),
+        (None, verdict(5), 201, false),
+    ];
+    for (i, (key, body, status, duplicate)) in steps.into_iter().enumerate() {
+        let answer = post(key, &body);
+        assert_eq!(answer.status, status, "step {i}: {}", answer.text);
+        if duplicate {
+            assert_eq!(answer.json["seq"], seq, "step {i}");
+            assert_eq!(answer.json["duplicate"], true, "step {i}");
+        }
+        if status == 422 {
+            assert_error(
+                &answer,
+                422,
+                "idempotency-key",
+                "first used with a different request",
+            );
+        }
+    }
+    assert_eq!(server.stats()["verdicts"], 2);
+}
+
 #[test]
 fn batch_lines_are_keyed_by_the_header_or_their_own_field() {
     let server = InProcessServer::start();

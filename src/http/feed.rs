@@ -203,7 +203,10 @@ pub async fn get(
     let Query(params) = params?;
     // Both are checked: a bad after_seq is a 400 even when Last-Event-ID wins over it.
     let after_seq = query::cursor("after_seq", params.after_seq.as_deref())?.unwrap_or(0);
-    let after_seq = last_event_id(&headers)?.unwrap_or(after_seq);
+    let (after_seq, field) = match last_event_id(&headers)? {
+        Some(id) => (id, "last-event-id"),
+        None => (after_seq, "after_seq"),
+    };
     let types = parse_types(params.types.as_deref())?;
     let limit = query::limit(params.limit.as_deref())?;
     let wait = parse_wait(params.wait.as_deref())?;
@@ -217,6 +220,7 @@ pub async fn get(
             retry_after_secs: 2,
         });
     };
+    refuse_position_past_history(&state, after_seq, field).await?;
     if wants_event_stream(&headers) {
         Ok(stream(state, permit, after_seq, types))
     } else {
@@ -224,6 +228,29 @@ pub async fn get(
         drop(permit);
         Ok(([(header::CACHE_CONTROL, "no-cache")], Json(answer)).into_response())
     }
+}
+
+/// Every position the feed hands out is a committed seq, so one past the last seq was not
+/// this database's: a database restored from an older backup, another database, or a forged
+/// cursor. Following it would skip every record the database commits until its seqs pass it:
+/// refused, saying so, instead.
+async fn refuse_position_past_history(
+    state: &AppState,
+    after_seq: u64,
+    field: &str,
+) -> Result<(), ApiError> {
+    let last_seq = query::read(state, |store| store.last_seq()).await?;
+    if after_seq <= last_seq {
+        return Ok(());
+    }
+    Err(ApiError::Unprocessable {
+        message: format!(
+            "{field} {after_seq} is past this database's last seq {last_seq}: the position \
+             is not from this database's history (restored from an older backup?); resume \
+             from {last_seq}, or from 0 to read everything again"
+        ),
+        field: field.to_owned(),
+    })
 }
 
 /// Answers at once when records are there; else waits up to `wait` for a commit that brings

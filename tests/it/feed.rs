@@ -443,6 +443,54 @@ fn feed_clients_are_bounded_and_bad_parameters_are_refused() {
     );
 }
 
+/// A position past the last seq is not from this database's history (a restored backup,
+/// another database, a forged cursor): following it would skip the records committed next,
+/// so it is refused, saying where to resume. The last seq itself is a position like any other.
+#[test]
+fn a_position_past_the_last_seq_is_refused_saying_where_to_resume() {
+    let server = InProcessServer::start();
+    post_events(&server, 3);
+    let at_last = server.get("/feed?after_seq=3");
+    assert_eq!(at_last.status, 200, "{}", at_last.text);
+    assert_eq!(
+        (&at_last.json["records"], &at_last.json["next_after_seq"]),
+        (&serde_json::json!([]), &serde_json::json!(3))
+    );
+    let client = feed_client();
+    let ahead = |query: &str, last_event_id: Option<&str>| {
+        let mut request = client.get(server.url(&format!("/feed{query}")));
+        if let Some(id) = last_event_id {
+            request = request
+                .header("accept", "text/event-stream")
+                .header("last-event-id", id);
+        }
+        crate::support::answer(request.send().unwrap())
+    };
+    // (query, Last-Event-ID, field)
+    let cases = [
+        ("?after_seq=4", None, "after_seq"),
+        ("?after_seq=9007199254740991&wait=5s", None, "after_seq"),
+        ("", Some("8"), "last-event-id"),
+        ("?after_seq=1", Some("8"), "last-event-id"),
+    ];
+    for (query, id, field) in cases {
+        let answer = ahead(query, id);
+        assert_error(&answer, 422, field, "past this database's last seq 3");
+        assert!(
+            answer.json["error"]
+                .as_str()
+                .unwrap()
+                .contains("resume from 3"),
+            "{}",
+            answer.text
+        );
+    }
+    // Nothing was skipped: the next record is served to a consumer at the last seq.
+    post_events(&server, 1);
+    let next = server.get("/feed?after_seq=3");
+    assert_eq!(seqs(&next.json["records"]), [4], "{}", next.text);
+}
+
 #[test]
 fn the_feed_is_a_read_guarded_with_auth_reads() {
     let server = InProcessServer::start_with(&["--auth-reads", "--token", "s3cret"]);

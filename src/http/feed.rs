@@ -569,10 +569,17 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|range| {
-            range
-                .split(';')
+            let mut parts = range.split(';').map(str::trim);
+            parts
                 .next()
-                .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+                .is_some_and(|media| media.eq_ignore_ascii_case("text/event-stream"))
+                // `q=0` says "not acceptable" (RFC 9110, 12.4.2).
+                && !parts.any(|param| {
+                    param.split_once('=').is_some_and(|(key, value)| {
+                        key.trim().eq_ignore_ascii_case("q")
+                            && value.trim().parse::<f32>().is_ok_and(|q| q == 0.0)
+                    })
+                })
         })
 }
 
@@ -606,11 +613,18 @@ mod tests {
         }
         let mut headers = HeaderMap::new();
         assert!(!wants_event_stream(&headers));
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/json, Text/Event-Stream;q=0.9"),
-        );
-        assert!(wants_event_stream(&headers));
+        for (accept, stream) in [
+            ("application/json, Text/Event-Stream;q=0.9", true),
+            ("text/event-stream", true),
+            ("text/event-stream;q=0, application/json", false),
+            ("text/event-stream; Q = 0.000", false),
+            ("text/event-stream;q=0.001", true),
+            ("application/json", false),
+            ("*/*", false),
+        ] {
+            headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
+            assert_eq!(wants_event_stream(&headers), stream, "{accept}");
+        }
     }
 
     #[test]

@@ -90,9 +90,18 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get("idempotency-key") else {
+        let mut values = parts.headers.get_all("idempotency-key").iter();
+        let Some(value) = values.next() else {
             return Ok(IdempotencyKey(None));
         };
+        // Two keys on one request: which one a retry would repeat is anyone's guess.
+        if values.any(|other| other != value) {
+            return Err(ApiError::bad_request(
+                "idempotency-key",
+                "idempotency-key is given more than once with different values: send one key \
+                 per request",
+            ));
+        }
         let key = value.to_str().ok().filter(|k| valid_key(k)).ok_or_else(|| {
             ApiError::bad_request(
                 "idempotency-key",

@@ -74,6 +74,30 @@ fn a_key_reused_with_another_request_is_refused() {
         let answer = server.post_keyed("/event", "application/json", Some(bad), EVENT);
         assert_error(&answer, 400, "idempotency-key", "visible ASCII");
     }
+    // Two different keys on one request are refused; the same one twice is one key.
+    let twice = |keys: [&str; 2]| {
+        let request = server
+            .client()
+            .post(server.url("/event"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", keys[0])
+            .header("idempotency-key", keys[1]);
+        crate::support::answer(request.body(EVENT).send().unwrap())
+    };
+    assert_error(
+        &twice(["k", "k2"]),
+        400,
+        "idempotency-key",
+        "more than once",
+    );
+    let same = twice(["k", "k"]);
+    assert_eq!(
+        (same.status, &same.json["duplicate"]),
+        (200, &json!(true)),
+        "{}",
+        same.text
+    );
+    assert_eq!(server.stats()["total"], 1);
 }
 
 #[test]

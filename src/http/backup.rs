@@ -131,11 +131,9 @@ fn backup_dir(state: &AppState) -> PathBuf {
 fn refusal(e: StoreError) -> ApiError {
     match e {
         StoreError::BackupBusy => {
-            ApiError::Conflict("a backup is already running; try again when it is done".into())
+            ApiError::conflict("a backup is already running; try again when it is done")
         }
-        StoreError::BackupExists(_) => {
-            ApiError::Conflict("a backup with this name already exists".into())
-        }
+        StoreError::BackupExists(_) => ApiError::conflict("a backup with this name already exists"),
         // The database itself is failing: the store's fault, as every route answers it.
         e @ StoreError::Unavailable(_) => e.into(),
         e => {

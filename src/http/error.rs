@@ -24,8 +24,12 @@ pub enum ApiError {
     Unauthorized,
     NotFound(String),
     MethodNotAllowed,
-    /// 409: the request conflicts with what exists (a backup over an existing file).
-    Conflict(String),
+    /// 409: the request conflicts with what exists (a backup over an existing file, a feed
+    /// position past the last seq); `field` names what is at fault when one is.
+    Conflict {
+        message: String,
+        field: Option<String>,
+    },
     /// 422: well-formed, but refused as it stands (an idempotency key first used with another
     /// request); `field` names what is at fault.
     Unprocessable {
@@ -81,13 +85,21 @@ impl ApiError {
         }
     }
 
+    /// A 409 naming no field.
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::Conflict {
+            message: message.into(),
+            field: None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding { .. } => {
@@ -105,7 +117,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { message, .. }
             | ApiError::NotFound(message)
-            | ApiError::Conflict(message)
+            | ApiError::Conflict { message, .. }
             | ApiError::Unprocessable { message, .. }
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message)
@@ -123,7 +135,9 @@ impl ApiError {
 
     fn field(&self) -> Option<&str> {
         match self {
-            ApiError::BadRequest { field, .. } => field.as_deref(),
+            ApiError::BadRequest { field, .. } | ApiError::Conflict { field, .. } => {
+                field.as_deref()
+            }
             ApiError::Unprocessable { field, .. } => Some(field),
             ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) => Some("body"),
             ApiError::UnsupportedMediaType(_) => Some("content-type"),
@@ -224,7 +238,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(fault) => fault_error(&fault),
             // Backup errors name server paths: `http/backup.rs` answers them without.
-            StoreError::BackupExists(_) => ApiError::Conflict("the backup already exists".into()),
+            StoreError::BackupExists(_) => ApiError::conflict("the backup already exists"),
             StoreError::BackupDest { .. } => {
                 ApiError::Internal("the backup could not be written".into())
             }

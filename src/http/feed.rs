@@ -243,13 +243,13 @@ async fn refuse_position_past_history(
     if after_seq <= last_seq {
         return Ok(());
     }
-    Err(ApiError::Unprocessable {
+    Err(ApiError::Conflict {
         message: format!(
             "{field} {after_seq} is past this database's last seq {last_seq}: the position \
              is not from this database's history (restored from an older backup?); resume \
              from {last_seq}, or from 0 to read everything again"
         ),
-        field: field.to_owned(),
+        field: Some(field.to_owned()),
     })
 }
 

@@ -205,7 +205,7 @@ pub(super) fn key_reused(seq: u64) -> ApiError {
 
 fn key_reused_message(seq: u64) -> String {
     format!(
-        "this idempotency key was first used with a different request (which stored seq {seq}); \
+        "this idempotency key was first used with a different request (answered with seq {seq}); \
          use a new key for a new request"
     )
 }

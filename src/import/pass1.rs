@@ -178,7 +178,8 @@ fn sort_verdict_files(
                         None,
                         format!(
                             "kept whole, but it holds more than {MAX_CLAIMS} distinct claims: \
-                             the first {MAX_CLAIMS} are indexed for neighbours"
+                             the first {MAX_CLAIMS} are indexed for neighbours (its claims' \
+                             texts before its claim_hashes)"
                         ),
                     );
                 }

@@ -199,7 +199,9 @@ impl Pass2<'_> {
                     return Ok(());
                 }
             };
-            let op = match ObservedOp::from_line(text) {
+            let report = &mut *self.report;
+            let warned = |message| report.warn(&file.path, Some(line.number), message);
+            let op = match ObservedOp::from_line_warning(text, warned) {
                 Ok(op) => op,
                 Err(e) => match parse_object_line(line.bytes) {
                     Err(why) => {

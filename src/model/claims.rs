@@ -69,67 +69,80 @@ pub fn claims_of(verdict: &Map<String, Value>) -> Result<Vec<Claim>, FieldError>
 }
 
 /// [`claims_of`] for history (a legacy verdict file, a stored verdict), which is not refused
-/// for its number of claims: the first [`MAX_CLAIMS`] distinct ones, and whether it holds more
-/// (those stay in its JSON, unindexed).
+/// for its number of claims: the first [`MAX_CLAIMS`] distinct ones (texts before explicit
+/// hashes), and whether it holds more (those stay in its JSON, unindexed). Nothing after the
+/// first one more is read, so the cost is bounded as for a request.
 pub fn claims_of_history(verdict: &Map<String, Value>) -> Result<(Vec<Claim>, bool), FieldError> {
-    collect(verdict, Beyond::Skip)
+    collect(verdict, Beyond::Stop)
 }
 
-/// What becomes of the distinct claims after the first [`MAX_CLAIMS`].
+/// What the first distinct claim after the first [`MAX_CLAIMS`] does.
 #[derive(Clone, Copy, PartialEq)]
 enum Beyond {
+    /// Refuses the verdict.
     Refuse,
-    Skip,
+    /// Ends the reading: the verdict has more claims than are indexed.
+    Stop,
 }
 
 fn collect(verdict: &Map<String, Value>, beyond: Beyond) -> Result<(Vec<Claim>, bool), FieldError> {
     let mut claims: Vec<Claim> = Vec::new();
     let mut seen = HashSet::new();
-    let mut more = false;
-    let mut push = |claim: Claim| {
-        if claims.len() == MAX_CLAIMS {
-            // Only a claim not seen yet is one more; the set stops growing here.
-            if !seen.contains(&claim.hash) {
-                if beyond == Beyond::Refuse {
-                    return Err(FieldError::new(
-                        "claims",
-                        format!("at most {MAX_CLAIMS} distinct claims are allowed, got more"),
-                    ));
-                }
-                more = true;
+    // Ok(false): one more than the first MAX_CLAIMS, and the reading stops.
+    let mut push = |claim: Claim| -> Result<bool, FieldError> {
+        if claims.len() < MAX_CLAIMS {
+            if seen.insert(claim.hash) {
+                claims.push(claim);
             }
-        } else if seen.insert(claim.hash) {
-            claims.push(claim);
+            return Ok(true);
         }
-        Ok(())
+        // Only a claim not seen yet is one more; the set stops growing here.
+        if seen.contains(&claim.hash) {
+            return Ok(true);
+        }
+        match beyond {
+            Beyond::Refuse => Err(FieldError::new(
+                "claims",
+                format!("at most {MAX_CLAIMS} distinct claims are allowed, got more"),
+            )),
+            Beyond::Stop => Ok(false),
+        }
     };
-    if let Some(Value::Array(entries)) = verdict.get("claims") {
-        for entry in entries {
-            let text = match entry {
-                Value::String(s) => Some(s.as_str()),
-                Value::Object(o) => o.get("text").and_then(Value::as_str),
-                _ => None,
-            };
-            if let Some(hash) = text.and_then(ClaimHash::of_text) {
-                push(Claim {
-                    hash,
-                    text: text.map(str::to_owned),
-                })?;
+    let more = 'read: {
+        if let Some(Value::Array(entries)) = verdict.get("claims") {
+            for entry in entries {
+                let text = match entry {
+                    Value::String(s) => Some(s.as_str()),
+                    Value::Object(o) => o.get("text").and_then(Value::as_str),
+                    _ => None,
+                };
+                if let Some(hash) = text.and_then(ClaimHash::of_text) {
+                    let claim = Claim {
+                        hash,
+                        text: text.map(str::to_owned),
+                    };
+                    if !push(claim)? {
+                        break 'read true;
+                    }
+                }
             }
         }
-    }
-    match verdict.get("claim_hashes") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(hashes)) => {
-            for (i, h) in hashes.iter().enumerate() {
-                let hash = h.as_str().and_then(ClaimHash::parse).ok_or_else(|| {
-                    FieldError::expected(&format!("claim_hashes[{i}]"), "16 hex digits", h)
-                })?;
-                push(Claim { hash, text: None })?;
+        match verdict.get("claim_hashes") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(hashes)) => {
+                for (i, h) in hashes.iter().enumerate() {
+                    let hash = h.as_str().and_then(ClaimHash::parse).ok_or_else(|| {
+                        FieldError::expected(&format!("claim_hashes[{i}]"), "16 hex digits", h)
+                    })?;
+                    if !push(Claim { hash, text: None })? {
+                        break 'read true;
+                    }
+                }
             }
+            Some(other) => return Err(FieldError::expected("claim_hashes", "an array", other)),
         }
-        Some(other) => return Err(FieldError::expected("claim_hashes", "an array", other)),
-    }
+        false
+    };
     Ok((claims, more))
 }
 
@@ -332,6 +345,14 @@ mod tests {
         );
         let start = std::time::Instant::now();
         assert!(claims_of(&v).is_err());
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // History stops reading at the first claim past the limit, as a stored verdict's
+        // claims are read again by every check and neighbour answer.
+        let start = std::time::Instant::now();
+        for _ in 0..20 {
+            let (claims, more) = claims_of_history(&v).unwrap();
+            assert_eq!((claims.len(), more), (MAX_CLAIMS, true));
+        }
         assert!(start.elapsed() < std::time::Duration::from_secs(1));
     }
 }

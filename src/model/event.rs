@@ -273,6 +273,15 @@ impl ObservedOp {
     /// Reads an op back from an `ops.jsonl` line (a legacy file being imported). The line's
     /// fields are taken as they are: it is history, not a request.
     pub fn from_line(text: &str) -> Result<ObservedOp, FieldError> {
+        ObservedOp::from_line_warning(text, |_| {})
+    }
+
+    /// [`ObservedOp::from_line`], saying to `warn` what of the line is not used: a `repo` that
+    /// is not a valid name (the line goes to the default namespace).
+    pub fn from_line_warning(
+        text: &str,
+        warn: impl FnOnce(String),
+    ) -> Result<ObservedOp, FieldError> {
         let obj = parse_object(text)?;
         let string =
             |key: &str| -> Result<JsField<String>, FieldError> { Ok(owned(js_string(&obj, key)?)) };
@@ -308,17 +317,16 @@ impl ObservedOp {
             staffer_id: string("staffer_id")?,
             sig_hash,
             event_kind,
-            // Not a valid name: refused here, so that the import keeps the line in the default
-            // namespace with a warning (`from_line_lenient`).
-            repo: Repo::of_object(&obj)?,
+            repo: Repo::of_line_warning(&obj, |why| {
+                warn(format!("line kept in the default namespace: {why}"));
+            }),
         })
     }
 
     /// An op for a legacy line [`ObservedOp::from_line`] refuses (a field of the wrong type, an
-    /// index key too long, a repo that is not a valid name), from the line's object: the line
-    /// is history and is kept; only its indexed fields (source, success, sig_hash, event_kind,
-    /// repo) matter, and a field that cannot be indexed is left out (the repo: the default
-    /// namespace).
+    /// index key too long), from the line's object: the line is history and is kept; only its
+    /// indexed fields (source, success, sig_hash, event_kind, repo) matter, and a field that
+    /// cannot be indexed is left out.
     pub fn from_line_lenient(obj: &Map<String, Value>) -> ObservedOp {
         let key = |name: &str| match obj.get(name) {
             Some(Value::String(s)) if s.len() <= MAX_KEY_BYTES => JsField::Value(s.clone()),

@@ -103,14 +103,9 @@ impl OutcomeRow {
         };
         let sig_hash = key(sig_hash, "not indexed by sig_hash");
         let kind = key(kind, "not counted by kind");
-        let repo = match repo.map(|name| Repo::parse("repo", name)) {
-            Some(Ok(repo)) => repo,
-            Some(Err(e)) => {
-                warn(format!("row kept in the default namespace: {}", e.message));
-                Repo::default()
-            }
-            None => Repo::default(),
-        };
+        let repo = Repo::of_legacy_warning(repo, |why| {
+            warn(format!("row kept in the default namespace: {why}"));
+        });
         OutcomeRow {
             line: line.to_owned(),
             sig_hash,

@@ -71,11 +71,28 @@ impl Repo {
         Repo::of_legacy(obj.get("repo").and_then(Value::as_str))
     }
 
+    /// [`Repo::of_line`], saying to `warn` why a string `repo` that is not a valid name is not
+    /// used.
+    pub fn of_line_warning(obj: &Map<String, Value>, warn: impl FnOnce(String)) -> Repo {
+        Repo::of_legacy_warning(obj.get("repo").and_then(Value::as_str), warn)
+    }
+
     /// The repository of a legacy line whose `repo` is `name` when it is a string: a name that
     /// is not valid leaves the line in the default namespace.
     pub fn of_legacy(name: Option<&str>) -> Repo {
-        name.and_then(|name| Repo::parse("repo", name).ok())
-            .unwrap_or_default()
+        Repo::of_legacy_warning(name, |_| {})
+    }
+
+    /// [`Repo::of_legacy`], saying to `warn` why a name that is given is not used.
+    pub fn of_legacy_warning(name: Option<&str>, warn: impl FnOnce(String)) -> Repo {
+        match name.map(|name| Repo::parse("repo", name)) {
+            Some(Ok(repo)) => repo,
+            Some(Err(e)) => {
+                warn(e.message);
+                Repo::default()
+            }
+            None => Repo::default(),
+        }
     }
 }
 

@@ -299,8 +299,11 @@ fn sig_hash_in<'b>(
         buf[at..at + part.len()].copy_from_slice(part.as_bytes());
         at += part.len();
     }
-    // Whole strs laid end to end.
-    Cow::Borrowed(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+    // Whole strs laid end to end are UTF-8; the concatenation stands in were they not.
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(sig) => Cow::Borrowed(sig),
+        Err(_) => Cow::Owned(parts.concat()),
+    }
 }
 
 /// The fields a verdict's KB row and observer event are written from, borrowed: from a parsed

@@ -187,8 +187,8 @@ pub enum Written {
     /// Already stored (same verdict identity, import key or client key) under `seq`; nothing
     /// written.
     Duplicate { seq: u64 },
-    /// The client key was first given with another request, which stored `seq`; nothing
-    /// written.
+    /// The client key was first given with another request, which was answered with `seq`
+    /// (stored then, or found stored by its identity); nothing written.
     KeyReused { seq: u64 },
     /// Refused by a bound on what is stored (a scope's live dismissals); nothing written.
     Refused,

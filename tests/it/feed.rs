@@ -475,7 +475,7 @@ fn a_position_past_the_last_seq_is_refused_saying_where_to_resume() {
     ];
     for (query, id, field) in cases {
         let answer = ahead(query, id);
-        assert_error(&answer, 422, field, "past this database's last seq 3");
+        assert_error(&answer, 409, field, "past this database's last seq 3");
         assert!(
             answer.json["error"]
                 .as_str()

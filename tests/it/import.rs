@@ -657,7 +657,7 @@ fn a_legacy_line_with_an_invalid_repo_is_kept_in_the_default_namespace_with_a_wa
             ),
             (
                 Some(1),
-                "line kept, but only partly indexed: repo must not contain control characters, \
+                "line kept in the default namespace: repo must not contain control characters, \
                  got \"a\\nb\""
             ),
         ]

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lakehouse_kb::model::iso_timestamp;
+use lakehouse_kb::model::iso_timestamp_checked;
 use lakehouse_kb::store::codec;
 use lakehouse_kb::store::tables::{EVENTS, OUTCOMES, VERDICTS_BY_SEQ};
 use lakehouse_kb::store::values::{EventValueRef, OutcomeValueRef, VerdictHead};
@@ -158,8 +158,11 @@ fn main() -> anyhow::Result<()> {
         Ok(sum(&verdicts, |v| {
             let head = VerdictHead::read(v, &mut scratch)?;
             line.clear();
-            if let Some(fields) = head.audit_fields() {
-                fields.write_op_line(&iso_timestamp(head.received_at_ms), &mut line);
+            if let (Some(fields), Some(timestamp)) = (
+                head.audit_fields(),
+                iso_timestamp_checked(head.received_at_ms),
+            ) {
+                fields.write_op_line(&timestamp, &mut line);
             }
             Ok(line.len())
         }))

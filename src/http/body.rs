@@ -108,6 +108,12 @@ pub async fn read_whole(
     if let Some(declared) = declared
         && declared > gate.max_body
     {
+        // A client that asked before sending (`Expect: 100-continue`) has sent nothing: it is
+        // answered at once and never asked to send (hyper sends the 100 only when the body is
+        // read).
+        if expects_continue(request.headers()) {
+            return Err(too_large(gate.max_body));
+        }
         // Read (and drop) as much as a body may hold before answering, as if it were taken:
         // a client still sending when the connection closes would get a reset, not the 413.
         let discard = discard(request.into_body(), gate.max_body);
@@ -156,6 +162,13 @@ async fn collect(
         bytes.extend_from_slice(&data);
     }
     Ok(bytes)
+}
+
+/// `Expect: 100-continue`: the client waits for a go-ahead before sending its body.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// Reads and drops up to `max_bytes` of `body`.

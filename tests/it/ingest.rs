@@ -676,6 +676,29 @@ fn raw_exchange(server: &Http, request: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// A client that asks before sending a body over the limit (`Expect: 100-continue`, what curl
+/// does for large bodies) is answered 413 at once and never asked to send it. It was sent
+/// `100 Continue`, then the 413 after up to 1 MiB or the 10 s body timeout.
+#[test]
+fn a_body_over_the_limit_announced_with_expect_continue_is_refused_before_it_is_sent() {
+    let server = InProcessServer::start();
+    let start = std::time::Instant::now();
+    let answer = raw_exchange(
+        &server,
+        b"POST /event HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+          content-type: application/json\r\nexpect: 100-continue\r\n\
+          content-length: 2000000\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""field":"body""#), "{answer}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "answered after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.stats()["total"], 0);
+}
+
 /// At 669becd a gzip transfer coding under chunked was stored as the compressed bytes, and a
 /// `content-encoding` was ignored: both are refused now, before the body is read.
 #[test]

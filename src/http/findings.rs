@@ -603,29 +603,36 @@ pub async fn dismiss(
             ));
         }
     };
-    let (fingerprint, check, severity, summary, block) = match named {
-        Named::Finding(finding) => {
-            let block = finding.severity == "block";
-            (
-                finding.fingerprint,
-                finding.check,
-                finding.severity,
-                finding.summary,
-                block,
-            )
-        }
-        Named::Fingerprint(fp) => {
-            let scope_repo = repo.clone();
-            let (known, _) = query::read_within(&state, limits, move |store, budget| {
-                store.known_finding(&scope_repo, pr, fp, budget)
-            })
-            .await?;
-            match known {
-                Some(k) => (fp, k.check, k.severity, k.summary, k.block),
-                None => (fp, String::new(), String::new(), String::new(), false),
-            }
-        }
+    let fp = match &named {
+        Named::Finding(finding) => finding.fingerprint,
+        Named::Fingerprint(fp) => *fp,
     };
+    let scope_repo = repo.clone();
+    let (known, _) = query::read_within(&state, limits, move |store, budget| {
+        store.known_finding(&scope_repo, pr, fp, budget)
+    })
+    .await?;
+    // A block finding as given, or as the memory holds it in the scope (a finding given with
+    // a lower severity than it was raised with is still that finding).
+    let known_block = known.as_ref().is_some_and(|k| k.block);
+    let (check, severity, summary, block) = match named {
+        Named::Finding(finding) => {
+            let block = finding.severity == "block" || known_block;
+            // Confirmed for a block finding, it says so whatever severity it was given with:
+            // only such a dismissal silences a finding raised as block (`which_applies`).
+            let severity = if block {
+                "block".to_owned()
+            } else {
+                finding.severity
+            };
+            (finding.check, severity, finding.summary, block)
+        }
+        Named::Fingerprint(_) => match known {
+            Some(k) => (k.check, k.severity, k.summary, k.block),
+            None => (String::new(), String::new(), String::new(), false),
+        },
+    };
+    let fingerprint = fp;
     if block && !confirm {
         return Err(ApiError::Unprocessable {
             message: format!(

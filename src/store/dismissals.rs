@@ -229,7 +229,8 @@ pub(super) fn applicable(
 /// The dismissal of `live` that applies to `finding`, which matched the memory as `matched`;
 /// `named[i]` is the remembered finding of the PR that `live[i]`'s fingerprint names. The PR's
 /// own dismissals come before the repository's; within them an exact match before a similar
-/// one, a higher score first, then the older dismissal.
+/// one, a higher score first, then the older dismissal. A finding raised as `block` is
+/// silenced only by a dismissal recorded as block (one that was confirmed).
 pub(super) fn which_applies(
     live: &[Live],
     named: &[Option<u64>],
@@ -240,6 +241,12 @@ pub(super) fn which_applies(
     type Rank = (bool, MatchKind, Reverse<u64>, u64);
     let mut best: Option<(Rank, MatchKind, f64, usize)> = None;
     for (i, d) in live.iter().enumerate() {
+        // Dismissing a block finding needs a confirmation, which only a dismissal recorded as
+        // block had: one made for a lesser finding (which has since become block, or which a
+        // block finding rewords) does not silence it.
+        if finding.severity == "block" && d.entry.value.severity != "block" {
+            continue;
+        }
         let names_it = named[i].is_some() && named[i] == matched.canonical();
         let (kind, score) = if d.fingerprint() == finding.fingerprint.0
             || (names_it && matches!(matched, Match::Exact(_)))

@@ -358,6 +358,69 @@ const DOCS_REWORDED: F = (
     "the diff touches the plan in docs/PLAN.md",
 );
 
+/// A block finding is silenced only by a confirmed dismissal, however it is named. It could be
+/// dismissed without confirming by giving it with a lower severity, by a rewording, or while
+/// it was still a warning (found by a hostile review).
+#[test]
+fn a_block_finding_is_silenced_only_by_a_confirmed_dismissal() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const WAS_WARN: F = ("tests", "warn", "no test covers the token refresh path");
+    const NOW_BLOCK: F = ("tests", "block", "no test covers the token refresh path");
+    post_verdict(&server, verdict(repo, 5, HEAD_A, 1, &[F3, WAS_WARN]));
+    let as_warn = |f: F| json!({"check": f.0, "severity": "warn", "summary": f.2});
+    // (what names it, confirm, status; then the finding's status on the next push)
+    let body = |named: Value, confirm: bool| {
+        let mut b = json!({"repo": REPO, "pr_number": 5, "reason": "r", "by": "ana"});
+        let key = if named.is_string() {
+            "fingerprint"
+        } else {
+            "finding"
+        };
+        b[key] = named;
+        if confirm {
+            b["confirm"] = json!(true);
+        }
+        b
+    };
+    let f3_fp = Fingerprint::of(F3.0, F3.2).to_string();
+    let refused: [(&str, Value); 3] = [
+        ("by fingerprint", json!(f3_fp)),
+        ("as a warning", as_warn(F3)),
+        (
+            "without a severity",
+            json!({"check": F3.0, "summary": F3.2.to_uppercase()}),
+        ),
+    ];
+    for (how, named) in refused {
+        let answer = dismiss(&server, body(named, false), None);
+        assert_eq!(answer.status, 422, "{how}: {}", answer.text);
+        assert_eq!(answer.json["field"], "confirm", "{how}");
+    }
+    // A rewording the memory does not hold is stored unconfirmed, and the warning now raised
+    // as block was dismissed as a warning: neither silences the block finding.
+    for named in [as_warn(F3_REWORDED), as_warn(WAS_WARN)] {
+        let answer = dismiss(&server, body(named, false), None);
+        assert_eq!(answer.status, 201, "{}", answer.text);
+    }
+    assert_eq!(
+        statuses(&check(&server, repo, 5, HEAD_B, &[F3, NOW_BLOCK])),
+        ["repeat", "repeat"]
+    );
+    // Confirmed, a dismissal given as a warning is recorded as block, and silences it.
+    let confirmed = dismiss(&server, body(as_warn(F3), true), None);
+    assert_eq!(
+        (confirmed.status, &confirmed.json["severity"]),
+        (201, &json!("block")),
+        "{}",
+        confirmed.text
+    );
+    assert_eq!(
+        statuses(&check(&server, repo, 5, HEAD_B, &[F3, NOW_BLOCK])),
+        ["dismissed", "repeat"]
+    );
+}
+
 /// A dismissal applies to the PR it names, or to every PR of its repository, and to no other
 /// repository; a rewording of the dismissed finding is dismissed too; the same dismissal twice
 /// is one; a block finding needs confirming; revoking stops it; all of it survives a restart.

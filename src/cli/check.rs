@@ -1,10 +1,11 @@
-//! `lakehouse-kb check`: verify a database. Exits 0 when it passes, 1 when it found problems,
-//! and 2 when it could not check (no database, in use, unreadable), so that a script can tell
-//! a damaged database from a wrong path or a running server.
+//! `lakehouse-kb check`: verify a database. Exits 0 when it passes, 1 when it found problems
+//! (a file redb cannot read is one), and 2 when it could not check (no database, in use), so
+//! that a script can tell a damaged database from a wrong path or a running server.
 
 use std::process::ExitCode;
 
 use super::{GlobalArgs, open_store_for, output};
+use crate::store::StoreError;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {}
@@ -18,6 +19,16 @@ pub fn run(global: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<ExitCode> {
     match check(global) {
         Ok(passed) if passed => Ok(ExitCode::SUCCESS),
         Ok(_) => Ok(ExitCode::from(PROBLEMS_FOUND)),
+        // A file redb cannot read is what a check is for finding: a problem found, not a
+        // check that could not run.
+        Err(err)
+            if err
+                .chain()
+                .any(|e| matches!(e.downcast_ref(), Some(StoreError::Damaged { .. }))) =>
+        {
+            output::error(&err.context("check FAILED"));
+            Ok(ExitCode::from(PROBLEMS_FOUND))
+        }
         Err(err) => {
             output::error(&err.context("could not check the database"));
             Ok(ExitCode::from(COULD_NOT_CHECK))

@@ -105,6 +105,11 @@ pub enum StoreError {
          remove it to start with an empty database"
     )]
     NotADatabase { path: PathBuf },
+    #[error(
+        "{path} is damaged: redb cannot read it ({detail}); move it away and restore a backup \
+         (lakehouse-kb backup), or remove it to start with an empty database"
+    )]
+    Damaged { path: PathBuf, detail: String },
     /// The storage failed (an I/O error, a full disk): the store is reopening itself.
     #[error("{0}")]
     Unavailable(Fault),
@@ -427,6 +432,40 @@ fn open_db(path: &Path, options: &StoreOptions) -> Result<Database, StoreError> 
         _ => {}
     }
     refuse_newer(path)?;
+    survive_damage(path, || open_writable(path, options))
+}
+
+/// Runs one of redb's opens of an existing file, a panic of redb's turned into
+/// [`StoreError::Damaged`]: on some damaged files (a byte flipped in its allocator state) redb
+/// panics (`unreachable!`) instead of returning an error, and a damaged file must be reported,
+/// not crash `check`, the export or the server. redb's own "corrupted" error is the same fault.
+fn survive_damage<T>(
+    path: &Path,
+    open: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_owned(),
+        detail,
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)) {
+        Ok(Err(StoreError::Open {
+            source: DatabaseError::Storage(StorageError::Corrupted(detail)),
+            ..
+        })) => Err(damaged(detail)),
+        Ok(opened) => opened,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(damaged(format!("it panicked: {detail}")))
+        }
+    }
+}
+
+/// The writable open of [`open_db`], once the file is known not to be newer than this binary.
+fn open_writable(path: &Path, options: &StoreOptions) -> Result<Database, StoreError> {
     let mut builder = Database::builder();
     builder.set_cache_size(options.cache_mb.max(1) << 20);
     if let Some(on_repair) = options.on_repair.clone() {
@@ -472,7 +511,10 @@ fn refuse_newer(path: &Path) -> Result<(), StoreError> {
     if !path.exists() {
         return Ok(());
     }
-    let Ok(db) = Database::builder().open_read_only(path) else {
+    // Only a panic is damage here: an error (a file that needs repair after a crash) is the
+    // writable open's to handle.
+    let probe = || Ok(Database::builder().open_read_only(path).ok());
+    let Some(db) = survive_damage(path, probe)? else {
         return Ok(());
     };
     match migrations::current_version(&db) {

@@ -126,6 +126,34 @@ fn check_passes_on_a_healthy_file_and_fails_on_a_damaged_one() {
     assert!(text.contains("check FAILED"), "{text}");
 }
 
+/// A file redb panics on (tests/fixtures/db-damaged) is reported as damaged, not a crash:
+/// `check` exits 1 (a problem found), the export fails with the same words. Both exited 101
+/// with redb's `unreachable!` at 9f75bad (found by a hostile review).
+#[test]
+fn a_file_redb_panics_on_is_reported_as_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/db-damaged/kb.redb.zst"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("kb.redb"),
+        zstd::decode_all(packed.as_slice()).unwrap(),
+    )
+    .unwrap();
+    // (arguments, exit status)
+    let cases: [(&[&str], i32); 2] = [(&["check"], 1), (&["export"], 1)];
+    for (args, code) in cases {
+        let out = kb(dir.path(), args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is damaged: redb cannot read it"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
 /// Exit 2, not 1, when the check could not run: at 669becd a wrong `--data` or a running
 /// server exited 1, like a damaged database.
 #[test]

@@ -24,7 +24,7 @@ pub struct ServeArgs {
     /// Address to listen on (the legacy observer's port is 3800)
     #[arg(long, env = "LAKEHOUSE_KB_BIND", default_value = "127.0.0.1:3800")]
     pub bind: SocketAddr,
-    /// Largest request body accepted (bytes, or with a KiB/MiB suffix)
+    /// Largest request body accepted (bytes, or with a KiB/MiB/GiB suffix)
     #[arg(long, env = "LAKEHOUSE_KB_MAX_BODY", default_value = "1MiB", value_parser = parse_size)]
     pub max_body: usize,
     /// Most lines in one NDJSON batch

@@ -226,6 +226,24 @@ pub struct OpLine<'a> {
 }
 
 impl OpLine<'_> {
+    /// The op these fields are, owned, in `repo` (the name `repo` holds, validated).
+    pub fn to_op(&self, repo: Repo) -> ObservedOp {
+        ObservedOp {
+            timestamp: self.timestamp.to_owned(),
+            endpoint: self.endpoint.to_owned(),
+            input_summary: self.input_summary.to_owned(),
+            success: self.success,
+            duration_ms: self.duration_ms,
+            output_summary: self.output_summary.to_owned(),
+            error: owned(self.error),
+            source: self.source,
+            staffer_id: owned(self.staffer_id),
+            sig_hash: owned(self.sig_hash),
+            event_kind: owned(self.event_kind),
+            repo,
+        }
+    }
+
     /// The line, appended to `out`.
     pub fn write(&self, out: &mut String) {
         let mut op = ObjectWriter::new(out);

@@ -2,8 +2,6 @@
 //! validation rules, and the two legacy records a verdict used to produce — the KB outcome row
 //! of `appendVerdictToKbOutcomes` (§2) and the observer payload of `indexVerdictToObserver` (§4).
 
-use std::borrow::Cow;
-
 use serde_json::{Map, Value};
 
 use super::claims::{Claim, claims_of, claims_of_history};
@@ -251,59 +249,25 @@ impl Verdict {
     /// from the verdict's fields instead of parsing the body (a test holds the two equal): how
     /// the store recomputes a verdict's event without a JSON parse.
     pub fn observed_op(&self, timestamp: String) -> ObservedOp {
-        ObservedOp {
-            timestamp,
-            endpoint: VERDICT_ENDPOINT.to_owned(),
-            input_summary: VERDICT_INPUT_SUMMARY.to_owned(),
-            success: self.overall == Overall::Approve,
-            duration_ms: self.audit_duration_ms.value().copied().unwrap_or(0.0),
-            output_summary: self.one_liner.clone(),
-            error: JsField::Absent,
-            source: Source::Auditor,
-            staffer_id: JsField::Absent,
-            sig_hash: JsField::Value(self.sig_hash()),
-            event_kind: JsField::Value(VERDICT_EVENT_KIND.to_owned()),
-            repo: self.repo.clone(),
-        }
+        let sig_hash = self.sig_hash();
+        self.audit_fields()
+            .op_line(&timestamp, &sig_hash)
+            .to_op(self.repo.clone())
     }
 }
 
 /// `pr{pr_number}-{head_sha[..8]}`; `head_sha` must be validated hex (ASCII) of 8+ digits.
+/// Built without `format!`: the export writes one per recomputed line.
 pub fn sig_hash(pr_number: u64, head_sha: &str) -> String {
-    sig_hash_in(pr_number, head_sha, &mut [0; SIG_HASH_BYTES]).into_owned()
-}
-
-/// Bytes of the longest sig_hash of a validated verdict: `pr`, 20 digits, `-`, 8 hex digits.
-const SIG_HASH_BYTES: usize = 31;
-
-/// [`sig_hash`] written into `buf` (the export writes one per recomputed line); allocated only
-/// when it does not fit, which a validated `head_sha` never makes it do.
-fn sig_hash_in<'b>(
-    pr_number: u64,
-    head_sha: &str,
-    buf: &'b mut [u8; SIG_HASH_BYTES],
-) -> Cow<'b, str> {
+    let sha8 = head_sha.get(..8).unwrap_or(head_sha);
     let mut digits = itoa::Buffer::new();
-    let parts = [
-        "pr",
-        digits.format(pr_number),
-        "-",
-        head_sha.get(..8).unwrap_or(head_sha),
-    ];
-    let len = parts.iter().map(|p| p.len()).sum::<usize>();
-    if len > buf.len() {
-        return Cow::Owned(parts.concat());
-    }
-    let mut at = 0;
-    for part in parts {
-        buf[at..at + part.len()].copy_from_slice(part.as_bytes());
-        at += part.len();
-    }
-    // Whole strs laid end to end are UTF-8; the concatenation stands in were they not.
-    match std::str::from_utf8(&buf[..len]) {
-        Ok(sig) => Cow::Borrowed(sig),
-        Err(_) => Cow::Owned(parts.concat()),
-    }
+    let digits = digits.format(pr_number);
+    let mut sig = String::with_capacity(3 + digits.len() + sha8.len());
+    sig.push_str("pr");
+    sig.push_str(digits);
+    sig.push('-');
+    sig.push_str(sha8);
+    sig
 }
 
 /// The fields a verdict's KB row and observer event are written from, borrowed: from a parsed
@@ -334,13 +298,9 @@ impl AuditFields<'_> {
 
     /// [`Verdict::kb_outcome_line`], appended to `out`.
     pub fn write_kb_outcome_line(&self, out: &mut String) {
-        let mut sig = [0; SIG_HASH_BYTES];
         let mut row = ObjectWriter::new(out);
         row.str("kind", "audit")
-            .str(
-                "sig_hash",
-                &sig_hash_in(self.pr_number, self.head_sha, &mut sig),
-            )
+            .str("sig_hash", &sig_hash(self.pr_number, self.head_sha))
             .str("audited_at", self.audited_at)
             .uint("pr_number", self.pr_number)
             .str("head_sha", self.head_sha)
@@ -374,11 +334,15 @@ impl AuditFields<'_> {
     }
 
     /// The `ops.jsonl` line of the op [`Verdict::observed_op`] makes received at `timestamp`,
-    /// appended to `out`, written as [`ObservedOp::to_line`] writes it (through the same
-    /// [`OpLine`]) without building the op.
+    /// appended to `out`, written as [`ObservedOp::to_line`] writes it without building the op.
     pub fn write_op_line(&self, timestamp: &str, out: &mut String) {
-        let mut sig = [0; SIG_HASH_BYTES];
-        let sig = sig_hash_in(self.pr_number, self.head_sha, &mut sig);
+        let sig_hash = sig_hash(self.pr_number, self.head_sha);
+        self.op_line(timestamp, &sig_hash).write(out);
+    }
+
+    /// The fields of the op the observer makes of this verdict's event received at
+    /// `timestamp`: the one place they are said, for the op and for its line.
+    fn op_line<'s>(&'s self, timestamp: &'s str, sig_hash: &'s str) -> OpLine<'s> {
         OpLine {
             timestamp,
             endpoint: VERDICT_ENDPOINT,
@@ -389,11 +353,10 @@ impl AuditFields<'_> {
             error: JsField::Absent,
             source: Source::Auditor,
             staffer_id: JsField::Absent,
-            sig_hash: JsField::Value(&sig),
+            sig_hash: JsField::Value(sig_hash),
             event_kind: JsField::Value(VERDICT_EVENT_KIND),
             repo: self.repo,
         }
-        .write(out);
     }
 }
 
@@ -561,7 +524,7 @@ mod tests {
             (6, "7fe47bab00", "pr6-7fe47bab"),
             (u64::MAX, "7fe47bab", "pr18446744073709551615-7fe47bab"),
             (1, "abc", "pr1-abc"),
-            // The 8th byte is inside a character: the whole sha, past the inline buffer.
+            // The 8th byte is inside a character: the whole sha.
             (u64::MAX, &long, &format!("pr18446744073709551615-{long}")),
         ];
         for (pr, sha, expected) in cases {

@@ -81,6 +81,21 @@ pub fn require_real_dir(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// An opaque name of the file at `path` (its device and inode, hashed): two paths give the same
+/// name exactly when they reach the same file, whichever process asks. It is not a secret, and
+/// says nothing about where the file is.
+pub fn file_identity(path: &Path) -> io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    let digest = Sha256::new()
+        .chain_update(b"lakehouse-kb file identity\0")
+        .chain_update(meta.dev().to_le_bytes())
+        .chain_update(meta.ino().to_le_bytes())
+        .finalize();
+    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// fsyncs a directory, making the entries created or renamed in it durable.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     nofollow()
@@ -93,6 +108,27 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_has_one_identity_by_any_path_and_another_file_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kb.redb");
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let other = dir.path().join("sub/kb.redb");
+        std::fs::write(&other, b"x").unwrap();
+        let linked = dir.path().join("sub/link");
+        std::fs::hard_link(&file, &linked).unwrap();
+        let id = file_identity(&file).unwrap();
+        assert_eq!(id.len(), 16);
+        assert_eq!(
+            file_identity(&dir.path().join("sub/../kb.redb")).unwrap(),
+            id
+        );
+        assert_eq!(file_identity(&linked).unwrap(), id);
+        assert_ne!(file_identity(&other).unwrap(), id);
+        assert!(file_identity(&dir.path().join("absent")).is_err());
+    }
 
     #[test]
     fn links_are_refused_and_their_targets_untouched() {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::output::with_spinner;
-use super::remote::{RemoteArgs, post_json};
+use super::remote::{RemoteArgs, post_json, require_holder};
 use super::{GlobalArgs, require_db};
 use crate::store::{BackupName, DB_FILE, Store, StoreError};
 
@@ -65,13 +65,13 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(StoreError::InUse { .. }) => remote(&args),
+        Err(StoreError::InUse { .. }) => remote(&path, &args),
         Err(e) => Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
     }
 }
 
 /// The database is held by a running server: ask it for a backup under its backup directory.
-fn remote(args: &BackupArgs) -> anyhow::Result<ExitCode> {
+fn remote(path: &std::path::Path, args: &BackupArgs) -> anyhow::Result<ExitCode> {
     if let Some(dest) = &args.dest {
         anyhow::bail!(
             "a running server holds the database, and it writes backups only under its own \
@@ -86,6 +86,7 @@ fn remote(args: &BackupArgs) -> anyhow::Result<ExitCode> {
         BackupName::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
         body["name"] = name.clone().into();
     }
+    require_holder(&args.remote.url, path)?;
     let (status, answer) = with_spinner("the running server is backing up", || {
         post_json(&args.remote.url, "/backup", &body)
     })

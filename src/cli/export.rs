@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::output::with_spinner;
-use super::remote::{RemoteArgs, post_json};
+use super::remote::{RemoteArgs, post_json, require_holder};
 use super::{GlobalArgs, require_db};
 use crate::export::{Action, ExportJob};
 use crate::store::{Store, StoreError};
@@ -28,7 +28,9 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
     require_db(&path)?;
     let store = match Store::open(&path, global.store_options()) {
         Ok(store) => store,
-        Err(StoreError::InUse { .. }) if args.out.is_none() => return export_remotely(&args),
+        Err(StoreError::InUse { .. }) if args.out.is_none() => {
+            return export_remotely(&path, &args);
+        }
         Err(err @ StoreError::InUse { .. }) => {
             return Err(anyhow::Error::new(err).context(
                 "cannot export into --out while the server runs: the server exports into its \
@@ -74,7 +76,8 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The database is held by a running server: ask it to export.
-fn export_remotely(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+fn export_remotely(path: &std::path::Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    require_holder(&args.remote.url, path)?;
     let (status, answer) = with_spinner("the running server is exporting", || {
         post_json(&args.remote.url, "/export", &serde_json::json!({}))
     })

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{ApiError, AppState};
 use crate::export::{ExportFile, FileProblem};
+use crate::fsutil;
 use crate::metrics::Format;
 use crate::store::{Fault, StoreError};
 
@@ -21,6 +22,10 @@ struct Health {
     schema_version: Option<u64>,
     last_seq: Option<u64>,
     queue_depth: usize,
+    /// An opaque identity of the database file this server holds (`null` if it cannot be
+    /// read): the CLI compares it with `--data`'s file before asking this server for a backup or
+    /// an export, so that a server holding another database is not the one asked.
+    database: Option<String>,
     /// The storage fault the store is recovering from: writes fail (503, or 507 for a full
     /// disk) until it is over.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,8 +47,10 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
         });
     }
     let store = state.store.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        Ok::<_, StoreError>((store.schema_version()?, store.last_seq()?))
+    let (database, read) = tokio::task::spawn_blocking(move || {
+        let database = fsutil::file_identity(store.path()).ok();
+        let read = (|| Ok::<_, StoreError>((store.schema_version()?, store.last_seq()?)))();
+        (database, read)
     })
     .await?;
     let (schema_version, last_seq) = match read {
@@ -62,6 +69,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
         schema_version,
         last_seq,
         queue_depth: state.writer.depth(),
+        database,
         export,
         storage,
     };

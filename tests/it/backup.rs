@@ -465,3 +465,47 @@ fn one_backup_at_a_time_cancelled_when_its_client_goes_away() {
         2
     );
 }
+
+/// Two instances on one host: the CLI asked to back up or export one database with the other
+/// one's `--url` refuses (that server would copy its own database and answer 201), and asks
+/// nothing of it.
+#[test]
+fn cli_refuses_a_server_that_holds_another_database() {
+    let ours = InProcessServer::start_with(&["--export-interval", "0"]);
+    let theirs = InProcessServer::start_with(&["--export-interval", "0"]);
+    for server in [&ours, &theirs] {
+        assert_eq!(
+            server.post_json("/event", r#"{"source":"bot"}"#).status,
+            200
+        );
+    }
+    let named = |server: &InProcessServer| server.get("/healthz").json["database"].clone();
+    assert!(named(&ours).is_string());
+    assert_ne!(named(&ours), named(&theirs));
+
+    for args in [
+        &["backup", "--name", "copy", "--url", &theirs.base][..],
+        &["export", "--url", &theirs.base][..],
+    ] {
+        let out = kb(&ours.data, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains("holds another database"), "{stderr}");
+    }
+    for server in [&ours, &theirs] {
+        assert!(!server.data.join("backups").exists());
+        assert!(!server.data.join("_observer").exists());
+    }
+
+    // The right server is asked.
+    let out = kb(
+        &ours.data,
+        &["backup", "--name", "copy", "--url", &ours.base],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ours.data.join("backups/copy/kb.redb").exists());
+}

@@ -351,6 +351,8 @@ export interface Health {
   schema_version: number;
   last_seq: number;
   queue_depth: number;
+  /** The database file the server holds, by an opaque name. */
+  database?: string | null;
   [key: string]: unknown;
 }
 

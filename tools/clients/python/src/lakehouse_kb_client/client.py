@@ -269,11 +269,15 @@ class Stats(_StatsRequired, total=False):
     by_repo: Dict[str, int]  # verdicts per repository ("" is the default namespace)
 
 
-class Health(TypedDict):
+class _HealthRequired(TypedDict):
     status: str
     schema_version: int
     last_seq: int
     queue_depth: int
+
+
+class Health(_HealthRequired, total=False):
+    database: Optional[str]  # the database file the server holds, by an opaque name
 
 
 class FeedPage(TypedDict):

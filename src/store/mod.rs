@@ -447,7 +447,8 @@ fn survive_damage<T>(
         path: path.to_owned(),
         detail,
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)) {
+    let caught = quiet_panics::run(open);
+    match caught {
         Ok(Err(StoreError::Open {
             source: DatabaseError::Storage(StorageError::Corrupted(detail)),
             ..
@@ -461,6 +462,37 @@ fn survive_damage<T>(
                 .unwrap_or_default();
             Err(damaged(format!("it panicked: {detail}")))
         }
+    }
+}
+
+/// Panics caught by [`survive_damage`] are reported as [`StoreError::Damaged`]; the panic hook
+/// must not also print them (a message and, with `RUST_BACKTRACE`, a backtrace before the
+/// error that says what happened). Other panics print as before.
+mod quiet_panics {
+    use std::cell::Cell;
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::Once;
+
+    thread_local! {
+        /// Set while this thread runs a call whose panic is caught and reported.
+        static QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f`, catching its panic, with the process's panic hook silent for this thread.
+    pub(super) fn run<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
+                if !QUIET.with(Cell::get) {
+                    previous(info);
+                }
+            }));
+        });
+        let was = QUIET.with(|quiet| quiet.replace(true));
+        let caught = panic::catch_unwind(AssertUnwindSafe(f));
+        QUIET.with(|quiet| quiet.set(was));
+        caught
     }
 }
 

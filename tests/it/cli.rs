@@ -151,6 +151,12 @@ fn a_file_redb_panics_on_is_reported_as_damaged() {
             "{args:?}: {}",
             stderr(&out)
         );
+        // Said once, as the error: not also as a panic message with a backtrace.
+        assert!(
+            !stderr(&out).contains("panicked at"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
 }
 

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ingest::{self, EVENTS, IdempotencyKey, IngestBody};
+use super::ingest::{self, EVENTS, IdempotencyKey, IngestBody, ObserverBody};
 use super::page::{self, Entry};
 use super::query::{self, Params, ReadLimits};
 use super::sig::raw;
@@ -23,11 +23,12 @@ struct Posted {
     duplicate: bool,
 }
 
-/// `POST /event`: one observer event (200 with its seq) or an NDJSON batch.
+/// `POST /event`: one observer event (200 with its seq) or an NDJSON batch. The content type
+/// is read as the legacy observer read it (see [`ObserverBody`]).
 pub async fn post(
     State(state): State<AppState>,
     key: IdempotencyKey,
-    body: IngestBody,
+    ObserverBody(body): ObserverBody,
 ) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {

@@ -132,22 +132,10 @@ impl<S: Send + Sync> FromRequest<S> for IngestBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let essence = content_type.as_deref().map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-        let batch = match essence.as_deref() {
-            Some("application/json") => false,
-            Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => true,
-            _ => {
-                let got = content_type.map_or_else(|| "none".to_owned(), |ct| format!("{ct:?}"));
+        let batch = match body_type(&req) {
+            BodyType::Json => false,
+            BodyType::Batch => true,
+            BodyType::Other(got) => {
                 return Err(ApiError::UnsupportedMediaType(format!(
                     "content-type must be application/json or application/x-ndjson, got {got}"
                 )));
@@ -159,6 +147,74 @@ impl<S: Send + Sync> FromRequest<S> for IngestBody {
         } else {
             IngestBody::Single(bytes)
         })
+    }
+}
+
+/// The body of `POST /event`: as [`IngestBody`], except that a body whose content type is not
+/// an NDJSON one is one JSON record whatever the type says (none, `text/plain`, a form type),
+/// and that record's bytes are read as the legacy observer read them (Bun's
+/// `Request.json()`, which decodes UTF-8 before parsing): a leading byte-order mark dropped,
+/// bytes that are not UTF-8 read as U+FFFD. The observer's clients do not all say
+/// `application/json` (`fetch` with a string body and no headers sends `text/plain`), and the
+/// observer took their events.
+#[derive(Debug)]
+pub struct ObserverBody(pub IngestBody);
+
+impl<S: Send + Sync> FromRequest<S> for ObserverBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let batch = matches!(body_type(&req), BodyType::Batch);
+        let bytes = Bytes::from_request(req, state).await?;
+        Ok(ObserverBody(if batch {
+            IngestBody::Batch(bytes)
+        } else {
+            IngestBody::Single(as_decoded_text(bytes))
+        }))
+    }
+}
+
+/// `bytes` as a WHATWG UTF-8 decode leaves them: without a leading byte-order mark, each
+/// invalid sequence replaced by U+FFFD. Valid UTF-8 without a mark is returned as it is.
+fn as_decoded_text(bytes: Bytes) -> Bytes {
+    let bytes = match bytes.strip_prefix("\u{feff}".as_bytes()) {
+        Some(_) => bytes.slice(3..),
+        None => bytes,
+    };
+    match String::from_utf8_lossy(&bytes) {
+        std::borrow::Cow::Borrowed(_) => bytes,
+        std::borrow::Cow::Owned(mended) => Bytes::from(mended),
+    }
+}
+
+/// What a write's `content-type` says its body is.
+enum BodyType {
+    Json,
+    Batch,
+    /// Anything else, as the request gave it (quoted), or `none`.
+    Other(String),
+}
+
+fn body_type(req: &Request) -> BodyType {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = content_type.as_deref().map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    match essence.as_deref() {
+        Some("application/json") => BodyType::Json,
+        Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => {
+            BodyType::Batch
+        }
+        _ => {
+            BodyType::Other(content_type.map_or_else(|| "none".to_owned(), |ct| format!("{ct:?}")))
+        }
     }
 }
 

@@ -120,9 +120,13 @@ fn observe(
         check_key_len("event_kind", k)?;
     }
 
-    let repo = Repo::of_object(body)?;
-    let duration_ms = duration(body, "duration_ms")?;
-    let audit_duration_ms = duration(body, "audit_duration_ms")?;
+    let repo = Repo::of_legacy_record(body)?;
+    // `Number(body.duration_ms ?? body.audit_duration_ms ?? 0)`: the second is read only when
+    // the first is absent or null, so only then can it be wrong.
+    let duration_ms = match duration(body, "duration_ms")? {
+        Some(ms) => Some(ms),
+        None => duration(body, "audit_duration_ms")?,
+    };
 
     let endpoint = match endpoint.value() {
         Some(e) => (*e).to_owned(),
@@ -159,7 +163,7 @@ fn observe(
         endpoint,
         input_summary,
         success,
-        duration_ms: duration_ms.or(audit_duration_ms).unwrap_or(0.0),
+        duration_ms: duration_ms.unwrap_or(0.0),
         output_summary,
         error: owned(error),
         source,
@@ -459,6 +463,7 @@ mod tests {
             r#"{"count":1.50,"role":["a",null],"city":{"x":1},"state":true}"#,
             // duration_ms: duration_ms, else audit_duration_ms, else 0; strings read by Number()
             r#"{"duration_ms":5,"audit_duration_ms":7}"#,
+            r#"{"duration_ms":5,"audit_duration_ms":"n/a"}"#,
             r#"{"duration_ms":null,"audit_duration_ms":7}"#,
             r#"{"audit_duration_ms":" 1.5e3 "}"#,
             r#"{"duration_ms":" 250 "}"#,
@@ -546,6 +551,8 @@ mod tests {
             {"count":1.50,"role":["a",null],"city":{"x":1},"state":true}
               {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? a,×1.5 in [object Object], true","success":false,"duration_ms":0,"output_summary":"failed","source":"scenario"}
             {"duration_ms":5,"audit_duration_ms":7}
+              {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":5,"output_summary":"failed","source":"scenario"}
+            {"duration_ms":5,"audit_duration_ms":"n/a"}
               {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":5,"output_summary":"failed","source":"scenario"}
             {"duration_ms":null,"audit_duration_ms":7}
               {"timestamp":"2026-11-24T12:00:00.000Z","endpoint":"scenario:fill","input_summary":"? ?×? in ?, ?","success":false,"duration_ms":7,"output_summary":"failed","source":"scenario"}

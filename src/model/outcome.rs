@@ -66,7 +66,7 @@ impl OutcomeRow {
         // Rows are counted by kind (`/stats`): like any key, it is bounded.
         check_key_len("kind", &kind)?;
         let repo = match rule {
-            SigHashRule::Required => Repo::of_object(&obj)?,
+            SigHashRule::Required => Repo::of_legacy_record(&obj)?,
             SigHashRule::Optional => Repo::of_line(&obj),
         };
         Ok(OutcomeRow {

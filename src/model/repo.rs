@@ -65,6 +65,17 @@ impl Repo {
         }
     }
 
+    /// The `repo` of a record in a legacy shape (an observer event, an outcome row): as
+    /// [`Repo::of_object`], except that a `repo` that is not a string names no repository (it is
+    /// a legacy client's own field, which the legacy writers took): the record is in the
+    /// default namespace, kept as it came.
+    pub fn of_legacy_record(obj: &Map<String, Value>) -> Result<Repo, FieldError> {
+        match obj.get("repo") {
+            Some(Value::String(name)) => Repo::parse("repo", name),
+            _ => Ok(Repo::default()),
+        }
+    }
+
     /// Like [`Repo::of_object`] for a line of a legacy file, which is history, not a request:
     /// a `repo` that is not a valid name is ignored (the line is kept in the default namespace).
     pub fn of_line(obj: &Map<String, Value>) -> Repo {
@@ -117,6 +128,25 @@ mod tests {
         }
         let named = Repo::of_object(&obj(r#"{"repo":"gitea:profit/lakehouse"}"#)).unwrap();
         assert_eq!(named.name(), Some("gitea:profit/lakehouse"));
+    }
+
+    #[test]
+    fn a_legacy_record_s_repo_that_is_not_a_string_is_the_default_namespace() {
+        for body in [
+            r#"{"repo":5}"#,
+            r#"{"repo":{"owner":"o","name":"n"}}"#,
+            r#"{"repo":[]}"#,
+            r#"{"repo":true}"#,
+        ] {
+            assert!(Repo::of_object(&obj(body)).is_err(), "{body}");
+            assert!(
+                Repo::of_legacy_record(&obj(body)).unwrap().is_default(),
+                "{body}"
+            );
+        }
+        let named = Repo::of_legacy_record(&obj(r#"{"repo":"gitea:profit/lakehouse"}"#)).unwrap();
+        assert_eq!(named.name(), Some("gitea:profit/lakehouse"));
+        assert!(Repo::of_legacy_record(&obj("{\"repo\":\"a\\u0000b\"}")).is_err());
     }
 
     #[test]

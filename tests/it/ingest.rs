@@ -362,6 +362,71 @@ fn outcome_rows_are_stored_byte_for_byte() {
     assert_eq!(server.stats()["outcomes"], 1);
 }
 
+/// `POST /event` reads its body as the legacy observer did (Bun's `Request.json()`): whatever
+/// the content type says, a byte-order mark dropped, bytes that are not UTF-8 read as U+FFFD.
+/// At b548710 every body not labelled `application/json` was a 415, so a client posting with
+/// `fetch(url, {method: "POST", body: JSON.stringify(x)})` (which sends `text/plain`) lost
+/// every event (found by a review against the seed's observer).
+#[test]
+fn the_observer_takes_a_json_body_whatever_its_content_type() {
+    let server = InProcessServer::start();
+    let body = r#"{"timestamp":"2026-04-01T00:00:00.000Z","source":"bot","ok":true}"#;
+    let line = r#"{"timestamp":"2026-04-01T00:00:00.000Z","endpoint":"bot:cycle","input_summary":"? ?×? in ?, ?","success":true,"duration_ms":0,"output_summary":"ok","source":"bot"}"#;
+    let unlabelled = |body: Vec<u8>| {
+        crate::support::answer(
+            server
+                .client()
+                .post(server.url("/event"))
+                .body(body)
+                .send()
+                .unwrap(),
+        )
+    };
+    // (content type or none, body, the ops line stored)
+    let cases: [(Option<&str>, Vec<u8>, String); 7] = [
+        (Some("application/json"), body.into(), line.into()),
+        (Some("text/plain;charset=UTF-8"), body.into(), line.into()),
+        (Some("application/x-www-form-urlencoded"), body.into(), line.into()),
+        (None, body.into(), line.into()),
+        (Some("text/plain"), [b"\xef\xbb\xbf", body.as_bytes()].concat(), line.into()),
+        (
+            Some("application/json"),
+            b"{\"timestamp\":\"t\",\"source\":\"bot\",\"ok\":true,\"one_liner\":\"caf\xe9\"}".to_vec(),
+            "{\"timestamp\":\"t\",\"endpoint\":\"bot:cycle\",\"input_summary\":\"? ?×? in ?, ?\",\"success\":true,\"duration_ms\":0,\"output_summary\":\"caf\u{fffd}\",\"source\":\"bot\"}".into(),
+        ),
+        (Some("Text/Plain"), body.into(), line.into()),
+    ];
+    let mut lines = String::new();
+    for (content_type, body, line) in cases {
+        let answer = match content_type {
+            Some(content_type) => server.post("/event", content_type, body),
+            None => unlabelled(body),
+        };
+        assert_eq!(answer.status, 200, "{content_type:?}: {}", answer.text);
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    assert_eq!(server.post_json("/export", "").status, 200);
+    assert_eq!(
+        std::fs::read_to_string(server.data.join("_observer/ops.jsonl")).unwrap(),
+        lines
+    );
+    // Not JSON is still a 400, whatever the label; NDJSON labels are still batches.
+    assert_error(
+        &server.post("/event", "text/plain", "source=bot"),
+        400,
+        "body",
+        "not valid JSON",
+    );
+    let batch = server.post(
+        "/event",
+        "application/x-ndjson",
+        format!("{body}\n{body}\n"),
+    );
+    assert_eq!(batch.json["accepted"], 2, "{}", batch.text);
+    assert_eq!(server.stats()["total"], 9);
+}
+
 #[test]
 fn malformed_bodies_get_json_errors_and_the_server_keeps_serving() {
     let server = InProcessServer::start();
@@ -379,32 +444,36 @@ fn malformed_bodies_get_json_errors_and_the_server_keeps_serving() {
             "body",
             "must be a JSON object, got a number",
         );
-        assert_error(
-            &server.post_json(path, b"{\"sig_hash\":\"\xff\xfe\"}".to_vec()),
-            400,
-            "body",
-            "not valid UTF-8",
-        );
+        // The observer's route reads bodies as the legacy observer did: see
+        // `the_observer_takes_a_json_body_whatever_its_content_type`.
+        if path != "/event" {
+            assert_error(
+                &server.post_json(path, b"{\"sig_hash\":\"\xff\xfe\"}".to_vec()),
+                400,
+                "body",
+                "not valid UTF-8",
+            );
+            assert_error(
+                &server.post(path, "text/plain", "{}"),
+                415,
+                "content-type",
+                "must be application/json",
+            );
+            let unlabelled = server
+                .client()
+                .post(server.url(path))
+                .body("{}")
+                .send()
+                .unwrap();
+            assert_error(
+                &crate::support::answer(unlabelled),
+                415,
+                "content-type",
+                "got none",
+            );
+        }
         // Lone surrogates are no error, as in JavaScript: see
         // `lone_surrogates_javascript_writes_are_taken_as_replacement_characters`.
-        assert_error(
-            &server.post(path, "text/plain", "{}"),
-            415,
-            "content-type",
-            "must be application/json",
-        );
-        let unlabelled = server
-            .client()
-            .post(server.url(path))
-            .body("{}")
-            .send()
-            .unwrap();
-        assert_error(
-            &crate::support::answer(unlabelled),
-            415,
-            "content-type",
-            "got none",
-        );
         let huge = format!(r#"{{"sig_hash":"x","pad":"{}"}}"#, "x".repeat(1 << 20));
         assert_error(
             &server.post_json(path, huge),

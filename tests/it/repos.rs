@@ -167,16 +167,27 @@ fn bad_repository_names_are_refused() {
         "at most 200 bytes",
     );
     assert_error(
-        &server.post_json("/event", r#"{"source":"bot","repo":["x"]}"#),
+        &server.post_json("/verdicts", {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&verdict(None, 1, "t", "block", &[])).unwrap();
+            v["repo"] = 7.into();
+            v.to_string()
+        }),
         400,
         "repo",
         "must be a string",
     );
     assert_error(
-        &server.post_json("/outcomes", r#"{"sig_hash":"s","repo":7}"#),
+        &server.post_json("/event", format!(r#"{{"source":"bot","repo":"{long}"}}"#)),
         400,
         "repo",
-        "must be a string",
+        "at most 200 bytes",
+    );
+    assert_error(
+        &server.post_json("/outcomes", r#"{"sig_hash":"s","repo":"a\u0007b"}"#),
+        400,
+        "repo",
+        "control characters",
     );
     assert_error(
         &server.get(&format!("/prs/1/history?repo={long}")),
@@ -191,6 +202,29 @@ fn bad_repository_names_are_refused() {
         "control characters",
     );
     assert_eq!(server.stats()["last_seq"], 0);
+}
+
+/// An observer event or an outcome row whose `repo` is not a string is a legacy client's record
+/// (the legacy writers took any field): stored in the default namespace, its lines exactly the
+/// legacy bytes. At b548710 both were a 400, and the client lost the record.
+#[test]
+fn a_repo_that_is_not_a_string_leaves_a_legacy_record_in_the_default_namespace() {
+    let server = InProcessServer::start();
+    let row = r#"{"sig_hash":"6cd5d79c4f5d42c9","repo":{"owner":"profit","name":"lakehouse"}}"#;
+    assert_eq!(server.post_json("/outcomes", row).status, 201);
+    let event = r#"{"timestamp":"t","source":"bot","ok":true,"repo":5}"#;
+    assert_eq!(server.post_json("/event", event).status, 200);
+    assert_eq!(server.post_json("/export", "").status, 200);
+    let read = |path: &str| std::fs::read_to_string(server.data.join(path)).unwrap();
+    assert_eq!(read("_kb/outcomes.jsonl"), format!("{row}\n"));
+    assert_eq!(
+        read("_observer/ops.jsonl"),
+        "{\"timestamp\":\"t\",\"endpoint\":\"bot:cycle\",\"input_summary\":\"? ?×? in ?, ?\",\"success\":true,\"duration_ms\":0,\"output_summary\":\"ok\",\"source\":\"bot\"}\n"
+    );
+    assert_eq!(
+        server.get("/sig/6cd5d79c4f5d42c9").json["records"][0]["type"],
+        "outcome"
+    );
 }
 
 /// Percent-encodes a query value (repository names hold `:` and `/`).

@@ -4,7 +4,7 @@
 //!
 //! Idempotency keys: a write may carry an `Idempotency-Key` header; a line of an NDJSON batch
 //! may carry its own `idempotency_key` (or `event_id`) string field, and otherwise gets the
-//! header's key followed by `#` and its line number. A key is checked and stored in the same
+//! header's key followed by `#` and its record's number (blank lines not counted). A key is checked and stored in the same
 //! transaction as its record, so a retry with the same key (within the keys' window) is
 //! answered with what the first attempt stored (`duplicate: true`, its seq), and the same key
 //! with another request is refused (422).
@@ -299,11 +299,16 @@ struct LineKey {
     event_id: Option<serde_json::Value>,
 }
 
-/// The key of line `line_no`: its own `idempotency_key` (or `event_id`) field, else the batch
-/// header's key with `#` and the line number, else none.
+/// The key of line `line_no`, the batch's `record_no`th record: its own `idempotency_key` (or
+/// `event_id`) field, else the batch header's key with `#` and the record's number, else none.
+/// An `idempotency_key` that is not a valid key is an error; an `event_id` that is not is
+/// ignored.
+/// The record's number, not the line's: blank lines are skipped, so a retry that adds or drops
+/// one (another joiner, a trailing newline) must not give its records other keys.
 fn line_key(
     line: &[u8],
     line_no: usize,
+    record_no: usize,
     header: Option<&str>,
 ) -> Result<Option<String>, LineError> {
     let mentions = |needle: &[u8]| memchr::memmem::find(line, needle).is_some();
@@ -326,6 +331,9 @@ fn line_key(
             match value {
                 None | Some(serde_json::Value::Null) => {}
                 Some(serde_json::Value::String(key)) if valid_key(&key) => return Ok(Some(key)),
+                // An `event_id` that cannot be a key is the client's own field (a number, say),
+                // not a key it meant: the line is keyed as if it had none.
+                Some(_) if field == "event_id" => {}
                 Some(other) => {
                     return Err(LineError {
                         line: line_no,
@@ -340,7 +348,7 @@ fn line_key(
             }
         }
     }
-    Ok(header.map(|key| format!("{key}#{line_no}")))
+    Ok(header.map(|key| format!("{key}#{record_no}")))
 }
 
 /// The puts of a batch's good lines with their line numbers, and its bad lines.
@@ -374,8 +382,8 @@ pub fn parse_batch<R>(
     }
     let mut puts = Vec::with_capacity(lines.len());
     let mut rejected = Vec::new();
-    for (line_no, line) in lines {
-        let key = match line_key(line, line_no, header_key) {
+    for (record_no, (line_no, line)) in (1..).zip(lines) {
+        let key = match line_key(line, line_no, record_no, header_key) {
             Ok(key) => key,
             Err(e) => {
                 rejected.push(e);

@@ -288,16 +288,13 @@ struct AppliedDismissal {
 }
 
 impl From<&Applied> for AppliedDismissal {
-    /// Without the finding's check, severity and wording: the answer holds the finding beside
-    /// it, and stays proportional to the request.
+    /// With the dismissed finding's check, severity and wording (when the dismissal knows
+    /// them): matched by a rewording, they are not the checked finding's, and the auditor must
+    /// see what was dismissed. Each is bounded (200, 32 and 4,096 bytes), so the answer stays
+    /// proportional to the request.
     fn from(a: &Applied) -> AppliedDismissal {
         AppliedDismissal {
-            dismissal: Dismissal {
-                check: None,
-                severity: None,
-                summary: None,
-                ..Dismissal::from(&a.entry)
-            },
+            dismissal: Dismissal::from(&a.entry),
             matched: MatchTier {
                 tier: a.kind.as_str(),
                 fingerprint: None,
@@ -413,6 +410,11 @@ pub async fn check(
 ) -> Result<Json<CheckAnswer>, ApiError> {
     let pr_number = pr_number(&raw)?;
     let request = json_body(body, "/prs/{pr_number}/findings/check")?;
+    query::refuse_unknown_fields(
+        &request,
+        &["repo", "head_sha", "findings"],
+        "/prs/{pr_number}/findings/check",
+    )?;
     let repo = Repo::of_object(&request)?;
     let head_sha = match request.get("head_sha") {
         Some(Value::String(s))
@@ -548,6 +550,19 @@ pub async fn dismiss(
     };
     let bytes = bytes.clone();
     let request = json_body(body, "/findings/dismissals")?;
+    query::refuse_unknown_fields(
+        &request,
+        &[
+            "repo",
+            "pr_number",
+            "fingerprint",
+            "finding",
+            "reason",
+            "by",
+            "confirm",
+        ],
+        "/findings/dismissals",
+    )?;
     let repo = Repo::of_object(&request)?;
     let pr = match request.get("pr_number") {
         None | Some(Value::Null) => None,

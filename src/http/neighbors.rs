@@ -86,6 +86,19 @@ pub async fn post(
         ));
     };
     let request = parse_object(utf8(&bytes)?)?;
+    query::refuse_unknown_fields(
+        &request,
+        &[
+            "claims",
+            "claim_hashes",
+            "repo",
+            "all_repos",
+            "exclude_pr",
+            "limit",
+            "min_score",
+        ],
+        "/neighbors",
+    )?;
     let claims = query_claims(&request)?;
     let repo = Repo::of_object(&request)?;
     let all_repos = match request.get("all_repos") {

@@ -92,6 +92,26 @@ pub fn integer(raw: &str) -> Option<u64> {
     raw.parse::<u64>().ok().filter(|&n| n <= MAX_SAFE_INTEGER)
 }
 
+/// Refuses a request body holding a field that is not one of `known`: on a query or a
+/// dismissal a misspelt field (`pr` for `pr_number`, `exlcude_pr`) would otherwise be ignored and
+/// the request would quietly mean something wider than it says. 400 naming the field.
+pub fn refuse_unknown_fields(
+    body: &serde_json::Map<String, serde_json::Value>,
+    known: &[&str],
+    route: &str,
+) -> Result<(), ApiError> {
+    match body.keys().find(|key| !known.contains(&key.as_str())) {
+        None => Ok(()),
+        Some(unknown) => Err(ApiError::bad_request(
+            unknown.clone(),
+            format!(
+                "unknown field {unknown:?}: the body of {route} may hold {}",
+                known.join(", ")
+            ),
+        )),
+    }
+}
+
 /// An integer in a JSON body: a non-negative whole number (`3.0` too: JSON has one number
 /// type), at most 2^53 - 1.
 pub fn json_integer(value: &serde_json::Value) -> Option<u64> {

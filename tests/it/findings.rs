@@ -483,9 +483,15 @@ fn dismissals_apply_to_their_scope_and_stop_applying_when_revoked() {
         (applied["id"].as_u64(), &applied["match"]["tier"]),
         (Some(pr_scoped), &json!("exact"))
     );
+    // Matched by a rewording, the answer says what was dismissed: the dismissal's own wording,
+    // not the checked one (absent at 2da52cd).
+    let reworded = &pr1.json["findings"][1]["dismissal"];
+    assert_eq!(reworded["match"]["tier"], "similar");
     assert_eq!(
-        pr1.json["findings"][1]["dismissal"]["match"]["tier"],
-        "similar"
+        (&reworded["summary"], &pr1.json["findings"][1]["summary"]),
+        (&json!(DOCS.2), &json!(DOCS_REWORDED.2)),
+        "{}",
+        pr1.text
     );
     assert_eq!(
         statuses(&check(&server, repo, 2, HEAD_B, &[DOCS])),
@@ -807,6 +813,29 @@ fn bad_input_is_a_4xx_naming_the_field() {
             400,
             "repo",
             "at most 200 bytes",
+        ),
+        // A misspelt field is refused, not ignored: `pr` for `pr_number` would have made a
+        // dismissal for one PR a dismissal for the whole repository (201 at 2da52cd).
+        (
+            "/findings/dismissals",
+            json!({"fingerprint": "0123456789abcdef", "reason": "r", "by": "b", "pr": 21}),
+            400,
+            "pr",
+            "unknown field \"pr\"",
+        ),
+        (
+            "/prs/7/findings/check",
+            json!({"head_sha": "abcdef12", "findings": [], "repository": "r"}),
+            400,
+            "repository",
+            "may hold repo, head_sha, findings",
+        ),
+        (
+            "/neighbors",
+            json!({"claims": ["a claim"], "exlcude_pr": 21}),
+            400,
+            "exlcude_pr",
+            "unknown field",
         ),
     ];
     for (path, body, status, field, needle) in cases {

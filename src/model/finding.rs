@@ -7,23 +7,30 @@
 //! 1. **Exact**: the [`Fingerprint`], the first 16 hex digits of SHA-256 of
 //!    `normalise_check(check) + "\n" + normalise_summary(summary)`, where
 //!    - the check is trimmed, lowercased and its whitespace runs made one space;
-//!    - the summary is lowercased; quote characters (`"` `'` `` ` `` `‘` `’` `“` `”` `«` `»`)
-//!      are removed; every run of ASCII digits that is a number, not part of a name (not right
-//!      after a letter, a digit or `_`: `handler_1`, `s3`, `sha256` keep theirs), becomes one
-//!      `#` (line numbers, counts, sizes and durations move between pushes: `ingest.rs:42` and
-//!      `ingest.rs:57` are one finding, and so are `30s` and `45s`);
+//!    - the summary is put in Unicode NFC (`café` typed or pasted decomposed is one wording),
+//!      lowercased; quote characters (`"` `'` `` ` `` `‘` `’` `“` `”` `«` `»`) are removed;
+//!      every number that is a position in a file becomes one `#`: a run of ASCII digits
+//!      after `:` (`ingest.rs:42`, `:42:7`), after `#L` (`#L42`), after the word `line`,
+//!      `lines`, `ln`, `col`, `column` or `columns` (a space, `#` or `.` between), or after
+//!      such a number and `-`, `–`, `..` or `,` (`lines 42-57`); and so does a measurement, a
+//!      number with its unit written on (`30s`, `10k`, `512mb`). Positions and measurements
+//!      move between pushes; every other number names something (a CVE, a port, a status
+//!      code, a version) and is kept as written;
 //!      runs of whitespace become one space; leading and trailing whitespace and trailing
 //!      sentence punctuation (`. ! ; : ,`) are dropped.
 //!
 //!    So `Unwrap in "parse_body" at ingest.rs:42 can panic.` and
-//!    ``unwrap in `parse_body` at ingest.rs:57 can panic`` have one fingerprint.
+//!    ``unwrap in `parse_body` at ingest.rs:57 can panic`` have one fingerprint, and
+//!    `log4j 2.14.1 is vulnerable (CVE-2021-44228)` and `... (CVE-2021-45046)` two.
 //! 2. **Similar**: a finding reworded by the model matches an earlier finding of the same PR
 //!    and the same check when their [`FindingTerms`] score at least [`SIMILAR_THRESHOLD`] in
 //!    [`FindingTerms::similarity`] (the Dice coefficient of their terms, 0 when they name
 //!    different things). The terms come from the claims analyser (`model/text.rs`: lowercase,
 //!    stop words, the Snowball stemmer, developer abbreviations), with identifiers counted
-//!    whole and numbers left out. Why this measure rather than BM25, and why this threshold,
-//!    is said at [`FindingTerms::similarity`].
+//!    whole, positions and measurements left out and other numbers counted as things named
+//!    (`#5432`). Why this
+//!    measure rather than BM25, and why this threshold, is said at
+//!    [`FindingTerms::similarity`].
 //!
 //! These rules decide what the stored memory holds, so they are versioned:
 //! [`FINDING_RULES_VERSION`] (with the analyser's version) is recorded with the memory, and a
@@ -38,8 +45,11 @@ use super::text::{self, MAX_TERMS_PER_TEXT};
 use super::{FieldError, describe};
 
 /// Version of the rules of this file (fingerprint normalisation, terms, similarity, threshold).
-/// Version 1: the rules as first released.
-pub const FINDING_RULES_VERSION: u64 = 1;
+/// Version 1: the rules as first released. Version 2: every number was `#` and left out of the
+/// terms, so `CVE-2021-44228` and `CVE-2021-45046`, or ports 22 and 5432, were one finding
+/// (and one confirmed dismissal silenced both): only positions are now; other numbers name
+/// things, as do advisory ids; wordings are read in NFC.
+pub const FINDING_RULES_VERSION: u64 = 2;
 
 /// A reworded finding matches when its similarity to the earlier one is at least this: the
 /// terms the two wordings share weigh at least twice the terms either has alone (see
@@ -111,18 +121,22 @@ fn is_quote(c: char) -> bool {
 
 /// The summary as the fingerprint sees it (see the module documentation).
 pub fn normalise_summary(summary: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
     let mut out = String::with_capacity(summary.len());
     let mut space = false;
-    let mut in_digits = false;
+    // Inside a run of digits: `Some(true)` a position (written as one `#`), `Some(false)` a
+    // number kept as written, from byte `kept_from` of `out`.
+    let mut digits: Option<bool> = None;
+    let mut kept_from = 0;
     // Whether the last character kept was part of a name: digits after one are part of it.
     let mut in_name = false;
-    for c in summary.chars() {
+    for c in summary.nfc() {
         if is_quote(c) {
             continue;
         }
         if c.is_whitespace() {
             space = !out.is_empty();
-            in_digits = false;
+            digits = None;
             in_name = false;
             continue;
         }
@@ -130,14 +144,25 @@ pub fn normalise_summary(summary: &str) -> String {
             out.push(' ');
             space = false;
         }
-        if c.is_ascii_digit() && (in_digits || !in_name) {
-            if !in_digits {
+        if c.is_ascii_digit() && (digits.is_some() || !in_name || out.ends_with("#l")) {
+            let first = digits.is_none();
+            if first {
+                kept_from = out.len();
+            }
+            if !*digits.get_or_insert_with(|| is_position_before(&out)) {
+                out.push(c);
+            } else if first && !out.ends_with('#') {
+                // One `#` for `line 42` and `line #42` alike.
                 out.push('#');
-                in_digits = true;
             }
             continue;
         }
-        in_digits = false;
+        // A number with its unit (`30s`, `10k`, `512mb`) is a measurement: it moves.
+        if digits == Some(false) && c.is_alphabetic() {
+            out.truncate(kept_from);
+            out.push('#');
+        }
+        digits = None;
         in_name = c.is_alphanumeric() || c == '_';
         out.extend(c.to_lowercase());
     }
@@ -151,13 +176,54 @@ pub fn normalise_summary(summary: &str) -> String {
     out
 }
 
-/// The terms of a finding's wording that the similar tier compares: `ids`, the things it
-/// names, each counted once as a unit: code identifiers (a word whose parts are joined by
-/// `_ . / : \` or camelCase humps, such as `parse_body`, `src/http/ingest.rs:42`,
+/// Words after which a number is a position in a file (lowercase).
+const POSITION_WORDS: [&str; 6] = ["line", "lines", "ln", "col", "column", "columns"];
+
+/// Units a number may be followed by, as the next word: the number is a measurement
+/// (`30 seconds`, `120 lines`), which moves between pushes, not a thing named.
+const UNIT_WORDS: [&str; 30] = [
+    "%", "b", "bytes", "d", "days", "entries", "gb", "gib", "h", "hours", "items", "kb", "kib",
+    "lines", "mb", "mib", "min", "mins", "minutes", "ms", "percent", "rows", "s", "sec", "secs",
+    "second", "seconds", "times", "x", "us",
+];
+
+/// Words that continue a range of positions (`lines 42 to 57`).
+const RANGE_WORDS: [&str; 4] = ["to", "and", "through", "thru"];
+
+/// Whether a number starting right after `before` (a normalised summary so far) is a position
+/// in a file: after `:`, after `#l` (an anchor `#L42`), after a position word (a space, `#` or
+/// `.` between), or after a position already written (`#`) and a range's `-`, `–`, `..` or `,`.
+fn is_position_before(before: &str) -> bool {
+    if before.ends_with(':') || before.ends_with("#l") {
+        return true;
+    }
+    for joiner in ["-", "\u{2013}", "..", ",", ", "] {
+        if before
+            .strip_suffix(joiner)
+            .is_some_and(|head| head.ends_with('#'))
+        {
+            return true;
+        }
+    }
+    let head = before.trim_end_matches([' ', '#', '.']);
+    let word_start = head.rfind(|c: char| !c.is_alphanumeric()).map_or(0, |at| {
+        at + head[at..].chars().next().map_or(1, char::len_utf8)
+    });
+    POSITION_WORDS.contains(&&head[word_start..])
+}
+
+/// The terms of a finding's wording that the similar tier compares, read in NFC: `ids`, the
+/// things it names, each counted once as a unit: code identifiers (a word whose parts are
+/// joined by `_ . / : \` or camelCase humps, such as `parse_body`, `src/http/ingest.rs:42`,
 /// `retryCount`), as their lowercase parts joined by `/`, a line or column number after `:`
-/// left out (`src/http/ingest/rs`), and versions (three or more numbers joined by dots, `4.17.15`), as
-/// `=4.17.15`; and `words`, the analyser's terms of the rest, numbers left out. Hyphenated
-/// prose (`user-supplied`) is words, not an identifier. Both sorted and distinct.
+/// left out (`src/http/ingest/rs`); versions (three or more numbers joined by dots, `4.17.15`),
+/// as `=4.17.15`; advisory ids (three or more parts joined by `-`, two of them holding digits:
+/// `CVE-2021-44228`, `GHSA-jfh8-5qgp-2hr2`), as their parts joined by `/`; and every other
+/// number that is neither a position (after `line`, `lines`, `ln`, `col`, `column`, `columns`,
+/// and the rest of a range after one: `lines 42-57`, `lines 42 to 57`) nor a measurement (a
+/// unit written on, `30s`, or next, `30 seconds`), as `#5432`; and `words`, the analyser's
+/// terms of the rest. Hyphenated prose (`user-supplied`) is words, not an
+/// identifier. Both sorted and distinct.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FindingTerms {
     pub words: Vec<String>,
@@ -166,25 +232,46 @@ pub struct FindingTerms {
 
 impl FindingTerms {
     pub fn of(summary: &str) -> FindingTerms {
+        use unicode_normalization::UnicodeNormalization;
+        let summary: String = summary.nfc().collect();
         let mut words = BTreeSet::new();
         let mut ids = BTreeSet::new();
         let mut n_terms = 0;
         let mut plain = Vec::new();
-        for word in text::words(summary) {
+        // Whether a number here is a position: after a position word, and through a range.
+        let mut positions = false;
+        let all: Vec<&str> = text::words(&summary).collect();
+        for (i, &word) in all.iter().enumerate() {
             if n_terms >= MAX_TERMS_PER_TEXT {
                 break;
             }
             let parts = text::parts_of(word);
+            let lower = word.to_lowercase();
+            let numeric = parts.iter().all(|p| is_number(p));
+            let in_range = positions && (numeric || RANGE_WORDS.contains(&lower.as_str()));
+            positions = in_range || POSITION_WORDS.contains(&lower.as_str());
             if let Some(id) = identifier(word, &parts) {
                 ids.insert(id);
                 n_terms += 1;
                 continue;
             }
+            // A measurement: a number with its unit, written on or as the next word.
+            let unit_next = all
+                .get(i + 1)
+                .is_some_and(|next| UNIT_WORDS.contains(&next.to_lowercase().as_str()));
             for part in parts {
+                if is_number(part) {
+                    if !in_range && !unit_next {
+                        ids.insert(format!("#{part}"));
+                        n_terms += 1;
+                    }
+                    continue;
+                }
                 plain.clear();
                 text::plain_terms(part, &mut plain);
                 for term in plain.drain(..) {
                     n_terms += 1;
+                    // A number split from the unit written on it (`30s`): a measurement.
                     if !is_number(&term) {
                         words.insert(term);
                     }
@@ -260,6 +347,24 @@ impl FindingTerms {
 fn identifier(word: &str, parts: &[&str]) -> Option<String> {
     if parts.len() >= 3 && word.contains('.') && parts.iter().all(|p| is_number(p)) {
         return Some(format!("={}", parts.join(".")));
+    }
+    // An advisory id: CVE-2021-44228, GHSA-jfh8-5qgp-2hr2, RUSTSEC-2021-0001.
+    if parts.len() >= 3
+        && word.contains('-')
+        && !is_code(word)
+        && parts
+            .iter()
+            .filter(|p| p.bytes().any(|b| b.is_ascii_digit()))
+            .count()
+            >= 2
+    {
+        return Some(
+            parts
+                .iter()
+                .map(|p| p.to_lowercase())
+                .collect::<Vec<_>>()
+                .join("/"),
+        );
     }
     if parts.len() < 2 || !is_code(word) {
         return None;
@@ -539,7 +644,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fingerprint_ignores_case_quoting_numbers_whitespace_and_a_final_stop() {
+    fn the_fingerprint_ignores_case_quoting_positions_whitespace_and_a_final_stop() {
         let a = Fingerprint::of(
             "Static",
             "Unwrap in \"parse_body\" at ingest.rs:42 can panic.",
@@ -568,8 +673,106 @@ mod tests {
         );
     }
 
+    /// Rules version 2: positions and measurements move between pushes; every other number,
+    /// and an advisory id, names something. At version 1 every number was `#`, so these pairs
+    /// were one finding and a confirmed dismissal of one silenced the other (a review).
     #[test]
-    fn terms_leave_numbers_out_and_count_identifiers_once() {
+    fn numbers_that_name_things_keep_findings_apart_and_positions_do_not() {
+        // (earlier, later, the same fingerprint, similar enough to be a rewording)
+        let cases = [
+            (
+                "log4j-core 2.14.1 is vulnerable (CVE-2021-44228)",
+                "log4j-core 2.14.1 is vulnerable (CVE-2021-45046)",
+                false,
+                false,
+            ),
+            (
+                "port 22 is exposed to the internet",
+                "port 5432 is exposed to the internet",
+                false,
+                false,
+            ),
+            (
+                "the handler answers 500 on a bad body",
+                "the handler answers 400 on a bad body",
+                false,
+                false,
+            ),
+            ("uses lodash 4.17.15", "uses lodash 4.17.21", false, false),
+            (
+                "unwrap in parse_body at ingest.rs:42",
+                "unwrap in parse_body at ingest.rs:57",
+                true,
+                true,
+            ),
+            (
+                "unwrap in parse_body on line 42",
+                "unwrap in parse_body on line #57",
+                true,
+                true,
+            ),
+            (
+                "dead code at lines 42-57 of ingest.rs",
+                "dead code at lines 60-75 of ingest.rs",
+                true,
+                true,
+            ),
+            ("see src/ingest.rs#L42", "see src/ingest.rs#L57", true, true),
+            (
+                "timeout of 30s hard-coded in client.rs",
+                "timeout of 45s hard-coded in client.rs",
+                true,
+                true,
+            ),
+            (
+                "collect_rows grows its Vec (10k rows)",
+                "collect_rows grows its Vec (50k rows)",
+                true,
+                true,
+            ),
+            (
+                "the retry waits 30 seconds in client.rs",
+                "the retry waits 45 seconds in client.rs",
+                false,
+                true,
+            ),
+            (
+                "3 tests are skipped in the ingest suite",
+                "4 tests are skipped in the ingest suite",
+                false,
+                false,
+            ),
+            (
+                "panic in caf\u{e9}_handler",
+                "panic in cafe\u{301}_handler",
+                true,
+                true,
+            ),
+        ];
+        for (earlier, later, same, similar) in cases {
+            let (a, b) = (Fingerprint::of("c", earlier), Fingerprint::of("c", later));
+            assert_eq!(
+                a == b,
+                same,
+                "{earlier:?} / {later:?}: {} / {}",
+                normalise_summary(earlier),
+                normalise_summary(later)
+            );
+            let score = sim(earlier, later);
+            assert_eq!(
+                score >= SIMILAR_THRESHOLD,
+                similar,
+                "{earlier:?} / {later:?}: {score}"
+            );
+        }
+        assert_eq!(
+            FindingTerms::of("log4j-core (CVE-2021-44228) on port 8080 after 30 seconds").ids,
+            ["#8080", "cve/2021/44228"]
+        );
+    }
+
+    #[test]
+    fn terms_leave_positions_out_and_count_identifiers_once() {
         let t = FindingTerms::of(
             "`src/http/ingest.rs:42` unwraps user-supplied input from parseBody (serde 1.0.40)",
         );

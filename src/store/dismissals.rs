@@ -16,7 +16,10 @@
 
 use std::cmp::Reverse;
 
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table};
+use redb::{
+    ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    WriteTransaction,
+};
 
 use super::budget::ReadBudget;
 use super::check::{CheckReport, repo_id};
@@ -96,6 +99,58 @@ fn decode_dismissal(bytes: &[u8], id: u64) -> Result<DismissalValue, StoreError>
         seq: id,
         source,
     })
+}
+
+/// Gives every dismissal that knows its finding's check and wording the fingerprint today's
+/// rules give that wording, re-keying `dismissal_ids` for the live ones. Run when the findings
+/// memory is rebuilt under other rules (`findings.rs`), in the rebuild's first transaction, so
+/// that dismissals and memory agree. A live dismissal whose new fingerprint another live one
+/// of its scope holds is that dismissal twice (as a second dismissal of one finding is answered
+/// as a duplicate of the first): it is revoked at `now_ms`. A dismissal that named a
+/// fingerprint the memory did not know keeps it. Returns how many dismissals changed.
+pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, StoreError> {
+    let mut dismissals = txn.open_table(DISMISSALS)?;
+    let mut ids = txn.open_table(DISMISSAL_IDS)?;
+    let mut by_repo = txn.open_table(DISMISSALS_BY_REPO)?;
+    let mut by_scope = txn.open_table(DISMISSALS_BY_SCOPE)?;
+    let mut repos = RepoIds::open(txn)?;
+    let mut changed = Vec::new();
+    for row in dismissals.iter()? {
+        let (id, bytes) = row?;
+        let id = id.value();
+        let value = decode_dismissal(bytes.value(), id)?;
+        if value.check.is_empty() || value.summary.is_empty() {
+            continue;
+        }
+        let fp = Fingerprint::of(&value.check, &value.summary).0;
+        if fp != value.fingerprint {
+            let repo = repos.id_of_stored(&value.repo)?;
+            changed.push((id, repo, value, fp));
+        }
+    }
+    // Every old key goes before any new one is taken, so that two dismissals trading
+    // fingerprints do not collide.
+    for (id, repo, value, _) in &changed {
+        let key = (*repo, scope_of(value.pr_number), value.fingerprint);
+        if value.revoked_ms.is_none() && ids.get(key)?.map(|v| v.value()) == Some(*id) {
+            ids.remove(key)?;
+        }
+    }
+    for (id, repo, mut value, fp) in changed.iter().cloned() {
+        value.fingerprint = fp;
+        if value.revoked_ms.is_none() {
+            let scope = scope_of(value.pr_number);
+            if ids.get((repo, scope, fp))?.is_some() {
+                value.revoked_ms = Some(now_ms);
+                by_repo.remove((repo, id))?;
+                by_scope.remove((repo, scope, id))?;
+            } else {
+                ids.insert((repo, scope, fp), id)?;
+            }
+        }
+        dismissals.insert(id, encode(&value).as_slice())?;
+    }
+    Ok(changed.len() as u64)
 }
 
 /// Stores `new` under the next seq, unless the same live dismissal (repository, scope,

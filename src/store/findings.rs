@@ -372,6 +372,11 @@ impl Store {
                 let mut meta_table = txn.open_table(META)?;
                 meta_table.remove(meta::FINDINGS_RULES_VERSION)?;
                 meta_table.remove(meta::FINDINGS_ANALYZER_VERSION)?;
+                // Dismissals name findings by fingerprint: under today's rules too.
+                let changed = super::dismissals::refingerprint(txn, crate::model::now_ms())?;
+                if changed > 0 {
+                    tracing::info!(changed, "dismissals given today's fingerprints");
+                }
                 Ok(())
             },
             step: &remember_verdicts_after,

@@ -282,15 +282,21 @@ pub(super) fn applicable(
 }
 
 /// The dismissal of `live` that applies to `finding`, which matched the memory as `matched`;
-/// `named[i]` is the remembered finding of the PR that `live[i]`'s fingerprint names. The PR's
-/// own dismissals come before the repository's; within them an exact match before a similar
-/// one, a higher score first, then the older dismissal. A finding raised as `block` is
-/// silenced only by a dismissal recorded as block (one that was confirmed).
+/// `named[i]` is the remembered finding of the PR that `live[i]`'s fingerprint names, and
+/// `wordings` the terms of the remembered finding `finding` matched (its latest and first
+/// wordings). A dismissal that knows its wording applies to a rewording of it, and to a
+/// finding that is a remembered finding one of whose wordings rewords it: a finding dismissed
+/// when raised as W1 (a rewording of the dismissal's W0) stays dismissed when raised next as
+/// W2, a rewording of W1 that W0 alone would not match. The PR's own dismissals come before
+/// the repository's; within them an exact match before a similar one, a higher score first,
+/// then the older dismissal. A finding raised as `block` is silenced only by a dismissal
+/// recorded as block (one that was confirmed).
 pub(super) fn which_applies(
     live: &[Live],
     named: &[Option<u64>],
     finding: &Finding,
     matched: Match,
+    wordings: &[FindingTerms],
 ) -> Option<Applied> {
     // Smaller is better: the PR's own, exact, the higher score, the older.
     type Rank = (bool, MatchKind, Reverse<u64>, u64);
@@ -311,7 +317,10 @@ pub(super) fn which_applies(
             (MatchKind::Similar, score)
         } else {
             let score = if d.check_key == finding.check_key() {
-                d.terms.similarity(&finding.terms)
+                std::iter::once(&finding.terms)
+                    .chain(wordings)
+                    .map(|terms| d.terms.similarity(terms))
+                    .fold(0.0, f64::max)
             } else {
                 0.0
             };

@@ -620,7 +620,12 @@ impl Store {
                 }),
                 None => None,
             };
-            let dismissal = dismissals::which_applies(&applicable, &named, finding, matched);
+            let wordings: Vec<FindingTerms> = remembered
+                .iter()
+                .flat_map(|e| [(&e.value.terms).into(), (&e.value.first_terms).into()])
+                .collect();
+            let dismissal =
+                dismissals::which_applies(&applicable, &named, finding, matched, &wordings);
             out.push(CheckedFinding {
                 matched,
                 remembered,

@@ -308,6 +308,53 @@ fn findings_page_by_cursor() {
     );
 }
 
+/// A dismissal sticks to the remembered finding it matched, however that finding is reworded
+/// next: dismissed when raised as W1 (a rewording of the dismissal's W0), it is dismissed when
+/// raised next as W2, a rewording of W1 that W0 alone does not match. At 21d1c4f push 2 was a
+/// `repeat` (and W1 checked again `dismissed`): the answer changed with the day's wording
+/// (found by a review of the review memory).
+#[test]
+fn a_dismissal_sticks_to_the_finding_through_its_rewordings() {
+    let server = InProcessServer::start();
+    const W0: F = (
+        "security",
+        "warn",
+        "the session cookie is set without the Secure flag in login_handler",
+    );
+    const W1: F = (
+        "security",
+        "warn",
+        "login_handler sets the session cookie without the Secure attribute",
+    );
+    const W2: F = (
+        "security",
+        "warn",
+        "login_handler issues its session cookie without Secure or HttpOnly attributes",
+    );
+    let repo = Some(REPO);
+    let stored = dismiss(
+        &server,
+        json!({"repo": REPO, "finding": {"check": W0.0, "severity": W0.1, "summary": W0.2}, "reason": "internal-only service, no TLS", "by": "ana"}),
+        None,
+    );
+    assert_eq!(stored.status, 201, "{}", stored.text);
+    assert_eq!(
+        statuses(&check(&server, repo, 7, HEAD_A, &[W1])),
+        ["dismissed"]
+    );
+    post_verdict(&server, verdict(repo, 7, HEAD_A, 1, &[W1]));
+    let second = check(&server, repo, 7, HEAD_B, &[W2]);
+    assert_eq!(statuses(&second), ["dismissed"], "{}", second.text);
+    assert_eq!(second.json["findings"][0]["dismissal"]["summary"], W0.2);
+    post_verdict(&server, verdict(repo, 7, HEAD_B, 2, &[W2]));
+    assert_eq!(
+        statuses(&check(&server, repo, 7, HEAD_C, &[W2])),
+        ["dismissed"]
+    );
+    // Another PR, where W2 is raised first: nothing remembered links it to W0.
+    assert_eq!(statuses(&check(&server, repo, 8, HEAD_A, &[W2])), ["new"]);
+}
+
 fn dismiss(server: &Http, body: Value, key: Option<&str>) -> Answer {
     let mut request = server
         .client()

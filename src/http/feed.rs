@@ -30,7 +30,7 @@ use super::query;
 use super::sig::raw;
 use super::{ApiError, AppState};
 use crate::model::iso_timestamp;
-use crate::store::{FeedPage, FeedTypes, SigRecord};
+use crate::store::{FeedHistory, FeedPage, FeedTypes, SigRecord};
 
 /// Default of `--max-feed-clients`.
 pub const DEFAULT_MAX_CLIENTS: usize = 64;
@@ -93,6 +93,7 @@ impl Feed {
 #[derive(Debug, Default, Deserialize)]
 pub struct FeedParams {
     after_seq: Option<String>,
+    history: Option<String>,
     types: Option<String>,
     wait: Option<String>,
     limit: Option<String>,
@@ -193,6 +194,16 @@ struct FeedAnswer {
     next_after_seq: u64,
     /// The last seq committed when the answer was read.
     last_seq: u64,
+    /// Which history the positions are in: pass it as `history` next time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<String>,
+}
+
+/// The answers' header naming the history their positions are in (see [`FeedHistory`]).
+pub const HISTORY_HEADER: &str = "feed-history";
+
+fn history_hex(id: u64) -> String {
+    format!("{id:016x}")
 }
 
 pub async fn get(
@@ -220,37 +231,85 @@ pub async fn get(
             retry_after_secs: 2,
         });
     };
-    refuse_position_past_history(&state, after_seq, field).await?;
-    if wants_event_stream(&headers) {
-        Ok(stream(state, permit, after_seq, types))
+    let history = parse_history(params.history.as_deref())?;
+    let ours = refuse_position_past_history(&state, after_seq, field, history).await?;
+    let mut answer = if wants_event_stream(&headers) {
+        stream(state, permit, after_seq, types)
     } else {
-        let answer = long_poll(&state, after_seq, types, limit, wait).await?;
+        let mut answer = long_poll(&state, after_seq, types, limit, wait).await?;
         drop(permit);
-        Ok(([(header::CACHE_CONTROL, "no-cache")], Json(answer)).into_response())
+        answer.history = ours.id.map(history_hex);
+        ([(header::CACHE_CONTROL, "no-cache")], Json(answer)).into_response()
+    };
+    if let Some(id) = ours.id {
+        let value = HeaderValue::from_str(&history_hex(id)).expect("hex digits");
+        answer.headers_mut().insert(HISTORY_HEADER, value);
+    }
+    Ok(answer)
+}
+
+/// The `history` parameter: 16 hex digits, as an answer gave it.
+fn parse_history(raw: Option<&str>) -> Result<Option<u64>, ApiError> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(hex) => crate::model::finding::Fingerprint::parse(hex)
+            .map(|f| Some(f.0))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "history",
+                    format!("history must be 16 hex digits, as an answer gave it, got {hex:?}"),
+                )
+            }),
     }
 }
 
 /// Every position the feed hands out is a committed seq, so one past the last seq was not
 /// this database's: a database restored from an older backup, another database, or a forged
 /// cursor. Following it would skip every record the database commits until its seqs pass it:
-/// refused, saying so, instead.
+/// refused, saying so, instead. A position given with the `history` it came from is checked
+/// against that too, which still holds once the restored database's seqs have passed it.
+/// Returns this database's history.
 async fn refuse_position_past_history(
     state: &AppState,
     after_seq: u64,
     field: &str,
-) -> Result<(), ApiError> {
-    let last_seq = query::read(state, |store| store.last_seq()).await?;
-    if after_seq <= last_seq {
-        return Ok(());
+    history: Option<u64>,
+) -> Result<FeedHistory, ApiError> {
+    let (last_seq, ours) = query::read(state, |store| store.feed_position()).await?;
+    if after_seq > last_seq {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "{field} {after_seq} is past this database's last seq {last_seq}: the position \
+                 is not from this database's history (restored from an older backup?); resume \
+                 from {last_seq}, or from 0 to read everything again"
+            ),
+            field: Some(field.to_owned()),
+        });
     }
-    Err(ApiError::Conflict {
-        message: format!(
-            "{field} {after_seq} is past this database's last seq {last_seq}: the position \
-             is not from this database's history (restored from an older backup?); resume \
-             from {last_seq}, or from 0 to read everything again"
-        ),
-        field: Some(field.to_owned()),
-    })
+    match history {
+        Some(theirs) if !ours.holds(theirs, after_seq) => {
+            let shared = match ours.parent {
+                Some((parent, through)) if parent == theirs => format!(
+                    "this database was copied from that history at seq {through}, and its \
+                     records after it are not that history's"
+                ),
+                _ => "this database does not share it (another database, or restored from a \
+                      backup)"
+                    .to_owned(),
+            };
+            Err(ApiError::Conflict {
+                message: format!(
+                    "{field} {after_seq} is a position in history {}, not in this database's \
+                     ({}): {shared}; resume from a position of this history (0 reads \
+                     everything again)",
+                    history_hex(theirs),
+                    ours.id.map_or_else(|| "none".to_owned(), history_hex),
+                ),
+                field: Some("history".to_owned()),
+            })
+        }
+        _ => Ok(ours),
+    }
 }
 
 /// Answers at once when records are there; else waits up to `wait` for a commit that brings
@@ -284,6 +343,7 @@ async fn long_poll(
                 records,
                 next_after_seq,
                 last_seq: page.last_seq,
+                history: None,
             });
         }
         cursor = next_after_seq;
@@ -297,6 +357,7 @@ async fn long_poll(
                 records: notice.into_iter().collect(),
                 next_after_seq: cursor,
                 last_seq: page.last_seq,
+                history: None,
             });
         }
     }

@@ -185,3 +185,48 @@ fn text_len(record: &SigRecord) -> usize {
         SigRecord::Event(e) => e.value.line.len() + e.value.body.as_ref().map_or(0, String::len),
     }
 }
+
+/// Which history a database's seqs are positions in: the file's journal id, which a backup's
+/// copy does not take (it gets its own at its first open), so a database restored from a
+/// backup has another history than the one it was copied from, though both hand out the same
+/// seqs for different records after the copy. A copy remembers its parent's history and the
+/// seq through which the two are one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedHistory {
+    /// `None` until the file has a journal id (a store that does not journal).
+    pub id: Option<u64>,
+    /// The history this database was copied from, and its last seq at the copy.
+    pub parent: Option<(u64, u64)>,
+}
+
+impl FeedHistory {
+    /// Whether position `seq` of history `of` is a position in this one: the same history, or
+    /// the parent's up to the copy. Unknown (this database has no id yet): taken.
+    pub fn holds(&self, of: u64, seq: u64) -> bool {
+        match self.id {
+            None => true,
+            Some(id) if id == of => true,
+            Some(_) => self
+                .parent
+                .is_some_and(|(parent, through)| parent == of && seq <= through),
+        }
+    }
+}
+
+impl Store {
+    /// The last seq and which history the seqs are positions in (see [`FeedHistory`]).
+    pub fn feed_position(&self) -> Result<(u64, FeedHistory), StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let meta_table = txn.open_table(META)?;
+        let nonzero = |v: u64| (v != 0).then_some(v);
+        let id = nonzero(meta::get(&meta_table, super::journaled::JOURNAL_ID)?);
+        let parent = match nonzero(meta::get(&meta_table, meta::FEED_FORK_PARENT)?) {
+            Some(parent) => Some((parent, meta::get(&meta_table, meta::FEED_FORK_SEQ)?)),
+            None => None,
+        };
+        Ok((
+            meta::get(&meta_table, meta::LAST_SEQ)?,
+            FeedHistory { id, parent },
+        ))
+    }
+}

@@ -38,6 +38,12 @@ pub const CLAIM_INDEX_BUILT_THROUGH: &str = "text/claims/built_through";
 /// consumer standing before it to resync. Written in the transaction of the deletes.
 pub const EVENTS_DELETED_THROUGH: &str = "retention/events_deleted_through";
 
+/// A backup's copy: the history (journal id) of the database it was copied from, and that
+/// database's last seq at the copy. The copy's history and its parent's are one through that
+/// seq (the change feed takes the parent's positions up to it). Absent: not a copy.
+pub const FEED_FORK_PARENT: &str = "feed/fork_parent";
+pub const FEED_FORK_SEQ: &str = "feed/fork_seq";
+
 /// The rules the findings memory was completely built with: `FINDING_RULES_VERSION` and the
 /// analyser's version (absent: not built).
 pub const FINDINGS_RULES_VERSION: &str = "findings/rules_version";

@@ -59,7 +59,7 @@ pub use codec::CodecError;
 pub use dictionary::DictionaryOptions;
 pub use dismissals::{Applied, DismissalEntry, DismissalsQuery, KnownFinding, MAX_LIVE_PER_SCOPE};
 pub use fault::Fault;
-pub use feed::{FeedPage, FeedTypes};
+pub use feed::{FeedHistory, FeedPage, FeedTypes};
 pub use findings::{
     CheckedFinding, FindingEntry, FindingStatus, FindingsCheck, FindingsPage, FindingsQuery,
     MAX_SIMILAR_CANDIDATES,

@@ -443,6 +443,76 @@ fn feed_clients_are_bounded_and_bad_parameters_are_refused() {
     );
 }
 
+/// A database restored from a backup hands out the seqs after the copy again, for other
+/// records: a consumer that passes the `history` its answers named is refused (409, field
+/// `history`) for a position past the copy even once the restored database's seqs have passed
+/// it, and served for one up to the copy, which both histories share. At 330ba48 only positions
+/// past the last seq were refused, so after 8 writes to the restored database a consumer at 15
+/// got 16, 17, 18 and never saw 11 to 15 (found by a review of the feed across restores).
+#[test]
+fn a_restored_backup_s_history_is_told_apart_from_the_one_it_was_copied_from() {
+    let live = InProcessServer::start();
+    post_events(&live, 10);
+    let copied = live.post_json("/backup", r#"{"name":"at-10"}"#);
+    assert_eq!(copied.status, 201, "{}", copied.text);
+    post_events(&live, 5);
+    let history =
+        |answer: &crate::support::Answer| answer.json["history"].as_str().unwrap().to_owned();
+    let seen = live.get("/feed?after_seq=15");
+    let theirs = history(&seen);
+    assert_eq!(theirs.len(), 16, "{}", seen.text);
+
+    let restored = InProcessServer::start_in(&live.data.join("backups/at-10"), &[]);
+    post_events(&restored, 8);
+    let ours = history(&restored.get("/feed?after_seq=18"));
+    assert_ne!(ours, theirs);
+    // (after_seq, history, status, the first record served)
+    let cases = [
+        (15, Some(&theirs), 409, None),
+        (11, Some(&theirs), 409, None),
+        (10, Some(&theirs), 200, Some(11)),
+        (8, Some(&theirs), 200, Some(9)),
+        (15, Some(&ours), 200, Some(16)),
+        (15, None, 200, Some(16)),
+    ];
+    for (after_seq, history, status, first) in cases {
+        let query = match history {
+            Some(h) => format!("/feed?after_seq={after_seq}&history={h}"),
+            None => format!("/feed?after_seq={after_seq}"),
+        };
+        let answer = restored.get(&query);
+        assert_eq!(answer.status, status, "{query}: {}", answer.text);
+        if status == 409 {
+            assert_error(
+                &answer,
+                409,
+                "history",
+                "copied from that history at seq 10",
+            );
+        } else {
+            assert_eq!(answer.json["records"][0]["seq"].as_u64(), first, "{query}");
+            assert_eq!(answer.json["history"], ours.as_str());
+        }
+    }
+    // A stream too, with the id it would resume from.
+    let client = feed_client();
+    let refused = crate::support::answer(
+        client
+            .get(restored.url(&format!("/feed?history={theirs}")))
+            .header("accept", "text/event-stream")
+            .header("last-event-id", "15")
+            .send()
+            .unwrap(),
+    );
+    assert_error(&refused, 409, "history", "not in this database's");
+    assert_error(
+        &restored.get("/feed?history=xyz"),
+        400,
+        "history",
+        "16 hex digits",
+    );
+}
+
 /// A position past the last seq is not from this database's history (a restored backup,
 /// another database, a forged cursor): following it would skip the records committed next,
 /// so it is refused, saying where to resume. The last seq itself is a position like any other.

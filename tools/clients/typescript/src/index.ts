@@ -408,6 +408,8 @@ export interface FeedPage {
   /** The position after this page: pass it as `afterSeq` next time. */
   next_after_seq: number;
   last_seq: number;
+  /** The history the positions are in: pass it as `history` next time. */
+  history?: string;
 }
 
 export interface FeedQuery {
@@ -418,6 +420,11 @@ export interface FeedQuery {
   /** Long poll: how long the server may hold the request when nothing is there (at most 30 s). */
   waitMs?: number;
   limit?: number;
+  /**
+   * The previous page's `history`: a database restored from a backup then refuses a position
+   * it does not share (409) rather than skip records.
+   */
+  history?: string;
 }
 
 export interface FollowOptions {
@@ -429,6 +436,8 @@ export interface FollowOptions {
   idleTimeoutMs?: number;
   /** Longest pause between reconnections; default 5 s. */
   maxReconnectDelayMs?: number;
+  /** The history `afterSeq` is a position in; default: the first answer's. */
+  history?: string;
 }
 
 /**
@@ -748,6 +757,7 @@ export class KbClient {
       path: "/feed",
       query: {
         after_seq: query.afterSeq,
+        history: query.history,
         types: query.types?.join(","),
         wait: query.waitMs === undefined ? undefined : `${Math.round(query.waitMs)}ms`,
         limit: query.limit,
@@ -760,10 +770,14 @@ export class KbClient {
    * The change feed, live: every record after `afterSeq` as it is committed, then forever
    * (until `signal` aborts or the loop breaks). A lost connection, a cut or a restart of the
    * server is resumed from the last seq yielded, with nothing skipped or repeated. A `resync`
-   * item says events the consumer had not seen were deleted by retention.
+   * item says events the consumer had not seen were deleted by retention. The history the
+   * positions are in (`history`, else the first answer's) is sent on every reconnection: a
+   * server now holding another history (a database restored from a backup) is a KbError 409,
+   * not a silent skip.
    */
   async *follow(options: FollowOptions = {}): AsyncGenerator<FeedItem> {
     let position = options.afterSeq ?? 0;
+    let history = options.history;
     const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
     const maxDelayMs = options.maxReconnectDelayMs ?? 5_000;
     let failures = 0;
@@ -781,10 +795,12 @@ export class KbClient {
         watchdog();
         const query = new URLSearchParams({ after_seq: String(position) });
         if (options.types) query.set("types", options.types.join(","));
+        if (history !== undefined) query.set("history", history);
         const response = await fetch(`${this.baseUrl}/feed?${query}`, {
           headers: { ...this.headers(), accept: "text/event-stream", "last-event-id": String(position) },
           signal: connection.signal,
         });
+        if (response.ok && history === undefined) history = response.headers.get("feed-history") ?? undefined;
         if (!response.ok || response.body === null) {
           const error = await this.errorOf(response, await response.text());
           if (error.status < 500 && error.status !== 429) throw error;

@@ -280,10 +280,14 @@ class Health(_HealthRequired, total=False):
     database: Optional[str]  # the database file the server holds, by an opaque name
 
 
-class FeedPage(TypedDict):
+class _FeedPageRequired(TypedDict):
     records: List[JsonObject]
     next_after_seq: int
     last_seq: int
+
+
+class FeedPage(_FeedPageRequired, total=False):
+    history: str  # the history the positions are in: pass it back with next_after_seq
 
 
 class KbError(Exception):
@@ -643,12 +647,16 @@ class KbClient:
         types: Optional[Sequence[FeedType]] = None,
         wait: Optional[float] = None,
         limit: Optional[int] = None,
+        history: Optional[str] = None,
     ) -> FeedPage:
         """One long-poll page of the change feed; `wait` (seconds, at most 30) is how long the
         server may hold the request when nothing is there. The attempt's timeout is extended
-        by it."""
+        by it. Pass the previous page's `history` with its `next_after_seq`: a database
+        restored from a backup then refuses a position it does not share (409) rather than
+        skip records."""
         query = {
             "after_seq": after_seq,
+            "history": history,
             "types": ",".join(types) if types else None,
             "wait": None if wait is None else f"{round(wait * 1000)}ms",
             "limit": limit,
@@ -661,12 +669,16 @@ class KbClient:
         types: Optional[Sequence[FeedType]] = None,
         idle_timeout: float = 45.0,
         max_reconnect_delay: float = 5.0,
+        history: Optional[str] = None,
     ) -> Iterator[JsonObject]:
         """The change feed, live: every record after `after_seq` as it is committed, forever
         (break out of the loop to stop). A lost connection, a cut or a restart of the server is
         resumed from the last seq yielded, with nothing skipped or repeated. A stream silent for
         `idle_timeout` seconds (three keep-alives) is taken as dead and reopened. An item of type
-        "resync" says events the consumer had not seen were deleted by retention."""
+        "resync" says events the consumer had not seen were deleted by retention. The history
+        the positions are in (`history`, else the first answer's) is sent on every reconnection:
+        a server now holding another history (a database restored from a backup) is a KbError
+        409, not a silent skip."""
         position = after_seq
         failures = 0
         query: Dict[str, Any] = {"types": ",".join(types) if types else None}
@@ -676,8 +688,11 @@ class KbClient:
             try:
                 headers = self._headers()
                 headers.update({"accept": "text/event-stream", "last-event-id": str(position)})
-                connection.request("GET", self._path("/feed", dict(query, after_seq=position)), headers=headers)
+                path = self._path("/feed", dict(query, after_seq=position, history=history))
+                connection.request("GET", path, headers=headers)
                 response = connection.getresponse()
+                if response.status == 200 and history is None:
+                    history = response.getheader("feed-history")
                 if response.status != 200:
                     error = self._error(response.status, response.headers, response.read())
                     if error.status < 500 and error.status != 429:

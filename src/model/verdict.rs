@@ -109,7 +109,10 @@ impl Verdict {
             other => {
                 return Err(FieldError::expected(
                     "audited_at",
-                    "a non-empty string",
+                    &format!(
+                        "a non-empty string of at most {} bytes",
+                        super::MAX_KEY_BYTES
+                    ),
                     other,
                 ));
             }
@@ -627,7 +630,15 @@ mod tests {
             (
                 "audited_at",
                 Some(json!("")),
-                r#"audited_at must be a non-empty string, got """#,
+                r#"audited_at must be a non-empty string of at most 512 bytes, got """#,
+            ),
+            (
+                "audited_at",
+                Some(json!("t".repeat(513))),
+                &format!(
+                    "audited_at must be a non-empty string of at most 512 bytes, got \"{}...",
+                    "t".repeat(59)
+                ),
             ),
             (
                 "one_liner",

@@ -288,8 +288,8 @@ async fn refuse_position_past_history(
     }
     match history {
         Some(theirs) if !ours.holds(theirs, after_seq) => {
-            let shared = match ours.parent {
-                Some((parent, through)) if parent == theirs => format!(
+            let shared = match ours.shared_with(theirs) {
+                Some(through) => format!(
                     "this database was copied from that history at seq {through}, and its \
                      records after it are not that history's"
                 ),

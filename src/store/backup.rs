@@ -434,18 +434,20 @@ fn copy_all(
     rows += copy_table(snapshot, copy, DISMISSALS_BY_REPO, cancel)?;
     rows += copy_table(snapshot, copy, DISMISSALS_BY_SCOPE, cancel)?;
     // The copy is another database: the journal of the one copied (which a restore may leave
-    // beside it) is not its own. Without an id it takes a new one at its first open. That id
-    // is also its history for the change feed: it remembers the one copied's, and through
-    // which seq the two histories are one.
+    // beside it) is not its own, and neither is its history for the change feed. Without them
+    // it takes new ones at its first open; it remembers the history copied, and through which
+    // seq the two are one.
     let txn = copy.begin_write()?;
     {
         let mut meta_table = txn.open_table(META)?;
-        let parent = super::meta::get(&meta_table, super::journaled::JOURNAL_ID)?;
+        let copied = super::FeedHistory::read(&meta_table)?;
         let last_seq = super::meta::get(&meta_table, super::meta::LAST_SEQ)?;
         meta_table.remove(super::journaled::JOURNAL_ID)?;
-        if parent != 0 {
-            meta_table.insert(super::meta::FEED_FORK_PARENT, parent)?;
-            meta_table.insert(super::meta::FEED_FORK_SEQ, last_seq)?;
+        meta_table.remove(super::meta::FEED_HISTORY)?;
+        for (i, (id, through)) in copied.ancestors_of_copy(last_seq).into_iter().enumerate() {
+            let [id_key, seq_key] = super::meta::feed_ancestor_keys(i);
+            meta_table.insert(id_key.as_str(), id)?;
+            meta_table.insert(seq_key.as_str(), through)?;
         }
     }
     // Every chunk above was committed without fsync; this commit makes them all durable.

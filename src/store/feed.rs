@@ -6,7 +6,7 @@
 //! the consumer stands: it reads the records it returns (and at most one more per table),
 //! whatever the history before them.
 
-use redb::{AccessGuard, Range, ReadableDatabase};
+use redb::{AccessGuard, Range, ReadableDatabase, ReadableTable};
 
 use super::codec::decode;
 use super::meta;
@@ -186,30 +186,68 @@ fn text_len(record: &SigRecord) -> usize {
     }
 }
 
-/// Which history a database's seqs are positions in: the file's journal id, which a backup's
-/// copy does not take (it gets its own at its first open), so a database restored from a
-/// backup has another history than the one it was copied from, though both hand out the same
-/// seqs for different records after the copy. A copy remembers its parent's history and the
-/// seq through which the two are one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which history a database's seqs are positions in: `meta`'s `feed/history`, given at the
+/// file's first open, which a backup's copy does not take (it gets its own at its first open),
+/// so a database restored from a backup has another history than the one it was copied from,
+/// though both hand out the same seqs for different records after the copy. A copy remembers
+/// the histories it was copied from (a copy of a copy, its parent's too, up to
+/// [`meta::MAX_FEED_ANCESTORS`]) and the seq through which each and it are one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FeedHistory {
-    /// `None` until the file has a journal id (a store that does not journal).
+    /// `None` only before the store's open gave the file one.
     pub id: Option<u64>,
-    /// The history this database was copied from, and its last seq at the copy.
-    pub parent: Option<(u64, u64)>,
+    /// The histories this database was copied from, the nearest first, each with the last seq
+    /// it shares with this one.
+    pub ancestors: Vec<(u64, u64)>,
 }
 
 impl FeedHistory {
     /// Whether position `seq` of history `of` is a position in this one: the same history, or
-    /// the parent's up to the copy. Unknown (this database has no id yet): taken.
+    /// an ancestor's up to the seq they share.
     pub fn holds(&self, of: u64, seq: u64) -> bool {
-        match self.id {
-            None => true,
-            Some(id) if id == of => true,
-            Some(_) => self
-                .parent
-                .is_some_and(|(parent, through)| parent == of && seq <= through),
+        self.id == Some(of) || self.shared_with(of).is_some_and(|through| seq <= through)
+    }
+
+    /// The last seq this history shares with ancestor `of`, if it is one.
+    pub fn shared_with(&self, of: u64) -> Option<u64> {
+        self.ancestors
+            .iter()
+            .find(|(ancestor, _)| *ancestor == of)
+            .map(|(_, through)| *through)
+    }
+
+    /// The ancestors a copy of this database at `last_seq` has: this history, then this one's
+    /// ancestors, each sharing with the copy no more than `last_seq`.
+    pub(super) fn ancestors_of_copy(&self, last_seq: u64) -> Vec<(u64, u64)> {
+        self.id
+            .map(|id| (id, last_seq))
+            .into_iter()
+            .chain(
+                self.ancestors
+                    .iter()
+                    .map(|&(ancestor, through)| (ancestor, through.min(last_seq))),
+            )
+            .take(meta::MAX_FEED_ANCESTORS)
+            .collect()
+    }
+
+    /// Reads it from `meta`.
+    pub(super) fn read(
+        meta_table: &impl ReadableTable<&'static str, u64>,
+    ) -> Result<FeedHistory, StoreError> {
+        let nonzero = |v: u64| (v != 0).then_some(v);
+        let mut ancestors = Vec::new();
+        for i in 0..meta::MAX_FEED_ANCESTORS {
+            let [id, seq] = meta::feed_ancestor_keys(i);
+            let Some(id) = nonzero(meta::get(meta_table, &id)?) else {
+                break;
+            };
+            ancestors.push((id, meta::get(meta_table, &seq)?));
         }
+        Ok(FeedHistory {
+            id: nonzero(meta::get(meta_table, meta::FEED_HISTORY)?),
+            ancestors,
+        })
     }
 }
 
@@ -218,15 +256,38 @@ impl Store {
     pub fn feed_position(&self) -> Result<(u64, FeedHistory), StoreError> {
         let txn = self.db()?.begin_read()?;
         let meta_table = txn.open_table(META)?;
-        let nonzero = |v: u64| (v != 0).then_some(v);
-        let id = nonzero(meta::get(&meta_table, super::journaled::JOURNAL_ID)?);
-        let parent = match nonzero(meta::get(&meta_table, meta::FEED_FORK_PARENT)?) {
-            Some(parent) => Some((parent, meta::get(&meta_table, meta::FEED_FORK_SEQ)?)),
-            None => None,
-        };
         Ok((
             meta::get(&meta_table, meta::LAST_SEQ)?,
-            FeedHistory { id, parent },
+            FeedHistory::read(&meta_table)?,
         ))
     }
+}
+
+impl Store {
+    /// Gives the file its feed history when it has none (its first open, or a backup's copy's).
+    pub(super) fn ensure_feed_history(&self) -> Result<(), StoreError> {
+        let has = {
+            let txn = self.db()?.begin_read()?;
+            meta::get(&txn.open_table(META)?, meta::FEED_HISTORY)? != 0
+        };
+        if !has {
+            let txn = self.begin_write()?;
+            txn.open_table(META)?
+                .insert(meta::FEED_HISTORY, new_history_id())?;
+            txn.commit()?;
+        }
+        Ok(())
+    }
+}
+
+/// A new random history id (not 0, which means none).
+fn new_history_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish().max(1)
 }

@@ -38,11 +38,22 @@ pub const CLAIM_INDEX_BUILT_THROUGH: &str = "text/claims/built_through";
 /// consumer standing before it to resync. Written in the transaction of the deletes.
 pub const EVENTS_DELETED_THROUGH: &str = "retention/events_deleted_through";
 
-/// A backup's copy: the history (journal id) of the database it was copied from, and that
-/// database's last seq at the copy. The copy's history and its parent's are one through that
-/// seq (the change feed takes the parent's positions up to it). Absent: not a copy.
-pub const FEED_FORK_PARENT: &str = "feed/fork_parent";
-pub const FEED_FORK_SEQ: &str = "feed/fork_seq";
+/// The history the change feed's positions are in: a random id the store gives a file at its
+/// first open, which a backup's copy does not keep (it gets its own at its first open).
+pub const FEED_HISTORY: &str = "feed/history";
+/// A backup's copy: the histories it was copied from, the nearest first, each with the last
+/// seq through which it and the copy are one (the change feed takes that history's positions
+/// up to it): `feed/ancestor/{i}` and `feed/ancestor/{i}/seq` for `i` below
+/// [`MAX_FEED_ANCESTORS`]. Absent: not a copy.
+pub const MAX_FEED_ANCESTORS: usize = 4;
+
+/// The keys of ancestor `i` of [`MAX_FEED_ANCESTORS`]: its history and its last shared seq.
+pub fn feed_ancestor_keys(i: usize) -> [String; 2] {
+    [
+        format!("feed/ancestor/{i}"),
+        format!("feed/ancestor/{i}/seq"),
+    ]
+}
 
 /// The rules the findings memory was completely built with: `FINDING_RULES_VERSION` and the
 /// analyser's version (absent: not built).

@@ -285,6 +285,7 @@ impl Store {
         };
         store.open_dictionaries()?;
         store.recover_journal()?;
+        store.ensure_feed_history()?;
         store.split_verdicts()?;
         store.rewrite_verdict_lines()?;
         store.build_text_index()?;

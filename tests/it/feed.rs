@@ -463,6 +463,10 @@ fn a_restored_backup_s_history_is_told_apart_from_the_one_it_was_copied_from() {
     assert_eq!(theirs.len(), 16, "{}", seen.text);
 
     let restored = InProcessServer::start_in(&live.data.join("backups/at-10"), &[]);
+    // Before its first write too: a copy is given its own history at its first open.
+    let early = restored.get(&format!("/feed?after_seq=10&history={theirs}"));
+    assert_eq!(early.status, 200, "{}", early.text);
+    assert_ne!(history(&early), theirs);
     post_events(&restored, 8);
     let ours = history(&restored.get("/feed?after_seq=18"));
     assert_ne!(ours, theirs);
@@ -511,6 +515,28 @@ fn a_restored_backup_s_history_is_told_apart_from_the_one_it_was_copied_from() {
         "history",
         "16 hex digits",
     );
+
+    // A copy of the copy, at 18: it shares 1..=10 with the first history and 1..=18 with the
+    // second, before and after its own writes.
+    let again = restored.post_json("/backup", r#"{"name":"at-18"}"#);
+    assert_eq!(again.status, 201, "{}", again.text);
+    let twice = InProcessServer::start_in(&restored.data.join("backups/at-18"), &[]);
+    for written in [false, true] {
+        if written {
+            post_events(&twice, 3);
+        }
+        // (after_seq, history, status)
+        for (after_seq, history, status) in
+            [(10, &theirs, 200), (11, &theirs, 409), (18, &ours, 200)]
+        {
+            let query = format!("/feed?after_seq={after_seq}&history={history}");
+            assert_eq!(
+                twice.get(&query).status,
+                status,
+                "{query} (written: {written})"
+            );
+        }
+    }
 }
 
 /// A position past the last seq is not from this database's history (a restored backup,

@@ -10,12 +10,13 @@
 //!    - the summary is put in Unicode NFC (`café` typed or pasted decomposed is one wording),
 //!      lowercased; quote characters (`"` `'` `` ` `` `‘` `’` `“` `”` `«` `»`) are removed;
 //!      every number that is a position in a file becomes one `#`: a run of ASCII digits
-//!      after `:` (`ingest.rs:42`, `:42:7`), after `#L` (`#L42`), after the word `line`,
-//!      `lines`, `ln`, `col`, `column` or `columns` (a space, `#` or `.` between), or after
-//!      such a number and `-`, `–`, `..` or `,` (`lines 42-57`); and so does a measurement, a
-//!      number with its unit written on (`30s`, `10k`, `512mb`). Positions and measurements
-//!      move between pushes; every other number names something (a CVE, a port, a status
-//!      code, a version) and is kept as written;
+//!      after a file's `:` or `(` (`ingest.rs:42`, `ingest.rs:42:7`, `ingest.rs(42,7)`), after
+//!      `#L` (`#L42`, `#L42-L57`), after the word `line`, `lines`, `ln`, `col`, `column` or
+//!      `columns` (a space, `#` or `.` between), or after such a number and `-`, `–`, `..` or
+//!      `,` (`lines 42-57`). Positions move between pushes; every other number names something
+//!      (a CVE, a port: `0.0.0.0:5432`, a status code, a version) or measures something (`30s`,
+//!      `72%`), and is kept as written (the similar tier leaves measurements out, so a moved
+//!      measurement is a rewording);
 //!      runs of whitespace become one space; leading and trailing whitespace and trailing
 //!      sentence punctuation (`. ! ; : ,`) are dropped.
 //!
@@ -125,9 +126,8 @@ pub fn normalise_summary(summary: &str) -> String {
     let mut out = String::with_capacity(summary.len());
     let mut space = false;
     // Inside a run of digits: `Some(true)` a position (written as one `#`), `Some(false)` a
-    // number kept as written, from byte `kept_from` of `out`.
+    // number kept as written.
     let mut digits: Option<bool> = None;
-    let mut kept_from = 0;
     // Whether the last character kept was part of a name: digits after one are part of it.
     let mut in_name = false;
     for c in summary.nfc() {
@@ -144,11 +144,10 @@ pub fn normalise_summary(summary: &str) -> String {
             out.push(' ');
             space = false;
         }
-        if c.is_ascii_digit() && (digits.is_some() || !in_name || out.ends_with("#l")) {
+        if c.is_ascii_digit()
+            && (digits.is_some() || !in_name || out.ends_with("#l") || out.ends_with("#-l"))
+        {
             let first = digits.is_none();
-            if first {
-                kept_from = out.len();
-            }
             if !*digits.get_or_insert_with(|| is_position_before(&out)) {
                 out.push(c);
             } else if first && !out.ends_with('#') {
@@ -156,11 +155,6 @@ pub fn normalise_summary(summary: &str) -> String {
                 out.push('#');
             }
             continue;
-        }
-        // A number with its unit (`30s`, `10k`, `512mb`) is a measurement: it moves.
-        if digits == Some(false) && c.is_alphabetic() {
-            out.truncate(kept_from);
-            out.push('#');
         }
         digits = None;
         in_name = c.is_alphanumeric() || c == '_';
@@ -187,15 +181,63 @@ const UNIT_WORDS: [&str; 30] = [
     "second", "seconds", "times", "x", "us",
 ];
 
+/// Units written on a number (`30s`, `1.5gb`, `2x`): the number is a measurement.
+const UNIT_SUFFIXES: [&str; 34] = [
+    "b", "d", "em", "fps", "gb", "gib", "h", "hr", "hrs", "k", "kb", "kib", "m", "mb", "mib",
+    "min", "mins", "ms", "ns", "pt", "px", "qps", "rem", "rps", "s", "sec", "secs", "tb", "tib",
+    "us", "w", "x", "\u{b5}s", "%",
+];
+
+/// Whether `word` (lowercase) is a measurement: digits, maybe a decimal part, and a unit.
+fn is_measurement(word: &str) -> bool {
+    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    if rest.len() == word.len() {
+        return false;
+    }
+    let rest = match rest.strip_prefix('.') {
+        Some(fraction) => {
+            let unit = fraction.trim_start_matches(|c: char| c.is_ascii_digit());
+            if unit.len() == fraction.len() {
+                return false;
+            }
+            unit
+        }
+        None => rest,
+    };
+    UNIT_SUFFIXES.contains(&rest)
+}
+
+/// Whether `word` is a number, maybe with a decimal part (`72`, `1.5`).
+fn is_decimal(word: &str) -> bool {
+    let mut halves = word.splitn(2, '.');
+    halves.all(|h| !h.is_empty() && is_number(h))
+}
+
+/// Whether `word` (lowercase) is an anchor's position: `l42`, `l42-l57`, `l42-57`.
+fn is_anchor(word: &str) -> bool {
+    word.split('-').enumerate().all(|(i, part)| {
+        let digits = part
+            .strip_prefix('l')
+            .unwrap_or(if i == 0 { "" } else { part });
+        !digits.is_empty() && is_number(digits)
+    })
+}
+
 /// Words that continue a range of positions (`lines 42 to 57`).
 const RANGE_WORDS: [&str; 4] = ["to", "and", "through", "thru"];
 
 /// Whether a number starting right after `before` (a normalised summary so far) is a position
-/// in a file: after `:`, after `#l` (an anchor `#L42`), after a position word (a space, `#` or
-/// `.` between), or after a position already written (`#`) and a range's `-`, `–`, `..` or `,`.
+/// in a file: after a file's `:` (`ingest.rs:42`, and the column after it) or `(`
+/// (`ingest.rs(42,7)`), after `#l` (an anchor `#L42`, and `#L42-L57`), after a position word
+/// (a space, `#` or `.` between), or after a position already written (`#`) and a range's `-`,
+/// `–`, `..` or `,`. After a `:` that follows no file (`0.0.0.0:5432`, `localhost:8080`,
+/// `node:16`) a number names something.
 fn is_position_before(before: &str) -> bool {
-    if before.ends_with(':') || before.ends_with("#l") {
+    if before.ends_with("#l") || before.ends_with("#-l") {
         return true;
+    }
+    if let Some(head) = before.strip_suffix([':', '(']) {
+        return head.ends_with('#') || names_a_file(head);
     }
     for joiner in ["-", "\u{2013}", "..", ",", ", "] {
         if before
@@ -212,6 +254,22 @@ fn is_position_before(before: &str) -> bool {
     POSITION_WORDS.contains(&&head[word_start..])
 }
 
+/// Whether `text` ends with a file's name: a name, a `.`, and an extension of 1 to 10 letters
+/// or digits, the first a letter (`ingest.rs`, `src/db/users.ts`, `Cargo.toml`).
+fn names_a_file(text: &str) -> bool {
+    let Some((name, extension)) = text.rsplit_once('.') else {
+        return false;
+    };
+    let name_ends = name
+        .chars()
+        .next_back()
+        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    name_ends
+        && (1..=10).contains(&extension.len())
+        && extension.starts_with(|c: char| c.is_ascii_alphabetic())
+        && extension.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// The terms of a finding's wording that the similar tier compares, read in NFC: `ids`, the
 /// things it names, each counted once as a unit: code identifiers (a word whose parts are
 /// joined by `_ . / : \` or camelCase humps, such as `parse_body`, `src/http/ingest.rs:42`,
@@ -219,10 +277,11 @@ fn is_position_before(before: &str) -> bool {
 /// left out (`src/http/ingest/rs`); versions (three or more numbers joined by dots, `4.17.15`),
 /// as `=4.17.15`; advisory ids (three or more parts joined by `-`, two of them holding digits:
 /// `CVE-2021-44228`, `GHSA-jfh8-5qgp-2hr2`), as their parts joined by `/`; and every other
-/// number that is neither a position (after `line`, `lines`, `ln`, `col`, `column`, `columns`,
-/// and the rest of a range after one: `lines 42-57`, `lines 42 to 57`) nor a measurement (a
-/// unit written on, `30s`, or next, `30 seconds`), as `#5432`; and `words`, the analyser's
-/// terms of the rest. Hyphenated prose (`user-supplied`) is words, not an
+/// number that is neither a position (after a file's `(`, after `line`, `lines`, `ln`, `col`,
+/// `column`, `columns`, and the rest of a range after one: `lines 42-57`, `lines 42 to 57`;
+/// an anchor `#L42-L57`) nor a measurement (a unit written on, `30s`, `1.5GB`, `72%`, or next,
+/// `30 seconds`), as `#5432`, with letters after it that are no unit (`5xx`, `32bit`) too; and
+/// `words`, the analyser's terms of the rest. Hyphenated prose (`user-supplied`) is words, not an
 /// identifier. Both sorted and distinct.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FindingTerms {
@@ -248,8 +307,20 @@ impl FindingTerms {
             let parts = text::parts_of(word);
             let lower = word.to_lowercase();
             let numeric = parts.iter().all(|p| is_number(p));
-            let in_range = positions && (numeric || RANGE_WORDS.contains(&lower.as_str()));
+            let at = word.as_ptr() as usize - summary.as_ptr() as usize;
+            let (before, after) = (&summary[..at], &summary[at + word.len()..]);
+            // A position: after a file's `(` (`ingest.rs(42,7)`), or in a range after one.
+            let in_range = positions && (numeric || RANGE_WORDS.contains(&lower.as_str()))
+                || numeric && is_position_before(&before.to_lowercase());
             positions = in_range || POSITION_WORDS.contains(&lower.as_str());
+            // A measurement (`30s`, `1.5GB`, `72%`) moves between pushes; so does an anchor's
+            // position (`#L42-L57`).
+            if is_measurement(&lower)
+                || (is_decimal(word) && after.starts_with('%'))
+                || (before.ends_with('#') && is_anchor(&lower))
+            {
+                continue;
+            }
             if let Some(id) = identifier(word, &parts) {
                 ids.insert(id);
                 n_terms += 1;
@@ -267,14 +338,17 @@ impl FindingTerms {
                     }
                     continue;
                 }
+                // Digits with letters after them that are no unit name a thing (`5xx`, `32bit`).
+                if part.starts_with(|c: char| c.is_ascii_digit()) {
+                    ids.insert(format!("#{}", part.to_lowercase()));
+                    n_terms += 1;
+                    continue;
+                }
                 plain.clear();
                 text::plain_terms(part, &mut plain);
                 for term in plain.drain(..) {
                     n_terms += 1;
-                    // A number split from the unit written on it (`30s`): a measurement.
-                    if !is_number(&term) {
-                        words.insert(term);
-                    }
+                    words.insert(term);
                 }
             }
         }
@@ -718,17 +792,87 @@ mod tests {
                 true,
             ),
             ("see src/ingest.rs#L42", "see src/ingest.rs#L57", true, true),
+            // Measurements: another fingerprint, the same finding by the similar tier.
             (
                 "timeout of 30s hard-coded in client.rs",
                 "timeout of 45s hard-coded in client.rs",
-                true,
+                false,
                 true,
             ),
             (
                 "collect_rows grows its Vec (10k rows)",
                 "collect_rows grows its Vec (50k rows)",
+                false,
+                true,
+            ),
+            (
+                "the upload retries after 1.5s in client.rs",
+                "the upload retries after 2.5s in client.rs",
+                false,
+                true,
+            ),
+            (
+                "the cache in store.rs can grow to 1.5GB",
+                "the cache in store.rs can grow to 2.5GB",
+                false,
+                true,
+            ),
+            (
+                "branch coverage of findings.rs is 72%",
+                "branch coverage of findings.rs is 68%",
+                false,
+                true,
+            ),
+            // Positions in other notations.
+            (
+                "unwrap in parse_body at ingest.rs(42,7)",
+                "unwrap in parse_body at ingest.rs(57,9)",
                 true,
                 true,
+            ),
+            (
+                "dead code in src/ingest.rs#L42-L57",
+                "dead code in src/ingest.rs#L60-L75",
+                true,
+                true,
+            ),
+            // After a `:` that follows no file, a number names something.
+            (
+                "docker-compose.yml publishes postgres on 0.0.0.0:5432 to every interface",
+                "docker-compose.yml publishes postgres on 0.0.0.0:22 to every interface",
+                false,
+                false,
+            ),
+            (
+                "the admin UI listens on localhost:8080 without auth",
+                "the admin UI listens on localhost:9090 without auth",
+                false,
+                false,
+            ),
+            (
+                "the Dockerfile pins node:16, which is end of life",
+                "the Dockerfile pins node:18, which is end of life",
+                false,
+                false,
+            ),
+            // Digits with letters that are no unit, and advisory ids, name things.
+            (
+                "the proxy turns 5xx answers into 200",
+                "the proxy turns 4xx answers into 200",
+                false,
+                false,
+            ),
+            (
+                "the build targets 32bit ARM only",
+                "the build targets 64bit ARM only",
+                false,
+                false,
+            ),
+            (
+                "vulnerable per GHSA-jfh8-5qgp-2hr2",
+                "vulnerable per GHSA-jfh8-7qgp-9hr2",
+                false,
+                false,
             ),
             (
                 "the retry waits 30 seconds in client.rs",

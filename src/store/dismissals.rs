@@ -104,9 +104,10 @@ fn decode_dismissal(bytes: &[u8], id: u64) -> Result<DismissalValue, StoreError>
 /// Gives every dismissal that knows its finding's check and wording the fingerprint today's
 /// rules give that wording, re-keying `dismissal_ids` for the live ones. Run when the findings
 /// memory is rebuilt under other rules (`findings.rs`), in the rebuild's first transaction, so
-/// that dismissals and memory agree. A live dismissal whose new fingerprint another live one
-/// of its scope holds is that dismissal twice (as a second dismissal of one finding is answered
-/// as a duplicate of the first): it is revoked at `now_ms`. A dismissal that named a
+/// that dismissals and memory agree. Two live dismissals of one scope that name one finding
+/// under today's rules are one dismissal twice (as a second dismissal of one finding is
+/// answered as a duplicate of the first): one is revoked at `now_ms`, the one not recorded as
+/// block (a block one was confirmed), else the newer, with a warning naming both. A dismissal that named a
 /// fingerprint the memory did not know keeps it. Returns how many dismissals changed.
 pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, StoreError> {
     let mut dismissals = txn.open_table(DISMISSALS)?;
@@ -140,13 +141,41 @@ pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, 
         value.fingerprint = fp;
         if value.revoked_ms.is_none() {
             let scope = scope_of(value.pr_number);
-            if ids.get((repo, scope, fp))?.is_some() {
-                value.revoked_ms = Some(now_ms);
-                by_repo.remove((repo, id))?;
-                by_scope.remove((repo, scope, id))?;
-            } else {
-                ids.insert((repo, scope, fp), id)?;
+            let holder = ids.get((repo, scope, fp))?.map(|v| v.value());
+            let (kept, revoked) = match holder {
+                None => (id, None),
+                Some(other) => {
+                    let other_value = match dismissals.get(other)? {
+                        Some(bytes) => decode_dismissal(bytes.value(), other)?,
+                        None => {
+                            return Err(StoreError::CorruptIndex(format!(
+                                "dismissal_ids names dismissal {other}, which is not stored"
+                            )));
+                        }
+                    };
+                    // The one recorded as block (confirmed) is kept; else the older.
+                    if value.severity == "block" && other_value.severity != "block" {
+                        (id, Some((other, other_value)))
+                    } else {
+                        (other, Some((id, value.clone())))
+                    }
+                }
+            };
+            if let Some((gone, mut gone_value)) = revoked {
+                tracing::warn!(
+                    kept,
+                    revoked = gone,
+                    "two live dismissals name one finding under today's rules: one is revoked"
+                );
+                gone_value.revoked_ms = Some(now_ms);
+                by_repo.remove((repo, gone))?;
+                by_scope.remove((repo, scope, gone))?;
+                dismissals.insert(gone, encode(&gone_value).as_slice())?;
+                if gone == id {
+                    continue;
+                }
             }
+            ids.insert((repo, scope, fp), kept)?;
         }
         dismissals.insert(id, encode(&value).as_slice())?;
     }

@@ -1345,19 +1345,19 @@ fn copy_memory(from: &std::path::Path, txn: &redb::WriteTransaction) {
 
 /// Dismissals made under other rules (rules 1 read no NFC, so a wording pasted decomposed had
 /// a fingerprint of its own) are given today's fingerprints when the memory is rebuilt on
-/// open: the one that knows its wording is found by it, exactly; its decomposed twin, now the
-/// same dismissal twice, is revoked; one that named a fingerprint the memory did not know
-/// keeps it. `check` passes.
+/// open: the two spellings are now one dismissal twice, and the one recorded as block (it was
+/// confirmed) is kept and found by its wording, exactly, though it is the newer; the other is
+/// revoked. One that named a fingerprint the memory did not know keeps it. `check` passes.
 #[test]
 fn dismissals_follow_the_rules_when_the_memory_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kb.redb");
     let composed = "panic in caf\u{e9}_handler when the body is empty";
     let decomposed = "panic in cafe\u{301}_handler when the body is empty";
-    let worded = |fingerprint: u64, summary: &str| {
+    let worded = |fingerprint: u64, severity: &str, summary: &str| {
         Put::from(Record::Dismissal(DismissalChange::New(NewDismissal {
             check: "static".into(),
-            severity: "warn".into(),
+            severity: severity.into(),
             summary: summary.into(),
             ..match dismissal_put(REPO, Some(1), fingerprint).record {
                 Record::Dismissal(DismissalChange::New(new)) => new,
@@ -1369,8 +1369,8 @@ fn dismissals_follow_the_rules_when_the_memory_is_rebuilt() {
         let store = Store::open(&path, StoreOptions::default()).unwrap();
         store
             .write(&[
-                worded(1, composed),
-                worded(2, decomposed),
+                worded(1, "warn", composed),
+                worded(2, "block", decomposed),
                 dismissal_put(REPO, Some(1), 3),
             ])
             .unwrap()
@@ -1404,19 +1404,19 @@ fn dismissals_follow_the_rules_when_the_memory_is_rebuilt() {
         .items;
     let today = Fingerprint::of("static", composed).0;
     let live: Vec<(u64, u64)> = live.iter().map(|e| (e.id, e.value.fingerprint)).collect();
-    assert_eq!(live, [(ids[2], 3), (ids[0], today)]);
+    assert_eq!(live, [(ids[2], 3), (ids[1], today)]);
     let answer = store
         .check_findings(
             &FindingsCheck {
                 repo: Repo::parse("repo", REPO).unwrap(),
                 pr_number: 1,
-                findings: vec![Finding::new("static", "warn", decomposed)],
+                findings: vec![Finding::new("static", "block", composed)],
             },
             &mut ReadBudget::unlimited(),
         )
         .unwrap();
     let applied = answer[0].dismissal.as_ref().expect("dismissed");
-    assert_eq!(applied.entry.id, ids[0]);
+    assert_eq!(applied.entry.id, ids[1]);
     assert_eq!(applied.score, 1.0);
 }
 

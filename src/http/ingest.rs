@@ -160,30 +160,48 @@ impl<S: Send + Sync> FromRequest<S> for IngestBody {
 #[derive(Debug)]
 pub struct ObserverBody(pub IngestBody);
 
-impl<S: Send + Sync> FromRequest<S> for ObserverBody {
+impl FromRequest<AppState> for ObserverBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let batch = matches!(body_type(&req), BodyType::Batch);
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let kind = body_type(&req);
+        // A web page may send a `text/plain` or form POST to any address without asking
+        // (no CORS preflight), and a browser says where it comes from: such a request is not
+        // an observer client's, and is held to the JSON label a preflight would have checked.
+        if let BodyType::Other(got) = &kind
+            && req.headers().contains_key(header::ORIGIN)
+        {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "content-type must be application/json or application/x-ndjson for a request \
+                 from a web page (it has an Origin header), got {got}"
+            )));
+        }
+        let max = state.config.max_body_bytes;
         let bytes = Bytes::from_request(req, state).await?;
-        Ok(ObserverBody(if batch {
+        Ok(ObserverBody(if matches!(kind, BodyType::Batch) {
             IngestBody::Batch(bytes)
         } else {
-            IngestBody::Single(as_decoded_text(bytes))
+            IngestBody::Single(as_decoded_text(bytes, max)?)
         }))
     }
 }
 
 /// `bytes` as a WHATWG UTF-8 decode leaves them: without a leading byte-order mark, each
-/// invalid sequence replaced by U+FFFD. Valid UTF-8 without a mark is returned as it is.
-fn as_decoded_text(bytes: Bytes) -> Bytes {
+/// invalid sequence replaced by U+FFFD. Valid UTF-8 without a mark is returned as it is. A
+/// replacement is 3 bytes, so the decoded body is held to `max` again.
+fn as_decoded_text(bytes: Bytes, max: usize) -> Result<Bytes, ApiError> {
     let bytes = match bytes.strip_prefix("\u{feff}".as_bytes()) {
         Some(_) => bytes.slice(3..),
         None => bytes,
     };
     match String::from_utf8_lossy(&bytes) {
-        std::borrow::Cow::Borrowed(_) => bytes,
-        std::borrow::Cow::Owned(mended) => Bytes::from(mended),
+        std::borrow::Cow::Borrowed(_) => Ok(bytes),
+        std::borrow::Cow::Owned(mended) if mended.len() <= max => Ok(Bytes::from(mended)),
+        std::borrow::Cow::Owned(mended) => Err(ApiError::PayloadTooLarge(format!(
+            "the body is {} bytes once its bytes that are not UTF-8 are read as U+FFFD, larger \
+             than the limit of {max} (--max-body)",
+            mended.len()
+        ))),
     }
 }
 

@@ -425,6 +425,46 @@ fn the_observer_takes_a_json_body_whatever_its_content_type() {
     );
     assert_eq!(batch.json["accepted"], 2, "{}", batch.text);
     assert_eq!(server.stats()["total"], 9);
+
+    // A web page may post text/plain anywhere without asking (no CORS preflight): a request
+    // with an Origin is held to the JSON label (a review of this change).
+    let from_a_page = |content_type: &str| {
+        crate::support::answer(
+            server
+                .client()
+                .post(server.url("/event"))
+                .header("content-type", content_type)
+                .header("origin", "https://evil.example")
+                .body(body)
+                .send()
+                .unwrap(),
+        )
+    };
+    assert_error(
+        &from_a_page("text/plain"),
+        415,
+        "content-type",
+        "from a web page",
+    );
+    assert_error(
+        &from_a_page("application/x-www-form-urlencoded"),
+        415,
+        "content-type",
+        "Origin header",
+    );
+    assert_eq!(from_a_page("application/json").status, 200);
+    assert_eq!(server.stats()["total"], 10);
+
+    // Bytes read as U+FFFD take 3 bytes each: the decoded body is held to --max-body again.
+    let small = InProcessServer::start_with(&["--max-body", "4096"]);
+    let invalid = [&br#"{"source":"bot","note":""#[..], &[0xff; 2000], b"\"}"].concat();
+    assert_error(
+        &small.post("/event", "text/plain", invalid),
+        413,
+        "body",
+        "--max-body",
+    );
+    assert_eq!(small.stats()["total"], 0);
 }
 
 #[test]

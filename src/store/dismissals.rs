@@ -32,7 +32,8 @@ use super::values::DismissalValue;
 use super::{Store, StoreError};
 use crate::model::Repo;
 use crate::model::finding::{
-    Finding, FindingTerms, Fingerprint, Match, SIMILAR_THRESHOLD, normalise_check,
+    Finding, FindingTerms, Fingerprint, MAX_SUMMARY_BYTES, Match, SIMILAR_THRESHOLD,
+    normalise_check,
 };
 use crate::model::text::{MatchKind, round_score};
 
@@ -103,8 +104,11 @@ fn decode_dismissal(bytes: &[u8], id: u64) -> Result<DismissalValue, StoreError>
 
 /// Gives every dismissal that knows its finding's check and wording the fingerprint today's
 /// rules give that wording, re-keying `dismissal_ids` for the live ones. Run when the findings
-/// memory is rebuilt under other rules (`findings.rs`), in the rebuild's first transaction, so
-/// that dismissals and memory agree. Two live dismissals of one scope that name one finding
+/// memory is rebuilt under other fingerprint rules (`findings.rs`), in the rebuild's first
+/// transaction, so that dismissals and memory agree. One named by a fingerprint holds the
+/// memory's latest wording of that finding, so it comes to name the finding by that wording;
+/// one whose wording the memory cut at `MAX_SUMMARY_BYTES` (fingerprinted whole) keeps its
+/// fingerprint. Two live dismissals of one scope that name one finding
 /// under today's rules are one dismissal twice (as a second dismissal of one finding is
 /// answered as a duplicate of the first): one is revoked at `now_ms`, the one not recorded as
 /// block (a block one was confirmed), else the newer, with a warning naming both. A dismissal that named a
@@ -120,7 +124,11 @@ pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, 
         let (id, bytes) = row?;
         let id = id.value();
         let value = decode_dismissal(bytes.value(), id)?;
-        if value.check.is_empty() || value.summary.is_empty() {
+        // A wording the memory cut (its fingerprint was of the whole) keeps its fingerprint.
+        if value.check.is_empty()
+            || value.summary.is_empty()
+            || value.summary.len() + 3 >= MAX_SUMMARY_BYTES
+        {
             continue;
         }
         let fp = Fingerprint::of(&value.check, &value.summary).0;

@@ -370,12 +370,17 @@ impl Store {
                 txn.open_table(FINDING_FPS)?;
                 txn.open_table(FINDINGS_BY_LAST_SEEN)?;
                 let mut meta_table = txn.open_table(META)?;
+                let built_under = meta::get(&meta_table, meta::FINDINGS_RULES_VERSION)?;
                 meta_table.remove(meta::FINDINGS_RULES_VERSION)?;
                 meta_table.remove(meta::FINDINGS_ANALYZER_VERSION)?;
-                // Dismissals name findings by fingerprint: under today's rules too.
-                let changed = super::dismissals::refingerprint(txn, crate::model::now_ms())?;
-                if changed > 0 {
-                    tracing::info!(changed, "dismissals given today's fingerprints");
+                drop(meta_table);
+                // Dismissals name findings by fingerprint: under today's rules too, when the
+                // rules that make fingerprints changed (not for the analyser's terms alone).
+                if built_under != 0 && built_under != FINDING_RULES_VERSION {
+                    let changed = super::dismissals::refingerprint(txn, crate::model::now_ms())?;
+                    if changed > 0 {
+                        tracing::info!(changed, "dismissals given today's fingerprints");
+                    }
                 }
                 Ok(())
             },

@@ -1390,20 +1390,8 @@ fn dismissals_follow_the_rules_when_the_memory_is_rebuilt() {
     let mut store = Store::open(&path, StoreOptions::default()).unwrap();
     let report = store.check().unwrap();
     assert!(report.passed(), "{:?}", report.problems);
-    let live = store
-        .dismissals_page(
-            &lakehouse_kb::store::DismissalsQuery {
-                repo: Repo::parse("repo", REPO).unwrap(),
-                pr_number: Some(1),
-                below_id: None,
-                limit: 10,
-            },
-            &mut ReadBudget::unlimited(),
-        )
-        .unwrap()
-        .items;
     let today = Fingerprint::of("static", composed).0;
-    let live: Vec<(u64, u64)> = live.iter().map(|e| (e.id, e.value.fingerprint)).collect();
+    let live = live_dismissals_of_pr_1(&store);
     assert_eq!(live, [(ids[2], 3), (ids[1], today)]);
     let answer = store
         .check_findings(
@@ -1418,6 +1406,57 @@ fn dismissals_follow_the_rules_when_the_memory_is_rebuilt() {
     let applied = answer[0].dismissal.as_ref().expect("dismissed");
     assert_eq!(applied.entry.id, ids[1]);
     assert_eq!(applied.score, 1.0);
+}
+
+/// Only a change of the fingerprint rules re-keys dismissals: a rebuild for the analyser's
+/// terms alone leaves a dismissal's fingerprint as it was given.
+#[test]
+fn dismissals_are_re_keyed_only_when_the_fingerprint_rules_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let wording = "the session cookie lacks the Secure flag";
+    {
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let mut put = dismissal_put(REPO, Some(1), 1);
+        if let Record::Dismissal(DismissalChange::New(new)) = &mut put.record {
+            new.check = "security".into();
+            new.summary = wording.into();
+        }
+        store.write(&[put]).unwrap();
+    }
+    let fingerprint = |edit: (&str, u64)| {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(tables::META)
+            .unwrap()
+            .insert(edit.0, edit.1)
+            .unwrap();
+        txn.commit().unwrap();
+        drop(db);
+        live_dismissals_of_pr_1(&Store::open(&path, StoreOptions::default()).unwrap())[0].1
+    };
+    assert_eq!(fingerprint(("findings/analyzer_version", 999)), 1);
+    assert_eq!(
+        fingerprint(("findings/rules_version", 1)),
+        Fingerprint::of("security", wording).0
+    );
+}
+
+/// The live dismissals that apply to PR 1 of REPO, as (id, fingerprint), newest first.
+fn live_dismissals_of_pr_1(store: &Store) -> Vec<(u64, u64)> {
+    let query = lakehouse_kb::store::DismissalsQuery {
+        repo: Repo::parse("repo", REPO).unwrap(),
+        pr_number: Some(1),
+        below_id: None,
+        limit: 10,
+    };
+    let page = store
+        .dismissals_page(&query, &mut ReadBudget::unlimited())
+        .unwrap();
+    page.items
+        .iter()
+        .map(|e| (e.id, e.value.fingerprint))
+        .collect()
 }
 
 fn dismissal_put(repo: &str, pr: Option<u64>, fingerprint: u64) -> Put {

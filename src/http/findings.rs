@@ -618,13 +618,13 @@ pub async fn dismiss(
             ));
         }
     };
-    let fp = match &named {
+    let fingerprint = match &named {
         Named::Finding(finding) => finding.fingerprint,
         Named::Fingerprint(fp) => *fp,
     };
     let scope_repo = repo.clone();
     let (known, _) = query::read_within(&state, limits, move |store, budget| {
-        store.known_finding(&scope_repo, pr, fp, budget)
+        store.known_finding(&scope_repo, pr, fingerprint, budget)
     })
     .await?;
     // A block finding as given, or as the memory holds it in the scope (a finding given with
@@ -647,7 +647,6 @@ pub async fn dismiss(
             None => (String::new(), String::new(), String::new(), false),
         },
     };
-    let fingerprint = fp;
     if block && !confirm {
         return Err(ApiError::Unprocessable {
             message: format!(

@@ -49,7 +49,9 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
     let store = state.store.clone();
     let (database, read) = tokio::task::spawn_blocking(move || {
         let database = fsutil::file_identity(store.path()).ok();
-        let read = (|| Ok::<_, StoreError>((store.schema_version()?, store.last_seq()?)))();
+        let read = store
+            .schema_version()
+            .and_then(|version| Ok((version, store.last_seq()?)));
         (database, read)
     })
     .await?;

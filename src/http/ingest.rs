@@ -4,10 +4,10 @@
 //!
 //! Idempotency keys: a write may carry an `Idempotency-Key` header; a line of an NDJSON batch
 //! may carry its own `idempotency_key` (or `event_id`) string field, and otherwise gets the
-//! header's key followed by `#` and its record's number (blank lines not counted). A key is checked and stored in the same
-//! transaction as its record, so a retry with the same key (within the keys' window) is
-//! answered with what the first attempt stored (`duplicate: true`, its seq), and the same key
-//! with another request is refused (422).
+//! header's key followed by `#` and its record's number (blank lines not counted). A key is
+//! checked and stored in the same transaction as its record, so a retry with the same key
+//! (within the keys' window) is answered with what the first attempt stored (`duplicate: true`,
+//! its seq), and the same key with another request is refused (422).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -318,11 +318,10 @@ struct LineKey {
 }
 
 /// The key of line `line_no`, the batch's `record_no`th record: its own `idempotency_key` (or
-/// `event_id`) field, else the batch header's key with `#` and the record's number, else none.
-/// An `idempotency_key` that is not a valid key is an error; an `event_id` that is not is
-/// ignored.
-/// The record's number, not the line's: blank lines are skipped, so a retry that adds or drops
-/// one (another joiner, a trailing newline) must not give its records other keys.
+/// `event_id`) field, else the batch header's key with `#` and the record's number (not the
+/// line's: blank lines are skipped, so a retry that adds or drops one must not give its records
+/// other keys), else none. An `idempotency_key` that is not a valid key is an error; an
+/// `event_id` that is not is ignored.
 fn line_key(
     line: &[u8],
     line_no: usize,

@@ -92,6 +92,9 @@ pub fn integer(raw: &str) -> Option<u64> {
     raw.parse::<u64>().ok().filter(|&n| n <= MAX_SAFE_INTEGER)
 }
 
+/// Longest part of an unknown field's name an error names.
+const MAX_FIELD_ECHO_BYTES: usize = 64;
+
 /// Refuses a request body holding a field that is not one of `known`: on a query or a
 /// dismissal a misspelt field (`pr` for `pr_number`, `exlcude_pr`) would otherwise be ignored and
 /// the request would quietly mean something wider than it says. 400 naming the field.
@@ -102,13 +105,18 @@ pub fn refuse_unknown_fields(
 ) -> Result<(), ApiError> {
     match body.keys().find(|key| !known.contains(&key.as_str())) {
         None => Ok(()),
-        Some(unknown) => Err(ApiError::bad_request(
-            unknown.clone(),
-            format!(
-                "unknown field {unknown:?}: the body of {route} may hold {}",
-                known.join(", ")
-            ),
-        )),
+        Some(unknown) => {
+            // Named back as given, but no longer than a field of the body could be: a client's
+            // megabyte-long key is not echoed twice into the answer.
+            let named = crate::model::cut(unknown, MAX_FIELD_ECHO_BYTES);
+            Err(ApiError::bad_request(
+                named,
+                format!(
+                    "unknown field {named:?}: the body of {route} may hold {}",
+                    known.join(", ")
+                ),
+            ))
+        }
     }
 }
 

@@ -43,7 +43,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::text::{self, MAX_TERMS_PER_TEXT};
-use super::{FieldError, describe};
+use super::{FieldError, cut, describe, tail};
 
 /// Version of the rules of this file (fingerprint normalisation, terms, similarity, threshold).
 /// Version 1: the rules as first released. Version 2: every number was `#` and left out of the
@@ -258,15 +258,6 @@ fn is_position_before(before: &str) -> bool {
 /// Bytes before a number that [`is_position_before`] needs (a position word and its
 /// separators, or a file's extension, its dot and the character before it), and a few more.
 const POSITION_CONTEXT: usize = 32;
-
-/// The last `max` bytes of `text` at most, from a character boundary.
-fn tail(text: &str, max: usize) -> &str {
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
 
 /// Whether `text` ends with a file's name: a name, a `.`, and an extension of 1 to 10 letters
 /// or digits, the first a letter (`ingest.rs`, `src/db/users.ts`, `Cargo.toml`). Only the
@@ -537,18 +528,6 @@ impl Finding {
     pub fn check_key(&self) -> String {
         normalise_check(&self.check)
     }
-}
-
-/// `text` cut to at most `max` bytes at a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// The findings of a verdict, read leniently: a verdict is the auditor's document and is stored
@@ -938,7 +917,10 @@ mod tests {
     /// of a release build's CPU in a `POST /verdicts`, and timed out).
     #[test]
     fn a_long_wording_of_many_numbers_costs_its_length() {
-        for summary in ["line ".to_owned() + &"1 ".repeat(100_000), "(1".repeat(100_000)] {
+        for summary in [
+            "line ".to_owned() + &"1 ".repeat(100_000),
+            "(1".repeat(100_000),
+        ] {
             let start = std::time::Instant::now();
             let finding = Finding::new("c", "warn", &summary);
             assert!(

@@ -91,6 +91,27 @@ pub(crate) fn describe(value: &Value) -> String {
     }
 }
 
+/// `text` cut to at most `max` bytes at a character boundary.
+pub(crate) fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The last `max` bytes of `text` at most, from a character boundary.
+pub(crate) fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
 /// The body as text; invalid UTF-8 is refused with the offset of the first bad byte.
 pub fn utf8(bytes: &[u8]) -> Result<&str, FieldError> {
     std::str::from_utf8(bytes).map_err(|e| {

@@ -79,7 +79,7 @@ impl Repo {
     /// Like [`Repo::of_object`] for a line of a legacy file, which is history, not a request:
     /// a `repo` that is not a valid name is ignored (the line is kept in the default namespace).
     pub fn of_line(obj: &Map<String, Value>) -> Repo {
-        Repo::of_legacy(obj.get("repo").and_then(Value::as_str))
+        Repo::of_line_warning(obj, |_| {})
     }
 
     /// [`Repo::of_line`], saying to `warn` why a string `repo` that is not a valid name is not
@@ -89,12 +89,7 @@ impl Repo {
     }
 
     /// The repository of a legacy line whose `repo` is `name` when it is a string: a name that
-    /// is not valid leaves the line in the default namespace.
-    pub fn of_legacy(name: Option<&str>) -> Repo {
-        Repo::of_legacy_warning(name, |_| {})
-    }
-
-    /// [`Repo::of_legacy`], saying to `warn` why a name that is given is not used.
+    /// is not valid leaves the line in the default namespace, saying to `warn` why.
     pub fn of_legacy_warning(name: Option<&str>, warn: impl FnOnce(String)) -> Repo {
         match name.map(|name| Repo::parse("repo", name)) {
             Some(Ok(repo)) => repo,

@@ -105,14 +105,16 @@ fn decode_dismissal(bytes: &[u8], id: u64) -> Result<DismissalValue, StoreError>
 /// Gives every dismissal that knows its finding's check and wording the fingerprint today's
 /// rules give that wording, re-keying `dismissal_ids` for the live ones. Run when the findings
 /// memory is rebuilt under other fingerprint rules (`findings.rs`), in the rebuild's first
-/// transaction, so that dismissals and memory agree. One named by a fingerprint holds the
-/// memory's latest wording of that finding, so it comes to name the finding by that wording;
-/// one whose wording the memory cut at `MAX_SUMMARY_BYTES` (fingerprinted whole) keeps its
-/// fingerprint. Two live dismissals of one scope that name one finding
-/// under today's rules are one dismissal twice (as a second dismissal of one finding is
-/// answered as a duplicate of the first): one is revoked at `now_ms`, the one not recorded as
-/// block (a block one was confirmed), else the newer, with a warning naming both. A dismissal that named a
-/// fingerprint the memory did not know keeps it. Returns how many dismissals changed.
+/// transaction, so that dismissals and memory agree.
+///
+/// One named by a fingerprint holds the memory's latest wording of that finding, so it comes
+/// to name the finding by that wording; one whose wording the memory cut at
+/// `MAX_SUMMARY_BYTES` (fingerprinted whole), or that named a fingerprint the memory did not
+/// know, keeps its fingerprint. Two live dismissals of one scope that name one finding under
+/// today's rules are one dismissal twice (as a second dismissal of one finding is answered as
+/// a duplicate of the first): one is revoked at `now_ms`, the one not recorded as block (a
+/// block one was confirmed), else the newer, with a warning naming both. Returns how many
+/// dismissals changed.
 pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, StoreError> {
     let mut dismissals = txn.open_table(DISMISSALS)?;
     let mut ids = txn.open_table(DISMISSAL_IDS)?;
@@ -145,7 +147,8 @@ pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, 
             ids.remove(key)?;
         }
     }
-    for (id, repo, mut value, fp) in changed.iter().cloned() {
+    let n_changed = changed.len() as u64;
+    for (id, repo, mut value, fp) in changed {
         value.fingerprint = fp;
         if value.revoked_ms.is_none() {
             let scope = scope_of(value.pr_number);
@@ -187,7 +190,7 @@ pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, 
         }
         dismissals.insert(id, encode(&value).as_slice())?;
     }
-    Ok(changed.len() as u64)
+    Ok(n_changed)
 }
 
 /// Stores `new` under the next seq, unless the same live dismissal (repository, scope,

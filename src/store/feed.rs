@@ -261,9 +261,7 @@ impl Store {
             FeedHistory::read(&meta_table)?,
         ))
     }
-}
 
-impl Store {
     /// Gives the file its feed history when it has none (its first open, or a backup's copy's).
     pub(super) fn ensure_feed_history(&self) -> Result<(), StoreError> {
         let has = {
@@ -273,21 +271,9 @@ impl Store {
         if !has {
             let txn = self.begin_write()?;
             txn.open_table(META)?
-                .insert(meta::FEED_HISTORY, new_history_id())?;
+                .insert(meta::FEED_HISTORY, meta::new_random_id())?;
             txn.commit()?;
         }
         Ok(())
     }
-}
-
-/// A new random history id (not 0, which means none).
-fn new_history_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish().max(1)
 }

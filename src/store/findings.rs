@@ -625,10 +625,16 @@ impl Store {
                 }),
                 None => None,
             };
-            let wordings: Vec<FindingTerms> = remembered
-                .iter()
-                .flat_map(|e| [(&e.value.terms).into(), (&e.value.first_terms).into()])
-                .collect();
+            // Each finding is compared with every dismissal that applies (up to twice
+            // `MAX_LIVE_PER_SCOPE`), once per wording: a loop a client sizes, so it counts
+            // against the read's deadline; with no dismissal there is nothing to compare.
+            let wordings: Vec<FindingTerms> = match &remembered {
+                Some(e) if !applicable.is_empty() => {
+                    vec![(&e.value.terms).into(), (&e.value.first_terms).into()]
+                }
+                _ => Vec::new(),
+            };
+            budget.walk(applicable.len() as u64 * (1 + wordings.len() as u64))?;
             let dismissal =
                 dismissals::which_applies(&applicable, &named, finding, matched, &wordings);
             out.push(CheckedFinding {

@@ -284,7 +284,7 @@ pub(super) fn recover(
     }
     // The database was just opened, so it held nothing but durable commits until the entries
     // applied above; one checkpoint makes those, and a new id, durable.
-    let new_id = (id == 0).then(new_journal_id);
+    let new_id = (id == 0).then(meta::new_random_id);
     if !pending.is_empty() || new_id.is_some() {
         checkpoint(db, options, new_id)?;
     }
@@ -312,7 +312,7 @@ fn open_journal(
         0 => {
             // Durable before any entry carries it: entries with an id the file lacks are
             // another file's.
-            let id = new_journal_id();
+            let id = meta::new_random_id();
             checkpoint(db, options, Some(id))?;
             id
         }
@@ -403,18 +403,6 @@ fn meta_value(db: &Database, key: &str) -> Result<u64, StoreError> {
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
         Err(e) => Err(e.into()),
     }
-}
-
-/// A new random journal id (not 0, which means none).
-fn new_journal_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish().max(1)
 }
 
 /// The entries of a journal the database does not hold yet: those after `applied_through`, when

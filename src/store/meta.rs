@@ -55,6 +55,19 @@ pub fn feed_ancestor_keys(i: usize) -> [String; 2] {
     ]
 }
 
+/// A new random id for a `meta` value that names a file or its history (`journal/id`,
+/// `feed/history`): never 0, which means none.
+pub fn new_random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish().max(1)
+}
+
 /// The rules the findings memory was completely built with: `FINDING_RULES_VERSION` and the
 /// analyser's version (absent: not built).
 pub const FINDINGS_RULES_VERSION: &str = "findings/rules_version";

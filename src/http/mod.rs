@@ -105,9 +105,27 @@ impl Default for ServerConfig {
     }
 }
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach. The router's layers clone it for every request, so a clone
+/// is one reference count, not one per field (those counts are shared by every core).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub store: Arc<Store>,
     pub writer: Writer,
     pub metrics: Arc<Metrics>,

@@ -4,6 +4,7 @@
 //! was for), one info line when it is answered, and its metrics. Also the sampler that keeps a
 //! flood of shed requests to one warning a second per kind.
 
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,8 +30,8 @@ const MAX_LOGGED_PATH: usize = 256;
 pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let answered = observed(request, next).await;
     state.metrics.record_request(
-        &answered.method,
-        &answered.route,
+        answered.method,
+        answered.route,
         answered.response.status().as_u16(),
         answered.elapsed,
     );
@@ -45,24 +46,25 @@ pub async fn observe_unmetered(request: Request, next: Next) -> Response {
 struct Answered {
     response: Response,
     /// The method as a metric label.
-    method: String,
-    route: String,
+    method: &'static str,
+    /// The matched route's path as a metric label, `unmatched` for none.
+    route: &'static str,
     elapsed: Duration,
 }
 
-/// Runs the request in its span and logs its line.
+/// Runs the request in its span and logs its line. Labels are borrowed, not copied: this runs
+/// for every request.
 async fn observed(mut request: Request, next: Next) -> Answered {
     let start = Instant::now();
     let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let path = loggable_path(request.uri().path());
-    let peer = request.extensions().get::<Peer>().map_or_else(
-        || "unknown".to_owned(),
-        |Peer(addr): &Peer| addr.to_string(),
-    );
+        .map_or("unmatched", |p| route_label(p.as_str()));
+    // The request moves on to the handler: keep its URI (a reference count) for the log line.
+    let uri = request.uri().clone();
+    let path = LoggedPath::of(uri.path());
+    let peer = PeerLabel(request.extensions().get::<Peer>().map(|Peer(addr)| *addr));
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -72,6 +74,7 @@ async fn observed(mut request: Request, next: Next) -> Answered {
     request
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), id.clone());
+    // A sane id is ASCII, so this is the id itself.
     let request_id = id.to_str().unwrap_or("").to_owned();
     let span = tracing::info_span!(
         "request",
@@ -103,28 +106,66 @@ async fn observed(mut request: Request, next: Next) -> Answered {
 
 /// The method as a label: a label per method name a client invents would grow the metric
 /// series without bound.
-fn method_label(method: &Method) -> String {
+fn method_label(method: &Method) -> &'static str {
     match *method {
-        Method::GET
-        | Method::POST
-        | Method::HEAD
-        | Method::PUT
-        | Method::DELETE
-        | Method::PATCH
-        | Method::OPTIONS => method.as_str().to_owned(),
-        _ => "other".to_owned(),
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 
-fn loggable_path(path: &str) -> String {
-    if path.len() <= MAX_LOGGED_PATH {
-        return path.to_owned();
+/// The route table's own text for a matched path (the router only matches those).
+fn route_label(matched: &str) -> &'static str {
+    static PATHS: std::sync::LazyLock<Vec<&'static str>> =
+        std::sync::LazyLock::new(|| super::routes().iter().map(|r| r.path).collect());
+    PATHS
+        .iter()
+        .find(|path| **path == matched)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// A path as logged: clients choose paths, so a long one is cut.
+struct LoggedPath<'a> {
+    kept: &'a str,
+    cut: bool,
+}
+
+impl<'a> LoggedPath<'a> {
+    fn of(path: &'a str) -> LoggedPath<'a> {
+        let kept = crate::model::cut(path, MAX_LOGGED_PATH);
+        LoggedPath {
+            kept,
+            cut: kept.len() < path.len(),
+        }
     }
-    let mut end = MAX_LOGGED_PATH;
-    while !path.is_char_boundary(end) {
-        end -= 1;
+}
+
+impl std::fmt::Display for LoggedPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kept)?;
+        if self.cut {
+            f.write_str("...")?;
+        }
+        Ok(())
     }
-    format!("{}...", &path[..end])
+}
+
+/// The client's address as logged, `unknown` when the connection did not say.
+struct PeerLabel(Option<SocketAddr>);
+
+impl std::fmt::Display for PeerLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
 }
 
 /// 1 to 128 characters of letters, digits and `-_.:+/=@~`: what request ids are made of
@@ -209,8 +250,16 @@ mod tests {
     #[test]
     fn long_paths_are_cut_on_a_character_boundary() {
         let path = format!("/{}", "é".repeat(300));
-        let logged = loggable_path(&path);
+        let logged = LoggedPath::of(&path).to_string();
         assert!(logged.len() <= MAX_LOGGED_PATH + 3);
         assert!(logged.ends_with("..."));
+        assert_eq!(LoggedPath::of("/event").to_string(), "/event");
+    }
+
+    #[test]
+    fn route_labels_are_the_route_table_s_paths() {
+        assert_eq!(route_label("/sig/{sig_hash}"), "/sig/{sig_hash}");
+        assert_eq!(route_label("/event"), "/event");
+        assert_eq!(route_label("/no/such/route"), "other");
     }
 }

@@ -67,15 +67,15 @@ pub const BUILD_REVISION: &str = match option_env!("LAKEHOUSE_KB_BUILD_REVISION"
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -220,13 +220,19 @@ impl Metrics {
         }
     }
 
-    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let route = route.to_owned();
-        let method = method.to_owned();
+    /// One answered request. The labels are static: a label a client could choose would grow
+    /// the series without bound, and this runs for every request.
+    pub fn record_request(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.clone(),
-                route: route.clone(),
+                method,
+                route,
                 status,
             })
             .inc();

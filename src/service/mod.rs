@@ -127,14 +127,14 @@ pub async fn run(
             feed.close();
         }
     });
-    let state = AppState {
+    let state = AppState::new(http::Shared {
         store: store.clone(),
         writer: writer.clone(),
         metrics: metrics.clone(),
         config: Arc::new(config.http.clone()),
         export: Some(export.clone()),
         feed,
-    };
+    });
     let _ = app_tx.send(Some(http::app(state)));
     tracing::info!(%addr, db = %config.db_path.display(), group_commit = config.writer.group_commit, "serving");
     // systemd `Type=notify`: ready means the database is open and the API live (a no-op

@@ -627,14 +627,14 @@ fn shutdown_ends_open_streams_instead_of_waiting_for_them() {
 fn serve_in_process(store: Arc<Store>, feed: Feed) -> (tokio::runtime::Runtime, String) {
     let metrics = Arc::new(Metrics::new());
     let (writer, _thread) = Writer::spawn(store.clone(), WriterConfig::default(), metrics.clone());
-    let state = AppState {
+    let state = AppState::new(lakehouse_kb::http::Shared {
         store,
         writer,
         metrics,
         config: Arc::new(ServerConfig::default()),
         export: None,
         feed,
-    };
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -148,14 +148,14 @@ fn the_router_never_answers_5xx_to_client_input() {
         Arc::new(Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap());
     let metrics = Arc::new(Metrics::new());
     let (writer, _thread) = Writer::spawn(store.clone(), WriterConfig::default(), metrics.clone());
-    let state = AppState {
+    let state = AppState::new(lakehouse_kb::http::Shared {
         store,
         writer,
         metrics,
         config: Arc::new(ServerConfig::default()),
         export: None,
         feed: Default::default(),
-    };
+    });
 
     let router = app(state);
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -212,14 +212,14 @@ impl RouterServer {
         let (writer, writer_thread) =
             Writer::spawn(store.clone(), WriterConfig::default(), metrics.clone());
         let export = Arc::new(ExportJob::new(store.clone(), export_dir.to_owned()));
-        let state = AppState {
+        let state = AppState::new(lakehouse_kb::http::Shared {
             store,
             writer,
             metrics,
             config: Arc::new(config),
             export: Some(export),
             feed: Default::default(),
-        };
+        });
         let (addr, stop, thread) = serve_on_thread(move |listener, shutdown| async move {
             let (_app_tx, app_rx) = tokio::sync::watch::channel(Some(http::app(state)));
             let switch = Switch::new(app_rx, recovering_router(Recovery::default()));

@@ -2,9 +2,11 @@
 //! store, incrementally and crash-safely, for the legacy readers (report scripts, `kb_query`,
 //! the observer's consumers).
 //!
-//! The bytes are already stored: every outcome row's exact line and every event's exact
-//! `ops.jsonl` line were computed (or kept) at ingest, so exporting is writing `line + "\n"` for
-//! each record after the file's checkpoint, in seq order, from one read snapshot per file.
+//! The lines are the stored records': an outcome row or event stored whole holds its exact line;
+//! a verdict's own KB row and event are stored as references to the verdict and their lines
+//! are written from its stored head by the code that made them at ingest (which the store
+//! checked gives the record back exactly). Exporting is writing `line + "\n"` for each record
+//! after the file's checkpoint, in seq order, from one read snapshot per file.
 //!
 //! A checkpoint per file (`Store::checkpoint`) says which seq the file holds rows through, how
 //! long the file then was, and a fingerprint of its last bytes (see [`tail_fingerprint`]). The

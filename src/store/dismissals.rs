@@ -164,8 +164,10 @@ pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, 
                             )));
                         }
                     };
-                    // The one recorded as block (confirmed) is kept; else the older.
-                    if value.severity == "block" && other_value.severity != "block" {
+                    // The one recorded as block (confirmed) is kept; else the older. The holder
+                    // may be newer: one whose fingerprint did not change holds its key.
+                    let rank = |v: &DismissalValue, id: u64| (v.severity != "block", id);
+                    if rank(&value, id) < rank(&other_value, other) {
                         (id, Some((other, other_value)))
                     } else {
                         (other, Some((id, value.clone())))

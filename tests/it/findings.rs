@@ -1365,31 +1365,14 @@ fn dismissals_follow_the_rules_when_the_memory_is_rebuilt() {
             }
         })))
     };
-    let ids: Vec<u64> = {
-        let store = Store::open(&path, StoreOptions::default()).unwrap();
-        store
-            .write(&[
-                worded(1, "warn", composed),
-                worded(2, "block", decomposed),
-                dismissal_put(REPO, Some(1), 3),
-            ])
-            .unwrap()
-            .iter()
-            .map(Written::seq)
-            .collect()
-    };
-    {
-        let db = redb::Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(tables::META)
-            .unwrap()
-            .insert("findings/rules_version", 1)
-            .unwrap();
-        txn.commit().unwrap();
-    }
-    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
-    let report = store.check().unwrap();
-    assert!(report.passed(), "{:?}", report.problems);
+    let (ids, store) = written_then_rebuilt_under_rules_1(
+        &path,
+        &[
+            worded(1, "warn", composed),
+            worded(2, "block", decomposed),
+            dismissal_put(REPO, Some(1), 3),
+        ],
+    );
     let today = Fingerprint::of("static", composed).0;
     let live = live_dismissals_of_pr_1(&store);
     assert_eq!(live, [(ids[2], 3), (ids[1], today)]);
@@ -1406,6 +1389,32 @@ fn dismissals_follow_the_rules_when_the_memory_is_rebuilt() {
     let applied = answer[0].dismissal.as_ref().expect("dismissed");
     assert_eq!(applied.entry.id, ids[1]);
     assert_eq!(applied.score, 1.0);
+}
+
+/// A dismissal re-keyed onto the fingerprint a newer live dismissal of its scope already holds
+/// (one whose fingerprint did not change) is that one's older twin: neither recorded as block,
+/// the older is kept and the newer revoked, as a second dismissal of one finding is a duplicate
+/// of the first. (Until the reread of 2026-12-05 the one being re-keyed was revoked, whichever
+/// was older.)
+#[test]
+fn a_re_keyed_dismissal_meeting_a_newer_twin_is_the_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let wording = "unwrap in parse_body can panic on an empty body";
+    let today = Fingerprint::of("static", wording).0;
+    let worded = |fingerprint: u64| {
+        let mut put = dismissal_put(REPO, Some(1), fingerprint);
+        if let Record::Dismissal(DismissalChange::New(new)) = &mut put.record {
+            new.check = "static".into();
+            new.severity = "warn".into();
+            new.summary = wording.into();
+        }
+        put
+    };
+    // The older under another rules' fingerprint, the newer under today's.
+    let (ids, store) =
+        written_then_rebuilt_under_rules_1(&path, &[worded(today ^ 1), worded(today)]);
+    assert_eq!(live_dismissals_of_pr_1(&store), [(ids[0], today)]);
 }
 
 /// Only a change of the fingerprint rules re-keys dismissals: a rebuild for the analyser's
@@ -1425,14 +1434,7 @@ fn dismissals_are_re_keyed_only_when_the_fingerprint_rules_change() {
         store.write(&[put]).unwrap();
     }
     let fingerprint = |edit: (&str, u64)| {
-        let db = redb::Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(tables::META)
-            .unwrap()
-            .insert(edit.0, edit.1)
-            .unwrap();
-        txn.commit().unwrap();
-        drop(db);
+        set_meta(&path, edit.0, edit.1);
         live_dismissals_of_pr_1(&Store::open(&path, StoreOptions::default()).unwrap())[0].1
     };
     assert_eq!(fingerprint(("findings/analyzer_version", 999)), 1);
@@ -1440,6 +1442,38 @@ fn dismissals_are_re_keyed_only_when_the_fingerprint_rules_change() {
         fingerprint(("findings/rules_version", 1)),
         Fingerprint::of("security", wording).0
     );
+}
+
+/// Writes `puts` into a new database at `path` (their seqs), marks its findings memory as built
+/// under rules 1, and opens it again, which rebuilds the memory and re-keys the dismissals;
+/// `check` passes on the result.
+fn written_then_rebuilt_under_rules_1(path: &std::path::Path, puts: &[Put]) -> (Vec<u64>, Store) {
+    let ids = {
+        let store = Store::open(path, StoreOptions::default()).unwrap();
+        store
+            .write(puts)
+            .unwrap()
+            .iter()
+            .map(Written::seq)
+            .collect()
+    };
+    set_meta(path, "findings/rules_version", 1);
+    let mut store = Store::open(path, StoreOptions::default()).unwrap();
+    let report = store.check().unwrap();
+    assert!(report.passed(), "{:?}", report.problems);
+    (ids, store)
+}
+
+/// Sets `key` in the `meta` of the database at `path`, as a file built by another build would
+/// hold it.
+fn set_meta(path: &std::path::Path, key: &str, value: u64) {
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(tables::META)
+        .unwrap()
+        .insert(key, value)
+        .unwrap();
+    txn.commit().unwrap();
 }
 
 /// The live dismissals that apply to PR 1 of REPO, as (id, fingerprint), newest first.

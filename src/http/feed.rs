@@ -252,14 +252,12 @@ pub async fn get(
 fn parse_history(raw: Option<&str>) -> Result<Option<u64>, ApiError> {
     match raw {
         None | Some("") => Ok(None),
-        Some(hex) => crate::model::finding::Fingerprint::parse(hex)
-            .map(|f| Some(f.0))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "history",
-                    format!("history must be 16 hex digits, as an answer gave it, got {hex:?}"),
-                )
-            }),
+        Some(hex) => crate::model::parse_hex16(hex).map(Some).ok_or_else(|| {
+            ApiError::bad_request(
+                "history",
+                format!("history must be 16 hex digits, as an answer gave it, got {hex:?}"),
+            )
+        }),
     }
 }
 

@@ -188,21 +188,33 @@ impl FromRequest<AppState> for ObserverBody {
 
 /// `bytes` as a WHATWG UTF-8 decode leaves them: without a leading byte-order mark, each
 /// invalid sequence replaced by U+FFFD. Valid UTF-8 without a mark is returned as it is. A
-/// replacement is 3 bytes, so the decoded body is held to `max` again.
+/// replacement is 3 bytes where the byte it stands for was 1, so the decoded body is held to
+/// `max` again, as it is built: it never holds more than `max` bytes.
 fn as_decoded_text(bytes: Bytes, max: usize) -> Result<Bytes, ApiError> {
     let bytes = match bytes.strip_prefix("\u{feff}".as_bytes()) {
         Some(_) => bytes.slice(3..),
         None => bytes,
     };
-    match String::from_utf8_lossy(&bytes) {
-        std::borrow::Cow::Borrowed(_) => Ok(bytes),
-        std::borrow::Cow::Owned(mended) if mended.len() <= max => Ok(Bytes::from(mended)),
-        std::borrow::Cow::Owned(mended) => Err(ApiError::PayloadTooLarge(format!(
-            "the body is {} bytes once its bytes that are not UTF-8 are read as U+FFFD, larger \
-             than the limit of {max} (--max-body)",
-            mended.len()
-        ))),
+    if std::str::from_utf8(&bytes).is_ok() {
+        return Ok(bytes);
     }
+    let mut mended = String::with_capacity(bytes.len().min(max));
+    for chunk in bytes.utf8_chunks() {
+        let replacement = if chunk.invalid().is_empty() {
+            ""
+        } else {
+            "\u{fffd}"
+        };
+        if mended.len() + chunk.valid().len() + replacement.len() > max {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the body is larger than the limit of {max} bytes (--max-body) once its bytes \
+                 that are not UTF-8 are read as U+FFFD"
+            )));
+        }
+        mended.push_str(chunk.valid());
+        mended.push_str(replacement);
+    }
+    Ok(Bytes::from(mended))
 }
 
 /// What a write's `content-type` says its body is.
@@ -214,25 +226,19 @@ enum BodyType {
 }
 
 fn body_type(req: &Request) -> BodyType {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let essence = content_type.as_deref().map(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
-    match essence.as_deref() {
-        Some("application/json") => BodyType::Json,
-        Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => {
-            BodyType::Batch
-        }
-        _ => {
-            BodyType::Other(content_type.map_or_else(|| "none".to_owned(), |ct| format!("{ct:?}")))
-        }
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return BodyType::Other("none".to_owned());
+    };
+    // Borrowed unless the header holds bytes that are not UTF-8: this runs for every write.
+    let content_type = String::from_utf8_lossy(value.as_bytes());
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let is = |name: &str| essence.eq_ignore_ascii_case(name);
+    if is("application/json") {
+        BodyType::Json
+    } else if is("application/x-ndjson") || is("application/ndjson") || is("application/jsonl") {
+        BodyType::Batch
+    } else {
+        BodyType::Other(format!("{content_type:?}"))
     }
 }
 

@@ -39,10 +39,7 @@ impl ClaimHash {
 
     /// Parses 16 hex digits (either case).
     pub fn parse(hex: &str) -> Option<ClaimHash> {
-        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        u64::from_str_radix(hex, 16).ok().map(ClaimHash)
+        super::parse_hex16(hex).map(ClaimHash)
     }
 }
 

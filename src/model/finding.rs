@@ -37,6 +37,7 @@
 //! [`FINDING_RULES_VERSION`] (with the analyser's version) is recorded with the memory, and a
 //! store whose memory was built under other rules rebuilds it on open.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -91,10 +92,7 @@ impl Fingerprint {
 
     /// Parses 16 hex digits (either case).
     pub fn parse(hex: &str) -> Option<Fingerprint> {
-        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        u64::from_str_radix(hex, 16).ok().map(Fingerprint)
+        super::parse_hex16(hex).map(Fingerprint)
     }
 }
 
@@ -122,7 +120,7 @@ fn is_quote(c: char) -> bool {
 
 /// The summary as the fingerprint sees it (see the module documentation).
 pub fn normalise_summary(summary: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
+    let summary = nfc(summary);
     let mut out = String::with_capacity(summary.len());
     let mut space = false;
     // Inside a run of digits: `Some(true)` a position (written as one `#`), `Some(false)` a
@@ -130,7 +128,7 @@ pub fn normalise_summary(summary: &str) -> String {
     let mut digits: Option<bool> = None;
     // Whether the last character kept was part of a name: digits after one are part of it.
     let mut in_name = false;
-    for c in summary.nfc() {
+    for c in summary.chars() {
         if is_quote(c) {
             continue;
         }
@@ -168,6 +166,16 @@ pub fn normalise_summary(summary: &str) -> String {
         }
     }
     out
+}
+
+/// `text` in Unicode NFC: borrowed when it already is (almost every wording: a quick check,
+/// no copy), composed otherwise.
+fn nfc(text: &str) -> Cow<'_, str> {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+    match is_nfc_quick(text.chars()) {
+        IsNormalized::Yes => Cow::Borrowed(text),
+        IsNormalized::No | IsNormalized::Maybe => Cow::Owned(text.nfc().collect()),
+    }
 }
 
 /// Words after which a number is a position in a file (lowercase).
@@ -297,8 +305,7 @@ pub struct FindingTerms {
 
 impl FindingTerms {
     pub fn of(summary: &str) -> FindingTerms {
-        use unicode_normalization::UnicodeNormalization;
-        let summary: String = summary.nfc().collect();
+        let summary = nfc(summary);
         let mut words = BTreeSet::new();
         let mut ids = BTreeSet::new();
         let mut n_terms = 0;

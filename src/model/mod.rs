@@ -91,6 +91,15 @@ pub(crate) fn describe(value: &Value) -> String {
     }
 }
 
+/// 16 hex digits (either case) as the `u64` they write: how fingerprints, claim hashes and the
+/// change feed's histories are written in answers and read back from requests.
+pub fn parse_hex16(hex: &str) -> Option<u64> {
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
 /// `text` cut to at most `max` bytes at a character boundary.
 pub(crate) fn cut(text: &str, max: usize) -> &str {
     if text.len() <= max {

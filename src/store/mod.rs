@@ -448,8 +448,7 @@ fn survive_damage<T>(
         path: path.to_owned(),
         detail,
     };
-    let caught = quiet_panics::run(open);
-    match caught {
+    match quiet_panics::run(open) {
         Ok(Err(StoreError::Open {
             source: DatabaseError::Storage(StorageError::Corrupted(detail)),
             ..

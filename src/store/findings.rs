@@ -682,15 +682,47 @@ pub(super) fn audit_repeats(
         let Some(value) = get_finding(&findings, repo, pr, key)? else {
             continue;
         };
-        if value
-            .heads
-            .iter()
-            .any(|h| h.seq < seq && !h.head_sha.eq_ignore_ascii_case(head_sha))
-        {
+        if raised_by_an_earlier_head(&value, seq, head_sha) {
             repeated += 1;
         }
     }
     Ok((keys.len() as u64, repeated))
+}
+
+/// [`audit_repeats`] of the PR's latest audit `seq` (the seq `prs` holds), read from the
+/// memory alone: the findings it raised are those it was the last to raise, one range of
+/// `findings_by_last_seen`, so its JSON is neither read nor fingerprinted again. Cost: that
+/// range and a get per finding, all within the PR's keys.
+pub(super) fn latest_audit_repeats(
+    txn: &ReadTransaction,
+    repo: u32,
+    pr: u64,
+    seq: u64,
+    head_sha: &str,
+) -> Result<(u64, u64), StoreError> {
+    let by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+    let findings = txn.open_table(FINDINGS)?;
+    let (mut raised, mut repeated) = (0, 0);
+    for row in by_last_seen.range((repo, pr, seq, 0)..=(repo, pr, seq, u64::MAX))? {
+        let key = row?.0.value().3;
+        let value = get_finding(&findings, repo, pr, key)?.ok_or(StoreError::Dangling {
+            index: "findings_by_last_seen",
+            seq,
+        })?;
+        raised += 1;
+        if raised_by_an_earlier_head(&value, seq, head_sha) {
+            repeated += 1;
+        }
+    }
+    Ok((raised, repeated))
+}
+
+/// Whether an audit before `seq` of a head other than `head_sha` raised the finding `value`.
+fn raised_by_an_earlier_head(value: &FindingValue, seq: u64, head_sha: &str) -> bool {
+    value
+        .heads
+        .iter()
+        .any(|h| h.seq < seq && !h.head_sha.eq_ignore_ascii_case(head_sha))
 }
 
 /// `check` of the findings memory: for each PR, a rebuild from its verdicts in seq order must

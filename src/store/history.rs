@@ -1,8 +1,10 @@
 //! PR history (Phase B): a PR's audit counts, its newest outcomes for the finding sentence, how
 //! many of its latest audit's findings earlier heads raised, and a page of its audits, newest
-//! first. Counts come from `prs` and `pr_heads` (kept in the
-//! write transaction), audits from a reverse range of `pr_verdicts`, so the cost is that of the
-//! answer: O(page + sentence), plus the audits of the excluded head that the walk steps over.
+//! first. Counts come from `prs` and `pr_heads` (kept in the write transaction), audits from a
+//! reverse range of `pr_verdicts` (each audit read once, for the sentence and the page alike),
+//! and the latest audit's findings from the findings memory (the range of the findings it was
+//! the last to raise), so the cost is that of the answer: O(page + sentence + the latest
+//! audit's findings), plus the audits of the excluded head that the walk steps over.
 
 use redb::ReadableDatabase;
 
@@ -87,6 +89,46 @@ impl AuditEntry {
     }
 }
 
+/// The page of a history being filled, newest audit first.
+struct Page<'h> {
+    history: &'h mut History,
+    limit: usize,
+    /// Full, or stopped by the budget's bytes: `more` says whether older audits follow.
+    done: bool,
+}
+
+impl Page<'_> {
+    /// Takes the audit `seq` (not excluded, below the cursor) into the page unless it is done.
+    fn take(&mut self, seq: u64, v: &VerdictHead<'_>, budget: &mut ReadBudget) {
+        if self.done {
+            return;
+        }
+        if self.history.audits.len() == self.limit {
+            self.history.more = true;
+            self.done = true;
+            return;
+        }
+        let audit = AuditEntry {
+            seq,
+            sig_hash: sig_hash(v.pr_number, v.head_sha),
+            head_sha: v.head_sha.to_owned(),
+            overall: v.overall.to_owned(),
+            one_liner: v.one_liner.to_owned(),
+            audited_at: v.audited_at.to_owned(),
+            findings_block: v.findings_block,
+            findings_warn: v.findings_warn,
+            findings_info: v.findings_info,
+            audit_duration_ms: v.audit_duration_ms,
+        };
+        if !budget.take(audit.held_bytes()) {
+            self.history.more = true;
+            self.done = true;
+            return;
+        }
+        self.history.audits.push(audit);
+    }
+}
+
 impl Store {
     /// A PR's history (see [`History`]) within `budget`: its deadline is checked as audits are
     /// walked, and the page stops (with `more`) before the audits it holds pass its bytes.
@@ -101,8 +143,10 @@ impl Store {
         };
         let pr = q.pr_number;
         let mut history = History::default();
-        if let Some((a, r, b, _)) = txn.open_table(PRS)?.get((repo, pr))?.map(|v| v.value()) {
+        let mut newest = None;
+        if let Some((a, r, b, last)) = txn.open_table(PRS)?.get((repo, pr))?.map(|v| v.value()) {
             history.by_overall = [a, r, b];
+            newest = Some(last);
         }
         if let Some(prefix) = &q.exclude_sha {
             let heads = txn.open_table(PR_HEADS)?;
@@ -128,74 +172,71 @@ impl Store {
         };
 
         // The audits' fields but their JSON, each read into one reused buffer (from the first
-        // block of a verdict stored by codec version 5).
+        // block of a verdict stored by codec version 5). The sentence's walk starts at the
+        // newest audit; the page's audits it passes are taken on the way, and the page's own
+        // walk goes on below the last of them, so no audit is read twice.
+        let below = q.before_seq.unwrap_or(u64::MAX);
+        let mut page = Page {
+            history: &mut history,
+            limit: q.limit,
+            done: false,
+        };
         let mut scratch = Vec::new();
         let mut recent = Vec::new();
+        let mut page_below = below;
         for row in index.range((repo, pr, 0)..=(repo, pr, u64::MAX))?.rev() {
             if recent.len() == SENTENCE_OUTCOMES {
                 break;
             }
             budget.tick()?;
             let seq = row?.0.value().2;
-            let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
-                index: "pr_verdicts",
-                seq,
-            })?;
+            let bytes = indexed_verdict(&verdicts, seq)?;
             let v = verdict_head(bytes.value(), seq, &mut scratch)?;
+            if seq < below {
+                page_below = seq;
+            }
             if excluded(v.head_sha) {
                 continue;
             }
-            if history.last_reason.is_none() {
-                history.last_reason = Some(v.one_liner.to_owned());
-                // The newest audit's findings: its JSON, read whole.
-                let plain = plain_verdict(bytes.value(), seq)?;
-                let v = verdict_ref(&plain, seq)?;
-                let (raised, repeated) =
-                    super::findings::audit_repeats(&txn, repo, pr, seq, v.head_sha, v.raw_json)?;
-                history.latest_findings = Some(LatestFindings {
+            if page.history.last_reason.is_none() {
+                page.history.last_reason = Some(v.one_liner.to_owned());
+                // The newest audit's findings: from the memory when it is the PR's latest,
+                // else from its JSON, read whole.
+                let (raised, repeated) = if newest == Some(seq) {
+                    super::findings::latest_audit_repeats(&txn, repo, pr, seq, v.head_sha)?
+                } else {
+                    let plain = plain_verdict(bytes.value(), seq)?;
+                    let v = verdict_ref(&plain, seq)?;
+                    super::findings::audit_repeats(&txn, repo, pr, seq, v.head_sha, v.raw_json)?
+                };
+                page.history.latest_findings = Some(LatestFindings {
                     seq,
                     raised,
                     repeated,
                 });
             }
             recent.push(v.overall.to_owned());
+            if seq < below {
+                page.take(seq, &v, budget);
+            }
         }
         recent.reverse();
-        history.recent_overalls = recent;
+        page.history.recent_overalls = recent;
 
-        let below = q.before_seq.unwrap_or(u64::MAX);
-        for row in index.range((repo, pr, 0)..(repo, pr, below))?.rev() {
-            budget.tick()?;
-            let seq = row?.0.value().2;
-            let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
-                index: "pr_verdicts",
-                seq,
-            })?;
-            let v = verdict_head(bytes.value(), seq, &mut scratch)?;
-            if excluded(v.head_sha) {
-                continue;
+        if !page.done {
+            for row in index.range((repo, pr, 0)..(repo, pr, page_below))?.rev() {
+                budget.tick()?;
+                let seq = row?.0.value().2;
+                let bytes = indexed_verdict(&verdicts, seq)?;
+                let v = verdict_head(bytes.value(), seq, &mut scratch)?;
+                if excluded(v.head_sha) {
+                    continue;
+                }
+                page.take(seq, &v, budget);
+                if page.done {
+                    break;
+                }
             }
-            if history.audits.len() == q.limit {
-                history.more = true;
-                break;
-            }
-            let audit = AuditEntry {
-                seq,
-                sig_hash: sig_hash(v.pr_number, v.head_sha),
-                head_sha: v.head_sha.to_owned(),
-                overall: v.overall.to_owned(),
-                one_liner: v.one_liner.to_owned(),
-                audited_at: v.audited_at.to_owned(),
-                findings_block: v.findings_block,
-                findings_warn: v.findings_warn,
-                findings_info: v.findings_info,
-                audit_duration_ms: v.audit_duration_ms,
-            };
-            if !budget.take(audit.held_bytes()) {
-                history.more = true;
-                break;
-            }
-            history.audits.push(audit);
         }
         Ok(history)
     }
@@ -242,6 +283,17 @@ impl Store {
             .get((repo, pr_number))?
             .map(|v| v.value().3))
     }
+}
+
+/// The stored verdict `seq` that `pr_verdicts` names.
+fn indexed_verdict(
+    verdicts: &redb::ReadOnlyTable<u64, &'static [u8]>,
+    seq: u64,
+) -> Result<redb::AccessGuard<'static, &'static [u8]>, StoreError> {
+    verdicts.get(seq)?.ok_or(StoreError::Dangling {
+        index: "pr_verdicts",
+        seq,
+    })
 }
 
 /// A stored verdict as its plain value (decompressed if it was compressed), for

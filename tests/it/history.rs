@@ -1,7 +1,11 @@
 //! PR history over real HTTP at more than one page: counts cover every audit, the finding
 //! sentence names the newest 20 outcomes and counts the rest, `audits` pages newest first by
-//! `before_seq` with none repeated or skipped, and the excluded head is left out of all three.
+//! `before_seq` with none repeated or skipped, and the excluded head is left out of all three;
+//! at the storage layer, every page at every limit, cursor and exclusion.
 
+use lakehouse_kb::intake::verdict_record;
+use lakehouse_kb::model::Repo;
+use lakehouse_kb::store::{HistoryQuery, Put, ReadBudget, Store, StoreOptions};
 use serde_json::json;
 
 use crate::support::{InProcessServer, assert_error};
@@ -114,4 +118,72 @@ fn pr_numbers_in_the_path_are_canonical_decimals() {
     );
     assert_eq!(server.get("/prs/0/history").status, 200);
     assert_eq!(server.get("/prs/9007199254740991/history").status, 200);
+}
+
+/// The sentence's walk and the page's share the audits they both read: every page, at every
+/// limit, cursor and exclusion, is what the definition gives (the PR's audits not excluded,
+/// below the cursor, newest first, `limit` of them and `more` when others follow), and the
+/// sentence does not depend on the page.
+#[test]
+fn every_page_is_the_audits_below_its_cursor_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    // 25 audits of PR 5 (audit i on head i % 3), and one of PR 6 between them.
+    let mut seqs = Vec::new();
+    for i in 0..25 {
+        let body = json!({
+            "pr_number": 5, "head_sha": HEADS[i % 3], "overall": OVERALLS[i % 3],
+            "one_liner": format!("audit {i}"), "audited_at": format!("2026-05-01T00:00:{i:02}.000Z"),
+            "metrics": {"findings_block": 0, "findings_warn": 0},
+        });
+        let put = Put::from(verdict_record(body.to_string().as_bytes(), 1).unwrap());
+        seqs.push((store.write(&[put]).unwrap()[0].seq(), i % 3));
+        if i == 12 {
+            let other = json!({
+                "pr_number": 6, "head_sha": HEADS[0], "overall": "approve", "one_liner": "other",
+                "audited_at": "2026-05-01T00:00:00.000Z",
+                "metrics": {"findings_block": 0, "findings_warn": 0},
+            });
+            let put = Put::from(verdict_record(other.to_string().as_bytes(), 1).unwrap());
+            store.write(&[put]).unwrap();
+        }
+    }
+    let history = |exclude: Option<&str>, before: Option<u64>, limit: usize| {
+        let q = HistoryQuery {
+            repo: Repo::default(),
+            pr_number: 5,
+            exclude_sha: exclude.map(str::to_owned),
+            before_seq: before,
+            limit,
+        };
+        store.pr_history(&q, &mut ReadBudget::unlimited()).unwrap()
+    };
+    let cursors = std::iter::once(None).chain(seqs.iter().map(|&(seq, _)| Some(seq)));
+    let mut pages = 0;
+    for before in cursors {
+        for exclude in [None, Some("aaaaaaaa"), Some("b")] {
+            let sentence = history(exclude, None, 50);
+            for limit in [0, 1, 5, 19, 20, 21, 30] {
+                let page = history(exclude, before, limit);
+                let below: Vec<u64> = seqs
+                    .iter()
+                    .rev()
+                    .filter(|&&(seq, head)| {
+                        before.is_none_or(|b| seq < b)
+                            && exclude.is_none_or(|e| !HEADS[head].starts_with(e))
+                    })
+                    .map(|&(seq, _)| seq)
+                    .collect();
+                let got: Vec<u64> = page.audits.iter().map(|a| a.seq).collect();
+                let case = format!("before {before:?}, exclude {exclude:?}, limit {limit}");
+                assert_eq!(got, below[..limit.min(below.len())], "{case}");
+                assert_eq!(page.more, below.len() > limit, "{case}");
+                assert_eq!(page.recent_overalls, sentence.recent_overalls, "{case}");
+                assert_eq!(page.last_reason, sentence.last_reason, "{case}");
+                assert_eq!(page.latest_findings, sentence.latest_findings, "{case}");
+                pages += 1;
+            }
+        }
+    }
+    assert_eq!(pages, 26 * 3 * 7);
 }

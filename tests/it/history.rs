@@ -121,23 +121,32 @@ fn pr_numbers_in_the_path_are_canonical_decimals() {
 }
 
 /// The sentence's walk and the page's share the audits they both read: every page, at every
-/// limit, cursor and exclusion, is what the definition gives (the PR's audits not excluded,
-/// below the cursor, newest first, `limit` of them and `more` when others follow), and the
-/// sentence does not depend on the page.
+/// limit, cursor, exclusion and byte budget, is what the definition gives (the PR's audits not
+/// excluded, below the cursor, newest first, `limit` of them or fewer when the next would pass
+/// the budget's bytes, and `more` when others follow), and the sentence does not depend on the
+/// page.
 #[test]
 fn every_page_is_the_audits_below_its_cursor_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
-    // 25 audits of PR 5 (audit i on head i % 3), and one of PR 6 between them.
-    let mut seqs = Vec::new();
+    // 25 audits of PR 5 (audit i on head i % 3), and one of PR 6 between them: (seq, head,
+    // the bytes its page entry holds).
+    let mut audits = Vec::new();
+    let mut other_seq = 0;
     for i in 0..25 {
+        // Wordings of different lengths: an audit too large for what is left of the budget
+        // can be followed by one that would fit.
+        let one_liner = format!("audit {i} {}", "x".repeat(i * 37 % 101));
         let body = json!({
             "pr_number": 5, "head_sha": HEADS[i % 3], "overall": OVERALLS[i % 3],
-            "one_liner": format!("audit {i}"), "audited_at": format!("2026-05-01T00:00:{i:02}.000Z"),
+            "one_liner": one_liner, "audited_at": format!("2026-05-01T00:00:{i:02}.000Z"),
             "metrics": {"findings_block": 0, "findings_warn": 0},
         });
         let put = Put::from(verdict_record(body.to_string().as_bytes(), 1).unwrap());
-        seqs.push((store.write(&[put]).unwrap()[0].seq(), i % 3));
+        let seq = store.write(&[put]).unwrap()[0].seq();
+        // sig_hash, head_sha, overall, one_liner, audited_at.
+        let held = "pr5-aaaaaaaa".len() + 40 + OVERALLS[i % 3].len() + one_liner.len() + 24;
+        audits.push((seq, i % 3, held));
         if i == 12 {
             let other = json!({
                 "pr_number": 6, "head_sha": HEADS[0], "overall": "approve", "one_liner": "other",
@@ -145,10 +154,10 @@ fn every_page_is_the_audits_below_its_cursor_newest_first() {
                 "metrics": {"findings_block": 0, "findings_warn": 0},
             });
             let put = Put::from(verdict_record(other.to_string().as_bytes(), 1).unwrap());
-            store.write(&[put]).unwrap();
+            other_seq = store.write(&[put]).unwrap()[0].seq();
         }
     }
-    let history = |exclude: Option<&str>, before: Option<u64>, limit: usize| {
+    let history = |exclude: Option<&str>, before: Option<u64>, limit: usize, bytes: usize| {
         let q = HistoryQuery {
             repo: Repo::default(),
             pr_number: 5,
@@ -156,34 +165,55 @@ fn every_page_is_the_audits_below_its_cursor_newest_first() {
             before_seq: before,
             limit,
         };
-        store.pr_history(&q, &mut ReadBudget::unlimited()).unwrap()
+        let mut budget = ReadBudget::unlimited().with_max_bytes(bytes);
+        store.pr_history(&q, &mut budget).unwrap()
     };
-    let cursors = std::iter::once(None).chain(seqs.iter().map(|&(seq, _)| Some(seq)));
+    let cursors: Vec<Option<u64>> = [None, Some(0), Some(other_seq), Some(u64::MAX)]
+        .into_iter()
+        .chain(
+            audits
+                .iter()
+                .flat_map(|&(seq, ..)| [Some(seq), Some(seq + 1)]),
+        )
+        .collect();
     let mut pages = 0;
-    for before in cursors {
+    for &before in &cursors {
         for exclude in [None, Some("aaaaaaaa"), Some("b")] {
-            let sentence = history(exclude, None, 50);
+            let sentence = history(exclude, None, 50, usize::MAX);
+            let below: Vec<(u64, usize)> = audits
+                .iter()
+                .rev()
+                .filter(|&&(seq, head, _)| {
+                    before.is_none_or(|b| seq < b)
+                        && exclude.is_none_or(|e| !HEADS[head].starts_with(e))
+                })
+                .map(|&(seq, _, held)| (seq, held))
+                .collect();
             for limit in [0, 1, 5, 19, 20, 21, 30] {
-                let page = history(exclude, before, limit);
-                let below: Vec<u64> = seqs
-                    .iter()
-                    .rev()
-                    .filter(|&&(seq, head)| {
-                        before.is_none_or(|b| seq < b)
-                            && exclude.is_none_or(|e| !HEADS[head].starts_with(e))
-                    })
-                    .map(|&(seq, _)| seq)
-                    .collect();
-                let got: Vec<u64> = page.audits.iter().map(|a| a.seq).collect();
-                let case = format!("before {before:?}, exclude {exclude:?}, limit {limit}");
-                assert_eq!(got, below[..limit.min(below.len())], "{case}");
-                assert_eq!(page.more, below.len() > limit, "{case}");
-                assert_eq!(page.recent_overalls, sentence.recent_overalls, "{case}");
-                assert_eq!(page.last_reason, sentence.last_reason, "{case}");
-                assert_eq!(page.latest_findings, sentence.latest_findings, "{case}");
-                pages += 1;
+                for bytes in [usize::MAX, 1, 250, 1000] {
+                    let page = history(exclude, before, limit, bytes);
+                    // The first audit always fits; each next one while the total stays within.
+                    let (mut expected, mut total) = (Vec::new(), 0);
+                    for &(seq, held) in below.iter().take(limit) {
+                        if total > 0 && total + held > bytes {
+                            break;
+                        }
+                        total += held;
+                        expected.push(seq);
+                    }
+                    let got: Vec<u64> = page.audits.iter().map(|a| a.seq).collect();
+                    let case = format!(
+                        "before {before:?}, exclude {exclude:?}, limit {limit}, bytes {bytes}"
+                    );
+                    assert_eq!(got, expected, "{case}");
+                    assert_eq!(page.more, below.len() > expected.len(), "{case}");
+                    assert_eq!(page.recent_overalls, sentence.recent_overalls, "{case}");
+                    assert_eq!(page.last_reason, sentence.last_reason, "{case}");
+                    assert_eq!(page.latest_findings, sentence.latest_findings, "{case}");
+                    pages += 1;
+                }
             }
         }
     }
-    assert_eq!(pages, 26 * 3 * 7);
+    assert_eq!(pages, cursors.len() * 3 * 7 * 4);
 }

@@ -90,22 +90,23 @@ impl AuditEntry {
 }
 
 /// The page of a history being filled, newest audit first.
-struct Page<'h> {
-    history: &'h mut History,
+#[derive(Default)]
+struct Page {
+    audits: Vec<AuditEntry>,
     limit: usize,
-    /// Full, or stopped by the budget's bytes: `more` says whether older audits follow.
-    done: bool,
+    /// Older audits follow: the page is full, or stopped by the budget's bytes, and takes no
+    /// more.
+    more: bool,
 }
 
-impl Page<'_> {
-    /// Takes the audit `seq` (not excluded, below the cursor) into the page unless it is done.
+impl Page {
+    /// Takes the audit `seq` (not excluded, below the cursor) unless the page is done.
     fn take(&mut self, seq: u64, v: &VerdictHead<'_>, budget: &mut ReadBudget) {
-        if self.done {
+        if self.more {
             return;
         }
-        if self.history.audits.len() == self.limit {
-            self.history.more = true;
-            self.done = true;
+        if self.audits.len() == self.limit {
+            self.more = true;
             return;
         }
         let audit = AuditEntry {
@@ -121,11 +122,10 @@ impl Page<'_> {
             audit_duration_ms: v.audit_duration_ms,
         };
         if !budget.take(audit.held_bytes()) {
-            self.history.more = true;
-            self.done = true;
+            self.more = true;
             return;
         }
-        self.history.audits.push(audit);
+        self.audits.push(audit);
     }
 }
 
@@ -143,11 +143,12 @@ impl Store {
         };
         let pr = q.pr_number;
         let mut history = History::default();
-        let mut newest = None;
-        if let Some((a, r, b, last)) = txn.open_table(PRS)?.get((repo, pr))?.map(|v| v.value()) {
+        let counts = txn.open_table(PRS)?.get((repo, pr))?.map(|v| v.value());
+        if let Some((a, r, b, _)) = counts {
             history.by_overall = [a, r, b];
-            newest = Some(last);
         }
+        // The PR's newest audit, whatever is left out.
+        let newest = counts.map(|(_, _, _, last)| last);
         if let Some(prefix) = &q.exclude_sha {
             let heads = txn.open_table(PR_HEADS)?;
             for row in heads.range((repo, pr, prefix.as_str())..=(repo, pr, "\u{10ffff}"))? {
@@ -177,9 +178,8 @@ impl Store {
         // walk goes on below the last of them, so no audit is read twice.
         let below = q.before_seq.unwrap_or(u64::MAX);
         let mut page = Page {
-            history: &mut history,
             limit: q.limit,
-            done: false,
+            ..Page::default()
         };
         let mut scratch = Vec::new();
         let mut recent = Vec::new();
@@ -198,8 +198,8 @@ impl Store {
             if excluded(v.head_sha) {
                 continue;
             }
-            if page.history.last_reason.is_none() {
-                page.history.last_reason = Some(v.one_liner.to_owned());
+            if history.last_reason.is_none() {
+                history.last_reason = Some(v.one_liner.to_owned());
                 // The newest audit's findings: from the memory when it is the PR's latest,
                 // else from its JSON, read whole.
                 let (raised, repeated) = if newest == Some(seq) {
@@ -209,7 +209,7 @@ impl Store {
                     let v = verdict_ref(&plain, seq)?;
                     super::findings::audit_repeats(&txn, repo, pr, seq, v.head_sha, v.raw_json)?
                 };
-                page.history.latest_findings = Some(LatestFindings {
+                history.latest_findings = Some(LatestFindings {
                     seq,
                     raised,
                     repeated,
@@ -221,9 +221,9 @@ impl Store {
             }
         }
         recent.reverse();
-        page.history.recent_overalls = recent;
+        history.recent_overalls = recent;
 
-        if !page.done {
+        if !page.more {
             for row in index.range((repo, pr, 0)..(repo, pr, page_below))?.rev() {
                 budget.tick()?;
                 let seq = row?.0.value().2;
@@ -233,11 +233,13 @@ impl Store {
                     continue;
                 }
                 page.take(seq, &v, budget);
-                if page.done {
+                if page.more {
                     break;
                 }
             }
         }
+        history.audits = page.audits;
+        history.more = page.more;
         Ok(history)
     }
 

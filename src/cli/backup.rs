@@ -2,7 +2,9 @@
 //! server running, `backup DEST` reads the file itself and writes `DEST/kb.redb`, wherever its
 //! own user may write. When a server holds the file, only the server can take the snapshot, and
 //! it writes only under its own `--backup-dir`: the command then asks it for a backup (named
-//! `--name`, or timestamped by the server) and refuses a DEST, which it could not honour.
+//! `--name`, or timestamped by the server) and refuses a DEST, which it could not honour. A file
+//! made by an older binary is copied as it is, not migrated: a backup taken before an upgrade
+//! is one the older binary opens.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,44 +32,64 @@ pub struct BackupArgs {
 pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let path = global.db_path();
     require_db(&path)?;
-    match Store::open(&path, global.store_options()) {
-        Ok(store) => {
-            let Some(dest) = &args.dest else {
-                anyhow::bail!(
-                    "no server holds the database: name a directory to write the copy to \
-                     (lakehouse-kb backup DEST)"
-                );
-            };
-            if args.name.is_some() {
-                anyhow::bail!(
-                    "--name names a running server's backup; no server holds the database, so \
-                     the copy goes to DEST ({})",
-                    dest.display()
-                );
-            }
-            let dest = std::path::absolute(dest)
-                .with_context(|| format!("resolving {}", dest.display()))?;
-            let target = dest.join(DB_FILE);
-            if target.exists() {
-                anyhow::bail!(
-                    "{} already exists; choose an empty directory",
-                    target.display()
-                );
-            }
-            std::fs::create_dir_all(&dest)
-                .with_context(|| format!("creating {}", dest.display()))?;
-            let report = with_spinner(&format!("backing up to {}", target.display()), || {
-                store.backup_to(&target)
-            })?;
-            println!(
-                "backup written to {}: {} rows through seq {}, {} bytes, {} ms",
-                report.path, report.rows, report.last_seq, report.bytes, report.millis
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(StoreError::InUse { .. }) => remote(&path, &args),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
+    let plan = match Store::plan(&path, global.store_options()) {
+        Ok(plan) => plan,
+        Err(StoreError::InUse { .. }) => return remote(&path, &args),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
+    };
+    let Some(dest) = &args.dest else {
+        anyhow::bail!(
+            "no server holds the database: name a directory to write the copy to \
+             (lakehouse-kb backup DEST)"
+        );
+    };
+    if args.name.is_some() {
+        anyhow::bail!(
+            "--name names a running server's backup; no server holds the database, so the copy \
+             goes to DEST ({})",
+            dest.display()
+        );
     }
+    let dest =
+        std::path::absolute(dest).with_context(|| format!("resolving {}", dest.display()))?;
+    let target = dest.join(DB_FILE);
+    if target.exists() {
+        anyhow::bail!(
+            "{} already exists; choose an empty directory",
+            target.display()
+        );
+    }
+    std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+    let spinner = format!("backing up to {}", target.display());
+    if !plan.steps.is_empty() {
+        // A backup taken before an upgrade must be what the older binary can open: the file
+        // is copied as it is, not migrated first.
+        let start = std::time::Instant::now();
+        let bytes = with_spinner(&spinner, || {
+            Store::copy_file(&path, &target, &global.store_options())
+        })?;
+        println!(
+            "backup written to {}: the file as it is, at schema version {} (this binary \
+             migrates it to {} when it opens it), {bytes} bytes, {} ms",
+            target.display(),
+            plan.from,
+            plan.to,
+            start.elapsed().as_millis()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = match Store::open(&path, global.store_options()) {
+        Ok(store) => store,
+        // A server started since the plan was read.
+        Err(StoreError::InUse { .. }) => return remote(&path, &args),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
+    };
+    let report = with_spinner(&spinner, || store.backup_to(&target))?;
+    println!(
+        "backup written to {}: {} rows through seq {}, {} bytes, {} ms",
+        report.path, report.rows, report.last_seq, report.bytes, report.millis
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The database is held by a running server: ask it for a backup under its backup directory.

@@ -1,11 +1,15 @@
 //! `lakehouse-kb check`: verify a database. Exits 0 when it passes, 1 when it found problems
 //! (a file redb cannot read is one), and 2 when it could not check (no database, in use), so
-//! that a script can tell a damaged database from a wrong path or a running server.
+//! that a script can tell a damaged database from a wrong path or a running server. A file
+//! made by an older binary is checked through a migrated copy: the check leaves it as it is.
 
 use std::process::ExitCode;
 
-use super::{GlobalArgs, open_store_for, output};
-use crate::store::StoreError;
+use anyhow::Context;
+
+use super::output::{self, Level};
+use super::{GlobalArgs, open_store_for, plan_for};
+use crate::store::{DB_FILE, Store, StoreError};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {}
@@ -39,13 +43,59 @@ pub fn run(global: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// Prints the report; `Ok(true)` when the database passed.
 fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
     let path = global.db_path();
-    let mut store = open_store_for(
-        global,
-        global.store_options(),
-        "check the database",
-        "check a backup of it instead (lakehouse-kb backup DEST, then --data DEST check)",
-        false,
-    )?;
+    let in_use = "check a backup of it instead (lakehouse-kb backup DEST, then --data DEST check)";
+    let plan = plan_for(global, "check the database", in_use)?;
+    // A check never changes the file's schema: a file made by an older binary (a backup kept
+    // for a downgrade, say) is checked through a migrated copy beside it, removed afterwards.
+    // Declared before the store, so dropped after it: the copy is removed once closed.
+    let _copy: Option<tempfile::TempDir>;
+    let mut store = if plan.steps.is_empty() {
+        _copy = None;
+        open_store_for(
+            global,
+            global.store_options(),
+            "check the database",
+            in_use,
+            false,
+        )?
+    } else {
+        let scratch = tempfile::Builder::new()
+            .prefix(".check-")
+            .tempdir_in(&global.data)
+            .with_context(|| {
+                format!(
+                    "creating a directory for a copy in {}",
+                    global.data.display()
+                )
+            })?;
+        let copied = scratch.path().join(DB_FILE);
+        output::line(
+            Level::Info,
+            "checking a migrated copy",
+            &format!(
+                "{} is at schema version {}: checking a copy migrated to version {} (the file \
+                 itself is left as it is)",
+                path.display(),
+                plan.from,
+                plan.to
+            ),
+        );
+        output::with_spinner(&format!("copying {}", path.display()), || {
+            Store::copy_file(&path, &copied, &global.store_options())
+        })
+        .with_context(|| {
+            format!(
+                "copying {} to check it without changing it (the copy needs as much free space \
+                 in {})",
+                path.display(),
+                global.data.display()
+            )
+        })?;
+        let store = Store::open(&copied, global.store_options())
+            .with_context(|| format!("migrating the copy of {}", path.display()))?;
+        _copy = Some(scratch);
+        store
+    };
     let report = output::with_spinner(&format!("checking {}", path.display()), || store.check())?;
     println!(
         "{}: {} verdicts, {} outcome rows, {} events, {} claim index entries",

@@ -19,7 +19,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use output::Level;
 pub use serve::{ServeArgs, service_config};
 
-use crate::store::{DB_FILE, DEFAULT_CACHE_MB, Store, StoreError, StoreOptions};
+use crate::store::{DB_FILE, DEFAULT_CACHE_MB, Plan, Store, StoreError, StoreOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -330,11 +330,25 @@ fn open_store_for(
     if !create {
         require_db(&path)?;
     }
-    match Store::open(&path, options) {
-        Ok(store) => Ok(store),
-        Err(err @ StoreError::InUse { .. }) => Err(anyhow::Error::new(err)
-            .context(format!("cannot {command} while the server runs: {instead}"))),
-        Err(err) => Err(anyhow::Error::new(err).context(format!("opening {}", path.display()))),
+    Store::open(&path, options).map_err(|err| opening_error(&path, err, command, instead))
+}
+
+/// What opening the database would migrate, without changing it; fails as
+/// [`open_store_for`] does.
+fn plan_for(global: &GlobalArgs, command: &str, instead: &str) -> anyhow::Result<Plan> {
+    let path = global.db_path();
+    require_db(&path)?;
+    Store::plan(&path, global.store_options())
+        .map_err(|err| opening_error(&path, err, command, instead))
+}
+
+/// An error opening the database at `path` for `command`: one held by a server says what to do
+/// `instead`.
+fn opening_error(path: &Path, err: StoreError, command: &str, instead: &str) -> anyhow::Error {
+    match err {
+        err @ StoreError::InUse { .. } => anyhow::Error::new(err)
+            .context(format!("cannot {command} while the server runs: {instead}")),
+        err => anyhow::Error::new(err).context(format!("opening {}", path.display())),
     }
 }
 

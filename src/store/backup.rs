@@ -24,7 +24,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::tables::*;
-use super::{DB_FILE, Store, StoreError};
+use super::{DB_FILE, Store, StoreError, StoreOptions};
 use crate::fsutil;
 
 /// Rows per write transaction of the copy: bounds the memory a transaction holds, and how long
@@ -218,22 +218,7 @@ impl Store {
 
     /// Copies into `dest` through `dest.partial`, created exclusively and linked into place.
     fn copy_to(&self, dest: &Path, cancel: &AtomicBool) -> Result<(u64, u64), StoreError> {
-        let partial = partial_path(dest);
-        let dest_error = |path: &Path| {
-            let path = path.to_owned();
-            move |source: std::io::Error| {
-                if source.kind() == std::io::ErrorKind::AlreadyExists {
-                    StoreError::BackupExists(path)
-                } else {
-                    StoreError::BackupDest { path, source }
-                }
-            }
-        };
-        if fs::symlink_metadata(dest).is_ok() {
-            return Err(StoreError::BackupExists(dest.to_owned()));
-        }
-        let file = fsutil::create_new(&partial, fsutil::FILE_MODE).map_err(dest_error(&partial))?;
-        let copied = (|| {
+        through_partial(dest, |file| {
             let snapshot = self.db()?.begin_read()?;
             let last_seq = super::meta::get(&snapshot.open_table(META)?, super::meta::LAST_SEQ)?;
             let copy = Database::builder()
@@ -243,30 +228,77 @@ impl Store {
             copy.close()
                 .map_err(|e| StoreError::Backup(e.to_string()))?;
             Ok((last_seq, rows))
-        })()
-        .map_err(|e| match e {
-            // Mostly the copy's own file (a full disk where the backups go), not the database:
-            // never a fault of the store.
-            StoreError::Storage(redb::Error::Io(source)) => StoreError::BackupDest {
-                path: partial.clone(),
-                source,
-            },
-            e => e,
-        });
-        let linked = copied.and_then(|copied| {
-            // A hard link fails when `dest` exists (a file or a link, dangling or not), where a
-            // rename would replace it.
-            fs::hard_link(&partial, dest).map_err(dest_error(dest))?;
-            Ok(copied)
-        });
-        let _ = fs::remove_file(&partial);
-        let copied = linked?;
-        if let Some(parent) = dest.parent() {
-            // The link is durable once the directory entry is.
-            fsutil::sync_dir(parent).map_err(dest_error(parent))?;
-        }
-        Ok(copied)
+        })
     }
+
+    /// Copies the file at `path` as it is, its schema version included, into `dest` (which,
+    /// like [`Store::backup_to`]'s, must not exist): for a file at an older schema version
+    /// than this binary's, which the copy table by table cannot read and which opening the
+    /// store would migrate. The file is held open through the copy, so that no other process
+    /// writes it meanwhile: read-only, unless it was not closed cleanly (then redb repairs it
+    /// first). Returns the bytes copied.
+    pub fn copy_file(path: &Path, dest: &Path, options: &StoreOptions) -> Result<u64, StoreError> {
+        // Held read-only when it was closed cleanly, so that the copy changes nothing; one
+        // that needs repair is repaired by the writable open first.
+        let _read_only;
+        let _writable;
+        match Database::builder().open_read_only(path) {
+            Ok(db) => _read_only = db,
+            Err(_) => _writable = super::open_db(path, options)?,
+        }
+        let mut source = fs::File::open(path).map_err(|e| StoreError::Storage(e.into()))?;
+        through_partial(dest, |mut file| {
+            let bytes = std::io::copy(&mut source, &mut file).map_err(redb::Error::Io)?;
+            file.sync_all().map_err(redb::Error::Io)?;
+            Ok(bytes)
+        })
+    }
+}
+
+/// Writes a new file at `dest` through `dest.partial`, created exclusively (`write` fills and
+/// syncs it), then linked into place, so that `dest` is whole or absent. An I/O error while
+/// writing is the destination's ([`StoreError::BackupDest`]).
+fn through_partial<T>(
+    dest: &Path,
+    write: impl FnOnce(fs::File) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let partial = partial_path(dest);
+    let dest_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source: std::io::Error| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                StoreError::BackupExists(path)
+            } else {
+                StoreError::BackupDest { path, source }
+            }
+        }
+    };
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(StoreError::BackupExists(dest.to_owned()));
+    }
+    let file = fsutil::create_new(&partial, fsutil::FILE_MODE).map_err(dest_error(&partial))?;
+    let written = write(file).map_err(|e| match e {
+        // Mostly the copy's own file (a full disk where the backups go), not the database:
+        // never a fault of the store.
+        StoreError::Storage(redb::Error::Io(source)) => StoreError::BackupDest {
+            path: partial.clone(),
+            source,
+        },
+        e => e,
+    });
+    let linked = written.and_then(|written| {
+        // A hard link fails when `dest` exists (a file or a link, dangling or not), where a
+        // rename would replace it.
+        fs::hard_link(&partial, dest).map_err(dest_error(dest))?;
+        Ok(written)
+    });
+    let _ = fs::remove_file(&partial);
+    let written = linked?;
+    if let Some(parent) = dest.parent() {
+        // The link is durable once the directory entry is.
+        fsutil::sync_dir(parent).map_err(dest_error(parent))?;
+    }
+    Ok(written)
 }
 
 fn report(

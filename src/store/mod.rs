@@ -302,6 +302,15 @@ impl Store {
                 steps: migrations::STEPS.iter().collect(),
             });
         }
+        // Read-only when the file was closed cleanly: a plan changes nothing, not even redb's
+        // own state in the file. One that needs repair is repaired by the writable open.
+        let read_only = || {
+            let db = Database::builder().open_read_only(path).ok();
+            Ok(db.map(|db| migrations::plan(&db, None)))
+        };
+        if let Some(plan) = survive_damage(path, read_only)? {
+            return Ok(plan?);
+        }
         let db = open_db(path, &options)?;
         Ok(migrations::plan(&db, None)?)
     }

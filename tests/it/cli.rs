@@ -126,6 +126,84 @@ fn check_passes_on_a_healthy_file_and_fails_on_a_damaged_one() {
     assert!(text.contains("check FAILED"), "{text}");
 }
 
+/// `migrate --dry-run`, `check` and an offline `backup` leave a file made by an older binary as
+/// it is: at 6b64929 the plan changed redb's state in it, and the other two migrated it first, so a backup taken before an upgrade was already upgraded and the
+/// binary it was kept for refused it. `check` checks a migrated copy and removes it; the backup
+/// is the file byte for byte, and checks and migrates like the original.
+#[test]
+fn check_and_backup_leave_a_file_of_an_older_schema_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let packed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/db-669becd/kb.redb.zst"),
+    )
+    .unwrap();
+    let original = zstd::decode_all(packed.as_slice()).unwrap();
+    let path = data.join("kb.redb");
+    std::fs::write(&path, &original).unwrap();
+    let latest = lakehouse_kb::store::SCHEMA_VERSION;
+    let entries = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+
+    let out = kb(&data, &["migrate", "--dry-run"]);
+    assert!(stdout(&out).contains("dry run: nothing changed"));
+    assert!(std::fs::read(&path).unwrap() == original, "the plan changed the file");
+
+    let out = kb(&data, &["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("check passed"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "is at schema version 4: checking a copy migrated to version {latest} (the file \
+             itself is left as it is)"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == original,
+        "check changed the file"
+    );
+    assert_eq!(entries(&data), ["kb.redb"], "the copy is removed");
+
+    let backup = dir.path().join("backup");
+    let out = kb(&data, &["backup", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("the file as it is, at schema version 4"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == original,
+        "backup changed the file"
+    );
+    assert!(
+        std::fs::read(backup.join("kb.redb")).unwrap() == original,
+        "the backup is not the file"
+    );
+    assert_eq!(entries(&backup), ["kb.redb"]);
+
+    // The backup is a whole database of its version: it checks, then migrates.
+    assert!(kb(&backup, &["check"]).status.success());
+    let out = kb(&backup, &["migrate"]);
+    assert!(
+        stdout(&out).contains(&format!("done: schema version {latest}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = kb(&backup, &["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("copy"), "{}", stderr(&out));
+}
+
 /// A file redb panics on (tests/fixtures/db-damaged) is reported as damaged, not a crash:
 /// `check` exits 1 (a problem found), the export fails with the same words. Both exited 101
 /// with redb's `unreachable!` at 9f75bad (found by a hostile review).

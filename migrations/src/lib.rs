@@ -22,6 +22,7 @@ pub mod v0009_verdict_lines;
 pub mod v0010_event_seq_blocks;
 pub mod v0011_verdict_heads;
 pub mod v0012_journal;
+pub mod v0013_findings_by_last_audit;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -31,7 +32,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 12;
+pub const LATEST_VERSION: u64 = 13;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -140,6 +141,14 @@ pub static STEPS: &[Step] = &[
                   before the file holds them; meta's journal/lsn says which the file holds (no \
                   table changes)",
         apply: v0012_journal::apply,
+    },
+    Step {
+        version: 13,
+        name: "v0013_findings_by_last_audit",
+        summary: "findings_by_last_audit replaces findings_by_last_seen: each entry says whether \
+                  the audit that last raised the finding repeated it (the store rebuilds the \
+                  findings memory from the verdicts, in bounded, resumable transactions)",
+        apply: v0013_findings_by_last_audit::apply,
     },
 ];
 

@@ -2,9 +2,11 @@
 //!
 //! A remembered finding is keyed by the fingerprint of its first wording (`findings`); every
 //! wording's fingerprint names it (`finding_fps`), so a wording seen once is an exact match
-//! from then on; `findings_by_last_seen` orders a PR's findings by the audit that last raised
+//! from then on; `findings_by_last_audit` orders a PR's findings by the audit that last raised
 //! them, so its open findings (last raised by its latest audit, the seq `prs` holds) are one
-//! range and its resolved ones another. How an audit's findings match the remembered ones is
+//! range and its resolved ones another, and says whether that audit repeated each (an audit of
+//! another head raised it before), so a PR's history counts its latest audit's repeats from the
+//! range alone. How an audit's findings match the remembered ones is
 //! the model's rule (`model/finding.rs`: fingerprint first, then a rewording of the same check,
 //! each remembered finding matched once per audit); this module applies it.
 //!
@@ -17,7 +19,7 @@
 //!
 //! Costs: an audit's findings cost one `finding_fps` lookup each, plus, when one of them is
 //! not known by its fingerprint, a read of the PR's remembered findings (the candidates of the
-//! similar tier); each finding raised rewrites its value and moves its `findings_by_last_seen`
+//! similar tier); each finding raised rewrites its value and moves its `findings_by_last_audit`
 //! entry. Nothing is read beyond the PR.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -209,7 +211,7 @@ fn raise(value: &mut FindingValue, finding: &Finding, sighting: &Sighting, tier:
 pub(super) struct MemoryTables<'a, 'txn> {
     pub findings: &'a mut Table<'txn, (u32, u64, u64), &'static [u8]>,
     pub fps: &'a mut Table<'txn, (u32, u64, u64), u64>,
-    pub by_last_seen: &'a mut Table<'txn, (u32, u64, u64, u64), ()>,
+    pub by_last_audit: &'a mut Table<'txn, (u32, u64, u64, u64), u8>,
     /// What values are compressed with (see `write.rs`'s `Tables::dictionary`).
     pub dictionary: Option<&'a Dictionary>,
 }
@@ -222,7 +224,7 @@ impl Memory for MemoryTables<'_, '_> {
     fn candidates(&self, repo: u32, pr: u64) -> Result<Vec<(u64, FindingValue)>, StoreError> {
         // Bounded by MAX_SIMILAR_CANDIDATES: the writer needs no deadline.
         recent_findings(
-            &*self.by_last_seen,
+            &*self.by_last_audit,
             &*self.findings,
             repo,
             pr,
@@ -250,9 +252,10 @@ impl Memory for MemoryTables<'_, '_> {
         if let Some(before) = previous_last_seen
             && before != seen
         {
-            self.by_last_seen.remove((repo, pr, before, key))?;
+            self.by_last_audit.remove((repo, pr, before, key))?;
         }
-        self.by_last_seen.insert((repo, pr, seen, key), ())?;
+        self.by_last_audit
+            .insert((repo, pr, seen, key), repeated_flag(value))?;
         Ok(())
     }
 
@@ -284,19 +287,19 @@ fn get_finding(
 
 /// The PR's [`MAX_SIMILAR_CANDIDATES`] most recently raised findings, newest first.
 fn recent_findings(
-    by_last_seen: &impl ReadableTable<(u32, u64, u64, u64), ()>,
+    by_last_audit: &impl ReadableTable<(u32, u64, u64, u64), u8>,
     findings: &impl ReadableTable<(u32, u64, u64), &'static [u8]>,
     repo: u32,
     pr: u64,
     budget: &mut ReadBudget,
 ) -> Result<Vec<(u64, FindingValue)>, StoreError> {
     let mut out = Vec::new();
-    let range = by_last_seen.range((repo, pr, 0, 0)..=(repo, pr, u64::MAX, u64::MAX))?;
+    let range = by_last_audit.range((repo, pr, 0, 0)..=(repo, pr, u64::MAX, u64::MAX))?;
     for row in range.rev().take(MAX_SIMILAR_CANDIDATES) {
         budget.tick()?;
         let (_, _, seen, key) = row?.0.value();
         let value = get_finding(findings, repo, pr, key)?.ok_or(StoreError::Dangling {
-            index: "findings_by_last_seen",
+            index: "findings_by_last_audit",
             seq: seen,
         })?;
         out.push((key, value));
@@ -319,7 +322,7 @@ impl Memory for Replay {
     fn candidates(&self, _: u32, _: u64) -> Result<Vec<(u64, FindingValue)>, StoreError> {
         let mut all: Vec<(u64, FindingValue)> =
             self.findings.iter().map(|(k, v)| (*k, v.clone())).collect();
-        // The order of `findings_by_last_seen` read backwards.
+        // The order of `findings_by_last_audit` read backwards.
         all.sort_by_key(|(key, value)| std::cmp::Reverse((value.last_seen.seq, *key)));
         all.truncate(MAX_SIMILAR_CANDIDATES);
         Ok(all)
@@ -365,10 +368,10 @@ impl Store {
             clear: &|txn| {
                 txn.delete_table(FINDINGS)?;
                 txn.delete_table(FINDING_FPS)?;
-                txn.delete_table(FINDINGS_BY_LAST_SEEN)?;
+                txn.delete_table(FINDINGS_BY_LAST_AUDIT)?;
                 txn.open_table(FINDINGS)?;
                 txn.open_table(FINDING_FPS)?;
-                txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+                txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
                 let mut meta_table = txn.open_table(META)?;
                 let built_under = meta::get(&meta_table, meta::FINDINGS_RULES_VERSION)?;
                 meta_table.remove(meta::FINDINGS_RULES_VERSION)?;
@@ -403,13 +406,13 @@ fn remember_verdicts_after(
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let mut findings = txn.open_table(FINDINGS)?;
     let mut fps = txn.open_table(FINDING_FPS)?;
-    let mut by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+    let mut by_last_audit = txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
     let mut ids = repos::RepoIds::open(txn)?;
     let dictionary = current_in(&txn.open_table(META)?)?;
     let mut mem = MemoryTables {
         findings: &mut findings,
         fps: &mut fps,
-        by_last_seen: &mut by_last_seen,
+        by_last_audit: &mut by_last_audit,
         dictionary: dictionary.as_deref(),
     };
     let mut last = None;
@@ -508,7 +511,7 @@ pub struct FindingsCheck {
 impl Store {
     /// A page of a PR's remembered findings (see [`FindingsQuery`]) within `budget`: the page
     /// stops early (with a cursor) before the findings it holds pass its bytes. Cost: one range
-    /// of `findings_by_last_seen` and one get per finding answered.
+    /// of `findings_by_last_audit` and one get per finding answered.
     pub fn pr_findings(
         &self,
         q: &FindingsQuery,
@@ -535,7 +538,7 @@ impl Store {
             Some((seq, fp)) if seq <= hi => Bound::Excluded((repo, pr, seq, fp)),
             _ => Bound::Included((repo, pr, hi, u64::MAX)),
         };
-        let index = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+        let index = txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
         let findings = txn.open_table(FINDINGS)?;
         let mut page = page_of(latest);
         for row in index
@@ -549,7 +552,7 @@ impl Store {
                 break;
             }
             let bytes = findings.get((repo, pr, key))?.ok_or(StoreError::Dangling {
-                index: "findings_by_last_seen",
+                index: "findings_by_last_audit",
                 seq: seen,
             })?;
             if !budget.take(bytes.value().len()) {
@@ -591,14 +594,14 @@ impl Store {
         let pr = q.pr_number;
         let fps = txn.open_table(FINDING_FPS)?;
         let findings = txn.open_table(FINDINGS)?;
-        let by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+        let by_last_audit = txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
         let exact = q
             .findings
             .iter()
             .map(|f| Ok(fps.get((repo, f.fingerprint.0, pr))?.map(|v| v.value())))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let remembered = if exact.iter().any(Option::is_none) {
-            recent_findings(&by_last_seen, &findings, repo, pr, budget)?
+            recent_findings(&by_last_audit, &findings, repo, pr, budget)?
         } else {
             Vec::new()
         };
@@ -691,28 +694,19 @@ pub(super) fn audit_repeats(
 
 /// [`audit_repeats`] of the PR's latest audit `seq` (the seq `prs` holds), read from the
 /// memory alone: the findings it raised are those it was the last to raise, one range of
-/// `findings_by_last_seen`, so its JSON is neither read nor fingerprinted again. Cost: that
-/// range and a get per finding, all within the PR's keys.
+/// `findings_by_last_audit`, whose entries say which it repeated, so neither its JSON nor the
+/// findings are read. Cost: that range.
 pub(super) fn latest_audit_repeats(
     txn: &ReadTransaction,
     repo: u32,
     pr: u64,
     seq: u64,
-    head_sha: &str,
 ) -> Result<(u64, u64), StoreError> {
-    let by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
-    let findings = txn.open_table(FINDINGS)?;
+    let by_last_audit = txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
     let (mut raised, mut repeated) = (0, 0);
-    for row in by_last_seen.range((repo, pr, seq, 0)..=(repo, pr, seq, u64::MAX))? {
-        let key = row?.0.value().3;
-        let value = get_finding(&findings, repo, pr, key)?.ok_or(StoreError::Dangling {
-            index: "findings_by_last_seen",
-            seq,
-        })?;
+    for row in by_last_audit.range((repo, pr, seq, 0)..=(repo, pr, seq, u64::MAX))? {
         raised += 1;
-        if raised_by_an_earlier_head(&value, seq, head_sha) {
-            repeated += 1;
-        }
+        repeated += u64::from(row?.1.value() != 0);
     }
     Ok((raised, repeated))
 }
@@ -723,6 +717,18 @@ fn raised_by_an_earlier_head(value: &FindingValue, seq: u64, head_sha: &str) -> 
         .heads
         .iter()
         .any(|h| h.seq < seq && !h.head_sha.eq_ignore_ascii_case(head_sha))
+}
+
+/// The value of a finding's `findings_by_last_audit` entry: 1 when the audit that last raised
+/// it repeated it ([`raised_by_an_earlier_head`] for that audit), else 0. It never changes
+/// while the entry stands: only an audit raising the finding again rewrites the value, and
+/// that moves the entry.
+fn repeated_flag(value: &FindingValue) -> u8 {
+    u8::from(raised_by_an_earlier_head(
+        value,
+        value.last_seen.seq,
+        &value.last_seen.head_sha,
+    ))
 }
 
 /// `check` of the findings memory: for each PR, a rebuild from its verdicts in seq order must
@@ -744,7 +750,7 @@ pub(super) fn check_memory(
     let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
     let findings = txn.open_table(FINDINGS)?;
     let fps = txn.open_table(FINDING_FPS)?;
-    let by_last_seen = txn.open_table(FINDINGS_BY_LAST_SEEN)?;
+    let by_last_audit = txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
     let (mut n_findings, mut n_fps) = (0u64, 0u64);
     for row in prs.iter()? {
         let (repo, pr) = row?.0.value();
@@ -813,23 +819,30 @@ pub(super) fn check_memory(
             }
         }
         for (key, value) in &rebuilt {
-            if by_last_seen
-                .get((repo, pr, value.last_seen.seq, *key))?
-                .is_none()
-            {
-                report.problem(format!(
+            let seen = value.last_seen.seq;
+            match by_last_audit.get((repo, pr, seen, *key))? {
+                None => report.problem(format!(
                     "PR {pr} of repository {repo}: finding {} is missing from \
-                     findings_by_last_seen at seq {}",
+                     findings_by_last_audit at seq {seen}",
                     Fingerprint(*key),
-                    value.last_seen.seq
-                ));
+                )),
+                Some(flag) if flag.value() != repeated_flag(value) => {
+                    report.problem(format!(
+                        "PR {pr} of repository {repo}: finding {} is marked {} at seq {seen} \
+                         in findings_by_last_audit; its audits give {}",
+                        Fingerprint(*key),
+                        flag.value(),
+                        repeated_flag(value)
+                    ));
+                }
+                Some(_) => {}
             }
         }
     }
     let sizes = [
         ("findings", findings.len()?, n_findings),
         ("finding_fps", fps.len()?, n_fps),
-        ("findings_by_last_seen", by_last_seen.len()?, n_findings),
+        ("findings_by_last_audit", by_last_audit.len()?, n_findings),
     ];
     for (name, has, needs) in sizes {
         if has != needs {

@@ -203,7 +203,7 @@ impl Store {
                 // The newest audit's findings: from the memory when it is the PR's latest,
                 // else from its JSON, read whole.
                 let (raised, repeated) = if newest == Some(seq) {
-                    super::findings::latest_audit_repeats(&txn, repo, pr, seq, v.head_sha)?
+                    super::findings::latest_audit_repeats(&txn, repo, pr, seq)?
                 } else {
                     let plain = plain_verdict(bytes.value(), seq)?;
                     let v = verdict_ref(&plain, seq)?;

@@ -1,4 +1,4 @@
-//! Every redb table of the current schema (version 10), in one place. Only `store/` opens them.
+//! Every redb table of the current schema (version 13), in one place. Only `store/` opens them.
 //!
 //! These must equal the definitions frozen in the latest steps of `migrations/` (a test checks
 //! that a migrated file has exactly these tables); a change here is a new migration step.
@@ -31,15 +31,12 @@ pub use lakehouse_kb_migrations::v0005_repos_and_memory::{
 /// - `FINDINGS`: `(repo, pr_number, fingerprint)` → codec
 ///   [`FindingValue`](super::values::FindingValue), each PR's remembered findings, under the
 ///   fingerprint of their first wording; `FINDING_FPS` `(repo, fingerprint, pr_number)` → that
-///   fingerprint, for every wording's; `FINDINGS_BY_LAST_SEEN` `(repo, pr_number, seq,
-///   fingerprint)`, a PR's findings by the audit that last raised them. Built by
-///   `findings.rs`.
+///   fingerprint, for every wording's. Built by `findings.rs`.
 /// - `DISMISSALS`: id → codec [`DismissalValue`](super::values::DismissalValue);
 ///   `DISMISSAL_IDS` `(repo, scope, fingerprint)` → id, `DISMISSALS_BY_REPO` `(repo, id)` →
 ///   scope and `DISMISSALS_BY_SCOPE` `(repo, scope, id)`, the live ones (`dismissals.rs`).
 pub use lakehouse_kb_migrations::v0006_findings_memory::{
     DISMISSAL_IDS, DISMISSALS, DISMISSALS_BY_REPO, DISMISSALS_BY_SCOPE, FINDING_FPS, FINDINGS,
-    FINDINGS_BY_LAST_SEEN,
 };
 
 /// Tables of schema version 7: `CODEC_DICTIONARIES`, dictionary id → the zstd dictionary that
@@ -59,6 +56,11 @@ pub use lakehouse_kb_migrations::v0008_verdict_identities::{
 pub use lakehouse_kb_migrations::v0010_event_seq_blocks::{
     BLOCK_LEN, EVENT_KIND_SEQS, EVENT_SOURCE_SEQS, decode_seq_block, encode_seq_block,
 };
+
+/// Tables of schema version 13: `FINDINGS_BY_LAST_AUDIT`, `(repo, pr_number, seq, fingerprint)`
+/// → 1 when that audit (the last to raise the finding) repeated it, raised before by an audit
+/// of another head, else 0: a PR's findings by the audit that last raised them (`findings.rs`).
+pub use lakehouse_kb_migrations::v0013_findings_by_last_audit::FINDINGS_BY_LAST_AUDIT;
 
 /// `seq` → codec-encoded [`EventValue`](super::values::EventValue) (schema version 1).
 pub use lakehouse_kb_migrations::v0001_initial::EVENTS;
@@ -90,7 +92,7 @@ pub const ALL_TABLE_NAMES: [&str; 26] = [
     "client_keys_by_time",
     "findings",
     "finding_fps",
-    "findings_by_last_seen",
+    "findings_by_last_audit",
     "dismissals",
     "dismissal_ids",
     "dismissals_by_repo",

@@ -119,7 +119,7 @@ pub(super) struct Tables<'txn> {
     pub client_keys_by_time: Lazy<'txn, (u64, &'static [u8]), ()>,
     pub findings: Lazy<'txn, (u32, u64, u64), &'static [u8]>,
     pub finding_fps: Lazy<'txn, (u32, u64, u64), u64>,
-    pub findings_by_last_seen: Lazy<'txn, (u32, u64, u64, u64), ()>,
+    pub findings_by_last_audit: Lazy<'txn, (u32, u64, u64, u64), u8>,
     pub dismissals: Lazy<'txn, u64, &'static [u8]>,
     pub dismissal_ids: Lazy<'txn, (u32, u64, u64), u64>,
     pub dismissals_by_repo: Lazy<'txn, (u32, u64), u64>,
@@ -182,7 +182,7 @@ impl<'txn> Tables<'txn> {
             client_keys_by_time: Lazy::new(txn, CLIENT_KEYS_BY_TIME),
             findings: Lazy::new(txn, FINDINGS),
             finding_fps: Lazy::new(txn, FINDING_FPS),
-            findings_by_last_seen: Lazy::new(txn, FINDINGS_BY_LAST_SEEN),
+            findings_by_last_audit: Lazy::new(txn, FINDINGS_BY_LAST_AUDIT),
             dismissals: Lazy::new(txn, DISMISSALS),
             dismissal_ids: Lazy::new(txn, DISMISSAL_IDS),
             dismissals_by_repo: Lazy::new(txn, DISMISSALS_BY_REPO),
@@ -202,7 +202,7 @@ impl<'txn> Tables<'txn> {
         Ok(MemoryTables {
             findings: self.findings.open()?,
             fps: self.finding_fps.open()?,
-            by_last_seen: self.findings_by_last_seen.open()?,
+            by_last_audit: self.findings_by_last_audit.open()?,
             dictionary: self.dictionary.as_deref(),
         })
     }

@@ -154,7 +154,10 @@ fn check_and_backup_leave_a_file_of_an_older_schema_as_it_is() {
 
     let out = kb(&data, &["migrate", "--dry-run"]);
     assert!(stdout(&out).contains("dry run: nothing changed"));
-    assert!(std::fs::read(&path).unwrap() == original, "the plan changed the file");
+    assert!(
+        std::fs::read(&path).unwrap() == original,
+        "the plan changed the file"
+    );
 
     let out = kb(&data, &["check"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

@@ -1160,7 +1160,7 @@ fn memory_rows(path: &std::path::Path) -> [Rows; 3] {
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
     let findings = txn.open_table(tables::FINDINGS).unwrap();
     let fps = txn.open_table(tables::FINDING_FPS).unwrap();
-    let by_last = txn.open_table(tables::FINDINGS_BY_LAST_SEEN).unwrap();
+    let by_last = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
     use redb::ReadableTable;
     [
         findings
@@ -1185,8 +1185,8 @@ fn memory_rows(path: &std::path::Path) -> [Rows; 3] {
             .iter()
             .unwrap()
             .map(|r| {
-                let (k, _) = r.unwrap();
-                (format!("{:?}", k.value()).into_bytes(), Vec::new())
+                let (k, v) = r.unwrap();
+                (format!("{:?}", k.value()).into_bytes(), vec![v.value()])
             })
             .collect(),
     ]
@@ -1214,6 +1214,9 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
         written[0].len(),
         written[1].len()
     );
+    // Every finding here was last raised by an audit that repeated it (whether the flag says
+    // so audit by audit is the history test's below).
+    assert!(written[2].iter().all(|(_, v)| v == &[1]));
     let open_and_check = || {
         let mut store = Store::open(&path, StoreOptions::default()).unwrap();
         store.check().unwrap()
@@ -1288,8 +1291,21 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
         let n = damaged.len();
         damaged[n - 1] ^= 1;
         findings.insert(key, damaged.as_slice()).unwrap();
+        let mut by_last = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
+        let (key, flag) = by_last
+            .first()
+            .unwrap()
+            .map(|(k, v)| (k.value(), v.value()))
+            .unwrap();
+        by_last.insert(key, 1 - flag).unwrap();
     });
     let problems = open_and_check().problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("in findings_by_last_audit; its audits give")),
+        "{problems:?}"
+    );
     assert!(
         problems.iter().any(|p| p.contains("should name finding")),
         "{problems:?}"
@@ -1304,13 +1320,58 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
     );
 }
 
+/// A file of schema 12 holds the index without its flags (`findings_by_last_seen`). Step 13
+/// drops it, the store rebuilds the memory on open, flags included, to what a file written
+/// today holds, and `check` passes.
+#[test]
+fn a_file_of_schema_12_gets_the_flags_from_a_rebuild() {
+    use redb::ReadableTable;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    {
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        for chunk in traffic(120).chunks(37) {
+            store.write(chunk).unwrap();
+        }
+    }
+    let written = memory_rows(&path);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let unflagged: redb::TableDefinition<(u32, u64, u64, u64), ()> =
+            redb::TableDefinition::new("findings_by_last_seen");
+        {
+            let mut old = txn.open_table(unflagged).unwrap();
+            let new = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
+            for row in new.iter().unwrap() {
+                old.insert(row.unwrap().0.value(), ()).unwrap();
+            }
+        }
+        txn.delete_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
+        txn.open_table(tables::META)
+            .unwrap()
+            .insert("schema_version", 12)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        lakehouse_kb::store::SCHEMA_VERSION
+    );
+    let report = store.check().unwrap();
+    assert!(report.passed(), "{:?}", report.problems);
+    drop(store);
+    assert_eq!(memory_rows(&path), written);
+}
+
 fn clear_memory(txn: &redb::WriteTransaction) {
     txn.delete_table(tables::FINDINGS).unwrap();
     txn.delete_table(tables::FINDING_FPS).unwrap();
-    txn.delete_table(tables::FINDINGS_BY_LAST_SEEN).unwrap();
+    txn.delete_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
     txn.open_table(tables::FINDINGS).unwrap();
     txn.open_table(tables::FINDING_FPS).unwrap();
-    txn.open_table(tables::FINDINGS_BY_LAST_SEEN).unwrap();
+    txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
 }
 
 /// Copies the memory tables of the file at `from` into `txn`.
@@ -1333,14 +1394,15 @@ fn copy_memory(from: &std::path::Path, txn: &redb::WriteTransaction) {
         let (k, v) = row.unwrap();
         fps.insert(k.value(), v.value()).unwrap();
     }
-    let mut by_last = txn.open_table(tables::FINDINGS_BY_LAST_SEEN).unwrap();
+    let mut by_last = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
     for row in source
-        .open_table(tables::FINDINGS_BY_LAST_SEEN)
+        .open_table(tables::FINDINGS_BY_LAST_AUDIT)
         .unwrap()
         .iter()
         .unwrap()
     {
-        by_last.insert(row.unwrap().0.value(), ()).unwrap();
+        let (k, v) = row.unwrap();
+        by_last.insert(k.value(), v.value()).unwrap();
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use super::output::with_spinner;
 use super::remote::{RemoteArgs, post_json, require_holder};
-use super::{GlobalArgs, require_db};
+use super::{GlobalArgs, require_db, say_if_repaired};
 use crate::store::{BackupName, DB_FILE, Store, StoreError};
 
 #[derive(Debug, clap::Args)]
@@ -32,11 +32,12 @@ pub struct BackupArgs {
 pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let path = global.db_path();
     require_db(&path)?;
-    let plan = match Store::plan(&path, global.store_options()) {
-        Ok(plan) => plan,
+    let held = match Store::hold(&path, &global.store_options()) {
+        Ok(held) => held,
         Err(StoreError::InUse { .. }) => return remote(&path, &args),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
     };
+    say_if_repaired(&path, &held);
     let Some(dest) = &args.dest else {
         anyhow::bail!(
             "no server holds the database: name a directory to write the copy to \
@@ -61,26 +62,27 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
     let spinner = format!("backing up to {}", target.display());
-    if !plan.steps.is_empty() {
-        // A backup taken before an upgrade must be what the older binary can open: the file
-        // is copied as it is, not migrated first.
+    if !held.plan().steps.is_empty() {
+        // A backup taken before an upgrade must be what the older binary opens: the file (and
+        // its journal) copied as it is, under the lock held since its version was read.
         let start = std::time::Instant::now();
-        let bytes = with_spinner(&spinner, || {
-            Store::copy_file(&path, &target, &global.store_options())
-        })?;
+        let bytes = with_spinner(&spinner, || held.copy_into(&dest))?;
         println!(
             "backup written to {}: the file as it is, at schema version {} (this binary \
              migrates it to {} when it opens it), {bytes} bytes, {} ms",
             target.display(),
-            plan.from,
-            plan.to,
+            held.plan().from,
+            held.plan().to,
             start.elapsed().as_millis()
         );
         return Ok(ExitCode::SUCCESS);
     }
+    // Of this binary's schema: a copy table by table, from one snapshot of the store. The
+    // file is let go for the store to open it; nothing migrates it meanwhile.
+    drop(held);
     let store = match Store::open(&path, global.store_options()) {
         Ok(store) => store,
-        // A server started since the plan was read.
+        // A server started meanwhile.
         Err(StoreError::InUse { .. }) => return remote(&path, &args),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
     };

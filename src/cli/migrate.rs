@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::builder::BoolishValueParser;
 
-use super::GlobalArgs;
+use super::{GlobalArgs, say_if_repaired};
 use crate::store::{SCHEMA_VERSION, Store};
 
 #[derive(Debug, clap::Args)]
@@ -17,8 +17,16 @@ pub struct MigrateArgs {
 
 pub fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let path = global.db_path();
-    let plan = Store::plan(&path, global.store_options())
-        .with_context(|| format!("reading the schema version of {}", path.display()))?;
+    let mut repaired = false;
+    let plan = if path.exists() {
+        let held = Store::hold(&path, &global.store_options())
+            .with_context(|| format!("reading the schema version of {}", path.display()))?;
+        repaired = held.repaired();
+        say_if_repaired(&path, &held);
+        held.plan().clone()
+    } else {
+        Store::plan(&path, global.store_options())?
+    };
     if plan.steps.is_empty() {
         println!(
             "{}: schema version {} is current, nothing to do",
@@ -39,7 +47,11 @@ pub fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
         println!("  {:>4}  {}: {}", step.version, step.name, step.summary);
     }
     if args.dry_run {
-        println!("dry run: nothing changed");
+        if repaired {
+            println!("dry run: nothing migrated (redb repaired the file, as any open does)");
+        } else {
+            println!("dry run: nothing changed");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     std::fs::create_dir_all(&global.data)

@@ -19,7 +19,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use output::Level;
 pub use serve::{ServeArgs, service_config};
 
-use crate::store::{DB_FILE, DEFAULT_CACHE_MB, Plan, Store, StoreError, StoreOptions};
+use crate::store::{DB_FILE, DEFAULT_CACHE_MB, Store, StoreError, StoreOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -333,13 +333,19 @@ fn open_store_for(
     Store::open(&path, options).map_err(|err| opening_error(&path, err, command, instead))
 }
 
-/// What opening the database would migrate, without changing it; fails as
-/// [`open_store_for`] does.
-fn plan_for(global: &GlobalArgs, command: &str, instead: &str) -> anyhow::Result<Plan> {
-    let path = global.db_path();
-    require_db(&path)?;
-    Store::plan(&path, global.store_options())
-        .map_err(|err| opening_error(&path, err, command, instead))
+/// Says on stderr that the file held at `path` was repaired before it could be held (it was
+/// not closed cleanly): the one change a command that only reads it makes.
+fn say_if_repaired(path: &Path, held: &crate::store::HeldFile) {
+    if held.repaired() {
+        output::line(
+            Level::Warn,
+            "the database was not closed cleanly: redb repaired it",
+            &format!(
+                "{} was not closed cleanly: redb repaired it",
+                path.display()
+            ),
+        );
+    }
 }
 
 /// An error opening the database at `path` for `command`: one held by a server says what to do

@@ -24,7 +24,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::tables::*;
-use super::{DB_FILE, Store, StoreError, StoreOptions};
+use super::{DB_FILE, Store, StoreError};
 use crate::fsutil;
 
 /// Rows per write transaction of the copy: bounds the memory a transaction holds, and how long
@@ -230,35 +230,12 @@ impl Store {
             Ok((last_seq, rows))
         })
     }
-
-    /// Copies the file at `path` as it is, its schema version included, into `dest` (which,
-    /// like [`Store::backup_to`]'s, must not exist): for a file at an older schema version
-    /// than this binary's, which the copy table by table cannot read and which opening the
-    /// store would migrate. The file is held open through the copy, so that no other process
-    /// writes it meanwhile: read-only, unless it was not closed cleanly (then redb repairs it
-    /// first). Returns the bytes copied.
-    pub fn copy_file(path: &Path, dest: &Path, options: &StoreOptions) -> Result<u64, StoreError> {
-        // Held read-only when it was closed cleanly, so that the copy changes nothing; one
-        // that needs repair is repaired by the writable open first.
-        let _read_only;
-        let _writable;
-        match Database::builder().open_read_only(path) {
-            Ok(db) => _read_only = db,
-            Err(_) => _writable = super::open_db(path, options)?,
-        }
-        let mut source = fs::File::open(path).map_err(|e| StoreError::Storage(e.into()))?;
-        through_partial(dest, |mut file| {
-            let bytes = std::io::copy(&mut source, &mut file).map_err(redb::Error::Io)?;
-            file.sync_all().map_err(redb::Error::Io)?;
-            Ok(bytes)
-        })
-    }
 }
 
 /// Writes a new file at `dest` through `dest.partial`, created exclusively (`write` fills and
 /// syncs it), then linked into place, so that `dest` is whole or absent. An I/O error while
 /// writing is the destination's ([`StoreError::BackupDest`]).
-fn through_partial<T>(
+pub(super) fn through_partial<T>(
     dest: &Path,
     write: impl FnOnce(fs::File) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use redb::{
-    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    DatabaseError, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, StorageError,
 };
 
 use super::codec;
@@ -46,8 +47,19 @@ impl Store {
     /// Runs every check; `Err` only when the file cannot be read at all.
     pub fn check(&mut self) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
-        if !self.with_db_mut(|db| db.check_integrity())?? {
-            report.problem("redb integrity check failed; redb repaired the file".into());
+        match self.with_db_mut(|db| db.check_integrity())? {
+            Ok(true) => {}
+            Ok(false) => {
+                report.problem("redb integrity check failed; redb repaired the file".into());
+            }
+            // Beyond repair: nothing after it can be read reliably.
+            Err(DatabaseError::Storage(StorageError::Corrupted(detail))) => {
+                return Err(StoreError::Damaged {
+                    path: self.path().to_owned(),
+                    detail,
+                });
+            }
+            Err(e) => return Err(e.into()),
         }
         let txn = self.db()?.begin_read()?;
         let mut recount = Stats::default();

@@ -387,16 +387,16 @@ fn checkpoint(
 }
 
 /// The database's `journal/lsn`.
-fn applied_lsn(db: &Database) -> Result<u64, StoreError> {
+fn applied_lsn(db: &impl ReadableDatabase) -> Result<u64, StoreError> {
     meta_value(db, JOURNAL_LSN)
 }
 
 /// The database's `journal/id` (0: none yet).
-fn journal_id(db: &Database) -> Result<u64, StoreError> {
+fn journal_id(db: &impl ReadableDatabase) -> Result<u64, StoreError> {
     meta_value(db, JOURNAL_ID)
 }
 
-fn meta_value(db: &Database, key: &str) -> Result<u64, StoreError> {
+fn meta_value(db: &impl ReadableDatabase, key: &str) -> Result<u64, StoreError> {
     let txn = db.begin_read()?;
     match txn.open_table(META) {
         Ok(meta) => Ok(meta::get(&meta, key)?),
@@ -422,7 +422,7 @@ fn pending(entries: Vec<Entry>, applied_through: u64, id: u64) -> Result<Vec<Ent
 /// Refuses to migrate a database whose journal holds writes it does not: they were made by the
 /// binary of the file's current schema, which must apply them.
 pub(super) fn refuse_pending_before_migration(
-    db: &Database,
+    db: &impl ReadableDatabase,
     path: &std::path::Path,
 ) -> Result<(), StoreError> {
     let journal_path = journal::path_of(path);
@@ -716,6 +716,57 @@ mod tests {
                 "file at {file_version}: {message}"
             );
         }
+    }
+
+    /// A file of an older schema whose journal holds writes (the server of that binary
+    /// stopped before applying them): held read-only, it says it cannot be migrated, as the
+    /// store's open does, and its copy as it is takes the journal along, byte for byte.
+    /// (Found by review: `check` and `backup` of such a file copied the file alone.)
+    #[test]
+    fn an_older_file_with_pending_entries_is_copied_with_its_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.redb");
+        Store::create_at_version(&path, SCHEMA_VERSION - 1).unwrap();
+        let journal_path = journal::path_of(&path);
+        let (mut journal, _) = Journal::open(&journal_path, 4096, None).unwrap();
+        let payload = payload_of(&events(0, 1)).unwrap();
+        let staged = journal.stage(SCHEMA_VERSION - 1, &payload).unwrap();
+        journal.sync().unwrap();
+        journal.advance(staged);
+        drop(journal);
+        let before = [
+            std::fs::read(&path).unwrap(),
+            std::fs::read(&journal_path).unwrap(),
+        ];
+
+        let held = Store::hold(&path, &options(DEFAULT_JOURNAL_BYTES)).unwrap();
+        assert_eq!(held.plan().from, SCHEMA_VERSION - 1);
+        let message = held.refuse_pending_journal().unwrap_err().to_string();
+        assert!(
+            message.contains(&format!("schema {}", SCHEMA_VERSION - 1)),
+            "{message}"
+        );
+        let copy = tempfile::tempdir().unwrap();
+        held.copy_into(copy.path()).unwrap();
+        // A second copy into the same place fails, and leaves the first as it was.
+        assert!(matches!(
+            held.copy_into(copy.path()),
+            Err(StoreError::BackupExists(_))
+        ));
+        drop(held);
+        for (name, bytes) in ["kb.redb", "kb.redb-journal"].iter().zip(&before) {
+            assert!(
+                std::fs::read(copy.path().join(name)).unwrap() == *bytes,
+                "{name}"
+            );
+        }
+        assert!(std::fs::read(&path).unwrap() == before[0]);
+        let mut names: Vec<_> = std::fs::read_dir(copy.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["kb.redb", "kb.redb-journal"]);
     }
 
     /// A store that does not journal still applies a journal an earlier run left.

@@ -25,6 +25,7 @@ mod dismissals;
 mod fault;
 mod feed;
 mod findings;
+mod held;
 mod history;
 mod journal;
 mod journaled;
@@ -64,6 +65,7 @@ pub use findings::{
     CheckedFinding, FindingEntry, FindingStatus, FindingsCheck, FindingsPage, FindingsQuery,
     MAX_SIMILAR_CANDIDATES,
 };
+pub use held::HeldFile;
 pub use history::{AuditEntry, History, HistoryQuery, LatestFindings, SENTENCE_OUTCOMES};
 pub use journaled::Pace;
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
@@ -134,7 +136,12 @@ pub enum StoreError {
     Backup(String),
     #[error("{0} already exists")]
     BackupExists(PathBuf),
-    #[error("cannot write the backup {path}: {source}")]
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the copy {path}: {source}")]
     BackupDest {
         path: PathBuf,
         source: std::io::Error,
@@ -267,8 +274,11 @@ impl Store {
                 to = plan.to,
                 "migrating database schema"
             );
-            migrations::migrate(&db, None, &mut |step, n_rows| {
-                tracing::info!(step = step.name, rows = n_rows, "migration progress");
+            // A damaged file may make a step's reads panic in redb, as its open may.
+            survive_damage(path, || {
+                Ok(migrations::migrate(&db, None, &mut |step, n_rows| {
+                    tracing::info!(step = step.name, rows = n_rows, "migration progress");
+                })?)
             })?;
         }
         check_codec_version(&db)?;
@@ -293,7 +303,8 @@ impl Store {
         Ok(store)
     }
 
-    /// What opening `path` would migrate, without changing anything.
+    /// What opening `path` would migrate, without changing anything (but repairing a file
+    /// that was not closed cleanly, [`Store::hold`]).
     pub fn plan(path: &Path, options: StoreOptions) -> Result<Plan, StoreError> {
         if !path.exists() {
             return Ok(Plan {
@@ -302,17 +313,7 @@ impl Store {
                 steps: migrations::STEPS.iter().collect(),
             });
         }
-        // Read-only when the file was closed cleanly: a plan changes nothing, not even redb's
-        // own state in the file. One that needs repair is repaired by the writable open.
-        let read_only = || {
-            let db = Database::builder().open_read_only(path).ok();
-            Ok(db.map(|db| migrations::plan(&db, None)))
-        };
-        if let Some(plan) = survive_damage(path, read_only)? {
-            return Ok(plan?);
-        }
-        let db = open_db(path, &options)?;
-        Ok(migrations::plan(&db, None)?)
+        Ok(Store::hold(path, &options)?.plan().clone())
     }
 
     /// Opens the file at exactly the schema version `target` (for upgrade tests and tools that
@@ -458,10 +459,14 @@ fn survive_damage<T>(
         detail,
     };
     match quiet_panics::run(open) {
-        Ok(Err(StoreError::Open {
-            source: DatabaseError::Storage(StorageError::Corrupted(detail)),
-            ..
-        })) => Err(damaged(detail)),
+        Ok(Err(
+            StoreError::Open {
+                source: DatabaseError::Storage(StorageError::Corrupted(detail)),
+                ..
+            }
+            | StoreError::Storage(redb::Error::Corrupted(detail))
+            | StoreError::Migrate(MigrateError::Storage(redb::Error::Corrupted(detail))),
+        )) => Err(damaged(detail)),
         Ok(opened) => opened,
         Err(panic) => {
             let detail = panic
@@ -536,6 +541,15 @@ fn open_writable(path: &Path, options: &StoreOptions) -> Result<Database, StoreE
         {
             StoreError::NotADatabase {
                 path: path.to_owned(),
+            }
+        }
+        // A structure the header points at lies past the end of the file: it was cut.
+        DatabaseError::Storage(StorageError::Io(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            StoreError::Damaged {
+                path: path.to_owned(),
+                detail: e.to_string(),
             }
         }
         source => StoreError::Open {

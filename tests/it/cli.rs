@@ -194,6 +194,39 @@ fn check_and_backup_leave_a_file_of_an_older_schema_as_it_is() {
     );
     assert_eq!(entries(&backup), ["kb.redb"]);
 
+    // A check killed part way left its copy behind: the next one removes it, and leaves the
+    // copy of a check still running (its lock held).
+    let stale = data.join(".check-stale");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("lock"), b"").unwrap();
+    let running = data.join(".check-running");
+    std::fs::create_dir(&running).unwrap();
+    let lock = std::fs::File::create(running.join("lock")).unwrap();
+    lock.lock().unwrap();
+    assert!(kb(&data, &["check"]).status.success());
+    assert_eq!(entries(&data), [".check-running", "kb.redb"]);
+    drop(lock);
+    std::fs::remove_dir_all(&running).unwrap();
+
+    // Not closed cleanly: redb repairs it, as any open would, and nothing more is done to it.
+    let mut unclean = original.clone();
+    unclean[9] |= 0b10;
+    std::fs::write(&path, &unclean).unwrap();
+    let out = kb(&data, &["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("was not closed cleanly: redb repaired it"),
+        "{}",
+        stderr(&out)
+    );
+    let out = kb(&data, &["migrate", "--dry-run"]);
+    assert!(
+        stdout(&out).contains(&format!("schema version 4 -> {latest}")),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(&path, &original).unwrap();
+
     // The backup is a whole database of its version: it checks, then migrates.
     assert!(kb(&backup, &["check"]).status.success());
     let out = kb(&backup, &["migrate"]);

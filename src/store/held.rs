@@ -1,0 +1,144 @@
+//! A database file held open read-only, for the commands that must not change it: the plan of
+//! `migrate --dry-run`, and `check` and an offline `backup` of a file made by an older binary,
+//! which work on a copy of it as it is. Only a command that writes migrates.
+//!
+//! redb's read-only open takes a shared lock, so no server or other command can open the file
+//! for writing while it is held: the plan read and the copy made are of one state of the
+//! file. A file that was not closed cleanly cannot be opened read-only; it is repaired first,
+//! by a writable open that does no more (no migration), as the binary that made it would
+//! repair it: that is the one change made, and [`HeldFile::repaired`] says so.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use lakehouse_kb_migrations as migrations;
+use redb::{Database, DatabaseError, ReadOnlyDatabase};
+
+use super::backup::through_partial;
+use super::journal;
+use super::journaled::refuse_pending_before_migration;
+use super::{Plan, Store, StoreError, StoreOptions, open_db, survive_damage};
+
+/// Bytes read and written at once by a copy.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// The database file at a path, held open read-only (see the module documentation).
+pub struct HeldFile {
+    path: PathBuf,
+    db: ReadOnlyDatabase,
+    plan: Plan,
+    repaired: bool,
+}
+
+impl Store {
+    /// Holds the file at `path` read-only and reads what opening it would migrate. Fails as
+    /// [`Store::open`] would on a file that is in use, damaged, not a database or newer than
+    /// this binary, without changing it; repairs one that was not closed cleanly first.
+    pub fn hold(path: &Path, options: &StoreOptions) -> Result<HeldFile, StoreError> {
+        let (mut opened_writable, mut repaired) = (false, false);
+        loop {
+            let read_only = || {
+                let db = match Database::builder().open_read_only(path) {
+                    Ok(db) => db,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let plan = migrations::plan(&db, None)?;
+                Ok(Ok((db, plan)))
+            };
+            match survive_damage(path, read_only)? {
+                Ok((db, plan)) => {
+                    return Ok(HeldFile {
+                        path: path.to_owned(),
+                        db,
+                        plan,
+                        repaired,
+                    });
+                }
+                // Not closed cleanly, or in use, not a database, empty: the writable open
+                // repairs the first and says which of the others. One that succeeds (the file
+                // was freed meanwhile) is tried read-only once more.
+                Err(e) if !opened_writable => {
+                    drop(open_db(path, options)?);
+                    opened_writable = true;
+                    repaired = matches!(e, DatabaseError::RepairAborted);
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl HeldFile {
+    /// What opening the file would migrate: no steps when it is of this binary's schema.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Whether the file had to be repaired before it could be held (it was not closed
+    /// cleanly).
+    pub fn repaired(&self) -> bool {
+        self.repaired
+    }
+
+    /// Fails as [`Store::open`] would before migrating the file: its write-ahead journal
+    /// holds writes the file does not, which only a binary of the file's schema applies.
+    pub fn refuse_pending_journal(&self) -> Result<(), StoreError> {
+        refuse_pending_before_migration(&self.db, &self.path)
+    }
+
+    /// Copies the file as it is, and its write-ahead journal when it has one, into the
+    /// directory `dest` under their own names; each is written through a partial file linked
+    /// into place, the journal first, so that the database's copy is there only when both are
+    /// whole. Nothing is left in `dest` by a copy that fails. Returns the bytes copied.
+    pub fn copy_into(&self, dest: &Path) -> Result<u64, StoreError> {
+        let name = |path: &Path| dest.join(path.file_name().unwrap_or_default());
+        let journal = journal::path_of(&self.path);
+        let journal_bytes = match fs::symlink_metadata(&journal) {
+            Ok(_) => Some(copy_file(&journal, &name(&journal))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(source_error(&journal)(e)),
+        };
+        match copy_file(&self.path, &name(&self.path)) {
+            Ok(bytes) => Ok(bytes + journal_bytes.unwrap_or(0)),
+            Err(e) => {
+                if journal_bytes.is_some() {
+                    let _ = fs::remove_file(name(&journal));
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Copies `from` to the new file `to` (through `to.partial`, synced, linked into place).
+fn copy_file(from: &Path, to: &Path) -> Result<u64, StoreError> {
+    let mut source = File::open(from).map_err(source_error(from))?;
+    through_partial(to, |mut file| {
+        let mut buf = vec![0; COPY_CHUNK];
+        let mut bytes = 0;
+        loop {
+            let n = source.read(&mut buf).map_err(source_error(from))?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).map_err(redb::Error::Io)?;
+            bytes += n as u64;
+        }
+        file.sync_all().map_err(redb::Error::Io)?;
+        Ok(bytes)
+    })
+}
+
+/// An error reading the file copied: the database's, not the copy's.
+fn source_error(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Read {
+        path: path.to_owned(),
+        source,
+    }
+}

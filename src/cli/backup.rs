@@ -6,6 +6,7 @@
 //! made by an older binary is copied as it is, not migrated: a backup taken before an upgrade
 //! is one the older binary opens.
 
+use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,8 +14,8 @@ use anyhow::Context;
 
 use super::output::with_spinner;
 use super::remote::{RemoteArgs, post_json, require_holder};
-use super::{GlobalArgs, require_db, say_if_repaired};
-use crate::store::{BackupName, DB_FILE, Store, StoreError};
+use super::{GlobalArgs, require_db};
+use crate::store::{BackupName, DB_FILE, Store, StoreError, files_of_copy};
 
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
@@ -37,7 +38,6 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
         Err(StoreError::InUse { .. }) => return remote(&path, &args),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
     };
-    say_if_repaired(&path, &held);
     let Some(dest) = &args.dest else {
         anyhow::bail!(
             "no server holds the database: name a directory to write the copy to \
@@ -54,11 +54,15 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let dest =
         std::path::absolute(dest).with_context(|| format!("resolving {}", dest.display()))?;
     let target = dest.join(DB_FILE);
-    if target.exists() {
-        anyhow::bail!(
-            "{} already exists; choose an empty directory",
-            target.display()
-        );
+    // A journal or a partial file there is an interrupted backup's: a backup beside it would
+    // take it for its own.
+    for taken in files_of_copy(&target) {
+        if fs::symlink_metadata(&taken).is_ok() {
+            anyhow::bail!(
+                "{} already exists (a backup, or an interrupted one); choose an empty directory",
+                taken.display()
+            );
+        }
     }
     std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
     let spinner = format!("backing up to {}", target.display());
@@ -66,10 +70,14 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
         // A backup taken before an upgrade must be what the older binary opens: the file (and
         // its journal) copied as it is, under the lock held since its version was read.
         let start = std::time::Instant::now();
-        let bytes = with_spinner(&spinner, || held.copy_into(&dest))?;
+        let (bytes, journal) = with_spinner(&spinner, || held.copy_into(&dest))?;
+        let journal = match journal {
+            Some(journal) => format!(" and its journal ({journal} bytes)"),
+            None => String::new(),
+        };
         println!(
-            "backup written to {}: the file as it is, at schema version {} (this binary \
-             migrates it to {} when it opens it), {bytes} bytes, {} ms",
+            "backup written to {}: the file as it is{journal}, at schema version {} (this \
+             binary migrates it to {} when it opens it), {bytes} bytes, {} ms",
             target.display(),
             held.plan().from,
             held.plan().to,

@@ -5,14 +5,11 @@
 
 use std::process::ExitCode;
 
-use std::fs::{File, Permissions};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
 use anyhow::Context;
 
 use super::output::{self, Level};
-use super::{GlobalArgs, open_store_for, opening_error, require_db, say_if_repaired};
+use super::scratch::{self, Scratch};
+use super::{GlobalArgs, open_store_for, opening_error, require_db};
 use crate::store::{DB_FILE, Store, StoreError};
 
 #[derive(Debug, clap::Args)]
@@ -49,9 +46,9 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
     let path = global.db_path();
     let in_use = "check a backup of it instead (lakehouse-kb backup DEST, then --data DEST check)";
     require_db(&path)?;
+    scratch::remove_stale(&global.data);
     let held = Store::hold(&path, &global.store_options())
         .map_err(|e| opening_error(&path, e, "check the database", in_use))?;
-    say_if_repaired(&path, &held);
     // A check never migrates the file: one made by an older binary (a backup kept for a
     // downgrade, say) is checked through a migrated copy. Declared before the store, so
     // dropped after it: the copy is removed once closed.
@@ -81,18 +78,11 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
             ),
         );
         output::with_spinner(&format!("copying {}", path.display()), || {
-            held.copy_into(scratch.dir.path())
+            held.copy_into(scratch.path())
         })
-        .with_context(|| {
-            format!(
-                "copying {} to check it without changing it (the copy, which then grows by \
-                 its migration, needs free space in {})",
-                path.display(),
-                global.data.display()
-            )
-        })?;
+        .with_context(|| format!("copying {} to check it without changing it", path.display()))?;
         drop(held);
-        let store = Store::open(&scratch.dir.path().join(DB_FILE), global.store_options())
+        let store = Store::open(&scratch.path().join(DB_FILE), global.store_options())
             .map_err(|e| match e {
                 // The copy is the file's: its damage is the file's.
                 StoreError::Damaged { detail, .. } => StoreError::Damaged {
@@ -129,52 +119,4 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
     }
     println!("check FAILED: {} problems", report.n_problems);
     Ok(false)
-}
-
-/// A directory of its own under `--data` for the copy a check migrates: `.check-XXXXXX`, mode
-/// 0700, locked while the check runs and removed when it ends. One left by a check that was
-/// killed (its lock free) is removed by the next check that makes one.
-struct Scratch {
-    dir: tempfile::TempDir,
-    _lock: File,
-}
-
-const SCRATCH_PREFIX: &str = ".check-";
-const SCRATCH_LOCK: &str = "lock";
-
-impl Scratch {
-    fn new(data: &Path) -> anyhow::Result<Scratch> {
-        remove_stale_scratch(data);
-        let dir = tempfile::Builder::new()
-            .prefix(SCRATCH_PREFIX)
-            .permissions(Permissions::from_mode(0o700))
-            .tempdir_in(data)
-            .with_context(|| format!("creating a directory for a copy in {}", data.display()))?;
-        let lock = File::create_new(dir.path().join(SCRATCH_LOCK))
-            .and_then(|lock| lock.try_lock().map_err(std::io::Error::from).map(|()| lock))
-            .with_context(|| format!("locking {}", dir.path().display()))?;
-        Ok(Scratch { dir, _lock: lock })
-    }
-}
-
-/// Removes the scratch directories under `data` whose lock no check holds. One without a lock
-/// file (a check between making it and locking it) is left alone.
-fn remove_stale_scratch(data: &Path) {
-    let Ok(entries) = std::fs::read_dir(data) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let is_scratch = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|name| name.starts_with(SCRATCH_PREFIX));
-        // A directory itself, not a link to one.
-        if !is_scratch || !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let free = File::open(entry.path().join(SCRATCH_LOCK)).is_ok_and(|f| f.try_lock().is_ok());
-        if free {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }

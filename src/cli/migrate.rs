@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::builder::BoolishValueParser;
 
-use super::{GlobalArgs, say_if_repaired};
-use crate::store::{SCHEMA_VERSION, Store};
+use super::GlobalArgs;
+use crate::store::{HeldFile, SCHEMA_VERSION, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
@@ -17,15 +17,18 @@ pub struct MigrateArgs {
 
 pub fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let path = global.db_path();
-    let mut repaired = false;
-    let plan = if path.exists() {
+    // Held read-only while the plan is read and shown: a migration its journal would block
+    // is refused before anything is written.
+    let held = if path.exists() {
         let held = Store::hold(&path, &global.store_options())
             .with_context(|| format!("reading the schema version of {}", path.display()))?;
-        repaired = held.repaired();
-        say_if_repaired(&path, &held);
-        held.plan().clone()
+        Some(held)
     } else {
-        Store::plan(&path, global.store_options())?
+        None
+    };
+    let plan = match &held {
+        Some(held) => held.plan().clone(),
+        None => Store::plan(&path, global.store_options())?,
     };
     if plan.steps.is_empty() {
         println!(
@@ -46,6 +49,11 @@ pub fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     for step in &plan.steps {
         println!("  {:>4}  {}: {}", step.version, step.name, step.summary);
     }
+    if let Some(held) = &held {
+        held.refuse_pending_journal()?;
+    }
+    let repaired = held.as_ref().is_some_and(HeldFile::repaired);
+    drop(held);
     if args.dry_run {
         if repaired {
             println!("dry run: nothing migrated (redb repaired the file, as any open does)");

@@ -8,6 +8,7 @@ mod import;
 mod migrate;
 mod output;
 mod remote;
+mod scratch;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -331,21 +332,6 @@ fn open_store_for(
         require_db(&path)?;
     }
     Store::open(&path, options).map_err(|err| opening_error(&path, err, command, instead))
-}
-
-/// Says on stderr that the file held at `path` was repaired before it could be held (it was
-/// not closed cleanly): the one change a command that only reads it makes.
-fn say_if_repaired(path: &Path, held: &crate::store::HeldFile) {
-    if held.repaired() {
-        output::line(
-            Level::Warn,
-            "the database was not closed cleanly: redb repaired it",
-            &format!(
-                "{} was not closed cleanly: redb repaired it",
-                path.display()
-            ),
-        );
-    }
 }
 
 /// An error opening the database at `path` for `command`: one held by a server says what to do

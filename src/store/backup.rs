@@ -297,6 +297,20 @@ fn report(
     })
 }
 
+/// Every file a copy of the database into `target` may write: the copy, the copy of the
+/// database's journal (taken along by [`HeldFile::copy_into`](super::HeldFile::copy_into)),
+/// and their partial files while they are written. One of them already there is a backup, or
+/// an interrupted one, which a new copy beside it must not be mixed with.
+pub fn files_of_copy(target: &Path) -> [PathBuf; 4] {
+    let journal = super::journal::path_of(target);
+    [
+        partial_path(target),
+        partial_path(&journal),
+        journal,
+        target.to_owned(),
+    ]
+}
+
 fn partial_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_owned();
     name.push(".partial");

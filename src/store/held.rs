@@ -18,7 +18,9 @@ use redb::{Database, DatabaseError, ReadOnlyDatabase};
 use super::backup::through_partial;
 use super::journal;
 use super::journaled::refuse_pending_before_migration;
-use super::{Plan, Store, StoreError, StoreOptions, open_db, survive_damage};
+use super::{
+    Plan, Store, StoreError, StoreOptions, open_db, open_error, refuse_empty, survive_damage,
+};
 
 /// Bytes read and written at once by a copy.
 const COPY_CHUNK: usize = 1 << 20;
@@ -36,7 +38,8 @@ impl Store {
     /// [`Store::open`] would on a file that is in use, damaged, not a database or newer than
     /// this binary, without changing it; repairs one that was not closed cleanly first.
     pub fn hold(path: &Path, options: &StoreOptions) -> Result<HeldFile, StoreError> {
-        let (mut opened_writable, mut repaired) = (false, false);
+        refuse_empty(path)?;
+        let mut repaired = false;
         loop {
             let read_only = || {
                 let db = match Database::builder().open_read_only(path) {
@@ -55,20 +58,16 @@ impl Store {
                         repaired,
                     });
                 }
-                // Not closed cleanly, or in use, not a database, empty: the writable open
-                // repairs the first and says which of the others. One that succeeds (the file
-                // was freed meanwhile) is tried read-only once more.
-                Err(e) if !opened_writable => {
+                // Only a file that needs repair is opened for writing, and only to repair it.
+                Err(DatabaseError::RepairAborted) if !repaired => {
                     drop(open_db(path, options)?);
-                    opened_writable = true;
-                    repaired = matches!(e, DatabaseError::RepairAborted);
+                    repaired = true;
+                    tracing::warn!(
+                        "{} was not closed cleanly: redb repaired it",
+                        path.display()
+                    );
                 }
-                Err(source) => {
-                    return Err(StoreError::Open {
-                        path: path.to_owned(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(open_error(path, source)),
             }
         }
     }
@@ -95,8 +94,10 @@ impl HeldFile {
     /// Copies the file as it is, and its write-ahead journal when it has one, into the
     /// directory `dest` under their own names; each is written through a partial file linked
     /// into place, the journal first, so that the database's copy is there only when both are
-    /// whole. Nothing is left in `dest` by a copy that fails. Returns the bytes copied.
-    pub fn copy_into(&self, dest: &Path) -> Result<u64, StoreError> {
+    /// whole. A copy that fails removes what it wrote (one that is killed may leave the
+    /// journal's copy, or a partial file). Returns the bytes of the file's copy, and of the
+    /// journal's when there was one.
+    pub fn copy_into(&self, dest: &Path) -> Result<(u64, Option<u64>), StoreError> {
         let name = |path: &Path| dest.join(path.file_name().unwrap_or_default());
         let journal = journal::path_of(&self.path);
         let journal_bytes = match fs::symlink_metadata(&journal) {
@@ -105,7 +106,7 @@ impl HeldFile {
             Err(e) => return Err(source_error(&journal)(e)),
         };
         match copy_file(&self.path, &name(&self.path)) {
-            Ok(bytes) => Ok(bytes + journal_bytes.unwrap_or(0)),
+            Ok(bytes) => Ok((bytes, journal_bytes)),
             Err(e) => {
                 if journal_bytes.is_some() {
                     let _ = fs::remove_file(name(&journal));

@@ -52,7 +52,7 @@ use redb::backends::FileBackend;
 use redb::{Database, DatabaseError, ReadableDatabase, StorageError};
 
 pub use backend::BackendFactory;
-pub use backup::{BackupName, BackupReport, MARKER_FILE as BACKUP_MARKER_FILE};
+pub use backup::{BackupName, BackupReport, MARKER_FILE as BACKUP_MARKER_FILE, files_of_copy};
 pub use budget::ReadBudget;
 pub use bulk::BulkWriter;
 pub use check::CheckReport;
@@ -434,16 +434,19 @@ fn begin_write_in(
 /// something else) would silently become an empty database, and the next export would empty
 /// the legacy files; it is refused instead, as is a file that is not a redb database.
 fn open_db(path: &Path, options: &StoreOptions) -> Result<Database, StoreError> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.len() == 0 => {
-            return Err(StoreError::EmptyFile {
-                path: path.to_owned(),
-            });
-        }
-        _ => {}
-    }
+    refuse_empty(path)?;
     refuse_newer(path)?;
     survive_damage(path, || open_writable(path, options))
+}
+
+/// An empty file is not a database, and redb would make one of it.
+fn refuse_empty(path: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => Err(StoreError::EmptyFile {
+            path: path.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Runs one of redb's opens of an existing file, a panic of redb's turned into
@@ -531,7 +534,12 @@ fn open_writable(path: &Path, options: &StoreOptions) -> Result<Database, StoreE
                 Some(wrap) => builder.create_with_backend(backend::DynBackend(wrap(backend))),
             }
         });
-    opened.map_err(|source| match source {
+    opened.map_err(|source| open_error(path, source))
+}
+
+/// What a failed open of the file at `path` means, for the user.
+fn open_error(path: &Path, source: DatabaseError) -> StoreError {
+    match source {
         DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
             path: path.to_owned(),
         },
@@ -556,7 +564,7 @@ fn open_writable(path: &Path, options: &StoreOptions) -> Result<Database, StoreE
             path: path.to_owned(),
             source,
         },
-    })
+    }
 }
 
 /// Refuses a file whose schema is newer than this binary before any writable open, since even

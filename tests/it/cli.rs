@@ -193,20 +193,56 @@ fn check_and_backup_leave_a_file_of_an_older_schema_as_it_is() {
         "the backup is not the file"
     );
     assert_eq!(entries(&backup), ["kb.redb"]);
+    // A journal an interrupted backup left in a DEST: a backup beside it would take it for
+    // its own.
+    let interrupted = dir.path().join("interrupted");
+    std::fs::create_dir(&interrupted).unwrap();
+    std::fs::write(interrupted.join("kb.redb-journal"), b"").unwrap();
+    let out = kb(&data, &["backup", interrupted.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("kb.redb-journal already exists (a backup, or an interrupted one)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(entries(&interrupted), ["kb.redb-journal"]);
 
-    // A check killed part way left its copy behind: the next one removes it, and leaves the
-    // copy of a check still running (its lock held).
-    let stale = data.join(".check-stale");
-    std::fs::create_dir(&stale).unwrap();
-    std::fs::write(stale.join("lock"), b"").unwrap();
-    let running = data.join(".check-running");
-    std::fs::create_dir(&running).unwrap();
-    let lock = std::fs::File::create(running.join("lock")).unwrap();
+    // A check killed part way left its copy behind: the next check removes it. It leaves the
+    // copy of a check still running (its lock held), and what is not a check's: a directory
+    // of the same shape whose lock says nothing, or that holds a file of the user's.
+    let checks = |name: &str, extra: Option<&str>| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = data.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(
+            dir.join("lock"),
+            b"lakehouse-kb check: a migrated copy of the database\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("kb.redb.partial"), b"...").unwrap();
+        if let Some(extra) = extra {
+            std::fs::write(dir.join(extra), b"mine").unwrap();
+        }
+        dir
+    };
+    checks(".check-k1ll3d", None);
+    let running = checks(".check-runnin", None);
+    let lock = std::fs::File::open(running.join("lock")).unwrap();
     lock.lock().unwrap();
+    checks(".check-users1", Some("notes.txt"));
+    let unmarked = data.join(".check-users2");
+    std::fs::create_dir(&unmarked).unwrap();
+    std::fs::write(unmarked.join("lock"), b"").unwrap();
     assert!(kb(&data, &["check"]).status.success());
-    assert_eq!(entries(&data), [".check-running", "kb.redb"]);
+    assert_eq!(
+        entries(&data),
+        [".check-runnin", ".check-users1", ".check-users2", "kb.redb"]
+    );
     drop(lock);
-    std::fs::remove_dir_all(&running).unwrap();
+    for name in [".check-runnin", ".check-users1", ".check-users2"] {
+        std::fs::remove_dir_all(data.join(name)).unwrap();
+    }
 
     // Not closed cleanly: redb repairs it, as any open would, and nothing more is done to it.
     let mut unclean = original.clone();

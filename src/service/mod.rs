@@ -102,8 +102,14 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
-    let store = match open(&config, recovery).await? {
-        Ok(store) => Arc::new(store),
+    let store = match open(&config, recovery, stop_rx.clone()).await? {
+        Ok(Some(store)) => Arc::new(store),
+        // Stopped while another process held the file: nothing was opened, nothing to close.
+        Ok(None) => {
+            let _ = server.await;
+            tracing::info!("stopped before the database was opened");
+            return Ok(());
+        }
         Err(source) => {
             let _ = stop_tx.send(true);
             let _ = server.await;
@@ -195,7 +201,8 @@ pub async fn run(
 async fn open(
     config: &ServiceConfig,
     recovery: Recovery,
-) -> Result<Result<Store, StoreError>, ServiceError> {
+    stop: watch::Receiver<bool>,
+) -> Result<Result<Option<Store>, StoreError>, ServiceError> {
     let mut options = config.store.clone();
     let report = options.on_repair.take();
     let progress = recovery.clone();
@@ -212,22 +219,27 @@ async fn open(
         }
     }));
     let (path, timeout) = (config.db_path.clone(), config.open_timeout);
-    let opened = tokio::task::spawn_blocking(move || open_waiting(&path, options, timeout)).await;
+    let opened =
+        tokio::task::spawn_blocking(move || open_waiting(&path, options, timeout, &stop)).await;
     let _ = opened_tx.send(true);
     Ok(opened?)
 }
 
 /// Opens the store, waiting up to `timeout` while another process holds the file (a restart
-/// racing the previous server's exit) rather than failing at once.
+/// racing the previous server's exit) rather than failing at once; `None` when a stop is
+/// asked meanwhile (the file is then never opened: a stop must not wait for the other
+/// process, nor migrate or export after it).
 fn open_waiting(
     path: &Path,
     options: StoreOptions,
     timeout: Duration,
-) -> Result<Store, StoreError> {
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<Store>, StoreError> {
     let deadline = std::time::Instant::now() + timeout;
     let mut logged = false;
     loop {
         match Store::open(path, options.clone()) {
+            Err(StoreError::InUse { .. }) if *stop.borrow() => return Ok(None),
             Err(StoreError::InUse { .. }) if std::time::Instant::now() < deadline => {
                 if !logged {
                     tracing::warn!(
@@ -239,7 +251,7 @@ fn open_waiting(
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            result => return result,
+            result => return result.map(Some),
         }
     }
 }

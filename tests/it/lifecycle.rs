@@ -201,6 +201,36 @@ fn healthz_says_recovering_until_the_database_can_be_opened() {
     assert_eq!(server.post_json("/event", "{}").status, 200);
 }
 
+/// A stop asked while another process holds the file ends the server at once, and it never
+/// opens the file: at 6b64929 it went on waiting, then opened (and migrated, and exported)
+/// the file once the other process let go, and only then stopped (found by review).
+#[test]
+fn a_stop_while_waiting_for_the_database_never_opens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    drop(lakehouse_kb::store::Store::open(&path, Default::default()).unwrap());
+    let held = redb::Database::create(&path).unwrap();
+    let mut server = TestServer::spawn_in(dir.path(), &[], &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !server_log(dir.path()).contains("open in another process; waiting") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server_log(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = server.stop();
+    assert!(status.success(), "{status:?}: {}", server_log(dir.path()));
+    let log = server_log(dir.path());
+    assert!(
+        log.contains("stopped before the database was opened"),
+        "{log}"
+    );
+    assert!(!log.contains("serving"), "{log}");
+    drop(held);
+}
+
 #[test]
 fn a_database_that_cannot_be_opened_stops_the_server_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

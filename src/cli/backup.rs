@@ -33,10 +33,14 @@ pub struct BackupArgs {
 pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let path = global.db_path();
     require_db(&path)?;
+    // A file a server holds: the server takes the backup.
+    let unopened = |e: StoreError| match e {
+        StoreError::InUse { .. } => remote(&path, &args),
+        e => Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
+    };
     let held = match Store::hold(&path, &global.store_options()) {
         Ok(held) => held,
-        Err(StoreError::InUse { .. }) => return remote(&path, &args),
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
+        Err(e) => return unopened(e),
     };
     let Some(dest) = &args.dest else {
         anyhow::bail!(
@@ -88,11 +92,10 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
     // Of this binary's schema: a copy table by table, from one snapshot of the store. The
     // file is let go for the store to open it; nothing migrates it meanwhile.
     drop(held);
+    // (Held by a server now if one started meanwhile.)
     let store = match Store::open(&path, global.store_options()) {
         Ok(store) => store,
-        // A server started meanwhile.
-        Err(StoreError::InUse { .. }) => return remote(&path, &args),
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("opening {}", path.display()))),
+        Err(e) => return unopened(e),
     };
     let report = with_spinner(&spinner, || store.backup_to(&target))?;
     println!(

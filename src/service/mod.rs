@@ -239,7 +239,6 @@ fn open_waiting(
     let mut logged = false;
     loop {
         match Store::open(path, options.clone()) {
-            Err(StoreError::InUse { .. }) if *stop.borrow() => return Ok(None),
             Err(StoreError::InUse { .. }) if std::time::Instant::now() < deadline => {
                 if !logged {
                     tracing::warn!(
@@ -250,6 +249,10 @@ fn open_waiting(
                     logged = true;
                 }
                 std::thread::sleep(Duration::from_millis(100));
+                // Checked before the next attempt, which may find the file free.
+                if *stop.borrow() {
+                    return Ok(None);
+                }
             }
             result => return result.map(Some),
         }

@@ -6,9 +6,9 @@
 //! them, so its open findings (last raised by its latest audit, the seq `prs` holds) are one
 //! range and its resolved ones another, and says whether that audit repeated each (an audit of
 //! another head raised it before), so a PR's history counts its latest audit's repeats from the
-//! range alone. How an audit's findings match the remembered ones is
-//! the model's rule (`model/finding.rs`: fingerprint first, then a rewording of the same check,
-//! each remembered finding matched once per audit); this module applies it.
+//! range alone. How an audit's findings match the remembered ones is the model's rule
+//! (`model/finding.rs`: fingerprint first, then a rewording of the same check, each remembered
+//! finding matched once per audit); this module applies it.
 //!
 //! The memory is written in the verdict's transaction (`write.rs`), directly rather than
 //! deferred to the commit, because the next verdict of the same PR in that transaction must

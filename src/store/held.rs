@@ -41,15 +41,7 @@ impl Store {
         refuse_empty(path)?;
         let mut repaired = false;
         loop {
-            let read_only = || {
-                let db = match Database::builder().open_read_only(path) {
-                    Ok(db) => db,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let plan = migrations::plan(&db, None)?;
-                Ok(Ok((db, plan)))
-            };
-            match survive_damage(path, read_only)? {
+            match read_only(path)? {
                 Ok((db, plan)) => {
                     return Ok(HeldFile {
                         path: path.to_owned(),
@@ -71,6 +63,22 @@ impl Store {
             }
         }
     }
+}
+
+/// The file at `path` opened read-only, and what opening it would migrate; the inner error
+/// when redb cannot open it read-only (it needs repair, it is in use, it is not a database).
+/// A file newer than this binary is refused, a damaged one reported as such.
+pub(super) fn read_only(
+    path: &Path,
+) -> Result<Result<(ReadOnlyDatabase, Plan), DatabaseError>, StoreError> {
+    survive_damage(path, || {
+        let db = match Database::builder().open_read_only(path) {
+            Ok(db) => db,
+            Err(e) => return Ok(Err(e)),
+        };
+        let plan = migrations::plan(&db, None)?;
+        Ok(Ok((db, plan)))
+    })
 }
 
 impl HeldFile {

@@ -574,18 +574,14 @@ fn refuse_newer(path: &Path) -> Result<(), StoreError> {
     if !path.exists() {
         return Ok(());
     }
-    // Only a panic is damage here: an error (a file that needs repair after a crash) is the
-    // writable open's to handle.
-    let probe = || Ok(Database::builder().open_read_only(path).ok());
-    let Some(db) = survive_damage(path, probe)? else {
-        return Ok(());
-    };
-    match migrations::current_version(&db) {
-        Ok(found) if found > SCHEMA_VERSION => Err(MigrateError::NewerThanBinary {
-            expected: SCHEMA_VERSION,
-            found,
-        }
-        .into()),
+    // Only a newer file and damage are refused here: a file that cannot be opened read-only
+    // (it needs repair after a crash, say) is the writable open's to handle, and so is any
+    // other error.
+    match held::read_only(path) {
+        Err(
+            e @ (StoreError::Migrate(MigrateError::NewerThanBinary { .. })
+            | StoreError::Damaged { .. }),
+        ) => Err(e),
         _ => Ok(()),
     }
 }

@@ -127,9 +127,10 @@ fn check_passes_on_a_healthy_file_and_fails_on_a_damaged_one() {
 }
 
 /// `migrate --dry-run`, `check` and an offline `backup` leave a file made by an older binary as
-/// it is: at 6b64929 the plan changed redb's state in it, and the other two migrated it first, so a backup taken before an upgrade was already upgraded and the
-/// binary it was kept for refused it. `check` checks a migrated copy and removes it; the backup
-/// is the file byte for byte, and checks and migrates like the original.
+/// it is: at 6b64929 the plan changed redb's state in it, and the other two migrated it first,
+/// so a backup taken before an upgrade was already upgraded and the binary it was kept for
+/// refused it. `check` checks a migrated copy and removes it; the backup is the file byte for
+/// byte, and checks and migrates like the original.
 #[test]
 fn check_and_backup_leave_a_file_of_an_older_schema_as_it_is() {
     let dir = tempfile::tempdir().unwrap();

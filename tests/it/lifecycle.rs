@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{LEGACY_VERDICTS, TestServer, server_log};
+use crate::support::{LEGACY_VERDICTS, TestServer, eventually, server_log};
 
 #[test]
 fn sigterm_finishes_in_flight_writes_and_closes_cleanly() {
@@ -211,15 +211,9 @@ fn a_stop_while_waiting_for_the_database_never_opens_it() {
     drop(lakehouse_kb::store::Store::open(&path, Default::default()).unwrap());
     let held = redb::Database::create(&path).unwrap();
     let mut server = TestServer::spawn_in(dir.path(), &[], &[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !server_log(dir.path()).contains("open in another process; waiting") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            server_log(dir.path())
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("the server says it waits for the file", || {
+        server_log(dir.path()).contains("open in another process; waiting")
+    });
     let status = server.stop();
     assert!(status.success(), "{status:?}: {}", server_log(dir.path()));
     let log = server_log(dir.path());

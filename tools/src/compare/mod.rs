@@ -649,6 +649,11 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
+/// "p50 / p99", each in microseconds.
+fn p50_p99(p50_us: f64, p99_us: f64) -> String {
+    format!("{} / {}", us(p50_us), us(p99_us))
+}
+
 fn us(d: f64) -> String {
     fmt_duration(Duration::from_secs_f64(d / 1e6))
 }
@@ -823,36 +828,12 @@ pub fn print_report(config: &CompareConfig, report: &Report) {
         .map(|r| {
             vec![
                 fmt_rate(r.verdicts as f64),
-                format!(
-                    "{} / {}",
-                    us(r.history_store.p50_us),
-                    us(r.history_store.p99_us)
-                ),
-                format!(
-                    "{} / {}",
-                    us(r.history_sqlite.p50_us),
-                    us(r.history_sqlite.p99_us)
-                ),
-                format!(
-                    "{} / {}",
-                    us(r.history_store.again_p50_us),
-                    us(r.history_store.again_p99_us)
-                ),
-                format!(
-                    "{} / {}",
-                    us(r.history_sqlite.again_p50_us),
-                    us(r.history_sqlite.again_p99_us)
-                ),
-                format!(
-                    "{} / {}",
-                    us(r.history_http.p50_us),
-                    us(r.history_http.p99_us)
-                ),
-                format!(
-                    "{} / {}",
-                    us(r.history_legacy.p50_us),
-                    us(r.history_legacy.p99_us)
-                ),
+                p50_p99(r.history_store.p50_us, r.history_store.p99_us),
+                p50_p99(r.history_sqlite.p50_us, r.history_sqlite.p99_us),
+                p50_p99(r.history_store.again_p50_us, r.history_store.again_p99_us),
+                p50_p99(r.history_sqlite.again_p50_us, r.history_sqlite.again_p99_us),
+                p50_p99(r.history_http.p50_us, r.history_http.p99_us),
+                p50_p99(r.history_legacy.p50_us, r.history_legacy.p99_us),
                 ratio(r.history_sqlite.p50_us, r.history_store.p50_us),
                 ratio(r.history_sqlite.again_p50_us, r.history_store.again_p50_us),
                 ratio(r.history_legacy.p50_us, r.history_http.p50_us),

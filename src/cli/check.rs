@@ -24,12 +24,12 @@ pub fn run(global: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<ExitCode> {
     match check(global) {
         Ok(passed) if passed => Ok(ExitCode::SUCCESS),
         Ok(_) => Ok(ExitCode::from(PROBLEMS_FOUND)),
-        // A file redb cannot read is what a check is for finding: a problem found, not a
-        // check that could not run.
+        // A file redb cannot read (damaged, empty, or not a database at all) is what a check
+        // is for finding: a problem found, not a check that could not run.
         Err(err)
             if err
                 .chain()
-                .any(|e| matches!(e.downcast_ref(), Some(StoreError::Damaged { .. }))) =>
+                .any(|e| e.downcast_ref().is_some_and(unreadable)) =>
         {
             output::error(&err.context("check FAILED"));
             Ok(ExitCode::from(PROBLEMS_FOUND))
@@ -39,6 +39,14 @@ pub fn run(global: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(COULD_NOT_CHECK))
         }
     }
+}
+
+/// Whether `err` says the file at the database's path is not a database redb can read.
+fn unreadable(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::Damaged { .. } | StoreError::EmptyFile { .. } | StoreError::NotADatabase { .. }
+    )
 }
 
 /// Prints the report; `Ok(true)` when the database passed.

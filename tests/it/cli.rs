@@ -333,11 +333,37 @@ fn check_exits_2_when_it_could_not_check() {
     );
     drop(held);
     assert_eq!(kb(dir.path(), &["check"]).status.code(), Some(0));
+}
 
-    // Not a database at all.
-    std::fs::write(&path, b"not a redb file").unwrap();
-    let out = kb(dir.path(), &["check"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+/// A file at the database's path that is not a database is a problem found (exit 1), as a
+/// damaged one is: the check's module doc said so, and the check exited 2 (could not check)
+/// until 2026-12-05. The file is left as it was.
+#[test]
+fn check_exits_1_on_a_file_that_is_not_a_database() {
+    // (case, the file's bytes, words the error must say)
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("empty", b"", "is an empty file (0 bytes)"),
+        ("text", b"not a redb file", "is not a redb database"),
+        ("zeros", &[0; 8192], "is not a redb database"),
+    ];
+    for (case, bytes, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.redb");
+        std::fs::write(&path, bytes).unwrap();
+        let out = kb(dir.path(), &["check"]);
+        assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("check FAILED"),
+            "{case}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(says), "{case}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{case}: the file changed"
+        );
+    }
 }
 
 /// At 669becd `import --from` a mistyped directory created an empty database, and one holding

@@ -317,8 +317,9 @@ fn init_tracing(style: output::Style, filter: &str) {
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
 }
 
-/// Opens the existing database for a one-off command. A running server holds the file (redb
-/// allows one process per file), so that case says what to do instead (`instead`, a whole phrase).
+/// Opens the existing database for a one-off command. A running server (or another command)
+/// may hold the file (redb allows one process per file), so that case says what to do instead
+/// (`instead`, a whole phrase).
 /// With `create`, a missing database is created.
 fn open_store_for(
     global: &GlobalArgs,
@@ -334,12 +335,13 @@ fn open_store_for(
     Store::open(&path, options).map_err(|err| opening_error(&path, err, command, instead))
 }
 
-/// An error opening the database at `path` for `command`: one held by a server says what to do
-/// `instead`.
+/// An error opening the database at `path` for `command`: one held by another process (a
+/// server, most often) says what to do `instead`.
 fn opening_error(path: &Path, err: StoreError, command: &str, instead: &str) -> anyhow::Error {
     match err {
-        err @ StoreError::InUse { .. } => anyhow::Error::new(err)
-            .context(format!("cannot {command} while the server runs: {instead}")),
+        err @ StoreError::InUse { .. } => anyhow::Error::new(err).context(format!(
+            "cannot {command} while another process holds it: {instead}"
+        )),
         err => anyhow::Error::new(err).context(format!("opening {}", path.display())),
     }
 }

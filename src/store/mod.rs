@@ -93,7 +93,10 @@ pub const IMPORT_CACHE_MB: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path} is open in another process (a running lakehouse-kb server?)")]
+    #[error(
+        "{path} is open in another process (a running lakehouse-kb server, or a check, backup \
+         or migration of the file?)"
+    )]
     InUse { path: PathBuf },
     #[error(
         "{path} is an empty file (0 bytes), not a database: it was cut or made by something \

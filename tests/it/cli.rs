@@ -327,12 +327,47 @@ fn check_exits_2_when_it_could_not_check() {
     let out = kb(dir.path(), &["check"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("cannot check the database while the server runs"),
+        stderr(&out).contains("cannot check the database while another process holds it"),
         "{}",
         stderr(&out)
     );
     drop(held);
     assert_eq!(kb(dir.path(), &["check"]).status.code(), Some(0));
+}
+
+/// A command refused because another process holds the file names every kind of holder: a
+/// `migrate` blocked by a running `check` said only "(a running lakehouse-kb server?)" until
+/// 2026-12-05. The holder here is another process's redb handle, as a check's would be.
+#[test]
+fn a_held_file_is_refused_naming_servers_and_other_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    drop(Store::open(&path, StoreOptions::default()).unwrap());
+    let legacy = dir.path().join("legacy");
+    std::fs::create_dir_all(legacy.join("_kb")).unwrap();
+    std::fs::write(legacy.join("_kb/outcomes.jsonl"), "").unwrap();
+    let legacy = legacy.to_str().unwrap();
+    let _held = redb::Database::create(&path).unwrap();
+    let holders = "(a running lakehouse-kb server, or a check, backup or migration of the file?)";
+    // (arguments, what the refusal starts with)
+    let cases: [(&[&str], &str); 4] = [
+        (&["migrate"], "reading the schema version of"),
+        (&["migrate", "--dry-run"], "reading the schema version of"),
+        (
+            &["check"],
+            "cannot check the database while another process holds it",
+        ),
+        (
+            &["import", "--from", legacy],
+            "cannot import while another process holds it",
+        ),
+    ];
+    for (args, refusal) in cases {
+        let out = kb(dir.path(), args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(refusal), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(holders), "{args:?}: {}", stderr(&out));
+    }
 }
 
 /// A file at the database's path that is not a database is a problem found (exit 1), as a

@@ -100,10 +100,14 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 }
 
 /// A temporary directory inside `dir`, or in the system temp dir when `None` (the tools'
-/// `--dir`): benchmarks put their databases where the disk under test is.
+/// `--dir`): benchmarks put their databases where the disk under test is. A `dir` that does
+/// not exist yet is created, as `tools/run-benchmarks` does for its own.
 pub fn temp_dir_in(dir: Option<&std::path::Path>) -> std::io::Result<tempfile::TempDir> {
     match dir {
-        Some(d) => tempfile::tempdir_in(d),
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            tempfile::tempdir_in(d)
+        }
         None => tempfile::tempdir(),
     }
 }
@@ -214,5 +218,14 @@ mod tests {
         assert_eq!(s.percentile(99.0), Duration::from_millis(99));
         assert_eq!(s.percentile(100.0), Duration::from_millis(100));
         assert_eq!(fmt_rate(1234567.4), "1 234 567");
+    }
+
+    /// `compare --dir /var/tmp/new` failed with "No such file or directory" until 2026-12-05.
+    #[test]
+    fn a_missing_dir_is_created_for_the_temporary_one() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("not/yet");
+        let temp = temp_dir_in(Some(&dir)).unwrap();
+        assert!(temp.path().starts_with(&dir) && temp.path().is_dir());
     }
 }

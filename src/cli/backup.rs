@@ -55,8 +55,10 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
             dest.display()
         );
     }
-    let dest =
-        std::path::absolute(dest).with_context(|| format!("resolving {}", dest.display()))?;
+    // DEST is the operator's to name, a symbolic link to a directory included: the copy is
+    // written (and its directory synced) where the link leads.
+    std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let dest = fs::canonicalize(dest).with_context(|| format!("resolving {}", dest.display()))?;
     let target = dest.join(DB_FILE);
     // A journal or a partial file there is an interrupted backup's: a backup beside it would
     // take it for its own.
@@ -68,7 +70,6 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
     let spinner = format!("backing up to {}", target.display());
     if !held.plan().steps.is_empty() {
         // A backup taken before an upgrade must be what the older binary opens: the file (and
@@ -109,10 +110,11 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
 fn remote(path: &std::path::Path, args: &BackupArgs) -> anyhow::Result<ExitCode> {
     if let Some(dest) = &args.dest {
         anyhow::bail!(
-            "a running server holds the database, and it writes backups only under its own \
-             --backup-dir (default DATA/backups), never to a path a client names: run \
-             `lakehouse-kb backup --name NAME` (or without a name) to have it write \
-             BACKUP_DIR/NAME/kb.redb, or stop the server to write to {}",
+            "the database is open in another process. A running server writes backups only \
+             under its own --backup-dir (default DATA/backups), never to a path a client \
+             names: run `lakehouse-kb backup --name NAME` (or without a name) to have it write \
+             BACKUP_DIR/NAME/kb.redb, or stop the server to write to {}. A check, backup or \
+             migration lets go of the file when it has finished.",
             dest.display()
         );
     }
@@ -127,8 +129,8 @@ fn remote(path: &std::path::Path, args: &BackupArgs) -> anyhow::Result<ExitCode>
     })
     .with_context(|| {
         format!(
-            "the database is open in another process, and asking the server at {} failed (is \
-             --url right?)",
+            "the database is open in another process, and asking the server at {} to back \
+             it up failed",
             args.remote.url
         )
     })?;

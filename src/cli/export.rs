@@ -33,8 +33,9 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
         }
         Err(err @ StoreError::InUse { .. }) => {
             return Err(anyhow::Error::new(err).context(
-                "cannot export into --out while the server runs: the server exports into its \
-                 own directory (run without --out, or POST /export)",
+                "cannot export into --out while another process holds the database: a running \
+                 server exports into its own directory (run without --out, or POST /export); a \
+                 check, backup or migration lets go of it when it has finished",
             ));
         }
         Err(err) => {
@@ -83,8 +84,8 @@ fn export_remotely(path: &std::path::Path, args: &ExportArgs) -> anyhow::Result<
     })
     .with_context(|| {
         format!(
-            "the database is open in another process, and asking the server at {} failed \
-                 (is --url right?)",
+            "the database is open in another process, and asking the server at {} to export \
+             failed",
             args.remote.url
         )
     })?;

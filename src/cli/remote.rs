@@ -33,8 +33,9 @@ pub fn require_holder(url: &str, db_path: &Path) -> anyhow::Result<()> {
         fsutil::file_identity(db_path).with_context(|| format!("reading {}", db_path.display()))?;
     let (_, health) = request(url, hyper::Method::GET, "/healthz", None).with_context(|| {
         format!(
-            "the database is open in another process, and asking the server at {url} failed \
-             (is --url right?)"
+            "the database is open in another process, and asking the server at {url} failed: \
+             if a check, backup or migration holds it, run this again when it has finished; if \
+             a server does, name it with --url (or LAKEHOUSE_KB_URL)"
         )
     })?;
     match health["database"].as_str() {

@@ -272,8 +272,13 @@ pub(super) fn through_partial<T>(
     let _ = fs::remove_file(&partial);
     let written = linked?;
     if let Some(parent) = dest.parent() {
-        // The link is durable once the directory entry is.
-        fsutil::sync_dir(parent).map_err(dest_error(parent))?;
+        // The link is durable once the directory entry is. One that cannot be made durable is
+        // taken back (the link is ours: it was made where nothing was), so that a failed copy
+        // leaves no file a later command would take for whole.
+        if let Err(source) = fsutil::sync_dir(parent) {
+            let _ = fs::remove_file(dest);
+            return Err(dest_error(parent)(source));
+        }
     }
     Ok(written)
 }
@@ -517,6 +522,28 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy whose directory cannot be synced after the link (here a directory reached through
+    /// a symbolic link, which the sync does not follow) fails and leaves nothing behind: until
+    /// 2026-12-05 the linked file stayed, and a database copied without its journal's copy
+    /// looked whole.
+    #[test]
+    fn a_link_that_cannot_be_made_durable_is_taken_back() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir(root.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("real"), root.path().join("via")).unwrap();
+        let dest = root.path().join("via/kb.redb");
+        let result = through_partial(&dest, |mut file| {
+            std::io::Write::write_all(&mut file, b"copy").map_err(redb::Error::Io)?;
+            Ok(())
+        });
+        assert!(
+            matches!(result, Err(StoreError::BackupDest { .. })),
+            "{result:?}"
+        );
+        let left: Vec<_> = fs::read_dir(root.path().join("real")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 
     #[test]
     fn names_are_plain_file_names() {

@@ -563,6 +563,12 @@ fn open_error(path: &Path, source: DatabaseError) -> StoreError {
                 detail: e.to_string(),
             }
         }
+        // A header that contradicts itself (a page size or region count no redb writes): the
+        // read-only open reports it so, where the writable one goes through `survive_damage`.
+        DatabaseError::Storage(StorageError::Corrupted(detail)) => StoreError::Damaged {
+            path: path.to_owned(),
+            detail,
+        },
         source => StoreError::Open {
             path: path.to_owned(),
             source,

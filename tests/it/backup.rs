@@ -112,6 +112,53 @@ fn backup_without_a_server_reads_the_file_itself_and_refuses_to_overwrite() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
 
+/// DEST may be a symbolic link to a directory: the copy is written where it leads. Until
+/// 2026-12-05 the copy was linked there and then the backup failed (the directory's sync does
+/// not follow links), leaving the file, or an older file's journal copy alone.
+#[test]
+fn backup_into_a_dest_that_is_a_link_to_a_directory_writes_there() {
+    let older = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/db-669becd/kb.redb.zst"),
+    )
+    .unwrap();
+    let older = zstd::decode_all(older.as_slice()).unwrap();
+    // (case, the database's bytes; None: one of this binary's schema)
+    let cases: [(&str, Option<&[u8]>); 2] = [("current", None), ("older", Some(&older))];
+    for (case, bytes) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        match bytes {
+            Some(bytes) => std::fs::write(data.join("kb.redb"), bytes).unwrap(),
+            None => drop(open_store(&data)),
+        }
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let via = dir.path().join("via");
+        std::os::unix::fs::symlink(dir.path().join("real"), &via).unwrap();
+        let out = kb(&data, &["backup", via.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let copy = dir.path().join("real/kb.redb");
+        assert!(copy.is_file(), "{case}");
+        if let Some(bytes) = bytes {
+            assert_eq!(
+                std::fs::read(&copy).unwrap(),
+                bytes,
+                "{case}: the file as it is"
+            );
+        }
+        let check = kb(&dir.path().join("real"), &["check"]);
+        assert!(
+            check.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+    }
+}
+
 /// Two backups into one place at once: one is written whole, the other refused, never a
 /// 201 for a file the other request was still writing (a second request used to remove the
 /// first one's partial file and start its own at the same path).

@@ -336,8 +336,9 @@ fn check_exits_2_when_it_could_not_check() {
 }
 
 /// A command refused because another process holds the file names every kind of holder: a
-/// `migrate` blocked by a running `check` said only "(a running lakehouse-kb server?)" until
-/// 2026-12-05. The holder here is another process's redb handle, as a check's would be.
+/// `migrate` blocked by a running `check` said only "(a running lakehouse-kb server?)", and
+/// `backup DEST` and `export --out` said a server held it, until 2026-12-05. The holder here is
+/// another process's redb handle, as a check's would be; no server answers at `--url`.
 #[test]
 fn a_held_file_is_refused_naming_servers_and_other_commands() {
     let dir = tempfile::tempdir().unwrap();
@@ -347,27 +348,58 @@ fn a_held_file_is_refused_naming_servers_and_other_commands() {
     std::fs::create_dir_all(legacy.join("_kb")).unwrap();
     std::fs::write(legacy.join("_kb/outcomes.jsonl"), "").unwrap();
     let legacy = legacy.to_str().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    let elsewhere = elsewhere.to_str().unwrap();
+    let nobody = "http://127.0.0.1:9";
     let _held = redb::Database::create(&path).unwrap();
     let holders = "(a running lakehouse-kb server, or a check, backup or migration of the file?)";
-    // (arguments, what the refusal starts with)
-    let cases: [(&[&str], &str); 4] = [
-        (&["migrate"], "reading the schema version of"),
-        (&["migrate", "--dry-run"], "reading the schema version of"),
+    let lets_go = "a check, backup or migration lets go of";
+    let run_again = "if a check, backup or migration holds it, run this again";
+    // (arguments, what the refusal says)
+    let cases: [(&[&str], [&str; 2]); 7] = [
+        (&["migrate"], ["reading the schema version of", holders]),
+        (
+            &["migrate", "--dry-run"],
+            ["reading the schema version of", holders],
+        ),
         (
             &["check"],
-            "cannot check the database while another process holds it",
+            [
+                "cannot check the database while another process holds it",
+                holders,
+            ],
         ),
         (
             &["import", "--from", legacy],
-            "cannot import while another process holds it",
+            ["cannot import while another process holds it", holders],
+        ),
+        (
+            &["backup", elsewhere],
+            [
+                "A running server writes backups only under its own",
+                "A check, backup or migration lets go",
+            ],
+        ),
+        (
+            &["export", "--out", elsewhere],
+            [
+                "cannot export into --out while another process holds the database",
+                lets_go,
+            ],
+        ),
+        (
+            &["export", "--url", nobody],
+            ["open in another process", run_again],
         ),
     ];
-    for (args, refusal) in cases {
+    for (args, says) in cases {
         let out = kb(dir.path(), args);
         assert!(!out.status.success(), "{args:?}");
-        assert!(stderr(&out).contains(refusal), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(holders), "{args:?}: {}", stderr(&out));
+        for words in says {
+            assert!(stderr(&out).contains(words), "{args:?}: {}", stderr(&out));
+        }
     }
+    assert!(!Path::new(elsewhere).exists(), "nothing written elsewhere");
 }
 
 /// A file at the database's path that is not a database is a problem found (exit 1), as a
@@ -393,6 +425,39 @@ fn check_exits_1_on_a_file_that_is_not_a_database() {
             stderr(&out)
         );
         assert!(stderr(&out).contains(says), "{case}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{case}: the file changed"
+        );
+    }
+}
+
+/// A database whose header is damaged is a problem found (exit 1), as `export` and `serve`
+/// call it damaged: `check`'s read-only open reported redb's "corrupted" as a failure to open
+/// (exit 2, "could not check") until 2026-12-05. The file is left as it was.
+#[test]
+fn check_exits_1_on_a_database_whose_header_is_damaged() {
+    // (case, offset in the file, the byte written there)
+    let cases = [
+        ("page size", 12, 0x10),
+        ("region header pages", 19, 0xff),
+        ("region max data pages", 26, 0xff),
+    ];
+    for (case, offset, byte) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.redb");
+        drop(Store::open(&path, StoreOptions::default()).unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[offset] = byte;
+        std::fs::write(&path, &bytes).unwrap();
+        let out = kb(dir.path(), &["check"]);
+        assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is damaged"),
+            "{case}: {}",
+            stderr(&out)
+        );
         assert_eq!(
             std::fs::read(&path).unwrap(),
             bytes,

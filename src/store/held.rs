@@ -31,6 +31,9 @@ pub struct HeldFile {
     db: ReadOnlyDatabase,
     plan: Plan,
     repaired: bool,
+    /// The held file's device and inode, read just after it was opened: a copy is taken only
+    /// of this file, not of one renamed into its place since (which the lock does not cover).
+    identity: (u64, u64),
 }
 
 impl Store {
@@ -43,11 +46,13 @@ impl Store {
         loop {
             match read_only(path)? {
                 Ok((db, plan)) => {
+                    let identity = identity(&fs::metadata(path).map_err(source_error(path))?);
                     return Ok(HeldFile {
                         path: path.to_owned(),
                         db,
                         plan,
                         repaired,
+                        identity,
                     });
                 }
                 // Only a file that needs repair is opened for writing, and only to repair it.
@@ -109,11 +114,11 @@ impl HeldFile {
         let name = |path: &Path| dest.join(path.file_name().unwrap_or_default());
         let journal = journal::path_of(&self.path);
         let journal_bytes = match fs::symlink_metadata(&journal) {
-            Ok(_) => Some(copy_file(&journal, &name(&journal))?),
+            Ok(_) => Some(copy_file(&journal, &name(&journal), None)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(source_error(&journal)(e)),
         };
-        match copy_file(&self.path, &name(&self.path)) {
+        match copy_file(&self.path, &name(&self.path), Some(self.identity)) {
             Ok(bytes) => Ok((bytes, journal_bytes)),
             Err(e) => {
                 if journal_bytes.is_some() {
@@ -125,9 +130,21 @@ impl HeldFile {
     }
 }
 
-/// Copies `from` to the new file `to` (through `to.partial`, synced, linked into place).
-fn copy_file(from: &Path, to: &Path) -> Result<u64, StoreError> {
+/// Copies `from` to the new file `to` (through `to.partial`, synced, linked into place); with
+/// `held`, only if the file opened is the one of that identity.
+fn copy_file(from: &Path, to: &Path, held: Option<(u64, u64)>) -> Result<u64, StoreError> {
     let mut source = File::open(from).map_err(source_error(from))?;
+    if let Some(held) = held {
+        let opened = identity(&source.metadata().map_err(source_error(from))?);
+        if opened != held {
+            return Err(StoreError::Read {
+                path: from.to_owned(),
+                source: std::io::Error::other(
+                    "another file was put in its place while it was held; nothing was copied",
+                ),
+            });
+        }
+    }
     through_partial(to, |mut file| {
         let mut buf = vec![0; COPY_CHUNK];
         let mut bytes = 0;
@@ -144,10 +161,59 @@ fn copy_file(from: &Path, to: &Path) -> Result<u64, StoreError> {
     })
 }
 
+/// A file's device and inode.
+fn identity(meta: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
 /// An error reading the file copied: the database's, not the copy's.
 fn source_error(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Read {
         path: path.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lock covers the file held, not its path: a file renamed into its place meanwhile
+    /// (which a server may have opened and be writing) is not copied as if it were the one
+    /// held. Until 2026-12-05 the copy was taken by path.
+    #[test]
+    fn a_file_put_in_the_held_ones_place_is_not_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.redb");
+        let other = dir.path().join("other.redb");
+        for file in [&path, &other] {
+            drop(Store::open(file, StoreOptions::default()).unwrap());
+        }
+        let held = Store::hold(&path, &StoreOptions::default()).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        fs::rename(&other, &path).unwrap();
+        let err = held.copy_into(dest.path()).unwrap_err().to_string();
+        assert!(err.contains("another file was put in its place"), "{err}");
+        assert_eq!(
+            fs::read_dir(dest.path()).unwrap().count(),
+            0,
+            "nothing copied"
+        );
+    }
+
+    #[test]
+    fn the_held_file_itself_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.redb");
+        drop(Store::open(&path, StoreOptions::default()).unwrap());
+        let held = Store::hold(&path, &StoreOptions::default()).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let (bytes, _) = held.copy_into(dest.path()).unwrap();
+        assert_eq!(bytes, fs::metadata(&path).unwrap().len());
+        assert_eq!(
+            fs::read(dest.path().join("kb.redb")).unwrap(),
+            fs::read(&path).unwrap()
+        );
     }
 }

@@ -10,11 +10,14 @@
 //! where it was one range and a decompressed finding per finding.
 //!
 //! The flag is derived, like the rest of the findings memory, so the step does not compute it:
-//! it drops the old index, creates the new one empty, and clears the memory's recorded rules
-//! versions and progress mark, so that the store rebuilds the whole memory from the stored
-//! verdicts on its next open (`store/findings.rs`), in bounded transactions that resume where a
-//! killed run stopped. Dismissals are client data and stay as they are: the rules that name
-//! findings did not change.
+//! it drops the old index, creates the new one empty, and clears the memory's analyser version
+//! and progress mark, so that the store rebuilds the whole memory from the stored verdicts on
+//! its next open (`store/findings.rs`), in bounded transactions that resume where a killed run
+//! stopped. The fingerprint rules the memory was built under stay recorded: dismissals are
+//! client data, named by fingerprint, and the rebuild gives them today's fingerprints only
+//! when those rules changed since (a file built under rules 1, before 2026-12-04 23:08).
+//! Clearing that record too (as this step did until 2026-12-05) made every file look built
+//! under no rules, and left its dismissals under the old fingerprints.
 
 use redb::{TableDefinition, WriteTransaction};
 
@@ -24,13 +27,14 @@ use crate::v0006_findings_memory::FINDINGS_BY_LAST_SEEN;
 pub const FINDINGS_BY_LAST_AUDIT: TableDefinition<(u32, u64, u64, u64), u8> =
     TableDefinition::new("findings_by_last_audit");
 
-/// The `meta` keys under which the store records the rules the findings memory was built
-/// under, and the seq its build has reached (as of this version).
-const FINDINGS_META_KEYS: [&str; 3] = [
-    "findings/rules_version",
-    "findings/analyzer_version",
-    "findings/built_through",
-];
+/// The `meta` keys under which the store records the analyser the findings memory was built
+/// with, and the seq its build has reached (as of this version): cleared, so that it is built
+/// again.
+const FINDINGS_META_KEYS: [&str; 2] = ["findings/analyzer_version", "findings/built_through"];
+
+/// The `meta` key of the fingerprint rules the memory was built under: kept.
+#[cfg(test)]
+const FINDINGS_RULES_KEY: &str = "findings/rules_version";
 
 pub(crate) fn apply(
     txn: &WriteTransaction,
@@ -74,6 +78,7 @@ mod tests {
             for key in FINDINGS_META_KEYS {
                 meta.insert(key, 3).unwrap();
             }
+            meta.insert(FINDINGS_RULES_KEY, 1).unwrap();
             meta.insert("last_seq", 9).unwrap();
         }
         txn.commit().unwrap();
@@ -91,6 +96,8 @@ mod tests {
         for key in FINDINGS_META_KEYS {
             assert!(meta.get(key).unwrap().is_none(), "{key}");
         }
+        // The rules the memory was built under say whether dismissals need new fingerprints.
+        assert_eq!(meta.get(FINDINGS_RULES_KEY).unwrap().unwrap().value(), 1);
         assert_eq!(meta.get("last_seq").unwrap().unwrap().value(), 9);
         // What the store rebuilds (the findings) it clears itself; dismissals are kept.
         assert_eq!(txn.open_table(FINDINGS).unwrap().len().unwrap(), 1);

@@ -1507,6 +1507,64 @@ fn dismissals_are_re_keyed_only_when_the_fingerprint_rules_change() {
     );
 }
 
+/// A file of schema 12 whose memory was built under rules 1 (any file written before rules 2)
+/// gets today's fingerprints for its dismissals from the rebuild step 13 asks for; one built
+/// under today's rules keeps them as given. Until 2026-12-05 step 13 cleared the record of the
+/// rules too, so no file's dismissals were re-keyed: a dismissed finding came back under its
+/// new fingerprint, and dismissing it again made a second live dismissal.
+#[test]
+fn step_13_re_keys_the_dismissals_of_a_file_built_under_older_rules() {
+    use lakehouse_kb::model::finding::FINDING_RULES_VERSION;
+    use redb::ReadableTable;
+    let wording = "the session cookie lacks the Secure flag";
+    // (the rules the file's memory was built under, the dismissal's fingerprint after the upgrade)
+    let cases = [
+        (1, Fingerprint::of("security", wording).0),
+        (FINDING_RULES_VERSION, 1),
+    ];
+    for (built_under, after) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.redb");
+        {
+            let store = Store::open(&path, StoreOptions::default()).unwrap();
+            let mut put = dismissal_put(REPO, Some(1), 1);
+            if let Record::Dismissal(DismissalChange::New(new)) = &mut put.record {
+                new.check = "security".into();
+                new.summary = wording.into();
+            }
+            store.write(&[put]).unwrap();
+        }
+        {
+            // As schema 12 left it: the index without flags, the rules it was built under.
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            let unflagged: redb::TableDefinition<(u32, u64, u64, u64), ()> =
+                redb::TableDefinition::new("findings_by_last_seen");
+            {
+                let mut old = txn.open_table(unflagged).unwrap();
+                let new = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
+                for row in new.iter().unwrap() {
+                    old.insert(row.unwrap().0.value(), ()).unwrap();
+                }
+            }
+            txn.delete_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
+            let mut meta = txn.open_table(tables::META).unwrap();
+            meta.insert("schema_version", 12).unwrap();
+            meta.insert("findings/rules_version", built_under).unwrap();
+            drop(meta);
+            txn.commit().unwrap();
+        }
+        let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+        let fingerprints: Vec<u64> = live_dismissals_of_pr_1(&store)
+            .iter()
+            .map(|(_, fingerprint)| *fingerprint)
+            .collect();
+        assert_eq!(fingerprints, [after], "built under rules {built_under}");
+        let report = store.check().unwrap();
+        assert!(report.passed(), "{:?}", report.problems);
+    }
+}
+
 /// Writes `puts` into a new database at `path` (their seqs), marks its findings memory as built
 /// under rules 1, and opens it again, which rebuilds the memory and re-keys the dismissals;
 /// `check` passes on the result.

@@ -88,8 +88,9 @@ pub struct ServeArgs {
     /// permit); then 408
     #[arg(long, env = "LAKEHOUSE_KB_BODY_TIMEOUT", default_value = "10s")]
     pub body_timeout: HumanDuration,
-    /// Most bytes of request bodies read or handled at once, over all requests; beyond it
-    /// requests with a body get 503 + Retry-After (at least --max-body)
+    /// Most bytes of request bodies read or handled at once, over all requests, an NDJSON
+    /// batch's lines counted with what their records hold; beyond it requests with a body get
+    /// 503 + Retry-After (at least --max-body)
     #[arg(long, env = "LAKEHOUSE_KB_MAX_INFLIGHT_BYTES", default_value = "64MiB", value_parser = parse_size)]
     pub max_inflight_bytes: usize,
     /// Most bytes of read answers held at once until sent (clients that do not read their

@@ -2,7 +2,11 @@
 //! trickles its body holds nothing but its own connection: not a write permit, not the writer.
 //! A body must arrive within `--body-timeout` and hold at most `--max-body` bytes, and all the
 //! bodies being read or handled at once at most `--max-inflight-bytes`, counted as their bytes
-//! arrive (beyond it, 503 at once). Bodies this service would store without decoding (a transfer coding other than
+//! arrive (beyond it, 503 at once). Each line of an NDJSON batch also counts what its parsed
+//! record holds until the batch is answered ([`BATCH_LINE_COST`]): a batch of tiny lines holds
+//! hundreds of times its bytes. One request's lines count for at most `--max-inflight-bytes`
+//! less `--max-body`, so that a batch alone always fits; the records of requests in flight are
+//! then beyond the limit by at most one batch's (`--max-batch-lines` lines). Bodies this service would store without decoding (a transfer coding other than
 //! chunked, any content coding but identity) are refused before a byte of them is read.
 
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 
 use super::ApiError;
+use super::ingest::{BATCH_LINE_COST, is_batch};
 
 /// The limits on request bodies, shared by every request.
 #[derive(Debug, Clone)]
@@ -123,8 +128,21 @@ pub async fn read_whole(
     // Counted as the bytes arrive, not as declared: a client that declares a large body and
     // stalls holds only what it sent, so a few such clients cannot shed everyone's writes.
     let mut reservation = gate.inflight.reserve(0)?;
+    let line_cost = if is_batch(request.headers()) {
+        BATCH_LINE_COST
+    } else {
+        0
+    };
     let (parts, body) = request.into_parts();
-    let collect = collect(body, gate.max_body, &mut reservation);
+    // What one request's lines may be counted for: room stays for the rest of its body, so a
+    // batch alone always fits.
+    let lines_cap = gate.inflight.max.saturating_sub(gate.max_body);
+    let collect = collect(
+        body,
+        gate.max_body,
+        (line_cost, lines_cap),
+        &mut reservation,
+    );
     let bytes = match tokio::time::timeout(gate.timeout, collect).await {
         Ok(bytes) => bytes?,
         Err(_) => {
@@ -142,13 +160,16 @@ pub async fn read_whole(
 }
 
 /// Reads `body` to its end, growing the reservation as it arrives (hyper stops a body with a
-/// `content-length` at that length).
+/// `content-length` at that length), by its bytes and `line_cost` a line, the lines up to
+/// `lines_cap` bytes in all.
 async fn collect(
     mut body: Body,
     max_body: usize,
+    (line_cost, lines_cap): (usize, usize),
     reservation: &mut Reservation,
 ) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
+    let mut lines_counted = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame
             .map_err(|e| ApiError::bad_request("body", format!("cannot read the body: {e}")))?;
@@ -158,7 +179,17 @@ async fn collect(
         if bytes.len() + data.len() > max_body {
             return Err(too_large(max_body));
         }
-        reservation.grow(data.len())?;
+        let lines = if line_cost == 0 || data.is_empty() {
+            0
+        } else {
+            // Every newline starts a line, and the first bytes start the first.
+            memchr::memchr_iter(b'\n', &data).count() + usize::from(bytes.is_empty())
+        };
+        let held = lines
+            .saturating_mul(line_cost)
+            .min(lines_cap - lines_counted);
+        reservation.grow(data.len() + held)?;
+        lines_counted += held;
         bytes.extend_from_slice(&data);
     }
     Ok(bytes)

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -226,7 +226,28 @@ enum BodyType {
 }
 
 fn body_type(req: &Request) -> BodyType {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+    body_type_of(req.headers())
+}
+
+/// Whether a request's body is an NDJSON batch (by its `content-type`, as the write routes read
+/// it): each of its lines becomes a record held until the batch's commit is answered.
+pub(super) fn is_batch(headers: &HeaderMap) -> bool {
+    matches!(body_type_of(headers), BodyType::Batch)
+}
+
+/// What a parsed batch line holds in memory besides its bytes in the body, from its parse until
+/// the batch is answered: its record (a [`Put`], as large as its largest kind), its line number
+/// and what became of it, and an allowance for what the record derives (an event's
+/// `ops.jsonl` line, keys, small strings). A batch of 3-byte lines holds hundreds of times its
+/// body: the bodies in flight are counted with this per line (`body.rs`).
+pub(super) const BATCH_LINE_COST: usize =
+    std::mem::size_of::<(usize, Put)>() + std::mem::size_of::<Written>() + 512;
+// A record is hundreds of bytes (1,096 counted at 2026-12-06), not tens of thousands: a batch
+// of legitimate lines must not be counted far beyond what it holds.
+const _: () = assert!(BATCH_LINE_COST < 4096);
+
+fn body_type_of(headers: &HeaderMap) -> BodyType {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return BodyType::Other("none".to_owned());
     };
     // Borrowed unless the header holds bytes that are not UTF-8: this runs for every write.

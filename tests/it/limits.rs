@@ -517,6 +517,56 @@ fn declared_but_unsent_bodies_hold_no_inflight_bytes() {
 /// At 669becd nothing bounded the bodies held at once (400 concurrent 1 MiB batches: 4.3 GB),
 /// and every 503 was a warning of its own. Now bodies beyond `--max-inflight-bytes` get a 503
 /// at once, and the log says so at most once a second.
+/// A batch of tiny lines holds far more once parsed than its bytes (each line a record until
+/// the batch is answered), so its lines count against --max-inflight-bytes too, up to the whole
+/// limit for one batch. Until 2026-12-06 only the bytes counted: 1,024 batches of 10,000 `{}`
+/// lines (30 KB each) passed a 64 MiB limit while their records held gigabytes.
+#[test]
+fn a_batchs_lines_count_against_the_bodies_in_flight() {
+    let server = TestServer::start_with(
+        &["--max-body", "64KiB", "--max-inflight-bytes", "4MiB"],
+        &[],
+    );
+    let lines = "{}\n".repeat(10_000);
+    // All but the last byte of the batch: its lines are counted as they arrive.
+    let head = format!(
+        "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\n\
+         content-length: {}\r\n\r\n{}",
+        lines.len(),
+        &lines[..lines.len() - 1]
+    );
+    // A probe of 40 KB: room for it stays only while the held batch counts its bytes alone
+    // (a batch's lines count up to the limit less --max-body).
+    let probe = format!("{{{}}}", " ".repeat(40_000));
+    let mut holder = send_head(&server, &head);
+    wait_for(
+        Duration::from_secs(30),
+        "a held batch of 30 KB never filled the 4 MiB in flight",
+        || {
+            let answer = server.post_json("/event", probe.as_str());
+            if answer.status == 503 && answer.text.contains("--max-inflight-bytes") {
+                return true;
+            }
+            // A probe counted first makes the holder the one refused: it sends again.
+            holder.set_nonblocking(true).unwrap();
+            if holder.peek(&mut [0]).is_ok() {
+                holder = send_head(&server, &head);
+            }
+            false
+        },
+    );
+    drop(holder);
+    wait_for(
+        Duration::from_secs(30),
+        "the held batch's count never returned",
+        || server.post_json("/event", "{}").status == 200,
+    );
+    // One such batch alone is taken whole: a request is never counted past the limit.
+    let answer = server.post_ndjson("/event", lines);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json["accepted"], 10_000, "{}", answer.text);
+}
+
 #[test]
 fn bodies_in_flight_are_bounded_and_shedding_is_logged_once_a_second() {
     let server = TestServer::start_with(

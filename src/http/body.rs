@@ -6,7 +6,8 @@
 //! record holds until the batch is answered ([`BATCH_LINE_COST`]): a batch of tiny lines holds
 //! hundreds of times its bytes. One request's lines count for at most `--max-inflight-bytes`
 //! less `--max-body`, so that a batch alone always fits; the records of requests in flight are
-//! then beyond the limit by at most one batch's (`--max-batch-lines` lines). Bodies this service would store without decoding (a transfer coding other than
+//! then beyond the limit by at most one batch's (`--max-batch-lines` lines). A write's answer
+//! counts in place of its body until it is sent (`BodyGate::counting_answers`). Bodies this service would store without decoding (a transfer coding other than
 //! chunked, any content coding but identity) are refused before a byte of them is read.
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use http_body_util::BodyExt;
 
 use super::ApiError;
 use super::ingest::{BATCH_LINE_COST, is_batch};
+use super::limits::HoldUntilSent;
 
 /// The limits on request bodies, shared by every request.
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub struct BodyGate {
     max_body: usize,
     timeout: Duration,
     inflight: InflightBytes,
+    /// Whether an answer counts too, until sent (writes: their gate does not count answers).
+    answers: bool,
 }
 
 impl BodyGate {
@@ -40,6 +44,18 @@ impl BodyGate {
                 used: Arc::new(AtomicUsize::new(0)),
                 max: max_inflight_bytes,
             },
+            answers: false,
+        }
+    }
+
+    /// The same limits (and the same bytes in flight), also counting each answer in place of
+    /// its request's body until the answer is sent: a write's answer (a batch's rejected lines,
+    /// about 100 bytes each) can weigh fifty times its body, and one whose client does not read
+    /// it is held until `--write-timeout`. Reads count their answers at their own gate.
+    pub fn counting_answers(&self) -> BodyGate {
+        BodyGate {
+            answers: true,
+            ..self.clone()
         }
     }
 }
@@ -88,6 +104,23 @@ impl Reservation {
         })?;
         self.bytes += bytes;
         Ok(())
+    }
+
+    /// Counts `bytes` from now on (an answer held until it is sent): fewer than before, or as
+    /// many more as fit, since a committed write is answered whatever its answer weighs.
+    fn hold_only(&mut self, bytes: usize) {
+        if bytes <= self.bytes {
+            self.inflight
+                .used
+                .fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+            self.bytes = bytes;
+        } else {
+            let room = self
+                .inflight
+                .max
+                .saturating_sub(self.inflight.used.load(Ordering::Acquire));
+            let _ = self.grow((bytes - self.bytes).min(room));
+        }
     }
 }
 
@@ -155,8 +188,14 @@ pub async fn read_whole(
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    drop(reservation);
-    Ok(response)
+    if !gate.answers {
+        return Ok(response);
+    }
+    // Every answer here is whole in memory (JSON); one of unknown length counts as its lower
+    // bound.
+    let answer = usize::try_from(response.body().size_hint().lower()).unwrap_or(usize::MAX);
+    reservation.hold_only(answer);
+    Ok(response.map(|body| Body::new(HoldUntilSent::new(body, reservation))))
 }
 
 /// Reads `body` to its end, growing the reservation as it arrives (hyper stops a body with a

@@ -22,7 +22,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::ApiError;
 
@@ -141,7 +141,7 @@ pub async fn gate(
     match tokio::time::timeout_at(deadline.into(), run).await {
         Ok(response) => {
             let held = hold_answer(&gate, &response)?;
-            Ok(response.map(|body| Body::new(HoldUntilSent::new(body, permit, held))))
+            Ok(response.map(|body| Body::new(HoldUntilSent::new(body, (permit, held)))))
         }
         // Queued for a commit: the commit may still happen, so the client is not told to
         // retry as if nothing was stored (no Retry-After); a retry with its idempotency key
@@ -163,27 +163,29 @@ pub async fn gate(
     }
 }
 
-/// A response body that holds a permit until hyper has taken its last frame, or drops it.
+/// A response body that holds something (a permit, bytes counted against a limit) until hyper
+/// has taken its last frame, or drops it.
 ///
 /// It never reports its end before `poll_frame` has returned `None`: hyper drops a body the
 /// moment it says it has ended, which for a body of one frame is before any byte is written;
 /// asked again, hyper polls only once its write buffer has drained.
-struct HoldUntilSent {
+pub(super) struct HoldUntilSent<T> {
     body: Body,
-    /// The permit, and the answer's bytes when its gate counts them; released together.
-    permit: Option<(OwnedSemaphorePermit, Option<HeldAnswer>)>,
+    /// What is held, released once the body is sent: for a gate, its permit and the answer's
+    /// bytes when it counts them.
+    permit: Option<T>,
 }
 
-impl HoldUntilSent {
-    fn new(body: Body, permit: OwnedSemaphorePermit, held: Option<HeldAnswer>) -> HoldUntilSent {
+impl<T> HoldUntilSent<T> {
+    pub(super) fn new(body: Body, held: T) -> HoldUntilSent<T> {
         HoldUntilSent {
             body,
-            permit: Some((permit, held)),
+            permit: Some(held),
         }
     }
 }
 
-impl HttpBody for HoldUntilSent {
+impl<T: Unpin> HttpBody for HoldUntilSent<T> {
     type Data = Bytes;
     type Error = axum::Error;
 

@@ -257,10 +257,11 @@ pub fn app(state: AppState) -> Router {
         config.body_timeout,
         config.max_inflight_bytes,
     );
+    let write_body = middleware::from_fn_with_state(body_gate.counting_answers(), body::read_whole);
     let read_body = middleware::from_fn_with_state(body_gate, body::read_whole);
     writes = writes
         .route_layer(middleware::from_fn_with_state(write_gate, limits::gate))
-        .route_layer(read_body.clone());
+        .route_layer(write_body);
     reads = reads
         .route_layer(middleware::from_fn_with_state(read_gate, limits::gate))
         .route_layer(read_body);

@@ -567,6 +567,54 @@ fn a_batchs_lines_count_against_the_bodies_in_flight() {
     assert_eq!(answer.json["accepted"], 10_000, "{}", answer.text);
 }
 
+/// A write's answer can weigh fifty times its body (a batch's rejected lines, about 100 bytes
+/// each, for 2-byte lines), and a client that does not read it holds it until
+/// --write-timeout: it counts against --max-inflight-bytes in place of its body until sent.
+/// Until 2026-12-06 write answers were counted nowhere: 1,024 such clients held about 1 GB.
+#[test]
+fn a_write_answer_not_read_counts_against_the_bodies_in_flight() {
+    let server = TestServer::start_with(
+        &[
+            "--max-body",
+            "2MiB",
+            "--max-batch-lines",
+            "100000",
+            "--max-inflight-bytes",
+            "11MiB",
+            "--write-timeout",
+            "60s",
+        ],
+        &[],
+    );
+    // 100,000 lines that are not JSON: a 200 KB body, an answer of about 9.8 MB, more than
+    // the kernel's buffers take for a reader that never reads.
+    let lines = "x\n".repeat(100_000);
+    let request = format!(
+        "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\n\
+         content-length: {}\r\n\r\n{lines}",
+        lines.len()
+    );
+    let mut stalled = small_buffered(&server);
+    stalled.write_all(request.as_bytes()).unwrap();
+    let mut status = [0; 12];
+    wait_for(Duration::from_secs(60), "no answer began", || {
+        stalled.peek(&mut status).unwrap() == status.len()
+    });
+    assert_eq!(&status, b"HTTP/1.1 400");
+    // About 9.8 MB of the 11 MiB held: a body of 1.9 MB does not fit, a small one does.
+    let big = format!("{{{}}}", " ".repeat(1_900_000));
+    let shed = server.post_json("/event", big.as_str());
+    assert_eq!(shed.status, 503, "{}", shed.text);
+    assert!(shed.text.contains("--max-inflight-bytes"), "{}", shed.text);
+    assert_eq!(server.post_json("/event", "{}").status, 200);
+    drop(stalled);
+    wait_for(
+        Duration::from_secs(30),
+        "the answer's bytes never came back",
+        || server.post_json("/event", big.as_str()).status == 200,
+    );
+}
+
 #[test]
 fn bodies_in_flight_are_bounded_and_shedding_is_logged_once_a_second() {
     let server = TestServer::start_with(

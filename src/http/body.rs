@@ -199,8 +199,8 @@ pub async fn read_whole(
 }
 
 /// Reads `body` to its end, growing the reservation as it arrives (hyper stops a body with a
-/// `content-length` at that length), by its bytes and `line_cost` a line, the lines up to
-/// `lines_cap` bytes in all.
+/// `content-length` at that length), by the bytes of the buffer it fills and `line_cost` a
+/// line, the lines up to `lines_cap` bytes in all.
 async fn collect(
     mut body: Body,
     max_body: usize,
@@ -227,8 +227,17 @@ async fn collect(
         let held = lines
             .saturating_mul(line_cost)
             .min(lines_cap - lines_counted);
-        reservation.grow(data.len() + held)?;
+        // The buffer's growth is counted, not its length: it doubles (up to --max-body, so a
+        // body alone always fits), and the request keeps the buffer it was read into.
+        let needed = bytes.len() + data.len();
+        let capacity = if needed > bytes.capacity() {
+            needed.max(bytes.capacity().saturating_mul(2)).min(max_body)
+        } else {
+            bytes.capacity()
+        };
+        reservation.grow(capacity - bytes.capacity() + held)?;
         lines_counted += held;
+        bytes.reserve_exact(capacity - bytes.len());
         bytes.extend_from_slice(&data);
     }
     Ok(bytes)
@@ -329,6 +338,55 @@ mod tests {
         for (name, value) in refused {
             let error = refuse_codings(&headers(&[(name, value)])).unwrap_err();
             assert_eq!(error.status().as_u16(), 415, "{name}: {value}");
+        }
+    }
+
+    use axum::body::Bytes;
+
+    /// A body of frames, as a chunked upload arrives.
+    struct Frames(std::collections::VecDeque<Bytes>);
+
+    impl HttpBody for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(
+                self.0
+                    .pop_front()
+                    .map(|data| Ok(http_body::Frame::data(data))),
+            )
+        }
+    }
+
+    /// The buffer a body is read into is counted, not the body's length: 600 KB arriving in
+    /// frames of 40 KB fill a buffer of 640 KB (doubled from the first frame's), which the
+    /// request keeps. Until 2026-12-06 the
+    /// length was counted, so bodies in flight could hold twice --max-inflight-bytes.
+    #[tokio::test]
+    async fn a_body_counts_the_buffer_it_fills() {
+        // (frames of the body, --max-body, what the buffer holds and is counted for)
+        let cases = [
+            (vec![40_000; 15], 1 << 20, 640_000),
+            // Never past --max-body, so a body alone always fits.
+            (vec![40_000; 15], 600_000, 600_000),
+            (vec![600_000], 1 << 20, 600_000),
+        ];
+        for (frames, max_body, counted) in cases {
+            let gate = BodyGate::new(max_body, Duration::from_secs(1), max_body);
+            let body = Body::new(Frames(
+                frames.iter().map(|&n| Bytes::from(vec![b'x'; n])).collect(),
+            ));
+            let mut reservation = gate.inflight.reserve(0).unwrap();
+            let bytes = collect(body, max_body, (0, 0), &mut reservation)
+                .await
+                .unwrap();
+            assert_eq!(bytes.len(), frames.iter().sum::<usize>());
+            assert_eq!(bytes.capacity(), counted, "{frames:?}");
+            assert_eq!(reservation.bytes, counted, "{frames:?}");
         }
     }
 

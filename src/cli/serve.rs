@@ -230,9 +230,11 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating the data directory {}", global.data.display()))?;
+    // Before anyone learns the port: from here a stop is a graceful one.
+    let stop = first_signal()?;
     // A machine-readable line on stdout: tests and scripts learn the port from it.
     println!("lakehouse-kb listening on http://{addr}");
-    service::run(config, listener, first_signal()).await?;
+    service::run(config, listener, stop).await?;
     Ok(())
 }
 
@@ -266,38 +268,45 @@ fn checked_token(token: Option<&str>, auth_reads: bool) -> anyhow::Result<Option
 }
 
 /// Completes on the first SIGINT or SIGTERM, which asks for a graceful stop; a second one
-/// exits at once.
-async fn first_signal() {
-    wait_for_signal().await;
-    tracing::info!("shutting down: finishing requests in flight (signal again to exit at once)");
-    tokio::spawn(async {
-        wait_for_signal().await;
-        tracing::warn!("second signal: exiting without finishing");
-        super::flush_logs();
-        std::process::exit(130);
-    });
+/// exits at once. The handlers are installed here, before the service starts: installed when
+/// the returned future was first polled, a signal in between (a stop asked while the server
+/// waited for the database file, on a busy machine) killed the process unhandled.
+fn first_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let mut signals = StopSignals::install().context("installing the signal handlers")?;
+    Ok(async move {
+        signals.recv().await;
+        tracing::info!(
+            "shutting down: finishing requests in flight (signal again to exit at once)"
+        );
+        tokio::spawn(async move {
+            signals.recv().await;
+            tracing::warn!("second signal: exiting without finishing");
+            super::flush_logs();
+            std::process::exit(130);
+        });
+    })
 }
 
-async fn wait_for_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
+/// SIGINT and SIGTERM, handled from the moment this is made.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
 
@@ -338,7 +347,25 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{checked_token, parse_response_size, parse_size};
+    use super::{checked_token, first_signal, parse_response_size, parse_size};
+
+    /// A SIGTERM that arrives after the stop future is made but before it is first polled is
+    /// the stop, not the end of the process: until 2026-12-06 the handlers were installed on
+    /// that first poll, and such a signal (seen in CI, a stop while the server waited for a
+    /// held file) killed the server unhandled. Raised at this test process: before the fix it
+    /// would end the whole test run.
+    #[tokio::test]
+    async fn a_stop_signal_before_the_first_poll_is_handled() {
+        let stop = first_signal().unwrap();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(std::time::Duration::from_secs(10), stop)
+            .await
+            .expect("the signal ends the stop future");
+    }
 
     #[test]
     fn sizes() {

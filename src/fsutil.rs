@@ -86,14 +86,19 @@ pub fn require_real_dir(path: &Path) -> io::Result<()> {
 /// says nothing about where the file is.
 pub fn file_identity(path: &Path) -> io::Result<String> {
     use sha2::{Digest, Sha256};
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)?;
+    let (dev, ino) = dev_ino(&std::fs::metadata(path)?);
     let digest = Sha256::new()
         .chain_update(b"lakehouse-kb file identity\0")
-        .chain_update(meta.dev().to_le_bytes())
-        .chain_update(meta.ino().to_le_bytes())
+        .chain_update(dev.to_le_bytes())
+        .chain_update(ino.to_le_bytes())
         .finalize();
     Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A file's device and inode: the same pair exactly when two opens or paths reach one file.
+pub fn dev_ino(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
 }
 
 /// fsyncs a directory, making the entries created or renamed in it durable.

@@ -57,7 +57,7 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
     }
     // DEST is the operator's to name, a symbolic link to a directory included: the copy is
     // written (and its directory synced) where the link leads.
-    std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
     let dest = fs::canonicalize(dest).with_context(|| format!("resolving {}", dest.display()))?;
     let target = dest.join(DB_FILE);
     // A journal or a partial file there is an interrupted backup's: a backup beside it would

@@ -1,14 +1,16 @@
 //! Request bodies are read whole before a request takes an in-flight permit, so a client that
 //! trickles its body holds nothing but its own connection: not a write permit, not the writer.
 //! A body must arrive within `--body-timeout` and hold at most `--max-body` bytes, and all the
-//! bodies being read or handled at once at most `--max-inflight-bytes`, counted as their bytes
-//! arrive (beyond it, 503 at once). Each line of an NDJSON batch also counts what its parsed
-//! record holds until the batch is answered ([`BATCH_LINE_COST`]): a batch of tiny lines holds
-//! hundreds of times its bytes. One request's lines count for at most `--max-inflight-bytes`
-//! less `--max-body`, so that a batch alone always fits; the records of requests in flight are
-//! then beyond the limit by at most one batch's (`--max-batch-lines` lines). A write's answer
-//! counts in place of its body until it is sent (`BodyGate::counting_answers`). Bodies this service would store without decoding (a transfer coding other than
-//! chunked, any content coding but identity) are refused before a byte of them is read.
+//! bodies being read or handled at once at most `--max-inflight-bytes`, counted as the buffer
+//! they are read into grows (beyond it, 503 at once). Each line of an NDJSON batch also counts
+//! what its parsed record holds until the batch is answered ([`BATCH_LINE_COST`]): a batch of
+//! tiny lines holds hundreds of times its bytes. One request's lines count for at most
+//! `--max-inflight-bytes` less `--max-body`, so that a batch alone always fits; the records of
+//! requests in flight are then beyond the limit by at most one batch's (`--max-batch-lines`
+//! lines). A write's answer counts in place of its body until it is sent
+//! (`BodyGate::counting_answers`). Bodies this service would store without decoding (a transfer
+//! coding other than chunked, any content coding but identity) are refused before a byte of
+//! them is read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -312,6 +314,7 @@ fn refuse_codings(headers: &HeaderMap) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Bytes;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -341,8 +344,6 @@ mod tests {
         }
     }
 
-    use axum::body::Bytes;
-
     /// A body of frames, as a chunked upload arrives.
     struct Frames(std::collections::VecDeque<Bytes>);
 
@@ -364,8 +365,8 @@ mod tests {
 
     /// The buffer a body is read into is counted, not the body's length: 600 KB arriving in
     /// frames of 40 KB fill a buffer of 640 KB (doubled from the first frame's), which the
-    /// request keeps. Until 2026-12-06 the
-    /// length was counted, so bodies in flight could hold twice --max-inflight-bytes.
+    /// request keeps. Until 2026-12-06 the length was counted, so bodies in flight could hold
+    /// twice --max-inflight-bytes.
     #[tokio::test]
     async fn a_body_counts_the_buffer_it_fills() {
         // (frames of the body, --max-body, what the buffer holds and is counted for)

@@ -132,7 +132,7 @@ impl<S: Send + Sync> FromRequest<S> for IngestBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let batch = match body_type(&req) {
+        let batch = match body_type(req.headers()) {
             BodyType::Json => false,
             BodyType::Batch => true,
             BodyType::Other(got) => {
@@ -164,7 +164,7 @@ impl FromRequest<AppState> for ObserverBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let kind = body_type(&req);
+        let kind = body_type(req.headers());
         // A web page may send a `text/plain` or form POST to any address without asking
         // (no CORS preflight), and a browser says where it comes from: such a request is not
         // an observer client's, and is held to the JSON label a preflight would have checked.
@@ -225,14 +225,10 @@ enum BodyType {
     Other(String),
 }
 
-fn body_type(req: &Request) -> BodyType {
-    body_type_of(req.headers())
-}
-
 /// Whether a request's body is an NDJSON batch (by its `content-type`, as the write routes read
 /// it): each of its lines becomes a record held until the batch's commit is answered.
 pub(super) fn is_batch(headers: &HeaderMap) -> bool {
-    matches!(body_type_of(headers), BodyType::Batch)
+    matches!(body_type(headers), BodyType::Batch)
 }
 
 /// What a parsed batch line holds in memory besides its bytes in the body, from its parse until
@@ -246,7 +242,7 @@ pub(super) const BATCH_LINE_COST: usize =
 // of legitimate lines must not be counted far beyond what it holds.
 const _: () = assert!(BATCH_LINE_COST < 4096);
 
-fn body_type_of(headers: &HeaderMap) -> BodyType {
+fn body_type(headers: &HeaderMap) -> BodyType {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return BodyType::Other("none".to_owned());
     };

@@ -173,14 +173,14 @@ pub(super) struct HoldUntilSent<T> {
     body: Body,
     /// What is held, released once the body is sent: for a gate, its permit and the answer's
     /// bytes when it counts them.
-    permit: Option<T>,
+    held: Option<T>,
 }
 
 impl<T> HoldUntilSent<T> {
     pub(super) fn new(body: Body, held: T) -> HoldUntilSent<T> {
         HoldUntilSent {
             body,
-            permit: Some(held),
+            held: Some(held),
         }
     }
 }
@@ -196,13 +196,13 @@ impl<T: Unpin> HttpBody for HoldUntilSent<T> {
         let this = self.get_mut();
         let frame = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(None | Some(Err(_))) = frame {
-            this.permit = None;
+            this.held = None;
         }
         frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.permit.is_none() && self.body.is_end_stream()
+        self.held.is_none() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

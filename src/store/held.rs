@@ -21,6 +21,7 @@ use super::journaled::refuse_pending_before_migration;
 use super::{
     Plan, Store, StoreError, StoreOptions, open_db, open_error, refuse_empty, survive_damage,
 };
+use crate::fsutil;
 
 /// Bytes read and written at once by a copy.
 const COPY_CHUNK: usize = 1 << 20;
@@ -46,7 +47,8 @@ impl Store {
         loop {
             match read_only(path)? {
                 Ok((db, plan)) => {
-                    let identity = identity(&fs::metadata(path).map_err(source_error(path))?);
+                    let identity =
+                        fsutil::dev_ino(&fs::metadata(path).map_err(source_error(path))?);
                     return Ok(HeldFile {
                         path: path.to_owned(),
                         db,
@@ -135,7 +137,7 @@ impl HeldFile {
 fn copy_file(from: &Path, to: &Path, held: Option<(u64, u64)>) -> Result<u64, StoreError> {
     let mut source = File::open(from).map_err(source_error(from))?;
     if let Some(held) = held {
-        let opened = identity(&source.metadata().map_err(source_error(from))?);
+        let opened = fsutil::dev_ino(&source.metadata().map_err(source_error(from))?);
         if opened != held {
             return Err(StoreError::Read {
                 path: from.to_owned(),
@@ -159,12 +161,6 @@ fn copy_file(from: &Path, to: &Path, held: Option<(u64, u64)>) -> Result<u64, St
         file.sync_all().map_err(redb::Error::Io)?;
         Ok(bytes)
     })
-}
-
-/// A file's device and inode.
-fn identity(meta: &fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
 }
 
 /// An error reading the file copied: the database's, not the copy's.

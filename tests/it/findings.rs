@@ -1325,7 +1325,6 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
 /// today holds, and `check` passes.
 #[test]
 fn a_file_of_schema_12_gets_the_flags_from_a_rebuild() {
-    use redb::ReadableTable;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kb.redb");
     {
@@ -1335,25 +1334,7 @@ fn a_file_of_schema_12_gets_the_flags_from_a_rebuild() {
         }
     }
     let written = memory_rows(&path);
-    {
-        let db = redb::Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        let unflagged: redb::TableDefinition<(u32, u64, u64, u64), ()> =
-            redb::TableDefinition::new("findings_by_last_seen");
-        {
-            let mut old = txn.open_table(unflagged).unwrap();
-            let new = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
-            for row in new.iter().unwrap() {
-                old.insert(row.unwrap().0.value(), ()).unwrap();
-            }
-        }
-        txn.delete_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
-        txn.open_table(tables::META)
-            .unwrap()
-            .insert("schema_version", 12)
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    as_schema_12_left_it(&path, None);
     let mut store = Store::open(&path, StoreOptions::default()).unwrap();
     assert_eq!(
         store.schema_version().unwrap(),
@@ -1515,7 +1496,6 @@ fn dismissals_are_re_keyed_only_when_the_fingerprint_rules_change() {
 #[test]
 fn step_13_re_keys_the_dismissals_of_a_file_built_under_older_rules() {
     use lakehouse_kb::model::finding::FINDING_RULES_VERSION;
-    use redb::ReadableTable;
     let wording = "the session cookie lacks the Secure flag";
     // (the rules the file's memory was built under, the dismissal's fingerprint after the upgrade)
     let cases = [
@@ -1534,26 +1514,7 @@ fn step_13_re_keys_the_dismissals_of_a_file_built_under_older_rules() {
             }
             store.write(&[put]).unwrap();
         }
-        {
-            // As schema 12 left it: the index without flags, the rules it was built under.
-            let db = redb::Database::create(&path).unwrap();
-            let txn = db.begin_write().unwrap();
-            let unflagged: redb::TableDefinition<(u32, u64, u64, u64), ()> =
-                redb::TableDefinition::new("findings_by_last_seen");
-            {
-                let mut old = txn.open_table(unflagged).unwrap();
-                let new = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
-                for row in new.iter().unwrap() {
-                    old.insert(row.unwrap().0.value(), ()).unwrap();
-                }
-            }
-            txn.delete_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
-            let mut meta = txn.open_table(tables::META).unwrap();
-            meta.insert("schema_version", 12).unwrap();
-            meta.insert("findings/rules_version", built_under).unwrap();
-            drop(meta);
-            txn.commit().unwrap();
-        }
+        as_schema_12_left_it(&path, Some(built_under));
         let mut store = Store::open(&path, StoreOptions::default()).unwrap();
         let fingerprints: Vec<u64> = live_dismissals_of_pr_1(&store)
             .iter()
@@ -1563,6 +1524,32 @@ fn step_13_re_keys_the_dismissals_of_a_file_built_under_older_rules() {
         let report = store.check().unwrap();
         assert!(report.passed(), "{:?}", report.problems);
     }
+}
+
+/// Turns the database at `path` back into what schema 12 left: the index of open findings
+/// without its flags (`findings_by_last_seen`), and, with `rules`, the fingerprint rules its
+/// memory was built under.
+fn as_schema_12_left_it(path: &std::path::Path, rules: Option<u64>) {
+    use redb::ReadableTable;
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    let unflagged: redb::TableDefinition<(u32, u64, u64, u64), ()> =
+        redb::TableDefinition::new("findings_by_last_seen");
+    {
+        let mut old = txn.open_table(unflagged).unwrap();
+        let new = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
+        for row in new.iter().unwrap() {
+            old.insert(row.unwrap().0.value(), ()).unwrap();
+        }
+    }
+    txn.delete_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
+    let mut meta = txn.open_table(tables::META).unwrap();
+    meta.insert("schema_version", 12).unwrap();
+    if let Some(rules) = rules {
+        meta.insert("findings/rules_version", rules).unwrap();
+    }
+    drop(meta);
+    txn.commit().unwrap();
 }
 
 /// Writes `puts` into a new database at `path` (their seqs), marks its findings memory as built

@@ -1,7 +1,8 @@
 //! Hostile and unlucky clients against the real binary: answers within a byte budget, `/stats`
 //! of bounded size, clients that never read their answers, reads that outlive their request,
-//! bodies that trickle in, bodies that pile up, and the request log that says what happened.
-//! Each test failed at 669becd (the story of each is in its doc comment).
+//! bodies that trickle in, bodies that pile up, heavy writes queued ahead of light ones, and the
+//! request log that says what happened. Each test failed at 669becd (the story of each is in
+//! its doc comment).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,7 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Http, InProcessServer, TestServer, server_log};
+use std::sync::atomic::Ordering;
+
+use lakehouse_kb::http::ServerConfig;
+
+use crate::support::{Http, InProcessServer, RouterServer, TestServer, faulty_store, server_log};
 
 /// Polls `condition` every 20 ms until it holds; panics with `what` after `timeout`.
 #[track_caller]
@@ -754,4 +759,81 @@ fn every_request_is_logged_once_with_its_id() {
         (&missing["route"], &missing["status"]),
         (&json!("unmatched"), &json!(404))
     );
+}
+
+/// A verdict of PR `pr` with 256 distinct findings: heavy work for the writer (each finding is
+/// compared with the PR's remembered ones), though its body is 12 KB.
+fn verdict_with_findings(pr: u64) -> String {
+    let findings: Vec<Value> = (0..256)
+        .map(|i| json!({"check": "static", "severity": "warn", "summary": format!("defect {i} in handler_{pr}_{i}")}))
+        .collect();
+    json!({
+        "pr_number": pr, "head_sha": format!("{pr:08x}aa"), "overall": "block", "one_liner": "x",
+        "metrics": {"findings_block": 0, "findings_warn": 256},
+        "audited_at": "2026-12-06T00:00:00Z", "findings": findings,
+    })
+    .to_string()
+}
+
+/// Found at efc72cd: the writer committed queued requests in the order they came, as many as
+/// fit in a commit, so one client with 24 connections posting 1 MiB batches of verdicts with
+/// findings made every other client's `POST /event` wait for all of them (4 to 8 s in a release
+/// build; each batch takes the writer about 0.3 s). Now heavy requests wait apart and commits
+/// alternate: the event queued behind three heavy verdicts is committed right after the commit
+/// running when it came, before them (its seq is lower; before, it shared their commit, last).
+#[test]
+fn a_light_write_queued_behind_heavy_ones_is_committed_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = faulty_store(dir.path());
+    let server = RouterServer::start(store, ServerConfig::default(), dir.path());
+    // The writer's own count: a read of the store (`/healthz`) waits while a sync is held.
+    let depth = || server.queue_depth();
+    let seq_of = |answer: crate::support::Answer| {
+        assert!(matches!(answer.status, 200 | 201), "{}", answer.text);
+        answer.json["seq"].as_u64().unwrap()
+    };
+    // Released however the test ends, or a failed wait would leave the first request held.
+    struct Release<'a>(&'a crate::support::Faults);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.hold_syncs.store(false, Ordering::SeqCst);
+        }
+    }
+    faults.hold_syncs.store(true, Ordering::SeqCst);
+    let release = Release(&faults);
+    std::thread::scope(|scope| {
+        // The first heavy verdict's commit waits on its sync; three more queue behind it.
+        let first = scope.spawn(|| seq_of(server.post_json("/verdicts", verdict_with_findings(1))));
+        wait_for(
+            Duration::from_secs(30),
+            "the first commit waits on its sync",
+            || faults.held_syncs.load(Ordering::SeqCst) > 0,
+        );
+        let queued: Vec<_> = (2..=4)
+            .map(|pr| {
+                let server = &server;
+                scope
+                    .spawn(move || seq_of(server.post_json("/verdicts", verdict_with_findings(pr))))
+            })
+            .collect();
+        wait_for(
+            Duration::from_secs(30),
+            "three heavy verdicts queued",
+            || depth() == 4,
+        );
+        let event = scope.spawn(|| seq_of(server.post_json("/event", r#"{"source":"bot"}"#)));
+        wait_for(Duration::from_secs(30), "the event queued", || depth() == 5);
+        drop(release);
+        let first = first.join().unwrap();
+        let event = event.join().unwrap();
+        let queued: Vec<u64> = queued.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(first < event, "first {first}, event {event}");
+        for seq in &queued {
+            assert!(
+                event < *seq,
+                "the event ({event}) waited for heavy verdicts: {queued:?}"
+            );
+        }
+    });
+    assert_eq!(server.get("/stats").json["total"], 5);
 }

@@ -195,6 +195,9 @@ pub struct RouterServer {
     http: Http,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// A handle on the writer, for what only it knows (its queue's depth without a read of
+    /// the store, which a held sync would hold up).
+    writer: Option<Writer>,
     writer_thread: Option<JoinHandle<()>>,
 }
 
@@ -214,7 +217,7 @@ impl RouterServer {
         let export = Arc::new(ExportJob::new(store.clone(), export_dir.to_owned()));
         let state = AppState::new(lakehouse_kb::http::Shared {
             store,
-            writer,
+            writer: writer.clone(),
             metrics,
             config: Arc::new(config),
             export: Some(export),
@@ -235,8 +238,14 @@ impl RouterServer {
             http: Http::new(format!("http://{addr}")),
             stop: Some(stop),
             thread: Some(thread),
+            writer: Some(writer),
             writer_thread: Some(writer_thread),
         }
+    }
+
+    /// Write requests queued or being committed.
+    pub fn queue_depth(&self) -> usize {
+        self.writer.as_ref().map_or(0, Writer::depth)
     }
 }
 
@@ -248,8 +257,9 @@ impl Drop for RouterServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        // The runtime is gone with the router and every writer handle: the writer drains and
-        // stops, letting go of the store.
+        // The runtime is gone with the router and every writer handle (this one too): the
+        // writer drains and stops, letting go of the store.
+        self.writer = None;
         if let Some(thread) = self.writer_thread.take() {
             let _ = thread.join();
         }

@@ -1,7 +1,7 @@
 //! The group-commit writer: one dedicated thread owns the write path. Requests from every
-//! connection queue here; the thread takes whatever has queued (up to a cap), commits it as one
-//! durable redb transaction, then answers every waiting request. A lone client pays one fsync
-//! per request; many concurrent clients share fsyncs.
+//! connection queue here; the thread takes what has queued (up to a cap, see below), commits it
+//! as one durable redb transaction, then answers every request of it. A lone client pays one
+//! fsync per request; many concurrent clients share fsyncs.
 //!
 //! Architecture invariant: a request's reply is sent only after the commit holding its records
 //! returned, so a 2xx always means committed and fsync'd.
@@ -9,13 +9,14 @@
 //! After each commit the thread publishes the last committed seq on a watch channel, so the
 //! change feed's waiting consumers wake on a commit instead of polling the database.
 //!
-//! Heavy requests (a batch of verdicts with many findings, a megabyte of events: at least
-//! [`HEAVY_WORK`] of [`Put::work`]) wait apart from light ones, and while both wait the
-//! commits alternate between them, a heavy commit taking at most [`HEAVY_COMMIT_WORK`] (or one
-//! request): a light request waits for at most one heavy commit, however many heavy requests
-//! are queued. Light requests keep their order among themselves, and so do heavy ones; no
-//! promise of order holds between requests that wait together (each is answered after its
-//! own commit).
+//! Requests wait by how much work they are ([`Put::work`], summed): small (under
+//! [`SMALL_WORK`]: an event, a verdict), medium, and heavy ([`HEAVY_WORK`] or more: a batch of
+//! verdicts with many findings, a megabyte of events), each class in the order its requests
+//! came. The commits take the classes that wait in turn, each commit at most
+//! [`COMMIT_WORK`] (or one request) of one class: a request waits for at most one commit of
+//! each other class besides the requests of its own class ahead of it, however much heavier
+//! work is queued. No promise of order holds between requests that wait together: each is
+//! answered after its own commit, and its records' seqs say the order they were committed in.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,14 +34,21 @@ use crate::store::{Fault, Pace, Put, Store, StoreError, Written};
 /// clients posting events, commits average about six.
 const LONE_PUTS: f64 = 1.5;
 
-/// A request whose puts' [`Put::work`] adds up to this is heavy: about 5 ms of a release
-/// build's writer (a verdict with 150 findings, 64 KiB of events).
+/// A request of less work than this is small: an event, a verdict with its claims and a
+/// few findings.
+const SMALL_WORK: usize = 4 * 1024;
+
+/// A request of this much work or more is heavy: about 5 ms of a release build's writer (a
+/// verdict with 200 findings, 64 KiB of events).
 const HEAVY_WORK: usize = 64 * 1024;
 
-/// Heavy requests share a commit while their work adds up to at most this; a heavier one is
-/// committed alone. Before, a light request queued behind 24 one-megabyte batches of verdicts
-/// with findings waited 4 s for their commits (measured in a release build).
-const HEAVY_COMMIT_WORK: usize = 1024 * 1024;
+/// Requests share a commit while their work adds up to at most this; a heavier one is
+/// committed alone. Before there were classes, a light request queued behind 24 one-megabyte
+/// batches of verdicts with findings waited 4 s for their commits (release build).
+const COMMIT_WORK: usize = 1024 * 1024;
+
+/// The classes requests wait in, lightest first.
+const CLASSES: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -197,7 +205,9 @@ fn run(
         let jobs = waiting.next_commit(&config);
         let n_puts = jobs.iter().map(|job| job.puts.len()).sum();
         recent_puts = 0.75 * recent_puts + 0.25 * n_puts as f64;
-        let pace = if recent_puts < LONE_PUTS {
+        // Requests still waiting: not alone, whatever the average says (single heavy and
+        // light requests taking turns commit one at a time).
+        let pace = if recent_puts < LONE_PUTS && waiting.is_empty() {
             Pace::Alone
         } else {
             Pace::Busy
@@ -219,46 +229,44 @@ fn run(
     tracing::debug!("writer thread stopped: every handle dropped and the queue drained");
 }
 
-/// The requests the writer has taken from the channel and not yet committed, light and heavy
-/// apart, each in the order they came.
+/// The requests the writer has taken from the channel and not yet committed, by class
+/// (lightest first), each class in the order its requests came.
 #[derive(Default)]
 struct Waiting {
-    light: VecDeque<Job>,
-    heavy: VecDeque<Job>,
-    /// Whether the last commit was of light requests (light ones go first when both wait).
-    light_last: bool,
+    classes: [VecDeque<Job>; CLASSES],
+    /// The class whose turn is next (the lightest at the start).
+    turn: usize,
 }
 
 impl Waiting {
     fn push(&mut self, job: Job) {
-        if job.work >= HEAVY_WORK {
-            self.heavy.push_back(job);
-        } else {
-            self.light.push_back(job);
-        }
+        let class = match job.work {
+            work if work < SMALL_WORK => 0,
+            work if work < HEAVY_WORK => 1,
+            _ => 2,
+        };
+        self.classes[class].push_back(job);
     }
 
     fn is_empty(&self) -> bool {
-        self.light.is_empty() && self.heavy.is_empty()
+        self.classes.iter().all(VecDeque::is_empty)
     }
 
-    /// The requests of the next commit (at least one; `self` must not be empty): light ones
-    /// up to `max_batch_puts` puts, or heavy ones up to [`HEAVY_COMMIT_WORK`], the heavy ones'
-    /// turn coming every other commit while both wait.
+    /// The requests of the next commit (at least one; `self` must not be empty): of the first
+    /// class from the one whose turn it is that has any, up to `max_batch_puts` puts and
+    /// [`COMMIT_WORK`] of work.
     fn next_commit(&mut self, config: &WriterConfig) -> Vec<Job> {
-        let heavy = !self.heavy.is_empty() && (self.light.is_empty() || self.light_last);
-        self.light_last = !heavy;
-        let queue = if heavy {
-            &mut self.heavy
-        } else {
-            &mut self.light
-        };
-        let first = queue.pop_front().expect("next_commit of an empty queue");
-        let (mut n_puts, mut work) = (first.puts.len(), first.work);
-        let mut jobs = vec![first];
+        let class = (0..CLASSES)
+            .map(|i| (self.turn + i) % CLASSES)
+            .find(|&c| !self.classes[c].is_empty())
+            .expect("next_commit with no request waiting");
+        self.turn = (class + 1) % CLASSES;
+        let queue = &mut self.classes[class];
+        let mut jobs: Vec<Job> = queue.pop_front().into_iter().collect();
+        let (mut n_puts, mut work) = (jobs[0].puts.len(), jobs[0].work);
         while config.group_commit && n_puts < config.max_batch_puts {
             let Some(next) = queue.front() else { break };
-            if heavy && work + next.work > HEAVY_COMMIT_WORK {
+            if work + next.work > COMMIT_WORK {
                 break;
             }
             n_puts += next.puts.len();
@@ -353,35 +361,43 @@ mod tests {
     }
 
     #[test]
-    fn commits_alternate_between_light_and_heavy_requests() {
+    fn classes_of_work_take_turns_and_every_commit_has_a_budget() {
         let grouped = WriterConfig {
             max_batch_puts: 4,
             ..WriterConfig::default()
         };
+        let wide = WriterConfig::default();
         let alone = WriterConfig {
             group_commit: false,
             ..grouped
         };
         #[rustfmt::skip]
         let cases: &[(&str, WriterConfig, &[Step])] = &[
-            ("light requests share a commit up to the puts cap", grouped,
+            ("small requests share a commit up to the puts cap", grouped,
              &[Push(1, 1), Push(2, 3), Push(3, 1), Push(4, 1), Commit(&[1, 2]), Commit(&[3, 4])]),
             ("heavy requests share a commit up to the work budget", grouped,
              &[Push(300 * K, 1), Push(400 * K, 1), Push(500 * K, 1), Push(2048 * K, 1), Push(100 * K, 1),
                Commit(&[300 * K, 400 * K]), Commit(&[500 * K]), Commit(&[2048 * K]), Commit(&[100 * K])]),
-            ("light requests that came after heavy ones go first, then turns alternate", grouped,
+            ("medium requests share a commit up to the work budget too", wide,
+             &[Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1),
+               Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1),
+               Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1),
+               Push(63 * K, 1), Push(63 * K, 1), Push(63 * K, 1),
+               Commit(&[63 * K; 16]), Commit(&[63 * K; 2])]),
+            ("small requests that came after heavy ones go first, then turns", grouped,
              &[Push(1024 * K, 1), Push(2048 * K, 1), Push(1, 1), Push(3072 * K, 1), Push(2, 1),
                Commit(&[1, 2]), Commit(&[1024 * K]), Push(3, 1), Commit(&[3]), Commit(&[2048 * K]),
                Commit(&[3072 * K])]),
-            ("a light request waits for one heavy commit, however many are queued", grouped,
-             &[Push(1024 * K, 1), Push(1024 * K + 1, 1), Push(1024 * K + 2, 1), Commit(&[1024 * K]),
-               Push(7, 1), Commit(&[7]), Commit(&[1024 * K + 1]), Push(8, 1), Commit(&[8]),
-               Commit(&[1024 * K + 2])]),
-            ("the threshold is heavy", grouped,
-             &[Push(HEAVY_WORK, 1), Push(HEAVY_WORK - 1, 1), Commit(&[HEAVY_WORK - 1]), Commit(&[HEAVY_WORK])]),
-            ("without group commit each request is alone, turns alternating", alone,
-             &[Push(1, 1), Push(100 * K, 1), Push(2, 1), Push(200 * K, 1),
-               Commit(&[1]), Commit(&[100 * K]), Commit(&[2]), Commit(&[200 * K])]),
+            ("a small request waits for one commit of each other class, however many wait", grouped,
+             &[Push(1024 * K, 1), Push(1024 * K + 1, 1), Push(40 * K, 1), Push(40 * K + 1, 1),
+               Push(40 * K + 2, 1), Push(40 * K + 3, 1), Push(40 * K + 4, 1), Commit(&[40 * K, 40 * K + 1, 40 * K + 2, 40 * K + 3]),
+               Push(7, 1), Commit(&[1024 * K]), Commit(&[7]), Commit(&[40 * K + 4]), Commit(&[1024 * K + 1])]),
+            ("the thresholds", grouped,
+             &[Push(HEAVY_WORK, 1), Push(HEAVY_WORK - 1, 1), Push(SMALL_WORK, 1), Push(SMALL_WORK - 1, 1),
+               Commit(&[SMALL_WORK - 1]), Commit(&[HEAVY_WORK - 1, SMALL_WORK]), Commit(&[HEAVY_WORK])]),
+            ("without group commit each request is alone, classes taking turns", alone,
+             &[Push(1, 1), Push(100 * K, 1), Push(2, 1), Push(200 * K, 1), Push(10 * K, 1),
+               Commit(&[1]), Commit(&[10 * K]), Commit(&[100 * K]), Commit(&[2]), Commit(&[200 * K])]),
         ];
         for (name, config, steps) in cases {
             let mut waiting = Waiting::default();

@@ -30,7 +30,7 @@ pub struct ServeArgs {
     /// Most lines in one NDJSON batch
     #[arg(long, env = "LAKEHOUSE_KB_MAX_BATCH_LINES", default_value_t = 10_000)]
     pub max_batch_lines: usize,
-    /// Write requests that may wait for a commit; beyond it writes get 503 + Retry-After
+    /// Write requests that may wait for a commit or be in one; beyond it writes get 503 + Retry-After
     #[arg(long, env = "LAKEHOUSE_KB_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
     /// Most records committed in one transaction by the group-commit writer

@@ -171,17 +171,26 @@ pub struct Put {
 /// verdicts took the writer 0.3 s of a release build, a 1 MiB batch of events 0.09 s).
 const FINDING_WORK: usize = 256;
 
+/// What each distinct term of a verdict's claims adds to its [`Put::work`]: a posting in the
+/// claims index (a megabyte of verdicts of 1,000 claims took the writer 0.23 s, two and a half
+/// times a megabyte of events; 16 bytes a term makes up the difference).
+const CLAIM_TERM_WORK: usize = 16;
+
 /// What a dismissal or its revocation adds to its text in [`Put::work`].
 const DISMISSAL_WORK: usize = 512;
 
 impl Put {
     /// About what applying this put costs the writer thread, in bytes of input: the text it
-    /// stores, and [`FINDING_WORK`] for each finding a verdict brings to the findings memory.
-    /// The writer schedules by it (`writer.rs`): an estimate, not a bound.
+    /// stores, and for a verdict [`FINDING_WORK`] for each finding it brings to the findings
+    /// memory and [`CLAIM_TERM_WORK`] for each term of its claims' postings. The writer
+    /// schedules by it (`writer.rs`): an estimate, not a bound.
     pub fn work(&self) -> usize {
         match &self.record {
             Record::Verdict(v) => {
-                v.verdict.raw_json.len() + v.verdict.findings.len() * FINDING_WORK
+                let terms: usize = v.claim_terms.iter().map(|(_, t)| t.terms.len()).sum();
+                v.verdict.raw_json.len()
+                    + v.verdict.findings.len() * FINDING_WORK
+                    + terms * CLAIM_TERM_WORK
             }
             Record::Event(e) => e.value.line.len() + e.value.body.as_ref().map_or(0, String::len),
             Record::Outcome(o) => o.row.line.len(),
@@ -246,5 +255,47 @@ impl Written {
             ),
             Written::Duplicate { .. } | Written::KeyReused { .. } | Written::Refused => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intake;
+
+    fn verdict(extra: &str) -> String {
+        format!(
+            r#"{{"pr_number":1,"head_sha":"abcdef12","overall":"approve","one_liner":"x","metrics":{{"findings_block":0,"findings_warn":0}},"audited_at":"t"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn work_counts_bytes_stored_findings_and_claim_terms() {
+        let plain = verdict("");
+        let findings = verdict(
+            r#","findings":[{"check":"a","summary":"one"},{"check":"a","summary":"two"},{"check":"a","summary":"one"}]"#,
+        );
+        let claims = verdict(r#","claims":["observer counts events","observer counts"]"#);
+        let event = r#"{"source":"bot","event_kind":"cycle"}"#;
+        let work = |record: Record| Put::from(record).work();
+        let verdict_work = |body: &str| work(intake::verdict_record(body.as_bytes(), 0).unwrap());
+        #[rustfmt::skip]
+        let cases: &[(&str, usize, usize)] = &[
+            ("a verdict: its JSON", verdict_work(&plain), plain.len()),
+            // Two distinct findings (the third repeats the first).
+            ("findings: 256 bytes each", verdict_work(&findings), findings.len() + 2 * FINDING_WORK),
+            // Terms of each claim: observer, count, event; observer, count.
+            ("claims: 16 bytes a term", verdict_work(&claims), claims.len() + 5 * CLAIM_TERM_WORK),
+        ];
+        for (name, got, want) in cases {
+            assert_eq!(got, want, "{name}");
+        }
+        let NewEvent { value } = intake::event(event.as_bytes(), 0).unwrap();
+        let expected = value.line.len() + event.len();
+        assert_eq!(
+            work(Record::Event(NewEvent { value })),
+            expected,
+            "an event: line and body"
+        );
     }
 }

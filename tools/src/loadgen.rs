@@ -1,7 +1,10 @@
 //! The ingest load generator: the real server binary on a fresh data directory per cell, N
 //! keep-alive connections each sending seeded realistic write requests back to back (closed
 //! loop), a warm-up, then a measured window. Reports requests/s, latency percentiles, errors,
-//! and from the server's `/metrics` how many requests shared each durable commit.
+//! and from the server's `/metrics` how many requests shared each durable commit. With
+//! `heavy_clients`, that many more connections post heavy batches (verdicts with many findings)
+//! beside the measured ones: what the measured route's latency is while the writer has heavy
+//! work queued.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::synth::Synth;
 use anyhow::Context;
 use bytes::Bytes;
+use hyper::Method;
 use lakehouse_kb::model::Verdict;
 
 use crate::client::Connection;
@@ -27,13 +31,24 @@ pub enum Route {
     /// `POST /verdicts` with the same verdicts' claims left out: run beside `verdicts`, it
     /// measures what indexing the claims (hashes and postings) costs a write.
     VerdictsWithoutClaims,
+    /// `POST /verdicts` of [`heavy_batch`]es, one PR per client: the heavy load beside the
+    /// measured clients (`LoadConfig::heavy_clients`).
+    Heavy,
 }
 
 impl Route {
     pub fn path(self) -> &'static str {
         match self {
             Route::Event => "/event",
-            Route::Verdicts | Route::VerdictsWithoutClaims => "/verdicts",
+            Route::Verdicts | Route::VerdictsWithoutClaims | Route::Heavy => "/verdicts",
+        }
+    }
+
+    /// The content type of its bodies.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Route::Heavy => "application/x-ndjson",
+            _ => "application/json",
         }
     }
 
@@ -43,12 +58,14 @@ impl Route {
             Route::Event => "POST /event",
             Route::Verdicts => "POST /verdicts",
             Route::VerdictsWithoutClaims => "POST /verdicts, claims left out",
+            Route::Heavy => "POST /verdicts, batches of verdicts with findings",
         }
     }
 
     /// The next request body for this route.
     pub fn body(self, synth: &mut Synth) -> String {
         match self {
+            Route::Heavy => heavy_batch(synth, HEAVY_PR),
             Route::Verdicts => synth.verdict(),
             Route::VerdictsWithoutClaims => {
                 let mut verdict: serde_json::Value =
@@ -75,8 +92,9 @@ impl std::str::FromStr for Route {
             "event" => Ok(Route::Event),
             "verdicts" => Ok(Route::Verdicts),
             "verdicts-without-claims" => Ok(Route::VerdictsWithoutClaims),
+            "heavy" => Ok(Route::Heavy),
             _ => Err(format!(
-                "unknown route {s:?} (event, verdicts or verdicts-without-claims)"
+                "unknown route {s:?} (event, verdicts, verdicts-without-claims or heavy)"
             )),
         }
     }
@@ -99,7 +117,61 @@ pub struct LoadConfig {
     pub n_prs: u64,
     /// Extra `serve` arguments (e.g. `--queue-capacity 4096`).
     pub server_args: Vec<String>,
+    /// Connections posting [`heavy_batch`]es back to back beside the measured clients.
+    pub heavy_clients: usize,
 }
+
+/// Verdicts in one heavy batch, and distinct findings in each: about 960 KB of NDJSON that
+/// takes the writer about 0.3 s of a release build (docs/benchmarks/log-2026-12.md).
+pub const HEAVY_VERDICTS: usize = 30;
+pub const HEAVY_FINDINGS: usize = 256;
+/// The PR every heavy batch is of (none of the measured verdicts' PRs).
+pub const HEAVY_PR: u64 = 900_000_000;
+
+/// A heavy write: an NDJSON batch of [`HEAVY_VERDICTS`] new verdicts of PR `pr`, each with
+/// [`HEAVY_FINDINGS`] findings no verdict before had (the memory compares each with the PR's
+/// most recently raised ones and stores it).
+pub fn heavy_batch(synth: &mut Synth, pr: u64) -> String {
+    let mut out = String::with_capacity(HEAVY_VERDICTS * 33_000);
+    for _ in 0..HEAVY_VERDICTS {
+        let rng = synth.rng();
+        let head = rng.hex(40);
+        let findings: Vec<serde_json::Value> = (0..HEAVY_FINDINGS)
+            .map(|_| {
+                let words: Vec<&str> = (0..8).map(|_| *rng.pick(&HEAVY_WORDS)).collect();
+                let summary = format!("{} in src/mod_{}.rs", words.join(" "), rng.hex(8));
+                serde_json::json!({"check": "static", "severity": "warn", "summary": summary})
+            })
+            .collect();
+        let verdict = serde_json::json!({
+            "pr_number": pr, "head_sha": head, "overall": "block", "one_liner": "heavy",
+            "metrics": {"findings_block": 0, "findings_warn": HEAVY_FINDINGS},
+            "audited_at": "2026-12-06T00:00:00.000Z", "findings": findings,
+        });
+        out.push_str(&verdict.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+const HEAVY_WORDS: [&str; 16] = [
+    "buffer",
+    "handler",
+    "retry",
+    "timeout",
+    "index",
+    "cache",
+    "parser",
+    "socket",
+    "queue",
+    "writer",
+    "reader",
+    "token",
+    "schema",
+    "export",
+    "unchecked",
+    "leaks",
+];
 
 /// The figures of one (route, clients, group commit) cell.
 #[derive(Debug, Clone)]
@@ -115,6 +187,8 @@ pub struct CellResult {
     pub committed_requests: f64,
     /// Total time inside those commits, fsync included (from `/metrics`).
     pub commit_seconds: f64,
+    /// What the heavy clients beside the measured ones saw, when there were any.
+    pub heavy: Option<Drive>,
 }
 
 impl CellResult {
@@ -261,7 +335,22 @@ async fn run_cell(
         tokio::time::sleep(config.warmup + Duration::from_millis(20)).await;
         commit_metrics(addr).await
     };
-    let (drive, before) = tokio::join!(
+    let heavy = async {
+        if config.heavy_clients == 0 {
+            return Ok(None);
+        }
+        let heavy = drive(
+            addr,
+            Route::Heavy,
+            config.heavy_clients,
+            config.warmup,
+            config.duration,
+            config.seed.wrapping_add(1),
+            config.n_prs,
+        );
+        heavy.await.map(Some)
+    };
+    let (drive, before, heavy) = tokio::join!(
         drive(
             addr,
             route,
@@ -271,9 +360,10 @@ async fn run_cell(
             config.seed,
             config.n_prs,
         ),
-        metrics_at_open
+        metrics_at_open,
+        heavy,
     );
-    let (drive, before) = (drive?, before?);
+    let (drive, before, heavy) = (drive?, before?, heavy?);
     let after = commit_metrics(addr).await?;
     Ok(CellResult {
         route,
@@ -283,6 +373,7 @@ async fn run_cell(
         commits: after.commits - before.commits,
         committed_requests: after.requests - before.requests,
         commit_seconds: after.seconds - before.seconds,
+        heavy,
     })
 }
 
@@ -310,7 +401,9 @@ async fn client_loop(
         if sent >= measure_to {
             break;
         }
-        let answer = connection.post_json(route.path(), body).await;
+        let answer = connection
+            .send(Method::POST, route.path(), Some(route.content_type()), body)
+            .await;
         let done = Instant::now();
         let measured = done >= measure_from && done <= measure_to;
         let error = match answer {
@@ -424,6 +517,18 @@ pub fn print_report(results: &[CellResult]) {
             &rows,
         );
         for cell in results.iter().filter(|c| c.route == route) {
+            if let Some(heavy) = &cell.heavy {
+                println!(
+                    "beside {} clients, group commit {}: {} heavy batches answered in the window, \
+                     p50 {}, p99 {}, {} errors",
+                    cell.clients,
+                    if cell.group_commit { "on" } else { "off" },
+                    heavy.ok,
+                    fmt_duration(heavy.p50),
+                    fmt_duration(heavy.p99),
+                    heavy.errors
+                );
+            }
             if let Some(e) = &cell.drive.first_error {
                 println!(
                     "first error at {} clients, group commit {}: {e}",

@@ -32,6 +32,16 @@ fn loadgen_smoke() {
 }
 
 #[test]
+fn loadgen_smoke_with_heavy_clients_beside() {
+    let stdout = run(
+        env!("CARGO_BIN_EXE_loadgen"),
+        &["--smoke", "--routes", "event", "--heavy-clients", "1"],
+    );
+    assert!(stdout.contains("POST /event:"), "{stdout}");
+    assert!(stdout.contains("heavy batches answered"), "{stdout}");
+}
+
+#[test]
 fn findings_bench_smoke() {
     let stdout = run_smoke(env!("CARGO_BIN_EXE_findings-bench"));
     assert!(stdout.contains("POST /prs/{n}/findings/check"), "{stdout}");

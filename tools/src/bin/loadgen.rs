@@ -46,6 +46,10 @@ struct Args {
     /// Extra argument passed to `lakehouse-kb serve` (repeat for several)
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// Connections posting heavy batches (30 verdicts of 256 new findings each, about 960 KB)
+    /// back to back beside the measured clients, not measured with them
+    #[arg(long, default_value_t = 0)]
+    heavy_clients: usize,
     /// A tiny run (2 clients, 0.2 s per cell) that proves the tool works; any error fails it
     #[arg(long)]
     smoke: bool,
@@ -69,6 +73,7 @@ fn main() -> anyhow::Result<ExitCode> {
         seed: args.seed,
         n_prs: args.prs,
         server_args: args.server_args,
+        heavy_clients: args.heavy_clients,
     };
     println!("machine: {}", machine());
     println!(
@@ -92,7 +97,10 @@ fn main() -> anyhow::Result<ExitCode> {
     })?;
     println!("load average at end: {}\n", load_average());
     loadgen::print_report(&results);
-    let errors: usize = results.iter().map(|c| c.drive.errors).sum();
+    let errors: usize = results
+        .iter()
+        .map(|c| c.drive.errors + c.heavy.as_ref().map_or(0, |h| h.errors))
+        .sum();
     let empty = results.iter().any(|c| c.drive.ok == 0);
     if args.smoke && (errors > 0 || empty) {
         eprintln!("smoke run failed: {errors} errors, a cell with no answered request: {empty}");

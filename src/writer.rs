@@ -10,7 +10,7 @@
 //! change feed's waiting consumers wake on a commit instead of polling the database.
 //!
 //! Requests wait by how much work they are ([`Put::work`], summed): small (under
-//! [`SMALL_WORK`]: an event, a verdict), medium, and heavy ([`HEAVY_WORK`] or more: a batch of
+//! [`SMALL_WORK`]: an event, an auditor's verdict), medium, and heavy ([`HEAVY_WORK`] or more: a batch of
 //! verdicts with many findings, a megabyte of events), each class in the order its requests
 //! came. The commits take the classes that wait in turn, each commit at most
 //! [`COMMIT_WORK`] (or one request) of one class: a request waits for at most one commit of
@@ -20,9 +20,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -34,9 +34,9 @@ use crate::store::{Fault, Pace, Put, Store, StoreError, Written};
 /// clients posting events, commits average about six.
 const LONE_PUTS: f64 = 1.5;
 
-/// A request of less work than this is small: an event, a verdict with its claims and a
-/// few findings.
-const SMALL_WORK: usize = 4 * 1024;
+/// A request of less work than this is small: an event, an auditor's verdict with its claims
+/// and up to about 20 findings.
+const SMALL_WORK: usize = 16 * 1024;
 
 /// A request of this much work or more is heavy: about 5 ms of a release build's writer (a
 /// verdict with 200 findings, 64 KiB of events).
@@ -52,7 +52,8 @@ const CLASSES: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
-    /// Requests that may wait for the writer; beyond it submissions are refused (backpressure).
+    /// Requests that may wait for the writer or be in its commit; beyond it submissions are
+    /// refused (backpressure).
     pub queue_capacity: usize,
     /// Most puts committed in one transaction (a single larger request is still committed whole).
     pub max_batch_puts: usize,
@@ -100,6 +101,8 @@ struct Job {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     depth: Arc<AtomicUsize>,
+    /// When the commit running now began (Unix ms), 0 when none runs.
+    commit_since: Arc<AtomicU64>,
     capacity: usize,
     committed: watch::Receiver<u64>,
 }
@@ -123,17 +126,28 @@ impl Writer {
         let (tx, rx) = mpsc::channel(capacity);
         let depth = Arc::new(AtomicUsize::new(0));
         let thread_depth = depth.clone();
+        let commit_since = Arc::new(AtomicU64::new(0));
         // Only a wake-up signal: readers take the records from the store, so a wrong start
         // (an unreadable file, fixed by the next commit) costs a spurious read, nothing more.
         let (published, committed) = watch::channel(store.last_seq().unwrap_or(0));
         let handle = std::thread::Builder::new()
             .name("kb-writer".into())
-            .spawn(move || run(store, config, metrics, rx, thread_depth, published))
+            .spawn({
+                let thread = Thread {
+                    store,
+                    metrics,
+                    depth: thread_depth,
+                    commit_since: commit_since.clone(),
+                    published,
+                };
+                move || thread.run(config, rx)
+            })
             .expect("spawning the writer thread");
         (
             Writer {
                 tx,
                 depth,
+                commit_since,
                 capacity,
                 committed,
             },
@@ -172,6 +186,16 @@ impl Writer {
         self.depth.load(Ordering::Relaxed)
     }
 
+    /// How long the commit running now has been running, if one is.
+    pub fn commit_running_for(&self) -> Option<Duration> {
+        match self.commit_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(
+                crate::model::now_ms().saturating_sub(since),
+            )),
+        }
+    }
+
     /// The last committed seq, updated after every commit. A new receiver reports the value at
     /// the time of the writer's last publication as unseen: call `borrow_and_update` first.
     pub fn committed(&self) -> watch::Receiver<u64> {
@@ -179,45 +203,116 @@ impl Writer {
     }
 }
 
-fn run(
+/// What the writer thread holds.
+struct Thread {
     store: Arc<Store>,
-    config: WriterConfig,
     metrics: Arc<Metrics>,
-    mut rx: mpsc::Receiver<Job>,
+    /// Requests queued or being committed ([`Writer::depth`]).
     depth: Arc<AtomicUsize>,
+    /// [`Writer::commit_since`].
+    commit_since: Arc<AtomicU64>,
+    /// The last committed seq ([`Writer::committed`]).
     published: watch::Sender<u64>,
-) {
-    // Puts per commit, averaged over the last few commits: about one while requests come one
-    // at a time (a lone client), and the cores are otherwise idle.
-    let mut recent_puts = 1.0f64;
-    let mut waiting = Waiting::default();
-    loop {
-        if waiting.is_empty() {
-            match rx.blocking_recv() {
-                Some(job) => waiting.push(job),
-                None => break,
+}
+
+impl Thread {
+    fn run(self, config: WriterConfig, mut rx: mpsc::Receiver<Job>) {
+        // Puts per commit, averaged over the last few commits: about one while requests come
+        // one at a time (a lone client), and the cores are otherwise idle.
+        let mut recent_puts = 1.0f64;
+        let mut waiting = Waiting::default();
+        loop {
+            if waiting.is_empty() {
+                match rx.blocking_recv() {
+                    Some(job) => waiting.push(job),
+                    None => break,
+                }
+            }
+            // At most the queue's capacity: `submit` refuses beyond it.
+            while let Ok(job) = rx.try_recv() {
+                waiting.push(job);
+            }
+            let jobs = waiting.next_commit(&config);
+            let n_puts = jobs.iter().map(|job| job.puts.len()).sum();
+            recent_puts = 0.75 * recent_puts + 0.25 * n_puts as f64;
+            // Requests still waiting: not alone, whatever the average says (single heavy and
+            // light requests taking turns commit one at a time).
+            let pace = if recent_puts < LONE_PUTS && waiting.is_empty() {
+                Pace::Alone
+            } else {
+                Pace::Busy
+            };
+            self.commit(jobs, n_puts, pace);
+        }
+        tracing::debug!("writer thread stopped: every handle dropped and the queue drained");
+    }
+
+    /// Commits `jobs` as one transaction and answers each. They leave the queue `depth` before
+    /// any is answered, so that a client that has its answer never counts itself as still
+    /// queued.
+    fn commit(&self, jobs: Vec<Job>, n_puts: usize, pace: Pace) {
+        let (store, metrics) = (&*self.store, &*self.metrics);
+        let n_jobs = jobs.len();
+        let mut puts = Vec::with_capacity(n_puts);
+        let mut replies = Vec::with_capacity(n_jobs);
+        for job in jobs {
+            replies.push((job.reply, job.puts.len()));
+            puts.extend(job.puts);
+        }
+        let start = Instant::now();
+        self.commit_since
+            .store(crate::model::now_ms().max(1), Ordering::Relaxed);
+        let result = store.write_paced(&puts, pace);
+        self.commit_since.store(0, Ordering::Relaxed);
+        let elapsed = start.elapsed();
+        // Before any answer: a client that has its answer sees its records in `/healthz`'s
+        // last_seq and wakes the feed's consumers.
+        self.publish();
+        self.depth.fetch_sub(n_jobs, Ordering::Relaxed);
+        metrics.record_commit(n_jobs, n_puts, elapsed, result.is_ok());
+        tracing::trace!(
+            requests = n_jobs,
+            puts = n_puts,
+            micros = elapsed.as_micros() as u64,
+            "commit"
+        );
+        match result {
+            Ok(written) => {
+                store.note_commit();
+                let mut rest = written.into_iter();
+                for (reply, n) in replies {
+                    // A requester that went away (client disconnected) just doesn't hear back;
+                    // its records are committed all the same.
+                    let _ = reply.send(Ok(rest.by_ref().take(n).collect()));
+                }
+            }
+            Err(e) => {
+                // An I/O failure poisons the database until it is reopened: the store records the
+                // fault and recovers in the background; meanwhile every commit fails fast with it.
+                let error = match store.note_error(&e) {
+                    Some(fault) => WriteError::Fault(fault),
+                    None if matches!(e, StoreError::MaybeStored(_)) => {
+                        tracing::error!(error = %e, requests = n_jobs, "commit failed; it may be stored");
+                        WriteError::MaybeCommitted(e.to_string())
+                    }
+                    None => {
+                        tracing::error!(error = %e, requests = n_jobs, "commit failed; nothing of it stored");
+                        WriteError::Store(e.to_string())
+                    }
+                };
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
             }
         }
-        // At most the queue's capacity: `submit` refuses beyond it.
-        while let Ok(job) = rx.try_recv() {
-            waiting.push(job);
-        }
-        let jobs = waiting.next_commit(&config);
-        let n_puts = jobs.iter().map(|job| job.puts.len()).sum();
-        recent_puts = 0.75 * recent_puts + 0.25 * n_puts as f64;
-        // Requests still waiting: not alone, whatever the average says (single heavy and
-        // light requests taking turns commit one at a time).
-        let pace = if recent_puts < LONE_PUTS && waiting.is_empty() {
-            Pace::Alone
-        } else {
-            Pace::Busy
-        };
-        commit(&store, &metrics, &depth, jobs, n_puts, pace);
-        // Read back rather than taken from the answers, so that whatever the commit did (or
-        // failed to do) the value is the store's own; a read costs microseconds next to the
-        // commit's fsync, and the replies have already gone.
-        if let Ok(last_seq) = store.last_seq() {
-            published.send_if_modified(|seen| {
+    }
+
+    /// Publishes the store's last seq, read back rather than taken from the answers, so that
+    /// whatever the commit did (or failed to do) the value is the store's own; a read costs
+    /// microseconds next to the commit's fsync.
+    fn publish(&self) {
+        if let Ok(last_seq) = self.store.last_seq() {
+            self.published.send_if_modified(|seen| {
                 let newer = last_seq > *seen;
                 if newer {
                     *seen = last_seq;
@@ -226,7 +321,6 @@ fn run(
             });
         }
     }
-    tracing::debug!("writer thread stopped: every handle dropped and the queue drained");
 }
 
 /// The requests the writer has taken from the channel and not yet committed, by class
@@ -274,65 +368,6 @@ impl Waiting {
             jobs.extend(queue.pop_front());
         }
         jobs
-    }
-}
-
-/// Commits `jobs` as one transaction and answers each. They leave the queue `depth` before any
-/// is answered, so that a client that has its answer never counts itself as still queued.
-fn commit(
-    store: &Store,
-    metrics: &Metrics,
-    depth: &AtomicUsize,
-    jobs: Vec<Job>,
-    n_puts: usize,
-    pace: Pace,
-) {
-    let n_jobs = jobs.len();
-    let mut puts = Vec::with_capacity(n_puts);
-    let mut replies = Vec::with_capacity(n_jobs);
-    for job in jobs {
-        replies.push((job.reply, job.puts.len()));
-        puts.extend(job.puts);
-    }
-    let start = Instant::now();
-    let result = store.write_paced(&puts, pace);
-    let elapsed = start.elapsed();
-    depth.fetch_sub(n_jobs, Ordering::Relaxed);
-    metrics.record_commit(n_jobs, n_puts, elapsed, result.is_ok());
-    tracing::trace!(
-        requests = n_jobs,
-        puts = n_puts,
-        micros = elapsed.as_micros() as u64,
-        "commit"
-    );
-    match result {
-        Ok(written) => {
-            store.note_commit();
-            let mut rest = written.into_iter();
-            for (reply, n) in replies {
-                // A requester that went away (client disconnected) just doesn't hear back;
-                // its records are committed all the same.
-                let _ = reply.send(Ok(rest.by_ref().take(n).collect()));
-            }
-        }
-        Err(e) => {
-            // An I/O failure poisons the database until it is reopened: the store records the
-            // fault and recovers in the background; meanwhile every commit fails fast with it.
-            let error = match store.note_error(&e) {
-                Some(fault) => WriteError::Fault(fault),
-                None if matches!(e, StoreError::MaybeStored(_)) => {
-                    tracing::error!(error = %e, requests = n_jobs, "commit failed; it may be stored");
-                    WriteError::MaybeCommitted(e.to_string())
-                }
-                None => {
-                    tracing::error!(error = %e, requests = n_jobs, "commit failed; nothing of it stored");
-                    WriteError::Store(e.to_string())
-                }
-            };
-            for (reply, _) in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
-        }
     }
 }
 
@@ -396,8 +431,8 @@ mod tests {
              &[Push(HEAVY_WORK, 1), Push(HEAVY_WORK - 1, 1), Push(SMALL_WORK, 1), Push(SMALL_WORK - 1, 1),
                Commit(&[SMALL_WORK - 1]), Commit(&[HEAVY_WORK - 1, SMALL_WORK]), Commit(&[HEAVY_WORK])]),
             ("without group commit each request is alone, classes taking turns", alone,
-             &[Push(1, 1), Push(100 * K, 1), Push(2, 1), Push(200 * K, 1), Push(10 * K, 1),
-               Commit(&[1]), Commit(&[10 * K]), Commit(&[100 * K]), Commit(&[2]), Commit(&[200 * K])]),
+             &[Push(1, 1), Push(100 * K, 1), Push(2, 1), Push(200 * K, 1), Push(20 * K, 1),
+               Commit(&[1]), Commit(&[20 * K]), Commit(&[100 * K]), Commit(&[2]), Commit(&[200 * K])]),
         ];
         for (name, config, steps) in cases {
             let mut waiting = Waiting::default();

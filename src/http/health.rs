@@ -12,7 +12,7 @@ use super::{ApiError, AppState};
 use crate::export::{ExportFile, FileProblem};
 use crate::fsutil;
 use crate::metrics::Format;
-use crate::store::{Fault, StoreError};
+use crate::store::{Fault, SCHEMA_VERSION, StoreError};
 
 #[derive(Serialize)]
 struct Health {
@@ -30,15 +30,25 @@ struct Health {
     /// disk) until it is over.
     #[serde(skip_serializing_if = "Option::is_none")]
     storage: Option<Fault>,
+    /// How long the commit running now has been running, once it is stalled
+    /// ([`ServerConfig::stalled_commit`](super::ServerConfig::stalled_commit)): the disk is
+    /// not finishing its writes, and writes (and reads, which wait for a commit's sync) wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stalled_commit_ms: Option<u64>,
     /// Exported files the last run could not bring up to date.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     export: Vec<FileProblem>,
 }
 
-/// 200 `ok` when the database answers and the writer accepts work. `degraded` when something
-/// needs attention: with a storage fault (writes refused until the store has reopened itself)
-/// the answer is 503, so a probe that reads only the status sees it; with an export file
-/// failing or paused it stays 200 (the database takes writes), the body says which file.
+/// 200 `ok` when the database is open, the writer accepts work and its commits finish.
+/// `degraded` when something needs attention: with a storage fault (writes refused until the
+/// store has reopened itself) or a commit stalled (the disk does not finish a sync) the answer
+/// is 503, so a probe that reads only the status sees it; with an export file failing or
+/// paused it stays 200 (the database takes writes), the body says which file.
+///
+/// Answered without a read of the database: a read waits for a commit's sync in redb, and a
+/// probe must answer while a stalled disk holds one (each probe would also hold a blocking
+/// thread meanwhile). The last seq is the writer's, published before a commit is answered.
 pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
     if state.writer.is_closed() {
         return Err(ApiError::Unavailable {
@@ -47,35 +57,30 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
         });
     }
     let store = state.store.clone();
-    let (database, read) = tokio::task::spawn_blocking(move || {
-        let database = fsutil::file_identity(store.path()).ok();
-        let read = store
-            .schema_version()
-            .and_then(|version| Ok((version, store.last_seq()?)));
-        (database, read)
-    })
-    .await?;
-    let (schema_version, last_seq) = match read {
-        Ok((version, seq)) => (Some(version), Some(seq)),
-        Err(e) if e.is_storage_fault() => (None, None),
-        Err(e) => return Err(e.into()),
-    };
+    let database =
+        tokio::task::spawn_blocking(move || fsutil::file_identity(store.path()).ok()).await?;
     let storage = state.store.fault();
-    let export = refresh_gauges(&state, storage.is_some());
+    let readable = storage.is_none();
+    let stalled = state
+        .writer
+        .commit_running_for()
+        .filter(|running| *running >= state.config.stalled_commit);
+    let export = refresh_gauges(&state, !readable);
     let health = Health {
-        status: if storage.is_none() && export.is_empty() {
+        status: if readable && stalled.is_none() && export.is_empty() {
             "ok"
         } else {
             "degraded"
         },
-        schema_version,
-        last_seq,
+        schema_version: readable.then_some(SCHEMA_VERSION),
+        last_seq: readable.then(|| *state.writer.committed().borrow()),
         queue_depth: state.writer.depth(),
         database,
         export,
         storage,
+        stalled_commit_ms: stalled.map(|running| running.as_millis() as u64),
     };
-    let status = if health.storage.is_some() {
+    let status = if health.storage.is_some() || health.stalled_commit_ms.is_some() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK

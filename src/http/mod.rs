@@ -82,7 +82,13 @@ pub struct ServerConfig {
     pub backup_dir: Option<std::path::PathBuf>,
     /// Server-made backups kept: the oldest beyond it are removed after each new one.
     pub backup_keep: usize,
+    /// A commit running this long is stalled: `/healthz` says so (503). No commit the service
+    /// makes takes a second on a working disk.
+    pub stalled_commit: Duration,
 }
+
+/// [`ServerConfig::stalled_commit`]'s default.
+pub const STALLED_COMMIT: Duration = Duration::from_secs(10);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -101,6 +107,7 @@ impl Default for ServerConfig {
             max_answer_bytes: ANSWERS_HELD * (8 << 20),
             backup_dir: None,
             backup_keep: 7,
+            stalled_commit: STALLED_COMMIT,
         }
     }
 }

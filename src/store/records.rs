@@ -176,20 +176,31 @@ const FINDING_WORK: usize = 256;
 /// times a megabyte of events; 16 bytes a term makes up the difference).
 const CLAIM_TERM_WORK: usize = 16;
 
-/// What a dismissal or its revocation adds to its text in [`Put::work`].
-const DISMISSAL_WORK: usize = 512;
+/// What a verdict with findings adds once: when any of its findings is new, the PR's
+/// remembered findings are read for a rewording (up to 256 values decoded).
+const FINDINGS_READ_WORK: usize = 8 * 1024;
+
+/// What a dismissal or its revocation adds to its text in [`Put::work`]: its scope's live
+/// dismissals are read (at most 1,000 keys).
+const DISMISSAL_WORK: usize = 4 * 1024;
+
+/// What every put adds to its [`Put::work`], whatever its size: its index rows and counters.
+const PUT_WORK: usize = 256;
 
 impl Put {
-    /// About what applying this put costs the writer thread, in bytes of input: the text it
-    /// stores, and for a verdict [`FINDING_WORK`] for each finding it brings to the findings
-    /// memory and [`CLAIM_TERM_WORK`] for each term of its claims' postings. The writer
-    /// schedules by it (`writer.rs`): an estimate, not a bound.
+    /// About what applying this put costs the writer thread, in bytes of input: [`PUT_WORK`],
+    /// the text it stores, its keys twice (looked up, then written), and for a verdict
+    /// [`FINDING_WORK`] for each finding it brings to the findings memory (and
+    /// [`FINDINGS_READ_WORK`] once) and [`CLAIM_TERM_WORK`] for each term of its claims'
+    /// postings. The writer schedules by it (`writer.rs`): an estimate, not a bound.
     pub fn work(&self) -> usize {
-        match &self.record {
+        let record = match &self.record {
             Record::Verdict(v) => {
                 let terms: usize = v.claim_terms.iter().map(|(_, t)| t.terms.len()).sum();
+                let findings = v.verdict.findings.len();
                 v.verdict.raw_json.len()
-                    + v.verdict.findings.len() * FINDING_WORK
+                    + findings * FINDING_WORK
+                    + if findings > 0 { FINDINGS_READ_WORK } else { 0 }
                     + terms * CLAIM_TERM_WORK
             }
             Record::Event(e) => e.value.line.len() + e.value.body.as_ref().map_or(0, String::len),
@@ -198,7 +209,10 @@ impl Put {
                 DISMISSAL_WORK + d.summary.len() + d.reason.len()
             }
             Record::Dismissal(DismissalChange::Revoke { .. }) => DISMISSAL_WORK,
-        }
+        };
+        let keys = self.client_key.as_ref().map_or(0, |k| k.key.len())
+            + self.import_key.as_ref().map_or(0, Vec::len);
+        PUT_WORK + 2 * keys + record
     }
 }
 
@@ -279,19 +293,30 @@ mod tests {
         let event = r#"{"source":"bot","event_kind":"cycle"}"#;
         let work = |record: Record| Put::from(record).work();
         let verdict_work = |body: &str| work(intake::verdict_record(body.as_bytes(), 0).unwrap());
+        let keyed = |body: &str| {
+            let mut put = Put::from(intake::verdict_record(body.as_bytes(), 0).unwrap());
+            put.client_key = Some(ClientKey {
+                key: b"verdicts:k-1".to_vec(),
+                fingerprint: 0,
+                created_ms: 0,
+            });
+            put.work()
+        };
         #[rustfmt::skip]
         let cases: &[(&str, usize, usize)] = &[
-            ("a verdict: its JSON", verdict_work(&plain), plain.len()),
-            // Two distinct findings (the third repeats the first).
-            ("findings: 256 bytes each", verdict_work(&findings), findings.len() + 2 * FINDING_WORK),
+            ("a verdict: its JSON", verdict_work(&plain), PUT_WORK + plain.len()),
+            // Two distinct findings (the third repeats the first), and the memory read once.
+            ("findings", verdict_work(&findings),
+             PUT_WORK + findings.len() + 2 * FINDING_WORK + FINDINGS_READ_WORK),
             // Terms of each claim: observer, count, event; observer, count.
-            ("claims: 16 bytes a term", verdict_work(&claims), claims.len() + 5 * CLAIM_TERM_WORK),
+            ("claims: 16 bytes a term", verdict_work(&claims), PUT_WORK + claims.len() + 5 * CLAIM_TERM_WORK),
+            ("a client key, looked up and written", keyed(&plain), PUT_WORK + plain.len() + 2 * 12),
         ];
         for (name, got, want) in cases {
             assert_eq!(got, want, "{name}");
         }
         let NewEvent { value } = intake::event(event.as_bytes(), 0).unwrap();
-        let expected = value.line.len() + event.len();
+        let expected = PUT_WORK + value.line.len() + event.len();
         assert_eq!(
             work(Record::Event(NewEvent { value })),
             expected,

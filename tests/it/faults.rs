@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use lakehouse_kb::http::ServerConfig;
 use lakehouse_kb::store::{Store, StoreError, StoreOptions};
+use serde_json::json;
 
 use crate::support::{OPS, OUTCOMES, RouterServer, eventually, faulty_store, kb, load};
 
@@ -61,6 +62,54 @@ fn a_queued_write_that_times_out_may_have_been_committed_and_its_key_tells() {
     });
     assert_eq!(retry.json["duplicate"], true, "{}", retry.text);
     assert_eq!(server.get("/stats").json["total"], 1);
+}
+
+/// Found at a0c1c44: `/healthz` read the database, and redb's reads wait for a commit's sync,
+/// so while a disk held a sync the probe hung (no timeout applies to it) instead of saying
+/// anything, each probe holding a blocking thread. Now it answers from what the writer
+/// publishes, and a commit running past the stall threshold is `degraded` (503) with how long.
+#[test]
+fn healthz_answers_while_a_sync_hangs_and_says_the_commit_is_stalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = faulty_store(dir.path());
+    let config = ServerConfig {
+        stalled_commit: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = RouterServer::start(store, config, dir.path());
+    let first = server.post_json("/outcomes", r#"{"sig_hash":"s","i":1}"#);
+    assert_eq!(first.status, 201, "{}", first.text);
+    let syncs = faults.holding_syncs();
+    std::thread::scope(|scope| {
+        let held = scope.spawn(|| server.post_json("/outcomes", r#"{"sig_hash":"s","i":2}"#));
+        eventually("the commit waits on its sync", || {
+            faults.held_syncs.load(Ordering::SeqCst) > 0
+        });
+        let mut health = server.get("/healthz");
+        eventually("the probe says the commit is stalled", || {
+            health = server.get("/healthz");
+            health.status == 503
+        });
+        assert_eq!(health.json["status"], "degraded", "{}", health.text);
+        assert!(
+            health.json["stalled_commit_ms"].as_u64().unwrap() >= 300,
+            "{}",
+            health.text
+        );
+        assert_eq!(health.json["last_seq"], 1, "{}", health.text);
+        assert_eq!(health.json["queue_depth"], 1, "{}", health.text);
+        drop(syncs);
+        let held = held.join().unwrap();
+        assert_eq!(held.status, 201, "{}", held.text);
+    });
+    let health = server.get("/healthz");
+    assert_eq!((health.status, &health.json["status"]), (200, &json!("ok")));
+    assert_eq!(health.json["last_seq"], 2, "{}", health.text);
+    assert!(
+        health.json.get("stalled_commit_ms").is_none(),
+        "{}",
+        health.text
+    );
 }
 
 #[test]

@@ -787,21 +787,12 @@ fn a_light_write_queued_behind_heavy_ones_is_committed_before_them() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = faulty_store(dir.path());
     let server = RouterServer::start(store, ServerConfig::default(), dir.path());
-    // The writer's own count: a read of the store (`/healthz`) waits while a sync is held.
-    let depth = || server.queue_depth();
+    let depth = || server.get("/healthz").json["queue_depth"].as_u64().unwrap();
     let seq_of = |answer: crate::support::Answer| {
         assert!(matches!(answer.status, 200 | 201), "{}", answer.text);
         answer.json["seq"].as_u64().unwrap()
     };
-    // Released however the test ends, or a failed wait would leave the first request held.
-    struct Release<'a>(&'a crate::support::Faults);
-    impl Drop for Release<'_> {
-        fn drop(&mut self) {
-            self.0.hold_syncs.store(false, Ordering::SeqCst);
-        }
-    }
-    faults.hold_syncs.store(true, Ordering::SeqCst);
-    let release = Release(&faults);
+    let held = faults.holding_syncs();
     std::thread::scope(|scope| {
         // The first heavy verdict's commit waits on its sync; three more queue behind it.
         let first = scope.spawn(|| seq_of(server.post_json("/verdicts", verdict_with_findings(1))));
@@ -825,8 +816,8 @@ fn a_light_write_queued_behind_heavy_ones_is_committed_before_them() {
         let event = scope.spawn(|| seq_of(server.post_json("/event", r#"{"source":"bot"}"#)));
         wait_for(Duration::from_secs(30), "the event queued", || depth() == 5);
         // The depth counts a request just before it is handed to the writer's channel.
-        std::thread::sleep(Duration::from_millis(100));
-        drop(release);
+        std::thread::sleep(Duration::from_millis(200));
+        drop(held);
         let first = first.join().unwrap();
         let event = event.join().unwrap();
         let queued: Vec<u64> = queued.into_iter().map(|t| t.join().unwrap()).collect();

@@ -195,9 +195,6 @@ pub struct RouterServer {
     http: Http,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
-    /// A handle on the writer, for what only it knows (its queue's depth without a read of
-    /// the store, which a held sync would hold up).
-    writer: Option<Writer>,
     writer_thread: Option<JoinHandle<()>>,
 }
 
@@ -217,7 +214,7 @@ impl RouterServer {
         let export = Arc::new(ExportJob::new(store.clone(), export_dir.to_owned()));
         let state = AppState::new(lakehouse_kb::http::Shared {
             store,
-            writer: writer.clone(),
+            writer,
             metrics,
             config: Arc::new(config),
             export: Some(export),
@@ -238,14 +235,8 @@ impl RouterServer {
             http: Http::new(format!("http://{addr}")),
             stop: Some(stop),
             thread: Some(thread),
-            writer: Some(writer),
             writer_thread: Some(writer_thread),
         }
-    }
-
-    /// Write requests queued or being committed.
-    pub fn queue_depth(&self) -> usize {
-        self.writer.as_ref().map_or(0, Writer::depth)
     }
 }
 
@@ -257,9 +248,8 @@ impl Drop for RouterServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        // The runtime is gone with the router and every writer handle (this one too): the
-        // writer drains and stops, letting go of the store.
-        self.writer = None;
+        // The runtime is gone with the router and every writer handle: the writer drains and
+        // stops, letting go of the store.
         if let Some(thread) = self.writer_thread.take() {
             let _ = thread.join();
         }
@@ -279,6 +269,24 @@ pub struct Faults {
     pub hold_syncs: AtomicBool,
     /// Syncs waiting on `hold_syncs` now.
     pub held_syncs: AtomicUsize,
+}
+
+impl Faults {
+    /// Holds every sync until the guard is dropped, also when the test fails (a request whose
+    /// commit is held would keep the test's threads, and so the test, from ending).
+    pub fn holding_syncs(&self) -> HeldSyncs<'_> {
+        self.hold_syncs.store(true, Ordering::SeqCst);
+        HeldSyncs(self)
+    }
+}
+
+/// Releases the syncs [`Faults::holding_syncs`] holds when dropped.
+pub struct HeldSyncs<'a>(&'a Faults);
+
+impl Drop for HeldSyncs<'_> {
+    fn drop(&mut self) {
+        self.0.hold_syncs.store(false, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug)]

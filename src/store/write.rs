@@ -24,7 +24,7 @@ use super::codec::{self, Dictionary, encode_with};
 use super::deferred::{Deferred, KeyCheck, client_key_lookup};
 use super::dictionary::current_in;
 use super::dismissals::{self, DismissalTables};
-use super::findings::{self, MemoryTables};
+use super::findings::{self, MemoryTables, RecentFindings};
 use super::history::verdict_head;
 use super::journaled::Pace;
 use super::meta::{self, CounterDeltas};
@@ -129,6 +129,8 @@ pub(super) struct Tables<'txn> {
     /// What verdicts, outcome rows, events and findings are compressed with (none: stored plain): the
     /// dictionary `meta` names in this transaction.
     pub dictionary: Option<Arc<Dictionary>>,
+    /// The findings memory's last PR's candidates (see [`RecentFindings`]).
+    recent_findings: RecentFindings,
 }
 
 /// A table of a write transaction, opened the first time it is used.
@@ -190,6 +192,7 @@ impl<'txn> Tables<'txn> {
             repos: RepoIds::open(txn)?,
             later,
             dictionary,
+            recent_findings: RecentFindings::default(),
         })
     }
 
@@ -204,6 +207,7 @@ impl<'txn> Tables<'txn> {
             fps: self.finding_fps.open()?,
             by_last_audit: self.findings_by_last_audit.open()?,
             dictionary: self.dictionary.as_deref(),
+            recent: &mut self.recent_findings,
         })
     }
 

@@ -1152,6 +1152,89 @@ fn traffic(n: u64) -> Vec<Put> {
         .collect()
 }
 
+/// Verdicts of PR 1 (and every fiftieth of PR 2) in one batch: each brings new findings until
+/// the PR has far more than the 256 a rewording is looked for among, rewords one of its
+/// recent findings and one too old to be among them, and repeats one raised long before (out
+/// of the 256, back in).
+fn one_pr_traffic(n: u64) -> Vec<Put> {
+    (0..n)
+        .map(|i| {
+            let pr = if i % 50 == 49 { 2 } else { 1 };
+            let mut findings: Vec<Value> = (0..6)
+                .map(|k| {
+                    let id = i * 6 + k;
+                    json!({"check": "static", "summary": format!("unchecked index in handler_{id} of src/mod_{id}.rs")})
+                })
+                .collect();
+            if i > 0 {
+                let id = (i - 1) * 6;
+                findings.push(json!({"check": "static", "summary": format!("handler_{id} of src/mod_{id}.rs has an unchecked index")}));
+            }
+            if i >= 60 {
+                let id = (i - 60) * 6 + 1;
+                findings.push(json!({"check": "static", "summary": format!("unchecked index in handler_{id} of src/mod_{id}.rs")}));
+            }
+            // A rewording of a finding raised too long ago to be looked among: a new finding.
+            if i >= 40 {
+                let id = (i - 40) * 6 + 2;
+                findings.push(json!({"check": "static", "summary": format!("handler_{id} of src/mod_{id}.rs has an unchecked index")}));
+            }
+            let body = json!({
+                "pr_number": pr, "head_sha": format!("{i:08x}{}", "0".repeat(32)), "overall": "block",
+                "one_liner": "x", "findings": findings, "metrics": {"findings_block": 0, "findings_warn": 0},
+                "audited_at": format!("2026-06-01T00:00:00.000Z#{i}"),
+            });
+            Put::from(verdict_record(body.to_string().as_bytes(), 1).unwrap())
+        })
+        .collect()
+}
+
+/// The verdicts of a batch on one PR read its candidates once and keep them up to date through
+/// the batch's own writes (`RecentFindings`): the memory written so is the one written a
+/// verdict per transaction, and the one `check` rebuilds from the verdicts.
+#[test]
+fn a_batch_on_one_pr_remembers_what_one_verdict_at_a_time_does() {
+    let puts = one_pr_traffic(150);
+    let pages = |path: &std::path::Path| {
+        let mut store = Store::open(path, StoreOptions::default()).unwrap();
+        let report = store.check().unwrap();
+        assert!(report.passed(), "{:?}", report.problems);
+        [1, 2].map(|pr| {
+            let query = FindingsQuery {
+                repo: Repo::default(),
+                pr_number: pr,
+                status: FindingStatus::All,
+                below: None,
+                limit: 1_000,
+            };
+            let page = store
+                .pr_findings(&query, &mut ReadBudget::unlimited())
+                .unwrap();
+            assert!(page.next.is_none());
+            page.items
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let batched = dir.path().join("batched.redb");
+    let one_by_one = dir.path().join("one_by_one.redb");
+    {
+        let store = Store::open(&batched, StoreOptions::default()).unwrap();
+        store.write(&puts).unwrap();
+        let store = Store::open(&one_by_one, StoreOptions::default()).unwrap();
+        for put in &puts {
+            store.write(std::slice::from_ref(put)).unwrap();
+        }
+    }
+    let [pr1, pr2] = pages(&batched);
+    assert!(pr1.len() > 600, "{}", pr1.len());
+    let similar = pr1.iter().filter(|f| f.value.times_raised > 1).count();
+    assert!(
+        similar > 100,
+        "rewordings and repeats recognised: {similar}"
+    );
+    assert_eq!([pr1, pr2], pages(&one_by_one));
+}
+
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Every row of the three memory tables, as bytes.

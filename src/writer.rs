@@ -101,8 +101,8 @@ struct Job {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     depth: Arc<AtomicUsize>,
-    /// When the commit running now began (Unix ms), 0 when none runs.
-    commit_since: Arc<AtomicU64>,
+    /// When the commit running now began.
+    commit_since: Arc<CommitClock>,
     capacity: usize,
     committed: watch::Receiver<u64>,
 }
@@ -126,7 +126,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel(capacity);
         let depth = Arc::new(AtomicUsize::new(0));
         let thread_depth = depth.clone();
-        let commit_since = Arc::new(AtomicU64::new(0));
+        let commit_since = Arc::new(CommitClock::new());
         // Only a wake-up signal: readers take the records from the store, so a wrong start
         // (an unreadable file, fixed by the next commit) costs a spurious read, nothing more.
         let (published, committed) = watch::channel(store.last_seq().unwrap_or(0));
@@ -165,7 +165,7 @@ impl Writer {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             return Err(WriteError::QueueFull(self.capacity));
         }
-        let work = puts.iter().map(Put::work).sum();
+        let work = crate::store::work_of(&puts);
         if let Err(e) = self.tx.try_send(Job { puts, work, reply }) {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             return Err(match e {
@@ -188,18 +188,50 @@ impl Writer {
 
     /// How long the commit running now has been running, if one is.
     pub fn commit_running_for(&self) -> Option<Duration> {
-        match self.commit_since.load(Ordering::Relaxed) {
-            0 => None,
-            since => Some(Duration::from_millis(
-                crate::model::now_ms().saturating_sub(since),
-            )),
-        }
+        self.commit_since.running_for()
     }
 
     /// The last committed seq, updated after every commit. A new receiver reports the value at
     /// the time of the writer's last publication as unseen: call `borrow_and_update` first.
     pub fn committed(&self) -> watch::Receiver<u64> {
         self.committed.clone()
+    }
+}
+
+/// When the writer's running commit began, on a monotonic clock (a wall clock stepped back
+/// would hide a stall, stepped forward fake one).
+#[derive(Debug)]
+struct CommitClock {
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the start of the running commit, plus one; 0: none runs.
+    since: AtomicU64,
+}
+
+impl CommitClock {
+    fn new() -> CommitClock {
+        CommitClock {
+            epoch: Instant::now(),
+            since: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn start(&self) {
+        self.since.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        self.since.store(0, Ordering::Relaxed);
+    }
+
+    fn running_for(&self) -> Option<Duration> {
+        match self.since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(self.now().saturating_sub(since))),
+        }
     }
 }
 
@@ -210,7 +242,7 @@ struct Thread {
     /// Requests queued or being committed ([`Writer::depth`]).
     depth: Arc<AtomicUsize>,
     /// [`Writer::commit_since`].
-    commit_since: Arc<AtomicU64>,
+    commit_since: Arc<CommitClock>,
     /// The last committed seq ([`Writer::committed`]).
     published: watch::Sender<u64>,
 }
@@ -260,14 +292,14 @@ impl Thread {
             puts.extend(job.puts);
         }
         let start = Instant::now();
-        self.commit_since
-            .store(crate::model::now_ms().max(1), Ordering::Relaxed);
+        self.commit_since.start();
         let result = store.write_paced(&puts, pace);
-        self.commit_since.store(0, Ordering::Relaxed);
         let elapsed = start.elapsed();
         // Before any answer: a client that has its answer sees its records in `/healthz`'s
-        // last_seq and wakes the feed's consumers.
+        // last_seq and wakes the feed's consumers. A read, which waits for a sync as a commit
+        // does: still timed as part of the commit.
         self.publish();
+        self.commit_since.stop();
         self.depth.fetch_sub(n_jobs, Ordering::Relaxed);
         metrics.record_commit(n_jobs, n_puts, elapsed, result.is_ok());
         tracing::trace!(

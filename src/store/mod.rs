@@ -76,7 +76,7 @@ pub use read::{
 };
 pub use records::{
     ClientKey, DismissalChange, NewDismissal, NewEvent, NewOutcome, NewVerdict, Put, Record,
-    Written,
+    Written, work_of,
 };
 pub use retention::Retention;
 

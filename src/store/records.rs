@@ -176,8 +176,9 @@ const FINDING_WORK: usize = 256;
 /// times a megabyte of events; 16 bytes a term makes up the difference).
 const CLAIM_TERM_WORK: usize = 16;
 
-/// What a verdict with findings adds once: when any of its findings is new, the PR's
-/// remembered findings are read for a rewording (up to 256 values decoded).
+/// What a request's verdicts with findings add once for each PR they are of: when a finding
+/// is new, the PR's remembered findings are read for a rewording (up to 256 values decoded;
+/// once for the verdicts of one PR that follow each other in a transaction).
 const FINDINGS_READ_WORK: usize = 8 * 1024;
 
 /// What a dismissal or its revocation adds to its text in [`Put::work`]: its scope's live
@@ -190,17 +191,15 @@ const PUT_WORK: usize = 256;
 impl Put {
     /// About what applying this put costs the writer thread, in bytes of input: [`PUT_WORK`],
     /// the text it stores, its keys twice (looked up, then written), and for a verdict
-    /// [`FINDING_WORK`] for each finding it brings to the findings memory (and
-    /// [`FINDINGS_READ_WORK`] once) and [`CLAIM_TERM_WORK`] for each term of its claims'
-    /// postings. The writer schedules by it (`writer.rs`): an estimate, not a bound.
+    /// [`FINDING_WORK`] for each finding it brings to the findings memory and
+    /// [`CLAIM_TERM_WORK`] for each term of its claims' postings. An estimate, not a bound;
+    /// the writer schedules by [`work_of`] a request.
     pub fn work(&self) -> usize {
         let record = match &self.record {
             Record::Verdict(v) => {
                 let terms: usize = v.claim_terms.iter().map(|(_, t)| t.terms.len()).sum();
-                let findings = v.verdict.findings.len();
                 v.verdict.raw_json.len()
-                    + findings * FINDING_WORK
-                    + if findings > 0 { FINDINGS_READ_WORK } else { 0 }
+                    + v.verdict.findings.len() * FINDING_WORK
                     + terms * CLAIM_TERM_WORK
             }
             Record::Event(e) => e.value.line.len() + e.value.body.as_ref().map_or(0, String::len),
@@ -214,6 +213,23 @@ impl Put {
             + self.import_key.as_ref().map_or(0, Vec::len);
         PUT_WORK + 2 * keys + record
     }
+}
+
+/// What a request of `puts` costs the writer, about: their [`Put::work`], and
+/// [`FINDINGS_READ_WORK`] for each PR its verdicts with findings are of.
+pub fn work_of(puts: &[Put]) -> usize {
+    let mut prs = std::collections::BTreeSet::new();
+    let mut work = 0;
+    for put in puts {
+        work += put.work();
+        if let Record::Verdict(v) = &put.record
+            && !v.verdict.findings.is_empty()
+            && prs.insert((&v.verdict.repo, v.verdict.pr_number))
+        {
+            work += FINDINGS_READ_WORK;
+        }
+    }
+    work
 }
 
 impl From<Record> for Put {
@@ -306,8 +322,7 @@ mod tests {
         let cases: &[(&str, usize, usize)] = &[
             ("a verdict: its JSON", verdict_work(&plain), PUT_WORK + plain.len()),
             // Two distinct findings (the third repeats the first), and the memory read once.
-            ("findings", verdict_work(&findings),
-             PUT_WORK + findings.len() + 2 * FINDING_WORK + FINDINGS_READ_WORK),
+            ("findings", verdict_work(&findings), PUT_WORK + findings.len() + 2 * FINDING_WORK),
             // Terms of each claim: observer, count, event; observer, count.
             ("claims: 16 bytes a term", verdict_work(&claims), PUT_WORK + claims.len() + 5 * CLAIM_TERM_WORK),
             ("a client key, looked up and written", keyed(&plain), PUT_WORK + plain.len() + 2 * 12),
@@ -315,6 +330,15 @@ mod tests {
         for (name, got, want) in cases {
             assert_eq!(got, want, "{name}");
         }
+        let put = |body: &str| Put::from(intake::verdict_record(body.as_bytes(), 0).unwrap());
+        let other_pr = findings.replace(r#""pr_number":1"#, r#""pr_number":2"#);
+        let request = [put(&findings), put(&plain), put(&findings), put(&other_pr)];
+        let each: usize = request.iter().map(Put::work).sum();
+        assert_eq!(
+            work_of(&request),
+            each + 2 * FINDINGS_READ_WORK,
+            "a request: the memory read once for each PR its verdicts with findings are of"
+        );
         let NewEvent { value } = intake::event(event.as_bytes(), 0).unwrap();
         let expected = PUT_WORK + value.line.len() + event.len();
         assert_eq!(

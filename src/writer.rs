@@ -294,12 +294,13 @@ impl Thread {
         let start = Instant::now();
         self.commit_since.start();
         let result = store.write_paced(&puts, pace);
-        let elapsed = start.elapsed();
-        // Before any answer: a client that has its answer sees its records in `/healthz`'s
-        // last_seq and wakes the feed's consumers. A read, which waits for a sync as a commit
-        // does: still timed as part of the commit.
-        self.publish();
         self.commit_since.stop();
+        let elapsed = start.elapsed();
+        if let Ok(written) = &result {
+            // Before any answer: a client that has its answer sees its records in
+            // `/healthz`'s last_seq, and the feed's consumers wake for them.
+            self.publish(written);
+        }
         self.depth.fetch_sub(n_jobs, Ordering::Relaxed);
         metrics.record_commit(n_jobs, n_puts, elapsed, result.is_ok());
         tracing::trace!(
@@ -339,19 +340,20 @@ impl Thread {
         }
     }
 
-    /// Publishes the store's last seq, read back rather than taken from the answers, so that
-    /// whatever the commit did (or failed to do) the value is the store's own; a read costs
-    /// microseconds next to the commit's fsync.
-    fn publish(&self) {
-        if let Ok(last_seq) = self.store.last_seq() {
-            self.published.send_if_modified(|seen| {
-                let newer = last_seq > *seen;
-                if newer {
-                    *seen = last_seq;
-                }
-                newer
-            });
-        }
+    /// Publishes the highest seq a commit gave (the seqs are given in the commit, in order):
+    /// taken from what it wrote, not read back, so that no read (which would wait for another
+    /// committer's sync) stands between a commit and its answers.
+    fn publish(&self, written: &[Written]) {
+        let Some(last_seq) = written.iter().filter_map(Written::last_stored_seq).max() else {
+            return;
+        };
+        self.published.send_if_modified(|seen| {
+            let newer = last_seq > *seen;
+            if newer {
+                *seen = last_seq;
+            }
+            newer
+        });
     }
 }
 
@@ -388,8 +390,10 @@ impl Waiting {
             .expect("next_commit with no request waiting");
         self.turn = (class + 1) % CLASSES;
         let queue = &mut self.classes[class];
-        let mut jobs: Vec<Job> = queue.pop_front().into_iter().collect();
-        let (mut n_puts, mut work) = (jobs[0].puts.len(), jobs[0].work);
+        // The first always: a request heavier than a commit's budget is committed alone.
+        let first = queue.pop_front().expect("the class found has a request");
+        let (mut n_puts, mut work) = (first.puts.len(), first.work);
+        let mut jobs = vec![first];
         while config.group_commit && n_puts < config.max_batch_puts {
             let Some(next) = queue.front() else { break };
             if work + next.work > COMMIT_WORK {

@@ -1560,15 +1560,7 @@ fn dismissals_are_re_keyed_only_when_the_fingerprint_rules_change() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kb.redb");
     let wording = "the session cookie lacks the Secure flag";
-    {
-        let store = Store::open(&path, StoreOptions::default()).unwrap();
-        let mut put = dismissal_put(REPO, Some(1), 1);
-        if let Record::Dismissal(DismissalChange::New(new)) = &mut put.record {
-            new.check = "security".into();
-            new.summary = wording.into();
-        }
-        store.write(&[put]).unwrap();
-    }
+    store_dismissal_of_fingerprint_1(&path, "security", wording);
     let fingerprint = |edit: (&str, u64)| {
         set_meta(&path, edit.0, edit.1);
         live_dismissals_of_pr_1(&Store::open(&path, StoreOptions::default()).unwrap())[0].1
@@ -1597,15 +1589,7 @@ fn step_13_re_keys_the_dismissals_of_a_file_built_under_older_rules() {
     for (built_under, after) in cases {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kb.redb");
-        {
-            let store = Store::open(&path, StoreOptions::default()).unwrap();
-            let mut put = dismissal_put(REPO, Some(1), 1);
-            if let Record::Dismissal(DismissalChange::New(new)) = &mut put.record {
-                new.check = "security".into();
-                new.summary = wording.into();
-            }
-            store.write(&[put]).unwrap();
-        }
+        store_dismissal_of_fingerprint_1(&path, "security", wording);
         as_schema_12_left_it(&path, Some(built_under));
         let mut store = Store::open(&path, StoreOptions::default()).unwrap();
         let fingerprints: Vec<u64> = live_dismissals_of_pr_1(&store)
@@ -1691,6 +1675,18 @@ fn live_dismissals_of_pr_1(store: &Store) -> Vec<(u64, u64)> {
         .iter()
         .map(|e| (e.id, e.value.fingerprint))
         .collect()
+}
+
+/// Stores, in a new database at `path`, a dismissal in PR 1 of fingerprint 1 (none a rule
+/// gives) for the finding `check` / `wording`: what a rebuild under new rules re-keys.
+fn store_dismissal_of_fingerprint_1(path: &std::path::Path, check: &str, wording: &str) {
+    let store = Store::open(path, StoreOptions::default()).unwrap();
+    let mut put = dismissal_put(REPO, Some(1), 1);
+    if let Record::Dismissal(DismissalChange::New(new)) = &mut put.record {
+        new.check = check.into();
+        new.summary = wording.into();
+    }
+    store.write(&[put]).unwrap();
 }
 
 fn dismissal_put(repo: &str, pr: Option<u64>, fingerprint: u64) -> Put {

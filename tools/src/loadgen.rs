@@ -31,8 +31,8 @@ pub enum Route {
     /// `POST /verdicts` with the same verdicts' claims left out: run beside `verdicts`, it
     /// measures what indexing the claims (hashes and postings) costs a write.
     VerdictsWithoutClaims,
-    /// `POST /verdicts` of [`heavy_batch`]es, one PR per client: the heavy load beside the
-    /// measured clients (`LoadConfig::heavy_clients`).
+    /// `POST /verdicts` of [`heavy_batch`]es, all of PR [`HEAVY_PR`]: the heavy load beside
+    /// the measured clients (`LoadConfig::heavy_clients`).
     Heavy,
 }
 

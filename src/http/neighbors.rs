@@ -14,7 +14,7 @@ use super::ingest::IngestBody;
 use super::page::{self, Entry};
 use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT, ReadLimits};
 use super::{ApiError, AppState};
-use crate::model::claims::{Claim, MAX_CLAIMS, stored_claims};
+use crate::model::claims::{Claim, MAX_CLAIMS};
 use crate::model::verdict::MAX_SAFE_INTEGER;
 use crate::model::{ClaimHash, Repo, describe, parse_object, utf8};
 use crate::store::{NeighborHit, NeighborQuery};
@@ -298,7 +298,7 @@ pub async fn answer(
 
 fn describe_hit(hit: NeighborHit, query_texts: &[String]) -> Found {
     let v = hit.value;
-    let stored = stored_claims(&v.raw_json);
+    let stored = hit.claims;
     let stored_text = |index: usize| {
         stored.get(index).map_or_else(String::new, |c| {
             c.text.clone().unwrap_or_else(|| c.hash.to_string())

@@ -65,6 +65,9 @@ pub struct NeighborHit {
     pub score: f64,
     /// One per query claim that matched, in query order.
     pub matches: Vec<ClaimMatch>,
+    /// The verdict's claims, as `claims_of` lists them (what [`ClaimMatch::claim`] indexes),
+    /// read from its JSON once.
+    pub claims: Vec<Claim>,
 }
 
 /// The best match of one query claim in one verdict, while scoring.
@@ -216,6 +219,9 @@ impl Store {
         for found in ranked {
             budget.tick()?;
             let value = verdict_value(&verdicts, found.seq)?;
+            // Read once per neighbour, however many of its claims matched: a verdict may hold
+            // up to MAX_CLAIMS of them in a JSON of up to the body limit.
+            let claims = stored_claims(&value.raw_json);
             let matches = found
                 .bests
                 .iter()
@@ -223,7 +229,7 @@ impl Store {
                     query,
                     claim: match m.claim {
                         Claimed::Index(i) => i,
-                        Claimed::Hash(h) => claim_index_of(&value, h).unwrap_or(0),
+                        Claimed::Hash(h) => claims.iter().position(|c| c.hash.0 == h).unwrap_or(0),
                     },
                     kind: m.kind,
                     score: m.score,
@@ -238,6 +244,7 @@ impl Store {
                 value,
                 score: found.score,
                 matches,
+                claims,
             });
         }
         Ok(out)
@@ -633,11 +640,4 @@ fn verdict_value(
         seq,
         source,
     })
-}
-
-/// The index among a verdict's claims of the one with hash `hash`.
-fn claim_index_of(value: &VerdictValue, hash: u64) -> Option<usize> {
-    stored_claims(&value.raw_json)
-        .iter()
-        .position(|c| c.hash.0 == hash)
 }

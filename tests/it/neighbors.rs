@@ -577,3 +577,39 @@ fn a_search_of_many_claims_sharing_words_stops_at_its_deadline() {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// A neighbour matched by many exact claims is read once: each match used to parse the
+/// neighbour's whole JSON again to find its claim's place (1,000 matches of a 400 KB verdict:
+/// seconds for one neighbour, past any deadline, checked only between neighbours).
+#[test]
+fn a_neighbour_matching_every_claim_of_a_large_verdict_is_read_once() {
+    let (_dir, store) = temp_store();
+    let filler = "the upload path retries with exponential backoff and jitter ".repeat(6);
+    let texts: Vec<String> = (0..1_000).map(|c| format!("claim {c} {filler}")).collect();
+    write_verdicts(&store, 3, |_| texts.clone());
+    // By hash alone: only the exact tier matches, each match naming its claim by hash.
+    let mut query = text_query(texts.iter().cloned(), 3, 0.0);
+    for claim in &mut query.claims {
+        claim.text = None;
+    }
+    let start = std::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(3);
+    let hits = store
+        .neighbors(&query, &mut ReadBudget::unlimited().with_deadline(deadline))
+        .unwrap_or_else(|e| panic!("not answered within 3 s ({:?}): {e}", start.elapsed()));
+    // The deadline is looked at between neighbours: what one neighbour costs is not cut.
+    let took = start.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "three neighbours took {took:?} against a 3 s deadline"
+    );
+    assert_eq!(hits.len(), 3);
+    for hit in &hits {
+        assert_eq!(hit.matches.len(), 1_000);
+        assert_eq!(hit.claims.len(), 1_000);
+        for m in &hit.matches {
+            // The stored claim a match names is the query claim's own.
+            assert_eq!(hit.claims[m.claim].hash, query.claims[m.query].hash);
+        }
+    }
+}

@@ -325,12 +325,11 @@ async fn long_poll(
     let mut closing = state.feed.closing.subscribe();
     let deadline = Instant::now() + wait;
     let mut cursor = after_seq;
-    let mut notice = None;
     loop {
         let page = read_page(state, cursor, types, limit).await?;
-        if cursor == after_seq {
-            notice = resync(after_seq, types, &page);
-        }
+        // Every read, not only the first: retention may delete events committed while this
+        // waited, before they were read.
+        let notice = resync(cursor, types, &page);
         let next_after_seq = page.next_after_seq(cursor);
         if !page.records.is_empty() || notice.is_some() || Instant::now() >= deadline {
             let records = notice
@@ -351,8 +350,9 @@ async fn long_poll(
             _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => false,
         };
         if !woke {
+            // Nothing was there at the last read, not even a notice.
             return Ok(FeedAnswer {
-                records: notice.into_iter().collect(),
+                records: Vec::new(),
                 next_after_seq: cursor,
                 last_seq: page.last_seq,
                 history: None,
@@ -445,6 +445,8 @@ async fn produce(
         return;
     }
     let mut cursor = after_seq;
+    // The deletion the last resync notice told of.
+    let mut told_through = 0;
     loop {
         let page = match read_page(&state, cursor, types, PAGE_RECORDS).await {
             Ok(page) => page,
@@ -454,9 +456,13 @@ async fn produce(
             }
         };
         let mut chunk = Vec::new();
-        if cursor == after_seq
-            && let Some(notice) = resync(after_seq, types, &page)
+        // On every page, not only the first: retention may delete events committed since the
+        // last page before this stream reads them (a slow consumer holds it back). Once per
+        // deletion: a page cut before the deleted seqs' end would find the same one again.
+        if page.events_deleted_through > told_through
+            && let Some(notice) = resync(cursor, types, &page)
         {
+            told_through = page.events_deleted_through;
             write_event(&mut chunk, &notice);
         }
         let next_after_seq = page.next_after_seq(cursor);

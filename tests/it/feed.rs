@@ -16,7 +16,7 @@ use lakehouse_kb::store::{FeedTypes, Put, Retention, SigRecord, Store, StoreOpti
 use lakehouse_kb::writer::{Writer, WriterConfig};
 use serde_json::Value;
 
-use crate::support::{Http, InProcessServer, TestServer, assert_error, log_with};
+use crate::support::{Http, InProcessServer, TestServer, answer, assert_error, log_with};
 
 /// One Server-Sent Event: `id`, `event` and the JSON of `data`.
 #[derive(Debug)]
@@ -393,6 +393,66 @@ fn a_position_older_than_retention_gets_one_resync_then_what_is_left() {
     assert_eq!((first.id, first.event.as_str()), (None, "resync"));
     assert_eq!(first.data["oldest_seq"], 4);
     assert_eq!(stream.next().unwrap().id, Some(4));
+}
+
+/// Retention may delete events committed after a stream's or a long poll's last read, before
+/// they read them (a slow consumer holds a stream back): the next read says so with a resync
+/// notice, as the first one does, instead of skipping them. Here the events are written to the
+/// store directly (the feed does not wake for them) and deleted before a posted event wakes it.
+#[test]
+fn events_deleted_between_a_stream_s_reads_get_a_resync_not_a_silent_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap());
+    let (_server, base) = serve_in_process(store.clone(), Feed::default());
+    let client = feed_client();
+    let post = |n: u64| {
+        let answer = client
+            .post(format!("{base}/event"))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"source":"bot","n":{n}}}"#))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    };
+    for n in 1..=3 {
+        post(n);
+    }
+    let mut stream = Sse::open(&client, &format!("{base}/feed"), None);
+    for seq in 1..=3 {
+        assert_eq!(stream.next().unwrap().id, Some(seq));
+    }
+    // A long poll waiting from the same place.
+    let waiting = {
+        let (client, url) = (client.clone(), format!("{base}/feed?after_seq=3&wait=30s"));
+        std::thread::spawn(move || answer(client.get(url).send().unwrap()))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+
+    // Seqs 4 to 6, unseen by either, then the oldest five events deleted (4 and 5 unseen).
+    let puts: Vec<Put> = (4..=6)
+        .map(|n| {
+            let body = format!(r#"{{"source":"bot","n":{n}}}"#);
+            event_record(body.as_bytes(), 1_000).unwrap().into()
+        })
+        .collect();
+    store.write(&puts).unwrap();
+    let rules = Retention {
+        max_count: Some(1),
+        ..Retention::default()
+    };
+    assert_eq!(store.retain_events(rules, 2_000, 100).unwrap(), 5);
+    post(7);
+
+    let notice = serde_json::json!({"type": "resync", "after_seq": 3, "events_deleted_through": 5, "oldest_seq": 6});
+    let first = stream.next().unwrap();
+    assert_eq!((first.id, first.event.as_str()), (None, "resync"));
+    assert_eq!(first.data, notice);
+    assert_eq!(stream.next().unwrap().id, Some(6));
+    assert_eq!(stream.next().unwrap().id, Some(7));
+    let polled = waiting.join().unwrap();
+    assert_eq!(polled.status, 200, "{}", polled.text);
+    assert_eq!(polled.json["records"][0], notice, "{}", polled.text);
 }
 
 #[test]

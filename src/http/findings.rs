@@ -329,6 +329,10 @@ struct Checked {
     raised_on_head: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dismissal: Option<AppliedDismissal>,
+    /// When no dismissal silences it, the one it resembles below dismissal grade (a rewording
+    /// the memory would link, scoring under 0.8 or of the other negation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resembled_dismissal: Option<AppliedDismissal>,
 }
 
 #[derive(Serialize, Default)]
@@ -388,6 +392,10 @@ fn checked(finding: Finding, answer: CheckedFinding, head_sha: &str) -> Checked 
         last_seen: r.map(|v| Seen::from(&v.last_seen)),
         raised_on_head: r.map(|v| v.heads.iter().any(|h| same_head(&h.head_sha, head_sha))),
         dismissal: answer.dismissal.as_ref().map(AppliedDismissal::from),
+        resembled_dismissal: answer
+            .resembled_dismissal
+            .as_ref()
+            .map(AppliedDismissal::from),
     }
 }
 

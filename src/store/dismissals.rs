@@ -32,8 +32,8 @@ use super::values::DismissalValue;
 use super::{Store, StoreError};
 use crate::model::Repo;
 use crate::model::finding::{
-    Finding, FindingTerms, Fingerprint, MAX_SUMMARY_BYTES, Match, SIMILAR_THRESHOLD,
-    normalise_check,
+    DISMISSAL_THRESHOLD, Finding, FindingTerms, Fingerprint, MAX_SUMMARY_BYTES, Match,
+    SIMILAR_THRESHOLD, is_negated, normalise_check,
 };
 use crate::model::text::{MatchKind, round_score};
 
@@ -323,26 +323,75 @@ pub(super) fn applicable(
     Ok(out)
 }
 
-/// The dismissal of `live` that applies to `finding`, which matched the memory as `matched`;
-/// `named[i]` is the remembered finding of the PR that `live[i]`'s fingerprint names, and
-/// `wordings` the terms of the remembered finding `finding` matched (its latest and first
-/// wordings). A dismissal that knows its wording applies to a rewording of it, and to a
-/// finding that is a remembered finding one of whose wordings rewords it: a finding dismissed
-/// when raised as W1 (a rewording of the dismissal's W0) stays dismissed when raised next as
-/// W2, a rewording of W1 that W0 alone would not match. The PR's own dismissals come before
-/// the repository's; within them an exact match before a similar one, a higher score first,
-/// then the older dismissal. A finding raised as `block` is silenced only by a dismissal
-/// recorded as block (one that was confirmed).
+/// What the dismissals of a PR say of one finding.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DismissalsOf {
+    /// The dismissal that silences it.
+    pub silencing: Option<Applied>,
+    /// When none silences it, the dismissal it most resembles at the memory's grade (a
+    /// rewording the memory would link, below [`DISMISSAL_THRESHOLD`] or of the other
+    /// negation): the auditor's to weigh.
+    pub resembled: Option<Applied>,
+}
+
+/// The remembered finding a checked finding matched, as [`which_applies`] reads it.
+pub(super) struct Remembered<'a> {
+    /// Its latest and first wordings' terms.
+    pub wordings: [FindingTerms; 2],
+    /// Its latest wording.
+    pub summary: &'a str,
+}
+
+/// What the dismissals of `live` say of `finding`, which matched the memory as `matched`
+/// (`remembered` is that finding); `named[i]` is the remembered finding of the PR that
+/// `live[i]`'s fingerprint names.
+///
+/// A dismissal silences the finding it names (by the finding's fingerprint, or any wording of
+/// the remembered finding it matched: exact) and a rewording of it on dismissal-grade evidence
+/// (similar): every link from the finding to the dismissal's wording scores at least
+/// [`DISMISSAL_THRESHOLD`] and agrees in negation ([`is_negated`]). The links are the finding
+/// to the remembered finding the dismissal names (the memory's match), the finding to the
+/// dismissal's wording, or the finding to its remembered finding and one of that finding's
+/// wordings (its latest or first) to the dismissal's: a finding dismissed when raised as W1 (a
+/// rewording of the dismissal's W0) stays dismissed when raised next as W2, a rewording of W1
+/// that W0 alone would not match. The PR's own dismissals come before the repository's; within
+/// them an exact match before a similar one, a higher score first, then the older dismissal. A
+/// finding raised as `block` is silenced only by a dismissal recorded as block (one that was
+/// confirmed). What would link at the memory's grade ([`SIMILAR_THRESHOLD`], either negation)
+/// and does not silence is `resembled`.
 pub(super) fn which_applies(
     live: &[Live],
     named: &[Option<u64>],
     finding: &Finding,
     matched: Match,
-    wordings: &[FindingTerms],
-) -> Option<Applied> {
+    remembered: Option<&Remembered<'_>>,
+) -> DismissalsOf {
+    let negated = is_negated(&finding.summary);
+    // The finding's link to its remembered finding, as evidence for silencing.
+    let strong_link = match matched {
+        Match::Exact(_) => true,
+        Match::Similar(_, score) => {
+            score >= DISMISSAL_THRESHOLD
+                && remembered.is_none_or(|r| is_negated(r.summary) == negated)
+        }
+        Match::New => false,
+    };
     // Smaller is better: the PR's own, exact, the higher score, the older.
     type Rank = (bool, MatchKind, Reverse<u64>, u64);
-    let mut best: Option<(Rank, MatchKind, f64, usize)> = None;
+    let mut silencing: Option<(Rank, MatchKind, f64, usize)> = None;
+    let mut resembled: Option<(Rank, MatchKind, f64, usize)> = None;
+    let keep = |best: &mut Option<(Rank, MatchKind, f64, usize)>, kind, score: f64, i: usize| {
+        // Scores are non-negative, so their bits order as they do.
+        let rank = (
+            !live[i].own,
+            kind,
+            Reverse(score.to_bits()),
+            live[i].entry.id,
+        );
+        if best.as_ref().is_none_or(|(r, ..)| rank < *r) {
+            *best = Some((rank, kind, score, i));
+        }
+    };
     for (i, d) in live.iter().enumerate() {
         // Dismissing a block finding needs a confirmation, which only a dismissal recorded as
         // block had: one made for a lesser finding (which has since become block, or which a
@@ -351,37 +400,67 @@ pub(super) fn which_applies(
             continue;
         }
         let names_it = named[i].is_some() && named[i] == matched.canonical();
-        let (kind, score) = if d.fingerprint() == finding.fingerprint.0
+        if d.fingerprint() == finding.fingerprint.0
             || (names_it && matches!(matched, Match::Exact(_)))
         {
-            (MatchKind::Exact, 1.0)
-        } else if let (true, Match::Similar(_, score)) = (names_it, matched) {
-            (MatchKind::Similar, score)
-        } else {
-            let score = if d.check_key == finding.check_key() {
-                std::iter::once(&finding.terms)
-                    .chain(wordings)
-                    .map(|terms| d.terms.similarity(terms))
-                    .fold(0.0, f64::max)
-            } else {
-                0.0
-            };
-            if score < SIMILAR_THRESHOLD {
-                continue;
+            keep(&mut silencing, MatchKind::Exact, 1.0, i);
+            continue;
+        }
+        // The similar links, each as (score, agrees in negation, silences if strong).
+        let d_negated = is_negated(&d.entry.value.summary);
+        let mut links: Vec<(f64, bool)> = Vec::new();
+        if let (true, Match::Similar(_, score)) = (names_it, matched) {
+            links.push((score, strong_link));
+        }
+        if d.check_key == finding.check_key() {
+            let own = d.terms.similarity(&finding.terms);
+            links.push((own, own >= DISMISSAL_THRESHOLD && d_negated == negated));
+            if let Some(r) = remembered {
+                let latest = d.terms.similarity(&r.wordings[0]);
+                let latest_agrees = d_negated == is_negated(r.summary);
+                links.push((
+                    latest,
+                    strong_link && latest >= DISMISSAL_THRESHOLD && latest_agrees,
+                ));
+                // The first wording's text is not kept: its terms alone decide.
+                let first = d.terms.similarity(&r.wordings[1]);
+                links.push((first, strong_link && first >= DISMISSAL_THRESHOLD));
             }
-            (MatchKind::Similar, round_score(score))
-        };
-        // Scores are non-negative, so their bits order as they do.
-        let rank = (!d.own, kind, Reverse(score.to_bits()), d.entry.id);
-        if best.as_ref().is_none_or(|(r, ..)| rank < *r) {
-            best = Some((rank, kind, score, i));
+        }
+        let strong = links
+            .iter()
+            .filter(|l| l.1)
+            .map(|l| l.0)
+            .fold(None, max_score);
+        let any = links.iter().map(|l| l.0).fold(None, max_score);
+        match (strong, any) {
+            (Some(score), _) => keep(&mut silencing, MatchKind::Similar, round_score(score), i),
+            (None, Some(score)) if score >= SIMILAR_THRESHOLD => {
+                keep(&mut resembled, MatchKind::Similar, round_score(score), i);
+            }
+            _ => {}
         }
     }
-    best.map(|(_, kind, score, i)| Applied {
-        entry: live[i].entry.clone(),
-        kind,
-        score,
-    })
+    let applied = |best: Option<(Rank, MatchKind, f64, usize)>| {
+        best.map(|(_, kind, score, i)| Applied {
+            entry: live[i].entry.clone(),
+            kind,
+            score,
+        })
+    };
+    let silencing = applied(silencing);
+    DismissalsOf {
+        resembled: if silencing.is_some() {
+            None
+        } else {
+            applied(resembled)
+        },
+        silencing,
+    }
+}
+
+fn max_score(best: Option<f64>, score: f64) -> Option<f64> {
+    Some(best.map_or(score, |b| b.max(score)))
 }
 
 impl Store {

@@ -549,8 +549,11 @@ pub struct CheckedFinding {
     pub matched: Match,
     /// The remembered finding it matched, and whether the PR's latest audit raised it.
     pub remembered: Option<FindingEntry>,
-    /// The dismissal that applies to it, if any.
+    /// The dismissal that silences it, if any.
     pub dismissal: Option<dismissals::Applied>,
+    /// When none silences it, the dismissal it resembles at the memory's grade, if any (see
+    /// [`dismissals::which_applies`]).
+    pub resembled_dismissal: Option<dismissals::Applied>,
 }
 
 /// `POST /prs/{n}/findings/check`.
@@ -641,6 +644,7 @@ impl Store {
                     matched: Match::New,
                     remembered: None,
                     dismissal: None,
+                    resembled_dismissal: None,
                 })
                 .collect());
         };
@@ -684,19 +688,22 @@ impl Store {
             // Each finding is compared with every dismissal that applies (up to twice
             // `MAX_LIVE_PER_SCOPE`), once per wording: a loop a client sizes, so it counts
             // against the read's deadline; with no dismissal there is nothing to compare.
-            let wordings: Vec<FindingTerms> = match &remembered {
-                Some(e) if !applicable.is_empty() => {
-                    vec![(&e.value.terms).into(), (&e.value.first_terms).into()]
-                }
-                _ => Vec::new(),
+            let wordings = match &remembered {
+                Some(e) if !applicable.is_empty() => Some(dismissals::Remembered {
+                    wordings: [(&e.value.terms).into(), (&e.value.first_terms).into()],
+                    summary: &e.value.summary,
+                }),
+                _ => None,
             };
-            budget.walk(applicable.len() as u64 * (1 + wordings.len() as u64))?;
-            let dismissal =
-                dismissals::which_applies(&applicable, &named, finding, matched, &wordings);
+            let n_wordings = if wordings.is_some() { 2 } else { 0 };
+            budget.walk(applicable.len() as u64 * (1 + n_wordings))?;
+            let dismissals =
+                dismissals::which_applies(&applicable, &named, finding, matched, wordings.as_ref());
             out.push(CheckedFinding {
                 matched,
                 remembered,
-                dismissal,
+                dismissal: dismissals.silencing,
+                resembled_dismissal: dismissals.resembled,
             });
         }
         Ok(out)

@@ -62,12 +62,16 @@ export interface PostedVerdict {
 export interface PostedEvent {
   ok: true;
   seq: number;
+  /** true on the answer to a retry with the same Idempotency-Key: nothing new was stored. */
+  duplicate?: boolean;
   [key: string]: unknown;
 }
 
 export interface PostedOutcome {
   sig_hash: string;
   seq: number;
+  /** true on the answer to a retry with the same Idempotency-Key: nothing new was stored. */
+  duplicate?: boolean;
   [key: string]: unknown;
 }
 
@@ -251,7 +255,10 @@ export interface CheckedFinding extends FindingInput {
   first_seen?: SeenAt;
   last_seen?: SeenAt;
   raised_on_head?: boolean;
+  /** The dismissal that silences it (status "dismissed"). */
   dismissal?: Dismissal;
+  /** When none silences it: the dismissal it resembles below dismissal grade, to weigh. */
+  resembled_dismissal?: Dismissal;
   [key: string]: unknown;
 }
 

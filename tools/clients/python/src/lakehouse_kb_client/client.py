@@ -49,12 +49,17 @@ class PostedVerdict(TypedDict, total=False):
     event_seq: int
 
 
-class PostedEvent(TypedDict):
+class _Replayed(TypedDict, total=False):
+    # True on the answer to a retry with the same Idempotency-Key: nothing new was stored.
+    duplicate: bool
+
+
+class PostedEvent(_Replayed):
     ok: bool
     seq: int
 
 
-class PostedOutcome(TypedDict):
+class PostedOutcome(_Replayed):
     sig_hash: str
     seq: int
 
@@ -216,6 +221,7 @@ class CheckedFinding(TypedDict, total=False):
     last_seen: SeenAt
     raised_on_head: bool
     dismissal: Dismissal
+    resembled_dismissal: Dismissal
 
 
 class FindingsCheck(TypedDict, total=False):

@@ -33,6 +33,17 @@ pub struct ImportArgs {
         default_value_t = import::DEFAULT_BATCH_SIZE
     )]
     pub batch_size: usize,
+    /// Longest line or verdict file imported (larger ones are reported and skipped, read past
+    /// without being held in memory); the server's default --max-body, so that no stored
+    /// record is larger than a posted one may be
+    #[arg(
+        long,
+        value_name = "SIZE",
+        env = "LAKEHOUSE_KB_IMPORT_MAX_LINE",
+        default_value = "1MiB",
+        value_parser = super::serve::parse_size
+    )]
+    pub max_line: usize,
 }
 
 pub fn run(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -50,6 +61,7 @@ pub fn run(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let options = ImportOptions {
         strict: args.strict,
         batch_size: args.batch_size,
+        max_line_bytes: args.max_line,
     };
     let start = Instant::now();
     let mut progress: Box<dyn Progress> = if output::style().animate {

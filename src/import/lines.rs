@@ -21,51 +21,90 @@ const READ_BUFFER: usize = 1 << 20;
 /// file may lack it), and how many bytes it took in the file.
 pub(super) struct Line<'a> {
     pub number: u64,
+    /// Empty for a line over the reader's limit ([`Line::too_long`]).
     pub bytes: &'a [u8],
     pub complete: bool,
     pub consumed: u64,
+    /// Over the limit: the line's length, and the limit. Its bytes were read past, not kept.
+    pub over_limit: Option<(u64, usize)>,
 }
 
 impl Line<'_> {
     /// A line holding nothing but ASCII whitespace: not a row, skipped without complaint.
     pub fn is_blank(&self) -> bool {
-        self.bytes.iter().all(u8::is_ascii_whitespace)
+        self.over_limit.is_none() && self.bytes.iter().all(u8::is_ascii_whitespace)
+    }
+
+    /// Why the line is not imported whatever it holds: it is longer than the limit.
+    pub fn too_long(&self) -> Option<Malformed> {
+        self.over_limit
+            .map(|(bytes, max)| Malformed::TooLong { bytes, max })
     }
 }
 
 /// Reads the first `len` bytes of a file line by line. Both passes of an import read exactly
 /// the length measured at its start, so a legacy writer appending meanwhile cannot make them
-/// disagree; its new lines are for the next import.
+/// disagree; its new lines are for the next import. A line longer than `max_line` bytes is
+/// read past without being held (memory stays bounded by the limit, whatever the file holds).
 pub(super) struct LineReader {
     reader: BufReader<io::Take<File>>,
     buf: Vec<u8>,
     number: u64,
+    max_line: usize,
 }
 
 impl LineReader {
-    pub fn open(path: &Path, len: u64) -> io::Result<LineReader> {
-        let file = File::open(path)?;
+    /// Opens `path` without following a link at its last component.
+    pub fn open(path: &Path, len: u64, max_line: usize) -> io::Result<LineReader> {
+        let file = crate::fsutil::open_read(path)?;
         Ok(LineReader {
             reader: BufReader::with_capacity(READ_BUFFER, file.take(len)),
             buf: Vec::with_capacity(4096),
             number: 0,
+            max_line,
         })
     }
 
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         self.buf.clear();
-        let consumed = self.reader.read_until(b'\n', &mut self.buf)?;
+        let mut consumed = 0;
+        let mut complete = false;
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                break;
+            }
+            let (n, found) = match memchr::memchr(b'\n', available) {
+                Some(at) => (at + 1, true),
+                None => (available.len(), false),
+            };
+            // Held up to one byte past the limit (with the newline): enough to tell.
+            let room = (self.max_line + 1).saturating_sub(self.buf.len());
+            self.buf.extend_from_slice(&available[..n.min(room)]);
+            self.reader.consume(n);
+            consumed += n as u64;
+            if found {
+                complete = true;
+                break;
+            }
+        }
         if consumed == 0 {
             return Ok(None);
         }
         self.number += 1;
-        let complete = self.buf.last() == Some(&b'\n');
-        let end = if complete { consumed - 1 } else { consumed };
+        let len = if complete { consumed - 1 } else { consumed };
+        let over_limit = (len > self.max_line as u64).then_some((len, self.max_line));
+        let end = if over_limit.is_some() {
+            0
+        } else {
+            len as usize
+        };
         Ok(Some(Line {
             number: self.number,
             bytes: &self.buf[..end],
             complete,
-            consumed: consumed as u64,
+            consumed,
+            over_limit,
         }))
     }
 }
@@ -79,11 +118,17 @@ pub enum Malformed {
     BadJson(String),
     #[error("not a JSON object (got {0})")]
     NotAnObject(&'static str),
+    #[error(
+        "{bytes} bytes long, over the {max}-byte limit of a line: not imported (--max-line \
+         raises it)"
+    )]
+    TooLong { bytes: u64, max: usize },
 }
 
 /// The line as text and as a JSON object.
 pub fn parse_object_line(bytes: &[u8]) -> Result<(&str, Map<String, Value>), Malformed> {
     let text = as_text(bytes)?;
+    refuse_byte_order_mark(text)?;
     // The line is kept as the legacy writer wrote it (its export is the same bytes); a lone
     // surrogate in it, which JavaScript wrote, is read as U+FFFD.
     match crate::jsjson::parse_js::<Value>(text) {
@@ -91,6 +136,19 @@ pub fn parse_object_line(bytes: &[u8]) -> Result<(&str, Map<String, Value>), Mal
         Ok(other) => Err(Malformed::NotAnObject(crate::model::json_type(&other))),
         Err(e) => Err(Malformed::BadJson(e.to_string())),
     }
+}
+
+/// A byte-order mark (an editor's, at the start of a file) is not JSON, and a row kept with one
+/// would be served inside JSON answers: refused, saying so rather than where the parse failed.
+fn refuse_byte_order_mark(text: &str) -> Result<(), Malformed> {
+    if text.starts_with('\u{feff}') {
+        return Err(Malformed::BadJson(
+            "the line starts with a byte-order mark (U+FEFF), which JSON does not allow: \
+             save the file as UTF-8 without one"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What the import reads out of an outcome row: its `sig_hash` and `kind` when they are
@@ -113,6 +171,7 @@ pub struct RowHead {
 /// A repeated key counts with its last value, as in `JSON.parse`.
 pub fn parse_row(bytes: &[u8]) -> Result<(&str, RowHead), Malformed> {
     let text = as_text(bytes)?;
+    refuse_byte_order_mark(text)?;
     let starts_object = text
         .trim_start_matches([' ', '\t', '\n', '\r'])
         .starts_with('{');
@@ -504,7 +563,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.jsonl");
         std::fs::write(&path, b"one\r\n\ntwo\nthree-and-more").unwrap();
-        let mut reader = LineReader::open(&path, 13).unwrap();
+        let mut reader = LineReader::open(&path, 13, 1 << 20).unwrap();
         let mut got = Vec::new();
         while let Some(line) = reader.next_line().unwrap() {
             got.push((
@@ -522,6 +581,53 @@ mod tests {
                 (2, b"".to_vec(), true, 1, true),
                 (3, b"two".to_vec(), true, 4, false),
                 (4, b"thr".to_vec(), false, 3, false),
+            ]
+        );
+    }
+
+    /// A line over the limit is read past, whatever its length against the read buffer, and
+    /// the lines after it are read as ever; one at the limit is a line.
+    #[test]
+    fn a_line_over_the_limit_is_read_past_and_the_next_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.jsonl");
+        let huge = "h".repeat(3 * READ_BUFFER + 7);
+        let text = format!("abcd\nabcde\n{huge}\nok\nabcdef");
+        std::fs::write(&path, &text).unwrap();
+        let mut reader = LineReader::open(&path, text.len() as u64, 4).unwrap();
+        let mut got = Vec::new();
+        while let Some(line) = reader.next_line().unwrap() {
+            got.push((
+                line.number,
+                line.bytes.to_vec(),
+                line.consumed,
+                line.over_limit,
+                line.is_blank(),
+                line.too_long().map(|why| why.to_string()),
+            ));
+        }
+        assert!(reader.buf.capacity() < 1 << 16, "the huge line was held");
+        let too_long = |bytes| {
+            Some(format!(
+                "{bytes} bytes long, over the 4-byte limit of a line: not imported (--max-line raises it)"
+            ))
+        };
+        let huge_len = huge.len() as u64;
+        assert_eq!(
+            got,
+            vec![
+                (1, b"abcd".to_vec(), 5, None, false, None),
+                (2, vec![], 6, Some((5, 4)), false, too_long(5)),
+                (
+                    3,
+                    vec![],
+                    huge_len + 1,
+                    Some((huge_len, 4)),
+                    false,
+                    too_long(huge_len)
+                ),
+                (4, b"ok".to_vec(), 3, None, false, None),
+                (5, vec![], 6, Some((6, 4)), false, too_long(6)),
             ]
         );
     }

@@ -60,13 +60,22 @@ pub struct ImportOptions {
     /// Abort before committing anything when any line or verdict file is malformed.
     pub strict: bool,
     pub batch_size: usize,
+    /// Longest line or verdict file imported, in bytes: a longer one is reported and skipped,
+    /// read past without being held.
+    pub max_line_bytes: usize,
 }
+
+/// [`ImportOptions::max_line_bytes`] by default: the service's default `--max-body`, so that
+/// an imported record is no larger than a posted one may be (what the routes that serve whole
+/// records, `/sig` and `/feed`, are bounded by).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
             strict: false,
             batch_size: DEFAULT_BATCH_SIZE,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -104,7 +113,7 @@ pub fn import(
     if !from.is_dir() {
         return Err(ImportError::NotADirectory(from.to_owned()));
     }
-    let mut dir = LegacyDir::find(from)?;
+    let mut dir = LegacyDir::find(from, options.max_line_bytes)?;
     let mut report = ImportReport::default();
     // The verdict texts wait between the passes in an unnamed file beside the database.
     let spill_dir = spill::dir_of(store.path());
@@ -147,16 +156,33 @@ struct LegacyDir {
     ops: LegacyFile,
     /// The verdict files, by name.
     verdict_files: Vec<PathBuf>,
+    /// [`ImportOptions::max_line_bytes`].
+    max_line: usize,
 }
 
 impl LegacyDir {
-    fn find(from: &Path) -> Result<LegacyDir, ImportError> {
+    /// What `from` holds. Nothing outside it is read: a symbolic link where one of its
+    /// directories or JSONL files should be is refused, and a verdict file that is a link is
+    /// reported and skipped (`verdicts::read_file`).
+    fn find(from: &Path, max_line: usize) -> Result<LegacyDir, ImportError> {
+        for dir in ["_kb", "_observer", "_auditor", VERDICTS_DIR] {
+            refuse_link(&from.join(dir))?;
+        }
         let verdict_dir = from.join(VERDICTS_DIR);
         Ok(LegacyDir {
-            outcomes: LegacyFile::find(from.join(OUTCOMES_PATH))?,
-            ops: LegacyFile::find(from.join(OPS_PATH))?,
+            outcomes: LegacyFile::find(from.join(OUTCOMES_PATH), max_line)?,
+            ops: LegacyFile::find(from.join(OPS_PATH), max_line)?,
             verdict_files: verdicts::list_files(&verdict_dir).map_err(io_error(&verdict_dir))?,
+            max_line,
         })
+    }
+}
+
+/// Fails when `path` is a symbolic link; anything else (or nothing) is fine.
+fn refuse_link(path: &Path) -> Result<(), ImportError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(ImportError::Link(path.to_owned())),
+        _ => Ok(()),
     }
 }
 
@@ -164,16 +190,22 @@ impl LegacyDir {
 struct LegacyFile {
     path: PathBuf,
     len: u64,
+    max_line: usize,
 }
 
 impl LegacyFile {
-    fn find(path: PathBuf) -> Result<LegacyFile, ImportError> {
+    fn find(path: PathBuf, max_line: usize) -> Result<LegacyFile, ImportError> {
+        refuse_link(&path)?;
         let len = match std::fs::metadata(&path) {
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(io_error(&path)(e)),
         };
-        Ok(LegacyFile { path, len })
+        Ok(LegacyFile {
+            path,
+            len,
+            max_line,
+        })
     }
 
     /// Calls `f` with every line of the file's first `len` bytes.
@@ -185,7 +217,8 @@ impl LegacyFile {
         if self.len == 0 {
             return Ok(());
         }
-        let mut reader = LineReader::open(&self.path, self.len).map_err(io_error(&self.path))?;
+        let mut reader =
+            LineReader::open(&self.path, self.len, self.max_line).map_err(io_error(&self.path))?;
         while let Some(line) = reader.next_line().map_err(io_error(&self.path))? {
             f(&line)?;
             progress.advance(line.consumed);

@@ -49,6 +49,7 @@ pub(super) fn run(
         done: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         spill,
+        max_bytes: dir.max_line,
     };
     let (audit_rows, outcomes_repeats, ops_repeats, read) = std::thread::scope(|scope| {
         let lanes = reads.start(scope, &verdict_files);
@@ -97,6 +98,14 @@ fn check_outcomes(
         if line.is_blank() {
             return Ok(());
         }
+        if let Some(why) = line.too_long() {
+            if strict {
+                let message = lines::describe(line, &why);
+                let (source, number) = (LegacySource::Outcomes, Some(line.number));
+                report.reject(source, &file.path, number, message);
+            }
+            return Ok(());
+        }
         repeats.add(line.bytes);
         let may_be_audit = contains(line.bytes, b"\"audit\"") || contains(line.bytes, b"\\u");
         if !(strict || may_be_audit) {
@@ -137,6 +146,13 @@ fn check_ops(
     let mut repeats = RepeatsFinder::default();
     file.for_each_line(progress, |line| {
         if line.is_blank() {
+            return Ok(());
+        }
+        if let Some(why) = line.too_long() {
+            if strict {
+                let message = lines::describe(line, &why);
+                report.reject(LegacySource::Ops, &file.path, Some(line.number), message);
+            }
             return Ok(());
         }
         repeats.add(line.bytes);
@@ -225,6 +241,8 @@ struct FileReads {
     stop: AtomicBool,
     /// Where the lanes put the texts.
     spill: SpillWriter,
+    /// Longest verdict file read.
+    max_bytes: usize,
 }
 
 impl FileReads {
@@ -245,18 +263,20 @@ impl FileReads {
                         if self.stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        let read = verdicts::read_file(path).and_then(|(v, more_claims)| {
-                            let spilled = self
-                                .spill
-                                .append(&v.raw_json)
-                                .map_err(verdicts::FileProblem::Spill)?;
-                            Ok(FileFound {
-                                identity: verdicts::identity_of(&v),
-                                audited_at: v.audited_at,
-                                spilled,
-                                more_claims,
-                            })
-                        });
+                        let read = verdicts::read_file(path, self.max_bytes).and_then(
+                            |(v, more_claims)| {
+                                let spilled = self
+                                    .spill
+                                    .append(&v.raw_json)
+                                    .map_err(verdicts::FileProblem::Spill)?;
+                                Ok(FileFound {
+                                    identity: verdicts::identity_of(&v),
+                                    audited_at: v.audited_at,
+                                    spilled,
+                                    more_claims,
+                                })
+                            },
+                        );
                         out.push(read);
                         self.done.fetch_add(1, Ordering::Relaxed);
                     }

@@ -109,7 +109,11 @@ impl Pass2<'_> {
                 self.report.outcomes.blank += 1;
                 return Ok(());
             }
-            let (text, head) = match parse_row(line.bytes) {
+            let parsed = match line.too_long() {
+                Some(why) => Err(why),
+                None => parse_row(line.bytes),
+            };
+            let (text, head) = match parsed {
                 Ok(parsed) => parsed,
                 Err(why) => {
                     let message = lines::describe(line, &why);
@@ -190,7 +194,10 @@ impl Pass2<'_> {
                 return Ok(());
             }
             let number = Some(line.number);
-            let text = match lines::as_text(line.bytes) {
+            let text = match line
+                .too_long()
+                .map_or_else(|| lines::as_text(line.bytes), Err)
+            {
                 Ok(text) => text,
                 Err(why) => {
                     let message = lines::describe(line, &why);

@@ -13,6 +13,11 @@ use crate::store::StoreError;
 pub enum ImportError {
     #[error("legacy directory {0} does not exist or is not a directory")]
     NotADirectory(PathBuf),
+    #[error(
+        "{0} is a symbolic link: the import reads only what is inside the legacy directory \
+         and does not follow links (import the directory it points into instead)"
+    )]
+    Link(PathBuf),
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,

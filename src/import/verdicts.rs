@@ -2,6 +2,7 @@
 //! `kind:"audit"` row to the file of the same head and `audited_at`, and the verdict made from a
 //! row's own fields when no file matches (a re-audit overwrote the file, or it is gone).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -62,9 +63,10 @@ pub(super) fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry?;
         let path = entry.path();
-        // The entry's type comes with the directory listing; only a symlink costs a stat.
+        // The entry's type comes with the directory listing. A link is listed, to be
+        // reported: `read_file` does not follow it.
         let file_type = entry.file_type()?;
-        let is_file = file_type.is_file() || (file_type.is_symlink() && path.is_file());
+        let is_file = file_type.is_file() || file_type.is_symlink();
         if is_file && path.extension().is_some_and(|ext| ext == "json") {
             files.push(path);
         }
@@ -81,15 +83,37 @@ pub(super) enum FileProblem {
     Io(#[from] std::io::Error),
     #[error("not a valid verdict: {0}")]
     Invalid(String),
+    /// Not read: a link, or over the size limit.
+    #[error("{0}")]
+    Refused(String),
     /// Read and valid, but its text could not be kept for pass 2 (the spill file's error).
     #[error("keeping its text for pass 2: {0}")]
     Spill(std::io::Error),
 }
 
 /// Reads and validates one verdict file; its whole text becomes the verdict's raw JSON. True
-/// when it holds more claims than are indexed (`Verdict::parse_history`).
-pub(super) fn read_file(path: &Path) -> Result<(Verdict, bool), FileProblem> {
-    let bytes = std::fs::read(path)?;
+/// when it holds more claims than are indexed (`Verdict::parse_history`). A symbolic link is
+/// not followed, and a file over `max_bytes` is not read past the limit: both are problems.
+pub(super) fn read_file(path: &Path, max_bytes: usize) -> Result<(Verdict, bool), FileProblem> {
+    let file = match crate::fsutil::open_read(path) {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(FileProblem::Refused(
+                "a symbolic link: not followed (the import reads only what is inside the \
+                 legacy directory)"
+                    .into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut bytes = Vec::new();
+    file.take(max_bytes as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > max_bytes {
+        return Err(FileProblem::Refused(format!(
+            "over the {max_bytes}-byte limit of a verdict file: not imported (--max-line \
+             raises it)"
+        )));
+    }
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         FileProblem::Invalid(format!(
             "invalid UTF-8 (at byte {} of the file)",

@@ -1950,8 +1950,8 @@ fn legacy_findings_come_in_with_their_verdicts_and_backups_carry_the_memory() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
     let options = ImportOptions {
-        strict: false,
         batch_size: 5,
+        ..ImportOptions::default()
     };
     import::import(
         &store,

@@ -1,7 +1,7 @@
 //! The legacy import on real directories: the fixtures' round trip through import and export
 //! (byte-identical), idempotence, a legacy file that grew, each kind of malformed line with its
-//! file and line number, `--strict` committing nothing, and the verdict files (matched, stale,
-//! without a row, invalid).
+//! file and line number, `--strict` committing nothing, the verdict files (matched, stale,
+//! without a row, invalid), lines over the limit, and links not followed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,6 +61,7 @@ fn import_lib(store: &Store, from: &Path, strict: bool) -> Result<ImportReport, 
         strict,
         // Small batches, so that several transactions are exercised.
         batch_size: 7,
+        ..ImportOptions::default()
     };
     import::import(store, from, &options, &mut NoProgress)
 }
@@ -715,4 +716,195 @@ fn legacy_lines_with_lone_surrogates_are_kept_as_written() {
         "{}",
         sig.text
     );
+}
+
+/// A line or verdict file over `--max-line` is reported and skipped, read past without being
+/// held (a 200 MB row imported whole was then served whole by `/feed`, outside any answer
+/// bound); the lines around it are imported, and a byte-order mark is named as such.
+#[test]
+fn lines_and_verdict_files_over_the_limit_are_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let row = |n: usize| format!(r#"{{"sig_hash":"s{n}","ok_events":1}}"#);
+    let huge = format!(r#"{{"sig_hash":"big","pad":"{}"}}"#, "A".repeat(3 << 20));
+    let outcomes = format!("{}\n{huge}\n{}\n\u{feff}{}\n", row(1), row(2), row(3));
+    write(&legacy, OUTCOMES, outcomes.as_bytes());
+    let op = |n: usize| {
+        format!(
+            r#"{{"timestamp":"t{n}","endpoint":"e","input_summary":"i","success":true,"duration_ms":1,"output_summary":"ok","source":"bot"}}"#
+        )
+    };
+    let long_op = format!(r#"{{"timestamp":"t","note":"{}"}}"#, "B".repeat(1500));
+    write(
+        &legacy,
+        OPS,
+        format!("{}\n{long_op}\n{}\n", op(1), op(2)).as_bytes(),
+    );
+    let mut synth = Synth::new(5, 5);
+    let small = synth.verdict_for(7, "aaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    let mut large: serde_json::Value =
+        serde_json::from_str(&synth.verdict_for(8, "ccccccccccccdddddddddddddddddddddddddddd"))
+            .unwrap();
+    large["notes"] = serde_json::json!("C".repeat(1500));
+    write(
+        &legacy,
+        "_auditor/verdicts/7-aaaaaaaaaaaa.json",
+        small.as_bytes(),
+    );
+    write(
+        &legacy,
+        "_auditor/verdicts/8-cccccccccccc.json",
+        large.to_string().as_bytes(),
+    );
+    assert!(small.len() < 1024, "{}", small.len());
+
+    let store = open_store(dir.path());
+    let options = ImportOptions {
+        max_line_bytes: 1024,
+        ..ImportOptions::default()
+    };
+    let report = import::import(&store, &legacy, &options, &mut NoProgress).unwrap();
+    let listed: Vec<(String, Option<u64>, String)> = report
+        .rejections
+        .iter()
+        .map(|p| {
+            let file = p.path.strip_prefix(&legacy).unwrap();
+            (file.display().to_string(), p.line, p.message.clone())
+        })
+        .collect();
+    let over = |bytes: usize| {
+        format!(
+            "{bytes} bytes long, over the 1024-byte limit of a line: not imported (--max-line raises it)"
+        )
+    };
+    assert_eq!(
+        listed,
+        [
+            (
+                "_auditor/verdicts/8-cccccccccccc.json".to_owned(),
+                None,
+                "over the 1024-byte limit of a verdict file: not imported (--max-line raises it)"
+                    .to_owned()
+            ),
+            (OUTCOMES.to_owned(), Some(2), over(huge.len())),
+            (
+                OUTCOMES.to_owned(),
+                Some(4),
+                "bad JSON: the line starts with a byte-order mark (U+FEFF), which JSON does not \
+                 allow: save the file as UTF-8 without one"
+                    .to_owned()
+            ),
+            (OPS.to_owned(), Some(2), over(long_op.len())),
+        ]
+    );
+    assert_eq!((report.outcomes.stored, report.ops.stored), (2, 2));
+    let out = dir.path().join("out");
+    export_to(store, &out);
+    let kept = format!("{}\n{}\n", row(1), row(2));
+    let outcomes_out = std::fs::read(out.join(OUTCOMES)).unwrap();
+    assert_same_bytes("outcomes", &outcomes_out, kept.as_bytes());
+
+    // The CLI's flag: the default (1 MiB) refuses the 3 MiB row too, a larger one takes it.
+    let data = dir.path().join("data");
+    let cli = kb(&data, &["import", "--from", legacy.to_str().unwrap()]);
+    assert!(cli.status.success(), "{}", stderr(&cli));
+    assert!(
+        stderr(&cli).contains(&format!(
+            ":2: {}",
+            over(huge.len()).replace("1024", "1048576")
+        )),
+        "{}",
+        stderr(&cli)
+    );
+    let data = dir.path().join("data-large");
+    let cli = kb(
+        &data,
+        &[
+            "import",
+            "--from",
+            legacy.to_str().unwrap(),
+            "--max-line",
+            "4MiB",
+        ],
+    );
+    assert!(cli.status.success(), "{}", stderr(&cli));
+    assert!(
+        !stderr(&cli).contains("limit of a line"),
+        "{}",
+        stderr(&cli)
+    );
+}
+
+/// Nothing outside the legacy directory is read: a link where one of its directories or JSONL
+/// files should be stops the import, naming it; a verdict file that is a link is reported and
+/// skipped while the rest is imported.
+#[test]
+fn links_in_the_legacy_directory_are_not_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    let mut synth = Synth::new(6, 5);
+    let secret = synth.verdict_for(9, "9999999999999999999999999999999999999999");
+    write(&outside, "secret.json", secret.as_bytes());
+    write(&outside, "rows.jsonl", b"{\"sig_hash\":\"secret-row\"}\n");
+    std::fs::create_dir_all(outside.join("kb")).unwrap();
+    write(
+        &outside,
+        "kb/outcomes.jsonl",
+        b"{\"sig_hash\":\"secret-dir\"}\n",
+    );
+
+    let legacy = dir.path().join("legacy");
+    let own = synth.verdict_for(7, "aaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    write(
+        &legacy,
+        "_auditor/verdicts/7-aaaaaaaaaaaa.json",
+        own.as_bytes(),
+    );
+    symlink(
+        outside.join("secret.json"),
+        legacy.join("_auditor/verdicts/9-999999999999.json"),
+    )
+    .unwrap();
+    let store = open_store(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    let rejected: Vec<(String, String)> = report
+        .rejections
+        .iter()
+        .map(|p| {
+            (
+                p.path.strip_prefix(&legacy).unwrap().display().to_string(),
+                p.message.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [(
+            "_auditor/verdicts/9-999999999999.json".to_owned(),
+            "a symbolic link: not followed (the import reads only what is inside the legacy \
+             directory)"
+                .to_owned()
+        )]
+    );
+    assert_eq!(report.verdicts.without_row, 1, "{report:?}");
+    assert_eq!(store.last_seq().unwrap(), 1);
+
+    // A linked JSONL file, or a linked directory, stops the import before anything is read.
+    let linked_file = dir.path().join("linked-file");
+    std::fs::create_dir_all(linked_file.join("_kb")).unwrap();
+    symlink(outside.join("rows.jsonl"), linked_file.join(OUTCOMES)).unwrap();
+    let linked_dir = dir.path().join("linked-dir");
+    std::fs::create_dir_all(&linked_dir).unwrap();
+    symlink(outside.join("kb"), linked_dir.join("_kb")).unwrap();
+    for (legacy, link) in [
+        (&linked_file, linked_file.join(OUTCOMES)),
+        (&linked_dir, linked_dir.join("_kb")),
+    ] {
+        match import_lib(&store, legacy, false) {
+            Err(ImportError::Link(path)) => assert_eq!(path, link),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(store.last_seq().unwrap(), 1, "nothing more was stored");
 }

@@ -221,8 +221,8 @@ fn import_into(
     let n_rows = legacy.outcome_lines + legacy.ops_lines;
     let store = Store::open(path, store_options(cache_mb)).unwrap();
     let import_options = ImportOptions {
-        strict: false,
         batch_size,
+        ..ImportOptions::default()
     };
     let start = Instant::now();
     let report = import::import(&store, &legacy.dir, &import_options, &mut NoProgress).unwrap();

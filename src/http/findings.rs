@@ -792,7 +792,16 @@ pub async fn list_dismissals(
         Some(raw) => Some(pr_number(raw)?),
     };
     let limit = query::limit(params.limit.as_deref())?;
-    let below_id = query::cursor("cursor", params.cursor.as_deref())?;
+    // Opaque to clients, as the findings memory's cursors are.
+    let below_id = query::cursor("cursor", params.cursor.as_deref()).map_err(|_| {
+        ApiError::bad_request(
+            "cursor",
+            format!(
+                "cursor must be a next_cursor this route gave, got {:?}",
+                params.cursor.as_deref().unwrap_or_default()
+            ),
+        )
+    })?;
     let q = DismissalsQuery {
         repo: repo.clone(),
         pr_number: pr,

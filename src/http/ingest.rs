@@ -137,7 +137,8 @@ impl<S: Send + Sync> FromRequest<S> for IngestBody {
             BodyType::Batch => true,
             BodyType::Other(got) => {
                 return Err(ApiError::UnsupportedMediaType(format!(
-                    "content-type must be application/json or application/x-ndjson, got {got}"
+                    "content-type must be application/json (or application/x-ndjson, where \
+                     the route takes a batch), got {got}"
                 )));
             }
         };

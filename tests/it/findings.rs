@@ -937,10 +937,11 @@ fn bad_input_is_a_4xx_naming_the_field() {
             "pr_number",
             "non-negative integer",
         ),
+        ("/findings/dismissals?cursor=-1", "cursor", "next_cursor"),
         (
-            "/findings/dismissals?cursor=-1",
+            "/findings/dismissals?cursor=garbage",
             "cursor",
-            "non-negative integer",
+            "next_cursor",
         ),
     ];
     for (path, field, needle) in gets {

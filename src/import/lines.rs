@@ -585,6 +585,29 @@ mod tests {
         );
     }
 
+    /// The limit counts a line's bytes before its `\n`, a CRLF's `\r` included; a last line
+    /// without a newline is held to it the same way.
+    #[test]
+    fn the_limit_is_the_line_s_bytes_before_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.jsonl");
+        let text = "abc\r\nabcd\r\nwxyz";
+        std::fs::write(&path, text).unwrap();
+        let mut reader = LineReader::open(&path, text.len() as u64, 4).unwrap();
+        let mut got = Vec::new();
+        while let Some(line) = reader.next_line().unwrap() {
+            got.push((line.bytes.to_vec(), line.complete, line.over_limit));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (b"abc\r".to_vec(), true, None),
+                (vec![], true, Some((5, 4))),
+                (b"wxyz".to_vec(), false, None),
+            ]
+        );
+    }
+
     /// A line over the limit is read past, whatever its length against the read buffer, and
     /// the lines after it are read as ever; one at the limit is a line.
     #[test]

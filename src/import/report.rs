@@ -15,7 +15,8 @@ pub enum ImportError {
     NotADirectory(PathBuf),
     #[error(
         "{0} is a symbolic link: the import reads only what is inside the legacy directory \
-         and does not follow links (import the directory it points into instead)"
+         and does not follow links (replace the link with what it points to, or import a copy \
+         made with the links followed, e.g. `cp -rL`)"
     )]
     Link(PathBuf),
     #[error("cannot read {path}: {source}")]

@@ -280,6 +280,8 @@ pub(super) struct Live {
     pub entry: DismissalEntry,
     check_key: String,
     terms: FindingTerms,
+    /// Whether its wording has a negation ([`is_negated`]).
+    negated: bool,
     /// Whether it is the PR's own (else the repository's).
     own: bool,
 }
@@ -315,6 +317,7 @@ pub(super) fn applicable(
             out.push(Live {
                 check_key: normalise_check(&value.check),
                 terms: FindingTerms::of(&value.summary),
+                negated: is_negated(&value.summary),
                 own: scope != 0,
                 entry: DismissalEntry { id, value },
             });
@@ -334,53 +337,66 @@ pub struct DismissalsOf {
     pub resembled: Option<Applied>,
 }
 
-/// The remembered finding a checked finding matched, as [`which_applies`] reads it.
-pub(super) struct Remembered<'a> {
-    /// Its latest and first wordings' terms.
-    pub wordings: [FindingTerms; 2],
-    /// Its latest wording.
-    pub summary: &'a str,
+/// The remembered finding a checked finding matched, as [`which_applies`] reads it: each of
+/// its first and latest wordings, by fingerprint, with its terms and, for the latest (whose
+/// text is kept), whether it has a negation.
+pub(super) struct Remembered {
+    pub wordings: [Wording; 2],
+}
+
+/// One wording of a remembered finding.
+pub(super) struct Wording {
+    pub fingerprint: u64,
+    pub terms: FindingTerms,
+    /// `None` when its text is not kept (a first wording).
+    pub negated: Option<bool>,
 }
 
 /// What the dismissals of `live` say of `finding`, which matched the memory as `matched`
 /// (`remembered` is that finding); `named[i]` is the remembered finding of the PR that
 /// `live[i]`'s fingerprint names.
 ///
-/// A dismissal silences the finding it names (by the finding's fingerprint, or any wording of
-/// the remembered finding it matched: exact) and a rewording of it on dismissal-grade evidence
-/// (similar): every link from the finding to the dismissal's wording scores at least
-/// [`DISMISSAL_THRESHOLD`] and agrees in negation ([`is_negated`]). The links are the finding
-/// to the remembered finding the dismissal names (the memory's match), the finding to the
-/// dismissal's wording, or the finding to its remembered finding and one of that finding's
-/// wordings (its latest or first) to the dismissal's: a finding dismissed when raised as W1 (a
-/// rewording of the dismissal's W0) stays dismissed when raised next as W2, a rewording of W1
-/// that W0 alone would not match. The PR's own dismissals come before the repository's; within
-/// them an exact match before a similar one, a higher score first, then the older dismissal. A
-/// finding raised as `block` is silenced only by a dismissal recorded as block (one that was
-/// confirmed). What would link at the memory's grade ([`SIMILAR_THRESHOLD`], either negation)
-/// and does not silence is `resembled`.
+/// A dismissal silences the finding whose fingerprint it has (exact), and a rewording of it on
+/// dismissal-grade evidence (similar): the two agree in negation ([`is_negated`]), and either
+/// the finding's wording scores at least [`DISMISSAL_THRESHOLD`] against the dismissal's, or
+/// one of the remembered finding's other wordings (its first or its latest) does and the
+/// finding scores that much against that wording: a finding dismissed when raised as W1 (a
+/// close rewording of the dismissal's W0) stays dismissed when raised next as W2, a close
+/// rewording of W1 that W0 alone would not match. Only the wordings are compared, never the
+/// memory's links between them: the memory links from [`SIMILAR_THRESHOLD`], either negation,
+/// and a wording it linked stays linked when reworded further. The PR's own dismissals come
+/// before the repository's; within them an exact match before a similar one, a higher score
+/// first, then the older dismissal. A finding raised as `block` is silenced only by a dismissal
+/// recorded as block (one that was confirmed). What the memory links to a dismissal (it names
+/// the remembered finding matched, or a wording scores [`SIMILAR_THRESHOLD`] against it), or a
+/// dismissal not recorded as block would silence in a block finding, and does not silence, is
+/// `resembled`.
 pub(super) fn which_applies(
     live: &[Live],
     named: &[Option<u64>],
     finding: &Finding,
     matched: Match,
-    remembered: Option<&Remembered<'_>>,
+    remembered: Option<&Remembered>,
 ) -> DismissalsOf {
     let negated = is_negated(&finding.summary);
-    // The finding's link to its remembered finding, as evidence for silencing.
-    let strong_link = match matched {
-        Match::Exact(_) => true,
-        Match::Similar(_, score) => {
-            score >= DISMISSAL_THRESHOLD
-                && remembered.is_none_or(|r| is_negated(r.summary) == negated)
-        }
-        Match::New => false,
-    };
+    let check_key = finding.check_key();
+    // The remembered finding's other wordings the finding is a close rewording of, each with
+    // that score (its own wording, remembered under its fingerprint, is the finding itself).
+    let close: Vec<(&Wording, f64)> = remembered
+        .map(|r| r.wordings.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|w| w.fingerprint != finding.fingerprint.0)
+        .filter(|w| w.negated.is_none_or(|n| n == negated))
+        .map(|w| (w, finding.terms.similarity(&w.terms)))
+        .filter(|(_, score)| *score >= DISMISSAL_THRESHOLD)
+        .collect();
     // Smaller is better: the PR's own, exact, the higher score, the older.
+    type Best = Option<(Rank, MatchKind, f64, usize)>;
     type Rank = (bool, MatchKind, Reverse<u64>, u64);
-    let mut silencing: Option<(Rank, MatchKind, f64, usize)> = None;
-    let mut resembled: Option<(Rank, MatchKind, f64, usize)> = None;
-    let keep = |best: &mut Option<(Rank, MatchKind, f64, usize)>, kind, score: f64, i: usize| {
+    let mut silencing: Best = None;
+    let mut resembled: Best = None;
+    let keep = |best: &mut Best, kind, score: f64, i: usize| {
         // Scores are non-negative, so their bits order as they do.
         let rank = (
             !live[i].own,
@@ -395,53 +411,53 @@ pub(super) fn which_applies(
     for (i, d) in live.iter().enumerate() {
         // Dismissing a block finding needs a confirmation, which only a dismissal recorded as
         // block had: one made for a lesser finding (which has since become block, or which a
-        // block finding rewords) does not silence it.
-        if finding.severity == "block" && d.entry.value.severity != "block" {
+        // block finding rewords) does not silence it; the finding resembles it at most.
+        let may_silence = finding.severity != "block" || d.entry.value.severity == "block";
+        if d.fingerprint() == finding.fingerprint.0 {
+            let best = if may_silence {
+                &mut silencing
+            } else {
+                &mut resembled
+            };
+            keep(best, MatchKind::Exact, 1.0, i);
             continue;
         }
+        let same_check = d.check_key == check_key;
+        let own = if same_check {
+            d.terms.similarity(&finding.terms)
+        } else {
+            0.0
+        };
+        if may_silence && same_check && d.negated == negated {
+            let through = close
+                .iter()
+                .map(|(w, link)| link.min(d.terms.similarity(&w.terms)))
+                .fold(own, f64::max);
+            if through >= DISMISSAL_THRESHOLD {
+                keep(&mut silencing, MatchKind::Similar, round_score(through), i);
+                continue;
+            }
+        }
+        // What the memory would link: the remembered finding the dismissal names, or a wording
+        // of the finding's close to the dismissal's.
         let names_it = named[i].is_some() && named[i] == matched.canonical();
-        if d.fingerprint() == finding.fingerprint.0
-            || (names_it && matches!(matched, Match::Exact(_)))
-        {
-            keep(&mut silencing, MatchKind::Exact, 1.0, i);
-            continue;
-        }
-        // The similar links, each as (score, agrees in negation, silences if strong).
-        let d_negated = is_negated(&d.entry.value.summary);
-        let mut links: Vec<(f64, bool)> = Vec::new();
-        if let (true, Match::Similar(_, score)) = (names_it, matched) {
-            links.push((score, strong_link));
-        }
-        if d.check_key == finding.check_key() {
-            let own = d.terms.similarity(&finding.terms);
-            links.push((own, own >= DISMISSAL_THRESHOLD && d_negated == negated));
-            if let Some(r) = remembered {
-                let latest = d.terms.similarity(&r.wordings[0]);
-                let latest_agrees = d_negated == is_negated(r.summary);
-                links.push((
-                    latest,
-                    strong_link && latest >= DISMISSAL_THRESHOLD && latest_agrees,
-                ));
-                // The first wording's text is not kept: its terms alone decide.
-                let first = d.terms.similarity(&r.wordings[1]);
-                links.push((first, strong_link && first >= DISMISSAL_THRESHOLD));
-            }
-        }
-        let strong = links
+        let linked = match matched {
+            Match::Exact(_) if names_it => 1.0,
+            Match::Similar(_, score) if names_it => score,
+            _ => 0.0,
+        };
+        let wordings = remembered
+            .filter(|_| same_check)
+            .map(|r| r.wordings.as_slice())
+            .unwrap_or_default()
             .iter()
-            .filter(|l| l.1)
-            .map(|l| l.0)
-            .fold(None, max_score);
-        let any = links.iter().map(|l| l.0).fold(None, max_score);
-        match (strong, any) {
-            (Some(score), _) => keep(&mut silencing, MatchKind::Similar, round_score(score), i),
-            (None, Some(score)) if score >= SIMILAR_THRESHOLD => {
-                keep(&mut resembled, MatchKind::Similar, round_score(score), i);
-            }
-            _ => {}
+            .map(|w| d.terms.similarity(&w.terms));
+        let score = wordings.fold(own.max(linked), f64::max);
+        if score >= SIMILAR_THRESHOLD {
+            keep(&mut resembled, MatchKind::Similar, round_score(score), i);
         }
     }
-    let applied = |best: Option<(Rank, MatchKind, f64, usize)>| {
+    let applied = |best: Best| {
         best.map(|(_, kind, score, i)| Applied {
             entry: live[i].entry.clone(),
             kind,
@@ -457,10 +473,6 @@ pub(super) fn which_applies(
         },
         silencing,
     }
-}
-
-fn max_score(best: Option<f64>, score: f64) -> Option<f64> {
-    Some(best.map_or(score, |b| b.max(score)))
 }
 
 impl Store {

@@ -44,7 +44,7 @@ use super::{Store, StoreError};
 use crate::model::Repo;
 use crate::model::finding::{
     Candidate, FINDING_RULES_VERSION, Finding, FindingTerms, Fingerprint, Match, assign,
-    normalise_check, stored_findings,
+    is_negated, normalise_check, stored_findings,
 };
 use crate::model::text::ANALYZER_VERSION;
 
@@ -688,17 +688,32 @@ impl Store {
             // Each finding is compared with every dismissal that applies (up to twice
             // `MAX_LIVE_PER_SCOPE`), once per wording: a loop a client sizes, so it counts
             // against the read's deadline; with no dismissal there is nothing to compare.
-            let wordings = match &remembered {
+            let remembered_wordings = match &remembered {
                 Some(e) if !applicable.is_empty() => Some(dismissals::Remembered {
-                    wordings: [(&e.value.terms).into(), (&e.value.first_terms).into()],
-                    summary: &e.value.summary,
+                    wordings: [
+                        dismissals::Wording {
+                            fingerprint: e.fingerprint.0,
+                            terms: (&e.value.first_terms).into(),
+                            negated: None,
+                        },
+                        dismissals::Wording {
+                            fingerprint: Fingerprint::of(&e.value.check, &e.value.summary).0,
+                            terms: (&e.value.terms).into(),
+                            negated: Some(is_negated(&e.value.summary)),
+                        },
+                    ],
                 }),
                 _ => None,
             };
-            let n_wordings = if wordings.is_some() { 2 } else { 0 };
+            let n_wordings = if remembered_wordings.is_some() { 2 } else { 0 };
             budget.walk(applicable.len() as u64 * (1 + n_wordings))?;
-            let dismissals =
-                dismissals::which_applies(&applicable, &named, finding, matched, wordings.as_ref());
+            let dismissals = dismissals::which_applies(
+                &applicable,
+                &named,
+                finding,
+                matched,
+                remembered_wordings.as_ref(),
+            );
             out.push(CheckedFinding {
                 matched,
                 remembered,

@@ -398,7 +398,8 @@ fn a_position_older_than_retention_gets_one_resync_then_what_is_left() {
 /// Retention may delete events committed after a stream's or a long poll's last read, before
 /// they read them (a slow consumer holds a stream back): the next read says so with a resync
 /// notice, as the first one does, instead of skipping them. Here the events are written to the
-/// store directly (the feed does not wake for them) and deleted before a posted event wakes it.
+/// store directly (the feed does not wake for them) and deleted before a posted event wakes it;
+/// an outcome row committed first has moved both past where they started.
 #[test]
 fn events_deleted_between_a_stream_s_reads_get_a_resync_not_a_silent_gap() {
     let dir = tempfile::tempdir().unwrap();
@@ -406,35 +407,38 @@ fn events_deleted_between_a_stream_s_reads_get_a_resync_not_a_silent_gap() {
         Arc::new(Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap());
     let (_server, base) = serve_in_process(store.clone(), Feed::default());
     let client = feed_client();
-    let post = |n: u64| {
+    let post = |path: &str, body: String| {
         let answer = client
-            .post(format!("{base}/event"))
+            .post(format!("{base}{path}"))
             .header("content-type", "application/json")
-            .body(format!(r#"{{"source":"bot","n":{n}}}"#))
+            .body(body)
             .send()
             .unwrap();
-        assert_eq!(answer.status(), 200);
+        assert!(answer.status().is_success(), "{}", answer.status());
     };
+    let event = |n: u64| format!(r#"{{"source":"bot","n":{n}}}"#);
     for n in 1..=3 {
-        post(n);
+        post("/event", event(n));
     }
     let mut stream = Sse::open(&client, &format!("{base}/feed"), None);
     for seq in 1..=3 {
         assert_eq!(stream.next().unwrap().id, Some(seq));
     }
-    // A long poll waiting from the same place.
+    // A long poll of events waiting from the same place.
     let waiting = {
-        let (client, url) = (client.clone(), format!("{base}/feed?after_seq=3&wait=30s"));
+        let url = format!("{base}/feed?after_seq=3&types=event&wait=30s");
+        let client = client.clone();
         std::thread::spawn(move || answer(client.get(url).send().unwrap()))
     };
     std::thread::sleep(Duration::from_millis(200));
+    // Seq 4, a row: the stream sends it, the long poll reads past it and waits on.
+    post("/outcomes", r#"{"sig_hash":"row-4"}"#.to_owned());
+    assert_eq!(stream.next().unwrap().id, Some(4));
+    std::thread::sleep(Duration::from_millis(200));
 
-    // Seqs 4 to 6, unseen by either, then the oldest five events deleted (4 and 5 unseen).
-    let puts: Vec<Put> = (4..=6)
-        .map(|n| {
-            let body = format!(r#"{{"source":"bot","n":{n}}}"#);
-            event_record(body.as_bytes(), 1_000).unwrap().into()
-        })
+    // Seqs 5 to 7, unseen by either, then the oldest five events deleted (5 and 6 unseen).
+    let puts: Vec<Put> = (5..=7)
+        .map(|n| event_record(event(n).as_bytes(), 1_000).unwrap().into())
         .collect();
     store.write(&puts).unwrap();
     let rules = Retention {
@@ -442,14 +446,14 @@ fn events_deleted_between_a_stream_s_reads_get_a_resync_not_a_silent_gap() {
         ..Retention::default()
     };
     assert_eq!(store.retain_events(rules, 2_000, 100).unwrap(), 5);
-    post(7);
+    post("/event", event(8));
 
-    let notice = serde_json::json!({"type": "resync", "after_seq": 3, "events_deleted_through": 5, "oldest_seq": 6});
+    let notice = serde_json::json!({"type": "resync", "after_seq": 4, "events_deleted_through": 6, "oldest_seq": 7});
     let first = stream.next().unwrap();
     assert_eq!((first.id, first.event.as_str()), (None, "resync"));
     assert_eq!(first.data, notice);
-    assert_eq!(stream.next().unwrap().id, Some(6));
     assert_eq!(stream.next().unwrap().id, Some(7));
+    assert_eq!(stream.next().unwrap().id, Some(8));
     let polled = waiting.join().unwrap();
     assert_eq!(polled.status, 200, "{}", polled.text);
     assert_eq!(polled.json["records"][0], notice, "{}", polled.text);

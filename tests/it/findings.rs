@@ -367,6 +367,16 @@ fn a_dismissal_sticks_to_the_finding_through_its_rewordings() {
         statuses(&check(&server, repo, 7, HEAD_C, &[W2])),
         ["dismissed"]
     );
+    // Raised, the broader finding is the remembered one's latest wording, known by its
+    // fingerprint; still only a resemblance, as the memory's link to it was (0.77).
+    post_verdict(&server, verdict(repo, 7, HEAD_C, 3, &[BROADER]));
+    let head_d = "dddddddd00000000000000000000000000000004";
+    let raised = check(&server, repo, 7, head_d, &[BROADER]);
+    assert_eq!(statuses(&raised), ["repeat"], "{}", raised.text);
+    assert_eq!(
+        raised.json["findings"][0]["resembled_dismissal"]["summary"],
+        W0.2
+    );
     // Another PR, where W2 is raised first: nothing remembered links it to W0.
     assert_eq!(statuses(&check(&server, repo, 8, HEAD_A, &[W2])), ["new"]);
 }
@@ -466,9 +476,15 @@ fn a_block_finding_is_silenced_only_by_a_confirmed_dismissal() {
         let answer = dismiss(&server, body(named, false), None);
         assert_eq!(answer.status, 201, "{}", answer.text);
     }
+    let unconfirmed = check(&server, repo, 5, HEAD_B, &[F3, NOW_BLOCK]);
+    assert_eq!(statuses(&unconfirmed), ["repeat", "repeat"]);
+    // Each resembles the dismissal it escapes: the warning dismissed by its own fingerprint.
+    let resembled = &unconfirmed.json["findings"][1]["resembled_dismissal"];
     assert_eq!(
-        statuses(&check(&server, repo, 5, HEAD_B, &[F3, NOW_BLOCK])),
-        ["repeat", "repeat"]
+        (&resembled["summary"], &resembled["match"]["tier"]),
+        (&json!(WAS_WARN.2), &json!("exact")),
+        "{}",
+        unconfirmed.text
     );
     // Confirmed, a dismissal given as a warning is recorded as block, and silences it.
     let confirmed = dismiss(&server, body(as_warn(F3), true), None);
@@ -1176,10 +1192,19 @@ fn a_dismissal_silences_rewordings_and_never_a_different_finding() {
         assert_eq!(dismissed.status, 201, "{}", dismissed.text);
         let a = check(&server, Some(REPO), pr, HEAD_B, &[(kind, "warn", later)]);
         let finding = &a.json["findings"][0];
-        (
+        let first = (
             finding["status"] == "dismissed",
             finding.get("resembled_dismissal").is_some(),
-        )
+        );
+        // Raised: the memory now knows the later wording by its fingerprint, as the remembered
+        // finding the dismissal names. The next push raising it again is judged the same way.
+        post_verdict(
+            &server,
+            verdict(Some(REPO), pr, HEAD_B, 2, &[(kind, "warn", later)]),
+        );
+        let again = check(&server, Some(REPO), pr, HEAD_C, &[(kind, "warn", later)]);
+        let again = again.json["findings"][0]["status"] == "dismissed";
+        (first.0, first.1, again)
     };
     let (mut silenced, mut resembled, mut rewordings) = (0, 0, 0);
     let (mut wrongly, mut different) = (0, 0);
@@ -1195,14 +1220,15 @@ fn a_dismissal_silences_rewordings_and_never_a_different_finding() {
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         {
             let f: Vec<&'static str> = line.split('\t').collect();
-            let (is_silenced, is_resembled) = outcome(f[1], f[2], f[3]);
+            let (is_silenced, is_resembled, again) = outcome(f[1], f[2], f[3]);
             if is_rewording {
                 rewordings += 1;
                 silenced += usize::from(is_silenced);
                 resembled += usize::from(is_silenced || is_resembled);
+                assert_eq!(again, is_silenced, "rewording {}, raised again", f[0]);
             } else {
                 different += 1;
-                if is_silenced {
+                if is_silenced || again {
                     wrongly += 1;
                     failures.push(format!("different {} silenced: {} / {}", f[0], f[2], f[3]));
                 }
@@ -1210,8 +1236,12 @@ fn a_dismissal_silences_rewordings_and_never_a_different_finding() {
         }
     }
     for (check, earlier, later) in near_misses {
-        let (is_silenced, _) = outcome(check, earlier, later);
+        let (is_silenced, _, again) = outcome(check, earlier, later);
         assert!(!is_silenced, "{earlier:?} dismissed silenced {later:?}");
+        assert!(
+            !again,
+            "{earlier:?} dismissed silenced {later:?} once raised"
+        );
     }
     println!(
         "dismissals: rewordings silenced {silenced}/{rewordings}, silenced or resembled \

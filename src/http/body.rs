@@ -2,12 +2,14 @@
 //! trickles its body holds nothing but its own connection: not a write permit, not the writer.
 //! A body must arrive within `--body-timeout` and hold at most `--max-body` bytes, and all the
 //! bodies being read or handled at once at most `--max-inflight-bytes`, counted as the buffer
-//! they are read into grows (beyond it, 503 at once). Each line of an NDJSON batch also counts
-//! what its parsed record holds until the batch is answered ([`BATCH_LINE_COST`]): a batch of
-//! tiny lines holds hundreds of times its bytes. One request's lines count for at most
-//! `--max-inflight-bytes` less `--max-body`, so that a batch alone always fits; the records of
-//! requests in flight are then beyond the limit by at most one batch's (`--max-batch-lines`
-//! lines). A write's answer counts in place of its body until it is sent
+//! they are read into grows (beyond it, 503 at once): a client holds at most twice the bytes it
+//! has sent. Once an NDJSON batch's body is whole, each line that is a record (not blank, at
+//! most `--max-batch-lines` of them) also counts what its parsed record holds until the batch
+//! is answered ([`BATCH_LINE_COST`]): a batch of tiny lines holds hundreds of times its bytes.
+//! Counted as they arrived, a client trickling newlines held a kibibyte of the pool per byte
+//! sent, for the whole body timeout. One request's lines count for at most
+//! `--max-inflight-bytes` less `--max-body`, so that a batch alone always fits. A write's
+//! answer counts in place of its body until it is sent
 //! (`BodyGate::counting_answers`). Bodies this service would store without decoding (a transfer
 //! coding other than chunked, any content coding but identity) are refused before a byte of
 //! them is read.
@@ -31,6 +33,8 @@ use super::limits::HoldUntilSent;
 #[derive(Debug, Clone)]
 pub struct BodyGate {
     max_body: usize,
+    /// `--max-batch-lines`: the most lines of a batch that count (a longer batch is refused).
+    max_lines: usize,
     timeout: Duration,
     inflight: InflightBytes,
     /// Whether an answer counts too, until sent (writes: their gate does not count answers).
@@ -38,9 +42,15 @@ pub struct BodyGate {
 }
 
 impl BodyGate {
-    pub fn new(max_body: usize, timeout: Duration, max_inflight_bytes: usize) -> BodyGate {
+    pub fn new(
+        max_body: usize,
+        max_lines: usize,
+        timeout: Duration,
+        max_inflight_bytes: usize,
+    ) -> BodyGate {
         BodyGate {
             max_body,
+            max_lines,
             timeout,
             inflight: InflightBytes {
                 used: Arc::new(AtomicUsize::new(0)),
@@ -169,15 +179,7 @@ pub async fn read_whole(
         0
     };
     let (parts, body) = request.into_parts();
-    // What one request's lines may be counted for: room stays for the rest of its body, so a
-    // batch alone always fits.
-    let lines_cap = gate.inflight.max.saturating_sub(gate.max_body);
-    let collect = collect(
-        body,
-        gate.max_body,
-        (line_cost, lines_cap),
-        &mut reservation,
-    );
+    let collect = collect(body, gate.max_body, &mut reservation);
     let bytes = match tokio::time::timeout(gate.timeout, collect).await {
         Ok(bytes) => bytes?,
         Err(_) => {
@@ -187,6 +189,16 @@ pub async fn read_whole(
             )));
         }
     };
+    // A batch's records, counted once its body is whole (about to be parsed, held until it is
+    // answered), not while it arrives: a client trickling newlines held a kibibyte of the pool
+    // for each byte it sent. The lines that become records count (not blank ones), at most
+    // --max-batch-lines of them (a longer batch is refused), and for at most what leaves
+    // room for a body beside them, so that a batch alone always fits.
+    if line_cost > 0 {
+        let lines = record_lines(&bytes, gate.max_lines);
+        let lines_cap = gate.inflight.max.saturating_sub(gate.max_body);
+        reservation.grow(lines.saturating_mul(line_cost).min(lines_cap))?;
+    }
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
@@ -201,16 +213,14 @@ pub async fn read_whole(
 }
 
 /// Reads `body` to its end, growing the reservation as it arrives (hyper stops a body with a
-/// `content-length` at that length), by the bytes of the buffer it fills and `line_cost` a
-/// line, the lines up to `lines_cap` bytes in all.
+/// `content-length` at that length) by the bytes of the buffer it fills: a client holds at most
+/// twice what it has sent.
 async fn collect(
     mut body: Body,
     max_body: usize,
-    (line_cost, lines_cap): (usize, usize),
     reservation: &mut Reservation,
 ) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
-    let mut lines_counted = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame
             .map_err(|e| ApiError::bad_request("body", format!("cannot read the body: {e}")))?;
@@ -220,15 +230,6 @@ async fn collect(
         if bytes.len() + data.len() > max_body {
             return Err(too_large(max_body));
         }
-        let lines = if line_cost == 0 || data.is_empty() {
-            0
-        } else {
-            // Every newline starts a line, and the first bytes start the first.
-            memchr::memchr_iter(b'\n', &data).count() + usize::from(bytes.is_empty())
-        };
-        let held = lines
-            .saturating_mul(line_cost)
-            .min(lines_cap - lines_counted);
         // The buffer's growth is counted, not its length: it doubles (up to --max-body, so a
         // body alone always fits), and the request keeps the buffer it was read into.
         let needed = bytes.len() + data.len();
@@ -237,12 +238,20 @@ async fn collect(
         } else {
             bytes.capacity()
         };
-        reservation.grow(capacity - bytes.capacity() + held)?;
-        lines_counted += held;
+        reservation.grow(capacity - bytes.capacity())?;
         bytes.reserve_exact(capacity - bytes.len());
         bytes.extend_from_slice(&data);
     }
     Ok(bytes)
+}
+
+/// The lines of a batch body that are records (not blank, as `ingest::parse_batch` splits
+/// them), at most `max`.
+fn record_lines(body: &[u8], max: usize) -> usize {
+    body.split(|&b| b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .take(max)
+        .count()
 }
 
 /// `Expect: 100-continue`: the client waits for a go-ahead before sending its body.
@@ -377,23 +386,36 @@ mod tests {
             (vec![600_000], 1 << 20, 600_000),
         ];
         for (frames, max_body, counted) in cases {
-            let gate = BodyGate::new(max_body, Duration::from_secs(1), max_body);
+            let gate = BodyGate::new(max_body, 10, Duration::from_secs(1), max_body);
             let body = Body::new(Frames(
                 frames.iter().map(|&n| Bytes::from(vec![b'x'; n])).collect(),
             ));
             let mut reservation = gate.inflight.reserve(0).unwrap();
-            let bytes = collect(body, max_body, (0, 0), &mut reservation)
-                .await
-                .unwrap();
+            let bytes = collect(body, max_body, &mut reservation).await.unwrap();
             assert_eq!(bytes.len(), frames.iter().sum::<usize>());
             assert_eq!(bytes.capacity(), counted, "{frames:?}");
             assert_eq!(reservation.bytes, counted, "{frames:?}");
         }
     }
 
+    /// What a batch counts for its records: its lines that are records, as the batch parse
+    /// splits them (blank and whitespace-only lines are not), at most --max-batch-lines.
+    #[test]
+    fn a_batch_counts_its_record_lines_up_to_the_limit() {
+        for (body, max, lines) in [
+            (&b"{}\n{}\n{}"[..], 10, 3),
+            (b"{}\n{}\n{}\n", 10, 3),
+            (b"\n\n\n  \r\n{}\r\n\t\n", 10, 1),
+            (b"", 10, 0),
+            (b"{}\n{}\n{}\n{}", 2, 2),
+        ] {
+            assert_eq!(record_lines(body, max), lines, "{body:?}");
+        }
+    }
+
     #[test]
     fn reservations_are_bounded_and_returned() {
-        let gate = BodyGate::new(10, Duration::from_secs(1), 100);
+        let gate = BodyGate::new(10, 10, Duration::from_secs(1), 100);
         let a = gate.inflight.reserve(60).unwrap();
         assert!(gate.inflight.reserve(41).is_err());
         let mut b = gate.inflight.reserve(40).unwrap();

@@ -261,6 +261,7 @@ pub fn app(state: AppState) -> Router {
         .with_answer_bytes(config.max_answer_bytes);
     let body_gate = body::BodyGate::new(
         config.max_body_bytes,
+        config.max_batch_lines,
         config.body_timeout,
         config.max_inflight_bytes,
     );

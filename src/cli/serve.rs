@@ -268,7 +268,7 @@ fn checked_token(token: Option<&str>, auth_reads: bool) -> anyhow::Result<Option
     }
 }
 
-/// Completes on the first SIGINT or SIGTERM, which asks for a graceful stop; a second one
+/// Completes on the first SIGINT, SIGTERM or SIGHUP, which asks for a graceful stop; a second one
 /// exits at once. The handlers are installed here, before the service starts: installed when
 /// the returned future was first polled, a signal in between (a stop asked while the server
 /// waited for the database file, on a busy machine) killed the process unhandled.
@@ -288,10 +288,13 @@ fn first_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// SIGINT and SIGTERM, handled from the moment this is made.
+/// SIGINT, SIGTERM and SIGHUP, handled from the moment this is made. A hangup (the terminal
+/// of a foreground `serve` closed, an ssh session dropped) stops the service as SIGTERM does:
+/// unhandled, it ended the process as a crash would, without the last export.
 struct StopSignals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl StopSignals {
@@ -300,6 +303,7 @@ impl StopSignals {
         Ok(StopSignals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
@@ -307,6 +311,7 @@ impl StopSignals {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
         }
     }
 }

@@ -99,12 +99,18 @@ impl BackupName {
     }
 }
 
-/// The marker's content: who made the directory and when (the order pruning goes by).
+/// The marker's content: who made the directory, of which database, and when (the order
+/// pruning goes by).
 #[derive(Debug, Serialize, Deserialize)]
 struct Marker {
     created_by: String,
     name: String,
     created_ms: u64,
+    /// The [`fsutil::file_identity`] of the database backed up: a server prunes only its own
+    /// database's backups, so that two servers given one backup directory keep each other's.
+    /// Absent from markers written before it was (their backups are pruned as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database: Option<String>,
 }
 
 const CREATED_BY: &str = "lakehouse-kb";
@@ -186,11 +192,13 @@ impl Store {
                 .create(backup_dir)
         }
         .map_err(io("", backup_dir))?;
+        let database = fsutil::file_identity(self.path()).ok();
         let (name, dir) = create_backup_dir(backup_dir, name)?;
         let marker = Marker {
             created_by: CREATED_BY.into(),
             name: name.as_str().into(),
             created_ms: crate::model::now_ms(),
+            database: database.clone(),
         };
         let written = fsutil::create_new(&dir.join(MARKER_FILE), fsutil::FILE_MODE)
             .and_then(|mut file| {
@@ -212,7 +220,7 @@ impl Store {
             }
         };
         fsutil::sync_dir(backup_dir).map_err(io("", backup_dir))?;
-        let pruned = prune(backup_dir, keep, name.as_str());
+        let pruned = prune(backup_dir, keep, name.as_str(), database.as_deref());
         report(&dest, name.0, last_seq, rows, start, pruned)
     }
 
@@ -362,12 +370,14 @@ fn create_backup_dir(
     }
 }
 
-/// Removes the oldest server-made backups beyond `keep` (the one just made counts and is never
-/// removed). A directory is the server's only when it is a real directory (not a link) holding
-/// a regular-file marker that names it; the server removes its marker, its `kb.redb` and then
-/// the directory, which fails (and is left, with a warning) when anything else is in it.
-/// Returns the names removed. Failures are logged, never fatal: the backup itself is done.
-fn prune(backup_dir: &Path, keep: usize, just_made: &str) -> Vec<String> {
+/// Removes the oldest server-made backups of `database` beyond `keep` (the one just made counts
+/// and is never removed). A directory is the server's only when it is a real directory (not a
+/// link) holding a regular-file marker that names it and this database (or no database: a
+/// marker older than that field); the server removes its `kb.redb`, an interrupted copy's
+/// `kb.redb.partial` (a crash mid-backup leaves one), its marker and then the directory, which
+/// fails (and is left, with a warning) when anything else is in it. Returns the names removed.
+/// Failures are logged, never fatal: the backup itself is done.
+fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>) -> Vec<String> {
     let Ok(entries) = fs::read_dir(backup_dir) else {
         return Vec::new();
     };
@@ -378,7 +388,8 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str) -> Vec<String> {
             let dir = entry.path();
             fsutil::require_real_dir(&dir).ok()?;
             let marker: Marker = serde_json::from_slice(&read_marker(&dir)?).ok()?;
-            (marker.created_by == CREATED_BY && marker.name == name)
+            let ours = marker.database.is_none() || marker.database.as_deref() == database;
+            (marker.created_by == CREATED_BY && marker.name == name && ours)
                 .then_some((marker.created_ms, name))
         })
         .collect();
@@ -392,6 +403,7 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str) -> Vec<String> {
     {
         let dir = backup_dir.join(&name);
         let _ = fs::remove_file(dir.join(DB_FILE));
+        let _ = fs::remove_file(dir.join(format!("{DB_FILE}.partial")));
         let _ = fs::remove_file(dir.join(MARKER_FILE));
         match fs::remove_dir(&dir) {
             Ok(()) => pruned.push(name),

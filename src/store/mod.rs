@@ -518,16 +518,20 @@ mod quiet_panics {
 
 /// The writable open of [`open_db`], once the file is known not to be newer than this binary.
 fn open_writable(path: &Path, options: &StoreOptions) -> Result<Database, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut builder = Database::builder();
     builder.set_cache_size(options.cache_mb.max(1) << 20);
     if let Some(on_repair) = options.on_repair.clone() {
         builder.set_repair_callback(move |session| on_repair(session.progress()));
     }
+    // A new file is its user's alone, as the journal and the backups are: with `--auth-reads`
+    // the data must not be readable by copying the file (the process umask made it 0644).
     let opened = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(crate::fsutil::FILE_MODE)
         .open(path)
         .map_err(DatabaseError::from)
         .and_then(|file| {

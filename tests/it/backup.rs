@@ -376,6 +376,59 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
     assert_eq!(tree(outside.path()), vec!["marker", "theirs"]);
 }
 
+/// Two servers given one backup directory each prune only their own database's backups (a
+/// review saw a staging server's backups push out production's); a backup a crash interrupted
+/// (its marker and a `kb.redb.partial`) is pruned whole, not left as a directory no pruning
+/// would touch again.
+#[test]
+fn pruning_keeps_other_databases_backups_and_clears_an_interrupted_one() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir_arg = backups.path().to_str().unwrap();
+    let args = ["--backup-dir", dir_arg, "--backup-keep", "2"];
+    let prod = InProcessServer::start_with(&args);
+    let staging = InProcessServer::start_with(&args);
+    // Interrupted by a crash, before markers named their database.
+    std::fs::create_dir(backups.path().join("crashed")).unwrap();
+    std::fs::write(
+        backups.path().join("crashed/.lakehouse-kb-backup"),
+        r#"{"created_by":"lakehouse-kb","name":"crashed","created_ms":0}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        backups.path().join("crashed/kb.redb.partial"),
+        b"half a copy",
+    )
+    .unwrap();
+    for name in ["prod-1", "prod-2"] {
+        let a = prod.post_json("/backup", format!(r#"{{"name":"{name}"}}"#));
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    for name in ["staging-1", "staging-2", "staging-3"] {
+        let a = staging.post_json("/backup", format!(r#"{{"name":"{name}"}}"#));
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    let listing = tree(backups.path());
+    for kept in [
+        "prod-1/kb.redb",
+        "prod-2/kb.redb",
+        "staging-2/kb.redb",
+        "staging-3/kb.redb",
+    ] {
+        assert!(
+            listing.contains(&kept.to_owned()),
+            "{kept} gone: {listing:?}"
+        );
+    }
+    assert!(
+        !listing.iter().any(|f| f.starts_with("staging-1")),
+        "{listing:?}"
+    );
+    assert!(
+        !listing.iter().any(|f| f.starts_with("crashed")),
+        "{listing:?}"
+    );
+}
+
 #[test]
 fn cli_backup_never_removes_or_replaces_what_it_did_not_make() {
     let dir = tempfile::tempdir().unwrap();

@@ -89,6 +89,30 @@ fn sigterm_finishes_in_flight_writes_and_closes_cleanly() {
     }
 }
 
+/// A hangup (a foreground `serve` whose terminal or ssh session went away) stops the service
+/// as SIGTERM does: it ended the process unhandled, without the last export, and the next
+/// start applied the journal as after a crash.
+#[test]
+fn sighup_stops_the_service_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    assert_eq!(
+        server.post_json("/event", r#"{"source":"bot"}"#).status,
+        200
+    );
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status:?}");
+    let log = server_log(dir.path());
+    assert!(log.contains("stopped cleanly"), "{log}");
+    let ops = std::fs::read_to_string(dir.path().join("_observer/ops.jsonl")).unwrap();
+    assert_eq!(ops.lines().count(), 1, "the last export ran: {ops:?}");
+}
+
 #[test]
 fn a_restart_after_kill_9_repairs_and_logs_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -1260,3 +1260,16 @@ fn write_postings(
     }
     new.append_all(table).unwrap();
 }
+
+/// A new database file is its user's alone (0600, as the journal and backups are), whatever the
+/// umask: with `--auth-reads`, copying the file must not be a way around the token.
+#[test]
+fn a_new_database_file_is_readable_by_its_user_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let store = Store::open(&path, lakehouse_kb::store::StoreOptions::default()).unwrap();
+    drop(store);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+}

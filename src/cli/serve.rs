@@ -67,6 +67,14 @@ pub struct ServeArgs {
         default_value_t = 1024
     )]
     pub max_writes_in_flight: usize,
+    /// Connections open at once; at the limit new ones wait in the kernel's backlog until one
+    /// closes (lowered to leave 128 of the process's file descriptors, or half, for its files)
+    #[arg(
+        long,
+        env = "LAKEHOUSE_KB_MAX_CONNECTIONS",
+        default_value_t = http::DEFAULT_MAX_CONNECTIONS
+    )]
+    pub max_connections: usize,
     /// Read requests handled at once; beyond it reads get 503 + Retry-After
     #[arg(long, env = "LAKEHOUSE_KB_MAX_READS_IN_FLIGHT", default_value_t = 256)]
     pub max_reads_in_flight: usize,
@@ -192,6 +200,7 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
             header_read_timeout: args.header_read_timeout.into(),
             write_timeout: args.write_timeout.into(),
             shutdown_timeout: args.shutdown_timeout.into(),
+            max_connections: crate::http::connection_limit(args.max_connections),
         },
         writer: WriterConfig {
             queue_capacity: args.queue_capacity,

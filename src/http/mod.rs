@@ -39,7 +39,10 @@ use axum::{Extension, Router};
 
 pub use error::ApiError;
 pub use feed::{DEFAULT_MAX_CLIENTS as DEFAULT_MAX_FEED_CLIENTS, Feed};
-pub use server::{ConnectionLimits, Peer, Recovery, Switch, recovering_router, serve};
+pub use server::{
+    ConnectionLimits, DEFAULT_MAX_CONNECTIONS, Peer, Recovery, Switch, connection_limit,
+    recovering_router, serve,
+};
 
 use crate::export::ExportJob;
 use crate::metrics::Metrics;

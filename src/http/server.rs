@@ -40,7 +40,15 @@ pub struct ConnectionLimits {
     pub write_timeout: Duration,
     /// Longest wait, after the shutdown signal, for requests in flight to finish.
     pub shutdown_timeout: Duration,
+    /// Connections open at once: at the limit the server stops accepting (new ones wait in
+    /// the kernel's backlog) until one closes. Without it, clients holding idle connections
+    /// used up the file descriptors, and the export, a backup and new clients failed.
+    pub max_connections: usize,
 }
+
+/// [`ConnectionLimits::max_connections`] by default (`--max-connections`); see
+/// [`connection_limit`] for the file descriptors it leaves.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
@@ -48,8 +56,25 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
+}
+
+/// File descriptors kept from connections for the database, its journal, the export's
+/// files, backups and the log: at most this many, at most half the process's limit.
+const RESERVED_FDS: u64 = 128;
+
+/// `wanted` connections, or fewer when the process may not open that many files and keep
+/// [`RESERVED_FDS`] (or half its limit) for its own: at least one.
+pub fn connection_limit(wanted: usize) -> usize {
+    let Some(files) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current else {
+        return wanted.max(1);
+    };
+    let room = files.saturating_sub(RESERVED_FDS.min(files / 2));
+    wanted
+        .min(usize::try_from(room).unwrap_or(usize::MAX))
+        .max(1)
 }
 
 /// How far redb's repair has come, shared with the open that reports it.
@@ -158,7 +183,24 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // A slot before an accept: at the limit, new connections wait in the backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        if slots.available_permits() == 0
+            && let Some(suppressed) = observe::sample("connection-limit")
+        {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                suppressed,
+                "connection limit reached (--max-connections): new connections wait until \
+                 one closes"
+            );
+        }
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -177,6 +219,7 @@ pub async fn serve(
                 );
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let Err(e) = connection.await else { return };
                     match write_timed_out(&e) {
                         Some(cause) => {
@@ -224,4 +267,21 @@ fn write_timed_out(error: &hyper::Error) -> Option<&std::io::Error> {
         source = cause.source();
     }
     None
+}
+
+#[cfg(test)]
+mod connection_limit_tests {
+    use super::connection_limit;
+
+    /// What the process may open, less what its own files keep, bounds the connections asked.
+    #[test]
+    fn the_connection_limit_leaves_file_descriptors_for_the_service() {
+        let files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .expect("a file limit");
+        let room = usize::try_from(files - 128.min(files / 2)).unwrap();
+        for (wanted, got) in [(1, 1), (0, 1), (usize::MAX, room), (room + 1, room)] {
+            assert_eq!(connection_limit(wanted), got, "{wanted}");
+        }
+    }
 }

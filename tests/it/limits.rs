@@ -826,3 +826,33 @@ fn a_light_write_queued_behind_heavy_ones_is_committed_before_them() {
     });
     assert_eq!(server.get("/stats").json["total"], 5);
 }
+
+/// Connections are bounded (`--max-connections`): at the limit the server stops accepting,
+/// and a new client waits until one closes. Unbounded, a review's idle connections used up the
+/// process's file descriptors, and the export and a backup failed with them.
+#[test]
+fn connections_past_the_limit_wait_until_one_closes() {
+    let server = TestServer::start_with(
+        &["--max-connections", "4", "--header-read-timeout", "60s"],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let fresh = || {
+        reqwest::blocking::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap()
+            .get(server.url("/healthz"))
+            .send()
+    };
+    assert!(fresh().is_err(), "a fifth connection was served");
+    drop(idle);
+    wait_for(
+        Duration::from_secs(30),
+        "the closed connections' slots came back",
+        || fresh().is_ok_and(|a| a.status() == 200),
+    );
+}

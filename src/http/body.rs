@@ -26,7 +26,7 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 
 use super::ApiError;
-use super::ingest::{BATCH_LINE_COST, is_batch};
+use super::ingest::{BATCH_LINE_COST, is_batch, record_lines};
 use super::limits::HoldUntilSent;
 
 /// The limits on request bodies, shared by every request.
@@ -195,7 +195,7 @@ pub async fn read_whole(
     // --max-batch-lines of them (a longer batch is refused), and for at most what leaves
     // room for a body beside them, so that a batch alone always fits.
     if line_cost > 0 {
-        let lines = record_lines(&bytes, gate.max_lines);
+        let lines = record_lines(&bytes).take(gate.max_lines).count();
         let lines_cap = gate.inflight.max.saturating_sub(gate.max_body);
         reservation.grow(lines.saturating_mul(line_cost).min(lines_cap))?;
     }
@@ -243,15 +243,6 @@ async fn collect(
         bytes.extend_from_slice(&data);
     }
     Ok(bytes)
-}
-
-/// The lines of a batch body that are records (not blank, as `ingest::parse_batch` splits
-/// them), at most `max`.
-fn record_lines(body: &[u8], max: usize) -> usize {
-    body.split(|&b| b == b'\n')
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .take(max)
-        .count()
 }
 
 /// `Expect: 100-continue`: the client waits for a go-ahead before sending its body.
@@ -409,7 +400,7 @@ mod tests {
             (b"", 10, 0),
             (b"{}\n{}\n{}\n{}", 2, 2),
         ] {
-            assert_eq!(record_lines(body, max), lines, "{body:?}");
+            assert_eq!(record_lines(body).take(max).count(), lines, "{body:?}");
         }
     }
 

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::{ApiError, AppState};
 use crate::export::{ExportFile, FileProblem};
-use crate::fsutil;
 use crate::metrics::Format;
 use crate::store::{Fault, SCHEMA_VERSION, StoreError};
 
@@ -48,7 +47,9 @@ struct Health {
 ///
 /// Answered without a read of the database: a read waits for a commit's sync in redb, and a
 /// probe must answer while a stalled disk holds one (each probe would also hold a blocking
-/// thread meanwhile). The last seq is the writer's, published before a commit is answered.
+/// thread meanwhile). The last seq is the writer's, published before a commit is answered;
+/// the database's identity is the one the store took when it opened the file (a `stat` per
+/// probe could hang on a hung volume too).
 pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError> {
     if state.writer.is_closed() {
         return Err(ApiError::Unavailable {
@@ -56,9 +57,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
             retry_after_secs: 5,
         });
     }
-    let store = state.store.clone();
-    let database =
-        tokio::task::spawn_blocking(move || fsutil::file_identity(store.path()).ok()).await?;
+    let database = state.store.identity().map(str::to_owned);
     let storage = state.store.fault();
     let readable = storage.is_none();
     let stalled = state

@@ -392,6 +392,15 @@ fn line_key(
     Ok(header.map(|key| format!("{key}#{record_no}")))
 }
 
+/// The lines of an NDJSON body that are records, numbered from 1 among all its lines: a
+/// trailing `\r` dropped, blank (whitespace-only) lines skipped.
+pub fn record_lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    body.split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+}
+
 /// The puts of a batch's good lines with their line numbers, and its bad lines.
 pub type ParsedBatch = (Vec<(usize, Put)>, Vec<LineError>);
 
@@ -406,12 +415,7 @@ pub fn parse_batch<R>(
     now_ms: u64,
     header_key: Option<&str>,
 ) -> Result<ParsedBatch, ApiError> {
-    let lines: Vec<(usize, &[u8])> = body
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
-        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-        .collect();
+    let lines: Vec<(usize, &[u8])> = record_lines(body).collect();
     if lines.len() > max_lines {
         return Err(ApiError::PayloadTooLarge(format!(
             "a batch may hold at most {max_lines} lines, got {}",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
-use super::lines::{self, Repeats, RepeatsFinder, parse_object_line, parse_row};
+use super::lines::{self, Line, Repeats, RepeatsFinder, parse_object_line, parse_row};
 use super::report::{ImportError, ImportReport, LegacySource, io_error};
 use super::spill::{SpillReader, SpillWriter, Spilled};
 use super::verdicts::{self, Identity};
@@ -98,12 +98,7 @@ fn check_outcomes(
         if line.is_blank() {
             return Ok(());
         }
-        if let Some(why) = line.too_long() {
-            if strict {
-                let message = lines::describe(line, &why);
-                let (source, number) = (LegacySource::Outcomes, Some(line.number));
-                report.reject(source, &file.path, number, message);
-            }
+        if skip_too_long(line, strict, report, LegacySource::Outcomes, &file.path) {
             return Ok(());
         }
         repeats.add(line.bytes);
@@ -135,6 +130,24 @@ fn check_outcomes(
     Ok((audit_rows, repeats.finish()))
 }
 
+/// Whether `line` is over the limit, so that pass 1 reads no further into it; with `strict` it
+/// is rejected here (without, pass 2 rejects it as it does every malformed line).
+fn skip_too_long(
+    line: &Line<'_>,
+    strict: bool,
+    report: &mut ImportReport,
+    source: LegacySource,
+    path: &Path,
+) -> bool {
+    let Some(why) = line.too_long() else {
+        return false;
+    };
+    if strict {
+        report.reject(source, path, Some(line.number), lines::describe(line, &why));
+    }
+    true
+}
+
 /// Pass 1 over `ops.jsonl`: the lines it repeats; with `strict`, every line must be a JSON
 /// object.
 fn check_ops(
@@ -148,11 +161,7 @@ fn check_ops(
         if line.is_blank() {
             return Ok(());
         }
-        if let Some(why) = line.too_long() {
-            if strict {
-                let message = lines::describe(line, &why);
-                report.reject(LegacySource::Ops, &file.path, Some(line.number), message);
-            }
+        if skip_too_long(line, strict, report, LegacySource::Ops, &file.path) {
             return Ok(());
         }
         repeats.add(line.bytes);

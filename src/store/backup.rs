@@ -106,7 +106,7 @@ struct Marker {
     created_by: String,
     name: String,
     created_ms: u64,
-    /// The [`fsutil::file_identity`] of the database backed up: a server prunes only its own
+    /// The [`Store::identity`] of the database backed up: a server prunes only its own
     /// database's backups, so that two servers given one backup directory keep each other's.
     /// Absent from markers written before it was (their backups are pruned as before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,7 +192,7 @@ impl Store {
                 .create(backup_dir)
         }
         .map_err(io("", backup_dir))?;
-        let database = fsutil::file_identity(self.path()).ok();
+        let database = self.identity().map(str::to_owned);
         let (name, dir) = create_backup_dir(backup_dir, name)?;
         let marker = Marker {
             created_by: CREATED_BY.into(),
@@ -403,7 +403,7 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>
     {
         let dir = backup_dir.join(&name);
         let _ = fs::remove_file(dir.join(DB_FILE));
-        let _ = fs::remove_file(dir.join(format!("{DB_FILE}.partial")));
+        let _ = fs::remove_file(partial_path(&dir.join(DB_FILE)));
         let _ = fs::remove_file(dir.join(MARKER_FILE));
         match fs::remove_dir(&dir) {
             Ok(()) => pruned.push(name),

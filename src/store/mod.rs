@@ -246,6 +246,8 @@ pub struct Store {
 /// a dropped store's file open).
 struct Shared {
     path: PathBuf,
+    /// [`Store::identity`], taken when the file was opened.
+    identity: Option<String>,
     options: StoreOptions,
     /// The open database; `None` only while a reopen is under way or after one failed.
     db: RwLock<Option<Arc<Database>>>,
@@ -288,6 +290,7 @@ impl Store {
         let store = Store {
             shared: Arc::new(Shared {
                 path: path.to_owned(),
+                identity: crate::fsutil::file_identity(path).ok(),
                 options,
                 db: RwLock::new(Some(Arc::new(db))),
                 fault: fault::FaultState::default(),
@@ -371,6 +374,13 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// The [`fsutil::file_identity`](crate::fsutil::file_identity) of the file this store
+    /// opened (`None` if it could not be read then): the file it holds, whatever is at its path
+    /// now, and known without touching the disk (`/healthz` names it while a disk hangs).
+    pub fn identity(&self) -> Option<&str> {
+        self.shared.identity.as_deref()
     }
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {

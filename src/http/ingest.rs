@@ -4,10 +4,14 @@
 //!
 //! Idempotency keys: a write may carry an `Idempotency-Key` header; a line of an NDJSON batch
 //! may carry its own `idempotency_key` (or `event_id`) string field, and otherwise gets the
-//! header's key followed by `#` and its record's number (blank lines not counted). A key is
+//! header's key followed by `#` and its record's number (blank lines not counted), and is also
+//! known by its content (`ClientKey::batch_line`: a retry without a rejected line, or with
+//! its lines in another order, finds each line it stored before). A key is
 //! checked and stored in the same transaction as its record, so a retry with the same key
 //! (within the keys' window) is answered with what the first attempt stored (`duplicate: true`,
 //! its seq), and the same key with another request is refused (422).
+
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -72,12 +76,12 @@ pub const OUTCOMES: RecordKind<NewOutcome> = RecordKind {
 };
 
 impl<R> RecordKind<R> {
-    /// The put for a body's record, with its client key when the request gave one.
-    fn put(&self, record: R, body: &[u8], key: Option<&str>, now_ms: u64) -> Put {
+    /// The put for a record, with its client key when the request gave one.
+    fn put(&self, record: R, client_key: Option<ClientKey>) -> Put {
         Put {
             record: (self.into_record)(record),
             import_key: None,
-            client_key: key.map(|key| ClientKey::new(self.route.tag(), key, body, now_ms)),
+            client_key,
         }
     }
 }
@@ -281,7 +285,9 @@ pub async fn single<R, T>(
     let now = now_ms();
     let record = (kind.parse)(&body, now)?;
     let described = describe(&record);
-    let put = kind.put(record, &body, key.0.as_deref(), now);
+    let client_key =
+        (key.0.as_deref()).map(|key| ClientKey::new(kind.route.tag(), key, &body, now));
+    let put = kind.put(record, client_key);
     drop(body);
     let written = submit(state, vec![put]).await?;
     let written = written
@@ -341,17 +347,26 @@ struct LineKey {
     event_id: Option<serde_json::Value>,
 }
 
-/// The key of line `line_no`, the batch's `record_no`th record: its own `idempotency_key` (or
-/// `event_id`) field, else the batch header's key with `#` and the record's number (not the
-/// line's: blank lines are skipped, so a retry that adds or drops one must not give its records
-/// other keys), else none. An `idempotency_key` that is not a valid key is an error; an
-/// `event_id` that is not is ignored.
-fn line_key(
+/// Where a batch line's client key comes from.
+#[derive(Debug, PartialEq, Eq)]
+enum LineKeyFrom<'h> {
+    /// Its own `idempotency_key` or `event_id` field.
+    Own(String),
+    /// The request's `Idempotency-Key` header.
+    Header(&'h str),
+    /// Nowhere: the line has no key.
+    Unkeyed,
+}
+
+/// Where the key of line `line_no` comes from: its own `idempotency_key` (or `event_id`) field,
+/// else the batch header's key when there is one (the line is then keyed by the header, its
+/// record's number and its content: [`ClientKey::batch_line`]). An `idempotency_key` that is
+/// not a valid key is an error; an `event_id` that is not is ignored.
+fn line_key<'h>(
     line: &[u8],
     line_no: usize,
-    record_no: usize,
-    header: Option<&str>,
-) -> Result<Option<String>, LineError> {
+    header: Option<&'h str>,
+) -> Result<LineKeyFrom<'h>, LineError> {
     let mentions = |needle: &[u8]| memchr::memmem::find(line, needle).is_some();
     if mentions(b"\"idempotency_key\"") || mentions(b"\"event_id\"") {
         // The line as its record is read (lone surrogates mended), so that its key is found
@@ -371,7 +386,9 @@ fn line_key(
         {
             match value {
                 None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::String(key)) if valid_key(&key) => return Ok(Some(key)),
+                Some(serde_json::Value::String(key)) if valid_key(&key) => {
+                    return Ok(LineKeyFrom::Own(key));
+                }
                 // An `event_id` that cannot be a key is the client's own field (a number, say),
                 // not a key it meant: the line is keyed as if it had none.
                 Some(_) if field == "event_id" => {}
@@ -389,7 +406,7 @@ fn line_key(
             }
         }
     }
-    Ok(header.map(|key| format!("{key}#{record_no}")))
+    Ok(header.map_or(LineKeyFrom::Unkeyed, LineKeyFrom::Header))
 }
 
 /// The lines of an NDJSON body that are records, numbered from 1 among all its lines: a
@@ -427,16 +444,28 @@ pub fn parse_batch<R>(
     }
     let mut puts = Vec::with_capacity(lines.len());
     let mut rejected = Vec::new();
+    // How many times each line keyed by the header came before, for its content key.
+    let mut seen: HashMap<&[u8], usize> = HashMap::new();
+    let route = kind.route.tag();
+    // A record's number, not its line's, is its position: blank lines are skipped, so a retry
+    // that adds or drops one does not give its records other keys.
     for (record_no, (line_no, line)) in (1..).zip(lines) {
-        let key = match line_key(line, line_no, record_no, header_key) {
-            Ok(key) => key,
+        let key = match line_key(line, line_no, header_key) {
+            Ok(LineKeyFrom::Own(key)) => Some(ClientKey::new(route, &key, line, now_ms)),
+            Ok(LineKeyFrom::Header(header)) => {
+                let before = seen.entry(line).or_default();
+                let key = ClientKey::batch_line(route, header, record_no, line, *before, now_ms);
+                *before += 1;
+                Some(key)
+            }
+            Ok(LineKeyFrom::Unkeyed) => None,
             Err(e) => {
                 rejected.push(e);
                 continue;
             }
         };
         match (kind.parse)(line, now_ms) {
-            Ok(record) => puts.push((line_no, kind.put(record, line, key.as_deref(), now_ms))),
+            Ok(record) => puts.push((line_no, kind.put(record, key))),
             Err(e) => rejected.push(LineError {
                 line: line_no,
                 error: e.message,

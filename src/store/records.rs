@@ -126,9 +126,19 @@ pub enum Record {
 
 /// An idempotency key a client gave with a write: a retry with the same key is answered with
 /// what the first write stored instead of storing again.
+///
+/// A line of an NDJSON batch keyed by its request's header (`K`) is known twice: by its
+/// position (`K#n`, its record's number) and by its content (`K`, its fingerprint, and how many
+/// identical lines came before it in the batch). A retry of the batch with lines dropped
+/// (a rejected one, say), added or reordered finds each line it sent before by its content,
+/// where its position now names another line; a retry with a line changed in place still
+/// finds the position taken by another request (refused, as for any key).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientKey {
-    /// The route's tag and the client's key, as stored.
+    /// The route's tag and the client's key, as stored. For a batch line keyed by its header,
+    /// `K#n` followed by a NUL (never in a client's key) and the line's occurrence among
+    /// identical lines of its batch: see [`ClientKey::stored_keys`]. The journal keeps this
+    /// one field, so entries written before batch lines had content keys read the same.
     pub key: Vec<u8>,
     /// A fingerprint of the request the key was given with: the same key with another request
     /// is refused rather than answered with the first request's result.
@@ -154,7 +164,47 @@ impl ClientKey {
             created_ms: now_ms,
         }
     }
+
+    /// The key of the `record_no`th record of a batch whose request's header key is `header`:
+    /// the line `line` is the `occurrence`th (from 0) of the identical lines of its batch.
+    pub fn batch_line(
+        route: u8,
+        header: &str,
+        record_no: usize,
+        line: &[u8],
+        occurrence: usize,
+        now_ms: u64,
+    ) -> ClientKey {
+        let mut key = ClientKey::new(route, &format!("{header}#{record_no}"), line, now_ms);
+        key.key.push(CONTENT_MARK);
+        key.key.extend_from_slice(occurrence.to_string().as_bytes());
+        key
+    }
+
+    /// The keys this key is stored under: by position, and for a batch line keyed by its
+    /// header, by content (the route, `K`, a NUL, the line's fingerprint in hex, `.` and its
+    /// occurrence).
+    pub fn stored_keys(&self) -> (&[u8], Option<Vec<u8>>) {
+        let Some(mark) = self.key.iter().position(|&b| b == CONTENT_MARK) else {
+            return (&self.key, None);
+        };
+        let (position, occurrence) = (&self.key[..mark], &self.key[mark + 1..]);
+        let header = position
+            .iter()
+            .rposition(|&b| b == b'#')
+            .map_or(position, |hash| &position[..hash]);
+        let mut content = Vec::with_capacity(header.len() + 18 + occurrence.len());
+        content.extend_from_slice(header);
+        content.push(CONTENT_MARK);
+        content.extend_from_slice(format!("{:016x}.", self.fingerprint).as_bytes());
+        content.extend_from_slice(occurrence);
+        (position, Some(content))
+    }
 }
+
+/// Separates a batch line's key by position from what makes its key by content: a byte no
+/// client key holds (they are visible ASCII).
+const CONTENT_MARK: u8 = 0;
 
 /// One record to write, with the identities that make a repeat of it a duplicate: the import
 /// key of the legacy line it came from, or the idempotency key its client gave.
@@ -346,5 +396,28 @@ mod tests {
             expected,
             "an event: line and body"
         );
+    }
+
+    #[test]
+    fn a_batch_line_is_stored_by_position_and_by_content() {
+        type Bytes = Vec<u8>;
+        let line = br#"{"source":"bot"}"#;
+        let fp = ClientKey::new(b'e', "x", line, 0).fingerprint;
+        let content = |header: &str, occurrence: &str| {
+            format!("e{header}\0{fp:016x}.{occurrence}").into_bytes()
+        };
+        #[rustfmt::skip]
+        let cases: &[(&str, ClientKey, &[u8], Option<Bytes>)] = &[
+            ("a request's key", ClientKey::new(b'e', "k-1", line, 0), b"ek-1", None),
+            ("a line's own key", ClientKey::new(b'e', "k#2", line, 0), b"ek#2", None),
+            ("a batch line", ClientKey::batch_line(b'e', "k", 3, line, 0, 0), b"ek#3", Some(content("k", "0"))),
+            ("a header with a #", ClientKey::batch_line(b'e', "a#b", 12, line, 4, 0), b"ea#b#12", Some(content("a#b", "4"))),
+        ];
+        for (name, key, position, by_content) in cases {
+            let (got_position, got_content) = key.stored_keys();
+            assert_eq!(got_position, *position, "{name}");
+            assert_eq!(&got_content, by_content, "{name}");
+            assert_eq!(key.fingerprint, fp, "{name}: the line's fingerprint");
+        }
     }
 }

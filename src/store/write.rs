@@ -29,7 +29,7 @@ use super::history::verdict_head;
 use super::journaled::Pace;
 use super::meta::{self, CounterDeltas};
 use super::postings::Posting;
-use super::records::{DismissalChange, NewEvent, NewVerdict, Put, Record, Written};
+use super::records::{ClientKey, DismissalChange, NewEvent, NewVerdict, Put, Record, Written};
 use super::repos::RepoIds;
 use super::seq_blocks;
 use super::tables::*;
@@ -291,14 +291,9 @@ pub(super) fn write_in(
             }
         }
         if let Some(client) = &put.client_key
-            && let Some((seq, fingerprint)) =
-                client_key_lookup(t.later, &*t.client_keys.open()?, &client.key)?
+            && let Some(known) = known_client_key(t, client)?
         {
-            written.push(if fingerprint == client.fingerprint {
-                Written::Duplicate { seq }
-            } else {
-                Written::KeyReused { seq }
-            });
+            written.push(known);
             continue;
         }
         let result = match &put.record {
@@ -367,16 +362,38 @@ pub(super) fn write_in(
         if let (Written::Stored { seq, .. } | Written::Duplicate { seq }, Some(client)) =
             (&result, &put.client_key)
         {
-            t.later.new_client_keys.insert(
-                client.key.clone(),
-                (*seq, client.created_ms, client.fingerprint),
-            );
+            let (position, content) = client.stored_keys();
+            let value = (*seq, client.created_ms, client.fingerprint);
+            t.later.new_client_keys.insert(position.to_vec(), value);
+            if let Some(content) = content {
+                t.later.new_client_keys.insert(content, value);
+            }
         }
         written.push(result);
     }
     t.meta.insert(meta::LAST_SEQ, last_seq)?;
     counters.apply(&mut t.meta)?;
     Ok(written)
+}
+
+/// What a put's client key says before it is applied: a duplicate when its key names this
+/// request already (or, for a batch line, when its content key does), refused when its key
+/// names another request; `None` when the key is new.
+fn known_client_key(t: &mut Tables<'_>, client: &ClientKey) -> Result<Option<Written>, StoreError> {
+    let table = &*t.client_keys.open()?;
+    let (position, content) = client.stored_keys();
+    let at_position = client_key_lookup(t.later, table, position)?;
+    if let Some((seq, fingerprint)) = at_position
+        && fingerprint == client.fingerprint
+    {
+        return Ok(Some(Written::Duplicate { seq }));
+    }
+    if let Some(content) = content
+        && let Some((seq, _)) = client_key_lookup(t.later, table, &content)?
+    {
+        return Ok(Some(Written::Duplicate { seq }));
+    }
+    Ok(at_position.map(|(seq, _)| Written::KeyReused { seq }))
 }
 
 /// Index of an overall in the PR count tuples.

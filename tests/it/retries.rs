@@ -248,3 +248,64 @@ fn keys_expire_after_the_window() {
         assert!(Instant::now() < deadline, "the key never expired");
     }
 }
+
+/// A batch retried under its key in another shape stores none of its lines twice: each line
+/// is known by its position and by its content (at 7736e65 a line was known by its position
+/// only, so a retry without the rejected line stored the lines after it again).
+#[test]
+fn a_batch_retried_in_another_shape_never_stores_a_line_twice() {
+    let server = InProcessServer::start();
+    let line = |n: u32| format!("{{\"source\":\"bot\",\"n\":{n}}}");
+    let (a, b, c, bad) = (line(1), line(2), line(3), "not json".to_owned());
+    let batch = |lines: &[&String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    type Counts = (u64, u64);
+    #[rustfmt::skip]
+    let cases: &[(&str, String, String, Counts, &[u64])] = &[
+        // name, first batch, its retry under the same key, retry's (accepted, duplicates),
+        // retry's rejected lines
+        ("the rejected line dropped", batch(&[&a, &bad, &b, &c]), batch(&[&a, &b, &c]), (0, 3), &[]),
+        ("the rejected line mended", batch(&[&a, &bad, &b, &c]), batch(&[&a, &line(9), &b, &c]), (1, 3), &[]),
+        ("the lines reordered", batch(&[&a, &b, &c]), batch(&[&c, &a, &b]), (0, 3), &[]),
+        ("one line of it", batch(&[&a, &b, &c]), batch(&[&c]), (0, 1), &[]),
+        ("a line added at the end", batch(&[&a, &b]), batch(&[&a, &b, &c]), (1, 2), &[]),
+        // Two identical lines are two records, and a third is a third.
+        ("a repeated line once", batch(&[&a, &a]), batch(&[&a]), (0, 1), &[]),
+        ("a repeated line thrice", batch(&[&a, &a]), batch(&[&a, &a, &a]), (1, 2), &[]),
+        // A new line where another line was (changed in place, or put between two) takes a
+        // position another request holds: refused, as a key reused is.
+        ("a line changed in place", batch(&[&a, &b]), batch(&[&a, &c]), (0, 1), &[2]),
+        ("a line put between", batch(&[&a, &b]), batch(&[&a, &c, &b]), (0, 2), &[2]),
+    ];
+    for (i, (name, first, retry, (accepted, duplicates), rejected)) in cases.iter().enumerate() {
+        let key = format!("shape-{i}");
+        let before = server.stats()["total"].as_u64().unwrap();
+        let stored =
+            server.post_keyed("/event", "application/x-ndjson", Some(&key), first.as_str());
+        assert_eq!(stored.status, 200, "{name}: {}", stored.text);
+        let kept = stored.json["accepted"].as_u64().unwrap();
+        let again = server.post_keyed("/event", "application/x-ndjson", Some(&key), retry.as_str());
+        let got = (
+            again.json["accepted"].as_u64(),
+            again.json["duplicates"].as_u64(),
+        );
+        assert_eq!(
+            got,
+            (Some(*accepted), Some(*duplicates)),
+            "{name}: {}",
+            again.text
+        );
+        let lines: Vec<u64> = again.json["rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["line"].as_u64().unwrap())
+            .collect();
+        assert_eq!(lines, *rejected, "{name}: {}", again.text);
+        let total = server.stats()["total"].as_u64().unwrap();
+        assert_eq!(total, before + kept + accepted, "{name}");
+        // And the retry again: nothing new.
+        let third = server.post_keyed("/event", "application/x-ndjson", Some(&key), retry.as_str());
+        assert_eq!(third.json["accepted"], 0, "{name}: {}", third.text);
+        assert_eq!(server.stats()["total"].as_u64().unwrap(), total, "{name}");
+    }
+}

@@ -101,8 +101,8 @@ pub struct ServeArgs {
     /// 503 + Retry-After (at least --max-body)
     #[arg(long, env = "LAKEHOUSE_KB_MAX_INFLIGHT_BYTES", default_value = "64MiB", value_parser = parse_size)]
     pub max_inflight_bytes: usize,
-    /// Most bytes of read answers held at once until sent (clients that do not read their
-    /// answers hold them); beyond it reads get 503 + Retry-After [default: 32 × --max-response;
+    /// Most bytes of read answers being built or held until sent, at once (clients that do
+    /// not read their answers hold them); beyond it reads get 503 + Retry-After [default: 32 × --max-response;
     /// at least --max-response]
     #[arg(long, env = "LAKEHOUSE_KB_MAX_ANSWER_BYTES", value_parser = parse_size)]
     pub max_answer_bytes: Option<usize>,

@@ -9,11 +9,13 @@
 //! connection's write timeout cuts them; they cannot pile up answers beyond the cap. The read
 //! gate also bounds the bytes of the answers it holds at once ([`Gate::with_answer_bytes`]):
 //! many clients asking for the largest answers and reading none of them get a 503 once the
-//! answers held pass it, rather than the permits times `--max-response` of memory.
+//! answers held pass it, rather than the permits times `--max-response` of memory. The same
+//! pool holds the answers being built (`query::read_within`), so reads building large answers
+//! at once are shed as they build, not after.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,7 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::Semaphore;
 
 use super::ApiError;
+use crate::store::AnswerBytes;
 
 /// One kind's limit: a number of requests in flight and a time each may take.
 #[derive(Clone, Debug)]
@@ -35,8 +38,8 @@ pub struct Gate {
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     timeout: Duration,
-    /// Bytes of the answers this gate's requests hold until sent, and their limit.
-    answers: Option<(Arc<AtomicUsize>, usize)>,
+    /// The pool the answers of this gate's requests are held in until sent.
+    answers: Option<Arc<AnswerBytes>>,
 }
 
 /// When the request timeout ends a request: put in the request's extensions by its gate, so
@@ -73,49 +76,52 @@ impl Gate {
         }
     }
 
-    /// This gate, also holding the answers of its requests (their exact length, until sent) to
-    /// at most `max` bytes at once: an answer that would pass it is a 503 instead.
-    pub fn with_answer_bytes(mut self, max: usize) -> Gate {
-        self.answers = Some((Arc::new(AtomicUsize::new(0)), max));
+    /// This gate, also holding the answers of its requests (their exact length, until sent) in
+    /// `pool`: an answer that would pass its limit is a 503 instead.
+    pub fn with_answer_bytes(mut self, pool: Arc<AnswerBytes>) -> Gate {
+        self.answers = Some(pool);
         self
     }
 }
 
 /// Bytes of an answer counted against its gate's limit until dropped.
 struct HeldAnswer {
-    used: Arc<AtomicUsize>,
+    pool: Arc<AnswerBytes>,
     bytes: usize,
 }
 
 impl Drop for HeldAnswer {
     fn drop(&mut self) {
-        self.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.pool.give_back(self.bytes);
     }
 }
 
 /// Counts `response`'s bytes against `gate`'s answer limit, when it has one.
 fn hold_answer(gate: &Gate, response: &Response) -> Result<Option<HeldAnswer>, ApiError> {
-    let Some((used, max)) = &gate.answers else {
+    let Some(pool) = &gate.answers else {
         return Ok(None);
     };
     // Every gated answer is whole in memory (JSON); a body of unknown length counts as its
     // lower bound.
     let bytes = usize::try_from(response.body().size_hint().lower()).unwrap_or(usize::MAX);
-    used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-        held.checked_add(bytes).filter(|total| total <= max)
-    })
-    .map_err(|held| ApiError::Shed {
+    pool.try_take(bytes)
+        .map_err(|held| answers_full(held, bytes, pool.max()))?;
+    Ok(Some(HeldAnswer {
+        pool: pool.clone(),
+        bytes,
+    }))
+}
+
+/// The 503 of a read whose answer (being built, or made) does not fit in the answers' pool.
+pub(super) fn answers_full(held: usize, bytes: usize, max: usize) -> ApiError {
+    ApiError::Shed {
         kind: "answer-bytes",
         message: format!(
             "answers not yet sent hold {held} bytes and this one has {bytes} more, over the \
              limit of {max}; retry shortly"
         ),
         retry_after_secs: 1,
-    })?;
-    Ok(Some(HeldAnswer {
-        used: used.clone(),
-        bytes,
-    }))
+    }
 }
 
 /// Middleware: admits the request if a permit is free, and bounds its time.

@@ -47,7 +47,7 @@ pub use server::{
 use crate::export::ExportJob;
 use crate::metrics::Metrics;
 
-use crate::store::Store;
+use crate::store::{AnswerBytes, Store};
 use crate::writer::Writer;
 
 /// The default of `--max-answer-bytes`, in units of `--max-response`: the answers of reads
@@ -79,7 +79,8 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Bytes of request bodies being read or handled at once; beyond it, 503 + Retry-After.
     pub max_inflight_bytes: usize,
-    /// Bytes of read answers held at once until sent; beyond it, 503 + Retry-After.
+    /// Bytes of read answers being built or held until sent, at once; beyond it, 503 +
+    /// Retry-After.
     pub max_answer_bytes: usize,
     /// Where `POST /backup` writes (`DIR/NAME/kb.redb`); `None`: `backups` beside the database.
     pub backup_dir: Option<std::path::PathBuf>,
@@ -118,11 +119,17 @@ impl Default for ServerConfig {
 /// What every handler can reach. The router's layers clone it for every request, so a clone
 /// is one reference count, not one per field (those counts are shared by every core).
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<(Shared, Arc<AnswerBytes>)>);
 
 impl AppState {
     pub fn new(shared: Shared) -> AppState {
-        AppState(Arc::new(shared))
+        let answers = AnswerBytes::new(shared.config.max_answer_bytes);
+        AppState(Arc::new((shared, answers)))
+    }
+
+    /// The bytes of read answers being built or held until sent (`--max-answer-bytes`).
+    pub(crate) fn answers(&self) -> &Arc<AnswerBytes> {
+        &self.0.1
     }
 }
 
@@ -130,7 +137,7 @@ impl std::ops::Deref for AppState {
     type Target = Shared;
 
     fn deref(&self) -> &Shared {
-        &self.0
+        &self.0.0
     }
 }
 
@@ -261,7 +268,7 @@ pub fn app(state: AppState) -> Router {
     let write_gate =
         limits::Gate::new("write", config.max_writes_in_flight, config.request_timeout);
     let read_gate = limits::Gate::new("read", config.max_reads_in_flight, config.request_timeout)
-        .with_answer_bytes(config.max_answer_bytes);
+        .with_answer_bytes(state.answers().clone());
     let body_gate = body::BodyGate::new(
         config.max_body_bytes,
         config.max_batch_lines,

@@ -221,7 +221,8 @@ pub async fn read_within<T: Send + 'static>(
     let mut budget = ReadBudget::unlimited()
         .with_deadline(limits.deadline)
         .with_abandon_flag(abandoned.0.clone())
-        .with_max_bytes(limits.max_response);
+        .with_max_bytes(limits.max_response)
+        .with_shared_bytes(state.answers().clone());
     let span = tracing::Span::current();
     let read = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
@@ -240,7 +241,11 @@ pub async fn read_within<T: Send + 'static>(
         }
         result.map(|answer| (answer, budget))
     });
-    Ok(read.await??)
+    let (answer, budget) = read.await??;
+    if let Some((held, bytes, max)) = budget.refused() {
+        return Err(super::limits::answers_full(held, bytes, max));
+    }
+    Ok((answer, budget))
 }
 
 /// Raises its flag when dropped: when the future that awaits a read is dropped, so is this.

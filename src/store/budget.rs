@@ -1,9 +1,13 @@
 //! What one read may spend: a deadline (and a flag its caller raises when it gives up) checked
 //! every few rows, and a byte budget for the values it holds for its answer. A request timeout
 //! abandons the answer; this makes the blocking work behind it stop too.
+//!
+//! The bytes of every read's answer also come out of one pool the reads share
+//! ([`AnswerBytes`]) as the answer is built, so that many reads building large answers at once
+//! are bounded together, not each alone.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::StoreError;
@@ -12,8 +16,64 @@ use super::StoreError;
 /// a millisecond or so, rarely enough that the check costs nothing next to a B-tree step.
 const CHECK_EVERY: u64 = 64;
 
+/// Bytes of answers the reads of a server hold at once, and their limit: taken as each answer
+/// is built (by its [`ReadBudget`]) and while it is sent (by the HTTP layer).
+#[derive(Debug)]
+pub struct AnswerBytes {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl AnswerBytes {
+    pub fn new(max: usize) -> Arc<AnswerBytes> {
+        Arc::new(AnswerBytes {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// Takes `bytes` if they fit under the limit; else the bytes held now.
+    pub fn try_take(&self, bytes: usize) -> Result<(), usize> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes).filter(|total| *total <= self.max)
+            })
+            .map(drop)
+    }
+
+    /// Gives back bytes taken with [`AnswerBytes::try_take`].
+    pub fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// What one read (its budget and every copy of it) has taken from the pool; given back when
+/// the last copy is dropped, once the answer has been made from its items.
+#[derive(Debug)]
+struct Taken {
+    pool: Arc<AnswerBytes>,
+    bytes: AtomicUsize,
+    /// The pool could not give an item's bytes: (bytes held then, bytes asked).
+    refused: std::sync::OnceLock<(usize, usize)>,
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        self.pool.give_back(*self.bytes.get_mut());
+    }
+}
+
 /// The limits of one read. `ReadBudget::unlimited()` for callers that need no bound (tools,
-/// `check`, tests).
+/// `check`, tests). A clone shares its original's deadline, flag and pool (not its byte count).
 #[derive(Debug, Clone)]
 pub struct ReadBudget {
     deadline: Option<Instant>,
@@ -22,6 +82,7 @@ pub struct ReadBudget {
     bytes: usize,
     rows: u64,
     cut: bool,
+    shared: Option<Arc<Taken>>,
 }
 
 impl Default for ReadBudget {
@@ -39,6 +100,7 @@ impl ReadBudget {
             bytes: 0,
             rows: 0,
             cut: false,
+            shared: None,
         }
     }
 
@@ -58,6 +120,18 @@ impl ReadBudget {
     /// rather than go beyond, though it always holds at least one item.
     pub fn with_max_bytes(mut self, max_bytes: usize) -> ReadBudget {
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Takes the bytes of the answer's items from `pool` too, as they are taken, until the
+    /// budget is dropped: an item the pool cannot give stops the read as if cut, and
+    /// [`ReadBudget::refused`] says so (the answer is then not given).
+    pub fn with_shared_bytes(mut self, pool: Arc<AnswerBytes>) -> ReadBudget {
+        self.shared = Some(Arc::new(Taken {
+            pool,
+            bytes: AtomicUsize::new(0),
+            refused: std::sync::OnceLock::new(),
+        }));
         self
     }
 
@@ -102,8 +176,24 @@ impl ReadBudget {
             self.cut = true;
             return false;
         }
+        if let Some(taken) = &self.shared {
+            if let Err(held) = taken.pool.try_take(bytes) {
+                let _ = taken.refused.set((held, bytes));
+                self.cut = true;
+                return false;
+            }
+            taken.bytes.fetch_add(bytes, Ordering::AcqRel);
+        }
         self.bytes = total;
         true
+    }
+
+    /// When the shared pool refused one of this read's items: (the bytes the pool held then,
+    /// the bytes asked, the pool's limit). The answer is incomplete and must not be given.
+    pub fn refused(&self) -> Option<(usize, usize, usize)> {
+        let taken = self.shared.as_ref()?;
+        let &(held, asked) = taken.refused.get()?;
+        Some((held, asked, taken.pool.max()))
     }
 
     /// Whether [`ReadBudget::take`] refused an item: the answer is shorter than asked.
@@ -114,5 +204,50 @@ impl ReadBudget {
     /// Rows walked so far.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_take_their_items_from_one_pool_until_dropped() {
+        let pool = AnswerBytes::new(100);
+        let budget = || ReadBudget::unlimited().with_shared_bytes(pool.clone());
+        let (mut a, mut b) = (budget(), budget());
+        #[rustfmt::skip]
+        let steps: &[(&str, bool, usize, bool, usize)] = &[
+            // step, read a (else b), bytes, taken, pool held after
+            ("a's first item", true, 60, true, 60),
+            ("b's first item does not fit", false, 50, false, 60),
+            ("b's smaller item fits", false, 30, true, 90),
+            ("a's next passes the pool", true, 20, false, 90),
+            ("a's last fits exactly", true, 10, true, 100),
+        ];
+        for (step, on_a, bytes, taken, held) in steps {
+            let read = if *on_a { &mut a } else { &mut b };
+            assert_eq!(read.take(*bytes), *taken, "{step}");
+            assert_eq!(pool.held(), *held, "{step}");
+        }
+        assert_eq!(
+            a.refused(),
+            Some((90, 20, 100)),
+            "a's first refusal is kept"
+        );
+        assert_eq!(b.refused(), Some((60, 50, 100)));
+        // A copy shares its original's bytes: both are given back with the last of them.
+        let copy = a.clone();
+        drop(a);
+        assert_eq!(pool.held(), 100);
+        drop(copy);
+        assert_eq!(pool.held(), 30, "a's 70 given back");
+        drop(b);
+        assert_eq!(pool.held(), 0);
+        // Without a pool nothing is refused, and the read's own limit still cuts.
+        let mut alone = ReadBudget::unlimited().with_max_bytes(10);
+        assert!(alone.take(50), "the first item always");
+        assert!(!alone.take(1));
+        assert_eq!((alone.refused(), alone.was_cut()), (None, true));
     }
 }

@@ -53,7 +53,7 @@ use redb::{Database, DatabaseError, ReadableDatabase, StorageError};
 
 pub use backend::BackendFactory;
 pub use backup::{BackupName, BackupReport, MARKER_FILE as BACKUP_MARKER_FILE, files_of_copy};
-pub use budget::ReadBudget;
+pub use budget::{AnswerBytes, ReadBudget};
 pub use bulk::BulkWriter;
 pub use check::CheckReport;
 pub use codec::CodecError;

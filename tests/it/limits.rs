@@ -331,6 +331,64 @@ fn answers_not_read_are_bounded_in_bytes() {
     );
 }
 
+/// The server's peak resident memory so far (`VmHWM`), bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib << 10
+}
+
+/// Found by a review at 7736e65: a read built its whole answer before its bytes were counted
+/// against `--max-answer-bytes`, so 200 clients asking at once for an 8 MB answer took the
+/// server to 1.6 GB. Now answers take their bytes from that pool as they are built: the reads
+/// it cannot hold are shed while building, and the server's memory stays near the pool.
+#[test]
+fn answers_being_built_at_once_are_bounded_in_bytes() {
+    let server = TestServer::start_with(
+        &[
+            "--max-body",
+            "2MiB",
+            "--max-response",
+            "8MiB",
+            "--max-answer-bytes",
+            "8MiB",
+        ],
+        &[],
+    );
+    let summary = "s".repeat(1 << 20);
+    for i in 0..6 {
+        post_event(
+            &server,
+            &json!({"source": "bot", "sig_hash": "big", "i": i, "input_summary": summary}),
+        );
+    }
+    let before = peak_rss(server.pid());
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..48)
+            .map(|_| scope.spawn(|| server.get("/sig/big?limit=1000").status))
+            .collect();
+        asks.into_iter().map(|ask| ask.join().unwrap()).collect()
+    });
+    let grew = peak_rss(server.pid()).saturating_sub(before);
+    assert!(
+        statuses.iter().all(|s| [200, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&200), "{statuses:?}");
+    // 48 answers of 6 MiB built at once would be 288 MiB before what decoding them takes.
+    assert!(
+        grew < 120 << 20,
+        "the server grew by {} MiB answering {} of 48 reads",
+        grew >> 20,
+        statuses.iter().filter(|s| **s == 200).count()
+    );
+    assert_eq!(server.get("/sig/big?limit=1000").status, 200);
+}
+
 /// At 669becd a read's permit was released when its answer was computed, not sent, and no
 /// write ever timed out: 60 clients that asked for `/stats` and never read held 3 GB for 60 s.
 /// Now the permit lasts until the answer is sent, and the write timeout cuts the connection.

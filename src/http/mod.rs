@@ -36,6 +36,7 @@ use axum::http::Method;
 use axum::middleware;
 use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Extension, Router};
+use tokio::sync::Semaphore;
 
 pub use error::ApiError;
 pub use feed::{DEFAULT_MAX_CLIENTS as DEFAULT_MAX_FEED_CLIENTS, Feed};
@@ -119,25 +120,47 @@ impl Default for ServerConfig {
 /// What every handler can reach. The router's layers clone it for every request, so a clone
 /// is one reference count, not one per field (those counts are shared by every core).
 #[derive(Clone)]
-pub struct AppState(Arc<(Shared, Arc<AnswerBytes>)>);
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    shared: Shared,
+    answers: Arc<AnswerBytes>,
+    building: Arc<Semaphore>,
+}
 
 impl AppState {
     pub fn new(shared: Shared) -> AppState {
         let answers = AnswerBytes::new(shared.config.max_answer_bytes);
-        AppState(Arc::new((shared, answers)))
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let building = Arc::new(Semaphore::new(READS_BUILDING_PER_CORE * cores));
+        AppState(Arc::new(Inner {
+            shared,
+            answers,
+            building,
+        }))
     }
 
     /// The bytes of read answers being built or held until sent (`--max-answer-bytes`).
     pub(crate) fn answers(&self) -> &Arc<AnswerBytes> {
-        &self.0.1
+        &self.0.answers
+    }
+
+    /// The reads that may build their answers at once, on the blocking pool: more would not
+    /// finish sooner on these cores, and each holds what it has built so far.
+    pub(crate) fn building(&self) -> &Arc<Semaphore> {
+        &self.0.building
     }
 }
+
+/// Reads building their answers at once, per core: a read waits for a slot within its
+/// deadline. Enough to keep the cores busy when reads wait on the disk.
+const READS_BUILDING_PER_CORE: usize = 4;
 
 impl std::ops::Deref for AppState {
     type Target = Shared;
 
     fn deref(&self) -> &Shared {
-        &self.0.0
+        &self.0.shared
     }
 }
 

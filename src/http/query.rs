@@ -224,7 +224,16 @@ pub async fn read_within<T: Send + 'static>(
         .with_max_bytes(limits.max_response)
         .with_shared_bytes(state.answers().clone());
     let span = tracing::Span::current();
+    // Held by the blocking work itself: a read abandoned by its request keeps its slot until
+    // it has stopped.
+    let slot = state
+        .building()
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::Internal("the read slots were closed".into()))?;
     let read = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let started = Instant::now();
         let result = f(&store, &mut budget);
         if let Err(StoreError::Abandoned { rows }) = &result

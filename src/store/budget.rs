@@ -32,11 +32,13 @@ impl AnswerBytes {
         })
     }
 
-    /// Takes `bytes` if they fit under the limit; else the bytes held now.
+    /// Takes `bytes` if they fit under the limit, or if nothing is held (a record larger than
+    /// the whole pool can still be read, alone); else the bytes held now.
     pub fn try_take(&self, bytes: usize) -> Result<(), usize> {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                held.checked_add(bytes).filter(|total| *total <= self.max)
+                let total = held.saturating_add(bytes);
+                (held == 0 || total <= self.max).then_some(total)
             })
             .map(drop)
     }
@@ -244,6 +246,12 @@ mod tests {
         assert_eq!(pool.held(), 30, "a's 70 given back");
         drop(b);
         assert_eq!(pool.held(), 0);
+        // An item larger than the whole pool is taken when nothing else is held, alone.
+        let (mut big, mut small) = (budget(), budget());
+        assert!(big.take(150));
+        assert!(!small.take(1));
+        drop(big);
+        assert!(small.take(1));
         // Without a pool nothing is refused, and the read's own limit still cuts.
         let mut alone = ReadBudget::unlimited().with_max_bytes(10);
         assert!(alone.take(50), "the first item always");

@@ -5,13 +5,12 @@
 //! Idempotency keys: a write may carry an `Idempotency-Key` header; a line of an NDJSON batch
 //! may carry its own `idempotency_key` (or `event_id`) string field, and otherwise gets the
 //! header's key followed by `#` and its record's number (blank lines not counted), and is also
-//! known by its content (`ClientKey::batch_line`: a retry without a rejected line, or with
-//! its lines in another order, finds each line it stored before). A key is
+//! known by its content: the batch is matched as a whole against the lines stored under the
+//! header (`store/batch_keys.rs`), so a retry without a rejected line, with it mended, or
+//! with its lines in another order finds each line it stored before. A key is
 //! checked and stored in the same transaction as its record, so a retry with the same key
 //! (within the keys' window) is answered with what the first attempt stored (`duplicate: true`,
 //! its seq), and the same key with another request is refused (422).
-
-use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -444,20 +443,15 @@ pub fn parse_batch<R>(
     }
     let mut puts = Vec::with_capacity(lines.len());
     let mut rejected = Vec::new();
-    // How many times each line keyed by the header came before, for its content key.
-    let mut seen: HashMap<&[u8], usize> = HashMap::new();
     let route = kind.route.tag();
     // A record's number, not its line's, is its position: blank lines are skipped, so a retry
     // that adds or drops one does not give its records other keys.
     for (record_no, (line_no, line)) in (1..).zip(lines) {
         let key = match line_key(line, line_no, header_key) {
             Ok(LineKeyFrom::Own(key)) => Some(ClientKey::new(route, &key, line, now_ms)),
-            Ok(LineKeyFrom::Header(header)) => {
-                let before = seen.entry(line).or_default();
-                let key = ClientKey::batch_line(route, header, record_no, line, *before, now_ms);
-                *before += 1;
-                Some(key)
-            }
+            Ok(LineKeyFrom::Header(header)) => Some(ClientKey::batch_line(
+                route, header, record_no, line, now_ms,
+            )),
             Ok(LineKeyFrom::Unkeyed) => None,
             Err(e) => {
                 rejected.push(e);

@@ -564,6 +564,51 @@ mod tests {
         assert_eq!(recovered.last_seq().unwrap(), next);
     }
 
+    /// A batch's lines keyed by their request's header are matched again after a crash as
+    /// before it: the replay writes their keys by position and by content.
+    #[test]
+    fn batch_lines_keyed_by_their_header_are_found_after_a_crash() {
+        let live = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(&live.path().join("kb.redb"), options(DEFAULT_JOURNAL_BYTES)).unwrap();
+        let line = |n: u64| format!(r#"{{"source":"bot","n":{n}}}"#);
+        let batch = |lines: &[(usize, u64)]| -> Vec<Put> {
+            lines
+                .iter()
+                .map(|&(record_no, n)| {
+                    let body = line(n);
+                    let mut put = Put::from(event_record(body.as_bytes(), 7).unwrap());
+                    put.client_key = Some(ClientKey::batch_line(
+                        b'e',
+                        "K",
+                        record_no,
+                        body.as_bytes(),
+                        7,
+                    ));
+                    put
+                })
+                .collect()
+        };
+        // Lines 1, 3 and 4 of a batch whose line 2 was rejected.
+        let first = store.write(&batch(&[(1, 1), (3, 3), (4, 3)])).unwrap();
+        assert!(first.iter().all(|w| matches!(w, Written::Stored { .. })));
+        let crashed = tempfile::tempdir().unwrap();
+        crash_copy(live.path(), crashed.path());
+        let recovered = reopened(crashed.path());
+        assert_eq!(contents(&recovered), contents(&store));
+        // Retried without the rejected line, the two alike first: the same three records.
+        let retry = recovered.write(&batch(&[(1, 3), (2, 1), (3, 3)])).unwrap();
+        let mut seqs: Vec<u64> = retry
+            .iter()
+            .map(|w| match w {
+                Written::Duplicate { seq } => *seq,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, [1, 2, 3]);
+    }
+
     /// Each way of waiting for the sync (in line, handed over, spinning) keeps what it
     /// acknowledged.
     #[test]

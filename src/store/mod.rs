@@ -12,6 +12,7 @@
 
 mod backend;
 mod backup;
+mod batch_keys;
 mod budget;
 mod bulk;
 mod check;

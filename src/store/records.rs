@@ -127,24 +127,32 @@ pub enum Record {
 /// An idempotency key a client gave with a write: a retry with the same key is answered with
 /// what the first write stored instead of storing again.
 ///
-/// A line of an NDJSON batch keyed by its request's header (`K`) is known twice: by its
-/// position (`K#n`, its record's number) and by its content (`K`, its fingerprint, and how many
-/// identical lines came before it in the batch). A retry of the batch with lines dropped
-/// (a rejected one, say), added or reordered finds each line it sent before by its content,
-/// where its position now names another line; a retry with a line changed in place still
-/// finds the position taken by another request (refused, as for any key).
+/// A line of an NDJSON batch keyed by its request's header (`K`) is matched as a whole batch
+/// (`batch_keys.rs`): by its position (`K#n`, its record's number) and by its content (what
+/// the lines stored under `K` were), so that a retry with lines dropped, mended, added or
+/// reordered stores none of them twice.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientKey {
     /// The route's tag and the client's key, as stored. For a batch line keyed by its header,
-    /// `K#n` followed by a NUL (never in a client's key) and the line's occurrence among
-    /// identical lines of its batch: see [`ClientKey::stored_keys`]. The journal keeps this
-    /// one field, so entries written before batch lines had content keys read the same.
+    /// `K#n` followed by a NUL (never in a client's key; what follows it is ignored): see
+    /// [`ClientKey::batch_line_key`]. The journal keeps this one field.
     pub key: Vec<u8>,
     /// A fingerprint of the request the key was given with: the same key with another request
     /// is refused rather than answered with the first request's result.
     pub fingerprint: u64,
     /// When the key was first seen (ms since the epoch); keys expire after a window.
     pub created_ms: u64,
+}
+
+/// A batch line's key, as [`ClientKey::batch_line_key`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLineKey<'a> {
+    /// The route's tag and the request's header key: what every key of its lines begins with.
+    pub header: &'a [u8],
+    /// `header`, `#` and the line's record number: the key of its position.
+    pub position_key: &'a [u8],
+    /// The line's record number in its batch (from 1).
+    pub position: u64,
 }
 
 impl ClientKey {
@@ -165,46 +173,57 @@ impl ClientKey {
         }
     }
 
-    /// The key of the `record_no`th record of a batch whose request's header key is `header`:
-    /// the line `line` is the `occurrence`th (from 0) of the identical lines of its batch.
+    /// The key of the `record_no`th record of a batch whose request's header key is `header`,
+    /// the line `line`.
     pub fn batch_line(
         route: u8,
         header: &str,
         record_no: usize,
         line: &[u8],
-        occurrence: usize,
         now_ms: u64,
     ) -> ClientKey {
         let mut key = ClientKey::new(route, &format!("{header}#{record_no}"), line, now_ms);
-        key.key.push(CONTENT_MARK);
-        key.key.extend_from_slice(occurrence.to_string().as_bytes());
+        key.key.push(BATCH_LINE_MARK);
         key
     }
 
-    /// The keys this key is stored under: by position, and for a batch line keyed by its
-    /// header, by content (the route, `K`, a NUL, the line's fingerprint in hex, `.` and its
-    /// occurrence).
-    pub fn stored_keys(&self) -> (&[u8], Option<Vec<u8>>) {
-        let Some(mark) = self.key.iter().position(|&b| b == CONTENT_MARK) else {
-            return (&self.key, None);
-        };
-        let (position, occurrence) = (&self.key[..mark], &self.key[mark + 1..]);
-        let header = position
-            .iter()
-            .rposition(|&b| b == b'#')
-            .map_or(position, |hash| &position[..hash]);
-        let mut content = Vec::with_capacity(header.len() + 18 + occurrence.len());
-        content.extend_from_slice(header);
-        content.push(CONTENT_MARK);
-        content.extend_from_slice(format!("{:016x}.", self.fingerprint).as_bytes());
-        content.extend_from_slice(occurrence);
-        (position, Some(content))
+    /// The parts of a batch line's key; `None` for any other key.
+    pub fn batch_line_key(&self) -> Option<BatchLineKey<'_>> {
+        let mark = self.key.iter().position(|&b| b == BATCH_LINE_MARK)?;
+        let position_key = &self.key[..mark];
+        let hash = position_key.iter().rposition(|&b| b == b'#')?;
+        let position = std::str::from_utf8(&position_key[hash + 1..])
+            .ok()?
+            .parse()
+            .ok()?;
+        Some(BatchLineKey {
+            header: &position_key[..hash],
+            position_key,
+            position,
+        })
+    }
+
+    /// The key a stored batch line is known by its content under: its header's, a NUL, its
+    /// fingerprint in hex, `.` and the seq it was stored as.
+    pub fn content_key(header: &[u8], fingerprint: u64, seq: u64) -> Vec<u8> {
+        let mut key = content_prefix(header, fingerprint);
+        key.extend_from_slice(seq.to_string().as_bytes());
+        key
     }
 }
 
-/// Separates a batch line's key by position from what makes its key by content: a byte no
-/// client key holds (they are visible ASCII).
-const CONTENT_MARK: u8 = 0;
+/// What the content keys of lines of `header` with `fingerprint` begin with.
+fn content_prefix(header: &[u8], fingerprint: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(header.len() + 18 + 20);
+    key.extend_from_slice(header);
+    key.push(BATCH_LINE_MARK);
+    key.extend_from_slice(format!("{fingerprint:016x}.").as_bytes());
+    key
+}
+
+/// Ends the position key of a batch line keyed by its header, and begins what follows its
+/// header in its content keys: a byte no client key holds (they are visible ASCII).
+const BATCH_LINE_MARK: u8 = 0;
 
 /// One record to write, with the identities that make a repeat of it a duplicate: the import
 /// key of the legacy line it came from, or the idempotency key its client gave.
@@ -399,25 +418,33 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_line_is_stored_by_position_and_by_content() {
-        type Bytes = Vec<u8>;
+    fn a_batch_line_key_names_its_header_and_position() {
+        type Parts = (&'static [u8], &'static [u8], u64);
         let line = br#"{"source":"bot"}"#;
-        let fp = ClientKey::new(b'e', "x", line, 0).fingerprint;
-        let content = |header: &str, occurrence: &str| {
-            format!("e{header}\0{fp:016x}.{occurrence}").into_bytes()
-        };
         #[rustfmt::skip]
-        let cases: &[(&str, ClientKey, &[u8], Option<Bytes>)] = &[
-            ("a request's key", ClientKey::new(b'e', "k-1", line, 0), b"ek-1", None),
-            ("a line's own key", ClientKey::new(b'e', "k#2", line, 0), b"ek#2", None),
-            ("a batch line", ClientKey::batch_line(b'e', "k", 3, line, 0, 0), b"ek#3", Some(content("k", "0"))),
-            ("a header with a #", ClientKey::batch_line(b'e', "a#b", 12, line, 4, 0), b"ea#b#12", Some(content("a#b", "4"))),
+        let cases: &[(&str, ClientKey, Option<Parts>)] = &[
+            ("a request's key", ClientKey::new(b'e', "k-1", line, 0), None),
+            ("a line's own key", ClientKey::new(b'e', "k#2", line, 0), None),
+            ("a batch line", ClientKey::batch_line(b'e', "k", 3, line, 0), Some((b"ek", b"ek#3", 3))),
+            ("a header with a #", ClientKey::batch_line(b'e', "a#b", 12, line, 0), Some((b"ea#b", b"ea#b#12", 12))),
+            // As 4a68261 journalled it: the line's occurrence after the NUL.
+            ("an older batch line", ClientKey { key: b"ek#4\x007".to_vec(), fingerprint: 1, created_ms: 0 }, Some((b"ek", b"ek#4", 4))),
         ];
-        for (name, key, position, by_content) in cases {
-            let (got_position, got_content) = key.stored_keys();
-            assert_eq!(got_position, *position, "{name}");
-            assert_eq!(&got_content, by_content, "{name}");
-            assert_eq!(key.fingerprint, fp, "{name}: the line's fingerprint");
+        for (name, key, want) in cases {
+            let got = key
+                .batch_line_key()
+                .map(|k| (k.header, k.position_key, k.position));
+            assert_eq!(got, *want, "{name}");
         }
+        let fp = ClientKey::batch_line(b'e', "k", 1, line, 0).fingerprint;
+        assert_eq!(
+            fp,
+            ClientKey::new(b'e', "x", line, 0).fingerprint,
+            "the line's"
+        );
+        assert_eq!(
+            ClientKey::content_key(b"ek", 0xab, 42),
+            b"ek\x0000000000000000ab.42".to_vec()
+        );
     }
 }

@@ -20,6 +20,7 @@ use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::batch_keys::{self, LineKeyed};
 use super::codec::{self, Dictionary, encode_with};
 use super::deferred::{Deferred, KeyCheck, client_key_lookup};
 use super::dictionary::current_in;
@@ -274,7 +275,9 @@ pub(super) fn write_in(
     // The outcome row the previous put stored, when it was an audit row: the legacy import
     // stores a verdict's KB row just before the verdict (`verdict_lines.rs`).
     let mut audit_row: Option<(u64, OutcomeValue)> = None;
-    for put in puts {
+    // The decisions of the batch lines the loop is in (one request's, matched as a whole).
+    let mut run: Option<batch_keys::Run> = None;
+    for (i, put) in puts.iter().enumerate() {
         let previous_row = audit_row.take();
         if let (Some(key), KeyCheck::Lookup) = (&put.import_key, check) {
             let stored = match t.later.new_keys.get(key.as_slice()) {
@@ -290,11 +293,26 @@ pub(super) fn write_in(
                 continue;
             }
         }
-        if let Some(client) = &put.client_key
-            && let Some(known) = known_client_key(t, client)?
-        {
-            written.push(known);
-            continue;
+        let mut line = None;
+        if let Some(client) = &put.client_key {
+            let known = if client.batch_line_key().is_some() {
+                if run.as_ref().is_none_or(|r| r.get(i).is_none()) {
+                    let table = &*t.client_keys.open()?;
+                    run = Some(batch_keys::decide_run(t.later, table, puts, i)?);
+                }
+                line = run.as_ref().and_then(|r| r.get(i));
+                match line {
+                    Some(LineKeyed::Stored(seq)) => Some(Written::Duplicate { seq }),
+                    Some(LineKeyed::Refused(seq)) => Some(Written::KeyReused { seq }),
+                    Some(LineKeyed::New { .. }) | None => None,
+                }
+            } else {
+                known_client_key(t, client)?
+            };
+            if let Some(known) = known {
+                written.push(known);
+                continue;
+            }
         }
         let result = match &put.record {
             Record::Verdict(v) => put_verdict(t, &mut last_seq, &mut counters, v, previous_row)?,
@@ -362,11 +380,16 @@ pub(super) fn write_in(
         if let (Written::Stored { seq, .. } | Written::Duplicate { seq }, Some(client)) =
             (&result, &put.client_key)
         {
-            let (position, content) = client.stored_keys();
             let value = (*seq, client.created_ms, client.fingerprint);
-            t.later.new_client_keys.insert(position.to_vec(), value);
-            if let Some(content) = content {
-                t.later.new_client_keys.insert(content, value);
+            match line {
+                Some(LineKeyed::New { at_position }) => {
+                    for key in batch_keys::keys_of_new_line(client, *seq, at_position) {
+                        t.later.new_client_keys.insert(key, value);
+                    }
+                }
+                _ => {
+                    t.later.new_client_keys.insert(client.key.clone(), value);
+                }
             }
         }
         written.push(result);
@@ -376,24 +399,17 @@ pub(super) fn write_in(
     Ok(written)
 }
 
-/// What a put's client key says before it is applied: a duplicate when its key names this
-/// request already (or, for a batch line, when its content key does), refused when its key
-/// names another request; `None` when the key is new.
+/// What a put's client key (not a batch line's) says before it is applied: a duplicate when it
+/// names this request already, refused when it names another; `None` when the key is new.
 fn known_client_key(t: &mut Tables<'_>, client: &ClientKey) -> Result<Option<Written>, StoreError> {
-    let table = &*t.client_keys.open()?;
-    let (position, content) = client.stored_keys();
-    let at_position = client_key_lookup(t.later, table, position)?;
-    if let Some((seq, fingerprint)) = at_position
-        && fingerprint == client.fingerprint
-    {
-        return Ok(Some(Written::Duplicate { seq }));
-    }
-    if let Some(content) = content
-        && let Some((seq, _)) = client_key_lookup(t.later, table, &content)?
-    {
-        return Ok(Some(Written::Duplicate { seq }));
-    }
-    Ok(at_position.map(|(seq, _)| Written::KeyReused { seq }))
+    let found = client_key_lookup(t.later, &*t.client_keys.open()?, &client.key)?;
+    Ok(found.map(|(seq, fingerprint)| {
+        if fingerprint == client.fingerprint {
+            Written::Duplicate { seq }
+        } else {
+            Written::KeyReused { seq }
+        }
+    }))
 }
 
 /// Index of an overall in the PR count tuples.

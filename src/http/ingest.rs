@@ -417,6 +417,10 @@ pub fn record_lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
 }
 
+/// Batches parsed by this process: each batch's number tells its lines from another request's
+/// under the same key that the writer commits with them.
+static BATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The puts of a batch's good lines with their line numbers, and its bad lines.
 pub type ParsedBatch = (Vec<(usize, Put)>, Vec<LineError>);
 
@@ -444,13 +448,14 @@ pub fn parse_batch<R>(
     let mut puts = Vec::with_capacity(lines.len());
     let mut rejected = Vec::new();
     let route = kind.route.tag();
+    let request = BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // A record's number, not its line's, is its position: blank lines are skipped, so a retry
     // that adds or drops one does not give its records other keys.
     for (record_no, (line_no, line)) in (1..).zip(lines) {
         let key = match line_key(line, line_no, header_key) {
             Ok(LineKeyFrom::Own(key)) => Some(ClientKey::new(route, &key, line, now_ms)),
             Ok(LineKeyFrom::Header(header)) => Some(ClientKey::batch_line(
-                route, header, record_no, line, now_ms,
+                route, header, record_no, line, request, now_ms,
             )),
             Ok(LineKeyFrom::Unkeyed) => None,
             Err(e) => {

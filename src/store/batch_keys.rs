@@ -14,7 +14,7 @@
 //! Identical lines are as many records as there are lines; each stored record is matched once.
 //! The match is a function of what is stored and of the request, as the journal's replay needs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use redb::ReadableTable;
@@ -39,23 +39,22 @@ pub(super) enum LineKeyed {
     New { at_position: bool },
 }
 
-/// The decisions for a run of puts that are one request's batch lines.
+/// The decisions for one request's batch lines, by their index in the write's puts.
 #[derive(Debug)]
 pub(super) struct Run {
-    start: usize,
-    decisions: Vec<LineKeyed>,
+    decisions: HashMap<usize, LineKeyed>,
 }
 
 impl Run {
-    /// The decision for `puts[i]`, when it is in this run.
+    /// The decision for `puts[i]`, when it is one of this request's lines.
     pub fn get(&self, i: usize) -> Option<LineKeyed> {
-        self.decisions.get(i.checked_sub(self.start)?).copied()
+        self.decisions.get(&i).copied()
     }
 }
 
-/// Decides the run of batch lines that begins at `puts[start]`: the puts from there whose keys
-/// have the same header and rising positions (a request's lines follow each other in a write,
-/// numbered from 1; the next request's begin again).
+/// Decides the run of batch lines that begins at `puts[start]`: the lines of its request (the
+/// same header and request number; a request's puts follow each other in a write, with its
+/// lines keyed otherwise among them).
 pub(super) fn decide_run(
     later: &Deferred,
     table: &impl ReadableTable<&'static [u8], (u64, u64, u64)>,
@@ -68,24 +67,28 @@ pub(super) fn decide_run(
     }
     let Some((first, _)) = puts.get(start).and_then(line_key) else {
         return Ok(Run {
-            start,
-            decisions: Vec::new(),
+            decisions: HashMap::new(),
         });
     };
+    // The request's lines, by their index in `puts`.
     let mut lines = Vec::new();
-    let mut last_position = 0;
-    for (key, fingerprint) in puts[start..].iter().map_while(line_key) {
-        if key.header != first.header || key.position <= last_position {
-            break;
+    for (i, put) in puts.iter().enumerate().skip(start) {
+        match line_key(put) {
+            Some((key, fingerprint))
+                if (key.header, key.request) == (first.header, first.request) =>
+            {
+                lines.push((i, key.position_key, fingerprint));
+            }
+            // Another request's lines: this one's have all been seen.
+            Some(_) => break,
+            None => {}
         }
-        last_position = key.position;
-        lines.push((key.position_key, fingerprint));
     }
     let mut claimed = HashSet::new();
     let mut decided: Vec<Option<LineKeyed>> = vec![None; lines.len()];
     // 1. By position.
     let mut at_position = Vec::with_capacity(lines.len());
-    for (j, (position_key, fingerprint)) in lines.iter().enumerate() {
+    for (j, (_, position_key, fingerprint)) in lines.iter().enumerate() {
         let found = client_key_lookup(later, table, position_key)?;
         if let Some((seq, stored)) = found
             && stored == *fingerprint
@@ -98,7 +101,7 @@ pub(super) fn decide_run(
     // 2. By content, among the lines stored under the header.
     if decided.iter().any(Option::is_none) {
         let stored = stored_under(later, table, first.header)?;
-        for (j, (_, fingerprint)) in lines.iter().enumerate() {
+        for (j, (_, _, fingerprint)) in lines.iter().enumerate() {
             if decided[j].is_some() {
                 continue;
             }
@@ -113,18 +116,20 @@ pub(super) fn decide_run(
         }
     }
     // 3. New, or refused.
-    let decisions = decided
-        .into_iter()
+    let decisions = lines
+        .iter()
+        .zip(decided)
         .zip(at_position)
-        .map(|(decided, at_position)| {
-            decided.unwrap_or(match at_position {
+        .map(|((&(i, ..), decided), at_position)| {
+            let decision = decided.unwrap_or(match at_position {
                 Some(seq) if !claimed.contains(&seq) => LineKeyed::Refused(seq),
                 Some(_) => LineKeyed::New { at_position: false },
                 None => LineKeyed::New { at_position: true },
-            })
+            });
+            (i, decision)
         })
         .collect();
-    Ok(Run { start, decisions })
+    Ok(Run { decisions })
 }
 
 /// The seqs of the lines stored under `header` (route tag and key), by fingerprint, oldest
@@ -187,4 +192,88 @@ pub(super) fn keys_of_new_line(
         .filter(|_| at_position)
         .map(|l| l.position_key.to_vec());
     content.into_iter().chain(position)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Store, StoreOptions, Written};
+    use super::*;
+    use crate::intake::{event_record, verdict_record};
+
+    /// The puts of one request (numbered `n`) under the header `header`: its lines as (record
+    /// number, body).
+    fn request(header: &str, n: u64, lines: &[(usize, &str)]) -> Vec<Put> {
+        lines
+            .iter()
+            .map(|&(record_no, body)| {
+                let record = if body.contains("head_sha") {
+                    verdict_record(body.as_bytes(), 7)
+                } else {
+                    event_record(body.as_bytes(), 7)
+                };
+                let mut put = Put::from(record.unwrap());
+                put.client_key = Some(ClientKey::batch_line(
+                    b'e',
+                    header,
+                    record_no,
+                    body.as_bytes(),
+                    n,
+                    // Each request at a time of its own.
+                    n * 1000,
+                ));
+                put
+            })
+            .collect()
+    }
+
+    fn own_keyed(key: &str, body: &str) -> Put {
+        let mut put = Put::from(event_record(body.as_bytes(), 7).unwrap());
+        put.client_key = Some(ClientKey::new(b'e', key, body.as_bytes(), 7));
+        put
+    }
+
+    /// What each put of a write came to: `S` stored, `D` a duplicate, `R` refused.
+    fn outcome(written: &[Written]) -> String {
+        written
+            .iter()
+            .map(|w| match w {
+                Written::Stored { .. } => 'S',
+                Written::Duplicate { .. } => 'D',
+                Written::KeyReused { .. } => 'R',
+                Written::Refused => 'X',
+            })
+            .collect()
+    }
+
+    /// Found by a review of abe6527, which took a request's lines to be the puts with its
+    /// header and rising positions: a line keyed by its own field among them split the request
+    /// (its later identical line was answered as a duplicate of its first), and two requests
+    /// under one key written together were taken for one (a line stored twice).
+    #[test]
+    fn a_request_s_lines_are_matched_together_and_apart_from_another_s() {
+        const T: &str = r#"{"source":"bot","n":1}"#;
+        const U: &str = r#"{"source":"bot","n":2}"#;
+        const V: &str = r#"{"pr_number":1,"head_sha":"abcdef12","overall":"approve","one_liner":"x","metrics":{"findings_block":0,"findings_warn":0},"audited_at":"t"}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+        let own = own_keyed("own-1", r#"{"source":"bot","n":3}"#);
+        let one_write = |parts: Vec<Vec<Put>>| parts.concat();
+        #[rustfmt::skip]
+        let writes: Vec<(&str, Vec<Put>, &str)> = vec![
+            // name, the puts of one write, what they came to
+            ("a line with its own key between two alike",
+                one_write(vec![request("a", 1, &[(1, T)]), vec![own], request("a", 1, &[(3, T)])]), "SSS"),
+            ("the first request again", request("a", 2, &[(1, T), (3, T)]), "DD"),
+            ("both requests of a retry written together, the second after a rejected line",
+                one_write(vec![request("b", 3, &[(1, U)]), request("b", 4, &[(2, U)])]), "SD"),
+            // A verdict new by its key and a duplicate by its identity: `check` holds after.
+            ("a verdict", request("c", 5, &[(1, V)]), "S"),
+            ("the verdict twice", request("c", 6, &[(1, V), (2, V)]), "DD"),
+        ];
+        for (name, puts, want) in writes {
+            let written = store.write(&puts).unwrap();
+            assert_eq!(outcome(&written), want, "{name}");
+        }
+        assert!(store.check().unwrap().passed());
+    }
 }

@@ -157,7 +157,13 @@ impl Deferred {
         if !client.is_empty() {
             let by_time = client_keys_by_time.open()?;
             insert_sorted(client, client_keys, |table, (key, (seq, created, fp))| {
-                table.insert(key.as_slice(), (*seq, *created, *fp))?;
+                // A key written again (a batch line new by its key, a duplicate by its record's
+                // identity, names the content key it stored first) keeps one place in the
+                // expiry order.
+                let before = table.insert(key.as_slice(), (*seq, *created, *fp))?;
+                if let Some(before) = before {
+                    by_time.remove((before.value().1, key.as_slice()))?;
+                }
                 by_time.insert((*created, key.as_slice()), ())?;
                 Ok(())
             })?;

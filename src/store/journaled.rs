@@ -572,7 +572,7 @@ mod tests {
         let store =
             Store::open(&live.path().join("kb.redb"), options(DEFAULT_JOURNAL_BYTES)).unwrap();
         let line = |n: u64| format!(r#"{{"source":"bot","n":{n}}}"#);
-        let batch = |lines: &[(usize, u64)]| -> Vec<Put> {
+        let batch = |request: u64, lines: &[(usize, u64)]| -> Vec<Put> {
             lines
                 .iter()
                 .map(|&(record_no, n)| {
@@ -583,6 +583,7 @@ mod tests {
                         "K",
                         record_no,
                         body.as_bytes(),
+                        request,
                         7,
                     ));
                     put
@@ -590,14 +591,16 @@ mod tests {
                 .collect()
         };
         // Lines 1, 3 and 4 of a batch whose line 2 was rejected.
-        let first = store.write(&batch(&[(1, 1), (3, 3), (4, 3)])).unwrap();
+        let first = store.write(&batch(1, &[(1, 1), (3, 3), (4, 3)])).unwrap();
         assert!(first.iter().all(|w| matches!(w, Written::Stored { .. })));
         let crashed = tempfile::tempdir().unwrap();
         crash_copy(live.path(), crashed.path());
         let recovered = reopened(crashed.path());
         assert_eq!(contents(&recovered), contents(&store));
         // Retried without the rejected line, the two alike first: the same three records.
-        let retry = recovered.write(&batch(&[(1, 3), (2, 1), (3, 3)])).unwrap();
+        let retry = recovered
+            .write(&batch(2, &[(1, 3), (2, 1), (3, 3)]))
+            .unwrap();
         let mut seqs: Vec<u64> = retry
             .iter()
             .map(|w| match w {

@@ -134,7 +134,7 @@ pub enum Record {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientKey {
     /// The route's tag and the client's key, as stored. For a batch line keyed by its header,
-    /// `K#n` followed by a NUL (never in a client's key; what follows it is ignored): see
+    /// `K#n` followed by a NUL (never in a client's key) and the number of its request: see
     /// [`ClientKey::batch_line_key`]. The journal keeps this one field.
     pub key: Vec<u8>,
     /// A fingerprint of the request the key was given with: the same key with another request
@@ -153,6 +153,8 @@ pub struct BatchLineKey<'a> {
     pub position_key: &'a [u8],
     /// The line's record number in its batch (from 1).
     pub position: u64,
+    /// What tells its request from others under the same header written together.
+    pub request: &'a [u8],
 }
 
 impl ClientKey {
@@ -174,16 +176,19 @@ impl ClientKey {
     }
 
     /// The key of the `record_no`th record of a batch whose request's header key is `header`,
-    /// the line `line`.
+    /// the line `line`; `request` tells the request from any other the writer may commit with
+    /// it (the lines of one request are matched together).
     pub fn batch_line(
         route: u8,
         header: &str,
         record_no: usize,
         line: &[u8],
+        request: u64,
         now_ms: u64,
     ) -> ClientKey {
         let mut key = ClientKey::new(route, &format!("{header}#{record_no}"), line, now_ms);
         key.key.push(BATCH_LINE_MARK);
+        key.key.extend_from_slice(request.to_string().as_bytes());
         key
     }
 
@@ -200,6 +205,7 @@ impl ClientKey {
             header: &position_key[..hash],
             position_key,
             position,
+            request: &self.key[mark + 1..],
         })
     }
 
@@ -419,24 +425,22 @@ mod tests {
 
     #[test]
     fn a_batch_line_key_names_its_header_and_position() {
-        type Parts = (&'static [u8], &'static [u8], u64);
+        type Parts = (&'static [u8], &'static [u8], u64, &'static [u8]);
         let line = br#"{"source":"bot"}"#;
         #[rustfmt::skip]
         let cases: &[(&str, ClientKey, Option<Parts>)] = &[
             ("a request's key", ClientKey::new(b'e', "k-1", line, 0), None),
             ("a line's own key", ClientKey::new(b'e', "k#2", line, 0), None),
-            ("a batch line", ClientKey::batch_line(b'e', "k", 3, line, 0), Some((b"ek", b"ek#3", 3))),
-            ("a header with a #", ClientKey::batch_line(b'e', "a#b", 12, line, 0), Some((b"ea#b", b"ea#b#12", 12))),
-            // As 4a68261 journalled it: the line's occurrence after the NUL.
-            ("an older batch line", ClientKey { key: b"ek#4\x007".to_vec(), fingerprint: 1, created_ms: 0 }, Some((b"ek", b"ek#4", 4))),
+            ("a batch line", ClientKey::batch_line(b'e', "k", 3, line, 5, 0), Some((b"ek", b"ek#3", 3, b"5"))),
+            ("a header with a #", ClientKey::batch_line(b'e', "a#b", 12, line, 0, 0), Some((b"ea#b", b"ea#b#12", 12, b"0"))),
         ];
         for (name, key, want) in cases {
             let got = key
                 .batch_line_key()
-                .map(|k| (k.header, k.position_key, k.position));
+                .map(|k| (k.header, k.position_key, k.position, k.request));
             assert_eq!(got, *want, "{name}");
         }
-        let fp = ClientKey::batch_line(b'e', "k", 1, line, 0).fingerprint;
+        let fp = ClientKey::batch_line(b'e', "k", 1, line, 0, 0).fingerprint;
         assert_eq!(
             fp,
             ClientKey::new(b'e', "x", line, 0).fingerprint,

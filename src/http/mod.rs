@@ -125,36 +125,51 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     shared: Shared,
     answers: Arc<AnswerBytes>,
-    building: Arc<Semaphore>,
+    neighbors: Arc<Semaphore>,
+    reads: Arc<Semaphore>,
 }
 
 impl AppState {
     pub fn new(shared: Shared) -> AppState {
-        let answers = AnswerBytes::new(shared.config.max_answer_bytes);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let building = Arc::new(Semaphore::new(READS_BUILDING_PER_CORE * cores));
+        let answers =
+            AnswerBytes::new(shared.config.max_answer_bytes, HEAVY_READS_PER_CORE * cores);
+        let neighbors = Arc::new(Semaphore::new(HEAVY_READS_PER_CORE * cores));
+        let reads = Arc::new(Semaphore::new(READS_RUNNING_PER_CORE * cores));
         AppState(Arc::new(Inner {
             shared,
             answers,
-            building,
+            neighbors,
+            reads,
         }))
     }
 
-    /// The bytes of read answers being built or held until sent (`--max-answer-bytes`).
+    /// The reads that may run at once on the blocking pool.
+    pub(crate) fn read_slots(&self) -> &Arc<Semaphore> {
+        &self.0.reads
+    }
+
+    /// The bytes of read answers being built or held until sent (`--max-answer-bytes`), and
+    /// the slots of heavy reads (large answers, many rows walked).
     pub(crate) fn answers(&self) -> &Arc<AnswerBytes> {
         &self.0.answers
     }
 
-    /// The reads that may build their answers at once, on the blocking pool: more would not
-    /// finish sooner on these cores, and each holds what it has built so far.
-    pub(crate) fn building(&self) -> &Arc<Semaphore> {
-        &self.0.building
+    /// The neighbours queries that may run at once.
+    pub(crate) fn neighbor_slots(&self) -> &Arc<Semaphore> {
+        &self.0.neighbors
     }
 }
 
-/// Reads building their answers at once, per core: a read waits for a slot within its
-/// deadline. Enough to keep the cores busy when reads wait on the disk.
-const READS_BUILDING_PER_CORE: usize = 4;
+/// Heavy reads at once, per core, of each kind (reads past `store::LARGE_ANSWER_BYTES` or
+/// `store::HEAVY_READ_ROWS`; neighbours queries): more would not finish sooner on these cores,
+/// and each holds what it has built so far. A read waits for a slot within its deadline;
+/// light reads never wait.
+const HEAVY_READS_PER_CORE: usize = 4;
+
+/// Reads running at once on the blocking pool, per core (each a thread, with what it has read
+/// so far): enough that light reads pass the heavy ones waiting for their slots.
+const READS_RUNNING_PER_CORE: usize = 16;
 
 impl std::ops::Deref for AppState {
     type Target = Shared;

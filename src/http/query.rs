@@ -227,7 +227,7 @@ pub async fn read_within<T: Send + 'static>(
     // Held by the blocking work itself: a read abandoned by its request keeps its slot until
     // it has stopped.
     let slot = state
-        .building()
+        .read_slots()
         .clone()
         .acquire_owned()
         .await

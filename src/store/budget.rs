@@ -4,11 +4,15 @@
 //!
 //! The bytes of every read's answer also come out of one pool the reads share
 //! ([`AnswerBytes`]) as the answer is built, so that many reads building large answers at once
-//! are bounded together, not each alone.
+//! are bounded together, not each alone; and a read whose answer grows past
+//! [`LARGE_ANSWER_BYTES`], or that walks more than [`HEAVY_READ_ROWS`] rows, goes on only in
+//! one of a few slots, so that only so many heavy reads run at once (a large answer costs about
+//! three times its bytes while built; a neighbours query its candidates). Light reads never
+//! wait for a slot.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::StoreError;
 
@@ -16,20 +20,68 @@ use super::StoreError;
 /// a millisecond or so, rarely enough that the check costs nothing next to a B-tree step.
 const CHECK_EVERY: u64 = 64;
 
+/// An answer larger than this is built in one of [`AnswerBytes`]' slots of heavy reads.
+pub const LARGE_ANSWER_BYTES: usize = 256 << 10;
+
+/// A read that walks more rows than this (a neighbours query scoring many postings, say) goes
+/// on in one of [`AnswerBytes`]' slots of heavy reads.
+pub const HEAVY_READ_ROWS: u64 = 16_384;
+
+/// How often a read waiting for a slot looks at its deadline and abandon flag.
+const SLOT_WAIT_STEP: Duration = Duration::from_millis(10);
+
 /// Bytes of answers the reads of a server hold at once, and their limit: taken as each answer
-/// is built (by its [`ReadBudget`]) and while it is sent (by the HTTP layer).
+/// is built (by its [`ReadBudget`]) and while it is sent (by the HTTP layer). Also the slots of
+/// the large answers being built.
 #[derive(Debug)]
 pub struct AnswerBytes {
     used: AtomicUsize,
     max: usize,
+    /// Slots of large answers free now.
+    free_slots: Mutex<usize>,
+    slot_freed: Condvar,
 }
 
 impl AnswerBytes {
-    pub fn new(max: usize) -> Arc<AnswerBytes> {
+    /// A pool of `max` bytes, with `large_slots` answers past [`LARGE_ANSWER_BYTES`] built at
+    /// once (at least one).
+    pub fn new(max: usize, large_slots: usize) -> Arc<AnswerBytes> {
         Arc::new(AnswerBytes {
             used: AtomicUsize::new(0),
             max,
+            free_slots: Mutex::new(large_slots.max(1)),
+            slot_freed: Condvar::new(),
         })
+    }
+
+    /// Waits for a slot of a large answer until `gives_up` says to stop; whether one was taken.
+    fn take_slot(&self, mut gives_up: impl FnMut() -> bool) -> bool {
+        let mut free = self
+            .free_slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if *free > 0 {
+                *free -= 1;
+                return true;
+            }
+            if gives_up() {
+                return false;
+            }
+            free = self
+                .slot_freed
+                .wait_timeout(free, SLOT_WAIT_STEP)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn give_back_slot(&self) {
+        *self
+            .free_slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        self.slot_freed.notify_one();
     }
 
     /// Takes `bytes` if they fit under the limit, or if nothing is held (a record larger than
@@ -66,11 +118,16 @@ struct Taken {
     bytes: AtomicUsize,
     /// The pool could not give an item's bytes: (bytes held then, bytes asked).
     refused: std::sync::OnceLock<(usize, usize)>,
+    /// Whether the read holds a slot of a large answer.
+    slot: AtomicBool,
 }
 
 impl Drop for Taken {
     fn drop(&mut self) {
         self.pool.give_back(*self.bytes.get_mut());
+        if *self.slot.get_mut() {
+            self.pool.give_back_slot();
+        }
     }
 }
 
@@ -133,6 +190,7 @@ impl ReadBudget {
             pool,
             bytes: AtomicUsize::new(0),
             refused: std::sync::OnceLock::new(),
+            slot: AtomicBool::new(false),
         }));
         self
     }
@@ -143,6 +201,7 @@ impl ReadBudget {
         self.rows += 1;
         if self.rows.is_multiple_of(CHECK_EVERY) {
             self.check()?;
+            self.slot_when_heavy()?;
         }
         Ok(())
     }
@@ -154,8 +213,34 @@ impl ReadBudget {
         self.rows = self.rows.saturating_add(rows);
         if self.rows / CHECK_EVERY != before {
             self.check()?;
+            self.slot_when_heavy()?;
         }
         Ok(())
+    }
+
+    /// Past [`HEAVY_READ_ROWS`] rows the read goes on only in a slot of the pool's (waiting for
+    /// one until its deadline, or until it is abandoned).
+    fn slot_when_heavy(&mut self) -> Result<(), StoreError> {
+        if self.rows > HEAVY_READ_ROWS && !self.take_slot() {
+            return Err(StoreError::Abandoned { rows: self.rows });
+        }
+        Ok(())
+    }
+
+    /// Makes sure the read holds a slot of the pool's (when it shares one): false when it
+    /// reached its deadline or was abandoned while waiting.
+    fn take_slot(&self) -> bool {
+        let Some(taken) = &self.shared else {
+            return true;
+        };
+        if taken.slot.load(Ordering::Acquire) {
+            return true;
+        }
+        if !taken.pool.take_slot(|| self.check().is_err()) {
+            return false;
+        }
+        taken.slot.store(true, Ordering::Release);
+        true
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -178,7 +263,13 @@ impl ReadBudget {
             self.cut = true;
             return false;
         }
-        if let Some(taken) = &self.shared {
+        if let Some(taken) = self.shared.clone() {
+            let before = taken.bytes.load(Ordering::Acquire);
+            // Past the deadline, or abandoned, the read is over: its answer is not given.
+            if before.saturating_add(bytes) > LARGE_ANSWER_BYTES && !self.take_slot() {
+                self.cut = true;
+                return false;
+            }
             if let Err(held) = taken.pool.try_take(bytes) {
                 let _ = taken.refused.set((held, bytes));
                 self.cut = true;
@@ -215,7 +306,7 @@ mod tests {
 
     #[test]
     fn reads_take_their_items_from_one_pool_until_dropped() {
-        let pool = AnswerBytes::new(100);
+        let pool = AnswerBytes::new(100, 1);
         let budget = || ReadBudget::unlimited().with_shared_bytes(pool.clone());
         let (mut a, mut b) = (budget(), budget());
         #[rustfmt::skip]
@@ -257,5 +348,31 @@ mod tests {
         assert!(alone.take(50), "the first item always");
         assert!(!alone.take(1));
         assert_eq!((alone.refused(), alone.was_cut()), (None, true));
+    }
+
+    #[test]
+    fn only_answers_past_the_large_size_wait_for_a_slot() {
+        let pool = AnswerBytes::new(1 << 30, 1);
+        let budget = || ReadBudget::unlimited().with_shared_bytes(pool.clone());
+        let large = LARGE_ANSWER_BYTES;
+        let mut first = budget();
+        assert!(first.take(large), "up to the large size: no slot");
+        assert!(first.take(1), "past it: the one slot");
+        // Another large answer waits for the slot, until its deadline.
+        let mut late = budget().with_deadline(Instant::now());
+        assert!(late.take(large));
+        assert!(!late.take(1), "no slot before the deadline");
+        assert_eq!((late.was_cut(), late.refused()), (true, None));
+        // A small answer never waits.
+        let mut small = budget().with_deadline(Instant::now());
+        assert!(small.take(1000));
+        // A copy of the first holds its slot; the last of them gives it back.
+        let copy = first.clone();
+        drop(first);
+        let mut next = budget().with_deadline(Instant::now());
+        assert!(!next.take(large + 1));
+        drop(copy);
+        let mut next = budget().with_deadline(Instant::now());
+        assert!(next.take(large + 1), "the slot came back");
     }
 }

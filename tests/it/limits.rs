@@ -345,8 +345,8 @@ fn peak_rss(pid: u32) -> u64 {
 /// Found by a review at 7736e65: a read built its whole answer before its bytes were counted
 /// against `--max-answer-bytes`, so 200 clients asking at once for an 8 MB answer took the
 /// server to 1.6 GB. Now answers take their bytes from that pool as they are built (the reads
-/// it cannot hold are shed while building), and at most four reads a core build at once (the
-/// rest wait their turn), so the server's memory stays near the pool.
+/// it cannot hold are shed while building), reads run 16 a core at once and heavy ones 4 a core
+/// (the rest wait their turn), so the server's memory stays near the pool.
 #[test]
 fn answers_being_built_at_once_are_bounded_in_bytes() {
     let server = TestServer::start_with(

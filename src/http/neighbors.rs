@@ -273,12 +273,7 @@ pub async fn answer(
     } else {
         // A neighbours query scores candidates before it builds its answer: at most so many
         // run at once (in line, within the request's deadline), other reads never wait for them.
-        let slot = state
-            .neighbor_slots()
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::Internal("the neighbours' slots were closed".into()))?;
+        let slot = query::slot(state.neighbor_slots()).await?;
         let (hits, budget) = query::read_within(state, limits, move |store, budget| {
             // Held by the blocking work itself: a query abandoned by its request keeps its
             // slot until it has stopped.

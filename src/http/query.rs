@@ -8,6 +8,7 @@ use std::time::Instant;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::limits::Deadline;
 use super::observe;
@@ -224,14 +225,7 @@ pub async fn read_within<T: Send + 'static>(
         .with_max_bytes(limits.max_response)
         .with_shared_bytes(state.answers().clone());
     let span = tracing::Span::current();
-    // Held by the blocking work itself: a read abandoned by its request keeps its slot until
-    // it has stopped.
-    let slot = state
-        .read_slots()
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::Internal("the read slots were closed".into()))?;
+    let slot = slot(state.read_slots()).await?;
     let read = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let started = Instant::now();
@@ -255,6 +249,17 @@ pub async fn read_within<T: Send + 'static>(
         return Err(super::limits::answers_full(held, bytes, max));
     }
     Ok((answer, budget))
+}
+
+/// One of `slots`, waited for within the request's deadline (the gate's timeout ends the
+/// wait). The caller moves it into the blocking work it admits, so that work abandoned by its
+/// request keeps its slot until it has stopped.
+pub async fn slot(slots: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, ApiError> {
+    slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::Internal("a server's slots were closed".into()))
 }
 
 /// Raises its flag when dropped: when the future that awaits a read is dropped, so is this.

@@ -168,7 +168,8 @@ impl AppState {
 const HEAVY_READS_PER_CORE: usize = 4;
 
 /// Reads running at once on the blocking pool, per core (each a thread, with what it has read
-/// so far): enough that light reads pass the heavy ones waiting for their slots.
+/// so far): light reads pass the heavy ones waiting for their slots until this many wait (a
+/// heavy read keeps its place while it waits, so that threads stay bounded).
 const READS_RUNNING_PER_CORE: usize = 16;
 
 impl std::ops::Deref for AppState {

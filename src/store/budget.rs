@@ -263,19 +263,23 @@ impl ReadBudget {
             self.cut = true;
             return false;
         }
-        if let Some(taken) = self.shared.clone() {
-            let before = taken.bytes.load(Ordering::Acquire);
+        if let Some(taken) = &self.shared {
+            let large =
+                taken.bytes.load(Ordering::Acquire).saturating_add(bytes) > LARGE_ANSWER_BYTES;
             // Past the deadline, or abandoned, the read is over: its answer is not given.
-            if before.saturating_add(bytes) > LARGE_ANSWER_BYTES && !self.take_slot() {
-                self.cut = true;
-                return false;
-            }
-            if let Err(held) = taken.pool.try_take(bytes) {
+            let taken_now = if large && !self.take_slot() {
+                false
+            } else if let Err(held) = taken.pool.try_take(bytes) {
                 let _ = taken.refused.set((held, bytes));
+                false
+            } else {
+                taken.bytes.fetch_add(bytes, Ordering::AcqRel);
+                true
+            };
+            if !taken_now {
                 self.cut = true;
                 return false;
             }
-            taken.bytes.fetch_add(bytes, Ordering::AcqRel);
         }
         self.bytes = total;
         true

@@ -212,19 +212,11 @@ impl ClientKey {
     /// The key a stored batch line is known by its content under: its header's, a NUL, its
     /// fingerprint in hex, `.` and the seq it was stored as.
     pub fn content_key(header: &[u8], fingerprint: u64, seq: u64) -> Vec<u8> {
-        let mut key = content_prefix(header, fingerprint);
-        key.extend_from_slice(seq.to_string().as_bytes());
+        let mut key = header.to_vec();
+        key.push(BATCH_LINE_MARK);
+        key.extend_from_slice(format!("{fingerprint:016x}.{seq}").as_bytes());
         key
     }
-}
-
-/// What the content keys of lines of `header` with `fingerprint` begin with.
-fn content_prefix(header: &[u8], fingerprint: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(header.len() + 18 + 20);
-    key.extend_from_slice(header);
-    key.push(BATCH_LINE_MARK);
-    key.extend_from_slice(format!("{fingerprint:016x}.").as_bytes());
-    key
 }
 
 /// Ends the position key of a batch line keyed by its header, and begins what follows its

@@ -23,6 +23,7 @@ pub mod v0010_event_seq_blocks;
 pub mod v0011_verdict_heads;
 pub mod v0012_journal;
 pub mod v0013_findings_by_last_audit;
+pub mod v0014_batch_line_contents;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -32,7 +33,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 13;
+pub const LATEST_VERSION: u64 = 14;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -149,6 +150,15 @@ pub static STEPS: &[Step] = &[
                   the audit that last raised the finding repeated it (the store rebuilds the \
                   findings memory from the verdicts, in bounded, resumable transactions)",
         apply: v0013_findings_by_last_audit::apply,
+    },
+    Step {
+        version: 14,
+        name: "v0014_batch_line_contents",
+        summary: "give every client_keys key named like a batch line's position (K#n) the key \
+                  of its content (K, NUL, fingerprint, seq), so that a batch retried in \
+                  another shape finds its lines by fingerprint instead of reading every key \
+                  under K",
+        apply: v0014_batch_line_contents::apply,
     },
 ];
 

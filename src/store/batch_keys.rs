@@ -6,27 +6,30 @@
 //! is stored under `K` in three passes over its lines:
 //! 1. a line whose position holds the same line is that line;
 //! 2. any other line is a line stored under `K` with the same fingerprint that no other line of
-//!    the request was matched to (the oldest first): a retry without its rejected lines, with
-//!    them mended, with lines added or in another order finds every line it stored before;
+//!    the request was matched to (the first in its content keys' order): a retry without its
+//!    rejected lines, with them mended, with lines added or in another order finds every line
+//!    it stored before;
 //! 3. what is left is new, except a line whose position holds a line this request did not
 //!    send (a line changed in place, say): that is refused as a key used with another request.
 //!
 //! Identical lines are as many records as there are lines; each stored record is matched once.
 //! The match is a function of what is stored and of the request, as the journal's replay needs.
+//!
+//! What matching a request costs the writer is bounded by the request: a lookup of each line's
+//! position, and for the lines not found there one range per fingerprint, read no further than
+//! the lines with that fingerprint need (stored lines the request took by position are skipped,
+//! at most one for each of its lines). How many lines are stored under `K` does not count: a
+//! single write keyed `K#n` has a content key as a batch line does, and schema 14 gave one to
+//! every key stored before content keys.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ops::Range;
+use std::ops::Bound;
 
 use redb::ReadableTable;
 
 use super::StoreError;
 use super::deferred::{Deferred, client_key_lookup};
 use super::records::{BatchLineKey, ClientKey, Put};
-
-/// Most keys of one header read in each of its two ranges (positions, contents) to find the
-/// lines stored under it: four times the largest default batch. A header given to more lines
-/// than that (by a client's own keys named `K#n`, say) is matched on what was read.
-const MAX_KEYS_READ: usize = 40_000;
 
 /// What a batch line's key says before the line is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,22 +101,24 @@ pub(super) fn decide_run(
         }
         at_position.push(found.map(|(seq, _)| seq));
     }
-    // 2. By content, among the lines stored under the header.
-    if decided.iter().any(Option::is_none) {
-        let stored = stored_under(later, table, first.header)?;
-        for (j, (_, _, fingerprint)) in lines.iter().enumerate() {
-            if decided[j].is_some() {
-                continue;
-            }
-            let same = stored
-                .get(fingerprint)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            if let Some(&seq) = same.iter().find(|seq| !claimed.contains(*seq)) {
-                claimed.insert(seq);
-                decided[j] = Some(LineKeyed::Stored(seq));
-            }
+    // 2. By content: a line stored under the header with the same fingerprint that no other
+    // line of the request took, in key order (a content key names its fingerprint, so each
+    // fingerprint is one range, read no further than its lines need).
+    let mut unmatched: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (j, (_, _, fingerprint)) in lines.iter().enumerate() {
+        if decided[j].is_none() {
+            unmatched.entry(*fingerprint).or_default().push(j);
         }
+    }
+    for (fingerprint, js) in unmatched {
+        let mut js = js.into_iter().peekable();
+        let mut visit = |seq: u64| {
+            if js.peek().is_some() && claimed.insert(seq) {
+                decided[js.next().expect("peeked")] = Some(LineKeyed::Stored(seq));
+            }
+            js.peek().is_some()
+        };
+        stored_with(later, table, first.header, fingerprint, &mut visit)?;
     }
     // 3. New, or refused.
     let decisions = lines
@@ -132,51 +137,58 @@ pub(super) fn decide_run(
     Ok(Run { decisions })
 }
 
-/// The seqs of the lines stored under `header` (route tag and key), by fingerprint, oldest
-/// first: under their content keys and under their positions' (keys written before lines had
-/// content keys, and a client's own keys named `K#n`).
-fn stored_under(
+/// Gives `visit` the seqs of the lines stored under `header` (route tag and key) with
+/// `fingerprint`, in their content keys' order (those this transaction wrote among them), until
+/// it returns false.
+fn stored_with(
     later: &Deferred,
     table: &impl ReadableTable<&'static [u8], (u64, u64, u64)>,
     header: &[u8],
-) -> Result<BTreeMap<u64, Vec<u64>>, StoreError> {
-    let (positions, contents) = (after(header, b'#'), after(header, 0));
-    let is_line = |key: &[u8]| {
-        if key.starts_with(&positions.start) {
-            let n = &key[positions.start.len()..];
-            !n.is_empty() && n.iter().all(u8::is_ascii_digit)
-        } else {
-            key.starts_with(&contents.start)
-        }
+    fingerprint: u64,
+    visit: &mut impl FnMut(u64) -> bool,
+) -> Result<(), StoreError> {
+    let start = ClientKey::content_prefix(header, fingerprint);
+    let mut end = start.clone();
+    *end.last_mut().expect("the prefix ends with '.'") += 1;
+    let mut stored = table.range(start.as_slice()..end.as_slice())?;
+    let mut next_stored = || -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        let Some(row) = stored.next() else {
+            return Ok(None);
+        };
+        let (key, value) = row?;
+        Ok(Some((key.value().to_vec(), value.value().0)))
     };
-    let mut stored: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for range in [&positions, &contents] {
-        let rows = table.range(range.start.as_slice()..range.end.as_slice())?;
-        for row in rows.take(MAX_KEYS_READ) {
-            let (key, value) = row?;
-            let (seq, _, fingerprint) = value.value();
-            if is_line(key.value()) {
-                stored.entry(fingerprint).or_default().push(seq);
+    let bounds = (
+        Bound::Included(start.as_slice()),
+        Bound::Excluded(end.as_slice()),
+    );
+    let mut written = later.new_client_keys.range::<[u8], _>(bounds);
+    // The two ranges merged in key order.
+    let (mut from_table, mut from_txn) = (next_stored()?, written.next());
+    loop {
+        let take_table = match (&from_table, from_txn) {
+            (None, None) => return Ok(()),
+            (Some((key, _)), Some((new_key, _))) => key < new_key,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        let seq = if take_table {
+            let (_, seq) = from_table.take().expect("matched as some");
+            from_table = next_stored()?;
+            seq
+        } else {
+            let (new_key, &(seq, ..)) = from_txn.expect("matched as some");
+            // A key in both ranges is one this transaction wrote again.
+            if from_table.as_ref().is_some_and(|(key, _)| key == new_key) {
+                from_table = next_stored()?;
             }
+            from_txn = written.next();
+            seq
+        };
+        if !visit(seq) {
+            return Ok(());
         }
     }
-    for (key, &(seq, _, fingerprint)) in &later.new_client_keys {
-        if is_line(key) {
-            stored.entry(fingerprint).or_default().push(seq);
-        }
-    }
-    for seqs in stored.values_mut() {
-        seqs.sort_unstable();
-        seqs.dedup();
-    }
-    Ok(stored)
-}
-
-/// The keys that begin with `header` and then `byte`.
-fn after(header: &[u8], byte: u8) -> Range<Vec<u8>> {
-    let start = [header, &[byte]].concat();
-    let end = [header, &[byte + 1]].concat();
-    start..end
 }
 
 /// The keys a new batch line stored as `seq` is known by: its content's, and its position's
@@ -230,6 +242,33 @@ mod tests {
         let mut put = Put::from(event_record(body.as_bytes(), 7).unwrap());
         put.client_key = Some(ClientKey::new(b'e', key, body.as_bytes(), 7));
         put
+    }
+
+    /// Past 40,000 lines under one key, a retry used to be matched against the first 40,000
+    /// content keys read (in fingerprint order), and stored lines beyond them again.
+    #[test]
+    fn a_retry_finds_its_lines_however_many_are_stored_under_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+        let bodies: Vec<String> = (0..45_000)
+            .map(|n| format!(r#"{{"source":"bot","n":{n}}}"#))
+            .collect();
+        // Five requests of 9,000 lines, numbered on from each other (as a client's own keys
+        // named `K#n` could be).
+        let numbered: Vec<(usize, &str)> = (1..).zip(bodies.iter().map(String::as_str)).collect();
+        let requests: Vec<&[(usize, &str)]> = numbered.chunks(9_000).collect();
+        for (n, lines) in requests.iter().enumerate() {
+            let written = store.write(&request("big", n as u64 + 1, lines)).unwrap();
+            assert_eq!(outcome(&written), "S".repeat(lines.len()));
+        }
+        // The first request again without its first line: every line has moved.
+        let moved: Vec<(usize, &str)> = requests[0][1..]
+            .iter()
+            .enumerate()
+            .map(|(i, &(_, body))| (i + 1, body))
+            .collect();
+        let written = store.write(&request("big", 9, &moved)).unwrap();
+        assert_eq!(outcome(&written), "D".repeat(moved.len()));
     }
 
     /// What each put of a write came to: `S` stored, `D` a duplicate, `R` refused.

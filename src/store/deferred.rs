@@ -7,8 +7,8 @@
 //! (docs/benchmarks/log-2026-11.md). What the transaction must find before its end (a verdict
 //! identity, an import key, a client key it wrote itself) it finds in the maps kept here.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadableTable, Table};
 
@@ -47,8 +47,9 @@ pub(super) struct Deferred {
     pub new_keys: HashMap<Vec<u8>, u64>,
     /// Import keys known to be new (nothing looks them up).
     pub fresh_keys: Vec<(Vec<u8>, u64)>,
-    /// Client keys written by this transaction: key → (seq, created ms, fingerprint).
-    pub new_client_keys: HashMap<Vec<u8>, (u64, u64, u64)>,
+    /// Client keys written by this transaction: key → (seq, created ms, fingerprint). In key
+    /// order, as the batch lines' content keys are looked up by prefix.
+    pub new_client_keys: BTreeMap<Vec<u8>, (u64, u64, u64)>,
     /// Count changes of each `(repo, pr_number)`.
     pub prs: HashMap<(u32, u64), PrDelta>,
     /// Count changes of each `(repo, pr_number, lowercase head_sha)`.

@@ -212,10 +212,29 @@ impl ClientKey {
     /// The key a stored batch line is known by its content under: its header's, a NUL, its
     /// fingerprint in hex, `.` and the seq it was stored as.
     pub fn content_key(header: &[u8], fingerprint: u64, seq: u64) -> Vec<u8> {
+        let mut key = ClientKey::content_prefix(header, fingerprint);
+        key.extend_from_slice(seq.to_string().as_bytes());
+        key
+    }
+
+    /// What the content keys of the lines stored under `header` with `fingerprint` begin with.
+    pub fn content_prefix(header: &[u8], fingerprint: u64) -> Vec<u8> {
         let mut key = header.to_vec();
         key.push(BATCH_LINE_MARK);
-        key.extend_from_slice(format!("{fingerprint:016x}.{seq}").as_bytes());
+        key.extend_from_slice(format!("{fingerprint:016x}.").as_bytes());
         key
+    }
+
+    /// The header `K` of a key a client gave a single write, when it is named like a batch
+    /// line's position (`K#n`): such a write counts as line `n` of a batch keyed `K`, and is
+    /// known by its content under `K` as a batch line is.
+    pub fn position_header(&self) -> Option<&[u8]> {
+        if self.key.contains(&BATCH_LINE_MARK) {
+            return None;
+        }
+        let hash = self.key.iter().rposition(|&b| b == b'#')?;
+        let n = &self.key[hash + 1..];
+        (hash > 1 && !n.is_empty() && n.iter().all(u8::is_ascii_digit)).then(|| &self.key[..hash])
     }
 }
 

@@ -388,6 +388,10 @@ pub(super) fn write_in(
                     }
                 }
                 _ => {
+                    if let Some(header) = client.position_header() {
+                        let content = ClientKey::content_key(header, client.fingerprint, *seq);
+                        t.later.new_client_keys.insert(content, value);
+                    }
                     t.later.new_client_keys.insert(client.key.clone(), value);
                 }
             }

@@ -151,7 +151,7 @@ impl AppState {
 
     /// The bytes of read answers being built or held until sent (`--max-answer-bytes`), and
     /// the slots of heavy reads (large answers, many rows walked).
-    pub(crate) fn answers(&self) -> &Arc<AnswerBytes> {
+    pub fn answers(&self) -> &Arc<AnswerBytes> {
         &self.0.answers
     }
 
@@ -163,13 +163,13 @@ impl AppState {
 
 /// Heavy reads at once, per core, of each kind (reads past `store::LARGE_ANSWER_BYTES` or
 /// `store::HEAVY_READ_ROWS`; neighbours queries): more would not finish sooner on these cores,
-/// and each holds what it has built so far. A read waits for a slot within its deadline;
-/// light reads never wait.
+/// and each holds what it has built so far. A read waits for a slot within its deadline,
+/// holding no thread and no running slot (`query::read_within`); light reads never wait.
 const HEAVY_READS_PER_CORE: usize = 4;
 
 /// Reads running at once on the blocking pool, per core (each a thread, with what it has read
-/// so far): light reads pass the heavy ones waiting for their slots until this many wait (a
-/// heavy read keeps its place while it waits, so that threads stay bounded).
+/// so far). A heavy read waiting for its slot gives its running slot back, so light reads
+/// wait only for reads that run.
 const READS_RUNNING_PER_CORE: usize = 16;
 
 impl std::ops::Deref for AppState {

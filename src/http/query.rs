@@ -212,43 +212,63 @@ pub async fn read<T: Send + 'static>(
 /// `limits`: the read stops at the deadline, or as soon as this future is dropped (the request
 /// timed out or its client went away), rather than run on with nobody to answer. Returns the
 /// budget too, which says whether the answer was cut short for its bytes.
+///
+/// A read holds one of the server's running slots while it runs. One that goes heavy with no
+/// heavy slot free stops ([`ReadBudget::wants_slot`]), gives its running slot back, waits here
+/// for a heavy slot, and runs again from the start with both: so `f` may run twice, and what
+/// the first run did (at most [`LARGE_ANSWER_BYTES`](crate::store::LARGE_ANSWER_BYTES) of
+/// answer, or [`HEAVY_READ_ROWS`](crate::store::HEAVY_READ_ROWS) rows) is done again. Reads
+/// waiting for a heavy slot hold no thread and no running slot, so light reads pass them.
 pub async fn read_within<T: Send + 'static>(
     state: &AppState,
     limits: ReadLimits,
-    f: impl FnOnce(&Store, &mut ReadBudget) -> Result<T, StoreError> + Send + 'static,
+    f: impl Fn(&Store, &mut ReadBudget) -> Result<T, StoreError> + Send + Sync + 'static,
 ) -> Result<(T, ReadBudget), ApiError> {
-    let store = state.store.clone();
+    let f = Arc::new(f);
     let abandoned = RaiseOnDrop(Arc::new(AtomicBool::new(false)));
-    let mut budget = ReadBudget::unlimited()
-        .with_deadline(limits.deadline)
-        .with_abandon_flag(abandoned.0.clone())
-        .with_max_bytes(limits.max_response)
-        .with_shared_bytes(state.answers().clone());
-    let span = tracing::Span::current();
-    let slot = slot(state.read_slots()).await?;
-    let read = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        let started = Instant::now();
-        let result = f(&store, &mut budget);
-        if let Err(StoreError::Abandoned { rows }) = &result
-            && let Some(suppressed) = observe::sample("read-abandoned")
-        {
-            // Logged here, not by the handler: its request may be gone already.
-            let _span = span.enter();
-            tracing::warn!(
-                rows,
-                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-                suppressed,
-                "a read stopped at its deadline or when its request went away"
-            );
+    let mut heavy = None;
+    loop {
+        let mut budget = ReadBudget::unlimited()
+            .with_deadline(limits.deadline)
+            .with_abandon_flag(abandoned.0.clone())
+            .with_max_bytes(limits.max_response)
+            .with_shared_bytes(state.answers().clone());
+        if let Some(heavy) = heavy.take() {
+            budget = budget.with_heavy_slot(heavy);
         }
-        result.map(|answer| (answer, budget))
-    });
-    let (answer, budget) = read.await??;
-    if let Some((held, bytes, max)) = budget.refused() {
-        return Err(super::limits::answers_full(held, bytes, max));
+        let running = slot(state.read_slots()).await?;
+        let (store, f, span) = (state.store.clone(), f.clone(), tracing::Span::current());
+        let read = tokio::task::spawn_blocking(move || {
+            let _running = running;
+            let started = Instant::now();
+            let result = f(&store, &mut budget);
+            if budget.wants_slot() {
+                return None;
+            }
+            if let Err(StoreError::Abandoned { rows }) = &result
+                && let Some(suppressed) = observe::sample("read-abandoned")
+            {
+                // Logged here, not by the handler: its request may be gone already.
+                let _span = span.enter();
+                tracing::warn!(
+                    rows,
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    suppressed,
+                    "a read stopped at its deadline or when its request went away"
+                );
+            }
+            Some(result.map(|answer| (answer, budget)))
+        });
+        let Some(read) = read.await? else {
+            heavy = Some(slot(state.answers().heavy_slots()).await?);
+            continue;
+        };
+        let (answer, budget) = read?;
+        if let Some((held, bytes, max)) = budget.refused() {
+            return Err(super::limits::answers_full(held, bytes, max));
+        }
+        return Ok((answer, budget));
     }
-    Ok((answer, budget))
 }
 
 /// One of `slots`, waited for within the request's deadline (the gate's timeout ends the

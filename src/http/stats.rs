@@ -67,8 +67,8 @@ pub async fn get(
         .clone();
     let (answer, _) = query::read_within(&state, limits, move |store, _| {
         let version = store.stats_version()?;
-        match cached {
-            Some((at, body)) if at == version => Ok(Ok(body)),
+        match &cached {
+            Some((at, body)) if *at == version => Ok(Ok(body.clone())),
             _ => compute(store, top).map(Err),
         }
     })

@@ -7,12 +7,16 @@
 //! are bounded together, not each alone; and a read whose answer grows past
 //! [`LARGE_ANSWER_BYTES`], or that walks more than [`HEAVY_READ_ROWS`] rows, goes on only in
 //! one of a few slots, so that only so many heavy reads run at once (a large answer costs about
-//! three times its bytes while built; a neighbours query its candidates). Light reads never
-//! wait for a slot.
+//! three times its bytes while built; a neighbours query its candidates). A read that finds no
+//! slot free stops ([`ReadBudget::wants_slot`]) rather than wait on its thread: its caller
+//! waits for a slot without one and runs it again ([`AnswerBytes::heavy_slots`]), so that
+//! reads waiting for a slot hold nothing light reads need. Light reads never wait for one.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::StoreError;
 
@@ -27,9 +31,6 @@ pub const LARGE_ANSWER_BYTES: usize = 256 << 10;
 /// on in one of [`AnswerBytes`]' slots of heavy reads.
 pub const HEAVY_READ_ROWS: u64 = 16_384;
 
-/// How often a read waiting for a slot looks at its deadline and abandon flag.
-const SLOT_WAIT_STEP: Duration = Duration::from_millis(10);
-
 /// Bytes of answers the reads of a server hold at once, and their limit: taken as each answer
 /// is built (by its [`ReadBudget`]) and while it is sent (by the HTTP layer). Also the slots of
 /// the large answers being built.
@@ -37,51 +38,25 @@ const SLOT_WAIT_STEP: Duration = Duration::from_millis(10);
 pub struct AnswerBytes {
     used: AtomicUsize,
     max: usize,
-    /// Slots of large answers free now.
-    free_slots: Mutex<usize>,
-    slot_freed: Condvar,
+    /// The slots of heavy reads.
+    heavy: Arc<Semaphore>,
 }
 
 impl AnswerBytes {
-    /// A pool of `max` bytes, with `large_slots` answers past [`LARGE_ANSWER_BYTES`] built at
-    /// once (at least one).
-    pub fn new(max: usize, large_slots: usize) -> Arc<AnswerBytes> {
+    /// A pool of `max` bytes, with `heavy_slots` heavy reads (answers past
+    /// [`LARGE_ANSWER_BYTES`], walks past [`HEAVY_READ_ROWS`]) at once (at least one).
+    pub fn new(max: usize, heavy_slots: usize) -> Arc<AnswerBytes> {
         Arc::new(AnswerBytes {
             used: AtomicUsize::new(0),
             max,
-            free_slots: Mutex::new(large_slots.max(1)),
-            slot_freed: Condvar::new(),
+            heavy: Arc::new(Semaphore::new(heavy_slots.max(1))),
         })
     }
 
-    /// Waits for a slot of a large answer until `gives_up` says to stop; whether one was taken.
-    fn take_slot(&self, mut gives_up: impl FnMut() -> bool) -> bool {
-        let mut free = self
-            .free_slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if *free > 0 {
-                *free -= 1;
-                return true;
-            }
-            if gives_up() {
-                return false;
-            }
-            free = self
-                .slot_freed
-                .wait_timeout(free, SLOT_WAIT_STEP)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-
-    fn give_back_slot(&self) {
-        *self
-            .free_slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) += 1;
-        self.slot_freed.notify_one();
+    /// The slots of heavy reads: a read that stopped because it [wanted
+    /// one](ReadBudget::wants_slot) is run again holding one ([`ReadBudget::with_heavy_slot`]).
+    pub fn heavy_slots(&self) -> &Arc<Semaphore> {
+        &self.heavy
     }
 
     /// Takes `bytes` if they fit under the limit, or if nothing is held (a record larger than
@@ -117,17 +92,16 @@ struct Taken {
     pool: Arc<AnswerBytes>,
     bytes: AtomicUsize,
     /// The pool could not give an item's bytes: (bytes held then, bytes asked).
-    refused: std::sync::OnceLock<(usize, usize)>,
-    /// Whether the read holds a slot of a large answer.
-    slot: AtomicBool,
+    refused: OnceLock<(usize, usize)>,
+    /// The read's slot of a heavy read, once it holds one (given back with the last copy).
+    slot: OnceLock<OwnedSemaphorePermit>,
+    /// The read went heavy with no slot free, and stopped.
+    wants_slot: AtomicBool,
 }
 
 impl Drop for Taken {
     fn drop(&mut self) {
         self.pool.give_back(*self.bytes.get_mut());
-        if *self.slot.get_mut() {
-            self.pool.give_back_slot();
-        }
     }
 }
 
@@ -189,10 +163,30 @@ impl ReadBudget {
         self.shared = Some(Arc::new(Taken {
             pool,
             bytes: AtomicUsize::new(0),
-            refused: std::sync::OnceLock::new(),
-            slot: AtomicBool::new(false),
+            refused: OnceLock::new(),
+            slot: OnceLock::new(),
+            wants_slot: AtomicBool::new(false),
         }));
         self
+    }
+
+    /// Gives the read a slot of a heavy read from the start (one its caller waited for after
+    /// the read [wanted one](ReadBudget::wants_slot)). Needs [`ReadBudget::with_shared_bytes`]
+    /// first; without it the slot is given back at once, as no read without a pool needs one.
+    pub fn with_heavy_slot(self, slot: OwnedSemaphorePermit) -> ReadBudget {
+        if let Some(taken) = &self.shared {
+            let _ = taken.slot.set(slot);
+        }
+        self
+    }
+
+    /// Whether the read stopped (with [`StoreError::Abandoned`], or with an answer cut short)
+    /// because it went heavy while no slot of a heavy read was free: its answer is not to be
+    /// given, and the read is to run again once its caller holds a slot.
+    pub fn wants_slot(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|taken| taken.wants_slot.load(Ordering::Acquire))
     }
 
     /// Counts one row walked; every few rows, fails if the read is past its deadline or was
@@ -218,8 +212,8 @@ impl ReadBudget {
         Ok(())
     }
 
-    /// Past [`HEAVY_READ_ROWS`] rows the read goes on only in a slot of the pool's (waiting for
-    /// one until its deadline, or until it is abandoned).
+    /// Past [`HEAVY_READ_ROWS`] rows the read goes on only in a slot of the pool's: without one
+    /// free, it stops.
     fn slot_when_heavy(&mut self) -> Result<(), StoreError> {
         if self.rows > HEAVY_READ_ROWS && !self.take_slot() {
             return Err(StoreError::Abandoned { rows: self.rows });
@@ -227,20 +221,26 @@ impl ReadBudget {
         Ok(())
     }
 
-    /// Makes sure the read holds a slot of the pool's (when it shares one): false when it
-    /// reached its deadline or was abandoned while waiting.
+    /// Makes sure the read holds a slot of the pool's (when it shares one): false, and the read
+    /// marked as [wanting one](ReadBudget::wants_slot), when none is free.
     fn take_slot(&self) -> bool {
         let Some(taken) = &self.shared else {
             return true;
         };
-        if taken.slot.load(Ordering::Acquire) {
+        if taken.slot.get().is_some() {
             return true;
         }
-        if !taken.pool.take_slot(|| self.check().is_err()) {
-            return false;
+        match taken.pool.heavy.clone().try_acquire_owned() {
+            Ok(slot) => {
+                // A copy of this read may have taken one meanwhile: then this one goes back.
+                let _ = taken.slot.set(slot);
+                true
+            }
+            Err(_) => {
+                taken.wants_slot.store(true, Ordering::Release);
+                false
+            }
         }
-        taken.slot.store(true, Ordering::Release);
-        true
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -266,7 +266,7 @@ impl ReadBudget {
         if let Some(taken) = &self.shared {
             let large =
                 taken.bytes.load(Ordering::Acquire).saturating_add(bytes) > LARGE_ANSWER_BYTES;
-            // Past the deadline, or abandoned, the read is over: its answer is not given.
+            // Without a slot the read stops: its answer is not given.
             let taken_now = if large && !self.take_slot() {
                 false
             } else if let Err(held) = taken.pool.try_take(bytes) {
@@ -355,28 +355,47 @@ mod tests {
     }
 
     #[test]
-    fn only_answers_past_the_large_size_wait_for_a_slot() {
+    fn a_read_past_the_large_size_without_a_free_slot_stops_and_wants_one() {
         let pool = AnswerBytes::new(1 << 30, 1);
         let budget = || ReadBudget::unlimited().with_shared_bytes(pool.clone());
         let large = LARGE_ANSWER_BYTES;
         let mut first = budget();
         assert!(first.take(large), "up to the large size: no slot");
         assert!(first.take(1), "past it: the one slot");
-        // Another large answer waits for the slot, until its deadline.
-        let mut late = budget().with_deadline(Instant::now());
-        assert!(late.take(large));
-        assert!(!late.take(1), "no slot before the deadline");
-        assert_eq!((late.was_cut(), late.refused()), (true, None));
-        // A small answer never waits.
-        let mut small = budget().with_deadline(Instant::now());
+        assert!(!first.wants_slot());
+        // Another large answer finds no slot: it stops at once, wanting one, not refused.
+        let mut second = budget();
+        assert!(second.take(large));
+        assert!(!second.take(1), "no slot free");
+        assert_eq!(
+            (second.was_cut(), second.refused(), second.wants_slot()),
+            (true, None, true)
+        );
+        // So does a read walking past the heavy rows.
+        let mut walker = budget();
+        assert!(walker.walk(HEAVY_READ_ROWS).is_ok());
+        assert!(matches!(
+            walker.walk(CHECK_EVERY),
+            Err(StoreError::Abandoned { .. })
+        ));
+        assert!(walker.wants_slot());
+        // A small answer never needs one.
+        let mut small = budget();
         assert!(small.take(1000));
+        assert!(!small.wants_slot());
         // A copy of the first holds its slot; the last of them gives it back.
         let copy = first.clone();
         drop(first);
-        let mut next = budget().with_deadline(Instant::now());
-        assert!(!next.take(large + 1));
+        assert!(!budget().take(large + 1));
         drop(copy);
-        let mut next = budget().with_deadline(Instant::now());
-        assert!(next.take(large + 1), "the slot came back");
+        let slot = pool.heavy_slots().clone().try_acquire_owned().unwrap();
+        // A read given a slot from the start goes heavy without looking for another.
+        let mut again = budget().with_heavy_slot(slot);
+        assert!(again.take(large + 1));
+        assert!(again.walk(HEAVY_READ_ROWS + CHECK_EVERY).is_ok());
+        assert!(!again.wants_slot());
+        assert_eq!(pool.heavy_slots().available_permits(), 0);
+        drop(again);
+        assert_eq!(pool.heavy_slots().available_permits(), 1, "given back");
     }
 }

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use lakehouse_kb::http::ServerConfig;
 
 use crate::support::{Http, InProcessServer, RouterServer, TestServer, faulty_store, server_log};
+use lakehouse_kb::store::{Store, StoreOptions};
 
 /// Polls `condition` every 20 ms until it holds; panics with `what` after `timeout`.
 #[track_caller]
@@ -388,6 +390,71 @@ fn answers_being_built_at_once_are_bounded_in_bytes() {
         statuses.iter().filter(|s| **s == 200).count()
     );
     assert_eq!(server.get("/sig/big?limit=1000").status, 200);
+}
+
+/// Found by a review of 46eae03: a heavy read waiting for its slot kept its place among the
+/// reads running at once (16 a core), so with more heavy reads waiting than those places, a
+/// light read queued behind them all (`/sig/SMALL` took 1.7 s at p50 beside 200 clients
+/// reading an 8.1 MB answer). Now a heavy read waits for its slot holding no place: with every
+/// heavy slot held, and more heavy reads waiting than there are places, a light read is still
+/// answered, and the heavy ones are once their slots come back.
+#[test]
+fn a_light_read_passes_heavy_reads_waiting_for_their_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap());
+    let config = ServerConfig {
+        max_body_bytes: 1 << 20,
+        request_timeout: Duration::from_secs(20),
+        ..ServerConfig::default()
+    };
+    let server = RouterServer::start(store, config, dir.path());
+    // Two records of 200 KiB under one sig_hash: a read of both passes the large answer size.
+    let summary = "s".repeat(200 << 10);
+    for i in 0..2 {
+        post_event(
+            &server,
+            &json!({"source": "bot", "sig_hash": "big", "i": i, "input_summary": summary}),
+        );
+    }
+    post_event(&server, &json!({"source": "bot", "sig_hash": "small"}));
+    let mut held = Vec::new();
+    while let Ok(slot) = server.answers.heavy_slots().clone().try_acquire_owned() {
+        held.push(slot);
+    }
+    // More heavy reads than reads may run at once (16 a core).
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let heavy = 16 * cores + 8;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let reads: Vec<_> = (0..heavy)
+            .map(|_| {
+                scope.spawn(|| {
+                    let status = server.get("/sig/big").status;
+                    done.fetch_add(1, Ordering::SeqCst);
+                    status
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        let small = server.get("/sig/small");
+        assert_eq!(small.status, 200, "{}", small.text);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the light read waited {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            0,
+            "no heavy read had its slot yet"
+        );
+        drop(held);
+        for read in reads {
+            assert_eq!(read.join().unwrap(), 200);
+        }
+    });
 }
 
 /// Found by a review at b8cbbd5: a record larger than the whole answers' pool could never be

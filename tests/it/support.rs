@@ -28,7 +28,7 @@ use lakehouse_kb::http::{
 use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::metrics::Metrics;
 use lakehouse_kb::service::{self, ServiceConfig, ServiceError};
-use lakehouse_kb::store::{Put, Store, StoreOptions};
+use lakehouse_kb::store::{AnswerBytes, Put, Store, StoreOptions};
 use lakehouse_kb::writer::{Writer, WriterConfig};
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
@@ -193,6 +193,8 @@ type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// say), with its writer and an export job into `export_dir`; stops when dropped.
 pub struct RouterServer {
     http: Http,
+    /// The server's answers' pool and heavy-read slots.
+    pub answers: Arc<AnswerBytes>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     writer_thread: Option<JoinHandle<()>>,
@@ -220,6 +222,7 @@ impl RouterServer {
             export: Some(export),
             feed: Default::default(),
         });
+        let answers = state.answers().clone();
         let (addr, stop, thread) = serve_on_thread(move |listener, shutdown| async move {
             let (_app_tx, app_rx) = tokio::sync::watch::channel(Some(http::app(state)));
             let switch = Switch::new(app_rx, recovering_router(Recovery::default()));
@@ -233,6 +236,7 @@ impl RouterServer {
         });
         RouterServer {
             http: Http::new(format!("http://{addr}")),
+            answers,
             stop: Some(stop),
             thread: Some(thread),
             writer_thread: Some(writer_thread),

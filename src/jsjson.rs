@@ -65,7 +65,74 @@ pub fn lone_surrogates_replaced(text: &str) -> Cow<'_, str> {
 /// Parses JSON `text` as JavaScript's `JSON.parse` reads it as far as a Rust value can hold it:
 /// lone surrogates as U+FFFD ([`lone_surrogates_replaced`]).
 pub fn parse_js<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
-    serde_json::from_str(&lone_surrogates_replaced(text))
+    parse_mended(lone_surrogates_replaced(text)).1
+}
+
+/// Parses `text`; when serde_json refuses a number too large for a double (`1e999`, a 400-digit
+/// integer), parses it again with each such number written `null`, as JavaScript reads it
+/// (`JSON.parse` gives ±Infinity, which `JSON.stringify` writes as `null`). Returns the text
+/// parsed, so that what is kept is what was read.
+pub fn parse_mended<T: serde::de::DeserializeOwned>(
+    text: Cow<'_, str>,
+) -> (Cow<'_, str>, serde_json::Result<T>) {
+    let parsed = serde_json::from_str(&text);
+    match parsed {
+        Err(e) if e.to_string().starts_with("number out of range") => {
+            match overflowing_numbers_nulled(&text) {
+                Some(nulled) => {
+                    let parsed = serde_json::from_str(&nulled);
+                    (Cow::Owned(nulled), parsed)
+                }
+                None => (text, Err(e)),
+            }
+        }
+        parsed => (text, parsed),
+    }
+}
+
+/// `text` with every number outside its strings whose value overflows a double written as
+/// `null`; `None` when it has none.
+fn overflowing_numbers_nulled(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let (mut at, mut copied, mut in_string) = (0, 0, false);
+    while at < bytes.len() {
+        let b = bytes[at];
+        if in_string {
+            match b {
+                b'\\' => at += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            at += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            at += 1;
+            continue;
+        }
+        if b != b'-' && !b.is_ascii_digit() {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < bytes.len()
+            && matches!(bytes[at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+        {
+            at += 1;
+        }
+        let token = &text[start..at];
+        if token.parse::<f64>().is_ok_and(f64::is_infinite) {
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..start]);
+            out.push_str("null");
+            copied = at;
+        }
+    }
+    let mut out = out?;
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 /// `JSON.stringify(x)` for a number: like `number_to_string`, but NaN and ±Infinity are written as
@@ -423,6 +490,35 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    /// Numbers too large for a double are read as JavaScript reads them: `JSON.parse` gives
+    /// ±Infinity, `JSON.stringify` writes `null` (the expected texts are Node 20's output for
+    /// `JSON.stringify(JSON.parse(input))`). serde_json refused them, so the legacy observer's
+    /// clients had such an event stored where this service answered 400.
+    #[test]
+    fn numbers_past_a_double_read_as_null_as_javascript_reads_them() {
+        let big = format!("1{}", "0".repeat(400));
+        #[rustfmt::skip]
+        let cases: Vec<(String, &str)> = vec![
+            (r#"{"x":1e999}"#.into(), r#"{"x":null}"#),
+            (r#"{"x":-1E+400,"s":"1e999 \"1e999\"","a":[1e308,2e308,-0.0]}"#.into(),
+                r#"{"x":null,"s":"1e999 \"1e999\"","a":[1e308,null,-0.0]}"#),
+            (format!(r#"{{"big":{big},"k\\":[{{"n":-{big}}}],"t":1e-999}}"#),
+                r#"{"big":null,"k\\":[{"n":null}],"t":1e-999}"#),
+            // Nothing out of range: the text as it is.
+            (r#"{"x":1.5e300,"y":"2e308"}"#.into(), r#"{"x":1.5e300,"y":"2e308"}"#),
+        ];
+        for (input, want) in cases {
+            let (read, parsed) = parse_mended::<Value>(Cow::Borrowed(&input));
+            assert_eq!(read, want, "{input}");
+            let want: Value = serde_json::from_str(want).unwrap();
+            assert_eq!(parsed.unwrap(), want, "{input}");
+        }
+        // Still refused: what JavaScript refuses too.
+        for bad in ["{\"x\":Infinity}", "{\"x\":1e999", "{\"x\":--1e999}"] {
+            assert!(parse_js::<Value>(bad).is_err(), "{bad}");
+        }
+    }
 
     fn json_num(x: f64) -> String {
         let mut s = String::new();

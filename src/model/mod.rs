@@ -141,14 +141,15 @@ pub(crate) fn parse_object(text: &str) -> Result<Map<String, Value>, FieldError>
 }
 
 /// A body that is kept as well as read: trimmed of surrounding ASCII whitespace and mended
-/// (lone surrogates as `\ufffd`, so that what is kept is JSON every reader takes), with its
-/// object. The text is scanned for lone surrogates once.
+/// (lone surrogates as `\ufffd`, numbers too large for a double as `null`, so that what is kept
+/// is JSON every reader takes, read as JavaScript reads it), with its object. The text is
+/// scanned for lone surrogates once.
 pub(crate) fn parse_kept(text: &str) -> Result<(Cow<'_, str>, Map<String, Value>), FieldError> {
     let text = crate::jsjson::lone_surrogates_replaced(
         text.trim_matches(|c: char| c.is_ascii_whitespace()),
     );
-    let obj = object_of(serde_json::from_str(&text))?;
-    Ok((text, obj))
+    let (text, parsed) = crate::jsjson::parse_mended(text);
+    Ok((text, object_of(parsed)?))
 }
 
 fn object_of(parsed: serde_json::Result<Value>) -> Result<Map<String, Value>, FieldError> {

@@ -974,6 +974,38 @@ fn a_full_queue_answers_503_with_retry_after_and_stores_nothing_of_it() {
     assert_eq!(server.get("/healthz").status, 200);
 }
 
+/// Node's `JSON.parse` reads a number too large for a double (`1e999`, or a 400-digit integer
+/// that Python's `json.dumps` writes for `10**400`) as Infinity, and `JSON.stringify` writes it
+/// `null`: the legacy observer stored such an event. This service answered 400 ("number out of
+/// range"). Now it reads the number as `null`, and keeps the body so.
+#[test]
+fn numbers_too_large_for_a_double_are_stored_as_javascript_stores_them() {
+    let server = InProcessServer::start();
+    let big = format!("1{}", "0".repeat(400));
+    let op = op_for(
+        &server,
+        &format!(r#"{{"source":"agent","sig_hash":"huge-n","x":1e999,"n":[{big},-2e308,1.5]}}"#),
+    );
+    assert_eq!(op["sig_hash"], "huge-n", "{op}");
+    let sig = server.get("/sig/huge-n");
+    assert_eq!(sig.status, 200, "{}", sig.text);
+    let body = &sig.json["records"][0]["body"];
+    assert_eq!(
+        (&body["x"], &body["n"]),
+        (&Value::Null, &json!([null, null, 1.5])),
+        "the body is kept as read: {}",
+        sig.text
+    );
+    let verdict = server.post_json(
+        "/verdicts",
+        r#"{"pr_number":78,"head_sha":"0123abcd","overall":"approve","one_liner":"x","metrics":{"findings_block":0,"findings_warn":0,"score":1e999},"audited_at":"2026-04-22T17:20:00.000Z"}"#,
+    );
+    assert_eq!(verdict.status, 201, "{}", verdict.text);
+    // What JavaScript refuses is still refused.
+    let refused = server.post_json("/event", r#"{"source":"agent","x":Infinity}"#);
+    assert_eq!(refused.status, 400, "{}", refused.text);
+}
+
 /// Found by a hostile client at f3eedc8: JavaScript cuts strings in the middle of an emoji
 /// (`"Fixes the parser 😀 bug".slice(0, 18)`), `JSON.stringify` writes the lone half as
 /// `\ud83d`, and Node's `JSON.parse` in the legacy observer took it; this service answered 400,

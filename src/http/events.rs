@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::ingest::{self, EVENTS, IdempotencyKey, IngestBody, ObserverBody};
-use super::page::{self, Entry};
+use super::page::{self, Entry, ObjectBody};
 use super::query::{self, Params, ReadLimits};
 use super::sig::raw;
 use super::{ApiError, AppState};
@@ -45,15 +45,6 @@ pub async fn post(
 }
 
 #[derive(Serialize)]
-pub struct EventsPage {
-    /// `EventItem`s, within the answer's byte budget (see `page.rs`).
-    events: Box<serde_json::value::RawValue>,
-    /// Pass as `before_seq` for the next (older) page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_before_seq: Option<u64>,
-}
-
-#[derive(Serialize)]
 struct EventItem {
     seq: u64,
     received_at: String,
@@ -69,7 +60,7 @@ pub async fn list(
     State(state): State<AppState>,
     params: Params,
     limits: ReadLimits,
-) -> Result<Json<EventsPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = query::limit(params.limit.as_deref())?;
     let before = query::cursor("before_seq", params.before_seq.as_deref())?;
     let source = match params.source.as_deref() {
@@ -87,23 +78,30 @@ pub async fn list(
         sig_hash: params.sig_hash.filter(|s| !s.is_empty()),
         repo: query::repo(params.repo.as_deref())?,
     };
-    let (page, _) = query::read_within(&state, limits, move |store, budget| {
-        store.events_page_within(&filter, before, limit, budget)
+    // The answer is made by the read (`page::ObjectBody`).
+    let (answer, _) = query::read_within(&state, limits, move |store, budget| {
+        let page = store.events_page_within(&filter, before, limit, budget)?;
+        let list = page::cursored_list(page, limits.max_response, |e| Entry {
+            seq: e.seq,
+            kind: None,
+            sig_hash: None,
+            item: EventItem {
+                seq: e.seq,
+                received_at: iso_timestamp(e.value.received_at_ms),
+                op: raw(e.value.line),
+                source_original: e.value.source_original,
+            },
+        });
+        Ok(list.and_then(|(events, next_before_seq)| {
+            let mut body = ObjectBody::for_list(&events).list("events", events);
+            if let Some(seq) = next_before_seq {
+                // `EventItem`s within the answer's byte budget (`page.rs`); pass
+                // `next_before_seq` as `before_seq` for the next (older) page.
+                body = body.field("next_before_seq", &seq)?;
+            }
+            Ok(body.finish())
+        }))
     })
     .await?;
-    let (events, next_before_seq) = page::cursored(page, limits.max_response, |e| Entry {
-        seq: e.seq,
-        kind: None,
-        sig_hash: None,
-        item: EventItem {
-            seq: e.seq,
-            received_at: iso_timestamp(e.value.received_at_ms),
-            op: raw(e.value.line),
-            source_original: e.value.source_original,
-        },
-    })?;
-    Ok(Json(EventsPage {
-        events,
-        next_before_seq,
-    }))
+    answer
 }

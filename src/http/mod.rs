@@ -14,6 +14,7 @@ mod export;
 mod feed;
 mod findings;
 mod health;
+mod heavy_reads;
 pub mod ingest;
 mod limits;
 mod neighbors;
@@ -125,6 +126,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     shared: Shared,
     answers: Arc<AnswerBytes>,
+    heavy_reads: heavy_reads::HeavyReads,
     neighbors: Arc<Semaphore>,
     reads: Arc<Semaphore>,
 }
@@ -134,11 +136,13 @@ impl AppState {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let answers =
             AnswerBytes::new(shared.config.max_answer_bytes, HEAVY_READS_PER_CORE * cores);
+        let heavy_reads = heavy_reads::HeavyReads::start(HEAVY_READS_PER_CORE * cores);
         let neighbors = Arc::new(Semaphore::new(HEAVY_READS_PER_CORE * cores));
         let reads = Arc::new(Semaphore::new(READS_RUNNING_PER_CORE * cores));
         AppState(Arc::new(Inner {
             shared,
             answers,
+            heavy_reads,
             neighbors,
             reads,
         }))
@@ -155,6 +159,11 @@ impl AppState {
         &self.0.answers
     }
 
+    /// The threads heavy reads run on, one a slot.
+    pub(crate) fn heavy_reads(&self) -> &heavy_reads::HeavyReads {
+        &self.0.heavy_reads
+    }
+
     /// The neighbours queries that may run at once.
     pub(crate) fn neighbor_slots(&self) -> &Arc<Semaphore> {
         &self.0.neighbors
@@ -164,7 +173,8 @@ impl AppState {
 /// Heavy reads at once, per core, of each kind (reads past `store::LARGE_ANSWER_BYTES` or
 /// `store::HEAVY_READ_ROWS`; neighbours queries): more would not finish sooner on these cores,
 /// and each holds what it has built so far. A read waits for a slot within its deadline,
-/// holding no thread and no running slot (`query::read_within`); light reads never wait.
+/// holding no thread and no running slot, then runs on a thread of the slot's
+/// (`query::read_within`, `heavy_reads.rs`); light reads never wait.
 const HEAVY_READS_PER_CORE: usize = 4;
 
 /// Reads running at once on the blocking pool, per core (each a thread, with what it has read

@@ -9,6 +9,9 @@
 //! answer stays within the budget, and the client learns which record it did not get and how
 //! large it is (an operator can raise `--max-response` to serve it).
 
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -31,13 +34,74 @@ pub fn cursored<T, I: Serialize>(
     max_bytes: usize,
     entry: impl Fn(T) -> Entry<I>,
 ) -> Result<(Box<RawValue>, Option<u64>), ApiError> {
+    let (list, cursor) = cursored_list(page, max_bytes, entry)?;
+    Ok((list.finish()?, cursor))
+}
+
+/// [`cursored`], the list left to be written into its answer ([`ObjectBody::list`]).
+pub fn cursored_list<T, I: Serialize>(
+    page: Page<T>,
+    max_bytes: usize,
+    entry: impl Fn(T) -> Entry<I>,
+) -> Result<(JsonList, Option<u64>), ApiError> {
     let (list, last_seq) = fill(page.items, max_bytes, entry)?;
     let cursor = if page.more || list.was_cut() {
         last_seq
     } else {
         None
     };
-    Ok((list.finish()?, cursor))
+    Ok((list, cursor))
+}
+
+/// An answer that is a JSON object holding a list, written field by field into one buffer of
+/// about its size, the list's bytes copied in once (where a `Json` of a struct holding the list
+/// as a `RawValue` parses the list again to check it, and copies it twice). Routes whose lists
+/// can be large make it in their read, on its thread and in its slots, so that the async
+/// workers only send it: a megabytes-long list serialized there kept every other request
+/// waiting, writes included.
+pub struct ObjectBody(Vec<u8>);
+
+impl ObjectBody {
+    /// An object about to hold `list` (for its size).
+    pub fn for_list(list: &JsonList) -> ObjectBody {
+        let mut body = Vec::with_capacity(list.buf.len().saturating_add(256));
+        body.push(b'{');
+        ObjectBody(body)
+    }
+
+    /// Adds the field `name` (a plain name, written as it is) with `value`.
+    pub fn field(mut self, name: &str, value: &impl Serialize) -> Result<ObjectBody, ApiError> {
+        self.name(name);
+        serialize_into(&mut self.0, value)?;
+        Ok(self)
+    }
+
+    /// Adds the field `name` with `list`.
+    pub fn list(mut self, name: &str, list: JsonList) -> ObjectBody {
+        self.name(name);
+        self.0.extend_from_slice(&list.buf);
+        self.0.push(b']');
+        self
+    }
+
+    fn name(&mut self, name: &str) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+
+    /// The response that sends it.
+    pub fn finish(mut self) -> Response {
+        self.0.push(b'}');
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            Bytes::from(self.0),
+        )
+            .into_response()
+    }
 }
 
 /// Items as a list answer within `max_bytes` for a route without a cursor: the list, how many
@@ -184,6 +248,46 @@ mod tests {
 
     fn parse(list: JsonList) -> Value {
         serde_json::from_str(list.finish().unwrap().get()).unwrap()
+    }
+
+    /// An answer written field by field is the JSON of the same object.
+    #[test]
+    fn an_object_body_is_its_fields_json() {
+        let list = |items: &[Value]| {
+            let mut list = JsonList::new(1 << 20);
+            for (seq, item) in (1..).zip(items) {
+                assert!(list.push(item, omitted(seq)).unwrap());
+            }
+            list
+        };
+        let items = [json!({"a": 1}), json!("two \" \u{1f600}")];
+        #[rustfmt::skip]
+        let cases: Vec<(ObjectBody, &str)> = vec![
+            (ObjectBody::for_list(&list(&items)).field("sig_hash", &"pr1-ab\"c").unwrap()
+                .list("records", list(&items)).field("next_after_seq", &7u64).unwrap(),
+                "{\"sig_hash\":\"pr1-ab\\\"c\",\"records\":[{\"a\":1},\"two \\\" \u{1f600}\"],\"next_after_seq\":7}"),
+            (ObjectBody::for_list(&list(&[])).list("events", list(&[])),
+                r#"{"events":[]}"#),
+        ];
+        for (body, want) in cases {
+            let response = body.finish();
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let text = String::from_utf8(futures_body(response)).unwrap();
+            assert_eq!(text, want);
+            serde_json::from_str::<Value>(&text).unwrap();
+        }
+    }
+
+    fn futures_body(response: Response) -> Vec<u8> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap()
+                .to_vec()
+        })
     }
 
     #[test]

@@ -213,12 +213,13 @@ pub async fn read<T: Send + 'static>(
 /// timed out or its client went away), rather than run on with nobody to answer. Returns the
 /// budget too, which says whether the answer was cut short for its bytes.
 ///
-/// A read holds one of the server's running slots while it runs. One that goes heavy with no
-/// heavy slot free stops ([`ReadBudget::wants_slot`]), gives its running slot back, waits here
-/// for a heavy slot, and runs again from the start with both: so `f` may run twice, and what
-/// the first run did (at most [`LARGE_ANSWER_BYTES`](crate::store::LARGE_ANSWER_BYTES) of
-/// answer, or [`HEAVY_READ_ROWS`](crate::store::HEAVY_READ_ROWS) rows) is done again. Reads
-/// waiting for a heavy slot hold no thread and no running slot, so light reads pass them.
+/// A read holds one of the server's running slots while it runs. One that goes heavy stops
+/// ([`ReadBudget::wants_slot`]), gives its running slot back, waits here for a heavy slot, and
+/// runs again from the start holding it, on the heavy reads' threads (`heavy_reads.rs`): so `f`
+/// may run twice, and what the first run did (at most
+/// [`LARGE_ANSWER_BYTES`](crate::store::LARGE_ANSWER_BYTES) of answer, or
+/// [`HEAVY_READ_ROWS`](crate::store::HEAVY_READ_ROWS) rows) is done again. Reads waiting for a
+/// heavy slot hold no thread and no running slot, so light reads pass them.
 pub async fn read_within<T: Send + 'static>(
     state: &AppState,
     limits: ReadLimits,
@@ -233,13 +234,8 @@ pub async fn read_within<T: Send + 'static>(
             .with_abandon_flag(abandoned.0.clone())
             .with_max_bytes(limits.max_response)
             .with_shared_bytes(state.answers().clone());
-        if let Some(heavy) = heavy.take() {
-            budget = budget.with_heavy_slot(heavy);
-        }
-        let running = slot(state.read_slots()).await?;
         let (store, f, span) = (state.store.clone(), f.clone(), tracing::Span::current());
-        let read = tokio::task::spawn_blocking(move || {
-            let _running = running;
+        let run = move |mut budget: ReadBudget| {
             let started = Instant::now();
             let result = f(&store, &mut budget);
             if budget.wants_slot() {
@@ -258,8 +254,22 @@ pub async fn read_within<T: Send + 'static>(
                 );
             }
             Some(result.map(|answer| (answer, budget)))
-        });
-        let Some(read) = read.await? else {
+        };
+        let read = match heavy.take() {
+            None => {
+                let running = slot(state.read_slots()).await?;
+                tokio::task::spawn_blocking(move || {
+                    let _running = running;
+                    run(budget)
+                })
+                .await?
+            }
+            Some(heavy) => {
+                budget = budget.with_heavy_slot(heavy);
+                state.heavy_reads().run(move || run(budget)).await?
+            }
+        };
+        let Some(read) = read else {
             heavy = Some(slot(state.answers().heavy_slots()).await?);
             continue;
         };

@@ -2,26 +2,16 @@
 //! (verdicts as their original JSON, outcome rows as stored, events), in seq order, paged with
 //! `after_seq`; a page also stops before `--max-response` bytes.
 
-use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::page::{self, Entry};
+use super::page::{self, Entry, ObjectBody};
 use super::query::{self, Params, PathParam, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::MAX_KEY_BYTES;
 use crate::store::SigRecord;
-
-#[derive(Serialize)]
-pub struct SigPage {
-    sig_hash: String,
-    /// `Item`s, within the answer's byte budget (see `page.rs`).
-    records: Box<RawValue>,
-    /// Pass as `after_seq` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_after_seq: Option<u64>,
-}
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -94,7 +84,7 @@ pub async fn get(
     PathParam(sig_hash): PathParam,
     params: Params,
     limits: ReadLimits,
-) -> Result<Json<SigPage>, ApiError> {
+) -> Result<Response, ApiError> {
     if sig_hash.is_empty() || sig_hash.len() > MAX_KEY_BYTES {
         return Err(ApiError::bad_request(
             "sig_hash",
@@ -108,19 +98,27 @@ pub async fn get(
     let limit = query::limit(params.limit.as_deref())?;
     let after = query::cursor("after_seq", params.after_seq.as_deref())?.unwrap_or(0);
     let key = sig_hash.clone();
-    let (page, _) = query::read_within(&state, limits, move |store, budget| {
-        store.by_sig_within(&repo, &key, after, limit, budget)
+    // The answer is made by the read (`page::ObjectBody`).
+    let (answer, _) = query::read_within(&state, limits, move |store, budget| {
+        let page = store.by_sig_within(&repo, &key, after, limit, budget)?;
+        let list = page::cursored_list(page, limits.max_response, |record| Entry {
+            seq: record.seq(),
+            kind: Some(kind_name(&record)),
+            sig_hash: None,
+            item: Item::from(record),
+        });
+        Ok(list.and_then(|(records, next_after_seq)| {
+            let mut body = ObjectBody::for_list(&records)
+                .field("sig_hash", &key)?
+                .list("records", records);
+            if let Some(seq) = next_after_seq {
+                // `Item`s within the answer's byte budget (`page.rs`); pass `next_after_seq`
+                // as `after_seq` for the next page.
+                body = body.field("next_after_seq", &seq)?;
+            }
+            Ok(body.finish())
+        }))
     })
     .await?;
-    let (records, next_after_seq) = page::cursored(page, limits.max_response, |record| Entry {
-        seq: record.seq(),
-        kind: Some(kind_name(&record)),
-        sig_hash: None,
-        item: Item::from(record),
-    })?;
-    Ok(Json(SigPage {
-        sig_hash,
-        records,
-        next_after_seq,
-    }))
+    answer
 }

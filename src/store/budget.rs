@@ -7,10 +7,11 @@
 //! are bounded together, not each alone; and a read whose answer grows past
 //! [`LARGE_ANSWER_BYTES`], or that walks more than [`HEAVY_READ_ROWS`] rows, goes on only in
 //! one of a few slots, so that only so many heavy reads run at once (a large answer costs about
-//! three times its bytes while built; a neighbours query its candidates). A read that finds no
-//! slot free stops ([`ReadBudget::wants_slot`]) rather than wait on its thread: its caller
-//! waits for a slot without one and runs it again ([`AnswerBytes::heavy_slots`]), so that
-//! reads waiting for a slot hold nothing light reads need. Light reads never wait for one.
+//! three times its bytes while built; a neighbours query its candidates). A read without a slot
+//! stops there ([`ReadBudget::wants_slot`]) rather than wait on its thread: its caller waits
+//! for a slot holding nothing light reads need, and runs it again with one
+//! ([`AnswerBytes::heavy_slots`], [`ReadBudget::with_heavy_slot`]). Light reads never wait for
+//! one.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -181,8 +182,8 @@ impl ReadBudget {
     }
 
     /// Whether the read stopped (with [`StoreError::Abandoned`], or with an answer cut short)
-    /// because it went heavy while no slot of a heavy read was free: its answer is not to be
-    /// given, and the read is to run again once its caller holds a slot.
+    /// because it went heavy without a slot of a heavy read: its answer is not to be given, and
+    /// the read is to run again once its caller holds a slot.
     pub fn wants_slot(&self) -> bool {
         self.shared
             .as_ref()
@@ -212,8 +213,8 @@ impl ReadBudget {
         Ok(())
     }
 
-    /// Past [`HEAVY_READ_ROWS`] rows the read goes on only in a slot of the pool's: without one
-    /// free, it stops.
+    /// Past [`HEAVY_READ_ROWS`] rows the read goes on only in a slot of the pool's: without one,
+    /// it stops.
     fn slot_when_heavy(&mut self) -> Result<(), StoreError> {
         if self.rows > HEAVY_READ_ROWS && !self.take_slot() {
             return Err(StoreError::Abandoned { rows: self.rows });
@@ -221,8 +222,9 @@ impl ReadBudget {
         Ok(())
     }
 
-    /// Makes sure the read holds a slot of the pool's (when it shares one): false, and the read
-    /// marked as [wanting one](ReadBudget::wants_slot), when none is free.
+    /// Whether the read may go on heavy: it holds a slot of the pool's (or shares no pool).
+    /// Else it is marked as [wanting one](ReadBudget::wants_slot), to be run again with one,
+    /// even when one is free: heavy reads run on threads of their own (`http::heavy_reads`).
     fn take_slot(&self) -> bool {
         let Some(taken) = &self.shared else {
             return true;
@@ -230,17 +232,8 @@ impl ReadBudget {
         if taken.slot.get().is_some() {
             return true;
         }
-        match taken.pool.heavy.clone().try_acquire_owned() {
-            Ok(slot) => {
-                // A copy of this read may have taken one meanwhile: then this one goes back.
-                let _ = taken.slot.set(slot);
-                true
-            }
-            Err(_) => {
-                taken.wants_slot.store(true, Ordering::Release);
-                false
-            }
-        }
+        taken.wants_slot.store(true, Ordering::Release);
+        false
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -355,20 +348,17 @@ mod tests {
     }
 
     #[test]
-    fn a_read_past_the_large_size_without_a_free_slot_stops_and_wants_one() {
+    fn a_read_goes_heavy_only_with_a_slot_given_to_it() {
         let pool = AnswerBytes::new(1 << 30, 1);
         let budget = || ReadBudget::unlimited().with_shared_bytes(pool.clone());
         let large = LARGE_ANSWER_BYTES;
+        // Past the large size without a slot, even with one free: it stops, wanting one, not
+        // refused.
         let mut first = budget();
         assert!(first.take(large), "up to the large size: no slot");
-        assert!(first.take(1), "past it: the one slot");
-        assert!(!first.wants_slot());
-        // Another large answer finds no slot: it stops at once, wanting one, not refused.
-        let mut second = budget();
-        assert!(second.take(large));
-        assert!(!second.take(1), "no slot free");
+        assert!(!first.take(1), "past it: none given");
         assert_eq!(
-            (second.was_cut(), second.refused(), second.wants_slot()),
+            (first.was_cut(), first.refused(), first.wants_slot()),
             (true, None, true)
         );
         // So does a read walking past the heavy rows.
@@ -383,19 +373,21 @@ mod tests {
         let mut small = budget();
         assert!(small.take(1000));
         assert!(!small.wants_slot());
-        // A copy of the first holds its slot; the last of them gives it back.
-        let copy = first.clone();
-        drop(first);
-        assert!(!budget().take(large + 1));
-        drop(copy);
+        // A read given a slot goes heavy; a copy of it holds the slot too, and the last of them
+        // gives it back.
         let slot = pool.heavy_slots().clone().try_acquire_owned().unwrap();
-        // A read given a slot from the start goes heavy without looking for another.
         let mut again = budget().with_heavy_slot(slot);
         assert!(again.take(large + 1));
         assert!(again.walk(HEAVY_READ_ROWS + CHECK_EVERY).is_ok());
         assert!(!again.wants_slot());
-        assert_eq!(pool.heavy_slots().available_permits(), 0);
+        let copy = again.clone();
         drop(again);
+        assert_eq!(pool.heavy_slots().available_permits(), 0);
+        drop(copy);
         assert_eq!(pool.heavy_slots().available_permits(), 1, "given back");
+        // Without a pool, nothing waits for a slot.
+        let mut alone = ReadBudget::unlimited();
+        assert!(alone.take(large + 1));
+        assert!(alone.walk(2 * HEAVY_READ_ROWS).is_ok());
     }
 }

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
-use super::page::{JsonList, Omitted};
+use super::page::{self, JsonList, Omitted};
 use super::prs::pr_number_of as pr_number;
 use super::query::{self, Params, PathParam, ReadLimits};
 use super::{ApiError, AppState};
@@ -177,7 +177,7 @@ pub async fn list(
     PathParam(raw): PathParam,
     params: Params,
     limits: ReadLimits,
-) -> Result<Json<FindingsList>, ApiError> {
+) -> Result<Response, ApiError> {
     let pr_number = pr_number(&raw)?;
     let repo = query::repo(params.repo.as_deref())?;
     let status = status_param(params.status.as_deref())?;
@@ -190,35 +190,40 @@ pub async fn list(
         below,
         limit,
     };
-    let (page, _) = query::read_within(&state, limits, move |store, budget| {
-        store.pr_findings(&q, budget)
+    // The answer is made by the read, on its thread and in its slots (`page::json_response`).
+    let (answer, _) = query::read_within(&state, limits, move |store, budget| {
+        let found = store.pr_findings(&q, budget)?;
+        let answer = fill(
+            &found.items,
+            limits.max_response,
+            |e| {
+                (
+                    e.value.last_seen.seq,
+                    (e.value.last_seen.seq, e.fingerprint.0),
+                )
+            },
+            |e| Remembered::from(e),
+        )
+        .and_then(|(findings, count, cut)| {
+            let next = cut.or(found.next);
+            page::json_response(&FindingsList {
+                pr_number,
+                repo: repo.name().map(str::to_owned),
+                status: match status {
+                    FindingStatus::Open => "open",
+                    FindingStatus::Resolved => "resolved",
+                    FindingStatus::All => "all",
+                },
+                latest_seq: found.latest_seq,
+                count,
+                findings,
+                next_cursor: next.map(|(seq, fp)| format!("{seq}-{}", Fingerprint(fp))),
+            })
+        });
+        Ok(answer)
     })
     .await?;
-    let (findings, count, cut) = fill(
-        &page.items,
-        limits.max_response,
-        |e| {
-            (
-                e.value.last_seen.seq,
-                (e.value.last_seen.seq, e.fingerprint.0),
-            )
-        },
-        |e| Remembered::from(e),
-    )?;
-    let next = cut.or(page.next);
-    Ok(Json(FindingsList {
-        pr_number,
-        repo: repo.name().map(str::to_owned),
-        status: match status {
-            FindingStatus::Open => "open",
-            FindingStatus::Resolved => "resolved",
-            FindingStatus::All => "all",
-        },
-        latest_seq: page.latest_seq,
-        count,
-        findings,
-        next_cursor: next.map(|(seq, fp)| format!("{seq}-{}", Fingerprint(fp))),
-    }))
+    answer
 }
 
 /// A dismissal as the API shows it.

@@ -53,6 +53,18 @@ pub fn cursored_list<T, I: Serialize>(
     Ok((list, cursor))
 }
 
+/// `answer` as the response that sends it, serialized here into one buffer: for routes that
+/// make their answer in their read (see [`ObjectBody`]).
+pub fn json_response(answer: &impl Serialize) -> Result<Response, ApiError> {
+    let mut body = Vec::new();
+    serialize_into(&mut body, answer)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from(body),
+    )
+        .into_response())
+}
+
 /// An answer that is a JSON object holding a list, written field by field into one buffer of
 /// about its size, the list's bytes copied in once (where a `Json` of a struct holding the list
 /// as a `RawValue` parses the list again to check it, and copies it twice). Routes whose lists

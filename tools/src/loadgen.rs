@@ -4,7 +4,9 @@
 //! and from the server's `/metrics` how many requests shared each durable commit. With
 //! `heavy_clients`, that many more connections post heavy batches (verdicts with many findings)
 //! beside the measured ones: what the measured route's latency is while the writer has heavy
-//! work queued.
+//! work queued. With `heavy_readers`, that many more connections read a large answer
+//! ([`HEAVY_READ_RECORDS`] records under one sig_hash) back to back: what the measured route's
+//! latency is while the server builds and sends large answers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +36,9 @@ pub enum Route {
     /// `POST /verdicts` of [`heavy_batch`]es, all of PR [`HEAVY_PR`]: the heavy load beside
     /// the measured clients (`LoadConfig::heavy_clients`).
     Heavy,
+    /// `GET /sig/{HEAVY_READ_SIG}?limit=1000`: a large answer, read beside the measured clients
+    /// (`LoadConfig::heavy_readers`).
+    HeavyRead,
 }
 
 impl Route {
@@ -41,14 +46,23 @@ impl Route {
         match self {
             Route::Event => "/event",
             Route::Verdicts | Route::VerdictsWithoutClaims | Route::Heavy => "/verdicts",
+            Route::HeavyRead => HEAVY_READ_PATH,
         }
     }
 
-    /// The content type of its bodies.
-    pub fn content_type(self) -> &'static str {
+    pub fn method(self) -> Method {
         match self {
-            Route::Heavy => "application/x-ndjson",
-            _ => "application/json",
+            Route::HeavyRead => Method::GET,
+            _ => Method::POST,
+        }
+    }
+
+    /// The content type of its bodies (none for a read).
+    pub fn content_type(self) -> Option<&'static str> {
+        match self {
+            Route::Heavy => Some("application/x-ndjson"),
+            Route::HeavyRead => None,
+            _ => Some("application/json"),
         }
     }
 
@@ -59,6 +73,7 @@ impl Route {
             Route::Verdicts => "POST /verdicts",
             Route::VerdictsWithoutClaims => "POST /verdicts, claims left out",
             Route::Heavy => "POST /verdicts, batches of verdicts with findings",
+            Route::HeavyRead => "GET /sig of a large answer",
         }
     }
 
@@ -66,6 +81,7 @@ impl Route {
     pub fn body(self, synth: &mut Synth) -> String {
         match self {
             Route::Heavy => heavy_batch(synth, HEAVY_PR),
+            Route::HeavyRead => String::new(),
             Route::Verdicts => synth.verdict(),
             Route::VerdictsWithoutClaims => {
                 let mut verdict: serde_json::Value =
@@ -119,6 +135,47 @@ pub struct LoadConfig {
     pub server_args: Vec<String>,
     /// Connections posting [`heavy_batch`]es back to back beside the measured clients.
     pub heavy_clients: usize,
+    /// Connections reading a large answer back to back beside the measured clients.
+    pub heavy_readers: usize,
+}
+
+/// Records stored under [`HEAVY_READ_SIG`] before a cell with heavy readers, and the bytes of
+/// each one's summary: an answer of about 8.2 MB, `--max-response`'s default limit.
+pub const HEAVY_READ_RECORDS: usize = 1_000;
+pub const HEAVY_READ_SUMMARY_BYTES: usize = 8_000;
+pub const HEAVY_READ_SIG: &str = "loadgen-heavy-read";
+const HEAVY_READ_PATH: &str = "/sig/loadgen-heavy-read?limit=1000";
+
+/// Stores the records heavy readers read: NDJSON batches of events of one sig_hash.
+async fn store_heavy_read_records(addr: SocketAddr) -> anyhow::Result<()> {
+    let mut connection = Connection::open(addr).await?;
+    let summary = "s".repeat(HEAVY_READ_SUMMARY_BYTES);
+    for batch in 0..HEAVY_READ_RECORDS / 100 {
+        let body: String = (0..100)
+            .map(|i| {
+                let event = serde_json::json!({
+                    "source": "scenario", "sig_hash": HEAVY_READ_SIG, "i": batch * 100 + i,
+                    "input_summary": summary,
+                });
+                format!("{event}\n")
+            })
+            .collect();
+        let answer = connection
+            .send(
+                Method::POST,
+                "/event",
+                Some("application/x-ndjson"),
+                Bytes::from(body),
+            )
+            .await?;
+        anyhow::ensure!(
+            answer.status == 200,
+            "storing the heavy readers' records: {} {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    Ok(())
 }
 
 /// Verdicts in one heavy batch, and distinct findings in each: about 960 KB of NDJSON that
@@ -189,6 +246,10 @@ pub struct CellResult {
     pub commit_seconds: f64,
     /// What the heavy clients beside the measured ones saw, when there were any.
     pub heavy: Option<Drive>,
+    /// What the heavy readers beside the measured ones saw, when there were any.
+    pub heavy_reads: Option<Drive>,
+    /// The server's peak RSS at the cell's end, KiB.
+    pub server_peak_rss_kib: Option<u64>,
 }
 
 impl CellResult {
@@ -223,9 +284,10 @@ pub fn run(
                 let mut args = vec!["--group-commit".to_owned(), group_commit.to_string()];
                 args.extend(config.server_args.iter().cloned());
                 let server = ServerProcess::start(&config.bin, dir.path(), &args)?;
-                let cell = runtime
+                let mut cell = runtime
                     .block_on(run_cell(config, server.addr, route, clients, group_commit))
                     .with_context(|| format!("{} with {clients} clients", route.label()))?;
+                cell.server_peak_rss_kib = server.pid().and_then(crate::peak_rss_kib);
                 server.stop()?;
                 progress(&cell);
                 results.push(cell);
@@ -350,7 +412,25 @@ async fn run_cell(
         );
         heavy.await.map(Some)
     };
-    let (drive, before, heavy) = tokio::join!(
+    if config.heavy_readers > 0 {
+        store_heavy_read_records(addr).await?;
+    }
+    let heavy_reads = async {
+        if config.heavy_readers == 0 {
+            return Ok(None);
+        }
+        let reads = drive(
+            addr,
+            Route::HeavyRead,
+            config.heavy_readers,
+            config.warmup,
+            config.duration,
+            config.seed.wrapping_add(2),
+            config.n_prs,
+        );
+        reads.await.map(Some)
+    };
+    let (drive, before, heavy, heavy_reads) = tokio::join!(
         drive(
             addr,
             route,
@@ -362,8 +442,9 @@ async fn run_cell(
         ),
         metrics_at_open,
         heavy,
+        heavy_reads,
     );
-    let (drive, before, heavy) = (drive?, before?, heavy?);
+    let (drive, before, heavy, heavy_reads) = (drive?, before?, heavy?, heavy_reads?);
     let after = commit_metrics(addr).await?;
     Ok(CellResult {
         route,
@@ -374,6 +455,8 @@ async fn run_cell(
         committed_requests: after.requests - before.requests,
         commit_seconds: after.seconds - before.seconds,
         heavy,
+        heavy_reads,
+        server_peak_rss_kib: None,
     })
 }
 
@@ -402,7 +485,7 @@ async fn client_loop(
             break;
         }
         let answer = connection
-            .send(Method::POST, route.path(), Some(route.content_type()), body)
+            .send(route.method(), route.path(), route.content_type(), body)
             .await;
         let done = Instant::now();
         let measured = done >= measure_from && done <= measure_to;
@@ -527,6 +610,26 @@ pub fn print_report(results: &[CellResult]) {
                     fmt_duration(heavy.p50),
                     fmt_duration(heavy.p99),
                     heavy.errors
+                );
+            }
+            if let Some(reads) = &cell.heavy_reads {
+                println!(
+                    "beside {} clients, group commit {}: {} large answers read in the window, \
+                     p50 {}, p99 {}, {} errors (503s among them)",
+                    cell.clients,
+                    if cell.group_commit { "on" } else { "off" },
+                    reads.ok,
+                    fmt_duration(reads.p50),
+                    fmt_duration(reads.p99),
+                    reads.errors
+                );
+            }
+            if let Some(kib) = cell.server_peak_rss_kib {
+                println!(
+                    "server peak RSS at {} clients, group commit {}: {} MiB",
+                    cell.clients,
+                    if cell.group_commit { "on" } else { "off" },
+                    kib / 1024
                 );
             }
             if let Some(e) = &cell.drive.first_error {

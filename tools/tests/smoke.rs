@@ -42,6 +42,17 @@ fn loadgen_smoke_with_heavy_clients_beside() {
 }
 
 #[test]
+fn loadgen_smoke_with_heavy_readers_beside() {
+    let stdout = run(
+        env!("CARGO_BIN_EXE_loadgen"),
+        &["--smoke", "--routes", "event", "--heavy-readers", "1"],
+    );
+    assert!(stdout.contains("POST /event:"), "{stdout}");
+    assert!(stdout.contains("large answers read"), "{stdout}");
+    assert!(stdout.contains("server peak RSS"), "{stdout}");
+}
+
+#[test]
 fn findings_bench_smoke() {
     let stdout = run_smoke(env!("CARGO_BIN_EXE_findings-bench"));
     assert!(stdout.contains("POST /prs/{n}/findings/check"), "{stdout}");

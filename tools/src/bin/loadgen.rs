@@ -50,6 +50,10 @@ struct Args {
     /// back to back beside the measured clients, not measured with them
     #[arg(long, default_value_t = 0)]
     heavy_clients: usize,
+    /// Connections reading a large answer (`GET /sig` of 1,000 records of 8 KB, stored first)
+    /// back to back beside the measured clients, not measured with them
+    #[arg(long, default_value_t = 0)]
+    heavy_readers: usize,
     /// A tiny run (2 clients, 0.2 s per cell) that proves the tool works; any error fails it
     #[arg(long)]
     smoke: bool,
@@ -74,6 +78,7 @@ fn main() -> anyhow::Result<ExitCode> {
         n_prs: args.prs,
         server_args: args.server_args,
         heavy_clients: args.heavy_clients,
+        heavy_readers: args.heavy_readers,
     };
     println!("machine: {}", machine());
     println!(

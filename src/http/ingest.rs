@@ -368,11 +368,12 @@ fn line_key<'h>(
 ) -> Result<LineKeyFrom<'h>, LineError> {
     let mentions = |needle: &[u8]| memchr::memmem::find(line, needle).is_some();
     if mentions(b"\"idempotency_key\"") || mentions(b"\"event_id\"") {
-        // The line as its record is read (lone surrogates mended), so that its key is found
-        // whenever the record is.
-        let own = std::str::from_utf8(line)
-            .ok()
-            .and_then(|text| crate::jsjson::parse_js::<LineKey>(text).ok());
+        // The line as its record is read (lone surrogates mended, numbers past a double as
+        // null), so that its key is found whenever the record is.
+        let own = std::str::from_utf8(line).ok().and_then(|text| {
+            let text = crate::jsjson::lone_surrogates_replaced(text);
+            crate::jsjson::parse_mended::<LineKey>(text).1.ok()
+        });
         for (field, value) in own
             .map(|k| {
                 [

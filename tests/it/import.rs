@@ -718,6 +718,38 @@ fn legacy_lines_with_lone_surrogates_are_kept_as_written() {
     );
 }
 
+/// JavaScript's writer never puts a number too large for a double in a legacy line (it writes
+/// `null`), and the import keeps each line as written: such a line is refused, not kept with a
+/// text no strict reader takes (found by a review of 1404c0d, which took `1e999` as `null` on
+/// every parse and stored these lines literally).
+#[test]
+fn legacy_lines_with_numbers_past_a_double_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    copy_dir(&fixtures(), &legacy);
+    let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
+    let before = (outcomes.clone(), std::fs::read(legacy.join(OPS)).unwrap());
+    outcomes.extend_from_slice(b"{\"sig_hash\":\"pr9-0badcafe\",\"v\":1e999}\n");
+    write(&legacy, OUTCOMES, &outcomes);
+    let mut ops = before.1.clone();
+    let mut line = first_line(&ops);
+    line.pop();
+    let line = String::from_utf8(line).unwrap();
+    let cut = line.rfind('}').unwrap();
+    ops.extend_from_slice(format!("{},\"x\":-1E400}}\n", &line[..cut]).as_bytes());
+    write(&legacy, OPS, &ops);
+
+    let mut store = open_store(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(
+        (report.outcomes.rejected, report.ops.rejected),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(store.check().unwrap().problems.is_empty());
+    exports_as(store, &dir.path().join("out"), &before.0, &before.1);
+}
+
 /// A line or verdict file over `--max-line` is reported and skipped, read past without being
 /// held (a 200 MB row imported whole was then served whole by `/feed`, outside any answer
 /// bound); the lines around it are imported, and a byte-order mark is named as such.

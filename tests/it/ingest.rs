@@ -1001,9 +1001,25 @@ fn numbers_too_large_for_a_double_are_stored_as_javascript_stores_them() {
         r#"{"pr_number":78,"head_sha":"0123abcd","overall":"approve","one_liner":"x","metrics":{"findings_block":0,"findings_warn":0,"score":1e999},"audited_at":"2026-04-22T17:20:00.000Z"}"#,
     );
     assert_eq!(verdict.status, 201, "{}", verdict.text);
-    // What JavaScript refuses is still refused.
-    let refused = server.post_json("/event", r#"{"source":"agent","x":Infinity}"#);
-    assert_eq!(refused.status, 400, "{}", refused.text);
+    // What JavaScript refuses is still refused, beside an overflow too (`01e999` is no JSON).
+    for bad in [
+        r#"{"source":"agent","x":Infinity}"#,
+        r#"{"source":"agent","v":[1e999,01e999]}"#,
+    ] {
+        let refused = server.post_json("/event", bad);
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.text);
+    }
+    // A batch line's own key is read as its record is: a retry finds it.
+    let line = "{\"source\":\"agent\",\"idempotency_key\":\"big-n-1\",\"x\":1e999}\n";
+    let first = server.post_ndjson("/event", line);
+    let again = server.post_ndjson("/event", line);
+    assert_eq!(
+        (&first.json["accepted"], &again.json["duplicates"]),
+        (&json!(1), &json!(1)),
+        "{} / {}",
+        first.text,
+        again.text
+    );
 }
 
 /// Found by a hostile client at f3eedc8: JavaScript cuts strings in the middle of an emoji

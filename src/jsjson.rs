@@ -64,6 +64,7 @@ pub fn lone_surrogates_replaced(text: &str) -> Cow<'_, str> {
 
 /// Parses JSON `text` as JavaScript's `JSON.parse` reads it as far as a Rust value can hold it:
 /// lone surrogates as U+FFFD ([`lone_surrogates_replaced`]).
+///
 /// Numbers too large for a double are refused here: a legacy line is kept as it was written,
 /// so its text must be what is read ([`parse_mended`] reads a body that is kept as mended).
 pub fn parse_js<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {

@@ -35,13 +35,12 @@ fn serve_with_a_short_purge_delay() {
     if std::env::var_os(PURGE_DELAY_VAR).is_some() {
         return;
     }
-    let serving = Cli::try_parse().is_ok_and(|cli| matches!(cli.command, Command::Serve(_)));
+    if !Cli::try_parse().is_ok_and(|cli| matches!(cli.command, Command::Serve(_))) {
+        return;
+    }
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    if !serving {
-        return;
-    }
     let mut args = std::env::args_os();
     let mut again = std::process::Command::new(exe);
     if let Some(arg0) = args.next() {

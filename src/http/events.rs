@@ -92,11 +92,11 @@ pub async fn list(
                 source_original: e.value.source_original,
             },
         });
+        // `EventItem`s within the answer's byte budget (`page.rs`), and `next_before_seq` to
+        // pass as `before_seq` for the next (older) page (absent on the last).
         Ok(list.and_then(|(events, next_before_seq)| {
             let mut body = ObjectBody::for_list(&events).list("events", events);
             if let Some(seq) = next_before_seq {
-                // `EventItem`s within the answer's byte budget (`page.rs`); pass
-                // `next_before_seq` as `before_seq` for the next (older) page.
                 body = body.field("next_before_seq", &seq)?;
             }
             Ok(body.finish())

@@ -58,11 +58,16 @@ pub fn cursored_list<T, I: Serialize>(
 pub fn json_response(answer: &impl Serialize) -> Result<Response, ApiError> {
     let mut body = Vec::new();
     serialize_into(&mut body, answer)?;
-    Ok((
+    Ok(json_bytes(body))
+}
+
+/// The response that sends `body`, a JSON text.
+fn json_bytes(body: Vec<u8>) -> Response {
+    (
         [(header::CONTENT_TYPE, "application/json")],
         Bytes::from(body),
     )
-        .into_response())
+        .into_response()
 }
 
 /// An answer that is a JSON object holding a list, written field by field into one buffer of
@@ -108,11 +113,7 @@ impl ObjectBody {
     /// The response that sends it.
     pub fn finish(mut self) -> Response {
         self.0.push(b'}');
-        (
-            [(header::CONTENT_TYPE, "application/json")],
-            Bytes::from(self.0),
-        )
-            .into_response()
+        json_bytes(self.0)
     }
 }
 

@@ -107,13 +107,13 @@ pub async fn get(
             sig_hash: None,
             item: Item::from(record),
         });
+        // `Item`s within the answer's byte budget (`page.rs`), and `next_after_seq` to pass as
+        // `after_seq` for the next page (absent on the last).
         Ok(list.and_then(|(records, next_after_seq)| {
             let mut body = ObjectBody::for_list(&records)
                 .field("sig_hash", &key)?
                 .list("records", records);
             if let Some(seq) = next_after_seq {
-                // `Item`s within the answer's byte budget (`page.rs`); pass `next_after_seq`
-                // as `after_seq` for the next page.
                 body = body.field("next_after_seq", &seq)?;
             }
             Ok(body.finish())

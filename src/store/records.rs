@@ -196,13 +196,9 @@ impl ClientKey {
     pub fn batch_line_key(&self) -> Option<BatchLineKey<'_>> {
         let mark = self.key.iter().position(|&b| b == BATCH_LINE_MARK)?;
         let position_key = &self.key[..mark];
-        let hash = position_key.iter().rposition(|&b| b == b'#')?;
-        let position = std::str::from_utf8(&position_key[hash + 1..])
-            .ok()?
-            .parse()
-            .ok()?;
+        let (header, position) = split_position(position_key)?;
         Some(BatchLineKey {
-            header: &position_key[..hash],
+            header,
             position_key,
             position,
             request: &self.key[mark + 1..],
@@ -219,7 +215,9 @@ impl ClientKey {
 
     /// What the content keys of the lines stored under `header` with `fingerprint` begin with.
     pub fn content_prefix(header: &[u8], fingerprint: u64) -> Vec<u8> {
-        let mut key = header.to_vec();
+        // The header, the mark, 16 hex digits and '.', then room for a seq.
+        let mut key = Vec::with_capacity(header.len() + 18 + 20);
+        key.extend_from_slice(header);
         key.push(BATCH_LINE_MARK);
         key.extend_from_slice(format!("{fingerprint:016x}.").as_bytes());
         key
@@ -232,10 +230,21 @@ impl ClientKey {
         if self.key.contains(&BATCH_LINE_MARK) {
             return None;
         }
-        let hash = self.key.iter().rposition(|&b| b == b'#')?;
-        let n = &self.key[hash + 1..];
-        (hash > 1 && !n.is_empty() && n.iter().all(u8::is_ascii_digit)).then(|| &self.key[..hash])
+        // Past the route's tag, a client key of at least one byte.
+        let (header, _) = split_position(&self.key)?;
+        (header.len() > 1).then_some(header)
     }
+}
+
+/// `K#n` as `K` and `n`: the text after the last `#` decimal digits only (no sign).
+fn split_position(key: &[u8]) -> Option<(&[u8], u64)> {
+    let hash = key.iter().rposition(|&b| b == b'#')?;
+    let n = &key[hash + 1..];
+    if n.is_empty() || !n.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let position = std::str::from_utf8(n).ok()?.parse().ok()?;
+    Some((&key[..hash], position))
 }
 
 /// Ends the position key of a batch line keyed by its header, and begins what follows its

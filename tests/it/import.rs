@@ -676,6 +676,24 @@ fn a_legacy_line_with_an_invalid_repo_is_kept_in_the_default_namespace_with_a_wa
     );
 }
 
+/// The legacy fixtures copied into `legacy`, with `outcome` added as the last outcome row and the
+/// first op again with `extra` (`"name":value`) as the last op; the two files as written.
+fn fixtures_with_one_more_line(legacy: &Path, outcome: &str, extra: &str) -> (Vec<u8>, Vec<u8>) {
+    copy_dir(&fixtures(), legacy);
+    let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
+    outcomes.extend_from_slice(outcome.as_bytes());
+    outcomes.push(b'\n');
+    write(legacy, OUTCOMES, &outcomes);
+    let mut ops = std::fs::read(legacy.join(OPS)).unwrap();
+    let mut line = first_line(&ops);
+    line.pop();
+    let line = String::from_utf8(line).unwrap();
+    let cut = line.rfind('}').unwrap();
+    ops.extend_from_slice(format!("{},{extra}}}\n", &line[..cut]).as_bytes());
+    write(legacy, OPS, &ops);
+    (outcomes, ops)
+}
+
 /// JavaScript writes half an emoji as a lone surrogate escape (`"\ud83d"`) and reads it back:
 /// a legacy line holding one is imported (read as U+FFFD), kept as written, exported
 /// byte-identical, and served as U+FFFD.
@@ -683,20 +701,11 @@ fn a_legacy_line_with_an_invalid_repo_is_kept_in_the_default_namespace_with_a_wa
 fn legacy_lines_with_lone_surrogates_are_kept_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let legacy = dir.path().join("legacy");
-    copy_dir(&fixtures(), &legacy);
-    let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
-    outcomes.extend_from_slice(
-        br#"{"sig_hash":"pr9-0badcafe","note":"half \ud83d and \udc00","ok_events":1,"total_events":1}"#,
+    let (outcomes, ops) = fixtures_with_one_more_line(
+        &legacy,
+        r#"{"sig_hash":"pr9-0badcafe","note":"half \ud83d and \udc00","ok_events":1,"total_events":1}"#,
+        r#""note":"x\ud83d""#,
     );
-    outcomes.push(b'\n');
-    write(&legacy, OUTCOMES, &outcomes);
-    let mut ops = std::fs::read(legacy.join(OPS)).unwrap();
-    let mut line = first_line(&ops);
-    line.pop();
-    let line = String::from_utf8(line).unwrap();
-    let cut = line.rfind('}').unwrap();
-    ops.extend_from_slice(format!("{},\"note\":\"x\\ud83d\"}}\n", &line[..cut]).as_bytes());
-    write(&legacy, OPS, &ops);
 
     let mut store = open_store(dir.path());
     let report = import_lib(&store, &legacy, true).unwrap();
@@ -726,18 +735,15 @@ fn legacy_lines_with_lone_surrogates_are_kept_as_written() {
 fn legacy_lines_with_numbers_past_a_double_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let legacy = dir.path().join("legacy");
-    copy_dir(&fixtures(), &legacy);
-    let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
-    let before = (outcomes.clone(), std::fs::read(legacy.join(OPS)).unwrap());
-    outcomes.extend_from_slice(b"{\"sig_hash\":\"pr9-0badcafe\",\"v\":1e999}\n");
-    write(&legacy, OUTCOMES, &outcomes);
-    let mut ops = before.1.clone();
-    let mut line = first_line(&ops);
-    line.pop();
-    let line = String::from_utf8(line).unwrap();
-    let cut = line.rfind('}').unwrap();
-    ops.extend_from_slice(format!("{},\"x\":-1E400}}\n", &line[..cut]).as_bytes());
-    write(&legacy, OPS, &ops);
+    let before = (
+        std::fs::read(fixtures().join(OUTCOMES)).unwrap(),
+        std::fs::read(fixtures().join(OPS)).unwrap(),
+    );
+    fixtures_with_one_more_line(
+        &legacy,
+        r#"{"sig_hash":"pr9-0badcafe","v":1e999}"#,
+        r#""x":-1E400"#,
+    );
 
     let mut store = open_store(dir.path());
     let report = import_lib(&store, &legacy, false).unwrap();

@@ -397,39 +397,29 @@ async fn run_cell(
         tokio::time::sleep(config.warmup + Duration::from_millis(20)).await;
         commit_metrics(addr).await
     };
-    let heavy = async {
-        if config.heavy_clients == 0 {
+    // The clients beside the measured ones, each kind with seeds of its own.
+    let beside = |route: Route, n_clients: usize, seed_offset: u64| async move {
+        if n_clients == 0 {
             return Ok(None);
         }
-        let heavy = drive(
+        let seed = config.seed.wrapping_add(seed_offset);
+        drive(
             addr,
-            Route::Heavy,
-            config.heavy_clients,
+            route,
+            n_clients,
             config.warmup,
             config.duration,
-            config.seed.wrapping_add(1),
+            seed,
             config.n_prs,
-        );
-        heavy.await.map(Some)
+        )
+        .await
+        .map(Some)
     };
     if config.heavy_readers > 0 {
         store_heavy_read_records(addr).await?;
     }
-    let heavy_reads = async {
-        if config.heavy_readers == 0 {
-            return Ok(None);
-        }
-        let reads = drive(
-            addr,
-            Route::HeavyRead,
-            config.heavy_readers,
-            config.warmup,
-            config.duration,
-            config.seed.wrapping_add(2),
-            config.n_prs,
-        );
-        reads.await.map(Some)
-    };
+    let heavy = beside(Route::Heavy, config.heavy_clients, 1);
+    let heavy_reads = beside(Route::HeavyRead, config.heavy_readers, 2);
     let (drive, before, heavy, heavy_reads) = tokio::join!(
         drive(
             addr,

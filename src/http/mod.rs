@@ -8,6 +8,7 @@
 mod auth;
 mod backup;
 mod body;
+mod connections;
 mod error;
 mod events;
 mod export;

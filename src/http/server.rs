@@ -20,13 +20,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::{Service, ServiceExt};
 
 use super::ApiError;
+use super::connections::{Connection, Connections, InFlight};
 use super::observe;
 use super::write_timeout::WriteTimeout;
 
@@ -128,6 +128,8 @@ pub struct Switch {
     app: watch::Receiver<Option<Router>>,
     recovering: Router,
     peer: Option<SocketAddr>,
+    /// The connection it serves, whose requests it marks in flight.
+    connection: Option<(Arc<Connection>, Arc<Connections>)>,
 }
 
 impl Switch {
@@ -136,13 +138,21 @@ impl Switch {
             app,
             recovering,
             peer: None,
+            connection: None,
         }
     }
 
-    /// The switch for one connection: its requests carry the peer's address.
-    fn for_peer(&self, peer: SocketAddr) -> Switch {
+    /// The switch for one connection: its requests carry the peer's address, and are in
+    /// flight on the connection until answered.
+    fn for_connection(
+        &self,
+        peer: SocketAddr,
+        connection: Arc<Connection>,
+        all: Arc<Connections>,
+    ) -> Switch {
         Switch {
             peer: Some(peer),
+            connection: Some((connection, all)),
             ..self.clone()
         }
     }
@@ -161,91 +171,167 @@ impl Service<Request<Incoming>> for Switch {
         if let Some(peer) = self.peer {
             request.extensions_mut().insert(Peer(peer));
         }
+        let in_flight = self
+            .connection
+            .as_ref()
+            .map(|(connection, all)| connection.request(all));
         let router = self
             .app
             .borrow()
             .clone()
             .unwrap_or_else(|| self.recovering.clone());
-        Box::pin(router.oneshot(request.map(Body::new)))
+        Box::pin(async move {
+            let answer = router.oneshot(request.map(Body::new)).await?;
+            Ok(match in_flight {
+                // In flight until its answer's body is written (or dropped unwritten).
+                Some(in_flight) => answer.map(|body| Body::new(Answering { body, in_flight })),
+                None => answer,
+            })
+        })
+    }
+}
+
+/// An answer's body, holding its request in flight on its connection until it is dropped.
+struct Answering {
+    body: Body,
+    #[allow(dead_code)] // held for its drop
+    in_flight: InFlight,
+}
+
+impl http_body::Body for Answering {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
 /// Accepts connections until `shutdown` completes, then stops accepting and waits (at most
-/// `limits.shutdown_timeout`) for the requests in flight.
+/// `limits.shutdown_timeout`) for the requests in flight. At `limits.max_connections`, a
+/// connection accepted has the connection idle longest closed to make room for it
+/// (`connections.rs`), or, when every connection has a request in flight, waits for one to
+/// close or become idle.
 pub async fn serve(
     listener: TcpListener,
     service: Switch,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    loop {
-        // A slot before an accept: at the limit, new connections wait in the backlog.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot,
+    let max = limits.max_connections.max(1);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let connections = Arc::new(Connections::default());
+    let (stop, stopping) = watch::channel(false);
+    'accept: loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slot else { break };
-        if slots.available_permits() == 0
-            && let Some(suppressed) = observe::sample("connection-limit")
-        {
-            tracing::warn!(
-                max_connections = limits.max_connections,
-                suppressed,
-                "connection limit reached (--max-connections): new connections wait until \
-                 one closes"
-            );
-        }
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let connection = http.serve_connection(
-                    TokioIo::new(WriteTimeout::new(stream, limits.write_timeout)),
-                    TowerToHyperService::new(service.for_peer(peer)),
-                );
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let Err(e) = connection.await else { return };
-                    match write_timed_out(&e) {
-                        Some(cause) => {
-                            tracing::debug!(%peer, "write timed out: connection closed");
-                            if let Some(suppressed) = observe::sample("write-timeout") {
-                                tracing::warn!(
-                                    %peer,
-                                    error = %cause,
-                                    suppressed,
-                                    "closed a connection whose client stopped reading"
-                                );
-                            }
-                        }
-                        None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
-                    }
-                });
+        let slot = loop {
+            if let Ok(slot) = slots.clone().try_acquire_owned() {
+                break slot;
             }
-            () = &mut shutdown => break,
-        }
+            let closing = connections.close_idlest();
+            if let Some(suppressed) = observe::sample("connection-limit") {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    closing_an_idle_one = closing,
+                    suppressed,
+                    "connection limit reached (--max-connections): the connection idle \
+                     longest is closed, or a new one waits for a request to finish"
+                );
+            }
+            // An idle connection closes at once; with none, look again as requests finish.
+            tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => break slot,
+                    Err(_) => break 'accept,
+                },
+                () = tokio::time::sleep(Duration::from_millis(if closing { 1_000 } else { 20 })) => {}
+                () = &mut shutdown => break 'accept,
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = connections.open();
+        let service = service.for_connection(peer, connection.clone(), connections.clone());
+        let serving = http.serve_connection(
+            TokioIo::new(WriteTimeout::new(stream, limits.write_timeout)),
+            TowerToHyperService::new(service),
+        );
+        let mut stopping = stopping.clone();
+        let connections = connections.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            tokio::pin!(serving);
+            let mut asked = false;
+            let ended = loop {
+                tokio::select! {
+                    ended = serving.as_mut() => break ended,
+                    () = connection.close_asked(), if !asked => {
+                        // Looked at here, between polls of the connection (which alone starts
+                        // requests): idle, it is dropped, even half-way through a request's
+                        // headers; else its answer is finished first.
+                        if connection.is_idle() {
+                            break Ok(());
+                        }
+                        serving.as_mut().graceful_shutdown();
+                        asked = true;
+                    }
+                    _ = stopping.changed(), if !asked => {
+                        serving.as_mut().graceful_shutdown();
+                        asked = true;
+                    }
+                }
+            };
+            connections.closed(&connection);
+            let Err(e) = ended else { return };
+            match write_timed_out(&e) {
+                Some(cause) => {
+                    tracing::debug!(%peer, "write timed out: connection closed");
+                    if let Some(suppressed) = observe::sample("write-timeout") {
+                        tracing::warn!(
+                            %peer,
+                            error = %cause,
+                            suppressed,
+                            "closed a connection whose client stopped reading"
+                        );
+                    }
+                }
+                None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+            }
+        });
     }
     drop(listener);
     tracing::info!(
-        connections = graceful.count(),
+        connections = connections.count(),
         "no longer accepting; finishing requests in flight"
     );
-    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
+    let _ = stop.send(true);
+    let all_closed = slots.acquire_many(u32::try_from(max).unwrap_or(u32::MAX));
+    if tokio::time::timeout(limits.shutdown_timeout, all_closed)
         .await
         .is_err()
     {

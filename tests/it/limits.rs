@@ -993,32 +993,110 @@ fn a_light_write_queued_behind_heavy_ones_is_committed_before_them() {
     assert_eq!(server.get("/stats").json["total"], 5);
 }
 
-/// Connections are bounded (`--max-connections`): at the limit the server stops accepting,
-/// and a new client waits until one closes. Unbounded, a review's idle connections used up the
-/// process's file descriptors, and the export and a backup failed with them.
+/// A client served on a fresh connection within `timeout`: `/healthz`'s status, or the error.
+fn fresh_healthz(server: &TestServer, timeout: Duration) -> reqwest::Result<u16> {
+    reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(timeout)
+        .build()
+        .unwrap()
+        .get(server.url("/healthz"))
+        .send()
+        .map(|answer| answer.status().as_u16())
+}
+
+/// Connections are bounded (`--max-connections`), and at the limit the connection idle longest
+/// is closed to make room for a new one: connections that never send a request, or send half
+/// of one's headers, or wait between requests. At 11cb16f the server stopped accepting at the
+/// limit until a connection closed, so 1,024 connections that sent nothing kept every other
+/// client, `/healthz` included, waiting for the header-read timeout, and one client could do it
+/// again and again (a review's 1,500 silent connections: `/healthz` in 7.1 s, an auditor's
+/// 3 s `POST /event` timed out). Unbounded, idle connections had used up the process's file
+/// descriptors, and the export and a backup failed with them.
 #[test]
-fn connections_past_the_limit_wait_until_one_closes() {
+fn at_the_connection_limit_the_idlest_connection_makes_room() {
     let server = TestServer::start_with(
         &["--max-connections", "4", "--header-read-timeout", "60s"],
         &[],
     );
     let addr = server.base.trim_start_matches("http://").to_owned();
-    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(&addr).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let fresh = || {
-        reqwest::blocking::Client::builder()
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(1))
-            .build()
-            .unwrap()
-            .get(server.url("/healthz"))
-            .send()
-    };
-    assert!(fresh().is_err(), "a fifth connection was served");
-    drop(idle);
-    wait_for(
-        Duration::from_secs(30),
-        "the closed connections' slots came back",
-        || fresh().is_ok_and(|a| a.status() == 200),
+    for (idle, case) in [
+        ("", "connections that send nothing"),
+        (
+            "GET /heal",
+            "connections half-way through a request's headers",
+        ),
+    ] {
+        let held: Vec<TcpStream> = (0..8)
+            .map(|_| {
+                let mut stream = TcpStream::connect(&addr).unwrap();
+                stream.write_all(idle.as_bytes()).unwrap();
+                stream
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..3 {
+            let status = fresh_healthz(&server, Duration::from_secs(3));
+            assert_eq!(status.ok(), Some(200), "{case}: a new client waited");
+        }
+        // The oldest were closed for the newer ones; at most the limit are open.
+        let closed = held
+            .iter()
+            .filter(|&stream| {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(2)))
+                    .unwrap();
+                let mut stream: &TcpStream = stream;
+                matches!(stream.read(&mut [0; 64]), Ok(0) | Err(_))
+            })
+            .count();
+        assert!(closed >= 5, "{case}: {closed} of 8 closed");
+    }
+}
+
+/// A connection with a request in flight is never closed to make room: a new client waits
+/// for one to finish (here, for a body that is still arriving), then is served, and every
+/// request that was in flight is answered.
+#[test]
+fn at_the_connection_limit_requests_in_flight_are_not_cut() {
+    let server = TestServer::start_with(
+        &["--max-connections", "4", "--header-read-timeout", "60s"],
+        &[],
     );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let body = json!({"source": "limits", "event_kind": "in-flight"}).to_string();
+    let mut uploading: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            let head = format!(
+                "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n\r\n{}",
+                body.len(),
+                &body[..5]
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        fresh_healthz(&server, Duration::from_millis(700)).is_err(),
+        "a fifth connection was served while four requests were in flight"
+    );
+    for stream in &mut uploading {
+        stream.write_all(&body.as_bytes()[5..]).unwrap();
+    }
+    for stream in &mut uploading {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = [0; 12];
+        stream.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200", "a request in flight was cut");
+    }
+    assert_eq!(
+        fresh_healthz(&server, Duration::from_secs(3)).ok(),
+        Some(200)
+    );
+    assert_eq!(server.get("/stats").json["total"], 4);
 }

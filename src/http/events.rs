@@ -61,6 +61,17 @@ pub async fn list(
     params: Params,
     limits: ReadLimits,
 ) -> Result<Response, ApiError> {
+    params.only(
+        &[
+            "repo",
+            "source",
+            "event_kind",
+            "sig_hash",
+            "limit",
+            "before_seq",
+        ],
+        "GET /events",
+    )?;
     let limit = query::limit(params.limit.as_deref())?;
     let before = query::cursor("before_seq", params.before_seq.as_deref())?;
     let source = match params.source.as_deref() {

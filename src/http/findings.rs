@@ -178,6 +178,10 @@ pub async fn list(
     params: Params,
     limits: ReadLimits,
 ) -> Result<Response, ApiError> {
+    params.only(
+        &["repo", "status", "limit", "cursor"],
+        "GET /prs/{pr_number}/findings",
+    )?;
     let pr_number = pr_number(&raw)?;
     let repo = query::repo(params.repo.as_deref())?;
     let status = status_param(params.status.as_deref())?;
@@ -790,6 +794,10 @@ pub async fn list_dismissals(
     params: Params,
     limits: ReadLimits,
 ) -> Result<Json<DismissalList>, ApiError> {
+    params.only(
+        &["repo", "pr_number", "limit", "cursor"],
+        "GET /findings/dismissals",
+    )?;
     let repo = query::repo(params.repo.as_deref())?;
     // Like every number in a query, an empty pr_number is a 400, not "absent".
     let pr = match params.pr_number.as_deref() {

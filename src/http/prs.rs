@@ -93,6 +93,10 @@ pub async fn history(
     params: Params,
     limits: ReadLimits,
 ) -> Result<Json<History>, ApiError> {
+    params.only(
+        &["repo", "limit", "before_seq", "exclude_sha"],
+        "GET /prs/{pr_number}/history",
+    )?;
     let pr_number = pr_number_of(&raw)?;
     let repo = query::repo(params.repo.as_deref())?;
     let limit = query::limit(params.limit.as_deref())?;
@@ -169,6 +173,10 @@ pub async fn neighbors(
     params: Params,
     limits: ReadLimits,
 ) -> Result<Json<Neighbors>, ApiError> {
+    params.only(
+        &["repo", "limit", "min_score", "all_repos"],
+        "GET /prs/{pr_number}/neighbors",
+    )?;
     let pr_number = pr_number_of(&raw)?;
     let repo = query::repo(params.repo.as_deref())?;
     let limit = query::limit(params.limit.as_deref())?;

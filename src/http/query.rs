@@ -20,9 +20,13 @@ use crate::store::{ReadBudget, Store, StoreError};
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1_000;
 
-/// Every parameter any read route takes, as given; each route reads the ones it knows.
+/// Every parameter any read route takes, as given; each route reads the ones it knows and
+/// refuses any other ([`Params::only`]).
 #[derive(Debug, Default, Deserialize)]
 pub struct Params {
+    /// The names given, percent-decoded, in order.
+    #[serde(skip)]
+    names: Vec<String>,
     pub limit: Option<String>,
     pub after_seq: Option<String>,
     pub before_seq: Option<String>,
@@ -42,9 +46,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        refuse_bad_utf8(parts.uri.query().unwrap_or(""))?;
-        let Query(params) = Query::<Params>::from_request_parts(parts, state).await?;
+        let query = parts.uri.query().unwrap_or("");
+        refuse_bad_utf8(query)?;
+        let names = form_urlencoded::parse(query.as_bytes())
+            .map(|(name, _)| name.into_owned())
+            .collect();
+        let Query(mut params) = Query::<Params>::from_request_parts(parts, state).await?;
+        params.names = names;
         Ok(params)
+    }
+}
+
+impl Params {
+    /// Refuses a parameter `route` does not take: a misspelt one (`stauts`, `pr` for
+    /// `pr_number`) would otherwise be ignored, and the answer would quietly cover more than
+    /// was asked (every PR's dismissals, every status). 400 naming it. An empty name (`?&`) is
+    /// no parameter.
+    pub fn only(&self, known: &[&str], route: &str) -> Result<(), ApiError> {
+        let given = self.names.iter().filter(|name| !name.is_empty());
+        refuse_unknown(given, known, "query parameter", &format!("{route} takes"))
     }
 }
 
@@ -93,7 +113,7 @@ pub fn integer(raw: &str) -> Option<u64> {
     raw.parse::<u64>().ok().filter(|&n| n <= MAX_SAFE_INTEGER)
 }
 
-/// Longest part of an unknown field's name an error names.
+/// Longest part of an unknown name an error names.
 const MAX_FIELD_ECHO_BYTES: usize = 64;
 
 /// Refuses a request body holding a field that is not one of `known`: on a query or a
@@ -104,7 +124,23 @@ pub fn refuse_unknown_fields(
     known: &[&str],
     route: &str,
 ) -> Result<(), ApiError> {
-    match body.keys().find(|key| !known.contains(&key.as_str())) {
+    refuse_unknown(
+        body.keys(),
+        known,
+        "field",
+        &format!("the body of {route} may hold"),
+    )
+}
+
+/// A 400 naming the first of `given` that is not one of `known`: "unknown {what} ...: {takes}
+/// {known}".
+fn refuse_unknown<'a>(
+    mut given: impl Iterator<Item = &'a String>,
+    known: &[&str],
+    what: &str,
+    takes: &str,
+) -> Result<(), ApiError> {
+    match given.find(|name| !known.contains(&name.as_str())) {
         None => Ok(()),
         Some(unknown) => {
             // Named back as given, but no longer than a field of the body could be: a client's
@@ -112,10 +148,7 @@ pub fn refuse_unknown_fields(
             let named = crate::model::cut(unknown, MAX_FIELD_ECHO_BYTES);
             Err(ApiError::bad_request(
                 named,
-                format!(
-                    "unknown field {named:?}: the body of {route} may hold {}",
-                    known.join(", ")
-                ),
+                format!("unknown {what} {named:?}: {takes} {}", known.join(", ")),
             ))
         }
     }

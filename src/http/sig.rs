@@ -85,6 +85,7 @@ pub async fn get(
     params: Params,
     limits: ReadLimits,
 ) -> Result<Response, ApiError> {
+    params.only(&["repo", "limit", "after_seq"], "GET /sig/{sig_hash}")?;
     if sig_hash.is_empty() || sig_hash.len() > MAX_KEY_BYTES {
         return Err(ApiError::bad_request(
             "sig_hash",

@@ -566,3 +566,43 @@ fn query_parameters_that_are_not_utf8_are_a_400_naming_them() {
     assert_eq!(server.get("/events?event_kind=caf%C3%A9+x").status, 200);
     assert_eq!(server.get("/prs/10/history?repo=acme%2Fkb").status, 200);
 }
+
+/// A query parameter a route does not take is a 400 naming it, on every route that takes
+/// parameters: at 11cb16f it was ignored, so `GET /findings/dismissals?pr=1` answered every
+/// PR's dismissals and `?stauts=open` every finding (a review's). Each route's own parameters,
+/// and an empty name (`?&limit=1`), are still taken.
+#[test]
+fn query_parameters_a_route_does_not_take_are_a_400_naming_them() {
+    let server = InProcessServer::start();
+    for (route, taken, misspelt) in [
+        (
+            "/events",
+            "limit=1&source=auditor&event_kind=b&sig_hash=c&before_seq=9",
+            "sorce=auditor",
+        ),
+        ("/sig/pr1-abcdef01", "limit=1&after_seq=0", "after=3"),
+        (
+            "/prs/1/history",
+            "limit=1&before_seq=9&exclude_sha=abcdef01",
+            "exclude=abcdef01",
+        ),
+        (
+            "/prs/1/neighbors",
+            "limit=1&min_score=0.5&all_repos=true",
+            "min=0.5",
+        ),
+        ("/prs/1/findings", "limit=1&status=open", "stauts=open"),
+        ("/findings/dismissals", "limit=1&pr_number=1", "pr=1"),
+    ] {
+        let path = format!("{route}?&{taken}&repo=acme%2Fkb");
+        let answer = server.get(&path);
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+        let name = misspelt.split('=').next().unwrap();
+        assert_error(
+            &server.get(&format!("{path}&{misspelt}")),
+            400,
+            name,
+            &format!("unknown query parameter \"{name}\""),
+        );
+    }
+}

@@ -15,7 +15,7 @@ use super::page::{self, Entry};
 use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::claims::{Claim, MAX_CLAIMS};
-use crate::model::verdict::MAX_SAFE_INTEGER;
+use crate::model::verdict::{MAX_SAFE_INTEGER, sentence_reason};
 use crate::model::{ClaimHash, Repo, describe, parse_object, utf8};
 use crate::store::{NeighborHit, NeighborQuery};
 
@@ -352,8 +352,9 @@ fn describe_hit(hit: NeighborHit, query_texts: &[String]) -> Found {
 }
 
 /// `similar earlier PRs: #12 request_changes (reason), #7 in gitea:x/y approve (reason).`:
-/// the best neighbours, each PR once (its best-ranked audit), a neighbour of another
-/// repository than the query's saying which.
+/// the best neighbours, each PR once (how its best-ranked audit ended, and why, as
+/// [`sentence_reason`] gives it), a neighbour of another repository than the query's saying
+/// which.
 fn context_sentence(neighbors: &[Found], home: &Repo) -> String {
     if neighbors.is_empty() {
         return "no similar earlier PRs.".to_owned();
@@ -374,7 +375,8 @@ fn context_sentence(neighbors: &[Found], home: &Repo) -> String {
                 None if !home.is_default() => " in the default namespace".to_owned(),
                 _ => String::new(),
             };
-            format!("#{}{repo} {} ({})", n.pr_number, n.overall, n.one_liner)
+            let reason = sentence_reason(&n.one_liner);
+            format!("#{}{repo} {} ({reason})", n.pr_number, n.overall)
         })
         .collect();
     format!("similar earlier PRs: {}.", parts.join(", "))

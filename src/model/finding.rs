@@ -50,8 +50,14 @@ use super::{FieldError, cut, describe, tail};
 /// Version 1: the rules as first released. Version 2: every number was `#` and left out of the
 /// terms, so `CVE-2021-44228` and `CVE-2021-45046`, or ports 22 and 5432, were one finding
 /// (and one confirmed dismissal silenced both): only positions are now; other numbers name
-/// things, as do advisory ids; wordings are read in NFC.
-pub const FINDING_RULES_VERSION: u64 = 2;
+/// things, as do advisory ids; wordings are read in NFC. Version 3: a verdict's severities are
+/// remembered trimmed and in lowercase (`BLOCK` was remembered as written, and dismissing it
+/// needed no confirmation); fingerprints are version 2's.
+pub const FINDING_RULES_VERSION: u64 = 3;
+
+/// The first rules version whose fingerprints are today's: a memory built under an older one
+/// has its dismissals given today's fingerprints when it is rebuilt.
+pub const FINGERPRINTS_SINCE_RULES_VERSION: u64 = 2;
 
 /// A reworded finding matches when its similarity to the earlier one is at least this: the
 /// terms the two wordings share weigh at least twice the terms either has alone (see
@@ -571,7 +577,8 @@ impl Finding {
 /// whole whatever its `findings` hold, so entries that are not objects with a non-blank string
 /// `check` (at most [`MAX_CHECK_BYTES`]) and a non-blank string `summary` are not remembered,
 /// and neither is a `findings` that is not an array. A `severity` that is a string of at most
-/// [`MAX_SEVERITY_BYTES`] is kept as given. Deduplicated by fingerprint (first kept), at most
+/// [`MAX_SEVERITY_BYTES`] is kept trimmed and in ASCII lowercase (`" BLOCK"` is `block`, as
+/// requests must give it). Deduplicated by fingerprint (first kept), at most
 /// [`MAX_FINDINGS_PER_VERDICT`].
 pub fn findings_of(verdict: &Map<String, Value>) -> Vec<Finding> {
     let Some(Value::Array(entries)) = verdict.get("findings") else {
@@ -601,8 +608,10 @@ fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
             .get("severity")
             .and_then(Value::as_str)
             .filter(|s| s.len() <= MAX_SEVERITY_BYTES)
-            .unwrap_or("");
-        let finding = Finding::new(check, severity, summary);
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let finding = Finding::new(check, &severity, summary);
         if seen.insert(finding.fingerprint) {
             out.push(finding);
         }

@@ -2,6 +2,8 @@
 //! validation rules, and the two legacy records a verdict used to produce — the KB outcome row
 //! of `appendVerdictToKbOutcomes` (§2) and the observer payload of `indexVerdictToObserver` (§4).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::claims::{Claim, claims_of, claims_of_history};
@@ -372,7 +374,30 @@ const VERDICT_EVENT_KIND: &str = "audit";
 /// `prior 3 audits on this PR ended in [approve, block, request_changes], last reason was X.`
 /// `total` audits were counted; `newest` holds the overalls of the newest of them, oldest
 /// first, and the ones before are summed up front (`[5 earlier, approve, ...]`), so the
-/// sentence stays short however long the history. `last_reason` is the newest one_liner.
+/// sentence stays short however long the history. `last_reason` is the newest one_liner, as
+/// [`sentence_reason`] gives it.
+/// Longest reason, in characters, that [`sentence_reason`] keeps in a sentence for a prompt.
+pub const MAX_SENTENCE_REASON_CHARS: usize = 200;
+
+/// A verdict's one_liner as a sentence names it: on one line (each run of whitespace, line
+/// breaks included, one space), without the full stop the sentence adds, at most
+/// [`MAX_SENTENCE_REASON_CHARS`] characters (cut with `…`), and `(none given)` when blank. The
+/// stored one_liner is the auditor's own text and is served whole elsewhere; a sentence goes
+/// into a prompt as one line.
+pub fn sentence_reason(one_liner: &str) -> Cow<'_, str> {
+    let trimmed = one_liner.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+    let mut words = trimmed.split_whitespace().peekable();
+    if words.peek().is_none() {
+        return Cow::Borrowed("(none given)");
+    }
+    let one_line = words.collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(MAX_SENTENCE_REASON_CHARS) {
+        None if one_line == one_liner => Cow::Borrowed(one_liner),
+        None => Cow::Owned(one_line),
+        Some((cut, _)) => Cow::Owned(format!("{}…", one_line[..cut].trim_end())),
+    }
+}
+
 pub fn prior_audits_finding(total: u64, newest: &[&str], last_reason: &str) -> String {
     if total == 0 {
         return "no prior audits on this PR.".to_owned();
@@ -385,9 +410,10 @@ pub fn prior_audits_finding(total: u64, newest: &[&str], last_reason: &str) -> S
     }
     outcomes.extend_from_slice(newest);
     format!(
-        "prior {total} audit{} on this PR ended in [{}], last reason was {last_reason}.",
+        "prior {total} audit{} on this PR ended in [{}], last reason was {}.",
         if total == 1 { "" } else { "s" },
-        outcomes.join(", ")
+        outcomes.join(", "),
+        sentence_reason(last_reason)
     )
 }
 
@@ -701,6 +727,31 @@ mod tests {
                 .field,
             "pr_number",
             "a lone surrogate, which JavaScript writes, is no JSON error"
+        );
+    }
+
+    /// A one_liner goes into a sentence on one line, without a second full stop, cut to a bound,
+    /// and named when blank: at 11cb16f it went in as written (`last reason was .`, `..`, line
+    /// breaks, 900 KB past `--max-response`; a review's).
+    #[test]
+    fn a_reason_goes_into_a_sentence_on_one_bounded_line() {
+        let long = "word ".repeat(100);
+        let cut = format!("{}…", "word ".repeat(40).trim_end());
+        for (one_liner, named) in [
+            ("tests cover the new path", "tests cover the new path"),
+            ("ends with a period.", "ends with a period"),
+            ("two periods..", "two periods"),
+            ("", "(none given)"),
+            ("  \n\t ", "(none given)"),
+            ("first line\n  second\tline ", "first line second line"),
+            ("é".repeat(201).as_str(), &format!("{}…", "é".repeat(200))),
+            (long.as_str(), cut.as_str()),
+        ] {
+            assert_eq!(sentence_reason(one_liner), named, "{one_liner:?}");
+        }
+        assert_eq!(
+            prior_audits_finding(1, &["approve"], "done.\n"),
+            "prior 1 audit on this PR ended in [approve], last reason was done."
         );
     }
 

@@ -17,23 +17,24 @@
 use std::cmp::Reverse;
 
 use redb::{
-    ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
     WriteTransaction,
 };
 
 use super::budget::ReadBudget;
 use super::check::{CheckReport, repo_id};
 use super::codec::{decode, encode};
+use super::history::{plain_verdict, verdict_ref};
 use super::read::Page;
 use super::records::{NewDismissal, Written};
 use super::repos::{self, RepoIds};
 use super::tables::*;
-use super::values::DismissalValue;
+use super::values::{DismissalValue, FindingValue};
 use super::{Store, StoreError};
 use crate::model::Repo;
 use crate::model::finding::{
     DISMISSAL_THRESHOLD, Finding, FindingTerms, Fingerprint, MAX_SUMMARY_BYTES, Match,
-    SIMILAR_THRESHOLD, is_negated, normalise_check,
+    SIMILAR_THRESHOLD, is_negated, normalise_check, stored_findings,
 };
 use crate::model::text::{MatchKind, round_score};
 
@@ -107,8 +108,9 @@ fn decode_dismissal(bytes: &[u8], id: u64) -> Result<DismissalValue, StoreError>
 /// memory is rebuilt under other fingerprint rules (`findings.rs`), in the rebuild's first
 /// transaction, so that dismissals and memory agree.
 ///
-/// One named by a fingerprint holds the memory's latest wording of that finding, so it comes
-/// to name the finding by that wording; one whose wording the memory cut at
+/// One named by a fingerprint holds the wording that fingerprint named (before 2026-12-06 it
+/// could hold the finding's latest wording instead, and then comes to name the finding by that
+/// wording); one whose wording the memory cut at
 /// `MAX_SUMMARY_BYTES` (fingerprinted whole), or that named a fingerprint the memory did not
 /// know, keeps its fingerprint. Two live dismissals of one scope that name one finding under
 /// today's rules are one dismissal twice (as a second dismissal of one finding is answered as
@@ -166,7 +168,7 @@ pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, 
                     };
                     // The one recorded as block (confirmed) is kept; else the older. The holder
                     // may be newer: one whose fingerprint did not change holds its key.
-                    let rank = |v: &DismissalValue, id: u64| (v.severity != "block", id);
+                    let rank = |v: &DismissalValue, id: u64| (!is_block(&v.severity), id);
                     if rank(&value, id) < rank(&other_value, other) {
                         (id, Some((other, other_value)))
                     } else {
@@ -196,7 +198,9 @@ pub(super) fn refingerprint(txn: &WriteTransaction, now_ms: u64) -> Result<u64, 
 }
 
 /// Stores `new` under the next seq, unless the same live dismissal (repository, scope,
-/// fingerprint) is stored: then its id, as a duplicate.
+/// fingerprint) is stored: then its id, as a duplicate. A confirmed (block) dismissal of a
+/// finding whose live dismissal in the scope is not block replaces it: that one is revoked,
+/// as of `new`'s creation, for it does not silence the finding raised as block.
 pub(super) fn dismiss(
     t: DismissalTables<'_, '_>,
     repo: u32,
@@ -205,8 +209,23 @@ pub(super) fn dismiss(
 ) -> Result<Written, StoreError> {
     let scope = scope_of(new.pr_number);
     let fp = new.fingerprint.0;
-    if let Some(id) = t.ids.get((repo, scope, fp))? {
-        return Ok(Written::Duplicate { seq: id.value() });
+    let held_id = t.ids.get((repo, scope, fp))?.map(|id| id.value());
+    if let Some(id) = held_id {
+        let Some(bytes) = t.dismissals.get(id)? else {
+            return Err(StoreError::CorruptIndex(format!(
+                "dismissal_ids names dismissal {id}, which is not stored"
+            )));
+        };
+        let mut held = decode_dismissal(bytes.value(), id)?;
+        drop(bytes);
+        if is_block(&held.severity) || !is_block(&new.severity) {
+            return Ok(Written::Duplicate { seq: id });
+        }
+        held.revoked_ms = Some(new.created_ms);
+        t.dismissals.insert(id, encode(&held).as_slice())?;
+        t.ids.remove((repo, scope, fp))?;
+        t.by_repo.remove((repo, id))?;
+        t.by_scope.remove((repo, scope, id))?;
     }
     let live = t
         .by_scope
@@ -412,7 +431,7 @@ pub(super) fn which_applies(
         // Dismissing a block finding needs a confirmation, which only a dismissal recorded as
         // block had: one made for a lesser finding (which has since become block, or which a
         // block finding rewords) does not silence it; the finding resembles it at most.
-        let may_silence = finding.severity != "block" || d.entry.value.severity == "block";
+        let may_silence = !is_block(&finding.severity) || is_block(&d.entry.value.severity);
         if d.fingerprint() == finding.fingerprint.0 {
             let best = if may_silence {
                 &mut silencing
@@ -552,8 +571,9 @@ impl Store {
     }
 
     /// What the findings memory holds of fingerprint `fp` in PR `pr_number` of `repo`, or in
-    /// any of its PRs when `None` (its first PR's wording; `block` if it is one anywhere).
-    /// Cost: one lookup and get, or one per PR that raised it (`budget`'s deadline checked).
+    /// any of its PRs when `None` (the first such PR's; `block` if it is one anywhere): its
+    /// check, latest severity and the wording `fp` names ([`wording_of`]). Cost: one lookup and
+    /// get, or one per PR that raised it (`budget`'s deadline checked), and one verdict read.
     pub fn known_finding(
         &self,
         repo: &Repo,
@@ -567,6 +587,7 @@ impl Store {
         };
         let fps = txn.open_table(FINDING_FPS)?;
         let findings = txn.open_table(FINDINGS)?;
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let (lo, hi) = match pr_number {
             Some(pr) => (pr, pr),
             None => (0, u64::MAX),
@@ -581,20 +602,22 @@ impl Store {
             let Some(bytes) = findings.get((repo, pr, canonical))? else {
                 continue;
             };
-            let value: super::values::FindingValue =
+            let value: FindingValue =
                 decode(bytes.value()).map_err(|source| StoreError::Codec {
                     table: "findings",
                     seq: canonical,
                     source,
                 })?;
-            let block = value.severity == "block";
+            let block = is_block(&value.severity);
             match &mut known {
                 Some(k) => k.block |= block,
                 None => {
+                    budget.tick()?;
+                    let summary = wording_of(&verdicts, fp, canonical, &value)?;
                     known = Some(KnownFinding {
                         check: value.check,
                         severity: value.severity,
-                        summary: value.summary,
+                        summary: summary.unwrap_or_default(),
                         block,
                     })
                 }
@@ -602,6 +625,41 @@ impl Store {
         }
         Ok(known)
     }
+}
+
+/// Whether a severity (as a verdict gave it, or a dismissal recorded it) is `block`.
+pub(super) fn is_block(severity: &str) -> bool {
+    severity.trim().eq_ignore_ascii_case("block")
+}
+
+/// The wording that fingerprint `fp` names of the remembered finding `value` (stored under
+/// `canonical`, its first wording's fingerprint): its latest wording, whose text the memory
+/// keeps, or its first, read from the audit that first raised it. `None` for a wording in
+/// between: the memory links it to the finding but keeps neither its text nor where it was
+/// raised. The memory links wordings of either negation, so the latest wording can say the
+/// opposite of the one a client kept the fingerprint of. Cost: at most one verdict read.
+fn wording_of(
+    verdicts: &ReadOnlyTable<u64, &'static [u8]>,
+    fp: Fingerprint,
+    canonical: u64,
+    value: &FindingValue,
+) -> Result<Option<String>, StoreError> {
+    if Fingerprint::of(&value.check, &value.summary) == fp {
+        return Ok(Some(value.summary.clone()));
+    }
+    if fp.0 != canonical {
+        return Ok(None);
+    }
+    let seq = value.first_seen.seq;
+    let Some(bytes) = verdicts.get(seq)? else {
+        return Ok(None);
+    };
+    let plain = plain_verdict(bytes.value(), seq)?;
+    let verdict = verdict_ref(&plain, seq)?;
+    Ok(stored_findings(verdict.raw_json)
+        .into_iter()
+        .find(|f| f.fingerprint == fp)
+        .map(|f| f.summary))
 }
 
 /// `check` of the dismissals: every dismissal decodes and its id is a seq (collected into

@@ -43,8 +43,8 @@ use super::values::{
 use super::{Store, StoreError};
 use crate::model::Repo;
 use crate::model::finding::{
-    Candidate, FINDING_RULES_VERSION, Finding, FindingTerms, Fingerprint, Match, assign,
-    is_negated, normalise_check, stored_findings,
+    Candidate, FINDING_RULES_VERSION, FINGERPRINTS_SINCE_RULES_VERSION, Finding, FindingTerms,
+    Fingerprint, Match, assign, is_negated, normalise_check, stored_findings,
 };
 use crate::model::text::ANALYZER_VERSION;
 
@@ -430,7 +430,7 @@ impl Store {
                 drop(meta_table);
                 // Dismissals name findings by fingerprint: under today's rules too, when the
                 // rules that make fingerprints changed (not for the analyser's terms alone).
-                if built_under != 0 && built_under != FINDING_RULES_VERSION {
+                if built_under != 0 && built_under < FINGERPRINTS_SINCE_RULES_VERSION {
                     let changed = super::dismissals::refingerprint(txn, crate::model::now_ms())?;
                     if changed > 0 {
                         tracing::info!(changed, "dismissals given today's fingerprints");

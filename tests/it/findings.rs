@@ -500,6 +500,176 @@ fn a_block_finding_is_silenced_only_by_a_confirmed_dismissal() {
     );
 }
 
+/// A dismissal named by a fingerprint records the wording that fingerprint is of: the
+/// finding's latest, or its first (read from the audit that first raised it), and for a
+/// wording in between, none (that fingerprint alone is dismissed). At 11cb16f it recorded the
+/// memory's latest wording whatever the fingerprint named, and the memory links wordings of
+/// either negation: dismissing "verification is disabled" by its fingerprint, after a push
+/// raised "is not disabled", silenced every rewording of "not disabled" and none of
+/// "disabled" (a review's).
+#[test]
+fn a_dismissal_by_fingerprint_records_the_wording_it_names() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const IS: F = (
+        "security",
+        "warn",
+        "TLS certificate verification is disabled in the payments client",
+    );
+    const IS_NOT: F = (
+        "security",
+        "warn",
+        "TLS certificate verification is not disabled in the payments client",
+    );
+    const IS_REWORDED: F = (
+        "security",
+        "warn",
+        "TLS certificate verification disabled in the payments client",
+    );
+    const IS_NOT_REWORDED: F = (
+        "security",
+        "warn",
+        "TLS certificate verification not disabled in payments client",
+    );
+    post_verdict(&server, verdict(repo, 3, HEAD_A, 1, &[IS]));
+    post_verdict(&server, verdict(repo, 3, HEAD_B, 2, &[IS_NOT]));
+    assert_eq!(
+        summary_of(&list(&server, repo, 3, "all"))
+            .keys()
+            .collect::<Vec<_>>(),
+        [IS_NOT.2],
+        "the memory links the two wordings"
+    );
+    let fp = |f: F| Fingerprint::of(f.0, f.2).to_string();
+    let by_fingerprint = |pr: u64, f: F| {
+        let body = json!({"repo": REPO, "pr_number": pr, "fingerprint": fp(f),
+            "reason": "r", "by": "ana"});
+        let answer = dismiss(&server, body, None);
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        answer
+    };
+    let first = by_fingerprint(3, IS);
+    assert_eq!(first.json["summary"], IS.2, "{}", first.text);
+    let dismissed = |found: &Answer| -> Vec<bool> {
+        statuses(found).iter().map(|s| s == "dismissed").collect()
+    };
+    let found = check(
+        &server,
+        repo,
+        3,
+        HEAD_C,
+        &[IS_REWORDED, IS_NOT_REWORDED, IS_NOT],
+    );
+    assert_eq!(dismissed(&found), [true, false, false], "{}", found.text);
+    // The latest wording, named by its own fingerprint, in another PR.
+    post_verdict(&server, verdict(repo, 4, HEAD_A, 1, &[IS]));
+    post_verdict(&server, verdict(repo, 4, HEAD_B, 2, &[IS_NOT]));
+    assert_eq!(by_fingerprint(4, IS_NOT).json["summary"], IS_NOT.2);
+    let found = check(&server, repo, 4, HEAD_C, &[IS_NOT_REWORDED, IS_REWORDED]);
+    assert_eq!(dismissed(&found), [true, false], "{}", found.text);
+    // A wording in between (raised second, then reworded again): its fingerprint alone.
+    post_verdict(&server, verdict(repo, 5, HEAD_A, 1, &[F3]));
+    post_verdict(&server, verdict(repo, 5, HEAD_B, 2, &[F3_REWORDED]));
+    post_verdict(&server, verdict(repo, 5, HEAD_C, 3, &[F3_AGAIN]));
+    let body = json!({"repo": REPO, "pr_number": 5, "fingerprint": fp(F3_REWORDED),
+        "reason": "r", "by": "ana", "confirm": true});
+    let between = dismiss(&server, body, None);
+    assert_eq!(
+        (
+            between.status,
+            &between.json["summary"],
+            &between.json["severity"]
+        ),
+        (201, &Value::Null, &json!("block")),
+        "{}",
+        between.text
+    );
+}
+
+/// A confirmed dismissal of a finding that has become block replaces the warning's dismissal
+/// of it in the same scope (which does not silence it raised as block): the old one is
+/// revoked, the new one stored and applied. At 11cb16f it was answered 200 as a duplicate of
+/// the warning's, with its reason, and nothing changed: only revoking first worked.
+#[test]
+fn a_confirmed_dismissal_replaces_a_warnings_in_its_scope() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const WAS_WARN: F = ("tests", "warn", "no test covers the token refresh path");
+    const NOW_BLOCK: F = ("tests", "block", "no test covers the token refresh path");
+    post_verdict(&server, verdict(repo, 6, HEAD_A, 1, &[WAS_WARN]));
+    let body = |confirm: bool, reason: &str| {
+        json!({"repo": REPO, "pr_number": 6, "fingerprint": Fingerprint::of(WAS_WARN.0, WAS_WARN.2).to_string(),
+            "reason": reason, "by": "ana", "confirm": confirm})
+    };
+    let warned = dismiss(&server, body(false, "internal only"), None);
+    assert_eq!(warned.status, 201, "{}", warned.text);
+    post_verdict(&server, verdict(repo, 6, HEAD_B, 2, &[NOW_BLOCK]));
+    assert_eq!(
+        statuses(&check(&server, repo, 6, HEAD_C, &[NOW_BLOCK])),
+        ["repeat"]
+    );
+    let unconfirmed = dismiss(&server, body(false, "still internal"), None);
+    assert_eq!(unconfirmed.status, 422, "{}", unconfirmed.text);
+    let confirmed = dismiss(&server, body(true, "internal, confirmed"), None);
+    assert_eq!(
+        (
+            confirmed.status,
+            &confirmed.json["severity"],
+            &confirmed.json["reason"]
+        ),
+        (201, &json!("block"), &json!("internal, confirmed")),
+        "{}",
+        confirmed.text
+    );
+    assert_ne!(confirmed.json["id"], warned.json["id"]);
+    assert_eq!(
+        statuses(&check(&server, repo, 6, HEAD_C, &[NOW_BLOCK])),
+        ["dismissed"]
+    );
+    let live = server.get("/findings/dismissals?repo=gitea%3Ateam%2Fapp&pr_number=6");
+    assert_eq!(live.json["count"], 1, "{}", live.text);
+    assert_eq!(live.json["dismissals"][0]["id"], confirmed.json["id"]);
+    let again = dismiss(&server, body(true, "once more"), None);
+    assert_eq!(
+        (again.status, &again.json["id"], &again.json["duplicate"]),
+        (200, &confirmed.json["id"], &json!(true)),
+        "{}",
+        again.text
+    );
+}
+
+/// A verdict's severities are remembered trimmed and in lowercase, as requests give them: a
+/// finding raised as `BLOCK` needs a confirmed dismissal, and a check that gives `block` is
+/// silenced by it. At 11cb16f `BLOCK` was remembered as written: dismissed by fingerprint
+/// without `confirm`, recorded as `BLOCK`, it silenced a check without a severity and not one
+/// with `block` (a review's).
+#[test]
+fn severities_are_remembered_in_lowercase() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const SHOUTED: F = (
+        "security",
+        " BLOCK",
+        "AWS secret access key committed in deploy/prod.env",
+    );
+    const AS_CHECKED: F = ("security", "block", SHOUTED.2);
+    post_verdict(&server, verdict(repo, 9, HEAD_A, 1, &[SHOUTED]));
+    let remembered = list(&server, repo, 9, "all");
+    assert_eq!(remembered[0]["severity"], "block", "{remembered:?}");
+    let body = |confirm: bool| {
+        json!({"repo": REPO, "fingerprint": Fingerprint::of(SHOUTED.0, SHOUTED.2).to_string(),
+            "reason": "a test fixture's key", "by": "ana", "confirm": confirm})
+    };
+    let unconfirmed = dismiss(&server, body(false), None);
+    assert_eq!(unconfirmed.status, 422, "{}", unconfirmed.text);
+    let confirmed = dismiss(&server, body(true), None);
+    assert_eq!(confirmed.json["severity"], "block", "{}", confirmed.text);
+    assert_eq!(
+        statuses(&check(&server, repo, 9, HEAD_B, &[AS_CHECKED])),
+        ["dismissed"]
+    );
+}
+
 /// A dismissal applies to the PR it names, or to every PR of its repository, and to no other
 /// repository; a rewording of the dismissed finding is dismissed too; the same dismissal twice
 /// is one; a block finding needs confirming; revoking stops it; all of it survives a restart.
@@ -1725,7 +1895,8 @@ fn a_re_keyed_dismissal_meeting_a_newer_twin_is_the_one_kept() {
 }
 
 /// Only a change of the fingerprint rules re-keys dismissals: a rebuild for the analyser's
-/// terms alone leaves a dismissal's fingerprint as it was given.
+/// terms alone, or for rules 3 (severities in lowercase) over rules 2, whose fingerprints are
+/// the same, leaves a dismissal's fingerprint as it was given.
 #[test]
 fn dismissals_are_re_keyed_only_when_the_fingerprint_rules_change() {
     let dir = tempfile::tempdir().unwrap();
@@ -1737,6 +1908,7 @@ fn dismissals_are_re_keyed_only_when_the_fingerprint_rules_change() {
         live_dismissals_of_pr_1(&Store::open(&path, StoreOptions::default()).unwrap())[0].1
     };
     assert_eq!(fingerprint(("findings/analyzer_version", 999)), 1);
+    assert_eq!(fingerprint(("findings/rules_version", 2)), 1);
     assert_eq!(
         fingerprint(("findings/rules_version", 1)),
         Fingerprint::of("security", wording).0

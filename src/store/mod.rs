@@ -537,22 +537,34 @@ fn open_writable(path: &Path, options: &StoreOptions) -> Result<Database, StoreE
     }
     // A new file is its user's alone, as the journal and the backups are: with `--auth-reads`
     // the data must not be readable by copying the file (the process umask made it 0644).
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(crate::fsutil::FILE_MODE)
-        .open(path)
-        .map_err(DatabaseError::from)
-        .and_then(|file| {
-            let backend = FileBackend::new(file)?;
-            match &options.backend {
-                None => builder.create_with_backend(backend),
-                Some(wrap) => builder.create_with_backend(backend::DynBackend(wrap(backend))),
-            }
-        });
-    opened.map_err(|source| open_error(path, source))
+    let open = |create: bool| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(create)
+            .mode(crate::fsutil::FILE_MODE)
+            .open(path)
+    };
+    let (file, created) = match open(true) {
+        Ok(file) => (Ok(file), true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (open(false), false),
+        Err(e) => (Err(e), false),
+    };
+    let opened = file.map_err(DatabaseError::from).and_then(|file| {
+        let backend = FileBackend::new(file)?;
+        match &options.backend {
+            None => builder.create_with_backend(backend),
+            Some(wrap) => builder.create_with_backend(backend::DynBackend(wrap(backend))),
+        }
+    });
+    opened.map_err(|source| {
+        // A database this open began and could not make (a full disk, say) is no database:
+        // left there, it would be refused at every later start as not one, or as empty.
+        if created && let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove the database file a failed creation left");
+        }
+        open_error(path, source)
+    })
 }
 
 /// What a failed open of the file at `path` means, for the user.

@@ -280,3 +280,30 @@ fn an_empty_or_foreign_database_file_is_refused_at_start() {
         ));
     }
 }
+
+/// A database that could not be created (a first start on a full disk) leaves no file behind:
+/// once space is back, the next start creates it. At 11cb16f the failed creation left the file
+/// it had begun (72 KiB of zeros on a real full disk, 0 bytes here), and every later start
+/// refused it as not a database, or as empty, telling the operator to restore a backup of a
+/// database that never held data (a review's; under `Restart=on-failure`, a crash loop).
+#[test]
+fn a_database_that_could_not_be_created_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let faults = Arc::new(crate::support::Faults::default());
+    faults.fail_writes.store(true, Ordering::SeqCst);
+    let failed = Store::open(&path, crate::support::faulty_options(&faults));
+    assert!(failed.is_err(), "created on a full disk");
+    assert!(
+        !path.exists(),
+        "the failed creation left {}",
+        path.display()
+    );
+    let store = Store::open(&path, StoreOptions::default()).expect("created once space is back");
+    drop(store);
+    // An existing file is never removed, whatever its open says.
+    faults.fail_writes.store(true, Ordering::SeqCst);
+    let _ = Store::open(&path, crate::support::faulty_options(&faults));
+    assert!(path.exists(), "an existing database was removed");
+    Store::open(&path, StoreOptions::default()).expect("the database is still there");
+}

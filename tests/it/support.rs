@@ -373,8 +373,14 @@ impl StorageBackend for FaultyBackend {
 /// page cache, so that reads reach the backend.
 pub fn faulty_store(dir: &Path) -> (Arc<Store>, Arc<Faults>) {
     let faults = Arc::new(Faults::default());
+    let store = Store::open(&dir.join("kb.redb"), faulty_options(&faults)).unwrap();
+    (Arc::new(store), faults)
+}
+
+/// Options that open a store through a backend `faults` switches.
+pub fn faulty_options(faults: &Arc<Faults>) -> StoreOptions {
     let switches = faults.clone();
-    let options = StoreOptions {
+    StoreOptions {
         cache_mb: 1,
         backend: Some(Arc::new(move |inner| {
             Box::new(FaultyBackend {
@@ -383,9 +389,7 @@ pub fn faulty_store(dir: &Path) -> (Arc<Store>, Arc<Faults>) {
             })
         })),
         ..StoreOptions::default()
-    };
-    let store = Store::open(&dir.join("kb.redb"), options).unwrap();
-    (Arc::new(store), faults)
+    }
 }
 
 /// `serve`'s configuration for `--data DATA serve ARGS...`, as the binary maps it.

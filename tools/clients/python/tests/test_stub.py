@@ -87,6 +87,15 @@ class Stub(BaseHTTPRequestHandler):
     def play_maybe(self, n):
         self.send(503, {"error": "the request took too long (a write may still have been committed)"})
 
+    def play_full(self, n):
+        if n == 1:
+            self.send(507, {"error": "no space left on the database's disk"}, headers=[("retry-after", "0")])
+        else:
+            self.send(200, {"ok": True, "seq": 9, "duplicate": True})
+
+    def play_alwaysfull(self, n):
+        self.send(507, {"error": "no space left on the database's disk"}, headers=[("retry-after", "0")])
+
     def play_badjson(self, n):
         self.send(200, b"{not json")
 
@@ -185,6 +194,18 @@ class StubTest(unittest.TestCase):
         error = self.failure(lambda: self.client("maybe").post_outcome({"sig_hash": "s"}))
         self.assertTrue(error.may_be_committed)
         self.assertEqual(len(SEEN["maybe"]), 1)
+
+    def test_a_507_to_a_write_is_retried_with_the_same_key_and_giving_up_may_have_committed(self):
+        self.assertEqual(self.client("full").post_event({"source": "bot"})["seq"], 9)
+        first, second = SEEN["full"]
+        self.assertEqual(first[2]["idempotency-key"], second[2]["idempotency-key"])
+        error = self.failure(lambda: self.client("alwaysfull", retries=1).post_event({}))
+        self.assertEqual((error.status, error.may_be_committed), (507, True))
+
+    def test_nan_is_refused_before_sending(self):
+        with self.assertRaises(ValueError):
+            self.client("nan").post_event({"x": float("nan")})
+        self.assertNotIn("nan", SEEN)
 
     def test_a_body_that_is_not_json_and_a_refusal_are_kb_errors(self):
         bad = self.failure(lambda: self.client("badjson").stats())

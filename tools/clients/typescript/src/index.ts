@@ -52,7 +52,12 @@ export interface FindingInput {
 export interface PostedVerdict {
   sig_hash: string;
   seq: number;
-  /** true when this exact verdict (pr, head, audited_at) was stored before: nothing new. */
+  /**
+   * true when this exact verdict (pr, head, audited_at) was already stored, by an earlier call
+   * or by an earlier attempt of this one (the client retries a write that timed out with the
+   * same key): nothing new was stored by this answer's attempt, and `outcome_seq`/`event_seq`
+   * are absent. The verdict is stored once either way.
+   */
   duplicate: boolean;
   outcome_seq?: number;
   event_seq?: number;
@@ -62,7 +67,10 @@ export interface PostedVerdict {
 export interface PostedEvent {
   ok: true;
   seq: number;
-  /** true on the answer to a retry with the same Idempotency-Key: nothing new was stored. */
+  /**
+   * true on the answer to a retry with the same Idempotency-Key, the client's own included (it
+   * retries a write that timed out): the record was stored by an earlier attempt, once.
+   */
   duplicate?: boolean;
   [key: string]: unknown;
 }
@@ -70,7 +78,10 @@ export interface PostedEvent {
 export interface PostedOutcome {
   sig_hash: string;
   seq: number;
-  /** true on the answer to a retry with the same Idempotency-Key: nothing new was stored. */
+  /**
+   * true on the answer to a retry with the same Idempotency-Key, the client's own included (it
+   * retries a write that timed out): the record was stored by an earlier attempt, once.
+   */
   duplicate?: boolean;
   [key: string]: unknown;
 }
@@ -329,7 +340,10 @@ export interface EventsPage {
 
 export interface EventFilter {
   source?: "mcp" | "scenario" | "auditor" | "bot";
-  /** Default: the client's `repo`. */
+  /**
+   * The repository `sigHash` is looked up in (default: the client's `repo`). Events are not
+   * filtered by repository: without `sigHash`, every repository's are listed.
+   */
   repo?: string;
   eventKind?: string;
   sigHash?: string;
@@ -539,6 +553,17 @@ export class KbClient {
 
   constructor(options: KbClientOptions = {}) {
     const url = options.baseUrl ?? env("LAKEHOUSE_KB_URL") ?? env("LH_OBSERVER_URL") ?? "http://localhost:3800";
+    // `localhost:3800` parses as a URL of scheme "localhost:": every call would fail after its
+    // retries, and a write would say it may have been committed although nothing was sent.
+    let scheme: string | undefined;
+    try {
+      scheme = new URL(url).protocol;
+    } catch {
+      scheme = undefined;
+    }
+    if (scheme !== "http:" && scheme !== "https:") {
+      throw new KbError(`baseUrl must be an http:// or https:// URL, got ${JSON.stringify(url)}`, "bad_request", 0);
+    }
     this.baseUrl = url.replace(/\/+$/, "");
     this.token = options.token ?? env("LAKEHOUSE_KB_TOKEN") ?? undefined;
     this.timeoutMs = options.timeoutMs ?? 3000;
@@ -598,7 +623,7 @@ export class KbClient {
   // Reads.
 
   /** Phase B: prior audits of a PR across heads, leaving out the head being audited now. */
-  priorAudits(prNumber: number, options: PriorAuditsOptions = {}): Promise<PriorAudits> {
+  async priorAudits(prNumber: number, options: PriorAuditsOptions = {}): Promise<PriorAudits> {
     return this.request({
       method: "GET",
       path: `/prs/${pr(prNumber)}/history`,
@@ -629,7 +654,7 @@ export class KbClient {
   }
 
   /** The neighbours of a PR's latest audit's claims, the PR itself left out. */
-  prNeighbors(prNumber: number, options: PrNeighborsOptions = {}): Promise<Neighbors> {
+  async prNeighbors(prNumber: number, options: PrNeighborsOptions = {}): Promise<Neighbors> {
     return this.request({
       method: "GET",
       path: `/prs/${pr(prNumber)}/neighbors`,
@@ -643,7 +668,7 @@ export class KbClient {
   }
 
   /** One page of the findings the memory holds for a PR. */
-  findings(prNumber: number, options: FindingsOptions = {}): Promise<FindingsPage> {
+  async findings(prNumber: number, options: FindingsOptions = {}): Promise<FindingsPage> {
     return this.request({
       method: "GET",
       path: `/prs/${pr(prNumber)}/findings`,
@@ -665,7 +690,7 @@ export class KbClient {
    * Before posting a review of a head: which of its findings are new, repeats of the PR's
    * latest audit, reopened, or dismissed. A read: nothing is stored.
    */
-  checkFindings(prNumber: number, options: CheckFindingsOptions): Promise<FindingsCheck> {
+  async checkFindings(prNumber: number, options: CheckFindingsOptions): Promise<FindingsCheck> {
     const body = { repo: options.repo ?? this.repo, head_sha: options.headSha, findings: options.findings };
     return this.request({ method: "POST", path: `/prs/${pr(prNumber)}/findings/check`, json: body });
   }
@@ -694,7 +719,7 @@ export class KbClient {
   }
 
   /** Revokes a dismissal (by its id); revoking it again changes nothing. */
-  revokeDismissal(id: number, options: WriteOptions = {}): Promise<Dismissal> {
+  async revokeDismissal(id: number, options: WriteOptions = {}): Promise<Dismissal> {
     return this.request({ method: "DELETE", path: `/findings/dismissals/${pr(id)}`, write: options });
   }
 
@@ -885,7 +910,9 @@ export class KbClient {
     let uncertain = false;
     let last: KbError | undefined;
     for (let attempt = 0; attempt <= this.retries; attempt++) {
-      if (attempt > 0) await sleep(last?.retryAfter !== undefined ? last.retryAfter * 1000 : Math.min(2000, 100 * 2 ** attempt));
+      // Retry-After plus up to a quarter more, so that clients told the same wait do not all
+      // come back in the same instant.
+      if (attempt > 0) await sleep(last?.retryAfter !== undefined ? last.retryAfter * 1000 * (1 + Math.random() / 4) : Math.min(2000, 100 * 2 ** attempt));
       const timeoutMs = spec.timeoutMs ?? spec.write?.timeoutMs ?? this.timeoutMs;
       const signal = AbortSignal.timeout(timeoutMs);
       let sent = false;
@@ -911,9 +938,14 @@ export class KbClient {
         }
         last = await this.errorOf(response, text);
         const readRetry = !write && [502, 503, 504].includes(response.status);
-        const writeRetry = write && response.status === 503 && last.retryAfter !== undefined;
-        // A 503 to a write without Retry-After: the service says it may have committed it.
+        // A write told to come back (load shed, a storage fault, a full disk) is retried with
+        // its key, which makes the retry safe whatever the first attempt did.
+        const writeRetry = write && [503, 507].includes(response.status) && last.retryAfter !== undefined;
+        // A 503 to a write without Retry-After: the service says it may have committed it. A
+        // storage fault (507, full disk) may have failed a commit's last sync after its bytes
+        // reached the disk: the commit may survive the repair (docs/RELIABILITY.md).
         if (write && response.status === 503 && last.retryAfter === undefined) uncertain = true;
+        if (write && response.status === 507) uncertain = true;
         retry = readRetry || writeRetry;
       } catch (error) {
         if (error instanceof KbError) throw error;

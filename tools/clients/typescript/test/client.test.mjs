@@ -109,7 +109,7 @@ test("findings are remembered across heads and dismissals stick until revoked", 
   assert.equal(revoked.revoked_now, true);
   assert.equal((await kb.revokeDismissal(dismissal.id)).revoked_now, false);
   assert.equal((await kb.checkFindings(59, { headSha: head("8"), findings: [unwrap] })).findings[0].status, "repeat");
-  assert.throws(() => kb.findings(-1), (error) => error instanceof KbError && error.kind === "bad_request");
+  await assert.rejects(kb.findings(-1), (error) => error instanceof KbError && error.kind === "bad_request");
 });
 
 test("a refusal is a KbError naming the field", async () => {

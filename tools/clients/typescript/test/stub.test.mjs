@@ -37,6 +37,11 @@ const scenarios = {
     json(res, 503, { error: "busy for an hour" }, { "retry-after": at });
   },
   maybe: (req, res) => json(res, 503, { error: "the request took too long (a write may still have been committed)" }),
+  full: (req, res, n) => {
+    if (n === 1) return json(res, 507, { error: "no space left on the database's disk" }, { "retry-after": "0" });
+    json(res, 200, { ok: true, seq: 9, duplicate: true });
+  },
+  alwaysfull: (req, res) => json(res, 507, { error: "no space left on the database's disk" }, { "retry-after": "0" }),
   badjson: (req, res) => {
     res.writeHead(200, { "content-type": "application/json" });
     res.end("{not json");
@@ -185,4 +190,39 @@ test("follow() resumes after a cut mid-event from its last seq, yielding each re
   const ids = seen.get("feedcut").map((r) => r.headers["last-event-id"]);
   assert.deepEqual(ids, ["0", "2", "4"]);
   assert.equal(seen.get("feedcut")[0].headers.accept, "text/event-stream");
+});
+
+test("a 507 to a write is retried with the same key, and giving up it may have committed", async () => {
+  const posted = await client("full").postEvent({ source: "bot" });
+  assert.equal(posted.seq, 9);
+  const [first, second] = seen.get("full");
+  assert.equal(first.headers["idempotency-key"], second.headers["idempotency-key"]);
+  const error = await failure(client("alwaysfull", { retries: 1 }).postEvent({}));
+  assert.equal(error.status, 507);
+  assert.equal(error.mayBeCommitted, true);
+});
+
+test("a bad PR number or id is a rejected promise, not a throw", async () => {
+  const kb = client("refuse400");
+  for (const call of [
+    () => kb.priorAudits(-1),
+    () => kb.prNeighbors(1.5),
+    () => kb.findings(Number.NaN),
+    () => kb.checkFindings(-2, { headSha: "abcdef01", findings: [] }),
+    () => kb.revokeDismissal(2 ** 60),
+  ]) {
+    let promise;
+    assert.doesNotThrow(() => {
+      promise = call();
+    });
+    const error = await failure(promise);
+    assert.equal(error.kind, "bad_request");
+  }
+});
+
+test("a base URL without http:// or https:// is refused when the client is made", () => {
+  for (const baseUrl of ["localhost:3800", "127.0.0.1:3800", "ftp://x", "not a url"]) {
+    assert.throws(() => new KbClient({ baseUrl }), (error) => error instanceof KbError && error.kind === "bad_request", baseUrl);
+  }
+  assert.equal(new KbClient({ baseUrl: "http://127.0.0.1:3800/" }).baseUrl, "http://127.0.0.1:3800");
 });

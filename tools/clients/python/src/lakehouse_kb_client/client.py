@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import re
 import socket
 import time
@@ -44,13 +45,17 @@ Severity = Literal["block", "warn", "info"]
 class PostedVerdict(TypedDict, total=False):
     sig_hash: str
     seq: int
+    # True when this (pr_number, head_sha, audited_at) was already stored, by an earlier call or
+    # by an earlier attempt of this one (the client retries a write that timed out, with the
+    # same key): stored once either way; outcome_seq and event_seq are then absent.
     duplicate: bool
     outcome_seq: int
     event_seq: int
 
 
 class _Replayed(TypedDict, total=False):
-    # True on the answer to a retry with the same Idempotency-Key: nothing new was stored.
+    # True on the answer to a retry with the same Idempotency-Key, the client's own included (it
+    # retries a write that timed out): the record was stored once, by an earlier attempt.
     duplicate: bool
 
 
@@ -605,7 +610,9 @@ class KbClient:
         limit: Optional[int] = None,
         repo: Optional[str] = None,
     ) -> EventsPage:
-        """One page of recent events, newest first."""
+        """One page of recent events, newest first. `repo` (default: the client's) is where a
+        `sig_hash` is looked up: events are not filtered by repository, and without `sig_hash`
+        every repository's are listed."""
         query = {
             "source": source,
             "repo": self._repo(repo),
@@ -769,7 +776,9 @@ class KbClient:
         last: Optional[KbError] = None
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(last.retry_after if last and last.retry_after is not None else min(2.0, 0.1 * 2**attempt))
+                # Retry-After plus up to a quarter more, so that clients told the same wait do
+                # not all come back in the same instant.
+                time.sleep(last.retry_after * (1 + random.random() / 4) if last and last.retry_after is not None else min(2.0, 0.1 * 2**attempt))
             try:
                 answer = self._attempt(method, target, headers, body, self.timeout + extra_time)
             except _Unsent as refused:
@@ -798,7 +807,13 @@ class KbClient:
             last = self._error(answer.status, answer.headers, answer.body)
             if write and answer.status == 503 and last.retry_after is None:
                 uncertain = True  # the service says it may have committed it
-            retry = (answer.status in (502, 503, 504)) if not write else (answer.status == 503 and last.retry_after is not None)
+            if write and answer.status == 507:
+                # A storage fault may fail a commit's last sync after its bytes reached the
+                # disk: the commit may survive the repair (docs/RELIABILITY.md).
+                uncertain = True
+            # A write told to come back (load shed, a storage fault, a full disk) is retried
+            # with its key, which makes the retry safe whatever the first attempt did.
+            retry = (answer.status in (502, 503, 504)) if not write else (answer.status in (503, 507) and last.retry_after is not None)
             if not retry:
                 break
         assert last is not None
@@ -898,11 +913,12 @@ def _id(value: int) -> str:
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value).encode("utf-8")
+    # NaN and Infinity are not JSON: refused here (ValueError) rather than sent for a 400.
+    return json.dumps(value, allow_nan=False).encode("utf-8")
 
 
 def _compact(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _snippet(body: bytes) -> str:

@@ -230,11 +230,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
-    // A client that shuts its sending side once its request is sent (`nc -q`, some agents) is
-    // answered, as the legacy observer answered it: without this, hyper took the end of its
-    // input for the end of the connection, and its event was stored only sometimes.
     http.timer(TokioTimer::new())
-        .half_close(true)
         .header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
     let max = limits.max_connections.max(1);

@@ -1072,32 +1072,3 @@ fn lone_surrogates_javascript_writes_are_taken_as_replacement_characters() {
         batch.text
     );
 }
-
-/// A client that shuts its sending side once its request is sent (`nc -q`, `shutdown(SHUT_WR)`)
-/// is answered and its event stored, as the legacy observer did: at 11cb16f hyper took the end
-/// of its input for the end of the connection, answered nothing, and stored the event only
-/// sometimes (a review's: 1 or 2 of 2 per run).
-#[test]
-fn a_client_that_half_closes_after_its_request_is_answered() {
-    use std::io::{Read, Write};
-    let server = InProcessServer::start();
-    let addr = server.base.trim_start_matches("http://").to_owned();
-    let body = r#"{"source":"bot","event_kind":"half-closed"}"#;
-    for n in 1..=5 {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        let request = format!(
-            "POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        stream.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        assert!(answer.starts_with("HTTP/1.1 200"), "{n}: {answer:?}");
-        assert_eq!(server.get("/stats").json["total"], n);
-    }
-}

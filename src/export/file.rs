@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::adopt::{self, Adopter, Taken};
 use super::hook::Hook;
 use super::{Action, ExportError, ExportFile, FileReport};
 use crate::fsutil;
@@ -76,6 +77,8 @@ struct Target<'a> {
     /// Directories this run created, fsync'd once the file is in place.
     created_dirs: &'a [PathBuf],
     hook: &'a Hook,
+    /// Stores lines another writer appended (`adopt.rs`), when the service runs the export.
+    adopter: Option<&'a Adopter>,
 }
 
 /// Brings one file up to date.
@@ -84,6 +87,7 @@ pub(super) fn export(
     out_dir: &Path,
     file: ExportFile,
     hook: &Hook,
+    adopter: Option<&Adopter>,
 ) -> Result<FileReport, ExportError> {
     let path = out_dir.join(file.relative_path());
     let created_dirs = prepare_dirs(out_dir, &path)?;
@@ -95,6 +99,7 @@ pub(super) fn export(
         stored,
         created_dirs: &created_dirs,
         hook,
+        adopter,
     };
     match plan(&path, stored)? {
         Plan::Append { base } => append(target, base),
@@ -168,6 +173,7 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
         stored,
         created_dirs,
         hook,
+        adopter,
     } = target;
     let existed = fs::symlink_metadata(path).is_ok();
     let handle = fsutil::open_rw(path, fsutil::SHARED_FILE_MODE)
@@ -176,17 +182,86 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
         .metadata()
         .map_err(ExportError::io("stat", path))?
         .len();
+    let mut base = base;
+    let mut lines_taken_in = 0;
+    // Whether every byte after the checkpoint is now stored (taken in from another writer).
+    let mut all_taken = false;
+    let ours = |base: Checkpoint| -> Result<bool, ExportError> {
+        let tail = base.len..len_now;
+        let found = compare_with_rows(store, &handle, path, file, tail, base.seq)?;
+        Ok(matches!(found, Match::Prefix { .. }))
+    };
+    if let Some(adopter) = adopter
+        && len_now > base.len
+        && !ours(base)?
+    {
+        match adopt::take(adopter, &handle, path, base.len, len_now)? {
+            Taken::Waiting => {
+                // A line still being written: cutting or writing after it would break it.
+                return Ok(FileReport {
+                    path: path.display().to_string(),
+                    action: Action::Unchanged,
+                    reason: Some(
+                        "rows another writer appended wait: a line is not whole yet, or they \
+                         cannot be stored now"
+                            .into(),
+                    ),
+                    rows_written: 0,
+                    bytes_written: 0,
+                    bytes_truncated: 0,
+                    lines_taken_in: 0,
+                    checkpoint: stored.into(),
+                    error: None,
+                });
+            }
+            Taken::Refused(why) => tracing::warn!(
+                path = %path.display(),
+                checkpoint_len = base.len,
+                why = %why,
+                "bytes another writer appended are not legacy outcome rows"
+            ),
+            Taken::Stored { end, lines } => {
+                lines_taken_in = lines;
+                all_taken = end == len_now;
+                let found = compare_with_rows(store, &handle, path, file, base.len..end, base.seq)?;
+                match found {
+                    // Where the export would have written them: the file keeps them.
+                    Match::Prefix { seq, len } if len == end => {
+                        let tail = tail_fingerprint(&handle, len)
+                            .map_err(ExportError::io("read", path))?;
+                        base = Checkpoint { seq, len, tail };
+                    }
+                    // Rows of the database's own came first: the tail is written again.
+                    _ => {}
+                }
+                tracing::info!(
+                    path = %path.display(),
+                    lines,
+                    kept_in_place = base.len == end,
+                    "took in rows another writer appended"
+                );
+                if base.len == end && end < len_now {
+                    // More is being appended: writing now would go over it.
+                    return finish_taken_in(&handle, path, file, stored, base, lines, hook, store);
+                }
+            }
+        }
+    }
     let bytes_truncated = len_now.saturating_sub(base.len);
     let mut kept_as = None;
     if bytes_truncated > 0 {
         // The tail of an interrupted export holds the start of the very rows about to be
-        // written again; anything else was appended by someone else and is kept aside (a copy:
-        // a hard link would be cut too) before the cut.
-        let ours = matches!(
-            compare_with_rows(store, &handle, path, file, base.len..len_now, base.seq)?,
-            Match::Prefix { .. }
-        );
-        if ours {
+        // written again, as does a tail taken in; anything else was appended by someone else
+        // and is kept aside (a copy: a hard link would be cut too) before the cut.
+        if all_taken {
+            tracing::info!(
+                path = %path.display(),
+                checkpoint_len = base.len,
+                bytes_truncated,
+                "rows another writer appended follow rows of this database's own: writing the \
+                 tail again in seq order"
+            );
+        } else if ours(base)? {
             tracing::warn!(
                 path = %path.display(),
                 checkpoint_len = base.len,
@@ -265,7 +340,36 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
         rows_written: written.rows,
         bytes_written: written.bytes,
         bytes_truncated,
+        lines_taken_in,
         checkpoint: checkpoint.into(),
+        error: None,
+    })
+}
+
+/// Records `base` as the checkpoint of a file whose rows another writer appended were taken in
+/// and kept in place (the bytes fsync'd first), writing nothing while more is being appended.
+#[allow(clippy::too_many_arguments)]
+fn finish_taken_in(
+    handle: &File,
+    path: &Path,
+    file: ExportFile,
+    stored: Checkpoint,
+    base: Checkpoint,
+    lines: u64,
+    hook: &Hook,
+    store: &Store,
+) -> Result<FileReport, ExportError> {
+    handle.sync_all().map_err(ExportError::io("fsync", path))?;
+    commit_checkpoint(store, file, stored, base, hook)?;
+    Ok(FileReport {
+        path: path.display().to_string(),
+        action: Action::Unchanged,
+        reason: Some("took in rows another writer appended; more is being appended".into()),
+        rows_written: 0,
+        bytes_written: 0,
+        bytes_truncated: 0,
+        lines_taken_in: lines,
+        checkpoint: base.into(),
         error: None,
     })
 }
@@ -386,6 +490,7 @@ fn rebuild(target: Target, reason: String) -> Result<FileReport, ExportError> {
         stored,
         created_dirs,
         hook,
+        ..
     } = target;
     tracing::warn!(path = %path.display(), reason = %reason, "rebuilding export file in full");
     let tmp = tmp_path(path);
@@ -423,6 +528,7 @@ fn rebuild(target: Target, reason: String) -> Result<FileReport, ExportError> {
         rows_written: written.rows,
         bytes_written: written.bytes,
         bytes_truncated: 0,
+        lines_taken_in: 0,
         checkpoint: checkpoint.into(),
         error: None,
     })

@@ -29,6 +29,7 @@
 //! The two files are independent: a fault on one (a link where it should be, a full disk, a
 //! pause) is reported for that file, and the other is exported all the same.
 
+mod adopt;
 mod file;
 mod hook;
 
@@ -39,6 +40,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::store::{Checkpoint, Store, StoreError};
+
+pub use adopt::{Adopter, MAX_TAKEN_BYTES, NotStored};
 
 pub use file::{TAIL_BYTES, tail_fingerprint};
 pub use hook::Hook as CrashHook;
@@ -170,6 +173,9 @@ pub struct FileReport {
     pub bytes_written: u64,
     /// Bytes cut from the end of the file before appending (a torn tail left by a crash).
     pub bytes_truncated: u64,
+    /// Lines another writer appended that this run stored in the database (`adopt.rs`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lines_taken_in: u64,
     /// The file's checkpoint after the run.
     pub checkpoint: CheckpointReport,
     /// Why this file was not brought up to date (`action` `failed` or `paused`).
@@ -235,6 +241,9 @@ pub struct ExportJob {
     problems: Mutex<[Option<FileProblem>; 2]>,
     /// The crash tests' stop; `CrashHook::None` everywhere else.
     crash_hook: CrashHook,
+    /// Stores lines another writer appended to `outcomes.jsonl` (`adopt.rs`); without one
+    /// (the CLI's export) they are kept aside and cut.
+    adopter: Option<Adopter>,
 }
 
 impl std::fmt::Debug for ExportJob {
@@ -254,7 +263,15 @@ impl ExportJob {
             running: Mutex::new(()),
             problems: Mutex::new([None, None]),
             crash_hook: CrashHook::None,
+            adopter: None,
         }
+    }
+
+    /// This job, storing through `adopter` the rows another writer appends to
+    /// `outcomes.jsonl` (see `export/adopt.rs`).
+    pub fn with_adopter(mut self, adopter: Adopter) -> ExportJob {
+        self.adopter = Some(adopter);
+        self
     }
 
     /// This job, stopping where `hook` says (the crash tests' seam; see `export/hook.rs`).
@@ -316,7 +333,11 @@ impl ExportJob {
 
     /// Exports one file, recording its problem (or its recovery) for `/healthz`.
     fn run_file(&self, file: ExportFile, hook: &hook::Hook) -> Result<FileReport, ExportError> {
-        let result = file::export(&self.store, &self.out_dir, file, hook);
+        let adopter = self
+            .adopter
+            .as_ref()
+            .filter(|_| file == ExportFile::Outcomes);
+        let result = file::export(&self.store, &self.out_dir, file, hook, adopter);
         let index = ExportFile::ALL.iter().position(|f| *f == file).unwrap_or(0);
         let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
         let slot = &mut problems[index];
@@ -363,6 +384,7 @@ impl ExportJob {
             rows_written: 0,
             bytes_written: 0,
             bytes_truncated: 0,
+            lines_taken_in: 0,
             checkpoint: checkpoint.into(),
             error: Some(message),
         })
@@ -380,4 +402,8 @@ impl ExportJob {
         }
         text.replace(&dir, "")
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

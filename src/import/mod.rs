@@ -22,6 +22,7 @@
 //! verdict files are read on other threads meanwhile. The second writes, in transactions of
 //! `batch_size` puts, applied by a writer thread in order while the next puts are parsed.
 
+pub mod appended;
 pub mod lines;
 mod pass1;
 mod pass2;

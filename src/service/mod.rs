@@ -24,13 +24,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::export::ExportJob;
+use crate::export::{Adopter, ExportJob, NotStored};
 use crate::http::{
     self, AppState, ConnectionLimits, Feed, Recovery, ServerConfig, Switch, recovering_router,
 };
 use crate::metrics::Metrics;
 use crate::store::{Retention, Store, StoreError, StoreOptions};
-use crate::writer::{Writer, WriterConfig};
+use crate::writer::{WriteError, Writer, WriterConfig};
 
 pub use jobs::retain_events;
 
@@ -122,7 +122,13 @@ pub async fn run(
 
     let metrics = Arc::new(Metrics::new());
     let (writer, writer_thread) = Writer::spawn(store.clone(), config.writer, metrics.clone());
-    let export = Arc::new(ExportJob::new(store.clone(), config.export_dir.clone()));
+    // The export takes rows another writer appends to outcomes.jsonl in through the writer;
+    // its handle is let go before the writer is drained at stop.
+    let taking_in = Arc::new(std::sync::Mutex::new(Some(writer.clone())));
+    let export = Arc::new(
+        ExportJob::new(store.clone(), config.export_dir.clone())
+            .with_adopter(adopter(taking_in.clone())),
+    );
     let feed = Feed::new(config.max_feed_clients);
     // Open feed streams never end by themselves: end them when the stop is asked, or the
     // graceful shutdown would wait for them until its timeout.
@@ -165,6 +171,10 @@ pub async fn run(
     // end on the stop signal, releasing theirs.
     let _ = app_tx.send(None);
     drop(app_tx);
+    taking_in
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     for task in background {
         let _ = task.await;
     }
@@ -194,6 +204,28 @@ pub async fn run(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Stores the rows the export takes in (see `export/adopt.rs`) through `writer` while it is
+/// there, from the export's blocking thread.
+fn adopter(writer: Arc<std::sync::Mutex<Option<Writer>>>) -> Adopter {
+    let runtime = tokio::runtime::Handle::current();
+    Arc::new(move |puts| {
+        let held = writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(writer) = held.clone() else {
+            return Err(NotStored::Stopped("the service is stopping".into()));
+        };
+        drop(held);
+        match runtime.block_on(writer.submit(puts)) {
+            Ok(_) => Ok(()),
+            Err(e @ (WriteError::Closed | WriteError::Store(_))) => {
+                Err(NotStored::Stopped(e.to_string()))
+            }
+            Err(e) => Err(NotStored::Busy(e.to_string())),
+        }
+    })
 }
 
 /// Opens the store on a blocking thread, telling `recovery` (for `/healthz`) and systemd how a

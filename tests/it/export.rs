@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use lakehouse_kb::export::{Action, CrashHook, ExportJob, ExportReport, FileReport};
+use lakehouse_kb::export::{Action, CrashHook, ExportJob, ExportReport, FileReport, NotStored};
 use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Store};
 
@@ -1069,4 +1069,124 @@ fn healthz_and_metrics_report_a_file_the_export_cannot_write() {
             .text
             .contains(r#"lakehousekb_export_file_state{file="ops"} 0"#)
     );
+}
+
+/// Rows a legacy writer appends to `outcomes.jsonl` itself (an auditor left unchanged:
+/// `appendVerdictToKbOutcomes`; a scenario runner) are taken into the database when the
+/// service exports, as the import takes them: an audit row brings its verdict, so the PR's
+/// history has it. Where the database wrote nothing of its own since, the file keeps them in
+/// place; else the tail is written again in seq order. At 11cb16f they were kept aside and
+/// cut, and the second time the export paused: the seed's Phase A check (one new row per
+/// audited head) failed against the service (a review's).
+#[test]
+fn rows_a_legacy_writer_appends_are_taken_in() {
+    let mut server = InProcessServer::start_with(&["--export-interval", "0"]);
+    let path = server.data.join(OUTCOMES);
+    let post_row = |row: &str| {
+        let answer = server.post_json("/outcomes", row.to_owned());
+        assert_eq!(answer.status, 201, "{}", answer.text);
+    };
+    let export = || {
+        let answer = server.post_json("/export", "");
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.json["outcomes"].clone()
+    };
+    let own_1 = r#"{"sig_hash":"s-1","kind":"scenario","ok":true}"#;
+    post_row(own_1);
+    export();
+    let audit = r#"{"kind":"audit","sig_hash":"pr77-abcdef01","audited_at":"2026-06-01T00:00:00.000Z","pr_number":77,"head_sha":"abcdef0123456789abcdef0123456789abcdef01","overall":"block","one_liner":"tests missing","ok_events":0,"total_events":1,"findings":{"block":1,"warn":0,"info":2},"elapsed_secs":1.5}"#;
+    let scenario_2 = r#"{"sig_hash":"s-2","kind":"scenario","ok":false}"#;
+    let before = std::fs::read(&path).unwrap();
+    append_to(&path, format!("{audit}\n{scenario_2}\n").as_bytes());
+    let appended = std::fs::read(&path).unwrap();
+    let report = export();
+    assert_eq!(report["lines_taken_in"], 2, "{report}");
+    assert_eq!(std::fs::read(&path).unwrap(), appended, "kept in place");
+    assert!(appended.starts_with(&before));
+    let history = server.get("/prs/77/history");
+    assert_eq!(
+        (&history.json["count"], &history.json["by_overall"]["block"]),
+        (&serde_json::json!(1), &serde_json::json!(1)),
+        "{}",
+        history.text
+    );
+    // A row of the database's own not exported yet, then one appended: written in seq order.
+    let own_3 = r#"{"sig_hash":"s-3","kind":"scenario","ok":true}"#;
+    post_row(own_3);
+    let scenario_4 = r#"{"sig_hash":"s-4","kind":"scenario","ok":true}"#;
+    append_to(&path, format!("{scenario_4}\n").as_bytes());
+    assert_eq!(export()["lines_taken_in"], 1);
+    let again = export();
+    assert_eq!(
+        (&again["action"], again.get("lines_taken_in")),
+        (&serde_json::json!("unchanged"), None),
+        "{again}"
+    );
+    assert_nothing_kept(&server.data.join("_kb"));
+    // What is not a legacy outcome row is kept aside and cut, as any foreign bytes.
+    append_to(&path, b"not a row\n");
+    let report = export();
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kept as"),
+        "{report}"
+    );
+    assert_eq!(kept_aside(&server.data.join("_kb")).len(), 1);
+
+    server.stop().unwrap();
+    let store = Arc::new(open_store(&server.data));
+    assert_matches_clean_export(&store, &server.data);
+    let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    for row in [own_1, audit, scenario_2, own_3, scenario_4] {
+        assert_eq!(text.matches(row).count(), 1, "{row} in {text}");
+    }
+    assert_eq!(store.stats().unwrap().outcomes, 5);
+}
+
+/// Taking appended rows in again after they were stored and before the checkpoint moved (a
+/// crash between the two) stores nothing twice: each line's import key is its bytes and its
+/// offset. A line still being written waits; stored rows stay in place.
+#[test]
+fn appended_rows_taken_in_twice_are_stored_once() {
+    let (_dir, store, job) = exported(90);
+    let path = job.out_dir().join(OUTCOMES);
+    let out = job.out_dir().to_owned();
+    drop(job);
+    let stored_through = store.stats().unwrap().outcomes;
+    let writes = {
+        let store = store.clone();
+        move |crash_after: bool| -> lakehouse_kb::export::Adopter {
+            let store = store.clone();
+            Arc::new(move |puts: Vec<Put>| {
+                store.write(&puts).expect("stored");
+                if crash_after {
+                    // Stored, then the process died before the file's checkpoint moved.
+                    return Err(NotStored::Busy("crashed".into()));
+                }
+                Ok(())
+            })
+        }
+    };
+    append_to(
+        &path,
+        b"{\"sig_hash\":\"late-1\",\"kind\":\"scenario\"}\n{\"sig_hash\":\"late-2\"",
+    );
+    let crashed = ExportJob::new(store.clone(), out.clone()).with_adopter(writes(true));
+    let report = crashed.run().unwrap();
+    assert_eq!(report.outcomes.action, Action::Unchanged, "{report:?}");
+    assert_eq!(store.stats().unwrap().outcomes, stored_through + 1);
+    let job = ExportJob::new(store.clone(), out.clone()).with_adopter(writes(false));
+    // The second line is not whole yet: the first is taken in (again), the second waits.
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.lines_taken_in, 1, "{report:?}");
+    append_to(&path, b",\"kind\":\"scenario\"}\n");
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.lines_taken_in, 1, "{report:?}");
+    assert_eq!(store.stats().unwrap().outcomes, stored_through + 2);
+    load(&store, 6, 4);
+    job.run().unwrap();
+    assert_matches_clean_export(&store, &out);
+    assert_nothing_kept(&out.join("_kb"));
 }

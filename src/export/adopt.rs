@@ -7,11 +7,15 @@
 //! with an import key of its bytes and offset, so that taking them again after a crash stores
 //! nothing twice. Where the database wrote no row of its own since the checkpoint, the file
 //! already holds the rows where the export would write them, and is kept as it is; else the
-//! tail is written again in seq order (the appended rows after the database's).
+//! tail is written again in seq order (the appended rows after the database's), once every
+//! appended byte is taken in and none arrived meanwhile (`file.rs` looks again just before it
+//! cuts or writes, and otherwise leaves the file for the next run).
 //!
-//! Only whole lines are taken (a line still being written waits for the next run), at most
-//! [`MAX_TAKEN_BYTES`] a run. A line that is not a legacy outcome row is handled as any foreign
-//! bytes are: the file is kept aside and cut (`file.rs`).
+//! Only whole lines are taken (a line still being written waits for the next run, 10 s at
+//! most), at most [`MAX_TAKEN_BYTES`] a run, read [`CHUNK_BYTES`] at a time and submitted in
+//! requests of at most [`PUTS_PER_REQUEST`] puts. A line that is not a legacy outcome row is
+//! handled as any foreign bytes are: the file is kept aside and cut (`file.rs`). The writer
+//! busy, or stopped (at shutdown), leaves the lines in the file for a later run.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -31,8 +35,8 @@ pub enum NotStored {
     /// For now (the writer's queue is full, the storage is failing): the lines wait in the
     /// file for the next run.
     Busy(String),
-    /// For good (the writer has stopped, at shutdown): the lines are handled as any foreign
-    /// bytes are.
+    /// For this process (the writer has stopped, at shutdown): the lines wait in the file for
+    /// the next start.
     Stopped(String),
 }
 
@@ -41,14 +45,21 @@ pub enum NotStored {
 const UNFINISHED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Most bytes of appended lines one run takes in; the rest waits for the next run.
-pub const MAX_TAKEN_BYTES: u64 = 8 << 20;
+pub const MAX_TAKEN_BYTES: u64 = 256 << 20;
+
+/// Appended bytes read at once (a legacy line is at most 1 MiB).
+const CHUNK_BYTES: u64 = 8 << 20;
+
+/// Puts submitted to the writer in one request (an audit row is two).
+const PUTS_PER_REQUEST: usize = 1_024;
 
 /// What became of the bytes after the checkpoint.
 pub(super) enum Taken {
     /// The whole lines up to offset `end` are stored: `lines` of them (blank ones dropped).
     Stored { end: u64, lines: u64 },
-    /// No whole line yet: one is still being written.
-    Waiting,
+    /// Nothing stored this run, the file to be left as it is: why (a line still being
+    /// written, the writer busy or stopping).
+    Waiting(String),
     /// Not legacy outcome rows: why.
     Refused(String),
 }
@@ -61,66 +72,74 @@ pub(super) fn take(
     from: u64,
     to: u64,
 ) -> Result<Taken, ExportError> {
-    let upto = to.min(from.saturating_add(MAX_TAKEN_BYTES));
-    let mut bytes = vec![0; usize::try_from(upto - from).unwrap_or(usize::MAX)];
-    let mut reader = handle;
-    reader
-        .seek(SeekFrom::Start(from))
-        .map_err(ExportError::io("seek", path))?;
-    reader
-        .read_exact(&mut bytes)
-        .map_err(ExportError::io("read", path))?;
-    let Some(last_newline) = memchr::memrchr(b'\n', &bytes) else {
-        if upto < to {
-            return Ok(Taken::Refused(format!(
-                "a line longer than {MAX_TAKEN_BYTES} bytes"
-            )));
-        }
-        let modified = handle
-            .metadata()
-            .and_then(|meta| meta.modified())
-            .map_err(ExportError::io("stat", path))?;
-        let idle = modified.elapsed().unwrap_or_default();
-        return Ok(if idle < UNFINISHED_FOR {
-            Taken::Waiting
-        } else {
-            Taken::Refused(format!("a line left unfinished for {} s", idle.as_secs()))
-        });
-    };
-    let whole = &bytes[..=last_newline];
     let now = crate::model::now_ms();
-    let mut puts = Vec::new();
+    let mut start = from;
     let mut lines = 0;
-    let mut offset = from;
-    for line in whole[..whole.len() - 1].split(|&b| b == b'\n') {
-        let at = offset;
-        offset += line.len() as u64 + 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let warn = |message: String| {
-            tracing::warn!(path = %path.display(), offset = at, "{message}");
+    while start < to && start - from < MAX_TAKEN_BYTES {
+        let upto = to.min(start + CHUNK_BYTES);
+        let mut bytes = vec![0; usize::try_from(upto - start).unwrap_or(usize::MAX)];
+        let mut reader = handle;
+        reader
+            .seek(SeekFrom::Start(start))
+            .map_err(ExportError::io("seek", path))?;
+        reader
+            .read_exact(&mut bytes)
+            .map_err(ExportError::io("read", path))?;
+        let Some(last_newline) = memchr::memrchr(b'\n', &bytes) else {
+            if start > from {
+                break; // whole lines before it were taken; the rest waits
+            }
+            return unfinished(handle, path, upto < to);
         };
-        match outcome_line_puts(line, at, now, warn) {
-            Ok(mut line_puts) => puts.append(&mut line_puts),
-            Err(why) => return Ok(Taken::Refused(format!("the line at byte {at}: {why}"))),
-        }
-        lines += 1;
-    }
-    if !puts.is_empty() {
-        match adopter(puts) {
-            Ok(()) => {}
-            Err(NotStored::Busy(why)) => {
-                tracing::info!(path = %path.display(), why = %why, "rows another writer appended wait for the next export");
-                return Ok(Taken::Waiting);
+        let whole = &bytes[..=last_newline];
+        let mut puts = Vec::new();
+        let mut offset = start;
+        for line in whole[..whole.len() - 1].split(|&b| b == b'\n') {
+            let at = offset;
+            offset += line.len() as u64 + 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
             }
-            Err(NotStored::Stopped(why)) => {
-                return Ok(Taken::Refused(format!("they could not be stored: {why}")));
+            let warn = |message: String| {
+                tracing::warn!(path = %path.display(), offset = at, "{message}");
+            };
+            match outcome_line_puts(line, at, now, warn) {
+                Ok(mut line_puts) => puts.append(&mut line_puts),
+                Err(why) => return Ok(Taken::Refused(format!("the line at byte {at}: {why}"))),
             }
+            lines += 1;
         }
+        // In requests of a bounded size, so that other writers' requests take turns with them.
+        while !puts.is_empty() {
+            let rest = puts.split_off(puts.len().min(PUTS_PER_REQUEST));
+            if let Err(NotStored::Busy(why) | NotStored::Stopped(why)) = adopter(puts) {
+                tracing::info!(path = %path.display(), why = %why, "rows another writer appended wait for a later export");
+                return Ok(Taken::Waiting(why));
+            }
+            puts = rest;
+        }
+        start += whole.len() as u64;
     }
-    Ok(Taken::Stored {
-        end: from + whole.len() as u64,
-        lines,
+    Ok(Taken::Stored { end: start, lines })
+}
+
+/// What to make of bytes after the checkpoint that hold no whole line: a line still being
+/// written (modified in the last [`UNFINISHED_FOR`]) waits; one left unfinished, or longer
+/// than a chunk (`too_long`), is refused.
+fn unfinished(handle: &File, path: &Path, too_long: bool) -> Result<Taken, ExportError> {
+    if too_long {
+        return Ok(Taken::Refused(format!(
+            "a line longer than {CHUNK_BYTES} bytes"
+        )));
+    }
+    let modified = handle
+        .metadata()
+        .and_then(|meta| meta.modified())
+        .map_err(ExportError::io("stat", path))?;
+    let idle = modified.elapsed().unwrap_or_default();
+    Ok(if idle < UNFINISHED_FOR {
+        Taken::Waiting("a line is still being written".into())
+    } else {
+        Taken::Refused(format!("a line left unfinished for {} s", idle.as_secs()))
     })
 }

@@ -183,37 +183,27 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
         .map_err(ExportError::io("stat", path))?
         .len();
     let mut base = base;
+    let mut len_now = len_now;
     let mut lines_taken_in = 0;
     // Whether every byte after the checkpoint is now stored (taken in from another writer).
     let mut all_taken = false;
-    let ours = |base: Checkpoint| -> Result<bool, ExportError> {
+    let ours = |base: Checkpoint, len_now: u64| -> Result<bool, ExportError> {
         let tail = base.len..len_now;
         let found = compare_with_rows(store, &handle, path, file, tail, base.seq)?;
         Ok(matches!(found, Match::Prefix { .. }))
     };
+    let stat = || -> Result<u64, ExportError> {
+        Ok(handle
+            .metadata()
+            .map_err(ExportError::io("stat", path))?
+            .len())
+    };
     if let Some(adopter) = adopter
         && len_now > base.len
-        && !ours(base)?
+        && !ours(base, len_now)?
     {
         match adopt::take(adopter, &handle, path, base.len, len_now)? {
-            Taken::Waiting => {
-                // A line still being written: cutting or writing after it would break it.
-                return Ok(FileReport {
-                    path: path.display().to_string(),
-                    action: Action::Unchanged,
-                    reason: Some(
-                        "rows another writer appended wait: a line is not whole yet, or they \
-                         cannot be stored now"
-                            .into(),
-                    ),
-                    rows_written: 0,
-                    bytes_written: 0,
-                    bytes_truncated: 0,
-                    lines_taken_in: 0,
-                    checkpoint: stored.into(),
-                    error: None,
-                });
-            }
+            Taken::Waiting(why) => return Ok(waiting(path, stored, 0, why)),
             Taken::Refused(why) => tracing::warn!(
                 path = %path.display(),
                 checkpoint_len = base.len,
@@ -222,31 +212,47 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
             ),
             Taken::Stored { end, lines } => {
                 lines_taken_in = lines;
-                all_taken = end == len_now;
                 let found = compare_with_rows(store, &handle, path, file, base.len..end, base.seq)?;
-                match found {
+                let in_place = matches!(found, Match::Prefix { len, .. } if len == end);
+                if let Match::Prefix { seq, len } = found
+                    && len == end
+                {
                     // Where the export would have written them: the file keeps them.
-                    Match::Prefix { seq, len } if len == end => {
-                        let tail = tail_fingerprint(&handle, len)
-                            .map_err(ExportError::io("read", path))?;
-                        base = Checkpoint { seq, len, tail };
-                    }
-                    // Rows of the database's own came first: the tail is written again.
-                    _ => {}
+                    let tail =
+                        tail_fingerprint(&handle, len).map_err(ExportError::io("read", path))?;
+                    base = Checkpoint { seq, len, tail };
                 }
                 tracing::info!(
                     path = %path.display(),
                     lines,
-                    kept_in_place = base.len == end,
+                    kept_in_place = in_place,
                     "took in rows another writer appended"
                 );
-                if base.len == end && end < len_now {
-                    // More is being appended: writing now would go over it.
-                    return finish_taken_in(&handle, path, file, stored, base, lines, hook, store);
+                // The other writer may have gone on while they were stored: what lies past
+                // `end` is its, not to be cut or written over. It is taken in by a later run.
+                len_now = stat()?;
+                if len_now != end {
+                    return if in_place {
+                        finish_taken_in(&handle, path, file, stored, base, lines, hook, store)
+                    } else {
+                        let why = "more is being appended".to_owned();
+                        Ok(waiting(path, stored, lines, why))
+                    };
                 }
+                // Else rows of the database's own came before them: the tail is written again
+                // in seq order below.
+                all_taken = !in_place;
             }
         }
     }
+    // Where another writer may be appending (the service's export, which takes its rows in),
+    // the rows are read first, and the file is then checked, cut if need be and written in as
+    // few system calls as can be, so that an append landing meanwhile is hardly ever cut or
+    // written over (it cannot be ruled out without that writer's cooperation: RELIABILITY.md).
+    let prepared = match adopter {
+        Some(_) => Some(rows_bytes(store, file, base.seq, MAX_PREPARED_BYTES)?),
+        None => None,
+    };
     let bytes_truncated = len_now.saturating_sub(base.len);
     let mut kept_as = None;
     if bytes_truncated > 0 {
@@ -261,7 +267,7 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
                 "rows another writer appended follow rows of this database's own: writing the \
                  tail again in seq order"
             );
-        } else if ours(base)? {
+        } else if ours(base, len_now)? {
             tracing::warn!(
                 path = %path.display(),
                 checkpoint_len = base.len,
@@ -283,17 +289,41 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
             );
             kept_as = Some(aside);
         }
+        if adopter.is_some() && stat()? != len_now {
+            // Appended to since it was looked at: cut, those lines would be lost. They are
+            // taken in by a later run.
+            return Ok(waiting(path, stored, lines_taken_in, appended_meanwhile()));
+        }
         handle
             .set_len(base.len)
             .map_err(ExportError::io("truncate", path))?;
     }
-    (&handle)
-        .seek(SeekFrom::Start(base.len))
-        .map_err(ExportError::io("seek", path))?;
-    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, &handle);
-    let written = write_rows(store, path, file, base.seq, &mut writer, hook)?;
-    writer.flush().map_err(ExportError::io("write", path))?;
-    drop(writer);
+    let written = match prepared {
+        Some((bytes, written)) => {
+            if stat()? != base.len {
+                if base != stored {
+                    // Rows taken in where they were: the checkpoint moves past them.
+                    let lines = lines_taken_in;
+                    return finish_taken_in(&handle, path, file, stored, base, lines, hook, store);
+                }
+                return Ok(waiting(path, stored, lines_taken_in, appended_meanwhile()));
+            }
+            use std::os::unix::fs::FileExt;
+            handle
+                .write_all_at(&bytes, base.len)
+                .map_err(ExportError::io("write", path))?;
+            written
+        }
+        None => {
+            (&handle)
+                .seek(SeekFrom::Start(base.len))
+                .map_err(ExportError::io("seek", path))?;
+            let mut writer = BufWriter::with_capacity(WRITE_BUFFER, &handle);
+            let written = write_rows(store, path, file, base.seq, &mut writer, hook)?;
+            writer.flush().map_err(ExportError::io("write", path))?;
+            written
+        }
+    };
 
     let checkpoint = if written.rows == 0 {
         base
@@ -374,6 +404,67 @@ fn finish_taken_in(
     })
 }
 
+fn appended_meanwhile() -> String {
+    "another writer appended while the file was brought up to date".to_owned()
+}
+
+/// Most bytes of rows an export that may meet another writer reads before writing them (the
+/// rest, next run).
+const MAX_PREPARED_BYTES: usize = 64 << 20;
+
+/// The lines of the rows after `after_seq`, each with its `\n`, up to about `max` bytes (at
+/// least one row), as [`write_rows`] writes them.
+fn rows_bytes(
+    store: &Store,
+    file: ExportFile,
+    after_seq: u64,
+    max: usize,
+) -> Result<(Vec<u8>, Written), ExportError> {
+    enum Stop {
+        Full,
+        Failed(StoreError),
+    }
+    impl From<StoreError> for Stop {
+        fn from(e: StoreError) -> Stop {
+            Stop::Failed(e)
+        }
+    }
+    let mut bytes = Vec::new();
+    let mut written = Written::default();
+    let walk = file.for_each_line(store, after_seq, |seq, line| {
+        if !bytes.is_empty() && bytes.len() + line.len() >= max {
+            return Err(Stop::Full);
+        }
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        written.rows += 1;
+        written.bytes += line.len() as u64 + 1;
+        written.last_seq = seq;
+        Ok(())
+    });
+    match walk {
+        Ok(()) | Err(Stop::Full) => Ok((bytes, written)),
+        Err(Stop::Failed(e)) => Err(e.into()),
+    }
+}
+
+/// The report of a run that left the file as it was: rows another writer appended wait for a
+/// later run (`lines` of them were stored by this one).
+fn waiting(path: &Path, stored: Checkpoint, lines: u64, why: String) -> FileReport {
+    // Nothing of the file changed: its checkpoint is as stored.
+    FileReport {
+        path: path.display().to_string(),
+        action: Action::Unchanged,
+        reason: Some(format!("rows another writer appended wait: {why}")),
+        rows_written: 0,
+        bytes_written: 0,
+        bytes_truncated: 0,
+        lines_taken_in: lines,
+        checkpoint: stored.into(),
+        error: None,
+    }
+}
+
 /// A file this store never exported into. If it holds exactly the first rows the export would
 /// write (a legacy directory imported in place, or the first export, interrupted), it is kept
 /// and only the rest appended (a torn last line cut first); else it is rebuilt, and kept aside.
@@ -398,6 +489,11 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
             };
             append(target, base)
         }
+        // The database has no row of this file yet, so all of it was appended by another
+        // writer (a legacy auditor before the service stored any row): taken in.
+        Match::Differs if target.adopter.is_some() && !has_rows(store, file)? => {
+            append(target, Checkpoint::default())
+        }
         Match::Differs => {
             let aside = link_aside(path)?;
             let reason = format!(
@@ -408,6 +504,24 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
             );
             rebuild(target, reason)
         }
+    }
+}
+
+/// Whether the database holds any row of `file`.
+fn has_rows(store: &Store, file: ExportFile) -> Result<bool, ExportError> {
+    enum Stop {
+        Found,
+        Failed(StoreError),
+    }
+    impl From<StoreError> for Stop {
+        fn from(e: StoreError) -> Stop {
+            Stop::Failed(e)
+        }
+    }
+    match file.for_each_line(store, 0, |_, _| Err(Stop::Found)) {
+        Ok(()) => Ok(false),
+        Err(Stop::Found) => Ok(true),
+        Err(Stop::Failed(e)) => Err(e.into()),
     }
 }
 

@@ -1005,9 +1005,10 @@ fn fresh_healthz(server: &TestServer, timeout: Duration) -> reqwest::Result<u16>
         .map(|answer| answer.status().as_u16())
 }
 
-/// Connections are bounded (`--max-connections`), and at the limit the connection idle longest
-/// is closed to make room for a new one: connections that never send a request, or send half
-/// of one's headers, or wait between requests. At 11cb16f the server stopped accepting at the
+/// Connections are bounded (`--max-connections`), and at the limit an idle connection is
+/// closed to make room for a new one: one that sent no request for a second since it was
+/// accepted (nothing, or half of a request's headers), else one kept alive with no request for
+/// five. At 11cb16f the server stopped accepting at the
 /// limit until a connection closed, so 1,024 connections that sent nothing kept every other
 /// client, `/healthz` included, waiting for the header-read timeout, and one client could do it
 /// again and again (a review's 1,500 silent connections: `/healthz` in 7.1 s, an auditor's
@@ -1052,11 +1053,36 @@ fn at_the_connection_limit_the_idlest_connection_makes_room() {
             .count();
         assert!(closed >= 5, "{case}: {closed} of 8 closed");
     }
+    // A client keeping its connection alive between requests is not closed for a flood of
+    // connections that send nothing: they make room among their own (at 449f216, half of the
+    // kept-alive clients' requests failed under such a flood; a review's).
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let ask = |kept: &mut TcpStream| {
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = [0; 512];
+        let n = kept.read(&mut answer).unwrap_or(0);
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    };
+    assert!(ask(&mut kept).starts_with("HTTP/1.1 200"));
+    let _flood: Vec<TcpStream> = (0..12)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..3 {
+        let answer = ask(&mut kept);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "request {i} on the kept-alive connection: {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A connection with a request in flight is never closed to make room: a new client waits
-/// for one to finish (here, for a body that is still arriving), then is served, and every
-/// request that was in flight is answered.
+/// for one to finish (here, for a body that is still arriving) and close, then is served, and
+/// every request that was in flight is answered.
 #[test]
 fn at_the_connection_limit_requests_in_flight_are_not_cut() {
     let server = TestServer::start_with(
@@ -1094,6 +1120,7 @@ fn at_the_connection_limit_requests_in_flight_are_not_cut() {
         stream.read_exact(&mut answer).unwrap();
         assert_eq!(&answer, b"HTTP/1.1 200", "a request in flight was cut");
     }
+    drop(uploading);
     assert_eq!(
         fresh_healthz(&server, Duration::from_secs(3)).ok(),
         Some(200)

@@ -67,8 +67,9 @@ pub struct ServeArgs {
         default_value_t = 1024
     )]
     pub max_writes_in_flight: usize,
-    /// Connections open at once; at the limit new ones wait in the kernel's backlog until one
-    /// closes (lowered to leave 128 of the process's file descriptors, or half, for its files)
+    /// Connections open at once; at the limit a new one has an idle one closed for it (silent
+    /// 1 s since accepted, else kept alive 5 s without a request), else waits (lowered to leave
+    /// 128 of the process's file descriptors, or half, for its files)
     #[arg(
         long,
         env = "LAKEHOUSE_KB_MAX_CONNECTIONS",

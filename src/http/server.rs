@@ -40,9 +40,9 @@ pub struct ConnectionLimits {
     pub write_timeout: Duration,
     /// Longest wait, after the shutdown signal, for requests in flight to finish.
     pub shutdown_timeout: Duration,
-    /// Connections open at once: at the limit the server stops accepting (new ones wait in
-    /// the kernel's backlog) until one closes. Without it, clients holding idle connections
-    /// used up the file descriptors, and the export, a backup and new clients failed.
+    /// Connections open at once: at the limit a new connection has an idle one closed for it,
+    /// or waits (see `connections.rs`). Without a limit, clients holding idle connections used
+    /// up the file descriptors, and the export, a backup and new clients failed.
     pub max_connections: usize,
 }
 
@@ -184,7 +184,12 @@ impl Service<Request<Incoming>> for Switch {
             let answer = router.oneshot(request.map(Body::new)).await?;
             Ok(match in_flight {
                 // In flight until its answer's body is written (or dropped unwritten).
-                Some(in_flight) => answer.map(|body| Body::new(Answering { body, in_flight })),
+                Some(in_flight) => answer.map(|body| {
+                    Body::new(Answering {
+                        body,
+                        _in_flight: in_flight,
+                    })
+                }),
                 None => answer,
             })
         })
@@ -194,8 +199,8 @@ impl Service<Request<Incoming>> for Switch {
 /// An answer's body, holding its request in flight on its connection until it is dropped.
 struct Answering {
     body: Body,
-    #[allow(dead_code)] // held for its drop
-    in_flight: InFlight,
+    /// Held for its drop.
+    _in_flight: InFlight,
 }
 
 impl http_body::Body for Answering {
@@ -220,9 +225,9 @@ impl http_body::Body for Answering {
 
 /// Accepts connections until `shutdown` completes, then stops accepting and waits (at most
 /// `limits.shutdown_timeout`) for the requests in flight. At `limits.max_connections`, a
-/// connection accepted has the connection idle longest closed to make room for it
-/// (`connections.rs`), or, when every connection has a request in flight, waits for one to
-/// close or become idle.
+/// connection accepted has an idle one closed to make room for it
+/// ([`Connections::close_idlest`]), or waits, holding its socket (so at most one more than
+/// the limit is open), until one closes or may be closed.
 pub async fn serve(
     listener: TcpListener,
     service: Switch,

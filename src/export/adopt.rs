@@ -15,7 +15,9 @@
 //! most), at most [`MAX_TAKEN_BYTES`] a run, read [`CHUNK_BYTES`] at a time and submitted in
 //! requests of at most [`PUTS_PER_REQUEST`] puts. A line that is not a legacy outcome row is
 //! handled as any foreign bytes are: the file is kept aside and cut (`file.rs`). The writer
-//! busy, or stopped (at shutdown), leaves the lines in the file for a later run.
+//! busy leaves the lines in the file for a later run; stopped (the last export, at shutdown,
+//! after the service took in what was there while its writer ran), they are kept aside and cut
+//! too, so that every stored row is written.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -27,6 +29,7 @@ use crate::import::appended::outcome_line_puts;
 use crate::store::Put;
 
 /// Stores puts through the service's writer (durably, as any write); `Err` says why not.
+/// Given no puts, it answers whether it would store them now.
 pub type Adopter = Arc<dyn Fn(Vec<Put>) -> Result<(), NotStored> + Send + Sync>;
 
 /// Why an [`Adopter`] stored nothing.
@@ -35,8 +38,8 @@ pub enum NotStored {
     /// For now (the writer's queue is full, the storage is failing): the lines wait in the
     /// file for the next run.
     Busy(String),
-    /// For this process (the writer has stopped, at shutdown): the lines wait in the file for
-    /// the next start.
+    /// For good (the writer has stopped, at shutdown): the lines are handled as any foreign
+    /// bytes are, so that the last export still writes every stored row.
     Stopped(String),
 }
 
@@ -89,7 +92,7 @@ pub(super) fn take(
             if start > from {
                 break; // whole lines before it were taken; the rest waits
             }
-            return unfinished(handle, path, upto < to);
+            return unfinished(adopter, handle, path, upto < to);
         };
         let whole = &bytes[..=last_newline];
         let mut puts = Vec::new();
@@ -112,9 +115,18 @@ pub(super) fn take(
         // In requests of a bounded size, so that other writers' requests take turns with them.
         while !puts.is_empty() {
             let rest = puts.split_off(puts.len().min(PUTS_PER_REQUEST));
-            if let Err(NotStored::Busy(why) | NotStored::Stopped(why)) = adopter(puts) {
-                tracing::info!(path = %path.display(), why = %why, "rows another writer appended wait for a later export");
-                return Ok(Taken::Waiting(why));
+            match adopter(puts) {
+                Ok(()) => {}
+                Err(NotStored::Busy(why)) => {
+                    tracing::info!(path = %path.display(), why = %why, "rows another writer appended wait for a later export");
+                    return Ok(Taken::Waiting(why));
+                }
+                // At shutdown: the last export writes every stored row, so these are kept
+                // aside and cut as any foreign bytes (the service took in what was there
+                // before its writer stopped).
+                Err(NotStored::Stopped(why)) => {
+                    return Ok(Taken::Refused(format!("they cannot be stored now: {why}")));
+                }
             }
             puts = rest;
         }
@@ -126,20 +138,39 @@ pub(super) fn take(
 /// What to make of bytes after the checkpoint that hold no whole line: a line still being
 /// written (modified in the last [`UNFINISHED_FOR`]) waits; one left unfinished, or longer
 /// than a chunk (`too_long`), is refused.
-fn unfinished(handle: &File, path: &Path, too_long: bool) -> Result<Taken, ExportError> {
+fn unfinished(
+    adopter: &Adopter,
+    handle: &File,
+    path: &Path,
+    too_long: bool,
+) -> Result<Taken, ExportError> {
     if too_long {
         return Ok(Taken::Refused(format!(
             "a line longer than {CHUNK_BYTES} bytes"
         )));
     }
+    Ok(if may_wait(adopter) && being_written(handle, path)? {
+        Taken::Waiting("a line is still being written".into())
+    } else {
+        Taken::Refused(format!(
+            "a line left unfinished for {} s",
+            UNFINISHED_FOR.as_secs()
+        ))
+    })
+}
+
+/// Whether lines may be left for a later run: not at shutdown, when the last export writes
+/// every stored row (and what it cannot take in is kept aside).
+pub(super) fn may_wait(adopter: &Adopter) -> bool {
+    !matches!(adopter(Vec::new()), Err(NotStored::Stopped(_)))
+}
+
+/// Whether the file was written to in the last [`UNFINISHED_FOR`]: an unfinished line at its
+/// end may still be being written.
+pub(super) fn being_written(handle: &File, path: &Path) -> Result<bool, ExportError> {
     let modified = handle
         .metadata()
         .and_then(|meta| meta.modified())
         .map_err(ExportError::io("stat", path))?;
-    let idle = modified.elapsed().unwrap_or_default();
-    Ok(if idle < UNFINISHED_FOR {
-        Taken::Waiting("a line is still being written".into())
-    } else {
-        Taken::Refused(format!("a line left unfinished for {} s", idle.as_secs()))
-    })
+    Ok(modified.elapsed().unwrap_or_default() < UNFINISHED_FOR)
 }

@@ -198,10 +198,27 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
             .map_err(ExportError::io("stat", path))?
             .len())
     };
-    if let Some(adopter) = adopter
-        && len_now > base.len
-        && !ours(base, len_now)?
+    let found = match adopter {
+        Some(_) if len_now > base.len => {
+            let tail = base.len..len_now;
+            Some(compare_with_rows(
+                store, &handle, path, file, tail, base.seq,
+            )?)
+        }
+        _ => None,
+    };
+    if let (Some(adopter), Some(Match::Prefix { len, .. })) = (adopter, &found)
+        && *len < len_now
+        && adopt::may_wait(adopter)
+        && adopt::being_written(&handle, path)?
     {
+        // An unfinished line that matches the start of the next row may be the export's own
+        // torn tail, or another writer's line still being written (rows mostly begin alike):
+        // cut now, the rest of the other writer's line would follow as a fragment.
+        let why = "a line is still being written".to_owned();
+        return Ok(waiting(path, stored, 0, why));
+    }
+    if let (Some(adopter), Some(Match::Differs)) = (adopter, &found) {
         match adopt::take(adopter, &handle, path, base.len, len_now)? {
             Taken::Waiting(why) => return Ok(waiting(path, stored, 0, why)),
             Taken::Refused(why) => tracing::warn!(

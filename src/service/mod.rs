@@ -166,6 +166,15 @@ pub async fn run(
 
     server.await??;
     systemd::stopping();
+    // Rows another writer appended to outcomes.jsonl are taken in while the writer still
+    // takes them; what is appended after this is kept aside by the last export, which writes
+    // every stored row (README, "Going back").
+    if config.export_interval.is_some() {
+        let export = export.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || export.run()).await? {
+            tracing::warn!(error = %e, "the export before the writer stops failed");
+        }
+    }
     // The server has answered its last request; drop the application (and with it the last
     // writer handles) so the writer thread drains its queue and stops. The background jobs
     // end on the stop signal, releasing theirs.
@@ -218,6 +227,9 @@ fn adopter(writer: Arc<std::sync::Mutex<Option<Writer>>>) -> Adopter {
             return Err(NotStored::Stopped("the service is stopping".into()));
         };
         drop(held);
+        if puts.is_empty() {
+            return Ok(()); // asked whether it still stores
+        }
         match runtime.block_on(writer.submit(puts)) {
             Ok(_) => Ok(()),
             Err(e @ (WriteError::Closed | WriteError::Store(_))) => {

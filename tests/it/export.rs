@@ -1296,3 +1296,37 @@ fn appended_rows_are_not_lost_while_the_database_writes_too() {
     );
     assert_nothing_kept(&server.data.join("_kb"));
 }
+
+/// Stopping the service leaves every stored row in the legacy file (README, "Going back"),
+/// whatever another writer left after the checkpoint: a whole row is taken in before the
+/// writer stops, a line still being written is kept aside and cut. At 46ce3e2 either made the
+/// last export wait, and an acknowledged row was missing from the file (a review's).
+#[test]
+fn stopping_writes_every_stored_row_whatever_was_appended() {
+    for (case, appended) in [
+        (
+            "a whole row",
+            "{\"sig_hash\":\"legacy-1\",\"kind\":\"scenario\"}\n",
+        ),
+        ("a line being written", "{\"sig_hash\":\"legacy-2\",\"ki"),
+    ] {
+        let mut server = InProcessServer::start_with(&["--export-interval", "10s"]);
+        let path = server.data.join(OUTCOMES);
+        let post = |sig: &str| {
+            let row = format!(r#"{{"sig_hash":"{sig}"}}"#);
+            assert_eq!(server.post_json("/outcomes", row).status, 201);
+        };
+        post("http-0");
+        server.post_json("/export", "");
+        post("http-1");
+        append_to(&path, appended.as_bytes());
+        server.stop().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(r#"{"sig_hash":"http-1"}"#),
+            "{case}: {text:?}"
+        );
+        let store = Arc::new(open_store(&server.data));
+        assert_matches_clean_export(&store, &server.data);
+    }
+}

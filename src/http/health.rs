@@ -79,12 +79,21 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
         storage,
         stalled_commit_ms: stalled.map(|running| running.as_millis() as u64),
     };
-    let status = if health.storage.is_some() || health.stalled_commit_ms.is_some() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
+    // A 503 says when to look again, as every other 503 does: the storage's next recovery
+    // attempt, or a second for a stalled commit.
+    let retry_after = match (&health.storage, health.stalled_commit_ms) {
+        (Some(fault), _) => Some(fault.retry_after_secs.max(1)),
+        (None, Some(_)) => Some(1),
+        (None, None) => None,
     };
-    Ok((status, Json(health)).into_response())
+    let mut answer = Json(health).into_response();
+    if let Some(secs) = retry_after {
+        *answer.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    }
+    Ok(answer)
 }
 
 /// Sets the storage-fault and per-file export gauges; returns the export problems.

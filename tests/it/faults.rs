@@ -91,6 +91,7 @@ fn healthz_answers_while_a_sync_hangs_and_says_the_commit_is_stalled() {
             health.status == 503
         });
         assert_eq!(health.json["status"], "degraded", "{}", health.text);
+        assert_eq!(health.retry_after.as_deref(), Some("1"), "{health:?}");
         assert!(
             health.json["stalled_commit_ms"].as_u64().unwrap() >= 300,
             "{}",
@@ -137,6 +138,12 @@ fn a_full_disk_degrades_then_the_store_reopens_itself_and_loses_nothing() {
     assert_eq!(health.status, 503, "{}", health.text);
     assert_eq!(health.json["status"], "degraded", "{}", health.text);
     assert_eq!(health.json["storage"]["no_space"], true, "{}", health.text);
+    // Its 503 says when to look again, as the body does (the clients read the header).
+    let secs = health.json["storage"]["retry_after_secs"]
+        .as_u64()
+        .unwrap()
+        .max(1);
+    assert_eq!(health.retry_after, Some(secs.to_string()), "{health:?}");
     // Reads never answer 500: what redb still has answers, the rest is a 503 to retry.
     for path in ["/stats", "/events?limit=5", "/metrics"] {
         let a = server.get(path);

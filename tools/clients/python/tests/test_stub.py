@@ -96,6 +96,9 @@ class Stub(BaseHTTPRequestHandler):
     def play_alwaysfull(self, n):
         self.send(507, {"error": "no space left on the database's disk"}, headers=[("retry-after", "0")])
 
+    def play_degraded(self, n):
+        self.send(503, {"status": "degraded", "storage": {"no_space": True}}, headers=[("retry-after", "1")])
+
     def play_badjson(self, n):
         self.send(200, b"{not json")
 
@@ -201,6 +204,12 @@ class StubTest(unittest.TestCase):
         self.assertEqual(first[2]["idempotency-key"], second[2]["idempotency-key"])
         error = self.failure(lambda: self.client("alwaysfull", retries=1).post_event({}))
         self.assertEqual((error.status, error.may_be_committed), (507, True))
+
+    def test_health_is_not_retried(self):
+        started = time.monotonic()
+        error = self.failure(lambda: self.client("degraded").health())
+        self.assertEqual((error.status, len(SEEN["degraded"])), (503, 1))
+        self.assertLess(time.monotonic() - started, 0.9)
 
     def test_nan_is_refused_before_sending(self):
         with self.assertRaises(ValueError):

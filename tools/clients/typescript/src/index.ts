@@ -534,6 +534,8 @@ interface RequestSpec {
   text?: boolean;
   /** This call's timeout per attempt (a long poll's includes its wait). */
   timeoutMs?: number;
+  /** One attempt only (a health check). */
+  noRetry?: boolean;
 }
 
 const USER_AGENT = `lakehouse-kb-client-ts/${VERSION}`;
@@ -774,7 +776,8 @@ export class KbClient {
 
   /** 200 when the database answers and the writer accepts work; a KbError (503) otherwise. */
   health(): Promise<Health> {
-    return this.request({ method: "GET", path: "/healthz" });
+    // Not retried: a health check's answer is the state now.
+    return this.request({ method: "GET", path: "/healthz", noRetry: true });
   }
 
   /** The Prometheus exposition, as text. */
@@ -909,7 +912,7 @@ export class KbClient {
     // Whether an attempt of this write may have reached the commit without its answer reaching us.
     let uncertain = false;
     let last: KbError | undefined;
-    for (let attempt = 0; attempt <= this.retries; attempt++) {
+    for (let attempt = 0; attempt <= (spec.noRetry ? 0 : this.retries); attempt++) {
       // Retry-After plus up to a quarter more, so that clients told the same wait do not all
       // come back in the same instant.
       if (attempt > 0) await sleep(last?.retryAfter !== undefined ? last.retryAfter * 1000 * (1 + Math.random() / 4) : Math.min(2000, 100 * 2 ** attempt));

@@ -41,6 +41,7 @@ const scenarios = {
     if (n === 1) return json(res, 507, { error: "no space left on the database's disk" }, { "retry-after": "0" });
     json(res, 200, { ok: true, seq: 9, duplicate: true });
   },
+  degraded: (req, res) => json(res, 503, { status: "degraded", storage: { no_space: true } }, { "retry-after": "1" }),
   alwaysfull: (req, res) => json(res, 507, { error: "no space left on the database's disk" }, { "retry-after": "0" }),
   badjson: (req, res) => {
     res.writeHead(200, { "content-type": "application/json" });
@@ -225,4 +226,12 @@ test("a base URL without http:// or https:// is refused when the client is made"
     assert.throws(() => new KbClient({ baseUrl }), (error) => error instanceof KbError && error.kind === "bad_request", baseUrl);
   }
   assert.equal(new KbClient({ baseUrl: "http://127.0.0.1:3800/" }).baseUrl, "http://127.0.0.1:3800");
+});
+
+test("health() is not retried: a 503 degraded is a KbError at once", async () => {
+  const started = Date.now();
+  const error = await failure(client("degraded").health());
+  assert.equal(error.status, 503);
+  assert.equal(seen.get("degraded").length, 1);
+  assert.ok(Date.now() - started < 900, "it waited for Retry-After");
 });

@@ -647,8 +647,9 @@ class KbClient:
         return cast(Stats, self._request("GET", "/stats"))
 
     def health(self) -> Health:
-        """200 when the database answers and the writer accepts work; a KbError (503) otherwise."""
-        return cast(Health, self._request("GET", "/healthz"))
+        """200 when the database answers and the writer accepts work; a KbError (503) otherwise,
+        at once: a health check is not retried (its answer is the state now)."""
+        return cast(Health, self._request("GET", "/healthz", retry=False))
 
     def metrics(self) -> str:
         """The Prometheus exposition, as text."""
@@ -765,6 +766,7 @@ class KbClient:
         key: Optional[str] = None,
         text: bool = False,
         extra_time: float = 0.0,
+        retry: bool = True,
     ) -> Any:
         headers = self._headers()
         if body is not None:
@@ -774,7 +776,7 @@ class KbClient:
         target = self._path(path, query)
         uncertain = False  # an attempt of this write may have committed without our hearing
         last: Optional[KbError] = None
-        for attempt in range(self.retries + 1):
+        for attempt in range((self.retries if retry else 0) + 1):
             if attempt:
                 # Retry-After plus up to a quarter more, so that clients told the same wait do
                 # not all come back in the same instant.

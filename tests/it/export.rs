@@ -1330,3 +1330,47 @@ fn stopping_writes_every_stored_row_whatever_was_appended() {
         assert_matches_clean_export(&store, &server.data);
     }
 }
+
+/// Rows of the database's own already in the file after the checkpoint (an export that wrote
+/// them and died before its checkpoint), then a line another writer appended: the former are
+/// kept as the export's, the latter taken in; nothing is stored twice. And a file never
+/// exported into that holds every row of the database then appended lines (a legacy
+/// directory imported, then written to before the service started) keeps them all.
+#[test]
+fn appended_lines_after_rows_of_the_databases_own_are_taken_in_once() {
+    let adopter = |store: &Arc<Store>| -> lakehouse_kb::export::Adopter {
+        let store = store.clone();
+        Arc::new(move |puts: Vec<Put>| {
+            store.write(&puts).expect("stored");
+            Ok(())
+        })
+    };
+    let appended = b"{\"sig_hash\":\"late-1\",\"kind\":\"scenario\"}\n";
+    for case in ["written before a crash", "never exported into"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open_store(dir.path()));
+        load(&store, 4, 60);
+        let out = dir.path().join("out");
+        if case == "written before a crash" {
+            ExportJob::new(store.clone(), out.clone()).run().unwrap();
+            let rows: Vec<Put> = (0..3)
+                .map(|i| {
+                    let row = format!(r#"{{"sig_hash":"own-{i}","kind":"scenario"}}"#);
+                    Put::from(outcome_record(row.as_bytes(), 1).unwrap())
+                })
+                .collect();
+            store.write(&rows).unwrap();
+        }
+        // The file as a clean export writes it now, its checkpoint left behind, then the line.
+        let (outcomes, _) = clean_export(&store);
+        std::fs::create_dir_all(out.join("_kb")).unwrap();
+        std::fs::write(out.join(OUTCOMES), [outcomes.as_slice(), appended].concat()).unwrap();
+        let rows = store.stats().unwrap().outcomes;
+        let job = ExportJob::new(store.clone(), out.clone()).with_adopter(adopter(&store));
+        let report = job.run().unwrap();
+        assert_eq!(report.outcomes.lines_taken_in, 1, "{case}: {report:?}");
+        assert_eq!(store.stats().unwrap().outcomes, rows + 1, "{case}");
+        assert_matches_clean_export(&store, &out);
+        assert_nothing_kept(&out.join("_kb"));
+    }
+}

@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::ExportError;
-use crate::import::appended::outcome_line_puts;
+use crate::import::appended::{check_outcome_line, outcome_line_puts};
 use crate::store::Put;
 
 /// Stores puts through the service's writer (durably, as any write); `Err` says why not.
@@ -48,7 +48,7 @@ pub enum NotStored {
 const UNFINISHED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Most bytes of appended lines one run takes in; the rest waits for the next run.
-pub const MAX_TAKEN_BYTES: u64 = 256 << 20;
+const MAX_TAKEN_BYTES: u64 = 256 << 20;
 
 /// Appended bytes read at once (a legacy line is at most 1 MiB).
 const CHUNK_BYTES: u64 = 8 << 20;
@@ -95,44 +95,71 @@ pub(super) fn take(
             return unfinished(adopter, handle, path, upto < to);
         };
         let whole = &bytes[..=last_newline];
-        let mut puts = Vec::new();
-        let mut offset = start;
-        for line in whole[..whole.len() - 1].split(|&b| b == b'\n') {
-            let at = offset;
-            offset += line.len() as u64 + 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+        let chunk_lines = || {
+            let mut offset = start;
+            whole[..whole.len() - 1]
+                .split(|&b| b == b'\n')
+                .map(move |line| {
+                    let at = offset;
+                    offset += line.len() as u64 + 1;
+                    (at, line)
+                })
+        };
+        let blank = |line: &[u8]| line.iter().all(u8::is_ascii_whitespace);
+        // The chunk's lines are all rows, or none of them is stored.
+        for (at, line) in chunk_lines().filter(|(_, line)| !blank(line)) {
+            if let Err(why) = check_outcome_line(line) {
+                return Ok(Taken::Refused(format!("the line at byte {at}: {why}")));
             }
-            let warn = |message: String| {
-                tracing::warn!(path = %path.display(), offset = at, "{message}");
-            };
-            match outcome_line_puts(line, at, now, warn) {
-                Ok(mut line_puts) => puts.append(&mut line_puts),
-                Err(why) => return Ok(Taken::Refused(format!("the line at byte {at}: {why}"))),
-            }
-            lines += 1;
         }
-        // In requests of a bounded size, so that other writers' requests take turns with them.
-        while !puts.is_empty() {
-            let rest = puts.split_off(puts.len().min(PUTS_PER_REQUEST));
-            match adopter(puts) {
-                Ok(()) => {}
-                Err(NotStored::Busy(why)) => {
-                    tracing::info!(path = %path.display(), why = %why, "rows another writer appended wait for a later export");
-                    return Ok(Taken::Waiting(why));
-                }
-                // At shutdown: the last export writes every stored row, so these are kept
-                // aside and cut as any foreign bytes (the service took in what was there
-                // before its writer stopped).
-                Err(NotStored::Stopped(why)) => {
-                    return Ok(Taken::Refused(format!("they cannot be stored now: {why}")));
-                }
+        // Submitted as they are made, in requests of a bounded size: what is held is bounded
+        // whatever the lines (a chunk of `{}` lines is millions of them), and other writers'
+        // requests take turns with these.
+        let mut puts = Vec::new();
+        let mut lines_left = chunk_lines().peekable();
+        while let Some((at, line)) = lines_left.next() {
+            if !blank(line) {
+                let warn = |message: String| {
+                    tracing::warn!(path = %path.display(), offset = at, "{message}");
+                };
+                // Checked above, so this does not fail; were it to, the run stops with it.
+                let mut line_puts =
+                    outcome_line_puts(line, at, now, warn).map_err(|why| ExportError::Io {
+                        action: "take in",
+                        path: path.to_owned(),
+                        source: std::io::Error::other(why),
+                    })?;
+                puts.append(&mut line_puts);
+                lines += 1;
             }
-            puts = rest;
+            let full = puts.len() >= PUTS_PER_REQUEST;
+            let last = lines_left.peek().is_none() && !puts.is_empty();
+            if (full || last)
+                && let Some(waiting) = submit(adopter, path, std::mem::take(&mut puts))
+            {
+                return Ok(waiting);
+            }
         }
         start += whole.len() as u64;
     }
     Ok(Taken::Stored { end: start, lines })
+}
+
+/// Stores `puts` through `adopter`; what the run comes to when it cannot: the writer busy, the
+/// lines wait; stopped (at shutdown: the last export writes every stored row), they are kept
+/// aside and cut as any foreign bytes (the service took in what was there while its writer
+/// ran).
+fn submit(adopter: &Adopter, path: &Path, puts: Vec<Put>) -> Option<Taken> {
+    match adopter(puts) {
+        Ok(()) => None,
+        Err(NotStored::Busy(why)) => {
+            tracing::info!(path = %path.display(), why = %why, "rows another writer appended wait for a later export");
+            Some(Taken::Waiting(why))
+        }
+        Err(NotStored::Stopped(why)) => {
+            Some(Taken::Refused(format!("they cannot be stored now: {why}")))
+        }
+    }
 }
 
 /// What to make of bytes after the checkpoint that hold no whole line: a line still being

@@ -187,11 +187,6 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
     let mut lines_taken_in = 0;
     // Whether every byte after the checkpoint is now stored (taken in from another writer).
     let mut all_taken = false;
-    let ours = |base: Checkpoint, len_now: u64| -> Result<bool, ExportError> {
-        let tail = base.len..len_now;
-        let found = compare_with_rows(store, &handle, path, file, tail, base.seq)?;
-        Ok(matches!(found, Match::Prefix { .. }))
-    };
     let stat = || -> Result<u64, ExportError> {
         Ok(handle
             .metadata()
@@ -284,7 +279,15 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
                 "rows another writer appended follow rows of this database's own: writing the \
                  tail again in seq order"
             );
-        } else if ours(base, len_now)? {
+        } else if matches!(
+            // Looked at already when another writer's rows may be taken in, and nothing
+            // moved since (the tail was not taken in).
+            match found {
+                Some(found) => found,
+                None => compare_with_rows(store, &handle, path, file, base.len..len_now, base.seq)?,
+            },
+            Match::Prefix { .. }
+        ) {
             tracing::warn!(
                 path = %path.display(),
                 checkpoint_len = base.len,

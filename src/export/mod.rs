@@ -41,7 +41,7 @@ use serde::Serialize;
 
 use crate::store::{Checkpoint, Store, StoreError};
 
-pub use adopt::{Adopter, MAX_TAKEN_BYTES, NotStored};
+pub use adopt::{Adopter, NotStored};
 
 pub use file::{TAIL_BYTES, tail_fingerprint};
 pub use hook::Hook as CrashHook;

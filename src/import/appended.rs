@@ -24,14 +24,7 @@ pub fn outcome_line_puts(
     now_ms: u64,
     mut warn: impl FnMut(String),
 ) -> Result<Vec<Put>, String> {
-    if line.len() > super::DEFAULT_MAX_LINE_BYTES {
-        return Err(format!(
-            "a line of {} bytes, longer than {} bytes",
-            line.len(),
-            super::DEFAULT_MAX_LINE_BYTES
-        ));
-    }
-    let (text, head) = lines::parse_row(line).map_err(|why| why.to_string())?;
+    let (text, head) = parse(line)?;
     let is_audit = head.kind.as_deref() == Some("audit");
     let RowHead {
         sig_hash,
@@ -63,6 +56,23 @@ pub fn outcome_line_puts(
         }
     }
     Ok(puts)
+}
+
+/// Whether `line` is a legacy outcome row, as [`outcome_line_puts`] reads it; `Err` says why
+/// not. Checking a run of lines first lets a caller store all of them or none.
+pub fn check_outcome_line(line: &[u8]) -> Result<(), String> {
+    parse(line).map(drop)
+}
+
+fn parse(line: &[u8]) -> Result<(&str, RowHead), String> {
+    if line.len() > super::DEFAULT_MAX_LINE_BYTES {
+        return Err(format!(
+            "a line of {} bytes, longer than {} bytes",
+            line.len(),
+            super::DEFAULT_MAX_LINE_BYTES
+        ));
+    }
+    lines::parse_row(line).map_err(|why| why.to_string())
 }
 
 fn key(line: &[u8], offset: u64) -> Vec<u8> {

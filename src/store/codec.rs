@@ -952,9 +952,13 @@ mod tests {
     /// they are stored by version 5; any text in every field, escapes and non-ASCII included.
     fn compressible_verdict() -> impl Strategy<Value = VerdictValue> {
         let text = "(check|src/mod.rs|é|\"|\\\\|\n| |[a-z0-9]){0,40}";
-        (verdict(), text, text, text, 3usize..40).prop_map(
+        (verdict(), text, text, text, 10usize..40).prop_map(
             |(v, head_sha, one_liner, finding, n)| {
-                let findings = vec![format!(r#"{{"summary":"{finding}"}}"#); n].join(",");
+                // Ten findings or more, each with a line of its own: three empty summaries
+                // beside a tail of random text did not pay for the frame's headers.
+                let finding =
+                    format!(r#"{{"summary":"bounds of src/mod.rs unchecked: {finding}"}}"#);
+                let findings = vec![finding; n].join(",");
                 VerdictValue {
                     head_sha,
                     one_liner,

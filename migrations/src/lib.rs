@@ -24,6 +24,7 @@ pub mod v0011_verdict_heads;
 pub mod v0012_journal;
 pub mod v0013_findings_by_last_audit;
 pub mod v0014_batch_line_contents;
+pub mod v0015_findings_audits;
 
 pub use v0002_claims::{claim_hash_v2, frozen_verdict_v1};
 
@@ -33,7 +34,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema version this binary writes.
-pub const LATEST_VERSION: u64 = 14;
+pub const LATEST_VERSION: u64 = 15;
 
 /// A step's body: it runs inside the step's write transaction and reports backfill progress
 /// (rows done) through the callback.
@@ -159,6 +160,15 @@ pub static STEPS: &[Step] = &[
                   another shape finds its lines by fingerprint instead of reading every key \
                   under K",
         apply: v0014_batch_line_contents::apply,
+    },
+    Step {
+        version: 15,
+        name: "v0015_findings_audits",
+        summary: "create findings_audits, each PR's latest verdict that carried a findings \
+                  array, so that a verdict without one leaves the PR's open findings open (the \
+                  store rebuilds the findings memory from the verdicts, in bounded, resumable \
+                  transactions)",
+        apply: v0015_findings_audits::apply,
     },
 ];
 

@@ -580,11 +580,15 @@ impl Finding {
 /// [`MAX_SEVERITY_BYTES`] is kept trimmed and in ASCII lowercase (`" BLOCK"` is `block`, as
 /// requests must give it). Deduplicated by fingerprint (first kept), at most
 /// [`MAX_FINDINGS_PER_VERDICT`].
-pub fn findings_of(verdict: &Map<String, Value>) -> Vec<Finding> {
+///
+/// `None` when the verdict carries no `findings` array: it says nothing of its findings, where
+/// `"findings": []` says the audit found none (the memory then leaves the PR's open findings
+/// open, where an empty list resolves them).
+pub fn findings_of(verdict: &Map<String, Value>) -> Option<Vec<Finding>> {
     let Some(Value::Array(entries)) = verdict.get("findings") else {
-        return Vec::new();
+        return None;
     };
-    findings_of_entries(entries)
+    Some(findings_of_entries(entries))
 }
 
 fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
@@ -619,14 +623,11 @@ fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
     out
 }
 
-/// The findings of a stored verdict's JSON (see [`findings_of`]); none when it does not parse.
-/// Read from the whole object, as the verdict was when it was stored (a key given twice counts
-/// as its last), so that a rebuild of the memory finds what the write path found.
-pub fn stored_findings(raw_json: &str) -> Vec<Finding> {
-    match serde_json::from_str::<Map<String, Value>>(raw_json) {
-        Ok(verdict) => findings_of(&verdict),
-        Err(_) => Vec::new(),
-    }
+/// The findings of a stored verdict's JSON (see [`findings_of`]); `None` when it does not
+/// parse. Read from the whole object, as the verdict was when it was stored (a key given twice
+/// counts as its last), so that a rebuild of the memory finds what the write path found.
+pub fn stored_findings(raw_json: &str) -> Option<Vec<Finding>> {
+    findings_of(&serde_json::from_str::<Map<String, Value>>(raw_json).ok()?)
 }
 
 /// A finding given in a request body (`POST /prs/{n}/findings/check`, a dismissal), read
@@ -1126,7 +1127,7 @@ mod tests {
             .collect();
         let mut v = Map::new();
         v.insert("findings".into(), Value::Array(entries));
-        let found = findings_of(&v);
+        let found = findings_of(&v).unwrap();
         assert_eq!(found.len(), MAX_FINDINGS_PER_VERDICT);
         let long = Finding::new("static", "", &"é".repeat(10_000));
         assert_eq!(long.summary.len(), MAX_SUMMARY_BYTES);
@@ -1148,7 +1149,7 @@ mod tests {
                 {"check":"tests","severity":7,"summary":"no test for the retry path"}]}"#,
         )
         .unwrap();
-        let found = findings_of(&v);
+        let found = findings_of(&v).unwrap();
         let summaries: Vec<(&str, &str)> = found
             .iter()
             .map(|f| (f.summary.as_str(), f.severity.as_str()))
@@ -1160,13 +1161,19 @@ mod tests {
                 ("no test for the retry path", "")
             ]
         );
-        assert!(stored_findings(r#"{"findings":"none"}"#).is_empty());
+        // Findings that are not an array, or none given, say nothing; an empty list says the
+        // audit found none.
+        assert_eq!(stored_findings(r#"{"findings":"none"}"#), None);
+        assert_eq!(stored_findings(r#"{"overall":"block"}"#), None);
+        assert_eq!(stored_findings(r#"{"findings":null}"#), None);
+        assert_eq!(stored_findings(r#"{"findings":[]}"#), Some(Vec::new()));
+        assert_eq!(stored_findings(r#"{"findings":[3]}"#), Some(Vec::new()));
         // A key given twice counts as its last, as when the verdict was parsed.
         let twice = r#"{"findings":[{"check":"a","summary":"first"}],"findings":[{"check":"b","summary":"last"}]}"#;
         let parsed: Map<String, Value> = serde_json::from_str(twice).unwrap();
         assert_eq!(stored_findings(twice), findings_of(&parsed));
-        assert_eq!(stored_findings(twice)[0].summary, "last");
-        assert!(stored_findings("not json").is_empty());
+        assert_eq!(stored_findings(twice).unwrap()[0].summary, "last");
+        assert_eq!(stored_findings("not json"), None);
 
         let err = |v: Value| request_finding(&v, "findings[2]").unwrap_err();
         let e = err(serde_json::json!({"check": "static"}));

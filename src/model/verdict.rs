@@ -63,8 +63,8 @@ pub struct Verdict {
     pub audit_duration_ms: JsField<f64>,
     pub claims: Vec<Claim>,
     /// The findings the findings memory remembers of it (read leniently: see
-    /// `finding::findings_of`).
-    pub findings: Vec<Finding>,
+    /// `finding::findings_of`); `None` when it carries no `findings` array.
+    pub findings: Option<Vec<Finding>>,
     /// The repository the PR belongs to (the default namespace when the verdict names none).
     pub repo: Repo,
     /// The verdict exactly as it arrived (surrounding whitespace trimmed): unknown fields and

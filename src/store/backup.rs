@@ -469,6 +469,7 @@ fn copy_all(
     rows += copy_table(snapshot, copy, FINDINGS, cancel)?;
     rows += copy_table(snapshot, copy, FINDING_FPS, cancel)?;
     rows += copy_table(snapshot, copy, FINDINGS_BY_LAST_AUDIT, cancel)?;
+    rows += copy_table(snapshot, copy, FINDINGS_AUDITS, cancel)?;
     rows += copy_table(snapshot, copy, DISMISSALS, cancel)?;
     rows += copy_table(snapshot, copy, DISMISSAL_IDS, cancel)?;
     rows += copy_table(snapshot, copy, DISMISSALS_BY_REPO, cancel)?;

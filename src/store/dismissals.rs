@@ -657,6 +657,7 @@ fn wording_of(
     let plain = plain_verdict(bytes.value(), seq)?;
     let verdict = verdict_ref(&plain, seq)?;
     Ok(stored_findings(verdict.raw_json)
+        .unwrap_or_default()
         .into_iter()
         .find(|f| f.fingerprint == fp)
         .map(|f| f.summary))

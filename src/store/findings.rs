@@ -6,7 +6,9 @@
 //! them, so its open findings (last raised by its latest audit, the seq `prs` holds) are one
 //! range and its resolved ones another, and says whether that audit repeated each (an audit of
 //! another head raised it before), so a PR's history counts its latest audit's repeats from the
-//! range alone. How an audit's findings match the remembered ones is the model's rule
+//! range alone. The audit whose findings are open is the PR's latest that said what it found
+//! (`findings_audits`): a verdict without a `findings` array leaves them open, where one with
+//! an empty array resolves them. How an audit's findings match the remembered ones is the model's rule
 //! (`model/finding.rs`: fingerprint first, then a rewording of the same check, each remembered
 //! finding matched once per audit); this module applies it.
 //!
@@ -87,6 +89,9 @@ pub(super) trait Memory {
     ) -> Result<(), StoreError>;
     /// Records that fingerprint `fp` names finding `key`.
     fn name(&mut self, repo: u32, pr: u64, fp: u64, key: u64) -> Result<(), StoreError>;
+    /// Records that the audit `seq` (the PR's latest so far) said what it found: its findings
+    /// are the PR's open ones.
+    fn audited(&mut self, repo: u32, pr: u64, seq: u64) -> Result<(), StoreError>;
 }
 
 /// The matches of `findings` against a PR's memory: `exact[i]` is what finding `i`'s
@@ -113,14 +118,20 @@ pub(super) fn match_findings(
     assign(&incoming, exact, &candidates)
 }
 
-/// Remembers the findings of the verdict `sighting` (of PR `pr` in repository `repo`).
+/// Remembers the findings of the verdict `sighting` (of PR `pr` in repository `repo`);
+/// `None` when it said nothing of them (no `findings` array), which leaves the memory as it
+/// was.
 pub(super) fn remember(
     mem: &mut impl Memory,
     repo: u32,
     pr: u64,
     sighting: &Sighting,
-    findings: &[Finding],
+    findings: Option<&[Finding]>,
 ) -> Result<(), StoreError> {
+    let Some(findings) = findings else {
+        return Ok(());
+    };
+    mem.audited(repo, pr, sighting.seq)?;
     if findings.is_empty() {
         return Ok(());
     }
@@ -218,6 +229,7 @@ pub(super) struct MemoryTables<'a, 'txn> {
     pub findings: &'a mut Table<'txn, (u32, u64, u64), &'static [u8]>,
     pub fps: &'a mut Table<'txn, (u32, u64, u64), u64>,
     pub by_last_audit: &'a mut Table<'txn, (u32, u64, u64, u64), u8>,
+    pub audits: &'a mut Table<'txn, (u32, u64), u64>,
     /// What values are compressed with (see `write.rs`'s `Tables::dictionary`).
     pub dictionary: Option<&'a Dictionary>,
     /// The last PR's candidates, kept through the transaction's puts.
@@ -309,6 +321,11 @@ impl Memory for MemoryTables<'_, '_> {
         self.fps.insert((repo, fp, pr), key)?;
         Ok(())
     }
+
+    fn audited(&mut self, repo: u32, pr: u64, seq: u64) -> Result<(), StoreError> {
+        self.audits.insert((repo, pr), seq)?;
+        Ok(())
+    }
 }
 
 fn decode_finding(bytes: &[u8], key: u64) -> Result<FindingValue, StoreError> {
@@ -358,6 +375,8 @@ fn recent_findings(
 struct Replay {
     findings: BTreeMap<u64, FindingValue>,
     fps: BTreeMap<u64, u64>,
+    /// The PR's latest audit that said what it found.
+    audit: Option<u64>,
 }
 
 impl Memory for Replay {
@@ -399,6 +418,11 @@ impl Memory for Replay {
         self.fps.insert(fp, key);
         Ok(())
     }
+
+    fn audited(&mut self, _: u32, _: u64, seq: u64) -> Result<(), StoreError> {
+        self.audit = Some(seq);
+        Ok(())
+    }
 }
 
 impl Store {
@@ -420,9 +444,11 @@ impl Store {
                 txn.delete_table(FINDINGS)?;
                 txn.delete_table(FINDING_FPS)?;
                 txn.delete_table(FINDINGS_BY_LAST_AUDIT)?;
+                txn.delete_table(FINDINGS_AUDITS)?;
                 txn.open_table(FINDINGS)?;
                 txn.open_table(FINDING_FPS)?;
                 txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
+                txn.open_table(FINDINGS_AUDITS)?;
                 let mut meta_table = txn.open_table(META)?;
                 let built_under = meta::get(&meta_table, meta::FINDINGS_RULES_VERSION)?;
                 meta_table.remove(meta::FINDINGS_RULES_VERSION)?;
@@ -458,6 +484,7 @@ fn remember_verdicts_after(
     let mut findings = txn.open_table(FINDINGS)?;
     let mut fps = txn.open_table(FINDING_FPS)?;
     let mut by_last_audit = txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
+    let mut audits = txn.open_table(FINDINGS_AUDITS)?;
     let mut ids = repos::RepoIds::open(txn)?;
     let dictionary = current_in(&txn.open_table(META)?)?;
     let mut recent = RecentFindings::default();
@@ -465,6 +492,7 @@ fn remember_verdicts_after(
         findings: &mut findings,
         fps: &mut fps,
         by_last_audit: &mut by_last_audit,
+        audits: &mut audits,
         dictionary: dictionary.as_deref(),
         recent: &mut recent,
     };
@@ -484,13 +512,8 @@ fn remember_verdicts_after(
             head_sha: v.head_sha.to_owned(),
             audited_at: v.audited_at.to_owned(),
         };
-        remember(
-            &mut mem,
-            repo,
-            v.pr_number,
-            &sighting,
-            &stored_findings(v.raw_json),
-        )?;
+        let findings = stored_findings(v.raw_json);
+        remember(&mut mem, repo, v.pr_number, &sighting, findings.as_deref())?;
     }
     Ok(last)
 }
@@ -498,9 +521,9 @@ fn remember_verdicts_after(
 /// Which of a PR's findings to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FindingStatus {
-    /// Raised by the PR's latest audit.
+    /// Raised by the PR's latest audit that said what it found.
     Open,
-    /// Raised before, not by the latest audit.
+    /// Raised before, not by that audit.
     Resolved,
     All,
 }
@@ -527,7 +550,8 @@ pub struct FindingEntry {
 /// A page of findings, newest last seen first, and where the next page starts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FindingsPage {
-    /// The seq of the PR's latest audit, if it has one.
+    /// The seq of the PR's latest audit that said what it found (carried a `findings`
+    /// array), if it has one: the audit whose findings are open.
     pub latest_seq: Option<u64>,
     pub items: Vec<FindingEntry>,
     /// Pass as [`FindingsQuery::below`] for the next page; `None` on the last.
@@ -732,8 +756,12 @@ fn page_of(latest: u64) -> FindingsPage {
     }
 }
 
+/// The PR's latest audit that said what it found: the one whose findings are open.
 fn latest_seq(txn: &ReadTransaction, repo: u32, pr: u64) -> Result<Option<u64>, StoreError> {
-    Ok(txn.open_table(PRS)?.get((repo, pr))?.map(|v| v.value().3))
+    Ok(txn
+        .open_table(FINDINGS_AUDITS)?
+        .get((repo, pr))?
+        .map(|v| v.value()))
 }
 
 /// Of the findings of the audit `seq` on `head_sha` (its JSON `raw_json`), how many the memory
@@ -750,7 +778,7 @@ pub(super) fn audit_repeats(
     let fps = txn.open_table(FINDING_FPS)?;
     let findings = txn.open_table(FINDINGS)?;
     let mut keys = BTreeSet::new();
-    for finding in stored_findings(raw_json) {
+    for finding in stored_findings(raw_json).unwrap_or_default() {
         if let Some(key) = fps.get((repo, finding.fingerprint.0, pr))? {
             keys.insert(key.value());
         }
@@ -826,7 +854,8 @@ pub(super) fn check_memory(
     let findings = txn.open_table(FINDINGS)?;
     let fps = txn.open_table(FINDING_FPS)?;
     let by_last_audit = txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
-    let (mut n_findings, mut n_fps) = (0u64, 0u64);
+    let audits = txn.open_table(FINDINGS_AUDITS)?;
+    let (mut n_findings, mut n_fps, mut n_audits) = (0u64, 0u64, 0u64);
     for row in prs.iter()? {
         let (repo, pr) = row?.0.value();
         let mut replay = Replay::default();
@@ -846,13 +875,8 @@ pub(super) fn check_memory(
                 head_sha: v.head_sha.to_owned(),
                 audited_at: v.audited_at.to_owned(),
             };
-            remember(
-                &mut replay,
-                repo,
-                pr,
-                &sighting,
-                &stored_findings(v.raw_json),
-            )?;
+            let findings = stored_findings(v.raw_json);
+            remember(&mut replay, repo, pr, &sighting, findings.as_deref())?;
         }
         let mut stored = Vec::new();
         for row in findings.range((repo, pr, 0)..=(repo, pr, u64::MAX))? {
@@ -863,6 +887,15 @@ pub(super) fn check_memory(
                 Err(e) => report.problem(format!("PR {pr} of repository {repo}: {e}")),
             }
         }
+        let stored_audit = audits.get((repo, pr))?.map(|v| v.value());
+        if stored_audit != replay.audit {
+            report.problem(format!(
+                "PR {pr} of repository {repo}: findings_audits holds {stored_audit:?}, its \
+                 verdicts give {:?}",
+                replay.audit
+            ));
+        }
+        n_audits += u64::from(replay.audit.is_some());
         let rebuilt: Vec<(u64, FindingValue)> = replay.findings.into_iter().collect();
         n_findings += rebuilt.len() as u64;
         n_fps += replay.fps.len() as u64;
@@ -918,6 +951,7 @@ pub(super) fn check_memory(
         ("findings", findings.len()?, n_findings),
         ("finding_fps", fps.len()?, n_fps),
         ("findings_by_last_audit", by_last_audit.len()?, n_findings),
+        ("findings_audits", audits.len()?, n_audits),
     ];
     for (name, has, needs) in sizes {
         if has != needs {

@@ -294,7 +294,7 @@ impl Put {
             Record::Verdict(v) => {
                 let terms: usize = v.claim_terms.iter().map(|(_, t)| t.terms.len()).sum();
                 v.verdict.raw_json.len()
-                    + v.verdict.findings.len() * FINDING_WORK
+                    + v.verdict.findings.as_ref().map_or(0, Vec::len) * FINDING_WORK
                     + terms * CLAIM_TERM_WORK
             }
             Record::Event(e) => e.value.line.len() + e.value.body.as_ref().map_or(0, String::len),
@@ -318,7 +318,7 @@ pub fn work_of(puts: &[Put]) -> usize {
     for put in puts {
         work += put.work();
         if let Record::Verdict(v) = &put.record
-            && !v.verdict.findings.is_empty()
+            && v.verdict.findings.as_ref().is_some_and(|f| !f.is_empty())
             && prs.insert((&v.verdict.repo, v.verdict.pr_number))
         {
             work += FINDINGS_READ_WORK;

@@ -1,4 +1,4 @@
-//! Every redb table of the current schema (version 13), in one place. Only `store/` opens them.
+//! Every redb table of the current schema (version 15), in one place. Only `store/` opens them.
 //!
 //! These must equal the definitions frozen in the latest steps of `migrations/` (a test checks
 //! that a migrated file has exactly these tables); a change here is a new migration step.
@@ -62,6 +62,11 @@ pub use lakehouse_kb_migrations::v0010_event_seq_blocks::{
 /// of another head, else 0: a PR's findings by the audit that last raised them (`findings.rs`).
 pub use lakehouse_kb_migrations::v0013_findings_by_last_audit::FINDINGS_BY_LAST_AUDIT;
 
+/// Tables of schema version 15: `FINDINGS_AUDITS`, `(repo, pr_number)` → the seq of the PR's
+/// latest verdict that carried a `findings` array, the audit whose findings are the PR's open
+/// ones (`findings.rs`).
+pub use lakehouse_kb_migrations::v0015_findings_audits::FINDINGS_AUDITS;
+
 /// `seq` → codec-encoded [`EventValue`](super::values::EventValue) (schema version 1).
 pub use lakehouse_kb_migrations::v0001_initial::EVENTS;
 /// Import identity of a legacy line (file tag, SHA-256 prefix, occurrence) → the seq it became
@@ -71,7 +76,7 @@ pub use lakehouse_kb_migrations::v0001_initial::IMPORT_KEYS;
 pub use lakehouse_kb_migrations::v0001_initial::OUTCOMES;
 
 /// Names of all tables, for the schema test and the backup.
-pub const ALL_TABLE_NAMES: [&str; 26] = [
+pub const ALL_TABLE_NAMES: [&str; 27] = [
     "meta",
     "verdicts_by_seq",
     "outcomes",
@@ -93,6 +98,7 @@ pub const ALL_TABLE_NAMES: [&str; 26] = [
     "findings",
     "finding_fps",
     "findings_by_last_audit",
+    "findings_audits",
     "dismissals",
     "dismissal_ids",
     "dismissals_by_repo",

@@ -222,7 +222,7 @@ impl<'a> VerdictHead<'a> {
             findings_info: fields.findings_info,
             audit_duration_ms: fields.audit_duration_ms,
             claims: Vec::new(),
-            findings: Vec::new(),
+            findings: None,
             repo: Repo::parse("repo", self.repo).ok()?,
             raw_json: String::new(),
         })

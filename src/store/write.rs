@@ -121,6 +121,7 @@ pub(super) struct Tables<'txn> {
     pub findings: Lazy<'txn, (u32, u64, u64), &'static [u8]>,
     pub finding_fps: Lazy<'txn, (u32, u64, u64), u64>,
     pub findings_by_last_audit: Lazy<'txn, (u32, u64, u64, u64), u8>,
+    pub findings_audits: Lazy<'txn, (u32, u64), u64>,
     pub dismissals: Lazy<'txn, u64, &'static [u8]>,
     pub dismissal_ids: Lazy<'txn, (u32, u64, u64), u64>,
     pub dismissals_by_repo: Lazy<'txn, (u32, u64), u64>,
@@ -186,6 +187,7 @@ impl<'txn> Tables<'txn> {
             findings: Lazy::new(txn, FINDINGS),
             finding_fps: Lazy::new(txn, FINDING_FPS),
             findings_by_last_audit: Lazy::new(txn, FINDINGS_BY_LAST_AUDIT),
+            findings_audits: Lazy::new(txn, FINDINGS_AUDITS),
             dismissals: Lazy::new(txn, DISMISSALS),
             dismissal_ids: Lazy::new(txn, DISMISSAL_IDS),
             dismissals_by_repo: Lazy::new(txn, DISMISSALS_BY_REPO),
@@ -207,6 +209,7 @@ impl<'txn> Tables<'txn> {
             findings: self.findings.open()?,
             fps: self.finding_fps.open()?,
             by_last_audit: self.findings_by_last_audit.open()?,
+            audits: self.findings_audits.open()?,
             dictionary: self.dictionary.as_deref(),
             recent: &mut self.recent_findings,
         })
@@ -499,7 +502,8 @@ fn put_verdict(
         audited_at: v.audited_at.clone(),
     };
     // The findings were fingerprinted and analysed when the verdict was parsed, off this thread.
-    findings::remember(&mut t.memory()?, repo, v.pr_number, &sighting, &v.findings)?;
+    let findings = v.findings.as_deref();
+    findings::remember(&mut t.memory()?, repo, v.pr_number, &sighting, findings)?;
     counters.add(meta::VERDICTS, 1);
     counters.add_keyed(meta::VERDICTS_BY_OVERALL, v.overall.as_str(), 1);
     counters.add_keyed(meta::VERDICTS_BY_REPO, v.repo.as_str(), 1);

@@ -273,6 +273,84 @@ fn a_pr_audited_on_three_heads_gives_each_finding_its_status() {
 }
 
 /// Pages of findings: newest last seen first, none repeated or skipped, by `next_cursor`.
+/// A verdict that says nothing of its findings (no `findings` array: an audit that failed
+/// before it listed them, or an auditor that does not list them) leaves the PR's open findings
+/// open, so that the next audit raising them finds them repeats, not reopened; an empty list
+/// says the audit found none and resolves them. Until 2026-12-06 the first kind resolved them.
+#[test]
+fn a_verdict_without_findings_leaves_the_open_findings_open() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    let post = |head: &str, at: u32, findings: Option<Value>| -> u64 {
+        let mut body: Value = serde_json::from_str(&verdict(repo, 8, head, at, &[])).unwrap();
+        match findings {
+            Some(findings) => body["findings"] = findings,
+            None => {
+                body.as_object_mut().unwrap().remove("findings");
+            }
+        }
+        let a = server.post_json("/verdicts", body.to_string());
+        assert_eq!(a.status, 201, "{}", a.text);
+        a.json["seq"].as_u64().unwrap()
+    };
+    let open_and_latest = || {
+        let a = server.get(&format!("/prs/8/findings?status=open{}", repo_param(repo)));
+        assert_eq!(a.status, 200, "{}", a.text);
+        let mut open: Vec<String> = a.json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["summary"].as_str().unwrap().to_owned())
+            .collect();
+        open.sort();
+        (open, a.json["latest_seq"].as_u64())
+    };
+    let sorted = |fs: &[F]| {
+        let mut v: Vec<String> = fs.iter().map(|f| f.2.to_owned()).collect();
+        v.sort();
+        v
+    };
+
+    let first = post(HEAD_A, 1, Some(findings_json(&[F1, F2])));
+    assert_eq!(open_and_latest(), (sorted(&[F1, F2]), Some(first)));
+    // (what the next audit carries as `findings`: None for no key, the open findings after
+    // it, whether it is the audit whose findings are open)
+    let cases: [(&str, Option<Value>, &[F], bool); 4] = [
+        ("no findings key", None, &[F1, F2], false),
+        ("findings null", Some(Value::Null), &[F1, F2], false),
+        ("findings not a list", Some(json!("none")), &[F1, F2], false),
+        (
+            "findings of its own",
+            Some(findings_json(&[F1])),
+            &[F1],
+            true,
+        ),
+    ];
+    let mut latest = first;
+    for (at, (case, findings, open, says)) in (2..).zip(cases) {
+        let seq = post(HEAD_B, at, findings);
+        if says {
+            latest = seq;
+        }
+        assert_eq!(open_and_latest(), (sorted(open), Some(latest)), "{case}");
+    }
+    // F1 was open all along: raised twice, a repeat when asked of the next head.
+    let asked = check(&server, repo, 8, HEAD_C, &[F1, F2]);
+    let status: Vec<&str> = asked.json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["repeat", "reopened"], "{}", asked.text);
+    assert_eq!(asked.json["findings"][0]["times_raised"], 2);
+
+    // An empty list: the audit found nothing, so nothing is open.
+    let empty = post(HEAD_C, 9, Some(json!([])));
+    assert_eq!(open_and_latest(), (Vec::new(), Some(empty)));
+    assert_eq!(list(&server, repo, 8, "resolved").len(), 2);
+}
+
 #[test]
 fn findings_page_by_cursor() {
     let server = InProcessServer::start();
@@ -1488,6 +1566,10 @@ fn traffic(n: u64) -> Vec<Put> {
             if i % 2 == 1 {
                 body["repo"] = json!(REPO);
             }
+            // Now and then an audit that says nothing of its findings.
+            if i % 11 == 10 {
+                body.as_object_mut().unwrap().remove("findings");
+            }
             Put::from(verdict_record(body.to_string().as_bytes(), 1).unwrap())
         })
         .collect()
@@ -1587,42 +1669,36 @@ fn a_batch_on_one_pr_remembers_what_one_verdict_at_a_time_does() {
 
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Every row of the three memory tables, as bytes.
-fn memory_rows(path: &std::path::Path) -> [Rows; 3] {
+/// Every row of the four memory tables, as bytes.
+fn memory_rows(path: &std::path::Path) -> [Rows; 4] {
     let db = redb::Database::open(path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    let findings = txn.open_table(tables::FINDINGS).unwrap();
-    let fps = txn.open_table(tables::FINDING_FPS).unwrap();
-    let by_last = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
-    use redb::ReadableTable;
     [
-        findings
-            .iter()
-            .unwrap()
-            .map(|r| {
-                let (k, v) = r.unwrap();
-                (format!("{:?}", k.value()).into_bytes(), v.value().to_vec())
-            })
-            .collect(),
-        fps.iter()
-            .unwrap()
-            .map(|r| {
-                let (k, v) = r.unwrap();
-                (
-                    format!("{:?}", k.value()).into_bytes(),
-                    v.value().to_le_bytes().to_vec(),
-                )
-            })
-            .collect(),
-        by_last
-            .iter()
-            .unwrap()
-            .map(|r| {
-                let (k, v) = r.unwrap();
-                (format!("{:?}", k.value()).into_bytes(), vec![v.value()])
-            })
-            .collect(),
+        rows_of(&txn, tables::FINDINGS),
+        rows_of(&txn, tables::FINDING_FPS),
+        rows_of(&txn, tables::FINDINGS_BY_LAST_AUDIT),
+        rows_of(&txn, tables::FINDINGS_AUDITS),
     ]
+}
+
+fn rows_of<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    table: redb::TableDefinition<K, V>,
+) -> Rows {
+    use redb::ReadableTable;
+    let bytes = |b: &dyn AsRef<[u8]>| b.as_ref().to_vec();
+    txn.open_table(table)
+        .unwrap()
+        .iter()
+        .unwrap()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (
+                bytes(&K::as_bytes(&k.value())),
+                bytes(&V::as_bytes(&v.value())),
+            )
+        })
+        .collect()
 }
 
 /// The findings memory is derived data: written with the verdicts, it equals what a build
@@ -1731,6 +1807,13 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
             .map(|(k, v)| (k.value(), v.value()))
             .unwrap();
         by_last.insert(key, 1 - flag).unwrap();
+        let mut audits = txn.open_table(tables::FINDINGS_AUDITS).unwrap();
+        let (key, seq) = audits
+            .last()
+            .unwrap()
+            .map(|(k, v)| (k.value(), v.value()))
+            .unwrap();
+        audits.insert(key, seq - 1).unwrap();
     });
     let problems = open_and_check().problems;
     assert!(
@@ -1751,72 +1834,92 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
         problems.iter().any(|p| p.contains("finding_fps has")),
         "{problems:?}"
     );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("findings_audits holds Some")),
+        "{problems:?}"
+    );
 }
 
-/// A file of schema 12 holds the index without its flags (`findings_by_last_seen`). Step 13
-/// drops it, the store rebuilds the memory on open, flags included, to what a file written
+/// A file of schema 12 holds the index without its flags (`findings_by_last_seen`), one of
+/// schema 14 no `findings_audits` (its open findings were those of the latest verdict). Steps
+/// 13 and 15 ask for a rebuild: the store rebuilds the memory on open to what a file written
 /// today holds, and `check` passes.
 #[test]
-fn a_file_of_schema_12_gets_the_flags_from_a_rebuild() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kb.redb");
-    {
-        let store = Store::open(&path, StoreOptions::default()).unwrap();
-        for chunk in traffic(120).chunks(37) {
-            store.write(chunk).unwrap();
+fn files_of_older_schemas_get_the_memory_of_today_from_a_rebuild() {
+    type MakeOlder = fn(&std::path::Path);
+    let cases: [(&str, MakeOlder); 2] = [
+        ("schema 12", |path| as_schema_12_left_it(path, None)),
+        ("schema 14", as_schema_14_left_it),
+    ];
+    for (case, make_older) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.redb");
+        {
+            let store = Store::open(&path, StoreOptions::default()).unwrap();
+            for chunk in traffic(120).chunks(37) {
+                store.write(chunk).unwrap();
+            }
         }
+        let written = memory_rows(&path);
+        make_older(&path);
+        let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(
+            store.schema_version().unwrap(),
+            lakehouse_kb::store::SCHEMA_VERSION
+        );
+        let report = store.check().unwrap();
+        assert!(report.passed(), "{case}: {:?}", report.problems);
+        drop(store);
+        assert_eq!(memory_rows(&path), written, "{case}");
     }
-    let written = memory_rows(&path);
-    as_schema_12_left_it(&path, None);
-    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!(
-        store.schema_version().unwrap(),
-        lakehouse_kb::store::SCHEMA_VERSION
-    );
-    let report = store.check().unwrap();
-    assert!(report.passed(), "{:?}", report.problems);
-    drop(store);
-    assert_eq!(memory_rows(&path), written);
+}
+
+/// Turns the database at `path` back into what schema 14 left: no `findings_audits`, the
+/// memory as it was built.
+fn as_schema_14_left_it(path: &std::path::Path) {
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    assert!(txn.delete_table(tables::FINDINGS_AUDITS).unwrap());
+    txn.open_table(tables::META)
+        .unwrap()
+        .insert("schema_version", 14)
+        .unwrap();
+    txn.commit().unwrap();
 }
 
 fn clear_memory(txn: &redb::WriteTransaction) {
     txn.delete_table(tables::FINDINGS).unwrap();
     txn.delete_table(tables::FINDING_FPS).unwrap();
     txn.delete_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
+    txn.delete_table(tables::FINDINGS_AUDITS).unwrap();
     txn.open_table(tables::FINDINGS).unwrap();
     txn.open_table(tables::FINDING_FPS).unwrap();
     txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
+    txn.open_table(tables::FINDINGS_AUDITS).unwrap();
 }
 
 /// Copies the memory tables of the file at `from` into `txn`.
 fn copy_memory(from: &std::path::Path, txn: &redb::WriteTransaction) {
-    use redb::ReadableTable;
     let db = redb::Database::open(from).unwrap();
     let source = redb::ReadableDatabase::begin_read(&db).unwrap();
-    let mut findings = txn.open_table(tables::FINDINGS).unwrap();
-    for row in source.open_table(tables::FINDINGS).unwrap().iter().unwrap() {
+    copy_rows(&source, txn, tables::FINDINGS);
+    copy_rows(&source, txn, tables::FINDING_FPS);
+    copy_rows(&source, txn, tables::FINDINGS_BY_LAST_AUDIT);
+    copy_rows(&source, txn, tables::FINDINGS_AUDITS);
+}
+
+fn copy_rows<K: redb::Key + 'static, V: redb::Value + 'static>(
+    source: &redb::ReadTransaction,
+    txn: &redb::WriteTransaction,
+    table: redb::TableDefinition<K, V>,
+) {
+    use redb::ReadableTable;
+    let mut to = txn.open_table(table).unwrap();
+    for row in source.open_table(table).unwrap().iter().unwrap() {
         let (k, v) = row.unwrap();
-        findings.insert(k.value(), v.value()).unwrap();
-    }
-    let mut fps = txn.open_table(tables::FINDING_FPS).unwrap();
-    for row in source
-        .open_table(tables::FINDING_FPS)
-        .unwrap()
-        .iter()
-        .unwrap()
-    {
-        let (k, v) = row.unwrap();
-        fps.insert(k.value(), v.value()).unwrap();
-    }
-    let mut by_last = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
-    for row in source
-        .open_table(tables::FINDINGS_BY_LAST_AUDIT)
-        .unwrap()
-        .iter()
-        .unwrap()
-    {
-        let (k, v) = row.unwrap();
-        by_last.insert(k.value(), v.value()).unwrap();
+        to.insert(k.value(), v.value()).unwrap();
     }
 }
 

@@ -135,9 +135,10 @@ struct Inner {
 impl AppState {
     pub fn new(shared: Shared) -> AppState {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let answers =
-            AnswerBytes::new(shared.config.max_answer_bytes, HEAVY_READS_PER_CORE * cores);
-        let heavy_reads = heavy_reads::HeavyReads::start(HEAVY_READS_PER_CORE * cores);
+        let config = &shared.config;
+        let heavy = heavy_slots(cores, config.max_answer_bytes, config.max_response_bytes);
+        let answers = AnswerBytes::new(config.max_answer_bytes, heavy);
+        let heavy_reads = heavy_reads::HeavyReads::start(heavy);
         let neighbors = Arc::new(Semaphore::new(HEAVY_READS_PER_CORE * cores));
         let reads = Arc::new(Semaphore::new(READS_RUNNING_PER_CORE * cores));
         AppState(Arc::new(Inner {
@@ -177,6 +178,17 @@ impl AppState {
 /// holding no thread and no running slot, then runs on a thread of the slot's
 /// (`query::read_within`, `heavy_reads.rs`); light reads never wait.
 const HEAVY_READS_PER_CORE: usize = 4;
+
+/// The slots of heavy reads: [`HEAVY_READS_PER_CORE`] a core, but no more than the answers'
+/// pool holds answers of the largest size (at least one). Reads building at once each take
+/// the pool's bytes as they go and give up when it is full: with more of them than the pool
+/// holds whole answers, each could fill a share of it and all be refused, none answered (48
+/// clients reading a 6 MiB answer beside an 8 MiB pool, 8 slots: 48 refusals in a CI run of
+/// 876bcf0).
+fn heavy_slots(cores: usize, max_answer_bytes: usize, max_response_bytes: usize) -> usize {
+    let whole_answers = max_answer_bytes / max_response_bytes.max(1);
+    (HEAVY_READS_PER_CORE * cores).min(whole_answers).max(1)
+}
 
 /// Reads running at once on the blocking pool, per core (each a thread, with what it has read
 /// so far). A heavy read waiting for its slot gives its running slot back, so light reads
@@ -367,4 +379,30 @@ async fn not_found(request: Request) -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heavy_reads_at_once_fit_whole_answers_in_the_pool() {
+        const MIB: usize = 1 << 20;
+        // (cores, --max-answer-bytes, --max-response, slots)
+        let cases = [
+            (2, 256 * MIB, 8 * MIB, 8),
+            (16, 256 * MIB, 8 * MIB, 32),
+            (2, 8 * MIB, 8 * MIB, 1),
+            (2, 20 * MIB, 8 * MIB, 2),
+            (1, 8 * MIB, 1 << 10, 4),
+            (2, 8 * MIB, 0, 8),
+        ];
+        for (cores, pool, response, slots) in cases {
+            assert_eq!(
+                heavy_slots(cores, pool, response),
+                slots,
+                "{cores} cores, pool {pool}, answers up to {response}"
+            );
+        }
+    }
 }

@@ -348,7 +348,9 @@ fn peak_rss(pid: u32) -> u64 {
 /// against `--max-answer-bytes`, so 200 clients asking at once for an 8 MB answer took the
 /// server to 1.6 GB. Now answers take their bytes from that pool as they are built (the reads
 /// it cannot hold are shed while building), reads run 16 a core at once and heavy ones 4 a core
-/// (the rest wait their turn), so the server's memory stays near the pool.
+/// (the rest wait their turn), so the server's memory stays near the pool. And they are
+/// answered: at 876bcf0 the eight heavy reads building at once each filled a share of the pool
+/// and were all refused, again and again (one or none of the 48 answered; now a dozen or more).
 #[test]
 fn answers_being_built_at_once_are_bounded_in_bytes() {
     let server = TestServer::start_with(
@@ -381,7 +383,8 @@ fn answers_being_built_at_once_are_bounded_in_bytes() {
         statuses.iter().all(|s| [200, 503].contains(s)),
         "{statuses:?}"
     );
-    assert!(statuses.contains(&200), "{statuses:?}");
+    let answered = statuses.iter().filter(|s| **s == 200).count();
+    assert!(answered >= 4, "{answered} answered: {statuses:?}");
     // 48 answers of 6 MiB built at once would be 288 MiB before what decoding them takes.
     assert!(
         grew < 120 << 20,

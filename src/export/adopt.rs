@@ -14,7 +14,9 @@
 //! Only whole lines are taken (a line still being written waits for the next run, 10 s at
 //! most), at most [`MAX_TAKEN_BYTES`] a run, read [`CHUNK_BYTES`] at a time and submitted in
 //! requests of at most [`PUTS_PER_REQUEST`] puts. A line that is not a legacy outcome row is
-//! handled as any foreign bytes are: the file is kept aside and cut (`file.rs`). The writer
+//! not stored; the rows beside it are, and then the file is handled as one holding foreign
+//! bytes: kept aside (the copy holds the line) and cut, the rows written again from the
+//! database (`file.rs`). The writer
 //! busy leaves the lines in the file for a later run; stopped (the last export, at shutdown,
 //! after the service took in what was there while its writer ran), they are kept aside and cut
 //! too, so that every stored row is written.
@@ -25,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::ExportError;
-use crate::import::appended::{check_outcome_line, outcome_line_puts};
+use crate::import::appended::outcome_line_puts;
 use crate::store::Put;
 
 /// Stores puts through the service's writer (durably, as any write); `Err` says why not.
@@ -63,8 +65,9 @@ pub(super) enum Taken {
     /// Nothing stored this run, the file to be left as it is: why (a line still being
     /// written, the writer busy or stopping).
     Waiting(String),
-    /// Not legacy outcome rows: why.
-    Refused(String),
+    /// Not legacy outcome rows, or not all of them (those that are, `lines` of them, are
+    /// stored): why.
+    Refused { why: String, lines: u64 },
 }
 
 /// Takes the whole lines in `from..to` of `handle` (the file at `path`) into the database.
@@ -78,6 +81,9 @@ pub(super) fn take(
     let now = crate::model::now_ms();
     let mut start = from;
     let mut lines = 0;
+    // The first line that is not a row (where, why), and how many are not.
+    let mut not_rows: Option<(u64, String)> = None;
+    let mut n_not_rows = 0u64;
     while start < to && start - from < MAX_TAKEN_BYTES {
         let upto = to.min(start + CHUNK_BYTES);
         let mut bytes = vec![0; usize::try_from(upto - start).unwrap_or(usize::MAX)];
@@ -92,7 +98,7 @@ pub(super) fn take(
             if start > from {
                 break; // whole lines before it were taken; the rest waits
             }
-            return unfinished(adopter, handle, path, upto < to);
+            return unfinished(adopter, handle, path, upto < to, lines);
         };
         let whole = &bytes[..=last_newline];
         let chunk_lines = || {
@@ -106,59 +112,67 @@ pub(super) fn take(
                 })
         };
         let blank = |line: &[u8]| line.iter().all(u8::is_ascii_whitespace);
-        // The chunk's lines are all rows, or none of them is stored.
-        for (at, line) in chunk_lines().filter(|(_, line)| !blank(line)) {
-            if let Err(why) = check_outcome_line(line) {
-                return Ok(Taken::Refused(format!("the line at byte {at}: {why}")));
-            }
-        }
         // Submitted as they are made, in requests of a bounded size: what is held is bounded
         // whatever the lines (a chunk of `{}` lines is millions of them), and other writers'
         // requests take turns with these.
-        let mut puts = Vec::new();
+        let (mut puts, mut pending) = (Vec::new(), 0);
         let mut lines_left = chunk_lines().peekable();
         while let Some((at, line)) = lines_left.next() {
             if !blank(line) {
                 let warn = |message: String| {
                     tracing::warn!(path = %path.display(), offset = at, "{message}");
                 };
-                // Checked above, so this does not fail; were it to, the run stops with it.
-                let mut line_puts =
-                    outcome_line_puts(line, at, now, warn).map_err(|why| ExportError::Io {
-                        action: "take in",
-                        path: path.to_owned(),
-                        source: std::io::Error::other(why),
-                    })?;
-                puts.append(&mut line_puts);
-                lines += 1;
+                match outcome_line_puts(line, at, now, warn) {
+                    Ok(mut line_puts) => {
+                        puts.append(&mut line_puts);
+                        pending += 1;
+                    }
+                    Err(why) => {
+                        n_not_rows += 1;
+                        not_rows.get_or_insert((at, why));
+                    }
+                }
             }
             let full = puts.len() >= PUTS_PER_REQUEST;
             let last = lines_left.peek().is_none() && !puts.is_empty();
-            if (full || last)
-                && let Some(waiting) = submit(adopter, path, std::mem::take(&mut puts))
-            {
-                return Ok(waiting);
+            if full || last {
+                if let Some(waiting) = submit(adopter, path, std::mem::take(&mut puts), lines) {
+                    return Ok(waiting);
+                }
+                lines += std::mem::take(&mut pending);
             }
         }
         start += whole.len() as u64;
     }
-    Ok(Taken::Stored { end: start, lines })
+    Ok(match not_rows {
+        None => Taken::Stored { end: start, lines },
+        // The rows are stored; the file holding the others is kept aside. Bytes past `start`
+        // (more than a run takes, an unfinished line) are in the copy too.
+        Some((at, why)) => Taken::Refused {
+            why: match n_not_rows {
+                1 => format!("the line at byte {at}: {why}"),
+                n => format!("{n} lines, the first at byte {at}: {why}"),
+            },
+            lines,
+        },
+    })
 }
 
 /// Stores `puts` through `adopter`; what the run comes to when it cannot: the writer busy, the
 /// lines wait; stopped (at shutdown: the last export writes every stored row), they are kept
 /// aside and cut as any foreign bytes (the service took in what was there while its writer
 /// ran).
-fn submit(adopter: &Adopter, path: &Path, puts: Vec<Put>) -> Option<Taken> {
+fn submit(adopter: &Adopter, path: &Path, puts: Vec<Put>, lines: u64) -> Option<Taken> {
     match adopter(puts) {
         Ok(()) => None,
         Err(NotStored::Busy(why)) => {
             tracing::info!(path = %path.display(), why = %why, "rows another writer appended wait for a later export");
             Some(Taken::Waiting(why))
         }
-        Err(NotStored::Stopped(why)) => {
-            Some(Taken::Refused(format!("they cannot be stored now: {why}")))
-        }
+        Err(NotStored::Stopped(why)) => Some(Taken::Refused {
+            why: format!("they cannot be stored now: {why}"),
+            lines,
+        }),
     }
 }
 
@@ -170,19 +184,17 @@ fn unfinished(
     handle: &File,
     path: &Path,
     too_long: bool,
+    lines: u64,
 ) -> Result<Taken, ExportError> {
     if too_long {
-        return Ok(Taken::Refused(format!(
-            "a line longer than {CHUNK_BYTES} bytes"
-        )));
+        let why = format!("a line longer than {CHUNK_BYTES} bytes");
+        return Ok(Taken::Refused { why, lines });
     }
     Ok(if may_wait(adopter) && being_written(handle, path)? {
         Taken::Waiting("a line is still being written".into())
     } else {
-        Taken::Refused(format!(
-            "a line left unfinished for {} s",
-            UNFINISHED_FOR.as_secs()
-        ))
+        let why = format!("a line left unfinished for {} s", UNFINISHED_FOR.as_secs());
+        Taken::Refused { why, lines }
     })
 }
 

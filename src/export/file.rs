@@ -216,12 +216,16 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
     if let (Some(adopter), Some(Match::Differs)) = (adopter, &found) {
         match adopt::take(adopter, &handle, path, base.len, len_now)? {
             Taken::Waiting(why) => return Ok(waiting(path, stored, 0, why)),
-            Taken::Refused(why) => tracing::warn!(
-                path = %path.display(),
-                checkpoint_len = base.len,
-                why = %why,
-                "bytes another writer appended are not legacy outcome rows"
-            ),
+            Taken::Refused { why, lines } => {
+                lines_taken_in = lines;
+                tracing::warn!(
+                    path = %path.display(),
+                    checkpoint_len = base.len,
+                    why = %why,
+                    lines_taken_in = lines,
+                    "bytes another writer appended are not legacy outcome rows"
+                );
+            }
             Taken::Stored { end, lines } => {
                 lines_taken_in = lines;
                 let found = compare_with_rows(store, &handle, path, file, base.len..end, base.seq)?;

@@ -58,12 +58,6 @@ pub fn outcome_line_puts(
     Ok(puts)
 }
 
-/// Whether `line` is a legacy outcome row, as [`outcome_line_puts`] reads it; `Err` says why
-/// not. Checking a run of lines first lets a caller store all of them or none.
-pub fn check_outcome_line(line: &[u8]) -> Result<(), String> {
-    parse(line).map(drop)
-}
-
 fn parse(line: &[u8]) -> Result<(&str, RowHead), String> {
     if line.len() > super::DEFAULT_MAX_LINE_BYTES {
         return Err(format!(

@@ -1123,8 +1123,15 @@ fn rows_a_legacy_writer_appends_are_taken_in() {
         "{again}"
     );
     assert_nothing_kept(&server.data.join("_kb"));
-    // What is not a legacy outcome row is kept aside and cut, as any foreign bytes.
-    append_to(&path, b"not a row\n");
+    // A line that is not a legacy outcome row is not stored, and the file holding it is kept
+    // aside and cut, as any foreign bytes; the rows beside it are stored (until 2026-12-06
+    // they were kept aside with it).
+    let scenario_5 = r#"{"sig_hash":"s-5","kind":"scenario","ok":true}"#;
+    let scenario_6 = r#"{"sig_hash":"s-6","kind":"scenario","ok":false}"#;
+    append_to(
+        &path,
+        format!("{scenario_5}\nnot a row\n{scenario_6}\n").as_bytes(),
+    );
     let report = export();
     assert!(
         report["reason"]
@@ -1133,16 +1140,23 @@ fn rows_a_legacy_writer_appends_are_taken_in() {
             .contains("kept as"),
         "{report}"
     );
-    assert_eq!(kept_aside(&server.data.join("_kb")).len(), 1);
+    assert_eq!(report["lines_taken_in"], 2, "{report}");
+    let kept = kept_aside(&server.data.join("_kb"));
+    assert_eq!(kept.len(), 1);
+    let aside = std::fs::read_to_string(server.data.join("_kb").join(&kept[0])).unwrap();
+    assert!(aside.ends_with(&format!("{scenario_5}\nnot a row\n{scenario_6}\n")));
 
     server.stop().unwrap();
     let store = Arc::new(open_store(&server.data));
     assert_matches_clean_export(&store, &server.data);
     let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
-    for row in [own_1, audit, scenario_2, own_3, scenario_4] {
+    for row in [
+        own_1, audit, scenario_2, own_3, scenario_4, scenario_5, scenario_6,
+    ] {
         assert_eq!(text.matches(row).count(), 1, "{row} in {text}");
     }
-    assert_eq!(store.stats().unwrap().outcomes, 5);
+    assert!(!text.contains("not a row"));
+    assert_eq!(store.stats().unwrap().outcomes, 7);
 }
 
 /// Taking appended rows in again after they were stored and before the checkpoint moved (a

@@ -399,7 +399,11 @@ fn checked(finding: Finding, answer: CheckedFinding, head_sha: &str) -> Checked 
         times_raised: r.map(|v| v.times_raised),
         first_seen: r.map(|v| Seen::from(&v.first_seen)),
         last_seen: r.map(|v| Seen::from(&v.last_seen)),
-        raised_on_head: r.map(|v| v.heads.iter().any(|h| same_head(&h.head_sha, head_sha))),
+        // The heads kept are the first 64; the latest audit's head is the last seen's.
+        raised_on_head: r.map(|v| {
+            same_head(&v.last_seen.head_sha, head_sha)
+                || v.heads.iter().any(|h| same_head(&h.head_sha, head_sha))
+        }),
         dismissal: answer.dismissal.as_ref().map(AppliedDismissal::from),
         resembled_dismissal: answer
             .resembled_dismissal
@@ -659,8 +663,11 @@ pub async fn dismiss(
             };
             (finding.check, severity, finding.summary, block)
         }
+        // Block in the scope (raised as block in one of its PRs, whatever its latest severity
+        // in another): recorded as block, as a finding given is.
         Named::Fingerprint(_) => match known {
-            Some(k) => (k.check, k.severity, k.summary, k.block),
+            Some(k) if k.block => (k.check, "block".to_owned(), k.summary, true),
+            Some(k) => (k.check, k.severity, k.summary, false),
             None => (String::new(), String::new(), String::new(), false),
         },
     };

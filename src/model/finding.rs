@@ -52,8 +52,11 @@ use super::{FieldError, cut, describe, tail};
 /// (and one confirmed dismissal silenced both): only positions are now; other numbers name
 /// things, as do advisory ids; wordings are read in NFC. Version 3: a verdict's severities are
 /// remembered trimmed and in lowercase (`BLOCK` was remembered as written, and dismissing it
-/// needed no confirmation); fingerprints are version 2's.
-pub const FINDING_RULES_VERSION: u64 = 3;
+/// needed no confirmation); fingerprints are version 2's. Version 4: a finding given twice in
+/// one audit (one fingerprint) is remembered with the graver severity, not the first given
+/// (`warn` then `block` was remembered as warn); a `findings` array of which no entry reads as
+/// a finding says nothing, as no array does, instead of resolving every open finding.
+pub const FINDING_RULES_VERSION: u64 = 4;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one
 /// has its dismissals given today's fingerprints when it is rebuilt.
@@ -578,17 +581,19 @@ impl Finding {
 /// `check` (at most [`MAX_CHECK_BYTES`]) and a non-blank string `summary` are not remembered,
 /// and neither is a `findings` that is not an array. A `severity` that is a string of at most
 /// [`MAX_SEVERITY_BYTES`] is kept trimmed and in ASCII lowercase (`" BLOCK"` is `block`, as
-/// requests must give it). Deduplicated by fingerprint (first kept), at most
-/// [`MAX_FINDINGS_PER_VERDICT`].
+/// requests must give it). Deduplicated by fingerprint (the first wording kept, with the
+/// gravest severity given), at most [`MAX_FINDINGS_PER_VERDICT`].
 ///
-/// `None` when the verdict carries no `findings` array: it says nothing of its findings, where
+/// `None` when the verdict carries no `findings` array, or one of entries none of which reads
+/// as a finding (an auditor whose output changed shape): it says nothing of its findings, where
 /// `"findings": []` says the audit found none (the memory then leaves the PR's open findings
 /// open, where an empty list resolves them).
 pub fn findings_of(verdict: &Map<String, Value>) -> Option<Vec<Finding>> {
     let Some(Value::Array(entries)) = verdict.get("findings") else {
         return None;
     };
-    Some(findings_of_entries(entries))
+    let found = findings_of_entries(entries);
+    (entries.is_empty() || !found.is_empty()).then_some(found)
 }
 
 fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
@@ -618,9 +623,26 @@ fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
         let finding = Finding::new(check, &severity, summary);
         if seen.insert(finding.fingerprint) {
             out.push(finding);
+        } else if let Some(kept) = out
+            .iter_mut()
+            .find(|f| f.fingerprint == finding.fingerprint)
+            && severity_rank(&finding.severity) > severity_rank(&kept.severity)
+        {
+            // Raised twice in one audit: once, with the graver severity.
+            kept.severity = finding.severity;
         }
     }
     out
+}
+
+/// How grave a severity is: block, then warn, then info, then anything else.
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "block" => 3,
+        "warn" => 2,
+        "info" => 1,
+        _ => 0,
+    }
 }
 
 /// The findings of a stored verdict's JSON (see [`findings_of`]); `None` when it does not
@@ -1140,6 +1162,32 @@ mod tests {
         assert!(terms.words.len() + terms.ids.len() <= MAX_TERMS_PER_TEXT);
     }
 
+    /// One finding given twice in an audit (one fingerprint) is remembered once, in its first
+    /// wording, with the gravest severity either gave, in whichever order.
+    #[test]
+    fn a_finding_given_twice_in_an_audit_keeps_the_graver_severity() {
+        let cases = [
+            (["warn", "block"], "block"),
+            (["block", "warn"], "block"),
+            (["", "info"], "info"),
+            (["info", "high"], "info"),
+            (["WARN", " Block "], "block"),
+        ];
+        for (given, kept) in cases {
+            let v: Map<String, Value> = serde_json::from_value(serde_json::json!({"findings": [
+                {"check": "security", "severity": given[0], "summary": "SQL built from input"},
+                {"check": "security", "severity": given[1], "summary": "SQL built from input."},
+            ]}))
+            .unwrap();
+            let found = findings_of(&v).unwrap();
+            let got: Vec<(&str, &str)> = found
+                .iter()
+                .map(|f| (f.summary.as_str(), f.severity.as_str()))
+                .collect();
+            assert_eq!(got, [("SQL built from input", kept)], "{given:?}");
+        }
+    }
+
     #[test]
     fn verdict_findings_are_read_leniently_and_request_findings_strictly() {
         let v: Map<String, Value> = serde_json::from_str(
@@ -1167,7 +1215,12 @@ mod tests {
         assert_eq!(stored_findings(r#"{"overall":"block"}"#), None);
         assert_eq!(stored_findings(r#"{"findings":null}"#), None);
         assert_eq!(stored_findings(r#"{"findings":[]}"#), Some(Vec::new()));
-        assert_eq!(stored_findings(r#"{"findings":[3]}"#), Some(Vec::new()));
+        // An array of which nothing reads as a finding says nothing either.
+        assert_eq!(stored_findings(r#"{"findings":[3]}"#), None);
+        assert_eq!(
+            stored_findings(r#"{"findings":[{"rule":"x","message":"y"}]}"#),
+            None
+        );
         // A key given twice counts as its last, as when the verdict was parsed.
         let twice = r#"{"findings":[{"check":"a","summary":"first"}],"findings":[{"check":"b","summary":"last"}]}"#;
         let parsed: Map<String, Value> = serde_json::from_str(twice).unwrap();

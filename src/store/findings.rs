@@ -731,6 +731,21 @@ impl Store {
             };
             let n_wordings = if remembered_wordings.is_some() { 2 } else { 0 };
             budget.walk(applicable.len() as u64 * (1 + n_wordings))?;
+            // A finding asked of without a severity is as the memory holds it: one the PR's
+            // audits last raised as block is not silenced by a lesser dismissal.
+            let as_held;
+            let finding = match &remembered {
+                Some(e)
+                    if finding.severity.is_empty() && dismissals::is_block(&e.value.severity) =>
+                {
+                    as_held = Finding {
+                        severity: "block".to_owned(),
+                        ..finding.clone()
+                    };
+                    &as_held
+                }
+                _ => finding,
+            };
             let dismissals = dismissals::which_applies(
                 &applicable,
                 &named,

@@ -315,10 +315,16 @@ fn a_verdict_without_findings_leaves_the_open_findings_open() {
     assert_eq!(open_and_latest(), (sorted(&[F1, F2]), Some(first)));
     // (what the next audit carries as `findings`: None for no key, the open findings after
     // it, whether it is the audit whose findings are open)
-    let cases: [(&str, Option<Value>, &[F], bool); 4] = [
+    let cases: [(&str, Option<Value>, &[F], bool); 5] = [
         ("no findings key", None, &[F1, F2], false),
         ("findings null", Some(Value::Null), &[F1, F2], false),
         ("findings not a list", Some(json!("none")), &[F1, F2], false),
+        (
+            "no finding readable",
+            Some(json!([{"rule": "static", "message": "x"}])),
+            &[F1, F2],
+            false,
+        ),
         (
             "findings of its own",
             Some(findings_json(&[F1])),
@@ -500,6 +506,94 @@ fn statuses(a: &Answer) -> Vec<String> {
         .iter()
         .map(|f| f["status"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// What the memory holds as block is treated as block, however the finding is named or asked
+/// of (four faults a hostile review of 8b1b6ec found): a confirmed dismissal by fingerprint of
+/// a finding raised as block in one PR of the repository and as a warning in another was
+/// recorded as a warning and silenced nothing; a finding given twice in one audit, as warn then
+/// block, was remembered as warn; a check without a severity was silenced by a warning's
+/// dismissal; and the head of the latest audit was not "raised on head" past 64 heads.
+#[test]
+fn what_the_memory_holds_as_block_is_treated_as_block() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const SQL: &str = "the SQL query in users.ts is built from the request's name parameter";
+    let fp = Fingerprint::of("security", SQL).to_string();
+    let as_given =
+        |severity: &str| json!({"check": "security", "severity": severity, "summary": SQL});
+    let audit = |pr: u64, head: &str, at: u32, findings: Value| {
+        let mut body: Value = serde_json::from_str(&verdict(repo, pr, head, at, &[])).unwrap();
+        body["findings"] = findings;
+        post_verdict(&server, body.to_string());
+    };
+    let asked = |pr: u64, finding: Value| {
+        let body = json!({"repo": REPO, "head_sha": HEAD_C, "findings": [finding]});
+        let a = server.post_json(&format!("/prs/{pr}/findings/check"), body.to_string());
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.json["findings"][0].clone()
+    };
+
+    // A warning in PR 3, block in PR 5: dismissed repository-wide by fingerprint.
+    audit(3, HEAD_A, 1, json!([as_given("warn")]));
+    audit(5, HEAD_A, 2, json!([as_given("block")]));
+    let by_fp = |confirm: bool| {
+        let body = json!({"repo": REPO, "fingerprint": fp, "reason": "r", "by": "ana", "confirm": confirm});
+        dismiss(&server, body, None)
+    };
+    assert_eq!(by_fp(false).status, 422);
+    let confirmed = by_fp(true);
+    assert_eq!(confirmed.status, 201, "{}", confirmed.text);
+    assert_eq!(confirmed.json["severity"], "block", "{}", confirmed.text);
+    assert_eq!(asked(5, as_given("block"))["status"], "dismissed");
+    assert!(revoke(&server, confirmed.json["id"].as_u64().unwrap()).status == 200);
+
+    // Given twice in one audit, as warn then block: remembered as block.
+    audit(
+        7,
+        HEAD_A,
+        3,
+        json!([as_given("warn"), {"check": "security", "severity": "block", "summary": format!("{SQL}.")}]),
+    );
+    let listed = list(&server, repo, 7, "all");
+    assert_eq!(listed[0]["severity"], "block", "{listed:?}");
+
+    // Dismissed in PR 6 while a warning, then raised as block: a check that gives no
+    // severity is not silenced by the warning's dismissal.
+    audit(6, HEAD_A, 4, json!([as_given("warn")]));
+    let body = json!({"repo": REPO, "pr_number": 6, "fingerprint": fp, "reason": "r", "by": "ana"});
+    let warned = dismiss(&server, body, None);
+    assert_eq!(warned.status, 201, "{}", warned.text);
+    assert_eq!(
+        asked(6, json!({"check": "security", "summary": SQL}))["status"],
+        "dismissed"
+    );
+    audit(6, HEAD_B, 5, json!([as_given("block")]));
+    for finding in [
+        as_given("block"),
+        json!({"check": "security", "summary": SQL}),
+    ] {
+        let answer = asked(6, finding);
+        assert_eq!(answer["status"], "repeat", "{answer}");
+        assert_eq!(answer["resembled_dismissal"]["id"], warned.json["id"]);
+    }
+
+    // 66 pushes of PR 9, each raising it: the latest head raised it.
+    let heads: Vec<String> = (0..66)
+        .map(|i| format!("{i:08x}{}", "9".repeat(32)))
+        .collect();
+    for (i, head) in heads.iter().enumerate() {
+        audit(9, head, 6 + i as u32 % 50, json!([as_given("warn")]));
+    }
+    for head in [&heads[0], &heads[65]] {
+        let body = json!({"repo": REPO, "head_sha": head, "findings": [as_given("warn")]});
+        let a = server.post_json("/prs/9/findings/check", body.to_string());
+        assert_eq!(
+            a.json["findings"][0]["raised_on_head"], true,
+            "{head}: {}",
+            a.text
+        );
+    }
 }
 
 const DOCS: F = ("static", "info", "diff touches docs/PLAN.md");

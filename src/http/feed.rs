@@ -18,7 +18,7 @@ use axum::Json;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
 use serde::{Deserialize, Serialize};
@@ -209,8 +209,15 @@ fn history_hex(id: u64) -> String {
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: Uri,
     params: Result<Query<FeedParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // A misspelt parameter (`type`, `after`) would quietly read every type, or from the start.
+    query::only_params(
+        uri.query(),
+        &["after_seq", "history", "types", "wait", "limit"],
+        "GET /feed",
+    )?;
     let Query(params) = params?;
     // Both are checked: a bad after_seq is a 400 even when Last-Event-ID wins over it.
     let after_seq = query::cursor("after_seq", params.after_seq.as_deref())?.unwrap_or(0);
@@ -285,7 +292,8 @@ async fn refuse_position_past_history(
         });
     }
     match history {
-        Some(theirs) if !ours.holds(theirs, after_seq) => {
+        // Position 0 (before any record) is a position in every history.
+        Some(theirs) if after_seq > 0 && !ours.holds(theirs, after_seq) => {
             let shared = match ours.shared_with(theirs) {
                 Some(through) => format!(
                     "this database was copied from that history at seq {through}, and its \

@@ -68,6 +68,20 @@ impl Params {
     }
 }
 
+/// [`Params::only`] for a route that reads its query string otherwise (`/feed`).
+pub fn only_params(query: Option<&str>, known: &[&str], route: &str) -> Result<(), ApiError> {
+    let names: Vec<String> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(name, _)| name.into_owned())
+        .filter(|name| !name.is_empty())
+        .collect();
+    refuse_unknown(
+        names.iter(),
+        known,
+        "query parameter",
+        &format!("{route} takes"),
+    )
+}
+
 /// A 400 naming the parameter whose name or value is not UTF-8 once percent-decoded, as a
 /// path's is: the form decoding behind `Query` would read it as U+FFFD instead (`repo=%ff`
 /// would be the repository "\u{fffd}").

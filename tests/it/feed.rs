@@ -491,6 +491,9 @@ fn feed_clients_are_bounded_and_bad_parameters_are_refused() {
         ("wait=0.5s", "wait", "0.5s"),
         ("after_seq=-1", "after_seq", "-1"),
         ("limit=0", "limit", "0"),
+        // A misspelt parameter would read every type, or from the start (a review's).
+        ("type=event", "type", "GET /feed takes after_seq, history"),
+        ("after=1000", "after", "unknown query parameter"),
     ] {
         assert_error(&server.get(&format!("/feed?{query}")), 400, field, needle);
     }
@@ -540,6 +543,7 @@ fn a_restored_backup_s_history_is_told_apart_from_the_one_it_was_copied_from() {
         (11, Some(&theirs), 409, None),
         (10, Some(&theirs), 200, Some(11)),
         (8, Some(&theirs), 200, Some(9)),
+        (0, Some(&theirs), 200, Some(1)),
         (15, Some(&ours), 200, Some(16)),
         (15, None, 200, Some(16)),
     ];
@@ -649,6 +653,15 @@ fn a_position_past_the_last_seq_is_refused_saying_where_to_resume() {
     post_events(&server, 1);
     let next = server.get("/feed?after_seq=3");
     assert_eq!(seqs(&next.json["records"]), [4], "{}", next.text);
+    // Position 0 is before any record of any history: served, where the 409's advice ("0
+    // reads everything again") was refused again until 2026-12-06 (a review's).
+    let foreign = "0123456789abcdef";
+    let from_start = server.get(&format!("/feed?after_seq=0&history={foreign}"));
+    assert_eq!(from_start.status, 200, "{}", from_start.text);
+    assert_eq!(seqs(&from_start.json["records"]), [1, 2, 3, 4]);
+    assert_ne!(from_start.json["history"], foreign);
+    let at_1 = server.get(&format!("/feed?after_seq=1&history={foreign}"));
+    assert_error(&at_1, 409, "history", "does not share it");
 }
 
 #[test]

@@ -213,7 +213,17 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
         let why = "a line is still being written".to_owned();
         return Ok(waiting(path, stored, 0, why));
     }
-    if let (Some(adopter), Some(Match::Differs)) = (adopter, &found) {
+    if let (Some(adopter), Some(found)) = (adopter, &found)
+        && found.differs()
+    {
+        // Rows of the database's own past the checkpoint (an export that wrote them and died
+        // before its checkpoint) are the export's: what another writer appended follows them.
+        if let Match::RowsThen { seq, len } = *found
+            && len > base.len
+        {
+            let tail = tail_fingerprint(&handle, len).map_err(ExportError::io("read", path))?;
+            base = Checkpoint { seq, len, tail };
+        }
         match adopt::take(adopter, &handle, path, base.len, len_now)? {
             Taken::Waiting(why) => return Ok(waiting(path, stored, 0, why)),
             Taken::Refused { why, lines } => {
@@ -513,12 +523,32 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
             };
             append(target, base)
         }
+        // Every row of the database, then lines another writer appended (a legacy auditor
+        // after an import in place, before the service's first export): kept, and what
+        // follows the rows taken in.
+        Match::RowsThen { seq, len } if target.adopter.is_some() && len > 0 => {
+            tracing::info!(
+                path = %path.display(),
+                through_seq = seq,
+                bytes = len,
+                "export file holds this database's rows, then lines another writer appended: \
+                 keeping it and taking them in"
+            );
+            let base = Checkpoint {
+                seq,
+                len,
+                tail: tail_fingerprint(&handle, len).map_err(ExportError::io("read", path))?,
+            };
+            append(target, base)
+        }
         // The database has no row of this file yet, so all of it was appended by another
         // writer (a legacy auditor before the service stored any row): taken in.
-        Match::Differs if target.adopter.is_some() && !has_rows(store, file)? => {
+        Match::RowsThen { .. } | Match::Differs
+            if target.adopter.is_some() && !has_rows(store, file)? =>
+        {
             append(target, Checkpoint::default())
         }
-        Match::Differs => {
+        Match::RowsThen { .. } | Match::Differs => {
             let aside = link_aside(path)?;
             let reason = format!(
                 "the file existed but was not written by this database's export (no \
@@ -554,8 +584,18 @@ enum Match {
     /// They are a prefix of those lines: whole lines through `seq` end at offset `len`, and
     /// whatever follows (up to the end compared) is the start of the next line, a torn line.
     Prefix { seq: u64, len: u64 },
+    /// They hold every row, whole, through `seq`, ending at offset `len`, and then bytes the
+    /// rows do not: someone else appended them (a legacy writer after an import in place).
+    RowsThen { seq: u64, len: u64 },
     /// They are not: someone else wrote them.
     Differs,
+}
+
+impl Match {
+    /// Whether someone else wrote some of the bytes compared.
+    fn differs(&self) -> bool {
+        !matches!(self, Match::Prefix { .. })
+    }
 }
 
 /// Compares the `bytes` of `handle` (a range of offsets) with the lines of the records after
@@ -612,8 +652,12 @@ fn compare_with_rows(
             seq: whole.0,
             len: whole.1,
         }),
-        // The rows ended before the bytes did.
-        Ok(()) | Err(Stop::Covered | Stop::Differs) => Ok(Match::Differs),
+        // The rows ended, whole, before the bytes did.
+        Ok(()) => Ok(Match::RowsThen {
+            seq: whole.0,
+            len: whole.1,
+        }),
+        Err(Stop::Covered | Stop::Differs) => Ok(Match::Differs),
         Err(Stop::Failed(e)) => Err(e),
     }
 }
@@ -741,7 +785,7 @@ fn keep_aside_unless_rows(
     Ok(
         match compare_with_rows(store, &old, path, file, 0..end, 0)? {
             Match::Prefix { .. } => reason,
-            Match::Differs => {
+            Match::RowsThen { .. } | Match::Differs => {
                 let aside = link_aside(path)?;
                 format!("{reason}; the old file was kept as {}", aside.display())
             }

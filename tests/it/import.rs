@@ -191,6 +191,59 @@ fn a_grown_legacy_file_brings_only_its_new_lines() {
     exports_as(store, &dir.path().join("out"), &outcomes, &ops);
 }
 
+/// README step 3: a legacy directory imported, then written to by a legacy auditor before the
+/// service first exports into it: its rows are kept where they are and the lines appended
+/// after them taken in. Until 2026-12-06 the file was kept aside as another writer's and
+/// rebuilt from the database, the appended rows never stored (a review's).
+#[test]
+fn rows_appended_after_the_import_are_taken_in_by_the_first_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    copy_dir(&fixtures(), &legacy);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    import_lib(&open_store(&data), &legacy, false).unwrap();
+    let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
+    let imported = outcomes.len();
+    let verdict = Verdict::parse(&Synth::new(2, 5).verdict()).unwrap();
+    outcomes.extend_from_slice(b"{\"sig_hash\":\"late-1\",\"kind\":\"scenario\",\"ok\":true}\n");
+    outcomes.extend_from_slice(format!("{}\n", verdict.kb_outcome_line()).as_bytes());
+    write(&legacy, OUTCOMES, &outcomes);
+
+    let legacy_arg = legacy.to_str().unwrap();
+    let server = crate::support::InProcessServer::start_in(
+        &data,
+        &["--export-out", legacy_arg, "--export-interval", "0"],
+    );
+    let audits = || {
+        let history = server.get(&format!("/prs/{}/history", verdict.pr_number));
+        history.json["count"].as_u64().unwrap()
+    };
+    let audits_before = audits();
+    let report = server.post_json("/export", "");
+    assert_eq!(report.status, 200, "{}", report.text);
+    assert_eq!(
+        report.json["outcomes"]["lines_taken_in"], 2,
+        "{}",
+        report.text
+    );
+    assert_eq!(std::fs::read(legacy.join(OUTCOMES)).unwrap(), outcomes);
+    let kept: Vec<_> = std::fs::read_dir(legacy.join("_kb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".replaced-"))
+        .collect();
+    assert!(kept.is_empty(), "{kept:?}");
+    let stats = server.get("/stats");
+    assert_eq!(stats.json["outcomes"], 42, "{}", stats.text);
+    assert_eq!(
+        audits(),
+        audits_before + 1,
+        "the appended audit row's verdict"
+    );
+    assert!(imported < outcomes.len());
+}
+
 /// The same line three times in one file is three records, and a second import of the file
 /// stores none of them again (its import keys count that line's occurrences; a line met once
 /// is not counted).

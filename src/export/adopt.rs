@@ -144,8 +144,15 @@ pub(super) fn take(
         }
         start += whole.len() as u64;
     }
+    let unfinished_line = start < to && start - from < MAX_TAKEN_BYTES;
     Ok(match not_rows {
         None => Taken::Stored { end: start, lines },
+        // The file is to be kept aside and cut: not while a line after the whole ones may
+        // still be being written, whose rest would follow the cut as foreign bytes. The rows
+        // stored are found stored again by the next run.
+        Some(_) if unfinished_line && may_wait(adopter) && being_written(handle, path)? => {
+            Taken::Waiting("a line is still being written".into())
+        }
         // The rows are stored; the file holding the others is kept aside. Bytes past `start`
         // (more than a run takes, an unfinished line) are in the copy too.
         Some((at, why)) => Taken::Refused {

@@ -218,7 +218,7 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
     {
         // Rows of the database's own past the checkpoint (an export that wrote them and died
         // before its checkpoint) are the export's: what another writer appended follows them.
-        if let Match::RowsThen { seq, len } = *found
+        if let Match::Differs { seq, len } = *found
             && len > base.len
         {
             let tail = tail_fingerprint(&handle, len).map_err(ExportError::io("read", path))?;
@@ -523,16 +523,21 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
             };
             append(target, base)
         }
-        // Every row of the database, then lines another writer appended (a legacy auditor
-        // after an import in place, before the service's first export): kept, and what
-        // follows the rows taken in.
-        Match::RowsThen { seq, len } if target.adopter.is_some() && len > 0 => {
+        // The database's first rows, then lines another writer appended (a legacy auditor
+        // after an import in place, before the service's first export; the database may have
+        // stored rows of its own meanwhile): kept, and what follows the rows taken in, unless
+        // it holds rows the database holds after them (an edit, lines sorted).
+        Match::Differs { seq, len }
+            if target.adopter.is_some()
+                && len > 0
+                && only_other_lines_follow(store, file, &handle, path, seq, len..file_len)? =>
+        {
             tracing::info!(
                 path = %path.display(),
                 through_seq = seq,
                 bytes = len,
-                "export file holds this database's rows, then lines another writer appended: \
-                 keeping it and taking them in"
+                "export file holds this database's first rows, then lines another writer \
+                 appended: keeping it and taking them in"
             );
             let base = Checkpoint {
                 seq,
@@ -543,12 +548,10 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
         }
         // The database has no row of this file yet, so all of it was appended by another
         // writer (a legacy auditor before the service stored any row): taken in.
-        Match::RowsThen { .. } | Match::Differs
-            if target.adopter.is_some() && !has_rows(store, file)? =>
-        {
+        Match::Differs { .. } if target.adopter.is_some() && !has_rows(store, file)? => {
             append(target, Checkpoint::default())
         }
-        Match::RowsThen { .. } | Match::Differs => {
+        Match::Differs { .. } => {
             let aside = link_aside(path)?;
             let reason = format!(
                 "the file existed but was not written by this database's export (no \
@@ -559,6 +562,68 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
             rebuild(target, reason)
         }
     }
+}
+
+/// Rows after `seq` looked for among the lines of a file that holds the database's rows through
+/// `seq`, then other lines ([`only_other_lines_follow`]), and bytes of those lines read; with
+/// more, the file is not taken in.
+const MAX_ROWS_LOOKED_FOR: usize = 10_000;
+const MAX_FOLLOWING_BYTES: u64 = 64 << 20;
+
+/// Whether the lines in `range` of `handle` (the file at `path`) hold none of the database's
+/// rows after `seq`, so that they are lines another writer appended, not this database's rows
+/// moved (an edit, lines sorted): taking those in would store them twice. False (not taken in)
+/// when more than [`MAX_ROWS_LOOKED_FOR`] rows follow `seq`, or the range is longer than
+/// [`MAX_FOLLOWING_BYTES`].
+fn only_other_lines_follow(
+    store: &Store,
+    file: ExportFile,
+    handle: &File,
+    path: &Path,
+    seq: u64,
+    range: Range<u64>,
+) -> Result<bool, ExportError> {
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, RandomState};
+    enum Stop {
+        TooMany,
+        Failed(StoreError),
+    }
+    impl From<StoreError> for Stop {
+        fn from(e: StoreError) -> Stop {
+            Stop::Failed(e)
+        }
+    }
+    if range.end - range.start > MAX_FOLLOWING_BYTES {
+        return Ok(false);
+    }
+    let hasher = RandomState::new();
+    let mut rows = HashSet::new();
+    let walk = file.for_each_line(store, seq, |_, line| {
+        if rows.len() == MAX_ROWS_LOOKED_FOR {
+            return Err(Stop::TooMany);
+        }
+        rows.insert(hasher.hash_one(line.as_bytes()));
+        Ok(())
+    });
+    match walk {
+        Ok(()) => {}
+        Err(Stop::TooMany) => return Ok(false),
+        Err(Stop::Failed(e)) => return Err(e.into()),
+    }
+    if rows.is_empty() {
+        return Ok(true);
+    }
+    let mut bytes = vec![0; usize::try_from(range.end - range.start).unwrap_or(usize::MAX)];
+    {
+        use std::os::unix::fs::FileExt;
+        handle
+            .read_exact_at(&mut bytes, range.start)
+            .map_err(ExportError::io("read", path))?;
+    }
+    Ok(!bytes
+        .split(|&b| b == b'\n')
+        .any(|line| rows.contains(&hasher.hash_one(line))))
 }
 
 /// Whether the database holds any row of `file`.
@@ -584,11 +649,10 @@ enum Match {
     /// They are a prefix of those lines: whole lines through `seq` end at offset `len`, and
     /// whatever follows (up to the end compared) is the start of the next line, a torn line.
     Prefix { seq: u64, len: u64 },
-    /// They hold every row, whole, through `seq`, ending at offset `len`, and then bytes the
-    /// rows do not: someone else appended them (a legacy writer after an import in place).
-    RowsThen { seq: u64, len: u64 },
-    /// They are not: someone else wrote them.
-    Differs,
+    /// They are not: someone else wrote some of them. Whole rows through `seq` end at offset
+    /// `len` (the start of the range, and the seq before its rows, when none does), and the
+    /// bytes after differ from the next row, or the rows ended before them.
+    Differs { seq: u64, len: u64 },
 }
 
 impl Match {
@@ -652,12 +716,11 @@ fn compare_with_rows(
             seq: whole.0,
             len: whole.1,
         }),
-        // The rows ended, whole, before the bytes did.
-        Ok(()) => Ok(Match::RowsThen {
+        // The bytes differ from a row, or the rows ended, whole, before the bytes did.
+        Ok(()) | Err(Stop::Covered | Stop::Differs) => Ok(Match::Differs {
             seq: whole.0,
             len: whole.1,
         }),
-        Err(Stop::Covered | Stop::Differs) => Ok(Match::Differs),
         Err(Stop::Failed(e)) => Err(e),
     }
 }
@@ -785,7 +848,7 @@ fn keep_aside_unless_rows(
     Ok(
         match compare_with_rows(store, &old, path, file, 0..end, 0)? {
             Match::Prefix { .. } => reason,
-            Match::RowsThen { .. } | Match::Differs => {
+            Match::Differs { .. } => {
                 let aside = link_aside(path)?;
                 format!("{reason}; the old file was kept as {}", aside.display())
             }

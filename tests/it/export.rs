@@ -1159,6 +1159,57 @@ fn rows_a_legacy_writer_appends_are_taken_in() {
     assert_eq!(store.stats().unwrap().outcomes, 7);
 }
 
+/// A line that is not a row, then rows, then a row still being written: the rows are stored,
+/// and the file is kept aside and cut only once the last line is whole, so that its rest does
+/// not follow the cut as foreign bytes (which paused the export, the row never stored: a
+/// review of 96658b2's).
+#[test]
+fn a_file_with_a_line_that_is_not_a_row_is_cut_only_between_whole_lines() {
+    let (_dir, store, job) = exported(30);
+    let path = job.out_dir().join(OUTCOMES);
+    let out = job.out_dir().to_owned();
+    drop(job);
+    let adopter: lakehouse_kb::export::Adopter = {
+        let store = store.clone();
+        Arc::new(move |puts: Vec<Put>| {
+            store.write(&puts).expect("stored");
+            Ok(())
+        })
+    };
+    let job = ExportJob::new(store.clone(), out.clone()).with_adopter(adopter);
+    let rows = store.stats().unwrap().outcomes;
+    append_to(
+        &path,
+        b"junk\n{\"sig_hash\":\"r-1\",\"kind\":\"scenario\"}\n{\"sig_hash\":\"r-2\"",
+    );
+    let report = job.run().unwrap();
+    assert!(
+        report
+            .outcomes
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("still being written")),
+        "{report:?}"
+    );
+    assert_nothing_kept(&out.join("_kb"));
+    append_to(&path, b",\"kind\":\"scenario\"}\n");
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.lines_taken_in, 2, "{report:?}");
+    assert_eq!(store.stats().unwrap().outcomes, rows + 2);
+    let kept = kept_aside(&out.join("_kb"));
+    assert_eq!(kept.len(), 1);
+    let aside = std::fs::read_to_string(out.join("_kb").join(&kept[0])).unwrap();
+    assert!(aside.contains("junk\n"), "{aside}");
+    assert_matches_clean_export(&store, &out);
+    let text = std::fs::read_to_string(&path).unwrap();
+    for row in [
+        r#"{"sig_hash":"r-1","kind":"scenario"}"#,
+        r#"{"sig_hash":"r-2","kind":"scenario"}"#,
+    ] {
+        assert_eq!(text.matches(row).count(), 1, "{row}");
+    }
+}
+
 /// Taking appended rows in again after they were stored and before the checkpoint moved (a
 /// crash between the two) stores nothing twice: each line's import key is its bytes and its
 /// offset. A line still being written waits; stored rows stay in place.
@@ -1371,47 +1422,72 @@ fn appended_lines_after_rows_of_the_databases_own_are_taken_in_once() {
             Ok(())
         })
     };
+    let own_rows = |store: &Store, from: usize, n: usize| {
+        let rows: Vec<Put> = (from..from + n)
+            .map(|i| {
+                let row = format!(r#"{{"sig_hash":"own-{i}","kind":"scenario"}}"#);
+                Put::from(outcome_record(row.as_bytes(), 1).unwrap())
+            })
+            .collect();
+        store.write(&rows).unwrap();
+    };
     let appended = b"{\"sig_hash\":\"late-1\",\"kind\":\"scenario\"}\n";
-    for case in ["written before a crash", "never exported into"] {
+    // (case, exported before, rows of its own stored after the file was written (the next
+    // export's, or one a client posted before the first export), rows swapped in the file,
+    // whether the appended line is taken in). Until 2026-12-06 the own rows past the checkpoint
+    // were taken in again when a row of the database's followed them (stored twice), and a
+    // file never exported into was kept aside when the database had a row of its own after
+    // its first rows (the appended rows never stored): a review's.
+    let cases = [
+        ("written before a crash", true, 0, false, true),
+        ("written before a crash, then a row", true, 1, false, true),
+        ("never exported into", false, 0, false, true),
+        ("never exported into, then a row", false, 1, false, true),
+        (
+            "never exported into, rows out of their order",
+            false,
+            0,
+            true,
+            false,
+        ),
+    ];
+    for (case, exported, after, swapped, taken_in) in cases {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open_store(dir.path()));
         load(&store, 4, 60);
         let out = dir.path().join("out");
-        if case == "written before a crash" {
+        if exported {
             ExportJob::new(store.clone(), out.clone()).run().unwrap();
-            let rows: Vec<Put> = (0..3)
-                .map(|i| {
-                    let row = format!(r#"{{"sig_hash":"own-{i}","kind":"scenario"}}"#);
-                    Put::from(outcome_record(row.as_bytes(), 1).unwrap())
-                })
-                .collect();
-            store.write(&rows).unwrap();
+            own_rows(&store, 0, 3);
         }
         // The file as a clean export writes it now, then the line; the checkpoint the crash
         // left behind, or none.
-        let mut outcomes = Vec::new();
+        let mut lines = Vec::new();
         store
             .for_each_outcome_line(
                 0,
                 |_, line| -> Result<(), lakehouse_kb::store::StoreError> {
-                    outcomes.extend_from_slice(line.as_bytes());
-                    outcomes.push(b'\n');
+                    lines.push(format!("{line}\n"));
                     Ok(())
                 },
             )
             .unwrap();
-        assert_eq!(
-            store.checkpoint("outcomes").unwrap().seq > 0,
-            case == "written before a crash"
-        );
+        if swapped {
+            let n = lines.len();
+            lines.swap(n - 2, n - 1);
+        }
+        assert_eq!(store.checkpoint("outcomes").unwrap().seq > 0, exported);
         std::fs::create_dir_all(out.join("_kb")).unwrap();
-        std::fs::write(out.join(OUTCOMES), [outcomes.as_slice(), appended].concat()).unwrap();
+        let file = [lines.concat().as_bytes(), appended].concat();
+        std::fs::write(out.join(OUTCOMES), file).unwrap();
+        own_rows(&store, 3, after);
         let rows = store.stats().unwrap().outcomes;
         let job = ExportJob::new(store.clone(), out.clone()).with_adopter(adopter(&store));
         let report = job.run().unwrap();
-        assert_eq!(report.outcomes.lines_taken_in, 1, "{case}: {report:?}");
-        assert_eq!(store.stats().unwrap().outcomes, rows + 1, "{case}");
+        let taken = u64::from(taken_in);
+        assert_eq!(report.outcomes.lines_taken_in, taken, "{case}: {report:?}");
+        assert_eq!(store.stats().unwrap().outcomes, rows + taken, "{case}");
         assert_matches_clean_export(&store, &out);
-        assert_nothing_kept(&out.join("_kb"));
+        assert_eq!(kept_aside(&out.join("_kb")).is_empty(), taken_in, "{case}");
     }
 }

@@ -53,7 +53,8 @@ use super::{FieldError, cut, describe, tail};
 /// things, as do advisory ids; wordings are read in NFC. Version 3: a verdict's severities are
 /// remembered trimmed and in lowercase (`BLOCK` was remembered as written, and dismissing it
 /// needed no confirmation); fingerprints are version 2's. Version 4: a finding given twice in
-/// one audit (one fingerprint) is remembered with the graver severity, not the first given
+/// one audit (one fingerprint, or two wordings the memory links) is remembered with the
+/// graver severity, not the first given
 /// (`warn` then `block` was remembered as warn); a `findings` array of which no entry reads as
 /// a finding says nothing, as no array does, instead of resolving every open finding.
 pub const FINDING_RULES_VERSION: u64 = 4;
@@ -636,7 +637,7 @@ fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
 }
 
 /// How grave a severity is: block, then warn, then info, then anything else.
-fn severity_rank(severity: &str) -> u8 {
+pub fn severity_rank(severity: &str) -> u8 {
     match severity {
         "block" => 3,
         "warn" => 2,

@@ -46,7 +46,7 @@ use super::{Store, StoreError};
 use crate::model::Repo;
 use crate::model::finding::{
     Candidate, FINDING_RULES_VERSION, FINGERPRINTS_SINCE_RULES_VERSION, Finding, FindingTerms,
-    Fingerprint, Match, assign, is_negated, normalise_check, stored_findings,
+    Fingerprint, Match, assign, is_negated, normalise_check, severity_rank, stored_findings,
 };
 use crate::model::text::ANALYZER_VERSION;
 
@@ -162,8 +162,15 @@ pub(super) fn remember(
                 (key, TIER_SIMILAR)
             }
         };
-        // Two wordings of one finding in one audit raise it once.
+        // Two wordings of one finding in one audit raise it once, with the graver severity.
         if !raised.insert(key) {
+            if let Some(mut value) = mem.get(repo, pr, key)?
+                && severity_rank(&finding.severity) > severity_rank(&value.severity)
+            {
+                value.severity = finding.severity.clone();
+                let seen = Some(value.last_seen.seq);
+                mem.put(repo, pr, key, seen, &value)?;
+            }
             continue;
         }
         let (mut value, before) = match mem.get(repo, pr, key)? {

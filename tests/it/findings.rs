@@ -557,6 +557,23 @@ fn what_the_memory_holds_as_block_is_treated_as_block() {
     );
     let listed = list(&server, repo, 7, "all");
     assert_eq!(listed[0]["severity"], "block", "{listed:?}");
+    // Two wordings the memory links, in one audit, as warn then block: block too (a second
+    // review's).
+    let f = |(check, _, summary): F, severity: &str| json!({"check": check, "severity": severity, "summary": summary});
+    audit(11, HEAD_A, 50, json!([f(F3, "block")]));
+    audit(11, HEAD_B, 51, json!([f(F3_REWORDED, "block")]));
+    audit(
+        11,
+        HEAD_C,
+        52,
+        json!([f(F3, "warn"), f(F3_REWORDED, "block")]),
+    );
+    let listed = list(&server, repo, 11, "all");
+    assert_eq!(
+        (listed.len(), &listed[0]["severity"]),
+        (1, &json!("block")),
+        "{listed:?}"
+    );
 
     // Dismissed in PR 6 while a warning, then raised as block: a check that gives no
     // severity is not silenced by the warning's dismissal.

@@ -523,13 +523,13 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
             };
             append(target, base)
         }
-        // The database's first rows, then lines another writer appended (a legacy auditor
-        // after an import in place, before the service's first export; the database may have
-        // stored rows of its own meanwhile): kept, and what follows the rows taken in, unless
-        // it holds rows the database holds after them (an edit, lines sorted).
+        // The database's first rows (or none), then lines another writer appended (a legacy
+        // auditor after an import in place, or from the start, before the service's first
+        // export; the database may have stored rows of its own meanwhile): kept, and what
+        // follows the rows taken in, unless it holds rows the database holds after them (an
+        // edit, lines sorted).
         Match::Differs { seq, len }
             if target.adopter.is_some()
-                && len > 0
                 && only_other_lines_follow(store, file, &handle, path, seq, len..file_len)? =>
         {
             tracing::info!(
@@ -565,13 +565,16 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
 }
 
 /// Rows after `seq` looked for among the lines of a file that holds the database's rows through
-/// `seq`, then other lines ([`only_other_lines_follow`]), and bytes of those lines read; with
-/// more, the file is not taken in.
-const MAX_ROWS_LOOKED_FOR: usize = 10_000;
+/// `seq`, then other lines ([`only_other_lines_follow`]; a hash of 8 bytes each, about 32 MiB
+/// at most), and bytes of those lines read; with more, the file is not taken in. A file that
+/// is appended to without pause while clients store rows keeps no checkpoint until the
+/// appends pause, and its rows grow past any small bound meanwhile.
+const MAX_ROWS_LOOKED_FOR: usize = 1_000_000;
 const MAX_FOLLOWING_BYTES: u64 = 64 << 20;
 
 /// Whether the lines in `range` of `handle` (the file at `path`) hold none of the database's
-/// rows after `seq`, so that they are lines another writer appended, not this database's rows
+/// rows after `seq` (but lines taken in from where they are, by an export that died before
+/// its checkpoint), so that they are lines another writer appended, not this database's rows
 /// moved (an edit, lines sorted): taking those in would store them twice. False (not taken in)
 /// when more than [`MAX_ROWS_LOOKED_FOR`] rows follow `seq`, or the range is longer than
 /// [`MAX_FOLLOWING_BYTES`].
@@ -621,9 +624,16 @@ fn only_other_lines_follow(
             .read_exact_at(&mut bytes, range.start)
             .map_err(ExportError::io("read", path))?;
     }
-    Ok(!bytes
-        .split(|&b| b == b'\n')
-        .any(|line| rows.contains(&hasher.hash_one(line))))
+    let mut offset = range.start;
+    for line in bytes.split(|&b| b == b'\n') {
+        if rows.contains(&hasher.hash_one(line))
+            && !crate::import::appended::was_taken_in(store, line, offset)?
+        {
+            return Ok(false);
+        }
+        offset += line.len() as u64 + 1;
+    }
+    Ok(true)
 }
 
 /// Whether the database holds any row of `file`.

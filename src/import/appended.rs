@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::lines::{self, RowHead};
 use super::verdicts::verdict_from_row;
 use crate::model::OutcomeRow;
-use crate::store::{NewOutcome, NewVerdict, Put, Record};
+use crate::store::{NewOutcome, NewVerdict, Put, Record, Store, StoreError};
 
 /// Tag of an appended line's import key, beside the import's own (`o`, `e`).
 pub const APPENDED_TAG: u8 = b'a';
@@ -67,6 +67,11 @@ fn parse(line: &[u8]) -> Result<(&str, RowHead), String> {
         ));
     }
     lines::parse_row(line).map_err(|why| why.to_string())
+}
+
+/// Whether `line`, found at byte `offset` of the file, was taken in from there before.
+pub fn was_taken_in(store: &Store, line: &[u8], offset: u64) -> Result<bool, StoreError> {
+    store.has_import_key(&key(line, offset))
 }
 
 fn key(line: &[u8], offset: u64) -> Vec<u8> {

@@ -578,6 +578,12 @@ impl Store {
         ))
     }
 
+    /// Whether a record was stored under import key `key` (a legacy line imported or taken in).
+    pub fn has_import_key(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(IMPORT_KEYS)?.get(key)?.is_some())
+    }
+
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
         Ok(meta::get(&txn.open_table(META)?, meta::LAST_SEQ)?)

@@ -404,6 +404,20 @@ fn assert_nothing_kept(dir: &Path) {
     assert_eq!(kept_aside(dir), Vec::<String>::new());
 }
 
+/// What the service gives the export to take appended lines in with: stores them in `store`;
+/// with `crash_after`, then says the writer is busy, as a process that died once they were
+/// stored, before the file's checkpoint moved.
+fn storing(store: &Arc<Store>, crash_after: bool) -> lakehouse_kb::export::Adopter {
+    let store = store.clone();
+    Arc::new(move |puts: Vec<Put>| {
+        store.write(&puts).expect("stored");
+        if crash_after {
+            return Err(NotStored::Busy("crashed".into()));
+        }
+        Ok(())
+    })
+}
+
 /// Appends `bytes` to the file at `path`.
 fn append_to(path: &Path, bytes: &[u8]) {
     let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
@@ -1173,19 +1187,9 @@ fn a_file_never_exported_into_keeps_the_lines_it_had_taken_in() {
     std::fs::create_dir_all(out.join("_kb")).unwrap();
     let path = out.join(OUTCOMES);
     std::fs::write(&path, b"{\"sig_hash\":\"a-1\"}\n{\"sig_hash\":\"a-2\"}\n").unwrap();
-    let adopter = |crash_after: bool| -> lakehouse_kb::export::Adopter {
-        let store = store.clone();
-        Arc::new(move |puts: Vec<Put>| {
-            store.write(&puts).expect("stored");
-            if crash_after {
-                return Err(NotStored::Busy("crashed".into()));
-            }
-            Ok(())
-        })
-    };
     let rows = store.stats().unwrap().outcomes;
     ExportJob::new(store.clone(), out.clone())
-        .with_adopter(adopter(true))
+        .with_adopter(storing(&store, true))
         .run()
         .unwrap();
     assert_eq!(
@@ -1197,7 +1201,7 @@ fn a_file_never_exported_into_keeps_the_lines_it_had_taken_in() {
     append_to(&path, b"{\"sig_hash\":\"a-3\"}\n");
     let grown = store.stats().unwrap().outcomes;
     let report = ExportJob::new(store.clone(), out.clone())
-        .with_adopter(adopter(false))
+        .with_adopter(storing(&store, false))
         .run()
         .unwrap();
     assert_eq!(report.outcomes.lines_taken_in, 3, "{report:?}");
@@ -1217,14 +1221,7 @@ fn a_file_with_a_line_that_is_not_a_row_is_cut_only_between_whole_lines() {
     let path = job.out_dir().join(OUTCOMES);
     let out = job.out_dir().to_owned();
     drop(job);
-    let adopter: lakehouse_kb::export::Adopter = {
-        let store = store.clone();
-        Arc::new(move |puts: Vec<Put>| {
-            store.write(&puts).expect("stored");
-            Ok(())
-        })
-    };
-    let job = ExportJob::new(store.clone(), out.clone()).with_adopter(adopter);
+    let job = ExportJob::new(store.clone(), out.clone()).with_adopter(storing(&store, false));
     let rows = store.stats().unwrap().outcomes;
     append_to(
         &path,
@@ -1268,29 +1265,15 @@ fn appended_rows_taken_in_twice_are_stored_once() {
     let out = job.out_dir().to_owned();
     drop(job);
     let stored_through = store.stats().unwrap().outcomes;
-    let writes = {
-        let store = store.clone();
-        move |crash_after: bool| -> lakehouse_kb::export::Adopter {
-            let store = store.clone();
-            Arc::new(move |puts: Vec<Put>| {
-                store.write(&puts).expect("stored");
-                if crash_after {
-                    // Stored, then the process died before the file's checkpoint moved.
-                    return Err(NotStored::Busy("crashed".into()));
-                }
-                Ok(())
-            })
-        }
-    };
     append_to(
         &path,
         b"{\"sig_hash\":\"late-1\",\"kind\":\"scenario\"}\n{\"sig_hash\":\"late-2\"",
     );
-    let crashed = ExportJob::new(store.clone(), out.clone()).with_adopter(writes(true));
+    let crashed = ExportJob::new(store.clone(), out.clone()).with_adopter(storing(&store, true));
     let report = crashed.run().unwrap();
     assert_eq!(report.outcomes.action, Action::Unchanged, "{report:?}");
     assert_eq!(store.stats().unwrap().outcomes, stored_through + 1);
-    let job = ExportJob::new(store.clone(), out.clone()).with_adopter(writes(false));
+    let job = ExportJob::new(store.clone(), out.clone()).with_adopter(storing(&store, false));
     // The second line is not whole yet: the first, stored, is a row of the database's in its
     // place (nothing taken in again), the second waits.
     let report = job.run().unwrap();
@@ -1463,13 +1446,6 @@ fn stopping_writes_every_stored_row_whatever_was_appended() {
 /// never stored: a review's.)
 #[test]
 fn appended_lines_after_rows_of_the_databases_own_are_taken_in_once() {
-    let adopter = |store: &Arc<Store>| -> lakehouse_kb::export::Adopter {
-        let store = store.clone();
-        Arc::new(move |puts: Vec<Put>| {
-            store.write(&puts).expect("stored");
-            Ok(())
-        })
-    };
     let own_rows = |store: &Store, from: usize, n: usize| {
         let rows: Vec<Put> = (from..from + n)
             .map(|i| {
@@ -1556,7 +1532,7 @@ fn appended_lines_after_rows_of_the_databases_own_are_taken_in_once() {
         std::fs::write(out.join(OUTCOMES), file).unwrap();
         own_rows(&store, 3, after);
         let rows = store.stats().unwrap().outcomes;
-        let job = ExportJob::new(store.clone(), out.clone()).with_adopter(adopter(&store));
+        let job = ExportJob::new(store.clone(), out.clone()).with_adopter(storing(&store, false));
         let report = job.run().unwrap();
         let taken = u64::from(taken_in);
         assert_eq!(report.outcomes.lines_taken_in, taken, "{case}: {report:?}");

@@ -150,8 +150,8 @@ pub(super) fn take(
         // The file is to be kept aside and cut: not while a line after the whole ones may
         // still be being written, whose rest would follow the cut as foreign bytes. The rows
         // stored are found stored again by the next run.
-        Some(_) if unfinished_line && may_wait(adopter) && being_written(handle, path)? => {
-            Taken::Waiting("a line is still being written".into())
+        Some(_) if unfinished_line && may_be_written(adopter, handle, path)? => {
+            Taken::Waiting(BEING_WRITTEN.into())
         }
         // The rows are stored; the file holding the others is kept aside. Bytes past `start`
         // (more than a run takes, an unfinished line) are in the copy too.
@@ -197,8 +197,8 @@ fn unfinished(
         let why = format!("a line longer than {CHUNK_BYTES} bytes");
         return Ok(Taken::Refused { why, lines });
     }
-    Ok(if may_wait(adopter) && being_written(handle, path)? {
-        Taken::Waiting("a line is still being written".into())
+    Ok(if may_be_written(adopter, handle, path)? {
+        Taken::Waiting(BEING_WRITTEN.into())
     } else {
         let why = format!("a line left unfinished for {} s", UNFINISHED_FOR.as_secs());
         Taken::Refused { why, lines }
@@ -207,16 +207,24 @@ fn unfinished(
 
 /// Whether lines may be left for a later run: not at shutdown, when the last export writes
 /// every stored row (and what it cannot take in is kept aside).
-pub(super) fn may_wait(adopter: &Adopter) -> bool {
+fn may_wait(adopter: &Adopter) -> bool {
     !matches!(adopter(Vec::new()), Err(NotStored::Stopped(_)))
 }
 
-/// Whether the file was written to in the last [`UNFINISHED_FOR`]: an unfinished line at its
-/// end may still be being written.
-pub(super) fn being_written(handle: &File, path: &Path) -> Result<bool, ExportError> {
+/// Why a run leaves a file whose last line is unfinished as it is.
+pub(super) const BEING_WRITTEN: &str = "a line is still being written";
+
+/// Whether an unfinished line at the end of the file may still be being written, and may be
+/// waited for: the file was written to in the last [`UNFINISHED_FOR`], and lines may be left
+/// for a later run ([`may_wait`]).
+pub(super) fn may_be_written(
+    adopter: &Adopter,
+    handle: &File,
+    path: &Path,
+) -> Result<bool, ExportError> {
     let modified = handle
         .metadata()
         .and_then(|meta| meta.modified())
         .map_err(ExportError::io("stat", path))?;
-    Ok(modified.elapsed().unwrap_or_default() < UNFINISHED_FOR)
+    Ok(modified.elapsed().unwrap_or_default() < UNFINISHED_FOR && may_wait(adopter))
 }

@@ -204,14 +204,12 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
     };
     if let (Some(adopter), Some(Match::Prefix { len, .. })) = (adopter, &found)
         && *len < len_now
-        && adopt::may_wait(adopter)
-        && adopt::being_written(&handle, path)?
+        && adopt::may_be_written(adopter, &handle, path)?
     {
         // An unfinished line that matches the start of the next row may be the export's own
         // torn tail, or another writer's line still being written (rows mostly begin alike):
         // cut now, the rest of the other writer's line would follow as a fragment.
-        let why = "a line is still being written".to_owned();
-        return Ok(waiting(path, stored, 0, why));
+        return Ok(waiting(path, stored, 0, adopt::BEING_WRITTEN.into()));
     }
     if let (Some(adopter), Some(found)) = (adopter, &found)
         && found.differs()
@@ -454,20 +452,11 @@ fn rows_bytes(
     after_seq: u64,
     max: usize,
 ) -> Result<(Vec<u8>, Written), ExportError> {
-    enum Stop {
-        Full,
-        Failed(StoreError),
-    }
-    impl From<StoreError> for Stop {
-        fn from(e: StoreError) -> Stop {
-            Stop::Failed(e)
-        }
-    }
     let mut bytes = Vec::new();
     let mut written = Written::default();
     let walk = file.for_each_line(store, after_seq, |seq, line| {
         if !bytes.is_empty() && bytes.len() + line.len() >= max {
-            return Err(Stop::Full);
+            return Err(Halt::Early);
         }
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
@@ -477,8 +466,21 @@ fn rows_bytes(
         Ok(())
     });
     match walk {
-        Ok(()) | Err(Stop::Full) => Ok((bytes, written)),
-        Err(Stop::Failed(e)) => Err(e.into()),
+        Ok(()) | Err(Halt::Early) => Ok((bytes, written)),
+        Err(Halt::Failed(e)) => Err(e.into()),
+    }
+}
+
+/// How a walk over the rows that may stop before their end stopped: by its own choice, or on
+/// the store's error.
+enum Halt {
+    Early,
+    Failed(StoreError),
+}
+
+impl From<StoreError> for Halt {
+    fn from(e: StoreError) -> Halt {
+        Halt::Failed(e)
     }
 }
 
@@ -546,11 +548,6 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
             };
             append(target, base)
         }
-        // The database has no row of this file yet, so all of it was appended by another
-        // writer (a legacy auditor before the service stored any row): taken in.
-        Match::Differs { .. } if target.adopter.is_some() && !has_rows(store, file)? => {
-            append(target, Checkpoint::default())
-        }
         Match::Differs { .. } => {
             let aside = link_aside(path)?;
             let reason = format!(
@@ -575,9 +572,9 @@ const MAX_FOLLOWING_BYTES: u64 = 64 << 20;
 /// Whether the lines in `range` of `handle` (the file at `path`) hold none of the database's
 /// rows after `seq` (but lines taken in from where they are, by an export that died before
 /// its checkpoint), so that they are lines another writer appended, not this database's rows
-/// moved (an edit, lines sorted): taking those in would store them twice. False (not taken in)
-/// when more than [`MAX_ROWS_LOOKED_FOR`] rows follow `seq`, or the range is longer than
-/// [`MAX_FOLLOWING_BYTES`].
+/// moved (an edit, lines sorted): taking those in would store them twice. True when no row
+/// follows `seq`; false (not taken in) when more than [`MAX_ROWS_LOOKED_FOR`] rows follow it,
+/// or some do and the range is longer than [`MAX_FOLLOWING_BYTES`].
 fn only_other_lines_follow(
     store: &Store,
     file: ExportFile,
@@ -588,34 +585,26 @@ fn only_other_lines_follow(
 ) -> Result<bool, ExportError> {
     use std::collections::HashSet;
     use std::hash::{BuildHasher, RandomState};
-    enum Stop {
-        TooMany,
-        Failed(StoreError),
-    }
-    impl From<StoreError> for Stop {
-        fn from(e: StoreError) -> Stop {
-            Stop::Failed(e)
-        }
-    }
-    if range.end - range.start > MAX_FOLLOWING_BYTES {
-        return Ok(false);
-    }
     let hasher = RandomState::new();
     let mut rows = HashSet::new();
     let walk = file.for_each_line(store, seq, |_, line| {
         if rows.len() == MAX_ROWS_LOOKED_FOR {
-            return Err(Stop::TooMany);
+            return Err(Halt::Early);
         }
         rows.insert(hasher.hash_one(line.as_bytes()));
         Ok(())
     });
     match walk {
         Ok(()) => {}
-        Err(Stop::TooMany) => return Ok(false),
-        Err(Stop::Failed(e)) => return Err(e.into()),
+        Err(Halt::Early) => return Ok(false),
+        Err(Halt::Failed(e)) => return Err(e.into()),
     }
+    // No row follows: whatever the file holds after is another writer's.
     if rows.is_empty() {
         return Ok(true);
+    }
+    if range.end - range.start > MAX_FOLLOWING_BYTES {
+        return Ok(false);
     }
     let mut bytes = vec![0; usize::try_from(range.end - range.start).unwrap_or(usize::MAX)];
     {
@@ -634,24 +623,6 @@ fn only_other_lines_follow(
         offset += line.len() as u64 + 1;
     }
     Ok(true)
-}
-
-/// Whether the database holds any row of `file`.
-fn has_rows(store: &Store, file: ExportFile) -> Result<bool, ExportError> {
-    enum Stop {
-        Found,
-        Failed(StoreError),
-    }
-    impl From<StoreError> for Stop {
-        fn from(e: StoreError) -> Stop {
-            Stop::Failed(e)
-        }
-    }
-    match file.for_each_line(store, 0, |_, _| Err(Stop::Found)) {
-        Ok(()) => Ok(false),
-        Err(Stop::Found) => Ok(true),
-        Err(Stop::Failed(e)) => Err(e.into()),
-    }
 }
 
 /// How a file's bytes compare with the lines the export writes.

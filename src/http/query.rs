@@ -48,9 +48,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
         refuse_bad_utf8(query)?;
-        let names = form_urlencoded::parse(query.as_bytes())
-            .map(|(name, _)| name.into_owned())
-            .collect();
+        let names = names_of(query);
         let Query(mut params) = Query::<Params>::from_request_parts(parts, state).await?;
         params.names = names;
         Ok(params)
@@ -70,16 +68,19 @@ impl Params {
 
 /// [`Params::only`] for a route that reads its query string otherwise (`/feed`).
 pub fn only_params(query: Option<&str>, known: &[&str], route: &str) -> Result<(), ApiError> {
-    let names: Vec<String> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+    let names = names_of(query.unwrap_or(""));
+    Params {
+        names,
+        ..Params::default()
+    }
+    .only(known, route)
+}
+
+/// The parameter names of a query string, percent-decoded, in order.
+fn names_of(query: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
         .map(|(name, _)| name.into_owned())
-        .filter(|name| !name.is_empty())
-        .collect();
-    refuse_unknown(
-        names.iter(),
-        known,
-        "query parameter",
-        &format!("{route} takes"),
-    )
+        .collect()
 }
 
 /// A 400 naming the parameter whose name or value is not UTF-8 once percent-decoded, as a

@@ -24,7 +24,14 @@ pub fn outcome_line_puts(
     now_ms: u64,
     mut warn: impl FnMut(String),
 ) -> Result<Vec<Put>, String> {
-    let (text, head) = parse(line)?;
+    if line.len() > super::DEFAULT_MAX_LINE_BYTES {
+        return Err(format!(
+            "a line of {} bytes, longer than {} bytes",
+            line.len(),
+            super::DEFAULT_MAX_LINE_BYTES
+        ));
+    }
+    let (text, head) = lines::parse_row(line).map_err(|why| why.to_string())?;
     let is_audit = head.kind.as_deref() == Some("audit");
     let RowHead {
         sig_hash,
@@ -56,17 +63,6 @@ pub fn outcome_line_puts(
         }
     }
     Ok(puts)
-}
-
-fn parse(line: &[u8]) -> Result<(&str, RowHead), String> {
-    if line.len() > super::DEFAULT_MAX_LINE_BYTES {
-        return Err(format!(
-            "a line of {} bytes, longer than {} bytes",
-            line.len(),
-            super::DEFAULT_MAX_LINE_BYTES
-        ));
-    }
-    lines::parse_row(line).map_err(|why| why.to_string())
 }
 
 /// Whether `line`, found at byte `offset` of the file, was taken in from there before.

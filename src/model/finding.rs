@@ -38,7 +38,8 @@
 //! store whose memory was built under other rules rebuilds it on open.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -599,7 +600,8 @@ pub fn findings_of(verdict: &Map<String, Value>) -> Option<Vec<Finding>> {
 
 fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
-    let mut seen = BTreeSet::new();
+    // Where in `out` each fingerprint is.
+    let mut seen = BTreeMap::new();
     for entry in entries {
         if out.len() == MAX_FINDINGS_PER_VERDICT {
             break;
@@ -622,15 +624,18 @@ fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
             .trim()
             .to_ascii_lowercase();
         let finding = Finding::new(check, &severity, summary);
-        if seen.insert(finding.fingerprint) {
-            out.push(finding);
-        } else if let Some(kept) = out
-            .iter_mut()
-            .find(|f| f.fingerprint == finding.fingerprint)
-            && severity_rank(&finding.severity) > severity_rank(&kept.severity)
-        {
+        match seen.entry(finding.fingerprint) {
+            Entry::Vacant(slot) => {
+                slot.insert(out.len());
+                out.push(finding);
+            }
             // Raised twice in one audit: once, with the graver severity.
-            kept.severity = finding.severity;
+            Entry::Occupied(at) => {
+                let kept = &mut out[*at.get()];
+                if severity_rank(&finding.severity) > severity_rank(&kept.severity) {
+                    kept.severity = finding.severity;
+                }
+            }
         }
     }
     out

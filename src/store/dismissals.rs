@@ -356,10 +356,11 @@ pub struct DismissalsOf {
     pub resembled: Option<Applied>,
 }
 
-/// The remembered finding a checked finding matched, as [`which_applies`] reads it: each of
-/// its first and latest wordings, by fingerprint, with its terms and, for the latest (whose
-/// text is kept), whether it has a negation.
+/// The remembered finding a checked finding matched, as [`which_applies`] reads it: whether it
+/// was last raised as block, and each of its first and latest wordings, by fingerprint, with
+/// its terms and, for the latest (whose text is kept), whether it has a negation.
 pub(super) struct Remembered {
+    pub block: bool,
     pub wordings: [Wording; 2],
 }
 
@@ -399,6 +400,11 @@ pub(super) fn which_applies(
 ) -> DismissalsOf {
     let negated = is_negated(&finding.summary);
     let check_key = finding.check_key();
+    // A finding given without a severity is as the memory holds it.
+    let block = match finding.severity.as_str() {
+        "" => remembered.is_some_and(|r| r.block),
+        severity => is_block(severity),
+    };
     // The remembered finding's other wordings the finding is a close rewording of, each with
     // that score (its own wording, remembered under its fingerprint, is the finding itself).
     let close: Vec<(&Wording, f64)> = remembered
@@ -431,7 +437,7 @@ pub(super) fn which_applies(
         // Dismissing a block finding needs a confirmation, which only a dismissal recorded as
         // block had: one made for a lesser finding (which has since become block, or which a
         // block finding rewords) does not silence it; the finding resembles it at most.
-        let may_silence = !is_block(&finding.severity) || is_block(&d.entry.value.severity);
+        let may_silence = !block || is_block(&d.entry.value.severity);
         if d.fingerprint() == finding.fingerprint.0 {
             let best = if may_silence {
                 &mut silencing

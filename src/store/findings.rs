@@ -3,14 +3,14 @@
 //! A remembered finding is keyed by the fingerprint of its first wording (`findings`); every
 //! wording's fingerprint names it (`finding_fps`), so a wording seen once is an exact match
 //! from then on; `findings_by_last_audit` orders a PR's findings by the audit that last raised
-//! them, so its open findings (last raised by its latest audit, the seq `prs` holds) are one
-//! range and its resolved ones another, and says whether that audit repeated each (an audit of
-//! another head raised it before), so a PR's history counts its latest audit's repeats from the
-//! range alone. The audit whose findings are open is the PR's latest that said what it found
-//! (`findings_audits`): a verdict without a `findings` array leaves them open, where one with
-//! an empty array resolves them. How an audit's findings match the remembered ones is the model's rule
-//! (`model/finding.rs`: fingerprint first, then a rewording of the same check, each remembered
-//! finding matched once per audit); this module applies it.
+//! them, so its open findings (last raised by its latest audit that said what it found, the seq
+//! `findings_audits` holds: a verdict without a `findings` array leaves them open, one with an
+//! empty array resolves them) are one range and its resolved ones another, and says whether
+//! that audit repeated each (an audit of another head raised it before), so a PR's history
+//! counts its latest audit's repeats from the range alone. How an audit's findings match the
+//! remembered ones is the model's rule (`model/finding.rs`: fingerprint first, then a
+//! rewording of the same check, each remembered finding matched once per audit); this module
+//! applies it.
 //!
 //! The memory is written in the verdict's transaction (`write.rs`), directly rather than
 //! deferred to the commit, because the next verdict of the same PR in that transaction must
@@ -721,6 +721,7 @@ impl Store {
             // against the read's deadline; with no dismissal there is nothing to compare.
             let remembered_wordings = match &remembered {
                 Some(e) if !applicable.is_empty() => Some(dismissals::Remembered {
+                    block: dismissals::is_block(&e.value.severity),
                     wordings: [
                         dismissals::Wording {
                             fingerprint: e.fingerprint.0,
@@ -738,21 +739,6 @@ impl Store {
             };
             let n_wordings = if remembered_wordings.is_some() { 2 } else { 0 };
             budget.walk(applicable.len() as u64 * (1 + n_wordings))?;
-            // A finding asked of without a severity is as the memory holds it: one the PR's
-            // audits last raised as block is not silenced by a lesser dismissal.
-            let as_held;
-            let finding = match &remembered {
-                Some(e)
-                    if finding.severity.is_empty() && dismissals::is_block(&e.value.severity) =>
-                {
-                    as_held = Finding {
-                        severity: "block".to_owned(),
-                        ..finding.clone()
-                    };
-                    &as_held
-                }
-                _ => finding,
-            };
             let dismissals = dismissals::which_applies(
                 &applicable,
                 &named,

@@ -1315,43 +1315,43 @@ fn appended_rows_are_not_lost_while_the_database_writes_too() {
     );
     server.post_json("/export", "");
     let stop = AtomicBool::new(false);
+    /// The sig_hashes `each` returns for i = 0, 1, ... until `stop` is raised.
+    fn until_stopped<'a>(
+        stop: &'a AtomicBool,
+        mut each: impl FnMut(u64) -> Option<String> + Send + 'a,
+    ) -> impl FnOnce() -> Vec<String> + Send + 'a {
+        move || {
+            let mut done = Vec::new();
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                done.extend(each(i));
+            }
+            done
+        }
+    }
     let (acked, appended) = std::thread::scope(|scope| {
         let writers: Vec<_> = (0..2)
             .map(|w| {
-                let (server, stop) = (&server, &stop);
-                scope.spawn(move || {
-                    let mut acked = Vec::new();
-                    for i in 0.. {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let sig = format!("http-{w}-{i}");
-                        let row = format!(r#"{{"sig_hash":"{sig}"}}"#);
-                        if server.post_json("/outcomes", row).status == 201 {
-                            acked.push(sig);
-                        }
-                    }
-                    acked
-                })
+                let server = &server;
+                scope.spawn(until_stopped(&stop, move |i| {
+                    let sig = format!("http-{w}-{i}");
+                    let row = format!(r#"{{"sig_hash":"{sig}"}}"#);
+                    (server.post_json("/outcomes", row).status == 201).then_some(sig)
+                }))
             })
             .collect();
         let appenders: Vec<_> = (0..2)
             .map(|a| {
-                let (path, stop) = (&path, &stop);
-                scope.spawn(move || {
-                    let mut appended = Vec::new();
-                    for i in 0.. {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let sig = format!("legacy-{a}-{i}");
-                        let line = format!("{{\"sig_hash\":\"{sig}\",\"kind\":\"scenario\"}}\n");
-                        append_to(path, line.as_bytes());
-                        appended.push(sig);
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                    }
-                    appended
-                })
+                let path = &path;
+                scope.spawn(until_stopped(&stop, move |i| {
+                    let sig = format!("legacy-{a}-{i}");
+                    let line = format!("{{\"sig_hash\":\"{sig}\",\"kind\":\"scenario\"}}\n");
+                    append_to(path, line.as_bytes());
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    Some(sig)
+                }))
             })
             .collect();
         std::thread::sleep(std::time::Duration::from_secs(3));

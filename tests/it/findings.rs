@@ -546,7 +546,10 @@ fn what_the_memory_holds_as_block_is_treated_as_block() {
     assert_eq!(confirmed.status, 201, "{}", confirmed.text);
     assert_eq!(confirmed.json["severity"], "block", "{}", confirmed.text);
     assert_eq!(asked(5, as_given("block"))["status"], "dismissed");
-    assert!(revoke(&server, confirmed.json["id"].as_u64().unwrap()).status == 200);
+    assert_eq!(
+        revoke(&server, confirmed.json["id"].as_u64().unwrap()).status,
+        200
+    );
 
     // Given twice in one audit, as warn then block: remembered as block.
     audit(

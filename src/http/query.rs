@@ -66,9 +66,12 @@ impl Params {
     }
 }
 
-/// [`Params::only`] for a route that reads its query string otherwise (`/feed`).
+/// [`Params::only`], and the UTF-8 check every `Params` gets, for a route that reads its query
+/// string otherwise (`/feed`).
 pub fn only_params(query: Option<&str>, known: &[&str], route: &str) -> Result<(), ApiError> {
-    let names = names_of(query.unwrap_or(""));
+    let query = query.unwrap_or("");
+    refuse_bad_utf8(query)?;
+    let names = names_of(query);
     Params {
         names,
         ..Params::default()

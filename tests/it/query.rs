@@ -560,11 +560,15 @@ fn query_parameters_that_are_not_utf8_are_a_400_naming_them() {
         ("/prs/10/history?repo=%ff", "repo"),
         ("/events?source=%C3%28", "source"),
         ("/events?limit=5&event_kind=a%80b", "event_kind"),
+        // `/feed` reads its query by hand; at f639646 `?types=%ff` read as U+FFFD.
+        ("/feed?types=%ff", "types"),
+        ("/feed?%ff=1", "\u{fffd}"),
     ] {
         assert_error(&server.get(path), 400, field, "not valid UTF-8");
     }
     assert_eq!(server.get("/events?event_kind=caf%C3%A9+x").status, 200);
     assert_eq!(server.get("/prs/10/history?repo=acme%2Fkb").status, 200);
+    assert_eq!(server.get("/feed?types=verdict%2Cevent").status, 200);
 }
 
 /// A query parameter a route does not take is a 400 naming it, on every route that takes

@@ -55,7 +55,7 @@ impl Model {
                 self.records
                     .insert(seq, ("outcome", row.sig_hash.clone(), row.line.clone()));
             }
-            // Dismissals are modelled by tests/it/findings.rs.
+            // Dismissals are modelled by tests/it/findings/.
             Record::Dismissal(_) => {}
         }
     }

@@ -667,11 +667,15 @@ pub const LEGACY_VERDICTS: &str = concat!(
 pub const EXPORT_CRASH_CHILD: &str = "LAKEHOUSE_KB_TEST_EXPORT_CRASH_CHILD";
 
 /// A child copy of this test binary exporting `data` with the crash hook `hook` (the test
-/// `export::export_crash_child` is what it runs).
+/// `export::crash::export_crash_child` is what it runs).
 pub fn spawn_export_crash(data: &Path, hook: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["--exact", "export::export_crash_child", "--nocapture"])
+        .args([
+            "--exact",
+            "export::crash::export_crash_child",
+            "--nocapture",
+        ])
         .env(EXPORT_CRASH_CHILD, format!("{hook}\t{}", data.display()));
     command
 }

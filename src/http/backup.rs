@@ -133,9 +133,9 @@ fn refusal(e: StoreError) -> ApiError {
         StoreError::BackupBusy => {
             ApiError::conflict("a backup is already running; try again when it is done")
         }
-        StoreError::BackupExists(_) => ApiError::conflict("a backup with this name already exists"),
-        // The database itself is failing: the store's fault, as every route answers it.
-        e @ StoreError::Unavailable(_) => e.into(),
+        // The database itself is failing: the store's fault, as every route answers it. A name
+        // taken is answered as everywhere else too.
+        e @ (StoreError::Unavailable(_) | StoreError::BackupExists(_)) => e.into(),
         e => {
             // The log has the path and the OS's words; the client gets neither.
             tracing::error!(error = %e, "backup failed");

@@ -238,7 +238,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(fault) => fault_error(&fault),
             // Backup errors name server paths: `http/backup.rs` answers them without.
-            StoreError::BackupExists(_) => ApiError::conflict("the backup already exists"),
+            StoreError::BackupExists(_) => {
+                ApiError::conflict("a backup with this name already exists")
+            }
             StoreError::BackupDest { .. } => {
                 ApiError::Internal("the backup could not be written".into())
             }

@@ -165,6 +165,33 @@ fn api_md_has_a_section_with_an_example_for_every_route() {
     assert!(problems.is_empty(), "docs/API.md: {problems:#?}");
 }
 
+/// The examples that show a schema version show today's: a review found every `/healthz`
+/// example at 13 when the server answered 15 (docs written before steps 14 and 15).
+#[test]
+fn examples_show_the_schema_version_of_today() {
+    let today = lakehouse_kb::store::SCHEMA_VERSION;
+    let mut shown = Vec::new();
+    for doc in ["docs/API.md", "docs/openapi.yaml", "README.md"] {
+        let path = format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        for marker in ["\"schema_version\":", "schema_version: "] {
+            for (i, _) in text.match_indices(marker) {
+                let rest = &text[i + marker.len()..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                if let Ok(version) = digits.parse::<u64>() {
+                    shown.push((doc, version));
+                }
+            }
+        }
+    }
+    assert!(shown.len() >= 3, "found too few examples: {shown:?}");
+    let stale: Vec<_> = shown
+        .iter()
+        .filter(|(_, version)| *version != today)
+        .collect();
+    assert!(stale.is_empty(), "schema version {today} today: {stale:?}");
+}
+
 /// Schemathesis sent integers above 2^53 - 1 and `+5` where the spec says "an integer at most
 /// 9007199254740991": seq cursors, the findings and dismissal cursors, `Last-Event-ID` and a
 /// dismissal id were taken as any u64 (a 200, or a 404 for the id). Every integer the API takes

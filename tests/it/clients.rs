@@ -67,7 +67,7 @@ fn typescript_client_against_the_real_server_and_a_stub() {
     );
     let stdout = assert_ok("node --test", &out);
     assert!(
-        stdout.contains("# pass 28\n") && stdout.contains("# fail 0\n"),
+        stdout.contains("# pass 29\n") && stdout.contains("# fail 0\n"),
         "{stdout}"
     );
 }
@@ -146,7 +146,8 @@ fn typescript_package_packs_installs_and_types_its_users() {
     // A user's code type-checks against the installed `.d.ts`, found through `exports`.
     std::fs::write(
         consumer.join("use.ts"),
-        r#"import { KbClient, KbError, type FeedItem, type PostedVerdict } from "lakehouse-kb-client";
+        r#"import { KbClient, KbError, type ExportFileReport, type FeedItem, type FindingInput, type FindingsPage,
+  type PostedVerdict } from "lakehouse-kb-client";
 const kb = new KbClient({ baseUrl: "http://127.0.0.1:1" });
 export const posted: Promise<PostedVerdict> = kb.postVerdict({
   pr_number: 1, head_sha: "a".repeat(40), audited_at: "t", overall: "approve", one_liner: "x",
@@ -160,6 +161,19 @@ export async function first(): Promise<number> {
   return 0;
 }
 export const isError = (e: unknown): boolean => e instanceof KbError && e.mayBeCommitted;
+// The auditor's flow (a review's, at f639646, needed casts): its findings, with fields of its
+// own, checked and then posted in the verdict as they are.
+const findings: FindingInput[] = [{ check: "static", severity: "warn", summary: "x", file: "a.ts", line: 3 }];
+export async function audit(): Promise<PostedVerdict> {
+  await kb.checkFindings(1, { headSha: "abcdef01", findings });
+  return kb.postVerdict({
+    pr_number: 1, head_sha: "a".repeat(40), audited_at: "t", overall: "approve", one_liner: "x",
+    metrics: { findings_block: 0, findings_warn: 1 }, findings,
+  });
+}
+export const failed = (file: ExportFileReport): string | undefined =>
+  file.action === "failed" || file.action === "paused" ? file.error : undefined;
+export const next = (page: FindingsPage): number | null => (page.latest_seq == null ? null : page.latest_seq + 1);
 "#,
     )
     .unwrap();
@@ -192,7 +206,7 @@ fn python_client_against_the_real_server_and_a_stub() {
     assert_ok("python3 -m unittest", &out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("Ran 26 tests") && stderr.trim_end().ends_with("OK"),
+        stderr.contains("Ran 27 tests") && stderr.trim_end().ends_with("OK"),
         "{stderr}"
     );
 }

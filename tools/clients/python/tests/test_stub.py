@@ -3,6 +3,7 @@
 mid-event. Every failure must be a KbError; every retry of a write must carry the same
 Idempotency-Key. Run by tests/it/clients.rs: python3 -m unittest discover -s tests"""
 
+import datetime
 import email.utils
 import json
 import socket
@@ -14,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from lakehouse_kb_client import USER_AGENT, KbClient, KbError, retry_after_secs
 
 SEEN = {}  # scenario -> [(method, path, headers)]
+BODIES = {}  # scenario -> [body bytes]
 LOCK = threading.Lock()
 
 
@@ -36,9 +38,10 @@ class Stub(BaseHTTPRequestHandler):
 
     def handle_any(self):
         length = int(self.headers.get("content-length") or 0)
-        self.rfile.read(length)
+        body = self.rfile.read(length)
         scenario = self.path.split("/")[1]
         with LOCK:
+            BODIES.setdefault(scenario, []).append(body)
             log = SEEN.setdefault(scenario, [])
             log.append((self.command, self.path, dict((k.lower(), v) for k, v in self.headers.items())))
             n = len(log)
@@ -98,6 +101,9 @@ class Stub(BaseHTTPRequestHandler):
 
     def play_degraded(self, n):
         self.send(503, {"status": "degraded", "storage": {"no_space": True}}, headers=[("retry-after", "1")])
+
+    def play_accept(self, n):
+        self.send(200, {"accepted": 1, "duplicates": 0, "rejected": [], "ok": True, "seq": n, "sig_hash": "s"})
 
     def play_badjson(self, n):
         self.send(200, b"{not json")
@@ -211,10 +217,39 @@ class StubTest(unittest.TestCase):
         self.assertEqual((error.status, len(SEEN["degraded"])), (503, 1))
         self.assertLess(time.monotonic() - started, 0.9)
 
-    def test_nan_is_refused_before_sending(self):
-        with self.assertRaises(ValueError):
-            self.client("nan").post_event({"x": float("nan")})
-        self.assertNotIn("nan", SEEN)
+    def test_what_cannot_be_sent_is_a_kb_error_naming_it_and_nothing_is_sent(self):
+        # A review's (f639646): each of these raised ValueError, TypeError or
+        # UnicodeEncodeError, not the KbError the README promises, and field was never set.
+        cases = [
+            ("NaN", lambda kb: kb.post_event({"x": float("nan")}), "body"),
+            ("a datetime", lambda kb: kb.post_event({"at": datetime.datetime.now()}), "body"),
+            ("a str row with a lone surrogate", lambda kb: kb.post_outcome('{"sig_hash":"a","x":"\ud83d"}'), "body"),
+            ("a key with a newline", lambda kb: kb.post_event({}, idempotency_key="a\nb"), "idempotency-key"),
+            ("a key beyond Latin-1", lambda kb: kb.post_event({}, idempotency_key="ключ-1"), "idempotency-key"),
+            ("a token beyond Latin-1", lambda kb: KbClient(base_url=f"{self.base}/unsent", token="токен").stats(), "token"),
+            ("a negative PR number", lambda kb: kb.findings(-1), "pr_number"),
+            ("a dismissal id as text", lambda kb: kb.revoke_dismissal("7"), "id"),  # type: ignore[arg-type]
+            ("a base URL without a scheme", lambda kb: KbClient(base_url="localhost:3800"), "base_url"),
+        ]
+        for name, call, field in cases:
+            with self.subTest(name):
+                error = self.failure(lambda: call(self.client("unsent")))
+                self.assertEqual((error.kind, error.status, error.field, error.may_be_committed), ("bad_request", 0, field, False))
+        self.assertNotIn("unsent", SEEN)
+
+    def test_lone_surrogates_in_rows_and_batches_are_sent_escaped_as_json_stringify_does(self):
+        # A review's: post_verdict sent them escaped while post_outcome of a mapping and every
+        # batch raised UnicodeEncodeError before sending.
+        kb = self.client("accept")
+        kb.post_outcome({"sig_hash": "a", "one_liner": "cut \ud83d here", "ok": "é"})
+        kb.post_events([{"source": "bot", "note": "\udc00"}, {"source": "bot"}])
+        kb.post_verdicts([{"pr_number": 1, "one_liner": "x\ud83d"}])
+        kb.post_verdict({"pr_number": 1, "one_liner": "x\ud83d"})
+        outcome, events, verdicts, verdict = BODIES["accept"]
+        self.assertEqual(outcome, '{"sig_hash":"a","one_liner":"cut \\ud83d here","ok":"é"}'.encode())
+        self.assertEqual(events, b'{"source":"bot","note":"\\udc00"}\n{"source":"bot"}\n')
+        self.assertIn(b'"x\\ud83d"', verdicts)
+        self.assertIn(b'"x\\ud83d"', verdict)
 
     def test_a_body_that_is_not_json_and_a_refusal_are_kb_errors(self):
         bad = self.failure(lambda: self.client("badjson").stats())

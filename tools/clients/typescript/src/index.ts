@@ -36,17 +36,18 @@ export interface Verdict {
   /** The repository the PR belongs to; absent or null for the default namespace. */
   repo?: string | null;
   /** Remembered across pushes by the findings memory. */
-  findings?: Array<FindingInput & { [key: string]: unknown }>;
+  findings?: FindingInput[];
   [key: string]: unknown;
 }
 
 export type Severity = "block" | "warn" | "info";
 
-/** A finding as the auditor writes it. */
+/** A finding as the auditor writes it, with any fields of its own (`file`, `line`, ...). */
 export interface FindingInput {
   check: string;
   severity?: Severity;
   summary: string;
+  [key: string]: unknown;
 }
 
 export interface PostedVerdict {
@@ -219,7 +220,8 @@ export interface FindingsPage {
   pr_number: number;
   repo?: string;
   status: "open" | "resolved" | "all";
-  latest_seq?: number;
+  /** The PR's latest audit that listed findings; null while it has none. */
+  latest_seq?: number | null;
   count: number;
   findings: RememberedFinding[];
   /** Pass as `cursor` for the next page; absent on the last one. */
@@ -379,8 +381,10 @@ export interface Health {
 
 export interface ExportFileReport {
   path: string;
-  action: "unchanged" | "appended" | "rebuilt";
+  action: "unchanged" | "appended" | "rebuilt" | "failed" | "paused";
   reason?: string;
+  /** Why a failed or paused file was not exported. */
+  error?: string;
   rows_written: number;
   bytes_written: number;
   bytes_truncated: number;
@@ -564,7 +568,7 @@ export class KbClient {
       scheme = undefined;
     }
     if (scheme !== "http:" && scheme !== "https:") {
-      throw new KbError(`baseUrl must be an http:// or https:// URL, got ${JSON.stringify(url)}`, "bad_request", 0);
+      throw new KbError(`baseUrl must be an http:// or https:// URL, got ${JSON.stringify(url)}`, "bad_request", 0, "baseUrl");
     }
     this.baseUrl = url.replace(/\/+$/, "");
     this.token = options.token ?? env("LAKEHOUSE_KB_TOKEN") ?? undefined;
@@ -593,23 +597,23 @@ export class KbClient {
    * A KB outcome row (the scenario runner's `outcomes.jsonl` line), stored byte for byte: a
    * string is sent as is, an object as `JSON.stringify(row)` (what the legacy writer appended).
    */
-  postOutcome(row: Record<string, unknown> | string, options: WriteOptions = {}): Promise<PostedOutcome> {
-    const body = typeof row === "string" ? row : JSON.stringify(row);
+  async postOutcome(row: Record<string, unknown> | string, options: WriteOptions = {}): Promise<PostedOutcome> {
+    const body = typeof row === "string" ? row : json(row);
     return this.request({ method: "POST", path: "/outcomes", raw: { body, contentType: "application/json" }, write: options });
   }
 
   /** Many events in one NDJSON batch, committed together (bad lines reported, not stored). */
-  postEvents(events: Array<Record<string, unknown>>, options: WriteOptions = {}): Promise<BatchReport> {
-    return this.batch("/event", events.map((e) => JSON.stringify(e)), options);
+  async postEvents(events: Array<Record<string, unknown>>, options: WriteOptions = {}): Promise<BatchReport> {
+    return this.batch("/event", events.map(json), options);
   }
 
-  postVerdicts(verdicts: Verdict[], options: WriteOptions = {}): Promise<BatchReport> {
-    return this.batch("/verdicts", verdicts.map((v) => JSON.stringify(v)), options);
+  async postVerdicts(verdicts: Verdict[], options: WriteOptions = {}): Promise<BatchReport> {
+    return this.batch("/verdicts", verdicts.map(json), options);
   }
 
   /** Rows given as strings are sent byte for byte. */
-  postOutcomes(rows: Array<Record<string, unknown> | string>, options: WriteOptions = {}): Promise<BatchReport> {
-    return this.batch("/outcomes", rows.map((r) => (typeof r === "string" ? r : JSON.stringify(r))), options);
+  async postOutcomes(rows: Array<Record<string, unknown> | string>, options: WriteOptions = {}): Promise<BatchReport> {
+    return this.batch("/outcomes", rows.map((r) => (typeof r === "string" ? r : json(r))), options);
   }
 
   /** Brings the exported legacy files up to date now. */
@@ -722,7 +726,7 @@ export class KbClient {
 
   /** Revokes a dismissal (by its id); revoking it again changes nothing. */
   async revokeDismissal(id: number, options: WriteOptions = {}): Promise<Dismissal> {
-    return this.request({ method: "DELETE", path: `/findings/dismissals/${pr(id)}`, write: options });
+    return this.request({ method: "DELETE", path: `/findings/dismissals/${pr(id, "id")}`, write: options });
   }
 
   /** One page of everything stored under a sig_hash, in seq order. */
@@ -896,7 +900,7 @@ export class KbClient {
     const headers = this.headers();
     let body: string | undefined;
     if (spec.json !== undefined) {
-      body = JSON.stringify(spec.json);
+      body = json(spec.json);
       headers["content-type"] = "application/json";
     } else if (spec.raw !== undefined) {
       body = spec.raw.body;
@@ -904,6 +908,14 @@ export class KbClient {
     }
     const write = spec.write !== undefined;
     if (write) headers["idempotency-key"] = spec.write?.idempotencyKey ?? crypto.randomUUID();
+    for (const [name, value] of Object.entries(headers)) {
+      // fetch would throw before sending, which reads as a network error whose write may
+      // have been committed.
+      if (!/^[\x20-\x7e\xa0-\xff]*$/.test(value)) {
+        const field = name === "authorization" ? "token" : name;
+        throw new KbError(`${field} cannot be sent in an HTTP header: ${JSON.stringify(value)}`, "bad_request", 0, field);
+      }
+    }
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(spec.query ?? {})) {
       if (value !== undefined) query.set(key, String(value));
@@ -1040,11 +1052,20 @@ export async function claimHash(text: string): Promise<string> {
 }
 
 /** A PR number or id as a path segment: a non-negative integer, or a KbError before sending. */
-function pr(n: number): string {
+function pr(n: number, field = "pr_number"): string {
   if (!Number.isSafeInteger(n) || n < 0) {
-    throw new KbError(`expected a non-negative integer, got ${n}`, "bad_request", 0);
+    throw new KbError(`${field} must be a non-negative integer, got ${n}`, "bad_request", 0, field);
   }
   return String(n);
+}
+
+/** `JSON.stringify`, or a KbError before sending for what it cannot write (a BigInt, a cycle). */
+function json(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    throw new KbError(`the body cannot be sent as JSON: ${describe(error)}`, "bad_request", 0, "body");
+  }
 }
 
 function snippet(text: string): string {

@@ -221,6 +221,34 @@ test("a bad PR number or id is a rejected promise, not a throw", async () => {
   }
 });
 
+test("what cannot be sent is a rejected bad_request KbError naming it, and nothing is sent", async () => {
+  // A review's (f639646): a key or token fetch cannot put in a header was retried as a
+  // network error "that may have been committed", and a BigInt rejected with a TypeError.
+  const kb = client("unsent");
+  const cases = [
+    ["a key with a newline", () => kb.postEvent({}, { idempotencyKey: "a\nb" }), "idempotency-key"],
+    ["a key beyond Latin-1", () => kb.postEvent({}, { idempotencyKey: "ключ-1" }), "idempotency-key"],
+    ["a token beyond Latin-1", () => client("unsent", { token: "токен" }).stats(), "token"],
+    ["a BigInt in an event", () => kb.postEvent({ n: 1n }), "body"],
+    ["a BigInt in a batch", () => kb.postEvents([{ n: 1n }]), "body"],
+    ["a BigInt in a row", () => kb.postOutcome({ sig_hash: "a", n: 1n }), "body"],
+    ["a negative PR number", () => kb.findings(-1), "pr_number"],
+    ["a dismissal id beyond 2^53", () => kb.revokeDismissal(2 ** 60), "id"],
+  ];
+  for (const [name, call, field] of cases) {
+    const started = Date.now();
+    let promise;
+    assert.doesNotThrow(() => {
+      promise = call();
+    }, name);
+    const error = await failure(promise);
+    assert.deepEqual([error.kind, error.status, error.field, error.mayBeCommitted], ["bad_request", 0, field, false], name);
+    assert.ok(Date.now() - started < 300, `${name}: retried`);
+  }
+  assert.equal(seen.get("unsent"), undefined);
+  assert.throws(() => new KbClient({ baseUrl: "localhost:3800" }), (error) => error.field === "baseUrl");
+});
+
 test("a base URL without http:// or https:// is refused when the client is made", () => {
   for (const baseUrl of ["localhost:3800", "127.0.0.1:3800", "ftp://x", "not a url"]) {
     assert.throws(() => new KbClient({ baseUrl }), (error) => error instanceof KbError && error.kind === "bad_request", baseUrl);

@@ -190,7 +190,7 @@ class FindingsPage(TypedDict, total=False):
     pr_number: int
     repo: str
     status: Literal["open", "resolved", "all"]
-    latest_seq: int
+    latest_seq: Optional[int]  # None while the PR has no audit with findings
     count: int
     findings: List[RememberedFinding]
     next_cursor: str
@@ -390,7 +390,7 @@ class KbClient:
         self.base_url = url.rstrip("/")
         parsed = urllib.parse.urlsplit(self.base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"base_url must be an http or https URL, got {url!r}")
+            raise KbError(f"base_url must be an http or https URL, got {url!r}", "bad_request", field="base_url")
         self._https = parsed.scheme == "https"
         self._host = parsed.hostname
         self._port = parsed.port
@@ -417,7 +417,7 @@ class KbClient:
         """A KB outcome row, stored byte for byte: a str is sent as is (pass the exact line for
         byte-exact rows), a mapping as compact JSON."""
         line = row if isinstance(row, str) else _compact(row)
-        return cast(PostedOutcome, self._request("POST", "/outcomes", body=line.encode("utf-8"), write=True, key=idempotency_key))
+        return cast(PostedOutcome, self._request("POST", "/outcomes", body=_utf8(line), write=True, key=idempotency_key))
 
     def post_events(self, events: Sequence[Mapping[str, Any]], idempotency_key: Optional[str] = None) -> BatchReport:
         """Many events in one NDJSON batch, committed together; bad lines are reported."""
@@ -581,7 +581,7 @@ class KbClient:
 
     def revoke_dismissal(self, dismissal_id: int, idempotency_key: Optional[str] = None) -> Dismissal:
         """Revokes a dismissal by its id; revoking it again changes nothing (revoked_now False)."""
-        path = f"/findings/dismissals/{_id(dismissal_id)}"
+        path = f"/findings/dismissals/{_id(dismissal_id, 'id')}"
         return cast(Dismissal, self._request("DELETE", path, write=True, key=idempotency_key))
 
     def sig(
@@ -733,7 +733,7 @@ class KbClient:
     # The one way to the service.
 
     def _batch(self, path: str, lines: List[str], key: Optional[str]) -> BatchReport:
-        body = ("\n".join(lines) + "\n").encode("utf-8")
+        body = _utf8("\n".join(lines) + "\n")
         answer = self._request("POST", path, body=body, content_type="application/x-ndjson", write=True, key=key)
         return cast(BatchReport, answer)
 
@@ -773,6 +773,11 @@ class KbClient:
             headers["content-type"] = content_type
         if write:
             headers["idempotency-key"] = key or str(uuid.uuid4())
+        for name, value in headers.items():
+            # http.client would raise ValueError or UnicodeEncodeError while sending.
+            if not _sendable(value):
+                field = "token" if name == "authorization" else name
+                raise KbError(f"{field} cannot be sent in an HTTP header: {value!r}", "bad_request", field=field)
         target = self._path(path, query)
         uncertain = False  # an attempt of this write may have committed without our hearing
         last: Optional[KbError] = None
@@ -906,21 +911,52 @@ def _sse_items(response: http.client.HTTPResponse) -> Iterator[JsonObject]:
             data.append(line[6:] if line.startswith("data: ") else line[5:])
 
 
-def _id(value: int) -> str:
+def _id(value: int, field: str = "pr_number") -> str:
     """A PR number or id as a path segment: a non-negative integer, else a KbError before
     anything is sent."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise KbError(f"expected a non-negative integer, got {value!r}", "bad_request")
+        raise KbError(f"{field} must be a non-negative integer, got {value!r}", "bad_request", field=field)
     return str(value)
 
 
+def _dumps(value: Any, **options: Any) -> str:
+    """JSON text, or a KbError before sending: NaN and Infinity are not JSON (refused here
+    rather than sent for a 400), nor is an object json cannot write (a datetime, a set)."""
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise KbError(f"the body cannot be sent as JSON: {error}", "bad_request", field="body") from error
+
+
 def _json(value: Any) -> bytes:
-    # NaN and Infinity are not JSON: refused here (ValueError) rather than sent for a 400.
-    return json.dumps(value, allow_nan=False).encode("utf-8")
+    return _dumps(value).encode("utf-8")
+
+
+# A surrogate code point alone (a string cut inside an emoji's pair, text decoded with
+# surrogateescape): UTF-8 cannot carry it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _compact(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """The line JavaScript's JSON.stringify writes: compact, text as it is, a lone surrogate
+    escaped (as \\ud83d), as post_verdict's escaped JSON sends it too."""
+    text = _dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _utf8(text: str) -> bytes:
+    """A body as UTF-8, or a KbError before sending when it holds a lone surrogate."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise KbError(
+            f"the body holds a lone surrogate at index {error.start}, which UTF-8 cannot carry", "bad_request", field="body"
+        ) from error
+
+
+def _sendable(value: str) -> bool:
+    """Whether a header value goes on the wire as given: Latin-1, no control characters."""
+    return all(" " <= c <= "~" or "\xa0" <= c <= "\xff" for c in value)
 
 
 def _snippet(body: bytes) -> str:

@@ -4,7 +4,7 @@
 //! other field is a 400. One backup at a time: a second request meanwhile gets 409 at once.
 //! A write route: guarded by the token when one is set.
 //!
-//! The copy runs on a thread of its own (not the blocking pool the reads use), and stops, leaving
+//! The copy runs on a thread of its own (not one of the reads' threads), and stops, leaving
 //! nothing behind, when its client goes away (the handler's future is dropped). No answer names
 //! a server path: errors say what went wrong, the log says where.
 

@@ -3,7 +3,7 @@
 //! are named by verb (`events::post`, `verdicts::post`).
 //!
 //! Architecture invariant: handlers never call redb: writes go through the group-commit
-//! writer, reads through `Store` methods under `spawn_blocking`.
+//! writer, reads through `Store` methods on the read threads (`read_threads.rs`).
 
 mod auth;
 mod backup;
@@ -15,7 +15,6 @@ mod export;
 mod feed;
 mod findings;
 mod health;
-mod heavy_reads;
 pub mod ingest;
 mod limits;
 mod neighbors;
@@ -24,6 +23,7 @@ mod outcomes;
 mod page;
 mod prs;
 mod query;
+mod read_threads;
 mod server;
 mod sig;
 mod stats;
@@ -127,9 +127,10 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     shared: Shared,
     answers: Arc<AnswerBytes>,
-    heavy_reads: heavy_reads::HeavyReads,
+    heavy_reads: read_threads::ReadThreads,
     neighbors: Arc<Semaphore>,
     reads: Arc<Semaphore>,
+    light_reads: read_threads::ReadThreads,
 }
 
 impl AppState {
@@ -138,21 +139,29 @@ impl AppState {
         let config = &shared.config;
         let heavy = heavy_slots(cores, config.max_answer_bytes, config.max_response_bytes);
         let answers = AnswerBytes::new(config.max_answer_bytes, heavy);
-        let heavy_reads = heavy_reads::HeavyReads::start(heavy);
+        let heavy_reads = read_threads::ReadThreads::start("kb-heavy-read", heavy);
         let neighbors = Arc::new(Semaphore::new(HEAVY_READS_PER_CORE * cores));
         let reads = Arc::new(Semaphore::new(READS_RUNNING_PER_CORE * cores));
+        let light_reads =
+            read_threads::ReadThreads::start("kb-read", READS_RUNNING_PER_CORE * cores);
         AppState(Arc::new(Inner {
             shared,
             answers,
             heavy_reads,
             neighbors,
             reads,
+            light_reads,
         }))
     }
 
-    /// The reads that may run at once on the blocking pool.
+    /// The reads that may run at once, each on one of [`AppState::light_reads`]' threads.
     pub(crate) fn read_slots(&self) -> &Arc<Semaphore> {
         &self.0.reads
+    }
+
+    /// The threads reads run on, one a running slot.
+    pub(crate) fn light_reads(&self) -> &read_threads::ReadThreads {
+        &self.0.light_reads
     }
 
     /// The bytes of read answers being built or held until sent (`--max-answer-bytes`), and
@@ -162,7 +171,7 @@ impl AppState {
     }
 
     /// The threads heavy reads run on, one a slot.
-    pub(crate) fn heavy_reads(&self) -> &heavy_reads::HeavyReads {
+    pub(crate) fn heavy_reads(&self) -> &read_threads::ReadThreads {
         &self.0.heavy_reads
     }
 
@@ -176,7 +185,7 @@ impl AppState {
 /// `store::HEAVY_READ_ROWS`; neighbours queries): more would not finish sooner on these cores,
 /// and each holds what it has built so far. A read waits for a slot within its deadline,
 /// holding no thread and no running slot, then runs on a thread of the slot's
-/// (`query::read_within`, `heavy_reads.rs`); light reads never wait.
+/// (`query::read_within`, `read_threads.rs`); light reads never wait.
 const HEAVY_READS_PER_CORE: usize = 4;
 
 /// The slots of heavy reads: [`HEAVY_READS_PER_CORE`] a core, but no more than the answers'
@@ -190,8 +199,8 @@ fn heavy_slots(cores: usize, max_answer_bytes: usize, max_response_bytes: usize)
     (HEAVY_READS_PER_CORE * cores).min(whole_answers).max(1)
 }
 
-/// Reads running at once on the blocking pool, per core (each a thread, with what it has read
-/// so far). A heavy read waiting for its slot gives its running slot back, so light reads
+/// Reads running at once, per core (each on a thread of its own, `read_threads.rs`, with what it
+/// has read so far). A heavy read waiting for its slot gives its running slot back, so light reads
 /// wait only for reads that run.
 const READS_RUNNING_PER_CORE: usize = 16;
 

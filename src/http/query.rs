@@ -250,23 +250,32 @@ impl FromRequestParts<AppState> for ReadLimits {
     }
 }
 
-/// Runs a store read on the blocking pool: redb calls never run on the async workers.
+/// Runs a store read on the reads' threads, holding one of their running slots: redb calls
+/// never run on the async workers.
 pub async fn read<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
-    Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+    let running = slot(state.read_slots()).await?;
+    state
+        .light_reads()
+        .run(move || {
+            let _running = running;
+            f(&store)
+        })
+        .await?
+        .map_err(ApiError::from)
 }
 
-/// Runs a store read on the blocking pool (redb calls never run on the async workers) within
+/// Runs a store read on the reads' threads (redb calls never run on the async workers) within
 /// `limits`: the read stops at the deadline, or as soon as this future is dropped (the request
 /// timed out or its client went away), rather than run on with nobody to answer. Returns the
 /// budget too, which says whether the answer was cut short for its bytes.
 ///
 /// A read holds one of the server's running slots while it runs. One that goes heavy stops
 /// ([`ReadBudget::wants_slot`]), gives its running slot back, waits here for a heavy slot, and
-/// runs again from the start holding it, on the heavy reads' threads (`heavy_reads.rs`): so `f`
+/// runs again from the start holding it, on the heavy reads' threads (`read_threads.rs`): so `f`
 /// may run twice, and what the first run did (at most
 /// [`LARGE_ANSWER_BYTES`](crate::store::LARGE_ANSWER_BYTES) of answer, or
 /// [`HEAVY_READ_ROWS`](crate::store::HEAVY_READ_ROWS) rows) is done again. Reads waiting for a
@@ -309,11 +318,13 @@ pub async fn read_within<T: Send + 'static>(
         let read = match heavy.take() {
             None => {
                 let running = slot(state.read_slots()).await?;
-                tokio::task::spawn_blocking(move || {
-                    let _running = running;
-                    run(budget)
-                })
-                .await?
+                state
+                    .light_reads()
+                    .run(move || {
+                        let _running = running;
+                        run(budget)
+                    })
+                    .await?
             }
             Some(heavy) => {
                 budget = budget.with_heavy_slot(heavy);

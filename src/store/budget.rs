@@ -224,7 +224,7 @@ impl ReadBudget {
 
     /// Whether the read may go on heavy: it holds a slot of the pool's (or shares no pool).
     /// Else it is marked as [wanting one](ReadBudget::wants_slot), to be run again with one,
-    /// even when one is free: heavy reads run on threads of their own (`http::heavy_reads`).
+    /// even when one is free: heavy reads run on threads of their own (`http::read_threads`).
     fn take_slot(&self) -> bool {
         let Some(taken) = &self.shared else {
             return true;

@@ -3,7 +3,7 @@
 //! read from a range of a table or an index.
 //!
 //! redb calls are synchronous: callers on the async runtime use the writer thread (`writer.rs`)
-//! for writes and `spawn_blocking` for reads.
+//! for writes and threads of their own for reads (`http/read_threads.rs`).
 //!
 //! The open `Database` sits behind a swappable slot (`RwLock<Option<Arc<Database>>>`): every
 //! transaction clones the `Arc` under a read lock held for no longer than the clone, so reads

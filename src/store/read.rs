@@ -1,6 +1,6 @@
 //! The read paths. Each answer comes from a range (or a few) of one table or index and a get by
 //! seq per item, so its cost grows with the answer, never with all history. Every call takes
-//! its own read snapshot; callers on the async runtime run them under `spawn_blocking`.
+//! its own read snapshot; callers on the async runtime run them on threads of their own.
 
 use std::collections::BTreeMap;
 

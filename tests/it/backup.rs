@@ -609,3 +609,66 @@ fn cli_refuses_a_server_that_holds_another_database() {
     );
     assert!(ours.data.join("backups/copy/kb.redb").exists());
 }
+
+/// What answers at `--url` may be anyone listening there (the default URL is a port any local
+/// user can take). Found by a review at f639646: the CLI sent `LAKEHOUSE_KB_TOKEN` with its
+/// `/healthz` probe, before it knew the server held its database, and read an answer of any
+/// length (4.4 GB in 15 s from an endless one). Now the probe carries no token (`/healthz`
+/// takes none), and an answer past 1 MiB is refused.
+#[test]
+fn cli_sends_an_impostor_no_token_and_reads_no_endless_answer() {
+    use std::io::{BufRead, BufReader, Write};
+    let ours = InProcessServer::start_with(&["--export-interval", "0"]);
+    for endless in [false, true] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let heads = std::thread::spawn(move || {
+            let mut heads = Vec::new();
+            listener.set_nonblocking(false).unwrap();
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            while reader.read_line(&mut head).unwrap() > 2 {}
+            heads.push(head);
+            let mut stream = stream;
+            if endless {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
+                let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+                // Until the CLI hangs up.
+                while stream.write_all(chunk.as_bytes()).is_ok() {}
+            } else {
+                let body = r#"{"status":"ok"}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            heads
+        });
+        let out = Command::new(crate::support::BIN)
+            .arg("--data")
+            .arg(&ours.data)
+            .args(["backup", "--name", "copy", "--url", &url])
+            .env("LAKEHOUSE_KB_TOKEN", "s3cret-token")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        let heads = heads.join().unwrap();
+        assert!(heads[0].starts_with("GET /healthz "), "{heads:?}");
+        assert!(
+            !heads[0].to_ascii_lowercase().contains("authorization"),
+            "{heads:?}"
+        );
+        let expected = if endless {
+            "reading the answer"
+        } else {
+            "does not say which database"
+        };
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    assert!(!ours.data.join("backups").exists());
+}

@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::ingest::IngestBody;
 use super::{ApiError, AppState};
 use crate::model::{describe, parse_object, utf8};
-use crate::store::{BackupName, StoreError};
+use crate::store::{BackupName, Store, StoreError};
 
 /// The answer: what was copied, under which name; no path.
 #[derive(Debug, Serialize)]
@@ -113,7 +113,7 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
             };
             Ok((StatusCode::CREATED, Json(created)).into_response())
         }
-        Err(e) => Err(refusal(e)),
+        Err(e) => Err(refusal(&state.store, e)),
     }
 }
 
@@ -128,14 +128,20 @@ fn backup_dir(state: &AppState) -> PathBuf {
 }
 
 /// A failed backup as the client sees it: what went wrong, never where.
-fn refusal(e: StoreError) -> ApiError {
+fn refusal(store: &Store, e: StoreError) -> ApiError {
     match e {
         StoreError::BackupBusy => {
             ApiError::conflict("a backup is already running; try again when it is done")
         }
-        // The database itself is failing: the store's fault, as every route answers it. A name
-        // taken is answered as everywhere else too.
+        // The database itself is failing: the store's fault, as every route answers it (503, or
+        // 507 for a full disk, with Retry-After). A name taken is answered as everywhere else.
         e @ (StoreError::Unavailable(_) | StoreError::BackupExists(_)) => e.into(),
+        // Reading the database met its disk failing ("previous I/O error" once a write failed):
+        // recorded, so that the store recovers, and answered as the fault.
+        e if e.is_storage_fault() => match store.note_error(&e) {
+            Some(fault) => StoreError::Unavailable(fault).into(),
+            None => e.into(),
+        },
         e => {
             // The log has the path and the OS's words; the client gets neither.
             tracing::error!(error = %e, "backup failed");
@@ -158,5 +164,33 @@ fn refusal(e: StoreError) -> ApiError {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A review at f639646, with the data and the backups on one full disk: once the database
+    /// had failed, each backup met redb's "previous I/O error" and answered 500, without
+    /// Retry-After, while writes answered 507. Now the backup answers with the store's fault.
+    #[test]
+    fn a_backup_that_meets_the_database_failing_answers_with_its_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kb.redb"), Default::default()).unwrap();
+        let answer = refusal(&store, StoreError::Storage(redb::Error::PreviousIo));
+        assert!(
+            matches!(answer, ApiError::Unavailable { retry_after_secs, .. } if retry_after_secs > 0),
+            "{answer:?}"
+        );
+        assert!(store.fault().is_some(), "the fault was not recorded");
+        let full = StoreError::BackupDest {
+            path: dir.path().join("x"),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        assert!(matches!(
+            refusal(&store, full),
+            ApiError::InsufficientStorage { .. }
+        ));
     }
 }

@@ -231,12 +231,22 @@ impl Store {
             let last_seq = super::meta::get(&snapshot.open_table(META)?, super::meta::LAST_SEQ)?;
             let copy = Database::builder()
                 .create_with_backend(FileBackend::new(file)?)
-                .map_err(|e| StoreError::Backup(e.to_string()))?;
+                .map_err(copy_error)?;
             let rows = copy_all(&snapshot, &copy, cancel)?;
-            copy.close()
-                .map_err(|e| StoreError::Backup(e.to_string()))?;
+            copy.close().map_err(copy_error)?;
             Ok((last_seq, rows))
         })
+    }
+}
+
+/// An error of the copy's own database: its I/O error stays one, for [`through_partial`] to
+/// give to the destination (a full disk where the backups go is a 507, not a 500).
+fn copy_error(e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => {
+            StoreError::Storage(redb::Error::Io(source))
+        }
+        e => StoreError::Backup(e.to_string()),
     }
 }
 
@@ -264,11 +274,14 @@ pub(super) fn through_partial<T>(
     let file = fsutil::create_new(&partial, fsutil::FILE_MODE).map_err(dest_error(&partial))?;
     let written = write(file).map_err(|e| match e {
         // Mostly the copy's own file (a full disk where the backups go), not the database:
-        // never a fault of the store.
-        StoreError::Storage(redb::Error::Io(source)) => StoreError::BackupDest {
-            path: partial.clone(),
-            source,
-        },
+        // never a fault of the store. The copy's tables are made by the migrations.
+        StoreError::Storage(redb::Error::Io(source))
+        | StoreError::Migrate(migrations::MigrateError::Storage(redb::Error::Io(source))) => {
+            StoreError::BackupDest {
+                path: partial.clone(),
+                source,
+            }
+        }
         e => e,
     });
     let linked = written.and_then(|written| {
@@ -556,6 +569,37 @@ mod tests {
         );
         let left: Vec<_> = fs::read_dir(root.path().join("real")).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// A review at f639646 filled the backups' disk to its last few KiB: the copy's database
+    /// could not be created, or its tables made, and the server answered 500 where a full
+    /// disk is a 507. Each of those errors is now the destination's, with its kind.
+    #[test]
+    fn the_copys_own_io_errors_are_the_destinations() {
+        let full = || std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let made: [(&str, StoreError); 3] = [
+            (
+                "creating the copy",
+                copy_error(redb::DatabaseError::Storage(redb::StorageError::Io(full()))),
+            ),
+            (
+                "making its tables",
+                StoreError::Migrate(migrations::MigrateError::Storage(redb::Error::Io(full()))),
+            ),
+            (
+                "writing its rows",
+                StoreError::Storage(redb::Error::Io(full())),
+            ),
+        ];
+        for (what, error) in made {
+            let dir = tempfile::tempdir().unwrap();
+            let result = through_partial(&dir.path().join(DB_FILE), |_| Err::<(), _>(error));
+            assert!(
+                matches!(&result, Err(StoreError::BackupDest { source, .. })
+                    if source.kind() == std::io::ErrorKind::StorageFull),
+                "{what}: {result:?}"
+            );
+        }
     }
 
     #[test]

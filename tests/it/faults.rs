@@ -163,6 +163,13 @@ fn a_full_disk_degrades_then_the_store_reopens_itself_and_loses_nothing() {
     // The export meets the same fault: reported, not a 500.
     let export = server.post_json("/export", "{}");
     assert_ne!(export.status, 500, "{}", export.text);
+    // A backup copies what the database holds to a disk of its own: it may succeed, and
+    // never answers 500 (see `http::backup`'s tests for the faults it meets).
+    let backup = server.post_json("/backup", "{}");
+    assert!(
+        backup.status == 201 || (backup.retry_after.is_some() && backup.status >= 503),
+        "{backup:?}"
+    );
 
     // Space returns: no restart, writes succeed again.
     faults.fail_writes.store(false, Ordering::SeqCst);

@@ -26,6 +26,7 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 
 use super::ApiError;
+use super::connections::BodyClock;
 use super::ingest::{BATCH_LINE_COST, is_batch, record_lines};
 use super::limits::HoldUntilSent;
 
@@ -154,6 +155,12 @@ pub async fn read_whole(
     if request.body().is_end_stream() {
         return Ok(next.run(request).await);
     }
+    // While the body arrives its connection may be closed for a new one at the limit, once it
+    // has taken long enough (`connections::SLOW_BODY_FOR`).
+    let arriving = request
+        .extensions()
+        .get::<BodyClock>()
+        .map(BodyClock::arriving);
     let declared = declared_length(request.headers());
     if let Some(declared) = declared
         && declared > gate.max_body
@@ -189,6 +196,7 @@ pub async fn read_whole(
             )));
         }
     };
+    drop(arriving);
     // A batch's records, counted once its body is whole (about to be parsed, held until it is
     // answered), not while it arrives: a client trickling newlines held a kibibyte of the pool
     // for each byte it sent. The lines that become records count (not blank ones), at most

@@ -1,10 +1,12 @@
 //! The open connections, each with whether a request is in flight on it, whether it ever made
 //! one and since when it has been idle, so that at `--max-connections` the accept loop closes
 //! an idle one to make room for a new one (see [`Connections::close_idlest`] for which). Idle
-//! means no request is being handled or answered. A request in flight is never cut: an idle
-//! connection is dropped by its own task, between polls of it (so no request can start
-//! meanwhile); one that became busy since it was picked is closed by hyper's graceful
-//! shutdown once its answer is written. Without this, 1,024 connections that sent nothing kept
+//! means no request is being handled or answered. A request is cut only while its body is
+//! still arriving, [`SLOW_BODY_FOR`] after it began, with no idle connection to close instead:
+//! nothing of it was taken yet (bodies are read whole before any work). An idle connection, or
+//! one whose body is still arriving, is dropped by its own task, between polls of it (so no
+//! request can start meanwhile); one that became busy otherwise since it was picked is closed
+//! by hyper's graceful shutdown once its answer is written. Without this, 1,024 connections that sent nothing kept
 //! every other client, `/healthz` included, waiting until the header-read timeout closed them,
 //! and one client could do that again and again; closing the idlest of any kind instead made
 //! half of the requests of clients keeping their connections alive fail under a flood of new
@@ -23,6 +25,12 @@ pub const SILENT_FOR: Duration = Duration::from_secs(1);
 
 /// A connection kept alive with no request this long may be closed at the limit.
 pub const KEPT_ALIVE_FOR: Duration = Duration::from_secs(5);
+
+/// A request whose body has been arriving this long may be cut at the limit, when no idle
+/// connection can be closed instead. Before, 1,024 connections sending their bodies a byte
+/// every half second held every slot until `--body-timeout` (10 s), again at each
+/// reconnection: a new client's `/healthz` waited 9 s (a review's, at f639646).
+pub const SLOW_BODY_FOR: Duration = Duration::from_secs(2);
 
 /// Every open connection, by id.
 #[derive(Debug)]
@@ -44,6 +52,9 @@ pub struct Connection {
     idle_since_us: AtomicU64,
     /// Whether a request was ever made on it.
     served: AtomicBool,
+    /// When its request's body began to arrive, in microseconds since [`Connections::epoch`]
+    /// (at least 1); 0 while no body is arriving.
+    body_since_us: AtomicU64,
     closing: AtomicBool,
     close: Notify,
 }
@@ -70,6 +81,7 @@ impl Connections {
             in_flight: AtomicU32::new(0),
             idle_since_us: AtomicU64::new(self.now_us()),
             served: AtomicBool::new(false),
+            body_since_us: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             close: Notify::new(),
         });
@@ -82,34 +94,41 @@ impl Connections {
         self.lock().remove(&connection.id);
     }
 
-    /// Asks an idle connection to close, and returns whether there was one: one that has made
+    /// Asks a connection to close, and returns whether there was one to ask: one that has made
     /// no request for [`SILENT_FOR`] since it was accepted, the oldest first (a flood of
     /// connections that send nothing makes room among its own), else one kept alive with no
-    /// request for [`KEPT_ALIVE_FOR`], idle longest first. A connection just accepted (its
-    /// request on its way) or between a client's requests is not closed: with none to close, a
-    /// new connection waits. Cost: one pass over the open connections (at most
-    /// `--max-connections`), made only at the limit.
+    /// request for [`KEPT_ALIVE_FOR`], idle longest first, else one whose request's body has
+    /// been arriving for [`SLOW_BODY_FOR`], the oldest body first. A connection just accepted
+    /// (its request on its way), between a client's requests, or whose request is being
+    /// handled or answered is not closed: with none to close, a new connection waits. Cost:
+    /// one pass over the open connections (at most `--max-connections`), made only at the
+    /// limit.
     pub fn close_idlest(&self) -> bool {
         let now = self.now_us();
-        let idle_for = |c: &Connection, at_least: Duration| {
-            let since = c.idle_since_us.load(Ordering::Relaxed);
+        let for_at_least = |since: u64, at_least: Duration| {
             u128::from(now.saturating_sub(since)) >= at_least.as_micros()
+        };
+        // The rank of a connection that may be closed: its kind, then since when.
+        let rank = |c: &Connection| {
+            let idle_since = c.idle_since_us.load(Ordering::Relaxed);
+            let body_since = c.body_since_us.load(Ordering::Relaxed);
+            if c.is_idle() {
+                match c.served.load(Ordering::Relaxed) {
+                    false => for_at_least(idle_since, SILENT_FOR).then_some((0, idle_since)),
+                    true => for_at_least(idle_since, KEPT_ALIVE_FOR).then_some((1, idle_since)),
+                }
+            } else {
+                (body_since != 0 && for_at_least(body_since, SLOW_BODY_FOR))
+                    .then_some((2, body_since))
+            }
         };
         let open = self.lock();
         let idlest = open
             .values()
-            .filter(|c| c.is_idle())
             .filter(|c| !c.closing.load(Ordering::Relaxed))
-            .filter(|c| match c.served.load(Ordering::Relaxed) {
-                false => idle_for(c, SILENT_FOR),
-                true => idle_for(c, KEPT_ALIVE_FOR),
-            })
-            .min_by_key(|c| {
-                (
-                    c.served.load(Ordering::Relaxed),
-                    c.idle_since_us.load(Ordering::Relaxed),
-                )
-            });
+            .filter_map(|c| rank(c).map(|rank| (rank, c)))
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, c)| c);
         match idlest {
             Some(connection) => {
                 connection.closing.store(true, Ordering::Relaxed);
@@ -147,9 +166,50 @@ impl Connection {
         self.in_flight.load(Ordering::Acquire) == 0
     }
 
+    /// Whether its request's body is still arriving (nothing of the request taken yet).
+    pub fn is_receiving_body(&self) -> bool {
+        self.body_since_us.load(Ordering::Acquire) != 0
+    }
+
     /// Completes when the accept loop asks this connection to close.
     pub async fn close_asked(&self) {
         self.close.notified().await;
+    }
+}
+
+/// Where a request's body arrives from, put in its extensions by the accept loop: the body's
+/// reader marks the time it takes (see [`SLOW_BODY_FOR`]).
+#[derive(Debug, Clone)]
+pub struct BodyClock {
+    connection: Arc<Connection>,
+    connections: Arc<Connections>,
+}
+
+impl BodyClock {
+    pub fn new(connection: Arc<Connection>, connections: Arc<Connections>) -> BodyClock {
+        BodyClock {
+            connection,
+            connections,
+        }
+    }
+
+    /// Marks the body arriving from now until the guard is dropped.
+    pub fn arriving(&self) -> Arriving {
+        let since = self.connections.now_us().max(1);
+        self.connection
+            .body_since_us
+            .store(since, Ordering::Release);
+        Arriving(self.connection.clone())
+    }
+}
+
+/// A body arriving (see [`BodyClock::arriving`]).
+#[derive(Debug)]
+pub struct Arriving(Arc<Connection>);
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.0.body_since_us.store(0, Ordering::Release);
     }
 }
 
@@ -200,6 +260,22 @@ mod tests {
         idle_since(&silent_2, now - SILENT_FOR * 2);
         let between_requests = all.open();
         drop(between_requests.request(&all));
+        // Requests whose bodies are arriving: for long enough, for not long enough.
+        let (slow, slower, quick) = (all.open(), all.open(), all.open());
+        let mut arriving = Vec::new();
+        for (connection, for_) in [
+            (&slow, SLOW_BODY_FOR * 2),
+            (&slower, SLOW_BODY_FOR * 3),
+            (&quick, SLOW_BODY_FOR / 2),
+        ] {
+            arriving.push((connection.request(&all), {
+                let clock = BodyClock::new(connection.clone(), all.clone());
+                let arriving = clock.arriving();
+                let us = u64::try_from((now - for_).as_micros()).unwrap();
+                connection.body_since_us.store(us, Ordering::Relaxed);
+                arriving
+            }));
+        }
         let closed_next = |expected: &Arc<Connection>, what: &str| {
             assert!(all.close_idlest(), "{what}");
             assert!(expected.closing.load(Ordering::Relaxed), "{what}");
@@ -208,10 +284,14 @@ mod tests {
         closed_next(&silent_2, "then the next");
         closed_next(&b, "then b, kept alive idle longest");
         closed_next(&c, "then c");
+        closed_next(&slower, "then the body arriving longest");
+        closed_next(&slow, "then the next");
         assert!(
             !all.close_idlest(),
-            "a has a request in flight, one was just accepted, one is between requests"
+            "a has a request in flight, one was just accepted, one is between requests, one \
+             body began to arrive just now"
         );
+        drop(arriving);
         drop(busy);
         idle_since(&a, now - KEPT_ALIVE_FOR);
         closed_next(&a, "a, once idle long enough");
@@ -223,6 +303,9 @@ mod tests {
             &silent_2,
             &just_accepted,
             &between_requests,
+            &slow,
+            &slower,
+            &quick,
         ] {
             all.closed(connection);
         }

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tower::{Service, ServiceExt};
 
 use super::ApiError;
-use super::connections::{Connection, Connections, InFlight};
+use super::connections::{BodyClock, Connection, Connections, InFlight};
 use super::observe;
 use super::write_timeout::WriteTimeout;
 
@@ -171,10 +171,12 @@ impl Service<Request<Incoming>> for Switch {
         if let Some(peer) = self.peer {
             request.extensions_mut().insert(Peer(peer));
         }
-        let in_flight = self
-            .connection
-            .as_ref()
-            .map(|(connection, all)| connection.request(all));
+        let in_flight = self.connection.as_ref().map(|(connection, all)| {
+            request
+                .extensions_mut()
+                .insert(BodyClock::new(connection.clone(), all.clone()));
+            connection.request(all)
+        });
         let router = self
             .app
             .borrow()
@@ -298,8 +300,9 @@ pub async fn serve(
                     () = connection.close_asked(), if !asked => {
                         // Looked at here, between polls of the connection (which alone starts
                         // requests): idle, it is dropped, even half-way through a request's
-                        // headers; else its answer is finished first.
-                        if connection.is_idle() {
+                        // headers, and so it is while its request's body is still arriving
+                        // (nothing of it taken yet); else its answer is finished first.
+                        if connection.is_idle() || connection.is_receiving_body() {
                             break Ok(());
                         }
                         serving.as_mut().graceful_shutdown();

@@ -1184,3 +1184,61 @@ fn at_the_connection_limit_requests_in_flight_are_not_cut() {
     );
     assert_eq!(server.get("/stats").json["total"], 4);
 }
+
+/// Found by a review at f639646: 1,024 connections sending their bodies a byte every half
+/// second (or `Expect: 100-continue` and nothing after) held every connection slot until the
+/// body timeout, again at each reconnection: a new client's `/healthz` waited 9 s. A request
+/// whose body has been arriving for `SLOW_BODY_FOR` (2 s) is now cut at the limit for a new
+/// client when no idle connection can be; nothing of it is stored. (A body arriving for less
+/// is not: `at_the_connection_limit_requests_in_flight_are_not_cut`.)
+#[test]
+fn at_the_connection_limit_a_body_that_trickles_makes_room() {
+    let server = TestServer::start_with(
+        &["--max-connections", "4", "--header-read-timeout", "60s"],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trickling: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream
+                .write_all(
+                    b"POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                      content-length: 1000\r\n\r\n{\"so",
+                )
+                .unwrap();
+            std::thread::spawn(move || {
+                // A byte every 300 ms until the server hangs up: cut (or the test is done).
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(300));
+                    if stream.write_all(b" ").is_err() {
+                        return true;
+                    }
+                }
+                false
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2300));
+    let started = Instant::now();
+    for _ in 0..2 {
+        assert_eq!(
+            fresh_healthz(&server, Duration::from_secs(2)).ok(),
+            Some(200),
+            "a new client waited for bodies trickling in"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // A cut connection shows at the client's next writes or two.
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, Ordering::SeqCst);
+    let cut = trickling
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|cut| *cut)
+        .count();
+    assert!(cut >= 1, "no trickling body was cut");
+    assert_eq!(server.get("/stats").json["total"], 0);
+}

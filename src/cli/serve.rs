@@ -69,7 +69,7 @@ pub struct ServeArgs {
     pub max_writes_in_flight: usize,
     /// Connections open at once; at the limit a new one has an idle one closed for it (silent
     /// 1 s since accepted, else kept alive 5 s without a request, else one whose body has been
-    /// arriving for 2 s), else waits (lowered to leave
+    /// arriving for 2 s at under 1 KiB/s), else waits (lowered to leave
     /// 128 of the process's file descriptors, or half, for its files)
     #[arg(
         long,

@@ -26,7 +26,7 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 
 use super::ApiError;
-use super::connections::BodyClock;
+use super::connections::{Arriving, BodyClock};
 use super::ingest::{BATCH_LINE_COST, is_batch, record_lines};
 use super::limits::HoldUntilSent;
 
@@ -156,7 +156,7 @@ pub async fn read_whole(
         return Ok(next.run(request).await);
     }
     // While the body arrives its connection may be closed for a new one at the limit, once it
-    // has taken long enough (`connections::SLOW_BODY_FOR`).
+    // has taken long enough and arrives too slowly (`connections::SLOW_BODY_FOR`).
     let arriving = request
         .extensions()
         .get::<BodyClock>()
@@ -173,7 +173,7 @@ pub async fn read_whole(
         }
         // Read (and drop) as much as a body may hold before answering, as if it were taken:
         // a client still sending when the connection closes would get a reset, not the 413.
-        let discard = discard(request.into_body(), gate.max_body);
+        let discard = discard(request.into_body(), gate.max_body, arriving.as_ref());
         let _ = tokio::time::timeout(gate.timeout, discard).await;
         return Err(too_large(gate.max_body));
     }
@@ -186,7 +186,7 @@ pub async fn read_whole(
         0
     };
     let (parts, body) = request.into_parts();
-    let collect = collect(body, gate.max_body, &mut reservation);
+    let collect = collect(body, gate.max_body, &mut reservation, arriving.as_ref());
     let bytes = match tokio::time::timeout(gate.timeout, collect).await {
         Ok(bytes) => bytes?,
         Err(_) => {
@@ -227,6 +227,7 @@ async fn collect(
     mut body: Body,
     max_body: usize,
     reservation: &mut Reservation,
+    arriving: Option<&Arriving>,
 ) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
@@ -235,6 +236,9 @@ async fn collect(
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        if let Some(arriving) = arriving {
+            arriving.took(data.len());
+        }
         if bytes.len() + data.len() > max_body {
             return Err(too_large(max_body));
         }
@@ -261,12 +265,16 @@ fn expects_continue(headers: &HeaderMap) -> bool {
 }
 
 /// Reads and drops up to `max_bytes` of `body`.
-async fn discard(mut body: Body, max_bytes: usize) {
+async fn discard(mut body: Body, max_bytes: usize, arriving: Option<&Arriving>) {
     let mut seen = 0;
     while seen < max_bytes
         && let Some(Ok(frame)) = body.frame().await
     {
-        seen += frame.data_ref().map_or(0, |data| data.len());
+        let len = frame.data_ref().map_or(0, |data| data.len());
+        if let Some(arriving) = arriving {
+            arriving.took(len);
+        }
+        seen += len;
     }
 }
 
@@ -390,7 +398,9 @@ mod tests {
                 frames.iter().map(|&n| Bytes::from(vec![b'x'; n])).collect(),
             ));
             let mut reservation = gate.inflight.reserve(0).unwrap();
-            let bytes = collect(body, max_body, &mut reservation).await.unwrap();
+            let bytes = collect(body, max_body, &mut reservation, None)
+                .await
+                .unwrap();
             assert_eq!(bytes.len(), frames.iter().sum::<usize>());
             assert_eq!(bytes.capacity(), counted, "{frames:?}");
             assert_eq!(reservation.bytes, counted, "{frames:?}");

@@ -2,8 +2,9 @@
 //! one and since when it has been idle, so that at `--max-connections` the accept loop closes
 //! an idle one to make room for a new one (see [`Connections::close_idlest`] for which). Idle
 //! means no request is being handled or answered. A request is cut only while its body is
-//! still arriving, [`SLOW_BODY_FOR`] after it began, with no idle connection to close instead:
-//! nothing of it was taken yet (bodies are read whole before any work). An idle connection, or
+//! still arriving, [`SLOW_BODY_FOR`] after it began and slower than [`MIN_BODY_RATE`], with no
+//! idle connection to close instead: nothing of it was taken yet (bodies are read whole before
+//! any work). An idle connection, or
 //! one whose body is still arriving, is dropped by its own task, between polls of it (so no
 //! request can start meanwhile); one that became busy otherwise since it was picked is closed
 //! by hyper's graceful shutdown once its answer is written. Without this, 1,024 connections that sent nothing kept
@@ -26,11 +27,20 @@ pub const SILENT_FOR: Duration = Duration::from_secs(1);
 /// A connection kept alive with no request this long may be closed at the limit.
 pub const KEPT_ALIVE_FOR: Duration = Duration::from_secs(5);
 
-/// A request whose body has been arriving this long may be cut at the limit, when no idle
-/// connection can be closed instead. Before, 1,024 connections sending their bodies a byte
-/// every half second held every slot until `--body-timeout` (10 s), again at each
-/// reconnection: a new client's `/healthz` waited 9 s (a review's, at f639646).
+/// A request whose body has been arriving this long, slower than [`MIN_BODY_RATE`], may be
+/// cut at the limit, when no idle connection can be closed instead. Before, 1,024 connections
+/// sending their bodies a byte every half second held every slot until `--body-timeout` (10
+/// s), again at each reconnection: a new client's `/healthz` waited 9 s (a review's, at
+/// f639646).
 pub const SLOW_BODY_FOR: Duration = Duration::from_secs(2);
+
+/// Bytes a second, on average since it began, under which a body counts as trickling. By age
+/// alone, an honest upload taking 4 s was cut at the limit with no attacker at all (a second
+/// review's): a body arriving at least this fast keeps its connection, so that holding a slot
+/// with a body costs its client this much bandwidth (and still ends at `--body-timeout`). A
+/// kibibyte a second is a tenth of what a body of the default `--max-body` needs to arrive
+/// within the default `--body-timeout`.
+pub const MIN_BODY_RATE: u64 = 1024;
 
 /// Every open connection, by id.
 #[derive(Debug)]
@@ -55,6 +65,8 @@ pub struct Connection {
     /// When its request's body began to arrive, in microseconds since [`Connections::epoch`]
     /// (at least 1); 0 while no body is arriving.
     body_since_us: AtomicU64,
+    /// The bytes of that body arrived so far.
+    body_bytes: AtomicU64,
     closing: AtomicBool,
     close: Notify,
 }
@@ -82,6 +94,7 @@ impl Connections {
             idle_since_us: AtomicU64::new(self.now_us()),
             served: AtomicBool::new(false),
             body_since_us: AtomicU64::new(0),
+            body_bytes: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             close: Notify::new(),
         });
@@ -98,9 +111,10 @@ impl Connections {
     /// no request for [`SILENT_FOR`] since it was accepted, the oldest first (a flood of
     /// connections that send nothing makes room among its own), else one kept alive with no
     /// request for [`KEPT_ALIVE_FOR`], idle longest first, else one whose request's body has
-    /// been arriving for [`SLOW_BODY_FOR`], the oldest body first. A connection just accepted
-    /// (its request on its way), between a client's requests, or whose request is being
-    /// handled or answered is not closed: with none to close, a new connection waits. Cost:
+    /// been arriving for [`SLOW_BODY_FOR`] slower than [`MIN_BODY_RATE`], the slowest first. A
+    /// connection just accepted (its request on its way), between a client's requests, whose
+    /// body arrives faster, or whose request is being handled or answered is not closed: with
+    /// none to close, a new connection waits. Cost:
     /// one pass over the open connections (at most `--max-connections`), made only at the
     /// limit.
     pub fn close_idlest(&self) -> bool {
@@ -119,7 +133,9 @@ impl Connections {
                 }
             } else {
                 (body_since != 0 && for_at_least(body_since, SLOW_BODY_FOR))
-                    .then_some((2, body_since))
+                    .then(|| body_rate(c.body_bytes.load(Ordering::Relaxed), now - body_since))
+                    .filter(|rate| *rate < MIN_BODY_RATE)
+                    .map(|rate| (2, rate))
             }
         };
         let open = self.lock();
@@ -196,6 +212,7 @@ impl BodyClock {
     /// Marks the body arriving from now until the guard is dropped.
     pub fn arriving(&self) -> Arriving {
         let since = self.connections.now_us().max(1);
+        self.connection.body_bytes.store(0, Ordering::Relaxed);
         self.connection
             .body_since_us
             .store(since, Ordering::Release);
@@ -203,9 +220,23 @@ impl BodyClock {
     }
 }
 
+/// Bytes a second of `bytes` over `us` microseconds.
+fn body_rate(bytes: u64, us: u64) -> u64 {
+    let rate = u128::from(bytes) * 1_000_000 / u128::from(us.max(1));
+    u64::try_from(rate).unwrap_or(u64::MAX)
+}
+
 /// A body arriving (see [`BodyClock::arriving`]).
 #[derive(Debug)]
 pub struct Arriving(Arc<Connection>);
+
+impl Arriving {
+    /// Counts `bytes` more of the body arrived.
+    pub fn took(&self, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.0.body_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
 
 impl Drop for Arriving {
     fn drop(&mut self) {
@@ -260,17 +291,21 @@ mod tests {
         idle_since(&silent_2, now - SILENT_FOR * 2);
         let between_requests = all.open();
         drop(between_requests.request(&all));
-        // Requests whose bodies are arriving: for long enough, for not long enough.
-        let (slow, slower, quick) = (all.open(), all.open(), all.open());
+        // Requests whose bodies are arriving: trickling for long enough (two rates), arriving
+        // fast for as long, trickling for not long enough.
+        let (slow, slower, fast, young) = (all.open(), all.open(), all.open(), all.open());
         let mut arriving = Vec::new();
-        for (connection, for_) in [
-            (&slow, SLOW_BODY_FOR * 2),
-            (&slower, SLOW_BODY_FOR * 3),
-            (&quick, SLOW_BODY_FOR / 2),
+        let secs = SLOW_BODY_FOR.as_secs() * 2;
+        for (connection, for_, bytes) in [
+            (&slow, SLOW_BODY_FOR * 2, MIN_BODY_RATE * secs / 2),
+            (&slower, SLOW_BODY_FOR * 2, 10),
+            (&fast, SLOW_BODY_FOR * 2, MIN_BODY_RATE * secs * 2),
+            (&young, SLOW_BODY_FOR / 2, 0),
         ] {
             arriving.push((connection.request(&all), {
                 let clock = BodyClock::new(connection.clone(), all.clone());
                 let arriving = clock.arriving();
+                arriving.took(usize::try_from(bytes).unwrap());
                 let us = u64::try_from((now - for_).as_micros()).unwrap();
                 connection.body_since_us.store(us, Ordering::Relaxed);
                 arriving
@@ -284,12 +319,12 @@ mod tests {
         closed_next(&silent_2, "then the next");
         closed_next(&b, "then b, kept alive idle longest");
         closed_next(&c, "then c");
-        closed_next(&slower, "then the body arriving longest");
+        closed_next(&slower, "then the body arriving slowest");
         closed_next(&slow, "then the next");
         assert!(
             !all.close_idlest(),
             "a has a request in flight, one was just accepted, one is between requests, one \
-             body began to arrive just now"
+             body arrives fast enough, one began to arrive just now"
         );
         drop(arriving);
         drop(busy);
@@ -305,7 +340,8 @@ mod tests {
             &between_requests,
             &slow,
             &slower,
-            &quick,
+            &fast,
+            &young,
         ] {
             all.closed(connection);
         }

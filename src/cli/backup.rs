@@ -140,6 +140,21 @@ fn remote(path: &std::path::Path, args: &BackupArgs) -> anyhow::Result<ExitCode>
             answer["error"]
         );
     }
+    // A backup is said done only as the server named it: something answering at --url that
+    // relays `/healthz` and answers the rest itself would otherwise be taken at its word.
+    let named = answer["name"].as_str().unwrap_or_default();
+    let expected = args
+        .name
+        .as_deref()
+        .map_or_else(|| BackupName::parse(named).is_ok(), |asked| named == asked);
+    if !expected {
+        anyhow::bail!(
+            "the server at {} answered 201 for a backup named {:?}, not the one asked for: it \
+             may not be a lakehouse-kb server; look under the server's --backup-dir",
+            args.remote.url,
+            answer["name"]
+        );
+    }
     println!(
         "backup {} written by the running server under its --backup-dir: {} rows through seq \
          {}, {} bytes, {} ms",

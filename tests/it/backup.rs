@@ -672,3 +672,58 @@ fn cli_sends_an_impostor_no_token_and_reads_no_endless_answer() {
     }
     assert!(!ours.data.join("backups").exists());
 }
+
+/// A second review's, at 761026c: something at `--url` that relays `/healthz` to the server
+/// holding the database and answers the backup itself was taken at its word (a backup named
+/// `x` reported written, exit 0, none on disk). Now the CLI fails unless the answer names
+/// the backup it asked for. (That such a relay receives the token is a known limit:
+/// docs/RELIABILITY.md.)
+#[test]
+fn cli_says_a_backup_the_server_did_not_name_is_not_done() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let ours = InProcessServer::start_with(&["--export-interval", "0"]);
+    let health = ours.get("/healthz").text;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let relay = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut head, mut length) = (String::new(), 0);
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            reader.read_exact(&mut vec![0; length]).unwrap();
+            let (status, body) = if head.starts_with("GET /healthz") {
+                ("200 OK", health.clone())
+            } else {
+                (
+                    "201 Created",
+                    r#"{"name":"x","last_seq":1,"rows":1,"bytes":1,"millis":1,"pruned":[]}"#
+                        .to_owned(),
+                )
+            };
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    let out = kb(&ours.data, &["backup", "--name", "nightly", "--url", &url]);
+    relay.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("not the one asked for"), "{stderr}");
+}

@@ -230,6 +230,12 @@ class StubTest(unittest.TestCase):
             ("a negative PR number", lambda kb: kb.findings(-1), "pr_number"),
             ("a dismissal id as text", lambda kb: kb.revoke_dismissal("7"), "id"),  # type: ignore[arg-type]
             ("a base URL without a scheme", lambda kb: KbClient(base_url="localhost:3800"), "base_url"),
+            # A second review's: ValueError from the URL's parsing, UnicodeEncodeError from its
+            # quoting.
+            ("a base URL with a port out of range", lambda kb: KbClient(base_url="http://127.0.0.1:99999"), "base_url"),
+            ("a base URL that does not parse", lambda kb: KbClient(base_url="http://[::1"), "base_url"),
+            ("a lone surrogate in a sig_hash", lambda kb: kb.sig("pr1-\ud800"), "sig_hash"),
+            ("a lone surrogate in a query value", lambda kb: kb.events_page(source="\ud800"), "source"),
         ]
         for name, call, field in cases:
             with self.subTest(name):

@@ -598,7 +598,7 @@ export class KbClient {
    * string is sent as is, an object as `JSON.stringify(row)` (what the legacy writer appended).
    */
   async postOutcome(row: Record<string, unknown> | string, options: WriteOptions = {}): Promise<PostedOutcome> {
-    const body = typeof row === "string" ? row : json(row);
+    const body = typeof row === "string" ? wellFormed(row, "body") : json(row);
     return this.request({ method: "POST", path: "/outcomes", raw: { body, contentType: "application/json" }, write: options });
   }
 
@@ -613,7 +613,7 @@ export class KbClient {
 
   /** Rows given as strings are sent byte for byte. */
   async postOutcomes(rows: Array<Record<string, unknown> | string>, options: WriteOptions = {}): Promise<BatchReport> {
-    return this.batch("/outcomes", rows.map((r) => (typeof r === "string" ? r : json(r))), options);
+    return this.batch("/outcomes", rows.map((r) => (typeof r === "string" ? wellFormed(r, "body") : json(r))), options);
   }
 
   /** Brings the exported legacy files up to date now. */
@@ -730,10 +730,10 @@ export class KbClient {
   }
 
   /** One page of everything stored under a sig_hash, in seq order. */
-  sig(sigHash: string, options: { afterSeq?: number; limit?: number; repo?: string } = {}): Promise<SigPage> {
+  async sig(sigHash: string, options: { afterSeq?: number; limit?: number; repo?: string } = {}): Promise<SigPage> {
     return this.request({
       method: "GET",
-      path: `/sig/${encodeURIComponent(sigHash)}`,
+      path: `/sig/${encodeURIComponent(wellFormed(sigHash, "sigHash"))}`,
       query: { repo: options.repo ?? this.repo, after_seq: options.afterSeq, limit: options.limit },
     });
   }
@@ -918,7 +918,7 @@ export class KbClient {
     }
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(spec.query ?? {})) {
-      if (value !== undefined) query.set(key, String(value));
+      if (value !== undefined) query.set(key, wellFormed(String(value), key));
     }
     const url = `${this.baseUrl}${spec.path}${query.size > 0 ? `?${query}` : ""}`;
     // Whether an attempt of this write may have reached the commit without its answer reaching us.
@@ -1057,6 +1057,18 @@ function pr(n: number, field = "pr_number"): string {
     throw new KbError(`${field} must be a non-negative integer, got ${n}`, "bad_request", 0, field);
   }
   return String(n);
+}
+
+/**
+ * Text as given, or a KbError before sending when it holds a lone surrogate, which UTF-8 cannot
+ * carry: a row sent byte for byte, a path segment or a query value would otherwise go out with
+ * U+FFFD in its place (or `encodeURIComponent` throw a URIError).
+ */
+function wellFormed(text: string, field: string): string {
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text)) {
+    throw new KbError(`${field} holds a lone surrogate, which UTF-8 cannot carry`, "bad_request", 0, field);
+  }
+  return text;
 }
 
 /** `JSON.stringify`, or a KbError before sending for what it cannot write (a BigInt, a cycle). */

@@ -234,6 +234,11 @@ test("what cannot be sent is a rejected bad_request KbError naming it, and nothi
     ["a BigInt in a row", () => kb.postOutcome({ sig_hash: "a", n: 1n }), "body"],
     ["a negative PR number", () => kb.findings(-1), "pr_number"],
     ["a dismissal id beyond 2^53", () => kb.revokeDismissal(2 ** 60), "id"],
+    // A second review's: a URIError thrown at once, a query value and a string row sent with
+    // U+FFFD in the surrogate's place.
+    ["a lone surrogate in a sig_hash", () => kb.sig("pr1-\ud800"), "sigHash"],
+    ["a lone surrogate in a query value", () => kb.events({ eventKind: "k\ud800" }), "event_kind"],
+    ["a lone surrogate in a string row", () => kb.postOutcome('{"sig_hash":"a","x":"\udc00"}'), "body"],
   ];
   for (const [name, call, field] of cases) {
     const started = Date.now();

@@ -388,12 +388,16 @@ class KbClient:
     ) -> None:
         url = base_url or os.environ.get("LAKEHOUSE_KB_URL") or os.environ.get("LH_OBSERVER_URL") or "http://localhost:3800"
         self.base_url = url.rstrip("/")
-        parsed = urllib.parse.urlsplit(self.base_url)
+        try:
+            parsed = urllib.parse.urlsplit(self.base_url)
+            port = parsed.port  # ValueError for a port that is not one
+        except ValueError:
+            parsed, port = urllib.parse.urlsplit(""), None
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise KbError(f"base_url must be an http or https URL, got {url!r}", "bad_request", field="base_url")
         self._https = parsed.scheme == "https"
         self._host = parsed.hostname
-        self._port = parsed.port
+        self._port = port
         self._prefix = parsed.path
         self.token = token if token is not None else os.environ.get("LAKEHOUSE_KB_TOKEN")
         self.timeout = timeout
@@ -588,7 +592,7 @@ class KbClient:
         self, sig_hash: str, after_seq: Optional[int] = None, limit: Optional[int] = None, repo: Optional[str] = None
     ) -> SigPage:
         """One page of everything stored under a sig_hash, in seq order."""
-        path = "/sig/" + urllib.parse.quote(sig_hash, safe="")
+        path = "/sig/" + _quote(sig_hash, "sig_hash")
         return cast(SigPage, self._request("GET", path, query={"repo": self._repo(repo), "after_seq": after_seq, "limit": limit}))
 
     def sig_records(self, sig_hash: str, repo: Optional[str] = None) -> Iterator[JsonObject]:
@@ -748,6 +752,9 @@ class KbClient:
 
     def _path(self, path: str, query: Optional[Mapping[str, Any]]) -> str:
         params = {k: v for k, v in (query or {}).items() if v is not None}
+        for name, value in params.items():
+            if isinstance(value, str):
+                _quote(value, name)
         return self._prefix + path + ("?" + urllib.parse.urlencode(params) if params else "")
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
@@ -952,6 +959,15 @@ def _utf8(text: str) -> bytes:
         raise KbError(
             f"the body holds a lone surrogate at index {error.start}, which UTF-8 cannot carry", "bad_request", field="body"
         ) from error
+
+
+def _quote(text: str, field: str) -> str:
+    """Text percent-encoded for a URL, or a KbError before sending when it holds a lone
+    surrogate (UTF-8 cannot carry it)."""
+    try:
+        return urllib.parse.quote(text, safe="")
+    except UnicodeEncodeError as error:
+        raise KbError(f"{field} holds a lone surrogate at index {error.start}, which a URL cannot carry", "bad_request", field=field) from error
 
 
 def _sendable(value: str) -> bool:

@@ -127,9 +127,10 @@ fn request(url: &str, r: Request<'_>) -> anyhow::Result<(u16, Value)> {
         let answer = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         anyhow::Ok((status, answer))
     };
-    runtime
-        .block_on(async { tokio::time::timeout(r.timeout, exchange).await })
-        .map_err(|_| anyhow::anyhow!("no answer within {:?}", r.timeout))
-        .and_then(|answered| answered)
-        .with_context(|| what)
+    // The timer is made inside the runtime, which it needs.
+    match runtime.block_on(async { tokio::time::timeout(r.timeout, exchange).await }) {
+        Ok(answered) => answered,
+        Err(_) => Err(anyhow::anyhow!("no answer within {:?}", r.timeout)),
+    }
+    .with_context(|| what)
 }

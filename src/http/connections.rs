@@ -4,11 +4,10 @@
 //! means no request is being handled or answered. A request is cut only while its body is
 //! still arriving, [`SLOW_BODY_FOR`] after it began and slower than [`MIN_BODY_RATE`], with no
 //! idle connection to close instead: nothing of it was taken yet (bodies are read whole before
-//! any work). An idle connection, or
-//! one whose body is still arriving, is dropped by its own task, between polls of it (so no
-//! request can start meanwhile); one that became busy otherwise since it was picked is closed
-//! by hyper's graceful shutdown once its answer is written. Without this, 1,024 connections that sent nothing kept
-//! every other client, `/healthz` included, waiting until the header-read timeout closed them,
+//! any work). An idle connection, or one whose body is still arriving, is dropped by its own
+//! task, between polls of it (so no request can start meanwhile); one that became busy
+//! otherwise since it was picked is closed by hyper's graceful shutdown once its answer is
+//! written. Without this, 1,024 connections that sent nothing kept every other client, `/healthz` included, waiting until the header-read timeout closed them,
 //! and one client could do that again and again; closing the idlest of any kind instead made
 //! half of the requests of clients keeping their connections alive fail under a flood of new
 //! silent connections (a second review's).
@@ -83,7 +82,7 @@ impl Default for Connections {
 
 impl Connections {
     fn now_us(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+        micros_since(self.epoch)
     }
 
     /// Registers a connection just accepted: idle from now.
@@ -114,15 +113,15 @@ impl Connections {
     /// been arriving for [`SLOW_BODY_FOR`] slower than [`MIN_BODY_RATE`], the slowest first. A
     /// connection just accepted (its request on its way), between a client's requests, whose
     /// body arrives faster, or whose request is being handled or answered is not closed: with
-    /// none to close, a new connection waits. Cost:
-    /// one pass over the open connections (at most `--max-connections`), made only at the
-    /// limit.
+    /// none to close, a new connection waits. Cost: one pass over the open connections (at
+    /// most `--max-connections`), made only at the limit.
     pub fn close_idlest(&self) -> bool {
         let now = self.now_us();
         let for_at_least = |since: u64, at_least: Duration| {
             u128::from(now.saturating_sub(since)) >= at_least.as_micros()
         };
-        // The rank of a connection that may be closed: its kind, then since when.
+        // The rank of a connection that may be closed: its kind, then since when it has been
+        // idle, or how slowly its body arrives.
         let rank = |c: &Connection| {
             let idle_since = c.idle_since_us.load(Ordering::Relaxed);
             let body_since = c.body_since_us.load(Ordering::Relaxed);
@@ -133,7 +132,10 @@ impl Connections {
                 }
             } else {
                 (body_since != 0 && for_at_least(body_since, SLOW_BODY_FOR))
-                    .then(|| body_rate(c.body_bytes.load(Ordering::Relaxed), now - body_since))
+                    .then(|| {
+                        let us = now.saturating_sub(body_since);
+                        body_rate(c.body_bytes.load(Ordering::Relaxed), us)
+                    })
                     .filter(|rate| *rate < MIN_BODY_RATE)
                     .map(|rate| (2, rate))
             }
@@ -193,25 +195,31 @@ impl Connection {
     }
 }
 
+/// Microseconds since `epoch`.
+fn micros_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Where a request's body arrives from, put in its extensions by the accept loop: the body's
-/// reader marks the time it takes (see [`SLOW_BODY_FOR`]).
+/// reader marks the time it takes (see [`SLOW_BODY_FOR`]). It holds the connection's count,
+/// not the registry's, which every request on every core would share.
 #[derive(Debug, Clone)]
 pub struct BodyClock {
     connection: Arc<Connection>,
-    connections: Arc<Connections>,
+    epoch: Instant,
 }
 
 impl BodyClock {
-    pub fn new(connection: Arc<Connection>, connections: Arc<Connections>) -> BodyClock {
+    pub fn new(connection: Arc<Connection>, connections: &Connections) -> BodyClock {
         BodyClock {
             connection,
-            connections,
+            epoch: connections.epoch,
         }
     }
 
     /// Marks the body arriving from now until the guard is dropped.
     pub fn arriving(&self) -> Arriving {
-        let since = self.connections.now_us().max(1);
+        let since = micros_since(self.epoch).max(1);
         self.connection.body_bytes.store(0, Ordering::Relaxed);
         self.connection
             .body_since_us
@@ -303,7 +311,7 @@ mod tests {
             (&young, SLOW_BODY_FOR / 2, 0),
         ] {
             arriving.push((connection.request(&all), {
-                let clock = BodyClock::new(connection.clone(), all.clone());
+                let clock = BodyClock::new(connection.clone(), &all);
                 let arriving = clock.arriving();
                 arriving.took(usize::try_from(bytes).unwrap());
                 let us = u64::try_from((now - for_).as_micros()).unwrap();

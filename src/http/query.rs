@@ -257,15 +257,23 @@ pub async fn read<T: Send + 'static>(
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
+    Ok(running(state, move || f(&store)).await??)
+}
+
+/// Runs `job` on one of the reads' threads, holding one of their running slots until it is
+/// done (also when its caller has gone: the slot goes with the job).
+async fn running<R: Send + 'static>(
+    state: &AppState,
+    job: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, ApiError> {
     let running = slot(state.read_slots()).await?;
     state
         .light_reads()
         .run(move || {
             let _running = running;
-            f(&store)
+            job()
         })
-        .await?
-        .map_err(ApiError::from)
+        .await
 }
 
 /// Runs a store read on the reads' threads (redb calls never run on the async workers) within
@@ -316,16 +324,7 @@ pub async fn read_within<T: Send + 'static>(
             Some(result.map(|answer| (answer, budget)))
         };
         let read = match heavy.take() {
-            None => {
-                let running = slot(state.read_slots()).await?;
-                state
-                    .light_reads()
-                    .run(move || {
-                        let _running = running;
-                        run(budget)
-                    })
-                    .await?
-            }
+            None => running(state, move || run(budget)).await?,
             Some(heavy) => {
                 budget = budget.with_heavy_slot(heavy);
                 state.heavy_reads().run(move || run(budget)).await?

@@ -30,7 +30,8 @@ pub struct ReadThreads {
     pool: Arc<Mutex<Pool>>,
 }
 
-/// Jobs in the order they came; the threads waiting for one, the one idle longest first.
+/// Jobs in the order they came; the threads waiting for one, in the order they went idle (the
+/// last, the warmest, takes the next job).
 #[derive(Default)]
 struct Pool {
     jobs: VecDeque<Job>,

@@ -174,7 +174,7 @@ impl Service<Request<Incoming>> for Switch {
         let in_flight = self.connection.as_ref().map(|(connection, all)| {
             request
                 .extensions_mut()
-                .insert(BodyClock::new(connection.clone(), all.clone()));
+                .insert(BodyClock::new(connection.clone(), all));
             connection.request(all)
         });
         let router = self

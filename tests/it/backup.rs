@@ -624,8 +624,7 @@ fn cli_sends_an_impostor_no_token_and_reads_no_endless_answer() {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let heads = std::thread::spawn(move || {
             let mut heads = Vec::new();
-            listener.set_nonblocking(false).unwrap();
-            let (stream, _) = listener.accept().unwrap();
+            let stream = accept_within(&listener, Duration::from_secs(30));
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut head = String::new();
             while reader.read_line(&mut head).unwrap() > 2 {}
@@ -687,7 +686,7 @@ fn cli_says_a_backup_the_server_did_not_name_is_not_done() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let relay = std::thread::spawn(move || {
         for _ in 0..2 {
-            let (stream, _) = listener.accept().unwrap();
+            let stream = accept_within(&listener, Duration::from_secs(30));
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let (mut head, mut length) = (String::new(), 0);
             loop {
@@ -726,4 +725,27 @@ fn cli_says_a_backup_the_server_did_not_name_is_not_done() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("not the one asked for"), "{stderr}");
+}
+
+/// The next connection to `listener`, or a panic after `timeout`: a CLI that fails before it
+/// connects fails the test rather than leave it waiting forever.
+fn accept_within(listener: &std::net::TcpListener, timeout: Duration) -> std::net::TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                return stream;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "nothing connected in {timeout:?}"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
 }

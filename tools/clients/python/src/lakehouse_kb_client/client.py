@@ -388,12 +388,13 @@ class KbClient:
     ) -> None:
         url = base_url or os.environ.get("LAKEHOUSE_KB_URL") or os.environ.get("LH_OBSERVER_URL") or "http://localhost:3800"
         self.base_url = url.rstrip("/")
+        parsed: Optional[urllib.parse.SplitResult]
         try:
             parsed = urllib.parse.urlsplit(self.base_url)
             port = parsed.port  # ValueError for a port that is not one
         except ValueError:
-            parsed, port = urllib.parse.urlsplit(""), None
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            parsed, port = None, None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise KbError(f"base_url must be an http or https URL, got {url!r}", "bad_request", field="base_url")
         self._https = parsed.scheme == "https"
         self._host = parsed.hostname
@@ -751,11 +752,13 @@ class KbClient:
         return headers
 
     def _path(self, path: str, query: Optional[Mapping[str, Any]]) -> str:
-        params = {k: v for k, v in (query or {}).items() if v is not None}
-        for name, value in params.items():
-            if isinstance(value, str):
-                _quote(value, name)
-        return self._prefix + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        # As urlencode writes it (a value as str(value), quote_plus), each value quoted once.
+        pairs = [
+            f"{urllib.parse.quote_plus(name)}={_quote(str(value), name, plus=True)}"
+            for name, value in (query or {}).items()
+            if value is not None
+        ]
+        return self._prefix + path + ("?" + "&".join(pairs) if pairs else "")
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         if self._https:
@@ -961,11 +964,11 @@ def _utf8(text: str) -> bytes:
         ) from error
 
 
-def _quote(text: str, field: str) -> str:
-    """Text percent-encoded for a URL, or a KbError before sending when it holds a lone
-    surrogate (UTF-8 cannot carry it)."""
+def _quote(text: str, field: str, plus: bool = False) -> str:
+    """Text percent-encoded for a URL (a path segment, or with `plus` a query value), or a
+    KbError before sending when it holds a lone surrogate (UTF-8 cannot carry it)."""
     try:
-        return urllib.parse.quote(text, safe="")
+        return urllib.parse.quote_plus(text, safe="") if plus else urllib.parse.quote(text, safe="")
     except UnicodeEncodeError as error:
         raise KbError(f"{field} holds a lone surrogate at index {error.start}, which a URL cannot carry", "bad_request", field=field) from error
 

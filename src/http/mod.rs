@@ -52,6 +52,7 @@ use crate::metrics::Metrics;
 
 use crate::store::{AnswerBytes, Store};
 use crate::writer::Writer;
+use read_threads::Priority;
 
 /// The default of `--max-answer-bytes`, in units of `--max-response`: the answers of reads
 /// held at once until sent (see `limits.rs`).
@@ -139,11 +140,15 @@ impl AppState {
         let config = &shared.config;
         let heavy = heavy_slots(cores, config.max_answer_bytes, config.max_response_bytes);
         let answers = AnswerBytes::new(config.max_answer_bytes, heavy);
-        let heavy_reads = read_threads::ReadThreads::start("kb-heavy-read", heavy);
+        let heavy_reads =
+            read_threads::ReadThreads::start("kb-heavy-read", heavy, Priority::Behind);
         let neighbors = Arc::new(Semaphore::new(HEAVY_READS_PER_CORE * cores));
         let reads = Arc::new(Semaphore::new(READS_RUNNING_PER_CORE * cores));
-        let light_reads =
-            read_threads::ReadThreads::start("kb-read", READS_RUNNING_PER_CORE * cores);
+        let light_reads = read_threads::ReadThreads::start(
+            "kb-read",
+            READS_RUNNING_PER_CORE * cores,
+            Priority::Normal,
+        );
         AppState(Arc::new(Inner {
             shared,
             answers,

@@ -428,6 +428,148 @@ fn push_js_string(out: &mut String, v: &Value) {
     }
 }
 
+/// A JSON value as `JSON.parse` builds it, for writing back as `JSON.stringify` would: object
+/// properties in JavaScript's order (integer-like keys first, ascending, then the others in the
+/// order they first came), a repeated key's last value in its first place, every number a
+/// double. serde_json's own map sorts its keys, so a value copied into a line whole is read
+/// again into this (`ObservedEvent` does, for the observer's copied fields).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsValue {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<JsValue>),
+    Object(Vec<(String, JsValue)>),
+}
+
+impl JsValue {
+    /// The value of `key` when this is an object.
+    pub fn get(&self, key: &str) -> Option<&JsValue> {
+        match self {
+            JsValue::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// `JSON.stringify(value)`, appended to `out`.
+    pub fn write(&self, out: &mut String) {
+        match self {
+            JsValue::Null => out.push_str("null"),
+            JsValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            JsValue::Number(x) => write_number(out, *x),
+            JsValue::String(text) => write_string(out, text),
+            JsValue::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            JsValue::Object(fields) => {
+                out.push('{');
+                let mut indexed: Vec<(u32, &JsValue)> = fields
+                    .iter()
+                    .filter_map(|(k, v)| array_index(k).map(|i| (i, v)))
+                    .collect();
+                indexed.sort_unstable_by_key(|(i, _)| *i);
+                let named = fields.iter().filter(|(k, _)| array_index(k).is_none());
+                let mut first = true;
+                let mut field = |out: &mut String, key: &str, value: &JsValue| {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    write_string(out, key);
+                    out.push(':');
+                    value.write(out);
+                };
+                for (i, value) in indexed {
+                    field(out, itoa::Buffer::new().format(i), value);
+                }
+                for (key, value) in named {
+                    field(out, key, value);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// A property key JavaScript orders first: an array index, `0` to 2^32 - 2 written without
+/// leading zeros.
+fn array_index(key: &str) -> Option<u32> {
+    if key.is_empty() || (key.len() > 1 && key.starts_with('0')) {
+        return None;
+    }
+    if !key.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    key.parse::<u32>().ok().filter(|&i| i != u32::MAX)
+}
+
+impl<'de> serde::Deserialize<'de> for JsValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = JsValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<JsValue, E> {
+                Ok(JsValue::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<JsValue, E> {
+                Ok(JsValue::Bool(b))
+            }
+            // JavaScript holds every number as a double: the nearest one, as `as` rounds.
+            fn visit_i64<E>(self, n: i64) -> Result<JsValue, E> {
+                Ok(JsValue::Number(n as f64))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<JsValue, E> {
+                Ok(JsValue::Number(n as f64))
+            }
+            fn visit_f64<E>(self, x: f64) -> Result<JsValue, E> {
+                Ok(JsValue::Number(x))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<JsValue, E> {
+                Ok(JsValue::String(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<JsValue, E> {
+                Ok(JsValue::String(s))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<JsValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(JsValue::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsValue, A::Error> {
+                let mut fields: Vec<(String, JsValue)> = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, JsValue>()? {
+                    match fields.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, old)) => *old = value,
+                        None => fields.push((key, value)),
+                    }
+                }
+                Ok(JsValue::Object(fields))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// Writes one JSON object field by field in the caller's order, JSON.stringify style (no spaces).
 /// A field whose value would be `undefined` in JS is simply not written: callers use the `Option`
 /// variants for that.
@@ -878,6 +1020,88 @@ mod tests {
             lone_surrogates_replaced(r#"{"a":"\ud83d\ude00 \n"}"#),
             Cow::Borrowed(_)
         ));
+    }
+
+    /// `JSON.stringify(JSON.parse(text))` in Node 20, for texts whose order JavaScript changes.
+    #[test]
+    fn a_value_is_written_back_as_javascript_writes_what_it_read() {
+        let cases = [
+            (
+                r#"{"b":1,"a":[1.50,-0,1e21,null,"\u00e9"],"2":true,"10":{},"1":"x","01":0}"#,
+                r#"{"1":"x","2":true,"10":{},"b":1,"a":[1.5,0,1e+21,null,"é"],"01":0}"#,
+            ),
+            (r#"{"z":1,"a":2,"z":3}"#, r#"{"z":3,"a":2}"#),
+            (
+                r#"{"4294967295":1,"4294967294":2,"-1":3}"#,
+                r#"{"4294967294":2,"4294967295":1,"-1":3}"#,
+            ),
+            (
+                r#"[{"k":"\u2028\u0007"}, 18446744073709551615]"#,
+                "[{\"k\":\"\u{2028}\\u0007\"},18446744073709552000]",
+            ),
+        ];
+        for (text, expected) in cases {
+            let value: JsValue = serde_json::from_str(text).unwrap();
+            let mut out = String::new();
+            value.write(&mut out);
+            assert_eq!(out, expected, "{text}");
+        }
+    }
+
+    /// A value's object keys and strings, in key order (numbers may round to a double).
+    fn keys_and_strings(value: &Value) -> String {
+        match value {
+            Value::String(s) => format!("{s:?}"),
+            Value::Array(items) => items
+                .iter()
+                .map(keys_and_strings)
+                .collect::<Vec<_>>()
+                .join(","),
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(k, v)| format!("{k:?}:{}", keys_and_strings(v)))
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => String::new(),
+        }
+    }
+
+    /// JSON values of a few levels, with keys JavaScript orders first among the others.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<f64>()
+                .prop_filter("finite", |x| x.is_finite())
+                .prop_map(|x| serde_json::json!(x)),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            "\\PC{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(("[0-9a-c]{1,3}", inner), 0..4)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// What is written is JSON holding the same keys and strings, and read and written
+        /// again it is the same text (`JSON.stringify(JSON.parse(s)) === s` for such an `s`).
+        #[test]
+        fn a_written_value_is_written_again_the_same(value in json_value()) {
+            let text = serde_json::to_string(&value).unwrap();
+            let read: JsValue = serde_json::from_str(&text).unwrap();
+            let mut once = String::new();
+            read.write(&mut once);
+            let reparsed: Value = serde_json::from_str(&once).unwrap();
+            prop_assert_eq!(keys_and_strings(&reparsed), keys_and_strings(&value));
+            let again: JsValue = serde_json::from_str(&once).unwrap();
+            let mut twice = String::new();
+            again.write(&mut twice);
+            prop_assert_eq!(twice, once);
+        }
     }
 
     proptest! {

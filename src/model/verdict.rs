@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::claims::{Claim, claims_of, claims_of_history};
-use super::event::{ObservedOp, OpLine, Source};
+use super::event::{ObservedOp, OpLine, Source, Text};
 use super::finding::{Finding, findings_of};
 use super::repo::Repo;
 use super::{FieldError, JsField, describe, js_field, parse_kept};
@@ -349,17 +349,17 @@ impl AuditFields<'_> {
     /// `timestamp`: the one place they are said, for the op and for its line.
     fn op_line<'s>(&'s self, timestamp: &'s str, sig_hash: &'s str) -> OpLine<'s> {
         OpLine {
-            timestamp,
-            endpoint: VERDICT_ENDPOINT,
-            input_summary: VERDICT_INPUT_SUMMARY,
+            timestamp: Text::Str(timestamp),
+            endpoint: Text::Str(VERDICT_ENDPOINT),
+            input_summary: Text::Str(VERDICT_INPUT_SUMMARY),
             success: self.overall == Overall::Approve,
             duration_ms: self.audit_duration_ms.value().copied().unwrap_or(0.0),
-            output_summary: self.one_liner,
+            output_summary: Text::Str(self.one_liner),
             error: JsField::Absent,
             source: Source::Auditor,
             staffer_id: JsField::Absent,
-            sig_hash: JsField::Value(sig_hash),
-            event_kind: JsField::Value(VERDICT_EVENT_KIND),
+            sig_hash: JsField::Value(Text::Str(sig_hash)),
+            event_kind: JsField::Value(Text::Str(VERDICT_EVENT_KIND)),
             repo: self.repo,
         }
     }

@@ -294,8 +294,17 @@ impl EventValue {
             received_at_ms,
             source: op.source.as_str().to_owned(),
             success: op.success,
-            sig_hash: op.sig_hash.value().cloned(),
-            event_kind: op.event_kind.value().cloned(),
+            // Only a string is an index key: another value is in the line alone.
+            sig_hash: op
+                .sig_hash
+                .value()
+                .and_then(|t| t.as_str())
+                .map(str::to_owned),
+            event_kind: op
+                .event_kind
+                .value()
+                .and_then(|t| t.as_str())
+                .map(str::to_owned),
             source_original,
             body,
             line,

@@ -154,6 +154,8 @@ fn copied_fields_are_copied_and_the_whole_body_is_kept() {
         stored.json["records"][0]["body"]["extra"],
         json!({"kept": true})
     );
+    // Not a string: copied as the value it is, as the observer copied it (contract §4), in its
+    // line and in the file the export writes.
     for field in [
         "timestamp",
         "endpoint",
@@ -164,14 +166,22 @@ fn copied_fields_are_copied_and_the_whole_body_is_kept() {
         "sig_hash",
         "event_kind",
     ] {
-        let bad = server.post_json("/event", format!(r#"{{"{field}":12}}"#));
-        assert_error(
-            &bad,
-            400,
-            field,
-            &format!("{field} must be a string, got 12"),
-        );
+        let op = op_for(&server, &format!(r#"{{"{field}":{{"n":12,"1":true}}}}"#));
+        assert_eq!(op[field], json!({"1": true, "n": 12}), "{field}");
     }
+    let posted = server.post_json(
+        "/event",
+        r#"{"timestamp":1712345678000,"error":{"b":1,"a":2}}"#,
+    );
+    assert_eq!(posted.status, 200, "{}", posted.text);
+    assert_eq!(server.post_json("/export", "").status, 200);
+    let exported = std::fs::read_to_string(server.data.join("_observer/ops.jsonl")).unwrap();
+    let last = exported.lines().last().unwrap();
+    assert!(
+        last.starts_with(r#"{"timestamp":1712345678000,"#)
+            && last.contains(r#""error":{"b":1,"a":2},"#),
+        "{last}"
+    );
 }
 
 #[test]

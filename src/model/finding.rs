@@ -41,6 +41,7 @@ use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
@@ -71,7 +72,8 @@ pub const SIMILAR_THRESHOLD: f64 = 2.0 / 3.0;
 
 /// A rewording is silenced by a dismissal only on stronger evidence than the memory links two
 /// wordings on: a similarity of at least this, wording to wording, and the finding agreeing
-/// with the dismissal in negation ([`is_negated`]). Linking a rewording to the wrong remembered finding costs a confused
+/// with the dismissal in negation ([`is_negated`]) and saying nothing opposite to it
+/// ([`Stems::opposes`]). Linking a rewording to the wrong remembered finding costs a confused
 /// history; silencing the wrong finding hides a real defect behind a team's word about another
 /// (`TLS verification disabled` dismissed, `TLS verification enabled` raised; `password is not
 /// hashed` and `password is hashed`, which differ only by a stop word). A lexical measure cannot
@@ -97,6 +99,106 @@ const NEGATIONS: [&str; 16] = [
 pub fn is_negated(summary: &str) -> bool {
     let lower = summary.to_lowercase().replace('\u{2019}', "'");
     lower.contains("n't") || text::words(&lower).any(|w| NEGATIONS.binary_search(&w).is_ok())
+}
+
+/// Words that say the opposite of each other of the same thing, for [`Stems::opposes`]. Two
+/// wordings that differ by such a pair (`rate limiting is enabled on the login endpoint`,
+/// `... is disabled ...`) share every other word, so they score as close rewordings (five of six
+/// words: 0.83; `before` and `after` are stop words, 1.0), and a dismissal of one silenced the
+/// other (a review, 2026-12-06). Compared stemmed, so `allows` opposes `denied`. Words that are
+/// each other with a prefix that says "not" (`encrypted`, `unencrypted`; `valid`, `invalid`;
+/// `blocking`, `nonblocking`) oppose each other too ([`NOT_PREFIXES`]).
+const OPPOSITES: [(&str, &str); 39] = [
+    ("above", "below"),
+    ("accept", "reject"),
+    ("add", "remove"),
+    ("allow", "deny"),
+    ("allow", "block"),
+    ("allowlist", "denylist"),
+    ("ascending", "descending"),
+    ("before", "after"),
+    ("correct", "wrong"),
+    ("enable", "disable"),
+    ("encrypt", "decrypt"),
+    ("first", "last"),
+    ("grant", "revoke"),
+    ("higher", "lower"),
+    ("http", "https"),
+    ("include", "exclude"),
+    ("increase", "decrease"),
+    ("inside", "outside"),
+    ("internal", "external"),
+    ("larger", "smaller"),
+    ("less", "more"),
+    ("lock", "release"),
+    ("max", "min"),
+    ("maximum", "minimum"),
+    ("off", "on"),
+    ("open", "close"),
+    ("open", "closed"),
+    ("optional", "required"),
+    ("pass", "fail"),
+    ("plaintext", "encrypted"),
+    ("public", "private"),
+    ("read", "write"),
+    ("start", "end"),
+    ("strict", "lenient"),
+    ("success", "failure"),
+    ("succeed", "fail"),
+    ("sync", "async"),
+    ("true", "false"),
+    ("whitelist", "blacklist"),
+];
+
+/// Prefixes that make a word say "not" ([`OPPOSITES`]).
+const NOT_PREFIXES: [&str; 5] = ["dis", "im", "in", "non", "un"];
+
+/// The stemmed words of a wording, to tell whether another says the opposite
+/// ([`Stems::opposes`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stems(BTreeSet<String>);
+
+impl Stems {
+    pub fn of(summary: &str) -> Stems {
+        let lower = summary.to_lowercase();
+        let mut stems = BTreeSet::new();
+        for word in text::words(&lower) {
+            match text::parts_of(word).as_slice() {
+                // `non-blocking` is one word, `nonblocking`.
+                ["non", rest @ ..] if !rest.is_empty() => {
+                    stems.insert(text::stem(&format!("non{}", rest.concat())));
+                }
+                parts => stems.extend(parts.iter().map(|part| text::stem(part))),
+            }
+        }
+        Stems(stems)
+    }
+
+    /// Whether the two wordings say opposite things: a word of one that the other does not
+    /// have opposes a word of the other that the first does not have.
+    pub fn opposes(&self, other: &Stems) -> bool {
+        static PAIRS: LazyLock<BTreeSet<(String, String)>> = LazyLock::new(|| {
+            OPPOSITES
+                .iter()
+                .flat_map(|(a, b)| {
+                    let (a, b) = (text::stem(a), text::stem(b));
+                    [(a.clone(), b.clone()), (b, a)]
+                })
+                .collect()
+        });
+        let not_prefixed = |word: &str, base: &str| {
+            base.len() >= 3
+                && NOT_PREFIXES
+                    .iter()
+                    .any(|p| word.strip_prefix(p) == Some(base))
+        };
+        let mine = self.0.difference(&other.0);
+        mine.into_iter().any(|a| {
+            other.0.difference(&self.0).any(|b| {
+                PAIRS.contains(&(a.clone(), b.clone())) || not_prefixed(a, b) || not_prefixed(b, a)
+            })
+        })
+    }
 }
 
 /// Longest check name accepted (in a request) or remembered (from a verdict).
@@ -1022,6 +1124,64 @@ mod tests {
                 .ids
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_wording_that_says_the_opposite_is_told_from_a_rewording() {
+        let cases = [
+            (
+                "rate limiting is enabled on the login endpoint",
+                "rate limiting is disabled on the login endpoint",
+                true,
+            ),
+            ("the bucket is public", "the bucket is private", true),
+            (
+                "the token is checked before parsing",
+                "the token is checked after parsing",
+                true,
+            ),
+            ("CORS allows credentials", "CORS denied credentials", true),
+            (
+                "payloads stored encrypted",
+                "payloads stored unencrypted",
+                true,
+            ),
+            ("the cert is valid", "the cert is invalid", true),
+            ("uses a blocking call", "uses a non-blocking call", true),
+            // Rewordings: the same words or other words, none the opposite of another.
+            (
+                "rate limiting is enabled on the login endpoint",
+                "the login endpoint has rate limiting enabled",
+                false,
+            ),
+            (
+                "missing input validation in upload",
+                "upload lacks validation of its input",
+                false,
+            ),
+            (
+                "the bucket is public",
+                "the storage bucket can be read publicly",
+                false,
+            ),
+            (
+                "retry loop has no backoff",
+                "retries without any backoff",
+                false,
+            ),
+        ];
+        for (a, b, opposed) in cases {
+            assert_eq!(
+                Stems::of(a).opposes(&Stems::of(b)),
+                opposed,
+                "{a:?} / {b:?}"
+            );
+            assert_eq!(
+                Stems::of(b).opposes(&Stems::of(a)),
+                opposed,
+                "{b:?} / {a:?}"
+            );
+        }
     }
 
     #[test]

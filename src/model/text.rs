@@ -174,6 +174,11 @@ pub fn plain_terms(word: &str, out: &mut Vec<String>) {
     }
 }
 
+/// A lowercase word's Snowball stem.
+pub fn stem(word: &str) -> String {
+    STEMMER.stem(word).into_owned()
+}
+
 fn push_stemmed(word: &str, out: &mut Vec<String>) {
     if word.chars().count() < 2 || is_stop_word(word) {
         return;

@@ -34,7 +34,7 @@ use super::{Store, StoreError};
 use crate::model::Repo;
 use crate::model::finding::{
     DISMISSAL_THRESHOLD, Finding, FindingTerms, Fingerprint, MAX_SUMMARY_BYTES, Match,
-    SIMILAR_THRESHOLD, is_negated, normalise_check, stored_findings,
+    SIMILAR_THRESHOLD, Stems, is_negated, normalise_check, stored_findings,
 };
 use crate::model::text::{MatchKind, round_score};
 
@@ -301,6 +301,8 @@ pub(super) struct Live {
     terms: FindingTerms,
     /// Whether its wording has a negation ([`is_negated`]).
     negated: bool,
+    /// Its wording's words, to tell one that says the opposite ([`Stems::opposes`]).
+    stems: Stems,
     /// Whether it is the PR's own (else the repository's).
     own: bool,
 }
@@ -337,6 +339,7 @@ pub(super) fn applicable(
                 check_key: normalise_check(&value.check),
                 terms: FindingTerms::of(&value.summary),
                 negated: is_negated(&value.summary),
+                stems: Stems::of(&value.summary),
                 own: scope != 0,
                 entry: DismissalEntry { id, value },
             });
@@ -399,6 +402,7 @@ pub(super) fn which_applies(
     remembered: Option<&Remembered>,
 ) -> DismissalsOf {
     let negated = is_negated(&finding.summary);
+    let stems = Stems::of(&finding.summary);
     let check_key = finding.check_key();
     // A finding given without a severity is as the memory holds it.
     let block = match finding.severity.as_str() {
@@ -453,7 +457,9 @@ pub(super) fn which_applies(
         } else {
             0.0
         };
-        if may_silence && same_check && d.negated == negated {
+        // A wording that says the opposite of the dismissal's (`enabled`, `disabled`) is
+        // never silenced by it, however much else the two share.
+        if may_silence && same_check && d.negated == negated && !d.stems.opposes(&stems) {
             let through = close
                 .iter()
                 .map(|(w, link)| link.min(d.terms.similarity(&w.terms)))

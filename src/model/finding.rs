@@ -46,7 +46,7 @@ use std::sync::LazyLock;
 use serde_json::{Map, Value};
 
 use super::text::{self, MAX_TERMS_PER_TEXT};
-use super::{FieldError, cut, describe, tail};
+use super::{FieldError, cut, tail};
 
 /// Version of the rules of this file (fingerprint normalisation, terms, similarity, threshold).
 /// Version 1: the rules as first released. Version 2: every number was `#` and left out of the
@@ -211,9 +211,6 @@ pub const MAX_SEVERITY_BYTES: usize = 32;
 /// Findings of one verdict that are remembered: the first this many distinct ones (a verdict
 /// is history and is stored whole whatever it holds; the memory's cost per verdict is bounded).
 pub const MAX_FINDINGS_PER_VERDICT: usize = 256;
-
-/// The severities an auditor gives.
-pub const SEVERITIES: [&str; 3] = ["block", "warn", "info"];
 
 /// A finding's identity within a PR: the first 16 hex digits of SHA-256 of its normalised
 /// check and summary (see the module documentation).
@@ -721,10 +718,8 @@ fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
         let severity = o
             .get("severity")
             .and_then(Value::as_str)
-            .filter(|s| s.len() <= MAX_SEVERITY_BYTES)
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+            .map(severity_remembered)
+            .unwrap_or_default();
         let finding = Finding::new(check, &severity, summary);
         match seen.entry(finding.fingerprint) {
             Entry::Vacant(slot) => {
@@ -741,6 +736,15 @@ fn findings_of_entries(entries: &[Value]) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// A severity as it is remembered: trimmed, in ASCII lowercase; none (empty) when longer than
+/// [`MAX_SEVERITY_BYTES`].
+fn severity_remembered(given: &str) -> String {
+    if given.len() > MAX_SEVERITY_BYTES {
+        return String::new();
+    }
+    given.trim().to_ascii_lowercase()
 }
 
 /// How grave a severity is: block, then warn, then info, then anything else.
@@ -760,10 +764,14 @@ pub fn stored_findings(raw_json: &str) -> Option<Vec<Finding>> {
     findings_of(&serde_json::from_str::<Map<String, Value>>(raw_json).ok()?)
 }
 
-/// A finding given in a request body (`POST /prs/{n}/findings/check`, a dismissal), read
-/// strictly: an object with `check` (1 to [`MAX_CHECK_BYTES`] bytes, not blank), `summary`
-/// (1 to [`MAX_SUMMARY_BYTES`] bytes, not blank) and optionally `severity` (block, warn or
-/// info). `field` names it in errors (`findings[3]`).
+/// A finding given in a request body (`POST /prs/{n}/findings/check`, a dismissal): an object
+/// with `check` (1 to [`MAX_CHECK_BYTES`] bytes, not blank), `summary` (not blank) and
+/// optionally `severity` (a string), each of the types a verdict's findings have. What a
+/// verdict's finding would be remembered as, it is read as ([`findings_of`]): a summary past
+/// [`MAX_SUMMARY_BYTES`] cut to it (its fingerprint is of the whole), a severity trimmed and in
+/// ASCII lowercase (`BLOCK` is `block`; one past [`MAX_SEVERITY_BYTES`] is none), so that the
+/// auditor may ask about the findings it is about to post, whatever they hold. `field` names
+/// it in errors (`findings[3]`).
 pub fn request_finding(value: &Value, field: &str) -> Result<Finding, FieldError> {
     let Value::Object(o) = value else {
         return Err(FieldError::expected(
@@ -789,22 +797,20 @@ pub fn request_finding(value: &Value, field: &str) -> Result<Finding, FieldError
         }
     };
     let check = text("check", MAX_CHECK_BYTES)?;
-    let summary = text("summary", MAX_SUMMARY_BYTES)?;
+    // The body's limit bounds it; what is kept is cut as a verdict's is.
+    let summary = text("summary", usize::MAX)?;
     let severity = match o.get("severity") {
-        None | Some(Value::Null) => "",
-        Some(Value::String(s)) if SEVERITIES.contains(&s.as_str()) => s,
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => severity_remembered(s),
         Some(other) => {
-            let path = format!("{field}.severity");
-            return Err(FieldError::new(
-                &path,
-                format!(
-                    "{path} must be one of block, warn, info, got {}",
-                    describe(other)
-                ),
+            return Err(FieldError::expected(
+                &format!("{field}.severity"),
+                "a string",
+                other,
             ));
         }
     };
-    Ok(Finding::new(check, severity, summary))
+    Ok(Finding::new(check, &severity, summary))
 }
 
 /// What one incoming finding matched among a PR's remembered findings.
@@ -1400,11 +1406,19 @@ mod tests {
             (e.field.as_str(), e.message.as_str()),
             ("findings[2].summary", "findings[2].summary is required")
         );
-        let e = err(serde_json::json!({"check": "static", "summary": "x", "severity": "high"}));
-        assert_eq!(
-            e.message,
-            "findings[2].severity must be one of block, warn, info, got \"high\""
-        );
+        let e = err(serde_json::json!({"check": "static", "summary": "x", "severity": 3}));
+        assert_eq!(e.message, "findings[2].severity must be a string, got 3");
+        // As a verdict's finding is remembered.
+        let read = |v: Value| request_finding(&v, "findings[2]").unwrap();
+        let given = serde_json::json!({"check": "static", "summary": "x", "severity": " BLOCK "});
+        assert_eq!(read(given).severity, "block");
+        let given = serde_json::json!({"check": "static", "summary": "x", "severity": "high"});
+        assert_eq!(read(given).severity, "high");
+        let long = "é".repeat(3_000);
+        let given = serde_json::json!({"check": "static", "summary": long});
+        let finding = read(given);
+        assert_eq!(finding.summary.len(), MAX_SUMMARY_BYTES);
+        assert_eq!(finding.fingerprint, Fingerprint::of("static", &long));
         let e = err(serde_json::json!({"check": "", "summary": "x"}));
         assert_eq!(e.message, "findings[2].check must not be blank, got \"\"");
         let e = err(serde_json::json!("x"));

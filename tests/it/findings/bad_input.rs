@@ -52,10 +52,10 @@ fn bad_input_is_a_4xx_naming_the_field() {
         ),
         (
             "/prs/7/findings/check",
-            json!({"head_sha": HEAD_A, "findings": [{"check": "static", "summary": "x", "severity": "high"}]}),
+            json!({"head_sha": HEAD_A, "findings": [{"check": "static", "summary": "x", "severity": 3}]}),
             400,
             "findings[0].severity",
-            "block, warn, info",
+            "must be a string",
         ),
         (
             "/prs/7/findings/check",
@@ -229,4 +229,46 @@ fn bad_input_is_a_4xx_naming_the_field() {
     assert_error(&bad_id, 400, "id", "dismissal id");
     // Nothing above was stored.
     assert_eq!(server.get("/findings/dismissals").json["count"], 0);
+}
+
+/// What a verdict's findings may hold, the check and a dismissal by `finding` take, read as
+/// the verdict's are remembered (a review found the auditor's whole check refused for one
+/// `BLOCK` or one long summary its verdict had been taken with).
+#[test]
+fn the_check_and_a_dismissal_take_the_findings_a_verdict_takes() {
+    let server = InProcessServer::start_with(&["--export-interval", "0"]);
+    let long: &'static str = Box::leak("a summary that goes on ".repeat(200).into_boxed_str());
+    let findings: [F; 3] = [
+        (
+            "security",
+            "BLOCK",
+            "SQL built from request input in users.ts",
+        ),
+        ("static", "high", "unwrap() on user input in parse_body"),
+        ("style", "warn", long),
+    ];
+    post_verdict(&server, verdict(None, 7, HEAD_A, 1, &findings));
+    let checked = check(&server, None, 7, HEAD_B, &findings);
+    assert_eq!(checked.status, 200, "{}", checked.text);
+    assert_eq!(
+        statuses(&checked),
+        ["repeat", "repeat", "repeat"],
+        "{}",
+        checked.text
+    );
+    assert_eq!(checked.json["findings"][0]["severity"], "block");
+    assert_eq!(checked.json["findings"][2]["match"]["tier"], "exact");
+    let dismissed = dismiss(
+        &server,
+        json!({"pr_number": 7, "finding": {"check": "style", "severity": "WARN", "summary": long}, "reason": "generated", "by": "ana"}),
+        None,
+    );
+    assert_eq!(dismissed.status, 201, "{}", dismissed.text);
+    let again = check(&server, None, 7, HEAD_C, &findings);
+    assert_eq!(
+        statuses(&again),
+        ["repeat", "repeat", "dismissed"],
+        "{}",
+        again.text
+    );
 }

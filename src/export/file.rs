@@ -19,6 +19,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -731,8 +732,20 @@ fn rebuild(target: Target, reason: String) -> Result<FileReport, ExportError> {
         }
         _ => {}
     }
+    // The file replaced keeps its permissions: the legacy readers it was made for (another
+    // user's report scripts) can read the rebuilt one as they read it, whatever this process's
+    // umask (the shipped unit's is 0077).
+    let replaced_mode = fs::symlink_metadata(path)
+        .ok()
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.permissions().mode() & 0o777);
     let handle = fsutil::create_new(&tmp, fsutil::SHARED_FILE_MODE)
         .map_err(|e| ExportError::opening(&tmp, e))?;
+    if let Some(mode) = replaced_mode {
+        handle
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(ExportError::io("set the permissions of", &tmp))?;
+    }
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER, &handle);
     let written = write_rows(store, &tmp, file, 0, &mut writer, hook)?;
     writer.flush().map_err(ExportError::io("write", &tmp))?;

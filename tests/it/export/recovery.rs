@@ -96,6 +96,27 @@ fn a_file_cut_by_hand_is_rebuilt() {
     assert_nothing_kept(&job.out_dir().join("_observer"));
 }
 
+/// A rebuilt file has the permissions of the one it replaces, not the process umask's: a
+/// review found a legacy file readable by the report scripts' user (0644) rebuilt as 0600
+/// under the shipped unit's umask, and the scripts refused.
+#[test]
+fn a_rebuilt_file_keeps_the_permissions_of_the_one_it_replaces() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, store, job) = exported(90);
+    let path = job.out_dir().join(OPS);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(file.metadata().unwrap().len() - 100).unwrap();
+    // Not what the umask of this process makes of the export's 0666.
+    file.set_permissions(std::fs::Permissions::from_mode(0o640))
+        .unwrap();
+    drop(file);
+    let report = job.run().unwrap();
+    assert_eq!(report.ops.action, Action::Rebuilt);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "{mode:o}");
+    assert_matches_clean_export(&store, job.out_dir());
+}
+
 /// A file shorter than its checkpoint that is not a cut copy of the rows (someone else's file
 /// in the export's place) is kept aside before the rebuild.
 #[test]

@@ -1,7 +1,8 @@
 //! `POST /backup`: a consistent copy of the live database from one read snapshot, written on
 //! the server's machine under its backup directory (`--backup-dir`) only, as `NAME/kb.redb`.
 //! The body is `{}` (the server picks a timestamped name) or `{"name": "plain-name"}`; any
-//! other field is a 400. One backup at a time: a second request meanwhile gets 409 at once.
+//! other field is a 400. One backup at a time: a second request meanwhile gets 409 at once. A
+//! retry with the first attempt's `Idempotency-Key` gets the backup that attempt made.
 //! A write route: guarded by the token when one is set.
 //!
 //! The copy runs on a thread of its own (not one of the reads' threads), and stops, leaving
@@ -19,10 +20,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::ingest::IngestBody;
+use super::ingest::{IdempotencyKey, IngestBody};
 use super::{ApiError, AppState};
 use crate::model::{describe, parse_object, utf8};
-use crate::store::{BackupName, Store, StoreError};
+use crate::store::{Backup, BackupName, BackupRequest, Store, StoreError};
 
 /// The answer: what was copied, under which name; no path.
 #[derive(Debug, Serialize)]
@@ -34,6 +35,9 @@ struct Created {
     millis: u64,
     /// Older server-made backups removed to keep the newest `--backup-keep`.
     pruned: Vec<String>,
+    /// Present (true) when an earlier request with the same idempotency key made it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
 }
 
 /// Sets the flag when dropped: the handler's future dropped (client gone, timeout) cancels the
@@ -46,7 +50,14 @@ impl Drop for CancelOnDrop {
     }
 }
 
-pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Response, ApiError> {
+/// With an `Idempotency-Key`, a retry is answered with the backup its first attempt made (200,
+/// `"duplicate": true`; nothing written, nothing pruned) for as long as that backup is kept,
+/// and the key given with another name is a 422.
+pub async fn post(
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    body: IngestBody,
+) -> Result<Response, ApiError> {
     let IngestBody::Single(bytes) = body else {
         return Err(ApiError::UnsupportedMediaType(
             "content-type must be application/json for /backup".into(),
@@ -74,6 +85,7 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
             ));
         }
     };
+    let request = key.0.map(|key| BackupRequest::new(&key, name.as_ref()));
     let backup_dir = backup_dir(&state);
     let keep = state.config.backup_keep;
     let cancel = Arc::new(AtomicBool::new(false));
@@ -83,7 +95,7 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
     let spawned = std::thread::Builder::new()
         .name("kb-backup".into())
         .spawn(move || {
-            let _ = reply.send(store.backup_into(&backup_dir, name, keep, &cancel));
+            let _ = reply.send(store.backup_into(&backup_dir, name, keep, &cancel, request));
         });
     if spawned.is_err() {
         return Err(ApiError::Unavailable {
@@ -94,8 +106,8 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
     let result = answer
         .await
         .map_err(|_| ApiError::Internal("the backup thread failed".into()))?;
-    match result {
-        Ok(report) => {
+    let (status, report) = match result {
+        Ok(Backup::Made(report)) => {
             tracing::info!(
                 path = %report.path,
                 rows = report.rows,
@@ -103,18 +115,21 @@ pub async fn post(State(state): State<AppState>, body: IngestBody) -> Result<Res
                 pruned = ?report.pruned,
                 "backup written"
             );
-            let created = Created {
-                name: report.name,
-                last_seq: report.last_seq,
-                rows: report.rows,
-                bytes: report.bytes,
-                millis: report.millis,
-                pruned: report.pruned,
-            };
-            Ok((StatusCode::CREATED, Json(created)).into_response())
+            (StatusCode::CREATED, report)
         }
-        Err(e) => Err(refusal(&state.store, e)),
-    }
+        Ok(Backup::Before(report)) => (StatusCode::OK, report),
+        Err(e) => return Err(refusal(&state.store, e)),
+    };
+    let created = Created {
+        name: report.name,
+        last_seq: report.last_seq,
+        rows: report.rows,
+        bytes: report.bytes,
+        millis: report.millis,
+        pruned: report.pruned,
+        duplicate: status == StatusCode::OK,
+    };
+    Ok((status, Json(created)).into_response())
 }
 
 fn backup_dir(state: &AppState) -> PathBuf {
@@ -133,6 +148,13 @@ fn refusal(store: &Store, e: StoreError) -> ApiError {
         StoreError::BackupBusy => {
             ApiError::conflict("a backup is already running; try again when it is done")
         }
+        StoreError::BackupKeyReused { name } => ApiError::Unprocessable {
+            message: format!(
+                "this idempotency key was first used for the backup {name:?}, asked for with \
+                 another name; use a new key for a new backup"
+            ),
+            field: "idempotency-key".into(),
+        },
         // The database itself is failing: the store's fault, as every route answers it (503, or
         // 507 for a full disk, with Retry-After). A name taken is answered as everywhere else.
         e @ (StoreError::Unavailable(_) | StoreError::BackupExists(_)) => e.into(),

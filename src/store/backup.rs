@@ -111,6 +111,51 @@ struct Marker {
     /// Absent from markers written before it was (their backups are pruned as before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     database: Option<String>,
+    /// The request it was made for, when that request had an idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<BackupRequest>,
+    /// What it copied, written once the copy is whole: the answer to a retry of its request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    done: Option<Done>,
+}
+
+/// What a whole backup copied ([`Marker::done`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Done {
+    last_seq: u64,
+    rows: u64,
+    bytes: u64,
+    millis: u64,
+}
+
+/// A backup request that came with an idempotency key: a retry with the same key is answered
+/// with the backup the first made, kept with it in its marker, for as long as that backup is
+/// kept ([`Store::backup_into`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRequest {
+    /// SHA-256 of the key, in hex: a key may be a client's secret, and is not kept as given.
+    key: String,
+    /// The name asked for; none when the server was to pick it.
+    asked: Option<String>,
+}
+
+impl BackupRequest {
+    pub fn new(key: &str, asked: Option<&BackupName>) -> BackupRequest {
+        use sha2::{Digest, Sha256};
+        BackupRequest {
+            key: format!("{:x}", Sha256::digest(key.as_bytes())),
+            asked: asked.map(|name| name.as_str().to_owned()),
+        }
+    }
+}
+
+/// A backup done: made now, or found made by an earlier request with the same key.
+#[derive(Debug, Clone)]
+pub enum Backup {
+    Made(BackupReport),
+    /// Made before, for a request with the same key and the same name (or none): nothing new
+    /// is written, and nothing pruned.
+    Before(BackupReport),
 }
 
 const CREATED_BY: &str = "lakehouse-kb";
@@ -168,13 +213,19 @@ impl Store {
     /// when `name` is `None`), then removes the oldest server-made backups beyond `keep`.
     /// `cancel` is checked once per chunk of rows: set, the copy stops and leaves nothing
     /// behind. Fails with [`StoreError::BackupExists`] when `name` is taken.
+    ///
+    /// With a `request` (its client gave an idempotency key), a backup made before for the same
+    /// key is the answer ([`Backup::Before`]), and one made for the same key with another name
+    /// is [`StoreError::BackupKeyReused`]: looked for among the backups kept, each marker read
+    /// once (at most `keep` of them, and any others in the directory).
     pub fn backup_into(
         &self,
         backup_dir: &Path,
         name: Option<BackupName>,
         keep: usize,
         cancel: &AtomicBool,
-    ) -> Result<BackupReport, StoreError> {
+        request: Option<BackupRequest>,
+    ) -> Result<Backup, StoreError> {
         let _one = self.one_at_a_time()?;
         let start = Instant::now();
         let io = |what: &'static str, path: &Path| {
@@ -193,12 +244,19 @@ impl Store {
         }
         .map_err(io("", backup_dir))?;
         let database = self.identity().map(str::to_owned);
+        if let Some(request) = &request
+            && let Some(before) = made_for(backup_dir, request, database.as_deref())?
+        {
+            return Ok(Backup::Before(before));
+        }
         let (name, dir) = create_backup_dir(backup_dir, name)?;
-        let marker = Marker {
+        let mut marker = Marker {
             created_by: CREATED_BY.into(),
             name: name.as_str().into(),
             created_ms: crate::model::now_ms(),
             database: database.clone(),
+            request,
+            done: None,
         };
         let written = fsutil::create_new(&dir.join(MARKER_FILE), fsutil::FILE_MODE)
             .and_then(|mut file| {
@@ -220,8 +278,19 @@ impl Store {
             }
         };
         fsutil::sync_dir(backup_dir).map_err(io("", backup_dir))?;
-        let pruned = prune(backup_dir, keep, name.as_str(), database.as_deref());
-        report(&dest, name.0, last_seq, rows, start, pruned)
+        let made = report(&dest, name.0, last_seq, rows, start, Vec::new())?;
+        if marker.request.is_some() {
+            // The answer a retry gets, kept beside the copy; until it is, a retry makes another.
+            marker.done = Some(Done {
+                last_seq,
+                rows,
+                bytes: made.bytes,
+                millis: made.millis,
+            });
+            rewrite_marker(&dir, &marker).map_err(io(MARKER_FILE, &dir))?;
+        }
+        let pruned = prune(backup_dir, keep, &made.name, database.as_deref());
+        Ok(Backup::Made(BackupReport { pruned, ..made }))
     }
 
     /// Copies into `dest` through `dest.partial`, created exclusively and linked into place.
@@ -418,6 +487,7 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>
         let _ = fs::remove_file(dir.join(DB_FILE));
         let _ = fs::remove_file(partial_path(&dir.join(DB_FILE)));
         let _ = fs::remove_file(dir.join(MARKER_FILE));
+        let _ = fs::remove_file(dir.join(format!("{MARKER_FILE}.next")));
         match fs::remove_dir(&dir) {
             Ok(()) => pruned.push(name),
             Err(e) => tracing::warn!(
@@ -429,6 +499,65 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>
         }
     }
     pruned
+}
+
+/// The backup a request with `request`'s key made, among those under `backup_dir` of the
+/// database `database`: its report (nothing pruned) when it asked for the same name or none
+/// alike; [`StoreError::BackupKeyReused`] when it asked for another. A backup whose copy never
+/// finished (a crash) has no answer kept, and is not one.
+fn made_for(
+    backup_dir: &Path,
+    request: &BackupRequest,
+    database: Option<&str>,
+) -> Result<Option<BackupReport>, StoreError> {
+    let Ok(entries) = fs::read_dir(backup_dir) else {
+        return Ok(None);
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let dir = entry.path();
+        if fsutil::require_real_dir(&dir).is_err() {
+            continue;
+        }
+        let Some(marker) =
+            read_marker(&dir).and_then(|b| serde_json::from_slice::<Marker>(&b).ok())
+        else {
+            continue;
+        };
+        let ours = marker.created_by == CREATED_BY
+            && (marker.database.is_none() || marker.database.as_deref() == database);
+        let (Some(made), Some(done)) = (&marker.request, marker.done) else {
+            continue;
+        };
+        if !ours || made.key != request.key {
+            continue;
+        }
+        if made.asked != request.asked {
+            return Err(StoreError::BackupKeyReused { name: marker.name });
+        }
+        return Ok(Some(BackupReport {
+            path: dir.join(DB_FILE).display().to_string(),
+            name: marker.name,
+            last_seq: done.last_seq,
+            rows: done.rows,
+            bytes: done.bytes,
+            millis: done.millis,
+            pruned: Vec::new(),
+        }));
+    }
+    Ok(None)
+}
+
+/// Replaces `dir`'s marker with `marker`, whole or not at all: written beside it, synced,
+/// renamed over it, the directory synced.
+fn rewrite_marker(dir: &Path, marker: &Marker) -> std::io::Result<()> {
+    use std::io::Write;
+    let next = dir.join(format!("{MARKER_FILE}.next"));
+    let _ = fs::remove_file(&next);
+    let mut file = fsutil::create_new(&next, fsutil::FILE_MODE)?;
+    file.write_all(&serde_json::to_vec(marker).unwrap_or_default())?;
+    file.sync_all()?;
+    fs::rename(&next, dir.join(MARKER_FILE))?;
+    fsutil::sync_dir(dir)
 }
 
 /// The marker of `dir`, if it is a regular file (never a link, a pipe or a device: reading

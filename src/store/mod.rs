@@ -53,7 +53,10 @@ use redb::backends::FileBackend;
 use redb::{Database, DatabaseError, ReadableDatabase, StorageError};
 
 pub use backend::BackendFactory;
-pub use backup::{BackupName, BackupReport, MARKER_FILE as BACKUP_MARKER_FILE, files_of_copy};
+pub use backup::{
+    Backup, BackupName, BackupReport, BackupRequest, MARKER_FILE as BACKUP_MARKER_FILE,
+    files_of_copy,
+};
 pub use budget::{AnswerBytes, ReadBudget};
 pub use bulk::BulkWriter;
 pub use check::CheckReport;
@@ -152,6 +155,8 @@ pub enum StoreError {
     },
     #[error("a backup is already running")]
     BackupBusy,
+    #[error("this idempotency key was first given to a backup named {name} with another name")]
+    BackupKeyReused { name: String },
     #[error("the backup was cancelled")]
     BackupCancelled,
     #[error("import key {0} was given twice to one bulk writer; the transaction was rolled back")]

@@ -749,3 +749,71 @@ fn accept_within(listener: &std::net::TcpListener, timeout: Duration) -> std::ne
         }
     }
 }
+
+/// A retried backup with the first attempt's idempotency key is answered with the backup that
+/// attempt made, for as long as it is kept: nothing new is written and nothing pruned (a review
+/// found each retry made another backup, pushing older ones out, and a named backup's retry
+/// answered 409 as if it had failed). The key with another name is a 422; a new key is a new
+/// backup; one backup's key never answers for another database's.
+#[test]
+fn a_backup_retried_with_its_key_is_the_backup_made_once() {
+    let backups = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let dir_arg = backups.path().to_str().unwrap();
+    let args = ["--backup-dir", dir_arg, "--backup-keep", "2"];
+    let mut server = InProcessServer::start_in(data.path(), &args);
+    let first = server.post_keyed(
+        "/backup",
+        "application/json",
+        Some("k-nightly"),
+        r#"{"name":"nightly"}"#,
+    );
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.json.get("duplicate"), None, "{}", first.text);
+    // The key is kept with the backup: a restart does not forget it.
+    server.stop().unwrap();
+    drop(server);
+    let server = InProcessServer::start_in(data.path(), &args);
+    let post =
+        |key: &str, body: &str| server.post_keyed("/backup", "application/json", Some(key), body);
+    assert_eq!(
+        server.post_json("/event", r#"{"source":"bot"}"#).status,
+        200
+    );
+    for _ in 0..3 {
+        let again = post("k-nightly", r#"{ "name": "nightly" }"#);
+        assert_eq!(again.status, 200, "{}", again.text);
+        assert_eq!(again.json["duplicate"], true, "{}", again.text);
+        for field in ["name", "last_seq", "rows", "bytes", "millis"] {
+            assert_eq!(
+                again.json[field], first.json[field],
+                "{field}: {}",
+                again.text
+            );
+        }
+        assert_eq!(again.json["pruned"], serde_json::json!([]));
+    }
+    let reused = post("k-nightly", r#"{"name":"other"}"#);
+    assert_eq!(reused.status, 422, "{}", reused.text);
+    assert_eq!(reused.json["field"], "idempotency-key", "{}", reused.text);
+    // A server-named backup: its retries name it, and make no other.
+    let unnamed = post("k-unnamed", "{}");
+    assert_eq!(unnamed.status, 201, "{}", unnamed.text);
+    let retried = post("k-unnamed", "{}");
+    assert_eq!(retried.status, 200, "{}", retried.text);
+    assert_eq!(retried.json["name"], unnamed.json["name"]);
+    let listing = tree(backups.path());
+    let made: Vec<&String> = listing.iter().filter(|p| !p.contains('/')).collect();
+    assert_eq!(made.len(), 2, "{listing:?}");
+    // A new key is a new backup; with --backup-keep 2 the oldest goes, and its key with it.
+    let newer = post("k-new", "{}");
+    assert_eq!(newer.status, 201, "{}", newer.text);
+    assert_eq!(
+        newer.json["pruned"],
+        serde_json::json!(["nightly"]),
+        "{}",
+        newer.text
+    );
+    let after_pruning = post("k-nightly", r#"{"name":"nightly"}"#);
+    assert_eq!(after_pruning.status, 201, "{}", after_pruning.text);
+}

@@ -408,6 +408,8 @@ export interface BackupReport {
   millis: number;
   /** Older server-made backups removed to keep the newest --backup-keep. */
   pruned: string[];
+  /** True when an earlier request with the same idempotency key made it (nothing new written). */
+  duplicate?: boolean;
   [key: string]: unknown;
 }
 

@@ -556,11 +556,17 @@ impl<'de> serde::Deserialize<'de> for JsValue {
                 self,
                 mut map: A,
             ) -> Result<JsValue, A::Error> {
+                // Where each key is, so that a body of many keys costs a lookup a key, not a
+                // pass over the keys before it.
+                let mut at = std::collections::HashMap::<String, usize>::new();
                 let mut fields: Vec<(String, JsValue)> = Vec::new();
                 while let Some((key, value)) = map.next_entry::<String, JsValue>()? {
-                    match fields.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, old)) => *old = value,
-                        None => fields.push((key, value)),
+                    match at.get(&key) {
+                        Some(&i) => fields[i].1 = value,
+                        None => {
+                            at.insert(key.clone(), fields.len());
+                            fields.push((key, value));
+                        }
                     }
                 }
                 Ok(JsValue::Object(fields))

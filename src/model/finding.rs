@@ -153,60 +153,82 @@ const OPPOSITES: [(&str, &str); 39] = [
 /// Prefixes that make a word say "not" ([`OPPOSITES`]).
 const NOT_PREFIXES: [&str; 5] = ["dis", "im", "in", "non", "un"];
 
-/// The stemmed words of a wording, to tell whether another says the opposite
-/// ([`Stems::opposes`]).
+/// The words of a wording, as given (lowercased) and stemmed, to tell whether another says the
+/// opposite ([`Stems::opposes`]).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Stems(BTreeSet<String>);
+pub struct Stems {
+    words: BTreeSet<String>,
+    stems: BTreeSet<String>,
+}
 
 impl Stems {
     pub fn of(summary: &str) -> Stems {
         let lower = summary.to_lowercase();
-        let mut stems = BTreeSet::new();
+        let mut out = Stems::default();
         for word in text::words(&lower) {
-            match text::parts_of(word).as_slice() {
-                // `non-blocking` is one word, `nonblocking`.
-                ["non", rest @ ..] if !rest.is_empty() => {
-                    stems.insert(text::stem(&format!("non{}", rest.concat())));
+            let parts = text::parts_of(word);
+            match parts.as_slice() {
+                // `non-blocking`, `un-encrypted`: one word, `nonblocking`, `unencrypted`.
+                [prefix, rest @ ..] if !rest.is_empty() && NOT_PREFIXES.contains(prefix) => {
+                    out.add(&format!("{prefix}{}", rest.concat()));
                 }
-                parts => stems.extend(parts.iter().map(|part| text::stem(part))),
+                parts => parts.iter().for_each(|part| out.add(part)),
             }
         }
-        Stems(stems)
+        out
+    }
+
+    fn add(&mut self, word: &str) {
+        self.stems.insert(text::stem(word));
+        self.words.insert(word.to_owned());
     }
 
     /// Whether the two wordings say opposite things: a word of one that the other does not
-    /// have opposes a word of the other that the first does not have.
+    /// have opposes a word of the other that the first does not have, by [`OPPOSITES`]
+    /// (stemmed) or as a word and itself with a prefix of [`NOT_PREFIXES`] (as written: the
+    /// stemmer cuts `unsafe` and `safe` differently). A lookup a word and prefix, so that two
+    /// long wordings cost their lengths, not their product.
     pub fn opposes(&self, other: &Stems) -> bool {
-        static PAIRS: LazyLock<BTreeSet<(String, String)>> = LazyLock::new(|| {
-            OPPOSITES
-                .iter()
-                .flat_map(|(a, b)| {
-                    let (a, b) = (text::stem(a), text::stem(b));
-                    [(a.clone(), b.clone()), (b, a)]
-                })
-                .collect()
+        /// Each stem of [`OPPOSITES`] with the stems it opposes.
+        static PAIRS: LazyLock<BTreeMap<String, Vec<String>>> = LazyLock::new(|| {
+            let mut pairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (a, b) in OPPOSITES {
+                let (a, b) = (text::stem(a), text::stem(b));
+                pairs.entry(a.clone()).or_default().push(b.clone());
+                pairs.entry(b).or_default().push(a);
+            }
+            pairs
         });
-        let not_prefixed = |word: &str, base: &str| {
-            base.len() >= 3
-                && NOT_PREFIXES
-                    .iter()
-                    .any(|p| word.strip_prefix(p) == Some(base))
-        };
-        let mine = self.0.difference(&other.0);
-        mine.into_iter().any(|a| {
-            other.0.difference(&self.0).any(|b| {
-                PAIRS.contains(&(a.clone(), b.clone())) || not_prefixed(a, b) || not_prefixed(b, a)
+        let stem_theirs_alone =
+            |stem: &str| other.stems.contains(stem) && !self.stems.contains(stem);
+        let word_theirs_alone =
+            |word: &str| other.words.contains(word) && !self.words.contains(word);
+        let by_table = self.stems.difference(&other.stems).any(|mine| {
+            PAIRS
+                .get(mine)
+                .is_some_and(|opposed| opposed.iter().any(|o| stem_theirs_alone(o)))
+        });
+        by_table
+            || self.words.difference(&other.words).any(|mine| {
+                NOT_PREFIXES.iter().any(|p| {
+                    (mine.len() >= MIN_NEGATED_WORD && word_theirs_alone(&format!("{p}{mine}")))
+                        || mine.strip_prefix(p).is_some_and(|base| {
+                            base.len() >= MIN_NEGATED_WORD && word_theirs_alone(base)
+                        })
+                })
             })
-        })
     }
 }
+
+/// The shortest word a prefix of [`NOT_PREFIXES`] is taken to negate (`safe`, `used`, `null`).
+const MIN_NEGATED_WORD: usize = 4;
 
 /// Longest check name accepted (in a request) or remembered (from a verdict).
 pub const MAX_CHECK_BYTES: usize = 200;
 /// Longest summary a request may give; a stored verdict's longer summary is remembered cut to
 /// this (its fingerprint is of the whole summary).
 pub const MAX_SUMMARY_BYTES: usize = 4096;
-/// Longest severity remembered from a verdict (requests must give block, warn or info).
+/// Longest severity remembered, from a verdict or a request (a longer one is none).
 pub const MAX_SEVERITY_BYTES: usize = 32;
 /// Findings of one verdict that are remembered: the first this many distinct ones (a verdict
 /// is history and is stored whole whatever it holds; the memory's cost per verdict is bounded).
@@ -682,7 +704,7 @@ impl Finding {
 /// `check` (at most [`MAX_CHECK_BYTES`]) and a non-blank string `summary` are not remembered,
 /// and neither is a `findings` that is not an array. A `severity` that is a string of at most
 /// [`MAX_SEVERITY_BYTES`] is kept trimmed and in ASCII lowercase (`" BLOCK"` is `block`, as
-/// requests must give it). Deduplicated by fingerprint (the first wording kept, with the
+/// requests' findings are read too). Deduplicated by fingerprint (the first wording kept, with the
 /// gravest severity given), at most [`MAX_FINDINGS_PER_VERDICT`].
 ///
 /// `None` when the verdict carries no `findings` array, or one of entries none of which reads
@@ -1154,6 +1176,19 @@ mod tests {
             ),
             ("the cert is valid", "the cert is invalid", true),
             ("uses a blocking call", "uses a non-blocking call", true),
+            ("the handler is safe", "the handler is unsafe", true),
+            (
+                "proper validation in the upload handler",
+                "improper validation in the upload handler",
+                true,
+            ),
+            ("the value is null here", "the value is non-null here", true),
+            (
+                "payloads stored un-encrypted",
+                "payloads stored encrypted",
+                true,
+            ),
+            ("the port is reachable", "the port is unreachable", true),
             // Rewordings: the same words or other words, none the opposite of another.
             (
                 "rate limiting is enabled on the login endpoint",
@@ -1174,6 +1209,23 @@ mod tests {
                 "retry loop has no backoff",
                 "retries without any backoff",
                 false,
+            ),
+            (
+                "the form leaks the token",
+                "the information leaks the token",
+                false,
+            ),
+            (
+                "input validation is weak",
+                "invalid input is accepted",
+                false,
+            ),
+            // A false opposite, as a prefix sees it: the rewording is answered as resembling the
+            // dismissal instead of silenced by it (the safe side).
+            (
+                "the patch step runs twice",
+                "the dispatch step runs twice",
+                true,
             ),
         ];
         for (a, b, opposed) in cases {

@@ -12,8 +12,7 @@ use serde_json::{Map, Value};
 
 use super::repo::Repo;
 use super::{
-    FieldError, JsField, MAX_KEY_BYTES, check_key_len, js_field, js_string, parse_kept,
-    parse_object,
+    FieldError, JsField, MAX_KEY_BYTES, check_key_len, js_field, parse_kept, parse_object,
 };
 use crate::jsjson::{self, JsValue, ObjectWriter};
 
@@ -269,14 +268,6 @@ fn observe(
     Ok((op, source_original))
 }
 
-fn owned(field: JsField<&str>) -> JsField<Text<String>> {
-    match field {
-        JsField::Absent => JsField::Absent,
-        JsField::Null => JsField::Null,
-        JsField::Value(s) => JsField::Value(Text::Str(s.to_owned())),
-    }
-}
-
 fn borrowed(field: &JsField<Text<String>>) -> JsField<Text<&str>> {
     match field {
         JsField::Absent => JsField::Absent,
@@ -389,8 +380,15 @@ impl ObservedOp {
         warn: impl FnOnce(String),
     ) -> Result<ObservedOp, FieldError> {
         let obj = parse_object(text)?;
+        // A field that is not a string is what `POST /event` copies as its value (and what the
+        // legacy observer copied): read as that value. The line itself is kept as written.
         let string = |key: &str| -> Result<JsField<Text<String>>, FieldError> {
-            Ok(owned(js_string(&obj, key)?))
+            Ok(match js_field(&obj, key) {
+                JsField::Value(Value::String(s)) => JsField::Value(Text::Str(s.clone())),
+                JsField::Value(other) => JsField::Value(Text::Json(other.to_string())),
+                JsField::Null => JsField::Null,
+                JsField::Absent => JsField::Absent,
+            })
         };
         let text = |key: &str| -> Result<Text<String>, FieldError> {
             Ok(string(key)?
@@ -756,6 +754,8 @@ mod tests {
         for body in [
             r#"{"source":"bot","success":true,"error":"e","staffer_id":"s","sig_hash":"h","event_kind":"k","duration_ms":3}"#,
             r#"{"sig_hash":null,"error":null}"#,
+            // What is not a string is copied as its value, and read back as that value.
+            r#"{"timestamp":5,"error":{"a":[1,"x"]},"staffer_id":4,"event_kind":3,"sig_hash":true}"#,
         ] {
             let op = ObservedEvent::parse(body, NOW).unwrap().op;
             assert_eq!(ObservedOp::from_line(&op.to_line()).unwrap(), op);

@@ -186,20 +186,6 @@ pub(crate) fn js_field<'a>(obj: &'a Map<String, Value>, key: &str) -> JsField<&'
     }
 }
 
-/// An optional string field: absent and null are `Absent`/`Null`, anything but a string is an
-/// error naming the field.
-pub(crate) fn js_string<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-) -> Result<JsField<&'a str>, FieldError> {
-    match js_field(obj, key) {
-        JsField::Absent => Ok(JsField::Absent),
-        JsField::Null => Ok(JsField::Null),
-        JsField::Value(Value::String(s)) => Ok(JsField::Value(s)),
-        JsField::Value(other) => Err(FieldError::expected(key, "a string", other)),
-    }
-}
-
 /// Rejects strings too long to be an index key.
 pub(crate) fn check_key_len(field: &str, value: &str) -> Result<(), FieldError> {
     if value.len() > MAX_KEY_BYTES {

@@ -734,11 +734,12 @@ fn rebuild(target: Target, reason: String) -> Result<FileReport, ExportError> {
     }
     // The file replaced keeps its permissions: the legacy readers it was made for (another
     // user's report scripts) can read the rebuilt one as they read it, whatever this process's
-    // umask (the shipped unit's is 0077).
+    // umask (the shipped unit's is 0077). Its owner may write it, as the export goes on to
+    // (a file made read-only would fail every append after this). Its group is the process's.
     let replaced_mode = fs::symlink_metadata(path)
         .ok()
         .filter(|meta| meta.is_file())
-        .map(|meta| meta.permissions().mode() & 0o777);
+        .map(|meta| meta.permissions().mode() & 0o777 | 0o200);
     let handle = fsutil::create_new(&tmp, fsutil::SHARED_FILE_MODE)
         .map_err(|e| ExportError::opening(&tmp, e))?;
     if let Some(mode) = replaced_mode {

@@ -115,6 +115,16 @@ fn a_rebuilt_file_keeps_the_permissions_of_the_one_it_replaces() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640, "{mode:o}");
     assert_matches_clean_export(&store, job.out_dir());
+    // A file made read-only is rebuilt writable by its owner: the export appends to it next.
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(file.metadata().unwrap().len() - 100).unwrap();
+    file.set_permissions(std::fs::Permissions::from_mode(0o444))
+        .unwrap();
+    drop(file);
+    let report = job.run().unwrap();
+    assert_eq!(report.ops.action, Action::Rebuilt, "{report:?}");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "{mode:o}");
 }
 
 /// A file shorter than its checkpoint that is not a cut copy of the rows (someone else's file

@@ -196,6 +196,7 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
                     .unwrap_or_else(|| global.data.join("backups")),
             ),
             backup_keep: usize::try_from(args.backup_keep).unwrap_or(usize::MAX),
+            backup_key_window: args.idempotency_window.into(),
             stalled_commit: crate::http::STALLED_COMMIT,
         },
         connections: ConnectionLimits {

@@ -85,7 +85,10 @@ pub async fn post(
             ));
         }
     };
-    let request = key.0.map(|key| BackupRequest::new(&key, name.as_ref()));
+    let window = state.config.backup_key_window;
+    let request = key
+        .0
+        .map(|key| BackupRequest::new(&key, name.as_ref(), window));
     let backup_dir = backup_dir(&state);
     let keep = state.config.backup_keep;
     let cancel = Arc::new(AtomicBool::new(false));

@@ -90,6 +90,9 @@ pub struct ServerConfig {
     pub backup_dir: Option<std::path::PathBuf>,
     /// Server-made backups kept: the oldest beyond it are removed after each new one.
     pub backup_keep: usize,
+    /// How long a backup request's idempotency key answers its retries
+    /// (`--idempotency-window`).
+    pub backup_key_window: Duration,
     /// A commit running this long is stalled: `/healthz` says so (503). No commit the service
     /// makes takes a second on a working disk.
     pub stalled_commit: Duration,
@@ -115,6 +118,7 @@ impl Default for ServerConfig {
             max_answer_bytes: ANSWERS_HELD * (8 << 20),
             backup_dir: None,
             backup_keep: 7,
+            backup_key_window: Duration::from_secs(24 * 60 * 60),
             stalled_commit: STALLED_COMMIT,
         }
     }

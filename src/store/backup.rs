@@ -13,7 +13,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use lakehouse_kb_migrations as migrations;
 use redb::backends::FileBackend;
@@ -128,23 +128,28 @@ struct Done {
     millis: u64,
 }
 
-/// A backup request that came with an idempotency key: a retry with the same key is answered
-/// with the backup the first made, kept with it in its marker, for as long as that backup is
-/// kept ([`Store::backup_into`]).
+/// A backup request that came with an idempotency key: a retry with the same key within the
+/// key's window is answered with the backup the first made, kept with it in its marker, while
+/// that backup is kept ([`Store::backup_into`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRequest {
     /// SHA-256 of the key, in hex: a key may be a client's secret, and is not kept as given.
     key: String,
     /// The name asked for; none when the server was to pick it.
     asked: Option<String>,
+    /// How long after its backup was made a key answers (`--idempotency-window`): a fixed key
+    /// (a nightly job's) makes a new backup each night. Not kept in the marker.
+    #[serde(skip)]
+    window_ms: u64,
 }
 
 impl BackupRequest {
-    pub fn new(key: &str, asked: Option<&BackupName>) -> BackupRequest {
+    pub fn new(key: &str, asked: Option<&BackupName>, window: Duration) -> BackupRequest {
         use sha2::{Digest, Sha256};
         BackupRequest {
             key: format!("{:x}", Sha256::digest(key.as_bytes())),
             asked: asked.map(|name| name.as_str().to_owned()),
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -501,10 +506,10 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>
     pruned
 }
 
-/// The backup a request with `request`'s key made, among those under `backup_dir` of the
-/// database `database`: its report (nothing pruned) when it asked for the same name or none
-/// alike; [`StoreError::BackupKeyReused`] when it asked for another. A backup whose copy never
-/// finished (a crash) has no answer kept, and is not one.
+/// The backup a request with `request`'s key made within the key's window, among those under
+/// `backup_dir` of the database `database`: its report (nothing pruned) when it asked for the
+/// same name or none alike; [`StoreError::BackupKeyReused`] when it asked for another. A backup
+/// whose copy never finished (a crash), or whose copy is gone, has no answer, and is not one.
 fn made_for(
     backup_dir: &Path,
     request: &BackupRequest,
@@ -524,11 +529,14 @@ fn made_for(
             continue;
         };
         let ours = marker.created_by == CREATED_BY
+            && entry.file_name().to_str() == Some(marker.name.as_str())
             && (marker.database.is_none() || marker.database.as_deref() == database);
         let (Some(made), Some(done)) = (&marker.request, marker.done) else {
             continue;
         };
-        if !ours || made.key != request.key {
+        let recent = crate::model::now_ms().saturating_sub(marker.created_ms) < request.window_ms;
+        let whole = fs::symlink_metadata(dir.join(DB_FILE)).is_ok_and(|m| m.is_file());
+        if !ours || made.key != request.key || !recent || !whole {
             continue;
         }
         if made.asked != request.asked {

@@ -817,3 +817,21 @@ fn a_backup_retried_with_its_key_is_the_backup_made_once() {
     let after_pruning = post("k-nightly", r#"{"name":"nightly"}"#);
     assert_eq!(after_pruning.status, 201, "{}", after_pruning.text);
 }
+
+/// A backup's key answers within `--idempotency-window`, as every write's does: a job that
+/// sends one fixed key each night gets a new backup each night, not the first one again.
+#[test]
+fn a_backup_key_answers_only_within_the_idempotency_window() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir_arg = backups.path().to_str().unwrap();
+    let server =
+        InProcessServer::start_with(&["--backup-dir", dir_arg, "--idempotency-window", "1s"]);
+    let post = || server.post_keyed("/backup", "application/json", Some("nightly-job"), "{}");
+    let first = post();
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(post().status, 200);
+    std::thread::sleep(Duration::from_millis(1_100));
+    let next = post();
+    assert_eq!(next.status, 201, "{}", next.text);
+    assert_ne!(next.json["name"], first.json["name"]);
+}

@@ -471,12 +471,15 @@ impl JsValue {
             }
             JsValue::Object(fields) => {
                 out.push('{');
-                let mut indexed: Vec<(u32, &JsValue)> = fields
-                    .iter()
-                    .filter_map(|(k, v)| array_index(k).map(|i| (i, v)))
-                    .collect();
+                let mut indexed: Vec<(u32, &JsValue)> = Vec::new();
+                let mut named: Vec<(&str, &JsValue)> = Vec::new();
+                for (key, value) in fields {
+                    match array_index(key) {
+                        Some(i) => indexed.push((i, value)),
+                        None => named.push((key, value)),
+                    }
+                }
                 indexed.sort_unstable_by_key(|(i, _)| *i);
-                let named = fields.iter().filter(|(k, _)| array_index(k).is_none());
                 let mut first = true;
                 let mut field = |out: &mut String, key: &str, value: &JsValue| {
                     if !first {

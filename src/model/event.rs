@@ -71,6 +71,13 @@ impl<'a> Text<&'a str> {
         }
     }
 
+    /// The string, or the JSON text of the value.
+    fn text(self) -> &'a str {
+        match self {
+            Text::Str(s) | Text::Json(s) => s,
+        }
+    }
+
     /// The string, when the field is one.
     pub fn str(self) -> Option<&'a str> {
         match self {
@@ -88,12 +95,6 @@ impl<'a> Text<&'a str> {
                 op.with(key, |out| out.push_str(j));
             }
         }
-    }
-}
-
-impl From<String> for Text<String> {
-    fn from(s: String) -> Self {
-        Text::Str(s)
     }
 }
 
@@ -268,22 +269,6 @@ fn observe(
     Ok((op, source_original))
 }
 
-fn borrowed(field: &JsField<Text<String>>) -> JsField<Text<&str>> {
-    match field {
-        JsField::Absent => JsField::Absent,
-        JsField::Null => JsField::Null,
-        JsField::Value(t) => JsField::Value(t.as_deref()),
-    }
-}
-
-fn owned_text(field: JsField<Text<&str>>) -> JsField<Text<String>> {
-    match field {
-        JsField::Absent => JsField::Absent,
-        JsField::Null => JsField::Null,
-        JsField::Value(t) => JsField::Value(t.to_owned()),
-    }
-}
-
 /// An op's line fields, borrowed: what [`ObservedOp::to_line`] writes, and what a verdict's
 /// observer event is written from by the export without building the op
 /// (`AuditFields::write_op_line`): one writer for both.
@@ -314,11 +299,11 @@ impl OpLine<'_> {
             success: self.success,
             duration_ms: self.duration_ms,
             output_summary: self.output_summary.to_owned(),
-            error: owned_text(self.error),
+            error: self.error.map(Text::to_owned),
             source: self.source,
-            staffer_id: owned_text(self.staffer_id),
-            sig_hash: owned_text(self.sig_hash),
-            event_kind: owned_text(self.event_kind),
+            staffer_id: self.staffer_id.map(Text::to_owned),
+            sig_hash: self.sig_hash.map(Text::to_owned),
+            event_kind: self.event_kind.map(Text::to_owned),
             repo,
         }
     }
@@ -348,7 +333,7 @@ impl ObservedOp {
     /// The op's `ops.jsonl` line without the newline: `JSON.stringify(op)` in the observer's field
     /// order, undefined fields left out, null fields written as `null`.
     pub fn to_line(&self) -> String {
-        let mut out = String::with_capacity(256);
+        let mut out = String::with_capacity(256 + self.output_summary.as_deref().text().len());
         OpLine {
             timestamp: self.timestamp.as_deref(),
             endpoint: self.endpoint.as_deref(),
@@ -356,11 +341,11 @@ impl ObservedOp {
             success: self.success,
             duration_ms: self.duration_ms,
             output_summary: self.output_summary.as_deref(),
-            error: borrowed(&self.error),
+            error: self.error.as_ref().map(Text::as_deref),
             source: self.source,
-            staffer_id: borrowed(&self.staffer_id),
-            sig_hash: borrowed(&self.sig_hash),
-            event_kind: borrowed(&self.event_kind),
+            staffer_id: self.staffer_id.as_ref().map(Text::as_deref),
+            sig_hash: self.sig_hash.as_ref().map(Text::as_deref),
+            event_kind: self.event_kind.as_ref().map(Text::as_deref),
             repo: self.repo.name(),
         }
         .write(&mut out);

@@ -61,18 +61,25 @@ pub enum JsField<T> {
     Value(T),
 }
 
-impl JsField<String> {
-    /// The same field, borrowing its text.
-    pub fn as_deref(&self) -> JsField<&str> {
+impl<T> JsField<T> {
+    /// The same field, borrowing its value.
+    pub fn as_ref(&self) -> JsField<&T> {
         match self {
             JsField::Absent => JsField::Absent,
             JsField::Null => JsField::Null,
-            JsField::Value(s) => JsField::Value(s),
+            JsField::Value(v) => JsField::Value(v),
         }
     }
-}
 
-impl<T> JsField<T> {
+    /// The same field with `f` of its value.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> JsField<U> {
+        match self {
+            JsField::Absent => JsField::Absent,
+            JsField::Null => JsField::Null,
+            JsField::Value(v) => JsField::Value(f(v)),
+        }
+    }
+
     /// The value, treating null like absent (JavaScript's `??`).
     pub fn value(&self) -> Option<&T> {
         match self {

@@ -35,6 +35,9 @@ const CHUNK: usize = 50_000;
 /// touches no directory without it.
 pub const MARKER_FILE: &str = ".lakehouse-kb-backup";
 
+/// A marker being rewritten ([`rewrite_marker`]); a crash may leave it, which pruning removes.
+const NEXT_MARKER_FILE: &str = ".lakehouse-kb-backup.next";
+
 /// Longest backup name, in bytes.
 pub const MAX_NAME_BYTES: usize = 100;
 
@@ -263,13 +266,7 @@ impl Store {
             request,
             done: None,
         };
-        let written = fsutil::create_new(&dir.join(MARKER_FILE), fsutil::FILE_MODE)
-            .and_then(|mut file| {
-                use std::io::Write;
-                file.write_all(&serde_json::to_vec(&marker).unwrap_or_default())?;
-                file.sync_all()
-            })
-            .map_err(io(MARKER_FILE, &dir));
+        let written = write_marker(&dir.join(MARKER_FILE), &marker).map_err(io(MARKER_FILE, &dir));
         let dest = dir.join(DB_FILE);
         let copied = written.and_then(|()| self.copy_to(&dest, cancel));
         let (last_seq, rows) = match copied {
@@ -465,20 +462,8 @@ fn create_backup_dir(
 /// fails (and is left, with a warning) when anything else is in it. Returns the names removed.
 /// Failures are logged, never fatal: the backup itself is done.
 fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(backup_dir) else {
-        return Vec::new();
-    };
-    let mut ours: Vec<(u64, String)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let dir = entry.path();
-            fsutil::require_real_dir(&dir).ok()?;
-            let marker: Marker = serde_json::from_slice(&read_marker(&dir)?).ok()?;
-            let ours = marker.database.is_none() || marker.database.as_deref() == database;
-            (marker.created_by == CREATED_BY && marker.name == name && ours)
-                .then_some((marker.created_ms, name))
-        })
+    let mut ours: Vec<(u64, String)> = ours(backup_dir, database)
+        .map(|(_, marker)| (marker.created_ms, marker.name))
         .collect();
     // Newest first; the name breaks ties the same way the timestamps would.
     ours.sort_unstable_by(|a, b| b.cmp(a));
@@ -492,7 +477,7 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>
         let _ = fs::remove_file(dir.join(DB_FILE));
         let _ = fs::remove_file(partial_path(&dir.join(DB_FILE)));
         let _ = fs::remove_file(dir.join(MARKER_FILE));
-        let _ = fs::remove_file(dir.join(format!("{MARKER_FILE}.next")));
+        let _ = fs::remove_file(dir.join(NEXT_MARKER_FILE));
         match fs::remove_dir(&dir) {
             Ok(()) => pruned.push(name),
             Err(e) => tracing::warn!(
@@ -515,28 +500,13 @@ fn made_for(
     request: &BackupRequest,
     database: Option<&str>,
 ) -> Result<Option<BackupReport>, StoreError> {
-    let Ok(entries) = fs::read_dir(backup_dir) else {
-        return Ok(None);
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let dir = entry.path();
-        if fsutil::require_real_dir(&dir).is_err() {
-            continue;
-        }
-        let Some(marker) =
-            read_marker(&dir).and_then(|b| serde_json::from_slice::<Marker>(&b).ok())
-        else {
-            continue;
-        };
-        let ours = marker.created_by == CREATED_BY
-            && entry.file_name().to_str() == Some(marker.name.as_str())
-            && (marker.database.is_none() || marker.database.as_deref() == database);
+    for (dir, marker) in ours(backup_dir, database) {
         let (Some(made), Some(done)) = (&marker.request, marker.done) else {
             continue;
         };
         let recent = crate::model::now_ms().saturating_sub(marker.created_ms) < request.window_ms;
         let whole = fs::symlink_metadata(dir.join(DB_FILE)).is_ok_and(|m| m.is_file());
-        if !ours || made.key != request.key || !recent || !whole {
+        if made.key != request.key || !recent || !whole {
             continue;
         }
         if made.asked != request.asked {
@@ -558,14 +528,41 @@ fn made_for(
 /// Replaces `dir`'s marker with `marker`, whole or not at all: written beside it, synced,
 /// renamed over it, the directory synced.
 fn rewrite_marker(dir: &Path, marker: &Marker) -> std::io::Result<()> {
-    use std::io::Write;
-    let next = dir.join(format!("{MARKER_FILE}.next"));
+    let next = dir.join(NEXT_MARKER_FILE);
     let _ = fs::remove_file(&next);
-    let mut file = fsutil::create_new(&next, fsutil::FILE_MODE)?;
-    file.write_all(&serde_json::to_vec(marker).unwrap_or_default())?;
-    file.sync_all()?;
+    write_marker(&next, marker)?;
     fs::rename(&next, dir.join(MARKER_FILE))?;
     fsutil::sync_dir(dir)
+}
+
+/// Writes `marker` into a new file at `path`, synced.
+fn write_marker(path: &Path, marker: &Marker) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = fsutil::create_new(path, fsutil::FILE_MODE)?;
+    file.write_all(&serde_json::to_vec(marker).unwrap_or_default())?;
+    file.sync_all()
+}
+
+/// The server's own backups under `backup_dir` (as [`prune`] tells them: a real directory
+/// holding a regular-file marker that names it and `database`, or no database), each with its
+/// marker, in directory order.
+fn ours<'a>(
+    backup_dir: &Path,
+    database: Option<&'a str>,
+) -> impl Iterator<Item = (PathBuf, Marker)> + 'a {
+    fs::read_dir(backup_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(move |entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let dir = entry.path();
+            fsutil::require_real_dir(&dir).ok()?;
+            let marker: Marker = serde_json::from_slice(&read_marker(&dir)?).ok()?;
+            let of_database = marker.database.is_none() || marker.database.as_deref() == database;
+            (marker.created_by == CREATED_BY && marker.name == name && of_database)
+                .then_some((dir, marker))
+        })
 }
 
 /// The marker of `dir`, if it is a regular file (never a link, a pipe or a device: reading

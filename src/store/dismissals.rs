@@ -301,8 +301,6 @@ pub(super) struct Live {
     terms: FindingTerms,
     /// Whether its wording has a negation ([`is_negated`]).
     negated: bool,
-    /// Its wording's words, to tell one that says the opposite ([`Stems::opposes`]).
-    stems: Stems,
     /// Whether it is the PR's own (else the repository's).
     own: bool,
 }
@@ -339,7 +337,6 @@ pub(super) fn applicable(
                 check_key: normalise_check(&value.check),
                 terms: FindingTerms::of(&value.summary),
                 negated: is_negated(&value.summary),
-                stems: Stems::of(&value.summary),
                 own: scope != 0,
                 entry: DismissalEntry { id, value },
             });
@@ -402,7 +399,8 @@ pub(super) fn which_applies(
     remembered: Option<&Remembered>,
 ) -> DismissalsOf {
     let negated = is_negated(&finding.summary);
-    let stems = Stems::of(&finding.summary);
+    // The finding's words, read only for a dismissal that would silence it.
+    let mut stems = None;
     let check_key = finding.check_key();
     // A finding given without a severity is as the memory holds it.
     let block = match finding.severity.as_str() {
@@ -457,14 +455,17 @@ pub(super) fn which_applies(
         } else {
             0.0
         };
-        // A wording that says the opposite of the dismissal's (`enabled`, `disabled`) is
-        // never silenced by it, however much else the two share.
-        if may_silence && same_check && d.negated == negated && !d.stems.opposes(&stems) {
+        if may_silence && same_check && d.negated == negated {
             let through = close
                 .iter()
                 .map(|(w, link)| link.min(d.terms.similarity(&w.terms)))
                 .fold(own, f64::max);
-            if through >= DISMISSAL_THRESHOLD {
+            // A wording that says the opposite of the dismissal's (`enabled`, `disabled`) is
+            // never silenced by it, however much else the two share.
+            if through >= DISMISSAL_THRESHOLD
+                && !Stems::of(&d.entry.value.summary)
+                    .opposes(stems.get_or_insert_with(|| Stems::of(&finding.summary)))
+            {
                 keep(&mut silencing, MatchKind::Similar, round_score(through), i);
                 continue;
             }

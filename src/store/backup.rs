@@ -252,10 +252,18 @@ impl Store {
         }
         .map_err(io("", backup_dir))?;
         let database = self.identity().map(str::to_owned);
-        if let Some(request) = &request
-            && let Some(before) = made_for(backup_dir, request, database.as_deref())?
-        {
-            return Ok(Backup::Before(before));
+        let mut name = name;
+        if let Some(request) = &request {
+            match made_for(backup_dir, request, database.as_deref())? {
+                Some(Attempt::Answered(before)) => return Ok(Backup::Before(before)),
+                // This request's own attempt that never answered (a crash, or a failure
+                // after the copy): its leftovers go and the backup is made again, under the
+                // name it had, so that the retry is not refused as a name taken.
+                Some(Attempt::Unanswered(dir, was)) if remove_backup(&dir).is_ok() => {
+                    name = Some(was);
+                }
+                Some(Attempt::Unanswered(..)) | None => {}
+            }
         }
         let (name, dir) = create_backup_dir(backup_dir, name)?;
         let mut marker = Marker {
@@ -474,11 +482,7 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>
         .skip(keep.saturating_sub(1))
     {
         let dir = backup_dir.join(&name);
-        let _ = fs::remove_file(dir.join(DB_FILE));
-        let _ = fs::remove_file(partial_path(&dir.join(DB_FILE)));
-        let _ = fs::remove_file(dir.join(MARKER_FILE));
-        let _ = fs::remove_file(dir.join(NEXT_MARKER_FILE));
-        match fs::remove_dir(&dir) {
+        match remove_backup(&dir) {
             Ok(()) => pruned.push(name),
             Err(e) => tracing::warn!(
                 dir = %dir.display(),
@@ -491,38 +495,67 @@ fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>
     pruned
 }
 
-/// The backup a request with `request`'s key made within the key's window, among those under
-/// `backup_dir` of the database `database`: its report (nothing pruned) when it asked for the
-/// same name or none alike; [`StoreError::BackupKeyReused`] when it asked for another. A backup
-/// whose copy never finished (a crash), or whose copy is gone, has no answer, and is not one.
+/// What a request with an idempotency key made before ([`made_for`]).
+enum Attempt {
+    /// Its backup, whole, with the answer its request got (nothing pruned).
+    Answered(BackupReport),
+    /// Its directory (and the name it had) without an answer: the copy never finished, or
+    /// finished and the answer was never written (a crash or a failed write between), or
+    /// the copy is gone. Nothing in it answers a retry.
+    Unanswered(PathBuf, BackupName),
+}
+
+/// What a request with `request`'s key made within the key's window, among the backups under
+/// `backup_dir` of the database `database`, when it asked for the same name or none alike;
+/// [`StoreError::BackupKeyReused`] when it asked for another.
 fn made_for(
     backup_dir: &Path,
     request: &BackupRequest,
     database: Option<&str>,
-) -> Result<Option<BackupReport>, StoreError> {
+) -> Result<Option<Attempt>, StoreError> {
+    let mut unanswered = None;
     for (dir, marker) in ours(backup_dir, database) {
-        let (Some(made), Some(done)) = (&marker.request, marker.done) else {
+        let Some(made) = &marker.request else {
             continue;
         };
         let recent = crate::model::now_ms().saturating_sub(marker.created_ms) < request.window_ms;
-        let whole = fs::symlink_metadata(dir.join(DB_FILE)).is_ok_and(|m| m.is_file());
-        if made.key != request.key || !recent || !whole {
+        if made.key != request.key || !recent {
             continue;
         }
         if made.asked != request.asked {
             return Err(StoreError::BackupKeyReused { name: marker.name });
         }
-        return Ok(Some(BackupReport {
-            path: dir.join(DB_FILE).display().to_string(),
-            name: marker.name,
-            last_seq: done.last_seq,
-            rows: done.rows,
-            bytes: done.bytes,
-            millis: done.millis,
-            pruned: Vec::new(),
-        }));
+        let whole = fs::symlink_metadata(dir.join(DB_FILE)).is_ok_and(|m| m.is_file());
+        match marker.done {
+            Some(done) if whole => {
+                return Ok(Some(Attempt::Answered(BackupReport {
+                    path: dir.join(DB_FILE).display().to_string(),
+                    name: marker.name,
+                    last_seq: done.last_seq,
+                    rows: done.rows,
+                    bytes: done.bytes,
+                    millis: done.millis,
+                    pruned: Vec::new(),
+                })));
+            }
+            _ => {
+                if let Ok(name) = BackupName::parse(&marker.name) {
+                    unanswered = Some(Attempt::Unanswered(dir, name));
+                }
+            }
+        }
     }
-    Ok(None)
+    Ok(unanswered)
+}
+
+/// Removes a server-made backup's directory: its copy, an interrupted copy's partial file, its
+/// markers, then the directory itself, which fails when anything else is in it.
+fn remove_backup(dir: &Path) -> std::io::Result<()> {
+    let _ = fs::remove_file(dir.join(DB_FILE));
+    let _ = fs::remove_file(partial_path(&dir.join(DB_FILE)));
+    let _ = fs::remove_file(dir.join(MARKER_FILE));
+    let _ = fs::remove_file(dir.join(NEXT_MARKER_FILE));
+    fs::remove_dir(dir)
 }
 
 /// Replaces `dir`'s marker with `marker`, whole or not at all: written beside it, synced,

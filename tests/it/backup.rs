@@ -835,3 +835,81 @@ fn a_backup_key_answers_only_within_the_idempotency_window() {
     assert_eq!(next.status, 201, "{}", next.text);
     assert_ne!(next.json["name"], first.json["name"]);
 }
+
+/// A keyed backup whose attempt never answered (the server killed mid-copy, or between the
+/// copy and the marker that keeps the answer) is made again by its retry, under the name it
+/// had: a review found the retry of a named one refused as a name taken (409), and a server-named
+/// one's retry made a second backup beside the first. The states are the ones a crash leaves,
+/// made by editing a whole backup's directory.
+#[test]
+fn a_keyed_backup_whose_attempt_never_answered_is_made_again_by_its_retry() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir_arg = backups.path().to_str().unwrap();
+    let server = InProcessServer::start_with(&["--backup-dir", dir_arg]);
+    let post =
+        |key: &str, body: &str| server.post_keyed("/backup", "application/json", Some(key), body);
+    type Crash = fn(&Path);
+    let crashes: [(&str, Crash); 3] = [
+        ("killed after the copy, before its answer was kept", |dir| {
+            let marker = dir.join(".lakehouse-kb-backup");
+            let mut kept: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+            kept.as_object_mut().unwrap().remove("done").unwrap();
+            std::fs::write(&marker, kept.to_string()).unwrap();
+        }),
+        ("killed mid-copy", |dir| {
+            std::fs::rename(dir.join("kb.redb"), dir.join("kb.redb.partial")).unwrap();
+            let marker = dir.join(".lakehouse-kb-backup");
+            let mut kept: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+            kept.as_object_mut().unwrap().remove("done").unwrap();
+            std::fs::write(&marker, kept.to_string()).unwrap();
+        }),
+        (
+            "killed after linking, before removing the partial file",
+            |dir| {
+                std::fs::hard_link(dir.join("kb.redb"), dir.join("kb.redb.partial")).unwrap();
+                let marker = dir.join(".lakehouse-kb-backup");
+                let mut kept: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+                kept.as_object_mut().unwrap().remove("done").unwrap();
+                std::fs::write(&marker, kept.to_string()).unwrap();
+            },
+        ),
+    ];
+    for (n, (case, crash)) in crashes.iter().enumerate() {
+        for body in [format!(r#"{{"name":"named-{n}"}}"#), "{}".to_owned()] {
+            let key = format!("k-{n}-{}", body.len());
+            let first = post(&key, &body);
+            assert_eq!(first.status, 201, "{case}: {}", first.text);
+            let name = first.json["name"].as_str().unwrap().to_owned();
+            crash(&backups.path().join(&name));
+            let made = |listing: &[String]| listing.iter().filter(|p| !p.contains('/')).count();
+            let before = made(&tree(backups.path()));
+            let retried = post(&key, &body);
+            assert_eq!(retried.status, 201, "{case}, {body}: {}", retried.text);
+            assert_eq!(
+                retried.json["name"],
+                name.as_str(),
+                "{case}: {}",
+                retried.text
+            );
+            assert!(
+                retried.json["rows"].as_u64().unwrap() > 0,
+                "{}",
+                retried.text
+            );
+            let listing = tree(backups.path());
+            assert_eq!(made(&listing), before, "{case}: {listing:?}");
+            assert_eq!(
+                tree(&backups.path().join(&name)),
+                [".lakehouse-kb-backup", "kb.redb"],
+                "{case}"
+            );
+            // Answered now: the next retry is the backup made once.
+            let again = post(&key, &body);
+            assert_eq!(again.status, 200, "{case}: {}", again.text);
+            assert_eq!(again.json["name"], name.as_str());
+        }
+    }
+}

@@ -848,32 +848,29 @@ fn a_keyed_backup_whose_attempt_never_answered_is_made_again_by_its_retry() {
     let server = InProcessServer::start_with(&["--backup-dir", dir_arg]);
     let post =
         |key: &str, body: &str| server.post_keyed("/backup", "application/json", Some(key), body);
+    // What a crash before the answer was kept leaves in the marker: no `done`.
+    fn unanswered(dir: &Path) {
+        let marker = dir.join(".lakehouse-kb-backup");
+        let mut kept: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+        kept.as_object_mut().unwrap().remove("done").unwrap();
+        std::fs::write(&marker, kept.to_string()).unwrap();
+    }
     type Crash = fn(&Path);
     let crashes: [(&str, Crash); 3] = [
-        ("killed after the copy, before its answer was kept", |dir| {
-            let marker = dir.join(".lakehouse-kb-backup");
-            let mut kept: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
-            kept.as_object_mut().unwrap().remove("done").unwrap();
-            std::fs::write(&marker, kept.to_string()).unwrap();
-        }),
+        (
+            "killed after the copy, before its answer was kept",
+            unanswered,
+        ),
         ("killed mid-copy", |dir| {
             std::fs::rename(dir.join("kb.redb"), dir.join("kb.redb.partial")).unwrap();
-            let marker = dir.join(".lakehouse-kb-backup");
-            let mut kept: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
-            kept.as_object_mut().unwrap().remove("done").unwrap();
-            std::fs::write(&marker, kept.to_string()).unwrap();
+            unanswered(dir);
         }),
         (
             "killed after linking, before removing the partial file",
             |dir| {
                 std::fs::hard_link(dir.join("kb.redb"), dir.join("kb.redb.partial")).unwrap();
-                let marker = dir.join(".lakehouse-kb-backup");
-                let mut kept: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
-                kept.as_object_mut().unwrap().remove("done").unwrap();
-                std::fs::write(&marker, kept.to_string()).unwrap();
+                unanswered(dir);
             },
         ),
     ];

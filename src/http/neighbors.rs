@@ -64,6 +64,10 @@ struct Match {
     score: f64,
     /// Index terms the two share (empty for an exact match).
     terms: Vec<String>,
+    /// Present (true) when the stored claim says the opposite of the query claim; its score
+    /// is then half the similarity's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    opposed: bool,
 }
 
 #[derive(Serialize)]
@@ -332,6 +336,7 @@ fn describe_hit(hit: NeighborHit, query_texts: &[String]) -> Found {
                 kind: m.kind.as_str(),
                 score: m.score,
                 terms: m.terms,
+                opposed: m.opposed,
             }
         })
         .collect();
@@ -354,13 +359,15 @@ fn describe_hit(hit: NeighborHit, query_texts: &[String]) -> Found {
 /// `similar earlier PRs: #12 request_changes (reason), #7 in gitea:x/y approve (reason).`:
 /// the best neighbours, each PR once (how its best-ranked audit ended, and why, as
 /// [`sentence_reason`] gives it), a neighbour of another repository than the query's saying
-/// which.
+/// which. Neighbours whose every match says the opposite of the query are named apart:
+/// `...; claiming the opposite: #3 approve (reason).` (`no similar earlier PRs; claiming the
+/// opposite: ...` when they are all there is).
 fn context_sentence(neighbors: &[Found], home: &Repo) -> String {
     if neighbors.is_empty() {
         return "no similar earlier PRs.".to_owned();
     }
     let mut seen = Vec::new();
-    let parts: Vec<String> = neighbors
+    let (opposed, similar): (Vec<&Found>, Vec<&Found>) = neighbors
         .iter()
         .filter(|n| {
             let pr = (n.repo.as_deref(), n.pr_number);
@@ -369,15 +376,31 @@ fn context_sentence(neighbors: &[Found], home: &Repo) -> String {
             first
         })
         .take(CONTEXT_NEIGHBORS)
-        .map(|n| {
-            let repo = match n.repo.as_deref() {
-                Some(r) if r != home.as_str() => format!(" in {r}"),
-                None if !home.is_default() => " in the default namespace".to_owned(),
-                _ => String::new(),
-            };
-            let reason = sentence_reason(&n.one_liner);
-            format!("#{}{repo} {} ({reason})", n.pr_number, n.overall)
-        })
-        .collect();
-    format!("similar earlier PRs: {}.", parts.join(", "))
+        .partition(|n| n.matches.iter().all(|m| m.opposed));
+    let named = |found: Vec<&Found>| -> String {
+        let parts: Vec<String> = found
+            .into_iter()
+            .map(|n| {
+                let repo = match n.repo.as_deref() {
+                    Some(r) if r != home.as_str() => format!(" in {r}"),
+                    None if !home.is_default() => " in the default namespace".to_owned(),
+                    _ => String::new(),
+                };
+                let reason = sentence_reason(&n.one_liner);
+                format!("#{}{repo} {} ({reason})", n.pr_number, n.overall)
+            })
+            .collect();
+        parts.join(", ")
+    };
+    let mut sentence = if similar.is_empty() {
+        "no similar earlier PRs".to_owned()
+    } else {
+        format!("similar earlier PRs: {}", named(similar))
+    };
+    if !opposed.is_empty() {
+        sentence.push_str("; claiming the opposite: ");
+        sentence.push_str(&named(opposed));
+    }
+    sentence.push('.');
+    sentence
 }

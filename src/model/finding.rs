@@ -41,7 +41,6 @@ use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
@@ -72,9 +71,10 @@ pub const SIMILAR_THRESHOLD: f64 = 2.0 / 3.0;
 
 /// A rewording is silenced by a dismissal only on stronger evidence than the memory links two
 /// wordings on: a similarity of at least this, wording to wording, and the finding agreeing
-/// with the dismissal in negation ([`is_negated`]) and saying nothing opposite to it
-/// ([`Stems::opposes`]). Linking a rewording to the wrong remembered finding costs a confused
-/// history; silencing the wrong finding hides a real defect behind a team's word about another
+/// with the dismissal in negation ([`is_negated`](super::polarity::is_negated)) and saying
+/// nothing opposite to it ([`Stems::opposes`](super::polarity::Stems::opposes)). Linking a
+/// rewording to the wrong remembered finding costs a confused history; silencing the wrong
+/// finding hides a real defect behind a team's word about another
 /// (`TLS verification disabled` dismissed, `TLS verification enabled` raised; `password is not
 /// hashed` and `password is hashed`, which differ only by a stop word). A lexical measure cannot
 /// tell `eval` from `exec`, so what is left to it is how much of a wording is shared: one word
@@ -85,143 +85,6 @@ pub const SIMILAR_THRESHOLD: f64 = 2.0 / 3.0;
 /// linked to a dismissal below this grade keeps its own status and names the dismissal it
 /// resembles, for the auditor to weigh.
 pub const DISMISSAL_THRESHOLD: f64 = 0.8;
-
-/// Words that say something is not so, or is absent: `not`, `no`, `never`, `without`,
-/// `missing`, `lacks`, ... (and any `n't`). Stop words to the similarity, so that `does not
-/// handle` rewords `missing handling`, but a dismissal silences only a wording that agrees with
-/// its own in having one (see [`DISMISSAL_THRESHOLD`]).
-const NEGATIONS: [&str; 16] = [
-    "absent", "cannot", "lack", "lacked", "lacking", "lacks", "missing", "neither", "never", "no",
-    "none", "nor", "not", "nothing", "unable", "without",
-];
-
-/// Whether `summary` has a negation ([`NEGATIONS`], or a word ending in `n't`).
-pub fn is_negated(summary: &str) -> bool {
-    let lower = summary.to_lowercase().replace('\u{2019}', "'");
-    lower.contains("n't") || text::words(&lower).any(|w| NEGATIONS.binary_search(&w).is_ok())
-}
-
-/// Words that say the opposite of each other of the same thing, for [`Stems::opposes`]. Two
-/// wordings that differ by such a pair (`rate limiting is enabled on the login endpoint`,
-/// `... is disabled ...`) share every other word, so they score as close rewordings (five of six
-/// words: 0.83; `before` and `after` are stop words, 1.0), and a dismissal of one silenced the
-/// other (a review, 2026-12-06). Compared stemmed, so `allows` opposes `denied`. Words that are
-/// each other with a prefix that says "not" (`encrypted`, `unencrypted`; `valid`, `invalid`;
-/// `blocking`, `nonblocking`) oppose each other too ([`NOT_PREFIXES`]).
-const OPPOSITES: [(&str, &str); 39] = [
-    ("above", "below"),
-    ("accept", "reject"),
-    ("add", "remove"),
-    ("allow", "deny"),
-    ("allow", "block"),
-    ("allowlist", "denylist"),
-    ("ascending", "descending"),
-    ("before", "after"),
-    ("correct", "wrong"),
-    ("enable", "disable"),
-    ("encrypt", "decrypt"),
-    ("first", "last"),
-    ("grant", "revoke"),
-    ("higher", "lower"),
-    ("http", "https"),
-    ("include", "exclude"),
-    ("increase", "decrease"),
-    ("inside", "outside"),
-    ("internal", "external"),
-    ("larger", "smaller"),
-    ("less", "more"),
-    ("lock", "release"),
-    ("max", "min"),
-    ("maximum", "minimum"),
-    ("off", "on"),
-    ("open", "close"),
-    ("open", "closed"),
-    ("optional", "required"),
-    ("pass", "fail"),
-    ("plaintext", "encrypted"),
-    ("public", "private"),
-    ("read", "write"),
-    ("start", "end"),
-    ("strict", "lenient"),
-    ("success", "failure"),
-    ("succeed", "fail"),
-    ("sync", "async"),
-    ("true", "false"),
-    ("whitelist", "blacklist"),
-];
-
-/// Prefixes that make a word say "not" ([`OPPOSITES`]).
-const NOT_PREFIXES: [&str; 5] = ["dis", "im", "in", "non", "un"];
-
-/// The words of a wording, as given (lowercased) and stemmed, to tell whether another says the
-/// opposite ([`Stems::opposes`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Stems {
-    words: BTreeSet<String>,
-    stems: BTreeSet<String>,
-}
-
-impl Stems {
-    pub fn of(summary: &str) -> Stems {
-        let lower = summary.to_lowercase();
-        let mut out = Stems::default();
-        for word in text::words(&lower) {
-            let parts = text::parts_of(word);
-            match parts.as_slice() {
-                // `non-blocking`, `un-encrypted`: one word, `nonblocking`, `unencrypted`.
-                [prefix, rest @ ..] if !rest.is_empty() && NOT_PREFIXES.contains(prefix) => {
-                    out.add(&format!("{prefix}{}", rest.concat()));
-                }
-                parts => parts.iter().for_each(|part| out.add(part)),
-            }
-        }
-        out
-    }
-
-    fn add(&mut self, word: &str) {
-        self.stems.insert(text::stem(word));
-        self.words.insert(word.to_owned());
-    }
-
-    /// Whether the two wordings say opposite things: a word of one that the other does not
-    /// have opposes a word of the other that the first does not have, by [`OPPOSITES`]
-    /// (stemmed) or as a word and itself with a prefix of [`NOT_PREFIXES`] (as written: the
-    /// stemmer cuts `unsafe` and `safe` differently). A lookup a word and prefix, so that two
-    /// long wordings cost their lengths, not their product.
-    pub fn opposes(&self, other: &Stems) -> bool {
-        /// Each stem of [`OPPOSITES`] with the stems it opposes.
-        static PAIRS: LazyLock<BTreeMap<String, Vec<String>>> = LazyLock::new(|| {
-            let mut pairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for (a, b) in OPPOSITES {
-                let (a, b) = (text::stem(a), text::stem(b));
-                pairs.entry(a.clone()).or_default().push(b.clone());
-                pairs.entry(b).or_default().push(a);
-            }
-            pairs
-        });
-        let stem_theirs_alone =
-            |stem: &str| other.stems.contains(stem) && !self.stems.contains(stem);
-        let word_theirs_alone =
-            |word: &str| other.words.contains(word) && !self.words.contains(word);
-        let by_table = self.stems.difference(&other.stems).any(|mine| {
-            PAIRS
-                .get(mine)
-                .is_some_and(|opposed| opposed.iter().any(|o| stem_theirs_alone(o)))
-        });
-        by_table
-            || self.words.difference(&other.words).any(|mine| {
-                NOT_PREFIXES.iter().any(|p| {
-                    (mine.len() >= MIN_NEGATED_WORD && word_theirs_alone(&format!("{p}{mine}")))
-                        || mine.strip_prefix(p).is_some_and(|base| {
-                            base.len() >= MIN_NEGATED_WORD && word_theirs_alone(base)
-                        })
-                })
-            })
-    }
-}
-
-/// The shortest word a prefix of [`NOT_PREFIXES`] is taken to negate (`safe`, `used`, `null`).
-const MIN_NEGATED_WORD: usize = 4;
 
 /// Longest check name accepted (in a request) or remembered (from a verdict).
 pub const MAX_CHECK_BYTES: usize = 200;
@@ -1152,117 +1015,6 @@ mod tests {
                 .ids
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn a_wording_that_says_the_opposite_is_told_from_a_rewording() {
-        let cases = [
-            (
-                "rate limiting is enabled on the login endpoint",
-                "rate limiting is disabled on the login endpoint",
-                true,
-            ),
-            ("the bucket is public", "the bucket is private", true),
-            (
-                "the token is checked before parsing",
-                "the token is checked after parsing",
-                true,
-            ),
-            ("CORS allows credentials", "CORS denied credentials", true),
-            (
-                "payloads stored encrypted",
-                "payloads stored unencrypted",
-                true,
-            ),
-            ("the cert is valid", "the cert is invalid", true),
-            ("uses a blocking call", "uses a non-blocking call", true),
-            ("the handler is safe", "the handler is unsafe", true),
-            (
-                "proper validation in the upload handler",
-                "improper validation in the upload handler",
-                true,
-            ),
-            ("the value is null here", "the value is non-null here", true),
-            (
-                "payloads stored un-encrypted",
-                "payloads stored encrypted",
-                true,
-            ),
-            ("the port is reachable", "the port is unreachable", true),
-            // Rewordings: the same words or other words, none the opposite of another.
-            (
-                "rate limiting is enabled on the login endpoint",
-                "the login endpoint has rate limiting enabled",
-                false,
-            ),
-            (
-                "missing input validation in upload",
-                "upload lacks validation of its input",
-                false,
-            ),
-            (
-                "the bucket is public",
-                "the storage bucket can be read publicly",
-                false,
-            ),
-            (
-                "retry loop has no backoff",
-                "retries without any backoff",
-                false,
-            ),
-            (
-                "the form leaks the token",
-                "the information leaks the token",
-                false,
-            ),
-            (
-                "input validation is weak",
-                "invalid input is accepted",
-                false,
-            ),
-            // A false opposite, as a prefix sees it: the rewording is answered as resembling the
-            // dismissal instead of silenced by it (the safe side).
-            (
-                "the patch step runs twice",
-                "the dispatch step runs twice",
-                true,
-            ),
-        ];
-        for (a, b, opposed) in cases {
-            assert_eq!(
-                Stems::of(a).opposes(&Stems::of(b)),
-                opposed,
-                "{a:?} / {b:?}"
-            );
-            assert_eq!(
-                Stems::of(b).opposes(&Stems::of(a)),
-                opposed,
-                "{b:?} / {a:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_negation_is_a_not_a_no_a_missing_or_an_n_t() {
-        assert!(
-            NEGATIONS.windows(2).all(|w| w[0] < w[1]),
-            "sorted for binary search"
-        );
-        for (summary, negated) in [
-            ("password is not hashed before storage", true),
-            ("password is hashed before storage", false),
-            ("the handler doesn't close the file", true),
-            ("the handler doesn\u{2019}t close the file", true),
-            ("Missing error handling for a failed upload", true),
-            ("the session cookie lacks the Secure flag", true),
-            ("cookie set without the Secure flag", true),
-            ("No test covers the retry path", true),
-            ("TLS verification disabled", false),
-            ("the notification is sent twice", false),
-            ("knot in the nonce handling", false),
-        ] {
-            assert_eq!(is_negated(summary), negated, "{summary}");
-        }
     }
 
     #[test]

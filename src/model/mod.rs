@@ -5,6 +5,7 @@ pub mod claims;
 pub mod event;
 pub mod finding;
 pub mod outcome;
+pub mod polarity;
 pub mod repo;
 pub mod text;
 pub mod verdict;

@@ -34,8 +34,9 @@ use super::{Store, StoreError};
 use crate::model::Repo;
 use crate::model::finding::{
     DISMISSAL_THRESHOLD, Finding, FindingTerms, Fingerprint, MAX_SUMMARY_BYTES, Match,
-    SIMILAR_THRESHOLD, Stems, is_negated, normalise_check, stored_findings,
+    SIMILAR_THRESHOLD, normalise_check, stored_findings,
 };
+use crate::model::polarity::{Stems, is_negated};
 use crate::model::text::{MatchKind, round_score};
 
 /// Live dismissals one scope (a PR, or a whole repository) may hold: what a check reads of

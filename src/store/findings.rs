@@ -46,8 +46,9 @@ use super::{Store, StoreError};
 use crate::model::Repo;
 use crate::model::finding::{
     Candidate, FINDING_RULES_VERSION, FINGERPRINTS_SINCE_RULES_VERSION, Finding, FindingTerms,
-    Fingerprint, Match, assign, is_negated, normalise_check, severity_rank, stored_findings,
+    Fingerprint, Match, assign, normalise_check, severity_rank, stored_findings,
 };
+use crate::model::polarity::is_negated;
 use crate::model::text::ANALYZER_VERSION;
 
 /// Distinct heads kept per remembered finding (the oldest): bounds a value however often a

@@ -23,6 +23,7 @@ use super::values::VerdictValue;
 use super::{ReadBudget, Store, StoreError};
 use crate::model::Repo;
 use crate::model::claims::{Claim, stored_claims};
+use crate::model::polarity::says_opposite;
 use crate::model::text::{Corpus, MatchKind, TermCounts, relative_score, round_score};
 
 /// A neighbours query.
@@ -54,7 +55,21 @@ pub struct ClaimMatch {
     pub score: f64,
     /// The index terms the two share, in byte order (empty for an exact match).
     pub terms: Vec<String>,
+    /// The stored claim says the opposite of the query claim (one negated and the other not,
+    /// or a pair of opposite words: `model/polarity.rs`); its score is then half the
+    /// similarity's ([`OPPOSED_WEIGHT`]). Never for an exact match.
+    pub opposed: bool,
 }
+
+/// What a similar match that says the opposite counts for, of its score: `adds unit tests for
+/// the retry logic` and `does not add unit tests for the retry logic` share every index term
+/// (negations are stop words), and scored 0.999 as the nearest precedent (a review,
+/// 2026-12-06). Halved, it ranks behind a claim that agrees, and says why.
+pub const OPPOSED_WEIGHT: f64 = 0.5;
+
+/// Candidates scored beyond `limit`, at most: what a neighbour whose score an opposed match
+/// halves can be replaced by.
+const OPPOSED_SPARE: usize = 64;
 
 /// A prior verdict whose claims match the query's.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,7 +219,8 @@ impl Store {
             self_scores,
             min_score: q.min_score,
         };
-        let ranked = search.top(&exact, &left_out, q.limit, budget)?;
+        let spare = q.limit.min(OPPOSED_SPARE);
+        let ranked = search.top(&exact, &left_out, q.limit.saturating_add(spare), budget)?;
 
         let query_terms: Vec<Vec<&str>> = counts
             .iter()
@@ -215,38 +231,74 @@ impl Store {
             })
             .collect();
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-        let mut out = Vec::new();
+        let mut out: Vec<NeighborHit> = Vec::new();
         for found in ranked {
+            // A match that says the opposite only lowers a score: once `limit` neighbours rank
+            // ahead of this candidate as it stands, neither it nor any after it (ranked no
+            // higher) can be answered.
+            let ahead = out
+                .iter()
+                .filter(|hit| (hit.score, hit.seq) > (found.score, found.seq))
+                .count();
+            if ahead >= q.limit {
+                break;
+            }
             budget.tick()?;
             let value = verdict_value(&verdicts, found.seq)?;
             // Read once per neighbour, however many of its claims matched: a verdict may hold
             // up to MAX_CLAIMS of them in a JSON of up to the body limit.
             let claims = stored_claims(&value.raw_json);
-            let matches = found
+            let matches: Vec<ClaimMatch> = found
                 .bests
                 .iter()
-                .map(|&(query, m)| ClaimMatch {
-                    query,
-                    claim: match m.claim {
+                .map(|&(query, m)| {
+                    let claim = match m.claim {
                         Claimed::Index(i) => i,
                         Claimed::Hash(h) => claims.iter().position(|c| c.hash.0 == h).unwrap_or(0),
-                    },
-                    kind: m.kind,
-                    score: m.score,
-                    terms: terms_of(&query_terms[query], m.terms),
+                    };
+                    let opposed = m.kind == MatchKind::Similar
+                        && matches!(
+                            (&q.claims[query].text, claims.get(claim).and_then(|c| c.text.as_ref())),
+                            (Some(asked), Some(stored)) if says_opposite(asked, stored)
+                        );
+                    ClaimMatch {
+                        query,
+                        claim,
+                        kind: m.kind,
+                        score: if opposed {
+                            round_score(m.score * OPPOSED_WEIGHT)
+                        } else {
+                            m.score
+                        },
+                        terms: terms_of(&query_terms[query], m.terms),
+                        opposed,
+                    }
                 })
+                .filter(|m| m.score >= q.min_score)
                 .collect();
+            if matches.is_empty() {
+                continue;
+            }
             if !budget.take(value.raw_json.len() + value.one_liner.len()) {
                 break;
             }
+            // Summed in query claim order, as the ranking does.
+            let score = if matches.iter().any(|m| m.opposed) {
+                round_score(matches.iter().map(|m| m.score).sum())
+            } else {
+                found.score
+            };
             out.push(NeighborHit {
                 seq: found.seq,
                 value,
-                score: found.score,
+                score,
                 matches,
                 claims,
             });
         }
+        // Better is a higher score, then a newer verdict, as ranked.
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
+        out.truncate(q.limit);
         Ok(out)
     }
 }

@@ -156,6 +156,17 @@ fn paraphrased_claims_find_their_earlier_verdict() {
     );
 }
 
+/// Posts a verdict of PR `pr` with `claims`, expecting 201.
+fn post_verdict(server: &InProcessServer, pr: u64, overall: &str, reason: &str, claims: &[&str]) {
+    let body = json!({
+        "pr_number": pr, "head_sha": format!("{pr:08x}{}", "a".repeat(32)), "overall": overall,
+        "one_liner": reason, "claims": claims, "audited_at": "2026-05-01T00:00:00.000Z",
+        "metrics": {"findings_block": 0, "findings_warn": 0},
+    });
+    let answer = server.post_json("/verdicts", body.to_string());
+    assert_eq!(answer.status, 201, "{}", answer.text);
+}
+
 /// The answer over HTTP: a paraphrase finds the earlier PR with a similar match that says
 /// which words matched, an exact repeat scores 1, the context sentence is ready for a prompt,
 /// and the same request gets the same bytes. `GET /prs/{n}/neighbors` asks with the PR's
@@ -163,15 +174,8 @@ fn paraphrased_claims_find_their_earlier_verdict() {
 #[test]
 fn the_answer_explains_itself_and_is_the_same_every_time() {
     let server = InProcessServer::start();
-    let post = |pr: u64, overall: &str, reason: &str, claims: &[&str]| {
-        let body = json!({
-            "pr_number": pr, "head_sha": format!("{pr:08x}{}", "a".repeat(32)), "overall": overall,
-            "one_liner": reason, "claims": claims, "audited_at": "2026-05-01T00:00:00.000Z",
-            "metrics": {"findings_block": 0, "findings_warn": 0},
-        });
-        let answer = server.post_json("/verdicts", body.to_string());
-        assert_eq!(answer.status, 201, "{}", answer.text);
-    };
+    let post =
+        |pr, overall, reason, claims: &[&str]| post_verdict(&server, pr, overall, reason, claims);
     post(
         12,
         "request_changes",
@@ -612,4 +616,84 @@ fn a_neighbour_matching_every_claim_of_a_large_verdict_is_read_once() {
             assert_eq!(hit.claims[m.claim].hash, query.claims[m.query].hash);
         }
     }
+}
+
+/// A stored claim that says the opposite of the query's (one negated, or an opposite word)
+/// is flagged `opposed`, counts half, and the context names it apart: a review found `adds
+/// unit tests ...` answered with `does not add unit tests ...` at 0.999 as the nearest
+/// precedent, and the prompt calling it similar. With `limit` 1 the agreeing neighbour is the
+/// answer, not the opposed one that ranked first before the halving.
+#[test]
+fn a_claim_that_says_the_opposite_is_flagged_and_ranked_behind() {
+    let server = InProcessServer::start();
+    let post =
+        |pr, overall, reason, claims: &[&str]| post_verdict(&server, pr, overall, reason, claims);
+    post(
+        1,
+        "request_changes",
+        "no tests",
+        &["does not add unit tests for the retry logic in the S3 uploader"],
+    );
+    post(
+        2,
+        "approve",
+        "tests cover the uploader",
+        &["adds unit tests for the S3 uploader retries"],
+    );
+    post(
+        3,
+        "approve",
+        "cache fixed",
+        &["disables caching of manifests in the S3 uploader"],
+    );
+    let ask = |claims: serde_json::Value, limit: u64| {
+        let answer = server.post_json(
+            "/neighbors",
+            json!({"claims": claims, "limit": limit}).to_string(),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer
+    };
+    let query = "adds unit tests for the retry logic in the S3 uploader";
+    let answer = ask(json!([query]), 5);
+    let found = answer.json["neighbors"].as_array().unwrap();
+    let prs: Vec<u64> = found
+        .iter()
+        .map(|n| n["pr_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(prs[..2], [2, 1], "{}", answer.text);
+    let agreeing = &found[0]["matches"][0];
+    assert_eq!(agreeing.get("opposed"), None, "{}", answer.text);
+    let opposed = &found[1]["matches"][0];
+    assert_eq!(opposed["opposed"], true, "{}", answer.text);
+    assert_eq!(opposed["kind"], "similar");
+    // Every index term shared (negations are stop words): the similarity is near 1, halved.
+    let score = opposed["score"].as_f64().unwrap();
+    assert!((0.45..=0.5).contains(&score), "{}", answer.text);
+    assert_eq!(found[1]["score"], opposed["score"]);
+    let context = answer.json["context"].as_str().unwrap();
+    assert!(
+        context.starts_with(
+            "similar earlier PRs: #2 approve (tests cover the uploader); claiming the opposite: \
+             #1 request_changes (no tests)"
+        ),
+        "{context}"
+    );
+    // The agreeing neighbour is the one answered at limit 1.
+    let one = ask(json!([query]), 1);
+    assert_eq!(one.json["count"], 1);
+    assert_eq!(one.json["neighbors"][0]["pr_number"], 2, "{}", one.text);
+    // An opposite word: `enables` against `disables`; alone, the sentence says so.
+    let cache = ask(json!(["enables caching of manifests"]), 5);
+    assert_eq!(cache.json["neighbors"][0]["pr_number"], 3, "{}", cache.text);
+    assert_eq!(cache.json["neighbors"][0]["matches"][0]["opposed"], true);
+    assert_eq!(
+        cache.json["context"],
+        "no similar earlier PRs; claiming the opposite: #3 approve (cache fixed)."
+    );
+    // The same claim as stored is an exact match, never opposed; nor is an agreeing negation.
+    let same = ask(json!([query.replace("adds", "does not add")]), 5);
+    assert_eq!(same.json["neighbors"][0]["pr_number"], 1, "{}", same.text);
+    assert_eq!(same.json["neighbors"][0]["matches"][0]["kind"], "exact");
+    assert_eq!(same.json["neighbors"][0]["matches"][0].get("opposed"), None);
 }

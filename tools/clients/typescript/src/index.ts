@@ -166,6 +166,9 @@ export interface ClaimMatch {
   score: number;
   /** The index terms the two share (stemmed words, identifiers). */
   terms: string[];
+  /** Present (true) when the stored claim says the opposite of the query claim; its score is
+   * then half the similarity's. */
+  opposed?: true;
 }
 
 export interface Neighbor {

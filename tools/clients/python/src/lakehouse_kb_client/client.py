@@ -124,7 +124,13 @@ class SharedClaim(TypedDict):
     text: Optional[str]
 
 
-class ClaimMatch(TypedDict):
+class _Opposed(TypedDict, total=False):
+    # True when the stored claim says the opposite of the query claim (one negated and the
+    # other not, or a pair of opposite words); its score is then half the similarity's.
+    opposed: bool
+
+
+class ClaimMatch(_Opposed):
     """Why a neighbour was found: one query claim's best match among its claims."""
 
     query: str

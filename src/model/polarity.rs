@@ -1,0 +1,348 @@
+//! Whether two wordings say opposite things: one negated and the other not ([`is_negated`]),
+//! or a word of one opposing a word of the other ([`Stems::opposes`]). A lexical measure of
+//! similarity scores `TLS verification is enabled` and `... disabled`, or `adds tests` and
+//! `does not add tests`, as near rewordings; the findings memory does not let a dismissal of
+//! one silence the other (`model/finding.rs`), and the neighbours search flags such a match
+//! and counts it at half its score (`store/neighbors.rs`). Pure: no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+use super::text;
+
+/// Words that say something is not so, or is absent: `not`, `no`, `never`, `without`,
+/// `missing`, `lacks`, ... (and any `n't`). Stop words to the similarity, so that `does not
+/// handle` rewords `missing handling`, but a dismissal silences only a wording that agrees with
+/// its own in having one (see `model::finding::DISMISSAL_THRESHOLD`).
+const NEGATIONS: [&str; 16] = [
+    "absent", "cannot", "lack", "lacked", "lacking", "lacks", "missing", "neither", "never", "no",
+    "none", "nor", "not", "nothing", "unable", "without",
+];
+
+/// Whether `summary` has a negation ([`NEGATIONS`], or a word ending in `n't`).
+pub fn is_negated(summary: &str) -> bool {
+    let lower = summary.to_lowercase().replace('\u{2019}', "'");
+    lower.contains("n't") || text::words(&lower).any(|w| NEGATIONS.binary_search(&w).is_ok())
+}
+
+/// Words that say the opposite of each other of the same thing, for [`Stems::opposes`]. Two
+/// wordings that differ by such a pair (`rate limiting is enabled on the login endpoint`,
+/// `... is disabled ...`) share every other word, so they score as close rewordings (five of six
+/// words: 0.83; `before` and `after` are stop words, 1.0), and a dismissal of one silenced the
+/// other (a review, 2026-12-06; sizes, durations, counts and `synchronously` added after another
+/// the same night). Compared stemmed, so `allows` opposes `denied`. Words that are
+/// each other with a prefix that says "not" (`encrypted`, `unencrypted`; `valid`, `invalid`;
+/// `blocking`, `nonblocking`) oppose each other too ([`NOT_PREFIXES`]).
+const OPPOSITES: [(&str, &str); 58] = [
+    ("above", "below"),
+    ("accept", "reject"),
+    ("add", "remove"),
+    ("allow", "block"),
+    ("allow", "deny"),
+    ("allow", "reject"),
+    ("allowlist", "denylist"),
+    ("ascending", "descending"),
+    ("before", "after"),
+    ("big", "small"),
+    ("correct", "wrong"),
+    ("eager", "lazy"),
+    ("enable", "disable"),
+    ("encrypt", "decrypt"),
+    ("fast", "slow"),
+    ("faster", "slower"),
+    ("few", "many"),
+    ("fewer", "more"),
+    ("first", "last"),
+    ("grant", "revoke"),
+    ("high", "low"),
+    ("higher", "lower"),
+    ("http", "https"),
+    ("inbound", "outbound"),
+    ("include", "exclude"),
+    ("inclusive", "exclusive"),
+    ("increase", "decrease"),
+    ("inside", "outside"),
+    ("internal", "external"),
+    ("large", "small"),
+    ("larger", "smaller"),
+    ("least", "most"),
+    ("less", "more"),
+    ("local", "remote"),
+    ("lock", "release"),
+    ("long", "short"),
+    ("longer", "shorter"),
+    ("lowercase", "uppercase"),
+    ("max", "min"),
+    ("maximum", "minimum"),
+    ("new", "old"),
+    ("off", "on"),
+    ("open", "close"),
+    ("open", "closed"),
+    ("optional", "required"),
+    ("pass", "fail"),
+    ("plaintext", "encrypted"),
+    ("public", "private"),
+    ("read", "write"),
+    ("start", "end"),
+    ("strict", "lenient"),
+    ("succeed", "fail"),
+    ("success", "failure"),
+    ("sync", "async"),
+    ("synchronous", "asynchronous"),
+    ("true", "false"),
+    ("upper", "lower"),
+    ("whitelist", "blacklist"),
+];
+
+/// Prefixes that make a word say "not" ([`OPPOSITES`]).
+const NOT_PREFIXES: [&str; 5] = ["dis", "im", "in", "non", "un"];
+
+/// The words of a wording, as given (lowercased) and stemmed, to tell whether another says the
+/// opposite ([`Stems::opposes`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stems {
+    words: BTreeSet<String>,
+    stems: BTreeSet<String>,
+}
+
+impl Stems {
+    pub fn of(summary: &str) -> Stems {
+        let lower = summary.to_lowercase();
+        let mut out = Stems::default();
+        for word in text::words(&lower) {
+            let parts = text::parts_of(word);
+            match parts.as_slice() {
+                // `non-blocking`, `un-encrypted`: one word, `nonblocking`, `unencrypted`.
+                [prefix, rest @ ..] if !rest.is_empty() && NOT_PREFIXES.contains(prefix) => {
+                    out.add(&format!("{prefix}{}", rest.concat()));
+                }
+                parts => parts.iter().for_each(|part| out.add(part)),
+            }
+        }
+        out
+    }
+
+    fn add(&mut self, word: &str) {
+        self.stems.insert(text::stem(word));
+        self.words.insert(word.to_owned());
+    }
+
+    /// Whether the two wordings say opposite things: a word of one that the other does not
+    /// have opposes a word of the other that the first does not have, by [`OPPOSITES`]
+    /// (stemmed) or as a word and itself with a prefix of [`NOT_PREFIXES`] (as written: the
+    /// stemmer cuts `unsafe` and `safe` differently). A lookup a word and prefix, so that two
+    /// long wordings cost their lengths, not their product.
+    pub fn opposes(&self, other: &Stems) -> bool {
+        /// Each stem of [`OPPOSITES`] with the stems it opposes.
+        static PAIRS: LazyLock<BTreeMap<String, Vec<String>>> = LazyLock::new(|| {
+            let mut pairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (a, b) in OPPOSITES {
+                let (a, b) = (text::stem(a), text::stem(b));
+                pairs.entry(a.clone()).or_default().push(b.clone());
+                pairs.entry(b).or_default().push(a);
+            }
+            pairs
+        });
+        let stem_theirs_alone =
+            |stem: &str| other.stems.contains(stem) && !self.stems.contains(stem);
+        let word_theirs_alone =
+            |word: &str| other.words.contains(word) && !self.words.contains(word);
+        let by_table = self.stems.difference(&other.stems).any(|mine| {
+            PAIRS
+                .get(mine)
+                .is_some_and(|opposed| opposed.iter().any(|o| stem_theirs_alone(o)))
+        });
+        by_table
+            || self.words.difference(&other.words).any(|mine| {
+                NOT_PREFIXES.iter().any(|p| {
+                    (mine.len() >= MIN_NEGATED_WORD && word_theirs_alone(&format!("{p}{mine}")))
+                        || mine.strip_prefix(p).is_some_and(|base| {
+                            base.len() >= MIN_NEGATED_WORD && word_theirs_alone(base)
+                        })
+                })
+            })
+    }
+}
+
+/// The shortest word a prefix of [`NOT_PREFIXES`] is taken to negate (`safe`, `used`, `null`).
+const MIN_NEGATED_WORD: usize = 4;
+
+/// Whether `a` and `b` say opposite things: one has a negation and the other none, or they
+/// differ by a pair of opposite words ([`Stems::opposes`]).
+pub fn says_opposite(a: &str, b: &str) -> bool {
+    is_negated(a) != is_negated(b) || Stems::of(a).opposes(&Stems::of(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wording_that_says_the_opposite_is_told_from_a_rewording() {
+        let cases = [
+            (
+                "rate limiting is enabled on the login endpoint",
+                "rate limiting is disabled on the login endpoint",
+                true,
+            ),
+            ("the bucket is public", "the bucket is private", true),
+            (
+                "the token is checked before parsing",
+                "the token is checked after parsing",
+                true,
+            ),
+            ("CORS allows credentials", "CORS denied credentials", true),
+            (
+                "payloads stored encrypted",
+                "payloads stored unencrypted",
+                true,
+            ),
+            ("the cert is valid", "the cert is invalid", true),
+            // A review's (2026-12-06, night): each was silenced by the other's dismissal.
+            (
+                "connection pool size is too large for the database server",
+                "connection pool size is too small for the database server",
+                true,
+            ),
+            (
+                "request timeout for the payment gateway is too long",
+                "request timeout for the payment gateway is too short",
+                true,
+            ),
+            (
+                "too many goroutines are spawned per request",
+                "too few goroutines are spawned per request",
+                true,
+            ),
+            (
+                "logs are written synchronously on the request path",
+                "logs are written asynchronously on the request path",
+                true,
+            ),
+            (
+                "the upload endpoint allows executable files",
+                "the upload endpoint rejects executable files",
+                true,
+            ),
+            ("uses a blocking call", "uses a non-blocking call", true),
+            ("the handler is safe", "the handler is unsafe", true),
+            (
+                "proper validation in the upload handler",
+                "improper validation in the upload handler",
+                true,
+            ),
+            ("the value is null here", "the value is non-null here", true),
+            (
+                "payloads stored un-encrypted",
+                "payloads stored encrypted",
+                true,
+            ),
+            ("the port is reachable", "the port is unreachable", true),
+            // Rewordings: the same words or other words, none the opposite of another.
+            (
+                "rate limiting is enabled on the login endpoint",
+                "the login endpoint has rate limiting enabled",
+                false,
+            ),
+            (
+                "missing input validation in upload",
+                "upload lacks validation of its input",
+                false,
+            ),
+            (
+                "the bucket is public",
+                "the storage bucket can be read publicly",
+                false,
+            ),
+            (
+                "retry loop has no backoff",
+                "retries without any backoff",
+                false,
+            ),
+            (
+                "the form leaks the token",
+                "the information leaks the token",
+                false,
+            ),
+            (
+                "input validation is weak",
+                "invalid input is accepted",
+                false,
+            ),
+            // A false opposite, as a prefix sees it: the rewording is answered as resembling the
+            // dismissal instead of silenced by it (the safe side).
+            (
+                "the patch step runs twice",
+                "the dispatch step runs twice",
+                true,
+            ),
+        ];
+        for (a, b, opposed) in cases {
+            assert_eq!(
+                Stems::of(a).opposes(&Stems::of(b)),
+                opposed,
+                "{a:?} / {b:?}"
+            );
+            assert_eq!(
+                Stems::of(b).opposes(&Stems::of(a)),
+                opposed,
+                "{b:?} / {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_negation_is_a_not_a_no_a_missing_or_an_n_t() {
+        assert!(
+            NEGATIONS.windows(2).all(|w| w[0] < w[1]),
+            "sorted for binary search"
+        );
+        for (summary, negated) in [
+            ("password is not hashed before storage", true),
+            ("password is hashed before storage", false),
+            ("the handler doesn't close the file", true),
+            ("the handler doesn\u{2019}t close the file", true),
+            ("Missing error handling for a failed upload", true),
+            ("the session cookie lacks the Secure flag", true),
+            ("cookie set without the Secure flag", true),
+            ("No test covers the retry path", true),
+            ("TLS verification disabled", false),
+            ("the notification is sent twice", false),
+            ("knot in the nonce handling", false),
+        ] {
+            assert_eq!(is_negated(summary), negated, "{summary}");
+        }
+    }
+
+    #[test]
+    fn claims_say_the_opposite_by_a_negation_or_an_opposite_word() {
+        let cases = [
+            (
+                "adds unit tests for the retry logic in the S3 uploader",
+                "does not add unit tests for the retry logic in the S3 uploader",
+                true,
+            ),
+            ("adds tests", "doesn't add tests", true),
+            (
+                "enables caching of manifests",
+                "disables caching of manifests",
+                true,
+            ),
+            ("adds tests", "adds tests for the uploader", false),
+            (
+                "no test covers the retry path",
+                "the retry path has no test",
+                false,
+            ),
+            (
+                "retry S3 uploads with exponential backoff",
+                "adds exponential backoff retries to the S3 upload path",
+                false,
+            ),
+        ];
+        for (a, b, opposite) in cases {
+            assert_eq!(says_opposite(a, b), opposite, "{a:?} / {b:?}");
+            assert_eq!(says_opposite(b, a), opposite, "{b:?} / {a:?}");
+        }
+    }
+}

@@ -193,11 +193,26 @@ pub async fn run(
     // Everything acknowledged is committed; the legacy readers get it all before we exit.
     if config.export_interval.is_some() {
         match tokio::task::spawn_blocking(move || export.run()).await? {
-            Ok(report) => tracing::info!(
-                outcomes_rows = report.outcomes.rows_written,
-                ops_rows = report.ops.rows_written,
-                "last export done"
-            ),
+            Ok(report) => {
+                tracing::info!(
+                    outcomes_rows = report.outcomes.rows_written,
+                    ops_rows = report.ops.rows_written,
+                    "last export done"
+                );
+                // A paused or failed file was logged when its problem began, maybe long ago:
+                // said again here, since the legacy readers now lack what the service acked.
+                for file in report.files() {
+                    if let Some(error) = &file.error {
+                        tracing::error!(
+                            path = %file.path,
+                            error = %error,
+                            "the last export left this file without the rows stored since its \
+                             checkpoint; the next start (or `lakehouse-kb export`) writes them \
+                             once the problem is mended"
+                        );
+                    }
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the last export failed; the next start resumes it")
             }

@@ -201,3 +201,34 @@ fn healthz_and_metrics_report_a_file_the_export_cannot_write() {
             .contains(r#"lakehousekb_export_file_state{file="ops"} 0"#)
     );
 }
+
+/// The last export at shutdown says which file it left behind, however long ago its problem
+/// began: a review found a paused `ops.jsonl` logged once when it paused, then a shutdown that
+/// said only "last export done" and "stopped cleanly" while an acknowledged event was not in
+/// the file.
+#[test]
+fn a_shutdown_that_leaves_a_file_behind_says_so() {
+    let mut server = crate::support::TestServer::start_with(&[], &[]);
+    std::fs::create_dir_all(server.data.join("_observer")).unwrap();
+    let link = server.data.join(OPS);
+    std::os::unix::fs::symlink(server.data.join("elsewhere.jsonl"), &link).unwrap();
+    assert_eq!(
+        server.post_json("/event", r#"{"source":"bot"}"#).status,
+        200
+    );
+    assert!(server.stop().success());
+    let log = crate::support::log_with(&server.data, "the last export left this file", 1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("the last export left this file"))
+        .unwrap();
+    assert!(
+        line.contains("ERROR") && line.contains("ops.jsonl"),
+        "{line}"
+    );
+    assert!(line.contains("symbolic link"), "{line}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("the last export left") && l.contains("outcomes.jsonl"))
+    );
+}

@@ -216,6 +216,25 @@ pub fn now_ms() -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The time by which what is old is forgotten or deleted (idempotency keys, a backup's key,
+/// events past their retention): the wall clock, but never ahead of the wall clock at the
+/// process's first call plus the time that has passed since, by the monotonic clock. A clock
+/// stepped forward (a day, say) made every idempotency key old at once, and a client's retry
+/// of a write acknowledged seconds before was stored twice (a review); stepped forward, this
+/// clock runs on as time passes, and what it forgets, it forgets late, never early. The
+/// service calls it first as it starts.
+pub fn expiry_now_ms() -> u64 {
+    static ANCHOR: std::sync::LazyLock<(u64, std::time::Instant)> =
+        std::sync::LazyLock::new(|| (now_ms(), std::time::Instant::now()));
+    not_ahead(now_ms(), *ANCHOR)
+}
+
+/// `wall` no later than the anchor's wall time plus the time since the anchor's instant.
+fn not_ahead(wall: u64, (anchor_ms, anchor): (u64, std::time::Instant)) -> u64 {
+    let passed = u64::try_from(anchor.elapsed().as_millis()).unwrap_or(u64::MAX);
+    wall.min(anchor_ms.saturating_add(passed))
+}
+
 /// The last millisecond `toISOString` writes with a four-digit year (9999-12-31T23:59:59.999Z).
 pub const MAX_ISO_MS: u64 = 253_402_300_799_999;
 
@@ -234,6 +253,25 @@ pub fn iso_timestamp_checked(ms: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_expiry_clock_never_runs_ahead_of_the_time_that_passed() {
+        let day = 24 * 3_600_000;
+        let anchor = (1_000 * day, std::time::Instant::now());
+        // The wall clock stepped forward a day: the expiry clock stays where time has taken it.
+        let after_step = not_ahead(anchor.0 + day, anchor);
+        assert!(
+            after_step >= anchor.0 && after_step < anchor.0 + 60_000,
+            "{after_step}"
+        );
+        // Stepped back: the wall clock, which forgets later.
+        assert_eq!(not_ahead(anchor.0 - day, anchor), anchor.0 - day);
+        // As time passes, it follows the wall clock.
+        let later = (anchor.0, anchor.1 - std::time::Duration::from_secs(3_600));
+        assert_eq!(not_ahead(anchor.0 + 3_000_000, later), anchor.0 + 3_000_000);
+        let now = expiry_now_ms();
+        assert!(now <= now_ms() && now + 60_000 > now_ms());
+    }
 
     #[test]
     fn iso_timestamp_matches_javascript() {

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::{ServiceConfig, stopped, systemd};
 use crate::export::{ExportFile, ExportJob};
 use crate::metrics::Metrics;
-use crate::model::now_ms;
+use crate::model::expiry_now_ms;
 use crate::store::{Retention, Store, StoreError};
 use crate::writer::Writer;
 
@@ -50,7 +50,7 @@ pub(super) fn spawn(
             config.retention_interval,
             stop.clone(),
             move || {
-                retain_events(&store, rules, exporting, now_ms()).inspect_err(|e| {
+                retain_events(&store, rules, exporting, expiry_now_ms()).inspect_err(|e| {
                     store.note_error(e);
                 })
             },
@@ -152,7 +152,8 @@ pub fn retain_events(
 
 /// Removes the idempotency keys older than `window`, in transactions of [`RETENTION_BATCH`].
 fn expire_client_keys(store: &Store, window: Duration) -> Result<u64, StoreError> {
-    let cutoff = now_ms().saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+    let cutoff =
+        expiry_now_ms().saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let mut removed = 0;
     loop {
         match store.expire_client_keys(cutoff, RETENTION_BATCH)? {

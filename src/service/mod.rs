@@ -84,6 +84,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     let addr = listener.local_addr()?;
+    // Anchors the clock by which keys and events expire: a step of the wall clock from now on
+    // makes nothing old early.
+    crate::model::expiry_now_ms();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn({
         let stop_tx = stop_tx.clone();

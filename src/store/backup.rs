@@ -518,7 +518,8 @@ fn made_for(
         let Some(made) = &marker.request else {
             continue;
         };
-        let recent = crate::model::now_ms().saturating_sub(marker.created_ms) < request.window_ms;
+        let recent =
+            crate::model::expiry_now_ms().saturating_sub(marker.created_ms) < request.window_ms;
         if made.key != request.key || !recent {
             continue;
         }

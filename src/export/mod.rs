@@ -34,6 +34,7 @@ mod file;
 mod hook;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -183,6 +184,15 @@ pub struct FileReport {
     pub error: Option<String>,
 }
 
+impl FileReport {
+    /// Whether the run left the file holding every row committed before it: not failed or
+    /// paused, and not left as it was while rows another writer appended wait (`Unchanged`
+    /// with a reason).
+    pub fn brought_up_to_date(&self) -> bool {
+        self.error.is_none() && !(self.action == Action::Unchanged && self.reason.is_some())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -244,6 +254,10 @@ pub struct ExportJob {
     /// Stores lines another writer appended to `outcomes.jsonl` (`adopt.rs`); without one
     /// (the CLI's export) they are kept aside and cut.
     adopter: Option<Adopter>,
+    /// Per file (index as in [`ExportFile::ALL`]), the last seq committed before its latest
+    /// run that brought it up to date: every record of the file's kinds through it is in the
+    /// file, where the checkpoint's seq is the last row written (see [`ExportJob::lag`]).
+    covered: [AtomicU64; 2],
 }
 
 impl std::fmt::Debug for ExportJob {
@@ -264,7 +278,20 @@ impl ExportJob {
             problems: Mutex::new([None, None]),
             crash_hook: CrashHook::None,
             adopter: None,
+            covered: [AtomicU64::new(0), AtomicU64::new(0)],
         }
+    }
+
+    /// Records committed after the point through which `file` is known to hold every row of
+    /// its kinds: the later of its checkpoint and the last seq committed before the latest run
+    /// that brought it up to date. 0 when the file is current as of that run and nothing was
+    /// committed since; otherwise an upper bound on the rows it lacks.
+    pub fn lag(&self, file: ExportFile) -> Result<u64, StoreError> {
+        let last = self.store.last_seq()?;
+        let index = ExportFile::ALL.iter().position(|f| *f == file).unwrap_or(0);
+        let covered = self.covered[index].load(Ordering::Acquire);
+        let checkpoint = self.store.checkpoint(file.name())?.seq;
+        Ok(last.saturating_sub(checkpoint.max(covered)))
     }
 
     /// This job, storing through `adopter` the rows another writer appends to
@@ -337,8 +364,15 @@ impl ExportJob {
             .adopter
             .as_ref()
             .filter(|_| file == ExportFile::Outcomes);
+        // Committed before the run reads its snapshot: in the file once the run succeeds.
+        let before = self.store.last_seq();
         let result = file::export(&self.store, &self.out_dir, file, hook, adopter);
         let index = ExportFile::ALL.iter().position(|f| *f == file).unwrap_or(0);
+        if let (Ok(report), Ok(before)) = (&result, before)
+            && report.brought_up_to_date()
+        {
+            self.covered[index].fetch_max(before, Ordering::AcqRel);
+        }
         let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
         let slot = &mut problems[index];
         let error = match result {

@@ -123,19 +123,12 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     let format = Format::negotiate((!accept.is_empty()).then(|| accept.join(",")).as_deref());
     state.metrics.set_queue_depth(state.writer.depth());
     refresh_gauges(&state, state.store.fault().is_some());
-    if state.export.is_some() {
-        // Export lag: records committed after each file's checkpoint.
-        let store = state.store.clone();
+    if let Some(export) = state.export.clone() {
+        // Export lag: records committed after the point each file is known to be current at.
         let lags = tokio::task::spawn_blocking(move || {
-            let last = store.last_seq()?;
             ExportFile::ALL
                 .into_iter()
-                .map(|file| {
-                    Ok((
-                        file.name(),
-                        last.saturating_sub(store.checkpoint(file.name())?.seq),
-                    ))
-                })
+                .map(|file| Ok((file.name(), export.lag(file)?)))
                 .collect::<Result<Vec<_>, StoreError>>()
         })
         .await;

@@ -176,7 +176,8 @@ impl Metrics {
         );
         registry.register(
             "export_lag_rows",
-            "Records (seqs) committed after the exported file's checkpoint",
+            "Records (seqs) committed since the exported file was last known to hold every row of \
+             its kinds",
             export_lag.clone(),
         );
         registry.register(

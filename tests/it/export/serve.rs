@@ -97,12 +97,32 @@ fn post_export_answers_with_rows_and_checkpoints_and_metrics_show_the_lag() {
     assert_eq!(answer.json["ops"]["rows_written"], 3);
     assert_eq!(answer.json["ops"]["checkpoint"]["seq"], 3);
     assert_eq!(answer.json["outcomes"]["rows_written"], 0);
+    // Both files hold every row of their kinds: neither lags, though outcomes.jsonl's
+    // checkpoint is at seq 0 (a review found its lag at the last seq for good, no row missing).
     let metrics = server.get("/metrics").text;
+    for file in ["ops", "outcomes"] {
+        let current = format!(r#"lakehousekb_export_lag_rows{{file="{file}"}} 0"#);
+        assert!(metrics.contains(&current), "{metrics}");
+    }
+    assert_eq!(lines(&server.data.join(OPS)), 3);
+    // A row of one kind lags that file alone, until the next run.
+    let row = r#"{"sig_hash":"pr1-abcdef12","kind":"scenario"}"#;
+    assert_eq!(server.post_json("/outcomes", row).status, 201);
+    let metrics = server.get("/metrics").text;
+    assert!(
+        metrics.contains(r#"lakehousekb_export_lag_rows{file="outcomes"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(server.post_json("/export", "").status, 200);
+    let metrics = server.get("/metrics").text;
+    assert!(
+        metrics.contains(r#"lakehousekb_export_lag_rows{file="outcomes"} 0"#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"lakehousekb_export_lag_rows{file="ops"} 0"#),
         "{metrics}"
     );
-    assert_eq!(lines(&server.data.join(OPS)), 3);
 }
 
 #[test]

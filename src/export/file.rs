@@ -626,6 +626,26 @@ fn only_other_lines_follow(
     Ok(true)
 }
 
+/// How many bytes at the start of `path` (of its first `len`) are whole lines that the export
+/// of `file` writes first, byte for byte: rows the database holds already. The import skips
+/// them, so that a legacy directory the service has exported into (rows it received, rows it
+/// took in from another writer) is not stored a second time (`import/pass2.rs`). Reads no
+/// further than the first difference.
+pub fn rows_held(
+    store: &Store,
+    path: &Path,
+    file: ExportFile,
+    len: u64,
+) -> Result<u64, ExportError> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let handle = open_read(path)?;
+    match compare_with_rows(store, &handle, path, file, 0..len, 0)? {
+        Match::Prefix { len, .. } | Match::Differs { len, .. } => Ok(len),
+    }
+}
+
 /// How a file's bytes compare with the lines the export writes.
 enum Match {
     /// They are a prefix of those lines: whole lines through `seq` end at offset `len`, and

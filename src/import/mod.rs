@@ -13,7 +13,11 @@
 //!
 //! Idempotent: each line is written with an import key (see [`lines::ImportKeys`]) and verdicts
 //! dedupe on their identity, so importing the same directory twice stores nothing the second
-//! time, and a legacy file that grew since gets only its new lines in.
+//! time, and a legacy file that grew since gets only its new lines in. Before anything is
+//! written, each file is compared with the database's own export of it: the whole lines it
+//! starts with that are that export, byte for byte, are rows the database holds (a directory
+//! the service exported into also holds rows it received and rows it took in, which no import
+//! key names), and are skipped as duplicates (`pass2.rs`).
 //!
 //! Two passes over the files. The first collects the audit rows' identities (to find the
 //! verdict files no row matches) and the lines each file repeats (so that the import keys

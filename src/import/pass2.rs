@@ -15,6 +15,7 @@ use super::report::{ImportError, ImportReport, LegacySource, io_error};
 use super::spill::{SpillReader, Spilled};
 use super::verdicts::{self, Identity};
 use super::{LegacyDir, LegacyFile, Progress, Unit};
+use crate::export::ExportFile;
 use crate::model::{ObservedOp, OutcomeRow, Verdict, now_ms};
 use crate::store::{NewEvent, NewOutcome, NewVerdict, Put, Record, Store};
 
@@ -29,6 +30,10 @@ pub(super) fn run(
     progress: &mut dyn Progress,
 ) -> Result<(), ImportError> {
     progress.phase("importing", dir.outcomes.len + dir.ops.len, Unit::Bytes);
+    // Read before anything is written: the lines each file starts with that the database's
+    // export writes first, byte for byte, are rows it holds already.
+    let held_outcomes = rows_held(store, &dir.outcomes, ExportFile::Outcomes, report);
+    let held_ops = rows_held(store, &dir.ops, ExportFile::Ops, report);
     std::thread::scope(|scope| {
         let commit_every = batch_size.max(1);
         let chunk = CHUNK.min(commit_every);
@@ -46,10 +51,33 @@ pub(super) fn run(
             spill_dir: super::spill::dir_of(store.path()),
             now: now_ms(),
         };
-        pass.outcomes(&dir.outcomes, found.outcomes_repeats, progress)?;
+        pass.outcomes(
+            &dir.outcomes,
+            found.outcomes_repeats,
+            held_outcomes,
+            progress,
+        )?;
         pass.put_orphans_audited_before(None)?;
-        pass.ops(&dir.ops, found.ops_repeats, progress)?;
+        pass.ops(&dir.ops, found.ops_repeats, held_ops, progress)?;
         pass.batch.finish(pass.report)
+    })
+}
+
+/// How many bytes `file` starts with that are rows the database holds already, in the
+/// order and bytes its export writes them (`export::rows_held`). A legacy directory is often
+/// the one the service exports into: besides the lines an earlier import stored (which their
+/// import keys would find again), it then holds rows the service received and rows it took in
+/// from another writer, which no import key names, and a second import stored them again (a
+/// review). 0, with a warning, when the comparison cannot be made: the import keys alone
+/// decide then, as before.
+fn rows_held(store: &Store, file: &LegacyFile, kind: ExportFile, report: &mut ImportReport) -> u64 {
+    crate::export::rows_held(store, &file.path, kind, file.len).unwrap_or_else(|e| {
+        report.warn(
+            &file.path,
+            None,
+            format!("not compared with the rows the database holds ({e}): each line is looked up by its import key"),
+        );
+        0
     })
 }
 
@@ -100,11 +128,17 @@ impl Pass2<'_> {
         &mut self,
         file: &LegacyFile,
         repeats: Repeats,
+        held: u64,
         progress: &mut dyn Progress,
     ) -> Result<(), ImportError> {
         let mut keys = ImportKeys::with_repeats(OUTCOMES_TAG, repeats);
+        let mut end = 0;
         file.for_each_line(progress, |line| {
             self.report.outcomes.read += 1;
+            end += line.consumed;
+            if line.complete && end <= held {
+                return self.held_outcome(line.bytes, &mut keys);
+            }
             if line.is_blank() {
                 self.report.outcomes.blank += 1;
                 return Ok(());
@@ -179,16 +213,47 @@ impl Pass2<'_> {
         })
     }
 
+    /// An outcome row the database holds already ([`rows_held`]): nothing stored, counted as a
+    /// duplicate, as its import key or its verdict's identity would have found it; keyed all
+    /// the same, so that the lines after get the keys they always had. An audit row's
+    /// verdict is held too; the verdict files audited before it take their place as they would.
+    fn held_outcome(&mut self, bytes: &[u8], keys: &mut ImportKeys) -> Result<(), ImportError> {
+        keys.key(bytes);
+        self.report.outcomes.duplicates += 1;
+        let Ok((_, head)) = parse_row(bytes) else {
+            return Ok(());
+        };
+        if head.kind.as_deref() == Some("audit") {
+            if let Some(audited_at) = &head.audited_at {
+                self.put_orphans_audited_before(Some(audited_at))?;
+            }
+            if let Some(id) = verdicts::head_identity(&head) {
+                self.matched.remove(&id);
+            }
+            self.report.verdicts.duplicates += 1;
+        }
+        Ok(())
+    }
+
     /// Pass 2 over `ops.jsonl`, whose repeated lines pass 1 found.
     fn ops(
         &mut self,
         file: &LegacyFile,
         repeats: Repeats,
+        held: u64,
         progress: &mut dyn Progress,
     ) -> Result<(), ImportError> {
         let mut keys = ImportKeys::with_repeats(OPS_TAG, repeats);
+        let mut end = 0;
         file.for_each_line(progress, |line| {
             self.report.ops.read += 1;
+            end += line.consumed;
+            if line.complete && end <= held {
+                // Keyed all the same, so that the lines after get the keys they always had.
+                keys.key(line.bytes);
+                self.report.ops.duplicates += 1;
+                return Ok(());
+            }
             if line.is_blank() {
                 self.report.ops.blank += 1;
                 return Ok(());

@@ -242,6 +242,63 @@ fn rows_appended_after_the_import_are_taken_in_by_the_first_export() {
     );
 }
 
+/// A legacy directory the service has exported into holds rows the service received and rows
+/// it took in from another writer: importing it again (the README's way back and forth) stores
+/// none of them a second time. A review found the taken-in rows, which no import key names,
+/// stored again (3,468 of them in one run) and then exported twice.
+#[test]
+fn importing_a_directory_the_service_exported_into_stores_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    copy_dir(&fixtures(), &legacy);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    import_lib(&open_store(&data), &legacy, false).unwrap();
+    let legacy_arg = legacy.to_str().unwrap();
+    let mut server = crate::support::InProcessServer::start_in(
+        &data,
+        &["--export-out", legacy_arg, "--export-interval", "0"],
+    );
+    // Rows the service receives, and rows a legacy writer appends, which the export takes in.
+    let verdict = Synth::new(3, 5).verdict();
+    assert_eq!(server.post_json("/verdicts", verdict).status, 201);
+    let event = r#"{"source":"bot","event_kind":"cycle","ok":true}"#;
+    assert_eq!(server.post_json("/event", event).status, 200);
+    assert_eq!(server.post_json("/export", "").status, 200);
+    let late = "{\"sig_hash\":\"legacy-late\",\"staffer_id\":\"s9\",\"ok_events\":1}\n";
+    let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
+    outcomes.extend_from_slice(late.as_bytes());
+    write(&legacy, OUTCOMES, &outcomes);
+    let report = server.post_json("/export", "");
+    assert_eq!(
+        report.json["outcomes"]["lines_taken_in"], 1,
+        "{}",
+        report.text
+    );
+    let row = r#"{"sig_hash":"s-after","kind":"scenario","ok":true}"#;
+    assert_eq!(server.post_json("/outcomes", row).status, 201);
+    assert_eq!(server.post_json("/export", "").status, 200);
+    server.stop().unwrap();
+    drop(server);
+
+    let store = open_store(&data);
+    let stats = store.stats().unwrap();
+    let again = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(again.totals().stored, 0, "{again:?}");
+    assert_eq!((again.verdicts.stored, again.verdicts.duplicates), (0, 21));
+    assert_eq!(store.stats().unwrap(), stats);
+    let (outcomes, ops) = (
+        std::fs::read(legacy.join(OUTCOMES)).unwrap(),
+        std::fs::read(legacy.join(OPS)).unwrap(),
+    );
+    let late_rows = outcomes
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(b"{\"sig_hash\":\"legacy-late\""))
+        .count();
+    assert_eq!(late_rows, 1);
+    exports_as(store, &dir.path().join("out"), &outcomes, &ops);
+}
+
 /// The same line three times in one file is three records, and a second import of the file
 /// stores none of them again (its import keys count that line's occurrences; a line met once
 /// is not counted).

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -77,17 +77,26 @@ pub fn connection_limit(wanted: usize) -> usize {
         .max(1)
 }
 
-/// How far redb's repair has come, shared with the open that reports it.
+/// How far redb's repair has come, and whether the open waits for disk space, shared with the
+/// open that reports them.
 #[derive(Debug, Clone, Default)]
-pub struct Recovery(Arc<AtomicU64>);
+pub struct Recovery {
+    progress: Arc<AtomicU64>,
+    no_space: Arc<AtomicBool>,
+}
 
 impl Recovery {
     pub fn set(&self, progress: f64) {
-        self.0.store(progress.to_bits(), Ordering::Relaxed);
+        self.progress.store(progress.to_bits(), Ordering::Relaxed);
     }
 
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
+        f64::from_bits(self.progress.load(Ordering::Relaxed))
+    }
+
+    /// The open found the disk full and tries again (or no longer does).
+    pub fn set_no_space(&self, waiting: bool) {
+        self.no_space.store(waiting, Ordering::Relaxed);
     }
 }
 
@@ -95,10 +104,13 @@ impl Recovery {
 /// `/healthz` says how far along it is, everything else is a 503 to retry.
 pub fn recovering_router(recovery: Recovery) -> Router {
     async fn healthz(State(recovery): State<Recovery>) -> impl IntoResponse {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "status": "recovering",
             "progress": (recovery.get() * 1000.0).round() / 1000.0,
         });
+        if recovery.no_space.load(Ordering::Relaxed) {
+            body["no_space"] = serde_json::Value::Bool(true);
+        }
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(body),

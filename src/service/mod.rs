@@ -268,6 +268,7 @@ async fn open(
     let mut options = config.store.clone();
     let report = options.on_repair.take();
     let progress = recovery.clone();
+    let waiting = recovery.clone();
     // systemd hears of a repair too (STATUS=, EXTEND_TIMEOUT_USEC=), so that its start timeout
     // does not kill a repair that is making progress.
     let repair = systemd::Repair::default();
@@ -282,25 +283,60 @@ async fn open(
     }));
     let (path, timeout) = (config.db_path.clone(), config.open_timeout);
     let opened =
-        tokio::task::spawn_blocking(move || open_waiting(&path, options, timeout, &stop)).await;
+        tokio::task::spawn_blocking(move || open_waiting(&path, options, timeout, &stop, &waiting))
+            .await;
     let _ = opened_tx.send(true);
     Ok(opened?)
 }
 
 /// Opens the store, waiting up to `timeout` while another process holds the file (a restart
-/// racing the previous server's exit) rather than failing at once; `None` when a stop is
-/// asked meanwhile (the file is then never opened: a stop must not wait for the other
-/// process, nor migrate or export after it).
+/// racing the previous server's exit) rather than failing at once, and for as long as it takes
+/// while the disk is full (an open writes: the journal's replay, redb's repair, a new file),
+/// trying again every [`FULL_DISK_RETRY`]: a server restarted on a full disk used to exit, and
+/// needed someone to free space and start it again (a review), where a running one heals by
+/// itself. `None` when a stop is asked meanwhile (the file is then never opened: a stop must
+/// not wait for the other process, nor migrate or export after it).
 fn open_waiting(
     path: &Path,
     options: StoreOptions,
     timeout: Duration,
     stop: &watch::Receiver<bool>,
+    recovery: &Recovery,
 ) -> Result<Option<Store>, StoreError> {
     let deadline = std::time::Instant::now() + timeout;
     let mut logged = false;
+    // When the disk was first found full, and when that was last logged.
+    let mut full: Option<(std::time::Instant, std::time::Instant)> = None;
     loop {
         match Store::open(path, options.clone()) {
+            Err(e) if e.is_no_space() => {
+                let now = std::time::Instant::now();
+                match &mut full {
+                    None => {
+                        tracing::error!(
+                            path = %path.display(),
+                            error = %e,
+                            "no space left to open the database; trying again every second \
+                             until there is (free space on its file system)"
+                        );
+                        systemd::status("waiting for disk space to open the database");
+                        recovery.set_no_space(true);
+                        full = Some((now, now));
+                    }
+                    Some((since, logged)) if logged.elapsed() >= Duration::from_secs(60) => {
+                        tracing::warn!(
+                            waited_secs = since.elapsed().as_secs(),
+                            "still no space to open the database"
+                        );
+                        *logged = now;
+                    }
+                    Some(_) => {}
+                }
+                std::thread::sleep(FULL_DISK_RETRY);
+                if *stop.borrow() {
+                    return Ok(None);
+                }
+            }
             Err(StoreError::InUse { .. }) if std::time::Instant::now() < deadline => {
                 if !logged {
                     tracing::warn!(
@@ -316,10 +352,16 @@ fn open_waiting(
                     return Ok(None);
                 }
             }
-            result => return result.map(Some),
+            result => {
+                recovery.set_no_space(false);
+                return result.map(Some);
+            }
         }
     }
 }
+
+/// How often an open that found the disk full is tried again.
+const FULL_DISK_RETRY: Duration = Duration::from_secs(1);
 
 /// Completes once a stop has been requested (at once if it already was).
 async fn stopped(mut stop: watch::Receiver<bool>) {

@@ -134,6 +134,11 @@ impl StoreError {
     pub fn is_storage_fault(&self) -> bool {
         io_failure(self).is_some()
     }
+
+    /// Whether this is a storage fault that says the disk (or a quota) is full.
+    pub fn is_no_space(&self) -> bool {
+        io_failure(self).is_some_and(|(_, no_space)| no_space)
+    }
 }
 
 impl Store {

@@ -300,6 +300,31 @@ fn an_empty_or_foreign_database_file_is_refused_at_start() {
 /// it had begun (72 KiB of zeros on a real full disk, 0 bytes here), and every later start
 /// refused it as not a database, or as empty, telling the operator to restore a backup of a
 /// database that never held data (a review's; under `Restart=on-failure`, a crash loop).
+/// A server started on a full disk (here, with its database to create; after a crash, with
+/// a journal to replay) waits for space, answering 503 meanwhile, and serves once there is: a
+/// review found it exited, where a running server heals by itself.
+#[test]
+fn a_server_started_on_a_full_disk_waits_for_space_and_then_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let faults = Arc::new(crate::support::Faults::default());
+    faults.fail_writes.store(true, Ordering::SeqCst);
+    let mut config = crate::support::serve_config(&data, &[]);
+    config.store = crate::support::faulty_options(&faults);
+    let server = crate::support::InProcessServer::spawn_configured(&data, config);
+    eventually("healthz says the open waits for space", || {
+        let health = server.get("/healthz");
+        health.status == 503 && health.json["no_space"] == true
+    });
+    let refused = server.post_json("/event", r#"{"source":"bot"}"#);
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    faults.fail_writes.store(false, Ordering::SeqCst);
+    server.wait_healthy();
+    let answer = server.post_json("/event", r#"{"source":"bot"}"#);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(server.get("/stats").json["total"], 1);
+}
+
 #[test]
 fn a_database_that_could_not_be_created_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();

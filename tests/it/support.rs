@@ -121,18 +121,23 @@ impl InProcessServer {
 
     /// Starts over `data` with a configuration of the test's own (a store backend, ...).
     pub fn start_configured(data: &Path, config: ServiceConfig) -> InProcessServer {
+        let server = InProcessServer::spawn_configured(data, config);
+        server.wait_healthy();
+        server
+    }
+
+    /// As [`InProcessServer::start_configured`], without waiting for the database to open.
+    pub fn spawn_configured(data: &Path, config: ServiceConfig) -> InProcessServer {
         std::fs::create_dir_all(data).unwrap();
         let (addr, stop, thread) =
             serve_on_thread(move |listener, shutdown| service::run(config, listener, shutdown));
-        let server = InProcessServer {
+        InProcessServer {
             http: Http::new(format!("http://{addr}")),
             data: data.to_owned(),
             stop: Some(stop),
             thread: Some(thread),
             _dir: None,
-        };
-        server.wait_healthy();
-        server
+        }
     }
 
     /// Stops in order (the service's shutdown) and returns what `run` returned. The data

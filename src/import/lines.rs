@@ -27,6 +27,9 @@ pub(super) struct Line<'a> {
     pub consumed: u64,
     /// Over the limit: the line's length, and the limit. Its bytes were read past, not kept.
     pub over_limit: Option<(u64, usize)>,
+    /// NUL bytes the line started with, left out of `bytes`: a file's tail a crash left
+    /// zero-filled, which a writer then appended after (the row that follows is kept).
+    pub zero_filled: usize,
 }
 
 impl Line<'_> {
@@ -99,12 +102,17 @@ impl LineReader {
         } else {
             len as usize
         };
+        let bytes = &self.buf[..end];
+        let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+        // Only before something: a line of nothing but zeros is the zero-filled tail itself.
+        let zero_filled = if zeros < bytes.len() { zeros } else { 0 };
         Ok(Some(Line {
             number: self.number,
-            bytes: &self.buf[..end],
+            bytes: &bytes[zero_filled..],
             complete,
             consumed,
             over_limit,
+            zero_filled,
         }))
     }
 }

@@ -143,6 +143,7 @@ impl Pass2<'_> {
                 self.report.outcomes.blank += 1;
                 return Ok(());
             }
+            self.warn_zero_filled(&file.path, line);
             let parsed = match line.too_long() {
                 Some(why) => Err(why),
                 None => parse_row(line.bytes),
@@ -213,6 +214,21 @@ impl Pass2<'_> {
         })
     }
 
+    /// Says that `line` started with NUL bytes, which are not kept (`Line::zero_filled`).
+    fn warn_zero_filled(&mut self, path: &std::path::Path, line: &lines::Line<'_>) {
+        if line.zero_filled > 0 {
+            self.report.warn(
+                path,
+                Some(line.number),
+                format!(
+                    "{} NUL bytes before the line left out (a file's tail a crash left \
+                     zero-filled, appended after?); the line after them kept",
+                    line.zero_filled
+                ),
+            );
+        }
+    }
+
     /// An outcome row the database holds already ([`rows_held`]): nothing stored, counted as a
     /// duplicate, as its import key or its verdict's identity would have found it; keyed all
     /// the same, so that the lines after get the keys they always had. An audit row's
@@ -258,6 +274,7 @@ impl Pass2<'_> {
                 self.report.ops.blank += 1;
                 return Ok(());
             }
+            self.warn_zero_filled(&file.path, line);
             let number = Some(line.number);
             let text = match line
                 .too_long()

@@ -732,6 +732,43 @@ fn a_verdict_file_with_more_claims_than_a_request_may_carry_is_kept_whole() {
     assert!(check.passed(), "{check:?}");
 }
 
+/// A legacy writer that crashed can leave its file's tail zero-filled, and appends after the
+/// zeros when it runs again: the row after them is kept, with a warning naming the line, where
+/// a review found the whole line rejected and the row lost. A file that ends in zeros (nothing
+/// appended after) still has them reported as a torn last line.
+#[test]
+fn a_row_appended_after_a_zero_filled_tail_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let first = "{\"sig_hash\":\"before\",\"x\":1}\n";
+    let after = "{\"sig_hash\":\"after-nul\",\"x\":2}\n";
+    let mut outcomes = first.as_bytes().to_vec();
+    outcomes.extend_from_slice(&[0; 4096]);
+    outcomes.extend_from_slice(after.as_bytes());
+    outcomes.extend_from_slice(&[0; 100]);
+    write(&legacy, OUTCOMES, &outcomes);
+    let store = open_store(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(
+        (report.outcomes.stored, report.outcomes.rejected),
+        (2, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.warnings.len(), 1, "{report:?}");
+    assert_eq!(report.warnings[0].line, Some(2));
+    assert!(
+        report.warnings[0].message.contains("4096 NUL bytes"),
+        "{report:?}"
+    );
+    assert_eq!(report.rejections[0].line, Some(3), "{report:?}");
+    exports_as(
+        store,
+        &dir.path().join("out"),
+        format!("{first}{after}").as_bytes(),
+        b"",
+    );
+}
+
 /// A legacy line whose `repo` is not a valid name is kept, in the default namespace, with a
 /// warning naming it (it was silent), and exported as written.
 #[test]

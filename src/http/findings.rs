@@ -70,6 +70,10 @@ struct Remembered {
     /// How the latest audit that raised it matched it: `new` (it was the first), `exact` or
     /// `similar`.
     last_match: &'static str,
+    /// The dismissal that silences it, raised again as its latest wording and severity (what
+    /// `POST /prs/{n}/findings/check` would answer): absent when none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dismissal: Option<AppliedDismissal>,
 }
 
 fn tier_name(tier: u8) -> &'static str {
@@ -80,8 +84,8 @@ fn tier_name(tier: u8) -> &'static str {
     }
 }
 
-impl From<&FindingEntry> for Remembered {
-    fn from(e: &FindingEntry) -> Remembered {
+impl Remembered {
+    fn of(e: &FindingEntry, dismissal: Option<&Applied>) -> Remembered {
         let v: &FindingValue = &e.value;
         Remembered {
             fingerprint: e.fingerprint.to_string(),
@@ -94,6 +98,7 @@ impl From<&FindingEntry> for Remembered {
             last_seen: Seen::from(&v.last_seen),
             heads: v.heads.iter().map(|h| h.head_sha.clone()).collect(),
             last_match: tier_name(v.last_tier),
+            dismissal: dismissal.map(AppliedDismissal::from),
         }
     }
 }
@@ -197,16 +202,32 @@ pub async fn list(
     // The answer is made by the read, on its thread and in its slots (`page::json_response`).
     let (answer, _) = query::read_within(&state, limits, move |store, budget| {
         let found = store.pr_findings(&q, budget)?;
+        // Which dismissal silences each, as a check of the page's findings would say.
+        let check = FindingsCheck {
+            repo: q.repo.clone(),
+            pr_number,
+            findings: found
+                .items
+                .iter()
+                .map(|e| Finding::new(&e.value.check, &e.value.severity, &e.value.summary))
+                .collect(),
+        };
+        let checked = store.check_findings(&check, budget)?;
+        let items: Vec<(&FindingEntry, Option<&Applied>)> = found
+            .items
+            .iter()
+            .zip(checked.iter().map(|c| c.dismissal.as_ref()))
+            .collect();
         let answer = fill(
-            &found.items,
+            &items,
             limits.max_response,
-            |e| {
+            |(e, _)| {
                 (
                     e.value.last_seen.seq,
                     (e.value.last_seen.seq, e.fingerprint.0),
                 )
             },
-            |e| Remembered::from(e),
+            |(e, dismissal)| Remembered::of(e, *dismissal),
         )
         .and_then(|(findings, count, cut)| {
             let next = cut.or(found.next);

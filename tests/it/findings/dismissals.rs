@@ -61,12 +61,28 @@ fn a_dismissal_sticks_to_the_finding_through_its_rewordings() {
         statuses(&check(&server, repo, 7, HEAD_C, &[W2])),
         ["dismissed"]
     );
+    // The PR's findings say so too: the list is what the auditor reads of a PR (a review found
+    // dismissed findings listed as open and nothing more).
+    let listed = server.get(&format!("/prs/7/findings?repo={REPO}"));
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let found = &listed.json["findings"][0];
+    assert_eq!(found["status"], "open", "{}", listed.text);
+    assert_eq!(found["dismissal"]["summary"], W0.2, "{}", listed.text);
+    assert_eq!(found["dismissal"]["match"]["tier"], "similar");
+    assert!(stored.json["id"].is_u64());
+    assert_eq!(found["dismissal"]["id"], stored.json["id"]);
     // Raised, the broader finding is the remembered one's latest wording, known by its
     // fingerprint; still only a resemblance, as the memory's link to it was (0.77).
     post_verdict(&server, verdict(repo, 7, HEAD_C, 3, &[BROADER]));
     let head_d = "dddddddd00000000000000000000000000000004";
     let raised = check(&server, repo, 7, head_d, &[BROADER]);
     assert_eq!(statuses(&raised), ["repeat"], "{}", raised.text);
+    let listed = server.get(&format!("/prs/7/findings?repo={REPO}"));
+    assert!(
+        listed.json["findings"][0].get("dismissal").is_none(),
+        "{}",
+        listed.text
+    );
     assert_eq!(
         raised.json["findings"][0]["resembled_dismissal"]["summary"],
         W0.2

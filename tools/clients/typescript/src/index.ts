@@ -216,6 +216,8 @@ export interface RememberedFinding {
   last_seen: SeenAt;
   heads: string[];
   last_match: "new" | "exact" | "similar";
+  /** The dismissal that silences it, raised again as its latest wording (absent: none). */
+  dismissal?: Dismissal;
   [key: string]: unknown;
 }
 

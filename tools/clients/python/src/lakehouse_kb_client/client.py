@@ -179,7 +179,12 @@ class SeenAt(TypedDict):
     seq: int
 
 
-class RememberedFinding(TypedDict):
+class _RememberedDismissal(TypedDict, total=False):
+    # The dismissal that silences it, raised again as its latest wording (absent: none).
+    dismissal: "Dismissal"
+
+
+class RememberedFinding(_RememberedDismissal):
     fingerprint: str
     check: str
     severity: Optional[Severity]

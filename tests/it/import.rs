@@ -191,18 +191,25 @@ fn a_grown_legacy_file_brings_only_its_new_lines() {
     exports_as(store, &dir.path().join("out"), &outcomes, &ops);
 }
 
-/// README step 3: a legacy directory imported, then written to by a legacy auditor before the
-/// service first exports into it: its rows are kept where they are and the lines appended
-/// after them taken in. Until 2026-12-06 the file was kept aside as another writer's and
-/// rebuilt from the database, the appended rows never stored (a review's).
-#[test]
-fn rows_appended_after_the_import_are_taken_in_by_the_first_export() {
+/// A copy of the fixtures (`DIR/legacy`) imported into a database in `DIR/data`: `(DIR,
+/// legacy, data)`.
+fn fixtures_imported() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let legacy = dir.path().join("legacy");
     copy_dir(&fixtures(), &legacy);
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     import_lib(&open_store(&data), &legacy, false).unwrap();
+    (dir, legacy, data)
+}
+
+/// README step 3: a legacy directory imported, then written to by a legacy auditor before the
+/// service first exports into it: its rows are kept where they are and the lines appended
+/// after them taken in. Until 2026-12-06 the file was kept aside as another writer's and
+/// rebuilt from the database, the appended rows never stored (a review's).
+#[test]
+fn rows_appended_after_the_import_are_taken_in_by_the_first_export() {
+    let (_dir, legacy, data) = fixtures_imported();
     let mut outcomes = std::fs::read(legacy.join(OUTCOMES)).unwrap();
     let verdict = Verdict::parse(&Synth::new(2, 5).verdict()).unwrap();
     outcomes.extend_from_slice(b"{\"sig_hash\":\"late-1\",\"kind\":\"scenario\",\"ok\":true}\n");
@@ -248,12 +255,7 @@ fn rows_appended_after_the_import_are_taken_in_by_the_first_export() {
 /// stored again (3,468 of them in one run) and then exported twice.
 #[test]
 fn importing_a_directory_the_service_exported_into_stores_nothing_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let legacy = dir.path().join("legacy");
-    copy_dir(&fixtures(), &legacy);
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    import_lib(&open_store(&data), &legacy, false).unwrap();
+    let (dir, legacy, data) = fixtures_imported();
     let legacy_arg = legacy.to_str().unwrap();
     let mut server = crate::support::InProcessServer::start_in(
         &data,

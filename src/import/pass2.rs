@@ -137,7 +137,7 @@ impl Pass2<'_> {
             self.report.outcomes.read += 1;
             end += line.consumed;
             if line.complete && end <= held {
-                return self.held_outcome(line.bytes, &mut keys);
+                return self.held_outcome(&file.path, line, &mut keys);
             }
             if line.is_blank() {
                 self.report.outcomes.blank += 1;
@@ -187,31 +187,42 @@ impl Pass2<'_> {
             };
             self.push(put, PutKind::Outcome)?;
             if is_audit {
-                let file_text = identity
-                    .and_then(|id| self.matched.remove(&id))
-                    .map(|spilled| self.spill.read(spilled))
-                    .transpose()
-                    .map_err(io_error(self.spill_dir))?;
-                match audit_verdict(text, file_text) {
-                    Ok((verdict, put_kind)) => {
-                        let record =
-                            Record::Verdict(NewVerdict::new(verdict, None, None, self.now));
-                        self.push(Put::from(record), put_kind)?;
-                    }
-                    Err(message) => {
-                        self.report.verdicts.not_made += 1;
-                        self.report.warn(
-                            &file.path,
-                            Some(line.number),
-                            format!(
-                                "audit row kept, but no verdict could be made from it: {message}"
-                            ),
-                        );
-                    }
-                }
+                self.put_audit_verdict(text, identity, &file.path, line.number)?;
             }
             Ok(())
         })
+    }
+
+    /// The verdict of the audit row `text` (line `number` of `path`): its verdict file's
+    /// (found by `identity` among the matched ones), else one made from the row; a verdict
+    /// stored already is a duplicate of itself.
+    fn put_audit_verdict(
+        &mut self,
+        text: &str,
+        identity: Option<Identity>,
+        path: &std::path::Path,
+        number: u64,
+    ) -> Result<(), ImportError> {
+        let file_text = identity
+            .and_then(|id| self.matched.remove(&id))
+            .map(|spilled| self.spill.read(spilled))
+            .transpose()
+            .map_err(io_error(self.spill_dir))?;
+        match audit_verdict(text, file_text) {
+            Ok((verdict, put_kind)) => {
+                let record = Record::Verdict(NewVerdict::new(verdict, None, None, self.now));
+                self.push(Put::from(record), put_kind)
+            }
+            Err(message) => {
+                self.report.verdicts.not_made += 1;
+                self.report.warn(
+                    path,
+                    Some(number),
+                    format!("audit row kept, but no verdict could be made from it: {message}"),
+                );
+                Ok(())
+            }
+        }
     }
 
     /// Says that `line` started with NUL bytes, which are not kept (`Line::zero_filled`).
@@ -229,24 +240,28 @@ impl Pass2<'_> {
         }
     }
 
-    /// An outcome row the database holds already ([`rows_held`]): nothing stored, counted as a
-    /// duplicate, as its import key or its verdict's identity would have found it; keyed all
-    /// the same, so that the lines after get the keys they always had. An audit row's
-    /// verdict is held too; the verdict files audited before it take their place as they would.
-    fn held_outcome(&mut self, bytes: &[u8], keys: &mut ImportKeys) -> Result<(), ImportError> {
-        keys.key(bytes);
+    /// An outcome row the database holds already ([`rows_held`]): not stored again, counted as
+    /// a duplicate, as its import key would have found it; keyed all the same, so that the
+    /// lines after get the keys they always had. An audit row's verdict is put as ever (a
+    /// duplicate of itself when stored): the database may hold the row without it (a row
+    /// posted to `POST /outcomes` makes none), and its verdict file would be lost (a review).
+    fn held_outcome(
+        &mut self,
+        path: &std::path::Path,
+        line: &lines::Line<'_>,
+        keys: &mut ImportKeys,
+    ) -> Result<(), ImportError> {
+        keys.key(line.bytes);
         self.report.outcomes.duplicates += 1;
-        let Ok((_, head)) = parse_row(bytes) else {
+        let Ok((text, head)) = parse_row(line.bytes) else {
             return Ok(());
         };
         if head.kind.as_deref() == Some("audit") {
             if let Some(audited_at) = &head.audited_at {
                 self.put_orphans_audited_before(Some(audited_at))?;
             }
-            if let Some(id) = verdicts::head_identity(&head) {
-                self.matched.remove(&id);
-            }
-            self.report.verdicts.duplicates += 1;
+            let identity = verdicts::head_identity(&head);
+            self.put_audit_verdict(text, identity, path, line.number)?;
         }
         Ok(())
     }

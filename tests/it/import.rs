@@ -734,6 +734,48 @@ fn a_verdict_file_with_more_claims_than_a_request_may_carry_is_kept_whole() {
     assert!(check.passed(), "{check:?}");
 }
 
+/// An audit row the database holds without its verdict (posted to `POST /outcomes`, which
+/// stores a row byte for byte and makes no verdict), exported, then imported with its verdict
+/// file: the verdict is stored from the file. A review found the row skipped as held and its
+/// verdict file dropped with it.
+#[test]
+fn a_held_audit_row_still_brings_its_verdict_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, data) = (dir.path().join("legacy"), dir.path().join("data"));
+    let legacy_arg = legacy.to_str().unwrap();
+    let mut server = crate::support::InProcessServer::start_in(
+        &data,
+        &["--export-out", legacy_arg, "--export-interval", "0"],
+    );
+    let head = "abcdef0123456789abcdef0123456789abcdef01";
+    let at = "2026-06-01T00:00:00.000Z";
+    let row = format!(
+        r#"{{"kind":"audit","sig_hash":"pr50-abcdef01","audited_at":"{at}","pr_number":50,"head_sha":"{head}","overall":"block","one_liner":"SQL from input","ok_events":0,"total_events":1,"findings":{{"block":1,"warn":0,"info":0}},"elapsed_secs":1}}"#
+    );
+    assert_eq!(server.post_json("/outcomes", row).status, 201);
+    assert_eq!(server.post_json("/export", "").status, 200);
+    server.stop().unwrap();
+    drop(server);
+    let verdict = format!(
+        r#"{{"pr_number":50,"head_sha":"{head}","overall":"block","one_liner":"SQL from input","claims":["builds SQL from the request"],"findings":[{{"check":"security","severity":"block","summary":"SQL built from request input"}}],"metrics":{{"findings_block":1,"findings_warn":0}},"audited_at":"{at}"}}"#
+    );
+    write(
+        &legacy,
+        "_auditor/verdicts/50-abcdef01.json",
+        verdict.as_bytes(),
+    );
+    let store = open_store(&data);
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(report.outcomes.duplicates, 1, "{report:?}");
+    assert_eq!(
+        (report.verdicts.stored, report.verdicts.from_file),
+        (1, 1),
+        "{report:?}"
+    );
+    let again = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!((again.verdicts.stored, again.verdicts.duplicates), (0, 1));
+}
+
 /// A legacy writer that crashed can leave its file's tail zero-filled, and appends after the
 /// zeros when it runs again: the row after them is kept, with a warning naming the line, where
 /// a review found the whole line rejected and the row lost. A file that ends in zeros (nothing

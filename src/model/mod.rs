@@ -217,22 +217,66 @@ pub fn now_ms() -> u64 {
 }
 
 /// The time by which what is old is forgotten or deleted (idempotency keys, a backup's key,
-/// events past their retention): the wall clock, but never ahead of the wall clock at the
-/// process's first call plus the time that has passed since, by the monotonic clock. A clock
+/// events past their retention): the wall clock, except just after it steps forward. A clock
 /// stepped forward (a day, say) made every idempotency key old at once, and a client's retry
-/// of a write acknowledged seconds before was stored twice (a review); stepped forward, this
-/// clock runs on as time passes, and what it forgets, it forgets late, never early. The
-/// service calls it first as it starts.
+/// of a write acknowledged seconds before was stored twice (a review). This clock runs on
+/// from where the wall clock was, by the monotonic clock, while the wall clock is ahead of it,
+/// and takes the wall clock's time again once it has been ahead for [`EXPIRY_CATCH_UP`]: a
+/// step forward makes nothing old early for that long (the default idempotency window), and
+/// a service started before its clock was set (a machine booting before NTP) forgets late for
+/// that long, never for good. Within one process: a step while it is stopped is not seen.
+/// The service calls it first as it starts.
 pub fn expiry_now_ms() -> u64 {
-    static ANCHOR: std::sync::LazyLock<(u64, std::time::Instant)> =
-        std::sync::LazyLock::new(|| (now_ms(), std::time::Instant::now()));
-    not_ahead(now_ms(), *ANCHOR)
+    static CLOCK: std::sync::LazyLock<std::sync::Mutex<ExpiryClock>> =
+        std::sync::LazyLock::new(|| {
+            std::sync::Mutex::new(ExpiryClock::new(now_ms(), std::time::Instant::now()))
+        });
+    CLOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .at(now_ms(), std::time::Instant::now())
 }
 
-/// `wall` no later than the anchor's wall time plus the time since the anchor's instant.
-fn not_ahead(wall: u64, (anchor_ms, anchor): (u64, std::time::Instant)) -> u64 {
-    let passed = u64::try_from(anchor.elapsed().as_millis()).unwrap_or(u64::MAX);
-    wall.min(anchor_ms.saturating_add(passed))
+/// How long the wall clock may be ahead of the time that passed before [`expiry_now_ms`]
+/// takes it as it is.
+pub const EXPIRY_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// [`expiry_now_ms`]'s state: where the wall clock was at an instant, and since when it has
+/// been ahead of that by more than the time passed.
+#[derive(Debug)]
+struct ExpiryClock {
+    anchor_ms: u64,
+    anchor: std::time::Instant,
+    ahead_since: Option<std::time::Instant>,
+}
+
+impl ExpiryClock {
+    fn new(wall_ms: u64, now: std::time::Instant) -> ExpiryClock {
+        ExpiryClock {
+            anchor_ms: wall_ms,
+            anchor: now,
+            ahead_since: None,
+        }
+    }
+
+    /// The expiry time when the wall clock reads `wall_ms` at `now`.
+    fn at(&mut self, wall_ms: u64, now: std::time::Instant) -> u64 {
+        let passed = u64::try_from(now.saturating_duration_since(self.anchor).as_millis())
+            .unwrap_or(u64::MAX);
+        let steady = self.anchor_ms.saturating_add(passed);
+        // Within a second of the time passed (the two clocks' rounding and NTP's slewing), or
+        // behind it (a step back: the wall clock forgets late): the wall clock, from here.
+        if wall_ms <= steady.saturating_add(1_000) {
+            *self = ExpiryClock::new(wall_ms, now);
+            return wall_ms;
+        }
+        let since = *self.ahead_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= EXPIRY_CATCH_UP {
+            *self = ExpiryClock::new(wall_ms, now);
+            return wall_ms;
+        }
+        steady
+    }
 }
 
 /// The last millisecond `toISOString` writes with a four-digit year (9999-12-31T23:59:59.999Z).
@@ -255,20 +299,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_expiry_clock_never_runs_ahead_of_the_time_that_passed() {
+    fn the_expiry_clock_lets_a_forward_step_age_nothing_until_it_catches_up() {
+        use std::time::{Duration, Instant};
         let day = 24 * 3_600_000;
-        let anchor = (1_000 * day, std::time::Instant::now());
-        // The wall clock stepped forward a day: the expiry clock stays where time has taken it.
-        let after_step = not_ahead(anchor.0 + day, anchor);
-        assert!(
-            after_step >= anchor.0 && after_step < anchor.0 + 60_000,
-            "{after_step}"
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut clock = ExpiryClock::new(1_000 * day, start);
+        // Time passes as the wall clock says (within a second): the wall clock.
+        assert_eq!(clock.at(1_000 * day + 10_000, at(10)), 1_000 * day + 10_000);
+        assert_eq!(clock.at(1_000 * day + 15_500, at(15)), 1_000 * day + 15_500);
+        // Stepped forward a day: the clock runs on from where it was.
+        assert_eq!(clock.at(1_001 * day + 20_000, at(20)), 1_000 * day + 20_500);
+        assert_eq!(
+            clock.at(1_001 * day + 3_600_000, at(3_600)),
+            1_000 * day + 3_600_500
         );
-        // Stepped back: the wall clock, which forgets later.
-        assert_eq!(not_ahead(anchor.0 - day, anchor), anchor.0 - day);
-        // As time passes, it follows the wall clock.
-        let later = (anchor.0, anchor.1 - std::time::Duration::from_secs(3_600));
-        assert_eq!(not_ahead(anchor.0 + 3_000_000, later), anchor.0 + 3_000_000);
+        // Ahead for a whole EXPIRY_CATCH_UP: the wall clock is taken as it is, and kept.
+        let caught = 20 + EXPIRY_CATCH_UP.as_secs();
+        let wall = 1_001 * day + caught * 1_000;
+        assert_eq!(clock.at(wall, at(caught)), wall);
+        assert_eq!(clock.at(wall + 5_000, at(caught + 5)), wall + 5_000);
+        // Stepped back: the wall clock (later expiry), and time runs on from there.
+        assert_eq!(clock.at(wall - day, at(caught + 6)), wall - day);
+        assert_eq!(
+            clock.at(wall - day + 1_000, at(caught + 7)),
+            wall - day + 1_000
+        );
+        // A clock that catches up from behind the real time (set at boot, then by NTP) is
+        // followed after EXPIRY_CATCH_UP, not never.
+        let mut booted = ExpiryClock::new(0, start);
+        assert_eq!(booted.at(40 * day, at(1)), 1_000);
+        let later = 1 + EXPIRY_CATCH_UP.as_secs();
+        assert_eq!(
+            booted.at(40 * day + later * 1_000, at(later)),
+            40 * day + later * 1_000
+        );
         let now = expiry_now_ms();
         assert!(now <= now_ms() && now + 60_000 > now_ms());
     }

@@ -33,7 +33,7 @@ pub fn is_negated(summary: &str) -> bool {
 /// the same night). Compared stemmed, so `allows` opposes `denied`. Words that are
 /// each other with a prefix that says "not" (`encrypted`, `unencrypted`; `valid`, `invalid`;
 /// `blocking`, `nonblocking`) oppose each other too ([`NOT_PREFIXES`]).
-const OPPOSITES: [(&str, &str); 58] = [
+const OPPOSITES: [(&str, &str); 57] = [
     ("above", "below"),
     ("accept", "reject"),
     ("add", "remove"),
@@ -74,7 +74,6 @@ const OPPOSITES: [(&str, &str); 58] = [
     ("lowercase", "uppercase"),
     ("max", "min"),
     ("maximum", "minimum"),
-    ("new", "old"),
     ("off", "on"),
     ("open", "close"),
     ("open", "closed"),

@@ -67,8 +67,8 @@ pub struct ClaimMatch {
 /// 2026-12-06). Halved, it ranks behind a claim that agrees, and says why.
 pub const OPPOSED_WEIGHT: f64 = 0.5;
 
-/// Candidates scored beyond `limit`, at most: what a neighbour whose score an opposed match
-/// halves can be replaced by.
+/// Candidates scored beyond `limit`: what neighbours whose scores opposed matches halve can be
+/// replaced by (read only when they are).
 const OPPOSED_SPARE: usize = 64;
 
 /// A prior verdict whose claims match the query's.
@@ -219,8 +219,12 @@ impl Store {
             self_scores,
             min_score: q.min_score,
         };
-        let spare = q.limit.min(OPPOSED_SPARE);
-        let ranked = search.top(&exact, &left_out, q.limit.saturating_add(spare), budget)?;
+        let ranked = search.top(
+            &exact,
+            &left_out,
+            q.limit.saturating_add(OPPOSED_SPARE),
+            budget,
+        )?;
 
         let query_terms: Vec<Vec<&str>> = counts
             .iter()
@@ -248,42 +252,56 @@ impl Store {
             // Read once per neighbour, however many of its claims matched: a verdict may hold
             // up to MAX_CLAIMS of them in a JSON of up to the body limit.
             let claims = stored_claims(&value.raw_json);
-            let matches: Vec<ClaimMatch> = found
-                .bests
-                .iter()
-                .map(|&(query, m)| {
-                    let claim = match m.claim {
-                        Claimed::Index(i) => i,
-                        Claimed::Hash(h) => claims.iter().position(|c| c.hash.0 == h).unwrap_or(0),
-                    };
-                    let opposed = m.kind == MatchKind::Similar
-                        && matches!(
-                            (&q.claims[query].text, claims.get(claim).and_then(|c| c.text.as_ref())),
-                            (Some(asked), Some(stored)) if says_opposite(asked, stored)
-                        );
-                    ClaimMatch {
-                        query,
-                        claim,
-                        kind: m.kind,
-                        score: if opposed {
-                            round_score(m.score * OPPOSED_WEIGHT)
-                        } else {
-                            m.score
-                        },
-                        terms: terms_of(&query_terms[query], m.terms),
-                        opposed,
+            let mut matches = Vec::with_capacity(found.bests.len());
+            // Whether a match was halved, replaced or dropped: the score is summed again.
+            let mut changed = false;
+            for &(query, m) in &found.bests {
+                let claim = match m.claim {
+                    Claimed::Index(i) => i,
+                    Claimed::Hash(h) => claims.iter().position(|c| c.hash.0 == h).unwrap_or(0),
+                };
+                let asked = q.claims[query].text.as_deref();
+                let stored = claims.get(claim).and_then(|c| c.text.as_deref());
+                let found_match = ClaimMatch {
+                    query,
+                    claim,
+                    kind: m.kind,
+                    score: m.score,
+                    terms: terms_of(&query_terms[query], m.terms),
+                    opposed: false,
+                };
+                let best = match (m.kind, asked, stored, &counts[query]) {
+                    (MatchKind::Similar, Some(asked), Some(stored), Some(asked_counts))
+                        if says_opposite(asked, stored) =>
+                    {
+                        changed = true;
+                        budget.walk(claims.len() as u64)?;
+                        let halved = ClaimMatch {
+                            score: round_score(m.score * OPPOSED_WEIGHT),
+                            opposed: true,
+                            ..found_match
+                        };
+                        // The verdict's best claim that does not say the opposite, if it
+                        // scores above the opposed one halved.
+                        search
+                            .best_agreeing(query, asked, asked_counts, &claims, claim)
+                            .filter(|other| other.score > halved.score)
+                            .unwrap_or(halved)
                     }
-                })
-                .filter(|m| m.score >= q.min_score)
-                .collect();
+                    _ => found_match,
+                };
+                if best.score >= q.min_score {
+                    matches.push(best);
+                } else {
+                    changed = true;
+                }
+            }
             if matches.is_empty() {
                 continue;
             }
-            if !budget.take(value.raw_json.len() + value.one_liner.len()) {
-                break;
-            }
-            // Summed in query claim order, as the ranking does.
-            let score = if matches.iter().any(|m| m.opposed) {
+            // The listed matches, summed in query claim order as the ranking does: the same
+            // score unless one was halved, replaced or dropped.
+            let score = if changed {
                 round_score(matches.iter().map(|m| m.score).sum())
             } else {
                 found.score
@@ -296,9 +314,18 @@ impl Store {
                 claims,
             });
         }
-        // Better is a higher score, then a newer verdict, as ranked.
+        // Better is a higher score, then a newer verdict, as ranked; the answer's bytes are
+        // taken for the neighbours answered only.
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
         out.truncate(q.limit);
+        let mut answered = 0;
+        for hit in &out {
+            if !budget.take(hit.value.raw_json.len() + hit.value.one_liner.len()) {
+                break;
+            }
+            answered += 1;
+        }
+        out.truncate(answered);
         Ok(out)
     }
 }
@@ -345,6 +372,57 @@ struct Search<'q> {
 }
 
 impl Search<'_> {
+    /// The best of `claims` (a verdict's) for the query claim `query` (its text `asked`, its
+    /// terms `asked_counts`) among those that do not say the opposite of it, `skip` left out:
+    /// the verdict's best match said the opposite, and another claim of it may agree. Scored
+    /// as the search scores a stored claim (BM25 over the query claim's own score).
+    fn best_agreeing(
+        &self,
+        query: usize,
+        asked: &str,
+        asked_counts: &TermCounts,
+        claims: &[Claim],
+        skip: usize,
+    ) -> Option<ClaimMatch> {
+        let mut best: Option<ClaimMatch> = None;
+        for (index, claim) in claims.iter().enumerate() {
+            let Some(text) = claim.text.as_deref().filter(|_| index != skip) else {
+                continue;
+            };
+            let stored = TermCounts::of(text);
+            let mut raw = 0.0;
+            let mut shared = Vec::new();
+            for (term, _) in &asked_counts.terms {
+                let Ok(at) = stored.terms.binary_search_by(|(t, _)| t.as_str().cmp(term)) else {
+                    continue;
+                };
+                let list = self.terms.partition_point(|t| t.term < term.as_str());
+                let Some(known) = self.terms.get(list).filter(|t| t.term == term) else {
+                    continue;
+                };
+                let idf = self.corpus.idf(known.postings.len() as u64);
+                raw += self.corpus.term_score(idf, stored.terms[at].1, stored.len);
+                shared.push(term.clone());
+            }
+            let score = round_score(relative_score(raw, self.self_scores[query]));
+            if score <= 0.0
+                || best.as_ref().is_some_and(|b| b.score >= score)
+                || says_opposite(asked, text)
+            {
+                continue;
+            }
+            best = Some(ClaimMatch {
+                query,
+                claim: index,
+                kind: MatchKind::Similar,
+                score,
+                terms: shared,
+                opposed: false,
+            });
+        }
+        best
+    }
+
     /// The `limit` best verdicts, best first, leaving out `excluded` (sorted): exact matches
     /// from `exact` (sorted `(seq, query claim)`), similar ones from the terms' postings.
     ///

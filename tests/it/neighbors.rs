@@ -697,3 +697,90 @@ fn a_claim_that_says_the_opposite_is_flagged_and_ranked_behind() {
     assert_eq!(same.json["neighbors"][0]["matches"][0]["kind"], "exact");
     assert_eq!(same.json["neighbors"][0]["matches"][0].get("opposed"), None);
 }
+
+/// A verdict whose best match says the opposite is answered by its best claim that agrees, if
+/// that scores above the opposed one halved; a neighbour's score is the sum of the matches it
+/// lists, whatever `min_score` drops; and the answer at `limit` 1 is the first of the answer
+/// at `limit` 3. A review found each of these wrong in the first version of the halving.
+#[test]
+fn an_opposed_best_match_gives_way_to_a_claim_that_agrees() {
+    let server = InProcessServer::start();
+    let post =
+        |pr, overall, reason, claims: &[&str]| post_verdict(&server, pr, overall, reason, claims);
+    post(
+        1,
+        "approve",
+        "both",
+        &[
+            "does not add unit tests for the retry logic",
+            "adds unit tests for the retry logic in the uploader path",
+        ],
+    );
+    post(
+        2,
+        "block",
+        "none",
+        &["does not add unit tests for the retry logic"],
+    );
+    post(
+        3,
+        "block",
+        "none either",
+        &["does not add unit tests for the retry logic at all"],
+    );
+    post(
+        4,
+        "approve",
+        "cache",
+        &["enables caching of manifests in the uploader"],
+    );
+    let ask = |body: serde_json::Value| {
+        let answer = server.post_json("/neighbors", body.to_string());
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer
+    };
+    let query = "adds unit tests for the retry logic";
+    let answer = ask(json!({"claims": [query], "limit": 3}));
+    let found = answer.json["neighbors"].as_array().unwrap();
+    assert_eq!(found[0]["pr_number"], 1, "{}", answer.text);
+    let best = &found[0]["matches"][0];
+    assert_eq!(
+        best["claim"],
+        "adds unit tests for the retry logic in the uploader path"
+    );
+    assert_eq!(best.get("opposed"), None, "{}", answer.text);
+    assert!(best["score"].as_f64().unwrap() > 0.5, "{}", answer.text);
+    assert!(
+        answer.json["context"]
+            .as_str()
+            .unwrap()
+            .starts_with("similar earlier PRs: #1 approve (both); claiming the opposite:"),
+        "{}",
+        answer.text
+    );
+    // The answer at limit 1 is the first of the answer at limit 3.
+    let one = ask(json!({"claims": [query], "limit": 1}));
+    assert_eq!(
+        one.json["neighbors"][0]["seq"], found[0]["seq"],
+        "{}",
+        one.text
+    );
+    // A match dropped by min_score is not in the neighbour's score.
+    let both = ask(json!({
+        "claims": ["adds unit tests for the retry logic", "enables caching of manifests in the uploader"],
+        "min_score": 0.6,
+    }));
+    for neighbor in both.json["neighbors"].as_array().unwrap() {
+        let sum: f64 = neighbor["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["score"].as_f64().unwrap())
+            .sum();
+        let score = neighbor["score"].as_f64().unwrap();
+        assert!((score - sum).abs() < 1e-3, "{neighbor}");
+        for m in neighbor["matches"].as_array().unwrap() {
+            assert!(m["score"].as_f64().unwrap() >= 0.6, "{neighbor}");
+        }
+    }
+}

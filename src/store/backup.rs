@@ -466,8 +466,9 @@ fn create_backup_dir(
 /// and is never removed). A directory is the server's only when it is a real directory (not a
 /// link) holding a regular-file marker that names it and this database (or no database: a
 /// marker older than that field); the server removes its `kb.redb`, an interrupted copy's
-/// `kb.redb.partial` (a crash mid-backup leaves one), its marker and then the directory, which
-/// fails (and is left, with a warning) when anything else is in it. Returns the names removed.
+/// `kb.redb.partial` (a crash mid-backup leaves one), its marker and then the directory, unless
+/// anything else is in it (then the directory is left whole, with a warning). Returns the
+/// names removed.
 /// Failures are logged, never fatal: the backup itself is done.
 fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>) -> Vec<String> {
     let mut ours: Vec<(u64, String)> = ours(backup_dir, database)
@@ -550,8 +551,31 @@ fn made_for(
 }
 
 /// Removes a server-made backup's directory: its copy, an interrupted copy's partial file, its
-/// markers, then the directory itself, which fails when anything else is in it.
+/// markers, then the directory itself. A directory holding anything else is left whole (an
+/// error), so that a backup is never half removed: its copy gone and its marker with it, the
+/// directory no longer known as the server's.
 fn remove_backup(dir: &Path) -> std::io::Result<()> {
+    let ours = [
+        DB_FILE.to_owned(),
+        partial_path(Path::new(DB_FILE)).display().to_string(),
+        MARKER_FILE.to_owned(),
+        NEXT_MARKER_FILE.to_owned(),
+    ];
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        if !ours
+            .iter()
+            .any(|own| name.as_encoded_bytes() == own.as_bytes())
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::DirectoryNotEmpty,
+                format!(
+                    "{} holds {name:?}, which the server did not make",
+                    dir.display()
+                ),
+            ));
+        }
+    }
     let _ = fs::remove_file(dir.join(DB_FILE));
     let _ = fs::remove_file(partial_path(&dir.join(DB_FILE)));
     let _ = fs::remove_file(dir.join(MARKER_FILE));

@@ -346,7 +346,9 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
         let a = server.post_json("/backup", format!(r#"{{"name":"{name}"}}"#));
         assert_eq!(a.status, 201, "{}", a.text);
     }
-    // A server-made backup holding a file the server did not make keeps that file.
+    // A server-made backup holding a file the server did not make is left whole: that file,
+    // and its copy and marker (until a review, its copy was removed before the directory's
+    // removal failed).
     std::fs::write(backups.path().join("b2/notes.txt"), b"mine").unwrap();
     let a = server.post_json("/backup", r#"{"name":"b4"}"#);
     assert_eq!(a.status, 201, "{}", a.text);
@@ -359,6 +361,8 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
         "foreign/kb.redb",
         "linked",
         "b2/notes.txt",
+        "b2/kb.redb",
+        "b2/.lakehouse-kb-backup",
         "fake/kb.redb",
         "stuck/.lakehouse-kb-backup",
     ] {
@@ -368,7 +372,6 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
         );
     }
     assert!(!listing.contains(&"b1".to_owned()), "{listing:?}");
-    assert!(!listing.contains(&"b2/kb.redb".to_owned()), "{listing:?}");
     assert_eq!(
         std::fs::read(backups.path().join("foreign/kb.redb")).unwrap(),
         b"someone else's"
@@ -909,4 +912,36 @@ fn a_keyed_backup_whose_attempt_never_answered_is_made_again_by_its_retry() {
             assert_eq!(again.json["name"], name.as_str());
         }
     }
+}
+
+/// A backup directory the server made that holds a file it did not make is left whole, by a
+/// keyed retry and by pruning alike: a review found its copy and marker removed before the
+/// directory's removal failed, leaving a directory no longer known as the server's, and the
+/// copy gone.
+#[test]
+fn a_backup_directory_holding_a_stranger_s_file_is_left_whole() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir_arg = backups.path().to_str().unwrap();
+    let server = InProcessServer::start_with(&["--backup-dir", dir_arg, "--backup-keep", "1"]);
+    let post =
+        |key: &str, body: &str| server.post_keyed("/backup", "application/json", Some(key), body);
+    let first = post("k-1", r#"{"name":"held"}"#);
+    assert_eq!(first.status, 201, "{}", first.text);
+    let held = backups.path().join("held");
+    // What a crash before the answer was kept leaves, and a file of an operator's.
+    let marker = held.join(".lakehouse-kb-backup");
+    let mut kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    kept.as_object_mut().unwrap().remove("done").unwrap();
+    std::fs::write(&marker, kept.to_string()).unwrap();
+    std::fs::write(held.join("NOTES.txt"), b"an operator's").unwrap();
+    let before = tree(&held);
+    let retried = post("k-1", r#"{"name":"held"}"#);
+    assert_eq!(retried.status, 409, "{}", retried.text);
+    assert_eq!(tree(&held), before);
+    // Pruning (keep 1) passes it by too.
+    let next = post("k-2", "{}");
+    assert_eq!(next.status, 201, "{}", next.text);
+    assert_eq!(next.json["pruned"], serde_json::json!([]), "{}", next.text);
+    assert_eq!(tree(&held), before);
 }

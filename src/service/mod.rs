@@ -305,8 +305,8 @@ fn open_waiting(
 ) -> Result<Option<Store>, StoreError> {
     let deadline = std::time::Instant::now() + timeout;
     let mut logged = false;
-    // When the disk was first found full, and when that was last logged.
-    let mut full: Option<(std::time::Instant, std::time::Instant)> = None;
+    // When the disk was first found full, and when that was last logged and told systemd.
+    let mut full: Option<(std::time::Instant, std::time::Instant, std::time::Instant)> = None;
     loop {
         match Store::open(path, options.clone()) {
             Err(e) if e.is_no_space() => {
@@ -319,18 +319,23 @@ fn open_waiting(
                             "no space left to open the database; trying again every second \
                              until there is (free space on its file system)"
                         );
-                        systemd::status("waiting for disk space to open the database");
+                        systemd::waiting_for_space();
                         recovery.set_no_space(true);
-                        full = Some((now, now));
+                        full = Some((now, now, now));
                     }
-                    Some((since, logged)) if logged.elapsed() >= Duration::from_secs(60) => {
-                        tracing::warn!(
-                            waited_secs = since.elapsed().as_secs(),
-                            "still no space to open the database"
-                        );
-                        *logged = now;
+                    Some((since, logged, told)) => {
+                        if logged.elapsed() >= Duration::from_secs(60) {
+                            tracing::warn!(
+                                waited_secs = since.elapsed().as_secs(),
+                                "still no space to open the database"
+                            );
+                            *logged = now;
+                        }
+                        if told.elapsed() >= systemd::WAIT_REPORT_EVERY {
+                            systemd::waiting_for_space();
+                            *told = now;
+                        }
                     }
-                    Some(_) => {}
                 }
                 std::thread::sleep(FULL_DISK_RETRY);
                 if *stop.borrow() {

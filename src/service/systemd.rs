@@ -101,6 +101,19 @@ fn report(fraction: f64) {
     ]);
 }
 
+/// The open waits for disk space: says so, and moves the start timeout on (the caller reports
+/// again at least every [`REPAIR_REPORT_EVERY`]), so that systemd does not kill a start that
+/// waits for an operator to free space, as it would not kill a repair.
+pub fn waiting_for_space() {
+    notify(&[
+        NotifyState::Status("waiting for disk space to open the database"),
+        NotifyState::ExtendTimeoutUsec(extension_usec()),
+    ]);
+}
+
+/// How often a start that waits reports it ([`waiting_for_space`]).
+pub const WAIT_REPORT_EVERY: Duration = REPAIR_REPORT_EVERY;
+
 /// The watchdog interval systemd asks for, per sd_watchdog_enabled(3): `WATCHDOG_USEC`, unless
 /// `WATCHDOG_PID` is set to another process. (The sd-notify crate also requires the PID.)
 pub fn watchdog_interval() -> Option<Duration> {

@@ -17,6 +17,7 @@ pub use repo::Repo;
 pub use verdict::{Overall, Verdict};
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value};
 
@@ -221,57 +222,77 @@ pub fn now_ms() -> u64 {
 /// stepped forward (a day, say) made every idempotency key old at once, and a client's retry
 /// of a write acknowledged seconds before was stored twice (a review). This clock runs on
 /// from where the wall clock was, by the monotonic clock, while the wall clock is ahead of it,
-/// and takes the wall clock's time again once it has been ahead for [`EXPIRY_CATCH_UP`]: a
-/// step forward makes nothing old early for that long (the default idempotency window), and
-/// a service started before its clock was set (a machine booting before NTP) forgets late for
-/// that long, never for good. Within one process: a step while it is stopped is not seen.
-/// The service calls it first as it starts.
+/// and takes the wall clock's time again once it has been ahead, by no further step, for the
+/// catch-up time ([`set_expiry_catch_up`]: the service's idempotency window, at least a day):
+/// a step forward makes no key old early, and a service started before its clock was set (a
+/// machine booting before NTP) forgets late for that long, never for good. Within one
+/// process: a step while it is stopped is not seen. The service calls it first as it starts.
 pub fn expiry_now_ms() -> u64 {
-    static CLOCK: std::sync::LazyLock<std::sync::Mutex<ExpiryClock>> =
-        std::sync::LazyLock::new(|| {
-            std::sync::Mutex::new(ExpiryClock::new(now_ms(), std::time::Instant::now()))
-        });
-    CLOCK
+    let catch_up = std::time::Duration::from_millis(EXPIRY_CATCH_UP_MS.load(Ordering::Relaxed));
+    EXPIRY_CLOCK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .at(now_ms(), std::time::Instant::now())
+        .at(now_ms(), std::time::Instant::now(), catch_up)
 }
 
-/// How long the wall clock may be ahead of the time that passed before [`expiry_now_ms`]
-/// takes it as it is.
+static EXPIRY_CLOCK: std::sync::LazyLock<std::sync::Mutex<ExpiryClock>> =
+    std::sync::LazyLock::new(|| {
+        std::sync::Mutex::new(ExpiryClock::new(now_ms(), std::time::Instant::now()))
+    });
+
+/// The least catch-up time of [`expiry_now_ms`]: a day.
 pub const EXPIRY_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// [`expiry_now_ms`]'s state: where the wall clock was at an instant, and since when it has
-/// been ahead of that by more than the time passed.
+static EXPIRY_CATCH_UP_MS: AtomicU64 = AtomicU64::new(24 * 3_600_000);
+
+/// Sets how long the wall clock may be ahead of the time that passed before
+/// [`expiry_now_ms`] takes it as it is: `window` (the longest a key must be kept), at least
+/// [`EXPIRY_CATCH_UP`].
+pub fn set_expiry_catch_up(window: std::time::Duration) {
+    let ms = u64::try_from(window.max(EXPIRY_CATCH_UP).as_millis()).unwrap_or(u64::MAX);
+    EXPIRY_CATCH_UP_MS.store(ms, Ordering::Relaxed);
+}
+
+/// [`expiry_now_ms`]'s state: where the wall clock was at an instant, and since when (and by
+/// how much, at the latest look) it has been ahead of that by more than the time passed.
 #[derive(Debug)]
 struct ExpiryClock {
     anchor_ms: u64,
     anchor: std::time::Instant,
-    ahead_since: Option<std::time::Instant>,
+    ahead: Option<(std::time::Instant, u64)>,
 }
+
+/// How far the two clocks may part (rounding, NTP's slewing) without a step being seen.
+const CLOCK_TOLERANCE_MS: u64 = 1_000;
 
 impl ExpiryClock {
     fn new(wall_ms: u64, now: std::time::Instant) -> ExpiryClock {
         ExpiryClock {
             anchor_ms: wall_ms,
             anchor: now,
-            ahead_since: None,
+            ahead: None,
         }
     }
 
     /// The expiry time when the wall clock reads `wall_ms` at `now`.
-    fn at(&mut self, wall_ms: u64, now: std::time::Instant) -> u64 {
+    fn at(&mut self, wall_ms: u64, now: std::time::Instant, catch_up: std::time::Duration) -> u64 {
         let passed = u64::try_from(now.saturating_duration_since(self.anchor).as_millis())
             .unwrap_or(u64::MAX);
         let steady = self.anchor_ms.saturating_add(passed);
-        // Within a second of the time passed (the two clocks' rounding and NTP's slewing), or
-        // behind it (a step back: the wall clock forgets late): the wall clock, from here.
-        if wall_ms <= steady.saturating_add(1_000) {
+        // Within the tolerance of the time passed, or behind it (a step back: the wall clock
+        // forgets late): the wall clock, from here.
+        if wall_ms <= steady.saturating_add(CLOCK_TOLERANCE_MS) {
             *self = ExpiryClock::new(wall_ms, now);
             return wall_ms;
         }
-        let since = *self.ahead_since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= EXPIRY_CATCH_UP {
+        let gap = wall_ms - steady;
+        let since = match self.ahead {
+            // A further step forward: the catch-up time starts again from it.
+            Some((since, seen)) if gap <= seen.saturating_add(CLOCK_TOLERANCE_MS) => since,
+            _ => now,
+        };
+        self.ahead = Some((since, gap));
+        if now.saturating_duration_since(since) >= catch_up {
             *self = ExpiryClock::new(wall_ms, now);
             return wall_ms;
         }
@@ -306,33 +327,67 @@ mod tests {
         let at = |secs: u64| start + Duration::from_secs(secs);
         let mut clock = ExpiryClock::new(1_000 * day, start);
         // Time passes as the wall clock says (within a second): the wall clock.
-        assert_eq!(clock.at(1_000 * day + 10_000, at(10)), 1_000 * day + 10_000);
-        assert_eq!(clock.at(1_000 * day + 15_500, at(15)), 1_000 * day + 15_500);
-        // Stepped forward a day: the clock runs on from where it was.
-        assert_eq!(clock.at(1_001 * day + 20_000, at(20)), 1_000 * day + 20_500);
         assert_eq!(
-            clock.at(1_001 * day + 3_600_000, at(3_600)),
+            clock.at(1_000 * day + 10_000, at(10), EXPIRY_CATCH_UP),
+            1_000 * day + 10_000
+        );
+        assert_eq!(
+            clock.at(1_000 * day + 15_500, at(15), EXPIRY_CATCH_UP),
+            1_000 * day + 15_500
+        );
+        // Stepped forward a day: the clock runs on from where it was.
+        assert_eq!(
+            clock.at(1_001 * day + 20_000, at(20), EXPIRY_CATCH_UP),
+            1_000 * day + 20_500
+        );
+        assert_eq!(
+            clock.at(1_001 * day + 3_600_000, at(3_600), EXPIRY_CATCH_UP),
             1_000 * day + 3_600_500
         );
         // Ahead for a whole EXPIRY_CATCH_UP: the wall clock is taken as it is, and kept.
         let caught = 20 + EXPIRY_CATCH_UP.as_secs();
         let wall = 1_001 * day + caught * 1_000;
-        assert_eq!(clock.at(wall, at(caught)), wall);
-        assert_eq!(clock.at(wall + 5_000, at(caught + 5)), wall + 5_000);
-        // Stepped back: the wall clock (later expiry), and time runs on from there.
-        assert_eq!(clock.at(wall - day, at(caught + 6)), wall - day);
+        assert_eq!(clock.at(wall, at(caught), EXPIRY_CATCH_UP), wall);
         assert_eq!(
-            clock.at(wall - day + 1_000, at(caught + 7)),
+            clock.at(wall + 5_000, at(caught + 5), EXPIRY_CATCH_UP),
+            wall + 5_000
+        );
+        // Stepped back: the wall clock (later expiry), and time runs on from there.
+        assert_eq!(
+            clock.at(wall - day, at(caught + 6), EXPIRY_CATCH_UP),
+            wall - day
+        );
+        assert_eq!(
+            clock.at(wall - day + 1_000, at(caught + 7), EXPIRY_CATCH_UP),
             wall - day + 1_000
         );
         // A clock that catches up from behind the real time (set at boot, then by NTP) is
         // followed after EXPIRY_CATCH_UP, not never.
         let mut booted = ExpiryClock::new(0, start);
-        assert_eq!(booted.at(40 * day, at(1)), 1_000);
+        assert_eq!(booted.at(40 * day, at(1), EXPIRY_CATCH_UP), 1_000);
         let later = 1 + EXPIRY_CATCH_UP.as_secs();
         assert_eq!(
-            booted.at(40 * day + later * 1_000, at(later)),
+            booted.at(40 * day + later * 1_000, at(later), EXPIRY_CATCH_UP),
             40 * day + later * 1_000
+        );
+        // A second step restarts the catch-up time: a key written just before it is not
+        // aged by it an hour later.
+        let mut twice = ExpiryClock::new(0, start);
+        assert_eq!(twice.at(day, at(1), EXPIRY_CATCH_UP), 1_000);
+        let hours_23 = 23 * 3_600;
+        assert_eq!(
+            twice.at(day + hours_23 * 1_000, at(hours_23), EXPIRY_CATCH_UP),
+            hours_23 * 1_000
+        );
+        let second = 2 * day + (hours_23 + 1) * 1_000;
+        assert_eq!(
+            twice.at(second, at(hours_23 + 1), EXPIRY_CATCH_UP),
+            (hours_23 + 1) * 1_000
+        );
+        let an_hour_on = 25 * 3_600;
+        assert_eq!(
+            twice.at(second + 3_599_000, at(an_hour_on), EXPIRY_CATCH_UP),
+            an_hour_on * 1_000
         );
         let now = expiry_now_ms();
         assert!(now <= now_ms() && now + 60_000 > now_ms());

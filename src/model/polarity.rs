@@ -169,7 +169,29 @@ const MIN_NEGATED_WORD: usize = 4;
 /// Whether `a` and `b` say opposite things: one has a negation and the other none, or they
 /// differ by a pair of opposite words ([`Stems::opposes`]).
 pub fn says_opposite(a: &str, b: &str) -> bool {
-    is_negated(a) != is_negated(b) || Stems::of(a).opposes(&Stems::of(b))
+    Polarity::of(a).opposes(&Polarity::of(b))
+}
+
+/// A wording read once for [`says_opposite`]'s comparisons: whether it is negated, and its
+/// words.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Polarity {
+    negated: bool,
+    stems: Stems,
+}
+
+impl Polarity {
+    pub fn of(text: &str) -> Polarity {
+        Polarity {
+            negated: is_negated(text),
+            stems: Stems::of(text),
+        }
+    }
+
+    /// Whether the two say opposite things (see [`says_opposite`]).
+    pub fn opposes(&self, other: &Polarity) -> bool {
+        self.negated != other.negated || self.stems.opposes(&other.stems)
+    }
 }
 
 #[cfg(test)]

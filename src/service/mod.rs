@@ -85,7 +85,8 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     let addr = listener.local_addr()?;
     // Anchors the clock by which keys and events expire: a step of the wall clock from now on
-    // makes nothing old early.
+    // makes no key old early.
+    crate::model::set_expiry_catch_up(config.idempotency_window);
     crate::model::expiry_now_ms();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn({

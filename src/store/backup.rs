@@ -562,15 +562,17 @@ fn remove_backup(dir: &Path) -> std::io::Result<()> {
         NEXT_MARKER_FILE.to_owned(),
     ];
     for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        if !ours
-            .iter()
-            .any(|own| name.as_encoded_bytes() == own.as_bytes())
-        {
+        let entry = entry?;
+        let name = entry.file_name();
+        let ours = entry.file_type()?.is_file()
+            && ours
+                .iter()
+                .any(|own| name.as_encoded_bytes() == own.as_bytes());
+        if !ours {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::DirectoryNotEmpty,
                 format!(
-                    "{} holds {name:?}, which the server did not make",
+                    "{} holds {name:?}, which is not a file the server made",
                     dir.display()
                 ),
             ));

@@ -278,6 +278,17 @@ impl ReadBudget {
         true
     }
 
+    /// Gives back `bytes` taken with [`ReadBudget::take`] for an item the answer will not hold
+    /// after all (read to be ranked, then ranked out).
+    pub fn give_back(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        if let Some(taken) = &self.shared {
+            taken.pool.give_back(bytes);
+            taken.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        }
+    }
+
     /// When the shared pool refused one of this read's items: (the bytes the pool held then,
     /// the bytes asked, the pool's limit). The answer is incomplete and must not be given.
     pub fn refused(&self) -> Option<(usize, usize, usize)> {

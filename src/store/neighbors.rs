@@ -23,7 +23,7 @@ use super::values::VerdictValue;
 use super::{ReadBudget, Store, StoreError};
 use crate::model::Repo;
 use crate::model::claims::{Claim, stored_claims};
-use crate::model::polarity::says_opposite;
+use crate::model::polarity::Polarity;
 use crate::model::text::{Corpus, MatchKind, TermCounts, relative_score, round_score};
 
 /// A neighbours query.
@@ -66,6 +66,13 @@ pub struct ClaimMatch {
 /// (negations are stop words), and scored 0.999 as the nearest precedent (a review,
 /// 2026-12-06). Halved, it ranks behind a claim that agrees, and says why.
 pub const OPPOSED_WEIGHT: f64 = 0.5;
+
+/// A stored claim's terms and polarity, read for [`Search::best_agreeing`].
+#[derive(Debug, Clone)]
+struct Analysed {
+    counts: TermCounts,
+    polarity: Polarity,
+}
 
 /// Candidates scored beyond `limit`: what neighbours whose scores opposed matches halve can be
 /// replaced by (read only when they are).
@@ -234,6 +241,12 @@ impl Store {
                     .collect()
             })
             .collect();
+        // Each query claim's negation and words, read once for every candidate.
+        let asked_polarity: Vec<Option<Polarity>> = q
+            .claims
+            .iter()
+            .map(|c| c.text.as_deref().map(Polarity::of))
+            .collect();
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let mut out: Vec<NeighborHit> = Vec::new();
         for found in ranked {
@@ -249,9 +262,18 @@ impl Store {
             }
             budget.tick()?;
             let value = verdict_value(&verdicts, found.seq)?;
+            // Taken as read, so that what the candidates held is bounded as the answer is; a
+            // candidate ranked out is given back below.
+            let bytes = value.raw_json.len() + value.one_liner.len();
+            if !budget.take(bytes) {
+                break;
+            }
             // Read once per neighbour, however many of its claims matched: a verdict may hold
             // up to MAX_CLAIMS of them in a JSON of up to the body limit.
             let claims = stored_claims(&value.raw_json);
+            // Each stored claim analysed at most once for this candidate, when a match says
+            // the opposite and another claim may agree.
+            let mut analysed: Vec<Option<Analysed>> = vec![None; claims.len()];
             let mut matches = Vec::with_capacity(found.bests.len());
             // Whether a match was halved, replaced or dropped: the score is summed again.
             let mut changed = false;
@@ -260,7 +282,6 @@ impl Store {
                     Claimed::Index(i) => i,
                     Claimed::Hash(h) => claims.iter().position(|c| c.hash.0 == h).unwrap_or(0),
                 };
-                let asked = q.claims[query].text.as_deref();
                 let stored = claims.get(claim).and_then(|c| c.text.as_deref());
                 let found_match = ClaimMatch {
                     query,
@@ -270,12 +291,11 @@ impl Store {
                     terms: terms_of(&query_terms[query], m.terms),
                     opposed: false,
                 };
-                let best = match (m.kind, asked, stored, &counts[query]) {
-                    (MatchKind::Similar, Some(asked), Some(stored), Some(asked_counts))
-                        if says_opposite(asked, stored) =>
+                let best = match (m.kind, &asked_polarity[query], stored, &counts[query]) {
+                    (MatchKind::Similar, Some(polarity), Some(stored), Some(asked_counts))
+                        if polarity.opposes(&Polarity::of(stored)) =>
                     {
                         changed = true;
-                        budget.walk(claims.len() as u64)?;
                         let halved = ClaimMatch {
                             score: round_score(m.score * OPPOSED_WEIGHT),
                             opposed: true,
@@ -283,8 +303,16 @@ impl Store {
                         };
                         // The verdict's best claim that does not say the opposite, if it
                         // scores above the opposed one halved.
-                        search
-                            .best_agreeing(query, asked, asked_counts, &claims, claim)
+                        let agreeing = search.best_agreeing(
+                            query,
+                            polarity,
+                            asked_counts,
+                            &claims,
+                            &mut analysed,
+                            claim,
+                            budget,
+                        )?;
+                        agreeing
                             .filter(|other| other.score > halved.score)
                             .unwrap_or(halved)
                     }
@@ -297,6 +325,7 @@ impl Store {
                 }
             }
             if matches.is_empty() {
+                budget.give_back(bytes);
                 continue;
             }
             // The listed matches, summed in query claim order as the ranking does: the same
@@ -314,18 +343,12 @@ impl Store {
                 claims,
             });
         }
-        // Better is a higher score, then a newer verdict, as ranked; the answer's bytes are
-        // taken for the neighbours answered only.
+        // Better is a higher score, then a newer verdict, as ranked; what the neighbours
+        // ranked out held is given back.
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
-        out.truncate(q.limit);
-        let mut answered = 0;
-        for hit in &out {
-            if !budget.take(hit.value.raw_json.len() + hit.value.one_liner.len()) {
-                break;
-            }
-            answered += 1;
+        for hit in out.drain(q.limit.min(out.len())..) {
+            budget.give_back(hit.value.raw_json.len() + hit.value.one_liner.len());
         }
-        out.truncate(answered);
         Ok(out)
     }
 }
@@ -372,28 +395,46 @@ struct Search<'q> {
 }
 
 impl Search<'_> {
-    /// The best of `claims` (a verdict's) for the query claim `query` (its text `asked`, its
-    /// terms `asked_counts`) among those that do not say the opposite of it, `skip` left out:
-    /// the verdict's best match said the opposite, and another claim of it may agree. Scored
-    /// as the search scores a stored claim (BM25 over the query claim's own score).
+    /// The best of `claims` (a verdict's) for the query claim `query` (its polarity `asked`,
+    /// its terms `asked_counts`) among those that do not say the opposite of it, `skip` left
+    /// out: the verdict's best match said the opposite, and another claim of it may agree.
+    /// Scored as the search scores a stored claim (BM25 over the query claim's own score).
+    /// Each claim is analysed once per candidate (`analysed`), its text's length counted
+    /// against `budget` (a row per 64 bytes).
+    #[allow(clippy::too_many_arguments)]
     fn best_agreeing(
         &self,
         query: usize,
-        asked: &str,
+        asked: &Polarity,
         asked_counts: &TermCounts,
         claims: &[Claim],
+        analysed: &mut [Option<Analysed>],
         skip: usize,
-    ) -> Option<ClaimMatch> {
+        budget: &mut ReadBudget,
+    ) -> Result<Option<ClaimMatch>, StoreError> {
         let mut best: Option<ClaimMatch> = None;
         for (index, claim) in claims.iter().enumerate() {
             let Some(text) = claim.text.as_deref().filter(|_| index != skip) else {
                 continue;
             };
-            let stored = TermCounts::of(text);
+            let stored = match &mut analysed[index] {
+                Some(done) => done,
+                slot => {
+                    budget.walk(text.len() as u64 / 64 + 1)?;
+                    slot.insert(Analysed {
+                        counts: TermCounts::of(text),
+                        polarity: Polarity::of(text),
+                    })
+                }
+            };
             let mut raw = 0.0;
             let mut shared = Vec::new();
             for (term, _) in &asked_counts.terms {
-                let Ok(at) = stored.terms.binary_search_by(|(t, _)| t.as_str().cmp(term)) else {
+                let Ok(at) = stored
+                    .counts
+                    .terms
+                    .binary_search_by(|(t, _)| t.as_str().cmp(term))
+                else {
                     continue;
                 };
                 let list = self.terms.partition_point(|t| t.term < term.as_str());
@@ -401,13 +442,15 @@ impl Search<'_> {
                     continue;
                 };
                 let idf = self.corpus.idf(known.postings.len() as u64);
-                raw += self.corpus.term_score(idf, stored.terms[at].1, stored.len);
+                raw += self
+                    .corpus
+                    .term_score(idf, stored.counts.terms[at].1, stored.counts.len);
                 shared.push(term.clone());
             }
             let score = round_score(relative_score(raw, self.self_scores[query]));
             if score <= 0.0
                 || best.as_ref().is_some_and(|b| b.score >= score)
-                || says_opposite(asked, text)
+                || asked.opposes(&stored.polarity)
             {
                 continue;
             }
@@ -420,7 +463,7 @@ impl Search<'_> {
                 opposed: false,
             });
         }
-        best
+        Ok(best)
     }
 
     /// The `limit` best verdicts, best first, leaving out `excluded` (sorted): exact matches

@@ -734,6 +734,22 @@ fn an_opposed_best_match_gives_way_to_a_claim_that_agrees() {
         "cache",
         &["enables caching of manifests in the uploader"],
     );
+    post(
+        5,
+        "block",
+        "cache, no tests",
+        &[
+            "does not add unit tests for the retry logic",
+            "enables caching of manifests in the uploader",
+        ],
+    );
+    // The agreeing claim alone: what the search scores it.
+    post(
+        6,
+        "approve",
+        "tests",
+        &["adds unit tests for the retry logic in the uploader path"],
+    );
     let ask = |body: serde_json::Value| {
         let answer = server.post_json("/neighbors", body.to_string());
         assert_eq!(answer.status, 200, "{}", answer.text);
@@ -742,19 +758,28 @@ fn an_opposed_best_match_gives_way_to_a_claim_that_agrees() {
     let query = "adds unit tests for the retry logic";
     let answer = ask(json!({"claims": [query], "limit": 3}));
     let found = answer.json["neighbors"].as_array().unwrap();
-    assert_eq!(found[0]["pr_number"], 1, "{}", answer.text);
-    let best = &found[0]["matches"][0];
+    let prs: Vec<u64> = found
+        .iter()
+        .map(|n| n["pr_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(prs[..2], [6, 1], "{}", answer.text);
+    let best = &found[1]["matches"][0];
     assert_eq!(
         best["claim"],
         "adds unit tests for the retry logic in the uploader path"
     );
     assert_eq!(best.get("opposed"), None, "{}", answer.text);
-    assert!(best["score"].as_f64().unwrap() > 0.5, "{}", answer.text);
+    // Scored as the search scores the same claim in a verdict of its own.
+    assert_eq!(
+        best["score"], found[0]["matches"][0]["score"],
+        "{}",
+        answer.text
+    );
+    assert_eq!(found[1]["score"], found[0]["score"]);
     assert!(
-        answer.json["context"]
-            .as_str()
-            .unwrap()
-            .starts_with("similar earlier PRs: #1 approve (both); claiming the opposite:"),
+        answer.json["context"].as_str().unwrap().starts_with(
+            "similar earlier PRs: #6 approve (tests), #1 approve (both); claiming the opposite:"
+        ),
         "{}",
         answer.text
     );
@@ -765,12 +790,16 @@ fn an_opposed_best_match_gives_way_to_a_claim_that_agrees() {
         "{}",
         one.text
     );
-    // A match dropped by min_score is not in the neighbour's score.
+    // A match dropped by min_score is not in the neighbour's score: PR 5's opposed match,
+    // halved below 0.6, beside its exact one.
     let both = ask(json!({
         "claims": ["adds unit tests for the retry logic", "enables caching of manifests in the uploader"],
         "min_score": 0.6,
     }));
-    for neighbor in both.json["neighbors"].as_array().unwrap() {
+    let listed = both.json["neighbors"].as_array().unwrap();
+    let pr5 = listed.iter().find(|n| n["pr_number"] == 5).expect("PR 5");
+    assert_eq!(pr5["score"], 1.0, "{}", both.text);
+    for neighbor in listed {
         let sum: f64 = neighbor["matches"]
             .as_array()
             .unwrap()

@@ -40,6 +40,7 @@ pub struct Params {
     pub status: Option<String>,
     pub cursor: Option<String>,
     pub pr_number: Option<String>,
+    pub dismissals: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {

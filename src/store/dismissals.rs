@@ -299,9 +299,10 @@ pub(super) fn revoke(
 pub(super) struct Live {
     pub entry: DismissalEntry,
     check_key: String,
-    terms: FindingTerms,
-    /// Whether its wording has a negation ([`is_negated`]).
-    negated: bool,
+    /// Its wording's terms and whether it has a negation ([`is_negated`]): read only when a
+    /// finding of its check is compared with it (a PR's findings list compares every finding
+    /// of a page with every dismissal of the repository).
+    wording: std::cell::OnceCell<(FindingTerms, bool)>,
     /// Whether it is the PR's own (else the repository's).
     own: bool,
 }
@@ -309,6 +310,21 @@ pub(super) struct Live {
 impl Live {
     pub fn fingerprint(&self) -> u64 {
         self.entry.value.fingerprint
+    }
+
+    fn terms(&self) -> &FindingTerms {
+        &self.wording().0
+    }
+
+    fn negated(&self) -> bool {
+        self.wording().1
+    }
+
+    fn wording(&self) -> &(FindingTerms, bool) {
+        self.wording.get_or_init(|| {
+            let summary = &self.entry.value.summary;
+            (FindingTerms::of(summary), is_negated(summary))
+        })
     }
 }
 
@@ -336,8 +352,7 @@ pub(super) fn applicable(
             let value = decode_dismissal(bytes.value(), id)?;
             out.push(Live {
                 check_key: normalise_check(&value.check),
-                terms: FindingTerms::of(&value.summary),
-                negated: is_negated(&value.summary),
+                wording: std::cell::OnceCell::new(),
                 own: scope != 0,
                 entry: DismissalEntry { id, value },
             });
@@ -452,14 +467,14 @@ pub(super) fn which_applies(
         }
         let same_check = d.check_key == check_key;
         let own = if same_check {
-            d.terms.similarity(&finding.terms)
+            d.terms().similarity(&finding.terms)
         } else {
             0.0
         };
-        if may_silence && same_check && d.negated == negated {
+        if may_silence && same_check && d.negated() == negated {
             let through = close
                 .iter()
-                .map(|(w, link)| link.min(d.terms.similarity(&w.terms)))
+                .map(|(w, link)| link.min(d.terms().similarity(&w.terms)))
                 .fold(own, f64::max);
             // A wording that says the opposite of the dismissal's (`enabled`, `disabled`) is
             // never silenced by it, however much else the two share.
@@ -484,7 +499,7 @@ pub(super) fn which_applies(
             .map(|r| r.wordings.as_slice())
             .unwrap_or_default()
             .iter()
-            .map(|w| d.terms.similarity(&w.terms));
+            .map(|w| d.terms().similarity(&w.terms));
         let score = wordings.fold(own.max(linked), f64::max);
         if score >= SIMILAR_THRESHOLD {
             keep(&mut resembled, MatchKind::Similar, round_score(score), i);

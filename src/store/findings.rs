@@ -588,6 +588,13 @@ pub struct CheckedFinding {
     pub resembled_dismissal: Option<dismissals::Applied>,
 }
 
+/// Whether a check also looks for the dismissals its findings resemble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resembled {
+    Too,
+    Not,
+}
+
 /// `POST /prs/{n}/findings/check`.
 #[derive(Debug, Clone)]
 pub struct FindingsCheck {
@@ -667,6 +674,30 @@ impl Store {
         q: &FindingsCheck,
         budget: &mut ReadBudget,
     ) -> Result<Vec<CheckedFinding>, StoreError> {
+        self.check_findings_as(q, budget, Resembled::Too)
+    }
+
+    /// The dismissal that silences each finding of `q` ([`Store::check_findings`]'s
+    /// `dismissal`), without looking for the ones they resemble: no lookup per dismissal of
+    /// the remembered finding it names (a PR's findings list asks this of each of its pages).
+    pub fn silencing_dismissals(
+        &self,
+        q: &FindingsCheck,
+        budget: &mut ReadBudget,
+    ) -> Result<Vec<Option<dismissals::Applied>>, StoreError> {
+        Ok(self
+            .check_findings_as(q, budget, Resembled::Not)?
+            .into_iter()
+            .map(|checked| checked.dismissal)
+            .collect())
+    }
+
+    fn check_findings_as(
+        &self,
+        q: &FindingsCheck,
+        budget: &mut ReadBudget,
+        resembled: Resembled,
+    ) -> Result<Vec<CheckedFinding>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let Some(repo) = repos::lookup(&txn.open_table(REPOS)?, &q.repo)? else {
             return Ok(q
@@ -697,11 +728,15 @@ impl Store {
         let matches = match_findings(&q.findings, &exact, &remembered);
         let latest = latest_seq(&txn, repo, pr)?;
         let applicable = dismissals::applicable(&txn, repo, pr, budget)?;
-        // Which remembered finding of this PR each applicable dismissal names, if any.
-        let named: Vec<Option<u64>> = applicable
-            .iter()
-            .map(|d| Ok(fps.get((repo, d.fingerprint(), pr))?.map(|v| v.value())))
-            .collect::<Result<_, StoreError>>()?;
+        // Which remembered finding of this PR each applicable dismissal names, if any (what
+        // links a dismissal to a finding it does not silence, as resembled).
+        let named: Vec<Option<u64>> = match resembled {
+            Resembled::Too => applicable
+                .iter()
+                .map(|d| Ok(fps.get((repo, d.fingerprint(), pr))?.map(|v| v.value())))
+                .collect::<Result<_, StoreError>>()?,
+            Resembled::Not => vec![None; applicable.len()],
+        };
         let mut out = Vec::with_capacity(q.findings.len());
         for (finding, matched) in q.findings.iter().zip(matches) {
             // A candidate read above is not read (and decompressed) again.

@@ -63,7 +63,13 @@ fn a_dismissal_sticks_to_the_finding_through_its_rewordings() {
     );
     // The PR's findings say so too: the list is what the auditor reads of a PR (a review found
     // dismissed findings listed as open and nothing more).
-    let listed = server.get(&format!("/prs/7/findings?repo={REPO}"));
+    let plain = server.get(&format!("/prs/7/findings?repo={REPO}"));
+    assert!(
+        plain.json["findings"][0].get("dismissal").is_none(),
+        "{}",
+        plain.text
+    );
+    let listed = server.get(&format!("/prs/7/findings?repo={REPO}&dismissals=true"));
     assert_eq!(listed.status, 200, "{}", listed.text);
     let found = &listed.json["findings"][0];
     assert_eq!(found["status"], "open", "{}", listed.text);
@@ -77,7 +83,7 @@ fn a_dismissal_sticks_to_the_finding_through_its_rewordings() {
     let head_d = "dddddddd00000000000000000000000000000004";
     let raised = check(&server, repo, 7, head_d, &[BROADER]);
     assert_eq!(statuses(&raised), ["repeat"], "{}", raised.text);
-    let listed = server.get(&format!("/prs/7/findings?repo={REPO}"));
+    let listed = server.get(&format!("/prs/7/findings?repo={REPO}&dismissals=true"));
     assert!(
         listed.json["findings"][0].get("dismissal").is_none(),
         "{}",

@@ -216,7 +216,8 @@ export interface RememberedFinding {
   last_seen: SeenAt;
   heads: string[];
   last_match: "new" | "exact" | "similar";
-  /** The dismissal that silences it, raised again as its latest wording (absent: none). */
+  /** With `dismissals: true`: the dismissal that silences it, raised again as its latest
+   * wording (absent: none). */
   dismissal?: Dismissal;
   [key: string]: unknown;
 }
@@ -239,6 +240,8 @@ export interface FindingsOptions {
   status?: "open" | "resolved" | "all";
   limit?: number;
   cursor?: string;
+  /** Adds to each finding the dismissal that silences it (reads the PR's dismissals). */
+  dismissals?: boolean;
 }
 
 export interface Dismissal {
@@ -685,7 +688,13 @@ export class KbClient {
     return this.request({
       method: "GET",
       path: `/prs/${pr(prNumber)}/findings`,
-      query: { repo: options.repo ?? this.repo, status: options.status, limit: options.limit, cursor: options.cursor },
+      query: {
+        repo: options.repo ?? this.repo,
+        status: options.status,
+        limit: options.limit,
+        cursor: options.cursor,
+        dismissals: options.dismissals === undefined ? undefined : String(options.dismissals),
+      },
     });
   }
 

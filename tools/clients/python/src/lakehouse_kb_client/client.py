@@ -180,7 +180,8 @@ class SeenAt(TypedDict):
 
 
 class _RememberedDismissal(TypedDict, total=False):
-    # The dismissal that silences it, raised again as its latest wording (absent: none).
+    # With dismissals=True: the dismissal that silences it, raised again as its latest wording
+    # (absent: none).
     dismissal: "Dismissal"
 
 
@@ -523,10 +524,17 @@ class KbClient:
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
         repo: Optional[str] = None,
+        dismissals: Optional[bool] = None,
     ) -> FindingsPage:
         """One page of the findings the memory holds for a PR; `cursor` is a previous page's
-        next_cursor."""
-        query = {"repo": self._repo(repo), "status": status, "limit": limit, "cursor": cursor}
+        next_cursor. `dismissals=True` adds to each finding the dismissal that silences it."""
+        query = {
+            "repo": self._repo(repo),
+            "status": status,
+            "limit": limit,
+            "cursor": cursor,
+            "dismissals": None if dismissals is None else str(dismissals).lower(),
+        }
         return cast(FindingsPage, self._request("GET", f"/prs/{_id(pr_number)}/findings", query=query))
 
     def all_findings(

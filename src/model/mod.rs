@@ -323,72 +323,92 @@ mod tests {
     fn the_expiry_clock_lets_a_forward_step_age_nothing_until_it_catches_up() {
         use std::time::{Duration, Instant};
         let day = 24 * 3_600_000;
+        let catch_up = EXPIRY_CATCH_UP.as_secs();
+        let hour = 3_600;
+        // Per clock: where the wall clock starts; then each look: (seconds since the start by
+        // the monotonic clock, the wall clock's ms, the expiry clock's ms).
+        let cases: [(&str, u64, Vec<(u64, u64, u64)>); 3] = [
+            (
+                "one step forward, then back",
+                1_000 * day,
+                vec![
+                    // Time passes as the wall clock says (within a second): the wall clock.
+                    (10, 1_000 * day + 10_000, 1_000 * day + 10_000),
+                    (15, 1_000 * day + 15_500, 1_000 * day + 15_500),
+                    // Stepped forward a day: the clock runs on from where it was.
+                    (20, 1_001 * day + 20_000, 1_000 * day + 20_500),
+                    (hour, 1_001 * day + 3_600_000, 1_000 * day + 3_600_500),
+                    // Ahead for a whole catch-up time: the wall clock is taken, and kept.
+                    (
+                        20 + catch_up,
+                        1_001 * day + (20 + catch_up) * 1_000,
+                        1_001 * day + (20 + catch_up) * 1_000,
+                    ),
+                    (
+                        25 + catch_up,
+                        1_001 * day + (25 + catch_up) * 1_000,
+                        1_001 * day + (25 + catch_up) * 1_000,
+                    ),
+                    // Stepped back: the wall clock (later expiry), and time runs on from there.
+                    (
+                        26 + catch_up,
+                        1_000 * day + (26 + catch_up) * 1_000,
+                        1_000 * day + (26 + catch_up) * 1_000,
+                    ),
+                    (
+                        27 + catch_up,
+                        1_000 * day + (27 + catch_up) * 1_000,
+                        1_000 * day + (27 + catch_up) * 1_000,
+                    ),
+                ],
+            ),
+            (
+                // Set at boot, then by NTP: followed after the catch-up time, not never.
+                "a clock set after the start",
+                0,
+                vec![
+                    (1, 40 * day, 1_000),
+                    (
+                        1 + catch_up,
+                        40 * day + (1 + catch_up) * 1_000,
+                        40 * day + (1 + catch_up) * 1_000,
+                    ),
+                ],
+            ),
+            (
+                // A second step restarts the catch-up time: a key written just before it is
+                // not aged by it an hour later.
+                "two steps forward",
+                0,
+                vec![
+                    (1, day, 1_000),
+                    (23 * hour, day + 23 * hour * 1_000, 23 * hour * 1_000),
+                    (
+                        23 * hour + 1,
+                        2 * day + (23 * hour + 1) * 1_000,
+                        (23 * hour + 1) * 1_000,
+                    ),
+                    (25 * hour, 2 * day + 25 * hour * 1_000, 25 * hour * 1_000),
+                    (
+                        23 * hour + 1 + catch_up,
+                        2 * day + (23 * hour + 1 + catch_up) * 1_000,
+                        2 * day + (23 * hour + 1 + catch_up) * 1_000,
+                    ),
+                ],
+            ),
+        ];
         let start = Instant::now();
-        let at = |secs: u64| start + Duration::from_secs(secs);
-        let mut clock = ExpiryClock::new(1_000 * day, start);
-        // Time passes as the wall clock says (within a second): the wall clock.
-        assert_eq!(
-            clock.at(1_000 * day + 10_000, at(10), EXPIRY_CATCH_UP),
-            1_000 * day + 10_000
-        );
-        assert_eq!(
-            clock.at(1_000 * day + 15_500, at(15), EXPIRY_CATCH_UP),
-            1_000 * day + 15_500
-        );
-        // Stepped forward a day: the clock runs on from where it was.
-        assert_eq!(
-            clock.at(1_001 * day + 20_000, at(20), EXPIRY_CATCH_UP),
-            1_000 * day + 20_500
-        );
-        assert_eq!(
-            clock.at(1_001 * day + 3_600_000, at(3_600), EXPIRY_CATCH_UP),
-            1_000 * day + 3_600_500
-        );
-        // Ahead for a whole EXPIRY_CATCH_UP: the wall clock is taken as it is, and kept.
-        let caught = 20 + EXPIRY_CATCH_UP.as_secs();
-        let wall = 1_001 * day + caught * 1_000;
-        assert_eq!(clock.at(wall, at(caught), EXPIRY_CATCH_UP), wall);
-        assert_eq!(
-            clock.at(wall + 5_000, at(caught + 5), EXPIRY_CATCH_UP),
-            wall + 5_000
-        );
-        // Stepped back: the wall clock (later expiry), and time runs on from there.
-        assert_eq!(
-            clock.at(wall - day, at(caught + 6), EXPIRY_CATCH_UP),
-            wall - day
-        );
-        assert_eq!(
-            clock.at(wall - day + 1_000, at(caught + 7), EXPIRY_CATCH_UP),
-            wall - day + 1_000
-        );
-        // A clock that catches up from behind the real time (set at boot, then by NTP) is
-        // followed after EXPIRY_CATCH_UP, not never.
-        let mut booted = ExpiryClock::new(0, start);
-        assert_eq!(booted.at(40 * day, at(1), EXPIRY_CATCH_UP), 1_000);
-        let later = 1 + EXPIRY_CATCH_UP.as_secs();
-        assert_eq!(
-            booted.at(40 * day + later * 1_000, at(later), EXPIRY_CATCH_UP),
-            40 * day + later * 1_000
-        );
-        // A second step restarts the catch-up time: a key written just before it is not
-        // aged by it an hour later.
-        let mut twice = ExpiryClock::new(0, start);
-        assert_eq!(twice.at(day, at(1), EXPIRY_CATCH_UP), 1_000);
-        let hours_23 = 23 * 3_600;
-        assert_eq!(
-            twice.at(day + hours_23 * 1_000, at(hours_23), EXPIRY_CATCH_UP),
-            hours_23 * 1_000
-        );
-        let second = 2 * day + (hours_23 + 1) * 1_000;
-        assert_eq!(
-            twice.at(second, at(hours_23 + 1), EXPIRY_CATCH_UP),
-            (hours_23 + 1) * 1_000
-        );
-        let an_hour_on = 25 * 3_600;
-        assert_eq!(
-            twice.at(second + 3_599_000, at(an_hour_on), EXPIRY_CATCH_UP),
-            an_hour_on * 1_000
-        );
+        for (case, wall_at_start, looks) in cases {
+            let mut clock = ExpiryClock::new(wall_at_start, start);
+            for (secs, wall, expected) in looks {
+                let at = start + Duration::from_secs(secs);
+                assert_eq!(
+                    clock.at(wall, at, EXPIRY_CATCH_UP),
+                    expected,
+                    "{case}, {secs} s"
+                );
+            }
+        }
         let now = expiry_now_ms();
         assert!(now <= now_ms() && now + 60_000 > now_ms());
     }

@@ -327,7 +327,8 @@ mod tests {
         let hour = 3_600;
         // Per clock: where the wall clock starts; then each look: (seconds since the start by
         // the monotonic clock, the wall clock's ms, the expiry clock's ms).
-        let cases: [(&str, u64, Vec<(u64, u64, u64)>); 3] = [
+        type Looks = Vec<(u64, u64, u64)>;
+        let cases: [(&str, u64, Looks); 3] = [
             (
                 "one step forward, then back",
                 1_000 * day,

@@ -278,8 +278,9 @@ impl ReadBudget {
         true
     }
 
-    /// Gives back `bytes` taken with [`ReadBudget::take`] for an item the answer will not hold
-    /// after all (read to be ranked, then ranked out).
+    /// Gives back `bytes` taken with [`ReadBudget::take`] by this budget (not a clone of it:
+    /// the pool is shared, the count is not) for an item the answer will not hold after all
+    /// (read to be ranked, then ranked out).
     pub fn give_back(&mut self, bytes: usize) {
         let bytes = bytes.min(self.bytes);
         self.bytes -= bytes;

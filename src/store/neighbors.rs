@@ -74,6 +74,22 @@ struct Analysed {
     polarity: Polarity,
 }
 
+/// The stored claim `text` analysed, once per candidate (`slot`), its length counted against
+/// `budget` (a row per 64 bytes).
+fn analyse<'a>(
+    slot: &'a mut Option<Analysed>,
+    text: &str,
+    budget: &mut ReadBudget,
+) -> Result<&'a Analysed, StoreError> {
+    if slot.is_none() {
+        budget.walk(text.len() as u64 / 64 + 1)?;
+    }
+    Ok(slot.get_or_insert_with(|| Analysed {
+        counts: TermCounts::of(text),
+        polarity: Polarity::of(text),
+    }))
+}
+
 /// Candidates scored beyond `limit`: what neighbours whose scores opposed matches halve can be
 /// replaced by (read only when they are).
 const OPPOSED_SPARE: usize = 64;
@@ -291,11 +307,17 @@ impl Store {
                     terms: terms_of(&query_terms[query], m.terms),
                     opposed: false,
                 };
-                let best = match (m.kind, &asked_polarity[query], stored, &counts[query]) {
-                    (MatchKind::Similar, Some(polarity), Some(stored), Some(asked_counts))
-                        if polarity.opposes(&Polarity::of(stored)) =>
-                    {
+                let opposed = match (m.kind, &asked_polarity[query], stored) {
+                    (MatchKind::Similar, Some(polarity), Some(stored)) => {
+                        polarity.opposes(&analyse(&mut analysed[claim], stored, budget)?.polarity)
+                    }
+                    _ => false,
+                };
+                let best = match (opposed, &asked_polarity[query], &counts[query]) {
+                    (true, Some(polarity), Some(asked_counts)) => {
                         changed = true;
+                        // Every claim of the verdict is scored against this query claim.
+                        budget.walk(claims.len() as u64)?;
                         let halved = ClaimMatch {
                             score: round_score(m.score * OPPOSED_WEIGHT),
                             opposed: true,
@@ -417,16 +439,7 @@ impl Search<'_> {
             let Some(text) = claim.text.as_deref().filter(|_| index != skip) else {
                 continue;
             };
-            let stored = match &mut analysed[index] {
-                Some(done) => done,
-                slot => {
-                    budget.walk(text.len() as u64 / 64 + 1)?;
-                    slot.insert(Analysed {
-                        counts: TermCounts::of(text),
-                        polarity: Polarity::of(text),
-                    })
-                }
-            };
+            let stored = analyse(&mut analysed[index], text, budget)?;
             let mut raw = 0.0;
             let mut shared = Vec::new();
             for (term, _) in &asked_counts.terms {

@@ -63,6 +63,9 @@ fn a_dismissal_sticks_to_the_finding_through_its_rewordings() {
     );
     // The PR's findings say so too: the list is what the auditor reads of a PR (a review found
     // dismissed findings listed as open and nothing more).
+    let bad = server.get(&format!("/prs/7/findings?repo={REPO}&dismissals=yes"));
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert_eq!(bad.json["field"], "dismissals", "{}", bad.text);
     let plain = server.get(&format!("/prs/7/findings?repo={REPO}"));
     assert!(
         plain.json["findings"][0].get("dismissal").is_none(),

@@ -542,11 +542,19 @@ class KbClient:
         pr_number: int,
         status: Optional[Literal["open", "resolved", "all"]] = None,
         repo: Optional[str] = None,
+        dismissals: Optional[bool] = None,
     ) -> Iterator[RememberedFinding]:
         """Every finding the memory holds for a PR, following the pages."""
         cursor: Optional[str] = None
         while True:
-            page = self.findings(pr_number, status=status, limit=1000, cursor=cursor, repo=repo)
+            page = self.findings(
+                pr_number,
+                status=status,
+                limit=1000,
+                cursor=cursor,
+                repo=repo,
+                dismissals=dismissals,
+            )
             yield from page.get("findings", [])
             cursor = page.get("next_cursor")
             if cursor is None:

@@ -555,20 +555,17 @@ fn made_for(
 /// error), so that a backup is never half removed: its copy gone and its marker with it, the
 /// directory no longer known as the server's.
 fn remove_backup(dir: &Path) -> std::io::Result<()> {
-    let ours = [
-        DB_FILE.to_owned(),
-        partial_path(Path::new(DB_FILE)).display().to_string(),
-        MARKER_FILE.to_owned(),
-        NEXT_MARKER_FILE.to_owned(),
+    let partial = partial_path(Path::new(DB_FILE));
+    let made = [
+        Path::new(DB_FILE),
+        &partial,
+        Path::new(MARKER_FILE),
+        Path::new(NEXT_MARKER_FILE),
     ];
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let ours = entry.file_type()?.is_file()
-            && ours
-                .iter()
-                .any(|own| name.as_encoded_bytes() == own.as_bytes());
-        if !ours {
+        if !entry.file_type()?.is_file() || !made.iter().any(|own| name == own.as_os_str()) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::DirectoryNotEmpty,
                 format!(
@@ -578,10 +575,9 @@ fn remove_backup(dir: &Path) -> std::io::Result<()> {
             ));
         }
     }
-    let _ = fs::remove_file(dir.join(DB_FILE));
-    let _ = fs::remove_file(partial_path(&dir.join(DB_FILE)));
-    let _ = fs::remove_file(dir.join(MARKER_FILE));
-    let _ = fs::remove_file(dir.join(NEXT_MARKER_FILE));
+    for file in made {
+        let _ = fs::remove_file(dir.join(file));
+    }
     fs::remove_dir(dir)
 }
 

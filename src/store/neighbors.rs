@@ -67,27 +67,66 @@ pub struct ClaimMatch {
 /// 2026-12-06). Halved, it ranks behind a claim that agrees, and says why.
 pub const OPPOSED_WEIGHT: f64 = 0.5;
 
-/// A stored claim's terms and polarity, read for [`Search::best_agreeing`].
-#[derive(Debug, Clone)]
-struct Analysed {
-    counts: TermCounts,
-    polarity: Polarity,
+/// A candidate's stored claims as the opposed matches read them: each claim's polarity, and
+/// its terms when it is scored against a query claim ([`Search::best_agreeing`]), each read
+/// at most once per candidate and its text's length counted against the budget (a row per 64
+/// bytes). Nothing is allocated until a similar match is checked.
+struct StoredClaims<'c> {
+    claims: &'c [Claim],
+    read: Vec<Option<(Polarity, Option<TermCounts>)>>,
 }
 
-/// The stored claim `text` analysed, once per candidate (`slot`), its length counted against
-/// `budget` (a row per 64 bytes).
-fn analyse<'a>(
-    slot: &'a mut Option<Analysed>,
-    text: &str,
-    budget: &mut ReadBudget,
-) -> Result<&'a Analysed, StoreError> {
-    if slot.is_none() {
-        budget.walk(text.len() as u64 / 64 + 1)?;
+impl<'c> StoredClaims<'c> {
+    fn new(claims: &'c [Claim]) -> StoredClaims<'c> {
+        StoredClaims {
+            claims,
+            read: Vec::new(),
+        }
     }
-    Ok(slot.get_or_insert_with(|| Analysed {
-        counts: TermCounts::of(text),
-        polarity: Polarity::of(text),
-    }))
+
+    /// Claim `index`'s polarity; `None` for a claim given as a hash alone.
+    fn polarity(
+        &mut self,
+        index: usize,
+        budget: &mut ReadBudget,
+    ) -> Result<Option<&Polarity>, StoreError> {
+        Ok(self.read_claim(index, false, budget)?.map(|(p, _)| &*p))
+    }
+
+    /// Claim `index`'s polarity and terms; `None` for a claim given as a hash alone.
+    fn analysed(
+        &mut self,
+        index: usize,
+        budget: &mut ReadBudget,
+    ) -> Result<Option<(&Polarity, &TermCounts)>, StoreError> {
+        Ok(self
+            .read_claim(index, true, budget)?
+            .and_then(|(p, counts)| Some((&*p, counts.as_ref()?))))
+    }
+
+    fn read_claim(
+        &mut self,
+        index: usize,
+        with_terms: bool,
+        budget: &mut ReadBudget,
+    ) -> Result<Option<&mut (Polarity, Option<TermCounts>)>, StoreError> {
+        let Some(text) = self.claims.get(index).and_then(|c| c.text.as_deref()) else {
+            return Ok(None);
+        };
+        if self.read.is_empty() {
+            self.read.resize(self.claims.len(), None);
+        }
+        let slot = &mut self.read[index];
+        let counts_needed = with_terms && slot.as_ref().is_none_or(|(_, c)| c.is_none());
+        if slot.is_none() || counts_needed {
+            budget.walk(text.len() as u64 / 64 + 1)?;
+        }
+        let read = slot.get_or_insert_with(|| (Polarity::of(text), None));
+        if with_terms && read.1.is_none() {
+            read.1 = Some(TermCounts::of(text));
+        }
+        Ok(Some(read))
+    }
 }
 
 /// Candidates scored beyond `limit`: what neighbours whose scores opposed matches halve can be
@@ -287,9 +326,7 @@ impl Store {
             // Read once per neighbour, however many of its claims matched: a verdict may hold
             // up to MAX_CLAIMS of them in a JSON of up to the body limit.
             let claims = stored_claims(&value.raw_json);
-            // Each stored claim analysed at most once for this candidate, when a match says
-            // the opposite and another claim may agree.
-            let mut analysed: Vec<Option<Analysed>> = vec![None; claims.len()];
+            let mut stored_claims = StoredClaims::new(&claims);
             let mut matches = Vec::with_capacity(found.bests.len());
             // Whether a match was halved, replaced or dropped: the score is summed again.
             let mut changed = false;
@@ -298,7 +335,6 @@ impl Store {
                     Claimed::Index(i) => i,
                     Claimed::Hash(h) => claims.iter().position(|c| c.hash.0 == h).unwrap_or(0),
                 };
-                let stored = claims.get(claim).and_then(|c| c.text.as_deref());
                 let found_match = ClaimMatch {
                     query,
                     claim,
@@ -307,14 +343,17 @@ impl Store {
                     terms: terms_of(&query_terms[query], m.terms),
                     opposed: false,
                 };
-                let opposed = match (m.kind, &asked_polarity[query], stored) {
-                    (MatchKind::Similar, Some(polarity), Some(stored)) => {
-                        polarity.opposes(&analyse(&mut analysed[claim], stored, budget)?.polarity)
-                    }
-                    _ => false,
+                // The query claim's polarity and terms, when this similar match says the
+                // opposite of it.
+                let opposed = match (m.kind, &asked_polarity[query], &counts[query]) {
+                    (MatchKind::Similar, Some(polarity), Some(asked_counts)) => stored_claims
+                        .polarity(claim, budget)?
+                        .is_some_and(|stored| polarity.opposes(stored))
+                        .then_some((polarity, asked_counts)),
+                    _ => None,
                 };
-                let best = match (opposed, &asked_polarity[query], &counts[query]) {
-                    (true, Some(polarity), Some(asked_counts)) => {
+                let best = match opposed {
+                    Some((polarity, asked_counts)) => {
                         changed = true;
                         // Every claim of the verdict is scored against this query claim.
                         budget.walk(claims.len() as u64)?;
@@ -329,8 +368,7 @@ impl Store {
                             query,
                             polarity,
                             asked_counts,
-                            &claims,
-                            &mut analysed,
+                            &mut stored_claims,
                             claim,
                             budget,
                         )?;
@@ -338,7 +376,7 @@ impl Store {
                             .filter(|other| other.score > halved.score)
                             .unwrap_or(halved)
                     }
-                    _ => found_match,
+                    None => found_match,
                 };
                 if best.score >= q.min_score {
                     matches.push(best);
@@ -421,33 +459,25 @@ impl Search<'_> {
     /// its terms `asked_counts`) among those that do not say the opposite of it, `skip` left
     /// out: the verdict's best match said the opposite, and another claim of it may agree.
     /// Scored as the search scores a stored claim (BM25 over the query claim's own score).
-    /// Each claim is analysed once per candidate (`analysed`), its text's length counted
-    /// against `budget` (a row per 64 bytes).
-    #[allow(clippy::too_many_arguments)]
+    /// Each claim is read once per candidate (`claims`).
     fn best_agreeing(
         &self,
         query: usize,
         asked: &Polarity,
         asked_counts: &TermCounts,
-        claims: &[Claim],
-        analysed: &mut [Option<Analysed>],
+        claims: &mut StoredClaims<'_>,
         skip: usize,
         budget: &mut ReadBudget,
     ) -> Result<Option<ClaimMatch>, StoreError> {
         let mut best: Option<ClaimMatch> = None;
-        for (index, claim) in claims.iter().enumerate() {
-            let Some(text) = claim.text.as_deref().filter(|_| index != skip) else {
+        for index in (0..claims.claims.len()).filter(|&index| index != skip) {
+            let Some((polarity, stored)) = claims.analysed(index, budget)? else {
                 continue;
             };
-            let stored = analyse(&mut analysed[index], text, budget)?;
             let mut raw = 0.0;
             let mut shared = Vec::new();
             for (term, _) in &asked_counts.terms {
-                let Ok(at) = stored
-                    .counts
-                    .terms
-                    .binary_search_by(|(t, _)| t.as_str().cmp(term))
-                else {
+                let Ok(at) = stored.terms.binary_search_by(|(t, _)| t.as_str().cmp(term)) else {
                     continue;
                 };
                 let list = self.terms.partition_point(|t| t.term < term.as_str());
@@ -455,15 +485,13 @@ impl Search<'_> {
                     continue;
                 };
                 let idf = self.corpus.idf(known.postings.len() as u64);
-                raw += self
-                    .corpus
-                    .term_score(idf, stored.counts.terms[at].1, stored.counts.len);
+                raw += self.corpus.term_score(idf, stored.terms[at].1, stored.len);
                 shared.push(term.clone());
             }
             let score = round_score(relative_score(raw, self.self_scores[query]));
             if score <= 0.0
                 || best.as_ref().is_some_and(|b| b.score >= score)
-                || asked.opposes(&stored.polarity)
+                || asked.opposes(polarity)
             {
                 continue;
             }

@@ -59,6 +59,14 @@ pub enum ExportFile {
 impl ExportFile {
     pub const ALL: [ExportFile; 2] = [ExportFile::Outcomes, ExportFile::Ops];
 
+    /// Where the file is in [`ExportFile::ALL`] (and in the job's per-file state).
+    const fn index(self) -> usize {
+        match self {
+            ExportFile::Outcomes => 0,
+            ExportFile::Ops => 1,
+        }
+    }
+
     /// The checkpoint name in the store's meta table (`export/{name}/...`).
     pub fn name(self) -> &'static str {
         match self {
@@ -288,7 +296,7 @@ impl ExportJob {
     /// committed since; otherwise an upper bound on the rows it lacks.
     pub fn lag(&self, file: ExportFile) -> Result<u64, StoreError> {
         let last = self.store.last_seq()?;
-        let index = ExportFile::ALL.iter().position(|f| *f == file).unwrap_or(0);
+        let index = file.index();
         let covered = self.covered[index].load(Ordering::Acquire);
         let checkpoint = self.store.checkpoint(file.name())?.seq;
         Ok(last.saturating_sub(checkpoint.max(covered)))
@@ -367,7 +375,7 @@ impl ExportJob {
         // Committed before the run reads its snapshot: in the file once the run succeeds.
         let before = self.store.last_seq();
         let result = file::export(&self.store, &self.out_dir, file, hook, adopter);
-        let index = ExportFile::ALL.iter().position(|f| *f == file).unwrap_or(0);
+        let index = file.index();
         if let (Ok(report), Ok(before)) = (&result, before)
             && report.brought_up_to_date()
         {

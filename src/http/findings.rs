@@ -23,8 +23,8 @@ use crate::model::{Repo, describe, iso_timestamp, now_ms, parse_object, utf8};
 use crate::store::values::{FindingValue, Sighting, TIER_EXACT, TIER_SIMILAR};
 use crate::store::{
     Applied, CheckedFinding, ClientKey, DismissalChange, DismissalEntry, DismissalsQuery,
-    FindingEntry, FindingStatus, FindingsCheck, FindingsQuery, MAX_LIVE_PER_SCOPE, NewDismissal,
-    Put, Record, Written,
+    FindingEntry, FindingStatus, FindingsCheck, FindingsCursor, FindingsQuery, MAX_LIVE_PER_SCOPE,
+    NewDismissal, Put, Record, Written,
 };
 
 /// Most findings one check request may carry.
@@ -133,11 +133,19 @@ fn status_param(raw: Option<&str>) -> Result<FindingStatus, ApiError> {
 }
 
 /// The findings cursor, `{seq}-{fingerprint}` (what `next_cursor` gave).
-fn findings_cursor(raw: Option<&str>) -> Result<Option<(u64, u64)>, ApiError> {
+fn findings_cursor(raw: Option<&str>) -> Result<Option<FindingsCursor>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
-    let parsed = raw
-        .split_once('-')
-        .and_then(|(seq, fp)| Some((query::integer(seq)?, Fingerprint::parse(fp)?.0)));
+    let mut parts = raw.split('-');
+    let mut part = || parts.next();
+    let parsed = (|| {
+        let cursor = FindingsCursor {
+            seq: query::integer(part()?)?,
+            fingerprint: Fingerprint::parse(part()?)?.0,
+            // Absent in a cursor given before 2026-12-07.
+            as_of: part().map_or(Some(u64::MAX), query::integer)?,
+        };
+        part().is_none().then_some(cursor)
+    })();
     parsed.map(Some).ok_or_else(|| {
         ApiError::bad_request(
             "cursor",
@@ -228,12 +236,7 @@ pub async fn list(
         let answer = fill(
             &items,
             limits.max_response,
-            |(e, _)| {
-                (
-                    e.value.last_seen.seq,
-                    (e.value.last_seen.seq, e.fingerprint.0),
-                )
-            },
+            |(e, _)| (e.value.last_seen.seq, found.cursor_after(e)),
             |(e, dismissal)| Remembered::of(e, *dismissal),
         )
         .and_then(|(findings, count, cut)| {
@@ -249,7 +252,8 @@ pub async fn list(
                 latest_seq: found.latest_seq,
                 count,
                 findings,
-                next_cursor: next.map(|(seq, fp)| format!("{seq}-{}", Fingerprint(fp))),
+                next_cursor: next
+                    .map(|c| format!("{}-{}-{}", c.seq, Fingerprint(c.fingerprint), c.as_of)),
             })
         });
         Ok(answer)

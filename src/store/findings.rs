@@ -542,9 +542,27 @@ pub struct FindingsQuery {
     pub repo: Repo,
     pub pr_number: u64,
     pub status: FindingStatus,
-    /// Continue below this `(last seen seq, fingerprint)`: the previous page's last.
-    pub below: Option<(u64, u64)>,
+    /// Where the previous page stopped; `None` for the first page.
+    pub below: Option<FindingsCursor>,
     pub limit: usize,
+}
+
+/// Where a walk through a PR's findings stands. A finding raised again moves to the top of the
+/// order (its last-seen audit is the newest), so a walk that only went on below its last
+/// finding would miss the findings a push moved above it before they were reached. The cursor
+/// also holds the PR's latest audit when its page was read: the next page gives first the
+/// findings raised since (their last-seen seq is above it), then goes on below. None is
+/// missed; one raised again while the walk pages comes again, in its latest state. When more
+/// were raised again than a page holds, the page that stops among them leaves a cursor that
+/// goes on below where it stopped, so findings given before the push may come again too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FindingsCursor {
+    /// The last-seen seq and fingerprint of the previous page's last finding.
+    pub seq: u64,
+    pub fingerprint: u64,
+    /// The PR's latest audit when the previous page was read (`u64::MAX`: not known, as in a
+    /// cursor given before 2026-12-07, which went on below alone).
+    pub as_of: u64,
 }
 
 /// A remembered finding, with its key and whether the PR's latest audit raised it.
@@ -563,15 +581,22 @@ pub struct FindingsPage {
     pub latest_seq: Option<u64>,
     pub items: Vec<FindingEntry>,
     /// Pass as [`FindingsQuery::below`] for the next page; `None` on the last.
-    pub next: Option<(u64, u64)>,
+    pub next: Option<FindingsCursor>,
 }
 
 impl FindingsPage {
     /// The cursor after the page's last finding.
-    pub fn last_cursor(&self) -> Option<(u64, u64)> {
-        self.items
-            .last()
-            .map(|e| (e.value.last_seen.seq, e.fingerprint.0))
+    pub fn last_cursor(&self) -> Option<FindingsCursor> {
+        self.items.last().map(|e| self.cursor_after(e))
+    }
+
+    /// The cursor after `entry`, one of the page's findings.
+    pub fn cursor_after(&self, entry: &FindingEntry) -> FindingsCursor {
+        FindingsCursor {
+            seq: entry.value.last_seen.seq,
+            fingerprint: entry.fingerprint.0,
+            as_of: self.latest_seq.unwrap_or(0),
+        }
     }
 }
 
@@ -626,20 +651,46 @@ impl Store {
             FindingStatus::Resolved => (0, latest - 1),
             FindingStatus::All => (0, u64::MAX),
         };
-        // A cursor beyond the status's range (given with another status) starts at its top;
-        // one below it leaves nothing.
-        let upper = match q.below {
-            Some((seq, _)) if seq < lo => return Ok(page_of(latest)),
-            Some((seq, fp)) if seq <= hi => Bound::Excluded((repo, pr, seq, fp)),
-            _ => Bound::Included((repo, pr, hi, u64::MAX)),
-        };
         let index = txn.open_table(FINDINGS_BY_LAST_AUDIT)?;
+        let top = Bound::Included((repo, pr, hi, u64::MAX));
+        // The walk: the findings raised since the previous page (last seen above its `as_of`),
+        // then those below where it stopped (at or under `as_of`): two ranges, the first above
+        // the second.
+        let (raised_since, below) = match q.below {
+            None => (None, Some((Bound::Included((repo, pr, lo, 0)), top))),
+            Some(c) => {
+                let since = c.as_of.saturating_add(1).max(lo);
+                let raised_since = (since <= hi && c.as_of != u64::MAX)
+                    .then_some((Bound::Included((repo, pr, since, 0)), top));
+                // A cursor beyond the status's range (given with another status) goes on from
+                // its top; one below it leaves nothing below.
+                let upper = match c.seq.min(c.as_of) {
+                    seq if seq < lo => None,
+                    seq if seq < c.seq => Some(Bound::Included((repo, pr, seq.min(hi), u64::MAX))),
+                    seq if seq <= hi => Some(Bound::Excluded((repo, pr, seq, c.fingerprint))),
+                    _ => Some(top),
+                };
+                (
+                    raised_since,
+                    upper.map(|upper| (Bound::Included((repo, pr, lo, 0)), upper)),
+                )
+            }
+        };
         let findings = txn.open_table(FINDINGS)?;
         let mut page = page_of(latest);
-        for row in index
-            .range((Bound::Included((repo, pr, lo, 0)), upper))?
-            .rev()
-        {
+        let rows = raised_since
+            .map(|range| index.range(range))
+            .transpose()?
+            .into_iter()
+            .flat_map(Iterator::rev)
+            .chain(
+                below
+                    .map(|range| index.range(range))
+                    .transpose()?
+                    .into_iter()
+                    .flat_map(Iterator::rev),
+            );
+        for row in rows {
             budget.tick()?;
             let (_, _, seen, key) = row?.0.value();
             if page.items.len() == q.limit {

@@ -66,8 +66,8 @@ pub use dismissals::{Applied, DismissalEntry, DismissalsQuery, KnownFinding, MAX
 pub use fault::Fault;
 pub use feed::{FeedHistory, FeedPage, FeedTypes};
 pub use findings::{
-    CheckedFinding, FindingEntry, FindingStatus, FindingsCheck, FindingsPage, FindingsQuery,
-    MAX_SIMILAR_CANDIDATES,
+    CheckedFinding, FindingEntry, FindingStatus, FindingsCheck, FindingsCursor, FindingsPage,
+    FindingsQuery, MAX_SIMILAR_CANDIDATES,
 };
 pub use held::HeldFile;
 pub use history::{AuditEntry, History, HistoryQuery, LatestFindings, SENTENCE_OUTCOMES};

@@ -201,6 +201,16 @@ fn bad_input_is_a_4xx_naming_the_field() {
             "open, resolved or all",
         ),
         ("/prs/7/findings?cursor=12", "cursor", "next_cursor"),
+        (
+            "/prs/7/findings?cursor=12-0123456789abcdef-x",
+            "cursor",
+            "next_cursor",
+        ),
+        (
+            "/prs/7/findings?cursor=12-0123456789abcdef-13-14",
+            "cursor",
+            "next_cursor",
+        ),
         ("/prs/7/findings?limit=0", "limit", "from 1 to"),
         ("/prs/007/findings", "pr_number", "without leading zeros"),
         (

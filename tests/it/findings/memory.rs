@@ -253,6 +253,81 @@ fn findings_page_by_cursor() {
     );
 }
 
+/// A push while a client pages through a PR's findings moves the findings it raises again to
+/// the top of the order, above where the walk stands: the walk still gives every finding (one
+/// given before may come again). At 47acc62 the next page went on below the cursor alone, and
+/// a walk of 10 findings at 3 a page across one push gave 7 (a review's). Each row: the page
+/// size, and after how many pages the push lands and which findings it raises again.
+#[test]
+fn a_push_between_pages_loses_no_finding() {
+    let findings: Vec<F> = (0..10)
+        .map(|i| -> F {
+            let summary: &'static str = Box::leak(
+                format!("module_{i} leaks its file handle on the error path").into_boxed_str(),
+            );
+            ("resources", "warn", summary)
+        })
+        .collect();
+    // (page size, pages read before the push, the findings it raises again)
+    let cases: [(usize, usize, std::ops::Range<usize>); 6] = [
+        (3, 1, 0..10),
+        (3, 2, 0..10),
+        (1, 1, 0..10),
+        (4, 1, 5..10),
+        (2, 3, 0..3),
+        (4, 2, 7..10),
+    ];
+    for (pr, (limit, before, again)) in (40..).zip(cases) {
+        let server = InProcessServer::start();
+        post_verdict(&server, verdict(None, pr, HEAD_A, 1, &findings));
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        for page in 1.. {
+            let a = server.get(&format!("/prs/{pr}/findings?limit={limit}{cursor}"));
+            assert_eq!(a.status, 200, "{}", a.text);
+            for f in a.json["findings"].as_array().unwrap() {
+                seen.push(f["summary"].as_str().unwrap().to_owned());
+            }
+            if page == before {
+                post_verdict(
+                    &server,
+                    verdict(None, pr, HEAD_B, 2, &findings[again.clone()]),
+                );
+            }
+            match a.json["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        let case = format!("limit {limit}, push after page {before}, raising {again:?}");
+        let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
+        assert_eq!(distinct.len(), findings.len(), "{case}: {seen:?}");
+        // When the page after the push holds every finding it raised again, only those come
+        // twice; past that, findings given before the push may come again as well.
+        if again.len() <= limit {
+            assert!(
+                seen.len() <= findings.len() + again.len(),
+                "{case}: {seen:?}"
+            );
+        }
+    }
+}
+
+/// A cursor given before 2026-12-07 (`{seq}-{fingerprint}`, without the PR's latest audit) goes
+/// on below its finding, as it did.
+#[test]
+fn a_cursor_without_its_latest_audit_goes_on_below() {
+    let server = InProcessServer::start();
+    post_verdict(&server, verdict(None, 5, HEAD_A, 1, &[F1, F2, F3]));
+    let first = server.get("/prs/5/findings?limit=1");
+    let next = first.json["next_cursor"].as_str().unwrap();
+    let (old, as_of) = next.rsplit_once('-').unwrap();
+    assert_eq!(as_of, first.json["latest_seq"].to_string(), "{next}");
+    let rest = server.get(&format!("/prs/5/findings?cursor={old}"));
+    assert_eq!(rest.status, 200, "{}", rest.text);
+    assert_eq!(rest.json["findings"].as_array().unwrap().len(), 2);
+}
+
 /// A verdict's severities are remembered trimmed and in lowercase, as requests give them: a
 /// finding raised as `BLOCK` needs a confirmed dismissal, and a check that gives `block` is
 /// silenced by it. At 11cb16f `BLOCK` was remembered as written: dismissed by fingerprint

@@ -698,12 +698,21 @@ export class KbClient {
     });
   }
 
-  /** Every finding the memory holds for a PR, following the pages. */
+  /**
+   * Every finding the memory holds for a PR, following the pages, each once (a push while the
+   * pages are read can give a finding again: it is skipped).
+   */
   async *allFindings(prNumber: number, options: Omit<FindingsOptions, "cursor" | "limit"> = {}): AsyncGenerator<RememberedFinding> {
     let cursor: string | undefined;
+    const given = new Set<string>();
     do {
       const page = await this.findings(prNumber, { ...options, cursor, limit: 1000 });
-      yield* page.findings;
+      for (const finding of page.findings) {
+        if (!given.has(finding.fingerprint)) {
+          given.add(finding.fingerprint);
+          yield finding;
+        }
+      }
       cursor = page.next_cursor;
     } while (cursor !== undefined);
   }

@@ -544,8 +544,10 @@ class KbClient:
         repo: Optional[str] = None,
         dismissals: Optional[bool] = None,
     ) -> Iterator[RememberedFinding]:
-        """Every finding the memory holds for a PR, following the pages."""
+        """Every finding the memory holds for a PR, following the pages, each once (a push
+        while the pages are read can give a finding again: it is skipped)."""
         cursor: Optional[str] = None
+        given: set[str] = set()
         while True:
             page = self.findings(
                 pr_number,
@@ -555,7 +557,10 @@ class KbClient:
                 repo=repo,
                 dismissals=dismissals,
             )
-            yield from page.get("findings", [])
+            for finding in page.get("findings", []):
+                if finding["fingerprint"] not in given:
+                    given.add(finding["fingerprint"])
+                    yield finding
             cursor = page.get("next_cursor")
             if cursor is None:
                 return

@@ -52,7 +52,7 @@ const UNFINISHED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most bytes of appended lines one run takes in; the rest waits for the next run.
 const MAX_TAKEN_BYTES: u64 = 256 << 20;
 
-/// Appended bytes read at once (a legacy line is at most 1 MiB).
+/// Appended bytes read at once (a line taken in is at most 4 MiB, `MAX_LINE_BYTES`).
 const CHUNK_BYTES: u64 = 8 << 20;
 
 /// Puts submitted to the writer in one request (an audit row is two).
@@ -119,13 +119,33 @@ pub(super) fn take(
         let mut lines_left = chunk_lines().peekable();
         while let Some((at, line)) = lines_left.next() {
             if !blank(line) {
-                let warn = |message: String| {
-                    tracing::warn!(path = %path.display(), offset = at, "{message}");
+                // NUL bytes before a row: the zero-filled tail a crash left, which a writer then
+                // appended after. The row is stored, as the import stores it; the file is not
+                // what an export writes, so it is kept aside and rebuilt, as for any line that
+                // is not a row.
+                let zeros = line.iter().take_while(|&&b| b == 0).count();
+                let (row_at, row) = if zeros > 0 && zeros < line.len() {
+                    (at + zeros as u64, &line[zeros..])
+                } else {
+                    (at, line)
                 };
-                match outcome_line_puts(line, at, now, warn) {
+                let warn = |message: String| {
+                    tracing::warn!(path = %path.display(), offset = row_at, "{message}");
+                };
+                match outcome_line_puts(row, row_at, now, warn) {
                     Ok(mut line_puts) => {
                         puts.append(&mut line_puts);
                         pending += 1;
+                        if row_at != at {
+                            n_not_rows += 1;
+                            not_rows.get_or_insert((
+                                at,
+                                format!(
+                                    "{zeros} NUL bytes (a crash's zero-filled tail) before a \
+                                     row, which is stored"
+                                ),
+                            ));
+                        }
                     }
                     Err(why) => {
                         n_not_rows += 1;

@@ -173,6 +173,48 @@ fn a_file_with_a_line_that_is_not_a_row_is_cut_only_between_whole_lines() {
     }
 }
 
+/// A row appended after NUL bytes (the zero-filled tail a crash left in the file, which a
+/// writer then appended after) is stored, as the import stores it, and the file, which no
+/// export writes so, is kept aside and rebuilt without the NULs. At 47acc62 the row was taken
+/// for a line that is not a row: kept aside and never stored (a review's).
+#[test]
+fn a_row_appended_after_a_zero_filled_tail_is_taken_in() {
+    let (_dir, store, job) = exported(30);
+    let path = job.out_dir().join(OUTCOMES);
+    let out = job.out_dir().to_owned();
+    drop(job);
+    let job = ExportJob::new(store.clone(), out.clone()).with_adopter(storing(&store, false));
+    let rows = store.stats().unwrap().outcomes;
+    append_to(
+        &path,
+        b"\0\0\0{\"sig_hash\":\"after-nul\",\"kind\":\"scenario\"}\n{\"sig_hash\":\"next\"}\n",
+    );
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.lines_taken_in, 2, "{report:?}");
+    assert!(
+        report
+            .outcomes
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("kept as")),
+        "{report:?}"
+    );
+    assert_eq!(store.stats().unwrap().outcomes, rows + 2);
+    assert_eq!(kept_aside(&out.join("_kb")).len(), 1);
+    assert_matches_clean_export(&store, &out);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains('\0'));
+    assert_eq!(
+        text.matches(r#"{"sig_hash":"after-nul","kind":"scenario"}"#)
+            .count(),
+        1,
+        "{text}"
+    );
+    // Taken in again (a crash before the checkpoint moved), nothing is stored twice.
+    assert_eq!(job.run().unwrap().outcomes.lines_taken_in, 0);
+    assert_eq!(store.stats().unwrap().outcomes, rows + 2);
+}
+
 /// Taking appended rows in again after they were stored and before the checkpoint moved (a
 /// crash between the two) stores nothing twice: each line's import key is its bytes and its
 /// offset. A line still being written waits; stored rows stay in place.

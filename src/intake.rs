@@ -7,7 +7,9 @@
 //! `*_record` forms return the store's `Record`, for callers mixing kinds.
 
 use crate::model::outcome::SigHashRule;
-use crate::model::{FieldError, ObservedEvent, OutcomeRow, Verdict, iso_timestamp, utf8};
+use crate::model::{
+    FieldError, ObservedEvent, OutcomeRow, Verdict, iso_timestamp, utf8, within_line_limit,
+};
 use crate::store::{NewEvent, NewOutcome, NewVerdict, Record};
 
 /// The shape shared by the parsers: body bytes and receipt time in, one record out.
@@ -18,8 +20,9 @@ pub type Parse<R = Record> = fn(&[u8], u64) -> Result<R, FieldError>;
 pub fn verdict(body: &[u8], now_ms: u64) -> Result<NewVerdict, FieldError> {
     let verdict = Verdict::parse(utf8(body)?)?;
     let outcome_line = verdict.kb_outcome_line();
+    within_line_limit("outcomes.jsonl", outcome_line.len())?;
     let observed = ObservedEvent::parse(&verdict.observer_body(), &iso_timestamp(now_ms))?;
-    let event = event_from(observed, now_ms);
+    let event = event_from(observed, now_ms)?;
     Ok(NewVerdict::new(
         verdict,
         Some(outcome_line),
@@ -31,12 +34,13 @@ pub fn verdict(body: &[u8], now_ms: u64) -> Result<NewVerdict, FieldError> {
 /// An observer event, with the observer's rules applied at receipt time `now_ms`.
 pub fn event(body: &[u8], now_ms: u64) -> Result<NewEvent, FieldError> {
     let observed = ObservedEvent::parse(utf8(body)?, &iso_timestamp(now_ms))?;
-    Ok(event_from(observed, now_ms))
+    event_from(observed, now_ms)
 }
 
 /// A scenario runner's outcome row, kept byte for byte.
 pub fn outcome(body: &[u8], now_ms: u64) -> Result<NewOutcome, FieldError> {
     let row = OutcomeRow::parse(body, SigHashRule::Required)?;
+    within_line_limit("outcomes.jsonl", row.line.len())?;
     Ok(NewOutcome {
         row,
         received_at_ms: now_ms,
@@ -58,13 +62,14 @@ pub fn outcome_record(body: &[u8], now_ms: u64) -> Result<Record, FieldError> {
     outcome(body, now_ms).map(Record::Outcome)
 }
 
-fn event_from(observed: ObservedEvent, now_ms: u64) -> NewEvent {
+fn event_from(observed: ObservedEvent, now_ms: u64) -> Result<NewEvent, FieldError> {
     let line = observed.op.to_line();
-    NewEvent::new(
+    within_line_limit("ops.jsonl", line.len())?;
+    Ok(NewEvent::new(
         &observed.op,
         line,
         Some(observed.body),
         observed.source_original,
         now_ms,
-    )
+    ))
 }

@@ -34,13 +34,13 @@ pub struct ImportArgs {
     )]
     pub batch_size: usize,
     /// Longest line or verdict file imported (larger ones are reported and skipped, read past
-    /// without being held in memory); the server's default --max-body, so that no stored
-    /// record is larger than a posted one may be
+    /// without being held in memory); the longest line the service writes, so that its own
+    /// export is read back whole
     #[arg(
         long,
         value_name = "SIZE",
         env = "LAKEHOUSE_KB_IMPORT_MAX_LINE",
-        default_value = "1MiB",
+        default_value_t = import::DEFAULT_MAX_LINE_BYTES,
         value_parser = super::serve::parse_size
     )]
     pub max_line: usize,

@@ -70,10 +70,11 @@ pub struct ImportOptions {
     pub max_line_bytes: usize,
 }
 
-/// [`ImportOptions::max_line_bytes`] by default: the service's default `--max-body`, so that
-/// an imported record is no larger than a posted one may be (what the routes that serve whole
-/// records, `/sig` and `/feed`, are bounded by).
-pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+/// [`ImportOptions::max_line_bytes`] by default: the longest line the service writes
+/// ([`MAX_LINE_BYTES`](crate::model::MAX_LINE_BYTES)), so that the service's own export is
+/// read back whole. Until 2026-12-07 it was the default `--max-body` (1 MiB), under the op
+/// line of an event whose `error` the observer's rules copy twice (a review's).
+pub const DEFAULT_MAX_LINE_BYTES: usize = crate::model::MAX_LINE_BYTES;
 
 impl Default for ImportOptions {
     fn default() -> Self {

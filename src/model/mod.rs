@@ -24,6 +24,29 @@ use serde_json::{Map, Value};
 /// Longest sig_hash, event_kind or source accepted: they become index keys.
 pub const MAX_KEY_BYTES: usize = 512;
 
+/// Longest line the service writes to a legacy file (`outcomes.jsonl`, `ops.jsonl`), and the
+/// longest the import reads by default: what the service exports, its import reads back. A
+/// body within `--max-body` (1 MiB by default) can make a longer line than itself: the
+/// observer's rules copy an event's `error` into `output_summary`, and write its numbers as
+/// JavaScript does (`1e20` as 21 digits). A record whose line would be longer is refused.
+pub const MAX_LINE_BYTES: usize = 4 << 20;
+
+/// Refuses a record whose line in the legacy file `file` would be `len` bytes, over
+/// [`MAX_LINE_BYTES`].
+pub fn within_line_limit(file: &str, len: usize) -> Result<(), FieldError> {
+    if len <= MAX_LINE_BYTES {
+        return Ok(());
+    }
+    Err(FieldError::new(
+        "body",
+        format!(
+            "the record's line in {file} would be {len} bytes, over the {MAX_LINE_BYTES} bytes \
+             a line of the legacy files may hold (the observer's rules copy `error` into \
+             `output_summary` and write numbers in full): send a smaller body"
+        ),
+    ))
+}
+
 /// An input rejected by a model rule: the field at fault and a message naming the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

@@ -58,11 +58,14 @@ use super::{FieldError, cut, tail};
 /// graver severity, not the first given
 /// (`warn` then `block` was remembered as warn); a `findings` array of which no entry reads as
 /// a finding says nothing, as no array does, instead of resolving every open finding.
-pub const FINDING_RULES_VERSION: u64 = 4;
+/// Version 5: a port after a host name (`cache.internal:6379`, `db.example.com:5432`) is a
+/// number that names something, not a line of a file named `cache.internal`: two ports were
+/// one finding, and a dismissal of one silenced the other (a review's).
+pub const FINDING_RULES_VERSION: u64 = 5;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one
 /// has its dismissals given today's fingerprints when it is rebuilt.
-pub const FINGERPRINTS_SINCE_RULES_VERSION: u64 = 2;
+pub const FINGERPRINTS_SINCE_RULES_VERSION: u64 = 5;
 
 /// A reworded finding matches when its similarity to the earlier one is at least this: the
 /// terms the two wordings share weigh at least twice the terms either has alone (see
@@ -293,8 +296,10 @@ fn is_position_before(before: &str) -> bool {
 const POSITION_CONTEXT: usize = 32;
 
 /// Whether `text` ends with a file's name: a name, a `.`, and an extension of 1 to 10 letters
-/// or digits, the first a letter (`ingest.rs`, `src/db/users.ts`, `Cargo.toml`). Only the
-/// last 12 bytes are read: a summary's every `:` or `(` must not cost a scan back to its start.
+/// or digits, the first a letter (`ingest.rs`, `src/db/users.ts`, `Cargo.toml`), that is not
+/// the last label of a host's name ([`HOST_SUFFIXES`]: `cache.internal`, `db.example.com`).
+/// Only the last 12 bytes are read: a summary's every `:` or `(` must not cost a scan back to
+/// its start.
 fn names_a_file(text: &str) -> bool {
     let Some((name, extension)) = tail(text, 12).rsplit_once('.') else {
         return false;
@@ -307,7 +312,41 @@ fn names_a_file(text: &str) -> bool {
         && (1..=10).contains(&extension.len())
         && extension.starts_with(|c: char| c.is_ascii_alphabetic())
         && extension.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !names_a_host(extension)
 }
+
+/// Whether `text` ends with the last label of a host's name ([`HOST_SUFFIXES`]), after a `.`.
+fn names_a_host(text: &str) -> bool {
+    let label = tail(text, 12).rsplit('.').next().unwrap_or_default();
+    HOST_SUFFIXES.contains(&label.to_ascii_lowercase().as_str())
+}
+
+/// Last labels of host names that no source file is named with: the number after
+/// `name.<suffix>:` is a port, not a line. Common top-level domains and the private ones of
+/// internal networks; not `dev` or `app`, which name files too (`Dockerfile.dev`).
+const HOST_SUFFIXES: [&str; 21] = [
+    "com",
+    "org",
+    "net",
+    "io",
+    "internal",
+    "local",
+    "localdomain",
+    "localhost",
+    "lan",
+    "intranet",
+    "corp",
+    "cloud",
+    "edu",
+    "gov",
+    "info",
+    "biz",
+    "co",
+    "ai",
+    "us",
+    "uk",
+    "eu",
+];
 
 /// The terms of a finding's wording that the similar tier compares, read in NFC: `ids`, the
 /// things it names, each counted once as a unit: code identifiers (a word whose parts are
@@ -483,19 +522,26 @@ fn identifier(word: &str, parts: &[&str]) -> Option<String> {
     if parts.len() < 2 || !is_code(word) {
         return None;
     }
-    // A number after `:` is a line or a column (`ingest.rs:42:7`), not part of the name.
+    // A number after `:` is a line or a column (`ingest.rs:42:7`), not part of the name;
+    // after a host's name it is a port (`cache.internal:6379`), which is.
+    let is_position = |p: &str| {
+        is_number(p)
+            && before(word, p)
+                .strip_suffix(':')
+                .is_some_and(|head| !names_a_host(head))
+    };
     let named: Vec<String> = parts
         .iter()
-        .filter(|p| !(is_number(p) && preceded_by(word, p) == Some(':')))
+        .filter(|p| !is_position(p))
         .map(|p| p.to_lowercase())
         .collect();
     (named.len() > 1 && named.iter().any(|p| p.chars().count() > 1)).then(|| named.join("/"))
 }
 
-/// The character before `part`, a slice of `word`.
-fn preceded_by(word: &str, part: &str) -> Option<char> {
-    let at = (part.as_ptr() as usize).checked_sub(word.as_ptr() as usize)?;
-    word.get(..at)?.chars().next_back()
+/// What `word` holds before `part`, a slice of it.
+fn before<'a>(word: &'a str, part: &str) -> &'a str {
+    let at = (part.as_ptr() as usize).saturating_sub(word.as_ptr() as usize);
+    word.get(..at).unwrap_or_default()
 }
 
 fn is_number(term: &str) -> bool {
@@ -912,6 +958,32 @@ mod tests {
                 "the admin UI listens on localhost:9090 without auth",
                 false,
                 false,
+            ),
+            // A port after a host's name (at 47acc62 the host was read as a file's name).
+            (
+                "redis at cache.internal:6379 accepts connections without auth",
+                "redis at cache.internal:6380 accepts connections without auth",
+                false,
+                false,
+            ),
+            (
+                "postgres at db.example.com:5432 takes the default password",
+                "postgres at db.example.com:6543 takes the default password",
+                false,
+                false,
+            ),
+            (
+                "the client calls API.GitHub.COM:443 without a timeout",
+                "the client calls API.GitHub.COM:8443 without a timeout",
+                false,
+                false,
+            ),
+            // A file named like no host still has lines.
+            (
+                "Dockerfile.dev:12 runs the app as root",
+                "Dockerfile.dev:14 runs the app as root",
+                true,
+                true,
             ),
             (
                 "the Dockerfile pins node:16, which is end of life",

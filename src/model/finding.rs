@@ -60,8 +60,10 @@ use super::{FieldError, cut, tail};
 /// a finding says nothing, as no array does, instead of resolving every open finding.
 /// Version 5: a port after a host name (`cache.internal:6379`, `db.example.com:5432`) is a
 /// number that names something, not a line of a file named `cache.internal`: two ports were
-/// one finding, and a dismissal of one silenced the other (a review's).
-pub const FINDING_RULES_VERSION: u64 = 5;
+/// one finding, and a dismissal of one silenced the other (a review's). Version 6: a remembered
+/// finding keeps the wordings it was raised as between its first and its latest, through which
+/// a dismissal reaches its rewordings; fingerprints are version 5's.
+pub const FINDING_RULES_VERSION: u64 = 6;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one
 /// has its dismissals given today's fingerprints when it is rebuilt.

@@ -373,11 +373,12 @@ pub struct DismissalsOf {
 }
 
 /// The remembered finding a checked finding matched, as [`which_applies`] reads it: whether it
-/// was last raised as block, and each of its first and latest wordings, by fingerprint, with
-/// its terms and, for the latest (whose text is kept), whether it has a negation.
+/// was last raised as block, and each of its wordings (its first, those kept between, its
+/// latest), by fingerprint, with its terms and, but for the first (whose text is not kept),
+/// whether it has a negation.
 pub(super) struct Remembered {
     pub block: bool,
-    pub wordings: [Wording; 2],
+    pub wordings: Vec<Wording>,
 }
 
 /// One wording of a remembered finding.
@@ -395,12 +396,14 @@ pub(super) struct Wording {
 /// A dismissal silences the finding whose fingerprint it has (exact), and a rewording of it on
 /// dismissal-grade evidence (similar): the two agree in negation ([`is_negated`]), and either
 /// the finding's wording scores at least [`DISMISSAL_THRESHOLD`] against the dismissal's, or
-/// one of the remembered finding's other wordings (its first or its latest) does and the
-/// finding scores that much against that wording: a finding dismissed when raised as W1 (a
-/// close rewording of the dismissal's W0) stays dismissed when raised next as W2, a close
-/// rewording of W1 that W0 alone would not match. Only the wordings are compared, never the
-/// memory's links between them: the memory links from [`SIMILAR_THRESHOLD`], either negation,
-/// and a wording it linked stays linked when reworded further. The PR's own dismissals come
+/// one of the remembered finding's other wordings does, and the finding reaches that wording
+/// through wordings of the finding each scoring that much against the next, in the same
+/// negation (the score is the weakest step's): a finding dismissed when raised as W1 (a close
+/// rewording of the dismissal's W0) stays dismissed when raised next as W2, a close rewording
+/// of W1 that W0 alone would not match, and as W3 after W2 was stored, while W1 is among the
+/// wordings kept. Only the wordings are compared, never the memory's links between them: the
+/// memory links from [`SIMILAR_THRESHOLD`], either negation, and a wording it linked stays
+/// linked when reworded further. The PR's own dismissals come
 /// before the repository's; within them an exact match before a similar one, a higher score
 /// first, then the older dismissal. A finding raised as `block` is silenced only by a dismissal
 /// recorded as block (one that was confirmed). What the memory links to a dismissal (it names
@@ -423,17 +426,13 @@ pub(super) fn which_applies(
         "" => remembered.is_some_and(|r| r.block),
         severity => is_block(severity),
     };
-    // The remembered finding's other wordings the finding is a close rewording of, each with
-    // that score (its own wording, remembered under its fingerprint, is the finding itself).
-    let close: Vec<(&Wording, f64)> = remembered
-        .map(|r| r.wordings.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .filter(|w| w.fingerprint != finding.fingerprint.0)
-        .filter(|w| w.negated.is_none_or(|n| n == negated))
-        .map(|w| (w, finding.terms.similarity(&w.terms)))
-        .filter(|(_, score)| *score >= DISMISSAL_THRESHOLD)
-        .collect();
+    let close = close_wordings(
+        finding,
+        negated,
+        remembered
+            .map(|r| r.wordings.as_slice())
+            .unwrap_or_default(),
+    );
     // Smaller is better: the PR's own, exact, the higher score, the older.
     type Best = Option<(Rank, MatchKind, f64, usize)>;
     type Rank = (bool, MatchKind, Reverse<u64>, u64);
@@ -521,6 +520,55 @@ pub(super) fn which_applies(
         },
         silencing,
     }
+}
+
+/// The remembered finding's other wordings (its own, remembered under its fingerprint, is
+/// the finding itself) that `finding` reaches by close rewordings, each with the weakest
+/// step's score: steps of at least [`DISMISSAL_THRESHOLD`], between wordings of the finding's
+/// negation (a first wording's is not known: any). The strongest path to each, found by
+/// relaxing every step as often as there are wordings (a handful).
+fn close_wordings<'w>(
+    finding: &Finding,
+    negated: bool,
+    wordings: &'w [Wording],
+) -> Vec<(&'w Wording, f64)> {
+    let others: Vec<&Wording> = wordings
+        .iter()
+        .filter(|w| w.fingerprint != finding.fingerprint.0)
+        .filter(|w| w.negated.is_none_or(|n| n == negated))
+        .collect();
+    let step = |score: f64| (score >= DISMISSAL_THRESHOLD).then_some(score);
+    let mut reach: Vec<Option<f64>> = others
+        .iter()
+        .map(|w| step(finding.terms.similarity(&w.terms)))
+        .collect();
+    let links: Vec<Vec<Option<f64>>> = others
+        .iter()
+        .map(|a| {
+            others
+                .iter()
+                .map(|b| step(a.terms.similarity(&b.terms)))
+                .collect()
+        })
+        .collect();
+    for _ in 1..others.len() {
+        for (from, link) in links.iter().enumerate() {
+            let Some(at) = reach[from] else { continue };
+            for (to, score) in link.iter().enumerate() {
+                if let Some(score) = score {
+                    let through = at.min(*score);
+                    if reach[to].is_none_or(|r| through > r) {
+                        reach[to] = Some(through);
+                    }
+                }
+            }
+        }
+    }
+    others
+        .into_iter()
+        .zip(reach)
+        .filter_map(|(w, score)| Some((w, score?)))
+        .collect()
 }
 
 impl Store {

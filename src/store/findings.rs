@@ -40,7 +40,7 @@ use super::meta;
 use super::repos;
 use super::tables::*;
 use super::values::{
-    FindingValue, HeadSeen, Sighting, TIER_EXACT, TIER_NEW, TIER_SIMILAR, TermsValue,
+    FindingValue, HeadSeen, Sighting, TIER_EXACT, TIER_NEW, TIER_SIMILAR, TermsValue, WordingValue,
 };
 use super::{Store, StoreError};
 use crate::model::Repo;
@@ -60,6 +60,11 @@ pub(super) const MAX_HEADS: usize = 64;
 /// audit (and each check) at [`MAX_FINDINGS_PER_VERDICT`](crate::model::finding::MAX_FINDINGS_PER_VERDICT)
 /// (or 200) times this many comparisons, however many findings it collects.
 pub const MAX_SIMILAR_CANDIDATES: usize = 256;
+
+/// Wordings a remembered finding keeps between its first and its latest (the most recent):
+/// what a dismissal reaches the finding through, when it was reworded several times in small
+/// steps (`FindingValue::between`).
+pub const MAX_WORDINGS_BETWEEN: usize = 6;
 
 /// Verdicts remembered per transaction of a build: bounds its memory and the work a kill
 /// loses.
@@ -187,7 +192,7 @@ pub(super) fn remember(
             }
         };
         if before.is_some() {
-            raise(&mut value, finding, sighting, tier);
+            raise(&mut value, key, finding, sighting, tier);
         }
         mem.put(repo, pr, key, before, &value)?;
     }
@@ -210,10 +215,31 @@ fn first_sighting(finding: &Finding, sighting: &Sighting) -> FindingValue {
             seq: sighting.seq,
         }],
         last_tier: TIER_NEW,
+        between: Vec::new(),
     }
 }
 
-fn raise(value: &mut FindingValue, finding: &Finding, sighting: &Sighting, tier: u8) {
+/// Finding `key` (the fingerprint of its first wording), `value`, raised again as `finding`.
+fn raise(value: &mut FindingValue, key: u64, finding: &Finding, sighting: &Sighting, tier: u8) {
+    // A new wording: the latest one so far joins those kept between the first and the latest.
+    let latest = Fingerprint::of(&value.check, &value.summary).0;
+    let reworded = latest != finding.fingerprint.0;
+    if reworded && latest != key {
+        value
+            .between
+            .retain(|w| w.fingerprint != latest && w.fingerprint != finding.fingerprint.0);
+        value.between.push(WordingValue {
+            fingerprint: latest,
+            terms: std::mem::take(&mut value.terms),
+            negated: is_negated(&value.summary),
+        });
+        if value.between.len() > MAX_WORDINGS_BETWEEN {
+            value.between.remove(0);
+        }
+    }
+    value
+        .between
+        .retain(|w| w.fingerprint != finding.fingerprint.0);
     value.severity = finding.severity.clone();
     value.summary = finding.summary.clone();
     value.terms = TermsValue::from(&finding.terms);
@@ -807,25 +833,36 @@ impl Store {
             // `MAX_LIVE_PER_SCOPE`), once per wording: a loop a client sizes, so it counts
             // against the read's deadline; with no dismissal there is nothing to compare.
             let remembered_wordings = match &remembered {
-                Some(e) if !applicable.is_empty() => Some(dismissals::Remembered {
-                    block: dismissals::is_block(&e.value.severity),
-                    wordings: [
-                        dismissals::Wording {
-                            fingerprint: e.fingerprint.0,
-                            terms: (&e.value.first_terms).into(),
-                            negated: None,
-                        },
-                        dismissals::Wording {
-                            fingerprint: Fingerprint::of(&e.value.check, &e.value.summary).0,
-                            terms: (&e.value.terms).into(),
-                            negated: Some(is_negated(&e.value.summary)),
-                        },
-                    ],
-                }),
+                Some(e) if !applicable.is_empty() => {
+                    let first = dismissals::Wording {
+                        fingerprint: e.fingerprint.0,
+                        terms: (&e.value.first_terms).into(),
+                        negated: None,
+                    };
+                    let between = e.value.between.iter().map(|w| dismissals::Wording {
+                        fingerprint: w.fingerprint,
+                        terms: (&w.terms).into(),
+                        negated: Some(w.negated),
+                    });
+                    let latest = dismissals::Wording {
+                        fingerprint: Fingerprint::of(&e.value.check, &e.value.summary).0,
+                        terms: (&e.value.terms).into(),
+                        negated: Some(is_negated(&e.value.summary)),
+                    };
+                    Some(dismissals::Remembered {
+                        block: dismissals::is_block(&e.value.severity),
+                        wordings: std::iter::once(first)
+                            .chain(between)
+                            .chain(std::iter::once(latest))
+                            .collect(),
+                    })
+                }
                 _ => None,
             };
-            let n_wordings = if remembered_wordings.is_some() { 2 } else { 0 };
-            budget.walk(applicable.len() as u64 * (1 + n_wordings))?;
+            let n_wordings = remembered_wordings
+                .as_ref()
+                .map_or(0, |r| r.wordings.len() as u64);
+            budget.walk(applicable.len() as u64 * (1 + n_wordings) + n_wordings * n_wordings)?;
             let dismissals = dismissals::which_applies(
                 &applicable,
                 &named,

@@ -531,6 +531,20 @@ pub struct FindingValue {
     /// How the latest audit that raised it matched it: [`TIER_NEW`] (it was the first),
     /// [`TIER_EXACT`] or [`TIER_SIMILAR`].
     pub last_tier: u8,
+    /// The wordings it was raised as between its first and its latest, oldest first, each
+    /// once; at most `findings::MAX_WORDINGS_BETWEEN` (the most recent). A dismissal of one
+    /// wording reaches its close rewordings through them (`dismissals::which_applies`).
+    /// (From findings rules 6: a memory built under older rules is rebuilt, never read.)
+    pub between: Vec<WordingValue>,
+}
+
+/// A wording a finding was raised as: its fingerprint, its terms, and whether it has a
+/// negation ([`is_negated`](crate::model::polarity::is_negated)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WordingValue {
+    pub fingerprint: u64,
+    pub terms: TermsValue,
+    pub negated: bool,
 }
 
 impl Layout<'_> for FindingValue {

@@ -100,6 +100,74 @@ fn a_dismissal_sticks_to_the_finding_through_its_rewordings() {
     assert_eq!(statuses(&check(&server, repo, 8, HEAD_A, &[W2])), ["new"]);
 }
 
+/// A finding raised first, then dismissed, stays dismissed as it is reworded in small steps
+/// over several pushes, each wording stored: the memory keeps the wordings between its first
+/// and its latest, through which the dismissal reaches the latest. At 2d64eea it kept only the
+/// first and the latest, so once the wording that had carried the evidence was replaced the
+/// finding came back as a `repeat` (a review's), whether dismissed by its wording or by the
+/// fingerprint the PR's findings list gives.
+#[test]
+fn a_dismissed_finding_stays_dismissed_through_stored_rewordings() {
+    const W0: F = (
+        "reliability",
+        "warn",
+        "the upload handler in storage/s3.rs retries forever without any backoff",
+    );
+    const W1: F = (
+        "reliability",
+        "warn",
+        "upload handler in storage/s3.rs retries forever without backoff or jitter",
+    );
+    const W2: F = (
+        "reliability",
+        "warn",
+        "the upload handler in storage/s3.rs retries indefinitely without backoff or jitter",
+    );
+    const W3: F = (
+        "reliability",
+        "warn",
+        "the upload handler in storage/s3.rs retries indefinitely with no backoff or jitter",
+    );
+    let heads = [
+        HEAD_A,
+        HEAD_B,
+        HEAD_C,
+        "dddddddd00000000000000000000000000000004",
+    ];
+    let head_e = "eeeeeeee00000000000000000000000000000005";
+    let repo = Some(REPO);
+    // (how the finding is dismissed)
+    for by_fingerprint in [false, true] {
+        let server = InProcessServer::start();
+        post_verdict(&server, verdict(repo, 1, heads[0], 1, &[W0]));
+        let finding = if by_fingerprint {
+            let listed = list(&server, repo, 1, "all");
+            json!({"fingerprint": listed[0]["fingerprint"]})
+        } else {
+            json!({"finding": {"check": W0.0, "severity": W0.1, "summary": W0.2}})
+        };
+        let mut body = json!({"repo": REPO, "pr_number": 1, "reason": "by design", "by": "ana"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(finding.as_object().unwrap().clone());
+        let stored = dismiss(&server, body, None);
+        assert_eq!(stored.status, 201, "{}", stored.text);
+        for (at, (wording, head)) in (2..).zip([W1, W2, W3].into_iter().zip(&heads[1..])) {
+            let asked = check(&server, repo, 1, head, &[wording]);
+            let case = format!("{} before push {at}", wording.2);
+            assert_eq!(statuses(&asked), ["dismissed"], "{case}: {}", asked.text);
+            post_verdict(&server, verdict(repo, 1, head, at, &[wording]));
+            let again = check(&server, repo, 1, head_e, &[wording]);
+            assert_eq!(
+                statuses(&again),
+                ["dismissed"],
+                "{case}, stored: {}",
+                again.text
+            );
+        }
+    }
+}
+
 /// What the memory holds as block is treated as block, however the finding is named or asked
 /// of (four faults a hostile review of 8b1b6ec found): a confirmed dismissal by fingerprint of
 /// a finding raised as block in one PR of the repository and as a warning in another was

@@ -59,7 +59,8 @@ class KbClientTest(unittest.TestCase):
         in_repo = KbClient(base_url=os.environ.get("KB_URL"), retries=1, timeout=30.0, repo=repo)
         KB.post_verdict(verdict(61, "a" * 40, "2026-04-05T09:00:00.000Z", "block", "default ns", ["retry the S3 upload"]))
         in_repo.post_verdict(dict(verdict(61, "b" * 40, "2026-04-05T10:00:00.000Z", "approve", "named", ["retries S3 uploads with backoff"]), repo=repo))
-        in_repo.post_verdict(dict(verdict(62, "c" * 40, "2026-04-05T11:00:00.000Z", "request_changes", "newer", ["S3 upload retry loop"]), repo=repo))
+        # A verdict that names no repository is the client's (at 47acc62 it went to the default).
+        in_repo.post_verdict(verdict(62, "c" * 40, "2026-04-05T11:00:00.000Z", "request_changes", "newer", ["S3 upload retry loop"]))
         history = in_repo.prior_audits(61)
         self.assertEqual((history.get("repo"), history["count"], history["audits"][0]["one_liner"]), (repo, 1, "named"))
         self.assertEqual(KB.prior_audits(61)["audits"][0]["one_liner"], "default ns")

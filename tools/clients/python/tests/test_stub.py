@@ -37,6 +37,10 @@ class Stub(BaseHTTPRequestHandler):
         self.handle_any()
 
     def handle_any(self):
+        if self.path.split("/")[1] in ("early413", "trickle"):
+            # Answered before the body is read.
+            getattr(self, "play_" + self.path.split("/")[1])()
+            return
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length)
         scenario = self.path.split("/")[1]
@@ -56,6 +60,23 @@ class Stub(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def play_early413(self):
+        # As the service answers a body over --max-body: at once, then closing, the body unread.
+        self.send(413, {"error": "body is larger than the limit of 1048576 bytes (--max-body)", "field": "body"})
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def play_trickle(self):
+        for byte in b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}":
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.05)
+        self.close_connection = True
 
     def play_html502(self, n):
         self.send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
@@ -177,6 +198,22 @@ class StubTest(unittest.TestCase):
         keys = {headers["idempotency-key"] for method, _, headers in SEEN["stall"] if method == "POST"}
         self.assertEqual(len([1 for method, _, _ in SEEN["stall"] if method == "POST"]), 3, "a timed-out write is retried")
         self.assertEqual(len(keys), 1, "with the same key")
+
+    def test_a_body_refused_before_it_is_read_is_the_servers_answer(self):
+        # The server answers 413 and closes while the body is still being sent: the client
+        # reads the answer instead of taking the broken pipe for a write that may have
+        # committed (it resent 20 MB four times so).
+        rows = [{"source": "bot", "pad": "x" * 1000, "i": i} for i in range(8000)]
+        error = self.failure(lambda: self.client("early413", retries=3, timeout=5).post_events(rows))
+        self.assertEqual((error.kind, error.status, error.field, error.may_be_committed), ("http", 413, "body", False))
+
+    def test_headers_that_trickle_in_are_cut_at_the_deadline(self):
+        # A socket's timeout bounds each read alone: headers sent a byte at a time for 4 s
+        # must not outlast a 0.5 s deadline.
+        started = time.monotonic()
+        error = self.failure(lambda: self.client("trickle", retries=0).stats())
+        self.assertEqual(error.kind, "timeout")
+        self.assertLess(time.monotonic() - started, 2.0)
 
     def test_503_with_retry_after_2_is_retried_with_the_same_key(self):
         started = time.monotonic()

@@ -11,6 +11,7 @@ import os
 import random
 import re
 import socket
+import threading
 import time
 import urllib.parse
 import uuid
@@ -39,7 +40,9 @@ JsonObject = Dict[str, Any]
 Overall = Literal["approve", "request_changes", "block"]
 FeedType = Literal["verdict", "outcome", "event"]
 ErrorKind = Literal["http", "network", "timeout", "bad_response", "bad_request"]
-Severity = Literal["block", "warn", "info"]
+# A finding's severity: "block", "warn" and "info" are the auditor's, but any string is kept
+# (trimmed and lowercased by the memory; "" for a finding given without one).
+Severity = str
 
 
 class PostedVerdict(TypedDict, total=False):
@@ -422,9 +425,10 @@ class KbClient:
     # call that gave up with may_be_committed).
 
     def post_verdict(self, verdict: Mapping[str, Any], idempotency_key: Optional[str] = None) -> PostedVerdict:
-        """Stores a verdict with its KB row and observer event in one durable transaction; the
-        same (pr_number, head_sha, audited_at) is stored once (duplicate: True after)."""
-        return cast(PostedVerdict, self._request("POST", "/verdicts", body=_json(verdict), write=True, key=idempotency_key))
+        """Stores a verdict with its KB row and observer event in one durable transaction, in
+        the client's repository when it names none; the same (pr_number, head_sha, audited_at)
+        is stored once (duplicate: True after)."""
+        return cast(PostedVerdict, self._request("POST", "/verdicts", body=_json(self._in_repo(verdict)), write=True, key=idempotency_key))
 
     def post_event(self, event: Mapping[str, Any], idempotency_key: Optional[str] = None) -> PostedEvent:
         """The legacy observer's call: one event, any JSON object."""
@@ -441,7 +445,7 @@ class KbClient:
         return self._batch("/event", [_compact(e) for e in events], idempotency_key)
 
     def post_verdicts(self, verdicts: Sequence[Mapping[str, Any]], idempotency_key: Optional[str] = None) -> BatchReport:
-        return self._batch("/verdicts", [_compact(v) for v in verdicts], idempotency_key)
+        return self._batch("/verdicts", [_compact(self._in_repo(v)) for v in verdicts], idempotency_key)
 
     def post_outcomes(self, rows: Sequence[Union[Mapping[str, Any], str]], idempotency_key: Optional[str] = None) -> BatchReport:
         """Rows given as str are sent byte for byte."""
@@ -777,6 +781,12 @@ class KbClient:
     def _repo(self, repo: Optional[str]) -> Optional[str]:
         return repo if repo is not None else self.repo
 
+    def _in_repo(self, verdict: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`verdict` in the client's repository when it names none."""
+        if "repo" in verdict or self.repo is None:
+            return verdict
+        return dict(verdict, repo=self.repo)
+
     def _headers(self) -> Dict[str, str]:
         headers = {"user-agent": USER_AGENT}
         if self.token:
@@ -879,15 +889,26 @@ class KbClient:
         raise last
 
     def _attempt(self, method: str, target: str, headers: Mapping[str, str], body: Optional[bytes], budget: float) -> _Answer:
-        """One request with one deadline for connecting, sending, the headers and the body."""
+        """One request with one deadline for connecting, sending, the headers and the body: a
+        socket's timeout bounds each read alone, so a watchdog cuts the connection at the
+        deadline (a server sending its headers a byte at a time is given no longer)."""
         deadline = time.monotonic() + budget
         connection = self._connection(budget)
+        cut = threading.Event()
+        watchdog = threading.Timer(budget, _cut, args=(connection, cut))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             try:
                 connection.connect()
             except OSError as error:
                 raise _Unsent(error) from error
-            connection.request(method, target, body=body, headers=dict(headers))
+            try:
+                connection.request(method, target, body=body, headers=dict(headers))
+            except (BrokenPipeError, ConnectionResetError):
+                # The server may have answered before reading the whole body (413 for a body
+                # over its limit) and closed: its answer says what became of the request.
+                pass
             _set_deadline(connection, deadline)
             response = connection.getresponse()
             chunks = []
@@ -897,8 +918,16 @@ class KbClient:
                 if not chunk:
                     break
                 chunks.append(chunk)
+            if cut.is_set():
+                # Cut at the deadline: what was read ended there, not where the server ended it.
+                raise TimeoutError("deadline passed")
             return _Answer(response.status, response.headers, b"".join(chunks))
+        except (OSError, http.client.HTTPException) as error:
+            if cut.is_set() or time.monotonic() >= deadline:
+                raise TimeoutError("deadline passed") from error
+            raise
         finally:
+            watchdog.cancel()
             connection.close()
 
     def _error(self, status: int, headers: http.client.HTTPMessage, body: bytes) -> KbError:
@@ -927,6 +956,18 @@ class _Unsent(Exception):
     def __init__(self, cause: OSError) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+def _cut(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """Shuts the connection's socket down, so that a read blocked on it returns, and says so
+    in `cut`."""
+    cut.set()
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _set_deadline(connection: http.client.HTTPConnection, deadline: float) -> None:

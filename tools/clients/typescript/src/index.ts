@@ -40,7 +40,11 @@ export interface Verdict {
   [key: string]: unknown;
 }
 
-export type Severity = "block" | "warn" | "info";
+/**
+ * A finding's severity: `block`, `warn` and `info` are the auditor's, but any string is kept
+ * (trimmed and lowercased by the memory; `""` for a finding given without one).
+ */
+export type Severity = "block" | "warn" | "info" | (string & {});
 
 /** A finding as the auditor writes it, with any fields of its own (`file`, `line`, ...). */
 export interface FindingInput {
@@ -591,11 +595,12 @@ export class KbClient {
   // Writes. Each sends an Idempotency-Key; a retry reuses it.
 
   /**
-   * Stores a verdict with its KB row and observer event in one durable transaction. The same
-   * (pr_number, head_sha, audited_at) is stored once (`duplicate: true` after).
+   * Stores a verdict with its KB row and observer event in one durable transaction, in the
+   * client's repository when it names none. The same (pr_number, head_sha, audited_at) is
+   * stored once (`duplicate: true` after).
    */
   postVerdict(verdict: Verdict, options: WriteOptions = {}): Promise<PostedVerdict> {
-    return this.request({ method: "POST", path: "/verdicts", json: verdict, write: options });
+    return this.request({ method: "POST", path: "/verdicts", json: this.inRepo(verdict), write: options });
   }
 
   /** The legacy observer's call: one event, any JSON object. */
@@ -618,7 +623,7 @@ export class KbClient {
   }
 
   async postVerdicts(verdicts: Verdict[], options: WriteOptions = {}): Promise<BatchReport> {
-    return this.batch("/verdicts", verdicts.map(json), options);
+    return this.batch("/verdicts", verdicts.map((v) => json(this.inRepo(v))), options);
   }
 
   /** Rows given as strings are sent byte for byte. */
@@ -758,7 +763,7 @@ export class KbClient {
   async sig(sigHash: string, options: { afterSeq?: number; limit?: number; repo?: string } = {}): Promise<SigPage> {
     return this.request({
       method: "GET",
-      path: `/sig/${encodeURIComponent(wellFormed(sigHash, "sigHash"))}`,
+      path: `/sig/${pathSegment(sigHash, "sigHash")}`,
       query: { repo: options.repo ?? this.repo, after_seq: options.afterSeq, limit: options.limit },
     });
   }
@@ -822,7 +827,7 @@ export class KbClient {
       query: {
         after_seq: query.afterSeq,
         history: query.history,
-        types: query.types?.join(","),
+        types: query.types?.length ? query.types.join(",") : undefined,
         wait: query.waitMs === undefined ? undefined : `${Math.round(query.waitMs)}ms`,
         limit: query.limit,
       },
@@ -858,7 +863,7 @@ export class KbClient {
       try {
         watchdog();
         const query = new URLSearchParams({ after_seq: String(position) });
-        if (options.types) query.set("types", options.types.join(","));
+        if (options.types?.length) query.set("types", options.types.join(","));
         if (history !== undefined) query.set("history", history);
         const response = await fetch(`${this.baseUrl}/feed?${query}`, {
           headers: { ...this.headers(), accept: "text/event-stream", "last-event-id": String(position) },
@@ -914,6 +919,11 @@ export class KbClient {
     return this.request({ method: "POST", path, raw: { body, contentType: "application/x-ndjson" }, write: options });
   }
 
+  /** `verdict` in the client's repository when it names none. */
+  private inRepo(verdict: Verdict): Verdict {
+    return verdict.repo === undefined && this.repo !== undefined ? { ...verdict, repo: this.repo } : verdict;
+  }
+
   private headers(): Record<string, string> {
     const headers: Record<string, string> = { "user-agent": USER_AGENT };
     if (this.token) headers["authorization"] = `Bearer ${this.token}`;
@@ -953,7 +963,7 @@ export class KbClient {
       // Retry-After plus up to a quarter more, so that clients told the same wait do not all
       // come back in the same instant.
       if (attempt > 0) await sleep(last?.retryAfter !== undefined ? last.retryAfter * 1000 * (1 + Math.random() / 4) : Math.min(2000, 100 * 2 ** attempt));
-      const timeoutMs = spec.timeoutMs ?? spec.write?.timeoutMs ?? this.timeoutMs;
+      const timeoutMs = timerMs(spec.timeoutMs ?? spec.write?.timeoutMs ?? this.timeoutMs);
       const signal = AbortSignal.timeout(timeoutMs);
       let sent = false;
       let retry: boolean;
@@ -990,7 +1000,8 @@ export class KbClient {
       } catch (error) {
         if (error instanceof KbError) throw error;
         const timedOut = signal.aborted;
-        const refused = !sent && causeCode(error) === "ECONNREFUSED";
+        // Nothing sent: the name did not resolve, or no connection was made.
+        const refused = !sent && UNSENT_CODES.includes(causeCode(error) ?? "");
         if (write && !refused) uncertain = true;
         last = new KbError(
           timedOut
@@ -1108,6 +1119,28 @@ function json(value: unknown): string {
 function snippet(text: string): string {
   const flat = text.replace(/\s+/g, " ").trim();
   return flat.length > 200 ? `${flat.slice(0, 200)}...` : flat || "(empty body)";
+}
+
+/** Errors of a request that never reached the server. */
+const UNSENT_CODES = ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"];
+
+/** A timeout as `AbortSignal.timeout` takes it: whole milliseconds, at most a timer's limit. */
+function timerMs(ms: number): number {
+  if (!(ms > 0)) {
+    throw new KbError(`timeoutMs must be a positive number of milliseconds, got ${ms}`, "bad_request", 0, "timeoutMs");
+  }
+  return Math.min(Math.ceil(ms), 2 ** 31 - 1);
+}
+
+/**
+ * `value` as one segment of a URL's path. `.` and `..` cannot be one (`fetch` resolves them
+ * as the URL's own directories, escaped or not): a KbError before anything is sent.
+ */
+function pathSegment(value: string, field: string): string {
+  if (value === "." || value === "..") {
+    throw new KbError(`${field} ${JSON.stringify(value)} cannot be sent as a URL path segment`, "bad_request", 0, field);
+  }
+  return encodeURIComponent(wellFormed(value, field));
 }
 
 function causeCode(error: unknown): string | undefined {

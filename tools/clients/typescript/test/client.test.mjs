@@ -57,7 +57,8 @@ test("a client's repository is a namespace: the same PR number elsewhere is not 
   const inRepo = new KbClient({ baseUrl: process.env.KB_URL, retries: 1, timeoutMs: 30_000, repo });
   await kb.postVerdict({ ...verdict(56, head("e"), "2026-04-02T09:00:00.000Z", "block", "default ns", ["retry the S3 upload"]) });
   await inRepo.postVerdict({ ...verdict(56, head("f"), "2026-04-02T10:00:00.000Z", "approve", "named", ["retries S3 uploads with backoff"]), repo });
-  await inRepo.postVerdict({ ...verdict(57, head("1"), "2026-04-02T11:00:00.000Z", "request_changes", "newer", ["S3 upload retry loop"]), repo });
+  // A verdict that names no repository is the client's (at 47acc62 it went to the default).
+  await inRepo.postVerdict(verdict(57, head("1"), "2026-04-02T11:00:00.000Z", "request_changes", "newer", ["S3 upload retry loop"]));
   const history = await inRepo.priorAudits(56);
   assert.deepEqual([history.repo, history.count, history.audits[0].one_liner], [repo, 1, "named"]);
   assert.equal((await kb.priorAudits(56)).audits[0].one_liner, "default ns");

@@ -49,6 +49,7 @@ const scenarios = {
   },
   longpoll: (req, res) => setTimeout(() => json(res, 200, { records: [], next_after_seq: 5, last_seq: 5 }), 800),
   refuse400: (req, res) => json(res, 400, { error: "head_sha must be hex, got \"x\"", field: "head_sha" }),
+  ok: (req, res) => json(res, 200, { records: [], next_after_seq: 0, last_seq: 0 }),
   feedcut: (req, res, n) => {
     res.writeHead(200, { "content-type": "text/event-stream" });
     const event = (seq) => `id: ${seq}\nevent: event\ndata: ${JSON.stringify({ type: "event", seq, received_at: "t", op: {} })}\n\n`;
@@ -239,6 +240,12 @@ test("what cannot be sent is a rejected bad_request KbError naming it, and nothi
     ["a lone surrogate in a sig_hash", () => kb.sig("pr1-\ud800"), "sigHash"],
     ["a lone surrogate in a query value", () => kb.events({ eventKind: "k\ud800" }), "event_kind"],
     ["a lone surrogate in a string row", () => kb.postOutcome('{"sig_hash":"a","x":"\udc00"}'), "body"],
+    // A review's (47acc62): fetch resolves `.` and `..` (escaped or not) as the URL's own
+    // directories, so these asked for another route; and a timeout of no time.
+    ["a sig_hash of ..", () => kb.sig(".."), "sigHash"],
+    ["a sig_hash of .", () => kb.sig("."), "sigHash"],
+    ["a timeout of 0 ms", () => client("unsent", { timeoutMs: 0 }).stats(), "timeoutMs"],
+    ["a timeout that is not a number", () => client("unsent", { timeoutMs: Number.NaN }).stats(), "timeoutMs"],
   ];
   for (const [name, call, field] of cases) {
     const started = Date.now();
@@ -252,6 +259,17 @@ test("what cannot be sent is a rejected bad_request KbError naming it, and nothi
   }
   assert.equal(seen.get("unsent"), undefined);
   assert.throws(() => new KbClient({ baseUrl: "localhost:3800" }), (error) => error.field === "baseUrl");
+});
+
+test("a fractional or huge timeout is a timeout, and an empty list of types asks for all", async () => {
+  // A review's (47acc62): AbortSignal.timeout threw a RangeError for 2500.5 ms, and timed out
+  // at once for 2^31 ms; `types: []` was sent as `types=`, which the service refuses.
+  await client("ok", { timeoutMs: 2500.5 }).stats();
+  await client("ok", { timeoutMs: 2 ** 31 }).stats();
+  await client("ok").feed({ afterSeq: 0, waitMs: 0.4, types: [] });
+  const paths = seen.get("ok").map((r) => r.path);
+  assert.equal(paths.length, 3);
+  assert.ok(!paths[2].includes("types"), paths[2]);
 });
 
 test("a base URL without http:// or https:// is refused when the client is made", () => {

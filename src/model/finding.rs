@@ -44,6 +44,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use super::polarity::Polarity;
 use super::text::{self, MAX_TERMS_PER_TEXT};
 use super::{FieldError, cut, tail};
 
@@ -62,8 +63,10 @@ use super::{FieldError, cut, tail};
 /// number that names something, not a line of a file named `cache.internal`: two ports were
 /// one finding, and a dismissal of one silenced the other (a review's). Version 6: a remembered
 /// finding keeps the wordings it was raised as between its first and its latest, through which
-/// a dismissal reaches its rewordings; fingerprints are version 5's.
-pub const FINDING_RULES_VERSION: u64 = 6;
+/// a dismissal reaches its rewordings; fingerprints are version 5's. Version 7: a wording that
+/// differs from a remembered finding's latest by a pair of opposite words (`enabled`,
+/// `disabled`), both or neither negated, is not linked to it as a rewording (it was a repeat).
+pub const FINDING_RULES_VERSION: u64 = 7;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one
 /// has its dismissals given today's fingerprints when it is rebuilt.
@@ -773,6 +776,9 @@ pub struct Candidate<'a> {
     pub key: u64,
     pub check_key: String,
     pub wordings: Vec<&'a FindingTerms>,
+    /// Its latest wording's text (the first's is not kept): a finding that differs from it by
+    /// a pair of opposite words is not it.
+    pub latest: &'a str,
 }
 
 /// Matches the findings of one audit (or one check request) against a PR's memory. `exact[i]`
@@ -780,7 +786,11 @@ pub struct Candidate<'a> {
 /// others are matched to `candidates` of the same check by similarity at least
 /// [`SIMILAR_THRESHOLD`], best pairs first (ties: the earlier incoming finding, then the lower
 /// key), each remembered finding matched by at most one incoming finding of the audit (two
-/// findings raised together are two findings), and none already matched exactly.
+/// findings raised together are two findings), and none already matched exactly. A finding
+/// that differs from a candidate's latest wording by a pair of opposite words, both or neither
+/// negated (`rate limiting is enabled` and `... disabled`), is not a rewording of it, however
+/// much else the two share; with a negation on one side only the two may say the same thing
+/// (`is unvalidated`, `is not validated`), and the similarity decides.
 pub fn assign(
     incoming: &[&Finding],
     exact: &[Option<u64>],
@@ -797,6 +807,8 @@ pub fn assign(
             continue;
         }
         let check = finding.check_key();
+        // Read only for a candidate that scores.
+        let mut polarity = None;
         for (j, candidate) in candidates.iter().enumerate() {
             if candidate.check_key != check || taken.contains(&candidate.key) {
                 continue;
@@ -806,7 +818,12 @@ pub fn assign(
                 .iter()
                 .map(|w| finding.terms.similarity(w))
                 .fold(0.0, f64::max);
-            if score >= SIMILAR_THRESHOLD {
+            if score >= SIMILAR_THRESHOLD
+                && !flips_a_word(
+                    polarity.get_or_insert_with(|| Polarity::of(&finding.summary)),
+                    &Polarity::of(candidate.latest),
+                )
+            {
                 pairs.push((score, i, candidate.key, j));
             }
         }
@@ -819,6 +836,12 @@ pub fn assign(
         }
     }
     out
+}
+
+/// Whether two wordings differ by a pair of opposite words and agree in negation: they say
+/// opposite things (see [`assign`]).
+fn flips_a_word(a: &Polarity, b: &Polarity) -> bool {
+    a.negated() == b.negated() && a.stems().opposes(b.stems())
 }
 
 #[cfg(test)]
@@ -1164,6 +1187,7 @@ mod tests {
                 key: i as u64 + 1,
                 check_key: r.check_key(),
                 wordings: vec![&r.terms],
+                latest: &r.summary,
             })
             .collect();
         let incoming = [

@@ -188,6 +188,16 @@ impl Polarity {
         }
     }
 
+    /// Whether it has a negation ([`is_negated`]).
+    pub fn negated(&self) -> bool {
+        self.negated
+    }
+
+    /// Its words, for [`Stems::opposes`].
+    pub fn stems(&self) -> &Stems {
+        &self.stems
+    }
+
     /// Whether the two say opposite things (see [`says_opposite`]).
     pub fn opposes(&self, other: &Polarity) -> bool {
         self.negated != other.negated || self.stems.opposes(&other.stems)

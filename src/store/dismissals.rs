@@ -402,7 +402,7 @@ pub(super) struct Wording {
 /// rewording of the dismissal's W0) stays dismissed when raised next as W2, a close rewording
 /// of W1 that W0 alone would not match, and as W3 after W2 was stored, while W1 is among the
 /// wordings kept. Only the wordings are compared, never the memory's links between them: the
-/// memory links from [`SIMILAR_THRESHOLD`], either negation, and a wording it linked stays
+/// memory links from [`SIMILAR_THRESHOLD`], either negation (not opposite words), and a wording it linked stays
 /// linked when reworded further. The PR's own dismissals come
 /// before the repository's; within them an exact match before a similar one, a higher score
 /// first, then the older dismissal. A finding raised as `block` is silenced only by a dismissal

@@ -118,6 +118,7 @@ pub(super) fn match_findings(
             key: *key,
             check_key: normalise_check(&value.check),
             wordings: vec![latest, first],
+            latest: &value.summary,
         })
         .collect();
     let incoming: Vec<&Finding> = findings.iter().collect();

@@ -328,6 +328,46 @@ fn a_cursor_without_its_latest_audit_goes_on_below() {
     assert_eq!(rest.json["findings"].as_array().unwrap().len(), 2);
 }
 
+/// A wording that says the opposite of a remembered finding by a pair of opposite words is a
+/// new finding, not a rewording of it: at eaedf84 `rate limiting is disabled ...` checked after
+/// `... enabled ...` was raised was a `repeat` (a review's), and the auditor would have left
+/// it out as said before. With a negation on one side only, the two may say the same thing and
+/// the similarity decides.
+#[test]
+fn a_wording_that_says_the_opposite_is_a_new_finding() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const ENABLED: F = (
+        "security",
+        "warn",
+        "rate limiting is enabled on the login endpoint in auth.ts",
+    );
+    const DISABLED: F = (
+        "security",
+        "warn",
+        "rate limiting is disabled on the login endpoint in auth.ts",
+    );
+    const UNVALIDATED: F = ("input", "warn", "the upload path in api.rs is unvalidated");
+    const NOT_VALIDATED: F = (
+        "input",
+        "warn",
+        "the upload path in api.rs is not validated",
+    );
+    post_verdict(
+        &server,
+        verdict(repo, 9, HEAD_A, 1, &[ENABLED, UNVALIDATED]),
+    );
+    let asked = check(&server, repo, 9, HEAD_B, &[DISABLED, NOT_VALIDATED]);
+    assert_eq!(statuses(&asked), ["new", "repeat"], "{}", asked.text);
+    assert_eq!(asked.json["findings"][1]["match"]["tier"], "similar");
+    post_verdict(
+        &server,
+        verdict(repo, 9, HEAD_B, 2, &[DISABLED, NOT_VALIDATED]),
+    );
+    let listed = list(&server, repo, 9, "all");
+    assert_eq!(listed.len(), 3, "{listed:?}");
+}
+
 /// A verdict's severities are remembered trimmed and in lowercase, as requests give them: a
 /// finding raised as `BLOCK` needs a confirmed dismissal, and a check that gives `block` is
 /// silenced by it. At 11cb16f `BLOCK` was remembered as written: dismissed by fingerprint

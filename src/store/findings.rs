@@ -686,12 +686,20 @@ impl Store {
         let (raised_since, below) = match q.below {
             None => (None, Some((Bound::Included((repo, pr, lo, 0)), top))),
             Some(c) => {
-                let since = c.as_of.saturating_add(1).max(lo);
+                // The findings the previous page's range could hold: last seen at or below
+                // `held`. Resolved ones were those below its latest audit: a push resolves the
+                // ones that audit raised and it does not raise again, which enter the range
+                // without moving.
+                let held = match q.status {
+                    FindingStatus::Resolved => c.as_of.saturating_sub(1),
+                    FindingStatus::Open | FindingStatus::All => c.as_of,
+                };
+                let since = held.saturating_add(1).max(lo);
                 let raised_since = (since <= hi && c.as_of != u64::MAX)
                     .then_some((Bound::Included((repo, pr, since, 0)), top));
                 // A cursor beyond the status's range (given with another status) goes on from
                 // its top; one below it leaves nothing below.
-                let upper = match c.seq.min(c.as_of) {
+                let upper = match c.seq.min(held) {
                     seq if seq < lo => None,
                     seq if seq < c.seq => Some(Bound::Included((repo, pr, seq.min(hi), u64::MAX))),
                     seq if seq <= hi => Some(Bound::Excluded((repo, pr, seq, c.fingerprint))),

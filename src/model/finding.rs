@@ -61,7 +61,8 @@ use super::{FieldError, cut, tail};
 /// a finding says nothing, as no array does, instead of resolving every open finding.
 /// Version 5: a port after a host name (`cache.internal:6379`, `db.example.com:5432`) is a
 /// number that names something, not a line of a file named `cache.internal`: two ports were
-/// one finding, and a dismissal of one silenced the other (a review's). Version 6: a remembered
+/// one finding, and a dismissal of one silenced the other (a review's); a dotfile's name is no
+/// host's (`.env.local:3` is a line). Version 6: a remembered
 /// finding keeps the wordings it was raised as between its first and its latest, through which
 /// a dismissal reaches its rewordings; fingerprints are version 5's. Version 7: a wording that
 /// differs from a remembered finding's latest by a pair of opposite words (`enabled`,
@@ -317,19 +318,35 @@ fn names_a_file(text: &str) -> bool {
         && (1..=10).contains(&extension.len())
         && extension.starts_with(|c: char| c.is_ascii_alphabetic())
         && extension.bytes().all(|b| b.is_ascii_alphanumeric())
-        && !names_a_host(extension)
+        && !names_a_host(text)
 }
 
-/// Whether `text` ends with the last label of a host's name ([`HOST_SUFFIXES`]), after a `.`.
+/// Whether `text` ends with a host's name: labels joined by `.`, the last one of
+/// [`HOST_SUFFIXES`] (`cache.internal`, `db.example.com`), or `localhost` alone. A name that
+/// starts with a `.` is a file's (`.env.local`). Only the last 64 bytes are read.
 fn names_a_host(text: &str) -> bool {
-    let label = tail(text, 12).rsplit('.').next().unwrap_or_default();
-    HOST_SUFFIXES.contains(&label.to_ascii_lowercase().as_str())
+    let text = tail(text, 64);
+    let name_at = text
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        .map_or(0, |(at, c)| at + c.len_utf8());
+    let name = &text[name_at..];
+    match name.rsplit_once('.') {
+        Some((labels, last)) => {
+            !labels.is_empty()
+                && !name.starts_with('.')
+                && HOST_SUFFIXES.contains(&last.to_ascii_lowercase().as_str())
+        }
+        None => name.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 /// Last labels of host names that no source file is named with: the number after
 /// `name.<suffix>:` is a port, not a line. Common top-level domains and the private ones of
-/// internal networks; not `dev` or `app`, which name files too (`Dockerfile.dev`).
-const HOST_SUFFIXES: [&str; 21] = [
+/// internal networks; not `dev`, `app` or `info`, which name files too (`Dockerfile.dev`, a
+/// Drupal module's `.info`).
+const HOST_SUFFIXES: [&str; 20] = [
     "com",
     "org",
     "net",
@@ -344,7 +361,6 @@ const HOST_SUFFIXES: [&str; 21] = [
     "cloud",
     "edu",
     "gov",
-    "info",
     "biz",
     "co",
     "ai",
@@ -405,7 +421,8 @@ impl FindingTerms {
             {
                 continue;
             }
-            if let Some(id) = identifier(word, &parts) {
+            // A word right after a `.` is a dotfile's name (`.env.local`), not a host's.
+            if let Some(id) = identifier(word, &parts, before.ends_with('.')) {
                 ids.insert(id);
                 n_terms += 1;
                 continue;
@@ -501,8 +518,9 @@ impl FindingTerms {
     }
 }
 
-/// The identifier a word of `parts` names, if it names one (see [`FindingTerms`]).
-fn identifier(word: &str, parts: &[&str]) -> Option<String> {
+/// The identifier a word of `parts` names, if it names one (see [`FindingTerms`]); `dotfile`:
+/// the word follows a `.`, so it names a dotfile (`.env.local`), never a host.
+fn identifier(word: &str, parts: &[&str], dotfile: bool) -> Option<String> {
     if parts.len() >= 3 && word.contains('.') && parts.iter().all(|p| is_number(p)) {
         return Some(format!("={}", parts.join(".")));
     }
@@ -533,7 +551,7 @@ fn identifier(word: &str, parts: &[&str]) -> Option<String> {
         is_number(p)
             && before(word, p)
                 .strip_suffix(':')
-                .is_some_and(|head| !names_a_host(head))
+                .is_some_and(|head| dotfile || !names_a_host(head))
     };
     let named: Vec<String> = parts
         .iter()
@@ -1003,10 +1021,23 @@ mod tests {
                 false,
                 false,
             ),
-            // A file named like no host still has lines.
+            // A file named like no host still has lines, and so does a dotfile whatever its
+            // extension (`.env.local` is no host).
             (
                 "Dockerfile.dev:12 runs the app as root",
                 "Dockerfile.dev:14 runs the app as root",
+                true,
+                true,
+            ),
+            (
+                ".env.local:3 commits the database password",
+                ".env.local:5 commits the database password",
+                true,
+                true,
+            ),
+            (
+                "config/.env.production.local:3 commits the database password",
+                "config/.env.production.local:9 commits the database password",
                 true,
                 true,
             ),

@@ -78,6 +78,16 @@ class Stub(BaseHTTPRequestHandler):
             time.sleep(0.05)
         self.close_connection = True
 
+    def play_findingpages(self, n):
+        def finding(fingerprint, seq):
+            return {"fingerprint": fingerprint, "summary": fingerprint, "last_seen": {"head_sha": "a", "audited_at": "t", "seq": seq}}
+
+        # Page 2 as after a push: F raised again (newer), G, and H given again unchanged.
+        if n == 1:
+            self.send(200, {"findings": [finding("f", 1), finding("h", 1)], "next_cursor": "1-0000000000000001-1"})
+        else:
+            self.send(200, {"findings": [finding("f", 3), finding("h", 1), finding("g", 1)]})
+
     def play_html502(self, n):
         self.send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
 
@@ -214,6 +224,10 @@ class StubTest(unittest.TestCase):
         error = self.failure(lambda: self.client("trickle", retries=0).stats())
         self.assertEqual(error.kind, "timeout")
         self.assertLess(time.monotonic() - started, 2.0)
+
+    def test_all_findings_gives_a_newer_state_and_skips_one_given_again_unchanged(self):
+        states = [f"{f['fingerprint']}@{f['last_seen']['seq']}" for f in self.client("findingpages").all_findings(7)]
+        self.assertEqual(states, ["f@1", "h@1", "f@3", "g@1"])
 
     def test_503_with_retry_after_2_is_retried_with_the_same_key(self):
         started = time.monotonic()

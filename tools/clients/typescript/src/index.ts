@@ -704,8 +704,9 @@ export class KbClient {
   }
 
   /**
-   * Every finding the memory holds for a PR, following the pages, each once (a push while the
-   * pages are read can give a finding again: it is skipped).
+   * Every finding the memory holds for a PR, following the pages. A finding a push raises
+   * again while the pages are read comes again in its newer state (its `last_seen` later); one
+   * the service gives again unchanged is skipped.
    */
   async *allFindings(prNumber: number, options: Omit<FindingsOptions, "cursor" | "limit"> = {}): AsyncGenerator<RememberedFinding> {
     let cursor: string | undefined;
@@ -713,8 +714,9 @@ export class KbClient {
     do {
       const page = await this.findings(prNumber, { ...options, cursor, limit: 1000 });
       for (const finding of page.findings) {
-        if (!given.has(finding.fingerprint)) {
-          given.add(finding.fingerprint);
+        const state = `${finding.fingerprint} ${finding.last_seen.seq}`;
+        if (!given.has(state)) {
+          given.add(state);
           yield finding;
         }
       }

@@ -50,6 +50,12 @@ const scenarios = {
   longpoll: (req, res) => setTimeout(() => json(res, 200, { records: [], next_after_seq: 5, last_seq: 5 }), 800),
   refuse400: (req, res) => json(res, 400, { error: "head_sha must be hex, got \"x\"", field: "head_sha" }),
   ok: (req, res) => json(res, 200, { records: [], next_after_seq: 0, last_seq: 0 }),
+  findingpages: (req, res, n) => {
+    const finding = (fingerprint, seq) => ({ fingerprint, summary: fingerprint, last_seen: { head_sha: "a", audited_at: "t", seq } });
+    // Page 2 as after a push: F raised again (newer), G, and H given again unchanged.
+    if (n === 1) return json(res, 200, { findings: [finding("f", 1), finding("h", 1)], next_cursor: "1-0000000000000001-1" });
+    json(res, 200, { findings: [finding("f", 3), finding("h", 1), finding("g", 1)] });
+  },
   feedcut: (req, res, n) => {
     res.writeHead(200, { "content-type": "text/event-stream" });
     const event = (seq) => `id: ${seq}\nevent: event\ndata: ${JSON.stringify({ type: "event", seq, received_at: "t", op: {} })}\n\n`;
@@ -270,6 +276,12 @@ test("a fractional or huge timeout is a timeout, and an empty list of types asks
   const paths = seen.get("ok").map((r) => r.path);
   assert.equal(paths.length, 3);
   assert.ok(!paths[2].includes("types"), paths[2]);
+});
+
+test("allFindings gives a finding raised again in its newer state and skips one given again unchanged", async () => {
+  const states = [];
+  for await (const f of client("findingpages").allFindings(7)) states.push(`${f.fingerprint}@${f.last_seen.seq}`);
+  assert.deepEqual(states, ["f@1", "h@1", "f@3", "g@1"]);
 });
 
 test("a base URL without http:// or https:// is refused when the client is made", () => {

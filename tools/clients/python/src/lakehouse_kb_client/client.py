@@ -548,10 +548,11 @@ class KbClient:
         repo: Optional[str] = None,
         dismissals: Optional[bool] = None,
     ) -> Iterator[RememberedFinding]:
-        """Every finding the memory holds for a PR, following the pages, each once (a push
-        while the pages are read can give a finding again: it is skipped)."""
+        """Every finding the memory holds for a PR, following the pages. A finding a push
+        raises again while the pages are read comes again in its newer state (its last_seen
+        later); one the service gives again unchanged is skipped."""
         cursor: Optional[str] = None
-        given: set[str] = set()
+        given: set[tuple[str, int]] = set()
         while True:
             page = self.findings(
                 pr_number,
@@ -562,8 +563,9 @@ class KbClient:
                 dismissals=dismissals,
             )
             for finding in page.get("findings", []):
-                if finding["fingerprint"] not in given:
-                    given.add(finding["fingerprint"])
+                state = (finding["fingerprint"], finding["last_seen"]["seq"])
+                if state not in given:
+                    given.add(state)
                     yield finding
             cursor = page.get("next_cursor")
             if cursor is None:
@@ -922,7 +924,8 @@ class KbClient:
                 # Cut at the deadline: what was read ended there, not where the server ended it.
                 raise TimeoutError("deadline passed")
             return _Answer(response.status, response.headers, b"".join(chunks))
-        except (OSError, http.client.HTTPException) as error:
+        # (ValueError: an SSL socket shut down by the watchdog during a read.)
+        except (OSError, http.client.HTTPException, ValueError) as error:
             if cut.is_set() or time.monotonic() >= deadline:
                 raise TimeoutError("deadline passed") from error
             raise

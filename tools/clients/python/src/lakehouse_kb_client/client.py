@@ -843,7 +843,10 @@ class KbClient:
             try:
                 answer = self._attempt(method, target, headers, body, self.timeout + extra_time)
             except _Unsent as refused:
-                last = KbError(f"lakehouse-kb unreachable at {self.base_url}: {refused.cause}", "network")
+                # Nothing was sent: a connection that timed out is a timeout, not a write that
+                # may have committed.
+                timed_out = isinstance(refused.cause, (socket.timeout, TimeoutError))
+                last = KbError(f"lakehouse-kb unreachable at {self.base_url}: {refused.cause}", "timeout" if timed_out else "network")
                 continue
             except (socket.timeout, TimeoutError):
                 last = KbError(f"lakehouse-kb at {self.base_url} did not answer {method} {path} within {self.timeout + extra_time:g} s", "timeout")

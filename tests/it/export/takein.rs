@@ -129,17 +129,23 @@ fn a_file_never_exported_into_keeps_the_lines_it_had_taken_in() {
     assert_matches_clean_export(&store, &out);
 }
 
+/// A database exported into a directory, and a job that exports into it again, taking in what
+/// is appended there (and storing it: no crash).
+fn taking_in() -> (tempfile::TempDir, Arc<Store>, ExportJob) {
+    let (dir, store, job) = exported(30);
+    let job = ExportJob::new(store.clone(), job.out_dir().to_owned())
+        .with_adopter(storing(&store, false));
+    (dir, store, job)
+}
+
 /// A line that is not a row, then rows, then a row still being written: the rows are stored,
 /// and the file is kept aside and cut only once the last line is whole, so that its rest does
 /// not follow the cut as foreign bytes (which paused the export, the row never stored: a
 /// review of 96658b2's).
 #[test]
 fn a_file_with_a_line_that_is_not_a_row_is_cut_only_between_whole_lines() {
-    let (_dir, store, job) = exported(30);
-    let path = job.out_dir().join(OUTCOMES);
-    let out = job.out_dir().to_owned();
-    drop(job);
-    let job = ExportJob::new(store.clone(), out.clone()).with_adopter(storing(&store, false));
+    let (_dir, store, job) = taking_in();
+    let (out, path) = (job.out_dir().to_owned(), job.out_dir().join(OUTCOMES));
     let rows = store.stats().unwrap().outcomes;
     append_to(
         &path,
@@ -179,11 +185,8 @@ fn a_file_with_a_line_that_is_not_a_row_is_cut_only_between_whole_lines() {
 /// for a line that is not a row: kept aside and never stored (a review's).
 #[test]
 fn a_row_appended_after_a_zero_filled_tail_is_taken_in() {
-    let (_dir, store, job) = exported(30);
-    let path = job.out_dir().join(OUTCOMES);
-    let out = job.out_dir().to_owned();
-    drop(job);
-    let job = ExportJob::new(store.clone(), out.clone()).with_adopter(storing(&store, false));
+    let (_dir, store, job) = taking_in();
+    let (out, path) = (job.out_dir().to_owned(), job.out_dir().join(OUTCOMES));
     let rows = store.stats().unwrap().outcomes;
     append_to(
         &path,

@@ -66,7 +66,9 @@ use super::{FieldError, cut, tail};
 /// finding keeps the wordings it was raised as between its first and its latest, through which
 /// a dismissal reaches its rewordings; fingerprints are version 5's. Version 7: a wording that
 /// differs from a remembered finding's latest by a pair of opposite words (`enabled`,
-/// `disabled`), both or neither negated, is not linked to it as a rewording (it was a repeat).
+/// `disabled`), both or neither negated, is not linked to it as a rewording (it was a repeat);
+/// a contraction typed without its apostrophe (`doesnt`), or with another mark for it (`ʼ`,
+/// a backtick), is a negation.
 pub const FINDING_RULES_VERSION: u64 = 7;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one

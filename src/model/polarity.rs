@@ -11,17 +11,24 @@ use std::sync::LazyLock;
 use super::text;
 
 /// Words that say something is not so, or is absent: `not`, `no`, `never`, `without`,
-/// `missing`, `lacks`, ... (and any `n't`). Stop words to the similarity, so that `does not
-/// handle` rewords `missing handling`, but a dismissal silences only a wording that agrees with
-/// its own in having one (see `model::finding::DISMISSAL_THRESHOLD`).
-const NEGATIONS: [&str; 16] = [
-    "absent", "cannot", "lack", "lacked", "lacking", "lacks", "missing", "neither", "never", "no",
-    "none", "nor", "not", "nothing", "unable", "without",
+/// `missing`, `lacks`, ... (and any `n't`), and the contractions as typed without their
+/// apostrophe (`doesnt`, `isnt`). Stop words to the similarity, so that `does not handle`
+/// rewords `missing handling`, but a dismissal silences only a wording that agrees with its own
+/// in having one (see `model::finding::DISMISSAL_THRESHOLD`).
+const NEGATIONS: [&str; 34] = [
+    "absent", "aint", "arent", "cannot", "cant", "couldnt", "didnt", "doesnt", "dont", "hadnt",
+    "hasnt", "havent", "isnt", "lack", "lacked", "lacking", "lacks", "missing", "mustnt", "neednt",
+    "neither", "never", "no", "none", "nor", "not", "nothing", "shouldnt", "unable", "wasnt",
+    "werent", "without", "wont", "wouldnt",
 ];
 
-/// Whether `summary` has a negation ([`NEGATIONS`], or a word ending in `n't`).
+/// Marks written for an apostrophe: `’`, `‘`, the modifier letter `ʼ`, a backtick, an acute.
+const APOSTROPHES: [char; 5] = ['\u{2019}', '\u{2018}', '\u{2bc}', '`', '\u{b4}'];
+
+/// Whether `summary` has a negation ([`NEGATIONS`], or a word ending in `n't`, whatever mark
+/// stands for its apostrophe).
 pub fn is_negated(summary: &str) -> bool {
-    let lower = summary.to_lowercase().replace('\u{2019}', "'");
+    let lower = summary.to_lowercase().replace(APOSTROPHES, "'");
     lower.contains("n't") || text::words(&lower).any(|w| NEGATIONS.binary_search(&w).is_ok())
 }
 
@@ -333,6 +340,18 @@ mod tests {
             ("password is hashed before storage", false),
             ("the handler doesn't close the file", true),
             ("the handler doesn\u{2019}t close the file", true),
+            // A review's (cd31122): typed without an apostrophe, or with another mark for it.
+            ("the upload handler doesnt check the file size", true),
+            (
+                "the upload handler isn\u{2bc}t checking the file size",
+                true,
+            ),
+            ("the upload handler isn`t checking the file size", true),
+            ("the upload handler dont check it", true),
+            (
+                "the upload handler checks the file size before reading",
+                false,
+            ),
             ("Missing error handling for a failed upload", true),
             ("the session cookie lacks the Secure flag", true),
             ("cookie set without the Secure flag", true),

@@ -68,12 +68,13 @@ use super::{FieldError, cut, tail};
 /// differs from a remembered finding's latest by a pair of opposite words (`enabled`,
 /// `disabled`), both or neither negated, is not linked to it as a rewording (it was a repeat);
 /// a contraction typed without its apostrophe (`doesnt`), or with another mark for it (`ʼ`,
-/// a backtick), is a negation.
+/// a backtick), is a negation; a number in parentheses after a name that is no source file's
+/// is an argument, not a position (`server.listen(3000)` and `(9229)` were one finding).
 pub const FINDING_RULES_VERSION: u64 = 7;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one
 /// has its dismissals given today's fingerprints when it is rebuilt.
-pub const FINGERPRINTS_SINCE_RULES_VERSION: u64 = 5;
+pub const FINGERPRINTS_SINCE_RULES_VERSION: u64 = 7;
 
 /// A reworded finding matches when its similarity to the earlier one is at least this: the
 /// terms the two wordings share weigh at least twice the terms either has alone (see
@@ -272,17 +273,21 @@ const RANGE_WORDS: [&str; 4] = ["to", "and", "through", "thru"];
 
 /// Whether a number starting right after `before` (the last [`POSITION_CONTEXT`] bytes of a
 /// summary so far: a summary of many numbers must cost its length, not its length squared) is
-/// a position in a file: after a file's `:` (`ingest.rs:42`, and the column after it) or `(`
-/// (`ingest.rs(42,7)`), after `#l` (an anchor `#L42`, and `#L42-L57`), after a position word
-/// (a space, `#` or `.` between), or after a position already written (`#`) and a range's `-`,
-/// `–`, `..` or `,`. After a `:` that follows no file (`0.0.0.0:5432`, `localhost:8080`,
-/// `node:16`) a number names something.
+/// a position in a file: after a file's `:` (`ingest.rs:42`, and the column after it) or a
+/// source file's `(` (`ingest.rs(42,7)`, as compilers write it; after a method's name,
+/// `server.listen(3000)`, `res.status(500)`, the number is an argument), after `#l` (an anchor
+/// `#L42`, and `#L42-L57`), after a position word (a space, `#` or `.` between), or after a
+/// position already written (`#`) and a range's `-`, `–`, `..` or `,`. After a `:` that follows
+/// no file (`0.0.0.0:5432`, `localhost:8080`, `node:16`) a number names something.
 fn is_position_before(before: &str) -> bool {
     if before.ends_with("#l") || before.ends_with("#-l") {
         return true;
     }
-    if let Some(head) = before.strip_suffix([':', '(']) {
+    if let Some(head) = before.strip_suffix(':') {
         return head.ends_with('#') || names_a_file(head);
+    }
+    if let Some(head) = before.strip_suffix('(') {
+        return head.ends_with('#') || names_a_source_file(head);
     }
     for joiner in ["-", "\u{2013}", "..", ",", ", "] {
         if before
@@ -322,6 +327,28 @@ fn names_a_file(text: &str) -> bool {
         && extension.bytes().all(|b| b.is_ascii_alphanumeric())
         && !names_a_host(text)
 }
+
+/// Whether `text` ends with a file's name ([`names_a_file`]) whose extension is one of
+/// [`SOURCE_EXTENSIONS`]: where `name.ext(` is a position (`ingest.rs(42,7)`), not a call of
+/// a method (`server.listen(3000)`, `math.pow(2, 31)`).
+fn names_a_source_file(text: &str) -> bool {
+    names_a_file(text)
+        && text.rsplit_once('.').is_some_and(|(_, extension)| {
+            SOURCE_EXTENSIONS
+                .binary_search(&extension.to_ascii_lowercase().as_str())
+                .is_ok()
+        })
+}
+
+/// Extensions of the source and configuration files a compiler or linter names with a
+/// position in parentheses (`file.cs(42,7)`), sorted.
+const SOURCE_EXTENSIONS: [&str; 62] = [
+    "bash", "c", "cc", "cfg", "cjs", "clj", "conf", "cpp", "cs", "css", "cts", "cxx", "dart",
+    "erl", "ex", "exs", "fs", "fsx", "go", "gradle", "groovy", "h", "hh", "hpp", "hs", "htm",
+    "html", "ini", "java", "js", "json", "jsx", "kt", "kts", "less", "lua", "m", "md", "mjs", "ml",
+    "mm", "mts", "php", "pl", "proto", "ps1", "py", "r", "rb", "rs", "sass", "scala", "scss", "sh",
+    "sql", "svelte", "swift", "tf", "toml", "ts", "tsx", "vb",
+];
 
 /// Whether `text` ends with a host's name: labels joined by `.`, the last one of
 /// [`HOST_SUFFIXES`] (`cache.internal`, `db.example.com`), or `localhost` alone. A name that
@@ -978,6 +1005,32 @@ mod tests {
                 false,
                 true,
             ),
+            // A number in a method's call is an argument, not a position (at cd31122
+            // `server.listen(3000)` and `(9229)` were one finding: a review's).
+            (
+                "server.listen(3000) binds to all interfaces",
+                "server.listen(9229) binds to all interfaces",
+                false,
+                false,
+            ),
+            (
+                "the handler answers res.status(500) on a missing body",
+                "the handler answers res.status(404) on a missing body",
+                false,
+                false,
+            ),
+            (
+                "Math.pow(2, 31) overflows the counter",
+                "Math.pow(2, 63) overflows the counter",
+                false,
+                false,
+            ),
+            (
+                "null dereference at Program.cs(42,7)",
+                "null dereference at Program.cs(57,9)",
+                true,
+                true,
+            ),
             // Positions in other notations.
             (
                 "unwrap in parse_body at ingest.rs(42,7)",
@@ -1103,6 +1156,10 @@ mod tests {
                 "{earlier:?} / {later:?}: {score}"
             );
         }
+        assert!(
+            SOURCE_EXTENSIONS.windows(2).all(|w| w[0] < w[1]),
+            "sorted for binary search"
+        );
         assert_eq!(
             FindingTerms::of("log4j-core (CVE-2021-44228) on port 8080 after 30 seconds").ids,
             ["#8080", "cve/2021/44228"]

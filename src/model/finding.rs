@@ -69,7 +69,9 @@ use super::{FieldError, cut, tail};
 /// `disabled`), both or neither negated, is not linked to it as a rewording (it was a repeat);
 /// a contraction typed without its apostrophe (`doesnt`), or with another mark for it (`ʼ`,
 /// a backtick), is a negation; a number in parentheses after a name that is no source file's
-/// is an argument, not a position (`server.listen(3000)` and `(9229)` were one finding).
+/// is an argument, not a position (`server.listen(3000)` and `(9229)` were one finding); a
+/// remembered finding's wordings say since which audit the memory knows them, so that a
+/// dismissal silences the wordings linked before it.
 pub const FINDING_RULES_VERSION: u64 = 7;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one

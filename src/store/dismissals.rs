@@ -36,7 +36,7 @@ use crate::model::finding::{
     DISMISSAL_THRESHOLD, Finding, FindingTerms, Fingerprint, MAX_SUMMARY_BYTES, Match,
     SIMILAR_THRESHOLD, normalise_check, stored_findings,
 };
-use crate::model::polarity::{Stems, is_negated};
+use crate::model::polarity::{Stems, is_negated, says_opposite};
 use crate::model::text::{MatchKind, round_score};
 
 /// Live dismissals one scope (a PR, or a whole repository) may hold: what a check reads of
@@ -387,23 +387,27 @@ pub(super) struct Wording {
     pub terms: FindingTerms,
     /// `None` when its text is not kept (a first wording).
     pub negated: Option<bool>,
+    /// The seq of the audit that first raised it.
+    pub since: u64,
 }
 
 /// What the dismissals of `live` say of `finding`, which matched the memory as `matched`
 /// (`remembered` is that finding); `named[i]` is the remembered finding of the PR that
 /// `live[i]`'s fingerprint names.
 ///
-/// A dismissal silences the finding whose fingerprint it has (exact), and a rewording of it on
-/// dismissal-grade evidence (similar): the two agree in negation ([`is_negated`]), and either
+/// A dismissal silences the finding whose fingerprint it has (exact), a wording the memory had
+/// linked to the remembered finding it names before the dismissal was made and that does not
+/// say the opposite of the dismissal's (exact: what the team saw dismissed), and a rewording of
+/// it on dismissal-grade evidence (similar): the two agree in negation ([`is_negated`]), and either
 /// the finding's wording scores at least [`DISMISSAL_THRESHOLD`] against the dismissal's, or
 /// one of the remembered finding's other wordings does, and the finding reaches that wording
 /// through wordings of the finding each scoring that much against the next, in the same
 /// negation (the score is the weakest step's): a finding dismissed when raised as W1 (a close
 /// rewording of the dismissal's W0) stays dismissed when raised next as W2, a close rewording
 /// of W1 that W0 alone would not match, and as W3 after W2 was stored, while W1 is among the
-/// wordings kept. Only the wordings are compared, never the memory's links between them: the
-/// memory links from [`SIMILAR_THRESHOLD`], either negation (not opposite words), and a wording it linked stays
-/// linked when reworded further. The PR's own dismissals come
+/// wordings kept. Past the dismissal, only the wordings are compared, never the memory's links
+/// between them: the memory links from [`SIMILAR_THRESHOLD`], either negation (not opposite
+/// words), and a wording it linked stays linked when reworded further. The PR's own dismissals come
 /// before the repository's; within them an exact match before a similar one, a higher score
 /// first, then the older dismissal. A finding raised as `block` is silenced only by a dismissal
 /// recorded as block (one that was confirmed). What the memory links to a dismissal (it names
@@ -450,12 +454,34 @@ pub(super) fn which_applies(
             *best = Some((rank, kind, score, i));
         }
     };
+    // The remembered finding's wordings, and since when the memory has known the finding's
+    // own wording as one of them (an exact match).
+    let (wordings, known_since) = match (matched, remembered) {
+        (Match::Exact(_), Some(r)) => (
+            r.wordings.as_slice(),
+            r.wordings
+                .iter()
+                .find(|w| w.fingerprint == finding.fingerprint.0)
+                .map(|w| w.since),
+        ),
+        _ => (&[][..], None),
+    };
     for (i, d) in live.iter().enumerate() {
         // Dismissing a block finding needs a confirmation, which only a dismissal recorded as
         // block had: one made for a lesser finding (which has since become block, or which a
         // block finding rewords) does not silence it; the finding resembles it at most.
         let may_silence = !block || is_block(&d.entry.value.severity);
-        if d.fingerprint() == finding.fingerprint.0 {
+        // A dismissal of the finding as the memory knew it when the dismissal was made (by
+        // the fingerprint its list gave, or of any wording it keeps) silences the wordings the
+        // memory had linked to it by then, unless the finding says the opposite of the
+        // dismissal's wording: what the team saw dismissed. A wording linked after the
+        // dismissal is judged by its own words, as before it was raised.
+        let names_a_wording = d.fingerprint() == finding.fingerprint.0
+            || (known_since.is_some_and(|since| since < d.entry.id)
+                && wordings.iter().any(|w| w.fingerprint == d.fingerprint())
+                && (d.entry.value.summary.is_empty()
+                    || !says_opposite(&d.entry.value.summary, &finding.summary)));
+        if names_a_wording {
             let best = if may_silence {
                 &mut silencing
             } else {

@@ -217,30 +217,42 @@ fn first_sighting(finding: &Finding, sighting: &Sighting) -> FindingValue {
         }],
         last_tier: TIER_NEW,
         between: Vec::new(),
+        latest_since: sighting.seq,
     }
 }
 
 /// Finding `key` (the fingerprint of its first wording), `value`, raised again as `finding`.
 fn raise(value: &mut FindingValue, key: u64, finding: &Finding, sighting: &Sighting, tier: u8) {
-    // A new wording: the latest one so far joins those kept between the first and the latest.
+    let wording = finding.fingerprint.0;
     let latest = Fingerprint::of(&value.check, &value.summary).0;
-    let reworded = latest != finding.fingerprint.0;
-    if reworded && latest != key {
+    if wording != latest {
+        // Since when the memory knows the new wording: its first audit, for one raised before.
+        let since = if wording == key {
+            value.first_seen.seq
+        } else {
+            value
+                .between
+                .iter()
+                .find(|w| w.fingerprint == wording)
+                .map_or(sighting.seq, |w| w.since)
+        };
         value
             .between
-            .retain(|w| w.fingerprint != latest && w.fingerprint != finding.fingerprint.0);
-        value.between.push(WordingValue {
-            fingerprint: latest,
-            terms: std::mem::take(&mut value.terms),
-            negated: is_negated(&value.summary),
-        });
-        if value.between.len() > MAX_WORDINGS_BETWEEN {
-            value.between.remove(0);
+            .retain(|w| w.fingerprint != wording && w.fingerprint != latest);
+        // The latest so far joins those kept between the first and the latest.
+        if latest != key {
+            value.between.push(WordingValue {
+                fingerprint: latest,
+                terms: std::mem::take(&mut value.terms),
+                negated: is_negated(&value.summary),
+                since: value.latest_since,
+            });
+            if value.between.len() > MAX_WORDINGS_BETWEEN {
+                value.between.remove(0);
+            }
         }
+        value.latest_since = since;
     }
-    value
-        .between
-        .retain(|w| w.fingerprint != finding.fingerprint.0);
     value.severity = finding.severity.clone();
     value.summary = finding.summary.clone();
     value.terms = TermsValue::from(&finding.terms);
@@ -847,16 +859,19 @@ impl Store {
                         fingerprint: e.fingerprint.0,
                         terms: (&e.value.first_terms).into(),
                         negated: None,
+                        since: e.value.first_seen.seq,
                     };
                     let between = e.value.between.iter().map(|w| dismissals::Wording {
                         fingerprint: w.fingerprint,
                         terms: (&w.terms).into(),
                         negated: Some(w.negated),
+                        since: w.since,
                     });
                     let latest = dismissals::Wording {
                         fingerprint: Fingerprint::of(&e.value.check, &e.value.summary).0,
                         terms: (&e.value.terms).into(),
                         negated: Some(is_negated(&e.value.summary)),
+                        since: e.value.latest_since,
                     };
                     Some(dismissals::Remembered {
                         block: dismissals::is_block(&e.value.severity),

@@ -534,8 +534,11 @@ pub struct FindingValue {
     /// The wordings it was raised as between its first and its latest, oldest first, each
     /// once; at most `findings::MAX_WORDINGS_BETWEEN` (the most recent). A dismissal of one
     /// wording reaches its close rewordings through them (`dismissals::which_applies`).
-    /// (From findings rules 6: a memory built under older rules is rebuilt, never read.)
     pub between: Vec<WordingValue>,
+    /// The seq of the audit that first raised its latest wording.
+    pub latest_since: u64,
+    // (`between` and `latest_since` from findings rules 6 and 7: a memory built under older
+    // rules is rebuilt, never read.)
 }
 
 /// A wording a finding was raised as: its fingerprint, its terms, and whether it has a
@@ -545,6 +548,8 @@ pub struct WordingValue {
     pub fingerprint: u64,
     pub terms: TermsValue,
     pub negated: bool,
+    /// The seq of the audit that first raised it.
+    pub since: u64,
 }
 
 impl Layout<'_> for FindingValue {

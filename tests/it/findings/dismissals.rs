@@ -168,6 +168,76 @@ fn a_dismissed_finding_stays_dismissed_through_stored_rewordings() {
     }
 }
 
+/// A dismissal by the fingerprint a PR's findings list gives silences the finding as the list
+/// showed it: its latest wording, which the memory had linked to it below dismissal grade
+/// (0.78). At cd31122 it recorded the first wording and silenced only that, so the wording
+/// shown came back a `repeat` (a review's). A wording linked after the dismissal is judged by
+/// its own words, as before it was raised; one that says the opposite of the dismissal's is
+/// never silenced.
+#[test]
+fn a_dismissal_by_the_listed_fingerprint_silences_the_listed_wording() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const FIRST: F = (
+        "static",
+        "warn",
+        "the retry loop in upload_file gives up after the first timeout and drops the queued chunk",
+    );
+    const SHOWN: F = (
+        "static",
+        "warn",
+        "the retry loop in upload_file gives up after the first timeout and loses the pending chunk",
+    );
+    const LATER: F = (
+        "static",
+        "warn",
+        "the retry loop in upload_file gives up after one timeout and loses the pending chunk",
+    );
+    const UNHASHED: F = (
+        "security",
+        "warn",
+        "the password is not hashed in create_user",
+    );
+    const HASHED: F = ("security", "warn", "the password is hashed in create_user");
+    let head_d = "dddddddd00000000000000000000000000000004";
+    post_verdict(&server, verdict(repo, 1, HEAD_A, 1, &[FIRST, UNHASHED]));
+    post_verdict(&server, verdict(repo, 1, HEAD_B, 2, &[SHOWN, HASHED]));
+    for listed in list(&server, repo, 1, "all") {
+        let dismissed = dismiss(
+            &server,
+            json!({"repo": REPO, "pr_number": 1, "fingerprint": listed["fingerprint"], "reason": "known", "by": "ana"}),
+            None,
+        );
+        assert_eq!(dismissed.status, 201, "{}", dismissed.text);
+    }
+    let asked = check(&server, repo, 1, HEAD_C, &[SHOWN, FIRST, HASHED, UNHASHED]);
+    assert_eq!(
+        statuses(&asked),
+        ["dismissed", "dismissed", "repeat", "dismissed"],
+        "{}",
+        asked.text
+    );
+    assert_eq!(
+        asked.json["findings"][0]["dismissal"]["match"]["tier"],
+        "exact"
+    );
+    // The dismissal holds the wording its fingerprint is of, `not hashed`, which the shown
+    // `hashed` says the opposite of: that one only resembles it.
+    assert!(
+        asked.json["findings"][2]
+            .get("resembled_dismissal")
+            .is_some()
+    );
+    // Linked after the dismissal, below dismissal grade: not silenced, raised or not.
+    let before = statuses(&check(&server, repo, 1, HEAD_C, &[LATER]));
+    post_verdict(&server, verdict(repo, 1, HEAD_C, 3, &[LATER]));
+    let after = statuses(&check(&server, repo, 1, head_d, &[LATER]));
+    assert_eq!(
+        (before, after),
+        (vec!["repeat".to_owned()], vec!["repeat".to_owned()])
+    );
+}
+
 /// What the memory holds as block is treated as block, however the finding is named or asked
 /// of (four faults a hostile review of 8b1b6ec found): a confirmed dismissal by fingerprint of
 /// a finding raised as block in one PR of the repository and as a warning in another was

@@ -133,11 +133,13 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
             .unwrap()
             .map(|(k, v)| (k.value(), v.value().to_vec()))
             .unwrap();
-        // Its `last_tier`, the byte before its last field (an empty list of wordings): a value
-        // that decodes, and differs.
+        // A letter of its text turned into another: a value that decodes, and differs.
         let mut damaged = value;
-        let n = damaged.len();
-        damaged[n - 2] ^= 1;
+        let at = damaged
+            .windows(4)
+            .position(|w| w.iter().all(u8::is_ascii_lowercase))
+            .unwrap();
+        damaged[at] ^= 1;
         findings.insert(key, damaged.as_slice()).unwrap();
         let mut by_last = txn.open_table(tables::FINDINGS_BY_LAST_AUDIT).unwrap();
         let (key, flag) = by_last

@@ -69,10 +69,10 @@ use super::{FieldError, cut, tail};
 /// `disabled`), both or neither negated, is not linked to it as a rewording (it was a repeat);
 /// a contraction typed without its apostrophe (`doesnt`), or with another mark for it (`ʼ`,
 /// a backtick), is a negation; a number in parentheses after a name that is no source file's
-/// is an argument, not a position (`server.listen(3000)` and `(9229)` were one finding); a
-/// remembered finding's wordings say since which audit the memory knows them, so that a
-/// dismissal silences the wordings linked before it.
-pub const FINDING_RULES_VERSION: u64 = 7;
+/// is an argument, not a position (`server.listen(3000)` and `(9229)` were one finding).
+/// Version 8: a remembered finding's wordings say since which audit the memory knows them, so
+/// that a dismissal silences the wordings linked before it; fingerprints are version 7's.
+pub const FINDING_RULES_VERSION: u64 = 8;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one
 /// has its dismissals given today's fingerprints when it is rebuilt.

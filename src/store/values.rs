@@ -537,7 +537,7 @@ pub struct FindingValue {
     pub between: Vec<WordingValue>,
     /// The seq of the audit that first raised its latest wording.
     pub latest_since: u64,
-    // (`between` and `latest_since` from findings rules 6 and 7: a memory built under older
+    // (`between` and `latest_since` from findings rules 6 and 8: a memory built under older
     // rules is rebuilt, never read.)
 }
 

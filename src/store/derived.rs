@@ -1,9 +1,12 @@
 //! Indexes derived from the stored verdicts by rules with a version of their own (the claims
 //! index, the findings memory): built by the store on open when the version recorded with them
 //! is not today's, in bounded transactions behind a progress mark, so that a kill in the middle
-//! of a build loses one transaction's work and the next open goes on from the mark.
+//! of a build loses one transaction's work and the next open goes on from the mark. The mark's
+//! key names the rules the build is made under: a build that another version of the service
+//! began, under other rules (its values perhaps laid out otherwise), is started again from
+//! scratch, not gone on with, and the mark it left is removed so that it starts again too.
 
-use redb::{ReadOnlyTable, ReadableDatabase, Table, WriteTransaction};
+use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use super::tables::META;
 use super::{Store, StoreError};
@@ -18,8 +21,11 @@ type Finish = dyn Fn(&mut Meta<'_>) -> Result<(), StoreError>;
 pub(super) struct Build<'a> {
     /// What is built, for the log.
     pub what: &'static str,
-    /// The `meta` key of the progress mark: the seq through which verdicts are done.
+    /// The `meta` key of the progress mark (the seq through which verdicts are done), and of
+    /// every build's before it: the build's own is `{mark}/{rules}`.
     pub mark: &'static str,
+    /// Today's rules, as the mark's key names them (empty: the key is `mark` itself).
+    pub rules: &'a str,
     /// Whether it is built under today's rules (read from `meta`).
     pub is_current: &'a IsCurrent,
     /// Empties what an older build left, for a build from scratch.
@@ -34,20 +40,35 @@ pub(super) struct Build<'a> {
 impl Store {
     /// Runs `build` unless the index is current (see the module documentation).
     pub(super) fn build_derived(&self, build: &Build<'_>) -> Result<(), StoreError> {
+        let mark = match build.rules {
+            "" => build.mark.to_owned(),
+            rules => format!("{}/{rules}", build.mark),
+        };
         let through = {
             let txn = self.db()?.begin_read()?;
             let meta_table = txn.open_table(META)?;
             if (build.is_current)(&meta_table)? {
                 return Ok(());
             }
-            meta_table.get(build.mark)?.map(|v| v.value())
+            meta_table.get(mark.as_str())?.map(|v| v.value())
         };
         let mut through = match through {
             Some(through) => through,
             None => {
                 let txn = self.begin_write()?;
                 (build.clear)(&txn)?;
-                txn.open_table(META)?.insert(build.mark, 0)?;
+                let mut meta_table = txn.open_table(META)?;
+                // The marks of builds under other rules: theirs is not gone on with.
+                let stale: Vec<String> = meta_table
+                    .range(build.mark..)?
+                    .map(|row| row.map(|(key, _)| key.value().to_owned()))
+                    .take_while(|key| key.as_ref().map_or(true, |k| k.starts_with(build.mark)))
+                    .collect::<Result<_, _>>()?;
+                for key in &stale {
+                    meta_table.remove(key.as_str())?;
+                }
+                meta_table.insert(mark.as_str(), 0)?;
+                drop(meta_table);
                 txn.commit()?;
                 0
             }
@@ -60,11 +81,11 @@ impl Store {
                 let mut meta_table = txn.open_table(META)?;
                 match next {
                     Some(seq) => {
-                        meta_table.insert(build.mark, seq)?;
+                        meta_table.insert(mark.as_str(), seq)?;
                         through = seq;
                     }
                     None => {
-                        meta_table.remove(build.mark)?;
+                        meta_table.remove(mark.as_str())?;
                         (build.finish)(&mut meta_table)?;
                     }
                 }

@@ -291,6 +291,7 @@ impl Store {
         self.build_derived(&Build {
             what: "compressed values",
             mark: CONVERTED_THROUGH,
+            rules: "",
             is_current: &|meta_table| Ok(meta::get(meta_table, PLAIN_BELOW)? == 0),
             clear: &|_| Ok(()),
             step: &move |txn, after| convert_after(txn, after, batch, plain_below, &dictionary),

@@ -476,9 +476,11 @@ impl Store {
     /// Builds the findings memory from the stored verdicts when it was built under other rules
     /// or not completely (see the module documentation); a no-op otherwise.
     pub(super) fn build_findings_memory(&self) -> Result<(), StoreError> {
+        let rules = format!("v{FINDING_RULES_VERSION}.{ANALYZER_VERSION}");
         self.build_derived(&Build {
             what: "the findings memory",
             mark: meta::FINDINGS_BUILT_THROUGH,
+            rules: &rules,
             is_current: &|meta_table| {
                 Ok(
                     meta::get(meta_table, meta::FINDINGS_RULES_VERSION)? == FINDING_RULES_VERSION

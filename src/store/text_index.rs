@@ -52,6 +52,7 @@ impl Store {
         self.build_derived(&Build {
             what: "the similar-claims index",
             mark: meta::CLAIM_INDEX_BUILT_THROUGH,
+            rules: &format!("v{ANALYZER_VERSION}"),
             is_current: &|meta_table| {
                 Ok(meta::get(meta_table, meta::CLAIM_INDEX_VERSION)? == ANALYZER_VERSION)
             },

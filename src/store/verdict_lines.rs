@@ -495,6 +495,7 @@ impl Store {
         self.build_derived(&Build {
             what: "verdicts' own records as references",
             mark: REWRITTEN_THROUGH,
+            rules: "",
             is_current: &|meta_table| Ok(meta::get(meta_table, REWRITTEN)? == 1),
             clear: &|_| Ok(()),
             step: &|txn, after| rewrite_after(txn, after, REWRITE_BATCH),

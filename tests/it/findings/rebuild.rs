@@ -115,11 +115,36 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
         let mut meta = txn.open_table(tables::META).unwrap();
         meta.remove("findings/rules_version").unwrap();
         meta.remove("findings/analyzer_version").unwrap();
-        meta.insert("findings/built_through", through).unwrap();
+        meta.insert(today_s_mark().as_str(), through).unwrap();
     });
     assert_ne!(memory_rows(&path), written);
     assert!(open_and_check().passed());
     assert_eq!(memory_rows(&path), written);
+
+    // A build another version began under other rules and left with values of its own layout
+    // (here: not values at all) and its mark: started again from scratch, not gone on with
+    // (at cd31122 the open read them, "corrupt value", and the service would not start: a
+    // review's).
+    edit(&|txn| {
+        clear_memory(txn);
+        copy_memory(&half_path, txn);
+        let mut findings = txn.open_table(tables::FINDINGS).unwrap();
+        findings.insert((0, 1, 1), &b"\x02\xff\xff"[..]).unwrap();
+        let mut meta = txn.open_table(tables::META).unwrap();
+        meta.remove("findings/rules_version").unwrap();
+        meta.remove("findings/analyzer_version").unwrap();
+        meta.insert("findings/built_through", through).unwrap();
+        meta.insert("findings/built_through/v1.1", through).unwrap();
+    });
+    assert!(open_and_check().passed());
+    assert_eq!(memory_rows(&path), written);
+    let db = redb::Database::create(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let meta = txn.open_table(tables::META).unwrap();
+    for mark in ["findings/built_through", "findings/built_through/v1.1"] {
+        assert!(meta.get(mark).unwrap().is_none(), "{mark} left behind");
+    }
+    drop((meta, txn, db));
 
     // A damaged value and a missing name are both found.
     edit(&|txn| {
@@ -549,4 +574,11 @@ fn legacy_findings_come_in_with_their_verdicts_and_backups_carry_the_memory() {
         .unwrap();
     assert!(ask[0].dismissal.is_some(), "{ask:?}");
     assert!(matches!(ask[0].matched, Match::Exact(_)));
+}
+
+/// The progress mark's key of a findings memory build under today's rules.
+fn today_s_mark() -> String {
+    use lakehouse_kb::model::finding::FINDING_RULES_VERSION;
+    use lakehouse_kb::model::text::ANALYZER_VERSION;
+    format!("findings/built_through/v{FINDING_RULES_VERSION}.{ANALYZER_VERSION}")
 }

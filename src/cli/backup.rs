@@ -71,21 +71,30 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let spinner = format!("backing up to {}", target.display());
-    if !held.plan().steps.is_empty() {
+    let rebuilds = held.rebuilds_on_open()?;
+    if !held.plan().steps.is_empty() || rebuilds {
         // A backup taken before an upgrade must be what the older binary opens: the file (and
-        // its journal) copied as it is, under the lock held since its version was read.
+        // its journal) copied as it is, under the lock held since its version was read; so is
+        // one whose findings memory this binary would rebuild (and its dismissals re-key).
         let start = std::time::Instant::now();
         let (bytes, journal) = with_spinner(&spinner, || held.copy_into(&dest))?;
         let journal = match journal {
             Some(journal) => format!(" and its journal ({journal} bytes)"),
             None => String::new(),
         };
+        let upgrade = if held.plan().steps.is_empty() {
+            "this binary rebuilds its findings memory when it opens it".to_owned()
+        } else {
+            format!(
+                "this binary migrates it to {} when it opens it",
+                held.plan().to
+            )
+        };
         println!(
-            "backup written to {}: the file as it is{journal}, at schema version {} (this \
-             binary migrates it to {} when it opens it), {bytes} bytes, {} ms",
+            "backup written to {}: the file as it is{journal}, at schema version {} ({upgrade}), \
+             {bytes} bytes, {} ms",
             target.display(),
             held.plan().from,
-            held.plan().to,
             start.elapsed().as_millis()
         );
         return Ok(ExitCode::SUCCESS);

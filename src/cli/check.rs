@@ -61,7 +61,10 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
     // downgrade, say) is checked through a migrated copy. Declared before the store, so
     // dropped after it: the copy is removed once closed.
     let _scratch: Option<Scratch>;
-    let mut store = if held.plan().steps.is_empty() {
+    // Nor does it rebuild a findings memory built under other rules in place (which may re-key
+    // the file's dismissals): that is checked through a copy too.
+    let rebuilds = held.rebuilds_on_open()?;
+    let mut store = if held.plan().steps.is_empty() && !rebuilds {
         drop(held);
         _scratch = None;
         open_store_for(
@@ -72,19 +75,28 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
             false,
         )?
     } else {
-        held.refuse_pending_journal()?;
+        // (A journal of writes this binary's schema does not apply; of its own schema, the
+        // copy's open applies them.)
+        if !held.plan().steps.is_empty() {
+            held.refuse_pending_journal()?;
+        }
         let scratch = Scratch::new(&global.data)?;
-        output::line(
-            Level::Info,
-            "checking a migrated copy",
-            &format!(
+        let why = if held.plan().steps.is_empty() {
+            format!(
+                "{}'s findings memory is built under other rules: checking a copy with it \
+                 rebuilt (the file itself is left as it is)",
+                path.display()
+            )
+        } else {
+            format!(
                 "{} is at schema version {}: checking a copy migrated to version {} (the file \
                  itself is left as it is)",
                 path.display(),
                 held.plan().from,
                 held.plan().to
-            ),
-        );
+            )
+        };
+        output::line(Level::Info, "checking a migrated copy", &why);
         output::with_spinner(&format!("copying {}", path.display()), || {
             held.copy_into(scratch.path())
         })

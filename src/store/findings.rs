@@ -481,13 +481,7 @@ impl Store {
             what: "the findings memory",
             mark: meta::FINDINGS_BUILT_THROUGH,
             rules: &rules,
-            is_current: &|meta_table| {
-                Ok(
-                    meta::get(meta_table, meta::FINDINGS_RULES_VERSION)? == FINDING_RULES_VERSION
-                        && meta::get(meta_table, meta::FINDINGS_ANALYZER_VERSION)?
-                            == ANALYZER_VERSION,
-                )
-            },
+            is_current: &|meta_table| Ok(memory_is_current(meta_table)?),
             // What older rules left goes first.
             clear: &|txn| {
                 txn.delete_table(FINDINGS)?;
@@ -521,6 +515,17 @@ impl Store {
             },
         })
     }
+}
+
+/// Whether the findings memory `meta` describes is built under today's rules (else opening the
+/// file rebuilds it, and may re-key its dismissals).
+pub(super) fn memory_is_current(
+    meta: &impl ReadableTable<&'static str, u64>,
+) -> Result<bool, redb::StorageError> {
+    Ok(
+        meta::get(meta, meta::FINDINGS_RULES_VERSION)? == FINDING_RULES_VERSION
+            && meta::get(meta, meta::FINDINGS_ANALYZER_VERSION)? == ANALYZER_VERSION,
+    )
 }
 
 /// Remembers the findings of up to [`BUILD_BATCH`] verdicts after `after_seq`, in seq order;

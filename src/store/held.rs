@@ -94,6 +94,21 @@ impl HeldFile {
         &self.plan
     }
 
+    /// Whether opening the file would change what it holds beyond migrating it: its findings
+    /// memory is built under other rules, so the store rebuilds it and may re-key its
+    /// dismissals to today's fingerprints. A command that must not change the file works on
+    /// a copy of it then, as for a file of an older schema.
+    pub fn rebuilds_on_open(&self) -> Result<bool, StoreError> {
+        use redb::ReadableDatabase;
+        let txn = self.db.begin_read()?;
+        let meta = match txn.open_table(super::tables::META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(!super::findings::memory_is_current(&meta)?)
+    }
+
     /// Whether the file had to be repaired before it could be held (it was not closed
     /// cleanly).
     pub fn repaired(&self) -> bool {

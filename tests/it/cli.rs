@@ -126,6 +126,66 @@ fn check_passes_on_a_healthy_file_and_fails_on_a_damaged_one() {
     assert!(text.contains("check FAILED"), "{text}");
 }
 
+/// `check` and an offline `backup` leave a file whose findings memory was built under other
+/// rules as it is: opening it rebuilds the memory and may re-key its dismissals, which at
+/// 95d2b9c both did in place (and so did `export`), so a backup taken before an upgrade was
+/// already upgraded (a review's). The check is of a copy; the backup is the file byte for byte.
+#[test]
+fn check_and_backup_leave_a_memory_built_under_other_rules_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let path = data.join("kb.redb");
+    {
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let verdict = r#"{"pr_number":3,"head_sha":"abcdef0123456789abcdef0123456789abcdef01","overall":"block","one_liner":"x","audited_at":"2026-06-01T00:00:00.000Z","metrics":{"findings_block":0,"findings_warn":1},"findings":[{"check":"security","severity":"warn","summary":"redis at cache.internal:6379 accepts connections without auth"}]}"#;
+        store
+            .write(&[Put::from(
+                lakehouse_kb::intake::verdict_record(verdict.as_bytes(), 1).unwrap(),
+            )])
+            .unwrap();
+    }
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(tables::META)
+            .unwrap()
+            .insert("findings/rules_version", 4)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let original = std::fs::read(&path).unwrap();
+
+    let out = kb(&data, &["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("findings memory is built under other rules: checking a copy"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == original,
+        "check changed the file"
+    );
+
+    let backup = dir.path().join("backup");
+    let out = kb(&data, &["backup", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("this binary rebuilds its findings memory when it opens it"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == original,
+        "backup changed the file"
+    );
+    assert!(
+        std::fs::read(backup.join("kb.redb")).unwrap() == original,
+        "the backup is not the file"
+    );
+}
+
 /// `migrate --dry-run`, `check` and an offline `backup` leave a file made by an older binary as
 /// it is: at 6b64929 the plan changed redb's state in it, and the other two migrated it first,
 /// so a backup taken before an upgrade was already upgraded and the binary it was kept for

@@ -275,12 +275,17 @@ async fn open(
     let repair = systemd::Repair::default();
     let (opened_tx, opened_rx) = watch::channel(false);
     tokio::spawn(repair.clone().report_while_running(recovery, opened_rx));
+    let build = repair.clone();
     options.on_repair = Some(Arc::new(move |fraction| {
         progress.set(fraction);
         repair.progress(fraction);
         if let Some(report) = &report {
             report(fraction);
         }
+    }));
+    // A build of derived indexes (after an upgrade) is said so too.
+    options.on_build = Some(Arc::new(move |what, through_seq| {
+        build.building(what, through_seq);
     }));
     let (path, timeout) = (config.db_path.clone(), config.open_timeout);
     let opened =

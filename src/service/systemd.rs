@@ -3,8 +3,8 @@
 //! `WATCHDOG=1` pings when the unit sets `WatchdogSec=`. Every function is a no-op outside
 //! systemd (no `NOTIFY_SOCKET`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -52,6 +52,8 @@ fn extension_usec() -> u32 {
 pub struct Repair {
     started: Arc<AtomicBool>,
     last_step: Arc<AtomicI64>,
+    /// A build of derived indexes under way: what, and the seq through which it is done.
+    building: Arc<Mutex<Option<(&'static str, u64)>>>,
 }
 
 impl Default for Repair {
@@ -59,6 +61,7 @@ impl Default for Repair {
         Repair {
             started: Arc::default(),
             last_step: Arc::new(AtomicI64::new(-1)),
+            building: Arc::default(),
         }
     }
 }
@@ -73,7 +76,14 @@ impl Repair {
         }
     }
 
-    /// Reports the repair every [`REPAIR_REPORT_EVERY`] until `opened` turns true.
+    /// For the store's build callback (a blocking thread): reports each transaction of a build
+    /// of derived indexes at once, and has [`Repair::report_while_running`] report it between.
+    pub fn building(&self, what: &'static str, through_seq: u64) {
+        *self.building.lock().unwrap_or_else(PoisonError::into_inner) = Some((what, through_seq));
+        report_building(what, through_seq);
+    }
+
+    /// Reports the repair, or a build, every [`REPAIR_REPORT_EVERY`] until `opened` turns true.
     pub async fn report_while_running(self, recovery: Recovery, mut opened: watch::Receiver<bool>) {
         loop {
             tokio::select! {
@@ -83,7 +93,10 @@ impl Repair {
             if *opened.borrow() {
                 return;
             }
-            if self.started.load(Ordering::Relaxed) {
+            let building = *self.building.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((what, through_seq)) = building {
+                report_building(what, through_seq);
+            } else if self.started.load(Ordering::Relaxed) {
                 report(recovery.get());
             }
         }
@@ -95,6 +108,17 @@ fn report(fraction: f64) {
         "repairing the database after an unclean shutdown: {:.0}%",
         fraction * 100.0
     );
+    notify(&[
+        NotifyState::Status(&status),
+        NotifyState::ExtendTimeoutUsec(extension_usec()),
+    ]);
+}
+
+/// The open builds derived indexes under new rules (after an upgrade): says so, and moves the
+/// start timeout on, so that systemd does not kill a build that is making progress, as it
+/// would not kill a repair.
+fn report_building(what: &str, through_seq: u64) {
+    let status = format!("building {what} under new rules: verdicts through seq {through_seq}");
     notify(&[
         NotifyState::Status(&status),
         NotifyState::ExtendTimeoutUsec(extension_usec()),

@@ -96,6 +96,9 @@ impl Store {
                 return Ok(());
             }
             tracing::info!(what = build.what, through_seq = through, "build progress");
+            if let Some(on_build) = &self.shared.options.on_build {
+                on_build(build.what, through);
+            }
         }
     }
 }

@@ -201,12 +201,18 @@ from_redb!(
 /// Called with the progress (0.0 to 1.0) of redb's repair after an unclean shutdown.
 pub type RepairCallback = Arc<dyn Fn(f64) + Send + Sync>;
 
+/// Called with what is built and the seq through which verdicts are done, after each
+/// transaction of a build of derived indexes on open (`derived.rs`: after an upgrade, the
+/// findings memory rebuilt under new rules, say).
+pub type BuildCallback = Arc<dyn Fn(&'static str, u64) + Send + Sync>;
+
 /// How to open the store.
 #[derive(Clone)]
 pub struct StoreOptions {
     /// redb page cache, in MiB.
     pub cache_mb: usize,
     pub on_repair: Option<RepairCallback>,
+    pub on_build: Option<BuildCallback>,
     /// redb quick-repair: every commit also saves the allocator state (and uses two-phase
     /// commit), so opening after a crash skips the full repair, at a cost on every commit.
     pub quick_repair: bool,
@@ -227,6 +233,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_mb: DEFAULT_CACHE_MB,
             on_repair: None,
+            on_build: None,
             quick_repair: false,
             backend: None,
             dictionary: DictionaryOptions::default(),

@@ -555,6 +555,45 @@ fn a_repair_at_start_is_reported_to_systemd() {
     crate::support::log_with(&data, "repairing the database", 1);
 }
 
+/// A rebuild of the findings memory at start (a database an older binary built, under other
+/// rules) is reported to systemd as it runs, with extensions of the start timeout, as a repair
+/// is: at 95d2b9c systemd heard nothing until `READY=1`, and a rebuild longer than
+/// `TimeoutStartSec` would have been killed (and restarted, again and again: a review's).
+#[test]
+fn a_rebuild_at_start_is_reported_to_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = TestServer::start_in(&data, &[], &[]);
+    let verdict = r#"{"pr_number":3,"head_sha":"abcdef0123456789abcdef0123456789abcdef01","overall":"block","one_liner":"x","audited_at":"2026-06-01T00:00:00.000Z","metrics":{"findings_block":0,"findings_warn":1},"findings":[{"check":"security","severity":"warn","summary":"redis accepts connections without auth"}]}"#;
+    assert_eq!(server.post_json("/verdicts", verdict).status, 201);
+    assert!(server.stop().success());
+    {
+        let db = redb::Database::create(data.join("kb.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(lakehouse_kb::store::tables::META)
+            .unwrap()
+            .insert("findings/rules_version", 4)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    let mut notifications = Notifications::bind(dir.path());
+    let _restarted = TestServer::spawn_in(&data, &[], &[("NOTIFY_SOCKET", notifications.path())]);
+    let before_ready = notifications.until("READY=1");
+    assert!(
+        before_ready
+            .iter()
+            .any(|l| l.starts_with("STATUS=building the findings memory under new rules")),
+        "{before_ready:?}"
+    );
+    assert!(
+        before_ready
+            .iter()
+            .any(|l| l == "EXTEND_TIMEOUT_USEC=60000000"),
+        "{before_ready:?}"
+    );
+}
+
 /// stderr is a pipe nobody reads while the requests run: once the pipe's buffer (64 KiB on
 /// Linux) is full, a server that wrote its request lines in the request would stop answering.
 /// The lines wait in the log writer's queue instead, and all come out once stderr is read.

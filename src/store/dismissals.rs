@@ -472,15 +472,21 @@ pub(super) fn which_applies(
         // block finding rewords) does not silence it; the finding resembles it at most.
         let may_silence = !block || is_block(&d.entry.value.severity);
         // A dismissal of the finding as the memory knew it when the dismissal was made (by
-        // the fingerprint its list gave, or of any wording it keeps) silences the wordings the
-        // memory had linked to it by then, unless the finding says the opposite of the
-        // dismissal's wording: what the team saw dismissed. A wording linked after the
-        // dismissal is judged by its own words, as before it was raised.
+        // the fingerprint its list gave, or of a wording it had linked by then) silences the
+        // wordings the memory had linked to it by then, unless the finding says the opposite
+        // of the dismissal's wording (without its text, of the wording's negation; unknown:
+        // not silenced): what the team saw dismissed. A wording linked after the dismissal,
+        // on either side, is judged by its own words, as before it was raised.
+        let before_it = |since: u64| since < d.entry.id;
+        let named_wording = wordings
+            .iter()
+            .find(|w| w.fingerprint == d.fingerprint() && before_it(w.since));
         let names_a_wording = d.fingerprint() == finding.fingerprint.0
-            || (known_since.is_some_and(|since| since < d.entry.id)
-                && wordings.iter().any(|w| w.fingerprint == d.fingerprint())
-                && (d.entry.value.summary.is_empty()
-                    || !says_opposite(&d.entry.value.summary, &finding.summary)));
+            || (known_since.is_some_and(before_it)
+                && named_wording.is_some_and(|w| match d.entry.value.summary.as_str() {
+                    "" => w.negated == Some(negated),
+                    said => !says_opposite(said, &finding.summary),
+                }));
         if names_a_wording {
             let best = if may_silence {
                 &mut silencing

@@ -238,6 +238,73 @@ fn a_dismissal_by_the_listed_fingerprint_silences_the_listed_wording() {
     );
 }
 
+/// What a dismissal silences as exact is what the memory had linked before it was made, on
+/// both sides: a dismissal of a wording the memory did not hold yet, linked later, does not
+/// reach the finding's older wordings (at 77013cd it did: a review's); and a dismissal of a
+/// wording kept between, whose text the memory does not keep, does not silence a wording
+/// whose negation differs from that wording's (it did).
+#[test]
+fn a_dismissal_silences_as_exact_only_what_was_linked_before_it() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const HELD: F = (
+        "static",
+        "warn",
+        "the retry loop in upload_file gives up after the first timeout and drops the queued chunk",
+    );
+    const NOT_HELD: F = (
+        "static",
+        "warn",
+        "the retry loop in upload_file gives up after the first timeout and loses the pending chunk",
+    );
+    post_verdict(&server, verdict(repo, 1, HEAD_A, 1, &[HELD]));
+    let dismissed = dismiss(
+        &server,
+        json!({"repo": REPO, "pr_number": 1, "finding": {"check": NOT_HELD.0, "severity": NOT_HELD.1, "summary": NOT_HELD.2}, "reason": "known", "by": "ana"}),
+        None,
+    );
+    assert_eq!(dismissed.status, 201, "{}", dismissed.text);
+    post_verdict(&server, verdict(repo, 1, HEAD_B, 2, &[NOT_HELD]));
+    let asked = check(&server, repo, 1, HEAD_C, &[NOT_HELD, HELD]);
+    assert_eq!(statuses(&asked), ["dismissed", "repeat"], "{}", asked.text);
+
+    const FIRST: F = (
+        "security",
+        "warn",
+        "the password is not hashed in create_user before it is stored",
+    );
+    const BETWEEN: F = (
+        "security",
+        "warn",
+        "the password is not hashed in create_user before storing it",
+    );
+    const LATEST: F = (
+        "security",
+        "warn",
+        "the password is hashed in create_user before storing it",
+    );
+    post_verdict(&server, verdict(repo, 2, HEAD_A, 1, &[FIRST]));
+    post_verdict(&server, verdict(repo, 2, HEAD_B, 2, &[BETWEEN]));
+    post_verdict(&server, verdict(repo, 2, HEAD_C, 3, &[LATEST]));
+    let listed = list(&server, repo, 2, "all");
+    assert_eq!(
+        listed.len(),
+        1,
+        "one finding, linked across the three: {listed:?}"
+    );
+    let between = check(&server, repo, 2, HEAD_C, &[BETWEEN]);
+    let fingerprint = between.json["findings"][0]["fingerprint"].clone();
+    let dismissed = dismiss(
+        &server,
+        json!({"repo": REPO, "pr_number": 2, "fingerprint": fingerprint, "reason": "known", "by": "ana"}),
+        None,
+    );
+    assert_eq!(dismissed.status, 201, "{}", dismissed.text);
+    let head_d = "dddddddd00000000000000000000000000000004";
+    let asked = check(&server, repo, 2, head_d, &[BETWEEN, LATEST]);
+    assert_eq!(statuses(&asked), ["dismissed", "repeat"], "{}", asked.text);
+}
+
 /// What the memory holds as block is treated as block, however the finding is named or asked
 /// of (four faults a hostile review of 8b1b6ec found): a confirmed dismissal by fingerprint of
 /// a finding raised as block in one PR of the repository and as a warning in another was

@@ -26,6 +26,10 @@ pub(super) struct Build<'a> {
     pub mark: &'static str,
     /// Today's rules, as the mark's key names them (empty: the key is `mark` itself).
     pub rules: &'a str,
+    /// The `meta` key `finish` writes and `clear` removes (empty: none). Present beside this
+    /// build's mark, another build (an older binary's, after a downgrade) has cleared and
+    /// finished since the mark was written: the mark is not gone on with.
+    pub built: &'static str,
     /// Whether it is built under today's rules (read from `meta`).
     pub is_current: &'a IsCurrent,
     /// Empties what an older build left, for a build from scratch.
@@ -50,7 +54,11 @@ impl Store {
             if (build.is_current)(&meta_table)? {
                 return Ok(());
             }
-            meta_table.get(mark.as_str())?.map(|v| v.value())
+            let finished_since = !build.built.is_empty() && meta_table.get(build.built)?.is_some();
+            meta_table
+                .get(mark.as_str())?
+                .map(|v| v.value())
+                .filter(|_| !finished_since)
         };
         let mut through = match through {
             Some(through) => through,

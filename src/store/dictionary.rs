@@ -292,6 +292,7 @@ impl Store {
             what: "compressed values",
             mark: CONVERTED_THROUGH,
             rules: "",
+            built: "",
             is_current: &|meta_table| Ok(meta::get(meta_table, PLAIN_BELOW)? == 0),
             clear: &|_| Ok(()),
             step: &move |txn, after| convert_after(txn, after, batch, plain_below, &dictionary),

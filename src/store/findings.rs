@@ -481,6 +481,7 @@ impl Store {
             what: "the findings memory",
             mark: meta::FINDINGS_BUILT_THROUGH,
             rules: &rules,
+            built: meta::FINDINGS_RULES_VERSION,
             is_current: &|meta_table| Ok(memory_is_current(meta_table)?),
             // What older rules left goes first.
             clear: &|txn| {

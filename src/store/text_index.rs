@@ -53,6 +53,7 @@ impl Store {
             what: "the similar-claims index",
             mark: meta::CLAIM_INDEX_BUILT_THROUGH,
             rules: &format!("v{ANALYZER_VERSION}"),
+            built: meta::CLAIM_INDEX_VERSION,
             is_current: &|meta_table| {
                 Ok(meta::get(meta_table, meta::CLAIM_INDEX_VERSION)? == ANALYZER_VERSION)
             },

@@ -32,6 +32,7 @@ impl Store {
             what: "verdicts split at their JSON",
             mark: SPLIT_THROUGH,
             rules: "",
+            built: "",
             // A dictionary the file names but this process cannot load: not now, and not
             // marked done, so that an open that can load it splits.
             is_current: &|meta_table| {

@@ -496,6 +496,7 @@ impl Store {
             what: "verdicts' own records as references",
             mark: REWRITTEN_THROUGH,
             rules: "",
+            built: "",
             is_current: &|meta_table| Ok(meta::get(meta_table, REWRITTEN)? == 1),
             clear: &|_| Ok(()),
             step: &|txn, after| rewrite_after(txn, after, REWRITE_BATCH),

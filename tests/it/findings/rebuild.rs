@@ -146,6 +146,21 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
     }
     drop((meta, txn, db));
 
+    // This build's own mark, beside a memory another build has cleared and finished since (an
+    // older binary's, after a downgrade, which knows nothing of the mark): not gone on with
+    // either (at 77013cd it was, over the other's values: a review's).
+    edit(&|txn| {
+        clear_memory(txn);
+        copy_memory(&half_path, txn);
+        let mut findings = txn.open_table(tables::FINDINGS).unwrap();
+        findings.insert((0, 1, 1), &b"\x02\xff\xff"[..]).unwrap();
+        let mut meta = txn.open_table(tables::META).unwrap();
+        meta.insert("findings/rules_version", 4).unwrap();
+        meta.insert(today_s_mark().as_str(), through).unwrap();
+    });
+    assert!(open_and_check().passed());
+    assert_eq!(memory_rows(&path), written);
+
     // A damaged value and a missing name are both found.
     edit(&|txn| {
         use redb::ReadableTable;

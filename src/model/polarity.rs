@@ -12,9 +12,9 @@ use super::text;
 
 /// Words that say something is not so, or is absent: `not`, `no`, `never`, `without`,
 /// `missing`, `lacks`, ... (and any `n't`), and the contractions as typed without their
-/// apostrophe (`doesnt`, `isnt`). Stop words to the similarity, so that `does not handle`
-/// rewords `missing handling`, but a dismissal silences only a wording that agrees with its own
-/// in having one (see `model::finding::DISMISSAL_THRESHOLD`).
+/// apostrophe (`doesnt`, `isnt`). `not`, `no`, `nor` and `without` are stop words to the
+/// similarity, so that `does not handle` rewords `handles`; a dismissal silences only a
+/// wording that agrees with its own in having one (see `model::finding::DISMISSAL_THRESHOLD`).
 const NEGATIONS: [&str; 34] = [
     "absent", "aint", "arent", "cannot", "cant", "couldnt", "didnt", "doesnt", "dont", "hadnt",
     "hasnt", "havent", "isnt", "lack", "lacked", "lacking", "lacks", "missing", "mustnt", "neednt",
@@ -26,10 +26,16 @@ const NEGATIONS: [&str; 34] = [
 const APOSTROPHES: [char; 5] = ['\u{2019}', '\u{2018}', '\u{2bc}', '`', '\u{b4}'];
 
 /// Whether `summary` has a negation ([`NEGATIONS`], or a word ending in `n't`, whatever mark
-/// stands for its apostrophe).
+/// stands for its apostrophe: a `t` that ends the word, so that the `` `n`th `` retry is none).
 pub fn is_negated(summary: &str) -> bool {
     let lower = summary.to_lowercase().replace(APOSTROPHES, "'");
-    lower.contains("n't") || text::words(&lower).any(|w| NEGATIONS.binary_search(&w).is_ok())
+    let ends_in_n_t = lower.match_indices("n't").any(|(at, _)| {
+        !lower[at + 3..]
+            .chars()
+            .next()
+            .is_some_and(char::is_alphanumeric)
+    });
+    ends_in_n_t || text::words(&lower).any(|w| NEGATIONS.binary_search(&w).is_ok())
 }
 
 /// Words that say the opposite of each other of the same thing, for [`Stems::opposes`]. Two
@@ -348,6 +354,8 @@ mod tests {
             ),
             ("the upload handler isn`t checking the file size", true),
             ("the upload handler dont check it", true),
+            ("the `n`th retry waits twice as long", false),
+            ("retries don't back off", true),
             (
                 "the upload handler checks the file size before reading",
                 false,

@@ -275,7 +275,7 @@ async fn open(
     let repair = systemd::Repair::default();
     let (opened_tx, opened_rx) = watch::channel(false);
     tokio::spawn(repair.clone().report_while_running(recovery, opened_rx));
-    let build = repair.clone();
+    let (build, open_over) = (repair.clone(), repair.clone());
     options.on_repair = Some(Arc::new(move |fraction| {
         progress.set(fraction);
         repair.progress(fraction);
@@ -291,6 +291,7 @@ async fn open(
     let opened =
         tokio::task::spawn_blocking(move || open_waiting(&path, options, timeout, &stop, &waiting))
             .await;
+    open_over.opened();
     let _ = opened_tx.send(true);
     Ok(opened?)
 }

@@ -54,6 +54,9 @@ pub struct Repair {
     last_step: Arc<AtomicI64>,
     /// A build of derived indexes under way: what, and the seq through which it is done.
     building: Arc<Mutex<Option<(&'static str, u64)>>>,
+    /// The open is over: a build after it (values converted once a dictionary is trained,
+    /// as writes go on) is the service's own business, not its start's.
+    opened: Arc<AtomicBool>,
 }
 
 impl Default for Repair {
@@ -62,6 +65,7 @@ impl Default for Repair {
             started: Arc::default(),
             last_step: Arc::new(AtomicI64::new(-1)),
             building: Arc::default(),
+            opened: Arc::default(),
         }
     }
 }
@@ -79,8 +83,16 @@ impl Repair {
     /// For the store's build callback (a blocking thread): reports each transaction of a build
     /// of derived indexes at once, and has [`Repair::report_while_running`] report it between.
     pub fn building(&self, what: &'static str, through_seq: u64) {
+        if self.opened.load(Ordering::Relaxed) {
+            return;
+        }
         *self.building.lock().unwrap_or_else(PoisonError::into_inner) = Some((what, through_seq));
         report_building(what, through_seq);
+    }
+
+    /// The open is over: builds after it are not reported.
+    pub fn opened(&self) {
+        self.opened.store(true, Ordering::Relaxed);
     }
 
     /// Reports the repair, or a build, every [`REPAIR_REPORT_EVERY`] until `opened` turns true.
@@ -118,7 +130,8 @@ fn report(fraction: f64) {
 /// start timeout on, so that systemd does not kill a build that is making progress, as it
 /// would not kill a repair.
 fn report_building(what: &str, through_seq: u64) {
-    let status = format!("building {what} under new rules: verdicts through seq {through_seq}");
+    let status =
+        format!("opening the database: building {what}, verdicts through seq {through_seq}");
     notify(&[
         NotifyState::Status(&status),
         NotifyState::ExtendTimeoutUsec(extension_usec()),

@@ -583,7 +583,7 @@ fn a_rebuild_at_start_is_reported_to_systemd() {
     assert!(
         before_ready
             .iter()
-            .any(|l| l.starts_with("STATUS=building the findings memory under new rules")),
+            .any(|l| l.starts_with("STATUS=opening the database: building the findings memory")),
         "{before_ready:?}"
     );
     assert!(

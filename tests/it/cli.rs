@@ -155,27 +155,36 @@ fn check_and_backup_leave_a_memory_built_under_other_rules_as_it_is() {
         txn.commit().unwrap();
     }
     let original = std::fs::read(&path).unwrap();
-
-    let out = kb(&data, &["check"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(
-        stderr(&out).contains("findings memory is built under other rules: checking a copy"),
-        "{}",
-        stderr(&out)
+    check_and_backup_leave_it_as_it_is(
+        &data,
+        &original,
+        "findings memory is built under other rules: checking a copy",
+        "this binary rebuilds its findings memory when it opens it",
     );
+}
+
+/// Runs `check`, then `backup DEST`, on the database in `data`, whose file holds `original`:
+/// both pass, saying `check_says` (on stderr) and `backup_says` (on stdout), and leave the
+/// file as it is, and the backup is the file byte for byte. Returns DEST.
+fn check_and_backup_leave_it_as_it_is(
+    data: &Path,
+    original: &[u8],
+    check_says: &str,
+    backup_says: &str,
+) -> std::path::PathBuf {
+    let path = data.join("kb.redb");
+    let out = kb(data, &["check"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("check passed"), "{}", stdout(&out));
+    assert!(stderr(&out).contains(check_says), "{}", stderr(&out));
     assert!(
         std::fs::read(&path).unwrap() == original,
         "check changed the file"
     );
-
-    let backup = dir.path().join("backup");
-    let out = kb(&data, &["backup", backup.to_str().unwrap()]);
+    let backup = data.parent().unwrap().join("backup");
+    let out = kb(data, &["backup", backup.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("this binary rebuilds its findings memory when it opens it"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains(backup_says), "{}", stdout(&out));
     assert!(
         std::fs::read(&path).unwrap() == original,
         "backup changed the file"
@@ -184,6 +193,7 @@ fn check_and_backup_leave_a_memory_built_under_other_rules_as_it_is() {
         std::fs::read(backup.join("kb.redb")).unwrap() == original,
         "the backup is not the file"
     );
+    backup
 }
 
 /// `migrate --dry-run`, `check` and an offline `backup` leave a file made by an older binary as
@@ -220,39 +230,16 @@ fn check_and_backup_leave_a_file_of_an_older_schema_as_it_is() {
         "the plan changed the file"
     );
 
-    let out = kb(&data, &["check"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("check passed"), "{}", stdout(&out));
-    assert!(
-        stderr(&out).contains(&format!(
+    let backup = check_and_backup_leave_it_as_it_is(
+        &data,
+        &original,
+        &format!(
             "is at schema version 4: checking a copy migrated to version {latest} (the file \
              itself is left as it is)"
-        )),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        std::fs::read(&path).unwrap() == original,
-        "check changed the file"
+        ),
+        "the file as it is, at schema version 4",
     );
     assert_eq!(entries(&data), ["kb.redb"], "the copy is removed");
-
-    let backup = dir.path().join("backup");
-    let out = kb(&data, &["backup", backup.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("the file as it is, at schema version 4"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(
-        std::fs::read(&path).unwrap() == original,
-        "backup changed the file"
-    );
-    assert!(
-        std::fs::read(backup.join("kb.redb")).unwrap() == original,
-        "the backup is not the file"
-    );
     assert_eq!(entries(&backup), ["kb.redb"]);
     // A journal an interrupted backup left in a DEST: a backup beside it would take it for
     // its own.

@@ -537,20 +537,10 @@ fn a_repair_at_start_is_reported_to_systemd() {
     );
     drop(server); // SIGKILL
 
-    let mut notifications = Notifications::bind(dir.path());
-    let _restarted = TestServer::spawn_in(&data, &[], &[("NOTIFY_SOCKET", notifications.path())]);
-    let before_ready = notifications.until("READY=1");
-    assert!(
-        before_ready
-            .iter()
-            .any(|l| l.starts_with("STATUS=repairing the database after an unclean shutdown: ")),
-        "{before_ready:?}"
-    );
-    assert!(
-        before_ready
-            .iter()
-            .any(|l| l == "EXTEND_TIMEOUT_USEC=60000000"),
-        "{before_ready:?}"
+    told_before_ready(
+        dir.path(),
+        &data,
+        "STATUS=repairing the database after an unclean shutdown: ",
     );
     crate::support::log_with(&data, "repairing the database", 1);
 }
@@ -577,13 +567,21 @@ fn a_rebuild_at_start_is_reported_to_systemd() {
         txn.commit().unwrap();
     }
 
-    let mut notifications = Notifications::bind(dir.path());
-    let _restarted = TestServer::spawn_in(&data, &[], &[("NOTIFY_SOCKET", notifications.path())]);
+    told_before_ready(
+        dir.path(),
+        &data,
+        "STATUS=opening the database: building the findings memory",
+    );
+}
+
+/// Starts a server on `data` with systemd's `NOTIFY_SOCKET` (under `dir`), and checks that
+/// before `READY=1` it sent a status starting with `status` and extended the start timeout.
+fn told_before_ready(dir: &std::path::Path, data: &std::path::Path, status: &str) {
+    let mut notifications = Notifications::bind(dir);
+    let _restarted = TestServer::spawn_in(data, &[], &[("NOTIFY_SOCKET", notifications.path())]);
     let before_ready = notifications.until("READY=1");
     assert!(
-        before_ready
-            .iter()
-            .any(|l| l.starts_with("STATUS=opening the database: building the findings memory")),
+        before_ready.iter().any(|l| l.starts_with(status)),
         "{before_ready:?}"
     );
     assert!(

@@ -125,12 +125,18 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
     // (here: not values at all) and its mark: started again from scratch, not gone on with
     // (at cd31122 the open read them, "corrupt value", and the service would not start: a
     // review's).
-    edit(&|txn| {
-        clear_memory(txn);
-        copy_memory(&half_path, txn);
-        let mut findings = txn.open_table(tables::FINDINGS).unwrap();
-        findings.insert((0, 1, 1), &b"\x02\xff\xff"[..]).unwrap();
-        let mut meta = txn.open_table(tables::META).unwrap();
+    // The half-built memory, with a value no build of this layout wrote, and `meta` as `set`
+    // leaves it.
+    let half_built_beside = |set: &dyn Fn(&mut redb::Table<&'static str, u64>)| {
+        edit(&|txn| {
+            clear_memory(txn);
+            copy_memory(&half_path, txn);
+            let mut findings = txn.open_table(tables::FINDINGS).unwrap();
+            findings.insert((0, 1, 1), &b"\x02\xff\xff"[..]).unwrap();
+            set(&mut txn.open_table(tables::META).unwrap());
+        })
+    };
+    half_built_beside(&|meta| {
         meta.remove("findings/rules_version").unwrap();
         meta.remove("findings/analyzer_version").unwrap();
         meta.insert("findings/built_through", through).unwrap();
@@ -149,12 +155,7 @@ fn the_memory_is_built_resumed_rebuilt_and_checked() {
     // This build's own mark, beside a memory another build has cleared and finished since (an
     // older binary's, after a downgrade, which knows nothing of the mark): not gone on with
     // either (at 77013cd it was, over the other's values: a review's).
-    edit(&|txn| {
-        clear_memory(txn);
-        copy_memory(&half_path, txn);
-        let mut findings = txn.open_table(tables::FINDINGS).unwrap();
-        findings.insert((0, 1, 1), &b"\x02\xff\xff"[..]).unwrap();
-        let mut meta = txn.open_table(tables::META).unwrap();
+    half_built_beside(&|meta| {
         meta.insert("findings/rules_version", 4).unwrap();
         meta.insert(today_s_mark().as_str(), through).unwrap();
     });

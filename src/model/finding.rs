@@ -72,13 +72,15 @@ use super::{FieldError, cut, tail};
 /// is an argument, not a position (`server.listen(3000)` and `(9229)` were one finding).
 /// Version 8: a remembered finding's wordings say since which audit the memory knows them, so
 /// that a dismissal silences the wordings linked before it; fingerprints are version 7's.
-pub const FINDING_RULES_VERSION: u64 = 8;
+/// Version 9: a line after a file named without an extension (`Dockerfile:3`) is a position;
+/// two reversals (`is disabled`, `is not enabled`) do not say the opposite.
+pub const FINDING_RULES_VERSION: u64 = 9;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one
 /// has its dismissals given today's fingerprints when it is rebuilt.
 /// (A memory of rules 7 built by a build between 95d2b9c and b2076f9 had other fingerprints
 /// than today's; re-keying a dismissal whose fingerprint did not change rewrites nothing.)
-pub const FINGERPRINTS_SINCE_RULES_VERSION: u64 = 8;
+pub const FINGERPRINTS_SINCE_RULES_VERSION: u64 = 9;
 
 /// A reworded finding matches when its similarity to the earlier one is at least this: the
 /// terms the two wordings share weigh at least twice the terms either has alone (see
@@ -314,10 +316,24 @@ const POSITION_CONTEXT: usize = 32;
 
 /// Whether `text` ends with a file's name: a name, a `.`, and an extension of 1 to 10 letters
 /// or digits, the first a letter (`ingest.rs`, `src/db/users.ts`, `Cargo.toml`), that is not
-/// the last label of a host's name ([`HOST_SUFFIXES`]: `cache.internal`, `db.example.com`).
-/// Only the last 12 bytes are read: a summary's every `:` or `(` must not cost a scan back to
-/// its start.
+/// the last label of a host's name ([`HOST_SUFFIXES`]: `cache.internal`, `db.example.com`), or
+/// one of the files named without an extension ([`EXTENSIONLESS_FILES`]: `Dockerfile`,
+/// `src/Makefile`). Only the last 16 bytes are read: a summary's every `:` or `(` must not
+/// cost a scan back to its start.
 fn names_a_file(text: &str) -> bool {
+    let last = tail(text, 16);
+    let name_at = last
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        .map_or(0, |(at, c)| at + c.len_utf8());
+    let extensionless = &last[name_at..];
+    if EXTENSIONLESS_FILES
+        .iter()
+        .any(|file| extensionless.eq_ignore_ascii_case(file))
+    {
+        return true;
+    }
     let Some((name, extension)) = tail(text, 12).rsplit_once('.') else {
         return false;
     };
@@ -331,6 +347,26 @@ fn names_a_file(text: &str) -> bool {
         && extension.bytes().all(|b| b.is_ascii_alphanumeric())
         && !names_a_host(text)
 }
+
+/// Files named without an extension that a tool names with a line (`Dockerfile:3`).
+const EXTENSIONLESS_FILES: [&str; 16] = [
+    "BUILD",
+    "Brewfile",
+    "Caddyfile",
+    "Containerfile",
+    "Dockerfile",
+    "GNUmakefile",
+    "Gemfile",
+    "Jenkinsfile",
+    "Justfile",
+    "Makefile",
+    "Podfile",
+    "Procfile",
+    "Rakefile",
+    "Tiltfile",
+    "Vagrantfile",
+    "WORKSPACE",
+];
 
 /// Whether `text` ends with a file's name ([`names_a_file`]) whose extension is one of
 /// [`SOURCE_EXTENSIONS`]: where `name.ext(` is a position (`ingest.rs(42,7)`), not a call of
@@ -563,7 +599,11 @@ impl FindingTerms {
                 .is_some_and(|next| UNIT_WORDS.contains(&next.to_lowercase().as_str()));
             for part in parts {
                 if is_number(part) {
-                    if !in_range && !unit_next {
+                    // (A line after a file's `:` that names no identifier: `Dockerfile:3`.)
+                    let line_of_a_file = self::before(word, part)
+                        .strip_suffix(':')
+                        .is_some_and(names_a_file);
+                    if !in_range && !unit_next && !line_of_a_file {
                         ids.insert(format!("#{part}"));
                         n_terms += 1;
                     }
@@ -1185,6 +1225,24 @@ mod tests {
             ),
             // A file named like no host still has lines, and so does a dotfile whatever its
             // extension (`.env.local` is no host).
+            (
+                "Dockerfile:3 runs the container as root",
+                "Dockerfile:9 runs the container as root",
+                true,
+                true,
+            ),
+            (
+                "docker/Dockerfile:3 runs the container as root",
+                "docker/Dockerfile:9 runs the container as root",
+                true,
+                true,
+            ),
+            (
+                "src/Makefile:3 ignores the exit status of the test target",
+                "src/Makefile:12 ignores the exit status of the test target",
+                true,
+                true,
+            ),
             (
                 "Dockerfile.dev:12 runs the app as root",
                 "Dockerfile.dev:14 runs the app as root",

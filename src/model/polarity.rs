@@ -180,7 +180,9 @@ impl Stems {
 const MIN_NEGATED_WORD: usize = 4;
 
 /// Whether `a` and `b` say opposite things: one has a negation and the other none, or they
-/// differ by a pair of opposite words ([`Stems::opposes`]).
+/// differ by a pair of opposite words ([`Stems::opposes`]), but not both: two reversals say
+/// the same thing again (`is disabled`, `is not enabled`; `is unvalidated`, `is not
+/// validated`).
 pub fn says_opposite(a: &str, b: &str) -> bool {
     Polarity::of(a).opposes(&Polarity::of(b))
 }
@@ -213,7 +215,7 @@ impl Polarity {
 
     /// Whether the two say opposite things (see [`says_opposite`]).
     pub fn opposes(&self, other: &Polarity) -> bool {
-        self.negated != other.negated || self.stems.opposes(&other.stems)
+        (self.negated != other.negated) != self.stems.opposes(&other.stems)
     }
 }
 
@@ -387,6 +389,17 @@ mod tests {
                 true,
             ),
             ("adds tests", "adds tests for the uploader", false),
+            // Two reversals say the same thing again (a review's, 1ed5a66).
+            (
+                "TLS certificate verification is disabled in the webhook client",
+                "TLS certificate verification is not enabled in the webhook client",
+                false,
+            ),
+            (
+                "the upload path is unvalidated",
+                "the upload path is not validated",
+                false,
+            ),
             (
                 "no test covers the retry path",
                 "the retry path has no test",

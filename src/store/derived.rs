@@ -6,8 +6,9 @@
 //! began, under other rules (its values perhaps laid out otherwise), is started again from
 //! scratch, not gone on with, and the mark it left is removed so that it starts again too.
 
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{ReadOnlyTable, ReadableDatabase, Table, WriteTransaction};
 
+use super::meta;
 use super::tables::META;
 use super::{Store, StoreError};
 
@@ -67,14 +68,7 @@ impl Store {
                 (build.clear)(&txn)?;
                 let mut meta_table = txn.open_table(META)?;
                 // The marks of builds under other rules: theirs is not gone on with.
-                let stale: Vec<String> = meta_table
-                    .range(build.mark..)?
-                    .map(|row| row.map(|(key, _)| key.value().to_owned()))
-                    .take_while(|key| key.as_ref().map_or(true, |k| k.starts_with(build.mark)))
-                    .collect::<Result<_, _>>()?;
-                for key in &stale {
-                    meta_table.remove(key.as_str())?;
-                }
+                meta::remove_under(&mut meta_table, build.mark)?;
                 meta_table.insert(mark.as_str(), 0)?;
                 drop(meta_table);
                 txn.commit()?;

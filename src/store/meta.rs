@@ -145,6 +145,14 @@ pub fn counters_under(
     Ok(out)
 }
 
+/// Removes every key under `prefix` (`prefix` itself included).
+pub fn remove_under(meta: &mut Table<&str, u64>, prefix: &str) -> Result<(), redb::StorageError> {
+    for name in counters_under(meta, prefix)?.into_keys() {
+        meta.remove(format!("{prefix}{name}").as_str())?;
+    }
+    Ok(())
+}
+
 pub fn get(
     meta: &impl ReadableTable<&'static str, u64>,
     key: &str,

@@ -72,17 +72,7 @@ impl Store {
 fn clear_claim_terms(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.delete_table(CLAIM_TERMS)?;
     txn.open_table(CLAIM_TERMS)?;
-    let mut meta_table = txn.open_table(META)?;
-    let doomed: Vec<String> = meta_table
-        .range("text/claims/"..)?
-        .map_while(|row| {
-            let key = row.ok()?.0.value().to_owned();
-            key.starts_with("text/claims/").then_some(key)
-        })
-        .collect();
-    for key in doomed {
-        meta_table.remove(key.as_str())?;
-    }
+    meta::remove_under(&mut txn.open_table(META)?, "text/claims/")?;
     Ok(())
 }
 

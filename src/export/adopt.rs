@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use super::ExportError;
 use crate::import::appended::outcome_line_puts;
+use crate::import::lines::after_zero_fill;
 use crate::store::Put;
 
 /// Stores puts through the service's writer (durably, as any write); `Err` says why not.
@@ -123,12 +124,8 @@ pub(super) fn take(
                 // appended after. The row is stored, as the import stores it; the file is not
                 // what an export writes, so it is kept aside and rebuilt, as for any line that
                 // is not a row.
-                let zeros = line.iter().take_while(|&&b| b == 0).count();
-                let (row_at, row) = if zeros > 0 && zeros < line.len() {
-                    (at + zeros as u64, &line[zeros..])
-                } else {
-                    (at, line)
-                };
+                let (zeros, row) = after_zero_fill(line);
+                let row_at = at + zeros as u64;
                 let warn = |message: String| {
                     tracing::warn!(path = %path.display(), offset = row_at, "{message}");
                 };

@@ -102,18 +102,25 @@ impl LineReader {
         } else {
             len as usize
         };
-        let bytes = &self.buf[..end];
-        let zeros = bytes.iter().take_while(|&&b| b == 0).count();
-        // Only before something: a line of nothing but zeros is the zero-filled tail itself.
-        let zero_filled = if zeros < bytes.len() { zeros } else { 0 };
+        let (zero_filled, bytes) = after_zero_fill(&self.buf[..end]);
         Ok(Some(Line {
             number: self.number,
-            bytes: &bytes[zero_filled..],
+            bytes,
             complete,
             consumed,
             over_limit,
             zero_filled,
         }))
+    }
+}
+
+/// The NUL bytes `line` starts with (a file's tail a crash left zero-filled, which a writer
+/// then appended after), and the row after them. Only before something: a line of nothing but
+/// NULs is the zero-filled tail itself, kept as it is (0 of them).
+pub(crate) fn after_zero_fill(line: &[u8]) -> (usize, &[u8]) {
+    match line.iter().take_while(|&&b| b == 0).count() {
+        zeros if zeros < line.len() => (zeros, &line[zeros..]),
+        _ => (0, line),
     }
 }
 

@@ -321,13 +321,7 @@ const POSITION_CONTEXT: usize = 32;
 /// `src/Makefile`). Only the last 16 bytes are read: a summary's every `:` or `(` must not
 /// cost a scan back to its start.
 fn names_a_file(text: &str) -> bool {
-    let last = tail(text, 16);
-    let name_at = last
-        .char_indices()
-        .rev()
-        .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_')))
-        .map_or(0, |(at, c)| at + c.len_utf8());
-    let extensionless = &last[name_at..];
+    let extensionless = trailing_name(tail(text, 16));
     if EXTENSIONLESS_FILES
         .iter()
         .any(|file| extensionless.eq_ignore_ascii_case(file))
@@ -487,17 +481,21 @@ const SOURCE_EXTENSIONS: [&str; 102] = [
     "zig",
 ];
 
-/// Whether `text` ends with a host's name: labels joined by `.`, the last one of
-/// [`HOST_SUFFIXES`] (`cache.internal`, `db.example.com`), or `localhost` alone. A name that
-/// starts with a `.` is a file's (`.env.local`). Only the last 64 bytes are read.
-fn names_a_host(text: &str) -> bool {
-    let text = tail(text, 64);
-    let name_at = text
+/// The name `text` ends with: its last run of letters, digits, `.`, `-` and `_`.
+fn trailing_name(text: &str) -> &str {
+    let at = text
         .char_indices()
         .rev()
         .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_')))
         .map_or(0, |(at, c)| at + c.len_utf8());
-    let name = &text[name_at..];
+    &text[at..]
+}
+
+/// Whether `text` ends with a host's name: labels joined by `.`, the last one of
+/// [`HOST_SUFFIXES`] (`cache.internal`, `db.example.com`), or `localhost` alone. A name that
+/// starts with a `.` is a file's (`.env.local`). Only the last 64 bytes are read.
+fn names_a_host(text: &str) -> bool {
+    let name = trailing_name(tail(text, 64));
     match name.rsplit_once('.') {
         Some((labels, last)) => {
             !labels.is_empty()

@@ -135,17 +135,19 @@ fn status_param(raw: Option<&str>) -> Result<FindingStatus, ApiError> {
 /// The findings cursor, `{seq}-{fingerprint}` (what `next_cursor` gave).
 fn findings_cursor(raw: Option<&str>) -> Result<Option<FindingsCursor>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
-    let mut parts = raw.split('-');
-    let mut part = || parts.next();
-    let parsed = (|| {
-        let cursor = FindingsCursor {
-            seq: query::integer(part()?)?,
-            fingerprint: Fingerprint::parse(part()?)?.0,
-            // Absent in a cursor given before 2026-12-07.
-            as_of: part().map_or(Some(u64::MAX), query::integer)?,
-        };
-        part().is_none().then_some(cursor)
-    })();
+    let cursor = |seq, fingerprint, as_of: Option<&str>| {
+        Some(FindingsCursor {
+            seq: query::integer(seq)?,
+            fingerprint: Fingerprint::parse(fingerprint)?.0,
+            as_of: as_of.map_or(Some(u64::MAX), query::integer)?,
+        })
+    };
+    let parsed = match raw.splitn(4, '-').collect::<Vec<_>>()[..] {
+        // Without the PR's latest audit: a cursor given before 2026-12-07.
+        [seq, fingerprint] => cursor(seq, fingerprint, None),
+        [seq, fingerprint, as_of] => cursor(seq, fingerprint, Some(as_of)),
+        _ => None,
+    };
     parsed.map(Some).ok_or_else(|| {
         ApiError::bad_request(
             "cursor",

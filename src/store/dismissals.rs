@@ -24,6 +24,7 @@ use redb::{
 use super::budget::ReadBudget;
 use super::check::{CheckReport, repo_id};
 use super::codec::{decode, encode};
+use super::findings::{FindingEntry, latest_fingerprint};
 use super::history::{plain_verdict, verdict_ref};
 use super::read::Page;
 use super::records::{NewDismissal, Written};
@@ -381,6 +382,37 @@ pub(super) struct Remembered {
     pub wordings: Vec<Wording>,
 }
 
+impl Remembered {
+    pub fn of(e: &FindingEntry) -> Remembered {
+        let v = &e.value;
+        let first = Wording {
+            fingerprint: e.fingerprint.0,
+            terms: (&v.first_terms).into(),
+            negated: None,
+            since: v.first_seen.seq,
+        };
+        let between = v.between.iter().map(|w| Wording {
+            fingerprint: w.fingerprint,
+            terms: (&w.terms).into(),
+            negated: Some(w.negated),
+            since: w.since,
+        });
+        let latest = Wording {
+            fingerprint: latest_fingerprint(v),
+            terms: (&v.terms).into(),
+            negated: Some(is_negated(&v.summary)),
+            since: v.latest_since,
+        };
+        Remembered {
+            block: is_block(&v.severity),
+            wordings: std::iter::once(first)
+                .chain(between)
+                .chain(std::iter::once(latest))
+                .collect(),
+        }
+    }
+}
+
 /// One wording of a remembered finding.
 pub(super) struct Wording {
     pub fingerprint: u64,
@@ -574,6 +606,10 @@ fn close_wordings<'w>(
         .iter()
         .map(|w| step(finding.terms.similarity(&w.terms)))
         .collect();
+    // None reached in one step (the usual case): none in more.
+    if reach.iter().all(Option::is_none) {
+        return Vec::new();
+    }
     let links: Vec<Vec<Option<f64>>> = others
         .iter()
         .map(|a| {

@@ -221,10 +221,15 @@ fn first_sighting(finding: &Finding, sighting: &Sighting) -> FindingValue {
     }
 }
 
+/// The fingerprint of a remembered finding's latest wording (its key is the first's).
+pub(super) fn latest_fingerprint(value: &FindingValue) -> u64 {
+    Fingerprint::of(&value.check, &value.summary).0
+}
+
 /// Finding `key` (the fingerprint of its first wording), `value`, raised again as `finding`.
 fn raise(value: &mut FindingValue, key: u64, finding: &Finding, sighting: &Sighting, tier: u8) {
     let wording = finding.fingerprint.0;
-    let latest = Fingerprint::of(&value.check, &value.summary).0;
+    let latest = latest_fingerprint(value);
     if wording != latest {
         // Since when the memory knows the new wording: its first audit, for one raised before.
         let since = if wording == key {
@@ -733,19 +738,14 @@ impl Store {
         };
         let findings = txn.open_table(FINDINGS)?;
         let mut page = page_of(latest);
-        let rows = raised_since
-            .map(|range| index.range(range))
-            .transpose()?
-            .into_iter()
-            .flat_map(Iterator::rev)
-            .chain(
-                below
-                    .map(|range| index.range(range))
-                    .transpose()?
-                    .into_iter()
-                    .flat_map(Iterator::rev),
-            );
-        for row in rows {
+        let descending = |range: Option<_>| -> Result<_, StoreError> {
+            Ok(range
+                .map(|range| index.range(range))
+                .transpose()?
+                .into_iter()
+                .flat_map(Iterator::rev))
+        };
+        for row in descending(raised_since)?.chain(descending(below)?) {
             budget.tick()?;
             let (_, _, seen, key) = row?.0.value();
             if page.items.len() == q.limit {
@@ -861,36 +861,10 @@ impl Store {
             // Each finding is compared with every dismissal that applies (up to twice
             // `MAX_LIVE_PER_SCOPE`), once per wording: a loop a client sizes, so it counts
             // against the read's deadline; with no dismissal there is nothing to compare.
-            let remembered_wordings = match &remembered {
-                Some(e) if !applicable.is_empty() => {
-                    let first = dismissals::Wording {
-                        fingerprint: e.fingerprint.0,
-                        terms: (&e.value.first_terms).into(),
-                        negated: None,
-                        since: e.value.first_seen.seq,
-                    };
-                    let between = e.value.between.iter().map(|w| dismissals::Wording {
-                        fingerprint: w.fingerprint,
-                        terms: (&w.terms).into(),
-                        negated: Some(w.negated),
-                        since: w.since,
-                    });
-                    let latest = dismissals::Wording {
-                        fingerprint: Fingerprint::of(&e.value.check, &e.value.summary).0,
-                        terms: (&e.value.terms).into(),
-                        negated: Some(is_negated(&e.value.summary)),
-                        since: e.value.latest_since,
-                    };
-                    Some(dismissals::Remembered {
-                        block: dismissals::is_block(&e.value.severity),
-                        wordings: std::iter::once(first)
-                            .chain(between)
-                            .chain(std::iter::once(latest))
-                            .collect(),
-                    })
-                }
-                _ => None,
-            };
+            let remembered_wordings = remembered
+                .as_ref()
+                .filter(|_| !applicable.is_empty())
+                .map(dismissals::Remembered::of);
             let n_wordings = remembered_wordings
                 .as_ref()
                 .map_or(0, |r| r.wordings.len() as u64);

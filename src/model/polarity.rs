@@ -2,7 +2,7 @@
 //! or a word of one opposing a word of the other ([`Stems::opposes`]). A lexical measure of
 //! similarity scores `TLS verification is enabled` and `... disabled`, or `adds tests` and
 //! `does not add tests`, as near rewordings; the findings memory does not let a dismissal of
-//! one silence the other (`model/finding.rs`), and the neighbours search flags such a match
+//! one silence the other (`model/finding/`), and the neighbours search flags such a match
 //! and counts it at half its score (`store/neighbors.rs`). Pure: no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};

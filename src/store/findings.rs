@@ -8,7 +8,7 @@
 //! empty array resolves them) are one range and its resolved ones another, and says whether
 //! that audit repeated each (an audit of another head raised it before), so a PR's history
 //! counts its latest audit's repeats from the range alone. How an audit's findings match the
-//! remembered ones is the model's rule (`model/finding.rs`: fingerprint first, then a
+//! remembered ones is the model's rule (`model/finding/`: fingerprint first, then a
 //! rewording of the same check, each remembered finding matched once per audit); this module
 //! applies it.
 //!

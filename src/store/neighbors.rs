@@ -9,12 +9,13 @@
 //! always gets the same answer.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use redb::{ReadOnlyTable, ReadableDatabase};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase};
 
 use super::codec::decode;
+use super::history::verdict_head;
 use super::meta;
 use super::postings::{self, Posting};
 use super::repos;
@@ -281,9 +282,10 @@ impl Store {
             self_scores,
             min_score: q.min_score,
         };
-        let ranked = search.top(
+        let ranked = search.best_per_pr(
+            &txn,
             &exact,
-            &left_out,
+            left_out,
             q.limit.saturating_add(OPPOSED_SPARE),
             budget,
         )?;
@@ -454,7 +456,64 @@ struct Search<'q> {
     min_score: f64,
 }
 
+/// Scoring passes [`Search::best_per_pr`] makes at most: each leaves out the audits of the PRs
+/// the passes before it found, so a PR audited on every push takes one place, not all of them.
+const MAX_PR_PASSES: usize = 4;
+
 impl Search<'_> {
+    /// The `want` best PRs, best first, each as its best audit ([`Search::top`]'s order),
+    /// leaving out the verdicts `left_out` (sorted). A PR audited on every push, each audit
+    /// making the same claims, would otherwise fill the answer with itself and hide every other
+    /// PR (a review's: 60 audits of one PR hid a blocked one that made the same claim).
+    ///
+    /// Each pass takes [`Search::top`]'s best `want` verdicts and reads each one's PR (the
+    /// head of its value, not its JSON); a PR found is then left out whole (its audits by
+    /// `pr_verdicts`), so the next pass finds others. A PR's best audit is in the first pass that
+    /// holds any of its audits, as that pass ranks all of them. At most [`MAX_PR_PASSES`]
+    /// passes: past them, fewer than `want` PRs may be answered when more match.
+    fn best_per_pr(
+        &self,
+        txn: &ReadTransaction,
+        exact: &[(u64, usize)],
+        mut left_out: Vec<u64>,
+        want: usize,
+        budget: &mut ReadBudget,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
+        let repo_ids = txn.open_table(REPOS)?;
+        let audits = txn.open_table(PR_VERDICTS)?;
+        let mut scratch = Vec::new();
+        let mut found: BTreeSet<(u32, u64)> = BTreeSet::new();
+        let mut out: Vec<Ranked> = Vec::new();
+        for _ in 0..MAX_PR_PASSES {
+            let ranked = self.top(exact, &left_out, want, budget)?;
+            let exhausted = ranked.len() < want;
+            let mut new_prs = Vec::new();
+            for candidate in ranked {
+                budget.tick()?;
+                let pr = pr_of(&verdicts, &repo_ids, candidate.seq, &mut scratch)?;
+                if found.insert(pr) {
+                    new_prs.push(pr);
+                    out.push(candidate);
+                }
+            }
+            if exhausted || out.len() >= want {
+                break;
+            }
+            for (repo, pr) in new_prs {
+                for row in audits.range((repo, pr, 0)..=(repo, pr, u64::MAX))? {
+                    budget.tick()?;
+                    left_out.push(row?.0.value().2);
+                }
+            }
+            left_out.sort_unstable();
+            left_out.dedup();
+        }
+        out.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
+        out.truncate(want);
+        Ok(out)
+    }
+
     /// The best of `claims` (a verdict's) for the query claim `query` (its polarity `asked`,
     /// its terms `asked_counts`) among those that do not say the opposite of it, `skip` left
     /// out: the verdict's best match said the opposite, and another claim of it may agree.
@@ -839,6 +898,31 @@ fn terms_of(terms: &[&str], mask: u64) -> Vec<String> {
         .filter(|(bit, _)| mask & (1u64 << (bit % 64)) != 0)
         .map(|(_, term)| term.to_string())
         .collect()
+}
+
+/// The repository and PR of verdict `seq`, read from its head (not its JSON).
+fn pr_of(
+    verdicts: &ReadOnlyTable<u64, &'static [u8]>,
+    repo_ids: &ReadOnlyTable<&'static str, u32>,
+    seq: u64,
+    scratch: &mut Vec<u8>,
+) -> Result<(u32, u64), StoreError> {
+    let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
+        index: "claims index",
+        seq,
+    })?;
+    let head = verdict_head(bytes.value(), seq, scratch)?;
+    let repo = match head.repo {
+        "" => DEFAULT_REPO,
+        name => repo_ids
+            .get(name)?
+            .ok_or(StoreError::Dangling {
+                index: "repos",
+                seq,
+            })?
+            .value(),
+    };
+    Ok((repo, head.pr_number))
 }
 
 fn verdict_value(

@@ -253,6 +253,76 @@ fn the_answer_explains_itself_and_is_the_same_every_time() {
     assert_eq!(strict.json["count"], 0, "{}", strict.text);
 }
 
+/// A PR audited on every push repeats its description's claims each time: it is one
+/// neighbour, as its best audit, and does not hide the other PRs that made the same claim (a
+/// review's: 60 audits of one approved PR filled every place, and the blocked PR that had made
+/// the same change was not named).
+#[test]
+fn a_pr_audited_on_every_push_is_one_neighbour() {
+    let server = InProcessServer::start();
+    let claim = "replaces the hand-rolled JSON parser with serde_json";
+    let post = |pr: u64, push: u64, overall: &str, reason: &str, claims: &[&str]| {
+        let body = json!({
+            "pr_number": pr, "head_sha": format!("{pr:04x}{push:04x}{}", "b".repeat(32)),
+            "overall": overall, "one_liner": reason, "claims": claims,
+            "audited_at": format!("2026-05-01T00:{:02}:00.000Z", push % 60),
+            "metrics": {"findings_block": 0, "findings_warn": 0},
+        });
+        let answer = server.post_json("/verdicts", body.to_string());
+        assert_eq!(answer.status, 201, "{}", answer.text);
+    };
+    post(300, 0, "block", "the old parser handled NaN", &[claim]);
+    post(
+        301,
+        0,
+        "request_changes",
+        "benchmarks missing",
+        &["swaps the handwritten JSON parser for serde_json"],
+    );
+    for push in 0..60 {
+        post(
+            302,
+            push,
+            "approve",
+            &format!("push {push} fine"),
+            &[claim, "adds benchmarks"],
+        );
+    }
+    for limit in [2, 5, 50] {
+        let answer = server.post_json(
+            "/neighbors",
+            json!({"claims": [claim], "limit": limit}).to_string(),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let found: Vec<(u64, String)> = answer.json["neighbors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["pr_number"].as_u64().unwrap(),
+                    n["one_liner"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        // Exact matches tie at 1: the newer audit first, PR 302 as its latest push.
+        let all = [
+            (302, "push 59 fine".to_owned()),
+            (300, "the old parser handled NaN".to_owned()),
+            (301, "benchmarks missing".to_owned()),
+        ];
+        assert_eq!(found, all[..limit.min(3)], "limit {limit}: {}", answer.text);
+    }
+    post(303, 0, "request_changes", "x", &[claim]);
+    let by_pr = server.get("/prs/303/neighbors?limit=5");
+    assert_eq!(by_pr.status, 200, "{}", by_pr.text);
+    assert_eq!(by_pr.json["count"], 3, "{}", by_pr.text);
+    assert_eq!(
+        by_pr.json["context"],
+        "similar earlier PRs: #302 approve (push 59 fine), #300 block (the old parser handled NaN), #301 request_changes (benchmarks missing)."
+    );
+}
+
 /// The search (blocks, pruning of the commonest terms, one best match per query claim) gives
 /// exactly what scoring every stored claim against every query claim gives, on corpora with
 /// many shared words, including exact repeats.
@@ -304,7 +374,9 @@ fn the_search_equals_scoring_every_claim() {
         let mut stored: Vec<(u64, Vec<String>)> = Vec::new();
         let mut puts = Vec::new();
         let mut texts = Vec::new();
-        for pr in 1..=150u64 {
+        // 150 audits of 60 PRs: a PR audited on several pushes is answered once, as its best.
+        let mut prs = Vec::new();
+        for audit in 1..=150u64 {
             // Now and then a verdict with many claims (past the search's per-verdict slots).
             let n = if rng.below(10) == 0 {
                 9 + rng.below(6)
@@ -312,9 +384,18 @@ fn the_search_equals_scoring_every_claim() {
                 1 + rng.below(3)
             };
             let claims: Vec<String> = (0..n).map(|_| sentence(&mut rng)).collect();
-            let body = verdict_with(pr, &claims.iter().map(String::as_str).collect::<Vec<_>>());
-            puts.push(Put::from(verdict_record(body.as_bytes(), 1).unwrap()));
+            let pr = 1 + rng.below(60);
+            let mut body: serde_json::Value = serde_json::from_str(&verdict_with(
+                pr,
+                &claims.iter().map(String::as_str).collect::<Vec<_>>(),
+            ))
+            .unwrap();
+            body["head_sha"] = json!(format!("{audit:08x}{}", "0".repeat(32)));
+            puts.push(Put::from(
+                verdict_record(body.to_string().as_bytes(), 1).unwrap(),
+            ));
             texts.push(claims);
+            prs.push(pr);
         }
         for (written, claims) in store.write(&puts).unwrap().into_iter().zip(texts) {
             // Stored claims are distinct by normalised text, first wording kept.
@@ -345,8 +426,12 @@ fn the_search_equals_scoring_every_claim() {
             let min_score = [0.0, 0.2, 0.5][rng.below(3) as usize];
             // Small limits make the search prune early; a left-out PR must not be answered.
             let limit = [1usize, 3, 20][rng.below(3) as usize];
-            let exclude_pr = (rng.below(2) == 0).then(|| 1 + rng.below(150));
-            let left_out = exclude_pr.map(|pr| stored[pr as usize - 1].0);
+            let exclude_pr = (rng.below(2) == 0).then(|| 1 + rng.below(60));
+            let pr_of: HashMap<u64, u64> = stored
+                .iter()
+                .map(|(seq, _)| *seq)
+                .zip(prs.iter().copied())
+                .collect();
             // Every stored verdict's best match per query claim, by brute force.
             let mut totals: HashMap<u64, f64> = HashMap::new();
             let mut seen = Vec::new();
@@ -395,8 +480,11 @@ fn the_search_equals_scoring_every_claim() {
                 .into_iter()
                 .map(|(seq, score)| (seq, round_score(score)))
                 .collect();
-            want.retain(|(seq, _)| Some(*seq) != left_out);
+            want.retain(|(seq, _)| Some(pr_of[seq]) != exclude_pr);
             want.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+            // Each PR once: its best audit, the newer of two that score alike.
+            let mut answered = std::collections::HashSet::new();
+            want.retain(|(seq, _)| answered.insert(pr_of[seq]));
             want.truncate(limit);
             let claims = query
                 .iter()

@@ -1279,3 +1279,28 @@ fn at_the_connection_limit_a_body_that_trickles_makes_room() {
     assert!(cut >= 1, "no trickling body was cut");
     assert_eq!(server.get("/stats").json["total"], 60);
 }
+
+/// A request's header section is bounded: past 64 KiB (a connection's read buffer) it is a
+/// 431. hyper's default let each connection hold about 400 KiB of headers it had not finished
+/// reading: 1,000 clients sending 390 KB of headers each kept 563 MB resident until the
+/// header-read timeout (a review's).
+#[test]
+fn a_header_section_past_64_kib_is_a_431() {
+    let server = InProcessServer::start();
+    for (pad, want) in [(60 << 10, "HTTP/1.1 200"), (100 << 10, "HTTP/1.1 431")] {
+        let head = format!(
+            "GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: {}\r\n\r\n",
+            "a".repeat(pad)
+        );
+        let mut stream = TcpStream::connect(addr(&server)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // The server may answer and close before every byte is sent.
+        let _ = stream.write_all(head.as_bytes());
+        let mut answer = [0; 64];
+        let n = stream.read(&mut answer).unwrap_or(0);
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with(want), "{pad} bytes: {answer:?}");
+    }
+}

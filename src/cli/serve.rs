@@ -190,11 +190,12 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
             body_timeout: args.body_timeout.into(),
             max_inflight_bytes: args.max_inflight_bytes,
             max_answer_bytes,
-            backup_dir: Some(
-                args.backup_dir
-                    .clone()
-                    .unwrap_or_else(|| global.data.join("backups")),
-            ),
+            // The operator's own path, resolved once: a link in it (backups on another disk)
+            // is theirs to make; one made at it later is refused (`Store::backup_into`).
+            backup_dir: Some(match &args.backup_dir {
+                Some(dir) => std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()),
+                None => global.data.join("backups"),
+            }),
             backup_keep: usize::try_from(args.backup_keep).unwrap_or(usize::MAX),
             backup_key_window: args.idempotency_window.into(),
             stalled_commit: crate::http::STALLED_COMMIT,

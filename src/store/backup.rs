@@ -251,6 +251,23 @@ impl Store {
                 .create(backup_dir)
         }
         .map_err(io("", backup_dir))?;
+        // A link where the backup directory should be (made after the server resolved its
+        // `--backup-dir`) is refused before anything is written: at 3ab4e2b the copy went
+        // through it, then syncing the directory (opened without following links) failed, and
+        // the answer said nothing was kept while the copy stayed, unpruned (a review's).
+        if fs::symlink_metadata(backup_dir)
+            .map_err(io("", backup_dir))?
+            .file_type()
+            .is_symlink()
+        {
+            return Err(StoreError::BackupDest {
+                path: backup_dir.to_owned(),
+                source: std::io::Error::other(
+                    "the backup directory is a symbolic link, which the server does not follow \
+                     (give --backup-dir the real path)",
+                ),
+            });
+        }
         let database = self.identity().map(str::to_owned);
         let mut name = name;
         if let Some(request) = &request {
@@ -287,7 +304,11 @@ impl Store {
                 return Err(e);
             }
         };
-        fsutil::sync_dir(backup_dir).map_err(io("", backup_dir))?;
+        if let Err(e) = fsutil::sync_dir(backup_dir) {
+            // The answer says nothing was kept: nothing is.
+            let _ = remove_backup(&dir);
+            return Err(io("", backup_dir)(e));
+        }
         let made = report(&dest, name.0, last_seq, rows, start, Vec::new())?;
         if marker.request.is_some() {
             // The answer a retry gets, kept beside the copy; until it is, a retry makes another.

@@ -945,3 +945,36 @@ fn a_backup_directory_holding_a_stranger_s_file_is_left_whole() {
     assert_eq!(next.json["pruned"], serde_json::json!([]), "{}", next.text);
     assert_eq!(tree(&held), before);
 }
+
+/// `--backup-dir` given as a link to a real directory (backups on another disk) is resolved
+/// when the server starts: backups are made and pruned there. A link put where the backup
+/// directory is afterwards (here the default `DATA/backups`) is refused before anything is
+/// written. At 3ab4e2b each backup went through such a link, then failed to sync the
+/// directory and answered that nothing was kept, leaving the whole copy there, never pruned
+/// (a review's: ten retries, ten copies).
+#[test]
+fn a_linked_backup_dir_is_resolved_and_a_link_put_there_later_is_refused() {
+    let real = tempfile::tempdir().unwrap();
+    let links = tempfile::tempdir().unwrap();
+    let via = links.path().join("backups");
+    std::os::unix::fs::symlink(real.path(), &via).unwrap();
+    let server =
+        InProcessServer::start_with(&["--backup-dir", via.to_str().unwrap(), "--backup-keep", "2"]);
+    for name in ["l1", "l2", "l3"] {
+        let a = server.post_json("/backup", format!(r#"{{"name":"{name}"}}"#));
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    let listing = tree(real.path());
+    assert!(listing.contains(&"l3/kb.redb".to_owned()), "{listing:?}");
+    assert!(!listing.contains(&"l1".to_owned()), "pruned: {listing:?}");
+
+    let server = InProcessServer::start();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), server.data.join("backups")).unwrap();
+    for _ in 0..2 {
+        let a = server.post_json("/backup", r#"{"name":"x1"}"#);
+        assert_eq!(a.status, 500, "{}", a.text);
+        assert!(a.text.contains("nothing of it was kept"), "{}", a.text);
+        assert_eq!(tree(outside.path()), Vec::<String>::new());
+    }
+}

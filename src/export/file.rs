@@ -731,6 +731,30 @@ fn compare_with_rows(
 
 /// Writes every row into `NAME.tmp` beside the file, fsyncs it, renames it over the file and
 /// fsyncs the directory, then records the checkpoint.
+/// Writes `tmp` (just created, as `handle`) through `write`, syncs it and renames it over
+/// `path`. A failure removes it: a partial copy would hold disk space (on a full disk, the last
+/// of it) for as long as the export fails (a review's, at 3ab4e2b).
+fn into_place<T>(
+    handle: &File,
+    tmp: &Path,
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<&File>) -> Result<T, ExportError>,
+) -> Result<T, ExportError> {
+    let done = (|| {
+        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, handle);
+        let written = write(&mut writer)?;
+        writer.flush().map_err(ExportError::io("write", tmp))?;
+        drop(writer);
+        handle.sync_all().map_err(ExportError::io("fsync", tmp))?;
+        fs::rename(tmp, path).map_err(ExportError::io("rename over", path))?;
+        Ok(written)
+    })();
+    if done.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    done
+}
+
 fn rebuild(target: Target, reason: String) -> Result<FileReport, ExportError> {
     let Target {
         store,
@@ -769,12 +793,9 @@ fn rebuild(target: Target, reason: String) -> Result<FileReport, ExportError> {
             .set_permissions(fs::Permissions::from_mode(mode))
             .map_err(ExportError::io("set the permissions of", &tmp))?;
     }
-    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, &handle);
-    let written = write_rows(store, &tmp, file, 0, &mut writer, hook)?;
-    writer.flush().map_err(ExportError::io("write", &tmp))?;
-    drop(writer);
-    handle.sync_all().map_err(ExportError::io("fsync", &tmp))?;
-    fs::rename(&tmp, path).map_err(ExportError::io("rename over", path))?;
+    let written = into_place(&handle, &tmp, path, |writer| {
+        write_rows(store, &tmp, file, 0, writer, hook)
+    })?;
     sync_dir_of(path)?;
     sync_dirs(created_dirs)?;
     let checkpoint = Checkpoint {
@@ -1008,6 +1029,39 @@ fn sync_dir_of(path: &Path) -> Result<(), ExportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rebuild's temporary file is gone after a failure, whether writing the rows failed
+    /// (a full disk) or the rename did; after success the file is in place.
+    #[test]
+    fn a_failed_rebuild_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, path) = (dir.path().join("f.tmp"), dir.path().join("f"));
+        let create = || fsutil::create_new(&tmp, fsutil::SHARED_FILE_MODE).unwrap();
+        let failed = into_place(&create(), &tmp, &path, |w| -> Result<(), ExportError> {
+            w.write_all(b"half a row").unwrap();
+            Err(ExportError::io("write", &tmp)(io::Error::from(
+                io::ErrorKind::StorageFull,
+            )))
+        });
+        assert!(failed.is_err());
+        assert!(!tmp.exists() && !path.exists());
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("in the way"), b"").unwrap();
+        let failed = into_place(&create(), &tmp, &path, |w| {
+            w.write_all(b"row\n")
+                .map_err(ExportError::io("write", &tmp))
+        });
+        assert!(failed.is_err());
+        assert!(!tmp.exists());
+        fs::remove_dir_all(&path).unwrap();
+        into_place(&create(), &tmp, &path, |w| {
+            w.write_all(b"row\n")
+                .map_err(ExportError::io("write", &tmp))
+        })
+        .unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"row\n");
+        assert!(!tmp.exists());
+    }
 
     #[test]
     fn fingerprint_covers_the_last_bytes_before_len_only() {

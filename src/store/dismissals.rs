@@ -445,7 +445,7 @@ pub(super) struct Wording {
 /// recorded as block (one that was confirmed). What the memory links to a dismissal (it names
 /// the remembered finding matched, or a wording scores [`SIMILAR_THRESHOLD`] against it), or a
 /// dismissal not recorded as block would silence in a block finding, and does not silence, is
-/// `resembled`.
+/// `resembled`, scored by the finding's wording against the dismissal's.
 pub(super) fn which_applies(
     live: &[Live],
     named: &[Option<u64>],
@@ -550,22 +550,21 @@ pub(super) fn which_applies(
             }
         }
         // What the memory would link: the remembered finding the dismissal names, or a wording
-        // of the finding's close to the dismissal's.
+        // of the finding's close to the dismissal's. Its score is how much the finding's
+        // wording, as raised now, resembles the dismissal's: not the memory's link, nor a
+        // remembered wording's (at 3ab4e2b a finding reworded away from the dismissed one was
+        // said to resemble it at 1.0, the dismissal's own wording being among those
+        // remembered, while it was reported again: a review's).
         let names_it = named[i].is_some() && named[i] == matched.canonical();
-        let linked = match matched {
-            Match::Exact(_) if names_it => 1.0,
-            Match::Similar(_, score) if names_it => score,
-            _ => 0.0,
-        };
-        let wordings = remembered
-            .filter(|_| same_check)
-            .map(|r| r.wordings.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .map(|w| d.terms().similarity(&w.terms));
-        let score = wordings.fold(own.max(linked), f64::max);
-        if score >= SIMILAR_THRESHOLD {
-            keep(&mut resembled, MatchKind::Similar, round_score(score), i);
+        let linked = names_it
+            || remembered
+                .filter(|_| same_check)
+                .map(|r| r.wordings.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .any(|w| d.terms().similarity(&w.terms) >= SIMILAR_THRESHOLD);
+        if own >= SIMILAR_THRESHOLD || linked {
+            keep(&mut resembled, MatchKind::Similar, round_score(own), i);
         }
     }
     let applied = |best: Best| {

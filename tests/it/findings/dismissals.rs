@@ -972,3 +972,54 @@ fn dismissals_per_scope_and_similar_candidates_are_bounded() {
     );
     assert_eq!(room.status, 201, "{}", room.text);
 }
+
+/// A finding the memory links to the dismissed one, reworded too far from the dismissal's
+/// wording to be silenced, resembles it by how alike their wordings are, not by the memory's
+/// link: at 3ab4e2b it was said to resemble the dismissal at 1.0 while it was reported again,
+/// as if the service had ignored a perfect match (a review's).
+#[test]
+fn a_linked_finding_not_silenced_resembles_its_dismissal_by_its_words() {
+    let server = InProcessServer::start();
+    let chain = [
+        "session token stored in localStorage in auth/session.ts:12 is readable by any injected script",
+        "auth/session.ts:14 stores the session token in localStorage where any injected script can read it",
+        "the session token is kept in localStorage (auth/session.ts:18), readable by injected scripts",
+        "injected scripts can read the session token because auth/session.ts:20 keeps it in localStorage",
+        "auth/session.ts:22 keeps the session token in localStorage; XSS could exfiltrate it",
+        "XSS could exfiltrate the session token kept in localStorage by auth/session.ts:25",
+        "session token exfiltration via XSS: auth/session.ts:27 uses localStorage",
+    ];
+    let mut resembled = 0;
+    for (push, summary) in chain.iter().enumerate() {
+        let head = format!("{push:040x}");
+        let finding: F = ("security", "warn", summary);
+        let checked = check(&server, None, 7, &head, &[finding]);
+        let found = &checked.json["findings"][0];
+        if let Some(r) = found.get("resembled_dismissal") {
+            resembled += 1;
+            let score = r["match"]["score"].as_f64().unwrap();
+            assert!(
+                score < lakehouse_kb::model::finding::DISMISSAL_THRESHOLD,
+                "push {push}: resembles at {score} and is not silenced: {}",
+                checked.text
+            );
+        }
+        post_verdict(&server, verdict(None, 7, &head, push as u32, &[finding]));
+        if push == 1 {
+            let fingerprint = found["match"]["fingerprint"]
+                .as_str()
+                .or(found["fingerprint"].as_str())
+                .unwrap();
+            let d = dismiss(
+                &server,
+                json!({"pr_number": 7, "fingerprint": fingerprint, "by": "alice", "reason": "the token is backed by an httpOnly cookie"}),
+                None,
+            );
+            assert_eq!(d.status, 201, "{}", d.text);
+        }
+    }
+    assert!(
+        resembled > 0,
+        "the chain must drift past the dismissal for the test to mean anything"
+    );
+}

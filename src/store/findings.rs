@@ -605,7 +605,8 @@ pub struct FindingsQuery {
 /// also holds the PR's latest audit when its page was read: the next page gives first the
 /// findings raised since (their last-seen seq is above it), then goes on below. None is
 /// missed; one raised again while the walk pages comes again, in its latest state. When more
-/// were raised again than a page holds, the page that stops among them leaves a cursor that
+/// were raised again than a page holds, the page that stops among them (not at their end, which
+/// goes on below where the walk stood) leaves a cursor that
 /// goes on below where it stopped, so findings given before the push may come again too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FindingsCursor {
@@ -745,11 +746,26 @@ impl Store {
                 .into_iter()
                 .flat_map(Iterator::rev))
         };
-        for row in descending(raised_since)?.chain(descending(below)?) {
+        // Where the walk stands when a page stops: after its last finding, unless that finding
+        // was one raised since the previous page and the walk below has not gone on yet: then
+        // where the previous page left it, so that a page filled by the findings of a push
+        // (exactly a page of them) does not send the walk back to the top (a review's).
+        let resume = |page: &FindingsPage, below_next: bool, taken_below: bool| match q.below {
+            Some(c) if below_next && !taken_below && !page.items.is_empty() => {
+                Some(FindingsCursor { as_of: latest, ..c })
+            }
+            _ => page.last_cursor(),
+        };
+        let mut taken_below = false;
+        let flagged = |below: bool| move |row| (below, row);
+        for (from_below, row) in descending(raised_since)?
+            .map(flagged(false))
+            .chain(descending(below)?.map(flagged(true)))
+        {
             budget.tick()?;
             let (_, _, seen, key) = row?.0.value();
             if page.items.len() == q.limit {
-                page.next = page.last_cursor();
+                page.next = resume(&page, from_below, taken_below);
                 break;
             }
             let bytes = findings.get((repo, pr, key))?.ok_or(StoreError::Dangling {
@@ -757,9 +773,10 @@ impl Store {
                 seq: seen,
             })?;
             if !budget.take(bytes.value().len()) {
-                page.next = page.last_cursor();
+                page.next = resume(&page, from_below, taken_below);
                 break;
             }
+            taken_below |= from_below;
             let value = decode_finding(bytes.value(), key)?;
             page.items.push(FindingEntry {
                 fingerprint: Fingerprint(key),

@@ -631,8 +631,9 @@ fn only_other_lines_follow(
 /// How many bytes at the start of `path` (of its first `len`) are whole lines that the export
 /// of `file` writes first, byte for byte: rows the database holds already. The import skips
 /// them, so that a legacy directory the service has exported into (rows it received, rows it
-/// took in from another writer) is not stored a second time (`import/pass2.rs`). Reads no
-/// further than the first difference.
+/// took in from another writer) is not stored a second time (`import/pass2.rs`); or, when
+/// longer, the bytes the export's checkpoint of `file` describes, if the file holds them (its
+/// tail fingerprint). Reads no further than the first difference.
 pub fn rows_held(
     store: &Store,
     path: &Path,
@@ -643,9 +644,19 @@ pub fn rows_held(
         return Ok(0);
     }
     let handle = open_read(path)?;
-    match compare_with_rows(store, &handle, path, file, 0..len, 0)? {
-        Match::Prefix { len, .. } | Match::Differs { len, .. } => Ok(len),
-    }
+    let rows = match compare_with_rows(store, &handle, path, file, 0..len, 0)? {
+        Match::Prefix { len, .. } | Match::Differs { len, .. } => len,
+    };
+    // The bytes the export's checkpoint describes, when the file holds them: what the export
+    // wrote (or took in), rows the database has held, though retention may have deleted some
+    // since. Compared with the rows alone, the first deleted event ended the bytes held, and
+    // every event received over HTTP after it was imported a second time (a review's).
+    let written = store.checkpoint(file.name())?;
+    let by_checkpoint = written.len > rows
+        && written.len <= len
+        && tail_fingerprint(&handle, written.len).map_err(ExportError::io("read", path))?
+            == written.tail;
+    Ok(if by_checkpoint { written.len } else { rows })
 }
 
 /// How a file's bytes compare with the lines the export writes.

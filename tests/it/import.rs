@@ -1190,3 +1190,47 @@ fn the_services_own_export_is_imported_whole() {
     let store = open_store(&dir.path().join("data"));
     assert_eq!(store.stats().unwrap().events, 1);
 }
+
+/// Events received over HTTP, exported into `ops.jsonl`, then deleted by retention (the file
+/// keeps their lines); the operator goes back to the legacy observer, which appends, and comes
+/// back by importing the directory: the lines the export wrote are held, as its checkpoint
+/// says, and only the appended one is stored. At 3ab4e2b the import compared the file with the
+/// database's rows alone: the first deleted event ended what it held, and every event after it
+/// was stored a second time, and the deleted ones again (a review's: 11 stored for 1).
+#[test]
+fn coming_back_after_retention_stores_only_what_was_appended() {
+    use lakehouse_kb::intake::event_record;
+    use lakehouse_kb::store::{Put, Retention};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open_store(dir.path()));
+    let puts: Vec<Put> = (0..10)
+        .map(|i| {
+            let body = format!(r#"{{"source":"bot","ok":true,"n":{i}}}"#);
+            event_record(body.as_bytes(), 1_000 + i).unwrap().into()
+        })
+        .collect();
+    store.write(&puts).unwrap();
+    let out = dir.path().join("legacy");
+    ExportJob::new(store.clone(), out.clone()).run().unwrap();
+    let rules = Retention {
+        max_age_ms: None,
+        max_count: Some(5),
+        keep_after_seq: None,
+    };
+    while store.retain_events(rules, 10_000, 100).unwrap() > 0 {}
+    assert_eq!(store.stats().unwrap().events, 5);
+    let ops = out.join("_observer/ops.jsonl");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&ops).unwrap();
+    std::io::Write::write_all(
+        &mut file,
+        b"{\"timestamp\":\"2026-07-02T00:00:00.000Z\",\"source\":\"mcp\",\"success\":true}\n",
+    )
+    .unwrap();
+    let report = import::import(&store, &out, &ImportOptions::default(), &mut NoProgress).unwrap();
+    assert_eq!(
+        (report.ops.stored, report.ops.duplicates),
+        (1, 10),
+        "{report:?}"
+    );
+    assert_eq!(store.stats().unwrap().events, 6);
+}

@@ -180,21 +180,24 @@ fn list_answers_stop_before_the_byte_budget_with_their_cursor() {
     got.reverse();
     assert_eq!(got, seqs, "every event once, newest first");
 
-    // No cursor: fewer than asked, and it says so.
+    // No cursor: fewer than asked, and it says so. Twenty audits of PR 7 (its history), and
+    // twenty PRs audited once (neighbours are PRs, each once).
     for i in 0..20 {
-        let verdict = json!({
-            "pr_number": 7,
-            "head_sha": format!("{i:08x}00000000000000000000000000000000"),
-            "overall": "approve",
-            "one_liner": format!("{i} {pad}"),
-            "claims": ["a shared claim"],
-            "metrics": {"findings_block": 0, "findings_warn": 0},
-            "audited_at": "2026-04-01T09:00:00.000Z",
-        });
-        assert_eq!(
-            server.post_json("/verdicts", verdict.to_string()).status,
-            201
-        );
+        for pr in [7, 100 + i] {
+            let verdict = json!({
+                "pr_number": pr,
+                "head_sha": format!("{i:08x}00000000000000000000000000000000"),
+                "overall": "approve",
+                "one_liner": format!("{i} {pad}"),
+                "claims": ["a shared claim"],
+                "metrics": {"findings_block": 0, "findings_warn": 0},
+                "audited_at": "2026-04-01T09:00:00.000Z",
+            });
+            assert_eq!(
+                server.post_json("/verdicts", verdict.to_string()).status,
+                201
+            );
+        }
     }
     let neighbors = server.post_json("/neighbors", r#"{"claims":["a shared claim"],"limit":100}"#);
     assert_eq!(neighbors.status, 200, "{}", neighbors.text);

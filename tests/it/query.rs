@@ -110,14 +110,14 @@ fn phase_f_proof() {
         json!({"claims": [b, c], "exclude_pr": 11}).to_string(),
     );
     assert_eq!(neighbors.status, 200, "{}", neighbors.text);
-    assert_eq!(neighbors.json["count"], 2);
+    // PR 10 once, as its newer audit: both match alike.
+    assert_eq!(neighbors.json["count"], 1);
     let found = neighbors.json["neighbors"].as_array().unwrap();
     assert_eq!(
         found[0]["seq"].as_u64(),
         Some(second),
-        "newest first among equals"
+        "the newer among equals"
     );
-    assert_eq!(found[1]["seq"].as_u64(), Some(first));
     for n in found {
         assert_eq!(n["pr_number"], 10);
         assert_eq!(n["shared_count"], 1);

@@ -223,6 +223,14 @@ impl ClientKey {
         key
     }
 
+    /// The key of line 1 of a batch keyed as this single write is (`K#1` for `K`): a write
+    /// sent once alone and once as a one-line batch under one key is one write.
+    pub fn line_one_key(&self) -> Vec<u8> {
+        let mut key = self.key.clone();
+        key.extend_from_slice(b"#1");
+        key
+    }
+
     /// The header `K` of a key a client gave a single write, when it is named like a batch
     /// line's position (`K#n`): such a write counts as line `n` of a batch keyed `K`, and is
     /// known by its content under `K` as a batch line is.

@@ -394,6 +394,9 @@ pub(super) fn write_in(
                     if let Some(header) = client.position_header() {
                         let content = ClientKey::content_key(header, client.fingerprint, *seq);
                         t.later.new_client_keys.insert(content, value);
+                    } else {
+                        // A single write keyed `K` is line 1 of a batch keyed `K` too.
+                        t.later.new_client_keys.insert(client.line_one_key(), value);
                     }
                     t.later.new_client_keys.insert(client.key.clone(), value);
                 }
@@ -409,7 +412,14 @@ pub(super) fn write_in(
 /// What a put's client key (not a batch line's) says before it is applied: a duplicate when it
 /// names this request already, refused when it names another; `None` when the key is new.
 fn known_client_key(t: &mut Tables<'_>, client: &ClientKey) -> Result<Option<Written>, StoreError> {
-    let found = client_key_lookup(t.later, &*t.client_keys.open()?, &client.key)?;
+    let table = &*t.client_keys.open()?;
+    let mut found = client_key_lookup(t.later, table, &client.key)?;
+    // A single write keyed `K` after a batch keyed `K`: the batch's line 1 (a client that
+    // retried a write as a one-line batch, or the other way round, stored it twice at
+    // 3ab4e2b: a review's).
+    if found.is_none() && client.position_header().is_none() {
+        found = client_key_lookup(t.later, table, &client.line_one_key())?;
+    }
     Ok(found.map(|(seq, fingerprint)| {
         if fingerprint == client.fingerprint {
             Written::Duplicate { seq }

@@ -360,3 +360,58 @@ fn lines_stored_by_position_alone_are_found_by_a_batch_in_another_shape() {
     );
     assert_eq!(server.stats()["total"], 3);
 }
+
+/// One write sent under one key once alone and once as a one-line batch (a client that
+/// switches how it sends when it retries) is stored once, either way round, on every write
+/// route; another record in the batch's first line is refused as a key reused. At 3ab4e2b a
+/// single write was keyed `K` and a batch's first line `K#1`: each stored its record (a
+/// review's).
+#[test]
+fn a_write_retried_as_a_one_line_batch_is_stored_once() {
+    let server = InProcessServer::start();
+    let row = r#"{"sig_hash":"mix-1","kind":"scenario","ok":true}"#;
+    let event = r#"{"source":"bot","n":41}"#;
+    let verdict = r#"{"pr_number":41,"head_sha":"4141414141414141414141414141414141414141","overall":"approve","one_liner":"ok","metrics":{"findings_block":0,"findings_warn":0},"audited_at":"2026-06-01T00:00:00.000Z"}"#;
+    for (route, body, single_first) in [
+        ("/outcomes", row, true),
+        ("/event", event, false),
+        ("/verdicts", verdict, true),
+    ] {
+        let key = format!("mix{route}");
+        let single = || server.post_keyed(route, "application/json", Some(&key), body);
+        let batch = || {
+            server.post_keyed(
+                route,
+                "application/x-ndjson",
+                Some(&key),
+                format!("{body}\n"),
+            )
+        };
+        let (first, then) = if single_first {
+            (single(), batch())
+        } else {
+            (batch(), single())
+        };
+        assert!(first.status / 100 == 2, "{route}: {}", first.text);
+        assert!(then.status / 100 == 2, "{route}: {}", then.text);
+        if single_first {
+            assert_eq!(then.json["duplicates"], 1, "{route}: {}", then.text);
+        } else {
+            assert_eq!(then.json["duplicate"], true, "{route}: {}", then.text);
+        }
+        // Another record under the key as a batch's first line: refused.
+        let other = server.post_keyed(
+            route,
+            "application/x-ndjson",
+            Some(&key),
+            format!("{}\n", body.replace("41", "42").replace("mix-1", "mix-2")),
+        );
+        assert_eq!(other.json["accepted"], 0, "{route}: {}", other.text);
+    }
+    let stats = server.stats();
+    assert_eq!(
+        (&stats["total"], &stats["verdicts"]),
+        (&serde_json::json!(2), &serde_json::json!(1)),
+        "{stats}"
+    );
+}

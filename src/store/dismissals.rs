@@ -563,8 +563,16 @@ pub(super) fn which_applies(
                 .unwrap_or_default()
                 .iter()
                 .any(|w| d.terms().similarity(&w.terms) >= SIMILAR_THRESHOLD);
+        // A dismissal made by a fingerprint alone has no wording to compare: the memory's link
+        // to the finding it names is all there is to score by.
+        let score = match matched {
+            _ if !d.terms().is_empty() => own,
+            Match::Similar(_, link) if names_it => link,
+            Match::Exact(_) if names_it => 1.0,
+            _ => own,
+        };
         if own >= SIMILAR_THRESHOLD || linked {
-            keep(&mut resembled, MatchKind::Similar, round_score(own), i);
+            keep(&mut resembled, MatchKind::Similar, round_score(score), i);
         }
     }
     let applied = |best: Best| {

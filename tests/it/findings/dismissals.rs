@@ -1023,3 +1023,49 @@ fn a_linked_finding_not_silenced_resembles_its_dismissal_by_its_words() {
         "the chain must drift past the dismissal for the test to mean anything"
     );
 }
+
+/// A dismissal made by a fingerprint whose wording the memory no longer keeps has no wording to
+/// compare: a rewording it resembles is scored by the memory's link, not 0 (a review of the
+/// scoring by the finding's own wording).
+#[test]
+fn a_dismissal_without_a_wording_is_resembled_by_the_memory_s_link() {
+    let server = InProcessServer::start();
+    let base = "upload handler retries forever lacking backoff delay under heavy traffic";
+    let extras = [
+        "quickly",
+        "silently",
+        "repeatedly",
+        "endlessly",
+        "blindly",
+        "eagerly",
+        "loudly",
+        "rarely",
+        "badly",
+        "wildly",
+    ];
+    let wordings: Vec<&'static str> = extras
+        .iter()
+        .map(|e| &*Box::leak(format!("{base} {e}").into_boxed_str()))
+        .collect();
+    for (push, w) in wordings.iter().enumerate() {
+        let finding: F = ("static", "warn", w);
+        let head = format!("{:040x}", push + 1);
+        post_verdict(&server, verdict(None, 1, &head, push as u32, &[finding]));
+    }
+    let fingerprint = lakehouse_kb::model::finding::Fingerprint::of("static", wordings[1]);
+    let d = dismiss(
+        &server,
+        json!({"pr_number": 1, "fingerprint": fingerprint.to_string(), "by": "me", "reason": "fine"}),
+        None,
+    );
+    assert_eq!(d.status, 201, "{}", d.text);
+    let reworded: &'static str = Box::leak(format!("{base} sadly").into_boxed_str());
+    let checked = check(&server, None, 1, HEAD_B, &[("static", "warn", reworded)]);
+    let found = &checked.json["findings"][0];
+    if let Some(r) = found.get("resembled_dismissal") {
+        let score = r["match"]["score"].as_f64().unwrap();
+        assert!(score > 0.5, "{}", checked.text);
+    } else {
+        assert!(found.get("dismissal").is_some(), "{}", checked.text);
+    }
+}

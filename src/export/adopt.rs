@@ -21,17 +21,15 @@
 //! after the service took in what was there while its writer ran), they are kept aside and cut
 //! too, so that every stored row is written.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::ExportError;
 use crate::import::appended::outcome_line_puts;
-use crate::import::lines::{OUTCOMES_TAG, after_zero_fill, import_key, line_digest};
-use crate::store::{Put, Store};
+use crate::import::lines::after_zero_fill;
+use crate::store::Put;
 
 /// Stores puts through the service's writer (durably, as any write); `Err` says why not.
 /// Given no puts, it answers whether it would store them now.
@@ -73,10 +71,8 @@ pub(super) enum Taken {
     Refused { why: String, lines: u64 },
 }
 
-/// Takes the whole lines in `from..to` of `handle` (the file at `path`) into the database,
-/// but those `lakehouse-kb import` stored already ([`imported_lines`]).
+/// Takes the whole lines in `from..to` of `handle` (the file at `path`) into the database.
 pub(super) fn take(
-    store: &Store,
     adopter: &Adopter,
     handle: &File,
     path: &Path,
@@ -84,7 +80,6 @@ pub(super) fn take(
     to: u64,
 ) -> Result<Taken, ExportError> {
     let now = crate::model::now_ms();
-    let imported = imported_lines(store, handle, path, from, to.min(from + MAX_TAKEN_BYTES))?;
     let mut start = from;
     let mut lines = 0;
     // The first line that is not a row (where, why), and how many are not.
@@ -124,7 +119,7 @@ pub(super) fn take(
         let (mut puts, mut pending) = (Vec::new(), 0);
         let mut lines_left = chunk_lines().peekable();
         while let Some((at, line)) = lines_left.next() {
-            if !blank(line) && !imported.contains(&at) {
+            if !blank(line) {
                 // NUL bytes before a row: the zero-filled tail a crash left, which a writer then
                 // appended after. The row is stored, as the import stores it; the file is not
                 // what an export writes, so it is kept aside and rebuilt, as for any line that
@@ -185,93 +180,6 @@ pub(super) fn take(
             lines,
         },
     })
-}
-
-/// The offsets of the lines in `from..to` of `handle` (the file at `path`) that `lakehouse-kb
-/// import` stored already. The service died with rows not yet exported, the legacy writers
-/// appended to the file meanwhile, and the operator imported the directory before starting the
-/// service again: the import stored those lines under its keys (a line's digest and how many
-/// copies of it come before it in the file), and the take-in, which knows a line by its digest
-/// and offset, stored them a second time (a review's). A line is the import's when its key,
-/// counted in the file as it is now, is stored. Reads the range once (a key lookup a line), and
-/// the file before it once more only when the import stored a copy of one of its lines;
-/// holds a count per such line.
-pub(super) fn imported_lines(
-    store: &Store,
-    handle: &File,
-    path: &Path,
-    from: u64,
-    to: u64,
-) -> Result<HashSet<u64>, ExportError> {
-    let stored = |key: &[u8]| store.has_import_key(key).map_err(ExportError::from);
-    // The range's lines of which the import stored a copy (any: the copies before it in the
-    // file may be the database's own rows, which the import keyed without storing), and how
-    // many copies come before.
-    let mut copies: HashMap<[u8; 16], u32> = HashMap::new();
-    for_each_line(handle, path, from..to, |_, line| {
-        let hash = line_digest(line);
-        if !copies.contains_key(&hash)
-            && store.has_import_key_under(&import_key(OUTCOMES_TAG, &hash, 0)[..1 + hash.len()])?
-        {
-            copies.insert(hash, 0);
-        }
-        Ok(())
-    })?;
-    let mut imported = HashSet::new();
-    if copies.is_empty() {
-        return Ok(imported);
-    }
-    for_each_line(handle, path, 0..from, |_, line| {
-        if let Some(n) = copies.get_mut(&line_digest(line)) {
-            *n += 1;
-        }
-        Ok(())
-    })?;
-    for_each_line(handle, path, from..to, |at, line| {
-        if let Some(n) = copies.get_mut(&line_digest(line)) {
-            if stored(&import_key(OUTCOMES_TAG, &line_digest(line), *n))? {
-                imported.insert(at);
-            }
-            *n += 1;
-        }
-        Ok(())
-    })?;
-    Ok(imported)
-}
-
-/// Calls `f(offset, line)` for each whole line (without its `\n`) of `range` of `handle`, the
-/// file at `path`: the lines that start in it and end by its end. Reads [`CHUNK_BYTES`] at a
-/// time; a line is at most `MAX_LINE_BYTES` long, and one longer is passed in pieces (no
-/// import key names it).
-fn for_each_line(
-    handle: &File,
-    path: &Path,
-    range: std::ops::Range<u64>,
-    mut f: impl FnMut(u64, &[u8]) -> Result<(), ExportError>,
-) -> Result<(), ExportError> {
-    let mut buf = Vec::new();
-    let mut start = range.start;
-    while start < range.end {
-        let n = usize::try_from((range.end - start).min(CHUNK_BYTES)).unwrap_or(usize::MAX);
-        buf.resize(n, 0);
-        handle
-            .read_exact_at(&mut buf, start)
-            .map_err(ExportError::io("read", path))?;
-        let Some(last_newline) = memchr::memrchr(b'\n', &buf) else {
-            if n as u64 == CHUNK_BYTES {
-                start += CHUNK_BYTES; // a line longer than a chunk: no key names it
-                continue;
-            }
-            break; // an unfinished last line
-        };
-        let mut at = start;
-        for line in buf[..last_newline].split(|&b| b == b'\n') {
-            f(at, line)?;
-            at += line.len() as u64 + 1;
-        }
-        start += last_newline as u64 + 1;
-    }
-    Ok(())
 }
 
 /// Stores `puts` through `adopter`; what the run comes to when it cannot: the writer busy, the

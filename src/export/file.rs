@@ -223,7 +223,7 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
             let tail = tail_fingerprint(&handle, len).map_err(ExportError::io("read", path))?;
             base = Checkpoint { seq, len, tail };
         }
-        match adopt::take(store, adopter, &handle, path, base.len, len_now)? {
+        match adopt::take(adopter, &handle, path, base.len, len_now)? {
             Taken::Waiting(why) => return Ok(waiting(path, stored, 0, why)),
             Taken::Refused { why, lines } => {
                 lines_taken_in = lines;
@@ -572,7 +572,7 @@ const MAX_FOLLOWING_BYTES: u64 = 64 << 20;
 
 /// Whether the lines in `range` of `handle` (the file at `path`) hold none of the database's
 /// rows after `seq` (but lines taken in from where they are, by an export that died before
-/// its checkpoint, or stored by `lakehouse-kb import` from where they are), so that they are lines another writer appended, not this database's rows
+/// its checkpoint), so that they are lines another writer appended, not this database's rows
 /// moved (an edit, lines sorted): taking those in would store them twice. True when no row
 /// follows `seq`; false (not taken in) when more than [`MAX_ROWS_LOOKED_FOR`] rows follow it,
 /// or some do and the range is longer than [`MAX_FOLLOWING_BYTES`].
@@ -614,11 +614,9 @@ fn only_other_lines_follow(
             .read_exact_at(&mut bytes, range.start)
             .map_err(ExportError::io("read", path))?;
     }
-    let imported = adopt::imported_lines(store, handle, path, range.start, range.end)?;
     let mut offset = range.start;
     for line in bytes.split(|&b| b == b'\n') {
         if rows.contains(&hasher.hash_one(line))
-            && !imported.contains(&offset)
             && !crate::import::appended::was_taken_in(store, line, offset)?
         {
             return Ok(false);

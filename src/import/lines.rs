@@ -387,7 +387,9 @@ impl ImportKeys {
     }
 
     pub fn key(&mut self, line: &[u8]) -> Vec<u8> {
-        let hash = line_digest(line);
+        let digest = Sha256::digest(line);
+        let mut hash = [0; 16];
+        hash.copy_from_slice(&digest[..16]);
         let occurrence = match &self.repeats {
             Some(repeats) if !repeats.may_repeat(line) => 0,
             _ => {
@@ -397,26 +399,12 @@ impl ImportKeys {
                 occurrence
             }
         };
-        import_key(self.tag, &hash, occurrence)
+        let mut key = Vec::with_capacity(21);
+        key.push(self.tag);
+        key.extend_from_slice(&hash);
+        key.extend_from_slice(&occurrence.to_be_bytes());
+        key
     }
-}
-
-/// The first 16 bytes of SHA-256 of a line: what its import key names it by.
-pub fn line_digest(line: &[u8]) -> [u8; 16] {
-    let digest = Sha256::digest(line);
-    let mut hash = [0; 16];
-    hash.copy_from_slice(&digest[..16]);
-    hash
-}
-
-/// The import key of the line whose digest is `hash` ([`line_digest`]), in the file of `tag`,
-/// with `occurrence` copies of it before it in the file.
-pub fn import_key(tag: u8, hash: &[u8; 16], occurrence: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(21);
-    key.push(tag);
-    key.extend_from_slice(hash);
-    key.extend_from_slice(&occurrence.to_be_bytes());
-    key
 }
 
 /// The lines of a file that may occur in it more than once, by a 64-bit hash of their bytes:

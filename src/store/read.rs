@@ -584,17 +584,6 @@ impl Store {
         Ok(txn.open_table(IMPORT_KEYS)?.get(key)?.is_some())
     }
 
-    /// Whether an import key starting with `prefix` is stored.
-    pub fn has_import_key_under(&self, prefix: &[u8]) -> Result<bool, StoreError> {
-        let txn = self.read()?;
-        let keys = txn.open_table(IMPORT_KEYS)?;
-        let mut after = keys.range(prefix..)?;
-        Ok(match after.next() {
-            Some(row) => row?.0.value().starts_with(prefix),
-            None => false,
-        })
-    }
-
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
         Ok(meta::get(&txn.open_table(META)?, meta::LAST_SEQ)?)

@@ -1219,8 +1219,28 @@ fn coming_back_after_retention_stores_only_what_was_appended() {
     };
     while store.retain_events(rules, 10_000, 100).unwrap() > 0 {}
     assert_eq!(store.stats().unwrap().events, 5);
+    // Three events more, whose lines an export wrote before it was killed, its checkpoint not
+    // moved: held too, as the rows after the checkpoint's (a review of the first form of this).
+    let more: Vec<Put> = (10..13)
+        .map(|i| {
+            let body = format!(r#"{{"source":"bot","ok":true,"n":{i}}}"#);
+            event_record(body.as_bytes(), 2_000 + i).unwrap().into()
+        })
+        .collect();
+    store.write(&more).unwrap();
+    // Their lines as an export writes them: the same events' export from a scratch store.
+    let scratch = tempfile::tempdir().unwrap();
+    let other = Arc::new(open_store(scratch.path()));
+    other.write(&more).unwrap();
+    ExportJob::new(other, scratch.path().join("out"))
+        .run()
+        .unwrap();
+    let unexported =
+        std::fs::read_to_string(scratch.path().join("out/_observer/ops.jsonl")).unwrap();
+    assert_eq!(unexported.lines().count(), 3);
     let ops = out.join("_observer/ops.jsonl");
     let mut file = std::fs::OpenOptions::new().append(true).open(&ops).unwrap();
+    std::io::Write::write_all(&mut file, unexported.as_bytes()).unwrap();
     std::io::Write::write_all(
         &mut file,
         b"{\"timestamp\":\"2026-07-02T00:00:00.000Z\",\"source\":\"mcp\",\"success\":true}\n",
@@ -1229,8 +1249,8 @@ fn coming_back_after_retention_stores_only_what_was_appended() {
     let report = import::import(&store, &out, &ImportOptions::default(), &mut NoProgress).unwrap();
     assert_eq!(
         (report.ops.stored, report.ops.duplicates),
-        (1, 10),
+        (1, 13),
         "{report:?}"
     );
-    assert_eq!(store.stats().unwrap().events, 6);
+    assert_eq!(store.stats().unwrap().events, 9);
 }

@@ -240,7 +240,8 @@ impl http_body::Body for Answering {
 /// Most bytes a connection's read buffer holds, and so most bytes of a request's headers (a
 /// longer header section is a 431). hyper's default, about 400 KiB, let each of 1,000 clients
 /// holding their headers unfinished keep 560 KiB resident (a review's: 563 MB for 1,000
-/// connections until the header-read timeout); bodies are read through it in pieces.
+/// connections until the header-read timeout); bodies are read through it in pieces. hyper
+/// checks the limit between reads, so a buffer may reach about twice this.
 const MAX_READ_BUFFER: usize = 64 << 10;
 
 /// Accepts connections until `shutdown` completes, then stops accepting and waits (at most

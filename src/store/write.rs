@@ -395,7 +395,10 @@ pub(super) fn write_in(
                         let content = ClientKey::content_key(header, client.fingerprint, *seq);
                         t.later.new_client_keys.insert(content, value);
                     } else {
-                        // A single write keyed `K` is line 1 of a batch keyed `K` too.
+                        // A single write keyed `K` is line 1 of a batch keyed `K` too, known by
+                        // its content as a batch line is (a retry may send it at another line).
+                        let content = ClientKey::content_key(&client.key, client.fingerprint, *seq);
+                        t.later.new_client_keys.insert(content, value);
                         t.later.new_client_keys.insert(client.line_one_key(), value);
                     }
                     t.later.new_client_keys.insert(client.key.clone(), value);

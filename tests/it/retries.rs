@@ -399,6 +399,20 @@ fn a_write_retried_as_a_one_line_batch_is_stored_once() {
         } else {
             assert_eq!(then.json["duplicate"], true, "{route}: {}", then.text);
         }
+        // Retried as a batch with a line in front of it: that line is stored, it is not.
+        let other = body.replace("41", "43").replace("mix-1", "mix-3");
+        let moved = server.post_keyed(
+            route,
+            "application/x-ndjson",
+            Some(&key),
+            format!("{other}\n{body}\n"),
+        );
+        assert_eq!(
+            (&moved.json["accepted"], &moved.json["duplicates"]),
+            (&serde_json::json!(1), &serde_json::json!(1)),
+            "{route}: {}",
+            moved.text
+        );
         // Another record under the key as a batch's first line: refused.
         let other = server.post_keyed(
             route,
@@ -411,7 +425,7 @@ fn a_write_retried_as_a_one_line_batch_is_stored_once() {
     let stats = server.stats();
     assert_eq!(
         (&stats["total"], &stats["verdicts"]),
-        (&serde_json::json!(2), &serde_json::json!(1)),
+        (&serde_json::json!(4), &serde_json::json!(2)),
         "{stats}"
     );
 }

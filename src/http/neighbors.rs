@@ -17,7 +17,7 @@ use super::{ApiError, AppState};
 use crate::model::claims::{Claim, MAX_CLAIMS};
 use crate::model::verdict::{MAX_SAFE_INTEGER, sentence_reason};
 use crate::model::{ClaimHash, Repo, describe, parse_object, utf8};
-use crate::store::{MAX_QUERY_POSTINGS, NeighborHit, NeighborQuery};
+use crate::store::{NeighborHit, NeighborQuery};
 
 pub use crate::model::text::DEFAULT_MIN_SCORE;
 
@@ -160,7 +160,6 @@ pub async fn post(
         exclude_pr,
         limit,
         min_score,
-        max_postings: MAX_QUERY_POSTINGS,
     };
     answer(&state, limits, q).await
 }

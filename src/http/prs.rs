@@ -17,7 +17,7 @@ use super::{ApiError, AppState};
 use crate::model::Overall;
 use crate::model::claims::stored_claims;
 use crate::model::verdict::{MAX_SAFE_INTEGER, prior_audits_finding};
-use crate::store::{AuditEntry, HistoryQuery, MAX_QUERY_POSTINGS, NeighborQuery, Page};
+use crate::store::{AuditEntry, HistoryQuery, NeighborQuery, Page};
 
 #[derive(Serialize)]
 pub struct History {
@@ -200,7 +200,6 @@ pub async fn neighbors(
         exclude_pr: Some(pr_number),
         limit,
         min_score,
-        max_postings: MAX_QUERY_POSTINGS,
     };
     neighbors::answer(&state, limits, q).await
 }

@@ -73,7 +73,7 @@ pub use held::HeldFile;
 pub use history::{AuditEntry, History, HistoryQuery, LatestFindings, SENTENCE_OUTCOMES};
 pub use journaled::Pace;
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
-pub use neighbors::{ClaimMatch, MAX_QUERY_POSTINGS, NeighborHit, NeighborQuery};
+pub use neighbors::{ClaimMatch, NeighborHit, NeighborQuery};
 pub use read::{
     Checkpoint, EventEntry, EventFilter, OutcomeEntry, Page, SigRecord, Stats, StatsMap,
     VerdictEntry,

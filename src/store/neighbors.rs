@@ -42,17 +42,7 @@ pub struct NeighborQuery {
     pub limit: usize,
     /// Matches scoring below this are dropped; a neighbour without matches goes with them.
     pub min_score: f64,
-    /// Most postings and exact matches the search holds (16 bytes each; the server asks
-    /// [`MAX_QUERY_POSTINGS`]): what one query's memory costs is bounded, whatever the size of
-    /// the index. Exact matches are read first, newest first; then the query's terms, rarest
-    /// first, each whole or not at all. A term left out (the commonest, which weigh least)
-    /// still weighs what it would in the query claim's own score, and matches nothing.
-    pub max_postings: usize,
 }
-
-/// What the server asks of [`NeighborQuery::max_postings`]: 1,048,576 postings, 16 MiB, for
-/// each of the neighbours queries that run at once.
-pub const MAX_QUERY_POSTINGS: usize = 1 << 20;
 
 /// How one query claim matched a neighbour: its best-scoring stored claim.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,12 +235,8 @@ impl Store {
                 None => hashes.range((claim.hash.0, 0, 0)..=(claim.hash.0, u32::MAX, u64::MAX))?,
                 Some(id) => hashes.range((claim.hash.0, id, 0)..=(claim.hash.0, id, u64::MAX))?,
             };
-            // Newest first: past the bound, the older matches are the ones left out.
-            for row in range.rev() {
+            for row in range {
                 budget.tick()?;
-                if exact.len() >= q.max_postings {
-                    break;
-                }
                 exact.push((row?.0.value().2, query));
             }
         }
@@ -278,23 +264,12 @@ impl Store {
         }
         let mut terms = Vec::with_capacity(by_term.len());
         for (term, holders) in by_term {
+            let postings = postings::read(&table, term, scope, budget)?;
             terms.push(TermList {
                 term,
-                df: postings::count(&table, term, scope, budget)?,
-                postings: Vec::new(),
+                postings,
                 holders,
             });
-        }
-        // The rarest terms' postings, as many whole terms as the bound holds.
-        let mut rarest: Vec<usize> = (0..terms.len()).collect();
-        rarest.sort_by_key(|&t| (terms[t].df, t));
-        let mut room = q.max_postings.saturating_sub(exact.len()) as u64;
-        for t in rarest {
-            if terms[t].df > room {
-                break;
-            }
-            room -= terms[t].df;
-            terms[t].postings = postings::read(&table, terms[t].term, scope, terms[t].df, budget)?;
         }
         let self_scores: Vec<f64> = counts
             .iter()
@@ -440,12 +415,10 @@ impl Store {
     }
 }
 
-/// One distinct query term: how many postings it has in the searched repository (what weighs
-/// it), those postings (none when they did not fit [`NeighborQuery::max_postings`]), and the
-/// query claims that hold it (with the term's bit in each claim's `terms` mask).
+/// One distinct query term: its postings in the searched repository, and the query claims that
+/// hold it (with the term's bit in each claim's `terms` mask).
 struct TermList<'q> {
     term: &'q str,
-    df: u64,
     postings: Vec<Posting>,
     holders: Vec<(usize, u8)>,
 }
@@ -458,7 +431,7 @@ fn self_score(counts: &TermCounts, terms: &[TermList<'_>], corpus: Corpus) -> f6
         .iter()
         .map(|(term, query_tf)| {
             let at = terms.partition_point(|t| t.term < term.as_str());
-            let idf = corpus.idf(terms[at].df);
+            let idf = corpus.idf(terms[at].postings.len() as u64);
             corpus.term_score(idf, *query_tf, counts.len)
         })
         .sum()
@@ -567,15 +540,10 @@ impl Search<'_> {
                     continue;
                 };
                 let list = self.terms.partition_point(|t| t.term < term.as_str());
-                // (A term whose postings were not read matches nothing, here as in the search.)
-                let Some(known) = self
-                    .terms
-                    .get(list)
-                    .filter(|t| t.term == term && !t.postings.is_empty())
-                else {
+                let Some(known) = self.terms.get(list).filter(|t| t.term == term) else {
                     continue;
                 };
-                let idf = self.corpus.idf(known.df);
+                let idf = self.corpus.idf(known.postings.len() as u64);
                 raw += self.corpus.term_score(idf, stored.terms[at].1, stored.len);
                 shared.push(term.clone());
             }
@@ -619,7 +587,11 @@ impl Search<'_> {
         }
         let n = self.terms.len();
         let claims = self.self_scores.len();
-        let idfs: Vec<f64> = self.terms.iter().map(|t| self.corpus.idf(t.df)).collect();
+        let idfs: Vec<f64> = self
+            .terms
+            .iter()
+            .map(|t| self.corpus.idf(t.postings.len() as u64))
+            .collect();
         // Each query claim's terms, in term order.
         let mut claim_terms: Vec<Vec<usize>> = vec![Vec::new(); claims];
         for (t, term) in self.terms.iter().enumerate() {

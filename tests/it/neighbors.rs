@@ -99,7 +99,6 @@ fn evaluate() -> Eval {
                     exclude_pr: None,
                     limit: 5,
                     min_score: DEFAULT_MIN_SCORE,
-                    max_postings: lakehouse_kb::store::MAX_QUERY_POSTINGS,
                 },
                 &mut ReadBudget::unlimited(),
             )
@@ -508,7 +507,6 @@ fn the_search_equals_scoring_every_claim() {
                         exclude_pr,
                         limit,
                         min_score,
-                        max_postings: lakehouse_kb::store::MAX_QUERY_POSTINGS,
                     },
                     &mut ReadBudget::unlimited(),
                 )
@@ -551,7 +549,6 @@ fn a_verdict_giving_claims_twice_is_indexed_by_the_last_and_checks_clean() {
             exclude_pr: None,
             limit: 5,
             min_score: DEFAULT_MIN_SCORE,
-            max_postings: lakehouse_kb::store::MAX_QUERY_POSTINGS,
         };
         store
             .neighbors(&q, &mut ReadBudget::unlimited())
@@ -562,6 +559,10 @@ fn a_verdict_giving_claims_twice_is_indexed_by_the_last_and_checks_clean() {
     assert_eq!(find("the export job drops rows"), 0);
 }
 
+/// A search stops when its caller gives up even while it scores: a thousand verdicts' postings
+/// of one term are read in 8 blocks (too few reads to reach a check of the budget), then scored
+/// once per query claim, 500 times over. Before the scoring loop checked the budget, this search
+/// ran to its end however long ago its request had been abandoned.
 /// An empty store in a temporary directory (gone with the directory).
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -595,56 +596,9 @@ fn text_query(texts: impl Iterator<Item = String>, limit: usize, min_score: f64)
         exclude_pr: None,
         limit,
         min_score,
-        max_postings: lakehouse_kb::store::MAX_QUERY_POSTINGS,
     }
 }
 
-/// What one query holds is bounded whatever the index holds: exact matches up to the bound,
-/// newest first, then the rarest terms' postings, each term whole. A query whose terms are in
-/// every stored claim held them all (a review's: 240 verdicts of 1,000 claims made one query
-/// hold 444 MB, and eight at once 2.4 GB).
-#[test]
-fn a_query_holds_at_most_its_bound_of_postings() {
-    let (_dir, store) = temp_store();
-    // PRs 0..40 claim the common words; PR 40 the rare ones too; PRs 41..71 repeat one claim.
-    write_verdicts(&store, 71, |pr| match pr {
-        0..40 => vec![format!("adds tests for parser{pr}")],
-        40 => vec!["adds tests for the websocket reconnect".to_owned()],
-        _ => vec!["bumps the lockfile".to_owned()],
-    });
-    let ask = |claim: &str, max_postings: usize| {
-        let mut q = text_query(std::iter::once(claim.to_owned()), 100, 0.0);
-        q.max_postings = max_postings;
-        store.neighbors(&q, &mut ReadBudget::unlimited()).unwrap()
-    };
-    let claim = "adds websocket reconnect tests";
-    let whole = ask(claim, usize::MAX);
-    assert_eq!(whole.len(), 41, "every PR sharing a word");
-    // `add` and `test` have 41 postings each, `websocket` and `reconnect` one: a bound of 10
-    // reads the rare two alone.
-    let bounded = ask(claim, 10);
-    assert_eq!(bounded.len(), 1);
-    assert_eq!(bounded[0].value.pr_number, 40);
-    assert_eq!(bounded[0].matches[0].terms, ["reconnect", "websocket"]);
-    // The common words still weigh in the query claim's own score: the match is partial.
-    assert!(
-        bounded[0].score < whole[0].score,
-        "{} / {}",
-        bounded[0].score,
-        whole[0].score
-    );
-    assert_eq!(whole[0].value.pr_number, 40);
-    // Exact matches past the bound: the newest are kept.
-    let exact = ask("bumps the lockfile", 5);
-    let prs: Vec<u64> = exact.iter().map(|n| n.value.pr_number).collect();
-    assert_eq!(prs, [70, 69, 68, 67, 66]);
-    assert_eq!(ask("bumps the lockfile", usize::MAX).len(), 30);
-}
-
-/// A search stops when its caller gives up even while it scores: a thousand verdicts' postings
-/// of one term are read in 8 blocks (too few reads to reach a check of the budget), then scored
-/// once per query claim, 500 times over. Before the scoring loop checked the budget, this search
-/// ran to its end however long ago its request had been abandoned.
 #[test]
 fn an_abandoned_search_stops_while_it_scores() {
     let (_dir, store) = temp_store();

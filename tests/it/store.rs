@@ -946,7 +946,6 @@ fn neighbors_rank_by_matched_claims_then_recency() {
             exclude_pr,
             limit: 10,
             min_score: 0.3,
-            max_postings: lakehouse_kb::store::MAX_QUERY_POSTINGS,
         }
     };
     let ranked = |hits: Vec<lakehouse_kb::store::NeighborHit>| {

@@ -236,6 +236,11 @@ impl ReadBudget {
         false
     }
 
+    /// Fails when the read is past its deadline or its caller gave up (for a read that waits).
+    pub fn still_wanted(&self) -> Result<(), StoreError> {
+        self.check()
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         let late = self.deadline.is_some_and(|d| Instant::now() >= d);
         let abandoned = self

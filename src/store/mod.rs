@@ -33,6 +33,7 @@ mod journaled;
 mod meta;
 mod neighbors;
 pub mod postings;
+mod postings_pool;
 mod read;
 mod records;
 mod repos;
@@ -268,6 +269,8 @@ struct Shared {
     backup: backup::BackupSlot,
     codec: dictionary::CodecState,
     journal: journaled::JournalSlot,
+    /// The postings the neighbours queries running hold (`postings_pool.rs`).
+    postings: postings_pool::PostingsPool,
 }
 
 impl std::fmt::Debug for Store {
@@ -310,6 +313,7 @@ impl Store {
                 backup: backup::BackupSlot::new(),
                 codec: dictionary::CodecState::default(),
                 journal: journaled::JournalSlot::default(),
+                postings: postings_pool::PostingsPool::default(),
             }),
         };
         store.open_dictionaries()?;

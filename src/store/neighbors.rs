@@ -262,12 +262,19 @@ impl Store {
                 by_term.entry(term).or_default().push((query, bit as u8));
             }
         }
-        let mut terms = Vec::with_capacity(by_term.len());
+        // How many postings the terms have (no posting decoded), held from the pool of the
+        // queries running at once before they are read (`postings_pool.rs`).
+        let mut counted = Vec::with_capacity(by_term.len());
         for (term, holders) in by_term {
-            let postings = postings::read(&table, term, scope, budget)?;
+            counted.push((term, holders, postings::count(&table, term, scope, budget)?));
+        }
+        let total = counted.iter().map(|(_, _, n)| n).sum::<u64>() + exact.len() as u64;
+        let _held = self.shared.postings.hold(total, budget)?;
+        let mut terms = Vec::with_capacity(counted.len());
+        for (term, holders, n) in counted {
             terms.push(TermList {
                 term,
-                postings,
+                postings: postings::read(&table, term, scope, n, budget)?,
                 holders,
             });
         }

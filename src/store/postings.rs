@@ -184,18 +184,20 @@ impl NewPostings {
 }
 
 /// Every posting of `term` in repository `repo`, or in every repository when `None`, in doc
-/// order; the budget's deadline is checked per block.
+/// order, into a vector made for `count` of them (what [`count`] said); the budget's deadline
+/// is checked per block.
 pub fn read(
     table: &impl ReadableTable<(&'static str, u32, u64), &'static [u8]>,
     term: &str,
     repo: Option<u32>,
+    count: u64,
     budget: &mut ReadBudget,
 ) -> Result<Vec<Posting>, StoreError> {
     let (from, to) = match repo {
         Some(id) => ((term, id, 0), (term, id, u64::MAX)),
         None => ((term, 0, 0), (term, u32::MAX, u64::MAX)),
     };
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or_default());
     let mut repos = 0;
     let mut last_repo = None;
     for row in table.range(from..=to)? {
@@ -213,6 +215,28 @@ pub fn read(
         out.sort_unstable();
     }
     Ok(out)
+}
+
+/// How many postings `term` has in repository `repo`, or in every repository when `None`: the
+/// lengths its blocks begin with, no posting decoded (what a search holds of the pool of
+/// postings before it reads them: `postings_pool.rs`).
+pub fn count(
+    table: &impl ReadableTable<(&'static str, u32, u64), &'static [u8]>,
+    term: &str,
+    repo: Option<u32>,
+    budget: &mut ReadBudget,
+) -> Result<u64, StoreError> {
+    let (from, to) = match repo {
+        Some(id) => ((term, id, 0), (term, id, u64::MAX)),
+        None => ((term, 0, 0), (term, u32::MAX, u64::MAX)),
+    };
+    let mut n = 0;
+    for row in table.range(from..=to)? {
+        budget.tick()?;
+        let (key, value) = row?;
+        n += varint(value.value(), &mut 0).ok_or_else(|| corrupt(key.value().2, &"no length"))?;
+    }
+    Ok(n)
 }
 
 /// The posting of `doc` for `term` in `repo`, if stored.
@@ -295,12 +319,19 @@ mod tests {
         let txn = db.begin_read().unwrap();
         let table = txn.open_table(TABLE).unwrap();
         let mut budget = ReadBudget::unlimited();
-        assert_eq!(read(&table, "retri", Some(0), &mut budget).unwrap(), want_a);
-        assert_eq!(read(&table, "retri", Some(7), &mut budget).unwrap(), want_b);
         let mut both = [want_a.clone(), want_b.clone()].concat();
         both.sort_unstable();
-        assert_eq!(read(&table, "retri", None, &mut budget).unwrap(), both);
-        assert!(read(&table, "retr", None, &mut budget).unwrap().is_empty());
+        for (repo, want) in [(Some(0), &want_a), (Some(7), &want_b), (None, &both)] {
+            let n = count(&table, "retri", repo, &mut budget).unwrap();
+            assert_eq!(n, want.len() as u64, "{repo:?}");
+            assert_eq!(&read(&table, "retri", repo, n, &mut budget).unwrap(), want);
+        }
+        assert_eq!(count(&table, "retr", None, &mut budget).unwrap(), 0);
+        assert!(
+            read(&table, "retr", None, 0, &mut budget)
+                .unwrap()
+                .is_empty()
+        );
         // Every block but the last of a run is full.
         let mut sizes = Vec::new();
         for row in table

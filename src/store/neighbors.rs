@@ -10,7 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase};
 
@@ -313,15 +313,17 @@ impl Store {
             .collect();
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let mut out: Vec<NeighborHit> = Vec::new();
-        for found in ranked {
-            // A match that says the opposite only lowers a score: once `limit` neighbours rank
-            // ahead of this candidate as it stands, neither it nor any after it (ranked no
-            // higher) can be answered.
-            let ahead = out
-                .iter()
-                .filter(|hit| (hit.score, hit.seq) > (found.score, found.seq))
-                .count();
-            if ahead >= q.limit {
+        // Each PR's best answered so far, as (score, seq).
+        let mut best_of: HashMap<PrKey, (f64, u64)> = HashMap::new();
+        for (found, pr) in ranked {
+            // A match that says the opposite only lowers a score: once `limit` PRs rank ahead
+            // of this candidate as it stands, neither it nor any after it (ranked no higher)
+            // can be answered; nor can it when its own PR has a better one.
+            let ahead = |best: &(f64, u64)| *best > (found.score, found.seq);
+            if best_of.get(&pr).is_some_and(ahead) {
+                continue;
+            }
+            if best_of.values().filter(|best| ahead(best)).count() >= q.limit {
                 break;
             }
             budget.tick()?;
@@ -404,6 +406,10 @@ impl Store {
             } else {
                 found.score
             };
+            let best = best_of.entry(pr).or_insert((score, found.seq));
+            if (score, found.seq) > *best {
+                *best = (score, found.seq);
+            }
             out.push(NeighborHit {
                 seq: found.seq,
                 value,
@@ -412,10 +418,18 @@ impl Store {
                 claims,
             });
         }
-        // Better is a higher score, then a newer verdict, as ranked; what the neighbours
-        // ranked out held is given back.
+        // Better is a higher score, then a newer verdict, as ranked; each PR once, as its best;
+        // what the neighbours ranked out held is given back.
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
-        for hit in out.drain(q.limit.min(out.len())..) {
+        let mut answered = HashSet::new();
+        let (kept, dropped): (Vec<NeighborHit>, Vec<NeighborHit>) = out
+            .into_iter()
+            .partition(|hit| answered.insert((hit.value.repo.clone(), hit.value.pr_number)));
+        let mut out = kept;
+        for hit in dropped
+            .into_iter()
+            .chain(out.drain(q.limit.min(out.len())..))
+        {
             budget.give_back(hit.value.raw_json.len() + hit.value.one_liner.len());
         }
         Ok(out)
@@ -464,20 +478,34 @@ struct Search<'q> {
 }
 
 /// Scoring passes [`Search::best_per_pr`] makes at most: each leaves out the audits of the PRs
-/// the passes before it found, so a PR audited on every push takes one place, not all of them.
+/// the passes before it found, so a PR audited on every push takes a few places, not all.
 const MAX_PR_PASSES: usize = 4;
 
+/// How many more audits than PRs wanted a pass ranks, the first and then each next one: a
+/// first pass of as many audits as PRs wanted answered 48 of 200 PRs audited ten times each
+/// in four passes (a review's).
+const PASS_GROWTH: usize = 4;
+
+/// Most audits a pass ranks.
+const MAX_PASS_AUDITS: usize = 1 << 16;
+
+/// Audits of one PR kept for the refinement, its best ones: its best by the ranking may say the
+/// opposite of the query and count half, where another of its audits agrees (a review's).
+const AUDITS_PER_PR: usize = 3;
+
 impl Search<'_> {
-    /// The `want` best PRs, best first, each as its best audit ([`Search::top`]'s order),
-    /// leaving out the verdicts `left_out` (sorted). A PR audited on every push, each audit
-    /// making the same claims, would otherwise fill the answer with itself and hide every other
-    /// PR (a review's: 60 audits of one PR hid a blocked one that made the same claim).
+    /// The best audits of the `want` best PRs, at most [`AUDITS_PER_PR`] of each, best first
+    /// ([`Search::top`]'s order), leaving out the verdicts `left_out` (sorted). A PR audited on
+    /// every push, each audit making the same claims, would otherwise fill the answer with
+    /// itself and hide every other PR (a review's: 60 audits of one PR hid a blocked one that
+    /// made the same claim).
     ///
-    /// Each pass takes [`Search::top`]'s best `want` verdicts and reads each one's PR (the
-    /// head of its value, not its JSON); a PR found is then left out whole (its audits by
-    /// `pr_verdicts`), so the next pass finds others. A PR's best audit is in the first pass that
-    /// holds any of its audits, as that pass ranks all of them. At most [`MAX_PR_PASSES`]
-    /// passes: past them, fewer than `want` PRs may be answered when more match.
+    /// Each pass ranks [`PASS_GROWTH`] times more audits than the one before (the first, as
+    /// many times `want`) and reads each one's PR (the head of its value, not its JSON); a PR
+    /// found is then left out whole (its audits by `pr_verdicts`), so the next pass finds
+    /// others. A PR's best audits are in the first pass that holds any of its audits, as that
+    /// pass ranks all of them. At most [`MAX_PR_PASSES`] passes: past them, fewer than `want`
+    /// PRs may be answered when more match.
     fn best_per_pr(
         &self,
         txn: &ReadTransaction,
@@ -485,26 +513,35 @@ impl Search<'_> {
         mut left_out: Vec<u64>,
         want: usize,
         budget: &mut ReadBudget,
-    ) -> Result<Vec<Ranked>, StoreError> {
+    ) -> Result<Vec<(Ranked, PrKey)>, StoreError> {
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let repo_ids = txn.open_table(REPOS)?;
         let audits = txn.open_table(PR_VERDICTS)?;
         let mut scratch = Vec::new();
-        let mut found: BTreeSet<(u32, u64)> = BTreeSet::new();
-        let mut out: Vec<Ranked> = Vec::new();
+        // The PRs found, with how many of their audits are kept.
+        let mut found: BTreeMap<PrKey, usize> = BTreeMap::new();
+        let mut out: Vec<(Ranked, PrKey)> = Vec::new();
+        let mut ranked_per_pass = want;
         for _ in 0..MAX_PR_PASSES {
-            let ranked = self.top(exact, &left_out, want, budget)?;
-            let exhausted = ranked.len() < want;
+            ranked_per_pass = ranked_per_pass
+                .saturating_mul(PASS_GROWTH)
+                .min(MAX_PASS_AUDITS.max(want));
+            let ranked = self.top(exact, &left_out, ranked_per_pass, budget)?;
+            let exhausted = ranked.len() < ranked_per_pass;
             let mut new_prs = Vec::new();
             for candidate in ranked {
                 budget.tick()?;
                 let pr = pr_of(&verdicts, &repo_ids, candidate.seq, &mut scratch)?;
-                if found.insert(pr) {
+                let kept = found.entry(pr).or_insert_with(|| {
                     new_prs.push(pr);
-                    out.push(candidate);
+                    0
+                });
+                if *kept < AUDITS_PER_PR {
+                    *kept += 1;
+                    out.push((candidate, pr));
                 }
             }
-            if exhausted || out.len() >= want {
+            if exhausted || found.len() >= want {
                 break;
             }
             for (repo, pr) in new_prs {
@@ -516,8 +553,7 @@ impl Search<'_> {
             left_out.sort_unstable();
             left_out.dedup();
         }
-        out.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
-        out.truncate(want);
+        out.sort_unstable_by(|(a, _), (b, _)| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
         Ok(out)
     }
 
@@ -907,13 +943,16 @@ fn terms_of(terms: &[&str], mask: u64) -> Vec<String> {
         .collect()
 }
 
+/// A PR: its repository's id and its number.
+type PrKey = (u32, u64);
+
 /// The repository and PR of verdict `seq`, read from its head (not its JSON).
 fn pr_of(
     verdicts: &ReadOnlyTable<u64, &'static [u8]>,
     repo_ids: &ReadOnlyTable<&'static str, u32>,
     seq: u64,
     scratch: &mut Vec<u8>,
-) -> Result<(u32, u64), StoreError> {
+) -> Result<PrKey, StoreError> {
     let bytes = verdicts.get(seq)?.ok_or(StoreError::Dangling {
         index: "claims index",
         seq,

@@ -52,7 +52,11 @@ impl PostingsPool {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let mut held = self.pool.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut held = self
+            .pool
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         *held -= self.n;
         self.pool.freed.notify_all();
     }
@@ -77,12 +81,17 @@ mod tests {
         let waiter = {
             let (pool, got) = (pool.clone(), got.clone());
             std::thread::spawn(move || {
-                let _all = pool.hold(POOL_POSTINGS * 3, &ReadBudget::unlimited()).unwrap();
+                let _all = pool
+                    .hold(POOL_POSTINGS * 3, &ReadBudget::unlimited())
+                    .unwrap();
                 got.store(true, Ordering::SeqCst);
             })
         };
         std::thread::sleep(Duration::from_millis(100));
-        assert!(!got.load(Ordering::SeqCst), "more than the pool waits for it to be empty");
+        assert!(
+            !got.load(Ordering::SeqCst),
+            "more than the pool waits for it to be empty"
+        );
         drop(a);
         std::thread::sleep(Duration::from_millis(100));
         assert!(!got.load(Ordering::SeqCst), "one share still held");

@@ -323,6 +323,92 @@ fn a_pr_audited_on_every_push_is_one_neighbour() {
     );
 }
 
+/// A PR whose best-ranked audit says the opposite of the query, where another of its audits
+/// agrees, is answered as the audit that agrees (a review of the first form of one PR per
+/// neighbour: it was answered as the opposed one, at half its score, and said to claim the
+/// opposite). And many PRs audited many times each are all answered, as far as the limit goes
+/// (that form answered 48 of 200 PRs audited ten times each).
+#[test]
+fn each_pr_is_answered_as_its_best_audit_after_the_opposed_ones_are_halved() {
+    let server = InProcessServer::start();
+    let post = |pr: u64, push: u64, overall: &str, reason: &str, claims: &[&str]| {
+        let body = json!({
+            "pr_number": pr, "head_sha": format!("{pr:04x}{push:04x}{}", "c".repeat(32)),
+            "overall": overall, "one_liner": reason, "claims": claims,
+            "audited_at": "2026-05-01T00:00:00.000Z",
+            "metrics": {"findings_block": 0, "findings_warn": 0},
+        });
+        let answer = server.post_json("/verdicts", body.to_string());
+        assert_eq!(answer.status, 201, "{}", answer.text);
+    };
+    post(
+        1,
+        0,
+        "approve",
+        "agreeing audit",
+        &["adds unit tests for the retry logic of uploads"],
+    );
+    post(
+        1,
+        1,
+        "request_changes",
+        "opposed audit",
+        &["does not add unit tests for the retry logic of uploads"],
+    );
+    post(
+        2,
+        0,
+        "approve",
+        "pr2",
+        &["adds unit tests for the upload retry logic and its backoff"],
+    );
+    let answer = server.post_json(
+        "/neighbors",
+        json!({"claims": ["adds the unit tests for uploads retry logic"]}).to_string(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let first = &answer.json["neighbors"][0];
+    assert_eq!(
+        (
+            &first["pr_number"],
+            &first["one_liner"],
+            &first["matches"][0]["kind"]
+        ),
+        (&json!(1), &json!("agreeing audit"), &json!("similar")),
+        "{}",
+        answer.text
+    );
+    assert_ne!(first["matches"][0]["opposed"], true, "{}", answer.text);
+    assert!(
+        answer.json["context"]
+            .as_str()
+            .unwrap()
+            .starts_with("similar earlier PRs: #1 approve (agreeing audit)"),
+        "{}",
+        answer.text
+    );
+
+    for pr in 100..160u64 {
+        for push in 0..10 {
+            post(pr, push, "approve", "fine", &["bumps the shared lockfile"]);
+        }
+    }
+    for limit in [50usize, 60, 200] {
+        let answer = server.post_json(
+            "/neighbors",
+            json!({"claims": ["bumps the shared lockfile"], "limit": limit}).to_string(),
+        );
+        let prs: std::collections::BTreeSet<u64> = answer.json["neighbors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["pr_number"].as_u64().unwrap())
+            .collect();
+        assert_eq!(prs.len(), limit.min(60), "limit {limit}");
+        assert_eq!(answer.json["count"], limit.min(60), "limit {limit}");
+    }
+}
+
 /// The search (blocks, pruning of the commonest terms, one best match per query claim) gives
 /// exactly what scoring every stored claim against every query claim gives, on corpora with
 /// many shared words, including exact repeats.

@@ -106,8 +106,8 @@ pub(super) fn export(
         Plan::Append { base } => append(target, base),
         Plan::Adopt { file_len } => adopt(target, file_len),
         Plan::Rebuild { reason } => {
-            let reason = keep_aside_unless_rows(store, &path, file, reason)?;
-            rebuild(target, reason)
+            let (reason, aside) = keep_aside_unless_rows(store, &path, file, reason)?;
+            rebuild_after_aside(target, reason, aside)
         }
     }
 }
@@ -557,9 +557,30 @@ fn adopt(target: Target, file_len: u64) -> Result<FileReport, ExportError> {
                  was kept as {}",
                 aside.display()
             );
-            rebuild(target, reason)
+            rebuild_after_aside(target, reason, Some(aside))
         }
     }
+}
+
+/// Rebuilds the file after keeping the old one aside as `aside`. When the rebuild fails with the
+/// old file still in place, the copy kept aside is removed (it is a link to that same file), so
+/// that the next run keeps it aside and rebuilds again: left there, it read as a legacy writer
+/// still appending, and the export paused until an operator removed it (a review's, after a
+/// rebuild met a full disk).
+fn rebuild_after_aside(
+    target: Target,
+    reason: String,
+    aside: Option<PathBuf>,
+) -> Result<FileReport, ExportError> {
+    let path = target.path;
+    let rebuilt = rebuild(target, reason);
+    if let (Err(_), Some(aside)) = (&rebuilt, aside) {
+        let same = |p: &Path| fs::symlink_metadata(p).map(|m| fsutil::dev_ino(&m));
+        if matches!((same(path), same(&aside)), (Ok(a), Ok(b)) if a == b) {
+            let _ = fs::remove_file(&aside);
+        }
+    }
+    rebuilt
 }
 
 /// Rows after `seq` looked for among the lines of a file that holds the database's rows through
@@ -885,26 +906,27 @@ fn write_rows(
 }
 
 /// `reason` for rebuilding the file at `path`, naming where the old file was kept when it holds
-/// more than a cut copy of the rows (an edit, someone else's bytes); a missing file or a cut
-/// copy of the rows is not kept.
+/// more than a cut copy of the rows (an edit, someone else's bytes), and where that is; a
+/// missing file or a cut copy of the rows is not kept.
 fn keep_aside_unless_rows(
     store: &Store,
     path: &Path,
     file: ExportFile,
     reason: String,
-) -> Result<String, ExportError> {
+) -> Result<(String, Option<PathBuf>), ExportError> {
     let old = match fsutil::open_read(path) {
         Ok(handle) => handle,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(reason),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((reason, None)),
         Err(e) => return Err(ExportError::opening(path, e)),
     };
     let end = old.metadata().map_err(ExportError::io("stat", path))?.len();
     Ok(
         match compare_with_rows(store, &old, path, file, 0..end, 0)? {
-            Match::Prefix { .. } => reason,
+            Match::Prefix { .. } => (reason, None),
             Match::Differs { .. } => {
                 let aside = link_aside(path)?;
-                format!("{reason}; the old file was kept as {}", aside.display())
+                let reason = format!("{reason}; the old file was kept as {}", aside.display());
+                (reason, Some(aside))
             }
         },
     )

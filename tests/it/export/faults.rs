@@ -232,3 +232,28 @@ fn a_shutdown_that_leaves_a_file_behind_says_so() {
             .any(|l| l.contains("the last export left") && l.contains("outcomes.jsonl"))
     );
 }
+
+/// A rebuild that fails after the old file was kept aside (here a directory stands where its
+/// temporary file goes; a full disk did it in a review) leaves no copy kept aside while the old
+/// file is still in place: the next run keeps it aside and rebuilds again. Left there, the copy
+/// read as a legacy writer still appending, and the export paused for good.
+#[test]
+fn a_rebuild_that_fails_after_keeping_the_file_aside_is_tried_again() {
+    let (_dir, store, job) = exported(30);
+    let path = job.out_dir().join(OUTCOMES);
+    let mut edited = std::fs::read(&path).unwrap();
+    let near_the_end = edited.len() - 10;
+    edited[near_the_end] = b'#';
+    std::fs::write(&path, &edited).unwrap();
+    let tmp = job.out_dir().join("_kb/outcomes.jsonl.tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.action, Action::Failed, "{report:?}");
+    assert_nothing_kept(&job.out_dir().join("_kb"));
+    assert_eq!(std::fs::read(&path).unwrap(), edited);
+    std::fs::remove_dir(&tmp).unwrap();
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.action, Action::Rebuilt, "{report:?}");
+    assert_kept_aside(&job.out_dir().join("_kb"), &edited);
+    assert_matches_clean_export(&store, job.out_dir());
+}

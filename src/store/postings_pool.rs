@@ -20,8 +20,19 @@ const LOOK_EVERY: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Default)]
 pub(super) struct PostingsPool {
-    held: Mutex<u64>,
+    state: Mutex<State>,
     freed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Postings held by the queries running.
+    held: u64,
+    /// Queries that need the whole pool, waiting for it to be empty: while one waits, no
+    /// other query takes a share, or queries whose shares overlap would keep it from ever
+    /// being empty (a review's: 153 smaller queries answered while one that needed the whole
+    /// pool waited out its deadline).
+    whole_waiting: u32,
 }
 
 /// A query's share of the pool, given back when dropped.
@@ -33,31 +44,44 @@ pub(super) struct Held<'p> {
 
 impl PostingsPool {
     /// Holds `n` postings (the whole pool for more), waiting while the others' shares leave too
-    /// little; stops when `budget` says the read is no longer wanted.
+    /// little, or while a query that needs the whole pool waits; stops when `budget` says the
+    /// read is no longer wanted.
     pub(super) fn hold(&self, n: u64, budget: &ReadBudget) -> Result<Held<'_>, StoreError> {
         let n = n.min(POOL_POSTINGS);
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        while *held + n > POOL_POSTINGS {
-            held = self
+        let whole = n == POOL_POSTINGS;
+        let mut state = self.lock();
+        if whole {
+            state.whole_waiting += 1;
+        }
+        while state.held + n > POOL_POSTINGS || (!whole && state.whole_waiting > 0) {
+            state = self
                 .freed
-                .wait_timeout(held, LOOK_EVERY)
+                .wait_timeout(state, LOOK_EVERY)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-            budget.still_wanted()?;
+            if let Err(gone) = budget.still_wanted() {
+                if whole {
+                    state.whole_waiting -= 1;
+                    self.freed.notify_all();
+                }
+                return Err(gone);
+            }
         }
-        *held += n;
+        if whole {
+            state.whole_waiting -= 1;
+        }
+        state.held += n;
         Ok(Held { pool: self, n })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let mut held = self
-            .pool
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *held -= self.n;
+        self.pool.lock().held -= self.n;
         self.pool.freed.notify_all();
     }
 }
@@ -107,6 +131,47 @@ mod tests {
         drop(b);
         waiter.join().unwrap();
         assert!(got.load(Ordering::SeqCst));
-        assert_eq!(*pool.held.lock().unwrap(), 0);
+        assert_eq!(pool.lock().held, 0);
+    }
+
+    /// While a query that needs the whole pool waits, no other takes a share, so that shares
+    /// that overlap do not keep it waiting for ever; it runs once those held are given back.
+    #[test]
+    fn a_query_needing_the_whole_pool_is_not_overtaken() {
+        let pool = Arc::new(PostingsPool::default());
+        let budget = ReadBudget::unlimited();
+        let first = pool.hold(POOL_POSTINGS / 2, &budget).unwrap();
+        let whole_ran = Arc::new(AtomicBool::new(false));
+        let whole = {
+            let (pool, ran) = (pool.clone(), whole_ran.clone());
+            std::thread::spawn(move || {
+                let _all = pool.hold(POOL_POSTINGS, &ReadBudget::unlimited()).unwrap();
+                ran.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(50));
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        // A share that fits beside `first` waits behind the whole one.
+        let later_got = Arc::new(AtomicBool::new(false));
+        let later = {
+            let (pool, got, ran) = (pool.clone(), later_got.clone(), whole_ran.clone());
+            std::thread::spawn(move || {
+                let _share = pool
+                    .hold(POOL_POSTINGS / 4, &ReadBudget::unlimited())
+                    .unwrap();
+                assert!(
+                    ran.load(Ordering::SeqCst),
+                    "taken before the whole pool's query"
+                );
+                got.store(true, Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!later_got.load(Ordering::SeqCst));
+        drop(first);
+        whole.join().unwrap();
+        later.join().unwrap();
+        assert!(later_got.load(Ordering::SeqCst));
+        assert_eq!(pool.lock().held, 0);
     }
 }

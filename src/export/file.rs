@@ -658,9 +658,9 @@ pub fn rows_held(
     path: &Path,
     file: ExportFile,
     len: u64,
-) -> Result<u64, ExportError> {
+) -> Result<RowsHeld, ExportError> {
     if len == 0 {
-        return Ok(0);
+        return Ok(RowsHeld::default());
     }
     let handle = open_read(path)?;
     let rows = match compare_with_rows(store, &handle, path, file, 0..len, 0)? {
@@ -671,18 +671,41 @@ pub fn rows_held(
     // since. Compared with the rows alone, the first deleted event ended the bytes held, and
     // every event received over HTTP after it was imported a second time (a review's).
     let written = store.checkpoint(file.name())?;
-    let by_checkpoint = written.len > rows
+    let by_checkpoint = written.len > 0
         && written.len <= len
         && tail_fingerprint(&handle, written.len).map_err(ExportError::io("read", path))?
             == written.tail;
     if !by_checkpoint {
-        return Ok(rows);
+        return Ok(RowsHeld {
+            len: rows,
+            checkpoint: None,
+        });
     }
     // And the rows after the checkpoint's that follow it (an export that wrote them and died
     // before its checkpoint did: a review's, with 100,000 events written so and stored again).
-    match compare_with_rows(store, &handle, path, file, written.len..len, written.seq)? {
-        Match::Prefix { len, .. } | Match::Differs { len, .. } => Ok(len),
-    }
+    let len = if rows >= written.len {
+        rows
+    } else {
+        match compare_with_rows(store, &handle, path, file, written.len..len, written.seq)? {
+            Match::Prefix { len, .. } | Match::Differs { len, .. } => len,
+        }
+    };
+    Ok(RowsHeld {
+        len,
+        checkpoint: Some(written.len),
+    })
+}
+
+/// What [`rows_held`] found of a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowsHeld {
+    /// Bytes at its start that are rows the database holds.
+    pub len: u64,
+    /// When it is the file the export writes (it holds the bytes the export's checkpoint
+    /// describes), where that checkpoint is: lines after it are the ones the export takes in
+    /// (`adopt.rs`), and an import stores them under the take-in's keys, so that neither
+    /// stores what the other did.
+    pub checkpoint: Option<u64>,
 }
 
 /// How a file's bytes compare with the lines the export writes.

@@ -44,7 +44,7 @@ use crate::store::{Checkpoint, Store, StoreError};
 
 pub use adopt::{Adopter, NotStored};
 
-pub use file::{TAIL_BYTES, rows_held, tail_fingerprint};
+pub use file::{RowsHeld, TAIL_BYTES, rows_held, tail_fingerprint};
 pub use hook::Hook as CrashHook;
 
 /// One exported file: where it goes and which records feed it.

@@ -70,7 +70,10 @@ pub fn was_taken_in(store: &Store, line: &[u8], offset: u64) -> Result<bool, Sto
     store.has_import_key(&key(line, offset))
 }
 
-fn key(line: &[u8], offset: u64) -> Vec<u8> {
+/// The import key of `line` taken in from byte `offset` of the file: its tag, the first 16 bytes
+/// of SHA-256 of the line and its offset (the import gives it to the lines after the export's
+/// checkpoint of the file the service exports into, as the take-in would).
+pub fn key(line: &[u8], offset: u64) -> Vec<u8> {
     let digest = Sha256::digest(line);
     let mut key = Vec::with_capacity(25);
     key.push(APPENDED_TAG);

@@ -15,7 +15,7 @@ use super::report::{ImportError, ImportReport, LegacySource, io_error};
 use super::spill::{SpillReader, Spilled};
 use super::verdicts::{self, Identity};
 use super::{LegacyDir, LegacyFile, Progress, Unit};
-use crate::export::ExportFile;
+use crate::export::{ExportFile, RowsHeld};
 use crate::model::{ObservedOp, OutcomeRow, Verdict, now_ms};
 use crate::store::{NewEvent, NewOutcome, NewVerdict, Put, Record, Store};
 
@@ -33,7 +33,7 @@ pub(super) fn run(
     // Read before anything is written: the lines each file starts with that the database's
     // export writes first, byte for byte, are rows it holds already.
     let held_outcomes = rows_held(store, &dir.outcomes, ExportFile::Outcomes, report);
-    let held_ops = rows_held(store, &dir.ops, ExportFile::Ops, report);
+    let held_ops = rows_held(store, &dir.ops, ExportFile::Ops, report).len;
     std::thread::scope(|scope| {
         let commit_every = batch_size.max(1);
         let chunk = CHUNK.min(commit_every);
@@ -70,14 +70,19 @@ pub(super) fn run(
 /// from another writer, which no import key names, and a second import stored them again (a
 /// review). 0, with a warning, when the comparison cannot be made: the import keys alone
 /// decide then, as before.
-fn rows_held(store: &Store, file: &LegacyFile, kind: ExportFile, report: &mut ImportReport) -> u64 {
+fn rows_held(
+    store: &Store,
+    file: &LegacyFile,
+    kind: ExportFile,
+    report: &mut ImportReport,
+) -> RowsHeld {
     crate::export::rows_held(store, &file.path, kind, file.len).unwrap_or_else(|e| {
         report.warn(
             &file.path,
             None,
             format!("not compared with the rows the database holds ({e}): each line is looked up by its import key"),
         );
-        0
+        RowsHeld::default()
     })
 }
 
@@ -128,15 +133,16 @@ impl Pass2<'_> {
         &mut self,
         file: &LegacyFile,
         repeats: Repeats,
-        held: u64,
+        held: RowsHeld,
         progress: &mut dyn Progress,
     ) -> Result<(), ImportError> {
         let mut keys = ImportKeys::with_repeats(OUTCOMES_TAG, repeats);
         let mut end = 0;
         file.for_each_line(progress, |line| {
             self.report.outcomes.read += 1;
+            let start = end;
             end += line.consumed;
-            if line.complete && end <= held {
+            if line.complete && end <= held.len {
                 return self.held_outcome(&file.path, line, &mut keys);
             }
             if line.is_blank() {
@@ -177,12 +183,24 @@ impl Pass2<'_> {
             if let Some(audited_at) = &audited_at {
                 self.put_orphans_audited_before(Some(audited_at))?;
             }
+            // Past the checkpoint of the file the service exports into, a line is one its
+            // export takes in: keyed as the take-in keys it (its bytes and where they are), so
+            // that neither stores what the other did (a crash, the legacy writers appending,
+            // then this import: each stored the lines under its own keys, a review's). Its
+            // occurrence is still counted, for the lines after it.
+            let own_key = keys.key(line.bytes);
+            let import_key = match held.checkpoint {
+                Some(checkpoint) if start >= checkpoint => {
+                    super::appended::key(line.bytes, start + line.zero_filled as u64)
+                }
+                _ => own_key,
+            };
             let put = Put {
                 record: Record::Outcome(NewOutcome {
                     row,
                     received_at_ms: self.now,
                 }),
-                import_key: Some(keys.key(line.bytes)),
+                import_key: Some(import_key),
                 client_key: None,
             };
             self.push(put, PutKind::Outcome)?;

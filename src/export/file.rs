@@ -789,8 +789,6 @@ fn compare_with_rows(
     }
 }
 
-/// Writes every row into `NAME.tmp` beside the file, fsyncs it, renames it over the file and
-/// fsyncs the directory, then records the checkpoint.
 /// Writes `tmp` (just created, as `handle`) through `write`, syncs it and renames it over
 /// `path`. A failure removes it: a partial copy would hold disk space (on a full disk, the last
 /// of it) for as long as the export fails (a review's, at 3ab4e2b).
@@ -815,6 +813,8 @@ fn into_place<T>(
     done
 }
 
+/// Writes every row into `NAME.tmp` beside the file, fsyncs it, renames it over the file and
+/// fsyncs the directory, then records the checkpoint.
 fn rebuild(target: Target, reason: String) -> Result<FileReport, ExportError> {
     let Target {
         store,

@@ -195,7 +195,7 @@ impl ReadBudget {
     pub fn tick(&mut self) -> Result<(), StoreError> {
         self.rows += 1;
         if self.rows.is_multiple_of(CHECK_EVERY) {
-            self.check()?;
+            self.still_wanted()?;
             self.slot_when_heavy()?;
         }
         Ok(())
@@ -207,7 +207,7 @@ impl ReadBudget {
         let before = self.rows / CHECK_EVERY;
         self.rows = self.rows.saturating_add(rows);
         if self.rows / CHECK_EVERY != before {
-            self.check()?;
+            self.still_wanted()?;
             self.slot_when_heavy()?;
         }
         Ok(())
@@ -236,12 +236,9 @@ impl ReadBudget {
         false
     }
 
-    /// Fails when the read is past its deadline or its caller gave up (for a read that waits).
+    /// Fails when the read is past its deadline or its caller gave up (also for a read that
+    /// waits).
     pub fn still_wanted(&self) -> Result<(), StoreError> {
-        self.check()
-    }
-
-    fn check(&self) -> Result<(), StoreError> {
         let late = self.deadline.is_some_and(|d| Instant::now() >= d);
         let abandoned = self
             .abandoned

@@ -566,9 +566,8 @@ pub(super) fn which_applies(
         // A dismissal made by a fingerprint alone has no wording to compare: the memory's link
         // to the finding it names is all there is to score by.
         let score = match matched {
-            _ if !d.terms().is_empty() => own,
-            Match::Similar(_, link) if names_it => link,
-            Match::Exact(_) if names_it => 1.0,
+            Match::Similar(_, link) if names_it && d.terms().is_empty() => link,
+            Match::Exact(_) if names_it && d.terms().is_empty() => 1.0,
             _ => own,
         };
         if own >= SIMILAR_THRESHOLD || linked {

@@ -757,10 +757,9 @@ impl Store {
             _ => page.last_cursor(),
         };
         let mut taken_below = false;
-        let flagged = |below: bool| move |row| (below, row);
         for (from_below, row) in descending(raised_since)?
-            .map(flagged(false))
-            .chain(descending(below)?.map(flagged(true)))
+            .map(|row| (false, row))
+            .chain(descending(below)?.map(|row| (true, row)))
         {
             budget.tick()?;
             let (_, _, seen, key) = row?.0.value();

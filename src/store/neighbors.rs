@@ -312,7 +312,7 @@ impl Store {
             .map(|c| c.text.as_deref().map(Polarity::of))
             .collect();
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-        let mut out: Vec<NeighborHit> = Vec::new();
+        let mut out: Vec<(NeighborHit, PrKey)> = Vec::new();
         // Each PR's best answered so far, as (score, seq).
         let mut best_of: HashMap<PrKey, (f64, u64)> = HashMap::new();
         for (found, pr) in ranked {
@@ -410,29 +410,30 @@ impl Store {
             if (score, found.seq) > *best {
                 *best = (score, found.seq);
             }
-            out.push(NeighborHit {
-                seq: found.seq,
-                value,
-                score,
-                matches,
-                claims,
-            });
+            out.push((
+                NeighborHit {
+                    seq: found.seq,
+                    value,
+                    score,
+                    matches,
+                    claims,
+                },
+                pr,
+            ));
         }
         // Better is a higher score, then a newer verdict, as ranked; each PR once, as its best;
         // what the neighbours ranked out held is given back.
-        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
+        out.sort_by(|(a, _), (b, _)| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
         let mut answered = HashSet::new();
-        let (kept, dropped): (Vec<NeighborHit>, Vec<NeighborHit>) = out
-            .into_iter()
-            .partition(|hit| answered.insert((hit.value.repo.clone(), hit.value.pr_number)));
-        let mut out = kept;
-        for hit in dropped
-            .into_iter()
-            .chain(out.drain(q.limit.min(out.len())..))
-        {
-            budget.give_back(hit.value.raw_json.len() + hit.value.one_liner.len());
+        let mut kept = Vec::with_capacity(q.limit.min(out.len()));
+        for (hit, pr) in out {
+            if kept.len() < q.limit && answered.insert(pr) {
+                kept.push(hit);
+            } else {
+                budget.give_back(hit.value.raw_json.len() + hit.value.one_liner.len());
+            }
         }
-        Ok(out)
+        Ok(kept)
     }
 }
 
@@ -958,16 +959,10 @@ fn pr_of(
         seq,
     })?;
     let head = verdict_head(bytes.value(), seq, scratch)?;
-    let repo = match head.repo {
-        "" => DEFAULT_REPO,
-        name => repo_ids
-            .get(name)?
-            .ok_or(StoreError::Dangling {
-                index: "repos",
-                seq,
-            })?
-            .value(),
-    };
+    let repo = repos::lookup_name(repo_ids, head.repo)?.ok_or(StoreError::Dangling {
+        index: "repos",
+        seq,
+    })?;
     Ok((repo, head.pr_number))
 }
 

@@ -193,14 +193,10 @@ pub fn read(
     count: u64,
     budget: &mut ReadBudget,
 ) -> Result<Vec<Posting>, StoreError> {
-    let (from, to) = match repo {
-        Some(id) => ((term, id, 0), (term, id, u64::MAX)),
-        None => ((term, 0, 0), (term, u32::MAX, u64::MAX)),
-    };
     let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or_default());
     let mut repos = 0;
     let mut last_repo = None;
-    for row in table.range(from..=to)? {
+    for row in table.range(blocks_of(term, repo))? {
         budget.tick()?;
         let (key, value) = row?;
         let (_, block_repo, first_doc) = key.value();
@@ -217,6 +213,14 @@ pub fn read(
     Ok(out)
 }
 
+/// The keys of `term`'s blocks in repository `repo`, or in every repository when `None`.
+fn blocks_of(term: &str, repo: Option<u32>) -> std::ops::RangeInclusive<(&str, u32, u64)> {
+    match repo {
+        Some(id) => (term, id, 0)..=(term, id, u64::MAX),
+        None => (term, 0, 0)..=(term, u32::MAX, u64::MAX),
+    }
+}
+
 /// How many postings `term` has in repository `repo`, or in every repository when `None`: the
 /// lengths its blocks begin with, no posting decoded (what a search holds of the pool of
 /// postings before it reads them: `postings_pool.rs`).
@@ -226,12 +230,8 @@ pub fn count(
     repo: Option<u32>,
     budget: &mut ReadBudget,
 ) -> Result<u64, StoreError> {
-    let (from, to) = match repo {
-        Some(id) => ((term, id, 0), (term, id, u64::MAX)),
-        None => ((term, 0, 0), (term, u32::MAX, u64::MAX)),
-    };
     let mut n = 0;
-    for row in table.range(from..=to)? {
+    for row in table.range(blocks_of(term, repo))? {
         budget.tick()?;
         let (key, value) = row?;
         n += varint(value.value(), &mut 0).ok_or_else(|| corrupt(key.value().2, &"no length"))?;

@@ -16,9 +16,18 @@ pub(super) fn lookup(
     repos: &impl ReadableTable<&'static str, u32>,
     repo: &Repo,
 ) -> Result<Option<u32>, StoreError> {
-    match repo.name() {
-        None => Ok(Some(DEFAULT_REPO)),
-        Some(name) => Ok(repos.get(name)?.map(|id| id.value())),
+    lookup_name(repos, repo.as_str())
+}
+
+/// The id of the repository named `name` as records store it (empty for the default
+/// namespace), `None` when no record ever named it.
+pub(super) fn lookup_name(
+    repos: &impl ReadableTable<&'static str, u32>,
+    name: &str,
+) -> Result<Option<u32>, StoreError> {
+    match name {
+        "" => Ok(Some(DEFAULT_REPO)),
+        name => Ok(repos.get(name)?.map(|id| id.value())),
     }
 }
 

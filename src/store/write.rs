@@ -391,14 +391,13 @@ pub(super) fn write_in(
                     }
                 }
                 _ => {
-                    if let Some(header) = client.position_header() {
-                        let content = ClientKey::content_key(header, client.fingerprint, *seq);
-                        t.later.new_client_keys.insert(content, value);
-                    } else {
-                        // A single write keyed `K` is line 1 of a batch keyed `K` too, known by
-                        // its content as a batch line is (a retry may send it at another line).
-                        let content = ClientKey::content_key(&client.key, client.fingerprint, *seq);
-                        t.later.new_client_keys.insert(content, value);
+                    // Known by its content under the key of the batch it is a line of: `K` for
+                    // a write keyed `K#n`, and for one keyed `K`, whose line 1 it is too (a
+                    // retry may send it as a batch, at another line).
+                    let header = client.position_header().unwrap_or(&client.key);
+                    let content = ClientKey::content_key(header, client.fingerprint, *seq);
+                    t.later.new_client_keys.insert(content, value);
+                    if client.position_header().is_none() {
                         t.later.new_client_keys.insert(client.line_one_key(), value);
                     }
                     t.later.new_client_keys.insert(client.key.clone(), value);

@@ -1203,13 +1203,17 @@ fn coming_back_after_retention_stores_only_what_was_appended() {
     use lakehouse_kb::store::{Put, Retention};
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(open_store(dir.path()));
-    let puts: Vec<Put> = (0..10)
-        .map(|i| {
+    // Events numbered `n`, received at `1_000 * at + n`.
+    let events = |n: std::ops::Range<u64>, at: u64| -> Vec<Put> {
+        n.map(|i| {
             let body = format!(r#"{{"source":"bot","ok":true,"n":{i}}}"#);
-            event_record(body.as_bytes(), 1_000 + i).unwrap().into()
+            event_record(body.as_bytes(), 1_000 * at + i)
+                .unwrap()
+                .into()
         })
-        .collect();
-    store.write(&puts).unwrap();
+        .collect()
+    };
+    store.write(&events(0..10, 1)).unwrap();
     let out = dir.path().join("legacy");
     ExportJob::new(store.clone(), out.clone()).run().unwrap();
     let rules = Retention {
@@ -1221,12 +1225,7 @@ fn coming_back_after_retention_stores_only_what_was_appended() {
     assert_eq!(store.stats().unwrap().events, 5);
     // Three events more, whose lines an export wrote before it was killed, its checkpoint not
     // moved: held too, as the rows after the checkpoint's (a review of the first form of this).
-    let more: Vec<Put> = (10..13)
-        .map(|i| {
-            let body = format!(r#"{{"source":"bot","ok":true,"n":{i}}}"#);
-            event_record(body.as_bytes(), 2_000 + i).unwrap().into()
-        })
-        .collect();
+    let more = events(10..13, 2);
     store.write(&more).unwrap();
     // Their lines as an export writes them: the same events' export from a scratch store.
     let scratch = tempfile::tempdir().unwrap();

@@ -560,8 +560,16 @@ fn one_backup_at_a_time_cancelled_when_its_client_goes_away() {
     eventually("the cancelled copy left nothing behind", || {
         !backups.join("gone").exists()
     });
-    // And the next one runs.
-    let next = server.post_json("/backup", r#"{"name":"next"}"#);
+    // And the next one runs, once the cancelled one has let go of the slot (its directory is
+    // removed just before: a 409 "already running" may come first under load).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let next = loop {
+        let next = server.post_json("/backup", r#"{"name":"next"}"#);
+        if next.status != 409 || std::time::Instant::now() > deadline {
+            break next;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(next.status, 201, "{}", next.text);
     assert_eq!(
         tree(&backups).iter().filter(|p| !p.contains('/')).count(),

@@ -262,13 +262,15 @@ impl Store {
                 by_term.entry(term).or_default().push((query, bit as u8));
             }
         }
-        // How many postings the terms have (no posting decoded), held from the pool of the
-        // queries running at once before they are read (`postings_pool.rs`).
+        // How many postings the terms have (no posting decoded): the room their vectors take
+        // is held from the pool of the queries running at once before they are read
+        // (`postings_pool.rs`).
         let mut counted = Vec::with_capacity(by_term.len());
         for (term, holders) in by_term {
             counted.push((term, holders, postings::count(&table, term, scope, budget)?));
         }
-        let total = counted.iter().map(|(_, _, n)| n).sum::<u64>() + exact.len() as u64;
+        let room = counted.iter().map(|&(_, _, n)| postings::room_for(n));
+        let total = room.sum::<u64>() + exact.len() as u64;
         let _held = self.shared.postings.hold(total, budget)?;
         let mut terms = Vec::with_capacity(counted.len());
         for (term, holders, n) in counted {
@@ -292,7 +294,7 @@ impl Store {
         let ranked = search.best_per_pr(
             &txn,
             &exact,
-            left_out,
+            &left_out,
             q.limit.saturating_add(OPPOSED_SPARE),
             budget,
         )?;
@@ -478,21 +480,17 @@ struct Search<'q> {
     min_score: f64,
 }
 
-/// Scoring passes [`Search::best_per_pr`] makes at most: each leaves out the audits of the PRs
-/// the passes before it found, so a PR audited on every push takes a few places, not all.
-const MAX_PR_PASSES: usize = 4;
-
-/// How many more audits than PRs wanted a pass ranks, the first and then each next one: a
-/// first pass of as many audits as PRs wanted answered 48 of 200 PRs audited ten times each
-/// in four passes (a review's).
-const PASS_GROWTH: usize = 4;
-
-/// Most audits a pass ranks.
-const MAX_PASS_AUDITS: usize = 1 << 16;
-
 /// Audits of one PR kept for the refinement, its best ones: its best by the ranking may say the
 /// opposite of the query and count half, where another of its audits agrees (a review's).
 const AUDITS_PER_PR: usize = 3;
+
+/// A PR's newest audits known as its own once one of its audits is read, without reading their
+/// heads: a PR audited on every push has its audits ranked together.
+const KNOWN_PER_PR: usize = 64;
+
+/// How many more audits than PRs wanted the ranking keeps, and how many times more it keeps
+/// when it is scored again because the walk ran out of it.
+const RANKED_PER_PR: usize = 16;
 
 impl Search<'_> {
     /// The best audits of the `want` best PRs, at most [`AUDITS_PER_PR`] of each, best first
@@ -501,17 +499,20 @@ impl Search<'_> {
     /// itself and hide every other PR (a review's: 60 audits of one PR hid a blocked one that
     /// made the same claim).
     ///
-    /// Each pass ranks [`PASS_GROWTH`] times more audits than the one before (the first, as
-    /// many times `want`) and reads each one's PR (the head of its value, not its JSON); a PR
-    /// found is then left out whole (its audits by `pr_verdicts`), so the next pass finds
-    /// others. A PR's best audits are in the first pass that holds any of its audits, as that
-    /// pass ranks all of them. At most [`MAX_PR_PASSES`] passes: past them, fewer than `want`
-    /// PRs may be answered when more match.
+    /// The ranking is walked best first until `want` PRs are found; a PR is answered by its
+    /// audits ranked before that point. An audit's PR is read from the head of its value (not
+    /// its JSON), unless it is known: a PR's [`KNOWN_PER_PR`] newest audits are read from
+    /// `pr_verdicts` when it is found, and all of them once an audit past those comes up with
+    /// the PR's [`AUDITS_PER_PR`] kept. So a PR audited on every push costs a range of that
+    /// index, not a head per audit. The
+    /// ranking holds [`RANKED_PER_PR`] times `want` audits; when the walk runs out of it, the
+    /// postings are scored again for [`RANKED_PER_PR`] times more, and the walk goes on where
+    /// it stood (the same order: ties go to the newer audit).
     fn best_per_pr(
         &self,
         txn: &ReadTransaction,
         exact: &[(u64, usize)],
-        mut left_out: Vec<u64>,
+        left_out: &[u64],
         want: usize,
         budget: &mut ReadBudget,
     ) -> Result<Vec<(Ranked, PrKey)>, StoreError> {
@@ -520,40 +521,61 @@ impl Search<'_> {
         let audits = txn.open_table(PR_VERDICTS)?;
         let mut scratch = Vec::new();
         // The PRs found, with how many of their audits are kept.
-        let mut found: BTreeMap<PrKey, usize> = BTreeMap::new();
-        let mut out: Vec<(Ranked, PrKey)> = Vec::new();
-        let mut ranked_per_pass = want;
-        for _ in 0..MAX_PR_PASSES {
-            ranked_per_pass = ranked_per_pass
-                .saturating_mul(PASS_GROWTH)
-                .min(MAX_PASS_AUDITS.max(want));
-            let ranked = self.top(exact, &left_out, ranked_per_pass, budget)?;
-            let exhausted = ranked.len() < ranked_per_pass;
-            let mut new_prs = Vec::new();
-            for candidate in ranked {
+        let mut found: HashMap<PrKey, usize> = HashMap::new();
+        // Audits whose PR is known without reading their heads: each PR's newest when it is
+        // found, all of a PR's once one of its audits past those comes up with its audits
+        // kept.
+        let mut known: HashMap<u64, PrKey> = HashMap::new();
+        let mut kept: Vec<(u64, PrKey)> = Vec::new();
+        let mut ranked = want.saturating_mul(RANKED_PER_PR);
+        // How far the walk went in the ranking.
+        let mut walked = 0;
+        loop {
+            let (ranking, cut) = self.top(exact, left_out, ranked, budget)?;
+            for &seq in &ranking[walked.min(ranking.len())..] {
+                if found.len() >= want {
+                    break;
+                }
+                walked += 1;
                 budget.tick()?;
-                let pr = pr_of(&verdicts, &repo_ids, candidate.seq, &mut scratch)?;
-                let kept = found.entry(pr).or_insert_with(|| {
-                    new_prs.push(pr);
-                    0
-                });
-                if *kept < AUDITS_PER_PR {
-                    *kept += 1;
-                    out.push((candidate, pr));
+                let pr = match known.get(&seq) {
+                    Some(&pr) => pr,
+                    None => {
+                        let pr = pr_of(&verdicts, &repo_ids, seq, &mut scratch)?;
+                        let (repo, number) = pr;
+                        let all = (repo, number, 0)..=(repo, number, u64::MAX);
+                        let newest = match found.get(&pr) {
+                            None => KNOWN_PER_PR,
+                            Some(&count) if count >= AUDITS_PER_PR => usize::MAX,
+                            Some(_) => 0,
+                        };
+                        for row in audits.range(all)?.rev().take(newest) {
+                            budget.tick()?;
+                            known.insert(row?.0.value().2, pr);
+                        }
+                        pr
+                    }
+                };
+                let count = found.entry(pr).or_default();
+                if *count < AUDITS_PER_PR {
+                    *count += 1;
+                    kept.push((seq, pr));
                 }
             }
-            if exhausted || found.len() >= want {
+            if found.len() >= want || !cut {
                 break;
             }
-            for (repo, pr) in new_prs {
-                for row in audits.range((repo, pr, 0)..=(repo, pr, u64::MAX))? {
-                    budget.tick()?;
-                    left_out.push(row?.0.value().2);
-                }
-            }
-            left_out.sort_unstable();
-            left_out.dedup();
+            ranked = ranked.saturating_mul(RANKED_PER_PR);
         }
+        // Scored again in detail, in seq order; then best first.
+        kept.sort_unstable_by_key(|&(seq, _)| seq);
+        let seqs: Vec<u64> = kept.iter().map(|&(seq, _)| seq).collect();
+        let mut out: Vec<(Ranked, PrKey)> = self
+            .detail(&seqs, exact, budget)?
+            .into_iter()
+            .zip(kept)
+            .filter_map(|(ranked, (_, pr))| Some((ranked?, pr)))
+            .collect();
         out.sort_unstable_by(|(a, _), (b, _)| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
         Ok(out)
     }
@@ -610,32 +632,28 @@ impl Search<'_> {
         Ok(best)
     }
 
-    /// The `limit` best verdicts, best first, leaving out `excluded` (sorted): exact matches
-    /// from `exact` (sorted `(seq, query claim)`), similar ones from the terms' postings.
+    /// The seqs of the `limit` best verdicts, best first (a higher score, then a newer verdict),
+    /// leaving out `excluded` (sorted), and whether any verdict that scored was left out for
+    /// them: exact matches from `exact` (sorted `(seq, query claim)`), similar ones from the
+    /// terms' postings.
     ///
     /// Every posting of the query's terms is scored, a window of [`WINDOW`] verdict seqs at a
     /// time: a claim doc is `seq << 10 | index`, so each term's postings in a window are one
     /// run of its list. Within a window each query claim sums its terms into a flat array by
     /// claim doc (in term order, as the brute force does), keeps each verdict's best doc, and
-    /// adds it to the verdict's total; the totals go to a heap of the best `limit`. Only those
-    /// are then scored again in detail (which claims, which terms).
+    /// adds it to the verdict's total; the totals go to a heap of the best `limit`.
+    /// [`Search::detail`] scores the verdicts walked again, in detail (which claims, which
+    /// terms).
     fn top(
         &self,
         exact: &[(u64, usize)],
         excluded: &[u64],
         limit: usize,
         budget: &mut ReadBudget,
-    ) -> Result<Vec<Ranked>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
+    ) -> Result<(Vec<u64>, bool), StoreError> {
         let n = self.terms.len();
         let claims = self.self_scores.len();
-        let idfs: Vec<f64> = self
-            .terms
-            .iter()
-            .map(|t| self.corpus.idf(t.postings.len() as u64))
-            .collect();
+        let idfs = self.idfs();
         // Each query claim's terms, in term order.
         let mut claim_terms: Vec<Vec<usize>> = vec![Vec::new(); claims];
         for (t, term) in self.terms.iter().enumerate() {
@@ -663,7 +681,9 @@ impl Search<'_> {
         let mut total = vec![0.0f64; window];
         let mut in_total = vec![false; window];
         let mut total_touched: Vec<usize> = Vec::new();
-        let mut top: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::with_capacity(limit + 1);
+        let mut top: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
+        // Whether a verdict that scored was left out of `top`.
+        let mut cut = false;
         loop {
             let from_terms = (0..n)
                 .filter_map(|t| self.terms[t].postings.get(cursor[t]))
@@ -752,48 +772,87 @@ impl Search<'_> {
                 if score <= 0.0 || excluded.binary_search(&seq).is_ok() {
                     continue;
                 }
-                // Better is a higher score, then a newer verdict.
+                // Better is a higher score, then a newer verdict: a positive score's bits order
+                // as the score does.
                 let key = (score.to_bits(), seq);
                 if top.len() < limit {
                     top.push(Reverse(key));
-                } else if top.peek().is_some_and(|Reverse(weakest)| key > *weakest) {
-                    top.pop();
-                    top.push(Reverse(key));
+                } else {
+                    cut = true;
+                    if top.peek().is_some_and(|Reverse(weakest)| key > *weakest) {
+                        top.pop();
+                        top.push(Reverse(key));
+                    }
                 }
             }
             total_touched.clear();
             cursor.copy_from_slice(&stop);
         }
 
-        // The best, in detail.
-        let mut ranked: Vec<(u64, u64)> = top.into_iter().map(|Reverse(key)| key).collect();
-        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        // Ascending as `Reverse`: best first.
+        let ranking = top
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse((_, seq))| seq);
+        Ok((ranking.collect(), cut))
+    }
+
+    /// Each query term's IDF, in term order.
+    fn idfs(&self) -> Vec<f64> {
+        self.terms
+            .iter()
+            .map(|t| self.corpus.idf(t.postings.len() as u64))
+            .collect()
+    }
+
+    /// The verdicts `seqs` (sorted, each once) scored again in detail, as [`Search::top`]
+    /// scored them: each matching query claim's best match. Each term's postings are walked
+    /// forward once for all of them.
+    fn detail(
+        &self,
+        seqs: &[u64],
+        exact: &[(u64, usize)],
+        budget: &mut ReadBudget,
+    ) -> Result<Vec<Option<Ranked>>, StoreError> {
+        let n = self.terms.len();
+        let claims = self.self_scores.len();
+        let idfs = self.idfs();
+        let mut cursor = vec![0usize; n];
+        let mut next_exact = 0;
         let mut scratch = Scratch::for_claims(claims);
         // By query claim: where its best match is in the candidate's list, [`NO_BEST`] if none.
         let mut best_at = vec![NO_BEST; claims];
-        let mut out = Vec::with_capacity(ranked.len());
-        for (score, seq) in ranked {
+        let mut out = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
             budget.walk(n as u64)?;
             scratch.gathered.clear();
+            let (from, to) = (
+                seq.checked_shl(CLAIM_INDEX_BITS).unwrap_or(u64::MAX),
+                seq.saturating_add(1)
+                    .checked_shl(CLAIM_INDEX_BITS)
+                    .unwrap_or(u64::MAX),
+            );
             for (t, term) in self.terms.iter().enumerate() {
                 let list = &term.postings;
-                let from = list.partition_point(|p| p.doc >> CLAIM_INDEX_BITS < seq);
-                for p in list[from..]
-                    .iter()
-                    .take_while(|p| p.doc >> CLAIM_INDEX_BITS == seq)
-                {
+                cursor[t] += gallop(&list[cursor[t]..], from);
+                let end = cursor[t] + gallop(&list[cursor[t]..], to);
+                for p in &list[cursor[t]..end] {
                     let contribution = self.corpus.term_score(idfs[t], p.tf, p.len);
                     scratch.gathered.push((p.doc, t, contribution));
                 }
+                cursor[t] = end;
             }
-            let from = exact.partition_point(|&(s, _)| s < seq);
-            let to = exact.partition_point(|&(s, _)| s <= seq);
-            if let Some(found) =
-                self.score(seq, &mut scratch, &mut best_at, &exact[from..to], budget)?
-            {
-                debug_assert_eq!(found.score, f64::from_bits(score));
-                out.push(found);
-            }
+            next_exact += exact[next_exact..].partition_point(|&(s, _)| s < seq);
+            let matched = exact[next_exact..].partition_point(|&(s, _)| s == seq);
+            let found = self.score(
+                seq,
+                &mut scratch,
+                &mut best_at,
+                &exact[next_exact..next_exact + matched],
+                budget,
+            )?;
+            next_exact += matched;
+            out.push(found);
         }
         Ok(out)
     }

@@ -792,6 +792,43 @@ fn a_neighbour_matching_every_claim_of_a_large_verdict_is_read_once() {
     }
 }
 
+/// Every PR that matches is answered, as far as the limit goes, however many times each was
+/// audited: the search ranked audits in at most four passes, each four times larger than the
+/// one before, and answered the PRs they found (here 43 of 60 asked for, as 60 PRs audited
+/// 1,000 times each with the same claim filled the passes). Past each PR's three best audits,
+/// its others are passed over, not read.
+#[test]
+fn prs_audited_a_thousand_times_each_are_all_answered() {
+    let (_dir, store) = temp_store();
+    let claim = "moves the observer counters into one table";
+    let puts: Vec<Put> = (0..60_000u64)
+        .map(|n| {
+            let (pr, push) = (n / 1_000, n % 1_000);
+            let body = json!({
+                "pr_number": pr, "head_sha": format!("{pr:08x}{push:08x}{}", "0".repeat(24)),
+                "audited_at": "2026-05-01T00:00:00.000Z", "overall": "approve",
+                "one_liner": format!("pr {pr} push {push}"), "claims": [claim],
+                "metrics": {"findings_block": 0, "findings_warn": 0},
+            });
+            Put::from(verdict_record(body.to_string().as_bytes(), 1).unwrap())
+        })
+        .collect();
+    store.write(&puts).unwrap();
+    let query = text_query(std::iter::once(claim.to_owned()), 60, 0.0);
+    let hits = store
+        .neighbors(&query, &mut ReadBudget::unlimited())
+        .unwrap();
+    let prs: std::collections::BTreeSet<u64> = hits.iter().map(|h| h.value.pr_number).collect();
+    assert_eq!(prs, (0..60).collect(), "{} neighbours", hits.len());
+    // Each PR as its newest audit, the exact matches tied at 1.
+    for hit in &hits {
+        assert_eq!(
+            hit.value.one_liner,
+            format!("pr {} push 999", hit.value.pr_number)
+        );
+    }
+}
+
 /// A stored claim that says the opposite of the query's (one negated, or an opposite word)
 /// is flagged `opposed`, counts half, and the context names it apart: a review found `adds
 /// unit tests ...` answered with `does not add unit tests ...` at 0.999 as the nearest

@@ -503,11 +503,11 @@ impl Search<'_> {
     /// audits ranked before that point. An audit's PR is read from the head of its value (not
     /// its JSON), unless it is known: a PR's [`KNOWN_PER_PR`] newest audits are read from
     /// `pr_verdicts` when it is found, and all of them once an audit past those comes up with
-    /// the PR's [`AUDITS_PER_PR`] kept. So a PR audited on every push costs a range of that
-    /// index, not a head per audit. The
-    /// ranking holds [`RANKED_PER_PR`] times `want` audits; when the walk runs out of it, the
-    /// postings are scored again for [`RANKED_PER_PR`] times more, and the walk goes on where
-    /// it stood (the same order: ties go to the newer audit).
+    /// the PR's [`AUDITS_PER_PR`] kept (passed over). So a PR audited on every push costs a
+    /// range of that index, not a head per audit. The ranking holds [`RANKED_PER_PR`] times
+    /// `want` audits; when the walk runs out of it, the postings are scored again for
+    /// [`RANKED_PER_PR`] times more, and the walk goes on where it stood (the same order: ties
+    /// go to the newer audit).
     fn best_per_pr(
         &self,
         txn: &ReadTransaction,
@@ -523,9 +523,11 @@ impl Search<'_> {
         // The PRs found, with how many of their audits are kept.
         let mut found: HashMap<PrKey, usize> = HashMap::new();
         // Audits whose PR is known without reading their heads: each PR's newest when it is
-        // found, all of a PR's once one of its audits past those comes up with its audits
-        // kept.
+        // found (at most KNOWN_PER_PR of each PR found).
         let mut known: HashMap<u64, PrKey> = HashMap::new();
+        // Every audit of the PRs that had all their kept audits when another of their audits
+        // came up, passed over.
+        let mut passed_over: HashSet<u64> = HashSet::new();
         let mut kept: Vec<(u64, PrKey)> = Vec::new();
         let mut ranked = want.saturating_mul(RANKED_PER_PR);
         // How far the walk went in the ranking.
@@ -540,18 +542,26 @@ impl Search<'_> {
                 budget.tick()?;
                 let pr = match known.get(&seq) {
                     Some(&pr) => pr,
+                    None if passed_over.contains(&seq) => continue,
                     None => {
                         let pr = pr_of(&verdicts, &repo_ids, seq, &mut scratch)?;
                         let (repo, number) = pr;
                         let all = (repo, number, 0)..=(repo, number, u64::MAX);
-                        let newest = match found.get(&pr) {
-                            None => KNOWN_PER_PR,
-                            Some(&count) if count >= AUDITS_PER_PR => usize::MAX,
-                            Some(_) => 0,
-                        };
-                        for row in audits.range(all)?.rev().take(newest) {
-                            budget.tick()?;
-                            known.insert(row?.0.value().2, pr);
+                        match found.get(&pr) {
+                            None => {
+                                for row in audits.range(all)?.rev().take(KNOWN_PER_PR) {
+                                    budget.tick()?;
+                                    known.insert(row?.0.value().2, pr);
+                                }
+                            }
+                            Some(&count) if count >= AUDITS_PER_PR => {
+                                for row in audits.range(all)? {
+                                    budget.tick()?;
+                                    passed_over.insert(row?.0.value().2);
+                                }
+                                continue;
+                            }
+                            Some(_) => {}
                         }
                         pr
                     }

@@ -499,15 +499,16 @@ impl Search<'_> {
     /// itself and hide every other PR (a review's: 60 audits of one PR hid a blocked one that
     /// made the same claim).
     ///
-    /// The ranking is walked best first until `want` PRs are found; a PR is answered by its
-    /// audits ranked before that point. An audit's PR is read from the head of its value (not
-    /// its JSON), unless it is known: a PR's [`KNOWN_PER_PR`] newest audits are read from
-    /// `pr_verdicts` when it is found, and all of them once an audit past those comes up with
-    /// the PR's [`AUDITS_PER_PR`] kept (passed over). So a PR audited on every push costs a
-    /// range of that index, not a head per audit. The ranking holds [`RANKED_PER_PR`] times
-    /// `want` audits; when the walk runs out of it, the postings are scored again for
-    /// [`RANKED_PER_PR`] times more, and the walk goes on where it stood (the same order: ties
-    /// go to the newer audit).
+    /// The ranking is walked best first until `want` PRs are found. An audit's PR is read from
+    /// the head of its value (not its JSON), unless it is known: a PR's [`KNOWN_PER_PR`]
+    /// newest audits are read from `pr_verdicts` when it is found, and all of them once an
+    /// audit past those comes up with the PR's [`AUDITS_PER_PR`] kept (passed over). So a PR
+    /// audited on every push costs a range of that index, not a head per audit. Past the
+    /// `want`-th PR, the walk goes on for the found PRs' known audits scoring above half the
+    /// audit that found it: one of those may agree with the query where the PR's best says
+    /// the opposite and counts half. The ranking holds [`RANKED_PER_PR`] times `want` audits;
+    /// when the walk runs out of it before `want` PRs, the postings are scored again for
+    /// [`RANKED_PER_PR`] times more, leaving out the audits walked and passed over.
     fn best_per_pr(
         &self,
         txn: &ReadTransaction,
@@ -525,24 +526,46 @@ impl Search<'_> {
         // Audits whose PR is known without reading their heads: each PR's newest when it is
         // found (at most KNOWN_PER_PR of each PR found).
         let mut known: HashMap<u64, PrKey> = HashMap::new();
-        // Every audit of the PRs that had all their kept audits when another of their audits
-        // came up, passed over.
-        let mut passed_over: HashSet<u64> = HashSet::new();
+        // Sorted: every audit of the PRs that had all their kept audits when another of their
+        // audits came up, passed over (8 bytes an audit).
+        let mut passed_over: Vec<u64> = Vec::new();
+        // The audits walked: with those passed over and `left_out`, left out of a ranking
+        // scored again, which goes on from where the walk stood.
+        let mut walked: HashSet<u64> = HashSet::new();
         let mut kept: Vec<(u64, PrKey)> = Vec::new();
         let mut ranked = want.saturating_mul(RANKED_PER_PR);
-        // How far the walk went in the ranking.
-        let mut walked = 0;
-        loop {
+        // Once `want` PRs are found: half the score of the audit that found the last. A found
+        // PR's best audit scores above it, so an audit at or below it cannot answer for its PR
+        // even when the PR's best says the opposite of the query and counts half.
+        let mut floor: Option<f64> = None;
+        'rankings: loop {
+            let left_out = |seq: u64| {
+                left_out.binary_search(&seq).is_ok()
+                    || walked.contains(&seq)
+                    || passed_over.binary_search(&seq).is_ok()
+            };
             let (ranking, cut) = self.top(exact, left_out, ranked, budget)?;
-            for &seq in &ranking[walked.min(ranking.len())..] {
-                if found.len() >= want {
-                    break;
-                }
-                walked += 1;
+            for &(score, seq) in &ranking {
                 budget.tick()?;
+                if let Some(floor) = floor {
+                    // Past the PRs wanted: a found PR's audits known to be its own, until none
+                    // could answer for it.
+                    if score <= floor {
+                        break 'rankings;
+                    }
+                    if let Some(&pr) = known.get(&seq)
+                        && let Some(count) = found.get_mut(&pr)
+                        && *count < AUDITS_PER_PR
+                    {
+                        *count += 1;
+                        kept.push((seq, pr));
+                    }
+                    continue;
+                }
+                walked.insert(seq);
                 let pr = match known.get(&seq) {
                     Some(&pr) => pr,
-                    None if passed_over.contains(&seq) => continue,
+                    None if passed_over.binary_search(&seq).is_ok() => continue,
                     None => {
                         let pr = pr_of(&verdicts, &repo_ids, seq, &mut scratch)?;
                         let (repo, number) = pr;
@@ -557,8 +580,10 @@ impl Search<'_> {
                             Some(&count) if count >= AUDITS_PER_PR => {
                                 for row in audits.range(all)? {
                                     budget.tick()?;
-                                    passed_over.insert(row?.0.value().2);
+                                    passed_over.push(row?.0.value().2);
                                 }
+                                // Two sorted runs: merged in one pass.
+                                passed_over.sort();
                                 continue;
                             }
                             Some(_) => {}
@@ -571,8 +596,11 @@ impl Search<'_> {
                     *count += 1;
                     kept.push((seq, pr));
                 }
+                if found.len() >= want {
+                    floor = Some(score / 2.0);
+                }
             }
-            if found.len() >= want || !cut {
+            if floor.is_some() || !cut {
                 break;
             }
             ranked = ranked.saturating_mul(RANKED_PER_PR);
@@ -642,9 +670,9 @@ impl Search<'_> {
         Ok(best)
     }
 
-    /// The seqs of the `limit` best verdicts, best first (a higher score, then a newer verdict),
-    /// leaving out `excluded` (sorted), and whether any verdict that scored was left out for
-    /// them: exact matches from `exact` (sorted `(seq, query claim)`), similar ones from the
+    /// The scores and seqs of the `limit` best verdicts, best first (a higher score, then a
+    /// newer verdict), leaving out those `excluded` says, and whether any verdict that scored
+    /// was left out for them: exact matches from `exact` (sorted `(seq, query claim)`), similar ones from the
     /// terms' postings.
     ///
     /// Every posting of the query's terms is scored, a window of [`WINDOW`] verdict seqs at a
@@ -657,10 +685,10 @@ impl Search<'_> {
     fn top(
         &self,
         exact: &[(u64, usize)],
-        excluded: &[u64],
+        excluded: impl Fn(u64) -> bool,
         limit: usize,
         budget: &mut ReadBudget,
-    ) -> Result<(Vec<u64>, bool), StoreError> {
+    ) -> Result<(Vec<(f64, u64)>, bool), StoreError> {
         let n = self.terms.len();
         let claims = self.self_scores.len();
         let idfs = self.idfs();
@@ -779,7 +807,7 @@ impl Search<'_> {
                 let seq = base + verdict as u64;
                 total[verdict] = 0.0;
                 in_total[verdict] = false;
-                if score <= 0.0 || excluded.binary_search(&seq).is_ok() {
+                if score <= 0.0 || excluded(seq) {
                     continue;
                 }
                 // Better is a higher score, then a newer verdict: a positive score's bits order
@@ -803,7 +831,7 @@ impl Search<'_> {
         let ranking = top
             .into_sorted_vec()
             .into_iter()
-            .map(|Reverse((_, seq))| seq);
+            .map(|Reverse((score, seq))| (f64::from_bits(score), seq));
         Ok((ranking.collect(), cut))
     }
 

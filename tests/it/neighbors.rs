@@ -829,6 +829,65 @@ fn prs_audited_a_thousand_times_each_are_all_answered() {
     }
 }
 
+/// A PR whose best audit says the opposite of the query is answered by an audit of it that
+/// agrees, though other PRs rank between the two: a review found the first walk over the
+/// ranking, which stopped at the 65th PR found (`limit` 1 and 64 spare), answer PR 1 by its
+/// opposed audit at half its score, "claiming the opposite", with 64 opposed PRs between.
+#[test]
+fn an_agreeing_audit_ranked_past_the_prs_found_still_answers_for_its_pr() {
+    let server = InProcessServer::start();
+    let post = |pr: u64, push: u64, reason: &str, claim: &str| {
+        let body = json!({
+            "pr_number": pr, "head_sha": format!("{pr:08x}{push:08x}{}", "c".repeat(24)),
+            "overall": "approve", "one_liner": reason, "claims": [claim],
+            "audited_at": format!("2026-05-01T00:00:{:02}.000Z", push % 60),
+            "metrics": {"findings_block": 0, "findings_warn": 0},
+        });
+        let answer = server.post_json("/verdicts", body.to_string());
+        assert_eq!(answer.status, 201, "{}", answer.text);
+    };
+    // Other claims, so that the query's words are not in every claim.
+    for n in 0..100 {
+        post(
+            5_000 + n,
+            0,
+            "filler",
+            &format!("renames module {n} of the dashboard"),
+        );
+    }
+    post(1, 0, "agrees", "adds unit tests for retry logic");
+    for pr in 100..164 {
+        post(
+            pr,
+            0,
+            "opposed",
+            "does not add unit tests for retry logic backoff",
+        );
+    }
+    post(
+        1,
+        1,
+        "says the opposite",
+        "does not add unit tests for retry logic backoff jitter",
+    );
+    let query = json!({"claims": ["adds unit tests for retry logic backoff jitter"], "limit": 1});
+    let answer = server.post_json("/neighbors", query.to_string());
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let first = &answer.json["neighbors"][0];
+    assert_eq!(
+        (&first["pr_number"], &first["one_liner"]),
+        (&json!(1), &json!("agrees")),
+        "{}",
+        answer.text
+    );
+    assert_eq!(first["matches"][0].get("opposed"), None, "{}", answer.text);
+    assert_eq!(
+        answer.json["context"], "similar earlier PRs: #1 approve (agrees).",
+        "{}",
+        answer.text
+    );
+}
+
 /// A stored claim that says the opposite of the query's (one negated, or an opposite word)
 /// is flagged `opposed`, counts half, and the context names it apart: a review found `adds
 /// unit tests ...` answered with `does not add unit tests ...` at 0.999 as the nearest

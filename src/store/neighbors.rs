@@ -488,6 +488,11 @@ const AUDITS_PER_PR: usize = 3;
 /// heads: a PR audited on every push has its audits ranked together.
 const KNOWN_PER_PR: usize = 64;
 
+/// Rows of `pr_verdicts` a ranking may read per audit it holds, to pass over the audits of
+/// PRs that have their [`AUDITS_PER_PR`]: a row of that index costs less than the head read it
+/// saves, and the ranking bounds how many of those there can be.
+const RANGE_ROWS_PER_RANKED: u64 = 64;
+
 /// How many more audits than PRs wanted the ranking keeps, and how many times more it keeps
 /// when it is scored again because the walk ran out of it.
 const RANKED_PER_PR: usize = 16;
@@ -502,7 +507,8 @@ impl Search<'_> {
     /// The ranking is walked best first until `want` PRs are found. An audit's PR is read from
     /// the head of its value (not its JSON), unless it is known: a PR's [`KNOWN_PER_PR`]
     /// newest audits are read from `pr_verdicts` when it is found, and all of them once an
-    /// audit past those comes up with the PR's [`AUDITS_PER_PR`] kept (passed over). So a PR
+    /// audit past those comes up with the PR's [`AUDITS_PER_PR`] kept (passed over), while
+    /// those ranges stay within [`RANGE_ROWS_PER_RANKED`] rows per audit ranked. So a PR
     /// audited on every push costs a range of that index, not a head per audit. Past the
     /// `want`-th PR, the walk goes on for the found PRs' known audits scoring above half the
     /// audit that found it: one of those may agree with the query where the PR's best says
@@ -520,6 +526,7 @@ impl Search<'_> {
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
         let repo_ids = txn.open_table(REPOS)?;
         let audits = txn.open_table(PR_VERDICTS)?;
+        let pr_counts = txn.open_table(PRS)?;
         let mut scratch = Vec::new();
         // The PRs found, with how many of their audits are kept.
         let mut found: HashMap<PrKey, usize> = HashMap::new();
@@ -545,6 +552,8 @@ impl Search<'_> {
                     || passed_over.binary_search(&seq).is_ok()
             };
             let (ranking, cut) = self.top(exact, left_out, ranked, budget)?;
+            // The rows of `pr_verdicts` this ranking may read to pass PRs' audits over.
+            let mut range_rows = (ranking.len() as u64).saturating_mul(RANGE_ROWS_PER_RANKED);
             for &(score, seq) in &ranking {
                 budget.tick()?;
                 if let Some(floor) = floor {
@@ -578,12 +587,22 @@ impl Search<'_> {
                                 }
                             }
                             Some(&count) if count >= AUDITS_PER_PR => {
-                                for row in audits.range(all)? {
-                                    budget.tick()?;
-                                    passed_over.push(row?.0.value().2);
+                                // Its audits are passed over by a range of its index when
+                                // they fit this ranking's rows (a PR of 1,000,000 audits
+                                // whose 4 oldest matched made every query read them all, a
+                                // review's); else each costs a head read, as this one did.
+                                let audits_of = pr_counts
+                                    .get(pr)?
+                                    .map_or(0, |v| v.value().0 + v.value().1 + v.value().2);
+                                if audits_of <= range_rows {
+                                    range_rows -= audits_of;
+                                    for row in audits.range(all)? {
+                                        budget.tick()?;
+                                        passed_over.push(row?.0.value().2);
+                                    }
+                                    // Two sorted runs: merged in one pass.
+                                    passed_over.sort();
                                 }
-                                // Two sorted runs: merged in one pass.
-                                passed_over.sort();
                                 continue;
                             }
                             Some(_) => {}

@@ -512,7 +512,8 @@ impl Search<'_> {
     /// audited on every push costs a range of that index, not a head per audit. Past the
     /// `want`-th PR, the walk goes on for the found PRs' known audits scoring above half the
     /// audit that found it: one of those may agree with the query where the PR's best says
-    /// the opposite and counts half. The ranking holds [`RANKED_PER_PR`] times `want` audits;
+    /// the opposite and counts half. It goes on as far as the ranking in hand, which is not
+    /// scored again for them. The ranking holds [`RANKED_PER_PR`] times `want` audits;
     /// when the walk runs out of it before `want` PRs, the postings are scored again for
     /// [`RANKED_PER_PR`] times more, leaving out the audits walked and passed over.
     fn best_per_pr(

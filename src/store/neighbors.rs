@@ -537,9 +537,10 @@ impl Search<'_> {
         // Sorted: every audit of the PRs that had all their kept audits when another of their
         // audits came up, passed over (8 bytes an audit).
         let mut passed_over: Vec<u64> = Vec::new();
-        // The audits walked: with those passed over and `left_out`, left out of a ranking
-        // scored again, which goes on from where the walk stood.
-        let mut walked: HashSet<u64> = HashSet::new();
+        // The last audit walked, as the ranking orders it: a ranking scored again holds only
+        // the audits ranked below it (all those above were walked), so the walk goes on from
+        // where it stood.
+        let mut walked_to: Option<(u64, u64)> = None;
         let mut kept: Vec<(u64, PrKey)> = Vec::new();
         let mut ranked = want.saturating_mul(RANKED_PER_PR);
         // Once `want` PRs are found: half the score of the audit that found the last. A found
@@ -548,11 +549,9 @@ impl Search<'_> {
         let mut floor: Option<f64> = None;
         'rankings: loop {
             let left_out = |seq: u64| {
-                left_out.binary_search(&seq).is_ok()
-                    || walked.contains(&seq)
-                    || passed_over.binary_search(&seq).is_ok()
+                left_out.binary_search(&seq).is_ok() || passed_over.binary_search(&seq).is_ok()
             };
-            let (ranking, cut) = self.top(exact, left_out, ranked, budget)?;
+            let (ranking, cut) = self.top(exact, left_out, walked_to, ranked, budget)?;
             // The rows of `pr_verdicts` this ranking may read to pass PRs' audits over.
             let mut range_rows = (ranking.len() as u64).saturating_mul(RANGE_ROWS_PER_RANKED);
             for &(score, seq) in &ranking {
@@ -572,7 +571,7 @@ impl Search<'_> {
                     }
                     continue;
                 }
-                walked.insert(seq);
+                walked_to = Some((score.to_bits(), seq));
                 let pr = match known.get(&seq) {
                     Some(&pr) => pr,
                     None if passed_over.binary_search(&seq).is_ok() => continue,
@@ -691,9 +690,10 @@ impl Search<'_> {
     }
 
     /// The scores and seqs of the `limit` best verdicts, best first (a higher score, then a
-    /// newer verdict), leaving out those `excluded` says, and whether any verdict that scored
-    /// was left out for them: exact matches from `exact` (sorted `(seq, query claim)`), similar ones from the
-    /// terms' postings.
+    /// newer verdict), leaving out those `excluded` says and, given a key `(score bits, seq)`
+    /// in `below`, those it does not rank below; and whether any verdict that scored was left
+    /// out for them: exact matches from `exact` (sorted `(seq, query claim)`), similar ones
+    /// from the terms' postings.
     ///
     /// Every posting of the query's terms is scored, a window of [`WINDOW`] verdict seqs at a
     /// time: a claim doc is `seq << 10 | index`, so each term's postings in a window are one
@@ -706,6 +706,7 @@ impl Search<'_> {
         &self,
         exact: &[(u64, usize)],
         excluded: impl Fn(u64) -> bool,
+        below: Option<(u64, u64)>,
         limit: usize,
         budget: &mut ReadBudget,
     ) -> Result<(Vec<(f64, u64)>, bool), StoreError> {
@@ -833,6 +834,9 @@ impl Search<'_> {
                 // Better is a higher score, then a newer verdict: a positive score's bits order
                 // as the score does.
                 let key = (score.to_bits(), seq);
+                if below.is_some_and(|below| key >= below) {
+                    continue;
+                }
                 if top.len() < limit {
                     top.push(Reverse(key));
                 } else {

@@ -637,8 +637,11 @@ fn only_other_lines_follow(
     }
     let mut offset = range.start;
     for line in bytes.split(|&b| b == b'\n') {
-        if rows.contains(&hasher.hash_one(line))
-            && !crate::import::appended::was_taken_in(store, line, offset)?
+        // A row after a crash's NUL bytes is that row (the import stored it, leaving them out):
+        // taken for another writer's, it was stored a second time (a review's).
+        let (zeros, row) = crate::import::lines::after_zero_fill(line);
+        if rows.contains(&hasher.hash_one(row))
+            && !crate::import::appended::was_taken_in(store, row, offset + zeros as u64)?
         {
             return Ok(false);
         }

@@ -218,6 +218,55 @@ fn a_row_appended_after_a_zero_filled_tail_is_taken_in() {
     assert_eq!(store.stats().unwrap().outcomes, rows + 2);
 }
 
+/// A legacy directory whose last row follows a crash's NUL bytes, imported (the import leaves
+/// the NULs out and keeps the row), then exported into by the service: the file holds the
+/// database's rows, one of them after NULs, so it is rebuilt, the old one kept aside. At
+/// 3457f34 the row was taken for another writer's line and stored a second time: the audit
+/// twice in its PR's history and in the file (a review's).
+#[test]
+fn a_row_the_import_kept_after_nul_bytes_is_not_taken_in_again() {
+    use lakehouse_kb::import::{self, ImportOptions, NoProgress};
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let rows: Vec<String> = (0..6)
+        .map(|i| format!("{{\"sig_hash\":\"nul-{i}\",\"kind\":\"scenario\",\"ok\":true}}"))
+        .collect();
+    for last in [5, 2] {
+        let _ = std::fs::remove_dir_all(&legacy);
+        std::fs::create_dir_all(legacy.join("_kb")).unwrap();
+        let mut text = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            if i == last {
+                text.extend_from_slice(b"\0\0\0");
+            }
+            text.extend_from_slice(row.as_bytes());
+            text.push(b'\n');
+        }
+        std::fs::write(legacy.join(OUTCOMES), &text).unwrap();
+        let db = dir.path().join(format!("kb-{last}.redb"));
+        let store =
+            Arc::new(Store::open(&db, lakehouse_kb::store::StoreOptions::default()).unwrap());
+        let report =
+            import::import(&store, &legacy, &ImportOptions::default(), &mut NoProgress).unwrap();
+        assert_eq!(report.outcomes.stored, 6, "{report:?}");
+        let job =
+            ExportJob::new(store.clone(), legacy.clone()).with_adopter(storing(&store, false));
+        let exported = job.run().unwrap();
+        assert_eq!(
+            store.stats().unwrap().outcomes,
+            6,
+            "stored twice: {exported:?}"
+        );
+        assert_eq!(exported.outcomes.lines_taken_in, 0, "{exported:?}");
+        assert_matches_clean_export(&store, &legacy);
+        let file = std::fs::read_to_string(legacy.join(OUTCOMES)).unwrap();
+        assert_eq!(file.lines().count(), 6, "{file}");
+        assert!(!file.contains('\0'));
+        assert_eq!(kept_aside(&legacy.join("_kb")).len(), 1);
+        assert_eq!(job.run().unwrap().outcomes.action, Action::Unchanged);
+    }
+}
+
 /// Taking appended rows in again after they were stored and before the checkpoint moved (a
 /// crash between the two) stores nothing twice: each line's import key is its bytes and its
 /// offset. A line still being written waits; stored rows stay in place.

@@ -76,7 +76,11 @@ pub(super) fn spawn(
         "idempotency key expiry",
         every,
         stop.clone(),
-        move || expire_client_keys(&store, window),
+        move || {
+            expire_client_keys(&store, window).inspect_err(|e| {
+                store.note_error(e);
+            })
+        },
         |removed| {
             if removed > 0 {
                 tracing::debug!(removed, "expired idempotency keys");

@@ -162,6 +162,13 @@ impl Store {
         }
         drop(txn);
         if let Err(error) = self.train_and_convert() {
+            // A failed write leaves the database refusing every later one ("previous I/O
+            // error"): the open fails with the error itself, so that a start on a full disk
+            // waits for space as any open that meets it does, rather than exiting on the
+            // next step's "previous I/O error" (a review's).
+            if error.is_storage_fault() {
+                return Err(error);
+            }
             tracing::warn!(%error, "could not train or apply the compression dictionary");
         }
         Ok(())
@@ -201,6 +208,9 @@ impl Store {
                 let later = self.shared.options.dictionary.train_at.max(CHECK_EVERY);
                 codec.until_check.store(later, Ordering::Relaxed);
                 tracing::warn!(%error, "could not train or apply the compression dictionary");
+                // A failed write leaves the database refusing every later one: the store is
+                // faulted by this error (a full disk: 507) and recovers as from any write's.
+                self.note_error(&error);
             }
         }
     }

@@ -74,8 +74,24 @@ impl Store {
     fn write_durably(&self, puts: &[Put]) -> Result<(Vec<Written>, bool), StoreError> {
         let txn = self.begin_write()?;
         let done = apply_batch(&txn, puts, None)?;
-        txn.commit()?;
+        txn.commit().map_err(|e| self.commit_failed(e.into()))?;
         Ok(done)
+    }
+
+    /// What a durable commit's failure says of its writes. A full disk fails it before its
+    /// header is written: nothing stored. Another I/O error may be its last sync's, once the
+    /// header that makes it the database's state is written: the commit may survive the
+    /// reopen, so its writes may be stored (answered so, not with `Retry-After`, which says
+    /// nothing was: a client that obeyed it without a key stored the record twice, a
+    /// review's). The store is faulted by the error either way.
+    fn commit_failed(&self, e: StoreError) -> StoreError {
+        if !e.is_storage_fault() || e.is_no_space() {
+            return e;
+        }
+        self.note_error(&e);
+        StoreError::MaybeStored(format!(
+            "the commit failed as it was being made durable ({e}), and may have reached the disk"
+        ))
     }
 }
 

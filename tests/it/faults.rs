@@ -208,6 +208,88 @@ fn a_full_disk_degrades_then_the_store_reopens_itself_and_loses_nothing() {
     assert!(store.check().unwrap().passed());
 }
 
+/// Found by a review at 3457f34: a commit whose last sync failed (EIO) was answered 503 with
+/// `Retry-After`, which says nothing was stored, yet it was: its header had reached the file,
+/// and the reopen found it. A client that obeyed, without a key, stored the record twice. Now
+/// a durable commit failing on anything but a full disk is answered as one that may have been
+/// stored (503 without `Retry-After`), and a retry with the same key learns which.
+#[test]
+fn a_commit_whose_sync_fails_may_have_been_stored_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = faulty_store(dir.path());
+    let server = RouterServer::start(store.clone(), ServerConfig::default(), dir.path());
+    let row = r#"{"sig_hash":"sync-failed","kind":"scenario","ok":true}"#;
+    let post = || {
+        let answer = server
+            .client()
+            .post(server.url("/outcomes"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "sync-failed-1")
+            .body(row)
+            .send()
+            .unwrap();
+        crate::support::answer(answer)
+    };
+    faults.fail_syncs.store(true, Ordering::SeqCst);
+    let failed = post();
+    assert_eq!(failed.status, 503, "{}", failed.text);
+    assert_eq!(failed.retry_after, None, "{failed:?}");
+    assert!(failed.text.contains("may have"), "{}", failed.text);
+    faults.fail_syncs.store(false, Ordering::SeqCst);
+    // The retry, once the store has recovered, is stored once whatever the first attempt did.
+    let mut retried = None;
+    eventually("the retry is answered", || {
+        let answer = post();
+        let done = matches!(answer.status, 200 | 201);
+        retried = Some(answer);
+        done
+    });
+    let retried = retried.unwrap();
+    let sig = server.get("/sig/sync-failed");
+    assert_eq!(
+        sig.json["records"].as_array().map(Vec::len),
+        Some(1),
+        "{} / {}",
+        retried.text,
+        sig.text
+    );
+}
+
+/// Found by a review at 3457f34: a start after a crash on a full disk trained the values'
+/// compression dictionary, met the full disk, logged it and went on; the next step then met
+/// redb's "previous I/O error", which says nothing of the disk, and `serve` exited instead of
+/// waiting for space (a crash loop under systemd). Now the open fails with the full disk
+/// itself, which `serve` waits out, and opens once there is space.
+#[test]
+fn a_dictionary_trained_at_open_on_a_full_disk_fails_the_open_as_a_full_disk() {
+    use crate::support::{Faults, faulty_options};
+    use lakehouse_kb::store::DictionaryOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.redb");
+    let faults = Arc::new(Faults::default());
+    let training_at = |train_at: u64| StoreOptions {
+        dictionary: DictionaryOptions {
+            train_at,
+            ..DictionaryOptions::default()
+        },
+        ..faulty_options(&faults)
+    };
+    let stored = {
+        // Values stored plain, as by a build that had not trained yet.
+        let store = Store::open(&path, training_at(u64::MAX)).unwrap();
+        load(&store, 1, 300);
+        store.last_seq().unwrap()
+    };
+    // Room for the open's own writes, not for the compressed copies of the values.
+    faults.fail_growth.store(true, Ordering::SeqCst);
+    let error = Store::open(&path, training_at(100)).unwrap_err();
+    assert!(error.is_no_space(), "{error}");
+    faults.fail_growth.store(false, Ordering::SeqCst);
+    let mut store = Store::open(&path, training_at(100)).unwrap();
+    assert_eq!(store.last_seq().unwrap(), stored);
+    assert!(store.check().unwrap().passed());
+}
+
 /// The same at the store level: the fault is recorded with its cause, and the store comes back
 /// by itself once the disk takes writes.
 #[test]

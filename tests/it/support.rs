@@ -274,6 +274,12 @@ pub struct Faults {
     pub hold_backup_reads: AtomicBool,
     /// Reads waiting on `hold_backup_reads` now.
     pub held_reads: AtomicUsize,
+    /// Growing the file fails with "no space left on device" while this is set; writes within
+    /// it go through (a disk with a little room left).
+    pub fail_growth: AtomicBool,
+    /// Syncs (the fsync of a commit) fail with an I/O error while this is set; writes go
+    /// through (a disk whose cache cannot be flushed).
+    pub fail_syncs: AtomicBool,
     /// Syncs (the fsync of a commit) wait while this is set: a commit that takes its time.
     pub hold_syncs: AtomicBool,
     /// Syncs waiting on `hold_syncs` now.
@@ -332,10 +338,19 @@ impl StorageBackend for FaultyBackend {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.check_write()?;
+        if self.faults.fail_growth.load(Ordering::SeqCst) && len > self.inner.len()? {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device (injected)",
+            ));
+        }
         self.inner.set_len(len)
     }
     fn sync_data(&self) -> io::Result<()> {
         self.check_write()?;
+        if self.faults.fail_syncs.load(Ordering::SeqCst) {
+            return Err(io::Error::other("input/output error (injected)"));
+        }
         while self.faults.hold_syncs.load(Ordering::SeqCst) {
             self.faults.held_syncs.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(2));

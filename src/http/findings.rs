@@ -677,6 +677,21 @@ pub async fn dismiss(
         Named::Finding(finding) => finding.fingerprint,
         Named::Fingerprint(fp) => *fp,
     };
+    let now = now_ms();
+    let client_key = key
+        .0
+        .as_deref()
+        .map(|key| ClientKey::new(KeyRoute::Dismissal.tag(), key, &bytes, now));
+    // A retry is answered by its key before the checks below, which read what is stored now:
+    // a warn finding dismissed, then raised as block by the next push, made its dismissal's
+    // retry a 422 asking for `confirm` although the first attempt had stored it (a review's).
+    if let Some(client) = client_key.clone() {
+        match query::read(&state, move |store| store.client_key_written(&client)).await? {
+            Some(Written::Duplicate { seq }) => return dismissed(&state, seq, true).await,
+            Some(Written::KeyReused { seq }) => return Err(ingest::key_reused(seq)),
+            _ => {}
+        }
+    }
     let scope_repo = repo.clone();
     let (known, _) = query::read_within(&state, limits, move |store, budget| {
         store.known_finding(&scope_repo, pr, fingerprint, budget)
@@ -713,7 +728,6 @@ pub async fn dismiss(
             field: "confirm".into(),
         });
     }
-    let now = now_ms();
     let put = Put {
         record: Record::Dismissal(DismissalChange::New(NewDismissal {
             repo,
@@ -727,15 +741,12 @@ pub async fn dismiss(
             created_ms: now,
         })),
         import_key: None,
-        client_key: key
-            .0
-            .as_deref()
-            .map(|key| ClientKey::new(KeyRoute::Dismissal.tag(), key, &bytes, now)),
+        client_key,
     };
     let written = single_write(&state, put).await?;
-    let (status, id, duplicate) = match written {
-        Written::Stored { seq, .. } => (StatusCode::CREATED, seq, false),
-        Written::Duplicate { seq } => (StatusCode::OK, seq, true),
+    let (id, duplicate) = match written {
+        Written::Stored { seq, .. } => (seq, false),
+        Written::Duplicate { seq } => (seq, true),
         Written::KeyReused { seq } => return Err(ingest::key_reused(seq)),
         Written::Refused => {
             return Err(ApiError::Unprocessable {
@@ -747,7 +758,17 @@ pub async fn dismiss(
             });
         }
     };
-    let entry = stored_dismissal(&state, id).await?;
+    dismissed(&state, id, duplicate).await
+}
+
+/// The answer to a dismissal stored as `id`: 201, or 200 when it was stored before.
+async fn dismissed(state: &AppState, id: u64, duplicate: bool) -> Result<Response, ApiError> {
+    let entry = stored_dismissal(state, id).await?;
+    let status = if duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((
         status,
         Json(Dismissed {

@@ -5,10 +5,32 @@
 
 use redb::ReadableTable;
 
+use redb::ReadableDatabase;
+
+use super::records::{ClientKey, Written};
 use super::tables::{CLIENT_KEYS, CLIENT_KEYS_BY_TIME};
 use super::{Store, StoreError};
 
 impl Store {
+    /// What a single write's `key` names among the committed keys, before the write is judged:
+    /// [`Written::Duplicate`] when it was given with this request, [`Written::KeyReused`] with
+    /// another, `None` when it is new. For a route whose checks read stored state (a dismissal
+    /// is refused unconfirmed when the finding has since been raised as block): a retry is
+    /// answered with what its first attempt stored, whatever the state now. The write checks
+    /// the key again in its transaction. One lookup.
+    pub fn client_key_written(&self, key: &ClientKey) -> Result<Option<Written>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(CLIENT_KEYS)?;
+        Ok(table.get(key.key.as_slice())?.map(|row| {
+            let (seq, _, fingerprint) = row.value();
+            if fingerprint == key.fingerprint {
+                Written::Duplicate { seq }
+            } else {
+                Written::KeyReused { seq }
+            }
+        }))
+    }
+
     /// Removes at most `batch` client keys first given before `cutoff_ms`, in one durable
     /// transaction; returns how many (0: none left to remove).
     pub fn expire_client_keys(&self, cutoff_ms: u64, batch: usize) -> Result<u64, StoreError> {

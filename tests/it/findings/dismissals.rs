@@ -413,6 +413,62 @@ fn what_the_memory_holds_as_block_is_treated_as_block() {
     }
 }
 
+/// Found by a review at 3457f34: a dismissal's retry was judged again before its idempotency
+/// key was looked up. A warning dismissed under a key, raised as block by the next push, made
+/// the retry a 422 asking for `confirm` although the first attempt was stored; a client that
+/// then confirmed recorded a block dismissal nobody asked for. Now a retry is answered by its
+/// key first, and the key with another request is refused as on every route.
+#[test]
+fn a_dismissals_retry_is_answered_by_its_key_whatever_was_raised_since() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const SQL: &str = "the SQL query in users.ts is built from the request's name parameter";
+    let finding =
+        |severity: &str| json!({"check": "security", "severity": severity, "summary": SQL});
+    let audit = |head: &str, at: u32, severity: &str| {
+        let mut body: Value = serde_json::from_str(&verdict(repo, 4, head, at, &[])).unwrap();
+        body["findings"] = json!([finding(severity)]);
+        post_verdict(&server, body.to_string());
+    };
+    audit(HEAD_A, 1, "warn");
+    let body = json!({"repo": REPO, "pr_number": 4, "finding": finding("warn"), "reason": "known", "by": "ana"});
+    let first = dismiss(&server, body.clone(), Some("dismiss-retry-1"));
+    assert_eq!(first.status, 201, "{}", first.text);
+    let id = first.json["id"].as_u64().unwrap();
+    assert_eq!(first.json["severity"], "warn", "{}", first.text);
+
+    // The next push raises it as block; the client retries the request it sent before.
+    audit(HEAD_B, 2, "block");
+    let retried = dismiss(&server, body.clone(), Some("dismiss-retry-1"));
+    assert_eq!(
+        (
+            retried.status,
+            retried.json["id"].as_u64(),
+            &retried.json["duplicate"]
+        ),
+        (200, Some(id), &json!(true)),
+        "{}",
+        retried.text
+    );
+    // Without the key it is a new request, judged on what is stored now.
+    let fresh = dismiss(&server, body.clone(), None);
+    assert_eq!(fresh.status, 422, "{}", fresh.text);
+    assert_eq!(fresh.json["field"], "confirm", "{}", fresh.text);
+    // The key with another request is refused, before that request is judged.
+    let mut other = body;
+    other["reason"] = json!("changed my mind");
+    let reused = dismiss(&server, other, Some("dismiss-retry-1"));
+    assert_eq!(reused.status, 422, "{}", reused.text);
+    assert_eq!(reused.json["field"], "idempotency-key", "{}", reused.text);
+    let live = server.get("/findings/dismissals?repo=gitea%3Ateam%2Fapp&pr_number=4");
+    assert_eq!(
+        live.json["dismissals"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        live.text
+    );
+}
+
 const DOCS: F = ("static", "info", "diff touches docs/PLAN.md");
 const DOCS_REWORDED: F = (
     "static",

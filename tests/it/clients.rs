@@ -206,7 +206,7 @@ fn python_client_against_the_real_server_and_a_stub() {
     assert_ok("python3 -m unittest", &out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("Ran 30 tests") && stderr.trim_end().ends_with("OK"),
+        stderr.contains("Ran 31 tests") && stderr.trim_end().ends_with("OK"),
         "{stderr}"
     );
 }

@@ -168,6 +168,18 @@ class KbClientTest(unittest.TestCase):
         self.assertEqual(USER_AGENT, "lakehouse-kb-client-python/0.1.0")
         self.assertGreater(KB.post_event({"source": "bot"}, idempotency_key="py-key-1")["seq"], 0)
 
+    def test_a_write_retried_as_a_one_line_batch_is_stored_once(self):
+        # The same bytes either way (what JSON.stringify writes), so the server knows the retry.
+        event = {"source": "bot", "event_kind": "py-retry", "note": "café"}
+        first = KB.post_event(event, idempotency_key="py-key-single-then-batch")
+        again = KB.post_events([event], idempotency_key="py-key-single-then-batch")
+        self.assertEqual((again["accepted"], again["duplicates"], again["rejected"]), (0, 1, []))
+        v = verdict(58, "f" * 40, "2026-04-01T09:00:00.000Z", "approve", "fine ✓")
+        batch = KB.post_verdicts([v], idempotency_key="py-key-batch-then-single")
+        single = KB.post_verdict(v, idempotency_key="py-key-batch-then-single")
+        self.assertEqual((single["duplicate"], batch["accepted"]), (True, 1))
+        self.assertGreater(first["seq"], 0)
+
 
 if __name__ == "__main__":
     unittest.main()

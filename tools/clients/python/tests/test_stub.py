@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 from lakehouse_kb_client import USER_AGENT, KbClient, KbError, retry_after_secs
 
@@ -149,6 +150,9 @@ class Stub(BaseHTTPRequestHandler):
     def play_feedcut(self, n):
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
+        # The history the server names: from the second answer on, another (a database
+        # restored from a backup that shares the position asked for).
+        self.send_header("feed-history", "00000000000000a1" if n == 1 else "00000000000000b2")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
 
@@ -338,6 +342,10 @@ class StubTest(unittest.TestCase):
         self.assertEqual(items, [1, 2, 3, "resync", 4, 5])
         self.assertEqual([h["last-event-id"] for _, _, h in SEEN["feedcut"]], ["0", "2", "4"])
         self.assertEqual(SEEN["feedcut"][0][2]["accept"], "text/event-stream")
+        # Each reconnection names the history of the last answer: positions after a restore
+        # are in the restored database's.
+        histories = [parse_qs(urlsplit(path).query).get("history") for _, path, _ in SEEN["feedcut"]]
+        self.assertEqual(histories, [None, ["00000000000000a1"], ["00000000000000b2"]])
 
 
 if __name__ == "__main__":

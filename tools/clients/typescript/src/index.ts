@@ -250,13 +250,15 @@ export interface FindingsOptions {
 
 export interface Dismissal {
   id: number;
-  repo: string | null;
+  /** Absent in the default namespace. */
+  repo?: string;
   scope: "pr" | "repo";
   pr_number: number | null;
   fingerprint: string;
-  check: string;
-  severity: Severity | null;
-  summary: string;
+  /** The finding's check, severity and wording, when known (absent otherwise). */
+  check?: string;
+  severity?: Severity;
+  summary?: string;
   reason: string;
   by: string;
   created_at: string;
@@ -317,7 +319,8 @@ export interface DismissalInput {
 }
 
 export interface DismissalsPage {
-  repo: string | null;
+  /** Absent in the default namespace. */
+  repo?: string;
   pr_number: number | null;
   count: number;
   dismissals: Dismissal[];
@@ -383,8 +386,9 @@ export interface Stats {
 
 export interface Health {
   status: string;
-  schema_version: number;
-  last_seq: number;
+  /** `null` while the database cannot be read (a storage fault). */
+  schema_version: number | null;
+  last_seq: number | null;
   queue_depth: number;
   /** The database file the server holds, by an opaque name. */
   database?: string | null;
@@ -475,7 +479,7 @@ export interface FollowOptions {
   idleTimeoutMs?: number;
   /** Longest pause between reconnections; default 5 s. */
   maxReconnectDelayMs?: number;
-  /** The history `afterSeq` is a position in; default: the first answer's. */
+  /** The history `afterSeq` is a position in; then the last answer's. */
   history?: string;
 }
 
@@ -842,9 +846,10 @@ export class KbClient {
    * (until `signal` aborts or the loop breaks). A lost connection, a cut or a restart of the
    * server is resumed from the last seq yielded, with nothing skipped or repeated. A `resync`
    * item says events the consumer had not seen were deleted by retention. The history the
-   * positions are in (`history`, else the first answer's) is sent on every reconnection: a
+   * positions are in (`history`, then the last answer's) is sent on every reconnection: a
    * server now holding another history (a database restored from a backup) is a KbError 409,
-   * not a silent skip.
+   * not a silent skip; one that served the position (its history shares it) names its own
+   * history, which the records after it are in.
    */
   async *follow(options: FollowOptions = {}): AsyncGenerator<FeedItem> {
     let position = options.afterSeq ?? 0;
@@ -871,7 +876,7 @@ export class KbClient {
           headers: { ...this.headers(), accept: "text/event-stream", "last-event-id": String(position) },
           signal: connection.signal,
         });
-        if (response.ok && history === undefined) history = response.headers.get("feed-history") ?? undefined;
+        if (response.ok) history = response.headers.get("feed-history") ?? history;
         if (!response.ok || response.body === null) {
           const error = await this.errorOf(response, await response.text());
           if (error.status < 500 && error.status !== 429) throw error;

@@ -57,7 +57,9 @@ const scenarios = {
     json(res, 200, { findings: [finding("f", 3), finding("h", 1), finding("g", 1)] });
   },
   feedcut: (req, res, n) => {
-    res.writeHead(200, { "content-type": "text/event-stream" });
+    // The history the server names: from the second answer on, another (a database restored
+    // from a backup that shares the position asked for).
+    res.writeHead(200, { "content-type": "text/event-stream", "feed-history": n === 1 ? "00000000000000a1" : "00000000000000b2" });
     const event = (seq) => `id: ${seq}\nevent: event\ndata: ${JSON.stringify({ type: "event", seq, received_at: "t", op: {} })}\n\n`;
     if (n === 1) {
       res.write("retry: 1000\n\n" + event(1) + event(2) + event(3).slice(0, 20));
@@ -198,6 +200,10 @@ test("follow() resumes after a cut mid-event from its last seq, yielding each re
   const ids = seen.get("feedcut").map((r) => r.headers["last-event-id"]);
   assert.deepEqual(ids, ["0", "2", "4"]);
   assert.equal(seen.get("feedcut")[0].headers.accept, "text/event-stream");
+  // Each reconnection names the history of the last answer: positions after a restore are in
+  // the restored database's.
+  const histories = seen.get("feedcut").map((r) => new URL(r.path, "http://x").searchParams.get("history"));
+  assert.deepEqual(histories, [null, "00000000000000a1", "00000000000000b2"]);
 });
 
 test("a 507 to a write is retried with the same key, and giving up it may have committed", async () => {

@@ -213,12 +213,12 @@ class FindingsPage(TypedDict, total=False):
 
 class Dismissal(TypedDict, total=False):
     id: int
-    repo: Optional[str]
+    repo: str  # absent in the default namespace
     scope: Literal["pr", "repo"]
     pr_number: Optional[int]
     fingerprint: str
-    check: str
-    severity: Optional[Severity]
+    check: str  # check, severity and summary: absent when the finding is not known
+    severity: Severity
     summary: str
     reason: str
     by: str
@@ -253,7 +253,7 @@ class FindingsCheck(TypedDict, total=False):
 
 
 class DismissalsPage(TypedDict, total=False):
-    repo: Optional[str]
+    repo: str  # absent in the default namespace
     pr_number: Optional[int]
     count: int
     dismissals: List[Dismissal]
@@ -297,8 +297,8 @@ class Stats(_StatsRequired, total=False):
 
 class _HealthRequired(TypedDict):
     status: str
-    schema_version: int
-    last_seq: int
+    schema_version: Optional[int]  # None while the database cannot be read (a storage fault)
+    last_seq: Optional[int]
     queue_depth: int
 
 
@@ -428,11 +428,11 @@ class KbClient:
         """Stores a verdict with its KB row and observer event in one durable transaction, in
         the client's repository when it names none; the same (pr_number, head_sha, audited_at)
         is stored once (duplicate: True after)."""
-        return cast(PostedVerdict, self._request("POST", "/verdicts", body=_json(self._in_repo(verdict)), write=True, key=idempotency_key))
+        return cast(PostedVerdict, self._request("POST", "/verdicts", body=_utf8(_compact(self._in_repo(verdict))), write=True, key=idempotency_key))
 
     def post_event(self, event: Mapping[str, Any], idempotency_key: Optional[str] = None) -> PostedEvent:
         """The legacy observer's call: one event, any JSON object."""
-        return cast(PostedEvent, self._request("POST", "/event", body=_json(event), write=True, key=idempotency_key))
+        return cast(PostedEvent, self._request("POST", "/event", body=_utf8(_compact(event)), write=True, key=idempotency_key))
 
     def post_outcome(self, row: Union[Mapping[str, Any], str], idempotency_key: Optional[str] = None) -> PostedOutcome:
         """A KB outcome row, stored byte for byte: a str is sent as is (pass the exact line for
@@ -733,9 +733,10 @@ class KbClient:
         resumed from the last seq yielded, with nothing skipped or repeated. A stream silent for
         `idle_timeout` seconds (three keep-alives) is taken as dead and reopened. An item of type
         "resync" says events the consumer had not seen were deleted by retention. The history
-        the positions are in (`history`, else the first answer's) is sent on every reconnection:
+        the positions are in (`history`, then the last answer's) is sent on every reconnection:
         a server now holding another history (a database restored from a backup) is a KbError
-        409, not a silent skip."""
+        409, not a silent skip; one that served the position (its history shares it) names its
+        own history, which the records after it are in."""
         position = after_seq
         failures = 0
         query: Dict[str, Any] = {"types": ",".join(types) if types else None}
@@ -748,8 +749,8 @@ class KbClient:
                 path = self._path("/feed", dict(query, after_seq=position, history=history))
                 connection.request("GET", path, headers=headers)
                 response = connection.getresponse()
-                if response.status == 200 and history is None:
-                    history = response.getheader("feed-history")
+                if response.status == 200:
+                    history = response.getheader("feed-history") or history
                 if response.status != 200:
                     error = self._error(response.status, response.headers, response.read())
                     if error.status < 500 and error.status != 429:

@@ -15,7 +15,7 @@ use super::page::{self, Entry};
 use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::claims::{Claim, MAX_CLAIMS};
-use crate::model::verdict::{MAX_SAFE_INTEGER, sentence_reason};
+use crate::model::verdict::{MAX_SAFE_INTEGER, NO_REASON, sentence_reason};
 use crate::model::{ClaimHash, Repo, describe, parse_object, utf8};
 use crate::store::{NeighborHit, NeighborQuery};
 
@@ -387,7 +387,12 @@ fn context_sentence(neighbors: &[Found], home: &Repo) -> String {
                     _ => String::new(),
                 };
                 let reason = sentence_reason(&n.one_liner);
-                format!("#{}{repo} {} ({reason})", n.pr_number, n.overall)
+                if reason == NO_REASON {
+                    // In brackets already.
+                    format!("#{}{repo} {} {reason}", n.pr_number, n.overall)
+                } else {
+                    format!("#{}{repo} {} ({reason})", n.pr_number, n.overall)
+                }
             })
             .collect();
         parts.join(", ")

@@ -379,6 +379,9 @@ const VERDICT_EVENT_KIND: &str = "audit";
 /// Longest reason, in characters, that [`sentence_reason`] keeps in a sentence for a prompt.
 pub const MAX_SENTENCE_REASON_CHARS: usize = 200;
 
+/// What a sentence says for a blank one_liner.
+pub const NO_REASON: &str = "(none given)";
+
 /// A verdict's one_liner as a sentence names it: on one line (each run of whitespace, line
 /// breaks included, one space), without the full stop the sentence adds, at most
 /// [`MAX_SENTENCE_REASON_CHARS`] characters (cut with `…`), and `(none given)` when blank. The
@@ -388,7 +391,7 @@ pub fn sentence_reason(one_liner: &str) -> Cow<'_, str> {
     let trimmed = one_liner.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
     let mut words = trimmed.split_whitespace().peekable();
     if words.peek().is_none() {
-        return Cow::Borrowed("(none given)");
+        return Cow::Borrowed(NO_REASON);
     }
     let one_line = words.collect::<Vec<_>>().join(" ");
     match one_line.char_indices().nth(MAX_SENTENCE_REASON_CHARS) {

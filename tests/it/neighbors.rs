@@ -1121,3 +1121,25 @@ fn an_opposed_best_match_gives_way_to_a_claim_that_agrees() {
         }
     }
 }
+
+/// The context sentence names a neighbour whose one_liner is blank as the history sentence
+/// does, "(none given)", bracketed once (a review's: "#2 approve ((none given))").
+#[test]
+fn a_blank_reason_is_named_once_in_the_context() {
+    let server = InProcessServer::start();
+    let mut body: serde_json::Value =
+        serde_json::from_str(&verdict_with(2, &["bumps the retry budget for uploads"])).unwrap();
+    body["one_liner"] = json!("  ");
+    body["overall"] = json!("approve");
+    let posted = server.post_json("/verdicts", body.to_string());
+    assert_eq!(posted.status, 201, "{}", posted.text);
+    let answer = server.post_json(
+        "/neighbors",
+        json!({"claims": ["bumps the retry budget for uploads"]}).to_string(),
+    );
+    assert_eq!(
+        answer.json["context"], "similar earlier PRs: #2 approve (none given).",
+        "{}",
+        answer.text
+    );
+}

@@ -184,14 +184,15 @@ impl AppState {
         &self.0.heavy_reads
     }
 
-    /// The neighbours queries that may run at once.
+    /// The neighbours queries that may count their postings at once (each then waits for its
+    /// share of the postings pool without one).
     pub(crate) fn neighbor_slots(&self) -> &Arc<Semaphore> {
         &self.0.neighbors
     }
 }
 
-/// Heavy reads at once, per core, of each kind (reads past `store::LARGE_ANSWER_BYTES` or
-/// `store::HEAVY_READ_ROWS`; neighbours queries): more would not finish sooner on these cores,
+/// Heavy reads at once, per core (reads past `store::LARGE_ANSWER_BYTES` or
+/// `store::HEAVY_READ_ROWS`): more would not finish sooner on these cores,
 /// and each holds what it has built so far. A read waits for a slot within its deadline,
 /// holding no thread and no running slot, then runs on a thread of the slot's
 /// (`query::read_within`, `read_threads.rs`); light reads never wait.

@@ -5,6 +5,8 @@
 //! over query claims of their best match (`store/text_index.rs`). The same request always gets
 //! byte-identical JSON.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
@@ -275,17 +277,34 @@ pub async fn answer(
     let (hits, read_cut) = if q.claims.is_empty() {
         (Vec::new(), false)
     } else {
-        // A neighbours query scores candidates before it builds its answer: at most so many
-        // run at once, waited for here (holding nothing else) within the request's deadline.
-        // Without this slot, 150 clients posting 200-claim queries ran 16 a core at once
-        // until each walked as many rows as makes a read heavy, and the server peaked at
-        // 1.18-1.20 GB instead of 790-824 MB (release build, 2026-12-06).
+        // A query first counts its postings, then waits for its share of the postings pool
+        // here (`store/postings_pool.rs`), holding no read thread and no slot, so that the
+        // queries the pool has room for pass it; then reads and scores them in the same read
+        // transaction.
+        let q = Arc::new(q);
+        let asked = q.clone();
+        // At most so many count at once, each holding one of these slots until it has counted:
+        // 150 clients posting 200-claim queries counted all at once, and the queries holding
+        // their shares waited for a heavy read's slot behind them (answered 104 in 30 s, 178
+        // with the slot; release builds, 2026-12-07).
         let slot = query::slot(state.neighbor_slots()).await?;
-        let (hits, budget) = query::read_within(state, limits, move |store, budget| {
+        let prepared = query::read_light_within(state, limits, move |store, budget| {
             // Held by the blocking work itself (which holds this closure): a query abandoned
             // by its request keeps its slot until it has stopped.
-            let _held = &slot;
-            store.neighbors(&q, budget)
+            let _held = slot;
+            store.neighbors_prepare(&asked, budget)
+        })
+        .await?;
+        let share = match prepared.room() {
+            Some(room) => Some(state.store.postings_pool().hold(room).await),
+            None => None,
+        };
+        let heavy = prepared.is_heavy();
+        let prepared = Arc::new(prepared);
+        let (hits, budget) = query::read_within_from(state, limits, heavy, move |store, budget| {
+            // Held by the blocking work itself (which holds this closure): a query abandoned
+            // by its request keeps its share until it has stopped.
+            store.neighbors_search(&q, &prepared, share.as_ref(), budget)
         })
         .await?;
         (hits, budget.was_cut())

@@ -294,9 +294,23 @@ pub async fn read_within<T: Send + 'static>(
     limits: ReadLimits,
     f: impl Fn(&Store, &mut ReadBudget) -> Result<T, StoreError> + Send + Sync + 'static,
 ) -> Result<(T, ReadBudget), ApiError> {
+    read_within_from(state, limits, false, f).await
+}
+
+/// [`read_within`], starting in a heavy read's slot when `heavy` (a read known to go heavy,
+/// which would otherwise do its first rows twice).
+pub async fn read_within_from<T: Send + 'static>(
+    state: &AppState,
+    limits: ReadLimits,
+    heavy: bool,
+    f: impl Fn(&Store, &mut ReadBudget) -> Result<T, StoreError> + Send + Sync + 'static,
+) -> Result<(T, ReadBudget), ApiError> {
     let f = Arc::new(f);
     let abandoned = RaiseOnDrop(Arc::new(AtomicBool::new(false)));
-    let mut heavy = None;
+    let mut heavy = match heavy {
+        true => Some(slot(state.answers().heavy_slots()).await?),
+        false => None,
+    };
     loop {
         let mut budget = ReadBudget::unlimited()
             .with_deadline(limits.deadline)
@@ -310,18 +324,7 @@ pub async fn read_within<T: Send + 'static>(
             if budget.wants_slot() {
                 return None;
             }
-            if let Err(StoreError::Abandoned { rows }) = &result
-                && let Some(suppressed) = observe::sample("read-abandoned")
-            {
-                // Logged here, not by the handler: its request may be gone already.
-                let _span = span.enter();
-                tracing::warn!(
-                    rows,
-                    elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-                    suppressed,
-                    "a read stopped at its deadline or when its request went away"
-                );
-            }
+            log_abandoned(&result, started, &span);
             Some(result.map(|answer| (answer, budget)))
         };
         let read = match heavy.take() {
@@ -340,6 +343,46 @@ pub async fn read_within<T: Send + 'static>(
             return Err(super::limits::answers_full(held, bytes, max));
         }
         return Ok((answer, budget));
+    }
+}
+
+/// Runs a store read that stays light whatever it walks (it never moves to a heavy read's
+/// slot: its work is bounded by other means) on the reads' threads, within `limits`' deadline:
+/// it stops at the deadline, or as soon as this future is dropped. For a neighbours query's
+/// counting, which reads a block header per 128 postings: moved to the heavy reads' slots, it
+/// queued there ahead of the searches whose postings it was counting for.
+pub async fn read_light_within<T: Send + 'static>(
+    state: &AppState,
+    limits: ReadLimits,
+    f: impl FnOnce(&Store, &mut ReadBudget) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let abandoned = RaiseOnDrop(Arc::new(AtomicBool::new(false)));
+    let mut budget = ReadBudget::unlimited()
+        .with_deadline(limits.deadline)
+        .with_abandon_flag(abandoned.0.clone());
+    let (store, span) = (state.store.clone(), tracing::Span::current());
+    let read = move || {
+        let started = Instant::now();
+        let result = f(&store, &mut budget);
+        log_abandoned(&result, started, &span);
+        result
+    };
+    Ok(running(state, read).await??)
+}
+
+/// Logs a read that stopped at its deadline or when its request went away (sampled). Here, on
+/// the read's thread, not by the handler: its request may be gone already.
+fn log_abandoned<T>(result: &Result<T, StoreError>, started: Instant, span: &tracing::Span) {
+    if let Err(StoreError::Abandoned { rows }) = result
+        && let Some(suppressed) = observe::sample("read-abandoned")
+    {
+        let _span = span.enter();
+        tracing::warn!(
+            rows,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            suppressed,
+            "a read stopped at its deadline or when its request went away"
+        );
     }
 }
 

@@ -74,7 +74,8 @@ pub use held::HeldFile;
 pub use history::{AuditEntry, History, HistoryQuery, LatestFindings, SENTENCE_OUTCOMES};
 pub use journaled::Pace;
 pub use migrations::{LATEST_VERSION as SCHEMA_VERSION, MigrateError, Plan};
-pub use neighbors::{ClaimMatch, NeighborHit, NeighborQuery};
+pub use neighbors::{ClaimMatch, NeighborHit, NeighborQuery, PreparedSearch};
+pub use postings_pool::{PostingsPool, PostingsShare};
 pub use read::{
     Checkpoint, EventEntry, EventFilter, OutcomeEntry, Page, SigRecord, Stats, StatsMap,
     VerdictEntry,
@@ -227,6 +228,9 @@ pub struct StoreOptions {
     /// every batch durably in redb instead. A journal left by an earlier run is applied either
     /// way.
     pub journal_bytes: u64,
+    /// Postings the neighbours queries running at once may hold (`postings_pool.rs`); tests
+    /// make it small.
+    pub postings_pool: u64,
 }
 
 impl Default for StoreOptions {
@@ -239,6 +243,7 @@ impl Default for StoreOptions {
             backend: None,
             dictionary: DictionaryOptions::default(),
             journal_bytes: journaled::DEFAULT_JOURNAL_BYTES,
+            postings_pool: postings_pool::POOL_POSTINGS,
         }
     }
 }
@@ -303,6 +308,7 @@ impl Store {
             })?;
         }
         check_codec_version(&db)?;
+        let postings = postings_pool::PostingsPool::new(options.postings_pool);
         let store = Store {
             shared: Arc::new(Shared {
                 path: path.to_owned(),
@@ -313,7 +319,7 @@ impl Store {
                 backup: backup::BackupSlot::new(),
                 codec: dictionary::CodecState::default(),
                 journal: journaled::JournalSlot::default(),
-                postings: postings_pool::PostingsPool::default(),
+                postings,
             }),
         };
         store.open_dictionaries()?;

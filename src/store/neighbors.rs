@@ -18,6 +18,7 @@ use super::codec::decode;
 use super::history::verdict_head;
 use super::meta;
 use super::postings::{self, Posting};
+use super::postings_pool::{PostingsPool, PostingsShare};
 use super::repos;
 use super::tables::*;
 use super::values::VerdictValue;
@@ -190,6 +191,26 @@ impl Store {
         q: &NeighborQuery,
         budget: &mut ReadBudget,
     ) -> Result<Vec<NeighborHit>, StoreError> {
+        let prepared = self.neighbors_prepare(q, budget)?;
+        self.neighbors_search(q, &prepared, None, budget)
+    }
+
+    /// The postings pool the queries share (`postings_pool.rs`), for a caller that waits for
+    /// its share itself between [`Store::neighbors_prepare`] and [`Store::neighbors_search`].
+    pub fn postings_pool(&self) -> &PostingsPool {
+        &self.shared.postings
+    }
+
+    /// The first part of [`Store::neighbors`]: the query's scope, the verdicts left out, the
+    /// exact tier, and how many postings its terms have (none decoded), in a read transaction
+    /// the search goes on in. [`PreparedSearch::room`] says what share of the postings pool
+    /// the search needs: a caller with an async runtime waits for it between the two parts
+    /// holding no read thread ([`PostingsPool::hold`]).
+    pub fn neighbors_prepare(
+        &self,
+        q: &NeighborQuery,
+        budget: &mut ReadBudget,
+    ) -> Result<PreparedSearch, StoreError> {
         let txn = self.db()?.begin_read()?;
         let repo_ids = txn.open_table(REPOS)?;
         let home = repos::lookup(&repo_ids, &q.repo)?;
@@ -198,7 +219,7 @@ impl Store {
         } else {
             match home {
                 Some(id) => Some(id),
-                None => return Ok(Vec::new()),
+                None => return Ok(PreparedSearch::nothing(txn)),
             }
         };
         let excluded = match (home, q.exclude_pr) {
@@ -267,17 +288,67 @@ impl Store {
         // (`postings_pool.rs`).
         let mut counted = Vec::with_capacity(by_term.len());
         for (term, holders) in by_term {
-            counted.push((term, holders, postings::count(&table, term, scope, budget)?));
+            let n = postings::count(&table, term, scope, budget)?;
+            counted.push(Counted {
+                term: term.to_owned(),
+                holders,
+                n,
+            });
         }
-        let room = counted.iter().map(|&(_, _, n)| postings::room_for(n));
-        let total = room.sum::<u64>() + exact.len() as u64;
-        let _held = self.shared.postings.hold(total, budget)?;
+        let room = counted.iter().map(|c| postings::room_for(c.n));
+        let room = room.sum::<u64>() + exact.len() as u64;
+        drop((table, hashes, meta_table, repo_ids));
+        Ok(PreparedSearch {
+            txn,
+            searched: Some(Searched {
+                scope,
+                corpus,
+                left_out,
+                exact,
+                counts,
+                counted,
+                room,
+                pooled: room > self.shared.postings.unpooled(),
+            }),
+        })
+    }
+
+    /// The rest of [`Store::neighbors`], in `prepared`'s read transaction: reads the postings,
+    /// holding `share` of the pool when it covers the room they take (else a share waited for
+    /// here, on this thread), ranks and reads the neighbours.
+    pub fn neighbors_search(
+        &self,
+        q: &NeighborQuery,
+        prepared: &PreparedSearch,
+        share: Option<&PostingsShare>,
+        budget: &mut ReadBudget,
+    ) -> Result<Vec<NeighborHit>, StoreError> {
+        let txn = &prepared.txn;
+        let Some(searched) = &prepared.searched else {
+            return Ok(Vec::new());
+        };
+        let Searched {
+            scope,
+            corpus,
+            ref left_out,
+            ref exact,
+            ref counts,
+            ref counted,
+            ..
+        } = *searched;
+        let _held = match prepared.room() {
+            Some(room) if !share.is_some_and(|share| share.covers(room)) => {
+                Some(self.shared.postings.hold_blocking(room, budget)?)
+            }
+            _ => None,
+        };
+        let table = txn.open_table(CLAIM_TERMS)?;
         let mut terms = Vec::with_capacity(counted.len());
-        for (term, holders, n) in counted {
+        for Counted { term, holders, n } in counted {
             terms.push(TermList {
                 term,
-                postings: postings::read(&table, term, scope, n, budget)?,
-                holders,
+                postings: postings::read(&table, term, scope, *n, budget)?,
+                holders: holders.clone(),
             });
         }
         let self_scores: Vec<f64> = counts
@@ -292,9 +363,9 @@ impl Store {
             min_score: q.min_score,
         };
         let ranked = search.best_per_pr(
-            &txn,
-            &exact,
-            &left_out,
+            txn,
+            exact,
+            left_out,
             q.limit.saturating_add(OPPOSED_SPARE),
             budget,
         )?;
@@ -436,6 +507,70 @@ impl Store {
             }
         }
         Ok(kept)
+    }
+}
+
+/// A neighbours query's first part ([`Store::neighbors_prepare`]): its read transaction and
+/// what was read in it, for [`Store::neighbors_search`].
+pub struct PreparedSearch {
+    txn: ReadTransaction,
+    /// `None` when the query's repository holds nothing.
+    searched: Option<Searched>,
+}
+
+/// What [`Store::neighbors_prepare`] read.
+struct Searched {
+    scope: Option<u32>,
+    corpus: Corpus,
+    left_out: Vec<u64>,
+    exact: Vec<(u64, usize)>,
+    /// Per query claim, its terms.
+    counts: Vec<Option<TermCounts>>,
+    /// Each distinct term, the query claims holding it (claim, bit), and its postings' count.
+    counted: Vec<Counted>,
+    /// The room the postings and the exact tier take.
+    room: u64,
+    /// Whether that room is held from the pool (more than it reads without a share).
+    pooled: bool,
+}
+
+/// A distinct term of the query claims: the claims holding it, as (claim, bit of the term in
+/// its claim), and how many postings it has.
+struct Counted {
+    term: String,
+    holders: Vec<(usize, u8)>,
+    n: u64,
+}
+
+impl PreparedSearch {
+    fn nothing(txn: ReadTransaction) -> PreparedSearch {
+        PreparedSearch {
+            txn,
+            searched: None,
+        }
+    }
+
+    /// The share of the postings pool the search needs, when it needs one: the room its
+    /// postings take, unless that is small enough to be read without.
+    pub fn room(&self) -> Option<u64> {
+        let searched = self.searched.as_ref()?;
+        searched.pooled.then_some(searched.room)
+    }
+
+    /// Whether the search reads more blocks of postings than a light read walks rows, and so
+    /// is a heavy read from its start.
+    pub fn is_heavy(&self) -> bool {
+        self.searched.as_ref().is_some_and(|searched| {
+            searched.room / postings::BLOCK_LEN as u64 > super::budget::HEAVY_READ_ROWS
+        })
+    }
+}
+
+impl std::fmt::Debug for PreparedSearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedSearch")
+            .field("room", &self.searched.as_ref().map(|s| s.room))
+            .finish_non_exhaustive()
     }
 }
 

@@ -1122,6 +1122,96 @@ fn an_opposed_best_match_gives_way_to_a_claim_that_agrees() {
     }
 }
 
+/// Found by a review at 3e0d338: a neighbours query took one of the route's slots before it
+/// waited for its share of the postings pool, so queries waiting for the whole pool held every
+/// slot and a query the pool had room for queued behind them (a dozen clients looping queries
+/// of 15M postings: half of the one-claim queries beside them ran out their deadline). Now a
+/// query waits for its share holding nothing, in the pool's lane for its size: here the test
+/// holds the heavy lane, a dozen queries wait for it whole, and a light query is answered
+/// meanwhile; once the lane is given back, so are they.
+#[test]
+fn a_query_the_pool_has_room_for_passes_queries_waiting_for_the_whole_pool() {
+    use crate::support::RouterServer;
+    use lakehouse_kb::http::ServerConfig;
+    use std::time::{Duration, Instant};
+
+    // A pool of 16,384 postings: reads of up to 128 without a share, a light lane of 4,096
+    // (shares up to 2,048), a heavy lane of 12,288.
+    const POOL: u64 = 1 << 14;
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        postings_pool: POOL,
+        ..StoreOptions::default()
+    };
+    let store = Arc::new(Store::open(&dir.path().join("kb.redb"), options).unwrap());
+    let mut puts = Vec::new();
+    // "widget" in 13,000 claims: a room of 16,384, more than the heavy lane.
+    for pr in 1..=130u64 {
+        let claims: Vec<String> = (0..100)
+            .map(|i| format!("widget cache entry {i}"))
+            .collect();
+        let claims: Vec<&str> = claims.iter().map(String::as_str).collect();
+        let body = verdict_with(pr, &claims);
+        puts.push(Put::from(verdict_record(body.as_bytes(), 1).unwrap()));
+    }
+    // "gizmo" in 600 claims: a room of 1,024, a light share.
+    for pr in 200..220u64 {
+        let claims: Vec<String> = (0..30).map(|i| format!("gizmo retry loop {i}")).collect();
+        let claims: Vec<&str> = claims.iter().map(String::as_str).collect();
+        let body = verdict_with(pr, &claims);
+        puts.push(Put::from(verdict_record(body.as_bytes(), 1).unwrap()));
+    }
+    store.write(&puts).unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let held = runtime.block_on(store.postings_pool().hold(POOL));
+    let config = ServerConfig {
+        request_timeout: Duration::from_secs(20),
+        ..ServerConfig::default()
+    };
+    let server = Arc::new(RouterServer::start(store.clone(), config, dir.path()));
+    let ask = |server: &RouterServer, word: &str| {
+        let body = json!({"claims": [word], "limit": 5});
+        server.post_json("/neighbors", body.to_string())
+    };
+    let heavy: Vec<_> = (0..12)
+        .map(|_| {
+            let server = server.clone();
+            std::thread::spawn(move || ask(&server, "widget"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let start = Instant::now();
+        let light = ask(&server, "gizmo");
+        assert_eq!(light.status, 200, "{}", light.text);
+        assert_eq!(light.json["count"], 5, "{}", light.text);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "a light query took {:?} behind the heavy ones",
+            start.elapsed()
+        );
+    }
+    assert!(
+        heavy.iter().all(|h| !h.is_finished()),
+        "the heavy queries wait for the lane the test holds"
+    );
+    drop(held);
+    for query in heavy {
+        let answer = query.join().unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert_eq!(answer.json["count"], 5, "{}", answer.text);
+    }
+    // Every share was given back: the whole pool is free again.
+    let whole = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), store.postings_pool().hold(POOL)).await
+    });
+    assert!(whole.is_ok(), "a share was never given back");
+}
+
 /// The context sentence names a neighbour whose one_liner is blank as the history sentence
 /// does, "(none given)", bracketed once (a review's: "#2 approve ((none given))").
 #[test]

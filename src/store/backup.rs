@@ -489,20 +489,24 @@ fn create_backup_dir(
 /// marker older than that field); the server removes its `kb.redb`, an interrupted copy's
 /// `kb.redb.partial` (a crash mid-backup leaves one), its marker and then the directory, unless
 /// anything else is in it (then the directory is left whole, with a warning). Returns the
-/// names removed.
+/// names removed. Only whole copies (a `kb.redb` in place) count towards `keep`: one a crash
+/// interrupted (only its marker and `kb.redb.partial`) restores nothing, and is removed
+/// whatever its age (counted, it made a whole backup the one removed: a review's).
 /// Failures are logged, never fatal: the backup itself is done.
 fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>) -> Vec<String> {
-    let mut ours: Vec<(u64, String)> = ours(backup_dir, database)
-        .map(|(_, marker)| (marker.created_ms, marker.name))
+    let mut ours: Vec<(bool, u64, String)> = ours(backup_dir, database)
+        .filter(|(_, marker)| marker.name != just_made)
+        .map(|(dir, marker)| {
+            let whole = fs::symlink_metadata(dir.join(DB_FILE)).is_ok_and(|m| m.is_file());
+            (whole, marker.created_ms, marker.name)
+        })
         .collect();
-    // Newest first; the name breaks ties the same way the timestamps would.
+    // Whole copies first, newest first; the name breaks ties the same way the timestamps would.
     ours.sort_unstable_by(|a, b| b.cmp(a));
+    let whole = ours.iter().filter(|(whole, ..)| *whole).count();
+    let kept = keep.saturating_sub(1).min(whole);
     let mut pruned = Vec::new();
-    for (_, name) in ours
-        .into_iter()
-        .filter(|(_, name)| name != just_made)
-        .skip(keep.saturating_sub(1))
-    {
+    for (_, _, name) in ours.into_iter().skip(kept) {
         let dir = backup_dir.join(&name);
         match remove_backup(&dir) {
             Ok(()) => pruned.push(name),

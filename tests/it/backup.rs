@@ -382,7 +382,7 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
 /// Two servers given one backup directory each prune only their own database's backups (a
 /// review saw a staging server's backups push out production's); a backup a crash interrupted
 /// (its marker and a `kb.redb.partial`) is pruned whole, not left as a directory no pruning
-/// would touch again.
+/// would touch again, and does not count towards `--backup-keep`.
 #[test]
 fn pruning_keeps_other_databases_backups_and_clears_an_interrupted_one() {
     let backups = tempfile::tempdir().unwrap();
@@ -403,6 +403,16 @@ fn pruning_keeps_other_databases_backups_and_clears_an_interrupted_one() {
     )
     .unwrap();
     for name in ["prod-1", "prod-2"] {
+        if name == "prod-2" {
+            // Interrupted after prod-1, so newer than it: counted towards --backup-keep, it
+            // made prod-1 the one removed, leaving one whole copy (a review's, at 3457f34).
+            std::fs::create_dir(backups.path().join("crashed-late")).unwrap();
+            std::fs::write(
+                backups.path().join("crashed-late/.lakehouse-kb-backup"),
+                r#"{"created_by":"lakehouse-kb","name":"crashed-late","created_ms":9999999999999}"#,
+            )
+            .unwrap();
+        }
         let a = prod.post_json("/backup", format!(r#"{{"name":"{name}"}}"#));
         assert_eq!(a.status, 201, "{}", a.text);
     }
@@ -430,6 +440,7 @@ fn pruning_keeps_other_databases_backups_and_clears_an_interrupted_one() {
         !listing.iter().any(|f| f.starts_with("crashed")),
         "{listing:?}"
     );
+    assert!(!backups.path().join("crashed-late").exists(), "{listing:?}");
 }
 
 #[test]

@@ -90,7 +90,7 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
                 held.plan().to
             )
         };
-        println!(
+        out!(
             "backup written to {}: the file as it is{journal}, at schema version {} ({upgrade}), \
              {bytes} bytes, {} ms",
             target.display(),
@@ -108,9 +108,13 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return unopened(e),
     };
     let report = with_spinner(&spinner, || store.backup_to(&target))?;
-    println!(
+    out!(
         "backup written to {}: {} rows through seq {}, {} bytes, {} ms",
-        report.path, report.rows, report.last_seq, report.bytes, report.millis
+        report.path,
+        report.rows,
+        report.last_seq,
+        report.bytes,
+        report.millis
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -164,7 +168,7 @@ fn remote(path: &std::path::Path, args: &BackupArgs) -> anyhow::Result<ExitCode>
             answer["name"]
         );
     }
-    println!(
+    out!(
         "backup {} written by the running server under its --backup-dir: {} rows through seq \
          {}, {} bytes, {} ms",
         answer["name"].as_str().unwrap_or("?"),

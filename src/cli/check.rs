@@ -116,7 +116,7 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
         store
     };
     let report = output::with_spinner(&format!("checking {}", path.display()), || store.check())?;
-    println!(
+    out!(
         "{}: {} verdicts, {} outcome rows, {} events, {} claim index entries",
         path.display(),
         report.verdicts,
@@ -125,18 +125,18 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
         report.claims
     );
     if report.passed() {
-        println!("check passed");
+        out!("check passed");
         return Ok(true);
     }
     for problem in &report.problems {
-        println!("problem: {problem}");
+        out!("problem: {problem}");
     }
     if report.n_problems > report.problems.len() as u64 {
-        println!(
+        out!(
             "... and {} more",
             report.n_problems - report.problems.len() as u64
         );
     }
-    println!("check FAILED: {} problems", report.n_problems);
+    out!("check FAILED: {} problems", report.n_problems);
     Ok(false)
 }

@@ -57,12 +57,14 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
             Action::Failed => "NOT exported".to_owned(),
             Action::Paused => "PAUSED, not exported".to_owned(),
         };
-        println!(
+        out!(
             "{}: {what} ({} bytes, rows through seq {})",
-            file.path, file.checkpoint.len, file.checkpoint.seq
+            file.path,
+            file.checkpoint.len,
+            file.checkpoint.seq
         );
         if let Some(reason) = &file.reason {
-            println!("  note: {reason}");
+            out!("  note: {reason}");
         }
         if let Some(error) = &file.error {
             eprintln!("lakehouse-kb: error: {error}");
@@ -98,7 +100,7 @@ fn export_remotely(path: &std::path::Path, args: &ExportArgs) -> anyhow::Result<
     let mut failed = false;
     for file in ["outcomes", "ops"] {
         let f = &answer[file];
-        println!(
+        out!(
             "{} (by the running server): {} rows written ({} bytes, rows through seq {})",
             f["path"].as_str().unwrap_or(file),
             f["rows_written"],

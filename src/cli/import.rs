@@ -145,19 +145,26 @@ fn print_summary(report: &ImportReport, took: Duration) {
         } else {
             String::new()
         };
-        println!(
+        out!(
             "{name}: {} {unit} read, {} stored, {} skipped as duplicates, {} rejected{blank}",
-            c.read, c.stored, c.duplicates, c.rejected
+            c.read,
+            c.stored,
+            c.duplicates,
+            c.rejected
         );
     };
     line(import::OUTCOMES_PATH, &report.outcomes, "lines");
     line(import::OPS_PATH, &report.ops, "lines");
     line(import::VERDICTS_DIR, &report.verdict_files, "files");
     let v = &report.verdicts;
-    println!(
+    out!(
         "verdicts: {} stored ({} with their verdict file's JSON, {} from their KB row, {} from a \
          file without a row), {} skipped as duplicates",
-        v.stored, v.from_file, v.from_row, v.without_row, v.duplicates
+        v.stored,
+        v.from_file,
+        v.from_row,
+        v.without_row,
+        v.duplicates
     );
     let import::Totals {
         read,
@@ -165,7 +172,7 @@ fn print_summary(report: &ImportReport, took: Duration) {
         duplicates,
         rejected,
     } = report.totals();
-    println!(
+    out!(
         "total: {read} read, {stored} stored, {duplicates} skipped as duplicates, {rejected} \
          rejected, {} warnings, in {:.1} s ({:.1} s of it writing to the database, alongside \
          the parsing)",

@@ -31,14 +31,14 @@ pub fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
         None => Store::plan(&path, global.store_options())?,
     };
     if plan.steps.is_empty() {
-        println!(
+        out!(
             "{}: schema version {} is current, nothing to do",
             path.display(),
             plan.from
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "{}: schema version {} -> {} ({} step{})",
         path.display(),
         plan.from,
@@ -47,7 +47,7 @@ pub fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
         if plan.steps.len() == 1 { "" } else { "s" }
     );
     for step in &plan.steps {
-        println!("  {:>4}  {}: {}", step.version, step.name, step.summary);
+        out!("  {:>4}  {}: {}", step.version, step.name, step.summary);
     }
     if let Some(held) = &held {
         held.refuse_pending_journal()?;
@@ -56,16 +56,16 @@ pub fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     drop(held);
     if args.dry_run {
         if repaired {
-            println!("dry run: nothing migrated (redb repaired the file, as any open does)");
+            out!("dry run: nothing migrated (redb repaired the file, as any open does)");
         } else {
-            println!("dry run: nothing changed");
+            out!("dry run: nothing changed");
         }
         return Ok(ExitCode::SUCCESS);
     }
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating {}", global.data.display()))?;
     let store = Store::open(&path, global.store_options())?;
-    println!("done: schema version {}", store.schema_version()?);
+    out!("done: schema version {}", store.schema_version()?);
     debug_assert_eq!(store.schema_version()?, SCHEMA_VERSION);
     Ok(ExitCode::SUCCESS)
 }

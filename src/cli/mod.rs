@@ -1,6 +1,15 @@
 //! The `lakehouse-kb` command line: one module per subcommand, each a `run(global, args)`.
 //! Settings come from defaults in code, then `LAKEHOUSE_KB_*` environment variables, then flags.
 
+/// A line on stdout, as `println!` writes it, but never a panic: a stdout closed or full (a
+/// pipe whose reader left, `> /dev/full`) changes neither what the command did nor its exit
+/// status (`serve` panicked on its first line, a review's).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::stdout_line(format_args!($($arg)*))
+    };
+}
+
 mod backup;
 mod check;
 mod export;

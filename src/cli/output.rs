@@ -15,6 +15,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::LogFormat;
 
+/// Writes `line` and a newline to stdout, ignoring a failure (the `out!` macro).
+pub fn stdout_line(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+}
+
 /// How stderr is used, decided once at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {

@@ -247,7 +247,7 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     // Before anyone learns the port: from here a stop is a graceful one.
     let stop = first_signal()?;
     // A machine-readable line on stdout: tests and scripts learn the port from it.
-    println!("lakehouse-kb listening on http://{addr}");
+    out!("lakehouse-kb listening on http://{addr}");
     service::run(config, listener, stop).await?;
     Ok(())
 }

@@ -719,3 +719,32 @@ fn settings_come_from_the_environment() {
     assert!(text.contains("dry run: nothing changed"), "{text}");
     assert!(!data.exists());
 }
+
+/// Found by a review at 3457f34: a command's lines on stdout were `println!`, which panics when
+/// stdout cannot be written (`> /dev/full`, a pipe whose reader left): `serve` died on its
+/// first line (exit 101, its log on the disk that had just filled), and `check` exited 101
+/// after checking. Now a line that cannot be written is dropped; the exit status is the
+/// command's.
+#[test]
+fn a_stdout_that_cannot_be_written_changes_no_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    let body = r#"{"source":"bot","event_kind":"cycle"}"#;
+    store
+        .write(&[Put::from(event_record(body.as_bytes(), 0).unwrap())])
+        .unwrap();
+    drop(store);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
+        .arg("--data")
+        .arg(dir.path())
+        .arg("check")
+        .env_remove("LAKEHOUSE_KB_DATA")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

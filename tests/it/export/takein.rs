@@ -179,6 +179,77 @@ fn a_file_with_a_line_that_is_not_a_row_is_cut_only_between_whole_lines() {
     }
 }
 
+/// An audit taken in while the legacy auditor still runs gets its verdict file's claims and
+/// findings: the auditor writes `_auditor/verdicts/{pr}-{sha12}.json`, then appends the row.
+/// At 3457f34 its verdict was made from the row alone, without claims or findings, and no
+/// command could mend it (the import found it stored already): neighbours and the findings
+/// memory never saw the audit (a review's). A file of another audit of the head (a re-audit
+/// overwrote it) is not taken for this one's.
+#[test]
+fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
+    let server = InProcessServer::start_with(&["--export-interval", "0"]);
+    let path = server.data.join(OUTCOMES);
+    let export = || {
+        let answer = server.post_json("/export", "");
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    };
+    export();
+    let verdicts = server.data.join("_auditor/verdicts");
+    std::fs::create_dir_all(&verdicts).unwrap();
+    let audit = |pr: u64, at: &str, file_at: &str| {
+        let head = format!("{pr:04}abcdef0123456789abcdef0123456789abcd");
+        let verdict = serde_json::json!({
+            "pr_number": pr, "head_sha": head, "overall": "request_changes",
+            "one_liner": "retry path untested", "audited_at": file_at,
+            "findings": [{"check": "static", "severity": "warn", "summary": "no test covers the S3 upload retry path"}],
+            "claims": [{"text": "adds exponential backoff retries to the S3 upload path", "source": "commit_message"}],
+            "metrics": {"findings_block": 0, "findings_warn": 1, "findings_info": 0, "audit_duration_ms": 1000},
+        });
+        let name = format!("{pr}-{}.json", &head[..12]);
+        std::fs::write(
+            verdicts.join(name),
+            serde_json::to_string_pretty(&verdict).unwrap(),
+        )
+        .unwrap();
+        let row = format!(
+            r#"{{"kind":"audit","sig_hash":"pr{pr}-{}","audited_at":"{at}","pr_number":{pr},"head_sha":"{head}","overall":"request_changes","one_liner":"retry path untested","ok_events":0,"total_events":1,"findings":{{"block":0,"warn":1,"info":0}},"elapsed_secs":1}}"#,
+            &head[..8]
+        );
+        append_to(&path, format!("{row}\n").as_bytes());
+    };
+    audit(42, "2026-06-10T00:00:00.000Z", "2026-06-10T00:00:00.000Z");
+    // PR 43's file is of a later audit of the head than its row.
+    audit(43, "2026-06-10T00:00:00.000Z", "2026-06-11T00:00:00.000Z");
+    export();
+    let findings = server.get("/prs/42/findings");
+    assert_eq!(findings.status, 200, "{}", findings.text);
+    assert_eq!(
+        findings.json["findings"][0]["summary"], "no test covers the S3 upload retry path",
+        "{}",
+        findings.text
+    );
+    let near = server.post_json(
+        "/neighbors",
+        r#"{"claims":["retry S3 uploads with exponential backoff"]}"#,
+    );
+    let prs: Vec<u64> = near.json["neighbors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["pr_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(prs, [42], "{}", near.text);
+    let other = server.get("/prs/43/findings");
+    assert_eq!(
+        other.json["findings"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        other.text
+    );
+    let history = server.get("/prs/43/history");
+    assert_eq!(history.json["count"], 1, "{}", history.text);
+}
+
 /// A row appended after NUL bytes (the zero-filled tail a crash left in the file, which a
 /// writer then appended after) is stored, as the import stores it, and the file, which no
 /// export writes so, is kept aside and rebuilt without the NULs. At 47acc62 the row was taken

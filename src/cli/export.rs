@@ -10,7 +10,7 @@ use anyhow::Context;
 use super::output::with_spinner;
 use super::remote::{RemoteArgs, post_json, require_holder};
 use super::{GlobalArgs, require_db};
-use crate::export::{Action, ExportJob};
+use crate::export::{Action, Adopter, ExportJob, NotStored};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +21,18 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub remote: RemoteArgs,
+}
+
+/// Stores the rows the export takes in (`export/adopt.rs`) in `store`, which this command holds
+/// alone: rows legacy writers appended after the service stopped ("going back") are kept as
+/// the service's export keeps them, where they were cut and kept aside (a review's).
+fn storing(store: Arc<Store>) -> Adopter {
+    Arc::new(move |puts| {
+        store
+            .write(&puts)
+            .map(drop)
+            .map_err(|e| NotStored::Stopped(e.to_string()))
+    })
 }
 
 pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
@@ -43,7 +55,8 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let out_dir = args.out.unwrap_or_else(|| global.data.clone());
-    let job = ExportJob::new(Arc::new(store), out_dir);
+    let store = Arc::new(store);
+    let job = ExportJob::new(store.clone(), out_dir).with_adopter(storing(store));
     let report = with_spinner(
         &format!("exporting into {}", job.out_dir().display()),
         || job.run(),

@@ -519,6 +519,37 @@ fn stopping_writes_every_stored_row_whatever_was_appended() {
     }
 }
 
+/// Going back, then the CLI's `export` before a re-import: rows the legacy writers appended
+/// after the service stopped are taken in as the service takes them in, and stay in the file.
+/// At 3457f34 the CLI's export had no take-in: it kept them aside and cut them, and the
+/// re-import then found nothing to store (a review's).
+#[test]
+fn the_cli_export_takes_in_rows_appended_after_going_back() {
+    let mut server = InProcessServer::start_with(&["--export-interval", "10s"]);
+    let path = server.data.join(OUTCOMES);
+    assert_eq!(
+        server
+            .post_json("/outcomes", r#"{"sig_hash":"svc"}"#)
+            .status,
+        201
+    );
+    server.stop().unwrap();
+    let appended = "{\"sig_hash\":\"legacy-back-1\",\"ok_events\":1}\n{\"sig_hash\":\"legacy-back-2\",\"ok_events\":0}\n";
+    append_to(&path, appended.as_bytes());
+    let before = std::fs::read(&path).unwrap();
+    let out = kb(&server.data, &["export"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before, "kept in place");
+    assert_nothing_kept(&server.data.join("_kb"));
+    let store = Arc::new(open_store(&server.data));
+    assert_eq!(store.stats().unwrap().outcomes, 3);
+    assert_matches_clean_export(&store, &server.data);
+}
+
 /// Rows of the database's own already in the file after the checkpoint (an export that wrote
 /// them and died before its checkpoint), then a line another writer appended: the former are
 /// kept as the export's, the latter taken in; nothing is stored twice. And a file never

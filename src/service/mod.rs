@@ -224,13 +224,24 @@ pub async fn run(
     } else {
         drop(export);
     }
+    // A database a storage fault left refusing writes cannot be closed cleanly: said so, not
+    // "stopped cleanly" before a start that then repairs it (a review's).
+    let fault = store.fault();
     match Arc::try_unwrap(store) {
         Ok(store) => drop(store),
         Err(_) => {
             tracing::warn!("the database is still referenced at exit; redb closes it on drop")
         }
     }
-    tracing::info!("stopped cleanly");
+    match fault {
+        None => tracing::info!("stopped cleanly"),
+        Some(fault) => tracing::warn!(
+            reason = %fault.reason,
+            no_space = fault.no_space,
+            "stopped during a storage fault: nothing acknowledged is lost, but the database \
+             was not closed cleanly, and the next start repairs it"
+        ),
+    }
     Ok(())
 }
 

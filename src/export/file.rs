@@ -344,7 +344,8 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
             use std::os::unix::fs::FileExt;
             handle
                 .write_all_at(&bytes, base.len)
-                .map_err(ExportError::io("write", path))?;
+                .map_err(ExportError::io("write", path))
+                .map_err(|e| cut_failed_write(&handle, base.len, Some(bytes.len() as u64), e))?;
             written
         }
         None => {
@@ -352,9 +353,14 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
                 .seek(SeekFrom::Start(base.len))
                 .map_err(ExportError::io("seek", path))?;
             let mut writer = BufWriter::with_capacity(WRITE_BUFFER, &handle);
-            let written = write_rows(store, path, file, base.seq, &mut writer, hook)?;
-            writer.flush().map_err(ExportError::io("write", path))?;
-            written
+            let written =
+                write_rows(store, path, file, base.seq, &mut writer, hook).and_then(|written| {
+                    writer.flush().map_err(ExportError::io("write", path))?;
+                    Ok(written)
+                });
+            // What is left in the buffer is dropped, not written after the cut.
+            let _ = writer.into_parts();
+            written.map_err(|e| cut_failed_write(&handle, base.len, None, e))?
         }
     };
 
@@ -407,6 +413,25 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
         checkpoint: checkpoint.into(),
         error: None,
     })
+}
+
+/// Cuts what a failed write (a full disk, say) left after `from`, the start of a row: left
+/// there, the next run took it for another writer's line still being written and waited up to
+/// 10 s, while legacy readers saw a torn last line (a review's). When `wrote` says how much was
+/// being written, bytes past it are another writer's and nothing is cut. Gives back `error`.
+fn cut_failed_write(
+    handle: &File,
+    from: u64,
+    wrote: Option<u64>,
+    error: ExportError,
+) -> ExportError {
+    if let Ok(meta) = handle.metadata() {
+        let len = meta.len();
+        if len > from && wrote.is_none_or(|wrote| len <= from + wrote) {
+            let _ = handle.set_len(from);
+        }
+    }
+    error
 }
 
 /// Records `base` as the checkpoint of a file whose rows another writer appended were taken in
@@ -1093,6 +1118,27 @@ fn sync_dir_of(path: &Path) -> Result<(), ExportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An append that failed part-way (a full disk) is cut back to where it began, so that no
+    /// torn row stays at the end for legacy readers; bytes past what it was writing are
+    /// another writer's and stay.
+    #[test]
+    fn a_failed_append_is_cut_back_to_where_it_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outcomes.jsonl");
+        let error = || ExportError::io("write", &path)(io::Error::from(io::ErrorKind::StorageFull));
+        fs::write(&path, b"row 1\nrow 2\nro").unwrap();
+        let handle = fsutil::open_rw(&path, fsutil::SHARED_FILE_MODE).unwrap();
+        cut_failed_write(&handle, 12, Some(6), error());
+        assert_eq!(fs::read(&path).unwrap(), b"row 1\nrow 2\n");
+        fs::write(&path, b"row 1\nrow 2\nro").unwrap();
+        cut_failed_write(&handle, 12, None, error());
+        assert_eq!(fs::read(&path).unwrap(), b"row 1\nrow 2\n");
+        // Longer than what was being written: another writer appended after it.
+        fs::write(&path, b"row 1\nrow 2\nrow 3\nrow 4\n").unwrap();
+        cut_failed_write(&handle, 12, Some(6), error());
+        assert_eq!(fs::read(&path).unwrap(), b"row 1\nrow 2\nrow 3\nrow 4\n");
+    }
 
     /// A rebuild's temporary file is gone after a failure, whether writing the rows failed
     /// (a full disk) or the rename did; after success the file is in place.

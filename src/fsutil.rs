@@ -25,9 +25,22 @@ fn nofollow() -> OpenOptions {
     options
 }
 
-/// Opens an existing file for reading, refusing a link.
+/// Opens an existing regular file for reading, refusing a link and anything else that is not a
+/// regular file: opening a FIFO blocks until a writer comes, and a FIFO named like a verdict
+/// file hung the export's take-in for good, its shutdown too (a review's). Opened without
+/// blocking, then checked.
 pub fn open_read(path: &Path) -> io::Result<File> {
-    nofollow().read(true).open(path)
+    let file = nofollow()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 /// Opens a file for reading and writing, creating it with `mode` when absent; never
@@ -155,5 +168,25 @@ mod tests {
         std::os::unix::fs::symlink(dir.path(), &dir_link).unwrap();
         assert!(create_dir(&dir_link, DIR_MODE).is_err());
         assert!(require_real_dir(dir.path()).is_ok());
+    }
+
+    /// A FIFO (or a directory) where a file is read is refused at once: opening a FIFO for
+    /// reading would wait for a writer for ever.
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("42-abcdef012345.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let start = std::time::Instant::now();
+        assert!(open_read(&fifo).is_err());
+        assert!(open_read(dir.path()).is_err());
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(open_read(&file).is_ok());
     }
 }

@@ -80,7 +80,8 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
             out!("  note: {reason}");
         }
         if let Some(error) = &file.error {
-            eprintln!("lakehouse-kb: error: {error}");
+            let text = format!("lakehouse-kb: error: {error}");
+            super::output::line(super::output::Level::Error, &error.to_string(), &text);
         }
     }
     // The files are independent: one failing does not stop the other, but the run failed.
@@ -121,7 +122,8 @@ fn export_remotely(path: &std::path::Path, args: &ExportArgs) -> anyhow::Result<
             f["checkpoint"]["seq"]
         );
         if let Some(error) = f["error"].as_str() {
-            eprintln!("lakehouse-kb: error: {error}");
+            let text = format!("lakehouse-kb: error: {error}");
+            super::output::line(super::output::Level::Error, error, &text);
             failed = true;
         }
     }

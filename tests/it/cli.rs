@@ -747,4 +747,26 @@ fn a_stdout_that_cannot_be_written_changes_no_exit_status() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // An export whose file fails (a link where `_kb` should be), its stderr full too: exit 1.
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::os::unix::fs::symlink(dir.path(), out_dir.join("_kb")).unwrap();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_lakehouse-kb"))
+        .arg("--data")
+        .arg(dir.path())
+        .args(["export", "--out"])
+        .arg(&out_dir)
+        .env_remove("LAKEHOUSE_KB_DATA")
+        .env_remove("LAKEHOUSE_KB_EXPORT_OUT")
+        .stdout(full())
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
 }

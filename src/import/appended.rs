@@ -106,9 +106,13 @@ fn verdict_file_of(
     }
     match super::verdicts::read_file(&path, super::DEFAULT_MAX_LINE_BYTES) {
         Ok((verdict, _)) => {
+            // The same audit, and in the row's namespace: a file naming a repository the row
+            // does not would put the verdict apart from its row (its PR's history in one
+            // namespace, the row in another; a review's).
             let same =
                 super::verdicts::identity_of(&verdict) == super::verdicts::head_identity(head)?;
-            same.then_some(verdict)
+            let row_repo = head.repo.as_deref().filter(|repo| !repo.is_empty());
+            (same && verdict.repo.name() == row_repo).then_some(verdict)
         }
         Err(problem) => {
             warn(format!(

@@ -196,15 +196,18 @@ fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
     export();
     let verdicts = server.data.join("_auditor/verdicts");
     std::fs::create_dir_all(&verdicts).unwrap();
-    let audit = |pr: u64, at: &str, file_at: &str| {
+    let audit = |pr: u64, at: &str, file_at: &str, repo: Option<&str>| {
         let head = format!("{pr:04}abcdef0123456789abcdef0123456789abcd");
-        let verdict = serde_json::json!({
+        let mut verdict = serde_json::json!({
             "pr_number": pr, "head_sha": head, "overall": "request_changes",
             "one_liner": "retry path untested", "audited_at": file_at,
             "findings": [{"check": "static", "severity": "warn", "summary": "no test covers the S3 upload retry path"}],
             "claims": [{"text": "adds exponential backoff retries to the S3 upload path", "source": "commit_message"}],
             "metrics": {"findings_block": 0, "findings_warn": 1, "findings_info": 0, "audit_duration_ms": 1000},
         });
+        if let Some(repo) = repo {
+            verdict["repo"] = serde_json::json!(repo);
+        }
         let name = format!("{pr}-{}.json", &head[..12]);
         std::fs::write(
             verdicts.join(name),
@@ -217,9 +220,26 @@ fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
         );
         append_to(&path, format!("{row}\n").as_bytes());
     };
-    audit(42, "2026-06-10T00:00:00.000Z", "2026-06-10T00:00:00.000Z");
+    audit(
+        42,
+        "2026-06-10T00:00:00.000Z",
+        "2026-06-10T00:00:00.000Z",
+        None,
+    );
     // PR 43's file is of a later audit of the head than its row.
-    audit(43, "2026-06-10T00:00:00.000Z", "2026-06-11T00:00:00.000Z");
+    audit(
+        43,
+        "2026-06-10T00:00:00.000Z",
+        "2026-06-11T00:00:00.000Z",
+        None,
+    );
+    // PR 44's names a repository its row does not: the verdict stays beside its row.
+    audit(
+        44,
+        "2026-06-10T00:00:00.000Z",
+        "2026-06-10T00:00:00.000Z",
+        Some("gitea:team/app"),
+    );
     export();
     let findings = server.get("/prs/42/findings");
     assert_eq!(findings.status, 200, "{}", findings.text);
@@ -247,6 +267,8 @@ fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
         other.text
     );
     let history = server.get("/prs/43/history");
+    assert_eq!(history.json["count"], 1, "{}", history.text);
+    let history = server.get("/prs/44/history");
     assert_eq!(history.json["count"], 1, "{}", history.text);
 }
 

@@ -17,7 +17,7 @@
 //! ([`ExportError::Paused`]) until an operator removes the kept-aside copy.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -788,7 +788,28 @@ fn compare_with_rows(
         if at == end {
             return Err(Stop::Covered);
         }
-        let need = (line.len() as u64 + 1).min(end - at) as usize;
+        // NUL bytes before the row: the zero-filled tail a crash left in a legacy file, which
+        // its writer then appended after. The import keeps the row after them, so the file
+        // holds this row here. Taken for someone else's line, the row was stored a second
+        // time, or the file rebuilt and the rows appended after it lost to the copy kept
+        // aside (reviews').
+        let mut zeros = 0;
+        loop {
+            let ahead = reader
+                .fill_buf()
+                .map_err(|e| Stop::Failed(ExportError::io("read", path)(e)))?;
+            let n = ahead.iter().take_while(|&&b| b == 0).count();
+            let n = n.min(usize::try_from(end - at - zeros).unwrap_or(usize::MAX));
+            if n == 0 {
+                break;
+            }
+            reader.consume(n);
+            zeros += n as u64;
+        }
+        if zeros > 0 && at + zeros == end {
+            return Err(Stop::Differs); // NULs alone are no row
+        }
+        let need = (line.len() as u64 + 1).min(end - at - zeros) as usize;
         buf.resize(need, 0);
         reader
             .read_exact(&mut buf)
@@ -797,7 +818,7 @@ fn compare_with_rows(
         if !buf.iter().eq(expected.take(need)) {
             return Err(Stop::Differs);
         }
-        at += need as u64;
+        at += zeros + need as u64;
         if need == line.len() + 1 {
             whole = (seq, at);
         }

@@ -311,11 +311,13 @@ fn a_row_appended_after_a_zero_filled_tail_is_taken_in() {
     assert_eq!(store.stats().unwrap().outcomes, rows + 2);
 }
 
-/// A legacy directory whose last row follows a crash's NUL bytes, imported (the import leaves
-/// the NULs out and keeps the row), then exported into by the service: the file holds the
-/// database's rows, one of them after NULs, so it is rebuilt, the old one kept aside. At
-/// 3457f34 the row was taken for another writer's line and stored a second time: the audit
-/// twice in its PR's history and in the file (a review's).
+/// A legacy directory with a row after a crash's NUL bytes, imported (the import leaves the
+/// NULs out and keeps the row), then exported into by the service, with and without a row the
+/// legacy writer appended after the import: the file holds the database's rows, one of them
+/// after NULs, so it is kept as it is, and the appended row is taken in. At 3457f34 the row
+/// after the NULs was taken for another writer's line and stored a second time (the audit
+/// twice in its PR's history and in the file); at 6ec4ba6 the file was rebuilt instead, and
+/// the appended row was only in the copy kept aside (reviews').
 #[test]
 fn a_row_the_import_kept_after_nul_bytes_is_not_taken_in_again() {
     use lakehouse_kb::import::{self, ImportOptions, NoProgress};
@@ -324,39 +326,67 @@ fn a_row_the_import_kept_after_nul_bytes_is_not_taken_in_again() {
     let rows: Vec<String> = (0..6)
         .map(|i| format!("{{\"sig_hash\":\"nul-{i}\",\"kind\":\"scenario\",\"ok\":true}}"))
         .collect();
-    for last in [5, 2] {
+    for (nul_before, appended) in [(5, false), (2, false), (5, true), (0, true)] {
+        let case = format!("NULs before row {nul_before}, a row appended: {appended}");
         let _ = std::fs::remove_dir_all(&legacy);
         std::fs::create_dir_all(legacy.join("_kb")).unwrap();
         let mut text = Vec::new();
         for (i, row) in rows.iter().enumerate() {
-            if i == last {
+            if i == nul_before {
                 text.extend_from_slice(b"\0\0\0");
             }
             text.extend_from_slice(row.as_bytes());
             text.push(b'\n');
         }
         std::fs::write(legacy.join(OUTCOMES), &text).unwrap();
-        let db = dir.path().join(format!("kb-{last}.redb"));
+        let db = dir.path().join(format!("kb-{nul_before}-{appended}.redb"));
         let store =
             Arc::new(Store::open(&db, lakehouse_kb::store::StoreOptions::default()).unwrap());
         let report =
             import::import(&store, &legacy, &ImportOptions::default(), &mut NoProgress).unwrap();
-        assert_eq!(report.outcomes.stored, 6, "{report:?}");
+        assert_eq!(report.outcomes.stored, 6, "{case}: {report:?}");
+        if appended {
+            append_to(&legacy.join(OUTCOMES), b"{\"sig_hash\":\"after-import\"}\n");
+            text.extend_from_slice(b"{\"sig_hash\":\"after-import\"}\n");
+        }
         let job =
             ExportJob::new(store.clone(), legacy.clone()).with_adopter(storing(&store, false));
         let exported = job.run().unwrap();
+        let want = 6 + u64::from(appended);
         assert_eq!(
             store.stats().unwrap().outcomes,
-            6,
-            "stored twice: {exported:?}"
+            want,
+            "{case}: {exported:?}"
         );
-        assert_eq!(exported.outcomes.lines_taken_in, 0, "{exported:?}");
-        assert_matches_clean_export(&store, &legacy);
-        let file = std::fs::read_to_string(legacy.join(OUTCOMES)).unwrap();
-        assert_eq!(file.lines().count(), 6, "{file}");
-        assert!(!file.contains('\0'));
-        assert_eq!(kept_aside(&legacy.join("_kb")).len(), 1);
-        assert_eq!(job.run().unwrap().outcomes.action, Action::Unchanged);
+        assert_eq!(
+            exported.outcomes.lines_taken_in,
+            u64::from(appended),
+            "{case}: {exported:?}"
+        );
+        assert_eq!(
+            std::fs::read(legacy.join(OUTCOMES)).unwrap(),
+            text,
+            "{case}: kept as it is"
+        );
+        assert!(kept_aside(&legacy.join("_kb")).is_empty(), "{case}");
+        assert_eq!(
+            job.run().unwrap().outcomes.action,
+            Action::Unchanged,
+            "{case}"
+        );
+        // A row the database stores next is appended after them.
+        store
+            .write(&[Put::from(
+                outcome_record(br#"{"sig_hash":"next"}"#, 1).unwrap(),
+            )])
+            .unwrap();
+        job.run().unwrap();
+        text.extend_from_slice(b"{\"sig_hash\":\"next\"}\n");
+        assert_eq!(
+            std::fs::read(legacy.join(OUTCOMES)).unwrap(),
+            text,
+            "{case}"
+        );
     }
 }
 

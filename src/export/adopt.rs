@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::ExportError;
-use crate::import::appended::outcome_line_puts;
+use crate::import::appended::{VerdictFiles, outcome_line_puts};
 use crate::import::lines::after_zero_fill;
 use crate::store::Put;
 
@@ -80,11 +80,7 @@ pub(super) fn take(
     to: u64,
 ) -> Result<Taken, ExportError> {
     let now = crate::model::now_ms();
-    // `LEGACY/_kb/outcomes.jsonl`: an audit row's verdict file is in `LEGACY/_auditor/verdicts`.
-    let verdict_dir = path
-        .parent()
-        .and_then(Path::parent)
-        .map(|legacy| legacy.join("_auditor").join("verdicts"));
+    let mut verdict_files = VerdictFiles::beside(path);
     let mut start = from;
     let mut lines = 0;
     // The first line that is not a row (where, why), and how many are not.
@@ -134,7 +130,7 @@ pub(super) fn take(
                 let warn = |message: String| {
                     tracing::warn!(path = %path.display(), offset = row_at, "{message}");
                 };
-                match outcome_line_puts(row, row_at, now, verdict_dir.as_deref(), warn) {
+                match outcome_line_puts(row, row_at, now, verdict_files.as_mut(), warn) {
                     Ok(mut line_puts) => {
                         puts.append(&mut line_puts);
                         pending += 1;

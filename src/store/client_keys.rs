@@ -3,9 +3,7 @@
 //! with what the first attempt stored. The keys are checked and written by the write path in
 //! the same transaction as the records they name (`write.rs`).
 
-use redb::ReadableTable;
-
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 
 use super::records::{ClientKey, Written};
 use super::tables::{CLIENT_KEYS, CLIENT_KEYS_BY_TIME};
@@ -23,11 +21,7 @@ impl Store {
         let table = txn.open_table(CLIENT_KEYS)?;
         Ok(table.get(key.key.as_slice())?.map(|row| {
             let (seq, _, fingerprint) = row.value();
-            if fingerprint == key.fingerprint {
-                Written::Duplicate { seq }
-            } else {
-                Written::KeyReused { seq }
-            }
+            key.found(seq, fingerprint)
         }))
     }
 

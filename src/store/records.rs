@@ -223,6 +223,16 @@ impl ClientKey {
         key
     }
 
+    /// What this key says of its request when it was stored before, with the request
+    /// fingerprinted `fingerprint` and answered with `seq`: the same request, or another.
+    pub fn found(&self, seq: u64, fingerprint: u64) -> Written {
+        if fingerprint == self.fingerprint {
+            Written::Duplicate { seq }
+        } else {
+            Written::KeyReused { seq }
+        }
+    }
+
     /// The key of line 1 of a batch keyed as this single write is (`K#1` for `K`): a write
     /// sent once alone and once as a one-line batch under one key is one write.
     pub fn line_one_key(&self) -> Vec<u8> {

@@ -438,13 +438,7 @@ fn known_client_key(t: &mut Tables<'_>, client: &ClientKey) -> Result<Option<Wri
     if found.is_none() && client.position_header().is_none() {
         found = client_key_lookup(t.later, table, &client.line_one_key())?;
     }
-    Ok(found.map(|(seq, fingerprint)| {
-        if fingerprint == client.fingerprint {
-            Written::Duplicate { seq }
-        } else {
-            Written::KeyReused { seq }
-        }
-    }))
+    Ok(found.map(|(seq, fingerprint)| client.found(seq, fingerprint)))
 }
 
 /// Index of an overall in the PR count tuples.

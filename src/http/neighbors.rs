@@ -284,9 +284,9 @@ pub async fn answer(
         let q = Arc::new(q);
         let asked = q.clone();
         // At most so many count at once, each holding one of these slots until it has counted:
-        // 150 clients posting 200-claim queries counted all at once, and the queries holding
-        // their shares waited for a heavy read's slot behind them (answered 104 in 30 s, 178
-        // with the slot; release builds, 2026-12-07).
+        // the counting runs on the light reads' threads and never moves to a heavy slot
+        // (`query::read_light_within`), so this keeps it to a quarter of those threads, and
+        // light reads keep the rest whatever a flood of queries counts.
         let slot = query::slot(state.neighbor_slots()).await?;
         let prepared = query::read_light_within(state, limits, move |store, budget| {
             // Held by the blocking work itself (which holds this closure): a query abandoned

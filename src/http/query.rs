@@ -307,9 +307,10 @@ pub async fn read_within_from<T: Send + 'static>(
 ) -> Result<(T, ReadBudget), ApiError> {
     let f = Arc::new(f);
     let abandoned = RaiseOnDrop(Arc::new(AtomicBool::new(false)));
-    let mut heavy = match heavy {
-        true => Some(slot(state.answers().heavy_slots()).await?),
-        false => None,
+    let mut heavy = if heavy {
+        Some(slot(state.answers().heavy_slots()).await?)
+    } else {
+        None
     };
     loop {
         let mut budget = ReadBudget::unlimited()
@@ -347,8 +348,8 @@ pub async fn read_within_from<T: Send + 'static>(
 }
 
 /// Runs a store read that stays light whatever it walks (it never moves to a heavy read's
-/// slot: its work is bounded by other means) on the reads' threads, within `limits`' deadline:
-/// it stops at the deadline, or as soon as this future is dropped. For a neighbours query's
+/// slot) on the reads' threads, within `limits`' deadline: it stops at the deadline, or as soon
+/// as this future is dropped. Its caller bounds how many run at once. For a neighbours query's
 /// counting, which reads a block header per 128 postings: moved to the heavy reads' slots, it
 /// queued there ahead of the searches whose postings it was counting for.
 pub async fn read_light_within<T: Send + 'static>(

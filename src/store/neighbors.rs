@@ -205,7 +205,9 @@ impl Store {
     /// exact tier, and how many postings its terms have (none decoded), in a read transaction
     /// the search goes on in. [`PreparedSearch::room`] says what share of the postings pool
     /// the search needs: a caller with an async runtime waits for it between the two parts
-    /// holding no read thread ([`PostingsPool::hold`]).
+    /// holding no read thread ([`PostingsPool::hold`]). The read transaction is held meanwhile
+    /// (at most the request's deadline, as it was when the wait was inside the read): pages
+    /// that commits free are reused only once it ends.
     pub fn neighbors_prepare(
         &self,
         q: &NeighborQuery,

@@ -96,6 +96,13 @@ fn storing(store: &Arc<Store>, crash_after: bool) -> lakehouse_kb::export::Adopt
 }
 
 /// Appends `bytes` to the file at `path`.
+/// Posts one outcome row, stored (201).
+#[track_caller]
+fn post_row(server: &crate::support::Http, row: &str) {
+    let answer = server.post_json("/outcomes", row.to_owned());
+    assert_eq!(answer.status, 201, "{}", answer.text);
+}
+
 fn append_to(path: &Path, bytes: &[u8]) {
     let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     file.write_all(bytes).unwrap();

@@ -14,10 +14,7 @@ use super::*;
 fn rows_a_legacy_writer_appends_are_taken_in() {
     let mut server = InProcessServer::start_with(&["--export-interval", "0"]);
     let path = server.data.join(OUTCOMES);
-    let post_row = |row: &str| {
-        let answer = server.post_json("/outcomes", row.to_owned());
-        assert_eq!(answer.status, 201, "{}", answer.text);
-    };
+    let post_row = |row: &str| post_row(&server, row);
     let export = || {
         let answer = server.post_json("/export", "");
         assert_eq!(answer.status, 200, "{}", answer.text);
@@ -442,12 +439,7 @@ fn appended_rows_are_not_lost_while_the_database_writes_too() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let mut server = InProcessServer::start_with(&["--export-interval", "50ms"]);
     let path = server.data.join(OUTCOMES);
-    assert_eq!(
-        server
-            .post_json("/outcomes", r#"{"sig_hash":"first"}"#)
-            .status,
-        201
-    );
+    post_row(&server, r#"{"sig_hash":"first"}"#);
     server.post_json("/export", "");
     let stop = AtomicBool::new(false);
     /// The sig_hashes `each` returns for i = 0, 1, ... until `stop` is raised.
@@ -579,12 +571,7 @@ fn stopping_writes_every_stored_row_whatever_was_appended() {
 fn the_cli_export_takes_in_rows_appended_after_going_back() {
     let mut server = InProcessServer::start_with(&["--export-interval", "10s"]);
     let path = server.data.join(OUTCOMES);
-    assert_eq!(
-        server
-            .post_json("/outcomes", r#"{"sig_hash":"svc"}"#)
-            .status,
-        201
-    );
+    post_row(&server, r#"{"sig_hash":"svc"}"#);
     server.stop().unwrap();
     let appended = "{\"sig_hash\":\"legacy-back-1\",\"ok_events\":1}\n{\"sig_hash\":\"legacy-back-2\",\"ok_events\":0}\n";
     append_to(&path, appended.as_bytes());

@@ -170,12 +170,16 @@ enum Claimed {
 /// Bits of a claim doc that hold the claim's index within its verdict (see `text_index.rs`).
 const CLAIM_INDEX_BITS: u32 = 10;
 
-/// Verdict seqs scored together: the search's arrays are `WINDOW * SLOTS` long (128 KiB).
+/// Verdict seqs scored together, at most: fewer when their claims would not fit the window's
+/// array of [`RAW_SLOTS`].
 const WINDOW: u64 = 2048;
 
-/// Claim docs per verdict that have a slot in the window's array; a verdict's later claims
-/// are summed aside.
-const SLOTS: usize = 8;
+/// Claim docs a window sums its scores in, at most (512 KiB): a slot for each claim index up to
+/// the highest in the window, for each verdict seq. A window of verdicts making up to 32
+/// claims each spans [`WINDOW`] seqs; one with a verdict of 1,000 claims, 64. The array grows
+/// to what the windows need. (Claims past a few slots a verdict were once summed aside by
+/// sorting: a 1,000-claim query among 1,000-claim audits spent two thirds of 16 s in it.)
+const RAW_SLOTS: usize = 1 << 16;
 
 impl Store {
     /// Prior verdicts whose claims equal or resemble the query's, best first (score, then the
@@ -832,10 +836,11 @@ impl Search<'_> {
     /// out for them: exact matches from `exact` (sorted `(seq, query claim)`), similar ones
     /// from the terms' postings.
     ///
-    /// Every posting of the query's terms is scored, a window of [`WINDOW`] verdict seqs at a
-    /// time: a claim doc is `seq << 10 | index`, so each term's postings in a window are one
-    /// run of its list. Within a window each query claim sums its terms into a flat array by
-    /// claim doc (in term order, as the brute force does), keeps each verdict's best doc, and
+    /// Every posting of the query's terms is scored, a window of at most [`WINDOW`] verdict
+    /// seqs at a time: a claim doc is `seq << 10 | index`, so each term's postings in a window
+    /// are one run of its list. Within a window each query claim sums its terms into a flat
+    /// array by claim doc (in term order, as the brute force does; [`RAW_SLOTS`] bounds the
+    /// array, and so the window's seqs), keeps each verdict's best doc, and
     /// adds it to the verdict's total; the totals go to a heap of the best `limit`.
     /// [`Search::detail`] scores the verdicts walked again, in detail (which claims, which
     /// terms).
@@ -866,11 +871,9 @@ impl Search<'_> {
         let mut stop = vec![0usize; n];
 
         let window = WINDOW as usize;
-        // By window slot (`verdict * SLOTS + claim index`): a query claim's raw score.
-        let mut raw = vec![0.0f64; window * SLOTS];
+        // By window slot (`verdict * stride + claim index`): a query claim's raw score.
+        let mut raw: Vec<f64> = Vec::new();
         let mut raw_touched: Vec<usize> = Vec::new();
-        // Claim docs past `SLOTS` in their verdict: (doc, contribution), in term order.
-        let mut overflow: Vec<(u64, f64)> = Vec::new();
         // By window verdict: the query claim's best score, and the total over claims.
         let mut claim_best = vec![0.0f64; window];
         let mut best_touched: Vec<usize> = Vec::new();
@@ -895,11 +898,30 @@ impl Search<'_> {
                 (a, b) => a.or(b).unwrap_or_default(),
             };
             budget.tick()?;
-            let end = base.saturating_add(WINDOW);
+            let mut end = base.saturating_add(WINDOW);
+            let end_doc = |end: u64| end.checked_shl(CLAIM_INDEX_BITS).unwrap_or(u64::MAX);
             for t in 0..n {
                 let list = &self.terms[t].postings;
-                let end_doc = end.checked_shl(CLAIM_INDEX_BITS).unwrap_or(u64::MAX);
-                stop[t] = cursor[t] + gallop(&list[cursor[t]..], end_doc);
+                stop[t] = cursor[t] + gallop(&list[cursor[t]..], end_doc(end));
+            }
+            // A slot per claim index up to the window's highest; fewer seqs when those would
+            // not fit.
+            let highest = (0..n)
+                .flat_map(|t| &self.terms[t].postings[cursor[t]..stop[t]])
+                .map(|p| p.doc & ((1 << CLAIM_INDEX_BITS) - 1))
+                .max()
+                .unwrap_or(0);
+            let stride = (highest as usize + 1).next_power_of_two();
+            let span = (RAW_SLOTS / stride).min(window);
+            if span < window {
+                end = base.saturating_add(span as u64);
+                for t in 0..n {
+                    let list = &self.terms[t].postings[cursor[t]..stop[t]];
+                    stop[t] = cursor[t] + gallop(list, end_doc(end));
+                }
+            }
+            if raw.len() < span * stride {
+                raw.resize(span * stride, 0.0);
             }
             for q in 0..claims {
                 for &t in &claim_terms[q] {
@@ -908,11 +930,7 @@ impl Search<'_> {
                         let contribution = self.corpus.term_score(idfs[t], p.tf, p.len);
                         let verdict = ((p.doc >> CLAIM_INDEX_BITS) - base) as usize;
                         let index = (p.doc & ((1 << CLAIM_INDEX_BITS) - 1)) as usize;
-                        if index >= SLOTS {
-                            overflow.push((p.doc, contribution));
-                            continue;
-                        }
-                        let slot = verdict * SLOTS + index;
+                        let slot = verdict * stride + index;
                         if raw[slot] == 0.0 {
                             raw_touched.push(slot);
                         }
@@ -929,17 +947,10 @@ impl Search<'_> {
                     }
                 };
                 for &slot in &raw_touched {
-                    keep(slot / SLOTS, raw[slot]);
+                    keep(slot / stride, raw[slot]);
                     raw[slot] = 0.0;
                 }
                 raw_touched.clear();
-                // Stable: each doc's contributions stay in term order.
-                overflow.sort_by_key(|&(doc, _)| doc);
-                for group in overflow.chunk_by(|a, b| a.0 == b.0) {
-                    let sum = group.iter().map(|&(_, c)| c).sum();
-                    keep(((group[0].0 >> CLAIM_INDEX_BITS) - base) as usize, sum);
-                }
-                overflow.clear();
                 let seqs = &exact_of[q];
                 while let Some(&seq) = seqs.get(next_exact[q]).filter(|&&s| s < end) {
                     let verdict = (seq - base) as usize;

@@ -335,7 +335,11 @@ class StubTest(unittest.TestCase):
 
     def test_follow_resumes_after_a_cut_mid_event_yielding_each_record_once(self):
         items = []
-        for item in self.client("feedcut").follow(max_reconnect_delay=0.05):
+        named = []
+        follow = self.client("feedcut").follow(
+            max_reconnect_delay=0.05, on_history=lambda history: named.append((history, len(items)))
+        )
+        for item in follow:
             items.append("resync" if item["type"] == "resync" else item["seq"])
             if len(items) == 6:
                 break
@@ -346,6 +350,8 @@ class StubTest(unittest.TestCase):
         # are in the restored database's.
         histories = [parse_qs(urlsplit(path).query).get("history") for _, path, _ in SEEN["feedcut"]]
         self.assertEqual(histories, [None, ["00000000000000a1"], ["00000000000000b2"]])
+        # The consumer hears of each history once, before the first item in it.
+        self.assertEqual(named, [("00000000000000a1", 0), ("00000000000000b2", 2)])
 
 
 if __name__ == "__main__":

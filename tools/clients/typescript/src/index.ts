@@ -481,6 +481,12 @@ export interface FollowOptions {
   maxReconnectDelayMs?: number;
   /** The history `afterSeq` is a position in; then the last answer's. */
   history?: string;
+  /**
+   * Called with the history an answer names when it is not the one known so far, before that
+   * answer's first item: a consumer that saves its position saves it too, and passes it back
+   * as `history` with the position.
+   */
+  onHistory?: (history: string) => void;
 }
 
 /**
@@ -876,7 +882,11 @@ export class KbClient {
           headers: { ...this.headers(), accept: "text/event-stream", "last-event-id": String(position) },
           signal: connection.signal,
         });
-        if (response.ok) history = response.headers.get("feed-history") ?? history;
+        const named = response.ok ? response.headers.get("feed-history") : null;
+        if (named && named !== history) {
+          history = named;
+          options.onHistory?.(named);
+        }
         if (!response.ok || response.body === null) {
           const error = await this.errorOf(response, await response.text());
           if (error.status < 500 && error.status !== 429) throw error;

@@ -191,8 +191,10 @@ test("a refused connection is a network KbError that committed nothing", async (
 
 test("follow() resumes after a cut mid-event from its last seq, yielding each record once", async () => {
   const items = [];
+  const named = [];
   const stop = new AbortController();
-  for await (const item of client("feedcut").follow({ signal: stop.signal, maxReconnectDelayMs: 50 })) {
+  const onHistory = (history) => named.push([history, items.length]);
+  for await (const item of client("feedcut").follow({ signal: stop.signal, maxReconnectDelayMs: 50, onHistory })) {
     items.push(item.type === "resync" ? "resync" : item.seq);
     if (items.length === 6) stop.abort();
   }
@@ -204,6 +206,8 @@ test("follow() resumes after a cut mid-event from its last seq, yielding each re
   // the restored database's.
   const histories = seen.get("feedcut").map((r) => new URL(r.path, "http://x").searchParams.get("history"));
   assert.deepEqual(histories, [null, "00000000000000a1", "00000000000000b2"]);
+  // The consumer hears of each history once, before the first item in it.
+  assert.deepEqual(named, [["00000000000000a1", 0], ["00000000000000b2", 2]]);
 });
 
 test("a 507 to a write is retried with the same key, and giving up it may have committed", async () => {

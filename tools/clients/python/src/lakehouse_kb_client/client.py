@@ -17,6 +17,7 @@ import urllib.parse
 import uuid
 from typing import (
     Any,
+    Callable,
     Dict,
     Iterator,
     List,
@@ -727,6 +728,7 @@ class KbClient:
         idle_timeout: float = 45.0,
         max_reconnect_delay: float = 5.0,
         history: Optional[str] = None,
+        on_history: Optional[Callable[[str], None]] = None,
     ) -> Iterator[JsonObject]:
         """The change feed, live: every record after `after_seq` as it is committed, forever
         (break out of the loop to stop). A lost connection, a cut or a restart of the server is
@@ -736,7 +738,10 @@ class KbClient:
         the positions are in (`history`, then the last answer's) is sent on every reconnection:
         a server now holding another history (a database restored from a backup) is a KbError
         409, not a silent skip; one that served the position (its history shares it) names its
-        own history, which the records after it are in."""
+        own history, which the records after it are in. `on_history` is called with that history
+        whenever an answer names one other than the history known so far, before the answer's
+        first item: a consumer that saves its position saves it too, and passes it back as
+        `history` with the position."""
         position = after_seq
         failures = 0
         query: Dict[str, Any] = {"types": ",".join(types) if types else None}
@@ -749,8 +754,11 @@ class KbClient:
                 path = self._path("/feed", dict(query, after_seq=position, history=history))
                 connection.request("GET", path, headers=headers)
                 response = connection.getresponse()
-                if response.status == 200:
-                    history = response.getheader("feed-history") or history
+                named = response.getheader("feed-history") if response.status == 200 else None
+                if named and named != history:
+                    history = named
+                    if on_history is not None:
+                        on_history(named)
                 if response.status != 200:
                     error = self._error(response.status, response.headers, response.read())
                     if error.status < 500 and error.status != 429:

@@ -181,10 +181,20 @@ mod tests {
             .status()
             .unwrap();
         assert!(made.success());
-        let start = std::time::Instant::now();
-        assert!(open_read(&fifo).is_err());
+        // Opened on a thread of its own, so that an open waiting for a writer fails the test
+        // rather than hang it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(open_read(&path).is_err()));
+        match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+            Ok(refused) => assert!(refused, "a FIFO was opened for reading"),
+            Err(_) => {
+                // A writer lets the waiting open return.
+                let _writer = std::fs::OpenOptions::new().write(true).open(&fifo);
+                panic!("opening a FIFO waited for a writer");
+            }
+        }
         assert!(open_read(dir.path()).is_err());
-        assert!(start.elapsed() < std::time::Duration::from_secs(5));
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").unwrap();
         assert!(open_read(&file).is_ok());

@@ -170,6 +170,7 @@ impl Pass2<'_> {
             } else {
                 (None, None)
             };
+            let row_repo = head.repo.clone();
             let RowHead {
                 sig_hash,
                 kind,
@@ -205,19 +206,22 @@ impl Pass2<'_> {
             };
             self.push(put, PutKind::Outcome)?;
             if is_audit {
-                self.put_audit_verdict(text, identity, &file.path, line.number)?;
+                let row_repo = row_repo.as_deref();
+                self.put_audit_verdict(text, identity, row_repo, &file.path, line.number)?;
             }
             Ok(())
         })
     }
 
-    /// The verdict of the audit row `text` (line `number` of `path`): its verdict file's
-    /// (found by `identity` among the matched ones), else one made from the row; a verdict
-    /// stored already is a duplicate of itself.
+    /// The verdict of the audit row `text` (line `number` of `path`, in the namespace
+    /// `row_repo`): its verdict file's (found by `identity` among the matched ones) when that
+    /// names the row's namespace, else one made from the row; a verdict stored already is a
+    /// duplicate of itself.
     fn put_audit_verdict(
         &mut self,
         text: &str,
         identity: Option<Identity>,
+        row_repo: Option<&str>,
         path: &std::path::Path,
         number: u64,
     ) -> Result<(), ImportError> {
@@ -226,8 +230,11 @@ impl Pass2<'_> {
             .map(|spilled| self.spill.read(spilled))
             .transpose()
             .map_err(io_error(self.spill_dir))?;
-        match audit_verdict(text, file_text) {
-            Ok((verdict, put_kind)) => {
+        match audit_verdict(text, file_text, row_repo) {
+            Ok((verdict, put_kind, note)) => {
+                if let Some(note) = note {
+                    self.report.warn(path, Some(number), note);
+                }
                 let record = Record::Verdict(NewVerdict::new(verdict, None, None, self.now));
                 self.push(Put::from(record), put_kind)
             }
@@ -279,7 +286,8 @@ impl Pass2<'_> {
                 self.put_orphans_audited_before(Some(audited_at))?;
             }
             let identity = verdicts::head_identity(&head);
-            self.put_audit_verdict(text, identity, path, line.number)?;
+            let row_repo = head.repo.as_deref();
+            self.put_audit_verdict(text, identity, row_repo, path, line.number)?;
         }
         Ok(())
     }
@@ -356,14 +364,31 @@ impl Pass2<'_> {
 /// the matched files by the row's identity), else one made from the row's fields, the one case
 /// that parses the row in full. A file's verdict is taken once; a second row of the same
 /// identity makes a duplicate anyway.
-fn audit_verdict(text: &str, file_text: Option<String>) -> Result<(Verdict, PutKind), String> {
+fn audit_verdict(
+    text: &str,
+    file_text: Option<String>,
+    row_repo: Option<&str>,
+) -> Result<(Verdict, PutKind, Option<String>), String> {
+    let mut note = None;
     if let Some(file_text) = file_text
         && let Ok((verdict, _)) = Verdict::parse_history(&file_text)
     {
-        return Ok((verdict, PutKind::VerdictFromFile));
+        // In the row's namespace: a file naming a repository its row does not would put the
+        // verdict apart from its row (the PR's history in one namespace, the row in another),
+        // as the take-in would not (`appended.rs`).
+        let row_repo = row_repo.filter(|repo| !repo.is_empty());
+        if verdict.repo.name() == row_repo {
+            return Ok((verdict, PutKind::VerdictFromFile, None));
+        }
+        note = Some(format!(
+            "its verdict file names the repository {:?} and the row {:?}: the verdict is made \
+             from the row, in the row's namespace",
+            verdict.repo.name().unwrap_or(""),
+            row_repo.unwrap_or("")
+        ));
     }
     let row = crate::jsjson::parse_js::<Map<String, Value>>(text).map_err(|e| e.to_string())?;
     verdicts::verdict_from_row(&row)
-        .map(|v| (v, PutKind::VerdictFromRow))
+        .map(|v| (v, PutKind::VerdictFromRow, note))
         .map_err(|e| e.message)
 }

@@ -734,6 +734,56 @@ fn a_verdict_file_with_more_claims_than_a_request_may_carry_is_kept_whole() {
     assert!(check.passed(), "{check:?}");
 }
 
+/// A verdict file naming a repository its KB row does not (a `repo` field the legacy auditor
+/// kept, say) gives no verdict apart from its row: the verdict is made from the row, in the
+/// row's namespace, with a warning, as the export's take-in does. A review found the verdict
+/// in the file's namespace and the row in the default one, whose history said "no prior
+/// audits".
+#[test]
+fn a_verdict_file_naming_another_repository_than_its_row_gives_the_rows_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let file = serde_json::json!({
+        "pr_number": 6,
+        "head_sha": "7fe47bab0c9d7fe47bab0c9d7fe47bab0c9d7fe4",
+        "audited_at": "2026-04-22T17:20:00.000Z",
+        "overall": "block",
+        "one_liner": "x",
+        "repo": "profit/lakehouse",
+        "claims": ["the upload retries forever"],
+        "metrics": {"findings_block": 1, "findings_warn": 0, "findings_info": 0},
+    })
+    .to_string();
+    write(
+        &legacy,
+        "_auditor/verdicts/6-7fe47bab0c9d.json",
+        file.as_bytes(),
+    );
+    // The row the legacy auditor wrote for it: no repo.
+    let row = r#"{"kind":"audit","sig_hash":"pr6-7fe47bab","audited_at":"2026-04-22T17:20:00.000Z","pr_number":6,"head_sha":"7fe47bab0c9d7fe47bab0c9d7fe47bab0c9d7fe4","overall":"block","one_liner":"x","ok_events":0,"total_events":1,"findings":{"block":1,"warn":0,"info":0},"elapsed_secs":0}"#;
+    write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
+
+    let mut store = open_store(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(
+        (report.verdicts.from_file, report.verdicts.from_row),
+        (0, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.n_warnings, 1, "{report:?}");
+    assert!(
+        report.warnings[0].message.contains("profit/lakehouse"),
+        "{:?}",
+        report.warnings[0]
+    );
+    let named = lakehouse_kb::model::Repo::parse("repo", "profit/lakehouse").unwrap();
+    assert!(store.pr_verdicts(&named, 6).unwrap().is_empty());
+    let stored = store.pr_verdicts(&Default::default(), 6).unwrap();
+    assert_eq!(stored.len(), 1);
+    let check = store.check().unwrap();
+    assert!(check.passed(), "{check:?}");
+}
+
 /// An audit row the database holds without its verdict (posted to `POST /outcomes`, which
 /// stores a row byte for byte and makes no verdict), exported, then imported with its verdict
 /// file: the verdict is stored from the file. A review found the row skipped as held and its

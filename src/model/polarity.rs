@@ -164,13 +164,19 @@ impl Stems {
                 .get(mine)
                 .is_some_and(|opposed| opposed.iter().any(|o| stem_theirs_alone(o)))
         });
+        // One buffer for the prefixed words looked up (a wording pair costs no allocation).
+        let mut prefixed = String::new();
         by_table
             || self.words.difference(&other.words).any(|mine| {
                 NOT_PREFIXES.iter().any(|p| {
-                    (mine.len() >= MIN_NEGATED_WORD && word_theirs_alone(&format!("{p}{mine}")))
-                        || mine.strip_prefix(p).is_some_and(|base| {
-                            base.len() >= MIN_NEGATED_WORD && word_theirs_alone(base)
-                        })
+                    (mine.len() >= MIN_NEGATED_WORD && {
+                        prefixed.clear();
+                        prefixed.push_str(p);
+                        prefixed.push_str(mine);
+                        word_theirs_alone(&prefixed)
+                    }) || mine.strip_prefix(p).is_some_and(|base| {
+                        base.len() >= MIN_NEGATED_WORD && word_theirs_alone(base)
+                    })
                 })
             })
     }

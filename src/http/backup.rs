@@ -74,7 +74,8 @@ pub async fn post(
         ));
     }
     let name = match request.get("name") {
-        None => None,
+        // `null` is the field absent, as in every body.
+        None | Some(Value::Null) => None,
         Some(Value::String(name)) => {
             Some(BackupName::parse(name).map_err(|e| ApiError::bad_request("name", e))?)
         }

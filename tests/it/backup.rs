@@ -285,8 +285,8 @@ fn post_backup_writes_only_under_the_backup_dir_and_reveals_no_path() {
     let copy = server.data.join("backups").join(&name);
     assert_eq!(mode(&copy), 0o700);
     assert_eq!(mode(&copy.join("kb.redb")), 0o600);
-    // Two in the same second still get distinct names.
-    let second = server.post_json("/backup", "{}");
+    // Two in the same second still get distinct names; a `null` name is no name.
+    let second = server.post_json("/backup", r#"{"name":null}"#);
     assert_eq!(second.status, 201, "{}", second.text);
     assert_ne!(second.json["name"], first.json["name"]);
 

@@ -399,6 +399,11 @@ impl Store {
         &self.shared.path
     }
 
+    /// The page cache each database of this store's is opened with, in bytes.
+    fn cache_bytes(&self) -> usize {
+        self.shared.options.cache_mb.max(1) << 20
+    }
+
     /// The [`fsutil::file_identity`](crate::fsutil::file_identity) of the file this store
     /// opened (`None` if it could not be read then): the file it holds, whatever is at its path
     /// now, and known without touching the disk (`/healthz` names it while a disk hangs).

@@ -144,7 +144,20 @@ impl Stems {
     /// (stemmed) or as a word and itself with a prefix of [`NOT_PREFIXES`] (as written: the
     /// stemmer cuts `unsafe` and `safe` differently). A lookup a word and prefix, so that two
     /// long wordings cost their lengths, not their product.
+    ///
+    /// The relation is symmetric (each opposed pair has a word on either side), so the walk
+    /// goes over the shorter wording's words: a finding checked against a dismissal of 4 KiB
+    /// looks up its own few words, not the dismissal's hundreds.
     pub fn opposes(&self, other: &Stems) -> bool {
+        if self.words.len() > other.words.len() {
+            other.opposes_walking_mine(self)
+        } else {
+            self.opposes_walking_mine(other)
+        }
+    }
+
+    /// [`Stems::opposes`], walking this wording's words.
+    fn opposes_walking_mine(&self, other: &Stems) -> bool {
         /// Each stem of [`OPPOSITES`] with the stems it opposes.
         static PAIRS: LazyLock<BTreeMap<String, Vec<String>>> = LazyLock::new(|| {
             let mut pairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -330,18 +343,37 @@ mod tests {
             ),
         ];
         for (a, b, opposed) in cases {
-            assert_eq!(
-                Stems::of(a).opposes(&Stems::of(b)),
-                opposed,
-                "{a:?} / {b:?}"
-            );
-            assert_eq!(
-                Stems::of(b).opposes(&Stems::of(a)),
-                opposed,
-                "{b:?} / {a:?}"
-            );
+            let (a, b) = (Stems::of(a), Stems::of(b));
+            assert_eq!(a.opposes(&b), opposed, "{a:?} / {b:?}");
+            // Either walk gives it: `opposes` walks the shorter wording's words.
+            assert_eq!(a.opposes_walking_mine(&b), opposed, "{a:?} / {b:?}");
+            assert_eq!(b.opposes_walking_mine(&a), opposed, "{b:?} / {a:?}");
         }
     }
+
+    proptest::proptest! {
+        /// Opposition is symmetric, so walking either wording's words gives the same answer
+        /// (what lets `opposes` walk the shorter one): wordings of words with opposites, with
+        /// negating prefixes, and plain ones.
+        #[test]
+        fn either_walk_gives_the_same_answer(
+            a in proptest::collection::vec(0usize..WORDS.len(), 0..12),
+            b in proptest::collection::vec(0usize..WORDS.len(), 0..40),
+        ) {
+            let wording = |picks: &[usize]| {
+                picks.iter().map(|&i| WORDS[i]).collect::<Vec<_>>().join(" ")
+            };
+            let (a, b) = (Stems::of(&wording(&a)), Stems::of(&wording(&b)));
+            proptest::prop_assert_eq!(a.opposes_walking_mine(&b), b.opposes_walking_mine(&a));
+        }
+    }
+
+    const WORDS: &[&str] = &[
+        "enabled", "disabled", "public", "private", "before", "after", "allows", "denied",
+        "safe", "unsafe", "validated", "invalidated", "encrypted", "unencrypted", "blocking",
+        "nonblocking", "used", "unused", "the", "token", "is", "checked", "upload", "retry",
+        "patch", "dispatch", "secure", "insecure", "mutable", "immutable",
+    ];
 
     #[test]
     fn a_negation_is_a_not_a_no_a_missing_or_an_n_t() {

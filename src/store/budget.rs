@@ -300,9 +300,15 @@ impl ReadBudget {
         Some((held, asked, taken.pool.max()))
     }
 
-    /// Whether [`ReadBudget::take`] refused an item: the answer is shorter than asked.
+    /// Whether [`ReadBudget::take`] refused an item, or the read [cut its answer
+    /// short](ReadBudget::cut_short): the answer is shorter than asked.
     pub fn was_cut(&self) -> bool {
         self.cut
+    }
+
+    /// Says that the read gives fewer items than asked, to stay within a bound of its own.
+    pub fn cut_short(&mut self) {
+        self.cut = true;
     }
 
     /// Rows walked so far.

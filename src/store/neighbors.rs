@@ -135,6 +135,12 @@ impl<'c> StoredClaims<'c> {
 /// replaced by (read only when they are).
 const OPPOSED_SPARE: usize = 64;
 
+/// Query claims' best matches the audits scored in detail may hold in all (about 48 MiB): a
+/// query of many claims scores fewer PRs in detail than `limit` asks, and its answer says it
+/// was cut. 1,000 claims at limit 1,000 held 3.2M of them, and the answer's byte limit would
+/// have kept a few dozen of the neighbours they made (a review's: 720 MiB for one query).
+const DETAILED_BESTS: usize = 1 << 20;
+
 /// A prior verdict whose claims match the query's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NeighborHit {
@@ -368,13 +374,15 @@ impl Store {
             self_scores,
             min_score: q.min_score,
         };
-        let ranked = search.best_per_pr(
-            txn,
-            exact,
-            left_out,
-            q.limit.saturating_add(OPPOSED_SPARE),
-            budget,
-        )?;
+        let mut want = q.limit.saturating_add(OPPOSED_SPARE);
+        let per_pr = q.claims.len().max(1).saturating_mul(AUDITS_PER_PR);
+        if want.saturating_mul(per_pr) > DETAILED_BESTS {
+            want = (DETAILED_BESTS / per_pr).max(1);
+            if want < q.limit {
+                budget.cut_short();
+            }
+        }
+        let ranked = search.best_per_pr(txn, exact, left_out, want, budget)?;
 
         let query_terms: Vec<Vec<&str>> = counts
             .iter()
@@ -391,7 +399,8 @@ impl Store {
             .map(|c| c.text.as_deref().map(Polarity::of))
             .collect();
         let verdicts = txn.open_table(VERDICTS_BY_SEQ)?;
-        let mut out: Vec<(NeighborHit, PrKey)> = Vec::new();
+        // Each candidate with the bytes it holds of the answer's budget.
+        let mut out: Vec<(NeighborHit, PrKey, usize)> = Vec::new();
         // Each PR's best answered so far, as (score, seq).
         let mut best_of: HashMap<PrKey, (f64, u64)> = HashMap::new();
         for (found, pr) in ranked {
@@ -478,6 +487,25 @@ impl Store {
                 budget.give_back(bytes);
                 continue;
             }
+            // Its matches are held too, as the answer will hold them: a query of many claims
+            // makes each neighbour large.
+            let matched: usize = matches
+                .iter()
+                .map(|m| {
+                    std::mem::size_of::<ClaimMatch>()
+                        + m.terms
+                            .iter()
+                            .map(|t| std::mem::size_of::<String>() + t.len())
+                            .sum::<usize>()
+                })
+                .sum();
+            // (Taken with its value at once: the first neighbour is answered whatever its size,
+            // as a page's first item is.)
+            budget.give_back(bytes);
+            let bytes = bytes + matched;
+            if !budget.take(bytes) {
+                break;
+            }
             // The listed matches, summed in query claim order as the ranking does: the same
             // score unless one was halved, replaced or dropped.
             let score = if changed {
@@ -498,18 +526,19 @@ impl Store {
                     claims,
                 },
                 pr,
+                bytes,
             ));
         }
         // Better is a higher score, then a newer verdict, as ranked; each PR once, as its best;
         // what the neighbours ranked out held is given back.
-        out.sort_by(|(a, _), (b, _)| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
+        out.sort_by(|(a, ..), (b, ..)| b.score.total_cmp(&a.score).then(b.seq.cmp(&a.seq)));
         let mut answered = HashSet::new();
         let mut kept = Vec::with_capacity(q.limit.min(out.len()));
-        for (hit, pr) in out {
+        for (hit, pr, bytes) in out {
             if kept.len() < q.limit && answered.insert(pr) {
                 kept.push(hit);
             } else {
-                budget.give_back(hit.value.raw_json.len() + hit.value.one_liner.len());
+                budget.give_back(bytes);
             }
         }
         Ok(kept)

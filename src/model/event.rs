@@ -202,7 +202,7 @@ fn observe(
         }
     }
 
-    let repo = Repo::of_legacy_record(body)?;
+    let repo = Repo::of_legacy_record(body);
     // `Number(body.duration_ms ?? body.audit_duration_ms ?? 0)`: NaN (a string `Number()`
     // cannot read, an object) is written `null`, as `JSON.stringify` writes it.
     let duration_ms = ["duration_ms", "audit_duration_ms"]

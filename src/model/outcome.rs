@@ -65,10 +65,8 @@ impl OutcomeRow {
         };
         // Rows are counted by kind (`/stats`): like any key, it is bounded.
         check_key_len("kind", &kind)?;
-        let repo = match rule {
-            SigHashRule::Required => Repo::of_legacy_record(&obj)?,
-            SigHashRule::Optional => Repo::of_line(&obj),
-        };
+        // A `repo` that is not a valid name is the row's own field, as a legacy writer took it.
+        let repo = Repo::of_legacy_record(&obj);
         Ok(OutcomeRow {
             line: text.into_owned(),
             sig_hash,

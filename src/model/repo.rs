@@ -66,14 +66,12 @@ impl Repo {
     }
 
     /// The `repo` of a record in a legacy shape (an observer event, an outcome row): as
-    /// [`Repo::of_object`], except that a `repo` that is not a string names no repository (it is
-    /// a legacy client's own field, which the legacy writers took): the record is in the
-    /// default namespace, kept as it came.
-    pub fn of_legacy_record(obj: &Map<String, Value>) -> Result<Repo, FieldError> {
-        match obj.get("repo") {
-            Some(Value::String(name)) => Repo::parse("repo", name),
-            _ => Ok(Repo::default()),
-        }
+    /// [`Repo::of_object`], except that a `repo` that is not a string, or not a valid name,
+    /// names no repository (it is a legacy client's own field, which the legacy writers took
+    /// whatever it held): the record is in the default namespace, kept as it came, as the
+    /// import keeps such a line ([`Repo::of_line`]).
+    pub fn of_legacy_record(obj: &Map<String, Value>) -> Repo {
+        Repo::of_line(obj)
     }
 
     /// Like [`Repo::of_object`] for a line of a legacy file, which is history, not a request:
@@ -126,22 +124,21 @@ mod tests {
     }
 
     #[test]
-    fn a_legacy_record_s_repo_that_is_not_a_string_is_the_default_namespace() {
+    fn a_legacy_record_s_repo_that_is_not_a_valid_name_is_the_default_namespace() {
+        let long = format!(r#"{{"repo":"{}"}}"#, "r".repeat(MAX_REPO_BYTES + 1));
         for body in [
             r#"{"repo":5}"#,
             r#"{"repo":{"owner":"o","name":"n"}}"#,
             r#"{"repo":[]}"#,
             r#"{"repo":true}"#,
+            "{\"repo\":\"a\\u0000b\"}",
+            &long,
         ] {
             assert!(Repo::of_object(&obj(body)).is_err(), "{body}");
-            assert!(
-                Repo::of_legacy_record(&obj(body)).unwrap().is_default(),
-                "{body}"
-            );
+            assert!(Repo::of_legacy_record(&obj(body)).is_default(), "{body}");
         }
-        let named = Repo::of_legacy_record(&obj(r#"{"repo":"gitea:profit/lakehouse"}"#)).unwrap();
+        let named = Repo::of_legacy_record(&obj(r#"{"repo":"gitea:profit/lakehouse"}"#));
         assert_eq!(named.name(), Some("gitea:profit/lakehouse"));
-        assert!(Repo::of_legacy_record(&obj("{\"repo\":\"a\\u0000b\"}")).is_err());
     }
 
     #[test]

@@ -167,6 +167,11 @@ class KbClientTest(unittest.TestCase):
         self.assertEqual(__version__, "0.1.0")
         self.assertEqual(USER_AGENT, "lakehouse-kb-client-python/0.1.0")
         self.assertGreater(KB.post_event({"source": "bot"}, idempotency_key="py-key-1")["seq"], 0)
+        # The key given is the key sent, an empty one too (the server refuses it), never a
+        # random one in its place: two calls with one key store once or not at all.
+        with self.assertRaises(KbError) as empty:
+            KB.post_event({"source": "bot"}, idempotency_key="")
+        self.assertEqual((empty.exception.status, empty.exception.field), (400, "idempotency-key"))
 
     def test_a_write_retried_as_a_one_line_batch_is_stored_once(self):
         # The same bytes either way (what JSON.stringify writes), so the server knows the retry.

@@ -904,6 +904,8 @@ export class KbClient {
               const item = parseEvent(buffer.slice(0, end));
               buffer = buffer.slice(end + 2);
               if (item === undefined) continue;
+              // Nothing after an abort, even what this read already holds.
+              if (options.signal?.aborted) return;
               if (item.type !== "resync") {
                 if (item.seq <= position) continue;
                 position = item.seq;

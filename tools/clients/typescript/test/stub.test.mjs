@@ -72,6 +72,12 @@ const scenarios = {
       res.write(": keep-alive\n\n" + event(5));
     }
   },
+  feedthree: (req, res) => {
+    // Three events in one write: a reader holds them all after one read.
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    const event = (seq) => `id: ${seq}\nevent: event\ndata: ${JSON.stringify({ type: "event", seq, received_at: "t", op: {} })}\n\n`;
+    res.write(event(1) + event(2) + event(3));
+  },
 };
 
 function json(res, status, body, headers = {}) {
@@ -208,6 +214,16 @@ test("follow() resumes after a cut mid-event from its last seq, yielding each re
   assert.deepEqual(histories, [null, "00000000000000a1", "00000000000000b2"]);
   // The consumer hears of each history once, before the first item in it.
   assert.deepEqual(named, [["00000000000000a1", 0], ["00000000000000b2", 2]]);
+});
+
+test("follow() yields nothing after its signal aborts, even items its last read held", async () => {
+  const items = [];
+  const stop = new AbortController();
+  for await (const item of client("feedthree").follow({ signal: stop.signal, maxReconnectDelayMs: 50 })) {
+    items.push(item.seq);
+    stop.abort();
+  }
+  assert.deepEqual(items, [1]);
 });
 
 test("a 507 to a write is retried with the same key, and giving up it may have committed", async () => {

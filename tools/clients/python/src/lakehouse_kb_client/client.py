@@ -835,7 +835,7 @@ class KbClient:
         if body is not None:
             headers["content-type"] = content_type
         if write:
-            headers["idempotency-key"] = key or str(uuid.uuid4())
+            headers["idempotency-key"] = key if key is not None else str(uuid.uuid4())
         for name, value in headers.items():
             # http.client would raise ValueError or UnicodeEncodeError while sending.
             if not _sendable(value):

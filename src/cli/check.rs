@@ -52,7 +52,10 @@ fn unreadable(err: &StoreError) -> bool {
 /// Prints the report; `Ok(true)` when the database passed.
 fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
     let path = global.db_path();
-    let in_use = "check a backup of it instead (lakehouse-kb backup DEST, then --data DEST check)";
+    // Held by a server: the backup it writes (a DEST is refused while it runs).
+    let in_use = "check a backup of it instead (lakehouse-kb backup --name NAME, then --data \
+                  BACKUP_DIR/NAME check; BACKUP_DIR is the server's --backup-dir, DATA/backups \
+                  by default)";
     require_db(&path)?;
     scratch::remove_stale(&global.data);
     let held = Store::hold(&path, &global.store_options())

@@ -114,13 +114,25 @@ fn export_remotely(path: &std::path::Path, args: &ExportArgs) -> anyhow::Result<
     let mut failed = false;
     for file in ["outcomes", "ops"] {
         let f = &answer[file];
+        // Said as an export in this process says it (a failed file is not "0 rows written").
+        let rows = &f["rows_written"];
+        let what = match f["action"].as_str().unwrap_or_default() {
+            "unchanged" => "up to date".to_owned(),
+            "appended" => format!("{rows} rows appended"),
+            "rebuilt" => format!("rebuilt with {rows} rows"),
+            "failed" => "NOT exported".to_owned(),
+            "paused" => "PAUSED, not exported".to_owned(),
+            other => format!("{other}, {rows} rows written"),
+        };
         out!(
-            "{} (by the running server): {} rows written ({} bytes, rows through seq {})",
+            "{} (by the running server): {what} ({} bytes, rows through seq {})",
             f["path"].as_str().unwrap_or(file),
-            f["rows_written"],
             f["checkpoint"]["len"],
             f["checkpoint"]["seq"]
         );
+        if let Some(reason) = f["reason"].as_str() {
+            out!("  note: {reason}");
+        }
         if let Some(error) = f["error"].as_str() {
             let text = format!("lakehouse-kb: error: {error}");
             super::output::line(super::output::Level::Error, error, &text);

@@ -103,16 +103,24 @@ impl Recovery {
 /// Answers every request while the database is being opened (and repaired after a crash):
 /// `/healthz` says how far along it is, everything else is a 503 to retry.
 pub fn recovering_router(recovery: Recovery) -> Router {
+    /// Fields in the order API.md shows them.
+    #[derive(serde::Serialize)]
+    struct Recovering {
+        status: &'static str,
+        progress: f64,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        no_space: bool,
+    }
     async fn healthz(State(recovery): State<Recovery>) -> impl IntoResponse {
-        let mut body = serde_json::json!({
-            "status": "recovering",
-            "progress": (recovery.get() * 1000.0).round() / 1000.0,
-        });
-        if recovery.no_space.load(Ordering::Relaxed) {
-            body["no_space"] = serde_json::Value::Bool(true);
-        }
+        let body = Recovering {
+            status: "recovering",
+            progress: (recovery.get() * 1000.0).round() / 1000.0,
+            no_space: recovery.no_space.load(Ordering::Relaxed),
+        };
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            // As every other 503 here: when to ask again.
+            [(axum::http::header::RETRY_AFTER, "2")],
             axum::Json(body),
         )
     }

@@ -18,11 +18,27 @@ fn cli_export_while_a_server_runs_asks_the_server() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("(by the running server): 1 rows written"),
+        stdout.contains("(by the running server): 1 rows appended"),
         "{stdout}"
     );
     let ops = std::fs::read_to_string(server.data.join(OPS)).unwrap();
     assert_eq!(ops.lines().count(), 1);
+
+    // A file the export cannot write is said to be not exported, as an export in the
+    // command's own process says it (it read "0 rows written", like a file up to date).
+    std::fs::remove_file(server.data.join(OPS)).unwrap();
+    std::os::unix::fs::symlink(server.data.join("nowhere"), server.data.join(OPS)).unwrap();
+    assert_eq!(
+        server.post_json("/event", r#"{"source":"bot"}"#).status,
+        200
+    );
+    let out = kb(&server.data, &["export", "--url", &server.base]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ops.jsonl (by the running server): NOT exported"),
+        "{stdout}"
+    );
 
     // --out cannot be honoured by the server: refused with the reason.
     let elsewhere = server.data.join("elsewhere");

@@ -294,7 +294,19 @@ impl From<BytesRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::bad_request("query", rejection.body_text())
+        let text = rejection.body_text();
+        // serde's "duplicate field `limit`": the parameter is the field at fault.
+        let twice = text
+            .split_once("duplicate field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned());
+        match twice {
+            Some(name) => {
+                let message = format!("{name} is given more than once in the query");
+                ApiError::bad_request(&name, message)
+            }
+            None => ApiError::bad_request("query", text),
+        }
     }
 }
 

@@ -403,8 +403,8 @@ fn bad_query_input_is_a_json_400() {
     assert_error(
         &server.get("/events?limit=1&limit=2"),
         400,
-        "query",
-        "duplicate field",
+        "limit",
+        "limit is given more than once",
     );
 
     assert_error(
@@ -607,6 +607,13 @@ fn query_parameters_a_route_does_not_take_are_a_400_naming_them() {
             400,
             name,
             &format!("unknown query parameter \"{name}\""),
+        );
+        // A parameter given twice is named too (it was `"field":"query"` and serde's words).
+        assert_error(
+            &server.get(&format!("{path}&limit=2")),
+            400,
+            "limit",
+            "limit is given more than once in the query",
         );
     }
 }

@@ -67,7 +67,7 @@ fn typescript_client_against_the_real_server_and_a_stub() {
     );
     let stdout = assert_ok("node --test", &out);
     assert!(
-        stdout.contains("# pass 31\n") && stdout.contains("# fail 0\n"),
+        stdout.contains("# pass 32\n") && stdout.contains("# fail 0\n"),
         "{stdout}"
     );
 }

@@ -294,7 +294,7 @@ fn an_empty_pr_number_query_is_refused_not_read_as_absent() {
 fn the_feed_refuses_a_bad_query_in_json_whatever_last_event_id_says() {
     let server = TestServer::start();
     let repeated = server.get("/feed?wait=0&wait=0");
-    assert_error(&repeated, 400, "query", "duplicate field");
+    assert_error(&repeated, 400, "wait", "wait is given more than once");
     assert_eq!(
         repeated.content_type.as_deref(),
         Some("application/json"),

@@ -169,8 +169,9 @@ impl VerdictFiles {
         // The same audit, and in the row's namespace: a file naming a repository the row does
         // not would put the verdict apart from its row (its PR's history in one namespace, the
         // row in another; a review's).
-        let row_repo = head.repo.as_deref().filter(|repo| !repo.is_empty());
-        if holds != audit || verdict.repo.name() != row_repo {
+        // (The namespace the row goes into: a `repo` that is not a valid name is none.)
+        let row_repo = crate::model::Repo::of_legacy_warning(head.repo.as_deref(), |_| {});
+        if holds != audit || verdict.repo != row_repo {
             return None;
         }
         self.given.insert(audit);

@@ -170,7 +170,8 @@ impl Pass2<'_> {
             } else {
                 (None, None)
             };
-            let row_repo = head.repo.clone();
+            // The namespace the row goes into (a `repo` that is not a valid name is none).
+            let row_repo = crate::model::Repo::of_legacy_warning(head.repo.as_deref(), |_| {});
             let RowHead {
                 sig_hash,
                 kind,
@@ -206,8 +207,7 @@ impl Pass2<'_> {
             };
             self.push(put, PutKind::Outcome)?;
             if is_audit {
-                let row_repo = row_repo.as_deref();
-                self.put_audit_verdict(text, identity, row_repo, &file.path, line.number)?;
+                self.put_audit_verdict(text, identity, &row_repo, &file.path, line.number)?;
             }
             Ok(())
         })
@@ -221,7 +221,7 @@ impl Pass2<'_> {
         &mut self,
         text: &str,
         identity: Option<Identity>,
-        row_repo: Option<&str>,
+        row_repo: &crate::model::Repo,
         path: &std::path::Path,
         number: u64,
     ) -> Result<(), ImportError> {
@@ -286,8 +286,8 @@ impl Pass2<'_> {
                 self.put_orphans_audited_before(Some(audited_at))?;
             }
             let identity = verdicts::head_identity(&head);
-            let row_repo = head.repo.as_deref();
-            self.put_audit_verdict(text, identity, row_repo, path, line.number)?;
+            let row_repo = crate::model::Repo::of_legacy_warning(head.repo.as_deref(), |_| {});
+            self.put_audit_verdict(text, identity, &row_repo, path, line.number)?;
         }
         Ok(())
     }
@@ -367,7 +367,7 @@ impl Pass2<'_> {
 fn audit_verdict(
     text: &str,
     file_text: Option<String>,
-    row_repo: Option<&str>,
+    row_repo: &crate::model::Repo,
 ) -> Result<(Verdict, PutKind, Option<String>), String> {
     let mut note = None;
     if let Some(file_text) = file_text
@@ -376,15 +376,14 @@ fn audit_verdict(
         // In the row's namespace: a file naming a repository its row does not would put the
         // verdict apart from its row (the PR's history in one namespace, the row in another),
         // as the take-in would not (`appended.rs`).
-        let row_repo = row_repo.filter(|repo| !repo.is_empty());
-        if verdict.repo.name() == row_repo {
+        if verdict.repo == *row_repo {
             return Ok((verdict, PutKind::VerdictFromFile, None));
         }
         note = Some(format!(
             "its verdict file names the repository {:?} and the row {:?}: the verdict is made \
              from the row, in the row's namespace",
             verdict.repo.name().unwrap_or(""),
-            row_repo.unwrap_or("")
+            row_repo.name().unwrap_or("")
         ));
     }
     let row = crate::jsjson::parse_js::<Map<String, Value>>(text).map_err(|e| e.to_string())?;

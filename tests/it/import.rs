@@ -782,6 +782,32 @@ fn a_verdict_file_naming_another_repository_than_its_row_gives_the_rows_verdict(
     assert_eq!(stored.len(), 1);
     let check = store.check().unwrap();
     assert!(check.passed(), "{check:?}");
+
+    // A row whose `repo` is not a valid name is in the default namespace, and so is a file
+    // naming none: the same namespace, the file's verdict (a review found it made from the
+    // row, its claims lost, when the row's raw `repo` was compared).
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let file = file.replace(r#","repo":"profit/lakehouse""#, "");
+    assert!(!file.contains("repo"), "{file}");
+    write(
+        &legacy,
+        "_auditor/verdicts/6-7fe47bab0c9d.json",
+        file.as_bytes(),
+    );
+    let long = "r".repeat(201);
+    let row = row.replace(
+        r#""elapsed_secs":0}"#,
+        &format!(r#""elapsed_secs":0,"repo":"{long}"}}"#),
+    );
+    write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
+    let store = open_store(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(
+        (report.verdicts.from_file, report.verdicts.from_row),
+        (1, 0),
+        "{report:?}"
+    );
 }
 
 /// An audit row the database holds without its verdict (posted to `POST /outcomes`, which

@@ -173,6 +173,15 @@ class Stub(BaseHTTPRequestHandler):
             time.sleep(0.5)
             self.wfile.write(b"0\r\n\r\n")
 
+    def play_feedhistory(self, n):
+        # A stream naming its history, with one event.
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("feed-history", "00000000000000c3")
+        self.send_header("content-length", str(len(event(1))))
+        self.end_headers()
+        self.wfile.write(event(1))
+
 
 class StubTest(unittest.TestCase):
     @classmethod
@@ -352,6 +361,17 @@ class StubTest(unittest.TestCase):
         self.assertEqual(histories, [None, ["00000000000000a1"], ["00000000000000b2"]])
         # The consumer hears of each history once, before the first item in it.
         self.assertEqual(named, [("00000000000000a1", 0), ("00000000000000b2", 2)])
+
+    def test_an_error_of_on_history_reaches_the_caller(self):
+        # An OSError (a full disk where the consumer saves it) is the caller's, not a lost
+        # connection to reconnect after.
+        def full(history):
+            raise OSError(28, "No space left on device")
+
+        with self.assertRaises(OSError) as caught:
+            for _ in self.client("feedhistory").follow(max_reconnect_delay=0.05, on_history=full):
+                self.fail("an item after the callback failed")
+        self.assertEqual(caught.exception.errno, 28)
 
 
 if __name__ == "__main__":

@@ -496,6 +496,11 @@ export interface FollowOptions {
 export type KbErrorKind = "http" | "network" | "timeout" | "bad_response" | "bad_request";
 
 /** Every failure of this client: status (0 without an HTTP answer), message, the field at fault. */
+/** An error a caller's callback threw, carried through a loop that retries its own. */
+class CallerError {
+  constructor(readonly error: unknown) {}
+}
+
 export class KbError extends Error {
   constructor(
     message: string,
@@ -884,8 +889,13 @@ export class KbClient {
         });
         const named = response.ok ? response.headers.get("feed-history") : null;
         if (named && named !== history) {
+          try {
+            options.onHistory?.(named);
+          } catch (error) {
+            // The caller's, never taken for a lost connection.
+            throw new CallerError(error);
+          }
           history = named;
-          options.onHistory?.(named);
         }
         if (!response.ok || response.body === null) {
           const error = await this.errorOf(response, await response.text());
@@ -917,6 +927,7 @@ export class KbClient {
           delayMs = 100;
         }
       } catch (error) {
+        if (error instanceof CallerError) throw error.error;
         if (options.signal?.aborted) return;
         if (error instanceof KbError && error.kind === "http") throw error;
       } finally {

@@ -74,7 +74,7 @@ const scenarios = {
   },
   feedthree: (req, res) => {
     // Three events in one write: a reader holds them all after one read.
-    res.writeHead(200, { "content-type": "text/event-stream" });
+    res.writeHead(200, { "content-type": "text/event-stream", "feed-history": "00000000000000c3" });
     const event = (seq) => `id: ${seq}\nevent: event\ndata: ${JSON.stringify({ type: "event", seq, received_at: "t", op: {} })}\n\n`;
     res.write(event(1) + event(2) + event(3));
   },
@@ -214,6 +214,19 @@ test("follow() resumes after a cut mid-event from its last seq, yielding each re
   assert.deepEqual(histories, [null, "00000000000000a1", "00000000000000b2"]);
   // The consumer hears of each history once, before the first item in it.
   assert.deepEqual(named, [["00000000000000a1", 0], ["00000000000000b2", 2]]);
+});
+
+test("an error onHistory throws reaches the caller, not taken for a lost connection", async () => {
+  const full = () => {
+    throw new Error("disk full");
+  };
+  const items = [];
+  await assert.rejects(async () => {
+    // (A bounded wait: a follow() that swallowed the error would end at the timeout, failing.)
+    const signal = AbortSignal.timeout(5000);
+    for await (const item of client("feedthree").follow({ signal, maxReconnectDelayMs: 50, onHistory: full })) items.push(item);
+  }, /disk full/);
+  assert.deepEqual(items, []);
 });
 
 test("follow() yields nothing after its signal aborts, even items its last read held", async () => {

@@ -745,6 +745,8 @@ class KbClient:
         position = after_seq
         failures = 0
         query: Dict[str, Any] = {"types": ",".join(types) if types else None}
+        # An error of on_history's is the caller's, never taken for a lost connection.
+        raised: Optional[BaseException] = None
         while True:
             delay = min(max_reconnect_delay, 0.1 * 2**failures)
             connection = self._connection(idle_timeout)
@@ -756,9 +758,13 @@ class KbClient:
                 response = connection.getresponse()
                 named = response.getheader("feed-history") if response.status == 200 else None
                 if named and named != history:
-                    history = named
                     if on_history is not None:
-                        on_history(named)
+                        try:
+                            on_history(named)
+                        except BaseException as error:
+                            raised = error
+                            raise
+                    history = named
                 if response.status != 200:
                     error = self._error(response.status, response.headers, response.read())
                     if error.status < 500 and error.status != 429:
@@ -775,8 +781,9 @@ class KbClient:
                         failures = 0
                         yield item
                     delay = 0.1
-            except (OSError, http.client.HTTPException, ValueError):
-                pass
+            except (OSError, http.client.HTTPException, ValueError) as error:
+                if error is raised:
+                    raise
             finally:
                 connection.close()
             failures += 1

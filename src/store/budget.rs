@@ -306,6 +306,12 @@ impl ReadBudget {
         self.cut
     }
 
+    /// The bytes [`ReadBudget::take`] would still give under this read's own limit (not the
+    /// pool the reads share): what must be given back for an item of more to be taken.
+    pub fn room(&self) -> usize {
+        self.max_bytes.saturating_sub(self.bytes)
+    }
+
     /// Says that the read gives fewer items than asked, to stay within a bound of its own.
     pub fn cut_short(&mut self) {
         self.cut = true;

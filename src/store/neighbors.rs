@@ -378,9 +378,9 @@ impl Store {
         let per_pr = q.claims.len().max(1).saturating_mul(AUDITS_PER_PR);
         if want.saturating_mul(per_pr) > DETAILED_BESTS {
             want = (DETAILED_BESTS / per_pr).max(1);
-            if want < q.limit {
-                budget.cut_short();
-            }
+            // Without the spare PRs, a neighbour halved for saying the opposite may be
+            // answered where a better one would have been: the answer may be short of them.
+            budget.cut_short();
         }
         let ranked = search.best_per_pr(txn, exact, left_out, want, budget)?;
 
@@ -415,13 +415,10 @@ impl Store {
                 break;
             }
             budget.tick()?;
+            // What the answer holds is bounded by its bytes (below); the candidate read now is
+            // held beside them until it is placed or dropped.
             let value = verdict_value(&verdicts, found.seq)?;
-            // Taken as read, so that what the candidates held is bounded as the answer is; a
-            // candidate ranked out is given back below.
             let bytes = value.raw_json.len() + value.one_liner.len();
-            if !budget.take(bytes) {
-                break;
-            }
             // Read once per neighbour, however many of its claims matched: a verdict may hold
             // up to MAX_CLAIMS of them in a JSON of up to the body limit.
             let claims = stored_claims(&value.raw_json);
@@ -484,7 +481,6 @@ impl Store {
                 }
             }
             if matches.is_empty() {
-                budget.give_back(bytes);
                 continue;
             }
             // Its matches are held too, as the answer will hold them: a query of many claims
@@ -499,13 +495,7 @@ impl Store {
                             .sum::<usize>()
                 })
                 .sum();
-            // (Taken with its value at once: the first neighbour is answered whatever its size,
-            // as a page's first item is.)
-            budget.give_back(bytes);
             let bytes = bytes + matched;
-            if !budget.take(bytes) {
-                break;
-            }
             // The listed matches, summed in query claim order as the ranking does: the same
             // score unless one was halved, replaced or dropped.
             let score = if changed {
@@ -513,6 +503,45 @@ impl Store {
             } else {
                 found.score
             };
+            // Held of the answer's bytes (the first neighbour whatever its size, as a page's
+            // first item is). When they are spent, a neighbour better than the worst ones held
+            // takes their place: the ranking is walked by scores before opposed matches halve
+            // them, so a better neighbour can come after worse ones (a review found a cut
+            // answer of halved neighbours only, better ones never read).
+            if !budget.take(bytes) {
+                let key = |hit: &NeighborHit| (OrdScore(hit.score), hit.seq);
+                let mine = (OrdScore(score), found.seq);
+                let mut worse: Vec<usize> =
+                    (0..out.len()).filter(|&i| key(&out[i].0) < mine).collect();
+                worse.sort_by_key(|&i| key(&out[i].0));
+                // The worst of them, as few as make room.
+                let needed = bytes.saturating_sub(budget.room());
+                let mut freed = 0;
+                let mut victims = 0;
+                while freed < needed && victims < worse.len() {
+                    freed += out[worse[victims]].2;
+                    victims += 1;
+                }
+                if freed < needed {
+                    // No room for it: once no later candidate (ranked no higher than this one
+                    // stood) can beat the worst neighbour held, the walk ends.
+                    let worst = out.iter().map(|(hit, ..)| key(hit)).min();
+                    if worst.is_some_and(|w| w >= (OrdScore(found.score), found.seq)) {
+                        break;
+                    }
+                    continue;
+                }
+                let mut evict: Vec<usize> = worse[..victims].to_vec();
+                // Removed from the end first, so that the indexes left stay valid.
+                evict.sort_unstable_by(|a, b| b.cmp(a));
+                for i in evict {
+                    let (_, _, held) = out.swap_remove(i);
+                    budget.give_back(held);
+                }
+                if !budget.take(bytes) {
+                    break;
+                }
+            }
             let best = best_of.entry(pr).or_insert((score, found.seq));
             if (score, found.seq) > *best {
                 *best = (score, found.seq);
@@ -1277,4 +1306,28 @@ fn verdict_value(
         seq,
         source,
     })
+}
+
+/// A score ordered as a key (by `total_cmp`: scores are finite and non-negative).
+#[derive(Debug, Clone, Copy)]
+struct OrdScore(f64);
+
+impl PartialEq for OrdScore {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for OrdScore {}
+
+impl PartialOrd for OrdScore {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrdScore {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }

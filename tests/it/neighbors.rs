@@ -1282,3 +1282,68 @@ fn a_query_of_many_claims_is_held_to_what_its_answer_can_hold() {
     assert_eq!(few.len(), 1);
     assert!(budget.was_cut());
 }
+
+/// A neighbours answer cut by its bytes keeps the best neighbours that fit. The ranking is
+/// walked by scores before opposed matches halve them: audits that say the opposite of the
+/// query rank first and are halved, and the agreeing ones after them score higher. A review
+/// found such an answer made of halved neighbours only, the better ones never read.
+#[test]
+fn an_answer_cut_by_its_bytes_keeps_the_best_neighbours_that_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    let mut rng = crate::synth::Rng::new(5);
+    // `persimmon` rarer than `disabled`: the opposed audits share the rarer word.
+    let puts: Vec<Put> = (1..=300u64)
+        .map(|pr| {
+            let claim = match pr {
+                1..=20 => "uploads enabled kumquat persimmon".to_owned(),
+                21..=100 => "uploads disabled kumquat".to_owned(),
+                _ => (0..4)
+                    .map(|_| format!("w{}", rng.below(3000)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            let body = verdict_with(pr, &[&claim]);
+            Put::from(verdict_record(body.as_bytes(), 1).unwrap())
+        })
+        .collect();
+    store.write(&puts).unwrap();
+    let text = "uploads disabled kumquat persimmon";
+    let query = NeighborQuery {
+        claims: vec![Claim {
+            hash: ClaimHash::of_text(text).unwrap(),
+            text: Some(text.to_owned()),
+        }],
+        repo: Repo::default(),
+        all_repos: false,
+        exclude_pr: None,
+        limit: 100,
+        min_score: 0.0,
+    };
+    let all = store
+        .neighbors(&query, &mut ReadBudget::unlimited())
+        .unwrap();
+    let best = all.iter().map(|hit| hit.score).fold(0.0, f64::max);
+    let opposed: Vec<f64> = all
+        .iter()
+        .filter(|hit| hit.matches.iter().any(|m| m.opposed))
+        .map(|hit| hit.score)
+        .collect();
+    assert!(
+        !opposed.is_empty() && opposed.iter().all(|&s| s < best),
+        "the data: halved neighbours below the agreeing ones, {opposed:?} / {best}"
+    );
+    // ... and ranked before them, before the halving: the first read.
+    assert!(
+        all.iter()
+            .all(|hit| hit.score == best || hit.matches[0].opposed)
+    );
+    // A few neighbours' bytes: the best of them, none halved.
+    let mut budget = ReadBudget::unlimited().with_max_bytes(2 << 10);
+    let cut = store.neighbors(&query, &mut budget).unwrap();
+    assert!(budget.was_cut());
+    assert!(cut.len() > 1 && cut.len() < 20, "{}", cut.len());
+    for hit in &cut {
+        assert_eq!(hit.score, best, "{:?}", hit.matches);
+    }
+}

@@ -403,6 +403,10 @@ impl Store {
         let mut out: Vec<(NeighborHit, PrKey, usize)> = Vec::new();
         // Each PR's best answered so far, as (score, seq).
         let mut best_of: HashMap<PrKey, (f64, u64)> = HashMap::new();
+        // Once the answer's bytes are spent: the candidates the walk may still read to find
+        // better ones than those held (as many as the spares, 64), so that a full answer
+        // costs a bounded walk past what filled it.
+        let mut after_full: Option<usize> = None;
         for (found, pr) in ranked {
             // A match that says the opposite only lowers a score: once `limit` PRs rank ahead
             // of this candidate as it stands, neither it nor any after it (ranked no higher)
@@ -413,6 +417,12 @@ impl Store {
             }
             if best_of.values().filter(|best| ahead(best)).count() >= q.limit {
                 break;
+            }
+            if let Some(left) = after_full.as_mut() {
+                if *left == 0 {
+                    break;
+                }
+                *left -= 1;
             }
             budget.tick()?;
             // What the answer holds is bounded by its bytes (below); the candidate read now is
@@ -509,6 +519,7 @@ impl Store {
             // them, so a better neighbour can come after worse ones (a review found a cut
             // answer of halved neighbours only, better ones never read).
             if !budget.take(bytes) {
+                after_full.get_or_insert(OPPOSED_SPARE);
                 let key = |hit: &NeighborHit| (OrdScore(hit.score), hit.seq);
                 let mine = (OrdScore(score), found.seq);
                 let mut worse: Vec<usize> =

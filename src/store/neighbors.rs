@@ -141,6 +141,10 @@ const OPPOSED_SPARE: usize = 64;
 /// have kept a few dozen of the neighbours they made (a review's: 720 MiB for one query).
 const DETAILED_BESTS: usize = 1 << 20;
 
+/// Matches a neighbours answer whose bytes are spent may still build, reading on for better
+/// neighbours than the worst it holds.
+const AFTER_FULL_MATCHES: usize = 1 << 16;
+
 /// A prior verdict whose claims match the query's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NeighborHit {
@@ -403,9 +407,10 @@ impl Store {
         let mut out: Vec<(NeighborHit, PrKey, usize)> = Vec::new();
         // Each PR's best answered so far, as (score, seq).
         let mut best_of: HashMap<PrKey, (f64, u64)> = HashMap::new();
-        // Once the answer's bytes are spent: the candidates the walk may still read to find
-        // better ones than those held (as many as the spares, 64), so that a full answer
-        // costs a bounded walk past what filled it.
+        // Once the answer's bytes are spent: the matches the walk may still build to find
+        // better neighbours than those held (at least 64 candidates' worth), so that a full
+        // answer costs a bounded walk past what filled it, counted in the work each
+        // candidate is (a candidate of a query of many claims builds as many matches).
         let mut after_full: Option<usize> = None;
         for (found, pr) in ranked {
             // A match that says the opposite only lowers a score: once `limit` PRs rank ahead
@@ -422,7 +427,7 @@ impl Store {
                 if *left == 0 {
                     break;
                 }
-                *left -= 1;
+                *left = left.saturating_sub(found.bests.len().max(1));
             }
             budget.tick()?;
             // What the answer holds is bounded by its bytes (below); the candidate read now is
@@ -519,7 +524,9 @@ impl Store {
             // them, so a better neighbour can come after worse ones (a review found a cut
             // answer of halved neighbours only, better ones never read).
             if !budget.take(bytes) {
-                after_full.get_or_insert(OPPOSED_SPARE);
+                after_full.get_or_insert(
+                    AFTER_FULL_MATCHES.max(OPPOSED_SPARE * found.bests.len().max(1)),
+                );
                 let key = |hit: &NeighborHit| (OrdScore(hit.score), hit.seq);
                 let mine = (OrdScore(score), found.seq);
                 let mut worse: Vec<usize> =

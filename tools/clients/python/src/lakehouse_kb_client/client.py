@@ -761,8 +761,8 @@ class KbClient:
                     if on_history is not None:
                         try:
                             on_history(named)
-                        except BaseException as error:
-                            raised = error
+                        except BaseException as failure:
+                            raised = failure
                             raise
                     history = named
                 if response.status != 200:
@@ -781,8 +781,8 @@ class KbClient:
                         failures = 0
                         yield item
                     delay = 0.1
-            except (OSError, http.client.HTTPException, ValueError) as error:
-                if error is raised:
+            except (OSError, http.client.HTTPException, ValueError) as lost:
+                if lost is raised:
                     raise
             finally:
                 connection.close()

@@ -96,6 +96,9 @@ pub struct VerdictFiles {
     given: HashSet<Identity>,
     /// Files read so far.
     reads: u64,
+    /// Whether `_auditor` and its `verdicts` are real directories (not links), looked at once a
+    /// run, as the import looks at its directories once: not two `lstat`s for every row.
+    dirs_real: Option<bool>,
 }
 
 impl VerdictFiles {
@@ -107,6 +110,7 @@ impl VerdictFiles {
             read: HashMap::new(),
             given: HashSet::new(),
             reads: 0,
+            dirs_real: None,
         })
     }
 
@@ -140,10 +144,14 @@ impl VerdictFiles {
         {
             return None;
         }
-        let auditor = self.dir.parent()?;
-        if crate::fsutil::require_real_dir(auditor).is_err()
-            || crate::fsutil::require_real_dir(&self.dir).is_err()
-        {
+        let dir = &self.dir;
+        let real = *self.dirs_real.get_or_insert_with(|| {
+            dir.parent().is_some_and(|auditor| {
+                crate::fsutil::require_real_dir(auditor).is_ok()
+                    && crate::fsutil::require_real_dir(dir).is_ok()
+            })
+        });
+        if !real {
             return None;
         }
         self.reads += 1;

@@ -170,8 +170,6 @@ impl Pass2<'_> {
             } else {
                 (None, None)
             };
-            // The namespace the row goes into (a `repo` that is not a valid name is none).
-            let row_repo = crate::model::Repo::of_legacy_warning(head.repo.as_deref(), |_| {});
             let RowHead {
                 sig_hash,
                 kind,
@@ -182,6 +180,8 @@ impl Pass2<'_> {
             let row = OutcomeRow::from_legacy(text, sig_hash, kind, repo.as_deref(), |message| {
                 report.warn(&file.path, Some(line.number), message);
             });
+            // The namespace the row goes into, for its verdict's.
+            let row_repo = row.repo.clone();
             if let Some(audited_at) = &audited_at {
                 self.put_orphans_audited_before(Some(audited_at))?;
             }

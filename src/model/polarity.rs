@@ -198,16 +198,8 @@ impl Stems {
 /// The shortest word a prefix of [`NOT_PREFIXES`] is taken to negate (`safe`, `used`, `null`).
 const MIN_NEGATED_WORD: usize = 4;
 
-/// Whether `a` and `b` say opposite things: one has a negation and the other none, or they
-/// differ by a pair of opposite words ([`Stems::opposes`]), but not both: two reversals say
-/// the same thing again (`is disabled`, `is not enabled`; `is unvalidated`, `is not
-/// validated`).
-pub fn says_opposite(a: &str, b: &str) -> bool {
-    Polarity::of(a).opposes(&Polarity::of(b))
-}
-
-/// A wording read once for [`says_opposite`]'s comparisons: whether it is negated, and its
-/// words.
+/// A wording read once for [`Polarity::opposes`]'s comparisons: whether it is negated, and
+/// its words.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Polarity {
     negated: bool,
@@ -232,7 +224,10 @@ impl Polarity {
         &self.stems
     }
 
-    /// Whether the two say opposite things (see [`says_opposite`]).
+    /// Whether the two say opposite things: one has a negation and the other none, or they
+    /// differ by a pair of opposite words ([`Stems::opposes`]), but not both: two reversals
+    /// say the same thing again (`is disabled`, `is not enabled`; `is unvalidated`, `is not
+    /// validated`).
     pub fn opposes(&self, other: &Polarity) -> bool {
         (self.negated != other.negated) != self.stems.opposes(&other.stems)
     }
@@ -241,6 +236,10 @@ impl Polarity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn says_opposite(a: &str, b: &str) -> bool {
+        Polarity::of(a).opposes(&Polarity::of(b))
+    }
 
     #[test]
     fn a_wording_that_says_the_opposite_is_told_from_a_rewording() {

@@ -485,14 +485,17 @@ pub(super) fn which_applies(
     type Rank = (bool, MatchKind, Reverse<u64>, u64);
     let mut silencing: Best = None;
     let mut resembled: Best = None;
-    let keep = |best: &mut Best, kind, score: f64, i: usize| {
-        // Scores are non-negative, so their bits order as they do.
-        let rank = (
+    // Scores are non-negative, so their bits order as they do.
+    let rank_of = |kind, score: f64, i: usize| -> Rank {
+        (
             !live[i].own,
             kind,
             Reverse(score.to_bits()),
             live[i].entry.id,
-        );
+        )
+    };
+    let keep = |best: &mut Best, kind, score: f64, i: usize| {
+        let rank = rank_of(kind, score, i);
         if best.as_ref().is_none_or(|(r, ..)| rank < *r) {
             *best = Some((rank, kind, score, i));
         }
@@ -594,19 +597,11 @@ pub(super) fn which_applies(
     // first, until one silences it (the rest could not rank before it). Asked of each, a
     // check of 200 findings against 1,000 close dismissals of long wordings took 30 s, a
     // review's. One that says the opposite may still resemble the finding.
-    let rank_of = |score: f64, i: usize| {
-        (
-            !live[i].own,
-            MatchKind::Similar,
-            Reverse(score.to_bits()),
-            live[i].entry.id,
-        )
-    };
-    may_silence_it.sort_by_key(|&(score, _, i)| rank_of(score, i));
+    may_silence_it.sort_by_key(|&(score, _, i)| rank_of(MatchKind::Similar, score, i));
     for (score, own, i) in may_silence_it {
         if silencing
             .as_ref()
-            .is_some_and(|(rank, ..)| *rank < rank_of(score, i))
+            .is_some_and(|(rank, ..)| *rank < rank_of(MatchKind::Similar, score, i))
         {
             break;
         }

@@ -527,8 +527,10 @@ impl Store {
                 after_full.get_or_insert(
                     AFTER_FULL_MATCHES.max(OPPOSED_SPARE * found.bests.len().max(1)),
                 );
-                let key = |hit: &NeighborHit| (OrdScore(hit.score), hit.seq);
-                let mine = (OrdScore(score), found.seq);
+                // Better is a higher score, then a newer verdict: a non-negative score's bits
+                // order as the score does (as in `Search::top`).
+                let key = |hit: &NeighborHit| (hit.score.to_bits(), hit.seq);
+                let mine = (score.to_bits(), found.seq);
                 let mut worse: Vec<usize> =
                     (0..out.len()).filter(|&i| key(&out[i].0) < mine).collect();
                 worse.sort_by_key(|&i| key(&out[i].0));
@@ -544,7 +546,7 @@ impl Store {
                     // No room for it: once no later candidate (ranked no higher than this one
                     // stood) can beat the worst neighbour held, the walk ends.
                     let worst = out.iter().map(|(hit, ..)| key(hit)).min();
-                    if worst.is_some_and(|w| w >= (OrdScore(found.score), found.seq)) {
+                    if worst.is_some_and(|w| w >= (found.score.to_bits(), found.seq)) {
                         break;
                     }
                     continue;
@@ -1324,28 +1326,4 @@ fn verdict_value(
         seq,
         source,
     })
-}
-
-/// A score ordered as a key (by `total_cmp`: scores are finite and non-negative).
-#[derive(Debug, Clone, Copy)]
-struct OrdScore(f64);
-
-impl PartialEq for OrdScore {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-
-impl Eq for OrdScore {}
-
-impl PartialOrd for OrdScore {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OrdScore {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
 }

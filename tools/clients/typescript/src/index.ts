@@ -495,12 +495,12 @@ export interface FollowOptions {
  */
 export type KbErrorKind = "http" | "network" | "timeout" | "bad_response" | "bad_request";
 
-/** Every failure of this client: status (0 without an HTTP answer), message, the field at fault. */
 /** An error a caller's callback threw, carried through a loop that retries its own. */
 class CallerError {
   constructor(readonly error: unknown) {}
 }
 
+/** Every failure of this client: status (0 without an HTTP answer), message, the field at fault. */
 export class KbError extends Error {
   constructor(
     message: string,

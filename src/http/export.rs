@@ -5,10 +5,16 @@
 use axum::Json;
 use axum::extract::State;
 
+use super::ingest::IdempotencyKey;
 use super::{ApiError, AppState};
 use crate::export::ExportReport;
 
-pub async fn post(State(state): State<AppState>) -> Result<Json<ExportReport>, ApiError> {
+/// An `Idempotency-Key` is checked as on every write, then not kept: a run changes nothing that
+/// a retry could repeat.
+pub async fn post(
+    _key: IdempotencyKey,
+    State(state): State<AppState>,
+) -> Result<Json<ExportReport>, ApiError> {
     let Some(job) = state.export.clone() else {
         return Err(ApiError::NotFound(
             "this server has no export directory".into(),

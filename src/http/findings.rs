@@ -817,8 +817,10 @@ pub struct Revoked {
 }
 
 /// `DELETE /findings/dismissals/{id}`: revokes the dismissal, durably; 200 with it (revoking
-/// it again changes nothing and answers the same), 404 when no dismissal has that id.
+/// it again changes nothing and answers the same), 404 when no dismissal has that id. An
+/// `Idempotency-Key` is checked as on every write, then not kept, for the same reason.
 pub async fn revoke(
+    _key: IdempotencyKey,
     State(state): State<AppState>,
     PathParam(raw): PathParam,
 ) -> Result<Json<Revoked>, ApiError> {

@@ -73,6 +73,9 @@ fn a_key_reused_with_another_request_is_refused() {
     for bad in ["", "a b", &"k".repeat(201)] {
         let answer = server.post_keyed("/event", "application/json", Some(bad), EVENT);
         assert_error(&answer, 400, "idempotency-key", "visible ASCII");
+        // Routes that keep no key check it all the same.
+        let export = server.post_keyed("/export", "application/json", Some(bad), "");
+        assert_error(&export, 400, "idempotency-key", "visible ASCII");
     }
     // Two different keys on one request are refused; the same one twice is one key.
     let twice = |keys: [&str; 2]| {

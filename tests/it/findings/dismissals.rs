@@ -854,6 +854,17 @@ fn dismissals_apply_to_their_scope_and_stop_applying_when_revoked() {
     assert_eq!(rest.json.get("next_cursor"), None);
     assert_eq!(server.get("/findings/dismissals").json["count"], 0);
 
+    // A malformed idempotency key is refused as on every write, and revokes nothing.
+    let bad_key = answer(
+        server
+            .client()
+            .delete(server.url(&format!("/findings/dismissals/{repo_scoped}")))
+            .header("idempotency-key", "a b")
+            .send()
+            .unwrap(),
+    );
+    assert_error(&bad_key, 400, "idempotency-key", "visible ASCII");
+
     // Revoked: it stops applying, at once and for good; revoking again changes nothing.
     let revoked = revoke(&server, repo_scoped);
     assert_eq!(

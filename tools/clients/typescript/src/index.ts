@@ -4,7 +4,9 @@
 //   import { KbClient } from "lakehouse-kb-client";
 //   const kb = new KbClient();                      // LAKEHOUSE_KB_URL, else LH_OBSERVER_URL
 //   await kb.postVerdict(verdict);                  // replaces indexVerdictToObserver +
-//                                                   // appendVerdictToKbOutcomes, durably
+//                                                   // appendVerdictToKbOutcomes, durably;
+//                                                   // it throws KbError where they did not:
+//                                                   // keep it off the path of the Gitea post
 //   const prior = await kb.priorAudits(pr, { excludeSha: head });  // Phase B
 //   const similar = await kb.prNeighbors(pr);      // Phase C/F: neighbours of its last audit
 //   const seen = await kb.checkFindings(pr, { headSha: head, findings }); // repeats, dismissals

@@ -67,7 +67,7 @@ fn typescript_client_against_the_real_server_and_a_stub() {
     );
     let stdout = assert_ok("node --test", &out);
     assert!(
-        stdout.contains("# pass 33\n") && stdout.contains("# fail 0\n"),
+        stdout.contains("# pass 36\n") && stdout.contains("# fail 0\n"),
         "{stdout}"
     );
 }
@@ -206,7 +206,7 @@ fn python_client_against_the_real_server_and_a_stub() {
     assert_ok("python3 -m unittest", &out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("Ran 32 tests") && stderr.trim_end().ends_with("OK"),
+        stderr.contains("Ran 35 tests") && stderr.trim_end().ends_with("OK"),
         "{stderr}"
     );
 }

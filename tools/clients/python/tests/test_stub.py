@@ -89,8 +89,29 @@ class Stub(BaseHTTPRequestHandler):
         else:
             self.send(200, {"findings": [finding("f", 3), finding("h", 1), finding("g", 1)]})
 
+    def play_findingmarker(self, n):
+        # One finding over --max-response: the page holds a marker in its place.
+        self.send(200, {"findings": [{"seq": 5, "omitted_bytes": 1783}], "next_cursor": "5-0000000000000001-5"})
+
     def play_html502(self, n):
         self.send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+
+    def play_gateway504(self, n):
+        self.send(504, b"<html><body><h1>504 Gateway Time-out</h1></body></html>", "text/html")
+
+    def play_cutshort(self, n):
+        # A 200 whose body ends before its Content-Length: the first time only.
+        if n > 1:
+            self.send(200, {"ok": True, "seq": 12})
+            return
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", "200")
+        self.end_headers()
+        self.wfile.write(b'{"ok":true,"seq":12')
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
 
     def play_stall(self, n):
         self.send_response(200)
@@ -211,6 +232,23 @@ class StubTest(unittest.TestCase):
         self.assertRegex(str(error), "HTTP 502.*Bad Gateway")
         self.assertEqual(len(SEEN["html502"]), 2)
         self.assertEqual(SEEN["html502"][0][2]["user-agent"], USER_AGENT)
+
+    def test_a_finding_over_the_servers_budget_is_an_error_naming_it_not_a_crash(self):
+        error = self.failure(lambda: list(self.client("findingmarker").all_findings(6)))
+        self.assertEqual(error.kind, "bad_response")
+        self.assertIn("--max-response", str(error))
+
+    def test_a_write_a_proxy_gave_up_on_may_have_committed_and_is_retried_with_its_key(self):
+        error = self.failure(lambda: self.client("gateway504", retries=1).post_event({"source": "bot"}))
+        self.assertEqual((error.kind, error.status, error.may_be_committed), ("http", 504, True))
+        self.assertIn("may have been committed", str(error))
+        keys = [headers["idempotency-key"] for method, _, headers in SEEN["gateway504"] if method == "POST"]
+        self.assertEqual((len(keys), len(set(keys))), (2, 1), "retried once, with the same key")
+
+    def test_an_answer_cut_short_of_its_length_is_not_the_answer_and_is_retried(self):
+        self.assertEqual(self.client("cutshort", retries=1).post_event({"source": "bot"}), {"ok": True, "seq": 12})
+        keys = [headers["idempotency-key"] for method, _, headers in SEEN["cutshort"] if method == "POST"]
+        self.assertEqual((len(keys), len(set(keys))), (2, 1), "retried once, with the same key")
 
     def test_a_stalled_body_times_out_and_a_write_may_have_committed(self):
         read = self.failure(lambda: self.client("stall", retries=0).stats())

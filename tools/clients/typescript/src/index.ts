@@ -383,6 +383,8 @@ export interface Stats {
   /** Verdicts per repository ("" is the default namespace). */
   by_repo?: Record<string, number>;
   last_seq: number;
+  /** Per map that lists fewer keys than it has (past --stats-top): what was left out. */
+  omitted?: Record<string, { keys: number; count: number }>;
   [key: string]: unknown;
 }
 
@@ -394,6 +396,12 @@ export interface Health {
   queue_depth: number;
   /** The database file the server holds, by an opaque name. */
   database?: string | null;
+  /** The storage fault the service is recovering from. */
+  storage?: { reason: string; no_space: boolean; since_ms: number; retry_after_secs: number };
+  /** How long the commit running now has run, once stalled. */
+  stalled_commit_ms?: number;
+  /** Exported files the last run could not bring up to date. */
+  export?: { file: string; paused: boolean; error: string; since_ms: number }[];
   [key: string]: unknown;
 }
 
@@ -731,6 +739,15 @@ export class KbClient {
     do {
       const page = await this.findings(prNumber, { ...options, cursor, limit: 1000 });
       for (const finding of page.findings) {
+        const marker = finding as unknown as { seq?: number; omitted_bytes?: number };
+        if (marker.omitted_bytes !== undefined) {
+          // One finding alone is over the server's --max-response: a marker took its place.
+          throw new KbError(
+            `a finding of PR ${prNumber} (seq ${marker.seq}) is ${marker.omitted_bytes} bytes, more than the server's --max-response: raise it to list them`,
+            "bad_response",
+            200,
+          );
+        }
         const state = `${finding.fingerprint} ${finding.last_seen.seq}`;
         if (!given.has(state)) {
           given.add(state);
@@ -1019,16 +1036,20 @@ export class KbClient {
           }
         }
         last = await this.errorOf(response, text);
-        const readRetry = !write && [502, 503, 504].includes(response.status);
-        // A write told to come back (load shed, a storage fault, a full disk) is retried with
-        // its key, which makes the retry safe whatever the first attempt did.
+        // A proxy in front gave up on the service (502, 504): a write's fate is unknown.
+        const proxyGaveUp = [502, 504].includes(response.status);
+        if (write && proxyGaveUp) uncertain = true;
+        const readRetry = !write && response.status === 503;
+        // A write told to come back (load shed, a storage fault, a full disk), or whose proxy
+        // gave up, is retried with its key, which makes the retry safe whatever the first
+        // attempt did.
         const writeRetry = write && [503, 507].includes(response.status) && last.retryAfter !== undefined;
         // A 503 to a write without Retry-After: the service says it may have committed it. A
         // storage fault (507, full disk) may have failed a commit's last sync after its bytes
         // reached the disk: the commit may survive the repair (docs/RELIABILITY.md).
         if (write && response.status === 503 && last.retryAfter === undefined) uncertain = true;
         if (write && response.status === 507) uncertain = true;
-        retry = readRetry || writeRetry;
+        retry = proxyGaveUp || readRetry || writeRetry;
       } catch (error) {
         if (error instanceof KbError) throw error;
         const timedOut = signal.aborted;

@@ -17,6 +17,19 @@ const scenarios = {
     res.writeHead(502, { "content-type": "text/html" });
     res.end("<html><body><h1>502 Bad Gateway</h1></body></html>");
   },
+  // One finding over --max-response: the page holds a marker in its place.
+  findingmarker: (req, res) => json(res, 200, { findings: [{ seq: 5, omitted_bytes: 1783 }], next_cursor: "5-0000000000000001-5" }),
+  gateway504: (req, res) => {
+    res.writeHead(504, { "content-type": "text/html" });
+    res.end("<html><body><h1>504 Gateway Time-out</h1></body></html>");
+  },
+  cutshort: (req, res, n) => {
+    // A 200 whose body ends before its Content-Length: the first time only.
+    if (n > 1) return json(res, 200, { ok: true, seq: 12 });
+    res.writeHead(200, { "content-type": "application/json", "content-length": "200" });
+    res.write('{"ok":true,"seq":12');
+    res.socket.destroySoon();
+  },
   stall: (req, res) => {
     res.writeHead(200, { "content-type": "application/json" });
     res.write('{"total":');
@@ -120,6 +133,33 @@ test("an HTML 502 is a KbError with its status, retried for reads", async () => 
   assert.match(error.message, /HTTP 502.*Bad Gateway/);
   assert.equal(seen.get("html502").length, 2);
   assert.equal(seen.get("html502")[0].headers["user-agent"], `lakehouse-kb-client-ts/${VERSION}`);
+});
+
+test("a finding over the server's budget is a KbError naming it, not a crash", async () => {
+  const error = await failure((async () => {
+    for await (const _ of client("findingmarker").allFindings(6)) {
+      // nothing: the first page fails
+    }
+  })());
+  assert.equal(error.kind, "bad_response");
+  assert.match(error.message, /--max-response/);
+});
+
+test("a write a proxy gave up on (504) may have been committed, and is retried with its key", async () => {
+  const error = await failure(client("gateway504", { retries: 1 }).postEvent({ source: "bot" }));
+  assert.equal(error.status, 504);
+  assert.equal(error.mayBeCommitted, true);
+  assert.match(error.message, /may have been committed/);
+  const keys = seen.get("gateway504").filter((r) => r.method === "POST").map((r) => r.headers["idempotency-key"]);
+  assert.equal(keys.length, 2, "retried once");
+  assert.equal(new Set(keys).size, 1, "with the same key");
+});
+
+test("an answer cut short of its length is not the answer, and is retried", async () => {
+  assert.deepEqual(await client("cutshort", { retries: 1 }).postEvent({ source: "bot" }), { ok: true, seq: 12 });
+  const keys = seen.get("cutshort").filter((r) => r.method === "POST").map((r) => r.headers["idempotency-key"]);
+  assert.equal(keys.length, 2, "retried once");
+  assert.equal(new Set(keys).size, 1, "with the same key");
 });
 
 test("a stalled body times out as a KbError; a write says it may have been committed", async () => {

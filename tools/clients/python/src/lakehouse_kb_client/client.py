@@ -292,8 +292,14 @@ class _StatsRequired(TypedDict):
     last_seq: int
 
 
+class OmittedKeys(TypedDict):
+    keys: int  # keys of a map of /stats not listed (past --stats-top)
+    count: int  # the sum of their counts
+
+
 class Stats(_StatsRequired, total=False):
     by_repo: Dict[str, int]  # verdicts per repository ("" is the default namespace)
+    omitted: Dict[str, OmittedKeys]  # per map that lists fewer keys than it has
 
 
 class _HealthRequired(TypedDict):
@@ -303,8 +309,25 @@ class _HealthRequired(TypedDict):
     queue_depth: int
 
 
+class StorageFault(TypedDict):
+    reason: str
+    no_space: bool
+    since_ms: int
+    retry_after_secs: int
+
+
+class ExportProblem(TypedDict):
+    file: str  # "_kb/outcomes.jsonl" or "_observer/ops.jsonl"
+    paused: bool  # an operator must act; otherwise the next run retries
+    error: str
+    since_ms: int
+
+
 class Health(_HealthRequired, total=False):
     database: Optional[str]  # the database file the server holds, by an opaque name
+    storage: StorageFault  # the storage fault the service is recovering from
+    stalled_commit_ms: int  # how long the commit running now has run, once stalled
+    export: List[ExportProblem]  # exported files the last run could not bring up to date
 
 
 class _FeedPageRequired(TypedDict):
@@ -564,6 +587,15 @@ class KbClient:
                 dismissals=dismissals,
             )
             for finding in page.get("findings", []):
+                marker = cast(Mapping[str, Any], finding)
+                if "omitted_bytes" in marker:
+                    # One finding alone is over the server's --max-response: a marker took its place.
+                    raise KbError(
+                        f"a finding of PR {pr_number} (seq {marker.get('seq')}) is {marker['omitted_bytes']} bytes, "
+                        "more than the server's --max-response: raise it to list them",
+                        "bad_response",
+                        200,
+                    )
                 state = (finding["fingerprint"], finding["last_seen"]["seq"])
                 if state not in given:
                     given.add(state)
@@ -891,9 +923,15 @@ class KbClient:
                 # A storage fault may fail a commit's last sync after its bytes reached the
                 # disk: the commit may survive the repair (docs/RELIABILITY.md).
                 uncertain = True
-            # A write told to come back (load shed, a storage fault, a full disk) is retried
-            # with its key, which makes the retry safe whatever the first attempt did.
-            retry = (answer.status in (502, 503, 504)) if not write else (answer.status in (503, 507) and last.retry_after is not None)
+            if write and answer.status in (502, 504):
+                # A proxy in front gave up on the service: the write's fate is unknown.
+                uncertain = True
+            # A write told to come back (load shed, a storage fault, a full disk), or whose
+            # proxy gave up, is retried with its key, which makes the retry safe whatever the
+            # first attempt did.
+            retry = answer.status in (502, 504) or (
+                answer.status == 503 if not write else answer.status in (503, 507) and last.retry_after is not None
+            )
             if not retry:
                 break
         assert last is not None
@@ -939,6 +977,10 @@ class KbClient:
                 if not chunk:
                     break
                 chunks.append(chunk)
+            if response.length:
+                # The connection ended before the Content-Length the server announced (read1
+                # does not raise for it): an answer cut short, not the service's answer.
+                raise http.client.IncompleteRead(b"".join(chunks), response.length)
             if cut.is_set():
                 # Cut at the deadline: what was read ended there, not where the server ended it.
                 raise TimeoutError("deadline passed")

@@ -80,6 +80,8 @@ struct Target<'a> {
     hook: &'a Hook,
     /// Stores lines another writer appended (`adopt.rs`), when the service runs the export.
     adopter: Option<&'a Adopter>,
+    /// Most bytes of rows one pass writes where another writer may append (with `adopter`).
+    pass_bytes: usize,
 }
 
 /// Brings one file up to date.
@@ -89,6 +91,7 @@ pub(super) fn export(
     file: ExportFile,
     hook: &Hook,
     adopter: Option<&Adopter>,
+    pass_bytes: usize,
 ) -> Result<FileReport, ExportError> {
     let path = out_dir.join(file.relative_path());
     let created_dirs = prepare_dirs(out_dir, &path)?;
@@ -101,12 +104,38 @@ pub(super) fn export(
         created_dirs: &created_dirs,
         hook,
         adopter,
+        pass_bytes,
     };
-    match plan(&path, stored)? {
+    let mut report = export_pass(target, &path)?;
+    // Each pass that may meet another writer writes a bounded part of the rows: the run goes
+    // on until the file holds every row (or a pass cannot go on: rows another writer appended
+    // wait, say).
+    while report.more {
+        let stored = store.checkpoint(file.name())?;
+        let next = export_pass(Target { stored, ..target }, &path)?;
+        let went_on = next.brought_up_to_date() || next.more;
+        let wrote = next.rows_written > 0;
+        report = report.followed_by(next);
+        if !(went_on && wrote) {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// One pass of [`export`] over the file at `path`.
+fn export_pass(target: Target, path: &Path) -> Result<FileReport, ExportError> {
+    let Target {
+        store,
+        file,
+        stored,
+        ..
+    } = target;
+    match plan(path, stored)? {
         Plan::Append { base } => append(target, base),
         Plan::Adopt { file_len } => adopt(target, file_len),
         Plan::Rebuild { reason } => {
-            let (reason, aside) = keep_aside_unless_rows(store, &path, file, reason)?;
+            let (reason, aside) = keep_aside_unless_rows(store, path, file, reason)?;
             rebuild_after_aside(target, reason, aside)
         }
     }
@@ -175,6 +204,7 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
         created_dirs,
         hook,
         adopter,
+        pass_bytes,
     } = target;
     let existed = fs::symlink_metadata(path).is_ok();
     let handle = fsutil::open_rw(path, fsutil::SHARED_FILE_MODE)
@@ -275,7 +305,7 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
     // few system calls as can be, so that an append landing meanwhile is hardly ever cut or
     // written over (it cannot be ruled out without that writer's cooperation: RELIABILITY.md).
     let prepared = match adopter {
-        Some(_) => Some(rows_bytes(store, file, base.seq, MAX_PREPARED_BYTES)?),
+        Some(_) => Some(rows_bytes(store, file, base.seq, pass_bytes)?),
         None => None,
     };
     let bytes_truncated = len_now.saturating_sub(base.len);
@@ -412,6 +442,7 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
         lines_taken_in,
         checkpoint: checkpoint.into(),
         error: None,
+        more: written.more,
     })
 }
 
@@ -459,6 +490,7 @@ fn finish_taken_in(
         lines_taken_in: lines,
         checkpoint: base.into(),
         error: None,
+        more: false,
     })
 }
 
@@ -466,9 +498,9 @@ fn appended_meanwhile() -> String {
     "another writer appended while the file was brought up to date".to_owned()
 }
 
-/// Most bytes of rows an export that may meet another writer reads before writing them (the
-/// rest, next run).
-const MAX_PREPARED_BYTES: usize = 64 << 20;
+/// Most bytes of rows an export that may meet another writer reads before writing them in
+/// one pass (the rest, in the passes after it).
+pub(super) const MAX_PREPARED_BYTES: usize = 64 << 20;
 
 /// The lines of the rows after `after_seq`, each with its `\n`, up to about `max` bytes (at
 /// least one row), as [`write_rows`] writes them.
@@ -492,7 +524,14 @@ fn rows_bytes(
         Ok(())
     });
     match walk {
-        Ok(()) | Err(Halt::Early) => Ok((bytes, written)),
+        Ok(()) => Ok((bytes, written)),
+        Err(Halt::Early) => Ok((
+            bytes,
+            Written {
+                more: true,
+                ..written
+            },
+        )),
         Err(Halt::Failed(e)) => Err(e.into()),
     }
 }
@@ -524,6 +563,7 @@ fn waiting(path: &Path, stored: Checkpoint, lines: u64, why: String) -> FileRepo
         lines_taken_in: lines,
         checkpoint: stored.into(),
         error: None,
+        more: false,
     }
 }
 
@@ -923,6 +963,7 @@ fn rebuild(target: Target, reason: String) -> Result<FileReport, ExportError> {
         lines_taken_in: 0,
         checkpoint: checkpoint.into(),
         error: None,
+        more: false,
     })
 }
 
@@ -949,6 +990,8 @@ struct Written {
     bytes: u64,
     /// Seq of the last row written (0 when none).
     last_seq: u64,
+    /// Rows after `last_seq` were left for another pass.
+    more: bool,
 }
 
 fn write_rows(

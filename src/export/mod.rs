@@ -190,14 +190,36 @@ pub struct FileReport {
     /// Why this file was not brought up to date (`action` `failed` or `paused`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Rows remain to be written: a pass that may meet another writer writes a bounded part of
+    /// them ([`ExportJob::with_pass_bytes`]), and a run makes passes until none remain.
+    #[serde(skip)]
+    pub(crate) more: bool,
 }
 
 impl FileReport {
     /// Whether the run left the file holding every row committed before it: not failed or
-    /// paused, and not left as it was while rows another writer appended wait (`Unchanged`
-    /// with a reason).
+    /// paused, no rows left for another pass, and not left as it was while rows another
+    /// writer appended wait (`Unchanged` with a reason).
     pub fn brought_up_to_date(&self) -> bool {
-        self.error.is_none() && !(self.action == Action::Unchanged && self.reason.is_some())
+        self.error.is_none()
+            && !self.more
+            && !(self.action == Action::Unchanged && self.reason.is_some())
+    }
+
+    /// This pass's report followed by the next pass's, as one run's.
+    fn followed_by(mut self, next: FileReport) -> FileReport {
+        let up_to_date = next.brought_up_to_date();
+        if self.action == Action::Unchanged {
+            self.action = next.action;
+        }
+        self.reason = self.reason.or(next.reason);
+        self.rows_written += next.rows_written;
+        self.bytes_written += next.bytes_written;
+        self.bytes_truncated += next.bytes_truncated;
+        self.lines_taken_in += next.lines_taken_in;
+        self.checkpoint = next.checkpoint;
+        self.more = next.more || !up_to_date;
+        self
     }
 }
 
@@ -266,6 +288,8 @@ pub struct ExportJob {
     /// run that brought it up to date: every record of the file's kinds through it is in the
     /// file, where the checkpoint's seq is the last row written (see [`ExportJob::lag`]).
     covered: [AtomicU64; 2],
+    /// Most bytes of rows one pass writes into a file another writer may append to.
+    pass_bytes: usize,
 }
 
 impl std::fmt::Debug for ExportJob {
@@ -287,6 +311,7 @@ impl ExportJob {
             crash_hook: CrashHook::None,
             adopter: None,
             covered: [AtomicU64::new(0), AtomicU64::new(0)],
+            pass_bytes: file::MAX_PREPARED_BYTES,
         }
     }
 
@@ -306,6 +331,13 @@ impl ExportJob {
     /// `outcomes.jsonl` (see `export/adopt.rs`).
     pub fn with_adopter(mut self, adopter: Adopter) -> ExportJob {
         self.adopter = Some(adopter);
+        self
+    }
+
+    /// This job, writing at most `bytes` of rows a pass into a file another writer may append
+    /// to (64 MiB by default; a run makes as many passes as its rows need). For tests.
+    pub fn with_pass_bytes(mut self, bytes: usize) -> ExportJob {
+        self.pass_bytes = bytes;
         self
     }
 
@@ -374,7 +406,14 @@ impl ExportJob {
             .filter(|_| file == ExportFile::Outcomes);
         // Committed before the run reads its snapshot: in the file once the run succeeds.
         let before = self.store.last_seq();
-        let result = file::export(&self.store, &self.out_dir, file, hook, adopter);
+        let result = file::export(
+            &self.store,
+            &self.out_dir,
+            file,
+            hook,
+            adopter,
+            self.pass_bytes,
+        );
         let index = file.index();
         if let (Ok(report), Ok(before)) = (&result, before)
             && report.brought_up_to_date()
@@ -429,6 +468,7 @@ impl ExportJob {
             lines_taken_in: 0,
             checkpoint: checkpoint.into(),
             error: Some(message),
+            more: false,
         })
     }
 

@@ -784,3 +784,28 @@ fn a_take_in_cut_short_then_an_import_stores_each_line_once() {
     assert_eq!(store.stats().unwrap().outcomes, stored_before + 5);
     assert_matches_clean_export(&store, &out);
 }
+
+/// Where another writer may append, a pass writes a bounded part of the rows (64 MiB; 2 KiB
+/// here): one run still writes every row, in as many passes as they need, and says so. A run
+/// stopped after its first pass and reported the file up to date (a review's: 325,771 of
+/// 400,010 rows, `export` exiting 0 and the last export at shutdown leaving the rest out).
+#[test]
+fn one_run_writes_every_row_however_many_passes_they_take() {
+    let (_dir, store, job) = exported(30);
+    let job = ExportJob::new(store.clone(), job.out_dir().to_owned())
+        .with_adopter(storing(&store, false))
+        .with_pass_bytes(2048);
+    let before = store.checkpoint("outcomes").unwrap().seq;
+    load(&store, 5, 300);
+    let report = job.run().unwrap();
+    assert_eq!(report.outcomes.action, Action::Appended);
+    assert!(report.outcomes.rows_written > 20, "{report:?}");
+    assert!(report.outcomes.bytes_written > 2048 * 4, "{report:?}");
+    assert!(report.outcomes.checkpoint.seq > before);
+    assert_eq!(
+        job.lag(lakehouse_kb::export::ExportFile::Outcomes).unwrap(),
+        0
+    );
+    assert_matches_clean_export(&store, job.out_dir());
+    assert_eq!(job.run().unwrap().outcomes.action, Action::Unchanged);
+}

@@ -51,6 +51,16 @@ pub(super) fn path_of(db_path: &Path) -> PathBuf {
     db_path.with_file_name(name)
 }
 
+/// Whether something is at the journal's `path`, the path itself looked at (not what a
+/// symbolic link there names: a dangling link is there, and refused when opened).
+pub(super) fn is_present(path: &Path) -> io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// One entry read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Entry {
@@ -101,7 +111,7 @@ impl Journal {
         capacity: u64,
         wrap: Option<&BackendFactory>,
     ) -> io::Result<(Journal, Vec<Entry>)> {
-        let existed = path.exists();
+        let existed = is_present(path)?;
         let file = fsutil::open_rw(path, fsutil::FILE_MODE)?;
         let backend = FileBackend::new(file).map_err(io::Error::other)?;
         let file: Arc<dyn StorageBackend> = match wrap {

@@ -210,7 +210,7 @@ pub(super) fn recover(
     options: &StoreOptions,
 ) -> Result<Option<Journal>, StoreError> {
     let journal_path = journal::path_of(path);
-    if !journal_path.exists() {
+    if !journal::is_present(&journal_path).map_err(io_error)? {
         return Ok(None);
     }
     let (mut journal, entries) = Journal::open(
@@ -426,7 +426,7 @@ pub(super) fn refuse_pending_before_migration(
     path: &std::path::Path,
 ) -> Result<(), StoreError> {
     let journal_path = journal::path_of(path);
-    if !journal_path.exists() {
+    if !journal::is_present(&journal_path).map_err(io_error)? {
         return Ok(());
     }
     let entries = journal::read_entries(&journal_path).map_err(io_error)?;
@@ -530,6 +530,27 @@ mod tests {
         .unwrap();
         assert!(payload_of(&[put, Put::from(outcome)]).is_none());
         assert!(puts_of(&[0xff; 3]).is_err());
+    }
+
+    /// A symbolic link where the journal should be is refused at the open, a dangling one as
+    /// well: taken for "no journal", it let the store open and then failed every journaled
+    /// write while the store, reopening without a fault, looked healthy (a review's).
+    #[test]
+    fn a_link_at_the_journal_is_refused_even_when_dangling() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kb.redb");
+        let store = Store::open(&db, options(DEFAULT_JOURNAL_BYTES)).unwrap();
+        store.write(&events(0, 1)).unwrap();
+        drop(store);
+        let journal = journal::path_of(&db);
+        std::fs::remove_file(&journal).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &journal).unwrap();
+        let refused = Store::open(&db, options(DEFAULT_JOURNAL_BYTES)).unwrap_err();
+        assert!(refused.to_string().contains("symbolic links"), "{refused}");
+        assert!(
+            !dir.path().join("nowhere").exists(),
+            "nothing made through the link"
+        );
     }
 
     /// Batches of one and of many events (applied in line and while syncing), acknowledged and

@@ -35,13 +35,13 @@ pub struct ImportArgs {
     pub batch_size: usize,
     /// Longest line or verdict file imported (larger ones are reported and skipped, read past
     /// without being held in memory); the longest line the service writes, so that its own
-    /// export is read back whole
+    /// export is read back whole (at most 64MiB)
     #[arg(
         long,
         value_name = "SIZE",
         env = "LAKEHOUSE_KB_IMPORT_MAX_LINE",
         default_value_t = import::DEFAULT_MAX_LINE_BYTES,
-        value_parser = super::serve::parse_size
+        value_parser = super::serve::parse_input_size
     )]
     pub max_line: usize,
 }

@@ -24,8 +24,8 @@ pub struct ServeArgs {
     /// Address to listen on (the legacy observer's port is 3800)
     #[arg(long, env = "LAKEHOUSE_KB_BIND", default_value = "127.0.0.1:3800")]
     pub bind: SocketAddr,
-    /// Largest request body accepted (bytes, or with a KiB/MiB/GiB suffix)
-    #[arg(long, env = "LAKEHOUSE_KB_MAX_BODY", default_value = "1MiB", value_parser = parse_size)]
+    /// Largest request body accepted (bytes, or with a KiB/MiB/GiB suffix; at most 64MiB)
+    #[arg(long, env = "LAKEHOUSE_KB_MAX_BODY", default_value = "1MiB", value_parser = parse_input_size)]
     pub max_body: usize,
     /// Most lines in one NDJSON batch
     #[arg(long, env = "LAKEHOUSE_KB_MAX_BATCH_LINES", default_value_t = 10_000)]
@@ -339,6 +339,21 @@ fn parse_response_size(text: &str) -> Result<usize, String> {
     Ok(size)
 }
 
+/// A size (as [`parse_size`]) of one input the store keeps whole: a request body, a legacy line
+/// or verdict file. Above [`crate::store::codec::MAX_INPUT_BYTES`] a stored value could not be read back
+/// (the import stored a 270 MiB line that then failed `check` and every export: a review's).
+pub(super) fn parse_input_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    let most = crate::store::codec::MAX_INPUT_BYTES;
+    if size > most {
+        return Err(format!(
+            "{text:?} is over {}MiB, the largest input the database keeps whole",
+            most >> 20
+        ));
+    }
+    Ok(size)
+}
+
 /// `1048576`, `512KiB`, `1MiB`, `1GiB` (also `KB`/`MB`/`GB`, `K`/`M`/`G`, read as binary units).
 pub(super) fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
@@ -366,7 +381,7 @@ pub(super) fn parse_size(text: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{checked_token, first_signal, parse_response_size, parse_size};
+    use super::{checked_token, first_signal, parse_input_size, parse_response_size, parse_size};
 
     /// A SIGTERM that arrives after the stop future is made but before it is first polled is
     /// the stop, not the end of the process: until 2026-12-06 the handlers were installed on
@@ -396,6 +411,10 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_response_size("1023").is_err());
         assert_eq!(parse_response_size("1KiB"), Ok(1024));
+        // An input the store could not read back once stored (--max-body, --max-line).
+        assert_eq!(parse_input_size("64MiB"), Ok(64 << 20));
+        assert!(parse_input_size("65MiB").is_err());
+        assert!(parse_input_size("18446744073709551615").is_err());
     }
 
     #[test]

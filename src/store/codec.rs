@@ -68,6 +68,12 @@ pub const OLDEST_CODEC_VERSION: u8 = 1;
 /// A value larger than this is corrupt: no request body comes near it.
 const MAX_VALUE_BYTES: usize = 256 << 20;
 
+/// The most a single input (a request body, a legacy line or verdict file) may be: a value
+/// holds an input with what is derived from it (a verdict's JSON, its KB row and event), and
+/// must stay under [`MAX_VALUE_BYTES`] to be read back. `--max-body` and `--max-line` are
+/// refused above it.
+pub const MAX_INPUT_BYTES: usize = MAX_VALUE_BYTES / 4;
+
 /// A zstd block holds at most 128 KiB (RFC 8878): a version-5 value's lead and the body
 /// before the split must fit in its first block, with room to spare.
 const MAX_FIRST_BLOCK: usize = 128 << 10;

@@ -33,6 +33,7 @@ mod adopt;
 mod file;
 mod hook;
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -249,6 +250,10 @@ pub struct FileProblem {
     pub error: String,
     /// When this problem was first seen (Unix ms).
     pub since_ms: u64,
+    /// A paused file's length when the pause was found: while the file keeps it and the copy
+    /// kept aside is there, a run pauses again without reading the file's tail once more.
+    #[serde(skip)]
+    paused_at_len: Option<u64>,
 }
 
 /// A checkpoint as reported: the tail fingerprint as 16 hex digits, since JSON readers hold
@@ -400,6 +405,12 @@ impl ExportJob {
 
     /// Exports one file, recording its problem (or its recovery) for `/healthz`.
     fn run_file(&self, file: ExportFile, hook: &hook::Hook) -> Result<FileReport, ExportError> {
+        let path = self.out_dir.join(file.relative_path());
+        if let Some(problem) = self.still_paused(file, &path) {
+            // Nothing changed since the pause: reading the tail again (up to 256 MiB a run,
+            // with a warning each time) would find the same foreign bytes.
+            return Ok(self.problem_report(file, &problem));
+        }
         let adopter = self
             .adopter
             .as_ref()
@@ -439,24 +450,49 @@ impl ExportJob {
         }
         let paused = matches!(error, ExportError::Paused { .. });
         let message = self.without_dir(&error.to_string());
+        let paused_at_len = paused
+            .then(|| fs::symlink_metadata(&path).ok().map(|m| m.len()))
+            .flatten();
         // Logged when the problem is new or changes: a periodic run would repeat it every time.
-        if slot.as_ref().is_none_or(|p| p.error != message) {
-            tracing::error!(file = file.relative_path(), paused, error = %error, "export file not brought up to date");
-            *slot = Some(FileProblem {
-                file: file.relative_path(),
-                paused,
-                error: message.clone(),
-                since_ms: crate::model::now_ms(),
-            });
+        match slot {
+            Some(problem) if problem.error == message => problem.paused_at_len = paused_at_len,
+            _ => {
+                tracing::error!(file = file.relative_path(), paused, error = %error, "export file not brought up to date");
+                *slot = Some(FileProblem {
+                    file: file.relative_path(),
+                    paused,
+                    error: message,
+                    since_ms: crate::model::now_ms(),
+                    paused_at_len,
+                });
+            }
         }
+        let problem = slot.clone().expect("just recorded");
+        drop(problems);
+        Ok(self.problem_report(file, &problem))
+    }
+
+    /// The file's pause, when nothing changed since it was found: the file has the length it had
+    /// then, and the copy kept aside is still there.
+    fn still_paused(&self, file: ExportFile, path: &Path) -> Option<FileProblem> {
+        let problem = self.problems.lock().unwrap_or_else(PoisonError::into_inner)[file.index()]
+            .clone()
+            .filter(|p| p.paused)?;
+        let len = fs::symlink_metadata(path).ok()?.len();
+        (problem.paused_at_len == Some(len) && matches!(file::kept_aside(path), Ok(Some(_))))
+            .then_some(problem)
+    }
+
+    /// The report of a run that did not bring `file` up to date, for `problem`.
+    fn problem_report(&self, file: ExportFile, problem: &FileProblem) -> FileReport {
         let checkpoint = self.store.checkpoint(file.name()).unwrap_or_default();
-        Ok(FileReport {
+        FileReport {
             path: self
                 .out_dir
                 .join(file.relative_path())
                 .display()
                 .to_string(),
-            action: if paused {
+            action: if problem.paused {
                 Action::Paused
             } else {
                 Action::Failed
@@ -467,9 +503,9 @@ impl ExportJob {
             bytes_truncated: 0,
             lines_taken_in: 0,
             checkpoint: checkpoint.into(),
-            error: Some(message),
+            error: Some(problem.error.clone()),
             more: false,
-        })
+        }
     }
 
     /// `text` with the export directory left out of its paths (`/healthz` is open to anyone

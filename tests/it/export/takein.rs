@@ -809,3 +809,46 @@ fn one_run_writes_every_row_however_many_passes_they_take() {
     assert_matches_clean_export(&store, job.out_dir());
     assert_eq!(job.run().unwrap().outcomes.action, Action::Unchanged);
 }
+
+/// A paused file is not read again while nothing changes: each run re-read and re-parsed the
+/// whole foreign tail (up to 256 MiB), logging the same warning, before finding the pause: a
+/// core kept busy for as long as the pause lasted (a review's). Once more is appended, or the
+/// copy is removed, the file is looked at again.
+#[test]
+fn a_paused_file_is_not_read_again_until_it_changes() {
+    const NOT_ROWS: &str = "are not legacy outcome rows";
+    let server = crate::support::TestServer::start_with(&["--export-interval", "0"], &[]);
+    let export = || {
+        let answer = server.post_json("/export", "");
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.json["outcomes"]["action"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let row = r#"{"sig_hash":"pr1-abcdef12","kind":"audit","ok":true}"#;
+    assert_eq!(server.post_json("/outcomes", row).status, 201);
+    export();
+    let path = server.data.join(OUTCOMES);
+    append_to(&path, b"[1]\n");
+    assert_eq!(export(), "appended");
+    append_to(&path, b"[2]\n");
+    assert_eq!(export(), "paused");
+    for _ in 0..3 {
+        assert_eq!(export(), "paused");
+    }
+    append_to(&path, b"[3]\n");
+    assert_eq!(export(), "paused");
+    // Read when first appended to, when appended to again, and after the last append: not in
+    // the runs between.
+    let log = crate::support::log_with(&server.data, NOT_ROWS, 3);
+    assert_eq!(
+        log.lines().filter(|l| l.contains(NOT_ROWS)).count(),
+        3,
+        "{log}"
+    );
+    let kb_dir = server.data.join("_kb");
+    std::fs::remove_file(kb_dir.join(&kept_aside(&kb_dir)[0])).unwrap();
+    assert_eq!(export(), "appended");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{row}\n"));
+}

@@ -20,6 +20,16 @@ pub(super) enum PutKind {
 /// the two threads keep each other busy, large enough that the handovers cost nothing.
 pub(super) const CHUNK: usize = 8_192;
 
+/// Most work ([`Put::work`], about the bytes a put holds) in one chunk: a chunk of large
+/// verdict files ends sooner than [`CHUNK`] puts, so that the few chunks in memory at once stay
+/// small whatever the files.
+const CHUNK_WORK: usize = 16 << 20;
+
+/// Most work in one transaction, whose pages redb holds until it commits: a transaction of
+/// large records commits before `--batch-size` puts (one of 250,000 legacy lines of about
+/// 250 bytes is about 140 MiB of work and commits at its count).
+const TXN_WORK: usize = 128 << 20;
+
 /// Where the writer thread writes: the store's [`BulkWriter`], or a test's fake.
 pub(super) trait Sink {
     /// Applies the puts in the open transaction.
@@ -69,9 +79,12 @@ pub(super) struct Batch {
     /// Where the first transaction ends, when not at `commit_every` (see
     /// [`Batch::first_commit_after`]).
     first_commit: Option<usize>,
-    /// Puts handed to the writer since its last commit.
+    /// Puts handed to the writer since its last commit, and their work.
     in_txn: usize,
+    txn_work: usize,
     puts: Vec<Put>,
+    /// The work of `puts`.
+    chunk_work: usize,
     kinds: Vec<PutKind>,
     to_writer: Option<std::sync::mpsc::SyncSender<ToWriter>>,
     from_writer: std::sync::mpsc::Receiver<Result<FromWriter, StoreError>>,
@@ -125,7 +138,9 @@ impl Batch {
             commit_every,
             first_commit: None,
             in_txn: 0,
+            txn_work: 0,
             puts: Vec::with_capacity(chunk),
+            chunk_work: 0,
             kinds: Vec::with_capacity(chunk),
             to_writer: Some(to_writer),
             from_writer,
@@ -139,9 +154,14 @@ impl Batch {
         kind: PutKind,
         report: &mut ImportReport,
     ) -> Result<(), ImportError> {
+        self.chunk_work += put.work();
         self.puts.push(put);
         self.kinds.push(kind);
-        if self.puts.len() >= self.chunk || self.in_txn + self.puts.len() >= self.commit_limit() {
+        if self.puts.len() >= self.chunk
+            || self.chunk_work >= CHUNK_WORK
+            || self.in_txn + self.puts.len() >= self.commit_limit()
+            || self.txn_work + self.chunk_work >= TXN_WORK
+        {
             self.flush(report)?;
         }
         Ok(())
@@ -154,9 +174,11 @@ impl Batch {
             let puts = std::mem::replace(&mut self.puts, Vec::with_capacity(self.chunk));
             let kinds = std::mem::replace(&mut self.kinds, Vec::with_capacity(self.chunk));
             self.in_txn += puts.len();
-            let commit = self.in_txn >= self.commit_limit();
+            self.txn_work += std::mem::take(&mut self.chunk_work);
+            let commit = self.in_txn >= self.commit_limit() || self.txn_work >= TXN_WORK;
             if commit {
                 self.in_txn = 0;
+                self.txn_work = 0;
                 self.first_commit = None;
             }
             self.send(ToWriter::Chunk(puts, kinds, commit), report)?;
@@ -435,6 +457,47 @@ mod tests {
             Did::Commit,
         ];
         assert_eq!(did, expected);
+    }
+
+    /// Large records end chunks and transactions before their counts: an import of 150
+    /// verdict files of 3.6 MB held all of them at once (634 MB resident, a review's), as
+    /// neither a chunk (8,192 puts) nor a transaction (250,000) had reached its count.
+    #[test]
+    fn chunks_and_transactions_of_large_records_end_at_their_work() {
+        let pad = "x".repeat(3 << 20);
+        let big = |i: u64| {
+            let line = format!(r#"{{"sig_hash":"pr{i}-abcdef01","pad":"{pad}"}}"#);
+            Put::from(crate::intake::outcome_record(line.as_bytes(), 0).unwrap())
+        };
+        let log = Mutex::new(Vec::new());
+        let mut report = ImportReport::default();
+        std::thread::scope(|scope| {
+            let sink = Fake {
+                log: &log,
+                writes: 0,
+                write: |_, puts: &[Put]| Ok(stored(puts)),
+                commit: ok,
+            };
+            let mut batch = Batch::start(scope, sink, 1_000, 1_000);
+            for i in 0..50 {
+                batch.push(big(i), PutKind::Outcome, &mut report)?;
+            }
+            batch.finish(&mut report)
+        })
+        .unwrap();
+        assert_eq!(report.outcomes.stored, 50);
+        let (mut in_txn, mut txns) = (0, Vec::new());
+        for did in log.into_inner().unwrap() {
+            match did {
+                Did::Write(lines) => {
+                    assert!(lines.len() <= 6, "a chunk of {} puts of 3 MiB", lines.len());
+                    in_txn += lines.len();
+                }
+                Did::Commit => txns.push(std::mem::take(&mut in_txn)),
+            }
+        }
+        // 128 MiB of work: 43 puts of a little over 3 MiB, the last ending the transaction.
+        assert_eq!(txns, [43, 7]);
     }
 
     /// The first transaction can end early (a store training its dictionary); the others

@@ -58,11 +58,24 @@ pub struct Problem {
     pub message: String,
 }
 
+/// The path as printed: quoted and escaped when it holds control characters, which a file
+/// name may (a newline would forge a line of the report, an escape sequence reach the
+/// operator's terminal).
+fn shown(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    if text.chars().any(char::is_control) {
+        format!("{text:?}")
+    } else {
+        text.into_owned()
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = shown(&self.path);
         match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
+            Some(line) => write!(f, "{path}:{line}: {}", self.message),
+            None => write!(f, "{path}: {}", self.message),
         }
     }
 }
@@ -176,4 +189,36 @@ pub(super) enum LegacySource {
     Outcomes,
     Ops,
     VerdictFiles,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file name is printed as it is, unless it holds control characters: then quoted and
+    /// escaped, so that it cannot forge a report line or drive the terminal (a review's).
+    #[test]
+    fn a_problem_prints_a_hostile_file_name_escaped() {
+        let problem = |name: &str| {
+            Problem {
+                path: PathBuf::from("legacy/_auditor/verdicts").join(name),
+                line: None,
+                message: "not a verdict".into(),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            problem("6-abc.json"),
+            "legacy/_auditor/verdicts/6-abc.json: not a verdict"
+        );
+        let forged = problem("x.json\nrejected: nothing, all 0 lines fine\x1b[2J.json");
+        assert!(
+            !forged.contains('\n') && !forged.contains('\x1b'),
+            "{forged}"
+        );
+        assert!(
+            forged.contains(r"\n") && forged.contains(r"\u{1b}"),
+            "{forged}"
+        );
+    }
 }

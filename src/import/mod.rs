@@ -203,7 +203,14 @@ impl LegacyFile {
     fn find(path: PathBuf, max_line: usize) -> Result<LegacyFile, ImportError> {
         refuse_link(&path)?;
         let len = match std::fs::metadata(&path) {
-            Ok(meta) => meta.len(),
+            Ok(meta) if meta.is_file() => meta.len(),
+            // A FIFO or a device has no length: read as empty, it was "0 lines read" (a
+            // review's). Refused, as a directory there is.
+            Ok(_) => {
+                let why = format!("{} is not a regular file", path.display());
+                let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+                return Err(io_error(&path)(e));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(io_error(&path)(e)),
         };

@@ -63,11 +63,9 @@ pub(super) fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry?;
         let path = entry.path();
-        // The entry's type comes with the directory listing. A link is listed, to be
-        // reported: `read_file` does not follow it.
-        let file_type = entry.file_type()?;
-        let is_file = file_type.is_file() || file_type.is_symlink();
-        if is_file && path.extension().is_some_and(|ext| ext == "json") {
+        // Whatever its type: a link, a FIFO, a device or a directory named like a verdict
+        // file is listed to be reported (`read_file` reads none of them), not left out unsaid.
+        if path.extension().is_some_and(|ext| ext == "json") {
             files.push(path);
         }
     }
@@ -103,6 +101,16 @@ pub(super) fn read_file(path: &Path, max_bytes: usize) -> Result<(Verdict, bool)
                  legacy directory)"
                     .into(),
             ));
+        }
+        // One file the import may not read, or that is not a file, is reported as a link is;
+        // the legacy directory's other files go on.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            return Err(FileProblem::Refused(
+                "not a regular file (a FIFO, a device or a directory): not read".into(),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(FileProblem::Refused(format!("cannot be read: {e}")));
         }
         Err(e) => return Err(e.into()),
     };

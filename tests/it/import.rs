@@ -641,6 +641,23 @@ fn an_unreadable_legacy_file_stops_the_import_and_stores_nothing() {
             other => panic!("{other:?}"),
         }
     }
+    // A FIFO there (or a device) has no length: it read as an empty file, "0 lines read".
+    std::fs::remove_dir_all(&outcomes).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&outcomes)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    match import_lib(&store, &legacy, false) {
+        Err(ImportError::Io { path, source }) => {
+            assert_eq!(path, outcomes);
+            assert!(
+                source.to_string().contains("not a regular file"),
+                "{source}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(store.last_seq().unwrap(), 0);
 }
 
@@ -1169,6 +1186,13 @@ fn links_in_the_legacy_directory_are_not_followed() {
         legacy.join("_auditor/verdicts/9-999999999999.json"),
     )
     .unwrap();
+    // Not files, named like them: reported too (they were left out unsaid), and not opened
+    // (a FIFO would block).
+    let fifo = legacy.join("_auditor/verdicts/8-fifo.json");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    std::fs::create_dir(legacy.join("_auditor/verdicts/8-dir.json")).unwrap();
+    let not_a_file = "not a regular file (a FIFO, a device or a directory): not read";
     let store = open_store(dir.path());
     let report = import_lib(&store, &legacy, false).unwrap();
     let rejected: Vec<(String, String)> = report
@@ -1183,12 +1207,22 @@ fn links_in_the_legacy_directory_are_not_followed() {
         .collect();
     assert_eq!(
         rejected,
-        [(
-            "_auditor/verdicts/9-999999999999.json".to_owned(),
-            "a symbolic link: not followed (the import reads only what is inside the legacy \
-             directory)"
-                .to_owned()
-        )]
+        [
+            (
+                "_auditor/verdicts/8-dir.json".to_owned(),
+                not_a_file.to_owned()
+            ),
+            (
+                "_auditor/verdicts/8-fifo.json".to_owned(),
+                not_a_file.to_owned()
+            ),
+            (
+                "_auditor/verdicts/9-999999999999.json".to_owned(),
+                "a symbolic link: not followed (the import reads only what is inside the legacy \
+                 directory)"
+                    .to_owned()
+            )
+        ]
     );
     assert_eq!(report.verdicts.without_row, 1, "{report:?}");
     assert_eq!(store.last_seq().unwrap(), 1);

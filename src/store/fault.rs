@@ -38,9 +38,11 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Why the store cannot write now. `GET /healthz` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fault {
-    /// The first error of this episode, as redb or the OS reported it.
+    /// What keeps the store from writing, as redb or the OS reported it: the episode's first
+    /// error, then the one the last recovery attempt met.
     pub reason: String,
-    /// The disk (or the user's quota) is full: HTTP 507 rather than 503.
+    /// The disk (or the user's quota) is full: HTTP 507 rather than 503. As `reason`, it
+    /// follows the last recovery attempt.
     pub no_space: bool,
     /// When the fault began (Unix ms).
     pub since_ms: u64,
@@ -232,7 +234,13 @@ fn recover(shared: Weak<Shared>, mut delay: Duration) {
                 delay = (delay * 2).min(MAX_DELAY);
                 if let Some(fault) = &mut inner.fault {
                     fault.retry_after_secs = secs_ceil(delay);
-                    fault.no_space |= io_failure(&e).is_some_and(|(_, no_space)| no_space);
+                    // What holds the store now: space freed while the directory became
+                    // read-only is no longer "no space" (a 507 sent operators to free space
+                    // already free: a review's).
+                    if let Some((reason, no_space)) = io_failure(&e) {
+                        fault.reason = reason;
+                        fault.no_space = no_space;
+                    }
                 }
                 drop(inner);
                 tracing::warn!(

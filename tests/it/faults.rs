@@ -310,7 +310,14 @@ fn the_store_records_a_fault_and_recovers_without_a_restart() {
     // While the disk is full the store stays faulted (the probe fails, the database is kept).
     std::thread::sleep(Duration::from_millis(300));
     assert!(store.fault().is_some());
+    // Space freed, but the disk fails otherwise now: the fault says so, not "no space" (it
+    // kept its first cause, a review's).
+    faults.fail_syncs.store(true, Ordering::SeqCst);
     faults.fail_writes.store(false, Ordering::SeqCst);
+    eventually("the fault follows its cause", || {
+        store.fault().is_some_and(|fault| !fault.no_space)
+    });
+    faults.fail_syncs.store(false, Ordering::SeqCst);
     eventually("the store recovered", || store.fault().is_none());
     load(&store, 2, 30);
     assert_eq!(

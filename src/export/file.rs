@@ -106,13 +106,13 @@ pub(super) fn export(
         adopter,
         pass_bytes,
     };
-    let mut report = export_pass(target, &path)?;
+    let mut report = export_pass(target)?;
     // Each pass that may meet another writer writes a bounded part of the rows: the run goes
     // on until the file holds every row (or a pass cannot go on: rows another writer appended
     // wait, say).
     while report.more {
         let stored = store.checkpoint(file.name())?;
-        let next = export_pass(Target { stored, ..target }, &path)?;
+        let next = export_pass(Target { stored, ..target })?;
         let went_on = next.brought_up_to_date() || next.more;
         let wrote = next.rows_written > 0;
         report = report.followed_by(next);
@@ -123,10 +123,11 @@ pub(super) fn export(
     Ok(report)
 }
 
-/// One pass of [`export`] over the file at `path`.
-fn export_pass(target: Target, path: &Path) -> Result<FileReport, ExportError> {
+/// One pass of [`export`].
+fn export_pass(target: Target) -> Result<FileReport, ExportError> {
     let Target {
         store,
+        path,
         file,
         stored,
         ..

@@ -161,13 +161,26 @@ pub fn main() -> ExitCode {
     };
     let style = output::init(cli.global.log_format);
     init_tracing(style, &cli.global.log);
-    let result = match cli.command {
+    crate::store::damage::watch();
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
         Command::Serve(args) => serve::run(&cli.global, *args),
         Command::Import(args) => import::run(&cli.global, args),
         Command::Export(args) => export::run(&cli.global, args),
         Command::Migrate(args) => migrate::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
+    }));
+    // A command stopped by redb's panic on a damaged page says so, and what to do (exit 1, as
+    // `check` does for damage); any other panic is a bug, and goes on as one.
+    let result = match run {
+        Ok(result) => result,
+        Err(panic) => match crate::store::damage::found() {
+            Some(damage) => Err(anyhow::anyhow!(
+                "the database is damaged: {damage}: {}",
+                crate::store::damage::ADVICE
+            )),
+            None => std::panic::resume_unwind(panic),
+        },
     };
     flush_logs();
     match result {

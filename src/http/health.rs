@@ -37,6 +37,10 @@ struct Health {
     /// Exported files the last run could not bring up to date.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     export: Vec<FileProblem>,
+    /// The database was found damaged while it was read (redb could not read a page): until
+    /// an operator acts, with what to do (`store::damage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damaged: Option<String>,
 }
 
 /// 200 `ok` when the database is open, the writer accepts work and its commits finish.
@@ -65,8 +69,10 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
         .commit_running_for()
         .filter(|running| *running >= state.config.stalled_commit);
     let export = refresh_gauges(&state, !readable);
+    let damaged = crate::store::damage::found()
+        .map(|damage| format!("{damage}: {}", crate::store::damage::ADVICE));
     let health = Health {
-        status: if readable && stalled.is_none() && export.is_empty() {
+        status: if readable && stalled.is_none() && export.is_empty() && damaged.is_none() {
             "ok"
         } else {
             "degraded"
@@ -78,13 +84,15 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Response, ApiError
         export,
         storage,
         stalled_commit_ms: stalled.map(|running| running.as_millis() as u64),
+        damaged,
     };
     // A 503 says when to look again, as every other 503 does: the storage's next recovery
-    // attempt, or a second for a stalled commit.
-    let retry_after = match (&health.storage, health.stalled_commit_ms) {
-        (Some(fault), _) => Some(fault.retry_after_secs.max(1)),
-        (None, Some(_)) => Some(1),
-        (None, None) => None,
+    // attempt, a second for a stalled commit, a minute for damage (an operator's to mend).
+    let retry_after = match (&health.storage, health.stalled_commit_ms, &health.damaged) {
+        (Some(fault), _, _) => Some(fault.retry_after_secs.max(1)),
+        (None, Some(_), _) => Some(1),
+        (None, None, Some(_)) => Some(60),
+        (None, None, None) => None,
     };
     let mut answer = Json(health).into_response();
     if let Some(secs) = retry_after {

@@ -19,6 +19,7 @@ mod check;
 mod check_verdicts;
 mod client_keys;
 pub mod codec;
+pub mod damage;
 mod deferred;
 mod derived;
 mod dictionary;

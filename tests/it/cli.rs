@@ -358,6 +358,54 @@ fn a_file_redb_panics_on_is_reported_as_damaged() {
     }
 }
 
+/// A database redb opens but panics on when a read reaches a damaged page
+/// (tests/fixtures/db-damaged-pages): the commands that meet it say the database is damaged and
+/// what to do (exit 1), and the server says so in `/healthz` once a read met it. At bebc226
+/// `export`, `import` and `backup` exited 101 with redb's panic, and the server answered 500
+/// while `/healthz` said ok (found by a hostile review).
+#[test]
+fn damage_met_after_the_open_is_reported_as_damage() {
+    let damaged = || {
+        let dir = tempfile::tempdir().unwrap();
+        let packed = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/db-damaged-pages/kb.redb.zst"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("kb.redb"),
+            zstd::decode_all(packed.as_slice()).unwrap(),
+        )
+        .unwrap();
+        dir
+    };
+    for backup in [false, true] {
+        let dir = damaged();
+        let dest = dir.path().join("copy");
+        let args = match backup {
+            false => vec!["export"],
+            true => vec!["backup", dest.to_str().unwrap()],
+        };
+        let out = kb(dir.path(), &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("the database is damaged"), "{args:?}: {err}");
+        assert!(err.contains("lakehouse-kb check"), "{args:?}: {err}");
+        assert!(!err.contains("panicked at"), "{args:?}: {err}");
+    }
+
+    let dir = damaged();
+    let server = crate::support::TestServer::start_in(dir.path(), &["--export-interval", "0"], &[]);
+    assert_eq!(server.get("/healthz").status, 200);
+    let export = server.post_json("/export", "");
+    assert!(export.status >= 500, "{}", export.text);
+    let health = server.get("/healthz");
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.json["status"], "degraded", "{}", health.text);
+    let said = health.json["damaged"].as_str().unwrap_or_default();
+    assert!(said.contains("lakehouse-kb check"), "{}", health.text);
+}
+
 /// Exit 2, not 1, when the check could not run: at 669becd a wrong `--data` or a running
 /// server exited 1, like a damaged database.
 #[test]

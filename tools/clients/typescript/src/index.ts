@@ -402,6 +402,8 @@ export interface Health {
   stalled_commit_ms?: number;
   /** Exported files the last run could not bring up to date. */
   export?: { file: string; paused: boolean; error: string; since_ms: number }[];
+  /** A read found the database damaged: what was found and what to do. */
+  damaged?: string;
   [key: string]: unknown;
 }
 

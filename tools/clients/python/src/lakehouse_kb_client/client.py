@@ -328,6 +328,7 @@ class Health(_HealthRequired, total=False):
     storage: StorageFault  # the storage fault the service is recovering from
     stalled_commit_ms: int  # how long the commit running now has run, once stalled
     export: List[ExportProblem]  # exported files the last run could not bring up to date
+    damaged: str  # a read found the database damaged: what was found and what to do
 
 
 class _FeedPageRequired(TypedDict):

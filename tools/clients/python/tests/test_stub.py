@@ -13,7 +13,7 @@ import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from lakehouse_kb_client import USER_AGENT, KbClient, KbError, retry_after_secs
+from lakehouse_kb_client import USER_AGENT, KbClient, KbError, is_omitted, retry_after_secs
 
 SEEN = {}  # scenario -> [(method, path, headers)]
 BODIES = {}  # scenario -> [body bytes]
@@ -237,6 +237,8 @@ class StubTest(unittest.TestCase):
         error = self.failure(lambda: list(self.client("findingmarker").all_findings(6)))
         self.assertEqual(error.kind, "bad_response")
         self.assertIn("--max-response", str(error))
+        self.assertTrue(is_omitted({"seq": 5, "omitted_bytes": 1783}))
+        self.assertFalse(is_omitted({"seq": 5, "fingerprint": "d83d71c10f353aa9"}))
 
     def test_a_write_a_proxy_gave_up_on_may_have_committed_and_is_retried_with_its_key(self):
         error = self.failure(lambda: self.client("gateway504", retries=1).post_event({"source": "bot"}))

@@ -741,11 +741,10 @@ export class KbClient {
     do {
       const page = await this.findings(prNumber, { ...options, cursor, limit: 1000 });
       for (const finding of page.findings) {
-        const marker = finding as unknown as { seq?: number; omitted_bytes?: number };
-        if (marker.omitted_bytes !== undefined) {
+        if (isOmitted(finding)) {
           // One finding alone is over the server's --max-response: a marker took its place.
           throw new KbError(
-            `a finding of PR ${prNumber} (seq ${marker.seq}) is ${marker.omitted_bytes} bytes, more than the server's --max-response: raise it to list them`,
+            `a finding of PR ${prNumber} (seq ${finding.seq}) is ${finding.omitted_bytes} bytes, more than the server's --max-response: raise it to list them`,
             "bad_response",
             200,
           );
@@ -1108,6 +1107,26 @@ export class KbClient {
  * Retry-After in seconds: delta-seconds or an HTTP-date, capped at `capMs`; undefined when
  * absent or unreadable.
  */
+/** The marker a list answer holds in place of a record alone over the server's --max-response. */
+export interface Omitted {
+  seq: number;
+  /** The record's size as it would have been sent. */
+  omitted_bytes: number;
+  /** In `/sig`'s records. */
+  type?: string;
+  /** In neighbours and PR history. */
+  sig_hash?: string;
+}
+
+/**
+ * Whether an item of a list answer (sig records, events, neighbours, PR history, findings) is
+ * the marker a record alone over the server's --max-response becomes. Only such a record does;
+ * raising --max-response serves it.
+ */
+export function isOmitted(item: object): item is Omitted {
+  return "omitted_bytes" in item;
+}
+
 export function retryAfterSecs(value: string | null, capMs = 30_000): number | undefined {
   if (value === null || value.trim() === "") return undefined;
   const text = value.trim();

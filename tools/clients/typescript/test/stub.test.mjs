@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { KbClient, KbError, VERSION, retryAfterSecs } from "../dist/index.js";
+import { KbClient, KbError, VERSION, isOmitted, retryAfterSecs } from "../dist/index.js";
 
 /** Requests seen, by scenario: method, path, headers. */
 const seen = new Map();
@@ -143,6 +143,8 @@ test("a finding over the server's budget is a KbError naming it, not a crash", a
   })());
   assert.equal(error.kind, "bad_response");
   assert.match(error.message, /--max-response/);
+  assert.equal(isOmitted({ seq: 5, omitted_bytes: 1783 }), true);
+  assert.equal(isOmitted({ seq: 5, fingerprint: "d83d71c10f353aa9" }), false);
 });
 
 test("a write a proxy gave up on (504) may have been committed, and is retried with its key", async () => {

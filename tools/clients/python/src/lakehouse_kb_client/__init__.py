@@ -33,6 +33,7 @@ from .client import (
     KbError,
     Neighbor,
     Neighbors,
+    Omitted,
     OmittedKeys,
     PostedEvent,
     PostedOutcome,
@@ -47,6 +48,7 @@ from .client import (
     USER_AGENT,
     __version__,
     claim_hash,
+    is_omitted,
     retry_after_secs,
 )
 
@@ -69,6 +71,7 @@ __all__ = [
     "KbError",
     "Neighbor",
     "Neighbors",
+    "Omitted",
     "OmittedKeys",
     "PostedEvent",
     "PostedOutcome",
@@ -83,5 +86,6 @@ __all__ = [
     "USER_AGENT",
     "__version__",
     "claim_hash",
+    "is_omitted",
     "retry_after_secs",
 ]

@@ -16,6 +16,7 @@ import time
 import urllib.parse
 import uuid
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -30,6 +31,9 @@ from typing import (
     Union,
     cast,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeGuard
 
 __version__ = "0.1.0"
 # Export and backup copy files: their attempts wait at least this long (seconds; the server's
@@ -374,6 +378,23 @@ class KbError(Exception):
 _JS_SPACE_RUN = re.compile("[\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+")
 
 
+class _OmittedRequired(TypedDict):
+    seq: int
+    omitted_bytes: int  # the item's size as it would have been sent
+
+
+class Omitted(_OmittedRequired, total=False):
+    type: str  # in /sig's records
+    sig_hash: str  # in neighbours and PR history
+
+
+def is_omitted(item: Mapping[str, object]) -> "TypeGuard[Omitted]":
+    """Whether an item of a list answer (sig records, events, neighbours, PR history,
+    findings) is the marker a record alone over the server's --max-response becomes:
+    {"seq", "omitted_bytes"}. Only such a record does; raising --max-response serves it."""
+    return "omitted_bytes" in item
+
+
 def claim_hash(text: str) -> str:
     """The claim hash the service indexes: the first 16 hex digits of SHA-256 of the text after
     trimming, lowercasing and collapsing whitespace: text.trim().toLowerCase().replace(/\\s+/g, " ")."""
@@ -588,11 +609,10 @@ class KbClient:
                 dismissals=dismissals,
             )
             for finding in page.get("findings", []):
-                marker = cast(Mapping[str, Any], finding)
-                if "omitted_bytes" in marker:
+                if is_omitted(finding):
                     # One finding alone is over the server's --max-response: a marker took its place.
                     raise KbError(
-                        f"a finding of PR {pr_number} (seq {marker.get('seq')}) is {marker['omitted_bytes']} bytes, "
+                        f"a finding of PR {pr_number} (seq {finding['seq']}) is {finding['omitted_bytes']} bytes, "
                         "more than the server's --max-response: raise it to list them",
                         "bad_response",
                         200,

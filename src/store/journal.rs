@@ -112,7 +112,10 @@ impl Journal {
         wrap: Option<&BackendFactory>,
     ) -> io::Result<(Journal, Vec<Entry>)> {
         let existed = is_present(path)?;
-        let file = fsutil::open_rw(path, fsutil::FILE_MODE)?;
+        // Named: a link here (refused) or a file that cannot be opened is the journal's fault,
+        // not the database file's, which the caller's error names.
+        let file = fsutil::open_rw(path, fsutil::FILE_MODE)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let backend = FileBackend::new(file).map_err(io::Error::other)?;
         let file: Arc<dyn StorageBackend> = match wrap {
             Some(wrap) => Arc::from(wrap(backend)),

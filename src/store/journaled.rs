@@ -546,7 +546,12 @@ mod tests {
         std::fs::remove_file(&journal).unwrap();
         std::os::unix::fs::symlink(dir.path().join("nowhere"), &journal).unwrap();
         let refused = Store::open(&db, options(DEFAULT_JOURNAL_BYTES)).unwrap_err();
-        assert!(refused.to_string().contains("symbolic links"), "{refused}");
+        let said = refused.to_string();
+        assert!(said.contains("symbolic links"), "{said}");
+        assert!(
+            said.contains("kb.redb-journal"),
+            "the journal named: {said}"
+        );
         assert!(
             !dir.path().join("nowhere").exists(),
             "nothing made through the link"

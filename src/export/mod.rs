@@ -207,13 +207,22 @@ impl FileReport {
             && !(self.action == Action::Unchanged && self.reason.is_some())
     }
 
-    /// This pass's report followed by the next pass's, as one run's.
+    /// This pass's report followed by the next pass's, as one run's: a file the later pass
+    /// rebuilt (replaced meanwhile) counts only that pass's rows; every pass's reason is kept,
+    /// a later pass's "wait" too, so that a run stopped before the end says so.
     fn followed_by(mut self, next: FileReport) -> FileReport {
         let up_to_date = next.brought_up_to_date();
-        if self.action == Action::Unchanged {
+        if next.action == Action::Rebuilt {
+            self.rows_written = 0;
+            self.bytes_written = 0;
+        }
+        if self.action == Action::Unchanged || next.action == Action::Rebuilt {
             self.action = next.action;
         }
-        self.reason = self.reason.or(next.reason);
+        self.reason = match (self.reason, next.reason) {
+            (Some(first), Some(then)) => Some(format!("{first}; then {then}")),
+            (first, then) => first.or(then),
+        };
         self.rows_written += next.rows_written;
         self.bytes_written += next.bytes_written;
         self.bytes_truncated += next.bytes_truncated;
@@ -250,10 +259,31 @@ pub struct FileProblem {
     pub error: String,
     /// When this problem was first seen (Unix ms).
     pub since_ms: u64,
-    /// A paused file's length when the pause was found: while the file keeps it and the copy
-    /// kept aside is there, a run pauses again without reading the file's tail once more.
+    /// A paused file as it was when the pause was found: while it is the same (length,
+    /// modification time, inode) and the copy kept aside is there, a run pauses again without
+    /// reading the file's tail once more.
     #[serde(skip)]
-    paused_at_len: Option<u64>,
+    paused_as: Option<FileState>,
+}
+
+/// What tells a file changed without reading it: its length, modification time and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileState {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileState {
+    fn of(path: &Path) -> Option<FileState> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(path).ok()?;
+        Some(FileState {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode: meta.ino(),
+        })
+    }
 }
 
 /// A checkpoint as reported: the tail fingerprint as 16 hex digits, since JSON readers hold
@@ -450,12 +480,10 @@ impl ExportJob {
         }
         let paused = matches!(error, ExportError::Paused { .. });
         let message = self.without_dir(&error.to_string());
-        let paused_at_len = paused
-            .then(|| fs::symlink_metadata(&path).ok().map(|m| m.len()))
-            .flatten();
+        let paused_as = paused.then(|| FileState::of(&path)).flatten();
         // Logged when the problem is new or changes: a periodic run would repeat it every time.
         match slot {
-            Some(problem) if problem.error == message => problem.paused_at_len = paused_at_len,
+            Some(problem) if problem.error == message => problem.paused_as = paused_as,
             _ => {
                 tracing::error!(file = file.relative_path(), paused, error = %error, "export file not brought up to date");
                 *slot = Some(FileProblem {
@@ -463,7 +491,7 @@ impl ExportJob {
                     paused,
                     error: message,
                     since_ms: crate::model::now_ms(),
-                    paused_at_len,
+                    paused_as,
                 });
             }
         }
@@ -472,15 +500,15 @@ impl ExportJob {
         Ok(self.problem_report(file, &problem))
     }
 
-    /// The file's pause, when nothing changed since it was found: the file has the length it had
-    /// then, and the copy kept aside is still there.
+    /// The file's pause, when nothing changed since it was found: the file is as it was then
+    /// (a file put back as the export wrote it is looked at again), and the copy kept aside is
+    /// still there.
     fn still_paused(&self, file: ExportFile, path: &Path) -> Option<FileProblem> {
         let problem = self.problems.lock().unwrap_or_else(PoisonError::into_inner)[file.index()]
             .clone()
             .filter(|p| p.paused)?;
-        let len = fs::symlink_metadata(path).ok()?.len();
-        (problem.paused_at_len == Some(len) && matches!(file::kept_aside(path), Ok(Some(_))))
-            .then_some(problem)
+        let same = problem.paused_as.is_some() && problem.paused_as == FileState::of(path);
+        (same && matches!(file::kept_aside(path), Ok(Some(_)))).then_some(problem)
     }
 
     /// The report of a run that did not bring `file` up to date, for `problem`.
@@ -524,4 +552,54 @@ impl ExportJob {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(action: Action, rows: u64, reason: Option<&str>, more: bool) -> FileReport {
+        FileReport {
+            path: "_kb/outcomes.jsonl".into(),
+            action,
+            reason: reason.map(str::to_owned),
+            rows_written: rows,
+            bytes_written: rows * 100,
+            bytes_truncated: 0,
+            lines_taken_in: 0,
+            checkpoint: Checkpoint::default().into(),
+            error: None,
+            more,
+        }
+    }
+
+    /// A run's passes as one report: a file replaced and rebuilt by a later pass counts that
+    /// pass's rows, and a pass that had to wait leaves its reason and a run not up to date (at
+    /// first the first pass's action and reason stood for the run: a review's).
+    #[test]
+    fn passes_add_up_to_what_the_run_did() {
+        let appended = || pass(Action::Appended, 10, None, true);
+        let rebuilt = appended().followed_by(pass(Action::Rebuilt, 25, Some("missing"), false));
+        assert_eq!(
+            (rebuilt.action, rebuilt.rows_written, rebuilt.bytes_written),
+            (Action::Rebuilt, 25, 2500)
+        );
+        assert_eq!(rebuilt.reason.as_deref(), Some("missing"));
+        assert!(rebuilt.brought_up_to_date());
+
+        let wait = "rows another writer appended wait: more is being appended";
+        let stopped = appended().followed_by(pass(Action::Unchanged, 0, Some(wait), false));
+        assert_eq!(
+            (stopped.action, stopped.rows_written),
+            (Action::Appended, 10)
+        );
+        assert_eq!(stopped.reason.as_deref(), Some(wait));
+        assert!(!stopped.brought_up_to_date());
+
+        let cut = pass(Action::Appended, 10, Some("cut 7 bytes"), true);
+        let whole = cut.followed_by(pass(Action::Appended, 5, None, false));
+        assert_eq!((whole.rows_written, whole.bytes_written), (15, 1500));
+        assert_eq!(whole.reason.as_deref(), Some("cut 7 bytes"));
+        assert!(whole.brought_up_to_date());
+    }
 }

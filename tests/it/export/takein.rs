@@ -839,12 +839,18 @@ fn a_paused_file_is_not_read_again_until_it_changes() {
     }
     append_to(&path, b"[3]\n");
     assert_eq!(export(), "paused");
-    // Read when first appended to, when appended to again, and after the last append: not in
-    // the runs between.
-    let log = crate::support::log_with(&server.data, NOT_ROWS, 3);
+    // Changed in place, its length kept (a line edited back, say): read again.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] = b'4';
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(export(), "paused");
+    // Read when first appended to, when appended to again, after the last append and after
+    // the edit: not in the runs between.
+    let log = crate::support::log_with(&server.data, NOT_ROWS, 4);
     assert_eq!(
         log.lines().filter(|l| l.contains(NOT_ROWS)).count(),
-        3,
+        4,
         "{log}"
     );
     let kb_dir = server.data.join("_kb");

@@ -420,15 +420,16 @@ impl Repeats {
     }
 }
 
-/// Collects the hashes of a file's lines for [`Repeats`]: of those that may be rows, JSON
+/// Collects the hashes of a file's lines for [`Repeats`]: of those that may be stored, JSON
 /// objects (the others are rejected, and need no key). A file of 50 million lines `x` held
-/// 643 MB for their hashes (a review's); only rows stored cost 8 bytes each now.
+/// 643 MB for their hashes, and one of lines `{x}` as much (reviews'); only lines that read as
+/// JSON objects cost 8 bytes each now.
 #[derive(Debug, Default)]
 pub struct RepeatsFinder(Vec<u64>);
 
 impl RepeatsFinder {
     pub fn add(&mut self, line: &[u8]) {
-        if may_be_object(line) {
+        if may_be_stored(line) {
             self.0.push(line_hash(line));
         }
     }
@@ -455,6 +456,18 @@ fn may_be_object(line: &[u8]) -> bool {
     first == Some(&b'{') && last == Some(&b'}')
 }
 
+/// Whether pass 2 may store `line`: a JSON object as [`parse_row`] and [`parse_object_line`]
+/// read it, checked without building it. It takes no less than they do (a number beyond a
+/// double's range passes here, refused there): a line left out would get another key than
+/// its repeats', and be stored again by the next import.
+fn may_be_stored(line: &[u8]) -> bool {
+    may_be_object(line)
+        && std::str::from_utf8(line).is_ok_and(|text| {
+            !text.starts_with('\u{feff}')
+                && crate::jsjson::parse_js::<serde::de::IgnoredAny>(text).is_ok()
+        })
+}
+
 /// The same hash for the same bytes in every run (a fixed seed).
 fn line_hash(line: &[u8]) -> u64 {
     use std::hash::BuildHasher;
@@ -479,7 +492,7 @@ mod tests {
         assert!(!repeats.may_repeat(b"x") && !repeats.may_repeat(b"[1]"));
         let mut every = ImportKeys::new(OPS_TAG);
         let mut only = ImportKeys::with_repeats(OPS_TAG, repeats);
-        for line in lines.iter().filter(|line| may_be_object(line)) {
+        for line in lines.iter().filter(|line| may_be_stored(line)) {
             assert_eq!(only.key(line), every.key(line), "{line:?}");
         }
         // Only the repeated lines were counted.
@@ -487,6 +500,36 @@ mod tests {
         assert_eq!(every.seen.len(), 4);
         // A line the first read did not see (the file grew since) is taken for a single one.
         assert_eq!(only.key(b"e"), ImportKeys::new(OPS_TAG).key(b"e"));
+    }
+
+    /// Every line pass 2 may store passes the repeats' check (one left out would be keyed
+    /// apart from its repeats, and stored again by the next import); junk shaped like an
+    /// object does not.
+    #[test]
+    fn lines_that_may_be_stored_are_the_ones_parsed_as_objects() {
+        let lines: [&[u8]; 12] = [
+            br#"{"a":1}"#,
+            b" {\"a\":1}\r",
+            br#"{"s":"\ud800 half an emoji"}"#,
+            br#"{"u":"\u00e9","n":[1,{"m":null}],"a":1,"a":2}"#,
+            br#"{"n":-0,"f":1.5e3}"#,
+            b"{}",
+            b"{x}",
+            b"{\"a\":1} trailing",
+            b"\xef\xbb\xbf{\"bom\":1}",
+            b"{\"bad\xff\":1}",
+            b"{\"tab\":\"a\tb\"}",
+            br#"{"big":1e400}"#,
+        ];
+        for line in lines {
+            let parsed = parse_object_line(line).is_ok() || parse_row(line).is_ok();
+            if parsed {
+                assert!(may_be_stored(line), "{:?}", String::from_utf8_lossy(line));
+            }
+        }
+        for junk in [&b"{x}"[..], b"{\"a\":1} trailing", b"\xef\xbb\xbf{}"] {
+            assert!(!may_be_stored(junk), "{:?}", String::from_utf8_lossy(junk));
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::ingest::{IdempotencyKey, IngestBody};
+use super::query::NoQuery;
 use super::{ApiError, AppState};
 use crate::model::{describe, parse_object, utf8};
 use crate::store::{Backup, BackupName, BackupRequest, Store, StoreError};
@@ -54,6 +55,7 @@ impl Drop for CancelOnDrop {
 /// `"duplicate": true`; nothing written, nothing pruned) for as long as that backup is kept,
 /// and the key given with another name is a 422.
 pub async fn post(
+    _: NoQuery,
     State(state): State<AppState>,
     key: IdempotencyKey,
     body: IngestBody,

@@ -6,12 +6,14 @@ use axum::Json;
 use axum::extract::State;
 
 use super::ingest::IdempotencyKey;
+use super::query::NoQuery;
 use super::{ApiError, AppState};
 use crate::export::ExportReport;
 
 /// An `Idempotency-Key` is checked as on every write, then not kept: a run changes nothing that
 /// a retry could repeat.
 pub async fn post(
+    _: NoQuery,
     _key: IdempotencyKey,
     State(state): State<AppState>,
 ) -> Result<Json<ExportReport>, ApiError> {

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
 use super::page::{self, JsonList, Omitted};
 use super::prs::pr_number_of as pr_number;
+use super::query::NoQuery;
 use super::query::{self, Params, PathParam, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::finding::{Finding, Fingerprint, Match, request_finding};
@@ -458,6 +459,7 @@ fn json_body(body: IngestBody, route: &str) -> Result<Map<String, Value>, ApiErr
 /// `POST /prs/{pr_number}/findings/check {repo, head_sha, findings: [{check, severity,
 /// summary}]}`: for each finding, what the memory and the dismissals say. Stores nothing.
 pub async fn check(
+    _: NoQuery,
     State(state): State<AppState>,
     PathParam(raw): PathParam,
     limits: ReadLimits,
@@ -593,6 +595,7 @@ enum Named {
 /// 201 with the new dismissal; 200 with the first one when the same live dismissal exists. A
 /// `block` finding (as given, or as the memory holds it in the scope) needs `"confirm": true`.
 pub async fn dismiss(
+    _: NoQuery,
     State(state): State<AppState>,
     key: IdempotencyKey,
     limits: ReadLimits,
@@ -820,6 +823,7 @@ pub struct Revoked {
 /// it again changes nothing and answers the same), 404 when no dismissal has that id. An
 /// `Idempotency-Key` is checked as on every write, then not kept, for the same reason.
 pub async fn revoke(
+    _: NoQuery,
     _key: IdempotencyKey,
     State(state): State<AppState>,
     PathParam(raw): PathParam,

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::ingest::IngestBody;
 use super::page::{self, Entry};
-use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT, ReadLimits};
+use super::query::{self, DEFAULT_LIMIT, MAX_LIMIT, NoQuery, ReadLimits};
 use super::{ApiError, AppState};
 use crate::model::claims::{Claim, MAX_CLAIMS};
 use crate::model::verdict::{MAX_SAFE_INTEGER, NO_REASON, sentence_reason};
@@ -82,6 +82,7 @@ struct SharedClaim {
 /// "exclude_pr": N, "limit": K, "min_score": S}`; claims are strings or objects with a string
 /// `text`, hashes are 16 hex digits (see `model/claims.rs`).
 pub async fn post(
+    _: NoQuery,
     State(state): State<AppState>,
     limits: ReadLimits,
     body: IngestBody,

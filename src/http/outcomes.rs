@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::ingest::{self, IdempotencyKey, IngestBody, OUTCOMES};
+use super::query::NoQuery;
 use super::{ApiError, AppState};
 use crate::store::Written;
 
@@ -22,6 +23,7 @@ struct Posted {
 /// 201 with the row's seq (200 with `duplicate` for a retry of a keyed request), or an NDJSON
 /// batch report.
 pub async fn post(
+    _: NoQuery,
     State(state): State<AppState>,
     key: IdempotencyKey,
     body: IngestBody,

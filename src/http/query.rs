@@ -80,6 +80,38 @@ pub fn only_params(query: Option<&str>, known: &[&str], route: &str) -> Result<(
     .only(known, route)
 }
 
+/// A route whose input is its body and path, which takes no query parameter: one given is a
+/// 400 naming it, not dropped. Dropped, `POST /findings/dismissals?repo=R&pr_number=21` with
+/// the scope left out of the body dismissed the finding repository-wide in the default
+/// namespace (a review's), as the GET routes' unknown parameters would have quietly covered
+/// more than was asked.
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        refuse_bad_utf8(query)?;
+        let Some(name) = names_of(query).into_iter().find(|name| !name.is_empty()) else {
+            return Ok(NoQuery);
+        };
+        let route = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        let named = crate::model::cut(&name, MAX_FIELD_ECHO_BYTES);
+        Err(ApiError::bad_request(
+            named,
+            format!(
+                "unknown query parameter {named:?}: {} {route} takes none (its input is its \
+                 body)",
+                parts.method
+            ),
+        ))
+    }
+}
+
 /// The parameter names of a query string, percent-decoded, in order.
 fn names_of(query: &str) -> Vec<String> {
     form_urlencoded::parse(query.as_bytes())

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::ingest::{self, IdempotencyKey, IngestBody, VERDICTS};
+use super::query::NoQuery;
 use super::{ApiError, AppState};
 use crate::store::Written;
 
@@ -25,6 +26,7 @@ struct Posted {
 /// 201 with the new seqs, or 200 with the original seq and `"duplicate": true` when this
 /// verdict was stored before.
 pub async fn post(
+    _: NoQuery,
     State(state): State<AppState>,
     key: IdempotencyKey,
     body: IngestBody,

@@ -617,3 +617,60 @@ fn query_parameters_a_route_does_not_take_are_a_400_naming_them() {
         );
     }
 }
+
+/// A route whose input is its body takes no query parameter: one given is a 400 naming it, and
+/// nothing is done. Dropped, `POST /findings/dismissals?repo=R&pr_number=21` with the scope
+/// left out of the body was a repository-wide dismissal in the default namespace (a review's
+/// at 1cc79a4). `POST /event` still ignores its query, as the legacy observer did.
+#[test]
+fn routes_that_take_a_body_refuse_a_query_instead_of_dropping_it() {
+    let server = InProcessServer::start();
+    let verdict = verdict(21, HEAD_A, "2026-04-22T17:20:00.000Z", "block", "x", &["c"]);
+    let finding = json!({"finding": {"check": "tests", "severity": "warn", "summary": "no test"},
+        "reason": "fp", "by": "me"})
+    .to_string();
+    let cases: [(&str, &str, String); 8] = [
+        ("POST", "/verdicts?repo=gitea:o/r", verdict.clone()),
+        (
+            "POST",
+            "/outcomes?repo=gitea:o/r",
+            r#"{"sig_hash":"s"}"#.into(),
+        ),
+        (
+            "POST",
+            "/neighbors?repo=gitea:o/r",
+            r#"{"claims":["c"]}"#.into(),
+        ),
+        (
+            "POST",
+            "/prs/21/findings/check?repo=gitea:o/r",
+            r#"{"head_sha":"aaaaaaaa"}"#.into(),
+        ),
+        (
+            "POST",
+            "/findings/dismissals?repo=gitea:o/r&pr_number=21",
+            finding,
+        ),
+        (
+            "DELETE",
+            "/findings/dismissals/1?repo=gitea:o/r",
+            String::new(),
+        ),
+        ("POST", "/export?repo=gitea:o/r", String::new()),
+        ("POST", "/backup?repo=gitea:o/r", "{}".into()),
+    ];
+    for (method, path, body) in cases {
+        let request = server
+            .client()
+            .request(method.parse().unwrap(), server.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        let answer = crate::support::answer(request.send().unwrap());
+        assert_error(&answer, 400, "repo", "takes none");
+    }
+    assert_eq!(server.stats()["last_seq"], 0, "nothing stored");
+    // An empty query names nothing; the legacy route reads none.
+    assert_eq!(server.post_json("/verdicts?", verdict).status, 201);
+    let event = server.post_json("/event?source=x", r#"{"source":"bot"}"#);
+    assert_eq!(event.status, 200, "{}", event.text);
+}

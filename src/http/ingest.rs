@@ -496,17 +496,28 @@ pub async fn batch<R>(
     // The records hold what they need of it: the body is not held while the commit is awaited.
     drop(body);
     let (line_numbers, puts): (Vec<usize>, Vec<Put>) = numbered.into_iter().unzip();
+    // A line keyed by the header (`K#n`, then a NUL: `ClientKey::batch_line_key`) is refused
+    // naming the header, one keyed by its own field naming that field.
+    let keyed_by_header: Vec<bool> = puts
+        .iter()
+        .map(|put| put.client_key.as_ref().is_some_and(|k| k.key.contains(&0)))
+        .collect();
     let mut written = if puts.is_empty() {
         Vec::new()
     } else {
         submit(state, puts).await?
     };
-    for (line, w) in line_numbers.iter().zip(&written) {
+    for ((line, w), by_header) in line_numbers.iter().zip(&written).zip(&keyed_by_header) {
         if let Written::KeyReused { seq } = *w {
+            let field = if *by_header {
+                "idempotency-key"
+            } else {
+                "idempotency_key"
+            };
             rejected.push(LineError {
                 line: *line,
                 error: key_reused_message(seq),
-                field: Some("idempotency_key".into()),
+                field: Some(field.into()),
             });
         }
     }

@@ -212,6 +212,17 @@ fn batch_lines_are_keyed_by_the_header_or_their_own_field() {
     assert_eq!(retry.json["duplicates"], 2, "{}", retry.text);
     assert_eq!(retry.json["rejected"][0]["line"], 6, "{}", retry.text);
     assert_eq!(server.stats()["total"], 2);
+    // The header's key with another line: refused naming the header, where the key came from
+    // (it named a body field the line does not have: a review's).
+    let other = "{\"source\":\"bot\",\"n\":9}\n";
+    let reused = server.post_keyed("/event", "application/x-ndjson", Some("batch-1"), other);
+    assert_eq!(reused.status, 400, "{}", reused.text);
+    assert_eq!(
+        reused.json["rejected"][0]["field"], "idempotency-key",
+        "{}",
+        reused.text
+    );
+    assert_eq!(server.stats()["total"], 2);
 
     // Lines with their own keys, without a header: retried one by one in another batch.
     let own = "{\"source\":\"bot\",\"event_id\":\"e-7\"}\n{\"source\":\"mcp\",\"idempotency_key\":\"e-8\"}\n";

@@ -24,6 +24,17 @@ pub struct ServeArgs {
     /// Address to listen on (the legacy observer's port is 3800)
     #[arg(long, env = "LAKEHOUSE_KB_BIND", default_value = "127.0.0.1:3800")]
     pub bind: SocketAddr,
+    /// On a loopback --bind, a name (besides localhost and loopback addresses) a browser's
+    /// request may give in Host, e.g. an /etc/hosts alias; others are refused (421), as a web
+    /// page reaching the service through DNS rebinding sends its own. Repeatable, or
+    /// comma-separated
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "LAKEHOUSE_KB_ALLOW_HOST",
+        value_delimiter = ','
+    )]
+    pub allow_host: Vec<String>,
     /// Largest request body accepted (bytes, or with a KiB/MiB/GiB suffix; at most 64MiB)
     #[arg(long, env = "LAKEHOUSE_KB_MAX_BODY", default_value = "1MiB", value_parser = parse_input_size)]
     pub max_body: usize,
@@ -199,6 +210,13 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
             backup_keep: usize::try_from(args.backup_keep).unwrap_or(usize::MAX),
             backup_key_window: args.idempotency_window.into(),
             stalled_commit: crate::http::STALLED_COMMIT,
+            // A loopback-only server answers to its local names and the operator's; one that
+            // listens beyond loopback is named as its clients reach it.
+            allowed_hosts: args
+                .bind
+                .ip()
+                .is_loopback()
+                .then(|| args.allow_host.clone()),
         },
         connections: ConnectionLimits {
             header_read_timeout: args.header_read_timeout.into(),

@@ -36,6 +36,8 @@ pub enum ApiError {
         message: String,
         field: String,
     },
+    /// 421: the `Host` names a server this one is not (`http/host.rs`).
+    Misdirected(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     /// 415 for a `Transfer-Encoding` or `Content-Encoding` the service does not decode;
@@ -101,6 +103,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding { .. } => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -119,6 +122,7 @@ impl ApiError {
             | ApiError::NotFound(message)
             | ApiError::Conflict { message, .. }
             | ApiError::Unprocessable { message, .. }
+            | ApiError::Misdirected(message)
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message)
             | ApiError::UnsupportedEncoding { message, .. }
@@ -143,6 +147,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => Some("content-type"),
             ApiError::UnsupportedEncoding { header, .. } => Some(header),
             ApiError::Unauthorized => Some("authorization"),
+            ApiError::Misdirected(_) => Some("host"),
             _ => None,
         }
     }

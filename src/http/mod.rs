@@ -15,6 +15,7 @@ mod export;
 mod feed;
 mod findings;
 mod health;
+mod host;
 pub mod ingest;
 mod limits;
 mod neighbors;
@@ -96,6 +97,9 @@ pub struct ServerConfig {
     /// A commit running this long is stalled: `/healthz` says so (503). No commit the service
     /// makes takes a second on a working disk.
     pub stalled_commit: Duration,
+    /// On a server listening on loopback only, the names besides `localhost` and loopback
+    /// addresses a request's `Host` may give (`host.rs`); `None`: any.
+    pub allowed_hosts: host::AllowedHosts,
 }
 
 /// [`ServerConfig::stalled_commit`]'s default.
@@ -120,6 +124,8 @@ impl Default for ServerConfig {
             backup_keep: 7,
             backup_key_window: Duration::from_secs(24 * 60 * 60),
             stalled_commit: STALLED_COMMIT,
+            // As for the default address, 127.0.0.1.
+            allowed_hosts: Some(Vec::new()),
         }
     }
 }
@@ -380,6 +386,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), host::guard))
         .layer(Extension(Arc::new(stats::StatsCache::default())))
         .layer(middleware::from_fn_with_state(
             state.clone(),

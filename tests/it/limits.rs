@@ -1307,3 +1307,64 @@ fn a_header_section_past_64_kib_is_a_431() {
         assert!(answer.starts_with(want), "{pad} bytes: {answer:?}");
     }
 }
+
+/// A server on loopback answers a browser's requests for localhost or a loopback address, not
+/// for another site's name: a web page reaching it through DNS rebinding names its own site in
+/// `Host`, and read every PR's findings and dismissed a block finding (a review's at 1cc79a4).
+/// A name the operator allows is served, and so is every client that is not a browser (no
+/// `Origin`, no `Sec-Fetch-*`), whatever its `Host`, as the legacy observer served them.
+#[test]
+fn a_loopback_server_refuses_requests_for_another_sites_name() {
+    let ask_as = |server: &Http, host: Option<&str>, browser: &str| -> String {
+        let host = host.map_or(String::new(), |h| format!("Host: {h}\r\n"));
+        let version = if host.is_empty() { "1.0" } else { "1.1" };
+        let body = r#"{"source":"web"}"#;
+        let head = format!(
+            "POST /event HTTP/{version}\r\n{host}{browser}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n\
+             {body}",
+            body.len()
+        );
+        let mut stream = send_head(server, &head);
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let ask =
+        |server: &Http, host: Option<&str>| ask_as(server, host, "Origin: http://attacker.example");
+    let server = InProcessServer::start();
+    let port = addr(&server).rsplit(':').next().unwrap().to_owned();
+    let refused = ask(&server, Some(&format!("attacker.example:{port}")));
+    assert!(refused.starts_with("HTTP/1.1 421"), "{refused}");
+    // A fetch's own headers, without Origin (a GET, in some browsers), tell it too.
+    let refused = ask_as(&server, Some("attacker.example"), "Sec-Fetch-Mode: cors");
+    assert!(refused.starts_with("HTTP/1.1 421"), "{refused}");
+    let tool = ask_as(&server, Some("x"), "User-Agent: curl/8.5.0");
+    assert!(tool.contains(" 200 OK"), "{tool}");
+    assert!(refused.starts_with("HTTP/1.1 421"), "{refused}");
+    assert!(refused.contains("\"field\":\"host\""), "{refused}");
+    assert!(refused.contains("DNS rebinding"), "{refused}");
+    for host in [
+        Some(format!("127.0.0.1:{port}")),
+        Some(format!("localhost:{port}")),
+        Some("[::1]".to_owned()),
+        None,
+    ] {
+        let answer = ask(&server, host.as_deref());
+        assert!(answer.contains(" 200 OK"), "{host:?}: {answer}");
+    }
+    assert_eq!(
+        server.stats()["total"],
+        5,
+        "the refused requests stored nothing"
+    );
+
+    let allowing = InProcessServer::start_with(&["--allow-host", "kb.internal,attacker.example"]);
+    let port = addr(&allowing).rsplit(':').next().unwrap().to_owned();
+    let answer = ask(&allowing, Some(&format!("attacker.example:{port}")));
+    assert!(answer.contains(" 200 OK"), "{answer}");
+    // Listening beyond loopback, its clients name it as they reach it.
+    let wide = InProcessServer::start_with(&["--bind", "0.0.0.0:0"]);
+    let answer = ask(&wide, Some("kb.example.org"));
+    assert!(answer.contains(" 200 OK"), "{answer}");
+}

@@ -1,0 +1,106 @@
+//! The `Host` a request names, on a server listening on loopback only. Such a server is for the
+//! machine's own clients, and takes no token by default; but a web page of another site can
+//! reach it through DNS rebinding (its name made to resolve to 127.0.0.1): the browser then
+//! takes the service for the page's own origin, sends its requests without a preflight and
+//! lets the page read the answers. A review's page read every PR's findings and dismissed a
+//! block finding repository-wide. Such a request still names the page's site in `Host`, and
+//! says it comes from a browser (`Origin`, which browsers send with every `POST`, or the
+//! `Sec-Fetch-*` headers they send with every request): from a browser, only `localhost` (and
+//! names under `.localhost`, which browsers resolve to loopback themselves), a loopback
+//! address, or a name the operator allows (`--allow-host`) is served; another is a 421. Other
+//! clients are served whatever their `Host` says, as the legacy observer served them (tools
+//! and tests write `Host: x`); no browser sends a request without `Host`.
+
+use std::net::IpAddr;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+
+/// The names a loopback-only server answers to, besides loopback addresses and `localhost`:
+/// `None` when the server listens beyond loopback (its clients name it as they reach it).
+pub type AllowedHosts = Option<Vec<String>>;
+
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let from_a_browser = [header::ORIGIN.as_str(), "sec-fetch-site", "sec-fetch-mode"]
+        .iter()
+        .any(|name| headers.contains_key(*name));
+    if let (Some(allowed), Some(host), true) = (
+        &state.config.allowed_hosts,
+        headers.get(header::HOST),
+        from_a_browser,
+    ) {
+        let name = host_name(host.as_bytes());
+        if !is_local(name)
+            && !allowed
+                .iter()
+                .any(|a| a.as_bytes().eq_ignore_ascii_case(name))
+        {
+            let shown = String::from_utf8_lossy(&name[..name.len().min(200)]).into_owned();
+            return ApiError::Misdirected(format!(
+                "this server listens on loopback and answers requests for localhost or a \
+                 loopback address, not {shown:?} (a web page of another site reaching it \
+                 through DNS rebinding names its own); --allow-host admits a name"
+            ))
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The host of a `Host` value, without its port or a final dot: `[::1]:3800` is `::1`.
+fn host_name(value: &[u8]) -> &[u8] {
+    let host = match value.strip_prefix(b"[") {
+        Some(rest) => rest.split(|&b| b == b']').next().unwrap_or(rest),
+        None => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) if value[colon + 1..].iter().all(u8::is_ascii_digit) => &value[..colon],
+            _ => value,
+        },
+    };
+    host.strip_suffix(b".").unwrap_or(host)
+}
+
+/// `localhost`, a name under `.localhost`, or a loopback address.
+fn is_local(host: &[u8]) -> bool {
+    let lower = host.to_ascii_lowercase();
+    if lower == b"localhost" || lower.ends_with(b".localhost") {
+        return true;
+    }
+    std::str::from_utf8(host)
+        .ok()
+        .and_then(|text| text.parse::<IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_hosts_are_told_from_others() {
+        // (Host value, served)
+        let cases: [(&str, bool); 14] = [
+            ("127.0.0.1:3800", true),
+            ("127.0.0.1", true),
+            ("127.8.9.10:3800", true),
+            ("localhost:3800", true),
+            ("LocalHost.", true),
+            ("kb.localhost:3800", true),
+            ("[::1]:3800", true),
+            ("[::1]", true),
+            ("attacker.example:3800", false),
+            ("attacker.example", false),
+            ("localhost.attacker.example", false),
+            ("10.0.0.5:3800", false),
+            ("[::ffff:7f00:1]:3800", false),
+            ("127.0.0.1.nip.io:3800", false),
+        ];
+        for (value, served) in cases {
+            assert_eq!(is_local(host_name(value.as_bytes())), served, "{value}");
+        }
+    }
+}

@@ -24,10 +24,9 @@ pub struct ServeArgs {
     /// Address to listen on (the legacy observer's port is 3800)
     #[arg(long, env = "LAKEHOUSE_KB_BIND", default_value = "127.0.0.1:3800")]
     pub bind: SocketAddr,
-    /// On a loopback --bind, a name (besides localhost and loopback addresses) a browser's
-    /// request may give in Host, e.g. an /etc/hosts alias; others are refused (421), as a web
-    /// page reaching the service through DNS rebinding sends its own. Repeatable, or
-    /// comma-separated
+    /// On a loopback --bind, a name (besides localhost and IP addresses) a request's Host may
+    /// give, e.g. an /etc/hosts alias; others are refused (421), as a web page reaching the
+    /// service through DNS rebinding sends its own. Repeatable, or comma-separated
     #[arg(
         long,
         value_name = "NAME",
@@ -184,6 +183,14 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
         );
     }
     let export_interval: Duration = args.export_interval.into();
+    // Compared as a request's Host is: lower case, without a port or a final dot.
+    let mut allowed_hosts = Vec::new();
+    for value in &args.allow_host {
+        let Some(name) = crate::http::allowed_name(value) else {
+            anyhow::bail!("--allow-host {value:?} names no host");
+        };
+        allowed_hosts.push(name);
+    }
     Ok(ServiceConfig {
         db_path: global.db_path(),
         store: global.store_options(),
@@ -212,11 +219,7 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
             stalled_commit: crate::http::STALLED_COMMIT,
             // A loopback-only server answers to its local names and the operator's; one that
             // listens beyond loopback is named as its clients reach it.
-            allowed_hosts: args
-                .bind
-                .ip()
-                .is_loopback()
-                .then(|| args.allow_host.clone()),
+            allowed_hosts: args.bind.ip().is_loopback().then_some(allowed_hosts),
         },
         connections: ConnectionLimits {
             header_read_timeout: args.header_read_timeout.into(),

@@ -4,12 +4,11 @@
 //! takes the service for the page's own origin, sends its requests without a preflight and
 //! lets the page read the answers. A review's page read every PR's findings and dismissed a
 //! block finding repository-wide. Such a request still names the page's site in `Host`, and
-//! says it comes from a browser (`Origin`, which browsers send with every `POST`, or the
-//! `Sec-Fetch-*` headers they send with every request): from a browser, only `localhost` (and
-//! names under `.localhost`, which browsers resolve to loopback themselves), a loopback
-//! address, or a name the operator allows (`--allow-host`) is served; another is a 421. Other
-//! clients are served whatever their `Host` says, as the legacy observer served them (tools
-//! and tests write `Host: x`); no browser sends a request without `Host`.
+//! nothing else tells it from a local client's (a same-origin `GET` carries no `Origin`, and
+//! browsers send no `Sec-Fetch-*` to a plain-http site): so only a `Host` that is an IP
+//! address (rebinding needs a name), `localhost`, a name under `.localhost` (which browsers
+//! resolve to loopback themselves) or a name the operator allows (`--allow-host`) is served;
+//! another is a 421. A request without `Host` (HTTP/1.0) comes from no browser, and is served.
 
 use std::net::IpAddr;
 
@@ -20,19 +19,15 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 
-/// The names a loopback-only server answers to, besides loopback addresses and `localhost`:
-/// `None` when the server listens beyond loopback (its clients name it as they reach it).
+/// The names a loopback-only server answers to besides IP addresses and `localhost`, as
+/// [`allowed_name`] writes them: `None` when the server listens beyond loopback (its clients
+/// name it as they reach it).
 pub type AllowedHosts = Option<Vec<String>>;
 
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let from_a_browser = [header::ORIGIN.as_str(), "sec-fetch-site", "sec-fetch-mode"]
-        .iter()
-        .any(|name| headers.contains_key(*name));
-    if let (Some(allowed), Some(host), true) = (
+    if let (Some(allowed), Some(host)) = (
         &state.config.allowed_hosts,
-        headers.get(header::HOST),
-        from_a_browser,
+        request.headers().get(header::HOST),
     ) {
         let name = host_name(host.as_bytes());
         if !is_local(name)
@@ -42,9 +37,9 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         {
             let shown = String::from_utf8_lossy(&name[..name.len().min(200)]).into_owned();
             return ApiError::Misdirected(format!(
-                "this server listens on loopback and answers requests for localhost or a \
-                 loopback address, not {shown:?} (a web page of another site reaching it \
-                 through DNS rebinding names its own); --allow-host admits a name"
+                "this server listens on loopback and answers requests for localhost or an IP \
+                 address, not {shown:?} (a web page of another site reaching it through DNS \
+                 rebinding names its own); --allow-host admits a name"
             ))
             .into_response();
         }
@@ -64,16 +59,22 @@ fn host_name(value: &[u8]) -> &[u8] {
     host.strip_suffix(b".").unwrap_or(host)
 }
 
-/// `localhost`, a name under `.localhost`, or a loopback address.
+/// `localhost`, a name under `.localhost`, or an IP address (a rebinding page is reached by a
+/// name; a client naming an address names the server it means).
 fn is_local(host: &[u8]) -> bool {
     let lower = host.to_ascii_lowercase();
     if lower == b"localhost" || lower.ends_with(b".localhost") {
         return true;
     }
-    std::str::from_utf8(host)
-        .ok()
-        .and_then(|text| text.parse::<IpAddr>().ok())
-        .is_some_and(|ip| ip.is_loopback())
+    std::str::from_utf8(host).is_ok_and(|text| text.parse::<IpAddr>().is_ok())
+}
+
+/// An `--allow-host` value as a `Host` is compared with it: lower case, without a port or a
+/// final dot (`KB.example:3800` is `kb.example`); `None` when nothing is left.
+pub fn allowed_name(value: &str) -> Option<String> {
+    let name = host_name(value.trim().as_bytes());
+    let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    (!name.is_empty()).then_some(name)
 }
 
 #[cfg(test)]
@@ -83,7 +84,7 @@ mod tests {
     #[test]
     fn local_hosts_are_told_from_others() {
         // (Host value, served)
-        let cases: [(&str, bool); 14] = [
+        let cases: [(&str, bool); 15] = [
             ("127.0.0.1:3800", true),
             ("127.0.0.1", true),
             ("127.8.9.10:3800", true),
@@ -92,15 +93,22 @@ mod tests {
             ("kb.localhost:3800", true),
             ("[::1]:3800", true),
             ("[::1]", true),
+            ("10.0.0.5:3800", true),
+            ("[::ffff:7f00:1]:3800", true),
             ("attacker.example:3800", false),
             ("attacker.example", false),
             ("localhost.attacker.example", false),
-            ("10.0.0.5:3800", false),
-            ("[::ffff:7f00:1]:3800", false),
             ("127.0.0.1.nip.io:3800", false),
+            ("x", false),
         ];
         for (value, served) in cases {
             assert_eq!(is_local(host_name(value.as_bytes())), served, "{value}");
         }
+        assert_eq!(
+            allowed_name("KB.example:3800").as_deref(),
+            Some("kb.example")
+        );
+        assert_eq!(allowed_name("kb.example.").as_deref(), Some("kb.example"));
+        assert_eq!(allowed_name(" :3800"), None);
     }
 }

@@ -16,6 +16,7 @@ mod feed;
 mod findings;
 mod health;
 mod host;
+pub use host::allowed_name;
 pub mod ingest;
 mod limits;
 mod neighbors;

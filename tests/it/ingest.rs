@@ -804,7 +804,7 @@ fn a_body_over_the_limit_announced_with_expect_continue_is_refused_before_it_is_
     let start = std::time::Instant::now();
     let answer = raw_exchange(
         &server,
-        b"POST /event HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+        b"POST /event HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
           content-type: application/json\r\nexpect: 100-continue\r\n\
           content-length: 2000000\r\n\r\n",
     );
@@ -825,7 +825,7 @@ fn bodies_in_a_coding_the_service_does_not_decode_are_refused() {
     let server = InProcessServer::start();
     let gzip_chunked = raw_exchange(
         &server,
-        b"POST /event HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+        b"POST /event HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
           content-type: application/json\r\ntransfer-encoding: gzip, chunked\r\n\r\n\
           2\r\n{}\r\n0\r\n\r\n",
     );
@@ -836,7 +836,7 @@ fn bodies_in_a_coding_the_service_does_not_decode_are_refused() {
     );
     let chunked = raw_exchange(
         &server,
-        b"POST /event HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+        b"POST /event HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
           content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n\
           2\r\n{}\r\n0\r\n\r\n",
     );

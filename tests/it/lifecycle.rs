@@ -140,7 +140,7 @@ fn a_second_signal_exits_at_once() {
     let addr = server.base.trim_start_matches("http://").to_owned();
     let mut stalled = TcpStream::connect(&addr).unwrap();
     stalled
-        .write_all(b"POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{")
+        .write_all(b"POST /event HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{")
         .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let pid = server.pid();
@@ -355,7 +355,7 @@ fn slow_requests_and_slow_headers_are_cut_off() {
     // A body that never arrives: a JSON 408 after the body timeout.
     let mut slow_body = TcpStream::connect(&addr).unwrap();
     slow_body
-        .write_all(b"POST /event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+        .write_all(b"POST /event HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
         .unwrap();
     slow_body
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -370,7 +370,7 @@ fn slow_requests_and_slow_headers_are_cut_off() {
     // Headers that never finish: the connection is closed after the header-read timeout.
     let mut slow_headers = TcpStream::connect(&addr).unwrap();
     slow_headers
-        .write_all(b"GET /stats HTTP/1.1\r\nhost: x\r\n")
+        .write_all(b"GET /stats HTTP/1.1\r\nhost: localhost\r\n")
         .unwrap();
     slow_headers
         .set_read_timeout(Some(Duration::from_secs(10)))

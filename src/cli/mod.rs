@@ -182,6 +182,20 @@ pub fn main() -> ExitCode {
             None => std::panic::resume_unwind(panic),
         },
     };
+    // A command stopped by a value it could not decode says what that means, and what to do.
+    let result = result.map_err(|err| {
+        let damage = err
+            .chain()
+            .filter_map(|cause| cause.downcast_ref::<crate::store::StoreError>())
+            .any(crate::store::StoreError::is_damage);
+        match damage {
+            true => err.context(format!(
+                "the database is damaged: {}",
+                crate::store::damage::ADVICE
+            )),
+            false => err,
+        }
+    });
     flush_logs();
     match result {
         Ok(code) => code,

@@ -262,7 +262,12 @@ impl From<StoreError> for ApiError {
                 message: format!("the database's storage is failing ({e}); retry shortly"),
                 retry_after_secs: 1,
             },
-            _ => ApiError::Internal(format!("storage failure: {e}")),
+            e => {
+                if e.is_damage() {
+                    crate::store::damage::note(&e.to_string());
+                }
+                ApiError::Internal(format!("storage failure: {e}"))
+            }
         }
     }
 }

@@ -38,6 +38,36 @@ pub fn found() -> Option<&'static str> {
     FOUND.get().map(String::as_str)
 }
 
+/// Records damage the service met decoding what it stored (a corrupt value, an index entry
+/// that points nowhere): `/healthz` says so as for redb's panics. Only the first is kept.
+pub fn note(damage: &str) {
+    if FOUND
+        .set(format!("a stored value could not be read ({damage})"))
+        .is_ok()
+    {
+        tracing::error!(damage, "the database is damaged: {ADVICE}");
+    }
+}
+
+impl super::StoreError {
+    /// Whether this error says the database holds what this service could not have written:
+    /// a value that does not decode, an index entry that is corrupt or points nowhere.
+    pub fn is_damage(&self) -> bool {
+        use super::codec::CodecError;
+        match self {
+            super::StoreError::Codec { source, .. } => matches!(
+                source,
+                CodecError::Corrupt(_)
+                    | CodecError::TrailingBytes(_)
+                    | CodecError::Empty
+                    | CodecError::Reference(_)
+            ),
+            super::StoreError::Dangling { .. } | super::StoreError::CorruptIndex(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// What to tell an operator once the database is found damaged.
 pub const ADVICE: &str = "stop the service, run `lakehouse-kb check`, and restore the latest \
                           backup that passes it (docs/RELIABILITY.md, \"Backup and restore\")";

@@ -404,6 +404,19 @@ fn damage_met_after_the_open_is_reported_as_damage() {
     assert_eq!(health.json["status"], "degraded", "{}", health.text);
     let said = health.json["damaged"].as_str().unwrap_or_default();
     assert!(said.contains("lakehouse-kb check"), "{}", health.text);
+    drop(server);
+
+    // A value the service cannot decode is damage too (a flipped byte inside it, where redb
+    // reads the page without a panic): `/events` met one with a 500 while `/healthz` said ok.
+    let dir = damaged();
+    let server = crate::support::TestServer::start_in(dir.path(), &["--export-interval", "0"], &[]);
+    let events = server.get("/events?limit=1000");
+    assert_eq!(events.status, 500, "{}", events.text);
+    assert!(events.text.contains("corrupt value"), "{}", events.text);
+    let health = server.get("/healthz");
+    assert_eq!(health.status, 503, "{}", health.text);
+    let said = health.json["damaged"].as_str().unwrap_or_default();
+    assert!(said.contains("could not be read"), "{}", health.text);
 }
 
 /// Exit 2, not 1, when the check could not run: at 669becd a wrong `--data` or a running

@@ -349,8 +349,8 @@ struct LineKey {
 /// Where a batch line's client key comes from.
 #[derive(Debug, PartialEq, Eq)]
 enum LineKeyFrom<'h> {
-    /// Its own `idempotency_key` or `event_id` field.
-    Own(String),
+    /// Its own `idempotency_key` or `event_id` field (named).
+    Own(String, &'static str),
     /// The request's `Idempotency-Key` header.
     Header(&'h str),
     /// Nowhere: the line has no key.
@@ -387,7 +387,7 @@ fn line_key<'h>(
             match value {
                 None | Some(serde_json::Value::Null) => {}
                 Some(serde_json::Value::String(key)) if valid_key(&key) => {
-                    return Ok(LineKeyFrom::Own(key));
+                    return Ok(LineKeyFrom::Own(key, field));
                 }
                 // An `event_id` that cannot be a key is the client's own field (a number, say),
                 // not a key it meant: the line is keyed as if it had none.
@@ -454,7 +454,7 @@ pub fn parse_batch<R>(
     // that adds or drops one does not give its records other keys.
     for (record_no, (line_no, line)) in (1..).zip(lines) {
         let key = match line_key(line, line_no, header_key) {
-            Ok(LineKeyFrom::Own(key)) => Some(ClientKey::new(route, &key, line, now_ms)),
+            Ok(LineKeyFrom::Own(key, _)) => Some(ClientKey::new(route, &key, line, now_ms)),
             Ok(LineKeyFrom::Header(header)) => Some(ClientKey::batch_line(
                 route, header, record_no, line, request, now_ms,
             )),
@@ -493,6 +493,13 @@ pub async fn batch<R>(
         now_ms(),
         key.0.as_deref(),
     )?;
+    // The lines keyed by their own `event_id`, to name that field if their key was reused
+    // (few lines carry one; an `idempotency_key` beside it is the key).
+    let by_event_id: Vec<usize> = record_lines(&body)
+        .filter(|(_, line)| memchr::memmem::find(line, b"\"event_id\"").is_some())
+        .filter(|&(n, line)| matches!(line_key(line, n, None), Ok(LineKeyFrom::Own(_, "event_id"))))
+        .map(|(n, _)| n)
+        .collect();
     // The records hold what they need of it: the body is not held while the commit is awaited.
     drop(body);
     let (line_numbers, puts): (Vec<usize>, Vec<Put>) = numbered.into_iter().unzip();
@@ -511,6 +518,8 @@ pub async fn batch<R>(
         if let Written::KeyReused { seq } = *w {
             let field = if *by_header {
                 "idempotency-key"
+            } else if by_event_id.contains(line) {
+                "event_id"
             } else {
                 "idempotency_key"
             };

@@ -233,9 +233,11 @@ fn batch_lines_are_keyed_by_the_header_or_their_own_field() {
     assert_eq!(again.json["duplicates"], 1, "{}", again.text);
     let rejected = again.json["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 1, "{}", again.text);
+    // Named by the field the key came from: this line's is its `event_id` (it named
+    // `idempotency_key`, which the line does not have: a review's).
     assert_eq!(
         (rejected[0]["line"].as_u64(), rejected[0]["field"].as_str()),
-        (Some(2), Some("idempotency_key"))
+        (Some(2), Some("event_id"))
     );
     // An `event_id` that cannot be a key is the event's own field: stored, without a key.
     assert_eq!(again.json["accepted"], 1, "{}", again.text);

@@ -35,12 +35,28 @@ pub fn open_read(path: &Path) -> io::Result<File> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)?;
     if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
+        return Err(not_a_regular_file(path));
     }
     Ok(file)
+}
+
+/// The error for a FIFO, a device or a directory where a regular file should be (kind
+/// `InvalidInput`, which callers tell apart by).
+pub fn not_a_regular_file(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{} is not a regular file", path.display()),
+    )
+}
+
+/// Whether anything is at `path`, the path itself looked at: a symbolic link there is, even a
+/// dangling one (which `Path::exists` takes for nothing), to be refused when it is opened.
+pub fn is_present(path: &Path) -> io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens a file for reading and writing, creating it with `mode` when absent; never

@@ -170,32 +170,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
     }));
-    // A command stopped by redb's panic on a damaged page says so, and what to do (exit 1, as
-    // `check` does for damage); any other panic is a bug, and goes on as one.
-    let result = match run {
-        Ok(result) => result,
-        Err(panic) => match crate::store::damage::found() {
-            Some(damage) => Err(anyhow::anyhow!(
-                "the database is damaged: {damage}: {}",
-                crate::store::damage::ADVICE
-            )),
-            None => std::panic::resume_unwind(panic),
-        },
-    };
-    // A command stopped by a value it could not decode says what that means, and what to do.
-    let result = result.map_err(|err| {
-        let damage = err
-            .chain()
-            .filter_map(|cause| cause.downcast_ref::<crate::store::StoreError>())
-            .any(crate::store::StoreError::is_damage);
-        match damage {
-            true => err.context(format!(
-                "the database is damaged: {}",
-                crate::store::damage::ADVICE
-            )),
-            false => err,
-        }
-    });
+    let result = said_as_damage(run);
     flush_logs();
     match result {
         Ok(code) => code,
@@ -203,6 +178,32 @@ pub fn main() -> ExitCode {
             output::error(&err);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command's end, with damage said as such and what to do (exit 1, as `check` does for
+/// damage): stopped by redb's panic on a damaged page, or by a value it could not decode. Any
+/// other panic is a bug, and goes on as one.
+fn said_as_damage(run: std::thread::Result<anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+    use crate::store::{StoreError, damage};
+    match run {
+        Ok(result) => result.map_err(|err| {
+            let damaged = err
+                .chain()
+                .filter_map(|cause| cause.downcast_ref::<StoreError>())
+                .any(StoreError::is_damage);
+            match damaged {
+                true => err.context(format!("the database is damaged: {}", damage::ADVICE)),
+                false => err,
+            }
+        }),
+        Err(panic) => match damage::found() {
+            Some(found) => Err(anyhow::anyhow!(
+                "the database is damaged: {found}: {}",
+                damage::ADVICE
+            )),
+            None => std::panic::resume_unwind(panic),
+        },
     }
 }
 

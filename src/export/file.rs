@@ -113,10 +113,10 @@ pub(super) fn export(
     while report.more {
         let stored = store.checkpoint(file.name())?;
         let next = export_pass(Target { stored, ..target })?;
-        let went_on = next.brought_up_to_date() || next.more;
-        let wrote = next.rows_written > 0;
+        // Another pass only after one that wrote rows and left more.
+        let again = next.more && next.rows_written > 0;
         report = report.followed_by(next);
-        if !(went_on && wrote) {
+        if !again {
             break;
         }
     }

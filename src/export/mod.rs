@@ -259,29 +259,29 @@ pub struct FileProblem {
     pub error: String,
     /// When this problem was first seen (Unix ms).
     pub since_ms: u64,
-    /// A paused file as it was when the pause was found: while it is the same (length,
-    /// modification time, inode) and the copy kept aside is there, a run pauses again without
-    /// reading the file's tail once more.
+    /// A paused file as it was when the pause was found ([`FileState`]): while it is the same
+    /// and the copy kept aside is there, a run pauses again without reading the file's tail
+    /// once more.
     #[serde(skip)]
     paused_as: Option<FileState>,
 }
 
-/// What tells a file changed without reading it: its length, modification time and inode.
+/// What tells a file changed without reading it: its length, modification time, device and
+/// inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileState {
     len: u64,
     modified: Option<std::time::SystemTime>,
-    inode: u64,
+    dev_ino: (u64, u64),
 }
 
 impl FileState {
     fn of(path: &Path) -> Option<FileState> {
-        use std::os::unix::fs::MetadataExt;
         let meta = fs::symlink_metadata(path).ok()?;
         Some(FileState {
             len: meta.len(),
             modified: meta.modified().ok(),
-            inode: meta.ino(),
+            dev_ino: crate::fsutil::dev_ino(&meta),
         })
     }
 }
@@ -439,7 +439,7 @@ impl ExportJob {
         if let Some(problem) = self.still_paused(file, &path) {
             // Nothing changed since the pause: reading the tail again (up to 256 MiB a run,
             // with a warning each time) would find the same foreign bytes.
-            return Ok(self.problem_report(file, &problem));
+            return Ok(self.problem_report(file, &path, &problem));
         }
         let adopter = self
             .adopter
@@ -482,22 +482,25 @@ impl ExportJob {
         let message = self.without_dir(&error.to_string());
         let paused_as = paused.then(|| FileState::of(&path)).flatten();
         // Logged when the problem is new or changes: a periodic run would repeat it every time.
-        match slot {
-            Some(problem) if problem.error == message => problem.paused_as = paused_as,
+        let problem = match slot {
+            Some(problem) if problem.error == message => {
+                problem.paused_as = paused_as;
+                problem.clone()
+            }
             _ => {
                 tracing::error!(file = file.relative_path(), paused, error = %error, "export file not brought up to date");
-                *slot = Some(FileProblem {
+                slot.insert(FileProblem {
                     file: file.relative_path(),
                     paused,
                     error: message,
                     since_ms: crate::model::now_ms(),
                     paused_as,
-                });
+                })
+                .clone()
             }
-        }
-        let problem = slot.clone().expect("just recorded");
+        };
         drop(problems);
-        Ok(self.problem_report(file, &problem))
+        Ok(self.problem_report(file, &path, &problem))
     }
 
     /// The file's pause, when nothing changed since it was found: the file is as it was then
@@ -511,15 +514,11 @@ impl ExportJob {
         (same && matches!(file::kept_aside(path), Ok(Some(_)))).then_some(problem)
     }
 
-    /// The report of a run that did not bring `file` up to date, for `problem`.
-    fn problem_report(&self, file: ExportFile, problem: &FileProblem) -> FileReport {
+    /// The report of a run that did not bring `file` (at `path`) up to date, for `problem`.
+    fn problem_report(&self, file: ExportFile, path: &Path, problem: &FileProblem) -> FileReport {
         let checkpoint = self.store.checkpoint(file.name()).unwrap_or_default();
         FileReport {
-            path: self
-                .out_dir
-                .join(file.relative_path())
-                .display()
-                .to_string(),
+            path: path.display().to_string(),
             action: if problem.paused {
                 Action::Paused
             } else {

@@ -62,8 +62,10 @@ fn host_name(value: &[u8]) -> &[u8] {
 /// `localhost`, a name under `.localhost`, or an IP address (a rebinding page is reached by a
 /// name; a client naming an address names the server it means).
 fn is_local(host: &[u8]) -> bool {
-    let lower = host.to_ascii_lowercase();
-    if lower == b"localhost" || lower.ends_with(b".localhost") {
+    // Compared in place, without a lower-case copy: this runs for every request.
+    // `localhost` itself, or the last label of a name under it.
+    let last_label = host.rsplit(|&b| b == b'.').next().unwrap_or(host);
+    if last_label.eq_ignore_ascii_case(b"localhost") {
         return true;
     }
     std::str::from_utf8(host).is_ok_and(|text| text.parse::<IpAddr>().is_ok())

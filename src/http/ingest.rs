@@ -422,8 +422,16 @@ pub fn record_lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
 /// under the same key that the writer commits with them.
 static BATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The puts of a batch's good lines with their line numbers, and its bad lines.
-pub type ParsedBatch = (Vec<(usize, Put)>, Vec<LineError>);
+/// A good line of a batch: its number, its put, and where its key came from (the field a
+/// refusal of a key first used with another request names), if it has one.
+pub struct BatchLine {
+    pub line: usize,
+    pub put: Put,
+    pub key_field: Option<&'static str>,
+}
+
+/// A batch's good lines, and its bad lines.
+pub type ParsedBatch = (Vec<BatchLine>, Vec<LineError>);
 
 /// Splits an NDJSON body into numbered lines (1-based; a trailing `\r` dropped, blank lines
 /// skipped) and parses each with `parse`: the puts of the good lines with their line numbers,
@@ -453,19 +461,28 @@ pub fn parse_batch<R>(
     // A record's number, not its line's, is its position: blank lines are skipped, so a retry
     // that adds or drops one does not give its records other keys.
     for (record_no, (line_no, line)) in (1..).zip(lines) {
-        let key = match line_key(line, line_no, header_key) {
-            Ok(LineKeyFrom::Own(key, _)) => Some(ClientKey::new(route, &key, line, now_ms)),
-            Ok(LineKeyFrom::Header(header)) => Some(ClientKey::batch_line(
-                route, header, record_no, line, request, now_ms,
-            )),
-            Ok(LineKeyFrom::Unkeyed) => None,
+        let (key, key_field) = match line_key(line, line_no, header_key) {
+            Ok(LineKeyFrom::Own(key, field)) => {
+                (Some(ClientKey::new(route, &key, line, now_ms)), Some(field))
+            }
+            Ok(LineKeyFrom::Header(header)) => (
+                Some(ClientKey::batch_line(
+                    route, header, record_no, line, request, now_ms,
+                )),
+                Some("idempotency-key"),
+            ),
+            Ok(LineKeyFrom::Unkeyed) => (None, None),
             Err(e) => {
                 rejected.push(e);
                 continue;
             }
         };
         match (kind.parse)(line, now_ms) {
-            Ok(record) => puts.push((line_no, kind.put(record, key))),
+            Ok(record) => puts.push(BatchLine {
+                line: line_no,
+                put: kind.put(record, key),
+                key_field,
+            }),
             Err(e) => rejected.push(LineError {
                 line: line_no,
                 error: e.message,
@@ -493,40 +510,24 @@ pub async fn batch<R>(
         now_ms(),
         key.0.as_deref(),
     )?;
-    // The lines keyed by their own `event_id`, to name that field if their key was reused
-    // (few lines carry one; an `idempotency_key` beside it is the key).
-    let by_event_id: Vec<usize> = record_lines(&body)
-        .filter(|(_, line)| memchr::memmem::find(line, b"\"event_id\"").is_some())
-        .filter(|&(n, line)| matches!(line_key(line, n, None), Ok(LineKeyFrom::Own(_, "event_id"))))
-        .map(|(n, _)| n)
-        .collect();
     // The records hold what they need of it: the body is not held while the commit is awaited.
     drop(body);
-    let (line_numbers, puts): (Vec<usize>, Vec<Put>) = numbered.into_iter().unzip();
-    // A line keyed by the header (`K#n`, then a NUL: `ClientKey::batch_line_key`) is refused
-    // naming the header, one keyed by its own field naming that field.
-    let keyed_by_header: Vec<bool> = puts
-        .iter()
-        .map(|put| put.client_key.as_ref().is_some_and(|k| k.key.contains(&0)))
-        .collect();
+    let (lines, puts): (Vec<_>, Vec<Put>) = numbered
+        .into_iter()
+        .map(|l| ((l.line, l.key_field), l.put))
+        .unzip();
     let mut written = if puts.is_empty() {
         Vec::new()
     } else {
         submit(state, puts).await?
     };
-    for ((line, w), by_header) in line_numbers.iter().zip(&written).zip(&keyed_by_header) {
+    for (&(line, key_field), w) in lines.iter().zip(&written) {
         if let Written::KeyReused { seq } = *w {
-            let field = if *by_header {
-                "idempotency-key"
-            } else if by_event_id.contains(line) {
-                "event_id"
-            } else {
-                "idempotency_key"
-            };
+            // Named where the key came from: the header, or the line's own field.
             rejected.push(LineError {
-                line: *line,
+                line,
                 error: key_reused_message(seq),
-                field: Some(field.into()),
+                field: key_field.map(str::to_owned),
             });
         }
     }

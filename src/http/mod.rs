@@ -98,8 +98,8 @@ pub struct ServerConfig {
     /// A commit running this long is stalled: `/healthz` says so (503). No commit the service
     /// makes takes a second on a working disk.
     pub stalled_commit: Duration,
-    /// On a server listening on loopback only, the names besides `localhost` and loopback
-    /// addresses a request's `Host` may give (`host.rs`); `None`: any.
+    /// On a server listening on loopback only, the names besides `localhost` and IP addresses
+    /// a request's `Host` may give (`host.rs`); `None`: any.
     pub allowed_hosts: host::AllowedHosts,
 }
 

@@ -206,11 +206,7 @@ impl LegacyFile {
             Ok(meta) if meta.is_file() => meta.len(),
             // A FIFO or a device has no length: read as empty, it was "0 lines read" (a
             // review's). Refused, as a directory there is.
-            Ok(_) => {
-                let why = format!("{} is not a regular file", path.display());
-                let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
-                return Err(io_error(&path)(e));
-            }
+            Ok(_) => return Err(io_error(&path)(crate::fsutil::not_a_regular_file(&path))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(io_error(&path)(e)),
         };

@@ -74,9 +74,7 @@ pub const ADVICE: &str = "stop the service, run `lakehouse-kb check`, and restor
 
 fn damage_of(info: &PanicHookInfo<'_>) -> Option<String> {
     let location = info.location()?;
-    if !in_redb(location.file()) {
-        return None;
-    }
+    let file = in_redb(location.file())?;
     let payload = info.payload();
     let message = payload
         .downcast_ref::<&str>()
@@ -84,16 +82,22 @@ fn damage_of(info: &PanicHookInfo<'_>) -> Option<String> {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a panic");
     Some(format!(
-        "redb could not read the database ({message}, at {}:{})",
-        short(location.file()),
+        "redb could not read the database ({message}, at {file}:{})",
         location.line()
     ))
 }
 
-/// Whether `file`, a panic's location, is in redb's sources (`.../redb-4.6.0/src/...`).
-fn in_redb(file: &str) -> bool {
-    file.split(['/', '\\'])
-        .any(|part| part.strip_prefix("redb-").is_some_and(is_version))
+/// `file`, a panic's location, from redb's source directory on (`redb-4.6.0/src/...`, not the
+/// build's paths), when it is in redb's sources.
+fn in_redb(file: &str) -> Option<&str> {
+    let mut at = 0;
+    for part in file.split(['/', '\\']) {
+        if part.strip_prefix("redb-").is_some_and(is_version) {
+            return Some(&file[at..]);
+        }
+        at += part.len() + 1;
+    }
+    None
 }
 
 fn is_version(text: &str) -> bool {
@@ -104,11 +108,6 @@ fn is_version(text: &str) -> bool {
             .is_some_and(|major| !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The location from the crate's directory on (`redb-4.6.0/src/...`), not the build's paths.
-fn short(file: &str) -> &str {
-    file.find("redb-").map_or(file, |at| &file[at..])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,16 +116,21 @@ mod tests {
     fn redb_s_sources_are_told_from_others() {
         let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/redb-4.6.0/\
                         src/tree_store/btree_base.rs";
-        assert!(in_redb(registry));
-        assert_eq!(short(registry), "redb-4.6.0/src/tree_store/btree_base.rs");
-        assert!(in_redb("vendor/redb-4.6.0/src/db.rs"));
+        assert_eq!(
+            in_redb(registry),
+            Some("redb-4.6.0/src/tree_store/btree_base.rs")
+        );
+        assert_eq!(
+            in_redb("/home/redb-fan/vendor/redb-4.6.0/src/db.rs"),
+            Some("redb-4.6.0/src/db.rs")
+        );
         for other in [
             "src/store/read.rs",
             "/root/.cargo/registry/src/index.crates.io-1/redb-derive-0.1.0/src/lib.rs",
             "/home/redb-fan/project/src/main.rs",
             "/rustc/59807616e1fa/library/core/src/slice/index.rs",
         ] {
-            assert!(!in_redb(other), "{other}");
+            assert_eq!(in_redb(other), None, "{other}");
         }
     }
 }

@@ -51,16 +51,6 @@ pub(super) fn path_of(db_path: &Path) -> PathBuf {
     db_path.with_file_name(name)
 }
 
-/// Whether something is at the journal's `path`, the path itself looked at (not what a
-/// symbolic link there names: a dangling link is there, and refused when opened).
-pub(super) fn is_present(path: &Path) -> io::Result<bool> {
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// One entry read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Entry {
@@ -111,7 +101,7 @@ impl Journal {
         capacity: u64,
         wrap: Option<&BackendFactory>,
     ) -> io::Result<(Journal, Vec<Entry>)> {
-        let existed = is_present(path)?;
+        let existed = fsutil::is_present(path)?;
         // Named: a link here (refused) or a file that cannot be opened is the journal's fault,
         // not the database file's, which the caller's error names.
         let file = fsutil::open_rw(path, fsutil::FILE_MODE)

@@ -210,7 +210,7 @@ pub(super) fn recover(
     options: &StoreOptions,
 ) -> Result<Option<Journal>, StoreError> {
     let journal_path = journal::path_of(path);
-    if !journal::is_present(&journal_path).map_err(io_error)? {
+    if !crate::fsutil::is_present(&journal_path).map_err(io_error)? {
         return Ok(None);
     }
     let (mut journal, entries) = Journal::open(
@@ -426,7 +426,7 @@ pub(super) fn refuse_pending_before_migration(
     path: &std::path::Path,
 ) -> Result<(), StoreError> {
     let journal_path = journal::path_of(path);
-    if !journal::is_present(&journal_path).map_err(io_error)? {
+    if !crate::fsutil::is_present(&journal_path).map_err(io_error)? {
         return Ok(());
     }
     let entries = journal::read_entries(&journal_path).map_err(io_error)?;

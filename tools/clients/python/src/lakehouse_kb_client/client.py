@@ -950,9 +950,12 @@ class KbClient:
             # A write told to come back (load shed, a storage fault, a full disk), or whose
             # proxy gave up, is retried with its key, which makes the retry safe whatever the
             # first attempt did.
-            retry = answer.status in (502, 504) or (
-                answer.status == 503 if not write else answer.status in (503, 507) and last.retry_after is not None
-            )
+            if answer.status in (502, 504):
+                retry = True
+            elif write:
+                retry = answer.status in (503, 507) and last.retry_after is not None
+            else:
+                retry = answer.status == 503
             if not retry:
                 break
         assert last is not None

@@ -130,6 +130,56 @@ pub fn dev_ino(meta: &std::fs::Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
+/// A second handle on the file `handle` has open at `path`, writing as an `O_APPEND` writer
+/// does, for [`append_all`]. Fails when `path` no longer names that file (moved or replaced
+/// since it was opened).
+pub fn reopen_appending(path: &Path, handle: &File) -> io::Result<File> {
+    let appending = nofollow().append(true).open(path)?;
+    if dev_ino(&appending.metadata()?) != dev_ino(&handle.metadata()?) {
+        return Err(io::Error::other(format!(
+            "{} was replaced while it was written",
+            path.display()
+        )));
+    }
+    Ok(appending)
+}
+
+/// Writes all of `bytes` through `appending` (from [`reopen_appending`]): where the file ends
+/// is found and written at in one step, so that another writer's append is never written over.
+/// Gives back the offset the bytes begin at, past the length last seen when another writer
+/// appended meanwhile. Fails, having written part of them, when another writer's append came
+/// between two parts (a write of more than the kernel takes at once, about 2 GiB).
+pub fn append_all(appending: &File, bytes: &[u8]) -> io::Result<u64> {
+    use std::io::{Seek, Write};
+    let mut file = appending;
+    let mut began: Option<(u64, u64)> = None;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = match file.write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let end = file.stream_position()?;
+        let start = end - n as u64;
+        began = match began {
+            None => Some((start, end)),
+            Some((first, last_end)) if last_end == start => Some((first, end)),
+            Some(_) => {
+                return Err(io::Error::other(
+                    "another writer appended between two parts of one write",
+                ));
+            }
+        };
+        rest = &rest[n..];
+    }
+    match began {
+        Some((first, _)) => Ok(first),
+        None => file.seek(io::SeekFrom::End(0)),
+    }
+}
+
 /// fsyncs a directory, making the entries created or renamed in it durable.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     nofollow()
@@ -142,6 +192,30 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appending_begins_where_the_file_ends_then_not_where_it_was_seen_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outcomes.jsonl");
+        std::fs::write(&path, b"one\n").unwrap();
+        let handle = open_rw(&path, FILE_MODE).unwrap();
+        let appending = reopen_appending(&path, &handle).unwrap();
+        assert_eq!(append_all(&appending, b"two\n").unwrap(), 4);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut other| std::io::Write::write_all(&mut other, b"other\n"))
+            .unwrap();
+        assert_eq!(append_all(&appending, b"three\n").unwrap(), 14);
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\ntwo\nother\nthree\n");
+        assert_eq!(append_all(&appending, b"").unwrap(), 20);
+        let fresh = reopen_appending(&path, &handle).unwrap();
+        assert_eq!(append_all(&fresh, b"").unwrap(), 20);
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        std::fs::write(&path, b"new").unwrap();
+        let replaced = reopen_appending(&path, &handle).unwrap_err();
+        assert!(replaced.to_string().contains("replaced"), "{replaced}");
+    }
 
     #[test]
     fn a_file_has_one_identity_by_any_path_and_another_file_another() {

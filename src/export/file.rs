@@ -302,9 +302,10 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
         }
     }
     // Where another writer may be appending (the service's export, which takes its rows in),
-    // the rows are read first, and the file is then checked, cut if need be and written in as
-    // few system calls as can be, so that an append landing meanwhile is hardly ever cut or
-    // written over (it cannot be ruled out without that writer's cooperation: RELIABILITY.md).
+    // the rows are read first, and the file is then checked, cut if need be and appended to in
+    // as few system calls as can be, so that an append landing meanwhile is hardly ever cut (it
+    // cannot be ruled out without that writer's cooperation: RELIABILITY.md), and one landing
+    // before the rows' write comes before them.
     let prepared = match adopter {
         Some(_) => Some(rows_bytes(store, file, base.seq, pass_bytes)?),
         None => None,
@@ -372,11 +373,27 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
                 }
                 return Ok(waiting(path, stored, lines_taken_in, appended_meanwhile()));
             }
-            use std::os::unix::fs::FileExt;
-            handle
-                .write_all_at(&bytes, base.len)
+            let appending = fsutil::reopen_appending(path, &handle)
+                .map_err(|e| ExportError::opening(path, e))?;
+            hook.before_write(file, path);
+            // Appended, not written at `base.len`: another writer's append landing after the
+            // look above comes before the rows instead of under them.
+            let began = fsutil::append_all(&appending, &bytes)
                 .map_err(ExportError::io("write", path))
                 .map_err(|e| cut_failed_write(&handle, base.len, Some(bytes.len() as u64), e))?;
+            if began != base.len {
+                // Its lines are taken in by the next run, which writes these rows before them
+                // (in seq order). Left where they landed, the next run would take them for
+                // another writer's too and store them twice: they are cut off again, unless
+                // yet another append followed them (RELIABILITY.md).
+                let end = began + bytes.len() as u64;
+                if stat()? == end {
+                    handle
+                        .set_len(began)
+                        .map_err(ExportError::io("truncate", path))?;
+                }
+                return Ok(waiting(path, stored, lines_taken_in, appended_meanwhile()));
+            }
             written
         }
         None => {

@@ -8,12 +8,21 @@
 //! - `pause-mid-line:FILE:N`: after writing N rows of FILE, write half of the next line, flush it
 //!   to the OS, print `export paused mid-line` on stderr and block forever, so that a test can
 //!   SIGKILL the process at a known point, with a torn line in the file.
+//! - `append-before-write:FILE`: just before FILE's rows are written (by an export that takes in
+//!   what other writers append), append [`APPENDED_BEFORE_WRITE`] to FILE through a handle of its
+//!   own, as another writer whose append lands between the export's last look at the file and
+//!   its write.
 //!
 //! [`ExportJob::with_crash_hook`]: super::ExportJob::with_crash_hook
 
 use std::io::Write;
+use std::path::Path;
 
 use super::ExportFile;
+
+/// The line `append-before-write` appends: a legacy outcome row.
+pub const APPENDED_BEFORE_WRITE: &str =
+    "{\"sig_hash\":\"appended-before-write\",\"kind\":\"scenario\",\"ok\":true}\n";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Hook {
@@ -24,6 +33,7 @@ pub enum Hook {
         file: ExportFile,
         after_rows: u64,
     },
+    AppendBeforeWrite(ExportFile),
 }
 
 impl Hook {
@@ -39,6 +49,9 @@ impl Hook {
                 file: file(name)?,
                 after_rows: n.parse().ok()?,
             }),
+            ("append-before-write", Some(name), None, None) => {
+                Some(Hook::AppendBeforeWrite(file(name)?))
+            }
             _ => None,
         }
     }
@@ -50,6 +63,19 @@ impl Hook {
                 file.name()
             );
             std::process::abort();
+        }
+    }
+
+    pub(super) fn before_write(&self, file: ExportFile, path: &Path) {
+        if *self == Hook::AppendBeforeWrite(file) {
+            let appended = std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .and_then(|mut other| other.write_all(APPENDED_BEFORE_WRITE.as_bytes()));
+            if let Err(e) = appended {
+                eprintln!("export crash hook: appending before the write failed: {e}");
+                std::process::abort();
+            }
         }
     }
 
@@ -94,6 +120,10 @@ mod tests {
                 after_rows: 12
             })
         );
+        assert_eq!(
+            Hook::parse("append-before-write:outcomes"),
+            Some(Hook::AppendBeforeWrite(ExportFile::Outcomes))
+        );
         for bad in [
             "",
             "abort-before-checkpoint",
@@ -101,6 +131,8 @@ mod tests {
             "pause-mid-line:ops",
             "pause-mid-line:ops:x",
             "pause-mid-line:ops:1:2",
+            "append-before-write",
+            "append-before-write:ops:1",
         ] {
             assert_eq!(Hook::parse(bad), None, "{bad}");
         }

@@ -46,7 +46,7 @@ use crate::store::{Checkpoint, Store, StoreError};
 pub use adopt::{Adopter, NotStored};
 
 pub use file::{RowsHeld, TAIL_BYTES, rows_held, tail_fingerprint};
-pub use hook::Hook as CrashHook;
+pub use hook::{APPENDED_BEFORE_WRITE, Hook as CrashHook};
 
 /// One exported file: where it goes and which records feed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use lakehouse_kb::export::{Action, CrashHook, ExportJob, ExportReport, FileReport, NotStored};
+use lakehouse_kb::export::{
+    APPENDED_BEFORE_WRITE, Action, CrashHook, ExportFile, ExportJob, ExportReport, FileReport,
+    NotStored,
+};
 use lakehouse_kb::intake::{event_record, outcome_record, verdict_record};
 use lakehouse_kb::store::{Put, Store};
 
@@ -95,7 +98,6 @@ fn storing(store: &Arc<Store>, crash_after: bool) -> lakehouse_kb::export::Adopt
     })
 }
 
-/// Appends `bytes` to the file at `path`.
 /// Posts one outcome row, stored (201).
 #[track_caller]
 fn post_row(server: &crate::support::Http, row: &str) {
@@ -103,6 +105,7 @@ fn post_row(server: &crate::support::Http, row: &str) {
     assert_eq!(answer.status, 201, "{}", answer.text);
 }
 
+/// Appends `bytes` to the file at `path`.
 fn append_to(path: &Path, bytes: &[u8]) {
     let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     file.write_all(bytes).unwrap();

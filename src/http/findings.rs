@@ -295,6 +295,9 @@ fn non_empty(s: &str) -> Option<String> {
 impl From<&DismissalEntry> for Dismissal {
     fn from(e: &DismissalEntry) -> Dismissal {
         let v = &e.value;
+        // A finding the memory knows may have been raised with no severity: its dismissal
+        // still says so (`""`), where one of an unknown fingerprint has none.
+        let known = !v.check.is_empty() || !v.summary.is_empty();
         Dismissal {
             id: e.id,
             repo: non_empty(&v.repo),
@@ -302,7 +305,11 @@ impl From<&DismissalEntry> for Dismissal {
             pr_number: v.pr_number,
             fingerprint: Fingerprint(v.fingerprint).to_string(),
             check: non_empty(&v.check),
-            severity: non_empty(&v.severity),
+            severity: if known {
+                Some(v.severity.clone())
+            } else {
+                non_empty(&v.severity)
+            },
             summary: non_empty(&v.summary),
             reason: v.reason.clone(),
             by: v.by.clone(),

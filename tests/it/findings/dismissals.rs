@@ -631,6 +631,54 @@ fn a_dismissal_by_fingerprint_records_the_wording_it_names() {
     );
 }
 
+/// A dismissal of a finding the memory knows, raised with no severity, has `severity` `""`
+/// beside its check and summary, in its answer, a check and the list: a client tells a
+/// dismissal of an unknown fingerprint by its having none of the three, and took this one for
+/// such (it had no `severity`: a review's).
+#[test]
+fn a_dismissal_of_a_finding_without_severity_still_says_it_is_known() {
+    let server = InProcessServer::start();
+    const NO_SEVERITY: F = (
+        "style",
+        "",
+        "the handler's name does not say what it handles",
+    );
+    post_verdict(&server, verdict(None, 6, HEAD_A, 1, &[NO_SEVERITY]));
+    let fingerprint = Fingerprint::of(NO_SEVERITY.0, NO_SEVERITY.2).to_string();
+    let body = json!({"pr_number": 6, "fingerprint": fingerprint, "reason": "r", "by": "ana"});
+    let known = dismiss(&server, body, None);
+    assert_eq!(known.status, 201, "{}", known.text);
+    let fields = |d: &Value| {
+        (
+            d["check"].clone(),
+            d.get("severity").cloned(),
+            d["summary"].clone(),
+        )
+    };
+    let expected = (json!("style"), Some(json!("")), json!(NO_SEVERITY.2));
+    assert_eq!(fields(&known.json), expected, "{}", known.text);
+    let found = check(&server, None, 6, HEAD_B, &[NO_SEVERITY]);
+    let applied = &found.json["findings"][0]["dismissal"];
+    assert_eq!(fields(applied), expected, "{}", found.text);
+    let listed = server.get("/findings/dismissals?pr_number=6");
+    assert_eq!(
+        fields(&listed.json["dismissals"][0]),
+        expected,
+        "{}",
+        listed.text
+    );
+    let body =
+        json!({"pr_number": 6, "fingerprint": "0123456789abcdef", "reason": "r", "by": "ana"});
+    let unknown = dismiss(&server, body, None);
+    assert_eq!(unknown.status, 201, "{}", unknown.text);
+    assert_eq!(
+        fields(&unknown.json),
+        (Value::Null, None, Value::Null),
+        "{}",
+        unknown.text
+    );
+}
+
 /// A confirmed dismissal of a finding that has become block replaces the warning's dismissal
 /// of it in the same scope (which does not silence it raised as block): the old one is
 /// revoked, the new one stored and applied. At 11cb16f it was answered 200 as a duplicate of

@@ -65,7 +65,8 @@ pub fn run(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
     for taken in files_of_copy(&target) {
         if fs::symlink_metadata(&taken).is_ok() {
             anyhow::bail!(
-                "{} already exists (a backup, or an interrupted one); choose an empty directory",
+                "{} already exists (a backup, or an interrupted one); choose an empty directory, \
+                 or remove it if no backup is being written there",
                 taken.display()
             );
         }

@@ -282,6 +282,18 @@ impl Store {
                 Some(Attempt::Unanswered(..)) | None => {}
             }
         }
+        if let Some(asked) = &name {
+            let dir = backup_dir.join(asked.as_str());
+            if own_marker(&dir, asked.as_str(), database.as_deref()).is_some() && !is_whole(&dir) {
+                // This database's backup of that name that a crash cut short (no whole copy:
+                // nothing to restore) is no backup to keep: it goes, and the backup is made
+                // again under its name (it was refused as a name taken: a review's). Backups
+                // run one at a time, so it is no backup still being made.
+                if let Err(e) = remove_backup(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an interrupted backup's directory");
+                }
+            }
+        }
         let (name, dir) = create_backup_dir(backup_dir, name)?;
         let mut marker = Marker {
             created_by: CREATED_BY.into(),
@@ -501,10 +513,7 @@ fn create_backup_dir(
 fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>) -> Vec<String> {
     let mut ours: Vec<(bool, u64, String)> = ours(backup_dir, database)
         .filter(|(_, marker)| marker.name != just_made)
-        .map(|(dir, marker)| {
-            let whole = fs::symlink_metadata(dir.join(DB_FILE)).is_ok_and(|m| m.is_file());
-            (whole, marker.created_ms, marker.name)
-        })
+        .map(|(dir, marker)| (is_whole(&dir), marker.created_ms, marker.name))
         .collect();
     // Whole copies first, newest first; the name breaks ties the same way the timestamps would.
     ours.sort_unstable_by(|a, b| b.cmp(a));
@@ -557,7 +566,7 @@ fn made_for(
         if made.asked != request.asked {
             return Err(StoreError::BackupKeyReused { name: marker.name });
         }
-        let whole = fs::symlink_metadata(dir.join(DB_FILE)).is_ok_and(|m| m.is_file());
+        let whole = is_whole(&dir);
         match marker.done {
             Some(done) if whole => {
                 return Ok(Some(Attempt::Answered(BackupReport {
@@ -643,12 +652,24 @@ fn ours<'a>(
         .filter_map(move |entry| {
             let name = entry.file_name().into_string().ok()?;
             let dir = entry.path();
-            fsutil::require_real_dir(&dir).ok()?;
-            let marker: Marker = serde_json::from_slice(&read_marker(&dir)?).ok()?;
-            let of_database = marker.database.is_none() || marker.database.as_deref() == database;
-            (marker.created_by == CREATED_BY && marker.name == name && of_database)
-                .then_some((dir, marker))
+            let marker = own_marker(&dir, &name, database)?;
+            Some((dir, marker))
         })
+}
+
+/// The marker of `dir`, when it is the server's backup named `name` of `database` (as [`ours`]
+/// tells them).
+fn own_marker(dir: &Path, name: &str, database: Option<&str>) -> Option<Marker> {
+    fsutil::require_real_dir(dir).ok()?;
+    let marker: Marker = serde_json::from_slice(&read_marker(dir)?).ok()?;
+    let of_database = marker.database.is_none() || marker.database.as_deref() == database;
+    (marker.created_by == CREATED_BY && marker.name == name && of_database).then_some(marker)
+}
+
+/// Whether a backup's directory holds its whole copy (a crash mid-copy leaves only the partial
+/// file).
+fn is_whole(dir: &Path) -> bool {
+    fs::symlink_metadata(dir.join(DB_FILE)).is_ok_and(|m| m.is_file())
 }
 
 /// The marker of `dir`, if it is a regular file (never a link, a pipe or a device: reading

@@ -347,4 +347,16 @@ mod tests {
         assert_eq!(secs_ceil(Duration::from_millis(100)), 1);
         assert_eq!(secs_ceil(Duration::from_millis(2_001)), 3);
     }
+
+    /// redb's text for a write that failed earlier tells its user to close and reopen the
+    /// database, which the store does by itself: `/healthz` passed it on to operators (a
+    /// review's). The fault keeps its own words, and is still a fault.
+    #[test]
+    fn a_write_that_failed_earlier_is_not_told_as_redb_tells_it() {
+        let e = StoreError::Storage(redb::Error::PreviousIo);
+        let (said, no_space) = io_failure(&e).unwrap();
+        assert!(!no_space);
+        assert!(!said.contains("re-open"), "{said}");
+        assert!(said.contains("reopened to recover"), "{said}");
+    }
 }

@@ -180,8 +180,20 @@ pub enum StoreError {
     /// the store, recovering, may apply it. A retry with the same idempotency key learns which.
     #[error("the write may have been stored: {0}")]
     MaybeStored(String),
-    #[error("storage: {0}")]
+    #[error("storage: {}", storage_words(.0))]
     Storage(#[from] redb::Error),
+}
+
+/// redb's words for its error, but for a write that failed earlier: redb asks its user to close
+/// and reopen the database, which the store does by itself (`fault.rs`); an operator reading
+/// `/healthz` was told to do it (a review's).
+fn storage_words(e: &redb::Error) -> std::borrow::Cow<'static, str> {
+    match e {
+        redb::Error::PreviousIo => {
+            "an earlier write failed; the database is reopened to recover from it".into()
+        }
+        e => e.to_string().into(),
+    }
 }
 
 macro_rules! from_redb {

@@ -933,6 +933,34 @@ fn a_keyed_backup_whose_attempt_never_answered_is_made_again_by_its_retry() {
     }
 }
 
+/// A named backup without a key that a crash cut short (its directory holds the marker and the
+/// partial copy) is made again by the same request: a review found it refused as a name taken
+/// (409) until some later backup pruned it, the CLI's `backup --name` included (it sends no key).
+/// A whole backup of that name, or an interrupted one holding a file the server did not make,
+/// is still a name taken.
+#[test]
+fn a_named_backup_a_crash_cut_short_is_made_again_under_its_name() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir_arg = backups.path().to_str().unwrap();
+    let server = InProcessServer::start_with(&["--backup-dir", dir_arg]);
+    let post = |body: &str| server.post_keyed("/backup", "application/json", None, body);
+    let body = r#"{"name":"nightly"}"#;
+    assert_eq!(post(body).status, 201);
+    let dir = backups.path().join("nightly");
+    assert_eq!(post(body).status, 409, "a whole backup of that name");
+    // Killed mid-copy: the copy is still its partial file.
+    std::fs::rename(dir.join("kb.redb"), dir.join("kb.redb.partial")).unwrap();
+    let again = post(body);
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.json["name"], "nightly");
+    assert_eq!(tree(&dir), [".lakehouse-kb-backup", "kb.redb"]);
+    std::fs::rename(dir.join("kb.redb"), dir.join("kb.redb.partial")).unwrap();
+    std::fs::write(dir.join("NOTES.txt"), b"an operator's").unwrap();
+    let before = tree(&dir);
+    assert_eq!(post(body).status, 409);
+    assert_eq!(tree(&dir), before);
+}
+
 /// A backup directory the server made that holds a file it did not make is left whole, by a
 /// keyed retry and by pruning alike: a review found its copy and marker removed before the
 /// directory's removal failed, leaving a directory no longer known as the server's, and the

@@ -387,11 +387,19 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
                 // another writer's too and store them twice: they are cut off again, unless
                 // yet another append followed them (RELIABILITY.md).
                 let end = began + bytes.len() as u64;
-                if stat()? == end {
+                let alone = stat()? == end;
+                if alone {
                     handle
                         .set_len(began)
                         .map_err(ExportError::io("truncate", path))?;
                 }
+                tracing::info!(
+                    path = %path.display(),
+                    appended = began - base.len,
+                    rows_taken_back = alone,
+                    "another writer appended just before the rows were written: they are \
+                     written after its lines by the next run"
+                );
                 return Ok(waiting(path, stored, lines_taken_in, appended_meanwhile()));
             }
             written

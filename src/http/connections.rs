@@ -68,6 +68,8 @@ pub struct Connection {
     body_bytes: AtomicU64,
     closing: AtomicBool,
     close: Notify,
+    /// Notified when its request asks for it to be dropped at once ([`DropConnection`]).
+    drop_now: Notify,
 }
 
 impl Default for Connections {
@@ -96,6 +98,7 @@ impl Connections {
             body_bytes: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             close: Notify::new(),
+            drop_now: Notify::new(),
         });
         self.lock().insert(connection.id, connection.clone());
         connection
@@ -192,6 +195,30 @@ impl Connection {
     /// Completes when the accept loop asks this connection to close.
     pub async fn close_asked(&self) {
         self.close.notified().await;
+    }
+
+    /// Completes when its request asks for it to be dropped at once ([`DropConnection`]).
+    pub async fn drop_asked(&self) {
+        self.drop_now.notified().await;
+    }
+}
+
+/// Lets a request's handler drop its connection at once, answer unfinished, put in its
+/// extensions by the accept loop: a stream whose consumer stopped reading is cut so (hyper
+/// polls a body only once its write buffer drains, which for such a consumer it never does:
+/// the connection, the stream's feed slot and its pages stayed until `--write-timeout`, a
+/// review's).
+#[derive(Debug, Clone)]
+pub struct DropConnection(Arc<Connection>);
+
+impl DropConnection {
+    pub fn new(connection: Arc<Connection>) -> DropConnection {
+        DropConnection(connection)
+    }
+
+    /// Drops the connection (its task does, at once; remembered if asked before it waits).
+    pub fn now(&self) {
+        self.0.drop_now.notify_one();
     }
 }
 

@@ -5,8 +5,10 @@
 //! Bounds: at most `--max-feed-clients` feed requests at once (beyond: 503); a stream sends one
 //! page (at most [`PAGE_RECORDS`] records, about [`PAGE_BYTES`] of text) at a time through a
 //! buffer of [`BUFFER_PAGES`] pages, and a consumer that leaves the buffer full for
-//! `stall_timeout` is cut (its connection dropped; it resumes from its last id). Waiting
-//! consumers wake on the writer's published seq, never by polling the database.
+//! `stall_timeout` is cut (its connection dropped; it resumes from its last id). Every page
+//! ready or being sent, and every long-poll answer until sent, is counted in the pool of
+//! answers (`--max-answer-bytes`): a stream waits for room (a stall too), a long poll is a 503.
+//! Waiting consumers wake on the writer's published seq, never by polling the database.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
@@ -26,6 +28,8 @@ use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
+use super::connections::DropConnection;
+use super::limits::{HeldAnswer, held_until_sent};
 use super::query;
 use super::sig::raw;
 use super::{ApiError, AppState};
@@ -208,6 +212,7 @@ fn history_hex(id: u64) -> String {
 
 pub async fn get(
     State(state): State<AppState>,
+    dropper: Option<Extension<DropConnection>>,
     headers: HeaderMap,
     uri: Uri,
     params: Result<Query<FeedParams>, QueryRejection>,
@@ -241,12 +246,19 @@ pub async fn get(
     let history = parse_history(params.history.as_deref())?;
     let ours = refuse_position_past_history(&state, after_seq, field, history).await?;
     let mut answer = if wants_event_stream(&headers) {
-        stream(state, permit, after_seq, types)
+        stream(
+            state,
+            permit,
+            after_seq,
+            types,
+            dropper.map(|Extension(d)| d),
+        )
     } else {
         let mut answer = long_poll(&state, after_seq, types, limit, wait).await?;
         drop(permit);
         answer.history = ours.id.map(history_hex);
-        ([(header::CACHE_CONTROL, "no-cache")], Json(answer)).into_response()
+        let answer = ([(header::CACHE_CONTROL, "no-cache")], Json(answer)).into_response();
+        held_until_sent(state.answers(), answer)?
     };
     if let Some(id) = ours.id {
         let value = HeaderValue::from_str(&history_hex(id)).expect("hex digits");
@@ -382,19 +394,27 @@ async fn read_page(
 }
 
 /// The Server-Sent Events answer: a task reads pages into a small buffer that the body drains.
+/// The task holds the stream's feed slot: a stream it cuts leaves the slot free at once.
 fn stream(
     state: AppState,
     permit: OwnedSemaphorePermit,
     after_seq: u64,
     types: FeedTypes,
+    dropper: Option<DropConnection>,
 ) -> Response {
     let (chunks, receiver) = mpsc::channel(BUFFER_PAGES);
     let cut = Arc::new(AtomicBool::new(false));
-    tokio::spawn(produce(state, after_seq, types, chunks, cut.clone()));
+    let producer = Producer {
+        chunks,
+        cut: cut.clone(),
+        dropper,
+        _permit: permit,
+    };
+    tokio::spawn(produce(state, after_seq, types, producer));
     let body = FeedBody {
         chunks: receiver,
         cut,
-        _permit: permit,
+        sending: None,
     };
     let mut response = Body::new(body).into_response();
     let headers = response.headers_mut();
@@ -408,45 +428,73 @@ fn stream(
     response
 }
 
+/// What the stream's task holds: the sending end of the buffer, the switch that makes the body
+/// fail, its connection's drop, and the stream's feed slot.
+struct Producer {
+    chunks: mpsc::Sender<Chunk>,
+    cut: Arc<AtomicBool>,
+    dropper: Option<DropConnection>,
+    /// Counts the stream against `--max-feed-clients` while the task runs.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// A page's text, its bytes counted in the pool of answers until the next is taken from the
+/// body (by then hyper has written it, or holds it in a buffer it drains before asking again).
+type Chunk = (Bytes, HeldAnswer);
+
+/// How long a stream waits between two tries at room in the pool of answers.
+const ROOM_POLL: Duration = Duration::from_millis(20);
+
+impl Producer {
+    /// Sends `chunk` once the pool of answers has room for it and the buffer has room, within
+    /// the stall timeout; else (too slow, or shutting down) false, the stream cut.
+    async fn send(&self, state: &AppState, chunk: Vec<u8>) -> bool {
+        let feed = &state.feed;
+        let mut closing = feed.closing.subscribe();
+        let pool = state.answers();
+        let sending = tokio::time::timeout(feed.stall_timeout, async {
+            let held = loop {
+                match HeldAnswer::take(pool, chunk.len()) {
+                    Ok(held) => break held,
+                    Err(_) => tokio::time::sleep(ROOM_POLL).await,
+                }
+            };
+            self.chunks.send((Bytes::from(chunk), held)).await
+        });
+        // A shutdown does not wait out a slow consumer's stall timeout.
+        let sent = tokio::select! {
+            sent = sending => sent,
+            _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => return false,
+        };
+        match sent {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                tracing::info!(
+                    stall_secs = feed.stall_timeout.as_secs_f64(),
+                    "feed consumer too slow; stream cut (it resumes from its last id)"
+                );
+                // Set before the sender goes, so the body fails instead of ending cleanly;
+                // and the connection dropped, since hyper, its buffer never drained, may not
+                // ask the body again.
+                self.cut.store(true, Ordering::Release);
+                if let Some(dropper) = &self.dropper {
+                    dropper.now();
+                }
+                false
+            }
+        }
+    }
+}
+
 /// The stream's producer: pages while records are there, then waits for a commit beyond its
 /// position, sending a keep-alive comment when idle. Ends when the consumer goes away, is too
 /// slow, a read fails (the consumer reconnects and resumes), or the server shuts down.
-async fn produce(
-    state: AppState,
-    after_seq: u64,
-    types: FeedTypes,
-    chunks: mpsc::Sender<Bytes>,
-    cut: Arc<AtomicBool>,
-) {
+async fn produce(state: AppState, after_seq: u64, types: FeedTypes, producer: Producer) {
     let feed = state.feed.clone();
     let mut committed = state.writer.committed();
     committed.borrow_and_update();
     let mut closing = feed.closing.subscribe();
-    let send = |chunk: Vec<u8>| {
-        let chunks = chunks.clone();
-        let cut = cut.clone();
-        let mut closing = feed.closing.subscribe();
-        async move {
-            let sending = tokio::time::timeout(feed.stall_timeout, chunks.send(Bytes::from(chunk)));
-            // A shutdown does not wait out a slow consumer's stall timeout.
-            let sent = tokio::select! {
-                sent = sending => sent,
-                _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => return false,
-            };
-            match sent {
-                Ok(sent) => sent.is_ok(),
-                Err(_) => {
-                    tracing::info!(
-                        stall_secs = feed.stall_timeout.as_secs_f64(),
-                        "feed consumer too slow; stream cut (it resumes from its last id)"
-                    );
-                    // Set before the sender goes, so the body fails instead of ending cleanly.
-                    cut.store(true, Ordering::Release);
-                    false
-                }
-            }
-        }
-    };
+    let send = |chunk: Vec<u8>| producer.send(&state, chunk);
     // The reconnection delay for EventSource clients, and first bytes that show the stream is
     // live.
     if !send(b"retry: 1000\n\n".to_vec()).await {
@@ -496,7 +544,7 @@ async fn produce(
                 }
                 () = tokio::time::sleep(feed.keep_alive) => false,
                 _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => return,
-                () = chunks.closed() => return,
+                () = producer.chunks.closed() => return,
             };
             if woke {
                 break;
@@ -530,10 +578,10 @@ fn write_event(out: &mut Vec<u8>, item: &Item) {
 /// The body of a stream: the producer's pages; an error once the consumer was cut, so that
 /// hyper drops the connection rather than first sending what is still buffered.
 struct FeedBody {
-    chunks: mpsc::Receiver<Bytes>,
+    chunks: mpsc::Receiver<Chunk>,
     cut: Arc<AtomicBool>,
-    /// Counts the stream against `--max-feed-clients` until the connection lets go of it.
-    _permit: OwnedSemaphorePermit,
+    /// The bytes of the page last given to hyper, counted until it asks for the next.
+    sending: Option<HeldAnswer>,
 }
 
 impl HttpBody for FeedBody {
@@ -551,9 +599,14 @@ impl HttpBody for FeedBody {
                 "feed consumer too slow",
             ))));
         }
-        this.chunks
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+        // Asked again: the page given before is written, or in a buffer hyper drains first.
+        this.sending = None;
+        this.chunks.poll_recv(cx).map(|chunk| {
+            chunk.map(|(bytes, held)| {
+                this.sending = Some(held);
+                Ok(Frame::data(bytes))
+            })
+        })
     }
 }
 

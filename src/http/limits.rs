@@ -84,10 +84,34 @@ impl Gate {
     }
 }
 
-/// Bytes of an answer counted against its gate's limit until dropped.
-struct HeldAnswer {
+/// Bytes of an answer counted against its gate's limit (or the pool of answers) until dropped.
+#[derive(Debug)]
+pub(super) struct HeldAnswer {
     pool: Arc<AnswerBytes>,
     bytes: usize,
+}
+
+impl HeldAnswer {
+    /// Takes `bytes` from `pool` ([`AnswerBytes::try_take`]); else the bytes it holds now.
+    pub(super) fn take(pool: &Arc<AnswerBytes>, bytes: usize) -> Result<HeldAnswer, usize> {
+        pool.try_take(bytes)?;
+        Ok(HeldAnswer {
+            pool: pool.clone(),
+            bytes,
+        })
+    }
+}
+
+/// Counts `response`'s bytes (a body whole in memory) against `pool` until it is sent: a 503
+/// when they do not fit.
+pub(super) fn held_until_sent(
+    pool: &Arc<AnswerBytes>,
+    response: Response,
+) -> Result<Response, ApiError> {
+    let bytes = usize::try_from(response.body().size_hint().lower()).unwrap_or(usize::MAX);
+    let held =
+        HeldAnswer::take(pool, bytes).map_err(|held| answers_full(held, bytes, pool.max()))?;
+    Ok(response.map(|body| Body::new(HoldUntilSent::new(body, held))))
 }
 
 impl Drop for HeldAnswer {
@@ -104,12 +128,9 @@ fn hold_answer(gate: &Gate, response: &Response) -> Result<Option<HeldAnswer>, A
     // Every gated answer is whole in memory (JSON); a body of unknown length counts as its
     // lower bound.
     let bytes = usize::try_from(response.body().size_hint().lower()).unwrap_or(usize::MAX);
-    pool.try_take(bytes)
-        .map_err(|held| answers_full(held, bytes, pool.max()))?;
-    Ok(Some(HeldAnswer {
-        pool: pool.clone(),
-        bytes,
-    }))
+    HeldAnswer::take(pool, bytes)
+        .map(Some)
+        .map_err(|held| answers_full(held, bytes, pool.max()))
 }
 
 /// The 503 of a read whose answer (being built, or made) does not fit in the answers' pool.

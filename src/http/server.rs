@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tower::{Service, ServiceExt};
 
 use super::ApiError;
-use super::connections::{BodyClock, Connection, Connections, InFlight};
+use super::connections::{BodyClock, Connection, Connections, DropConnection, InFlight};
 use super::observe;
 use super::write_timeout::WriteTimeout;
 
@@ -195,6 +195,9 @@ impl Service<Request<Incoming>> for Switch {
             request
                 .extensions_mut()
                 .insert(BodyClock::new(connection.clone(), all));
+            request
+                .extensions_mut()
+                .insert(DropConnection::new(connection.clone()));
             connection.request(all)
         });
         let router = self
@@ -326,6 +329,9 @@ pub async fn serve(
             let ended = loop {
                 tokio::select! {
                     ended = serving.as_mut() => break ended,
+                    // Its request's handler gave up on the answer (a stream cut): hyper may
+                    // never poll the body again, so the connection is dropped here.
+                    () = connection.drop_asked() => break Ok(()),
                     () = connection.close_asked(), if !asked => {
                         // Looked at here, between polls of the connection (which alone starts
                         // requests): idle, it is dropped, even half-way through a request's

@@ -702,6 +702,15 @@ fn shutdown_ends_open_streams_instead_of_waiting_for_them() {
 /// The real router and accept loop in this process, on an ephemeral port, with a feed of the
 /// given settings (timings shorter than the binary's); dropped with the returned runtime.
 fn serve_in_process(store: Arc<Store>, feed: Feed) -> (tokio::runtime::Runtime, String) {
+    let (runtime, base, _) = serve_in_process_with(store, feed);
+    (runtime, base)
+}
+
+/// [`serve_in_process`], and the server's state.
+fn serve_in_process_with(
+    store: Arc<Store>,
+    feed: Feed,
+) -> (tokio::runtime::Runtime, String, AppState) {
     let metrics = Arc::new(Metrics::new());
     let (writer, _thread) = Writer::spawn(store.clone(), WriterConfig::default(), metrics.clone());
     let state = AppState::new(lakehouse_kb::http::Shared {
@@ -721,7 +730,7 @@ fn serve_in_process(store: Arc<Store>, feed: Feed) -> (tokio::runtime::Runtime, 
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = http::app(state);
+    let app = http::app(state.clone());
     let switch = http::Switch::new(
         tokio::sync::watch::channel(Some(app)).1,
         http::recovering_router(http::Recovery::default()),
@@ -732,7 +741,7 @@ fn serve_in_process(store: Arc<Store>, feed: Feed) -> (tokio::runtime::Runtime, 
         http::ConnectionLimits::default(),
         std::future::pending(),
     ));
-    (runtime, base)
+    (runtime, base, state)
 }
 
 #[test]
@@ -815,6 +824,75 @@ fn a_stalled_consumer_is_cut_and_resumes_from_its_last_event() {
             }
         }
     }
+}
+
+/// A consumer that stops reading altogether (its socket open, never read) is cut at the stall
+/// timeout, connection and all, and the pages it left unread are counted in the pool of
+/// answers meanwhile. Before, hyper never asked the stream's body again (its buffer never
+/// drained), so the connection, the feed slot and the pages stayed until `--write-timeout` (30
+/// s; a review: 64 such streams held every feed slot, and 13 MB each outside the pool).
+#[test]
+fn a_consumer_that_never_reads_is_dropped_at_the_stall_timeout() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap());
+    // 32 MiB of events: more than the socket buffers, hyper's and the stream's together.
+    let filler = "x".repeat(8 << 10);
+    let puts: Vec<Put> = (0..4_000)
+        .map(|i| {
+            let body =
+                format!(r#"{{"source":"bot","event_kind":"big","n":{i},"filler":"{filler}"}}"#);
+            event_record(body.as_bytes(), 1_000).unwrap().into()
+        })
+        .collect();
+    store.write(&puts).unwrap();
+    let stall = Duration::from_millis(300);
+    let feed = Feed::new(1).with_timing(Duration::from_secs(15), stall);
+    let (_server, base, state) = serve_in_process_with(store, feed);
+    let address = base.trim_start_matches("http://");
+    let mut stalled = std::net::TcpStream::connect(address).unwrap();
+    stalled
+        .write_all(b"GET /feed HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let client = feed_client();
+    let mut most_held = 0;
+    let freed = loop {
+        most_held = most_held.max(state.answers().held());
+        let answer = client.get(format!("{base}/feed?limit=1")).send().unwrap();
+        if answer.status() == 200 {
+            break started.elapsed();
+        }
+        assert_eq!(answer.status(), 503);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the stalled stream kept its feed slot"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(freed >= stall, "{freed:?}");
+    // The pages it holds: two ready, one given to hyper, one waiting for room (each a page of
+    // at most 256 KiB and a record); and the long poll's answer of one record.
+    let page = (256 << 10) + (9 << 10);
+    assert!(
+        most_held > 0 && most_held <= 4 * page + (9 << 10),
+        "{most_held}"
+    );
+    // Its connection is gone: what the kernel had buffered, then the end.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        match stalled.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the cut stream's connection stayed open: {e}"),
+        }
+    }
+    assert_eq!(state.answers().held(), 0, "its pages were given back");
 }
 
 /// What one writer thread posted: records by type.

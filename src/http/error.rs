@@ -321,8 +321,20 @@ impl From<QueryRejection> for ApiError {
 }
 
 impl From<PathRejection> for ApiError {
+    /// Named by the path's parameter when axum says which (a segment that is not UTF-8 once
+    /// percent-decoded: the routes parse their parameters themselves, and name them).
     fn from(rejection: PathRejection) -> Self {
-        ApiError::bad_request("path", rejection.body_text())
+        use axum::extract::path::ErrorKind;
+        let key = match &rejection {
+            PathRejection::FailedToDeserializePathParams(failed) => match failed.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key }
+                | ErrorKind::ParseErrorAtKey { key, .. }
+                | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        ApiError::bad_request(key.as_deref().unwrap_or("path"), rejection.body_text())
     }
 }
 

@@ -9,6 +9,8 @@
 //! address (rebinding needs a name), `localhost`, a name under `.localhost` (which browsers
 //! resolve to loopback themselves) or a name the operator allows (`--allow-host`) is served;
 //! another is a 421. A request without `Host` (HTTP/1.0) comes from no browser, and is served.
+//! A request target in absolute form (`GET http://name/stats`) names the host there, and its
+//! `Host` is then not looked at (RFC 9112, 3.2.2).
 
 use std::net::IpAddr;
 
@@ -25,11 +27,12 @@ use super::{ApiError, AppState};
 pub type AllowedHosts = Option<Vec<String>>;
 
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let (Some(allowed), Some(host)) = (
-        &state.config.allowed_hosts,
-        request.headers().get(header::HOST),
-    ) {
-        let name = host_name(host.as_bytes());
+    let named = match request.uri().authority() {
+        Some(authority) => Some(authority.host().as_bytes()),
+        None => request.headers().get(header::HOST).map(|h| h.as_bytes()),
+    };
+    if let (Some(allowed), Some(host)) = (&state.config.allowed_hosts, named) {
+        let name = host_name(host);
         if !is_local(name)
             && !allowed
                 .iter()

@@ -1364,6 +1364,22 @@ fn a_loopback_server_refuses_requests_for_another_sites_name() {
         5,
         "the refused requests stored nothing"
     );
+    // A target in absolute form names the host itself; `Host` is then not looked at.
+    let absolute = |target: &str, host: &str| -> String {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let mut answer = String::new();
+        send_head(&server, &head)
+            .read_to_string(&mut answer)
+            .unwrap();
+        answer
+    };
+    let refused = absolute("http://attacker.example/stats", "localhost");
+    assert!(refused.starts_with("HTTP/1.1 421"), "{refused}");
+    let served = absolute(
+        &format!("http://localhost:{port}/stats"),
+        "attacker.example",
+    );
+    assert!(served.contains(" 200 OK"), "{served}");
 
     let allowing =
         InProcessServer::start_with(&["--allow-host", "kb.internal,Attacker.Example:3800"]);

@@ -566,6 +566,19 @@ fn query_parameters_that_are_not_utf8_are_a_400_naming_them() {
     ] {
         assert_error(&server.get(path), 400, field, "not valid UTF-8");
     }
+    // A path segment names its parameter too (it was `path`: a review's).
+    for (path, field) in [
+        ("/prs/%ff/history", "pr_number"),
+        ("/sig/%ff", "sig_hash"),
+        ("/prs/%C3%28/findings", "pr_number"),
+    ] {
+        assert_error(&server.get(path), 400, field, "UTF-8");
+    }
+    let request = server
+        .client()
+        .delete(server.url("/findings/dismissals/%ff"));
+    let answer = crate::support::answer(request.send().unwrap());
+    assert_error(&answer, 400, "id", "UTF-8");
     assert_eq!(server.get("/events?event_kind=caf%C3%A9+x").status, 200);
     assert_eq!(server.get("/prs/10/history?repo=acme%2Fkb").status, 200);
     assert_eq!(server.get("/feed?types=verdict%2Cevent").status, 200);

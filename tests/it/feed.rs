@@ -758,15 +758,12 @@ fn an_idle_stream_sends_keep_alive_comments() {
     assert!(stream.take_events().is_empty(), "comments are not events");
 }
 
-/// A consumer that stops reading is cut once its buffer stays full past the stall timeout; it
-/// resumes from its last complete event with nothing lost. Run in process to shorten the
-/// timeout; `--max-feed-clients 1` shows the cut stream gave its place back.
-#[test]
-fn a_stalled_consumer_is_cut_and_resumes_from_its_last_event() {
+/// A store of 4,000 events of 8 KiB, 32 MiB: more than the socket buffers, hyper's and a
+/// stream's together.
+fn big_events() -> (tempfile::TempDir, Arc<Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap());
-    // 32 MiB of events: more than the socket buffers, hyper's and the stream's together.
     let filler = "x".repeat(8 << 10);
     let puts: Vec<Put> = (0..4_000)
         .map(|i| {
@@ -776,6 +773,15 @@ fn a_stalled_consumer_is_cut_and_resumes_from_its_last_event() {
         })
         .collect();
     store.write(&puts).unwrap();
+    (dir, store)
+}
+
+/// A consumer that stops reading is cut once its buffer stays full past the stall timeout; it
+/// resumes from its last complete event with nothing lost. Run in process to shorten the
+/// timeout; `--max-feed-clients 1` shows the cut stream gave its place back.
+#[test]
+fn a_stalled_consumer_is_cut_and_resumes_from_its_last_event() {
+    let (_dir, store) = big_events();
     let feed = Feed::new(1).with_timing(Duration::from_secs(15), Duration::from_millis(200));
     let (_server, base) = serve_in_process(store, feed);
 
@@ -834,19 +840,7 @@ fn a_stalled_consumer_is_cut_and_resumes_from_its_last_event() {
 #[test]
 fn a_consumer_that_never_reads_is_dropped_at_the_stall_timeout() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap());
-    // 32 MiB of events: more than the socket buffers, hyper's and the stream's together.
-    let filler = "x".repeat(8 << 10);
-    let puts: Vec<Put> = (0..4_000)
-        .map(|i| {
-            let body =
-                format!(r#"{{"source":"bot","event_kind":"big","n":{i},"filler":"{filler}"}}"#);
-            event_record(body.as_bytes(), 1_000).unwrap().into()
-        })
-        .collect();
-    store.write(&puts).unwrap();
+    let (_dir, store) = big_events();
     let stall = Duration::from_millis(300);
     let feed = Feed::new(1).with_timing(Duration::from_secs(15), stall);
     let (_server, base, state) = serve_in_process_with(store, feed);

@@ -380,7 +380,7 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
             // look above comes before the rows instead of under them.
             let began = fsutil::append_all(&appending, &bytes)
                 .map_err(ExportError::io("write", path))
-                .map_err(|e| cut_failed_write(&handle, base.len, Some(bytes.len() as u64), e))?;
+                .map_err(|e| cut_failed_write(&handle, base.len, Some(&bytes), e))?;
             if began != base.len {
                 // Its lines are taken in by the next run, which writes these rows before them
                 // (in seq order). Left where they landed, the next run would take them for
@@ -474,17 +474,31 @@ fn append(target: Target, base: Checkpoint) -> Result<FileReport, ExportError> {
 
 /// Cuts what a failed write (a full disk, say) left after `from`, the start of a row: left
 /// there, the next run took it for another writer's line still being written and waited up to
-/// 10 s, while legacy readers saw a torn last line (a review's). When `wrote` says how much was
-/// being written, bytes past it are another writer's and nothing is cut. Gives back `error`.
+/// 10 s, while legacy readers saw a torn last line (a review's). When `wrote` gives the bytes
+/// being written, what follows `from` is cut only when it is the start of them: anything else
+/// (a line another writer appended just before them, or after them) is not the export's.
+/// Gives back `error`.
 fn cut_failed_write(
     handle: &File,
     from: u64,
-    wrote: Option<u64>,
+    wrote: Option<&[u8]>,
     error: ExportError,
 ) -> ExportError {
+    use std::os::unix::fs::FileExt;
     if let Ok(meta) = handle.metadata() {
         let len = meta.len();
-        if len > from && wrote.is_none_or(|wrote| len <= from + wrote) {
+        let ours = len > from
+            && match wrote {
+                None => true,
+                Some(wrote) => usize::try_from(len - from)
+                    .ok()
+                    .and_then(|n| wrote.get(..n))
+                    .is_some_and(|start| {
+                        let mut there = vec![0; start.len()];
+                        handle.read_exact_at(&mut there, from).is_ok() && there == start
+                    }),
+            };
+        if ours {
             let _ = handle.set_len(from);
         }
     }
@@ -1219,15 +1233,19 @@ mod tests {
         let error = || ExportError::io("write", &path)(io::Error::from(io::ErrorKind::StorageFull));
         fs::write(&path, b"row 1\nrow 2\nro").unwrap();
         let handle = fsutil::open_rw(&path, fsutil::SHARED_FILE_MODE).unwrap();
-        cut_failed_write(&handle, 12, Some(6), error());
+        cut_failed_write(&handle, 12, Some(b"row 3\n"), error());
         assert_eq!(fs::read(&path).unwrap(), b"row 1\nrow 2\n");
         fs::write(&path, b"row 1\nrow 2\nro").unwrap();
         cut_failed_write(&handle, 12, None, error());
         assert_eq!(fs::read(&path).unwrap(), b"row 1\nrow 2\n");
         // Longer than what was being written: another writer appended after it.
         fs::write(&path, b"row 1\nrow 2\nrow 3\nrow 4\n").unwrap();
-        cut_failed_write(&handle, 12, Some(6), error());
+        cut_failed_write(&handle, 12, Some(b"row 3\n"), error());
         assert_eq!(fs::read(&path).unwrap(), b"row 1\nrow 2\nrow 3\nrow 4\n");
+        // Another writer's line, appended just before the rows, then a part of them: not cut.
+        fs::write(&path, b"row 1\nrow 2\nx\nro").unwrap();
+        cut_failed_write(&handle, 12, Some(b"row 3\nrow 4\n"), error());
+        assert_eq!(fs::read(&path).unwrap(), b"row 1\nrow 2\nx\nro");
     }
 
     /// A rebuild's temporary file is gone after a failure, whether writing the rows failed

@@ -442,45 +442,94 @@ struct Producer {
 /// body (by then hyper has written it, or holds it in a buffer it drains before asking again).
 type Chunk = (Bytes, HeldAnswer);
 
-/// How long a stream waits between two tries at room in the pool of answers.
+/// How long a stream waits between two looks at the room in the pool of answers.
 const ROOM_POLL: Duration = Duration::from_millis(20);
 
+/// What became of a chunk offered to the stream.
+enum Offered {
+    /// In the buffer.
+    Taken,
+    /// The pool of answers had no room for it: dropped, so that a page waiting holds nothing.
+    NoRoom,
+    /// The stream is over: its consumer went away, was too slow, or the server is stopping.
+    Ended,
+}
+
 impl Producer {
-    /// Sends `chunk` once the pool of answers has room for it and the buffer has room, within
-    /// the stall timeout; else (too slow, or shutting down) false, the stream cut.
-    async fn send(&self, state: &AppState, chunk: Vec<u8>) -> bool {
+    /// Ends the stream abruptly: the body fails instead of ending cleanly, and the connection
+    /// is dropped, since hyper, its buffer never drained, may not ask the body again (a
+    /// consumer that stops reading held its connection until `--write-timeout`, and a
+    /// shutdown for as long: reviews').
+    fn cut(&self) {
+        self.cut.store(true, Ordering::Release);
+        if let Some(dropper) = &self.dropper {
+            dropper.now();
+        }
+    }
+
+    /// Sends `chunk` when the pool of answers has room for it, once the buffer has room,
+    /// within the stall timeout.
+    async fn send(&self, state: &AppState, chunk: Vec<u8>) -> Offered {
         let feed = &state.feed;
+        let Ok(held) = HeldAnswer::take(state.answers(), chunk.len()) else {
+            return Offered::NoRoom;
+        };
         let mut closing = feed.closing.subscribe();
-        let pool = state.answers();
-        let sending = tokio::time::timeout(feed.stall_timeout, async {
-            let held = loop {
-                match HeldAnswer::take(pool, chunk.len()) {
-                    Ok(held) => break held,
-                    Err(_) => tokio::time::sleep(ROOM_POLL).await,
-                }
-            };
-            self.chunks.send((Bytes::from(chunk), held)).await
-        });
+        let sending = tokio::time::timeout(
+            feed.stall_timeout,
+            self.chunks.send((Bytes::from(chunk), held)),
+        );
         // A shutdown does not wait out a slow consumer's stall timeout.
         let sent = tokio::select! {
             sent = sending => sent,
-            _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => return false,
+            _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => {
+                self.cut();
+                return Offered::Ended;
+            }
         };
         match sent {
-            Ok(sent) => sent.is_ok(),
+            Ok(Ok(())) => Offered::Taken,
+            Ok(Err(_)) => Offered::Ended,
             Err(_) => {
                 tracing::info!(
                     stall_secs = feed.stall_timeout.as_secs_f64(),
                     "feed consumer too slow; stream cut (it resumes from its last id)"
                 );
-                // Set before the sender goes, so the body fails instead of ending cleanly;
-                // and the connection dropped, since hyper, its buffer never drained, may not
-                // ask the body again.
-                self.cut.store(true, Ordering::Release);
-                if let Some(dropper) = &self.dropper {
-                    dropper.now();
+                self.cut();
+                Offered::Ended
+            }
+        }
+    }
+
+    /// Waits, holding no page, until the pool of answers may have room for `bytes`; false
+    /// when the stream is over meanwhile: its consumer gone, the server stopping, or no room
+    /// within the stall timeout (cut: it resumes from its last id).
+    async fn room_for(&self, state: &AppState, bytes: usize) -> bool {
+        let feed = &state.feed;
+        let pool = state.answers();
+        let mut closing = feed.closing.subscribe();
+        let deadline = Instant::now() + feed.stall_timeout;
+        loop {
+            let held = pool.held();
+            if held == 0 || held.saturating_add(bytes) <= pool.max() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                tracing::info!(
+                    stall_secs = feed.stall_timeout.as_secs_f64(),
+                    "no room among the answers for a feed page; stream cut (it resumes from its \
+                     last id)"
+                );
+                self.cut();
+                return false;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ROOM_POLL) => {}
+                () = self.chunks.closed() => return false,
+                _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => {
+                    self.cut();
+                    return false;
                 }
-                false
             }
         }
     }
@@ -488,17 +537,22 @@ impl Producer {
 
 /// The stream's producer: pages while records are there, then waits for a commit beyond its
 /// position, sending a keep-alive comment when idle. Ends when the consumer goes away, is too
-/// slow, a read fails (the consumer reconnects and resumes), or the server shuts down.
+/// slow, a read fails (the consumer reconnects and resumes), or the server shuts down. A page
+/// the pool of answers has no room for is dropped, and read again once there is room.
 async fn produce(state: AppState, after_seq: u64, types: FeedTypes, producer: Producer) {
     let feed = state.feed.clone();
     let mut committed = state.writer.committed();
     committed.borrow_and_update();
     let mut closing = feed.closing.subscribe();
-    let send = |chunk: Vec<u8>| producer.send(&state, chunk);
     // The reconnection delay for EventSource clients, and first bytes that show the stream is
     // live.
-    if !send(b"retry: 1000\n\n".to_vec()).await {
-        return;
+    const RETRY: &[u8] = b"retry: 1000\n\n";
+    loop {
+        match producer.send(&state, RETRY.to_vec()).await {
+            Offered::Taken => break,
+            Offered::NoRoom if producer.room_for(&state, RETRY.len()).await => {}
+            Offered::NoRoom | Offered::Ended => return,
+        }
     }
     let mut cursor = after_seq;
     // The deletion the last resync notice told of.
@@ -515,20 +569,28 @@ async fn produce(state: AppState, after_seq: u64, types: FeedTypes, producer: Pr
         // On every page, not only the first: retention may delete events committed since the
         // last page before this stream reads them (a slow consumer holds it back). Once per
         // deletion: a page cut before the deleted seqs' end would find the same one again.
-        if page.events_deleted_through > told_through
+        let told = if page.events_deleted_through > told_through
             && let Some(notice) = resync(cursor, types, &page)
         {
-            told_through = page.events_deleted_through;
             write_event(&mut chunk, &notice);
-        }
+            page.events_deleted_through
+        } else {
+            told_through
+        };
         let next_after_seq = page.next_after_seq(cursor);
         let more = page.more;
         for record in page.records {
             write_event(&mut chunk, &Item::from(record));
         }
-        if !chunk.is_empty() && !send(chunk).await {
-            return;
+        if !chunk.is_empty() {
+            let bytes = chunk.len();
+            match producer.send(&state, chunk).await {
+                Offered::Taken => {}
+                Offered::NoRoom if producer.room_for(&state, bytes).await => continue,
+                Offered::NoRoom | Offered::Ended => return,
+            }
         }
+        told_through = told;
         cursor = next_after_seq;
         if more {
             continue;
@@ -538,18 +600,25 @@ async fn produce(state: AppState, after_seq: u64, types: FeedTypes, producer: Pr
             let woke = tokio::select! {
                 seen = async { committed.wait_for(|&seq| seq > cursor).await.is_ok() } => {
                     if !seen {
+                        producer.cut();
                         return;
                     }
                     true
                 }
                 () = tokio::time::sleep(feed.keep_alive) => false,
-                _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => return,
+                _ = async { closing.wait_for(|&closed| closed).await.is_ok() } => {
+                    // Pages may be waiting for a consumer that stopped reading: the
+                    // shutdown does not wait for them.
+                    producer.cut();
+                    return;
+                }
                 () = producer.chunks.closed() => return,
             };
             if woke {
                 break;
             }
-            if !send(b": keep-alive\n\n".to_vec()).await {
+            // With no room among the answers, a keep-alive is let go: the next one follows.
+            if let Offered::Ended = producer.send(&state, b": keep-alive\n\n".to_vec()).await {
                 return;
             }
         }

@@ -702,14 +702,15 @@ fn shutdown_ends_open_streams_instead_of_waiting_for_them() {
 /// The real router and accept loop in this process, on an ephemeral port, with a feed of the
 /// given settings (timings shorter than the binary's); dropped with the returned runtime.
 fn serve_in_process(store: Arc<Store>, feed: Feed) -> (tokio::runtime::Runtime, String) {
-    let (runtime, base, _) = serve_in_process_with(store, feed);
+    let (runtime, base, _) = serve_in_process_with(store, feed, ServerConfig::default());
     (runtime, base)
 }
 
-/// [`serve_in_process`], and the server's state.
+/// [`serve_in_process`] with `config`, and the server's state.
 fn serve_in_process_with(
     store: Arc<Store>,
     feed: Feed,
+    config: ServerConfig,
 ) -> (tokio::runtime::Runtime, String, AppState) {
     let metrics = Arc::new(Metrics::new());
     let (writer, _thread) = Writer::spawn(store.clone(), WriterConfig::default(), metrics.clone());
@@ -717,7 +718,7 @@ fn serve_in_process_with(
         store,
         writer,
         metrics,
-        config: Arc::new(ServerConfig::default()),
+        config: Arc::new(config),
         export: None,
         feed,
     });
@@ -839,16 +840,11 @@ fn a_stalled_consumer_is_cut_and_resumes_from_its_last_event() {
 /// s; a review: 64 such streams held every feed slot, and 13 MB each outside the pool).
 #[test]
 fn a_consumer_that_never_reads_is_dropped_at_the_stall_timeout() {
-    use std::io::Write;
     let (_dir, store) = big_events();
     let stall = Duration::from_millis(300);
     let feed = Feed::new(1).with_timing(Duration::from_secs(15), stall);
-    let (_server, base, state) = serve_in_process_with(store, feed);
-    let address = base.trim_start_matches("http://");
-    let mut stalled = std::net::TcpStream::connect(address).unwrap();
-    stalled
-        .write_all(b"GET /feed HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
-        .unwrap();
+    let (_server, base, state) = serve_in_process_with(store, feed, ServerConfig::default());
+    let mut stalled = open_unread_stream(&base);
     let started = Instant::now();
     let client = feed_client();
     let mut most_held = 0;
@@ -873,20 +869,101 @@ fn a_consumer_that_never_reads_is_dropped_at_the_stall_timeout() {
         most_held > 0 && most_held <= 4 * page + (9 << 10),
         "{most_held}"
     );
-    // Its connection is gone: what the kernel had buffered, then the end.
-    stalled
+    assert_closed(&mut stalled);
+    assert_eq!(state.answers().held(), 0, "its pages were given back");
+}
+
+/// A stream asked for on a raw connection whose client then reads nothing.
+fn open_unread_stream(base: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream
+        .write_all(b"GET /feed HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    stream
+}
+
+/// Fails unless the server closes `stream` within 5 s of reading: what the kernel had
+/// buffered, then the end.
+#[track_caller]
+fn assert_closed(stream: &mut std::net::TcpStream) {
+    stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut buffer = vec![0; 1 << 20];
     loop {
-        match stalled.read(&mut buffer) {
+        match stream.read(&mut buffer) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("the cut stream's connection stayed open: {e}"),
+            Err(e) => panic!("the stream's connection stayed open: {e}"),
         }
     }
-    assert_eq!(state.answers().held(), 0, "its pages were given back");
+}
+
+/// A shutdown ends a stream whose consumer stopped reading at once, connection and all: its
+/// pages waiting in hyper's buffer held the graceful shutdown until `--write-timeout` (30 s,
+/// or `--shutdown-timeout` when shorter: a review's).
+#[test]
+fn shutdown_drops_a_stream_whose_consumer_stopped_reading() {
+    let (_dir, store) = big_events();
+    let feed = Feed::new(4).with_timing(Duration::from_secs(15), Duration::from_secs(60));
+    let (_server, base, state) = serve_in_process_with(store, feed, ServerConfig::default());
+    let mut stalled = open_unread_stream(&base);
+    // Until its buffer is full, and more.
+    std::thread::sleep(Duration::from_millis(500));
+    state.feed.close();
+    assert_closed(&mut stalled);
+}
+
+/// A stream waiting for room among the answers (a consumer that stopped reading holds them)
+/// ends when its own client leaves, giving its feed slot back: it kept it for the stall
+/// timeout (a review's).
+#[test]
+fn a_stream_waiting_for_room_gives_its_slot_back_when_its_client_leaves() {
+    let (_dir, store) = big_events();
+    let feed = Feed::new(2).with_timing(Duration::from_secs(15), Duration::from_secs(60));
+    let config = ServerConfig {
+        max_answer_bytes: 300 << 10,
+        ..ServerConfig::default()
+    };
+    let (_server, base, state) = serve_in_process_with(store, feed, config);
+    let _stalled = open_unread_stream(&base);
+    let full = Instant::now() + Duration::from_secs(20);
+    // Stalled: its socket's buffers full, a page of it held for as long as it reads nothing.
+    let mut held_since = None;
+    while held_since.is_none_or(|since: Instant| since.elapsed() < Duration::from_millis(500)) {
+        assert!(
+            Instant::now() < full,
+            "the stalled stream never held a page"
+        );
+        if state.answers().held() < 200 << 10 {
+            held_since = None;
+        } else {
+            held_since.get_or_insert_with(Instant::now);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut leaving = open_unread_stream(&base);
+    let mut status = [0; 12];
+    leaving.read_exact(&mut status).unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200");
+    drop(leaving);
+    let client = feed_client();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = client.get(format!("{base}/feed?limit=1")).send().unwrap();
+        match answer.status().as_u16() {
+            200 => break,
+            503 => assert!(
+                Instant::now() < deadline,
+                "the stream whose client left kept its slot: {}",
+                answer.text().unwrap()
+            ),
+            other => panic!("{other}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// What one writer thread posted: records by type.

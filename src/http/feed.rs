@@ -4,15 +4,16 @@
 //!
 //! Bounds: at most `--max-feed-clients` feed requests at once (beyond: 503); a stream sends one
 //! page (at most [`PAGE_RECORDS`] records, about [`PAGE_BYTES`] of text) at a time through a
-//! buffer of [`BUFFER_PAGES`] pages, and a consumer that leaves the buffer full for
+//! buffer of [`BUFFER_PAGES`] pages, and a consumer that leaves a page untaken for
 //! `stall_timeout` is cut (its connection dropped; it resumes from its last id). Every page
 //! ready or being sent, and every long-poll answer until sent, is counted in the pool of
-//! answers (`--max-answer-bytes`): a stream waits for room (a stall too), a long poll is a 503.
+//! answers (`--max-answer-bytes`): a stream waits for room, holding no page, for as long as its
+//! consumer is not the one stalled; a long poll is a 503.
 //! Waiting consumers wake on the writer's published seq, never by polling the database.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -403,17 +404,22 @@ fn stream(
     dropper: Option<DropConnection>,
 ) -> Response {
     let (chunks, receiver) = mpsc::channel(BUFFER_PAGES);
-    let cut = Arc::new(AtomicBool::new(false));
+    let taking = Arc::new(Taking {
+        cut: AtomicBool::new(false),
+        handed: AtomicBool::new(false),
+        asked_ms: AtomicU64::new(0),
+        epoch: Instant::now(),
+    });
     let producer = Producer {
         chunks,
-        cut: cut.clone(),
+        taking: taking.clone(),
         dropper,
         _permit: permit,
     };
     tokio::spawn(produce(state, after_seq, types, producer));
     let body = FeedBody {
         chunks: receiver,
-        cut,
+        taking,
         sending: None,
     };
     let mut response = Body::new(body).into_response();
@@ -428,11 +434,37 @@ fn stream(
     response
 }
 
-/// What the stream's task holds: the sending end of the buffer, the switch that makes the body
-/// fail, its connection's drop, and the stream's feed slot.
+/// How a stream's consumer takes its pages, as its body sees it and its task reads it.
+struct Taking {
+    /// Set when the stream is cut: the body then fails instead of ending cleanly.
+    cut: AtomicBool,
+    /// Whether hyper holds a page it has not asked past yet (its consumer has not taken it).
+    handed: AtomicBool,
+    /// When hyper last asked the body for a page, in milliseconds since `epoch`.
+    asked_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Taking {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the consumer has left a page untaken for `stall` (hyper holds one it has not
+    /// asked past for that long).
+    fn stalled(&self, stall: Duration) -> bool {
+        let since = self
+            .now_ms()
+            .saturating_sub(self.asked_ms.load(Ordering::Acquire));
+        self.handed.load(Ordering::Acquire) && u128::from(since) >= stall.as_millis()
+    }
+}
+
+/// What the stream's task holds: the sending end of the buffer, what the body says of its
+/// consumer, its connection's drop, and the stream's feed slot.
 struct Producer {
     chunks: mpsc::Sender<Chunk>,
-    cut: Arc<AtomicBool>,
+    taking: Arc<Taking>,
     dropper: Option<DropConnection>,
     /// Counts the stream against `--max-feed-clients` while the task runs.
     _permit: OwnedSemaphorePermit,
@@ -461,7 +493,7 @@ impl Producer {
     /// consumer that stops reading held its connection until `--write-timeout`, and a
     /// shutdown for as long: reviews').
     fn cut(&self) {
-        self.cut.store(true, Ordering::Release);
+        self.taking.cut.store(true, Ordering::Release);
         if let Some(dropper) = &self.dropper {
             dropper.now();
         }
@@ -502,23 +534,24 @@ impl Producer {
     }
 
     /// Waits, holding no page, until the pool of answers may have room for `bytes`; false
-    /// when the stream is over meanwhile: its consumer gone, the server stopping, or no room
-    /// within the stall timeout (cut: it resumes from its last id).
+    /// when the stream is over meanwhile: its consumer gone, the server stopping, or its
+    /// consumer leaving a page untaken for the stall timeout (cut: it resumes from its last
+    /// id). A consumer that takes its pages waits as long as others hold the pool: those that
+    /// do not take theirs are cut, each by its own stall (the wait's length cut the readers
+    /// first, and the others one after another: a review's).
     async fn room_for(&self, state: &AppState, bytes: usize) -> bool {
         let feed = &state.feed;
         let pool = state.answers();
         let mut closing = feed.closing.subscribe();
-        let deadline = Instant::now() + feed.stall_timeout;
         loop {
             let held = pool.held();
             if held == 0 || held.saturating_add(bytes) <= pool.max() {
                 return true;
             }
-            if Instant::now() >= deadline {
+            if self.taking.stalled(feed.stall_timeout) {
                 tracing::info!(
                     stall_secs = feed.stall_timeout.as_secs_f64(),
-                    "no room among the answers for a feed page; stream cut (it resumes from its \
-                     last id)"
+                    "feed consumer too slow; stream cut (it resumes from its last id)"
                 );
                 self.cut();
                 return false;
@@ -648,7 +681,7 @@ fn write_event(out: &mut Vec<u8>, item: &Item) {
 /// hyper drops the connection rather than first sending what is still buffered.
 struct FeedBody {
     chunks: mpsc::Receiver<Chunk>,
-    cut: Arc<AtomicBool>,
+    taking: Arc<Taking>,
     /// The bytes of the page last given to hyper, counted until it asks for the next.
     sending: Option<HeldAnswer>,
 }
@@ -662,17 +695,19 @@ impl HttpBody for FeedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
-        if this.cut.load(Ordering::Acquire) {
-            return Poll::Ready(Some(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "feed consumer too slow",
-            ))));
+        let taking = &this.taking;
+        if taking.cut.load(Ordering::Acquire) {
+            // Not `TimedOut`, which the accept loop logs as its write timeout.
+            return Poll::Ready(Some(Err(std::io::Error::other("feed stream cut"))));
         }
         // Asked again: the page given before is written, or in a buffer hyper drains first.
         this.sending = None;
+        taking.asked_ms.store(taking.now_ms(), Ordering::Release);
+        taking.handed.store(false, Ordering::Release);
         this.chunks.poll_recv(cx).map(|chunk| {
             chunk.map(|(bytes, held)| {
                 this.sending = Some(held);
+                taking.handed.store(true, Ordering::Release);
                 Ok(Frame::data(bytes))
             })
         })

@@ -847,10 +847,18 @@ fn a_consumer_that_never_reads_is_dropped_at_the_stall_timeout() {
     let mut stalled = open_unread_stream(&base);
     let started = Instant::now();
     let client = feed_client();
+    let long_poll = || client.get(format!("{base}/feed?limit=1")).send().unwrap();
+    // Until the stream holds the one feed slot.
+    while long_poll().status() == 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the stream never began"
+        );
+    }
     let mut most_held = 0;
     let freed = loop {
         most_held = most_held.max(state.answers().held());
-        let answer = client.get(format!("{base}/feed?limit=1")).send().unwrap();
+        let answer = long_poll();
         if answer.status() == 200 {
             break started.elapsed();
         }
@@ -862,8 +870,8 @@ fn a_consumer_that_never_reads_is_dropped_at_the_stall_timeout() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(freed >= stall, "{freed:?}");
-    // The pages it holds: two ready, one given to hyper, one waiting for room (each a page of
-    // at most 256 KiB and a record); and the long poll's answer of one record.
+    // The pages it holds: two ready, one given to hyper, one waiting for room in the buffer
+    // (each a page of at most 256 KiB and a record); and the long poll's answer of one record.
     let page = (256 << 10) + (9 << 10);
     assert!(
         most_held > 0 && most_held <= 4 * page + (9 << 10),
@@ -914,6 +922,37 @@ fn shutdown_drops_a_stream_whose_consumer_stopped_reading() {
     std::thread::sleep(Duration::from_millis(500));
     state.feed.close();
     assert_closed(&mut stalled);
+}
+
+/// Consumers that stop reading, holding the pool of answers between them, are each cut once
+/// they have taken nothing for the stall timeout, all at once; a consumer that reads waits for
+/// room meanwhile and is never cut. The cut went by how long a stream waited for room: the
+/// readers were cut first, and the stalled streams one after another (a review's).
+#[test]
+fn readers_are_not_cut_for_room_that_stalled_consumers_hold() {
+    let (_dir, store) = big_events();
+    let feed = Feed::new(8).with_timing(Duration::from_secs(15), Duration::from_millis(500));
+    let config = ServerConfig {
+        max_answer_bytes: 600 << 10,
+        ..ServerConfig::default()
+    };
+    let (_server, base, state) = serve_in_process_with(store, feed, config);
+    let _stalled: Vec<_> = (0..3).map(|_| open_unread_stream(&base)).collect();
+    let full = Instant::now() + Duration::from_secs(20);
+    while state.answers().held() < 400 << 10 {
+        assert!(
+            Instant::now() < full,
+            "the stalled streams never held the pool"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut reader = Sse::open(&feed_client(), &format!("{base}/feed"), None);
+    for n in 1..=4_000 {
+        let event = reader
+            .next()
+            .unwrap_or_else(|| panic!("cut after {} events", n - 1));
+        assert_eq!(event.id, Some(n));
+    }
 }
 
 /// A stream waiting for room among the answers (a consumer that stopped reading holds them)

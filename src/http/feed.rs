@@ -35,7 +35,7 @@ use super::query;
 use super::sig::raw;
 use super::{ApiError, AppState};
 use crate::model::iso_timestamp;
-use crate::store::{FeedHistory, FeedPage, FeedTypes, SigRecord};
+use crate::store::{AnswerBytes, FeedHistory, FeedPage, FeedTypes, SigRecord};
 
 /// Default of `--max-feed-clients`.
 pub const DEFAULT_MAX_CLIENTS: usize = 64;
@@ -453,10 +453,16 @@ impl Taking {
     /// Whether the consumer has left a page untaken for `stall` (hyper holds one it has not
     /// asked past for that long).
     fn stalled(&self, stall: Duration) -> bool {
+        // `handed` first: the body sets it after the time of the ask that handed the page, so
+        // the time read next is that ask's or a later one's, never an older one beside a page
+        // just handed (which would cut a consumer that reads).
+        if !self.handed.load(Ordering::Acquire) {
+            return false;
+        }
         let since = self
             .now_ms()
             .saturating_sub(self.asked_ms.load(Ordering::Acquire));
-        self.handed.load(Ordering::Acquire) && u128::from(since) >= stall.as_millis()
+        u128::from(since) >= stall.as_millis()
     }
 }
 
@@ -472,7 +478,8 @@ struct Producer {
 
 /// A page's text, its bytes counted in the pool of answers until the next is taken from the
 /// body (by then hyper has written it, or holds it in a buffer it drains before asking again).
-type Chunk = (Bytes, HeldAnswer);
+/// Its bytes are taken from the feed's share of the pool too ([`AppState::feed_answers`]).
+type Chunk = (Bytes, [HeldAnswer; 2]);
 
 /// How long a stream waits between two looks at the room in the pool of answers.
 const ROOM_POLL: Duration = Duration::from_millis(20);
@@ -503,9 +510,13 @@ impl Producer {
     /// within the stall timeout.
     async fn send(&self, state: &AppState, chunk: Vec<u8>) -> Offered {
         let feed = &state.feed;
+        let Ok(share) = HeldAnswer::take(state.feed_answers(), chunk.len()) else {
+            return Offered::NoRoom;
+        };
         let Ok(held) = HeldAnswer::take(state.answers(), chunk.len()) else {
             return Offered::NoRoom;
         };
+        let held = [share, held];
         let mut closing = feed.closing.subscribe();
         let sending = tokio::time::timeout(
             feed.stall_timeout,
@@ -541,11 +552,13 @@ impl Producer {
     /// first, and the others one after another: a review's).
     async fn room_for(&self, state: &AppState, bytes: usize) -> bool {
         let feed = &state.feed;
-        let pool = state.answers();
+        let room = |pool: &AnswerBytes| {
+            let held = pool.held();
+            held == 0 || held.saturating_add(bytes) <= pool.max()
+        };
         let mut closing = feed.closing.subscribe();
         loop {
-            let held = pool.held();
-            if held == 0 || held.saturating_add(bytes) <= pool.max() {
+            if room(state.feed_answers()) && room(state.answers()) {
                 return true;
             }
             if self.taking.stalled(feed.stall_timeout) {
@@ -683,7 +696,7 @@ struct FeedBody {
     chunks: mpsc::Receiver<Chunk>,
     taking: Arc<Taking>,
     /// The bytes of the page last given to hyper, counted until it asks for the next.
-    sending: Option<HeldAnswer>,
+    sending: Option<[HeldAnswer; 2]>,
 }
 
 impl HttpBody for FeedBody {

@@ -139,6 +139,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     shared: Shared,
     answers: Arc<AnswerBytes>,
+    feed_answers: Arc<AnswerBytes>,
     heavy_reads: read_threads::ReadThreads,
     neighbors: Arc<Semaphore>,
     reads: Arc<Semaphore>,
@@ -151,6 +152,7 @@ impl AppState {
         let config = &shared.config;
         let heavy = heavy_slots(cores, config.max_answer_bytes, config.max_response_bytes);
         let answers = AnswerBytes::new(config.max_answer_bytes, heavy);
+        let feed_answers = AnswerBytes::new(config.max_answer_bytes / 2, 1);
         let heavy_reads =
             read_threads::ReadThreads::start("kb-heavy-read", heavy, Priority::Behind);
         let neighbors = Arc::new(Semaphore::new(HEAVY_READS_PER_CORE * cores));
@@ -163,6 +165,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             shared,
             answers,
+            feed_answers,
             heavy_reads,
             neighbors,
             reads,
@@ -184,6 +187,14 @@ impl AppState {
     /// the slots of heavy reads (large answers, many rows walked).
     pub fn answers(&self) -> &Arc<AnswerBytes> {
         &self.0.answers
+    }
+
+    /// The feed streams' share of [`AppState::answers`]: their pages take at most half of
+    /// `--max-answer-bytes` (or one page, when they hold nothing), so that consumers that stop
+    /// reading never hold every read's room (a review's: `GET /sig` refused for 30 s by three
+    /// such connections).
+    pub(crate) fn feed_answers(&self) -> &Arc<AnswerBytes> {
+        &self.0.feed_answers
     }
 
     /// The threads heavy reads run on, one a slot.

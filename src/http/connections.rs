@@ -203,8 +203,8 @@ impl Connection {
     }
 }
 
-/// Lets a request's handler drop its connection at once, answer unfinished, put in its
-/// extensions by the accept loop: a stream whose consumer stopped reading is cut so (hyper
+/// Lets a request's handler drop its connection at once, answer unfinished
+/// ([`BodyClock::drop_connection`]): a stream whose consumer stopped reading is cut so (hyper
 /// polls a body only once its write buffer drains, which for such a consumer it never does:
 /// the connection, the stream's feed slot and its pages stayed until `--write-timeout`, a
 /// review's).
@@ -212,10 +212,6 @@ impl Connection {
 pub struct DropConnection(Arc<Connection>);
 
 impl DropConnection {
-    pub fn new(connection: Arc<Connection>) -> DropConnection {
-        DropConnection(connection)
-    }
-
     /// Drops the connection (its task does, at once; remembered if asked before it waits).
     pub fn now(&self) {
         self.0.drop_now.notify_one();
@@ -228,8 +224,9 @@ fn micros_since(epoch: Instant) -> u64 {
 }
 
 /// Where a request's body arrives from, put in its extensions by the accept loop: the body's
-/// reader marks the time it takes (see [`SLOW_BODY_FOR`]). It holds the connection's count,
-/// not the registry's, which every request on every core would share.
+/// reader marks the time it takes (see [`SLOW_BODY_FOR`]); a handler may also have the
+/// connection dropped through it. It holds the connection's count, not the registry's, which
+/// every request on every core would share.
 #[derive(Debug, Clone)]
 pub struct BodyClock {
     connection: Arc<Connection>,
@@ -242,6 +239,11 @@ impl BodyClock {
             connection,
             epoch: connections.epoch,
         }
+    }
+
+    /// What drops the request's connection at once (one extension a request serves both).
+    pub fn drop_connection(&self) -> DropConnection {
+        DropConnection(self.connection.clone())
     }
 
     /// Marks the body arriving from now until the guard is dropped.

@@ -29,13 +29,13 @@ use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
-use super::connections::DropConnection;
+use super::connections::{BodyClock, DropConnection};
 use super::limits::{HeldAnswer, held_until_sent};
 use super::query;
 use super::sig::raw;
 use super::{ApiError, AppState};
 use crate::model::iso_timestamp;
-use crate::store::{AnswerBytes, FeedHistory, FeedPage, FeedTypes, SigRecord};
+use crate::store::{FeedHistory, FeedPage, FeedTypes, SigRecord};
 
 /// Default of `--max-feed-clients`.
 pub const DEFAULT_MAX_CLIENTS: usize = 64;
@@ -213,7 +213,7 @@ fn history_hex(id: u64) -> String {
 
 pub async fn get(
     State(state): State<AppState>,
-    dropper: Option<Extension<DropConnection>>,
+    clock: Option<Extension<BodyClock>>,
     headers: HeaderMap,
     uri: Uri,
     params: Result<Query<FeedParams>, QueryRejection>,
@@ -252,7 +252,7 @@ pub async fn get(
             permit,
             after_seq,
             types,
-            dropper.map(|Extension(d)| d),
+            clock.map(|Extension(clock)| clock.drop_connection()),
         )
     } else {
         let mut answer = long_poll(&state, after_seq, types, limit, wait).await?;
@@ -506,6 +506,15 @@ impl Producer {
         }
     }
 
+    /// Cuts the stream of a consumer that left a page untaken for `stall`.
+    fn cut_for_stall(&self, stall: Duration) {
+        tracing::info!(
+            stall_secs = stall.as_secs_f64(),
+            "feed consumer too slow; stream cut (it resumes from its last id)"
+        );
+        self.cut();
+    }
+
     /// Sends `chunk` when the pool of answers has room for it, once the buffer has room,
     /// within the stall timeout.
     async fn send(&self, state: &AppState, chunk: Vec<u8>) -> Offered {
@@ -534,11 +543,7 @@ impl Producer {
             Ok(Ok(())) => Offered::Taken,
             Ok(Err(_)) => Offered::Ended,
             Err(_) => {
-                tracing::info!(
-                    stall_secs = feed.stall_timeout.as_secs_f64(),
-                    "feed consumer too slow; stream cut (it resumes from its last id)"
-                );
-                self.cut();
+                self.cut_for_stall(feed.stall_timeout);
                 Offered::Ended
             }
         }
@@ -552,21 +557,13 @@ impl Producer {
     /// first, and the others one after another: a review's).
     async fn room_for(&self, state: &AppState, bytes: usize) -> bool {
         let feed = &state.feed;
-        let room = |pool: &AnswerBytes| {
-            let held = pool.held();
-            held == 0 || held.saturating_add(bytes) <= pool.max()
-        };
         let mut closing = feed.closing.subscribe();
         loop {
-            if room(state.feed_answers()) && room(state.answers()) {
+            if state.feed_answers().has_room(bytes) && state.answers().has_room(bytes) {
                 return true;
             }
             if self.taking.stalled(feed.stall_timeout) {
-                tracing::info!(
-                    stall_secs = feed.stall_timeout.as_secs_f64(),
-                    "feed consumer too slow; stream cut (it resumes from its last id)"
-                );
-                self.cut();
+                self.cut_for_stall(feed.stall_timeout);
                 return false;
             }
             tokio::select! {

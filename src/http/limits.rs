@@ -108,10 +108,15 @@ pub(super) fn held_until_sent(
     pool: &Arc<AnswerBytes>,
     response: Response,
 ) -> Result<Response, ApiError> {
-    let bytes = usize::try_from(response.body().size_hint().lower()).unwrap_or(usize::MAX);
-    let held =
-        HeldAnswer::take(pool, bytes).map_err(|held| answers_full(held, bytes, pool.max()))?;
+    let held = take_answer(pool, &response)?;
     Ok(response.map(|body| Body::new(HoldUntilSent::new(body, held))))
+}
+
+/// Takes `response`'s bytes from `pool`: every answer counted is whole in memory (JSON); a body
+/// of unknown length counts as its lower bound. A 503 when they do not fit.
+fn take_answer(pool: &Arc<AnswerBytes>, response: &Response) -> Result<HeldAnswer, ApiError> {
+    let bytes = usize::try_from(response.body().size_hint().lower()).unwrap_or(usize::MAX);
+    HeldAnswer::take(pool, bytes).map_err(|held| answers_full(held, bytes, pool.max()))
 }
 
 impl Drop for HeldAnswer {
@@ -122,15 +127,10 @@ impl Drop for HeldAnswer {
 
 /// Counts `response`'s bytes against `gate`'s answer limit, when it has one.
 fn hold_answer(gate: &Gate, response: &Response) -> Result<Option<HeldAnswer>, ApiError> {
-    let Some(pool) = &gate.answers else {
-        return Ok(None);
-    };
-    // Every gated answer is whole in memory (JSON); a body of unknown length counts as its
-    // lower bound.
-    let bytes = usize::try_from(response.body().size_hint().lower()).unwrap_or(usize::MAX);
-    HeldAnswer::take(pool, bytes)
-        .map(Some)
-        .map_err(|held| answers_full(held, bytes, pool.max()))
+    gate.answers
+        .as_ref()
+        .map(|pool| take_answer(pool, response))
+        .transpose()
 }
 
 /// The 503 of a read whose answer (being built, or made) does not fit in the answers' pool.

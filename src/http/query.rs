@@ -91,7 +91,9 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
+        let Some(query) = parts.uri.query() else {
+            return Ok(NoQuery);
+        };
         refuse_bad_utf8(query)?;
         let Some(name) = names_of(query).into_iter().find(|name| !name.is_empty()) else {
             return Ok(NoQuery);

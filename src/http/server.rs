@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tower::{Service, ServiceExt};
 
 use super::ApiError;
-use super::connections::{BodyClock, Connection, Connections, DropConnection, InFlight};
+use super::connections::{BodyClock, Connection, Connections, InFlight};
 use super::observe;
 use super::write_timeout::WriteTimeout;
 
@@ -195,9 +195,6 @@ impl Service<Request<Incoming>> for Switch {
             request
                 .extensions_mut()
                 .insert(BodyClock::new(connection.clone(), all));
-            request
-                .extensions_mut()
-                .insert(DropConnection::new(connection.clone()));
             connection.request(all)
         });
         let router = self

@@ -65,10 +65,20 @@ impl AnswerBytes {
     pub fn try_take(&self, bytes: usize) -> Result<(), usize> {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                let total = held.saturating_add(bytes);
-                (held == 0 || total <= self.max).then_some(total)
+                self.fits(held, bytes).then(|| held.saturating_add(bytes))
             })
             .map(drop)
+    }
+
+    /// Whether [`AnswerBytes::try_take`] of `bytes` would succeed now (another may take the
+    /// room first).
+    pub fn has_room(&self, bytes: usize) -> bool {
+        self.fits(self.held(), bytes)
+    }
+
+    /// Whether `bytes` more fit beside `held`: under the limit, or alone.
+    fn fits(&self, held: usize, bytes: usize) -> bool {
+        held == 0 || held.saturating_add(bytes) <= self.max
     }
 
     /// Gives back bytes taken with [`AnswerBytes::try_take`].

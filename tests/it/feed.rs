@@ -909,6 +909,25 @@ fn assert_closed(stream: &mut std::net::TcpStream) {
     }
 }
 
+/// Waits until streams whose consumers stopped reading hold what they can of the pool of
+/// answers (their sockets' buffers full, their pages held for as long as they read nothing):
+/// at least `at_least` bytes, and no more for 400 ms.
+fn until_stalled_streams_hold(state: &AppState, at_least: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut most, mut since) = (0, Instant::now());
+    while most < at_least || since.elapsed() < Duration::from_millis(400) {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled streams held {most} bytes at most"
+        );
+        let held = state.answers().held();
+        if held > most {
+            (most, since) = (held, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A shutdown ends a stream whose consumer stopped reading at once, connection and all: its
 /// pages waiting in hyper's buffer held the graceful shutdown until `--write-timeout` (30 s,
 /// or `--shutdown-timeout` when shorter: a review's).
@@ -924,10 +943,12 @@ fn shutdown_drops_a_stream_whose_consumer_stopped_reading() {
     assert_closed(&mut stalled);
 }
 
-/// Consumers that stop reading, holding the pool of answers between them, are each cut once
-/// they have taken nothing for the stall timeout, all at once; a consumer that reads waits for
-/// room meanwhile and is never cut. The cut went by how long a stream waited for room: the
-/// readers were cut first, and the stalled streams one after another (a review's).
+/// Consumers that stop reading, holding the feed's share of the pool of answers between them,
+/// are each cut once they have taken nothing for the stall timeout, all at once; a consumer
+/// that reads waits for room meanwhile and is never cut. The cut went by how long a stream
+/// waited for room: the readers were cut first, and the stalled streams one after another (a
+/// review's). Other reads keep the other half of the pool: they got 503 while such streams
+/// held it all (a second review's).
 #[test]
 fn readers_are_not_cut_for_room_that_stalled_consumers_hold() {
     let (_dir, store) = big_events();
@@ -938,20 +959,7 @@ fn readers_are_not_cut_for_room_that_stalled_consumers_hold() {
     };
     let (_server, base, state) = serve_in_process_with(store, feed, config);
     let _stalled: Vec<_> = (0..3).map(|_| open_unread_stream(&base)).collect();
-    // Until they hold what they can, and the rest wait for room.
-    let full = Instant::now() + Duration::from_secs(20);
-    let (mut most, mut since) = (0, Instant::now());
-    while since.elapsed() < Duration::from_millis(300) {
-        assert!(
-            Instant::now() < full,
-            "the stalled streams never held the pool"
-        );
-        let held = state.answers().held();
-        if held > most {
-            (most, since) = (held, Instant::now());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    until_stalled_streams_hold(&state, 250 << 10);
     let client = feed_client();
     // A long poll of about 250 KiB of events: room the stalled streams leave.
     let read = client.get(format!("{base}/feed?limit=30")).send().unwrap();
@@ -978,21 +986,7 @@ fn a_stream_waiting_for_room_gives_its_slot_back_when_its_client_leaves() {
     };
     let (_server, base, state) = serve_in_process_with(store, feed, config);
     let _stalled = open_unread_stream(&base);
-    let full = Instant::now() + Duration::from_secs(20);
-    // Stalled: its socket's buffers full, a page of it held for as long as it reads nothing.
-    let mut held_since = None;
-    while held_since.is_none_or(|since: Instant| since.elapsed() < Duration::from_millis(500)) {
-        assert!(
-            Instant::now() < full,
-            "the stalled stream never held a page"
-        );
-        if state.answers().held() < 200 << 10 {
-            held_since = None;
-        } else {
-            held_since.get_or_insert_with(Instant::now);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    until_stalled_streams_hold(&state, 200 << 10);
     let mut leaving = open_unread_stream(&base);
     let mut status = [0; 12];
     leaving.read_exact(&mut status).unwrap();

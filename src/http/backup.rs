@@ -53,7 +53,7 @@ impl Drop for CancelOnDrop {
 
 /// With an `Idempotency-Key`, a retry is answered with the backup its first attempt made (200,
 /// `"duplicate": true`; nothing written, nothing pruned) for as long as that backup is kept,
-/// and the key given with another name is a 422.
+/// and the key given with another name is a 409.
 pub async fn post(
     _: NoQuery,
     State(state): State<AppState>,
@@ -154,12 +154,12 @@ fn refusal(store: &Store, e: StoreError) -> ApiError {
         StoreError::BackupBusy => {
             ApiError::conflict("a backup is already running; try again when it is done")
         }
-        StoreError::BackupKeyReused { name } => ApiError::Unprocessable {
+        StoreError::BackupKeyReused { name } => ApiError::Conflict {
             message: format!(
                 "this idempotency key was first used for the backup {name:?}, asked for with \
                  another name; use a new key for a new backup"
             ),
-            field: "idempotency-key".into(),
+            field: Some("idempotency-key".into()),
         },
         // The database itself is failing: the store's fault, as every route answers it (503, or
         // 507 for a full disk, with Retry-After). A name taken is answered as everywhere else.

@@ -25,13 +25,14 @@ pub enum ApiError {
     NotFound(String),
     MethodNotAllowed,
     /// 409: the request conflicts with what exists (a backup over an existing file, a feed
-    /// position past the last seq); `field` names what is at fault when one is.
+    /// position past the last seq, an idempotency key first used with another request);
+    /// `field` names what is at fault when one is.
     Conflict {
         message: String,
         field: Option<String>,
     },
-    /// 422: well-formed, but refused as it stands (an idempotency key first used with another
-    /// request); `field` names what is at fault.
+    /// 422: well-formed, but refused as it stands (a block finding dismissed without
+    /// `confirm`, a scope's dismissals full); `field` names what is at fault.
     Unprocessable {
         message: String,
         field: String,

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::ingest::{self, IdempotencyKey, IngestBody, KeyRoute};
-use super::page::{self, JsonList, Omitted};
+use super::page::{self, JsonList};
 use super::prs::pr_number_of as pr_number;
 use super::query::NoQuery;
 use super::query::{self, Params, PathParam, ReadLimits};
@@ -157,28 +157,39 @@ fn findings_cursor(raw: Option<&str>) -> Result<Option<FindingsCursor>, ApiError
     })
 }
 
+/// What stands in a findings page for a finding over `--max-response` alone: its last seq and
+/// fingerprint (to dismiss it, or ask for it with a larger budget) and its size.
+#[derive(Serialize)]
+struct FindingOmitted {
+    seq: u64,
+    fingerprint: String,
+    omitted_bytes: usize,
+}
+
+/// What stands in a dismissals page for a dismissal over `--max-response` alone.
+#[derive(Serialize)]
+struct DismissalOmitted {
+    id: u64,
+    omitted_bytes: usize,
+}
+
 /// `items` as a list answer within `max_bytes` (see `page.rs`): the list, how many items it
-/// holds, and the cursor after its last item when the budget cut it.
-fn fill<T, C: Copy, I: Serialize>(
+/// holds, and the cursor after its last item when the budget cut it. An item over the budget
+/// alone is `omitted_of(item, its size)`, a marker that names it.
+fn fill<T, C: Copy, I: Serialize, M: Serialize>(
     items: &[T],
     max_bytes: usize,
-    cursor_of: impl Fn(&T) -> (u64, C),
+    cursor_of: impl Fn(&T) -> C,
     item_of: impl Fn(&T) -> I,
+    omitted_of: impl Fn(&T, usize) -> M,
 ) -> Result<(Box<RawValue>, usize, Option<C>), ApiError> {
     let mut list = JsonList::new(max_bytes);
     let mut last = None;
     for t in items {
-        let (seq, cursor) = cursor_of(t);
-        let omitted = |omitted_bytes| Omitted {
-            kind: None,
-            seq,
-            sig_hash: None,
-            omitted_bytes,
-        };
-        if !list.push(&item_of(t), omitted)? {
+        if !list.push(&item_of(t), |bytes| omitted_of(t, bytes))? {
             break;
         }
-        last = Some(cursor);
+        last = Some(cursor_of(t));
     }
     let cut = list.was_cut().then_some(last).flatten();
     let count = list.len();
@@ -239,8 +250,13 @@ pub async fn list(
         let answer = fill(
             &items,
             limits.max_response,
-            |(e, _)| (e.value.last_seen.seq, found.cursor_after(e)),
+            |(e, _)| found.cursor_after(e),
             |(e, dismissal)| Remembered::of(e, *dismissal),
+            |(e, _), omitted_bytes| FindingOmitted {
+                seq: e.value.last_seen.seq,
+                fingerprint: e.fingerprint.to_string(),
+                omitted_bytes,
+            },
         )
         .and_then(|(findings, count, cut)| {
             let next = cut.or(found.next);
@@ -903,8 +919,12 @@ pub async fn list_dismissals(
     let (dismissals, count, cut) = fill(
         &page.items,
         limits.max_response,
-        |e| (e.id, e.id),
+        |e| e.id,
         |e| Dismissal::from(e),
+        |e, omitted_bytes| DismissalOmitted {
+            id: e.id,
+            omitted_bytes,
+        },
     )?;
     let next = cut.or_else(|| {
         if page.more {

@@ -10,7 +10,7 @@
 //! with its lines in another order finds each line it stored before. A key is
 //! checked and stored in the same transaction as its record, so a retry with the same key
 //! (within the keys' window) is answered with what the first attempt stored (`duplicate: true`,
-//! its seq), and the same key with another request is refused (422).
+//! its seq), and the same key with another request is refused (409).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -272,7 +272,7 @@ pub async fn submit(state: &AppState, puts: Vec<Put>) -> Result<Vec<Written>, Ap
 
 /// Validates and commits one record; returns what `describe` takes from it (before it goes to
 /// the writer) with what became of it. A record stored before under the same key is
-/// `Written::Duplicate`; a key first used with another request is refused here (422). The
+/// `Written::Duplicate`; a key first used with another request is refused here (409). The
 /// body is dropped once parsed: it is not held while the commit is awaited.
 pub async fn single<R, T>(
     state: &AppState,
@@ -299,10 +299,13 @@ pub async fn single<R, T>(
     Ok((described, written))
 }
 
+/// A 409, not the 422 of the IETF draft on idempotency keys: the request is valid as written
+/// and conflicts only with what the server holds for its key (a generic client, or an API
+/// fuzzer, treats a 422 for a valid request as the server's fault).
 pub(super) fn key_reused(seq: u64) -> ApiError {
-    ApiError::Unprocessable {
+    ApiError::Conflict {
         message: key_reused_message(seq),
-        field: "idempotency-key".into(),
+        field: Some("idempotency-key".into()),
     }
 }
 

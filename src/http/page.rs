@@ -192,10 +192,10 @@ impl JsonList {
     /// Appends `item`, or, when that would pass the budget, leaves the list as it was and says
     /// false (the list is then cut: nothing more goes in). A first item that alone is over the
     /// budget is replaced by `omitted(its size)` and the list goes on.
-    pub fn push<'a>(
+    pub fn push<M: Serialize>(
         &mut self,
         item: &impl Serialize,
-        omitted: impl FnOnce(usize) -> Omitted<'a>,
+        omitted: impl FnOnce(usize) -> M,
     ) -> Result<bool, ApiError> {
         if self.cut {
             return Ok(false);

@@ -15,6 +15,9 @@ use crate::store::Written;
 #[derive(Serialize)]
 struct Posted {
     sig_hash: String,
+    /// The verdict's PR as the server read it (a body's `10.0` is 10): what a client, or the
+    /// OpenAPI links, put in the PR routes' paths.
+    pr_number: u64,
     seq: u64,
     duplicate: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,9 +36,11 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     match body {
         IngestBody::Single(bytes) => {
-            let (sig_hash, written) =
-                ingest::single(&state, bytes, &VERDICTS, &key, |new| new.verdict.sig_hash())
-                    .await?;
+            let ((sig_hash, pr_number), written) =
+                ingest::single(&state, bytes, &VERDICTS, &key, |new| {
+                    (new.verdict.sig_hash(), new.verdict.pr_number)
+                })
+                .await?;
             let (status, posted) = match written {
                 Written::Stored {
                     seq,
@@ -45,6 +50,7 @@ pub async fn post(
                     StatusCode::CREATED,
                     Posted {
                         sig_hash,
+                        pr_number,
                         seq,
                         duplicate: false,
                         outcome_seq,
@@ -55,6 +61,7 @@ pub async fn post(
                     StatusCode::OK,
                     Posted {
                         sig_hash,
+                        pr_number,
                         seq,
                         duplicate: true,
                         outcome_seq: None,

@@ -775,8 +775,8 @@ fn accept_within(listener: &std::net::TcpListener, timeout: Duration) -> std::ne
 /// A retried backup with the first attempt's idempotency key is answered with the backup that
 /// attempt made, for as long as it is kept: nothing new is written and nothing pruned (a review
 /// found each retry made another backup, pushing older ones out, and a named backup's retry
-/// answered 409 as if it had failed). The key with another name is a 422; a new key is a new
-/// backup; one backup's key never answers for another database's.
+/// answered 409 as if it had failed). The key with another name is a 409 naming the key; a new
+/// key is a new backup; one backup's key never answers for another database's.
 #[test]
 fn a_backup_retried_with_its_key_is_the_backup_made_once() {
     let backups = tempfile::tempdir().unwrap();
@@ -816,7 +816,7 @@ fn a_backup_retried_with_its_key_is_the_backup_made_once() {
         assert_eq!(again.json["pruned"], serde_json::json!([]));
     }
     let reused = post("k-nightly", r#"{"name":"other"}"#);
-    assert_eq!(reused.status, 422, "{}", reused.text);
+    assert_eq!(reused.status, 409, "{}", reused.text);
     assert_eq!(reused.json["field"], "idempotency-key", "{}", reused.text);
     // A server-named backup: its retries name it, and make no other.
     let unnamed = post("k-unnamed", "{}");

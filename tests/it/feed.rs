@@ -841,7 +841,9 @@ fn a_stalled_consumer_is_cut_and_resumes_from_its_last_event() {
 #[test]
 fn a_consumer_that_never_reads_is_dropped_at_the_stall_timeout() {
     let (_dir, store) = big_events();
-    let stall = Duration::from_millis(300);
+    // Long enough that a busy machine's first long poll comes before the cut (at 300 ms one
+    // came after it, and found the slot free).
+    let stall = Duration::from_secs(1);
     let feed = Feed::new(1).with_timing(Duration::from_secs(15), stall);
     let (_server, base, state) = serve_in_process_with(store, feed, ServerConfig::default());
     let mut stalled = open_unread_stream(&base);

@@ -242,6 +242,28 @@ fn verdict_is_stored_with_its_row_and_event_atomically_and_idempotently() {
     );
 }
 
+/// The answer names the verdict's PR as the server read it: a body's `10.0` is PR 10, and the
+/// number goes into the PR routes' paths as it is (the spec's links take it from the answer; a
+/// fuzzer that took it from the body wrote `/prs/10.0/history`, a 400).
+#[test]
+fn a_posted_verdict_answers_its_pr_number_for_the_pr_routes() {
+    let server = InProcessServer::start();
+    let mut verdict: Value = serde_json::from_str(&fixture_verdicts()[0]).unwrap();
+    verdict["pr_number"] = json!(10.0);
+    let body = verdict.to_string();
+    assert!(body.contains(r#""pr_number":10.0"#), "{body}");
+    let first = server.post_json("/verdicts", body.clone());
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert!(first.text.contains(r#""pr_number":10,"#), "{}", first.text);
+    let again = server.post_json("/verdicts", body);
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json["pr_number"], 10, "{}", again.text);
+    let path = format!("/prs/{}/history", first.json["pr_number"]);
+    let history = server.get(&path);
+    assert_eq!(history.status, 200, "{}", history.text);
+    assert_eq!(history.json["count"], 1, "{}", history.text);
+}
+
 #[test]
 fn verdict_bad_inputs_are_named_and_store_nothing() {
     let server = InProcessServer::start();

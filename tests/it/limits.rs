@@ -295,6 +295,46 @@ fn stats_lists_the_most_frequent_keys_and_counts_the_rest() {
     assert_ne!(server.stats()["last_seq"], stats["last_seq"]);
 }
 
+/// A finding or a dismissal over `--max-response` alone comes as a marker that names it, so a
+/// client can still dismiss it or ask for it with a larger budget: a finding's last seq and
+/// fingerprint, a dismissal's id (the findings marker named neither: a review's).
+#[test]
+fn findings_and_dismissals_over_the_budget_come_as_markers_that_name_them() {
+    let server = InProcessServer::start_with(&["--max-response", "1KiB"]);
+    let summary = format!("the retry path {}", "is untested ".repeat(200));
+    let verdict = json!({
+        "pr_number": 7, "head_sha": "abcdef0123456789", "overall": "request_changes",
+        "one_liner": "x", "metrics": {"findings_block": 0, "findings_warn": 1},
+        "findings": [{"check": "tests", "severity": "warn", "summary": summary}],
+        "audited_at": "2026-06-01T00:00:00.000Z",
+    });
+    let posted = server.post_json("/verdicts", verdict.to_string());
+    assert_eq!(posted.status, 201, "{}", posted.text);
+    let page = server.get("/prs/7/findings");
+    assert_eq!(page.status, 200, "{}", page.text);
+    let marker = &page.json["findings"][0];
+    let fingerprint = marker["fingerprint"].as_str().expect("named").to_owned();
+    assert_eq!(fingerprint.len(), 16, "{marker}");
+    assert_eq!(marker["seq"], posted.json["seq"], "{marker}");
+    assert!(marker["omitted_bytes"].as_u64().unwrap() > 1024, "{marker}");
+    assert!(marker.get("summary").is_none(), "{marker}");
+
+    let dismissal = json!({
+        "pr_number": 7, "fingerprint": fingerprint, "reason": "r".repeat(1_500), "by": "ana",
+    });
+    let dismissed = server.post_json("/findings/dismissals", dismissal.to_string());
+    assert_eq!(dismissed.status, 201, "{}", dismissed.text);
+    let listed = server.get("/findings/dismissals?pr_number=7");
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let marker = &listed.json["dismissals"][0];
+    assert_eq!(marker["id"], dismissed.json["id"], "{marker}");
+    assert!(marker["omitted_bytes"].as_u64().unwrap() > 1024, "{marker}");
+    assert!(
+        marker.get("seq").is_none() && marker.get("reason").is_none(),
+        "{marker}"
+    );
+}
+
 /// Found by a hostile client at f3eedc8: 256 clients that asked for 8 MiB answers and read none
 /// of them held 2.2 GB (every read permit times `--max-response`). Now the answers held until
 /// sent are bounded in bytes (`--max-answer-bytes`, 32 × `--max-response` by default): a read

@@ -107,7 +107,8 @@ fn every_operation_has_an_operation_id_and_examples() {
             start.map(|start| {
                 let end = op.lines[start + 1..]
                     .iter()
-                    .position(|l| !l.starts_with("       "))
+                    // A blank line inside a block scalar (a description) is still the section.
+                    .position(|l| !l.is_empty() && !l.starts_with("       "))
                     .map_or(op.lines.len(), |n| start + 1 + n);
                 &op.lines[start + 1..end]
             })

@@ -65,7 +65,7 @@ fn a_key_reused_with_another_request_is_refused() {
     );
     assert_error(
         &other,
-        422,
+        409,
         "idempotency-key",
         "first used with a different request",
     );
@@ -127,7 +127,7 @@ fn verdict_retries_with_a_key_answer_like_identity_duplicates() {
     assert_eq!(retry.status, 200, "{}", retry.text);
     assert_eq!(
         retry.json,
-        json!({"sig_hash": "pr4-abcdef01", "seq": first.json["seq"], "duplicate": true})
+        json!({"sig_hash": "pr4-abcdef01", "pr_number": 4, "seq": first.json["seq"], "duplicate": true})
     );
     assert_eq!(server.stats()["verdicts"], 1);
 }
@@ -156,7 +156,7 @@ fn a_key_first_used_on_an_identity_duplicate_names_that_record() {
     // (key, body, status, duplicate of the first verdict)
     let steps: [(Option<&str>, String, u16, bool); 4] = [
         (Some("k"), verdict(4), 200, true),
-        (Some("k"), verdict(5), 422, false),
+        (Some("k"), verdict(5), 409, false),
         (Some("k"), verdict(4), 200, true),
         (None, verdict(5), 201, false),
     ];
@@ -167,10 +167,10 @@ fn a_key_first_used_on_an_identity_duplicate_names_that_record() {
             assert_eq!(answer.json["seq"], seq, "step {i}");
             assert_eq!(answer.json["duplicate"], true, "step {i}");
         }
-        if status == 422 {
+        if status == 409 {
             assert_error(
                 &answer,
-                422,
+                409,
                 "idempotency-key",
                 "first used with a different request",
             );

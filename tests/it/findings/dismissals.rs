@@ -458,7 +458,7 @@ fn a_dismissals_retry_is_answered_by_its_key_whatever_was_raised_since() {
     let mut other = body;
     other["reason"] = json!("changed my mind");
     let reused = dismiss(&server, other, Some("dismiss-retry-1"));
-    assert_eq!(reused.status, 422, "{}", reused.text);
+    assert_eq!(reused.status, 409, "{}", reused.text);
     assert_eq!(reused.json["field"], "idempotency-key", "{}", reused.text);
     let live = server.get("/findings/dismissals?repo=gitea%3Ateam%2Fapp&pr_number=4");
     assert_eq!(
@@ -783,7 +783,7 @@ fn dismissals_apply_to_their_scope_and_stop_applying_when_revoked() {
     let other =
         json!({"repo": REPO, "pr_number": 2, "fingerprint": docs_fp, "reason": "x", "by": "bo"});
     let other = dismiss(&server, other, Some("dismiss-dup-1"));
-    assert_eq!(other.status, 422, "{}", other.text);
+    assert_eq!(other.status, 409, "{}", other.text);
     assert_eq!(other.json["field"], "idempotency-key", "{}", other.text);
 
     let pr1 = check(&server, repo, 1, HEAD_B, &[DOCS, DOCS_REWORDED]);

@@ -58,6 +58,8 @@ export interface FindingInput {
 
 export interface PostedVerdict {
   sig_hash: string;
+  /** The verdict's PR as the server read it. */
+  pr_number: number;
   seq: number;
   /**
    * true when this exact verdict (pr, head, audited_at) was already stored, by an earlier call

@@ -52,6 +52,8 @@ Severity = str
 
 class PostedVerdict(TypedDict, total=False):
     sig_hash: str
+    # The verdict's PR as the server read it.
+    pr_number: int
     seq: int
     # True when this (pr_number, head_sha, audited_at) was already stored, by an earlier call or
     # by an earlier attempt of this one (the client retries a write that timed out, with the

@@ -11,11 +11,15 @@
 //! another is a 421. A request without `Host` (HTTP/1.0) comes from no browser, and is served.
 //! A request target in absolute form (`GET http://name/stats`) names the host there, and its
 //! `Host` is then not looked at (RFC 9112, 3.2.2).
+//!
+//! On every server, as RFC 9112 (3.2) asks: an HTTP/1.1 request without `Host`, and any
+//! request with two `Host` lines or one that is not a host and port, is a 400 naming `host`.
 
 use std::net::IpAddr;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::uri::Authority;
+use axum::http::{Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -27,6 +31,9 @@ use super::{ApiError, AppState};
 pub type AllowedHosts = Option<Vec<String>>;
 
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Err(e) = well_formed(&request) {
+        return e.into_response();
+    }
     let named = match request.uri().authority() {
         Some(authority) => Some(authority.host().as_bytes()),
         None => request.headers().get(header::HOST).map(|h| h.as_bytes()),
@@ -48,6 +55,36 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
     next.run(request).await
+}
+
+/// RFC 9112, 3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
+/// request message that lacks a Host header field and to any request message that contains
+/// more than one Host header field line or a Host header field with an invalid field value."
+fn well_formed(request: &Request) -> Result<(), ApiError> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let refused = |message: &str| Err(ApiError::bad_request("host", message));
+    match (hosts.next(), hosts.next()) {
+        (None, _) if request.version() >= Version::HTTP_11 => {
+            refused("an HTTP/1.1 request must carry a Host header")
+        }
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => refused("Host given twice"),
+        (Some(host), None) => match Authority::try_from(host.as_bytes()) {
+            Ok(authority) if is_host_and_port(&authority) => Ok(()),
+            _ => refused("Host must be a host name or address, with an optional port"),
+        },
+    }
+}
+
+/// `host [ ":" port ]` (RFC 9110, 7.2), which the `http` crate's authority is but for a user
+/// part (`me@host`) and a port that is not a number (`host:http`), which it lets through.
+fn is_host_and_port(authority: &Authority) -> bool {
+    let rest = &authority.as_str()[authority.host().len()..];
+    !authority.as_str().contains('@')
+        && (rest.is_empty()
+            || rest
+                .strip_prefix(':')
+                .is_some_and(|port| port.is_empty() || port.parse::<u16>().is_ok()))
 }
 
 /// The host of a `Host` value, without its port or a final dot: `[::1]:3800` is `::1`.

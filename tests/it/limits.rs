@@ -1348,6 +1348,84 @@ fn a_header_section_past_64_kib_is_a_431() {
     }
 }
 
+/// RFC 9112 (3.2) asks a 400 of an HTTP/1.1 request without `Host`, and of any request with
+/// two `Host` lines or one that is not a host and optional port; they were served. HTTP/1.0
+/// needs no `Host`. On every server, not only a loopback one.
+#[test]
+fn a_request_without_one_good_host_is_a_400() {
+    let ask = |server: &Http, head: &str| -> String {
+        let body = r#"{"source":"bot"}"#;
+        let head = format!(
+            "{head}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut answer = String::new();
+        send_head(server, &head)
+            .read_to_string(&mut answer)
+            .unwrap();
+        answer
+    };
+    for server in [
+        InProcessServer::start(),
+        InProcessServer::start_with(&["--bind", "0.0.0.0:0"]),
+    ] {
+        let port = addr(&server).rsplit(':').next().unwrap().to_owned();
+        // (request line and headers, refused)
+        let cases = [
+            ("POST /event HTTP/1.1".to_owned(), true),
+            (
+                "POST /event HTTP/1.1\r\nHost: localhost\r\nHost: localhost".to_owned(),
+                true,
+            ),
+            (
+                "POST /event HTTP/1.1\r\nHost: 127.0.0.1\r\nhost: 10.0.0.1".to_owned(),
+                true,
+            ),
+            (
+                "POST /event HTTP/1.0\r\nHost: localhost\r\nHost: localhost".to_owned(),
+                true,
+            ),
+            ("POST /event HTTP/1.1\r\nHost: ".to_owned(), true),
+            ("POST /event HTTP/1.1\r\nHost: local host".to_owned(), true),
+            (
+                "POST /event HTTP/1.1\r\nHost: me@localhost".to_owned(),
+                true,
+            ),
+            (
+                "POST /event HTTP/1.1\r\nHost: localhost:http".to_owned(),
+                true,
+            ),
+            (format!("POST http://localhost:{port}/event HTTP/1.1"), true),
+            ("POST /event HTTP/1.0".to_owned(), false),
+            (
+                format!("POST /event HTTP/1.1\r\nHost: localhost:{port}"),
+                false,
+            ),
+            ("POST /event HTTP/1.1\r\nHost: [::1]".to_owned(), false),
+            (format!("POST /event HTTP/1.1\r\nHost: [::1]:{port}"), false),
+            ("POST /event HTTP/1.1\r\nHost: localhost:".to_owned(), false),
+        ];
+        let mut stored = 0;
+        for (head, refused) in cases {
+            let answer = ask(&server, &head);
+            if refused {
+                let status = answer.split(' ').nth(1);
+                assert_eq!(status, Some("400"), "{head:?}: {answer}");
+                assert!(answer.contains(r#""field":"host""#), "{head:?}: {answer}");
+            } else {
+                assert!(answer.contains(" 200 OK"), "{head:?}: {answer}");
+                stored += 1;
+            }
+        }
+        assert_eq!(
+            server.stats()["total"],
+            stored,
+            "the refused stored nothing"
+        );
+    }
+}
+
 /// A server on loopback answers requests for localhost or an IP address, not for another
 /// site's name: a web page reaching it through DNS rebinding names its own site in `Host`, and
 /// read every PR's findings and dismissed a block finding (a review's at 1cc79a4). Its reads

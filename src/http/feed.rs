@@ -588,8 +588,11 @@ async fn produce(state: AppState, after_seq: u64, types: FeedTypes, producer: Pr
     committed.borrow_and_update();
     let mut closing = feed.closing.subscribe();
     // The reconnection delay for EventSource clients, and first bytes that show the stream is
-    // live.
-    const RETRY: &[u8] = b"retry: 1000\n\n";
+    // live. Neither it nor a keep-alive ends a block (no blank line): a block holding a field but no
+    // `data:` is no event to EventSource, but httpx-sse hands it over as an empty message, and
+    // a consumer's `json.loads("")` then failed on every connection (a review's). So the
+    // `retry:` joins the first event's block, and comments go between events.
+    const RETRY: &[u8] = b"retry: 1000\n";
     loop {
         match producer.send(&state, RETRY.to_vec()).await {
             Offered::Taken => break,
@@ -661,7 +664,7 @@ async fn produce(state: AppState, after_seq: u64, types: FeedTypes, producer: Pr
                 break;
             }
             // With no room among the answers, a keep-alive is let go: the next one follows.
-            if let Offered::Ended = producer.send(&state, b": keep-alive\n\n".to_vec()).await {
+            if let Offered::Ended = producer.send(&state, b": keep-alive\n".to_vec()).await {
                 return;
             }
         }

@@ -745,18 +745,46 @@ fn serve_in_process_with(
     (runtime, base, state)
 }
 
+/// An idle stream sends keep-alive comments, and every block it ends with a blank line is an
+/// event with data: a block of fields alone (the opening `retry:`, once its own block) is no
+/// event to EventSource, but httpx-sse hands it over as an empty message, and a consumer that
+/// parsed each message's data failed on every connection (a review's). The `retry:` comes with
+/// the first event instead, and the keep-alive comments between events.
 #[test]
-fn an_idle_stream_sends_keep_alive_comments() {
+fn an_idle_stream_keeps_alive_and_every_block_it_ends_is_an_event() {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap());
     let feed = Feed::default().with_timing(Duration::from_millis(50), Duration::from_secs(10));
     let (_server, base) = serve_in_process(store, feed);
-    let mut stream = Sse::open(&feed_client(), &format!("{base}/feed"), None);
-    while !String::from_utf8_lossy(&stream.buf).contains(": keep-alive\n\n: keep-alive\n\n") {
+    let client = feed_client();
+    let mut stream = Sse::open(&client, &format!("{base}/feed"), None);
+    while !String::from_utf8_lossy(&stream.buf).contains(": keep-alive\n: keep-alive\n") {
         assert!(stream.fill(1 << 10) > 0, "the idle stream ended");
     }
     assert!(stream.take_events().is_empty(), "comments are not events");
+    let posted = client
+        .post(format!("{base}/event"))
+        .body(r#"{"source":"bot"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    while !stream.buf.ends_with(b"\n\n") {
+        assert!(stream.fill(1 << 10) > 0, "the stream ended");
+    }
+    let text = String::from_utf8(stream.buf.clone()).unwrap();
+    let blocks: Vec<&str> = text.split_terminator("\n\n").collect();
+    assert_eq!(blocks.len(), 1, "{text:?}");
+    let lines: Vec<&str> = blocks[0].lines().collect();
+    assert_eq!(lines[0], "retry: 1000", "{text:?}");
+    assert!(
+        lines[1..lines.len() - 3]
+            .iter()
+            .all(|l| *l == ": keep-alive"),
+        "{text:?}"
+    );
+    assert!(lines[lines.len() - 3..][0].starts_with("id: "), "{text:?}");
+    assert!(lines[lines.len() - 1].starts_with("data: {"), "{text:?}");
 }
 
 /// A store of 4,000 events of 8 KiB, 32 MiB: more than the socket buffers, hyper's and a

@@ -98,6 +98,8 @@ fn typescript_package_packs_installs_and_types_its_users() {
     assert_eq!(
         files,
         [
+            "package/LICENSE-APACHE",
+            "package/LICENSE-MIT",
             "package/README.md",
             "package/dist/index.d.ts",
             "package/dist/index.js",

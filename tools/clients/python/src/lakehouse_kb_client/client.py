@@ -50,7 +50,12 @@ ErrorKind = Literal["http", "network", "timeout", "bad_response", "bad_request"]
 Severity = str
 
 
-class PostedVerdict(TypedDict, total=False):
+# Each answer type is its keys every answer has (a base class) and those some have (the class
+# itself, total=False), so that a strict checker (pyright) lets `answer["seq"]` through and
+# asks for `.get` only where a key may be absent.
+
+
+class _PostedVerdictRequired(TypedDict):
     sig_hash: str
     # The verdict's PR as the server read it.
     pr_number: int
@@ -59,6 +64,9 @@ class PostedVerdict(TypedDict, total=False):
     # by an earlier attempt of this one (the client retries a write that timed out, with the
     # same key): stored once either way; outcome_seq and event_seq are then absent.
     duplicate: bool
+
+
+class PostedVerdict(_PostedVerdictRequired, total=False):
     outcome_seq: int
     event_seq: int
 
@@ -69,26 +77,40 @@ class _Replayed(TypedDict, total=False):
     duplicate: bool
 
 
-class PostedEvent(_Replayed):
+class _PostedEventRequired(TypedDict):
     ok: bool
     seq: int
 
 
-class PostedOutcome(_Replayed):
+class PostedEvent(_PostedEventRequired, _Replayed):
+    pass
+
+
+class _PostedOutcomeRequired(TypedDict):
     sig_hash: str
     seq: int
 
 
-class LineError(TypedDict, total=False):
+class PostedOutcome(_PostedOutcomeRequired, _Replayed):
+    pass
+
+
+class _LineErrorRequired(TypedDict):
     line: int
     error: str
+
+
+class LineError(_LineErrorRequired, total=False):
     field: str
 
 
-class BatchReport(TypedDict, total=False):
+class _BatchReportRequired(TypedDict):
     accepted: int
     duplicates: int
     rejected: List[LineError]
+
+
+class BatchReport(_BatchReportRequired, total=False):
     last_seq: int
 
 
@@ -208,41 +230,50 @@ class RememberedFinding(_RememberedDismissal):
     last_match: Literal["new", "exact", "similar"]
 
 
-class FindingsPage(TypedDict, total=False):
+class _FindingsPageRequired(TypedDict):
     pr_number: int
-    repo: str
     status: Literal["open", "resolved", "all"]
     latest_seq: Optional[int]  # None while the PR has no audit with findings
     count: int
     findings: List[RememberedFinding]
+
+
+class FindingsPage(_FindingsPageRequired, total=False):
+    repo: str
     next_cursor: str
 
 
-class Dismissal(TypedDict, total=False):
+class _DismissalRequired(TypedDict):
     id: int
-    repo: str  # absent in the default namespace
     scope: Literal["pr", "repo"]
     pr_number: Optional[int]
     fingerprint: str
-    check: str  # check, severity and summary: absent when the finding is not known
-    severity: Severity
-    summary: str
     reason: str
     by: str
     created_at: str
     revoked_at: Optional[str]
+
+
+class Dismissal(_DismissalRequired, total=False):
+    repo: str  # absent in the default namespace
+    check: str  # check, severity and summary: absent when the finding is not known
+    severity: Severity
+    summary: str
     match: JsonObject
     duplicate: bool
     revoked_now: bool
 
 
-class CheckedFinding(TypedDict, total=False):
+class _CheckedFindingRequired(TypedDict):
     check: str
     severity: Severity
     summary: str
     fingerprint: str
     status: Literal["new", "repeat", "reopened", "dismissed"]
     match: Optional[JsonObject]
+
+
+class CheckedFinding(_CheckedFindingRequired, total=False):
     times_raised: int
     first_seen: SeenAt
     last_seen: SeenAt
@@ -251,25 +282,34 @@ class CheckedFinding(TypedDict, total=False):
     resembled_dismissal: Dismissal
 
 
-class FindingsCheck(TypedDict, total=False):
+class _FindingsCheckRequired(TypedDict):
     pr_number: int
-    repo: str
     head_sha: str
     counts: Dict[str, int]
     findings: List[CheckedFinding]
 
 
-class DismissalsPage(TypedDict, total=False):
-    repo: str  # absent in the default namespace
+class FindingsCheck(_FindingsCheckRequired, total=False):
+    repo: str
+
+
+class _DismissalsPageRequired(TypedDict):
     pr_number: Optional[int]
     count: int
     dismissals: List[Dismissal]
+
+
+class DismissalsPage(_DismissalsPageRequired, total=False):
+    repo: str  # absent in the default namespace
     next_cursor: str
 
 
-class SigPage(TypedDict, total=False):
+class _SigPageRequired(TypedDict):
     sig_hash: str
     records: List[JsonObject]
+
+
+class SigPage(_SigPageRequired, total=False):
     next_after_seq: int
 
 
@@ -280,8 +320,11 @@ class EventItem(TypedDict, total=False):
     source_original: str
 
 
-class EventsPage(TypedDict, total=False):
+class _EventsPageRequired(TypedDict):
     events: List[EventItem]
+
+
+class EventsPage(_EventsPageRequired, total=False):
     next_before_seq: int
 
 

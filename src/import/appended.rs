@@ -174,14 +174,13 @@ impl VerdictFiles {
         };
         let holds = super::verdicts::identity_of(&verdict);
         self.read.insert(path, Some(holds));
-        // The same audit, and in the row's namespace: a file naming a repository the row does
-        // not would put the verdict apart from its row (its PR's history in one namespace, the
-        // row in another; a review's).
-        // (The namespace the row goes into: a `repo` that is not a valid name is none.)
-        let row_repo = crate::model::Repo::of_legacy_warning(head.repo.as_deref(), |_| {});
-        if holds != audit || verdict.repo != row_repo {
+        if holds != audit {
             return None;
         }
+        // In the row's namespace (`verdicts::in_row_namespace`). (The namespace the row goes
+        // into: a `repo` that is not a valid name is none.)
+        let row_repo = crate::model::Repo::of_legacy_warning(head.repo.as_deref(), |_| {});
+        let verdict = super::verdicts::in_row_namespace(verdict, &row_repo)?;
         self.given.insert(audit);
         Some(verdict)
     }

@@ -373,16 +373,14 @@ fn audit_verdict(
     if let Some(file_text) = file_text
         && let Ok((verdict, _)) = Verdict::parse_history(&file_text)
     {
-        // In the row's namespace: a file naming a repository its row does not would put the
-        // verdict apart from its row (the PR's history in one namespace, the row in another),
-        // as the take-in would not (`appended.rs`).
-        if verdict.repo == *row_repo {
+        // In the row's namespace, as the take-in does (`appended.rs`).
+        let named = verdict.repo.name().unwrap_or("").to_owned();
+        if let Some(verdict) = verdicts::in_row_namespace(verdict, row_repo) {
             return Ok((verdict, PutKind::VerdictFromFile, None));
         }
         note = Some(format!(
-            "its verdict file names the repository {:?} and the row {:?}: the verdict is made \
-             from the row, in the row's namespace",
-            verdict.repo.name().unwrap_or(""),
+            "its verdict file names the repository {named:?} and the row {:?}: the verdict is \
+             made from the row, in the row's namespace",
             row_repo.name().unwrap_or("")
         ));
     }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::jsjson::ObjectWriter;
 use crate::model::verdict::whole_number;
-use crate::model::{FieldError, Verdict};
+use crate::model::{FieldError, Repo, Verdict};
 
 use super::lines::RowHead;
 
@@ -37,6 +37,24 @@ impl Identity {
 
 pub(super) fn identity_of(v: &Verdict) -> Identity {
     Identity::of(v.pr_number, &v.head_sha, &v.audited_at)
+}
+
+/// A verdict file's verdict in the namespace of its audit row, `row_repo`; `None` when the
+/// file names another repository (the verdict apart from its row would put the PR's history
+/// in one namespace and the row in another: a review's). A file naming none goes with its
+/// row: an auditor that posts with the client's `repo` option (the client adds `repo` to the
+/// body it sends) and keeps writing its verdict files as before writes files without one, and
+/// its exported rows carry the repository (a review found every claim and finding of such a
+/// round trip lost, the verdicts made from the rows).
+pub(super) fn in_row_namespace(mut verdict: Verdict, row_repo: &Repo) -> Option<Verdict> {
+    if verdict.repo == *row_repo {
+        return Some(verdict);
+    }
+    if !verdict.repo.is_default() {
+        return None;
+    }
+    verdict.repo = row_repo.clone();
+    Some(verdict)
 }
 
 /// The identity an audit row claims, when its fields have the right types.

@@ -825,6 +825,44 @@ fn a_verdict_file_naming_another_repository_than_its_row_gives_the_rows_verdict(
         (1, 0),
         "{report:?}"
     );
+
+    // A file naming none goes with a row naming one: an auditor posting with the client's
+    // `repo` option writes its files as before, without one, and the exported rows carry the
+    // repository (a review found every claim and finding of that round trip lost).
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    write(
+        &legacy,
+        "_auditor/verdicts/6-7fe47bab0c9d.json",
+        file.as_bytes(),
+    );
+    let row = row.replace(&long, "profit/lakehouse");
+    write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
+    let mut store = open_store(dir.path());
+    let report = import_lib(&store, &legacy, false).unwrap();
+    assert_eq!(
+        (
+            report.verdicts.from_file,
+            report.verdicts.from_row,
+            report.n_warnings
+        ),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    let stored = store.pr_verdicts(&named, 6).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].value.raw_json, file,
+        "the file's verdict, claims and all"
+    );
+    assert!(
+        store
+            .pr_verdicts(&Default::default(), 6)
+            .unwrap()
+            .is_empty()
+    );
+    let check = store.check().unwrap();
+    assert!(check.passed(), "{check:?}");
 }
 
 /// An audit row the database holds without its verdict (posted to `POST /outcomes`, which

@@ -181,7 +181,8 @@ fn a_file_with_a_line_that_is_not_a_row_is_cut_only_between_whole_lines() {
 /// At 3457f34 its verdict was made from the row alone, without claims or findings, and no
 /// command could mend it (the import found it stored already): neighbours and the findings
 /// memory never saw the audit (a review's). A file of another audit of the head (a re-audit
-/// overwrote it) is not taken for this one's.
+/// overwrote it) is not taken for this one's. A file naming no repository goes with its row's
+/// (the client's `repo` option names it in the body and the row, not in the auditor's file).
 #[test]
 fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
     let server = InProcessServer::start_with(&["--export-interval", "0"]);
@@ -193,7 +194,7 @@ fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
     export();
     let verdicts = server.data.join("_auditor/verdicts");
     std::fs::create_dir_all(&verdicts).unwrap();
-    let audit = |pr: u64, at: &str, file_at: &str, repo: Option<&str>| {
+    let audit = |pr: u64, at: &str, file_at: &str, repo: Option<&str>, row_repo: Option<&str>| {
         let head = format!("{pr:04}abcdef0123456789abcdef0123456789abcd");
         let mut verdict = serde_json::json!({
             "pr_number": pr, "head_sha": head, "overall": "request_changes",
@@ -211,8 +212,9 @@ fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
             serde_json::to_string_pretty(&verdict).unwrap(),
         )
         .unwrap();
+        let named = row_repo.map_or(String::new(), |r| format!(r#","repo":"{r}""#));
         let row = format!(
-            r#"{{"kind":"audit","sig_hash":"pr{pr}-{}","audited_at":"{at}","pr_number":{pr},"head_sha":"{head}","overall":"request_changes","one_liner":"retry path untested","ok_events":0,"total_events":1,"findings":{{"block":0,"warn":1,"info":0}},"elapsed_secs":1}}"#,
+            r#"{{"kind":"audit","sig_hash":"pr{pr}-{}","audited_at":"{at}","pr_number":{pr},"head_sha":"{head}","overall":"request_changes","one_liner":"retry path untested","ok_events":0,"total_events":1,"findings":{{"block":0,"warn":1,"info":0}},"elapsed_secs":1{named}}}"#,
             &head[..8]
         );
         append_to(&path, format!("{row}\n").as_bytes());
@@ -222,6 +224,7 @@ fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
         "2026-06-10T00:00:00.000Z",
         "2026-06-10T00:00:00.000Z",
         None,
+        None,
     );
     // PR 43's file is of a later audit of the head than its row.
     audit(
@@ -229,12 +232,22 @@ fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
         "2026-06-10T00:00:00.000Z",
         "2026-06-11T00:00:00.000Z",
         None,
+        None,
     );
     // PR 44's names a repository its row does not: the verdict stays beside its row.
     audit(
         44,
         "2026-06-10T00:00:00.000Z",
         "2026-06-10T00:00:00.000Z",
+        Some("gitea:team/app"),
+        None,
+    );
+    // PR 45's names none, and its row one: the verdict is the file's, in the row's repository.
+    audit(
+        45,
+        "2026-06-10T00:00:00.000Z",
+        "2026-06-10T00:00:00.000Z",
+        None,
         Some("gitea:team/app"),
     );
     export();
@@ -267,6 +280,13 @@ fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
     assert_eq!(history.json["count"], 1, "{}", history.text);
     let history = server.get("/prs/44/history");
     assert_eq!(history.json["count"], 1, "{}", history.text);
+    let findings = server.get("/prs/45/findings?repo=gitea%3Ateam%2Fapp");
+    assert_eq!(
+        findings.json["findings"][0]["summary"], "no test covers the S3 upload retry path",
+        "{}",
+        findings.text
+    );
+    assert_eq!(server.get("/prs/45/history").json["count"], 0);
 }
 
 /// A row appended after NUL bytes (the zero-filled tail a crash left in the file, which a

@@ -758,8 +758,17 @@ fn a_verdict_file_with_more_claims_than_a_request_may_carry_is_kept_whole() {
 /// audits".
 #[test]
 fn a_verdict_file_naming_another_repository_than_its_row_gives_the_rows_verdict() {
-    let dir = tempfile::tempdir().unwrap();
-    let legacy = dir.path().join("legacy");
+    // Imports the verdict file `file` and its KB row `row` into a fresh database.
+    let import = |file: &str, row: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("legacy");
+        let name = "_auditor/verdicts/6-7fe47bab0c9d.json";
+        write(&legacy, name, file.as_bytes());
+        write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
+        let store = open_store(dir.path());
+        let report = import_lib(&store, &legacy, false).unwrap();
+        (dir, store, report)
+    };
     let file = serde_json::json!({
         "pr_number": 6,
         "head_sha": "7fe47bab0c9d7fe47bab0c9d7fe47bab0c9d7fe4",
@@ -771,17 +780,9 @@ fn a_verdict_file_naming_another_repository_than_its_row_gives_the_rows_verdict(
         "metrics": {"findings_block": 1, "findings_warn": 0, "findings_info": 0},
     })
     .to_string();
-    write(
-        &legacy,
-        "_auditor/verdicts/6-7fe47bab0c9d.json",
-        file.as_bytes(),
-    );
     // The row the legacy auditor wrote for it: no repo.
     let row = r#"{"kind":"audit","sig_hash":"pr6-7fe47bab","audited_at":"2026-04-22T17:20:00.000Z","pr_number":6,"head_sha":"7fe47bab0c9d7fe47bab0c9d7fe47bab0c9d7fe4","overall":"block","one_liner":"x","ok_events":0,"total_events":1,"findings":{"block":1,"warn":0,"info":0},"elapsed_secs":0}"#;
-    write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
-
-    let mut store = open_store(dir.path());
-    let report = import_lib(&store, &legacy, false).unwrap();
+    let (_dir, mut store, report) = import(&file, row);
     assert_eq!(
         (report.verdicts.from_file, report.verdicts.from_row),
         (0, 1),
@@ -803,23 +804,14 @@ fn a_verdict_file_naming_another_repository_than_its_row_gives_the_rows_verdict(
     // A row whose `repo` is not a valid name is in the default namespace, and so is a file
     // naming none: the same namespace, the file's verdict (a review found it made from the
     // row, its claims lost, when the row's raw `repo` was compared).
-    let dir = tempfile::tempdir().unwrap();
-    let legacy = dir.path().join("legacy");
     let file = file.replace(r#","repo":"profit/lakehouse""#, "");
     assert!(!file.contains("repo"), "{file}");
-    write(
-        &legacy,
-        "_auditor/verdicts/6-7fe47bab0c9d.json",
-        file.as_bytes(),
-    );
     let long = "r".repeat(201);
     let row = row.replace(
         r#""elapsed_secs":0}"#,
         &format!(r#""elapsed_secs":0,"repo":"{long}"}}"#),
     );
-    write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
-    let store = open_store(dir.path());
-    let report = import_lib(&store, &legacy, false).unwrap();
+    let (_dir, _, report) = import(&file, &row);
     assert_eq!(
         (report.verdicts.from_file, report.verdicts.from_row),
         (1, 0),
@@ -829,17 +821,8 @@ fn a_verdict_file_naming_another_repository_than_its_row_gives_the_rows_verdict(
     // A file naming none goes with a row naming one: an auditor posting with the client's
     // `repo` option writes its files as before, without one, and the exported rows carry the
     // repository (a review found every claim and finding of that round trip lost).
-    let dir = tempfile::tempdir().unwrap();
-    let legacy = dir.path().join("legacy");
-    write(
-        &legacy,
-        "_auditor/verdicts/6-7fe47bab0c9d.json",
-        file.as_bytes(),
-    );
     let row = row.replace(&long, "profit/lakehouse");
-    write(&legacy, "_kb/outcomes.jsonl", format!("{row}\n").as_bytes());
-    let mut store = open_store(dir.path());
-    let report = import_lib(&store, &legacy, false).unwrap();
+    let (_dir, mut store, report) = import(&file, &row);
     assert_eq!(
         (
             report.verdicts.from_file,

@@ -265,6 +265,10 @@ pub async fn get(
         let value = HeaderValue::from_str(&history_hex(id)).expect("hex digits");
         answer.headers_mut().insert(HISTORY_HEADER, value);
     }
+    // The answer's form (a stream or a page) follows `Accept`.
+    answer
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
     Ok(answer)
 }
 

@@ -503,11 +503,7 @@ fn every_route_answers_with_json() {
     let server = InProcessServer::start();
     let mut walked = 0;
     for route in lakehouse_kb::http::routes() {
-        let path = route
-            .path
-            .replace("{pr_number}", "1")
-            .replace("{sig_hash}", "abc")
-            .replace("{id}", "1");
+        let path = sample_path(route.path);
         let name = format!("{} {}", route.method, route.path);
         let answer = match route.method.as_str() {
             "GET" if path == "/feed" => server.get("/feed?wait=0"),
@@ -548,6 +544,86 @@ fn every_route_answers_with_json() {
         }
     }
     assert_eq!(walked, lakehouse_kb::http::routes().len());
+}
+
+/// `path`, a route's, with a value for each of its parameters.
+fn sample_path(path: &str) -> String {
+    path.replace("{pr_number}", "1")
+        .replace("{sig_hash}", "abc")
+        .replace("{id}", "1")
+}
+
+/// Every answer says `Cache-Control: no-store` (the feed: `no-cache` and `Vary: accept`, its
+/// form following `Accept`), errors included: with none, a stock Varnish in front kept a
+/// revoked dismissal listed and `/healthz` at `ok` for its default 120 s (a review's). A
+/// path without a route is a 404 whose `HEAD` length is its `GET`'s (it named the method).
+#[test]
+fn every_answer_says_caches_must_not_store_it() {
+    let server = InProcessServer::start();
+    let client = server.client();
+    let header = |response: &reqwest::blocking::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    for route in lakehouse_kb::http::routes() {
+        let path = sample_path(route.path);
+        let url = server.url(if path == "/feed" {
+            "/feed?wait=0"
+        } else {
+            &path
+        });
+        let response = match route.method.as_str() {
+            "GET" => client.get(url),
+            "POST" => client
+                .post(url)
+                .header("content-type", "application/json")
+                .body("{}"),
+            "DELETE" => client.delete(url),
+            other => panic!("no request for method {other} here"),
+        }
+        .send()
+        .unwrap();
+        let name = format!("{} {} ({})", route.method, route.path, response.status());
+        if path == "/feed" {
+            assert_eq!(
+                header(&response, "cache-control").as_deref(),
+                Some("no-cache"),
+                "{name}"
+            );
+            assert_eq!(
+                header(&response, "vary").as_deref(),
+                Some("accept"),
+                "{name}"
+            );
+        } else {
+            assert_eq!(
+                header(&response, "cache-control").as_deref(),
+                Some("no-store"),
+                "{name}"
+            );
+        }
+    }
+    let misdirected = client
+        .get(server.url("/stats"))
+        .header("host", "attacker.example")
+        .send()
+        .unwrap();
+    assert_eq!(misdirected.status(), 421);
+    assert_eq!(
+        header(&misdirected, "cache-control").as_deref(),
+        Some("no-store")
+    );
+
+    let got = client.get(server.url("/nowhere")).send().unwrap();
+    assert_eq!(got.status(), 404);
+    assert_eq!(header(&got, "cache-control").as_deref(), Some("no-store"));
+    let headed = client.head(server.url("/nowhere")).send().unwrap();
+    assert_eq!(
+        header(&headed, "content-length"),
+        Some(got.text().unwrap().len().to_string())
+    );
 }
 
 /// Found by a hostile client at f3eedc8: `?repo=%ff` was the repository "\u{fffd}" while

@@ -286,6 +286,11 @@ fn an_audit_taken_in_gets_its_verdict_files_claims_and_findings() {
         "{}",
         findings.text
     );
+    // What the feed and `/sig` serve of it names its repository, as a posted verdict does.
+    let sig = server.get("/sig/pr45-0045abcd?repo=gitea%3Ateam%2Fapp");
+    let records = sig.json["records"].as_array().unwrap();
+    let verdict = records.iter().find(|r| r["type"] == "verdict").unwrap();
+    assert_eq!(verdict["verdict"]["repo"], "gitea:team/app", "{}", sig.text);
     assert_eq!(server.get("/prs/45/history").json["count"], 0);
 }
 

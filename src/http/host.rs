@@ -34,6 +34,20 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     if let Err(e) = well_formed(&request) {
         return e.into_response();
     }
+    allowed(&state, request, next).await
+}
+
+/// RFC 9112's rule alone ([`well_formed`]), for the router that answers while the database
+/// opens (it has no configuration to read the allowed names from).
+pub async fn well_formed_guard(request: Request, next: Next) -> Response {
+    match well_formed(&request) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The loopback guard: a `Host` a loopback-only server answers, else a 421.
+async fn allowed(state: &AppState, request: Request, next: Next) -> Response {
     let named = match request.uri().authority() {
         Some(authority) => Some(authority.host().as_bytes()),
         None => request.headers().get(header::HOST).map(|h| h.as_bytes()),
@@ -77,14 +91,15 @@ fn well_formed(request: &Request) -> Result<(), ApiError> {
 }
 
 /// `host [ ":" port ]` (RFC 9110, 7.2), which the `http` crate's authority is but for a user
-/// part (`me@host`) and a port that is not a number (`host:http`), which it lets through.
+/// part (`me@host`) and a port that is not digits (`host:http`, `host:+80`), which it lets
+/// through.
 fn is_host_and_port(authority: &Authority) -> bool {
     let rest = &authority.as_str()[authority.host().len()..];
+    let is_port = |port: &str| {
+        port.bytes().all(|b| b.is_ascii_digit()) && (port.is_empty() || port.parse::<u16>().is_ok())
+    };
     !authority.as_str().contains('@')
-        && (rest.is_empty()
-            || rest
-                .strip_prefix(':')
-                .is_some_and(|port| port.is_empty() || port.parse::<u16>().is_ok()))
+        && (rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port))
 }
 
 /// The host of a `Host` value, without its port or a final dot: `[::1]:3800` is `::1`.

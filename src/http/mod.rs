@@ -419,7 +419,7 @@ async fn not_found(request: Request) -> ApiError {
 /// said otherwise (the feed's `no-cache`). Without it a shared cache in front (Varnish's
 /// defaults) kept a revoked dismissal listed, and `/healthz` at `ok` while the store failed
 /// (a review's).
-async fn no_store(mut response: Response) -> Response {
+pub(crate) async fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .entry(header::CACHE_CONTROL)

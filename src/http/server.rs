@@ -130,10 +130,14 @@ pub fn recovering_router(recovery: Recovery) -> Router {
             retry_after_secs: 2,
         }
     }
+    // As the application's: RFC 9112's Host rule (not the loopback guard, which reads the
+    // configuration), and no answer stored by a cache.
     Router::new()
         .route("/healthz", get(healthz))
         .fallback(busy)
+        .layer(axum::middleware::from_fn(super::host::well_formed_guard))
         .layer(axum::middleware::from_fn(observe::observe_unmetered))
+        .layer(axum::middleware::map_response(super::no_store))
         .with_state(recovery)
 }
 

@@ -206,6 +206,9 @@ fn healthz_says_recovering_until_the_database_can_be_opened() {
         health.text
     );
     assert_eq!(health.retry_after.as_deref(), Some("2"));
+    // Not to be kept by a cache, as every answer of the application.
+    let raw = server.client().get(server.url("/healthz")).send().unwrap();
+    assert_eq!(raw.headers()["cache-control"], "no-store");
     let write = server.post_json("/event", "{}");
     assert_eq!(
         (write.status, write.retry_after.as_deref()),

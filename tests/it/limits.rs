@@ -1396,6 +1396,10 @@ fn a_request_without_one_good_host_is_a_400() {
                 "POST /event HTTP/1.1\r\nHost: localhost:http".to_owned(),
                 true,
             ),
+            (
+                "POST /event HTTP/1.1\r\nHost: 127.0.0.1:+80".to_owned(),
+                true,
+            ),
             (format!("POST http://localhost:{port}/event HTTP/1.1"), true),
             ("POST /event HTTP/1.0".to_owned(), false),
             (

@@ -1111,13 +1111,18 @@ export class KbClient {
  */
 /** The marker a list answer holds in place of a record alone over the server's --max-response. */
 export interface Omitted {
-  seq: number;
+  /** Every marker's but a dismissal's. */
+  seq?: number;
+  /** A dismissal's. */
+  id?: number;
   /** The record's size as it would have been sent. */
   omitted_bytes: number;
   /** In `/sig`'s records. */
   type?: string;
   /** In neighbours and PR history. */
   sig_hash?: string;
+  /** In a findings page. */
+  fingerprint?: string;
 }
 
 /**

@@ -424,19 +424,22 @@ _JS_SPACE_RUN = re.compile("[\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\
 
 
 class _OmittedRequired(TypedDict):
-    seq: int
     omitted_bytes: int  # the item's size as it would have been sent
 
 
 class Omitted(_OmittedRequired, total=False):
+    seq: int  # every marker's but a dismissal's
+    id: int  # a dismissal's
     type: str  # in /sig's records
     sig_hash: str  # in neighbours and PR history
+    fingerprint: str  # in a findings page
 
 
 def is_omitted(item: Mapping[str, object]) -> "TypeGuard[Omitted]":
     """Whether an item of a list answer (sig records, events, neighbours, PR history,
-    findings) is the marker a record alone over the server's --max-response becomes:
-    {"seq", "omitted_bytes"}. Only such a record does; raising --max-response serves it."""
+    findings, dismissals) is the marker a record alone over the server's --max-response
+    becomes: {"seq", "omitted_bytes"} ({"id", "omitted_bytes"} for a dismissal). Only such a
+    record does; raising --max-response serves it."""
     return "omitted_bytes" in item
 
 
@@ -657,7 +660,7 @@ class KbClient:
                 if is_omitted(finding):
                     # One finding alone is over the server's --max-response: a marker took its place.
                     raise KbError(
-                        f"a finding of PR {pr_number} (seq {finding['seq']}) is {finding['omitted_bytes']} bytes, "
+                        f"a finding of PR {pr_number} (seq {finding.get('seq')}) is {finding['omitted_bytes']} bytes, "
                         "more than the server's --max-response: raise it to list them",
                         "bad_response",
                         200,

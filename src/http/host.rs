@@ -18,7 +18,6 @@
 use std::net::IpAddr;
 
 use axum::extract::{Request, State};
-use axum::http::uri::Authority;
 use axum::http::{Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -83,23 +82,50 @@ fn well_formed(request: &Request) -> Result<(), ApiError> {
         }
         (None, _) => Ok(()),
         (Some(_), Some(_)) => refused("Host given twice"),
-        (Some(host), None) => match Authority::try_from(host.as_bytes()) {
-            Ok(authority) if is_host_and_port(&authority) => Ok(()),
-            _ => refused("Host must be a host name or address, with an optional port"),
-        },
+        (Some(host), None) if is_host_and_port(host.as_bytes()) => Ok(()),
+        (Some(_), None) => refused("Host must be a host name or address, with an optional port"),
     }
 }
 
-/// `host [ ":" port ]` (RFC 9110, 7.2), which the `http` crate's authority is but for a user
-/// part (`me@host`) and a port that is not digits (`host:http`, `host:+80`), which it lets
-/// through.
-fn is_host_and_port(authority: &Authority) -> bool {
-    let rest = &authority.as_str()[authority.host().len()..];
-    let is_port = |port: &str| {
-        port.bytes().all(|b| b.is_ascii_digit()) && (port.is_empty() || port.parse::<u16>().is_ok())
+/// `host [ ":" port ]` (RFC 9110, 7.2; RFC 3986, 3.2.2): an IP literal in brackets (`[::1]`),
+/// or a name or IPv4 address of letters, digits, `-._~` and percent-escapes; then, maybe, a
+/// `:` and a port of digits only, at most 65535 (`host:http`, `host:+80` are not ports), or
+/// none. No user part (`me@host`), and nothing a name never holds (the RFC's sub-delimiters,
+/// `,;=` and the like, name no host any client sends). Read in place, on every request.
+fn is_host_and_port(value: &[u8]) -> bool {
+    let (host, rest) = match value.strip_prefix(b"[") {
+        Some(literal) => match literal.iter().position(|&b| b == b']') {
+            Some(end) if end > 0 => {
+                let address = &literal[..end];
+                if !address
+                    .iter()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+                {
+                    return false;
+                }
+                (&value[..end + 2], &literal[end + 1..])
+            }
+            _ => return false,
+        },
+        None => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            let name = &value[..end];
+            if !name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%'))
+            {
+                return false;
+            }
+            (name, &value[end..])
+        }
     };
-    !authority.as_str().contains('@')
-        && (rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port))
+    let port_ok = |port: &[u8]| {
+        port.len() <= 5
+            && port.iter().all(u8::is_ascii_digit)
+            && (port.is_empty()
+                || std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok()))
+    };
+    !host.is_empty() && (rest.is_empty() || rest.strip_prefix(b":").is_some_and(port_ok))
 }
 
 /// The host of a `Host` value, without its port or a final dot: `[::1]:3800` is `::1`.
@@ -137,6 +163,49 @@ pub fn allowed_name(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_and_port_is_told_from_other_values() {
+        let good = [
+            "localhost",
+            "localhost:3800",
+            "localhost:",
+            "LocalHost.:80",
+            "127.0.0.1:0",
+            "127.0.0.1:65535",
+            "[::1]",
+            "[::1]:3800",
+            "[::ffff:127.0.0.1]:80",
+            "kb-1.example_x~y.org",
+            "xn--bcher-kva.example",
+            "caf%C3%A9.example",
+        ];
+        for value in good {
+            assert!(is_host_and_port(value.as_bytes()), "{value}");
+        }
+        let bad = [
+            "",
+            ":80",
+            "local host",
+            "a,b",
+            "me@localhost",
+            "localhost:http",
+            "127.0.0.1:+80",
+            "127.0.0.1:65536",
+            "127.0.0.1:000080",
+            "localhost:80:81",
+            "localhost/x",
+            "b\u{fc}cher.example",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "[::1]:http",
+            "[fe80::1%25eth0]",
+        ];
+        for value in bad {
+            assert!(!is_host_and_port(value.as_bytes()), "{value}");
+        }
+    }
 
     #[test]
     fn local_hosts_are_told_from_others() {

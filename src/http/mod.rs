@@ -36,9 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::Method;
 use axum::middleware;
-use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Extension, Router};
 use tokio::sync::Semaphore;
@@ -405,7 +404,6 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             observe::observe,
         ))
-        .layer(middleware::map_response(no_store))
         .with_state(state)
 }
 
@@ -413,18 +411,6 @@ pub fn app(state: AppState) -> Router {
 /// and a path without a route has none for any method.
 async fn not_found(request: Request) -> ApiError {
     ApiError::NotFound(format!("no route for {}", request.uri().path()))
-}
-
-/// Every answer is of the database as it is now: `Cache-Control: no-store` unless the route
-/// said otherwise (the feed's `no-cache`). Without it a shared cache in front (Varnish's
-/// defaults) kept a revoked dismissal listed, and `/healthz` at `ok` while the store failed
-/// (a review's).
-pub(crate) async fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    response
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -1,5 +1,6 @@
 //! What every request leaves behind: a request id (the client's `x-request-id` when it is sane,
-//! else one made here, returned in the response either way), a span carrying it with the method,
+//! else one made here, returned in the response either way), `Cache-Control: no-store` on its
+//! answer unless the route said otherwise, a span carrying it with the method,
 //! matched route and peer (so every line logged while the request runs says which request it
 //! was for), one info line when it is answered, and its metrics. Also the sampler that keeps a
 //! flood of shed requests to one warning a second per kind.
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -86,7 +87,14 @@ async fn observed(mut request: Request, next: Next) -> Answered {
     );
     let mut response = next.run(request).instrument(span).await;
     let elapsed = start.elapsed();
-    response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+    let headers = response.headers_mut();
+    headers.insert(X_REQUEST_ID.clone(), id);
+    // Every answer is of the database as it is now (the feed says `no-cache` itself). Without
+    // it a shared cache in front (Varnish's defaults) kept a revoked dismissal listed, and
+    // `/healthz` at `ok` while the store failed (a review's).
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     tracing::info!(
         method = %method,
         path = %path,

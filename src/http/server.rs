@@ -131,13 +131,12 @@ pub fn recovering_router(recovery: Recovery) -> Router {
         }
     }
     // As the application's: RFC 9112's Host rule (not the loopback guard, which reads the
-    // configuration), and no answer stored by a cache.
+    // configuration).
     Router::new()
         .route("/healthz", get(healthz))
         .fallback(busy)
         .layer(axum::middleware::from_fn(super::host::well_formed_guard))
         .layer(axum::middleware::from_fn(observe::observe_unmetered))
-        .layer(axum::middleware::map_response(super::no_store))
         .with_state(recovery)
 }
 

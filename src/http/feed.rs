@@ -592,10 +592,10 @@ async fn produce(state: AppState, after_seq: u64, types: FeedTypes, producer: Pr
     committed.borrow_and_update();
     let mut closing = feed.closing.subscribe();
     // The reconnection delay for EventSource clients, and first bytes that show the stream is
-    // live. Neither it nor a keep-alive ends a block (no blank line): a block holding a field but no
-    // `data:` is no event to EventSource, but httpx-sse hands it over as an empty message, and
-    // a consumer's `json.loads("")` then failed on every connection (a review's). So the
-    // `retry:` joins the first event's block, and comments go between events.
+    // live. Neither it nor a keep-alive ends a block (no blank line): a block holding a field
+    // but no `data:` is no event to EventSource, but httpx-sse hands it over as an empty
+    // message, and a consumer's `json.loads("")` then failed on every connection (a review's).
+    // So the `retry:` joins the first event's block, and comments go between events.
     const RETRY: &[u8] = b"retry: 1000\n";
     loop {
         match producer.send(&state, RETRY.to_vec()).await {

@@ -93,39 +93,33 @@ fn well_formed(request: &Request) -> Result<(), ApiError> {
 /// none. No user part (`me@host`), and nothing a name never holds (the RFC's sub-delimiters,
 /// `,;=` and the like, name no host any client sends). Read in place, on every request.
 fn is_host_and_port(value: &[u8]) -> bool {
-    let (host, rest) = match value.strip_prefix(b"[") {
+    // The host, checked, and what follows it.
+    let (host_ok, rest) = match value.strip_prefix(b"[") {
         Some(literal) => match literal.iter().position(|&b| b == b']') {
-            Some(end) if end > 0 => {
-                let address = &literal[..end];
-                if !address
-                    .iter()
-                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
-                {
-                    return false;
-                }
-                (&value[..end + 2], &literal[end + 1..])
-            }
-            _ => return false,
+            Some(end) => (
+                end > 0
+                    && literal[..end]
+                        .iter()
+                        .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.')),
+                &literal[end + 1..],
+            ),
+            None => (false, &[][..]),
         },
         None => {
             let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
             let name = &value[..end];
-            if !name
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%'))
-            {
-                return false;
-            }
-            (name, &value[end..])
+            let name_ok = name.iter().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%')
+            });
+            (end > 0 && name_ok, &value[end..])
         }
     };
     let port_ok = |port: &[u8]| {
         port.len() <= 5
             && port.iter().all(u8::is_ascii_digit)
-            && (port.is_empty()
-                || std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok()))
+            && port.iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0')) <= u32::from(u16::MAX)
     };
-    !host.is_empty() && (rest.is_empty() || rest.strip_prefix(b":").is_some_and(port_ok))
+    host_ok && (rest.is_empty() || rest.strip_prefix(b":").is_some_and(port_ok))
 }
 
 /// The host of a `Host` value, without its port or a final dot: `[::1]:3800` is `::1`.

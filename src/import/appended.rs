@@ -155,7 +155,7 @@ impl VerdictFiles {
             return None;
         }
         self.reads += 1;
-        let verdict = match super::verdicts::read_file(&path, super::DEFAULT_MAX_LINE_BYTES) {
+        let mut verdict = match super::verdicts::read_file(&path, super::DEFAULT_MAX_LINE_BYTES) {
             Ok((verdict, _)) => verdict,
             Err(super::verdicts::FileProblem::Io(e))
                 if e.kind() == std::io::ErrorKind::NotFound =>
@@ -180,7 +180,9 @@ impl VerdictFiles {
         // In the row's namespace (`verdicts::in_row_namespace`). (The namespace the row goes
         // into: a `repo` that is not a valid name is none.)
         let row_repo = crate::model::Repo::of_legacy_warning(head.repo.as_deref(), |_| {});
-        let verdict = super::verdicts::in_row_namespace(verdict, &row_repo)?;
+        if !super::verdicts::in_row_namespace(&mut verdict, &row_repo) {
+            return None;
+        }
         self.given.insert(audit);
         Some(verdict)
     }

@@ -371,16 +371,16 @@ fn audit_verdict(
 ) -> Result<(Verdict, PutKind, Option<String>), String> {
     let mut note = None;
     if let Some(file_text) = file_text
-        && let Ok((verdict, _)) = Verdict::parse_history(&file_text)
+        && let Ok((mut verdict, _)) = Verdict::parse_history(&file_text)
     {
         // In the row's namespace, as the take-in does (`appended.rs`).
-        let named = verdict.repo.name().unwrap_or("").to_owned();
-        if let Some(verdict) = verdicts::in_row_namespace(verdict, row_repo) {
+        if verdicts::in_row_namespace(&mut verdict, row_repo) {
             return Ok((verdict, PutKind::VerdictFromFile, None));
         }
         note = Some(format!(
-            "its verdict file names the repository {named:?} and the row {:?}: the verdict is \
+            "its verdict file names the repository {:?} and the row {:?}: the verdict is \
              made from the row, in the row's namespace",
+            verdict.repo.name().unwrap_or(""),
             row_repo.name().unwrap_or("")
         ));
     }

@@ -39,8 +39,8 @@ pub(super) fn identity_of(v: &Verdict) -> Identity {
     Identity::of(v.pr_number, &v.head_sha, &v.audited_at)
 }
 
-/// A verdict file's verdict in the namespace of its audit row, `row_repo`; `None` when the
-/// file names another repository (the verdict apart from its row would put the PR's history
+/// Puts a verdict file's verdict in the namespace of its audit row, `row_repo`; false, the
+/// verdict as it was, when the file names another repository (the verdict apart from its row would put the PR's history
 /// in one namespace and the row in another: a review's). A file without a `repo` goes with
 /// its row: an auditor that posts with the client's `repo` option (the client adds `repo` to
 /// the body it sends) and keeps writing its verdict files as before writes files without one,
@@ -48,24 +48,31 @@ pub(super) fn identity_of(v: &Verdict) -> Identity {
 /// a round trip lost, the verdicts made from the rows). Its JSON then gains the row's `repo`,
 /// last, as the client's body has it: what the feed and `/sig` serve names the repository
 /// (a review found it served without one, in a repository of its own).
-pub(super) fn in_row_namespace(verdict: Verdict, row_repo: &Repo) -> Option<Verdict> {
+pub(super) fn in_row_namespace(verdict: &mut Verdict, row_repo: &Repo) -> bool {
     if verdict.repo == *row_repo {
-        return Some(verdict);
+        return true;
     }
-    let name = row_repo.name()?;
+    match with_repo(verdict, row_repo) {
+        Some(named) => {
+            *verdict = named;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `verdict` read again from its JSON with `"repo"` appended, naming `repo`; `None` when
+/// `repo` is the default namespace, or the JSON has a `repo` of its own (`null` or `""`: a
+/// repository named as none, not one left out).
+fn with_repo(verdict: &Verdict, repo: &Repo) -> Option<Verdict> {
+    let name = repo.name()?;
     let obj = crate::jsjson::parse_js::<Map<String, Value>>(&verdict.raw_json).ok()?;
     if obj.contains_key("repo") {
-        // `"repo": null` or `""`: a repository named as none, not one left out.
         return None;
     }
     let head = verdict.raw_json.trim_end().strip_suffix('}')?.trim_end();
-    let mut text = String::with_capacity(verdict.raw_json.len() + name.len() + 10);
-    text.push_str(head);
-    text.push_str(",\"repo\":");
-    text.push_str(&serde_json::to_string(name).ok()?);
-    text.push('}');
-    let (named, _) = Verdict::parse_history(&text).ok()?;
-    Some(named)
+    let text = format!("{head},\"repo\":{}}}", serde_json::to_string(name).ok()?);
+    Verdict::parse_history(&text).ok().map(|(named, _)| named)
 }
 
 /// The identity an audit row claims, when its fields have the right types.

@@ -868,12 +868,10 @@ fn a_stalled_consumer_is_cut_and_resumes_from_its_last_event() {
 /// s; a review: 64 such streams held every feed slot, and 13 MB each outside the pool).
 #[test]
 fn a_consumer_that_never_reads_is_dropped_at_the_stall_timeout() {
-    let (_dir, store) = big_events();
     // Long enough that a busy machine's first long poll comes before the cut (at 300 ms one
     // came after it, and found the slot free).
     let stall = Duration::from_secs(1);
-    let feed = Feed::new(1).with_timing(Duration::from_secs(15), stall);
-    let (_server, base, state) = serve_in_process_with(store, feed, ServerConfig::default());
+    let (_dir, _server, base, state) = serve_big_events(1, stall, None);
     let mut stalled = open_unread_stream(&base);
     let started = Instant::now();
     let client = feed_client();
@@ -909,6 +907,23 @@ fn a_consumer_that_never_reads_is_dropped_at_the_stall_timeout() {
     );
     assert_closed(&mut stalled);
     assert_eq!(state.answers().held(), 0, "its pages were given back");
+}
+
+/// A server over [`big_events`] with `clients` feed slots, a stall timeout of `stall`, and
+/// `max_answer_bytes` as `--max-answer-bytes` (the default when `None`).
+fn serve_big_events(
+    clients: usize,
+    stall: Duration,
+    max_answer_bytes: Option<usize>,
+) -> (tempfile::TempDir, tokio::runtime::Runtime, String, AppState) {
+    let (dir, store) = big_events();
+    let feed = Feed::new(clients).with_timing(Duration::from_secs(15), stall);
+    let mut config = ServerConfig::default();
+    if let Some(max) = max_answer_bytes {
+        config.max_answer_bytes = max;
+    }
+    let (server, base, state) = serve_in_process_with(store, feed, config);
+    (dir, server, base, state)
 }
 
 /// A stream asked for on a raw connection whose client then reads nothing.
@@ -963,9 +978,7 @@ fn until_stalled_streams_hold(state: &AppState, at_least: usize) {
 /// or `--shutdown-timeout` when shorter: a review's).
 #[test]
 fn shutdown_drops_a_stream_whose_consumer_stopped_reading() {
-    let (_dir, store) = big_events();
-    let feed = Feed::new(4).with_timing(Duration::from_secs(15), Duration::from_secs(60));
-    let (_server, base, state) = serve_in_process_with(store, feed, ServerConfig::default());
+    let (_dir, _server, base, state) = serve_big_events(4, Duration::from_secs(60), None);
     let mut stalled = open_unread_stream(&base);
     // Until its buffer is full, and more.
     std::thread::sleep(Duration::from_millis(500));
@@ -981,13 +994,7 @@ fn shutdown_drops_a_stream_whose_consumer_stopped_reading() {
 /// held it all (a second review's).
 #[test]
 fn readers_are_not_cut_for_room_that_stalled_consumers_hold() {
-    let (_dir, store) = big_events();
-    let feed = Feed::new(8).with_timing(Duration::from_secs(15), Duration::from_secs(2));
-    let config = ServerConfig {
-        max_answer_bytes: 600 << 10,
-        ..ServerConfig::default()
-    };
-    let (_server, base, state) = serve_in_process_with(store, feed, config);
+    let (_dir, _server, base, state) = serve_big_events(8, Duration::from_secs(2), Some(600 << 10));
     let _stalled: Vec<_> = (0..3).map(|_| open_unread_stream(&base)).collect();
     until_stalled_streams_hold(&state, 250 << 10);
     let client = feed_client();
@@ -1008,13 +1015,8 @@ fn readers_are_not_cut_for_room_that_stalled_consumers_hold() {
 /// timeout (a review's).
 #[test]
 fn a_stream_waiting_for_room_gives_its_slot_back_when_its_client_leaves() {
-    let (_dir, store) = big_events();
-    let feed = Feed::new(2).with_timing(Duration::from_secs(15), Duration::from_secs(60));
-    let config = ServerConfig {
-        max_answer_bytes: 300 << 10,
-        ..ServerConfig::default()
-    };
-    let (_server, base, state) = serve_in_process_with(store, feed, config);
+    let (_dir, _server, base, state) =
+        serve_big_events(2, Duration::from_secs(60), Some(300 << 10));
     let _stalled = open_unread_stream(&base);
     until_stalled_streams_hold(&state, 200 << 10);
     let mut leaving = open_unread_stream(&base);

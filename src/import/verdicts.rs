@@ -5,6 +5,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -41,8 +43,8 @@ pub(super) fn identity_of(v: &Verdict) -> Identity {
 
 /// Puts a verdict file's verdict in the namespace of its audit row, `row_repo`; false, the
 /// verdict as it was, when the file names another repository (the verdict apart from its row would put the PR's history
-/// in one namespace and the row in another: a review's). A file without a `repo` goes with
-/// its row: an auditor that posts with the client's `repo` option (the client adds `repo` to
+/// in one namespace and the row in another: a review's). A file naming no repository (no
+/// `repo`, or `null` or `""`, the default namespace's names everywhere) goes with its row: an auditor that posts with the client's `repo` option (the client adds `repo` to
 /// the body it sends) and keeps writing its verdict files as before writes files without one,
 /// and its exported rows carry the repository (a review found every claim and finding of such
 /// a round trip lost, the verdicts made from the rows). Its JSON then gains the row's `repo`,
@@ -61,18 +63,56 @@ pub(super) fn in_row_namespace(verdict: &mut Verdict, row_repo: &Repo) -> bool {
     }
 }
 
-/// `verdict` read again from its JSON with `"repo"` appended, naming `repo`; `None` when
-/// `repo` is the default namespace, or the JSON has a `repo` of its own (`null` or `""`: a
-/// repository named as none, not one left out).
+/// `verdict` read again from its JSON naming `repo`; `None` when `repo` is the default
+/// namespace or the verdict names a repository of its own. A file naming none has `"repo"`
+/// appended, last, as the client's body has it; one whose `repo` is `null` or `""` (the
+/// default namespace, as everywhere else) has that value replaced where it stands.
 fn with_repo(verdict: &Verdict, repo: &Repo) -> Option<Verdict> {
-    let name = repo.name()?;
-    let obj = crate::jsjson::parse_js::<Map<String, Value>>(&verdict.raw_json).ok()?;
-    if obj.contains_key("repo") {
+    if verdict.repo.name().is_some() {
         return None;
     }
-    let head = verdict.raw_json.trim_end().strip_suffix('}')?.trim_end();
-    let text = format!("{head},\"repo\":{}}}", serde_json::to_string(name).ok()?);
-    Verdict::parse_history(&text).ok().map(|(named, _)| named)
+    let name = serde_json::to_string(repo.name()?).ok()?;
+    let text = verdict.raw_json.as_str();
+    let named = match serde_json::from_str::<LastRepo>(text).ok()?.0 {
+        Some(value) => {
+            let start = value.get().as_ptr() as usize - text.as_ptr() as usize;
+            let end = start + value.get().len();
+            format!("{}{name}{}", &text[..start], &text[end..])
+        }
+        None => {
+            let head = text.trim_end().strip_suffix('}')?.trim_end();
+            format!("{head},\"repo\":{name}}}")
+        }
+    };
+    Verdict::parse_history(&named).ok().map(|(named, _)| named)
+}
+
+/// The value of an object's last top-level `"repo"` key, the one a parse keeps, as the slice
+/// of the text it was read from.
+struct LastRepo<'a>(Option<&'a RawValue>);
+
+impl<'de> Deserialize<'de> for LastRepo<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> Visitor<'de> for Keys {
+            type Value = LastRepo<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut last = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "repo" {
+                        last = Some(map.next_value::<&RawValue>()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(LastRepo(last))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
 }
 
 /// The identity an audit row claims, when its fields have the right types.

@@ -845,6 +845,29 @@ fn a_verdict_file_naming_another_repository_than_its_row_gives_the_rows_verdict(
     );
     let check = store.check().unwrap();
     assert!(check.passed(), "{check:?}");
+
+    // `null` and `""` name the default namespace as leaving `repo` out does: such a file goes
+    // with its row too, the value replaced where it stands (the last of two, the one read).
+    let cases = [
+        (r#","repo":null}"#, r#","repo":"profit/lakehouse"}"#),
+        (r#","repo" : "" }"#, r#","repo" : "profit/lakehouse" }"#),
+        (
+            r#","repo":"elsewhere","repo":null}"#,
+            r#","repo":"elsewhere","repo":"profit/lakehouse"}"#,
+        ),
+    ];
+    for (tail, named_tail) in cases {
+        let file = format!("{}{tail}", &file[..file.len() - 1]);
+        let (_dir, store, report) = import(&file, &row);
+        assert_eq!(
+            (report.verdicts.from_file, report.n_warnings),
+            (1, 0),
+            "{tail}: {report:?}"
+        );
+        let stored = store.pr_verdicts(&named, 6).unwrap();
+        let named_json = format!("{}{named_tail}", &file[..file.len() - tail.len()]);
+        assert_eq!(stored[0].value.raw_json, named_json);
+    }
 }
 
 /// An audit row the database holds without its verdict (posted to `POST /outcomes`, which

@@ -19,12 +19,13 @@ pub async fn require_token(
     let Some(expected) = &state.config.token else {
         return Ok(next.run(request).await);
     };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
-        .unwrap_or("");
+    // `Authorization` is a singleton field (RFC 9110 §11.6.2): given twice, say by a client
+    // and a proxy, neither is taken as the credential.
+    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+    let given = match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok().and_then(bearer_token).unwrap_or(""),
+        _ => "",
+    };
     if token_matches(expected, given) {
         Ok(next.run(request).await)
     } else {

@@ -772,6 +772,22 @@ fn the_bearer_scheme_is_case_insensitive_and_unusable_tokens_are_refused_at_star
         .send()
         .unwrap();
     assert_eq!(basic.status().as_u16(), 401);
+    // A singleton field given twice carries no credential, whichever of the two is right.
+    for (first, second) in [
+        ("Bearer s3cret", "Bearer wrong"),
+        ("Bearer wrong", "Bearer s3cret"),
+    ] {
+        let twice = guarded
+            .client()
+            .post(guarded.url("/event"))
+            .header("content-type", "application/json")
+            .header("authorization", first)
+            .header("authorization", second)
+            .body("{}")
+            .send()
+            .unwrap();
+        assert_eq!(twice.status().as_u16(), 401, "{first}, {second}");
+    }
 
     // (LAKEHOUSE_KB_TOKEN, --auth-reads, what the refusal says)
     let refused = [

@@ -203,6 +203,13 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            // The body may be partly unread: the connection ends with this answer, and says
+            // so, rather than a client's next request on it meeting a reset.
+            ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response

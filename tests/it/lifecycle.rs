@@ -368,7 +368,24 @@ fn slow_requests_and_slow_headers_are_cut_off() {
     let _ = std::io::Read::read_to_string(&mut slow_body, &mut answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("did not arrive within 1s"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     assert!(start.elapsed() < Duration::from_secs(5));
+
+    // A body announced larger than the limit: a 413 at once, its body unread, and the
+    // connection closed with it, as the answer says.
+    let mut large = TcpStream::connect(&addr).unwrap();
+    large
+        .write_all(b"POST /event HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 2000000\r\n\r\n{")
+        .unwrap();
+    large
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut large, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(start.elapsed() < Duration::from_secs(5), "closed at once");
 
     // Headers that never finish: the connection is closed after the header-read timeout.
     let mut slow_headers = TcpStream::connect(&addr).unwrap();

@@ -27,6 +27,9 @@ const APOSTROPHES: [char; 5] = ['\u{2019}', '\u{2018}', '\u{2bc}', '`', '\u{b4}'
 
 /// Whether `summary` has a negation ([`NEGATIONS`], or a word ending in `n't`, whatever mark
 /// stands for its apostrophe: a `t` that ends the word, so that the `` `n`th `` retry is none).
+/// A negation joined to a word by a hyphen (`never-reassigned`, `--no-verify`) is one, and so
+/// is `w/o`, written for `without` (a review found `is never-invalidated` silenced by a
+/// dismissal of `is invalidated`, the similarity splitting what this did not).
 pub fn is_negated(summary: &str) -> bool {
     let lower = summary.to_lowercase().replace(APOSTROPHES, "'");
     let ends_in_n_t = lower.match_indices("n't").any(|(at, _)| {
@@ -35,7 +38,12 @@ pub fn is_negated(summary: &str) -> bool {
             .next()
             .is_some_and(char::is_alphanumeric)
     });
-    ends_in_n_t || text::words(&lower).any(|w| NEGATIONS.binary_search(&w).is_ok())
+    ends_in_n_t
+        || text::words(&lower).any(|w| {
+            matches!(w, "w/o" | "w/out")
+                || w.split('-')
+                    .any(|part| NEGATIONS.binary_search(&part).is_ok())
+        })
 }
 
 /// Words that say the opposite of each other of the same thing, for [`Stems::opposes`]. Two
@@ -432,6 +440,16 @@ mod tests {
             ("TLS verification disabled", false),
             ("the notification is sent twice", false),
             ("knot in the nonce handling", false),
+            // Joined by a hyphen, or `w/o` (a review's).
+            ("`let` is used for never-reassigned variables", true),
+            ("the cache is never-invalidated on logout", true),
+            ("server.ts uses no-auth", true),
+            ("git commit --no-verify skips the hooks", true),
+            ("the input reaches run.ts w/o validation", true),
+            ("a not_found handler logs twice", false),
+            ("the non-blocking read returns early", false),
+            // A path's parts are not the sentence's words.
+            ("config/none-default.json is read", false),
         ] {
             assert_eq!(is_negated(summary), negated, "{summary}");
         }

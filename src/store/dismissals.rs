@@ -442,7 +442,8 @@ pub(super) struct Wording {
 /// say the opposite of the dismissal's (exact: what the team saw dismissed), and a rewording of
 /// it on dismissal-grade evidence (similar): the two agree in negation ([`is_negated`]), and either
 /// the finding's wording scores at least [`DISMISSAL_THRESHOLD`] against the dismissal's, or
-/// one of the remembered finding's other wordings does, and the finding reaches that wording
+/// one of the remembered finding's other wordings does (or, the dismissal keeping its text, is
+/// one it silences as what the team saw dismissed), and the finding reaches that wording
 /// through wordings of the finding each scoring that much against the next, in the same
 /// negation (the score is the weakest step's): a finding dismissed when raised as W1 (a close
 /// rewording of the dismissal's W0) stays dismissed when raised next as W2, a close rewording
@@ -581,9 +582,25 @@ pub(super) fn which_applies(
             0.0
         };
         if may_silence && same_check && d.negated() == negated {
+            // A wording the dismissal silences as what the team saw dismissed (it dismissed
+            // one of the finding's wordings, and the memory had linked this one by then) is
+            // as good an end of the path as the dismissal's own (a review found a wording of
+            // the finding reworded at 1.0 reported again, resembling the dismissal's text at
+            // 0.6, while the wording itself stayed silenced). Only for a dismissal with its
+            // text: the finding then agrees with it in negation and words, whatever a first
+            // wording's (not kept) was.
+            let dismissed_then = !d.entry.value.summary.is_empty()
+                && remembered.is_some_and(|r| {
+                    r.wordings
+                        .iter()
+                        .any(|w| w.fingerprint == d.fingerprint() && before_it(w.since))
+                });
             let through = close
                 .iter()
-                .map(|(w, link)| link.min(d.terms().similarity(&w.terms)))
+                .map(|(w, link)| match dismissed_then && before_it(w.since) {
+                    true => *link,
+                    false => link.min(d.terms().similarity(&w.terms)),
+                })
                 .fold(own, f64::max);
             if through >= DISMISSAL_THRESHOLD {
                 may_silence_it.push((round_score(through), own, i));

@@ -377,6 +377,18 @@ fn damage_met_after_the_open_is_reported_as_damage() {
             zstd::decode_all(packed.as_slice()).unwrap(),
         )
         .unwrap();
+        // Its findings memory of today's rules, as a file this binary wrote: a backup of an
+        // older one is the file as it is, which meets no damage.
+        let db = redb::Database::create(dir.path().join("kb.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(lakehouse_kb::store::tables::META)
+            .unwrap()
+            .insert(
+                "findings/rules_version",
+                lakehouse_kb::model::finding::FINDING_RULES_VERSION,
+            )
+            .unwrap();
+        txn.commit().unwrap();
         dir
     };
     for backup in [false, true] {

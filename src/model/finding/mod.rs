@@ -82,8 +82,10 @@ use super::{FieldError, cut};
 /// Version 8: a remembered finding's wordings say since which audit the memory knows them, so
 /// that a dismissal silences the wordings linked before it; fingerprints are version 7's.
 /// Version 9: a line after a file named without an extension (`Dockerfile:3`) is a position;
-/// two reversals (`is disabled`, `is not enabled`) do not say the opposite.
-pub const FINDING_RULES_VERSION: u64 = 9;
+/// two reversals (`is disabled`, `is not enabled`) do not say the opposite. Version 10: a
+/// negation joined by a hyphen (`never-reassigned`, `no-auth`) or written `w/o` is one (kept
+/// with each wording between); fingerprints are version 9's.
+pub const FINDING_RULES_VERSION: u64 = 10;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one
 /// has its dismissals given today's fingerprints when it is rebuilt.

@@ -172,8 +172,9 @@ fn a_dismissed_finding_stays_dismissed_through_stored_rewordings() {
 /// showed it: its latest wording, which the memory had linked to it below dismissal grade
 /// (0.78). At cd31122 it recorded the first wording and silenced only that, so the wording
 /// shown came back a `repeat` (a review's). A wording linked after the dismissal is judged by
-/// its own words, as before it was raised; one that says the opposite of the dismissal's is
-/// never silenced.
+/// its own words, as before it was raised: a close rewording of the wording shown is silenced
+/// (it was not, at 2ab15cf, being far from the first wording's text); one that says the
+/// opposite of the dismissal's is never silenced.
 #[test]
 fn a_dismissal_by_the_listed_fingerprint_silences_the_listed_wording() {
     let server = InProcessServer::start();
@@ -228,14 +229,18 @@ fn a_dismissal_by_the_listed_fingerprint_silences_the_listed_wording() {
             .get("resembled_dismissal")
             .is_some()
     );
-    // Linked after the dismissal, below dismissal grade: not silenced, raised or not.
-    let before = statuses(&check(&server, repo, 1, HEAD_C, &[LATER]));
+    // Below dismissal grade against the dismissal's text (0.71), a close rewording of the
+    // wording shown (0.94): silenced, raised or not.
+    let before = check(&server, repo, 1, HEAD_C, &[LATER]);
     post_verdict(&server, verdict(repo, 1, HEAD_C, 3, &[LATER]));
-    let after = statuses(&check(&server, repo, 1, head_d, &[LATER]));
-    assert_eq!(
-        (before, after),
-        (vec!["repeat".to_owned()], vec!["repeat".to_owned()])
-    );
+    let after = check(&server, repo, 1, head_d, &[LATER]);
+    for asked in [before, after] {
+        assert_eq!(statuses(&asked), ["dismissed"], "{}", asked.text);
+        assert_eq!(
+            asked.json["findings"][0]["dismissal"]["match"],
+            json!({"tier": "similar", "score": 0.9412})
+        );
+    }
 }
 
 /// What a dismissal silences as exact is what the memory had linked before it was made, on
@@ -303,6 +308,71 @@ fn a_dismissal_silences_as_exact_only_what_was_linked_before_it() {
     let head_d = "dddddddd00000000000000000000000000000004";
     let asked = check(&server, repo, 2, head_d, &[BETWEEN, LATEST]);
     assert_eq!(statuses(&asked), ["dismissed", "repeat"], "{}", asked.text);
+}
+
+/// A wording the dismissal silences as what the team saw dismissed ends a path of close
+/// rewordings as well as the dismissal's own text does: the team dismissed the finding as its
+/// list showed it (W3); raised next as N, a rewording of its first wording W1 at 1.0 but of W3
+/// at 0.6 (`hardcoded`, `hard-coded`), it was a `repeat` while W1 itself was silenced (a
+/// review's). The finding must still agree with the dismissal's text: one saying the opposite
+/// of it is not silenced however close it is to W1.
+#[test]
+fn a_close_rewording_of_a_wording_dismissed_with_the_finding_is_silenced() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    const W1: F = (
+        "secrets",
+        "warn",
+        "Database password is hardcoded in config/default.json",
+    );
+    const W2: F = (
+        "secrets",
+        "warn",
+        "Hard-coded DB password in `config/default.json`",
+    );
+    const W3: F = (
+        "secrets",
+        "warn",
+        "config/default.json contains a hard-coded database password",
+    );
+    const N: F = (
+        "secrets",
+        "warn",
+        "Hardcoded database password in config/default.json",
+    );
+    const NOT_N: F = (
+        "secrets",
+        "warn",
+        "Hardcoded database password not in config/default.json",
+    );
+    let head_d = "dddddddd00000000000000000000000000000004";
+    post_verdict(&server, verdict(repo, 1, HEAD_A, 1, &[W1]));
+    post_verdict(&server, verdict(repo, 1, HEAD_B, 2, &[W2]));
+    post_verdict(&server, verdict(repo, 1, HEAD_C, 3, &[W3]));
+    assert_eq!(list(&server, repo, 1, "all").len(), 1, "one finding");
+    // N alone is a new finding next to W3's text: the path goes through W1.
+    let before = check(&server, repo, 1, head_d, &[N]);
+    assert_eq!(before.json["findings"][0]["match"]["tier"], "similar");
+    let dismissed = dismiss(
+        &server,
+        json!({"repo": REPO, "pr_number": 1, "finding": {"check": W3.0, "severity": W3.1, "summary": W3.2}, "reason": "a test fixture", "by": "ana"}),
+        None,
+    );
+    assert_eq!(dismissed.status, 201, "{}", dismissed.text);
+    // Each asked alone: in one audit, the memory matches one of them to the finding.
+    let asked = [W1, N, NOT_N].map(|f| check(&server, repo, 1, head_d, &[f]));
+    assert_eq!(
+        asked.iter().map(statuses).collect::<Vec<_>>(),
+        [["dismissed"], ["dismissed"], ["repeat"]],
+        "{}",
+        asked[1].text
+    );
+    assert_eq!(
+        asked[1].json["findings"][0]["dismissal"]["match"],
+        json!({"tier": "similar", "score": 1.0}),
+        "{}",
+        asked[1].text
+    );
 }
 
 /// What the memory holds as block is treated as block, however the finding is named or asked

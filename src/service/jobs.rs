@@ -62,11 +62,18 @@ pub(super) fn spawn(
         )));
     }
     if let Some(interval) = config.export_interval {
+        let store = store.clone();
         tasks.push(tokio::spawn(periodically(
             "export",
             interval,
             stop.clone(),
-            move || export.run(),
+            // Not from a database no longer at its path (removed or moved while the service
+            // ran): the files would go to a directory made anew for them, from data the next
+            // start does not have. The check faults the store, so `/healthz` says so.
+            move || match store.check_in_place() {
+                Ok(()) => export.run().map(Some),
+                Err(_) => Ok(None),
+            },
             |_| {},
         )));
     }
@@ -155,7 +162,11 @@ pub fn retain_events(
 }
 
 /// Removes the idempotency keys older than `window`, in transactions of [`RETENTION_BATCH`].
+/// First looks that the database is still at its path ([`Store::check_in_place`]): this job
+/// runs whatever the service's configuration, so a file removed while no client writes is
+/// found within a minute.
 fn expire_client_keys(store: &Store, window: Duration) -> Result<u64, StoreError> {
+    store.check_in_place()?;
     let cutoff =
         expiry_now_ms().saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let mut removed = 0;

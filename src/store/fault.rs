@@ -188,12 +188,50 @@ impl Store {
         inner.fault.clone()
     }
 
+    /// Fails, faulting the store, when the file the database has open is no longer the file
+    /// at its path: removed with its directory, moved or replaced while the service ran. What
+    /// a commit wrote to it would be acknowledged and then lost (the next start opens what is
+    /// at the path, or a new empty file: a review's). A `stat` of the path; the recovery
+    /// reopens the file once one is there again.
+    pub fn check_in_place(&self) -> Result<(), StoreError> {
+        let opened = *self
+            .shared
+            .opened
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match opened {
+            Some(opened) if dev_ino_at(&self.shared.path) != Some(opened) => {
+                let e = io_store_error(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "the database file is no longer at {} (removed, moved or replaced while \
+                         the service ran)",
+                        self.shared.path.display()
+                    ),
+                );
+                Err(self.note_error(&e).map_or(e, StoreError::Unavailable))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A commit succeeded: the next fault starts over with the shortest delay.
     pub fn note_commit(&self) {
         if self.shared.fault.episodes.load(Ordering::Relaxed) != 0 {
             self.shared.fault.episodes.store(0, Ordering::Relaxed);
         }
     }
+}
+
+/// The device and inode of the file at `path`; `None` when there is none to read.
+pub(super) fn dev_ino_at(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|meta| crate::fsutil::dev_ino(&meta))
+}
+
+fn io_store_error(kind: io::ErrorKind, message: String) -> StoreError {
+    StoreError::Storage(redb::Error::Io(io::Error::new(kind, message)))
 }
 
 fn first_delay(episodes_before: u32) -> Duration {
@@ -216,7 +254,9 @@ fn recover(shared: Weak<Shared>, mut delay: Duration) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let attempt = probe(&shared.path, &shared).and_then(|()| shared.reopen());
+        let attempt = present(&shared.path)
+            .and_then(|()| probe(&shared.path, &shared))
+            .and_then(|()| shared.reopen());
         let mut inner = shared.fault.lock();
         match attempt {
             Ok(()) => {
@@ -251,6 +291,21 @@ fn recover(shared: Weak<Shared>, mut delay: Duration) {
                 );
             }
         }
+    }
+}
+
+/// Fails when no file is at the database's path: the recovery waits for it to be back rather
+/// than reopen the path, which would make a new, empty database there.
+fn present(db_path: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(db_path) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(io_store_error(
+            e.kind(),
+            format!(
+                "the database file is not at {} ({e}): writes are refused until it is back",
+                db_path.display()
+            ),
+        )),
     }
 }
 
@@ -308,6 +363,7 @@ impl Shared {
         // write reaches the new one (writers wait on the journal's lock, or find no database).
         let mut journal = self.journal.lock();
         *journal = journaled::recover(&db, &self.path, &self.options)?;
+        *self.opened.lock().unwrap_or_else(PoisonError::into_inner) = dev_ino_at(&self.path);
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
         drop(journal);
         Ok(())
@@ -338,6 +394,37 @@ fn close_when_unshared(mut db: Arc<Database>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// While faulted, a durable commit is refused as a journaled one is: at 2ab15cf a verdict
+    /// or an outcome row was committed (201) while events got 503 (a review's). Once the
+    /// recovery has reopened the file, writes are taken again.
+    #[test]
+    fn while_faulted_every_write_is_refused_until_the_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kb.redb"), Default::default()).unwrap();
+        let outcome = || {
+            let row = br#"{"sig_hash":"pr1-abcdef12","kind":"x"}"#;
+            super::super::Put::from(crate::intake::outcome_record(row, 1).unwrap())
+        };
+        let injected = io_store_error(io::ErrorKind::Other, "injected".into());
+        assert!(store.note_error(&injected).is_some());
+        // (The recovery's first attempt is 100 ms away.)
+        match store.write(&[outcome()]) {
+            Err(StoreError::Unavailable(fault)) => assert_eq!(fault.reason, "injected"),
+            other => panic!("{other:?}"),
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while store.fault().is_some() {
+            assert!(Instant::now() < deadline, "never recovered");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(store.write(&[outcome()]).unwrap().len(), 1);
+        assert_eq!(
+            store.last_seq().unwrap(),
+            1,
+            "the refused write was not stored"
+        );
+    }
 
     #[test]
     fn delays_double_up_to_the_cap() {

@@ -148,11 +148,7 @@ impl Store {
         let Some(payload) = payload_of(puts) else {
             return Ok(None);
         };
-        // After a fault nothing more is written to the journal until the reopen has read it
-        // again: a failed write or sync leaves what the disk holds unknown.
-        if let Some(fault) = self.fault() {
-            return Err(StoreError::Unavailable(fault));
-        }
+        // (Not while faulted: `write_paced` refuses every write then, before this.)
         let db = self.db()?;
         if slot.is_none() {
             *slot = Some(open_journal(&db, &self.shared.path, options)?);

@@ -48,7 +48,7 @@ mod verdict_lines;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use lakehouse_kb_migrations as migrations;
 use redb::backends::FileBackend;
@@ -280,6 +280,9 @@ struct Shared {
     path: PathBuf,
     /// [`Store::identity`], taken when the file was opened.
     identity: Option<String>,
+    /// The device and inode of the file the database has open (`None`: unknown), which must
+    /// be the file at `path` for a write to be taken ([`Store::check_in_place`]).
+    opened: Mutex<Option<(u64, u64)>>,
     options: StoreOptions,
     /// The open database; `None` only while a reopen is under way or after one failed.
     db: RwLock<Option<Arc<Database>>>,
@@ -326,6 +329,7 @@ impl Store {
             shared: Arc::new(Shared {
                 path: path.to_owned(),
                 identity: crate::fsutil::file_identity(path).ok(),
+                opened: Mutex::new(fault::dev_ino_at(path)),
                 options,
                 db: RwLock::new(Some(Arc::new(db))),
                 fault: fault::FaultState::default(),

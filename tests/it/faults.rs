@@ -171,6 +171,12 @@ fn a_full_disk_degrades_then_the_store_reopens_itself_and_loses_nothing() {
         "{backup:?}"
     );
 
+    // Nor is any other write taken meanwhile: at 2ab15cf a verdict, a durable commit, was
+    // answered 201 while the events were refused (a review's).
+    let verdict = server.post_json("/verdicts", VERDICT);
+    assert_eq!(verdict.status, 507, "{}", verdict.text);
+    assert!(verdict.retry_after.is_some(), "{verdict:?}");
+
     // Space returns: no restart, writes succeed again.
     faults.fail_writes.store(false, Ordering::SeqCst);
     eventually("writes succeed again", || {
@@ -206,6 +212,75 @@ fn a_full_disk_degrades_then_the_store_reopens_itself_and_loses_nothing() {
     drop(server);
     let mut store = Arc::try_unwrap(store).expect("the server let go of the store");
     assert!(store.check().unwrap().passed());
+}
+
+/// A verdict, for the writes that commit durably rather than through the journal.
+const VERDICT: &str = r#"{"pr_number":6,"head_sha":"7fe47bab0c9d7fe47bab0c9d7fe47bab0c9d7fe4","audited_at":"2026-04-22T17:20:00.000Z","overall":"block","one_liner":"x","metrics":{"findings_block":1,"findings_warn":0,"findings_info":0}}"#;
+
+/// Found by a review at 2ab15cf: with its data directory moved or removed while it ran, the
+/// service went on acknowledging writes into the file it had open, which the next start did
+/// not have (it made a new, empty database at the path), and `/healthz` said ok. Now a write
+/// (and the jobs, within their interval) finds the file gone from its path: the store faults,
+/// writes are refused with `Retry-After`, `/healthz` says why, the recovery makes no file at
+/// the path, and once the directory is back the store is reopened and takes writes again.
+#[test]
+fn a_database_moved_or_removed_while_serving_refuses_writes_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, moved) = (dir.path().join("data"), dir.path().join("moved"));
+    let server = crate::support::InProcessServer::start_in(&data, &["--export-interval", "200ms"]);
+    let first = server.post_json("/event", r#"{"source":"bot","i":1}"#);
+    assert_eq!(first.status, 200, "{}", first.text);
+
+    std::fs::rename(&data, &moved).unwrap();
+    for (path, body) in [
+        ("/event", r#"{"source":"bot","lost":1}"#),
+        ("/verdicts", VERDICT),
+    ] {
+        let refused = server.post_json(path, body);
+        assert_eq!(refused.status, 503, "{path}: {}", refused.text);
+        assert!(refused.retry_after.is_some(), "{path}: {refused:?}");
+        let error = refused.json["error"].as_str().unwrap();
+        assert!(error.contains("no longer at"), "{path}: {error}");
+    }
+    let health = server.get("/healthz");
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.json["status"], "degraded", "{}", health.text);
+    // Several export ticks and recovery attempts later, nothing is made at the path.
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(
+        !data.exists(),
+        "{:?}",
+        std::fs::read_dir(&data).unwrap().collect::<Vec<_>>()
+    );
+
+    std::fs::rename(&moved, &data).unwrap();
+    eventually("writes succeed again", || {
+        server
+            .post_json("/event", r#"{"source":"bot","i":2}"#)
+            .status
+            == 200
+    });
+    let events = server.get("/events?limit=10");
+    assert_eq!(
+        events.json["events"].as_array().unwrap().len(),
+        2,
+        "{}",
+        events.text
+    );
+    assert!(!events.text.contains("lost"), "{}", events.text);
+    assert_eq!(server.get("/healthz").status, 200);
+
+    // Removed, found by the export job alone (no write asks): degraded, and nothing made.
+    std::fs::remove_dir_all(&data).unwrap();
+    eventually("healthz says degraded", || {
+        server.get("/healthz").status == 503
+    });
+    assert_eq!(
+        server.post_json("/event", r#"{"source":"bot"}"#).status,
+        503
+    );
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(!data.exists());
 }
 
 /// Found by a review at 3457f34: a commit whose last sync failed (EIO) was answered 503 with

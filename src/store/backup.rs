@@ -322,15 +322,21 @@ impl Store {
             return Err(io("", backup_dir)(e));
         }
         let made = report(&dest, name.0, last_seq, rows, start, Vec::new())?;
-        if marker.request.is_some() {
-            // The answer a retry gets, kept beside the copy; until it is, a retry makes another.
-            marker.done = Some(Done {
-                last_seq,
-                rows,
-                bytes: made.bytes,
-                millis: made.millis,
-            });
-            rewrite_marker(&dir, &marker).map_err(io(MARKER_FILE, &dir))?;
+        // What the copy holds, kept beside it: the answer a retry of a keyed request gets
+        // (until it is kept, a retry makes another), and the order pruning goes by.
+        marker.done = Some(Done {
+            last_seq,
+            rows,
+            bytes: made.bytes,
+            millis: made.millis,
+        });
+        match rewrite_marker(&dir, &marker) {
+            Ok(()) => {}
+            Err(e) if marker.request.is_some() => return Err(io(MARKER_FILE, &dir)(e)),
+            // A copy made for no key is whole: pruned by its creation time, as before.
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot record the backup's last seq in its marker")
+            }
         }
         let pruned = prune(backup_dir, keep, &made.name, database.as_deref());
         Ok(Backup::Made(BackupReport { pruned, ..made }))
@@ -511,16 +517,23 @@ fn create_backup_dir(
 /// whatever its age (counted, it made a whole backup the one removed: a review's).
 /// Failures are logged, never fatal: the backup itself is done.
 fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>) -> Vec<String> {
-    let mut ours: Vec<(bool, u64, String)> = ours(backup_dir, database)
+    let mut ours: Vec<(bool, Option<u64>, u64, String)> = ours(backup_dir, database)
         .filter(|(_, marker)| marker.name != just_made)
-        .map(|(dir, marker)| (is_whole(&dir), marker.created_ms, marker.name))
+        .map(|(dir, marker)| {
+            let last_seq = marker.done.map(|done| done.last_seq);
+            (is_whole(&dir), last_seq, marker.created_ms, marker.name)
+        })
         .collect();
-    // Whole copies first, newest first; the name breaks ties the same way the timestamps would.
+    // Whole copies first, newest first: by the last seq each holds, which only grows, then
+    // by creation time (a copy with no seq recorded, from an older build, is older than any
+    // with one), then by name. By creation time alone, a clock set back made each new backup
+    // prune the one before it while backups stamped in the clock's future were kept (a
+    // review's).
     ours.sort_unstable_by(|a, b| b.cmp(a));
     let whole = ours.iter().filter(|(whole, ..)| *whole).count();
     let kept = keep.saturating_sub(1).min(whole);
     let mut pruned = Vec::new();
-    for (_, _, name) in ours.into_iter().skip(kept) {
+    for (_, _, _, name) in ours.into_iter().skip(kept) {
         let dir = backup_dir.join(&name);
         match remove_backup(&dir) {
             Ok(()) => pruned.push(name),

@@ -379,6 +379,38 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
     assert_eq!(tree(outside.path()), vec!["marker", "theirs"]);
 }
 
+/// Pruning keeps the backups holding the most: by the last seq each copied, not by the wall
+/// clock. At 2ab15cf, with backups stamped while the clock ran a month fast, each backup made
+/// after the clock was set right pruned the one made just before it (a review's).
+#[test]
+fn pruning_goes_by_what_the_backups_hold_not_the_clock() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir_arg = backups.path().to_str().unwrap();
+    let server = InProcessServer::start_with(&["--backup-dir", dir_arg, "--backup-keep", "3"]);
+    for name in ["fast-1", "fast-2", "good-1", "good-2"] {
+        assert_eq!(server.post_json("/event", "{}").status, 200);
+        let made = server.post_json("/backup", format!(r#"{{"name":"{name}"}}"#));
+        assert_eq!(made.status, 201, "{}", made.text);
+        if name.starts_with("fast") {
+            // Stamped by a clock a month ahead.
+            let marker = backups.path().join(name).join(".lakehouse-kb-backup");
+            let mut json: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+            let created = json["created_ms"].as_u64().unwrap();
+            json["created_ms"] = (created + 30 * 86_400_000).into();
+            std::fs::write(&marker, json.to_string()).unwrap();
+        }
+    }
+    let listing = tree(backups.path());
+    for kept in ["fast-2/kb.redb", "good-1/kb.redb", "good-2/kb.redb"] {
+        assert!(
+            listing.contains(&kept.to_owned()),
+            "{kept} gone: {listing:?}"
+        );
+    }
+    assert!(!backups.path().join("fast-1").exists(), "{listing:?}");
+}
+
 /// Two servers given one backup directory each prune only their own database's backups (a
 /// review saw a staging server's backups push out production's); a backup a crash interrupted
 /// (its marker and a `kb.redb.partial`) is pruned whole, not left as a directory no pruning

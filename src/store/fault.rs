@@ -254,7 +254,7 @@ fn recover(shared: Weak<Shared>, mut delay: Duration) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let attempt = present(&shared.path)
+        let attempt = present(&shared)
             .and_then(|()| probe(&shared.path, &shared))
             .and_then(|()| shared.reopen());
         let mut inner = shared.fault.lock();
@@ -294,16 +294,31 @@ fn recover(shared: Weak<Shared>, mut delay: Duration) {
     }
 }
 
-/// Fails when no file is at the database's path: the recovery waits for it to be back rather
-/// than reopen the path, which would make a new, empty database there.
-fn present(db_path: &Path) -> Result<(), StoreError> {
-    match std::fs::metadata(db_path) {
-        Ok(_) => Ok(()),
+/// Fails unless the file the database was opened from is at its path: the recovery waits
+/// for it to be back rather than reopen the path, which would make a new, empty database
+/// there, or open another file in its place (a backup restored over it while the service
+/// runs) without what an open does first: its migration, the feed's history, the writer's
+/// last seq (a review found the feed's long polls spinning a core on a restored file, and a
+/// file of an older schema served unmigrated). Another file is the operator's to open, by a
+/// restart.
+fn present(shared: &Shared) -> Result<(), StoreError> {
+    let path = &shared.path;
+    let opened = *shared.opened.lock().unwrap_or_else(PoisonError::into_inner);
+    match std::fs::metadata(path) {
+        Ok(meta) if opened.is_none_or(|opened| crate::fsutil::dev_ino(&meta) == opened) => Ok(()),
+        Ok(_) => Err(io_store_error(
+            io::ErrorKind::Other,
+            format!(
+                "another file is at {} than the database the service opened: writes are \
+                 refused; restart the service to open it",
+                path.display()
+            ),
+        )),
         Err(e) => Err(io_store_error(
             e.kind(),
             format!(
                 "the database file is not at {} ({e}): writes are refused until it is back",
-                db_path.display()
+                path.display()
             ),
         )),
     }
@@ -363,7 +378,6 @@ impl Shared {
         // write reaches the new one (writers wait on the journal's lock, or find no database).
         let mut journal = self.journal.lock();
         *journal = journaled::recover(&db, &self.path, &self.options)?;
-        *self.opened.lock().unwrap_or_else(PoisonError::into_inner) = dev_ino_at(&self.path);
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
         drop(journal);
         Ok(())

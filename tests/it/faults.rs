@@ -270,6 +270,29 @@ fn a_database_moved_or_removed_while_serving_refuses_writes_until_it_is_back() {
     assert!(!events.text.contains("lost"), "{}", events.text);
     assert_eq!(server.get("/healthz").status, 200);
 
+    // Another file put in its place (a backup restored while the service runs) is not
+    // opened in its place: that takes a restart, which migrates it and resets what the
+    // service derived from the file it had (a review's).
+    let (db, aside) = (data.join("kb.redb"), dir.path().join("kb.redb.aside"));
+    std::fs::copy(&db, data.join("kb.redb.copy")).unwrap();
+    std::fs::rename(&db, &aside).unwrap();
+    std::fs::rename(data.join("kb.redb.copy"), &db).unwrap();
+    let refused = server.post_json("/event", r#"{"source":"bot","lost":2}"#);
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    std::thread::sleep(Duration::from_millis(1_000));
+    let health = server.get("/healthz");
+    assert_eq!(health.status, 503, "{}", health.text);
+    let reason = health.json["storage"]["reason"].as_str().unwrap();
+    assert!(reason.contains("another file"), "{reason}");
+    std::fs::rename(&aside, &db).unwrap();
+    eventually("writes succeed again", || {
+        server
+            .post_json("/event", r#"{"source":"bot","i":3}"#)
+            .status
+            == 200
+    });
+    assert!(!server.get("/events?limit=10").text.contains("lost"));
+
     // Removed, found by the export job alone (no write asks): degraded, and nothing made.
     std::fs::remove_dir_all(&data).unwrap();
     eventually("healthz says degraded", || {

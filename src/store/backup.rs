@@ -120,6 +120,11 @@ struct Marker {
     /// What it copied, written once the copy is whole: the answer to a retry of its request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     done: Option<Done>,
+    /// Its place in the order the server made this database's backups in (one more than the
+    /// highest among them when it was made): the order pruning goes by, whatever the clock
+    /// and the database's seqs did. Absent from markers written before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    made: Option<u64>,
 }
 
 /// What a whole backup copied ([`Marker::done`]).
@@ -294,6 +299,10 @@ impl Store {
                 }
             }
         }
+        let order = ours(backup_dir, database.as_deref())
+            .filter_map(|(_, marker)| marker.made)
+            .max()
+            .map_or(1, |last| last + 1);
         let (name, dir) = create_backup_dir(backup_dir, name)?;
         let mut marker = Marker {
             created_by: CREATED_BY.into(),
@@ -302,6 +311,7 @@ impl Store {
             database: database.clone(),
             request,
             done: None,
+            made: Some(order),
         };
         let written = write_marker(&dir.join(MARKER_FILE), &marker).map_err(io(MARKER_FILE, &dir));
         let dest = dir.join(DB_FILE);
@@ -322,21 +332,15 @@ impl Store {
             return Err(io("", backup_dir)(e));
         }
         let made = report(&dest, name.0, last_seq, rows, start, Vec::new())?;
-        // What the copy holds, kept beside it: the answer a retry of a keyed request gets
-        // (until it is kept, a retry makes another), and the order pruning goes by.
-        marker.done = Some(Done {
-            last_seq,
-            rows,
-            bytes: made.bytes,
-            millis: made.millis,
-        });
-        match rewrite_marker(&dir, &marker) {
-            Ok(()) => {}
-            Err(e) if marker.request.is_some() => return Err(io(MARKER_FILE, &dir)(e)),
-            // A copy made for no key is whole: pruned by its creation time, as before.
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot record the backup's last seq in its marker")
-            }
+        if marker.request.is_some() {
+            // The answer a retry gets, kept beside the copy; until it is, a retry makes another.
+            marker.done = Some(Done {
+                last_seq,
+                rows,
+                bytes: made.bytes,
+                millis: made.millis,
+            });
+            rewrite_marker(&dir, &marker).map_err(io(MARKER_FILE, &dir))?;
         }
         let pruned = prune(backup_dir, keep, &made.name, database.as_deref());
         Ok(Backup::Made(BackupReport { pruned, ..made }))
@@ -519,16 +523,14 @@ fn create_backup_dir(
 fn prune(backup_dir: &Path, keep: usize, just_made: &str, database: Option<&str>) -> Vec<String> {
     let mut ours: Vec<(bool, Option<u64>, u64, String)> = ours(backup_dir, database)
         .filter(|(_, marker)| marker.name != just_made)
-        .map(|(dir, marker)| {
-            let last_seq = marker.done.map(|done| done.last_seq);
-            (is_whole(&dir), last_seq, marker.created_ms, marker.name)
-        })
+        .map(|(dir, marker)| (is_whole(&dir), marker.made, marker.created_ms, marker.name))
         .collect();
-    // Whole copies first, newest first: by the last seq each holds, which only grows, then
-    // by creation time (a copy with no seq recorded, from an older build, is older than any
-    // with one), then by name. By creation time alone, a clock set back made each new backup
-    // prune the one before it while backups stamped in the clock's future were kept (a
-    // review's).
+    // Whole copies first, newest first: in the order they were made (a copy whose marker says
+    // none, from an older build, is older than any that says one), then by creation time,
+    // then by name. By creation time alone, a clock set back made each new backup prune the
+    // one before it while backups stamped in the clock's future were kept; by the last seq a
+    // copy holds, a database restored from an older backup made each new backup prune the
+    // one before it while the abandoned history's were kept (two reviews').
     ours.sort_unstable_by(|a, b| b.cmp(a));
     let whole = ours.iter().filter(|(whole, ..)| *whole).count();
     let kept = keep.saturating_sub(1).min(whole);

@@ -379,21 +379,40 @@ fn backups_never_follow_links_and_pruning_removes_only_what_the_server_made() {
     assert_eq!(tree(outside.path()), vec!["marker", "theirs"]);
 }
 
-/// Pruning keeps the backups holding the most: by the last seq each copied, not by the wall
-/// clock. At 2ab15cf, with backups stamped while the clock ran a month fast, each backup made
-/// after the clock was set right pruned the one made just before it (a review's).
+/// Pruning keeps the backups made last, whatever the clock and the database's seqs did. At
+/// 2ab15cf (by the clock) backups stamped while the clock ran a month fast were kept, and each
+/// made after the clock was set right pruned the one made just before it; by the last seq a
+/// copy holds, a database restored from its oldest backup did the same with its new ones
+/// (two reviews').
 #[test]
-fn pruning_goes_by_what_the_backups_hold_not_the_clock() {
-    let backups = tempfile::tempdir().unwrap();
-    let dir_arg = backups.path().to_str().unwrap();
-    let server = InProcessServer::start_with(&["--backup-dir", dir_arg, "--backup-keep", "3"]);
-    for name in ["fast-1", "fast-2", "good-1", "good-2"] {
+fn pruning_goes_by_the_order_backups_were_made_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, backups) = (dir.path().join("data"), dir.path().join("backups"));
+    let args = [
+        "--backup-dir",
+        backups.to_str().unwrap(),
+        "--backup-keep",
+        "3",
+    ];
+    let backup = |server: &InProcessServer, name: &str| {
         assert_eq!(server.post_json("/event", "{}").status, 200);
         let made = server.post_json("/backup", format!(r#"{{"name":"{name}"}}"#));
         assert_eq!(made.status, 201, "{}", made.text);
+    };
+    let left = || {
+        let mut names: Vec<String> = std::fs::read_dir(&backups)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut server = InProcessServer::start_in(&data, &args);
+    for name in ["fast-1", "fast-2", "good-1", "good-2"] {
+        backup(&server, name);
         if name.starts_with("fast") {
             // Stamped by a clock a month ahead.
-            let marker = backups.path().join(name).join(".lakehouse-kb-backup");
+            let marker = backups.join(name).join(".lakehouse-kb-backup");
             let mut json: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
             let created = json["created_ms"].as_u64().unwrap();
@@ -401,14 +420,18 @@ fn pruning_goes_by_what_the_backups_hold_not_the_clock() {
             std::fs::write(&marker, json.to_string()).unwrap();
         }
     }
-    let listing = tree(backups.path());
-    for kept in ["fast-2/kb.redb", "good-1/kb.redb", "good-2/kb.redb"] {
-        assert!(
-            listing.contains(&kept.to_owned()),
-            "{kept} gone: {listing:?}"
-        );
+    assert_eq!(left(), ["fast-2", "good-1", "good-2"]);
+
+    // Restored from its oldest backup (a copy into the same file: the same database to
+    // the backups), then backed up again: its seqs are below those of the history left.
+    server.stop().unwrap();
+    drop(server);
+    std::fs::copy(backups.join("fast-2/kb.redb"), data.join("kb.redb")).unwrap();
+    let server = InProcessServer::start_in(&data, &args);
+    for name in ["new-1", "new-2", "new-3"] {
+        backup(&server, name);
     }
-    assert!(!backups.path().join("fast-1").exists(), "{listing:?}");
+    assert_eq!(left(), ["new-1", "new-2", "new-3"]);
 }
 
 /// Two servers given one backup directory each prune only their own database's backups (a

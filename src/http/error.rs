@@ -154,6 +154,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Whether this refusal may come before the request's body is read (or while it is):
+    /// what the headers alone refuse (`Host`, the token, a coding), a body too large or too
+    /// slow. A review found a 401 and a 415 leaving a 2 MB body on the connection.
+    fn leaves_the_body_unread(&self) -> bool {
+        match self {
+            ApiError::PayloadTooLarge(_)
+            | ApiError::BodyTimeout(_)
+            | ApiError::Unauthorized
+            | ApiError::UnsupportedEncoding { .. }
+            | ApiError::Misdirected(_) => true,
+            ApiError::BadRequest { field, .. } => field.as_deref() == Some("host"),
+            _ => false,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -203,14 +220,14 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            // The body may be partly unread: the connection ends with this answer, and says
-            // so, rather than a client's next request on it meeting a reset.
-            ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) => {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
             _ => {}
+        }
+        if self.leaves_the_body_unread() {
+            // The connection ends with this answer, and says so, rather than a client's next
+            // request on it meeting a reset (or the rest of the body read as one).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -7,7 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Mode of the files the service keeps to itself (backups, scratch files): its user's alone.
 pub const FILE_MODE: u32 = 0o600;
@@ -122,6 +122,18 @@ pub fn file_identity(path: &Path) -> io::Result<String> {
         .chain_update(ino.to_le_bytes())
         .finalize();
     Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `path` resolved when it is a symbolic link itself (its target made absolute and free of
+/// links); as given otherwise, or when it cannot be resolved (a dangling link is then met as
+/// such where it is used).
+pub fn through_link(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+        }
+        _ => path.to_owned(),
+    }
 }
 
 /// A file's device and inode: the same pair exactly when two opens or paths reach one file.

@@ -57,7 +57,7 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
                   BACKUP_DIR/NAME check; BACKUP_DIR is the server's --backup-dir, DATA/backups \
                   by default)";
     require_db(&path)?;
-    scratch::remove_stale(&global.data);
+    scratch::remove_stale(&global.data_dir());
     let held = Store::hold(&path, &global.store_options())
         .map_err(|e| opening_error(&path, e, "check the database", in_use))?;
     // A check never migrates the file: one made by an older binary (a backup kept for a
@@ -83,7 +83,7 @@ fn check(global: &GlobalArgs) -> anyhow::Result<bool> {
         if !held.plan().steps.is_empty() {
             held.refuse_pending_journal()?;
         }
-        let scratch = Scratch::new(&global.data)?;
+        let scratch = Scratch::new(&global.data_dir())?;
         let why = if held.plan().steps.is_empty() {
             format!(
                 "{}'s findings memory is built under other rules: checking a copy with it \

@@ -54,7 +54,10 @@ pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
             return Err(anyhow::Error::new(err).context(format!("opening {}", path.display())));
         }
     };
-    let out_dir = args.out.unwrap_or_else(|| global.data.clone());
+    let out_dir = args
+        .out
+        .as_deref()
+        .map_or_else(|| global.data_dir(), crate::fsutil::through_link);
     let store = Arc::new(store);
     let job = ExportJob::new(store.clone(), out_dir).with_adopter(storing(store));
     let report = with_spinner(

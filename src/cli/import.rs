@@ -49,8 +49,8 @@ pub struct ImportArgs {
 pub fn run(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitCode> {
     // Before anything is created: a wrong --from must not leave an empty database behind.
     check_legacy_dir(&args.from)?;
-    std::fs::create_dir_all(&global.data)
-        .with_context(|| format!("creating {}", global.data.display()))?;
+    std::fs::create_dir_all(global.data_dir())
+        .with_context(|| format!("creating {}", global.data_dir().display()))?;
     let store = open_store_for(
         global,
         global.store_options_with_cache(IMPORT_CACHE_MB),

@@ -62,8 +62,8 @@ pub fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    std::fs::create_dir_all(&global.data)
-        .with_context(|| format!("creating {}", global.data.display()))?;
+    std::fs::create_dir_all(global.data_dir())
+        .with_context(|| format!("creating {}", global.data_dir().display()))?;
     let store = Store::open(&path, global.store_options())?;
     out!("done: schema version {}", store.schema_version()?);
     debug_assert_eq!(store.schema_version()?, SCHEMA_VERSION);

@@ -121,7 +121,15 @@ pub enum Command {
 
 impl GlobalArgs {
     pub fn db_path(&self) -> PathBuf {
-        self.data.join(DB_FILE)
+        self.data_dir().join(DB_FILE)
+    }
+
+    /// `--data`, resolved when it is itself a symbolic link (`/var/lib/kb` to a volume's
+    /// directory: the operator's to make): the files in it are opened without following links,
+    /// and so is the directory when it is synced, which a link made every write fail (a
+    /// review's, "Not a directory").
+    pub fn data_dir(&self) -> PathBuf {
+        crate::fsutil::through_link(&self.data)
     }
 
     /// Store options with redb's crash repair reported in the log as it runs.

@@ -212,7 +212,7 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
             // is theirs to make; one made at it later is refused (`Store::backup_into`).
             backup_dir: Some(match &args.backup_dir {
                 Some(dir) => std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()),
-                None => global.data.join("backups"),
+                None => global.data_dir().join("backups"),
             }),
             backup_keep: usize::try_from(args.backup_keep).unwrap_or(usize::MAX),
             backup_key_window: args.idempotency_window.into(),
@@ -233,10 +233,11 @@ pub fn service_config(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<S
             group_commit: args.group_commit,
         },
         max_feed_clients: args.max_feed_clients,
+        // The operator's directory, through a link it is (as `--data`).
         export_dir: args
             .export_out
-            .clone()
-            .unwrap_or_else(|| global.data.clone()),
+            .as_deref()
+            .map_or_else(|| global.data_dir(), crate::fsutil::through_link),
         export_interval: (!export_interval.is_zero()).then_some(export_interval),
         retention: Retention {
             max_age_ms: args.events_max_age.map(|age| age.as_millis() as u64),
@@ -263,8 +264,12 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         // Past the log filter: a service open to writers should never start unannounced.
         output::line(Level::Warn, &warning, &format!("WARNING: {warning}"));
     }
-    std::fs::create_dir_all(&global.data)
-        .with_context(|| format!("creating the data directory {}", global.data.display()))?;
+    std::fs::create_dir_all(global.data_dir()).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            global.data_dir().display()
+        )
+    })?;
     // Before anyone learns the port: from here a stop is a graceful one.
     let stop = first_signal()?;
     // A machine-readable line on stdout: tests and scripts learn the port from it.

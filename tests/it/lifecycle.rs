@@ -92,6 +92,30 @@ fn sigterm_finishes_in_flight_writes_and_closes_cleanly() {
 /// A hangup (a foreground `serve` whose terminal or ssh session went away) stops the service
 /// as SIGTERM does: it ended the process unhandled, without the last export, and the next
 /// start applied the journal as after a crash.
+/// `--data` given as a symbolic link to a directory (`/var/lib/kb` to a volume): at 2ab15cf
+/// every write was a 503, the store faulted with "Not a directory" (the directory was synced
+/// without following links, as the files in it are opened), and so was the export (a
+/// review's). The link is the operator's, and followed once.
+#[test]
+fn a_data_directory_given_as_a_link_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (real, link) = (dir.path().join("volume"), dir.path().join("data"));
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let server = TestServer::start_in(&link, &["--export-interval", "100ms"], &[]);
+    let event = server.post_json("/event", r#"{"source":"bot"}"#);
+    assert_eq!(event.status, 200, "{}", event.text);
+    let verdicts = std::fs::read_to_string(LEGACY_VERDICTS).unwrap();
+    let verdict = server.post_json("/verdicts", verdicts.lines().next().unwrap());
+    assert_eq!(verdict.status, 201, "{}", verdict.text);
+    eventually("the export writes its files", || {
+        real.join("_observer/ops.jsonl").exists() && real.join("_kb/outcomes.jsonl").exists()
+    });
+    let health = server.get("/healthz");
+    assert_eq!(health.status, 200, "{}", health.text);
+    assert!(real.join("kb.redb").is_file());
+}
+
 #[test]
 fn sighup_stops_the_service_cleanly() {
     let dir = tempfile::tempdir().unwrap();

@@ -123,27 +123,6 @@ const NOT_PREFIXES: [&str; 5] = ["dis", "im", "in", "non", "un"];
 pub struct Stems {
     words: BTreeSet<String>,
     stems: BTreeSet<String>,
-    /// Its words with their inflection cut off ([`uninflected`]), and those of the words a
-    /// prefix of [`NOT_PREFIXES`] negates, the prefix cut off too: `bound` for `unbounded`,
-    /// `sanitiz` for `unsanitized`.
-    uninflected: BTreeSet<String>,
-    negated_bases: BTreeSet<String>,
-}
-
-/// `word` without an inflection's ending (`-ing`, `-ed`, `-es`, `-s`, then a final `e`), so
-/// that `sanitized`, `sanitizing` and `sanitize` are one; a derivation is left as it is
-/// (`validation` is not `valid`, which the stemmer makes it, and a wording that says `invalid
-/// input` says the opposite of none that says `input validation`).
-fn uninflected(word: &str) -> &str {
-    let cut = ["ing", "ed", "es"]
-        .iter()
-        .find_map(|end| word.strip_suffix(end))
-        .or_else(|| word.strip_suffix('s').filter(|w| !w.ends_with('s')))
-        .filter(|w| w.len() >= 3)
-        .unwrap_or(word);
-    cut.strip_suffix('e')
-        .filter(|w| w.len() >= 3)
-        .unwrap_or(cut)
 }
 
 impl Stems {
@@ -166,12 +145,6 @@ impl Stems {
     fn add(&mut self, word: &str) {
         self.stems.insert(text::stem(word));
         self.words.insert(word.to_owned());
-        self.uninflected.insert(uninflected(word).to_owned());
-        for base in NOT_PREFIXES.iter().filter_map(|p| word.strip_prefix(p)) {
-            if base.len() >= MIN_NEGATED_WORD {
-                self.negated_bases.insert(uninflected(base).to_owned());
-            }
-        }
     }
 
     /// Whether the two wordings say opposite things: a word of one that the other does not
@@ -212,21 +185,9 @@ impl Stems {
                 .get(mine)
                 .is_some_and(|opposed| opposed.iter().any(|o| stem_theirs_alone(o)))
         });
-        // A word and itself negated by a prefix, inflected otherwise (`unbounded`, `bound`;
-        // `unsanitized`, `sanitizing`: a review found `has no upper bound` taken for the
-        // opposite of `unbounded`, and a dismissal of one not silencing the other). Both ways
-        // from this side, so the relation stays symmetric.
-        let by_base =
-            self.uninflected.difference(&other.uninflected).any(|mine| {
-                other.negated_bases.contains(mine) && !self.negated_bases.contains(mine)
-            }) || self
-                .negated_bases
-                .difference(&other.negated_bases)
-                .any(|base| other.uninflected.contains(base) && !self.uninflected.contains(base));
         // One buffer for the prefixed words looked up (a wording pair costs no allocation).
         let mut prefixed = String::new();
         by_table
-            || by_base
             || self.words.difference(&other.words).any(|mine| {
                 NOT_PREFIXES.iter().any(|p| {
                     (mine.len() >= MIN_NEGATED_WORD && {
@@ -530,23 +491,6 @@ mod tests {
                 "adds exponential backoff retries to the S3 upload path",
                 false,
             ),
-            // Negated by a prefix, inflected otherwise (a review's).
-            (
-                "Unbounded retries in the upload.ts retry loop",
-                "Retry loop in upload.ts has no upper bound",
-                false,
-            ),
-            (
-                "the handler renders unsanitized user comments",
-                "the handler renders user comments without sanitizing them",
-                false,
-            ),
-            (
-                "the handler renders unsanitized user comments",
-                "the handler renders sanitized user comments",
-                true,
-            ),
-            ("the retries are unbounded", "the retries are bounded", true),
         ];
         for (a, b, opposite) in cases {
             assert_eq!(says_opposite(a, b), opposite, "{a:?} / {b:?}");

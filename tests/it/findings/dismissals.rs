@@ -375,37 +375,6 @@ fn a_close_rewording_of_a_wording_dismissed_with_the_finding_is_silenced() {
     );
 }
 
-/// Two reversals say the same thing also when the negated word is inflected otherwise:
-/// `has no upper bound` and `unbounded`. A review found the finding's first wording, raised
-/// again word for word after the team dismissed its latest, a `repeat`, taken for the
-/// opposite of the dismissal's.
-#[test]
-fn a_wording_negated_by_a_prefix_is_not_the_opposite_of_one_negated_by_no() {
-    let server = InProcessServer::start();
-    let repo = Some(REPO);
-    const FIRST: F = (
-        "reliability",
-        "warn",
-        "Retry loop in upload.ts has no upper bound",
-    );
-    const LATEST: F = (
-        "reliability",
-        "warn",
-        "Unbounded retries in the upload.ts retry loop",
-    );
-    post_verdict(&server, verdict(repo, 1, HEAD_A, 1, &[FIRST]));
-    post_verdict(&server, verdict(repo, 1, HEAD_B, 2, &[LATEST]));
-    assert_eq!(list(&server, repo, 1, "all").len(), 1, "one finding");
-    let dismissed = dismiss(
-        &server,
-        json!({"repo": REPO, "pr_number": 1, "finding": {"check": LATEST.0, "severity": LATEST.1, "summary": LATEST.2}, "reason": "bounded by the caller", "by": "ana"}),
-        None,
-    );
-    assert_eq!(dismissed.status, 201, "{}", dismissed.text);
-    let asked = check(&server, repo, 1, HEAD_C, &[FIRST]);
-    assert_eq!(statuses(&asked), ["dismissed"], "{}", asked.text);
-}
-
 /// What the memory holds as block is treated as block, however the finding is named or asked
 /// of (four faults a hostile review of 8b1b6ec found): a confirmed dismissal by fingerprint of
 /// a finding raised as block in one PR of the repository and as a warning in another was

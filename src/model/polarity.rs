@@ -187,6 +187,10 @@ impl Stems {
         });
         // One buffer for the prefixed words looked up (a wording pair costs no allocation).
         let mut prefixed = String::new();
+        // A prefixed word that is a negation itself (`unable`) is counted once, as a negation
+        // ([`is_negated`]): counted as `able`'s opposite too, the two cancelled, and `are
+        // unable to revoke` was taken for a rewording of `are able to revoke` (a review's).
+        let negation = |word: &str| NEGATIONS.binary_search(&word).is_ok();
         by_table
             || self.words.difference(&other.words).any(|mine| {
                 NOT_PREFIXES.iter().any(|p| {
@@ -194,10 +198,11 @@ impl Stems {
                         prefixed.clear();
                         prefixed.push_str(p);
                         prefixed.push_str(mine);
-                        word_theirs_alone(&prefixed)
-                    }) || mine.strip_prefix(p).is_some_and(|base| {
-                        base.len() >= MIN_NEGATED_WORD && word_theirs_alone(base)
-                    })
+                        !negation(&prefixed) && word_theirs_alone(&prefixed)
+                    }) || (!negation(mine)
+                        && mine.strip_prefix(p).is_some_and(|base| {
+                            base.len() >= MIN_NEGATED_WORD && word_theirs_alone(base)
+                        }))
                 })
             })
     }
@@ -490,6 +495,12 @@ mod tests {
                 "retry S3 uploads with exponential backoff",
                 "adds exponential backoff retries to the S3 upload path",
                 false,
+            ),
+            // `unable` is a negation, counted once (a review's).
+            (
+                "Members are able to revoke the API tokens of other members",
+                "Members are unable to revoke the API tokens of other members",
+                true,
             ),
         ];
         for (a, b, opposite) in cases {

@@ -211,7 +211,10 @@ impl Store {
                 );
                 Err(self.note_error(&e).map_or(e, StoreError::Unavailable))
             }
-            _ => Ok(()),
+            // The journal beside it, made good if it is gone: nothing is lost yet.
+            _ => self
+                .journal_in_place()
+                .map_err(|e| self.note_error(&e).map_or(e, StoreError::Unavailable)),
         }
     }
 

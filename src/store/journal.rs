@@ -80,6 +80,8 @@ pub(super) struct Journal {
     /// Syncs the file on its own thread, so that a large batch is applied while it syncs.
     syncer: Option<Syncer>,
     buf: Vec<u8>,
+    /// The device and inode of the file open ([`Journal::is_at`]).
+    dev_ino: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -93,6 +95,14 @@ impl std::fmt::Debug for Journal {
 }
 
 impl Journal {
+    /// Whether the file open is the one at `path` (not removed, moved or replaced since).
+    pub fn is_at(&self, path: &Path) -> bool {
+        let at = std::fs::metadata(path)
+            .ok()
+            .map(|meta| fsutil::dev_ino(&meta));
+        self.dev_ino.is_none() || at == self.dev_ino
+    }
+
     /// Opens the journal at `path`, creating it zero-filled to `capacity` bytes when absent (or
     /// extending a shorter one), and reads its chain of entries. The file's length becomes its
     /// capacity when it is longer. `wrap` is the store's backend seam.
@@ -106,6 +116,7 @@ impl Journal {
         // not the database file's, which the caller's error names.
         let file = fsutil::open_rw(path, fsutil::FILE_MODE)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let dev_ino = file.metadata().ok().map(|meta| fsutil::dev_ino(&meta));
         let backend = FileBackend::new(file).map_err(io::Error::other)?;
         let file: Arc<dyn StorageBackend> = match wrap {
             Some(wrap) => Arc::from(wrap(backend)),
@@ -137,6 +148,7 @@ impl Journal {
             end,
             next_lsn,
             id: 0,
+            dev_ino,
             syncer: None,
             buf: Vec::new(),
         };

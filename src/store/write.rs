@@ -52,6 +52,11 @@ impl Store {
     /// [`Store::write`], with what the caller knows of the writes around this one (the writer
     /// thread knows how busy the server is).
     pub fn write_paced(&self, puts: &[Put], pace: Pace) -> Result<Vec<Written>, StoreError> {
+        if let Some(fault) = self.fault() {
+            return Err(StoreError::Unavailable(fault));
+        }
+        // (Takes the journal's lock for a moment.)
+        self.check_in_place()?;
         let mut journal = self.shared.journal.lock();
         // While faulted, every write fails at once with the fault, durable commits as events
         // (at 2ab15cf verdicts were committed while events were refused: a review's): after a
@@ -59,7 +64,6 @@ impl Store {
         if let Some(fault) = self.fault() {
             return Err(StoreError::Unavailable(fault));
         }
-        self.check_in_place()?;
         let (written, plain) = match self.write_journaled(&mut journal, puts, pace)? {
             Some(done) => done,
             None => {

@@ -36,8 +36,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::Method;
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Extension, Router};
 use tokio::sync::Semaphore;
@@ -409,12 +410,30 @@ pub fn app(state: AppState) -> Router {
 
 /// The path alone: a `HEAD` answer's `Content-Length` must be its `GET`'s (RFC 9110, 9.3.2),
 /// and a path without a route has none for any method.
-async fn not_found(request: Request) -> ApiError {
-    ApiError::NotFound(format!("no route for {}", request.uri().path()))
+async fn not_found(request: Request) -> Response {
+    let answer = ApiError::NotFound(format!("no route for {}", request.uri().path()));
+    closing_if_it_has_a_body(&request, answer.into_response())
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+async fn method_not_allowed(request: Request) -> Response {
+    closing_if_it_has_a_body(&request, ApiError::MethodNotAllowed.into_response())
+}
+
+/// `answer`, ending its connection (and saying so) when `request` came with a body, which no
+/// handler read: the client's next request on it would meet a reset, or the rest of the body
+/// read as one (a review's).
+fn closing_if_it_has_a_body(request: &Request, mut answer: Response) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    if has_body {
+        answer
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    answer
 }
 
 #[cfg(test)]

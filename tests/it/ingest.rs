@@ -790,12 +790,19 @@ fn the_bearer_scheme_is_case_insensitive_and_unusable_tokens_are_refused_at_star
     }
     // Refused before its body is read, a large body's request ends its connection, and the
     // answer says so (a review's: the next request on it met a broken pipe).
-    for (token, coding, status) in [("wrong", "identity", 401), ("s3cret", "gzip", 415)] {
+    // (path, token, content coding, status)
+    let refused = [
+        ("/event", "wrong", "identity", 401),
+        ("/event", "s3cret", "gzip", 415),
+        ("/nowhere", "s3cret", "identity", 404),
+        ("/stats", "s3cret", "identity", 405),
+    ];
+    for (path, token, coding, status) in refused {
         use std::io::{Read, Write};
         let addr = guarded.base.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let head = format!(
-            "POST /event HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+            "POST {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
              content-encoding: {coding}\r\ncontent-type: application/json\r\n\
              content-length: 2000000\r\n\r\n{{"
         );
@@ -811,6 +818,14 @@ fn the_bearer_scheme_is_case_insensitive_and_unusable_tokens_are_refused_at_star
         );
         assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     }
+    // Without a body, a 404 keeps its connection.
+    let plain = guarded
+        .client()
+        .get(guarded.url("/nowhere"))
+        .send()
+        .unwrap();
+    assert_eq!(plain.status().as_u16(), 404);
+    assert!(plain.headers().get("connection").is_none(), "{plain:?}");
 
     // (LAKEHOUSE_KB_TOKEN, --auth-reads, what the refusal says)
     let refused = [

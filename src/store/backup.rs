@@ -302,7 +302,7 @@ impl Store {
         let order = ours(backup_dir, database.as_deref())
             .filter_map(|(_, marker)| marker.made)
             .max()
-            .map_or(1, |last| last + 1);
+            .map_or(1, |last| last.saturating_add(1));
         let (name, dir) = create_backup_dir(backup_dir, name)?;
         let mut marker = Marker {
             created_by: CREATED_BY.into(),

@@ -73,7 +73,7 @@ impl std::fmt::Display for Fault {
         } else {
             write!(
                 f,
-                "the database's storage failed ({}): the service is reopening it",
+                "the database's storage failed ({}): writes are refused until it recovers",
                 self.reason
             )
         }

@@ -798,20 +798,12 @@ fn the_bearer_scheme_is_case_insensitive_and_unusable_tokens_are_refused_at_star
         ("/stats", "s3cret", "identity", 405),
     ];
     for (path, token, coding, status) in refused {
-        use std::io::{Read, Write};
-        let addr = guarded.base.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
              content-encoding: {coding}\r\ncontent-type: application/json\r\n\
              content-length: 2000000\r\n\r\n{{"
         );
-        stream.write_all(head.as_bytes()).unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
+        let (answer, _) = crate::support::raw_exchange(&guarded.base, head.as_bytes());
         assert!(
             answer.starts_with(&format!("HTTP/1.1 {status}")),
             "{answer}"

@@ -729,6 +729,21 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Sends `request`, raw bytes, on a new connection to `base` (`http://HOST:PORT`) and reads
+/// until the server closes it (or 10 s pass): the answer as text, and how long it took.
+pub fn raw_exchange(base: &str, request: &[u8]) -> (String, Duration) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream.write_all(request).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    (answer, start.elapsed())
+}
+
 /// Opens (or creates) `dir/kb.redb`.
 pub fn open_store(dir: &Path) -> Store {
     Store::open(&dir.join("kb.redb"), StoreOptions::default()).unwrap()

@@ -380,6 +380,22 @@ impl Shared {
         // The journal's writes the old database had not synced are applied again before any
         // write reaches the new one (writers wait on the journal's lock, or find no database).
         let mut journal = self.journal.lock();
+        // The journal the store had open, removed or replaced while faulted (before a write
+        // could make it good, `Store::journal_in_place`), holds writes the database dropped
+        // with its failed commits: it goes back to its path for the recovery to apply (a
+        // review lost 2,049 acknowledged events so, with no crash).
+        let journal_path = super::journal::path_of(&self.path);
+        if let Some(open) = journal.as_ref()
+            && !open.is_at(&journal_path)
+        {
+            open.put_back(&journal_path)
+                .map_err(|e| StoreError::Storage(redb::Error::Io(e)))?;
+            tracing::warn!(
+                path = %journal_path.display(),
+                "the write-ahead journal was removed or replaced while the store was faulted: \
+                 what it held is put back for the recovery"
+            );
+        }
         *journal = journaled::recover(&db, &self.path, &self.options)?;
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
         drop(journal);

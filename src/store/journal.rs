@@ -103,6 +103,26 @@ impl Journal {
         self.dev_ino.is_none() || at == self.dev_ino
     }
 
+    /// Puts what the open file holds back at `path` (written beside it, synced, renamed into
+    /// place), for a recovery that reads the journal at its path: the file open was removed
+    /// or replaced while it held entries the database has not made durable.
+    pub fn put_back(&self, path: &Path) -> io::Result<()> {
+        let mut content = vec![0; usize::try_from(self.file.len()?).map_err(io::Error::other)?];
+        self.file.read(0, &mut content)?;
+        let mut name = path.file_name().unwrap_or_default().to_owned();
+        name.push(".restoring");
+        let tmp = path.with_file_name(name);
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = fsutil::create_new(&tmp, fsutil::FILE_MODE)?;
+        std::io::Write::write_all(&mut file, &content)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            fsutil::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
     /// Opens the journal at `path`, creating it zero-filled to `capacity` bytes when absent (or
     /// extending a shorter one), and reads its chain of entries. The file's length becomes its
     /// capacity when it is longer. `wrap` is the store's backend seam.

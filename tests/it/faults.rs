@@ -306,6 +306,39 @@ fn a_database_moved_or_removed_while_serving_refuses_writes_until_it_is_back() {
     assert!(!data.exists());
 }
 
+/// The journal removed while the store is faulted (a full disk) holds acknowledged events
+/// that the failed database drops at its reopen: they are put back at its path for the
+/// recovery to apply. A review lost 2,049 so: the disk filled, the journal was removed, space
+/// was freed, and the store recovered without them and gave their seqs to new events.
+#[test]
+fn a_journal_removed_while_faulted_is_applied_by_the_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = faulty_store(dir.path());
+    let event = |i: u64| {
+        let body = format!(r#"{{"source":"bot","i":{i}}}"#);
+        lakehouse_kb::store::Put::from(
+            lakehouse_kb::intake::event_record(body.as_bytes(), 1_775_000_000_000).unwrap(),
+        )
+    };
+    for i in 0..20 {
+        store.write(&[event(i)]).unwrap();
+    }
+    faults.fail_writes.store(true, Ordering::SeqCst);
+    // A durable commit fails on the full disk, in redb itself (an event's would fail in the
+    // journal first). (The writer thread notes a write's storage fault; here the test does.)
+    let row = br#"{"sig_hash":"pr1-abcdef12","kind":"x"}"#;
+    let outcome = lakehouse_kb::intake::outcome_record(row, 1).unwrap();
+    let failed = store
+        .write(&[lakehouse_kb::store::Put::from(outcome)])
+        .unwrap_err();
+    assert!(store.note_error(&failed).is_some(), "{failed}");
+    std::fs::remove_file(dir.path().join("kb.redb-journal")).unwrap();
+    faults.fail_writes.store(false, Ordering::SeqCst);
+    eventually("the store recovers", || store.fault().is_none());
+    assert_eq!(store.last_seq().unwrap(), 20);
+    assert_eq!(store.write(&[event(21)]).unwrap()[0].seq(), 21);
+}
+
 /// Found by a review at 3457f34: a commit whose last sync failed (EIO) was answered 503 with
 /// `Retry-After`, which says nothing was stored, yet it was: its header had reached the file,
 /// and the reopen found it. A client that obeyed, without a key, stored the record twice. Now

@@ -22,6 +22,11 @@ const NEGATIONS: [&str; 34] = [
     "werent", "without", "wont", "wouldnt",
 ];
 
+/// Whether `word` is one of [`NEGATIONS`].
+fn is_negation(word: &str) -> bool {
+    NEGATIONS.binary_search(&word).is_ok()
+}
+
 /// Marks written for an apostrophe: `’`, `‘`, the modifier letter `ʼ`, a backtick, an acute.
 const APOSTROPHES: [char; 5] = ['\u{2019}', '\u{2018}', '\u{2bc}', '`', '\u{b4}'];
 
@@ -123,6 +128,31 @@ const NOT_PREFIXES: [&str; 5] = ["dis", "im", "in", "non", "un"];
 pub struct Stems {
     words: BTreeSet<String>,
     stems: BTreeSet<String>,
+    /// Its words without their inflection ([`uninflected`]), and those of the words a prefix
+    /// of [`WIDE_NOT_PREFIXES`] negates, the prefix cut off too (`encrypt` for
+    /// `unencrypted`), for [`Stems::opposes_widely`].
+    uninflected: BTreeSet<String>,
+    negated_bases: BTreeSet<String>,
+}
+
+/// Prefixes that say "not" of a word whatever its inflection (`unencrypted` of `encrypts`,
+/// `illegal` of `legal`), for [`Stems::opposes_widely`]: not `in-`, `im-` or `dis-`, which
+/// begin too many words that negate nothing (`incoming`, `import`, `dismissed`).
+const WIDE_NOT_PREFIXES: [&str; 4] = ["il", "ir", "non", "un"];
+
+/// `word` without an inflection's ending (`-ing`, `-ed`, `-es`, `-s`, then a final `e`), so
+/// that `sanitized`, `sanitizing` and `sanitize` are one; a derivation is left as it is
+/// (`validation` is not `valid`, which the stemmer makes it).
+fn uninflected(word: &str) -> &str {
+    let cut = ["ing", "ed", "es"]
+        .iter()
+        .find_map(|end| word.strip_suffix(end))
+        .or_else(|| word.strip_suffix('s').filter(|w| !w.ends_with('s')))
+        .filter(|w| w.len() >= 3)
+        .unwrap_or(word);
+    cut.strip_suffix('e')
+        .filter(|w| w.len() >= 3)
+        .unwrap_or(cut)
 }
 
 impl Stems {
@@ -145,6 +175,36 @@ impl Stems {
     fn add(&mut self, word: &str) {
         self.stems.insert(text::stem(word));
         self.words.insert(word.to_owned());
+        self.uninflected.insert(uninflected(word).to_owned());
+        for base in WIDE_NOT_PREFIXES
+            .iter()
+            .filter_map(|p| word.strip_prefix(p))
+        {
+            if base.len() >= MIN_NEGATED_WORD && !is_negation(word) {
+                self.negated_bases.insert(uninflected(base).to_owned());
+            }
+        }
+    }
+
+    /// [`Stems::opposes`], or a word of one is a word of the other negated by a prefix of
+    /// [`WIDE_NOT_PREFIXES`], whatever either's inflection (`encrypts` and `unencrypted`,
+    /// `legal` and `illegal`). For where an opposition only keeps a dismissal from silencing
+    /// a finding (a false one errs toward saying the finding again): a review found
+    /// `uploads the archive to S3 unencrypted` silenced by a dismissal of `encrypts the
+    /// archive before uploading it to S3`. Not where it may cancel a difference in negation
+    /// ([`Polarity::opposes`]): there `incoming` taken for `come` negated made a finding
+    /// that says the opposite silenced.
+    pub fn opposes_widely(&self, other: &Stems) -> bool {
+        let mine_negated_in_theirs = |mine: &Stems, theirs: &Stems| {
+            mine.uninflected
+                .difference(&theirs.uninflected)
+                .any(|word| {
+                    theirs.negated_bases.contains(word) && !mine.negated_bases.contains(word)
+                })
+        };
+        self.opposes(other)
+            || mine_negated_in_theirs(self, other)
+            || mine_negated_in_theirs(other, self)
     }
 
     /// Whether the two wordings say opposite things: a word of one that the other does not
@@ -187,23 +247,26 @@ impl Stems {
         });
         // One buffer for the prefixed words looked up (a wording pair costs no allocation).
         let mut prefixed = String::new();
-        // A prefixed word that is a negation itself (`unable`) is counted once, as a negation
-        // ([`is_negated`]): counted as `able`'s opposite too, the two cancelled, and `are
-        // unable to revoke` was taken for a rewording of `are able to revoke` (a review's).
-        let negation = |word: &str| NEGATIONS.binary_search(&word).is_ok();
+        // A pair of which a word is a negation itself (`unable`, `missing` in `dismissing`) is
+        // no pair: the negation is counted once, as one ([`is_negated`]). Counted as an
+        // opposite pair too, the two cancelled, and `are unable to revoke` was taken for a
+        // rewording of `are able to revoke`, `is missing the role` of `dismissing ... requires
+        // the role` (reviews').
         by_table
             || self.words.difference(&other.words).any(|mine| {
-                NOT_PREFIXES.iter().any(|p| {
-                    (mine.len() >= MIN_NEGATED_WORD && {
-                        prefixed.clear();
-                        prefixed.push_str(p);
-                        prefixed.push_str(mine);
-                        !negation(&prefixed) && word_theirs_alone(&prefixed)
-                    }) || (!negation(mine)
-                        && mine.strip_prefix(p).is_some_and(|base| {
-                            base.len() >= MIN_NEGATED_WORD && word_theirs_alone(base)
-                        }))
-                })
+                !is_negation(mine)
+                    && NOT_PREFIXES.iter().any(|p| {
+                        (mine.len() >= MIN_NEGATED_WORD && {
+                            prefixed.clear();
+                            prefixed.push_str(p);
+                            prefixed.push_str(mine);
+                            !is_negation(&prefixed) && word_theirs_alone(&prefixed)
+                        }) || mine.strip_prefix(p).is_some_and(|base| {
+                            base.len() >= MIN_NEGATED_WORD
+                                && !is_negation(base)
+                                && word_theirs_alone(base)
+                        })
+                    })
             })
     }
 }
@@ -363,6 +426,70 @@ mod tests {
         }
     }
 
+    /// Where an opposition only keeps a dismissal from silencing, a word negated by `un-`,
+    /// `non-`, `il-` or `ir-` opposes it however inflected (a review's pairs); `in-` words
+    /// do not (`incoming` is no `come` negated).
+    #[test]
+    fn widely_a_prefix_negates_a_word_however_inflected() {
+        let cases = [
+            (
+                "encrypts the archive before uploading it to S3",
+                "uploads the archive to S3 unencrypted",
+                true,
+            ),
+            (
+                "sanitizes user HTML before inserting it",
+                "inserts user HTML unsanitized",
+                true,
+            ),
+            (
+                "authenticates the caller before removing the repository",
+                "lets an unauthenticated caller remove the repository",
+                true,
+            ),
+            (
+                "limits the request body size",
+                "leaves the request body size unlimited",
+                true,
+            ),
+            (
+                "verifies the signature",
+                "leaves the signature unverified",
+                true,
+            ),
+            (
+                "rejects legal transitions",
+                "rejects illegal transitions",
+                true,
+            ),
+            (
+                "the migration is reversible",
+                "the migration is irreversible",
+                true,
+            ),
+            (
+                "Incoming webhook payloads are not verified in hooks.ts",
+                "Webhook payloads that come in are not verified in hooks.ts",
+                false,
+            ),
+            (
+                "the retries are unbounded",
+                "the retries are unbounded, again",
+                false,
+            ),
+            (
+                "members are unable to revoke tokens",
+                "members are able to revoke tokens",
+                false,
+            ),
+        ];
+        for (a, b, opposed) in cases {
+            let (a, b) = (Stems::of(a), Stems::of(b));
+            assert_eq!(a.opposes_widely(&b), opposed, "{a:?} / {b:?}");
+            assert_eq!(b.opposes_widely(&a), opposed, "{b:?} / {a:?}");
+        }
+    }
+
     proptest::proptest! {
         /// Opposition is symmetric, so walking either wording's words gives the same answer
         /// (what lets `opposes` walk the shorter one): wordings of words with opposites, with
@@ -500,6 +627,12 @@ mod tests {
             (
                 "Members are able to revoke the API tokens of other members",
                 "Members are unable to revoke the API tokens of other members",
+                true,
+            ),
+            // And so is `missing`, not `dismissing` negated (a review's).
+            (
+                "the API for dismissing reviews requires the maintainer role in reviews.ts",
+                "the API for reviews is missing the maintainer role in reviews.ts",
                 true,
             ),
         ];

@@ -622,7 +622,11 @@ pub(super) fn which_applies(
         {
             break;
         }
-        if !live[i].polarity().stems().opposes(polarity().stems()) {
+        if !live[i]
+            .polarity()
+            .stems()
+            .opposes_widely(polarity().stems())
+        {
             keep(&mut silencing, MatchKind::Similar, score, i);
             break;
         }

@@ -84,8 +84,10 @@ use super::{FieldError, cut};
 /// Version 9: a line after a file named without an extension (`Dockerfile:3`) is a position;
 /// two reversals (`is disabled`, `is not enabled`) do not say the opposite. Version 10: a
 /// negation joined by a hyphen (`never-reassigned`, `no-auth`) or written `w/o` is one (kept
-/// with each wording between); `unable` is a negation only, not also `able`'s opposite (the
-/// two cancelled); fingerprints are version 9's.
+/// with each wording between); `unable` (and `missing` in `dismissing`) is a negation only,
+/// not also an opposite word (the two cancelled); a dismissal silences no wording that
+/// negates one of its words by `un-`, `non-`, `il-` or `ir-`, however inflected;
+/// fingerprints are version 9's.
 pub const FINDING_RULES_VERSION: u64 = 10;
 
 /// The first rules version whose fingerprints are today's: a memory built under an older one

@@ -375,6 +375,36 @@ fn a_close_rewording_of_a_wording_dismissed_with_the_finding_is_silenced() {
     );
 }
 
+/// A dismissal does not silence a finding that negates one of its words by a prefix, however
+/// either is inflected: a review found `... uploads the archive to S3 unencrypted` silenced
+/// (0.86) by a dismissal of `... encrypts the archive before uploading it to S3`, and
+/// `illegal` by `legal`.
+#[test]
+fn a_dismissal_does_not_silence_its_words_negated_by_a_prefix() {
+    let server = InProcessServer::start();
+    let repo = Some(REPO);
+    let pairs = [
+        (
+            "the backup job in backup.ts encrypts the archive before uploading it to S3",
+            "the backup job in backup.ts uploads the archive to S3 unencrypted",
+        ),
+        (
+            "the state machine in order.ts rejects legal transitions",
+            "the state machine in order.ts rejects illegal transitions",
+        ),
+    ];
+    for (pr, (dismissed, raised)) in (1..).zip(pairs) {
+        let answer = dismiss(
+            &server,
+            json!({"repo": REPO, "pr_number": pr, "finding": {"check": "security", "severity": "warn", "summary": dismissed}, "reason": "known", "by": "ana"}),
+            None,
+        );
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        let asked = check(&server, repo, pr, HEAD_A, &[("security", "warn", raised)]);
+        assert_eq!(statuses(&asked), ["new"], "{raised}: {}", asked.text);
+    }
+}
+
 /// What the memory holds as block is treated as block, however the finding is named or asked
 /// of (four faults a hostile review of 8b1b6ec found): a confirmed dismissal by fingerprint of
 /// a finding raised as block in one PR of the repository and as a warning in another was

@@ -225,8 +225,19 @@ pub async fn run(
         drop(export);
     }
     // A database a storage fault left refusing writes cannot be closed cleanly: said so, not
-    // "stopped cleanly" before a start that then repairs it (a review's).
+    // "stopped cleanly" before a start that then repairs it (a review's). A journal removed
+    // meanwhile goes back to its path for the next start to apply (a review's).
     let fault = store.fault();
+    let journal_kept = match fault {
+        Some(_) => store.put_back_journal().inspect_err(|e| {
+            tracing::error!(
+                error = %e,
+                "the write-ahead journal, removed during the storage fault, could not be put \
+                 back: the events it held beyond the database's last checkpoint are lost"
+            )
+        }),
+        None => Ok(()),
+    };
     match Arc::try_unwrap(store) {
         Ok(store) => drop(store),
         Err(_) => {
@@ -235,6 +246,12 @@ pub async fn run(
     }
     match fault {
         None => tracing::info!("stopped cleanly"),
+        Some(fault) if journal_kept.is_err() => tracing::warn!(
+            reason = %fault.reason,
+            no_space = fault.no_space,
+            "stopped during a storage fault, the database not closed cleanly: the next start \
+             repairs it"
+        ),
         Some(fault) => tracing::warn!(
             reason = %fault.reason,
             no_space = fault.no_space,

@@ -218,6 +218,14 @@ impl Store {
         }
     }
 
+    /// At a stop during a fault: puts the journal back at its path if it was removed
+    /// meanwhile ([`Shared::put_back_journal`]), so that the next start applies it. Fails
+    /// when it cannot (the disk still full): what it held beyond the database's last
+    /// checkpoint is then lost with this process.
+    pub fn put_back_journal(&self) -> Result<(), StoreError> {
+        self.shared.put_back_journal(&self.shared.journal.lock())
+    }
+
     /// A commit succeeded: the next fault starts over with the shortest delay.
     pub fn note_commit(&self) {
         if self.shared.fault.episodes.load(Ordering::Relaxed) != 0 {
@@ -258,6 +266,7 @@ fn recover(shared: Weak<Shared>, mut delay: Duration) {
             return;
         };
         let attempt = present(&shared)
+            .and_then(|()| shared.put_back_journal(&shared.journal.lock()))
             .and_then(|()| probe(&shared.path, &shared))
             .and_then(|()| shared.reopen());
         let mut inner = shared.fault.lock();
@@ -354,6 +363,26 @@ fn probe_path(db_path: &Path) -> PathBuf {
 }
 
 impl Shared {
+    /// Puts the journal the store has open (`open`, its slot) back at its path when it was
+    /// removed or replaced while the store was faulted, before a write could make it good
+    /// (`Store::journal_in_place`): it holds writes the failed database drops at its reopen,
+    /// and at a stop (a review lost 2,049 acknowledged events so, with no crash). Done at each
+    /// recovery attempt, before the reopen, and at a stop.
+    fn put_back_journal(&self, open: &Option<super::journal::Journal>) -> Result<(), StoreError> {
+        let path = super::journal::path_of(&self.path);
+        let Some(open) = open.as_ref().filter(|open| !open.is_at(&path)) else {
+            return Ok(());
+        };
+        open.put_back(&path)
+            .map_err(|e| StoreError::Storage(redb::Error::Io(e)))?;
+        tracing::warn!(
+            path = %path.display(),
+            "the write-ahead journal was removed or replaced while the store was faulted: what \
+             it held is put back"
+        );
+        Ok(())
+    }
+
     /// Drops the failed database (redb can only reopen a file that no `Database` holds) and
     /// opens it again; redb repairs it as after a crash.
     fn reopen(&self) -> Result<(), StoreError> {
@@ -380,22 +409,7 @@ impl Shared {
         // The journal's writes the old database had not synced are applied again before any
         // write reaches the new one (writers wait on the journal's lock, or find no database).
         let mut journal = self.journal.lock();
-        // The journal the store had open, removed or replaced while faulted (before a write
-        // could make it good, `Store::journal_in_place`), holds writes the database dropped
-        // with its failed commits: it goes back to its path for the recovery to apply (a
-        // review lost 2,049 acknowledged events so, with no crash).
-        let journal_path = super::journal::path_of(&self.path);
-        if let Some(open) = journal.as_ref()
-            && !open.is_at(&journal_path)
-        {
-            open.put_back(&journal_path)
-                .map_err(|e| StoreError::Storage(redb::Error::Io(e)))?;
-            tracing::warn!(
-                path = %journal_path.display(),
-                "the write-ahead journal was removed or replaced while the store was faulted: \
-                 what it held is put back for the recovery"
-            );
-        }
+        self.put_back_journal(&journal)?;
         *journal = journaled::recover(&db, &self.path, &self.options)?;
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
         drop(journal);

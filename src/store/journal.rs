@@ -112,11 +112,24 @@ impl Journal {
         let mut name = path.file_name().unwrap_or_default().to_owned();
         name.push(".restoring");
         let tmp = path.with_file_name(name);
-        let _ = std::fs::remove_file(&tmp);
-        let mut file = fsutil::create_new(&tmp, fsutil::FILE_MODE)?;
-        std::io::Write::write_all(&mut file, &content)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", tmp.display()));
+        // A leftover of an attempt cut short is removed (never followed: a link is unlinked).
+        if let Err(e) = std::fs::remove_file(&tmp)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            return Err(named(e));
+        }
+        let written = (|| {
+            let mut file = fsutil::create_new(&tmp, fsutil::FILE_MODE)?;
+            std::io::Write::write_all(&mut file, &content)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if let Err(e) = written {
+            // Not left holding the space of a disk that was just full.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(named(e));
+        }
         if let Some(dir) = path.parent() {
             fsutil::sync_dir(dir)?;
         }

@@ -337,6 +337,25 @@ fn a_journal_removed_while_faulted_is_applied_by_the_reopen() {
     eventually("the store recovers", || store.fault().is_none());
     assert_eq!(store.last_seq().unwrap(), 20);
     assert_eq!(store.write(&[event(21)]).unwrap()[0].seq(), 21);
+
+    // Stopped during the fault, before a recovery attempt: the stop puts it back, and the
+    // next start applies it (a review lost them all at a SIGTERM within the retry delay).
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = faulty_store(dir.path());
+    for i in 0..20 {
+        store.write(&[event(i)]).unwrap();
+    }
+    faults.fail_writes.store(true, Ordering::SeqCst);
+    let outcome = lakehouse_kb::intake::outcome_record(row, 1).unwrap();
+    let failed = store
+        .write(&[lakehouse_kb::store::Put::from(outcome)])
+        .unwrap_err();
+    assert!(store.note_error(&failed).is_some(), "{failed}");
+    std::fs::remove_file(dir.path().join("kb.redb-journal")).unwrap();
+    store.put_back_journal().unwrap();
+    drop(store);
+    let reopened = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();
+    assert_eq!(reopened.last_seq().unwrap(), 20);
 }
 
 /// Found by a review at 3457f34: a commit whose last sync failed (EIO) was answered 503 with

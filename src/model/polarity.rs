@@ -140,19 +140,57 @@ pub struct Stems {
 /// begin too many words that negate nothing (`incoming`, `import`, `dismissed`).
 const WIDE_NOT_PREFIXES: [&str; 4] = ["il", "ir", "non", "un"];
 
-/// `word` without an inflection's ending (`-ing`, `-ed`, `-es`, `-s`, then a final `e`), so
-/// that `sanitized`, `sanitizing` and `sanitize` are one; a derivation is left as it is
-/// (`validation` is not `valid`, which the stemmer makes it).
-fn uninflected(word: &str) -> &str {
-    let cut = ["ing", "ed", "es"]
+/// Past participles that are not the verb with `-ed` (`uncaught` of `catches`), as (participle,
+/// verb), for [`uninflected`].
+const IRREGULAR: [(&str, &str); 14] = [
+    ("bound", "bind"),
+    ("built", "build"),
+    ("caught", "catch"),
+    ("found", "find"),
+    ("held", "hold"),
+    ("hidden", "hide"),
+    ("kept", "keep"),
+    ("known", "know"),
+    ("sent", "send"),
+    ("shown", "show"),
+    ("spent", "spend"),
+    ("taken", "take"),
+    ("thrown", "throw"),
+    ("written", "write"),
+];
+
+/// The forms of `word` without an inflection's ending (`-ing`, `-ed`, `-es`, `-s`, then a
+/// final `e`), so that `sanitized`, `sanitizing` and `sanitize` share one: with `-ed` or
+/// `-ing` cut, also without a doubled last consonant (`pinned`, `pin`; `committed`,
+/// `commit`), and an irregular participle's verb ([`IRREGULAR`]: `caught`, `catch`). A
+/// derivation is left as it is (`validation` is not `valid`, which the stemmer makes it).
+fn uninflected(word: &str) -> Vec<&str> {
+    fn without_e(w: &str) -> &str {
+        w.strip_suffix('e').filter(|w| w.len() >= 3).unwrap_or(w)
+    }
+    let mut forms = Vec::with_capacity(2);
+    if let Some(&(_, verb)) = IRREGULAR.iter().find(|(participle, _)| *participle == word) {
+        forms.push(without_e(verb));
+    }
+    let participle = ["ing", "ed"]
         .iter()
         .find_map(|end| word.strip_suffix(end))
+        .filter(|w| w.len() >= 3);
+    let cut = participle
+        .or_else(|| word.strip_suffix("es"))
         .or_else(|| word.strip_suffix('s').filter(|w| !w.ends_with('s')))
         .filter(|w| w.len() >= 3)
         .unwrap_or(word);
-    cut.strip_suffix('e')
-        .filter(|w| w.len() >= 3)
-        .unwrap_or(cut)
+    forms.push(without_e(cut));
+    if participle.is_some()
+        && let [.., a, b] = cut.as_bytes()
+        && a == b
+        && !b"aeiou".contains(b)
+        && cut.len() > 3
+    {
+        forms.push(&cut[..cut.len() - 1]);
+    }
+    forms
 }
 
 impl Stems {
@@ -175,13 +213,15 @@ impl Stems {
     fn add(&mut self, word: &str) {
         self.stems.insert(text::stem(word));
         self.words.insert(word.to_owned());
-        self.uninflected.insert(uninflected(word).to_owned());
+        self.uninflected
+            .extend(uninflected(word).into_iter().map(str::to_owned));
         for base in WIDE_NOT_PREFIXES
             .iter()
             .filter_map(|p| word.strip_prefix(p))
         {
             if base.len() >= MIN_NEGATED_WORD && !is_negation(word) {
-                self.negated_bases.insert(uninflected(base).to_owned());
+                self.negated_bases
+                    .extend(uninflected(base).into_iter().map(str::to_owned));
             }
         }
     }
@@ -467,6 +507,20 @@ mod tests {
                 "the migration is irreversible",
                 true,
             ),
+            // A doubled consonant, an irregular participle (a review's).
+            (
+                "pins the action's version",
+                "leaves the action's version unpinned",
+                true,
+            ),
+            (
+                "commits the transaction",
+                "leaves the transaction uncommitted",
+                true,
+            ),
+            ("catches the error", "leaves the error uncaught", true),
+            ("sends the receipt", "leaves the receipt unsent", true),
+            ("adds the header", "added the header", false),
             (
                 "Incoming webhook payloads are not verified in hooks.ts",
                 "Webhook payloads that come in are not verified in hooks.ts",

@@ -312,27 +312,33 @@ fn a_database_moved_or_removed_while_serving_refuses_writes_until_it_is_back() {
 /// was freed, and the store recovered without them and gave their seqs to new events.
 #[test]
 fn a_journal_removed_while_faulted_is_applied_by_the_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, faults) = faulty_store(dir.path());
     let event = |i: u64| {
         let body = format!(r#"{{"source":"bot","i":{i}}}"#);
         lakehouse_kb::store::Put::from(
             lakehouse_kb::intake::event_record(body.as_bytes(), 1_775_000_000_000).unwrap(),
         )
     };
-    for i in 0..20 {
-        store.write(&[event(i)]).unwrap();
-    }
-    faults.fail_writes.store(true, Ordering::SeqCst);
-    // A durable commit fails on the full disk, in redb itself (an event's would fail in the
-    // journal first). (The writer thread notes a write's storage fault; here the test does.)
-    let row = br#"{"sig_hash":"pr1-abcdef12","kind":"x"}"#;
-    let outcome = lakehouse_kb::intake::outcome_record(row, 1).unwrap();
-    let failed = store
-        .write(&[lakehouse_kb::store::Put::from(outcome)])
-        .unwrap_err();
-    assert!(store.note_error(&failed).is_some(), "{failed}");
-    std::fs::remove_file(dir.path().join("kb.redb-journal")).unwrap();
+    // 20 events journaled; then a durable commit fails on the full disk, in redb itself (an
+    // event's would fail in the journal first), and the journal is removed. (The writer thread
+    // notes a write's storage fault; here the test does.)
+    let faulted_without_its_journal = || {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, faults) = faulty_store(dir.path());
+        for i in 0..20 {
+            store.write(&[event(i)]).unwrap();
+        }
+        faults.fail_writes.store(true, Ordering::SeqCst);
+        let row = br#"{"sig_hash":"pr1-abcdef12","kind":"x"}"#;
+        let outcome = lakehouse_kb::intake::outcome_record(row, 1).unwrap();
+        let failed = store
+            .write(&[lakehouse_kb::store::Put::from(outcome)])
+            .unwrap_err();
+        assert!(store.note_error(&failed).is_some(), "{failed}");
+        std::fs::remove_file(dir.path().join("kb.redb-journal")).unwrap();
+        (dir, store, faults)
+    };
+
+    let (_dir, store, faults) = faulted_without_its_journal();
     faults.fail_writes.store(false, Ordering::SeqCst);
     eventually("the store recovers", || store.fault().is_none());
     assert_eq!(store.last_seq().unwrap(), 20);
@@ -340,18 +346,7 @@ fn a_journal_removed_while_faulted_is_applied_by_the_reopen() {
 
     // Stopped during the fault, before a recovery attempt: the stop puts it back, and the
     // next start applies it (a review lost them all at a SIGTERM within the retry delay).
-    let dir = tempfile::tempdir().unwrap();
-    let (store, faults) = faulty_store(dir.path());
-    for i in 0..20 {
-        store.write(&[event(i)]).unwrap();
-    }
-    faults.fail_writes.store(true, Ordering::SeqCst);
-    let outcome = lakehouse_kb::intake::outcome_record(row, 1).unwrap();
-    let failed = store
-        .write(&[lakehouse_kb::store::Put::from(outcome)])
-        .unwrap_err();
-    assert!(store.note_error(&failed).is_some(), "{failed}");
-    std::fs::remove_file(dir.path().join("kb.redb-journal")).unwrap();
+    let (dir, store, _faults) = faulted_without_its_journal();
     store.put_back_journal().unwrap();
     drop(store);
     let reopened = Store::open(&dir.path().join("kb.redb"), StoreOptions::default()).unwrap();

@@ -114,14 +114,18 @@ pub fn require_real_dir(path: &Path) -> io::Result<()> {
 /// name exactly when they reach the same file, whichever process asks. It is not a secret, and
 /// says nothing about where the file is.
 pub fn file_identity(path: &Path) -> io::Result<String> {
+    Ok(identity_of(dev_ino(&std::fs::metadata(path)?)))
+}
+
+/// [`file_identity`] of the file whose device and inode are `(dev, ino)`.
+pub fn identity_of((dev, ino): (u64, u64)) -> String {
     use sha2::{Digest, Sha256};
-    let (dev, ino) = dev_ino(&std::fs::metadata(path)?);
     let digest = Sha256::new()
         .chain_update(b"lakehouse-kb file identity\0")
         .chain_update(dev.to_le_bytes())
         .chain_update(ino.to_le_bytes())
         .finalize();
-    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `path` resolved when it is a symbolic link itself (its target made absolute and free of
@@ -134,6 +138,11 @@ pub fn through_link(path: &Path) -> PathBuf {
         }
         _ => path.to_owned(),
     }
+}
+
+/// The device and inode of the file at `path`; `None` when there is none to read.
+pub fn dev_ino_at(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|meta| dev_ino(&meta))
 }
 
 /// A file's device and inode: the same pair exactly when two opens or paths reach one file.

@@ -128,11 +128,57 @@ const NOT_PREFIXES: [&str; 5] = ["dis", "im", "in", "non", "un"];
 pub struct Stems {
     words: BTreeSet<String>,
     stems: BTreeSet<String>,
-    /// Its words without their inflection ([`uninflected`]), and those of the words a prefix
-    /// of [`WIDE_NOT_PREFIXES`] negates, the prefix cut off too (`encrypt` for
-    /// `unencrypted`), for [`Stems::opposes_widely`].
+    /// Read from `words` only when [`Stems::opposes_widely`] asks (the dismissals' check),
+    /// not for every wording the memory and the neighbours compare.
+    wide: std::cell::OnceCell<Wide>,
+}
+
+/// A wording's words without their inflection ([`uninflected`]), and those of the words a
+/// prefix of [`WIDE_NOT_PREFIXES`] negates, the prefix cut off too (`encrypt` for
+/// `unencrypted`), for [`Stems::opposes_widely`].
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Wide {
     uninflected: BTreeSet<String>,
     negated_bases: BTreeSet<String>,
+}
+
+impl Wide {
+    fn of(words: &BTreeSet<String>) -> Wide {
+        let mut wide = Wide::default();
+        for word in words {
+            wide.uninflected
+                .extend(uninflected(word).into_iter().map(str::to_owned));
+            if is_negation(word) {
+                continue;
+            }
+            for base in WIDE_NOT_PREFIXES
+                .iter()
+                .filter_map(|p| word.strip_prefix(p))
+            {
+                if base.len() >= MIN_NEGATED_WORD {
+                    wide.negated_bases
+                        .extend(uninflected(base).into_iter().map(str::to_owned));
+                }
+            }
+        }
+        wide
+    }
+
+    /// Whether a word of this wording is one of `other`'s negated by a prefix, or the other
+    /// way round: walking this wording's forms only (so that the shorter wording's may be the
+    /// ones walked, as in [`Stems::opposes`]).
+    fn opposes_walking_mine(&self, other: &Wide) -> bool {
+        let theirs_alone = |set: &BTreeSet<String>, mine: &BTreeSet<String>, word: &String| {
+            set.contains(word) && !mine.contains(word)
+        };
+        self.uninflected.iter().any(|word| {
+            !other.uninflected.contains(word)
+                && theirs_alone(&other.negated_bases, &self.negated_bases, word)
+        }) || self.negated_bases.iter().any(|base| {
+            !other.negated_bases.contains(base)
+                && theirs_alone(&other.uninflected, &self.uninflected, base)
+        })
+    }
 }
 
 /// Prefixes that say "not" of a word whatever its inflection (`unencrypted` of `encrypts`,
@@ -213,17 +259,6 @@ impl Stems {
     fn add(&mut self, word: &str) {
         self.stems.insert(text::stem(word));
         self.words.insert(word.to_owned());
-        self.uninflected
-            .extend(uninflected(word).into_iter().map(str::to_owned));
-        for base in WIDE_NOT_PREFIXES
-            .iter()
-            .filter_map(|p| word.strip_prefix(p))
-        {
-            if base.len() >= MIN_NEGATED_WORD && !is_negation(word) {
-                self.negated_bases
-                    .extend(uninflected(base).into_iter().map(str::to_owned));
-            }
-        }
     }
 
     /// [`Stems::opposes`], or a word of one is a word of the other negated by a prefix of
@@ -235,16 +270,16 @@ impl Stems {
     /// ([`Polarity::opposes`]): there `incoming` taken for `come` negated made a finding
     /// that says the opposite silenced.
     pub fn opposes_widely(&self, other: &Stems) -> bool {
-        let mine_negated_in_theirs = |mine: &Stems, theirs: &Stems| {
-            mine.uninflected
-                .difference(&theirs.uninflected)
-                .any(|word| {
-                    theirs.negated_bases.contains(word) && !mine.negated_bases.contains(word)
-                })
+        let (shorter, longer) = if self.words.len() > other.words.len() {
+            (other, self)
+        } else {
+            (self, other)
         };
-        self.opposes(other)
-            || mine_negated_in_theirs(self, other)
-            || mine_negated_in_theirs(other, self)
+        self.opposes(other) || shorter.wide().opposes_walking_mine(longer.wide())
+    }
+
+    fn wide(&self) -> &Wide {
+        self.wide.get_or_init(|| Wide::of(&self.words))
     }
 
     /// Whether the two wordings say opposite things: a word of one that the other does not
@@ -558,6 +593,10 @@ mod tests {
             };
             let (a, b) = (Stems::of(&wording(&a)), Stems::of(&wording(&b)));
             proptest::prop_assert_eq!(a.opposes_walking_mine(&b), b.opposes_walking_mine(&a));
+            proptest::prop_assert_eq!(
+                a.wide().opposes_walking_mine(b.wide()),
+                b.wide().opposes_walking_mine(a.wide())
+            );
         }
     }
 
@@ -592,6 +631,13 @@ mod tests {
         "insecure",
         "mutable",
         "immutable",
+        "encrypts",
+        "pins",
+        "unpinned",
+        "legal",
+        "illegal",
+        "unable",
+        "able",
     ];
 
     #[test]

@@ -191,31 +191,23 @@ impl Store {
     /// Fails, faulting the store, when the file the database has open is no longer the file
     /// at its path: removed with its directory, moved or replaced while the service ran. What
     /// a commit wrote to it would be acknowledged and then lost (the next start opens what is
-    /// at the path, or a new empty file: a review's). A `stat` of the path; the recovery
-    /// reopens the file once one is there again.
+    /// at the path, or a new empty file: a review's). A `stat` of the path, and one of the
+    /// journal's; the recovery reopens the file once it is back.
     pub fn check_in_place(&self) -> Result<(), StoreError> {
-        let opened = *self
-            .shared
-            .opened
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match opened {
-            Some(opened) if dev_ino_at(&self.shared.path) != Some(opened) => {
-                let e = io_store_error(
-                    io::ErrorKind::NotFound,
-                    format!(
-                        "the database file is no longer at {} (removed, moved or replaced while \
-                         the service ran)",
-                        self.shared.path.display()
-                    ),
-                );
-                Err(self.note_error(&e).map_or(e, StoreError::Unavailable))
-            }
-            // The journal beside it, made good if it is gone: nothing is lost yet.
-            _ => self
-                .journal_in_place()
-                .map_err(|e| self.note_error(&e).map_or(e, StoreError::Unavailable)),
+        if !self.shared.in_place() {
+            let e = io_store_error(
+                io::ErrorKind::NotFound,
+                format!(
+                    "the database file is no longer at {} (removed, moved or replaced while the \
+                     service ran)",
+                    self.shared.path.display()
+                ),
+            );
+            return Err(self.note_error(&e).map_or(e, StoreError::Unavailable));
         }
+        // The journal beside it, made good if it is gone: nothing is lost yet.
+        self.journal_in_place()
+            .map_err(|e| self.note_error(&e).map_or(e, StoreError::Unavailable))
     }
 
     /// At a stop during a fault: puts the journal back at its path if it was removed
@@ -223,7 +215,8 @@ impl Store {
     /// when it cannot (the disk still full): what it held beyond the database's last
     /// checkpoint is then lost with this process.
     pub fn put_back_journal(&self) -> Result<(), StoreError> {
-        self.shared.put_back_journal(&self.shared.journal.lock())
+        self.shared
+            .put_back_journal(&mut self.shared.journal.lock())
     }
 
     /// A commit succeeded: the next fault starts over with the shortest delay.
@@ -232,13 +225,6 @@ impl Store {
             self.shared.fault.episodes.store(0, Ordering::Relaxed);
         }
     }
-}
-
-/// The device and inode of the file at `path`; `None` when there is none to read.
-pub(super) fn dev_ino_at(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path)
-        .ok()
-        .map(|meta| crate::fsutil::dev_ino(&meta))
 }
 
 fn io_store_error(kind: io::ErrorKind, message: String) -> StoreError {
@@ -266,7 +252,7 @@ fn recover(shared: Weak<Shared>, mut delay: Duration) {
             return;
         };
         let attempt = present(&shared)
-            .and_then(|()| shared.put_back_journal(&shared.journal.lock()))
+            .and_then(|()| shared.put_back_journal(&mut shared.journal.lock()))
             .and_then(|()| probe(&shared.path, &shared))
             .and_then(|()| shared.reopen());
         let mut inner = shared.fault.lock();
@@ -314,10 +300,11 @@ fn recover(shared: Weak<Shared>, mut delay: Duration) {
 /// file of an older schema served unmigrated). Another file is the operator's to open, by a
 /// restart.
 fn present(shared: &Shared) -> Result<(), StoreError> {
+    if shared.in_place() {
+        return Ok(());
+    }
     let path = &shared.path;
-    let opened = *shared.opened.lock().unwrap_or_else(PoisonError::into_inner);
     match std::fs::metadata(path) {
-        Ok(meta) if opened.is_none_or(|opened| crate::fsutil::dev_ino(&meta) == opened) => Ok(()),
         Ok(_) => Err(io_store_error(
             io::ErrorKind::Other,
             format!(
@@ -363,14 +350,24 @@ fn probe_path(db_path: &Path) -> PathBuf {
 }
 
 impl Shared {
+    /// Whether the file at the database's path is the one it opened (or what it opened is
+    /// unknown). A `stat` of the path.
+    fn in_place(&self) -> bool {
+        self.opened
+            .is_none_or(|opened| crate::fsutil::dev_ino_at(&self.path) == Some(opened))
+    }
+
     /// Puts the journal the store has open (`open`, its slot) back at its path when it was
     /// removed or replaced while the store was faulted, before a write could make it good
     /// (`Store::journal_in_place`): it holds writes the failed database drops at its reopen,
     /// and at a stop (a review lost 2,049 acknowledged events so, with no crash). Done at each
-    /// recovery attempt, before the reopen, and at a stop.
-    fn put_back_journal(&self, open: &Option<super::journal::Journal>) -> Result<(), StoreError> {
+    /// recovery attempt, before its reopen, and at a stop; once, the copy standing for it.
+    fn put_back_journal(
+        &self,
+        open: &mut Option<super::journal::Journal>,
+    ) -> Result<(), StoreError> {
         let path = super::journal::path_of(&self.path);
-        let Some(open) = open.as_ref().filter(|open| !open.is_at(&path)) else {
+        let Some(open) = open.as_mut().filter(|open| !open.is_at(&path)) else {
             return Ok(());
         };
         open.put_back(&path)
@@ -408,8 +405,8 @@ impl Shared {
         check_codec_version(&db)?;
         // The journal's writes the old database had not synced are applied again before any
         // write reaches the new one (writers wait on the journal's lock, or find no database).
+        // (A journal removed meanwhile was put back by the attempt, before this.)
         let mut journal = self.journal.lock();
-        self.put_back_journal(&journal)?;
         *journal = journaled::recover(&db, &self.path, &self.options)?;
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
         drop(journal);

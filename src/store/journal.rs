@@ -97,16 +97,16 @@ impl std::fmt::Debug for Journal {
 impl Journal {
     /// Whether the file open is the one at `path` (not removed, moved or replaced since).
     pub fn is_at(&self, path: &Path) -> bool {
-        let at = std::fs::metadata(path)
-            .ok()
-            .map(|meta| fsutil::dev_ino(&meta));
-        self.dev_ino.is_none() || at == self.dev_ino
+        self.dev_ino
+            .is_none_or(|open| fsutil::dev_ino_at(path) == Some(open))
     }
 
     /// Puts what the open file holds back at `path` (written beside it, synced, renamed into
     /// place), for a recovery that reads the journal at its path: the file open was removed
-    /// or replaced while it held entries the database has not made durable.
-    pub fn put_back(&self, path: &Path) -> io::Result<()> {
+    /// or replaced while it held entries the database has not made durable. The copy then
+    /// stands for it ([`Journal::is_at`]), so that it is put back once: no entry is written
+    /// to it after this (the store refuses writes until its recovery opens the copy).
+    pub fn put_back(&mut self, path: &Path) -> io::Result<()> {
         let mut content = vec![0; usize::try_from(self.file.len()?).map_err(io::Error::other)?];
         self.file.read(0, &mut content)?;
         let mut name = path.file_name().unwrap_or_default().to_owned();
@@ -133,6 +133,7 @@ impl Journal {
         if let Some(dir) = path.parent() {
             fsutil::sync_dir(dir)?;
         }
+        self.dev_ino = fsutil::dev_ino_at(path);
         Ok(())
     }
 

@@ -48,7 +48,7 @@ mod verdict_lines;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use lakehouse_kb_migrations as migrations;
 use redb::backends::FileBackend;
@@ -282,7 +282,7 @@ struct Shared {
     identity: Option<String>,
     /// The device and inode of the file the database has open (`None`: unknown), which must
     /// be the file at `path` for a write to be taken ([`Store::check_in_place`]).
-    opened: Mutex<Option<(u64, u64)>>,
+    opened: Option<(u64, u64)>,
     options: StoreOptions,
     /// The open database; `None` only while a reopen is under way or after one failed.
     db: RwLock<Option<Arc<Database>>>,
@@ -325,11 +325,12 @@ impl Store {
         }
         check_codec_version(&db)?;
         let postings = postings_pool::PostingsPool::new(options.postings_pool);
+        let opened = crate::fsutil::dev_ino_at(path);
         let store = Store {
             shared: Arc::new(Shared {
                 path: path.to_owned(),
-                identity: crate::fsutil::file_identity(path).ok(),
-                opened: Mutex::new(fault::dev_ino_at(path)),
+                identity: opened.map(crate::fsutil::identity_of),
+                opened,
                 options,
                 db: RwLock::new(Some(Arc::new(db))),
                 fault: fault::FaultState::default(),

@@ -52,9 +52,6 @@ impl Store {
     /// [`Store::write`], with what the caller knows of the writes around this one (the writer
     /// thread knows how busy the server is).
     pub fn write_paced(&self, puts: &[Put], pace: Pace) -> Result<Vec<Written>, StoreError> {
-        if let Some(fault) = self.fault() {
-            return Err(StoreError::Unavailable(fault));
-        }
         // (Takes the journal's lock for a moment.)
         self.check_in_place()?;
         let mut journal = self.shared.journal.lock();
